@@ -1,0 +1,226 @@
+"""The default signal catalog: named signals with their PromQL and how labels map to entities.
+
+Every query aggregates to the labels that identify its entity, so one series is one entity (or
+one container/GPU of it). Users override any field per signal in the config, or disable a signal.
+Metric names follow kube-state-metrics, node-exporter, cAdvisor, dcgm-exporter and vLLM (V1).
+"""
+
+from __future__ import annotations
+
+from aiops.config.signals import SignalConfig
+
+_CONTAINER = 'container!="",container!="POD"'
+
+DEFAULT_SIGNALS: dict[str, SignalConfig] = {
+    # --- pods and containers -------------------------------------------------------------
+    "pod_memory_usage_ratio": SignalConfig(
+        query=(
+            f"max by (namespace, pod, container) (container_memory_working_set_bytes{{{_CONTAINER}}})"
+            " / on (namespace, pod, container)"
+            ' max by (namespace, pod, container) (kube_pod_container_resource_limits{resource="memory"} > 0)'
+        ),
+        entity="pod",
+        entity_labels={"name": "pod", "namespace": "namespace"},
+        attribute_labels=["container"],
+        unit="ratio",
+        capacity=1.0,
+        bad_direction="up",
+        description="container memory working set / memory limit (OOMKill at 1.0)",
+    ),
+    "pod_restarts": SignalConfig(
+        query="sum by (namespace, pod) (increase(kube_pod_container_status_restarts_total[15m]))",
+        entity="pod",
+        entity_labels={"name": "pod", "namespace": "namespace"},
+        unit="restarts/15m",
+        bad_direction="up",
+        description="container restarts in the last 15 minutes",
+    ),
+    "pod_oom_killed": SignalConfig(
+        query='max by (namespace, pod) (kube_pod_container_status_last_terminated_reason{reason="OOMKilled"})',
+        entity="pod",
+        entity_labels={"name": "pod", "namespace": "namespace"},
+        unit="bool",
+        bad_direction="up",
+        description="the last termination of a container was an OOMKill",
+    ),
+    "pod_crashlooping": SignalConfig(
+        query='max by (namespace, pod) (kube_pod_container_status_waiting_reason{reason="CrashLoopBackOff"})',
+        entity="pod",
+        entity_labels={"name": "pod", "namespace": "namespace"},
+        unit="bool",
+        bad_direction="up",
+        description="a container is in CrashLoopBackOff",
+    ),
+    # --- nodes -------------------------------------------------------------------------
+    "node_ready": SignalConfig(
+        query='max by (node) (kube_node_status_condition{condition="Ready",status="true"})',
+        entity="node",
+        entity_labels={"name": "node"},
+        unit="bool",
+        bad_direction="down",
+        description="node Ready condition (1 = ready)",
+    ),
+    "node_memory_usage_ratio": SignalConfig(
+        query="1 - max by (instance) (node_memory_MemAvailable_bytes) / max by (instance) (node_memory_MemTotal_bytes)",
+        entity="node",
+        entity_labels={"name": "instance"},
+        unit="ratio",
+        capacity=1.0,
+        bad_direction="up",
+        description="node memory in use / total",
+    ),
+    "node_filesystem_usage_ratio": SignalConfig(
+        query=(
+            '1 - max by (instance, mountpoint) (node_filesystem_avail_bytes{fstype!~"tmpfs|overlay|squashfs"})'
+            ' / max by (instance, mountpoint) (node_filesystem_size_bytes{fstype!~"tmpfs|overlay|squashfs"} > 0)'
+        ),
+        entity="node",
+        entity_labels={"name": "instance"},
+        attribute_labels=["mountpoint"],
+        unit="ratio",
+        capacity=1.0,
+        bad_direction="up",
+        description="filesystem space in use / size",
+    ),
+    "node_cpu_utilization": SignalConfig(
+        query='1 - avg by (instance) (rate(node_cpu_seconds_total{mode="idle"}[5m]))',
+        entity="node",
+        entity_labels={"name": "instance"},
+        unit="ratio",
+        bad_direction="up",
+        description="share of CPU time not idle",
+    ),
+    # --- GPUs (dcgm-exporter) ------------------------------------------------------------
+    "gpu_utilization": SignalConfig(
+        query="max by (Hostname, gpu, UUID, modelName) (DCGM_FI_DEV_GPU_UTIL)",
+        entity="gpu",
+        entity_labels={"name": "UUID"},
+        attribute_labels=["Hostname", "gpu", "modelName"],
+        unit="percent",
+        bad_direction="both",
+        description="GPU utilisation",
+    ),
+    "gpu_memory_usage_ratio": SignalConfig(
+        query=(
+            "max by (Hostname, gpu, UUID, modelName) (DCGM_FI_DEV_FB_USED)"
+            " / (max by (Hostname, gpu, UUID, modelName) (DCGM_FI_DEV_FB_USED)"
+            " + max by (Hostname, gpu, UUID, modelName) (DCGM_FI_DEV_FB_FREE))"
+        ),
+        entity="gpu",
+        entity_labels={"name": "UUID"},
+        attribute_labels=["Hostname", "gpu", "modelName"],
+        unit="ratio",
+        capacity=1.0,
+        bad_direction="up",
+        description="GPU framebuffer used / total",
+    ),
+    "gpu_temperature": SignalConfig(
+        query="max by (Hostname, gpu, UUID, modelName) (DCGM_FI_DEV_GPU_TEMP)",
+        entity="gpu",
+        entity_labels={"name": "UUID"},
+        attribute_labels=["Hostname", "gpu", "modelName"],
+        unit="celsius",
+        bad_direction="up",
+        description="GPU die temperature",
+    ),
+    "gpu_power": SignalConfig(
+        query="max by (Hostname, gpu, UUID, modelName) (DCGM_FI_DEV_POWER_USAGE)",
+        entity="gpu",
+        entity_labels={"name": "UUID"},
+        attribute_labels=["Hostname", "gpu", "modelName"],
+        unit="watts",
+        bad_direction="both",
+        description="GPU power draw",
+    ),
+    "gpu_xid": SignalConfig(
+        query="max by (Hostname, gpu, UUID, modelName) (DCGM_FI_DEV_XID_ERRORS)",
+        entity="gpu",
+        entity_labels={"name": "UUID"},
+        attribute_labels=["Hostname", "gpu", "modelName"],
+        unit="xid",
+        bad_direction="up",
+        description="code of the last XID error (a gauge, not a count)",
+    ),
+    "gpu_uncorrectable_remapped_rows": SignalConfig(
+        query="max by (Hostname, gpu, UUID, modelName) (DCGM_FI_DEV_UNCORRECTABLE_REMAPPED_ROWS)",
+        entity="gpu",
+        entity_labels={"name": "UUID"},
+        attribute_labels=["Hostname", "gpu", "modelName"],
+        unit="rows",
+        bad_direction="up",
+        description="rows remapped after uncorrectable ECC errors (pending a GPU reset)",
+    ),
+    "gpu_row_remap_failure": SignalConfig(
+        query="max by (Hostname, gpu, UUID, modelName) (DCGM_FI_DEV_ROW_REMAP_FAILURE)",
+        entity="gpu",
+        entity_labels={"name": "UUID"},
+        attribute_labels=["Hostname", "gpu", "modelName"],
+        unit="bool",
+        bad_direction="up",
+        description="row remapping failed (RMA candidate)",
+    ),
+    "gpu_ecc_dbe_rate": SignalConfig(
+        query="max by (Hostname, gpu, UUID, modelName) (increase(DCGM_FI_DEV_ECC_DBE_VOL_TOTAL[10m]))",
+        entity="gpu",
+        entity_labels={"name": "UUID"},
+        attribute_labels=["Hostname", "gpu", "modelName"],
+        unit="errors/10m",
+        bad_direction="up",
+        description="double-bit ECC errors in 10 minutes (needs the ECC counters enabled in dcgm-exporter)",
+    ),
+    # --- inference (vLLM V1) ---------------------------------------------------------------
+    "inference_latency_p99": SignalConfig(
+        query=(
+            "histogram_quantile(0.99, sum by (namespace, model_name, le)"
+            " (rate(vllm:e2e_request_latency_seconds_bucket[5m])))"
+        ),
+        entity="model",
+        entity_labels={"name": "model_name", "namespace": "namespace"},
+        unit="seconds",
+        bad_direction="up",
+        description="p99 end-to-end request latency",
+    ),
+    "inference_queue_length": SignalConfig(
+        query="sum by (namespace, model_name) (vllm:num_requests_waiting)",
+        entity="model",
+        entity_labels={"name": "model_name", "namespace": "namespace"},
+        unit="requests",
+        bad_direction="up",
+        description="requests waiting for a slot",
+    ),
+    "inference_kv_cache_usage": SignalConfig(
+        query="max by (namespace, pod, model_name) (vllm:kv_cache_usage_perc)",
+        entity="pod",
+        entity_labels={"name": "pod", "namespace": "namespace"},
+        attribute_labels=["model_name"],
+        unit="ratio",
+        capacity=1.0,
+        bad_direction="up",
+        description="KV-cache blocks in use (preemptions start near 1.0)",
+    ),
+    "inference_request_rate": SignalConfig(
+        query="sum by (namespace, model_name) (rate(vllm:request_success_total[5m]))",
+        entity="model",
+        entity_labels={"name": "model_name", "namespace": "namespace"},
+        unit="requests/s",
+        bad_direction="both",
+        description="successful requests per second",
+    ),
+    # --- model quality and business KPI ---------------------------------------------------
+    "model_accuracy": SignalConfig(
+        query="avg by (namespace, model) (model_accuracy)",
+        entity="model",
+        entity_labels={"name": "model", "namespace": "namespace"},
+        unit="ratio",
+        bad_direction="down",
+        description="online accuracy (or any quality gauge in [0, 1]) exported by the serving stack",
+    ),
+    "business_conversion_rate": SignalConfig(
+        query="avg by (namespace, model) (business_conversion_rate)",
+        entity="model",
+        entity_labels={"name": "model", "namespace": "namespace"},
+        unit="ratio",
+        bad_direction="down",
+        description="business KPI that the model drives (conversion, CTR)",
+    ),
+}

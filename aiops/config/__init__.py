@@ -1,0 +1,179 @@
+"""The one YAML config, validated at start.
+
+``load_config(path)`` returns a frozen :class:`AiopsConfig` or raises :class:`ConfigError` whose
+message names each offending key (``prometheus.timeout: expected a duration ...``). Secrets are
+referenced (``{env: NAME}`` / ``{file: PATH}``) and resolved by :func:`resolve_secret`; their
+values never appear in errors or logs.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import timedelta
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import Field, SecretStr, ValidationError, model_validator
+
+from aiops.config.base import Duration, Secret, SecretRef, StrictModel, parse_duration
+from aiops.config.detect import DetectorConfig, default_detectors
+from aiops.config.kube import KubernetesConfig
+from aiops.config.notify import NotifyConfig
+from aiops.config.policy import PolicyConfig, PolicyRule
+from aiops.config.prometheus import PrometheusConfig
+from aiops.config.safety import SafetyConfig
+from aiops.config.server import ServerConfig
+from aiops.config.signals import SignalConfig, SignalOverride
+
+__all__ = [
+    "AiopsConfig",
+    "ConfigError",
+    "DetectorConfig",
+    "Duration",
+    "PolicyRule",
+    "Secret",
+    "SecretRef",
+    "SignalConfig",
+    "load_config",
+    "parse_config",
+    "parse_duration",
+    "resolve_secret",
+]
+
+
+class ConfigError(Exception):
+    """The config is invalid. ``problems`` holds (key path, reason) pairs."""
+
+    def __init__(self, source: str, problems: list[tuple[str, str]]) -> None:
+        self.source = source
+        self.problems = problems
+        lines = "\n".join(f"  {key or '(top level)'}: {reason}" for key, reason in problems)
+        super().__init__(f"invalid config {source}:\n{lines}")
+
+
+class ScheduleConfig(StrictModel):
+    interval: Duration = timedelta(seconds=60)
+    # A run that starts later than this after its due time is skipped (and coalesced).
+    misfire_grace: Duration = timedelta(seconds=30)
+
+
+class StateConfig(StrictModel):
+    path: Path = Path(".aiops/state.sqlite")
+    # Audit rows older than this are pruned so the database stays bounded.
+    audit_retention: Duration = timedelta(days=30)
+
+
+class LoggingConfig(StrictModel):
+    level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    format: Literal["json", "text"] = "json"
+
+
+class AiopsConfig(StrictModel):
+    prometheus: PrometheusConfig = PrometheusConfig()
+    schedule: ScheduleConfig = ScheduleConfig()
+    # Overrides of the catalog's signals, and new signals (which must give query and entity).
+    signals: dict[str, SignalOverride | SignalConfig] = Field(default_factory=dict)
+    detectors: list[DetectorConfig] = Field(default_factory=default_detectors)
+    policy: PolicyConfig = PolicyConfig()
+    safety: SafetyConfig = SafetyConfig()
+    kubernetes: KubernetesConfig = KubernetesConfig()
+    notify: NotifyConfig = NotifyConfig()
+    server: ServerConfig = ServerConfig()
+    state: StateConfig = StateConfig()
+    logging: LoggingConfig = LoggingConfig()
+
+    @model_validator(mode="after")
+    def _cross_checks(self) -> AiopsConfig:
+        names = [d.instance_name for d in self.detectors]
+        dupes = sorted({n for n in names if names.count(n) > 1})
+        if dupes:
+            raise ValueError(f"detector instance names must be unique (set 'name'), repeated: {', '.join(dupes)}")
+        known = set(self.resolved_signals())
+        for det in self.detectors:
+            for sig in det.signals or ():
+                if sig not in known:
+                    raise ValueError(f"detector {det.instance_name!r} uses unknown signal {sig!r}")
+        return self
+
+    def resolved_signals(self) -> dict[str, SignalConfig]:
+        """The catalog merged with the user's overrides, without disabled signals."""
+        from aiops.collect.catalog import DEFAULT_SIGNALS
+
+        merged: dict[str, SignalConfig] = dict(DEFAULT_SIGNALS)
+        for name, override in self.signals.items():
+            if isinstance(override, SignalConfig):
+                merged[name] = override
+                continue
+            base = merged.get(name)
+            patch = override.model_dump(exclude_none=True)
+            if base is None:
+                missing = [k for k in ("query", "entity") if k not in patch]
+                if missing:
+                    raise ValueError(f"signal {name!r} is not in the catalog, so it needs {' and '.join(missing)}")
+                merged[name] = SignalConfig(**patch)
+            else:
+                merged[name] = base.model_copy(update=patch)
+        return {n: s for n, s in merged.items() if s.enabled}
+
+
+def _loc(loc: tuple[Any, ...]) -> str:
+    parts: list[str] = []
+    for item in loc:
+        if isinstance(item, int):
+            parts.append(f"[{item}]")
+        elif str(item) in {"SignalOverride", "SignalConfig"} or str(item).startswith("function-"):
+            continue
+        else:
+            parts.append(("." if parts else "") + str(item))
+    return "".join(parts)
+
+
+def _problems(exc: ValidationError) -> list[tuple[str, str]]:
+    seen: dict[str, str] = {}
+    for err in exc.errors(include_url=False, include_input=False):
+        key = _loc(tuple(err["loc"]))
+        msg = err["msg"].removeprefix("Value error, ")
+        if err["type"] == "extra_forbidden":
+            msg = "unknown key (check the spelling; see the example config in README.md)"
+        seen.setdefault(key, msg)
+    return list(seen.items())
+
+
+def parse_config(data: Mapping[str, Any] | None, source: str = "<config>") -> AiopsConfig:
+    if data is None:
+        data = {}
+    if not isinstance(data, Mapping):
+        raise ConfigError(source, [("", f"expected a mapping of sections, got {type(data).__name__}")])
+    try:
+        return AiopsConfig.model_validate(dict(data))
+    except ValidationError as exc:
+        raise ConfigError(source, _problems(exc)) from None
+
+
+def load_config(path: str | Path | None) -> AiopsConfig:
+    """Load and validate a YAML config; ``None`` gives the built-in defaults."""
+    if path is None:
+        return parse_config({}, "<defaults>")
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(str(path), [("", f"cannot read the file: {exc.strerror}")]) from None
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        raise ConfigError(str(path), [("", f"not valid YAML{where}: {getattr(exc, 'problem', exc)}")]) from None
+    return parse_config(data, str(path))
+
+
+def resolve_secret(ref: SecretRef | None, key: str) -> SecretStr | None:
+    """Resolve a secret reference, naming the config key (never the value) on failure."""
+    if ref is None:
+        return None
+    try:
+        return ref.resolve()
+    except ValueError as exc:
+        raise ConfigError("<secrets>", [(key, str(exc))]) from None

@@ -1,0 +1,47 @@
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field, field_validator
+
+from aiops.config.base import StrictModel
+
+ENTITY_KINDS = ("cluster", "namespace", "node", "pod", "container", "gpu", "deployment", "statefulset", "hpa", "model", "service")
+
+
+class SignalConfig(StrictModel):
+    """A named signal: its PromQL and how its labels identify an entity."""
+
+    query: str = Field(min_length=1)
+    entity: Literal["cluster", "namespace", "node", "pod", "container", "gpu", "deployment", "statefulset", "hpa", "model", "service"]
+    # Entity field -> label: {"name": "pod", "namespace": "namespace"}.
+    entity_labels: dict[str, str] = Field(default_factory=dict)
+    # Labels copied onto the entity as attributes (container, GPU model, node of a pod, ...).
+    attribute_labels: list[str] = Field(default_factory=list)
+    unit: str = ""
+    capacity: float | None = None
+    bad_direction: Literal["up", "down", "both"] = "both"
+    description: str = ""
+    enabled: bool = True
+
+    @field_validator("entity_labels")
+    @classmethod
+    def _fields(cls, v: dict[str, str]) -> dict[str, str]:
+        unknown = set(v) - {"name", "namespace"}
+        if unknown:
+            raise ValueError(f"entity_labels keys must be 'name' and optionally 'namespace', got {sorted(unknown)}")
+        return v
+
+
+class SignalOverride(StrictModel):
+    """A partial signal in the user's config, merged over the catalog default of the same name."""
+
+    query: str | None = None
+    entity: Literal["cluster", "namespace", "node", "pod", "container", "gpu", "deployment", "statefulset", "hpa", "model", "service"] | None = None
+    entity_labels: dict[str, str] | None = None
+    attribute_labels: list[str] | None = None
+    unit: str | None = None
+    capacity: float | None = None
+    bad_direction: Literal["up", "down", "both"] | None = None
+    description: str | None = None
+    enabled: bool | None = None

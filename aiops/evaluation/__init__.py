@@ -1,0 +1,1 @@
+"""Backtests: replay series through detectors, NAB scoring, reports and plots."""

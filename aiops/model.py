@@ -1,0 +1,328 @@
+"""The typed records that flow through one cycle.
+
+collect -> :class:`Frame` -> detect -> :class:`Finding` -> decide -> :class:`Decision`
+-> act -> :class:`ActionResult` -> notify -> :class:`Notification` -> record (:class:`CycleReport`).
+
+Records are immutable; a stage that refines a record (policy grading a finding) makes a new one
+with :func:`dataclasses.replace`. Times are timezone-aware UTC datetimes in records and float
+epoch seconds inside numeric arrays.
+"""
+
+from __future__ import annotations
+
+import enum
+import uuid
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import numpy as np
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+def from_epoch(seconds: float) -> datetime:
+    return datetime.fromtimestamp(float(seconds), UTC)
+
+
+def new_id() -> str:
+    return uuid.uuid4().hex[:12]
+
+
+class Severity(enum.StrEnum):
+    INFO = "info"
+    WARNING = "warning"
+    CRITICAL = "critical"
+
+    @property
+    def rank(self) -> int:
+        return _SEVERITY_RANK[self]
+
+
+_SEVERITY_RANK = {Severity.INFO: 0, Severity.WARNING: 1, Severity.CRITICAL: 2}
+
+
+class Mode(enum.StrEnum):
+    """How far the daemon may go. Ordered: observe < suggest < auto."""
+
+    OBSERVE = "observe"  # detect and notify findings; decisions are recorded, not proposed
+    SUGGEST = "suggest"  # notify with the action and the command a human would run
+    AUTO = "auto"  # act through the guarded writer
+
+    @property
+    def rank(self) -> int:
+        return {"observe": 0, "suggest": 1, "auto": 2}[self.value]
+
+
+@dataclass(frozen=True, order=True)
+class Entity:
+    """What a finding is about and what an action targets.
+
+    ``kind`` is one of: cluster, namespace, node, pod, container, gpu, deployment, statefulset,
+    hpa, model, service. ``namespace`` is empty for cluster-scoped kinds.
+    """
+
+    kind: str
+    name: str
+    namespace: str = ""
+    attributes: tuple[tuple[str, str], ...] = field(default=(), compare=False)
+
+    @property
+    def key(self) -> str:
+        return f"{self.kind}/{self.namespace}/{self.name}" if self.namespace else f"{self.kind}/{self.name}"
+
+    def attr(self, name: str, default: str = "") -> str:
+        return dict(self.attributes).get(name, default)
+
+    def __str__(self) -> str:
+        return self.key
+
+
+@dataclass(frozen=True)
+class Series:
+    """One time series of one signal, sorted by time, float64 arrays of equal length."""
+
+    signal: str
+    labels: Mapping[str, str]
+    timestamps: np.ndarray
+    values: np.ndarray
+    entity: Entity
+
+    def __len__(self) -> int:
+        return int(self.timestamps.shape[0])
+
+    @property
+    def key(self) -> tuple[str, tuple[tuple[str, str], ...]]:
+        return series_key(self.signal, self.labels)
+
+    @property
+    def last_timestamp(self) -> float | None:
+        return float(self.timestamps[-1]) if len(self) else None
+
+
+def series_key(signal: str, labels: Mapping[str, str]) -> tuple[str, tuple[tuple[str, str], ...]]:
+    return signal, tuple(sorted(labels.items()))
+
+
+@dataclass(frozen=True)
+class SignalInfo:
+    """What detectors may know about a signal (from the catalog/config), without PromQL."""
+
+    name: str
+    entity_kind: str
+    unit: str = ""
+    # The hard wall of a resource signal in its own unit (1.0 for a usage ratio); exhaustion
+    # forecasters predict when it is reached. None for signals without one.
+    capacity: float | None = None
+    # Which direction is bad for this signal: "up", "down" or "both".
+    bad_direction: str = "both"
+    description: str = ""
+
+
+@dataclass(frozen=True)
+class Frame:
+    """Everything collected this cycle: a rolling window per series, plus collection gaps.
+
+    ``missing_signals`` names signals whose query failed this cycle, so that detectors and
+    policy can tell "no data" from "healthy".
+    """
+
+    now: datetime
+    series: tuple[Series, ...]
+    signals: Mapping[str, SignalInfo]
+    step_seconds: float
+    missing_signals: tuple[str, ...] = ()
+
+    def of(self, signal: str) -> list[Series]:
+        return [s for s in self.series if s.signal == signal]
+
+    def by_entity(self) -> dict[Entity, list[Series]]:
+        out: dict[Entity, list[Series]] = {}
+        for s in self.series:
+            out.setdefault(s.entity, []).append(s)
+        return out
+
+    def __iter__(self) -> Iterator[Series]:
+        return iter(self.series)
+
+    def __len__(self) -> int:
+        return len(self.series)
+
+    @property
+    def points(self) -> int:
+        return sum(len(s) for s in self.series)
+
+
+@dataclass(frozen=True)
+class Evidence:
+    """Why a finding was raised, in words and numbers an on-call engineer can check."""
+
+    summary: str
+    # Recent values of the series, oldest first, for compact rendering (sparkline, table).
+    recent: tuple[float, ...] = ()
+    # Named numbers: the baseline, the slope, feature contributions, the threshold crossed.
+    facts: Mapping[str, Any] = field(default_factory=dict)
+    # Related series/entities (cross-signal correlation).
+    related: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Finding:
+    """A scored observation about one entity. Higher score = more anomalous, in [0, 1]."""
+
+    detector: str
+    signal: str
+    entity: Entity
+    score: float
+    observed_at: datetime
+    evidence: Evidence
+    predicted_failure_at: datetime | None = None
+    # (earliest, latest) of the prediction interval of the failure time.
+    failure_interval: tuple[datetime, datetime] | None = None
+    # True when the failure is already observed (OOMKilled, NotReady, XID 79), not predicted.
+    confirmed: bool = False
+    # Set by policy (decide); detectors leave it None.
+    severity: Severity | None = None
+    id: str = field(default_factory=new_id)
+
+    def __post_init__(self) -> None:
+        if not 0.0 <= self.score <= 1.0 or self.score != self.score:
+            raise ValueError(f"finding score must be within [0, 1], got {self.score!r} from {self.detector}")
+
+    @property
+    def lead_time(self) -> timedelta | None:
+        if self.predicted_failure_at is None:
+            return None
+        return self.predicted_failure_at - self.observed_at
+
+    @property
+    def key(self) -> str:
+        """Stable identity across cycles, for de-duplication and resolution."""
+        return f"{self.detector}:{self.signal}:{self.entity.key}"
+
+
+@dataclass(frozen=True)
+class Decision:
+    """What policy wants done about a finding, and how far the daemon may go with it."""
+
+    action: str  # a remediation plugin name ("restart_pod", "evacuate_node", "advise", ...)
+    target: Entity
+    mode: Mode
+    reason: str
+    finding: Finding
+    rule: str = ""
+    params: Mapping[str, Any] = field(default_factory=dict)
+    id: str = field(default_factory=new_id)
+
+    @property
+    def severity(self) -> Severity:
+        return self.finding.severity or Severity.INFO
+
+
+@dataclass(frozen=True)
+class Mutation:
+    """One intended write to the cluster, as planned by a remediation. Printable and pure."""
+
+    verb: str  # "delete", "patch", "evict", "create"
+    resource: str  # "pods", "nodes", "deployments", "horizontalpodautoscalers", "events", ...
+    name: str
+    namespace: str = ""
+    body: Mapping[str, Any] | None = None
+    description: str = ""
+
+    def describe(self) -> str:
+        where = f"{self.namespace}/{self.name}" if self.namespace else self.name
+        return self.description or f"{self.verb} {self.resource} {where}"
+
+
+@dataclass(frozen=True)
+class Plan:
+    """The output of ``Remediation.plan``: the mutations, and the command a human would run."""
+
+    action: str
+    target: Entity
+    mutations: tuple[Mutation, ...]
+    summary: str
+    command: str = ""  # kubectl equivalent, shown in suggest mode and in advice
+    feasible: bool = True
+    reason_if_not: str = ""
+
+
+class ActionStatus(enum.StrEnum):
+    OBSERVED = "observed"  # mode observe: nothing proposed
+    SUGGESTED = "suggested"  # mode suggest: proposed to a human
+    DRY_RUN = "dry_run"  # would have applied; the writer did not write
+    APPLIED = "applied"
+    BLOCKED = "blocked"  # a safety rail refused (see ``rail``)
+    DEFERRED = "deferred"  # temporary refusal (PDB 429, in progress): try again later
+    FAILED = "failed"
+    SKIPPED = "skipped"  # the cycle was degraded: no action on a partial picture
+
+
+@dataclass(frozen=True)
+class ActionResult:
+    decision_id: str
+    action: str
+    target: Entity
+    status: ActionStatus
+    detail: str
+    plan: Plan | None = None
+    rail: str = ""  # which safety rail blocked it, when status is BLOCKED
+    at: datetime = field(default_factory=utcnow)
+
+
+@dataclass(frozen=True)
+class Notification:
+    """One message for people, routed by severity/labels to channels by the notify stage."""
+
+    key: str  # de-duplication key (stable across cycles)
+    severity: Severity
+    title: str
+    summary: str
+    entity: Entity | None = None
+    findings: tuple[Finding, ...] = ()
+    results: tuple[ActionResult, ...] = ()
+    resolved: bool = False
+    cycle_id: str = ""
+    labels: Mapping[str, str] = field(default_factory=dict)
+    test: bool = False
+    id: str = field(default_factory=new_id)
+
+
+@dataclass(frozen=True)
+class StageError:
+    stage: str
+    message: str
+    temporary: bool = True
+
+
+@dataclass
+class CycleReport:
+    """What one cycle saw and did. Built up stage by stage by the pipeline, then recorded."""
+
+    cycle_id: str
+    started_at: datetime
+    finished_at: datetime | None = None
+    stage_seconds: dict[str, float] = field(default_factory=dict)
+    series_count: int = 0
+    points: int = 0
+    findings: list[Finding] = field(default_factory=list)
+    decisions: list[Decision] = field(default_factory=list)
+    results: list[ActionResult] = field(default_factory=list)
+    notifications: list[Notification] = field(default_factory=list)
+    errors: list[StageError] = field(default_factory=list)
+    mode: Mode = Mode.OBSERVE
+    dry_run: bool = True
+
+    @property
+    def degraded(self) -> bool:
+        return bool(self.errors)
+
+    @property
+    def duration_seconds(self) -> float:
+        if self.finished_at is None:
+            return 0.0
+        return (self.finished_at - self.started_at).total_seconds()

@@ -1,0 +1,1 @@
+"""notify: routing, grouping, de-duplication and the persistent outbox; channels are plugins."""

@@ -1,0 +1,139 @@
+"""Plugin contracts and the entry-point registry.
+
+Built-in detectors, remediations and notifiers register through the same entry point groups as a
+user's own (``aiops.detectors``, ``aiops.remediations``, ``aiops.notifiers``), so nothing built in
+is privileged. A plugin class is constructed with the ``params`` mapping from the config.
+"""
+
+from __future__ import annotations
+
+import enum
+from abc import ABC, abstractmethod
+from collections.abc import Sequence
+from dataclasses import dataclass
+from functools import cache
+from importlib.metadata import entry_points
+from typing import TYPE_CHECKING, Any, ClassVar
+
+from aiops.model import Decision, Finding, Frame, Notification, Plan
+
+if TYPE_CHECKING:
+    from aiops.kube.view import ClusterView
+
+DETECTORS = "aiops.detectors"
+REMEDIATIONS = "aiops.remediations"
+NOTIFIERS = "aiops.notifiers"
+
+
+class PluginError(Exception):
+    """A plugin could not be found or loaded; the message says which and how to fix it."""
+
+
+class Detector(ABC):
+    """Fitted on history, then scores new points online without looking ahead.
+
+    ``detect`` receives the cycle's frame (a rolling window per series) and returns findings with
+    scores in [0, 1] and, for forecasters, a predicted failure time. A detector is pure: no I/O,
+    no clock (use ``frame.now``), no Kubernetes, no notifiers. Thresholds and severities belong to
+    policy; a detector reports every entity it scored above ``report_floor`` so that policy sees
+    the full picture.
+    """
+
+    name: ClassVar[str] = ""
+    # Signals consumed when the config names none.
+    default_signals: ClassVar[tuple[str, ...]] = ()
+
+    def __init__(self, signals: Sequence[str] | None = None, report_floor: float = 0.5, **params: Any) -> None:
+        self.signals = tuple(signals) if signals else self.default_signals
+        self.report_floor = report_floor
+        if params:
+            raise TypeError(f"detector {self.name!r} got unknown parameters: {', '.join(sorted(params))}")
+
+    def fit(self, frame: Frame) -> Detector:
+        """Learn from history. The default learns nothing; stateful detectors override it."""
+        return self
+
+    @abstractmethod
+    def detect(self, frame: Frame) -> list[Finding]:
+        """Score the newest points of each relevant series in ``frame``."""
+
+
+class Remediation(ABC):
+    """Plans a fix for a decision. ``plan`` is pure; the guarded writer applies the mutations."""
+
+    name: ClassVar[str] = ""
+
+    def __init__(self, **params: Any) -> None:
+        if params:
+            raise TypeError(f"remediation {self.name!r} got unknown parameters: {', '.join(sorted(params))}")
+
+    @abstractmethod
+    def plan(self, decision: Decision, view: ClusterView | None) -> Plan:
+        """What would be done, given the cluster state (``None`` when no cluster is reachable)."""
+
+
+class DeliveryStatus(enum.StrEnum):
+    DELIVERED = "delivered"
+    RETRY = "retry"  # temporary: network, 5xx, throttling; the outbox tries again later
+    GIVE_UP = "give_up"  # permanent: bad credentials, invalid recipient; recorded as failed
+
+
+@dataclass(frozen=True)
+class Delivery:
+    status: DeliveryStatus
+    detail: str = ""
+    retry_after_seconds: float | None = None
+
+
+class Notifier(ABC):
+    """Formats and delivers a batch of notifications to one channel.
+
+    ``send`` never raises for a delivery problem: it returns RETRY or GIVE_UP with the reason.
+    The outbox owns retries; a notifier owns only formatting and transport.
+    """
+
+    name: ClassVar[str] = ""
+
+    @abstractmethod
+    def send(self, batch: Sequence[Notification]) -> Delivery: ...
+
+    def close(self) -> None:  # noqa: B027 - optional hook
+        """Release connections; the default holds none."""
+
+
+@cache
+def available(group: str) -> dict[str, Any]:
+    """Name -> entry point of every installed plugin in ``group``."""
+    return {ep.name: ep for ep in entry_points(group=group)}
+
+
+def load(group: str, name: str) -> type:
+    eps = available(group)
+    if name not in eps:
+        known = ", ".join(sorted(eps)) or "none"
+        raise PluginError(
+            f"no plugin named {name!r} in entry point group {group!r} (installed: {known}). "
+            "Check the spelling in the config, or install the package that provides it "
+            "(`pip install -e .` registers the built-ins)."
+        )
+    try:
+        return eps[name].load()
+    except Exception as exc:  # an import error inside a user's plugin must name the plugin
+        raise PluginError(f"plugin {name!r} ({eps[name].value}) failed to load: {exc}") from exc
+
+
+def instantiate(group: str, name: str, params: dict[str, Any] | None = None) -> Any:
+    cls = load(group, name)
+    try:
+        return cls(**(params or {}))
+    except (TypeError, ValueError) as exc:
+        raise PluginError(f"plugin {name!r} rejected its parameters: {exc}") from exc
+
+
+def detect_findings(detector: Detector, frame: Frame) -> list[Finding]:
+    """Run a detector and enforce the contract on what it returns."""
+    findings = detector.detect(frame)
+    for f in findings:
+        if not isinstance(f, Finding):
+            raise TypeError(f"detector {detector.name!r} returned {type(f).__name__}, expected Finding")
+    return findings

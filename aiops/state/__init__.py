@@ -1,0 +1,109 @@
+"""Persistent state in one SQLite file (WAL): audit log, cooldowns, budgets, outbox, in-flight actions.
+
+Each component owns its tables and creates them through :meth:`Store.ensure_schema`. Writes are small
+transactions under one lock, so the daemon's threads (scheduler, HTTP server) can share the store.
+A corrupt or locked file is an error that says what to do; the store never silently starts empty
+over a file it could not read.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+
+class StateError(Exception):
+    """The state database cannot be used; the message says why and what to do."""
+
+
+class Store:
+    def __init__(self, path: str | Path, *, timeout: float = 5.0) -> None:
+        self.path = Path(path)
+        self._lock = threading.RLock()
+        if str(path) != ":memory:":
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            self._conn = sqlite3.connect(str(path), timeout=timeout, check_same_thread=False, isolation_level=None)
+            self._conn.row_factory = sqlite3.Row
+            self._conn.execute("PRAGMA busy_timeout = %d" % int(timeout * 1000))
+            mode = self._conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
+            self._conn.execute("PRAGMA synchronous = NORMAL")
+            check = self._conn.execute("PRAGMA quick_check").fetchone()[0]
+        except sqlite3.DatabaseError as exc:
+            raise StateError(self._explain(exc)) from None
+        if check != "ok":
+            raise StateError(
+                f"state database {self.path} failed its integrity check ({check}). Move it aside to keep it "
+                "for inspection and restart: cooldowns, budgets and the outbox will start empty."
+            )
+        self.journal_mode = mode
+        self.ensure_schema(
+            "CREATE TABLE IF NOT EXISTS kv (key TEXT PRIMARY KEY, value TEXT NOT NULL, updated_at REAL NOT NULL)"
+        )
+
+    def _explain(self, exc: sqlite3.DatabaseError) -> str:
+        text = str(exc)
+        if "locked" in text or "busy" in text:
+            return (
+                f"state database {self.path} is locked by another process ({text}). Only one daemon may use a "
+                "state file: stop the other one, or give each replica its own state.path."
+            )
+        return (
+            f"state database {self.path} cannot be opened ({text}). If the file is corrupt, move it aside to keep "
+            "it for inspection and restart: cooldowns, budgets and the outbox will start empty."
+        )
+
+    def ensure_schema(self, ddl: str) -> None:
+        with self.transaction() as conn:
+            conn.executescript(ddl) if ";" in ddl.strip().rstrip(";") else conn.execute(ddl)
+
+    @contextmanager
+    def transaction(self) -> Iterator[sqlite3.Connection]:
+        """One small transaction: committed on success, rolled back on error."""
+        with self._lock:
+            try:
+                self._conn.execute("BEGIN IMMEDIATE")
+            except sqlite3.OperationalError as exc:
+                raise StateError(self._explain(exc)) from None
+            try:
+                yield self._conn
+            except BaseException:
+                self._conn.execute("ROLLBACK")
+                raise
+            else:
+                try:
+                    self._conn.execute("COMMIT")
+                except sqlite3.DatabaseError as exc:
+                    self._conn.execute("ROLLBACK")
+                    raise StateError(self._explain(exc)) from None
+
+    def query(self, sql: str, params: tuple[Any, ...] | dict[str, Any] = ()) -> list[sqlite3.Row]:
+        with self._lock:
+            try:
+                return self._conn.execute(sql, params).fetchall()
+            except sqlite3.DatabaseError as exc:
+                raise StateError(self._explain(exc)) from None
+
+    # Small typed key/value state (watermarks, last-seen markers).
+    def get(self, key: str, default: Any = None) -> Any:
+        rows = self.query("SELECT value FROM kv WHERE key = ?", (key,))
+        return json.loads(rows[0]["value"]) if rows else default
+
+    def put(self, key: str, value: Any) -> None:
+        import time
+
+        with self.transaction() as conn:
+            conn.execute(
+                "INSERT INTO kv (key, value, updated_at) VALUES (?, ?, ?) "
+                "ON CONFLICT(key) DO UPDATE SET value = excluded.value, updated_at = excluded.updated_at",
+                (key, json.dumps(value), time.time()),
+            )
+
+    def close(self) -> None:
+        with self._lock:
+            self._conn.close()

@@ -1,0 +1,1 @@
+"""Real-component launchers and faithful fakes used by the tests and by ``aiops demo``."""

@@ -1,0 +1,1 @@
+"""Built-in detector plugins (entry point group ``aiops.detectors``)."""

@@ -1,0 +1,1 @@
+"""Built-in remediation plugins (entry point group ``aiops.remediations``)."""
