@@ -1,0 +1,177 @@
+"""Shared helpers of the univariate detectors: input checks, segmentation, causal rolling stats.
+
+Every helper here is *causal*: the value at index ``i`` depends only on points ``<= i``, which is
+what lets ``score_series`` (backtest) and ``detect`` (daemon) share one implementation and keeps
+the no-look-ahead promise of the detector contract. Rolling statistics run in pandas (C loops), so
+a detector scores a series in one vectorised pass instead of a Python loop per point.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from scipy.special import ndtr
+
+from aiops.model import Entity, Evidence, Finding, Frame, Series, from_epoch
+from aiops.plugins import Detector
+
+# MAD -> standard deviation of a normal distribution.
+MAD_TO_SIGMA = 1.4826
+# Inter-quartile range -> standard deviation of a normal distribution.
+IQR_TO_SIGMA = 1.0 / 1.349
+# How many recent values a finding carries for rendering (sparkline, table).
+RECENT_POINTS = 30
+
+
+def check_series(timestamps: np.ndarray, values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Validate and convert one series to float64 arrays; raise ValueError saying what is wrong."""
+    t = np.asarray(timestamps, dtype=np.float64)
+    y = np.asarray(values, dtype=np.float64)
+    if t.ndim != 1 or y.ndim != 1:
+        raise ValueError(f"timestamps and values must be 1-D arrays, got shapes {t.shape} and {y.shape}")
+    if t.shape != y.shape:
+        raise ValueError(f"timestamps and values differ in length: {t.shape[0]} vs {y.shape[0]}")
+    if not np.all(np.isfinite(t)):
+        raise ValueError("timestamps contain NaN or infinity; drop those rows before scoring")
+    if t.shape[0] > 1 and np.any(np.diff(t) <= 0):
+        raise ValueError("timestamps must be strictly increasing; sort the series and drop duplicate timestamps")
+    # Infinite values are as unusable as missing ones; treat them alike.
+    y = np.where(np.isfinite(y), y, np.nan)
+    return t, y
+
+
+def typical_step(t: np.ndarray) -> float:
+    """The median sampling interval in seconds (1.0 for fewer than two points)."""
+    if t.shape[0] < 2:
+        return 1.0
+    return float(np.median(np.diff(t)))
+
+
+def points_for(seconds: float, step: float, minimum: int = 1) -> int:
+    """How many samples of spacing ``step`` cover ``seconds`` (at least ``minimum``)."""
+    return max(minimum, int(round(seconds / max(step, 1e-9))))
+
+
+def segment_ids(t: np.ndarray, y: np.ndarray, *, max_jump: float, max_gap_seconds: float) -> np.ndarray:
+    """Label contiguous stretches of the series; a new stretch starts after a jump or a long gap.
+
+    A jump is a change larger than ``max_jump`` between consecutive *valid* values: a counter
+    reset, a restarted container's memory falling back, a level step. Fitting a trend across it
+    would invent a slope (a drop hides a real leak, a step up fakes one), so detectors fit only
+    within one stretch. NaN points belong to the stretch of the last valid point before them.
+    """
+    n = t.shape[0]
+    if n == 0:
+        return np.zeros(0, dtype=np.int64)
+    valid = ~np.isnan(y)
+    idx = np.flatnonzero(valid)
+    breaks = np.zeros(n, dtype=bool)
+    if idx.shape[0] > 1:
+        dy = np.abs(np.diff(y[idx]))
+        dt = np.diff(t[idx])
+        brk = (dy > max_jump) | (dt > max_gap_seconds)
+        breaks[idx[1:][brk]] = True
+    return np.cumsum(breaks)
+
+
+def grouped_rolling(
+    x: np.ndarray, groups: np.ndarray, window: int, min_periods: int, stat: str, q: float | None = None
+) -> np.ndarray:
+    """A causal rolling statistic of ``x`` over ``window`` points, restarting in each group.
+
+    ``stat`` is a pandas rolling method name (median, mean, quantile, count, ...). NaN entries are
+    skipped and do not count toward ``min_periods``; windows with too few values give NaN.
+    """
+    s = pd.Series(x)
+    roll = s.groupby(groups, sort=False).rolling(window, min_periods=min_periods)
+    out = roll.quantile(q) if stat == "quantile" else getattr(roll, stat)()
+    # Groups are contiguous and in order, so dropping the group level restores the input order.
+    return out.droplevel(0).sort_index().to_numpy(dtype=np.float64)
+
+
+def normal_sf(z: np.ndarray | float) -> np.ndarray:
+    """P(Z > z) for a standard normal Z (vectorised)."""
+    return ndtr(-np.asarray(z, dtype=np.float64))
+
+
+def normal_cdf(z: np.ndarray | float) -> np.ndarray:
+    return ndtr(np.asarray(z, dtype=np.float64))
+
+
+def clip01(x: np.ndarray) -> np.ndarray:
+    """Scores in [0, 1]; NaN (no opinion) becomes 0 so that missing data never alarms."""
+    return np.clip(np.nan_to_num(np.asarray(x, dtype=np.float64), nan=0.0), 0.0, 1.0)
+
+
+def recent_values(series: Series, n: int = RECENT_POINTS) -> tuple[float, ...]:
+    return tuple(float(v) for v in series.values[-n:])
+
+
+def fmt_duration(seconds: float) -> str:
+    """Human duration for evidence text: 45s, 12m, 3h05m, 2d04h."""
+    if not math.isfinite(seconds):
+        return "never"
+    s = max(0, int(round(seconds)))
+    if s < 60:
+        return f"{s}s"
+    if s < 3600:
+        return f"{s // 60}m"
+    if s < 86400:
+        return f"{s // 3600}h{(s % 3600) // 60:02d}m"
+    return f"{s // 86400}d{(s % 86400) // 3600:02d}h"
+
+
+class UnivariateDetector(Detector):
+    """A detector that scores each series on its own, the same way live and in a backtest.
+
+    Subclasses implement :meth:`score_series` (vectorised, causal) and :meth:`explain`, which turns
+    the last point of a series into a finding. ``detect`` runs both over every series of the
+    configured signals in the frame.
+    """
+
+    def score_series(self, timestamps: np.ndarray, values: np.ndarray) -> np.ndarray:
+        raise NotImplementedError
+
+    def applies_to(self, frame: Frame, signal: str) -> bool:
+        """Whether this detector can score ``signal`` in ``frame`` (override to require metadata)."""
+        return True
+
+    def explain(self, frame: Frame, series: Series) -> Finding | None:
+        raise NotImplementedError
+
+    def detect(self, frame: Frame) -> list[Finding]:
+        findings: list[Finding] = []
+        for signal in self.signals:
+            if signal in frame.missing_signals or not self.applies_to(frame, signal):
+                continue
+            for series in frame.of(signal):
+                if len(series) == 0 or np.isnan(series.values[-1]):
+                    # No fresh value: say nothing rather than re-raise a stale opinion.
+                    continue
+                finding = self.explain(frame, series)
+                if finding is not None and finding.score >= self.report_floor:
+                    findings.append(finding)
+        return findings
+
+    def finding(
+        self,
+        frame: Frame,
+        series: Series,
+        score: float,
+        summary: str,
+        facts: dict[str, Any],
+        **extra: Any,
+    ) -> Finding:
+        return Finding(
+            detector=self.name,
+            signal=series.signal,
+            entity=series.entity,
+            score=float(np.clip(score, 0.0, 1.0)),
+            observed_at=from_epoch(series.timestamps[-1]) if len(series) else frame.now,
+            evidence=Evidence(summary=summary, recent=recent_values(series), facts=facts, related=extra.pop("related", ())),
+            **extra,
+        )
