@@ -174,6 +174,10 @@ def resolve_secret(ref: SecretRef | None, key: str) -> SecretStr | None:
     if ref is None:
         return None
     try:
-        return ref.resolve()
+        value = ref.resolve()
     except ValueError as exc:
         raise ConfigError("<secrets>", [(key, str(exc))]) from None
+    from aiops.logs import register_secret
+
+    register_secret(value.get_secret_value())  # masked in every log line from now on
+    return value

@@ -1,0 +1,34 @@
+"""Helpers shared by subcommands: loading the config with errors a person can act on."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+from aiops.config import AiopsConfig, ConfigError, load_config
+from aiops.state import StateError
+
+EXIT_OK, EXIT_DEGRADED, EXIT_USAGE = 0, 1, 2
+
+
+def add_config_arg(parser, required: bool = False) -> None:  # noqa: ANN001 - argparse
+    parser.add_argument(
+        "--config", "-c", type=Path, required=required, metavar="FILE",
+        help="YAML config file (default: built-in defaults, Prometheus on 127.0.0.1:9090)",
+    )
+
+
+def load_or_explain(path: Path | None) -> AiopsConfig | None:
+    try:
+        return load_config(path)
+    except ConfigError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return None
+
+
+def fail(message: str, code: int = EXIT_USAGE) -> int:
+    print(f"error: {message}", file=sys.stderr)
+    return code
+
+
+EXPECTED_ERRORS = (ConfigError, StateError)

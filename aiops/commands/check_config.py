@@ -1,0 +1,64 @@
+"""``aiops check-config FILE``: validate a config, its secrets and its plugins; non-zero on error."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from aiops.commands._common import EXIT_OK, EXIT_USAGE, load_or_explain
+from aiops.config import AiopsConfig, ConfigError, resolve_secret
+from aiops.config.base import SecretRef
+from aiops.engine.pipeline import check_plugins
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("check-config", help="validate a config file and exit non-zero with the key and reason on error")
+    p.add_argument("file", metavar="FILE")
+    p.set_defaults(func=run)
+
+
+def _secret_refs(model: object, prefix: str = "") -> list[tuple[str, SecretRef]]:
+    from pydantic import BaseModel
+
+    out: list[tuple[str, SecretRef]] = []
+    if isinstance(model, SecretRef):
+        return [(prefix, model)]
+    if isinstance(model, BaseModel):
+        for name in type(model).model_fields:
+            out += _secret_refs(getattr(model, name), f"{prefix}.{name}" if prefix else name)
+    elif isinstance(model, dict):
+        for k, v in model.items():
+            out += _secret_refs(v, f"{prefix}.{k}")
+    elif isinstance(model, list | tuple):
+        for i, v in enumerate(model):
+            out += _secret_refs(v, f"{prefix}[{i}]")
+    return out
+
+
+def check(config: AiopsConfig) -> list[tuple[str, str]]:
+    problems = check_plugins(config)
+    for key, ref in _secret_refs(config):
+        try:
+            resolve_secret(ref, key)
+        except ConfigError as exc:
+            problems.extend(exc.problems)
+    return problems
+
+
+def run(args: argparse.Namespace) -> int:
+    config = load_or_explain(args.file)
+    if config is None:
+        return EXIT_USAGE
+    problems = check(config)
+    if problems:
+        print(f"error: invalid config {args.file}:", file=sys.stderr)
+        for key, reason in problems:
+            print(f"  {key}: {reason}", file=sys.stderr)
+        return EXIT_USAGE
+    signals = config.resolved_signals()
+    print(
+        f"{args.file}: ok — {len(signals)} signals, {sum(d.enabled for d in config.detectors)} detectors, "
+        f"{len(config.policy.rules)} policy rules, mode {config.safety.mode.value}"
+        f"{' (dry-run)' if config.safety.dry_run else ''}"
+    )
+    return EXIT_OK

@@ -1,0 +1,54 @@
+"""``aiops once``: run one full cycle and print the report (``--json`` for machines)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+from aiops.commands._common import EXIT_DEGRADED, EXIT_OK, EXIT_USAGE, EXPECTED_ERRORS, add_config_arg, fail, load_or_explain
+from aiops.config import AiopsConfig
+from aiops.engine.pipeline import Pipeline, check_plugins
+from aiops.logs import configure_logging
+from aiops.model import CycleReport
+from aiops.report import render_text, report_dict
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("once", help="run one cycle and print what looks wrong and what would be done")
+    add_config_arg(p)
+    p.add_argument("--json", action="store_true", help="print the cycle report as JSON")
+    p.set_defaults(func=run)
+
+
+def run_once(config: AiopsConfig) -> CycleReport:
+    pipeline = Pipeline.from_config(config)
+    try:
+        pipeline.start()
+        return pipeline.run_cycle()
+    finally:
+        pipeline.close()
+
+
+def print_report(report: CycleReport, as_json: bool) -> None:
+    if as_json:
+        json.dump(report_dict(report), sys.stdout, indent=2, default=str)
+        sys.stdout.write("\n")
+    else:
+        print(render_text(report))
+
+
+def run(args: argparse.Namespace) -> int:
+    config = load_or_explain(args.config)
+    if config is None:
+        return EXIT_USAGE
+    configure_logging("WARNING", config.logging.format)
+    problems = check_plugins(config)
+    if problems:
+        return fail("; ".join(f"{k}: {v}" for k, v in problems))
+    try:
+        report = run_once(config)
+    except EXPECTED_ERRORS as exc:
+        return fail(str(exc))
+    print_report(report, args.json)
+    return EXIT_DEGRADED if report.degraded else EXIT_OK

@@ -1,0 +1,35 @@
+"""``aiops run --config FILE``: the daemon."""
+
+from __future__ import annotations
+
+import argparse
+
+from aiops.commands._common import EXIT_OK, EXIT_USAGE, EXPECTED_ERRORS, add_config_arg, fail, load_or_explain
+from aiops.daemon import Daemon, webhook_for
+from aiops.engine.pipeline import Pipeline, check_plugins
+from aiops.logs import configure_logging
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("run", help="run the daemon: cycles on a schedule, /metrics, /healthz, /readyz")
+    add_config_arg(p)
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    config = load_or_explain(args.config)
+    if config is None:
+        return EXIT_USAGE
+    configure_logging(config.logging.level, config.logging.format)
+    problems = check_plugins(config)
+    if problems:
+        return fail("; ".join(f"{k}: {v}" for k, v in problems))
+    try:
+        pipeline = Pipeline.from_config(config)
+        daemon = Daemon(config, pipeline, webhook=webhook_for(config, pipeline))
+    except EXPECTED_ERRORS as exc:
+        return fail(str(exc))
+    except OSError as exc:
+        return fail(f"cannot listen on {config.server.host}:{config.server.port}: {exc.strerror}")
+    daemon.run_forever()
+    return EXIT_OK

@@ -1,0 +1,119 @@
+"""The long-running daemon: cycles on a schedule, the HTTP server, clean shutdown on SIGTERM."""
+
+from __future__ import annotations
+
+import logging
+import signal
+import threading
+from datetime import datetime
+
+from apscheduler.schedulers.background import BackgroundScheduler
+
+from aiops.config import AiopsConfig, resolve_secret
+from aiops.engine.pipeline import Pipeline
+from aiops.model import utcnow
+from aiops.server import DaemonServer, WebhookHandler
+
+log = logging.getLogger(__name__)
+
+
+class Daemon:
+    def __init__(self, config: AiopsConfig, pipeline: Pipeline, *, webhook: WebhookHandler | None = None) -> None:
+        self.config = config
+        self.pipeline = pipeline
+        self._stop = threading.Event()
+        self.scheduler = BackgroundScheduler(timezone="UTC")
+        interval = config.schedule.interval.total_seconds()
+        # One job, never two at once; runs missed while a cycle overran collapse into one.
+        self.scheduler.add_job(
+            self._cycle,
+            "interval",
+            seconds=interval,
+            id="cycle",
+            max_instances=1,
+            coalesce=True,
+            misfire_grace_time=max(1, int(config.schedule.misfire_grace.total_seconds())),
+            next_run_time=utcnow(),
+        )
+        self.server = DaemonServer(
+            config.server.host,
+            config.server.port,
+            ready=self.ready,
+            alive=lambda: self.scheduler.running,
+            webhook=webhook,
+            max_body_bytes=config.server.max_body_bytes,
+        )
+
+    def ready(self) -> tuple[bool, str]:
+        ok, reason = self.pipeline.ready()
+        if ok and not self.pipeline.actor.is_leader:
+            reason = "ok (follower: detecting, not acting)"
+        return ok, reason
+
+    def _cycle(self) -> None:
+        try:
+            report = self.pipeline.run_cycle()
+        except Exception:  # the scheduler thread must survive anything a cycle does
+            log.exception("cycle crashed")
+            return
+        log.info(
+            "cycle finished",
+            extra={
+                "cycle_id": report.cycle_id,
+                "degraded": report.degraded,
+                "duration_s": round(report.duration_seconds, 3),
+                "series": report.series_count,
+                "findings": len(report.findings),
+                "decisions": len(report.decisions),
+                "errors": [f"{e.stage}: {e.message}" for e in report.errors],
+            },
+        )
+
+    def start(self) -> None:
+        self.pipeline.start()
+        self.server.start()
+        self.scheduler.start()
+        log.info("aiops started", extra={"port": self.server.port, "mode": self.config.safety.mode.value,
+                                         "dry_run": self.config.safety.dry_run})
+
+    def stop(self) -> None:
+        self._stop.set()
+
+    def run_forever(self) -> None:
+        """Run until SIGTERM/SIGINT; then finish the running cycle and shut down cleanly."""
+        if threading.current_thread() is threading.main_thread():
+            signal.signal(signal.SIGTERM, lambda *_: self.stop())
+            signal.signal(signal.SIGINT, lambda *_: self.stop())
+        self.start()
+        try:
+            while not self._stop.wait(0.5):
+                pass
+        finally:
+            self.shutdown()
+
+    def shutdown(self) -> None:
+        log.info("aiops stopping")
+        if self.scheduler.running:
+            self.scheduler.shutdown(wait=True)
+        self.server.stop()
+        self.pipeline.close()
+        log.info("aiops stopped")
+
+
+def webhook_for(config: AiopsConfig, pipeline: Pipeline) -> WebhookHandler | None:
+    """The Alertmanager webhook handler, when a token is configured and the inbox is available."""
+    if config.server.webhook_token is None:
+        return None
+    from aiops.notify.inbound import AlertInbox
+    from aiops.notify.webhook import handle_alertmanager
+
+    token = resolve_secret(config.server.webhook_token, "server.webhook_token")
+    inbox = AlertInbox(pipeline.store)
+    pipeline.extra_findings.append(inbox)
+
+    def handle(body: bytes, headers: dict[str, str]) -> tuple[int, dict]:
+        return handle_alertmanager(body, headers, inbox, token, config.server.max_body_bytes)
+
+    return handle
+
+

@@ -1,0 +1,252 @@
+"""One cycle: collect -> detect -> decide -> act -> notify -> record.
+
+Each stage gets the records of the stage before it and nothing else. A stage that fails is
+caught here, logged, counted and recorded as a :class:`StageError`; the cycle is then *degraded*
+and the act stage refuses to act on the partial picture. Cycles never overlap.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from aiops import metrics, plugins
+from aiops.collect.collector import Collector
+from aiops.config import AiopsConfig
+from aiops.engine.act import Actor
+from aiops.engine.decide import Policy
+from aiops.model import CycleReport, Finding, Frame, StageError, new_id, utcnow
+from aiops.notify.stage import NotifyStage
+from aiops.plugins import Detector, PluginError
+from aiops.state import Store
+from aiops.state.audit import AuditLog
+
+log = logging.getLogger(__name__)
+
+
+def build_detectors(config: AiopsConfig) -> list[tuple[str, Detector]]:
+    detectors = []
+    for d in config.detectors:
+        if not d.enabled:
+            continue
+        params = dict(d.params)
+        if d.signals is not None:
+            params["signals"] = d.signals
+        detectors.append((d.instance_name, plugins.instantiate(plugins.DETECTORS, d.plugin, params)))
+    return detectors
+
+
+def check_plugins(config: AiopsConfig) -> list[tuple[str, str]]:
+    """Every plugin the config names must load; returns (config key, problem) pairs."""
+    problems: list[tuple[str, str]] = []
+    for i, d in enumerate(config.detectors):
+        try:
+            plugins.load(plugins.DETECTORS, d.plugin)
+        except PluginError as exc:
+            problems.append((f"detectors[{i}].plugin", str(exc)))
+    for i, r in enumerate(config.policy.rules):
+        try:
+            plugins.load(plugins.REMEDIATIONS, r.action)
+        except PluginError as exc:
+            problems.append((f"policy.rules[{i}].action", str(exc)))
+    for name, ch in config.notify.channels.items():
+        try:
+            plugins.load(plugins.NOTIFIERS, ch.plugin)
+        except PluginError as exc:
+            problems.append((f"notify.channels.{name}.plugin", str(exc)))
+    return problems
+
+
+@dataclass
+class Health:
+    """What /healthz and /readyz report."""
+
+    last_cycle_at: datetime | None = None
+    last_success_at: datetime | None = None
+    prometheus_ok: bool = False
+    cycles: int = 0
+    last_errors: list[StageError] = field(default_factory=list)
+
+
+class Pipeline:
+    def __init__(
+        self,
+        config: AiopsConfig,
+        *,
+        collector: Collector,
+        detectors: Sequence[tuple[str, Detector]],
+        policy: Policy,
+        actor: Actor,
+        notifier: NotifyStage,
+        audit: AuditLog,
+        store: Store,
+        extra_findings: Sequence[object] = (),
+    ) -> None:
+        self.config = config
+        self.collector = collector
+        self.detectors = list(detectors)
+        self.policy = policy
+        self.actor = actor
+        self.notifier = notifier
+        self.audit = audit
+        self.store = store
+        # Sources of findings that do not come from series (Alertmanager webhook inbox):
+        # objects with ``findings(now) -> list[Finding]``.
+        self.extra_findings = list(extra_findings)
+        self.health = Health()
+        self.last_report: CycleReport | None = None
+        self._lock = threading.Lock()
+        self._active_keys: set[str] = set()
+
+    @classmethod
+    def from_config(cls, config: AiopsConfig, store: Store | None = None) -> Pipeline:
+        store = store or Store(config.state.path)
+        return cls(
+            config,
+            collector=Collector(config),
+            detectors=build_detectors(config),
+            policy=Policy(config.policy, config.safety.mode),
+            actor=Actor.from_config(config, store),
+            notifier=NotifyStage.from_config(config, store),
+            audit=AuditLog(store, config.state.audit_retention),
+            store=store,
+        )
+
+    # -- the cycle --------------------------------------------------------------------------
+    def run_cycle(self, now: datetime | None = None) -> CycleReport:
+        if not self._lock.acquire(blocking=False):
+            raise RuntimeError("a cycle is already running; cycles never overlap")
+        try:
+            return self._run(now or utcnow())
+        finally:
+            self._lock.release()
+
+    @contextmanager
+    def _stage(self, report: CycleReport, stage: str) -> Iterator[None]:
+        t0 = time.perf_counter()
+        try:
+            yield
+        except Exception as exc:  # a stage failure degrades the cycle; it never crashes the daemon
+            log.exception("stage %s failed", stage, extra={"cycle_id": report.cycle_id, "stage": stage})
+            report.errors.append(StageError(stage, f"{type(exc).__name__}: {exc}", temporary=True))
+            metrics.STAGE_ERRORS.labels(stage).inc()
+        finally:
+            elapsed = time.perf_counter() - t0
+            report.stage_seconds[stage] = report.stage_seconds.get(stage, 0.0) + elapsed
+            metrics.CYCLE_SECONDS.labels(stage).observe(elapsed)
+
+    def _run(self, now: datetime) -> CycleReport:
+        report = CycleReport(
+            cycle_id=new_id(), started_at=utcnow(), mode=self.config.safety.mode, dry_run=self.config.safety.dry_run
+        )
+        frame: Frame | None = None
+        findings: list[Finding] = []
+
+        with self._stage(report, "collect"):
+            frame, errors = self.collector.collect(now)
+            report.errors.extend(errors)
+            for e in errors:
+                metrics.STAGE_ERRORS.labels("collect").inc()
+            report.series_count, report.points = len(frame), frame.points
+        self.health.prometheus_ok = frame is not None and not any(
+            e.stage == "collect" and e.temporary for e in report.errors
+        )
+
+        with self._stage(report, "detect"):
+            if frame is not None:
+                findings = self._detect(frame, now, report)
+
+        with self._stage(report, "decide"):
+            graded, decisions = self.policy.decide(findings)
+            report.findings, report.decisions = graded, decisions
+
+        with self._stage(report, "act"):
+            report.results = self.actor.act(
+                report.decisions, findings=report.findings, degraded=report.degraded, now=now
+            )
+
+        with self._stage(report, "notify"):
+            report.notifications = self.notifier.notify(
+                report.findings, report.results, cycle_id=report.cycle_id, now=now, degraded=report.degraded
+            )
+
+        report.finished_at = utcnow()
+        with self._stage(report, "record"):
+            self.audit.record(report)
+        report.finished_at = utcnow()
+        self._export(report)
+        return report
+
+    def _detect(self, frame: Frame, now: datetime, report: CycleReport) -> list[Finding]:
+        findings: list[Finding] = []
+        for name, detector in self.detectors:
+            try:
+                findings.extend(plugins.detect_findings(detector, frame))
+            except Exception as exc:  # one broken detector must not hide the others' findings
+                log.exception("detector %s failed", name, extra={"cycle_id": report.cycle_id})
+                report.errors.append(StageError("detect", f"detector {name}: {type(exc).__name__}: {exc}"))
+                metrics.STAGE_ERRORS.labels("detect").inc()
+        for source in self.extra_findings:
+            findings.extend(source.findings(now))  # type: ignore[attr-defined]
+        return findings
+
+    def _export(self, report: CycleReport) -> None:
+        total = report.duration_seconds
+        metrics.CYCLE_SECONDS.labels("total").observe(total)
+        result = "degraded" if report.degraded else "ok"
+        metrics.CYCLES.labels(result).inc()
+        self.health.cycles += 1
+        self.health.last_cycle_at = report.finished_at
+        self.health.last_errors = list(report.errors)
+        if not report.degraded:
+            self.health.last_success_at = report.finished_at
+            metrics.LAST_SUCCESS.set(report.finished_at.timestamp() if report.finished_at else time.time())
+        metrics.ACTIVE_FINDINGS.clear()
+        active: dict[tuple[str, str], int] = {}
+        keys = set()
+        for f in report.findings:
+            sev = (f.severity.value if f.severity else "info")
+            active[(f.detector, sev)] = active.get((f.detector, sev), 0) + 1
+            keys.add(f.key)
+            if f.key not in self._active_keys:
+                metrics.FINDINGS.labels(f.detector, sev).inc()
+                if f.lead_time is not None and f.lead_time.total_seconds() > 0:
+                    metrics.PREDICTED_LEAD.labels(f.detector).observe(f.lead_time.total_seconds())
+        self._active_keys = keys
+        for (det, sev), n in active.items():
+            metrics.ACTIVE_FINDINGS.labels(det, sev).set(n)
+        for d in report.decisions:
+            metrics.DECISIONS.labels(d.action, d.mode.value).inc()
+        for r in report.results:
+            metrics.ACTIONS.labels(r.action, r.status.value).inc()
+            if r.rail:
+                metrics.ACTIONS_BLOCKED.labels(r.action, r.rail).inc()
+        self.last_report = report
+
+    def ready(self, max_age_seconds: float | None = None) -> tuple[bool, str]:
+        """Ready after a successful cycle, while Prometheus answers and results are fresh."""
+        h = self.health
+        if h.last_success_at is None:
+            return False, "no successful cycle yet"
+        if not h.prometheus_ok:
+            return False, "Prometheus did not answer the last cycle"
+        limit = max_age_seconds or 3 * self.config.schedule.interval.total_seconds() + 60
+        age = (utcnow() - h.last_success_at).total_seconds()
+        if age > limit:
+            return False, f"last successful cycle was {age:.0f}s ago"
+        return True, "ok"
+
+    def start(self) -> None:
+        self.actor.start()
+
+    def close(self) -> None:
+        for closer in (self.actor.close, self.notifier.close, self.collector.close):
+            try:
+                closer()
+            except Exception:  # closing must finish even if one part is broken
+                log.exception("error while closing")
