@@ -16,6 +16,7 @@ from typing import Any, Literal
 import yaml
 from pydantic import Field, SecretStr, ValidationError, model_validator
 
+from aiops.config.advisor import AdvisorConfig
 from aiops.config.base import Duration, Secret, SecretRef, StrictModel, parse_duration
 from aiops.config.detect import DetectorConfig, default_detectors
 from aiops.config.kube import KubernetesConfig
@@ -82,6 +83,7 @@ class AiopsConfig(StrictModel):
     server: ServerConfig = ServerConfig()
     state: StateConfig = StateConfig()
     logging: LoggingConfig = LoggingConfig()
+    advisor: AdvisorConfig = AdvisorConfig()
 
     @model_validator(mode="after")
     def _cross_checks(self) -> AiopsConfig:
