@@ -1,0 +1,142 @@
+from __future__ import annotations
+
+import json
+import threading
+from collections.abc import Iterator
+from datetime import datetime, timedelta
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import numpy as np
+import pytest
+
+from aiops.collect.collector import Collector
+from aiops.collect.prometheus import PrometheusClient, PrometheusError
+from aiops.config import parse_config
+from aiops.config.prometheus import PrometheusConfig
+from aiops.testing.prometheus import PrometheusServer, free_port
+
+from tests.foundation.conftest import GiB, HOURS
+
+ONLY_MEMORY = {"signals": {n: {"enabled": False} for n in parse_config({}).resolved_signals() if n not in (
+    "pod_memory_usage_ratio", "model_accuracy", "pod_restarts")}}
+
+
+def client(url: str, **kw: object) -> PrometheusClient:
+    return PrometheusClient(PrometheusConfig(url=url, **kw))  # type: ignore[arg-type]
+
+
+def test_range_query_returns_step_aligned_arrays(prometheus: PrometheusServer, history_end: datetime) -> None:
+    c = client(prometheus.url)
+    series = c.query_range("container_memory_working_set_bytes", history_end - timedelta(hours=1), history_end,
+                           timedelta(minutes=1))
+    assert {s.labels["pod"] for s in series} == {"leaky-0", "steady-0"}
+    for s in series:
+        assert len(s) == 61 and np.all(np.diff(s.timestamps) == 60) and s.timestamps[0] % 60 == 0
+    leaky = next(s for s in series if s.labels["pod"] == "leaky-0")
+    assert 3 * GiB < leaky.values[-1] < 4 * GiB
+
+
+def test_chunking_is_invisible(prometheus: PrometheusServer, history_end: datetime) -> None:
+    start = history_end - timedelta(hours=HOURS)
+    whole = client(prometheus.url).query_range("model_accuracy", start, history_end, timedelta(minutes=1))
+    chunked = client(prometheus.url, max_points_per_query=50).query_range(
+        "model_accuracy", start, history_end, timedelta(minutes=1))
+    assert len(whole) == len(chunked) == 1
+    np.testing.assert_array_equal(whole[0].timestamps, chunked[0].timestamps)
+    np.testing.assert_array_equal(whole[0].values, chunked[0].values)
+    # The stored NaN samples come back as NaN, not as an error.
+    assert np.isnan(whole[0].values).any()
+
+
+def test_bad_query_is_a_permanent_error(prometheus: PrometheusServer, history_end: datetime) -> None:
+    with pytest.raises(PrometheusError) as info:
+        client(prometheus.url).query_range("sum(", history_end - timedelta(minutes=5), history_end, timedelta(minutes=1))
+    assert info.value.temporary is False and "400" in str(info.value)
+
+
+def test_unreachable_prometheus_is_temporary() -> None:
+    c = client(f"http://127.0.0.1:{free_port()}", timeout="2s", retries=0)
+    with pytest.raises(PrometheusError) as info:
+        c.query("up")
+    assert info.value.temporary and "cannot connect" in str(info.value)
+    assert c.ready() is False
+
+
+class _Scripted(BaseHTTPRequestHandler):
+    status = 500
+    body = b'{"status":"error","errorType":"internal","error":"boom"}'
+
+    def do_GET(self) -> None:  # noqa: N802
+        self.send_response(self.status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(self.body)))
+        self.end_headers()
+        self.wfile.write(self.body)
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+@pytest.fixture
+def scripted() -> Iterator[tuple[str, type[_Scripted]]]:
+    handler = type("H", (_Scripted,), {})
+    httpd = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    yield f"http://127.0.0.1:{httpd.server_address[1]}", handler
+    httpd.shutdown()
+
+
+def test_http_errors_are_classified(scripted: tuple[str, type[_Scripted]]) -> None:
+    url, handler = scripted
+    c = client(url, retries=0)
+    with pytest.raises(PrometheusError) as info:
+        c.query("up")
+    assert info.value.temporary and "HTTP 500" in str(info.value) and "boom" in str(info.value)
+    handler.status = 422
+    handler.body = json.dumps({"status": "error", "errorType": "execution", "error": "many-to-many"}).encode()
+    with pytest.raises(PrometheusError) as info:
+        c.query("up")
+    assert not info.value.temporary and "many-to-many" in str(info.value)
+    handler.status, handler.body = 200, b"<html>proxy login</html>"
+    with pytest.raises(PrometheusError, match="not JSON"):
+        c.query("up")
+    handler.body = json.dumps({"status": "success", "data": {"resultType": "scalar", "result": [1, "1"]}}).encode()
+    with pytest.raises(PrometheusError, match="scalar"):
+        c.query("1")
+
+
+def test_collector_is_incremental_and_bounded(prometheus: PrometheusServer, history_end: datetime) -> None:
+    cfg = parse_config({"prometheus": {"url": prometheus.url, "lookback": "2h"}, **ONLY_MEMORY})
+    collector = Collector(cfg)
+    frame, errors = collector.collect(history_end - timedelta(minutes=30))
+    assert errors == [] and frame.missing_signals == ()
+    ratio = {s.entity.name: s for s in frame.of("pod_memory_usage_ratio")}
+    assert set(ratio) == {"leaky-0", "steady-0"}
+    assert ratio["leaky-0"].entity.namespace == "ml" and ratio["leaky-0"].entity.attr("container") == "server"
+    first_points = len(ratio["leaky-0"])
+    assert first_points == 121  # 2 h at 1 min, both ends included
+
+    calls: list[tuple[datetime, datetime]] = []
+    original = collector.client.query_range
+
+    def spy(query: str, start: datetime, end: datetime, step: timedelta) -> list:
+        calls.append((start, end))
+        return original(query, start, end, step)
+
+    collector.client.query_range = spy  # type: ignore[method-assign]
+    frame, errors = collector.collect(history_end)
+    assert errors == []
+    # Only the new half hour (plus a two-step overlap) was asked for, not the whole lookback.
+    assert all(end - start <= timedelta(minutes=33) for start, end in calls)
+    leaky = next(s for s in frame.of("pod_memory_usage_ratio") if s.entity.name == "leaky-0")
+    assert len(leaky) == 121 and leaky.timestamps[-1] == history_end.timestamp()
+    assert np.all(np.diff(leaky.timestamps) == 60)  # merged without duplicates or holes
+
+
+def test_collector_reports_failed_signals_as_missing(prometheus: PrometheusServer, history_end: datetime) -> None:
+    cfg = parse_config({"prometheus": {"url": prometheus.url}, **ONLY_MEMORY,
+                        "signals": {**ONLY_MEMORY["signals"], "pod_restarts": {"query": "rate(("}}})
+    frame, errors = Collector(cfg).collect(history_end)
+    assert frame.missing_signals == ("pod_restarts",)
+    assert len(errors) == 1 and "pod_restarts" in errors[0].message and not errors[0].temporary
+    assert frame.of("pod_restarts") == [] and frame.of("pod_memory_usage_ratio")
