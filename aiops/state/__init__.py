@@ -59,8 +59,13 @@ class Store:
         )
 
     def ensure_schema(self, ddl: str) -> None:
-        with self.transaction() as conn:
-            conn.executescript(ddl) if ";" in ddl.strip().rstrip(";") else conn.execute(ddl)
+        """Create a component's tables (idempotent DDL: CREATE ... IF NOT EXISTS)."""
+        # executescript runs its own transaction (it commits first), so it must not be nested.
+        with self._lock:
+            try:
+                self._conn.executescript(ddl)
+            except sqlite3.DatabaseError as exc:
+                raise StateError(self._explain(exc)) from None
 
     @contextmanager
     def transaction(self) -> Iterator[sqlite3.Connection]:

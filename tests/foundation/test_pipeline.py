@@ -1,0 +1,102 @@
+"""End to end: a full cycle against the real Prometheus, and what degrades a cycle."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from aiops.config import AiopsConfig, parse_config
+from aiops.engine.pipeline import Pipeline
+from aiops.model import ActionStatus, Finding, Frame, Mode, Severity
+from aiops.plugins import Detector
+from aiops.state import Store
+from aiops.state.audit import AuditLog
+from aiops.testing.prometheus import PrometheusServer, free_port
+from tests.foundation.conftest import LEAK_CROSSES_AFTER
+from tests.foundation.test_collect import ONLY_MEMORY
+
+
+def config(url: str, tmp_path: Path, **extra: object) -> AiopsConfig:
+    data = {
+        "prometheus": {"url": url, "lookback": "3h", "timeout": "5s", "retries": 0},
+        "safety": {"mode": "auto", "dry_run": True},
+        "notify": {"channels": {}},
+        "state": {"path": str(tmp_path / "state.sqlite")},
+        **ONLY_MEMORY,
+        **extra,
+    }
+    return parse_config(data)
+
+
+def test_cycle_predicts_memory_exhaustion_before_the_limit(
+    prometheus: PrometheusServer, history_end: datetime, tmp_path: Path
+) -> None:
+    pipeline = Pipeline.from_config(config(prometheus.url, tmp_path))
+    try:
+        report = pipeline.run_cycle(history_end)
+    finally:
+        pipeline.close()
+    assert not report.degraded, report.errors
+    assert set(report.stage_seconds) == {"collect", "detect", "decide", "act", "notify", "record"}
+    leaky = [f for f in report.findings if f.entity.name == "leaky-0" and f.signal == "pod_memory_usage_ratio"]
+    assert len(leaky) == 1
+    f = leaky[0]
+    assert f.severity is Severity.CRITICAL and f.predicted_failure_at is not None
+    true_crossing = history_end + LEAK_CROSSES_AFTER
+    # Reported with a lead time, before the limit is reached, near the true crossing.
+    assert timedelta(0) < f.lead_time < timedelta(hours=1)
+    assert abs(f.predicted_failure_at - true_crossing) < timedelta(minutes=10)
+    assert not any(f.entity.name == "steady-0" and (f.severity or Severity.INFO).rank > 0 for f in report.findings)
+    decision = next(d for d in report.decisions if d.target.name == "leaky-0")
+    assert decision.action == "restart_pod" and decision.mode is Mode.AUTO
+    result = next(r for r in report.results if r.decision_id == decision.id)
+    assert result.status is ActionStatus.DRY_RUN  # the real path, nothing written
+    audit = AuditLog(Store(tmp_path / "state.sqlite"))
+    kinds = {e["kind"] for e in audit.events(cycle_id=report.cycle_id)}
+    assert {"finding", "decision", "action"} <= kinds
+
+
+class Exploding(Detector):
+    name = "exploding"
+
+    def detect(self, frame: Frame) -> list[Finding]:
+        raise RuntimeError("bug in a detector")
+
+
+def test_failing_stage_degrades_and_never_acts(
+    prometheus: PrometheusServer, history_end: datetime, tmp_path: Path
+) -> None:
+    pipeline = Pipeline.from_config(config(prometheus.url, tmp_path))
+    pipeline.detectors.append(("exploding", Exploding()))
+    try:
+        report = pipeline.run_cycle(history_end)
+    finally:
+        pipeline.close()
+    assert report.degraded and any("bug in a detector" in e.message for e in report.errors)
+    # The other detectors still reported, but nothing was acted on from a partial picture.
+    assert any(f.entity.name == "leaky-0" for f in report.findings)
+    assert report.results and all(r.status is ActionStatus.SKIPPED for r in report.results)
+    ok, reason = pipeline.ready()
+    assert not ok and "no successful cycle" in reason
+
+
+def test_unreachable_prometheus_degrades_without_actions(tmp_path: Path) -> None:
+    pipeline = Pipeline.from_config(config(f"http://127.0.0.1:{free_port()}", tmp_path))
+    try:
+        report = pipeline.run_cycle()
+    finally:
+        pipeline.close()
+    assert report.degraded and report.findings == [] and report.results == []
+    assert all(e.stage == "collect" and "cannot connect" in e.message for e in report.errors)
+    assert pipeline.ready() == (False, "no successful cycle yet")
+
+
+def test_cycles_never_overlap(prometheus: PrometheusServer, tmp_path: Path) -> None:
+    pipeline = Pipeline.from_config(config(prometheus.url, tmp_path))
+    try:
+        with pipeline._lock, pytest.raises(RuntimeError, match="never overlap"):
+            pipeline.run_cycle()
+    finally:
+        pipeline.close()
