@@ -57,3 +57,9 @@ NOTIFICATIONS = Counter(
 OUTBOX_PENDING = Gauge("aiops_outbox_pending", "Notifications waiting in the outbox, by channel.", ["channel"], registry=REGISTRY)
 LEADER = Gauge("aiops_leader", "1 while this replica holds the leader lease and may act.", registry=REGISTRY)
 READY = Gauge("aiops_ready", "1 while /readyz answers ready.", registry=REGISTRY)
+BUDGET_REMAINING = Gauge(
+    "aiops_budget_remaining", "Actions left in the safety budget, by window (hour, day).", ["window"], registry=REGISTRY
+)
+CIRCUIT_BREAKER_OPEN = Gauge(
+    "aiops_circuit_breaker_open", "1 while the circuit breaker stops acting after repeated not-healed actions.", registry=REGISTRY
+)

@@ -1,8 +1,35 @@
 from __future__ import annotations
 
+from datetime import timedelta
 from pathlib import Path
 
-from aiops.config.base import StrictModel
+from pydantic import Field, model_validator
+
+from aiops.config.base import Duration, StrictModel
+
+
+class LeaderElectionConfig(StrictModel):
+    """Only the holder of a coordination.k8s.io/v1 Lease acts; the others keep detecting.
+
+    ``renew_deadline`` < ``lease_duration``: a leader that could not renew within the deadline
+    stops acting before any other replica may take the lease over.
+    """
+
+    enabled: bool = True
+    lease_name: str = "aiops-leader"
+    # Defaults to the daemon's namespace (``kubernetes.namespace``).
+    namespace: str | None = None
+    # Defaults to $POD_NAME, then the host name.
+    identity: str | None = None
+    lease_duration: Duration = timedelta(seconds=15)
+    renew_deadline: Duration = timedelta(seconds=10)
+    retry_period: Duration = timedelta(seconds=2)
+
+    @model_validator(mode="after")
+    def _check(self) -> LeaderElectionConfig:
+        if not self.retry_period < self.renew_deadline < self.lease_duration:
+            raise ValueError("leader election needs retry_period < renew_deadline < lease_duration")
+        return self
 
 
 class KubernetesConfig(StrictModel):
@@ -12,3 +39,15 @@ class KubernetesConfig(StrictModel):
     in_cluster: bool = False
     kubeconfig: Path | None = None
     context: str | None = None
+    # The daemon's own namespace: its Lease and its control ConfigMap live here.
+    namespace: str = "aiops"
+    request_timeout: Duration = timedelta(seconds=10)
+    # Namespaces read into the cluster view; empty reads all (needs cluster-wide list rights).
+    watch_namespaces: list[str] = Field(default_factory=list)
+    leader_election: LeaderElectionConfig = LeaderElectionConfig()
+
+    @model_validator(mode="after")
+    def _check(self) -> KubernetesConfig:
+        if self.in_cluster and self.kubeconfig is not None:
+            raise ValueError("set either in_cluster or kubeconfig, not both")
+        return self

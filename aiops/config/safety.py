@@ -1,20 +1,68 @@
 from __future__ import annotations
 
 from datetime import timedelta
+from pathlib import Path
 
-from pydantic import Field
+from pydantic import Field, model_validator
 
 from aiops.config.base import Duration, StrictModel
 from aiops.model import Mode
+
+
+class KillSwitchConfig(StrictModel):
+    """Two independent ways for a human to stop every write at once.
+
+    The switch is engaged when the ConfigMap key or the file holds a true value ("true", "1",
+    "yes", "on"); an existing empty file also engages it, so `touch` is enough. If the ConfigMap
+    cannot be read (API error), the switch counts as engaged: a failure never turns into an action.
+    """
+
+    configmap_namespace: str = "aiops"
+    configmap_name: str = "aiops-control"
+    configmap_key: str = "kill_switch"
+    file: Path | None = None
 
 
 class SafetyConfig(StrictModel):
     """The rails every mutation passes through. Acting must be asked for explicitly."""
 
     mode: Mode = Mode.OBSERVE
-    # Dry-run takes the real code path with a Kubernetes client that does not write.
+    # Dry-run takes the real code path with a Kubernetes client that does not write (dryRun=All).
     dry_run: bool = True
+    # Per-action caps on the global mode, e.g. {evacuate_node: suggest}.
+    action_modes: dict[str, Mode] = Field(default_factory=dict)
+    kill_switch: KillSwitchConfig = KillSwitchConfig()
     protected_namespaces: list[str] = Field(default_factory=lambda: ["kube-system", "kube-public", "kube-node-lease"])
+    # Opt-in: act only on objects labelled aiops.io/remediate="true". Opt-out ("false") always wins.
+    opt_in: bool = False
     cooldown: Duration = timedelta(minutes=30)
     max_actions_per_hour: int = Field(default=5, ge=0)
     max_actions_per_day: int = Field(default=20, ge=0)
+    # Blast radius: at most this fraction of the nodes cordoned at once (at least one node).
+    max_cordoned_fraction: float = Field(default=0.1, ge=0.0, le=1.0)
+    # Blast radius: pods of one workload deleted or evicted within ``workload_window``.
+    max_pods_per_workload: int = Field(default=2, ge=0)
+    workload_window: Duration = timedelta(hours=1)
+    # Closing the loop: an action heals when its triggering finding clears within ``verify_within``.
+    verify_within: Duration = timedelta(minutes=30)
+    # Circuit breaker: this many consecutive not-healed actions stop all acting for ``breaker_open_for``.
+    breaker_threshold: int = Field(default=3, ge=1)
+    breaker_open_for: Duration = timedelta(hours=6)
+    # An evacuation blocked (PDB) for longer than this is given up and escalated, never forced.
+    evacuation_timeout: Duration = timedelta(hours=1)
+    # Opt-in: uncordon a node aiops cordoned once its finding has been clear for ``uncordon_after``.
+    auto_uncordon: bool = False
+    uncordon_after: Duration = timedelta(minutes=30)
+    # Scale-ahead: restore the original replicas once the finding has been clear this long.
+    restore_after: Duration = timedelta(minutes=30)
+    # Kubernetes API calls: attempts for temporary errors (429/5xx/409/timeouts) within one cycle.
+    api_attempts: int = Field(default=3, ge=1, le=10)
+    api_backoff_max: Duration = timedelta(seconds=2)
+    # Write a Kubernetes Event (reason AiopsRemediation) on each target acted on.
+    emit_events: bool = True
+
+    @model_validator(mode="after")
+    def _check(self) -> SafetyConfig:
+        if self.max_actions_per_hour > self.max_actions_per_day:
+            raise ValueError("max_actions_per_hour must not exceed max_actions_per_day")
+        return self

@@ -1,0 +1,39 @@
+"""Plans that take several cycles (an evacuation waiting for replacements), and the annotations
+aiops leaves on objects so that a restart, or a human, can tell what it changed."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from aiops.model import Plan
+
+# On a node aiops cordoned: only such a node is ever uncordoned automatically.
+CORDONED_BY = "aiops.io/cordoned-by"
+# On an HPA or workload aiops scaled: the value to restore afterwards.
+ORIGINAL_REPLICAS = "aiops.io/scale-ahead-original"
+# The pod template annotation `kubectl rollout restart` sets.
+RESTARTED_AT = "kubectl.kubernetes.io/restartedAt"
+# Param that asks a remediation to undo what it did (uncordon, restore replicas).
+RESTORE = "restore"
+
+
+@dataclass(frozen=True)
+class StagedPlan(Plan):
+    """A plan whose goal needs later cycles too: ``waiting`` says what is left and why.
+
+    The act stage keeps the action in flight (persisted) until a fresh plan has neither
+    mutations nor anything waiting.
+    """
+
+    waiting: tuple[str, ...] = ()
+
+
+def waiting_of(plan: Plan) -> tuple[str, ...]:
+    return plan.waiting if isinstance(plan, StagedPlan) else ()
+
+
+def infeasible(action: str, target: object, reason: str, command: str = "") -> Plan:
+    from aiops.model import Entity
+
+    assert isinstance(target, Entity)
+    return Plan(action, target, (), f"no safe {action}: {reason}", command=command, feasible=False, reason_if_not=reason)

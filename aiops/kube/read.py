@@ -1,0 +1,173 @@
+"""Read a :class:`ClusterView` and the daemon's control ConfigMap through the official client.
+
+Lists are read as raw JSON (``_preload_content=False``): the view needs a few fields per object,
+and skipping model deserialisation keeps a 10k-pod list cheap.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Mapping, Sequence
+from datetime import datetime
+from typing import Any
+
+from kubernetes import client as k8s
+
+from aiops.kube.errors import KubeApiError, classify, is_not_found
+from aiops.kube.view import ClusterView, HpaInfo, NodeInfo, OwnerRef, PdbInfo, PodInfo, WorkloadInfo
+
+
+def _items(call: Callable[..., Any], operation: str, timeout: tuple[float, float], **kwargs: Any) -> list[dict[str, Any]]:
+    try:
+        resp = call(_preload_content=False, _request_timeout=timeout, **kwargs)
+        data = json.loads(resp.data)
+    except Exception as exc:  # sorted into temporary/permanent; anything else propagates
+        raise classify(exc, operation) from None
+    return list(data.get("items") or [])
+
+
+def _meta(obj: Mapping[str, Any]) -> Mapping[str, Any]:
+    return obj.get("metadata") or {}
+
+
+def _owners(obj: Mapping[str, Any]) -> tuple[OwnerRef, ...]:
+    return tuple(
+        OwnerRef(str(o.get("kind", "")), str(o.get("name", "")), bool(o.get("controller", False)))
+        for o in _meta(obj).get("ownerReferences") or []
+    )
+
+
+def _pod(obj: Mapping[str, Any]) -> PodInfo:
+    meta, spec, status = _meta(obj), obj.get("spec") or {}, obj.get("status") or {}
+    conditions = {c.get("type"): c.get("status") for c in status.get("conditions") or []}
+    return PodInfo(
+        name=meta.get("name", ""),
+        namespace=meta.get("namespace", ""),
+        node=spec.get("nodeName") or "",
+        phase=status.get("phase") or "Pending",
+        ready=conditions.get("Ready") == "True",
+        terminating=bool(meta.get("deletionTimestamp")),
+        labels=dict(meta.get("labels") or {}),
+        annotations=dict(meta.get("annotations") or {}),
+        owners=_owners(obj),
+    )
+
+
+def _node(obj: Mapping[str, Any]) -> NodeInfo:
+    meta, spec, status = _meta(obj), obj.get("spec") or {}, obj.get("status") or {}
+    conditions = {c.get("type"): c.get("status") for c in status.get("conditions") or []}
+    return NodeInfo(
+        name=meta.get("name", ""),
+        unschedulable=bool(spec.get("unschedulable", False)),
+        ready=conditions.get("Ready", "True") == "True",
+        labels=dict(meta.get("labels") or {}),
+        annotations=dict(meta.get("annotations") or {}),
+    )
+
+
+def _workload(kind: str, obj: Mapping[str, Any]) -> WorkloadInfo:
+    meta, spec, status = _meta(obj), obj.get("spec") or {}, obj.get("status") or {}
+    replicas, ready = spec.get("replicas", 1), status.get("readyReplicas", 0)
+    return WorkloadInfo(
+        kind=kind,
+        name=meta.get("name", ""),
+        namespace=meta.get("namespace", ""),
+        replicas=int(replicas if replicas is not None else 1),
+        ready_replicas=int(ready or 0),
+        labels=dict(meta.get("labels") or {}),
+        annotations=dict(meta.get("annotations") or {}),
+        owners=_owners(obj),
+    )
+
+
+def _hpa(obj: Mapping[str, Any]) -> HpaInfo:
+    meta, spec, status = _meta(obj), obj.get("spec") or {}, obj.get("status") or {}
+    ref = spec.get("scaleTargetRef") or {}
+    return HpaInfo(
+        name=meta.get("name", ""),
+        namespace=meta.get("namespace", ""),
+        target_kind=str(ref.get("kind", "")).lower(),
+        target_name=str(ref.get("name", "")),
+        min_replicas=int(spec.get("minReplicas") or 1),
+        max_replicas=int(spec.get("maxReplicas") or 1),
+        current_replicas=int(status.get("currentReplicas") or 0),
+        annotations=dict(meta.get("annotations") or {}),
+    )
+
+
+def _pdb(obj: Mapping[str, Any]) -> PdbInfo:
+    meta, spec, status = _meta(obj), obj.get("spec") or {}, obj.get("status") or {}
+    return PdbInfo(
+        name=meta.get("name", ""),
+        namespace=meta.get("namespace", ""),
+        match_labels=dict((spec.get("selector") or {}).get("matchLabels") or {}),
+        disruptions_allowed=int(status.get("disruptionsAllowed") or 0),
+    )
+
+
+def read_cluster_view(
+    api: k8s.ApiClient, *, now: datetime, timeout: tuple[float, float], namespaces: Sequence[str] = ()
+) -> ClusterView:
+    """One consistent-enough snapshot: nodes, pods, workloads, HPAs and PDBs.
+
+    Raises :class:`KubeApiError` when any list fails: a partial view must not drive an action.
+    """
+    core, apps = k8s.CoreV1Api(api), k8s.AppsV1Api(api)
+    autoscaling, policy = k8s.AutoscalingV2Api(api), k8s.PolicyV1Api(api)
+
+    def each(all_ns: Callable[..., Any], namespaced: Callable[..., Any], what: str) -> list[dict[str, Any]]:
+        if not namespaces:
+            return _items(all_ns, f"list {what}", timeout)
+        out: list[dict[str, Any]] = []
+        for ns in namespaces:
+            out.extend(_items(namespaced, f"list {what} in {ns}", timeout, namespace=ns))
+        return out
+
+    nodes = {n.name: n for n in map(_node, _items(core.list_node, "list nodes", timeout))}
+    pods = tuple(_pod(o) for o in each(core.list_pod_for_all_namespaces, core.list_namespaced_pod, "pods"))
+    workloads: dict[str, WorkloadInfo] = {}
+    for kind, all_ns, namespaced in (
+        ("deployment", apps.list_deployment_for_all_namespaces, apps.list_namespaced_deployment),
+        ("statefulset", apps.list_stateful_set_for_all_namespaces, apps.list_namespaced_stateful_set),
+        # ReplicaSets only to resolve a pod to its Deployment; DaemonSet pods are told by ownerReferences.
+        ("replicaset", apps.list_replica_set_for_all_namespaces, apps.list_namespaced_replica_set),
+    ):
+        for obj in each(all_ns, namespaced, f"{kind}s"):
+            w = _workload(kind, obj)
+            workloads[w.key] = w
+    hpas = tuple(
+        _hpa(o)
+        for o in each(
+            autoscaling.list_horizontal_pod_autoscaler_for_all_namespaces,
+            autoscaling.list_namespaced_horizontal_pod_autoscaler,
+            "horizontalpodautoscalers",
+        )
+    )
+    pdbs = tuple(
+        _pdb(o)
+        for o in each(
+            policy.list_pod_disruption_budget_for_all_namespaces,
+            policy.list_namespaced_pod_disruption_budget,
+            "poddisruptionbudgets",
+        )
+    )
+    return ClusterView(taken_at=now, nodes=nodes, pods=pods, workloads=workloads, hpas=hpas, pdbs=pdbs)
+
+
+def read_configmap_value(
+    api: k8s.ApiClient, namespace: str, name: str, key: str, *, timeout: tuple[float, float]
+) -> str | None:
+    """The value of one ConfigMap key; None when the ConfigMap or the key does not exist."""
+    try:
+        resp = k8s.CoreV1Api(api).read_namespaced_config_map(name, namespace, _preload_content=False, _request_timeout=timeout)
+        data = json.loads(resp.data)
+    except Exception as exc:
+        err = classify(exc, f"get configmap {namespace}/{name}")
+        if is_not_found(err):
+            return None
+        raise err from None
+    value = (data.get("data") or {}).get(key)
+    return None if value is None else str(value)
+
+
+__all__ = ["KubeApiError", "read_cluster_view", "read_configmap_value"]

@@ -1,0 +1,239 @@
+"""ClusterView: an immutable snapshot of the cluster objects remediations plan against.
+
+Remediations are pure functions of (decision, view); they never build a client. The snapshot is
+read once per cycle (:func:`aiops.kube.read.read_cluster_view`) or built directly in tests.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from aiops.model import Entity
+
+# Labels that name the model a workload serves, in order of preference.
+MODEL_LABELS = ("aiops.io/model", "app.kubernetes.io/name", "model")
+# Entity attributes that name the node an entity runs on (dcgm-exporter uses Hostname).
+NODE_ATTRIBUTES = ("node", "Hostname", "instance", "kubernetes_node")
+MIRROR_ANNOTATION = "kubernetes.io/config.mirror"
+REMEDIATE_LABEL = "aiops.io/remediate"
+
+
+@dataclass(frozen=True)
+class OwnerRef:
+    kind: str  # as in ownerReferences: "ReplicaSet", "Deployment", "StatefulSet", "DaemonSet", ...
+    name: str
+    controller: bool = True
+
+
+@dataclass(frozen=True)
+class NodeInfo:
+    name: str
+    unschedulable: bool = False
+    ready: bool = True
+    labels: Mapping[str, str] = field(default_factory=dict)
+    annotations: Mapping[str, str] = field(default_factory=dict)
+
+    @property
+    def entity(self) -> Entity:
+        return Entity("node", self.name)
+
+
+@dataclass(frozen=True)
+class PodInfo:
+    name: str
+    namespace: str
+    node: str = ""
+    phase: str = "Running"
+    ready: bool = True
+    terminating: bool = False
+    labels: Mapping[str, str] = field(default_factory=dict)
+    annotations: Mapping[str, str] = field(default_factory=dict)
+    owners: tuple[OwnerRef, ...] = ()
+
+    @property
+    def controller(self) -> OwnerRef | None:
+        return next((o for o in self.owners if o.controller), None)
+
+    @property
+    def is_daemonset(self) -> bool:
+        c = self.controller
+        return c is not None and c.kind == "DaemonSet"
+
+    @property
+    def is_mirror(self) -> bool:
+        return MIRROR_ANNOTATION in self.annotations
+
+    @property
+    def finished(self) -> bool:
+        return self.phase in ("Succeeded", "Failed")
+
+    @property
+    def entity(self) -> Entity:
+        return Entity("pod", self.name, self.namespace, (("node", self.node),) if self.node else ())
+
+
+@dataclass(frozen=True)
+class WorkloadInfo:
+    kind: str  # "deployment", "statefulset", "replicaset", "daemonset" (Entity kinds, lower case)
+    name: str
+    namespace: str
+    replicas: int = 1
+    ready_replicas: int = 1
+    labels: Mapping[str, str] = field(default_factory=dict)
+    annotations: Mapping[str, str] = field(default_factory=dict)
+    owners: tuple[OwnerRef, ...] = ()
+
+    @property
+    def key(self) -> str:
+        return f"{self.kind}/{self.namespace}/{self.name}"
+
+    @property
+    def entity(self) -> Entity:
+        return Entity(self.kind, self.name, self.namespace)
+
+    @property
+    def unavailable(self) -> int:
+        return max(0, self.replicas - self.ready_replicas)
+
+
+@dataclass(frozen=True)
+class HpaInfo:
+    name: str
+    namespace: str
+    target_kind: str  # "deployment" / "statefulset"
+    target_name: str
+    min_replicas: int
+    max_replicas: int
+    current_replicas: int = 0
+    annotations: Mapping[str, str] = field(default_factory=dict)
+
+    @property
+    def entity(self) -> Entity:
+        return Entity("hpa", self.name, self.namespace)
+
+
+@dataclass(frozen=True)
+class PdbInfo:
+    name: str
+    namespace: str
+    match_labels: Mapping[str, str]
+    disruptions_allowed: int
+
+    def selects(self, pod: PodInfo) -> bool:
+        return pod.namespace == self.namespace and bool(self.match_labels) and all(
+            pod.labels.get(k) == v for k, v in self.match_labels.items()
+        )
+
+
+@dataclass(frozen=True)
+class ClusterView:
+    taken_at: datetime
+    nodes: Mapping[str, NodeInfo] = field(default_factory=dict)
+    pods: tuple[PodInfo, ...] = ()
+    workloads: Mapping[str, WorkloadInfo] = field(default_factory=dict)  # by WorkloadInfo.key
+    hpas: tuple[HpaInfo, ...] = ()
+    pdbs: tuple[PdbInfo, ...] = ()
+
+    # -- lookups ---------------------------------------------------------------------------
+    def node(self, name: str) -> NodeInfo | None:
+        return self.nodes.get(name)
+
+    def pod(self, namespace: str, name: str) -> PodInfo | None:
+        return next((p for p in self.pods if p.namespace == namespace and p.name == name), None)
+
+    def pods_on(self, node: str) -> list[PodInfo]:
+        return [p for p in self.pods if p.node == node]
+
+    def workload(self, kind: str, namespace: str, name: str) -> WorkloadInfo | None:
+        return self.workloads.get(f"{kind}/{namespace}/{name}")
+
+    def owner_of(self, pod: PodInfo) -> WorkloadInfo | None:
+        """The workload that manages a pod: a ReplicaSet resolves to its Deployment."""
+        ref = pod.controller
+        if ref is None:
+            return None
+        owner = self.workload(ref.kind.lower(), pod.namespace, ref.name)
+        if owner is not None and owner.kind == "replicaset":
+            parent = next((o for o in owner.owners if o.controller and o.kind == "Deployment"), None)
+            if parent is not None:
+                return self.workload("deployment", pod.namespace, parent.name) or owner
+        return owner
+
+    def hpa_for(self, workload: WorkloadInfo) -> HpaInfo | None:
+        return next(
+            (
+                h
+                for h in self.hpas
+                if h.namespace == workload.namespace and h.target_kind == workload.kind and h.target_name == workload.name
+            ),
+            None,
+        )
+
+    def pdbs_for(self, pod: PodInfo) -> list[PdbInfo]:
+        return [b for b in self.pdbs if b.selects(pod)]
+
+    @property
+    def cordoned(self) -> list[str]:
+        return sorted(n.name for n in self.nodes.values() if n.unschedulable)
+
+    # -- resolving decision targets ----------------------------------------------------------
+    def node_for(self, entity: Entity) -> NodeInfo | None:
+        """The node an entity is or runs on (a GPU's Hostname, a pod's spec.nodeName)."""
+        if entity.kind == "node":
+            return self.node(entity.name)
+        for attr in NODE_ATTRIBUTES:
+            value = entity.attr(attr).split(":")[0]
+            if value and value in self.nodes:
+                return self.nodes[value]
+        if entity.kind == "pod":
+            pod = self.pod(entity.namespace, entity.name)
+            if pod is not None and pod.node:
+                return self.node(pod.node)
+        return None
+
+    def owner_for(self, entity: Entity) -> WorkloadInfo | None:
+        """The Deployment/StatefulSet behind an entity (a pod, a model, a workload, an HPA)."""
+        if entity.kind in ("deployment", "statefulset"):
+            return self.workload(entity.kind, entity.namespace, entity.name)
+        if entity.kind == "pod":
+            pod = self.pod(entity.namespace, entity.name)
+            return self.owner_of(pod) if pod is not None else None
+        if entity.kind == "hpa":
+            hpa = next((h for h in self.hpas if h.namespace == entity.namespace and h.name == entity.name), None)
+            return self.workload(hpa.target_kind, hpa.namespace, hpa.target_name) if hpa else None
+        if entity.kind == "model":
+            candidates = [
+                w for w in self.workloads.values()
+                if w.kind in ("deployment", "statefulset") and (not entity.namespace or w.namespace == entity.namespace)
+            ]
+            for label in MODEL_LABELS:
+                found = sorted((w for w in candidates if w.labels.get(label) == entity.name), key=lambda w: w.key)
+                if found:
+                    return found[0]
+            return next((w for w in sorted(candidates, key=lambda w: w.key) if w.name == entity.name), None)
+        return None
+
+    def resolve(self, entity: Entity, how: str) -> Entity | None:
+        """The decision target for a policy rule's ``target`` ("entity", "node", "owner")."""
+        if how == "node":
+            node = self.node_for(entity)
+            return node.entity if node else None
+        if how == "owner":
+            owner = self.owner_for(entity)
+            return owner.entity if owner else None
+        return entity
+
+    def labels_of(self, entity: Entity) -> Mapping[str, str]:
+        if entity.kind == "node":
+            node = self.node(entity.name)
+            return node.labels if node else {}
+        if entity.kind == "pod":
+            pod = self.pod(entity.namespace, entity.name)
+            return pod.labels if pod else {}
+        if entity.kind == "hpa":
+            owner = self.owner_for(entity)
+            return owner.labels if owner else {}
+        workload = self.workload(entity.kind, entity.namespace, entity.name)
+        return workload.labels if workload else {}

@@ -1,0 +1,73 @@
+"""The only code that sends writes to the API server. Used by the guarded writer, nothing else.
+
+Dry-run swaps nothing but a flag: every write goes to the server with ``dryRun=All``, so the
+server validates, authorises and admits it exactly as for real, then does not persist it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from kubernetes import client as k8s
+
+from aiops.kube.errors import KubeApiError, classify, is_not_found
+from aiops.model import Mutation
+
+
+class KubeWriter:
+    def __init__(self, api: k8s.ApiClient, *, timeout: tuple[float, float], dry_run: bool) -> None:
+        self.dry_run = dry_run
+        self._timeout = timeout
+        self._core = k8s.CoreV1Api(api)
+        self._apps = k8s.AppsV1Api(api)
+        self._autoscaling = k8s.AutoscalingV2Api(api)
+        self._routes: dict[tuple[str, str], Callable[[Mutation, dict[str, Any]], Any]] = {
+            ("delete", "pods"): self._delete_pod,
+            ("evict", "pods"): self._evict_pod,
+            ("patch", "nodes"): lambda m, kw: self._core.patch_node(m.name, dict(m.body or {}), **kw),
+            ("patch", "deployments"): lambda m, kw: self._apps.patch_namespaced_deployment(
+                m.name, m.namespace, dict(m.body or {}), **kw
+            ),
+            ("patch", "statefulsets"): lambda m, kw: self._apps.patch_namespaced_stateful_set(
+                m.name, m.namespace, dict(m.body or {}), **kw
+            ),
+            ("patch", "horizontalpodautoscalers"): lambda m, kw: self._autoscaling.patch_namespaced_horizontal_pod_autoscaler(
+                m.name, m.namespace, dict(m.body or {}), **kw
+            ),
+            ("create", "events"): lambda m, kw: self._core.create_namespaced_event(m.namespace, dict(m.body or {}), **kw),
+        }
+
+    def supports(self, mutation: Mutation) -> bool:
+        return (mutation.verb, mutation.resource) in self._routes
+
+    def apply(self, mutation: Mutation) -> None:
+        """Send one mutation. Raises :class:`KubeApiError` (temporary or permanent)."""
+        route = self._routes.get((mutation.verb, mutation.resource))
+        if route is None:
+            raise KubeApiError(mutation.describe(), None, "Unsupported", "no writer for this verb/resource", temporary=False)
+        kwargs: dict[str, Any] = {"_request_timeout": self._timeout, "_preload_content": False}
+        if self.dry_run:
+            kwargs["dry_run"] = "All"
+        try:
+            route(mutation, kwargs)
+        except Exception as exc:
+            err = classify(exc, mutation.describe())
+            # Deleting or evicting a pod that is already gone reached the goal.
+            if is_not_found(err) and mutation.resource == "pods" and mutation.verb in ("delete", "evict"):
+                return
+            raise err from None
+
+    def _delete_pod(self, m: Mutation, kw: dict[str, Any]) -> Any:
+        grace = (m.body or {}).get("gracePeriodSeconds")
+        return self._core.delete_namespaced_pod(m.name, m.namespace, grace_period_seconds=grace, **kw)
+
+    def _evict_pod(self, m: Mutation, kw: dict[str, Any]) -> Any:
+        grace = (m.body or {}).get("gracePeriodSeconds")
+        body = k8s.V1Eviction(
+            api_version="policy/v1",
+            kind="Eviction",
+            metadata=k8s.V1ObjectMeta(name=m.name, namespace=m.namespace),
+            delete_options=k8s.V1DeleteOptions(grace_period_seconds=grace) if grace is not None else None,
+        )
+        return self._core.create_namespaced_pod_eviction(m.name, m.namespace, body, **kw)

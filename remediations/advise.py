@@ -1,0 +1,53 @@
+"""Advice when no safe automatic action exists: what to look at, why, and the command to run.
+
+Never mutates anything, in any mode. The act stage also falls back to it when another
+remediation's plan is infeasible, passing that plan's reason and command along.
+"""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+from aiops.kube.view import ClusterView
+from aiops.model import Decision, Entity, Plan
+from aiops.plugins import Remediation
+
+
+def _commands(entity: Entity, signal: str, view: ClusterView | None) -> list[str]:
+    ns = f" -n {entity.namespace}" if entity.namespace else ""
+    if entity.kind == "node":
+        cmds = [f"kubectl describe node {entity.name}", f"kubectl get pods -A --field-selector spec.nodeName={entity.name}"]
+        if "filesystem" in signal or "disk" in signal:
+            cmds.append(f"kubectl debug node/{entity.name} -it --image=busybox -- df -h /host")
+        else:
+            cmds.append(f"kubectl drain {entity.name} --ignore-daemonsets --delete-emptydir-data")
+        return cmds
+    if entity.kind == "pod":
+        return [f"kubectl describe pod {entity.name}{ns}", f"kubectl logs {entity.name}{ns} --previous"]
+    if entity.kind == "gpu":
+        node = entity.attr("Hostname") or entity.attr("node")
+        return [f"kubectl describe node {node}", f"kubectl drain {node} --ignore-daemonsets"] if node else []
+    if entity.kind == "model":
+        owner = view.owner_for(entity) if view is not None else None
+        if owner is not None:
+            ref = f"{owner.kind}/{owner.name} -n {owner.namespace}"
+            return [f"kubectl rollout history {ref}", f"kubectl rollout undo {ref}"]
+        return [f"kubectl get deployments{ns} -l aiops.io/model={entity.name}"]
+    if entity.kind in ("deployment", "statefulset"):
+        return [f"kubectl rollout status {entity.kind}/{entity.name}{ns}", f"kubectl rollout history {entity.kind}/{entity.name}{ns}"]
+    return [f"kubectl get {entity.kind} {entity.name}{ns}"]
+
+
+class Advise(Remediation):
+    name: ClassVar[str] = "advise"
+
+    def plan(self, decision: Decision, view: ClusterView | None) -> Plan:
+        finding = decision.finding
+        params = dict(decision.params)
+        commands = [str(params["command"])] if params.get("command") else _commands(decision.target, finding.signal, view)
+        why = str(params.get("why") or finding.evidence.summary)
+        what = str(params.get("suggestion") or f"check {decision.target.key}: {finding.signal} on {finding.detector}")
+        summary = f"{what}. Why: {why}"
+        if commands:
+            summary += ". Run: " + " && ".join(commands)
+        return Plan(self.name, decision.target, (), summary, command="\n".join(commands))

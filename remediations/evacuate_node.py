@@ -1,0 +1,122 @@
+"""Evacuate ("switch") a node: cordon it, then evict its pods through the Eviction API.
+
+Follows ``kubectl drain``: DaemonSet and mirror pods are skipped, finished pods are left alone,
+pods without a controller are left for a human (nothing would recreate them). Evictions respect
+PodDisruptionBudgets on the server side (429 → retried on a later cycle, never forced), and at
+most ``max_unavailable_per_workload`` pods of one workload are down at a time: the rest wait for
+their replacements, which makes the evacuation a :class:`StagedPlan` spanning several cycles.
+
+With ``restore`` (asked by the act stage once the node has been healthy long enough, when
+``safety.auto_uncordon`` is on) it uncordons the node — only if aiops cordoned it.
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+from aiops.kube.plan import CORDONED_BY, RESTORE, StagedPlan, infeasible
+from aiops.kube.view import ClusterView, PodInfo
+from aiops.model import Decision, Mutation, Plan
+from aiops.plugins import Remediation
+
+
+class EvacuateNode(Remediation):
+    name: ClassVar[str] = "evacuate_node"
+
+    def __init__(self, grace_period_seconds: int | None = None, max_unavailable_per_workload: int = 1) -> None:
+        if max_unavailable_per_workload < 1:
+            raise ValueError("max_unavailable_per_workload must be at least 1")
+        self.grace_period_seconds = grace_period_seconds
+        self.max_unavailable_per_workload = max_unavailable_per_workload
+
+    def plan(self, decision: Decision, view: ClusterView | None) -> Plan:
+        params: dict[str, Any] = dict(decision.params)
+        target = decision.target
+        if target.kind != "node":
+            return infeasible(self.name, target, f"could not resolve the node of {target.key}")
+        node_name = target.name
+        if params.get(RESTORE):
+            return self._uncordon(decision, view)
+        drain = f"kubectl drain {node_name} --ignore-daemonsets --delete-emptydir-data --timeout=10m"
+        if view is None:
+            return infeasible(self.name, target, "evacuating a node needs the cluster state", drain)
+        node = view.node(node_name)
+        if node is None:
+            return infeasible(self.name, target, f"node {node_name} does not exist", drain)
+        grace = params.get("grace_period_seconds", self.grace_period_seconds)
+        max_unavailable = int(params.get("max_unavailable_per_workload", self.max_unavailable_per_workload))
+
+        mutations: list[Mutation] = []
+        if not node.unschedulable:
+            body = {"spec": {"unschedulable": True}, "metadata": {"annotations": {CORDONED_BY: "aiops"}}}
+            mutations.append(Mutation("patch", "nodes", node_name, body=body, description=f"cordon node {node_name}"))
+
+        waiting: list[str] = []
+        left: list[str] = []
+        budget: dict[str, int] = {}
+        for pod in sorted(view.pods_on(node_name), key=lambda p: (p.namespace, p.name)):
+            skip = _skip_reason(pod)
+            if skip == "wait":
+                waiting.append(f"pod {pod.namespace}/{pod.name} is terminating")
+                continue
+            if skip:
+                if skip != "ignored":
+                    left.append(f"{pod.namespace}/{pod.name} ({skip})")
+                continue
+            owner = view.owner_of(pod)
+            key = owner.key if owner else f"pod/{pod.namespace}/{pod.name}"
+            if key not in budget:
+                budget[key] = max(0, max_unavailable - (owner.unavailable if owner else 0))
+            if budget[key] <= 0:
+                waiting.append(f"pod {pod.namespace}/{pod.name} waits until {key} has its replicas back")
+                continue
+            budget[key] -= 1
+            body = {"gracePeriodSeconds": int(grace)} if grace is not None else {}
+            mutations.append(
+                Mutation("evict", "pods", pod.name, pod.namespace, body, f"evict pod {pod.namespace}/{pod.name}")
+            )
+
+        evictions = sum(1 for m in mutations if m.verb == "evict")
+        parts = ["cordon" if not node.unschedulable else "keep cordoned", f"evict {evictions} pod(s)"]
+        if waiting:
+            parts.append(f"{len(waiting)} waiting")
+        if left:
+            parts.append(f"left for a human: {', '.join(left)}")
+        return StagedPlan(
+            self.name,
+            target,
+            tuple(mutations),
+            f"evacuate node {node_name}: " + "; ".join(parts),
+            command=drain,
+            waiting=tuple(waiting),
+        )
+
+    def _uncordon(self, decision: Decision, view: ClusterView | None) -> Plan:
+        target = decision.target
+        command = f"kubectl uncordon {target.name}"
+        node = view.node(target.name) if view is not None else None
+        if node is None:
+            return infeasible(self.name, target, "uncordoning needs the node in the cluster state", command)
+        if not node.unschedulable:
+            return Plan(self.name, target, (), f"node {target.name} is already schedulable", command=command)
+        if node.annotations.get(CORDONED_BY) != "aiops":
+            return infeasible(self.name, target, "the node was cordoned by someone else; leaving it to them", command)
+        body = {"spec": {"unschedulable": False}, "metadata": {"annotations": {CORDONED_BY: None}}}
+        return Plan(
+            self.name,
+            target,
+            (Mutation("patch", "nodes", target.name, body=body, description=f"uncordon node {target.name}"),),
+            f"uncordon node {target.name}: healthy again",
+            command=command,
+        )
+
+
+def _skip_reason(pod: PodInfo) -> str:
+    """Why ``kubectl drain`` would not evict this pod ("" = evict it; "wait" = already going)."""
+    if pod.is_mirror or pod.is_daemonset or pod.finished:
+        return "ignored"
+    if pod.terminating:
+        return "wait"
+    if pod.controller is None:
+        return "no controller; evicting it would delete it for good"
+    return ""

@@ -1,0 +1,77 @@
+"""Restart a pod: delete it (its controller makes a new one) or roll its Deployment/StatefulSet.
+
+``strategy`` (per policy rule): "delete" (default) deletes the one pod with a grace period;
+"rollout" sets the ``kubectl.kubernetes.io/restartedAt`` template annotation, exactly what
+``kubectl rollout restart`` does. Never both. A pod without a controller is not deleted: nothing
+would bring it back.
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+from aiops.kube.plan import RESTARTED_AT, infeasible
+from aiops.kube.view import ClusterView
+from aiops.model import Decision, Mutation, Plan
+from aiops.plugins import Remediation
+
+STRATEGIES = ("delete", "rollout")
+
+
+class RestartPod(Remediation):
+    name: ClassVar[str] = "restart_pod"
+
+    def __init__(self, strategy: str = "delete", grace_period_seconds: int = 30) -> None:
+        if strategy not in STRATEGIES:
+            raise ValueError(f"strategy must be one of {', '.join(STRATEGIES)}, got {strategy!r}")
+        if grace_period_seconds < 0:
+            raise ValueError("grace_period_seconds must not be negative")
+        self.strategy = strategy
+        self.grace_period_seconds = grace_period_seconds
+
+    def plan(self, decision: Decision, view: ClusterView | None) -> Plan:
+        params: dict[str, Any] = dict(decision.params)
+        strategy = str(params.get("strategy", self.strategy))
+        grace = int(params.get("grace_period_seconds", self.grace_period_seconds))
+        target = decision.target
+        if target.kind != "pod":
+            return infeasible(self.name, target, f"restart_pod needs a pod target, got a {target.kind}")
+        ns, name = target.namespace, target.name
+        if strategy == "rollout":
+            return self._rollout(decision, view)
+        if strategy != "delete":
+            return infeasible(self.name, target, f"unknown strategy {strategy!r} (use delete or rollout)")
+        command = f"kubectl delete pod {name} -n {ns} --grace-period={grace}"
+        if view is not None:
+            pod = view.pod(ns, name)
+            if pod is None:
+                return infeasible(self.name, target, "the pod no longer exists", command)
+            if pod.controller is None:
+                return infeasible(
+                    self.name, target, "the pod has no controller, so deleting it would not bring it back", command
+                )
+        return Plan(
+            self.name,
+            target,
+            (Mutation("delete", "pods", name, ns, {"gracePeriodSeconds": grace}, f"delete pod {ns}/{name} (grace {grace}s)"),),
+            f"delete pod {ns}/{name} with a {grace}s grace period so its controller replaces it",
+            command=command,
+        )
+
+    def _rollout(self, decision: Decision, view: ClusterView | None) -> Plan:
+        target = decision.target
+        if view is None:
+            return infeasible(self.name, target, "a rolling restart needs the cluster state to find the pod's owner")
+        owner = view.owner_for(target)
+        if owner is None or owner.kind not in ("deployment", "statefulset"):
+            return infeasible(self.name, target, "the pod is not managed by a Deployment or StatefulSet")
+        stamp = view.taken_at.isoformat().replace("+00:00", "Z")
+        body = {"spec": {"template": {"metadata": {"annotations": {RESTARTED_AT: stamp}}}}}
+        resource = "deployments" if owner.kind == "deployment" else "statefulsets"
+        return Plan(
+            self.name,
+            owner.entity,
+            (Mutation("patch", resource, owner.name, owner.namespace, body, f"rollout restart {owner.kind}/{owner.name}"),),
+            f"rolling restart of {owner.kind} {owner.namespace}/{owner.name} (owner of pod {target.name})",
+            command=f"kubectl rollout restart {owner.kind}/{owner.name} -n {owner.namespace}",
+        )

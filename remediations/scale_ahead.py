@@ -1,0 +1,135 @@
+"""Scale a workload ahead of a predicted peak, within bounds, and restore it afterwards.
+
+With an HPA the floor is raised (``minReplicas``) so the autoscaler keeps working above it;
+without one the Deployment/StatefulSet's ``replicas`` is set. The value found before the first
+change is kept in the ``aiops.io/scale-ahead-original`` annotation on the object itself, so a
+restart, or a human, knows what to restore.
+
+Direction ("auto" by default) from the triggering finding, with the seed thresholds: p99
+latency above ``latency_high_seconds`` or GPU utilisation above ``gpu_util_high`` → up; GPU
+utilisation below ``gpu_util_low`` for ``low_for_points`` consecutive points → down (never below
+the original value, nor ``min_replicas``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any, ClassVar
+
+from aiops.kube.plan import ORIGINAL_REPLICAS, RESTORE, infeasible
+from aiops.kube.view import ClusterView, HpaInfo, WorkloadInfo
+from aiops.model import Decision, Mutation, Plan
+from aiops.plugins import Remediation
+
+DIRECTIONS = ("auto", "up", "down")
+
+
+class ScaleAhead(Remediation):
+    name: ClassVar[str] = "scale_ahead"
+
+    def __init__(
+        self,
+        direction: str = "auto",
+        step: int = 1,
+        max_replicas: int | None = None,
+        min_replicas: int = 1,
+        latency_high_seconds: float = 0.1,
+        gpu_util_high: float = 80.0,
+        gpu_util_low: float = 20.0,
+        low_for_points: int = 10,
+    ) -> None:
+        if direction not in DIRECTIONS:
+            raise ValueError(f"direction must be one of {', '.join(DIRECTIONS)}, got {direction!r}")
+        if step < 1 or min_replicas < 0 or low_for_points < 1:
+            raise ValueError("step and low_for_points must be >= 1 and min_replicas >= 0")
+        if max_replicas is not None and max_replicas < max(1, min_replicas):
+            raise ValueError("max_replicas must be at least min_replicas")
+        self.direction = direction
+        self.step = step
+        self.max_replicas = max_replicas
+        self.min_replicas = min_replicas
+        self.latency_high_seconds = latency_high_seconds
+        self.gpu_util_high = gpu_util_high
+        self.gpu_util_low = gpu_util_low
+        self.low_for_points = low_for_points
+
+    def direction_for(self, decision: Decision) -> str:
+        """"up", "down" or "" (the finding crosses no threshold)."""
+        wanted = str(decision.params.get("direction", self.direction))
+        if wanted != "auto":
+            return wanted
+        finding = decision.finding
+        recent: Sequence[float] = finding.evidence.recent
+        last = recent[-1] if recent else finding.evidence.facts.get("value")
+        if last is None:
+            return ""
+        if "latency" in finding.signal:
+            return "up" if float(last) > self.latency_high_seconds else ""
+        if finding.signal.startswith("gpu_util"):
+            if float(last) > self.gpu_util_high:
+                return "up"
+            tail = list(recent[-self.low_for_points :])
+            if len(tail) >= self.low_for_points and all(v < self.gpu_util_low for v in tail):
+                return "down"
+        return ""
+
+    def plan(self, decision: Decision, view: ClusterView | None) -> Plan:
+        target = decision.target
+        if view is None:
+            return infeasible(self.name, target, "scaling needs the cluster state to find the workload")
+        workload = view.owner_for(target)
+        if workload is None or workload.kind not in ("deployment", "statefulset"):
+            return infeasible(self.name, target, f"no Deployment or StatefulSet found for {target.key}")
+        params: dict[str, Any] = dict(decision.params)
+        step = int(params.get("step", self.step))
+        hpa = view.hpa_for(workload)
+        if params.get(RESTORE):
+            return self._restore(workload, hpa)
+        direction = self.direction_for(decision)
+        if direction not in ("up", "down"):
+            return infeasible(self.name, target, f"{decision.finding.signal} crosses no scaling threshold")
+        current = hpa.min_replicas if hpa else workload.replicas
+        annotations = hpa.annotations if hpa else workload.annotations
+        original = int(annotations.get(ORIGINAL_REPLICAS, current))
+        if direction == "up":
+            ceiling = int(params.get("max_replicas", self.max_replicas or (hpa.max_replicas if hpa else 2 * max(1, original))))
+            if hpa is not None:
+                ceiling = min(ceiling, hpa.max_replicas)
+            base = max(current, hpa.current_replicas) if hpa else current
+            new = min(ceiling, base + step)
+        else:
+            floor = max(int(params.get("min_replicas", self.min_replicas)), original if ORIGINAL_REPLICAS in annotations else 0)
+            new = max(floor, current - step)
+        if new == current:
+            bound = "its ceiling" if direction == "up" else "its floor"
+            return infeasible(self.name, workload.entity, f"{_what(workload, hpa)} is already at {bound} ({current})")
+        return self._set(workload, hpa, new, original, f"scale {direction} {_what(workload, hpa)} from {current} to {new}")
+
+    def _restore(self, workload: WorkloadInfo, hpa: HpaInfo | None) -> Plan:
+        annotations = hpa.annotations if hpa else workload.annotations
+        if ORIGINAL_REPLICAS not in annotations:
+            return Plan(self.name, workload.entity, (), f"{_what(workload, hpa)} was not scaled by aiops; nothing to restore")
+        original = int(annotations[ORIGINAL_REPLICAS])
+        return self._set(workload, hpa, original, None, f"restore {_what(workload, hpa)} to {original}")
+
+    def _set(self, workload: WorkloadInfo, hpa: HpaInfo | None, value: int, original: int | None, summary: str) -> Plan:
+        # The annotation is removed (None in a merge patch) when restoring to the original.
+        note = {ORIGINAL_REPLICAS: str(original) if original is not None else None}
+        if hpa is not None:
+            body = {"metadata": {"annotations": note}, "spec": {"minReplicas": value}}
+            mutation = Mutation("patch", "horizontalpodautoscalers", hpa.name, hpa.namespace, body, summary)
+            command = f"kubectl patch hpa {hpa.name} -n {hpa.namespace} -p '{{\"spec\":{{\"minReplicas\":{value}}}}}'"
+            target = hpa.entity
+        else:
+            body = {"metadata": {"annotations": note}, "spec": {"replicas": value}}
+            resource = "deployments" if workload.kind == "deployment" else "statefulsets"
+            mutation = Mutation("patch", resource, workload.name, workload.namespace, body, summary)
+            command = f"kubectl scale {workload.kind}/{workload.name} -n {workload.namespace} --replicas={value}"
+            target = workload.entity
+        return Plan(self.name, target, (mutation,), summary, command=command)
+
+
+def _what(workload: WorkloadInfo, hpa: HpaInfo | None) -> str:
+    if hpa is not None:
+        return f"HPA {hpa.namespace}/{hpa.name} minReplicas"
+    return f"{workload.kind} {workload.namespace}/{workload.name} replicas"
