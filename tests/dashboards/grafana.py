@@ -1,0 +1,72 @@
+"""Dashboards as Grafana loads them, and the PromQL they send, pulled out for the checks."""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+DASHBOARD_DIR = Path(__file__).resolve().parents[2] / "dashboards"
+DASHBOARD_FILES = sorted(DASHBOARD_DIR.glob("*.json"))
+
+# What Grafana puts in place of its built-in variables; values that a real dashboard could send.
+BUILTINS = {"__rate_interval": "5m", "__interval": "1m", "__range": "1h"}
+VARIABLE = re.compile(r"\$(?:\{(\w+)(?::\w+)?\}|(\w+))")
+LABEL_VALUES = re.compile(r"^label_values\((.+),\s*(\w+)\)$", re.S)
+
+
+@dataclass(frozen=True)
+class Query:
+    dashboard: str
+    where: str  # panel title or variable name
+    expr: str
+    instant: bool = False
+
+    def substituted(self, variables: dict[str, str]) -> str:
+        """The expression as Grafana sends it, with "All" (``.*``) selected for every variable."""
+
+        def value(match: re.Match[str]) -> str:
+            name = match.group(1) or match.group(2)
+            if name in BUILTINS:
+                return BUILTINS[name]
+            return variables[name]
+
+        return VARIABLE.sub(value, self.expr)
+
+
+def load(path: Path) -> dict[str, Any]:
+    return json.loads(path.read_text(encoding="utf-8"))
+
+
+def all_panels(model: dict[str, Any]) -> Iterator[dict[str, Any]]:
+    for panel in model["panels"]:
+        yield panel
+        yield from panel.get("panels", [])  # collapsed rows hold their panels
+
+
+def variable_query(variable: dict[str, Any]) -> str:
+    query = variable["query"]
+    return query["query"] if isinstance(query, dict) else query
+
+
+def queries(path: Path) -> list[Query]:
+    model = load(path)
+    found = []
+    for panel in all_panels(model):
+        for t in panel.get("targets", []):
+            found.append(Query(path.name, panel["title"], t["expr"], bool(t.get("instant"))))
+    for variable in model["templating"]["list"]:
+        if variable["type"] != "query":
+            continue
+        match = LABEL_VALUES.match(variable_query(variable))
+        assert match, f"{path.name}: variable {variable['name']} is not label_values(selector, label)"
+        # label_values(selector, label) asks Prometheus for the selector's series.
+        found.append(Query(path.name, f"variable {variable['name']}", match.group(1), instant=True))
+    return found
+
+
+def all_queries() -> list[Query]:
+    return [q for path in DASHBOARD_FILES for q in queries(path)]
