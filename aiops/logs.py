@@ -75,5 +75,5 @@ def configure_logging(level: str = "INFO", fmt: str = "json", stream=None) -> No
     root.addHandler(handler)
     root.setLevel(level)
     # Library chatter at INFO (urllib3 retries, apscheduler job lines) is noise in an SRE log.
-    for noisy in ("urllib3", "apscheduler", "kubernetes", "dateparser"):
-        logging.getLogger(noisy).setLevel(max(logging.WARNING, logging.getLevelName(level)))
+    for noisy in ("urllib3", "apscheduler", "kubernetes", "dateparser"):  # retries are reported by us
+        logging.getLogger(noisy).setLevel(max(logging.ERROR, logging.getLevelName(level)))
