@@ -1,16 +1,121 @@
+"""The ``notify`` section: channels (plugins), routes (who hears what), links, and the outbox.
+
+A route matches notifications by severity and labels and sends them to channels, one digest per
+route and window. The first matching route wins unless it says ``continue: true`` (as in
+Alertmanager). Without routes, everything at or above ``policy.notify_min_severity`` goes to every
+channel.
+"""
+
 from __future__ import annotations
 
+import string
+from datetime import timedelta
 from typing import Any
 
-from pydantic import Field
+from pydantic import Field, field_validator, model_validator
 
-from aiops.config.base import StrictModel
+from aiops.config.base import Duration, StrictModel
+from aiops.model import Severity
+
+# Placeholders a link template may use; each is URL-encoded when the link is built.
+LINK_FIELDS = frozenset(
+    {"severity", "detector", "signal", "kind", "name", "namespace", "pod", "node", "gpu", "model", "entity", "key",
+     "cycle_id", "from_ms", "to_ms"}
+)
 
 
 class ChannelConfig(StrictModel):
+    """One channel: a notifier plugin (``console``, ``dingtalk``, ``email``, ``alertmanager``) and its params.
+
+    Secrets inside params use the same ``{env: NAME}`` / ``{file: PATH}`` references as elsewhere;
+    each plugin validates its own params when the daemon starts.
+    """
+
     plugin: str = Field(min_length=1)
     params: dict[str, Any] = Field(default_factory=dict)
+    enabled: bool = True
+
+
+class Mentions(StrictModel):
+    """Who a DingTalk digest @mentions. Mobiles are also written into the text, as DingTalk requires."""
+
+    mobiles: list[str] = Field(default_factory=list)
+    user_ids: list[str] = Field(default_factory=list)
+    all: bool = False
+    # Mention only for notifications at or above this severity (no @ for a warning at 3 am).
+    min_severity: Severity = Severity.CRITICAL
+
+
+class RouteConfig(StrictModel):
+    name: str = Field(min_length=1, pattern=r"^[A-Za-z0-9_.-]+$")
+    channels: list[str] = Field(min_length=1)
+    min_severity: Severity = Severity.WARNING
+    # Label -> fnmatch pattern; every pair must match (labels: severity, detector, signal, kind,
+    # namespace, pod, node, ... and "action" for action notifications).
+    match: dict[str, str] = Field(default_factory=dict)
+    # Same notification (same key, same state) is not re-sent within this interval.
+    repeat_interval: Duration = timedelta(hours=4)
+    # At most one digest per channel within this window; later notifications wait for the next one.
+    group_interval: Duration = timedelta(seconds=0)
+    send_resolved: bool = True
+    mentions: Mentions = Mentions()
+    # Keep matching later routes after this one.
+    continue_: bool = Field(default=False, alias="continue")
+
+
+class OutboxConfig(StrictModel):
+    """Retries of the persistent outbox. After ``max_attempts`` or ``max_age`` an item is failed."""
+
+    max_attempts: int = Field(default=8, ge=1, le=100)
+    backoff_initial: Duration = timedelta(seconds=30)
+    backoff_max: Duration = timedelta(minutes=30)
+    max_age: Duration = timedelta(hours=24)
+    # Notifications per digest message; the rest go in the next message.
+    max_batch: int = Field(default=10, ge=1, le=100)
+    # Delivered and failed items are kept this long for `aiops history`, then pruned.
+    retention: Duration = timedelta(days=7)
+
+    @model_validator(mode="after")
+    def _ordered(self) -> OutboxConfig:
+        if self.backoff_initial > self.backoff_max:
+            raise ValueError("backoff_initial must not exceed backoff_max")
+        return self
 
 
 class NotifyConfig(StrictModel):
     channels: dict[str, ChannelConfig] = Field(default_factory=lambda: {"console": ChannelConfig(plugin="console")})
+    routes: list[RouteConfig] = Field(default_factory=list)
+    # Link name -> URL template with {placeholders} (see LINK_FIELDS), shown in every message:
+    #   grafana: "https://grafana.example/d/aiops?var-namespace={namespace}&var-pod={pod}&from={from_ms}&to={to_ms}"
+    #   runbook: "https://runbooks.example/{signal}"
+    links: dict[str, str] = Field(default_factory=dict)
+    outbox: OutboxConfig = OutboxConfig()
+
+    @field_validator("links")
+    @classmethod
+    def _templates(cls, links: dict[str, str]) -> dict[str, str]:
+        for name, template in links.items():
+            try:
+                fields = {f for _, f, _, _ in string.Formatter().parse(template) if f is not None}
+            except ValueError as exc:
+                raise ValueError(f"link {name!r} is not a valid template: {exc}") from None
+            unknown = sorted(fields - LINK_FIELDS)
+            if unknown:
+                raise ValueError(
+                    f"link {name!r} uses unknown placeholders {unknown}; available: {', '.join(sorted(LINK_FIELDS))}"
+                )
+        return links
+
+    @model_validator(mode="after")
+    def _references(self) -> NotifyConfig:
+        names = [r.name for r in self.routes]
+        dupes = sorted({n for n in names if names.count(n) > 1})
+        if dupes:
+            raise ValueError(f"notify route names must be unique, repeated: {', '.join(dupes)}")
+        for route in self.routes:
+            unknown = [c for c in route.channels if c not in self.channels]
+            if unknown:
+                raise ValueError(
+                    f"route {route.name!r} sends to undefined channels {unknown}; define them under notify.channels"
+                )
+        return self

@@ -1,28 +1,44 @@
-"""A notifier that writes notifications to standard output: the demo's channel, and a safe default."""
+"""Console channel: the digest as plain text on stdout (or stderr). The default channel, and what
+``aiops once`` and ``aiops demo`` show."""
 
 from __future__ import annotations
 
 import sys
+import threading
 from collections.abc import Sequence
-from typing import TextIO
+from typing import ClassVar, Literal, TextIO
 
+from aiops.config.base import StrictModel
 from aiops.model import Notification
+from aiops.notify.formatting import digest, to_text
 from aiops.plugins import Delivery, DeliveryStatus, Notifier
 
 
-class ConsoleNotifier(Notifier):
-    name = "console"
+class ConsoleParams(StrictModel):
+    stream: Literal["stdout", "stderr"] = "stdout"
 
-    def __init__(self, stream: TextIO | None = None) -> None:
-        self.stream = stream
+
+class ConsoleNotifier(Notifier):
+    name: ClassVar[str] = "console"
+    # Printing twice after a crash is harmless.
+    redeliver_after_crash: ClassVar[bool] = True
+    _lock = threading.Lock()  # digests from parallel flushes must not interleave
+
+    def __init__(self, **params: object) -> None:
+        self.params = ConsoleParams.model_validate(params)
+
+    def _stream(self) -> TextIO:
+        return sys.stdout if self.params.stream == "stdout" else sys.stderr
 
     def send(self, batch: Sequence[Notification]) -> Delivery:
-        out = self.stream or sys.stdout
+        if not batch:
+            return Delivery(DeliveryStatus.DELIVERED, "nothing to send")
+        text = to_text(digest(batch))
         try:
-            for n in batch:
-                state = "RESOLVED" if n.resolved else n.severity.value.upper()
-                out.write(f"[{state}] {n.title}\n    {n.summary}\n")
-            out.flush()
-        except OSError as exc:
-            return Delivery(DeliveryStatus.RETRY, f"cannot write to the console: {exc}")
-        return Delivery(DeliveryStatus.DELIVERED)
+            with self._lock:
+                stream = self._stream()
+                stream.write(text + "\n")
+                stream.flush()
+        except OSError as exc:  # a closed pipe is a delivery problem, not a crash
+            return Delivery(DeliveryStatus.RETRY, f"cannot write to {self.params.stream}: {exc.strerror}")
+        return Delivery(DeliveryStatus.DELIVERED, f"printed {len(batch)} notification(s)")

@@ -1,0 +1,195 @@
+"""Notification <-> JSON, so that the outbox can keep notifications across restarts.
+
+Everything a message shows survives the round trip. A plan keeps its summary and command but not
+its mutations: a notification never applies anything, it only tells what was planned.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from datetime import datetime
+from typing import Any
+
+from aiops.model import (
+    ActionResult,
+    ActionStatus,
+    Entity,
+    Evidence,
+    Finding,
+    Notification,
+    Plan,
+    Severity,
+)
+
+
+def _time(value: datetime | None) -> str | None:
+    return value.isoformat() if value is not None else None
+
+
+def _parse_time(value: str | None) -> datetime | None:
+    return datetime.fromisoformat(value) if value else None
+
+
+def _number(value: float) -> float | None:
+    # JSON has no NaN; a gap in the recent values stays a gap.
+    return None if value is None or (isinstance(value, float) and math.isnan(value)) else float(value)
+
+
+def _plain(value: Any) -> Any:
+    """Facts are free-form; keep what JSON can hold, stringify the rest (numpy scalars, datetimes)."""
+    if isinstance(value, bool | int | str) or value is None:
+        return value
+    if isinstance(value, float):
+        return _number(value)
+    if isinstance(value, dict):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_plain(v) for v in value]
+    if hasattr(value, "item"):  # numpy scalar
+        return _plain(value.item())
+    return str(value)
+
+
+def entity_to_dict(entity: Entity) -> dict[str, Any]:
+    return {"kind": entity.kind, "name": entity.name, "namespace": entity.namespace, "attributes": list(entity.attributes)}
+
+
+def entity_from_dict(data: dict[str, Any]) -> Entity:
+    return Entity(
+        kind=data["kind"],
+        name=data["name"],
+        namespace=data.get("namespace", ""),
+        attributes=tuple((str(k), str(v)) for k, v in data.get("attributes", ())),
+    )
+
+
+def finding_to_dict(f: Finding) -> dict[str, Any]:
+    return {
+        "id": f.id,
+        "detector": f.detector,
+        "signal": f.signal,
+        "entity": entity_to_dict(f.entity),
+        "score": f.score,
+        "observed_at": _time(f.observed_at),
+        "evidence": {
+            "summary": f.evidence.summary,
+            "recent": [_number(v) for v in f.evidence.recent],
+            "facts": _plain(dict(f.evidence.facts)),
+            "related": list(f.evidence.related),
+        },
+        "predicted_failure_at": _time(f.predicted_failure_at),
+        "failure_interval": [_time(t) for t in f.failure_interval] if f.failure_interval else None,
+        "confirmed": f.confirmed,
+        "severity": f.severity.value if f.severity else None,
+    }
+
+
+def finding_from_dict(d: dict[str, Any]) -> Finding:
+    ev = d["evidence"]
+    interval = d.get("failure_interval")
+    return Finding(
+        id=d["id"],
+        detector=d["detector"],
+        signal=d["signal"],
+        entity=entity_from_dict(d["entity"]),
+        score=float(d["score"]),
+        observed_at=_parse_time(d["observed_at"]),  # type: ignore[arg-type]
+        evidence=Evidence(
+            summary=ev["summary"],
+            recent=tuple(float("nan") if v is None else float(v) for v in ev.get("recent", ())),
+            facts=ev.get("facts", {}),
+            related=tuple(ev.get("related", ())),
+        ),
+        predicted_failure_at=_parse_time(d.get("predicted_failure_at")),
+        failure_interval=(_parse_time(interval[0]), _parse_time(interval[1])) if interval else None,  # type: ignore[arg-type]
+        confirmed=bool(d.get("confirmed", False)),
+        severity=Severity(d["severity"]) if d.get("severity") else None,
+    )
+
+
+def result_to_dict(r: ActionResult) -> dict[str, Any]:
+    plan = None
+    if r.plan is not None:
+        plan = {
+            "action": r.plan.action,
+            "target": entity_to_dict(r.plan.target),
+            "summary": r.plan.summary,
+            "command": r.plan.command,
+            "feasible": r.plan.feasible,
+            "reason_if_not": r.plan.reason_if_not,
+        }
+    return {
+        "decision_id": r.decision_id,
+        "action": r.action,
+        "target": entity_to_dict(r.target),
+        "status": r.status.value,
+        "detail": r.detail,
+        "plan": plan,
+        "rail": r.rail,
+        "at": _time(r.at),
+    }
+
+
+def result_from_dict(d: dict[str, Any]) -> ActionResult:
+    p = d.get("plan")
+    plan = None
+    if p is not None:
+        plan = Plan(
+            action=p["action"],
+            target=entity_from_dict(p["target"]),
+            mutations=(),
+            summary=p["summary"],
+            command=p.get("command", ""),
+            feasible=p.get("feasible", True),
+            reason_if_not=p.get("reason_if_not", ""),
+        )
+    return ActionResult(
+        decision_id=d["decision_id"],
+        action=d["action"],
+        target=entity_from_dict(d["target"]),
+        status=ActionStatus(d["status"]),
+        detail=d["detail"],
+        plan=plan,
+        rail=d.get("rail", ""),
+        at=_parse_time(d["at"]),  # type: ignore[arg-type]
+    )
+
+
+def to_json(n: Notification) -> str:
+    return json.dumps(
+        {
+            "id": n.id,
+            "key": n.key,
+            "severity": n.severity.value,
+            "title": n.title,
+            "summary": n.summary,
+            "entity": entity_to_dict(n.entity) if n.entity else None,
+            "findings": [finding_to_dict(f) for f in n.findings],
+            "results": [result_to_dict(r) for r in n.results],
+            "resolved": n.resolved,
+            "cycle_id": n.cycle_id,
+            "labels": dict(n.labels),
+            "test": n.test,
+        },
+        ensure_ascii=False,
+        allow_nan=False,
+    )
+
+
+def from_json(text: str) -> Notification:
+    d = json.loads(text)
+    return Notification(
+        id=d["id"],
+        key=d["key"],
+        severity=Severity(d["severity"]),
+        title=d["title"],
+        summary=d["summary"],
+        entity=entity_from_dict(d["entity"]) if d.get("entity") else None,
+        findings=tuple(finding_from_dict(f) for f in d.get("findings", ())),
+        results=tuple(result_from_dict(r) for r in d.get("results", ())),
+        resolved=bool(d.get("resolved", False)),
+        cycle_id=d.get("cycle_id", ""),
+        labels=dict(d.get("labels", {})),
+        test=bool(d.get("test", False)),
+    )

@@ -1,0 +1,321 @@
+"""The persistent outbox: every notification for every channel is a row in the Store before any send.
+
+Life of a row: ``pending`` → (claimed with a batch id) ``sending`` → ``delivered`` | ``pending``
+again with a backoff | ``failed`` after the retry budget (attempts or age). A newer notification
+with the same key for the same channel ``supersedes`` an older one still waiting, so an outage
+ends with the latest state, not a replay of every cycle.
+
+Crash safety. A batch is marked ``sending`` in its own committed transaction before the transport
+is called, and ``delivered`` right after. A crash in between leaves rows in ``sending``; on restart
+:meth:`Outbox.recover` asks each channel whether a repeat is harmless (``redeliver_after_crash``):
+
+- Alertmanager: yes, alerts with the same labels are the same alert.
+- Email: yes, the resend is the same batch with the same Message-ID, which receivers de-duplicate.
+- DingTalk: no, the robot API has no idempotency key; such rows are recorded as failed with
+  result ``unknown`` rather than risk a duplicate page.
+
+A transport timeout after the peer accepted the request is indistinguishable from a lost request;
+that case is retried (at-least-once), which is the one place a duplicate can still happen.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import sqlite3
+import uuid
+from collections.abc import Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from datetime import datetime
+
+from aiops import metrics
+from aiops.config.notify import OutboxConfig
+from aiops.model import Notification
+from aiops.notify.codec import from_json, to_json
+from aiops.plugins import Delivery, DeliveryStatus, Notifier
+from aiops.state import Store
+
+log = logging.getLogger(__name__)
+
+# One statement per ensure_schema call: Store.ensure_schema runs a multi-statement script through
+# executescript, which commits the surrounding transaction early (reported to the lead).
+_SCHEMA = (
+    """CREATE TABLE IF NOT EXISTS notify_outbox (
+    id TEXT PRIMARY KEY,
+    channel TEXT NOT NULL,
+    grp TEXT NOT NULL,
+    key TEXT NOT NULL,
+    severity_rank INTEGER NOT NULL,
+    notification TEXT NOT NULL,
+    state TEXT NOT NULL,
+    attempts INTEGER NOT NULL DEFAULT 0,
+    batch_id TEXT,
+    created_at REAL NOT NULL,
+    next_attempt_at REAL NOT NULL,
+    updated_at REAL NOT NULL,
+    last_error TEXT NOT NULL DEFAULT ''
+)""",
+    "CREATE INDEX IF NOT EXISTS notify_outbox_due ON notify_outbox (channel, state, next_attempt_at)",
+    "CREATE TABLE IF NOT EXISTS notify_groups (channel TEXT NOT NULL, grp TEXT NOT NULL, last_sent_at REAL NOT NULL, "
+    "PRIMARY KEY (channel, grp))",
+)
+
+PENDING, SENDING, DELIVERED, FAILED, SUPERSEDED = "pending", "sending", "delivered", "failed", "superseded"
+# Batches one channel may send in one flush: bounds the time a flush can take.
+_MAX_BATCHES_PER_FLUSH = 20
+
+
+@dataclass(frozen=True)
+class Envelope:
+    """One notification addressed to one channel, within a group (the route) for digests."""
+
+    channel: str
+    group: str
+    notification: Notification
+    # Earliest send time (epoch seconds): the route's group window.
+    not_before: float = 0.0
+
+
+@dataclass
+class ChannelReport:
+    delivered: int = 0
+    retried: int = 0
+    failed: int = 0
+    pending: int = 0
+    last_error: str = ""
+
+
+@dataclass(frozen=True)
+class Batch:
+    channel: str
+    batch_id: str
+    row_ids: tuple[str, ...]
+    notifications: tuple[Notification, ...]
+
+
+class Outbox:
+    def __init__(self, store: Store, config: OutboxConfig | None = None) -> None:
+        self.store = store
+        self.config = config or OutboxConfig()
+        for ddl in _SCHEMA:
+            store.ensure_schema(ddl)
+
+    # --- writing -------------------------------------------------------------------------
+    def enqueue(self, envelopes: Sequence[Envelope], now: datetime) -> None:
+        """Persist envelopes in one transaction; older waiting rows with the same key are superseded."""
+        with self.store.transaction() as conn:
+            self.enqueue_in(conn, envelopes, now)
+
+    def enqueue_in(self, conn: sqlite3.Connection, envelopes: Sequence[Envelope], now: datetime) -> None:
+        """:meth:`enqueue` inside the caller's transaction (the stage commits its de-dup ledger with it)."""
+        t = now.timestamp()
+        for env in envelopes:
+            n = env.notification
+            conn.execute(
+                "UPDATE notify_outbox SET state = ?, updated_at = ?, last_error = 'superseded by a newer notification' "
+                "WHERE channel = ? AND key = ? AND state = ? AND batch_id IS NULL",
+                (SUPERSEDED, t, env.channel, n.key, PENDING),
+            )
+            conn.execute(
+                "INSERT OR IGNORE INTO notify_outbox (id, channel, grp, key, severity_rank, notification, state, "
+                "created_at, next_attempt_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (f"{n.id}:{env.channel}", env.channel, env.group, n.key, n.severity.rank, to_json(n), PENDING,
+                 t, max(t, env.not_before), t),
+            )
+
+    def group_last_sent(self, channel: str, group: str) -> float | None:
+        rows = self.store.query("SELECT last_sent_at FROM notify_groups WHERE channel = ? AND grp = ?", (channel, group))
+        return float(rows[0]["last_sent_at"]) if rows else None
+
+    # --- recovery ------------------------------------------------------------------------
+    def recover(self, notifiers: Mapping[str, Notifier], now: datetime) -> None:
+        """Settle rows a previous process left in ``sending`` (it stopped between send and mark)."""
+        t = now.timestamp()
+        rows = self.store.query("SELECT DISTINCT channel FROM notify_outbox WHERE state = ?", (SENDING,))
+        for row in rows:
+            channel = row["channel"]
+            notifier = notifiers.get(channel)
+            if notifier is not None and getattr(notifier, "redeliver_after_crash", True):
+                with self.store.transaction() as conn:
+                    conn.execute(
+                        "UPDATE notify_outbox SET state = ?, next_attempt_at = ?, updated_at = ? WHERE channel = ? AND state = ?",
+                        (PENDING, t, t, channel, SENDING),
+                    )
+                log.warning("outbox: resending an interrupted batch on channel %s (the receiver de-duplicates it)", channel)
+                continue
+            with self.store.transaction() as conn:
+                cur = conn.execute(
+                    "UPDATE notify_outbox SET state = ?, updated_at = ?, last_error = ? WHERE channel = ? AND state = ?",
+                    (FAILED, t, "outcome unknown: the daemon stopped while sending; not resent to avoid a duplicate",
+                     channel, SENDING),
+                )
+            metrics.NOTIFICATIONS.labels(channel=channel, result="unknown").inc(cur.rowcount)
+            log.error(
+                "outbox: %d notification(s) on channel %s may or may not have been delivered before a restart; "
+                "not resent because the channel cannot de-duplicate", cur.rowcount, channel,
+            )
+        orphans = self.store.query(
+            "SELECT channel, COUNT(*) AS n FROM notify_outbox WHERE state = ? GROUP BY channel", (PENDING,)
+        )
+        for row in orphans:
+            if row["channel"] not in notifiers:
+                with self.store.transaction() as conn:
+                    conn.execute(
+                        "UPDATE notify_outbox SET state = ?, updated_at = ?, last_error = ? WHERE channel = ? AND state = ?",
+                        (FAILED, t, "channel is no longer configured", row["channel"], PENDING),
+                    )
+                metrics.NOTIFICATIONS.labels(channel=row["channel"], result="failed").inc(row["n"])
+                log.error("outbox: %d notification(s) for removed channel %s recorded as failed", row["n"], row["channel"])
+
+    # --- sending -------------------------------------------------------------------------
+    def flush(self, notifiers: Mapping[str, Notifier], now: datetime) -> dict[str, ChannelReport]:
+        """Send what is due, each channel in its own thread so one slow channel delays no other."""
+        if not notifiers:
+            return {}
+        with ThreadPoolExecutor(max_workers=len(notifiers), thread_name_prefix="notify") as pool:
+            futures = {name: pool.submit(self._flush_channel, name, n, now) for name, n in notifiers.items()}
+            reports = {name: fut.result() for name, fut in futures.items()}
+        self._prune(now)
+        return reports
+
+    def _flush_channel(self, channel: str, notifier: Notifier, now: datetime) -> ChannelReport:
+        report = ChannelReport()
+        for _ in range(_MAX_BATCHES_PER_FLUSH):
+            wait = getattr(notifier, "wait_seconds", None)
+            if wait is not None and wait() > 0:
+                break  # rate limited: rows stay pending, no attempt is spent
+            batch = self._claim(channel, now)
+            if batch is None:
+                break
+            delivery = self._send(notifier, batch)
+            self._settle(batch, delivery, now, report)
+            if delivery.status is DeliveryStatus.RETRY:
+                break  # the channel is struggling; the rest waits for the next flush
+        report.pending = self.pending(channel)
+        metrics.OUTBOX_PENDING.labels(channel=channel).set(report.pending)
+        return report
+
+    def _claim(self, channel: str, now: datetime) -> Batch | None:
+        t = now.timestamp()
+        with self.store.transaction() as conn:
+            head = conn.execute(
+                "SELECT grp, batch_id FROM notify_outbox WHERE channel = ? AND state = ? AND next_attempt_at <= ? "
+                "ORDER BY batch_id IS NULL, severity_rank DESC, created_at LIMIT 1",
+                (channel, PENDING, t),
+            ).fetchone()
+            if head is None:
+                return None
+            if head["batch_id"] is not None:
+                # A batch that failed before is resent unchanged (same id, same Message-ID).
+                batch_id = head["batch_id"]
+                rows = conn.execute(
+                    "SELECT id, notification FROM notify_outbox WHERE channel = ? AND batch_id = ? AND state = ? ORDER BY severity_rank DESC, created_at",
+                    (channel, batch_id, PENDING),
+                ).fetchall()
+            else:
+                batch_id = uuid.uuid4().hex
+                rows = conn.execute(
+                    "SELECT id, notification FROM notify_outbox WHERE channel = ? AND grp = ? AND state = ? AND batch_id IS NULL "
+                    "AND next_attempt_at <= ? ORDER BY severity_rank DESC, created_at LIMIT ?",
+                    (channel, head["grp"], PENDING, t, self.config.max_batch),
+                ).fetchall()
+            ids = [r["id"] for r in rows]
+            conn.executemany(
+                "UPDATE notify_outbox SET state = ?, batch_id = ?, attempts = attempts + 1, updated_at = ? WHERE id = ?",
+                [(SENDING, batch_id, t, i) for i in ids],
+            )
+        notifications = tuple(from_json(r["notification"]) for r in rows)
+        return Batch(channel, batch_id, tuple(ids), notifications)
+
+    @staticmethod
+    def _send(notifier: Notifier, batch: Batch) -> Delivery:
+        batch_aware = getattr(notifier, "send_batch", None)
+        try:
+            if batch_aware is not None:
+                return batch_aware(batch.notifications, batch_id=batch.batch_id)
+            return notifier.send(batch.notifications)
+        except Exception as exc:  # a notifier bug must not lose the batch; the type only (messages may hold URLs with tokens)
+            log.error("outbox: notifier %s raised %s; the batch will be retried", batch.channel, type(exc).__name__)
+            return Delivery(DeliveryStatus.RETRY, f"notifier raised {type(exc).__name__}")
+
+    def backoff_seconds(self, attempts: int) -> float:
+        base = self.config.backoff_initial.total_seconds() * 2 ** max(0, attempts - 1)
+        capped = min(base, self.config.backoff_max.total_seconds())
+        return capped * random.uniform(0.8, 1.0)  # jitter: replicas and channels do not retry in lockstep
+
+    def _settle(self, batch: Batch, delivery: Delivery, now: datetime, report: ChannelReport) -> None:
+        t = now.timestamp()
+        n = len(batch.row_ids)
+        marks = ",".join("?" * n)
+        with self.store.transaction() as conn:
+            if delivery.status is DeliveryStatus.DELIVERED:
+                conn.execute(
+                    f"UPDATE notify_outbox SET state = ?, updated_at = ?, last_error = '' WHERE id IN ({marks})",
+                    (DELIVERED, t, *batch.row_ids),
+                )
+                grp = conn.execute("SELECT grp FROM notify_outbox WHERE id = ?", (batch.row_ids[0],)).fetchone()["grp"]
+                conn.execute(
+                    "INSERT INTO notify_groups (channel, grp, last_sent_at) VALUES (?, ?, ?) "
+                    "ON CONFLICT(channel, grp) DO UPDATE SET last_sent_at = excluded.last_sent_at",
+                    (batch.channel, grp, t),
+                )
+                report.delivered += n
+                metrics.NOTIFICATIONS.labels(channel=batch.channel, result="delivered").inc(n)
+                return
+            report.last_error = delivery.detail
+            rows = conn.execute(
+                f"SELECT id, attempts, created_at FROM notify_outbox WHERE id IN ({marks})", batch.row_ids
+            ).fetchall()
+            max_age = self.config.max_age.total_seconds()
+            for row in rows:
+                exhausted = row["attempts"] >= self.config.max_attempts or t - row["created_at"] >= max_age
+                if delivery.status is DeliveryStatus.GIVE_UP or exhausted:
+                    reason = delivery.detail if delivery.status is DeliveryStatus.GIVE_UP else (
+                        f"retry budget spent after {row['attempts']} attempts: {delivery.detail}"
+                    )
+                    conn.execute(
+                        "UPDATE notify_outbox SET state = ?, updated_at = ?, last_error = ? WHERE id = ?",
+                        (FAILED, t, reason, row["id"]),
+                    )
+                    report.failed += 1
+                    metrics.NOTIFICATIONS.labels(channel=batch.channel, result="failed").inc()
+                else:
+                    delay = max(self.backoff_seconds(row["attempts"]), delivery.retry_after_seconds or 0.0)
+                    conn.execute(
+                        "UPDATE notify_outbox SET state = ?, next_attempt_at = ?, updated_at = ?, last_error = ? WHERE id = ?",
+                        (PENDING, t + delay, t, delivery.detail, row["id"]),
+                    )
+                    report.retried += 1
+                    metrics.NOTIFICATIONS.labels(channel=batch.channel, result="retry").inc()
+        level = logging.ERROR if report.failed else logging.WARNING
+        log.log(level, "notify channel %s: %s (%s)", batch.channel, delivery.status.value, delivery.detail)
+
+    # --- reading -------------------------------------------------------------------------
+    def pending(self, channel: str | None = None) -> int:
+        sql = "SELECT COUNT(*) AS n FROM notify_outbox WHERE state IN (?, ?)"
+        params: tuple[str, ...] = (PENDING, SENDING)
+        if channel is not None:
+            sql += " AND channel = ?"
+            params += (channel,)
+        return int(self.store.query(sql, params)[0]["n"])
+
+    def rows(self, channel: str | None = None, state: str | None = None) -> list[dict[str, object]]:
+        """Outbox rows for inspection (``aiops history``, tests), newest first."""
+        sql = "SELECT id, channel, grp, key, state, attempts, batch_id, created_at, next_attempt_at, last_error FROM notify_outbox WHERE 1=1"
+        params: list[object] = []
+        if channel is not None:
+            sql += " AND channel = ?"
+            params.append(channel)
+        if state is not None:
+            sql += " AND state = ?"
+            params.append(state)
+        return [dict(r) for r in self.store.query(sql + " ORDER BY created_at DESC", tuple(params))]
+
+    def _prune(self, now: datetime) -> None:
+        cutoff = now.timestamp() - self.config.retention.total_seconds()
+        with self.store.transaction() as conn:
+            conn.execute(
+                "DELETE FROM notify_outbox WHERE state IN (?, ?, ?) AND updated_at < ?",
+                (DELIVERED, FAILED, SUPERSEDED, cutoff),
+            )

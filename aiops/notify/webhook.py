@@ -1,0 +1,73 @@
+"""The Alertmanager webhook endpoint's logic, independent of the HTTP server that serves it.
+
+``handle_alertmanager`` returns (HTTP status, JSON body). Every check happens before anything is
+stored, so a rejected request changes nothing: 404 when no token is configured (the endpoint is
+off), 401 without a bearer token, 403 with a wrong one, 413 over the size limit, 400 for malformed
+JSON or a payload that is not version 4, 503 when the store cannot take it (Alertmanager retries).
+"""
+
+from __future__ import annotations
+
+import hmac
+import json
+import logging
+from collections.abc import Mapping
+from typing import Any
+
+from pydantic import SecretStr, ValidationError
+
+from aiops.notify.inbound import AlertInbox, WebhookPayload
+from aiops.state import StateError
+
+log = logging.getLogger(__name__)
+
+
+def _header(headers: Mapping[str, str], name: str) -> str:
+    wanted = name.lower()
+    for key, value in headers.items():
+        if key.lower() == wanted:
+            return value
+    return ""
+
+
+def _problems(exc: ValidationError) -> str:
+    parts = []
+    for err in exc.errors(include_url=False, include_input=False)[:5]:
+        where = ".".join(str(p) for p in err["loc"]) or "(body)"
+        parts.append(f"{where}: {err['msg']}")
+    return "; ".join(parts)
+
+
+def handle_alertmanager(
+    body: bytes, headers: Mapping[str, str], inbox: AlertInbox, token: SecretStr | None, max_bytes: int
+) -> tuple[int, dict[str, Any]]:
+    if token is None or not token.get_secret_value():
+        return 404, {"error": "the Alertmanager webhook is disabled; set server.webhook_token to enable it"}
+    auth = _header(headers, "Authorization")
+    scheme, _, presented = auth.partition(" ")
+    if scheme.lower() != "bearer" or not presented.strip():
+        return 401, {"error": "missing bearer token; set http_config.authorization.credentials in the Alertmanager receiver"}
+    if not hmac.compare_digest(presented.strip().encode(), token.get_secret_value().encode()):
+        log.warning("alertmanager webhook: rejected a request with a wrong bearer token")
+        return 403, {"error": "wrong bearer token"}
+    declared = _header(headers, "Content-Length")
+    if len(body) > max_bytes or (declared.isdigit() and int(declared) > max_bytes):
+        return 413, {"error": f"payload larger than {max_bytes} bytes; lower max_alerts in the Alertmanager receiver"}
+    try:
+        data = json.loads(body)
+    except (ValueError, UnicodeDecodeError) as exc:
+        return 400, {"error": f"body is not valid JSON: {exc}"}
+    if not isinstance(data, dict):
+        return 400, {"error": "body must be a JSON object (an Alertmanager webhook payload)"}
+    if data.get("version") != "4":
+        return 400, {"error": f"unsupported payload version {data.get('version')!r}; expected \"4\" (Alertmanager >= 0.16)"}
+    try:
+        payload = WebhookPayload.model_validate(data)
+    except ValidationError as exc:
+        return 400, {"error": f"not an Alertmanager webhook payload: {_problems(exc)}"}
+    try:
+        kept = inbox.add(payload.alerts)
+    except StateError as exc:
+        log.error("alertmanager webhook: cannot store %d alert(s): %s", len(payload.alerts), exc)
+        return 503, {"error": "cannot store the alerts right now; Alertmanager will retry"}
+    return 200, {"status": "ok", "received": len(payload.alerts), "stored": kept}
