@@ -82,7 +82,8 @@ def render_text(report: CycleReport, *, limit: int = 30) -> str:
             if r.rail:
                 lines.append(f"      blocked by rail: {r.rail}")
             if r.plan is not None and r.plan.command:
-                lines.append(f"      command: {r.plan.command}")
+                command = r.plan.command.strip().replace("\n", "\n               ")
+                lines.append(f"      command: {command}")
     return "\n".join(lines)
 
 

@@ -45,7 +45,7 @@ def demo_config(prometheus_url: str, workdir: Path, port: int = 0) -> AiopsConfi
 
 def run(args: argparse.Namespace) -> int:
     from aiops.testing.prometheus import MissingBinary, ServerStartError
-    from aiops.testing.demo import start_demo_prometheus
+    from aiops.testing.synth import start_demo_prometheus
 
     configure_logging("WARNING", "text")
     t0 = time.perf_counter()

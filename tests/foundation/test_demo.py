@@ -1,0 +1,37 @@
+"""`aiops demo` as a newcomer runs it: bundled data, real Prometheus, one dry-run cycle."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+
+def test_demo_reports_findings_with_lead_time_and_changes_nothing() -> None:
+    run = subprocess.run([sys.executable, "-m", "aiops", "demo", "--json"], capture_output=True, text=True, timeout=180)
+    assert run.returncode == 0, run.stderr
+    report = json.loads(run.stdout)
+    assert report["degraded"] is False and report["dry_run"] is True
+    assert report["series_count"] > 20
+    predicted = [f for f in report["findings"] if f["lead_time_seconds"] and f["severity"] == "critical"]
+    assert any(f["signal"] == "pod_memory_usage_ratio" for f in predicted)
+    assert all(r["status"] in {"dry_run", "suggested", "observed", "blocked", "deferred"} for r in report["results"])
+    assert report["results"], "the demo must show what it would do"
+
+
+def test_demo_text_report_is_readable() -> None:
+    run = subprocess.run([sys.executable, "-m", "aiops", "demo"], capture_output=True, text=True, timeout=180)
+    assert run.returncode == 0, run.stderr
+    assert "What looks wrong" in run.stdout and "predicted failure in" in run.stdout
+    assert "What aiops did or would do" in run.stdout and "nothing was changed" in run.stdout
+
+
+def test_demo_without_prometheus_says_what_to_install(tmp_path: Path) -> None:
+    # A PATH without the Debian binaries, as on a machine where the package is missing.
+    env = {**os.environ, "PATH": str(tmp_path)}
+    run = subprocess.run([sys.executable, "-m", "aiops", "demo"], capture_output=True, text=True, timeout=60, env=env)
+    assert run.returncode == 2
+    assert "apt-get install" in run.stderr and "prometheus" in run.stderr
+    assert "Traceback" not in run.stderr
