@@ -1,0 +1,235 @@
+"""Closing the loop: did the action heal what triggered it?
+
+Each applied action is tracked until its triggering finding (same :attr:`Finding.key`, at the
+decision's severity or above) is absent from a cycle's findings — *healed* — or is still there
+``verify_within`` after the action — *not healed*, which escalates to a human and feeds the
+circuit breaker. Outcomes are persisted (a restart keeps watching) and counted in
+``aiops_action_outcomes{action,outcome}``.
+
+Some actions are undone once the target has stayed healthy long enough: an aiops-cordoned node
+is uncordoned (``safety.auto_uncordon``), a scaled-ahead workload is restored. The tracker says
+when; the act stage plans and applies the undo through the guarded writer.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
+from datetime import datetime
+from typing import Any
+
+from aiops import metrics
+from aiops.config.safety import SafetyConfig
+from aiops.engine.safety import CircuitBreaker
+from aiops.kube.plan import RESTORE
+from aiops.model import Decision, Entity, Evidence, Finding, Mode, Severity, from_epoch
+from aiops.state import Store
+
+log = logging.getLogger(__name__)
+
+HEALED = "healed"
+NOT_HEALED = "not_healed"
+PENDING = "pending"
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS action_outcomes (
+    decision_id TEXT PRIMARY KEY, action TEXT NOT NULL, target TEXT NOT NULL, finding_key TEXT NOT NULL,
+    severity_rank INTEGER NOT NULL, applied_at REAL NOT NULL, status TEXT NOT NULL,
+    decided_at REAL, clear_since REAL, restore INTEGER NOT NULL, restored INTEGER NOT NULL,
+    decision TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS action_outcomes_status ON action_outcomes (status, restore, restored);
+"""
+
+
+# -- a JSON codec for decisions (in-flight actions and outcomes survive restarts) -------------
+def _entity(e: Entity) -> dict[str, Any]:
+    return {"kind": e.kind, "name": e.name, "namespace": e.namespace, "attributes": [list(a) for a in e.attributes]}
+
+
+def _entity_from(d: dict[str, Any]) -> Entity:
+    return Entity(d["kind"], d["name"], d.get("namespace", ""), tuple((str(k), str(v)) for k, v in d.get("attributes", [])))
+
+
+def decision_to_json(decision: Decision) -> str:
+    f = decision.finding
+    return json.dumps(
+        {
+            "id": decision.id,
+            "action": decision.action,
+            "target": _entity(decision.target),
+            "mode": decision.mode.value,
+            "reason": decision.reason,
+            "rule": decision.rule,
+            "params": dict(decision.params),
+            "finding": {
+                "id": f.id,
+                "detector": f.detector,
+                "signal": f.signal,
+                "entity": _entity(f.entity),
+                "score": f.score,
+                "observed_at": f.observed_at.timestamp(),
+                "summary": f.evidence.summary,
+                "recent": [float(v) for v in f.evidence.recent],
+                "confirmed": f.confirmed,
+                "severity": f.severity.value if f.severity else None,
+            },
+        },
+        default=str,
+    )
+
+
+def decision_from_json(text: str) -> Decision:
+    d = json.loads(text)
+    f = d["finding"]
+    finding = Finding(
+        detector=f["detector"],
+        signal=f["signal"],
+        entity=_entity_from(f["entity"]),
+        score=float(f["score"]),
+        observed_at=from_epoch(f["observed_at"]),
+        evidence=Evidence(f["summary"], recent=tuple(f.get("recent", ()))),
+        confirmed=bool(f.get("confirmed")),
+        severity=Severity(f["severity"]) if f.get("severity") else None,
+        id=f["id"],
+    )
+    return Decision(
+        action=d["action"],
+        target=_entity_from(d["target"]),
+        mode=Mode(d["mode"]),
+        reason=d["reason"],
+        finding=finding,
+        rule=d.get("rule", ""),
+        params=d.get("params", {}),
+        id=d["id"],
+    )
+
+
+@dataclass(frozen=True)
+class Outcome:
+    decision: Decision
+    status: str  # HEALED or NOT_HEALED
+    applied_at: datetime
+    detail: str
+
+
+# Actions that are undone after the target stays healthy, and the config switch/delay for each.
+def _restore_delay(action: str, config: SafetyConfig) -> Any:
+    if action == "evacuate_node":
+        return config.uncordon_after if config.auto_uncordon else None
+    if action == "scale_ahead":
+        return config.restore_after
+    return None
+
+
+class OutcomeTracker:
+    def __init__(self, store: Store, config: SafetyConfig, breaker: CircuitBreaker) -> None:
+        self.store = store
+        self.config = config
+        self.breaker = breaker
+        store.ensure_schema(SCHEMA)
+
+    def track(self, decision: Decision, applied_at: datetime) -> None:
+        """Start watching an applied action (idempotent per decision)."""
+        severity = decision.finding.severity or Severity.INFO
+        restore = int(_restore_delay(decision.action, self.config) is not None and not decision.params.get(RESTORE))
+        if decision.params.get(RESTORE):
+            return  # an undo is not judged by the finding that caused the original action
+        with self.store.transaction() as conn:
+            conn.execute(
+                "INSERT OR IGNORE INTO action_outcomes (decision_id, action, target, finding_key, severity_rank, "
+                "applied_at, status, restore, restored, decision) VALUES (?, ?, ?, ?, ?, ?, ?, ?, 0, ?)",
+                (
+                    decision.id,
+                    decision.action,
+                    decision.target.key,
+                    decision.finding.key,
+                    severity.rank,
+                    applied_at.timestamp(),
+                    PENDING,
+                    restore,
+                    decision_to_json(decision),
+                ),
+            )
+
+    def pending(self) -> int:
+        return int(self.store.query("SELECT COUNT(*) AS n FROM action_outcomes WHERE status = ?", (PENDING,))[0]["n"])
+
+    @staticmethod
+    def _present(findings: Sequence[Finding], key: str, rank: int) -> Finding | None:
+        return next((f for f in findings if f.key == key and (f.severity or Severity.INFO).rank >= rank), None)
+
+    def review(self, findings: Sequence[Finding], now: datetime) -> list[Outcome]:
+        """Judge pending actions against this cycle's findings; returns the outcomes decided now."""
+        out: list[Outcome] = []
+        rows = self.store.query("SELECT * FROM action_outcomes WHERE status = ? ORDER BY applied_at", (PENDING,))
+        for row in rows:
+            decision = decision_from_json(row["decision"])
+            applied_at = from_epoch(row["applied_at"])
+            still = self._present(findings, row["finding_key"], row["severity_rank"])
+            if still is None:
+                status, detail = HEALED, f"{row['finding_key']} cleared after {decision.action} on {row['target']}"
+            elif now - applied_at >= self.config.verify_within:
+                status = NOT_HEALED
+                detail = (
+                    f"not healed: {decision.action} on {row['target']} at {applied_at:%H:%M UTC} did not clear "
+                    f"{row['finding_key']} within {self.config.verify_within}; now: {still.evidence.summary} "
+                    f"(score {still.score:.2f}). Escalating to a human."
+                )
+            else:
+                continue
+            with self.store.transaction() as conn:
+                conn.execute(
+                    "UPDATE action_outcomes SET status = ?, decided_at = ?, clear_since = ? WHERE decision_id = ?",
+                    (status, now.timestamp(), now.timestamp() if status == HEALED else None, row["decision_id"]),
+                )
+            metrics.OUTCOMES.labels(decision.action, status).inc()
+            if self.breaker.record(status == HEALED, now):
+                detail += f" Circuit breaker opened: {self.config.breaker_threshold} actions in a row did not heal."
+            log.info("action outcome", extra={"action": decision.action, "target": row["target"], "outcome": status})
+            out.append(Outcome(decision, status, applied_at, detail))
+        return out
+
+    def restores_due(self, findings: Sequence[Finding], now: datetime) -> list[Decision]:
+        """Undo decisions for healed actions whose finding stayed clear for the configured delay."""
+        due: list[Decision] = []
+        rows = self.store.query(
+            "SELECT * FROM action_outcomes WHERE status = ? AND restore = 1 AND restored = 0", (HEALED,)
+        )
+        for row in rows:
+            decision = decision_from_json(row["decision"])
+            delay = _restore_delay(decision.action, self.config)
+            if delay is None:
+                continue
+            if self._present(findings, row["finding_key"], 0) is not None or any(
+                f.entity.key == decision.target.key for f in findings if (f.severity or Severity.INFO).rank >= 1
+            ):
+                # Sick again (or still noisy): the healthy period starts over.
+                with self.store.transaction() as conn:
+                    conn.execute("UPDATE action_outcomes SET clear_since = NULL WHERE decision_id = ?", (row["decision_id"],))
+                continue
+            since = from_epoch(row["clear_since"]) if row["clear_since"] is not None else None
+            if since is None:
+                with self.store.transaction() as conn:
+                    conn.execute(
+                        "UPDATE action_outcomes SET clear_since = ? WHERE decision_id = ?", (now.timestamp(), row["decision_id"])
+                    )
+                continue
+            if now - since >= delay:
+                params = {**decision.params, RESTORE: True}
+                due.append(
+                    replace(
+                        decision,
+                        params=params,
+                        reason=f"restore after {decision.action}: healthy since {since:%H:%M UTC}",
+                        id=f"{decision.id}-restore",
+                    )
+                )
+        return due
+
+    def mark_restored(self, decision: Decision) -> None:
+        original = decision.id.removesuffix("-restore")
+        with self.store.transaction() as conn:
+            conn.execute("UPDATE action_outcomes SET restored = 1 WHERE decision_id = ?", (original,))

@@ -1,0 +1,615 @@
+"""The guarded writer: the single place that mutates the cluster, and its safety rails.
+
+Rails run in a fixed order and the first that refuses wins: mode → kill switch → leader →
+protected namespace / opt-out label (and opt-in) → Alertmanager silence → cooldown → budgets →
+blast radius → circuit breaker. A refusal is an :class:`ActionResult` with status BLOCKED and
+``rail`` set (the pipeline counts it in ``aiops_actions_blocked{action,rail}``). Budget and
+breaker refusals are *latched*: the first refusal of an episode is BLOCKED (a human must know);
+repeats while the episode lasts are DEFERRED with the same rail, so people get one message.
+
+Cooldowns, budgets, per-workload disruption counts and in-flight multi-cycle actions live in the
+Store, so a restart changes nothing: an evacuation interrupted halfway resumes with the pods that
+are left, and never spends a second budget unit or re-sends a write that is known to be done.
+Dry-run keeps its own books (the ``dry_run`` column), so rehearsing never eats the real budget.
+"""
+
+from __future__ import annotations
+
+import enum
+import json
+import logging
+import math
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, replace
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from tenacity import RetryError, Retrying, retry_if_exception, stop_after_attempt, wait_exponential
+
+from aiops import metrics
+from aiops.config.safety import KillSwitchConfig, SafetyConfig
+from aiops.kube.errors import KubeApiError
+from aiops.kube.plan import StagedPlan, waiting_of
+from aiops.kube.view import REMEDIATE_LABEL, ClusterView
+from aiops.kube.writer import KubeWriter
+from aiops.model import ActionResult, ActionStatus, Decision, Entity, Mode, Mutation, Plan, from_epoch
+from aiops.state import Store
+
+log = logging.getLogger(__name__)
+
+TRUE_VALUES = frozenset({"true", "1", "yes", "on"})
+EVENT_REASON = "AiopsRemediation"
+IsSilenced = Callable[[Mapping[str, str]], bool]
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS safety_actions (
+    id INTEGER PRIMARY KEY AUTOINCREMENT, decision_id TEXT NOT NULL, action TEXT NOT NULL,
+    target TEXT NOT NULL, dry_run INTEGER NOT NULL, at REAL NOT NULL
+);
+CREATE INDEX IF NOT EXISTS safety_actions_at ON safety_actions (dry_run, at);
+CREATE INDEX IF NOT EXISTS safety_actions_target ON safety_actions (target, dry_run, at);
+CREATE TABLE IF NOT EXISTS safety_disruptions (
+    workload TEXT NOT NULL, pod TEXT NOT NULL, dry_run INTEGER NOT NULL, at REAL NOT NULL
+);
+CREATE INDEX IF NOT EXISTS safety_disruptions_workload ON safety_disruptions (workload, dry_run, at);
+CREATE TABLE IF NOT EXISTS safety_inflight (
+    action TEXT NOT NULL, target TEXT NOT NULL, dry_run INTEGER NOT NULL, decision TEXT NOT NULL,
+    started_at REAL NOT NULL, updated_at REAL NOT NULL, done TEXT NOT NULL,
+    PRIMARY KEY (action, target, dry_run)
+);
+"""
+
+
+class Rail(enum.StrEnum):
+    KILL_SWITCH = "kill_switch"
+    LEADER = "leader"
+    PROTECTED_NAMESPACE = "protected_namespace"
+    OPT_OUT = "opt_out"
+    SILENCED = "silenced"
+    COOLDOWN = "cooldown"
+    BUDGET = "budget"
+    BLAST_RADIUS = "blast_radius"
+    CIRCUIT_BREAKER = "circuit_breaker"
+
+
+@dataclass(frozen=True)
+class Refusal:
+    rail: Rail
+    detail: str
+    # Latched rails report BLOCKED once per episode, then DEFERRED.
+    repeat: bool = False
+
+
+# --------------------------------------------------------------------------------------------
+# Kill switch
+# --------------------------------------------------------------------------------------------
+class KillSwitch:
+    """Engaged by a ConfigMap key or a file. Unreadable counts as engaged (fail closed)."""
+
+    def __init__(self, config: KillSwitchConfig, read_configmap: Callable[[], str | None] | None = None) -> None:
+        self.config = config
+        self._read_configmap = read_configmap
+
+    def engaged(self) -> str:
+        """Why writes are switched off, or "" when they are not."""
+        path: Path | None = self.config.file
+        if path is not None and path.exists():
+            try:
+                text = path.read_text(encoding="utf-8").strip().lower()
+            except OSError as exc:
+                return f"kill switch file {path} exists but cannot be read ({exc.strerror}); treating it as engaged"
+            if not text or text in TRUE_VALUES:
+                return f"kill switch file {path} is present; remove it to allow actions again"
+        if self._read_configmap is not None:
+            cm = f"{self.config.configmap_namespace}/{self.config.configmap_name}"
+            try:
+                value = self._read_configmap()
+            except KubeApiError as exc:
+                return f"cannot read the kill switch ConfigMap {cm} ({exc}); not acting until it can be read"
+            if value is not None and value.strip().lower() in TRUE_VALUES:
+                return (
+                    f"kill switch engaged by ConfigMap {cm} key {self.config.configmap_key}={value!r}; "
+                    f"set it to \"false\" to allow actions again"
+                )
+        return ""
+
+
+# --------------------------------------------------------------------------------------------
+# Persistent books: budgets, cooldowns, disruptions, breaker, in-flight actions
+# --------------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class InFlight:
+    decision: Decision
+    started_at: datetime
+    done: tuple[str, ...]  # Mutation.describe() of each write known to be applied
+
+
+class Books:
+    """The writer's state in the Store. Times are epoch seconds; rows are tiny."""
+
+    BREAKER_KEY = "safety.breaker"
+    EPISODE_KEY = "safety.episode"
+
+    def __init__(self, store: Store) -> None:
+        self.store = store
+        store.ensure_schema(SCHEMA)
+
+    # -- budgets and cooldowns --------------------------------------------------------------
+    def count_actions(self, since: datetime, dry_run: bool) -> int:
+        rows = self.store.query(
+            "SELECT COUNT(*) AS n FROM safety_actions WHERE dry_run = ? AND at > ?", (int(dry_run), since.timestamp())
+        )
+        return int(rows[0]["n"])
+
+    def oldest_action(self, since: datetime, dry_run: bool) -> datetime | None:
+        rows = self.store.query(
+            "SELECT MIN(at) AS t FROM safety_actions WHERE dry_run = ? AND at > ?", (int(dry_run), since.timestamp())
+        )
+        return from_epoch(rows[0]["t"]) if rows and rows[0]["t"] is not None else None
+
+    def last_action_on(self, target: str, dry_run: bool) -> datetime | None:
+        rows = self.store.query(
+            "SELECT MAX(at) AS t FROM safety_actions WHERE target = ? AND dry_run = ?", (target, int(dry_run))
+        )
+        return from_epoch(rows[0]["t"]) if rows and rows[0]["t"] is not None else None
+
+    def record_action(self, decision_id: str, action: str, target: str, dry_run: bool, at: datetime) -> None:
+        with self.store.transaction() as conn:
+            conn.execute(
+                "INSERT INTO safety_actions (decision_id, action, target, dry_run, at) VALUES (?, ?, ?, ?, ?)",
+                (decision_id, action, target, int(dry_run), at.timestamp()),
+            )
+
+    def disruptions(self, workload: str, since: datetime, dry_run: bool) -> int:
+        rows = self.store.query(
+            "SELECT COUNT(*) AS n FROM safety_disruptions WHERE workload = ? AND dry_run = ? AND at > ?",
+            (workload, int(dry_run), since.timestamp()),
+        )
+        return int(rows[0]["n"])
+
+    def record_disruption(self, workload: str, pod: str, dry_run: bool, at: datetime) -> None:
+        with self.store.transaction() as conn:
+            conn.execute(
+                "INSERT INTO safety_disruptions (workload, pod, dry_run, at) VALUES (?, ?, ?, ?)",
+                (workload, pod, int(dry_run), at.timestamp()),
+            )
+
+    # -- latched episodes (budget, breaker): notify once ----------------------------------------
+    def episode(self, rail: str) -> bool:
+        """True when this rail already reported the ongoing episode."""
+        return bool((self.store.get(self.EPISODE_KEY, {}) or {}).get(rail))
+
+    def set_episode(self, rail: str, active: bool) -> None:
+        episodes = dict(self.store.get(self.EPISODE_KEY, {}) or {})
+        if bool(episodes.get(rail)) != active:
+            episodes[rail] = active
+            self.store.put(self.EPISODE_KEY, episodes)
+
+    # -- circuit breaker ------------------------------------------------------------------
+    def breaker(self) -> dict[str, Any]:
+        return dict(self.store.get(self.BREAKER_KEY, {"not_healed": 0, "opened_at": None}) or {})
+
+    def set_breaker(self, state: Mapping[str, Any]) -> None:
+        self.store.put(self.BREAKER_KEY, dict(state))
+
+    # -- in-flight actions ----------------------------------------------------------------
+    def inflight(self, dry_run: bool) -> list[InFlight]:
+        from aiops.engine.outcomes import decision_from_json  # one codec for decisions
+
+        rows = self.store.query(
+            "SELECT decision, started_at, done FROM safety_inflight WHERE dry_run = ? ORDER BY started_at", (int(dry_run),)
+        )
+        return [
+            InFlight(decision_from_json(r["decision"]), from_epoch(r["started_at"]), tuple(json.loads(r["done"])))
+            for r in rows
+        ]
+
+    def get_inflight(self, action: str, target: str, dry_run: bool) -> InFlight | None:
+        return next((f for f in self.inflight(dry_run) if f.decision.action == action and f.decision.target.key == target), None)
+
+    def save_inflight(self, decision: Decision, started_at: datetime, done: tuple[str, ...], dry_run: bool, now: datetime) -> None:
+        from aiops.engine.outcomes import decision_to_json
+
+        with self.store.transaction() as conn:
+            conn.execute(
+                "INSERT INTO safety_inflight (action, target, dry_run, decision, started_at, updated_at, done) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT(action, target, dry_run) DO UPDATE SET "
+                "updated_at = excluded.updated_at, done = excluded.done",
+                (
+                    decision.action,
+                    decision.target.key,
+                    int(dry_run),
+                    decision_to_json(decision),
+                    started_at.timestamp(),
+                    now.timestamp(),
+                    json.dumps(list(done)),
+                ),
+            )
+
+    def clear_inflight(self, action: str, target: str, dry_run: bool) -> None:
+        with self.store.transaction() as conn:
+            conn.execute(
+                "DELETE FROM safety_inflight WHERE action = ? AND target = ? AND dry_run = ?", (action, target, int(dry_run))
+            )
+
+
+class CircuitBreaker:
+    """Opens after ``threshold`` consecutive not-healed actions; closes after ``open_for``."""
+
+    def __init__(self, books: Books, threshold: int, open_for: timedelta) -> None:
+        self.books = books
+        self.threshold = threshold
+        self.open_for = open_for
+
+    def is_open(self, now: datetime) -> bool:
+        opened = self.books.breaker().get("opened_at")
+        is_open = opened is not None and now.timestamp() - float(opened) < self.open_for.total_seconds()
+        metrics.CIRCUIT_BREAKER_OPEN.set(1 if is_open else 0)
+        return is_open
+
+    def record(self, healed: bool, now: datetime) -> bool:
+        """Count an outcome; True when this outcome opened the breaker."""
+        state = self.books.breaker()
+        if healed:
+            state["not_healed"] = 0
+            self.books.set_breaker(state)
+            return False
+        state["not_healed"] = int(state.get("not_healed", 0)) + 1
+        opened = state["not_healed"] >= self.threshold and not self.is_open(now)
+        if opened:
+            state["opened_at"] = now.timestamp()
+            state["not_healed"] = 0
+        self.books.set_breaker(state)
+        self.is_open(now)
+        return opened
+
+    def opened_until(self) -> datetime | None:
+        opened = self.books.breaker().get("opened_at")
+        return from_epoch(float(opened)) + self.open_for if opened is not None else None
+
+
+# --------------------------------------------------------------------------------------------
+# The writer
+# --------------------------------------------------------------------------------------------
+def effective_mode(decision: Decision, config: SafetyConfig) -> Mode:
+    """The most cautious of the decision's mode (policy), the global mode and the action's cap."""
+    modes = [decision.mode, config.mode, config.action_modes.get(decision.action, Mode.AUTO)]
+    return min(modes, key=lambda m: m.rank)
+
+
+def _is_temporary(exc: BaseException) -> bool:
+    # A PDB refusal (429 on an eviction) is retried on a later cycle, as kubectl drain would,
+    # not hammered within this one.
+    return isinstance(exc, KubeApiError) and exc.temporary and not (exc.status == 429 and "evict" in exc.operation)
+
+
+class GuardedWriter:
+    """Applies plans to the cluster when, and only when, every rail allows it."""
+
+    def __init__(
+        self,
+        config: SafetyConfig,
+        store: Store,
+        kube: KubeWriter | None,
+        *,
+        is_leader: Callable[[], bool],
+        kill_switch: KillSwitch,
+        is_silenced: IsSilenced | None = None,
+        reporter: str = "aiops",
+    ) -> None:
+        self.config = config
+        self.books = Books(store)
+        self.kube = kube
+        self.is_leader = is_leader
+        self.kill_switch = kill_switch
+        self.is_silenced = is_silenced
+        self.breaker = CircuitBreaker(self.books, config.breaker_threshold, config.breaker_open_for)
+        self.reporter = reporter
+        # Temporary API errors of the current cycle: the act stage reports them as degraded.
+        self.errors: list[KubeApiError] = []
+
+    @property
+    def dry_run(self) -> bool:
+        return self.kube is None or self.kube.dry_run
+
+    # -- budgets, exported as gauges --------------------------------------------------------
+    def remaining_budget(self, now: datetime) -> dict[str, int]:
+        hour = self.config.max_actions_per_hour - self.books.count_actions(now - timedelta(hours=1), self.dry_run)
+        day = self.config.max_actions_per_day - self.books.count_actions(now - timedelta(days=1), self.dry_run)
+        remaining = {"hour": max(0, hour), "day": max(0, day)}
+        for window, n in remaining.items():
+            metrics.BUDGET_REMAINING.labels(window).set(n)
+        return remaining
+
+    # -- rails -----------------------------------------------------------------------------
+    def _scope_rails(self, target: Entity, view: ClusterView | None) -> Refusal | None:
+        if target.namespace and target.namespace in self.config.protected_namespaces:
+            return Refusal(Rail.PROTECTED_NAMESPACE, f"{target.key} is in protected namespace {target.namespace}")
+        labels = view.labels_of(target) if view is not None else {}
+        value = labels.get(REMEDIATE_LABEL)
+        if value == "false":
+            return Refusal(Rail.OPT_OUT, f"{target.key} is labelled {REMEDIATE_LABEL}=false")
+        if self.config.opt_in and value != "true":
+            return Refusal(Rail.OPT_OUT, f"opt-in mode: {target.key} is not labelled {REMEDIATE_LABEL}=true")
+        return None
+
+    def _silence_labels(self, decision: Decision, target: Entity) -> dict[str, str]:
+        labels = {target.kind: target.name, "detector": decision.finding.detector, "signal": decision.finding.signal}
+        if target.namespace:
+            labels["namespace"] = target.namespace
+        for entity in (decision.target, decision.finding.entity):
+            labels.setdefault(entity.kind, entity.name)
+            if entity.namespace:
+                labels.setdefault("namespace", entity.namespace)
+        if decision.finding.severity is not None:
+            labels["severity"] = decision.finding.severity.value
+        return labels
+
+    def check(self, decision: Decision, plan: Plan, view: ClusterView | None, now: datetime, *, resuming: bool) -> Refusal | None:
+        """The rails after mode, in order. ``resuming`` an in-flight action skips those that
+        only gate *starting* one (cooldown, budgets): it was already admitted and paid for."""
+        reason = self.kill_switch.engaged()
+        if reason:
+            return Refusal(Rail.KILL_SWITCH, reason)
+        if not self.is_leader():
+            return Refusal(Rail.LEADER, "this replica does not hold the leader lease; the leader acts")
+        refusal = self._scope_rails(plan.target, view)
+        if refusal is not None:
+            return refusal
+        if self.is_silenced is not None:
+            labels = self._silence_labels(decision, plan.target)
+            try:
+                silenced = self.is_silenced(labels)
+            except Exception as exc:  # the silence check is a rail: when it cannot answer, do not act
+                return Refusal(Rail.SILENCED, f"cannot check Alertmanager silences ({exc}); not acting until it answers")
+            if silenced:
+                return Refusal(Rail.SILENCED, f"an Alertmanager silence matches {plan.target.key}")
+        if not resuming:
+            last = self.books.last_action_on(plan.target.key, self.dry_run)
+            if last is not None and now - last < self.config.cooldown:
+                until = (last + self.config.cooldown).strftime("%H:%M UTC")
+                return Refusal(Rail.COOLDOWN, f"{plan.target.key} was acted on at {last:%H:%M UTC}; cooling down until {until}")
+            refusal = self._budget(now)
+            if refusal is not None:
+                return refusal
+        refusal = self._blast_radius(plan, view, now)
+        if refusal is not None:
+            return refusal
+        if self.breaker.is_open(now):
+            until = self.breaker.opened_until()
+            repeat = self.books.episode(Rail.CIRCUIT_BREAKER)
+            self.books.set_episode(Rail.CIRCUIT_BREAKER, True)
+            return Refusal(
+                Rail.CIRCUIT_BREAKER,
+                f"circuit breaker open: {self.config.breaker_threshold} actions in a row did not heal; "
+                f"no actions until {until:%Y-%m-%d %H:%M UTC} — a human should look at what is going on",
+                repeat=repeat,
+            )
+        self.books.set_episode(Rail.CIRCUIT_BREAKER, False)
+        return None
+
+    def _budget(self, now: datetime) -> Refusal | None:
+        remaining = self.remaining_budget(now)
+        for window, limit, span in (
+            ("hour", self.config.max_actions_per_hour, timedelta(hours=1)),
+            ("day", self.config.max_actions_per_day, timedelta(days=1)),
+        ):
+            if remaining[window] <= 0:
+                oldest = self.books.oldest_action(now - span, self.dry_run)
+                frees = f"; the next slot frees at {oldest + span:%H:%M UTC}" if oldest else ""
+                repeat = self.books.episode(Rail.BUDGET)
+                self.books.set_episode(Rail.BUDGET, True)
+                return Refusal(Rail.BUDGET, f"{window}ly budget of {limit} action(s) is used up{frees}", repeat=repeat)
+        self.books.set_episode(Rail.BUDGET, False)
+        return None
+
+    def _blast_radius(self, plan: Plan, view: ClusterView | None, now: datetime) -> Refusal | None:
+        cordons = [m for m in plan.mutations if m.resource == "nodes" and (m.body or {}).get("spec", {}).get("unschedulable") is True]
+        if cordons and view is not None:
+            total = len(view.nodes)
+            allowed = max(1, math.floor(self.config.max_cordoned_fraction * total))
+            after = len(set(view.cordoned) | {m.name for m in cordons})
+            if after > allowed:
+                return Refusal(
+                    Rail.BLAST_RADIUS,
+                    f"cordoning {', '.join(m.name for m in cordons)} would leave {after} of {total} nodes cordoned "
+                    f"(at most {allowed} allowed by max_cordoned_fraction={self.config.max_cordoned_fraction})",
+                )
+        pod_writes = [m for m in plan.mutations if m.resource == "pods"]
+        if pod_writes and len(pod_writes) == len(plan.mutations) and not self._allowed_pod_writes(plan, view, now)[0]:
+            return Refusal(
+                Rail.BLAST_RADIUS,
+                f"{self.config.max_pods_per_workload} pod(s) of this workload were already disrupted within "
+                f"{self.config.workload_window}",
+            )
+        return None
+
+    def _workload_of(self, m: Mutation, view: ClusterView | None) -> str:
+        pod = view.pod(m.namespace, m.name) if view is not None else None
+        owner = view.owner_of(pod) if view is not None and pod is not None else None
+        return owner.key if owner is not None else f"pod/{m.namespace}/{m.name}"
+
+    def _allowed_pod_writes(self, plan: Plan, view: ClusterView | None, now: datetime) -> tuple[list[Mutation], list[str]]:
+        """Pod deletions/evictions within the per-workload window cap; the others wait."""
+        since = now - self.config.workload_window
+        used: dict[str, int] = {}
+        allowed: list[Mutation] = []
+        held: list[str] = []
+        for m in plan.mutations:
+            if m.resource != "pods":
+                continue
+            workload = self._workload_of(m, view)
+            if workload not in used:
+                used[workload] = self.books.disruptions(workload, since, self.dry_run)
+            if used[workload] >= self.config.max_pods_per_workload:
+                held.append(f"{m.describe()}: {workload} reached {self.config.max_pods_per_workload} pod(s) per {self.config.workload_window}")
+                continue
+            used[workload] += 1
+            allowed.append(m)
+        return allowed, held
+
+    def scope(self, plan: Plan, view: ClusterView | None) -> tuple[Plan, list[str]]:
+        """Drop writes on objects the rails protect (a drain never touches kube-system pods or
+        opted-out pods); the dropped writes are named so the result can say what was left."""
+        kept: list[Mutation] = []
+        dropped: list[str] = []
+        for m in plan.mutations:
+            if m.resource == "events" or not m.namespace:
+                kept.append(m)
+                continue
+            entity = Entity("pod" if m.resource == "pods" else m.resource.rstrip("s"), m.name, m.namespace)
+            refusal = self._scope_rails(entity, view)
+            if refusal is None:
+                kept.append(m)
+            else:
+                dropped.append(f"{m.describe()} ({refusal.detail})")
+        if not dropped:
+            return plan, []
+        return replace(plan, mutations=tuple(kept)), dropped
+
+    # -- executing --------------------------------------------------------------------------
+    def execute(
+        self,
+        decision: Decision,
+        plan: Plan,
+        view: ClusterView | None,
+        now: datetime,
+        *,
+        inflight: InFlight | None = None,
+    ) -> ActionResult:
+        """Run the rails, then apply the plan's writes. Never raises for an API problem."""
+        def result(status: ActionStatus, detail: str, rail: str = "") -> ActionResult:
+            return ActionResult(decision.id, decision.action, plan.target, status, detail, plan=plan, rail=rail, at=now)
+
+        mode = effective_mode(decision, self.config)
+        if mode is Mode.OBSERVE:
+            return result(ActionStatus.OBSERVED, f"observe mode: would {plan.summary}")
+        if mode is Mode.SUGGEST or not plan.mutations and not waiting_of(plan):
+            return result(ActionStatus.SUGGESTED, f"suggested: {plan.summary}" + (f" — run: {plan.command}" if plan.command else ""))
+        if self.kube is None:
+            return result(ActionStatus.SUGGESTED, f"kubernetes is disabled in the config; suggested: {plan.summary}")
+
+        scoped, dropped = self.scope(plan, view)
+        refusal = self.check(decision, scoped, view, now, resuming=inflight is not None)
+        if refusal is not None:
+            status = ActionStatus.DEFERRED if refusal.repeat else ActionStatus.BLOCKED
+            log.info("action refused", extra={"action": decision.action, "target": plan.target.key, "rail": refusal.rail})
+            return result(status, f"blocked by {refusal.rail}: {refusal.detail}", rail=refusal.rail)
+
+        allowed_pods, held = self._allowed_pod_writes(scoped, view, now)
+        pod_ok = {id(m) for m in allowed_pods}
+        writes = [m for m in scoped.mutations if m.resource != "pods" or id(m) in pod_ok]
+        started_at = inflight.started_at if inflight else now
+        done = list(inflight.done) if inflight else []
+        first_write = inflight is None
+        if first_write and (writes or waiting_of(scoped)):
+            # Admitted: the budget unit and the cooldown are spent now, once, even if we crash next.
+            self.books.record_action(decision.id, decision.action, plan.target.key, self.dry_run, now)
+            self.remaining_budget(now)
+            self._event(decision, plan, view, now)
+
+        applied: list[str] = []
+        deferred: list[str] = []
+        for m in writes:
+            if m.describe() in done:
+                continue  # a restart resumed this action: the write is known to be applied
+            if not self.is_leader():
+                deferred.append(f"{m.describe()}: lost the leader lease; the new leader continues")
+                break
+            try:
+                self._apply(m)
+            except KubeApiError as exc:
+                if exc.temporary:
+                    if exc.status != 429:
+                        self.errors.append(exc)
+                    deferred.append(f"{m.describe()}: {exc}")
+                    if exc.status == 429 and m.verb == "evict":
+                        continue  # one PDB blocking one pod must not stop the other evictions
+                    break
+                self._save_progress(decision, started_at, done, now)
+                return result(ActionStatus.FAILED, f"{m.describe()} failed permanently: {exc}" + _done_note(applied))
+            applied.append(m.describe())
+            done.append(m.describe())
+            if m.resource == "pods":
+                self.books.record_disruption(self._workload_of(m, view), f"{m.namespace}/{m.name}", self.dry_run, now)
+            self._save_progress(decision, started_at, done, now)
+
+        pending = deferred + held + list(waiting_of(scoped))
+        notes = _done_note(applied) + (f"; left alone: {'; '.join(dropped)}" if dropped else "")
+        if self.dry_run:
+            self.books.clear_inflight(decision.action, decision.target.key, True)
+            extra = f"; would wait for: {'; '.join(pending)}" if pending else ""
+            return result(ActionStatus.DRY_RUN, f"dry-run (server-side dryRun=All): {plan.summary}{extra}{notes}")
+        if pending:
+            if now - started_at > self.config.evacuation_timeout:
+                self.books.clear_inflight(decision.action, decision.target.key, False)
+                return result(
+                    ActionStatus.FAILED,
+                    f"gave up after {self.config.evacuation_timeout} (never forced): still blocked: {'; '.join(pending)}{notes}"
+                    " — a human must resolve the blocking PodDisruptionBudget or workload",
+                )
+            self.books.save_inflight(decision, started_at, tuple(done), False, now)
+            return result(ActionStatus.DEFERRED, f"in progress: {plan.summary}; retrying later: {'; '.join(pending)}{notes}")
+        self.books.clear_inflight(decision.action, decision.target.key, False)
+        return result(ActionStatus.APPLIED, f"applied: {plan.summary}{notes}")
+
+    def _save_progress(self, decision: Decision, started_at: datetime, done: list[str], now: datetime) -> None:
+        if not self.dry_run:
+            self.books.save_inflight(decision, started_at, tuple(done), False, now)
+
+    def _apply(self, m: Mutation) -> None:
+        assert self.kube is not None
+        retrying = Retrying(
+            stop=stop_after_attempt(self.config.api_attempts),
+            wait=wait_exponential(multiplier=0.1, max=self.config.api_backoff_max.total_seconds()),
+            retry=retry_if_exception(_is_temporary),
+            reraise=True,
+        )
+        try:
+            for attempt in retrying:
+                with attempt:
+                    self.kube.apply(m)
+        except RetryError as exc:  # pragma: no cover - reraise=True re-raises the last error
+            raise exc.last_attempt.exception() from None  # type: ignore[misc]
+
+    def _event(self, decision: Decision, plan: Plan, view: ClusterView | None, now: datetime) -> None:
+        """A Kubernetes Event on the target, so `kubectl describe` shows what aiops did and why."""
+        if not self.config.emit_events or self.kube is None:
+            return
+        target = plan.target
+        kinds = {
+            "node": ("v1", "Node"), "pod": ("v1", "Pod"), "deployment": ("apps/v1", "Deployment"),
+            "statefulset": ("apps/v1", "StatefulSet"), "hpa": ("autoscaling/v2", "HorizontalPodAutoscaler"),
+        }
+        if target.kind not in kinds:
+            return
+        api_version, kind = kinds[target.kind]
+        namespace = target.namespace or "default"
+        stamp = now.isoformat().replace("+00:00", "Z")
+        message = f"{plan.summary}. Finding: {decision.reason}"[:1024]
+        body = {
+            "metadata": {"generateName": f"{target.name}.aiops-", "namespace": namespace},
+            "involvedObject": {"apiVersion": api_version, "kind": kind, "name": target.name, "namespace": target.namespace or None},
+            "reason": EVENT_REASON,
+            "message": message,
+            "type": "Warning",
+            "source": {"component": "aiops"},
+            "reportingComponent": "aiops",
+            "reportingInstance": self.reporter,
+            "action": decision.action,
+            "firstTimestamp": stamp,
+            "lastTimestamp": stamp,
+            "count": 1,
+        }
+        try:
+            self._apply(Mutation("create", "events", "", namespace, body, f"event on {target.key}"))
+        except KubeApiError as exc:  # the event documents the action; it must not stop it
+            log.warning("could not write the Kubernetes event", extra={"target": target.key, "error": str(exc)})
+
+
+def _done_note(applied: list[str]) -> str:
+    return f" (done this cycle: {len(applied)} write(s))" if applied else ""
+
+
+__all__ = ["Books", "CircuitBreaker", "GuardedWriter", "InFlight", "KillSwitch", "Rail", "Refusal", "StagedPlan", "effective_mode"]
