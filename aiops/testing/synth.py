@@ -960,12 +960,21 @@ class SynthResult:
     topology: Topology
 
 
-def _format_rows(prefixes: Sequence[str], values: np.ndarray, ts_suffixes: list[str], decimals: int | None) -> Iterator[str]:
+def _format_rows(
+    prefixes: Sequence[str], values: np.ndarray, ts_suffixes: list[str], decimals: int | None, group: int = 1
+) -> Iterator[str]:
+    """Sample lines, series after series; or, with ``group`` > 1 (a histogram's buckets, count
+    and sum), time after time within each group of rows, as OpenMetrics requires."""
     # Formatting dominates generation; tolist() + str concatenation is ~5x faster than np.char.
     rows = (np.rint(values).astype(np.int64) if decimals is None else np.round(values, decimals)).tolist()
-    for prefix, row in zip(prefixes, rows, strict=True):
-        head = prefix + " "
-        yield "".join([head + str(v) + ts for v, ts in zip(row, ts_suffixes)])
+    heads = [p + " " for p in prefixes]
+    if group == 1:
+        for head, row in zip(heads, rows, strict=True):
+            yield "".join([head + str(v) + ts for v, ts in zip(row, ts_suffixes)])
+        return
+    for g in range(0, len(rows), group):
+        block = list(zip(heads[g : g + group], rows[g : g + group]))
+        yield "".join([head + str(row[i]) + ts for i, ts in enumerate(ts_suffixes) for head, row in block])
 
 
 def write_openmetrics(
@@ -999,7 +1008,8 @@ def write_openmetrics(
                 values = fam.values(ctx, ents, ctx.rng(fam.name, c))
                 if values.shape != (len(prefixes), len(t)):
                     raise AssertionError(f"{fam.name}: values {values.shape} for {len(prefixes)} rows")
-                for text in _format_rows(prefixes, values, ts_suffixes, fam.decimals):
+                group = fam.rows_per_entity if fam.type == "histogram" else 1
+                for text in _format_rows(prefixes, values, ts_suffixes, fam.decimals, group):
                     fh.write(text)
                 series += len(prefixes)
         fh.write("# EOF\n")
