@@ -14,6 +14,10 @@ from aiops.engine.pipeline import check_plugins
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("check-config", help="validate a config file and exit non-zero with the key and reason on error")
     p.add_argument("file", metavar="FILE")
+    p.add_argument(
+        "--prometheus", action="store_true",
+        help="also run every signal's query once against the configured Prometheus and report errors",
+    )
     p.set_defaults(func=run)
 
 
@@ -45,11 +49,32 @@ def check(config: AiopsConfig) -> list[tuple[str, str]]:
     return problems
 
 
+def check_queries(config: AiopsConfig) -> list[tuple[str, str]]:
+    """Evaluate each signal's query once, so a typo in PromQL fails here and not at 3 a.m."""
+    from aiops.collect.prometheus import PrometheusClient, PrometheusError
+
+    client = PrometheusClient(config.prometheus)
+    problems: list[tuple[str, str]] = []
+    try:
+        for name, signal in config.resolved_signals().items():
+            try:
+                client.query(signal.query)
+            except PrometheusError as exc:
+                problems.append((f"signals.{name}.query", str(exc)))
+                if exc.temporary:
+                    break  # Prometheus itself is unreachable: one message is enough
+    finally:
+        client.close()
+    return problems
+
+
 def run(args: argparse.Namespace) -> int:
     config = load_or_explain(args.file)
     if config is None:
         return EXIT_USAGE
     problems = check(config)
+    if not problems and args.prometheus:
+        problems = check_queries(config)
     if problems:
         print(f"error: invalid config {args.file}:", file=sys.stderr)
         for key, reason in problems:

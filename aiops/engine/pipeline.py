@@ -220,6 +220,7 @@ class Pipeline:
         self._active_keys = keys
         for (det, sev), n in active.items():
             metrics.ACTIVE_FINDINGS.labels(det, sev).set(n)
+        metrics.LEADER.set(1 if self.actor.is_leader else 0)
         for d in report.decisions:
             metrics.DECISIONS.labels(d.action, d.mode.value).inc()
         for r in report.results:

@@ -140,3 +140,40 @@ def test_collector_reports_failed_signals_as_missing(prometheus: PrometheusServe
     assert frame.missing_signals == ("pod_restarts",)
     assert len(errors) == 1 and "pod_restarts" in errors[0].message and not errors[0].temporary
     assert frame.of("pod_restarts") == [] and frame.of("pod_memory_usage_ratio")
+
+
+def test_bearer_token_is_sent_and_never_logged(
+    scripted: tuple[str, type[_Scripted]], monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    url, handler = scripted
+    seen: list[str] = []
+
+    def do_get(self: _Scripted) -> None:
+        seen.append(self.headers.get("Authorization", ""))
+        _Scripted.do_GET(self)
+
+    handler.do_GET = do_get  # type: ignore[method-assign]
+    handler.status = 401
+    handler.body = b'{"status":"error","errorType":"unauthorized","error":"bad token"}'
+    monkeypatch.setenv("PROM_BEARER", "tkn-123456")
+    cfg = parse_config({"prometheus": {"url": url, "bearer_token": {"env": "PROM_BEARER"}, "retries": 0}})
+    with pytest.raises(PrometheusError) as info:
+        PrometheusClient(cfg.prometheus).query("up")
+    assert seen == ["Bearer tkn-123456"]
+    assert not info.value.temporary and "credentials" in str(info.value)
+    assert "tkn-123456" not in str(info.value)
+
+
+def test_empty_result_is_not_an_error(prometheus: PrometheusServer, history_end: datetime) -> None:
+    assert client(prometheus.url).query_range(
+        "metric_that_does_not_exist", history_end - timedelta(minutes=5), history_end, timedelta(minutes=1)) == []
+
+
+def test_check_config_runs_queries_against_prometheus(prometheus: PrometheusServer, tmp_path, capsys) -> None:  # noqa: ANN001
+    from aiops.cli import main
+
+    path = tmp_path / "c.yaml"
+    path.write_text(f"prometheus:\n  url: {prometheus.url}\nsignals:\n  pod_restarts:\n    query: 'sum(rate(x[5m]'\n")
+    assert main(["check-config", str(path), "--prometheus"]) == 2
+    err = capsys.readouterr().err
+    assert "signals.pod_restarts.query" in err and "400" in err
