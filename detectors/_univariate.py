@@ -37,18 +37,19 @@ def check_series(timestamps: np.ndarray, values: np.ndarray) -> tuple[np.ndarray
         raise ValueError(f"timestamps and values differ in length: {t.shape[0]} vs {y.shape[0]}")
     if not np.all(np.isfinite(t)):
         raise ValueError("timestamps contain NaN or infinity; drop those rows before scoring")
-    if t.shape[0] > 1 and np.any(np.diff(t) <= 0):
-        raise ValueError("timestamps must be strictly increasing; sort the series and drop duplicate timestamps")
+    # Repeated timestamps occur in real exports (NAB has some); out-of-order ones are a caller bug.
+    if t.shape[0] > 1 and np.any(np.diff(t) < 0):
+        raise ValueError("timestamps must be in increasing order; sort the series by time first")
     # Infinite values are as unusable as missing ones; treat them alike.
     y = np.where(np.isfinite(y), y, np.nan)
     return t, y
 
 
 def typical_step(t: np.ndarray) -> float:
-    """The median sampling interval in seconds (1.0 for fewer than two points)."""
-    if t.shape[0] < 2:
-        return 1.0
-    return float(np.median(np.diff(t)))
+    """The median interval between distinct timestamps, in seconds (1.0 when there is none)."""
+    d = np.diff(t)
+    d = d[d > 0]
+    return float(np.median(d)) if d.shape[0] else 1.0
 
 
 def points_for(seconds: float, step: float, minimum: int = 1) -> int:

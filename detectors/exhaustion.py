@@ -129,8 +129,9 @@ class ExhaustionForecast(UnivariateDetector):
         # Slopes between pairs half a window apart, within one stretch and both ends valid.
         pair_slope = np.full(n, np.nan)
         if n > lag:
-            same = (seg[lag:] == seg[:-lag]) & ~np.isnan(y[lag:]) & ~np.isnan(y[:-lag])
-            pair_slope[lag:] = np.where(same, (y[lag:] - y[:-lag]) / (t[lag:] - t[:-lag]), np.nan)
+            dt = t[lag:] - t[:-lag]
+            same = (seg[lag:] == seg[:-lag]) & ~np.isnan(y[lag:]) & ~np.isnan(y[:-lag]) & (dt > 0)
+            pair_slope[lag:] = np.where(same, (y[lag:] - y[:-lag]) / np.where(dt > 0, dt, 1.0), np.nan)
         min_pairs = max(2, lag // 3)
         slope = grouped_rolling(pair_slope, seg, lag, min_pairs, "median")
         q75 = grouped_rolling(pair_slope, seg, lag, min_pairs, "quantile", 0.75)

@@ -1,0 +1,288 @@
+"""Robust seasonal baseline for latency, traffic, error rates and business KPIs.
+
+Each point is compared with three causal views of "normal", all medians with robust scales so that
+one outlier never moves them:
+
+* **recent** – the median of the ``window_seconds`` before the point;
+* **seasonal** – the median of the same slot (± one step) in each of the previous ``seasons``
+  periods (daily by default), once two periods of history exist;
+* **spread** – the mean absolute deviation over the last ``short_seconds`` against its usual
+  level, which catches a series that turns erratic without moving its median.
+
+Each view gives a robust z-score. A z-score is only meaningful relative to how this series usually
+behaves (a tweet count routinely jumps 20 sigma; a latency does not), so each one is divided by the
+largest value it reached over the previous ``memory_seconds``: *surprise* ``u > 1`` means "more
+unusual than anything seen in the last week". The score is ``u / (1 + u)``. That normalisation is
+also what prevents alarm storms: after a level shift, the shifted values become the new record
+and stop being surprising, and the recent baseline re-centres within one window.
+
+Finally the score is *refractory*: within ``refractory_seconds`` after a high score, only a higher
+one is reported at full strength; the rest are damped by ``damp``. One incident is one alarm.
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import ClassVar, Literal
+
+import numpy as np
+import pandas as pd
+
+from aiops.model import Finding, Frame, Series, from_epoch
+from detectors._univariate import (
+    MAD_TO_SIGMA,
+    UnivariateDetector,
+    check_series,
+    clip01,
+    fmt_duration,
+    points_for,
+    typical_step,
+)
+
+# Mean absolute deviation -> standard deviation of a normal distribution (sqrt(pi / 2)).
+MEAN_ABS_TO_SIGMA = 1.2533
+# Surprise is measured against at least this z-score, so a series that was perfectly quiet
+# for a week does not make its first small wiggle look infinitely surprising.
+MIN_REFERENCE_Z = 3.0
+
+Direction = Literal["up", "down", "both"]
+
+
+def past_rolling(x: np.ndarray, window: int, min_periods: int, stat: str) -> np.ndarray:
+    """Rolling ``stat`` over the ``window`` points strictly before each point."""
+    roll = pd.Series(x).shift(1).rolling(window, min_periods=min_periods)
+    return getattr(roll, stat)().to_numpy(dtype=np.float64)
+
+
+@dataclass(frozen=True)
+class SeasonalTrace:
+    """Per-point internals of one series, for evidence and tests."""
+
+    score: np.ndarray
+    z: np.ndarray  # signed robust z-score of the view that surprised most
+    view: np.ndarray  # index into VIEWS of that view
+    recent: np.ndarray  # recent baseline (median)
+    seasonal: np.ndarray  # seasonal baseline (median), NaN until two periods are known
+    surprise: np.ndarray  # before the refractory damping
+
+
+VIEWS = ("recent", "seasonal", "spread")
+
+
+class SeasonalBaseline(UnivariateDetector):
+    """Scores how unusual each value is for its series, its time of day and its recent past.
+
+    Parameters
+    ----------
+    period_seconds, seasons:
+        The seasonal period (daily by default) and how many past periods the seasonal median uses.
+    window_seconds:
+        Span of the recent baseline.
+    short_seconds:
+        Span of the spread view (how erratic the series is right now).
+    memory_seconds:
+        How far back "the most unusual thing seen so far" reaches; also the span of the scales.
+    refractory_seconds, damp:
+        After a high score, lower scores within this span are multiplied by ``damp``.
+    direction:
+        Which deviations count: "up", "down" or "both". ``None`` takes each signal's
+        ``bad_direction`` in the daemon, and "both" in backtests.
+    history_seconds:
+        How much history the daemon keeps per series between cycles (the frame holds only the
+        collector's lookback); default: ``seasons`` periods plus a window.
+    """
+
+    name: ClassVar[str] = "seasonal"
+    default_signals: ClassVar[tuple[str, ...]] = (
+        "inference_latency_p99",
+        "inference_request_rate",
+        "inference_queue_length",
+        "business_conversion_rate",
+        "pod_restarts",
+        "node_cpu_utilization",
+        "gpu_temperature",
+    )
+
+    def __init__(
+        self,
+        signals: Sequence[str] | None = None,
+        report_floor: float = 0.5,
+        *,
+        period_seconds: float = 86400.0,
+        seasons: int = 7,
+        window_seconds: float = 6 * 3600.0,
+        short_seconds: float = 1800.0,
+        memory_seconds: float = 7 * 86400.0,
+        refractory_seconds: float = 6 * 3600.0,
+        damp: float = 0.5,
+        direction: Direction | None = None,
+        history_seconds: float | None = None,
+    ) -> None:
+        super().__init__(signals=signals, report_floor=report_floor)
+        for pname, value in (
+            ("period_seconds", period_seconds),
+            ("window_seconds", window_seconds),
+            ("short_seconds", short_seconds),
+            ("memory_seconds", memory_seconds),
+        ):
+            if not value > 0:
+                raise ValueError(f"{pname} must be positive, got {value!r}")
+        if seasons < 1:
+            raise ValueError(f"seasons must be at least 1, got {seasons!r}")
+        if not 0 <= damp <= 1:
+            raise ValueError(f"damp must be within [0, 1], got {damp!r}")
+        if direction not in (None, "up", "down", "both"):
+            raise ValueError(f"direction must be 'up', 'down' or 'both', got {direction!r}")
+        self.period_seconds = float(period_seconds)
+        self.seasons = int(seasons)
+        self.window_seconds = float(window_seconds)
+        self.short_seconds = float(short_seconds)
+        self.memory_seconds = float(memory_seconds)
+        self.refractory_seconds = float(refractory_seconds)
+        self.damp = float(damp)
+        self.direction = direction
+        self.history_seconds = (
+            float(history_seconds) if history_seconds is not None else self.seasons * self.period_seconds + self.window_seconds
+        )
+        self._history: dict[object, tuple[np.ndarray, np.ndarray]] = {}
+
+    # ------------------------------------------------------------------ backtest contract
+    def score_series(self, timestamps: np.ndarray, values: np.ndarray) -> np.ndarray:
+        return self.trace(timestamps, values, self.direction or "both").score
+
+    def trace(self, timestamps: np.ndarray, values: np.ndarray, direction: Direction = "both") -> SeasonalTrace:
+        t, y = check_series(timestamps, values)
+        n = t.shape[0]
+        if n == 0:
+            empty = np.zeros(0)
+            return SeasonalTrace(empty, empty, np.zeros(0, dtype=np.int64), empty, empty, empty)
+        step = typical_step(t)
+        window = points_for(self.window_seconds, step, minimum=8)
+        memory = points_for(self.memory_seconds, step, minimum=window)
+        short = points_for(self.short_seconds, step, minimum=2)
+
+        recent = past_rolling(y, window, max(4, window // 4), "median")
+        r_recent = y - recent
+        seasonal = self._seasonal_median(t, y, step)
+        # Without two periods of history the seasonal view falls back on the recent one.
+        r_season = y - seasonal
+        spread = pd.Series(np.abs(r_recent)).rolling(short, min_periods=short).mean().to_numpy()
+        r_spread = spread - past_rolling(spread, memory, 8, "median")
+
+        zs = np.column_stack([self._robust_z(r, memory, y) for r in (r_recent, r_season, r_spread)])
+        zs[:, 1] = np.where(np.isnan(zs[:, 1]), zs[:, 0], zs[:, 1])
+        oriented = zs.copy()
+        if direction == "up":
+            oriented[:, :2] = np.maximum(zs[:, :2], 0.0)
+        elif direction == "down":
+            oriented[:, :2] = np.maximum(-zs[:, :2], 0.0)
+        else:
+            oriented[:, :2] = np.abs(zs[:, :2])
+        # Only a *rise* in spread is unusual; calm is not an incident.
+        oriented[:, 2] = np.maximum(zs[:, 2], 0.0)
+        oriented = np.nan_to_num(oriented, nan=0.0)
+
+        reference = np.column_stack([past_rolling(oriented[:, j], memory, 8, "max") for j in range(len(VIEWS))])
+        ratio = oriented / np.maximum(np.nan_to_num(reference, nan=np.inf), MIN_REFERENCE_Z)
+        view = np.argmax(ratio, axis=1)
+        surprise = ratio[np.arange(n), view]
+        raw = surprise / (1.0 + surprise)
+
+        if self.refractory_seconds > 0:
+            prior = np.nan_to_num(past_rolling(raw, points_for(self.refractory_seconds, step), 1, "max"), nan=0.0)
+            raw = np.where(raw > prior, raw, raw * self.damp)
+        score = clip01(raw)
+        score[np.isnan(y)] = 0.0
+        return SeasonalTrace(score, zs[np.arange(n), view], view, recent, seasonal, surprise)
+
+    def _seasonal_median(self, t: np.ndarray, y: np.ndarray, step: float) -> np.ndarray:
+        """Median of the same slot (± one step) in each previous period; NaN with < 2 periods."""
+        n = t.shape[0]
+        # On a regular grid "the same slot k periods ago" is an index lag, whatever the gaps.
+        slot = np.rint((t - t[0]) / step).astype(np.int64)
+        grid = np.full(int(slot[-1]) + 1, np.nan)
+        grid[slot] = y
+        period = points_for(self.period_seconds, step, minimum=2)
+        stack = np.full((n, 3 * self.seasons), np.nan)
+        col = 0
+        for k in range(1, self.seasons + 1):
+            for offset in (-1, 0, 1):
+                src = slot - (k * period + offset)
+                ok = src >= 0
+                stack[ok, col] = grid[src[ok]]
+                col += 1
+        enough = np.sum(~np.isnan(stack), axis=1) >= 6
+        out = np.full(n, np.nan)
+        if enough.any():
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", RuntimeWarning)
+                out[enough] = np.nanmedian(stack[enough], axis=1)
+        return out
+
+    @staticmethod
+    def _robust_z(resid: np.ndarray, memory: int, y: np.ndarray) -> np.ndarray:
+        absr = np.abs(resid)
+        mad = past_rolling(absr, memory, 8, "median") * MAD_TO_SIGMA
+        # Counts that are usually 0 have MAD 0; their mean absolute deviation still measures
+        # an ordinary excursion.
+        mean_abs = past_rolling(absr, memory, 8, "mean") * MEAN_ABS_TO_SIGMA
+        # A constant series has neither; a floor relative to its level keeps z finite.
+        level = np.nan_to_num(past_rolling(np.abs(y), memory, 1, "median"), nan=0.0)
+        # (NaN, too little history, stays NaN: no opinion rather than a huge z.)
+        scale = np.maximum(np.fmax(mad, mean_abs), 1e-3 * level + 1e-12)
+        return resid / scale
+
+    # ------------------------------------------------------------------ daemon contract
+    def _remember(self, series: Series) -> tuple[np.ndarray, np.ndarray]:
+        """Merge the frame's window into this series' history; the frame only holds the lookback."""
+        t_new, y_new = series.timestamps, series.values
+        old = self._history.get(series.key)
+        if old is not None and old[0].shape[0]:
+            keep = t_new > old[0][-1]
+            t = np.concatenate([old[0], t_new[keep]])
+            y = np.concatenate([old[1], y_new[keep]])
+        else:
+            t, y = np.asarray(t_new, dtype=np.float64), np.asarray(y_new, dtype=np.float64)
+        cut = np.searchsorted(t, t[-1] - self.history_seconds, side="left") if t.shape[0] else 0
+        t, y = t[cut:], y[cut:]
+        self._history[series.key] = (t, y)
+        return t, y
+
+    def detect(self, frame: Frame) -> list[Finding]:
+        # Forget series that left the frame (deleted pods), so memory stays bounded.
+        live = {s.key for s in frame.series}
+        for key in [k for k in self._history if k not in live and k[0] in self.signals]:
+            del self._history[key]
+        return super().detect(frame)
+
+    def explain(self, frame: Frame, series: Series) -> Finding | None:
+        t, y = self._remember(series)
+        info = frame.signals.get(series.signal)
+        direction: Direction = self.direction or (info.bad_direction if info else "both")  # type: ignore[assignment]
+        tr = self.trace(t, y, direction)
+        i = t.shape[0] - 1
+        view = VIEWS[int(tr.view[i])]
+        baseline = tr.seasonal[i] if view == "seasonal" and np.isfinite(tr.seasonal[i]) else tr.recent[i]
+        value = float(y[i])
+        unit = f" {info.unit}" if info and info.unit else ""
+        if view == "spread":
+            what = f"{series.signal} turned erratic ({value:.4g}{unit}; spread {tr.z[i]:+.1f} sigma above its usual)"
+        else:
+            against = "this time of day" if view == "seasonal" else f"the last {fmt_duration(self.window_seconds)}"
+            change = (value - baseline) / abs(baseline) * 100 if baseline else float("nan")
+            what = (
+                f"{series.signal} at {value:.4g}{unit} vs {baseline:.4g}{unit} usual for {against}"
+                + (f" ({change:+.0f} %, {tr.z[i]:+.1f} sigma)" if np.isfinite(change) else f" ({tr.z[i]:+.1f} sigma)")
+            )
+        facts = {
+            "value": value,
+            "baseline": float(baseline) if np.isfinite(baseline) else None,
+            "view": view,
+            "z": float(tr.z[i]),
+            "surprise": float(tr.surprise[i]),
+            "history": fmt_duration(float(t[-1] - t[0])),
+            "since": from_epoch(t[i]).isoformat(),
+        }
+        return self.finding(frame, series, float(tr.score[i]), what, facts)
