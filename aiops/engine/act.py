@@ -1,66 +1,264 @@
-"""The act stage: decisions -> plans -> results, through the guarded writer.
+"""The act stage: decisions -> plans -> results, through the one guarded writer.
 
-Minimal first version: plans every decision with its remediation plugin and reports what would be
-done per mode; nothing is written to a cluster. The guarded writer (aiops/engine/safety.py) makes
-``auto`` mode real.
+Per cycle, on the leader only: read one :class:`ClusterView`; close the loop on earlier actions
+(healed / not healed → escalation); undo what is due (uncordon, restore replicas); resume
+in-flight multi-cycle actions (an evacuation waiting for a PDB); then plan and apply this cycle's
+decisions. Remediations only plan; :class:`GuardedWriter` decides whether and how to write.
+
+A degraded cycle (an earlier stage failed) acts on nothing and judges nothing: a finding missing
+from a partial picture is not a healed one. Kubernetes API trouble in this stage is reported in
+:attr:`Actor.errors` (the pipeline marks the cycle degraded) and never turns into an action.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import logging
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import replace
 from datetime import datetime
+from typing import Any
 
-from aiops import plugins
+from tenacity import Retrying, retry_if_exception, stop_after_attempt, wait_exponential
+
+from aiops import metrics, plugins
 from aiops.config import AiopsConfig
-from aiops.model import ActionResult, ActionStatus, Decision, Finding, Mode
-from aiops.plugins import PluginError, Remediation
+from aiops.engine.leader import LeaseElector
+from aiops.engine.outcomes import NOT_HEALED, OutcomeTracker
+from aiops.engine.safety import GuardedWriter, InFlight, IsSilenced, KillSwitch
+from aiops.kube.client import build_api_client, request_timeout
+from aiops.kube.errors import KubeApiError
+from aiops.kube.plan import RESTORE, waiting_of
+from aiops.kube.read import read_cluster_view, read_configmap_value
+from aiops.kube.view import ClusterView
+from aiops.kube.writer import KubeWriter
+from aiops.model import ActionResult, ActionStatus, Decision, Finding, Plan, StageError
+from aiops.plugins import Remediation
 from aiops.state import Store
+
+log = logging.getLogger(__name__)
+
+ADVISE = "advise"
+RESOLVE_TARGET = "resolve_target"  # decision param set by policy: "node" or "owner"
 
 
 class Actor:
-    def __init__(self, config: AiopsConfig, store: Store) -> None:
+    def __init__(
+        self,
+        config: AiopsConfig,
+        store: Store,
+        *,
+        api: Any | None = None,
+        elector: LeaseElector | None = None,
+        is_silenced: IsSilenced | None = None,
+        read_view: Callable[[datetime], ClusterView] | None = None,
+    ) -> None:
         self.config = config
         self.store = store
+        self.api = api
+        self.elector = elector
         self._remediations: dict[str, Remediation] = {}
+        timeout = request_timeout(config.kubernetes)
+        kube = KubeWriter(api, timeout=timeout, dry_run=config.safety.dry_run) if api is not None else None
+        ks = config.safety.kill_switch
+        read_cm: Callable[[], str | None] | None = None
+        if api is not None:
+            def read_cm() -> str | None:
+                return read_configmap_value(api, ks.configmap_namespace, ks.configmap_name, ks.configmap_key, timeout=timeout)
+        self.writer = GuardedWriter(
+            config.safety,
+            store,
+            kube,
+            is_leader=lambda: self.is_leader,
+            kill_switch=KillSwitch(ks, read_cm),
+            is_silenced=is_silenced,
+            reporter=elector.identity if elector is not None else "aiops",
+        )
+        self.outcomes = OutcomeTracker(store, config.safety, self.writer.breaker)
+        if read_view is None and api is not None:
+            namespaces = tuple(config.kubernetes.watch_namespaces)
+
+            def read_view(now: datetime) -> ClusterView:
+                return read_cluster_view(api, now=now, timeout=timeout, namespaces=namespaces)
+
+        self._read_view = read_view
+        self.errors: list[StageError] = []
 
     @classmethod
-    def from_config(cls, config: AiopsConfig, store: Store) -> Actor:
-        return cls(config, store)
+    def from_config(cls, config: AiopsConfig, store: Store, *, is_silenced: IsSilenced | None = None) -> Actor:
+        """Builds the Kubernetes client and the elector when ``kubernetes.enabled``.
+
+        ``is_silenced`` is any callable ``labels -> bool``, e.g.
+        ``aiops.notify.alertmanager.AlertmanagerClient(url).is_silenced``.
+        Raises :class:`aiops.kube.client.KubeConfigError` when the credentials cannot be loaded.
+        """
+        api = build_api_client(config.kubernetes) if config.kubernetes.enabled else None
+        elector = None
+        if api is not None and config.kubernetes.leader_election.enabled:
+            elector = LeaseElector.from_config(api, config.kubernetes)
+        return cls(config, store, api=api, elector=elector, is_silenced=is_silenced)
 
     def start(self) -> None:
-        """Nothing runs in the background in this version."""
+        if self.elector is not None:
+            self.elector.start()
+            # Take part in the first election before the first cycle instead of one period later.
+            self.elector.try_acquire_or_renew()
 
     def close(self) -> None:
+        if self.elector is not None:
+            self.elector.stop(release=True)
+        if self.api is not None:
+            self.api.close()
         self._remediations.clear()
 
     @property
     def is_leader(self) -> bool:
-        return True
+        """Followers keep detecting and notifying; only the leader writes."""
+        return self.elector.is_leader if self.elector is not None else True
 
     def remediation(self, name: str) -> Remediation:
         if name not in self._remediations:
             self._remediations[name] = plugins.instantiate(plugins.REMEDIATIONS, name)
         return self._remediations[name]
 
+    # -- the stage ---------------------------------------------------------------------------
     def act(
         self, decisions: Sequence[Decision], *, findings: Sequence[Finding], degraded: bool, now: datetime
     ) -> list[ActionResult]:
-        results = []
-        for d in decisions:
-            if degraded:
-                results.append(ActionResult(d.id, d.action, d.target, ActionStatus.SKIPPED,
-                                            "cycle degraded: no action on a partial picture", at=now))
-                continue
+        self.errors = []
+        self.writer.errors = []
+        metrics.LEADER.set(1 if self.is_leader else 0)
+        if degraded:
+            return [
+                ActionResult(d.id, d.action, d.target, ActionStatus.SKIPPED, "cycle degraded: no action on a partial picture", at=now)
+                for d in decisions
+            ]
+        self.writer.remaining_budget(now)
+        self.writer.breaker.is_open(now)
+        view: ClusterView | None = None
+        if self._read_view is not None and (decisions or self.is_leader):
             try:
-                plan = self.remediation(d.action).plan(d, None)
-            except PluginError as exc:
-                results.append(ActionResult(d.id, d.action, d.target, ActionStatus.FAILED, str(exc), at=now))
-                continue
-            if d.mode is Mode.OBSERVE:
-                status, detail = ActionStatus.OBSERVED, f"observe mode: would {plan.summary}"
-            elif d.mode is Mode.SUGGEST:
-                status, detail = ActionStatus.SUGGESTED, f"suggested: {plan.summary}"
-            else:
-                status, detail = ActionStatus.DRY_RUN, f"dry-run: would {plan.summary}"
-            results.append(ActionResult(d.id, d.action, d.target, status, detail, plan=plan, at=now))
+                view = self._read_with_retry(now)
+            except KubeApiError as exc:
+                self.errors.append(StageError("act", f"cannot read the cluster state: {exc}", temporary=exc.temporary))
+                return [
+                    ActionResult(d.id, d.action, d.target, ActionStatus.DEFERRED, f"cluster state unreadable, retrying next cycle: {exc}", at=now)
+                    for d in decisions
+                ]
+
+        results: list[ActionResult] = []
+        if self.is_leader:
+            results += self._close_loop(findings, view, now)
+        inflight = {(f.decision.action, f.decision.target.key): f for f in self.writer.books.inflight(self.writer.dry_run)}
+        handled: set[tuple[str, str]] = set()
+        for decision in decisions:
+            result = self._one(decision, view, now, inflight, handled)
+            results.append(result)
+        if self.is_leader:
+            for key, flight in inflight.items():
+                if key not in handled:
+                    results.append(self._run(flight.decision, view, now, flight))
+        self.errors += [StageError("act", str(e), temporary=e.temporary) for e in self.writer.errors]
+        self.writer.remaining_budget(now)
         return results
+
+    def _read_with_retry(self, now: datetime) -> ClusterView:
+        assert self._read_view is not None
+        retrying = Retrying(
+            stop=stop_after_attempt(self.config.safety.api_attempts),
+            wait=wait_exponential(multiplier=0.1, max=self.config.safety.api_backoff_max.total_seconds()),
+            retry=retry_if_exception(lambda e: isinstance(e, KubeApiError) and e.temporary),
+            reraise=True,
+        )
+        for attempt in retrying:
+            with attempt:
+                return self._read_view(now)
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    def _one(
+        self,
+        decision: Decision,
+        view: ClusterView | None,
+        now: datetime,
+        inflight: Mapping[tuple[str, str], InFlight],
+        handled: set[tuple[str, str]],
+    ) -> ActionResult:
+        try:
+            decision = self._resolve(decision, view)
+        except LookupError as exc:
+            return self._advise(decision, view, now, str(exc))
+        key = (decision.action, decision.target.key)
+        handled.add(key)
+        flight = inflight.get(key)
+        if flight is not None:
+            return self._run(flight.decision, view, now, flight)
+        return self._run(decision, view, now, None)
+
+    def _resolve(self, decision: Decision, view: ClusterView | None) -> Decision:
+        """Turn a policy target ("node"/"owner" of the finding's entity) into a real object."""
+        how = decision.params.get(RESOLVE_TARGET)
+        if not how:
+            return decision
+        params = {k: v for k, v in decision.params.items() if k != RESOLVE_TARGET}
+        if view is None:
+            raise LookupError(f"the {how} of {decision.target.key} needs the cluster state (kubernetes is disabled)")
+        target = view.resolve(decision.target, str(how))
+        if target is None:
+            raise LookupError(f"could not find the {how} of {decision.target.key} in the cluster")
+        return replace(decision, target=target, params=params)
+
+    def _run(self, decision: Decision, view: ClusterView | None, now: datetime, flight: InFlight | None) -> ActionResult:
+        try:
+            plan = self.remediation(decision.action).plan(decision, view)
+        except Exception as exc:  # a broken plugin fails its own decision, never the stage
+            log.exception("remediation %s failed to plan", decision.action)
+            return ActionResult(decision.id, decision.action, decision.target, ActionStatus.FAILED, f"planning failed: {exc}", at=now)
+        if decision.params.get(RESTORE) and (not plan.feasible or not plan.mutations):
+            # Nothing to undo (already schedulable, cordoned by a human, not scaled by aiops): done.
+            self.outcomes.mark_restored(decision)
+            return ActionResult(decision.id, decision.action, plan.target, ActionStatus.SUGGESTED, f"no undo needed: {plan.summary}", plan=plan, at=now)
+        if not plan.feasible:
+            if flight is not None:
+                self.writer.books.clear_inflight(decision.action, decision.target.key, self.writer.dry_run)
+            return self._advise(decision, view, now, plan.reason_if_not, plan)
+        if flight is not None:
+            scoped, _ = self.writer.scope(plan, view)
+            if not scoped.mutations and not waiting_of(scoped):
+                # Converged: every write went through and nothing is left waiting.
+                self.writer.books.clear_inflight(decision.action, decision.target.key, self.writer.dry_run)
+                self.outcomes.track(decision, now)
+                return ActionResult(decision.id, decision.action, plan.target, ActionStatus.APPLIED, f"completed: {plan.summary}", plan=plan, at=now)
+        result = self.writer.execute(decision, plan, view, now, inflight=flight)
+        if result.status is ActionStatus.APPLIED:
+            if decision.params.get(RESTORE):
+                self.outcomes.mark_restored(decision)
+            else:
+                self.outcomes.track(decision, now)
+        return result
+
+    def _advise(self, decision: Decision, view: ClusterView | None, now: datetime, reason: str, failed: Plan | None = None) -> ActionResult:
+        """No safe action: tell a human what to do instead."""
+        params = {k: v for k, v in decision.params.items() if k not in (RESOLVE_TARGET, RESTORE)}
+        if failed is not None and failed.command:
+            params.setdefault("command", failed.command)
+        params.setdefault("why", f"{reason}; finding: {decision.finding.evidence.summary}")
+        advice_decision = replace(decision, action=ADVISE, params=params)
+        try:
+            plan = self.remediation(ADVISE).plan(advice_decision, view)
+        except Exception as exc:
+            return ActionResult(decision.id, decision.action, decision.target, ActionStatus.FAILED, f"no safe action ({reason}); advice failed: {exc}", at=now)
+        return ActionResult(
+            decision.id, decision.action, decision.target, ActionStatus.SUGGESTED, f"no safe {decision.action}: {reason}. Advice: {plan.summary}", plan=plan, at=now
+        )
+
+    def _close_loop(self, findings: Sequence[Finding], view: ClusterView | None, now: datetime) -> list[ActionResult]:
+        results: list[ActionResult] = []
+        for outcome in self.outcomes.review(findings, now):
+            if outcome.status == NOT_HEALED:
+                d = outcome.decision
+                results.append(ActionResult(d.id, d.action, d.target, ActionStatus.FAILED, outcome.detail, at=now))
+        for restore in self.outcomes.restores_due(findings, now):
+            results.append(self._run(restore, view, now, None))
+        return results
+
+
+__all__ = ["Actor"]

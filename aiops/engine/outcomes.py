@@ -203,7 +203,7 @@ class OutcomeTracker:
             delay = _restore_delay(decision.action, self.config)
             if delay is None:
                 continue
-            if self._present(findings, row["finding_key"], 0) is not None or any(
+            if self._present(findings, row["finding_key"], 1) is not None or any(
                 f.entity.key == decision.target.key for f in findings if (f.severity or Severity.INFO).rank >= 1
             ):
                 # Sick again (or still noisy): the healthy period starts over.

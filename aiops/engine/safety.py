@@ -30,7 +30,7 @@ from tenacity import RetryError, Retrying, retry_if_exception, stop_after_attemp
 from aiops import metrics
 from aiops.config.safety import KillSwitchConfig, SafetyConfig
 from aiops.kube.errors import KubeApiError
-from aiops.kube.plan import StagedPlan, waiting_of
+from aiops.kube.plan import RESTORE, StagedPlan, waiting_of
 from aiops.kube.view import REMEDIATE_LABEL, ClusterView
 from aiops.kube.writer import KubeWriter
 from aiops.model import ActionResult, ActionStatus, Decision, Entity, Mode, Mutation, Plan, from_epoch
@@ -491,7 +491,9 @@ class GuardedWriter:
             return result(ActionStatus.SUGGESTED, f"kubernetes is disabled in the config; suggested: {plan.summary}")
 
         scoped, dropped = self.scope(plan, view)
-        refusal = self.check(decision, scoped, view, now, resuming=inflight is not None)
+        # An undo (uncordon, restore replicas) was paid for by the action it undoes.
+        undo = bool(decision.params.get(RESTORE))
+        refusal = self.check(decision, scoped, view, now, resuming=inflight is not None or undo)
         if refusal is not None:
             status = ActionStatus.DEFERRED if refusal.repeat else ActionStatus.BLOCKED
             log.info("action refused", extra={"action": decision.action, "target": plan.target.key, "rail": refusal.rail})
@@ -503,7 +505,7 @@ class GuardedWriter:
         started_at = inflight.started_at if inflight else now
         done = list(inflight.done) if inflight else []
         first_write = inflight is None
-        if first_write and (writes or waiting_of(scoped)):
+        if first_write and not undo and (writes or waiting_of(scoped)):
             # Admitted: the budget unit and the cooldown are spent now, once, even if we crash next.
             self.books.record_action(decision.id, decision.action, plan.target.key, self.dry_run, now)
             self.remaining_budget(now)

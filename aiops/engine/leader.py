@@ -1,0 +1,244 @@
+"""Leader election on a coordination.k8s.io/v1 Lease: only the holder acts.
+
+A small elector of our own (the client's ``leaderelection`` lacks LeaseLock before 37.x, exits
+the process on bad arguments and never releases the lock): read the Lease, then replace it
+carrying the read ``resourceVersion``; a 409 means another replica wrote first and we lost.
+
+Expiry is judged the way client-go does: by how long *we* have seen the same record unchanged,
+on our own monotonic clock, so clock skew between replicas cannot make two leaders. A leader that
+has not renewed within ``renew_deadline`` (< ``lease_duration``) stops acting at once, before
+anyone else can take the lease over.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import socket
+import threading
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Any
+
+from kubernetes import client as k8s
+
+from aiops import metrics
+from aiops.config.kube import KubernetesConfig
+from aiops.kube.errors import KubeApiError, classify, is_not_found
+
+log = logging.getLogger(__name__)
+
+
+def _micro_time(at: datetime) -> str:
+    return at.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def default_identity() -> str:
+    return os.environ.get("POD_NAME") or socket.gethostname()
+
+
+class LeaseElector:
+    def __init__(
+        self,
+        api: k8s.ApiClient,
+        *,
+        namespace: str,
+        name: str,
+        identity: str,
+        lease_duration: float = 15.0,
+        renew_deadline: float = 10.0,
+        retry_period: float = 2.0,
+        timeout: tuple[float, float] = (5.0, 5.0),
+        clock: Callable[[], float] = time.monotonic,
+        on_change: Callable[[bool], None] | None = None,
+    ) -> None:
+        if not retry_period < renew_deadline < lease_duration:
+            raise ValueError("leader election needs retry_period < renew_deadline < lease_duration")
+        self.api = k8s.CoordinationV1Api(api)
+        self.namespace = namespace
+        self.name = name
+        self.identity = identity
+        self.lease_duration = lease_duration
+        self.renew_deadline = renew_deadline
+        self.retry_period = retry_period
+        self.timeout = timeout
+        self.clock = clock
+        self.on_change = on_change
+        self._lock = threading.Lock()
+        self._held = False
+        self._renewed_at = float("-inf")  # our clock, last successful acquire/renew
+        self._observed: tuple[str, str] | None = None  # (resourceVersion, holder) last seen
+        self._observed_at = float("-inf")  # our clock, when that record was first seen
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self.last_error: KubeApiError | None = None
+
+    @classmethod
+    def from_config(cls, api: k8s.ApiClient, config: KubernetesConfig, **kwargs: Any) -> LeaseElector:
+        le = config.leader_election
+        return cls(
+            api,
+            namespace=le.namespace or config.namespace,
+            name=le.lease_name,
+            identity=le.identity or default_identity(),
+            lease_duration=le.lease_duration.total_seconds(),
+            renew_deadline=le.renew_deadline.total_seconds(),
+            retry_period=le.retry_period.total_seconds(),
+            timeout=(min(5.0, config.request_timeout.total_seconds()), config.request_timeout.total_seconds()),
+            **kwargs,
+        )
+
+    # -- state -----------------------------------------------------------------------------
+    @property
+    def is_leader(self) -> bool:
+        """True only while we hold the lease and renewed it within the renew deadline."""
+        with self._lock:
+            return self._held and self.clock() - self._renewed_at < self.renew_deadline
+
+    def _set_held(self, held: bool) -> None:
+        with self._lock:
+            changed = held != self._held
+            self._held = held
+            if held:
+                self._renewed_at = self.clock()
+        metrics.LEADER.set(1 if self.is_leader else 0)
+        if changed:
+            log.warning("leadership %s", "acquired" if held else "lost", extra={"identity": self.identity, "lease": self.name})
+            if self.on_change is not None:
+                self.on_change(held)
+
+    # -- one round -------------------------------------------------------------------------
+    def try_acquire_or_renew(self) -> bool:
+        """One read-then-replace round; returns whether we hold the lease afterwards."""
+        try:
+            held = self._round()
+        except KubeApiError as exc:
+            self.last_error = exc
+            log.warning("lease round failed", extra={"lease": self.name, "error": str(exc)})
+            # Keep the lease until the renew deadline passes (is_leader checks it): one failed
+            # round must not flap leadership; a permanent error gives it up now.
+            if not exc.temporary:
+                self._set_held(False)
+            metrics.LEADER.set(1 if self.is_leader else 0)
+            return self.is_leader
+        self.last_error = None
+        self._set_held(held)
+        return held
+
+    def _round(self) -> bool:
+        now = datetime.now(UTC)
+        lease = self._read()
+        if lease is None:
+            return self._create(now)
+        meta, spec = lease.get("metadata") or {}, lease.get("spec") or {}
+        holder = spec.get("holderIdentity") or ""
+        record = (str(meta.get("resourceVersion", "")), holder)
+        if record != self._observed:
+            self._observed, self._observed_at = record, self.clock()
+        duration = float(spec.get("leaseDurationSeconds") or self.lease_duration)
+        expired = self.clock() - self._observed_at >= duration
+        if holder and holder != self.identity and not expired:
+            return False
+        transitions = int(spec.get("leaseTransitions") or 0)
+        acquire = spec.get("acquireTime") if holder == self.identity else _micro_time(now)
+        body = {
+            "apiVersion": "coordination.k8s.io/v1",
+            "kind": "Lease",
+            "metadata": {"name": self.name, "namespace": self.namespace, "resourceVersion": meta.get("resourceVersion")},
+            "spec": {
+                "holderIdentity": self.identity,
+                "leaseDurationSeconds": int(self.lease_duration),
+                "acquireTime": acquire or _micro_time(now),
+                "renewTime": _micro_time(now),
+                "leaseTransitions": transitions if holder == self.identity else transitions + 1,
+            },
+        }
+        return self._write("replace", body)
+
+    def _read(self) -> dict[str, Any] | None:
+        try:
+            resp = self.api.read_namespaced_lease(self.name, self.namespace, _preload_content=False, _request_timeout=self.timeout)
+            return json.loads(resp.data)
+        except Exception as exc:
+            err = classify(exc, f"get lease {self.namespace}/{self.name}")
+            if is_not_found(err):
+                return None
+            raise err from None
+
+    def _create(self, now: datetime) -> bool:
+        body = {
+            "apiVersion": "coordination.k8s.io/v1",
+            "kind": "Lease",
+            "metadata": {"name": self.name, "namespace": self.namespace},
+            "spec": {
+                "holderIdentity": self.identity,
+                "leaseDurationSeconds": int(self.lease_duration),
+                "acquireTime": _micro_time(now),
+                "renewTime": _micro_time(now),
+                "leaseTransitions": 0,
+            },
+        }
+        return self._write("create", body)
+
+    def _write(self, how: str, body: dict[str, Any]) -> bool:
+        lease = k8s.V1Lease.from_dict(body)
+        try:
+            if how == "create":
+                self.api.create_namespaced_lease(self.namespace, lease, _preload_content=False, _request_timeout=self.timeout)
+            else:
+                self.api.replace_namespaced_lease(
+                    self.name, self.namespace, lease, _preload_content=False, _request_timeout=self.timeout
+                )
+        except Exception as exc:
+            err = classify(exc, f"{how} lease {self.namespace}/{self.name}")
+            if err.status == 409:
+                return False  # another replica wrote first: it leads, we follow
+            raise err from None
+        return True
+
+    def release(self) -> None:
+        """Hand the lease back on shutdown so a successor need not wait for it to expire."""
+        if not self.is_leader:
+            self._set_held(False)
+            return
+        self._set_held(False)
+        try:
+            lease = self._read()
+            if lease is None or (lease.get("spec") or {}).get("holderIdentity") != self.identity:
+                return
+            lease["spec"]["holderIdentity"] = ""
+            lease["spec"]["leaseDurationSeconds"] = 1
+            lease["spec"]["renewTime"] = _micro_time(datetime.now(UTC))
+            self._write("replace", lease)
+        except KubeApiError as exc:
+            log.warning("could not release the lease; a successor waits for it to expire", extra={"error": str(exc)})
+
+    # -- background loop -------------------------------------------------------------------
+    def start(self) -> None:
+        if self._thread is not None:
+            return
+        self._stop.clear()
+        self._thread = threading.Thread(target=self._run, name="aiops-leader-election", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            try:
+                self.try_acquire_or_renew()
+            except Exception:  # the loop must survive anything; not renewing drops leadership
+                log.exception("leader election round crashed")
+            # A leader renews every retry_period; a follower polls as often, so it takes over
+            # within one period of the lease expiring.
+            self._stop.wait(self.retry_period)
+
+    def stop(self, *, release: bool = True) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=self.retry_period + sum(self.timeout))
+            self._thread = None
+        if release:
+            self.release()
+        else:
+            self._set_held(False)
