@@ -236,7 +236,7 @@ def cluster_health() -> Json:
         "node-exporter's instance label must carry the node name, as in aiops's signal catalog.",
         [
             query_variable("namespace", "Namespace", "kube_pod_info", "namespace"),
-            query_variable("node", "Node", "kube_node_info", "node"),
+            query_variable("node", "Node", "kube_node_status_condition", "node"),
         ],
         [
             Row("Nodes"),

@@ -70,3 +70,20 @@ def queries(path: Path) -> list[Query]:
 
 def all_queries() -> list[Query]:
     return [q for path in DASHBOARD_FILES for q in queries(path)]
+
+
+# PromQL keywords and functions the dashboards use, so they are not taken for metric names.
+PROMQL_WORDS = {
+    "sum", "max", "min", "avg", "count", "topk", "by", "on", "and", "or", "unless", "without", "rate", "increase",
+    "histogram_quantile", "predict_linear", "vector", "time", "group_left", "offset", "bool", "le",
+}
+
+
+def metric_names(expr: str) -> set[str]:
+    """Metric names an expression reads (raw series and recording rules)."""
+    without_strings = re.sub(r'"[^"]*"', '""', expr)
+    without_ranges = re.sub(r"\[[^\]]*\]", "[]", without_strings)
+    without_labels = re.sub(r"\{[^}]*\}", "{}", without_ranges)
+    without_groupings = re.sub(r"\b(by|on|without|group_left|group_right)\s*\([^)]*\)", "", without_labels)
+    names = set(re.findall(r"(?<![\w:.])([a-zA-Z_:][\w:]*)(?=\s*[{\[)]|\s*$|\s+[-+*/<>=a-z])", without_groupings))
+    return {n for n in names if n not in PROMQL_WORDS and not n.startswith("$")}

@@ -18,17 +18,13 @@ from tests.dashboards.grafana import (
     VARIABLE,
     all_panels,
     all_queries,
+    metric_names,
     load,
     variable_query,
 )
 
 DATASOURCE = {"type": "prometheus", "uid": "${datasource}"}
 RULES_DIR = DASHBOARD_DIR.parent / "alert-rules"
-METRIC_NAME = re.compile(r"(?<![\w:$\"])([a-zA-Z_:][\w:]*)\s*(?:\{|\[|\)|$|\s)")
-PROMQL_WORDS = {
-    "sum", "max", "min", "avg", "count", "topk", "by", "on", "and", "or", "unless", "without", "rate", "increase",
-    "histogram_quantile", "predict_linear", "vector", "time", "group_left", "offset", "bool", "le",
-}
 
 
 def test_the_four_dashboards_exist() -> None:
@@ -123,15 +119,6 @@ def test_template_variables_defined_before_use(dashboard: tuple[Path, dict[str, 
             assert used <= defined | set(BUILTINS), f"{panel['title']} uses undefined {used - defined - set(BUILTINS)}"
 
 
-def _metric_names(expr: str) -> set[str]:
-    without_strings = re.sub(r'"[^"]*"', '""', expr)
-    without_ranges = re.sub(r"\[[^\]]*\]", "[]", without_strings)
-    without_labels = re.sub(r"\{[^}]*\}", "{}", without_ranges)
-    without_groupings = re.sub(r"\b(by|on|without|group_left|group_right)\s*\([^)]*\)", "", without_labels)
-    names = set(re.findall(r"(?<![\w:.])([a-zA-Z_:][\w:]*)(?=\s*[{\[)]|\s*$|\s+[-+*/<>=a-z])", without_groupings))
-    return {n for n in names if n not in PROMQL_WORDS and not n.startswith("$")}
-
-
 def test_recording_rules_used_by_dashboards_exist() -> None:
     recorded = {
         rule["record"]
@@ -140,14 +127,14 @@ def test_recording_rules_used_by_dashboards_exist() -> None:
         for rule in group["rules"]
         if "record" in rule
     }
-    used = {name for q in all_queries() for name in _metric_names(q.expr) if ":" in name and not name.startswith("vllm:")}
+    used = {name for q in all_queries() for name in metric_names(q.expr) if ":" in name and not name.startswith("vllm:")}
     assert used, "the dashboards should read the recording rules"
     assert used <= recorded, f"recording rules missing from alert-rules/: {sorted(used - recorded)}"
 
 
 def test_aiops_metric_names_match_the_daemon() -> None:
     exported = {sample_name for metric in REGISTRY.collect() for sample_name in _sample_names(metric)}
-    used = {name for q in all_queries() for name in _metric_names(q.expr) if name.startswith("aiops_")}
+    used = {name for q in all_queries() for name in metric_names(q.expr) if name.startswith("aiops_")}
     assert len(used) >= 15
     assert used <= exported, f"dashboards query metrics aiops does not export: {sorted(used - exported)}"
 
