@@ -19,6 +19,7 @@ COMMANDS: tuple[str, ...] = (
     "aiops.commands.demo",
     "aiops.commands.check_config",
     "aiops.commands.history",
+    "aiops.commands.notify",
 )
 
 

@@ -1,34 +1,237 @@
-"""The notify stage: graded findings and action results -> notifications -> channels.
+"""The notify stage: graded findings and action results -> notifications -> routes -> outbox -> channels.
 
-Minimal first version: one notification per entity at or above ``policy.notify_min_severity``,
-sent directly to each configured channel. Routing, grouping, de-duplication and the persistent
-outbox come with the notifications work.
+Per cycle:
+
+1. Findings at or above ``policy.notify_min_severity`` become one notification each (key =
+   ``Finding.key``), carrying the action results that target the same entity (or its node).
+   Results that match no finding become notifications of their own (an applied, blocked or failed
+   action is always worth telling).
+2. Routes pick the channels. A ledger per (channel, key) remembers what was last sent: the same
+   state is not repeated within the route's ``repeat_interval`` (or the channel's own, shorter
+   refresh, which Alertmanager needs); a new severity or a new action outcome is sent at once.
+3. Findings that were notified and are gone now are sent as resolved, unless the cycle is
+   degraded: a partial picture never resolves anything.
+4. Ledger and outbox rows are written in one transaction, then the outbox is flushed; every
+   channel is flushed in its own thread and none waits for another.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from datetime import datetime
+import hashlib
+import logging
+import urllib.parse
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, replace
+from datetime import datetime, timedelta
 
 from aiops import metrics, plugins
 from aiops.config import AiopsConfig
-from aiops.model import ActionResult, Finding, Notification, Severity
-from aiops.plugins import DeliveryStatus, Notifier
+from aiops.config.notify import NotifyConfig, RouteConfig
+from aiops.model import ActionResult, ActionStatus, Entity, Finding, Notification, Severity, new_id
+from aiops.notify import formatting as fmt
+from aiops.notify.codec import from_json, to_json
+from aiops.notify.outbox import ChannelReport, Envelope, Outbox
+from aiops.notify.routing import Router, Target
+from aiops.plugins import Delivery, DeliveryStatus, Notifier
 from aiops.state import Store
 
+log = logging.getLogger(__name__)
 
+_LEDGER = """CREATE TABLE IF NOT EXISTS notify_ledger (
+    channel TEXT NOT NULL,
+    key TEXT NOT NULL,
+    route TEXT NOT NULL,
+    fingerprint TEXT NOT NULL,
+    resolvable INTEGER NOT NULL,
+    active INTEGER NOT NULL,
+    last_sent_at REAL NOT NULL,
+    notification TEXT NOT NULL,
+    PRIMARY KEY (channel, key)
+)"""
+
+# Results that tell nothing beyond their finding, when no finding carries them.
+_QUIET = {ActionStatus.OBSERVED}
+_RESULT_SEVERITY = {
+    ActionStatus.FAILED: Severity.CRITICAL,
+    ActionStatus.APPLIED: Severity.WARNING,
+    ActionStatus.BLOCKED: Severity.WARNING,
+    ActionStatus.DEFERRED: Severity.WARNING,
+    ActionStatus.DRY_RUN: Severity.WARNING,
+    ActionStatus.SUGGESTED: Severity.WARNING,
+    ActionStatus.SKIPPED: Severity.INFO,
+}
+
+
+def build_notifiers(config: NotifyConfig) -> dict[str, Notifier]:
+    """Instantiate the enabled channels; a bad channel config raises PluginError naming the channel."""
+    out: dict[str, Notifier] = {}
+    for name, ch in config.channels.items():
+        if not ch.enabled:
+            continue
+        try:
+            out[name] = plugins.instantiate(plugins.NOTIFIERS, ch.plugin, dict(ch.params))
+        except plugins.PluginError as exc:
+            for n in out.values():
+                n.close()
+            raise plugins.PluginError(f"notify.channels.{name}: {exc}") from None
+    return out
+
+
+# --- building notifications ---------------------------------------------------------------
+def entity_labels(entity: Entity) -> dict[str, str]:
+    labels = {"kind": entity.kind, "name": entity.name}
+    if entity.namespace:
+        labels["namespace"] = entity.namespace
+    labels[entity.kind] = entity.name
+    for attr in ("node", "container", "gpu", "model"):
+        if entity.attr(attr) and attr not in labels:
+            labels[attr] = entity.attr(attr)
+    return labels
+
+
+def link_fields(n: Notification, finding: Finding | None) -> dict[str, str]:
+    fields = {k: "" for k in ("severity", "detector", "signal", "kind", "name", "namespace", "pod", "node", "gpu", "model")}
+    fields.update({k: v for k, v in n.labels.items() if k in fields})
+    fields.update(entity=str(n.entity or ""), key=n.key, cycle_id=n.cycle_id, severity=n.severity.value)
+    if finding is not None:
+        start = finding.observed_at - timedelta(hours=1)
+        end = finding.predicted_failure_at or finding.observed_at + timedelta(minutes=15)
+        fields.update(from_ms=str(int(start.timestamp() * 1000)), to_ms=str(int(max(end, finding.observed_at).timestamp() * 1000)))
+    else:
+        fields.update(from_ms="now-1h", to_ms="now")
+    return fields
+
+
+def render_links(templates: Mapping[str, str], fields: Mapping[str, str]) -> dict[str, str]:
+    safe = {k: urllib.parse.quote(v, safe="") for k, v in fields.items()}
+    return {f"{fmt.LINK_LABEL_PREFIX}{name}__": template.format_map(safe) for name, template in templates.items()}
+
+
+def finding_title(f: Finding) -> str:
+    if f.confirmed:
+        what = "failure observed"
+    elif f.lead_time is not None:
+        what = f"failure predicted in {fmt.duration(f.lead_time)}"
+    else:
+        what = f"anomaly, score {f.score:.2f}"
+    return f"{f.entity}: {f.signal}, {what}"
+
+
+def _related(result: ActionResult, finding: Finding) -> bool:
+    t, e = result.target, finding.entity
+    return t == e or (t.kind == "node" and e.attr("node") == t.name) or (e.kind == "node" and t.attr("node") == e.name) or (
+        t.name == e.name and t.namespace == e.namespace
+    )
+
+
+def build_notifications(
+    findings: Sequence[Finding], results: Sequence[ActionResult], *, cycle_id: str, min_severity: Severity,
+    degraded: bool = False,
+) -> list[Notification]:
+    told = [f for f in findings if (f.severity or Severity.INFO).rank >= min_severity.rank]
+    told.sort(key=lambda f: (-(f.severity or Severity.INFO).rank, -f.score))
+    attached: dict[str, list[ActionResult]] = {f.id: [] for f in told}
+    loose: list[ActionResult] = []
+    for r in results:
+        owner = next((f for f in told if _related(r, f)), None)
+        if owner is not None:
+            attached[owner.id].append(r)
+        elif r.status not in _QUIET:
+            loose.append(r)
+    note = "partial data this cycle (a stage degraded); nothing is resolved or acted on from it" if degraded else ""
+    out: list[Notification] = []
+    for f in told:
+        labels = {"severity": (f.severity or Severity.INFO).value, "detector": f.detector, "signal": f.signal,
+                  **entity_labels(f.entity)}
+        rs = tuple(attached[f.id])
+        if rs:
+            labels["action"] = ",".join(sorted({r.action for r in rs}))
+        out.append(Notification(
+            key=f.key, severity=f.severity or Severity.INFO, title=finding_title(f), summary=note, entity=f.entity,
+            findings=(f,), results=rs, cycle_id=cycle_id, labels=labels,
+        ))
+    for r in loose:
+        sev = _RESULT_SEVERITY.get(r.status, Severity.WARNING)
+        if sev.rank < min_severity.rank:
+            continue
+        labels = {"severity": sev.value, "action": r.action, "status": r.status.value, **entity_labels(r.target)}
+        out.append(Notification(
+            key=f"action:{r.action}:{r.target.key}:{r.status.value}", severity=sev,
+            title=f"{r.target}: {r.action} {r.status.value}", summary=r.detail or note, entity=r.target,
+            results=(r,), cycle_id=cycle_id, labels=labels,
+        ))
+    return out
+
+
+def fingerprint(n: Notification) -> str:
+    """What makes a notification worth repeating at once: its severity and its action outcomes."""
+    parts = [n.severity.value, "resolved" if n.resolved else "firing"]
+    parts += sorted(f"{r.action}={r.status.value}" for r in n.results)
+    return hashlib.sha256("|".join(parts).encode()).hexdigest()[:16]
+
+
+@dataclass(frozen=True)
+class _Sent:
+    route: str
+    fingerprint: str
+    resolvable: bool
+    active: bool
+    last_sent_at: float
+    notification: str
+
+
+# --- the stage ------------------------------------------------------------------------------
 class NotifyStage:
-    def __init__(self, config: AiopsConfig, channels: dict[str, Notifier]) -> None:
+    def __init__(self, config: AiopsConfig, store: Store, notifiers: Mapping[str, Notifier], *, now: datetime | None = None) -> None:
         self.config = config
-        self.channels = channels
+        self.notify_config = config.notify
+        self.store = store
+        self.notifiers = dict(notifiers)
+        self.router = Router(config.notify.routes, list(self.notifiers), config.policy.notify_min_severity)
+        self.outbox = Outbox(store, config.notify.outbox)
+        store.ensure_schema(_LEDGER)
+        from aiops.model import utcnow
+
+        self.outbox.recover(self.notifiers, now or utcnow())
+        for name in self.notifiers:
+            metrics.OUTBOX_PENDING.labels(channel=name).set(self.outbox.pending(name))
+        self.last_reports: dict[str, ChannelReport] = {}
 
     @classmethod
     def from_config(cls, config: AiopsConfig, store: Store) -> NotifyStage:
-        channels = {
-            name: plugins.instantiate(plugins.NOTIFIERS, ch.plugin, dict(ch.params))
-            for name, ch in config.notify.channels.items()
+        return cls(config, store, build_notifiers(config.notify))
+
+    def _decorate(self, n: Notification, route: RouteConfig) -> Notification:
+        """Add the route's context (reserved labels) that channels need: route, mentions, links."""
+        labels = dict(n.labels)
+        labels[fmt.ROUTE_LABEL] = route.name
+        m = route.mentions
+        if n.severity.rank >= m.min_severity.rank and not n.resolved:
+            if m.mobiles:
+                labels[fmt.MENTION_MOBILES_LABEL] = ",".join(m.mobiles)
+            if m.user_ids:
+                labels[fmt.MENTION_USER_IDS_LABEL] = ",".join(m.user_ids)
+            if m.all:
+                labels[fmt.MENTION_ALL_LABEL] = "true"
+        labels.update(render_links(self.notify_config.links, link_fields(n, n.findings[0] if n.findings else None)))
+        return replace(n, labels=labels)
+
+    def _repeat(self, channel: str, route: RouteConfig) -> float:
+        own = getattr(self.notifiers.get(channel), "repeat_interval", None)
+        interval = route.repeat_interval
+        if isinstance(own, timedelta):
+            interval = min(interval, own)
+        return interval.total_seconds()
+
+    def _ledger(self) -> dict[tuple[str, str], _Sent]:
+        rows = self.store.query(
+            "SELECT channel, key, route, fingerprint, resolvable, active, last_sent_at, notification FROM notify_ledger"
+        )
+        return {
+            (r["channel"], r["key"]): _Sent(r["route"], r["fingerprint"], bool(r["resolvable"]), bool(r["active"]),
+                                            r["last_sent_at"], r["notification"])
+            for r in rows
         }
-        return cls(config, channels)
 
     def notify(
         self,
@@ -39,37 +242,121 @@ class NotifyStage:
         now: datetime,
         degraded: bool,
     ) -> list[Notification]:
-        floor = self.config.policy.notify_min_severity.rank
-        by_entity: dict[str, list[Finding]] = {}
-        for f in findings:
-            if (f.severity or Severity.INFO).rank >= floor:
-                by_entity.setdefault(f.entity.key, []).append(f)
-        out: list[Notification] = []
-        for key, group in by_entity.items():
-            top = max(group, key=lambda f: f.score)
-            related = tuple(r for r in results if r.target.key == key or r.decision_id in {f.id for f in group})
-            summary = top.evidence.summary
-            if related:
-                summary += " | " + "; ".join(r.detail for r in related)
-            out.append(
-                Notification(
-                    key=f"{key}",
-                    severity=top.severity or Severity.INFO,
-                    title=f"{(top.severity or Severity.INFO).value.upper()} {key}: {top.signal}",
-                    summary=summary,
-                    entity=top.entity,
-                    findings=tuple(group),
-                    results=related,
-                    cycle_id=cycle_id,
+        t = now.timestamp()
+        current = build_notifications(findings, results, cycle_id=cycle_id,
+                                      min_severity=self.config.policy.notify_min_severity, degraded=degraded)
+        ledger = self._ledger()
+        envelopes: list[Envelope] = []
+        ledger_rows: list[tuple[object, ...]] = []
+        queued: dict[str, Notification] = {}
+        seen: set[tuple[str, str]] = set()
+
+        def envelope(target: Target, n: Notification) -> Envelope:
+            last = self.outbox.group_last_sent(target.channel, target.route.name)
+            window = target.route.group_interval.total_seconds()
+            return Envelope(target.channel, target.route.name, n, not_before=(last + window) if last and window else 0.0)
+
+        for n in current:
+            resolvable = not n.key.startswith("action:")
+            for target in self.router.targets(n):
+                seen.add((target.channel, n.key))
+                prior = ledger.get((target.channel, n.key))
+                fp = fingerprint(n)
+                due = (
+                    prior is None or not prior.active or prior.fingerprint != fp
+                    or t - prior.last_sent_at >= self._repeat(target.channel, target.route)
                 )
+                if not due:
+                    continue
+                decorated = self._decorate(n, target.route)
+                envelopes.append(envelope(target, decorated))
+                queued[n.id] = decorated
+                ledger_rows.append((target.channel, n.key, target.route.name, fp, int(resolvable), 1, t,
+                                    to_json(decorated)))
+
+        resolved_keys: list[tuple[str, str]] = []
+        if not degraded:
+            for (channel, key), prior in ledger.items():
+                if not (prior.active and prior.resolvable) or (channel, key) in seen or channel not in self.notifiers:
+                    continue
+                resolved_keys.append((channel, key))
+                route = self.router.route(prior.route)
+                if route is not None and not route.send_resolved:
+                    continue
+                last = from_json(prior.notification)
+                what = f"{last.findings[0].signal} cleared" if last.findings else "cleared"
+                gone = replace(last, id=new_id(), resolved=True, cycle_id=cycle_id, results=(),
+                               title=f"{last.entity or last.key}: {what}",
+                               summary=f"no longer detected (last notified {fmt.clock(datetime.fromtimestamp(prior.last_sent_at, now.tzinfo))})",
+                               labels={k: v for k, v in last.labels.items() if not k.startswith("__mention")})
+                target = Target(channel, route or self.router.routes[0])
+                envelopes.append(envelope(target, gone))
+                queued.setdefault(gone.id, gone)
+
+        with self.store.transaction() as conn:
+            conn.executemany(
+                "INSERT INTO notify_ledger (channel, key, route, fingerprint, resolvable, active, last_sent_at, notification) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT(channel, key) DO UPDATE SET route = excluded.route, "
+                "fingerprint = excluded.fingerprint, resolvable = excluded.resolvable, active = excluded.active, "
+                "last_sent_at = excluded.last_sent_at, notification = excluded.notification",
+                ledger_rows,
             )
-        if out:
-            for name, channel in self.channels.items():
-                delivery = channel.send(out)
-                result = "ok" if delivery.status is DeliveryStatus.DELIVERED else delivery.status.value
-                metrics.NOTIFICATIONS.labels(name, result).inc(len(out))
-        return out
+            conn.executemany("UPDATE notify_ledger SET active = 0 WHERE channel = ? AND key = ?", resolved_keys)
+            # Action notifications never resolve; their rows only serve de-duplication, so old ones go.
+            conn.execute("DELETE FROM notify_ledger WHERE (active = 0 OR resolvable = 0) AND last_sent_at < ?", (t - 7 * 86400,))
+            self.outbox.enqueue_in(conn, envelopes, now)
+        self.last_reports = self.outbox.flush(self.notifiers, now)
+        return list(queued.values())
+
+    def flush(self, now: datetime) -> dict[str, ChannelReport]:
+        """Send what is due without new input (between cycles, or at shutdown)."""
+        self.last_reports = self.outbox.flush(self.notifiers, now)
+        return self.last_reports
 
     def close(self) -> None:
-        for channel in self.channels.values():
-            channel.close()
+        for n in self.notifiers.values():
+            try:
+                n.close()
+            except Exception:  # closing must not stop the others from closing
+                log.warning("closing notifier %s failed", n.name, exc_info=True)
+
+
+# --- `aiops notify --test` ------------------------------------------------------------------
+def test_notification(route: RouteConfig | None = None) -> Notification:
+    from aiops.model import utcnow
+
+    when = utcnow().strftime("%Y-%m-%d %H:%M:%S UTC")
+    labels = {"severity": "info", "test": "true"}
+    if route is not None:
+        labels[fmt.ROUTE_LABEL] = route.name
+    return Notification(
+        key=f"test:{new_id()}",
+        severity=Severity.INFO,
+        title=f"[TEST] aiops notification test{f' (route {route.name})' if route else ''}",
+        summary=f"This is a test message sent by `aiops notify --test` at {when}. No action is needed.",
+        labels=labels,
+        test=True,
+    )
+
+
+def send_test(notifiers: Mapping[str, Notifier], routes: Sequence[RouteConfig], route_name: str | None = None) -> dict[str, Delivery]:
+    """Send one clearly marked test message through each channel (of one route); no outbox, no retries."""
+    if route_name is not None:
+        route = next((r for r in routes if r.name == route_name), None)
+        if route is None:
+            known = ", ".join(r.name for r in routes) or "none configured"
+            raise KeyError(f"no notify route named {route_name!r} (routes: {known})")
+        channels = [c for c in route.channels if c in notifiers]
+    else:
+        route = None
+        channels = list(notifiers)
+    out: dict[str, Delivery] = {}
+    for name in channels:
+        n = test_notification(route)
+        try:
+            out[name] = notifiers[name].send([n])
+        except Exception as exc:  # a plugin bug is reported as that channel's result
+            out[name] = Delivery(DeliveryStatus.GIVE_UP, f"notifier raised {type(exc).__name__}")
+        result = "delivered" if out[name].status is DeliveryStatus.DELIVERED else "failed"
+        metrics.NOTIFICATIONS.labels(channel=name, result=result).inc()
+    return out

@@ -1,0 +1,131 @@
+"""A real SMTP server on loopback (aiosmtpd) that keeps what it receives, for tests and demos.
+
+aiosmtpd's ``Controller`` cannot take ``port=0`` (it connects to the port itself to check the
+server is up), so a free port is picked first. With ``tls=True`` the server offers STARTTLS with
+a throw-away self-signed certificate whose CA file is :attr:`SmtpServer.ca_file`.
+"""
+
+from __future__ import annotations
+
+import email
+import email.policy
+import socket
+import ssl
+import tempfile
+import threading
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from email.message import EmailMessage
+from pathlib import Path
+from typing import Any
+
+from aiosmtpd.controller import Controller
+from aiosmtpd.smtp import AuthResult, LoginPassword
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind((host, 0))
+        return int(s.getsockname()[1])
+
+
+@dataclass(frozen=True)
+class Received:
+    mail_from: str
+    rcpt_tos: tuple[str, ...]
+    message: EmailMessage
+    tls: bool
+    authenticated_as: str | None
+
+
+def self_signed_cert(directory: Path, host: str = "127.0.0.1") -> tuple[Path, Path]:
+    """A certificate for ``host`` (IP and DNS SANs) and its key; the certificate is its own CA."""
+    import ipaddress
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, host)])
+    now = datetime.now(UTC)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - timedelta(minutes=5))
+        .not_valid_after(now + timedelta(days=1))
+        .add_extension(x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address(host)), x509.DNSName("localhost")]), critical=False)
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .sign(key, hashes.SHA256())
+    )
+    cert_file, key_file = directory / "smtp-cert.pem", directory / "smtp-key.pem"
+    cert_file.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    key_file.write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()))
+    return cert_file, key_file
+
+
+class _Handler:
+    def __init__(self, server: SmtpServer) -> None:
+        self.server = server
+
+    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:  # noqa: N802 - aiosmtpd hook name
+        if self.server.reject_with:
+            return self.server.reject_with
+        msg = email.message_from_bytes(envelope.original_content or envelope.content, policy=email.policy.default)
+        assert isinstance(msg, EmailMessage)
+        auth = session.auth_data.login.decode() if getattr(session, "auth_data", None) is not None else None
+        with self.server._lock:
+            self.server.received.append(
+                Received(envelope.mail_from, tuple(envelope.rcpt_tos), msg, session.ssl is not None, auth)
+            )
+        return "250 Message accepted for delivery"
+
+
+class SmtpServer:
+    def __init__(self, *, tls: bool = False, username: str | None = None, password: str | None = None,
+                 host: str = "127.0.0.1") -> None:
+        self.host = host
+        self.port = free_port(host)
+        self.received: list[Received] = []
+        # Set to an SMTP reply ("451 try later", "550 no such user") to reject DATA.
+        self.reject_with: str = ""
+        self._lock = threading.Lock()
+        self._tmp = tempfile.TemporaryDirectory(prefix="aiops-smtp-")
+        self.ca_file: Path | None = None
+        kwargs: dict[str, Any] = {}
+        if tls:
+            cert, key = self_signed_cert(Path(self._tmp.name), host)
+            ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+            ctx.load_cert_chain(cert, key)
+            self.ca_file = cert
+            kwargs.update(tls_context=ctx, require_starttls=True)
+        if username is not None:
+            def authenticator(server: Any, session: Any, envelope: Any, mechanism: str, auth_data: Any) -> AuthResult:
+                ok = isinstance(auth_data, LoginPassword) and auth_data.login.decode() == username and auth_data.password.decode() == password
+                return AuthResult(success=ok, handled=False, auth_data=auth_data)
+
+            kwargs.update(authenticator=authenticator, auth_required=True, auth_require_tls=True)
+        self.controller = Controller(_Handler(self), hostname=host, port=self.port, **kwargs)
+
+    @property
+    def messages(self) -> list[EmailMessage]:
+        with self._lock:
+            return [r.message for r in self.received]
+
+    def start(self) -> SmtpServer:
+        self.controller.start()
+        return self
+
+    def stop(self) -> None:
+        self.controller.stop()
+        self._tmp.cleanup()
+
+    def __enter__(self) -> SmtpServer:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
