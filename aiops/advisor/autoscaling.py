@@ -1,0 +1,249 @@
+"""HPA advice from history: where latency breaks, the target to scale at, scale-down, daily peaks.
+
+The latency/utilisation relation is fitted as a monotone (isotonic) curve over per-bin medians, so
+one slow request at low load cannot move the knee, and the knee is where the fitted p99 first
+exceeds the SLO.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+import numpy as np
+from sklearn.isotonic import IsotonicRegression
+
+from aiops.advisor.records import History, HpaTrack, Kind, LatencyCurve, LatencyTrack, Recommendation, Saving
+from aiops.advisor.snippets import hpa_scale_down_change, hpa_target_change, prescale_change
+from aiops.config.advisor import AdvisorConfig
+from aiops.model import Entity
+
+BIN_PERCENT = 2.0
+MIN_PAIRS = 24  # fewer (utilisation, latency) pairs than this says nothing about a knee
+MIN_WASTED_GPU_HOURS = 1.0
+DEFAULT_METRIC = "DCGM_FI_DEV_GPU_UTIL"
+
+
+@dataclass(frozen=True)
+class HpaAdvice:
+    curve: LatencyCurve | None
+    recommendations: list[Recommendation]
+
+
+def workload_utilization(history: History, target: Entity) -> tuple[np.ndarray, float]:
+    """Mean GPU utilisation over the target's GPUs per step, and its GPUs per replica."""
+    tracks = [t for t in history.gpus if t.workload is not None and t.workload.name == target.name and t.workload.namespace == target.namespace]
+    if not tracks:
+        return np.full(history.timestamps.shape, np.nan), 1.0
+    util = np.vstack([t.utilization for t in tracks])
+    counts = np.isfinite(util).sum(axis=0)
+    with np.errstate(invalid="ignore"):
+        mean = np.where(counts > 0, np.nansum(util, axis=0) / np.maximum(counts, 1), np.nan)
+    pods = {t.pod for t in tracks}
+    return mean, max(1.0, len(tracks) / max(1, len(pods)))
+
+
+def latency_for(history: History, target: Entity) -> LatencyTrack | None:
+    served = [lt for lt in history.latencies if any(w.name == target.name and w.namespace == target.namespace for w in lt.workloads)]
+    if not served:
+        return None
+    return max(served, key=lambda lt: int(np.isfinite(lt.p99_seconds).sum()))
+
+
+def fit_curve(util: np.ndarray, p99: np.ndarray, slo_seconds: float) -> tuple[np.ndarray, np.ndarray, float | None] | None:
+    ok = np.isfinite(util) & np.isfinite(p99)
+    if np.count_nonzero(ok) < MIN_PAIRS:
+        return None
+    u, y = util[ok], p99[ok]
+    bins = np.floor(u / BIN_PERCENT)
+    centers, medians, weights = [], [], []
+    for b in np.unique(bins):
+        sel = bins == b
+        centers.append(float(u[sel].mean()))
+        medians.append(float(np.median(y[sel])))
+        weights.append(int(sel.sum()))
+    iso = IsotonicRegression(increasing=True, out_of_bounds="clip")
+    iso.fit(centers, medians, sample_weight=weights)
+    grid = np.arange(0.0, 101.0)
+    fitted = iso.predict(grid)
+    over = np.flatnonzero((fitted > slo_seconds) & (grid <= u.max()))
+    knee = float(grid[over[0]]) if over.size else None
+    return grid, fitted, knee
+
+
+def analyse_hpa(
+    hpa: HpaTrack, history: History, config: AdvisorConfig, price_per_hour: float | None, month_factor: float
+) -> HpaAdvice:
+    auto = config.autoscaling
+    slo = auto.latency_slo.total_seconds()
+    util, gpus_per_replica = workload_utilization(history, hpa.target)
+    latency = latency_for(history, hpa.target)
+    step_min = history.step_seconds / 60.0
+    recs: list[Recommendation] = []
+    curve: LatencyCurve | None = None
+    knee: float | None = None
+    breach = np.zeros(util.shape, dtype=bool)
+    if latency is not None:
+        with np.errstate(invalid="ignore"):
+            breach = latency.p99_seconds > slo
+        fitted = fit_curve(util, latency.p99_seconds, slo)
+        if fitted is not None:
+            grid, fit, knee = fitted
+            ok = np.isfinite(util) & np.isfinite(latency.p99_seconds)
+            curve = LatencyCurve(hpa.entity, latency.model, util[ok], latency.p99_seconds[ok], grid, fit, knee)
+
+    recommended = math.floor(knee - auto.target_margin_percent) if knee is not None else None
+    if recommended is not None and recommended < 1:
+        recommended = None
+    sizing_target = recommended or hpa.target_value
+    metric = hpa.target_metric or DEFAULT_METRIC
+
+    if recommended is not None and (hpa.target_value is None or hpa.target_value > recommended + 1):
+        assert latency is not None
+        with np.errstate(invalid="ignore"):
+            above = breach & (util >= recommended)
+        minutes = float(np.count_nonzero(above)) * step_min
+        change, command = hpa_target_change(hpa.entity, metric, recommended)
+        now = "unknown (kube_horizontalpodautoscaler_spec_target_metric not exported)" if hpa.target_value is None else f"{hpa.target_value:g}"
+        recs.append(
+            Recommendation(
+                kind=Kind.HPA_TARGET,
+                target=hpa.entity,
+                title=f"{hpa.entity}: scale out at {recommended} % GPU utilisation (now {now})",
+                evidence=(
+                    f"p99 latency of model {latency.model} crosses {slo * 1000:g} ms above ~{knee:.0f} % GPU utilisation "
+                    f"of {hpa.target} (monotone fit over {curve.utilization.size if curve else 0} steps); "
+                    f"{minutes:.0f} min of breach happened at or above {recommended} %, which the new target "
+                    f"would have scaled out for. Target = knee - {auto.target_margin_percent:g} points."
+                ),
+                saving=Saving(breach_minutes=minutes, per_month_factor=month_factor),
+                change=change,
+                command=command,
+                facts={"knee_utilization_percent": knee, "recommended_target": recommended, "current_target": hpa.target_value, "breach_minutes": minutes},
+            )
+        )
+
+    if sizing_target is not None:
+        waste = _scale_down_waste(hpa, util, sizing_target, history, config)
+        gpu_hours = waste * gpus_per_replica
+        if gpu_hours >= MIN_WASTED_GPU_HOURS:
+            stab = int(auto.scale_down_stabilization.total_seconds())
+            change, command = hpa_scale_down_change(hpa.entity, stab)
+            recs.append(
+                Recommendation(
+                    kind=Kind.HPA_SCALE_DOWN,
+                    target=hpa.entity,
+                    title=f"{hpa.entity}: scale down after {stab // 60} min stabilisation, not later",
+                    evidence=(
+                        f"replicas stayed above what a {sizing_target:g} % target needs while GPU utilisation was under "
+                        f"{auto.scale_down_utilization_percent:g} % for more than {auto.scale_down_after.total_seconds() / 60:g} min: "
+                        f"{waste:.1f} replica-hours ({gpu_hours:.1f} GPU-hours) held for nothing in the window."
+                    ),
+                    saving=Saving(
+                        gpu_hours=gpu_hours,
+                        cost=gpu_hours * price_per_hour if price_per_hour is not None else None,
+                        per_month_factor=month_factor,
+                    ),
+                    change=change,
+                    command=command,
+                    facts={"wasted_replica_hours": round(waste, 2), "gpus_per_replica": gpus_per_replica},
+                )
+            )
+
+    if latency is not None and sizing_target is not None:
+        prescale = _prescale(hpa, history, breach, util, sizing_target, config, month_factor)
+        if prescale is not None:
+            recs.append(prescale)
+    return HpaAdvice(curve, recs)
+
+
+def _run_lengths(mask: np.ndarray) -> np.ndarray:
+    """For each step, how many consecutive steps up to and including it satisfy ``mask``."""
+    out = np.zeros(mask.shape, dtype=np.int64)
+    run = 0
+    for i, m in enumerate(mask):
+        run = run + 1 if m else 0
+        out[i] = run
+    return out
+
+
+def _desired(current: np.ndarray, util: np.ndarray, target: float, hpa: HpaTrack) -> np.ndarray:
+    # The HPA formula: desired = ceil(current * currentMetric / target), within [min, max].
+    with np.errstate(invalid="ignore"):
+        desired = np.ceil(current * util / target)
+    return np.clip(desired, hpa.min_replicas, hpa.max_replicas)
+
+
+def _scale_down_waste(hpa: HpaTrack, util: np.ndarray, target: float, history: History, config: AdvisorConfig) -> float:
+    auto = config.autoscaling
+    with np.errstate(invalid="ignore"):
+        low = util < auto.scale_down_utilization_percent
+    needed_steps = math.ceil((auto.scale_down_after + auto.scale_down_stabilization).total_seconds() / history.step_seconds)
+    settled = _run_lengths(low) > needed_steps
+    current = hpa.current_replicas
+    excess = current - _desired(current, util, target, hpa)
+    ok = settled & np.isfinite(excess) & (excess > 0)
+    return float(excess[ok].sum()) * history.step_hours
+
+
+def _prescale(
+    hpa: HpaTrack,
+    history: History,
+    breach: np.ndarray,
+    util: np.ndarray,
+    target: float,
+    config: AdvisorConfig,
+    month_factor: float,
+) -> Recommendation | None:
+    auto = config.autoscaling
+    if not breach.any():
+        return None
+    times = [datetime.fromtimestamp(float(t), UTC) for t in history.timestamps]
+    hours = np.array([t.hour for t in times])
+    days = np.array([t.date().toordinal() for t in times])
+    peak_hours = sorted(h for h in range(24) if len(set(days[breach & (hours == h)])) >= auto.min_peak_days)
+    if not peak_hours:
+        return None
+    in_peak = breach & np.isin(hours, peak_hours)
+    minutes = float(np.count_nonzero(in_peak)) * history.step_seconds / 60.0
+    desired = _desired(hpa.current_replicas, util, target, hpa)[in_peak]
+    desired = desired[np.isfinite(desired)]
+    peak_replicas = int(math.ceil(np.quantile(desired, 0.9))) if desired.size else hpa.max_replicas
+    peak_replicas = max(peak_replicas, hpa.min_replicas + 1)
+    lead_min = auto.prescale_lead.total_seconds() / 60.0
+    windows = [(_clock(begin * 60 - lead_min), _clock(end * 60)) for begin, end in _contiguous(peak_hours)]
+    days_seen = len(set(days[in_peak]))
+    capped = " (at maxReplicas; raise it too)" if peak_replicas >= hpa.max_replicas else ""
+    return Recommendation(
+        kind=Kind.PRESCALE,
+        target=hpa.entity,
+        title=f"{hpa.entity}: pre-scale to {peak_replicas} replicas before the daily peak "
+        + ", ".join(f"{b}-{e} UTC" for b, e in windows),
+        evidence=(
+            f"p99 latency breached {auto.latency_slo.total_seconds() * 1000:g} ms in the same hours of day "
+            f"({', '.join(f'{h:02d}:00' for h in peak_hours)} UTC) on {days_seen} days; {minutes:.0f} min of breach "
+            f"in the window fell in those hours and would have been avoided by adding replicas {lead_min:g} min "
+            f"ahead. {peak_replicas} replicas is the p90 of what a {target:g} % target needed then{capped}."
+        ),
+        saving=Saving(breach_minutes=minutes, per_month_factor=month_factor),
+        change=prescale_change(hpa.entity, windows, peak_replicas, hpa.min_replicas),
+        facts={"peak_hours_utc": peak_hours, "peak_replicas": peak_replicas, "breach_minutes_avoidable": minutes, "days": days_seen},
+    )
+
+
+def _contiguous(hours: Sequence[int]) -> list[tuple[int, int]]:
+    """[9, 10, 14] -> [(9, 11), (14, 15)]: [begin, end) ranges of whole hours."""
+    out: list[tuple[int, int]] = []
+    for h in hours:
+        if out and out[-1][1] == h:
+            out[-1] = (out[-1][0], h + 1)
+        else:
+            out.append((h, h + 1))
+    return out
+
+
+def _clock(minutes: float) -> str:
+    m = int(round(minutes)) % (24 * 60)
+    return f"{m // 60:02d}:{m % 60:02d}"

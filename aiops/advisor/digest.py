@@ -1,0 +1,69 @@
+"""The weekly digest: the advice as one notification the notify stage can route and send."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from aiops.advisor.advise import advise
+from aiops.advisor.history import AdvisorError, RangeQuerier
+from aiops.advisor.records import Advice
+from aiops.advisor.render import describe_saving
+from aiops.config import AiopsConfig
+from aiops.model import Notification, Severity
+
+LABELS = {"source": "advisor", "kind": "digest"}
+
+
+def _key(now: datetime) -> str:
+    year, week, _ = now.isocalendar()
+    return f"advisor:digest:{year}-W{week:02d}"
+
+
+def digest_notification(advice: Advice, max_items: int = 10) -> Notification:
+    """Fleet figures and the recommendations with the largest savings, as Markdown."""
+    fleet_hours = sum(u.gpu_hours for u in advice.nodes)
+    fleet_idle = sum(u.idle_gpu_hours for u in advice.nodes)
+    days = advice.history.window_hours / 24
+    recs = advice.recommendations
+    lines = [
+        f"Last {days:g} days: {fleet_hours:.0f} GPU-hours, {fleet_idle:.0f} of them "
+        f"({fleet_idle / fleet_hours:.0%}) below {advice.idle_threshold:g} % utilisation."
+        if fleet_hours
+        else f"Last {days:g} days: no GPU-hours recorded.",
+    ]
+    if recs:
+        lines.append(f"Expected saving if all are applied: {describe_saving(advice.total_saving, advice.currency)}.")
+        lines.append("")
+        for r in recs[:max_items]:
+            lines.append(f"- **{r.title}**: {describe_saving(r.saving, advice.currency)}")
+        if len(recs) > max_items:
+            lines.append(f"- … and {len(recs) - max_items} more: run `aiops advise` for the full report.")
+    else:
+        lines.append("No changes recommended: every workload is sized to its use.")
+    for gap in advice.history.gaps:
+        lines.append(f"\nNote: {gap}")
+    return Notification(
+        key=_key(advice.generated_at),
+        severity=Severity.INFO,
+        title=f"Weekly GPU capacity advice: {len(recs)} recommendation{'s' if len(recs) != 1 else ''}",
+        summary="\n".join(lines),
+        labels=dict(LABELS),
+    )
+
+
+def digest(config: AiopsConfig, now: datetime, client: RangeQuerier | None = None) -> list[Notification]:
+    """The weekly digest for ``now``. When history cannot be read, one warning says why instead,
+    so a broken digest is noticed rather than silently missing."""
+    try:
+        advice = advise(config, now, client)
+    except AdvisorError as exc:
+        return [
+            Notification(
+                key=_key(now),
+                severity=Severity.WARNING,
+                title="Weekly GPU capacity advice could not be computed",
+                summary=f"{exc}\nRun `aiops advise` by hand once the problem is fixed.",
+                labels=dict(LABELS),
+            )
+        ]
+    return [digest_notification(advice, config.advisor.digest_max_items)]

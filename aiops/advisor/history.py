@@ -1,0 +1,255 @@
+"""Read the advisor's history from Prometheus onto one step-aligned grid.
+
+Every query asks for the step's mean (utilisation) or peak (framebuffer) with ``*_over_time``, so a
+5-minute step neither hides a spike nor depends on which scrape lands on the grid.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Callable, Sequence
+from datetime import UTC, datetime, timedelta
+from typing import Protocol
+
+import numpy as np
+
+from aiops.advisor.records import MIB_PER_GIB, GpuTrack, History, HpaTrack, LatencyTrack
+from aiops.collect.prometheus import PrometheusError, RawSeries
+from aiops.config import AiopsConfig
+from aiops.config.advisor import AdvisorConfig
+from aiops.model import Entity
+
+
+class AdvisorError(Exception):
+    """The advice cannot be computed; the message says why and what to do."""
+
+    def __init__(self, message: str, *, temporary: bool = False) -> None:
+        super().__init__(message)
+        self.temporary = temporary
+
+
+class RangeQuerier(Protocol):
+    def query_range(self, query: str, start: datetime, end: datetime, step: timedelta) -> list[RawSeries]: ...
+
+
+# Kubernetes' random suffixes use this alphabet (no vowels, no 0/1/3), which tells a
+# Deployment's "<name>-<template hash>-<id>" from a name that merely has dashes.
+_SAFE = "[bcdfghjklmnpqrstvwxz2456789]"
+_DEPLOYMENT_POD = re.compile(rf"^(?P<name>.+)-{_SAFE}{{6,10}}-{_SAFE}{{5}}$")
+_GENERATED_POD = re.compile(rf"^(?P<name>.+)-{_SAFE}{{5}}$")  # DaemonSet, Job, bare ReplicaSet
+_STATEFUL_POD = re.compile(r"^(?P<name>.+)-\d+$")
+
+
+def workload_of(namespace: str, pod: str) -> Entity:
+    """The workload that owns ``pod``, from its name (kube_pod_owner needs a join per pod)."""
+    if m := _DEPLOYMENT_POD.match(pod):
+        return Entity("deployment", m["name"], namespace)
+    if m := _STATEFUL_POD.match(pod):
+        return Entity("statefulset", m["name"], namespace)
+    if m := _GENERATED_POD.match(pod):
+        return Entity("pod", m["name"], namespace, attributes=(("generated", "true"),))
+    return Entity("pod", pod, namespace)
+
+
+def _range(seconds: float) -> str:
+    return f"{int(seconds)}s"
+
+
+class HistoryReader:
+    """Runs the advisor's queries through a range client and assembles a :class:`History`."""
+
+    def __init__(self, config: AiopsConfig, client: RangeQuerier) -> None:
+        self.config = config
+        self.advisor: AdvisorConfig = config.advisor
+        self.client = client
+
+    def read(self, now: datetime) -> History:
+        cfg = self.advisor
+        step = cfg.step
+        step_s = step.total_seconds()
+        end = now.astimezone(UTC)
+        start = end - cfg.window
+        t0 = math.ceil(start.timestamp() / step_s) * step_s
+        t1 = math.floor(end.timestamp() / step_s) * step_s
+        grid = np.arange(t0, t1 + step_s / 2, step_s)
+        fetch = self._fetcher(start, end, step, grid)
+        gaps: list[str] = []
+
+        gpus = self._gpus(fetch, step_s)
+        if not gpus:
+            raise AdvisorError(
+                f"no dcgm-exporter series (DCGM_FI_DEV_GPU_UTIL) between {start:%Y-%m-%d %H:%M} and "
+                f"{end:%Y-%m-%d %H:%M} UTC in {self.config.prometheus.url}. Check that dcgm-exporter is scraped "
+                "by this Prometheus and that its retention covers advisor.window."
+            )
+        if not any(g.allocated for g in gpus):
+            gaps.append(
+                f"no GPU series carries the '{cfg.gpu_pod_label}' label, so usage cannot be tied to workloads: "
+                "enable dcgm-exporter's pod mapping (or set advisor.gpu_pod_label to 'exported_pod')."
+            )
+        hpas = self._hpas(fetch)
+        if not hpas:
+            gaps.append("no kube-state-metrics HPA series (kube_horizontalpodautoscaler_*): no autoscaling advice.")
+        latencies = self._latencies(fetch, start, end) if hpas else []
+        if hpas and not latencies:
+            gaps.append(
+                f"no latency series for signal {cfg.autoscaling.latency_signal!r}: HPA targets cannot be derived "
+                "from latency."
+            )
+        return History(
+            start=start,
+            end=end,
+            step_seconds=step_s,
+            timestamps=grid,
+            gpus=tuple(gpus),
+            hpas=tuple(hpas),
+            latencies=tuple(latencies),
+            gaps=tuple(gaps),
+        )
+
+    # -- fetching -------------------------------------------------------------------------------
+    def _fetcher(
+        self, start: datetime, end: datetime, step: timedelta, grid: np.ndarray
+    ) -> Callable[[str], list[tuple[dict[str, str], np.ndarray]]]:
+        def fetch(query: str) -> list[tuple[dict[str, str], np.ndarray]]:
+            try:
+                raw = self.client.query_range(query, start, end, step)
+            except PrometheusError as exc:
+                what = "try again later" if exc.temporary else "check the query and prometheus.* in the config"
+                raise AdvisorError(
+                    f"Prometheus query failed ({what}): {exc}\n  query: {query}", temporary=exc.temporary
+                ) from None
+            return [(s.labels, _on_grid(s, grid)) for s in raw]
+
+        return fetch
+
+    def _gpus(self, fetch: Callable[[str], list[tuple[dict[str, str], np.ndarray]]], step_s: float) -> list[GpuTrack]:
+        cfg = self.advisor
+        pod_l, ns_l = cfg.gpu_pod_label, cfg.gpu_namespace_label
+        by = f"Hostname, gpu, UUID, modelName, {ns_l}, {pod_l}"
+        window = _range(step_s)
+        util = fetch(f"avg by ({by}) (avg_over_time(DCGM_FI_DEV_GPU_UTIL[{window}]))")
+        used = fetch(f"max by ({by}) (max_over_time(DCGM_FI_DEV_FB_USED[{window}]))")
+        total = fetch(f"max by ({by}) (DCGM_FI_DEV_FB_USED + DCGM_FI_DEV_FB_FREE)")
+
+        def key(labels: dict[str, str]) -> tuple[str, str, str]:
+            return labels.get("UUID", ""), labels.get(ns_l, ""), labels.get(pod_l, "")
+
+        used_by = {key(lb): v for lb, v in used}
+        total_by = {key(lb): v for lb, v in total}
+        tracks: list[GpuTrack] = []
+        for labels, values in util:
+            k = key(labels)
+            if not np.isfinite(values).any():
+                continue
+            fb_used = used_by.get(k, np.full_like(values, np.nan)) / MIB_PER_GIB
+            fb_total = total_by.get(k)
+            fb_total_gib = float(np.nanmax(fb_total)) / MIB_PER_GIB if fb_total is not None and np.isfinite(fb_total).any() else math.nan
+            namespace, pod = labels.get(ns_l, ""), labels.get(pod_l, "")
+            tracks.append(
+                GpuTrack(
+                    uuid=k[0],
+                    node=labels.get("Hostname", ""),
+                    gpu=labels.get("gpu", ""),
+                    model_name=labels.get("modelName", ""),
+                    namespace=namespace,
+                    pod=pod,
+                    workload=workload_of(namespace, pod) if pod else None,
+                    # dcgm reports 0..100; clip so a glitch cannot push a mean out of range.
+                    utilization=np.clip(values, 0.0, 100.0),
+                    fb_used_gib=fb_used,
+                    fb_total_gib=fb_total_gib,
+                )
+            )
+        return sorted(tracks, key=lambda t: (t.node, t.gpu, t.namespace, t.pod))
+
+    def _hpas(self, fetch: Callable[[str], list[tuple[dict[str, str], np.ndarray]]]) -> list[HpaTrack]:
+        hpa = "namespace, horizontalpodautoscaler"
+        current = fetch(f"max by ({hpa}) (kube_horizontalpodautoscaler_status_current_replicas)")
+        if not current:
+            return []
+        mins = _last_by_hpa(fetch(f"max by ({hpa}) (kube_horizontalpodautoscaler_spec_min_replicas)"))
+        maxs = _last_by_hpa(fetch(f"max by ({hpa}) (kube_horizontalpodautoscaler_spec_max_replicas)"))
+        targets: dict[tuple[str, str], Entity] = {}
+        for labels, _ in fetch(
+            f"max by ({hpa}, scaletargetref_kind, scaletargetref_name) (kube_horizontalpodautoscaler_info)"
+        ):
+            kind = labels.get("scaletargetref_kind", "Deployment").lower() or "deployment"
+            if labels.get("scaletargetref_name"):
+                targets[_hpa_key(labels)] = Entity(kind, labels["scaletargetref_name"], labels.get("namespace", ""))
+        metric_targets: dict[tuple[str, str], tuple[str, float]] = {}
+        for labels, values in fetch(
+            f"max by ({hpa}, metric_name, metric_target_type) (kube_horizontalpodautoscaler_spec_target_metric)"
+        ):
+            finite = values[np.isfinite(values)]
+            if finite.size and _hpa_key(labels) not in metric_targets:
+                metric_targets[_hpa_key(labels)] = (labels.get("metric_name", ""), float(finite[-1]))
+        out: list[HpaTrack] = []
+        for labels, values in current:
+            k = _hpa_key(labels)
+            namespace, name = k
+            metric, target_value = metric_targets.get(k, ("", None))
+            out.append(
+                HpaTrack(
+                    namespace=namespace,
+                    name=name,
+                    target=targets.get(k, Entity("deployment", name, namespace)),
+                    current_replicas=values,
+                    min_replicas=int(mins.get(k, 1)),
+                    max_replicas=int(maxs.get(k, np.nanmax(values) if np.isfinite(values).any() else 1)),
+                    target_value=target_value,
+                    target_metric=metric,
+                )
+            )
+        return sorted(out, key=lambda h: (h.namespace, h.name))
+
+    def _latencies(
+        self, fetch: Callable[[str], list[tuple[dict[str, str], np.ndarray]]], start: datetime, end: datetime
+    ) -> list[LatencyTrack]:
+        auto = self.advisor.autoscaling
+        signals = self.config.resolved_signals()
+        if auto.latency_signal not in signals:
+            raise AdvisorError(
+                f"advisor.autoscaling.latency_signal {auto.latency_signal!r} is not a known signal; use one of "
+                f"{', '.join(sorted(signals))} or define it under signals:"
+            )
+        signal = signals[auto.latency_signal]
+        model_l = signal.entity_labels.get("name", "model_name")
+        ns_l = signal.entity_labels.get("namespace", "namespace")
+        # One coarse query is enough to learn which pods serve which model.
+        served: dict[tuple[str, str], set[Entity]] = {}
+        for labels, values in fetch(auto.model_pods_query):
+            if labels.get("pod") and np.isfinite(values).any():
+                ns = labels.get("namespace", "")
+                served.setdefault((ns, labels.get(model_l, "")), set()).add(workload_of(ns, labels["pod"]))
+        out: list[LatencyTrack] = []
+        for labels, values in fetch(signal.query):
+            ns, model = labels.get(ns_l, ""), labels.get(model_l, "")
+            out.append(LatencyTrack(ns, model, values, frozenset(served.get((ns, model), set()))))
+        return out
+
+
+def _hpa_key(labels: dict[str, str]) -> tuple[str, str]:
+    return labels.get("namespace", ""), labels.get("horizontalpodautoscaler", "")
+
+
+def _last_by_hpa(series: Sequence[tuple[dict[str, str], np.ndarray]]) -> dict[tuple[str, str], float]:
+    out: dict[tuple[str, str], float] = {}
+    for labels, values in series:
+        finite = values[np.isfinite(values)]
+        if finite.size:
+            out[_hpa_key(labels)] = float(finite[-1])
+    return out
+
+
+def _on_grid(series: RawSeries, grid: np.ndarray) -> np.ndarray:
+    """Place a series' samples on the grid; steps without a sample are NaN."""
+    out = np.full(grid.shape, np.nan)
+    if len(series) == 0 or grid.size == 0:
+        return out
+    step = grid[1] - grid[0] if grid.size > 1 else 1.0
+    idx = np.rint((series.timestamps - grid[0]) / step).astype(np.int64)
+    ok = (idx >= 0) & (idx < grid.size)
+    out[idx[ok]] = series.values[ok]
+    return out

@@ -1,0 +1,161 @@
+"""GPU usage per workload, node and unallocated GPU; idle GPUs and GPUs that do no GPU work."""
+
+from __future__ import annotations
+
+import fnmatch
+import math
+from collections.abc import Callable, Hashable, Iterable, Sequence
+
+import numpy as np
+
+from aiops.advisor.records import GpuTrack, History, Kind, Recommendation, Saving, Usage
+from aiops.advisor.snippets import release_gpu_change, remove_gpu_change
+from aiops.config.advisor import AdvisorConfig, GpuClass
+from aiops.model import Entity
+
+
+def gpu_class_of(model_name: str, classes: Sequence[GpuClass]) -> GpuClass | None:
+    """The first configured class whose pattern matches dcgm-exporter's ``modelName``."""
+    name = model_name.lower()
+    for cls in classes:
+        if fnmatch.fnmatchcase(name, cls.match.lower()):
+            return cls
+    return None
+
+
+def summarize(entity: Entity, tracks: Sequence[GpuTrack], history: History, config: AdvisorConfig) -> Usage:
+    util = np.vstack([t.utilization for t in tracks])
+    fb = np.vstack([t.fb_used_gib for t in tracks])
+    valid = np.isfinite(util)
+    values = util[valid]
+    idle_steps = int(np.count_nonzero(values < config.idle_utilization_percent))
+    gpu_hours = int(values.size) * history.step_hours
+    idle_hours = idle_steps * history.step_hours
+    # The most distinct GPUs held at one step: a pod's GPUs, or a Deployment's replicas x GPUs.
+    gpus = 0
+    for step_valid in valid.T:
+        gpus = max(gpus, len({t.uuid for t, ok in zip(tracks, step_valid, strict=True) if ok}))
+    model_names = [t.model_name for t in tracks]
+    model_name = max(set(model_names), key=model_names.count)
+    cls = gpu_class_of(model_name, config.gpu_classes)
+    fb_finite = fb[np.isfinite(fb)]
+    totals = [t.fb_total_gib for t in tracks if math.isfinite(t.fb_total_gib)]
+    price = cls.price_per_hour if cls is not None else None
+    return Usage(
+        entity=entity,
+        gpu_class=cls.name if cls is not None else "",
+        model_name=model_name,
+        gpus=gpus,
+        gpu_hours=gpu_hours,
+        idle_gpu_hours=idle_hours,
+        mean_utilization=float(values.mean()) if values.size else math.nan,
+        peak_utilization=float(np.quantile(values, config.compute_peak_quantile)) if values.size else math.nan,
+        peak_fb_gib=float(fb_finite.max()) if fb_finite.size else math.nan,
+        mean_fb_gib=float(fb_finite.mean()) if fb_finite.size else math.nan,
+        fb_total_gib=max(totals) if totals else math.nan,
+        price_per_hour=price,
+    )
+
+
+def _group(tracks: Iterable[GpuTrack], key: Callable[[GpuTrack], Hashable]) -> dict[Hashable, list[GpuTrack]]:
+    groups: dict[Hashable, list[GpuTrack]] = {}
+    for t in tracks:
+        groups.setdefault(key(t), []).append(t)
+    return groups
+
+
+def by_workload(history: History, config: AdvisorConfig) -> list[Usage]:
+    groups = _group((t for t in history.gpus if t.workload is not None), lambda t: t.workload)
+    usages = [summarize(entity, tracks, history, config) for entity, tracks in groups.items()]  # type: ignore[arg-type]
+    return sorted(usages, key=lambda u: (-u.idle_gpu_hours, u.entity.key))
+
+
+def by_node(history: History, config: AdvisorConfig) -> list[Usage]:
+    groups = _group(history.gpus, lambda t: t.node)
+    usages = [summarize(Entity("node", str(node)), tracks, history, config) for node, tracks in groups.items()]
+    return sorted(usages, key=lambda u: u.entity.key)
+
+
+def unallocated(history: History, config: AdvisorConfig) -> list[Usage]:
+    """GPUs while no pod held them: capacity paid for and offered to nobody."""
+    groups = _group((t for t in history.gpus if not t.allocated), lambda t: t.uuid)
+    usages = [
+        summarize(Entity("gpu", str(uuid), attributes=(("node", tracks[0].node), ("gpu", tracks[0].gpu))), tracks, history, config)
+        for uuid, tracks in groups.items()
+    ]
+    return sorted(usages, key=lambda u: -u.gpu_hours)
+
+
+def idle_recommendations(usages: Sequence[Usage], config: AdvisorConfig, month_factor: float) -> list[Recommendation]:
+    """A workload that does no GPU work moves to CPU; one that mostly idles releases or shares its GPU."""
+    out: list[Recommendation] = []
+    thr = config.idle_utilization_percent
+    for u in usages:
+        if not u.gpu_hours or not math.isfinite(u.peak_utilization):
+            continue
+        facts = {
+            "gpu_hours": round(u.gpu_hours, 2),
+            "idle_gpu_hours": round(u.idle_gpu_hours, 2),
+            "idle_share": round(u.idle_share, 3),
+            "mean_utilization_percent": round(u.mean_utilization, 1),
+            "peak_utilization_percent": round(u.peak_utilization, 1),
+            "peak_fb_gib": round(u.peak_fb_gib, 2),
+            "fb_total_gib": round(u.fb_total_gib, 1),
+            "gpus": u.gpus,
+        }
+        where = f"{u.gpus} x {u.gpu_class or u.model_name}"
+        if u.peak_utilization <= config.cpu_max_utilization_percent and u.peak_fb_gib <= config.cpu_max_memory_gib:
+            cost = u.cost_of(u.gpu_hours)
+            out.append(
+                Recommendation(
+                    kind=Kind.MOVE_TO_CPU,
+                    target=u.entity,
+                    title=f"{u.entity}: no GPU work observed; run it on CPU nodes",
+                    evidence=(
+                        f"over {u.gpu_hours:.1f} GPU-hours on {where}, utilisation peaked at {u.peak_utilization:.1f} % "
+                        f"(p{config.compute_peak_quantile * 100:g}) and framebuffer at {u.peak_fb_gib:.2f} GiB: below "
+                        f"{config.cpu_max_utilization_percent:g} % and {config.cpu_max_memory_gib:g} GiB."
+                    ),
+                    saving=Saving(gpu_hours=u.gpu_hours, cost=cost, per_month_factor=month_factor),
+                    change=remove_gpu_change(u.entity),
+                    command=f"kubectl -n {u.entity.namespace} edit {u.entity.kind} {u.entity.name}",
+                    facts=facts,
+                )
+            )
+        elif u.idle_share >= config.idle_share_to_recommend:
+            # Dormant: no real GPU work at all, so the GPU can go; otherwise sharing it frees the
+            # part of its hours the work does not need at the utilisation a moved workload may run at.
+            dormant = u.peak_utilization <= config.cpu_max_utilization_percent
+            freed = u.gpu_hours if dormant else u.gpu_hours * max(0.0, 1.0 - u.mean_utilization / config.max_utilization_after_move_percent)
+            out.append(
+                Recommendation(
+                    kind=Kind.IDLE_GPU,
+                    target=u.entity,
+                    title=(
+                        f"{u.entity}: GPU idle {u.idle_share:.0%} of the time; "
+                        + ("release it" if dormant else "share it (MIG or time-slicing)")
+                    ),
+                    evidence=(
+                        f"{u.idle_gpu_hours:.1f} of {u.gpu_hours:.1f} GPU-hours on {where} were below {thr:g} % "
+                        f"utilisation (mean {u.mean_utilization:.1f} %, p{config.compute_peak_quantile * 100:g} "
+                        f"{u.peak_utilization:.1f} %); framebuffer used {u.mean_fb_gib:.1f} GiB on average, "
+                        f"{u.peak_fb_gib:.1f} GiB at peak, of {u.fb_total_gib:.0f} GiB allocated."
+                        + (
+                            f" It never exceeded {config.cpu_max_utilization_percent:g} %: releasing frees all its GPU-hours."
+                            if dormant
+                            else f" Shared up to {config.max_utilization_after_move_percent:g} % utilisation, its work needs "
+                            f"{u.gpu_hours - freed:.1f} of them."
+                        )
+                    ),
+                    saving=Saving(gpu_hours=freed, cost=u.cost_of(freed), per_month_factor=month_factor),
+                    change=release_gpu_change(u.entity, dormant),
+                    command=(
+                        f"kubectl -n {u.entity.namespace} scale {u.entity.kind}/{u.entity.name} --replicas=0"
+                        if dormant and u.entity.kind in ("deployment", "statefulset")
+                        else ""
+                    ),
+                    facts=facts,
+                )
+            )
+    return out
+
