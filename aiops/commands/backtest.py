@@ -1,0 +1,374 @@
+"""``aiops backtest``: replay recorded history through a detector and score it against labels.
+
+Three sources of history:
+
+* ``aiops backtest DATA --detector NAME --out DIR [--labels windows.json]``: NAB-format CSV files
+  (``timestamp,value``); with labels, a report with NAB scores and operator metrics next to the
+  null, random and rolling z-score baselines computed in the same run.
+* ``aiops backtest DATA --format smd --out DIR``: multi-column SMD/ASD layout for the
+  multivariate detector.
+* ``aiops backtest --prometheus URL --query PROMQL --start ... --end ... --out DIR``: a user's own
+  Prometheus history, to see what the daemon would have flagged, and when, before enabling it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import re
+import sys
+import time
+from collections.abc import Callable, Mapping, Sequence
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from aiops import plugins
+from aiops.commands._common import EXIT_OK, EXIT_USAGE, fail
+from aiops.config import parse_duration
+from aiops.evaluation.baselines import NullBaseline, RandomBaseline, RollingZScore
+from aiops.evaluation.corpus import CorpusEvaluation, evaluate_corpus, load_instants
+from aiops.evaluation.metrics import alarm_onsets
+from aiops.evaluation.multicolumn import (
+    FeatureZScore,
+    RandomMatrixBaseline,
+    Scored,
+    evaluate_machines,
+    find_machines,
+    replay_machines,
+)
+from aiops.evaluation.nab import load_windows
+from aiops.evaluation.plots import plot_series
+from aiops.evaluation.replay import (
+    Replayed,
+    ReplayError,
+    SeriesScorer,
+    find_series_files,
+    load_scorer,
+    replay_corpus,
+    replay_series,
+    write_replayed,
+)
+
+DEFAULT_DETECTOR = "ensemble"
+DEFAULT_MULTIVARIATE = "multivariate"
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "backtest",
+        help="replay history through a detector; score it against labels (NAB, SMD)",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument("data", nargs="?", type=Path, help="a NAB-format CSV, a folder of them, or an SMD-layout folder")
+    p.add_argument("--detector", help=f"detector plugin (default: {DEFAULT_DETECTOR}; {DEFAULT_MULTIVARIATE} for --format smd)")
+    p.add_argument(
+        "--param", action="append", default=[], metavar="KEY=VALUE",
+        help="detector parameter (VALUE is read as JSON when it parses, else as text); repeatable",
+    )
+    p.add_argument("--out", type=Path, required=True, help="output folder (scores, plots, summary.json)")
+    p.add_argument("--labels", type=Path, help="label windows, NAB combined_windows.json shape")
+    p.add_argument(
+        "--instants", type=Path,
+        help="labelled anomaly instants for lead times (default: combined_labels.json next to --labels)",
+    )
+    p.add_argument("--format", choices=["nab", "smd"], default="nab", help="layout of DATA (default: nab)")
+    p.add_argument("--step", default=None, help="sampling step: SMD rows (default 1m) or the Prometheus query step (default 1m)")
+    p.add_argument(
+        "--threshold", type=float, default=0.9,
+        help="score that counts as an alarm where no labels choose one: Prometheus and SMD (default 0.9, policy's critical)",
+    )
+    p.add_argument("--prometheus", metavar="URL", help="replay a range query from this Prometheus instead of files")
+    p.add_argument("--query", metavar="PROMQL")
+    p.add_argument("--start", help="ISO time or a duration before --end, e.g. 7d (default 1d)")
+    p.add_argument("--end", help="ISO time (default: now)")
+    p.add_argument("--no-plots", action="store_true", help="skip the PNG per series")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    try:
+        params = _parse_params(args.param)
+        if args.prometheus:
+            return _run_prometheus(args, params)
+        if args.data is None:
+            return fail("give DATA (a CSV file or folder) or --prometheus URL --query PROMQL")
+        if args.format == "smd":
+            return _run_smd(args, params)
+        return _run_nab(args, params)
+    except (ReplayError, plugins.PluginError, ValueError, FileNotFoundError) as exc:
+        return fail(str(exc))
+
+
+def _parse_params(items: Sequence[str]) -> dict[str, Any]:
+    params: dict[str, Any] = {}
+    for item in items:
+        key, sep, text = item.partition("=")
+        if not sep or not key:
+            raise ValueError(f"--param {item!r} must look like KEY=VALUE, e.g. --param window=288")
+        try:
+            params[key] = json.loads(text)
+        except json.JSONDecodeError:
+            params[key] = text
+    return params
+
+
+# -- NAB-format files --------------------------------------------------------------------------
+def _run_nab(args: argparse.Namespace, params: dict[str, Any]) -> int:
+    name = args.detector or DEFAULT_DETECTOR
+    make = load_scorer(name, params)
+    make()  # fail on bad parameters before any work
+    files = find_series_files(args.data)
+    windows = load_windows(args.labels) if args.labels else None
+    progress = not args.quiet
+    replayed = replay_corpus(files, make, progress=progress, desc=name)
+    write_replayed(replayed, args.out)
+    if windows is None:
+        summary = {"detector": name, "params": params, "threshold": args.threshold, "series": _alarm_summary(replayed, args.threshold)}
+        if not args.no_plots:
+            _plot_all(replayed, args.out, args.threshold, {}, progress)
+        _write_summary(args.out, summary)
+        _print_alarms(name, summary["series"], args.threshold)
+        print(f"scores written under {args.out}; pass --labels to score them")
+        return EXIT_OK
+
+    unlabelled = sorted(set(replayed) - set(windows))
+    if unlabelled:
+        print(f"note: {len(unlabelled)} file(s) have no entry in {args.labels} and are not scored, e.g. {unlabelled[0]}", file=sys.stderr)
+    scored = {k: v for k, v in replayed.items() if k in windows}
+    if not scored:
+        return fail(f"none of the files under {args.data} has an entry in {args.labels}; keys must be paths relative to DATA")
+    instants = _instants(args)
+    evaluations = [evaluate_corpus(name, scored, windows, instants)]
+    baselines: list[tuple[str, Callable[[], SeriesScorer]]] = [
+        ("null", NullBaseline), ("random", RandomBaseline), ("rolling_zscore", RollingZScore),
+    ]
+    labelled_files = [(rel, path) for rel, path in files if rel in windows]
+    for base_name, factory in baselines:
+        base = replay_corpus(labelled_files, factory, progress=progress, desc=base_name)
+        evaluations.append(evaluate_corpus(base_name, base, windows, instants))
+    if not args.no_plots:
+        _plot_all(scored, args.out, evaluations[0].threshold, windows, progress)
+    summary = {
+        "detector": name,
+        "params": params,
+        "data": str(args.data),
+        "labels": str(args.labels),
+        "files": len(scored),
+        "results": [e.to_dict() for e in evaluations],
+        "per_file": {
+            rel: {profile: r.per_file[rel].raw for profile, r in evaluations[0].nab.items()} for rel in scored
+        },
+    }
+    _write_summary(args.out, summary)
+    _print_nab_report(evaluations)
+    return EXIT_OK
+
+
+def _instants(args: argparse.Namespace) -> dict[str, list[pd.Timestamp]] | None:
+    path = args.instants or (args.labels.parent / "combined_labels.json" if args.labels else None)
+    if path is None or not path.is_file():
+        return None  # lead times are then measured against the window centre
+    return load_instants(path)
+
+
+def _print_nab_report(evaluations: Sequence[CorpusEvaluation]) -> None:
+    head = f"{'detector':<16}{'standard':>9}{'low_FP':>8}{'low_FN':>8}{'prec':>7}{'recall':>7}{'F1':>7}{'ev.rec':>7}{'lead':>9}{'FA/day':>8}{'pts/s':>11}"
+    print("NAB normalised scores (threshold optimised per profile over the corpus); point and event")
+    print("figures at the standard threshold, point-wise without point adjustment; lead = labelled")
+    print("instant minus first detection in the window (median).")
+    print(head)
+    print("-" * len(head))
+    for e in evaluations:
+        nab = e.nab
+        print(
+            f"{e.detector:<16}{nab['standard'].normalized:>9.1f}{nab['reward_low_FP'].normalized:>8.1f}"
+            f"{nab['reward_low_FN'].normalized:>8.1f}{e.point.precision:>7.3f}{e.point.recall:>7.3f}{e.point.f1:>7.3f}"
+            f"{e.events.recall:>7.2f}{_duration(e.events.median_lead_seconds):>9}{e.false_alarms_per_day:>8.2f}"
+            f"{_rate(e.points_per_second):>11}"
+        )
+
+
+# -- SMD / ASD layout --------------------------------------------------------------------------
+def _run_smd(args: argparse.Namespace, params: dict[str, Any]) -> int:
+    name = args.detector or DEFAULT_MULTIVARIATE
+    cls = plugins.load(plugins.DETECTORS, name)
+    if not callable(getattr(cls, "score_matrix", None)):
+        return fail(f"detector {name!r} cannot score multi-column data (no score_matrix); use --detector {DEFAULT_MULTIVARIATE}")
+
+    def make() -> Any:
+        try:
+            return cls(**params)
+        except (TypeError, ValueError) as exc:
+            raise plugins.PluginError(f"detector {name!r} rejected its parameters: {exc}") from exc
+
+    make()
+    step = parse_duration(args.step or "1m").total_seconds()
+    progress = not args.quiet
+    names = find_machines(args.data)
+    runs: list[tuple[str, list[Scored]]] = [(name, replay_machines(args.data, make, step, progress=progress, desc=name, names=names))]
+    if any(s.labels is not None for s in runs[0][1]):
+        for base_name, factory in (("random", RandomMatrixBaseline), ("feature_zscore", FeatureZScore)):
+            runs.append((base_name, replay_machines(args.data, factory, step, progress=progress, desc=base_name, names=names)))
+    args.out.mkdir(parents=True, exist_ok=True)
+    for s in runs[0][1]:
+        frame = pd.DataFrame({"timestamp": pd.to_datetime(s.timestamps, unit="s", utc=True), "anomaly_score": s.scores})
+        if s.labels is not None:
+            frame["label"] = s.labels.astype(int)
+        frame.assign(timestamp=frame["timestamp"].dt.strftime("%Y-%m-%d %H:%M:%S")).to_csv(args.out / f"{s.machine}.csv", index=False)
+        if not args.no_plots:
+            frame["value"] = frame["anomaly_score"]
+            plot_series(frame, args.out / "plots" / f"{s.machine}.png", title=f"{name}: {s.machine}", threshold=args.threshold, value_columns=("anomaly_score",))
+    results = {run_name: evaluate_machines(scored, args.threshold) for run_name, scored in runs}
+    _write_summary(args.out, {"detector": name, "params": params, "data": str(args.data), "step_seconds": step, "results": results})
+    _print_smd_report(results, args.threshold)
+    return EXIT_OK
+
+
+def _print_smd_report(results: Mapping[str, Mapping[str, Any]], threshold: float) -> None:
+    print(f"Point-wise F1 without point adjustment. 'F1@thr' uses the fixed threshold {threshold:g} (no label peeking);")
+    print("'F1@shared' the one threshold best for all machines together and 'best/machine' each machine's own")
+    print("best threshold: both peek at labels and are upper bounds. Delay = first detection minus segment start.")
+    head = f"{'detector':<16}{'F1@thr':>8}{'F1@shared':>10}{'best/machine':>13}{'ev.recall':>10}{'delay':>9}{'pts/s':>11}"
+    print(head)
+    print("-" * len(head))
+    for run_name, r in results.items():
+        rate = r["points"] / r["seconds"] if r["seconds"] > 0 else float("inf")
+        print(
+            f"{run_name:<16}{r['mean_f1']:>8.3f}{r['mean_f1_at_shared_best']:>10.3f}{r['mean_best_f1_per_machine']:>13.3f}"
+            f"{r['event_recall']:>10.2f}{_duration(r['median_delay_seconds']):>9}{_rate(rate):>11}"
+        )
+    main = next(iter(results.values()))
+    for m in main["machines"]:
+        print(f"  {m['machine']:<20} F1@thr {m['point']['f1']:.3f}  best {m['best_f1']:.3f}  events {m['events_detected']}/{m['events']}")
+
+
+# -- a user's Prometheus -------------------------------------------------------------------------
+def _run_prometheus(args: argparse.Namespace, params: dict[str, Any]) -> int:
+    from aiops.collect.prometheus import PrometheusClient, PrometheusError
+    from aiops.config.prometheus import PrometheusConfig
+
+    if not args.query:
+        return fail("--prometheus needs --query PROMQL (and optionally --start, --end, --step)")
+    end = _parse_time(args.end, datetime.now(UTC)) if args.end else datetime.now(UTC)
+    start = _parse_time(args.start, end) if args.start else end - timedelta(days=1)
+    if start >= end:
+        return fail(f"--start ({start:%Y-%m-%d %H:%M}) must be before --end ({end:%Y-%m-%d %H:%M})")
+    step = parse_duration(args.step or "1m")
+    name = args.detector or DEFAULT_DETECTOR
+    make = load_scorer(name, params)
+    make()
+    try:
+        client = PrometheusClient(PrometheusConfig(url=args.prometheus))
+    except ValueError as exc:
+        return fail(f"--prometheus {args.prometheus!r} is not a usable URL: {exc}")
+    try:
+        raw = client.query_range(args.query, start, end, step)
+    except PrometheusError as exc:
+        hint = "check that Prometheus is reachable and retry" if exc.temporary else "fix the query"
+        return fail(f"Prometheus query failed: {exc} ({hint})")
+    finally:
+        client.close()
+    if not raw:
+        return fail(f"the query returned no series between {start:%Y-%m-%d %H:%M} and {end:%Y-%m-%d %H:%M} UTC; check the metric name and the time range")
+    replayed: dict[str, Replayed] = {}
+    for series in raw:
+        rel = f"{_slug(series.labels)}.csv"
+        frame = pd.DataFrame({"timestamp": pd.to_datetime(series.timestamps, unit="s", utc=True), "value": series.values})
+        began = time.perf_counter()
+        scores = replay_series(make(), frame, rel)
+        replayed[rel] = Replayed(rel, frame.assign(anomaly_score=scores), time.perf_counter() - began)
+    write_replayed(replayed, args.out)
+    if not args.no_plots:
+        _plot_all(replayed, args.out, args.threshold, {}, not args.quiet)
+    summary = {
+        "detector": name, "params": params, "query": args.query, "start": start.isoformat(), "end": end.isoformat(),
+        "step_seconds": step.total_seconds(), "threshold": args.threshold, "series": _alarm_summary(replayed, args.threshold),
+    }
+    _write_summary(args.out, summary)
+    _print_alarms(name, summary["series"], args.threshold)
+    return EXIT_OK
+
+
+def _parse_time(text: str, end: datetime) -> datetime:
+    try:
+        return end - parse_duration(text)
+    except ValueError:
+        pass
+    try:
+        stamp = pd.Timestamp(text)
+    except ValueError:
+        raise ValueError(f"cannot read time {text!r}; use ISO 8601 (2026-01-31T12:00Z) or a duration like 7d") from None
+    return (stamp if stamp.tz else stamp.tz_localize("UTC")).to_pydatetime()
+
+
+def _slug(labels: Mapping[str, str]) -> str:
+    text = ",".join(f"{k}={v}" for k, v in sorted(labels.items())) or "series"
+    return re.sub(r"[^A-Za-z0-9_.=,-]+", "_", text)[:150]
+
+
+# -- shared output -----------------------------------------------------------------------------
+def _alarm_summary(replayed: Mapping[str, Replayed], threshold: float) -> dict[str, Any]:
+    out = {}
+    for rel, r in replayed.items():
+        scores = r.frame["anomaly_score"].to_numpy()
+        onsets = alarm_onsets(scores >= threshold)
+        out[rel] = {
+            "points": len(scores),
+            "max_score": float(scores.max()) if len(scores) else 0.0,
+            "alarms": [r.frame["timestamp"].iloc[i].isoformat() for i in onsets],
+        }
+    return out
+
+
+def _print_alarms(name: str, series: Mapping[str, Mapping[str, Any]], threshold: float) -> None:
+    print(f"{name}: alarms where the score reaches {threshold:g} (one per run of flagged points)")
+    for rel, info in series.items():
+        first = ", ".join(info["alarms"][:3]) + (" ..." if len(info["alarms"]) > 3 else "")
+        print(f"  {rel}: {info['points']} points, max score {info['max_score']:.2f}, {len(info['alarms'])} alarm(s) {first}")
+
+
+def _plot_all(replayed: Mapping[str, Replayed], out: Path, threshold: float, windows: Mapping[str, Any], progress: bool) -> None:
+    from tqdm import tqdm
+
+    for rel, r in tqdm(list(replayed.items()), desc="plots", unit="file", disable=not progress, leave=False):
+        plot_series(r.frame, out / "plots" / Path(rel).with_suffix(".png"), title=rel, threshold=threshold, windows=windows.get(rel, ()))
+
+
+def _write_summary(out: Path, summary: Mapping[str, Any]) -> None:
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "summary.json").write_text(json.dumps(_finite(summary), indent=2, default=str))
+
+
+def _finite(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {k: _finite(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_finite(v) for v in value]
+    if isinstance(value, float | np.floating):
+        return float(value) if math.isfinite(value) else None
+    if isinstance(value, np.integer):
+        return int(value)
+    return value
+
+
+def _duration(seconds: float) -> str:
+    if seconds is None or not math.isfinite(seconds):
+        return "-"
+    sign = "-" if seconds < 0 else ""
+    s = abs(seconds)
+    if s < 3600:
+        return f"{sign}{s / 60:.0f}m"
+    if s < 86400:
+        return f"{sign}{s / 3600:.1f}h"
+    return f"{sign}{s / 86400:.1f}d"
+
+
+def _rate(points_per_second: float) -> str:
+    return "-" if not math.isfinite(points_per_second) else f"{points_per_second:,.0f}"
