@@ -21,6 +21,7 @@ COMMANDS: tuple[str, ...] = (
     "aiops.commands.history",
     "aiops.commands.notify",
     "aiops.commands.backtest",
+    "aiops.commands.advise",
 )
 
 
