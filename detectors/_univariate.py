@@ -126,6 +126,45 @@ def fmt_duration(seconds: float) -> str:
     return f"{s // 86400}d{(s % 86400) // 3600:02d}h"
 
 
+class HistoryBuffer:
+    """Per-series history kept across daemon cycles, longer than the collector's lookback.
+
+    The frame carries only the last ``prometheus.lookback`` of each series; baselines that need
+    days (seasonal medians, quality reference windows) accumulate it here, bounded to
+    ``keep_seconds`` per series, and forget series that leave the frame (deleted pods). The
+    history is in memory: after a restart a detector re-learns from the lookback.
+    """
+
+    def __init__(self, keep_seconds: float) -> None:
+        self.keep_seconds = float(keep_seconds)
+        self._data: dict[object, tuple[np.ndarray, np.ndarray]] = {}
+
+    def merge(self, series: Series) -> tuple[np.ndarray, np.ndarray]:
+        """Append the points of ``series`` newer than what is held; return the whole history."""
+        t_new = np.asarray(series.timestamps, dtype=np.float64)
+        y_new = np.asarray(series.values, dtype=np.float64)
+        old = self._data.get(series.key)
+        if old is not None and old[0].shape[0]:
+            keep = t_new > old[0][-1]
+            t, y = np.concatenate([old[0], t_new[keep]]), np.concatenate([old[1], y_new[keep]])
+        else:
+            t, y = t_new, y_new
+        if t.shape[0]:
+            cut = int(np.searchsorted(t, t[-1] - self.keep_seconds, side="left"))
+            t, y = t[cut:], y[cut:]
+        self._data[series.key] = (t, y)
+        return t, y
+
+    def retain(self, frame: Frame, signals: Sequence[str]) -> None:
+        """Drop the history of series of ``signals`` that are no longer in the frame."""
+        live = {s.key for s in frame.series}
+        for key in [k for k in self._data if k not in live and k[0] in signals]:  # type: ignore[index]
+            del self._data[key]
+
+    def __len__(self) -> int:
+        return len(self._data)
+
+
 class UnivariateDetector(Detector):
     """A detector that scores each series on its own, the same way live and in a backtest.
 

@@ -32,6 +32,7 @@ import pandas as pd
 
 from aiops.model import Finding, Frame, Series, from_epoch
 from detectors._univariate import (
+    HistoryBuffer,
     MAD_TO_SIGMA,
     UnivariateDetector,
     check_series,
@@ -146,7 +147,7 @@ class SeasonalBaseline(UnivariateDetector):
         self.history_seconds = (
             float(history_seconds) if history_seconds is not None else self.seasons * self.period_seconds + self.window_seconds
         )
-        self._history: dict[object, tuple[np.ndarray, np.ndarray]] = {}
+        self._history = HistoryBuffer(self.history_seconds)
 
     # ------------------------------------------------------------------ backtest contract
     def score_series(self, timestamps: np.ndarray, values: np.ndarray) -> np.ndarray:
@@ -235,30 +236,12 @@ class SeasonalBaseline(UnivariateDetector):
         return resid / scale
 
     # ------------------------------------------------------------------ daemon contract
-    def _remember(self, series: Series) -> tuple[np.ndarray, np.ndarray]:
-        """Merge the frame's window into this series' history; the frame only holds the lookback."""
-        t_new, y_new = series.timestamps, series.values
-        old = self._history.get(series.key)
-        if old is not None and old[0].shape[0]:
-            keep = t_new > old[0][-1]
-            t = np.concatenate([old[0], t_new[keep]])
-            y = np.concatenate([old[1], y_new[keep]])
-        else:
-            t, y = np.asarray(t_new, dtype=np.float64), np.asarray(y_new, dtype=np.float64)
-        cut = np.searchsorted(t, t[-1] - self.history_seconds, side="left") if t.shape[0] else 0
-        t, y = t[cut:], y[cut:]
-        self._history[series.key] = (t, y)
-        return t, y
-
     def detect(self, frame: Frame) -> list[Finding]:
-        # Forget series that left the frame (deleted pods), so memory stays bounded.
-        live = {s.key for s in frame.series}
-        for key in [k for k in self._history if k not in live and k[0] in self.signals]:
-            del self._history[key]
+        self._history.retain(frame, self.signals)
         return super().detect(frame)
 
     def explain(self, frame: Frame, series: Series) -> Finding | None:
-        t, y = self._remember(series)
+        t, y = self._history.merge(series)
         info = frame.signals.get(series.signal)
         direction: Direction = self.direction or (info.bad_direction if info else "both")  # type: ignore[assignment]
         tr = self.trace(t, y, direction)

@@ -1,0 +1,310 @@
+"""Model quality drift: a quality gauge falling against its reference, abruptly or slowly.
+
+Two tests run on each quality series (accuracy, or any gauge where ``bad_direction`` says which
+way is worse):
+
+* **relative change** – the median of the last ``recent_seconds`` against the median of the
+  ``reference_seconds`` before it. A drop of ``drop_fraction`` (5 % by default, what users asked
+  for) scores 0.9, the default critical threshold; larger drops approach 1.
+* **CUSUM** – a one-sided cumulative sum of standardised drops beyond an allowance of half the
+  threshold, so a slow drift that never shows 5 % in any one window still accumulates evidence.
+  When it crosses ``cusum_h`` the score is 0.75 (a warning): the drift is real, not yet large.
+
+Both are gated by significance: a drop within the series' own noise does not count. The CUSUM
+also dates the onset of a drift (the last time the sum was zero), which the evidence uses to line
+the quality drop up with a business KPI of the same model ("conversion −12 % coincides with
+accuracy −6 % since 14:20").
+
+When the serving stack exports a histogram of predictions or features (cumulative ``le``
+buckets), ``histogram_signals`` names them and the detector also reports distribution drift
+between the reference and the recent window: PSI (≥ 0.25 is the usual "significant shift") and
+the Kolmogorov–Smirnov distance of the binned distributions.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import ClassVar, Literal
+
+import numpy as np
+import pandas as pd
+
+from aiops.model import Entity, Evidence, Finding, Frame, Series, from_epoch
+from detectors._univariate import (
+    IQR_TO_SIGMA,
+    HistoryBuffer,
+    UnivariateDetector,
+    check_series,
+    clip01,
+    fmt_duration,
+    normal_cdf,
+    points_for,
+    recent_values,
+    typical_step,
+)
+
+Direction = Literal["up", "down"]
+
+# Score of a drop of exactly ``drop_fraction``: the policy's default critical threshold.
+AT_THRESHOLD = 0.9
+# Score when only the sequential test has fired: above the default warning threshold (0.7).
+CUSUM_FIRED = 0.75
+# Significance (in standard errors) a drop needs before it scores at all.
+MIN_SIGNIFICANCE = 2.0
+# PSI at which distribution drift scores AT_THRESHOLD (the customary "significant shift").
+PSI_SIGNIFICANT = 0.25
+
+
+@dataclass(frozen=True)
+class DriftTrace:
+    score: np.ndarray
+    reference: np.ndarray  # reference median at each point
+    recent: np.ndarray  # recent median at each point
+    change: np.ndarray  # signed relative change of recent vs reference (negative = lower)
+    cusum: np.ndarray  # in units of cusum_h (>= 1: the sequential test fired)
+    onset: np.ndarray  # index where the current run of the CUSUM started
+
+
+class QualityDrift(UnivariateDetector):
+    """Finds model quality dropping against a reference window, and distribution drift.
+
+    Parameters
+    ----------
+    drop_fraction:
+        Relative drop that counts as a quality incident (0.05 = 5 %).
+    reference_seconds, recent_seconds:
+        The reference window (before the recent one) and the recent window compared with it.
+    cusum_h:
+        Decision interval of the CUSUM, in noise standard deviations.
+    direction:
+        "down" when lower is worse (accuracy), "up" when higher is worse (error rate). ``None``
+        follows each signal's ``bad_direction`` in the daemon and means "down" in backtests.
+    kpi_signals:
+        Business KPIs of the same model to correlate in the evidence.
+    histogram_signals:
+        Signals whose series are cumulative histogram buckets (label ``le``) of model predictions
+        or features, compared between the reference and the recent window (PSI, KS).
+    """
+
+    name: ClassVar[str] = "quality_drift"
+    default_signals: ClassVar[tuple[str, ...]] = ("model_accuracy",)
+
+    def __init__(
+        self,
+        signals: Sequence[str] | None = None,
+        report_floor: float = 0.5,
+        *,
+        drop_fraction: float = 0.05,
+        reference_seconds: float = 86400.0,
+        recent_seconds: float = 900.0,
+        cusum_h: float = 5.0,
+        direction: Direction | None = None,
+        kpi_signals: Sequence[str] = ("business_conversion_rate",),
+        histogram_signals: Sequence[str] = (),
+    ) -> None:
+        super().__init__(signals=signals, report_floor=report_floor)
+        if not 0 < drop_fraction < 1:
+            raise ValueError(f"drop_fraction must be within (0, 1), e.g. 0.05 for 5 %, got {drop_fraction!r}")
+        for pname, value in (("reference_seconds", reference_seconds), ("recent_seconds", recent_seconds), ("cusum_h", cusum_h)):
+            if not value > 0:
+                raise ValueError(f"{pname} must be positive, got {value!r}")
+        if direction not in (None, "up", "down"):
+            raise ValueError(f"direction must be 'up' or 'down', got {direction!r}")
+        self.drop_fraction = float(drop_fraction)
+        self.reference_seconds = float(reference_seconds)
+        self.recent_seconds = float(recent_seconds)
+        self.cusum_h = float(cusum_h)
+        self.direction = direction
+        self.kpi_signals = tuple(kpi_signals)
+        self.histogram_signals = tuple(histogram_signals)
+        self._history = HistoryBuffer(self.reference_seconds + 2 * self.recent_seconds)
+
+    # ------------------------------------------------------------------ backtest contract
+    def score_series(self, timestamps: np.ndarray, values: np.ndarray) -> np.ndarray:
+        return self.trace(timestamps, values, self.direction or "down").score
+
+    def trace(self, timestamps: np.ndarray, values: np.ndarray, direction: Direction = "down") -> DriftTrace:
+        t, y = check_series(timestamps, values)
+        n = t.shape[0]
+        step = typical_step(t)
+        recent_n = points_for(self.recent_seconds, step)
+        ref_n = points_for(self.reference_seconds, step, minimum=4)
+        s = pd.Series(y)
+        recent = s.rolling(recent_n, min_periods=1).median().to_numpy()
+        recent_count = s.rolling(recent_n, min_periods=1).count().to_numpy()
+        # The reference ends where the recent window starts, so a fresh drop is not in both.
+        ref_roll = s.shift(recent_n).rolling(ref_n, min_periods=max(3, ref_n // 4))
+        reference = ref_roll.median().to_numpy()
+        noise = (ref_roll.quantile(0.75).to_numpy() - ref_roll.quantile(0.25).to_numpy()) * IQR_TO_SIGMA
+
+        sign = -1.0 if direction == "down" else 1.0
+        magnitude = np.abs(reference)
+        change = (recent - reference) / np.where(magnitude > 0, magnitude, np.nan)
+        worse = sign * change  # > 0 when quality got worse
+        # A noise floor of a quarter of the threshold: a noise-free synthetic gauge stays sane.
+        sigma = np.maximum(noise, self.drop_fraction * magnitude / 4.0)
+        significance = sign * (recent - reference) / (1.2533 * sigma / np.sqrt(np.maximum(recent_count, 1.0)))
+        gate = normal_cdf(significance - MIN_SIGNIFICANCE)
+
+        f = worse / self.drop_fraction
+        magnitude_score = AT_THRESHOLD * np.clip(f, 0.0, 1.0) ** 2 + (1.0 - AT_THRESHOLD) * np.clip(f - 1.0, 0.0, 1.0)
+
+        # One-sided CUSUM of standardised per-point drops, allowance = half the threshold.
+        u = sign * (y - reference) / sigma
+        allowance = 0.5 * self.drop_fraction * magnitude / sigma
+        d = np.nan_to_num(u - allowance, nan=0.0)
+        csum = np.concatenate([[0.0], np.cumsum(d)])
+        # Lindley recursion S_t = max(0, S_{t-1} + d_t), vectorised: C_t - min_{s<=t} C_s.
+        run_min = np.minimum.accumulate(csum)
+        cusum = (csum - run_min)[1:] / self.cusum_h
+        at_min = np.where(csum == run_min, np.arange(n + 1), 0)
+        onset = np.minimum(np.maximum.accumulate(at_min)[1:], n - 1) if n else np.zeros(0, dtype=np.int64)
+        cusum_score = np.where(cusum >= 1.0, CUSUM_FIRED, CUSUM_FIRED * 0.8 * np.clip(cusum, 0.0, 1.0))
+
+        score = np.fmax(magnitude_score, cusum_score) * gate
+        score = clip01(score)
+        score[np.isnan(y)] = 0.0
+        return DriftTrace(score, reference, recent, change, cusum, onset.astype(np.int64))
+
+    # ------------------------------------------------------------------ daemon contract
+    def detect(self, frame: Frame) -> list[Finding]:
+        self._history.retain(frame, self.signals + self.kpi_signals)
+        findings = super().detect(frame)
+        for signal in self.histogram_signals:
+            if signal not in frame.missing_signals:
+                findings.extend(f for f in self._histogram_drift(frame, signal) if f.score >= self.report_floor)
+        return findings
+
+    def _direction(self, frame: Frame, signal: str) -> Direction:
+        if self.direction:
+            return self.direction
+        info = frame.signals.get(signal)
+        return "up" if info is not None and info.bad_direction == "up" else "down"
+
+    def explain(self, frame: Frame, series: Series) -> Finding | None:
+        t, y = self._history.merge(series)
+        tr = self.trace(t, y, self._direction(frame, series.signal))
+        i = t.shape[0] - 1
+        if not np.isfinite(tr.reference[i]):
+            return None  # not enough reference history yet
+        since = from_epoch(t[int(tr.onset[i])])
+        change = float(tr.change[i])
+        summary = (
+            f"{series.signal} {change * 100:+.1f} % vs the previous {fmt_duration(self.reference_seconds)} "
+            f"({tr.reference[i]:.4g} → {tr.recent[i]:.4g}) since {since:%H:%M} UTC"
+        )
+        facts: dict[str, object] = {
+            "reference": float(tr.reference[i]),
+            "recent": float(tr.recent[i]),
+            "relative_change": change,
+            "drop_threshold": self.drop_fraction,
+            "cusum": float(tr.cusum[i]),
+            "since": since.isoformat(),
+        }
+        related: list[str] = []
+        for kpi in self._kpis(frame, series.entity):
+            kt, ky = self._history.merge(kpi)
+            kpi_change = self._change_since(kt, ky, since)
+            if kpi_change is None:
+                continue
+            summary += f"; {kpi.signal} {kpi_change * 100:+.0f} % coincides with {series.signal} {change * 100:+.0f} % since {since:%H:%M}"
+            facts[f"{kpi.signal}_relative_change"] = kpi_change
+            related.append(f"{kpi.signal}{{{','.join(f'{k}={v}' for k, v in sorted(kpi.labels.items()))}}}")
+        return self.finding(frame, series, float(tr.score[i]), summary, facts, related=tuple(related))
+
+    def _kpis(self, frame: Frame, entity: Entity) -> list[Series]:
+        return [s for sig in self.kpi_signals for s in frame.of(sig) if s.entity == entity and len(s)]
+
+    def _change_since(self, t: np.ndarray, y: np.ndarray, since: datetime) -> float | None:
+        """Relative change of the KPI: recent median vs the reference median before ``since``."""
+        if t.shape[0] == 0:
+            return None
+        cut = since.timestamp()
+        before = y[(t < cut) & (t >= cut - self.reference_seconds)]
+        after = y[t >= max(cut, t[-1] - self.recent_seconds)]
+        before, after = before[~np.isnan(before)], after[~np.isnan(after)]
+        if before.shape[0] < 3 or after.shape[0] == 0:
+            return None
+        ref = float(np.median(before))
+        return (float(np.median(after)) - ref) / abs(ref) if ref else None
+
+    # ------------------------------------------------------------------ histogram drift
+    def _histogram_drift(self, frame: Frame, signal: str) -> list[Finding]:
+        buckets: dict[Entity, list[Series]] = {}
+        for s in frame.of(signal):
+            if "le" in s.labels:
+                buckets.setdefault(s.entity, []).append(s)
+        out = []
+        for entity, series in buckets.items():
+            ref, cur = self._bucket_counts(series)
+            if ref is None or cur is None:
+                continue
+            psi_value, ks = psi(ref, cur), ks_distance(ref, cur)
+            score = float(AT_THRESHOLD * min(1.0, psi_value / PSI_SIGNIFICANT) ** 2 + (1 - AT_THRESHOLD) * min(1.0, max(0.0, psi_value / PSI_SIGNIFICANT - 1)))
+            last = max(float(s.timestamps[-1]) for s in series if len(s))
+            out.append(
+                Finding(
+                    detector=self.name,
+                    signal=signal,
+                    entity=entity,
+                    score=score,
+                    observed_at=from_epoch(last),
+                    evidence=Evidence(
+                        summary=(
+                            f"{signal} distribution shifted: PSI {psi_value:.3f}, KS {ks:.3f} "
+                            f"(last {fmt_duration(self.recent_seconds)} vs the {fmt_duration(self.reference_seconds)} before)"
+                        ),
+                        recent=recent_values(series[0]),
+                        facts={"psi": psi_value, "ks": ks, "buckets": len(series), "psi_significant": PSI_SIGNIFICANT},
+                    ),
+                )
+            )
+        return out
+
+    def _bucket_counts(self, series: list[Series]) -> tuple[np.ndarray | None, np.ndarray | None]:
+        """Per-bucket (non-cumulative) observation counts in the reference and the recent window."""
+        ordered = sorted(series, key=lambda s: _le(s.labels["le"]))
+        end = max(float(s.timestamps[-1]) for s in ordered if len(s))
+        split, start = end - self.recent_seconds, end - self.recent_seconds - self.reference_seconds
+        ref_cum, cur_cum = [], []
+        for s in ordered:
+            ref_cum.append(_increase(s.timestamps, s.values, start, split))
+            cur_cum.append(_increase(s.timestamps, s.values, split, end))
+        ref, cur = np.diff(np.array(ref_cum), prepend=0.0), np.diff(np.array(cur_cum), prepend=0.0)
+        if not (np.all(np.isfinite(ref)) and np.all(np.isfinite(cur))) or ref.sum() <= 0 or cur.sum() <= 0:
+            return None, None
+        return np.maximum(ref, 0.0), np.maximum(cur, 0.0)
+
+
+def _le(value: str) -> float:
+    return math.inf if value in ("+Inf", "Inf", "inf") else float(value)
+
+
+def _increase(t: np.ndarray, v: np.ndarray, start: float, end: float) -> float:
+    """Counter increase within [start, end], summing across counter resets (as PromQL does)."""
+    m = (t >= start) & (t <= end) & ~np.isnan(v)
+    x = v[m]
+    if x.shape[0] < 2:
+        return math.nan
+    d = np.diff(x)
+    # After a reset the counter restarts from 0: the new value is the increase.
+    return float(np.where(d >= 0, d, x[1:]).sum())
+
+
+def psi(reference: np.ndarray, current: np.ndarray, eps: float = 1e-4) -> float:
+    """Population stability index between two binned distributions (counts or shares)."""
+    p = np.asarray(reference, dtype=np.float64)
+    q = np.asarray(current, dtype=np.float64)
+    p = np.maximum(p / p.sum(), eps)
+    q = np.maximum(q / q.sum(), eps)
+    return float(np.sum((q - p) * np.log(q / p)))
+
+
+def ks_distance(reference: np.ndarray, current: np.ndarray) -> float:
+    """Largest gap between the two binned cumulative distributions (two-sample KS statistic)."""
+    p = np.cumsum(reference) / np.sum(reference)
+    q = np.cumsum(current) / np.sum(current)
+    return float(np.max(np.abs(p - q)))
