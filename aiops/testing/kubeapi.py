@@ -36,6 +36,7 @@ from urllib.parse import parse_qs, urlsplit
 
 import yaml
 
+from aiops.testing import kubeapi_protobuf
 from aiops.testing import kubeapi_resources as resources
 from aiops.testing.kubeapi_controllers import DeploymentController, evict, statefulset_status, with_pdb_status
 from aiops.testing.kubeapi_faults import Fault, FaultBook, RequestRecord
@@ -357,8 +358,13 @@ class _Handler(BaseHTTPRequestHandler):
         if not raw:
             return None
         ctype = (self.headers.get("Content-Type") or "").split(";")[0].strip()
-        if "protobuf" in ctype or "cbor" in ctype:
-            raise ApiError(415, "UnsupportedMediaType", f"the body of the request was in an unknown format - accepted media types include: application/json, application/yaml (got {ctype})")
+        if "protobuf" in ctype:
+            try:
+                return kubeapi_protobuf.decode(raw)
+            except kubeapi_protobuf.ProtobufError as exc:
+                raise ApiError(415, "UnsupportedMediaType", f"the body of the request was in an unknown format - accepted media types include: application/json, application/yaml ({exc})") from None
+        if "cbor" in ctype:
+            raise ApiError(415, "UnsupportedMediaType", "the body of the request was in an unknown format - accepted media types include: application/json, application/yaml")
         try:
             return yaml.safe_load(raw) if ctype == "application/yaml" else json.loads(raw)
         except (ValueError, yaml.YAMLError) as exc:
@@ -370,6 +376,12 @@ class _Handler(BaseHTTPRequestHandler):
         identity = self.api.tokens.get(token)
         if identity is None:
             raise ApiError(401, "Unauthorized", "Unauthorized")
+        impersonate = self.headers.get("Impersonate-User")
+        if impersonate:  # kubectl --as=USER; only the admin may impersonate, as with RBAC's "impersonate" verb
+            if identity.rules is not None:
+                raise ApiError(403, "Forbidden", f'users "{impersonate}" is forbidden: User "{identity.username}" cannot impersonate resource "users" in API group "" at the cluster scope')
+            known = {i.username: i for i in self.api.tokens.values()}
+            identity = known.get(impersonate) or Identity(impersonate, ("system:authenticated",), ())
         return identity
 
     def _dispatch(self) -> None:
@@ -433,6 +445,8 @@ class _Handler(BaseHTTPRequestHandler):
     def _authorize(self, identity: Identity, req: _Request) -> None:
         rt = req.rt
         assert rt is not None
+        if rt.group == "authorization.k8s.io":
+            return  # system:basic-user lets every authenticated user review its own access
         if not identity.can(req.verb, rt.group, rt.plural, req.subresource, req.name):
             message = forbidden_message(identity.username, req.verb, rt.group, rt.plural, req.subresource, req.namespace, req.name, rt.qualified)
             details: dict[str, Any] = {"kind": rt.plural}

@@ -64,7 +64,7 @@ def make_pod(
         "status": {
             "phase": phase,
             "conditions": [{"type": "Ready", "status": "True" if ready else "False"}],
-            "containerStatuses": [{"name": "main", "ready": ready, "restartCount": restarts, "image": image, "state": {"running": {}} if ready else {"waiting": {"reason": "CrashLoopBackOff"}}}],
+            "containerStatuses": [{"name": "main", "ready": ready, "restartCount": restarts, "image": image, "imageID": f"{image}@sha256:{'0' * 64}", "containerID": f"containerd://{name}", "started": ready, "state": {"running": {}} if ready else {"waiting": {"reason": "CrashLoopBackOff"}}}],
             "podIP": "10.0.0.1",
         },
     }
