@@ -127,7 +127,7 @@ class Frame:
     """Everything collected this cycle: a rolling window per series, plus collection gaps.
 
     ``missing_signals`` names signals whose query failed this cycle, so that detectors and
-    policy can tell "no data" from "healthy".
+    policy can tell "no data" from "healthy". ``series`` holds only series with recent points.
     """
 
     now: datetime
@@ -135,6 +135,9 @@ class Frame:
     signals: Mapping[str, SignalInfo]
     step_seconds: float
     missing_signals: tuple[str, ...] = ()
+    # Series that stopped reporting (no point in the last few steps) while their signal answered:
+    # kept out of ``series`` so nothing acts on stale values, but visible (a vanished GPU is news).
+    vanished: tuple[Series, ...] = ()
 
     def of(self, signal: str) -> list[Series]:
         return [s for s in self.series if s.signal == signal]

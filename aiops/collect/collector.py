@@ -24,6 +24,9 @@ log = logging.getLogger(__name__)
 
 # Steps re-read on each incremental fetch: the newest evaluations may change as late samples land.
 OVERLAP_STEPS = 2
+# A series whose newest point is older than this many steps (and at least 5 minutes, Prometheus's
+# staleness window) is treated as vanished, never as current.
+STALE_STEPS = 3
 
 
 def entity_of(signal: SignalConfig, labels: Mapping[str, str]) -> Entity:
@@ -96,11 +99,14 @@ class Collector:
         self.window.trim(now_s)
 
         series: list[Series] = []
+        vanished: list[Series] = []
+        fresh_after = now_s - max(300.0, STALE_STEPS * step_s)
         for name, signal in self.signals.items():
             if name in missing:
                 continue
             for buf in self.window.items(name):
-                series.append(Series(name, buf.labels, buf.timestamps, buf.values, entity_of(signal, buf.labels)))
+                s = Series(name, buf.labels, buf.timestamps, buf.values, entity_of(signal, buf.labels))
+                (series if buf.timestamps[-1] >= fresh_after else vanished).append(s)
         metrics.SERIES.set(len(series))
         frame = Frame(
             now=now,
@@ -108,6 +114,7 @@ class Collector:
             signals=self.infos,
             step_seconds=step_s,
             missing_signals=tuple(missing),
+            vanished=tuple(vanished),
         )
         return frame, errors
 

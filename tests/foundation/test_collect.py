@@ -177,3 +177,12 @@ def test_check_config_runs_queries_against_prometheus(prometheus: PrometheusServ
     assert main(["check-config", str(path), "--prometheus"]) == 2
     err = capsys.readouterr().err
     assert "signals.pod_restarts.query" in err and "400" in err
+
+
+def test_series_that_stop_reporting_are_vanished_not_current(prometheus: PrometheusServer, history_end: datetime) -> None:
+    cfg = parse_config({"prometheus": {"url": prometheus.url, "lookback": "2h"}, **ONLY_MEMORY})
+    collector = Collector(cfg)
+    # 20 minutes past the end of the data: every series has stopped (Prometheus marks them stale after 5m).
+    frame, errors = collector.collect(history_end + timedelta(minutes=20))
+    assert errors == []
+    assert frame.series == () and {s.entity.name for s in frame.vanished} >= {"leaky-0", "steady-0"}

@@ -52,7 +52,9 @@ def test_cycle_predicts_memory_exhaustion_before_the_limit(
     decision = next(d for d in report.decisions if d.target.name == "leaky-0")
     assert decision.action == "restart_pod" and decision.mode is Mode.AUTO
     result = next(r for r in report.results if r.decision_id == decision.id)
-    assert result.status is ActionStatus.DRY_RUN  # the real path, nothing written
+    # No cluster configured: the plan is reported (dry-run or suggestion), nothing is written.
+    assert result.status in {ActionStatus.DRY_RUN, ActionStatus.SUGGESTED}
+    assert result.plan is not None and any(m.name == "leaky-0" for m in result.plan.mutations)
     audit = AuditLog(Store(tmp_path / "state.sqlite"))
     kinds = {e["kind"] for e in audit.events(cycle_id=report.cycle_id)}
     assert {"finding", "decision", "action"} <= kinds
