@@ -23,4 +23,5 @@ class DetectorConfig(StrictModel):
 
 
 def default_detectors() -> list[DetectorConfig]:
-    return [DetectorConfig(plugin="exhaustion")]
+    # The ensemble routes each signal family to its detector (detectors/ensemble.py).
+    return [DetectorConfig(plugin="ensemble")]
