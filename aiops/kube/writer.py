@@ -50,7 +50,8 @@ class KubeWriter:
         if self.dry_run:
             kwargs["dry_run"] = "All"
         try:
-            route(mutation, kwargs)
+            response = route(mutation, kwargs)
+            response.read()  # raw urllib3 response: drain it so the connection returns to the pool
         except Exception as exc:
             err = classify(exc, mutation.describe())
             # Deleting or evicting a pod that is already gone reached the goal.

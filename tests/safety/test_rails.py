@@ -1,0 +1,250 @@
+"""Each safety rail refuses with its name, writes nothing, and the order of rails holds."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+from tests.safety.kubecluster import NOW, decision, logged, make_actor, make_config, seed_workload, writes
+
+from aiops.model import ActionStatus, Entity, Mode
+from aiops.testing.kubeapi import KubeApiServer
+from aiops.testing.kubeapi_objects import make_configmap, make_pod
+
+
+def pod(name: str, ns: str = "default") -> Entity:
+    return Entity("pod", name, ns)
+
+
+def test_restart_applies_with_event_and_grace_period(server: KubeApiServer, tmp_path: Path) -> None:
+    seed_workload(server, "web", ["gpu-1", "gpu-2"])
+    actor, _ = make_actor(make_config(server, tmp_path))
+    [result] = actor.act([decision("restart_pod", pod("web-0"), grace_period_seconds=7)], findings=[], degraded=False, now=NOW)
+    assert result.status is ActionStatus.APPLIED, result.detail
+    assert not server.exists("Pod", "web-0")
+    [delete] = server.requests_matching(method="DELETE", resource="pods")
+    assert delete.query.get("gracePeriodSeconds") == ["7"] and delete.user.startswith("system:serviceaccount:")
+    events = [e for e in server.list("Event", "default") if e.get("reason") == "AiopsRemediation"]
+    assert len(events) == 1 and events[0]["involvedObject"]["name"] == "web-0"
+    assert "pod_crashlooping" in events[0]["message"]
+    assert actor.errors == []
+
+
+def test_kill_switch_configmap_blocks_every_write(server: KubeApiServer, tmp_path: Path) -> None:
+    seed_workload(server, "web", ["gpu-1", "gpu-2"])
+    server.seed(make_configmap("aiops-control", {"kill_switch": "true"}, namespace="aiops"))
+    actor, _ = make_actor(make_config(server, tmp_path))
+    [result] = actor.act([decision("restart_pod", pod("web-0"))], findings=[], degraded=False, now=NOW)
+    assert (result.status, result.rail) == (ActionStatus.BLOCKED, "kill_switch")
+    assert "aiops-control" in result.detail
+    assert writes(server) == []
+
+
+def test_kill_switch_file_and_unreadable_configmap(server: KubeApiServer, tmp_path: Path) -> None:
+    seed_workload(server, "web", ["gpu-1", "gpu-2"])
+    switch = tmp_path / "stop"
+    switch.touch()
+    actor, _ = make_actor(make_config(server, tmp_path, kill_switch={"file": str(switch)}))
+    [result] = actor.act([decision("restart_pod", pod("web-0"))], findings=[], degraded=False, now=NOW)
+    assert result.rail == "kill_switch" and str(switch) in result.detail
+    switch.unlink()
+    # The ConfigMap cannot be read: fail closed, never act on an unknown switch.
+    server.fail_next(5, method="GET", path="/configmaps/aiops-control", status=500)
+    [result] = actor.act([decision("restart_pod", pod("web-0"))], findings=[], degraded=False, now=NOW)
+    assert result.rail == "kill_switch" and "cannot read" in result.detail
+    assert writes(server) == []
+
+
+def test_protected_namespace_and_opt_out_label(server: KubeApiServer, tmp_path: Path) -> None:
+    seed_workload(server, "dns", ["gpu-1"], namespace="kube-system")
+    seed_workload(server, "db", ["gpu-1"], labels={"aiops.io/remediate": "false"})
+    actor, _ = make_actor(make_config(server, tmp_path))
+    r1, r2 = actor.act(
+        [decision("restart_pod", pod("dns-0", "kube-system")), decision("restart_pod", pod("db-0"))], findings=[], degraded=False, now=NOW
+    )
+    assert (r1.status, r1.rail) == (ActionStatus.BLOCKED, "protected_namespace")
+    assert (r2.status, r2.rail) == (ActionStatus.BLOCKED, "opt_out")
+    assert writes(server) == []
+
+
+def test_opt_in_mode_acts_only_on_labelled_targets(server: KubeApiServer, tmp_path: Path) -> None:
+    seed_workload(server, "web", ["gpu-1"])
+    seed_workload(server, "llm", ["gpu-2"], labels={"aiops.io/remediate": "true"})
+    actor, _ = make_actor(make_config(server, tmp_path, opt_in=True))
+    r1, r2 = actor.act([decision("restart_pod", pod("web-0")), decision("restart_pod", pod("llm-0"))], findings=[], degraded=False, now=NOW)
+    assert r1.rail == "opt_out" and "opt-in" in r1.detail
+    assert r2.status is ActionStatus.APPLIED
+
+
+def test_silence_blocks_and_a_failing_silence_check_blocks_too(server: KubeApiServer, tmp_path: Path) -> None:
+    seed_workload(server, "web", ["gpu-1", "gpu-2"])
+    seen = []
+
+    def silenced(labels):
+        seen.append(dict(labels))
+        return labels.get("pod") == "web-0"
+
+    actor, _ = make_actor(make_config(server, tmp_path), is_silenced=silenced)
+    [result] = actor.act([decision("restart_pod", pod("web-0"))], findings=[], degraded=False, now=NOW)
+    assert result.rail == "silenced" and seen[0]["namespace"] == "default"
+
+    def broken(labels):
+        raise ConnectionError("alertmanager down")
+
+    actor2, _ = make_actor(make_config(server, tmp_path), is_silenced=broken)
+    [result] = actor2.act([decision("restart_pod", pod("web-1"))], findings=[], degraded=False, now=NOW)
+    assert result.rail == "silenced" and "alertmanager down" in result.detail
+    assert writes(server) == []
+
+
+def test_cooldown_per_target(server: KubeApiServer, tmp_path: Path) -> None:
+    seed_workload(server, "web", ["gpu-1", "gpu-2", "gpu-3"])
+    actor, _ = make_actor(make_config(server, tmp_path, cooldown="30m", max_pods_per_workload=10))
+    d = decision("restart_pod", pod("web-0"))
+    assert actor.act([d], findings=[], degraded=False, now=NOW)[0].status is ActionStatus.APPLIED
+    server.seed(make_pod("web-0", node="gpu-1", labels={"app": "web"}, owner=("ReplicaSet", "web-rs")))
+    again = actor.act([decision("restart_pod", pod("web-0"))], findings=[], degraded=False, now=NOW + timedelta(minutes=10))[0]
+    assert again.rail == "cooldown"
+    other = actor.act([decision("restart_pod", pod("web-1"))], findings=[], degraded=False, now=NOW + timedelta(minutes=10))[0]
+    assert other.status is ActionStatus.APPLIED
+
+
+def test_budget_exhausted_no_action_and_exactly_one_notification(server: KubeApiServer, tmp_path: Path) -> None:
+    names = seed_workload(server, "web", ["gpu-1", "gpu-2", "gpu-3", "gpu-4"])
+    actor, _ = make_actor(make_config(server, tmp_path, max_actions_per_hour=1, max_pods_per_workload=10))
+    first = actor.act([decision("restart_pod", pod(names[0]))], findings=[], degraded=False, now=NOW)[0]
+    assert first.status is ActionStatus.APPLIED
+    server.clear_requests()
+    results = []
+    for minute in (1, 2, 3):
+        results += actor.act(
+            [decision("restart_pod", pod(n)) for n in names[1:]], findings=[], degraded=False, now=NOW + timedelta(minutes=minute)
+        )
+    assert writes(server) == []
+    assert all(r.rail == "budget" for r in results) and len(results) == 9
+    # Only the first refusal of the episode is BLOCKED (worth a message); the rest are DEFERRED.
+    assert [r.status for r in results].count(ActionStatus.BLOCKED) == 1
+    assert "hourly budget of 1" in results[0].detail
+    # An hour later the budget is back and the episode is over.
+    later = actor.act([decision("restart_pod", pod(names[1]))], findings=[], degraded=False, now=NOW + timedelta(minutes=61))[0]
+    assert later.status is ActionStatus.APPLIED
+    assert actor.writer.remaining_budget(NOW + timedelta(minutes=61)) == {"hour": 0, "day": 18}
+
+
+def test_blast_radius_caps_cordoned_nodes(server: KubeApiServer, tmp_path: Path) -> None:
+    server.put({**server.get("Node", "gpu-4"), "spec": {"unschedulable": True}})
+    actor, _ = make_actor(make_config(server, tmp_path, max_cordoned_fraction=0.25))
+    [result] = actor.act([decision("evacuate_node", Entity("node", "gpu-1"))], findings=[], degraded=False, now=NOW)
+    assert (result.status, result.rail) == (ActionStatus.BLOCKED, "blast_radius")
+    assert "2 of 4 nodes" in result.detail
+    assert writes(server) == []
+
+
+def test_blast_radius_caps_pods_per_workload(server: KubeApiServer, tmp_path: Path) -> None:
+    names = seed_workload(server, "web", ["gpu-1", "gpu-2", "gpu-3"])
+    actor, _ = make_actor(make_config(server, tmp_path, max_pods_per_workload=1, cooldown="0s"))
+    assert actor.act([decision("restart_pod", pod(names[0]))], findings=[], degraded=False, now=NOW)[0].status is ActionStatus.APPLIED
+    second = actor.act([decision("restart_pod", pod(names[1]))], findings=[], degraded=False, now=NOW + timedelta(minutes=1))[0]
+    assert second.rail == "blast_radius"
+
+
+@pytest.mark.parametrize("mode,status", [(Mode.OBSERVE, ActionStatus.OBSERVED), (Mode.SUGGEST, ActionStatus.SUGGESTED)])
+def test_modes_below_auto_never_write(server: KubeApiServer, tmp_path: Path, mode: Mode, status: ActionStatus) -> None:
+    seed_workload(server, "web", ["gpu-1"])
+    actor, _ = make_actor(make_config(server, tmp_path, mode=mode.value))
+    [result] = actor.act([decision("restart_pod", pod("web-0"))], findings=[], degraded=False, now=NOW)
+    assert result.status is status and "kubectl delete pod web-0 -n default" in (result.plan.command if result.plan else "")
+    assert writes(server) == []
+
+
+def test_per_action_mode_override(server: KubeApiServer, tmp_path: Path) -> None:
+    seed_workload(server, "web", ["gpu-1"])
+    actor, _ = make_actor(make_config(server, tmp_path, action_modes={"restart_pod": "suggest"}))
+    [result] = actor.act([decision("restart_pod", pod("web-0"))], findings=[], degraded=False, now=NOW)
+    assert result.status is ActionStatus.SUGGESTED and writes(server) == []
+
+
+def test_degraded_cycle_skips_everything(server: KubeApiServer, tmp_path: Path) -> None:
+    seed_workload(server, "web", ["gpu-1"])
+    actor, _ = make_actor(make_config(server, tmp_path))
+    server.clear_requests()
+    [result] = actor.act([decision("restart_pod", pod("web-0"))], findings=[], degraded=True, now=NOW)
+    assert result.status is ActionStatus.SKIPPED
+    assert server.requests == []
+
+
+def test_dry_run_uses_the_server_with_dry_run_all(server: KubeApiServer, tmp_path: Path) -> None:
+    seed_workload(server, "web", ["gpu-1", "gpu-2"])
+    actor, _ = make_actor(make_config(server, tmp_path, dry_run=True))
+    [result] = actor.act([decision("restart_pod", pod("web-0"))], findings=[], degraded=False, now=NOW)
+    assert result.status is ActionStatus.DRY_RUN
+    assert server.exists("Pod", "web-0")
+    sent = server.requests_matching(method="DELETE", resource="pods")
+    assert len(sent) == 1 and sent[0].query.get("dryRun") == ["All"]
+    # Dry-run keeps its own books: the real budget is untouched.
+    actor.writer  # noqa: B018
+    assert actor.writer.books.count_actions(NOW - timedelta(hours=1), dry_run=False) == 0
+
+
+def test_api_500_and_timeout_back_off_then_defer_and_degrade(server: KubeApiServer, tmp_path: Path) -> None:
+    seed_workload(server, "web", ["gpu-1", "gpu-2"])
+    actor, _ = make_actor(make_config(server, tmp_path, api_attempts=3))
+    server.fail_next(3, method="DELETE", path="/pods/web-0", status=500)
+    [result] = actor.act([decision("restart_pod", pod("web-0"))], findings=[], degraded=False, now=NOW)
+    assert result.status is ActionStatus.DEFERRED and "500" in result.detail
+    assert len(logged(server, 3, method="DELETE", resource="pods")) == 3  # backed off and retried
+    assert actor.errors and actor.errors[0].temporary  # the pipeline marks the cycle degraded
+    assert server.exists("Pod", "web-0")
+
+    # The cluster read times out: nothing is planned on a missing picture, the cycle is degraded.
+    server.hang_next(3, method="GET", path="/api/v1/nodes", seconds=4)
+    [result] = actor.act([decision("restart_pod", pod("web-0"))], findings=[], degraded=False, now=NOW + timedelta(minutes=1))
+    assert result.status is ActionStatus.DEFERRED and "cluster state unreadable" in result.detail
+    assert actor.errors and actor.errors[0].temporary
+
+    # Recovered: the next cycle acts.
+    [result] = actor.act([decision("restart_pod", pod("web-0"))], findings=[], degraded=False, now=NOW + timedelta(minutes=2))
+    assert result.status is ActionStatus.APPLIED and actor.errors == []
+
+
+def test_forbidden_is_permanent_and_says_why(server: KubeApiServer, tmp_path: Path) -> None:
+    seed_workload(server, "web", ["gpu-1", "gpu-2"])
+    actor, _ = make_actor(make_config(server, tmp_path))
+    server.fail_next(1, method="DELETE", path="/pods/web-0", status=403, message="forbidden by policy")
+    [result] = actor.act([decision("restart_pod", pod("web-0"))], findings=[], degraded=False, now=NOW)
+    assert result.status is ActionStatus.FAILED and "403" in result.detail and "clusterrole" in result.detail
+    assert len(server.requests_matching(method="DELETE", resource="pods")) == 1  # never retried
+
+
+def test_not_healed_escalates_and_opens_the_breaker(server: KubeApiServer, tmp_path: Path) -> None:
+    names = seed_workload(server, "web", ["gpu-1", "gpu-2", "gpu-3", "gpu-4"])
+    actor, _ = make_actor(
+        make_config(server, tmp_path, breaker_threshold=2, verify_within="10m", cooldown="0s", max_pods_per_workload=10)
+    )
+    t = NOW
+    escalations = []
+    for name in names[:2]:
+        d = decision("restart_pod", pod(name))
+        assert actor.act([d], findings=[], degraded=False, now=t)[0].status is ActionStatus.APPLIED
+        t += timedelta(minutes=11)
+        # The triggering finding is still there after verify_within: not healed.
+        out = actor.act([], findings=[d.finding], degraded=False, now=t)
+        escalations += [r for r in out if r.status is ActionStatus.FAILED]
+    assert len(escalations) == 2 and all("not healed" in r.detail for r in escalations)
+    assert "Circuit breaker opened" in escalations[1].detail
+    blocked = actor.act([decision("restart_pod", pod(names[2]))], findings=[], degraded=False, now=t)[0]
+    assert (blocked.status, blocked.rail) == (ActionStatus.BLOCKED, "circuit_breaker")
+    assert server.exists("Pod", names[2])
+
+
+def test_healed_action_is_recorded(server: KubeApiServer, tmp_path: Path) -> None:
+    seed_workload(server, "web", ["gpu-1", "gpu-2"])
+    actor, store = make_actor(make_config(server, tmp_path))
+    d = decision("restart_pod", pod("web-0"))
+    actor.act([d], findings=[d.finding], degraded=False, now=NOW)
+    out = actor.act([], findings=[], degraded=False, now=NOW + timedelta(minutes=2))
+    assert not [r for r in out if r.status is ActionStatus.FAILED]
+    [row] = store.query("SELECT status FROM action_outcomes")
+    assert row["status"] == "healed"
+    assert actor.outcomes.pending() == 0
