@@ -56,8 +56,9 @@ def plot_series(
         bottom.set_ylim(-0.02, 1.02)
         bottom.set_ylabel("score")
         top.set_title(title, fontsize=10)
-        top.legend(loc="upper left", fontsize=7)
-        bottom.legend(loc="upper left", fontsize=7)
+        for ax in (top, bottom):
+            if ax.get_legend_handles_labels()[0]:
+                ax.legend(loc="upper left", fontsize=7)
         fig.tight_layout()
         target.parent.mkdir(parents=True, exist_ok=True)
         fig.savefig(target, dpi=90)

@@ -1,0 +1,211 @@
+"""GpuHealth: hardware faults and throttling of NVIDIA GPUs, from dcgm-exporter signals.
+
+What each signal means for the node (NVIDIA Xid catalog, "A100 GPU memory error management"):
+
+* ``gpu_xid`` is the *code of the last XID* (a gauge, not a count). 79 (fell off the bus),
+  64 (row remap failed), 95 (uncontained ECC) and 48 (double-bit ECC) are failures that have
+  already happened: ``confirmed=True``, score 1.0, and the node should be evacuated. 74 (NVLink)
+  calls for a cordon and a reset. 63 (row remap pending) asks for a GPU reset at the next drain.
+  94 (contained ECC) hits only the application on that GPU: restart that pod, the node stays.
+* ``gpu_ecc_dbe_rate`` > 0: new double-bit (uncorrectable) ECC errors, confirmed like XID 48.
+* ``gpu_row_remap_failure`` = 1: a failed row remap, confirmed like XID 64 (RMA candidate).
+* ``gpu_uncorrectable_remapped_rows`` rising: a remap is pending until the GPU is reset.
+* ``gpu_clock_event_reasons`` (``DCGM_FI_DEV_CLOCKS_EVENT_REASONS`` bitmask, if configured) or a
+  die temperature at the slowdown point: thermal or power throttling, a node risk, not a failure.
+
+Findings are about the GPU entity; its attributes carry ``Hostname`` (the node) so that the
+evacuate-node remediation can target the node. ``facts["node_action"]`` says what to do.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+import numpy as np
+
+from aiops.model import Evidence, Finding, Frame, Series, from_epoch
+from aiops.plugins import Detector
+
+__all__ = ["XID_ACTIONS", "GpuHealth", "XidAction"]
+
+
+@dataclass(frozen=True)
+class XidAction:
+    meaning: str
+    node_action: str
+    score: float
+    confirmed: bool
+    # Which remediation fits: "evacuate_node" (the node), "restart_pod" (one workload), "advise".
+    remediation: str
+
+
+XID_ACTIONS: dict[int, XidAction] = {
+    48: XidAction("double-bit (uncorrectable) ECC error", "cordon, drain, GPU reset; look for a paired XID 63/64/94/95", 1.0, True, "evacuate_node"),
+    63: XidAction("row remap / page retirement recorded, pending until reset", "schedule a GPU reset at the next drain", 0.6, False, "advise"),
+    64: XidAction("row remap / page retirement failed", "cordon; RMA candidate", 1.0, True, "evacuate_node"),
+    74: XidAction("NVLink error", "cordon, reset, inspect links; repeats mean hardware", 0.9, False, "evacuate_node"),
+    79: XidAction("GPU fell off the bus", "cordon, drain, reboot the node; RMA if it recurs", 1.0, True, "evacuate_node"),
+    94: XidAction("contained ECC error (only the application on this GPU is hit)", "restart the affected pod; the node stays schedulable", 0.7, False, "restart_pod"),
+    95: XidAction("uncontained ECC error (every application on this GPU is hit)", "drain the GPU's pods, then GPU reset or node reboot", 1.0, True, "evacuate_node"),
+}
+UNKNOWN_XID = XidAction("XID not in the built-in table", "look the code up in NVIDIA's Xid catalog", 0.5, False, "advise")
+
+# DCGM clock event (throttle) reason bits that mean the GPU is held back by heat or power.
+THROTTLE_BITS: dict[int, str] = {
+    0x04: "software power cap",
+    0x08: "hardware slowdown",
+    0x20: "software thermal slowdown",
+    0x40: "hardware thermal slowdown",
+    0x80: "hardware power brake",
+}
+
+
+class GpuHealth(Detector):
+    name: ClassVar[str] = "gpu_health"
+    default_signals: ClassVar[tuple[str, ...]] = (
+        "gpu_xid",
+        "gpu_ecc_dbe_rate",
+        "gpu_row_remap_failure",
+        "gpu_uncorrectable_remapped_rows",
+        "gpu_clock_event_reasons",
+        "gpu_temperature",
+    )
+
+    def __init__(
+        self,
+        signals: Sequence[str] | None = None,
+        report_floor: float = 0.5,
+        *,
+        slowdown_celsius: float = 87.0,
+        throttle_score: float = 0.7,
+        **params: Any,
+    ) -> None:
+        super().__init__(signals, report_floor, **params)
+        if not 0.0 <= throttle_score <= 1.0:
+            raise ValueError("throttle_score must be within [0, 1]")
+        self.slowdown_celsius = slowdown_celsius
+        self.throttle_score = throttle_score
+
+    def detect(self, frame: Frame) -> list[Finding]:
+        checks = {
+            "gpu_xid": self._xid,
+            "gpu_ecc_dbe_rate": self._ecc_dbe,
+            "gpu_row_remap_failure": self._remap_failure,
+            "gpu_uncorrectable_remapped_rows": self._remap_pending,
+            "gpu_clock_event_reasons": self._throttle_reasons,
+            "gpu_temperature": self._temperature,
+        }
+        findings = []
+        for signal in self.signals:
+            check = checks.get(signal)
+            if check is None or signal in frame.missing_signals:
+                continue
+            for series in frame.of(signal):
+                valid = ~np.isnan(series.values)
+                if not valid.any():
+                    continue  # no data is not health: say nothing, policy sees the missing signal
+                finding = check(frame, series, series.timestamps[valid], series.values[valid])
+                if finding is not None and finding.score >= self.report_floor:
+                    findings.append(finding)
+        return findings
+
+    # -- one check per signal ----------------------------------------------------------------------
+    def _xid(self, frame: Frame, series: Series, t: np.ndarray, y: np.ndarray) -> Finding | None:
+        code = int(round(y[-1]))
+        if code <= 0:
+            return None
+        action = XID_ACTIONS.get(code, UNKNOWN_XID)
+        # When did the gauge switch to this code (within the window)?
+        since = t[np.flatnonzero(np.round(y) != code)[-1] + 1] if (np.round(y) != code).any() else t[0]
+        facts: dict[str, Any] = {
+            "xid": code,
+            "meaning": action.meaning,
+            "node_action": action.node_action,
+            "remediation": action.remediation,
+            "since": from_epoch(since).isoformat(),
+        }
+        pod = _pod_of(series)
+        if code == 94 and pod:
+            facts["pod"] = pod
+        subject = f" (pod {pod})" if code == 94 and pod else ""
+        return self._finding(
+            frame, series, action.score, f"XID {code} on {_where(series)}{subject}: {action.meaning}. {action.node_action}.", facts, action.confirmed, t, y
+        )
+
+    def _ecc_dbe(self, frame: Frame, series: Series, t: np.ndarray, y: np.ndarray) -> Finding | None:
+        if y[-1] <= 0:
+            return None
+        facts = {"errors": float(y[-1]), "node_action": XID_ACTIONS[48].node_action, "remediation": "evacuate_node"}
+        return self._finding(
+            frame, series, 1.0, f"{y[-1]:g} new double-bit ECC error(s) on {_where(series)}: uncorrectable memory errors. {XID_ACTIONS[48].node_action}.", facts, True, t, y
+        )
+
+    def _remap_failure(self, frame: Frame, series: Series, t: np.ndarray, y: np.ndarray) -> Finding | None:
+        if y[-1] < 1:
+            return None
+        facts = {"node_action": XID_ACTIONS[64].node_action, "remediation": "evacuate_node"}
+        return self._finding(frame, series, 1.0, f"row remapping failed on {_where(series)}: RMA candidate. Cordon the node.", facts, True, t, y)
+
+    def _remap_pending(self, frame: Frame, series: Series, t: np.ndarray, y: np.ndarray) -> Finding | None:
+        increase = float(y[-1] - y[0])
+        if increase <= 0:
+            return None
+        facts = {"rows": float(y[-1]), "increase": increase, "node_action": XID_ACTIONS[63].node_action, "remediation": "advise"}
+        return self._finding(
+            frame, series, XID_ACTIONS[63].score,
+            f"{increase:g} row(s) remapped after uncorrectable ECC errors on {_where(series)} (now {y[-1]:g}); "
+            "the remap is pending until a GPU reset: schedule one at the next drain.",
+            facts, False, t, y,
+        )
+
+    def _throttle_reasons(self, frame: Frame, series: Series, t: np.ndarray, y: np.ndarray) -> Finding | None:
+        mask = int(y[-1]) if y[-1] > 0 else 0
+        reasons = [text for bit, text in THROTTLE_BITS.items() if mask & bit]
+        if not reasons:
+            return None
+        facts = {"reasons": reasons, "bitmask": mask, "node_action": "check cooling and power capping of the node", "remediation": "advise"}
+        return self._finding(frame, series, self.throttle_score, f"{_where(series)} is throttled: {', '.join(reasons)}.", facts, False, t, y)
+
+    def _temperature(self, frame: Frame, series: Series, t: np.ndarray, y: np.ndarray) -> Finding | None:
+        if y[-1] < self.slowdown_celsius:
+            return None
+        facts = {
+            "celsius": float(y[-1]), "slowdown_celsius": self.slowdown_celsius,
+            "node_action": "check cooling; the GPU slows itself down at this temperature", "remediation": "advise",
+        }
+        return self._finding(
+            frame, series, self.throttle_score,
+            f"{_where(series)} is at {y[-1]:.0f} °C, at or above the slowdown point ({self.slowdown_celsius:.0f} °C): thermal throttling.",
+            facts, False, t, y,
+        )
+
+    def _finding(
+        self, frame: Frame, series: Series, score: float, summary: str, facts: dict[str, Any], confirmed: bool, t: np.ndarray, y: np.ndarray
+    ) -> Finding:
+        node = series.entity.attr("Hostname") or series.labels.get("Hostname", "")
+        facts = {**facts, "node": node} if node else dict(facts)
+        return Finding(
+            detector=self.name,
+            signal=series.signal,
+            entity=series.entity,
+            score=score,
+            observed_at=from_epoch(float(t[-1])),
+            evidence=Evidence(summary=summary, recent=tuple(float(v) for v in y[-30:]), facts=facts, related=(f"node/{node}",) if node else ()),
+            confirmed=confirmed,
+        )
+
+
+def _where(series: Series) -> str:
+    gpu = series.entity.attr("gpu") or series.labels.get("gpu", "")
+    node = series.entity.attr("Hostname") or series.labels.get("Hostname", "")
+    if gpu and node:
+        return f"GPU {gpu} of node {node}"
+    return f"GPU {series.entity.name}" + (f" of node {node}" if node else "")
+
+
+def _pod_of(series: Series) -> str:
+    pod = series.labels.get("pod", "")
+    namespace = series.labels.get("namespace", "")
+    return f"{namespace}/{pod}" if pod and namespace else pod

@@ -1,0 +1,92 @@
+"""GpuHealth: each dcgm-exporter fault maps to the finding the node remediation needs."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import numpy as np
+import pytest
+
+from aiops import plugins
+from aiops.model import Entity, Frame, Series, SignalInfo
+from detectors.gpu_health import GpuHealth
+
+GPU = Entity("gpu", "GPU-1234", attributes=(("Hostname", "gpu-node-7"), ("gpu", "3"), ("modelName", "H100")))
+T = np.arange(30) * 60.0
+
+
+def _frame(signal: str, values: np.ndarray, labels: dict[str, str] | None = None, missing: tuple[str, ...] = ()) -> Frame:
+    series = Series(signal, {"UUID": GPU.name, "Hostname": "gpu-node-7", "gpu": "3", **(labels or {})}, T, values, GPU)
+    return Frame(datetime.fromtimestamp(T[-1], UTC), (series,), {signal: SignalInfo(signal, "gpu")}, 60.0, missing)
+
+
+def _last(values: list[float]) -> np.ndarray:
+    y = np.zeros(T.size)
+    y[-len(values) :] = values
+    return y
+
+
+@pytest.mark.parametrize("code", [79, 64, 95, 48])
+def test_hard_xids_are_confirmed_node_failures(code: int) -> None:
+    [finding] = GpuHealth().detect(_frame("gpu_xid", _last([code] * 4)))
+    assert finding.confirmed is True
+    assert finding.score == 1.0
+    assert finding.entity.attr("Hostname") == "gpu-node-7"
+    assert finding.evidence.facts["remediation"] == "evacuate_node"
+    assert finding.evidence.facts["node"] == "gpu-node-7"
+    assert finding.evidence.facts["since"] == datetime.fromtimestamp(T[-4], UTC).isoformat()
+    assert f"XID {code}" in finding.evidence.summary
+
+
+def test_xid_94_advises_restarting_the_pod_not_the_node() -> None:
+    [finding] = GpuHealth().detect(_frame("gpu_xid", _last([94]), {"pod": "llama-0", "namespace": "ml"}))
+    assert finding.confirmed is False
+    assert finding.evidence.facts["remediation"] == "restart_pod"
+    assert finding.evidence.facts["pod"] == "ml/llama-0"
+    assert "restart the affected pod" in finding.evidence.summary
+
+
+def test_xid_74_and_63_are_risks_not_confirmed_failures() -> None:
+    [nvlink] = GpuHealth().detect(_frame("gpu_xid", _last([74])))
+    [pending] = GpuHealth().detect(_frame("gpu_xid", _last([63])))
+    assert (nvlink.confirmed, nvlink.score) == (False, 0.9)
+    assert (pending.confirmed, pending.score) == (False, 0.6)
+
+
+def test_no_xid_and_no_data_say_nothing() -> None:
+    assert GpuHealth().detect(_frame("gpu_xid", np.zeros(T.size))) == []
+    assert GpuHealth().detect(_frame("gpu_xid", np.full(T.size, np.nan))) == []
+    assert GpuHealth().detect(_frame("gpu_xid", _last([79]), missing=("gpu_xid",))) == []
+
+
+def test_double_bit_ecc_and_remap_failure_are_confirmed() -> None:
+    [ecc] = GpuHealth().detect(_frame("gpu_ecc_dbe_rate", _last([2])))
+    [remap] = GpuHealth().detect(_frame("gpu_row_remap_failure", _last([1])))
+    assert ecc.confirmed and remap.confirmed
+    assert ecc.score == remap.score == 1.0
+    assert GpuHealth().detect(_frame("gpu_ecc_dbe_rate", np.zeros(T.size))) == []
+
+
+def test_rising_uncorrectable_remapped_rows_asks_for_a_reset() -> None:
+    rows = np.concatenate([np.full(20, 1.0), np.full(10, 3.0)])
+    [finding] = GpuHealth().detect(_frame("gpu_uncorrectable_remapped_rows", rows))
+    assert finding.evidence.facts["increase"] == 2.0
+    assert not finding.confirmed
+    assert GpuHealth().detect(_frame("gpu_uncorrectable_remapped_rows", np.full(T.size, 4.0))) == []
+
+
+def test_throttling_from_temperature_and_clock_event_reasons() -> None:
+    [hot] = GpuHealth().detect(_frame("gpu_temperature", np.full(T.size, 90.0)))
+    assert hot.score == 0.7 and "thermal throttling" in hot.evidence.summary
+    assert GpuHealth().detect(_frame("gpu_temperature", np.full(T.size, 70.0))) == []
+    [capped] = GpuHealth().detect(_frame("gpu_clock_event_reasons", _last([0x40 | 0x04])))
+    assert capped.evidence.facts["reasons"] == ["software power cap", "hardware thermal slowdown"]
+    assert GpuHealth().detect(_frame("gpu_clock_event_reasons", _last([0x01]))) == []  # idle clocks: fine
+
+
+def test_loaded_by_name_with_parameters() -> None:
+    detector = plugins.instantiate(plugins.DETECTORS, "gpu_health", {"slowdown_celsius": 80})
+    assert isinstance(detector, GpuHealth)
+    assert detector.detect(_frame("gpu_temperature", np.full(T.size, 82.0)))
+    with pytest.raises(plugins.PluginError):
+        plugins.instantiate(plugins.DETECTORS, "gpu_health", {"throttle_score": 2})

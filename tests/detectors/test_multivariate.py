@@ -1,0 +1,111 @@
+"""EntityAnomaly on synthetic cases with known answers: backtest (score_matrix) and live (detect)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import numpy as np
+import pytest
+
+from aiops import plugins
+from aiops.model import Entity, Frame, Series, SignalInfo
+from detectors.multivariate import EntityAnomaly
+
+
+def _correlated(n: int, rng: np.random.Generator) -> np.ndarray:
+    """Three features that move together (load drives CPU, power and temperature) plus noise."""
+    load = rng.random(n)
+    return np.column_stack([load, 0.8 * load + 0.05 * rng.standard_normal(n), 0.5 + 0.3 * load + 0.03 * rng.standard_normal(n)])
+
+
+def test_flags_a_broken_correlation_and_not_normal_rows() -> None:
+    rng = np.random.default_rng(1)
+    train, test = _correlated(2000, rng), _correlated(500, rng)
+    # Each value is within its usual range, but high load with low power is unlike any history.
+    test[300:310] = [0.95, 0.05, 0.8]
+    scores = EntityAnomaly().score_matrix(np.arange(500) * 60.0, test, train=train)
+    assert scores.shape == (500,)
+    assert np.all((scores >= 0) & (scores <= 1))
+    assert scores[303:310].min() > 0.5
+    assert np.quantile(scores[:290], 0.95) < 0.5
+
+
+def test_no_look_ahead_changing_future_rows_never_changes_past_scores() -> None:
+    rng = np.random.default_rng(2)
+    train, test = _correlated(600, rng), _correlated(400, rng)
+    altered = test.copy()
+    altered[250:] = rng.random((150, 3)) * 10
+    for detector in (EntityAnomaly(), EntityAnomaly(refit_every=100, window=500)):
+        a = detector.score_matrix(np.arange(400.0), test, train=train)
+        b = detector.score_matrix(np.arange(400.0), altered, train=train)
+        np.testing.assert_array_equal(a[:250], b[:250])
+        assert not np.array_equal(a[250:], b[250:])
+
+
+def test_without_history_it_warms_up_silently_then_scores() -> None:
+    rng = np.random.default_rng(3)
+    x = _correlated(1000, rng)
+    x[900] = [0.9, 0.0, 0.2]
+    scores = EntityAnomaly().score_matrix(np.arange(1000.0), x)
+    assert np.all(scores[:50] == 0.0)  # fewer than min_reference rows of history: no opinion
+    assert scores[900] > 0.5
+
+
+def test_nan_and_gaps_give_finite_scores_and_empty_rows_no_opinion() -> None:
+    rng = np.random.default_rng(4)
+    train, test = _correlated(500, rng), _correlated(200, rng)
+    train[::7, 1] = np.nan
+    test[10, 0] = np.nan
+    test[20] = np.nan
+    test[30, 2] = np.inf
+    scores = EntityAnomaly().score_matrix(np.arange(200.0), test, train=train)
+    assert np.all(np.isfinite(scores))
+    assert scores[20] == 0.0
+
+
+def test_bad_shapes_and_parameters_are_clear_errors() -> None:
+    with pytest.raises(ValueError, match="feature columns"):
+        EntityAnomaly().score_matrix(np.arange(10.0), np.zeros((10, 3)), train=np.zeros((100, 2)))
+    with pytest.raises(ValueError, match="decades"):
+        EntityAnomaly(decades=0)
+    with pytest.raises(TypeError, match="unknown parameters"):
+        EntityAnomaly(neighbours=3)
+
+
+def _gpu(name: str) -> Entity:
+    return Entity("gpu", name, attributes=(("Hostname", f"node-{name}"), ("gpu", "0")))
+
+
+def _frame(hot_gpu: str | None) -> Frame:
+    rng = np.random.default_rng(5)
+    t = np.arange(360) * 60.0
+    series = []
+    for name in ("a", "b", "c", "d"):
+        util = np.clip(50 + 30 * np.sin(t / 3600) + 3 * rng.standard_normal(t.size), 0, 100)
+        temp = 40 + 0.3 * util + rng.standard_normal(t.size)
+        power = 80 + 2.5 * util + 5 * rng.standard_normal(t.size)
+        if name == hot_gpu:
+            temp[-12:] = 92.0  # hot while lightly loaded: a cooling problem
+        for signal, values in (("gpu_utilization", util), ("gpu_temperature", temp), ("gpu_power", power)):
+            series.append(Series(signal, {"UUID": name}, t, values, _gpu(name)))
+    infos = {s: SignalInfo(s, "gpu") for s in ("gpu_utilization", "gpu_temperature", "gpu_power")}
+    return Frame(datetime.fromtimestamp(t[-1], UTC), tuple(series), infos, 60.0)
+
+
+def test_detect_names_the_entity_and_its_top_feature() -> None:
+    detector = plugins.instantiate(plugins.DETECTORS, "multivariate")
+    findings = detector.detect(_frame("c"))
+    assert [f.entity.name for f in findings] == ["c"]
+    finding = findings[0]
+    assert finding.score > 0.5
+    assert finding.entity.attr("Hostname") == "node-c"
+    assert finding.evidence.facts["top_features"][0]["feature"] == "gpu_temperature"
+    assert "gpu_temperature" in finding.evidence.summary
+
+
+def test_detect_is_quiet_on_a_healthy_fleet_and_without_history() -> None:
+    detector = EntityAnomaly()
+    assert detector.detect(_frame(None)) == []
+    short = _frame("c")
+    tiny = Frame(short.now, tuple(Series(s.signal, s.labels, s.timestamps[-5:], s.values[-5:], s.entity) for s in short.series), short.signals, 60.0)
+    assert detector.detect(tiny) == []
