@@ -45,11 +45,20 @@ def check_series(timestamps: np.ndarray, values: np.ndarray) -> tuple[np.ndarray
     return t, y
 
 
+# The sampling step is read from the start of a series only, so later data never changes it
+# (a gap next week must not change how today was scored).
+STEP_SAMPLE = 64
+
+
 def typical_step(t: np.ndarray) -> float:
-    """The median interval between distinct timestamps, in seconds (1.0 when there is none)."""
-    d = np.diff(t)
+    """The sampling interval, from the first intervals of the series (1.0 when there is none).
+
+    The lower quartile rather than the median: gaps only ever lengthen intervals, so the
+    quartile finds the real step even when a quarter of the first samples are missing.
+    """
+    d = np.diff(t[: STEP_SAMPLE + 1])
     d = d[d > 0]
-    return float(np.median(d)) if d.shape[0] else 1.0
+    return float(np.quantile(d, 0.25)) if d.shape[0] else 1.0
 
 
 def points_for(seconds: float, step: float, minimum: int = 1) -> int:

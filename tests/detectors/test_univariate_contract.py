@@ -1,0 +1,96 @@
+"""The backtest contract shared by every univariate detector: causal, bounded, robust to bad input."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from detectors._univariate import check_series, segment_ids, typical_step
+from detectors.ensemble import DefaultEnsemble
+from detectors.exhaustion import ExhaustionForecast
+from detectors.quality_drift import QualityDrift
+from detectors.seasonal import SeasonalBaseline
+from tests.detectors.synthetic import DAY, HOUR, T0, daily
+
+STEP = 300.0
+
+
+def detectors() -> list[object]:
+    return [
+        ExhaustionForecast(window_seconds=2 * HOUR),
+        SeasonalBaseline(),
+        QualityDrift(reference_seconds=6 * HOUR),
+        DefaultEnsemble(members={"seasonal": {}}),
+    ]
+
+
+def messy_series(seed: int = 3) -> tuple[np.ndarray, np.ndarray]:
+    """Three days at 5 min: a daily cycle, a trend, spikes, a reset, NaNs and a 3 h gap."""
+    t = T0 + np.arange(0.0, 3 * DAY, STEP)
+    y = daily(t, 0.5, 0.1, 0.01, seed) + 0.05 * (t - T0) / DAY
+    y[400] += 0.4
+    y[600:] -= 0.2  # a drop, as after a restart
+    y[[100, 101, 450]] = np.nan
+    keep = (t < T0 + 1.5 * DAY) | (t > T0 + 1.5 * DAY + 3 * HOUR)
+    return t[keep], y[keep]
+
+
+@pytest.mark.parametrize("detector", detectors(), ids=lambda d: type(d).__name__)
+def test_changing_future_points_never_changes_past_scores(detector: object) -> None:
+    t, y = messy_series()
+    full = detector.score_series(t, y)  # type: ignore[attr-defined]
+    rng = np.random.default_rng(7)
+    for cut in (80, 300, 500, len(t) - 1):
+        changed = y.copy()
+        changed[cut:] = rng.normal(5.0, 3.0, len(t) - cut)  # wild future values
+        np.testing.assert_array_equal(detector.score_series(t, changed)[:cut], full[:cut])  # type: ignore[attr-defined]
+        # A prefix alone (the daemon at that instant) scores its points exactly as the full replay did.
+        np.testing.assert_array_equal(detector.score_series(t[:cut], y[:cut]), full[:cut])  # type: ignore[attr-defined]
+
+
+@pytest.mark.parametrize("detector", detectors(), ids=lambda d: type(d).__name__)
+def test_one_score_in_unit_interval_per_point_and_nan_never_alarms(detector: object) -> None:
+    t, y = messy_series()
+    y = y.copy()
+    y[200:210] = np.nan
+    y[220] = np.inf
+    s = detector.score_series(t, y)  # type: ignore[attr-defined]
+    assert s.shape == t.shape and np.all(np.isfinite(s))
+    assert s.min() >= 0.0 and s.max() <= 1.0
+    assert np.all(s[200:210] == 0.0) and s[220] == 0.0
+
+
+@pytest.mark.parametrize("detector", detectors(), ids=lambda d: type(d).__name__)
+def test_empty_tiny_and_all_nan_series(detector: object) -> None:
+    score = detector.score_series  # type: ignore[attr-defined]
+    assert score(np.zeros(0), np.zeros(0)).shape == (0,)
+    assert score(np.array([T0]), np.array([0.5])).shape == (1,)
+    t = T0 + np.arange(50) * STEP
+    assert np.all(score(t, np.full(50, np.nan)) == 0.0)
+
+
+@pytest.mark.parametrize("detector", detectors(), ids=lambda d: type(d).__name__)
+def test_bad_input_says_what_to_fix(detector: object) -> None:
+    with pytest.raises(ValueError, match="differ in length"):
+        detector.score_series(np.arange(3.0), np.arange(4.0))  # type: ignore[attr-defined]
+    with pytest.raises(ValueError, match="sort the series"):
+        detector.score_series(np.array([3.0, 2.0, 1.0]), np.ones(3))  # type: ignore[attr-defined]
+
+
+def test_repeated_timestamps_are_accepted() -> None:
+    t, y = check_series(np.array([0.0, 60.0, 60.0, 120.0]), np.array([1.0, 2.0, 2.0, np.inf]))
+    assert np.isnan(y[-1]) and typical_step(t) == 60.0
+
+
+def test_step_is_read_from_the_start_so_later_gaps_cannot_change_it() -> None:
+    t = np.arange(0.0, 100 * 60, 60.0)
+    later_gaps = np.concatenate([t, t[-1] + 3600 * np.arange(1, 200)])
+    assert typical_step(t) == typical_step(later_gaps) == 60.0
+
+
+def test_segments_break_at_jumps_and_long_gaps_not_at_nans() -> None:
+    t = np.arange(10.0) * 60
+    t[7:] += 3600  # a one-hour gap before index 7
+    y = np.array([0.5, 0.51, np.nan, 0.52, 0.2, 0.21, 0.22, 0.23, 0.24, 0.25])
+    seg = segment_ids(t, y, max_jump=0.1, max_gap_seconds=600)
+    assert list(seg) == [0, 0, 0, 0, 1, 1, 1, 2, 2, 2]
