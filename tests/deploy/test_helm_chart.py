@@ -1,0 +1,170 @@
+"""The Helm chart, rendered by the real helm binary and checked object by object."""
+
+from __future__ import annotations
+
+import subprocess
+from typing import Any
+
+import pytest
+import yaml
+
+from aiops import plugins
+from aiops.config import parse_config
+from tests.deploy.manifests import CHART, by_kind, helm_template, one, parse, rbac_rules, secret_env_refs, validate
+
+PRODUCTION_VALUES = CHART / "ci" / "production-values.yaml"
+
+
+@pytest.mark.parametrize("values", [[], [PRODUCTION_VALUES]], ids=["default", "production"])
+def test_helm_lint_strict(helm: str, values: list) -> None:
+    args = [helm, "lint", "--strict", str(CHART)] + [a for v in values for a in ("--values", str(v))]
+    result = subprocess.run(args, capture_output=True, text=True, timeout=60, check=False)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_every_object_deserialises_into_the_client_models(rendered: list[dict[str, Any]]) -> None:
+    kinds = set()
+    for doc in rendered:
+        kinds.add(doc["kind"])
+        if doc["kind"] == "ServiceMonitor":
+            continue  # a CRD: checked in test_service_monitor_scrapes_the_service
+        validate(doc)
+        assert doc["metadata"]["labels"]["app.kubernetes.io/name"] == "aiops"
+    assert {"Deployment", "Service", "ServiceAccount", "ClusterRole", "ClusterRoleBinding", "ConfigMap",
+            "PodDisruptionBudget"} <= kinds
+
+
+def test_deployment_runs_two_probed_non_root_replicas(rendered: list[dict[str, Any]]) -> None:
+    deployment = validate(one(rendered, "Deployment"))
+    assert deployment.spec.replicas == 2
+    pod = deployment.spec.template.spec
+    (container,) = pod.containers
+    ports = {p.name: p.container_port for p in container.ports}
+    assert ports == {"http": 8080}
+    assert container.liveness_probe.http_get.path == "/healthz"
+    assert container.readiness_probe.http_get.path == "/readyz"
+    assert container.liveness_probe.http_get.port == container.readiness_probe.http_get.port == "http"
+    assert container.resources.requests["memory"] and container.resources.limits["memory"]
+    assert pod.security_context.run_as_non_root and pod.security_context.run_as_user != 0
+    assert container.security_context.read_only_root_filesystem
+    assert container.security_context.allow_privilege_escalation is False
+    assert container.security_context.capabilities.drop == ["ALL"]
+    assert container.args == ["run", "--config", "/etc/aiops/config.yaml"]
+    mounts = {m.mount_path: m.name for m in container.volume_mounts}
+    assert mounts["/etc/aiops"] == "config" and "/var/lib/aiops" in mounts and "/tmp" in mounts
+    assert deployment.spec.template.metadata.annotations["checksum/config"]
+    assert {e.name for e in container.env} >= {"POD_NAME", "POD_NAMESPACE"}
+
+
+def test_selectors_match_the_pods(rendered: list[dict[str, Any]]) -> None:
+    pod_labels = one(rendered, "Deployment")["spec"]["template"]["metadata"]["labels"]
+    selectors = [
+        one(rendered, "Deployment")["spec"]["selector"]["matchLabels"],
+        one(rendered, "Service")["spec"]["selector"],
+        one(rendered, "PodDisruptionBudget")["spec"]["selector"]["matchLabels"],
+    ]
+    for selector in selectors:
+        assert selector and selector.items() <= pod_labels.items()
+    assert one(rendered, "PodDisruptionBudget")["spec"]["minAvailable"] == 1
+
+
+def test_service_exposes_metrics_and_webhook_port(rendered: list[dict[str, Any]]) -> None:
+    (port,) = one(rendered, "Service")["spec"]["ports"]
+    assert port["targetPort"] == "http" and port["port"] == 8080
+
+
+def test_service_monitor_scrapes_the_service(default_docs: list[dict[str, Any]], production_docs: list[dict[str, Any]]) -> None:
+    assert by_kind(default_docs, "ServiceMonitor") == []
+    monitor = one(production_docs, "ServiceMonitor")
+    assert monitor["apiVersion"] == "monitoring.coreos.com/v1"
+    assert monitor["metadata"]["labels"]["release"] == "kube-prometheus-stack"
+    service = one(production_docs, "Service")
+    assert monitor["spec"]["selector"]["matchLabels"].items() <= service["metadata"]["labels"].items()
+    assert monitor["spec"]["namespaceSelector"]["matchNames"] == [service["metadata"]["namespace"]]
+    (endpoint,) = monitor["spec"]["endpoints"]
+    assert endpoint["port"] in {p["name"] for p in service["spec"]["ports"]}
+    assert endpoint["path"] == "/metrics"
+
+
+def test_cluster_role_is_exactly_the_code_s_rbac(rendered: list[dict[str, Any]]) -> None:
+    role = one(rendered, "ClusterRole")
+    assert role["rules"] == rbac_rules()
+    for rule in role["rules"]:
+        assert "*" not in rule["verbs"] + rule["resources"] + rule["apiGroups"]
+    binding = one(rendered, "ClusterRoleBinding")
+    assert binding["roleRef"] == {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole",
+                                  "name": role["metadata"]["name"]}
+    account = one(rendered, "ServiceAccount")
+    assert binding["subjects"] == [{"kind": "ServiceAccount", "name": account["metadata"]["name"],
+                                    "namespace": account["metadata"]["namespace"]}]
+    pod = one(rendered, "Deployment")["spec"]["template"]["spec"]
+    assert pod["serviceAccountName"] == account["metadata"]["name"]
+
+
+def _config(docs: list[dict[str, Any]]) -> dict[str, Any]:
+    name = one(docs, "Deployment")["spec"]["template"]["spec"]["volumes"][0]["configMap"]["name"]
+    (configmap,) = [d for d in by_kind(docs, "ConfigMap") if d["metadata"]["name"] == name]
+    return yaml.safe_load(configmap["data"]["config.yaml"])
+
+
+def test_config_validates_and_is_wired_to_the_manifests(rendered: list[dict[str, Any]]) -> None:
+    raw = _config(rendered)
+    config = parse_config(raw, "ConfigMap config.yaml")
+    namespace = one(rendered, "Deployment")["metadata"]["namespace"]
+    assert config.kubernetes.in_cluster and config.kubernetes.namespace == namespace
+    assert config.server.port == 8080
+    assert str(config.state.path).startswith("/var/lib/aiops/")
+    switch = config.safety.kill_switch
+    (control,) = [d for d in by_kind(rendered, "ConfigMap") if d["metadata"]["name"] == switch.configmap_name]
+    assert control["metadata"]["namespace"] == switch.configmap_namespace == namespace
+    assert control["data"][switch.configmap_key] == "false"
+
+
+def test_default_install_observes_only(default_docs: list[dict[str, Any]]) -> None:
+    config = parse_config(_config(default_docs))
+    assert config.safety.mode == "observe" and config.safety.dry_run
+
+
+def test_every_secret_the_config_reads_comes_from_the_secret(rendered: list[dict[str, Any]]) -> None:
+    refs = secret_env_refs(_config(rendered))
+    (container,) = one(rendered, "Deployment")["spec"]["template"]["spec"]["containers"]
+    from_secret = {e["name"]: e["valueFrom"]["secretKeyRef"] for e in container["env"]
+                   if "secretKeyRef" in e.get("valueFrom", {})}
+    assert refs <= from_secret.keys(), f"config reads {refs - from_secret.keys()} that nothing sets"
+    assert all("value" not in e for e in container["env"] if e["name"] in refs), "secret values in clear"
+
+
+def test_production_channels_start_with_the_secret_values(production_docs: list[dict[str, Any]],
+                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    raw = _config(production_docs)
+    config = parse_config(raw)
+    assert {"dingtalk", "email"} <= config.notify.channels.keys()
+    for name in secret_env_refs(raw):
+        monkeypatch.setenv(name, f"SEC-test-{name.lower()}")
+    assert config.server.webhook_token is not None and config.server.webhook_token.resolve()
+    for name, channel in config.notify.channels.items():
+        notifier = plugins.load(plugins.NOTIFIERS, channel.plugin)(**channel.params)
+        assert notifier is not None, name
+        notifier.close()
+
+
+def test_release_namespace_and_name_flow_everywhere(helm: str) -> None:
+    docs = parse(helm_template(helm, namespace="ml-platform", sets=["fullnameOverride=ops"]))
+    config = parse_config(_config(docs))
+    assert config.kubernetes.namespace == "ml-platform"
+    assert config.safety.kill_switch.configmap_name == "ops-control"
+    for doc in docs:
+        if doc["kind"] not in {"ClusterRole", "ClusterRoleBinding"}:
+            assert doc["metadata"]["namespace"] == "ml-platform", doc["kind"]
+    assert one(docs, "ClusterRoleBinding")["subjects"][0]["namespace"] == "ml-platform"
+
+
+def test_user_config_cannot_unwire_the_chart(helm: str) -> None:
+    docs = parse(helm_template(helm, sets=["config.kubernetes.namespace=elsewhere", "config.server.port=9999"]))
+    config = parse_config(_config(docs))
+    assert config.kubernetes.namespace == "aiops" and config.server.port == 8080
+
+
+def test_secret_refs_absent_without_an_existing_secret(default_docs: list[dict[str, Any]]) -> None:
+    (container,) = one(default_docs, "Deployment")["spec"]["template"]["spec"]["containers"]
+    assert not [e for e in container["env"] if "secretKeyRef" in e.get("valueFrom", {})]
