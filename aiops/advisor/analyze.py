@@ -22,12 +22,14 @@ def analyze(history: History, config: AdvisorConfig, generated_at: datetime) -> 
     sizing, packings, tiering = sizing_recommendations([u for u in workloads if u.entity not in on_cpu], config, month_factor)
     recommendations += sizing
     curves: list[LatencyCurve] = []
+    notes: list[str] = []
     for hpa in history.hpas:
         model_names = [t.model_name for t in history.gpus if t.workload is not None and t.workload.name == hpa.target.name]
         cls = gpu_class_of(model_names[0], config.gpu_classes) if model_names else None
         price = cls.price_per_hour if cls is not None else None
         result = analyse_hpa(hpa, history, config, price, month_factor)
         recommendations += result.recommendations
+        notes += result.notes
         if result.curve is not None:
             curves.append(result.curve)
     order = {k: i for i, k in enumerate(("move_to_cpu", "idle_gpu", "mig", "smaller_gpu", "hpa_target", "hpa_scale_down", "prescale"))}
@@ -45,4 +47,5 @@ def analyze(history: History, config: AdvisorConfig, generated_at: datetime) -> 
         packings=tuple(packings),
         curves=tuple(curves),
         tiering=tiering,
+        notes=tuple(notes),
     )

@@ -30,6 +30,7 @@ DEFAULT_METRIC = "DCGM_FI_DEV_GPU_UTIL"
 class HpaAdvice:
     curve: LatencyCurve | None
     recommendations: list[Recommendation]
+    notes: list[str]
 
 
 def workload_utilization(history: History, target: Entity) -> tuple[np.ndarray, float]:
@@ -53,6 +54,11 @@ def latency_for(history: History, target: Entity) -> LatencyTrack | None:
 
 
 def fit_curve(util: np.ndarray, p99: np.ndarray, slo_seconds: float) -> tuple[np.ndarray, np.ndarray, float | None] | None:
+    # histogram_quantile answers +Inf when the quantile is past the largest bucket: slower than
+    # anything measurable, so it sits above every finite value (and above the SLO) in the fit.
+    finite = p99[np.isfinite(p99)]
+    ceiling = max(float(finite.max()) if finite.size else 0.0, 2.0 * slo_seconds)
+    p99 = np.where(np.isposinf(p99), ceiling, p99)
     ok = np.isfinite(util) & np.isfinite(p99)
     if np.count_nonzero(ok) < MIN_PAIRS:
         return None
@@ -82,6 +88,15 @@ def analyse_hpa(
     latency = latency_for(history, hpa.target)
     step_min = history.step_seconds / 60.0
     recs: list[Recommendation] = []
+    notes: list[str] = []
+    if not np.isfinite(util).any():
+        notes.append(f"{hpa.entity}: no GPU series from pods of {hpa.target}, so no autoscaling advice for it.")
+        return HpaAdvice(None, recs, notes)
+    if latency is None:
+        notes.append(
+            f"{hpa.entity}: no model latency from pods of {hpa.target} (see advisor.autoscaling.model_pods_query), "
+            "so no latency-based target or pre-scale advice."
+        )
     curve: LatencyCurve | None = None
     knee: float | None = None
     breach = np.zeros(util.shape, dtype=bool)
@@ -89,9 +104,11 @@ def analyse_hpa(
         with np.errstate(invalid="ignore"):
             breach = latency.p99_seconds > slo
         fitted = fit_curve(util, latency.p99_seconds, slo)
-        if fitted is not None:
+        if fitted is None:
+            notes.append(f"{hpa.entity}: fewer than {MIN_PAIRS} steps with both latency and utilisation; no knee fitted.")
+        else:
             grid, fit, knee = fitted
-            ok = np.isfinite(util) & np.isfinite(latency.p99_seconds)
+            ok = np.isfinite(util) & ~np.isnan(latency.p99_seconds)
             curve = LatencyCurve(hpa.entity, latency.model, util[ok], latency.p99_seconds[ok], grid, fit, knee)
 
     recommended = math.floor(knee - auto.target_margin_percent) if knee is not None else None
@@ -156,7 +173,7 @@ def analyse_hpa(
         prescale = _prescale(hpa, history, breach, util, sizing_target, config, month_factor)
         if prescale is not None:
             recs.append(prescale)
-    return HpaAdvice(curve, recs)
+    return HpaAdvice(curve, recs, notes)
 
 
 def _run_lengths(mask: np.ndarray) -> np.ndarray:
@@ -188,6 +205,11 @@ def _scale_down_waste(hpa: HpaTrack, util: np.ndarray, target: float, history: H
     return float(excess[ok].sum()) * history.step_hours
 
 
+def _recurring(breach: np.ndarray, keys: np.ndarray, periods: np.ndarray, min_periods: int) -> list[int]:
+    """Keys (hour of day, or hour of week) with a breach in at least ``min_periods`` distinct periods."""
+    return sorted(int(k) for k in np.unique(keys[breach]) if len(set(periods[breach & (keys == k)])) >= min_periods)
+
+
 def _prescale(
     hpa: HpaTrack,
     history: History,
@@ -201,36 +223,73 @@ def _prescale(
     if not breach.any():
         return None
     times = [datetime.fromtimestamp(float(t), UTC) for t in history.timestamps]
-    hours = np.array([t.hour for t in times])
-    days = np.array([t.date().toordinal() for t in times])
-    peak_hours = sorted(h for h in range(24) if len(set(days[breach & (hours == h)])) >= auto.min_peak_days)
-    if not peak_hours:
+    hour_of_day = np.array([t.hour for t in times])
+    hour_of_week = np.array([t.weekday() * 24 + t.hour for t in times])
+    day = np.array([t.date().toordinal() for t in times])
+    week = np.array([t.isocalendar()[0] * 100 + t.isocalendar()[1] for t in times])
+    weekly = False
+    peak_keys = _recurring(breach, hour_of_day, day, auto.min_peak_days)
+    keys, periods = hour_of_day, day
+    if not peak_keys:
+        # A weekly pattern needs min_peak_days weeks of history; with less this finds nothing.
+        weekly = True
+        peak_keys = _recurring(breach, hour_of_week, week, auto.min_peak_days)
+        keys, periods = hour_of_week, week
+    if not peak_keys:
         return None
-    in_peak = breach & np.isin(hours, peak_hours)
+    in_peak = breach & np.isin(keys, peak_keys)
     minutes = float(np.count_nonzero(in_peak)) * history.step_seconds / 60.0
     desired = _desired(hpa.current_replicas, util, target, hpa)[in_peak]
     desired = desired[np.isfinite(desired)]
     peak_replicas = int(math.ceil(np.quantile(desired, 0.9))) if desired.size else hpa.max_replicas
     peak_replicas = max(peak_replicas, hpa.min_replicas + 1)
-    lead_min = auto.prescale_lead.total_seconds() / 60.0
-    windows = [(_clock(begin * 60 - lead_min), _clock(end * 60)) for begin, end in _contiguous(peak_hours)]
-    days_seen = len(set(days[in_peak]))
+    lead_min = int(auto.prescale_lead.total_seconds() // 60)
+    windows = [(_schedule(begin * 60 - lead_min, weekly), _schedule(end * 60, weekly)) for begin, end in _contiguous(peak_keys)]
+    seen = len(set(periods[in_peak]))
     capped = " (at maxReplicas; raise it too)" if peak_replicas >= hpa.max_replicas else ""
+    every = "weekly" if weekly else "daily"
+    hours_text = ", ".join(_hour_label(k, weekly) for k in peak_keys)
     return Recommendation(
         kind=Kind.PRESCALE,
         target=hpa.entity,
-        title=f"{hpa.entity}: pre-scale to {peak_replicas} replicas before the daily peak "
-        + ", ".join(f"{b}-{e} UTC" for b, e in windows),
+        title=f"{hpa.entity}: pre-scale to {peak_replicas} replicas before the {every} peak "
+        + ", ".join(f"{b[0]}-{e[0]}" for b, e in windows)
+        + " UTC",
         evidence=(
-            f"p99 latency breached {auto.latency_slo.total_seconds() * 1000:g} ms in the same hours of day "
-            f"({', '.join(f'{h:02d}:00' for h in peak_hours)} UTC) on {days_seen} days; {minutes:.0f} min of breach "
-            f"in the window fell in those hours and would have been avoided by adding replicas {lead_min:g} min "
+            f"p99 latency breached {auto.latency_slo.total_seconds() * 1000:g} ms in the same hours "
+            f"({hours_text} UTC) in {seen} different {'weeks' if weekly else 'days'}; {minutes:.0f} min of breach "
+            f"in the window fell in those hours and would have been avoided by adding replicas {lead_min} min "
             f"ahead. {peak_replicas} replicas is the p90 of what a {target:g} % target needed then{capped}."
         ),
         saving=Saving(breach_minutes=minutes, per_month_factor=month_factor),
         change=prescale_change(hpa.entity, windows, peak_replicas, hpa.min_replicas),
-        facts={"peak_hours_utc": peak_hours, "peak_replicas": peak_replicas, "breach_minutes_avoidable": minutes, "days": days_seen},
+        change_format="sh",
+        facts={
+            "period": every,
+            "peak_hours_utc": peak_keys,
+            "peak_replicas": peak_replicas,
+            "breach_minutes_avoidable": minutes,
+            "periods_seen": seen,
+        },
     )
+
+
+def _schedule(minute: int, weekly: bool) -> tuple[str, str]:
+    """(label, cron) of a minute of the day, or of the week (Monday 00:00 = 0), in UTC."""
+    span = 7 * 1440 if weekly else 1440
+    m = minute % span
+    hh, mm = (m % 1440) // 60, m % 60
+    if not weekly:
+        return f"{hh:02d}:{mm:02d}", f"{mm} {hh} * * *"
+    wd = m // 1440
+    return f"{_DAYS[wd]} {hh:02d}:{mm:02d}", f"{mm} {hh} * * {(wd + 1) % 7}"
+
+
+def _hour_label(key: int, weekly: bool) -> str:
+    return f"{_DAYS[key // 24]} {key % 24:02d}:00" if weekly else f"{key:02d}:00"
+
+
+_DAYS = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
 
 
 def _contiguous(hours: Sequence[int]) -> list[tuple[int, int]]:
@@ -242,8 +301,3 @@ def _contiguous(hours: Sequence[int]) -> list[tuple[int, int]]:
         else:
             out.append((h, h + 1))
     return out
-
-
-def _clock(minutes: float) -> str:
-    m = int(round(minutes)) % (24 * 60)
-    return f"{m // 60:02d}:{m % 60:02d}"

@@ -40,7 +40,7 @@ def digest_notification(advice: Advice, max_items: int = 10) -> Notification:
             lines.append(f"- … and {len(recs) - max_items} more: run `aiops advise` for the full report.")
     else:
         lines.append("No changes recommended: every workload is sized to its use.")
-    for gap in advice.history.gaps:
+    for gap in advice.caveats:
         lines.append(f"\nNote: {gap}")
     return Notification(
         key=_key(advice.generated_at),

@@ -153,6 +153,7 @@ class Recommendation:
     saving: Saving
     change: str  # the exact change: a values/manifest snippet
     command: str = ""  # the kubectl equivalent, when there is one
+    change_format: str = "yaml"  # "yaml" (a manifest/values snippet) or "sh" (commands)
     facts: Mapping[str, Any] = field(default_factory=dict)
 
     @property
@@ -203,6 +204,12 @@ class Advice:
     curves: tuple[LatencyCurve, ...] = ()
     # Per workload: which classes it fits and which it needs ("needs H100-80GB").
     tiering: Mapping[str, str] = field(default_factory=dict)
+    # What the analyses could not judge and why (gaps in the history are in ``history.gaps``).
+    notes: tuple[str, ...] = ()
+
+    @property
+    def caveats(self) -> tuple[str, ...]:
+        return (*self.history.gaps, *self.notes)
 
     def of_kind(self, kind: Kind) -> list[Recommendation]:
         return [r for r in self.recommendations if r.kind == kind]

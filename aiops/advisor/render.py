@@ -103,7 +103,7 @@ def build_document(advice: Advice, charts: dict[str, Path]) -> list[Block]:
     ]
     if advice.recommendations:
         doc.append(Paragraph(f"Expected saving if all recommendations are applied: {describe_saving(advice.total_saving, advice.currency)}."))
-    for gap in h.gaps:
+    for gap in advice.caveats:
         doc.append(Paragraph(f"Note: {gap}"))
     doc += [Heading("Recommendations"), *_recommendation_blocks(advice)]
     doc += [Heading("Idle and wasted GPU"), Heading("By workload", 3)]
@@ -151,7 +151,7 @@ def _recommendation_blocks(advice: Advice) -> list[Block]:
         blocks.append(Heading(f"{i}. {r.title}", 3))
         blocks.append(Paragraph(f"Evidence: {r.evidence}"))
         blocks.append(Paragraph(f"Expected saving: {describe_saving(r.saving, advice.currency)}."))
-        blocks.append(Code(r.change))
+        blocks.append(Code(r.change, r.change_format))
         if r.command:
             blocks.append(Code(r.command, "sh"))
     return blocks
@@ -258,6 +258,7 @@ def _recommendation_dict(r: Recommendation) -> dict[str, Any]:
         "evidence": r.evidence,
         "saving": _saving_dict(r.saving),
         "change": r.change,
+        "change_format": r.change_format,
         "command": r.command,
         "facts": dict(r.facts),
     }
@@ -272,7 +273,7 @@ def to_json(advice: Advice) -> dict[str, Any]:
             "currency": advice.currency,
             "latency_slo_seconds": advice.latency_slo_seconds,
             "idle_threshold_percent": advice.idle_threshold,
-            "gaps": list(h.gaps),
+            "caveats": list(advice.caveats),
             "total_saving": _saving_dict(advice.total_saving),
             "recommendations": [_recommendation_dict(r) for r in advice.recommendations],
             "workloads": [_usage_dict(u) for u in advice.workloads],
@@ -311,7 +312,7 @@ def terminal_summary(advice: Advice) -> str:
         f"  {fleet_hours:.0f} GPU-hours, {fleet_idle:.0f} idle (< {advice.idle_threshold:g} %), "
         f"{len(advice.workloads)} workloads on {len(advice.nodes)} nodes",
     ]
-    for gap in h.gaps:
+    for gap in advice.caveats:
         lines.append(f"  note: {gap}")
     if not advice.recommendations:
         lines.append("  No changes recommended: every workload is sized to its use.")

@@ -55,8 +55,11 @@ def sizing_recommendations(
     mig_groups: dict[str, list[tuple[Usage, MigProfile]]] = {}
     for u in usages:
         current = classes.get(u.gpu_class)
-        if current is None or not _sizable(u):
-            tiering[u.entity.key] = f"unknown: {u.model_name or 'no modelName'} matches no advisor.gpu_classes entry"
+        if current is None:
+            tiering[u.entity.key] = f"unknown: GPU {u.model_name or '(no modelName)'} matches no advisor.gpu_classes entry"
+            continue
+        if not _sizable(u):
+            tiering[u.entity.key] = "unknown: no framebuffer history (DCGM_FI_DEV_FB_USED) to size it by"
             continue
         peak = f"peak framebuffer {u.peak_fb_gib:.1f} GiB, p{config.compute_peak_quantile * 100:g} utilisation {u.peak_utilization:.0f} %"
         fit = fitting_classes(u, current, config)

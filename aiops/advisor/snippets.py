@@ -119,17 +119,21 @@ def hpa_scale_down_change(hpa: Entity, stabilization_seconds: int) -> tuple[str,
     return snippet, _patch_command(hpa, spec, resource="hpa")
 
 
-def prescale_change(hpa: Entity, windows: list[tuple[str, str]], peak_replicas: int, base_replicas: int) -> str:
+def prescale_change(
+    hpa: Entity, windows: list[tuple[tuple[str, str], tuple[str, str]]], peak_replicas: int, base_replicas: int
+) -> str:
+    """``windows``: ((label, cron) before the peak, (label, cron) after it) per peak."""
     lines = [
-        f"# Raise the floor of {hpa.namespace}/{hpa.name} before each daily peak and lower it after",
-        "# (the scale_ahead remediation, or a CronJob running kubectl with an HPA-patching ServiceAccount):",
+        f"# Raise the floor of {hpa.namespace}/{hpa.name} before each peak and lower it after: the",
+        "# scale_ahead remediation, or CronJobs (schedule in UTC) running kubectl with a ServiceAccount",
+        "# allowed to patch HPAs.",
     ]
-    for begin, end in windows:
-        up = json.dumps({"spec": {"minReplicas": peak_replicas}})
-        down = json.dumps({"spec": {"minReplicas": base_replicas}})
-        lines.append(f"# {begin} UTC daily")
+    up = json.dumps({"spec": {"minReplicas": peak_replicas}})
+    down = json.dumps({"spec": {"minReplicas": base_replicas}})
+    for (begin, begin_cron), (end, end_cron) in windows:
+        lines.append(f"# at {begin} UTC (cron: {begin_cron})")
         lines.append(f"kubectl -n {hpa.namespace} patch hpa {hpa.name} --type merge -p '{up}'")
-        lines.append(f"# {end} UTC daily")
+        lines.append(f"# at {end} UTC (cron: {end_cron})")
         lines.append(f"kubectl -n {hpa.namespace} patch hpa {hpa.name} --type merge -p '{down}'")
     return "\n".join(lines) + "\n"
 

@@ -32,9 +32,9 @@ def summarize(entity: Entity, tracks: Sequence[GpuTrack], history: History, conf
     gpu_hours = int(values.size) * history.step_hours
     idle_hours = idle_steps * history.step_hours
     # The most distinct GPUs held at one step: a pod's GPUs, or a Deployment's replicas x GPUs.
-    gpus = 0
-    for step_valid in valid.T:
-        gpus = max(gpus, len({t.uuid for t, ok in zip(tracks, step_valid, strict=True) if ok}))
+    uuids = np.array([t.uuid for t in tracks])
+    held = np.vstack([valid[uuids == uuid].any(axis=0) for uuid in np.unique(uuids)])
+    gpus = int(held.sum(axis=0).max()) if held.size else 0
     model_names = [t.model_name for t in tracks]
     model_name = max(set(model_names), key=model_names.count)
     cls = gpu_class_of(model_name, config.gpu_classes)

@@ -92,8 +92,9 @@ def test_daily_peak_gets_prescale_advice(advice: Advice) -> None:
     [rec] = advice.of_kind(Kind.PRESCALE)
     # Breaches start in the 08:00 ramp and last to 11:00, on every one of the 4 days.
     assert rec.facts["peak_hours_utc"] == [8, 9, 10]
-    assert rec.facts["days"] >= 3
-    assert "07:45 UTC daily" in rec.change and "11:00 UTC daily" in rec.change
+    assert rec.facts["period"] == "daily" and rec.facts["periods_seen"] >= 3
+    assert "# at 07:45 UTC (cron: 45 7 * * *)" in rec.change and "# at 11:00 UTC (cron: 0 11 * * *)" in rec.change
+    assert rec.title.endswith("daily peak 07:45-11:00 UTC")
     # 4 days x ~2 h of breach, give or take the 5-minute rate window at the edges.
     assert 4 * 100 <= rec.saving.breach_minutes <= 4 * 180
 
@@ -151,7 +152,7 @@ def test_reports_are_written(advice: Advice, tmp_path: Path) -> None:
     for rec in data["recommendations"]:
         assert rec["evidence"] and rec["change"] and rec["target"]["name"]
         # Every change a user would paste is valid YAML (shell lines are comments or plain).
-        if rec["kind"] != "prescale":
+        if rec["change_format"] == "yaml":
             yaml.safe_load(rec["change"])
 
 

@@ -1,0 +1,198 @@
+"""The advisor's analyses on small in-memory histories: edge cases, bad input, config errors."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import numpy as np
+import pytest
+import yaml
+
+from aiops.advisor import AdvisorError, Kind, advise, workload_of
+from aiops.advisor.analyze import analyze
+from aiops.advisor.autoscaling import fit_curve
+from aiops.advisor.records import GpuTrack, History, HpaTrack, LatencyTrack
+from aiops.advisor.render import terminal_summary, to_json
+from aiops.collect.prometheus import PrometheusError, RawSeries
+from aiops.config import ConfigError, parse_config
+from aiops.config.advisor import AdvisorConfig
+from aiops.model import Entity
+
+pytestmark = pytest.mark.timeout(30)
+
+STEP = 300.0
+END = datetime(2026, 11, 20, tzinfo=UTC)
+A100 = "NVIDIA A100-SXM4-80GB"
+
+
+def _history(gpus: list[GpuTrack], steps: int, hpas: tuple[HpaTrack, ...] = (), latencies: tuple[LatencyTrack, ...] = ()) -> History:
+    t = END.timestamp() - STEP * np.arange(steps)[::-1]
+    return History(END - timedelta(seconds=STEP * steps), END, STEP, t, tuple(gpus), hpas, latencies)
+
+
+def _gpu(uuid: str, pod: str, util: np.ndarray, fb_gib: float | np.ndarray, ns: str = "ml", model: str = A100) -> GpuTrack:
+    fb = np.broadcast_to(np.asarray(fb_gib, dtype=float), util.shape).copy()
+    return GpuTrack(uuid, "node-1", "0", model, ns if pod else "", pod, workload_of(ns, pod) if pod else None, util, fb, 80.0)
+
+
+@pytest.mark.parametrize(
+    ("pod", "expected"),
+    [
+        ("chat-5b8d7c9f6d-xk2zq", Entity("deployment", "chat", "ns")),
+        ("vllm-mistral-7b-6c8d9b7f5d-q2w4z", Entity("deployment", "vllm-mistral-7b", "ns")),
+        ("trainer-3", Entity("statefulset", "trainer", "ns")),
+        ("dcgm-exporter-x2k4z", Entity("pod", "dcgm-exporter", "ns")),
+        ("standalone", Entity("pod", "standalone", "ns")),
+    ],
+)
+def test_workload_of(pod: str, expected: Entity) -> None:
+    assert workload_of("ns", pod) == expected
+
+
+def test_no_gpu_work_moves_to_cpu_instead_of_resizing() -> None:
+    h = _history([_gpu("G1", "cron-job-3", np.full(288, 0.5), 0.2)], 288)
+    advice = analyze(h, AdvisorConfig(), END)
+    assert [r.kind for r in advice.recommendations] == [Kind.MOVE_TO_CPU]
+    rec = advice.recommendations[0]
+    assert rec.saving.gpu_hours == pytest.approx(24.0)
+    assert yaml.safe_load(rec.change)["spec"]["template"]["spec"]["containers"][0]["resources"]["limits"] == {"nvidia.com/gpu": None}
+
+
+def test_gaps_count_only_the_hours_that_were_seen() -> None:
+    util = np.full(288, 10.0)
+    util[100:200] = np.nan  # exporter down for a while: those hours are unknown, not idle
+    h = _history([_gpu("G1", "svc-5b8d7c9f6d-xk2zq", util, 30.0)], 288)
+    [usage] = analyze(h, AdvisorConfig(), END).workloads
+    assert usage.gpu_hours == pytest.approx(188 * STEP / 3600)
+    assert usage.idle_gpu_hours == usage.gpu_hours
+    assert usage.mean_utilization == pytest.approx(10.0)
+
+
+def test_gpus_held_at_once_not_pods_ever_seen() -> None:
+    # Two replicas at a time, rolled onto new GPUs halfway: 2 GPUs held, 4 tracks.
+    half = np.r_[np.full(144, 50.0), np.full(144, np.nan)]
+    other = half[::-1].copy()
+    tracks = [
+        _gpu("G1", "api-5b8d7c9f6d-xk2zq", half, 60.0),
+        _gpu("G2", "api-5b8d7c9f6d-r7t9v", half, 60.0),
+        _gpu("G3", "api-6c8d9b7f5d-q2w4z", other, 60.0),
+        _gpu("G4", "api-6c8d9b7f5d-k4x2p", other, 60.0),
+    ]
+    [usage] = analyze(_history(tracks, 288), AdvisorConfig(), END).workloads
+    assert usage.gpus == 2
+    assert usage.gpu_hours == pytest.approx(48.0)
+
+
+def test_unknown_gpu_model_is_reported_not_guessed() -> None:
+    h = _history([_gpu("G1", "x-5b8d7c9f6d-xk2zq", np.full(288, 50.0), 5.0, model="Some Future GPU")], 288)
+    advice = analyze(h, AdvisorConfig(), END)
+    assert not advice.of_kind(Kind.MIG) and not advice.of_kind(Kind.SMALLER_GPU)
+    assert "matches no advisor.gpu_classes" in advice.tiering["deployment/ml/x"]
+
+
+def test_one_memory_spike_rules_out_the_small_slice() -> None:
+    fb = np.full(288, 4.0)
+    fb[50] = 30.0  # the framebuffer peak is the max, never a quantile: OOM is not a percentile event
+    h = _history([_gpu("G1", "emb-5b8d7c9f6d-xk2zq", np.full(288, 20.0), fb)], 288)
+    [mig] = analyze(h, AdvisorConfig(), END).of_kind(Kind.MIG)
+    assert mig.facts["profile"] == "3g.40gb"
+
+
+def test_fit_curve_ignores_a_slow_outlier_at_low_load() -> None:
+    rng = np.random.default_rng(1)
+    util = rng.uniform(10, 95, 600)
+    p99 = np.where(util < 70, 0.04, 0.04 + 0.01 * (util - 70))
+    p99[np.argmin(np.abs(util - 20))] = 2.0  # one slow request at 20 %
+    grid, fitted, knee = fit_curve(util, p99, 0.1)
+    assert knee is not None and 74 <= knee <= 78
+    assert fitted[20] < 0.1
+
+
+def test_fit_curve_without_breach_or_data() -> None:
+    util = np.linspace(0, 60, 100)
+    assert fit_curve(util, np.full(100, 0.05), 0.1)[2] is None
+    assert fit_curve(util[:10], np.full(10, 0.05), 0.1) is None
+    assert fit_curve(np.full(100, np.nan), np.full(100, 0.05), 0.1) is None
+
+
+def test_hpa_without_latency_says_so_and_still_costs_slow_scale_down() -> None:
+    steps = 288
+    t = END.timestamp() - STEP * np.arange(steps)[::-1]
+    low = np.full(steps, 10.0)
+    replicas = np.full(steps, 6.0)
+    tracks = [_gpu(f"G{i}", f"svc-5b8d7c9f6d-{s}", low, 20.0) for i, s in enumerate(("xk2zq", "r7t9v"))]
+    hpa = HpaTrack("ml", "svc", Entity("deployment", "svc", "ml"), replicas, 1, 8, target_value=60.0, target_metric="gpu_util")
+    h = History(END - timedelta(days=1), END, STEP, t, tuple(tracks), (hpa,))
+    advice = analyze(h, AdvisorConfig(), END)
+    [rec] = advice.of_kind(Kind.HPA_SCALE_DOWN)
+    # desired = ceil(6 x 10 / 60) = 1: 5 replicas too many from 15 min (10 min low + 5 min
+    # stabilisation) after the first low step, i.e. from the 4th step on.
+    assert rec.saving.gpu_hours == pytest.approx(5 * (steps - 3) * STEP / 3600)
+    assert not advice.of_kind(Kind.HPA_TARGET) and not advice.of_kind(Kind.PRESCALE)
+    assert any("no model latency" in note for note in advice.caveats)
+
+
+def test_infinite_p99_counts_as_a_breach() -> None:
+    steps = 288 * 4
+    t = END.timestamp() - STEP * np.arange(steps)[::-1]
+    hours = (t % 86400) / 3600
+    util = np.where((hours >= 9) & (hours < 10), 90.0, 40.0)
+    # histogram_quantile gives +Inf when the quantile lands in the +Inf bucket.
+    p99 = np.where(util > 80, np.inf, 0.05)
+    tracks = [_gpu("G1", "chat-5b8d7c9f6d-xk2zq", util, 40.0)]
+    hpa = HpaTrack("ml", "chat", Entity("deployment", "chat", "ml"), np.full(steps, 2.0), 1, 4)
+    lat = LatencyTrack("ml", "m", p99, frozenset({Entity("deployment", "chat", "ml")}))
+    h = History(END - timedelta(days=4), END, STEP, t, tuple(tracks), (hpa,), (lat,))
+    [rec] = analyze(h, AdvisorConfig(), END).of_kind(Kind.PRESCALE)
+    assert rec.facts["peak_hours_utc"] == [9]
+    assert rec.saving.breach_minutes == pytest.approx(4 * 60)
+
+
+def test_json_is_strict_and_summary_says_nothing_to_do() -> None:
+    util = np.full(288, 75.0)
+    util[:5] = np.nan
+    h = _history([_gpu("G1", "big-5b8d7c9f6d-xk2zq", util, 70.0)], 288)
+    advice = analyze(h, AdvisorConfig(), END)
+    assert advice.recommendations == ()
+    assert "No changes recommended" in terminal_summary(advice)
+    import json
+
+    json.dumps(to_json(advice), allow_nan=False)
+
+
+class _Client:
+    def __init__(self, error: PrometheusError | None = None, series: list[RawSeries] | None = None) -> None:
+        self.error, self.series = error, series or []
+
+    def query_range(self, query: str, start: datetime, end: datetime, step: timedelta) -> list[RawSeries]:
+        if self.error:
+            raise self.error
+        return self.series
+
+
+def test_outage_is_a_temporary_advisor_error() -> None:
+    client = _Client(PrometheusError("connection refused", temporary=True))
+    with pytest.raises(AdvisorError, match="try again later") as info:
+        advise(parse_config({}), END, client)
+    assert info.value.temporary
+
+
+def test_no_dcgm_series_says_what_to_check() -> None:
+    with pytest.raises(AdvisorError, match="dcgm-exporter is scraped"):
+        advise(parse_config({}), END, _Client())
+
+
+@pytest.mark.parametrize(
+    ("advisor", "message"),
+    [
+        ({"window": "30m", "step": "5m"}, "at least 12 steps"),
+        ({"idle_utilization_percent": 130}, "less than or equal to 100"),
+        ({"gpu_classes": [{"name": "x", "match": "*", "memory_gib": 1, "relative_compute": 1}] * 2}, "unique"),
+        ({"autoscaling": {"latency_slo": "soon"}}, "duration"),
+        ({"idle_treshold": 30}, "unknown key"),
+    ],
+)
+def test_config_errors_name_the_key(advisor: dict[str, object], message: str) -> None:
+    with pytest.raises(ConfigError, match=message) as info:
+        parse_config({"advisor": advisor})
+    assert "advisor" in str(info.value)
