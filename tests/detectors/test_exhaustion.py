@@ -1,0 +1,129 @@
+"""ExhaustionForecast on series whose crossing time is known."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import numpy as np
+import pytest
+
+from aiops.model import Entity, SignalInfo
+from aiops.plugins import DETECTORS, PluginError, instantiate
+from detectors.exhaustion import ExhaustionForecast
+from tests.detectors.synthetic import HOUR, MINUTE, POD, SIGNALS, T0, frame, grid
+
+
+def leak(hours: float, start: float, cross_at_hours: float, noise: float = 0.005, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """Memory ratio climbing linearly from ``start`` to 1.0 at ``cross_at_hours``."""
+    t = grid(hours)
+    rng = np.random.default_rng(seed)
+    y = start + (1.0 - start) * (t - T0) / (cross_at_hours * HOUR) + rng.normal(0, noise, t.shape[0])
+    return t, y
+
+
+def memory_frame(t: np.ndarray, y: np.ndarray, entity: Entity = POD):
+    return frame({"pod_memory_usage_ratio": [(entity, t, y)]})
+
+
+def test_climbing_memory_predicts_the_true_crossing() -> None:
+    t, y = leak(hours=3.0, start=0.4, cross_at_hours=3.5)  # crosses 30 min after the last point
+    (f,) = ExhaustionForecast().detect(memory_frame(t, y))
+    true_crossing = f.observed_at + timedelta(seconds=T0 + 3.5 * HOUR - t[-1])
+    assert f.detector == "exhaustion" and f.signal == "pod_memory_usage_ratio" and f.entity == POD
+    assert f.score >= 0.9
+    assert f.predicted_failure_at is not None and f.failure_interval is not None
+    assert abs(f.predicted_failure_at - true_crossing) < timedelta(minutes=5)
+    earliest, latest = f.failure_interval
+    assert earliest <= true_crossing <= latest
+    assert timedelta(0) < f.lead_time < timedelta(hours=1)  # type: ignore[operator]
+    assert "reaches the limit in" in f.evidence.summary
+    assert f.evidence.facts["slope_per_hour"] == pytest.approx(0.6 / 3.5, rel=0.1)
+    assert len(f.evidence.recent) > 0
+
+
+def test_score_rises_as_the_failure_approaches() -> None:
+    t, y = leak(hours=6.0, start=0.2, cross_at_hours=6.0)
+    score = ExhaustionForecast().score_series(t, y)
+    at = {h: score[int(h * HOUR / MINUTE) - 1] for h in (2.0, 4.0, 5.25, 5.75)}
+    assert at[2.0] < 0.05 and at[4.0] < 0.05  # hours away: calm
+    assert at[5.25] > 0.9 and at[5.75] > 0.99  # within the hour: near certain
+    assert at[2.0] <= at[4.0] <= at[5.25] <= at[5.75]
+
+
+@pytest.mark.parametrize("level, noise", [(0.5, 0.01), (0.93, 0.01), (0.8, 0.05)])
+def test_flat_or_noisy_series_stays_low(level: float, noise: float) -> None:
+    t = grid(6.0)
+    y = level + np.random.default_rng(1).normal(0, noise, t.shape[0])
+    score = ExhaustionForecast().score_series(t, y)
+    assert score.max() < 0.3
+    assert ExhaustionForecast().detect(memory_frame(t, y)) == []
+
+
+def test_spike_that_recovers_is_not_a_trend() -> None:
+    t = grid(4.0)
+    y = 0.6 + np.random.default_rng(2).normal(0, 0.005, t.shape[0])
+    y[150:155] = 0.97  # a short burst near the limit, then back
+    score = ExhaustionForecast().score_series(t, y)
+    assert score[160:].max() < 0.2
+
+
+def test_restart_drop_starts_a_new_fit() -> None:
+    # Climbs, is restarted (drops to 0.3), climbs again faster: only the new climb counts.
+    t = grid(3.5)
+    y = np.where(t < T0 + 2 * HOUR, 0.5 + 0.2 * (t - T0) / HOUR, 0.3 + 0.4 * (t - T0 - 2 * HOUR) / HOUR)
+    tr = ExhaustionForecast().trace(t, y, 1.0)
+    last = len(t) - 1
+    assert tr.segment[last] == 1
+    assert tr.slope[last] * HOUR == pytest.approx(0.4, rel=0.02)
+    # Across the drop a least-squares fit would see a falling series; the forecaster sees 0.4/h.
+    (f,) = ExhaustionForecast().detect(memory_frame(t, y))
+    assert f.predicted_failure_at is not None
+    expected = (1.0 - y[-1]) / 0.4 * HOUR
+    assert f.lead_time.total_seconds() == pytest.approx(expected, rel=0.05)  # type: ignore[union-attr]
+
+
+def test_nan_and_gap_do_not_break_the_forecast() -> None:
+    t, y = leak(hours=3.0, start=0.4, cross_at_hours=3.5)
+    y[60:70] = np.nan
+    keep = (t < T0 + 2.2 * HOUR) | (t > T0 + 2.4 * HOUR)  # 12 minutes of missing scrapes
+    (f,) = ExhaustionForecast().detect(memory_frame(t[keep], y[keep]))
+    assert abs(f.lead_time.total_seconds() - 30 * MINUTE) < 5 * MINUTE  # type: ignore[union-attr]
+
+
+def test_stale_point_gives_no_finding() -> None:
+    t, y = leak(hours=3.0, start=0.4, cross_at_hours=3.5)
+    y[-1] = np.nan
+    assert ExhaustionForecast().detect(memory_frame(t, y)) == []
+
+
+def test_at_the_limit_is_certain_and_due_now() -> None:
+    t = grid(1.0)
+    y = np.full(t.shape[0], 0.7)
+    y[-1] = 1.0
+    (f,) = ExhaustionForecast().detect(memory_frame(t, y))
+    assert f.score == 1.0 and f.predicted_failure_at == f.observed_at
+
+
+def test_only_signals_with_a_capacity_are_forecast() -> None:
+    t, y = leak(hours=3.0, start=0.4, cross_at_hours=3.5)
+    signals = dict(SIGNALS, pod_memory_usage_ratio=SignalInfo("pod_memory_usage_ratio", "pod", "ratio", capacity=None))
+    assert ExhaustionForecast().detect(frame({"pod_memory_usage_ratio": [(POD, t, y)]}, signals)) == []
+
+
+def test_capacity_in_bytes_is_used_from_the_catalog() -> None:
+    t, y = leak(hours=3.0, start=0.4, cross_at_hours=3.5)
+    gib = 2.0**30
+    signals = {"disk": SignalInfo("disk", "node", "bytes", capacity=4 * gib, bad_direction="up")}
+    node = Entity("node", "n1")
+    (f,) = ExhaustionForecast(signals=["disk"]).detect(frame({"disk": [(node, t, y * 4 * gib)]}, signals))
+    assert abs(f.lead_time.total_seconds() - 30 * MINUTE) < 5 * MINUTE  # type: ignore[union-attr]
+
+
+def test_bad_parameters_are_refused() -> None:
+    with pytest.raises(ValueError, match="horizon_seconds"):
+        ExhaustionForecast(horizon_seconds=0)
+    with pytest.raises(ValueError, match="jump_fraction"):
+        ExhaustionForecast(jump_fraction=2)
+    # Through the registry, as the daemon builds it from the config: the message names the key.
+    with pytest.raises(PluginError, match="exhaustion.*horizon"):
+        instantiate(DETECTORS, "exhaustion", {"horizon": "1h"})
