@@ -485,8 +485,10 @@ class GuardedWriter:
         mode = effective_mode(decision, self.config)
         if mode is Mode.OBSERVE:
             return result(ActionStatus.OBSERVED, f"observe mode: would {plan.summary}")
-        if mode is Mode.SUGGEST or not plan.mutations and not waiting_of(plan):
+        if mode is Mode.SUGGEST or plan.action == "advise":
             return result(ActionStatus.SUGGESTED, f"suggested: {plan.summary}" + (f" — run: {plan.command}" if plan.command else ""))
+        if not plan.mutations and not waiting_of(plan):
+            return result(ActionStatus.OBSERVED, f"nothing to do: {plan.summary}")
         if self.kube is None:
             return result(ActionStatus.SUGGESTED, f"kubernetes is disabled in the config; suggested: {plan.summary}")
 

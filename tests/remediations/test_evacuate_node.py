@@ -1,0 +1,133 @@
+"""Evacuating a node against the test API server: cordon, evictions through the Eviction API,
+PDBs respected (429 → later, never forced), resumable across a daemon restart, opt-in uncordon."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from pathlib import Path
+
+from tests.safety.kubecluster import NOW, decision, finding, logged, make_actor, make_config, seed_workload, writes
+
+from aiops.model import ActionStatus, Entity
+from aiops.testing.kubeapi import KubeApiServer
+from aiops.testing.kubeapi_objects import make_daemonset_pod, make_pod
+
+NODE = Entity("node", "gpu-1")
+
+
+def _pods_on(server: KubeApiServer, node: str) -> set[str]:
+    return {p["metadata"]["name"] for p in server.list("Pod") if p["spec"].get("nodeName") == node}
+
+
+def test_pdb_blocks_eviction_retry_later_never_force(server: KubeApiServer, tmp_path: Path) -> None:
+    # web: 2 pods on gpu-1, 1 elsewhere; the PDB allows one disruption.
+    seed_workload(server, "web", ["gpu-1", "gpu-1", "gpu-2"], min_available=2)
+    server.seed(make_daemonset_pod("dcgm-exporter-x", "dcgm-exporter", node="gpu-1"))
+    actor, _ = make_actor(make_config(server, tmp_path, max_pods_per_workload=10), )
+    d = decision("evacuate_node", NODE, max_unavailable_per_workload=2)
+    first = actor.act([d], findings=[], degraded=False, now=NOW)[0]
+    assert first.status is ActionStatus.DEFERRED, first.detail
+    assert "disruption budget" in first.detail
+    assert server.get("Node", "gpu-1")["spec"]["unschedulable"] is True
+    evictions = logged(server, 2, method="POST", subresource="eviction")
+    assert sorted(r.status for r in evictions) == [201, 429]
+    # Never forced: no pod was deleted directly, and the DaemonSet pod was not touched.
+    assert not server.requests_matching(method="DELETE", resource="pods")
+    assert "dcgm-exporter-x" in _pods_on(server, "gpu-1")
+    assert actor.errors == []  # a PDB refusal is normal operation, not a degraded cycle
+
+    # Next cycle: the replacement is up elsewhere, so the PDB allows the second eviction.
+    server.seed(make_pod("web-3", node="gpu-3", labels={"app": "web"}, owner=("ReplicaSet", "web-rs")))
+    second = actor.act([d], findings=[], degraded=False, now=NOW + timedelta(minutes=1))[0]
+    # The last eviction went through and nothing is left waiting: done, without a later cycle.
+    assert second.status is ActionStatus.APPLIED, second.detail
+    assert actor.act([], findings=[], degraded=False, now=NOW + timedelta(minutes=2)) == []
+    assert _pods_on(server, "gpu-1") == {"dcgm-exporter-x"}
+    assert len(server.requests_matching(method="PATCH", resource="nodes")) == 1  # cordoned once
+
+
+def test_restart_mid_evacuation_resumes_without_double_actions(server: KubeApiServer, tmp_path: Path) -> None:
+    seed_workload(server, "web", ["gpu-1", "gpu-1", "gpu-2"])
+    seed_workload(server, "llm", ["gpu-1", "gpu-3"])
+    config = make_config(server, tmp_path, max_pods_per_workload=10, max_actions_per_hour=1)
+    actor, store = make_actor(config)
+    d = decision("evacuate_node", NODE)  # max one unavailable pod per workload at a time
+    first = actor.act([d], findings=[d.finding], degraded=False, now=NOW)[0]
+    assert first.status is ActionStatus.DEFERRED and "waits until" in first.detail
+    done_before = {(r.method, r.name) for r in logged(server, 3, writes_only=True) if r.resource in ("pods", "nodes")}
+    assert len(done_before) == 3  # cordon + one pod of each workload
+    actor.close()
+    store.close()
+
+    # The daemon restarts (new process state, same state file); the replacement pods are ready.
+    server.clear_requests()
+    for w in server.list("Deployment", "default", group="apps"):
+        w["status"]["readyReplicas"] = w["spec"]["replicas"]
+        server.put(w)
+    actor2, store2 = make_actor(config)
+    resumed = actor2.act([d], findings=[d.finding], degraded=False, now=NOW + timedelta(minutes=1))[0]
+    assert resumed.status is ActionStatus.APPLIED, resumed.detail
+    again = {(r.method, r.name) for r in logged(server, 2, writes_only=True) if r.resource in ("pods", "nodes")}
+    assert again == {("POST", "web-1")} or again == {("POST", "web-0")}
+    assert not again & done_before  # nothing sent twice
+    assert not server.requests_matching(method="PATCH", resource="nodes")  # not re-cordoned
+    final = actor2.act([d], findings=[d.finding], degraded=False, now=NOW + timedelta(minutes=2))[0]
+    assert final.status is ActionStatus.OBSERVED and "no pods left" in final.detail
+    assert _pods_on(server, "gpu-1") == set()
+    # The whole evacuation spent one budget unit, although the budget is one per hour.
+    assert actor2.writer.books.count_actions(NOW - timedelta(hours=1), dry_run=False) == 1
+    store2.close()
+
+
+def test_uncordon_when_healthy_again_only_when_enabled(server: KubeApiServer, tmp_path: Path) -> None:
+    seed_workload(server, "web", ["gpu-1", "gpu-2"])
+    f = finding("node_ready", NODE)
+    d = decision("evacuate_node", NODE, f)
+    for enabled, sub in ((True, "on"), (False, "off")):
+        server.put({**server.get("Node", "gpu-1"), "spec": {}})
+        (tmp_path / sub).mkdir()
+        actor, _ = make_actor(make_config(server, tmp_path / sub, auto_uncordon=enabled, uncordon_after="30m", cooldown="0s"))
+        t = NOW
+        results = actor.act([d], findings=[f], degraded=False, now=t)
+        while results and results[0].status is ActionStatus.DEFERRED:
+            t += timedelta(minutes=1)
+            results = actor.act([d], findings=[f], degraded=False, now=t)
+        assert server.get("Node", "gpu-1")["spec"]["unschedulable"] is True
+        # Healthy: the finding is gone. Still cordoned until it has stayed healthy for 30 minutes.
+        for minutes in (1, 2, 20):
+            actor.act([], findings=[], degraded=False, now=t + timedelta(minutes=minutes))
+            assert server.get("Node", "gpu-1")["spec"]["unschedulable"] is True
+        out = actor.act([], findings=[], degraded=False, now=t + timedelta(minutes=40))
+        node = server.get("Node", "gpu-1")
+        if enabled:
+            assert [r.status for r in out] == [ActionStatus.APPLIED] and "uncordon" in out[0].detail
+            assert not node["spec"].get("unschedulable") and "aiops.io/cordoned-by" not in node["metadata"].get("annotations", {})
+        else:
+            assert out == [] and node["spec"]["unschedulable"] is True
+
+
+def test_never_uncordons_a_node_a_human_cordoned(server: KubeApiServer, tmp_path: Path) -> None:
+    server.put({**server.get("Node", "gpu-1"), "spec": {"unschedulable": True}})
+    seed_workload(server, "web", ["gpu-1", "gpu-2"])
+    actor, _ = make_actor(make_config(server, tmp_path, auto_uncordon=True, uncordon_after="1m", max_cordoned_fraction=0.5))
+    f = finding("node_ready", NODE)
+    d = decision("evacuate_node", NODE, f)
+    assert actor.act([d], findings=[f], degraded=False, now=NOW)[0].status is ActionStatus.APPLIED  # evicted web-0
+    for minutes in (5, 10, 20):
+        actor.act([], findings=[], degraded=False, now=NOW + timedelta(minutes=minutes))
+    assert server.get("Node", "gpu-1")["spec"]["unschedulable"] is True
+    assert not server.requests_matching(method="PATCH", resource="nodes")
+
+
+def test_gpu_finding_resolves_to_its_node(server: KubeApiServer, tmp_path: Path) -> None:
+    seed_workload(server, "web", ["gpu-2"])
+    gpu = Entity("gpu", "GPU-abc", attributes=(("Hostname", "gpu-2"),))
+    actor, _ = make_actor(make_config(server, tmp_path))
+    result = actor.act([decision("evacuate_node", gpu, finding("gpu_xid", gpu), resolve_target="node")], findings=[], degraded=False, now=NOW)[0]
+    assert result.target == Entity("node", "gpu-2")
+    assert server.get("Node", "gpu-2")["spec"]["unschedulable"] is True
+    # The Event (intent, with the finding) is written first, then the cordon.
+    assert [w[:2] for w in writes(server)[:2]] == [("POST", "events"), ("PATCH", "nodes")]
+    [event] = [e for e in server.list("Event", "default") if e["reason"] == "AiopsRemediation"]
+    assert event["involvedObject"]["kind"] == "Node" and event["involvedObject"]["name"] == "gpu-2"
+    assert "gpu_xid" in event["message"]
