@@ -14,7 +14,9 @@ MONTH = timedelta(days=30)
 
 
 def analyze(history: History, config: AdvisorConfig, generated_at: datetime) -> Advice:
-    month_factor = MONTH / (history.end - history.start)
+    # Savings are measured over the hours that have data, so they extrapolate from those.
+    covered = history.covered_hours or history.window_hours
+    month_factor = MONTH.total_seconds() / 3600 / covered
     workloads = by_workload(history, config)
     recommendations: list[Recommendation] = idle_recommendations(workloads, config, month_factor)
     # Moving to CPU supersedes any GPU right-sizing of the same workload.

@@ -88,6 +88,13 @@ class HistoryReader:
                 f"no GPU series carries the '{cfg.gpu_pod_label}' label, so usage cannot be tied to workloads: "
                 "enable dcgm-exporter's pod mapping (or set advisor.gpu_pod_label to 'exported_pod')."
             )
+        covered = History(start, end, step_s, grid, tuple(gpus)).covered_hours
+        window = cfg.window.total_seconds() / 3600
+        if covered < 0.9 * window:
+            gaps.append(
+                f"GPU history covers {covered:.0f} h of the {window:.0f} h window (Prometheus retention, or dcgm-exporter "
+                "was not scraped the whole time); monthly figures are extrapolated from what was seen."
+            )
         hpas = self._hpas(fetch)
         if not hpas:
             gaps.append("no kube-state-metrics HPA series (kube_horizontalpodautoscaler_*): no autoscaling advice.")

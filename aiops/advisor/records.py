@@ -86,6 +86,15 @@ class History:
     def window_hours(self) -> float:
         return (self.end - self.start).total_seconds() / 3600.0
 
+    @property
+    def covered_hours(self) -> float:
+        """From the first to the last step with any GPU sample: what savings are measured over."""
+        seen = np.zeros(self.timestamps.shape, dtype=bool)
+        for t in self.gpus:
+            seen |= np.isfinite(t.utilization)
+        idx = np.flatnonzero(seen)
+        return float(idx[-1] - idx[0] + 1) * self.step_hours if idx.size else 0.0
+
 
 @dataclass(frozen=True)
 class Usage:
