@@ -1,0 +1,45 @@
+"""The chart's optional PrometheusRule and dashboard ConfigMap carry alert-rules/ and dashboards/ unchanged."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import yaml
+
+from tests.deploy.manifests import CHART, REPO, by_kind, one
+
+FILES = CHART / "files"
+
+
+def test_chart_copies_match_the_sources() -> None:
+    for source_dir, pattern in (("alert-rules", "*.rules.yml"), ("dashboards", "*.json")):
+        sources = {p.name: p.read_bytes() for p in (REPO / source_dir).glob(pattern)}
+        copies = {p.name: p.read_bytes() for p in (FILES / source_dir).glob(pattern)}
+        assert sources and copies == sources, f"refresh {FILES / source_dir} (see {FILES / 'README.md'})"
+
+
+def test_prometheus_rules_are_the_rule_files(production_docs: list[dict[str, Any]]) -> None:
+    rules = by_kind(production_docs, "PrometheusRule")
+    assert {r["metadata"]["name"] for r in rules} == {"aiops-self", "aiops-workloads"}
+    for rule in rules:
+        source = REPO / "alert-rules" / (rule["metadata"]["name"].removeprefix("aiops-") + ".rules.yml")
+        assert rule["spec"] == yaml.safe_load(source.read_text())
+        assert rule["apiVersion"] == "monitoring.coreos.com/v1"
+        assert rule["metadata"]["labels"]["release"] == "kube-prometheus-stack"
+
+
+def test_dashboards_configmap_holds_the_dashboards(production_docs: list[dict[str, Any]]) -> None:
+    (configmap,) = [d for d in by_kind(production_docs, "ConfigMap") if d["metadata"]["name"] == "aiops-dashboards"]
+    assert configmap["metadata"]["labels"]["grafana_dashboard"] == "1"
+    assert configmap["metadata"]["namespace"] == "monitoring"
+    sources = {p.name: json.loads(p.read_text()) for p in (REPO / "dashboards").glob("*.json")}
+    assert {name: json.loads(text) for name, text in configmap["data"].items()} == sources
+    # A ConfigMap holds at most 1 MiB.
+    assert len(json.dumps(configmap["data"])) < 1_000_000
+
+
+def test_extras_are_off_by_default(default_docs: list[dict[str, Any]]) -> None:
+    assert by_kind(default_docs, "PrometheusRule") == []
+    assert [d for d in by_kind(default_docs, "ConfigMap") if d["metadata"]["name"].endswith("-dashboards")] == []
+    assert one(default_docs, "Deployment")
