@@ -1,0 +1,353 @@
+"""Shared machinery of the cycle benchmarks: data, a real Prometheus, and a measured daemon.
+
+The daemon side runs in a child process (``python bench/_harness.py worker ...``) so its peak RSS
+is the daemon's own, not the generator's or the orchestrator's. The child drives
+``Pipeline.run_cycle`` with simulated "now" values inside the backfilled history: a cold cycle,
+then steady cycles one step apart. Right after each cycle it fetches the very same ranges with
+plain ``requests`` (same queries, same start/end/step, same concurrency) so the cost of the daemon
+is compared with the cost of Prometheus answering, measured in the same run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import shutil
+import subprocess
+import sys
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import requests
+
+# A fixed end keeps generated files and TSDBs reusable between runs (--reuse).
+BENCH_END = datetime(2026, 1, 5, 0, 0, tzinfo=UTC)
+STEP = 60.0
+
+
+# --- data and Prometheus (orchestrator side) ----------------------------------------------------
+@dataclass
+class Dataset:
+    series: int  # raw series in Prometheus
+    samples: int
+    hours: float
+    generate_s: float
+    backfill_s: float
+    file_bytes: int
+    tsdb_dir: Path
+
+
+def prepare_dataset(target_series: int, hours: float, workdir: Path, *, reuse: bool = True) -> Dataset:
+    """Generate ~``target_series`` series × ``hours`` ending at BENCH_END and backfill them."""
+    from aiops.testing.prometheus import backfill
+    from aiops.testing.synth import Scenario, Topology, write_openmetrics
+
+    name = f"synth-{target_series}-{hours:g}h"
+    tsdb = workdir / name / "tsdb"  # PrometheusServer(workdir / name) serves <data_dir>/tsdb
+    meta_path = workdir / name / "dataset.json"
+    if reuse and meta_path.exists() and tsdb.is_dir():
+        meta = json.loads(meta_path.read_text())
+        return Dataset(**{**meta, "tsdb_dir": tsdb})
+    (workdir / name).mkdir(parents=True, exist_ok=True)
+    scenario = Scenario.sized(target_series, duration=timedelta(hours=hours), end=BENCH_END, faults=_faults())
+    om = workdir / name / "history.om"
+    t0 = time.perf_counter()
+    result = write_openmetrics(scenario, om)
+    t1 = time.perf_counter()
+    if tsdb.exists():
+        shutil.rmtree(tsdb)
+    backfill(om, tsdb)
+    t2 = time.perf_counter()
+    size = om.stat().st_size
+    om.unlink()  # 100k × 24 h is ~20 GB of text; the TSDB is ~100x smaller
+    ds = Dataset(result.series, result.samples, hours, t1 - t0, t2 - t1, size, tsdb)
+    assert Topology.build(scenario).series_count() == result.series
+    meta_path.write_text(json.dumps({k: v for k, v in asdict(ds).items() if k != "tsdb_dir"}))
+    return ds
+
+
+def _faults() -> list[Any]:
+    from aiops.testing.synth import CrashLoop, GpuXid, LatencyRegression, MemoryLeak
+
+    # A few faults so detectors and policy have real work, as in a cluster with problems.
+    return [MemoryLeak(pod=0), CrashLoop(pod=3), GpuXid(gpu=0), LatencyRegression(model=0)]
+
+
+def start_prometheus(ds: Dataset) -> Any:
+    """Serve the dataset's TSDB. Blocks are 54 h already; capping compaction there keeps
+    Prometheus from merging them in the background while the cycles are measured."""
+    from aiops.testing.prometheus import PrometheusServer
+
+    return PrometheusServer(
+        ds.tsdb_dir.parent, startup_timeout=300, extra_args=["--storage.tsdb.max-block-duration=54h"]
+    ).start()
+
+
+def run_worker(
+    url: str,
+    *,
+    hours_lookback: float,
+    steady: int,
+    workdir: Path,
+    detectors: str,
+    timeout_s: float,
+    profile: Path | None = None,
+) -> dict:
+    """Run the daemon side in a child process and return its JSON result."""
+    cmd = [
+        sys.executable,
+        str(Path(__file__).resolve()),
+        "worker",
+        "--url",
+        url,
+        "--lookback-hours",
+        f"{hours_lookback:g}",
+        "--steady",
+        str(steady),
+        "--state",
+        str(workdir / "bench-state.sqlite"),
+        "--detectors",
+        detectors,
+        *(["--profile", str(profile)] if profile else []),
+    ]
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout_s, check=False)
+    if proc.returncode != 0:
+        raise RuntimeError(f"bench worker failed (exit {proc.returncode}):\n{proc.stderr[-4000:]}")
+    if profile:
+        print(proc.stderr, file=sys.stderr)
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+# --- the daemon side (worker process) -----------------------------------------------------------
+def _proc_status(field_name: str) -> float:
+    """A /proc/self/status memory field in MiB (VmRSS now, VmHWM peak)."""
+    with open("/proc/self/status") as fh:
+        for line in fh:
+            if line.startswith(field_name + ":"):
+                return int(line.split()[1]) / 1024
+    return math.nan
+
+
+@dataclass
+class CycleFigures:
+    kind: str  # cold | steady
+    now: float
+    wall_s: float
+    stages: dict[str, float]
+    series: int
+    points: int  # in the frame the cycle saw
+    fetched_points: int
+    bare_fetch_s: float
+    bare_decode_s: float
+    bare_bytes: int
+    rss_mib: float
+    findings: int
+    detector_s: dict[str, float] = field(default_factory=dict)
+    errors: list[str] = field(default_factory=list)
+
+
+def _ranges(signals: dict[str, str], now: float, previous: float | None, lookback: float) -> dict[str, tuple[float, float]]:
+    """The [start, end] the collector asks for each signal at ``now`` (mirrors Collector.collect)."""
+    from aiops.collect.collector import OVERLAP_STEPS
+
+    start = now - lookback if previous is None else max(now - lookback, previous - OVERLAP_STEPS * STEP)
+    lo = math.ceil(start / STEP) * STEP
+    hi = math.floor(now / STEP) * STEP
+    return {name: (lo, hi) for name in signals}
+
+
+def bare_fetch(
+    session: requests.Session, url: str, queries: dict[str, str], ranges: dict[str, tuple[float, float]], workers: int
+) -> tuple[float, float, int, int]:
+    """Fetch the same ranges with plain requests. Returns (fetch s, JSON decode s, bytes, points)."""
+
+    def one(name: str) -> bytes:
+        lo, hi = ranges[name]
+        resp = session.get(
+            f"{url}/api/v1/query_range",
+            params={"query": queries[name], "start": f"{lo:.3f}", "end": f"{hi:.3f}", "step": f"{STEP:g}"},
+            timeout=600,
+        )
+        resp.raise_for_status()
+        return resp.content
+
+    t0 = time.perf_counter()
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        bodies = list(pool.map(one, list(queries)))
+    fetch_s = time.perf_counter() - t0
+    t1 = time.perf_counter()
+    points = sum(len(r["values"]) for b in bodies for r in json.loads(b)["data"]["result"])
+    decode_s = time.perf_counter() - t1
+    return fetch_s, decode_s, sum(len(b) for b in bodies), points
+
+
+def detector_configs(which: str) -> list[dict[str, Any]]:
+    from aiops import plugins
+    from aiops.config.detect import default_detectors
+
+    if which == "default":
+        return [d.model_dump(exclude_none=True) for d in default_detectors()]
+    names = sorted(plugins.available(plugins.DETECTORS)) if which == "all" else which.split(",")
+    loadable = []
+    for name in names:
+        try:
+            plugins.load(plugins.DETECTORS, name)
+        except plugins.PluginError:
+            continue  # not implemented yet in this tree: measured without it (listed in the JSON)
+        loadable.append({"plugin": name})
+    return loadable
+
+
+def _time_detectors(pipeline: Any) -> dict[str, float]:
+    """Wrap each detector's ``detect`` to add its seconds to the returned dict, per instance."""
+    seconds: dict[str, float] = {}
+    for name, det in pipeline.detectors:
+        inner = det.detect
+
+        def timed(frame: Any, _inner: Any = inner, _name: str = name) -> Any:
+            t0 = time.perf_counter()
+            try:
+                return _inner(frame)
+            finally:
+                seconds[_name] = seconds.get(_name, 0.0) + time.perf_counter() - t0
+
+        det.detect = timed
+    return seconds
+
+
+def worker(args: argparse.Namespace) -> dict[str, Any]:
+    import logging
+
+    from aiops.config import parse_config
+    from aiops.engine.pipeline import Pipeline
+
+    logging.disable(logging.WARNING)  # findings on the synthetic faults would flood stderr
+    lookback = args.lookback_hours * 3600
+    config = parse_config(
+        {
+            "prometheus": {"url": args.url, "lookback": f"{args.lookback_hours:g}h", "step": "60s", "timeout": "600s"},
+            "detectors": detector_configs(args.detectors),
+            "safety": {"mode": "observe", "dry_run": True},
+            "notify": {"channels": {}},
+            "state": {"path": args.state},
+            "logging": {"level": "ERROR", "format": "text"},
+        },
+        "<bench>",
+    )
+    queries = {name: s.query for name, s in config.resolved_signals().items()}
+    workers = config.prometheus.max_concurrency
+    session = requests.Session()
+    rss_start = _proc_status("VmRSS")
+    pipeline = Pipeline.from_config(config)
+    detector_s = _time_detectors(pipeline)
+    profiler = None
+    if args.profile:
+        import cProfile
+
+        profiler = cProfile.Profile()
+    end = BENCH_END.timestamp()
+    first = end - args.steady * STEP
+    cycles: list[CycleFigures] = []
+    previous: float | None = None
+    try:
+        for k in range(args.steady + 1):
+            now = first + k * STEP
+            detector_s.clear()
+            if profiler is not None and k > 0:  # profile the steady cycles only
+                profiler.enable()
+            t0 = time.perf_counter()
+            report = pipeline.run_cycle(datetime.fromtimestamp(now, UTC))
+            wall = time.perf_counter() - t0
+            if profiler is not None:
+                profiler.disable()
+            ranges = _ranges(queries, now, previous, lookback)
+            fetch_s, decode_s, nbytes, fetched = bare_fetch(session, args.url, queries, ranges, workers)
+            cycles.append(
+                CycleFigures(
+                    kind="cold" if k == 0 else "steady",
+                    now=now,
+                    wall_s=wall,
+                    stages=dict(report.stage_seconds),
+                    series=report.series_count,
+                    points=report.points,
+                    fetched_points=fetched,
+                    bare_fetch_s=fetch_s,
+                    bare_decode_s=decode_s,
+                    bare_bytes=nbytes,
+                    rss_mib=_proc_status("VmRSS"),
+                    findings=len(report.findings),
+                    detector_s=dict(detector_s),
+                    errors=[f"{e.stage}: {e.message}" for e in report.errors],
+                )
+            )
+            previous = now
+    finally:
+        pipeline.close()
+    if profiler is not None:
+        import pstats
+
+        profiler.dump_stats(args.profile)
+        pstats.Stats(profiler, stream=sys.stderr).sort_stats("cumulative").print_stats(30)
+    return {
+        "detectors": [d["plugin"] for d in detector_configs(args.detectors)],
+        "signals": len(queries),
+        "concurrency": workers,
+        "rss_start_mib": rss_start,
+        "peak_rss_mib": _proc_status("VmHWM"),
+        "cycles": [asdict(c) for c in cycles],
+    }
+
+
+# --- reporting ---------------------------------------------------------------------------------
+def table(rows: list[dict[str, Any]], columns: list[tuple[str, str]]) -> str:
+    """A fixed-width text table of ``rows`` (dicts) with (key, header) columns."""
+
+    def fmt(v: Any) -> str:
+        if isinstance(v, float):
+            return f"{v:.3g}" if abs(v) < 1000 else f"{v:,.0f}"
+        if isinstance(v, int):
+            return f"{v:,}"
+        return str(v)
+
+    cells = [[fmt(r.get(k, "")) for k, _ in columns] for r in rows]
+    widths = [max(len(h), *(len(c[i]) for c in cells)) if cells else len(h) for i, (_, h) in enumerate(columns)]
+    lines = ["  ".join(h.rjust(w) for (_, h), w in zip(columns, widths))]
+    lines += ["  ".join(c.rjust(w) for c, w in zip(row, widths)) for row in cells]
+    return "\n".join(lines)
+
+
+def machine() -> dict[str, Any]:
+    import platform
+
+    return {
+        "cpus": os.cpu_count(),
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+        "load_avg_at_start": os.getloadavg(),
+        "at": datetime.now(UTC).isoformat(timespec="seconds"),
+    }
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__)
+    sub = p.add_subparsers(dest="cmd", required=True)
+    w = sub.add_parser("worker")
+    w.add_argument("--url", required=True)
+    w.add_argument("--lookback-hours", type=float, required=True)
+    w.add_argument("--steady", type=int, default=5)
+    w.add_argument("--state", required=True)
+    w.add_argument("--detectors", default="all")
+    w.add_argument("--profile", help="write cProfile stats of the steady cycles here")
+    args = p.parse_args()
+    print(json.dumps(worker(args)))
+
+
+if __name__ == "__main__":
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+    main()
