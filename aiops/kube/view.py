@@ -7,6 +7,7 @@ read once per cycle (:func:`aiops.kube.read.read_cluster_view`) or built directl
 from __future__ import annotations
 
 from collections.abc import Mapping
+from typing import Any
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -135,6 +136,9 @@ class ClusterView:
     workloads: Mapping[str, WorkloadInfo] = field(default_factory=dict)  # by WorkloadInfo.key
     hpas: tuple[HpaInfo, ...] = ()
     pdbs: tuple[PdbInfo, ...] = ()
+    # Rollout history and Argo CD Applications, for model rollback (see the section at the end).
+    revisions: tuple[RevisionInfo, ...] = ()
+    applications: tuple[ArgoAppInfo, ...] = ()
 
     # -- lookups ---------------------------------------------------------------------------
     def node(self, name: str) -> NodeInfo | None:
@@ -237,3 +241,157 @@ class ClusterView:
             return owner.labels if owner else {}
         workload = self.workload(entity.kind, entity.namespace, entity.name)
         return workload.labels if workload else {}
+
+
+# --- Rollout history and Argo CD Applications (model rollback; remediations/rollback_model.py) ---
+# Built from raw API objects by the two ``from_object`` constructors, so the reader only lists
+# ReplicaSets (already read) and ``argoproj.io/v1alpha1`` Applications (absent CRD: none).
+
+REVISION_ANNOTATION = "deployment.kubernetes.io/revision"
+CHANGE_CAUSE_ANNOTATION = "kubernetes.io/change-cause"
+POD_TEMPLATE_HASH = "pod-template-hash"
+ARGO_TRACKING_ANNOTATION = "argocd.argoproj.io/tracking-id"
+ARGO_INSTANCE_LABEL = "app.kubernetes.io/instance"
+
+
+@dataclass(frozen=True)
+class RevisionInfo:
+    """One revision of a Deployment, as ``kubectl rollout history`` lists it: a ReplicaSet."""
+
+    deployment: str
+    namespace: str
+    revision: int
+    replicaset: str
+    # The ReplicaSet's pod template without its pod-template-hash label: what an undo restores.
+    template: Mapping[str, Any] = field(default_factory=dict)
+    created_at: str = ""
+    change_cause: str = ""
+
+    @property
+    def images(self) -> tuple[str, ...]:
+        return tuple(str(c.get("image", "")) for c in (self.template.get("spec") or {}).get("containers") or ())
+
+    @classmethod
+    def from_object(cls, obj: Mapping[str, Any]) -> RevisionInfo | None:
+        """From a ReplicaSet; None when no Deployment controls it or it carries no revision."""
+        meta = obj.get("metadata") or {}
+        owner = next((o for o in meta.get("ownerReferences") or () if o.get("controller") and o.get("kind") == "Deployment"), None)
+        raw = (meta.get("annotations") or {}).get(REVISION_ANNOTATION, "")
+        if owner is None or not str(raw).isdigit():
+            return None
+        template = dict((obj.get("spec") or {}).get("template") or {})
+        tmeta = dict(template.get("metadata") or {})
+        labels = {k: v for k, v in (tmeta.get("labels") or {}).items() if k != POD_TEMPLATE_HASH}
+        if labels:
+            tmeta["labels"] = labels
+        else:
+            tmeta.pop("labels", None)
+        template["metadata"] = tmeta
+        return cls(
+            deployment=str(owner.get("name", "")),
+            namespace=str(meta.get("namespace", "")),
+            revision=int(raw),
+            replicaset=str(meta.get("name", "")),
+            template=template,
+            created_at=str(meta.get("creationTimestamp", "")),
+            change_cause=str((meta.get("annotations") or {}).get(CHANGE_CAUSE_ANNOTATION, "")),
+        )
+
+
+@dataclass(frozen=True)
+class ArgoHistoryEntry:
+    id: int
+    revision: str  # the git revision synced (first source's, for multi-source applications)
+    deployed_at: str = ""
+    revisions: tuple[str, ...] = ()  # multi-source applications: one per source
+
+
+@dataclass(frozen=True)
+class ArgoAppInfo:
+    """An Argo CD ``Application``: what it deploys where, whether it self-syncs, what it synced."""
+
+    name: str
+    namespace: str
+    dest_namespace: str = ""
+    auto_sync: bool = False
+    target_revision: str = ""
+    synced_revision: str = ""
+    history: tuple[ArgoHistoryEntry, ...] = ()
+    # An operation (sync/rollback) requested or running: Argo CD refuses another meanwhile.
+    operation_pending: bool = False
+    operation_phase: str = ""  # status.operationState.phase: Running, Succeeded, Failed, Error
+    operation_message: str = ""
+    health: str = ""
+    annotations: Mapping[str, str] = field(default_factory=dict)
+
+    @property
+    def entity(self) -> Entity:
+        return Entity("application", self.name, self.namespace)
+
+    @classmethod
+    def from_object(cls, obj: Mapping[str, Any]) -> ArgoAppInfo:
+        meta, spec, status = obj.get("metadata") or {}, obj.get("spec") or {}, obj.get("status") or {}
+        source = spec.get("source") or next(iter(spec.get("sources") or ()), {}) or {}
+        op_state = status.get("operationState") or {}
+        history = tuple(
+            ArgoHistoryEntry(
+                id=int(h.get("id", i)),
+                revision=str(h.get("revision") or next(iter(h.get("revisions") or ()), "")),
+                deployed_at=str(h.get("deployedAt", "")),
+                revisions=tuple(str(r) for r in h.get("revisions") or ()),
+            )
+            for i, h in enumerate(status.get("history") or ())
+        )
+        sync = status.get("sync") or {}
+        return cls(
+            name=str(meta.get("name", "")),
+            namespace=str(meta.get("namespace", "")),
+            dest_namespace=str((spec.get("destination") or {}).get("namespace", "")),
+            auto_sync=(spec.get("syncPolicy") or {}).get("automated") is not None,
+            target_revision=str(source.get("targetRevision", "")),
+            synced_revision=str(sync.get("revision") or next(iter(sync.get("revisions") or ()), "")),
+            history=history,
+            operation_pending=obj.get("operation") is not None or op_state.get("phase") in ("Running", "Terminating"),
+            operation_phase=str(op_state.get("phase", "")),
+            operation_message=str(op_state.get("message", "")),
+            health=str((status.get("health") or {}).get("status", "")),
+            annotations=dict(meta.get("annotations") or {}),
+        )
+
+
+def revisions_of(view: ClusterView, deployment: WorkloadInfo) -> list[RevisionInfo]:
+    """The Deployment's revisions, oldest first."""
+    return sorted(
+        (r for r in view.revisions if r.namespace == deployment.namespace and r.deployment == deployment.name),
+        key=lambda r: r.revision,
+    )
+
+
+def argo_app_name(workload: WorkloadInfo) -> tuple[str, str] | None:
+    """(application namespace or "", name) from Argo CD's tracking annotation or instance label.
+
+    The annotation (``<app>:<group>/<kind>:<ns>/<name>``, ``<app-ns>_<app>`` for apps in any
+    namespace) is authoritative; the instance label is shared with Helm, so it only counts when an
+    Application of that name exists (see :func:`application_for`).
+    """
+    tracking = workload.annotations.get(ARGO_TRACKING_ANNOTATION, "")
+    if tracking:
+        app = tracking.split(":", 1)[0]
+        ns, _, name = app.rpartition("_")
+        return ns, name
+    label = workload.labels.get(ARGO_INSTANCE_LABEL, "")
+    return ("", label) if label else None
+
+
+def application_for(view: ClusterView, workload: WorkloadInfo) -> tuple[bool, ArgoAppInfo | None]:
+    """(managed by Argo CD?, its Application if visible) for a Deployment/StatefulSet."""
+    ref = argo_app_name(workload)
+    if ref is None:
+        return False, None
+    ns, name = ref
+    apps = [a for a in view.applications if a.name == name and (not ns or a.namespace == ns)]
+    by_tracking = ARGO_TRACKING_ANNOTATION in workload.annotations
+    if not by_tracking:  # instance label: Argo's only if such an Application deploys here
+        apps = [a for a in apps if not a.dest_namespace or a.dest_namespace == workload.namespace]
+        return (bool(apps), apps[0] if apps else None)
+    return True, (apps[0] if apps else None)
