@@ -100,8 +100,6 @@ class Actor:
     def start(self) -> None:
         if self.elector is not None:
             self.elector.start()
-            # Take part in the first election before the first cycle instead of one period later.
-            self.elector.try_acquire_or_renew()
 
     def close(self) -> None:
         if self.elector is not None:

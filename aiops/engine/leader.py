@@ -67,6 +67,8 @@ class LeaseElector:
         self.clock = clock
         self.on_change = on_change
         self._lock = threading.Lock()
+        # One round at a time: two overlapping rounds of one replica would 409 each other.
+        self._round_lock = threading.Lock()
         self._held = False
         self._renewed_at = float("-inf")  # our clock, last successful acquire/renew
         self._observed: tuple[str, str] | None = None  # (resourceVersion, holder) last seen
@@ -112,6 +114,10 @@ class LeaseElector:
     # -- one round -------------------------------------------------------------------------
     def try_acquire_or_renew(self) -> bool:
         """One read-then-replace round; returns whether we hold the lease afterwards."""
+        with self._round_lock:
+            return self._locked_round()
+
+    def _locked_round(self) -> bool:
         try:
             held = self._round()
         except KubeApiError as exc:
@@ -217,21 +223,22 @@ class LeaseElector:
 
     # -- background loop -------------------------------------------------------------------
     def start(self) -> None:
+        """Run one round now (so the first cycle knows its role), then renew in the background."""
         if self._thread is not None:
             return
+        self.try_acquire_or_renew()
         self._stop.clear()
         self._thread = threading.Thread(target=self._run, name="aiops-leader-election", daemon=True)
         self._thread.start()
 
     def _run(self) -> None:
-        while not self._stop.is_set():
+        # A leader renews every retry_period; a follower polls as often, so it takes over
+        # within one period of the lease expiring.
+        while not self._stop.wait(self.retry_period):
             try:
                 self.try_acquire_or_renew()
             except Exception:  # the loop must survive anything; not renewing drops leadership
                 log.exception("leader election round crashed")
-            # A leader renews every retry_period; a follower polls as often, so it takes over
-            # within one period of the lease expiring.
-            self._stop.wait(self.retry_period)
 
     def stop(self, *, release: bool = True) -> None:
         self._stop.set()

@@ -1,0 +1,160 @@
+"""Leader election on a coordination.k8s.io/v1 Lease, against the test API server."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import pytest
+from tests.safety.kubecluster import NOW, decision, logged, make_config, seed_workload
+
+from aiops.engine.act import Actor
+from aiops.engine.leader import LeaseElector
+from aiops.kube.client import build_api_client
+from aiops.model import ActionStatus, Entity
+from aiops.state import Store
+from aiops.testing.kubeapi import ADMIN_TOKEN, SA_TOKEN, KubeApiServer
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.t = 1000.0
+
+    def __call__(self) -> float:
+        return self.t
+
+
+def elector(server: KubeApiServer, identity: str, clock: Clock | None = None, **kw: float) -> LeaseElector:
+    return LeaseElector(
+        server.api_client(SA_TOKEN),
+        namespace="aiops",
+        name="aiops-leader",
+        identity=identity,
+        lease_duration=kw.get("lease_duration", 15.0),
+        renew_deadline=kw.get("renew_deadline", 10.0),
+        retry_period=kw.get("retry_period", 2.0),
+        clock=clock or time.monotonic,
+    )
+
+
+def lease(server: KubeApiServer) -> dict:
+    return server.get("Lease", "aiops-leader", "aiops", group="coordination.k8s.io")
+
+
+def test_exactly_one_of_two_holds_the_lease(server: KubeApiServer) -> None:
+    a, b = elector(server, "a"), elector(server, "b")
+    assert a.try_acquire_or_renew() is True
+    assert b.try_acquire_or_renew() is False
+    assert (a.is_leader, b.is_leader) == (True, False)
+    assert a.try_acquire_or_renew() is True  # renews
+    spec = lease(server)["spec"]
+    assert spec["holderIdentity"] == "a" and spec["leaseDurationSeconds"] == 15 and spec["leaseTransitions"] == 0
+
+
+def test_conflict_on_replace_means_lost_the_race(server: KubeApiServer) -> None:
+    a, b = elector(server, "a"), elector(server, "b")
+    a.try_acquire_or_renew()
+    a.release()
+    assert lease(server)["spec"]["holderIdentity"] == ""
+    server.fail_next(1, method="PUT", path="/leases/aiops-leader", status=409, message="the object has been modified")
+    assert b.try_acquire_or_renew() is False and not b.is_leader
+    assert b.try_acquire_or_renew() is True  # next round wins the free lease
+
+
+def test_follower_takes_over_an_expired_lease_with_a_transition(server: KubeApiServer) -> None:
+    clock = Clock()
+    a, b = elector(server, "a", clock), elector(server, "b", clock)
+    assert a.try_acquire_or_renew()
+    assert not b.try_acquire_or_renew()
+    clock.t += 14  # a stops renewing (crashed); b has seen the same record for 14 s < 15 s
+    assert not b.try_acquire_or_renew()
+    clock.t += 2
+    assert b.try_acquire_or_renew() and b.is_leader
+    assert not a.is_leader  # a's renew deadline passed long ago
+    spec = lease(server)["spec"]
+    assert spec["holderIdentity"] == "b" and spec["leaseTransitions"] == 1
+
+
+def test_leader_that_cannot_renew_stops_before_the_lease_expires(server: KubeApiServer) -> None:
+    clock = Clock()
+    a = elector(server, "a", clock)
+    assert a.try_acquire_or_renew()
+    server.fail_next(100, path="/leases/aiops-leader", status=503)
+    clock.t += 5
+    assert a.try_acquire_or_renew() is True  # one failed renewal does not flap leadership
+    clock.t += 5.5  # 10.5 s since the last renewal > renew_deadline (10 s) < lease_duration (15 s)
+    assert a.is_leader is False
+    assert a.last_error is not None and a.last_error.temporary
+
+
+def test_two_replicas_exactly_one_acts(server: KubeApiServer, tmp_path: Path) -> None:
+    seed_workload(server, "web", ["gpu-1", "gpu-2"])
+    actors = []
+    for name in ("replica-a", "replica-b"):
+        (tmp_path / name).mkdir()
+        config = make_config(server, tmp_path / name, leader=True)
+        api = build_api_client(config.kubernetes)
+        actors.append(Actor(config, Store(config.state.path), api=api, elector=LeaseElector.from_config(api, config.kubernetes)))
+        actors[-1].elector.identity = name  # both run on this host
+    try:
+        for a in actors:
+            a.start()  # background renewals, plus one round now
+        leaders = [a.is_leader for a in actors]
+        assert sorted(leaders) == [False, True]
+        d = decision("restart_pod", Entity("pod", "web-0", "default"))
+        follower, leader = sorted(actors, key=lambda a: a.is_leader)
+        blocked = follower.act([d], findings=[], degraded=False, now=NOW)[0]
+        applied = leader.act([d], findings=[], degraded=False, now=NOW)[0]
+        assert (blocked.status, blocked.rail) == (ActionStatus.BLOCKED, "leader")
+        assert applied.status is ActionStatus.APPLIED
+        assert len(logged(server, 1, method="DELETE", resource="pods")) == 1
+        time.sleep(1.2)  # a few renewal periods: still exactly one leader
+        assert sorted(a.is_leader for a in actors) == [False, True]
+    finally:
+        for a in actors:
+            a.close()
+    # Closing released the lease so a successor need not wait for it to expire.
+    assert lease(server)["spec"]["holderIdentity"] == ""
+
+
+def test_lost_lease_stops_acting_immediately_even_mid_evacuation(server: KubeApiServer, tmp_path: Path) -> None:
+    seed_workload(server, "web", ["gpu-1"])
+    seed_workload(server, "llm", ["gpu-1"])
+    seed_workload(server, "db", ["gpu-1"])
+    config = make_config(server, tmp_path, leader=True, max_pods_per_workload=10)
+    api = build_api_client(config.kubernetes)
+    clock = Clock()
+    el = LeaseElector(api, namespace="aiops", name="aiops-leader", identity="a", clock=clock)
+    actor = Actor(config, Store(config.state.path), api=api, elector=el)
+    assert el.try_acquire_or_renew()
+
+    # Another replica takes the lease over (a was partitioned and its lease expired meanwhile),
+    # right after a's first eviction; a notices on its next renewal round.
+    admin = KubeApiServer.api_client(server, ADMIN_TOKEN)
+    original_apply = actor.writer.kube.apply
+    evictions = []
+
+    def apply_then_lose(m):
+        original_apply(m)
+        if m.verb == "evict":
+            evictions.append(m.name)
+            if len(evictions) == 1:
+                body = lease(server)
+                body["spec"]["holderIdentity"] = "b"
+                from kubernetes import client
+
+                client.CoordinationV1Api(admin).replace_namespaced_lease("aiops-leader", "aiops", client.V1Lease.from_dict(body))
+                assert el.try_acquire_or_renew() is False
+
+    actor.writer.kube.apply = apply_then_lose
+    result = actor.act([decision("evacuate_node", Entity("node", "gpu-1"))], findings=[], degraded=False, now=NOW)[0]
+    assert result.status is ActionStatus.DEFERRED and "lost the leader lease" in result.detail
+    assert evictions == ["db-0"]  # stopped right after losing the lease
+    assert not actor.is_leader
+    follow_up = actor.act([decision("restart_pod", Entity("pod", "web-0", "default"))], findings=[], degraded=False, now=NOW)[0]
+    assert (follow_up.status, follow_up.rail) == (ActionStatus.BLOCKED, "leader")
+
+
+def test_invalid_timings_are_refused(server: KubeApiServer) -> None:
+    with pytest.raises(ValueError, match="retry_period < renew_deadline < lease_duration"):
+        elector(server, "a", lease_duration=5, renew_deadline=10, retry_period=2)
