@@ -36,16 +36,23 @@ class RollingWindow:
         for raw in series:
             key = tuple(sorted(raw.labels.items()))
             seen.add(key)
-            values = raw.values
+            timestamps, values = raw.timestamps, raw.values
+            if timestamps.size > 1 and not (np.diff(timestamps) > 0).all():
+                # Out of order or duplicated (a misbehaving proxy or remote-read source): sort, and for
+                # a repeated timestamp keep the last value given.
+                order = np.argsort(timestamps, kind="stable")
+                timestamps, values = timestamps[order], values[order]
+                last = np.append(timestamps[1:] != timestamps[:-1], True)
+                timestamps, values = timestamps[last], values[last]
             if values.size and not np.isfinite(values).all():
                 # +/-Inf (a division by a zero limit) carries no usable magnitude: treat it as a gap.
                 values = np.where(np.isfinite(values), values, np.nan)
             buf = buffers.get(key)
             if buf is None:
-                buffers[key] = _Buffer(raw.labels, raw.timestamps, values)
+                buffers[key] = _Buffer(raw.labels, timestamps, values)
                 continue
-            keep = buf.timestamps < fetched_from
-            buf.timestamps = np.concatenate((buf.timestamps[keep], raw.timestamps))
+            keep = buf.timestamps < min(fetched_from, timestamps[0] if timestamps.size else fetched_from)
+            buf.timestamps = np.concatenate((buf.timestamps[keep], timestamps))
             buf.values = np.concatenate((buf.values[keep], values))
         for key, buf in buffers.items():
             if key not in seen:
