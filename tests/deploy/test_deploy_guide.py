@@ -1,0 +1,40 @@
+"""docs/deploy.md names files, alerts and secret variables that exist."""
+
+from __future__ import annotations
+
+import re
+
+import yaml
+
+from tests.deploy.manifests import CHART, REPO
+
+GUIDE = (REPO / "docs" / "deploy.md").read_text()
+
+
+def test_every_repository_path_in_the_guide_exists() -> None:
+    paths = set(re.findall(r"`((?:deploy|alert-rules|dashboards|docs)/[\w./-]*)`", GUIDE))
+    assert len(paths) >= 8
+    missing = [p for p in sorted(paths) if not (REPO / p.rstrip("/")).exists() and "*" not in p]
+    assert missing == []
+
+
+def test_every_alert_is_documented() -> None:
+    alerts = {
+        rule["alert"]
+        for path in (REPO / "alert-rules").glob("*.rules.yml")
+        for group in yaml.safe_load(path.read_text())["groups"]
+        for rule in group["rules"]
+        if "alert" in rule
+    }
+    assert {a for a in alerts if f"`{a}`" not in GUIDE} == set()
+
+
+def test_secret_table_matches_the_chart_values() -> None:
+    env = yaml.safe_load((CHART / "values.yaml").read_text())["secrets"]["env"]
+    rows = dict(re.findall(r"^\| `([\w-]+)` \| `(AIOPS_\w+)` \|", GUIDE, flags=re.M))
+    assert {key: name for name, key in env.items()} == rows
+
+
+def test_every_dashboard_is_documented() -> None:
+    for path in (REPO / "dashboards").glob("*.json"):
+        assert f"`{path.name}`" in GUIDE
