@@ -60,7 +60,9 @@ class NeighbourModel:
     decades: float
 
     @classmethod
-    def fit(cls, reference: np.ndarray, neighbors: int, decades: float, smoothing: int) -> NeighbourModel:
+    def fit(
+        cls, reference: np.ndarray, neighbors: int, decades: float, smoothing: int, min_scale: float = 0.01
+    ) -> NeighbourModel:
         ref = np.asarray(reference, dtype=float)
         ref = ref[~np.all(np.isnan(ref), axis=1)]
         if ref.shape[0] < max(MIN_REFERENCE, neighbors + 2):
@@ -70,7 +72,7 @@ class NeighbourModel:
             spread = np.nanstd(ref, axis=0)
         center = np.nan_to_num(center, nan=0.0)
         # A floor on the scale: a feature that was constant must not turn a tiny wobble into a huge z.
-        scale = np.maximum(np.nan_to_num(spread, nan=0.0), 0.01 * np.maximum(np.abs(center), 1.0))
+        scale = np.maximum(np.nan_to_num(spread, nan=0.0), min_scale * np.maximum(np.abs(center), 1.0))
         z = _standardise(ref, center, scale)
         index = NearestNeighbors(n_neighbors=neighbors).fit(z)
         # Leave-one-out scores of the newest reference rows: each row's distance to the others.
@@ -154,6 +156,7 @@ class EntityAnomaly(Detector):
         window: int = 20_160,
         refit_every: int | None = None,
         min_reference: int = MIN_REFERENCE,
+        min_scale: float = 0.01,
         top_features: int = 3,
         **params: Any,
     ) -> None:
@@ -173,9 +176,12 @@ class EntityAnomaly(Detector):
         self.refit_every = refit_every
         self.min_reference = min_reference
         self.top_features = top_features
+        if min_scale <= 0:
+            raise ValueError("min_scale must be positive (the smallest feature scale, relative to max(|mean|, 1))")
+        self.min_scale = min_scale
 
     def _fit(self, reference: np.ndarray) -> NeighbourModel:
-        return NeighbourModel.fit(reference, self.neighbors, self.decades, self.smoothing)
+        return NeighbourModel.fit(reference, self.neighbors, self.decades, self.smoothing, self.min_scale)
 
     # -- backtest --------------------------------------------------------------------------------
     def score_matrix(self, timestamps: np.ndarray, X: np.ndarray, train: np.ndarray | None = None) -> np.ndarray:
