@@ -13,6 +13,7 @@ import base64
 import hashlib
 import hmac
 import logging
+import re
 import time
 import urllib.parse
 from collections.abc import Sequence
@@ -69,6 +70,25 @@ class DingTalkParams(StrictModel):
         return self
 
 
+class RedactAccessTokens(logging.Filter):
+    """urllib3 logs request URLs at DEBUG, and a DingTalk URL carries the access token: mask it."""
+
+    _TOKEN = re.compile(r"(access_token=|sign=)[^&\s\"']+")
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        if "access_token=" in message or "sign=" in message:
+            record.msg, record.args = self._TOKEN.sub(r"\1***", message), ()
+        return True
+
+
+def _install_redaction() -> None:
+    for name in ("urllib3.connectionpool", "requests"):
+        logger = logging.getLogger(name)
+        if not any(isinstance(f, RedactAccessTokens) for f in logger.filters):
+            logger.addFilter(RedactAccessTokens())
+
+
 class _PayloadBuilder(DingtalkChatbot):
     """The library's message builders with its transport cut off: ``post`` returns the payload."""
 
@@ -123,6 +143,7 @@ class DingTalkNotifier(Notifier):
             raise ValueError("dingtalk 'secret' must be the robot's signing secret, which starts with 'SEC'")
         self._timeout = (p.connect_timeout.total_seconds(), p.read_timeout.total_seconds())
         self._session = requests.Session()
+        _install_redaction()
         self.bucket: TokenBucket = shared_bucket(self._endpoint.get_secret_value(), p.rate_per_minute)
 
     # Outbox hook: seconds until the robot may take another message (no attempt is spent waiting).

@@ -34,7 +34,7 @@ def labels_match(patterns: Mapping[str, str], labels: Mapping[str, str]) -> bool
 
 class Router:
     def __init__(self, routes: Sequence[RouteConfig], channels: Sequence[str], min_severity: Severity) -> None:
-        self.routes = list(routes) or [default_route(channels, min_severity)]
+        self.routes = list(routes) or ([default_route(channels, min_severity)] if channels else [])
         self.channels = set(channels)
 
     def route(self, name: str) -> RouteConfig | None:

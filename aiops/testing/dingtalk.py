@@ -97,7 +97,9 @@ class DingTalkReceiver:
         return self
 
     def stop(self) -> None:
-        self._server.shutdown()
+        if self._thread is not None:
+            self._server.shutdown()
+            self._thread = None
         self._server.server_close()
 
     def __enter__(self) -> DingTalkReceiver:
@@ -175,7 +177,10 @@ class DingTalkReceiver:
                 self.send_header("Content-Type", "application/json;charset=utf-8")
                 self.send_header("Content-Length", str(len(raw)))
                 self.end_headers()
-                self.wfile.write(raw)
+                try:
+                    self.wfile.write(raw)
+                except OSError:
+                    pass  # the client gave up (its read timeout): nothing to answer to
 
             def do_POST(self) -> None:  # noqa: N802 - http.server's naming
                 split = urllib.parse.urlsplit(self.path)
