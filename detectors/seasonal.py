@@ -10,9 +10,9 @@ one outlier never moves them:
   level, which catches a series that turns erratic without moving its median.
 
 Each view gives a robust z-score. A z-score is only meaningful relative to how this series usually
-behaves (a tweet count routinely jumps 20 sigma; a latency does not), so each one is divided by the
-largest value it reached over the previous ``memory_seconds``: *surprise* ``u > 1`` means "more
-unusual than anything seen in the last week". The score is ``u / (1 + u)``. That normalisation is
+behaves (a tweet count routinely jumps 20 sigma; a latency does not), so each one is divided by its
+own record, faded with the record's age (e-folding ``fade_seconds``, a week): *surprise* ``u > 1``
+means "more unusual than anything seen lately". The score is ``u / (1 + u)``. That normalisation is
 also what prevents alarm storms: after a level shift, the shifted values become the new record
 and stop being surprising, and the recent baseline re-centres within one window.
 
@@ -57,6 +57,25 @@ def past_rolling(x: np.ndarray, window: int, min_periods: int, stat: str) -> np.
     return getattr(roll, stat)().to_numpy(dtype=np.float64)
 
 
+def fading_record(t: np.ndarray, x: np.ndarray, fade_seconds: float) -> np.ndarray:
+    """The largest earlier value, faded by ``exp(-age / fade_seconds)``: ``max_{s<t} x_s e^{-(t-s)/τ}``.
+
+    A record set long ago (or by the very first wiggle of a quiet series) should not silence
+    the detector forever. In log space the faded maximum is a running maximum, so this is one
+    vectorised pass: ``log x_s + s/τ`` accumulates, and ``- t/τ`` fades it to the present.
+    """
+    n = x.shape[0]
+    out = np.zeros(n)
+    if n < 2:
+        return out
+    age = (t - t[0]) / fade_seconds
+    with np.errstate(divide="ignore"):
+        lifted = np.log(np.maximum(x, 0.0)) + age
+    best = np.maximum.accumulate(lifted)
+    out[1:] = np.exp(best[:-1] - age[1:])
+    return out
+
+
 @dataclass(frozen=True)
 class SeasonalTrace:
     """Per-point internals of one series, for evidence and tests."""
@@ -84,7 +103,9 @@ class SeasonalBaseline(UnivariateDetector):
     short_seconds:
         Span of the spread view (how erratic the series is right now).
     memory_seconds:
-        How far back "the most unusual thing seen so far" reaches; also the span of the scales.
+        Span of the robust scales (MAD) of each view.
+    fade_seconds:
+        How fast a past record stops setting the bar (e-folding time).
     refractory_seconds, damp:
         After a high score, lower scores within this span are multiplied by ``damp``.
     direction:
@@ -116,6 +137,7 @@ class SeasonalBaseline(UnivariateDetector):
         window_seconds: float = 6 * 3600.0,
         short_seconds: float = 1800.0,
         memory_seconds: float = 7 * 86400.0,
+        fade_seconds: float = 7 * 86400.0,
         refractory_seconds: float = 6 * 3600.0,
         damp: float = 0.5,
         direction: Direction | None = None,
@@ -127,6 +149,7 @@ class SeasonalBaseline(UnivariateDetector):
             ("window_seconds", window_seconds),
             ("short_seconds", short_seconds),
             ("memory_seconds", memory_seconds),
+            ("fade_seconds", fade_seconds),
         ):
             if not value > 0:
                 raise ValueError(f"{pname} must be positive, got {value!r}")
@@ -141,6 +164,7 @@ class SeasonalBaseline(UnivariateDetector):
         self.window_seconds = float(window_seconds)
         self.short_seconds = float(short_seconds)
         self.memory_seconds = float(memory_seconds)
+        self.fade_seconds = float(fade_seconds)
         self.refractory_seconds = float(refractory_seconds)
         self.damp = float(damp)
         self.direction = direction
@@ -172,7 +196,7 @@ class SeasonalBaseline(UnivariateDetector):
         spread = pd.Series(np.abs(r_recent)).rolling(short, min_periods=short).mean().to_numpy()
         r_spread = spread - past_rolling(spread, memory, 8, "median")
 
-        zs = np.column_stack([self._robust_z(r, memory, y) for r in (r_recent, r_season, r_spread)])
+        zs = np.column_stack([self._robust_z(r, memory, window, y) for r in (r_recent, r_season, r_spread)])
         zs[:, 1] = np.where(np.isnan(zs[:, 1]), zs[:, 0], zs[:, 1])
         oriented = zs.copy()
         if direction == "up":
@@ -185,8 +209,8 @@ class SeasonalBaseline(UnivariateDetector):
         oriented[:, 2] = np.maximum(zs[:, 2], 0.0)
         oriented = np.nan_to_num(oriented, nan=0.0)
 
-        reference = np.column_stack([past_rolling(oriented[:, j], memory, 8, "max") for j in range(len(VIEWS))])
-        ratio = oriented / np.maximum(np.nan_to_num(reference, nan=np.inf), MIN_REFERENCE_Z)
+        reference = np.column_stack([fading_record(t, oriented[:, j], self.fade_seconds) for j in range(len(VIEWS))])
+        ratio = oriented / np.maximum(reference, MIN_REFERENCE_Z)
         view = np.argmax(ratio, axis=1)
         surprise = ratio[np.arange(n), view]
         raw = surprise / (1.0 + surprise)
@@ -223,12 +247,17 @@ class SeasonalBaseline(UnivariateDetector):
         return out
 
     @staticmethod
-    def _robust_z(resid: np.ndarray, memory: int, y: np.ndarray) -> np.ndarray:
+    def _robust_z(resid: np.ndarray, memory: int, min_history: int, y: np.ndarray) -> np.ndarray:
+        """Residual over its robust scale; NaN until ``min_history`` residuals are known.
+
+        Judging the scale on a handful of points would make the first ordinary wiggle look like
+        a 1000-sigma event, and that would then be "the record" for a whole memory span.
+        """
         absr = np.abs(resid)
-        mad = past_rolling(absr, memory, 8, "median") * MAD_TO_SIGMA
+        mad = past_rolling(absr, memory, min_history, "median") * MAD_TO_SIGMA
         # Counts that are usually 0 have MAD 0; their mean absolute deviation still measures
         # an ordinary excursion.
-        mean_abs = past_rolling(absr, memory, 8, "mean") * MEAN_ABS_TO_SIGMA
+        mean_abs = past_rolling(absr, memory, min_history, "mean") * MEAN_ABS_TO_SIGMA
         # A constant series has neither; a floor relative to its level keeps z finite.
         level = np.nan_to_num(past_rolling(np.abs(y), memory, 1, "median"), nan=0.0)
         # (NaN, too little history, stays NaN: no opinion rather than a huge z.)

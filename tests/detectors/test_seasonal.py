@@ -1,0 +1,110 @@
+"""SeasonalBaseline on generated daily series with known anomalies."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from aiops.model import Entity
+from detectors.seasonal import SeasonalBaseline
+from tests.detectors.synthetic import DAY, HOUR, MODEL, T0, daily, frame
+
+STEP = 300.0
+ALARM = 0.7  # the default warning threshold of policy
+
+
+def week(seed: int = 0, days: float = 7.0) -> tuple[np.ndarray, np.ndarray]:
+    t = T0 + np.arange(0.0, days * DAY, STEP)
+    return t, daily(t, 100.0, 30.0, 2.0, seed)
+
+
+def alarms(score: np.ndarray, start: int = 0) -> int:
+    return int(np.sum(score[start:] >= ALARM))
+
+
+def test_daily_cycle_without_anomaly_raises_no_storm() -> None:
+    t, y = week()
+    score = SeasonalBaseline().score_series(t, y)
+    after_warmup = int(2 * DAY / STEP)
+    # A week of 5-minute points (about 1,400 after warm-up) and not one warning.
+    assert alarms(score, after_warmup) == 0
+
+
+def test_spike_is_caught_where_it_happens() -> None:
+    t, y = week()
+    i = int(5.3 * DAY / STEP)
+    y[i] += 40.0  # 20 sigma
+    score = SeasonalBaseline().score_series(t, y)
+    assert score[i] >= ALARM
+    assert alarms(score, int(2 * DAY / STEP)) == 1
+
+
+def test_peak_hour_value_is_normal_at_peak_and_anomalous_at_night() -> None:
+    t, y = week()
+    det = SeasonalBaseline()
+    night = int((5 * DAY + 0.05 * DAY) / STEP)  # the trough of the daily cycle
+    peak_value = 130.0
+    y_night = y.copy()
+    y_night[night] = peak_value
+    tr = det.trace(t, y_night)
+    assert tr.score[night] >= ALARM
+    assert abs(tr.seasonal[night] - 70.0) < 5.0  # the seasonal median knows nights are low
+
+
+def test_level_shift_gives_a_bounded_number_of_alarms() -> None:
+    t, y = week(days=7.0)
+    shift_at = int(3.5 * DAY / STEP)
+    y[shift_at:] += 25.0  # a new plateau that stays (a deploy, a new customer)
+    score = SeasonalBaseline().score_series(t, y)
+    assert score[shift_at : shift_at + 3].max() >= ALARM  # noticed
+    assert alarms(score, shift_at) <= 3  # and not re-alarmed for the days it takes to re-baseline
+
+
+def test_gaps_and_nans_are_tolerated() -> None:
+    t, y = week()
+    y[500:520] = np.nan
+    keep = (t < T0 + 4 * DAY) | (t > T0 + 4 * DAY + 6 * HOUR)
+    score = SeasonalBaseline().score_series(t[keep], y[keep])
+    assert alarms(score, int(2 * DAY / STEP)) <= 1
+    assert np.all(score[500:520] == 0.0)
+
+
+def test_mostly_zero_counts_still_get_a_finite_scale() -> None:
+    # Restarts per 15 minutes: usually 0, sometimes 1; then a burst.
+    rng = np.random.default_rng(4)
+    t = T0 + np.arange(0.0, 4 * DAY, STEP)
+    y = (rng.random(t.shape[0]) < 0.05).astype(float)
+    y[-5:] = 8.0
+    score = SeasonalBaseline().score_series(t, y)
+    assert score[-5] >= ALARM and alarms(score, int(DAY / STEP)) <= 3
+
+
+def test_direction_follows_the_signal_in_the_daemon() -> None:
+    t, y = week(days=3.0)
+    y[-1] -= 60.0  # latency falling sharply is not bad news
+    assert SeasonalBaseline().detect(frame({"inference_latency_p99": [(MODEL, t, y)]}, step=STEP)) == []
+    y[-1] += 120.0  # latency jumping is
+    (f,) = SeasonalBaseline().detect(frame({"inference_latency_p99": [(MODEL, t, y)]}, step=STEP))
+    assert f.detector == "seasonal" and f.entity == MODEL and f.score >= ALARM
+    assert "inference_latency_p99" in f.evidence.summary and f.evidence.facts["baseline"] is not None
+
+
+def test_daemon_keeps_history_beyond_the_frame_lookback() -> None:
+    t, y = week(days=3.0)
+    det = SeasonalBaseline()
+    window = int(6 * HOUR / STEP)
+    # Feed the series as the daemon would: each cycle sees only the last 6 h.
+    for end in range(window, len(t), 12):
+        det.detect(frame({"inference_latency_p99": [(MODEL, t[end - window : end], y[end - window : end])]}, step=STEP))
+    held_t, _ = det._history.merge(frame({"inference_latency_p99": [(MODEL, t[-window:], y[-window:])]}).series[0])
+    assert held_t.shape[0] > 2 * window  # days, not the 6 h lookback
+    other = Entity("model", "other", "ml")
+    det.detect(frame({"inference_latency_p99": [(other, t[-window:], y[-window:])]}, step=STEP))
+    assert len(det._history) == 1  # the model that left the frame is forgotten
+
+
+def test_bad_parameters_are_refused() -> None:
+    with pytest.raises(ValueError, match="seasons"):
+        SeasonalBaseline(seasons=0)
+    with pytest.raises(ValueError, match="direction"):
+        SeasonalBaseline(direction="sideways")  # type: ignore[arg-type]
