@@ -111,19 +111,33 @@ def analyse_hpa(
             ok = np.isfinite(util) & ~np.isnan(latency.p99_seconds)
             curve = LatencyCurve(hpa.entity, latency.model, util[ok], latency.p99_seconds[ok], grid, fit, knee)
 
-    recommended = math.floor(knee - auto.target_margin_percent) if knee is not None else None
-    if recommended is not None and recommended < 1:
-        recommended = None
-    sizing_target = recommended or hpa.target_value
-    metric = hpa.target_metric or DEFAULT_METRIC
+    recommended: int | None = None
+    if knee is not None:
+        if knee <= float(np.nanmin(util)) + BIN_PERCENT:
+            notes.append(
+                f"{hpa.entity}: p99 latency is above the SLO even at the lowest utilisation seen, so more replicas "
+                "would not fix it; look at the model server instead."
+            )
+        else:
+            recommended = max(1, math.floor(knee - auto.target_margin_percent))
+    # Only a GPU-metric target is comparable with a GPU-utilisation knee.
+    on_gpu = bool(hpa.target_metric) and any(k in hpa.target_metric.lower() for k in ("gpu", "dcgm"))
+    current = hpa.target_value if on_gpu else None
+    sizing_target = recommended or current
+    metric = hpa.target_metric if on_gpu else DEFAULT_METRIC
 
-    if recommended is not None and (hpa.target_value is None or hpa.target_value > recommended + 1):
+    if recommended is not None and (current is None or current > recommended + 1):
         assert latency is not None
         with np.errstate(invalid="ignore"):
             above = breach & (util >= recommended)
         minutes = float(np.count_nonzero(above)) * step_min
         change, command = hpa_target_change(hpa.entity, metric, recommended)
-        now = "unknown (kube_horizontalpodautoscaler_spec_target_metric not exported)" if hpa.target_value is None else f"{hpa.target_value:g}"
+        if current is not None:
+            now = f"{current:g}"
+        elif hpa.target_metric:
+            now = f"scales on {hpa.target_metric} at {hpa.target_value:g}" if hpa.target_value is not None else f"scales on {hpa.target_metric}"
+        else:
+            now = "unknown: kube_horizontalpodautoscaler_spec_target_metric not exported"
         recs.append(
             Recommendation(
                 kind=Kind.HPA_TARGET,
@@ -138,7 +152,8 @@ def analyse_hpa(
                 saving=Saving(breach_minutes=minutes, per_month_factor=month_factor),
                 change=change,
                 command=command,
-                facts={"knee_utilization_percent": knee, "recommended_target": recommended, "current_target": hpa.target_value, "breach_minutes": minutes},
+                facts={"knee_utilization_percent": knee, "recommended_target": recommended, "current_target": hpa.target_value,
+                       "current_metric": hpa.target_metric, "breach_minutes": minutes},
             )
         )
 

@@ -99,7 +99,11 @@ def hpa_target_change(hpa: Entity, metric: str, target: float) -> tuple[str, str
             ]
         }
     }
-    snippet = _yaml(spec, f"HorizontalPodAutoscaler {hpa.namespace}/{hpa.name}: scale out at {target:g} % GPU utilisation.")
+    snippet = _yaml(
+        spec,
+        f"HorizontalPodAutoscaler {hpa.namespace}/{hpa.name}: scale out at {target:g} % GPU utilisation.",
+        f"The pods metric {metric} must be served by prometheus-adapter (custom.metrics.k8s.io).",
+    )
     return snippet, _patch_command(hpa, spec, resource="hpa")
 
 

@@ -196,3 +196,27 @@ def test_config_errors_name_the_key(advisor: dict[str, object], message: str) ->
     with pytest.raises(ConfigError, match=message) as info:
         parse_config({"advisor": advisor})
     assert "advisor" in str(info.value)
+
+
+def _chat_history(p99_of_util, target_metric: str = "", target_value: float | None = None) -> History:  # noqa: ANN001
+    steps = 288 * 2
+    t = END.timestamp() - STEP * np.arange(steps)[::-1]
+    util = np.linspace(10, 95, steps) % 95 + 5
+    tracks = [_gpu("G1", "chat-5b8d7c9f6d-xk2zq", util, 40.0)]
+    hpa = HpaTrack("ml", "chat", Entity("deployment", "chat", "ml"), np.full(steps, 2.0), 1, 4, target_value, target_metric)
+    lat = LatencyTrack("ml", "m", p99_of_util(util), frozenset({Entity("deployment", "chat", "ml")}))
+    return History(END - timedelta(days=2), END, STEP, t, tuple(tracks), (hpa,), (lat,))
+
+
+def test_hpa_on_cpu_is_told_to_scale_on_gpu() -> None:
+    h = _chat_history(lambda u: np.where(u > 70, 0.3, 0.05), target_metric="cpu", target_value=50.0)
+    [rec] = analyze(h, AdvisorConfig(), END).of_kind(Kind.HPA_TARGET)
+    assert "now scales on cpu at 50" in rec.title
+    assert 59 <= rec.facts["recommended_target"] <= 61  # latency steps up at 70 %; target = knee - 10
+    assert "DCGM_FI_DEV_GPU_UTIL" in rec.change
+
+
+def test_latency_bad_at_any_load_is_not_an_autoscaling_problem() -> None:
+    advice = analyze(_chat_history(lambda u: np.full(u.shape, 0.5)), AdvisorConfig(), END)
+    assert not advice.of_kind(Kind.HPA_TARGET)
+    assert any("would not fix it" in note for note in advice.caveats)
