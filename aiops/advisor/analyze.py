@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 
 from aiops.advisor.autoscaling import analyse_hpa
-from aiops.advisor.records import Advice, History, LatencyCurve, Recommendation
+from aiops.advisor.records import Advice, History, HpaSummary, LatencyCurve, Recommendation
 from aiops.advisor.sizing import sizing_recommendations
 from aiops.advisor.usage import by_node, by_workload, gpu_class_of, idle_recommendations, unallocated
 from aiops.config.advisor import AdvisorConfig
@@ -25,13 +25,20 @@ def analyze(history: History, config: AdvisorConfig, generated_at: datetime) -> 
     recommendations += sizing
     curves: list[LatencyCurve] = []
     notes: list[str] = []
+    hpas: list[HpaSummary] = []
     for hpa in history.hpas:
-        model_names = [t.model_name for t in history.gpus if t.workload is not None and t.workload.name == hpa.target.name]
+        model_names = [
+            t.model_name
+            for t in history.gpus
+            if t.workload is not None and (t.workload.namespace, t.workload.name) == (hpa.target.namespace, hpa.target.name)
+        ]
         cls = gpu_class_of(model_names[0], config.gpu_classes) if model_names else None
         price = cls.price_per_hour if cls is not None else None
         result = analyse_hpa(hpa, history, config, price, month_factor)
         recommendations += result.recommendations
         notes += result.notes
+        if result.summary is not None:
+            hpas.append(result.summary)
         if result.curve is not None:
             curves.append(result.curve)
     order = {k: i for i, k in enumerate(("move_to_cpu", "idle_gpu", "mig", "smaller_gpu", "hpa_target", "hpa_scale_down", "prescale"))}
@@ -48,6 +55,7 @@ def analyze(history: History, config: AdvisorConfig, generated_at: datetime) -> 
         recommendations=tuple(recommendations),
         packings=tuple(packings),
         curves=tuple(curves),
+        hpas=tuple(hpas),
         tiering=tiering,
         notes=tuple(notes),
     )

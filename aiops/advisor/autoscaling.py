@@ -15,7 +15,7 @@ from datetime import UTC, datetime
 import numpy as np
 from sklearn.isotonic import IsotonicRegression
 
-from aiops.advisor.records import History, HpaTrack, Kind, LatencyCurve, LatencyTrack, Recommendation, Saving
+from aiops.advisor.records import History, HpaSummary, HpaTrack, Kind, LatencyCurve, LatencyTrack, Recommendation, Saving
 from aiops.advisor.snippets import hpa_scale_down_change, hpa_target_change, prescale_change
 from aiops.config.advisor import AdvisorConfig
 from aiops.model import Entity
@@ -31,6 +31,7 @@ class HpaAdvice:
     curve: LatencyCurve | None
     recommendations: list[Recommendation]
     notes: list[str]
+    summary: HpaSummary | None = None
 
 
 def workload_utilization(history: History, target: Entity) -> tuple[np.ndarray, float]:
@@ -157,9 +158,9 @@ def analyse_hpa(
             )
         )
 
+    waste = _scale_down_waste(hpa, util, sizing_target, history, config) if sizing_target is not None else 0.0
+    gpu_hours = waste * gpus_per_replica
     if sizing_target is not None:
-        waste = _scale_down_waste(hpa, util, sizing_target, history, config)
-        gpu_hours = waste * gpus_per_replica
         if gpu_hours >= MIN_WASTED_GPU_HOURS:
             stab = int(auto.scale_down_stabilization.total_seconds())
             change, command = hpa_scale_down_change(hpa.entity, stab)
@@ -188,7 +189,19 @@ def analyse_hpa(
         prescale = _prescale(hpa, history, breach, util, sizing_target, config, month_factor)
         if prescale is not None:
             recs.append(prescale)
-    return HpaAdvice(curve, recs, notes)
+    summary = HpaSummary(
+        hpa=hpa.entity,
+        target=hpa.target,
+        min_replicas=hpa.min_replicas,
+        max_replicas=hpa.max_replicas,
+        metric=hpa.target_metric,
+        target_value=hpa.target_value,
+        knee_utilization=knee,
+        recommended_target=recommended,
+        breach_minutes=float(np.count_nonzero(breach)) * step_min,
+        wasted_gpu_hours=gpu_hours,
+    )
+    return HpaAdvice(curve, recs, notes, summary)
 
 
 def _run_lengths(mask: np.ndarray) -> np.ndarray:

@@ -11,6 +11,7 @@ import re
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Protocol
+from urllib.parse import urlsplit, urlunsplit
 
 import numpy as np
 
@@ -52,6 +53,12 @@ def workload_of(namespace: str, pod: str) -> Entity:
     return Entity("pod", pod, namespace)
 
 
+def _without_userinfo(url: str) -> str:
+    """A URL fit for a message: credentials a user put in it are not repeated."""
+    parts = urlsplit(url)
+    return urlunsplit(parts._replace(netloc=parts.netloc.rpartition("@")[2]))
+
+
 def _range(seconds: float) -> str:
     return f"{int(seconds)}s"
 
@@ -80,7 +87,8 @@ class HistoryReader:
         if not gpus:
             raise AdvisorError(
                 f"no dcgm-exporter series (DCGM_FI_DEV_GPU_UTIL) between {start:%Y-%m-%d %H:%M} and "
-                f"{end:%Y-%m-%d %H:%M} UTC in {self.config.prometheus.url}. Check that dcgm-exporter is scraped "
+                f"{end:%Y-%m-%d %H:%M} UTC in the Prometheus at {_without_userinfo(str(self.config.prometheus.url))}. "
+                "Check that dcgm-exporter is scraped "
                 "by this Prometheus and that its retention covers advisor.window."
             )
         if not any(g.allocated for g in gpus):

@@ -197,6 +197,22 @@ class LatencyCurve:
 
 
 @dataclass(frozen=True)
+class HpaSummary:
+    """One HPA as history shows it, whatever is recommended for it."""
+
+    hpa: Entity
+    target: Entity
+    min_replicas: int
+    max_replicas: int
+    metric: str
+    target_value: float | None
+    knee_utilization: float | None
+    recommended_target: int | None
+    breach_minutes: float
+    wasted_gpu_hours: float
+
+
+@dataclass(frozen=True)
 class Advice:
     """The whole report: usage tables, recommendations, and the history figures for charts."""
 
@@ -211,6 +227,7 @@ class Advice:
     recommendations: tuple[Recommendation, ...]
     packings: tuple[MigPacking, ...] = ()
     curves: tuple[LatencyCurve, ...] = ()
+    hpas: tuple[HpaSummary, ...] = ()
     # Per workload: which classes it fits and which it needs ("needs H100-80GB").
     tiering: Mapping[str, str] = field(default_factory=dict)
     # What the analyses could not judge and why (gaps in the history are in ``history.gaps``).

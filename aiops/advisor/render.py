@@ -132,6 +132,27 @@ def build_document(advice: Advice, charts: dict[str, Path]) -> list[Block]:
                 ],
             )
         )
+    if advice.hpas:
+        slo_ms = advice.latency_slo_seconds * 1000
+        doc.append(Heading("Autoscaling"))
+        doc.append(
+            Table(
+                ["HPA", "scales", "replicas", "target now", "p99 knee", "recommended target", f"min p99 > {slo_ms:g} ms", "GPU-hours held when idle"],
+                [
+                    [
+                        s.hpa.key,
+                        s.target.key,
+                        f"{s.min_replicas}-{s.max_replicas}",
+                        f"{s.metric or '?'} = {_num(s.target_value, '{:g}')}",
+                        _num(s.knee_utilization, "{:.0f} %"),
+                        _num(s.recommended_target, "{:d} %"),
+                        _num(s.breach_minutes, "{:.0f}"),
+                        _num(s.wasted_gpu_hours, "{:.1f}"),
+                    ]
+                    for s in advice.hpas
+                ],
+            )
+        )
     if advice.curves:
         doc.append(Heading("Autoscaling: latency vs utilisation"))
         for curve in advice.curves:
@@ -291,6 +312,21 @@ def to_json(advice: Advice) -> dict[str, Any]:
                     "utilization_packed_percent": p.utilization_packed,
                 }
                 for p in advice.packings
+            ],
+            "hpas": [
+                {
+                    "hpa": x.hpa.key,
+                    "target": x.target.key,
+                    "min_replicas": x.min_replicas,
+                    "max_replicas": x.max_replicas,
+                    "metric": x.metric,
+                    "target_value": x.target_value,
+                    "knee_utilization_percent": x.knee_utilization,
+                    "recommended_target": x.recommended_target,
+                    "breach_minutes": x.breach_minutes,
+                    "wasted_gpu_hours": x.wasted_gpu_hours,
+                }
+                for x in advice.hpas
             ],
             "latency_curves": [
                 {"hpa": c.hpa.key, "model": c.model, "knee_utilization_percent": c.knee_utilization, "points": int(c.utilization.size)}

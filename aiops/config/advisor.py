@@ -1,4 +1,16 @@
-"""Config of the capacity and cost advisor (``aiops advise`` and the weekly digest)."""
+"""Config of the capacity and cost advisor (``aiops advise`` and the weekly digest).
+
+    advisor:
+      window: 7d
+      idle_utilization_percent: 30
+      currency: EUR
+      gpu_classes:              # replaces the built-in list; prices make savings money
+        - {name: H100-80GB, match: "*H100*", memory_gib: 80, relative_compute: 989, price_per_hour: 6.9,
+           mig_profiles: [{name: 1g.10gb, compute_slices: 1, memory_gib: 10, max_instances: 7}]}
+        - {name: L4, match: "*L4", memory_gib: 24, relative_compute: 121, price_per_hour: 0.8,
+           node_selector: {nvidia.com/gpu.product: NVIDIA-L4}}
+      autoscaling: {latency_slo: 100ms, scale_down_utilization_percent: 20, scale_down_after: 10m}
+"""
 
 from __future__ import annotations
 

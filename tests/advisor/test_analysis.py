@@ -220,3 +220,11 @@ def test_latency_bad_at_any_load_is_not_an_autoscaling_problem() -> None:
     advice = analyze(_chat_history(lambda u: np.full(u.shape, 0.5)), AdvisorConfig(), END)
     assert not advice.of_kind(Kind.HPA_TARGET)
     assert any("would not fix it" in note for note in advice.caveats)
+
+
+def test_documented_example_config_is_valid() -> None:
+    import aiops.config.advisor as module
+
+    example = yaml.safe_load(module.__doc__.split("\n\n", 1)[1])
+    advisor = parse_config(example).advisor
+    assert advisor.currency == "EUR" and [c.name for c in advisor.gpu_classes] == ["H100-80GB", "L4"]

@@ -86,6 +86,9 @@ def test_hpa_target_comes_from_the_latency_knee(advice: Advice) -> None:
     assert rec.facts["recommended_target"] == pytest.approx(curve.knee_utilization - 10, abs=1)
     assert rec.saving.breach_minutes > 0
     assert "averageValue: '" in rec.change and "DCGM_FI_DEV_GPU_UTIL" in rec.change
+    [summary] = advice.hpas
+    assert (summary.min_replicas, summary.max_replicas, summary.target_value) == (2, 10, 90)
+    assert summary.recommended_target == rec.facts["recommended_target"]
 
 
 def test_daily_peak_gets_prescale_advice(advice: Advice) -> None:
