@@ -5,7 +5,8 @@ without one the Deployment/StatefulSet's ``replicas`` is set. The value found be
 change is kept in the ``aiops.io/scale-ahead-original`` annotation on the object itself, so a
 restart, or a human, knows what to restore.
 
-Direction ("auto" by default) from the triggering finding, with the seed thresholds: p99
+Direction ("auto" by default) from the triggering finding: a forecast on latency or GPU
+utilisation (``predicted_failure_at`` set) scales up ahead of the peak; otherwise the seed thresholds: p99
 latency above ``latency_high_seconds`` or GPU utilisation above ``gpu_util_high`` → up; GPU
 utilisation below ``gpu_util_low`` for ``low_for_points`` consecutive points → down (never below
 the original value, nor ``min_replicas``).
@@ -59,6 +60,9 @@ class ScaleAhead(Remediation):
         if wanted != "auto":
             return wanted
         finding = decision.finding
+        watched = "latency" in finding.signal or finding.signal.startswith("gpu_util")
+        if watched and finding.predicted_failure_at is not None:
+            return "up"  # a forecast that the threshold will be crossed: scale before the peak
         recent: Sequence[float] = finding.evidence.recent
         last = recent[-1] if recent else finding.evidence.facts.get("value")
         if last is None:

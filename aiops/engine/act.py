@@ -124,6 +124,7 @@ class Actor:
     ) -> list[ActionResult]:
         self.errors = []
         self.writer.errors = []
+        self.writer.kill_switch.begin_cycle()
         metrics.LEADER.set(1 if self.is_leader else 0)
         if degraded:
             return [

@@ -90,9 +90,20 @@ class KillSwitch:
     def __init__(self, config: KillSwitchConfig, read_configmap: Callable[[], str | None] | None = None) -> None:
         self.config = config
         self._read_configmap = read_configmap
+        self._reading: str | None = None
+
+    def begin_cycle(self) -> None:
+        """Forget the cached reading: the switch is read at most once per cycle."""
+        self._reading = None
 
     def engaged(self) -> str:
-        """Why writes are switched off, or "" when they are not."""
+        """Why writes are switched off, or "" when they are not (cached for the cycle)."""
+        cached = self._reading
+        if cached is None:
+            cached = self._reading = self._read()
+        return cached
+
+    def _read(self) -> str:
         path: Path | None = self.config.file
         if path is not None and path.exists():
             try:

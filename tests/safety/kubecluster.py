@@ -42,14 +42,14 @@ def server() -> Iterator[KubeApiServer]:
         yield srv
 
 
-def make_config(server: KubeApiServer, tmp_path: Path, *, leader: bool = False, **safety: Any) -> AiopsConfig:
+def make_config(server: KubeApiServer, tmp_path: Path, *, leader: bool = False, request_timeout: str = "2s", **safety: Any) -> AiopsConfig:
     kubeconfig = server.write_kubeconfig(tmp_path / "kubeconfig", token=SA_TOKEN)
     data: dict[str, Any] = {
         "safety": {"mode": "auto", "dry_run": False, "api_backoff_max": "50ms", **safety},
         "kubernetes": {
             "enabled": True,
             "kubeconfig": str(kubeconfig),
-            "request_timeout": "2s",
+            "request_timeout": request_timeout,
             "leader_election": {"enabled": leader, "lease_duration": "3s", "renew_deadline": "2s", "retry_period": "500ms"},
         },
         "state": {"path": str(tmp_path / "state.sqlite")},

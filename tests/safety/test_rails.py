@@ -41,6 +41,19 @@ def test_kill_switch_configmap_blocks_every_write(server: KubeApiServer, tmp_pat
     assert writes(server) == []
 
 
+def test_kill_switch_is_read_once_per_cycle(server: KubeApiServer, tmp_path: Path) -> None:
+    names = seed_workload(server, "web", ["gpu-1", "gpu-2", "gpu-3"])
+    actor, _ = make_actor(make_config(server, tmp_path, max_pods_per_workload=10))
+    results = actor.act([decision("restart_pod", pod(n)) for n in names], findings=[], degraded=False, now=NOW)
+    assert [r.status for r in results] == [ActionStatus.APPLIED] * 3
+    assert len(server.requests_matching(method="GET", resource="configmaps")) == 1
+    # Engaged between cycles: the next cycle sees it.
+    server.seed(make_configmap("aiops-control", {"kill_switch": "yes"}, namespace="aiops"))
+    seed_workload(server, "llm", ["gpu-1"])
+    [r] = actor.act([decision("restart_pod", pod("llm-0"))], findings=[], degraded=False, now=NOW + timedelta(hours=1))
+    assert r.rail == "kill_switch"
+
+
 def test_kill_switch_file_and_unreadable_configmap(server: KubeApiServer, tmp_path: Path) -> None:
     seed_workload(server, "web", ["gpu-1", "gpu-2"])
     switch = tmp_path / "stop"
@@ -189,7 +202,7 @@ def test_dry_run_uses_the_server_with_dry_run_all(server: KubeApiServer, tmp_pat
 
 def test_api_500_and_timeout_back_off_then_defer_and_degrade(server: KubeApiServer, tmp_path: Path) -> None:
     seed_workload(server, "web", ["gpu-1", "gpu-2"])
-    actor, _ = make_actor(make_config(server, tmp_path, api_attempts=3))
+    actor, _ = make_actor(make_config(server, tmp_path, api_attempts=3, request_timeout="500ms"))
     server.fail_next(3, method="DELETE", path="/pods/web-0", status=500)
     [result] = actor.act([decision("restart_pod", pod("web-0"))], findings=[], degraded=False, now=NOW)
     assert result.status is ActionStatus.DEFERRED and "500" in result.detail
@@ -198,7 +211,7 @@ def test_api_500_and_timeout_back_off_then_defer_and_degrade(server: KubeApiServ
     assert server.exists("Pod", "web-0")
 
     # The cluster read times out: nothing is planned on a missing picture, the cycle is degraded.
-    server.hang_next(3, method="GET", path="/api/v1/nodes", seconds=4)
+    server.hang_next(3, method="GET", path="/api/v1/nodes", seconds=2)
     [result] = actor.act([decision("restart_pod", pod("web-0"))], findings=[], degraded=False, now=NOW + timedelta(minutes=1))
     assert result.status is ActionStatus.DEFERRED and "cluster state unreadable" in result.detail
     assert actor.errors and actor.errors[0].temporary
