@@ -207,7 +207,7 @@ class Outbox:
             if head is None:
                 return None
             if head["batch_id"] is not None:
-                # A batch that failed before is resent unchanged (same id, same Message-ID).
+                # A batch interrupted by a crash is resent unchanged (same id, same Message-ID).
                 batch_id = head["batch_id"]
                 rows = conn.execute(
                     "SELECT id, notification FROM notify_outbox WHERE channel = ? AND batch_id = ? AND state = ? ORDER BY severity_rank DESC, created_at",
@@ -283,7 +283,9 @@ class Outbox:
                 else:
                     delay = max(self.backoff_seconds(row["attempts"]), delivery.retry_after_seconds or 0.0)
                     conn.execute(
-                        "UPDATE notify_outbox SET state = ?, next_attempt_at = ?, updated_at = ?, last_error = ? WHERE id = ?",
+                        # Back to the pool without its batch id: it may be superseded or join a new digest.
+                        "UPDATE notify_outbox SET state = ?, batch_id = NULL, next_attempt_at = ?, updated_at = ?, last_error = ? "
+                        "WHERE id = ?",
                         (PENDING, t + delay, t, delivery.detail, row["id"]),
                     )
                     report.retried += 1

@@ -1,0 +1,267 @@
+"""The notify stage end to end with real channels: routing, de-dup, resolution, outbox, outages, restarts."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from aiops import metrics
+from aiops.model import ActionStatus, Notification, Severity
+from aiops.notify.outbox import FAILED, PENDING, SUPERSEDED
+from aiops.notify.stage import NotifyStage
+from aiops.plugins import Delivery, DeliveryStatus, Notifier
+from aiops.state import Store
+from aiops.testing.dingtalk import DingTalkReceiver
+from aiops.testing.smtp import SmtpServer
+
+from .conftest import NOW, config, finding, pod, result
+
+TOKEN = "stage-token"
+
+
+class Recorder(Notifier):
+    name = "recorder"
+
+    def __init__(self) -> None:
+        self.batches: list[list[Notification]] = []
+
+    def send(self, batch: Sequence[Notification]) -> Delivery:
+        self.batches.append(list(batch))
+        return Delivery(DeliveryStatus.DELIVERED)
+
+    @property
+    def sent(self) -> list[Notification]:
+        return [n for b in self.batches for n in b]
+
+
+def recorder_stage(store: Store, routes: list[dict[str, Any]] | None = None, channels: Sequence[str] = ("a",),
+                   **notify: Any) -> tuple[NotifyStage, dict[str, Recorder]]:
+    cfg = config({"channels": {c: {"plugin": "console"} for c in channels}, "routes": routes or [], **notify})
+    recs = {c: Recorder() for c in channels}
+    return NotifyStage(cfg, store, recs, now=NOW), recs
+
+
+def sample(name: str, **labels: str) -> float:
+    return metrics.REGISTRY.get_sample_value(name, labels) or 0.0
+
+
+# --- de-duplication, repeat, resolution ---------------------------------------------------------
+def test_same_finding_is_not_repeated_within_the_repeat_interval(store: Store) -> None:
+    stage, recs = recorder_stage(store, [{"name": "all", "channels": ["a"], "repeat_interval": "1h"}])
+    for minute in range(5):
+        stage.notify([finding()], [], cycle_id=f"c{minute}", now=NOW + timedelta(minutes=minute), degraded=False)
+    assert len(recs["a"].sent) == 1
+    stage.notify([finding()], [], cycle_id="later", now=NOW + timedelta(minutes=61), degraded=False)
+    assert len(recs["a"].sent) == 2
+
+
+def test_new_severity_or_action_outcome_is_sent_at_once(store: Store) -> None:
+    stage, recs = recorder_stage(store)
+    stage.notify([finding(severity=Severity.WARNING, score=0.8)], [], cycle_id="c1", now=NOW, degraded=False)
+    stage.notify([finding()], [], cycle_id="c2", now=NOW + timedelta(minutes=1), degraded=False)
+    stage.notify([finding()], [result(status=ActionStatus.APPLIED)], cycle_id="c3", now=NOW + timedelta(minutes=2), degraded=False)
+    stage.notify([finding()], [result(status=ActionStatus.APPLIED)], cycle_id="c4", now=NOW + timedelta(minutes=3), degraded=False)
+    sent = recs["a"].sent
+    assert [n.severity for n in sent] == [Severity.WARNING, Severity.CRITICAL, Severity.CRITICAL]
+    assert sent[2].results[0].status is ActionStatus.APPLIED
+
+
+def test_cleared_finding_is_resolved_once_but_never_from_a_degraded_cycle(store: Store) -> None:
+    stage, recs = recorder_stage(store)
+    stage.notify([finding()], [], cycle_id="c1", now=NOW, degraded=False)
+    stage.notify([], [], cycle_id="c2", now=NOW + timedelta(minutes=1), degraded=True)
+    assert len(recs["a"].sent) == 1  # a partial picture resolves nothing
+    stage.notify([], [], cycle_id="c3", now=NOW + timedelta(minutes=2), degraded=False)
+    stage.notify([], [], cycle_id="c4", now=NOW + timedelta(minutes=3), degraded=False)
+    sent = recs["a"].sent
+    assert len(sent) == 2 and sent[1].resolved and sent[1].key == sent[0].key
+    assert "cleared" in sent[1].title and sent[1].cycle_id == "c3"
+
+
+def test_route_without_send_resolved_stays_quiet(store: Store) -> None:
+    stage, recs = recorder_stage(store, [{"name": "r", "channels": ["a"], "send_resolved": False}])
+    stage.notify([finding()], [], cycle_id="c1", now=NOW, degraded=False)
+    stage.notify([], [], cycle_id="c2", now=NOW + timedelta(minutes=1), degraded=False)
+    assert len(recs["a"].sent) == 1
+
+
+def test_routes_by_severity_and_labels_first_match_wins(store: Store) -> None:
+    routes = [
+        {"name": "ml-critical", "channels": ["pager"], "min_severity": "critical", "match": {"namespace": "ml"},
+         "continue": True, "mentions": {"mobiles": ["13800000000"]}},
+        {"name": "ml", "channels": ["chat"], "match": {"namespace": "ml"}},
+        {"name": "rest", "channels": ["mail"]},
+    ]
+    stage, recs = recorder_stage(store, routes, channels=("pager", "chat", "mail"))
+    stage.notify(
+        [finding(pod("a", "ml")), finding(pod("b", "ml"), severity=Severity.WARNING, score=0.8), finding(pod("c", "web"))],
+        [], cycle_id="c1", now=NOW, degraded=False,
+    )
+    assert [n.entity.name for n in recs["pager"].sent] == ["a"]
+    assert sorted(n.entity.name for n in recs["chat"].sent) == ["a", "b"]
+    assert [n.entity.name for n in recs["mail"].sent] == ["c"]
+    assert recs["pager"].sent[0].labels["__mention_mobiles__"] == "13800000000"
+    assert "__mention_mobiles__" not in recs["chat"].sent[0].labels
+
+
+def test_one_digest_per_route_and_group_window(store: Store) -> None:
+    stage, recs = recorder_stage(store, [{"name": "r", "channels": ["a"], "group_interval": "5m"}])
+    stage.notify([finding(pod(f"p{i}")) for i in range(4)], [], cycle_id="c1", now=NOW, degraded=False)
+    assert [len(b) for b in recs["a"].batches] == [4]  # one digest for the cycle
+    stage.notify([finding(pod(f"p{i}")) for i in range(6)], [], cycle_id="c2", now=NOW + timedelta(minutes=1), degraded=False)
+    stage.notify([finding(pod(f"p{i}")) for i in range(7)], [], cycle_id="c3", now=NOW + timedelta(minutes=2), degraded=False)
+    assert len(recs["a"].batches) == 1  # new findings wait for the window
+    stage.flush(NOW + timedelta(minutes=5, seconds=1))
+    assert [sorted(n.entity.name for n in b) for b in recs["a"].batches[1:]] == [["p4", "p5", "p6"]]
+
+
+# --- real channels: outages, retries, restarts ----------------------------------------------------
+@dataclass
+class Rig:
+    robot: DingTalkReceiver
+    smtp: SmtpServer
+    path: Path
+
+    def config(self, **outbox: Any) -> Any:
+        return config({
+            "channels": {
+                "dingtalk": {"plugin": "dingtalk", "params": {"access_token": {"env": "STAGE_DT_TOKEN"}, "url": self.robot.url,
+                                                             "connect_timeout": "1s", "read_timeout": "1s"}},
+                "email": {"plugin": "email", "params": {"host": "127.0.0.1", "port": self.smtp.port, "security": "none",
+                                                       "from": "aiops@example.com", "to": ["oncall@example.com"], "timeout": "2s"}},
+            },
+            "outbox": {"backoff_initial": "10s", "backoff_max": "1m", **outbox},
+        })
+
+    def stage(self, **outbox: Any) -> NotifyStage:
+        return NotifyStage.from_config(self.config(**outbox), Store(self.path))
+
+
+@pytest.fixture
+def rig(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Rig]:
+    monkeypatch.setenv("STAGE_DT_TOKEN", TOKEN)
+    with DingTalkReceiver(access_token=TOKEN) as robot, SmtpServer() as smtp:
+        yield Rig(robot, smtp, tmp_path / "state.sqlite")
+
+
+def test_one_channel_down_does_not_block_the_other(rig: Rig) -> None:
+    rig.robot.stop()
+    stage = rig.stage()
+    before = sample("aiops_notifications_total", channel="dingtalk", result="retry")
+    stage.notify([finding()], [], cycle_id="c1", now=NOW, degraded=False)
+    assert len(rig.smtp.messages) == 1
+    assert stage.last_reports["dingtalk"].pending == 1 and "cannot reach DingTalk" in stage.last_reports["dingtalk"].last_error
+    assert sample("aiops_outbox_pending", channel="dingtalk") == 1
+    assert sample("aiops_outbox_pending", channel="email") == 0
+    assert sample("aiops_notifications_total", channel="dingtalk", result="retry") == before + 1
+
+
+def test_restart_with_items_in_the_outbox_loses_nothing_and_sends_nothing_twice(rig: Rig, monkeypatch: pytest.MonkeyPatch) -> None:
+    rig.robot.http_error_next(503, count=2)
+    stage = rig.stage()
+    stage.notify([finding(pod("a"))], [], cycle_id="c1", now=NOW, degraded=False)
+    stage.notify([finding(pod("a")), finding(pod("b"))], [], cycle_id="c2", now=NOW + timedelta(seconds=30), degraded=False)
+    assert rig.robot.messages == [] and stage.outbox.pending("dingtalk") >= 1
+    stage.close()
+    stage.store.close()
+
+    # A new process on the same state file: the outbox is still there and is delivered once.
+    again = rig.stage()
+    for minute in range(1, 6):
+        again.flush(NOW + timedelta(minutes=minute))
+    texts = [m["markdown"]["text"] for m in rig.robot.messages]
+    assert sum("pod/ml/a" in t for t in texts) == 1 and sum("pod/ml/b" in t for t in texts) == 1
+    assert again.outbox.pending() == 0
+    assert len(rig.smtp.messages) == 2  # email had no outage: one mail per cycle
+
+
+def test_retry_budget_then_failed_and_counted(rig: Rig) -> None:
+    rig.robot.http_error_next(500, count=10)
+    stage = rig.stage(max_attempts=3)
+    before = sample("aiops_notifications_total", channel="dingtalk", result="failed")
+    stage.notify([finding()], [], cycle_id="c1", now=NOW, degraded=False)
+    for minute in range(1, 10):
+        stage.flush(NOW + timedelta(minutes=minute))
+    [row] = stage.outbox.rows("dingtalk")
+    assert row["state"] == FAILED and row["attempts"] == 3 and "retry budget spent" in str(row["last_error"])
+    assert sample("aiops_notifications_total", channel="dingtalk", result="failed") == before + 1
+    assert len(rig.robot.requests) == 3
+
+
+def test_permanent_error_fails_at_once(rig: Rig) -> None:
+    rig.robot.fail_next(300001, "token is not exist")
+    stage = rig.stage()
+    stage.notify([finding()], [], cycle_id="c1", now=NOW, degraded=False)
+    [row] = stage.outbox.rows("dingtalk")
+    assert row["state"] == FAILED and "300001" in str(row["last_error"])
+
+
+def test_throttling_holds_the_channel_and_queues_without_spending_attempts(rig: Rig) -> None:
+    rig.robot.fail_next(130101, "send too fast")
+    stage = rig.stage()
+    stage.notify([finding(pod("a"))], [], cycle_id="c1", now=NOW, degraded=False)
+    stage.notify([finding(pod("a")), finding(pod("b"))], [], cycle_id="c2", now=NOW + timedelta(minutes=1), degraded=False)
+    assert len(rig.robot.requests) == 1  # nothing more is sent to a throttled robot
+    rows = {r["key"].split("/")[-1]: r for r in stage.outbox.rows("dingtalk")}
+    assert rows["a"]["state"] == PENDING and rows["a"]["attempts"] == 1
+    assert rows["b"]["state"] == PENDING and rows["b"]["attempts"] == 0
+    assert len(rig.smtp.messages) == 2
+
+
+def test_twenty_messages_a_minute_at_most(rig: Rig) -> None:
+    stage = rig.stage()
+    for i in range(25):  # a storm: each cycle one more finding, so each cycle its own digest
+        stage.notify([finding(pod(f"p{j}")) for j in range(i + 1)], [], cycle_id=f"c{i}", now=NOW + timedelta(seconds=i),
+                     degraded=False)
+    # The bucket refills one token per 3 s of real time; the test runs in about a second.
+    assert 20 <= len(rig.robot.requests) <= 21 and all(r.errcode == 0 for r in rig.robot.requests)
+    waiting = stage.outbox.rows("dingtalk", PENDING)
+    assert waiting and all(r["attempts"] == 0 for r in waiting)  # queued, not failed, no attempt spent
+    delivered = stage.outbox.rows("dingtalk", "delivered")
+    assert len(waiting) + len(delivered) == 25
+
+
+def test_an_outage_ends_with_the_latest_state_not_a_replay(rig: Rig) -> None:
+    rig.robot.stop()
+    stage = rig.stage()
+    stage.notify([finding(severity=Severity.WARNING, score=0.8)], [], cycle_id="c1", now=NOW, degraded=False)
+    stage.notify([finding()], [], cycle_id="c2", now=NOW + timedelta(minutes=1), degraded=False)
+    states = sorted(r["state"] for r in stage.outbox.rows("dingtalk"))
+    assert states == [PENDING, SUPERSEDED]
+
+
+def test_crash_between_send_and_mark(rig: Rig) -> None:
+    """DingTalk cannot de-duplicate: the interrupted batch is recorded as unknown, not resent.
+    Email is resent with the same Message-ID, which mail systems de-duplicate."""
+    stage = rig.stage()
+    stage.outbox.enqueue(
+        [e for e in _envelopes(stage)], NOW,
+    )
+    for channel in ("dingtalk", "email"):
+        batch = stage.outbox._claim(channel, NOW)
+        assert batch is not None
+        stage.outbox._send(stage.notifiers[channel], batch)  # delivered ... and the process dies here
+    first_id = rig.smtp.messages[0]["Message-ID"]
+    stage.store.close()
+
+    before = sample("aiops_notifications_total", channel="dingtalk", result="unknown")
+    again = rig.stage()
+    again.flush(NOW + timedelta(minutes=1))
+    assert len(rig.robot.messages) == 1
+    [row] = again.outbox.rows("dingtalk")
+    assert row["state"] == FAILED and "outcome unknown" in str(row["last_error"])
+    assert sample("aiops_notifications_total", channel="dingtalk", result="unknown") == before + 1
+    assert [m["Message-ID"] for m in rig.smtp.messages] == [first_id, first_id]
+
+
+def _envelopes(stage: NotifyStage) -> list[Any]:
+    from aiops.notify.outbox import Envelope
+    from aiops.notify.stage import build_notifications
+
+    [n] = build_notifications([finding()], [], cycle_id="c", min_severity=Severity.WARNING)
+    return [Envelope("dingtalk", "default", n), Envelope("email", "default", n)]
