@@ -41,7 +41,7 @@ def utilization_distributions(advice: Advice, path: Path) -> Path:
     ax.set_xlim(0, 100)
     ax.set_xlabel("GPU utilisation (%) per step; whiskers p1-p99")
     ax.set_title("GPU utilisation by workload")
-    ax.legend(loc="lower right")
+    ax.legend(loc="best")
     fig.savefig(path, dpi=100)
     return path
 

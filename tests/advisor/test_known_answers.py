@@ -162,8 +162,19 @@ def test_reports_are_written(advice: Advice, tmp_path: Path) -> None:
 def test_weekly_digest(prometheus: PrometheusServer, written: Written) -> None:
     [note] = digest(_config(prometheus.url), written.end)
     assert note.severity is Severity.INFO
-    assert note.key.startswith("advisor:digest:")
+    assert note.key.startswith("advisor:digest:") and note.labels == {"source": "advisor"}
     assert "GPU-hours" in note.summary and "notebook" in note.summary
+
+
+def test_digest_goes_through_a_real_channel(
+    prometheus: PrometheusServer, written: Written, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from aiops.notify.console import ConsoleNotifier
+    from aiops.plugins import DeliveryStatus
+
+    delivery = ConsoleNotifier().send(digest(_config(prometheus.url), written.end))
+    assert delivery.status is DeliveryStatus.DELIVERED
+    assert "Weekly GPU capacity advice" in capsys.readouterr().out
 
 
 def test_digest_says_when_prometheus_is_down(written: Written) -> None:
