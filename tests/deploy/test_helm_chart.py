@@ -65,7 +65,10 @@ def test_selectors_match_the_pods(rendered: list[dict[str, Any]]) -> None:
     ]
     for selector in selectors:
         assert selector and selector.items() <= pod_labels.items()
-    assert one(rendered, "PodDisruptionBudget")["spec"]["minAvailable"] == 1
+    pdb = validate(one(rendered, "PodDisruptionBudget"))
+    assert pdb.spec.min_available == 1
+    # Unready replicas (Prometheus down) must not block node drains.
+    assert pdb.spec.unhealthy_pod_eviction_policy == "AlwaysAllow"
 
 
 def test_service_exposes_metrics_and_webhook_port(rendered: list[dict[str, Any]]) -> None:
