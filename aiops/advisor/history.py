@@ -30,6 +30,10 @@ class AdvisorError(Exception):
         self.temporary = temporary
 
 
+# Runs one query over the window; returns (labels, values on the grid) per series.
+Fetch = Callable[[str], list[tuple[dict[str, str], np.ndarray]]]
+
+
 class RangeQuerier(Protocol):
     def query_range(self, query: str, start: datetime, end: datetime, step: timedelta) -> list[RawSeries]: ...
 
@@ -94,7 +98,7 @@ class HistoryReader:
         if not any(g.allocated for g in gpus):
             gaps.append(
                 f"no GPU series carries the '{cfg.gpu_pod_label}' label, so usage cannot be tied to workloads: "
-                "enable dcgm-exporter's pod mapping (or set advisor.gpu_pod_label to 'exported_pod')."
+                "enable dcgm-exporter's pod mapping (or set advisor.gpu_pod_label if it uses another label)."
             )
         covered = History(start, end, step_s, grid, tuple(gpus)).covered_hours
         window = cfg.window.total_seconds() / 3600
@@ -106,7 +110,7 @@ class HistoryReader:
         hpas = self._hpas(fetch)
         if not hpas:
             gaps.append("no kube-state-metrics HPA series (kube_horizontalpodautoscaler_*): no autoscaling advice.")
-        latencies = self._latencies(fetch, start, end) if hpas else []
+        latencies = self._latencies(fetch) if hpas else []
         if hpas and not latencies:
             gaps.append(
                 f"no latency series for signal {cfg.autoscaling.latency_signal!r}: HPA targets cannot be derived "
@@ -126,7 +130,7 @@ class HistoryReader:
     # -- fetching -------------------------------------------------------------------------------
     def _fetcher(
         self, start: datetime, end: datetime, step: timedelta, grid: np.ndarray
-    ) -> Callable[[str], list[tuple[dict[str, str], np.ndarray]]]:
+    ) -> Fetch:
         def fetch(query: str) -> list[tuple[dict[str, str], np.ndarray]]:
             try:
                 raw = self.client.query_range(query, start, end, step)
@@ -139,17 +143,24 @@ class HistoryReader:
 
         return fetch
 
-    def _gpus(self, fetch: Callable[[str], list[tuple[dict[str, str], np.ndarray]]], step_s: float) -> list[GpuTrack]:
+    def _gpus(self, fetch: Fetch, step_s: float) -> list[GpuTrack]:
         cfg = self.advisor
         pod_l, ns_l = cfg.gpu_pod_label, cfg.gpu_namespace_label
-        by = f"Hostname, gpu, UUID, modelName, {ns_l}, {pod_l}"
+        # Without honor_labels, Prometheus renames dcgm-exporter's pod/namespace to exported_*, and
+        # pod/namespace then name the exporter's own pod: the exported_* pair wins when present.
+        by = f"Hostname, gpu, UUID, modelName, {ns_l}, {pod_l}, exported_{ns_l}, exported_{pod_l}"
         window = _range(step_s)
         util = fetch(f"avg by ({by}) (avg_over_time(DCGM_FI_DEV_GPU_UTIL[{window}]))")
         used = fetch(f"max by ({by}) (max_over_time(DCGM_FI_DEV_FB_USED[{window}]))")
         total = fetch(f"max by ({by}) (DCGM_FI_DEV_FB_USED + DCGM_FI_DEV_FB_FREE)")
 
+        def holder(labels: dict[str, str]) -> tuple[str, str]:
+            if labels.get(f"exported_{pod_l}"):
+                return labels.get(f"exported_{ns_l}", ""), labels[f"exported_{pod_l}"]
+            return labels.get(ns_l, ""), labels.get(pod_l, "")
+
         def key(labels: dict[str, str]) -> tuple[str, str, str]:
-            return labels.get("UUID", ""), labels.get(ns_l, ""), labels.get(pod_l, "")
+            return (labels.get("UUID", ""), *holder(labels))
 
         used_by = {key(lb): v for lb, v in used}
         total_by = {key(lb): v for lb, v in total}
@@ -161,7 +172,7 @@ class HistoryReader:
             fb_used = used_by.get(k, np.full_like(values, np.nan)) / MIB_PER_GIB
             fb_total = total_by.get(k)
             fb_total_gib = float(np.nanmax(fb_total)) / MIB_PER_GIB if fb_total is not None and np.isfinite(fb_total).any() else math.nan
-            namespace, pod = labels.get(ns_l, ""), labels.get(pod_l, "")
+            namespace, pod = k[1], k[2]
             tracks.append(
                 GpuTrack(
                     uuid=k[0],
@@ -179,7 +190,7 @@ class HistoryReader:
             )
         return sorted(tracks, key=lambda t: (t.node, t.gpu, t.namespace, t.pod))
 
-    def _hpas(self, fetch: Callable[[str], list[tuple[dict[str, str], np.ndarray]]]) -> list[HpaTrack]:
+    def _hpas(self, fetch: Fetch) -> list[HpaTrack]:
         hpa = "namespace, horizontalpodautoscaler"
         current = fetch(f"max by ({hpa}) (kube_horizontalpodautoscaler_status_current_replicas)")
         if not current:
@@ -219,9 +230,7 @@ class HistoryReader:
             )
         return sorted(out, key=lambda h: (h.namespace, h.name))
 
-    def _latencies(
-        self, fetch: Callable[[str], list[tuple[dict[str, str], np.ndarray]]], start: datetime, end: datetime
-    ) -> list[LatencyTrack]:
+    def _latencies(self, fetch: Fetch) -> list[LatencyTrack]:
         auto = self.advisor.autoscaling
         signals = self.config.resolved_signals()
         if auto.latency_signal not in signals:

@@ -139,8 +139,8 @@ class AdvisorConfig(StrictModel):
     # Peaks use this quantile of the step values (1.0 = the maximum; framebuffer always uses the max).
     compute_peak_quantile: float = Field(default=0.99, gt=0.5, le=1.0)
     currency: str = "USD"
-    # Labels that carry the pod holding a GPU on dcgm-exporter series. They are "exported_pod" and
-    # "exported_namespace" when the scrape config does not set honor_labels.
+    # Labels that carry the pod holding a GPU on dcgm-exporter series ("exported_" + these, set
+    # when the scrape config does not honor labels, take precedence).
     gpu_pod_label: str = "pod"
     gpu_namespace_label: str = "namespace"
     gpu_classes: list[GpuClass] = Field(default_factory=default_gpu_classes)

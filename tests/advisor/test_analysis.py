@@ -228,3 +228,15 @@ def test_documented_example_config_is_valid() -> None:
     example = yaml.safe_load(module.__doc__.split("\n\n", 1)[1])
     advisor = parse_config(example).advisor
     assert advisor.currency == "EUR" and [c.name for c in advisor.gpu_classes] == ["H100-80GB", "L4"]
+
+
+def test_exported_pod_labels_win_over_the_exporters_own() -> None:
+    from aiops.advisor.history import HistoryReader
+
+    t = END.timestamp() - STEP * np.arange(288)[::-1]
+    labels = {"UUID": "G1", "gpu": "0", "Hostname": "n1", "modelName": A100, "namespace": "gpu-operator",
+              "pod": "dcgm-exporter-x2k4z", "exported_namespace": "ml", "exported_pod": "chat-5b8d7c9f6d-xk2zq"}
+    client = _Client(series=[RawSeries(labels, t, np.full(288, 50.0))])
+    history = HistoryReader(parse_config({"advisor": {"window": "1d"}}), client).read(END)
+    [track] = history.gpus
+    assert (track.namespace, track.pod, track.workload) == ("ml", "chat-5b8d7c9f6d-xk2zq", Entity("deployment", "chat", "ml"))
