@@ -171,3 +171,19 @@ def test_user_config_cannot_unwire_the_chart(helm: str) -> None:
 def test_secret_refs_absent_without_an_existing_secret(default_docs: list[dict[str, Any]]) -> None:
     (container,) = one(default_docs, "Deployment")["spec"]["template"]["spec"]["containers"]
     assert not [e for e in container["env"] if "secretKeyRef" in e.get("valueFrom", {})]
+
+
+@pytest.mark.parametrize(
+    ("value", "complaint"),
+    [
+        ("replicas=3", "additional properties 'replicas' not allowed"),
+        ("config.safety.mode=automatic", "'observe', 'suggest', 'auto'"),
+        ("config.prometheus.url=prometheus:9090", "/config/prometheus/url"),
+        ("port=80000", "/port"),
+    ],
+)
+def test_values_schema_rejects_mistakes_at_install(helm: str, value: str, complaint: str) -> None:
+    result = subprocess.run([helm, "template", "aiops", str(CHART), "--set", value], capture_output=True, text=True,
+                            timeout=60, check=False)
+    assert result.returncode != 0
+    assert complaint in result.stderr
