@@ -88,6 +88,8 @@ class WebhookServer:
     def __init__(self, inbox: AlertInbox, token: str | None = WEBHOOK_TOKEN, max_bytes: int = 1_048_576) -> None:
         self.inbox = inbox
         self.calls: list[tuple[int, dict[str, Any]]] = []
+        # Labels of every alert Alertmanager delivered, to see what reached the handler.
+        self.delivered_labels: list[dict[str, str]] = []
         self.arrived = threading.Event()
         outer = self
 
@@ -101,6 +103,10 @@ class WebhookServer:
                     body, dict(self.headers.items()), outer.inbox, SecretStr(token) if token else None, max_bytes
                 )
                 outer.calls.append((status, payload))
+                try:
+                    outer.delivered_labels += [a["labels"] for a in json.loads(body).get("alerts", [])]
+                except (ValueError, AttributeError, KeyError, TypeError):
+                    pass
                 raw = json.dumps(payload).encode()
                 self.send_response(status)
                 self.send_header("Content-Type", "application/json")

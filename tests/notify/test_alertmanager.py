@@ -1,0 +1,205 @@
+"""Alertmanager in and out against the real Debian ``prometheus-alertmanager`` on loopback."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+import requests
+from pydantic import SecretStr
+
+from aiops.config.policy import PolicyConfig, PolicyRule
+from aiops.engine.decide import Policy
+from aiops.model import Mode, Severity
+from aiops.notify.alertmanager import AlertmanagerClient, AlertmanagerNotifier, alert_labels
+from aiops.notify.inbound import AlertInbox
+from aiops.notify.stage import build_notifications
+from aiops.notify.webhook import handle_alertmanager
+from aiops.plugins import DeliveryStatus
+from aiops.state import Store
+from aiops.testing.prometheus import free_port
+
+from .conftest import WEBHOOK_TOKEN, AuthAlertmanager, WebhookServer, finding, pod
+
+
+@pytest.fixture(scope="module")
+def rig(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[AuthAlertmanager, WebhookServer]]:
+    path: Path = tmp_path_factory.mktemp("am")
+    store = Store(path / "state.sqlite")
+    hook = WebhookServer(AlertInbox(store))
+    am = AuthAlertmanager(path / "alertmanager", webhook_url=hook.url)
+    with am:
+        yield am, hook
+    hook.close()
+    store.close()
+
+
+def wait_for(check: Callable[[], Any], timeout: float = 20.0) -> Any:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = check()
+        if value:
+            return value
+        time.sleep(0.2)
+    raise AssertionError("condition not met within the timeout")
+
+
+def notification(name: str, **kw: Any):  # noqa: ANN201
+    [n] = build_notifications([finding(pod(name), now=datetime.now(UTC), **kw)], [], cycle_id="cyc-am",
+                              min_severity=Severity.WARNING)
+    return replace(n, labels={**n.labels, "__link_grafana__": "https://grafana.example/d/pods?var-pod=" + name})
+
+
+def am_alerts(am: AuthAlertmanager, pod_name: str) -> list[dict[str, Any]]:
+    alerts = requests.get(f"{am.url}/api/v2/alerts", timeout=5).json()
+    return [a for a in alerts if a["labels"].get("pod") == pod_name]
+
+
+def test_pushed_findings_appear_in_alertmanager_and_resolve(rig: tuple[AuthAlertmanager, WebhookServer]) -> None:
+    am, _ = rig
+    channel = AlertmanagerNotifier(url=am.url)
+    n = notification("push-0")
+    d = channel.send([n])
+    assert d.status is DeliveryStatus.DELIVERED, d.detail
+    [alert] = am_alerts(am, "push-0")
+    assert alert["labels"] == {
+        "alertname": "AiopsPodMemoryUsageRatio", "severity": "critical", "detector": "exhaustion",
+        "signal": "pod_memory_usage_ratio", "kind": "pod", "namespace": "ml", "pod": "push-0", "node": "gpu-node-1",
+        "container": "server", "source": "aiops",
+    }
+    ann = alert["annotations"]
+    assert ann["summary"].startswith("[CRITICAL] pod/ml/push-0") and ann["lead_time"] == "2520s"
+    assert "rising" in ann["evidence"] and "0.71 → 0.91" in ann["recent"]
+    assert alert["generatorURL"] == "https://grafana.example/d/pods?var-pod=push-0"
+    ends = datetime.fromisoformat(alert["endsAt"].replace("Z", "+00:00"))
+    assert timedelta(minutes=4) < ends - datetime.now(UTC) <= timedelta(minutes=5)  # resolves itself if we die
+
+    assert channel.send([replace(n, resolved=True)]).status is DeliveryStatus.DELIVERED
+    wait_for(lambda: not am_alerts(am, "push-0"))
+
+
+def test_silence_created_in_alertmanager_stops_the_action(rig: tuple[AuthAlertmanager, WebhookServer]) -> None:
+    am, _ = rig
+    client = AlertmanagerClient(am.url, silence_cache_seconds=0)
+    f = finding(pod("silenced-0"))
+    other = finding(pod("loud-0"))
+    assert not client.is_silenced(alert_labels(f))
+    sid = client.create_silence({"namespace": "ml", "pod": "silenced-0"}, duration=timedelta(minutes=10), comment="maintenance")
+    try:
+        assert client.is_silenced(alert_labels(f))
+        assert not client.is_silenced(alert_labels(other))
+        # Alertmanager agrees: the pushed alert for that pod is suppressed.
+        AlertmanagerNotifier(url=am.url).send([notification("silenced-0")])
+        [alert] = wait_for(lambda: [a for a in am_alerts(am, "silenced-0") if a["status"]["state"] == "suppressed"])
+        assert sid in alert["status"]["silencedBy"]
+    finally:
+        client.delete_silence(sid)
+    assert not client.is_silenced(alert_labels(f))
+
+
+def test_regex_and_negative_matchers_follow_alertmanager(rig: tuple[AuthAlertmanager, WebhookServer]) -> None:
+    am, _ = rig
+    now = datetime.now(UTC)
+    body = {"matchers": [{"name": "pod", "value": "rx-.*", "isRegex": True, "isEqual": True},
+                         {"name": "namespace", "value": "prod", "isRegex": False, "isEqual": False}],
+            "startsAt": now.isoformat(), "endsAt": (now + timedelta(minutes=5)).isoformat(), "createdBy": "t", "comment": "t"}
+    sid = requests.post(f"{am.url}/api/v2/silences", json=body, timeout=5).json()["silenceID"]
+    client = AlertmanagerClient(am.url, silence_cache_seconds=0)
+    try:
+        assert client.is_silenced({"pod": "rx-1", "namespace": "ml"})
+        assert not client.is_silenced({"pod": "rx-1", "namespace": "prod"})
+        assert not client.is_silenced({"pod": "xrx-1", "namespace": "ml"})  # anchored, as in Alertmanager
+    finally:
+        client.delete_silence(sid)
+
+
+def test_alertmanager_webhook_delivers_alerts_that_policy_can_act_on(rig: tuple[AuthAlertmanager, WebhookServer]) -> None:
+    am, hook = rig
+    crash = {"labels": {"alertname": "KubePodCrashLooping", "severity": "critical", "namespace": "ml", "pod": "crashy-0",
+                        "container": "server"},
+             "annotations": {"summary": "Pod ml/crashy-0 is crash looping."}}
+    requests.post(f"{am.url}/api/v2/alerts", json=[crash], timeout=5).raise_for_status()
+    # Our own pushed alerts come back through the same receiver and must be ignored (no loop).
+    AlertmanagerNotifier(url=am.url).send([notification("echo-0")])
+
+    def crash_findings() -> list[Any]:
+        return [f for f in hook.inbox.findings(datetime.now(UTC)) if f.signal == "KubePodCrashLooping"]
+
+    [f] = wait_for(crash_findings)
+    assert all(status == 200 for status, _ in hook.calls)
+    assert f.detector == "alertmanager" and f.confirmed and f.score == 1.0
+    assert (f.entity.kind, f.entity.namespace, f.entity.name, f.entity.attr("container")) == ("pod", "ml", "crashy-0", "server")
+    assert f.evidence.summary == "Pod ml/crashy-0 is crash looping."
+    wait_for(lambda: any(labels.get("pod") == "echo-0" for labels in hook.delivered_labels))
+    assert not [x for x in hook.inbox.findings(datetime.now(UTC)) if x.entity.name == "echo-0"]
+
+    rule = PolicyRule(name="crashloop-from-am", detector="alertmanager", signal="KubePodCrashLooping", entity_kind="pod",
+                      require_confirmed=True, action="restart_pod")
+    graded, decisions = Policy(PolicyConfig(rules=[rule]), Mode.SUGGEST).decide([f])
+    assert [(d.action, d.target.name) for d in decisions] == [("restart_pod", "crashy-0")]
+
+    ended = {**crash, "endsAt": datetime.now(UTC).isoformat()}
+    requests.post(f"{am.url}/api/v2/alerts", json=[ended], timeout=5).raise_for_status()
+    wait_for(lambda: not crash_findings())
+
+
+def test_alertmanager_down() -> None:
+    url = f"http://127.0.0.1:{free_port()}"
+    d = AlertmanagerNotifier(url=url, timeout="1s").send([notification("down-0")])
+    assert d.status is DeliveryStatus.RETRY and "cannot reach Alertmanager" in d.detail
+    assert AlertmanagerClient(url, timeout=1).is_silenced({"pod": "x"}) is True  # fail closed: no action
+    with pytest.raises(Exception, match="cannot reach Alertmanager"):
+        AlertmanagerClient(url, timeout=1, fail_closed=False).is_silenced({"pod": "x"})
+
+
+# --- the webhook handler: rejected requests change nothing ------------------------------------------
+def payload(**overrides: Any) -> bytes:
+    body = {"version": "4", "status": "firing", "receiver": "aiops", "groupKey": "{}:{}", "alerts": [
+        {"status": "firing", "labels": {"alertname": "KubeNodeNotReady", "node": "n1", "severity": "warning"},
+         "annotations": {}, "startsAt": "2026-11-25T08:00:00Z", "endsAt": "0001-01-01T00:00:00Z", "fingerprint": "abc123"}]}
+    body.update(overrides)
+    return json.dumps(body).encode()
+
+
+AUTH = {"Authorization": f"Bearer {WEBHOOK_TOKEN}"}
+
+
+@pytest.mark.parametrize(
+    ("body", "headers", "token", "status", "says"),
+    [
+        (payload(), AUTH, None, 404, "server.webhook_token"),
+        (payload(), {}, WEBHOOK_TOKEN, 401, "missing bearer token"),
+        (payload(), {"authorization": "Basic abc"}, WEBHOOK_TOKEN, 401, "missing bearer token"),
+        (payload(), {"Authorization": "Bearer nope"}, WEBHOOK_TOKEN, 403, "wrong bearer token"),
+        (b"x" * 5000, AUTH, WEBHOOK_TOKEN, 413, "larger than 4096"),
+        (b"{not json", AUTH, WEBHOOK_TOKEN, 400, "not valid JSON"),
+        (b"[]", AUTH, WEBHOOK_TOKEN, 400, "JSON object"),
+        (payload(version="3"), AUTH, WEBHOOK_TOKEN, 400, "version '3'"),
+        (payload(alerts=[{"status": "firing", "labels": {}}]), AUTH, WEBHOOK_TOKEN, 400, "alerts.0.labels"),
+        (payload(alerts=[{"status": "burning", "labels": {"a": "b"}}]), AUTH, WEBHOOK_TOKEN, 400, "alerts.0.status"),
+    ],
+)
+def test_webhook_rejects_bad_requests_without_storing(store: Store, body: bytes, headers: dict[str, str],
+                                                      token: str | None, status: int, says: str) -> None:
+    inbox = AlertInbox(store)
+    code, answer = handle_alertmanager(body, headers, inbox, SecretStr(token) if token else None, 4096)
+    assert code == status and says in answer["error"]
+    assert store.query("SELECT COUNT(*) AS n FROM notify_inbox")[0]["n"] == 0
+
+
+def test_webhook_accepts_version_4_and_stores_durably(tmp_path: Path) -> None:
+    store = Store(tmp_path / "s.sqlite")
+    code, answer = handle_alertmanager(payload(), AUTH, AlertInbox(store), SecretStr(WEBHOOK_TOKEN), 4096)
+    assert (code, answer) == (200, {"status": "ok", "received": 1, "stored": 1})
+    store.close()
+    reopened = AlertInbox(Store(tmp_path / "s.sqlite"))  # survives a restart
+    now = datetime(2026, 11, 25, 9, 0, tzinfo=UTC)
+    [f] = reopened.findings(now)
+    assert (f.signal, f.entity.kind, f.entity.name, f.score) == ("KubeNodeNotReady", "node", "n1", 0.8)
+    assert reopened.findings(now + timedelta(hours=7)) == []  # Alertmanager stopped repeating it: stale
