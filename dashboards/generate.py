@@ -108,7 +108,11 @@ class Panel:
             "description": self.description,
             "gridPos": grid,
             "datasource": DATASOURCE,
-            "targets": [{**t, "refId": refs[i]} for i, t in enumerate(self.targets)],
+            "targets": [
+                # Tables read one row per series with its labels as columns.
+                {**t, "refId": refs[i], **({"format": "table"} if self.type == "table" else {})}
+                for i, t in enumerate(self.targets)
+            ],
             "fieldConfig": {"defaults": defaults, "overrides": self.overrides},
             "options": {**options, **self.options},
         }
