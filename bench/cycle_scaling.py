@@ -109,7 +109,7 @@ def main() -> int:
     p.add_argument("--sizes", type=int, nargs="+", default=[1_000, 10_000], help="raw series counts")
     p.add_argument("--hours", type=float, default=24.0, help="history length (and the daemon's lookback)")
     p.add_argument("--steady", type=int, default=5, help="steady cycles after the cold one")
-    p.add_argument("--detectors", default="all", help="'all' loadable, 'default', or a comma list")
+    p.add_argument("--detectors", default="default", help="'default' (the config default), 'all' loadable, or a comma list")
     p.add_argument("--workdir", type=Path, default=Path("/tmp/aiops-bench"), help="data (reused between runs)")
     p.add_argument("--fresh", action="store_true", help="regenerate data even if the workdir has it")
     p.add_argument("--out", type=Path, default=Path(__file__).resolve().parent / "results" / "cycle_scaling.json")

@@ -1,0 +1,104 @@
+"""Memory bound (issue 7, part 3): RSS over 100 steady cycles at 10k series must stay flat.
+
+Generates 10k series covering the lookback plus the cycles, starts a real Prometheus, runs the
+pipeline in a child process for one cold and N steady cycles one step apart, and records the
+daemon's RSS after each cycle. Flat means: the least-squares slope of RSS over the second half of
+the run, extrapolated over a day of one-minute cycles, is small next to the RSS itself (rolling
+windows trimmed, caches bounded, audit rows pruned).
+
+    nice -n 10 python bench/memory_bound.py                 # 10k series, 6 h lookback, 100 cycles
+    nice -n 10 python bench/memory_bound.py --cycles 30     # quicker
+
+Prints the RSS series summary and writes ``bench/results/memory_bound.json``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from _harness import machine, prepare_dataset, run_worker, start_prometheus  # noqa: E402
+
+
+def main() -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--series", type=int, default=10_000)
+    p.add_argument("--lookback-hours", type=float, default=6.0, help="the daemon's default lookback")
+    p.add_argument("--cycles", type=int, default=100, help="steady cycles after the cold one")
+    p.add_argument("--detectors", default="default")
+    p.add_argument("--workdir", type=Path, default=Path("/tmp/aiops-bench"))
+    p.add_argument("--out", type=Path, default=Path(__file__).resolve().parent / "results" / "memory_bound.json")
+    p.add_argument("--timeout", type=float, default=4 * 3600)
+    args = p.parse_args()
+
+    # History must cover the lookback at the first cycle plus one step per steady cycle.
+    hours = float(np.ceil(args.lookback_hours + args.cycles / 60 + 0.5))
+    ds = prepare_dataset(args.series, hours, args.workdir)
+    print(f"{ds.series:,} series x {hours:g}h ready; running {args.cycles} steady cycles ...", file=sys.stderr, flush=True)
+    prom = start_prometheus(ds)
+    t0 = time.perf_counter()
+    try:
+        result = run_worker(
+            prom.url,
+            hours_lookback=args.lookback_hours,
+            steady=args.cycles,
+            workdir=args.workdir,
+            detectors=args.detectors,
+            timeout_s=args.timeout,
+        )
+    finally:
+        prom.stop()
+    elapsed = time.perf_counter() - t0
+
+    rss = np.array([c["rss_mib"] for c in result["cycles"]])
+    walls = np.array([c["wall_s"] for c in result["cycles"]])
+    half = rss[len(rss) // 2 :]
+    slope = float(np.polyfit(np.arange(len(half)), half, 1)[0]) if len(half) > 2 else float("nan")
+    summary = {
+        "series": ds.series,
+        "frame_series": result["cycles"][0]["series"],
+        "lookback_hours": args.lookback_hours,
+        "cycles": len(rss) - 1,
+        "detectors": result["detectors"],
+        "rss_start_mib": result["rss_start_mib"],
+        "rss_after_cold_mib": float(rss[0]),
+        "rss_after_cycle_10_mib": float(rss[min(10, len(rss) - 1)]),
+        "rss_last_mib": float(rss[-1]),
+        "rss_max_mib": float(rss.max()),
+        "peak_rss_mib": result["peak_rss_mib"],
+        "slope_mib_per_cycle_second_half": slope,
+        "extrapolated_growth_mib_per_day": slope * 1440,
+        "steady_wall_median_s": float(np.median(walls[1:])) if len(walls) > 1 else float("nan"),
+        "elapsed_s": elapsed,
+        "rss_per_cycle_mib": rss.round(1).tolist(),
+        "errors": sorted({e for c in result["cycles"] for e in c["errors"]}),
+    }
+    flat = abs(summary["extrapolated_growth_mib_per_day"]) < 0.1 * summary["rss_last_mib"]
+    summary["flat"] = bool(flat)
+    print(
+        f"{summary['series']:,} series ({summary['frame_series']:,} in the frame), {summary['cycles']} steady cycles, "
+        f"lookback {args.lookback_hours:g}h, detectors {', '.join(summary['detectors'])}\n"
+        f"RSS after cold {summary['rss_after_cold_mib']:.0f} MiB, after cycle 10 {summary['rss_after_cycle_10_mib']:.0f} MiB, "
+        f"last {summary['rss_last_mib']:.0f} MiB, max {summary['rss_max_mib']:.0f} MiB, peak (HWM) {summary['peak_rss_mib']:.0f} MiB\n"
+        f"second-half slope {slope * 1024:.1f} KiB/cycle = {summary['extrapolated_growth_mib_per_day']:.1f} MiB/day "
+        f"at one cycle a minute: {'flat' if flat else 'GROWING'}\n"
+        f"steady cycle median {summary['steady_wall_median_s']:.2f}s"
+    )
+    for e in summary["errors"]:
+        print(f"note: cycle error: {e}")
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps({"machine": machine(), "result": summary}, indent=1))
+    print(f"wrote {args.out}")
+    return 0 if flat else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
