@@ -7,9 +7,9 @@ read once per cycle (:func:`aiops.kube.read.read_cluster_view`) or built directl
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Any
 
 from aiops.model import Entity
 
@@ -266,6 +266,8 @@ class RevisionInfo:
     template: Mapping[str, Any] = field(default_factory=dict)
     created_at: str = ""
     change_cause: str = ""
+    replicas: int = 0  # the ReplicaSet's desired and ready pods: a rollout is complete when the
+    ready_replicas: int = 0  # newest revision has all of them ready and older ones have none
 
     @property
     def images(self) -> tuple[str, ...]:
@@ -295,6 +297,8 @@ class RevisionInfo:
             template=template,
             created_at=str(meta.get("creationTimestamp", "")),
             change_cause=str((meta.get("annotations") or {}).get(CHANGE_CAUSE_ANNOTATION, "")),
+            replicas=int((obj.get("spec") or {}).get("replicas") or 0),
+            ready_replicas=int((obj.get("status") or {}).get("readyReplicas") or 0),
         )
 
 

@@ -224,6 +224,17 @@ class KubeApiServer:
         rt = resources.by_kind(kind, group)
         self.store.delete(rt, namespace if rt.namespaced else "", name)
 
+    def hold_rollouts(self) -> None:
+        """From now on new ReplicaSets stay unready: a Deployment rollout does not complete."""
+        self.deployments.auto_rollout = False
+
+    def finish_rollouts(self) -> None:
+        """Complete every held rollout, as the ReplicaSet controller and kubelets would."""
+        self.deployments.auto_rollout = True
+        rt = resources.by_kind("Deployment")
+        for deploy in self.store.list(rt)[0]:
+            self.deployments(self.store, rt, deploy, deploy)
+
     # --- fault injection and the request log --------------------------------------------------
 
     def fail_next(self, count: int = 1, *, method: str | None = None, path: str = "", status: int = 500, message: str = "injected fault", retry_after: int | None = None) -> Fault:
@@ -518,7 +529,8 @@ class _Handler(BaseHTTPRequestHandler):
         if req.verb == "delete":
             options = body if isinstance(body, dict) else {}
             dry_run = req.dry_run or "All" in (options.get("dryRun") or ())
-            return 200, store.delete(rt, req.namespace, req.name, dry_run=dry_run, preconditions=options.get("preconditions"))
+            orphan = options.get("propagationPolicy") == "Orphan" or req.param("propagationPolicy") == "Orphan" or options.get("orphanDependents") is True
+            return 200, store.delete(rt, req.namespace, req.name, dry_run=dry_run, preconditions=options.get("preconditions"), orphan=orphan)
         raise ApiError(405, "MethodNotAllowed", "the server does not allow this method on the requested resource")
 
     def _present(self, rt: ResourceType, obj: Obj, req: _Request) -> Any:

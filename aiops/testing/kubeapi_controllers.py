@@ -99,6 +99,9 @@ class DeploymentController:
             current = store.create(REPLICASETS, ns, self._new_replicaset(deploy, max_rev + 1, replicas))
         elif _revision(current) != max_rev or current["spec"].get("replicas") != replicas:
             current = self._promote(store, current, deploy, max_rev, replicas)
+        elif self.auto_rollout and current.get("status") != self._rs_status(replicas):
+            current["status"] = self._rs_status(replicas)  # a held rollout finishing
+            current = store.replace_unchecked(REPLICASETS, ns, current["metadata"]["name"], current)
         for rs in owned:
             if rs["metadata"]["uid"] != current["metadata"]["uid"] and rs["spec"].get("replicas", 0) != 0:
                 rs["spec"]["replicas"] = 0

@@ -254,7 +254,7 @@ class ObjectStore:
         self._run_hooks(rt, obj, current)
         return copy.deepcopy(self._objects[key])
 
-    def delete(self, rt: ResourceType, namespace: str, name: str, *, dry_run: bool = False, preconditions: dict[str, Any] | None = None) -> Obj:
+    def delete(self, rt: ResourceType, namespace: str, name: str, *, dry_run: bool = False, preconditions: dict[str, Any] | None = None, orphan: bool = False) -> Obj:
         with self._lock:
             current = self.get(rt, namespace, name)
             pre = preconditions or {}
@@ -270,7 +270,19 @@ class ObjectStore:
                 gone = copy.deepcopy(current)
                 self._stamp(gone)
                 self._changed_now("DELETED", key, gone)
+                if not orphan:
+                    self._collect_dependents(current["metadata"]["uid"])
             return current
+
+    def _collect_dependents(self, owner_uid: str) -> None:
+        """The garbage collector, run at once: delete what the deleted object owned, recursively."""
+        for key, obj in list(self._objects.items()):
+            if key in self._objects and any(ref.get("uid") == owner_uid for ref in obj["metadata"].get("ownerReferences", ())):
+                del self._objects[key]
+                gone = copy.deepcopy(obj)
+                self._stamp(gone)
+                self._changed_now("DELETED", key, gone)
+                self._collect_dependents(obj["metadata"]["uid"])
 
     def _run_hooks(self, rt: ResourceType, obj: Obj, old: Obj | None) -> None:
         for hook in self._hooks.get((rt.group, rt.plural), ()):

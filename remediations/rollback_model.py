@@ -1,0 +1,264 @@
+"""Roll a model back to its previous release: through the Deployment's history, or through Argo CD.
+
+A release that degrades quality on every replica is undone, not restarted:
+
+- **Deployment**: the pod template of the previous ReplicaSet revision is put back, exactly what
+  ``kubectl rollout undo`` does (a strategic-merge patch that replaces ``spec.template``); the
+  Deployment controller then promotes that ReplicaSet to the next revision.
+- **Argo CD**: a Deployment managed by an ``Application`` (tracking annotation, or instance label of
+  an Application deploying there) is never patched, or Argo CD would revert it. With
+  ``argo_strategy="rollback"`` (default) aiops does what ``argocd app rollback`` does: turn
+  auto-sync off (Argo CD refuses a rollback while it is on) and request a sync operation to the
+  previous revision of ``status.history``; ``"pin"`` sets ``spec.source.targetRevision`` instead,
+  which Argo CD then syncs itself.
+
+The rolled-back object is annotated ``aiops.io/rolled-back-from: <bad revision>`` (and, on an
+Application, ``aiops.io/rolled-back-to``). Later cycles see it and wait for the rollout (newest ReplicaSet ready, older ones scaled down; or the Argo CD
+operation finished and the app healthy) instead of rolling back twice; a release already replaced
+(by a human or a newer deploy) is left alone. Whether the quality signal recovers is judged by the
+act stage's outcome tracking, which escalates when it does not.
+
+Decision params (all optional) name the suspected release: ``revision`` (Deployment revision
+number or git revision), ``image``, ``rolled_out_at``, ``quality_change``; ``to_revision`` picks
+the Deployment revision to restore, ``argo_strategy`` overrides the plugin's.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any, ClassVar
+
+from aiops.kube.plan import StagedPlan, infeasible
+from aiops.kube.view import (
+    CHANGE_CAUSE_ANNOTATION,
+    REVISION_ANNOTATION,
+    ArgoAppInfo,
+    ClusterView,
+    RevisionInfo,
+    WorkloadInfo,
+    application_for,
+    argo_app_name,
+    revisions_of,
+)
+from aiops.model import Decision, Entity, Mutation, Plan
+from aiops.plugins import Remediation
+
+ROLLED_BACK_FROM = "aiops.io/rolled-back-from"
+ROLLED_BACK_TO = "aiops.io/rolled-back-to"  # Argo CD: the revision asked for
+ARGO_STRATEGIES = ("rollback", "pin")
+_FAILED_PHASES = ("Failed", "Error")
+
+
+class RollbackModel(Remediation):
+    name: ClassVar[str] = "rollback_model"
+
+    def __init__(self, argo_strategy: str = "rollback", prune: bool = False) -> None:
+        if argo_strategy not in ARGO_STRATEGIES:
+            raise ValueError(f"argo_strategy must be one of {', '.join(ARGO_STRATEGIES)}, got {argo_strategy!r}")
+        self.argo_strategy = argo_strategy
+        # Passed to the Argo CD sync operation: delete resources the previous revision lacks.
+        self.prune = prune
+
+    def plan(self, decision: Decision, view: ClusterView | None) -> Plan:
+        target = decision.target
+        if view is None:
+            return infeasible(self.name, target, "finding the previous release needs the cluster state (kubernetes is disabled)", _history_command(target))
+        workload = view.owner_for(target)
+        if workload is None:
+            return infeasible(self.name, target, f"no Deployment found for {target.key}", _history_command(target))
+        if workload.kind != "deployment":
+            ref = f"{workload.kind}/{workload.name} -n {workload.namespace}"
+            return infeasible(self.name, target, f"{workload.kind} {workload.namespace}/{workload.name} has no ReplicaSet history to roll back to", f"kubectl rollout history {ref}")
+        managed, app = application_for(view, workload)
+        if managed:
+            if app is None:
+                ref = argo_app_name(workload)
+                name = ref[1] if ref else "?"
+                return infeasible(
+                    self.name,
+                    workload.entity,
+                    f"deployment {workload.namespace}/{workload.name} is managed by Argo CD Application {name!r}, which aiops cannot read; "
+                    "patching the Deployment would fight Argo CD, so roll back in Argo CD",
+                    f"argocd app history {name}",
+                )
+            strategy = str(decision.params.get("argo_strategy", self.argo_strategy))
+            if strategy not in ARGO_STRATEGIES:
+                return infeasible(self.name, app.entity, f"unknown argo_strategy {strategy!r} (use {' or '.join(ARGO_STRATEGIES)})")
+            return self._argo(decision, workload, app, strategy)
+        return self._deployment(decision, view, workload)
+
+    # -- Deployment history ------------------------------------------------------------------
+
+    def _deployment(self, decision: Decision, view: ClusterView, deploy: WorkloadInfo) -> Plan:
+        ref = f"deployment/{deploy.name} -n {deploy.namespace}"
+        where = f"deployment {deploy.namespace}/{deploy.name}"
+        revisions = revisions_of(view, deploy)
+        current = _int(deploy.annotations.get(REVISION_ANNOTATION)) or (revisions[-1].revision if revisions else 0)
+        suspect = _int(decision.params.get("revision"))
+        marker = _int(deploy.annotations.get(ROLLED_BACK_FROM))
+
+        if marker and current == marker + 1 and (suspect is None or suspect == marker):
+            # Our rollback made revision marker+1 (the controller numbers it max+1): follow its
+            # rollout on later cycles, never redo it.
+            return self._follow_rollout(decision, deploy, revisions, marker, current)
+        if suspect is not None and suspect != current:
+            return _nothing(self.name, deploy.entity, f"revision {suspect} of {where} is no longer live (now revision {current}): already rolled back or superseded", f"kubectl rollout history {ref}")
+
+        wanted = _int(decision.params.get("to_revision"))
+        older = [r for r in revisions if r.revision < current and (wanted is None or r.revision == wanted)]
+        if not older:
+            known = ", ".join(str(r.revision) for r in revisions) or "none"
+            why = f"revision {wanted} is not in the history" if wanted is not None else "there is no previous revision"
+            return infeasible(self.name, deploy.entity, f"{why} of {where} (revisions: {known}); nothing to roll back to", f"kubectl rollout history {ref}")
+        previous = older[-1]
+        live = next((r for r in revisions if r.revision == current), None)
+        release = _describe_release(decision.params, current, live.images if live else ())
+        cause = f"aiops rollback of {release} ({decision.reason})" if decision.reason else f"aiops rollback of {release}"
+        body = {
+            "metadata": {"annotations": {ROLLED_BACK_FROM: str(current), CHANGE_CAUSE_ANNOTATION: cause[:250]}},
+            # $patch: replace makes the template exactly the old one, as kubectl's JSON patch does;
+            # a plain merge would keep containers/env that only the bad release added.
+            "spec": {"template": {"$patch": "replace", **previous.template}},
+        }
+        summary = (
+            f"roll back {where} from {release} to revision {previous.revision} "
+            f"(image {', '.join(previous.images) or '?'}, ReplicaSet {previous.replicaset}){_quality(decision)}"
+        )
+        return StagedPlan(
+            self.name,
+            deploy.entity,
+            (Mutation("patch", "deployments", deploy.name, deploy.namespace, body, f"rollout undo {where} to revision {previous.revision} (from {current})"),),
+            summary,
+            command=f"kubectl rollout undo {ref} --to-revision={previous.revision}",
+            waiting=(f"rollout of {where} back to revision {previous.revision}",),
+        )
+
+    def _follow_rollout(self, decision: Decision, deploy: WorkloadInfo, revisions: list[RevisionInfo], bad: int, current: int) -> Plan:
+        where = f"deployment {deploy.namespace}/{deploy.name}"
+        newest = next((r for r in revisions if r.revision == current), None)
+        leftover = sum(r.replicas for r in revisions if r.revision != current)
+        ready = newest.ready_replicas if newest else deploy.ready_replicas
+        if ready >= deploy.replicas and leftover == 0:
+            return _nothing(self.name, deploy.entity, f"{where} is rolled back from revision {bad} (now revision {current}, {ready}/{deploy.replicas} ready)")
+        return StagedPlan(
+            self.name,
+            deploy.entity,
+            (),
+            f"{where} is rolling back from revision {bad}",
+            command=f"kubectl rollout status deployment/{deploy.name} -n {deploy.namespace}",
+            waiting=(f"rollout of {where} (revision {current}): {ready}/{deploy.replicas} ready, {leftover} old pods left",),
+        )
+
+    # -- Argo CD -----------------------------------------------------------------------------
+
+    def _argo(self, decision: Decision, deploy: WorkloadInfo, app: ArgoAppInfo, strategy: str) -> Plan:
+        where = f"Argo CD Application {app.namespace}/{app.name}"
+        cli_name = app.name if app.namespace in ("", "argocd") else f"{app.namespace}/{app.name}"
+        current = app.synced_revision or (app.history[-1].revision if app.history else "")
+        suspect = str(decision.params["revision"]) if decision.params.get("revision") not in (None, "") else None
+        marker = app.annotations.get(ROLLED_BACK_FROM, "")
+
+        if marker and (suspect is None or suspect == marker) and current in (marker, app.annotations.get(ROLLED_BACK_TO)):
+            # Ours: still on the bad revision while Argo CD works, or on the one we asked for.
+            return self._follow_argo(app, where, marker, current)
+        if suspect is not None and suspect != current:
+            return _nothing(self.name, app.entity, f"revision {suspect} is no longer what {where} runs (now {_short(current)}): already rolled back or superseded", f"argocd app history {cli_name}")
+        if app.operation_pending:
+            return infeasible(self.name, app.entity, f"another operation is in progress on {where} ({app.operation_phase or 'requested'}); Argo CD accepts no rollback meanwhile", f"argocd app get {cli_name}")
+        previous = next((h for h in reversed(app.history) if h.revision and h.revision != current), None)
+        if previous is None:
+            return infeasible(self.name, app.entity, f"{where} has no earlier synced revision in its history", f"argocd app history {cli_name}")
+
+        release = _describe_release(decision.params, current or "?", ())
+        annotations = {ROLLED_BACK_FROM: current, ROLLED_BACK_TO: previous.revision}
+        if strategy == "pin":
+            if previous.revisions:
+                return infeasible(self.name, app.entity, f"{where} has several sources; pinning one targetRevision cannot restore them, use argo_strategy rollback", f"argocd app rollback {cli_name} {previous.id}")
+            body: dict[str, Any] = {"metadata": {"annotations": annotations}, "spec": {"source": {"targetRevision": previous.revision}}}
+            command = f"argocd app set {cli_name} --revision {previous.revision}"
+            how = f"pin targetRevision to {_short(previous.revision)}"
+        else:
+            sync: dict[str, Any] = {"prune": self.prune, "syncStrategy": {"apply": {}}}
+            if previous.revisions:
+                sync["revisions"] = list(previous.revisions)
+            else:
+                sync["revision"] = previous.revision
+            body = {
+                "metadata": {"annotations": annotations},
+                "operation": {
+                    "sync": sync,
+                    "initiatedBy": {"username": "aiops"},
+                    "info": [{"name": "Reason", "value": f"aiops rollback of {release}"[:250]}],
+                },
+            }
+            steps = [f"argocd app rollback {cli_name} {previous.id}"]
+            if app.auto_sync:
+                # Argo CD refuses a rollback while auto-sync is on, and auto-sync would undo it.
+                body["spec"] = {"syncPolicy": {"automated": None}}
+                steps.insert(0, f"argocd app set {cli_name} --sync-policy none")
+            command = " && ".join(steps)
+            how = ("turn auto-sync off, then " if app.auto_sync else "") + f"sync history entry {previous.id} ({_short(previous.revision)})"
+        summary = f"roll back {where} (managing deployment {deploy.namespace}/{deploy.name}) from {release} to {_short(previous.revision)}: {how}{_quality(decision)}"
+        return StagedPlan(
+            self.name,
+            app.entity,
+            (Mutation("patch", "applications", app.name, app.namespace, body, f"argo rollback {app.namespace}/{app.name} to {_short(previous.revision)} (from {_short(current)})"),),
+            summary,
+            command=command,
+            waiting=(f"{where} syncing back to {_short(previous.revision)}",),
+        )
+
+    def _follow_argo(self, app: ArgoAppInfo, where: str, bad: str, current: str) -> Plan:
+        if app.operation_phase in _FAILED_PHASES and not app.operation_pending:
+            return infeasible(self.name, app.entity, f"the Argo CD rollback of {where} failed: {app.operation_message or app.operation_phase}", f"argocd app get {app.name}")
+        if app.operation_pending or current == bad or app.health not in ("", "Healthy"):
+            state = app.operation_phase or ("requested" if app.operation_pending else "waiting for sync")
+            return StagedPlan(
+                self.name, app.entity, (), f"{where} is rolling back from {_short(bad)}", command=f"argocd app wait {app.name} --health",
+                waiting=(f"{where}: operation {state}, synced {_short(current)}, health {app.health or 'unknown'}",),
+            )
+        return _nothing(self.name, app.entity, f"{where} is rolled back from {_short(bad)} (now {_short(current)}, {app.health or 'health unknown'})")
+
+
+# -- helpers -----------------------------------------------------------------------------------
+
+
+def _int(value: Any) -> int | None:
+    try:
+        return int(str(value)) if value not in (None, "") else None
+    except ValueError:
+        return None
+
+
+def _short(revision: str) -> str:
+    """A git SHA as people read it; other revisions (tags, branches) as they are."""
+    return revision[:8] if len(revision) == 40 and all(c in "0123456789abcdef" for c in revision) else revision
+
+
+def _describe_release(params: Mapping[str, Any], revision: int | str, images: tuple[str, ...]) -> str:
+    parts = [f"revision {_short(str(revision))}"]
+    image = params.get("image") or ", ".join(images)
+    if image:
+        parts.append(f"image {image}")
+    if params.get("rolled_out_at"):
+        parts.append(f"rolled out {params['rolled_out_at']}")
+    return parts[0] + (f" ({'; '.join(parts[1:])})" if len(parts) > 1 else "")
+
+
+def _quality(decision: Decision) -> str:
+    change = decision.params.get("quality_change")
+    if change not in (None, ""):
+        return f"; quality change since the release: {change}"
+    return f"; finding: {decision.finding.evidence.summary}"
+
+
+def _nothing(action: str, target: Entity, summary: str, command: str = "") -> Plan:
+    """Feasible and done: nothing to write, nothing to wait for."""
+    return Plan(action, target, (), summary, command=command)
+
+
+def _history_command(target: Entity) -> str:
+    ns = f" -n {target.namespace}" if target.namespace else ""
+    if target.kind == "deployment":
+        return f"kubectl rollout history deployment/{target.name}{ns}"
+    return f"kubectl get deployments{ns} -l aiops.io/model={target.name}"
