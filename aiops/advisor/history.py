@@ -153,6 +153,8 @@ class HistoryReader:
         util = fetch(f"avg by ({by}) (avg_over_time(DCGM_FI_DEV_GPU_UTIL[{window}]))")
         used = fetch(f"max by ({by}) (max_over_time(DCGM_FI_DEV_FB_USED[{window}]))")
         total = fetch(f"max by ({by}) (DCGM_FI_DEV_FB_USED + DCGM_FI_DEV_FB_FREE)")
+        # Profiling metrics are off by default in dcgm-exporter; an empty answer is normal.
+        sm = fetch(f"100 * avg by ({by}) (avg_over_time(DCGM_FI_PROF_SM_ACTIVE[{window}]))")
 
         def holder(labels: dict[str, str]) -> tuple[str, str]:
             if labels.get(f"exported_{pod_l}"):
@@ -164,6 +166,7 @@ class HistoryReader:
 
         used_by = {key(lb): v for lb, v in used}
         total_by = {key(lb): v for lb, v in total}
+        sm_by = {key(lb): np.clip(v, 0.0, 100.0) for lb, v in sm}
         tracks: list[GpuTrack] = []
         for labels, values in util:
             k = key(labels)
@@ -186,6 +189,7 @@ class HistoryReader:
                     utilization=np.clip(values, 0.0, 100.0),
                     fb_used_gib=fb_used,
                     fb_total_gib=fb_total_gib,
+                    sm_active=sm_by.get(k),
                 )
             )
         return sorted(tracks, key=lambda t: (t.node, t.gpu, t.namespace, t.pod))

@@ -7,6 +7,7 @@ a GPU that changed hands mid-window is two tracks, each NaN outside its own time
 from __future__ import annotations
 
 import enum
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -33,6 +34,9 @@ class GpuTrack:
     utilization: np.ndarray  # percent, per grid step (mean over the step)
     fb_used_gib: np.ndarray  # peak over the step
     fb_total_gib: float
+    # DCGM_FI_PROF_SM_ACTIVE in percent (share of SMs busy), when the profiling metrics are exported:
+    # a truer measure of the compute a workload needs than GPU_UTIL (share of time any kernel ran).
+    sm_active: np.ndarray | None = None
 
     @property
     def allocated(self) -> bool:
@@ -112,6 +116,9 @@ class Usage:
     mean_fb_gib: float
     fb_total_gib: float  # framebuffer of one of its GPUs (what each GPU allocates)
     price_per_hour: float | None = None  # of its GPU class, when configured
+    # The compute it needs at peak, percent of one GPU, for sizing; and the metric it came from.
+    peak_compute: float = math.nan
+    compute_source: str = "DCGM_FI_DEV_GPU_UTIL"
 
     @property
     def idle_share(self) -> float:

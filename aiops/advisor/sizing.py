@@ -1,9 +1,9 @@
 """Right-sizing: which workloads fit a smaller GPU class or a MIG slice, and which need the big ones.
 
 A workload fits a target when its peak framebuffer times ``headroom`` fits the target's memory and
-its peak utilisation, rescaled by relative compute, stays under ``max_utilization_after_move_percent``.
-Peak utilisation is dcgm's GPU_UTIL (share of time a kernel ran), which overstates the SMs a
-workload needs, so fits err on the safe side.
+its peak compute, rescaled by relative compute, stays under ``max_utilization_after_move_percent``.
+Peak compute is DCGM_FI_PROF_SM_ACTIVE where exported, else GPU_UTIL (share of time any kernel ran),
+which overstates the SMs a workload needs, so fits then err on the safe side.
 """
 
 from __future__ import annotations
@@ -18,12 +18,12 @@ from aiops.config.advisor import AdvisorConfig, GpuClass, MigProfile
 
 def _fits(u: Usage, memory_gib: float, compute_ratio: float, config: AdvisorConfig) -> bool:
     """``compute_ratio``: the target's compute over the current GPU's (1/7 for a 1g slice)."""
-    utilization_after = u.peak_utilization / compute_ratio
+    utilization_after = u.peak_compute / compute_ratio
     return u.peak_fb_gib * config.headroom <= memory_gib and utilization_after <= config.max_utilization_after_move_percent
 
 
 def _sizable(u: Usage) -> bool:
-    return u.gpu_hours > 0 and math.isfinite(u.peak_fb_gib) and math.isfinite(u.peak_utilization)
+    return u.gpu_hours > 0 and math.isfinite(u.peak_fb_gib) and math.isfinite(u.peak_compute)
 
 
 def smallest_mig_profile(u: Usage, cls: GpuClass, config: AdvisorConfig) -> MigProfile | None:
@@ -61,7 +61,7 @@ def sizing_recommendations(
         if not _sizable(u):
             tiering[u.entity.key] = "unknown: no framebuffer history (DCGM_FI_DEV_FB_USED) to size it by"
             continue
-        peak = f"peak framebuffer {u.peak_fb_gib:.1f} GiB, p{config.compute_peak_quantile * 100:g} utilisation {u.peak_utilization:.0f} %"
+        peak = f"peak framebuffer {u.peak_fb_gib:.1f} GiB, {_compute(u, config)}"
         fit = fitting_classes(u, current, config)
         smaller = [c for c in fit if _smaller(c, current)]
         profile = smallest_mig_profile(u, current, config)
@@ -79,6 +79,11 @@ def sizing_recommendations(
     return recs, packings, tiering
 
 
+def _compute(u: Usage, config: AdvisorConfig) -> str:
+    what = "SM activity" if u.compute_source == "DCGM_FI_PROF_SM_ACTIVE" else "utilisation"
+    return f"p{config.compute_peak_quantile * 100:g} {what} {u.peak_compute:.0f} %"
+
+
 def _facts(u: Usage, config: AdvisorConfig) -> dict[str, float | str]:
     return {
         "gpu_class": u.gpu_class,
@@ -86,13 +91,15 @@ def _facts(u: Usage, config: AdvisorConfig) -> dict[str, float | str]:
         "gpu_hours": round(u.gpu_hours, 2),
         "peak_fb_gib": round(u.peak_fb_gib, 2),
         "peak_utilization_percent": round(u.peak_utilization, 1),
+        "peak_compute_percent": round(u.peak_compute, 1),
+        "compute_source": u.compute_source,
         "mean_utilization_percent": round(u.mean_utilization, 1),
         "headroom": config.headroom,
     }
 
 
 def _tier(u: Usage, current: GpuClass, target: GpuClass, config: AdvisorConfig, month_factor: float) -> Recommendation:
-    util_after = u.peak_utilization * current.relative_compute / target.relative_compute
+    util_after = u.peak_compute * current.relative_compute / target.relative_compute
     cost = None
     if current.price_per_hour is not None and target.price_per_hour is not None:
         cost = (current.price_per_hour - target.price_per_hour) * u.gpu_hours
@@ -104,7 +111,7 @@ def _tier(u: Usage, current: GpuClass, target: GpuClass, config: AdvisorConfig, 
         evidence=(
             f"peak framebuffer {u.peak_fb_gib:.1f} GiB (x{config.headroom:g} headroom = "
             f"{u.peak_fb_gib * config.headroom:.1f} GiB) fits {target.name}'s {target.memory_gib:g} GiB; "
-            f"p{config.compute_peak_quantile * 100:g} utilisation {u.peak_utilization:.0f} % of a {current.name} "
+            f"{_compute(u, config)} of a {current.name} "
             f"would be about {util_after:.0f} % of a {target.name} (limit {config.max_utilization_after_move_percent:g} %)."
             f" Frees {u.gpu_hours:.0f} {current.name} GPU-hours per window for workloads that need them."
         ),
@@ -124,8 +131,7 @@ def _mig(u: Usage, current: GpuClass, profile: MigProfile, config: AdvisorConfig
         title=f"{u.entity}: fits a MIG {profile.name} slice of {current.name}; {profile.max_instances} can share one GPU",
         evidence=(
             f"peak framebuffer {u.peak_fb_gib:.1f} GiB (x{config.headroom:g} = {u.peak_fb_gib * config.headroom:.1f} GiB) "
-            f"fits {profile.name}'s {profile.memory_gib:g} GiB; p{config.compute_peak_quantile * 100:g} utilisation "
-            f"{u.peak_utilization:.0f} % of a whole GPU is {u.peak_utilization / share:.0f} % of the slice's "
+            f"fits {profile.name}'s {profile.memory_gib:g} GiB; {_compute(u, config)} of a whole GPU is {u.peak_compute / share:.0f} % of the slice's "
             f"{profile.compute_slices}/{current.compute_slices} compute (limit {config.max_utilization_after_move_percent:g} %). "
             f"Mean utilisation {u.mean_utilization:.0f} % today; about {min(100.0, u.mean_utilization / share):.0f} % "
             "of the slice after the move."

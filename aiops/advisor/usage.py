@@ -39,6 +39,13 @@ def summarize(entity: Entity, tracks: Sequence[GpuTrack], history: History, conf
     model_name = max(set(model_names), key=model_names.count)
     cls = gpu_class_of(model_name, config.gpu_classes)
     fb_finite = fb[np.isfinite(fb)]
+    peak = float(np.quantile(values, config.compute_peak_quantile)) if values.size else math.nan
+    peak_compute, source = peak, "DCGM_FI_DEV_GPU_UTIL"
+    if all(t.sm_active is not None for t in tracks):
+        sm = np.vstack([t.sm_active for t in tracks])  # type: ignore[misc]
+        sm = sm[np.isfinite(sm)]
+        if sm.size:
+            peak_compute, source = float(np.quantile(sm, config.compute_peak_quantile)), "DCGM_FI_PROF_SM_ACTIVE"
     totals = [t.fb_total_gib for t in tracks if math.isfinite(t.fb_total_gib)]
     price = cls.price_per_hour if cls is not None else None
     return Usage(
@@ -49,11 +56,13 @@ def summarize(entity: Entity, tracks: Sequence[GpuTrack], history: History, conf
         gpu_hours=gpu_hours,
         idle_gpu_hours=idle_hours,
         mean_utilization=float(values.mean()) if values.size else math.nan,
-        peak_utilization=float(np.quantile(values, config.compute_peak_quantile)) if values.size else math.nan,
+        peak_utilization=peak,
         peak_fb_gib=float(fb_finite.max()) if fb_finite.size else math.nan,
         mean_fb_gib=float(fb_finite.mean()) if fb_finite.size else math.nan,
         fb_total_gib=max(totals) if totals else math.nan,
         price_per_hour=price,
+        peak_compute=peak_compute,
+        compute_source=source,
     )
 
 

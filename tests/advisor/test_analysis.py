@@ -240,3 +240,15 @@ def test_exported_pod_labels_win_over_the_exporters_own() -> None:
     history = HistoryReader(parse_config({"advisor": {"window": "1d"}}), client).read(END)
     [track] = history.gpus
     assert (track.namespace, track.pod, track.workload) == ("ml", "chat-5b8d7c9f6d-xk2zq", Entity("deployment", "chat", "ml"))
+
+
+def test_sm_activity_sizes_more_truly_than_gpu_util() -> None:
+    # GPU_UTIL says busy 60 % of the time, but only ~10 % of the SMs work: a 1g slice is enough.
+    busy = _gpu("G1", "emb-5b8d7c9f6d-xk2zq", np.full(288, 60.0), 6.0)
+    with_sm = GpuTrack(**{**busy.__dict__, "sm_active": np.full(288, 10.0)})
+    [plain] = analyze(_history([busy], 288), AdvisorConfig(), END).workloads
+    advice = analyze(_history([with_sm], 288), AdvisorConfig(), END)
+    assert plain.compute_source == "DCGM_FI_DEV_GPU_UTIL" and plain.peak_compute == pytest.approx(60.0)
+    [mig] = advice.of_kind(Kind.MIG)
+    assert mig.facts["profile"] == "1g.10gb" and mig.facts["compute_source"] == "DCGM_FI_PROF_SM_ACTIVE"
+    assert "SM activity 10 %" in mig.evidence
