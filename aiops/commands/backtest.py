@@ -26,6 +26,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+from tqdm import tqdm
 
 from aiops import plugins
 from aiops.commands._common import EXIT_OK, EXIT_USAGE, fail
@@ -41,7 +42,7 @@ from aiops.evaluation.multicolumn import (
     find_machines,
     replay_machines,
 )
-from aiops.evaluation.nab import load_windows
+from aiops.evaluation.nab import load_windows, probationary_length
 from aiops.evaluation.plots import plot_series
 from aiops.evaluation.replay import (
     Replayed,
@@ -138,6 +139,7 @@ def _run_nab(args: argparse.Namespace, params: dict[str, Any]) -> int:
         print(f"scores written under {args.out}; pass --labels to score them")
         return EXIT_OK
 
+    windows = _labels_for(list(replayed), windows)
     unlabelled = sorted(set(replayed) - set(windows))
     if unlabelled:
         print(f"note: {len(unlabelled)} file(s) have no entry in {args.labels} and are not scored, e.g. {unlabelled[0]}", file=sys.stderr)
@@ -145,6 +147,8 @@ def _run_nab(args: argparse.Namespace, params: dict[str, Any]) -> int:
     if not scored:
         return fail(f"none of the files under {args.data} has an entry in {args.labels}; keys must be paths relative to DATA")
     instants = _instants(args)
+    if instants is not None:
+        instants = _labels_for(list(scored), instants)
     evaluations = [evaluate_corpus(name, scored, windows, instants)]
     baselines: list[tuple[str, Callable[[], SeriesScorer]]] = [
         ("null", NullBaseline), ("random", RandomBaseline), ("rolling_zscore", RollingZScore),
@@ -154,7 +158,7 @@ def _run_nab(args: argparse.Namespace, params: dict[str, Any]) -> int:
         base = replay_corpus(labelled_files, factory, progress=progress, desc=base_name)
         evaluations.append(evaluate_corpus(base_name, base, windows, instants))
     if not args.no_plots:
-        _plot_all(scored, args.out, evaluations[0].threshold, windows, progress)
+        _plot_all(scored, args.out, evaluations[0].threshold, windows, progress, nab=True)
     summary = {
         "detector": name,
         "params": params,
@@ -169,6 +173,20 @@ def _run_nab(args: argparse.Namespace, params: dict[str, Any]) -> int:
     _write_summary(args.out, summary)
     _print_nab_report(evaluations)
     return EXIT_OK
+
+
+def _labels_for(paths: Sequence[str], labels: Mapping[str, Any]) -> dict[str, Any]:
+    """Label entries keyed by the replayed paths. Keys are relative to the corpus root, so when DATA
+    is a subfolder (``nab/realTweets``) or one file, a key matches by its trailing path components."""
+    out = {}
+    for path in paths:
+        if path in labels:
+            out[path] = labels[path]
+            continue
+        matches = [key for key in labels if key.endswith("/" + path)]
+        if len(matches) == 1:
+            out[path] = labels[matches[0]]
+    return out
 
 
 def _instants(args: argparse.Namespace) -> dict[str, list[pd.Timestamp]] | None:
@@ -334,11 +352,14 @@ def _print_alarms(name: str, series: Mapping[str, Mapping[str, Any]], threshold:
         print(f"  {rel}: {info['points']} points, max score {info['max_score']:.2f}, {len(info['alarms'])} alarm(s) {first}")
 
 
-def _plot_all(replayed: Mapping[str, Replayed], out: Path, threshold: float, windows: Mapping[str, Any], progress: bool) -> None:
-    from tqdm import tqdm
-
+def _plot_all(
+    replayed: Mapping[str, Replayed], out: Path, threshold: float, windows: Mapping[str, Any], progress: bool, *, nab: bool = False
+) -> None:
     for rel, r in tqdm(list(replayed.items()), desc="plots", unit="file", disable=not progress, leave=False):
-        plot_series(r.frame, out / "plots" / Path(rel).with_suffix(".png"), title=rel, threshold=threshold, windows=windows.get(rel, ()))
+        plot_series(
+            r.frame, out / "plots" / Path(rel).with_suffix(".png"), title=rel, threshold=threshold,
+            windows=windows.get(rel, ()), unscored_rows=probationary_length(len(r.frame)) if nab else 0,
+        )
 
 
 def _write_summary(out: Path, summary: Mapping[str, Any]) -> None:

@@ -26,11 +26,13 @@ def plot_series(
     threshold: float | None,
     windows: Sequence[Window] = (),
     value_columns: Sequence[str] = ("value",),
+    unscored_rows: int = 0,
 ) -> Path:
     """Write ``target`` (PNG): values on top, the anomaly score below, shared time axis.
 
     ``frame`` has a ``timestamp`` column, the ``value_columns`` and ``anomaly_score``; an optional
-    0/1 ``label`` column is shaded like windows.
+    0/1 ``label`` column is shaded like windows. The first ``unscored_rows`` (NAB's probationary
+    period) are greyed out.
     """
     ts = pd.DatetimeIndex(frame["timestamp"])
     if ts.tz is not None:
@@ -40,6 +42,9 @@ def plot_series(
     try:
         for column in value_columns:
             top.plot(ts, frame[column].to_numpy(dtype=float), lw=0.7, label=column if len(value_columns) > 1 else None)
+        if 0 < unscored_rows < len(ts):
+            for ax in (top, bottom):
+                ax.axvspan(ts[0], ts[unscored_rows], color="0.85", alpha=0.5, lw=0, label="not scored" if ax is bottom else None)
         for start, end in windows:
             for ax in (top, bottom):
                 ax.axvspan(start, end, color="tab:orange", alpha=0.2, lw=0)

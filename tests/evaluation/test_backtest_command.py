@@ -166,3 +166,12 @@ def test_prometheus_backtest_unreachable_is_a_clear_error(tmp_path: Path, capsys
     args = ["backtest", "--prometheus", "http://127.0.0.1:9", "--query", "up", "--start", "1h", "--detector", "spike", "--out", str(tmp_path)]
     assert main(args) == 2
     assert "Prometheus query failed" in capsys.readouterr().err
+
+
+def test_nab_backtest_on_a_subfolder_matches_labels_by_trailing_path(tmp_path: Path) -> None:
+    labels = _nab_corpus(tmp_path)
+    out = tmp_path / "sub"
+    assert main(["backtest", str(tmp_path / "data" / "cat"), "--detector", "spike", "--out", str(out), "--labels", str(labels), "--quiet", "--no-plots"]) == 0
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["files"] == 2
+    assert sorted(summary["per_file"]) == ["a.csv", "b.csv"]
