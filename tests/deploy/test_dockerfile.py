@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import re
 import shlex
+import subprocess
 import tomllib
 
 import pytest
@@ -88,3 +89,26 @@ def test_copied_sources_exist_and_are_not_ignored(source: str) -> None:
     assert (REPO / source).exists()
     ignore = (REPO / "deploy" / "Dockerfile.dockerignore").read_text().splitlines()
     assert ignore[ignore.index("*") + 1 :].count(f"!{source}" + ("/" if (REPO / source).is_dir() else "")) == 1
+
+
+def _healthcheck_command(port: int) -> list[str]:
+    check = dict(_stages()[-1])["HEALTHCHECK"]
+    command = json.loads(check.split("CMD", 1)[1].strip())
+    return [arg.replace("127.0.0.1:8080", f"127.0.0.1:{port}") for arg in command]
+
+
+@pytest.mark.timeout(60)
+def test_healthcheck_command_passes_on_a_live_daemon_and_fails_otherwise() -> None:
+    from aiops.server import DaemonServer
+    from aiops.testing.prometheus import free_port
+
+    state = {"alive": True}
+    port = free_port()
+    server = DaemonServer("127.0.0.1", port, ready=lambda: (False, "starting"), alive=lambda: state["alive"]).start()
+    try:
+        assert subprocess.run(_healthcheck_command(port), capture_output=True, timeout=20).returncode == 0
+        state["alive"] = False  # the scheduler stopped: /healthz answers 503
+        assert subprocess.run(_healthcheck_command(port), capture_output=True, timeout=20).returncode != 0
+    finally:
+        server.stop()
+    assert subprocess.run(_healthcheck_command(port), capture_output=True, timeout=20).returncode != 0
