@@ -21,7 +21,13 @@ from pydantic import HttpUrl, SecretStr, model_validator
 
 from aiops.config.base import Duration, Secret, StrictModel
 from aiops.model import Finding, Notification, Severity
-from aiops.notify.formatting import action_line, links_of, prediction, recent_values, title_for
+from aiops.notify.formatting import (
+    action_line,
+    links_of,
+    prediction,
+    recent_values,
+    title_for,
+)
 from aiops.plugins import Delivery, DeliveryStatus, Notifier
 
 log = logging.getLogger(__name__)
@@ -94,8 +100,8 @@ def silence_matches(silence: Mapping[str, Any], labels: Mapping[str, str], now: 
         return False
     if now is not None and state is None:
         try:
-            starts = datetime.fromisoformat(str(silence["startsAt"]).replace("Z", "+00:00"))
-            ends = datetime.fromisoformat(str(silence["endsAt"]).replace("Z", "+00:00"))
+            starts = datetime.fromisoformat(str(silence["startsAt"]))
+            ends = datetime.fromisoformat(str(silence["endsAt"]))
         except (KeyError, ValueError):
             return False
         if not starts <= now < ends:

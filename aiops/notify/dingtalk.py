@@ -21,7 +21,7 @@ from datetime import timedelta
 from typing import Any, ClassVar
 
 import requests
-from dingtalkchatbot.chatbot import DingtalkChatbot
+from dingtalkchatbot.chatbot import DingtalkChatbot  # type: ignore[import-untyped]
 from pydantic import Field, SecretStr, model_validator
 
 from aiops.config.base import Duration, Secret, StrictModel

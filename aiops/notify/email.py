@@ -8,7 +8,6 @@ than sending credentials in clear. ``none`` exists for a local relay and tests o
 from __future__ import annotations
 
 import smtplib
-import socket
 import ssl
 from collections.abc import Sequence
 from datetime import timedelta
@@ -131,10 +130,11 @@ class EmailNotifier(Notifier):
             return Delivery(status, f"{where} refused all recipients {sorted(exc.recipients)} (codes {codes})")
         except smtplib.SMTPResponseException as exc:
             status = DeliveryStatus.RETRY if 400 <= exc.smtp_code < 500 else DeliveryStatus.GIVE_UP
-            return Delivery(status, f"{where} answered {exc.smtp_code}: {exc.smtp_error.decode(errors='replace')[:200]}")
+            reply = exc.smtp_error.decode(errors="replace") if isinstance(exc.smtp_error, bytes) else str(exc.smtp_error)
+            return Delivery(status, f"{where} answered {exc.smtp_code}: {reply[:200]}")
         except ssl.SSLCertVerificationError as exc:
             return Delivery(DeliveryStatus.GIVE_UP, f"TLS certificate of {where} not trusted ({exc.verify_message}); set ca_file")
-        except (smtplib.SMTPException, OSError, socket.timeout) as exc:  # connection refused, reset, timeout
+        except (TimeoutError, smtplib.SMTPException, OSError) as exc:  # connection refused, reset, timeout
             return Delivery(DeliveryStatus.RETRY, f"cannot deliver to {where}: {type(exc).__name__}: {exc}")
         if refused:
             return Delivery(DeliveryStatus.DELIVERED, f"sent; refused by {sorted(refused)}")

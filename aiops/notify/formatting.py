@@ -76,7 +76,7 @@ def number(v: float) -> str:
 
 
 def duration(delta: timedelta) -> str:
-    seconds = int(round(delta.total_seconds()))
+    seconds = round(delta.total_seconds())
     sign = "-" if seconds < 0 else ""
     seconds = abs(seconds)
     days, rest = divmod(seconds, 86400)

@@ -44,9 +44,9 @@ class InboundAlert(BaseModel):
     status: Literal["firing", "resolved"]
     labels: dict[str, str] = Field(min_length=1)
     annotations: dict[str, str] = Field(default_factory=dict)
-    startsAt: datetime | None = None  # noqa: N815 - Alertmanager's field names
-    endsAt: datetime | None = None  # noqa: N815
-    generatorURL: str = ""  # noqa: N815
+    startsAt: datetime | None = None
+    endsAt: datetime | None = None
+    generatorURL: str = ""
     fingerprint: str = ""
 
     def key(self) -> str:
@@ -61,7 +61,7 @@ class WebhookPayload(BaseModel):
     version: Literal["4"]
     status: Literal["firing", "resolved"]
     receiver: str = ""
-    groupKey: str = ""  # noqa: N815
+    groupKey: str = ""
     alerts: list[InboundAlert]
 
 

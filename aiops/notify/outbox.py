@@ -57,8 +57,10 @@ _SCHEMA = (
     last_error TEXT NOT NULL DEFAULT ''
 )""",
     "CREATE INDEX IF NOT EXISTS notify_outbox_due ON notify_outbox (channel, state, next_attempt_at)",
-    "CREATE TABLE IF NOT EXISTS notify_groups (channel TEXT NOT NULL, grp TEXT NOT NULL, last_sent_at REAL NOT NULL, "
-    "PRIMARY KEY (channel, grp))",
+    (
+        "CREATE TABLE IF NOT EXISTS notify_groups (channel TEXT NOT NULL, grp TEXT NOT NULL, last_sent_at REAL NOT NULL, "
+        "PRIMARY KEY (channel, grp))"
+    ),
 )
 
 PENDING, SENDING, DELIVERED, FAILED, SUPERSEDED = "pending", "sending", "delivered", "failed", "superseded"
@@ -235,7 +237,7 @@ class Outbox:
             if batch_aware is not None:
                 return batch_aware(batch.notifications, batch_id=batch.batch_id)
             return notifier.send(batch.notifications)
-        except Exception as exc:  # a notifier bug must not lose the batch; the type only (messages may hold URLs with tokens)
+        except Exception as exc:  # noqa: BLE001 - a notifier bug must not lose the batch; the type only (messages may hold URLs with tokens)
             log.error("outbox: notifier %s raised %s; the batch will be retried", batch.channel, type(exc).__name__)
             return Delivery(DeliveryStatus.RETRY, f"notifier raised {type(exc).__name__}")
 

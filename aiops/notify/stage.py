@@ -27,7 +27,15 @@ from datetime import datetime, timedelta
 from aiops import metrics, plugins
 from aiops.config import AiopsConfig
 from aiops.config.notify import NotifyConfig, RouteConfig
-from aiops.model import ActionResult, ActionStatus, Entity, Finding, Notification, Severity, new_id
+from aiops.model import (
+    ActionResult,
+    ActionStatus,
+    Entity,
+    Finding,
+    Notification,
+    Severity,
+    new_id,
+)
 from aiops.notify import formatting as fmt
 from aiops.notify.codec import from_json, to_json
 from aiops.notify.outbox import ChannelReport, Envelope, Outbox
@@ -289,7 +297,11 @@ class NotifyStage:
                                title=f"{last.entity or last.key}: {what}",
                                summary=f"no longer detected (last notified {fmt.clock(datetime.fromtimestamp(prior.last_sent_at, now.tzinfo))})",
                                labels={k: v for k, v in last.labels.items() if not k.startswith("__mention")})
-                target = Target(channel, route or self.router.routes[0])
+                if route is None:  # the route was removed from the config: resolve through the first one
+                    if not self.router.routes:
+                        continue
+                    route = self.router.routes[0]
+                target = Target(channel, route)
                 envelopes.append(envelope(target, gone))
                 queued.setdefault(gone.id, gone)
 
@@ -355,7 +367,7 @@ def send_test(notifiers: Mapping[str, Notifier], routes: Sequence[RouteConfig], 
         n = test_notification(route)
         try:
             out[name] = notifiers[name].send([n])
-        except Exception as exc:  # a plugin bug is reported as that channel's result
+        except Exception as exc:  # noqa: BLE001 - a plugin bug is reported as that channel's result
             out[name] = Delivery(DeliveryStatus.GIVE_UP, f"notifier raised {type(exc).__name__}")
         result = "delivered" if out[name].status is DeliveryStatus.DELIVERED else "failed"
         metrics.NOTIFICATIONS.labels(channel=name, result=result).inc()

@@ -24,7 +24,7 @@ from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any
+from typing import Any, Self
 
 ONE_HOUR_MS = 3600 * 1000
 
@@ -91,7 +91,7 @@ class DingTalkReceiver:
     def webhook(self) -> str:
         return f"{self.url}?access_token={self.access_token}"
 
-    def start(self) -> DingTalkReceiver:
+    def start(self) -> Self:
         self._thread = threading.Thread(target=self._server.serve_forever, name="dingtalk-receiver", daemon=True)
         self._thread.start()
         return self
@@ -102,7 +102,7 @@ class DingTalkReceiver:
             self._thread = None
         self._server.server_close()
 
-    def __enter__(self) -> DingTalkReceiver:
+    def __enter__(self) -> Self:
         return self.start()
 
     def __exit__(self, *exc: object) -> None:
@@ -168,7 +168,7 @@ class DingTalkReceiver:
         receiver = self
 
         class Handler(BaseHTTPRequestHandler):
-            def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - quiet in tests
+            def log_message(self, format: str, *args: Any) -> None:
                 pass
 
             def _answer(self, status: int, body: dict[str, Any] | str) -> None:
@@ -182,7 +182,7 @@ class DingTalkReceiver:
                 except OSError:
                     pass  # the client gave up (its read timeout): nothing to answer to
 
-            def do_POST(self) -> None:  # noqa: N802 - http.server's naming
+            def do_POST(self) -> None:
                 split = urllib.parse.urlsplit(self.path)
                 query = {k: v[0] for k, v in urllib.parse.parse_qs(split.query).items()}
                 raw = self.rfile.read(int(self.headers.get("Content-Length", "0") or 0))

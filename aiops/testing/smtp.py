@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from email.message import EmailMessage
 from pathlib import Path
-from typing import Any
+from typing import Any, Self
 
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import AuthResult, LoginPassword
@@ -72,7 +72,7 @@ class _Handler:
     def __init__(self, server: SmtpServer) -> None:
         self.server = server
 
-    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:  # noqa: N802 - aiosmtpd hook name
+    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
         if self.server.reject_with:
             return self.server.reject_with
         msg = email.message_from_bytes(envelope.original_content or envelope.content, policy=email.policy.default)
@@ -116,7 +116,7 @@ class SmtpServer:
         with self._lock:
             return [r.message for r in self.received]
 
-    def start(self) -> SmtpServer:
+    def start(self) -> Self:
         self.controller.start()
         return self
 
@@ -124,7 +124,7 @@ class SmtpServer:
         self.controller.stop()
         self._tmp.cleanup()
 
-    def __enter__(self) -> SmtpServer:
+    def __enter__(self) -> Self:
         return self.start()
 
     def __exit__(self, *exc: object) -> None:

@@ -14,7 +14,15 @@ import pytest
 from pydantic import SecretStr
 
 from aiops.config import AiopsConfig, parse_config
-from aiops.model import ActionResult, ActionStatus, Entity, Evidence, Finding, Plan, Severity
+from aiops.model import (
+    ActionResult,
+    ActionStatus,
+    Entity,
+    Evidence,
+    Finding,
+    Plan,
+    Severity,
+)
 from aiops.notify.inbound import AlertInbox
 from aiops.notify.webhook import handle_alertmanager
 from aiops.state import Store
@@ -94,10 +102,10 @@ class WebhookServer:
         outer = self
 
         class Handler(BaseHTTPRequestHandler):
-            def log_message(self, format: str, *args: Any) -> None:  # noqa: A002
+            def log_message(self, format: str, *args: Any) -> None:
                 pass
 
-            def do_POST(self) -> None:  # noqa: N802
+            def do_POST(self) -> None:
                 body = self.rfile.read(int(self.headers.get("Content-Length", "0") or 0))
                 status, payload = handle_alertmanager(
                     body, dict(self.headers.items()), outer.inbox, SecretStr(token) if token else None, max_bytes

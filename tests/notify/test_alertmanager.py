@@ -17,7 +17,11 @@ from pydantic import SecretStr
 from aiops.config.policy import PolicyConfig, PolicyRule
 from aiops.engine.decide import Policy
 from aiops.model import Mode, Severity
-from aiops.notify.alertmanager import AlertmanagerClient, AlertmanagerNotifier, alert_labels
+from aiops.notify.alertmanager import (
+    AlertmanagerClient,
+    AlertmanagerNotifier,
+    alert_labels,
+)
 from aiops.notify.inbound import AlertInbox
 from aiops.notify.stage import build_notifications
 from aiops.notify.webhook import handle_alertmanager
@@ -50,7 +54,7 @@ def wait_for(check: Callable[[], Any], timeout: float = 20.0) -> Any:
     raise AssertionError("condition not met within the timeout")
 
 
-def notification(name: str, **kw: Any):  # noqa: ANN201
+def notification(name: str, **kw: Any):
     [n] = build_notifications([finding(pod(name), now=datetime.now(UTC), **kw)], [], cycle_id="cyc-am",
                               min_severity=Severity.WARNING)
     return replace(n, labels={**n.labels, "__link_grafana__": "https://grafana.example/d/pods?var-pod=" + name})
@@ -77,7 +81,7 @@ def test_pushed_findings_appear_in_alertmanager_and_resolve(rig: tuple[AuthAlert
     assert ann["summary"].startswith("[CRITICAL] pod/ml/push-0") and ann["lead_time"] == "2520s"
     assert "rising" in ann["evidence"] and "0.71 → 0.91" in ann["recent"]
     assert alert["generatorURL"] == "https://grafana.example/d/pods?var-pod=push-0"
-    ends = datetime.fromisoformat(alert["endsAt"].replace("Z", "+00:00"))
+    ends = datetime.fromisoformat(alert["endsAt"])
     assert timedelta(minutes=4) < ends - datetime.now(UTC) <= timedelta(minutes=5)  # resolves itself if we die
 
     assert channel.send([replace(n, resolved=True)]).status is DeliveryStatus.DELIVERED
@@ -141,7 +145,7 @@ def test_alertmanager_webhook_delivers_alerts_that_policy_can_act_on(rig: tuple[
 
     rule = PolicyRule(name="crashloop-from-am", detector="alertmanager", signal="KubePodCrashLooping", entity_kind="pod",
                       require_confirmed=True, action="restart_pod")
-    graded, decisions = Policy(PolicyConfig(rules=[rule]), Mode.SUGGEST).decide([f])
+    _, decisions = Policy(PolicyConfig(rules=[rule]), Mode.SUGGEST).decide([f])
     assert [(d.action, d.target.name) for d in decisions] == [("restart_pod", "crashy-0")]
 
     ended = {**crash, "endsAt": datetime.now(UTC).isoformat()}

@@ -38,7 +38,7 @@ def notifier(robot: DingTalkReceiver, **params: object) -> DingTalkNotifier:
     return n
 
 
-def notifications(count: int = 1, **labels: str):  # noqa: ANN201
+def notifications(count: int = 1, **labels: str):
     ns = build_notifications([finding(pod(f"llama-{i}")) for i in range(count)], [], cycle_id="c1",
                              min_severity=Severity.WARNING)
     return [n.__class__(**{**n.__dict__, "labels": {**n.labels, **labels}}) for n in ns]

@@ -8,7 +8,7 @@ from datetime import timedelta
 from aiops.model import ActionStatus, Severity
 from aiops.notify import formatting as fmt
 from aiops.notify.codec import from_json, to_json
-from aiops.notify.stage import build_notifications, render_links, link_fields
+from aiops.notify.stage import build_notifications, link_fields, render_links
 
 from .conftest import NOW, finding, pod, result
 
