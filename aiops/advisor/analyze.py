@@ -7,7 +7,7 @@ from datetime import datetime, timedelta
 from aiops.advisor.autoscaling import analyse_hpa
 from aiops.advisor.records import Advice, History, HpaSummary, LatencyCurve, Recommendation
 from aiops.advisor.sizing import sizing_recommendations
-from aiops.advisor.usage import by_node, by_workload, gpu_class_of, idle_recommendations, unallocated
+from aiops.advisor.usage import by_node, by_workload, gpu_class_of, idle_recommendations, unallocated, unobserved_requests
 from aiops.config.advisor import AdvisorConfig
 
 MONTH = timedelta(days=30)
@@ -24,7 +24,7 @@ def analyze(history: History, config: AdvisorConfig, generated_at: datetime) -> 
     sizing, packings, tiering = sizing_recommendations([u for u in workloads if u.entity not in on_cpu], config, month_factor)
     recommendations += sizing
     curves: list[LatencyCurve] = []
-    notes: list[str] = []
+    notes: list[str] = unobserved_requests(history, workloads)
     hpas: list[HpaSummary] = []
     for hpa in history.hpas:
         model_names = [

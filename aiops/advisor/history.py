@@ -107,6 +107,7 @@ class HistoryReader:
                 f"GPU history covers {covered:.0f} h of the {window:.0f} h window (Prometheus retention, or dcgm-exporter "
                 "was not scraped the whole time); monthly figures are extrapolated from what was seen."
             )
+        requested = self._requests(fetch)
         hpas = self._hpas(fetch)
         if not hpas:
             gaps.append("no kube-state-metrics HPA series (kube_horizontalpodautoscaler_*): no autoscaling advice.")
@@ -124,6 +125,7 @@ class HistoryReader:
             gpus=tuple(gpus),
             hpas=tuple(hpas),
             latencies=tuple(latencies),
+            requested=requested,
             gaps=tuple(gaps),
         )
 
@@ -193,6 +195,16 @@ class HistoryReader:
                 )
             )
         return sorted(tracks, key=lambda t: (t.node, t.gpu, t.namespace, t.pod))
+
+    def _requests(self, fetch: Fetch) -> dict[Entity, np.ndarray]:
+        out: dict[Entity, np.ndarray] = {}
+        query = 'sum by (namespace, pod) (kube_pod_container_resource_requests{resource="nvidia.com/gpu"})'
+        for labels, values in fetch(query):
+            if labels.get("pod"):
+                w = workload_of(labels.get("namespace", ""), labels["pod"])
+                prior = out.get(w)
+                out[w] = values if prior is None else np.where(np.isnan(prior), values, prior + np.nan_to_num(values))
+        return out
 
     def _hpas(self, fetch: Fetch) -> list[HpaTrack]:
         hpa = "namespace, horizontalpodautoscaler"

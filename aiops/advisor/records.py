@@ -79,6 +79,8 @@ class History:
     gpus: tuple[GpuTrack, ...]
     hpas: tuple[HpaTrack, ...] = ()
     latencies: tuple[LatencyTrack, ...] = ()
+    # GPUs requested (kube_pod_container_resource_requests, nvidia.com/gpu) per workload and step.
+    requested: Mapping[Entity, np.ndarray] = field(default_factory=dict)
     # What was asked for and came back empty (metric not exported), in words for the report.
     gaps: tuple[str, ...] = ()
 
@@ -119,6 +121,8 @@ class Usage:
     # The compute it needs at peak, percent of one GPU, for sizing; and the metric it came from.
     peak_compute: float = math.nan
     compute_source: str = "DCGM_FI_DEV_GPU_UTIL"
+    # GPU-hours its pods requested (kube-state-metrics); NaN when requests were not exported.
+    requested_gpu_hours: float = math.nan
 
     @property
     def idle_share(self) -> float:

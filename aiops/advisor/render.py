@@ -41,6 +41,7 @@ def _usage_rows(usages: Sequence[Usage], currency: str) -> list[list[str]]:
             u.gpu_class or u.model_name,
             str(u.gpus),
             _num(u.gpu_hours),
+            _num(u.requested_gpu_hours),
             f"{_num(u.idle_gpu_hours)} ({u.idle_share:.0%})",
             _num(u.mean_utilization, "{:.0f} %"),
             _num(u.peak_utilization, "{:.0f} %"),
@@ -51,7 +52,7 @@ def _usage_rows(usages: Sequence[Usage], currency: str) -> list[list[str]]:
     ]
 
 
-USAGE_HEADER = ["", "GPU", "GPUs", "GPU-hours", "idle GPU-hours", "mean util", "peak util", "peak FB GiB / GPU", "idle cost"]
+USAGE_HEADER = ["", "GPU", "GPUs", "GPU-hours", "requested GPU-hours", "idle GPU-hours", "mean util", "peak util", "peak FB GiB / GPU", "idle cost"]
 
 # --- document model -------------------------------------------------------------------------
 
@@ -250,6 +251,7 @@ def _usage_dict(u: Usage) -> dict[str, Any]:
         "model_name": u.model_name,
         "gpus": u.gpus,
         "gpu_hours": u.gpu_hours,
+        "requested_gpu_hours": u.requested_gpu_hours,
         "idle_gpu_hours": u.idle_gpu_hours,
         "idle_share": u.idle_share,
         "mean_utilization_percent": u.mean_utilization,

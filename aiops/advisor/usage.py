@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import fnmatch
 import math
+from dataclasses import replace
 from collections.abc import Callable, Hashable, Iterable, Sequence
 
 import numpy as np
@@ -75,8 +76,28 @@ def _group(tracks: Iterable[GpuTrack], key: Callable[[GpuTrack], Hashable]) -> d
 
 def by_workload(history: History, config: AdvisorConfig) -> list[Usage]:
     groups = _group((t for t in history.gpus if t.workload is not None), lambda t: t.workload)
-    usages = [summarize(entity, tracks, history, config) for entity, tracks in groups.items()]  # type: ignore[arg-type]
+    usages = []
+    for entity, tracks in groups.items():
+        usage = summarize(entity, tracks, history, config)  # type: ignore[arg-type]
+        requested = history.requested.get(entity)  # type: ignore[call-overload]
+        if requested is not None:
+            usage = replace(usage, requested_gpu_hours=float(np.nansum(requested)) * history.step_hours)
+        usages.append(usage)
     return sorted(usages, key=lambda u: (-u.idle_gpu_hours, u.entity.key))
+
+
+def unobserved_requests(history: History, workloads: Sequence[Usage]) -> list[str]:
+    """Workloads that requested GPUs that dcgm-exporter never attributed to their pods."""
+    seen = {u.entity for u in workloads}
+    notes = []
+    for entity, requested in sorted(history.requested.items(), key=lambda kv: kv[0].key):
+        hours = float(np.nansum(requested)) * history.step_hours
+        if entity not in seen and hours > 0:
+            notes.append(
+                f"{entity} requested {hours:.0f} GPU-hours (nvidia.com/gpu) but no dcgm-exporter series names its "
+                "pods: check dcgm-exporter's pod mapping on its nodes (MIG slices need per-instance metrics)."
+            )
+    return notes
 
 
 def by_node(history: History, config: AdvisorConfig) -> list[Usage]:

@@ -9,7 +9,8 @@ Four workloads, each built so exactly one answer is right:
   utilisation sits at 15 % -> HPA target, scale-down and pre-scale advice.
 - ``serving/ranker``: 2 GPUs at 55-90 % with 62 GiB loaded -> well sized, no advice.
 
-Plus one GPU no pod holds (unallocated capacity).
+Plus one GPU no pod holds (unallocated capacity), and ``training/trainer-0`` which requests a GPU
+that dcgm-exporter never attributes to it.
 """
 
 from __future__ import annotations
@@ -138,6 +139,11 @@ def write_scenario(path: Path, end: datetime, days: int = DAYS, seed: int = 7) -
     family("kube_horizontalpodautoscaler_spec_target_metric", "gauge", [(
         f'kube_horizontalpodautoscaler_spec_target_metric{{{hpa},metric_name="DCGM_FI_DEV_GPU_UTIL",'
         f'metric_target_type="average"}}', np.full(n, 90.0))], "{:.0f}".format)
+
+    requests = [(g.namespace, g.pod) for g in GPUS if g.pod] + [("training", "trainer-0")]
+    family("kube_pod_container_resource_requests", "gauge", [(
+        f'kube_pod_container_resource_requests{{namespace="{ns}",pod="{pod}",container="main",'
+        f'resource="nvidia.com/gpu",unit="integer"}}', np.ones(n)) for ns, pod in requests], "{:.0f}".format)
 
     _latency_histogram(lines, t, chat_p99(chat_u))
     lines.append("# EOF\n")

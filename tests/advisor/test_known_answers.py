@@ -120,6 +120,8 @@ def test_usage_tables(advice: Advice) -> None:
     assert by[RANKER].gpus == 2 and by[RANKER].idle_gpu_hours == 0
     assert by[NOTEBOOK].peak_fb_gib == pytest.approx(3.0, abs=0.1)
     assert by[NOTEBOOK].fb_total_gib == pytest.approx(80.0)
+    assert by[RANKER].requested_gpu_hours == pytest.approx(by[RANKER].gpu_hours, rel=0.01)
+    assert any(note.startswith("statefulset/training/trainer requested 96 GPU-hours") for note in advice.caveats)
     [free] = advice.unallocated
     assert free.entity.name == "GPU-b2" and free.idle_share == 1.0
     assert {u.entity.name for u in advice.nodes} == {"gpu-node-a", "gpu-node-b"}
