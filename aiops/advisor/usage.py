@@ -168,8 +168,13 @@ def idle_recommendations(usages: Sequence[Usage], config: AdvisorConfig, month_f
                     evidence=(
                         f"{u.idle_gpu_hours:.1f} of {u.gpu_hours:.1f} GPU-hours on {where} were below {thr:g} % "
                         f"utilisation (mean {u.mean_utilization:.1f} %, p{config.compute_peak_quantile * 100:g} "
-                        f"{u.peak_utilization:.1f} %); framebuffer used {u.mean_fb_gib:.1f} GiB on average, "
-                        f"{u.peak_fb_gib:.1f} GiB at peak, of {u.fb_total_gib:.0f} GiB allocated."
+                        f"{u.peak_utilization:.1f} %); "
+                        + (
+                            f"framebuffer used {u.mean_fb_gib:.1f} GiB on average, {u.peak_fb_gib:.1f} GiB at peak, "
+                            f"of {u.fb_total_gib:.0f} GiB allocated."
+                            if math.isfinite(u.peak_fb_gib)
+                            else "framebuffer use unknown (no DCGM_FI_DEV_FB_USED)."
+                        )
                         + (
                             f" It never exceeded {config.cpu_max_utilization_percent:g} %: releasing frees all its GPU-hours."
                             if dormant

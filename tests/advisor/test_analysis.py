@@ -252,3 +252,11 @@ def test_sm_activity_sizes_more_truly_than_gpu_util() -> None:
     [mig] = advice.of_kind(Kind.MIG)
     assert mig.facts["profile"] == "1g.10gb" and mig.facts["compute_source"] == "DCGM_FI_PROF_SM_ACTIVE"
     assert "SM activity 10 %" in mig.evidence
+
+
+def test_missing_framebuffer_never_sizes_down_or_moves_to_cpu() -> None:
+    h = _history([_gpu("G1", "x-5b8d7c9f6d-xk2zq", np.full(288, 1.0), np.nan)], 288)
+    advice = analyze(h, AdvisorConfig(), END)
+    [idle] = advice.recommendations
+    assert idle.kind == Kind.IDLE_GPU and "framebuffer use unknown" in idle.evidence
+    assert "no framebuffer history" in advice.tiering["deployment/ml/x"]
