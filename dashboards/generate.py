@@ -49,6 +49,20 @@ def thresholds(*steps: tuple[float, str], base: str = "green") -> Json:
     }
 
 
+# Display options per panel type: the last value for single stats, legends below graphs.
+_REDUCE_LAST: Json = {"calcs": ["lastNotNull"], "fields": "", "values": False}
+PANEL_OPTIONS: dict[str, Json] = {
+    "timeseries": {
+        "legend": {"displayMode": "list", "placement": "bottom", "showLegend": True},
+        "tooltip": {"mode": "multi", "sort": "desc"},
+    },
+    "stat": {"reduceOptions": _REDUCE_LAST, "colorMode": "background", "graphMode": "none", "textMode": "auto"},
+    "gauge": {"reduceOptions": _REDUCE_LAST, "showThresholdMarkers": True},
+    "bargauge": {"reduceOptions": _REDUCE_LAST, "displayMode": "gradient", "orientation": "horizontal"},
+    "table": {"showHeader": True, "cellHeight": "sm"},
+}
+
+
 @dataclass
 class Panel:
     """One panel; its position is assigned by :class:`Layout`."""
@@ -89,17 +103,7 @@ class Panel:
             }
         else:
             defaults["color"] = {"mode": "thresholds"}
-        options = {
-            "timeseries": {"legend": {"displayMode": "list", "placement": "bottom", "showLegend": True},
-                           "tooltip": {"mode": "multi", "sort": "desc"}},
-            "stat": {"reduceOptions": {"calcs": ["lastNotNull"], "fields": "", "values": False},
-                     "colorMode": "background", "graphMode": "none", "textMode": "auto"},
-            "gauge": {"reduceOptions": {"calcs": ["lastNotNull"], "fields": "", "values": False},
-                      "showThresholdMarkers": True},
-            "bargauge": {"reduceOptions": {"calcs": ["lastNotNull"], "fields": "", "values": False},
-                         "displayMode": "gradient", "orientation": "horizontal"},
-            "table": {"showHeader": True, "cellHeight": "sm"},
-        }[self.type]
+        options = PANEL_OPTIONS[self.type]
         refs = "ABCDEFGH"
         return {
             "id": panel_id,

@@ -23,7 +23,7 @@ def _promtool(*args: str | Path) -> subprocess.CompletedProcess[str]:
 
 
 def _rules(kind: str) -> list[dict[str, Any]]:
-    found = []
+    found: list[dict[str, Any]] = []
     for path in RULE_FILES:
         for group in yaml.safe_load(path.read_text())["groups"]:
             found.extend(rule for rule in group["rules"] if kind in rule)

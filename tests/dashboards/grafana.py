@@ -15,7 +15,7 @@ DASHBOARD_FILES = sorted(DASHBOARD_DIR.glob("*.json"))
 # What Grafana puts in place of its built-in variables; values that a real dashboard could send.
 BUILTINS = {"__rate_interval": "5m", "__interval": "1m", "__range": "1h"}
 VARIABLE = re.compile(r"\$(?:\{(\w+)(?::\w+)?\}|(\w+))")
-LABEL_VALUES = re.compile(r"^label_values\((.+),\s*(\w+)\)$", re.S)
+LABEL_VALUES = re.compile(r"^label_values\((.+),\s*(\w+)\)$", re.DOTALL)
 
 
 @dataclass(frozen=True)

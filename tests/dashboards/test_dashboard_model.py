@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib.util
+import itertools
 import re
 import sys
 from pathlib import Path
@@ -18,8 +19,8 @@ from tests.dashboards.grafana import (
     VARIABLE,
     all_panels,
     all_queries,
-    metric_names,
     load,
+    metric_names,
     variable_query,
 )
 
@@ -98,7 +99,7 @@ def test_every_panel_uses_the_datasource_variable(dashboard: tuple[Path, dict[st
             assert t["expr"].strip(), f"{panel['title']} has an empty expr"
         assert panel["fieldConfig"]["defaults"]["unit"], f"{panel['title']} has no unit"
         steps = panel["fieldConfig"]["defaults"]["thresholds"]["steps"]
-        assert steps[0]["value"] is None and all(a["value"] < b["value"] for a, b in zip(steps[1:], steps[2:]))
+        assert steps[0]["value"] is None and all(a["value"] < b["value"] for a, b in itertools.pairwise(steps[1:]))
 
 
 def test_template_variables_defined_before_use(dashboard: tuple[Path, dict[str, Any]]) -> None:

@@ -24,7 +24,13 @@ import yaml
 
 from aiops.testing.prometheus import PrometheusServer, free_port
 from aiops.testing.synth import demo_scenario, write_openmetrics
-from tests.dashboards.grafana import DASHBOARD_DIR, Query, all_queries, load, metric_names
+from tests.dashboards.grafana import (
+    DASHBOARD_DIR,
+    Query,
+    all_queries,
+    load,
+    metric_names,
+)
 
 RULE_FILES = sorted((DASHBOARD_DIR.parent / "alert-rules").glob("*.rules.yml"))
 QUERIES = all_queries()
@@ -42,7 +48,7 @@ def prometheus(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PrometheusS
     history = work / "history.om"
     write_openmetrics(demo_scenario(), history)
     daemon_port = free_port()
-    scrape = {"job_name": "aiops", "scrape_interval": "1s",
+    scrape: dict[str, object] = {"job_name": "aiops", "scrape_interval": "1s",
               "static_configs": [{"targets": [f"127.0.0.1:{daemon_port}"]}]}
     with PrometheusServer(work / "prometheus", openmetrics=history, rule_files=RULE_FILES,
                           scrape_configs=[scrape]) as server:

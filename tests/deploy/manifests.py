@@ -13,12 +13,13 @@ from typing import Any
 
 import yaml
 from kubernetes import client
+from pydantic import BaseModel
 
 REPO = Path(__file__).resolve().parents[2]
 CHART = REPO / "deploy" / "helm" / "aiops"
 RBAC_FILE = REPO / "deploy" / "rbac" / "clusterrole.yaml"
 
-MODELS: dict[tuple[str, str], type] = {
+MODELS: dict[tuple[str, str], type[BaseModel]] = {
     ("v1", "Namespace"): client.V1Namespace,
     ("v1", "ServiceAccount"): client.V1ServiceAccount,
     ("v1", "ConfigMap"): client.V1ConfigMap,

@@ -31,7 +31,7 @@ def test_every_alert_is_documented() -> None:
 
 def test_secret_table_matches_the_chart_values() -> None:
     env = yaml.safe_load((CHART / "values.yaml").read_text())["secrets"]["env"]
-    rows = dict(re.findall(r"^\| `([\w-]+)` \| `(AIOPS_\w+)` \|", GUIDE, flags=re.M))
+    rows = dict(re.findall(r"^\| `([\w-]+)` \| `(AIOPS_\w+)` \|", GUIDE, flags=re.MULTILINE))
     assert {key: name for name, key in env.items()} == rows
 
 

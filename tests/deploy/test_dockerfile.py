@@ -102,13 +102,16 @@ def test_healthcheck_command_passes_on_a_live_daemon_and_fails_otherwise() -> No
     from aiops.server import DaemonServer
     from aiops.testing.prometheus import free_port
 
+    def healthcheck(port: int) -> int:
+        return subprocess.run(_healthcheck_command(port), capture_output=True, timeout=20, check=False).returncode
+
     state = {"alive": True}
     port = free_port()
     server = DaemonServer("127.0.0.1", port, ready=lambda: (False, "starting"), alive=lambda: state["alive"]).start()
     try:
-        assert subprocess.run(_healthcheck_command(port), capture_output=True, timeout=20).returncode == 0
+        assert healthcheck(port) == 0
         state["alive"] = False  # the scheduler stopped: /healthz answers 503
-        assert subprocess.run(_healthcheck_command(port), capture_output=True, timeout=20).returncode != 0
+        assert healthcheck(port) != 0
     finally:
         server.stop()
-    assert subprocess.run(_healthcheck_command(port), capture_output=True, timeout=20).returncode != 0
+    assert healthcheck(port) != 0

@@ -10,7 +10,16 @@ import yaml
 
 from aiops import plugins
 from aiops.config import parse_config
-from tests.deploy.manifests import CHART, by_kind, helm_template, one, parse, rbac_rules, secret_env_refs, validate
+from tests.deploy.manifests import (
+    CHART,
+    by_kind,
+    helm_template,
+    one,
+    parse,
+    rbac_rules,
+    secret_env_refs,
+    validate,
+)
 
 PRODUCTION_VALUES = CHART / "ci" / "production-values.yaml"
 
