@@ -20,7 +20,7 @@ import requests
 from pydantic import HttpUrl, SecretStr, model_validator
 
 from aiops.config.base import Duration, Secret, StrictModel
-from aiops.model import Finding, Notification, Severity
+from aiops.model import Entity, Finding, Notification, Severity
 from aiops.notify.formatting import (
     action_line,
     links_of,
@@ -51,7 +51,14 @@ def alertname(signal: str) -> str:
 
 
 def alert_labels(finding: Finding, severity: Severity | None = None) -> dict[str, str]:
-    """The labels of the alert for ``finding``; also what a silence is matched against before acting."""
+    """The labels of the alert for ``finding``; also what a silence is matched against before acting.
+
+    A finding that came in from Alertmanager keeps its original labels, so silencing the original
+    alert (``alertname=KubePodCrashLooping, pod=x``) also stops the remediation it triggers.
+    """
+    original = finding.evidence.facts.get("labels") if finding.detector == INBOUND_DETECTOR else None
+    if isinstance(original, Mapping):
+        return {str(k): str(v) for k, v in original.items()}
     e = finding.entity
     labels = {
         "alertname": alertname(finding.signal),
@@ -71,6 +78,18 @@ def alert_labels(finding: Finding, severity: Severity | None = None) -> dict[str
         value = e.attr(attr)
         if value and attr not in labels:
             labels[attr] = value
+    return labels
+
+
+def silence_labels(finding: Finding, target: Entity | None = None) -> dict[str, str]:
+    """What the guarded writer passes to :meth:`AlertmanagerClient.is_silenced` before acting on
+    ``target`` for ``finding``: the finding's alert labels plus the target's kind, name and namespace
+    (a silence on ``node=n1`` stops an evacuation of n1 triggered by a pod finding)."""
+    labels = alert_labels(finding)
+    if target is not None:
+        labels[target.kind] = target.name  # what is acted on decides, e.g. the node of an evacuation
+        if target.namespace:
+            labels["namespace"] = target.namespace
     return labels
 
 

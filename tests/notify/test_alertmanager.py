@@ -16,11 +16,12 @@ from pydantic import SecretStr
 
 from aiops.config.policy import PolicyConfig, PolicyRule
 from aiops.engine.decide import Policy
-from aiops.model import Mode, Severity
+from aiops.model import Entity, Mode, Severity
 from aiops.notify.alertmanager import (
     AlertmanagerClient,
     AlertmanagerNotifier,
     alert_labels,
+    silence_labels,
 )
 from aiops.notify.inbound import AlertInbox
 from aiops.notify.stage import build_notifications
@@ -207,3 +208,25 @@ def test_webhook_accepts_version_4_and_stores_durably(tmp_path: Path) -> None:
     [f] = reopened.findings(now)
     assert (f.signal, f.entity.kind, f.entity.name, f.score) == ("KubeNodeNotReady", "node", "n1", 0.8)
     assert reopened.findings(now + timedelta(hours=7)) == []  # Alertmanager stopped repeating it: stale
+
+
+def test_silencing_the_original_alert_stops_its_remediation(rig: tuple[AuthAlertmanager, WebhookServer], store: Store) -> None:
+    am, _ = rig
+    inbox = AlertInbox(store)
+    inbox.add([{"status": "firing", "labels": {"alertname": "KubePodCrashLooping", "namespace": "ml", "pod": "loop-0"}}])
+    [f] = inbox.findings(datetime.now(UTC))
+    node = Entity("node", "gpu-node-7")
+    client = AlertmanagerClient(am.url, silence_cache_seconds=0)
+    assert not client.is_silenced(silence_labels(f, f.entity))
+    sid = client.create_silence({"alertname": "KubePodCrashLooping", "pod": "loop-0"})
+    try:
+        assert client.is_silenced(silence_labels(f, f.entity))
+    finally:
+        client.delete_silence(sid)
+    # A silence on a node stops an action on that node even when a pod finding triggered it.
+    sid = client.create_silence({"node": "gpu-node-7"})
+    try:
+        assert client.is_silenced(silence_labels(finding(pod("p", node="other")), node))
+        assert not client.is_silenced(silence_labels(finding(pod("p", node="other")), Entity("node", "gpu-node-8")))
+    finally:
+        client.delete_silence(sid)
