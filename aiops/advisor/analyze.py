@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 
 from aiops.advisor.autoscaling import analyse_hpa
-from aiops.advisor.records import Advice, History, HpaSummary, LatencyCurve, Recommendation
+from aiops.advisor.records import Advice, History, HpaSummary, Kind, LatencyCurve, Recommendation
 from aiops.advisor.sizing import sizing_recommendations
 from aiops.advisor.usage import by_node, by_workload, gpu_class_of, idle_recommendations, unallocated, unobserved_requests
 from aiops.config.advisor import AdvisorConfig
@@ -20,7 +20,7 @@ def analyze(history: History, config: AdvisorConfig, generated_at: datetime) -> 
     workloads = by_workload(history, config)
     recommendations: list[Recommendation] = idle_recommendations(workloads, config, month_factor)
     # Moving to CPU supersedes any GPU right-sizing of the same workload.
-    on_cpu = {r.target for r in recommendations if r.kind == "move_to_cpu"}
+    on_cpu = {r.target for r in recommendations if r.kind == Kind.MOVE_TO_CPU}
     sizing, packings, tiering = sizing_recommendations([u for u in workloads if u.entity not in on_cpu], config, month_factor)
     recommendations += sizing
     curves: list[LatencyCurve] = []
@@ -41,8 +41,10 @@ def analyze(history: History, config: AdvisorConfig, generated_at: datetime) -> 
             hpas.append(result.summary)
         if result.curve is not None:
             curves.append(result.curve)
-    order = {k: i for i, k in enumerate(("move_to_cpu", "idle_gpu", "mig", "smaller_gpu", "hpa_target", "hpa_scale_down", "prescale"))}
-    recommendations.sort(key=lambda r: (-(r.saving.cost or 0.0), -r.saving.gpu_hours, -r.saving.breach_minutes, order[r.kind], r.target.key))
+    order = {kind: i for i, kind in enumerate(Kind)}
+    recommendations.sort(
+        key=lambda r: (-(r.saving.cost or 0.0), -r.saving.gpu_hours, -r.saving.breach_minutes, order[r.kind], r.target.key)
+    )
     return Advice(
         generated_at=generated_at,
         history=history,

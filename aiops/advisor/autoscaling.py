@@ -34,9 +34,14 @@ class HpaAdvice:
     summary: HpaSummary | None = None
 
 
+def _same_workload(a: Entity, b: Entity) -> bool:
+    # An HPA names its target's kind; a pod name only suggests one, so match on namespace and name.
+    return (a.namespace, a.name) == (b.namespace, b.name)
+
+
 def workload_utilization(history: History, target: Entity) -> tuple[np.ndarray, float]:
     """Mean GPU utilisation over the target's GPUs per step, and its GPUs per replica."""
-    tracks = [t for t in history.gpus if t.workload is not None and t.workload.name == target.name and t.workload.namespace == target.namespace]
+    tracks = [t for t in history.gpus if t.workload is not None and _same_workload(t.workload, target)]
     if not tracks:
         return np.full(history.timestamps.shape, np.nan), 1.0
     util = np.vstack([t.utilization for t in tracks])
@@ -48,7 +53,7 @@ def workload_utilization(history: History, target: Entity) -> tuple[np.ndarray, 
 
 
 def latency_for(history: History, target: Entity) -> LatencyTrack | None:
-    served = [lt for lt in history.latencies if any(w.name == target.name and w.namespace == target.namespace for w in lt.workloads)]
+    served = [lt for lt in history.latencies if any(_same_workload(w, target) for w in lt.workloads)]
     if not served:
         return None
     return max(served, key=lambda lt: int(np.isfinite(lt.p99_seconds).sum()))
@@ -136,7 +141,8 @@ def analyse_hpa(
         if current is not None:
             now = f"{current:g}"
         elif hpa.target_metric:
-            now = f"scales on {hpa.target_metric} at {hpa.target_value:g}" if hpa.target_value is not None else f"scales on {hpa.target_metric}"
+            at = f" at {hpa.target_value:g}" if hpa.target_value is not None else ""
+            now = f"scales on {hpa.target_metric}{at}"
         else:
             now = "unknown: kube_horizontalpodautoscaler_spec_target_metric not exported"
         recs.append(

@@ -52,7 +52,9 @@ def _usage_rows(usages: Sequence[Usage], currency: str) -> list[list[str]]:
     ]
 
 
-USAGE_HEADER = ["", "GPU", "GPUs", "GPU-hours", "requested GPU-hours", "idle GPU-hours", "mean util", "peak util", "peak FB GiB / GPU", "idle cost"]
+USAGE_HEADER = [
+    "", "GPU", "GPUs", "GPU-hours", "requested GPU-hours", "idle GPU-hours", "mean util", "peak util", "peak FB GiB / GPU", "idle cost"
+]
 
 # --- document model -------------------------------------------------------------------------
 
@@ -103,7 +105,8 @@ def build_document(advice: Advice, charts: dict[str, Path]) -> list[Block]:
         ),
     ]
     if advice.recommendations:
-        doc.append(Paragraph(f"Expected saving if all recommendations are applied: {describe_saving(advice.total_saving, advice.currency)}."))
+        total = describe_saving(advice.total_saving, advice.currency)
+        doc.append(Paragraph(f"Expected saving if all recommendations are applied: {total}."))
     for gap in advice.caveats:
         doc.append(Paragraph(f"Note: {gap}"))
     doc += [Heading("Recommendations"), *_recommendation_blocks(advice)]
@@ -138,7 +141,10 @@ def build_document(advice: Advice, charts: dict[str, Path]) -> list[Block]:
         doc.append(Heading("Autoscaling"))
         doc.append(
             Table(
-                ["HPA", "scales", "replicas", "target now", "p99 knee", "recommended target", f"min p99 > {slo_ms:g} ms", "GPU-hours held when idle"],
+                [
+                    "HPA", "scales", "replicas", "target now", "p99 knee", "recommended target",
+                    f"min p99 > {slo_ms:g} ms", "GPU-hours held when idle",
+                ],
                 [
                     [
                         s.hpa.key,
@@ -157,7 +163,11 @@ def build_document(advice: Advice, charts: dict[str, Path]) -> list[Block]:
     if advice.curves:
         doc.append(Heading("Autoscaling: latency vs utilisation"))
         for curve in advice.curves:
-            knee = f"p99 crosses {advice.latency_slo_seconds * 1000:g} ms above ~{curve.knee_utilization:.0f} % GPU utilisation" if curve.knee_utilization is not None else f"p99 stayed under {advice.latency_slo_seconds * 1000:g} ms at every utilisation seen"
+            slo = f"{advice.latency_slo_seconds * 1000:g} ms"
+            if curve.knee_utilization is not None:
+                knee = f"p99 crosses {slo} above ~{curve.knee_utilization:.0f} % GPU utilisation"
+            else:
+                knee = f"p99 stayed under {slo} at every utilisation seen"
             doc.append(Paragraph(f"{curve.hpa} (model {curve.model}): {knee}."))
             name = latency_chart_name(curve)
             if name in charts:
@@ -355,7 +365,8 @@ def terminal_summary(advice: Advice) -> str:
     if not advice.recommendations:
         lines.append("  No changes recommended: every workload is sized to its use.")
         return "\n".join(lines)
-    lines.append(f"  {len(advice.recommendations)} recommendations; all together: {describe_saving(advice.total_saving, advice.currency)}")
+    total = describe_saving(advice.total_saving, advice.currency)
+    lines.append(f"  {len(advice.recommendations)} recommendations; all together: {total}")
     lines.append("")
     for i, r in enumerate(advice.recommendations, 1):
         lines.append(f"{i:>3}. [{r.kind}] {r.title}")

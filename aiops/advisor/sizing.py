@@ -43,7 +43,10 @@ def _smaller(candidate: GpuClass, current: GpuClass) -> bool:
 def fitting_classes(u: Usage, current: GpuClass, config: AdvisorConfig) -> list[GpuClass]:
     """Classes this workload fits, cheapest (or smallest) first."""
     fit = [c for c in config.gpu_classes if _fits(u, c.memory_gib, c.relative_compute / current.relative_compute, config)]
-    return sorted(fit, key=lambda c: (c.price_per_hour if c.price_per_hour is not None else math.inf, c.relative_compute, c.memory_gib))
+    def cheapest(c: GpuClass) -> tuple[float, float, float]:
+        return (c.price_per_hour if c.price_per_hour is not None else math.inf, c.relative_compute, c.memory_gib)
+
+    return sorted(fit, key=cheapest)
 
 
 def sizing_recommendations(
@@ -131,7 +134,8 @@ def _mig(u: Usage, current: GpuClass, profile: MigProfile, config: AdvisorConfig
         title=f"{u.entity}: fits a MIG {profile.name} slice of {current.name}; {profile.max_instances} can share one GPU",
         evidence=(
             f"peak framebuffer {u.peak_fb_gib:.1f} GiB (x{config.headroom:g} = {u.peak_fb_gib * config.headroom:.1f} GiB) "
-            f"fits {profile.name}'s {profile.memory_gib:g} GiB; {_compute(u, config)} of a whole GPU is {u.peak_compute / share:.0f} % of the slice's "
+            f"fits {profile.name}'s {profile.memory_gib:g} GiB; {_compute(u, config)} of a whole GPU is "
+            f"{u.peak_compute / share:.0f} % of the slice's "
             f"{profile.compute_slices}/{current.compute_slices} compute (limit {config.max_utilization_after_move_percent:g} %). "
             f"Mean utilisation {u.mean_utilization:.0f} % today; about {min(100.0, u.mean_utilization / share):.0f} % "
             "of the slice after the move."

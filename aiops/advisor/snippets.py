@@ -33,7 +33,11 @@ def _owner(entity: Entity) -> str:
 def remove_gpu_change(entity: Entity) -> str:
     # In a strategic-merge patch, null deletes the key; containers merge by name.
     patch = _pod_spec_patch(
-        {"containers": [{"name": "<container>", "resources": {"limits": {"nvidia.com/gpu": None}, "requests": {"nvidia.com/gpu": None}}}]}
+        {
+            "containers": [
+                {"name": "<container>", "resources": {"limits": {"nvidia.com/gpu": None}, "requests": {"nvidia.com/gpu": None}}}
+            ]
+        }
     )
     return _yaml(
         patch,

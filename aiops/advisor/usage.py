@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import fnmatch
 import math
-from dataclasses import replace
+from collections import Counter
 from collections.abc import Callable, Hashable, Iterable, Sequence
+from dataclasses import replace
 
 import numpy as np
 
@@ -36,8 +37,7 @@ def summarize(entity: Entity, tracks: Sequence[GpuTrack], history: History, conf
     uuids = np.array([t.uuid for t in tracks])
     held = np.vstack([valid[uuids == uuid].any(axis=0) for uuid in np.unique(uuids)])
     gpus = int(held.sum(axis=0).max()) if held.size else 0
-    model_names = [t.model_name for t in tracks]
-    model_name = max(set(model_names), key=model_names.count)
+    model_name = Counter(t.model_name for t in tracks).most_common(1)[0][0]
     cls = gpu_class_of(model_name, config.gpu_classes)
     fb_finite = fb[np.isfinite(fb)]
     peak = float(np.quantile(values, config.compute_peak_quantile)) if values.size else math.nan
@@ -156,7 +156,8 @@ def idle_recommendations(usages: Sequence[Usage], config: AdvisorConfig, month_f
             # Dormant: no real GPU work at all, so the GPU can go; otherwise sharing it frees the
             # part of its hours the work does not need at the utilisation a moved workload may run at.
             dormant = u.peak_utilization <= config.cpu_max_utilization_percent
-            freed = u.gpu_hours if dormant else u.gpu_hours * max(0.0, 1.0 - u.mean_utilization / config.max_utilization_after_move_percent)
+            needed = min(1.0, u.mean_utilization / config.max_utilization_after_move_percent)
+            freed = u.gpu_hours if dormant else u.gpu_hours * (1.0 - needed)
             out.append(
                 Recommendation(
                     kind=Kind.IDLE_GPU,

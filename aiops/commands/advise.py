@@ -80,6 +80,8 @@ def run(args: argparse.Namespace) -> int:
         try:
             files = write_reports(advice, config.advisor.output_dir)
         except OSError as exc:
-            return fail(f"cannot write the report to {config.advisor.output_dir}: {exc.strerror}. Pick another --out.", EXIT_DEGRADED)
-        print(f"\nreport: {files.html}  ({files.markdown.name}, {files.json.name}, {len(files.charts)} charts)", file=sys.stderr if args.json else sys.stdout)
+            where = config.advisor.output_dir
+            return fail(f"cannot write the report to {where}: {exc.strerror}. Pick another --out.", EXIT_DEGRADED)
+        extra = f"{files.markdown.name}, {files.json.name}, {len(files.charts)} charts"
+        print(f"\nreport: {files.html}  ({extra})", file=sys.stderr if args.json else sys.stdout)
     return EXIT_OK
