@@ -13,6 +13,8 @@ FILES = CHART / "files"
 
 
 def test_chart_copies_match_the_sources() -> None:
+    rbac = REPO / "deploy" / "rbac" / "clusterrole.yaml"
+    assert (FILES / "clusterrole.yaml").read_bytes() == rbac.read_bytes(), f"refresh {FILES / 'clusterrole.yaml'}"
     for source_dir, pattern in (("alert-rules", "*.rules.yml"), ("dashboards", "*.json")):
         sources = {p.name: p.read_bytes() for p in (REPO / source_dir).glob(pattern)}
         copies = {p.name: p.read_bytes() for p in (FILES / source_dir).glob(pattern)}
