@@ -46,5 +46,5 @@ def test_manifests_are_the_rendered_chart(helm: str) -> None:
     committed = (KUSTOMIZE / "aiops.yaml").read_text()
     rendered = helm_template(helm, sets=RENDER_SETS)
     assert committed == rendered, (
-        "deploy/kustomize/aiops.yaml is stale; regenerate it with the command in deploy/kustomize/kustomization.yaml"
+        "deploy/kustomize/aiops.yaml is stale: run bash deploy/refresh-generated.sh"
     )

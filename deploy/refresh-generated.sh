@@ -1,0 +1,22 @@
+#!/usr/bin/env bash
+# Regenerate everything in deploy/ and dashboards/ that is derived from another file, from the
+# repository root: bash deploy/refresh-generated.sh. tests/deploy and tests/dashboards fail until
+# the derived files are refreshed and committed.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+python3 dashboards/generate.py
+chart=deploy/helm/aiops
+cp deploy/rbac/clusterrole.yaml "$chart/files/clusterrole.yaml"
+cp alert-rules/*.rules.yml "$chart/files/alert-rules/"
+cp dashboards/*.json "$chart/files/dashboards/"
+
+helm="$(python3 -c 'from tests.deploy.helm_binary import find_helm; print(find_helm() or "")')"
+if [ -z "$helm" ]; then
+  echo "helm not found: run 'python3 -m tests.deploy.helm_binary' first" >&2
+  exit 1
+fi
+# The command recorded in deploy/kustomize/kustomization.yaml.
+"$helm" template aiops "$chart" --namespace aiops --set secrets.existingSecret=aiops-secrets \
+  > deploy/kustomize/aiops.yaml
+echo "refreshed: dashboards/*.json, $chart/files/, deploy/kustomize/aiops.yaml"
