@@ -7,6 +7,7 @@ and skipping model deserialisation keeps a 10k-pod list cheap.
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
 from typing import Any
@@ -14,7 +15,19 @@ from typing import Any
 from kubernetes import client as k8s
 
 from aiops.kube.errors import KubeApiError, classify, is_not_found
-from aiops.kube.view import ClusterView, HpaInfo, NodeInfo, OwnerRef, PdbInfo, PodInfo, WorkloadInfo
+from aiops.kube.view import (
+    ArgoAppInfo,
+    ClusterView,
+    HpaInfo,
+    NodeInfo,
+    OwnerRef,
+    PdbInfo,
+    PodInfo,
+    RevisionInfo,
+    WorkloadInfo,
+)
+
+log = logging.getLogger(__name__)
 
 
 def _items(call: Callable[..., Any], operation: str, timeout: tuple[float, float], **kwargs: Any) -> list[dict[str, Any]]:
@@ -126,6 +139,7 @@ def read_cluster_view(
     nodes = {n.name: n for n in map(_node, _items(core.list_node, "list nodes", timeout))}
     pods = tuple(_pod(o) for o in each(core.list_pod_for_all_namespaces, core.list_namespaced_pod, "pods"))
     workloads: dict[str, WorkloadInfo] = {}
+    revisions: list[RevisionInfo] = []
     for kind, all_ns, namespaced in (
         ("deployment", apps.list_deployment_for_all_namespaces, apps.list_namespaced_deployment),
         ("statefulset", apps.list_stateful_set_for_all_namespaces, apps.list_namespaced_stateful_set),
@@ -135,6 +149,8 @@ def read_cluster_view(
         for obj in each(all_ns, namespaced, f"{kind}s"):
             w = _workload(kind, obj)
             workloads[w.key] = w
+            if kind == "replicaset" and (rev := RevisionInfo.from_object(obj)) is not None:
+                revisions.append(rev)
     hpas = tuple(
         _hpa(o)
         for o in each(
@@ -151,7 +167,39 @@ def read_cluster_view(
             "poddisruptionbudgets",
         )
     )
-    return ClusterView(taken_at=now, nodes=nodes, pods=pods, workloads=workloads, hpas=hpas, pdbs=pdbs)
+    return ClusterView(
+        taken_at=now,
+        nodes=nodes,
+        pods=pods,
+        workloads=workloads,
+        hpas=hpas,
+        pdbs=pdbs,
+        revisions=tuple(revisions),
+        applications=_argo_applications(api, timeout),
+    )
+
+
+def _argo_applications(api: k8s.ApiClient, timeout: tuple[float, float]) -> tuple[ArgoAppInfo, ...]:
+    """Argo CD Applications (cluster-wide: they live in Argo CD's namespace, not the workload's).
+
+    Without Argo CD (404: no such resource) there are none. Without the right to list them (403)
+    the view says so by holding none, and rollback_model then advises instead of patching a
+    Deployment that Argo CD might own.
+    """
+    custom = k8s.CustomObjectsApi(api)
+    try:
+        items = _items(
+            lambda **kw: custom.list_cluster_custom_object("argoproj.io", "v1alpha1", "applications", **kw),
+            "list applications.argoproj.io",
+            timeout,
+        )
+    except KubeApiError as exc:
+        if exc.status in (403, 404):
+            if exc.status == 403:
+                log.warning("cannot list Argo CD Applications; model rollback will only advise", extra={"error": str(exc)})
+            return ()
+        raise
+    return tuple(ArgoAppInfo.from_object(o) for o in items)
 
 
 def read_configmap_value(

@@ -22,6 +22,7 @@ class KubeWriter:
         self._core = k8s.CoreV1Api(api)
         self._apps = k8s.AppsV1Api(api)
         self._autoscaling = k8s.AutoscalingV2Api(api)
+        self._custom = k8s.CustomObjectsApi(api)
         self._routes: dict[tuple[str, str], Callable[[Mutation, dict[str, Any]], Any]] = {
             ("delete", "pods"): self._delete_pod,
             ("evict", "pods"): self._evict_pod,
@@ -36,6 +37,11 @@ class KubeWriter:
                 m.name, m.namespace, dict(m.body or {}), **kw
             ),
             ("create", "events"): lambda m, kw: self._core.create_namespaced_event(m.namespace, dict(m.body or {}), **kw),
+            # Argo CD Applications (rollback_model). Custom resources take no strategic merge.
+            ("patch", "applications"): lambda m, kw: self._custom.patch_namespaced_custom_object(
+                "argoproj.io", "v1alpha1", m.namespace, "applications", m.name, dict(m.body or {}),
+                _content_type="application/merge-patch+json", **kw
+            ),
         }
 
     def supports(self, mutation: Mutation) -> bool:

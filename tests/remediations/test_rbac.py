@@ -19,7 +19,7 @@ from aiops.kube.client import build_api_client
 from aiops.model import ActionStatus, Entity
 from aiops.state import Store
 from aiops.testing.kubeapi import SA_TOKEN, SA_USER, KubeApiServer
-from aiops.testing.kubeapi_objects import make_hpa, make_statefulset
+from aiops.testing.kubeapi_objects import make_argo_application, make_deployment, make_hpa, make_statefulset
 
 
 def _granted() -> set[tuple[str, str, str]]:
@@ -37,7 +37,14 @@ def test_cluster_role_is_exactly_what_the_code_uses(server: KubeApiServer, tmp_p
     seed_workload(server, "llm", ["gpu-2", "gpu-3"], labels={"aiops.io/model": "llama"})
     server.seed(make_hpa("llm", target="llm", min_replicas=2, max_replicas=6, current=2))
     server.seed(make_statefulset("vdb", replicas=2))
-    config = make_config(server, tmp_path, leader=True, cooldown="0s", max_pods_per_workload=10, auto_uncordon=True, uncordon_after="1m")
+    # A model served by a Deployment that Argo CD manages: rollback_model patches the Application.
+    server.seed(
+        make_deployment("gen", annotations={"argocd.argoproj.io/tracking-id": "gen:apps/Deployment:default/gen"}, labels={"aiops.io/model": "gen"}),
+        make_argo_application("gen", dest_namespace="default", history=["a1" * 20, "b2" * 20]),
+    )
+    config = make_config(
+        server, tmp_path, leader=True, cooldown="0s", max_pods_per_workload=10, auto_uncordon=True, uncordon_after="1m", max_actions_per_hour=10
+    )
     api = build_api_client(config.kubernetes)  # the kubeconfig carries the service-account token
     actor = Actor(config, Store(config.state.path), api=api, elector=LeaseElector.from_config(api, config.kubernetes))
     actor.start()
@@ -53,9 +60,11 @@ def test_cluster_role_is_exactly_what_the_code_uses(server: KubeApiServer, tmp_p
             decision("scale_ahead", model, latency, resolve_target="owner"),
             decision("scale_ahead", Entity("statefulset", "vdb", "default"), latency),
             decision("evacuate_node", node, node_down),
+            decision("rollback_model", Entity("model", "gen", "default"), finding("model_accuracy", Entity("model", "gen", "default"))),
         ]
         results = actor.act(decisions, findings=[latency, node_down], degraded=False, now=NOW)
-        assert all(r.status is ActionStatus.APPLIED for r in results), [r.detail for r in results]
+        assert all(r.status in (ActionStatus.APPLIED, ActionStatus.DEFERRED) for r in results), [r.detail for r in results]
+        assert results[-1].target.kind == "application"
         # Healthy again: scale-ahead restores, the node is uncordoned.
         later = []
         for minutes in (5, 40, 80):
