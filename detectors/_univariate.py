@@ -66,25 +66,54 @@ def points_for(seconds: float, step: float, minimum: int = 1) -> int:
     return max(minimum, int(round(seconds / max(step, 1e-9))))
 
 
-def segment_ids(t: np.ndarray, y: np.ndarray, *, max_jump: float, max_gap_seconds: float) -> np.ndarray:
+def segment_ids(
+    t: np.ndarray,
+    y: np.ndarray,
+    *,
+    max_jump: float | np.ndarray,
+    max_gap_seconds: float,
+    confirm: int = 1,
+) -> np.ndarray:
     """Label contiguous stretches of the series; a new stretch starts after a jump or a long gap.
 
-    A jump is a change larger than ``max_jump`` between consecutive *valid* values: a counter
-    reset, a restarted container's memory falling back, a level step. Fitting a trend across it
-    would invent a slope (a drop hides a real leak, a step up fakes one), so detectors fit only
-    within one stretch. NaN points belong to the stretch of the last valid point before them.
+    A jump is a change of level larger than ``max_jump``: a counter reset, a restarted
+    container's memory falling back, a level step. Fitting a trend across it would invent a slope
+    (a drop hides a real leak, a step up fakes one), so detectors fit only within one stretch.
+    ``max_jump`` is a number or one threshold per point.
+
+    With ``confirm = 1`` a jump is a change between consecutive valid values. With ``confirm = c``
+    the last ``c`` valid values must all sit beyond ``max_jump`` from the median of the ``c``
+    values before them, on the same side: a spike shorter than that is not a new level. The new
+    stretch then starts at the point that confirms it, so that no label depends on later data.
+    NaN points belong to the stretch of the last valid point before them.
     """
     n = t.shape[0]
     if n == 0:
         return np.zeros(0, dtype=np.int64)
-    valid = ~np.isnan(y)
-    idx = np.flatnonzero(valid)
+    idx = np.flatnonzero(~np.isnan(y))
     breaks = np.zeros(n, dtype=bool)
     if idx.shape[0] > 1:
-        dy = np.abs(np.diff(y[idx]))
-        dt = np.diff(t[idx])
-        brk = (dy > max_jump) | (dt > max_gap_seconds)
-        breaks[idx[1:][brk]] = True
+        yv, tv = y[idx], t[idx]
+        limit = np.broadcast_to(np.asarray(max_jump, dtype=np.float64), t.shape)[idx]
+        gap = np.concatenate([[False], np.diff(tv) > max_gap_seconds])
+        if confirm <= 1:
+            jump = np.concatenate([[False], np.abs(np.diff(yv)) > limit[1:]])
+        else:
+            before = pd.Series(yv).shift(confirm).rolling(confirm, min_periods=confirm).median().to_numpy()
+            dev = yv - before
+            # NaN limits (no noise estimate yet) compare False: no break.
+            up = pd.Series((dev > limit).astype(float)).rolling(confirm).sum().to_numpy() == confirm
+            down = pd.Series((dev < -limit).astype(float)).rolling(confirm).sum().to_numpy() == confirm
+            jump = up | down
+            # The run keeps deviating from the old level for a while: one break per shift.
+            candidates = np.flatnonzero(jump)
+            jump[:] = False
+            last = -(10**9)
+            for j in candidates:
+                if j - last > 2 * confirm:
+                    jump[j] = True
+                last = j
+        breaks[idx[jump | gap]] = True
     return np.cumsum(breaks)
 
 

@@ -12,6 +12,14 @@ median ignores it (least squares, as in ``predict_linear``, does not). The sprea
 slopes gives the slope's uncertainty; together with the point noise it makes the prediction
 interval. Everything is a causal rolling statistic, so the backtest and the daemon share one
 vectorised implementation.
+
+Three refinements, each measured in ``bench/detector_lead_time.py``:
+
+* a second, half-length window catches acceleration sooner, but only once the full window shows
+  a significant climb (alone, a short noisy slope extrapolated an hour is a false alarm);
+* the slope is shrunk towards 0 by its signal-to-noise ratio before extrapolating;
+* a series that has repeatedly climbed this high and reset below the limit (GC, log rotation)
+  is discounted by Laplace's rule; a climb past the old peaks is not.
 """
 
 from __future__ import annotations
@@ -23,15 +31,18 @@ from datetime import timedelta
 from typing import ClassVar
 
 import numpy as np
+import pandas as pd
 
 from aiops.model import Finding, Frame, Series, from_epoch
 from detectors._univariate import (
     IQR_TO_SIGMA,
+    MAD_TO_SIGMA,
     UnivariateDetector,
     check_series,
     clip01,
     fmt_duration,
     grouped_rolling,
+    normal_cdf,
     normal_sf,
     points_for,
     segment_ids,
@@ -42,6 +53,10 @@ from detectors._univariate import (
 MEDIAN_EFFICIENCY = 1.2533
 # One-sided 95 % normal quantile: the failure interval is a 90 % interval.
 Z_INTERVAL = 1.645
+# A change between samples counts as a reset or step only beyond this many noise sigmas...
+JUMP_SIGMAS = 6.0
+# ...and only when it lasts this many samples: a one- or two-sample spike is not a new level.
+CONFIRM_POINTS = 3
 
 
 @dataclass(frozen=True)
@@ -75,6 +90,8 @@ class ExhaustionForecast(UnivariateDetector):
         Only for :meth:`score_series` (backtests); the daemon uses each signal's catalog capacity.
     max_lead_seconds:
         Upper bound reported for a failure interval whose slope might be zero.
+    reset_memory_seconds:
+        How far back past resets (sawtooth cycles that never reached the limit) discount the score.
     """
 
     name: ClassVar[str] = "exhaustion"
@@ -97,6 +114,7 @@ class ExhaustionForecast(UnivariateDetector):
         max_gap_seconds: float | None = None,
         capacity: float = 1.0,
         max_lead_seconds: float = 7 * 86400.0,
+        reset_memory_seconds: float = 6 * 3600.0,
     ) -> None:
         super().__init__(signals=signals, report_floor=report_floor)
         for pname, value in (("horizon_seconds", horizon_seconds), ("window_seconds", window_seconds)):
@@ -110,6 +128,7 @@ class ExhaustionForecast(UnivariateDetector):
         self.max_gap_seconds = float(max_gap_seconds) if max_gap_seconds is not None else self.window_seconds / 2
         self.capacity = float(capacity)
         self.max_lead_seconds = float(max_lead_seconds)
+        self.reset_memory_seconds = float(reset_memory_seconds)
 
     # ------------------------------------------------------------------ backtest contract
     def score_series(self, timestamps: np.ndarray, values: np.ndarray) -> np.ndarray:
@@ -118,14 +137,61 @@ class ExhaustionForecast(UnivariateDetector):
     def trace(self, timestamps: np.ndarray, values: np.ndarray, capacity: float) -> ExhaustionTrace:
         """The forecast at every point, each from data at or before it."""
         t, y = check_series(timestamps, values)
-        n = t.shape[0]
         step = typical_step(t)
         window = points_for(self.window_seconds, step, minimum=4)
-        lag = max(1, window // 2)
-        seg = segment_ids(
-            t, y, max_jump=self.jump_fraction * max(abs(capacity), 1e-12), max_gap_seconds=max(self.max_gap_seconds, 2 * step)
+        seg, drop_ended = self._segments(t, y, capacity, window, step)
+        # Two scales: the full window is steadier, the half window sees acceleration sooner.
+        # Each one's score already accounts for its own uncertainty, so the larger one decides.
+        fits = [self._fit(t, y, seg, w, step, capacity) for w in (window, max(4, window // 2))]
+        # The short window only speaks once the long one shows a real climb (t > 2): on its own
+        # a 30-minute slope of noise extrapolated an hour ahead is a false alarm factory.
+        long_t = np.nan_to_num(fits[0][1] / np.where(fits[0][2] > 0, fits[0][2], np.inf), nan=0.0)
+        short_score = fits[1][0] * normal_cdf(long_t - 2.0)
+        pick = np.argmax(np.column_stack([fits[0][0], short_score]), axis=1)
+        fits[1] = (short_score, *fits[1][1:])
+        score, slope, slope_sigma, level, noise_sigma = (
+            np.choose(pick, [f[k] for f in fits]) for k in range(5)
         )
+        # A series that has repeatedly climbed this high and then reset (GC, log rotation,
+        # a cache eviction) will most likely reset again: each such past cycle halves, thirds...
+        # the score. A leak that outgrows its past peaks is not discounted.
+        score = score * self._reset_discount(t, y, seg, drop_ended, level, noise_sigma, capacity)
+        # At or past the wall already: nothing left to predict.
+        score = np.where(y >= capacity, 1.0, score)
+        score = clip01(score)
+        score[np.isnan(y)] = 0.0
+        return ExhaustionTrace(score, slope, slope_sigma, level, noise_sigma, seg)
 
+    def _segments(
+        self, t: np.ndarray, y: np.ndarray, capacity: float, window: int, step: float
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Stretch ids, and per stretch whether it ended with a drop (a reset, not a gap or a step up)."""
+        # A jump must exceed jump_fraction of capacity *and* the series' own noise: noisy
+        # series would otherwise be cut into pieces too short to fit.
+        if t.shape[0] == 0:
+            return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=bool)
+        valid = np.flatnonzero(~np.isnan(y))
+        dy = np.full(t.shape[0], np.nan)
+        dy[valid[1:]] = np.diff(y[valid])
+        # Noise of one sample, from the spread of differences (which carry two samples' noise).
+        diff_sigma = pd.Series(np.abs(dy)).shift(1).rolling(window, min_periods=4).median().to_numpy() * MAD_TO_SIGMA
+        max_jump = np.fmax(self.jump_fraction * max(abs(capacity), 1e-12), JUMP_SIGMAS * diff_sigma / math.sqrt(2.0))
+        seg = segment_ids(t, y, max_jump=max_jump, max_gap_seconds=max(self.max_gap_seconds, 2 * step), confirm=CONFIRM_POINTS)
+        starts = np.flatnonzero(np.diff(seg, prepend=seg[0] - 1) != 0)
+        # Stretch k ended with a drop when stretch k + 1 starts below where the shift began.
+        drop_ended = np.zeros(int(seg[-1]) + 1 if seg.shape[0] else 0, dtype=bool)
+        pos = np.searchsorted(valid, starts[1:])
+        for k, p in enumerate(pos):
+            if CONFIRM_POINTS <= p < valid.shape[0]:
+                drop_ended[k] = bool(y[valid[p]] < y[valid[p - CONFIRM_POINTS]])
+        return seg, drop_ended
+
+    def _fit(
+        self, t: np.ndarray, y: np.ndarray, seg: np.ndarray, window: int, step: float, capacity: float
+    ) -> tuple[np.ndarray, ...]:
+        """Score, slope, slope sigma, level and noise at every point, for one window length."""
+        n = t.shape[0]
+        lag = max(1, window // 2)
         # Slopes between pairs half a window apart, within one stretch and both ends valid.
         pair_slope = np.full(n, np.nan)
         if n > lag:
@@ -159,13 +225,48 @@ class ExhaustionForecast(UnivariateDetector):
             + noise_sigma**2
             + floor**2
         )
-        mean_ahead = level + slope * self.horizon_seconds
-        score = normal_sf((capacity - mean_ahead) / np.sqrt(var))
-        # At or past the wall already: nothing left to predict.
-        score = np.where(y >= capacity, 1.0, score)
-        score = clip01(score)
-        score[np.isnan(y)] = 0.0
-        return ExhaustionTrace(score, slope, slope_sigma, level, noise_sigma, seg)
+        # Shrink the slope towards 0 by its own signal-to-noise (James-Stein style): a slope
+        # within its noise extrapolates to nothing, however close to the wall the series sits.
+        with np.errstate(invalid="ignore", divide="ignore"):
+            shrink = np.where(slope_sigma > 0, slope**2 / (slope**2 + slope_sigma**2), 1.0)
+        mean_ahead = level + slope * shrink * self.horizon_seconds
+        score = np.nan_to_num(normal_sf((capacity - mean_ahead) / np.sqrt(var)), nan=0.0)
+        return score, slope, slope_sigma, level, noise_sigma
+
+    def _reset_discount(
+        self,
+        t: np.ndarray,
+        y: np.ndarray,
+        seg: np.ndarray,
+        drop_ended: np.ndarray,
+        level: np.ndarray,
+        noise: np.ndarray,
+        capacity: float,
+    ) -> np.ndarray:
+        """1 / (K + 2), K = recent stretches that climbed past this level and then reset (1 if none)."""
+        out = np.ones(t.shape[0])
+        if drop_ended.shape[0] < 2:
+            return out
+        bounds = np.flatnonzero(np.diff(seg, prepend=seg[0] - 1) != 0)
+        ends = np.append(bounds[1:], t.shape[0])
+        with np.errstate(all="ignore"):
+            peaks = np.array([np.nanmax(y[a:b]) if np.any(~np.isnan(y[a:b])) else np.nan for a, b in zip(bounds, ends)])
+        end_times = t[ends - 1]
+        # Only stretches that reset *below* the wall count: an OOM followed by a restart is a failure.
+        resetting = drop_ended & (peaks < capacity)
+        here = np.where(np.isfinite(level), level, y)
+        for k in range(1, bounds.shape[0]):
+            prior = np.flatnonzero(resetting[:k] & (end_times[:k] >= t[bounds[k]] - self.reset_memory_seconds))
+            if prior.shape[0] == 0:
+                continue
+            a, b = bounds[k], ends[k]
+            # Within noise (or 2 % of capacity) of an old peak counts as having reached it.
+            margin = np.fmax(2.0 * np.nan_to_num(noise[a:b], nan=0.0), 0.02 * abs(capacity))
+            reached = np.sum(peaks[prior][None, :] >= (here[a:b] - margin)[:, None], axis=1)
+            # Laplace's rule: K of K earlier climbs to this level reset, so the chance that this
+            # one does not is 1 / (K + 2).
+            out[a:b] = np.where(reached > 0, 1.0 / (reached + 2.0), 1.0)
+        return out
 
     # ------------------------------------------------------------------ daemon contract
     def applies_to(self, frame: Frame, signal: str) -> bool:

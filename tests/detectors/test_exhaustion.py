@@ -70,7 +70,7 @@ def test_spike_that_recovers_is_not_a_trend() -> None:
 def test_restart_drop_starts_a_new_fit() -> None:
     # Climbs, is restarted (drops to 0.3), climbs again faster: only the new climb counts.
     t = grid(3.5)
-    y = np.where(t < T0 + 2 * HOUR, 0.5 + 0.2 * (t - T0) / HOUR, 0.3 + 0.4 * (t - T0 - 2 * HOUR) / HOUR)
+    y = np.where(t < T0 + 2 * HOUR, 0.5 + 0.1 * (t - T0) / HOUR, 0.3 + 0.4 * (t - T0 - 2 * HOUR) / HOUR)
     tr = ExhaustionForecast().trace(t, y, 1.0)
     last = len(t) - 1
     assert tr.segment[last] == 1
@@ -80,6 +80,23 @@ def test_restart_drop_starts_a_new_fit() -> None:
     assert f.predicted_failure_at is not None
     expected = (1.0 - y[-1]) / 0.4 * HOUR
     assert f.lead_time.total_seconds() == pytest.approx(expected, rel=0.05)  # type: ignore[union-attr]
+
+
+def test_sawtooth_that_always_resets_below_the_limit_is_discounted() -> None:
+    # GC / log rotation: climbs 0.3 -> 0.9 in 80 minutes, drops back, again and again.
+    t = grid(8.0)
+    period = 80 * MINUTE
+    y = 0.3 + 0.6 * ((t - T0) % period) / period
+    tr = ExhaustionForecast().trace(t, y, 1.0)
+    first_cycle = t < T0 + period
+    assert tr.score[first_cycle].max() > 0.5  # the first climb is indistinguishable from a leak
+    later = t > T0 + 3 * period
+    assert tr.score[later].max() <= 1 / 3 + 1e-9  # after two resets it is a known pattern
+    # A climb that outgrows the old peaks is not discounted.
+    leak = y.copy()
+    tail = t > T0 + 7 * HOUR
+    leak[tail] = np.linspace(0.5, 0.99, int(tail.sum()))
+    assert ExhaustionForecast().trace(t, leak, 1.0).score[-1] > 0.9
 
 
 def test_nan_and_gap_do_not_break_the_forecast() -> None:
