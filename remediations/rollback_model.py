@@ -13,9 +13,10 @@ A release that degrades quality on every replica is undone, not restarted:
   which Argo CD then syncs itself.
 
 The rolled-back object is annotated ``aiops.io/rolled-back-from: <bad revision>`` (and, on an
-Application, ``aiops.io/rolled-back-to``). Later cycles see it and wait for the rollout (newest ReplicaSet ready, older ones scaled down; or the Argo CD
-operation finished and the app healthy) instead of rolling back twice; a release already replaced
-(by a human or a newer deploy) is left alone. Whether the quality signal recovers is judged by the
+Application, ``aiops.io/rolled-back-to``). Later cycles see it and wait for the rollout (newest
+ReplicaSet ready, older ones scaled down; or the Argo CD operation finished and the app healthy)
+instead of rolling back twice; a release already replaced (by a human or a newer deploy) is left
+alone. Whether the quality signal recovers is judged by the
 act stage's outcome tracking, which escalates when it does not.
 
 Decision params (all optional) name the suspected release: ``revision`` (Deployment revision
@@ -62,18 +63,28 @@ class RollbackModel(Remediation):
     def plan(self, decision: Decision, view: ClusterView | None) -> Plan:
         target = decision.target
         if view is None:
-            return infeasible(self.name, target, "finding the previous release needs the cluster state (kubernetes is disabled)", _history_command(target))
+            return infeasible(
+                self.name,
+                target,
+                "finding the previous release needs the cluster state (kubernetes is disabled)",
+                _history_command(target),
+            )
         workload = view.owner_for(target)
         if workload is None:
             return infeasible(self.name, target, f"no Deployment found for {target.key}", _history_command(target))
         if workload.kind != "deployment":
             ref = f"{workload.kind}/{workload.name} -n {workload.namespace}"
-            return infeasible(self.name, target, f"{workload.kind} {workload.namespace}/{workload.name} has no ReplicaSet history to roll back to", f"kubectl rollout history {ref}")
+            return infeasible(
+                self.name,
+                target,
+                f"{workload.kind} {workload.namespace}/{workload.name} has no ReplicaSet history to roll back to",
+                f"kubectl rollout history {ref}",
+            )
         managed, app = application_for(view, workload)
         if managed:
             if app is None:
-                ref = argo_app_name(workload)
-                name = ref[1] if ref else "?"
+                tracked = argo_app_name(workload)
+                name = tracked[1] if tracked else "?"
                 return infeasible(
                     self.name,
                     workload.entity,
@@ -83,7 +94,9 @@ class RollbackModel(Remediation):
                 )
             strategy = str(decision.params.get("argo_strategy", self.argo_strategy))
             if strategy not in ARGO_STRATEGIES:
-                return infeasible(self.name, app.entity, f"unknown argo_strategy {strategy!r} (use {' or '.join(ARGO_STRATEGIES)})")
+                return infeasible(
+                    self.name, app.entity, f"unknown argo_strategy {strategy!r} (use {' or '.join(ARGO_STRATEGIES)})"
+                )
             return self._argo(decision, workload, app, strategy)
         return self._deployment(decision, view, workload)
 
@@ -102,18 +115,30 @@ class RollbackModel(Remediation):
             # rollout on later cycles, never redo it.
             return self._follow_rollout(decision, deploy, revisions, marker, current)
         if suspect is not None and suspect != current:
-            return _nothing(self.name, deploy.entity, f"revision {suspect} of {where} is no longer live (now revision {current}): already rolled back or superseded", f"kubectl rollout history {ref}")
+            return _nothing(
+                self.name,
+                deploy.entity,
+                f"revision {suspect} of {where} is no longer live (now revision {current}): already rolled back or superseded",
+                f"kubectl rollout history {ref}",
+            )
 
         wanted = _int(decision.params.get("to_revision"))
         older = [r for r in revisions if r.revision < current and (wanted is None or r.revision == wanted)]
         if not older:
             known = ", ".join(str(r.revision) for r in revisions) or "none"
             why = f"revision {wanted} is not in the history" if wanted is not None else "there is no previous revision"
-            return infeasible(self.name, deploy.entity, f"{why} of {where} (revisions: {known}); nothing to roll back to", f"kubectl rollout history {ref}")
+            return infeasible(
+                self.name,
+                deploy.entity,
+                f"{why} of {where} (revisions: {known}); nothing to roll back to",
+                f"kubectl rollout history {ref}",
+            )
         previous = older[-1]
         live = next((r for r in revisions if r.revision == current), None)
         release = _describe_release(decision.params, current, live.images if live else ())
-        cause = f"aiops rollback of {release} ({decision.reason})" if decision.reason else f"aiops rollback of {release}"
+        cause = (
+            f"aiops rollback of {release} ({decision.reason})" if decision.reason else f"aiops rollback of {release}"
+        )
         body = {
             "metadata": {"annotations": {ROLLED_BACK_FROM: str(current), CHANGE_CAUSE_ANNOTATION: cause[:250]}},
             # $patch: replace makes the template exactly the old one, as kubectl's JSON patch does;
@@ -127,26 +152,43 @@ class RollbackModel(Remediation):
         return StagedPlan(
             self.name,
             deploy.entity,
-            (Mutation("patch", "deployments", deploy.name, deploy.namespace, body, f"rollout undo {where} to revision {previous.revision} (from {current})"),),
+            (
+                Mutation(
+                    "patch",
+                    "deployments",
+                    deploy.name,
+                    deploy.namespace,
+                    body,
+                    f"rollout undo {where} to revision {previous.revision} (from {current})",
+                ),
+            ),
             summary,
             command=f"kubectl rollout undo {ref} --to-revision={previous.revision}",
             waiting=(f"rollout of {where} back to revision {previous.revision}",),
         )
 
-    def _follow_rollout(self, decision: Decision, deploy: WorkloadInfo, revisions: list[RevisionInfo], bad: int, current: int) -> Plan:
+    def _follow_rollout(
+        self, decision: Decision, deploy: WorkloadInfo, revisions: list[RevisionInfo], bad: int, current: int
+    ) -> Plan:
         where = f"deployment {deploy.namespace}/{deploy.name}"
         newest = next((r for r in revisions if r.revision == current), None)
         leftover = sum(r.replicas for r in revisions if r.revision != current)
         ready = newest.ready_replicas if newest else deploy.ready_replicas
         if ready >= deploy.replicas and leftover == 0:
-            return _nothing(self.name, deploy.entity, f"{where} is rolled back from revision {bad} (now revision {current}, {ready}/{deploy.replicas} ready)")
+            return _nothing(
+                self.name,
+                deploy.entity,
+                f"{where} is rolled back from revision {bad} (now revision {current}, {ready}/{deploy.replicas} ready)",
+            )
         return StagedPlan(
             self.name,
             deploy.entity,
             (),
             f"{where} is rolling back from revision {bad}",
             command=f"kubectl rollout status deployment/{deploy.name} -n {deploy.namespace}",
-            waiting=(f"rollout of {where} (revision {current}): {ready}/{deploy.replicas} ready, {leftover} old pods left",),
+            waiting=(
+                f"rollout of {where} (revision {current}): {ready}/{deploy.replicas} ready, {leftover} old pods left",
+            ),
         )
 
     # -- Argo CD -----------------------------------------------------------------------------
@@ -158,23 +200,50 @@ class RollbackModel(Remediation):
         suspect = str(decision.params["revision"]) if decision.params.get("revision") not in (None, "") else None
         marker = app.annotations.get(ROLLED_BACK_FROM, "")
 
-        if marker and (suspect is None or suspect == marker) and current in (marker, app.annotations.get(ROLLED_BACK_TO)):
+        if (
+            marker
+            and (suspect is None or suspect == marker)
+            and current in (marker, app.annotations.get(ROLLED_BACK_TO))
+        ):
             # Ours: still on the bad revision while Argo CD works, or on the one we asked for.
             return self._follow_argo(app, where, marker, current)
         if suspect is not None and suspect != current:
-            return _nothing(self.name, app.entity, f"revision {suspect} is no longer what {where} runs (now {_short(current)}): already rolled back or superseded", f"argocd app history {cli_name}")
+            return _nothing(
+                self.name,
+                app.entity,
+                f"revision {suspect} is no longer what {where} runs (now {_short(current)}): already rolled back or superseded",
+                f"argocd app history {cli_name}",
+            )
         if app.operation_pending:
-            return infeasible(self.name, app.entity, f"another operation is in progress on {where} ({app.operation_phase or 'requested'}); Argo CD accepts no rollback meanwhile", f"argocd app get {cli_name}")
+            return infeasible(
+                self.name,
+                app.entity,
+                f"another operation is in progress on {where} ({app.operation_phase or 'requested'}); Argo CD accepts no rollback meanwhile",
+                f"argocd app get {cli_name}",
+            )
         previous = next((h for h in reversed(app.history) if h.revision and h.revision != current), None)
         if previous is None:
-            return infeasible(self.name, app.entity, f"{where} has no earlier synced revision in its history", f"argocd app history {cli_name}")
+            return infeasible(
+                self.name,
+                app.entity,
+                f"{where} has no earlier synced revision in its history",
+                f"argocd app history {cli_name}",
+            )
 
         release = _describe_release(decision.params, current or "?", ())
         annotations = {ROLLED_BACK_FROM: current, ROLLED_BACK_TO: previous.revision}
         if strategy == "pin":
             if previous.revisions:
-                return infeasible(self.name, app.entity, f"{where} has several sources; pinning one targetRevision cannot restore them, use argo_strategy rollback", f"argocd app rollback {cli_name} {previous.id}")
-            body: dict[str, Any] = {"metadata": {"annotations": annotations}, "spec": {"source": {"targetRevision": previous.revision}}}
+                return infeasible(
+                    self.name,
+                    app.entity,
+                    f"{where} has several sources; pinning one targetRevision cannot restore them, use argo_strategy rollback",
+                    f"argocd app rollback {cli_name} {previous.id}",
+                )
+            body: dict[str, Any] = {
+                "metadata": {"annotations": annotations},
+                "spec": {"source": {"targetRevision": previous.revision}},
+            }
             command = f"argocd app set {cli_name} --revision {previous.revision}"
             how = f"pin targetRevision to {_short(previous.revision)}"
         else:
@@ -197,12 +266,23 @@ class RollbackModel(Remediation):
                 body["spec"] = {"syncPolicy": {"automated": None}}
                 steps.insert(0, f"argocd app set {cli_name} --sync-policy none")
             command = " && ".join(steps)
-            how = ("turn auto-sync off, then " if app.auto_sync else "") + f"sync history entry {previous.id} ({_short(previous.revision)})"
+            how = (
+                "turn auto-sync off, then " if app.auto_sync else ""
+            ) + f"sync history entry {previous.id} ({_short(previous.revision)})"
         summary = f"roll back {where} (managing deployment {deploy.namespace}/{deploy.name}) from {release} to {_short(previous.revision)}: {how}{_quality(decision)}"
         return StagedPlan(
             self.name,
             app.entity,
-            (Mutation("patch", "applications", app.name, app.namespace, body, f"argo rollback {app.namespace}/{app.name} to {_short(previous.revision)} (from {_short(current)})"),),
+            (
+                Mutation(
+                    "patch",
+                    "applications",
+                    app.name,
+                    app.namespace,
+                    body,
+                    f"argo rollback {app.namespace}/{app.name} to {_short(previous.revision)} (from {_short(current)})",
+                ),
+            ),
             summary,
             command=command,
             waiting=(f"{where} syncing back to {_short(previous.revision)}",),
@@ -210,14 +290,27 @@ class RollbackModel(Remediation):
 
     def _follow_argo(self, app: ArgoAppInfo, where: str, bad: str, current: str) -> Plan:
         if app.operation_phase in _FAILED_PHASES and not app.operation_pending:
-            return infeasible(self.name, app.entity, f"the Argo CD rollback of {where} failed: {app.operation_message or app.operation_phase}", f"argocd app get {app.name}")
+            return infeasible(
+                self.name,
+                app.entity,
+                f"the Argo CD rollback of {where} failed: {app.operation_message or app.operation_phase}",
+                f"argocd app get {app.name}",
+            )
         if app.operation_pending or current == bad or app.health not in ("", "Healthy"):
             state = app.operation_phase or ("requested" if app.operation_pending else "waiting for sync")
             return StagedPlan(
-                self.name, app.entity, (), f"{where} is rolling back from {_short(bad)}", command=f"argocd app wait {app.name} --health",
+                self.name,
+                app.entity,
+                (),
+                f"{where} is rolling back from {_short(bad)}",
+                command=f"argocd app wait {app.name} --health",
                 waiting=(f"{where}: operation {state}, synced {_short(current)}, health {app.health or 'unknown'}",),
             )
-        return _nothing(self.name, app.entity, f"{where} is rolled back from {_short(bad)} (now {_short(current)}, {app.health or 'health unknown'})")
+        return _nothing(
+            self.name,
+            app.entity,
+            f"{where} is rolled back from {_short(bad)} (now {_short(current)}, {app.health or 'health unknown'})",
+        )
 
 
 # -- helpers -----------------------------------------------------------------------------------

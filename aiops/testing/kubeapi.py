@@ -20,6 +20,7 @@ beyond what the tests need; namespaces need not exist; no protobuf.
 from __future__ import annotations
 
 import base64
+import builtins
 import copy
 import json
 import socket
@@ -41,7 +42,14 @@ from aiops.testing import kubeapi_resources as resources
 from aiops.testing.kubeapi_controllers import DeploymentController, evict, statefulset_status, with_pdb_status
 from aiops.testing.kubeapi_faults import Fault, FaultBook, RequestRecord
 from aiops.testing.kubeapi_patch import APPLY_PATCH, PATCH_TYPES, STRATEGIC_MERGE_PATCH, PatchError, apply_patch
-from aiops.testing.kubeapi_rbac import Identity, PolicyRule, forbidden_message, load_cluster_role, rules_from, rules_review
+from aiops.testing.kubeapi_rbac import (
+    Identity,
+    PolicyRule,
+    forbidden_message,
+    load_cluster_role,
+    rules_from,
+    rules_review,
+)
 from aiops.testing.kubeapi_resources import ResourceType
 from aiops.testing.kubeapi_selectors import SelectorError, parse_field_selector, parse_label_selector
 from aiops.testing.kubeapi_store import ApiError, Obj, ObjectStore, keep_status, status_body
@@ -105,14 +113,20 @@ class KubeApiServer:
             sa_rules = load_cluster_role(path) if path.exists() else ()
         self.tokens: dict[str, Identity] = {
             ADMIN_TOKEN: Identity("kubernetes-admin", ("system:masters", "system:authenticated")),
-            SA_TOKEN: Identity(SA_USER, ("system:serviceaccounts", "system:serviceaccounts:aiops", "system:authenticated"), sa_rules),
+            SA_TOKEN: Identity(
+                SA_USER, ("system:serviceaccounts", "system:serviceaccounts:aiops", "system:authenticated"), sa_rules
+            ),
         }
         self.certificate = loopback_certificate()
         self._server: ThreadingHTTPServer | None = None
         self._thread: threading.Thread | None = None
         self._stopping = threading.Event()
         for ns in _DEFAULT_NAMESPACES:
-            self.store.create(resources.by_kind("Namespace"), "", {"metadata": {"name": ns}, "spec": {"finalizers": ["kubernetes"]}, "status": {"phase": "Active"}})
+            self.store.create(
+                resources.by_kind("Namespace"),
+                "",
+                {"metadata": {"name": ns}, "spec": {"finalizers": ["kubernetes"]}, "status": {"phase": "Active"}},
+            )
         self.seed(*objects)
 
     # --- lifecycle ---------------------------------------------------------------------------
@@ -123,12 +137,16 @@ class KubeApiServer:
         server = ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
         # The TLS handshake happens on first read, in the request's thread, so one slow client
         # cannot stall the accept loop.
-        server.socket = self.certificate.server_context().wrap_socket(server.socket, server_side=True, do_handshake_on_connect=False)
+        server.socket = self.certificate.server_context().wrap_socket(
+            server.socket, server_side=True, do_handshake_on_connect=False
+        )
         server.daemon_threads = True
         server.api = self  # type: ignore[attr-defined]
         self._server = server
         self._stopping.clear()
-        self._thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, name="kubeapi", daemon=True)
+        self._thread = threading.Thread(
+            target=server.serve_forever, kwargs={"poll_interval": 0.05}, name="kubeapi", daemon=True
+        )
         self._thread.start()
         return self
 
@@ -152,8 +170,8 @@ class KubeApiServer:
     def url(self) -> str:
         if self._server is None:
             raise RuntimeError("the test API server is not running; use it as a context manager or call start()")
-        host, port = self._server.server_address[:2]
-        return f"https://{host}:{port}"
+        port = self._server.server_address[1]
+        return f"https://127.0.0.1:{port}"
 
     # --- clients -----------------------------------------------------------------------------
 
@@ -178,9 +196,22 @@ class KubeApiServer:
         config = {
             "apiVersion": "v1",
             "kind": "Config",
-            "clusters": [{"name": "aiops-test", "cluster": {"server": self.url, "certificate-authority-data": base64.b64encode(self.certificate.pem).decode()}}],
+            "clusters": [
+                {
+                    "name": "aiops-test",
+                    "cluster": {
+                        "server": self.url,
+                        "certificate-authority-data": base64.b64encode(self.certificate.pem).decode(),
+                    },
+                }
+            ],
             "users": [{"name": "aiops-test", "user": {"token": token}}],
-            "contexts": [{"name": "aiops-test", "context": {"cluster": "aiops-test", "user": "aiops-test", "namespace": namespace}}],
+            "contexts": [
+                {
+                    "name": "aiops-test",
+                    "context": {"cluster": "aiops-test", "user": "aiops-test", "namespace": namespace},
+                }
+            ],
             "current-context": "aiops-test",
         }
         path.write_text(yaml.safe_dump(config), encoding="utf-8")
@@ -196,7 +227,11 @@ class KubeApiServer:
             docs = [d for d in yaml.safe_load_all(item) if d] if isinstance(item, str) else [item]
             for doc in docs:
                 rt = _type_of(doc)
-                created.append(self.store.create(rt, doc.get("metadata", {}).get("namespace", "default") if rt.namespaced else "", doc))
+                created.append(
+                    self.store.create(
+                        rt, doc.get("metadata", {}).get("namespace", "default") if rt.namespaced else "", doc
+                    )
+                )
         return created
 
     def get(self, kind: str, name: str, namespace: str = "default", group: str | None = None) -> Obj:
@@ -218,7 +253,9 @@ class KubeApiServer:
         """Replace an object as a controller would (no resourceVersion check), e.g. to mark a pod ready."""
         rt = _type_of(obj)
         meta = obj["metadata"]
-        return self.store.replace_unchecked(rt, meta.get("namespace", "default") if rt.namespaced else "", meta["name"], copy.deepcopy(obj))
+        return self.store.replace_unchecked(
+            rt, meta.get("namespace", "default") if rt.namespaced else "", meta["name"], copy.deepcopy(obj)
+        )
 
     def delete(self, kind: str, name: str, namespace: str = "default", group: str | None = None) -> None:
         rt = resources.by_kind(kind, group)
@@ -237,7 +274,16 @@ class KubeApiServer:
 
     # --- fault injection and the request log --------------------------------------------------
 
-    def fail_next(self, count: int = 1, *, method: str | None = None, path: str = "", status: int = 500, message: str = "injected fault", retry_after: int | None = None) -> Fault:
+    def fail_next(
+        self,
+        count: int = 1,
+        *,
+        method: str | None = None,
+        path: str = "",
+        status: int = 500,
+        message: str = "injected fault",
+        retry_after: int | None = None,
+    ) -> Fault:
         """The next ``count`` requests matching ``method`` and the ``path`` regex answer ``status``."""
         return self.faults.add(Fault(count, method, path, status=status, message=message, retry_after=retry_after))
 
@@ -246,12 +292,29 @@ class KubeApiServer:
         return self.faults.add(Fault(count, method, path, hang_seconds=seconds))
 
     @property
-    def requests(self) -> list[RequestRecord]:
+    def requests(self) -> builtins.list[RequestRecord]:
         return self.faults.log()
 
-    def requests_matching(self, *, method: str | None = None, verb: str | None = None, resource: str | None = None, subresource: str | None = None, name: str | None = None, namespace: str | None = None, writes_only: bool = False) -> list[RequestRecord]:
+    def requests_matching(
+        self,
+        *,
+        method: str | None = None,
+        verb: str | None = None,
+        resource: str | None = None,
+        subresource: str | None = None,
+        name: str | None = None,
+        namespace: str | None = None,
+        writes_only: bool = False,
+    ) -> builtins.list[RequestRecord]:
         """Logged requests with the given attributes (``None`` matches anything)."""
-        wanted = {"method": method, "verb": verb, "resource": resource, "subresource": subresource, "name": name, "namespace": namespace}
+        wanted = {
+            "method": method,
+            "verb": verb,
+            "resource": resource,
+            "subresource": subresource,
+            "name": name,
+            "namespace": namespace,
+        }
         out = []
         for rec in self.faults.log():
             if any(v is not None and getattr(rec, k) != v for k, v in wanted.items()):
@@ -373,9 +436,17 @@ class _Handler(BaseHTTPRequestHandler):
             try:
                 return kubeapi_protobuf.decode(raw)
             except kubeapi_protobuf.ProtobufError as exc:
-                raise ApiError(415, "UnsupportedMediaType", f"the body of the request was in an unknown format - accepted media types include: application/json, application/yaml ({exc})") from None
+                raise ApiError(
+                    415,
+                    "UnsupportedMediaType",
+                    f"the body of the request was in an unknown format - accepted media types include: application/json, application/yaml ({exc})",
+                ) from None
         if "cbor" in ctype:
-            raise ApiError(415, "UnsupportedMediaType", "the body of the request was in an unknown format - accepted media types include: application/json, application/yaml")
+            raise ApiError(
+                415,
+                "UnsupportedMediaType",
+                "the body of the request was in an unknown format - accepted media types include: application/json, application/yaml",
+            )
         try:
             return yaml.safe_load(raw) if ctype == "application/yaml" else json.loads(raw)
         except (ValueError, yaml.YAMLError) as exc:
@@ -390,7 +461,11 @@ class _Handler(BaseHTTPRequestHandler):
         impersonate = self.headers.get("Impersonate-User")
         if impersonate:  # kubectl --as=USER; only the admin may impersonate, as with RBAC's "impersonate" verb
             if identity.rules is not None:
-                raise ApiError(403, "Forbidden", f'users "{impersonate}" is forbidden: User "{identity.username}" cannot impersonate resource "users" in API group "" at the cluster scope')
+                raise ApiError(
+                    403,
+                    "Forbidden",
+                    f'users "{impersonate}" is forbidden: User "{identity.username}" cannot impersonate resource "users" in API group "" at the cluster scope',
+                )
             known = {i.username: i for i in self.api.tokens.values()}
             identity = known.get(impersonate) or Identity(impersonate, ("system:authenticated",), ())
         return identity
@@ -413,7 +488,13 @@ class _Handler(BaseHTTPRequestHandler):
             identity = self._identity()
             user = identity.username
             if fault is not None:
-                reason = {429: "TooManyRequests", 500: "InternalError", 503: "ServiceUnavailable", 504: "Timeout", 409: "Conflict"}.get(fault.status, HTTPStatus(fault.status).phrase.replace(" ", ""))
+                reason = {
+                    429: "TooManyRequests",
+                    500: "InternalError",
+                    503: "ServiceUnavailable",
+                    504: "Timeout",
+                    409: "Conflict",
+                }.get(fault.status, HTTPStatus(fault.status).phrase.replace(" ", ""))
                 headers = {"Retry-After": str(fault.retry_after)} if fault.retry_after is not None else {}
                 raise ApiError(fault.status, reason, fault.message, headers=headers)
             if req is None:
@@ -459,7 +540,9 @@ class _Handler(BaseHTTPRequestHandler):
         if rt.group == "authorization.k8s.io":
             return  # system:basic-user lets every authenticated user review its own access
         if not identity.can(req.verb, rt.group, rt.plural, req.subresource, req.name):
-            message = forbidden_message(identity.username, req.verb, rt.group, rt.plural, req.subresource, req.namespace, req.name, rt.qualified)
+            message = forbidden_message(
+                identity.username, req.verb, rt.group, rt.plural, req.subresource, req.namespace, req.name, rt.qualified
+            )
             details: dict[str, Any] = {"kind": rt.plural}
             if req.name:
                 details["name"] = req.name
@@ -471,7 +554,9 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _non_resource(self, method: str, path: str) -> tuple[int, Any]:
         if method != "GET":
-            raise ApiError(405, "MethodNotAllowed", f"the server does not allow this method on the requested resource ({path})")
+            raise ApiError(
+                405, "MethodNotAllowed", f"the server does not allow this method on the requested resource ({path})"
+            )
         parts = [p for p in path.split("/") if p]
         found: Any = None
         if path == "/version":
@@ -499,12 +584,14 @@ class _Handler(BaseHTTPRequestHandler):
         assert rt is not None
         store = self.api.store
         if req.verb not in rt.verbs and not req.subresource:
-            raise ApiError(405, "MethodNotAllowed", f"the server does not allow this method on the requested resource")
+            raise ApiError(405, "MethodNotAllowed", "the server does not allow this method on the requested resource")
         if rt.group == "authorization.k8s.io":
             return 201, self._review(rt, body or {}, identity)
         if req.subresource == "eviction":
             if req.verb != "create":
-                raise ApiError(405, "MethodNotAllowed", "the server does not allow this method on the requested resource")
+                raise ApiError(
+                    405, "MethodNotAllowed", "the server does not allow this method on the requested resource"
+                )
             return 201, evict(store, req.namespace, req.name, body or {}, dry_run=req.dry_run)
         if req.subresource == "scale":
             return self._scale(req, body)
@@ -523,14 +610,22 @@ class _Handler(BaseHTTPRequestHandler):
         if req.verb == "update":
             if not isinstance(body, dict):
                 raise ApiError.bad_request("the body of the request must be an object")
-            return 200, store.update(rt, req.namespace, req.name, body, dry_run=req.dry_run, subresource=req.subresource)
+            return 200, store.update(
+                rt, req.namespace, req.name, body, dry_run=req.dry_run, subresource=req.subresource
+            )
         if req.verb == "patch":
             return 200, self._patch(req, body)
         if req.verb == "delete":
             options = body if isinstance(body, dict) else {}
             dry_run = req.dry_run or "All" in (options.get("dryRun") or ())
-            orphan = options.get("propagationPolicy") == "Orphan" or req.param("propagationPolicy") == "Orphan" or options.get("orphanDependents") is True
-            return 200, store.delete(rt, req.namespace, req.name, dry_run=dry_run, preconditions=options.get("preconditions"), orphan=orphan)
+            orphan = (
+                options.get("propagationPolicy") == "Orphan"
+                or req.param("propagationPolicy") == "Orphan"
+                or options.get("orphanDependents") is True
+            )
+            return 200, store.delete(
+                rt, req.namespace, req.name, dry_run=dry_run, preconditions=options.get("preconditions"), orphan=orphan
+            )
         raise ApiError(405, "MethodNotAllowed", "the server does not allow this method on the requested resource")
 
     def _present(self, rt: ResourceType, obj: Obj, req: _Request) -> Any:
@@ -548,6 +643,7 @@ class _Handler(BaseHTTPRequestHandler):
             fields = parse_field_selector(req.param("fieldSelector"))
         except SelectorError as exc:
             raise ApiError.bad_request(str(exc)) from None
+
         def matches(o: Obj) -> bool:
             return labels(o["metadata"].get("labels") or {}) and fields(o)
 
@@ -561,7 +657,12 @@ class _Handler(BaseHTTPRequestHandler):
         for item in items:  # list items carry no apiVersion/kind, as on a real apiserver
             item.pop("apiVersion", None)
             item.pop("kind", None)
-        return 200, {"kind": f"{rt.kind}List", "apiVersion": rt.group_version, "metadata": {"resourceVersion": rv}, "items": items}
+        return 200, {
+            "kind": f"{rt.kind}List",
+            "apiVersion": rt.group_version,
+            "metadata": {"resourceVersion": rv},
+            "items": items,
+        }
 
     def _watch(self, req: _Request, initial: list[Obj], list_rv: str, matches: Any) -> None:
         """A watch stream: optional initial ADDED events (and the WatchList bookmark), then changes.
@@ -590,7 +691,14 @@ class _Handler(BaseHTTPRequestHandler):
             for obj in initial:
                 emit("ADDED", obj)
         if req.param("sendInitialEvents") == "true":
-            emit("BOOKMARK", {"kind": rt.kind, "apiVersion": rt.group_version, "metadata": {"resourceVersion": list_rv, "annotations": {"k8s.io/initial-events-end": "true"}}})
+            emit(
+                "BOOKMARK",
+                {
+                    "kind": rt.kind,
+                    "apiVersion": rt.group_version,
+                    "metadata": {"resourceVersion": list_rv, "annotations": {"k8s.io/initial-events-end": "true"}},
+                },
+            )
         deadline = time.monotonic() + float(req.param("timeoutSeconds", "1800") or 1800)
         try:
             while not self.api._stopping.is_set() and time.monotonic() < deadline:
@@ -608,10 +716,18 @@ class _Handler(BaseHTTPRequestHandler):
         assert rt is not None
         ctype = (self.headers.get("Content-Type") or "").split(";")[0].strip()
         if ctype == APPLY_PATCH:
-            raise ApiError(415, "UnsupportedMediaType", "server-side apply is not supported by the aiops test API server; use a strategic-merge, merge or JSON patch")
+            raise ApiError(
+                415,
+                "UnsupportedMediaType",
+                "server-side apply is not supported by the aiops test API server; use a strategic-merge, merge or JSON patch",
+            )
         if ctype not in PATCH_TYPES or (rt.custom and ctype == STRATEGIC_MERGE_PATCH):
             accepted = [t for t in PATCH_TYPES if not (rt.custom and t == STRATEGIC_MERGE_PATCH)]
-            raise ApiError(415, "UnsupportedMediaType", f"the body of the request was in an unknown format - accepted media types include: {', '.join(accepted)}, {APPLY_PATCH}")
+            raise ApiError(
+                415,
+                "UnsupportedMediaType",
+                f"the body of the request was in an unknown format - accepted media types include: {', '.join(accepted)}, {APPLY_PATCH}",
+            )
         store = self.api.store
         with store.lock:
             current = store.get(rt, req.namespace, req.name)
@@ -651,12 +767,21 @@ class _Handler(BaseHTTPRequestHandler):
             out["status"] = {"resourceRules": list(rules_review(identity)), "nonResourceRules": [], "incomplete": False}
             return out
         attrs = (body.get("spec") or {}).get("resourceAttributes") or {}
-        allowed = identity.can(attrs.get("verb", ""), attrs.get("group", ""), attrs.get("resource", ""), attrs.get("subresource", ""), attrs.get("name", ""))
+        allowed = identity.can(
+            attrs.get("verb", ""),
+            attrs.get("group", ""),
+            attrs.get("resource", ""),
+            attrs.get("subresource", ""),
+            attrs.get("name", ""),
+        )
         out["status"] = {"allowed": allowed} if allowed else {"allowed": False, "reason": "no RBAC policy matched"}
         if allowed:
-            out["status"]["reason"] = 'RBAC: allowed by ClusterRoleBinding "aiops"' if identity.rules is not None else "RBAC: allowed by system:masters"
+            out["status"]["reason"] = (
+                'RBAC: allowed by ClusterRoleBinding "aiops"'
+                if identity.rules is not None
+                else "RBAC: allowed by system:masters"
+            )
         return out
-
 
 
 @dataclass
@@ -667,15 +792,21 @@ class _Watch:
     resource_version: str
     matches: Any
 
+
 def _scale_of(obj: Obj) -> Obj:
     meta = obj["metadata"]
     selector = obj.get("spec", {}).get("selector", {}).get("matchLabels", {})
     return {
         "kind": "Scale",
         "apiVersion": "autoscaling/v1",
-        "metadata": {k: meta[k] for k in ("name", "namespace", "uid", "resourceVersion", "creationTimestamp") if k in meta},
+        "metadata": {
+            k: meta[k] for k in ("name", "namespace", "uid", "resourceVersion", "creationTimestamp") if k in meta
+        },
         "spec": {"replicas": obj.get("spec", {}).get("replicas", 1)},
-        "status": {"replicas": obj.get("status", {}).get("replicas", 0), "selector": ",".join(f"{k}={v}" for k, v in sorted(selector.items()))},
+        "status": {
+            "replicas": obj.get("status", {}).get("replicas", 0),
+            "selector": ",".join(f"{k}={v}" for k, v in sorted(selector.items())),
+        },
     }
 
 
@@ -686,4 +817,8 @@ def _validate_event(rt: ResourceType, body: Obj) -> None:
         name = body.get("metadata", {}).get("name", "")
         raise ApiError.invalid(rt, name, "; ".join(f"{f}: Required value" for f in missing))
     if body["type"] not in {"Normal", "Warning"}:
-        raise ApiError.invalid(rt, body.get("metadata", {}).get("name", ""), f'type: Unsupported value: "{body["type"]}": supported values: "Normal", "Warning"')
+        raise ApiError.invalid(
+            rt,
+            body.get("metadata", {}).get("name", ""),
+            f'type: Unsupported value: "{body["type"]}": supported values: "Normal", "Warning"',
+        )

@@ -25,7 +25,13 @@ DESIRED_REPLICAS = "deployment.kubernetes.io/desired-replicas"
 MAX_REPLICAS = "deployment.kubernetes.io/max-replicas"
 HASH_LABEL = "pod-template-hash"
 # Deployment annotations the controller does not copy onto its ReplicaSets.
-_NOT_COPIED = {REVISION, REVISION_HISTORY, DESIRED_REPLICAS, MAX_REPLICAS, "kubectl.kubernetes.io/last-applied-configuration"}
+_NOT_COPIED = {
+    REVISION,
+    REVISION_HISTORY,
+    DESIRED_REPLICAS,
+    MAX_REPLICAS,
+    "kubectl.kubernetes.io/last-applied-configuration",
+}
 
 PODS = by_kind("Pod")
 REPLICASETS = by_kind("ReplicaSet")
@@ -76,7 +82,10 @@ def _revision(obj: Obj) -> int:
 
 
 def owned_by(obj: Obj, owner: Obj) -> bool:
-    return any(ref.get("uid") == owner["metadata"]["uid"] and ref.get("controller") for ref in obj["metadata"].get("ownerReferences", ()))
+    return any(
+        ref.get("uid") == owner["metadata"]["uid"] and ref.get("controller")
+        for ref in obj["metadata"].get("ownerReferences", ())
+    )
 
 
 class DeploymentController:
@@ -127,7 +136,14 @@ class DeploymentController:
                 "labels": dict(template["metadata"]["labels"]),
                 "annotations": annotations,
                 "ownerReferences": [
-                    {"apiVersion": "apps/v1", "kind": "Deployment", "name": deploy["metadata"]["name"], "uid": deploy["metadata"]["uid"], "controller": True, "blockOwnerDeletion": True}
+                    {
+                        "apiVersion": "apps/v1",
+                        "kind": "Deployment",
+                        "name": deploy["metadata"]["name"],
+                        "uid": deploy["metadata"]["uid"],
+                        "controller": True,
+                        "blockOwnerDeletion": True,
+                    }
                 ],
             },
             "spec": {"replicas": replicas, "selector": selector, "template": template},
@@ -142,7 +158,9 @@ class DeploymentController:
             annotations[REVISION_HISTORY] = ",".join([*history, str(old_rev)])
             annotations[REVISION] = str(max_rev + 1)
             # The controller copies the Deployment's annotations (change-cause) onto the new revision.
-            annotations.update({k: v for k, v in deploy["metadata"].get("annotations", {}).items() if k not in _NOT_COPIED})
+            annotations.update(
+                {k: v for k, v in deploy["metadata"].get("annotations", {}).items() if k not in _NOT_COPIED}
+            )
         annotations[DESIRED_REPLICAS] = str(replicas)
         rs["spec"]["replicas"] = replicas
         rs["status"] = self._rs_status(replicas)
@@ -150,7 +168,13 @@ class DeploymentController:
 
     def _rs_status(self, replicas: int) -> Obj:
         ready = replicas if self.auto_rollout else 0
-        return {"replicas": replicas, "fullyLabeledReplicas": replicas, "readyReplicas": ready, "availableReplicas": ready, "observedGeneration": 1}
+        return {
+            "replicas": replicas,
+            "fullyLabeledReplicas": replicas,
+            "readyReplicas": ready,
+            "availableReplicas": ready,
+            "observedGeneration": 1,
+        }
 
     def _status(self, deploy: Obj, replicas: int, old: Obj | None) -> Obj:
         generation = deploy["metadata"].get("generation", 1)
@@ -173,16 +197,36 @@ class DeploymentController:
         stamp = now_rfc3339()
         previous = {c["type"]: c for c in status.get("conditions", ())}
         status["conditions"] = [
-            _condition(previous.get("Available"), "Available", "True" if available else "False", "MinimumReplicasAvailable" if available else "MinimumReplicasUnavailable", "Deployment has minimum availability." if available else "Deployment does not have minimum availability.", stamp),
+            _condition(
+                previous.get("Available"),
+                "Available",
+                "True" if available else "False",
+                "MinimumReplicasAvailable" if available else "MinimumReplicasUnavailable",
+                "Deployment has minimum availability."
+                if available
+                else "Deployment does not have minimum availability.",
+                stamp,
+            ),
             _condition(previous.get("Progressing"), "Progressing", *progressing, stamp),
         ]
         return status
 
 
 def _condition(previous: Obj | None, kind: str, status: str, reason: str, message: str, stamp: str) -> Obj:
-    if previous and (previous.get("status"), previous.get("reason"), previous.get("message")) == (status, reason, message):
+    if previous and (previous.get("status"), previous.get("reason"), previous.get("message")) == (
+        status,
+        reason,
+        message,
+    ):
         return previous
-    return {"type": kind, "status": status, "reason": reason, "message": message, "lastUpdateTime": stamp, "lastTransitionTime": stamp}
+    return {
+        "type": kind,
+        "status": status,
+        "reason": reason,
+        "message": message,
+        "lastUpdateTime": stamp,
+        "lastTransitionTime": stamp,
+    }
 
 
 def statefulset_status(store: ObjectStore, rt: ResourceType, sts: Obj, old: Obj | None) -> None:
@@ -211,7 +255,9 @@ def statefulset_status(store: ObjectStore, rt: ResourceType, sts: Obj, old: Obj 
 def pod_ready(pod: Obj) -> bool:
     if pod["metadata"].get("deletionTimestamp"):
         return False
-    return any(c.get("type") == "Ready" and c.get("status") == "True" for c in pod.get("status", {}).get("conditions", ()))
+    return any(
+        c.get("type") == "Ready" and c.get("status") == "True" for c in pod.get("status", {}).get("conditions", ())
+    )
 
 
 def _scaled(value: Any, total: int, round_up: bool) -> int:
@@ -224,15 +270,16 @@ def _scaled(value: Any, total: int, round_up: bool) -> int:
 def pdb_status(store: ObjectStore, pdb: Obj) -> Obj:
     """The status the disruption controller would write, from the pods the PDB selects now.
 
-    ``expectedPods`` is the number of selected pods (the real controller asks their controllers'
-    scale; with the test server's static pods the two agree).
+    ``expectedPods`` is the number of selected pods for an integer ``minAvailable``, else the
+    scale of their controllers, as in kube-controller-manager.
     """
     ns = pdb["metadata"]["namespace"]
     selector = pdb["spec"].get("selector")
     pods, _ = store.list(PODS, ns, lambda p: selector_matches(selector, p["metadata"].get("labels", {})))
-    expected = len(pods)
-    healthy = sum(1 for p in pods if pod_ready(p))
     spec = pdb["spec"]
+    integer_min = "minAvailable" in spec and not str(spec["minAvailable"]).endswith("%")
+    expected = len(pods) if integer_min else _expected_scale(store, ns, pods)
+    healthy = sum(1 for p in pods if pod_ready(p))
     if "maxUnavailable" in spec:
         desired = max(0, expected - _scaled(spec["maxUnavailable"], expected, round_up=True))
     elif "minAvailable" in spec:
@@ -259,6 +306,32 @@ def pdb_status(store: ObjectStore, pdb: Obj) -> Obj:
     }
 
 
+_SCALED_KINDS = {"ReplicaSet", "StatefulSet", "Deployment"}
+
+
+def _expected_scale(store: ObjectStore, namespace: str, pods: list[Obj]) -> int:
+    """Sum of the replicas of the pods' controllers, as the disruption controller counts for
+    percentages and maxUnavailable: an evicted pod still counts until its controller scales down.
+    A pod whose controller the server does not hold counts as one."""
+    total, seen = 0, set()
+    for pod in pods:
+        ref = next((r for r in pod["metadata"].get("ownerReferences", ()) if r.get("controller")), None)
+        if ref is None or ref.get("kind") not in _SCALED_KINDS:
+            total += 1
+            continue
+        key = (ref["kind"], ref["name"])
+        if key in seen:
+            continue
+        try:
+            owner = store.get(by_kind(ref["kind"]), namespace, ref["name"])
+        except ApiError:
+            total += 1
+            continue
+        seen.add(key)
+        total += int(owner.get("spec", {}).get("replicas", 1))
+    return total
+
+
 def with_pdb_status(store: ObjectStore, pdb: Obj) -> Obj:
     pdb["status"] = pdb_status(store, pdb)
     return pdb
@@ -283,7 +356,11 @@ def evict(store: ObjectStore, namespace: str, name: str, eviction: Obj, *, dry_r
             labels = pod["metadata"].get("labels", {})
             pdbs, _ = store.list(PDBS, namespace, lambda b: selector_matches(b["spec"].get("selector"), labels))
             if len(pdbs) > 1:
-                raise ApiError(500, "InternalError", "This pod has more than one PodDisruptionBudget, which the eviction subresource does not support.")
+                raise ApiError(
+                    500,
+                    "InternalError",
+                    "This pod has more than one PodDisruptionBudget, which the eviction subresource does not support.",
+                )
             if pdbs:
                 pdb = pdbs[0]
                 status = pdb_status(store, pdb)

@@ -26,7 +26,9 @@ class Fault:
     retry_after: int | None = None
 
     def matches(self, method: str, path: str) -> bool:
-        return self.count > 0 and (self.method is None or self.method == method) and re.search(self.path, path) is not None
+        return (
+            self.count > 0 and (self.method is None or self.method == method) and re.search(self.path, path) is not None
+        )
 
 
 @dataclass(frozen=True)
@@ -50,7 +52,10 @@ class RequestRecord:
 
     @property
     def dry_run(self) -> bool:
-        in_body = isinstance(self.body, dict) and ("All" in (self.body.get("dryRun") or ()) or "All" in ((self.body.get("deleteOptions") or {}).get("dryRun") or ()))
+        in_body = isinstance(self.body, dict) and (
+            "All" in (self.body.get("dryRun") or ())
+            or "All" in ((self.body.get("deleteOptions") or {}).get("dryRun") or ())
+        )
         return "All" in self.query.get("dryRun", ()) or in_body
 
 

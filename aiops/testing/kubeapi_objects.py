@@ -14,7 +14,14 @@ from typing import Any
 Obj = dict[str, Any]
 
 
-def make_node(name: str, *, ready: bool = True, unschedulable: bool = False, labels: Mapping[str, str] | None = None, gpus: int = 0) -> Obj:
+def make_node(
+    name: str,
+    *,
+    ready: bool = True,
+    unschedulable: bool = False,
+    labels: Mapping[str, str] | None = None,
+    gpus: int = 0,
+) -> Obj:
     capacity = {"cpu": "32", "memory": "256Gi", "pods": "110"}
     if gpus:
         capacity["nvidia.com/gpu"] = str(gpus)
@@ -22,12 +29,21 @@ def make_node(name: str, *, ready: bool = True, unschedulable: bool = False, lab
     return {
         "apiVersion": "v1",
         "kind": "Node",
-        "metadata": {"name": name, "labels": {"kubernetes.io/hostname": name, "kubernetes.io/os": "linux", **(labels or {})}},
+        "metadata": {
+            "name": name,
+            "labels": {"kubernetes.io/hostname": name, "kubernetes.io/os": "linux", **(labels or {})},
+        },
         "spec": spec,
         "status": {
             "capacity": capacity,
             "allocatable": dict(capacity),
-            "conditions": [{"type": "Ready", "status": "True" if ready else "False", "reason": "KubeletReady" if ready else "KubeletNotReady"}],
+            "conditions": [
+                {
+                    "type": "Ready",
+                    "status": "True" if ready else "False",
+                    "reason": "KubeletReady" if ready else "KubeletNotReady",
+                }
+            ],
             "nodeInfo": {
                 "kubeletVersion": "v1.37.0",
                 "kubeProxyVersion": "v1.37.0",
@@ -63,8 +79,21 @@ def make_pod(
     if owner:
         kind, owner_name = owner
         api_version = "v1" if kind == "Node" else "apps/v1"
-        meta["ownerReferences"] = [{"apiVersion": api_version, "kind": kind, "name": owner_name, "uid": f"uid-{kind.lower()}-{owner_name}", "controller": True, "blockOwnerDeletion": True}]
-    spec: Obj = {"containers": [{"name": "main", "image": image}], "restartPolicy": "Always", "terminationGracePeriodSeconds": 30}
+        meta["ownerReferences"] = [
+            {
+                "apiVersion": api_version,
+                "kind": kind,
+                "name": owner_name,
+                "uid": f"uid-{kind.lower()}-{owner_name}",
+                "controller": True,
+                "blockOwnerDeletion": True,
+            }
+        ]
+    spec: Obj = {
+        "containers": [{"name": "main", "image": image}],
+        "restartPolicy": "Always",
+        "terminationGracePeriodSeconds": 30,
+    }
     if node:
         spec["nodeName"] = node
     return {
@@ -75,17 +104,37 @@ def make_pod(
         "status": {
             "phase": phase,
             "conditions": [{"type": "Ready", "status": "True" if ready else "False"}],
-            "containerStatuses": [{"name": "main", "ready": ready, "restartCount": restarts, "image": image, "imageID": f"{image}@sha256:{'0' * 64}", "containerID": f"containerd://{name}", "started": ready, "state": {"running": {}} if ready else {"waiting": {"reason": "CrashLoopBackOff"}}}],
+            "containerStatuses": [
+                {
+                    "name": "main",
+                    "ready": ready,
+                    "restartCount": restarts,
+                    "image": image,
+                    "imageID": f"{image}@sha256:{'0' * 64}",
+                    "containerID": f"containerd://{name}",
+                    "started": ready,
+                    "state": {"running": {}} if ready else {"waiting": {"reason": "CrashLoopBackOff"}},
+                }
+            ],
             "podIP": "10.0.0.1",
         },
     }
 
 
-def make_replica_pods(app: str, count: int, *, namespace: str = "default", node: str = "", nodes: Sequence[str] = (), ready: bool = True) -> list[Obj]:
+def make_replica_pods(
+    app: str, count: int, *, namespace: str = "default", node: str = "", nodes: Sequence[str] = (), ready: bool = True
+) -> list[Obj]:
     """``count`` pods of a ReplicaSet ``<app>-rs`` labelled ``app=<app>``, spread over ``nodes``."""
     placement = list(nodes) or [node]
     return [
-        make_pod(f"{app}-{i}", namespace=namespace, node=placement[i % len(placement)], labels={"app": app}, owner=("ReplicaSet", f"{app}-rs"), ready=ready)
+        make_pod(
+            f"{app}-{i}",
+            namespace=namespace,
+            node=placement[i % len(placement)],
+            labels={"app": app},
+            owner=("ReplicaSet", f"{app}-rs"),
+            ready=ready,
+        )
         for i in range(count)
     ]
 
@@ -100,12 +149,26 @@ def make_daemonset(name: str, *, namespace: str = "kube-system") -> Obj:
         "apiVersion": "apps/v1",
         "kind": "DaemonSet",
         "metadata": {"name": name, "namespace": namespace, "labels": labels},
-        "spec": {"selector": {"matchLabels": labels}, "template": {"metadata": {"labels": labels}, "spec": {"containers": [{"name": name, "image": f"registry.example/{name}:1"}]}}},
+        "spec": {
+            "selector": {"matchLabels": labels},
+            "template": {
+                "metadata": {"labels": labels},
+                "spec": {"containers": [{"name": name, "image": f"registry.example/{name}:1"}]},
+            },
+        },
         "status": {"currentNumberScheduled": 1, "desiredNumberScheduled": 1, "numberMisscheduled": 0, "numberReady": 1},
     }
 
 
-def make_deployment(name: str, *, namespace: str = "default", replicas: int = 2, image: str = "registry.example/app:1.0", labels: Mapping[str, str] | None = None, annotations: Mapping[str, str] | None = None) -> Obj:
+def make_deployment(
+    name: str,
+    *,
+    namespace: str = "default",
+    replicas: int = 2,
+    image: str = "registry.example/app:1.0",
+    labels: Mapping[str, str] | None = None,
+    annotations: Mapping[str, str] | None = None,
+) -> Obj:
     selector = {"app": name}
     meta: Obj = {"name": name, "namespace": namespace, "labels": {**selector, **(labels or {})}}
     if annotations:
@@ -119,12 +182,17 @@ def make_deployment(name: str, *, namespace: str = "default", replicas: int = 2,
             "selector": {"matchLabels": selector},
             "strategy": {"type": "RollingUpdate", "rollingUpdate": {"maxSurge": "25%", "maxUnavailable": "25%"}},
             "revisionHistoryLimit": 10,
-            "template": {"metadata": {"labels": dict(selector)}, "spec": {"containers": [{"name": "main", "image": image}]}},
+            "template": {
+                "metadata": {"labels": dict(selector)},
+                "spec": {"containers": [{"name": "main", "image": image}]},
+            },
         },
     }
 
 
-def make_statefulset(name: str, *, namespace: str = "default", replicas: int = 2, image: str = "registry.example/app:1.0") -> Obj:
+def make_statefulset(
+    name: str, *, namespace: str = "default", replicas: int = 2, image: str = "registry.example/app:1.0"
+) -> Obj:
     selector = {"app": name}
     return {
         "apiVersion": "apps/v1",
@@ -134,21 +202,44 @@ def make_statefulset(name: str, *, namespace: str = "default", replicas: int = 2
             "replicas": replicas,
             "serviceName": name,
             "selector": {"matchLabels": selector},
-            "template": {"metadata": {"labels": dict(selector)}, "spec": {"containers": [{"name": "main", "image": image}]}},
+            "template": {
+                "metadata": {"labels": dict(selector)},
+                "spec": {"containers": [{"name": "main", "image": image}]},
+            },
         },
     }
 
 
-def make_pdb(name: str, *, namespace: str = "default", selector: Mapping[str, str] | None = None, min_available: int | str | None = None, max_unavailable: int | str | None = None) -> Obj:
+def make_pdb(
+    name: str,
+    *,
+    namespace: str = "default",
+    selector: Mapping[str, str] | None = None,
+    min_available: int | str | None = None,
+    max_unavailable: int | str | None = None,
+) -> Obj:
     spec: Obj = {"selector": {"matchLabels": dict(selector or {"app": name})}}
     if min_available is not None:
         spec["minAvailable"] = min_available
     if max_unavailable is not None:
         spec["maxUnavailable"] = max_unavailable
-    return {"apiVersion": "policy/v1", "kind": "PodDisruptionBudget", "metadata": {"name": name, "namespace": namespace}, "spec": spec}
+    return {
+        "apiVersion": "policy/v1",
+        "kind": "PodDisruptionBudget",
+        "metadata": {"name": name, "namespace": namespace},
+        "spec": spec,
+    }
 
 
-def make_hpa(name: str, *, namespace: str = "default", target: str | None = None, min_replicas: int = 1, max_replicas: int = 10, current: int = 1) -> Obj:
+def make_hpa(
+    name: str,
+    *,
+    namespace: str = "default",
+    target: str | None = None,
+    min_replicas: int = 1,
+    max_replicas: int = 10,
+    current: int = 1,
+) -> Obj:
     return {
         "apiVersion": "autoscaling/v2",
         "kind": "HorizontalPodAutoscaler",
@@ -157,14 +248,24 @@ def make_hpa(name: str, *, namespace: str = "default", target: str | None = None
             "scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": target or name},
             "minReplicas": min_replicas,
             "maxReplicas": max_replicas,
-            "metrics": [{"type": "Resource", "resource": {"name": "cpu", "target": {"type": "Utilization", "averageUtilization": 80}}}],
+            "metrics": [
+                {
+                    "type": "Resource",
+                    "resource": {"name": "cpu", "target": {"type": "Utilization", "averageUtilization": 80}},
+                }
+            ],
         },
         "status": {"currentReplicas": current, "desiredReplicas": current},
     }
 
 
 def make_configmap(name: str, data: Mapping[str, str], *, namespace: str = "default") -> Obj:
-    return {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": name, "namespace": namespace}, "data": dict(data)}
+    return {
+        "apiVersion": "v1",
+        "kind": "ConfigMap",
+        "metadata": {"name": name, "namespace": namespace},
+        "data": dict(data),
+    }
 
 
 def make_argo_application(
@@ -187,8 +288,24 @@ def make_argo_application(
     if automated:
         spec["syncPolicy"] = {"automated": {"prune": True, "selfHeal": True}}
     entries = [
-        {"id": i, "revision": rev, "deployedAt": f"2026-11-{10 + i:02d}T08:00:00Z", "deployStartedAt": f"2026-11-{10 + i:02d}T07:59:00Z", "source": {"repoURL": repo, "path": path, "targetRevision": rev}}
+        {
+            "id": i,
+            "revision": rev,
+            "deployedAt": f"2026-11-{10 + i:02d}T08:00:00Z",
+            "deployStartedAt": f"2026-11-{10 + i:02d}T07:59:00Z",
+            "source": {"repoURL": repo, "path": path, "targetRevision": rev},
+        }
         for i, rev in enumerate(history)
     ]
-    status: Obj = {"history": entries, "sync": {"status": "Synced", "revision": history[-1] if history else ""}, "health": {"status": "Healthy"}}
-    return {"apiVersion": "argoproj.io/v1alpha1", "kind": "Application", "metadata": {"name": name, "namespace": namespace}, "spec": spec, "status": status}
+    status: Obj = {
+        "history": entries,
+        "sync": {"status": "Synced", "revision": history[-1] if history else ""},
+        "health": {"status": "Healthy"},
+    }
+    return {
+        "apiVersion": "argoproj.io/v1alpha1",
+        "kind": "Application",
+        "metadata": {"name": name, "namespace": namespace},
+        "spec": spec,
+        "status": status,
+    }

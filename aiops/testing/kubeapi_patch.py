@@ -65,7 +65,9 @@ def _merge_list(field: str, target: list[Any], patch: list[Any]) -> list[Any]:
     for item in patch:
         if item.get("$patch") == "replace":
             return [dict((k, v) for k, v in i.items() if k != "$patch") for i in patch if i is not item]
-        index = next((i for i, cur in enumerate(result) if isinstance(cur, dict) and cur.get(key) == item.get(key)), None)
+        index = next(
+            (i for i, cur in enumerate(result) if isinstance(cur, dict) and cur.get(key) == item.get(key)), None
+        )
         if item.get("$patch") == "delete":
             if index is not None:
                 result.pop(index)

@@ -79,7 +79,12 @@ def decode(body: bytes) -> dict[str, Any]:
         attrs = _message(spec, 1)
         names = ("namespace", "verb", "group", "version", "resource", "subresource", "name")
         resource_attributes = {key: _text(attrs, i) for i, key in enumerate(names, start=1) if _text(attrs, i)}
-        return {"apiVersion": api_version, "kind": kind, "metadata": {}, "spec": {"resourceAttributes": resource_attributes}}
+        return {
+            "apiVersion": api_version,
+            "kind": kind,
+            "metadata": {},
+            "spec": {"resourceAttributes": resource_attributes},
+        }
     if kind == "SelfSubjectRulesReview":
         return {"apiVersion": api_version, "kind": kind, "metadata": {}, "spec": {"namespace": _text(spec, 1)}}
     raise ProtobufError(f"protobuf bodies of kind {kind or '?'} are not supported; send JSON")

@@ -37,12 +37,21 @@ class PolicyRule:
         return (
             ("*" in self.verbs or verb in self.verbs)
             and ("*" in self.api_groups or group in self.api_groups)
-            and ("*" in self.resources or full in self.resources or (not subresource and f"{resource}/*" in self.resources) or (subresource and f"*/{subresource}" in self.resources))
+            and (
+                "*" in self.resources
+                or full in self.resources
+                or (not subresource and f"{resource}/*" in self.resources)
+                or (bool(subresource) and f"*/{subresource}" in self.resources)
+            )
             and (not self.resource_names or name in self.resource_names)
         )
 
     def to_dict(self) -> dict[str, Any]:
-        out: dict[str, Any] = {"apiGroups": list(self.api_groups), "resources": list(self.resources), "verbs": list(self.verbs)}
+        out: dict[str, Any] = {
+            "apiGroups": list(self.api_groups),
+            "resources": list(self.resources),
+            "verbs": list(self.verbs),
+        }
         if self.resource_names:
             out["resourceNames"] = list(self.resource_names)
         return out
@@ -72,14 +81,24 @@ def load_cluster_role(path: str | Path, name: str | None = None) -> tuple[Policy
     try:
         docs = [d for d in yaml.safe_load_all(path.read_text(encoding="utf-8")) if isinstance(d, dict)]
     except OSError as exc:
-        raise FileNotFoundError(f"cannot read the ClusterRole manifest {path}: {exc.strerror}; pass rules= explicitly") from None
-    roles = [d for d in docs if d.get("kind") == "ClusterRole" and (name is None or d.get("metadata", {}).get("name") == name)]
+        raise FileNotFoundError(
+            f"cannot read the ClusterRole manifest {path}: {exc.strerror}; pass rules= explicitly"
+        ) from None
+    roles = [
+        d
+        for d in docs
+        if d.get("kind") == "ClusterRole" and (name is None or d.get("metadata", {}).get("name") == name)
+    ]
     if len(roles) != 1:
-        raise ValueError(f"{path}: expected exactly one ClusterRole{f' named {name!r}' if name else ''}, found {len(roles)}")
+        raise ValueError(
+            f"{path}: expected exactly one ClusterRole{f' named {name!r}' if name else ''}, found {len(roles)}"
+        )
     return rules_from(roles[0].get("rules") or ())
 
 
-def forbidden_message(user: str, verb: str, group: str, resource: str, subresource: str, namespace: str, name: str, qualified: str) -> str:
+def forbidden_message(
+    user: str, verb: str, group: str, resource: str, subresource: str, namespace: str, name: str, qualified: str
+) -> str:
     """The apiserver's wording, e.g. ``pods "p" is forbidden: User "u" cannot delete resource "pods" in API group "" in the namespace "ns"``."""
     full = f"{resource}/{subresource}" if subresource else resource
     subject = f'{qualified} "{name}"' if name else qualified

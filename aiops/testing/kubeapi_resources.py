@@ -42,7 +42,9 @@ class ResourceType:
         return f"{self.plural}.{self.group}" if self.group else self.plural
 
 
-def _sub(kind: str, verbs: tuple[str, ...], group: str = "", version: str = "") -> tuple[str, str, str, tuple[str, ...]]:
+def _sub(
+    kind: str, verbs: tuple[str, ...], group: str = "", version: str = ""
+) -> tuple[str, str, str, tuple[str, ...]]:
     return group, version, kind, verbs
 
 
@@ -60,7 +62,15 @@ RESOURCES: tuple[ResourceType, ...] = (
             "status": _sub("Pod", ("get", "patch", "update")),
         },
     ),
-    ResourceType("", "v1", "nodes", "Node", False, short_names=("no",), subresources={"status": _sub("Node", ("get", "patch", "update"))}),
+    ResourceType(
+        "",
+        "v1",
+        "nodes",
+        "Node",
+        False,
+        short_names=("no",),
+        subresources={"status": _sub("Node", ("get", "patch", "update"))},
+    ),
     ResourceType("", "v1", "namespaces", "Namespace", False, short_names=("ns",)),
     ResourceType("", "v1", "configmaps", "ConfigMap", True, short_names=("cm",)),
     ResourceType("", "v1", "events", "Event", True, short_names=("ev",)),
@@ -72,7 +82,10 @@ RESOURCES: tuple[ResourceType, ...] = (
         True,
         short_names=("deploy",),
         categories=("all",),
-        subresources={"scale": _sub("Scale", ("get", "patch", "update"), "autoscaling", "v1"), "status": _sub("Deployment", ("get", "patch", "update"))},
+        subresources={
+            "scale": _sub("Scale", ("get", "patch", "update"), "autoscaling", "v1"),
+            "status": _sub("Deployment", ("get", "patch", "update")),
+        },
     ),
     ResourceType(
         "apps",
@@ -82,21 +95,46 @@ RESOURCES: tuple[ResourceType, ...] = (
         True,
         short_names=("sts",),
         categories=("all",),
-        subresources={"scale": _sub("Scale", ("get", "patch", "update"), "autoscaling", "v1"), "status": _sub("StatefulSet", ("get", "patch", "update"))},
+        subresources={
+            "scale": _sub("Scale", ("get", "patch", "update"), "autoscaling", "v1"),
+            "status": _sub("StatefulSet", ("get", "patch", "update")),
+        },
     ),
     ResourceType("apps", "v1", "replicasets", "ReplicaSet", True, short_names=("rs",), categories=("all",)),
     ResourceType("apps", "v1", "daemonsets", "DaemonSet", True, short_names=("ds",), categories=("all",)),
-    ResourceType("autoscaling", "v2", "horizontalpodautoscalers", "HorizontalPodAutoscaler", True, short_names=("hpa",), categories=("all",)),
+    ResourceType(
+        "autoscaling",
+        "v2",
+        "horizontalpodautoscalers",
+        "HorizontalPodAutoscaler",
+        True,
+        short_names=("hpa",),
+        categories=("all",),
+    ),
     ResourceType("policy", "v1", "poddisruptionbudgets", "PodDisruptionBudget", True, short_names=("pdb",)),
     ResourceType("coordination.k8s.io", "v1", "leases", "Lease", True),
     ResourceType("events.k8s.io", "v1", "events", "Event", True, short_names=("ev",)),
-    ResourceType("authorization.k8s.io", "v1", "selfsubjectaccessreviews", "SelfSubjectAccessReview", False, verbs=("create",)),
-    ResourceType("authorization.k8s.io", "v1", "selfsubjectrulesreviews", "SelfSubjectRulesReview", False, verbs=("create",)),
-    ResourceType("argoproj.io", "v1alpha1", "applications", "Application", True, short_names=("app", "apps"), custom=True),
+    ResourceType(
+        "authorization.k8s.io", "v1", "selfsubjectaccessreviews", "SelfSubjectAccessReview", False, verbs=("create",)
+    ),
+    ResourceType(
+        "authorization.k8s.io", "v1", "selfsubjectrulesreviews", "SelfSubjectRulesReview", False, verbs=("create",)
+    ),
+    ResourceType(
+        "argoproj.io", "v1alpha1", "applications", "Application", True, short_names=("app", "apps"), custom=True
+    ),
 )
 
 # Preferred order of groups in /apis, as kubectl resolves short names in that order.
-GROUP_ORDER = ("apps", "events.k8s.io", "authorization.k8s.io", "autoscaling", "policy", "coordination.k8s.io", "argoproj.io")
+GROUP_ORDER = (
+    "apps",
+    "events.k8s.io",
+    "authorization.k8s.io",
+    "autoscaling",
+    "policy",
+    "coordination.k8s.io",
+    "argoproj.io",
+)
 
 
 def find(group: str, version: str, plural: str) -> ResourceType | None:
@@ -114,7 +152,11 @@ def by_kind(kind: str, group: str | None = None) -> ResourceType:
 
 
 def core_versions() -> dict[str, Any]:
-    return {"kind": "APIVersions", "versions": ["v1"], "serverAddressByClientCIDRs": [{"clientCIDR": "0.0.0.0/0", "serverAddress": "127.0.0.1"}]}
+    return {
+        "kind": "APIVersions",
+        "versions": ["v1"],
+        "serverAddressByClientCIDRs": [{"clientCIDR": "0.0.0.0/0", "serverAddress": "127.0.0.1"}],
+    }
 
 
 def _group_doc(group: str) -> dict[str, Any]:
@@ -152,7 +194,13 @@ def resource_list(group_version: str) -> dict[str, Any] | None:
             entry["categories"] = list(rt.categories)
         entries.append(entry)
         for sub, (g, v, kind, verbs) in rt.subresources.items():
-            sub_entry: dict[str, Any] = {"name": f"{rt.plural}/{sub}", "singularName": "", "namespaced": rt.namespaced, "kind": kind, "verbs": list(verbs)}
+            sub_entry: dict[str, Any] = {
+                "name": f"{rt.plural}/{sub}",
+                "singularName": "",
+                "namespaced": rt.namespaced,
+                "kind": kind,
+                "verbs": list(verbs),
+            }
             if g or v:
                 sub_entry.update(group=g, version=v)
             entries.append(sub_entry)

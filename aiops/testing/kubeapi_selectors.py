@@ -22,7 +22,9 @@ _SET_RE = re.compile(r"^\s*([A-Za-z0-9_./-]+)\s+(in|notin)\s+\(([^)]*)\)\s*$")
 
 def _split_terms(selector: str) -> list[str]:
     """Split on commas that are not inside a ``(...)`` value set."""
-    terms, depth, current = [], 0, []
+    terms: list[str] = []
+    current: list[str] = []
+    depth = 0
     for ch in selector:
         if ch == "(":
             depth += 1
@@ -107,13 +109,17 @@ def selector_matches(selector: Mapping[str, Any] | None, labels: Mapping[str, st
             return False
     for expr in selector.get("matchExpressions") or ():
         key, op, values = expr["key"], expr["operator"], set(expr.get("values") or ())
-        ok = {
-            "In": lambda: labels.get(key) in values,
-            "NotIn": lambda: labels.get(key) not in values,
-            "Exists": lambda: key in labels,
-            "DoesNotExist": lambda: key not in labels,
-        }.get(op)
-        if ok is None or not ok():
+        if op == "In":
+            ok = labels.get(key) in values
+        elif op == "NotIn":
+            ok = labels.get(key) not in values
+        elif op == "Exists":
+            ok = key in labels
+        elif op == "DoesNotExist":
+            ok = key not in labels
+        else:
+            ok = False  # an unknown operator matches nothing (the apiserver rejects it on create)
+        if not ok:
             return False
     return True
 
@@ -123,5 +129,12 @@ def selector_to_string(selector: Mapping[str, Any]) -> str:
     terms = [f"{k}={v}" for k, v in sorted((selector.get("matchLabels") or {}).items())]
     for expr in selector.get("matchExpressions") or ():
         key, op, values = expr["key"], expr["operator"], ",".join(sorted(expr.get("values") or ()))
-        terms.append({"In": f"{key} in ({values})", "NotIn": f"{key} notin ({values})", "Exists": key, "DoesNotExist": f"!{key}"}[op])
+        terms.append(
+            {
+                "In": f"{key} in ({values})",
+                "NotIn": f"{key} notin ({values})",
+                "Exists": key,
+                "DoesNotExist": f"!{key}",
+            }[op]
+        )
     return ",".join(terms)

@@ -29,7 +29,13 @@ def now_rfc3339() -> str:
 
 def status_body(code: int, reason: str, message: str, details: dict[str, Any] | None = None) -> Obj:
     """A ``metav1.Status``: the body of every error (and of a successful eviction)."""
-    body: Obj = {"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success" if code < 400 else "Failure", "code": code}
+    body: Obj = {
+        "kind": "Status",
+        "apiVersion": "v1",
+        "metadata": {},
+        "status": "Success" if code < 400 else "Failure",
+        "code": code,
+    }
     if message:
         body["message"] = message
     if reason:
@@ -135,6 +141,7 @@ class ObjectStore:
     def changes(self, rt: ResourceType, namespace: str, after: int, timeout: float) -> list[tuple[str, Obj]]:
         """Watch events of ``rt`` newer than resourceVersion ``after``, waiting up to ``timeout`` for one."""
         with self._changed:
+
             def pending() -> list[tuple[str, Obj]]:
                 return [
                     (kind, copy.deepcopy(obj))
@@ -155,13 +162,18 @@ class ObjectStore:
                 raise ApiError.not_found(rt, name)
             return copy.deepcopy(obj)
 
-    def list(self, rt: ResourceType, namespace: str = "", predicate: Callable[[Obj], bool] | None = None) -> tuple[list[Obj], str]:
+    def list(
+        self, rt: ResourceType, namespace: str = "", predicate: Callable[[Obj], bool] | None = None
+    ) -> tuple[list[Obj], str]:
         """Objects (in all namespaces when ``namespace`` is empty) and the list's resourceVersion."""
         with self._lock:
             items = [
                 copy.deepcopy(obj)
                 for (g, p, ns, _), obj in sorted(self._objects.items())
-                if g == rt.group and p == rt.plural and (not namespace or ns == namespace) and (predicate is None or predicate(obj))
+                if g == rt.group
+                and p == rt.plural
+                and (not namespace or ns == namespace)
+                and (predicate is None or predicate(obj))
             ]
             return items, self.resource_version
 
@@ -185,7 +197,9 @@ class ObjectStore:
             raise ApiError.invalid(rt, "", "metadata.name: Required value: name or generateName is required")
         if rt.namespaced:
             if meta.get("namespace") and meta["namespace"] != namespace:
-                raise ApiError.bad_request("the namespace of the provided object does not match the namespace sent on the request")
+                raise ApiError.bad_request(
+                    "the namespace of the provided object does not match the namespace sent on the request"
+                )
             meta["namespace"] = namespace
         else:
             meta.pop("namespace", None)
@@ -208,14 +222,18 @@ class ObjectStore:
             self._run_hooks(rt, obj, None)
             return copy.deepcopy(self._objects[key])
 
-    def update(self, rt: ResourceType, namespace: str, name: str, obj: Obj, *, dry_run: bool = False, subresource: str = "") -> Obj:
+    def update(
+        self, rt: ResourceType, namespace: str, name: str, obj: Obj, *, dry_run: bool = False, subresource: str = ""
+    ) -> Obj:
         """PUT semantics: replace, with optimistic concurrency when the body carries a resourceVersion."""
         with self._lock:
             current = self.get(rt, namespace, name)
             obj = copy.deepcopy(obj)
             meta = obj.setdefault("metadata", {})
             if meta.get("name", name) != name:
-                raise ApiError.bad_request(f"the name of the object ({meta['name']}) does not match the name on the URL ({name})")
+                raise ApiError.bad_request(
+                    f"the name of the object ({meta['name']}) does not match the name on the URL ({name})"
+                )
             sent_rv = meta.get("resourceVersion")
             if sent_rv and sent_rv != current["metadata"]["resourceVersion"]:
                 raise ApiError.conflict(rt, name)
@@ -254,13 +272,24 @@ class ObjectStore:
         self._run_hooks(rt, obj, current)
         return copy.deepcopy(self._objects[key])
 
-    def delete(self, rt: ResourceType, namespace: str, name: str, *, dry_run: bool = False, preconditions: dict[str, Any] | None = None, orphan: bool = False) -> Obj:
+    def delete(
+        self,
+        rt: ResourceType,
+        namespace: str,
+        name: str,
+        *,
+        dry_run: bool = False,
+        preconditions: dict[str, Any] | None = None,
+        orphan: bool = False,
+    ) -> Obj:
         with self._lock:
             current = self.get(rt, namespace, name)
             pre = preconditions or {}
             if pre.get("uid") and pre["uid"] != current["metadata"]["uid"]:
                 raise ApiError(
-                    409, "Conflict", f'Operation cannot be fulfilled on {rt.qualified} "{name}": Precondition failed: UID in precondition: {pre["uid"]}, UID in object meta: {current["metadata"]["uid"]}'
+                    409,
+                    "Conflict",
+                    f'Operation cannot be fulfilled on {rt.qualified} "{name}": Precondition failed: UID in precondition: {pre["uid"]}, UID in object meta: {current["metadata"]["uid"]}',
                 )
             if pre.get("resourceVersion") and pre["resourceVersion"] != current["metadata"]["resourceVersion"]:
                 raise ApiError.conflict(rt, name)
@@ -277,7 +306,9 @@ class ObjectStore:
     def _collect_dependents(self, owner_uid: str) -> None:
         """The garbage collector, run at once: delete what the deleted object owned, recursively."""
         for key, obj in list(self._objects.items()):
-            if key in self._objects and any(ref.get("uid") == owner_uid for ref in obj["metadata"].get("ownerReferences", ())):
+            if key in self._objects and any(
+                ref.get("uid") == owner_uid for ref in obj["metadata"].get("ownerReferences", ())
+            ):
                 del self._objects[key]
                 gone = copy.deepcopy(obj)
                 self._stamp(gone)

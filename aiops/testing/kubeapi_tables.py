@@ -10,7 +10,6 @@ from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
-from aiops.testing.kubeapi_controllers import pod_ready
 from aiops.testing.kubeapi_resources import ResourceType
 from aiops.testing.kubeapi_selectors import selector_to_string
 
@@ -77,7 +76,7 @@ def _node_status(o: Obj) -> str:
 
 def _node_roles(o: Obj) -> str:
     prefix = "node-role.kubernetes.io/"
-    roles = sorted(k[len(prefix):] for k in o["metadata"].get("labels", {}) if k.startswith(prefix))
+    roles = sorted(k[len(prefix) :] for k in o["metadata"].get("labels", {}) if k.startswith(prefix))
     return ",".join(roles) or "<none>"
 
 
@@ -90,7 +89,9 @@ def _spec(o: Obj, key: str, default: Any = "") -> Any:
 
 
 def _images(o: Obj) -> str:
-    return ",".join(c.get("image", "") for c in o.get("spec", {}).get("template", {}).get("spec", {}).get("containers", ()))
+    return ",".join(
+        c.get("image", "") for c in o.get("spec", {}).get("template", {}).get("spec", {}).get("containers", ())
+    )
 
 
 def _selector(o: Obj) -> str:
@@ -145,7 +146,14 @@ COLUMNS: dict[str, Sequence[Column]] = {
     ),
     "HorizontalPodAutoscaler": (
         ("Name", "string", 0, _name),
-        ("Reference", "string", 0, lambda o: f"{_spec(o, 'scaleTargetRef', {}).get('kind', '')}/{_spec(o, 'scaleTargetRef', {}).get('name', '')}"),
+        (
+            "Reference",
+            "string",
+            0,
+            lambda o: (
+                f"{_spec(o, 'scaleTargetRef', {}).get('kind', '')}/{_spec(o, 'scaleTargetRef', {}).get('name', '')}"
+            ),
+        ),
         ("MinPods", "string", 0, lambda o: str(_spec(o, "minReplicas", 1))),
         ("MaxPods", "integer", 0, lambda o: _spec(o, "maxReplicas", 0)),
         ("Replicas", "integer", 0, lambda o: _status(o, "currentReplicas")),
@@ -157,10 +165,22 @@ COLUMNS: dict[str, Sequence[Column]] = {
         ("Age", "string", 0, _age),
     ),
     "Event": (
-        ("Last Seen", "string", 0, lambda o: human_age(o.get("lastTimestamp") or o.get("eventTime") or o["metadata"].get("creationTimestamp"))),
+        (
+            "Last Seen",
+            "string",
+            0,
+            lambda o: human_age(o.get("lastTimestamp") or o.get("eventTime") or o["metadata"].get("creationTimestamp")),
+        ),
         ("Type", "string", 0, lambda o: o.get("type", "")),
         ("Reason", "string", 0, lambda o: o.get("reason", "")),
-        ("Object", "string", 0, lambda o: f"{(o.get('involvedObject') or o.get('regarding') or {}).get('kind', '').lower()}/{(o.get('involvedObject') or o.get('regarding') or {}).get('name', '')}"),
+        (
+            "Object",
+            "string",
+            0,
+            lambda o: (
+                f"{(o.get('involvedObject') or o.get('regarding') or {}).get('kind', '').lower()}/{(o.get('involvedObject') or o.get('regarding') or {}).get('name', '')}"
+            ),
+        ),
         ("Message", "string", 0, lambda o: o.get("message") or o.get("note", "")),
     ),
 }
@@ -186,6 +206,9 @@ def to_table(rt: ResourceType, items: Sequence[Obj], resource_version: str, incl
         "kind": "Table",
         "apiVersion": "meta.k8s.io/v1",
         "metadata": {"resourceVersion": resource_version},
-        "columnDefinitions": [{"name": n, "type": t, "format": "name" if n == "Name" else "", "description": n, "priority": p} for n, t, p, _ in columns],
+        "columnDefinitions": [
+            {"name": n, "type": t, "format": "name" if n == "Name" else "", "description": n, "priority": p}
+            for n, t, p, _ in columns
+        ],
         "rows": rows,
     }

@@ -14,7 +14,14 @@ from aiops.testing.kubeapi import SA_USER, KubeApiServer
 
 
 def test_get_pods_all_namespaces_matches_the_python_client(api: KubeApiServer, kubectl, admin) -> None:
-    out = kubectl.ok("get", "pods", "-A", "--no-headers", "-o", "custom-columns=NS:.metadata.namespace,NAME:.metadata.name,NODE:.spec.nodeName")
+    out = kubectl.ok(
+        "get",
+        "pods",
+        "-A",
+        "--no-headers",
+        "-o",
+        "custom-columns=NS:.metadata.namespace,NAME:.metadata.name,NODE:.spec.nodeName",
+    )
     seen = {tuple(line.split()) for line in out.splitlines()}
     pods = client.CoreV1Api(admin).list_pod_for_all_namespaces().items
     assert seen == {(p.metadata.namespace, p.metadata.name, p.spec.node_name) for p in pods}
@@ -91,7 +98,9 @@ def test_drain_blocked_by_the_disruption_budget(api: KubeApiServer, kubectl, sa,
     assert api.get("Node", "n1")["spec"]["unschedulable"] is True  # drain cordons first
     # The Python client sees the same refusal, with the apiserver's Status body.
     with pytest.raises(ApiException) as err:
-        client.CoreV1Api(sa).create_namespaced_pod_eviction("web-0", "default", client.V1Eviction(metadata=client.V1ObjectMeta(name="web-0", namespace="default")))
+        client.CoreV1Api(sa).create_namespaced_pod_eviction(
+            "web-0", "default", client.V1Eviction(metadata=client.V1ObjectMeta(name="web-0", namespace="default"))
+        )
     assert err.value.status == 429
     assert "The disruption budget web needs 2 healthy pods and has 2 currently" in err.value.body
     pdb = client.PolicyV1Api(admin).read_namespaced_pod_disruption_budget("web", "default")
@@ -100,7 +109,13 @@ def test_drain_blocked_by_the_disruption_budget(api: KubeApiServer, kubectl, sa,
 
 def test_get_lease_written_by_the_python_client(kubectl, sa) -> None:
     coordination = client.CoordinationV1Api(sa)
-    coordination.create_namespaced_lease("aiops", client.V1Lease(metadata=client.V1ObjectMeta(name="aiops-leader"), spec=client.V1LeaseSpec(holder_identity="aiops-0", lease_duration_seconds=15)))
+    coordination.create_namespaced_lease(
+        "aiops",
+        client.V1Lease(
+            metadata=client.V1ObjectMeta(name="aiops-leader"),
+            spec=client.V1LeaseSpec(holder_identity="aiops-0", lease_duration_seconds=15),
+        ),
+    )
     out = kubectl.ok("get", "lease", "-n", "aiops")
     assert out.splitlines()[1].split()[:2] == ["aiops-leader", "aiops-0"]
     assert "aiops-leader" in kubectl.ok("get", "leases", "-A", "-o", "name")
@@ -108,7 +123,10 @@ def test_get_lease_written_by_the_python_client(kubectl, sa) -> None:
 
 def test_auth_can_i_reflects_the_service_account_rules(kubectl) -> None:
     as_sa = f"--as={SA_USER}"
-    assert kubectl("auth", "can-i", "create", "pods", "--subresource=eviction", "-n", "default", as_sa).stdout.strip() == "yes"
+    assert (
+        kubectl("auth", "can-i", "create", "pods", "--subresource=eviction", "-n", "default", as_sa).stdout.strip()
+        == "yes"
+    )
     assert kubectl("auth", "can-i", "patch", "nodes", as_sa).stdout.strip() == "yes"
     denied = kubectl("auth", "can-i", "delete", "nodes", as_sa)
     assert denied.returncode == 1 and denied.stdout.startswith("no")
@@ -118,7 +136,10 @@ def test_auth_can_i_reflects_the_service_account_rules(kubectl) -> None:
 def test_the_service_account_gets_forbidden_from_kubectl_too(kubectl) -> None:
     done = kubectl("delete", "node", "n1", f"--as={SA_USER}")
     assert done.returncode != 0
-    assert f'nodes "n1" is forbidden: User "{SA_USER}" cannot delete resource "nodes" in API group "" at the cluster scope' in done.stderr
+    assert (
+        f'nodes "n1" is forbidden: User "{SA_USER}" cannot delete resource "nodes" in API group "" at the cluster scope'
+        in done.stderr
+    )
 
 
 def test_rollout_history_and_undo_agree_with_replicaset_revisions(api: KubeApiServer, kubectl, admin) -> None:
@@ -126,7 +147,10 @@ def test_rollout_history_and_undo_agree_with_replicaset_revisions(api: KubeApiSe
     kubectl.ok("set", "image", "deployment/model", "main=registry.example/model:2.0")
     kubectl.ok("set", "image", "deployment/model", "main=registry.example/model:3.0")
     assert _revisions(kubectl.ok("rollout", "history", "deployment/model")) == ["1", "2", "3"]
-    assert apps.read_namespaced_deployment("model", "default").metadata.annotations["deployment.kubernetes.io/revision"] == "3"
+    assert (
+        apps.read_namespaced_deployment("model", "default").metadata.annotations["deployment.kubernetes.io/revision"]
+        == "3"
+    )
 
     assert "rolled back" in kubectl.ok("rollout", "undo", "deployment/model")
     deploy = apps.read_namespaced_deployment("model", "default")
@@ -141,7 +165,10 @@ def test_rollout_history_and_undo_agree_with_replicaset_revisions(api: KubeApiSe
     assert "successfully rolled out" in kubectl.ok("rollout", "status", "deployment/model", "--timeout=10s")
 
     assert "rolled back" in kubectl.ok("rollout", "undo", "deployment/model", "--to-revision=1")
-    assert apps.read_namespaced_deployment("model", "default").spec.template.spec.containers[0].image == "registry.example/model:1.0"
+    assert (
+        apps.read_namespaced_deployment("model", "default").spec.template.spec.containers[0].image
+        == "registry.example/model:1.0"
+    )
 
 
 def test_rollout_restart_makes_a_new_revision(kubectl, admin) -> None:

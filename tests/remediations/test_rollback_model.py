@@ -44,7 +44,14 @@ def service_account_rules() -> list[Any]:
 
 
 def llm_deployment(annotations: dict[str, str] | None = None) -> dict[str, Any]:
-    return make_deployment("llm", namespace="serving", replicas=3, image="registry.example/llm:1.0", labels={"aiops.io/model": "llm"}, annotations=annotations)
+    return make_deployment(
+        "llm",
+        namespace="serving",
+        replicas=3,
+        image="registry.example/llm:1.0",
+        labels={"aiops.io/model": "llm"},
+        annotations=annotations,
+    )
 
 
 @pytest.fixture
@@ -65,22 +72,38 @@ def release(api: KubeApiServer, image: str, env: dict[str, str] | None = None) -
 def read_view(api_client: client.ApiClient, now: datetime = NOW) -> ClusterView:
     """The daemon's view plus rollout history and Argo CD Applications (the addition to the reader)."""
     view = read_cluster_view(api_client, now=now, timeout=TIMEOUT)
-    rs = json.loads(client.AppsV1Api(api_client).list_replica_set_for_all_namespaces(_preload_content=False).data)["items"]
+    rs = json.loads(client.AppsV1Api(api_client).list_replica_set_for_all_namespaces(_preload_content=False).data)[
+        "items"
+    ]
     apps = json.loads(
-        client.CustomObjectsApi(api_client).list_cluster_custom_object("argoproj.io", "v1alpha1", "applications", _preload_content=False).data
+        client.CustomObjectsApi(api_client)
+        .list_cluster_custom_object("argoproj.io", "v1alpha1", "applications", _preload_content=False)
+        .data
     )["items"]
     revisions = tuple(r for r in map(RevisionInfo.from_object, rs) if r is not None)
     return replace(view, revisions=revisions, applications=tuple(ArgoAppInfo.from_object(a) for a in apps))
 
 
 def quality_finding(entity: Entity) -> Finding:
-    evidence = Evidence("accuracy of llm fell 7.5 % on all 3 replicas since the release", facts={"relative_change": -0.075})
-    return Finding("quality_drift", "model_accuracy", entity, 0.97, NOW, evidence, confirmed=True, severity=Severity.CRITICAL)
+    evidence = Evidence(
+        "accuracy of llm fell 7.5 % on all 3 replicas since the release", facts={"relative_change": -0.075}
+    )
+    return Finding(
+        "quality_drift", "model_accuracy", entity, 0.97, NOW, evidence, confirmed=True, severity=Severity.CRITICAL
+    )
 
 
 def rollback_decision(target: Entity | None = None, mode: Mode = Mode.AUTO, **params: Any) -> Decision:
     target = target or Entity("model", "llm", "serving")
-    return Decision("rollback_model", target, mode, "accuracy drop across all replicas", quality_finding(target), rule="quality", params=params)
+    return Decision(
+        "rollback_model",
+        target,
+        mode,
+        "accuracy drop across all replicas",
+        quality_finding(target),
+        rule="quality",
+        params=params,
+    )
 
 
 def apply(api: KubeApiServer, plan: Plan) -> None:
@@ -92,12 +115,18 @@ def apply(api: KubeApiServer, plan: Plan) -> None:
             writer.apply(m)
         else:  # the writer has no route for Argo CD Applications yet: the same merge patch it would send
             assert (m.verb, m.resource) == ("patch", "applications")
-            client.CustomObjectsApi(sa).patch_namespaced_custom_object("argoproj.io", "v1alpha1", m.namespace, "applications", m.name, dict(m.body or {}))
+            client.CustomObjectsApi(sa).patch_namespaced_custom_object(
+                "argoproj.io", "v1alpha1", m.namespace, "applications", m.name, dict(m.body or {})
+            )
 
 
 def daemon_writes(api: KubeApiServer, resource: str | None = None) -> list[tuple[str, str, str]]:
     """(method, resource, name) of every write the daemon's service account sent."""
-    return [(r.method, r.resource, r.name) for r in api.requests_matching(writes_only=True, resource=resource) if r.user == SA_USER]
+    return [
+        (r.method, r.resource, r.name)
+        for r in api.requests_matching(writes_only=True, resource=resource)
+        if r.user == SA_USER
+    ]
 
 
 def template_of(api: KubeApiServer) -> dict[str, Any]:
@@ -115,11 +144,18 @@ def test_rollback_restores_the_previous_template_exactly(api: KubeApiServer) -> 
     release(api, "registry.example/llm:2.0")
     before_bad = template_of(api)
     release(api, "registry.example/llm:3.0", env={"KV_CACHE": "fp8"})  # the bad release adds a setting
-    plan = RollbackModel().plan(rollback_decision(revision=3, image="registry.example/llm:3.0"), read_view(api.api_client()))
+    plan = RollbackModel().plan(
+        rollback_decision(revision=3, image="registry.example/llm:3.0"), read_view(api.api_client())
+    )
 
     assert plan.feasible and plan.target == Entity("deployment", "llm", "serving")
     (mutation,) = plan.mutations
-    assert (mutation.verb, mutation.resource, mutation.name, mutation.namespace) == ("patch", "deployments", "llm", "serving")
+    assert (mutation.verb, mutation.resource, mutation.name, mutation.namespace) == (
+        "patch",
+        "deployments",
+        "llm",
+        "serving",
+    )
     assert plan.command == "kubectl rollout undo deployment/llm -n serving --to-revision=2"
     assert "from revision 3 (image registry.example/llm:3.0) to revision 2" in plan.summary
     assert waiting_of(plan)  # followed on later cycles until the rollout completes
@@ -146,23 +182,42 @@ def test_kubectl_rollout_undo_agrees_with_the_plan(api: KubeApiServer, tmp_path:
         def kubectl(server: KubeApiServer, command: str) -> str:
             config = server.write_kubeconfig(tmp_path / f"kubeconfig-{id(server)}")
             args = command.split()[1:]
-            done = subprocess.run(["kubectl", "--kubeconfig", str(config), "--cache-dir", str(tmp_path / "cache"), *args], capture_output=True, text=True, timeout=30, check=False)
+            done = subprocess.run(
+                ["kubectl", "--kubeconfig", str(config), "--cache-dir", str(tmp_path / "cache"), *args],
+                capture_output=True,
+                text=True,
+                timeout=30,
+                check=False,
+            )
             assert done.returncode == 0, done.stderr
             return done.stdout
 
         assert "rolled back" in kubectl(twin, plan.command)
         ours, theirs = api.get("Deployment", "llm", "serving"), twin.get("Deployment", "llm", "serving")
-        assert ours["spec"]["template"]["spec"]["containers"][0]["image"] == theirs["spec"]["template"]["spec"]["containers"][0]["image"] == "registry.example/llm:2.0"
+        assert (
+            ours["spec"]["template"]["spec"]["containers"][0]["image"]
+            == theirs["spec"]["template"]["spec"]["containers"][0]["image"]
+            == "registry.example/llm:2.0"
+        )
         assert "env" not in ours["spec"]["template"]["spec"]["containers"][0]
         assert "env" not in theirs["spec"]["template"]["spec"]["containers"][0]
-        assert ours["metadata"]["annotations"]["deployment.kubernetes.io/revision"] == theirs["metadata"]["annotations"]["deployment.kubernetes.io/revision"] == "4"
+        assert (
+            ours["metadata"]["annotations"]["deployment.kubernetes.io/revision"]
+            == theirs["metadata"]["annotations"]["deployment.kubernetes.io/revision"]
+            == "4"
+        )
         hist = "kubectl rollout history deployment/llm -n serving"
         assert history(kubectl(api, hist)) == history(kubectl(twin, hist)) == ["1", "3", "4"]
         # Both clusters scaled up the same old ReplicaSet, rather than making a new one.
-        active = [[rs["metadata"]["name"] for rs in s.list("ReplicaSet", "serving") if rs["spec"]["replicas"]] for s in (api, twin)]
+        active = [
+            [rs["metadata"]["name"] for rs in s.list("ReplicaSet", "serving") if rs["spec"]["replicas"]]
+            for s in (api, twin)
+        ]
         assert active[0] == active[1] and len(active[0]) == 1
         # The rollback is explained where people look: CHANGE-CAUSE of the new revision.
-        assert "aiops rollback of revision 3" in kubectl(api, "kubectl rollout history deployment/llm -n serving --revision=4")
+        assert "aiops rollback of revision 3" in kubectl(
+            api, "kubectl rollout history deployment/llm -n serving --revision=4"
+        )
 
 
 def test_later_cycles_wait_for_the_rollout_then_finish_without_rolling_back_twice(api: KubeApiServer) -> None:
@@ -222,7 +277,10 @@ def test_rollback_already_done_within_the_cooldown_does_nothing(api: KubeApiServ
     assert first.status is ActionStatus.DEFERRED and "done this cycle: 1 write(s)" in first.detail, first.detail
     (follow_up,) = actor.act([], findings=[], degraded=False, now=NOW + timedelta(minutes=1))
     assert follow_up.status is ActionStatus.APPLIED and "completed" in follow_up.detail, follow_up.detail
-    assert api.get("Deployment", "llm", "serving")["spec"]["template"]["spec"]["containers"][0]["image"] == "registry.example/llm:1.0"
+    assert (
+        api.get("Deployment", "llm", "serving")["spec"]["template"]["spec"]["containers"][0]["image"]
+        == "registry.example/llm:1.0"
+    )
     release(api, "registry.example/llm:2.1")  # another bad release, ten minutes later
     writes_before = daemon_writes(api, "deployments")
     (second,) = actor.act([rollback_decision()], findings=[], degraded=False, now=NOW + timedelta(minutes=10))
@@ -231,7 +289,9 @@ def test_rollback_already_done_within_the_cooldown_does_nothing(api: KubeApiServ
 
 
 def actor_for(api: KubeApiServer, tmp_path: Path) -> Actor:
-    config = parse_config({"safety": {"mode": "auto", "dry_run": False}, "state": {"path": str(tmp_path / "state.sqlite")}})
+    config = parse_config(
+        {"safety": {"mode": "auto", "dry_run": False}, "state": {"path": str(tmp_path / "state.sqlite")}}
+    )
     sa = api.api_client()
     return Actor(config, Store(config.state.path), api=sa, read_view=lambda now: read_view(sa, now))
 
@@ -243,7 +303,10 @@ def actor_for(api: KubeApiServer, tmp_path: Path) -> Actor:
 def argo(api: KubeApiServer) -> KubeApiServer:
     """llm is deployed by the Argo CD Application llm-serving, which synced R1 then R2."""
     api.delete("Deployment", "llm", "serving")
-    api.seed(llm_deployment(annotations=TRACKING), make_argo_application("llm-serving", dest_namespace="serving", history=[R1, R2]))
+    api.seed(
+        llm_deployment(annotations=TRACKING),
+        make_argo_application("llm-serving", dest_namespace="serving", history=[R1, R2]),
+    )
     release(api, "registry.example/llm:2.0")  # Argo CD's sync of R2
     return api
 
@@ -254,7 +317,12 @@ def test_argo_managed_deployment_rolls_back_the_application_not_the_deployment(a
 
     assert plan.target == Entity("application", "llm-serving", "argocd")
     (mutation,) = plan.mutations
-    assert (mutation.verb, mutation.resource, mutation.name, mutation.namespace) == ("patch", "applications", "llm-serving", "argocd")
+    assert (mutation.verb, mutation.resource, mutation.name, mutation.namespace) == (
+        "patch",
+        "applications",
+        "llm-serving",
+        "argocd",
+    )
     assert plan.command == "argocd app set llm-serving --sync-policy none && argocd app rollback llm-serving 0"
     assert f"from revision {R2[:8]}" in plan.summary and f"to {R1[:8]}" in plan.summary
     apply(argo, plan)
@@ -277,7 +345,11 @@ def test_argo_follow_up_waits_for_the_sync_then_finishes(argo: KubeApiServer) ->
     # Argo CD runs the operation: synced to R1, healthy, operation cleared.
     app = argo.get("Application", "llm-serving", "argocd")
     app.pop("operation")
-    app["status"].update(sync={"status": "OutOfSync", "revision": R1}, operationState={"phase": "Succeeded", "message": "successfully synced"}, health={"status": "Healthy"})
+    app["status"].update(
+        sync={"status": "OutOfSync", "revision": R1},
+        operationState={"phase": "Succeeded", "message": "successfully synced"},
+        health={"status": "Healthy"},
+    )
     argo.put(app)
     done = remediation.plan(decision, read_view(argo.api_client()))
     assert done.feasible and not done.mutations and not waiting_of(done)
@@ -314,7 +386,10 @@ def test_argo_application_out_of_sight_means_advice_never_a_deployment_patch(arg
 
 def test_argo_without_an_earlier_sync_gives_advice(api: KubeApiServer) -> None:
     api.delete("Deployment", "llm", "serving")
-    api.seed(llm_deployment(annotations=TRACKING), make_argo_application("llm-serving", dest_namespace="serving", history=[R1]))
+    api.seed(
+        llm_deployment(annotations=TRACKING),
+        make_argo_application("llm-serving", dest_namespace="serving", history=[R1]),
+    )
     plan = RollbackModel().plan(rollback_decision(), read_view(api.api_client()))
     assert not plan.feasible and "no earlier synced revision" in plan.reason_if_not
 
@@ -341,14 +416,25 @@ def test_the_shipped_cluster_role_allows_the_deployment_rollback() -> None:
         view = replace(view, revisions=tuple(r for r in map(RevisionInfo.from_object, rs) if r is not None))
         plan = RollbackModel().plan(rollback_decision(), view)
         apply(server, plan)  # a 403 here means deploy/rbac/clusterrole.yaml lacks a verb
-        assert server.get("Deployment", "llm", "serving")["spec"]["template"]["spec"]["containers"][0]["image"] == "registry.example/llm:1.0"
+        assert (
+            server.get("Deployment", "llm", "serving")["spec"]["template"]["spec"]["containers"][0]["image"]
+            == "registry.example/llm:1.0"
+        )
 
 
 def test_the_shipped_cluster_role_allows_the_argo_rollback() -> None:
     rules = load_cluster_role(CLUSTER_ROLE)
     if not any("argoproj.io" in r.api_groups for r in rules):
-        pytest.skip("deploy/rbac/clusterrole.yaml does not grant argoproj.io applications list+patch yet (requested from its owner)")
-    with KubeApiServer([llm_deployment(annotations=TRACKING), make_argo_application("llm-serving", dest_namespace="serving", history=[R1, R2])], cluster_role=CLUSTER_ROLE) as server:
+        pytest.skip(
+            "deploy/rbac/clusterrole.yaml does not grant argoproj.io applications list+patch yet (requested from its owner)"
+        )
+    with KubeApiServer(
+        [
+            llm_deployment(annotations=TRACKING),
+            make_argo_application("llm-serving", dest_namespace="serving", history=[R1, R2]),
+        ],
+        cluster_role=CLUSTER_ROLE,
+    ) as server:
         plan = RollbackModel().plan(rollback_decision(), read_view(server.api_client()))
         apply(server, plan)
         assert server.get("Application", "llm-serving", "argocd")["operation"]["sync"]["revision"] == R1
