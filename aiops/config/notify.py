@@ -72,8 +72,9 @@ class OutboxConfig(StrictModel):
     max_age: Duration = timedelta(hours=24)
     # Notifications per digest message; the rest go in the next message.
     max_batch: int = Field(default=10, ge=1, le=100)
-    # Delivered and failed items are kept this long for `aiops history`, then pruned.
-    retention: Duration = timedelta(days=7)
+    # Delivered, failed and superseded rows are kept this long for inspection, then pruned (the audit
+    # log keeps every notification; Alertmanager re-posts make one row per active finding a minute).
+    retention: Duration = timedelta(hours=6)
 
     @model_validator(mode="after")
     def _ordered(self) -> OutboxConfig:

@@ -28,6 +28,7 @@ from aiops.notify.formatting import (
     recent_values,
     title_for,
 )
+from aiops.notify.params import parse_params
 from aiops.plugins import Delivery, DeliveryStatus, Notifier
 
 log = logging.getLogger(__name__)
@@ -256,7 +257,7 @@ class AlertmanagerNotifier(Notifier):
     redeliver_after_crash: ClassVar[bool] = True
 
     def __init__(self, **params: Any) -> None:
-        self.params = AlertmanagerParams.model_validate(params)
+        self.params = parse_params(AlertmanagerParams, params)
         token = self.params.bearer_token.resolve() if self.params.bearer_token is not None else None
         self.client = AlertmanagerClient(str(self.params.url), timeout=self.params.timeout.total_seconds(), bearer_token=token)
         # The notify stage re-sends active notifications to this channel at least this often.

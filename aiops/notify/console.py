@@ -11,6 +11,7 @@ from typing import ClassVar, Literal, TextIO
 from aiops.config.base import StrictModel
 from aiops.model import Notification
 from aiops.notify.formatting import digest, to_text
+from aiops.notify.params import parse_params
 from aiops.plugins import Delivery, DeliveryStatus, Notifier
 
 
@@ -25,7 +26,7 @@ class ConsoleNotifier(Notifier):
     _lock = threading.Lock()  # digests from parallel flushes must not interleave
 
     def __init__(self, **params: object) -> None:
-        self.params = ConsoleParams.model_validate(params)
+        self.params = parse_params(ConsoleParams, params)
 
     def _stream(self) -> TextIO:
         return sys.stdout if self.params.stream == "stdout" else sys.stderr

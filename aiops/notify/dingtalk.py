@@ -27,6 +27,7 @@ from pydantic import Field, SecretStr, model_validator
 from aiops.config.base import Duration, Secret, StrictModel
 from aiops.model import Notification
 from aiops.notify.formatting import digest, to_markdown
+from aiops.notify.params import parse_params
 from aiops.notify.ratelimit import TokenBucket, shared_bucket
 from aiops.plugins import Delivery, DeliveryStatus, Notifier
 
@@ -130,7 +131,7 @@ class DingTalkNotifier(Notifier):
     redeliver_after_crash: ClassVar[bool] = False
 
     def __init__(self, **params: Any) -> None:
-        self.params = DingTalkParams.model_validate(params)
+        self.params = parse_params(DingTalkParams, params)
         p = self.params
         if p.webhook is not None:
             self._endpoint: SecretStr = p.webhook.resolve()

@@ -21,6 +21,7 @@ from pydantic import Field, model_validator
 from aiops.config.base import Duration, Secret, StrictModel
 from aiops.model import Notification
 from aiops.notify.formatting import digest, to_html, to_text
+from aiops.notify.params import parse_params
 from aiops.plugins import Delivery, DeliveryStatus, Notifier
 
 _DEFAULT_PORTS = {"ssl": 465, "starttls": 587, "none": 25}
@@ -75,7 +76,7 @@ class EmailNotifier(Notifier):
     redeliver_after_crash: ClassVar[bool] = True
 
     def __init__(self, **params: Any) -> None:
-        self.params = EmailParams.model_validate(params)
+        self.params = parse_params(EmailParams, params)
         self._password = self.params.password.resolve() if self.params.password is not None else None
         self.port = self.params.port or _DEFAULT_PORTS[self.params.security]
 

@@ -57,6 +57,7 @@ _SCHEMA = (
     last_error TEXT NOT NULL DEFAULT ''
 )""",
     "CREATE INDEX IF NOT EXISTS notify_outbox_due ON notify_outbox (channel, state, next_attempt_at)",
+    "CREATE INDEX IF NOT EXISTS notify_outbox_done ON notify_outbox (state, updated_at)",
     (
         "CREATE TABLE IF NOT EXISTS notify_groups (channel TEXT NOT NULL, grp TEXT NOT NULL, last_sent_at REAL NOT NULL, "
         "PRIMARY KEY (channel, grp))"
@@ -141,8 +142,8 @@ class Outbox:
             if notifier is not None and getattr(notifier, "redeliver_after_crash", True):
                 with self.store.transaction() as conn:
                     conn.execute(
-                        "UPDATE notify_outbox SET state = ?, next_attempt_at = ?, updated_at = ? WHERE channel = ? AND state = ?",
-                        (PENDING, t, t, channel, SENDING),
+                        "UPDATE notify_outbox SET state = ?, updated_at = ? WHERE channel = ? AND state = ?",
+                        (PENDING, t, channel, SENDING),
                     )
                 log.warning("outbox: resending an interrupted batch on channel %s (the receiver de-duplicates it)", channel)
                 continue

@@ -70,6 +70,20 @@ _RESULT_SEVERITY = {
 }
 
 
+def check_channels(config: NotifyConfig) -> list[tuple[str, str]]:
+    """(config key, problem) for each enabled channel whose params or secrets are wrong, for
+    ``aiops check-config``. Constructing a notifier does no network I/O."""
+    problems: list[tuple[str, str]] = []
+    for name, ch in config.channels.items():
+        if not ch.enabled:
+            continue
+        try:
+            plugins.instantiate(plugins.NOTIFIERS, ch.plugin, dict(ch.params)).close()
+        except plugins.PluginError as exc:
+            problems.append((f"notify.channels.{name}.params", str(exc)))
+    return problems
+
+
 def build_notifiers(config: NotifyConfig) -> dict[str, Notifier]:
     """Instantiate the enabled channels; a bad channel config raises PluginError naming the channel."""
     out: dict[str, Notifier] = {}
