@@ -19,7 +19,7 @@ from aiops.advisor.records import MIB_PER_GIB, GpuTrack, History, HpaTrack, Late
 from aiops.collect.prometheus import PrometheusError, RawSeries
 from aiops.config import AiopsConfig
 from aiops.config.advisor import AdvisorConfig
-from aiops.model import Entity
+from aiops.model import Entity, from_epoch
 
 
 class AdvisorError(Exception):
@@ -84,7 +84,7 @@ class HistoryReader:
         t0 = math.ceil(start.timestamp() / step_s) * step_s
         t1 = math.floor(end.timestamp() / step_s) * step_s
         grid = np.arange(t0, t1 + step_s / 2, step_s)
-        fetch = self._fetcher(start, end, step, grid)
+        fetch = self._fetcher(step, grid)
         gaps: list[str] = []
 
         gpus = self._gpus(fetch, step_s)
@@ -130,18 +130,31 @@ class HistoryReader:
         )
 
     # -- fetching -------------------------------------------------------------------------------
-    def _fetcher(
-        self, start: datetime, end: datetime, step: timedelta, grid: np.ndarray
-    ) -> Fetch:
+    def _fetcher(self, step: timedelta, grid: np.ndarray) -> Fetch:
+        # A week of *_over_time over a large fleet can load more samples than one query may
+        # (--query.max-samples), so the window is read in advisor.query_chunk pieces.
+        chunks = max(1, round(grid.size / max(1, int(self.advisor.query_chunk / step))))
+        bounds = [(float(grid[part[0]]), float(grid[part[-1]])) for part in np.array_split(np.arange(grid.size), chunks)]
+
         def fetch(query: str) -> list[tuple[dict[str, str], np.ndarray]]:
-            try:
-                raw = self.client.query_range(query, start, end, step)
-            except PrometheusError as exc:
-                what = "try again later" if exc.temporary else "check the query and prometheus.* in the config"
-                raise AdvisorError(
-                    f"Prometheus query failed ({what}): {exc}\n  query: {query}", temporary=exc.temporary
-                ) from None
-            return [(s.labels, _on_grid(s, grid)) for s in raw]
+            merged: dict[tuple[tuple[str, str], ...], tuple[dict[str, str], np.ndarray]] = {}
+            for lo, hi in bounds:
+                try:
+                    raw = self.client.query_range(query, from_epoch(lo), from_epoch(hi), step)
+                except PrometheusError as exc:
+                    what = "try again later" if exc.temporary else "check the query and prometheus.* in the config"
+                    raise AdvisorError(
+                        f"Prometheus query failed ({what}): {exc}\n  query: {query}", temporary=exc.temporary
+                    ) from None
+                for s in raw:
+                    key = tuple(sorted(s.labels.items()))
+                    values = _on_grid(s, grid)
+                    if key in merged:
+                        prior = merged[key][1]
+                        merged[key] = (s.labels, np.where(np.isnan(values), prior, values))
+                    else:
+                        merged[key] = (s.labels, values)
+            return list(merged.values())
 
         return fetch
 

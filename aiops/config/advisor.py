@@ -125,6 +125,9 @@ class AdvisorConfig(StrictModel):
     # How much history one report covers, and the resolution it reads it at.
     window: Duration = timedelta(days=7)
     step: Duration = timedelta(minutes=5)
+    # Each query reads at most this much of the window, so one query stays under Prometheus's
+    # --query.max-samples on a large fleet (lower it if Prometheus says "too many samples").
+    query_chunk: Duration = timedelta(days=1)
     # A GPU-step below this utilisation counts as idle.
     idle_utilization_percent: float = Field(default=30.0, gt=0, le=100)
     # A workload idle for at least this share of its GPU-hours gets a "release the GPU" recommendation.
@@ -156,6 +159,8 @@ class AdvisorConfig(StrictModel):
             raise ValueError("advisor.step must be at least 15s")
         if self.window < self.step * 12:
             raise ValueError("advisor.window must cover at least 12 steps")
+        if self.query_chunk < self.step:
+            raise ValueError("advisor.query_chunk must be at least one step")
         names = [c.name for c in self.gpu_classes]
         dupes = sorted({n for n in names if names.count(n) > 1})
         if dupes:

@@ -260,3 +260,26 @@ def test_missing_framebuffer_never_sizes_down_or_moves_to_cpu() -> None:
     [idle] = advice.recommendations
     assert idle.kind == Kind.IDLE_GPU and "framebuffer use unknown" in idle.evidence
     assert "no framebuffer history" in advice.tiering["deployment/ml/x"]
+
+
+def test_window_is_read_in_chunks_and_stitched() -> None:
+    from aiops.advisor.history import HistoryReader
+
+    t = END.timestamp() - STEP * np.arange(4 * 288)[::-1]
+    labels = {"UUID": "G1", "gpu": "0", "Hostname": "n1", "modelName": A100, "namespace": "ml", "pod": "a-5b8d7c9f6d-xk2zq"}
+
+    class Recording(_Client):
+        calls: list[tuple[str, datetime, datetime]] = []
+
+        def query_range(self, query: str, start: datetime, end: datetime, step: timedelta) -> list[RawSeries]:
+            self.calls.append((query, start, end))
+            sel = (t >= start.timestamp()) & (t <= end.timestamp())
+            return [RawSeries(labels, t[sel], np.full(int(sel.sum()), 40.0))] if "GPU_UTIL" in query else []
+
+    client = Recording()
+    history = HistoryReader(parse_config({"advisor": {"window": "4d", "query_chunk": "1d"}}), client).read(END)
+    util_calls = [c for c in client.calls if "GPU_UTIL" in c[0]]
+    assert len(util_calls) == 4
+    assert all(b[1] > a[2] for a, b in zip(util_calls, util_calls[1:]))  # no overlap
+    [track] = history.gpus
+    assert np.isfinite(track.utilization).sum() == 4 * 288
