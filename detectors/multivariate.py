@@ -282,8 +282,11 @@ class EntityAnomaly(Detector):
     ) -> list[Finding]:
         recent = 2 * self.smoothing
         # Reference: every entity's history except its own recent rows, which are what gets scored.
-        reference = np.concatenate([t.to_numpy(dtype=float)[:-recent] for t in tables.values() if len(t) > recent] or [np.empty((0, len(features)))])
-        reference = reference[-self.window :]
+        # Each entity contributes its newest rows, an equal share of the window, so that a large
+        # fleet is represented by all its members rather than by whichever came last.
+        histories = [t.to_numpy(dtype=float)[:-recent] for t in tables.values() if len(t) > recent]
+        share = max(1, self.window // max(len(histories), 1))
+        reference = np.concatenate([h[-share:] for h in histories] or [np.empty((0, len(features)))])
         if int((~np.all(np.isnan(reference), axis=1)).sum()) < self.min_reference:
             return []  # too little history to say what normal is: no opinion rather than a guess
         model = self._fit(reference)
