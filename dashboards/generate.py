@@ -30,9 +30,9 @@ Json = dict[str, Any]
 # --- building blocks ------------------------------------------------------------------------
 
 
-def target(expr: str, legend: str = "", *, instant: bool = False, ref: str = "A") -> Json:
+def target(expr: str, legend: str = "", *, instant: bool = False) -> Json:
+    """One PromQL query; its refId is assigned by the panel."""
     return {
-        "refId": ref,
         "datasource": DATASOURCE,
         "expr": expr,
         "legendFormat": legend or "__auto",
@@ -57,7 +57,6 @@ PANEL_OPTIONS: dict[str, Json] = {
         "tooltip": {"mode": "multi", "sort": "desc"},
     },
     "stat": {"reduceOptions": _REDUCE_LAST, "colorMode": "background", "graphMode": "none", "textMode": "auto"},
-    "gauge": {"reduceOptions": _REDUCE_LAST, "showThresholdMarkers": True},
     "bargauge": {"reduceOptions": _REDUCE_LAST, "displayMode": "gradient", "orientation": "horizontal"},
     "table": {"showHeader": True, "cellHeight": "sm"},
 }
