@@ -103,7 +103,7 @@ def run(args: argparse.Namespace) -> int:
         if args.format == "smd":
             return _run_smd(args, params)
         return _run_nab(args, params)
-    except (ReplayError, plugins.PluginError, ValueError, FileNotFoundError) as exc:
+    except (ReplayError, plugins.PluginError, ValueError, OSError) as exc:
         return fail(str(exc))
 
 
@@ -127,6 +127,7 @@ def _run_nab(args: argparse.Namespace, params: dict[str, Any]) -> int:
     make()  # fail on bad parameters before any work
     files = find_series_files(args.data)
     windows = load_windows(args.labels) if args.labels else None
+    instants = _instants(args)  # read before the replay so that a bad file fails fast
     progress = not args.quiet
     replayed = replay_corpus(files, make, progress=progress, desc=name)
     write_replayed(replayed, args.out)
@@ -146,7 +147,6 @@ def _run_nab(args: argparse.Namespace, params: dict[str, Any]) -> int:
     scored = {k: v for k, v in replayed.items() if k in windows}
     if not scored:
         return fail(f"none of the files under {args.data} has an entry in {args.labels}; keys must be paths relative to DATA")
-    instants = _instants(args)
     if instants is not None:
         instants = _labels_for(list(scored), instants)
     evaluations = [evaluate_corpus(name, scored, windows, instants)]
