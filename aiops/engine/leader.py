@@ -165,8 +165,10 @@ class LeaseElector:
 
     def _read(self) -> dict[str, Any] | None:
         try:
-            resp = self.api.read_namespaced_lease(self.name, self.namespace, _preload_content=False, _request_timeout=self.timeout)
-            return json.loads(resp.data)
+            resp: Any = self.api.read_namespaced_lease(
+                self.name, self.namespace, _preload_content=False, _request_timeout=self.timeout
+            )
+            return json.loads(resp.data)  # a raw urllib3 response
         except Exception as exc:
             err = classify(exc, f"get lease {self.namespace}/{self.name}")
             if is_not_found(err):
@@ -190,6 +192,7 @@ class LeaseElector:
 
     def _write(self, how: str, body: dict[str, Any]) -> bool:
         lease = k8s.V1Lease.from_dict(body)
+        assert lease is not None
         try:
             if how == "create":
                 self.api.create_namespaced_lease(self.namespace, lease, _preload_content=False, _request_timeout=self.timeout)

@@ -388,13 +388,13 @@ class GuardedWriter:
         if refusal is not None:
             return refusal
         if self.breaker.is_open(now):
-            until = self.breaker.opened_until()
+            reopens = self.breaker.opened_until()
             repeat = self.books.episode(Rail.CIRCUIT_BREAKER)
             self.books.set_episode(Rail.CIRCUIT_BREAKER, True)
             return Refusal(
                 Rail.CIRCUIT_BREAKER,
                 f"circuit breaker open: {self.config.breaker_threshold} actions in a row did not heal; "
-                f"no actions until {until:%Y-%m-%d %H:%M UTC} — a human should look at what is going on",
+                f"no actions until {reopens:%Y-%m-%d %H:%M UTC} — a human should look at what is going on",
                 repeat=repeat,
             )
         self.books.set_episode(Rail.CIRCUIT_BREAKER, False)

@@ -207,8 +207,10 @@ def read_configmap_value(
 ) -> str | None:
     """The value of one ConfigMap key; None when the ConfigMap or the key does not exist."""
     try:
-        resp = k8s.CoreV1Api(api).read_namespaced_config_map(name, namespace, _preload_content=False, _request_timeout=timeout)
-        data = json.loads(resp.data)
+        resp: Any = k8s.CoreV1Api(api).read_namespaced_config_map(
+            name, namespace, _preload_content=False, _request_timeout=timeout
+        )
+        data = json.loads(resp.data)  # a raw urllib3 response (no model deserialisation)
     except Exception as exc:
         err = classify(exc, f"get configmap {namespace}/{name}")
         if is_not_found(err):

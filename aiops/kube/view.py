@@ -335,7 +335,7 @@ class ArgoAppInfo:
     @classmethod
     def from_object(cls, obj: Mapping[str, Any]) -> ArgoAppInfo:
         meta, spec, status = obj.get("metadata") or {}, obj.get("spec") or {}, obj.get("status") or {}
-        source = spec.get("source") or next(iter(spec.get("sources") or ()), {}) or {}
+        source: Mapping[str, Any] = spec.get("source") or next(iter(spec.get("sources") or ()), {}) or {}
         op_state = status.get("operationState") or {}
         history = tuple(
             ArgoHistoryEntry(

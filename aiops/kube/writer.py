@@ -36,7 +36,10 @@ class KubeWriter:
             ("patch", "horizontalpodautoscalers"): lambda m, kw: self._autoscaling.patch_namespaced_horizontal_pod_autoscaler(
                 m.name, m.namespace, dict(m.body or {}), **kw
             ),
-            ("create", "events"): lambda m, kw: self._core.create_namespaced_event(m.namespace, dict(m.body or {}), **kw),
+            # The client validates a dict body into CoreV1Event itself (pydantic validate_call).
+            ("create", "events"): lambda m, kw: self._core.create_namespaced_event(
+                m.namespace, dict(m.body or {}), **kw  # type: ignore[arg-type]
+            ),
             # Argo CD Applications (rollback_model). Custom resources take no strategic merge.
             ("patch", "applications"): lambda m, kw: self._custom.patch_namespaced_custom_object(
                 "argoproj.io", "v1alpha1", m.namespace, "applications", m.name, dict(m.body or {}),

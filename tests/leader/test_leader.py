@@ -6,7 +6,6 @@ import time
 from pathlib import Path
 
 import pytest
-from tests.safety.kubecluster import NOW, decision, logged, make_config, seed_workload
 
 from aiops.engine.act import Actor
 from aiops.engine.leader import LeaseElector
@@ -14,6 +13,7 @@ from aiops.kube.client import build_api_client
 from aiops.model import ActionStatus, Entity
 from aiops.state import Store
 from aiops.testing.kubeapi import ADMIN_TOKEN, SA_TOKEN, KubeApiServer
+from tests.safety.kubecluster import NOW, decision, logged, make_config, seed_workload
 
 
 class Clock:

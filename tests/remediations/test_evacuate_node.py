@@ -6,11 +6,10 @@ from __future__ import annotations
 from datetime import timedelta
 from pathlib import Path
 
-from tests.safety.kubecluster import NOW, decision, finding, logged, make_actor, make_config, seed_workload, writes
-
 from aiops.model import ActionStatus, Entity
 from aiops.testing.kubeapi import KubeApiServer
 from aiops.testing.kubeapi_objects import make_daemonset_pod, make_pod
+from tests.safety.kubecluster import NOW, decision, finding, logged, make_actor, make_config, seed_workload, writes
 
 NODE = Entity("node", "gpu-1")
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import pytest
-from tests.safety.kubecluster import NOW, decision, finding
 
 from aiops.kube.plan import CORDONED_BY, ORIGINAL_REPLICAS, RESTARTED_AT, StagedPlan
 from aiops.kube.view import ClusterView, HpaInfo, NodeInfo, OwnerRef, PodInfo, WorkloadInfo
@@ -12,6 +11,7 @@ from remediations.advise import Advise
 from remediations.evacuate_node import EvacuateNode
 from remediations.restart_pod import RestartPod
 from remediations.scale_ahead import ScaleAhead
+from tests.safety.kubecluster import NOW, decision, finding
 
 
 def _view(*, hpa: HpaInfo | None = None, web_ready: int = 3, node_cordoned: bool = False, annotations: dict | None = None) -> ClusterView:

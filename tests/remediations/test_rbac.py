@@ -11,7 +11,6 @@ import pytest
 import yaml
 from kubernetes import client
 from kubernetes.client.exceptions import ApiException
-from tests.safety.kubecluster import CLUSTER_ROLE, NOW, decision, finding, make_config, seed_workload
 
 from aiops.engine.act import Actor
 from aiops.engine.leader import LeaseElector
@@ -20,6 +19,7 @@ from aiops.model import ActionStatus, Entity
 from aiops.state import Store
 from aiops.testing.kubeapi import SA_TOKEN, SA_USER, KubeApiServer
 from aiops.testing.kubeapi_objects import make_argo_application, make_deployment, make_hpa, make_statefulset
+from tests.safety.kubecluster import CLUSTER_ROLE, NOW, decision, finding, make_config, seed_workload
 
 
 def _granted() -> set[tuple[str, str, str]]:

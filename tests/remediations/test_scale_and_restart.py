@@ -5,12 +5,11 @@ from __future__ import annotations
 from datetime import timedelta
 from pathlib import Path
 
-from tests.safety.kubecluster import NOW, decision, finding, make_actor, make_config, seed_workload
-
 from aiops.kube.plan import ORIGINAL_REPLICAS, RESTARTED_AT
 from aiops.model import ActionStatus, Entity
 from aiops.testing.kubeapi import KubeApiServer
 from aiops.testing.kubeapi_objects import make_hpa
+from tests.safety.kubecluster import NOW, decision, finding, make_actor, make_config, seed_workload
 
 MODEL = Entity("model", "llama", "default")
 

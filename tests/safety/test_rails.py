@@ -6,11 +6,11 @@ from datetime import timedelta
 from pathlib import Path
 
 import pytest
-from tests.safety.kubecluster import NOW, decision, logged, make_actor, make_config, seed_workload, writes
 
 from aiops.model import ActionStatus, Entity, Mode
 from aiops.testing.kubeapi import KubeApiServer
 from aiops.testing.kubeapi_objects import make_configmap, make_pod
+from tests.safety.kubecluster import NOW, decision, logged, make_actor, make_config, seed_workload, writes
 
 
 def pod(name: str, ns: str = "default") -> Entity:
