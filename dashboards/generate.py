@@ -192,6 +192,21 @@ DATASOURCE_VARIABLE: Json = {
 }
 
 
+# Marks on every graph where aiops changed the cluster, so cause and effect line up.
+ACTIONS_ANNOTATION: Json = {
+    "name": "aiops actions",
+    "datasource": DATASOURCE,
+    "enable": True,
+    "hide": False,
+    "iconColor": "orange",
+    "expr": 'sum by (action) (increase(aiops_actions_total{status="applied"}[2m])) > 0',
+    "step": "1m",
+    "titleFormat": "aiops applied {{action}}",
+    "textFormat": "see `aiops history --kind action`",
+    "useValueForTime": False,
+}
+
+
 def dashboard(uid: str, title: str, description: str, variables: list[Json], items: list[Panel | Row]) -> Json:
     layout = Layout()
     for item in items:
@@ -218,9 +233,11 @@ def dashboard(uid: str, title: str, description: str, variables: list[Json], ite
         "timezone": "",
         "links": [{"type": "dashboards", "tags": ["aiops"], "asDropdown": True, "title": "aiops dashboards",
                    "includeVars": False, "keepTime": True}],
-        "annotations": {"list": [{"builtIn": 1, "datasource": {"type": "grafana", "uid": "-- Grafana --"},
-                                  "enable": True, "hide": True, "iconColor": "rgba(0, 211, 255, 1)",
-                                  "name": "Annotations & Alerts", "type": "dashboard"}]},
+        "annotations": {"list": [
+            {"builtIn": 1, "datasource": {"type": "grafana", "uid": "-- Grafana --"}, "enable": True, "hide": True,
+             "iconColor": "rgba(0, 211, 255, 1)", "name": "Annotations & Alerts", "type": "dashboard"},
+            ACTIONS_ANNOTATION,
+        ]},
         "templating": {"list": [DATASOURCE_VARIABLE, *variables]},
         "panels": layout.panels,
     }

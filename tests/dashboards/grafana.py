@@ -58,6 +58,9 @@ def queries(path: Path) -> list[Query]:
     for panel in all_panels(model):
         for t in panel.get("targets", []):
             found.append(Query(path.name, panel["title"], t["expr"], bool(t.get("instant"))))
+    for annotation in model["annotations"]["list"]:
+        if "expr" in annotation:
+            found.append(Query(path.name, f"annotation {annotation['name']}", annotation["expr"]))
     for variable in model["templating"]["list"]:
         if variable["type"] != "query":
             continue

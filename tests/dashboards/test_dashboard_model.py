@@ -102,6 +102,14 @@ def test_every_panel_uses_the_datasource_variable(dashboard: tuple[Path, dict[st
         assert steps[0]["value"] is None and all(a["value"] < b["value"] for a, b in itertools.pairwise(steps[1:]))
 
 
+def test_query_annotations_use_the_datasource_variable(dashboard: tuple[Path, dict[str, Any]]) -> None:
+    _, model = dashboard
+    queried = [a for a in model["annotations"]["list"] if "expr" in a]
+    assert queried, "every dashboard marks aiops's actions"
+    for annotation in queried:
+        assert annotation["datasource"] == DATASOURCE and annotation["expr"].strip()
+
+
 def test_template_variables_defined_before_use(dashboard: tuple[Path, dict[str, Any]]) -> None:
     _, model = dashboard
     variables = model["templating"]["list"]
