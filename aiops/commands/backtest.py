@@ -252,14 +252,19 @@ def _run_smd(args: argparse.Namespace, params: dict[str, Any]) -> int:
 def _print_smd_report(results: Mapping[str, Mapping[str, Any]], threshold: float) -> None:
     print(f"Point-wise F1 without point adjustment. 'F1@thr' uses the fixed threshold {threshold:g} (no label peeking);")
     print("'F1@shared' the one threshold best for all machines together and 'best/machine' each machine's own")
-    print("best threshold: both peek at labels and are upper bounds. Delay = first detection minus segment start.")
-    head = f"{'detector':<16}{'F1@thr':>8}{'F1@shared':>10}{'best/machine':>13}{'ev.recall':>10}{'delay':>9}{'pts/s':>11}"
+    print("best threshold: both peek at labels and are upper bounds. F1 columns are means over machines; 'pooled'")
+    print("treats all machines' rows as one series. Delay = first detection minus segment start (median).")
+    head = (
+        f"{'detector':<16}{'F1@thr':>8}{'pooled':>8}{'F1@shared':>10}{'pooled':>8}{'best/machine':>13}"
+        f"{'ev.recall':>10}{'delay':>9}{'pts/s':>11}"
+    )
     print(head)
     print("-" * len(head))
     for run_name, r in results.items():
         rate = r["points"] / r["seconds"] if r["seconds"] > 0 else float("inf")
         print(
-            f"{run_name:<16}{r['mean_f1']:>8.3f}{r['mean_f1_at_shared_best']:>10.3f}{r['mean_best_f1_per_machine']:>13.3f}"
+            f"{run_name:<16}{r['mean_f1']:>8.3f}{r['pooled_f1']:>8.3f}{r['mean_f1_at_shared_best']:>10.3f}"
+            f"{r['pooled_f1_at_shared_best']:>8.3f}{r['mean_best_f1_per_machine']:>13.3f}"
             f"{r['event_recall']:>10.2f}{_duration(r['median_delay_seconds']):>9}{_rate(rate):>11}"
         )
     main = next(iter(results.values()))

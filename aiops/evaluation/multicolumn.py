@@ -171,12 +171,18 @@ def evaluate_machines(scored: Sequence[Scored], threshold: float) -> dict[str, A
                 false_alarms_per_day=false_alarms_per_day(flagged, s.labels, s.timestamps),
             )
         )
-    shared_threshold, _ = best_f1_threshold([s.labels for s in labelled], [s.scores for s in labelled]) if labelled else (float("nan"), 0.0)
+    shared_threshold, pooled_shared = best_f1_threshold([s.labels for s in labelled], [s.scores for s in labelled]) if labelled else (float("nan"), 0.0)
     shared = [point_metrics(s.labels, s.scores >= shared_threshold).f1 for s in labelled]
+    pooled = point_metrics(
+        np.concatenate([s.labels for s in labelled]), np.concatenate([s.scores >= threshold for s in labelled])
+    ) if labelled else None
     events = sum(m.events for m in per_machine)
     return {
         "threshold": threshold,
         "mean_f1": float(np.mean([m.point.f1 for m in per_machine])) if per_machine else float("nan"),
+        # All machines' rows as one series, as many papers report SMD.
+        "pooled_f1": pooled.f1 if pooled else float("nan"),
+        "pooled_f1_at_shared_best": pooled_shared,
         "event_recall": sum(m.events_detected for m in per_machine) / events if events else float("nan"),
         "median_delay_seconds": float(np.nanmedian([m.median_delay_seconds for m in per_machine])) if per_machine and not all(np.isnan(m.median_delay_seconds) for m in per_machine) else float("nan"),
         "shared_best_threshold": shared_threshold,
