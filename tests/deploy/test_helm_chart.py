@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 from typing import Any
 
@@ -196,3 +197,23 @@ def test_values_schema_rejects_mistakes_at_install(helm: str, value: str, compla
                             timeout=60, check=False)
     assert result.returncode != 0
     assert complaint in result.stderr
+
+
+def _install_notes(helm: str, *values: Any) -> str:
+    args = [helm, "install", "aiops", str(CHART), "--namespace", "aiops", "--dry-run=client"]
+    for path in values:
+        args += ["--values", str(path)]
+    env = {**os.environ, "KUBECONFIG": os.devnull}  # offline: never talk to a cluster
+    result = subprocess.run(args, capture_output=True, text=True, timeout=60, check=False, env=env)
+    assert result.returncode == 0, result.stderr
+    return result.stdout.split("NOTES:", 1)[1]
+
+
+def test_install_notes_say_the_mode_and_what_is_missing(helm: str) -> None:
+    notes = _install_notes(helm)
+    assert "in observe mode with dry-run on" in notes
+    assert "No Secret is referenced" in notes
+    assert "patch configmap aiops-control" in notes
+    production = _install_notes(helm, PRODUCTION_VALUES)
+    assert "in suggest mode with dry-run on" in production
+    assert "No Secret is referenced" not in production
