@@ -34,6 +34,11 @@ class ChannelConfig(StrictModel):
     plugin: str = Field(min_length=1)
     params: dict[str, Any] = Field(default_factory=dict)
     enabled: bool = True
+    # Another channel that takes over what this one could not deliver: a permanent error, a spent
+    # retry budget, or anything still waiting after ``fallback_after`` (a throttled DingTalk robot
+    # holds messages for 10 minutes; a critical alert should not wait that long).
+    fallback: str | None = None
+    fallback_after: Duration = timedelta(minutes=2)
 
 
 class Mentions(StrictModel):
@@ -113,6 +118,9 @@ class NotifyConfig(StrictModel):
         dupes = sorted({n for n in names if names.count(n) > 1})
         if dupes:
             raise ValueError(f"notify route names must be unique, repeated: {', '.join(dupes)}")
+        for name, ch in self.channels.items():
+            if ch.fallback is not None and (ch.fallback == name or ch.fallback not in self.channels):
+                raise ValueError(f"channel {name!r} falls back to {ch.fallback!r}, which must be another channel under notify.channels")
         for route in self.routes:
             unknown = [c for c in route.channels if c not in self.channels]
             if unknown:

@@ -65,6 +65,9 @@ _SCHEMA = (
 )
 
 PENDING, SENDING, DELIVERED, FAILED, SUPERSEDED = "pending", "sending", "delivered", "failed", "superseded"
+# Handed to the channel's fallback (a copy is queued there).
+REROUTED = "rerouted"
+_FALLBACK_GROUP = "fallback:"
 # Batches one channel may send in one flush: bounds the time a flush can take.
 _MAX_BATCHES_PER_FLUSH = 20
 
@@ -85,6 +88,7 @@ class ChannelReport:
     delivered: int = 0
     retried: int = 0
     failed: int = 0
+    rerouted: int = 0
     pending: int = 0
     last_error: str = ""
 
@@ -98,9 +102,12 @@ class Batch:
 
 
 class Outbox:
-    def __init__(self, store: Store, config: OutboxConfig | None = None) -> None:
+    def __init__(self, store: Store, config: OutboxConfig | None = None, *,
+                 fallbacks: Mapping[str, tuple[str, float]] | None = None) -> None:
         self.store = store
         self.config = config or OutboxConfig()
+        # channel -> (fallback channel, seconds a row may wait before it is handed over)
+        self.fallbacks = dict(fallbacks or {})
         for ddl in _SCHEMA:
             store.ensure_schema(ddl)
 
@@ -179,11 +186,22 @@ class Outbox:
         with ThreadPoolExecutor(max_workers=len(notifiers), thread_name_prefix="notify") as pool:
             futures = {name: pool.submit(self._flush_channel, name, n, now) for name, n in notifiers.items()}
             reports = {name: fut.result() for name, fut in futures.items()}
+        # What was handed to a fallback this flush goes out now, not a cycle later.
+        handed = {self.fallbacks[name][0] for name, r in reports.items() if r.rerouted and name in self.fallbacks}
+        for target in sorted(handed & set(notifiers)):
+            again = self._flush_channel(target, notifiers[target], now)
+            first = reports[target]
+            first.delivered += again.delivered
+            first.retried += again.retried
+            first.failed += again.failed
+            first.pending = again.pending
+            first.last_error = again.last_error or first.last_error
         self._prune(now)
         return reports
 
     def _flush_channel(self, channel: str, notifier: Notifier, now: datetime) -> ChannelReport:
         report = ChannelReport()
+        report.rerouted += self._reroute_waiting(channel, now)
         for _ in range(_MAX_BATCHES_PER_FLUSH):
             wait = getattr(notifier, "wait_seconds", None)
             if wait is not None and wait() > 0:
@@ -242,6 +260,49 @@ class Outbox:
             log.error("outbox: notifier %s raised %s; the batch will be retried", batch.channel, type(exc).__name__)
             return Delivery(DeliveryStatus.RETRY, f"notifier raised {type(exc).__name__}")
 
+    def _reroute(self, conn: sqlite3.Connection, channel: str, row_ids: Sequence[str], reason: str, t: float) -> int:
+        """Queue copies of rows on the channel's fallback and mark them rerouted; 0 without a fallback.
+
+        A copy keeps the notification id, so one already queued there directly is not duplicated,
+        and rows that are themselves fallbacks are never handed on again (no loops)."""
+        fallback = self.fallbacks.get(channel)
+        if fallback is None or not row_ids:
+            return 0
+        target = fallback[0]
+        marks = ",".join("?" * len(row_ids))
+        rows = conn.execute(
+            f"SELECT id, key, severity_rank, notification FROM notify_outbox WHERE id IN ({marks}) AND grp NOT LIKE ?",
+            (*row_ids, _FALLBACK_GROUP + "%"),
+        ).fetchall()
+        for row in rows:
+            notification_id = row["id"].rsplit(":", 1)[0]
+            conn.execute(
+                "INSERT OR IGNORE INTO notify_outbox (id, channel, grp, key, severity_rank, notification, state, "
+                "created_at, next_attempt_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (f"{notification_id}:{target}", target, _FALLBACK_GROUP + channel, row["key"], row["severity_rank"],
+                 row["notification"], PENDING, t, t, t),
+            )
+            conn.execute(
+                "UPDATE notify_outbox SET state = ?, batch_id = NULL, updated_at = ?, last_error = ? WHERE id = ?",
+                (REROUTED, t, f"handed to {target}: {reason}"[:500], row["id"]),
+            )
+        if rows:
+            metrics.NOTIFICATIONS.labels(channel=channel, result="rerouted").inc(len(rows))
+            log.warning("outbox: %d notification(s) of channel %s handed to fallback %s (%s)", len(rows), channel, target, reason)
+        return len(rows)
+
+    def _reroute_waiting(self, channel: str, now: datetime) -> int:
+        fallback = self.fallbacks.get(channel)
+        if fallback is None:
+            return 0
+        t = now.timestamp()
+        with self.store.transaction() as conn:
+            ids = [r["id"] for r in conn.execute(
+                "SELECT id FROM notify_outbox WHERE channel = ? AND state = ? AND batch_id IS NULL AND created_at <= ? AND grp NOT LIKE ?",
+                (channel, PENDING, t - fallback[1], _FALLBACK_GROUP + "%"),
+            ).fetchall()]
+            return self._reroute(conn, channel, ids, f"still undelivered after {fallback[1]:.0f}s", t)
+
     def backoff_seconds(self, attempts: int) -> float:
         base = self.config.backoff_initial.total_seconds() * 2 ** max(0, attempts - 1)
         capped = min(base, self.config.backoff_max.total_seconds())
@@ -277,6 +338,9 @@ class Outbox:
                     reason = delivery.detail if delivery.status is DeliveryStatus.GIVE_UP else (
                         f"retry budget spent after {row['attempts']} attempts: {delivery.detail}"
                     )
+                    if self._reroute(conn, batch.channel, [row["id"]], reason, t):
+                        report.rerouted += 1
+                        continue
                     conn.execute(
                         "UPDATE notify_outbox SET state = ?, updated_at = ?, last_error = ? WHERE id = ?",
                         (FAILED, t, reason, row["id"]),
@@ -321,6 +385,6 @@ class Outbox:
         cutoff = now.timestamp() - self.config.retention.total_seconds()
         with self.store.transaction() as conn:
             conn.execute(
-                "DELETE FROM notify_outbox WHERE state IN (?, ?, ?) AND updated_at < ?",
-                (DELIVERED, FAILED, SUPERSEDED, cutoff),
+                "DELETE FROM notify_outbox WHERE state IN (?, ?, ?, ?) AND updated_at < ?",
+                (DELIVERED, FAILED, SUPERSEDED, REROUTED, cutoff),
             )

@@ -210,7 +210,12 @@ class NotifyStage:
         self.store = store
         self.notifiers = dict(notifiers)
         self.router = Router(config.notify.routes, list(self.notifiers), config.policy.notify_min_severity)
-        self.outbox = Outbox(store, config.notify.outbox)
+        fallbacks = {
+            name: (ch.fallback, ch.fallback_after.total_seconds())
+            for name, ch in config.notify.channels.items()
+            if ch.fallback is not None and name in self.notifiers and ch.fallback in self.notifiers
+        }
+        self.outbox = Outbox(store, config.notify.outbox, fallbacks=fallbacks)
         store.ensure_schema(_LEDGER)
         from aiops.model import utcnow
 

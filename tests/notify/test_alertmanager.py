@@ -204,7 +204,7 @@ def test_webhook_accepts_version_4_and_stores_durably(tmp_path: Path) -> None:
     assert (code, answer) == (200, {"status": "ok", "received": 1, "stored": 1})
     store.close()
     reopened = AlertInbox(Store(tmp_path / "s.sqlite"))  # survives a restart
-    now = datetime(2026, 11, 25, 9, 0, tzinfo=UTC)
+    now = datetime.now(UTC)  # the handler stamps arrival with the wall clock
     [f] = reopened.findings(now)
     assert (f.signal, f.entity.kind, f.entity.name, f.score) == ("KubeNodeNotReady", "node", "n1", 0.8)
     assert reopened.findings(now + timedelta(hours=7)) == []  # Alertmanager stopped repeating it: stale

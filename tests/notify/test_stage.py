@@ -265,3 +265,35 @@ def _envelopes(stage: NotifyStage) -> list[Any]:
 
     [n] = build_notifications([finding()], [], cycle_id="c", min_severity=Severity.WARNING)
     return [Envelope("dingtalk", "default", n), Envelope("email", "default", n)]
+
+
+# --- fallback ------------------------------------------------------------------------------------
+def fallback_stage(rig: Rig) -> NotifyStage:
+    cfg = rig.config().model_dump(by_alias=True)
+    cfg["notify"]["channels"]["dingtalk"]["fallback"] = "email"
+    cfg["notify"]["routes"] = [{"name": "chat", "channels": ["dingtalk"]}]
+    return NotifyStage.from_config(config(cfg["notify"]), Store(rig.path))
+
+
+def test_permanent_dingtalk_error_hands_the_message_to_email(rig: Rig) -> None:
+    rig.robot.fail_next(310000, "keywords not in content")
+    stage = fallback_stage(rig)
+    before = sample("aiops_notifications_total", channel="dingtalk", result="rerouted")
+    stage.notify([finding()], [], cycle_id="c1", now=NOW, degraded=False)
+    [mail] = rig.smtp.messages  # same cycle, through the fallback
+    assert "pod/ml/llama-0" in mail["Subject"]
+    [row] = stage.outbox.rows("dingtalk")
+    assert row["state"] == "rerouted" and "310000" in str(row["last_error"])
+    assert sample("aiops_notifications_total", channel="dingtalk", result="rerouted") == before + 1
+
+
+def test_throttled_robot_hands_waiting_messages_to_email_after_fallback_after(rig: Rig) -> None:
+    rig.robot.fail_next(130101, "send too fast")
+    stage = fallback_stage(rig)
+    stage.notify([finding(pod("a"))], [], cycle_id="c1", now=NOW, degraded=False)
+    stage.notify([finding(pod("a"))], [], cycle_id="c2", now=NOW + timedelta(minutes=1), degraded=False)
+    assert rig.smtp.messages == []  # still within fallback_after (2m)
+    stage.notify([finding(pod("a"))], [], cycle_id="c3", now=NOW + timedelta(minutes=2, seconds=1), degraded=False)
+    assert len(rig.smtp.messages) == 1 and len(rig.robot.requests) == 1
+    assert stage.outbox.pending("dingtalk") == 0  # handed over, so never also sent when the hold ends
+    assert {r["state"] for r in stage.outbox.rows("dingtalk")} <= {"rerouted", "superseded"}
