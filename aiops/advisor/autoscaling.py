@@ -204,7 +204,7 @@ def analyse_hpa(
         target_value=hpa.target_value,
         knee_utilization=knee,
         recommended_target=recommended,
-        breach_minutes=float(np.count_nonzero(breach)) * step_min,
+        breach_minutes=float(np.count_nonzero(breach)) * step_min if latency is not None else math.nan,
         wasted_gpu_hours=gpu_hours,
     )
     return HpaAdvice(curve, recs, notes, summary)

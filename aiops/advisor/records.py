@@ -219,7 +219,7 @@ class HpaSummary:
     target_value: float | None
     knee_utilization: float | None
     recommended_target: int | None
-    breach_minutes: float
+    breach_minutes: float  # NaN without latency history
     wasted_gpu_hours: float
 
 
