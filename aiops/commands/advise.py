@@ -16,6 +16,7 @@ from pydantic import ValidationError
 
 from aiops.commands._common import EXIT_DEGRADED, EXIT_OK, EXIT_USAGE, add_config_arg, fail, load_or_explain
 from aiops.config.advisor import AdvisorConfig
+from aiops.config.prometheus import PrometheusConfig
 from aiops.config.base import parse_duration
 from aiops.model import utcnow
 
@@ -28,6 +29,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     add_config_arg(p)
+    p.add_argument("--prometheus-url", metavar="URL", help="Prometheus to read (default: prometheus.url)")
     p.add_argument("--window", metavar="DURATION", help="history to analyse, e.g. 7d or 36h (default: advisor.window)")
     p.add_argument("--step", metavar="DURATION", help="resolution, e.g. 5m (default: advisor.step)")
     p.add_argument("--end", metavar="TIME", help="end of the window, ISO 8601 in UTC (default: now)")
@@ -51,7 +53,7 @@ def run(args: argparse.Namespace) -> int:
     config = load_or_explain(args.config)
     if config is None:
         return EXIT_USAGE
-    overrides = {}
+    overrides: dict[str, object] = {}
     try:
         if args.window:
             overrides["window"] = parse_duration(args.window)
@@ -68,6 +70,12 @@ def run(args: argparse.Namespace) -> int:
         except ValidationError as exc:
             return fail(f"invalid option: {exc.errors(include_url=False)[0]['msg'].removeprefix('Value error, ')}")
         config = config.model_copy(update={"advisor": advisor})
+    if args.prometheus_url:
+        try:
+            prometheus = PrometheusConfig.model_validate({**config.prometheus.model_dump(), "url": args.prometheus_url})
+        except ValidationError:
+            return fail(f"--prometheus-url {args.prometheus_url!r} is not a URL; give one like http://127.0.0.1:9090")
+        config = config.model_copy(update={"prometheus": prometheus})
     try:
         advice = advise(config, end)
     except AdvisorError as exc:

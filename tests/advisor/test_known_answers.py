@@ -194,7 +194,7 @@ def test_cli(prometheus: PrometheusServer, written: Written, tmp_path: Path, cap
     out = capsys.readouterr().out
     assert "[idle_gpu] deployment/research/notebook" in out and "[prescale] hpa/serving/chat" in out
     assert (tmp_path / "out" / "report.html").is_file()
-    assert main(["advise", "-c", str(cfg), "--end", end, "--json", "--no-files"]) == 0
+    assert main(["advise", "--prometheus-url", prometheus.url, "--window", "4d", "--end", end, "--json", "--no-files"]) == 0
     data = json.loads(capsys.readouterr().out)
     assert {r["kind"] for r in data["recommendations"]} >= {"idle_gpu", "mig", "hpa_target", "prescale", "hpa_scale_down"}
 
@@ -205,3 +205,5 @@ def test_cli_explains_an_outage(tmp_path: Path, capsys: pytest.CaptureFixture[st
     assert main(["advise", "-c", str(cfg), "--no-files"]) == 1
     err = capsys.readouterr().err
     assert "cannot connect" in err and "Traceback" not in err
+    assert main(["advise", "--prometheus-url", "not a url", "--no-files"]) == 2
+    assert "is not a URL" in capsys.readouterr().err
