@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 import numpy as np
@@ -283,3 +284,13 @@ def test_window_is_read_in_chunks_and_stitched() -> None:
     assert all(b[1] > a[2] for a, b in zip(util_calls, util_calls[1:]))  # no overlap
     [track] = history.gpus
     assert np.isfinite(track.utilization).sum() == 4 * 288
+
+
+def test_well_tuned_hpa_gets_no_advice() -> None:
+    h = _chat_history(lambda u: np.full(u.shape, 0.04), target_metric="DCGM_FI_DEV_GPU_UTIL", target_value=60.0)
+    h = History(h.start, h.end, h.step_seconds, h.timestamps, h.gpus,
+                (replace(h.hpas[0], current_replicas=np.full(h.timestamps.shape, 1.0)),), h.latencies)
+    advice = analyze(h, AdvisorConfig(), END)
+    assert [r for r in advice.recommendations if r.target.kind == "hpa"] == []
+    [summary] = advice.hpas
+    assert summary.knee_utilization is None and summary.breach_minutes == 0 and summary.wasted_gpu_hours == 0
