@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from typing import Any
 
 import yaml
@@ -45,3 +46,15 @@ def test_extras_are_off_by_default(default_docs: list[dict[str, Any]]) -> None:
     assert by_kind(default_docs, "PrometheusRule") == []
     assert [d for d in by_kind(default_docs, "ConfigMap") if d["metadata"]["name"].endswith("-dashboards")] == []
     assert one(default_docs, "Deployment")
+
+
+def test_readme_documents_real_values() -> None:
+    values = yaml.safe_load((CHART / "values.yaml").read_text())
+    keys = re.findall(r"^\| `([\w.]+)`(?:, `([\w.]+)`)? \|", (CHART / "README.md").read_text(), flags=re.M)
+    documented = [k for pair in keys for k in pair if k]
+    assert len(documented) >= 12
+    for dotted in documented:
+        node: Any = values
+        for part in dotted.split("."):
+            assert isinstance(node, dict) and part in node, f"README documents {dotted}, which values.yaml lacks"
+            node = node[part]
