@@ -50,7 +50,7 @@ def test_extras_are_off_by_default(default_docs: list[dict[str, Any]]) -> None:
 
 def test_readme_documents_real_values() -> None:
     values = yaml.safe_load((CHART / "values.yaml").read_text())
-    keys = re.findall(r"^\| `([\w.]+)`(?:, `([\w.]+)`)? \|", (CHART / "README.md").read_text(), flags=re.M)
+    keys = re.findall(r"^\| `([\w.]+)`(?:, `([\w.]+)`)? \|", (CHART / "README.md").read_text(), flags=re.MULTILINE)
     documented = [k for pair in keys for k in pair if k]
     assert len(documented) >= 12
     for dotted in documented:
