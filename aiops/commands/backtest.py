@@ -197,7 +197,7 @@ def _instants(args: argparse.Namespace) -> dict[str, list[pd.Timestamp]] | None:
 
 
 def _print_nab_report(evaluations: Sequence[CorpusEvaluation]) -> None:
-    head = f"{'detector':<16}{'standard':>9}{'low_FP':>8}{'low_FN':>8}{'prec':>7}{'recall':>7}{'F1':>7}{'ev.rec':>7}{'lead':>9}{'FA/day':>8}{'pts/s':>11}"
+    head = f"{'detector':<16}{'standard':>9}{'low_FP':>8}{'low_FN':>8}{'prec':>7}{'recall':>7}{'F1':>7}{'ev.rec':>7}{'lead':>9}{'FA/day':>8}{'pts/s':>13}"
     print("NAB normalised scores (threshold optimised per profile over the corpus); point and event")
     print("figures at the standard threshold, point-wise without point adjustment; lead = labelled")
     print("instant minus first detection in the window (median).")
@@ -209,7 +209,7 @@ def _print_nab_report(evaluations: Sequence[CorpusEvaluation]) -> None:
             f"{e.detector:<16}{nab['standard'].normalized:>9.1f}{nab['reward_low_FP'].normalized:>8.1f}"
             f"{nab['reward_low_FN'].normalized:>8.1f}{e.point.precision:>7.3f}{e.point.recall:>7.3f}{e.point.f1:>7.3f}"
             f"{e.events.recall:>7.2f}{_duration(e.events.median_lead_seconds):>9}{e.false_alarms_per_day:>8.2f}"
-            f"{_rate(e.points_per_second):>11}"
+            f"{_rate(e.points_per_second):>13}"
         )
 
 
@@ -256,7 +256,7 @@ def _print_smd_report(results: Mapping[str, Mapping[str, Any]], threshold: float
     print("treats all machines' rows as one series. Delay = first detection minus segment start (median).")
     head = (
         f"{'detector':<16}{'F1@thr':>8}{'pooled':>8}{'F1@shared':>10}{'pooled':>8}{'best/machine':>13}"
-        f"{'ev.recall':>10}{'delay':>9}{'pts/s':>11}"
+        f"{'ev.recall':>10}{'delay':>9}{'pts/s':>13}"
     )
     print(head)
     print("-" * len(head))
@@ -265,7 +265,7 @@ def _print_smd_report(results: Mapping[str, Mapping[str, Any]], threshold: float
         print(
             f"{run_name:<16}{r['mean_f1']:>8.3f}{r['pooled_f1']:>8.3f}{r['mean_f1_at_shared_best']:>10.3f}"
             f"{r['pooled_f1_at_shared_best']:>8.3f}{r['mean_best_f1_per_machine']:>13.3f}"
-            f"{r['event_recall']:>10.2f}{_duration(r['median_delay_seconds']):>9}{_rate(rate):>11}"
+            f"{r['event_recall']:>10.2f}{_duration(r['median_delay_seconds']):>9}{_rate(rate):>13}"
         )
     main = next(iter(results.values()))
     for m in main["machines"]:
