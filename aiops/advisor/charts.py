@@ -86,18 +86,14 @@ def latency_vs_utilization(curve: LatencyCurve, slo_seconds: float, path: Path) 
     return path
 
 
-def latency_chart_name(curve: LatencyCurve) -> str:
-    return f"latency_{_slug(curve.hpa.namespace)}_{_slug(curve.hpa.name)}"
-
-
 def draw_all(advice: Advice, out_dir: Path) -> dict[str, Path]:
-    """Every chart of the report, by a stable name; paths are inside ``out_dir``."""
+    """Every chart of the report by name ("latency:<hpa key>" per HPA); paths are inside ``out_dir``."""
     out_dir.mkdir(parents=True, exist_ok=True)
     charts = {
         "utilization": utilization_distributions(advice, out_dir / "utilization.png"),
         "idle_heatmap": idle_heatmap(advice, out_dir / "idle_heatmap.png"),
     }
     for curve in advice.curves:
-        name = latency_chart_name(curve)
-        charts[name] = latency_vs_utilization(curve, advice.latency_slo_seconds, out_dir / f"{name}.png")
+        path = out_dir / f"latency_{_slug(curve.hpa.namespace)}_{_slug(curve.hpa.name)}.png"
+        charts[f"latency:{curve.hpa.key}"] = latency_vs_utilization(curve, advice.latency_slo_seconds, path)
     return charts

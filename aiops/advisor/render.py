@@ -13,7 +13,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from aiops.advisor.charts import draw_all, latency_chart_name
 from aiops.advisor.records import Advice, Recommendation, Saving, Usage
 
 # --- shared wording -------------------------------------------------------------------------
@@ -169,16 +168,22 @@ def build_document(advice: Advice, charts: dict[str, Path]) -> list[Block]:
             else:
                 knee = f"p99 stayed under {slo} at every utilisation seen"
             doc.append(Paragraph(f"{curve.hpa} (model {curve.model}): {knee}."))
-            name = latency_chart_name(curve)
-            if name in charts:
-                doc.append(Image(charts[name].name, f"p99 latency vs utilisation for {curve.hpa}"))
+            chart = charts.get(f"latency:{curve.hpa.key}")
+            if chart is not None:
+                doc.append(Image(chart.name, f"p99 latency vs utilisation for {curve.hpa}"))
     return doc
 
 
 def _recommendation_blocks(advice: Advice) -> list[Block]:
     if not advice.recommendations:
         return [Paragraph("No changes recommended: every workload is sized to its use.")]
-    blocks: list[Block] = []
+    blocks: list[Block] = [
+        Table(
+            ["#", "kind", "target", "expected saving"],
+            [[str(i), str(r.kind), r.target.key, describe_saving(r.saving, advice.currency)]
+             for i, r in enumerate(advice.recommendations, 1)],
+        )
+    ]
     for i, r in enumerate(advice.recommendations, 1):
         blocks.append(Heading(f"{i}. {r.title}", 3))
         blocks.append(Paragraph(f"Evidence: {r.evidence}"))
@@ -384,6 +389,8 @@ class ReportFiles:
 
 def write_reports(advice: Advice, out_dir: str | Path) -> ReportFiles:
     """Write report.md, report.html, advice.json and the PNG charts into ``out_dir``."""
+    from aiops.advisor.charts import draw_all  # matplotlib loads only when a report is drawn
+
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     charts = draw_all(advice, out)

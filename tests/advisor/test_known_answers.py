@@ -144,7 +144,8 @@ def test_prices_turn_into_costs(prometheus: PrometheusServer, written: Written) 
 
 def test_reports_are_written(advice: Advice, tmp_path: Path) -> None:
     files = write_reports(advice, tmp_path)
-    assert set(files.charts) == {"utilization", "idle_heatmap", "latency_serving_chat"}
+    assert set(files.charts) == {"utilization", "idle_heatmap", "latency:hpa/serving/chat"}
+    assert files.charts["latency:hpa/serving/chat"].name == "latency_serving_chat.png"
     for png in files.charts.values():
         assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     md = files.markdown.read_text()
