@@ -25,7 +25,13 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from tenacity import RetryError, Retrying, retry_if_exception, stop_after_attempt, wait_exponential
+from tenacity import (
+    RetryError,
+    Retrying,
+    retry_if_exception,
+    stop_after_attempt,
+    wait_exponential,
+)
 
 from aiops import metrics
 from aiops.config.safety import KillSwitchConfig, SafetyConfig
@@ -33,7 +39,17 @@ from aiops.kube.errors import KubeApiError
 from aiops.kube.plan import RESTORE, StagedPlan, waiting_of
 from aiops.kube.view import REMEDIATE_LABEL, ClusterView
 from aiops.kube.writer import KubeWriter
-from aiops.model import ActionResult, ActionStatus, Decision, Entity, Mode, Mutation, Plan, from_epoch
+from aiops.model import (
+    ActionResult,
+    ActionStatus,
+    Decision,
+    Entity,
+    Mode,
+    Mutation,
+    Plan,
+    from_epoch,
+)
+from aiops.notify.alertmanager import silence_labels
 from aiops.state import Store
 
 log = logging.getLogger(__name__)
@@ -345,18 +361,6 @@ class GuardedWriter:
             return Refusal(Rail.OPT_OUT, f"opt-in mode: {target.key} is not labelled {REMEDIATE_LABEL}=true")
         return None
 
-    def _silence_labels(self, decision: Decision, target: Entity) -> dict[str, str]:
-        labels = {target.kind: target.name, "detector": decision.finding.detector, "signal": decision.finding.signal}
-        if target.namespace:
-            labels["namespace"] = target.namespace
-        for entity in (decision.target, decision.finding.entity):
-            labels.setdefault(entity.kind, entity.name)
-            if entity.namespace:
-                labels.setdefault("namespace", entity.namespace)
-        if decision.finding.severity is not None:
-            labels["severity"] = decision.finding.severity.value
-        return labels
-
     def check(self, decision: Decision, plan: Plan, view: ClusterView | None, now: datetime, *, resuming: bool) -> Refusal | None:
         """The rails after mode, in order. ``resuming`` an in-flight action skips those that
         only gate *starting* one (cooldown, budgets): it was already admitted and paid for."""
@@ -369,7 +373,9 @@ class GuardedWriter:
         if refusal is not None:
             return refusal
         if self.is_silenced is not None:
-            labels = self._silence_labels(decision, plan.target)
+            # The same labels the alert for this finding carries (plus the target): a silence a
+            # human set on the alert, or on the node/pod, stops the remediation too.
+            labels = silence_labels(decision.finding, plan.target)
             try:
                 silenced = self.is_silenced(labels)
             except Exception as exc:  # the silence check is a rail: when it cannot answer, do not act

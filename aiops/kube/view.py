@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
+from functools import cached_property
 from typing import Any
 
 from aiops.model import Entity
@@ -144,11 +145,23 @@ class ClusterView:
     def node(self, name: str) -> NodeInfo | None:
         return self.nodes.get(name)
 
+    # Indexes built on first use: a view of a large cluster is queried per pod while planning.
+    @cached_property
+    def _pods_by_key(self) -> dict[tuple[str, str], PodInfo]:
+        return {(p.namespace, p.name): p for p in self.pods}
+
+    @cached_property
+    def _pods_by_node(self) -> dict[str, list[PodInfo]]:
+        out: dict[str, list[PodInfo]] = {}
+        for p in self.pods:
+            out.setdefault(p.node, []).append(p)
+        return out
+
     def pod(self, namespace: str, name: str) -> PodInfo | None:
-        return next((p for p in self.pods if p.namespace == namespace and p.name == name), None)
+        return self._pods_by_key.get((namespace, name))
 
     def pods_on(self, node: str) -> list[PodInfo]:
-        return [p for p in self.pods if p.node == node]
+        return list(self._pods_by_node.get(node, ()))
 
     def workload(self, kind: str, namespace: str, name: str) -> WorkloadInfo | None:
         return self.workloads.get(f"{kind}/{namespace}/{name}")

@@ -10,7 +10,15 @@ import pytest
 from aiops.model import ActionStatus, Entity, Mode
 from aiops.testing.kubeapi import KubeApiServer
 from aiops.testing.kubeapi_objects import make_configmap, make_pod
-from tests.safety.kubecluster import NOW, decision, logged, make_actor, make_config, seed_workload, writes
+from tests.safety.kubecluster import (
+    NOW,
+    decision,
+    logged,
+    make_actor,
+    make_config,
+    seed_workload,
+    writes,
+)
 
 
 def pod(name: str, ns: str = "default") -> Entity:
