@@ -29,6 +29,9 @@ import requests
 # A fixed end keeps generated files and TSDBs reusable between runs (--reuse).
 BENCH_END = datetime(2026, 1, 5, 0, 0, tzinfo=UTC)
 STEP = 60.0
+# Backfilled blocks are 54 h (promtool's --max-block-duration); capping Prometheus's compaction
+# there keeps it from rewriting them in the background while cycles are timed.
+COMPACTION_ARGS = ["--storage.tsdb.max-block-duration=54h"]
 
 
 # --- data and Prometheus (orchestrator side) ----------------------------------------------------
@@ -43,7 +46,9 @@ class Dataset:
     tsdb_dir: Path
 
 
-def prepare_dataset(target_series: int, hours: float, workdir: Path, *, reuse: bool = True) -> Dataset:
+def prepare_dataset(
+    target_series: int, hours: float, workdir: Path, *, reuse: bool = True, part_samples: int = 15_000_000
+) -> Dataset:
     """Generate ~``target_series`` series × ``hours`` ending at BENCH_END and backfill them."""
     from aiops.testing.prometheus import backfill
     from aiops.testing.synth import Scenario, Topology, write_openmetrics
@@ -56,20 +61,53 @@ def prepare_dataset(target_series: int, hours: float, workdir: Path, *, reuse: b
         return Dataset(**{**meta, "tsdb_dir": tsdb})
     (workdir / name).mkdir(parents=True, exist_ok=True)
     scenario = Scenario.sized(target_series, duration=timedelta(hours=hours), end=BENCH_END, faults=_faults())
+    # promtool keeps a whole block in memory (~150 B a sample: 22 GB for 100k × 24 h), so the
+    # history goes in as parts of at most ``part_samples``, disjoint in series; Prometheus then
+    # merges the overlapping blocks itself (waited for in _compact, before anything is timed).
+    points = int(hours * 3600 // STEP) + 1
+    parts = max(1, math.ceil(Topology.build(scenario).series_count() * points / part_samples))
     om = workdir / name / "history.om"
-    t0 = time.perf_counter()
-    result = write_openmetrics(scenario, om)
-    t1 = time.perf_counter()
     if tsdb.exists():
         shutil.rmtree(tsdb)
-    backfill(om, tsdb)
-    t2 = time.perf_counter()
-    size = om.stat().st_size
-    om.unlink()  # 100k × 24 h is ~20 GB of text; the TSDB is ~100x smaller
-    ds = Dataset(result.series, result.samples, hours, t1 - t0, t2 - t1, size, tsdb)
-    assert Topology.build(scenario).series_count() == result.series
+    generate_s = backfill_s = 0.0
+    size = series = samples = 0
+    for k in range(parts):
+        t0 = time.perf_counter()
+        result = write_openmetrics(scenario, om, part=k, parts=parts)
+        t1 = time.perf_counter()
+        backfill(om, tsdb)
+        backfill_s += time.perf_counter() - t1
+        generate_s += t1 - t0
+        size += om.stat().st_size
+        series += result.series
+        samples += result.samples
+        om.unlink()  # 100k × 24 h is ~23 GB of text; the TSDB is ~20x smaller
+    if parts > 1:
+        backfill_s += _compact(workdir / name)
+    ds = Dataset(series, samples, hours, generate_s, backfill_s, size, tsdb)
+    assert Topology.build(scenario).series_count() == series
     meta_path.write_text(json.dumps({k: v for k, v in asdict(ds).items() if k != "tsdb_dir"}))
     return ds
+
+
+def _compact(data_dir: Path, timeout_s: float = 900) -> float:
+    """Start Prometheus on the TSDB and wait until it has merged the overlapping part blocks."""
+    from aiops.testing.prometheus import PrometheusServer
+
+    tsdb = data_dir / "tsdb"
+    t0 = time.perf_counter()
+    server = PrometheusServer(data_dir, startup_timeout=600, extra_args=COMPACTION_ARGS).start()
+    try:
+        while time.perf_counter() - t0 < timeout_s:
+            blocks = [p for p in tsdb.iterdir() if p.is_dir() and (p / "meta.json").exists()]
+            metas = [json.loads((b / "meta.json").read_text()) for b in blocks]
+            ranges = {(m["minTime"], m["maxTime"]) for m in metas}
+            if len(blocks) == len(ranges):  # no two blocks cover the same range any more
+                break
+            time.sleep(2)
+    finally:
+        server.stop()
+    return time.perf_counter() - t0
 
 
 def _faults() -> list[Any]:
@@ -84,9 +122,7 @@ def start_prometheus(ds: Dataset) -> Any:
     Prometheus from merging them in the background while the cycles are measured."""
     from aiops.testing.prometheus import PrometheusServer
 
-    return PrometheusServer(
-        ds.tsdb_dir.parent, startup_timeout=300, extra_args=["--storage.tsdb.max-block-duration=54h"]
-    ).start()
+    return PrometheusServer(ds.tsdb_dir.parent, startup_timeout=600, extra_args=COMPACTION_ARGS).start()
 
 
 def run_worker(

@@ -978,9 +978,17 @@ def _format_rows(
 
 
 def write_openmetrics(
-    scenario: Scenario, out: str | Path | TextIO, *, chunk_entities: int = 256
+    scenario: Scenario, out: str | Path | TextIO, *, chunk_entities: int = 256, part: int = 0, parts: int = 1
 ) -> SynthResult:
-    """Stream the scenario's history as OpenMetrics text to ``out`` (a path or a text file)."""
+    """Stream the scenario's history as OpenMetrics text to ``out`` (a path or a text file).
+
+    With ``parts`` > 1, only every ``parts``-th chunk of entities (starting at ``part``) is
+    written: the parts hold disjoint series whose union is the whole scenario, with the same
+    values. promtool holds a whole block in memory (~150 bytes a sample), so large histories are
+    backfilled part by part.
+    """
+    if not 0 <= part < parts:
+        raise ValueError(f"part must be within [0, {parts}), got {part}")
     topo = Topology.build(scenario)
     t = scenario.timestamps()
     ctx = _Context.of(topo, t)
@@ -999,10 +1007,10 @@ def write_openmetrics(
         fh, path = out, Path(getattr(out, "name", "<stream>"))
     try:
         for fam in _families(ctx):
-            if not fam.entities:
-                continue
+            if len(fam.entities) <= part * chunk_entities:
+                continue  # nothing of this family in this part: no empty family either
             fh.write(f"# HELP {fam.name} {fam.help}\n# TYPE {fam.name} {fam.type}\n")
-            for c in range(0, len(fam.entities), chunk_entities):
+            for c in range(part * chunk_entities, len(fam.entities), parts * chunk_entities):
                 ents = fam.entities[c : c + chunk_entities]
                 prefixes = [row for e in ents for row in fam.rows(e)]
                 values = fam.values(ctx, ents, ctx.rng(fam.name, c))

@@ -198,3 +198,16 @@ def test_demo_scenario_is_small_and_has_every_fault_kind() -> None:
         "filesystem_fill", "crash_loop",
     }
     assert topo.series_count() < 1000
+
+
+def test_parts_are_disjoint_and_add_up_to_the_whole() -> None:
+    sc = small()
+    whole = {ln for ln in render(sc).splitlines() if not ln.startswith("#")}
+    parts = []
+    for k in range(3):
+        buf = io.StringIO()
+        write_openmetrics(sc, buf, chunk_entities=2, part=k, parts=3)
+        assert buf.getvalue().endswith("# EOF\n")
+        parts.append({ln for ln in buf.getvalue().splitlines() if not ln.startswith("#")})
+    assert set().union(*parts) == whole
+    assert sum(map(len, parts)) == len(whole)
