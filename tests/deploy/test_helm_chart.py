@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import os
 import subprocess
+import sys
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -217,3 +219,22 @@ def test_install_notes_say_the_mode_and_what_is_missing(helm: str) -> None:
     production = _install_notes(helm, PRODUCTION_VALUES)
     assert "in suggest mode with dry-run on" in production
     assert "No Secret is referenced" not in production
+
+
+@pytest.mark.timeout(120)
+def test_rendered_config_passes_aiops_check_config(production_docs: list[dict[str, Any]], tmp_path: Path) -> None:
+    raw = _config(production_docs)
+    path = tmp_path / "config.yaml"
+    path.write_text(yaml.safe_dump(raw))
+    secrets = {name: f"test-{name.lower()}" for name in secret_env_refs(raw)}
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AIOPS_")}
+
+    def check(extra: dict[str, str]) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([sys.executable, "-m", "aiops", "check-config", str(path)], capture_output=True,
+                              text=True, timeout=60, check=False, env={**env, **extra})
+
+    ok = check(secrets)
+    assert ok.returncode == 0, ok.stderr
+    missing = check({k: v for k, v in secrets.items() if k != "AIOPS_WEBHOOK_TOKEN"})
+    assert missing.returncode != 0
+    assert "AIOPS_WEBHOOK_TOKEN" in missing.stderr and "Traceback" not in missing.stderr
