@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime
 
 from aiops.advisor.advise import advise
 from aiops.advisor.history import AdvisorError, RangeQuerier
@@ -10,14 +10,15 @@ from aiops.advisor.records import Advice
 from aiops.advisor.render import describe_saving
 from aiops.config import AiopsConfig
 from aiops.model import Notification, Severity
+from aiops.state import Store
 
 # Routes select the digest with `match: {source: advisor}` (it is INFO: give that route min_severity: info).
 LABELS = {"source": "advisor"}
+LAST_WEEK_KEY = "advisor.digest.last_week"
 
 
 def _key(now: datetime) -> str:
-    year, week, _ = now.isocalendar()
-    return f"advisor:digest:{year}-W{week:02d}"
+    return f"advisor:digest:{_week(now)}"
 
 
 def digest_notification(advice: Advice, max_items: int = 10) -> Notification:
@@ -50,6 +51,35 @@ def digest_notification(advice: Advice, max_items: int = 10) -> Notification:
         summary="\n".join(lines),
         labels=dict(LABELS),
     )
+
+
+def _week(now: datetime) -> str:
+    year, week, _ = now.isocalendar()
+    return f"{year}-W{week:02d}"
+
+
+def digest_due(config: AiopsConfig, store: Store, now: datetime) -> bool:
+    """True from the configured weekday and hour until this week's digest was made."""
+    schedule = config.advisor.digest
+    if not schedule.enabled:
+        return False
+    now = now.astimezone(UTC)
+    started = (now.weekday(), now.hour) >= (schedule.weekday_index, schedule.hour_utc)
+    return started and store.get(LAST_WEEK_KEY) != _week(now)
+
+
+def weekly_digest(config: AiopsConfig, store: Store, now: datetime, client: RangeQuerier | None = None) -> list[Notification]:
+    """The digest once a week, for the daemon's cycle to hand to the notify stage.
+
+    A week counts as done only when the advice was computed; after an outage the next cycle tries
+    again (the warning it returns meanwhile has the week's key, so channels see it once).
+    """
+    if not digest_due(config, store, now):
+        return []
+    notes = digest(config, now, client)
+    if all(n.severity is Severity.INFO for n in notes):
+        store.put(LAST_WEEK_KEY, _week(now.astimezone(UTC)))
+    return notes
 
 
 def digest(config: AiopsConfig, now: datetime, client: RangeQuerier | None = None) -> list[Notification]:

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field, model_validator
 
@@ -121,6 +122,18 @@ class AutoscalingAdvice(StrictModel):
     prescale_lead: Duration = timedelta(minutes=15)
 
 
+class DigestSchedule(StrictModel):
+    """When the weekly digest is due: the first cycle at or after this weekday and hour (UTC)."""
+
+    enabled: bool = True
+    weekday: Literal["monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday"] = "monday"
+    hour_utc: int = Field(default=9, ge=0, le=23)
+
+    @property
+    def weekday_index(self) -> int:
+        return ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday").index(self.weekday)
+
+
 class AdvisorConfig(StrictModel):
     # How much history one report covers, and the resolution it reads it at.
     window: Duration = timedelta(days=7)
@@ -152,6 +165,7 @@ class AdvisorConfig(StrictModel):
     output_dir: Path = Path("aiops-advice")
     # The weekly digest lists at most this many recommendations (largest saving first).
     digest_max_items: int = Field(default=10, ge=1, le=100)
+    digest: DigestSchedule = DigestSchedule()
 
     @model_validator(mode="after")
     def _check(self) -> AdvisorConfig:

@@ -294,3 +294,29 @@ def test_well_tuned_hpa_gets_no_advice() -> None:
     assert [r for r in advice.recommendations if r.target.kind == "hpa"] == []
     [summary] = advice.hpas
     assert summary.knee_utilization is None and summary.breach_minutes == 0 and summary.wasted_gpu_hours == 0
+
+
+def test_weekly_digest_once_a_week_and_retried_after_an_outage(tmp_path) -> None:  # noqa: ANN001
+    from aiops.advisor import weekly_digest
+    from aiops.model import Severity
+    from aiops.state import Store
+
+    config = parse_config({"advisor": {"window": "1d", "digest": {"weekday": "monday", "hour_utc": 9}}})
+    labels = {"UUID": "G1", "gpu": "0", "Hostname": "n1", "modelName": A100, "namespace": "ml", "pod": "a-5b8d7c9f6d-xk2zq"}
+
+    class Fleet(_Client):
+        def query_range(self, query: str, start: datetime, end: datetime, step: timedelta) -> list[RawSeries]:
+            t = np.arange(start.timestamp(), end.timestamp() + 1, step.total_seconds())
+            return [RawSeries(labels, t, np.full(t.size, 50.0))] if "GPU_UTIL" in query else []
+
+    store = Store(tmp_path / "state.sqlite")
+    monday = datetime(2026, 11, 23, 8, 0, tzinfo=UTC)
+    assert weekly_digest(config, store, monday, Fleet()) == []  # before 09:00
+    down = _Client(PrometheusError("connection refused", temporary=True))
+    [warning] = weekly_digest(config, store, monday + timedelta(hours=1), down)
+    assert warning.severity is Severity.WARNING
+    [note] = weekly_digest(config, store, monday + timedelta(hours=2), Fleet())  # retried, not lost
+    assert note.severity is Severity.INFO and note.key == warning.key == "advisor:digest:2026-W48"
+    assert weekly_digest(config, store, monday + timedelta(days=3), Fleet()) == []  # done this week
+    assert len(weekly_digest(config, store, monday + timedelta(days=7, hours=1), Fleet())) == 1
+    store.close()
