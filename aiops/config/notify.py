@@ -77,9 +77,11 @@ class OutboxConfig(StrictModel):
     max_age: Duration = timedelta(hours=24)
     # Notifications per digest message; the rest go in the next message.
     max_batch: int = Field(default=10, ge=1, le=100)
-    # Delivered, failed and superseded rows are kept this long for inspection, then pruned (the audit
-    # log keeps every notification; Alertmanager re-posts make one row per active finding a minute).
-    retention: Duration = timedelta(hours=6)
+    # Settled rows are pruned after these times. The audit log keeps every notification, and
+    # Alertmanager re-posts make one delivered row per active finding a minute, so delivered rows go
+    # soon; failed ones stay for inspection (and keep their payload).
+    keep_delivered: Duration = timedelta(minutes=15)
+    keep_failed: Duration = timedelta(days=7)
 
     @model_validator(mode="after")
     def _ordered(self) -> OutboxConfig:

@@ -58,6 +58,7 @@ _SCHEMA = (
 )""",
     "CREATE INDEX IF NOT EXISTS notify_outbox_due ON notify_outbox (channel, state, next_attempt_at)",
     "CREATE INDEX IF NOT EXISTS notify_outbox_done ON notify_outbox (state, updated_at)",
+    "CREATE INDEX IF NOT EXISTS notify_outbox_key ON notify_outbox (channel, key, state)",
     (
         "CREATE TABLE IF NOT EXISTS notify_groups (channel TEXT NOT NULL, grp TEXT NOT NULL, last_sent_at REAL NOT NULL, "
         "PRIMARY KEY (channel, grp))"
@@ -123,7 +124,7 @@ class Outbox:
         for env in envelopes:
             n = env.notification
             conn.execute(
-                "UPDATE notify_outbox SET state = ?, updated_at = ?, last_error = 'superseded by a newer notification' "
+                "UPDATE notify_outbox SET state = ?, updated_at = ?, last_error = 'superseded by a newer notification', notification = '' "
                 "WHERE channel = ? AND key = ? AND state = ? AND batch_id IS NULL",
                 (SUPERSEDED, t, env.channel, n.key, PENDING),
             )
@@ -315,7 +316,8 @@ class Outbox:
         with self.store.transaction() as conn:
             if delivery.status is DeliveryStatus.DELIVERED:
                 conn.execute(
-                    f"UPDATE notify_outbox SET state = ?, updated_at = ?, last_error = '' WHERE id IN ({marks})",
+                    # The payload is dropped once delivered: the audit log keeps what was told.
+                    f"UPDATE notify_outbox SET state = ?, updated_at = ?, last_error = '', notification = '' WHERE id IN ({marks})",
                     (DELIVERED, t, *batch.row_ids),
                 )
                 grp = conn.execute("SELECT grp FROM notify_outbox WHERE id = ?", (batch.row_ids[0],)).fetchone()["grp"]
@@ -382,9 +384,13 @@ class Outbox:
         return [dict(r) for r in self.store.query(sql + " ORDER BY created_at DESC", tuple(params))]
 
     def _prune(self, now: datetime) -> None:
-        cutoff = now.timestamp() - self.config.retention.total_seconds()
+        t = now.timestamp()
         with self.store.transaction() as conn:
             conn.execute(
-                "DELETE FROM notify_outbox WHERE state IN (?, ?, ?, ?) AND updated_at < ?",
-                (DELIVERED, FAILED, SUPERSEDED, REROUTED, cutoff),
+                "DELETE FROM notify_outbox WHERE state IN (?, ?) AND updated_at < ?",
+                (DELIVERED, SUPERSEDED, t - self.config.keep_delivered.total_seconds()),
+            )
+            conn.execute(
+                "DELETE FROM notify_outbox WHERE state IN (?, ?) AND updated_at < ?",
+                (FAILED, REROUTED, t - self.config.keep_failed.total_seconds()),
             )

@@ -278,8 +278,13 @@ class NotifyStage:
         queued: dict[str, Notification] = {}
         seen: set[tuple[str, str]] = set()
 
+        last_sent: dict[tuple[str, str], float | None] = {}
+
         def envelope(target: Target, n: Notification) -> Envelope:
-            last = self.outbox.group_last_sent(target.channel, target.route.name)
+            group = (target.channel, target.route.name)
+            if group not in last_sent:
+                last_sent[group] = self.outbox.group_last_sent(*group)
+            last = last_sent[group]
             window = target.route.group_interval.total_seconds()
             return Envelope(target.channel, target.route.name, n, not_before=(last + window) if last and window else 0.0)
 

@@ -297,3 +297,16 @@ def test_throttled_robot_hands_waiting_messages_to_email_after_fallback_after(ri
     assert len(rig.smtp.messages) == 1 and len(rig.robot.requests) == 1
     assert stage.outbox.pending("dingtalk") == 0  # handed over, so never also sent when the hold ends
     assert {r["state"] for r in stage.outbox.rows("dingtalk")} <= {"rerouted", "superseded"}
+
+
+def test_settled_rows_are_pruned_delivered_soon_failed_later(store: Store) -> None:
+    stage, _ = recorder_stage(store, outbox={"keep_delivered": "15m", "keep_failed": "1d"})
+    stage.notify([finding(pod("a"))], [], cycle_id="c1", now=NOW, degraded=False)
+    with store.transaction() as conn:  # one row failed long ago, for contrast
+        conn.execute("UPDATE notify_outbox SET state = 'failed', notification = '{}' WHERE key LIKE '%/a'")
+    stage.notify([finding(pod("a")), finding(pod("b"))], [], cycle_id="c2", now=NOW + timedelta(minutes=1), degraded=False)
+    assert len(stage.outbox.rows(state="delivered")) == 1
+    stage.flush(NOW + timedelta(minutes=17))
+    assert stage.outbox.rows(state="delivered") == [] and len(stage.outbox.rows(state="failed")) == 1
+    stage.flush(NOW + timedelta(days=2))
+    assert stage.outbox.rows() == []
