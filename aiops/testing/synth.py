@@ -984,7 +984,7 @@ def write_openmetrics(
 
     With ``parts`` > 1, only every ``parts``-th chunk of entities (starting at ``part``) is
     written: the parts hold disjoint series whose union is the whole scenario, with the same
-    values. promtool holds a whole block in memory (~150 bytes a sample), so large histories are
+    values (values depend on the seed and ``chunk_entities``). promtool holds a whole block in memory (~150 bytes a sample), so large histories are
     backfilled part by part.
     """
     if not 0 <= part < parts:
