@@ -3,7 +3,42 @@
 A route matches notifications by severity and labels and sends them to channels, one digest per
 route and window. The first matching route wins unless it says ``continue: true`` (as in
 Alertmanager). Without routes, everything at or above ``policy.notify_min_severity`` goes to every
-channel.
+channel. Example::
+
+    notify:
+      channels:
+        ml-robot:
+          plugin: dingtalk
+          params:
+            access_token: {env: DINGTALK_TOKEN}
+            secret: {env: DINGTALK_SECRET}        # the robot's 加签 secret (SEC...)
+            keyword: aiops                        # if the robot uses keyword mode
+          fallback: oncall-mail                   # when DingTalk refuses or throttles
+        oncall-mail:
+          plugin: email
+          params:
+            host: smtp.example.com
+            security: ssl                         # or starttls (refused if not offered)
+            username: aiops@example.com
+            password: {file: /var/run/secrets/smtp/password}
+            from: aiops@example.com
+            to: [oncall@example.com]
+        alertmanager:
+          plugin: alertmanager
+          params: {url: "http://alertmanager.monitoring:9093"}
+      routes:
+        - name: ml-critical
+          match: {namespace: "ml-*"}
+          min_severity: critical
+          channels: [ml-robot, alertmanager]
+          mentions: {mobiles: ["13800000000"]}
+          continue: true
+        - name: everything
+          channels: [oncall-mail, alertmanager]
+          repeat_interval: 4h
+      links:
+        grafana: "https://grafana.example.com/d/aiops-pods?var-namespace={namespace}&var-pod={pod}&from={from_ms}&to={to_ms}"
+        runbook: "https://runbooks.example.com/aiops/{signal}"
 """
 
 from __future__ import annotations

@@ -1,1 +1,15 @@
-"""notify: routing, grouping, de-duplication and the persistent outbox; channels are plugins."""
+"""notify: routing, grouping, de-duplication and the persistent outbox; channels are plugins.
+
+- :mod:`aiops.notify.stage` — the pipeline's notify stage (:class:`~aiops.notify.stage.NotifyStage`),
+  ``build_notifiers``/``check_channels`` for the CLI, and ``send_test`` for ``aiops notify --test``.
+- :mod:`aiops.notify.routing` — routes: severity and labels to channels.
+- :mod:`aiops.notify.outbox` — the SQLite outbox: retries with backoff, retry budget, fallback,
+  crash recovery.
+- :mod:`aiops.notify.formatting` — one digest rendered as DingTalk markdown, text and HTML.
+- :mod:`aiops.notify.codec` — Notification <-> JSON for the outbox.
+- :mod:`aiops.notify.ratelimit` — the per-robot token bucket.
+- Channels: :mod:`~aiops.notify.console`, :mod:`~aiops.notify.dingtalk`, :mod:`~aiops.notify.email`,
+  :mod:`~aiops.notify.alertmanager` (also the v2 client whose ``is_silenced`` gates actions).
+- Alertmanager in: :mod:`aiops.notify.webhook` (the HTTP handler's logic) and
+  :mod:`aiops.notify.inbound` (the inbox whose ``findings(now)`` feeds detect).
+"""
