@@ -12,9 +12,11 @@ official ``kubernetes`` client or with ``kubectl --kubeconfig``::
         ...
         assert not api.requests_matching(verb="create", subresource="eviction")
 
-Known gaps (see ``tests/kube``): deletions are
-immediate (no graceful termination or finalizers); no admission, defaulting or schema validation
-beyond what the tests need; namespaces need not exist; no protobuf.
+Known gaps: pods go at once on delete/evict unless ``graceful_deletion=True`` (then they stay
+Terminating until :meth:`KubeApiServer.finish_terminations`); no finalizers, admission, defaulting
+or schema validation; namespaces need not exist; server-side apply and protobuf bodies are refused
+(415) except the access reviews ``kubectl auth can-i`` sends; no controllers but the Deployment
+(ReplicaSet revisions), StatefulSet status, disruption budget and garbage collector ones.
 """
 
 from __future__ import annotations
@@ -39,7 +41,14 @@ import yaml
 
 from aiops.testing import kubeapi_protobuf
 from aiops.testing import kubeapi_resources as resources
-from aiops.testing.kubeapi_controllers import DeploymentController, evict, statefulset_status, with_pdb_status
+from aiops.testing.kubeapi_controllers import (
+    DeploymentController,
+    delete_pod,
+    evict,
+    finish_terminations,
+    statefulset_status,
+    with_pdb_status,
+)
 from aiops.testing.kubeapi_faults import Fault, FaultBook, RequestRecord
 from aiops.testing.kubeapi_patch import APPLY_PATCH, PATCH_TYPES, STRATEGIC_MERGE_PATCH, PatchError, apply_patch
 from aiops.testing.kubeapi_rbac import (
@@ -100,7 +109,11 @@ class KubeApiServer:
         *,
         rules: Iterable[Mapping[str, Any] | PolicyRule] | None = None,
         cluster_role: str | Path | None = None,
+        graceful_deletion: bool = False,
     ) -> None:
+        # False: pods go at once on delete/evict. True: a scheduled pod with a grace period stays
+        # Terminating (deletionTimestamp set) until finish_terminations(), as with a real kubelet.
+        self.graceful_deletion = graceful_deletion
         self.store = ObjectStore()
         self.faults = FaultBook()
         self.deployments = DeploymentController()
@@ -260,6 +273,10 @@ class KubeApiServer:
     def delete(self, kind: str, name: str, namespace: str = "default", group: str | None = None) -> None:
         rt = resources.by_kind(kind, group)
         self.store.delete(rt, namespace if rt.namespaced else "", name)
+
+    def finish_terminations(self) -> list[str]:
+        """Remove the Terminating pods (``graceful_deletion``), as their kubelets would; ``ns/name`` of each."""
+        return finish_terminations(self.store)
 
     def hold_rollouts(self) -> None:
         """From now on new ReplicaSets stay unready: a Deployment rollout does not complete."""
@@ -592,7 +609,9 @@ class _Handler(BaseHTTPRequestHandler):
                 raise ApiError(
                     405, "MethodNotAllowed", "the server does not allow this method on the requested resource"
                 )
-            return 201, evict(store, req.namespace, req.name, body or {}, dry_run=req.dry_run)
+            return 201, evict(
+                store, req.namespace, req.name, body or {}, dry_run=req.dry_run, graceful=self.api.graceful_deletion
+            )
         if req.subresource == "scale":
             return self._scale(req, body)
         if req.verb in {"list", "watch"}:
@@ -623,6 +642,12 @@ class _Handler(BaseHTTPRequestHandler):
                 or req.param("propagationPolicy") == "Orphan"
                 or options.get("orphanDependents") is True
             )
+            if rt.kind == "Pod":
+                if req.param("gracePeriodSeconds"):
+                    options = {**options, "gracePeriodSeconds": int(req.param("gracePeriodSeconds"))}
+                return 200, delete_pod(
+                    store, req.namespace, req.name, options, dry_run=dry_run, graceful=self.api.graceful_deletion
+                )
             return 200, store.delete(
                 rt, req.namespace, req.name, dry_run=dry_run, preconditions=options.get("preconditions"), orphan=orphan
             )
@@ -652,15 +677,18 @@ class _Handler(BaseHTTPRequestHandler):
             items = [with_pdb_status(self.api.store, o) for o in items]
         if req.verb == "watch":
             return 200, _Watch(items, rv, matches)
+        items, page_meta = _page(items, rv, req.param("limit"), req.param("continue"))
         if wants_table(self.headers.get("Accept", "")):
-            return 200, to_table(rt, items, rv, req.param("includeObject", "Metadata"))
+            table = to_table(rt, items, rv, req.param("includeObject", "Metadata"))
+            table["metadata"].update(page_meta)
+            return 200, table
         for item in items:  # list items carry no apiVersion/kind, as on a real apiserver
             item.pop("apiVersion", None)
             item.pop("kind", None)
         return 200, {
             "kind": f"{rt.kind}List",
             "apiVersion": rt.group_version,
-            "metadata": {"resourceVersion": rv},
+            "metadata": {"resourceVersion": rv, **page_meta},
             "items": items,
         }
 
@@ -791,6 +819,23 @@ class _Watch:
     initial: list[Obj]
     resource_version: str
     matches: Any
+
+
+def _page(items: list[Obj], rv: str, limit: str, token: str) -> tuple[list[Obj], dict[str, Any]]:
+    """``limit``/``continue`` chunking. The token names the last object returned; the next page
+    starts after it in (namespace, name) order, the order lists are served in."""
+    if token:
+        try:
+            after = tuple(json.loads(base64.urlsafe_b64decode(token.encode())))
+        except ValueError:
+            raise ApiError.bad_request("continue key is not valid: not a token from this server") from None
+        items = [i for i in items if (i["metadata"].get("namespace", ""), i["metadata"]["name"]) > after]
+    if not limit or int(limit) <= 0 or len(items) <= int(limit):
+        return items, {}
+    page = items[: int(limit)]
+    last = page[-1]["metadata"]
+    next_token = base64.urlsafe_b64encode(json.dumps([last.get("namespace", ""), last["name"]]).encode()).decode()
+    return page, {"continue": next_token, "remainingItemCount": len(items) - len(page), "resourceVersion": rv}
 
 
 def _scale_of(obj: Obj) -> Obj:

@@ -13,6 +13,7 @@ import copy
 import hashlib
 import json
 import math
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from aiops.testing.kubeapi_resources import ResourceType, by_kind
@@ -102,6 +103,13 @@ class DeploymentController:
         template = deploy["spec"].get("template", {})
         replicas = int(deploy["spec"].get("replicas", 1))
         owned, _ = store.list(REPLICASETS, ns, lambda rs: owned_by(rs, deploy))
+        if deploy["spec"].get("paused") and owned:
+            # A paused Deployment keeps its ReplicaSets: template changes wait for `rollout resume`.
+            status = copy.deepcopy(deploy.get("status") or {})
+            if status.get("observedGeneration") != deploy["metadata"].get("generation", 1):
+                status["observedGeneration"] = deploy["metadata"].get("generation", 1)
+                store.replace_unchecked(rt, ns, name, {**deploy, "status": status})
+            return
         max_rev = max((_revision(rs) for rs in owned), default=0)
         current = next((rs for rs in owned if _without_hash(rs["spec"]["template"]) == _without_hash(template)), None)
         if current is None:
@@ -337,7 +345,9 @@ def with_pdb_status(store: ObjectStore, pdb: Obj) -> Obj:
     return pdb
 
 
-def evict(store: ObjectStore, namespace: str, name: str, eviction: Obj, *, dry_run: bool) -> Obj:
+def evict(
+    store: ObjectStore, namespace: str, name: str, eviction: Obj, *, dry_run: bool, graceful: bool = False
+) -> Obj:
     """The eviction subresource: delete the pod if its PodDisruptionBudget allows, else 429.
 
     Returns the 201 Status body. Raises :class:`ApiError` (404 missing pod, 429 budget exhausted,
@@ -381,6 +391,33 @@ def evict(store: ObjectStore, namespace: str, name: str, eviction: Obj, *, dry_r
                             ]
                         },
                     )
-        store.delete(PODS, namespace, name, dry_run=dry_run, preconditions=options.get("preconditions"))
-    body = {"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success", "code": 201}
-    return body
+        delete_pod(store, namespace, name, options, dry_run=dry_run, graceful=graceful)
+    return {"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success", "code": 201}
+
+
+def delete_pod(store: ObjectStore, namespace: str, name: str, options: Obj, *, dry_run: bool, graceful: bool) -> Obj:
+    """DELETE of a pod. With ``graceful``, a scheduled pod given a grace period is only marked
+    (``deletionTimestamp``: Terminating) until :func:`finish_terminations`, as the kubelet would."""
+    with store.lock:
+        pod = store.get(PODS, namespace, name)
+        grace = options.get("gracePeriodSeconds")
+        if grace is None:
+            grace = pod.get("spec", {}).get("terminationGracePeriodSeconds", 30)
+        meta = pod["metadata"]
+        if not graceful or int(grace) <= 0 or not pod.get("spec", {}).get("nodeName"):
+            return store.delete(PODS, namespace, name, dry_run=dry_run, preconditions=options.get("preconditions"))
+        if meta.get("deletionTimestamp") and int(meta.get("deletionGracePeriodSeconds", grace)) <= int(grace):
+            return pod  # already terminating with a grace period no longer than this one
+        stamp = datetime.now(UTC) + timedelta(seconds=int(grace))
+        meta["deletionTimestamp"] = stamp.strftime("%Y-%m-%dT%H:%M:%SZ")
+        meta["deletionGracePeriodSeconds"] = int(grace)
+        return store.replace_unchecked(PODS, namespace, name, pod, dry_run=dry_run, allow_deletion_mark=True)
+
+
+def finish_terminations(store: ObjectStore) -> list[str]:
+    """Remove every Terminating pod (the kubelet confirming the kill); returns ``ns/name`` of each."""
+    done = []
+    for pod in store.list(PODS, "", lambda p: bool(p["metadata"].get("deletionTimestamp")))[0]:
+        store.delete(PODS, pod["metadata"]["namespace"], pod["metadata"]["name"])
+        done.append(f"{pod['metadata']['namespace']}/{pod['metadata']['name']}")
+    return done

@@ -245,16 +245,30 @@ class ObjectStore:
                 keep_status(rt, current, obj)
             return self._commit(rt, current, obj, dry_run=dry_run)
 
-    def replace_unchecked(self, rt: ResourceType, namespace: str, name: str, obj: Obj, *, dry_run: bool = False) -> Obj:
+    def replace_unchecked(
+        self,
+        rt: ResourceType,
+        namespace: str,
+        name: str,
+        obj: Obj,
+        *,
+        dry_run: bool = False,
+        allow_deletion_mark: bool = False,
+    ) -> Obj:
         """Store a new version computed from the current one (PATCH, controllers): no rv check."""
         with self._lock:
             current = self.get(rt, namespace, name)
-            return self._commit(rt, current, obj, dry_run=dry_run)
+            return self._commit(rt, current, obj, dry_run=dry_run, allow_deletion_mark=allow_deletion_mark)
 
-    def _commit(self, rt: ResourceType, current: Obj, obj: Obj, *, dry_run: bool) -> Obj:
+    def _commit(
+        self, rt: ResourceType, current: Obj, obj: Obj, *, dry_run: bool, allow_deletion_mark: bool = False
+    ) -> Obj:
         meta = obj.setdefault("metadata", {})
         # Identity and bookkeeping fields are the server's, whatever the client sent.
-        for immutable in ("uid", "creationTimestamp", "name", "namespace", "generation", "deletionTimestamp"):
+        server_owned = ["uid", "creationTimestamp", "name", "namespace", "generation"]
+        if not allow_deletion_mark:
+            server_owned += ["deletionTimestamp", "deletionGracePeriodSeconds"]
+        for immutable in server_owned:
             if immutable in current["metadata"]:
                 meta[immutable] = current["metadata"][immutable]
             else:

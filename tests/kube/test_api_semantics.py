@@ -444,3 +444,33 @@ def test_replica_pods_and_daemonset_pods_are_told_apart(api: KubeApiServer, admi
     pods = {p.metadata.name: p for p in client.CoreV1Api(admin).list_pod_for_all_namespaces().items}
     assert pods["llm-0"].metadata.owner_references[0].kind == "ReplicaSet"
     assert pods["node-exporter-n1"].metadata.owner_references[0].kind == "DaemonSet"
+
+
+def test_lists_are_chunked_with_limit_and_continue(api: KubeApiServer, admin) -> None:
+    api.seed(*make_replica_pods("llm", 5, node="n1"))
+    core = client.CoreV1Api(admin)
+    names, token, pages = [], None, 0
+    while True:
+        page = core.list_pod_for_all_namespaces(limit=3, _continue=token)
+        names += [p.metadata.name for p in page.items]
+        pages += 1
+        token = page.metadata._continue
+        if not token:
+            break
+        assert page.metadata.remaining_item_count == 9 - len(names)
+    assert pages == 3 and len(names) == len(set(names)) == 9
+    assert names == [p.metadata.name for p in core.list_pod_for_all_namespaces().items]
+
+
+def test_graceful_deletion_keeps_pods_terminating_until_the_kubelet_confirms() -> None:
+    objects = [make_node("n1"), *make_replica_pods("web", 2, node="n1")]
+    with KubeApiServer(objects, rules=[], graceful_deletion=True) as server:
+        core = client.CoreV1Api(server.api_client(ADMIN_TOKEN))
+        core.delete_namespaced_pod("web-0", "default", grace_period_seconds=30)
+        core.create_namespaced_pod_eviction("web-1", "default", eviction("web-1"))
+        for name in ("web-0", "web-1"):
+            pod = core.read_namespaced_pod(name, "default")
+            assert pod.metadata.deletion_timestamp is not None
+        assert core.read_namespaced_pod("web-0", "default").metadata.deletion_grace_period_seconds == 30
+        assert server.finish_terminations() == ["default/web-0", "default/web-1"]
+        assert core.list_namespaced_pod("default").items == []

@@ -6,6 +6,8 @@ printed and what the server now holds (read back through ``kubernetes.client``).
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+
 import pytest
 from kubernetes import client
 from kubernetes.client.rest import ApiException
@@ -180,3 +182,48 @@ def test_rollout_restart_makes_a_new_revision(kubectl, admin) -> None:
 
 def _revisions(history: str) -> list[str]:
     return [line.split()[0] for line in history.splitlines()[2:] if line.strip()]
+
+
+def test_get_pods_in_chunks_follows_continue_tokens(api: KubeApiServer, kubectl) -> None:
+    out = kubectl.ok("get", "pods", "-A", "--chunk-size=2", "-o", "name")
+    assert len(out.split()) == 4
+    pages = [r for r in api.requests_matching(resource="pods", verb="list") if r.query.get("limit") == ["2"]]
+    assert len(pages) == 2 and "continue" in pages[1].query
+
+
+def test_get_pdb_shows_the_disruption_accounting(kubectl) -> None:
+    (row,) = kubectl.ok("get", "pdb", "web", "--no-headers").splitlines()
+    assert row.split()[:4] == ["web", "2", "N/A", "1"]
+
+
+def test_kubectl_events_shows_an_event_written_by_the_python_client(kubectl, sa) -> None:
+    now = datetime.now(UTC)
+    event = client.CoreV1Event(
+        metadata=client.V1ObjectMeta(generate_name="n1."),
+        involved_object=client.V1ObjectReference(kind="Node", name="n1", api_version="v1"),
+        reason="AiopsRemediation",
+        message="cordoned: XID 79 on GPU 3",
+        type="Warning",
+        first_timestamp=now,
+        last_timestamp=now,
+        count=1,
+        source=client.V1EventSource(component="aiops"),
+    )
+    client.CoreV1Api(sa).create_namespaced_event("default", event)
+    (row,) = kubectl.ok("events", "--for", "node/n1").splitlines()[1:]
+    assert row.split()[1:4] == ["Warning", "AiopsRemediation", "Node/n1"] and row.endswith("cordoned: XID 79 on GPU 3")
+
+
+def test_a_paused_deployment_keeps_its_revision_until_resumed(kubectl, admin) -> None:
+    apps = client.AppsV1Api(admin)
+    kubectl.ok("rollout", "pause", "deployment/model")
+    kubectl.ok("set", "image", "deployment/model", "main=registry.example/model:2.0")
+    assert _revisions(kubectl.ok("rollout", "history", "deployment/model")) == ["1"]
+    refused = kubectl("rollout", "undo", "deployment/model")
+    assert refused.returncode != 0 and "no rollout history found" in refused.stderr  # as kubectl checks history first
+    kubectl.ok("rollout", "resume", "deployment/model")
+    assert _revisions(kubectl.ok("rollout", "history", "deployment/model")) == ["1", "2"]
+    assert (
+        apps.read_namespaced_deployment("model", "default").metadata.annotations["deployment.kubernetes.io/revision"]
+        == "2"
+    )
