@@ -274,7 +274,7 @@ class KubeApiServer:
         rt = resources.by_kind(kind, group)
         self.store.delete(rt, namespace if rt.namespaced else "", name)
 
-    def finish_terminations(self) -> list[str]:
+    def finish_terminations(self) -> builtins.list[str]:
         """Remove the Terminating pods (``graceful_deletion``), as their kubelets would; ``ns/name`` of each."""
         return finish_terminations(self.store)
 
