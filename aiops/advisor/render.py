@@ -21,11 +21,12 @@ from aiops.advisor.records import Advice, Recommendation, Saving, Usage
 def describe_saving(s: Saving, currency: str) -> str:
     parts = []
     if s.gpu_hours:
-        parts.append(f"{s.gpu_hours:.0f} GPU-hours ({s.gpu_hours_per_month:.0f}/month)")
+        parts.append(f"{s.gpu_hours:,.0f} GPU-hours (~{s.gpu_hours_per_month:,.0f} per month)")
     if s.cost is not None and s.cost:
-        parts.append(f"{s.cost:,.0f} {currency} ({s.cost_per_month or 0:,.0f} {currency}/month)")
+        parts.append(f"{s.cost:,.0f} {currency} (~{s.cost_per_month or 0:,.0f} {currency} per month)")
     if s.breach_minutes:
-        parts.append(f"{s.breach_minutes:.0f} min of latency-SLO breach ({s.breach_minutes * s.per_month_factor:.0f}/month)")
+        per_month = s.breach_minutes * s.per_month_factor
+        parts.append(f"{s.breach_minutes:,.0f} min of latency-SLO breach (~{per_month:,.0f} per month)")
     return ", ".join(parts) or "no direct saving; frees capacity for workloads that need it"
 
 
