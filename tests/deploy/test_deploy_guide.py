@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import re
+import shlex
+import subprocess
 
 import yaml
 
@@ -38,3 +40,24 @@ def test_secret_table_matches_the_chart_values() -> None:
 def test_every_dashboard_is_documented() -> None:
     for path in (REPO / "dashboards").glob("*.json"):
         assert f"`{path.name}`" in GUIDE
+
+
+def _helm_commands(text: str) -> list[list[str]]:
+    """`helm install|upgrade` commands of the guide's shell blocks, continuation lines joined."""
+    commands = []
+    for block in re.findall(r"```bash\n(.*?)```", text, flags=re.DOTALL):
+        for line in block.replace("\\\n", " ").splitlines():
+            words = shlex.split(line, comments=True)
+            if words[:2] in (["helm", "install"], ["helm", "upgrade"]):
+                commands.append(words)
+    return commands
+
+
+def test_documented_helm_commands_render(helm: str) -> None:
+    """Every --set in the guide and the chart README names a real value of an acceptable type."""
+    commands = _helm_commands(GUIDE) + _helm_commands((CHART / "README.md").read_text())
+    assert len(commands) >= 4
+    for words in commands:
+        args = [helm, "template", *[w for w in words[2:] if w != "--reuse-values"]]
+        result = subprocess.run(args, cwd=REPO, capture_output=True, text=True, timeout=60, check=False)
+        assert result.returncode == 0, f"{' '.join(words)}\n{result.stderr}"
