@@ -48,8 +48,10 @@ class SafetyConfig(StrictModel):
     # Circuit breaker: this many consecutive not-healed actions stop all acting for ``breaker_open_for``.
     breaker_threshold: int = Field(default=3, ge=1)
     breaker_open_for: Duration = timedelta(hours=6)
-    # An evacuation blocked (PDB) for longer than this is given up and escalated, never forced.
-    evacuation_timeout: Duration = timedelta(hours=1)
+    # A multi-cycle action (an evacuation waiting on a PDB or on max_pods_per_workload) still not
+    # done after this long is given up and escalated, never forced. Longer than workload_window,
+    # so that a node with more pods of one workload than the window allows can still be drained.
+    evacuation_timeout: Duration = timedelta(hours=2)
     # Opt-in: uncordon a node aiops cordoned once its finding has been clear for ``uncordon_after``.
     auto_uncordon: bool = False
     uncordon_after: Duration = timedelta(minutes=30)

@@ -133,25 +133,30 @@ class Actor:
             ]
         self.writer.remaining_budget(now)
         self.writer.breaker.is_open(now)
+        results: list[ActionResult] = []
+        restores: list[Decision] = []
+        if self.is_leader:  # followers did not act, so they have nothing to judge or undo
+            results += self._judge(findings, now)
+            restores = self.outcomes.restores_due(findings, now)
+        inflight = {(f.decision.action, f.decision.target.key): f for f in self.writer.books.inflight(self.writer.dry_run)}
+
+        # The cluster is read only when something will be planned: a full list per cycle is not free.
         view: ClusterView | None = None
-        if self._read_view is not None and (decisions or self.is_leader):
+        if self._read_view is not None and (decisions or restores or (inflight and self.is_leader)):
             try:
                 view = self._read_with_retry(now)
             except KubeApiError as exc:
                 self.errors.append(StageError("act", f"cannot read the cluster state: {exc}", temporary=exc.temporary))
-                return [
+                return results + [
                     ActionResult(d.id, d.action, d.target, ActionStatus.DEFERRED, f"cluster state unreadable, retrying next cycle: {exc}", at=now)
                     for d in decisions
                 ]
 
-        results: list[ActionResult] = []
-        if self.is_leader:
-            results += self._close_loop(findings, view, now)
-        inflight = {(f.decision.action, f.decision.target.key): f for f in self.writer.books.inflight(self.writer.dry_run)}
+        for restore in restores:
+            results.append(self._run(restore, view, now, None))
         handled: set[tuple[str, str]] = set()
         for decision in decisions:
-            result = self._one(decision, view, now, inflight, handled)
-            results.append(result)
+            results.append(self._one(decision, view, now, inflight, handled))
         if self.is_leader:
             for key, flight in inflight.items():
                 if key not in handled:
@@ -249,14 +254,13 @@ class Actor:
             decision.id, decision.action, decision.target, ActionStatus.SUGGESTED, f"no safe {decision.action}: {reason}. Advice: {plan.summary}", plan=plan, at=now
         )
 
-    def _close_loop(self, findings: Sequence[Finding], view: ClusterView | None, now: datetime) -> list[ActionResult]:
+    def _judge(self, findings: Sequence[Finding], now: datetime) -> list[ActionResult]:
+        """Close the loop: an action that did not heal is escalated to a human (a FAILED result)."""
         results: list[ActionResult] = []
         for outcome in self.outcomes.review(findings, now):
             if outcome.status == NOT_HEALED:
                 d = outcome.decision
                 results.append(ActionResult(d.id, d.action, d.target, ActionStatus.FAILED, outcome.detail, at=now))
-        for restore in self.outcomes.restores_due(findings, now):
-            results.append(self._run(restore, view, now, None))
         return results
 
 

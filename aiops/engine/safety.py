@@ -232,9 +232,6 @@ class Books:
             for r in rows
         ]
 
-    def get_inflight(self, action: str, target: str, dry_run: bool) -> InFlight | None:
-        return next((f for f in self.inflight(dry_run) if f.decision.action == action and f.decision.target.key == target), None)
-
     def save_inflight(self, decision: Decision, started_at: datetime, done: tuple[str, ...], dry_run: bool, now: datetime) -> None:
         from aiops.engine.outcomes import decision_to_json
 

@@ -269,3 +269,10 @@ def test_healed_action_is_recorded(server: KubeApiServer, tmp_path: Path) -> Non
     [row] = store.query("SELECT status FROM action_outcomes")
     assert row["status"] == "healed"
     assert actor.outcomes.pending() == 0
+
+
+def test_an_idle_cycle_sends_no_request(server: KubeApiServer, tmp_path: Path) -> None:
+    actor, _ = make_actor(make_config(server, tmp_path))
+    server.clear_requests()
+    assert actor.act([], findings=[], degraded=False, now=NOW) == []
+    assert server.requests == []
