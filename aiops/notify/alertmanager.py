@@ -20,6 +20,7 @@ import requests
 from pydantic import HttpUrl, SecretStr, model_validator
 
 from aiops.config.base import Duration, Secret, StrictModel
+from aiops.config.notify import NotifyConfig
 from aiops.model import Entity, Finding, Notification, Severity
 from aiops.notify.formatting import (
     action_line,
@@ -331,3 +332,18 @@ class AlertmanagerNotifier(Notifier):
 
     def close(self) -> None:
         self.client.close()
+
+
+def silence_checker(config: NotifyConfig) -> Callable[[Mapping[str, str]], bool] | None:
+    """``labels -> bool`` for the guarded writer, from the first enabled ``alertmanager`` channel;
+    None when no Alertmanager is configured (then no silence can apply). It raises
+    :class:`AlertmanagerError` when Alertmanager cannot be asked: the writer refuses to act and
+    says why, rather than reporting a silence that may not exist."""
+    for ch in config.channels.values():
+        if ch.enabled and ch.plugin == AlertmanagerNotifier.name:
+            params = parse_params(AlertmanagerParams, ch.params)
+            token = params.bearer_token.resolve() if params.bearer_token is not None else None
+            client = AlertmanagerClient(str(params.url), timeout=min(params.timeout.total_seconds(), 5.0),
+                                        bearer_token=token, fail_closed=False)
+            return client.is_silenced
+    return None

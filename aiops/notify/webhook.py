@@ -11,7 +11,7 @@ from __future__ import annotations
 import hmac
 import json
 import logging
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from pydantic import SecretStr, ValidationError
@@ -71,3 +71,12 @@ def handle_alertmanager(
         log.error("alertmanager webhook: cannot store %d alert(s): %s", len(payload.alerts), exc)
         return 503, {"error": "cannot store the alerts right now; Alertmanager will retry"}
     return 200, {"status": "ok", "received": len(payload.alerts), "stored": kept}
+
+
+def make_handler(inbox: AlertInbox, token: SecretStr | None, max_bytes: int) -> Callable[[bytes, Mapping[str, str]], tuple[int, dict[str, Any]]]:
+    """``(body, headers) -> (status, JSON)`` for the daemon's HTTP server (``aiops.server.WebhookHandler``)."""
+
+    def handler(body: bytes, headers: Mapping[str, str]) -> tuple[int, dict[str, Any]]:
+        return handle_alertmanager(body, headers, inbox, token, max_bytes)
+
+    return handler

@@ -230,3 +230,23 @@ def test_silencing_the_original_alert_stops_its_remediation(rig: tuple[AuthAlert
         assert not client.is_silenced(silence_labels(finding(pod("p", node="other")), Entity("node", "gpu-node-8")))
     finally:
         client.delete_silence(sid)
+
+
+def test_wiring_helpers_for_the_daemon(rig: tuple[AuthAlertmanager, WebhookServer], store: Store) -> None:
+    am, _ = rig
+    from aiops.config import parse_config
+    from aiops.notify.alertmanager import AlertmanagerError, silence_checker
+    from aiops.notify.webhook import make_handler
+
+    assert silence_checker(parse_config({}).notify) is None
+    check = silence_checker(parse_config({"notify": {"channels": {"am": {"plugin": "alertmanager", "params": {"url": am.url}}}}}).notify)
+    assert check is not None and check({"pod": "nobody"}) is False
+    down = silence_checker(parse_config({"notify": {"channels": {"am": {"plugin": "alertmanager", "params": {
+        "url": f"http://127.0.0.1:{free_port()}"}}}}}).notify)
+    assert down is not None
+    with pytest.raises(AlertmanagerError, match="cannot reach Alertmanager"):
+        down({"pod": "x"})  # the writer turns this into a refusal that says why
+
+    handler = make_handler(AlertInbox(store), SecretStr(WEBHOOK_TOKEN), 4096)
+    assert handler(payload(), AUTH)[0] == 200
+    assert handler(payload(), {})[0] == 401
