@@ -130,3 +130,45 @@ def test_gpu_finding_resolves_to_its_node(server: KubeApiServer, tmp_path: Path)
     [event] = [e for e in server.list("Event", "default") if e["reason"] == "AiopsRemediation"]
     assert event["involvedObject"]["kind"] == "Node" and event["involvedObject"]["name"] == "gpu-2"
     assert "gpu_xid" in event["message"]
+
+
+def test_drain_leaves_protected_opted_out_and_bare_pods_alone(server: KubeApiServer, tmp_path: Path) -> None:
+    seed_workload(server, "web", ["gpu-1", "gpu-2"])
+    seed_workload(server, "dns", ["gpu-1", "gpu-2"], namespace="kube-system")
+    seed_workload(server, "db", ["gpu-1", "gpu-2"], labels={"aiops.io/remediate": "false"})
+    server.seed(make_pod("debug-shell", node="gpu-1"))  # no controller
+    actor, _ = make_actor(make_config(server, tmp_path))
+    result = actor.act([decision("evacuate_node", NODE)], findings=[], degraded=False, now=NOW)[0]
+    assert result.status is ActionStatus.APPLIED, result.detail
+    assert {r.name for r in logged(server, 1, method="POST", subresource="eviction")} == {"web-0"}
+    assert _pods_on(server, "gpu-1") == {"dns-0", "db-0", "debug-shell"}
+    assert "protected namespace kube-system" in result.detail and "aiops.io/remediate=false" in result.detail
+    assert "debug-shell" in result.detail  # named for a human
+    # Nothing left that aiops may evict: the evacuation is not kept in flight forever.
+    assert actor.act([], findings=[], degraded=False, now=NOW + timedelta(minutes=1)) == []
+
+
+def test_dry_run_evacuation_changes_nothing(server: KubeApiServer, tmp_path: Path) -> None:
+    seed_workload(server, "web", ["gpu-1", "gpu-2"])
+    actor, _ = make_actor(make_config(server, tmp_path, dry_run=True))
+    result = actor.act([decision("evacuate_node", NODE)], findings=[], degraded=False, now=NOW)[0]
+    assert result.status is ActionStatus.DRY_RUN and "cordon" in result.detail
+    sent = server.requests_matching(writes_only=True)
+    assert sent and all(r.query.get("dryRun") == ["All"] for r in sent)
+    assert not server.get("Node", "gpu-1")["spec"].get("unschedulable")
+    assert _pods_on(server, "gpu-1") == {"web-0"}
+    assert actor.act([], findings=[], degraded=False, now=NOW + timedelta(minutes=1)) == []  # nothing in flight
+
+
+def test_evacuation_stuck_on_a_pdb_is_escalated_never_forced(server: KubeApiServer, tmp_path: Path) -> None:
+    seed_workload(server, "web", ["gpu-1", "gpu-2"], min_available=2)  # the PDB never allows a disruption
+    actor, _ = make_actor(make_config(server, tmp_path, evacuation_timeout="1h"))
+    d = decision("evacuate_node", NODE)
+    for minutes in (0, 20, 40):
+        result = actor.act([d] if minutes == 0 else [], findings=[], degraded=False, now=NOW + timedelta(minutes=minutes))[0]
+        assert result.status is ActionStatus.DEFERRED and "disruption budget" in result.detail
+    result = actor.act([], findings=[], degraded=False, now=NOW + timedelta(minutes=61))[0]
+    assert result.status is ActionStatus.FAILED and "never forced" in result.detail and "a human" in result.detail
+    assert not server.requests_matching(method="DELETE", resource="pods")
+    assert _pods_on(server, "gpu-1") == {"web-0"}
+    assert actor.act([], findings=[], degraded=False, now=NOW + timedelta(minutes=62)) == []  # given up once
