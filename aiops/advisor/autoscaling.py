@@ -224,7 +224,8 @@ def _desired(current: np.ndarray, util: np.ndarray, target: float, hpa: HpaTrack
     # The HPA formula: desired = ceil(current * currentMetric / target), within [min, max].
     with np.errstate(invalid="ignore"):
         desired = np.ceil(current * util / target)
-    return np.clip(desired, hpa.min_replicas, hpa.max_replicas)
+    clipped: np.ndarray = np.clip(desired, hpa.min_replicas, hpa.max_replicas)
+    return clipped
 
 
 def _scale_down_waste(hpa: HpaTrack, util: np.ndarray, target: float, history: History, config: AdvisorConfig) -> float:

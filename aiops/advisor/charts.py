@@ -14,6 +14,7 @@ import numpy as np
 from matplotlib.figure import Figure
 
 from aiops.advisor.records import Advice, LatencyCurve
+from aiops.model import Entity
 
 MAX_WORKLOADS = 20
 DAYS = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
@@ -24,7 +25,7 @@ def _slug(text: str) -> str:
 
 
 def utilization_distributions(advice: Advice, path: Path) -> Path:
-    tracks_by = {}
+    tracks_by: dict[Entity, list[np.ndarray]] = {}
     for t in advice.history.gpus:
         if t.workload is not None:
             tracks_by.setdefault(t.workload, []).append(t.utilization)

@@ -189,8 +189,8 @@ class HistoryReader:
                 continue
             fb_used = used_by.get(k, np.full_like(values, np.nan)) / MIB_PER_GIB
             fb_total = total_by.get(k)
-            has_total = fb_total is not None and np.isfinite(fb_total).any()
-            fb_total_gib = float(np.nanmax(fb_total)) / MIB_PER_GIB if has_total else math.nan
+            has_total = fb_total is not None and bool(np.isfinite(fb_total).any())
+            fb_total_gib = float(np.nanmax(fb_total)) / MIB_PER_GIB if fb_total is not None and has_total else math.nan
             namespace, pod = k[1], k[2]
             tracks.append(
                 GpuTrack(

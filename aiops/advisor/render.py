@@ -30,7 +30,7 @@ def describe_saving(s: Saving, currency: str) -> str:
     return ", ".join(parts) or "no direct saving; frees capacity for workloads that need it"
 
 
-def _num(value: float, fmt: str = "{:.1f}") -> str:
+def _num(value: float | None, fmt: str = "{:.1f}") -> str:
     return "-" if value is None or (isinstance(value, float) and math.isnan(value)) else fmt.format(value)
 
 
@@ -305,7 +305,7 @@ def _recommendation_dict(r: Recommendation) -> dict[str, Any]:
 
 def to_json(advice: Advice) -> dict[str, Any]:
     h = advice.history
-    return _clean(
+    data: dict[str, Any] = _clean(
         {
             "generated_at": advice.generated_at.isoformat(),
             "window": {"start": h.start.isoformat(), "end": h.end.isoformat(), "step_seconds": h.step_seconds},
@@ -352,6 +352,7 @@ def to_json(advice: Advice) -> dict[str, Any]:
             ],
         }
     )
+    return data
 
 
 # --- terminal and files ---------------------------------------------------------------------

@@ -17,7 +17,8 @@ from aiops.model import Entity
 
 def _yaml(data: Mapping[str, Any], *comments: str) -> str:
     head = "".join(f"# {c}\n" for c in comments)
-    return head + yaml.safe_dump(dict(data), sort_keys=False, default_flow_style=False).rstrip() + "\n"
+    body: str = yaml.safe_dump(dict(data), sort_keys=False, default_flow_style=False)
+    return head + body.rstrip() + "\n"
 
 
 def _pod_spec_patch(pod_spec: Mapping[str, Any]) -> dict[str, Any]:

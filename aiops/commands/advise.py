@@ -21,7 +21,7 @@ from aiops.config.base import parse_duration
 from aiops.model import utcnow
 
 
-def register(sub: argparse._SubParsersAction) -> None:
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser(
         "advise",
         help="GPU capacity and cost advice from history: idle GPUs, smaller classes, MIG, HPA targets",
