@@ -406,6 +406,9 @@ def _parse_resource_path(method: str, path: str, query: dict[str, list[str]]) ->
 class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     server_version = "aiops-kubeapi"
+    # Headers and body go out in separate writes: with Nagle on, each small response waits for
+    # the client's delayed ACK (~40 ms).
+    disable_nagle_algorithm = True
     server: ThreadingHTTPServer
 
     def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - stdlib signature
