@@ -16,7 +16,7 @@ import numpy as np
 import pandas as pd
 from scipy.special import ndtr
 
-from aiops.model import Entity, Evidence, Finding, Frame, Series, from_epoch
+from aiops.model import Evidence, Finding, Frame, Series, from_epoch
 from aiops.plugins import Detector
 
 # MAD -> standard deviation of a normal distribution.
@@ -63,7 +63,7 @@ def typical_step(t: np.ndarray) -> float:
 
 def points_for(seconds: float, step: float, minimum: int = 1) -> int:
     """How many samples of spacing ``step`` cover ``seconds`` (at least ``minimum``)."""
-    return max(minimum, int(round(seconds / max(step, 1e-9))))
+    return max(minimum, round(seconds / max(step, 1e-9)))
 
 
 def segment_ids(
@@ -109,7 +109,7 @@ def segment_ids(
             candidates = np.flatnonzero(jump)
             jump[:] = False
             last = -(10**9)
-            for j in candidates:
+            for j in candidates.tolist():
                 if j - last > 2 * confirm:
                     jump[j] = True
                 last = j
@@ -154,7 +154,7 @@ def fmt_duration(seconds: float) -> str:
     """Human duration for evidence text: 45s, 12m, 3h05m, 2d04h."""
     if not math.isfinite(seconds):
         return "never"
-    s = max(0, int(round(seconds)))
+    s = max(0, round(seconds))
     if s < 60:
         return f"{s}s"
     if s < 3600:

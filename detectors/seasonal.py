@@ -40,8 +40,8 @@ import pandas as pd
 
 from aiops.model import Finding, Frame, Series, from_epoch
 from detectors._univariate import (
-    HistoryBuffer,
     MAD_TO_SIGMA,
+    HistoryBuffer,
     UnivariateDetector,
     check_series,
     clip01,

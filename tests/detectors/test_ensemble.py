@@ -11,7 +11,17 @@ from aiops.model import Entity, Evidence, Finding, SignalInfo, from_epoch
 from aiops.plugins import PluginError
 from detectors.ensemble import DefaultEnsemble, merge
 from detectors.seasonal import SeasonalBaseline
-from tests.detectors.synthetic import DAY, HOUR, MODEL, POD, SIGNALS, T0, daily, frame, grid
+from tests.detectors.synthetic import (
+    DAY,
+    HOUR,
+    MODEL,
+    POD,
+    SIGNALS,
+    T0,
+    daily,
+    frame,
+    grid,
+)
 
 MINE = {"exhaustion": {}, "quality_drift": {}, "seasonal": {}}
 
