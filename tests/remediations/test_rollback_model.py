@@ -401,3 +401,18 @@ def test_the_shipped_cluster_role_allows_the_argo_rollback() -> None:
         plan = RollbackModel().plan(rollback_decision(), read_view(server.api_client()))
         apply(server, plan)
         assert server.get("Application", "llm-serving", "argocd")["operation"]["sync"]["revision"] == R1
+
+
+def test_a_rollback_that_does_not_restore_quality_is_escalated(api: KubeApiServer, tmp_path: Path) -> None:
+    release(api, "registry.example/llm:2.0")
+    actor = actor_for(api, tmp_path)
+    decision = rollback_decision()
+    actor.act([decision], findings=[decision.finding], degraded=False, now=NOW)
+    (done,) = actor.act([], findings=[decision.finding], degraded=False, now=NOW + timedelta(minutes=1))
+    assert done.status is ActionStatus.APPLIED
+    # Half an hour later the accuracy drop is still there: not healed, a human is told.
+    later = actor.act([], findings=[decision.finding], degraded=False, now=NOW + timedelta(minutes=32))
+    (escalation,) = [r for r in later if r.status is ActionStatus.FAILED]
+    assert escalation.action == "rollback_model" and "not healed" in escalation.detail
+    assert "Escalating to a human" in escalation.detail
+    assert daemon_writes(api, "deployments") == [("PATCH", "deployments", "llm")]  # and no second rollback
