@@ -166,30 +166,29 @@ def analyse_hpa(
 
     waste = _scale_down_waste(hpa, util, sizing_target, history, config) if sizing_target is not None else 0.0
     gpu_hours = waste * gpus_per_replica
-    if sizing_target is not None:
-        if gpu_hours >= MIN_WASTED_GPU_HOURS:
-            stab = int(auto.scale_down_stabilization.total_seconds())
-            change, command = hpa_scale_down_change(hpa.entity, stab)
-            recs.append(
-                Recommendation(
-                    kind=Kind.HPA_SCALE_DOWN,
-                    target=hpa.entity,
-                    title=f"{hpa.entity}: scale down after {stab // 60} min stabilisation, not later",
-                    evidence=(
-                        f"replicas stayed above what a {sizing_target:g} % target needs while GPU utilisation was under "
-                        f"{auto.scale_down_utilization_percent:g} % for more than {auto.scale_down_after.total_seconds() / 60:g} min: "
-                        f"{waste:.1f} replica-hours ({gpu_hours:.1f} GPU-hours) held for nothing in the window."
-                    ),
-                    saving=Saving(
-                        gpu_hours=gpu_hours,
-                        cost=gpu_hours * price_per_hour if price_per_hour is not None else None,
-                        per_month_factor=month_factor,
-                    ),
-                    change=change,
-                    command=command,
-                    facts={"wasted_replica_hours": round(waste, 2), "gpus_per_replica": gpus_per_replica},
-                )
+    if sizing_target is not None and gpu_hours >= MIN_WASTED_GPU_HOURS:
+        stab = int(auto.scale_down_stabilization.total_seconds())
+        change, command = hpa_scale_down_change(hpa.entity, stab)
+        recs.append(
+            Recommendation(
+                kind=Kind.HPA_SCALE_DOWN,
+                target=hpa.entity,
+                title=f"{hpa.entity}: scale down after {stab // 60} min stabilisation, not later",
+                evidence=(
+                    f"replicas stayed above what a {sizing_target:g} % target needs while GPU utilisation was under "
+                    f"{auto.scale_down_utilization_percent:g} % for more than {auto.scale_down_after.total_seconds() / 60:g} min: "
+                    f"{waste:.1f} replica-hours ({gpu_hours:.1f} GPU-hours) held for nothing in the window."
+                ),
+                saving=Saving(
+                    gpu_hours=gpu_hours,
+                    cost=gpu_hours * price_per_hour if price_per_hour is not None else None,
+                    per_month_factor=month_factor,
+                ),
+                change=change,
+                command=command,
+                facts={"wasted_replica_hours": round(waste, 2), "gpus_per_replica": gpus_per_replica},
             )
+        )
 
     if latency is not None and sizing_target is not None:
         prescale = _prescale(hpa, history, breach, util, sizing_target, config, month_factor)
@@ -276,7 +275,7 @@ def _prescale(
     minutes = float(np.count_nonzero(in_peak)) * history.step_seconds / 60.0
     desired = _desired(hpa.current_replicas, util, target, hpa)[in_peak]
     desired = desired[np.isfinite(desired)]
-    peak_replicas = int(math.ceil(np.quantile(desired, 0.9))) if desired.size else hpa.max_replicas
+    peak_replicas = math.ceil(float(np.quantile(desired, 0.9))) if desired.size else hpa.max_replicas
     peak_replicas = max(peak_replicas, hpa.min_replicas + 1)
     lead_min = int(auto.prescale_lead.total_seconds() // 60)
     windows = [(_schedule(begin * 60 - lead_min, weekly), _schedule(end * 60, weekly)) for begin, end in _contiguous(peak_keys)]

@@ -16,8 +16,8 @@ from pydantic import ValidationError
 
 from aiops.commands._common import EXIT_DEGRADED, EXIT_OK, EXIT_USAGE, add_config_arg, fail, load_or_explain
 from aiops.config.advisor import AdvisorConfig
-from aiops.config.prometheus import PrometheusConfig
 from aiops.config.base import parse_duration
+from aiops.config.prometheus import PrometheusConfig
 from aiops.model import utcnow
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
+from itertools import pairwise
 
 import numpy as np
 import pytest
@@ -104,7 +105,7 @@ def test_fit_curve_ignores_a_slow_outlier_at_low_load() -> None:
     util = rng.uniform(10, 95, 600)
     p99 = np.where(util < 70, 0.04, 0.04 + 0.01 * (util - 70))
     p99[np.argmin(np.abs(util - 20))] = 2.0  # one slow request at 20 %
-    grid, fitted, knee = fit_curve(util, p99, 0.1)
+    _, fitted, knee = fit_curve(util, p99, 0.1)
     assert knee is not None and 74 <= knee <= 78
     assert fitted[20] < 0.1
 
@@ -199,7 +200,7 @@ def test_config_errors_name_the_key(advisor: dict[str, object], message: str) ->
     assert "advisor" in str(info.value)
 
 
-def _chat_history(p99_of_util, target_metric: str = "", target_value: float | None = None) -> History:  # noqa: ANN001
+def _chat_history(p99_of_util, target_metric: str = "", target_value: float | None = None) -> History:
     steps = 288 * 2
     t = END.timestamp() - STEP * np.arange(steps)[::-1]
     util = np.linspace(10, 95, steps) % 95 + 5
@@ -270,7 +271,9 @@ def test_window_is_read_in_chunks_and_stitched() -> None:
     labels = {"UUID": "G1", "gpu": "0", "Hostname": "n1", "modelName": A100, "namespace": "ml", "pod": "a-5b8d7c9f6d-xk2zq"}
 
     class Recording(_Client):
-        calls: list[tuple[str, datetime, datetime]] = []
+        def __init__(self) -> None:
+            super().__init__()
+            self.calls: list[tuple[str, datetime, datetime]] = []
 
         def query_range(self, query: str, start: datetime, end: datetime, step: timedelta) -> list[RawSeries]:
             self.calls.append((query, start, end))
@@ -281,7 +284,7 @@ def test_window_is_read_in_chunks_and_stitched() -> None:
     history = HistoryReader(parse_config({"advisor": {"window": "4d", "query_chunk": "1d"}}), client).read(END)
     util_calls = [c for c in client.calls if "GPU_UTIL" in c[0]]
     assert len(util_calls) == 4
-    assert all(b[1] > a[2] for a, b in zip(util_calls, util_calls[1:]))  # no overlap
+    assert all(b[1] > a[2] for a, b in pairwise(util_calls))  # no overlap
     [track] = history.gpus
     assert np.isfinite(track.utilization).sum() == 4 * 288
 
@@ -296,7 +299,7 @@ def test_well_tuned_hpa_gets_no_advice() -> None:
     assert summary.knee_utilization is None and summary.breach_minutes == 0 and summary.wasted_gpu_hours == 0
 
 
-def test_weekly_digest_once_a_week_and_retried_after_an_outage(tmp_path) -> None:  # noqa: ANN001
+def test_weekly_digest_once_a_week_and_retried_after_an_outage(tmp_path) -> None:
     from aiops.advisor import weekly_digest
     from aiops.model import Severity
     from aiops.state import Store

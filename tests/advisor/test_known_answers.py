@@ -18,7 +18,7 @@ from aiops.model import Entity, Severity
 from aiops.testing.prometheus import PrometheusServer
 
 sys.path.insert(0, str(Path(__file__).parent))
-from scenario import Written, scenario_end, write_scenario  # noqa: E402
+from scenario import Written, scenario_end, write_scenario
 
 pytestmark = pytest.mark.timeout(120)
 
