@@ -17,6 +17,6 @@ if [ -z "$helm" ]; then
   exit 1
 fi
 # The command recorded in deploy/kustomize/kustomization.yaml.
-"$helm" template aiops "$chart" --namespace aiops --set secrets.existingSecret=aiops-secrets \
+"$helm" template aiops "$chart" --namespace aiops --set secrets.existingSecret=aiops-secrets --skip-tests \
   > deploy/kustomize/aiops.yaml
 echo "refreshed: dashboards/*.json, $chart/files/, deploy/kustomize/aiops.yaml"

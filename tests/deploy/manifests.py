@@ -21,6 +21,7 @@ RBAC_FILE = REPO / "deploy" / "rbac" / "clusterrole.yaml"
 
 MODELS: dict[tuple[str, str], type[BaseModel]] = {
     ("v1", "Namespace"): client.V1Namespace,
+    ("v1", "Pod"): client.V1Pod,
     ("v1", "ServiceAccount"): client.V1ServiceAccount,
     ("v1", "ConfigMap"): client.V1ConfigMap,
     ("v1", "Service"): client.V1Service,
@@ -54,8 +55,10 @@ def one(docs: Sequence[dict[str, Any]], kind: str) -> dict[str, Any]:
     return found[0]
 
 
-def helm_template(helm: str, *values: Path, sets: Sequence[str] = (), namespace: str = "aiops") -> str:
-    args = [helm, "template", "aiops", str(CHART), "--namespace", namespace]
+def helm_template(
+    helm: str, *values: Path, sets: Sequence[str] = (), namespace: str = "aiops", extra: Sequence[str] = ()
+) -> str:
+    args = [helm, "template", "aiops", str(CHART), "--namespace", namespace, *extra]
     for path in values:
         args += ["--values", str(path)]
     for item in sets:

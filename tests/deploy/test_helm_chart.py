@@ -41,7 +41,7 @@ def test_every_object_deserialises_into_the_client_models(rendered: list[dict[st
         if doc["kind"] in {"ServiceMonitor", "PrometheusRule"}:
             continue  # Prometheus Operator CRDs: checked in their own tests
         validate(doc)
-        assert doc["metadata"]["labels"]["app.kubernetes.io/name"] == "aiops"
+        assert doc["metadata"]["labels"]["app.kubernetes.io/part-of"] == "aiops"
     assert {"Deployment", "Service", "ServiceAccount", "ClusterRole", "ClusterRoleBinding", "ConfigMap",
             "PodDisruptionBudget"} <= kinds
 
@@ -238,3 +238,36 @@ def test_rendered_config_passes_aiops_check_config(production_docs: list[dict[st
     missing = check({k: v for k, v in secrets.items() if k != "AIOPS_WEBHOOK_TOKEN"})
     assert missing.returncode != 0
     assert "AIOPS_WEBHOOK_TOKEN" in missing.stderr and "Traceback" not in missing.stderr
+
+
+def test_helm_test_pod_is_a_hook_outside_the_service(rendered: list[dict[str, Any]]) -> None:
+    pod = validate(one(rendered, "Pod"))
+    assert pod.metadata.annotations["helm.sh/hook"] == "test"
+    selector = one(rendered, "Service")["spec"]["selector"]
+    assert not selector.items() <= pod.metadata.labels.items(), "the Service would route traffic to the test pod"
+    assert pod.spec.security_context.run_as_non_root
+
+
+@pytest.mark.timeout(60)
+def test_helm_test_script_checks_a_live_daemon(default_docs: list[dict[str, Any]]) -> None:
+    from aiops.server import DaemonServer
+    from aiops.testing.prometheus import free_port
+
+    (container,) = one(default_docs, "Pod")["spec"]["containers"]
+    assert container["command"][:2] == ["python", "-c"]
+    script = container["command"][2]
+    service = one(default_docs, "Service")
+    in_cluster = f"http://{service['metadata']['name']}.{service['metadata']['namespace']}.svc:8080"
+    assert in_cluster in script
+
+    def run(base: str) -> int:
+        return subprocess.run([sys.executable, "-c", script.replace(in_cluster, base)], capture_output=True,
+                              timeout=30, check=False).returncode
+
+    port = free_port()
+    server = DaemonServer("127.0.0.1", port, ready=lambda: (True, "ok")).start()
+    try:
+        assert run(f"http://127.0.0.1:{port}") == 0
+    finally:
+        server.stop()
+    assert run(f"http://127.0.0.1:{port}") != 0  # nothing listening any more
