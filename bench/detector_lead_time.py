@@ -85,14 +85,14 @@ def growth_with_spikes(t: np.ndarray, rng: np.random.Generator) -> np.ndarray:
 
 
 def spikes_recover(t: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-    y = 0.6 + rng.normal(0, 0.005, t.shape[0])
+    y = np.asarray(0.6 + rng.normal(0, 0.005, t.shape[0]))
     for start in rng.choice(t.shape[0] - 20, 6, replace=False):
         y[start : start + rng.integers(2, 15)] += rng.uniform(0.15, 0.3)  # batch jobs, then back
     return np.minimum(y, 0.98)
 
 
 def level_steps(t: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-    y = 0.4 + rng.normal(0, 0.005, t.shape[0])
+    y = np.asarray(0.4 + rng.normal(0, 0.005, t.shape[0]))
     for at in sorted(rng.uniform(1.0, 9.0, 3)):
         y[_h(t) >= at] += 0.15  # a new tenant, a bigger cache: steps that stay, under the limit
     return np.minimum(y, 0.97)
@@ -106,7 +106,7 @@ def sawtooth(t: np.ndarray, rng: np.random.Generator) -> np.ndarray:
 
 
 def flat_high(t: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-    return 0.9 + rng.normal(0, 0.02, t.shape[0])
+    return np.asarray(0.9 + rng.normal(0, 0.02, t.shape[0]))
 
 
 SCENARIOS = (
