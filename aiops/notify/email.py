@@ -27,6 +27,10 @@ from aiops.plugins import Delivery, DeliveryStatus, Notifier
 _DEFAULT_PORTS = {"ssl": 465, "starttls": 587, "none": 25}
 
 
+class _NoStartTLS(smtplib.SMTPNotSupportedError):
+    """The server did not offer STARTTLS; sending (and logging in) in clear is refused."""
+
+
 class EmailParams(StrictModel):
     host: str = Field(min_length=1)
     port: int | None = Field(default=None, ge=1, le=65535)
@@ -93,7 +97,7 @@ class EmailNotifier(Notifier):
             smtp.ehlo()
             if p.security == "starttls":
                 if not smtp.has_extn("starttls"):
-                    raise smtplib.SMTPNotSupportedError("STARTTLS")
+                    raise _NoStartTLS("STARTTLS")
                 smtp.starttls(context=self._tls())
                 smtp.ehlo()
         except BaseException:
@@ -120,9 +124,12 @@ class EmailNotifier(Notifier):
                 if p.username and self._password is not None:
                     smtp.login(p.username, self._password.get_secret_value())
                 refused = smtp.send_message(msg)
-        except smtplib.SMTPNotSupportedError:
+        except _NoStartTLS:
             return Delivery(DeliveryStatus.GIVE_UP, f"{where} does not offer STARTTLS; refusing to send in clear "
                             "(use security: ssl, or fix the server's TLS)")
+        except smtplib.SMTPNotSupportedError as exc:
+            return Delivery(DeliveryStatus.GIVE_UP, f"{where} does not support what we asked ({exc}); "
+                            "check security, port and whether the server takes SMTP AUTH")
         except smtplib.SMTPAuthenticationError as exc:
             return Delivery(DeliveryStatus.GIVE_UP, f"{where} rejected the login ({exc.smtp_code}); check username and password secret")
         except smtplib.SMTPRecipientsRefused as exc:

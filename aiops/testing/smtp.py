@@ -2,7 +2,8 @@
 
 aiosmtpd's ``Controller`` cannot take ``port=0`` (it connects to the port itself to check the
 server is up), so a free port is picked first. With ``tls=True`` the server offers STARTTLS with
-a throw-away self-signed certificate whose CA file is :attr:`SmtpServer.ca_file`.
+a throw-away self-signed certificate whose CA file is :attr:`SmtpServer.ca_file`; with
+``implicit_tls=True`` it speaks SMTPS (TLS from the first byte) instead.
 """
 
 from __future__ import annotations
@@ -77,17 +78,19 @@ class _Handler:
             return self.server.reject_with
         msg = email.message_from_bytes(envelope.original_content or envelope.content, policy=email.policy.default)
         assert isinstance(msg, EmailMessage)
+        # session.ssl covers STARTTLS; an implicit-TLS connection shows only on the transport.
+        tls = session.ssl is not None or server.transport.get_extra_info("ssl_object") is not None
         auth = session.auth_data.login.decode() if getattr(session, "auth_data", None) is not None else None
         with self.server._lock:
             self.server.received.append(
-                Received(envelope.mail_from, tuple(envelope.rcpt_tos), msg, session.ssl is not None, auth)
+                Received(envelope.mail_from, tuple(envelope.rcpt_tos), msg, tls, auth)
             )
         return "250 Message accepted for delivery"
 
 
 class SmtpServer:
-    def __init__(self, *, tls: bool = False, username: str | None = None, password: str | None = None,
-                 host: str = "127.0.0.1") -> None:
+    def __init__(self, *, tls: bool = False, implicit_tls: bool = False, username: str | None = None,
+                 password: str | None = None, host: str = "127.0.0.1") -> None:
         self.host = host
         self.port = free_port(host)
         self.received: list[Received] = []
@@ -97,18 +100,22 @@ class SmtpServer:
         self._tmp = tempfile.TemporaryDirectory(prefix="aiops-smtp-")
         self.ca_file: Path | None = None
         kwargs: dict[str, Any] = {}
-        if tls:
+        if tls or implicit_tls:
             cert, key = self_signed_cert(Path(self._tmp.name), host)
             ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
             ctx.load_cert_chain(cert, key)
             self.ca_file = cert
-            kwargs.update(tls_context=ctx, require_starttls=True)
+            if implicit_tls:  # SMTPS (port 465 style): TLS from the first byte
+                kwargs.update(ssl_context=ctx)
+            else:
+                kwargs.update(tls_context=ctx, require_starttls=True)
         if username is not None:
             def authenticator(server: Any, session: Any, envelope: Any, mechanism: str, auth_data: Any) -> AuthResult:
                 ok = isinstance(auth_data, LoginPassword) and auth_data.login.decode() == username and auth_data.password.decode() == password
                 return AuthResult(success=ok, handled=False, auth_data=auth_data)
 
-            kwargs.update(authenticator=authenticator, auth_required=True, auth_require_tls=True)
+            # aiosmtpd does not count implicit TLS as TLS for AUTH, so only STARTTLS can require it.
+            kwargs.update(authenticator=authenticator, auth_required=True, auth_require_tls=not implicit_tls)
         self.controller = Controller(_Handler(self), hostname=host, port=self.port, **kwargs)
 
     @property

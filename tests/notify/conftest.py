@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -20,11 +20,13 @@ from aiops.model import (
     Entity,
     Evidence,
     Finding,
+    Notification,
     Plan,
     Severity,
 )
 from aiops.notify.inbound import AlertInbox
 from aiops.notify.webhook import handle_alertmanager
+from aiops.plugins import Delivery, DeliveryStatus, Notifier
 from aiops.state import Store
 from aiops.testing.alertmanager import AlertmanagerServer
 
@@ -66,6 +68,23 @@ def result(entity: Entity | None = None, status: ActionStatus = ActionStatus.DRY
     target = entity or pod()
     plan = Plan(action, target, (), f"delete pod {target}", command=f"kubectl -n {target.namespace} delete pod {target.name}")
     return ActionResult("dec-1", action, target, status, "would delete the pod (dry-run)", plan=plan, at=NOW)
+
+
+class Recorder(Notifier):
+    """A channel that keeps what it is given (for routing and de-dup logic, not transport)."""
+
+    name = "recorder"
+
+    def __init__(self) -> None:
+        self.batches: list[list[Notification]] = []
+
+    def send(self, batch: Sequence[Notification]) -> Delivery:
+        self.batches.append(list(batch))
+        return Delivery(DeliveryStatus.DELIVERED)
+
+    @property
+    def sent(self) -> list[Notification]:
+        return [n for b in self.batches for n in b]
 
 
 def config(notify: dict[str, Any] | None = None, **sections: Any) -> AiopsConfig:

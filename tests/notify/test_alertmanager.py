@@ -30,7 +30,14 @@ from aiops.plugins import DeliveryStatus
 from aiops.state import Store
 from aiops.testing.prometheus import free_port
 
-from .conftest import WEBHOOK_TOKEN, AuthAlertmanager, WebhookServer, finding, pod
+from .conftest import (
+    WEBHOOK_TOKEN,
+    AuthAlertmanager,
+    Recorder,
+    WebhookServer,
+    finding,
+    pod,
+)
 
 
 @pytest.fixture(scope="module")
@@ -250,3 +257,28 @@ def test_wiring_helpers_for_the_daemon(rig: tuple[AuthAlertmanager, WebhookServe
     handler = make_handler(AlertInbox(store), SecretStr(WEBHOOK_TOKEN), 4096)
     assert handler(payload(), AUTH)[0] == 200
     assert handler(payload(), {})[0] == 401
+
+
+def test_stage_keeps_alerts_fresh_and_resolves_them_when_the_finding_clears(
+    rig: tuple[AuthAlertmanager, WebhookServer], store: Store
+) -> None:
+    from aiops.config import parse_config
+    from aiops.notify.stage import NotifyStage
+
+    am, _ = rig
+    cfg = parse_config({"notify": {"channels": {"am": {"plugin": "console"}, "chat": {"plugin": "console"}}}})
+    chat = Recorder()
+    stage = NotifyStage(cfg, store, {"am": AlertmanagerNotifier(url=am.url), "chat": chat})
+    start = datetime.now(UTC)
+    f = finding(pod("fresh-0"), now=start)
+    for minute in range(3):  # three cycles a minute apart: Alertmanager hears each, chat only the first
+        stage.notify([replace(f, observed_at=start + timedelta(minutes=minute))], [], cycle_id=f"c{minute}",
+                     now=start + timedelta(minutes=minute), degraded=False)
+    assert [len(b) for b in chat.batches] == [1]
+    assert stage.last_reports["am"].delivered == 1 and len(stage.outbox.rows("am", "delivered")) == 3
+    [alert] = am_alerts(am, "fresh-0")
+    assert alert["status"]["state"] == "active"
+    stage.notify([], [], cycle_id="c3", now=start + timedelta(minutes=3), degraded=False)
+    wait_for(lambda: not am_alerts(am, "fresh-0"))
+    assert [len(b) for b in chat.batches] == [1, 1] and chat.sent[1].resolved
+    stage.close()

@@ -94,3 +94,13 @@ def test_params_refuse_auth_in_clear(monkeypatch: pytest.MonkeyPatch) -> None:
                       **{"from": "x@y.z"})
     with pytest.raises(ValueError, match="to"):
         EmailNotifier(host="h", to=[], **{"from": "x@y.z"})
+
+
+@pytest.mark.filterwarnings("ignore:Requiring AUTH while not requiring TLS")  # aiosmtpd does not see implicit TLS
+def test_smtps_implicit_tls(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("SMTP_PASSWORD", "s3cret")
+    with SmtpServer(implicit_tls=True, username="aiops", password="s3cret") as server:
+        n = plain(server, security="ssl", username="aiops", password={"env": "SMTP_PASSWORD"}, ca_file=str(server.ca_file))
+        d = n.send(build_notifications([finding()], [], cycle_id="c", min_severity=Severity.INFO))
+        assert d.status is DeliveryStatus.DELIVERED, d.detail
+        assert server.received[0].tls and server.received[0].authenticated_as == "aiops"

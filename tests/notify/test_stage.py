@@ -11,32 +11,16 @@ from typing import Any
 import pytest
 
 from aiops import metrics
-from aiops.model import ActionStatus, Notification, Severity
+from aiops.model import ActionStatus, Severity
 from aiops.notify.outbox import FAILED, PENDING, SUPERSEDED
 from aiops.notify.stage import NotifyStage
-from aiops.plugins import Delivery, DeliveryStatus, Notifier
 from aiops.state import Store
 from aiops.testing.dingtalk import DingTalkReceiver
 from aiops.testing.smtp import SmtpServer
 
-from .conftest import NOW, config, finding, pod, result
+from .conftest import NOW, Recorder, config, finding, pod, result
 
 TOKEN = "stage-token"
-
-
-class Recorder(Notifier):
-    name = "recorder"
-
-    def __init__(self) -> None:
-        self.batches: list[list[Notification]] = []
-
-    def send(self, batch: Sequence[Notification]) -> Delivery:
-        self.batches.append(list(batch))
-        return Delivery(DeliveryStatus.DELIVERED)
-
-    @property
-    def sent(self) -> list[Notification]:
-        return [n for b in self.batches for n in b]
 
 
 def recorder_stage(store: Store, routes: list[dict[str, Any]] | None = None, channels: Sequence[str] = ("a",),
