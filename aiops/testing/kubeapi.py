@@ -79,7 +79,8 @@ __all__ = [
 ADMIN_TOKEN = "aiops-test-admin-token"
 SA_TOKEN = "aiops-test-serviceaccount-token"
 SA_USER = "system:serviceaccount:aiops:aiops"
-DEFAULT_CLUSTER_ROLE = Path("deploy/rbac/clusterrole.yaml")
+# The ClusterRole shipped in this repository (a source checkout: deploy/ is not in the wheel).
+DEFAULT_CLUSTER_ROLE = Path(__file__).resolve().parents[2] / "deploy" / "rbac" / "clusterrole.yaml"
 SERVER_VERSION = {
     "major": "1",
     "minor": "37",
@@ -98,7 +99,7 @@ class KubeApiServer:
     """The API server, on 127.0.0.1 and a free port, serving from a background thread.
 
     ``rules`` are the service account's RBAC rules; when omitted they are read from
-    ``cluster_role`` (default ``deploy/rbac/clusterrole.yaml``, relative to the working directory);
+    ``cluster_role`` (default: the repository's ``deploy/rbac/clusterrole.yaml``);
     if that file does not exist either, the service-account token is refused everything (403), so
     a missing ClusterRole is noticed rather than silently allowed.
     """
@@ -133,7 +134,7 @@ class KubeApiServer:
         self.certificate = loopback_certificate()
         self._server: ThreadingHTTPServer | None = None
         self._thread: threading.Thread | None = None
-        self._stopping = threading.Event()
+        self.stopping = threading.Event()  # set while the server shuts down: ends watches and hangs
         for ns in _DEFAULT_NAMESPACES:
             self.store.create(
                 resources.by_kind("Namespace"),
@@ -156,7 +157,7 @@ class KubeApiServer:
         server.daemon_threads = True
         server.api = self  # type: ignore[attr-defined]
         self._server = server
-        self._stopping.clear()
+        self.stopping.clear()
         self._thread = threading.Thread(
             target=server.serve_forever, kwargs={"poll_interval": 0.05}, name="kubeapi", daemon=True
         )
@@ -166,7 +167,7 @@ class KubeApiServer:
     def stop(self) -> None:
         if self._server is None:
             return
-        self._stopping.set()  # releases hanging requests
+        self.stopping.set()  # releases hanging requests
         self._server.shutdown()
         self._server.server_close()
         if self._thread is not None:
@@ -499,7 +500,7 @@ class _Handler(BaseHTTPRequestHandler):
         try:
             fault = self.api.faults.take(method, path)
             if fault is not None and fault.hang_seconds > 0:
-                self.api._stopping.wait(fault.hang_seconds)
+                self.api.stopping.wait(fault.hang_seconds)
                 self.close_connection = True
                 self.connection.shutdown(socket.SHUT_RDWR)
                 code = 0
@@ -732,7 +733,7 @@ class _Handler(BaseHTTPRequestHandler):
             )
         deadline = time.monotonic() + float(req.param("timeoutSeconds", "1800") or 1800)
         try:
-            while not self.api._stopping.is_set() and time.monotonic() < deadline:
+            while not self.api.stopping.is_set() and time.monotonic() < deadline:
                 for kind, obj in self.api.store.changes(rt, req.namespace, after, timeout=0.2):
                     after = int(obj["metadata"]["resourceVersion"])
                     if matches(obj):
