@@ -75,6 +75,7 @@ class DingTalkReceiver:
         self._lock = threading.Lock()
         self._server = ThreadingHTTPServer((host, 0), self._handler())
         self._server.daemon_threads = True
+        self._server.block_on_close = False  # a scripted delay must not hold up stop()
         self._thread: threading.Thread | None = None
 
     # --- lifecycle -------------------------------------------------------------------------

@@ -294,3 +294,16 @@ def test_settled_rows_are_pruned_delivered_soon_failed_later(store: Store) -> No
     assert stage.outbox.rows(state="delivered") == [] and len(stage.outbox.rows(state="failed")) == 1
     stage.flush(NOW + timedelta(days=2))
     assert stage.outbox.rows() == []
+
+
+def test_a_hanging_channel_costs_its_timeout_and_delays_no_other(rig: Rig) -> None:
+    import time
+
+    rig.robot.delay_next(3.0, count=5)
+    stage = rig.stage()
+    t0 = time.monotonic()
+    stage.notify([finding()], [], cycle_id="c1", now=NOW, degraded=False)
+    elapsed = time.monotonic() - t0
+    assert len(rig.smtp.messages) == 1
+    assert stage.last_reports["dingtalk"].retried == 1 and "timed out" in stage.last_reports["dingtalk"].last_error
+    assert elapsed < 2.5  # one read timeout (1s), not one per queued message, and email did not wait for it
