@@ -126,6 +126,11 @@ def grouped_rolling(
     skipped and do not count toward ``min_periods``; windows with too few values give NaN.
     """
     s = pd.Series(x)
+    if groups.shape[0] == 0 or groups[0] == groups[-1]:
+        # One group (the common case): a plain rolling window, without groupby's overhead.
+        plain = s.rolling(window, min_periods=min_periods)
+        single = plain.quantile(q) if stat == "quantile" else getattr(plain, stat)()
+        return single.to_numpy(dtype=np.float64)
     roll = s.groupby(groups, sort=False).rolling(window, min_periods=min_periods)
     out = roll.quantile(q) if stat == "quantile" else getattr(roll, stat)()
     # Groups are contiguous and in order, so dropping the group level restores the input order.
