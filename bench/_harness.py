@@ -188,7 +188,9 @@ class CycleFigures:
     errors: list[str] = field(default_factory=list)
 
 
-def _ranges(signals: dict[str, str], now: float, previous: float | None, lookback: float) -> dict[str, tuple[float, float]]:
+def _ranges(
+    signals: dict[str, str], now: float, previous: float | None, lookback: float
+) -> dict[str, tuple[float, float]]:
     """The [start, end] the collector asks for each signal at ``now`` (mirrors Collector.collect)."""
     from aiops.collect.collector import OVERLAP_STEPS
 

@@ -26,7 +26,7 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from _harness import machine, prepare_dataset, run_worker, start_prometheus, table  # noqa: E402
+from _harness import machine, prepare_dataset, run_worker, start_prometheus, table
 
 STAGES = ("collect", "detect", "decide", "act", "notify", "record")
 
@@ -109,7 +109,9 @@ def main() -> int:
     p.add_argument("--sizes", type=int, nargs="+", default=[1_000, 10_000], help="raw series counts")
     p.add_argument("--hours", type=float, default=24.0, help="history length (and the daemon's lookback)")
     p.add_argument("--steady", type=int, default=5, help="steady cycles after the cold one")
-    p.add_argument("--detectors", default="default", help="'default' (the config default), 'all' loadable, or a comma list")
+    p.add_argument(
+        "--detectors", default="default", help="'default' (the config default), 'all' loadable, or a comma list"
+    )
     p.add_argument("--workdir", type=Path, default=Path("/tmp/aiops-bench"), help="data (reused between runs)")
     p.add_argument("--fresh", action="store_true", help="regenerate data even if the workdir has it")
     p.add_argument("--out", type=Path, default=Path(__file__).resolve().parent / "results" / "cycle_scaling.json")

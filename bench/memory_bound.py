@@ -25,7 +25,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from _harness import machine, prepare_dataset, run_worker, start_prometheus  # noqa: E402
+from _harness import machine, prepare_dataset, run_worker, start_prometheus
 
 
 def main() -> int:
@@ -42,7 +42,9 @@ def main() -> int:
     # History must cover the lookback at the first cycle plus one step per steady cycle.
     hours = float(np.ceil(args.lookback_hours + args.cycles / 60 + 0.5))
     ds = prepare_dataset(args.series, hours, args.workdir)
-    print(f"{ds.series:,} series x {hours:g}h ready; running {args.cycles} steady cycles ...", file=sys.stderr, flush=True)
+    print(
+        f"{ds.series:,} series x {hours:g}h ready; running {args.cycles} steady cycles ...", file=sys.stderr, flush=True
+    )
     prom = start_prometheus(ds)
     t0 = time.perf_counter()
     try:

@@ -21,7 +21,7 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 from types import TracebackType
-from typing import Self
+from typing import IO, Self
 
 import requests
 import yaml
@@ -146,7 +146,7 @@ class ManagedServer:
         self.extra_args = tuple(extra_args)
         self.startup_timeout = startup_timeout
         self._proc: subprocess.Popen[bytes] | None = None
-        self._log_file: object | None = None
+        self._log_file: IO[bytes] | None = None
 
     # --- lifecycle ------------------------------------------------------------------------
     @property
@@ -259,7 +259,7 @@ class ManagedServer:
                 proc.kill()
                 proc.wait(timeout=timeout)
         if self._log_file is not None:
-            self._log_file.close()  # type: ignore[attr-defined]
+            self._log_file.close()
             self._log_file = None
 
 

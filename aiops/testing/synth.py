@@ -159,7 +159,14 @@ class CounterReset(StrictModel):
 
 
 Fault = Annotated[
-    MemoryLeak | GpuXid | GpuRemappedRows | LatencyRegression | AccuracyDrift | FilesystemFill | CrashLoop | CounterReset,
+    MemoryLeak
+    | GpuXid
+    | GpuRemappedRows
+    | LatencyRegression
+    | AccuracyDrift
+    | FilesystemFill
+    | CrashLoop
+    | CounterReset,
     Field(discriminator="kind"),
 ]
 
@@ -362,8 +369,10 @@ class Topology:
             GpuSpec(
                 node=node,
                 index=g,
-                uuid="GPU-" + "-".join(
-                    _hexname(sc.seed, "gpu", node, g, length=32)[a:b] for a, b in ((0, 8), (8, 12), (12, 16), (16, 20), (20, 32))
+                uuid="GPU-"
+                + "-".join(
+                    _hexname(sc.seed, "gpu", node, g, length=32)[a:b]
+                    for a, b in ((0, 8), (8, 12), (12, 16), (16, 20), (20, 32))
                 ),
                 pod=model_pods[k] if k < len(model_pods) else None,
             )
@@ -563,23 +572,43 @@ def _pod_families(ctx: _Context) -> list[_Family]:
 
     return [
         _Family(
-            "kube_pod_info", "gauge", "Information about pod.", pods,
-            lambda p: [f"kube_pod_info{{{_labels(**ids(p), node=p.node, created_by_kind='ReplicaSet', created_by_name=p.replicaset)}}}"],
-            _const(1.0), None,
+            "kube_pod_info",
+            "gauge",
+            "Information about pod.",
+            pods,
+            lambda p: [
+                f"kube_pod_info{{{_labels(**ids(p), node=p.node, created_by_kind='ReplicaSet', created_by_name=p.replicaset)}}}"
+            ],
+            _const(1.0),
+            None,
         ),
         _Family(
-            "kube_pod_owner", "gauge", "Information about the Pod's owner.", pods,
-            lambda p: [f"kube_pod_owner{{{_labels(**ids(p), owner_kind='ReplicaSet', owner_name=p.replicaset, owner_is_controller='true')}}}"],
-            _const(1.0), None,
+            "kube_pod_owner",
+            "gauge",
+            "Information about the Pod's owner.",
+            pods,
+            lambda p: [
+                f"kube_pod_owner{{{_labels(**ids(p), owner_kind='ReplicaSet', owner_name=p.replicaset, owner_is_controller='true')}}}"
+            ],
+            _const(1.0),
+            None,
         ),
         _Family(
-            "kube_replicaset_owner", "gauge", "Information about the ReplicaSet's owner.",
+            "kube_replicaset_owner",
+            "gauge",
+            "Information about the ReplicaSet's owner.",
             list({p.replicaset: p for p in pods}.values()),
-            lambda p: [f"kube_replicaset_owner{{{_labels(namespace=p.namespace, replicaset=p.replicaset, owner_kind='Deployment', owner_name=p.deployment, owner_is_controller='true')}}}"],
-            _const(1.0), None,
+            lambda p: [
+                f"kube_replicaset_owner{{{_labels(namespace=p.namespace, replicaset=p.replicaset, owner_kind='Deployment', owner_name=p.deployment, owner_is_controller='true')}}}"
+            ],
+            _const(1.0),
+            None,
         ),
         _Family(
-            "kube_pod_container_resource_limits", "gauge", "The number of requested limit resource by a container.", pods,
+            "kube_pod_container_resource_limits",
+            "gauge",
+            "The number of requested limit resource by a container.",
+            pods,
             lambda p: [
                 f"kube_pod_container_resource_limits{{{_labels(**ids(p), container=p.container, node=p.node, resource='memory', unit='byte')}}}",
                 f"kube_pod_container_resource_limits{{{_labels(**ids(p), container=p.container, node=p.node, resource='cpu', unit='core')}}}",
@@ -590,31 +619,53 @@ def _pod_families(ctx: _Context) -> list[_Family]:
             3,
         ),
         _Family(
-            "container_memory_working_set_bytes", "gauge", "Current working set of the container in bytes.", pods,
-            lambda p: [f"container_memory_working_set_bytes{{{_labels(**ids(p), container=p.container, node=p.node)}}}"],
-            _pod_working_set, None,
+            "container_memory_working_set_bytes",
+            "gauge",
+            "Current working set of the container in bytes.",
+            pods,
+            lambda p: [
+                f"container_memory_working_set_bytes{{{_labels(**ids(p), container=p.container, node=p.node)}}}"
+            ],
+            _pod_working_set,
+            None,
         ),
         _Family(
-            "kube_pod_container_status_restarts", "counter", "The number of container restarts per container.", pods,
+            "kube_pod_container_status_restarts",
+            "counter",
+            "The number of container restarts per container.",
+            pods,
             lambda p: [f"kube_pod_container_status_restarts_total{{{_labels(**ids(p), container=p.container)}}}"],
-            _pod_restarts, None,
+            _pod_restarts,
+            None,
         ),
         _Family(
-            "kube_pod_container_status_waiting_reason", "gauge", "Describes the reason the container is waiting.", crash,
-            lambda p: [f"kube_pod_container_status_waiting_reason{{{_labels(**ids(p), container=p.container, reason='CrashLoopBackOff')}}}"],
-            _crash_flag, None,
+            "kube_pod_container_status_waiting_reason",
+            "gauge",
+            "Describes the reason the container is waiting.",
+            crash,
+            lambda p: [
+                f"kube_pod_container_status_waiting_reason{{{_labels(**ids(p), container=p.container, reason='CrashLoopBackOff')}}}"
+            ],
+            _crash_flag,
+            None,
         ),
         _Family(
-            "kube_pod_container_status_last_terminated_reason", "gauge", "Describes the last reason the container was terminated.", crash,
-            lambda p: [f"kube_pod_container_status_last_terminated_reason{{{_labels(**ids(p), container=p.container, reason='Error')}}}"],
-            _crash_flag, None,
+            "kube_pod_container_status_last_terminated_reason",
+            "gauge",
+            "Describes the last reason the container was terminated.",
+            crash,
+            lambda p: [
+                f"kube_pod_container_status_last_terminated_reason{{{_labels(**ids(p), container=p.container, reason='Error')}}}"
+            ],
+            _crash_flag,
+            None,
         ),
     ]
 
 
 # nodes -----------------------------------------------------------------------------------------
 def _node_conditions(ctx: _Context, nodes: Sequence[NodeSpec], rng: np.random.Generator) -> np.ndarray:
-    rows = []
+    rows: list[float] = []
     for _ in nodes:
         for cond in NODE_CONDITIONS:
             healthy = "true" if cond == "Ready" else "false"
@@ -653,11 +704,13 @@ def _cpu_seconds(ctx: _Context, nodes: Sequence[NodeSpec], rng: np.random.Genera
         busy = np.clip(load[None, :] * 0.8 + 0.05 * rng.standard_normal((node.cpus, len(ctx.t))), 0.02, 0.98)
         uptime = float(rng.uniform(3, 30) * DAY)
         shares = {"idle": 1 - busy, "user": busy * 0.75, "system": busy * 0.2, "iowait": busy * 0.05}
-        block = np.vstack([
-            _counter_from_increments(shares[mode][c : c + 1] * ctx.step, uptime * float(shares[mode][c].mean()))
-            for c in range(node.cpus)
-            for mode in CPU_MODES
-        ])
+        block = np.vstack(
+            [
+                _counter_from_increments(shares[mode][c : c + 1] * ctx.step, uptime * float(shares[mode][c].mean()))
+                for c in range(node.cpus)
+                for mode in CPU_MODES
+            ]
+        )
         reset = _reset_index(ctx, node.name)
         if reset is not None:
             _apply_reset(block, reset)
@@ -678,27 +731,50 @@ def _node_families(ctx: _Context) -> list[_Family]:
 
     return [
         _Family(
-            "kube_node_status_condition", "gauge", "The condition of a cluster node.", nodes,
+            "kube_node_status_condition",
+            "gauge",
+            "The condition of a cluster node.",
+            nodes,
             lambda n: [
                 f"kube_node_status_condition{{{_labels(node=n.name, condition=c, status=s)}}}"
-                for c in NODE_CONDITIONS for s in ("true", "false", "unknown")
+                for c in NODE_CONDITIONS
+                for s in ("true", "false", "unknown")
             ],
-            _node_conditions, None,
+            _node_conditions,
+            None,
         ),
         _Family(
-            "kube_node_spec_unschedulable", "gauge", "Whether a node can schedule new pods.", nodes,
-            lambda n: [f"kube_node_spec_unschedulable{{{_labels(node=n.name)}}}"], _const(0.0), None,
+            "kube_node_spec_unschedulable",
+            "gauge",
+            "Whether a node can schedule new pods.",
+            nodes,
+            lambda n: [f"kube_node_spec_unschedulable{{{_labels(node=n.name)}}}"],
+            _const(0.0),
+            None,
         ),
         _Family(
-            "node_memory_MemTotal_bytes", "gauge", "Memory information field MemTotal_bytes.", nodes,
-            lambda n: [f"node_memory_MemTotal_bytes{{{inst(n)}}}"], _const(lambda n: n.memory_bytes), None,
+            "node_memory_MemTotal_bytes",
+            "gauge",
+            "Memory information field MemTotal_bytes.",
+            nodes,
+            lambda n: [f"node_memory_MemTotal_bytes{{{inst(n)}}}"],
+            _const(lambda n: n.memory_bytes),
+            None,
         ),
         _Family(
-            "node_memory_MemAvailable_bytes", "gauge", "Memory information field MemAvailable_bytes.", nodes,
-            lambda n: [f"node_memory_MemAvailable_bytes{{{inst(n)}}}"], _node_mem_available, None,
+            "node_memory_MemAvailable_bytes",
+            "gauge",
+            "Memory information field MemAvailable_bytes.",
+            nodes,
+            lambda n: [f"node_memory_MemAvailable_bytes{{{inst(n)}}}"],
+            _node_mem_available,
+            None,
         ),
         _Family(
-            "node_filesystem_size_bytes", "gauge", "Filesystem size in bytes.", nodes,
+            "node_filesystem_size_bytes",
+            "gauge",
+            "Filesystem size in bytes.",
+            nodes,
             fs_rows("node_filesystem_size_bytes"),
             lambda ctx, ents, rng: np.repeat(
                 np.array([m[3] for _ in ents for m in MOUNTS], dtype=float)[:, None], len(ctx.t), axis=1
@@ -706,16 +782,26 @@ def _node_families(ctx: _Context) -> list[_Family]:
             None,
         ),
         _Family(
-            "node_filesystem_avail_bytes", "gauge", "Filesystem space available to non-root users in bytes.", nodes,
-            fs_rows("node_filesystem_avail_bytes"), _fs_avail, None,
+            "node_filesystem_avail_bytes",
+            "gauge",
+            "Filesystem space available to non-root users in bytes.",
+            nodes,
+            fs_rows("node_filesystem_avail_bytes"),
+            _fs_avail,
+            None,
         ),
         _Family(
-            "node_cpu_seconds", "counter", "Seconds the CPUs spent in each mode.", nodes,
+            "node_cpu_seconds",
+            "counter",
+            "Seconds the CPUs spent in each mode.",
+            nodes,
             lambda n: [
                 f"node_cpu_seconds_total{{{inst(n)},{_labels(cpu=str(c), mode=m)}}}"
-                for c in range(n.cpus) for m in CPU_MODES
+                for c in range(n.cpus)
+                for m in CPU_MODES
             ],
-            _cpu_seconds, 2,
+            _cpu_seconds,
+            2,
         ),
     ]
 
@@ -792,7 +878,9 @@ def _gpu_families(ctx: _Context) -> list[_Family]:
 
     def rows(metric: str) -> Callable[[GpuSpec], list[str]]:
         def fn(g: GpuSpec) -> list[str]:
-            labels = _labels(gpu=str(g.index), UUID=g.uuid, device=f"nvidia{g.index}", modelName=GPU_MODEL, Hostname=g.node)
+            labels = _labels(
+                gpu=str(g.index), UUID=g.uuid, device=f"nvidia{g.index}", modelName=GPU_MODEL, Hostname=g.node
+            )
             if g.pod is not None:  # dcgm-exporter's pod mapping
                 labels += "," + _labels(namespace=g.pod.namespace, pod=g.pod.name, container=g.pod.container)
             return [f"{metric}{{{labels}}}"]
@@ -801,19 +889,34 @@ def _gpu_families(ctx: _Context) -> list[_Family]:
 
     # dcgm-exporter calls the remapped-row and ECC fields counters, but their names lack the
     # OpenMetrics "_total" suffix, so they are declared "unknown" to keep the names unchanged.
-    spec = [
+    spec: list[tuple[str, Literal["gauge", "unknown"], str, str, int]] = [
         ("DCGM_FI_DEV_GPU_UTIL", "gauge", "GPU utilization (in %).", "util", 0),
         ("DCGM_FI_DEV_FB_USED", "gauge", "Framebuffer memory used (in MiB).", "fb_used", 0),
         ("DCGM_FI_DEV_FB_FREE", "gauge", "Framebuffer memory free (in MiB).", "fb_free", 0),
         ("DCGM_FI_DEV_GPU_TEMP", "gauge", "GPU temperature (in C).", "temp", 0),
         ("DCGM_FI_DEV_POWER_USAGE", "gauge", "Power draw (in W).", "power", 3),
         ("DCGM_FI_DEV_XID_ERRORS", "gauge", "Value of the last XID error encountered.", "xid", 0),
-        ("DCGM_FI_DEV_UNCORRECTABLE_REMAPPED_ROWS", "unknown", "Number of remapped rows for uncorrectable errors.", "uncorrectable_rows", 0),
-        ("DCGM_FI_DEV_CORRECTABLE_REMAPPED_ROWS", "unknown", "Number of remapped rows for correctable errors.", "correctable_rows", 0),
+        (
+            "DCGM_FI_DEV_UNCORRECTABLE_REMAPPED_ROWS",
+            "unknown",
+            "Number of remapped rows for uncorrectable errors.",
+            "uncorrectable_rows",
+            0,
+        ),
+        (
+            "DCGM_FI_DEV_CORRECTABLE_REMAPPED_ROWS",
+            "unknown",
+            "Number of remapped rows for correctable errors.",
+            "correctable_rows",
+            0,
+        ),
         ("DCGM_FI_DEV_ROW_REMAP_FAILURE", "gauge", "Whether remapping of rows has failed.", "remap_failure", 0),
         ("DCGM_FI_DEV_ECC_DBE_VOL_TOTAL", "unknown", "Total number of double-bit volatile ECC errors.", "dbe", 0),
     ]
-    return [_Family(name, typ, hlp, gpus, rows(name), _gpu_metric(kind), None if dec == 0 else dec) for name, typ, hlp, kind, dec in spec]
+    return [
+        _Family(name, typ, hlp, gpus, rows(name), _gpu_metric(kind), None if dec == 0 else dec)
+        for name, typ, hlp, kind, dec in spec
+    ]
 
 
 # inference -------------------------------------------------------------------------------------
@@ -913,34 +1016,62 @@ def _inference_families(ctx: _Context) -> list[_Family]:
     hist = "vllm:e2e_request_latency_seconds"
     return [
         _Family(
-            "vllm:num_requests_waiting", "gauge", "Number of requests waiting to be processed.", pods,
-            lambda p: [f"vllm:num_requests_waiting{{{ids(p)}}}"], _vllm_gauge("waiting"), None,
+            "vllm:num_requests_waiting",
+            "gauge",
+            "Number of requests waiting to be processed.",
+            pods,
+            lambda p: [f"vllm:num_requests_waiting{{{ids(p)}}}"],
+            _vllm_gauge("waiting"),
+            None,
         ),
         _Family(
-            "vllm:kv_cache_usage_perc", "gauge", "KV-cache usage. 1 means 100 percent usage.", pods,
-            lambda p: [f"vllm:kv_cache_usage_perc{{{ids(p)}}}"], _vllm_gauge("kv"), 4,
+            "vllm:kv_cache_usage_perc",
+            "gauge",
+            "KV-cache usage. 1 means 100 percent usage.",
+            pods,
+            lambda p: [f"vllm:kv_cache_usage_perc{{{ids(p)}}}"],
+            _vllm_gauge("kv"),
+            4,
         ),
         _Family(
-            "vllm:request_success", "counter", "Count of successfully processed requests.", pods,
-            lambda p: [f"vllm:request_success_total{{{ids(p)},finished_reason=\"stop\"}}"], _vllm_success, None,
+            "vllm:request_success",
+            "counter",
+            "Count of successfully processed requests.",
+            pods,
+            lambda p: [f'vllm:request_success_total{{{ids(p)},finished_reason="stop"}}'],
+            _vllm_success,
+            None,
         ),
         _Family(
-            hist, "histogram", "Histogram of e2e request latency in seconds.", pods,
+            hist,
+            "histogram",
+            "Histogram of e2e request latency in seconds.",
+            pods,
             lambda p: [
                 *(f'{hist}_bucket{{{ids(p)},le="{le}"}}' for le in (*map(str, LATENCY_BUCKETS), "+Inf")),
                 f"{hist}_count{{{ids(p)}}}",
                 f"{hist}_sum{{{ids(p)}}}",
             ],
-            _vllm_histogram, 3,
+            _vllm_histogram,
+            3,
         ),
         _Family(
-            "model_accuracy", "gauge", "Online accuracy of the served model.", ctx.topo.models,
-            lambda m: [f"model_accuracy{{{_labels(namespace=m.namespace, model=m.name)}}}"], _model_quality("accuracy"), 5,
+            "model_accuracy",
+            "gauge",
+            "Online accuracy of the served model.",
+            ctx.topo.models,
+            lambda m: [f"model_accuracy{{{_labels(namespace=m.namespace, model=m.name)}}}"],
+            _model_quality("accuracy"),
+            5,
         ),
         _Family(
-            "business_conversion_rate", "gauge", "Conversion rate driven by the model.", ctx.topo.models,
+            "business_conversion_rate",
+            "gauge",
+            "Conversion rate driven by the model.",
+            ctx.topo.models,
             lambda m: [f"business_conversion_rate{{{_labels(namespace=m.namespace, model=m.name)}}}"],
-            _model_quality("conversion"), 5,
+            _model_quality("conversion"),
+            5,
         ),
     ]
 

@@ -8,6 +8,7 @@ import time
 from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from typing import ClassVar
 
 import pytest
 import requests
@@ -22,7 +23,12 @@ from aiops.testing.prometheus import (
     backfill,
     find_binary,
 )
-from aiops.testing.synth import Scenario, Topology, start_demo_prometheus, write_openmetrics
+from aiops.testing.synth import (
+    Scenario,
+    Topology,
+    start_demo_prometheus,
+    write_openmetrics,
+)
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -53,7 +59,8 @@ def test_backfilled_samples_are_served_at_their_timestamps(tmp_path: Path) -> No
         # The value in the file at 11:30 is what Prometheus answers at 11:30.
         at = END.timestamp() - 1800
         line = next(
-            ln for ln in result.path.read_text().splitlines()
+            ln
+            for ln in result.path.read_text().splitlines()
             if ln.startswith(f'node_memory_MemAvailable_bytes{{instance="{node.name}"') and ln.endswith(f" {int(at)}")
         )
         (sample,) = query(prom.url, f'node_memory_MemAvailable_bytes{{instance="{node.name}"}}', at)
@@ -112,7 +119,10 @@ def test_demo_serves_every_catalog_signal_and_its_faults(tmp_path: Path) -> None
         assert empty == ["pod_oom_killed"]  # nothing has been OOM-killed yet: the leak is ahead
         assert query(prom.url, DEFAULT_SIGNALS["pod_crashlooping"].query, at)[0]["value"][1] == "1"
         assert max(float(s["value"][1]) for s in query(prom.url, DEFAULT_SIGNALS["gpu_xid"].query, at)) == 79
-        p99 = {s["metric"]["model_name"]: float(s["value"][1]) for s in query(prom.url, DEFAULT_SIGNALS["inference_latency_p99"].query, at)}
+        p99 = {
+            s["metric"]["model_name"]: float(s["value"][1])
+            for s in query(prom.url, DEFAULT_SIGNALS["inference_latency_p99"].query, at)
+        }
         assert p99["llama-3-8b"] > 0.1 > p99["qwen2-7b"]
         ratio = max(float(s["value"][1]) for s in query(prom.url, DEFAULT_SIGNALS["pod_memory_usage_ratio"].query, at))
         assert 0.8 < ratio < 1.0
@@ -121,9 +131,9 @@ def test_demo_serves_every_catalog_signal_and_its_faults(tmp_path: Path) -> None
 
 
 class _Hook(BaseHTTPRequestHandler):
-    received: list[dict] = []
+    received: ClassVar[list[dict]] = []
 
-    def do_POST(self) -> None:  # noqa: N802 - http.server's naming
+    def do_POST(self) -> None:
         body = self.rfile.read(int(self.headers["Content-Length"]))
         type(self).received.append(json.loads(body))
         self.send_response(200)
@@ -136,10 +146,12 @@ class _Hook(BaseHTTPRequestHandler):
 def test_alertmanager_forwards_a_posted_alert_to_the_webhook() -> None:
     hook = ThreadingHTTPServer(("127.0.0.1", 0), _Hook)
     threading.Thread(target=hook.serve_forever, daemon=True).start()
-    _Hook.received = []
+    _Hook.received.clear()
     try:
         with AlertmanagerServer(webhook_url=f"http://127.0.0.1:{hook.server_port}/hook") as am:
-            resp = requests.post(f"{am.url}/api/v2/alerts", json=[{"labels": {"alertname": "AiopsTest", "pod": "p"}}], timeout=5)
+            resp = requests.post(
+                f"{am.url}/api/v2/alerts", json=[{"labels": {"alertname": "AiopsTest", "pod": "p"}}], timeout=5
+            )
             assert resp.status_code == 200
             deadline = time.monotonic() + 20
             while not _Hook.received and time.monotonic() < deadline:

@@ -92,8 +92,12 @@ def test_labels_match_what_the_catalog_aggregates_on() -> None:
         assert label in gpu
     fs = next(iter(series_of(text, "node_filesystem_avail_bytes")))
     assert 'instance="node-' in fs and "mountpoint=" in fs and "fstype=" in fs
-    assert all('resource="memory"' in k or 'resource="cpu"' in k for k in series_of(text, "kube_pod_container_resource_limits"))
-    assert all("model_name=" in k and "namespace=" in k for k in series_of(text, "vllm:e2e_request_latency_seconds_bucket"))
+    assert all(
+        'resource="memory"' in k or 'resource="cpu"' in k for k in series_of(text, "kube_pod_container_resource_limits")
+    )
+    assert all(
+        "model_name=" in k and "namespace=" in k for k in series_of(text, "vllm:e2e_request_latency_seconds_bucket")
+    )
 
 
 def test_timestamps_end_at_end_on_the_step_grid() -> None:
@@ -105,7 +109,10 @@ def test_timestamps_end_at_end_on_the_step_grid() -> None:
 
 
 def test_memory_leak_crosses_the_limit_at_the_chosen_time_after_the_data() -> None:
-    sc = small(duration=timedelta(hours=6), faults=[MemoryLeak(pod=1, starts_before_end=timedelta(hours=3), crosses_limit_after_end=timedelta(minutes=45))])
+    sc = small(
+        duration=timedelta(hours=6),
+        faults=[MemoryLeak(pod=1, starts_before_end=timedelta(hours=3), crosses_limit_after_end=timedelta(minutes=45))],
+    )
     text = render(sc)
     pod = Topology.build(sc).pods[1]
     key = next(k for k in series_of(text, "container_memory_working_set_bytes") if f'pod="{pod.name}"' in k)
@@ -145,7 +152,11 @@ def test_histogram_buckets_are_cumulative_and_end_in_count() -> None:
     counts = series_of(text, "vllm:e2e_request_latency_seconds_count")
     for labels, (_, count) in counts.items():
         les = sorted(
-            ((float(re.search(r'le="([^"]+)"', k)[1]), v) for k, (_, v) in buckets.items() if k.startswith(labels + ",")),
+            (
+                (float(re.search(r'le="([^"]+)"', k)[1]), v)
+                for k, (_, v) in buckets.items()
+                if k.startswith(labels + ",")
+            ),
             key=lambda p: p[0],
         )
         stacked = np.vstack([v for _, v in les])
@@ -157,17 +168,24 @@ def test_crash_loop_restarts_with_backoff_and_reports_waiting() -> None:
     sc = small(faults=[CrashLoop(pod=2, starts_before_end=timedelta(minutes=40))])
     text = render(sc)
     pod = Topology.build(sc).pods[2].name
-    (ts, restarts), = [v for k, v in series_of(text, "kube_pod_container_status_restarts_total").items() if pod in k]
+    ((ts, restarts),) = [v for k, v in series_of(text, "kube_pod_container_status_restarts_total").items() if pod in k]
     recent = restarts[-1] - restarts[ts <= END.timestamp() - 40 * 60][-1]
     assert 8 <= recent <= 14  # 10 s doubling to 5 min over 40 min
-    (_, waiting), = series_of(text, "kube_pod_container_status_waiting_reason").values()
+    ((_, waiting),) = series_of(text, "kube_pod_container_status_waiting_reason").values()
     assert waiting[-1] == 1 and waiting[0] == 0
 
 
 def test_filesystem_fill_reaches_zero_after_the_data() -> None:
-    sc = small(duration=timedelta(hours=4), faults=[FilesystemFill(node=0, starts_before_end=timedelta(hours=2), full_after_end=timedelta(minutes=30))])
+    sc = small(
+        duration=timedelta(hours=4),
+        faults=[FilesystemFill(node=0, starts_before_end=timedelta(hours=2), full_after_end=timedelta(minutes=30))],
+    )
     text = render(sc)
-    (ts, avail), = [v for k, v in series_of(text, "node_filesystem_avail_bytes").items() if 'instance="node-0"' in k and 'mountpoint="/var/lib/containerd"' in k]
+    ((ts, avail),) = [
+        v
+        for k, v in series_of(text, "node_filesystem_avail_bytes").items()
+        if 'instance="node-0"' in k and 'mountpoint="/var/lib/containerd"' in k
+    ]
     tail = ts >= END.timestamp() - 2 * 3600
     slope, intercept = np.polyfit(ts[tail], avail[tail], 1)
     assert abs(-intercept / slope - (END.timestamp() + 1800)) < 300
@@ -194,8 +212,13 @@ def test_demo_scenario_is_small_and_has_every_fault_kind() -> None:
     topo = Topology.build(sc)
     assert len(topo.nodes) == 3 and len(topo.gpus) == 4 and len(topo.models) == 2 and len(topo.pods) == 10
     assert {f.kind for f in sc.faults} >= {
-        "memory_leak", "gpu_xid", "gpu_remapped_rows", "latency_regression", "accuracy_drift",
-        "filesystem_fill", "crash_loop",
+        "memory_leak",
+        "gpu_xid",
+        "gpu_remapped_rows",
+        "latency_regression",
+        "accuracy_drift",
+        "filesystem_fill",
+        "crash_loop",
     }
     assert topo.series_count() < 1000
 
