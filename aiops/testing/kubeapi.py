@@ -652,9 +652,14 @@ class _Handler(BaseHTTPRequestHandler):
                 return 200, delete_pod(
                     store, req.namespace, req.name, options, dry_run=dry_run, graceful=self.api.graceful_deletion
                 )
-            return 200, store.delete(
+            gone = store.delete(
                 rt, req.namespace, req.name, dry_run=dry_run, preconditions=options.get("preconditions"), orphan=orphan
             )
+            # Only pods answer with the deleted object; other registries answer a Success Status.
+            details = {"name": req.name, "kind": rt.plural, "uid": gone["metadata"]["uid"]}
+            if rt.group:
+                details["group"] = rt.group
+            return 200, status_body(200, "", "", details)
         raise ApiError(405, "MethodNotAllowed", "the server does not allow this method on the requested resource")
 
     def _present(self, rt: ResourceType, obj: Obj, req: _Request) -> Any:

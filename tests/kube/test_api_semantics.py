@@ -474,3 +474,35 @@ def test_graceful_deletion_keeps_pods_terminating_until_the_kubelet_confirms() -
         assert core.read_namespaced_pod("web-0", "default").metadata.deletion_grace_period_seconds == 30
         assert server.finish_terminations() == ["default/web-0", "default/web-1"]
         assert core.list_namespaced_pod("default").items == []
+
+
+def test_delete_answers_like_the_apiserver_registries(admin, api: KubeApiServer) -> None:
+    pod = client.CoreV1Api(admin).delete_namespaced_pod("web-0", "default")
+    assert pod.metadata.name == "web-0"  # pods answer with the object
+    status = client.AppsV1Api(admin).delete_namespaced_deployment("model", "default")  # v37: a plain dict
+    assert (status["kind"], status["status"], status["details"]["name"], status["details"]["group"]) == (
+        "Status",
+        "Success",
+        "model",
+        "apps",
+    )
+
+
+def test_lease_patch_and_auth_reviews_through_the_client(sa, api: KubeApiServer) -> None:
+    leases = client.CoordinationV1Api(api.api_client(ADMIN_TOKEN))
+    leases.create_namespaced_lease(
+        "aiops", client.V1Lease(metadata=client.V1ObjectMeta(name="l"), spec=client.V1LeaseSpec(holder_identity="a"))
+    )
+    patched = leases.patch_namespaced_lease("l", "aiops", {"spec": {"holderIdentity": "b", "leaseTransitions": 1}})
+    assert (patched.spec.holder_identity, patched.spec.lease_transitions) == ("b", 1)
+    reviews = client.AuthorizationV1Api(sa)
+
+    def can(verb: str, resource: str, subresource: str = "", group: str = "") -> bool:
+        attrs = client.V1ResourceAttributes(
+            verb=verb, resource=resource, subresource=subresource or None, group=group, namespace="default"
+        )
+        review = client.V1SelfSubjectAccessReview(spec=client.V1SelfSubjectAccessReviewSpec(resource_attributes=attrs))
+        return reviews.create_self_subject_access_review(review).status.allowed
+
+    assert can("create", "pods", "eviction") and can("update", "leases", group="coordination.k8s.io")
+    assert not can("create", "pods") and not can("delete", "nodes")
