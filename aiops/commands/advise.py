@@ -9,8 +9,10 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from datetime import UTC, datetime
+import tempfile
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from pydantic import ValidationError
 
@@ -19,6 +21,11 @@ from aiops.config.advisor import AdvisorConfig
 from aiops.config.base import parse_duration
 from aiops.config.prometheus import PrometheusConfig
 from aiops.model import utcnow
+from aiops.testing.prometheus import MissingBinary
+
+if TYPE_CHECKING:
+    from aiops.advisor import Advice
+    from aiops.config import AiopsConfig
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -36,6 +43,10 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p.add_argument("--out", type=Path, metavar="DIR", help="report directory (default: advisor.output_dir)")
     p.add_argument("--json", action="store_true", help="print the advice as JSON on stdout instead of the summary")
     p.add_argument("--no-files", action="store_true", help="print only; write no report files")
+    p.add_argument(
+        "--demo", action="store_true",
+        help="advise on 4 days of generated history (an idle GPU, a MIG fit, a latency-bound HPA) in a local Prometheus",
+    )
     p.set_defaults(func=run)
 
 
@@ -44,6 +55,26 @@ def _end(text: str | None) -> datetime:
         return utcnow()
     when = datetime.fromisoformat(text.replace("Z", "+00:00"))
     return when if when.tzinfo else when.replace(tzinfo=UTC)
+
+
+def _demo(config: AiopsConfig) -> Advice:
+    """Advice on the bundled known-answer history, from a throwaway local Prometheus."""
+    from aiops.advisor import advise
+    from aiops.advisor.demo import DAYS, scenario_end, start_demo_prometheus
+
+    end = scenario_end()
+    with tempfile.TemporaryDirectory(prefix="aiops-advise-demo-") as tmp:
+        prom = start_demo_prometheus(Path(tmp), end)
+        try:
+            demo = config.model_copy(
+                update={
+                    "prometheus": PrometheusConfig.model_validate({"url": prom.url}),
+                    "advisor": config.advisor.model_copy(update={"window": timedelta(days=DAYS)}),
+                }
+            )
+            return advise(demo, end)
+        finally:
+            prom.stop()
 
 
 def run(args: argparse.Namespace) -> int:
@@ -77,9 +108,11 @@ def run(args: argparse.Namespace) -> int:
             return fail(f"--prometheus-url {args.prometheus_url!r} is not a URL; give one like http://127.0.0.1:9090")
         config = config.model_copy(update={"prometheus": prometheus})
     try:
-        advice = advise(config, end)
+        advice = _demo(config) if args.demo else advise(config, end)
     except AdvisorError as exc:
         return fail(str(exc), EXIT_DEGRADED)
+    except MissingBinary as exc:
+        return fail(f"{exc} (--demo runs a local Prometheus)")
     if args.json:
         print(json.dumps(to_json(advice), indent=2))
     else:

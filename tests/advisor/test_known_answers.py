@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import sys
 from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
@@ -12,13 +11,12 @@ import pytest
 import yaml
 
 from aiops.advisor import Advice, Kind, advise, digest, write_reports
+from aiops.advisor.demo import Written, scenario_end, write_scenario
 from aiops.cli import main
 from aiops.config import AiopsConfig, parse_config
 from aiops.model import Entity, Severity
 from aiops.testing.prometheus import PrometheusServer
 
-sys.path.insert(0, str(Path(__file__).parent))
-from scenario import Written, scenario_end, write_scenario
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -208,3 +206,9 @@ def test_cli_explains_an_outage(tmp_path: Path, capsys: pytest.CaptureFixture[st
     assert "cannot connect" in err and "Traceback" not in err
     assert main(["advise", "--prometheus-url", "not a url", "--no-files"]) == 2
     assert "is not a URL" in capsys.readouterr().err
+
+
+def test_cli_demo(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["advise", "--demo", "--no-files"]) == 0
+    out = capsys.readouterr().out
+    assert "[mig] deployment/serving/embedder" in out and "[hpa_target] hpa/serving/chat" in out

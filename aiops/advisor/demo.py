@@ -1,4 +1,6 @@
-"""Known-answer GPU/HPA history for the advisor, written as OpenMetrics for a real Prometheus.
+"""Known-answer GPU/HPA history for the advisor, as OpenMetrics for a real Prometheus.
+
+Used by the tests (each answer below is asserted) and by ``aiops advise --demo``.
 
 Four workloads, each built so exactly one answer is right:
 
@@ -19,8 +21,12 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
+
+if TYPE_CHECKING:
+    from aiops.testing.prometheus import PrometheusServer
 
 SCRAPE_SECONDS = 120
 DAYS = 4
@@ -172,6 +178,14 @@ def _latency_histogram(lines: list[str], t: np.ndarray, p99: np.ndarray) -> None
         lines.append(f'{name}_bucket{{{ids},le="+Inf"}} {count[k]:.0f} {ts}\n')
         lines.append(f"{name}_count{{{ids}}} {count[k]:.0f} {ts}\n")
         lines.append(f"{name}_sum{{{ids}}} {total[k]:.3f} {ts}\n")
+
+
+def start_demo_prometheus(workdir: Path, end: datetime) -> PrometheusServer:
+    """Write the demo history ending at ``end`` under ``workdir`` and start a Prometheus on it."""
+    from aiops.testing.prometheus import PrometheusServer
+
+    written = write_scenario(workdir / "advisor-demo.om", end)
+    return PrometheusServer(workdir / "prometheus", openmetrics=written.path).start()
 
 
 def scenario_end(now: datetime | None = None) -> datetime:
