@@ -79,3 +79,33 @@ def test_unknown_route_and_missing_secret_are_explained(tmp_path: Path, servers:
     assert main(["notify", "--test", "-c", str(path)]) == 2
     err = capsys.readouterr().err
     assert "notify.channels.team-dingtalk" in err and "CLI_DT_TOKEN is not set" in err and "Traceback" not in err
+
+
+def test_outbox_lists_waiting_and_failed_notifications(tmp_path: Path, servers: tuple[DingTalkReceiver, SmtpServer],
+                                                       capsys: pytest.CaptureFixture[str]) -> None:
+    from aiops.config import load_config
+    from aiops.notify.stage import NotifyStage
+    from aiops.state import Store
+
+    from .conftest import NOW, finding
+
+    robot, smtp = servers
+    path = write_config(tmp_path, robot, smtp)
+    data = yaml.safe_load(path.read_text())
+    data["state"] = {"path": str(tmp_path / "state.sqlite")}
+    data["notify"]["routes"] = []  # everything to every channel
+    path.write_text(yaml.safe_dump(data))
+    assert main(["notify", "--outbox", "-c", str(path)]) == 2
+    assert "no state file" in capsys.readouterr().err
+
+    robot.http_error_next(503)
+    cfg = load_config(path)
+    stage = NotifyStage.from_config(cfg, Store(cfg.state.path))
+    stage.notify([finding()], [], cycle_id="c1", now=NOW, degraded=False)
+    stage.close()
+    stage.store.close()
+    capsys.readouterr()
+    assert main(["notify", "--outbox", "-c", str(path)]) == 0
+    out = capsys.readouterr().out
+    assert "pending   team-dingtalk      1" in out and "exhaustion:pod_memory_usage_ratio:pod/ml/llama-0" in out
+    assert "DingTalk answered HTTP 503" in out
