@@ -16,7 +16,5 @@ if [ -z "$helm" ]; then
   echo "helm not found: run 'python3 -m tests.deploy.helm_binary' first" >&2
   exit 1
 fi
-# The command recorded in deploy/kustomize/kustomization.yaml.
-"$helm" template aiops "$chart" --namespace aiops --set secrets.existingSecret=aiops-secrets --skip-tests \
-  > deploy/kustomize/aiops.yaml
-echo "refreshed: dashboards/*.json, $chart/files/, deploy/kustomize/aiops.yaml"
+python3 deploy/kustomize/base/render.py "$helm"
+echo "refreshed: dashboards/*.json, $chart/files/, deploy/kustomize/base/{aiops,config}.yaml"
