@@ -168,7 +168,7 @@ def analyse_hpa(
     gpu_hours = waste * gpus_per_replica
     if sizing_target is not None and gpu_hours >= MIN_WASTED_GPU_HOURS:
         stab = int(auto.scale_down_stabilization.total_seconds())
-        change, command = hpa_scale_down_change(hpa.entity, stab)
+        change, command = hpa_scale_down_change(hpa.entity, stab, sizing_target)
         recs.append(
             Recommendation(
                 kind=Kind.HPA_SCALE_DOWN,

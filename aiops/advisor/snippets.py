@@ -112,7 +112,7 @@ def hpa_target_change(hpa: Entity, metric: str, target: float) -> tuple[str, str
     return snippet, _patch_command(hpa, spec, resource="hpa")
 
 
-def hpa_scale_down_change(hpa: Entity, stabilization_seconds: int) -> tuple[str, str]:
+def hpa_scale_down_change(hpa: Entity, stabilization_seconds: int, target: float) -> tuple[str, str]:
     spec = {
         "spec": {
             "behavior": {
@@ -124,7 +124,12 @@ def hpa_scale_down_change(hpa: Entity, stabilization_seconds: int) -> tuple[str,
             }
         }
     }
-    snippet = _yaml(spec, f"HorizontalPodAutoscaler {hpa.namespace}/{hpa.name}: release replicas quickly once load drops.")
+    snippet = _yaml(
+        spec,
+        f"HorizontalPodAutoscaler {hpa.namespace}/{hpa.name}: release replicas quickly once load drops.",
+        f"With a {target:g} % target, replicas go as soon as the lower count has held for "
+        f"{stabilization_seconds // 60} min; all surplus may go at once.",
+    )
     return snippet, _patch_command(hpa, spec, resource="hpa")
 
 
