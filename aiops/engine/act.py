@@ -24,11 +24,22 @@ from aiops import metrics, plugins
 from aiops.config import AiopsConfig
 from aiops.engine.leader import LeaseElector
 from aiops.engine.outcomes import NOT_HEALED, OutcomeTracker
-from aiops.engine.safety import GuardedWriter, InFlight, IsSilenced, KillSwitch
+from aiops.engine.safety import (
+    EVENT_REASON,
+    GuardedWriter,
+    InFlight,
+    IsSilenced,
+    KillSwitch,
+)
 from aiops.kube.client import build_api_client, request_timeout
 from aiops.kube.errors import KubeApiError
 from aiops.kube.plan import RESTORE, waiting_of
-from aiops.kube.read import read_cluster_view, read_configmap_value
+from aiops.kube.read import (
+    LedgerEntry,
+    read_action_ledger,
+    read_cluster_view,
+    read_configmap_value,
+)
 from aiops.kube.view import ClusterView
 from aiops.kube.writer import KubeWriter
 from aiops.model import ActionResult, ActionStatus, Decision, Finding, Plan, StageError
@@ -60,10 +71,15 @@ class Actor:
         timeout = request_timeout(config.kubernetes)
         kube = KubeWriter(api, timeout=timeout, dry_run=config.safety.dry_run) if api is not None else None
         ks = config.safety.kill_switch
+        namespaces = tuple(config.kubernetes.watch_namespaces)
         read_cm: Callable[[], str | None] | None = None
+        read_ledger: Callable[[], Sequence[LedgerEntry]] | None = None
         if api is not None:
             def read_cm() -> str | None:
                 return read_configmap_value(api, ks.configmap_namespace, ks.configmap_name, ks.configmap_key, timeout=timeout)
+
+            def read_ledger() -> Sequence[LedgerEntry]:
+                return read_action_ledger(api, reason=EVENT_REASON, timeout=timeout, namespaces=namespaces)
         self.writer = GuardedWriter(
             config.safety,
             store,
@@ -71,11 +87,11 @@ class Actor:
             is_leader=lambda: self.is_leader,
             kill_switch=KillSwitch(ks, read_cm),
             is_silenced=is_silenced,
+            read_ledger=read_ledger if config.safety.emit_events else None,
             reporter=elector.identity if elector is not None else "aiops",
         )
         self.outcomes = OutcomeTracker(store, config.safety, self.writer.breaker)
         if read_view is None and api is not None:
-            namespaces = tuple(config.kubernetes.watch_namespaces)
 
             def read_view(now: datetime) -> ClusterView:
                 return read_cluster_view(api, now=now, timeout=timeout, namespaces=namespaces)
@@ -123,8 +139,7 @@ class Actor:
         self, decisions: Sequence[Decision], *, findings: Sequence[Finding], degraded: bool, now: datetime
     ) -> list[ActionResult]:
         self.errors = []
-        self.writer.errors = []
-        self.writer.kill_switch.begin_cycle()
+        self.writer.begin_cycle()
         metrics.LEADER.set(1 if self.is_leader else 0)
         if degraded:
             return [

@@ -19,7 +19,7 @@ import enum
 import json
 import logging
 import math
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -37,6 +37,13 @@ from aiops import metrics
 from aiops.config.safety import KillSwitchConfig, SafetyConfig
 from aiops.kube.errors import KubeApiError
 from aiops.kube.plan import RESTORE, StagedPlan, waiting_of
+from aiops.kube.read import (
+    LEDGER_ACTION,
+    LEDGER_AT,
+    LEDGER_DECISION,
+    LEDGER_TARGET,
+    LedgerEntry,
+)
 from aiops.kube.view import REMEDIATE_LABEL, ClusterView
 from aiops.kube.writer import KubeWriter
 from aiops.model import (
@@ -188,6 +195,20 @@ class Books:
                 (decision_id, action, target, int(dry_run), at.timestamp()),
             )
 
+    def import_ledger(self, entries: Sequence[LedgerEntry]) -> int:
+        """Count actions other replicas took (from their Events) in budgets and cooldowns; each once."""
+        added = 0
+        with self.store.transaction() as conn:
+            for e in entries:
+                known = conn.execute("SELECT 1 FROM safety_actions WHERE decision_id = ? AND dry_run = 0", (e.decision_id,))
+                if known.fetchone() is None:
+                    conn.execute(
+                        "INSERT INTO safety_actions (decision_id, action, target, dry_run, at) VALUES (?, ?, ?, 0, ?)",
+                        (e.decision_id, e.action, e.target, e.at.timestamp()),
+                    )
+                    added += 1
+        return added
+
     def disruptions(self, workload: str, since: datetime, dry_run: bool) -> int:
         rows = self.store.query(
             "SELECT COUNT(*) AS n FROM safety_disruptions WHERE workload = ? AND dry_run = ? AND at > ?",
@@ -320,9 +341,12 @@ class GuardedWriter:
         is_leader: Callable[[], bool],
         kill_switch: KillSwitch,
         is_silenced: IsSilenced | None = None,
+        read_ledger: Callable[[], Sequence[LedgerEntry]] | None = None,
         reporter: str = "aiops",
     ) -> None:
         self.config = config
+        self.read_ledger = read_ledger
+        self._ledger_synced = False
         self.books = Books(store)
         self.kube = kube
         self.is_leader = is_leader
@@ -336,6 +360,28 @@ class GuardedWriter:
     @property
     def dry_run(self) -> bool:
         return self.kube is None or self.kube.dry_run
+
+    def begin_cycle(self) -> None:
+        """Per-cycle readings (kill switch, shared ledger) are taken again on first use."""
+        self.kill_switch.begin_cycle()
+        self._ledger_synced = False
+        self.errors = []
+
+    def _sync_ledger(self) -> Refusal | None:
+        """Merge the actions other replicas recorded in the cluster, once per cycle. Budgets and
+        cooldowns live in each replica's own state file; the Events make them survive a failover."""
+        if self._ledger_synced or self.read_ledger is None or self.dry_run:
+            return None
+        try:
+            added = self.books.import_ledger(self.read_ledger())
+        except KubeApiError as exc:
+            if exc.temporary:
+                self.errors.append(exc)
+            return Refusal(Rail.BUDGET, f"cannot read the action ledger (AiopsRemediation events) to count budgets: {exc}")
+        self._ledger_synced = True
+        if added:
+            log.info("counted actions of other replicas", extra={"actions": added})
+        return None
 
     # -- budgets, exported as gauges --------------------------------------------------------
     def remaining_budget(self, now: datetime) -> dict[str, int]:
@@ -380,6 +426,9 @@ class GuardedWriter:
             if silenced:
                 return Refusal(Rail.SILENCED, f"an Alertmanager silence matches {plan.target.key}")
         if not resuming:
+            refusal = self._sync_ledger()
+            if refusal is not None:
+                return refusal
             last = self.books.last_action_on(plan.target.key, self.dry_run)
             if last is not None and now - last < self.config.cooldown:
                 until = (last + self.config.cooldown).strftime("%H:%M UTC")
@@ -606,8 +655,9 @@ class GuardedWriter:
         namespace = target.namespace or "default"
         stamp = now.isoformat().replace("+00:00", "Z")
         message = f"{plan.summary}. Finding: {decision.reason}"[:1024]
+        ledger = {LEDGER_TARGET: target.key, LEDGER_ACTION: decision.action, LEDGER_DECISION: decision.id, LEDGER_AT: stamp}
         body = {
-            "metadata": {"generateName": f"{target.name}.aiops-", "namespace": namespace},
+            "metadata": {"generateName": f"{target.name}.aiops-", "namespace": namespace, "annotations": ledger},
             "involvedObject": {"apiVersion": api_version, "kind": kind, "name": target.name, "namespace": target.namespace or None},
             "reason": EVENT_REASON,
             "message": message,

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -220,4 +221,47 @@ def read_configmap_value(
     return None if value is None else str(value)
 
 
-__all__ = ["KubeApiError", "read_cluster_view", "read_configmap_value"]
+# Annotations aiops puts on its AiopsRemediation Events: the cluster-side ledger of its actions.
+LEDGER_TARGET = "aiops.io/target"
+LEDGER_ACTION = "aiops.io/action"
+LEDGER_DECISION = "aiops.io/decision"
+LEDGER_AT = "aiops.io/at"
+
+
+@dataclass(frozen=True)
+class LedgerEntry:
+    """One action any aiops replica took, read back from its Kubernetes Event."""
+
+    decision_id: str
+    action: str
+    target: str  # Entity.key
+    at: datetime
+
+
+def read_action_ledger(
+    api: k8s.ApiClient, *, reason: str, timeout: tuple[float, float], namespaces: Sequence[str] = ()
+) -> list[LedgerEntry]:
+    """The actions recorded in ``reason`` Events (as long as the cluster keeps events, 1 h by
+    default), so that a new leader honours the cooldowns and budgets its predecessor spent."""
+    core = k8s.CoreV1Api(api)
+    selector = f"reason={reason}"
+    if namespaces:
+        items: list[dict[str, Any]] = []
+        for ns in sorted({*namespaces, "default"}):  # node events live in "default"
+            items += _items(core.list_namespaced_event, f"list events in {ns}", timeout, namespace=ns, field_selector=selector)
+    else:
+        items = _items(core.list_event_for_all_namespaces, "list events", timeout, field_selector=selector)
+    out = []
+    for obj in items:
+        notes = _meta(obj).get("annotations") or {}
+        if not all(k in notes for k in (LEDGER_TARGET, LEDGER_ACTION, LEDGER_DECISION, LEDGER_AT)):
+            continue
+        try:
+            at = datetime.fromisoformat(str(notes[LEDGER_AT]).replace("Z", "+00:00"))
+        except ValueError:
+            continue
+        out.append(LedgerEntry(str(notes[LEDGER_DECISION]), str(notes[LEDGER_ACTION]), str(notes[LEDGER_TARGET]), at))
+    return out
+
+
+__all__ = ["KubeApiError", "LedgerEntry", "read_action_ledger", "read_cluster_view", "read_configmap_value"]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
@@ -13,6 +14,7 @@ from aiops.kube.client import build_api_client
 from aiops.model import ActionStatus, Entity
 from aiops.state import Store
 from aiops.testing.kubeapi import ADMIN_TOKEN, SA_TOKEN, KubeApiServer
+from aiops.testing.kubeapi_objects import make_pod
 from tests.safety.kubecluster import NOW, decision, logged, make_config, seed_workload
 
 
@@ -158,3 +160,27 @@ def test_lost_lease_stops_acting_immediately_even_mid_evacuation(server: KubeApi
 def test_invalid_timings_are_refused(server: KubeApiServer) -> None:
     with pytest.raises(ValueError, match="retry_period < renew_deadline < lease_duration"):
         elector(server, "a", lease_duration=5, renew_deadline=10, retry_period=2)
+
+
+def test_a_new_leader_honours_its_predecessors_cooldown_and_budget(server: KubeApiServer, tmp_path: Path) -> None:
+    names = seed_workload(server, "web", ["gpu-1", "gpu-2", "gpu-3"])
+    actors = []
+    for name in ("replica-a", "replica-b"):
+        (tmp_path / name).mkdir()
+        config = make_config(server, tmp_path / name, leader=True, max_actions_per_hour=2, max_pods_per_workload=10)
+        api = build_api_client(config.kubernetes)
+        el = LeaseElector.from_config(api, config.kubernetes)
+        el.identity = name
+        actors.append(Actor(config, Store(config.state.path), api=api, elector=el))
+    a, b = actors
+    assert a.elector is not None and b.elector is not None
+    assert a.elector.try_acquire_or_renew() and not b.elector.try_acquire_or_renew()
+    assert a.act([decision("restart_pod", Entity("pod", names[0], "default"))], findings=[], degraded=False, now=NOW)[0].status is ActionStatus.APPLIED
+    a.close()  # a hands the lease over (or crashes); b takes over with its own, empty state file
+    assert b.elector.try_acquire_or_renew()
+    server.seed(make_pod(names[0], node="gpu-1", labels={"app": "web"}, owner=("ReplicaSet", "web-rs")))  # recreated
+    later = NOW + timedelta(minutes=5)
+    again = b.act([decision("restart_pod", Entity("pod", names[0], "default"))], findings=[], degraded=False, now=later)[0]
+    assert again.rail == "cooldown"  # a's action, read back from its AiopsRemediation Event
+    assert b.writer.remaining_budget(later)["hour"] == 1
+    b.close()
