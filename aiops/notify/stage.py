@@ -35,6 +35,7 @@ from aiops.model import (
     Notification,
     Severity,
     new_id,
+    utcnow,
 )
 from aiops.notify import formatting as fmt
 from aiops.notify.codec import from_json, to_json
@@ -217,8 +218,6 @@ class NotifyStage:
         }
         self.outbox = Outbox(store, config.notify.outbox, fallbacks=fallbacks)
         store.ensure_schema(_LEDGER)
-        from aiops.model import utcnow
-
         self.outbox.recover(self.notifiers, now or utcnow())
         for name in self.notifiers:
             metrics.OUTBOX_PENDING.labels(channel=name).set(self.outbox.pending(name))
@@ -358,9 +357,7 @@ class NotifyStage:
 
 
 # --- `aiops notify --test` ------------------------------------------------------------------
-def test_notification(route: RouteConfig | None = None) -> Notification:
-    from aiops.model import utcnow
-
+def make_test_notification(route: RouteConfig | None = None) -> Notification:
     when = utcnow().strftime("%Y-%m-%d %H:%M:%S UTC")
     labels = {"severity": "info", "test": "true"}
     if route is not None:
@@ -388,7 +385,7 @@ def send_test(notifiers: Mapping[str, Notifier], routes: Sequence[RouteConfig], 
         channels = list(notifiers)
     out: dict[str, Delivery] = {}
     for name in channels:
-        n = test_notification(route)
+        n = make_test_notification(route)
         try:
             out[name] = notifiers[name].send([n])
         except Exception as exc:  # noqa: BLE001 - a plugin bug is reported as that channel's result
