@@ -241,8 +241,9 @@ def _run_smd(args: argparse.Namespace, params: dict[str, Any]) -> int:
             frame["label"] = s.labels.astype(int)
         frame.assign(timestamp=frame["timestamp"].dt.strftime("%Y-%m-%d %H:%M:%S")).to_csv(args.out / f"{s.machine}.csv", index=False)
         if not args.no_plots:
-            frame["value"] = frame["anomaly_score"]
-            plot_series(frame, args.out / "plots" / f"{s.machine}.png", title=f"{name}: {s.machine}", threshold=args.threshold, value_columns=("anomaly_score",))
+            columns = [f"metric {j + 1}" for j in range(s.features.shape[1])]
+            plotted = pd.concat([frame, pd.DataFrame(s.features, columns=columns)], axis=1)
+            plot_series(plotted, args.out / "plots" / f"{s.machine}.png", title=f"{name}: {s.machine}", threshold=args.threshold, value_columns=columns)
     results = {run_name: evaluate_machines(scored, args.threshold) for run_name, scored in runs}
     _write_summary(args.out, {"detector": name, "params": params, "data": str(args.data), "step_seconds": step, "results": results})
     _print_smd_report(results, args.threshold)

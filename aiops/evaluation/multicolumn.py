@@ -61,6 +61,7 @@ class Scored:
     scores: np.ndarray
     labels: np.ndarray | None
     seconds: float
+    features: np.ndarray  # the test rows, for plots
 
 
 def _stem(path: Path) -> str:
@@ -135,7 +136,7 @@ def replay_machines(
         elapsed = time.perf_counter() - started
         if scores.shape != (machine.test.shape[0],) or not np.all(np.isfinite(scores)) or scores.min() < 0 or scores.max() > 1:
             raise ValueError(f"{name}: the detector must return one finite score in [0, 1] per row (a detector bug)")
-        out.append(Scored(name, timestamps, scores, machine.labels, elapsed))
+        out.append(Scored(name, timestamps, scores, machine.labels, elapsed, machine.test))
     return out
 
 

@@ -40,8 +40,10 @@ def plot_series(
     score = frame["anomaly_score"].to_numpy(dtype=float)
     fig, (top, bottom) = plt.subplots(2, 1, sharex=True, figsize=(12, 5), height_ratios=(3, 1.4))
     try:
+        many = len(value_columns) > 8  # a multi-metric machine: thin lines, no legend
         for column in value_columns:
-            top.plot(ts, frame[column].to_numpy(dtype=float), lw=0.7, label=column if len(value_columns) > 1 else None)
+            label = column if 1 < len(value_columns) <= 8 else None
+            top.plot(ts, frame[column].to_numpy(dtype=float), lw=0.4 if many else 0.7, alpha=0.6 if many else 1.0, label=label)
         if 0 < unscored_rows < len(ts):
             for ax in (top, bottom):
                 ax.axvspan(ts[0], ts[unscored_rows], color="0.85", alpha=0.5, lw=0, label="not scored" if ax is bottom else None)
