@@ -69,6 +69,7 @@ class ExhaustionTrace:
     level: np.ndarray  # trend value at each point's own time
     noise_sigma: np.ndarray  # point-to-point noise around the trend
     segment: np.ndarray  # stretch id (changes at resets, drops, steps and long gaps)
+    discount: np.ndarray  # factor applied for past climbs to this level that reset (1 = none)
 
 
 class ExhaustionForecast(UnivariateDetector):
@@ -155,12 +156,13 @@ class ExhaustionForecast(UnivariateDetector):
         # A series that has repeatedly climbed this high and then reset (GC, log rotation,
         # a cache eviction) will most likely reset again: each such past cycle halves, thirds...
         # the score. A leak that outgrows its past peaks is not discounted.
-        score = score * self._reset_discount(t, y, seg, drop_ended, level, noise_sigma, capacity)
+        discount = self._reset_discount(t, y, seg, drop_ended, level, noise_sigma, capacity)
+        score = score * discount
         # At or past the wall already: nothing left to predict.
         score = np.where(y >= capacity, 1.0, score)
         score = clip01(score)
         score[np.isnan(y)] = 0.0
-        return ExhaustionTrace(score, slope, slope_sigma, level, noise_sigma, seg)
+        return ExhaustionTrace(score, slope, slope_sigma, level, noise_sigma, seg, discount)
 
     def _segments(
         self, t: np.ndarray, y: np.ndarray, capacity: float, window: int, step: float
@@ -317,11 +319,17 @@ class ExhaustionForecast(UnivariateDetector):
             "noise_sigma": noise,
             "lead_time_seconds": lead,
             "fit_since": from_epoch(series.timestamps[start]).isoformat(),
+            "reset_discount": float(tr.discount[i]),
         }
         summary = (
             f"{series.signal} at {value:.3g}{unit} of {capacity:.3g}, growing {slope * 3600:+.3g}{unit}/h: "
             f"reaches the limit in ~{fmt_duration(lead)} (90 % interval {fmt_duration(earliest)}–{fmt_duration(latest)})"
         )
+        if tr.discount[i] < 1.0:
+            summary += (
+                f"; discounted: it climbed this high and reset {round(1 / tr.discount[i]) - 2}"
+                f" time(s) in the last {fmt_duration(self.reset_memory_seconds)}"
+            )
         return self.finding(
             frame,
             series,
