@@ -6,10 +6,6 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 python3 dashboards/generate.py
-chart=deploy/helm/aiops
-cp deploy/rbac/clusterrole.yaml "$chart/files/clusterrole.yaml"
-cp alert-rules/*.rules.yml "$chart/files/alert-rules/"
-cp dashboards/*.json "$chart/files/dashboards/"
 
 helm="$(python3 -c 'from tests.deploy.helm_binary import find_helm; print(find_helm() or "")')"
 if [ -z "$helm" ]; then
@@ -17,4 +13,4 @@ if [ -z "$helm" ]; then
   exit 1
 fi
 python3 deploy/kustomize/base/render.py "$helm"
-echo "refreshed: dashboards/*.json, $chart/files/, deploy/kustomize/base/{aiops,config}.yaml"
+echo "refreshed: dashboards/*.json, deploy/kustomize/base/{aiops,config}.yaml"
