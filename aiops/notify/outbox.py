@@ -242,13 +242,23 @@ class Outbox:
                     "AND next_attempt_at <= ? ORDER BY severity_rank DESC, created_at LIMIT ?",
                     (channel, head["grp"], PENDING, t, self.config.max_batch),
                 ).fetchall()
-            ids = [r["id"] for r in rows]
+            ids: list[str] = []
+            notifications: list[Notification] = []
+            for r in rows:
+                try:
+                    notifications.append(from_json(r["notification"]))
+                    ids.append(r["id"])
+                except (ValueError, KeyError, TypeError) as exc:  # a damaged row must not block the rest
+                    conn.execute("UPDATE notify_outbox SET state = ?, updated_at = ?, last_error = ? WHERE id = ?",
+                                 (FAILED, t, f"unreadable payload: {type(exc).__name__}", r["id"]))
+                    metrics.NOTIFICATIONS.labels(channel=channel, result="failed").inc()
             conn.executemany(
                 "UPDATE notify_outbox SET state = ?, batch_id = ?, attempts = attempts + 1, updated_at = ? WHERE id = ?",
                 [(SENDING, batch_id, t, i) for i in ids],
             )
-        notifications = tuple(from_json(r["notification"]) for r in rows)
-        return Batch(channel, batch_id, tuple(ids), notifications)
+        if not ids:
+            return self._claim(channel, now)  # every row of that group was damaged: try the next group
+        return Batch(channel, batch_id, tuple(ids), tuple(notifications))
 
     @staticmethod
     def _send(notifier: Notifier, batch: Batch) -> Delivery:

@@ -307,3 +307,16 @@ def test_a_hanging_channel_costs_its_timeout_and_delays_no_other(rig: Rig) -> No
     assert len(rig.smtp.messages) == 1
     assert stage.last_reports["dingtalk"].retried == 1 and "timed out" in stage.last_reports["dingtalk"].last_error
     assert elapsed < 2.5  # one read timeout (1s), not one per queued message, and email did not wait for it
+
+
+def test_a_damaged_outbox_row_fails_alone(store: Store) -> None:
+    stage, recs = recorder_stage(store)
+    stage.notify([finding(pod("a")), finding(pod("b"))], [], cycle_id="c1", now=NOW, degraded=False)
+    with store.transaction() as conn:
+        conn.execute("INSERT INTO notify_outbox (id, channel, grp, key, severity_rank, notification, state, created_at, "
+                     "next_attempt_at, updated_at) VALUES ('x:a', 'a', 'default', 'k', 2, '{broken', 'pending', 0, 0, 0)")
+    stage.notify([finding(pod("a")), finding(pod("b")), finding(pod("c"))], [], cycle_id="c2", now=NOW + timedelta(minutes=1),
+                 degraded=False)
+    assert sorted(n.entity.name for n in recs["a"].sent if n.entity) == ["a", "b", "c"]
+    [bad] = stage.outbox.rows(state=FAILED)
+    assert bad["id"] == "x:a" and "unreadable payload" in str(bad["last_error"])
