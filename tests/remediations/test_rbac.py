@@ -87,8 +87,10 @@ def test_cluster_role_is_exactly_what_the_code_uses(server: KubeApiServer, tmp_p
         lambda api: client.CoreV1Api(api).patch_namespaced_pod("p", "default", {"metadata": {"labels": {"a": "b"}}}),
         lambda api: client.AppsV1Api(api).delete_namespaced_deployment("web", "default"),
         lambda api: client.CoordinationV1Api(api).delete_namespaced_lease("aiops-leader", "aiops"),
+        lambda api: client.CoordinationV1Api(api).read_namespaced_lease("kube-scheduler", "kube-system"),
+        lambda api: client.CoreV1Api(api).read_namespaced_config_map("kube-proxy", "kube-system"),
     ],
-    ids=["delete-node", "list-configmaps", "patch-pod", "delete-deployment", "delete-lease"],
+    ids=["delete-node", "list-configmaps", "patch-pod", "delete-deployment", "delete-lease", "other-lease", "other-configmap"],
 )
 def test_the_service_account_can_do_nothing_else(server: KubeApiServer, call) -> None:
     with pytest.raises(ApiException) as info:
