@@ -225,8 +225,13 @@ def digest(batch: Sequence[Notification], *, max_items: int | None = None) -> Di
     )
 
 
-def to_markdown(d: Digest, *, max_chars: int = 18000) -> str:
-    """DingTalk markdown. Kept under ``max_chars`` (DingTalk rejects very long messages)."""
+def _size(text: str) -> int:
+    return len(text.encode("utf-8"))
+
+
+def to_markdown(d: Digest, *, max_bytes: int = 18000) -> str:
+    """DingTalk markdown, kept under ``max_bytes`` of UTF-8 (DingTalk rejects very long messages;
+    whole items are dropped from the end and counted, never cut in the middle)."""
     blocks: list[str] = []
     for item in d.items:
         rows = [f"#### {item.heading}"]
@@ -236,18 +241,20 @@ def to_markdown(d: Digest, *, max_chars: int = 18000) -> str:
         blocks.append("\n".join(rows))
     tail = f"\n\n_+{d.omitted} more in this digest; see the audit log (`aiops history`)_" if d.omitted else ""
     text = "\n\n".join(blocks)
-    if len(text) + len(tail) > max_chars:
-        kept: list[str] = []
-        size = 0
-        for b in blocks:
-            if size + len(b) + len(tail) + 120 > max_chars:
-                break
-            kept.append(b)
-            size += len(b) + 2
-        dropped = len(blocks) - len(kept) + d.omitted
-        tail = f"\n\n_+{dropped} more not shown (message size limit); see `aiops history`_"
-        text = "\n\n".join(kept) if kept else blocks[0][: max_chars - len(tail) - 1]
-    return text + tail
+    if _size(text) + _size(tail) <= max_bytes:
+        return text + tail
+    kept: list[str] = []
+    budget = max_bytes - 200  # room for the "+N more" line
+    for b in blocks:
+        if _size(b) + 2 > budget:
+            break
+        kept.append(b)
+        budget -= _size(b) + 2
+    dropped = len(blocks) - len(kept) + d.omitted
+    tail = f"\n\n_+{dropped} more not shown (message size limit); see `aiops history`_"
+    if not kept:  # a single huge item: cut it at a character boundary
+        kept = [blocks[0].encode("utf-8")[: max_bytes - 300].decode("utf-8", errors="ignore")]
+    return "\n\n".join(kept) + tail
 
 
 def to_text(d: Digest) -> str:

@@ -86,8 +86,9 @@ def test_digest_puts_the_worst_first_and_counts_the_rest() -> None:
 def test_markdown_stays_under_the_size_limit() -> None:
     ns = build_notifications([finding(pod(f"pod-{i:03d}")) for i in range(200)], [], cycle_id="c",
                              min_severity=Severity.WARNING)
-    md = fmt.to_markdown(fmt.digest(ns), max_chars=5000)
-    assert len(md) <= 5000 and "not shown (message size limit)" in md
+    md = fmt.to_markdown(fmt.digest(ns), max_bytes=5000)
+    assert len(md.encode()) <= 5000 and "not shown (message size limit)" in md
+    assert md.count("#### ") >= 5  # whole items, as many as fit
 
 
 def test_codec_round_trip_keeps_everything_a_message_shows() -> None:
