@@ -322,7 +322,8 @@ class ExhaustionForecast(UnivariateDetector):
             "reset_discount": float(tr.discount[i]),
         }
         summary = (
-            f"{series.signal} at {value:.3g}{unit} of {capacity:.3g}, growing {slope * 3600:+.3g}{unit}/h: "
+            f"{series.signal} at {value / capacity:.1%} of its limit ({value:.4g} of {capacity:.4g}{unit}), "
+            f"growing {slope * 3600 / capacity:+.1%} of the limit per hour: "
             f"reaches the limit in ~{fmt_duration(lead)} (90 % interval {fmt_duration(earliest)}–{fmt_duration(latest)})"
         )
         if tr.discount[i] < 1.0:
