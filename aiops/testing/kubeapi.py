@@ -628,6 +628,8 @@ class _Handler(BaseHTTPRequestHandler):
                 raise ApiError.bad_request("the body of the request must be an object")
             if rt.kind == "Event" and rt.group == "events.k8s.io":
                 _validate_event(rt, body)
+            if rt.kind == "Namespace":  # the namespace strategy's defaults
+                body = {**body, "spec": {"finalizers": ["kubernetes"]}, "status": {"phase": "Active"}}
             obj = store.create(rt, req.namespace, body, dry_run=req.dry_run)
             return 201, obj
         if req.verb == "update":

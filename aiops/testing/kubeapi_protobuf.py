@@ -1,9 +1,9 @@
 """Decoding of the few protobuf request bodies kubectl sends to the test API server.
 
-``kubectl auth can-i`` posts SelfSubjectAccessReview / SelfSubjectRulesReview with
-``Content-Type: application/vnd.kubernetes.protobuf`` and accepts JSON back. Only those two
-messages are decoded, from the k8s.io/api/authorization/v1 generated.proto field numbers; every
-other protobuf body is refused with 415, as an apiserver without that type would.
+``kubectl auth can-i`` posts SelfSubjectAccessReview / SelfSubjectRulesReview, and ``kubectl
+create configmap|namespace`` their objects, with ``Content-Type: application/vnd.kubernetes.protobuf``
+(accepting JSON back). Only those messages are decoded, by the field numbers of k8s.io/api's
+generated.proto files; every other protobuf body is refused with 415.
 """
 
 from __future__ import annotations
@@ -65,6 +65,28 @@ def _message(msg: dict[int, list[bytes | int]], number: int) -> dict[int, list[b
     return fields(value) if isinstance(value, bytes) else {}
 
 
+def _string_map(msg: dict[int, list[bytes | int]], number: int) -> dict[str, str]:
+    """A ``map<string, string>`` field: repeated entries of {key = 1, value = 2}."""
+    out = {}
+    for raw in msg.get(number, ()):
+        entry = fields(raw) if isinstance(raw, bytes) else {}
+        out[_text(entry, 1)] = _text(entry, 2)
+    return out
+
+
+def _object_meta(meta: dict[int, list[bytes | int]]) -> dict[str, Any]:
+    """The ObjectMeta fields a client sets on create: name, generateName, namespace, labels, annotations."""
+    out: dict[str, Any] = {}
+    for number, key in ((1, "name"), (2, "generateName"), (3, "namespace")):
+        if _text(meta, number):
+            out[key] = _text(meta, number)
+    for number, key in ((11, "labels"), (12, "annotations")):
+        entries = _string_map(meta, number)
+        if entries:
+            out[key] = entries
+    return out
+
+
 def decode(body: bytes) -> dict[str, Any]:
     """A ``runtime.Unknown`` envelope holding an authorization.k8s.io/v1 review, as JSON would read."""
     if not body.startswith(MAGIC):
@@ -87,4 +109,13 @@ def decode(body: bytes) -> dict[str, Any]:
         }
     if kind == "SelfSubjectRulesReview":
         return {"apiVersion": api_version, "kind": kind, "metadata": {}, "spec": {"namespace": _text(spec, 1)}}
+    if kind == "ConfigMap":  # kubectl create configmap (the kill switch)
+        out: dict[str, Any] = {"apiVersion": api_version, "kind": kind, "metadata": _object_meta(_message(obj, 1))}
+        for number, key in ((2, "data"), (3, "binaryData")):
+            entries = _string_map(obj, number)
+            if entries:
+                out[key] = entries
+        return out
+    if kind == "Namespace":  # kubectl create namespace
+        return {"apiVersion": api_version, "kind": kind, "metadata": _object_meta(_message(obj, 1))}
     raise ProtobufError(f"protobuf bodies of kind {kind or '?'} are not supported; send JSON")

@@ -115,6 +115,11 @@ COLUMNS: dict[str, Sequence[Column]] = {
         ("Age", "string", 0, _age),
         ("Version", "string", 0, lambda o: o.get("status", {}).get("nodeInfo", {}).get("kubeletVersion", "")),
     ),
+    "Namespace": (
+        ("Name", "string", 0, _name),
+        ("Status", "string", 0, lambda o: _status(o, "phase", "Active")),
+        ("Age", "string", 0, _age),
+    ),
     "Deployment": (
         ("Name", "string", 0, _name),
         ("Ready", "string", 0, lambda o: f"{_status(o, 'readyReplicas')}/{_spec(o, 'replicas', 1)}"),

@@ -227,3 +227,24 @@ def test_a_paused_deployment_keeps_its_revision_until_resumed(kubectl, admin) ->
         apps.read_namespaced_deployment("model", "default").metadata.annotations["deployment.kubernetes.io/revision"]
         == "2"
     )
+
+
+def test_kill_switch_configmap_made_by_kubectl_is_read_by_the_client(kubectl, admin, tmp_path) -> None:
+    kubectl.ok("create", "configmap", "aiops-control", "-n", "aiops", "--from-literal=kill_switch=true")
+    assert client.CoreV1Api(admin).read_namespaced_config_map("aiops-control", "aiops").data == {"kill_switch": "true"}
+    # Manifests apply only with validation off: the server publishes no OpenAPI schema (a known gap).
+    manifest = tmp_path / "cm.yaml"
+    manifest.write_text(
+        "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: aiops-control, namespace: aiops}\ndata: {kill_switch: 'false'}\n"
+    )
+    refused = kubectl("apply", "-f", str(manifest))
+    assert refused.returncode != 0 and "failed to download openapi" in refused.stderr
+    assert "configured" in kubectl.ok("apply", "--validate=false", "-f", str(manifest))
+    assert client.CoreV1Api(admin).read_namespaced_config_map("aiops-control", "aiops").data == {"kill_switch": "false"}
+
+
+def test_scale_and_merge_patch(kubectl, admin) -> None:
+    kubectl.ok("scale", "deployment/model", "--replicas=4")
+    kubectl.ok("patch", "deployment", "model", "--type=merge", "-p", '{"metadata":{"labels":{"tier":"gpu"}}}')
+    deploy = client.AppsV1Api(admin).read_namespaced_deployment("model", "default")
+    assert (deploy.spec.replicas, deploy.status.ready_replicas, deploy.metadata.labels["tier"]) == (4, 4, "gpu")
