@@ -170,7 +170,10 @@ class DingTalkNotifier(Notifier):
     def send(self, batch: Sequence[Notification]) -> Delivery:
         if not batch:
             return Delivery(DeliveryStatus.DELIVERED, "nothing to send")
-        payload = build_payload(batch, keyword=self.params.keyword, max_items=self.params.max_items)
+        try:
+            payload = build_payload(batch, keyword=self.params.keyword, max_items=self.params.max_items)
+        except (ValueError, TypeError) as exc:  # retrying would build the same broken message
+            return Delivery(DeliveryStatus.GIVE_UP, f"cannot build the DingTalk message: {exc}")
         if not self.bucket.try_take():
             wait = self.bucket.wait_seconds()
             return Delivery(DeliveryStatus.RETRY, f"rate limit: {self.params.rate_per_minute}/min reached", wait)

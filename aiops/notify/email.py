@@ -58,7 +58,8 @@ def build_message(batch: Sequence[Notification], *, sender: str, to: Sequence[st
                   max_items: int = 50, message_id: str | None = None) -> EmailMessage:
     d = digest(batch, max_items=max_items)
     msg = EmailMessage()
-    msg["Subject"] = f"{subject_prefix} {d.title}".strip()
+    # Label values can hold anything; a line break in a header would be an injection.
+    msg["Subject"] = " ".join(f"{subject_prefix} {d.title}".split())
     msg["From"] = sender
     msg["To"] = ", ".join(to)
     msg["Date"] = formatdate(usegmt=True)
@@ -116,8 +117,11 @@ class EmailNotifier(Notifier):
         if not batch:
             return Delivery(DeliveryStatus.DELIVERED, "nothing to send")
         p = self.params
-        msg = build_message(batch, sender=p.sender, to=p.to, subject_prefix=p.subject_prefix, max_items=p.max_items,
-                            message_id=self.message_id(batch_id) if batch_id else None)
+        try:
+            msg = build_message(batch, sender=p.sender, to=p.to, subject_prefix=p.subject_prefix, max_items=p.max_items,
+                                message_id=self.message_id(batch_id) if batch_id else None)
+        except (ValueError, TypeError) as exc:  # retrying would build the same broken message
+            return Delivery(DeliveryStatus.GIVE_UP, f"cannot build the mail: {exc}")
         where = f"{p.host}:{self.port}"
         try:
             with self._connect() as smtp:

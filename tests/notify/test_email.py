@@ -104,3 +104,14 @@ def test_smtps_implicit_tls(monkeypatch: pytest.MonkeyPatch) -> None:
         d = n.send(build_notifications([finding()], [], cycle_id="c", min_severity=Severity.INFO))
         assert d.status is DeliveryStatus.DELIVERED, d.detail
         assert server.received[0].tls and server.received[0].authenticated_as == "aiops"
+
+
+def test_line_breaks_in_label_values_never_reach_a_header(smtp: SmtpServer) -> None:
+    from aiops.model import Entity
+
+    evil = Entity("pod", "p\r\nBcc: victim@example.com", "ml")
+    d = plain(smtp).send(build_notifications([finding(evil)], [], cycle_id="c", min_severity=Severity.INFO))
+    assert d.status is DeliveryStatus.DELIVERED, d.detail
+    [rcv] = smtp.received
+    assert rcv.message["Bcc"] is None and "\n" not in rcv.message["Subject"]
+    assert rcv.rcpt_tos == ("oncall@example.com", "sre@example.com")
