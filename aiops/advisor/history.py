@@ -9,6 +9,7 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 from typing import Protocol
 from urllib.parse import urlsplit, urlunsplit
@@ -84,7 +85,12 @@ class HistoryReader:
         t0 = math.ceil(start.timestamp() / step_s) * step_s
         t1 = math.floor(end.timestamp() / step_s) * step_s
         grid = np.arange(t0, t1 + step_s / 2, step_s)
-        fetch = self._fetcher(step, grid)
+        with ThreadPoolExecutor(self.config.prometheus.max_concurrency, thread_name_prefix="advisor") as pool:
+            return self._read(start, end, grid, self._fetcher(step, grid, pool))
+
+    def _read(self, start: datetime, end: datetime, grid: np.ndarray, fetch: Fetch) -> History:
+        cfg = self.advisor
+        step_s = cfg.step.total_seconds()
         gaps: list[str] = []
 
         gpus = self._gpus(fetch, step_s)
@@ -130,18 +136,22 @@ class HistoryReader:
         )
 
     # -- fetching -------------------------------------------------------------------------------
-    def _fetcher(self, step: timedelta, grid: np.ndarray) -> Fetch:
+    def _fetcher(self, step: timedelta, grid: np.ndarray, pool: ThreadPoolExecutor) -> Fetch:
         # A week of *_over_time over a large fleet can load more samples than one query may
         # (--query.max-samples), so the window is read in advisor.query_chunk pieces.
         chunks = max(1, round(grid.size / max(1, int(self.advisor.query_chunk / step))))
         bounds = [(float(grid[part[0]]), float(grid[part[-1]])) for part in np.array_split(np.arange(grid.size), chunks)]
 
         def fetch(query: str) -> list[tuple[dict[str, str], np.ndarray]]:
+            # Chunks run in parallel (up to prometheus.max_concurrency), as the collector's queries do.
+            futures = [pool.submit(self.client.query_range, query, from_epoch(lo), from_epoch(hi), step) for lo, hi in bounds]
             merged: dict[tuple[tuple[str, str], ...], tuple[dict[str, str], np.ndarray]] = {}
-            for lo, hi in bounds:
+            for future in futures:
                 try:
-                    raw = self.client.query_range(query, from_epoch(lo), from_epoch(hi), step)
+                    raw = future.result()
                 except PrometheusError as exc:
+                    for f in futures:
+                        f.cancel()
                     what = "try again later" if exc.temporary else "check the query and prometheus.* in the config"
                     raise AdvisorError(
                         f"Prometheus query failed ({what}): {exc}\n  query: {query}", temporary=exc.temporary

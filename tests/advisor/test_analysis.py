@@ -282,7 +282,7 @@ def test_window_is_read_in_chunks_and_stitched() -> None:
 
     client = Recording()
     history = HistoryReader(parse_config({"advisor": {"window": "4d", "query_chunk": "1d"}}), client).read(END)
-    util_calls = [c for c in client.calls if "GPU_UTIL" in c[0]]
+    util_calls = sorted((c for c in client.calls if "GPU_UTIL" in c[0]), key=lambda c: c[1])
     assert len(util_calls) == 4
     assert all(b[1] > a[2] for a, b in pairwise(util_calls))  # no overlap
     [track] = history.gpus

@@ -17,7 +17,6 @@ from aiops.config import AiopsConfig, parse_config
 from aiops.model import Entity, Severity
 from aiops.testing.prometheus import PrometheusServer
 
-
 pytestmark = pytest.mark.timeout(120)
 
 NOTEBOOK = Entity("deployment", "notebook", "research")
