@@ -294,6 +294,11 @@ class SeasonalBaseline(UnivariateDetector):
 
     def explain(self, frame: Frame, series: Series) -> Finding | None:
         t, y = self._history.merge(series)
+        finite = y[~np.isnan(y)]
+        if finite.shape[0] and finite.min() == finite.max():
+            # Constant all along (the restart count of a healthy pod): never surprising, and the
+            # common case in a large cluster, so it skips the O(history) trace.
+            return None
         info = frame.signals.get(series.signal)
         direction: Direction = self.direction or (info.bad_direction if info else "both")  # type: ignore[assignment]
         tr = self.trace(t, y, direction)

@@ -79,6 +79,14 @@ def test_mostly_zero_counts_still_get_a_finite_scale() -> None:
     assert score[-5] >= ALARM and alarms(score, int(DAY / STEP)) <= 3
 
 
+def test_constant_series_is_never_surprising() -> None:
+    t = T0 + np.arange(0.0, 3 * DAY, STEP)
+    zeros = np.zeros(t.shape[0])
+    assert SeasonalBaseline().score_series(t, zeros).max() == 0.0
+    pod = Entity("pod", "healthy", "shop")
+    assert SeasonalBaseline().detect(frame({"pod_restarts": [(pod, t, zeros)]}, step=STEP)) == []
+
+
 def test_direction_follows_the_signal_in_the_daemon() -> None:
     t, y = week(days=3.0)
     y[-1] -= 60.0  # latency falling sharply is not bad news
