@@ -139,7 +139,8 @@ class Actor:
         self, decisions: Sequence[Decision], *, findings: Sequence[Finding], degraded: bool, now: datetime
     ) -> list[ActionResult]:
         self.errors = []
-        self.writer.begin_cycle()
+        self.writer.begin_cycle(now)
+        self.outcomes.prune(now)
         metrics.LEADER.set(1 if self.is_leader else 0)
         if degraded:
             return [

@@ -17,7 +17,7 @@ import json
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from aiops import metrics
@@ -152,6 +152,14 @@ class OutcomeTracker:
                     restore,
                     decision_to_json(decision),
                 ),
+            )
+
+    def prune(self, now: datetime, keep: timedelta = timedelta(days=30)) -> None:
+        """Drop judged outcomes after ``keep`` (the audit log keeps the escalations)."""
+        with self.store.transaction() as conn:
+            conn.execute(
+                "DELETE FROM action_outcomes WHERE status != ? AND (restore = 0 OR restored = 1) AND decided_at < ?",
+                (PENDING, (now - keep).timestamp()),
             )
 
     def pending(self) -> int:

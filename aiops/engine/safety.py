@@ -223,6 +223,13 @@ class Books:
                 (workload, pod, int(dry_run), at.timestamp()),
             )
 
+    def prune(self, now: datetime, keep: timedelta) -> None:
+        """Forget actions and disruptions older than any window still counts (keeps the file small)."""
+        cutoff = (now - keep).timestamp()
+        with self.store.transaction() as conn:
+            conn.execute("DELETE FROM safety_actions WHERE at < ?", (cutoff,))
+            conn.execute("DELETE FROM safety_disruptions WHERE at < ?", (cutoff,))
+
     # -- latched episodes (budget, breaker): notify once ----------------------------------------
     def episode(self, rail: str) -> bool:
         """True when this rail already reported the ongoing episode."""
@@ -361,11 +368,13 @@ class GuardedWriter:
     def dry_run(self) -> bool:
         return self.kube is None or self.kube.dry_run
 
-    def begin_cycle(self) -> None:
+    def begin_cycle(self, now: datetime) -> None:
         """Per-cycle readings (kill switch, shared ledger) are taken again on first use."""
         self.kill_switch.begin_cycle()
         self._ledger_synced = False
         self.errors = []
+        c = self.config
+        self.books.prune(now, max(timedelta(days=1), c.cooldown, c.workload_window) + timedelta(hours=1))
 
     def _sync_ledger(self) -> Refusal | None:
         """Merge the actions other replicas recorded in the cluster, once per cycle. Budgets and
