@@ -91,6 +91,14 @@ def config(notify: dict[str, Any] | None = None, **sections: Any) -> AiopsConfig
     return parse_config({"notify": notify or {}, **sections})
 
 
+@pytest.fixture(autouse=True)
+def fresh_rate_limits(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Buckets are per process and keyed by URL; a reused loopback port must not inherit one."""
+    from aiops.notify import ratelimit
+
+    monkeypatch.setattr(ratelimit, "_BUCKETS", {})
+
+
 @pytest.fixture
 def store(tmp_path: Path) -> Iterator[Store]:
     s = Store(tmp_path / "state.sqlite")

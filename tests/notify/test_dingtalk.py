@@ -162,3 +162,13 @@ def test_bad_params_are_explained(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("DT_SECRET", "not-a-sec-secret")
     with pytest.raises(ValueError, match="starts with 'SEC'"):
         DingTalkNotifier(access_token={"env": "DT_TOKEN"}, secret={"env": "DT_SECRET"})
+
+
+def test_notifiers_of_the_same_robot_share_one_bucket(robot: DingTalkReceiver) -> None:
+    params = {"access_token": {"env": "DT_TOKEN"}, "secret": {"env": "DT_SECRET"}, "url": robot.url, "keyword": "aiops"}
+    daemon, cli = DingTalkNotifier(**params), DingTalkNotifier(**params)
+    assert daemon.bucket is cli.bucket
+    for _ in range(20):
+        assert daemon.send(notifications()).status is DeliveryStatus.DELIVERED
+    assert cli.wait_seconds() > 0 and cli.send(notifications()).status is DeliveryStatus.RETRY
+    assert len(robot.requests) == 20
