@@ -19,9 +19,10 @@ over the entities of one kind. In a backtest (``score_matrix``) it is fitted on 
 rows of the history given, and refitted every ``refit_every`` rows when that is set; unset (the
 default) keeps the model once ``window`` rows exist, because refitting on live data lets a long
 incident become the new normal (on SMD, daily refits lowered the per-machine best F1 from 0.58
-to 0.46). The evidence names the
-features that contributed most, measured by occlusion: how much the raw score drops when that
-feature alone is set back to its typical value.
+to 0.46).
+
+The evidence names the features that contributed most, measured by occlusion: how much the raw
+score drops when that feature alone is set back to its typical value.
 """
 
 from __future__ import annotations
