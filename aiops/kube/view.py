@@ -243,12 +243,18 @@ class ClusterView:
         return entity
 
     def labels_of(self, entity: Entity) -> Mapping[str, str]:
+        """The labels that decide opt-out/opt-in for an entity."""
         if entity.kind == "node":
             node = self.node(entity.name)
             return node.labels if node else {}
         if entity.kind == "pod":
+            # A pod inherits its workload's labels here, so that aiops.io/remediate on a
+            # Deployment covers its pods; the pod's own label wins.
             pod = self.pod(entity.namespace, entity.name)
-            return pod.labels if pod else {}
+            if pod is None:
+                return {}
+            owner = self.owner_of(pod)
+            return {**(owner.labels if owner else {}), **pod.labels}
         if entity.kind == "hpa":
             owner = self.owner_for(entity)
             return owner.labels if owner else {}

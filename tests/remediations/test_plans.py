@@ -145,3 +145,12 @@ def test_unknown_parameters_are_refused() -> None:
         RestartPod(grace=3)  # type: ignore[call-arg]
     with pytest.raises(ValueError, match="strategy"):
         RestartPod(strategy="both")
+
+
+def test_a_pod_inherits_its_workloads_opt_out_label() -> None:
+    view = _view()
+    web = view.workloads["deployment/ml/web"]
+    labelled = {**view.workloads, web.key: WorkloadInfo("deployment", "web", "ml", 3, 3, labels={"aiops.io/remediate": "false"})}
+    view = ClusterView(NOW, view.nodes, view.pods, labelled)
+    assert view.labels_of(Entity("pod", "web-1", "ml"))["aiops.io/remediate"] == "false"
+    assert view.labels_of(Entity("pod", "bare", "ml")) == {}
