@@ -106,7 +106,7 @@ def test_window_normalises_out_of_order_duplicate_and_infinite_points() -> None:
 
 
 def test_label_explosion_is_bounded() -> None:
-    n_series = 2000
+    n_series = 1000
     ts = timeline(120)
     rng = np.random.default_rng(7)
     frame = frame_of({"pod_memory_usage_ratio": [(ts, 0.3 + 0.01 * rng.standard_normal(120)) for _ in range(n_series)]})
