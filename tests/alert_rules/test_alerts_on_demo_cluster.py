@@ -1,0 +1,119 @@
+"""The alert rules, loaded into the real Prometheus over the demo cluster's history, alert on the
+faults injected there (aiops.testing.synth) and stay quiet about the healthy entities.
+
+The rule groups are copied with a 1 s evaluation interval, so the rules run on a faster clock
+without any other change; alerts are checked in their *pending* state, since their ``for``
+durations would outlast the test.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import requests
+import yaml
+
+from aiops.testing.prometheus import PrometheusServer
+from aiops.testing.synth import (
+    AccuracyDrift,
+    FilesystemFill,
+    GpuXid,
+    LatencyRegression,
+    Scenario,
+    Topology,
+    demo_scenario,
+    write_openmetrics,
+)
+
+RULE_FILES = sorted((Path(__file__).resolve().parents[2] / "alert-rules").glob("*.rules.yml"))
+Alert = tuple[str, frozenset[tuple[str, str]]]
+
+
+def _fast_copy(source: Path, dest: Path) -> Path:
+    doc = yaml.safe_load(source.read_text())
+    for group in doc["groups"]:
+        group["interval"] = "1s"
+    dest.write_text(yaml.safe_dump(doc, sort_keys=False))
+    return dest
+
+
+@pytest.fixture(scope="module")
+def scenario() -> Scenario:
+    return demo_scenario()
+
+
+@pytest.fixture(scope="module")
+def pending(scenario: Scenario, tmp_path_factory: pytest.TempPathFactory) -> Iterator[list[dict[str, Any]]]:
+    work = tmp_path_factory.mktemp("alerts")
+    write_openmetrics(scenario, work / "history.om")
+    rules = [_fast_copy(path, work / path.name) for path in RULE_FILES]
+    expected = {name for name, _ in _expected(scenario)}
+    with PrometheusServer(work / "prometheus", openmetrics=work / "history.om", rule_files=rules) as prometheus:
+        deadline = time.monotonic() + 60
+        alerts: list[dict[str, Any]] = []
+        while time.monotonic() < deadline:
+            response = requests.get(f"{prometheus.url}/api/v1/alerts", timeout=10)
+            alerts = response.json()["data"]["alerts"]
+            # Recording rules feed the alerts; wait until every expected alert has shown up once.
+            if expected <= {a["labels"]["alertname"] for a in alerts}:
+                break
+            time.sleep(0.5)
+        yield alerts
+
+
+def _has(alerts: list[dict[str, Any]], name: str, **labels: str) -> bool:
+    return any(a["labels"]["alertname"] == name and labels.items() <= a["labels"].items() for a in alerts)
+
+
+def _expected(scenario: Scenario) -> list[tuple[str, dict[str, str]]]:
+    """The alert each injected fault must raise, with the labels that name its entity."""
+    topo = Topology.build(scenario)
+    found: list[tuple[str, dict[str, str]]] = []
+    for fault in scenario.faults:
+        if isinstance(fault, LatencyRegression) and fault.p99_seconds > 0.1:
+            found.append(("InferenceLatencyP99High", {"model_name": topo.model(fault.model).name}))
+        elif isinstance(fault, AccuracyDrift) and fault.drop >= 0.05:
+            found.append(("ModelAccuracyDrop", {"model": topo.model(fault.model).name}))
+        elif isinstance(fault, FilesystemFill):
+            found.append(("NodeFilesystemFillingUp", {"instance": topo.node(fault.node).name,
+                                                      "mountpoint": fault.mountpoint}))
+        elif isinstance(fault, GpuXid):
+            found.append(("GpuUtilizationLow", {"UUID": topo.gpu(fault.gpu).uuid}))  # a dead GPU computes nothing
+    return found
+
+
+def test_demo_has_the_faults_this_test_relies_on(scenario: Scenario) -> None:
+    assert {name for name, _ in _expected(scenario)} == {
+        "InferenceLatencyP99High", "ModelAccuracyDrop", "NodeFilesystemFillingUp", "GpuUtilizationLow"}
+
+
+def test_every_injected_fault_raises_its_alert(scenario: Scenario, pending: list[dict[str, Any]]) -> None:
+    missing = [(name, labels) for name, labels in _expected(scenario) if not _has(pending, name, **labels)]
+    assert missing == [], f"pending: {[a['labels'] for a in pending]}"
+
+
+def test_healthy_entities_stay_quiet(scenario: Scenario, pending: list[dict[str, Any]]) -> None:
+    topo = Topology.build(scenario)
+    expected = _expected(scenario)
+    slow = {labels["model_name"] for name, labels in expected if name == "InferenceLatencyP99High"}
+    drifting = {labels["model"] for name, labels in expected if name == "ModelAccuracyDrop"}
+    filling = {(labels["instance"], labels["mountpoint"]) for name, labels in expected if name == "NodeFilesystemFillingUp"}
+    for model in topo.models:
+        if model.name not in slow:
+            assert not _has(pending, "InferenceLatencyP99High", model_name=model.name)
+        if model.name not in drifting:
+            assert not _has(pending, "ModelAccuracyDrop", model=model.name)
+    for alert in pending:
+        labels = alert["labels"]
+        if labels["alertname"] == "NodeFilesystemFillingUp":
+            assert (labels["instance"], labels["mountpoint"]) in filling
+    assert not [a for a in pending if a["labels"]["alertname"] == "NodeMemoryExhaustionPredicted"]
+
+
+def test_self_alerts_see_no_daemon(pending: list[dict[str, Any]]) -> None:
+    """Nothing scrapes an aiops replica here, which is exactly what AiopsNoLeader is for."""
+    assert _has(pending, "AiopsNoLeader")
