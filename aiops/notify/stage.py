@@ -180,7 +180,7 @@ def build_notifications(
         labels = {"severity": sev.value, "action": r.action, "status": r.status.value, **entity_labels(r.target)}
         out.append(Notification(
             key=f"action:{r.action}:{r.target.key}:{r.status.value}", severity=sev,
-            title=f"{r.target}: {r.action} {r.status.value}", summary=r.detail or note, entity=r.target,
+            title=f"{r.target}: {r.action} {r.status.value}", summary=note, entity=r.target,
             results=(r,), cycle_id=cycle_id, labels=labels,
         ))
     return out
