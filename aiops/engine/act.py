@@ -1,9 +1,11 @@
 """The act stage: decisions -> plans -> results, through the one guarded writer.
 
-Per cycle, on the leader only: read one :class:`ClusterView`; close the loop on earlier actions
-(healed / not healed → escalation); undo what is due (uncordon, restore replicas); resume
-in-flight multi-cycle actions (an evacuation waiting for a PDB); then plan and apply this cycle's
-decisions. Remediations only plan; :class:`GuardedWriter` decides whether and how to write.
+Per cycle: close the loop on earlier actions (healed / not healed → an escalation result); read
+one :class:`ClusterView` when something is to be planned; undo what is due (uncordon, restore
+replicas); plan and apply this cycle's decisions; resume in-flight multi-cycle actions (an
+evacuation waiting for a PDB). Judging, undoing and resuming happen on the leader only; a
+follower still plans its decisions, and the writer refuses them (rail ``leader``).
+Remediations only plan; :class:`GuardedWriter` decides whether and how to write.
 
 A degraded cycle (an earlier stage failed) acts on nothing and judges nothing: a finding missing
 from a partial picture is not a healed one. Kubernetes API trouble in this stage is reported in
@@ -53,6 +55,10 @@ RESOLVE_TARGET = "resolve_target"  # decision param set by policy: "node" or "ow
 
 
 class Actor:
+    """The act stage, as the pipeline uses it: ``from_config``, ``start``, ``act``, ``close``,
+    ``is_leader`` (for /metrics and /readyz) and ``errors`` (API trouble of the last ``act``: the
+    pipeline adds them to the cycle's errors, which marks the cycle degraded)."""
+
     def __init__(
         self,
         config: AiopsConfig,

@@ -45,6 +45,7 @@ CREATE INDEX IF NOT EXISTS action_outcomes_status ON action_outcomes (status, re
 
 
 # -- a JSON codec for decisions (in-flight actions and outcomes survive restarts) -------------
+# Evidence keeps its summary and recent values; ``facts`` (free-form, maybe numpy) are not kept.
 def _entity(e: Entity) -> dict[str, Any]:
     return {"kind": e.kind, "name": e.name, "namespace": e.namespace, "attributes": [list(a) for a in e.attributes]}
 
