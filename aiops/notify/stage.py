@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import string
 import urllib.parse
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
@@ -126,8 +127,14 @@ def link_fields(n: Notification, finding: Finding | None) -> dict[str, str]:
 
 
 def render_links(templates: Mapping[str, str], fields: Mapping[str, str]) -> dict[str, str]:
+    """Links whose every placeholder has a value (a runbook link without a signal helps no one)."""
     safe = {k: urllib.parse.quote(v, safe="") for k, v in fields.items()}
-    return {f"{fmt.LINK_LABEL_PREFIX}{name}__": template.format_map(safe) for name, template in templates.items()}
+    out = {}
+    for name, template in templates.items():
+        used = {f for _, f, _, _ in string.Formatter().parse(template) if f}
+        if all(safe.get(f) for f in used):
+            out[f"{fmt.LINK_LABEL_PREFIX}{name}__"] = template.format_map(safe)
+    return out
 
 
 def finding_title(f: Finding) -> str:

@@ -101,3 +101,11 @@ def test_codec_round_trip_keeps_everything_a_message_shows() -> None:
     assert math.isnan(g.evidence.recent[2]) and g.evidence.recent[-1] == 0.91
     assert back.results[0].plan is not None and back.results[0].plan.command == n.results[0].plan.command  # type: ignore[union-attr]
     assert fmt.to_markdown(fmt.digest([back])) == fmt.to_markdown(fmt.digest([n]))
+
+
+def test_links_need_every_placeholder() -> None:
+    templates = {"grafana": "https://g/d?var-pod={pod}", "runbook": "https://rb/{signal}", "cycle": "https://a/{cycle_id}"}
+    [n] = build_notifications([], [result(pod().__class__("node", "n1"), ActionStatus.FAILED, "evacuate_node")],
+                              cycle_id="c9", min_severity=Severity.WARNING)
+    links = render_links(templates, link_fields(n, None))
+    assert links == {"__link_cycle__": "https://a/c9"}
