@@ -17,6 +17,7 @@ import os
 import shutil
 import subprocess
 import sys
+import tempfile
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
@@ -135,7 +136,11 @@ def run_worker(
     timeout_s: float,
     profile: Path | None = None,
 ) -> dict:
-    """Run the daemon side in a child process and return its JSON result."""
+    """Run the daemon side in a child process and return its JSON result.
+
+    Each run gets a fresh state database, so audit rows of earlier runs never weigh on it.
+    """
+    state_dir = Path(tempfile.mkdtemp(prefix="state-", dir=workdir))
     cmd = [
         sys.executable,
         str(Path(__file__).resolve()),
@@ -147,12 +152,15 @@ def run_worker(
         "--steady",
         str(steady),
         "--state",
-        str(workdir / "bench-state.sqlite"),
+        str(state_dir / "state.sqlite"),
         "--detectors",
         detectors,
         *(["--profile", str(profile)] if profile else []),
     ]
-    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout_s, check=False)
+    try:
+        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout_s, check=False)
+    finally:
+        shutil.rmtree(state_dir, ignore_errors=True)
     if proc.returncode != 0:
         raise RuntimeError(f"bench worker failed (exit {proc.returncode}):\n{proc.stderr[-4000:]}")
     if profile:
