@@ -496,14 +496,41 @@ class _Handler(BaseHTTPRequestHandler):
         path, query = split.path.rstrip("/") or "/", parse_qs(split.query)
         method = self.command
         req = _parse_resource_path(method, path, query)
-        user, body, code = "", None, 500
+        rt = req.rt if req else None
+        logged = False
+
+        def record(code: int, user: str = "", body: Any = None) -> None:
+            # Logged before the answer is written, so a client that has its answer finds it logged.
+            nonlocal logged
+            if logged:
+                return
+            logged = True
+            self.api.faults.record(
+                RequestRecord(
+                    method=method,
+                    path=path,
+                    query=query,
+                    user=user,
+                    verb=req.verb if req else method.lower(),
+                    group=rt.group if rt else "",
+                    resource=rt.plural if rt else "",
+                    subresource=req.subresource if req else "",
+                    namespace=req.namespace if req else "",
+                    name=req.name if req else "",
+                    status=code,
+                    body=body,
+                    content_type=self.headers.get("Content-Type", ""),
+                )
+            )
+
+        user, body = "", None
         try:
             fault = self.api.faults.take(method, path)
             if fault is not None and fault.hang_seconds > 0:
+                record(0)
                 self.api.stopping.wait(fault.hang_seconds)
                 self.close_connection = True
                 self.connection.shutdown(socket.SHUT_RDWR)
-                code = 0
                 return
             body = self._read_body()
             identity = self._identity()
@@ -523,37 +550,19 @@ class _Handler(BaseHTTPRequestHandler):
             else:
                 self._authorize(identity, req)
                 code, out = self._resource(req, body, identity)
+            record(code, user, body)
             if isinstance(out, _Watch):
                 self._watch(req, out.initial, out.resource_version, out.matches)  # type: ignore[arg-type]
             else:
                 self._send(code, out)
         except ApiError as err:
-            code = err.code
+            record(err.code, user, body)
             self._send(err.code, err.body(), err.headers)
         except (BrokenPipeError, ConnectionResetError):
-            code = 0
+            record(0, user, body)
         except Exception as exc:  # a bug in the fake must surface as a 500 the test can see
-            code = 500
+            record(500, user, body)
             self._send(500, status_body(500, "InternalError", f"test API server bug: {type(exc).__name__}: {exc}"))
-        finally:
-            rt = req.rt if req else None
-            self.api.faults.record(
-                RequestRecord(
-                    method=method,
-                    path=path,
-                    query=query,
-                    user=user,
-                    verb=req.verb if req else method.lower(),
-                    group=rt.group if rt else "",
-                    resource=rt.plural if rt else "",
-                    subresource=req.subresource if req else "",
-                    namespace=req.namespace if req else "",
-                    name=req.name if req else "",
-                    status=code,
-                    body=body,
-                    content_type=self.headers.get("Content-Type", ""),
-                )
-            )
 
     def _authorize(self, identity: Identity, req: _Request) -> None:
         rt = req.rt

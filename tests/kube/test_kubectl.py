@@ -135,6 +135,14 @@ def test_auth_can_i_reflects_the_service_account_rules(kubectl) -> None:
     assert kubectl("auth", "can-i", "delete", "nodes").stdout.strip() == "yes"  # the admin
 
 
+def test_auth_can_i_list_shows_the_service_account_rules(kubectl) -> None:
+    out = kubectl.ok("auth", "can-i", "--list", f"--as={SA_USER}")
+    verbs = {line.split()[0]: line[line.rindex("[") :] for line in out.splitlines()[1:] if line.strip()}
+    assert verbs["pods/eviction"] == "[create]"
+    assert verbs["leases.coordination.k8s.io"] == "[get create update]"
+    assert verbs["nodes"] == "[get list patch]"
+
+
 def test_the_service_account_gets_forbidden_from_kubectl_too(kubectl) -> None:
     done = kubectl("delete", "node", "n1", f"--as={SA_USER}")
     assert done.returncode != 0

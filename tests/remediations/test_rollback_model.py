@@ -250,6 +250,12 @@ def test_rollback_already_done_within_the_cooldown_does_nothing(api: KubeApiServ
     assert first.status is ActionStatus.DEFERRED and "done this cycle: 1 write(s)" in first.detail, first.detail
     (follow_up,) = actor.act([], findings=[], degraded=False, now=NOW + timedelta(minutes=1))
     assert follow_up.status is ActionStatus.APPLIED and "completed" in follow_up.detail, follow_up.detail
+    (event,) = api.list("Event", "serving")  # the revisions, where `kubectl describe deployment` shows them
+    assert event["reason"] == "AiopsRemediation" and event["involvedObject"]["name"] == "llm"
+    assert (
+        "from revision 2 (image registry.example/llm:2.0) to revision 1 (image registry.example/llm:1.0"
+        in event["message"]
+    )
     assert (
         api.get("Deployment", "llm", "serving")["spec"]["template"]["spec"]["containers"][0]["image"]
         == "registry.example/llm:1.0"
