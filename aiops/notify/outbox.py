@@ -23,6 +23,7 @@ from __future__ import annotations
 import logging
 import random
 import sqlite3
+import time
 import uuid
 from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -69,8 +70,10 @@ PENDING, SENDING, DELIVERED, FAILED, SUPERSEDED = "pending", "sending", "deliver
 # Handed to the channel's fallback (a copy is queued there).
 REROUTED = "rerouted"
 _FALLBACK_GROUP = "fallback:"
-# Batches one channel may send in one flush: bounds the time a flush can take.
+# What one channel may do in one flush, so a slow but working channel cannot stretch the cycle:
+# at most this many batches, and no new batch after this many seconds.
 _MAX_BATCHES_PER_FLUSH = 20
+_FLUSH_BUDGET_SECONDS = 20.0
 
 
 @dataclass(frozen=True)
@@ -203,7 +206,10 @@ class Outbox:
     def _flush_channel(self, channel: str, notifier: Notifier, now: datetime) -> ChannelReport:
         report = ChannelReport()
         report.rerouted += self._reroute_waiting(channel, now)
+        started = time.monotonic()
         for _ in range(_MAX_BATCHES_PER_FLUSH):
+            if time.monotonic() - started > _FLUSH_BUDGET_SECONDS:
+                break
             wait = getattr(notifier, "wait_seconds", None)
             if wait is not None and wait() > 0:
                 break  # rate limited: rows stay pending, no attempt is spent
