@@ -39,8 +39,6 @@ from aiops.state import Store
 
 log = logging.getLogger(__name__)
 
-# One statement per ensure_schema call: Store.ensure_schema runs a multi-statement script through
-# executescript, which commits the surrounding transaction early (reported to the lead).
 _SCHEMA = (
     """CREATE TABLE IF NOT EXISTS notify_outbox (
     id TEXT PRIMARY KEY,
