@@ -32,6 +32,7 @@ from typing import Any, ClassVar
 from aiops.kube.plan import StagedPlan, infeasible
 from aiops.kube.view import (
     CHANGE_CAUSE_ANNOTATION,
+    REMEDIATE_LABEL,
     REVISION_ANNOTATION,
     ArgoAppInfo,
     ClusterView,
@@ -81,6 +82,14 @@ class RollbackModel(Remediation):
                 f"kubectl rollout history {ref}",
             )
         managed, app = application_for(view, workload)
+        if managed and workload.labels.get(REMEDIATE_LABEL) == "false":
+            # The writer's rails see only the Application; the Deployment's opt-out must still win.
+            return infeasible(
+                self.name,
+                workload.entity,
+                f"deployment {workload.namespace}/{workload.name} is labelled {REMEDIATE_LABEL}=false",
+                f"argocd app history {app.name if app else '?'}",
+            )
         if managed:
             if app is None:
                 tracked = argo_app_name(workload)

@@ -422,3 +422,12 @@ def test_a_rollback_that_does_not_restore_quality_is_escalated(api: KubeApiServe
     assert escalation.action == "rollback_model" and "not healed" in escalation.detail
     assert "Escalating to a human" in escalation.detail
     assert daemon_writes(api, "deployments") == [("PATCH", "deployments", "llm")]  # and no second rollback
+
+
+def test_an_opted_out_argo_managed_deployment_is_not_rolled_back(api: KubeApiServer) -> None:
+    api.delete("Deployment", "llm", "serving")
+    opted_out = llm_deployment(annotations=TRACKING)
+    opted_out["metadata"]["labels"]["aiops.io/remediate"] = "false"
+    api.seed(opted_out, make_argo_application("llm-serving", dest_namespace="serving", history=[R1, R2]))
+    plan = RollbackModel().plan(rollback_decision(), read_view(api.api_client()))
+    assert not plan.feasible and not plan.mutations and "aiops.io/remediate=false" in plan.reason_if_not
