@@ -46,6 +46,7 @@ __all__ = [
     "GpuXid",
     "LatencyRegression",
     "MemoryLeak",
+    "OomKill",
     "Scenario",
     "ScenarioError",
     "SynthResult",
@@ -150,6 +151,15 @@ class CrashLoop(StrictModel):
     starts_before_end: Duration = timedelta(minutes=40)
 
 
+class OomKill(StrictModel):
+    """The working set climbs to the limit and the container is OOMKilled, then restarts."""
+
+    kind: Literal["oom_kill"] = "oom_kill"
+    pod: Target
+    at_before_end: Duration = timedelta(minutes=30)
+    climb: Duration = timedelta(hours=1)  # how long the working set climbs before the kill
+
+
 class CounterReset(StrictModel):
     """The node's exporters and vLLM pods restart: their counters start again from zero."""
 
@@ -166,6 +176,7 @@ Fault = Annotated[
     | AccuracyDrift
     | FilesystemFill
     | CrashLoop
+    | OomKill
     | CounterReset,
     Field(discriminator="kind"),
 ]
@@ -523,6 +534,13 @@ def _pod_working_set(ctx: _Context, pods: Sequence[PodSpec], rng: np.random.Gene
             i = names.index(target.name)
             start = ctx.index_at(crash.starts_before_end)
             ws[i, start:] = limit[i, 0] * rng.uniform(0.02, 0.1, len(ctx.t) - start)
+    for oom in ctx.faults_of(OomKill):
+        target = ctx.topo.pod(oom.pod)
+        if target.name in names:
+            i = names.index(target.name)
+            ramp = ctx.ramp(oom.at_before_end + oom.climb, -oom.at_before_end)
+            climbing = (ramp > 0) & (ctx.t < ctx.end - oom.at_before_end.total_seconds())
+            ws[i] = np.where(climbing, (frac[i, 0] + (1 - frac[i, 0]) * ramp) * limit[i, 0], ws[i])
     return ws
 
 
@@ -547,25 +565,40 @@ def _pod_restarts(ctx: _Context, pods: Sequence[PodSpec], rng: np.random.Generat
         if target.name in names:
             times = _crash_restart_times(ctx, crash)
             out[names.index(target.name)] += np.searchsorted(times, ctx.t, side="right")
+    for oom in ctx.faults_of(OomKill):
+        target = ctx.topo.pod(oom.pod)
+        if target.name in names:
+            out[names.index(target.name), ctx.index_at(oom.at_before_end) :] += 1
     return out
 
 
-def _crash_flag(ctx: _Context, pods: Sequence[PodSpec], rng: np.random.Generator) -> np.ndarray:
-    out = np.zeros((len(pods), len(ctx.t)))
-    for i, pod in enumerate(pods):
-        for crash in ctx.faults_of(CrashLoop):
-            if ctx.topo.pod(crash.pod).name == pod.name:
-                out[i, ctx.index_at(crash.starts_before_end) :] = 1.0
+@dataclass(frozen=True)
+class _Termination:
+    """A container's last termination: kube-state-metrics reports its reason from then on."""
+
+    pod: PodSpec
+    reason: str
+    since: timedelta  # before the end of the data
+
+
+def _terminations(ctx: _Context) -> list[_Termination]:
+    return [
+        *(_Termination(ctx.topo.pod(f.pod), "Error", f.starts_before_end) for f in ctx.faults_of(CrashLoop)),
+        *(_Termination(ctx.topo.pod(f.pod), "OOMKilled", f.at_before_end) for f in ctx.faults_of(OomKill)),
+    ]
+
+
+def _since_flag(ctx: _Context, items: Sequence[_Termination], rng: np.random.Generator) -> np.ndarray:
+    out = np.zeros((len(items), len(ctx.t)))
+    for i, item in enumerate(items):
+        out[i, ctx.index_at(item.since) :] = 1.0
     return out
-
-
-def _crash_pods(ctx: _Context) -> list[PodSpec]:
-    return [ctx.topo.pod(c.pod) for c in ctx.faults_of(CrashLoop)]
 
 
 def _pod_families(ctx: _Context) -> list[_Family]:
     pods = ctx.topo.pods
-    crash = _crash_pods(ctx)
+    terminations = _terminations(ctx)
+    crash_loops = [t for t in terminations if t.reason == "Error"]
 
     def ids(p: PodSpec) -> dict[str, str]:
         return {"namespace": p.namespace, "pod": p.name}
@@ -642,22 +675,22 @@ def _pod_families(ctx: _Context) -> list[_Family]:
             "kube_pod_container_status_waiting_reason",
             "gauge",
             "Describes the reason the container is waiting.",
-            crash,
-            lambda p: [
-                f"kube_pod_container_status_waiting_reason{{{_labels(**ids(p), container=p.container, reason='CrashLoopBackOff')}}}"
+            crash_loops,
+            lambda t: [
+                f"kube_pod_container_status_waiting_reason{{{_labels(**ids(t.pod), container=t.pod.container, reason='CrashLoopBackOff')}}}"
             ],
-            _crash_flag,
+            _since_flag,
             None,
         ),
         _Family(
             "kube_pod_container_status_last_terminated_reason",
             "gauge",
             "Describes the last reason the container was terminated.",
-            crash,
-            lambda p: [
-                f"kube_pod_container_status_last_terminated_reason{{{_labels(**ids(p), container=p.container, reason='Error')}}}"
+            terminations,
+            lambda t: [
+                f"kube_pod_container_status_last_terminated_reason{{{_labels(**ids(t.pod), container=t.pod.container, reason=t.reason)}}}"
             ],
-            _crash_flag,
+            _since_flag,
             None,
         ),
     ]

@@ -16,6 +16,7 @@ from aiops.testing.synth import (
     CrashLoop,
     FilesystemFill,
     MemoryLeak,
+    OomKill,
     Scenario,
     ScenarioError,
     Topology,
@@ -236,3 +237,20 @@ def test_parts_are_disjoint_and_add_up_to_the_whole() -> None:
         parts.append({ln for ln in buf.getvalue().splitlines() if not ln.startswith("#")})
     assert set().union(*parts) == whole
     assert sum(map(len, parts)) == len(whole)
+
+
+def test_oom_kill_climbs_to_the_limit_then_restarts_with_the_reason() -> None:
+    sc = small(faults=[OomKill(pod=1, at_before_end=timedelta(minutes=30), climb=timedelta(minutes=45))])
+    text = render(sc)
+    pod = Topology.build(sc).pods[1]
+    ((ts, ws),) = [v for k, v in series_of(text, "container_memory_working_set_bytes").items() if pod.name in k]
+    kill = END.timestamp() - 1800
+    assert ws[ts < kill].max() > 0.95 * pod.memory_limit
+    assert ws[ts >= kill].max() < 0.8 * pod.memory_limit
+    ((_, restarts),) = [
+        v for k, v in series_of(text, "kube_pod_container_status_restarts_total").items() if pod.name in k
+    ]
+    assert restarts[-1] - restarts[0] == 1
+    ((_, reason),) = series_of(text, "kube_pod_container_status_last_terminated_reason").values()
+    assert 'reason="OOMKilled"' in next(iter(series_of(text, "kube_pod_container_status_last_terminated_reason")))
+    assert reason[ts < kill].max() == 0 and reason[-1] == 1
