@@ -271,3 +271,9 @@ def test_helm_test_script_checks_a_live_daemon(default_docs: list[dict[str, Any]
     finally:
         server.stop()
     assert run(f"http://127.0.0.1:{port}") != 0  # nothing listening any more
+
+
+def test_values_can_engage_the_kill_switch(helm: str) -> None:
+    docs = parse(helm_template(helm, sets=["killSwitch.engaged=true"]))
+    (control,) = [d for d in by_kind(docs, "ConfigMap") if d["metadata"]["name"] == "aiops-control"]
+    assert control["data"]["kill_switch"] == "true"
