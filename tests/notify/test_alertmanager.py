@@ -282,3 +282,23 @@ def test_stage_keeps_alerts_fresh_and_resolves_them_when_the_finding_clears(
     wait_for(lambda: not am_alerts(am, "fresh-0"))
     assert [len(b) for b in chat.batches] == [1, 1] and chat.sent[1].resolved
     stage.close()
+
+
+def test_real_webhook_reaches_the_daemon_server_next_to_metrics(tmp_path: Path, store: Store) -> None:
+    from aiops.notify.webhook import make_handler
+    from aiops.server import WEBHOOK_PATH, DaemonServer
+
+    inbox = AlertInbox(store)
+    server = DaemonServer("127.0.0.1", 0, ready=lambda: (True, "ok"),
+                          webhook=make_handler(inbox, SecretStr(WEBHOOK_TOKEN), 1_048_576)).start()
+    try:
+        base = f"http://127.0.0.1:{server.port}"
+        with AuthAlertmanager(tmp_path / "am", webhook_url=base + WEBHOOK_PATH) as am:
+            alert = {"labels": {"alertname": "KubeNodeNotReady", "node": "gpu-node-4", "severity": "critical"}}
+            requests.post(f"{am.url}/api/v2/alerts", json=[alert], timeout=5).raise_for_status()
+            [f] = wait_for(lambda: inbox.findings(datetime.now(UTC)))
+        assert (f.signal, f.entity.kind, f.entity.name, f.confirmed) == ("KubeNodeNotReady", "node", "gpu-node-4", True)
+        assert requests.post(base + WEBHOOK_PATH, data=payload(), timeout=5).status_code == 401
+        assert requests.get(base + "/metrics", timeout=5).status_code == 200
+    finally:
+        server.stop()
