@@ -135,6 +135,7 @@ def run_worker(
     detectors: str,
     timeout_s: float,
     profile: Path | None = None,
+    max_points_per_query: int | None = None,
 ) -> dict:
     """Run the daemon side in a child process and return its JSON result.
 
@@ -156,6 +157,7 @@ def run_worker(
         "--detectors",
         detectors,
         *(["--profile", str(profile)] if profile else []),
+        *(["--max-points-per-query", str(max_points_per_query)] if max_points_per_query else []),
     ]
     try:
         proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout_s, check=False)
@@ -277,7 +279,13 @@ def worker(args: argparse.Namespace) -> dict[str, Any]:
     lookback = args.lookback_hours * 3600
     config = parse_config(
         {
-            "prometheus": {"url": args.url, "lookback": f"{args.lookback_hours:g}h", "step": "60s", "timeout": "600s"},
+            "prometheus": {
+                "url": args.url,
+                "lookback": f"{args.lookback_hours:g}h",
+                "step": "60s",
+                "timeout": "600s",
+                **({"max_points_per_query": args.max_points_per_query} if args.max_points_per_query else {}),
+            },
             "detectors": detector_configs(args.detectors),
             "safety": {"mode": "observe", "dry_run": True},
             "notify": {"channels": {}},
@@ -342,6 +350,7 @@ def worker(args: argparse.Namespace) -> dict[str, Any]:
         pstats.Stats(profiler, stream=sys.stderr).sort_stats("cumulative").print_stats(30)
     return {
         "detectors": [d["plugin"] for d in detector_configs(args.detectors)],
+        "max_points_per_query": config.prometheus.max_points_per_query,
         "signals": len(queries),
         "concurrency": workers,
         "rss_start_mib": rss_start,
@@ -390,6 +399,7 @@ def main() -> None:
     w.add_argument("--state", required=True)
     w.add_argument("--detectors", default="all")
     w.add_argument("--profile", help="write cProfile stats of the steady cycles here")
+    w.add_argument("--max-points-per-query", type=int, help="prometheus.max_points_per_query for the daemon")
     args = p.parse_args()
     print(json.dumps(worker(args)))
 

@@ -50,6 +50,7 @@ def summarise(n: int, ds: Any, result: dict[str, Any], startup_s: float) -> dict
         "frame_series": cold["series"],
         "signals": result["signals"],
         "detectors": result["detectors"],
+        "max_points_per_query": result.get("max_points_per_query"),
         "cold_wall_s": cold["wall_s"],
         "cold_bare_s": cold["bare_fetch_s"],
         "cold_bare_decode_s": cold["bare_decode_s"],
@@ -115,6 +116,11 @@ def main() -> int:
     p.add_argument("--workdir", type=Path, default=Path("/tmp/aiops-bench"), help="data (reused between runs)")
     p.add_argument("--fresh", action="store_true", help="regenerate data even if the workdir has it")
     p.add_argument("--out", type=Path, default=Path(__file__).resolve().parent / "results" / "cycle_scaling.json")
+    p.add_argument(
+        "--max-points-per-query",
+        type=int,
+        help="the daemon's prometheus.max_points_per_query (smaller = more, smaller requests)",
+    )
     p.add_argument("--profile", type=Path, help="cProfile the steady cycles (prints the top; .pstats per size)")
     p.add_argument("--timeout", type=float, default=3600, help="seconds allowed for one size's cycles")
     args = p.parse_args()
@@ -142,6 +148,7 @@ def main() -> int:
                 detectors=args.detectors,
                 timeout_s=args.timeout,
                 profile=args.profile.with_suffix(f".{n}.pstats") if args.profile else None,
+                max_points_per_query=args.max_points_per_query,
             )
         finally:
             prom.stop()
