@@ -172,3 +172,13 @@ def test_notifiers_of_the_same_robot_share_one_bucket(robot: DingTalkReceiver) -
         assert daemon.send(notifications()).status is DeliveryStatus.DELIVERED
     assert cli.wait_seconds() > 0 and cli.send(notifications()).status is DeliveryStatus.RETRY
     assert len(robot.requests) == 20
+
+
+def test_whole_webhook_url_as_the_secret(robot: DingTalkReceiver, monkeypatch: pytest.MonkeyPatch,
+                                         caplog: pytest.LogCaptureFixture) -> None:
+    monkeypatch.setenv("DT_WEBHOOK", robot.webhook)
+    caplog.set_level(logging.DEBUG)
+    n = DingTalkNotifier(webhook={"env": "DT_WEBHOOK"}, secret={"env": "DT_SECRET"}, keyword="aiops")
+    assert n.send(notifications()).status is DeliveryStatus.DELIVERED
+    assert robot.requests[0].query["access_token"] == TOKEN and "sign" in robot.requests[0].query
+    assert TOKEN not in caplog.text and "access_token=***" in caplog.text  # urllib3's debug line, masked
