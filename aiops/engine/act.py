@@ -35,7 +35,7 @@ from aiops.engine.safety import (
 )
 from aiops.kube.client import build_api_client, request_timeout
 from aiops.kube.errors import KubeApiError
-from aiops.kube.plan import RESTORE, waiting_of
+from aiops.kube.plan import RESTORE, StagedPlan, waiting_of
 from aiops.kube.read import (
     LedgerEntry,
     read_action_ledger,
@@ -214,10 +214,27 @@ class Actor:
             return self._advise(decision, view, now, str(exc))
         key = (decision.action, decision.target.key)
         handled.add(key)
-        flight = inflight.get(key)
+        flight = inflight.get(key) or self._adopt(decision, view, now)
         if flight is not None:
             return self._run(flight.decision, view, now, flight)
         return self._run(decision, view, now, None)
+
+    def _adopt(self, decision: Decision, view: ClusterView | None, now: datetime) -> InFlight | None:
+        """A multi-cycle action the previous leader started and could not finish (its Event is in
+        the ledger): continue it from the cluster's state instead of waiting out its cooldown.
+        Only plans that are staged can be continued; a finished one-shot action keeps its cooldown."""
+        if decision.params.get(RESTORE) or not self.is_leader or self.writer.dry_run:
+            return None
+        if self.writer.sync_ledger() is not None:
+            return None  # the ledger cannot be read: the rails will refuse and say why
+        started = self.writer.books.peer_started(decision.action, decision.target.key, now - self.config.safety.evacuation_timeout)
+        if started is None:
+            return None
+        try:
+            staged = isinstance(self.remediation(decision.action).plan(decision, view), StagedPlan)
+        except Exception:  # an infeasible or broken plan is handled by the normal path
+            return None
+        return InFlight(decision, started, ()) if staged else None
 
     def _resolve(self, decision: Decision, view: ClusterView | None) -> Decision:
         """Turn a policy target ("node"/"owner" of the finding's entity) into a real object."""

@@ -68,7 +68,8 @@ IsSilenced = Callable[[Mapping[str, str]], bool]
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS safety_actions (
     id INTEGER PRIMARY KEY AUTOINCREMENT, decision_id TEXT NOT NULL, action TEXT NOT NULL,
-    target TEXT NOT NULL, dry_run INTEGER NOT NULL, at REAL NOT NULL
+    target TEXT NOT NULL, dry_run INTEGER NOT NULL, at REAL NOT NULL,
+    peer INTEGER NOT NULL DEFAULT 0  -- 1: taken by another replica (read from its Event)
 );
 CREATE INDEX IF NOT EXISTS safety_actions_at ON safety_actions (dry_run, at);
 CREATE INDEX IF NOT EXISTS safety_actions_target ON safety_actions (target, dry_run, at);
@@ -203,11 +204,19 @@ class Books:
                 known = conn.execute("SELECT 1 FROM safety_actions WHERE decision_id = ? AND dry_run = 0", (e.decision_id,))
                 if known.fetchone() is None:
                     conn.execute(
-                        "INSERT INTO safety_actions (decision_id, action, target, dry_run, at) VALUES (?, ?, ?, 0, ?)",
+                        "INSERT INTO safety_actions (decision_id, action, target, dry_run, at, peer) VALUES (?, ?, ?, 0, ?, 1)",
                         (e.decision_id, e.action, e.target, e.at.timestamp()),
                     )
                     added += 1
         return added
+
+    def peer_started(self, action: str, target: str, since: datetime) -> datetime | None:
+        """When another replica last started ``action`` on ``target`` (after ``since``), if it did."""
+        rows = self.store.query(
+            "SELECT MAX(at) AS t FROM safety_actions WHERE peer = 1 AND action = ? AND target = ? AND at > ?",
+            (action, target, since.timestamp()),
+        )
+        return from_epoch(rows[0]["t"]) if rows and rows[0]["t"] is not None else None
 
     def disruptions(self, workload: str, since: datetime, dry_run: bool) -> int:
         rows = self.store.query(
@@ -376,7 +385,7 @@ class GuardedWriter:
         c = self.config
         self.books.prune(now, max(timedelta(days=1), c.cooldown, c.workload_window) + timedelta(hours=1))
 
-    def _sync_ledger(self) -> Refusal | None:
+    def sync_ledger(self) -> Refusal | None:
         """Merge the actions other replicas recorded in the cluster, once per cycle. Budgets and
         cooldowns live in each replica's own state file; the Events make them survive a failover."""
         if self._ledger_synced or self.read_ledger is None or self.dry_run:
@@ -435,7 +444,7 @@ class GuardedWriter:
             if silenced:
                 return Refusal(Rail.SILENCED, f"an Alertmanager silence matches {plan.target.key}")
         if not resuming:
-            refusal = self._sync_ledger()
+            refusal = self.sync_ledger()
             if refusal is not None:
                 return refusal
             last = self.books.last_action_on(plan.target.key, self.dry_run)

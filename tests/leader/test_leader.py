@@ -184,3 +184,35 @@ def test_a_new_leader_honours_its_predecessors_cooldown_and_budget(server: KubeA
     assert again.rail == "cooldown"  # a's action, read back from its AiopsRemediation Event
     assert b.writer.remaining_budget(later)["hour"] == 1
     b.close()
+
+
+def test_a_new_leader_continues_an_evacuation_its_predecessor_left_half_done(server: KubeApiServer, tmp_path: Path) -> None:
+    seed_workload(server, "web", ["gpu-1", "gpu-2"], min_available=2)  # the PDB blocks web-0 for now
+    seed_workload(server, "llm", ["gpu-1", "gpu-3"])
+    actors = []
+    for name in ("replica-a", "replica-b"):
+        (tmp_path / name).mkdir()
+        config = make_config(server, tmp_path / name, leader=True, max_actions_per_hour=1, max_pods_per_workload=10)
+        api = build_api_client(config.kubernetes)
+        el = LeaseElector.from_config(api, config.kubernetes)
+        el.identity = name
+        actors.append(Actor(config, Store(config.state.path), api=api, elector=el))
+    a, b = actors
+    assert a.elector is not None and b.elector is not None
+    assert a.elector.try_acquire_or_renew()
+    node = Entity("node", "gpu-1")
+    first = a.act([decision("evacuate_node", node)], findings=[], degraded=False, now=NOW)[0]
+    assert first.status is ActionStatus.DEFERRED  # cordoned, llm-0 evicted, web-0 blocked by the PDB
+    a.close()
+    assert b.elector.try_acquire_or_renew()
+    server.seed(make_pod("web-9", node="gpu-3", labels={"app": "web"}, owner=("ReplicaSet", "web-rs")))  # replacement
+    server.clear_requests()
+    later = NOW + timedelta(minutes=3)
+    resumed = b.act([decision("evacuate_node", node)], findings=[], degraded=False, now=later)[0]
+    assert resumed.status is ActionStatus.APPLIED, resumed.detail  # not blocked by a's cooldown or the spent budget
+    sent = {(r.method, r.resource, r.name) for r in logged(server, 1, writes_only=True) if r.resource in ("pods", "nodes")}
+    assert sent == {("POST", "pods", "web-0")}  # no second cordon, no second eviction of llm-0
+    # A one-shot action of the predecessor keeps its cooldown (see the test above); the budget
+    # was spent once, by a.
+    assert b.writer.remaining_budget(later)["hour"] == 0
+    b.close()
