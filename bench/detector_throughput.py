@@ -17,19 +17,20 @@ import argparse
 import os
 import time
 from collections.abc import Callable
+from functools import partial
 from datetime import UTC, datetime
 
 # One core: numerical libraries must not fan out over the machine.
 for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
     os.environ.setdefault(_var, "1")
 
-import numpy as np  # noqa: E402
-from threadpoolctl import threadpool_limits  # noqa: E402
+import numpy as np
+from threadpoolctl import threadpool_limits
 
-from aiops import plugins  # noqa: E402
-from aiops.collect.catalog import DEFAULT_SIGNALS  # noqa: E402
-from aiops.collect.collector import signal_info  # noqa: E402
-from aiops.model import Entity, Frame, Series  # noqa: E402
+from aiops import plugins
+from aiops.collect.catalog import DEFAULT_SIGNALS
+from aiops.collect.collector import signal_info
+from aiops.model import Entity, Frame, Series
 
 STEP = 60.0
 
@@ -89,12 +90,12 @@ def main() -> None:
                 rows.append((name, "not loadable", str(exc)[:60], ""))
                 continue
             if callable(getattr(detector, "score_series", None)):
-                secs = best_of(args.repeat, lambda d=detector: d.score_series(t, y))
+                secs = best_of(args.repeat, partial(detector.score_series, t, y))
                 backtest = f"{args.points / secs:>12,.0f}"
                 mode = "score_series"
             elif callable(getattr(detector, "score_matrix", None)):
                 ts = np.arange(args.matrix_rows) * STEP
-                secs = best_of(args.repeat, lambda d=detector: d.score_matrix(ts, test, train=train))
+                secs = best_of(args.repeat, partial(detector.score_matrix, ts, test, train=train))
                 backtest = f"{args.matrix_rows / secs:>12,.0f}"
                 mode = f"score_matrix rows ({features} features, {args.matrix_rows:,} history)"
             else:
@@ -102,7 +103,7 @@ def main() -> None:
             # A router (the ensemble) names no signals of its own: give it the whole catalog.
             signals = tuple(detector.signals) or tuple(DEFAULT_SIGNALS)
             frame = frame_for(signals, args.series, args.window, rng)
-            secs = best_of(args.repeat, lambda d=detector, f=frame: d.detect(f))
+            secs = best_of(args.repeat, partial(detector.detect, frame))
             online = f"{frame.points / secs:>12,.0f}" if frame.points else f"{'n/a':>12}"
             rows.append((name, backtest, online, f"{mode}; frame {len(frame)} series x {args.window} points"))
     print(f"points/s per core (best of {args.repeat}); backtest series {args.points:,} points")

@@ -113,7 +113,7 @@ class GpuHealth(Detector):
 
     # -- one check per signal ----------------------------------------------------------------------
     def _xid(self, frame: Frame, series: Series, t: np.ndarray, y: np.ndarray) -> Finding | None:
-        code = int(round(y[-1]))
+        code = int(np.rint(y[-1]))
         if code <= 0:
             return None
         action = XID_ACTIONS.get(code, UNKNOWN_XID)

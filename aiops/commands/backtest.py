@@ -29,7 +29,7 @@ import pandas as pd
 from tqdm import tqdm
 
 from aiops import plugins
-from aiops.commands._common import EXIT_OK, EXIT_USAGE, fail
+from aiops.commands._common import EXIT_OK, fail
 from aiops.config import parse_duration
 from aiops.evaluation.baselines import NullBaseline, RandomBaseline, RollingZScore
 from aiops.evaluation.corpus import CorpusEvaluation, evaluate_corpus, load_instants

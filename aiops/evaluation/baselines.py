@@ -34,7 +34,7 @@ class RandomBaseline:
     def score_series(self, timestamps: np.ndarray, values: np.ndarray) -> np.ndarray:
         n = np.asarray(values).shape[0]
         rng = np.random.default_rng(zlib.crc32(f"{self.seed}:{n}".encode()))
-        return rng.random(n)
+        return np.asarray(rng.random(n))
 
 
 class RollingZScore:

@@ -24,7 +24,12 @@ from aiops.evaluation.metrics import (
     event_metrics,
     point_metrics,
 )
-from aiops.evaluation.nab import NabResult, Window, probationary_length, score_all_profiles
+from aiops.evaluation.nab import (
+    NabResult,
+    Window,
+    probationary_length,
+    score_all_profiles,
+)
 from aiops.evaluation.replay import Replayed, epoch_seconds
 
 __all__ = ["CorpusEvaluation", "evaluate_corpus", "load_instants", "window_mask"]
@@ -117,7 +122,9 @@ def evaluate_corpus(
     scores = {rel: r.frame.assign(timestamp=r.frame["timestamp"].dt.tz_convert(None)) for rel, r in replayed.items()}
     nab = score_all_profiles(scores, windows)
     threshold = nab["standard"].threshold
-    labels, detections, leads = [], [], []
+    labels: list[np.ndarray] = []
+    detections: list[np.ndarray] = []
+    leads: list[float] = []
     events = detected = false_alarms = 0
     days = 0.0
     for rel, frame in scores.items():

@@ -154,29 +154,28 @@ class MachineFigures:
 def evaluate_machines(scored: Sequence[Scored], threshold: float) -> dict[str, Any]:
     """Figures at the fixed ``threshold`` (no label peeking) and at the best shared threshold."""
     labelled = [s for s in scored if s.labels is not None]
+    labels = [s.labels for s in labelled if s.labels is not None]  # the same rows, typed as present
     per_machine = []
-    for s in labelled:
-        assert s.labels is not None
+    for s, y in zip(labelled, labels):
         flagged = s.scores >= threshold
-        segments = label_segments(s.labels)
+        segments = label_segments(y)
         ev = event_metrics(segments, flagged, s.timestamps)
         per_machine.append(
             MachineFigures(
                 machine=s.machine,
-                point=point_metrics(s.labels, flagged),
-                best_f1=best_f1_threshold([s.labels], [s.scores])[1],
+                point=point_metrics(y, flagged),
+                best_f1=best_f1_threshold([y], [s.scores])[1],
                 events=ev.events,
                 events_detected=ev.detected,
                 # Lead against the segment start is minus the delay.
                 median_delay_seconds=-ev.median_lead_seconds if ev.leads_seconds else float("nan"),
-                false_alarms_per_day=false_alarms_per_day(flagged, s.labels, s.timestamps),
+                false_alarms_per_day=false_alarms_per_day(flagged, y, s.timestamps),
             )
         )
-    shared_threshold, pooled_shared = best_f1_threshold([s.labels for s in labelled], [s.scores for s in labelled]) if labelled else (float("nan"), 0.0)
-    shared = [point_metrics(s.labels, s.scores >= shared_threshold).f1 for s in labelled]
-    pooled = point_metrics(
-        np.concatenate([s.labels for s in labelled]), np.concatenate([s.scores >= threshold for s in labelled])
-    ) if labelled else None
+    scores = [s.scores for s in labelled]
+    shared_threshold, pooled_shared = best_f1_threshold(labels, scores) if labelled else (float("nan"), 0.0)
+    shared = [point_metrics(y, v >= shared_threshold).f1 for y, v in zip(labels, scores)]
+    pooled = point_metrics(np.concatenate(labels), np.concatenate([v >= threshold for v in scores])) if labelled else None
     events = sum(m.events for m in per_machine)
     return {
         "threshold": threshold,
@@ -199,7 +198,7 @@ class RandomMatrixBaseline:
     name = "random"
 
     def score_matrix(self, timestamps: np.ndarray, X: np.ndarray, train: np.ndarray | None = None) -> np.ndarray:
-        return np.random.default_rng(X.shape[0]).random(X.shape[0])
+        return np.asarray(np.random.default_rng(X.shape[0]).random(X.shape[0]))
 
 
 class FeatureZScore:

@@ -103,7 +103,8 @@ def load_windows(path: str | Path) -> dict[str, list[Window]]:
     except json.JSONDecodeError as exc:
         raise ValueError(f"label file {path} is not valid JSON ({exc}); expected {{path: [[start, end], ...]}}") from exc
     if not isinstance(doc, dict):
-        raise ValueError(f"label file {path} must map file paths to lists of [start, end] windows")
+        # ValueError, not TypeError: this is bad input from a file, reported like any other.
+        raise ValueError(f"label file {path} must map file paths to lists of [start, end] windows")  # noqa: TRY004
     out: dict[str, list[Window]] = {}
     for key, windows in doc.items():
         try:

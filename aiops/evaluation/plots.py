@@ -9,11 +9,11 @@ import matplotlib
 
 matplotlib.use("Agg")  # files only: a backtest runs on servers without a display
 
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
 
-from aiops.evaluation.nab import Window  # noqa: E402
+from aiops.evaluation.nab import Window
 
 __all__ = ["plot_series"]
 

@@ -28,7 +28,7 @@ class SpikeZScore(RollingZScore, Detector):
         Detector.__init__(self, **params)
         RollingZScore.__init__(self, window=window)
 
-    def detect(self, frame):  # noqa: ANN001, ANN201 - unused here
+    def detect(self, frame):
         return []
 
 
@@ -117,7 +117,7 @@ def test_smd_backtest_scores_machines_with_the_multivariate_detector(tmp_path: P
 
 
 class _FakePrometheus(BaseHTTPRequestHandler):
-    def do_GET(self) -> None:  # noqa: N802 - http.server API
+    def do_GET(self) -> None:
         from urllib.parse import parse_qs, urlparse
 
         query = parse_qs(urlparse(self.path).query)

@@ -17,7 +17,12 @@ from aiops.evaluation.metrics import (
     label_segments,
     point_metrics,
 )
-from aiops.evaluation.replay import ReplayError, find_series_files, read_series_csv, replay_series
+from aiops.evaluation.replay import (
+    ReplayError,
+    find_series_files,
+    read_series_csv,
+    replay_series,
+)
 
 
 def test_point_metrics_count_rows_without_point_adjustment() -> None:
