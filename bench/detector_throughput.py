@@ -17,8 +17,8 @@ import argparse
 import os
 import time
 from collections.abc import Callable
-from functools import partial
 from datetime import UTC, datetime
+from functools import partial
 
 # One core: numerical libraries must not fan out over the machine.
 for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
