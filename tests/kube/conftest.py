@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import shutil
-import subprocess
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -20,6 +18,7 @@ from aiops.testing.kubeapi_objects import (
     make_pdb,
     make_replica_pods,
 )
+from tests.kube.kubectl_runner import Kubectl
 
 # What the daemon's service account may do in these tests (the shipped ClusterRole is tested
 # separately, once it exists).
@@ -59,26 +58,6 @@ def admin(api: KubeApiServer) -> client.ApiClient:
 @pytest.fixture
 def sa(api: KubeApiServer) -> client.ApiClient:
     return api.api_client()
-
-
-@dataclass
-class Kubectl:
-    kubeconfig: Path
-    cache_dir: Path
-
-    def __call__(self, *args: str, timeout: float = 30) -> subprocess.CompletedProcess[str]:
-        return subprocess.run(
-            ["kubectl", "--kubeconfig", str(self.kubeconfig), "--cache-dir", str(self.cache_dir), *args],
-            capture_output=True,
-            text=True,
-            timeout=timeout,
-            check=False,
-        )
-
-    def ok(self, *args: str, timeout: float = 30) -> str:
-        done = self(*args, timeout=timeout)
-        assert done.returncode == 0, f"kubectl {' '.join(args)} failed ({done.returncode}): {done.stderr}"
-        return done.stdout
 
 
 @pytest.fixture

