@@ -137,6 +137,12 @@ class ExhaustionForecast(UnivariateDetector):
 
     def trace(self, timestamps: np.ndarray, values: np.ndarray, capacity: float) -> ExhaustionTrace:
         """The forecast at every point, each from data at or before it."""
+        # Absurd values (1e300) overflow to inf/NaN, which score 0: garbage never alarms, and a
+        # daemon's log is not flooded with numpy warnings.
+        with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+            return self._trace(timestamps, values, capacity)
+
+    def _trace(self, timestamps: np.ndarray, values: np.ndarray, capacity: float) -> ExhaustionTrace:
         t, y = check_series(timestamps, values)
         step = typical_step(t)
         window = points_for(self.window_seconds, step, minimum=4)
@@ -273,7 +279,8 @@ class ExhaustionForecast(UnivariateDetector):
     # ------------------------------------------------------------------ daemon contract
     def applies_to(self, frame: Frame, signal: str) -> bool:
         info = frame.signals.get(signal)
-        return info is not None and info.capacity is not None
+        # A non-positive capacity is a config mistake, not a wall to forecast.
+        return info is not None and info.capacity is not None and info.capacity > 0
 
     def explain(self, frame: Frame, series: Series) -> Finding | None:
         info = frame.signals[series.signal]

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from detectors._univariate import check_series, segment_ids, typical_step
 from detectors.ensemble import DefaultEnsemble
@@ -94,3 +96,25 @@ def test_segments_break_at_jumps_and_long_gaps_not_at_nans() -> None:
     y = np.array([0.5, 0.51, np.nan, 0.52, 0.2, 0.21, 0.22, 0.23, 0.24, 0.25])
     seg = segment_ids(t, y, max_jump=0.1, max_gap_seconds=600)
     assert list(seg) == [0, 0, 0, 0, 1, 1, 1, 2, 2, 2]
+
+
+values = st.one_of(
+    st.floats(allow_nan=True, allow_infinity=True, width=64),
+    st.sampled_from([0.0, 1.0, -1.0, 1e12, -1e300, 1e300, float("nan")]),
+)
+
+
+@pytest.mark.filterwarnings("error::RuntimeWarning")
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    ys=st.lists(values, min_size=0, max_size=120),
+    steps=st.lists(st.sampled_from([0.0, 60.0, 60.0, 60.0, 61.0, 3600.0]), min_size=120, max_size=120),
+)
+def test_garbage_never_crashes_and_stays_in_range(ys: list[float], steps: list[float]) -> None:
+    """Any values (NaN, inf, huge, negative), repeated timestamps and gaps: scores, never errors
+    (nor the numpy warnings that would flood a daemon's log)."""
+    y = np.array(ys, dtype=np.float64)
+    t = T0 + np.cumsum(np.array(steps[: len(ys)], dtype=np.float64))
+    for detector in detectors():
+        s = detector.score_series(t, y)  # type: ignore[attr-defined]
+        assert s.shape == y.shape and np.all(np.isfinite(s)) and np.all((s >= 0) & (s <= 1))
