@@ -29,6 +29,7 @@ from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 from aiops import metrics
 from aiops.config.notify import OutboxConfig
@@ -385,7 +386,7 @@ class Outbox:
             params += (channel,)
         return int(self.store.query(sql, params)[0]["n"])
 
-    def rows(self, channel: str | None = None, state: str | None = None) -> list[dict[str, object]]:
+    def rows(self, channel: str | None = None, state: str | None = None) -> list[dict[str, Any]]:
         """Outbox rows for inspection (``aiops history``, tests), newest first."""
         sql = "SELECT id, channel, grp, key, state, attempts, batch_id, created_at, next_attempt_at, last_error FROM notify_outbox WHERE 1=1"
         params: list[object] = []
