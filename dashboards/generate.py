@@ -84,7 +84,11 @@ class Panel:
     mappings: list[Json] = field(default_factory=list)
 
     def to_json(self, panel_id: int, grid: Json) -> Json:
-        defaults: Json = {"unit": self.unit, "thresholds": thresholds(*self.steps, base=self.base), "mappings": self.mappings}
+        defaults: Json = {
+            "unit": self.unit,
+            "thresholds": thresholds(*self.steps, base=self.base),
+            "mappings": self.mappings,
+        }
         if self.min is not None:
             defaults["min"] = self.min
         if self.max is not None:
@@ -139,8 +143,16 @@ class Layout:
         panel_id = len(self.panels) + 1
         if isinstance(item, Row):
             self._newline()
-            self.panels.append({"id": panel_id, "type": "row", "title": item.title, "collapsed": False,
-                                "gridPos": {"h": 1, "w": GRID_COLUMNS, "x": 0, "y": self._y}, "panels": []})
+            self.panels.append(
+                {
+                    "id": panel_id,
+                    "type": "row",
+                    "title": item.title,
+                    "collapsed": False,
+                    "gridPos": {"h": 1, "w": GRID_COLUMNS, "x": 0, "y": self._y},
+                    "panels": [],
+                }
+            )
             self._y += 1
             return
         if self._x + item.width > GRID_COLUMNS:
@@ -213,8 +225,16 @@ def dashboard(uid: str, title: str, description: str, variables: list[Json], ite
         layout.add(item)
     panel_types = sorted({p["type"] for p in layout.panels if p["type"] != "row"})
     return {
-        "__inputs": [{"name": "DS_PROMETHEUS", "label": "Prometheus", "description": "Prometheus that scrapes the cluster and aiops",
-                      "type": "datasource", "pluginId": "prometheus", "pluginName": "Prometheus"}],
+        "__inputs": [
+            {
+                "name": "DS_PROMETHEUS",
+                "label": "Prometheus",
+                "description": "Prometheus that scrapes the cluster and aiops",
+                "type": "datasource",
+                "pluginId": "prometheus",
+                "pluginName": "Prometheus",
+            }
+        ],
         "__requires": [
             {"type": "grafana", "id": "grafana", "name": "Grafana", "version": "10.0.0"},
             {"type": "datasource", "id": "prometheus", "name": "Prometheus", "version": "1.0.0"},
@@ -231,13 +251,30 @@ def dashboard(uid: str, title: str, description: str, variables: list[Json], ite
         "time": {"from": "now-6h", "to": "now"},
         "refresh": "1m",
         "timezone": "",
-        "links": [{"type": "dashboards", "tags": ["aiops"], "asDropdown": True, "title": "aiops dashboards",
-                   "includeVars": False, "keepTime": True}],
-        "annotations": {"list": [
-            {"builtIn": 1, "datasource": {"type": "grafana", "uid": "-- Grafana --"}, "enable": True, "hide": True,
-             "iconColor": "rgba(0, 211, 255, 1)", "name": "Annotations & Alerts", "type": "dashboard"},
-            ACTIONS_ANNOTATION,
-        ]},
+        "links": [
+            {
+                "type": "dashboards",
+                "tags": ["aiops"],
+                "asDropdown": True,
+                "title": "aiops dashboards",
+                "includeVars": False,
+                "keepTime": True,
+            }
+        ],
+        "annotations": {
+            "list": [
+                {
+                    "builtIn": 1,
+                    "datasource": {"type": "grafana", "uid": "-- Grafana --"},
+                    "enable": True,
+                    "hide": True,
+                    "iconColor": "rgba(0, 211, 255, 1)",
+                    "name": "Annotations & Alerts",
+                    "type": "dashboard",
+                },
+                ACTIONS_ANNOTATION,
+            ]
+        },
         "templating": {"list": [DATASOURCE_VARIABLE, *variables]},
         "panels": layout.panels,
     }
@@ -264,54 +301,230 @@ def cluster_health() -> Json:
         ],
         [
             Row("Nodes"),
-            Panel("stat", "Nodes ready", [target(f'sum(kube_node_status_condition{{condition="Ready",status="true",{node}}})', instant=True)],
-                  width=6, height=4, steps=(), description="Nodes whose Ready condition is true."),
-            Panel("stat", "Nodes not ready", [target(f'sum(kube_node_status_condition{{condition="Ready",status=~"false|unknown",{node}}}) or vector(0)', instant=True)],
-                  width=6, height=4, steps=((1, "red"),)),
-            Panel("stat", "Cordoned nodes", [target(f"sum(kube_node_spec_unschedulable{{{node}}}) or vector(0)", instant=True)],
-                  width=6, height=4, steps=((1, "orange"),), description="Unschedulable nodes, including those aiops cordoned."),
-            Panel("stat", "Nodes under pressure", [target(f'count(kube_node_status_condition{{condition=~"MemoryPressure|DiskPressure|PIDPressure",status="true",{node}}} == 1) or vector(0)', instant=True)],
-                  width=6, height=4, steps=((1, "red"),)),
-            Panel("timeseries", "Node CPU in use", [target(f'1 - avg by (instance) (rate(node_cpu_seconds_total{{mode="idle",{inst}}}[$__rate_interval]))', "{{instance}}")],
-                  width=8, unit="percentunit", min=0, max=1, steps=((0.8, "orange"), (0.9, "red")), threshold_lines=True),
-            Panel("timeseries", "Node memory in use", [target(f"1 - max by (instance) (node_memory_MemAvailable_bytes{{{inst}}}) / max by (instance) (node_memory_MemTotal_bytes{{{inst}}})", "{{instance}}")],
-                  width=8, unit="percentunit", min=0, max=1, steps=((0.8, "orange"), (0.9, "red")), threshold_lines=True),
-            Panel("timeseries", "Node pressure conditions", [target(f'max by (node, condition) (kube_node_status_condition{{condition=~"MemoryPressure|DiskPressure|PIDPressure",status="true",{node}}})', "{{node}} {{condition}}")],
-                  width=8, min=0, max=1, steps=((1, "red"),)),
-            Panel("timeseries", "Filesystem in use", [target(f"1 - max by (instance, mountpoint) (node_filesystem_avail_bytes{{{_FS},{inst}}}) / max by (instance, mountpoint) (node_filesystem_size_bytes{{{_FS},{inst}}} > 0)", "{{instance}} {{mountpoint}}")],
-                  width=12, unit="percentunit", min=0, max=1, steps=((0.8, "orange"), (0.9, "red")), threshold_lines=True),
-            Panel("table", "Filesystems predicted full within 4 h", [target(f"predict_linear(node_filesystem_avail_bytes{{{_FS},{inst}}}[6h], 4 * 3600) < 0", instant=True)],
-                  width=12, unit="bytes", description="The NodeFilesystemFillingUp baseline from alert-rules/: a 6 h linear trend below zero within 4 h."),
+            Panel(
+                "stat",
+                "Nodes ready",
+                [target(f'sum(kube_node_status_condition{{condition="Ready",status="true",{node}}})', instant=True)],
+                width=6,
+                height=4,
+                steps=(),
+                description="Nodes whose Ready condition is true.",
+            ),
+            Panel(
+                "stat",
+                "Nodes not ready",
+                [
+                    target(
+                        f'sum(kube_node_status_condition{{condition="Ready",status=~"false|unknown",{node}}}) or vector(0)',
+                        instant=True,
+                    )
+                ],
+                width=6,
+                height=4,
+                steps=((1, "red"),),
+            ),
+            Panel(
+                "stat",
+                "Cordoned nodes",
+                [target(f"sum(kube_node_spec_unschedulable{{{node}}}) or vector(0)", instant=True)],
+                width=6,
+                height=4,
+                steps=((1, "orange"),),
+                description="Unschedulable nodes, including those aiops cordoned.",
+            ),
+            Panel(
+                "stat",
+                "Nodes under pressure",
+                [
+                    target(
+                        f'count(kube_node_status_condition{{condition=~"MemoryPressure|DiskPressure|PIDPressure",status="true",{node}}} == 1) or vector(0)',
+                        instant=True,
+                    )
+                ],
+                width=6,
+                height=4,
+                steps=((1, "red"),),
+            ),
+            Panel(
+                "timeseries",
+                "Node CPU in use",
+                [
+                    target(
+                        f'1 - avg by (instance) (rate(node_cpu_seconds_total{{mode="idle",{inst}}}[$__rate_interval]))',
+                        "{{instance}}",
+                    )
+                ],
+                width=8,
+                unit="percentunit",
+                min=0,
+                max=1,
+                steps=((0.8, "orange"), (0.9, "red")),
+                threshold_lines=True,
+            ),
+            Panel(
+                "timeseries",
+                "Node memory in use",
+                [
+                    target(
+                        f"1 - max by (instance) (node_memory_MemAvailable_bytes{{{inst}}}) / max by (instance) (node_memory_MemTotal_bytes{{{inst}}})",
+                        "{{instance}}",
+                    )
+                ],
+                width=8,
+                unit="percentunit",
+                min=0,
+                max=1,
+                steps=((0.8, "orange"), (0.9, "red")),
+                threshold_lines=True,
+            ),
+            Panel(
+                "timeseries",
+                "Node pressure conditions",
+                [
+                    target(
+                        f'max by (node, condition) (kube_node_status_condition{{condition=~"MemoryPressure|DiskPressure|PIDPressure",status="true",{node}}})',
+                        "{{node}} {{condition}}",
+                    )
+                ],
+                width=8,
+                min=0,
+                max=1,
+                steps=((1, "red"),),
+            ),
+            Panel(
+                "timeseries",
+                "Filesystem in use",
+                [
+                    target(
+                        f"1 - max by (instance, mountpoint) (node_filesystem_avail_bytes{{{_FS},{inst}}}) / max by (instance, mountpoint) (node_filesystem_size_bytes{{{_FS},{inst}}} > 0)",
+                        "{{instance}} {{mountpoint}}",
+                    )
+                ],
+                width=12,
+                unit="percentunit",
+                min=0,
+                max=1,
+                steps=((0.8, "orange"), (0.9, "red")),
+                threshold_lines=True,
+            ),
+            Panel(
+                "table",
+                "Filesystems predicted full within 4 h",
+                [
+                    target(
+                        f"predict_linear(node_filesystem_avail_bytes{{{_FS},{inst}}}[6h], 4 * 3600) < 0", instant=True
+                    )
+                ],
+                width=12,
+                unit="bytes",
+                description="The NodeFilesystemFillingUp baseline from alert-rules/: a 6 h linear trend below zero within 4 h.",
+            ),
             Row("Pods"),
-            Panel("timeseries", "Pods by phase", [target(f"sum by (phase) (kube_pod_status_phase{{{ns}}})", "{{phase}}")],
-                  width=8, stacked=True),
-            Panel("timeseries", "Container restarts (15 min, top 10)", [target(f"topk(10, sum by (namespace, pod) (increase(kube_pod_container_status_restarts_total{{{ns}}}[15m])))", "{{namespace}}/{{pod}}")],
-                  width=8, steps=((3, "red"),), threshold_lines=True),
-            Panel("table", "OOMKilled and crash-looping containers", [
-                target(f'max by (namespace, pod, container) (kube_pod_container_status_last_terminated_reason{{reason="OOMKilled",{ns}}}) > 0', "OOMKilled", instant=True),
-                target(f'max by (namespace, pod, container) (kube_pod_container_status_waiting_reason{{reason="CrashLoopBackOff",{ns}}}) > 0', "CrashLoopBackOff", instant=True),
-            ], width=8),
-            Panel("timeseries", "Container memory / limit (top 10)", [target(
-                f"topk(10, max by (namespace, pod, container) (container_memory_working_set_bytes{{{_CONTAINER},{ns}}})"
-                f' / on (namespace, pod, container) max by (namespace, pod, container) (kube_pod_container_resource_limits{{resource="memory",{ns}}} > 0))',
-                "{{namespace}}/{{pod}}/{{container}}")],
-                width=12, unit="percentunit", min=0, steps=((0.9, "orange"), (1, "red")), threshold_lines=True,
-                description="Working set against the memory limit: the kernel OOM-kills the container at 100 %."),
-            Panel("timeseries", "CPU throttling (top 10)", [target(
-                f"topk(10, sum by (namespace, pod) (rate(container_cpu_cfs_throttled_periods_total{{{_CONTAINER},{ns}}}[$__rate_interval]))"
-                f" / sum by (namespace, pod) (rate(container_cpu_cfs_periods_total{{{_CONTAINER},{ns}}}[$__rate_interval])))",
-                "{{namespace}}/{{pod}}")],
-                width=12, unit="percentunit", min=0, steps=((0.25, "orange"), (0.5, "red"))),
-            Panel("timeseries", "Deployments with unavailable replicas", [target(f"kube_deployment_status_replicas_unavailable{{{ns}}} > 0", "{{namespace}}/{{deployment}}")],
-                  width=12, steps=((1, "red"),)),
+            Panel(
+                "timeseries",
+                "Pods by phase",
+                [target(f"sum by (phase) (kube_pod_status_phase{{{ns}}})", "{{phase}}")],
+                width=8,
+                stacked=True,
+            ),
+            Panel(
+                "timeseries",
+                "Container restarts (15 min, top 10)",
+                [
+                    target(
+                        f"topk(10, sum by (namespace, pod) (increase(kube_pod_container_status_restarts_total{{{ns}}}[15m])))",
+                        "{{namespace}}/{{pod}}",
+                    )
+                ],
+                width=8,
+                steps=((3, "red"),),
+                threshold_lines=True,
+            ),
+            Panel(
+                "table",
+                "OOMKilled and crash-looping containers",
+                [
+                    target(
+                        f'max by (namespace, pod, container) (kube_pod_container_status_last_terminated_reason{{reason="OOMKilled",{ns}}}) > 0',
+                        "OOMKilled",
+                        instant=True,
+                    ),
+                    target(
+                        f'max by (namespace, pod, container) (kube_pod_container_status_waiting_reason{{reason="CrashLoopBackOff",{ns}}}) > 0',
+                        "CrashLoopBackOff",
+                        instant=True,
+                    ),
+                ],
+                width=8,
+            ),
+            Panel(
+                "timeseries",
+                "Container memory / limit (top 10)",
+                [
+                    target(
+                        f"topk(10, max by (namespace, pod, container) (container_memory_working_set_bytes{{{_CONTAINER},{ns}}})"
+                        f' / on (namespace, pod, container) max by (namespace, pod, container) (kube_pod_container_resource_limits{{resource="memory",{ns}}} > 0))',
+                        "{{namespace}}/{{pod}}/{{container}}",
+                    )
+                ],
+                width=12,
+                unit="percentunit",
+                min=0,
+                steps=((0.9, "orange"), (1, "red")),
+                threshold_lines=True,
+                description="Working set against the memory limit: the kernel OOM-kills the container at 100 %.",
+            ),
+            Panel(
+                "timeseries",
+                "CPU throttling (top 10)",
+                [
+                    target(
+                        f"topk(10, sum by (namespace, pod) (rate(container_cpu_cfs_throttled_periods_total{{{_CONTAINER},{ns}}}[$__rate_interval]))"
+                        f" / sum by (namespace, pod) (rate(container_cpu_cfs_periods_total{{{_CONTAINER},{ns}}}[$__rate_interval])))",
+                        "{{namespace}}/{{pod}}",
+                    )
+                ],
+                width=12,
+                unit="percentunit",
+                min=0,
+                steps=((0.25, "orange"), (0.5, "red")),
+            ),
+            Panel(
+                "timeseries",
+                "Deployments with unavailable replicas",
+                [target(f"kube_deployment_status_replicas_unavailable{{{ns}}} > 0", "{{namespace}}/{{deployment}}")],
+                width=12,
+                steps=((1, "red"),),
+            ),
             Row("Persistent volumes"),
-            Panel("timeseries", "PersistentVolume fill", [target(
-                f"max by (namespace, persistentvolumeclaim) (kubelet_volume_stats_used_bytes{{{ns}}})"
-                f" / max by (namespace, persistentvolumeclaim) (kubelet_volume_stats_capacity_bytes{{{ns}}} > 0)",
-                "{{namespace}}/{{persistentvolumeclaim}}")],
-                width=12, unit="percentunit", min=0, max=1, steps=((0.8, "orange"), (0.9, "red")), threshold_lines=True),
-            Panel("table", "Volumes predicted full within 4 h", [target(f"predict_linear(kubelet_volume_stats_available_bytes{{{ns}}}[6h], 4 * 3600) < 0", instant=True)],
-                  width=12, unit="bytes"),
+            Panel(
+                "timeseries",
+                "PersistentVolume fill",
+                [
+                    target(
+                        f"max by (namespace, persistentvolumeclaim) (kubelet_volume_stats_used_bytes{{{ns}}})"
+                        f" / max by (namespace, persistentvolumeclaim) (kubelet_volume_stats_capacity_bytes{{{ns}}} > 0)",
+                        "{{namespace}}/{{persistentvolumeclaim}}",
+                    )
+                ],
+                width=12,
+                unit="percentunit",
+                min=0,
+                max=1,
+                steps=((0.8, "orange"), (0.9, "red")),
+                threshold_lines=True,
+            ),
+            Panel(
+                "table",
+                "Volumes predicted full within 4 h",
+                [
+                    target(
+                        f"predict_linear(kubelet_volume_stats_available_bytes{{{ns}}}[6h], 4 * 3600) < 0", instant=True
+                    )
+                ],
+                width=12,
+                unit="bytes",
+            ),
         ],
     )
 
@@ -330,51 +543,177 @@ def gpu_fleet() -> Json:
         ],
         [
             Row("Fleet"),
-            Panel("stat", "GPUs", [target(f"count(max by (UUID) (DCGM_FI_DEV_GPU_UTIL{{{sel}}}))", instant=True)],
-                  width=6, height=4, steps=()),
-            Panel("stat", "Fleet utilisation", [target(f"avg(max by (UUID) (DCGM_FI_DEV_GPU_UTIL{{{sel}}}))", instant=True)],
-                  width=6, height=4, unit="percent", steps=((20, "orange"), (30, "green")), base="red",
-                  description="Mean utilisation of the selected GPUs right now: red below 20 %, where GPUs are paid for and idle."),
-            Panel("stat", "Idle GPUs (< 30 % for 1 h)", [target(f"count(gpu:dcgm_gpu_util:max_1h{{{sel}}} < 30) or vector(0)", instant=True)],
-                  width=6, height=4, steps=((1, "orange"),),
-                  description="GPUs that never exceeded 30 % utilisation in the last hour: capacity paid for and not used."),
-            Panel("stat", "GPUs reporting an XID", [target(f"count(max by (UUID) (DCGM_FI_DEV_XID_ERRORS{{{sel}}}) > 0) or vector(0)", instant=True)],
-                  width=6, height=4, steps=((1, "red"),)),
+            Panel(
+                "stat",
+                "GPUs",
+                [target(f"count(max by (UUID) (DCGM_FI_DEV_GPU_UTIL{{{sel}}}))", instant=True)],
+                width=6,
+                height=4,
+                steps=(),
+            ),
+            Panel(
+                "stat",
+                "Fleet utilisation",
+                [target(f"avg(max by (UUID) (DCGM_FI_DEV_GPU_UTIL{{{sel}}}))", instant=True)],
+                width=6,
+                height=4,
+                unit="percent",
+                steps=((20, "orange"), (30, "green")),
+                base="red",
+                description="Mean utilisation of the selected GPUs right now: red below 20 %, where GPUs are paid for and idle.",
+            ),
+            Panel(
+                "stat",
+                "Idle GPUs (< 30 % for 1 h)",
+                [target(f"count(gpu:dcgm_gpu_util:max_1h{{{sel}}} < 30) or vector(0)", instant=True)],
+                width=6,
+                height=4,
+                steps=((1, "orange"),),
+                description="GPUs that never exceeded 30 % utilisation in the last hour: capacity paid for and not used.",
+            ),
+            Panel(
+                "stat",
+                "GPUs reporting an XID",
+                [target(f"count(max by (UUID) (DCGM_FI_DEV_XID_ERRORS{{{sel}}}) > 0) or vector(0)", instant=True)],
+                width=6,
+                height=4,
+                steps=((1, "red"),),
+            ),
             Row("Per GPU"),
-            Panel("timeseries", "Utilisation", [target(f"max by ({by_gpu}) (DCGM_FI_DEV_GPU_UTIL{{{sel}}})", "{{Hostname}} GPU {{gpu}}")],
-                  unit="percent", min=0, max=100, steps=((20, "green"), (80, "red")), base="orange", threshold_lines=True,
-                  description="Lines at the seed thresholds: below 20 % scale down or share, above 80 % pre-scale."),
-            Panel("timeseries", "Framebuffer used", [target(f"gpu:dcgm_fb_used:ratio{{{sel}}}", "{{Hostname}} GPU {{gpu}}")],
-                  unit="percentunit", min=0, max=1, steps=((0.9, "orange"), (0.97, "red")), threshold_lines=True),
-            Panel("timeseries", "Temperature", [target(f"max by ({by_gpu}) (DCGM_FI_DEV_GPU_TEMP{{{sel}}})", "{{Hostname}} GPU {{gpu}}")],
-                  width=8, unit="celsius", steps=((80, "orange"), (87, "red")), threshold_lines=True),
-            Panel("timeseries", "Power draw", [target(f"max by ({by_gpu}) (DCGM_FI_DEV_POWER_USAGE{{{sel}}})", "{{Hostname}} GPU {{gpu}}")],
-                  width=8, unit="watt", min=0),
-            Panel("timeseries", "Memory copy utilisation", [target(f"max by ({by_gpu}) (DCGM_FI_DEV_MEM_COPY_UTIL{{{sel}}})", "{{Hostname}} GPU {{gpu}}")],
-                  width=8, unit="percent", min=0, max=100),
+            Panel(
+                "timeseries",
+                "Utilisation",
+                [target(f"max by ({by_gpu}) (DCGM_FI_DEV_GPU_UTIL{{{sel}}})", "{{Hostname}} GPU {{gpu}}")],
+                unit="percent",
+                min=0,
+                max=100,
+                steps=((20, "green"), (80, "red")),
+                base="orange",
+                threshold_lines=True,
+                description="Lines at the seed thresholds: below 20 % scale down or share, above 80 % pre-scale.",
+            ),
+            Panel(
+                "timeseries",
+                "Framebuffer used",
+                [target(f"gpu:dcgm_fb_used:ratio{{{sel}}}", "{{Hostname}} GPU {{gpu}}")],
+                unit="percentunit",
+                min=0,
+                max=1,
+                steps=((0.9, "orange"), (0.97, "red")),
+                threshold_lines=True,
+            ),
+            Panel(
+                "timeseries",
+                "Temperature",
+                [target(f"max by ({by_gpu}) (DCGM_FI_DEV_GPU_TEMP{{{sel}}})", "{{Hostname}} GPU {{gpu}}")],
+                width=8,
+                unit="celsius",
+                steps=((80, "orange"), (87, "red")),
+                threshold_lines=True,
+            ),
+            Panel(
+                "timeseries",
+                "Power draw",
+                [target(f"max by ({by_gpu}) (DCGM_FI_DEV_POWER_USAGE{{{sel}}})", "{{Hostname}} GPU {{gpu}}")],
+                width=8,
+                unit="watt",
+                min=0,
+            ),
+            Panel(
+                "timeseries",
+                "Memory copy utilisation",
+                [target(f"max by ({by_gpu}) (DCGM_FI_DEV_MEM_COPY_UTIL{{{sel}}})", "{{Hostname}} GPU {{gpu}}")],
+                width=8,
+                unit="percent",
+                min=0,
+                max=100,
+            ),
             Row("Health"),
-            Panel("table", "Last XID per GPU", [target(f"max by ({by_gpu}) (DCGM_FI_DEV_XID_ERRORS{{{sel}}}) > 0", instant=True)],
-                  width=8, unit="none", steps=((1, "red"),),
-                  description="dcgm-exporter reports the code of the last XID, not a count. 48/79/95 need a drain; 94 a pod restart; 63/64 a GPU reset or RMA."),
-            Panel("timeseries", "Uncorrectable remapped rows / remap failures", [
-                target(f"max by ({by_gpu}) (DCGM_FI_DEV_UNCORRECTABLE_REMAPPED_ROWS{{{sel}}})", "{{Hostname}} GPU {{gpu}} remapped rows"),
-                target(f"max by ({by_gpu}) (DCGM_FI_DEV_ROW_REMAP_FAILURE{{{sel}}}) > 0", "{{Hostname}} GPU {{gpu}} remap failure"),
-            ], width=8, steps=((1, "red"),)),
-            Panel("timeseries", "Double-bit ECC errors (1 h)", [target(f"sum by ({by_gpu}) (increase(DCGM_FI_DEV_ECC_DBE_VOL_TOTAL{{{sel}}}[1h]))", "{{Hostname}} GPU {{gpu}}")],
-                  width=8, steps=((1, "red"),), description="Needs the ECC counters enabled in dcgm-exporter's counters CSV; empty otherwise."),
+            Panel(
+                "table",
+                "Last XID per GPU",
+                [target(f"max by ({by_gpu}) (DCGM_FI_DEV_XID_ERRORS{{{sel}}}) > 0", instant=True)],
+                width=8,
+                unit="none",
+                steps=((1, "red"),),
+                description="dcgm-exporter reports the code of the last XID, not a count. 48/79/95 need a drain; 94 a pod restart; 63/64 a GPU reset or RMA.",
+            ),
+            Panel(
+                "timeseries",
+                "Uncorrectable remapped rows / remap failures",
+                [
+                    target(
+                        f"max by ({by_gpu}) (DCGM_FI_DEV_UNCORRECTABLE_REMAPPED_ROWS{{{sel}}})",
+                        "{{Hostname}} GPU {{gpu}} remapped rows",
+                    ),
+                    target(
+                        f"max by ({by_gpu}) (DCGM_FI_DEV_ROW_REMAP_FAILURE{{{sel}}}) > 0",
+                        "{{Hostname}} GPU {{gpu}} remap failure",
+                    ),
+                ],
+                width=8,
+                steps=((1, "red"),),
+            ),
+            Panel(
+                "timeseries",
+                "Double-bit ECC errors (1 h)",
+                [
+                    target(
+                        f"sum by ({by_gpu}) (increase(DCGM_FI_DEV_ECC_DBE_VOL_TOTAL{{{sel}}}[1h]))",
+                        "{{Hostname}} GPU {{gpu}}",
+                    )
+                ],
+                width=8,
+                steps=((1, "red"),),
+                description="Needs the ECC counters enabled in dcgm-exporter's counters CSV; empty otherwise.",
+            ),
             Row("Idle capacity"),
-            Panel("bargauge", "Idle GPUs per node and model (< 30 % for 1 h)", [target(f"Hostname_modelName:dcgm_gpu_idle_1h:count{{{sel}}}", "{{Hostname}} {{modelName}}", instant=True)],
-                  steps=((1, "orange"),), min=0),
-            Panel("table", "Idle GPUs: highest utilisation in the last hour", [target(f"gpu:dcgm_gpu_util:max_1h{{{sel}}} < 30", instant=True)],
-                  unit="percent"),
+            Panel(
+                "bargauge",
+                "Idle GPUs per node and model (< 30 % for 1 h)",
+                [
+                    target(
+                        f"Hostname_modelName:dcgm_gpu_idle_1h:count{{{sel}}}",
+                        "{{Hostname}} {{modelName}}",
+                        instant=True,
+                    )
+                ],
+                steps=((1, "orange"),),
+                min=0,
+            ),
+            Panel(
+                "table",
+                "Idle GPUs: highest utilisation in the last hour",
+                [target(f"gpu:dcgm_gpu_util:max_1h{{{sel}}} < 30", instant=True)],
+                unit="percent",
+            ),
             Row("MIG slices (empty when MIG is off)"),
-            Panel("timeseries", "MIG slice graphics engine activity", [target(
-                f'max by (Hostname, gpu, GPU_I_PROFILE, GPU_I_ID) (DCGM_FI_PROF_GR_ENGINE_ACTIVE{{{sel},GPU_I_PROFILE!=""}})',
-                "{{Hostname}} GPU {{gpu}} {{GPU_I_PROFILE}} #{{GPU_I_ID}}")],
-                unit="percentunit", min=0, max=1, description="Needs the DCP profiling metrics (dcp-metrics-included.csv)."),
-            Panel("bargauge", "MIG slices by profile", [target(
-                f'count by (modelName, GPU_I_PROFILE) (max by (UUID, modelName, GPU_I_PROFILE, GPU_I_ID) (DCGM_FI_DEV_FB_USED{{{sel},GPU_I_PROFILE!=""}}))',
-                "{{modelName}} {{GPU_I_PROFILE}}", instant=True)], min=0),
+            Panel(
+                "timeseries",
+                "MIG slice graphics engine activity",
+                [
+                    target(
+                        f'max by (Hostname, gpu, GPU_I_PROFILE, GPU_I_ID) (DCGM_FI_PROF_GR_ENGINE_ACTIVE{{{sel},GPU_I_PROFILE!=""}})',
+                        "{{Hostname}} GPU {{gpu}} {{GPU_I_PROFILE}} #{{GPU_I_ID}}",
+                    )
+                ],
+                unit="percentunit",
+                min=0,
+                max=1,
+                description="Needs the DCP profiling metrics (dcp-metrics-included.csv).",
+            ),
+            Panel(
+                "bargauge",
+                "MIG slices by profile",
+                [
+                    target(
+                        f'count by (modelName, GPU_I_PROFILE) (max by (UUID, modelName, GPU_I_PROFILE, GPU_I_ID) (DCGM_FI_DEV_FB_USED{{{sel},GPU_I_PROFILE!=""}}))',
+                        "{{modelName}} {{GPU_I_PROFILE}}",
+                        instant=True,
+                    )
+                ],
+                min=0,
+            ),
         ],
     )
 
@@ -395,47 +734,174 @@ def inference_quality() -> Json:
         ],
         [
             Row("Latency"),
-            Panel("stat", "Models over the 100 ms p99 objective", [target(f"count(namespace_model_name:vllm_e2e_request_latency_seconds:p99_rate5m{{{served}}} > {objective}) or vector(0)", instant=True)],
-                  width=6, height=8, steps=((1, "red"),)),
-            Panel("timeseries", "End-to-end latency p50 / p99 vs objective", [
-                target(f"namespace_model_name:vllm_e2e_request_latency_seconds:p99_rate5m{{{served}}}", "{{model_name}} p99"),
-                target(f"namespace_model_name:vllm_e2e_request_latency_seconds:p50_rate5m{{{served}}}", "{{model_name}} p50"),
-            ], width=18, unit="s", min=0, steps=((objective, "red"),), threshold_lines=True,
-                description="The red line is the 100 ms objective that InferenceLatencyP99High alerts on."),
-            Panel("timeseries", "Time to first token p99", [target(
-                f"histogram_quantile(0.99, sum by (namespace, model_name, le) (rate(vllm:time_to_first_token_seconds_bucket{{{served}}}[$__rate_interval])))",
-                "{{model_name}}")], width=12, unit="s", min=0),
-            Panel("timeseries", "Successful requests", [target(
-                f"sum by (namespace, model_name) (rate(vllm:request_success_total{{{served}}}[$__rate_interval]))", "{{model_name}}")],
-                width=12, unit="reqps", min=0),
+            Panel(
+                "stat",
+                "Models over the 100 ms p99 objective",
+                [
+                    target(
+                        f"count(namespace_model_name:vllm_e2e_request_latency_seconds:p99_rate5m{{{served}}} > {objective}) or vector(0)",
+                        instant=True,
+                    )
+                ],
+                width=6,
+                height=8,
+                steps=((1, "red"),),
+            ),
+            Panel(
+                "timeseries",
+                "End-to-end latency p50 / p99 vs objective",
+                [
+                    target(
+                        f"namespace_model_name:vllm_e2e_request_latency_seconds:p99_rate5m{{{served}}}",
+                        "{{model_name}} p99",
+                    ),
+                    target(
+                        f"namespace_model_name:vllm_e2e_request_latency_seconds:p50_rate5m{{{served}}}",
+                        "{{model_name}} p50",
+                    ),
+                ],
+                width=18,
+                unit="s",
+                min=0,
+                steps=((objective, "red"),),
+                threshold_lines=True,
+                description="The red line is the 100 ms objective that InferenceLatencyP99High alerts on.",
+            ),
+            Panel(
+                "timeseries",
+                "Time to first token p99",
+                [
+                    target(
+                        f"histogram_quantile(0.99, sum by (namespace, model_name, le) (rate(vllm:time_to_first_token_seconds_bucket{{{served}}}[$__rate_interval])))",
+                        "{{model_name}}",
+                    )
+                ],
+                width=12,
+                unit="s",
+                min=0,
+            ),
+            Panel(
+                "timeseries",
+                "Successful requests",
+                [
+                    target(
+                        f"sum by (namespace, model_name) (rate(vllm:request_success_total{{{served}}}[$__rate_interval]))",
+                        "{{model_name}}",
+                    )
+                ],
+                width=12,
+                unit="reqps",
+                min=0,
+            ),
             Row("Saturation"),
-            Panel("timeseries", "Queue length (waiting requests)", [
-                target(f"sum by (namespace, model_name) (vllm:num_requests_waiting{{{served}}})", "{{model_name}} waiting"),
-                target(f"sum by (namespace, model_name) (vllm:num_requests_running{{{served}}})", "{{model_name}} running"),
-            ], width=8, min=0),
-            Panel("timeseries", "KV-cache usage", [target(f"max by (namespace, pod, model_name) (vllm:kv_cache_usage_perc{{{served}}})", "{{pod}}")],
-                  width=8, unit="percentunit", min=0, max=1, steps=((0.9, "orange"), (0.98, "red")), threshold_lines=True,
-                  description="Preemptions start as the KV-cache fills up."),
-            Panel("timeseries", "Preemptions", [target(f"sum by (namespace, model_name) (rate(vllm:num_preemptions_total{{{served}}}[$__rate_interval]))", "{{model_name}}")],
-                  width=8, unit="ops", min=0),
+            Panel(
+                "timeseries",
+                "Queue length (waiting requests)",
+                [
+                    target(
+                        f"sum by (namespace, model_name) (vllm:num_requests_waiting{{{served}}})",
+                        "{{model_name}} waiting",
+                    ),
+                    target(
+                        f"sum by (namespace, model_name) (vllm:num_requests_running{{{served}}})",
+                        "{{model_name}} running",
+                    ),
+                ],
+                width=8,
+                min=0,
+            ),
+            Panel(
+                "timeseries",
+                "KV-cache usage",
+                [target(f"max by (namespace, pod, model_name) (vllm:kv_cache_usage_perc{{{served}}})", "{{pod}}")],
+                width=8,
+                unit="percentunit",
+                min=0,
+                max=1,
+                steps=((0.9, "orange"), (0.98, "red")),
+                threshold_lines=True,
+                description="Preemptions start as the KV-cache fills up.",
+            ),
+            Panel(
+                "timeseries",
+                "Preemptions",
+                [
+                    target(
+                        f"sum by (namespace, model_name) (rate(vllm:num_preemptions_total{{{served}}}[$__rate_interval]))",
+                        "{{model_name}}",
+                    )
+                ],
+                width=8,
+                unit="ops",
+                min=0,
+            ),
             Row("Model quality"),
-            Panel("timeseries", "Accuracy vs reference (5 % drift band)", [
-                target(f"namespace_model:model_accuracy:avg_15m{{{quality}}}", "{{model}} accuracy"),
-                target(f"namespace_model:model_accuracy:reference_1d{{{quality}}}", "{{model}} reference"),
-                target(f"namespace_model:model_accuracy:reference_1d{{{quality}}} * {1 - DRIFT_BAND}", "{{model}} drift limit (-5 %)"),
-            ], width=12, unit="percentunit",
+            Panel(
+                "timeseries",
+                "Accuracy vs reference (5 % drift band)",
+                [
+                    target(f"namespace_model:model_accuracy:avg_15m{{{quality}}}", "{{model}} accuracy"),
+                    target(f"namespace_model:model_accuracy:reference_1d{{{quality}}}", "{{model}} reference"),
+                    target(
+                        f"namespace_model:model_accuracy:reference_1d{{{quality}}} * {1 - DRIFT_BAND}",
+                        "{{model}} drift limit (-5 %)",
+                    ),
+                ],
+                width=12,
+                unit="percentunit",
                 description="Reference: the previous day's mean, ending an hour ago. Below the drift limit for 15 min, ModelAccuracyDrop fires.",
-                overrides=[{"matcher": {"id": "byRegexp", "options": ".*drift limit.*"},
-                            "properties": [{"id": "custom.lineStyle", "value": {"fill": "dash", "dash": [10, 10]}},
-                                           {"id": "color", "value": {"mode": "fixed", "fixedColor": "red"}}]}]),
-            Panel("timeseries", "Business KPI (conversion) vs reference", [
-                target(f"namespace_model:business_conversion_rate:avg_15m{{{quality}}}", "{{model}} conversion"),
-                target(f"namespace_model:business_conversion_rate:reference_1d{{{quality}}}", "{{model}} reference"),
-            ], width=12, unit="percentunit"),
-            Panel("bargauge", "Accuracy drop vs reference", [target(f"namespace_model:model_accuracy:drop_ratio{{{quality}}}", "{{namespace}}/{{model}}", instant=True)],
-                  unit="percentunit", min=0, max=0.2, steps=((0.03, "orange"), (DRIFT_BAND, "red"))),
-            Panel("bargauge", "Business KPI drop vs reference", [target(f"namespace_model:business_conversion_rate:drop_ratio{{{quality}}}", "{{namespace}}/{{model}}", instant=True)],
-                  unit="percentunit", min=0, max=0.3, steps=((0.05, "orange"), (0.1, "red"))),
+                overrides=[
+                    {
+                        "matcher": {"id": "byRegexp", "options": ".*drift limit.*"},
+                        "properties": [
+                            {"id": "custom.lineStyle", "value": {"fill": "dash", "dash": [10, 10]}},
+                            {"id": "color", "value": {"mode": "fixed", "fixedColor": "red"}},
+                        ],
+                    }
+                ],
+            ),
+            Panel(
+                "timeseries",
+                "Business KPI (conversion) vs reference",
+                [
+                    target(f"namespace_model:business_conversion_rate:avg_15m{{{quality}}}", "{{model}} conversion"),
+                    target(
+                        f"namespace_model:business_conversion_rate:reference_1d{{{quality}}}", "{{model}} reference"
+                    ),
+                ],
+                width=12,
+                unit="percentunit",
+            ),
+            Panel(
+                "bargauge",
+                "Accuracy drop vs reference",
+                [
+                    target(
+                        f"namespace_model:model_accuracy:drop_ratio{{{quality}}}",
+                        "{{namespace}}/{{model}}",
+                        instant=True,
+                    )
+                ],
+                unit="percentunit",
+                min=0,
+                max=0.2,
+                steps=((0.03, "orange"), (DRIFT_BAND, "red")),
+            ),
+            Panel(
+                "bargauge",
+                "Business KPI drop vs reference",
+                [
+                    target(
+                        f"namespace_model:business_conversion_rate:drop_ratio{{{quality}}}",
+                        "{{namespace}}/{{model}}",
+                        instant=True,
+                    )
+                ],
+                unit="percentunit",
+                min=0,
+                max=0.3,
+                steps=((0.05, "orange"), (0.1, "red")),
+            ),
         ],
     )
 
@@ -451,64 +917,231 @@ def aiops_self() -> Json:
         [query_variable("instance", "Replica", "aiops_leader", "instance")],
         [
             Row("Health"),
-            Panel("stat", "Replicas holding the lease", [target("sum(aiops_leader) or vector(0)", instant=True)],
-                  width=4, height=4, steps=((1, "green"), (2, "red")), base="red",
-                  description="Exactly one: zero means nothing acts, two means a split brain."),
-            Panel("stat", "Since the last good cycle", [target(f"time() - max(aiops_last_successful_cycle_timestamp_seconds{{{inst}}})", instant=True)],
-                  width=4, height=4, unit="s", steps=((300, "orange"), (900, "red"))),
-            Panel("stat", "Prometheus reachable", [target(f"min(aiops_prometheus_up{{{inst}}})", instant=True)],
-                  width=4, height=4, steps=((1, "green"),), base="red",
-                  mappings=[{"type": "value", "options": {"0": {"text": "no"}, "1": {"text": "yes"}}}]),
-            Panel("stat", "Circuit breaker", [target(f"max(aiops_circuit_breaker_open{{{inst}}}) {leader}", instant=True)],
-                  width=4, height=4, steps=((1, "red"),),
-                  mappings=[{"type": "value", "options": {"0": {"text": "closed"}, "1": {"text": "open"}}}]),
-            Panel("stat", "Action budget left (leader)", [target(f"max by (window) (aiops_budget_remaining {leader})", "{{window}}", instant=True)],
-                  width=8, height=4, steps=((1, "orange"), (3, "green")), base="red"),
+            Panel(
+                "stat",
+                "Replicas holding the lease",
+                [target("sum(aiops_leader) or vector(0)", instant=True)],
+                width=4,
+                height=4,
+                steps=((1, "green"), (2, "red")),
+                base="red",
+                description="Exactly one: zero means nothing acts, two means a split brain.",
+            ),
+            Panel(
+                "stat",
+                "Since the last good cycle",
+                [target(f"time() - max(aiops_last_successful_cycle_timestamp_seconds{{{inst}}})", instant=True)],
+                width=4,
+                height=4,
+                unit="s",
+                steps=((300, "orange"), (900, "red")),
+            ),
+            Panel(
+                "stat",
+                "Prometheus reachable",
+                [target(f"min(aiops_prometheus_up{{{inst}}})", instant=True)],
+                width=4,
+                height=4,
+                steps=((1, "green"),),
+                base="red",
+                mappings=[{"type": "value", "options": {"0": {"text": "no"}, "1": {"text": "yes"}}}],
+            ),
+            Panel(
+                "stat",
+                "Circuit breaker",
+                [target(f"max(aiops_circuit_breaker_open{{{inst}}}) {leader}", instant=True)],
+                width=4,
+                height=4,
+                steps=((1, "red"),),
+                mappings=[{"type": "value", "options": {"0": {"text": "closed"}, "1": {"text": "open"}}}],
+            ),
+            Panel(
+                "stat",
+                "Action budget left (leader)",
+                [target(f"max by (window) (aiops_budget_remaining {leader})", "{{window}}", instant=True)],
+                width=8,
+                height=4,
+                steps=((1, "orange"), (3, "green")),
+                base="red",
+            ),
             Row("Cycles"),
-            Panel("timeseries", "Cycles by result", [target(f"sum by (result) (rate(aiops_cycles_total{{{inst}}}[$__rate_interval])) * 60", "{{result}}")],
-                  width=8, unit="cpm", min=0, stacked=True),
-            Panel("timeseries", "Cycle duration p95 by stage", [target("stage:aiops_cycle_duration_seconds:p95_rate5m", "{{stage}}")],
-                  width=8, unit="s", min=0),
-            Panel("timeseries", "Stage errors", [target(f"sum by (stage) (increase(aiops_stage_errors_total{{{inst}}}[$__rate_interval]))", "{{stage}}")],
-                  width=8, min=0, steps=((1, "red"),)),
-            Panel("timeseries", "Series in the window", [target(f"max by (instance) (aiops_series{{{inst}}})", "{{instance}}")],
-                  width=8, min=0),
-            Panel("timeseries", "Samples fetched", [target(f"sum by (instance) (rate(aiops_points_fetched_total{{{inst}}}[$__rate_interval]))", "{{instance}}")],
-                  width=8, unit="ops", min=0),
-            Panel("timeseries", "Prometheus queries by result", [target(f"sum by (result) (rate(aiops_prometheus_queries_total{{{inst}}}[$__rate_interval]))", "{{result}}")],
-                  width=8, unit="reqps", min=0),
+            Panel(
+                "timeseries",
+                "Cycles by result",
+                [target(f"sum by (result) (rate(aiops_cycles_total{{{inst}}}[$__rate_interval])) * 60", "{{result}}")],
+                width=8,
+                unit="cpm",
+                min=0,
+                stacked=True,
+            ),
+            Panel(
+                "timeseries",
+                "Cycle duration p95 by stage",
+                [target("stage:aiops_cycle_duration_seconds:p95_rate5m", "{{stage}}")],
+                width=8,
+                unit="s",
+                min=0,
+            ),
+            Panel(
+                "timeseries",
+                "Stage errors",
+                [
+                    target(
+                        f"sum by (stage) (increase(aiops_stage_errors_total{{{inst}}}[$__rate_interval]))", "{{stage}}"
+                    )
+                ],
+                width=8,
+                min=0,
+                steps=((1, "red"),),
+            ),
+            Panel(
+                "timeseries",
+                "Series in the window",
+                [target(f"max by (instance) (aiops_series{{{inst}}})", "{{instance}}")],
+                width=8,
+                min=0,
+            ),
+            Panel(
+                "timeseries",
+                "Samples fetched",
+                [
+                    target(
+                        f"sum by (instance) (rate(aiops_points_fetched_total{{{inst}}}[$__rate_interval]))",
+                        "{{instance}}",
+                    )
+                ],
+                width=8,
+                unit="ops",
+                min=0,
+            ),
+            Panel(
+                "timeseries",
+                "Prometheus queries by result",
+                [
+                    target(
+                        f"sum by (result) (rate(aiops_prometheus_queries_total{{{inst}}}[$__rate_interval]))",
+                        "{{result}}",
+                    )
+                ],
+                width=8,
+                unit="reqps",
+                min=0,
+            ),
             Row("Findings and predictions"),
-            Panel("timeseries", "Findings by detector and severity", [target(
-                f"max by (detector, severity) (rate(aiops_findings_total{{{inst}}}[$__rate_interval])) * 3600", "{{detector}} {{severity}}")],
-                unit="short", min=0, description="Per hour. Every replica detects, so replicas are collapsed with max, not summed."),
-            Panel("timeseries", "Active findings", [target(f"max by (detector, severity) (aiops_active_findings{{{inst}}})", "{{detector}} {{severity}}")],
-                  min=0, stacked=True),
-            Panel("timeseries", "Predicted failures: median lead time", [target(
-                f"histogram_quantile(0.5, max by (detector, le) (rate(aiops_predicted_failure_lead_seconds_bucket{{{inst}}}[1h])))",
-                "{{detector}}")], unit="s", min=0,
-                description="How long before the predicted failure each detector first raised it (1 h window)."),
-            Panel("bargauge", "Predicted failures in range by detector", [target(
-                f"max by (detector) (increase(aiops_predicted_failure_lead_seconds_count{{{inst}}}[$__range]))", "{{detector}}", instant=True)],
-                min=0),
+            Panel(
+                "timeseries",
+                "Findings by detector and severity",
+                [
+                    target(
+                        f"max by (detector, severity) (rate(aiops_findings_total{{{inst}}}[$__rate_interval])) * 3600",
+                        "{{detector}} {{severity}}",
+                    )
+                ],
+                unit="short",
+                min=0,
+                description="Per hour. Every replica detects, so replicas are collapsed with max, not summed.",
+            ),
+            Panel(
+                "timeseries",
+                "Active findings",
+                [target(f"max by (detector, severity) (aiops_active_findings{{{inst}}})", "{{detector}} {{severity}}")],
+                min=0,
+                stacked=True,
+            ),
+            Panel(
+                "timeseries",
+                "Predicted failures: median lead time",
+                [
+                    target(
+                        f"histogram_quantile(0.5, max by (detector, le) (rate(aiops_predicted_failure_lead_seconds_bucket{{{inst}}}[1h])))",
+                        "{{detector}}",
+                    )
+                ],
+                unit="s",
+                min=0,
+                description="How long before the predicted failure each detector first raised it (1 h window).",
+            ),
+            Panel(
+                "bargauge",
+                "Predicted failures in range by detector",
+                [
+                    target(
+                        f"max by (detector) (increase(aiops_predicted_failure_lead_seconds_count{{{inst}}}[$__range]))",
+                        "{{detector}}",
+                        instant=True,
+                    )
+                ],
+                min=0,
+            ),
             Row("Actions"),
-            Panel("timeseries", "Actions by result", [target(
-                f"sum by (action, status) (increase(aiops_actions_total{{{inst}}}[$__rate_interval]))", "{{action}} {{status}}")],
-                min=0, stacked=True),
-            Panel("timeseries", "Actions blocked, by rail", [target(
-                f"sum by (action, rail) (increase(aiops_actions_blocked_total{{{inst}}}[$__rate_interval]))", "{{action}} blocked by {{rail}}")],
-                min=0, stacked=True),
-            Panel("bargauge", "Outcomes in range (healed / not healed)", [target(
-                f"sum by (action, outcome) (increase(aiops_action_outcomes_total{{{inst}}}[$__range]))", "{{action}} {{outcome}}", instant=True)],
-                min=0),
-            Panel("timeseries", "Decisions by action and mode", [target(
-                f"sum by (action, mode) (increase(aiops_decisions_total{{{inst}}}[$__rate_interval]))", "{{action}} {{mode}}")],
-                min=0, stacked=True),
+            Panel(
+                "timeseries",
+                "Actions by result",
+                [
+                    target(
+                        f"sum by (action, status) (increase(aiops_actions_total{{{inst}}}[$__rate_interval]))",
+                        "{{action}} {{status}}",
+                    )
+                ],
+                min=0,
+                stacked=True,
+            ),
+            Panel(
+                "timeseries",
+                "Actions blocked, by rail",
+                [
+                    target(
+                        f"sum by (action, rail) (increase(aiops_actions_blocked_total{{{inst}}}[$__rate_interval]))",
+                        "{{action}} blocked by {{rail}}",
+                    )
+                ],
+                min=0,
+                stacked=True,
+            ),
+            Panel(
+                "bargauge",
+                "Outcomes in range (healed / not healed)",
+                [
+                    target(
+                        f"sum by (action, outcome) (increase(aiops_action_outcomes_total{{{inst}}}[$__range]))",
+                        "{{action}} {{outcome}}",
+                        instant=True,
+                    )
+                ],
+                min=0,
+            ),
+            Panel(
+                "timeseries",
+                "Decisions by action and mode",
+                [
+                    target(
+                        f"sum by (action, mode) (increase(aiops_decisions_total{{{inst}}}[$__rate_interval]))",
+                        "{{action}} {{mode}}",
+                    )
+                ],
+                min=0,
+                stacked=True,
+            ),
             Row("Notifications"),
-            Panel("timeseries", "Outbox pending by channel", [target(f"max by (channel) (aiops_outbox_pending{{{inst}}})", "{{channel}}")],
-                  min=0, steps=((10, "orange"), (50, "red"))),
-            Panel("timeseries", "Deliveries by channel and result", [target(
-                f"sum by (channel, result) (increase(aiops_notifications_total{{{inst}}}[$__rate_interval]))", "{{channel}} {{result}}")],
-                min=0, stacked=True),
+            Panel(
+                "timeseries",
+                "Outbox pending by channel",
+                [target(f"max by (channel) (aiops_outbox_pending{{{inst}}})", "{{channel}}")],
+                min=0,
+                steps=((10, "orange"), (50, "red")),
+            ),
+            Panel(
+                "timeseries",
+                "Deliveries by channel and result",
+                [
+                    target(
+                        f"sum by (channel, result) (increase(aiops_notifications_total{{{inst}}}[$__rate_interval]))",
+                        "{{channel}} {{result}}",
+                    )
+                ],
+                min=0,
+                stacked=True,
+            ),
         ],
     )
 

@@ -79,8 +79,9 @@ def _expected(scenario: Scenario) -> list[tuple[str, dict[str, str]]]:
         elif isinstance(fault, AccuracyDrift) and fault.drop >= 0.05:
             found.append(("ModelAccuracyDrop", {"model": topo.model(fault.model).name}))
         elif isinstance(fault, FilesystemFill):
-            found.append(("NodeFilesystemFillingUp", {"instance": topo.node(fault.node).name,
-                                                      "mountpoint": fault.mountpoint}))
+            found.append(
+                ("NodeFilesystemFillingUp", {"instance": topo.node(fault.node).name, "mountpoint": fault.mountpoint})
+            )
         elif isinstance(fault, GpuXid):
             found.append(("GpuUtilizationLow", {"UUID": topo.gpu(fault.gpu).uuid}))  # a dead GPU computes nothing
     return found
@@ -88,7 +89,11 @@ def _expected(scenario: Scenario) -> list[tuple[str, dict[str, str]]]:
 
 def test_demo_has_the_faults_this_test_relies_on(scenario: Scenario) -> None:
     assert {name for name, _ in _expected(scenario)} == {
-        "InferenceLatencyP99High", "ModelAccuracyDrop", "NodeFilesystemFillingUp", "GpuUtilizationLow"}
+        "InferenceLatencyP99High",
+        "ModelAccuracyDrop",
+        "NodeFilesystemFillingUp",
+        "GpuUtilizationLow",
+    }
 
 
 def test_every_injected_fault_raises_its_alert(scenario: Scenario, pending: list[dict[str, Any]]) -> None:
@@ -101,7 +106,9 @@ def test_healthy_entities_stay_quiet(scenario: Scenario, pending: list[dict[str,
     expected = _expected(scenario)
     slow = {labels["model_name"] for name, labels in expected if name == "InferenceLatencyP99High"}
     drifting = {labels["model"] for name, labels in expected if name == "ModelAccuracyDrop"}
-    filling = {(labels["instance"], labels["mountpoint"]) for name, labels in expected if name == "NodeFilesystemFillingUp"}
+    filling = {
+        (labels["instance"], labels["mountpoint"]) for name, labels in expected if name == "NodeFilesystemFillingUp"
+    }
     for model in topo.models:
         if model.name not in slow:
             assert not _has(pending, "InferenceLatencyP99High", model_name=model.name)

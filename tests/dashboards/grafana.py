@@ -77,8 +77,28 @@ def all_queries() -> list[Query]:
 
 # PromQL keywords and functions the dashboards use, so they are not taken for metric names.
 PROMQL_WORDS = {
-    "sum", "max", "min", "avg", "count", "topk", "by", "on", "and", "or", "unless", "without", "rate", "increase",
-    "histogram_quantile", "predict_linear", "vector", "time", "group_left", "offset", "bool", "le",
+    "sum",
+    "max",
+    "min",
+    "avg",
+    "count",
+    "topk",
+    "by",
+    "on",
+    "and",
+    "or",
+    "unless",
+    "without",
+    "rate",
+    "increase",
+    "histogram_quantile",
+    "predict_linear",
+    "vector",
+    "time",
+    "group_left",
+    "offset",
+    "bool",
+    "le",
 }
 
 

@@ -61,8 +61,12 @@ def test_top_level_model(dashboard: tuple[Path, dict[str, Any]]) -> None:
     assert isinstance(model["schemaVersion"], int) and 36 <= model["schemaVersion"] <= 41
     assert model["time"]["from"].startswith("now-")
     assert model["__inputs"][0] == {
-        "name": "DS_PROMETHEUS", "label": "Prometheus", "description": model["__inputs"][0]["description"],
-        "type": "datasource", "pluginId": "prometheus", "pluginName": "Prometheus",
+        "name": "DS_PROMETHEUS",
+        "label": "Prometheus",
+        "description": model["__inputs"][0]["description"],
+        "type": "datasource",
+        "pluginId": "prometheus",
+        "pluginName": "Prometheus",
     }
     required_panels = {r["id"] for r in model["__requires"] if r["type"] == "panel"}
     used_panels = {p["type"] for p in all_panels(model) if p["type"] != "row"}
@@ -136,7 +140,9 @@ def test_recording_rules_used_by_dashboards_exist() -> None:
         for rule in group["rules"]
         if "record" in rule
     }
-    used = {name for q in all_queries() for name in metric_names(q.expr) if ":" in name and not name.startswith("vllm:")}
+    used = {
+        name for q in all_queries() for name in metric_names(q.expr) if ":" in name and not name.startswith("vllm:")
+    }
     assert used, "the dashboards should read the recording rules"
     assert used <= recorded, f"recording rules missing from alert-rules/: {sorted(used - recorded)}"
 

@@ -48,10 +48,14 @@ def prometheus(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PrometheusS
     history = work / "history.om"
     write_openmetrics(demo_scenario(), history)
     daemon_port = free_port()
-    scrape: dict[str, object] = {"job_name": "aiops", "scrape_interval": "1s",
-              "static_configs": [{"targets": [f"127.0.0.1:{daemon_port}"]}]}
-    with PrometheusServer(work / "prometheus", openmetrics=history, rule_files=RULE_FILES,
-                          scrape_configs=[scrape]) as server:
+    scrape: dict[str, object] = {
+        "job_name": "aiops",
+        "scrape_interval": "1s",
+        "static_configs": [{"targets": [f"127.0.0.1:{daemon_port}"]}],
+    }
+    with PrometheusServer(
+        work / "prometheus", openmetrics=history, rule_files=RULE_FILES, scrape_configs=[scrape]
+    ) as server:
         daemon = _start_daemon(server, daemon_port, work)
         try:
             _wait_for(lambda: _cycles_scraped(server) >= 2, "two daemon cycles scraped", daemon)
@@ -75,7 +79,10 @@ def _start_daemon(prometheus: PrometheusServer, port: int, work: Path) -> subpro
     path.write_text(yaml.safe_dump(config))
     return subprocess.Popen(
         [sys.executable, "-m", "aiops", "run", "--config", str(path)],
-        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, env={**os.environ, "PYTHONUNBUFFERED": "1"},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "PYTHONUNBUFFERED": "1"},
     )
 
 

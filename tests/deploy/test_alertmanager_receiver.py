@@ -16,8 +16,9 @@ RECEIVER = REPO / "deploy" / "alertmanager" / "aiops-receiver.yml"
 
 
 def test_amtool_accepts_it() -> None:
-    result = subprocess.run([find_binary("amtool"), "check-config", str(RECEIVER)], capture_output=True, text=True,
-                            timeout=60, check=False)
+    result = subprocess.run(
+        [find_binary("amtool"), "check-config", str(RECEIVER)], capture_output=True, text=True, timeout=60, check=False
+    )
     assert result.returncode == 0, result.stdout + result.stderr
 
 

@@ -14,8 +14,11 @@ FILES = CHART / "files"
 
 
 def test_chart_files_link_to_the_sources() -> None:
-    for name, source in (("clusterrole.yaml", "deploy/rbac/clusterrole.yaml"), ("alert-rules", "alert-rules"),
-                         ("dashboards", "dashboards")):
+    for name, source in (
+        ("clusterrole.yaml", "deploy/rbac/clusterrole.yaml"),
+        ("alert-rules", "alert-rules"),
+        ("dashboards", "dashboards"),
+    ):
         link = FILES / name
         assert link.is_symlink() and link.resolve() == (REPO / source).resolve(), f"{link} must link to {source}"
 

@@ -43,5 +43,7 @@ def test_gitlab_ci_builds_and_pushes_the_image() -> None:
     assert "$CI_REGISTRY_PASSWORD" in " ".join(jobs["build-image"]["before_script"])
     bump = " ".join(jobs["bump-image-tag"]["script"])
     assert str(APPLICATION.relative_to(REPO)) in bump
-    for path in re.findall(r"\b(?:deploy|alert-rules)/[\w./-]+", " ".join(" ".join(j["script"]) for j in jobs.values())):
+    for path in re.findall(
+        r"\b(?:deploy|alert-rules)/[\w./-]+", " ".join(" ".join(j["script"]) for j in jobs.values())
+    ):
         assert (REPO / path.rstrip("*")).exists() or "*" in path, path

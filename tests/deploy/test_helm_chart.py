@@ -42,8 +42,15 @@ def test_every_object_deserialises_into_the_client_models(rendered: list[dict[st
             continue  # Prometheus Operator CRDs: checked in their own tests
         validate(doc)
         assert doc["metadata"]["labels"]["app.kubernetes.io/part-of"] == "aiops"
-    assert {"Deployment", "Service", "ServiceAccount", "ClusterRole", "ClusterRoleBinding", "ConfigMap",
-            "PodDisruptionBudget"} <= kinds
+    assert {
+        "Deployment",
+        "Service",
+        "ServiceAccount",
+        "ClusterRole",
+        "ClusterRoleBinding",
+        "ConfigMap",
+        "PodDisruptionBudget",
+    } <= kinds
 
 
 def test_deployment_runs_two_probed_non_root_replicas(rendered: list[dict[str, Any]]) -> None:
@@ -88,7 +95,9 @@ def test_service_exposes_metrics_and_webhook_port(rendered: list[dict[str, Any]]
     assert port["targetPort"] == "http" and port["port"] == 8080
 
 
-def test_service_monitor_scrapes_the_service(default_docs: list[dict[str, Any]], production_docs: list[dict[str, Any]]) -> None:
+def test_service_monitor_scrapes_the_service(
+    default_docs: list[dict[str, Any]], production_docs: list[dict[str, Any]]
+) -> None:
     assert by_kind(default_docs, "ServiceMonitor") == []
     monitor = one(production_docs, "ServiceMonitor")
     assert monitor["apiVersion"] == "monitoring.coreos.com/v1"
@@ -107,11 +116,15 @@ def test_cluster_role_is_exactly_the_code_s_rbac(rendered: list[dict[str, Any]])
     for rule in role["rules"]:
         assert "*" not in rule["verbs"] + rule["resources"] + rule["apiGroups"]
     binding = one(rendered, "ClusterRoleBinding")
-    assert binding["roleRef"] == {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole",
-                                  "name": role["metadata"]["name"]}
+    assert binding["roleRef"] == {
+        "apiGroup": "rbac.authorization.k8s.io",
+        "kind": "ClusterRole",
+        "name": role["metadata"]["name"],
+    }
     account = one(rendered, "ServiceAccount")
-    assert binding["subjects"] == [{"kind": "ServiceAccount", "name": account["metadata"]["name"],
-                                    "namespace": account["metadata"]["namespace"]}]
+    assert binding["subjects"] == [
+        {"kind": "ServiceAccount", "name": account["metadata"]["name"], "namespace": account["metadata"]["namespace"]}
+    ]
     pod = one(rendered, "Deployment")["spec"]["template"]["spec"]
     assert pod["serviceAccountName"] == account["metadata"]["name"]
 
@@ -143,14 +156,16 @@ def test_default_install_observes_only(default_docs: list[dict[str, Any]]) -> No
 def test_every_secret_the_config_reads_comes_from_the_secret(rendered: list[dict[str, Any]]) -> None:
     refs = secret_env_refs(_config(rendered))
     (container,) = one(rendered, "Deployment")["spec"]["template"]["spec"]["containers"]
-    from_secret = {e["name"]: e["valueFrom"]["secretKeyRef"] for e in container["env"]
-                   if "secretKeyRef" in e.get("valueFrom", {})}
+    from_secret = {
+        e["name"]: e["valueFrom"]["secretKeyRef"] for e in container["env"] if "secretKeyRef" in e.get("valueFrom", {})
+    }
     assert refs <= from_secret.keys(), f"config reads {refs - from_secret.keys()} that nothing sets"
     assert all("value" not in e for e in container["env"] if e["name"] in refs), "secret values in clear"
 
 
-def test_production_channels_start_with_the_secret_values(production_docs: list[dict[str, Any]],
-                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+def test_production_channels_start_with_the_secret_values(
+    production_docs: list[dict[str, Any]], monkeypatch: pytest.MonkeyPatch
+) -> None:
     raw = _config(production_docs)
     config = parse_config(raw)
     assert {"dingtalk", "email"} <= config.notify.channels.keys()
@@ -195,8 +210,9 @@ def test_secret_refs_absent_without_an_existing_secret(default_docs: list[dict[s
     ],
 )
 def test_values_schema_rejects_mistakes_at_install(helm: str, value: str, complaint: str) -> None:
-    result = subprocess.run([helm, "template", "aiops", str(CHART), "--set", value], capture_output=True, text=True,
-                            timeout=60, check=False)
+    result = subprocess.run(
+        [helm, "template", "aiops", str(CHART), "--set", value], capture_output=True, text=True, timeout=60, check=False
+    )
     assert result.returncode != 0
     assert complaint in result.stderr
 
@@ -230,8 +246,14 @@ def test_rendered_config_passes_aiops_check_config(production_docs: list[dict[st
     env = {k: v for k, v in os.environ.items() if not k.startswith("AIOPS_")}
 
     def check(extra: dict[str, str]) -> subprocess.CompletedProcess[str]:
-        return subprocess.run([sys.executable, "-m", "aiops", "check-config", str(path)], capture_output=True,
-                              text=True, timeout=60, check=False, env={**env, **extra})
+        return subprocess.run(
+            [sys.executable, "-m", "aiops", "check-config", str(path)],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+            env={**env, **extra},
+        )
 
     ok = check(secrets)
     assert ok.returncode == 0, ok.stderr
@@ -261,8 +283,9 @@ def test_helm_test_script_checks_a_live_daemon(default_docs: list[dict[str, Any]
     assert in_cluster in script
 
     def run(base: str) -> int:
-        return subprocess.run([sys.executable, "-c", script.replace(in_cluster, base)], capture_output=True,
-                              timeout=30, check=False).returncode
+        return subprocess.run(
+            [sys.executable, "-c", script.replace(in_cluster, base)], capture_output=True, timeout=30, check=False
+        ).returncode
 
     port = free_port()
     server = DaemonServer("127.0.0.1", port, ready=lambda: (True, "ok")).start()

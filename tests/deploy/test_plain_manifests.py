@@ -73,7 +73,11 @@ def test_example_overlay_replaces_config_and_image(base: list[dict[str, Any]], e
     # What the manifests depend on is unchanged.
     base_config = parse_config(_config(base)[1])
     assert (config.kubernetes, config.server.port, config.state, config.safety.kill_switch) == (
-        base_config.kubernetes, base_config.server.port, base_config.state, base_config.safety.kill_switch)
+        base_config.kubernetes,
+        base_config.server.port,
+        base_config.state,
+        base_config.safety.kill_switch,
+    )
     (container,) = one(example, "Deployment")["spec"]["template"]["spec"]["containers"]
     assert container["image"] == "registry.gitlab.example.com/platform/aiops:0.1.0"
 

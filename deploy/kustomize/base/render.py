@@ -17,8 +17,16 @@ import yaml
 HERE = Path(__file__).resolve().parent
 CHART = HERE.parents[1] / "helm" / "aiops"
 # Plain manifests: namespace aiops, the Secret aiops-secrets, no `helm test` pod.
-HELM_ARGS = ("template", "aiops", str(CHART), "--namespace", "aiops", "--skip-tests",
-             "--set", "secrets.existingSecret=aiops-secrets")
+HELM_ARGS = (
+    "template",
+    "aiops",
+    str(CHART),
+    "--namespace",
+    "aiops",
+    "--skip-tests",
+    "--set",
+    "secrets.existingSecret=aiops-secrets",
+)
 CONFIG_MAP = "aiops"
 
 
