@@ -83,8 +83,9 @@ class ExhaustionForecast(UnivariateDetector):
     window_seconds:
         History used for the trend at each point. Shorter reacts faster, longer is steadier.
     jump_fraction:
-        A change between consecutive samples larger than this fraction of capacity starts a new
-        stretch (container restart, GC, counter reset, level step), so the trend never spans it.
+        A change of level larger than this fraction of capacity (and than JUMP_SIGMAS times the
+        noise), lasting CONFIRM_POINTS samples, starts a new stretch (container restart, GC,
+        counter reset, level step), so the trend never spans it.
     max_gap_seconds:
         A gap in the data longer than this starts a new stretch too (default: half the window).
     capacity:
