@@ -16,7 +16,10 @@ from aiops.plugins import Remediation
 def _commands(entity: Entity, signal: str, view: ClusterView | None) -> list[str]:
     ns = f" -n {entity.namespace}" if entity.namespace else ""
     if entity.kind == "node":
-        cmds = [f"kubectl describe node {entity.name}", f"kubectl get pods -A --field-selector spec.nodeName={entity.name}"]
+        cmds = [
+            f"kubectl describe node {entity.name}",
+            f"kubectl get pods -A --field-selector spec.nodeName={entity.name}",
+        ]
         if "filesystem" in signal or "disk" in signal:
             cmds.append(f"kubectl debug node/{entity.name} -it --image=busybox -- df -h /host")
         else:
@@ -34,7 +37,10 @@ def _commands(entity: Entity, signal: str, view: ClusterView | None) -> list[str
             return [f"kubectl rollout history {ref}", f"kubectl rollout undo {ref}"]
         return [f"kubectl get deployments{ns} -l aiops.io/model={entity.name}"]
     if entity.kind in ("deployment", "statefulset"):
-        return [f"kubectl rollout status {entity.kind}/{entity.name}{ns}", f"kubectl rollout history {entity.kind}/{entity.name}{ns}"]
+        return [
+            f"kubectl rollout status {entity.kind}/{entity.name}{ns}",
+            f"kubectl rollout history {entity.kind}/{entity.name}{ns}",
+        ]
     return [f"kubectl get {entity.kind} {entity.name}{ns}"]
 
 
@@ -44,7 +50,9 @@ class Advise(Remediation):
     def plan(self, decision: Decision, view: ClusterView | None) -> Plan:
         finding = decision.finding
         params = dict(decision.params)
-        commands = [str(params["command"])] if params.get("command") else _commands(decision.target, finding.signal, view)
+        commands = (
+            [str(params["command"])] if params.get("command") else _commands(decision.target, finding.signal, view)
+        )
         why = str(params.get("why") or finding.evidence.summary)
         what = str(params.get("suggestion") or f"check {decision.target.key}: {finding.signal} on {finding.detector}")
         summary = f"{what}. Why: {why}"

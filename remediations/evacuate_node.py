@@ -79,7 +79,13 @@ class EvacuateNode(Remediation):
         evictions = sum(1 for m in mutations if m.verb == "evict")
         if not mutations and not waiting:
             extra = f"; left for a human: {', '.join(left)}" if left else ""
-            return StagedPlan(self.name, target, (), f"node {node_name} is cordoned and has no pods left to evict{extra}", command=drain)
+            return StagedPlan(
+                self.name,
+                target,
+                (),
+                f"node {node_name} is cordoned and has no pods left to evict{extra}",
+                command=drain,
+            )
         parts = ["cordon" if not node.unschedulable else "keep cordoned", f"evict {evictions} pod(s)"]
         if waiting:
             parts.append(f"{len(waiting)} waiting")

@@ -53,7 +53,16 @@ class RestartPod(Remediation):
         return Plan(
             self.name,
             target,
-            (Mutation("delete", "pods", name, ns, {"gracePeriodSeconds": grace}, f"delete pod {ns}/{name} (grace {grace}s)"),),
+            (
+                Mutation(
+                    "delete",
+                    "pods",
+                    name,
+                    ns,
+                    {"gracePeriodSeconds": grace},
+                    f"delete pod {ns}/{name} (grace {grace}s)",
+                ),
+            ),
             f"delete pod {ns}/{name} with a {grace}s grace period so its controller replaces it",
             command=command,
         )
@@ -71,7 +80,11 @@ class RestartPod(Remediation):
         return Plan(
             self.name,
             owner.entity,
-            (Mutation("patch", resource, owner.name, owner.namespace, body, f"rollout restart {owner.kind}/{owner.name}"),),
+            (
+                Mutation(
+                    "patch", resource, owner.name, owner.namespace, body, f"rollout restart {owner.kind}/{owner.name}"
+                ),
+            ),
             f"rolling restart of {owner.kind} {owner.namespace}/{owner.name} (owner of pod {target.name})",
             command=f"kubectl rollout restart {owner.kind}/{owner.name} -n {owner.namespace}",
         )

@@ -55,7 +55,7 @@ class ScaleAhead(Remediation):
         self.low_for_points = low_for_points
 
     def direction_for(self, decision: Decision) -> str:
-        """"up", "down" or "" (the finding crosses no threshold)."""
+        """ "up", "down" or "" (the finding crosses no threshold)."""
         wanted = str(decision.params.get("direction", self.direction))
         if wanted != "auto":
             return wanted
@@ -96,23 +96,31 @@ class ScaleAhead(Remediation):
         annotations = hpa.annotations if hpa else workload.annotations
         original = int(annotations.get(ORIGINAL_REPLICAS, current))
         if direction == "up":
-            ceiling = int(params.get("max_replicas", self.max_replicas or (hpa.max_replicas if hpa else 2 * max(1, original))))
+            ceiling = int(
+                params.get("max_replicas", self.max_replicas or (hpa.max_replicas if hpa else 2 * max(1, original)))
+            )
             if hpa is not None:
                 ceiling = min(ceiling, hpa.max_replicas)
             base = max(current, hpa.current_replicas) if hpa else current
             new = min(ceiling, base + step)
         else:
-            floor = max(int(params.get("min_replicas", self.min_replicas)), original if ORIGINAL_REPLICAS in annotations else 0)
+            floor = max(
+                int(params.get("min_replicas", self.min_replicas)), original if ORIGINAL_REPLICAS in annotations else 0
+            )
             new = max(floor, current - step)
         if new == current:
             bound = "its ceiling" if direction == "up" else "its floor"
             return infeasible(self.name, workload.entity, f"{_what(workload, hpa)} is already at {bound} ({current})")
-        return self._set(workload, hpa, new, original, f"scale {direction} {_what(workload, hpa)} from {current} to {new}")
+        return self._set(
+            workload, hpa, new, original, f"scale {direction} {_what(workload, hpa)} from {current} to {new}"
+        )
 
     def _restore(self, workload: WorkloadInfo, hpa: HpaInfo | None) -> Plan:
         annotations = hpa.annotations if hpa else workload.annotations
         if ORIGINAL_REPLICAS not in annotations:
-            return Plan(self.name, workload.entity, (), f"{_what(workload, hpa)} was not scaled by aiops; nothing to restore")
+            return Plan(
+                self.name, workload.entity, (), f"{_what(workload, hpa)} was not scaled by aiops; nothing to restore"
+            )
         original = int(annotations[ORIGINAL_REPLICAS])
         return self._set(workload, hpa, original, None, f"restore {_what(workload, hpa)} to {original}")
 
@@ -122,7 +130,7 @@ class ScaleAhead(Remediation):
         if hpa is not None:
             body = {"metadata": {"annotations": note}, "spec": {"minReplicas": value}}
             mutation = Mutation("patch", "horizontalpodautoscalers", hpa.name, hpa.namespace, body, summary)
-            command = f"kubectl patch hpa {hpa.name} -n {hpa.namespace} -p '{{\"spec\":{{\"minReplicas\":{value}}}}}'"
+            command = f'kubectl patch hpa {hpa.name} -n {hpa.namespace} -p \'{{"spec":{{"minReplicas":{value}}}}}\''
             target = hpa.entity
         else:
             body = {"metadata": {"annotations": note}, "spec": {"replicas": value}}

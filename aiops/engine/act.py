@@ -81,11 +81,15 @@ class Actor:
         read_cm: Callable[[], str | None] | None = None
         read_ledger: Callable[[], Sequence[LedgerEntry]] | None = None
         if api is not None:
+
             def read_cm() -> str | None:
-                return read_configmap_value(api, ks.configmap_namespace, ks.configmap_name, ks.configmap_key, timeout=timeout)
+                return read_configmap_value(
+                    api, ks.configmap_namespace, ks.configmap_name, ks.configmap_key, timeout=timeout
+                )
 
             def read_ledger() -> Sequence[LedgerEntry]:
                 return read_action_ledger(api, reason=EVENT_REASON, timeout=timeout, namespaces=namespaces)
+
         self.writer = GuardedWriter(
             config.safety,
             store,
@@ -150,7 +154,14 @@ class Actor:
         metrics.LEADER.set(1 if self.is_leader else 0)
         if degraded:
             return [
-                ActionResult(d.id, d.action, d.target, ActionStatus.SKIPPED, "cycle degraded: no action on a partial picture", at=now)
+                ActionResult(
+                    d.id,
+                    d.action,
+                    d.target,
+                    ActionStatus.SKIPPED,
+                    "cycle degraded: no action on a partial picture",
+                    at=now,
+                )
                 for d in decisions
             ]
         self.writer.remaining_budget(now)
@@ -160,7 +171,9 @@ class Actor:
         if self.is_leader:  # followers did not act, so they have nothing to judge or undo
             results += self._judge(findings, now)
             restores = self.outcomes.restores_due(findings, now)
-        inflight = {(f.decision.action, f.decision.target.key): f for f in self.writer.books.inflight(self.writer.dry_run)}
+        inflight = {
+            (f.decision.action, f.decision.target.key): f for f in self.writer.books.inflight(self.writer.dry_run)
+        }
 
         # The cluster is read only when something will be planned: a full list per cycle is not free.
         view: ClusterView | None = None
@@ -170,7 +183,14 @@ class Actor:
             except KubeApiError as exc:
                 self.errors.append(StageError("act", f"cannot read the cluster state: {exc}", temporary=exc.temporary))
                 return results + [
-                    ActionResult(d.id, d.action, d.target, ActionStatus.DEFERRED, f"cluster state unreadable, retrying next cycle: {exc}", at=now)
+                    ActionResult(
+                        d.id,
+                        d.action,
+                        d.target,
+                        ActionStatus.DEFERRED,
+                        f"cluster state unreadable, retrying next cycle: {exc}",
+                        at=now,
+                    )
                     for d in decisions
                 ]
 
@@ -227,7 +247,9 @@ class Actor:
             return None
         if self.writer.sync_ledger() is not None:
             return None  # the ledger cannot be read: the rails will refuse and say why
-        started = self.writer.books.peer_started(decision.action, decision.target.key, now - self.config.safety.evacuation_timeout)
+        started = self.writer.books.peer_started(
+            decision.action, decision.target.key, now - self.config.safety.evacuation_timeout
+        )
         if started is None:
             return None
         try:
@@ -249,16 +271,28 @@ class Actor:
             raise LookupError(f"could not find the {how} of {decision.target.key} in the cluster")
         return replace(decision, target=target, params=params)
 
-    def _run(self, decision: Decision, view: ClusterView | None, now: datetime, flight: InFlight | None) -> ActionResult:
+    def _run(
+        self, decision: Decision, view: ClusterView | None, now: datetime, flight: InFlight | None
+    ) -> ActionResult:
         try:
             plan = self.remediation(decision.action).plan(decision, view)
         except Exception as exc:  # a broken plugin fails its own decision, never the stage
             log.exception("remediation %s failed to plan", decision.action)
-            return ActionResult(decision.id, decision.action, decision.target, ActionStatus.FAILED, f"planning failed: {exc}", at=now)
+            return ActionResult(
+                decision.id, decision.action, decision.target, ActionStatus.FAILED, f"planning failed: {exc}", at=now
+            )
         if decision.params.get(RESTORE) and (not plan.feasible or not plan.mutations):
             # Nothing to undo (already schedulable, cordoned by a human, not scaled by aiops): done.
             self.outcomes.mark_restored(decision)
-            return ActionResult(decision.id, decision.action, plan.target, ActionStatus.SUGGESTED, f"no undo needed: {plan.summary}", plan=plan, at=now)
+            return ActionResult(
+                decision.id,
+                decision.action,
+                plan.target,
+                ActionStatus.SUGGESTED,
+                f"no undo needed: {plan.summary}",
+                plan=plan,
+                at=now,
+            )
         if not plan.feasible:
             if flight is not None:
                 self.writer.books.clear_inflight(decision.action, decision.target.key, self.writer.dry_run)
@@ -269,7 +303,15 @@ class Actor:
                 # Converged: every write went through and nothing is left waiting.
                 self.writer.books.clear_inflight(decision.action, decision.target.key, self.writer.dry_run)
                 self.outcomes.track(decision, now)
-                return ActionResult(decision.id, decision.action, plan.target, ActionStatus.APPLIED, f"completed: {plan.summary}", plan=plan, at=now)
+                return ActionResult(
+                    decision.id,
+                    decision.action,
+                    plan.target,
+                    ActionStatus.APPLIED,
+                    f"completed: {plan.summary}",
+                    plan=plan,
+                    at=now,
+                )
         result = self.writer.execute(decision, plan, view, now, inflight=flight)
         if result.status is ActionStatus.APPLIED:
             if decision.params.get(RESTORE):
@@ -278,7 +320,9 @@ class Actor:
                 self.outcomes.track(decision, now)
         return result
 
-    def _advise(self, decision: Decision, view: ClusterView | None, now: datetime, reason: str, failed: Plan | None = None) -> ActionResult:
+    def _advise(
+        self, decision: Decision, view: ClusterView | None, now: datetime, reason: str, failed: Plan | None = None
+    ) -> ActionResult:
         """No safe action: tell a human what to do instead."""
         params = {k: v for k, v in decision.params.items() if k not in (RESOLVE_TARGET, RESTORE)}
         if failed is not None and failed.command:
@@ -288,9 +332,22 @@ class Actor:
         try:
             plan = self.remediation(ADVISE).plan(advice_decision, view)
         except Exception as exc:
-            return ActionResult(decision.id, decision.action, decision.target, ActionStatus.FAILED, f"no safe action ({reason}); advice failed: {exc}", at=now)
+            return ActionResult(
+                decision.id,
+                decision.action,
+                decision.target,
+                ActionStatus.FAILED,
+                f"no safe action ({reason}); advice failed: {exc}",
+                at=now,
+            )
         return ActionResult(
-            decision.id, decision.action, decision.target, ActionStatus.SUGGESTED, f"no safe {decision.action}: {reason}. Advice: {plan.summary}", plan=plan, at=now
+            decision.id,
+            decision.action,
+            decision.target,
+            ActionStatus.SUGGESTED,
+            f"no safe {decision.action}: {reason}. Advice: {plan.summary}",
+            plan=plan,
+            at=now,
         )
 
     def _judge(self, findings: Sequence[Finding], now: datetime) -> list[ActionResult]:

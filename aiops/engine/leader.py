@@ -107,7 +107,9 @@ class LeaseElector:
                 self._renewed_at = self.clock()
         metrics.LEADER.set(1 if self.is_leader else 0)
         if changed:
-            log.warning("leadership %s", "acquired" if held else "lost", extra={"identity": self.identity, "lease": self.name})
+            log.warning(
+                "leadership %s", "acquired" if held else "lost", extra={"identity": self.identity, "lease": self.name}
+            )
             if self.on_change is not None:
                 self.on_change(held)
 
@@ -152,7 +154,11 @@ class LeaseElector:
         body = {
             "apiVersion": "coordination.k8s.io/v1",
             "kind": "Lease",
-            "metadata": {"name": self.name, "namespace": self.namespace, "resourceVersion": meta.get("resourceVersion")},
+            "metadata": {
+                "name": self.name,
+                "namespace": self.namespace,
+                "resourceVersion": meta.get("resourceVersion"),
+            },
             "spec": {
                 "holderIdentity": self.identity,
                 "leaseDurationSeconds": int(self.lease_duration),
@@ -195,7 +201,9 @@ class LeaseElector:
         assert lease is not None
         try:
             if how == "create":
-                self.api.create_namespaced_lease(self.namespace, lease, _preload_content=False, _request_timeout=self.timeout)
+                self.api.create_namespaced_lease(
+                    self.namespace, lease, _preload_content=False, _request_timeout=self.timeout
+                )
             else:
                 self.api.replace_namespaced_lease(
                     self.name, self.namespace, lease, _preload_content=False, _request_timeout=self.timeout

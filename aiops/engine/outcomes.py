@@ -51,7 +51,9 @@ def _entity(e: Entity) -> dict[str, Any]:
 
 
 def _entity_from(d: dict[str, Any]) -> Entity:
-    return Entity(d["kind"], d["name"], d.get("namespace", ""), tuple((str(k), str(v)) for k, v in d.get("attributes", [])))
+    return Entity(
+        d["kind"], d["name"], d.get("namespace", ""), tuple((str(k), str(v)) for k, v in d.get("attributes", []))
+    )
 
 
 def decision_to_json(decision: Decision) -> str:
@@ -217,13 +219,16 @@ class OutcomeTracker:
             ):
                 # Sick again (or still noisy): the healthy period starts over.
                 with self.store.transaction() as conn:
-                    conn.execute("UPDATE action_outcomes SET clear_since = NULL WHERE decision_id = ?", (row["decision_id"],))
+                    conn.execute(
+                        "UPDATE action_outcomes SET clear_since = NULL WHERE decision_id = ?", (row["decision_id"],)
+                    )
                 continue
             since = from_epoch(row["clear_since"]) if row["clear_since"] is not None else None
             if since is None:
                 with self.store.transaction() as conn:
                     conn.execute(
-                        "UPDATE action_outcomes SET clear_since = ? WHERE decision_id = ?", (now.timestamp(), row["decision_id"])
+                        "UPDATE action_outcomes SET clear_since = ? WHERE decision_id = ?",
+                        (now.timestamp(), row["decision_id"]),
                     )
                 continue
             if now - since >= delay:

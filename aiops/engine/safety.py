@@ -145,7 +145,7 @@ class KillSwitch:
             if value is not None and value.strip().lower() in TRUE_VALUES:
                 return (
                     f"kill switch engaged by ConfigMap {cm} key {self.config.configmap_key}={value!r}; "
-                    f"set it to \"false\" to allow actions again"
+                    f'set it to "false" to allow actions again'
                 )
         return ""
 
@@ -201,10 +201,13 @@ class Books:
         added = 0
         with self.store.transaction() as conn:
             for e in entries:
-                known = conn.execute("SELECT 1 FROM safety_actions WHERE decision_id = ? AND dry_run = 0", (e.decision_id,))
+                known = conn.execute(
+                    "SELECT 1 FROM safety_actions WHERE decision_id = ? AND dry_run = 0", (e.decision_id,)
+                )
                 if known.fetchone() is None:
                     conn.execute(
-                        "INSERT INTO safety_actions (decision_id, action, target, dry_run, at, peer) VALUES (?, ?, ?, 0, ?, 1)",
+                        "INSERT INTO safety_actions (decision_id, action, target, dry_run, at, peer) "
+                        "VALUES (?, ?, ?, 0, ?, 1)",
                         (e.decision_id, e.action, e.target, e.at.timestamp()),
                     )
                     added += 1
@@ -262,14 +265,17 @@ class Books:
         from aiops.engine.outcomes import decision_from_json  # one codec for decisions
 
         rows = self.store.query(
-            "SELECT decision, started_at, done FROM safety_inflight WHERE dry_run = ? ORDER BY started_at", (int(dry_run),)
+            "SELECT decision, started_at, done FROM safety_inflight WHERE dry_run = ? ORDER BY started_at",
+            (int(dry_run),),
         )
         return [
             InFlight(decision_from_json(r["decision"]), from_epoch(r["started_at"]), tuple(json.loads(r["done"])))
             for r in rows
         ]
 
-    def save_inflight(self, decision: Decision, started_at: datetime, done: tuple[str, ...], dry_run: bool, now: datetime) -> None:
+    def save_inflight(
+        self, decision: Decision, started_at: datetime, done: tuple[str, ...], dry_run: bool, now: datetime
+    ) -> None:
         from aiops.engine.outcomes import decision_to_json
 
         with self.store.transaction() as conn:
@@ -291,7 +297,8 @@ class Books:
     def clear_inflight(self, action: str, target: str, dry_run: bool) -> None:
         with self.store.transaction() as conn:
             conn.execute(
-                "DELETE FROM safety_inflight WHERE action = ? AND target = ? AND dry_run = ?", (action, target, int(dry_run))
+                "DELETE FROM safety_inflight WHERE action = ? AND target = ? AND dry_run = ?",
+                (action, target, int(dry_run)),
             )
 
 
@@ -395,7 +402,9 @@ class GuardedWriter:
         except KubeApiError as exc:
             if exc.temporary:
                 self.errors.append(exc)
-            return Refusal(Rail.BUDGET, f"cannot read the action ledger (AiopsRemediation events) to count budgets: {exc}")
+            return Refusal(
+                Rail.BUDGET, f"cannot read the action ledger (AiopsRemediation events) to count budgets: {exc}"
+            )
         self._ledger_synced = True
         if added:
             log.info("counted actions of other replicas", extra={"actions": added})
@@ -422,7 +431,9 @@ class GuardedWriter:
             return Refusal(Rail.OPT_OUT, f"opt-in mode: {target.key} is not labelled {REMEDIATE_LABEL}=true")
         return None
 
-    def check(self, decision: Decision, plan: Plan, view: ClusterView | None, now: datetime, *, resuming: bool) -> Refusal | None:
+    def check(
+        self, decision: Decision, plan: Plan, view: ClusterView | None, now: datetime, *, resuming: bool
+    ) -> Refusal | None:
         """The rails after mode, in order. ``resuming`` an in-flight action skips those that
         only gate *starting* one (cooldown, budgets): it was already admitted and paid for."""
         reason = self.kill_switch.engaged()
@@ -440,7 +451,9 @@ class GuardedWriter:
             try:
                 silenced = self.is_silenced(labels)
             except Exception as exc:  # the silence check is a rail: when it cannot answer, do not act
-                return Refusal(Rail.SILENCED, f"cannot check Alertmanager silences ({exc}); not acting until it answers")
+                return Refusal(
+                    Rail.SILENCED, f"cannot check Alertmanager silences ({exc}); not acting until it answers"
+                )
             if silenced:
                 return Refusal(Rail.SILENCED, f"an Alertmanager silence matches {plan.target.key}")
         if not resuming:
@@ -450,7 +463,9 @@ class GuardedWriter:
             last = self.books.last_action_on(plan.target.key, self.dry_run)
             if last is not None and now - last < self.config.cooldown:
                 until = (last + self.config.cooldown).strftime("%H:%M UTC")
-                return Refusal(Rail.COOLDOWN, f"{plan.target.key} was acted on at {last:%H:%M UTC}; cooling down until {until}")
+                return Refusal(
+                    Rail.COOLDOWN, f"{plan.target.key} was acted on at {last:%H:%M UTC}; cooling down until {until}"
+                )
             refusal = self._budget(now)
             if refusal is not None:
                 return refusal
@@ -486,7 +501,11 @@ class GuardedWriter:
         return None
 
     def _blast_radius(self, plan: Plan, view: ClusterView | None, now: datetime) -> Refusal | None:
-        cordons = [m for m in plan.mutations if m.resource == "nodes" and (m.body or {}).get("spec", {}).get("unschedulable") is True]
+        cordons = [
+            m
+            for m in plan.mutations
+            if m.resource == "nodes" and (m.body or {}).get("spec", {}).get("unschedulable") is True
+        ]
         if cordons and view is not None:
             total = len(view.nodes)
             allowed = max(1, math.floor(self.config.max_cordoned_fraction * total))
@@ -511,7 +530,9 @@ class GuardedWriter:
         owner = view.owner_of(pod) if view is not None and pod is not None else None
         return owner.key if owner is not None else f"pod/{m.namespace}/{m.name}"
 
-    def _allowed_pod_writes(self, plan: Plan, view: ClusterView | None, now: datetime) -> tuple[list[Mutation], list[str]]:
+    def _allowed_pod_writes(
+        self, plan: Plan, view: ClusterView | None, now: datetime
+    ) -> tuple[list[Mutation], list[str]]:
         """Pod deletions/evictions within the per-workload window cap; the others wait."""
         since = now - self.config.workload_window
         used: dict[str, int] = {}
@@ -524,7 +545,10 @@ class GuardedWriter:
             if workload not in used:
                 used[workload] = self.books.disruptions(workload, since, self.dry_run)
             if used[workload] >= self.config.max_pods_per_workload:
-                held.append(f"{m.describe()}: {workload} reached {self.config.max_pods_per_workload} pod(s) per {self.config.workload_window}")
+                held.append(
+                    f"{m.describe()}: {workload} reached {self.config.max_pods_per_workload} pod(s) "
+                    f"per {self.config.workload_window}"
+                )
                 continue
             used[workload] += 1
             allowed.append(m)
@@ -560,6 +584,7 @@ class GuardedWriter:
         inflight: InFlight | None = None,
     ) -> ActionResult:
         """Run the rails, then apply the plan's writes. Never raises for an API problem."""
+
         def result(status: ActionStatus, detail: str, rail: str = "") -> ActionResult:
             return ActionResult(decision.id, decision.action, plan.target, status, detail, plan=plan, rail=rail, at=now)
 
@@ -567,7 +592,10 @@ class GuardedWriter:
         if mode is Mode.OBSERVE:
             return result(ActionStatus.OBSERVED, f"observe mode: would {plan.summary}")
         if mode is Mode.SUGGEST or plan.action == "advise":
-            return result(ActionStatus.SUGGESTED, f"suggested: {plan.summary}" + (f" — run: {plan.command}" if plan.command else ""))
+            return result(
+                ActionStatus.SUGGESTED,
+                f"suggested: {plan.summary}" + (f" — run: {plan.command}" if plan.command else ""),
+            )
         if not plan.mutations and not waiting_of(plan):
             return result(ActionStatus.OBSERVED, f"nothing to do: {plan.summary}")
         if self.kube is None:
@@ -579,7 +607,9 @@ class GuardedWriter:
         refusal = self.check(decision, scoped, view, now, resuming=inflight is not None or undo)
         if refusal is not None:
             status = ActionStatus.DEFERRED if refusal.repeat else ActionStatus.BLOCKED
-            log.info("action refused", extra={"action": decision.action, "target": plan.target.key, "rail": refusal.rail})
+            log.info(
+                "action refused", extra={"action": decision.action, "target": plan.target.key, "rail": refusal.rail}
+            )
             return result(status, f"blocked by {refusal.rail}: {refusal.detail}", rail=refusal.rail)
 
         allowed_pods, held = self._allowed_pod_writes(scoped, view, now)
@@ -631,11 +661,14 @@ class GuardedWriter:
                 self.books.clear_inflight(decision.action, decision.target.key, False)
                 return result(
                     ActionStatus.FAILED,
-                    f"gave up after {self.config.evacuation_timeout} (never forced): still blocked: {'; '.join(pending)}{notes}"
+                    f"gave up after {self.config.evacuation_timeout} (never forced): "
+                    f"still blocked: {'; '.join(pending)}{notes}"
                     " — a human must resolve the blocking PodDisruptionBudget or workload",
                 )
             self.books.save_inflight(decision, started_at, tuple(done), False, now)
-            return result(ActionStatus.DEFERRED, f"in progress: {plan.summary}; retrying later: {'; '.join(pending)}{notes}")
+            return result(
+                ActionStatus.DEFERRED, f"in progress: {plan.summary}; retrying later: {'; '.join(pending)}{notes}"
+            )
         self.books.clear_inflight(decision.action, decision.target.key, False)
         return result(ActionStatus.APPLIED, f"applied: {plan.summary}{notes}")
 
@@ -664,8 +697,11 @@ class GuardedWriter:
             return
         target = plan.target
         kinds = {
-            "node": ("v1", "Node"), "pod": ("v1", "Pod"), "deployment": ("apps/v1", "Deployment"),
-            "statefulset": ("apps/v1", "StatefulSet"), "hpa": ("autoscaling/v2", "HorizontalPodAutoscaler"),
+            "node": ("v1", "Node"),
+            "pod": ("v1", "Pod"),
+            "deployment": ("apps/v1", "Deployment"),
+            "statefulset": ("apps/v1", "StatefulSet"),
+            "hpa": ("autoscaling/v2", "HorizontalPodAutoscaler"),
         }
         if target.kind not in kinds:
             return
@@ -673,10 +709,20 @@ class GuardedWriter:
         namespace = target.namespace or "default"
         stamp = now.isoformat().replace("+00:00", "Z")
         message = f"{plan.summary}. Finding: {decision.reason}"[:1024]
-        ledger = {LEDGER_TARGET: target.key, LEDGER_ACTION: decision.action, LEDGER_DECISION: decision.id, LEDGER_AT: stamp}
+        ledger = {
+            LEDGER_TARGET: target.key,
+            LEDGER_ACTION: decision.action,
+            LEDGER_DECISION: decision.id,
+            LEDGER_AT: stamp,
+        }
         body = {
             "metadata": {"generateName": f"{target.name}.aiops-", "namespace": namespace, "annotations": ledger},
-            "involvedObject": {"apiVersion": api_version, "kind": kind, "name": target.name, "namespace": target.namespace or None},
+            "involvedObject": {
+                "apiVersion": api_version,
+                "kind": kind,
+                "name": target.name,
+                "namespace": target.namespace or None,
+            },
             "reason": EVENT_REASON,
             "message": message,
             "type": "Warning",
@@ -698,4 +744,14 @@ def _done_note(applied: list[str]) -> str:
     return f" (done this cycle: {len(applied)} write(s))" if applied else ""
 
 
-__all__ = ["Books", "CircuitBreaker", "GuardedWriter", "InFlight", "KillSwitch", "Rail", "Refusal", "StagedPlan", "effective_mode"]
+__all__ = [
+    "Books",
+    "CircuitBreaker",
+    "GuardedWriter",
+    "InFlight",
+    "KillSwitch",
+    "Rail",
+    "Refusal",
+    "StagedPlan",
+    "effective_mode",
+]

@@ -27,7 +27,11 @@ def build_api_client(config: KubernetesConfig) -> k8s.ApiClient:
                 persist_config=False,
             )
     except (ConfigException, OSError, TypeError, ValueError) as exc:
-        where = "the in-cluster service account" if config.in_cluster else f"kubeconfig {config.kubeconfig or '~/.kube/config'}"
+        where = (
+            "the in-cluster service account"
+            if config.in_cluster
+            else f"kubeconfig {config.kubeconfig or '~/.kube/config'}"
+        )
         raise KubeConfigError(
             f"cannot load Kubernetes credentials from {where}: {exc}. Set kubernetes.in_cluster: true when "
             "running in a pod, or kubernetes.kubeconfig (and context) to a readable kubeconfig."

@@ -36,4 +36,6 @@ def infeasible(action: str, target: object, reason: str, command: str = "") -> P
     from aiops.model import Entity
 
     assert isinstance(target, Entity)
-    return Plan(action, target, (), f"no safe {action}: {reason}", command=command, feasible=False, reason_if_not=reason)
+    return Plan(
+        action, target, (), f"no safe {action}: {reason}", command=command, feasible=False, reason_if_not=reason
+    )

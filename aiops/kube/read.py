@@ -31,7 +31,9 @@ from aiops.kube.view import (
 log = logging.getLogger(__name__)
 
 
-def _items(call: Callable[..., Any], operation: str, timeout: tuple[float, float], **kwargs: Any) -> list[dict[str, Any]]:
+def _items(
+    call: Callable[..., Any], operation: str, timeout: tuple[float, float], **kwargs: Any
+) -> list[dict[str, Any]]:
     try:
         resp = call(_preload_content=False, _request_timeout=timeout, **kwargs)
         data = json.loads(resp.data)
@@ -197,7 +199,9 @@ def _argo_applications(api: k8s.ApiClient, timeout: tuple[float, float]) -> tupl
     except KubeApiError as exc:
         if exc.status in (403, 404):
             if exc.status == 403:
-                log.warning("cannot list Argo CD Applications; model rollback will only advise", extra={"error": str(exc)})
+                log.warning(
+                    "cannot list Argo CD Applications; model rollback will only advise", extra={"error": str(exc)}
+                )
             return ()
         raise
     return tuple(ArgoAppInfo.from_object(o) for o in items)
@@ -248,7 +252,9 @@ def read_action_ledger(
     if namespaces:
         items: list[dict[str, Any]] = []
         for ns in sorted({*namespaces, "default"}):  # node events live in "default"
-            items += _items(core.list_namespaced_event, f"list events in {ns}", timeout, namespace=ns, field_selector=selector)
+            items += _items(
+                core.list_namespaced_event, f"list events in {ns}", timeout, namespace=ns, field_selector=selector
+            )
     else:
         items = _items(core.list_event_for_all_namespaces, "list events", timeout, field_selector=selector)
     out = []

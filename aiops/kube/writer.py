@@ -33,17 +33,27 @@ class KubeWriter:
             ("patch", "statefulsets"): lambda m, kw: self._apps.patch_namespaced_stateful_set(
                 m.name, m.namespace, dict(m.body or {}), **kw
             ),
-            ("patch", "horizontalpodautoscalers"): lambda m, kw: self._autoscaling.patch_namespaced_horizontal_pod_autoscaler(
-                m.name, m.namespace, dict(m.body or {}), **kw
+            ("patch", "horizontalpodautoscalers"): lambda m, kw: (
+                self._autoscaling.patch_namespaced_horizontal_pod_autoscaler(
+                    m.name, m.namespace, dict(m.body or {}), **kw
+                )
             ),
             # The client validates a dict body into CoreV1Event itself (pydantic validate_call).
             ("create", "events"): lambda m, kw: self._core.create_namespaced_event(
-                m.namespace, dict(m.body or {}), **kw  # type: ignore[arg-type]
+                m.namespace,
+                dict(m.body or {}),
+                **kw,  # type: ignore[arg-type]
             ),
             # Argo CD Applications (rollback_model). Custom resources take no strategic merge.
             ("patch", "applications"): lambda m, kw: self._custom.patch_namespaced_custom_object(
-                "argoproj.io", "v1alpha1", m.namespace, "applications", m.name, dict(m.body or {}),
-                _content_type="application/merge-patch+json", **kw
+                "argoproj.io",
+                "v1alpha1",
+                m.namespace,
+                "applications",
+                m.name,
+                dict(m.body or {}),
+                _content_type="application/merge-patch+json",
+                **kw,
             ),
         }
 
@@ -54,7 +64,9 @@ class KubeWriter:
         """Send one mutation. Raises :class:`KubeApiError` (temporary or permanent)."""
         route = self._routes.get((mutation.verb, mutation.resource))
         if route is None:
-            raise KubeApiError(mutation.describe(), None, "Unsupported", "no writer for this verb/resource", temporary=False)
+            raise KubeApiError(
+                mutation.describe(), None, "Unsupported", "no writer for this verb/resource", temporary=False
+            )
         kwargs: dict[str, Any] = {"_request_timeout": self._timeout, "_preload_content": False}
         if self.dry_run:
             kwargs["dry_run"] = "All"

@@ -96,7 +96,9 @@ def test_two_replicas_exactly_one_acts(server: KubeApiServer, tmp_path: Path) ->
         (tmp_path / name).mkdir()
         config = make_config(server, tmp_path / name, leader=True)
         api = build_api_client(config.kubernetes)
-        actors.append(Actor(config, Store(config.state.path), api=api, elector=LeaseElector.from_config(api, config.kubernetes)))
+        actors.append(
+            Actor(config, Store(config.state.path), api=api, elector=LeaseElector.from_config(api, config.kubernetes))
+        )
         actors[-1].elector.identity = name  # both run on this host
     try:
         for a in actors:
@@ -145,7 +147,9 @@ def test_lost_lease_stops_acting_immediately_even_mid_evacuation(server: KubeApi
                 body["spec"]["holderIdentity"] = "b"
                 from kubernetes import client
 
-                client.CoordinationV1Api(admin).replace_namespaced_lease("aiops-leader", "aiops", client.V1Lease.from_dict(body))
+                client.CoordinationV1Api(admin).replace_namespaced_lease(
+                    "aiops-leader", "aiops", client.V1Lease.from_dict(body)
+                )
                 assert el.try_acquire_or_renew() is False
 
     actor.writer.kube.apply = apply_then_lose
@@ -153,7 +157,9 @@ def test_lost_lease_stops_acting_immediately_even_mid_evacuation(server: KubeApi
     assert result.status is ActionStatus.DEFERRED and "lost the leader lease" in result.detail
     assert evictions == ["db-0"]  # stopped right after losing the lease
     assert not actor.is_leader
-    follow_up = actor.act([decision("restart_pod", Entity("pod", "web-0", "default"))], findings=[], degraded=False, now=NOW)[0]
+    follow_up = actor.act(
+        [decision("restart_pod", Entity("pod", "web-0", "default"))], findings=[], degraded=False, now=NOW
+    )[0]
     assert (follow_up.status, follow_up.rail) == (ActionStatus.BLOCKED, "leader")
 
 
@@ -175,18 +181,27 @@ def test_a_new_leader_honours_its_predecessors_cooldown_and_budget(server: KubeA
     a, b = actors
     assert a.elector is not None and b.elector is not None
     assert a.elector.try_acquire_or_renew() and not b.elector.try_acquire_or_renew()
-    assert a.act([decision("restart_pod", Entity("pod", names[0], "default"))], findings=[], degraded=False, now=NOW)[0].status is ActionStatus.APPLIED
+    assert (
+        a.act([decision("restart_pod", Entity("pod", names[0], "default"))], findings=[], degraded=False, now=NOW)[
+            0
+        ].status
+        is ActionStatus.APPLIED
+    )
     a.close()  # a hands the lease over (or crashes); b takes over with its own, empty state file
     assert b.elector.try_acquire_or_renew()
     server.seed(make_pod(names[0], node="gpu-1", labels={"app": "web"}, owner=("ReplicaSet", "web-rs")))  # recreated
     later = NOW + timedelta(minutes=5)
-    again = b.act([decision("restart_pod", Entity("pod", names[0], "default"))], findings=[], degraded=False, now=later)[0]
+    again = b.act(
+        [decision("restart_pod", Entity("pod", names[0], "default"))], findings=[], degraded=False, now=later
+    )[0]
     assert again.rail == "cooldown"  # a's action, read back from its AiopsRemediation Event
     assert b.writer.remaining_budget(later)["hour"] == 1
     b.close()
 
 
-def test_a_new_leader_continues_an_evacuation_its_predecessor_left_half_done(server: KubeApiServer, tmp_path: Path) -> None:
+def test_a_new_leader_continues_an_evacuation_its_predecessor_left_half_done(
+    server: KubeApiServer, tmp_path: Path
+) -> None:
     seed_workload(server, "web", ["gpu-1", "gpu-2"], min_available=2)  # the PDB blocks web-0 for now
     seed_workload(server, "llm", ["gpu-1", "gpu-3"])
     actors = []
@@ -210,7 +225,9 @@ def test_a_new_leader_continues_an_evacuation_its_predecessor_left_half_done(ser
     later = NOW + timedelta(minutes=3)
     resumed = b.act([decision("evacuate_node", node)], findings=[], degraded=False, now=later)[0]
     assert resumed.status is ActionStatus.APPLIED, resumed.detail  # not blocked by a's cooldown or the spent budget
-    sent = {(r.method, r.resource, r.name) for r in logged(server, 1, writes_only=True) if r.resource in ("pods", "nodes")}
+    sent = {
+        (r.method, r.resource, r.name) for r in logged(server, 1, writes_only=True) if r.resource in ("pods", "nodes")
+    }
     assert sent == {("POST", "pods", "web-0")}  # no second cordon, no second eviction of llm-0
     # A one-shot action of the predecessor keeps its cooldown (see the test above); the budget
     # was spent once, by a.

@@ -22,7 +22,9 @@ def test_pdb_blocks_eviction_retry_later_never_force(server: KubeApiServer, tmp_
     # web: 2 pods on gpu-1, 1 elsewhere; the PDB allows one disruption.
     seed_workload(server, "web", ["gpu-1", "gpu-1", "gpu-2"], min_available=2)
     server.seed(make_daemonset_pod("dcgm-exporter-x", "dcgm-exporter", node="gpu-1"))
-    actor, _ = make_actor(make_config(server, tmp_path, max_pods_per_workload=10), )
+    actor, _ = make_actor(
+        make_config(server, tmp_path, max_pods_per_workload=10),
+    )
     d = decision("evacuate_node", NODE, max_unavailable_per_workload=2)
     first = actor.act([d], findings=[], degraded=False, now=NOW)[0]
     assert first.status is ActionStatus.DEFERRED, first.detail
@@ -85,7 +87,9 @@ def test_uncordon_when_healthy_again_only_when_enabled(server: KubeApiServer, tm
     for enabled, sub in ((True, "on"), (False, "off")):
         server.put({**server.get("Node", "gpu-1"), "spec": {}})
         (tmp_path / sub).mkdir()
-        actor, _ = make_actor(make_config(server, tmp_path / sub, auto_uncordon=enabled, uncordon_after="30m", cooldown="0s"))
+        actor, _ = make_actor(
+            make_config(server, tmp_path / sub, auto_uncordon=enabled, uncordon_after="30m", cooldown="0s")
+        )
         t = NOW
         results = actor.act([d], findings=[f], degraded=False, now=t)
         while results and results[0].status is ActionStatus.DEFERRED:
@@ -100,7 +104,9 @@ def test_uncordon_when_healthy_again_only_when_enabled(server: KubeApiServer, tm
         node = server.get("Node", "gpu-1")
         if enabled:
             assert [r.status for r in out] == [ActionStatus.APPLIED] and "uncordon" in out[0].detail
-            assert not node["spec"].get("unschedulable") and "aiops.io/cordoned-by" not in node["metadata"].get("annotations", {})
+            assert not node["spec"].get("unschedulable") and "aiops.io/cordoned-by" not in node["metadata"].get(
+                "annotations", {}
+            )
         else:
             assert out == [] and node["spec"]["unschedulable"] is True
 
@@ -108,7 +114,9 @@ def test_uncordon_when_healthy_again_only_when_enabled(server: KubeApiServer, tm
 def test_never_uncordons_a_node_a_human_cordoned(server: KubeApiServer, tmp_path: Path) -> None:
     server.put({**server.get("Node", "gpu-1"), "spec": {"unschedulable": True}})
     seed_workload(server, "web", ["gpu-1", "gpu-2"])
-    actor, _ = make_actor(make_config(server, tmp_path, auto_uncordon=True, uncordon_after="1m", max_cordoned_fraction=0.5))
+    actor, _ = make_actor(
+        make_config(server, tmp_path, auto_uncordon=True, uncordon_after="1m", max_cordoned_fraction=0.5)
+    )
     f = finding("node_ready", NODE)
     d = decision("evacuate_node", NODE, f)
     assert actor.act([d], findings=[f], degraded=False, now=NOW)[0].status is ActionStatus.APPLIED  # evicted web-0
@@ -122,7 +130,12 @@ def test_gpu_finding_resolves_to_its_node(server: KubeApiServer, tmp_path: Path)
     seed_workload(server, "web", ["gpu-2"])
     gpu = Entity("gpu", "GPU-abc", attributes=(("Hostname", "gpu-2"),))
     actor, _ = make_actor(make_config(server, tmp_path))
-    result = actor.act([decision("evacuate_node", gpu, finding("gpu_xid", gpu), resolve_target="node")], findings=[], degraded=False, now=NOW)[0]
+    result = actor.act(
+        [decision("evacuate_node", gpu, finding("gpu_xid", gpu), resolve_target="node")],
+        findings=[],
+        degraded=False,
+        now=NOW,
+    )[0]
     assert result.target == Entity("node", "gpu-2")
     assert server.get("Node", "gpu-2")["spec"]["unschedulable"] is True
     # The Event (intent, with the finding) is written first, then the cordon.
@@ -165,7 +178,9 @@ def test_evacuation_stuck_on_a_pdb_is_escalated_never_forced(server: KubeApiServ
     actor, _ = make_actor(make_config(server, tmp_path, evacuation_timeout="1h"))
     d = decision("evacuate_node", NODE)
     for minutes in (0, 20, 40):
-        result = actor.act([d] if minutes == 0 else [], findings=[], degraded=False, now=NOW + timedelta(minutes=minutes))[0]
+        result = actor.act(
+            [d] if minutes == 0 else [], findings=[], degraded=False, now=NOW + timedelta(minutes=minutes)
+        )[0]
         assert result.status is ActionStatus.DEFERRED and "disruption budget" in result.detail
     result = actor.act([], findings=[], degraded=False, now=NOW + timedelta(minutes=61))[0]
     assert result.status is ActionStatus.FAILED and "never forced" in result.detail and "a human" in result.detail

@@ -14,9 +14,13 @@ from remediations.scale_ahead import ScaleAhead
 from tests.safety.kubecluster import NOW, decision, finding
 
 
-def _view(*, hpa: HpaInfo | None = None, web_ready: int = 3, node_cordoned: bool = False, annotations: dict | None = None) -> ClusterView:
+def _view(
+    *, hpa: HpaInfo | None = None, web_ready: int = 3, node_cordoned: bool = False, annotations: dict | None = None
+) -> ClusterView:
     rs = WorkloadInfo("replicaset", "web-abc", "ml", 3, web_ready, owners=(OwnerRef("Deployment", "web"),))
-    web = WorkloadInfo("deployment", "web", "ml", 3, web_ready, labels={"aiops.io/model": "llama"}, annotations=annotations or {})
+    web = WorkloadInfo(
+        "deployment", "web", "ml", 3, web_ready, labels={"aiops.io/model": "llama"}, annotations=annotations or {}
+    )
     pods = (
         PodInfo("web-1", "ml", "n1", labels={"app": "web"}, owners=(OwnerRef("ReplicaSet", "web-abc"),)),
         PodInfo("web-2", "ml", "n1", labels={"app": "web"}, owners=(OwnerRef("ReplicaSet", "web-abc"),)),
@@ -34,7 +38,13 @@ def _view(*, hpa: HpaInfo | None = None, web_ready: int = 3, node_cordoned: bool
 def test_restart_delete_with_grace_period() -> None:
     plan = RestartPod().plan(decision("restart_pod", Entity("pod", "web-1", "ml"), grace_period_seconds=5), _view())
     [m] = plan.mutations
-    assert (m.verb, m.resource, m.name, m.namespace, m.body) == ("delete", "pods", "web-1", "ml", {"gracePeriodSeconds": 5})
+    assert (m.verb, m.resource, m.name, m.namespace, m.body) == (
+        "delete",
+        "pods",
+        "web-1",
+        "ml",
+        {"gracePeriodSeconds": 5},
+    )
     assert plan.command == "kubectl delete pod web-1 -n ml --grace-period=5"
 
 
@@ -75,7 +85,9 @@ def test_uncordon_only_a_node_aiops_cordoned() -> None:
     human = EvacuateNode().plan(d, _view(node_cordoned=True))
     assert not human.feasible and "someone else" in human.reason_if_not
     view = _view(node_cordoned=True)
-    view = ClusterView(NOW, {**view.nodes, "n1": NodeInfo("n1", True, annotations={CORDONED_BY: "aiops"})}, view.pods, view.workloads)
+    view = ClusterView(
+        NOW, {**view.nodes, "n1": NodeInfo("n1", True, annotations={CORDONED_BY: "aiops"})}, view.pods, view.workloads
+    )
     [m] = EvacuateNode().plan(d, view).mutations
     assert m.body == {"spec": {"unschedulable": False}, "metadata": {"annotations": {CORDONED_BY: None}}}
 
@@ -91,7 +103,10 @@ def test_scale_ahead_raises_hpa_min_within_bounds_and_remembers_the_original() -
     plan = ScaleAhead(step=2).plan(decision("scale_ahead", model, f), _view(hpa=hpa))
     [m] = plan.mutations
     assert (m.resource, m.name) == ("horizontalpodautoscalers", "web")
-    assert m.body == {"metadata": {"annotations": {ORIGINAL_REPLICAS: "2"}}, "spec": {"minReplicas": 4}}  # 3 + 2, capped at 4
+    assert m.body == {
+        "metadata": {"annotations": {ORIGINAL_REPLICAS: "2"}},
+        "spec": {"minReplicas": 4},
+    }  # 3 + 2, capped at 4
     at_max = HpaInfo("web", "ml", "deployment", "web", 4, 4, 4, annotations={ORIGINAL_REPLICAS: "2"})
     assert not ScaleAhead().plan(decision("scale_ahead", model, f), _view(hpa=at_max)).feasible
 
@@ -118,7 +133,9 @@ def test_scale_ahead_without_hpa_scales_the_deployment_and_restores_it() -> None
 )
 def test_scale_ahead_seed_thresholds(signal: str, recent: tuple[float, ...], direction: str) -> None:
     entity = Entity("model", "llama", "ml")
-    assert ScaleAhead().direction_for(decision("scale_ahead", entity, finding(signal, entity, recent=recent))) == direction
+    assert (
+        ScaleAhead().direction_for(decision("scale_ahead", entity, finding(signal, entity, recent=recent))) == direction
+    )
 
 
 def test_scale_down_never_below_the_original() -> None:
@@ -134,7 +151,11 @@ def test_scale_down_never_below_the_original() -> None:
 def test_advise_gives_a_command_and_never_writes() -> None:
     node = Entity("node", "n1")
     plan = Advise().plan(decision("advise", node, finding("node_filesystem_usage_ratio", node)), _view())
-    assert plan.mutations == () and "kubectl debug node/n1" in plan.command and "node_filesystem_usage_ratio" in plan.summary
+    assert (
+        plan.mutations == ()
+        and "kubectl debug node/n1" in plan.command
+        and "node_filesystem_usage_ratio" in plan.summary
+    )
     model = Entity("model", "llama", "ml")
     plan = Advise().plan(decision("advise", model, finding("model_accuracy", model)), _view())
     assert "kubectl rollout undo deployment/web -n ml" in plan.command
@@ -150,7 +171,10 @@ def test_unknown_parameters_are_refused() -> None:
 def test_a_pod_inherits_its_workloads_opt_out_label() -> None:
     view = _view()
     web = view.workloads["deployment/ml/web"]
-    labelled = {**view.workloads, web.key: WorkloadInfo("deployment", "web", "ml", 3, 3, labels={"aiops.io/remediate": "false"})}
+    labelled = {
+        **view.workloads,
+        web.key: WorkloadInfo("deployment", "web", "ml", 3, 3, labels={"aiops.io/remediate": "false"}),
+    }
     view = ClusterView(NOW, view.nodes, view.pods, labelled)
     assert view.labels_of(Entity("pod", "web-1", "ml"))["aiops.io/remediate"] == "false"
     assert view.labels_of(Entity("pod", "bare", "ml")) == {}

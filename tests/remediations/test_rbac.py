@@ -39,11 +39,22 @@ def test_cluster_role_is_exactly_what_the_code_uses(server: KubeApiServer, tmp_p
     server.seed(make_statefulset("vdb", replicas=2))
     # A model served by a Deployment that Argo CD manages: rollback_model patches the Application.
     server.seed(
-        make_deployment("gen", annotations={"argocd.argoproj.io/tracking-id": "gen:apps/Deployment:default/gen"}, labels={"aiops.io/model": "gen"}),
+        make_deployment(
+            "gen",
+            annotations={"argocd.argoproj.io/tracking-id": "gen:apps/Deployment:default/gen"},
+            labels={"aiops.io/model": "gen"},
+        ),
         make_argo_application("gen", dest_namespace="default", history=["a1" * 20, "b2" * 20]),
     )
     config = make_config(
-        server, tmp_path, leader=True, cooldown="0s", max_pods_per_workload=10, auto_uncordon=True, uncordon_after="1m", max_actions_per_hour=10
+        server,
+        tmp_path,
+        leader=True,
+        cooldown="0s",
+        max_pods_per_workload=10,
+        auto_uncordon=True,
+        uncordon_after="1m",
+        max_actions_per_hour=10,
     )
     api = build_api_client(config.kubernetes)  # the kubeconfig carries the service-account token
     actor = Actor(config, Store(config.state.path), api=api, elector=LeaseElector.from_config(api, config.kubernetes))
@@ -60,16 +71,26 @@ def test_cluster_role_is_exactly_what_the_code_uses(server: KubeApiServer, tmp_p
             decision("scale_ahead", model, latency, resolve_target="owner"),
             decision("scale_ahead", Entity("statefulset", "vdb", "default"), latency),
             decision("evacuate_node", node, node_down),
-            decision("rollback_model", Entity("model", "gen", "default"), finding("model_accuracy", Entity("model", "gen", "default"))),
+            decision(
+                "rollback_model",
+                Entity("model", "gen", "default"),
+                finding("model_accuracy", Entity("model", "gen", "default")),
+            ),
         ]
         results = actor.act(decisions, findings=[latency, node_down], degraded=False, now=NOW)
-        assert all(r.status in (ActionStatus.APPLIED, ActionStatus.DEFERRED) for r in results), [r.detail for r in results]
+        assert all(r.status in (ActionStatus.APPLIED, ActionStatus.DEFERRED) for r in results), [
+            r.detail for r in results
+        ]
         assert results[-1].target.kind == "application"
         # Healthy again: scale-ahead restores, the node is uncordoned.
         later = []
         for minutes in (5, 40, 80):
             later += actor.act([], findings=[], degraded=False, now=NOW + timedelta(minutes=minutes))
-        assert sorted(r.action for r in later if r.status is ActionStatus.APPLIED) == ["evacuate_node", "scale_ahead", "scale_ahead"]
+        assert sorted(r.action for r in later if r.status is ActionStatus.APPLIED) == [
+            "evacuate_node",
+            "scale_ahead",
+            "scale_ahead",
+        ]
     finally:
         actor.close()
 
@@ -90,7 +111,15 @@ def test_cluster_role_is_exactly_what_the_code_uses(server: KubeApiServer, tmp_p
         lambda api: client.CoordinationV1Api(api).read_namespaced_lease("kube-scheduler", "kube-system"),
         lambda api: client.CoreV1Api(api).read_namespaced_config_map("kube-proxy", "kube-system"),
     ],
-    ids=["delete-node", "list-configmaps", "patch-pod", "delete-deployment", "delete-lease", "other-lease", "other-configmap"],
+    ids=[
+        "delete-node",
+        "list-configmaps",
+        "patch-pod",
+        "delete-deployment",
+        "delete-lease",
+        "other-lease",
+        "other-configmap",
+    ],
 )
 def test_the_service_account_can_do_nothing_else(server: KubeApiServer, call) -> None:
     with pytest.raises(ApiException) as info:

@@ -19,7 +19,9 @@ def test_scale_ahead_raises_hpa_floor_then_restores_it(server: KubeApiServer, tm
     server.seed(make_hpa("llm", target="llm", min_replicas=2, max_replicas=6, current=2))
     actor, _ = make_actor(make_config(server, tmp_path, restore_after="30m"))
     slow = finding("inference_latency_p99", MODEL, recent=(0.08, 0.14, 0.21))
-    [up] = actor.act([decision("scale_ahead", MODEL, slow, resolve_target="owner")], findings=[slow], degraded=False, now=NOW)
+    [up] = actor.act(
+        [decision("scale_ahead", MODEL, slow, resolve_target="owner")], findings=[slow], degraded=False, now=NOW
+    )
     assert up.status is ActionStatus.APPLIED, up.detail
     hpa = server.get("HorizontalPodAutoscaler", "llm", group="autoscaling")
     assert hpa["spec"]["minReplicas"] == 3 and hpa["metadata"]["annotations"][ORIGINAL_REPLICAS] == "2"
@@ -54,7 +56,12 @@ def test_rollout_restart_makes_a_new_revision_and_deletes_no_pod(server: KubeApi
     seed_workload(server, "web", ["gpu-1", "gpu-2"])
     before = {r["metadata"]["name"] for r in server.list("ReplicaSet", "default", group="apps")}
     actor, _ = make_actor(make_config(server, tmp_path))
-    [result] = actor.act([decision("restart_pod", Entity("pod", "web-0", "default"), strategy="rollout")], findings=[], degraded=False, now=NOW)
+    [result] = actor.act(
+        [decision("restart_pod", Entity("pod", "web-0", "default"), strategy="rollout")],
+        findings=[],
+        degraded=False,
+        now=NOW,
+    )
     assert result.status is ActionStatus.APPLIED and result.target == Entity("deployment", "web", "default")
     deploy = server.get("Deployment", "web", group="apps")
     assert deploy["spec"]["template"]["metadata"]["annotations"][RESTARTED_AT] == "2026-11-25T09:00:00Z"
@@ -65,7 +72,9 @@ def test_rollout_restart_makes_a_new_revision_and_deletes_no_pod(server: KubeApi
 
 def test_infeasible_plan_falls_back_to_advice(server: KubeApiServer, tmp_path: Path) -> None:
     actor, _ = make_actor(make_config(server, tmp_path))
-    [result] = actor.act([decision("restart_pod", Entity("pod", "gone", "default"))], findings=[], degraded=False, now=NOW)
+    [result] = actor.act(
+        [decision("restart_pod", Entity("pod", "gone", "default"))], findings=[], degraded=False, now=NOW
+    )
     assert result.status is ActionStatus.SUGGESTED
     assert "no longer exists" in result.detail and "kubectl" in result.detail
     assert result.plan is not None and result.plan.action == "advise"

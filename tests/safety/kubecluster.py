@@ -22,14 +22,30 @@ CLUSTER_ROLE = ROOT / "deploy" / "rbac" / "clusterrole.yaml"
 NOW = datetime(2026, 11, 25, 9, 0, tzinfo=UTC)
 
 
-def seed_workload(server: KubeApiServer, app: str, nodes: list[str], *, namespace: str = "default", min_available: int | None = None, labels: dict[str, str] | None = None) -> list[str]:
+def seed_workload(
+    server: KubeApiServer,
+    app: str,
+    nodes: list[str],
+    *,
+    namespace: str = "default",
+    min_available: int | None = None,
+    labels: dict[str, str] | None = None,
+) -> list[str]:
     """A Deployment whose pods are owned by the ReplicaSet the server's controller made."""
     server.seed(make_deployment(app, namespace=namespace, replicas=len(nodes), labels=labels))
-    rs = next(r["metadata"]["name"] for r in server.list("ReplicaSet", namespace, group="apps") if r["metadata"]["name"].startswith(app + "-"))
+    rs = next(
+        r["metadata"]["name"]
+        for r in server.list("ReplicaSet", namespace, group="apps")
+        if r["metadata"]["name"].startswith(app + "-")
+    )
     names = []
     for i, node in enumerate(nodes):
         name = f"{app}-{i}"
-        server.seed(make_pod(name, namespace=namespace, node=node, labels={"app": app, **(labels or {})}, owner=("ReplicaSet", rs)))
+        server.seed(
+            make_pod(
+                name, namespace=namespace, node=node, labels={"app": app, **(labels or {})}, owner=("ReplicaSet", rs)
+            )
+        )
         names.append(name)
     if min_available is not None:
         server.seed(make_pdb(app, namespace=namespace, min_available=min_available))
@@ -42,7 +58,9 @@ def server() -> Iterator[KubeApiServer]:
         yield srv
 
 
-def make_config(server: KubeApiServer, tmp_path: Path, *, leader: bool = False, request_timeout: str = "2s", **safety: Any) -> AiopsConfig:
+def make_config(
+    server: KubeApiServer, tmp_path: Path, *, leader: bool = False, request_timeout: str = "2s", **safety: Any
+) -> AiopsConfig:
     kubeconfig = server.write_kubeconfig(tmp_path / "kubeconfig", token=SA_TOKEN)
     data: dict[str, Any] = {
         "safety": {"mode": "auto", "dry_run": False, "api_backoff_max": "50ms", **safety},
@@ -50,7 +68,12 @@ def make_config(server: KubeApiServer, tmp_path: Path, *, leader: bool = False, 
             "enabled": True,
             "kubeconfig": str(kubeconfig),
             "request_timeout": request_timeout,
-            "leader_election": {"enabled": leader, "lease_duration": "3s", "renew_deadline": "2s", "retry_period": "500ms"},
+            "leader_election": {
+                "enabled": leader,
+                "lease_duration": "3s",
+                "renew_deadline": "2s",
+                "retry_period": "500ms",
+            },
         },
         "state": {"path": str(tmp_path / "state.sqlite")},
     }
@@ -62,8 +85,19 @@ def make_actor(config: AiopsConfig, **kwargs: Any) -> tuple[Actor, Store]:
     return Actor.from_config(config, store, **kwargs), store
 
 
-def finding(signal: str, entity: Entity, *, score: float = 0.95, detector: str = "exhaustion", recent: tuple[float, ...] = ()) -> Finding:
-    return Finding(detector, signal, entity, score, NOW, Evidence(f"{signal} on {entity.key} is bad", recent=recent), severity=Severity.CRITICAL, confirmed=True)
+def finding(
+    signal: str, entity: Entity, *, score: float = 0.95, detector: str = "exhaustion", recent: tuple[float, ...] = ()
+) -> Finding:
+    return Finding(
+        detector,
+        signal,
+        entity,
+        score,
+        NOW,
+        Evidence(f"{signal} on {entity.key} is bad", recent=recent),
+        severity=Severity.CRITICAL,
+        confirmed=True,
+    )
 
 
 def decision(action: str, target: Entity, f: Finding | None = None, **params: Any) -> Decision:

@@ -37,7 +37,10 @@ def test_budget_and_cooldown_books_survive_a_reopen_and_are_pruned(tmp_path: Pat
 
 
 def test_ledger_entries_count_once(books: Books) -> None:
-    entries = [LedgerEntry("peer-1", "evacuate_node", "node/n1", NOW), LedgerEntry("peer-1", "evacuate_node", "node/n1", NOW)]
+    entries = [
+        LedgerEntry("peer-1", "evacuate_node", "node/n1", NOW),
+        LedgerEntry("peer-1", "evacuate_node", "node/n1", NOW),
+    ]
     assert books.import_ledger(entries) == 1
     assert books.import_ledger(entries) == 0
     books.record_action("mine", "restart_pod", "pod/ns/a", False, NOW)

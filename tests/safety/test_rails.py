@@ -28,7 +28,9 @@ def pod(name: str, ns: str = "default") -> Entity:
 def test_restart_applies_with_event_and_grace_period(server: KubeApiServer, tmp_path: Path) -> None:
     seed_workload(server, "web", ["gpu-1", "gpu-2"])
     actor, _ = make_actor(make_config(server, tmp_path))
-    [result] = actor.act([decision("restart_pod", pod("web-0"), grace_period_seconds=7)], findings=[], degraded=False, now=NOW)
+    [result] = actor.act(
+        [decision("restart_pod", pod("web-0"), grace_period_seconds=7)], findings=[], degraded=False, now=NOW
+    )
     assert result.status is ActionStatus.APPLIED, result.detail
     assert not server.exists("Pod", "web-0")
     [delete] = server.requests_matching(method="DELETE", resource="pods")
@@ -82,7 +84,10 @@ def test_protected_namespace_and_opt_out_label(server: KubeApiServer, tmp_path: 
     seed_workload(server, "db", ["gpu-1"], labels={"aiops.io/remediate": "false"})
     actor, _ = make_actor(make_config(server, tmp_path))
     r1, r2 = actor.act(
-        [decision("restart_pod", pod("dns-0", "kube-system")), decision("restart_pod", pod("db-0"))], findings=[], degraded=False, now=NOW
+        [decision("restart_pod", pod("dns-0", "kube-system")), decision("restart_pod", pod("db-0"))],
+        findings=[],
+        degraded=False,
+        now=NOW,
     )
     assert (r1.status, r1.rail) == (ActionStatus.BLOCKED, "protected_namespace")
     assert (r2.status, r2.rail) == (ActionStatus.BLOCKED, "opt_out")
@@ -93,7 +98,12 @@ def test_opt_in_mode_acts_only_on_labelled_targets(server: KubeApiServer, tmp_pa
     seed_workload(server, "web", ["gpu-1"])
     seed_workload(server, "llm", ["gpu-2"], labels={"aiops.io/remediate": "true"})
     actor, _ = make_actor(make_config(server, tmp_path, opt_in=True))
-    r1, r2 = actor.act([decision("restart_pod", pod("web-0")), decision("restart_pod", pod("llm-0"))], findings=[], degraded=False, now=NOW)
+    r1, r2 = actor.act(
+        [decision("restart_pod", pod("web-0")), decision("restart_pod", pod("llm-0"))],
+        findings=[],
+        degraded=False,
+        now=NOW,
+    )
     assert r1.rail == "opt_out" and "opt-in" in r1.detail
     assert r2.status is ActionStatus.APPLIED
 
@@ -125,9 +135,13 @@ def test_cooldown_per_target(server: KubeApiServer, tmp_path: Path) -> None:
     d = decision("restart_pod", pod("web-0"))
     assert actor.act([d], findings=[], degraded=False, now=NOW)[0].status is ActionStatus.APPLIED
     server.seed(make_pod("web-0", node="gpu-1", labels={"app": "web"}, owner=("ReplicaSet", "web-rs")))
-    again = actor.act([decision("restart_pod", pod("web-0"))], findings=[], degraded=False, now=NOW + timedelta(minutes=10))[0]
+    again = actor.act(
+        [decision("restart_pod", pod("web-0"))], findings=[], degraded=False, now=NOW + timedelta(minutes=10)
+    )[0]
     assert again.rail == "cooldown"
-    other = actor.act([decision("restart_pod", pod("web-1"))], findings=[], degraded=False, now=NOW + timedelta(minutes=10))[0]
+    other = actor.act(
+        [decision("restart_pod", pod("web-1"))], findings=[], degraded=False, now=NOW + timedelta(minutes=10)
+    )[0]
     assert other.status is ActionStatus.APPLIED
 
 
@@ -140,7 +154,10 @@ def test_budget_exhausted_no_action_and_exactly_one_notification(server: KubeApi
     results = []
     for minute in (1, 2, 3):
         results += actor.act(
-            [decision("restart_pod", pod(n)) for n in names[1:]], findings=[], degraded=False, now=NOW + timedelta(minutes=minute)
+            [decision("restart_pod", pod(n)) for n in names[1:]],
+            findings=[],
+            degraded=False,
+            now=NOW + timedelta(minutes=minute),
         )
     assert writes(server) == []
     assert all(r.rail == "budget" for r in results) and len(results) == 9
@@ -148,7 +165,9 @@ def test_budget_exhausted_no_action_and_exactly_one_notification(server: KubeApi
     assert [r.status for r in results].count(ActionStatus.BLOCKED) == 1
     assert "hourly budget of 1" in results[0].detail
     # An hour later the budget is back and the episode is over.
-    later = actor.act([decision("restart_pod", pod(names[1]))], findings=[], degraded=False, now=NOW + timedelta(minutes=61))[0]
+    later = actor.act(
+        [decision("restart_pod", pod(names[1]))], findings=[], degraded=False, now=NOW + timedelta(minutes=61)
+    )[0]
     assert later.status is ActionStatus.APPLIED
     assert actor.writer.remaining_budget(NOW + timedelta(minutes=61)) == {"hour": 0, "day": 18}
 
@@ -165,8 +184,13 @@ def test_blast_radius_caps_cordoned_nodes(server: KubeApiServer, tmp_path: Path)
 def test_blast_radius_caps_pods_per_workload(server: KubeApiServer, tmp_path: Path) -> None:
     names = seed_workload(server, "web", ["gpu-1", "gpu-2", "gpu-3"])
     actor, _ = make_actor(make_config(server, tmp_path, max_pods_per_workload=1, cooldown="0s"))
-    assert actor.act([decision("restart_pod", pod(names[0]))], findings=[], degraded=False, now=NOW)[0].status is ActionStatus.APPLIED
-    second = actor.act([decision("restart_pod", pod(names[1]))], findings=[], degraded=False, now=NOW + timedelta(minutes=1))[0]
+    assert (
+        actor.act([decision("restart_pod", pod(names[0]))], findings=[], degraded=False, now=NOW)[0].status
+        is ActionStatus.APPLIED
+    )
+    second = actor.act(
+        [decision("restart_pod", pod(names[1]))], findings=[], degraded=False, now=NOW + timedelta(minutes=1)
+    )[0]
     assert second.rail == "blast_radius"
 
 
@@ -175,7 +199,9 @@ def test_modes_below_auto_never_write(server: KubeApiServer, tmp_path: Path, mod
     seed_workload(server, "web", ["gpu-1"])
     actor, _ = make_actor(make_config(server, tmp_path, mode=mode.value))
     [result] = actor.act([decision("restart_pod", pod("web-0"))], findings=[], degraded=False, now=NOW)
-    assert result.status is status and "kubectl delete pod web-0 -n default" in (result.plan.command if result.plan else "")
+    assert result.status is status and "kubectl delete pod web-0 -n default" in (
+        result.plan.command if result.plan else ""
+    )
     assert writes(server) == []
 
 
@@ -220,12 +246,16 @@ def test_api_500_and_timeout_back_off_then_defer_and_degrade(server: KubeApiServ
 
     # The cluster read times out: nothing is planned on a missing picture, the cycle is degraded.
     server.hang_next(3, method="GET", path="/api/v1/nodes", seconds=2)
-    [result] = actor.act([decision("restart_pod", pod("web-0"))], findings=[], degraded=False, now=NOW + timedelta(minutes=1))
+    [result] = actor.act(
+        [decision("restart_pod", pod("web-0"))], findings=[], degraded=False, now=NOW + timedelta(minutes=1)
+    )
     assert result.status is ActionStatus.DEFERRED and "cluster state unreadable" in result.detail
     assert actor.errors and actor.errors[0].temporary
 
     # Recovered: the next cycle acts.
-    [result] = actor.act([decision("restart_pod", pod("web-0"))], findings=[], degraded=False, now=NOW + timedelta(minutes=2))
+    [result] = actor.act(
+        [decision("restart_pod", pod("web-0"))], findings=[], degraded=False, now=NOW + timedelta(minutes=2)
+    )
     assert result.status is ActionStatus.APPLIED and actor.errors == []
 
 
