@@ -119,9 +119,9 @@ class RollbackModel(Remediation):
         suspect = _int(decision.params.get("revision"))
         marker = _int(deploy.annotations.get(ROLLED_BACK_FROM))
 
-        if marker and current == marker + 1 and (suspect is None or suspect == marker):
-            # Our rollback made revision marker+1 (the controller numbers it max+1): follow its
-            # rollout on later cycles, never redo it.
+        if marker and current in (marker, marker + 1) and (suspect is None or suspect == marker):
+            # Our rollback: the controller numbers it max+1 = marker+1 (still marker until it has
+            # seen the patch). Follow its rollout on later cycles, never redo it.
             return self._follow_rollout(decision, deploy, revisions, marker, current)
         if suspect is not None and suspect != current:
             return _nothing(
@@ -183,7 +183,7 @@ class RollbackModel(Remediation):
         newest = next((r for r in revisions if r.revision == current), None)
         leftover = sum(r.replicas for r in revisions if r.revision != current)
         ready = newest.ready_replicas if newest else deploy.ready_replicas
-        if ready >= deploy.replicas and leftover == 0:
+        if current != bad and ready >= deploy.replicas and leftover == 0:
             return _nothing(
                 self.name,
                 deploy.entity,
@@ -196,7 +196,9 @@ class RollbackModel(Remediation):
             f"{where} is rolling back from revision {bad}",
             command=f"kubectl rollout status deployment/{deploy.name} -n {deploy.namespace}",
             waiting=(
-                f"rollout of {where} (revision {current}): {ready}/{deploy.replicas} ready, {leftover} old pods left",
+                f"rollout of {where}: the Deployment controller has not picked up the rollback yet"
+                if current == bad
+                else f"rollout of {where} (revision {current}): {ready}/{deploy.replicas} ready, {leftover} old pods left",
             ),
         )
 

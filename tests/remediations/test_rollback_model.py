@@ -6,6 +6,7 @@ from __future__ import annotations
 import shutil
 import subprocess
 from collections.abc import Iterator
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -431,3 +432,21 @@ def test_an_opted_out_argo_managed_deployment_is_not_rolled_back(api: KubeApiSer
     api.seed(opted_out, make_argo_application("llm-serving", dest_namespace="serving", history=[R1, R2]))
     plan = RollbackModel().plan(rollback_decision(), read_view(api.api_client()))
     assert not plan.feasible and not plan.mutations and "aiops.io/remediate=false" in plan.reason_if_not
+
+
+def test_a_rollback_the_controller_has_not_seen_yet_is_waited_for_not_repeated(api: KubeApiServer) -> None:
+    release(api, "registry.example/llm:2.0")
+    remediation, decision = RollbackModel(), rollback_decision()
+    plan = remediation.plan(decision, read_view(api.api_client()))
+    apply(api, plan)
+    # The view a moment before the controller renumbered the revision: marker set, still revision 2.
+    view = read_view(api.api_client())
+    key = "deployment/serving/llm"
+    stale = replace(
+        view.workloads[key], annotations={**view.workloads[key].annotations, "deployment.kubernetes.io/revision": "2"}
+    )
+    replan = remediation.plan(decision, replace(view, workloads={**view.workloads, key: stale}))
+    assert not replan.mutations
+    assert waiting_of(replan) == (
+        "rollout of deployment serving/llm: the Deployment controller has not picked up the rollback yet",
+    )
