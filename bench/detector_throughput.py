@@ -8,17 +8,22 @@
   points of each signal the detector reads, entities as in the catalog).
 
 Figures are points per second per core (BLAS and OpenMP pools held to one thread), best of
-``--repeat`` runs. The target for the univariate default in backtest mode is 100k points/s.
+``--repeat`` runs, printed and written to ``bench/results/detector_throughput.json``. The target
+for the univariate default in backtest mode is 100k points/s.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
+import platform
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime
 from functools import partial
+from pathlib import Path
+from typing import Any
 
 # One core: numerical libraries must not fan out over the machine.
 for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
@@ -75,41 +80,66 @@ def main() -> None:
     parser.add_argument("--window", type=int, default=360, help="points per series in the online frame")
     parser.add_argument("--matrix-rows", type=int, default=20_000, help="rows of history and of test for score_matrix")
     parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--json", type=Path, default=Path(__file__).parent / "results" / "detector_throughput.json")
     args = parser.parse_args()
     rng = np.random.default_rng(0)
     t, y = synthetic_series(args.points, rng)
     features = 10
     train = rng.standard_normal((args.matrix_rows, features))
     test = rng.standard_normal((args.matrix_rows, features))
-    rows = []
+    rows: list[dict[str, Any]] = []
     with threadpool_limits(limits=1):
         for name in sorted(plugins.available(plugins.DETECTORS)):
             try:
                 detector = plugins.instantiate(plugins.DETECTORS, name)
             except plugins.PluginError as exc:
-                rows.append((name, "not loadable", str(exc)[:60], ""))
+                rows.append({"detector": name, "error": str(exc)})
                 continue
+            row: dict[str, Any] = {"detector": name, "backtest_points_per_s": None}
             if callable(getattr(detector, "score_series", None)):
                 secs = best_of(args.repeat, partial(detector.score_series, t, y))
-                backtest = f"{args.points / secs:>12,.0f}"
-                mode = "score_series"
+                row |= {"backtest_points_per_s": args.points / secs, "backtest_mode": f"score_series, {args.points:,} points"}
             elif callable(getattr(detector, "score_matrix", None)):
                 ts = np.arange(args.matrix_rows) * STEP
                 secs = best_of(args.repeat, partial(detector.score_matrix, ts, test, train=train))
-                backtest = f"{args.matrix_rows / secs:>12,.0f}"
-                mode = f"score_matrix rows ({features} features, {args.matrix_rows:,} history)"
+                row |= {
+                    "backtest_points_per_s": args.matrix_rows / secs,
+                    "backtest_mode": f"score_matrix rows, {features} features, {args.matrix_rows:,} rows of history",
+                }
             else:
-                backtest, mode = f"{'n/a':>12}", "no backtest mode"
+                row["backtest_mode"] = "none"
             # A router (the ensemble) names no signals of its own: give it the whole catalog.
             signals = tuple(detector.signals) or tuple(DEFAULT_SIGNALS)
             frame = frame_for(signals, args.series, args.window, rng)
             secs = best_of(args.repeat, partial(detector.detect, frame))
-            online = f"{frame.points / secs:>12,.0f}" if frame.points else f"{'n/a':>12}"
-            rows.append((name, backtest, online, f"{mode}; frame {len(frame)} series x {args.window} points"))
-    print(f"points/s per core (best of {args.repeat}); backtest series {args.points:,} points")
+            row |= {"online_points_per_s": frame.points / secs, "online_frame": f"{len(frame)} series x {args.window} points"}
+            rows.append(row)
+    print(f"points/s per core (best of {args.repeat})")
     print(f"{'detector':<16}{'backtest':>12}{'online':>12}  notes")
-    for name, backtest, online, note in rows:
-        print(f"{name:<16}{backtest:>12}{online:>12}  {note}")
+    for row in rows:
+        if "error" in row:
+            print(f"{row['detector']:<16}  not loadable: {row['error']}")
+            continue
+        print(
+            f"{row['detector']:<16}{_fmt(row['backtest_points_per_s']):>12}{_fmt(row['online_points_per_s']):>12}"
+            f"  backtest: {row['backtest_mode']}; online: {row['online_frame']}"
+        )
+    args.json.parent.mkdir(parents=True, exist_ok=True)
+    args.json.write_text(json.dumps({"machine": _machine(), "args": {k: str(v) for k, v in vars(args).items()}, "detectors": rows}, indent=2))
+    print(f"written {args.json}")
+
+
+def _fmt(rate: float | None) -> str:
+    return "n/a" if rate is None else f"{rate:,.0f}"
+
+
+def _machine() -> dict[str, Any]:
+    return {
+        "cpus": os.cpu_count(),
+        "python": platform.python_version(),
+        "load_avg_at_start": os.getloadavg(),
+        "at": datetime.now(UTC).isoformat(timespec="seconds"),
+    }
 
 
 if __name__ == "__main__":
