@@ -110,6 +110,11 @@ class EvacuateNode(Remediation):
             return Plan(self.name, target, (), f"node {target.name} is already schedulable", command=command)
         if node.annotations.get(CORDONED_BY) != "aiops":
             return infeasible(self.name, target, "the node was cordoned by someone else; leaving it to them", command)
+        if not node.ready:
+            # No finding does not mean healthy when the kubelet itself says NotReady: wait.
+            return StagedPlan(
+                self.name, target, (), f"node {target.name} is not Ready yet", command, waiting=("NotReady",)
+            )
         body = {"spec": {"unschedulable": False}, "metadata": {"annotations": {CORDONED_BY: None}}}
         return Plan(
             self.name,

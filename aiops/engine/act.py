@@ -195,7 +195,9 @@ class Actor:
                 ]
 
         for restore in restores:
-            results.append(self._run(restore, view, now, None))
+            undo = self._undo(restore, view, now)
+            if undo is not None:
+                results.append(undo)
         handled: set[tuple[str, str]] = set()
         for decision in decisions:
             results.append(self._one(decision, view, now, inflight, handled))
@@ -281,18 +283,6 @@ class Actor:
             return ActionResult(
                 decision.id, decision.action, decision.target, ActionStatus.FAILED, f"planning failed: {exc}", at=now
             )
-        if decision.params.get(RESTORE) and (not plan.feasible or not plan.mutations):
-            # Nothing to undo (already schedulable, cordoned by a human, not scaled by aiops): done.
-            self.outcomes.mark_restored(decision)
-            return ActionResult(
-                decision.id,
-                decision.action,
-                plan.target,
-                ActionStatus.SUGGESTED,
-                f"no undo needed: {plan.summary}",
-                plan=plan,
-                at=now,
-            )
         if not plan.feasible:
             if flight is not None:
                 self.writer.books.clear_inflight(decision.action, decision.target.key, self.writer.dry_run)
@@ -314,10 +304,40 @@ class Actor:
                 )
         result = self.writer.execute(decision, plan, view, now, inflight=flight)
         if result.status is ActionStatus.APPLIED:
-            if decision.params.get(RESTORE):
-                self.outcomes.mark_restored(decision)
-            else:
-                self.outcomes.track(decision, now)
+            self.outcomes.track(decision, now)
+        return result
+
+    def _undo(self, decision: Decision, view: ClusterView | None, now: datetime) -> ActionResult | None:
+        """Undo a healed action (uncordon, restore replicas); None while it must wait, quietly."""
+        try:
+            plan = self.remediation(decision.action).plan(decision, view)
+        except Exception as exc:
+            log.exception("remediation %s failed to plan its undo", decision.action)
+            return ActionResult(
+                decision.id,
+                decision.action,
+                decision.target,
+                ActionStatus.FAILED,
+                f"undo planning failed: {exc}",
+                at=now,
+            )
+        if not plan.mutations and waiting_of(plan):
+            return None  # e.g. the node is not Ready yet: ask again next cycle
+        if not plan.feasible or not plan.mutations:
+            # Nothing to undo (already schedulable, cordoned by a human, not scaled by aiops): done.
+            self.outcomes.mark_restored(decision)
+            return ActionResult(
+                decision.id,
+                decision.action,
+                plan.target,
+                ActionStatus.OBSERVED,
+                f"no undo needed: {plan.summary}",
+                plan=plan,
+                at=now,
+            )
+        result = self.writer.execute(decision, plan, view, now)
+        if result.status is ActionStatus.APPLIED:
+            self.outcomes.mark_restored(decision)
         return result
 
     def _advise(

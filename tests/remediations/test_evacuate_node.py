@@ -187,3 +187,24 @@ def test_evacuation_stuck_on_a_pdb_is_escalated_never_forced(server: KubeApiServ
     assert not server.requests_matching(method="DELETE", resource="pods")
     assert _pods_on(server, "gpu-1") == {"web-0"}
     assert actor.act([], findings=[], degraded=False, now=NOW + timedelta(minutes=62)) == []  # given up once
+
+
+def test_no_uncordon_while_the_kubelet_says_not_ready(server: KubeApiServer, tmp_path: Path) -> None:
+    f = finding("gpu_xid", NODE)
+    actor, _ = make_actor(make_config(server, tmp_path, auto_uncordon=True, uncordon_after="10m"))
+    assert (
+        actor.act([decision("evacuate_node", NODE, f)], findings=[f], degraded=False, now=NOW)[0].status
+        is ActionStatus.APPLIED
+    )
+    node = server.get("Node", "gpu-1")
+    node["status"]["conditions"] = [{"type": "Ready", "status": "False", "reason": "KubeletNotReady"}]
+    server.put(node)
+    for minutes in (1, 15, 30):  # the GPU finding is gone, but the node is NotReady
+        assert actor.act([], findings=[], degraded=False, now=NOW + timedelta(minutes=minutes)) == []
+    assert server.get("Node", "gpu-1")["spec"]["unschedulable"] is True
+    node = server.get("Node", "gpu-1")
+    node["status"]["conditions"] = [{"type": "Ready", "status": "True", "reason": "KubeletReady"}]
+    server.put(node)
+    [undo] = actor.act([], findings=[], degraded=False, now=NOW + timedelta(minutes=31))
+    assert undo.status is ActionStatus.APPLIED
+    assert not server.get("Node", "gpu-1")["spec"].get("unschedulable")
