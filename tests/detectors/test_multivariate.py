@@ -40,6 +40,10 @@ def test_no_look_ahead_changing_future_rows_never_changes_past_scores() -> None:
         b = detector.score_matrix(np.arange(400.0), altered, train=train)
         np.testing.assert_array_equal(a[:250], b[:250])
         assert not np.array_equal(a[250:], b[250:])
+    # Without history the model is refitted as rows accumulate: still only on rows already seen.
+    a = EntityAnomaly().score_matrix(np.arange(400.0), test)
+    b = EntityAnomaly().score_matrix(np.arange(400.0), altered)
+    np.testing.assert_array_equal(a[:250], b[:250])
 
 
 def test_without_history_it_warms_up_silently_then_scores() -> None:
