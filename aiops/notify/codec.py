@@ -6,6 +6,7 @@ its mutations: a notification never applies anything, it only tells what was pla
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 from datetime import datetime
@@ -21,6 +22,8 @@ from aiops.model import (
     Plan,
     Severity,
 )
+
+_HAS_CAUSE = "cause" in {f.name for f in dataclasses.fields(Finding)}
 
 
 def _time(value: datetime | None) -> str | None:
@@ -82,12 +85,17 @@ def finding_to_dict(f: Finding) -> dict[str, Any]:
         "failure_interval": [_time(t) for t in f.failure_interval] if f.failure_interval else None,
         "confirmed": f.confirmed,
         "severity": f.severity.value if f.severity else None,
+        "cause": entity_to_dict(cause) if (cause := getattr(f, "cause", None)) is not None else None,
     }
 
 
 def finding_from_dict(d: dict[str, Any]) -> Finding:
     ev = d["evidence"]
     interval = d.get("failure_interval")
+    # Root-cause correlation (Finding.cause) is newer than some outbox rows: carried when known.
+    extra: dict[str, Any] = {}
+    if d.get("cause") and _HAS_CAUSE:
+        extra["cause"] = entity_from_dict(d["cause"])
     return Finding(
         id=d["id"],
         detector=d["detector"],
@@ -105,6 +113,7 @@ def finding_from_dict(d: dict[str, Any]) -> Finding:
         failure_interval=(_parse_time(interval[0]), _parse_time(interval[1])) if interval else None,  # type: ignore[arg-type]
         confirmed=bool(d.get("confirmed", False)),
         severity=Severity(d["severity"]) if d.get("severity") else None,
+        **extra,
     )
 
 

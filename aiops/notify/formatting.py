@@ -167,6 +167,9 @@ def item_for(n: Notification) -> Item:
         if f.evidence.summary:
             seen += f": {f.evidence.summary}"
         lines.append(("Seen", seen))
+        cause = getattr(f, "cause", None)
+        if cause is not None:
+            lines.append(("Cause", f"explained by {cause}; any action goes there"))
         if f.evidence.recent:
             lines.append(("Recent", recent_values(f.evidence.recent)))
         pred = prediction(f)
