@@ -725,9 +725,13 @@ class _Handler(BaseHTTPRequestHandler):
         self.send_header("Transfer-Encoding", "chunked")
         self.end_headers()
 
+        as_table = wants_table(self.headers.get("Accept", ""))  # kubectl get -w: one-row Tables
+
         def emit(kind: str, obj: Obj) -> None:
             obj.setdefault("apiVersion", rt.group_version)
             obj.setdefault("kind", rt.kind)
+            if as_table and kind != "BOOKMARK":
+                obj = to_table(rt, [obj], obj["metadata"]["resourceVersion"], req.param("includeObject", "Metadata"))
             line = json.dumps({"type": kind, "object": obj}).encode() + b"\n"
             self.wfile.write(f"{len(line):x}\r\n".encode() + line + b"\r\n")
             self.wfile.flush()

@@ -288,3 +288,38 @@ def test_drain_waits_for_terminating_pods_like_against_kubelets(tmp_path) -> Non
                 drain.kill()
         assert drain.returncode == 0, err
         assert "pod/web-0 evicted" in out and "node/n1 drained" in out
+
+
+def test_get_pods_watch_prints_table_rows_for_changes(api: KubeApiServer, kubectl, admin) -> None:
+    watch = subprocess.Popen(
+        [
+            "kubectl",
+            "--kubeconfig",
+            str(kubectl.kubeconfig),
+            "--cache-dir",
+            str(kubectl.cache_dir),
+            "get",
+            "pods",
+            "-w",
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        deadline = time.monotonic() + 10
+        while not api.requests_matching(resource="pods", verb="watch") and time.monotonic() < deadline:
+            time.sleep(0.05)
+        client.CoreV1Api(admin).patch_namespaced_pod("web-0", "default", {"metadata": {"labels": {"seen": "yes"}}})
+        time.sleep(0.5)
+    finally:
+        watch.terminate()
+        out, _ = watch.communicate(timeout=10)
+    header, *rows = out.splitlines()
+    assert header.split() == ["NAME", "READY", "STATUS", "RESTARTS", "AGE"]
+    assert [r.split()[:3] for r in rows] == [
+        ["web-0", "1/1", "Running"],
+        ["web-1", "1/1", "Running"],
+        ["web-2", "1/1", "Running"],
+        ["web-0", "1/1", "Running"],
+    ]
