@@ -12,11 +12,27 @@ official ``kubernetes`` client or with ``kubectl --kubeconfig``::
         ...
         assert not api.requests_matching(verb="create", subresource="eviction")
 
+It serves HTTPS on 127.0.0.1 (kubectl sends bearer tokens only over TLS) with a throwaway
+certificate that the kubeconfig and :meth:`KubeApiServer.configuration` trust explicitly.
+
+Verified with kubectl 1.37 (tests/kube/test_kubectl.py): ``get pods -A`` (server-side Table,
+``-o wide``, ``custom-columns``, ``--field-selector``, ``--chunk-size``, ``-w``), ``get nodes|pdb|
+hpa|lease|events|rs|deploy|applications``, ``events --for``, ``cordon``/``uncordon``, ``delete pod
+--grace-period``, ``drain --ignore-daemonsets [--dry-run=server]`` (evicting within the budget,
+blocked by a PodDisruptionBudget until ``--timeout``, waiting for Terminating pods), ``auth can-i
+[--as] [--subresource] [--list]``, ``set image``, ``scale``, ``patch --type=merge``, ``label``,
+``annotate``, ``rollout history|undo [--to-revision]|status|restart|pause|resume``, ``create
+configmap|namespace``, ``apply --validate=false``.
+
 Known gaps: pods go at once on delete/evict unless ``graceful_deletion=True`` (then they stay
 Terminating until :meth:`KubeApiServer.finish_terminations`); no finalizers, admission, defaulting
-or schema validation; namespaces need not exist; server-side apply and protobuf bodies are refused
-(415) except the access reviews ``kubectl auth can-i`` sends; no controllers but the Deployment
-(ReplicaSet revisions), StatefulSet status, disruption budget and garbage collector ones.
+or schema validation, and no OpenAPI document (``kubectl apply``/``create -f`` need
+``--validate=false``); namespaces need not exist; no aggregated discovery (kubectl falls back to
+the legacy documents); server-side apply is refused (415), and protobuf bodies too except the
+access reviews, ConfigMaps and Namespaces kubectl sends that way; PDB ``expectedPods`` counts the
+selected pods' controllers only when the server holds them; no controllers but the Deployment
+(ReplicaSet revisions, instant or held rollouts), StatefulSet status, disruption budget and
+garbage collector ones.
 """
 
 from __future__ import annotations
