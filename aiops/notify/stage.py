@@ -149,6 +149,8 @@ def finding_title(f: Finding) -> str:
 
 def _related(result: ActionResult, finding: Finding) -> bool:
     t, e = result.target, finding.entity
+    if getattr(finding, "cause", None) == t:  # root-cause correlation sent the action to the cause
+        return True
     return t == e or (t.kind == "node" and e.attr("node") == t.name) or (e.kind == "node" and t.attr("node") == e.name) or (
         t.name == e.name and t.namespace == e.namespace
     )
