@@ -100,7 +100,9 @@ def load_instants(path: str | Path) -> dict[str, list[pd.Timestamp]]:
 
 def window_mask(timestamps: pd.Series, windows: Sequence[Window]) -> tuple[np.ndarray, list[tuple[int, int]]]:
     """Rows inside any window, and each window as inclusive row indices (empty windows skipped)."""
-    ts = pd.DatetimeIndex(timestamps).tz_convert(None) if pd.DatetimeIndex(timestamps).tz else pd.DatetimeIndex(timestamps)
+    ts = pd.DatetimeIndex(timestamps)
+    if ts.tz is not None:
+        ts = ts.tz_convert(None)  # label windows are naive UTC, like NAB's files
     mask = np.zeros(len(ts), dtype=bool)
     spans = []
     for start, end in windows:
