@@ -21,7 +21,7 @@ import hashlib
 import logging
 import string
 import urllib.parse
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
@@ -214,8 +214,14 @@ class _Sent:
 
 # --- the stage ------------------------------------------------------------------------------
 class NotifyStage:
-    def __init__(self, config: AiopsConfig, store: Store, notifiers: Mapping[str, Notifier], *, now: datetime | None = None) -> None:
+    """``is_leader``: with several replicas only the leader tells people (one message, one rate
+    limit per robot). A follower keeps its de-dup ledger in step without sending, so that when it
+    takes over it does not repeat what the old leader already told."""
+
+    def __init__(self, config: AiopsConfig, store: Store, notifiers: Mapping[str, Notifier], *,
+                 now: datetime | None = None, is_leader: Callable[[], bool] | None = None) -> None:
         self.config = config
+        self.is_leader = is_leader
         self.notify_config = config.notify
         self.store = store
         self.notifiers = dict(notifiers)
@@ -233,8 +239,8 @@ class NotifyStage:
         self.last_reports: dict[str, ChannelReport] = {}
 
     @classmethod
-    def from_config(cls, config: AiopsConfig, store: Store) -> NotifyStage:
-        return cls(config, store, build_notifiers(config.notify))
+    def from_config(cls, config: AiopsConfig, store: Store, *, is_leader: Callable[[], bool] | None = None) -> NotifyStage:
+        return cls(config, store, build_notifiers(config.notify), is_leader=is_leader)
 
     def _decorate(self, n: Notification, route: RouteConfig) -> Notification:
         """Add the route's context (reserved labels) that channels need: route, mentions, links."""
@@ -278,6 +284,7 @@ class NotifyStage:
         degraded: bool,
     ) -> list[Notification]:
         t = now.timestamp()
+        leading = self.is_leader is None or self.is_leader()
         current = build_notifications(findings, results, cycle_id=cycle_id,
                                       min_severity=self.config.policy.notify_min_severity, degraded=degraded)
         ledger = self._ledger()
@@ -348,12 +355,16 @@ class NotifyStage:
             conn.executemany("UPDATE notify_ledger SET active = 0 WHERE channel = ? AND key = ?", resolved_keys)
             # Action notifications never resolve; their rows only serve de-duplication, so old ones go.
             conn.execute("DELETE FROM notify_ledger WHERE (active = 0 OR resolvable = 0) AND last_sent_at < ?", (t - 7 * 86400,))
+            if not leading:
+                return []
             self.outbox.enqueue_in(conn, envelopes, now)
         self.last_reports = self.outbox.flush(self.notifiers, now)
         return list(queued.values())
 
     def flush(self, now: datetime) -> dict[str, ChannelReport]:
         """Send what is due without new input (between cycles, or at shutdown)."""
+        if self.is_leader is not None and not self.is_leader():
+            return {}
         self.last_reports = self.outbox.flush(self.notifiers, now)
         return self.last_reports
 

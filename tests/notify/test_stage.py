@@ -320,3 +320,15 @@ def test_a_damaged_outbox_row_fails_alone(store: Store) -> None:
     assert sorted(n.entity.name for n in recs["a"].sent if n.entity) == ["a", "b", "c"]
     [bad] = stage.outbox.rows(state=FAILED)
     assert bad["id"] == "x:a" and "unreadable payload" in str(bad["last_error"])
+
+
+def test_only_the_leader_tells_and_a_new_leader_does_not_repeat(store: Store) -> None:
+    leader = {"now": False}
+    cfg = config({"channels": {"a": {"plugin": "console"}}})
+    rec = Recorder()
+    stage = NotifyStage(cfg, store, {"a": rec}, now=NOW, is_leader=lambda: leader["now"])
+    assert stage.notify([finding(pod("a"))], [], cycle_id="c1", now=NOW, degraded=False) == []
+    assert rec.sent == [] and stage.outbox.rows() == []
+    leader["now"] = True  # takes over: "a" was told by the old leader, "b" is new
+    stage.notify([finding(pod("a")), finding(pod("b"))], [], cycle_id="c2", now=NOW + timedelta(minutes=1), degraded=False)
+    assert [n.entity.name for n in rec.sent if n.entity] == ["b"]
