@@ -8,6 +8,7 @@ import time
 from datetime import UTC, datetime
 
 import pytest
+import requests
 import urllib3
 from kubernetes import client, watch
 from kubernetes.client.rest import ApiException
@@ -506,3 +507,72 @@ def test_lease_patch_and_auth_reviews_through_the_client(sa, api: KubeApiServer)
 
     assert can("create", "pods", "eviction") and can("update", "leases", group="coordination.k8s.io")
     assert not can("create", "pods") and not can("delete", "nodes")
+
+
+# -- bad requests get the apiserver's 4xx, never a 500 from the fake ------------------------------
+
+BAD_REQUESTS = [
+    # (method, path, content type, body, expected code, reason)
+    ("POST", "/api/v1/namespaces/default/configmaps", "application/json", b"{not json", 400, "BadRequest"),
+    ("POST", "/api/v1/namespaces/default/configmaps", "application/json", b'{"data": {}}', 422, "Invalid"),
+    (
+        "POST",
+        "/api/v1/namespaces/default/configmaps",
+        "application/json",
+        b'{"metadata": {"name": "x", "namespace": "other"}}',
+        400,
+        "BadRequest",
+    ),
+    ("PUT", "/api/v1/nodes/n1", "application/json", b'{"metadata": {"name": "n2"}}', 400, "BadRequest"),
+    (
+        "PATCH",
+        "/api/v1/nodes/n1",
+        "application/json-patch+json",
+        b'[{"op": "frobnicate", "path": "/x"}]',
+        422,
+        "Invalid",
+    ),
+    ("PATCH", "/api/v1/nodes/n1", "application/json-patch+json", b'{"spec": {}}', 422, "Invalid"),
+    ("PATCH", "/api/v1/nodes/n1", "text/plain", b"{}", 415, "UnsupportedMediaType"),
+    ("PATCH", "/api/v1/nodes/n1", "application/apply-patch+yaml", b"{}", 415, "UnsupportedMediaType"),
+    ("PATCH", "/api/v1/nodes/absent", "application/merge-patch+json", b"{}", 404, "NotFound"),
+    ("GET", "/api/v1/widgets", "", b"", 404, "NotFound"),
+    ("GET", "/apis/apps/v1/namespaces/default/deployments/model/frobs", "", b"", 404, "NotFound"),
+    ("GET", "/api/v1/pods?labelSelector=a%20in%20", "", b"", 400, "BadRequest"),
+    ("GET", "/api/v1/pods?limit=1&continue=garbage", "", b"", 400, "BadRequest"),
+    (
+        "POST",
+        "/api/v1/namespaces/default/pods/web-0/eviction",
+        "application/json",
+        b'{"metadata": {"name": "web-1"}}',
+        400,
+        "BadRequest",
+    ),
+    ("POST", "/version", "application/json", b"{}", 405, "MethodNotAllowed"),
+    (
+        "POST",
+        "/api/v1/namespaces/default/configmaps",
+        "application/vnd.kubernetes.protobuf",
+        b"k8s\x00garbage",
+        415,
+        "UnsupportedMediaType",
+    ),
+]
+
+
+@pytest.mark.parametrize(("method", "path", "ctype", "body", "code", "reason"), BAD_REQUESTS)
+def test_bad_requests_get_status_errors(
+    api: KubeApiServer, method: str, path: str, ctype: str, body: bytes, code: int, reason: str
+) -> None:
+    headers = {"Authorization": f"Bearer {ADMIN_TOKEN}", "Accept": "application/json"}
+    if ctype:
+        headers["Content-Type"] = ctype
+    resp = requests.request(
+        method, api.url + path, data=body, headers=headers, verify=str(api.certificate.cert_file), timeout=5
+    )
+    assert resp.headers["Content-Type"] == "application/json"
+    status = resp.json()
+    assert (resp.status_code, status["kind"], status["code"], status["reason"]) == (code, "Status", code, reason), (
+        status
+    )
+    assert "test API server bug" not in status.get("message", "")
