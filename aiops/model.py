@@ -189,6 +189,9 @@ class Finding:
     confirmed: bool = False
     # Set by policy (decide); detectors leave it None.
     severity: Severity | None = None
+    # Set by root-cause correlation when another entity explains this finding (a model's accuracy
+    # drop caused by its node's failing GPU): people are told, the action goes to the cause.
+    cause: Entity | None = None
     id: str = field(default_factory=new_id)
 
     def __post_init__(self) -> None:

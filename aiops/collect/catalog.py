@@ -51,6 +51,15 @@ DEFAULT_SIGNALS: dict[str, SignalConfig] = {
         bad_direction="up",
         description="a container is in CrashLoopBackOff",
     ),
+    "pod_info": SignalConfig(
+        query="max by (namespace, pod, node) (kube_pod_info)",
+        entity="pod",
+        entity_labels={"name": "pod", "namespace": "namespace"},
+        attribute_labels=["node"],
+        unit="bool",
+        bad_direction="both",
+        description="topology: which node each pod runs on (for root-cause correlation)",
+    ),
     # --- nodes -------------------------------------------------------------------------
     "node_ready": SignalConfig(
         query='max by (node) (kube_node_status_condition{condition="Ready",status="true"})',
@@ -214,6 +223,15 @@ DEFAULT_SIGNALS: dict[str, SignalConfig] = {
         unit="ratio",
         bad_direction="down",
         description="online accuracy (or any quality gauge in [0, 1]) exported by the serving stack",
+    ),
+    "model_replica_accuracy": SignalConfig(
+        query='avg by (namespace, model, pod) (model_accuracy{pod!=""})',
+        entity="pod",
+        entity_labels={"name": "pod", "namespace": "namespace"},
+        attribute_labels=["model"],
+        unit="ratio",
+        bad_direction="down",
+        description="accuracy per serving replica, when the gauge carries a pod label",
     ),
     "business_conversion_rate": SignalConfig(
         query="avg by (namespace, model) (business_conversion_rate)",

@@ -20,11 +20,49 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--cycle", help="only events of this cycle id")
     p.add_argument("--limit", type=int, default=50)
     p.add_argument("--json", action="store_true")
+    p.add_argument(
+        "--stats", action="store_true",
+        help="per detector: predictions, confirmed, false positives, precision, median lead time, actions healed",
+    )
     p.set_defaults(func=run)
 
 
 def _ts(epoch: float | None) -> str:
     return datetime.fromtimestamp(epoch, UTC).strftime("%Y-%m-%d %H:%M:%S") if epoch else "-"
+
+
+def detector_stats(store: Store) -> list[dict[str, object]]:
+    """What an operator reads before moving a detector from suggest to auto."""
+    from aiops.engine.predictions import PredictionLedger
+
+    rows = {s.detector: {
+        "detector": s.detector, "predictions": s.predictions, "open": s.open, "confirmed": s.confirmed,
+        "false_positives": s.false_positives, "prevented": s.prevented, "precision": s.precision,
+        "median_lead_seconds": s.median_lead_seconds, "healed": 0, "not_healed": 0,
+    } for s in PredictionLedger(store).stats()}
+    tables = {r["name"] for r in store.query("SELECT name FROM sqlite_master WHERE type = 'table'")}
+    if "action_outcomes" in tables:
+        for r in store.query("SELECT status, decision FROM action_outcomes WHERE status IN ('healed', 'not_healed')"):
+            detector = json.loads(r["decision"]).get("finding", {}).get("detector", "?")
+            row = rows.setdefault(detector, {"detector": detector, "predictions": 0, "open": 0, "confirmed": 0,
+                                             "false_positives": 0, "prevented": 0, "precision": None,
+                                             "median_lead_seconds": None, "healed": 0, "not_healed": 0})
+            row[r["status"]] = int(row[r["status"]]) + 1  # type: ignore[call-overload]
+    return sorted(rows.values(), key=lambda r: str(r["detector"]))
+
+
+def _print_stats(stats: list[dict[str, object]]) -> None:
+    if not stats:
+        print("No predictions or action outcomes recorded yet.")
+        return
+    header = f"{'detector':16} {'predictions':>11} {'open':>5} {'confirmed':>9} {'false+':>7} {'prevented':>9} " \
+             f"{'precision':>9} {'median lead':>11} {'healed':>7} {'not healed':>10}"
+    print(header)
+    for r in stats:
+        precision = "-" if r["precision"] is None else f"{r['precision']:.2f}"
+        lead = "-" if r["median_lead_seconds"] is None else f"{float(r['median_lead_seconds']) / 60:.0f} min"  # type: ignore[arg-type]
+        print(f"{r['detector']!s:16} {r['predictions']:>11} {r['open']:>5} {r['confirmed']:>9} {r['false_positives']:>7} "
+              f"{r['prevented']:>9} {precision:>9} {lead:>11} {r['healed']:>7} {r['not_healed']:>10}")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -37,7 +75,15 @@ def run(args: argparse.Namespace) -> int:
 
         if not Path(path).exists():
             return fail(f"no state database at {path}: run `aiops once` or `aiops run` first, or pass --state")
-        audit = AuditLog(Store(path))
+        store = Store(path)
+        if args.stats:
+            stats = detector_stats(store)
+            if args.json:
+                print(json.dumps({"detectors": stats}, indent=2, default=str))
+            else:
+                _print_stats(stats)
+            return EXIT_OK
+        audit = AuditLog(store)
         cycles = audit.cycles(limit=min(args.limit, 20)) if not (args.kind or args.entity or args.cycle) else []
         events = audit.events(kind=args.kind, entity=args.entity, cycle_id=args.cycle, limit=args.limit)
     except EXPECTED_ERRORS as exc:

@@ -23,6 +23,34 @@ class SeverityThresholds(StrictModel):
         return self
 
 
+class LadderConfig(StrictModel):
+    """Tiered response to a *prediction*: notify -> prepare -> act, one rung per cycle.
+
+    A long lead time or a low score only notifies; as the predicted failure approaches or the
+    score hardens the response climbs one rung per cycle, never skipping rungs unless the failure
+    is confirmed. The prepare rung runs ``prepare_action`` (default: the rule's action) with
+    ``prepare_params`` — e.g. evacuate_node with ``{cordon_only: true}``, or scale_ahead.
+    """
+
+    prepare_action: str | None = None
+    prepare_params: dict[str, Any] = Field(default_factory=lambda: {})
+    # Prepare when the failure is predicted within this and the score reaches prepare_score.
+    prepare_within: Duration = timedelta(hours=2)
+    prepare_score: float = Field(default=0.7, ge=0.0, le=1.0)
+    # Act when the failure is predicted within this and the score reaches act_score.
+    act_within: Duration = timedelta(minutes=30)
+    act_score: float = Field(default=0.9, ge=0.0, le=1.0)
+    skip_prepare: bool = False
+
+    @model_validator(mode="after")
+    def _ordered(self) -> LadderConfig:
+        if self.act_within > self.prepare_within:
+            raise ValueError("act_within must not exceed prepare_within")
+        if self.act_score < self.prepare_score:
+            raise ValueError("act_score must not be below prepare_score")
+        return self
+
+
 class PolicyRule(StrictModel):
     """Which findings trigger which action. Match fields are fnmatch patterns; empty matches all."""
 
@@ -40,6 +68,13 @@ class PolicyRule(StrictModel):
     # Caps the global mode for this rule (an action can be held at "suggest" while others act).
     max_mode: Mode = Mode.AUTO
     params: dict[str, Any] = Field(default_factory=dict)
+    # Predictions climb a ladder instead of acting at once (see LadderConfig).
+    ladder: LadderConfig | None = None
+    # A detector's predictions may trigger automatic actions only once its measured precision
+    # (confirmed / (confirmed + false positives), `aiops history --stats`) reaches this, over at
+    # least min_judged predictions; until then the decision is held at suggest.
+    min_precision: float | None = Field(default=None, ge=0.0, le=1.0)
+    min_judged: int = Field(default=5, ge=1)
 
 
 def default_rules() -> list[PolicyRule]:
@@ -65,9 +100,19 @@ def default_rules() -> list[PolicyRule]:
             name="sick-gpu-node",
             detector="gpu_health",
             entity_kind="gpu",
-            min_severity=Severity.CRITICAL,
+            min_severity=Severity.WARNING,
             action="evacuate_node",
             target="node",
+            # A GPU that is *predicted* to fail gets its node cordoned first; the evacuation follows
+            # when the failure is near or confirmed (XID 79/48/64/95 are confirmed failures).
+            ladder=LadderConfig(prepare_params={"cordon_only": True}),
+        ),
+        PolicyRule(
+            name="root-cause-node",
+            detector="root_cause",
+            entity_kind="node",
+            min_severity=Severity.CRITICAL,
+            action="evacuate_node",
         ),
         PolicyRule(
             name="node-not-ready",
@@ -102,8 +147,21 @@ def default_rules() -> list[PolicyRule]:
     ]
 
 
+class RootCauseConfig(StrictModel):
+    """Cross-signal root cause: join quality/serving findings with infrastructure by topology."""
+
+    enabled: bool = True
+    # A replica whose quality gauge fell this much below its own baseline counts as degraded.
+    replica_quality_drop: float = Field(default=0.05, gt=0.0, lt=1.0)
+    # Infrastructure findings at or above this score can explain a serving problem.
+    infra_min_score: float = Field(default=0.7, ge=0.0, le=1.0)
+    # GPU series that vanish while their node is Ready are reported with this score.
+    missing_gpu_score: float = Field(default=0.8, ge=0.0, le=1.0)
+
+
 class PolicyConfig(StrictModel):
     severity: SeverityThresholds = SeverityThresholds()
+    root_cause: RootCauseConfig = RootCauseConfig()
     rules: list[PolicyRule] = Field(default_factory=default_rules)
     # Findings below this severity are recorded but not sent to people.
     notify_min_severity: Severity = Severity.WARNING

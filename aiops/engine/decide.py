@@ -3,26 +3,47 @@
 All thresholds live here (via config), never in detectors. A finding is graded by score and by
 how soon its predicted failure is; the first matching rule turns it into a decision on a target.
 Several findings about one target collapse into one decision, carrying the strongest finding.
+
+Predictions on rules with a ladder climb notify -> prepare -> act one rung per cycle (straight to
+act when the failure is confirmed). A prediction that turned out false rolls its preparation back.
+A rule may hold a detector at *suggest* until its measured precision is good enough. Findings
+that another finding explains (``Finding.cause``, set by root-cause correlation) are told to
+people but never acted on themselves: the action goes to the cause.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import replace
-from datetime import timedelta
+from datetime import datetime, timedelta
 from fnmatch import fnmatchcase
 
-from aiops.config.policy import PolicyConfig, PolicyRule
+from aiops.config.policy import LadderConfig, PolicyConfig, PolicyRule
+from aiops.engine.ladder import ACT, NOTIFY, PREPARE, LadderState
+from aiops.engine.predictions import FALSE_POSITIVE, ClosedPrediction, PredictionLedger
 from aiops.model import Decision, Entity, Finding, Mode, Severity
 
 # Attributes that name the node an entity runs on, in order of preference.
 NODE_ATTRIBUTES = ("node", "Hostname", "instance", "kubernetes_node")
+ADVISE = "advise"
+# Decision params read by the act stage and the guarded writer.
+BASIS = "basis"  # "predicted" or "confirmed": separate budgets and blast radius
+RESTORE = "restore"  # undo a preparation (uncordon, restore replicas); same key as aiops.kube.plan
 
 
 class Policy:
-    def __init__(self, config: PolicyConfig, mode: Mode) -> None:
+    def __init__(
+        self,
+        config: PolicyConfig,
+        mode: Mode,
+        *,
+        ladder: LadderState | None = None,
+        ledger: PredictionLedger | None = None,
+    ) -> None:
         self.config = config
         self.mode = mode
+        self.ladder = ladder
+        self.ledger = ledger
 
     def grade(self, finding: Finding) -> Finding:
         t = self.config.severity
@@ -39,6 +60,8 @@ class Policy:
         return replace(finding, severity=severity)
 
     def matches(self, rule: PolicyRule, finding: Finding) -> bool:
+        if finding.cause is not None:
+            return False  # explained by another finding; that one carries the action
         if not (
             fnmatchcase(finding.detector, rule.detector)
             and fnmatchcase(finding.signal, rule.signal)
@@ -50,7 +73,7 @@ class Policy:
             return False
         if rule.require_confirmed and not finding.confirmed:
             return False
-        if rule.max_lead_time is not None and not finding.confirmed:
+        if rule.max_lead_time is not None and rule.ladder is None and not finding.confirmed:
             lead = finding.lead_time
             if lead is None or lead > rule.max_lead_time or lead < -timedelta(minutes=5):
                 return False
@@ -69,28 +92,128 @@ class Policy:
             return entity, {"resolve_target": "owner"}
         return entity, {}
 
-    def decide(self, findings: Sequence[Finding]) -> tuple[list[Finding], list[Decision]]:
+    def decide(
+        self, findings: Sequence[Finding], *, now: datetime | None = None, closed: Sequence[ClosedPrediction] = ()
+    ) -> tuple[list[Finding], list[Decision]]:
         graded = [self.grade(f) for f in findings]
+        now = now or (max((f.observed_at for f in graded), default=None))
         best: dict[tuple[str, str], Decision] = {}
+        for decision in self._rollbacks(closed):
+            best[(decision.action, decision.target.key)] = decision
         for finding in sorted(graded, key=lambda f: (-f.score, f.key)):
             rule = next((r for r in self.config.rules if self.matches(r, finding)), None)
             if rule is None:
                 continue
             target, extra = self.target(rule, finding)
-            key = (rule.action, target.key)
-            if key in best:
+            if any(k[1] == target.key and k[0] == rule.action for k in best):
                 continue  # a stronger finding already asked for this action on this target
-            mode = self.mode if self.mode.rank <= rule.max_mode.rank else rule.max_mode
-            best[key] = Decision(
-                action=rule.action,
-                target=target,
-                mode=mode,
-                reason=_reason(rule, finding),
-                finding=finding,
-                rule=rule.name,
-                params={**rule.params, **extra},
-            )
+            decision = self._decision(rule, finding, target, extra, now)
+            if decision is None:
+                continue
+            best.setdefault((decision.action, decision.target.key), decision)
         return graded, list(best.values())
+
+    def _decision(
+        self, rule: PolicyRule, finding: Finding, target: Entity, extra: dict[str, str], now: datetime | None
+    ) -> Decision | None:
+        basis = "confirmed" if finding.confirmed else "predicted"
+        action, params = rule.action, {**rule.params, **extra, BASIS: basis}
+        reason = _reason(rule, finding)
+        if rule.ladder is not None and self.ladder is not None and now is not None:
+            rung, rungs = self._climb(rule, rule.ladder, finding, target, now)
+            if rung == NOTIFY:
+                action = ADVISE
+            elif rung == PREPARE:
+                action = rule.ladder.prepare_action or rule.action
+                params.update(rule.ladder.prepare_params)
+            reason = f"step {_rung_index(rung, rule.ladder)} of {rungs}: {_rung_text(rung, rule, finding)}; {reason}"
+        mode = self.mode if self.mode.rank <= rule.max_mode.rank else rule.max_mode
+        if rule.min_precision is not None and not finding.confirmed and self.ledger is not None and mode is Mode.AUTO:
+            precision, judged = self.ledger.precision(finding.detector)
+            if judged < rule.min_judged or precision is None or precision < rule.min_precision:
+                mode = Mode.SUGGEST
+                shown = "unmeasured" if precision is None else f"{precision:.2f}"
+                reason += (
+                    f" (held at suggest: {finding.detector} precision {shown} over {judged} judged predictions;"
+                    f" the rule asks {rule.min_precision:.2f} over at least {rule.min_judged})"
+                )
+        return Decision(
+            action=action, target=target, mode=mode, reason=reason, finding=finding, rule=rule.name, params=params
+        )
+
+    def _climb(
+        self, rule: PolicyRule, ladder: LadderConfig, finding: Finding, target: Entity, now: datetime
+    ) -> tuple[int, int]:
+        assert self.ladder is not None
+        rungs = 2 if ladder.skip_prepare else 3
+        lead = finding.lead_time
+        if finding.confirmed:
+            wanted = ACT
+        elif lead is not None and lead <= ladder.act_within and finding.score >= ladder.act_score:
+            wanted = ACT
+        elif not ladder.skip_prepare and lead is not None and lead <= ladder.prepare_within and finding.score >= ladder.prepare_score:
+            wanted = PREPARE
+        elif lead is None and finding.score >= ladder.act_score:
+            # A non-forecasting detector (GPU health warning signs): harden one rung at a time.
+            wanted = ACT
+        else:
+            wanted = NOTIFY
+        if ladder.skip_prepare and wanted == PREPARE:
+            wanted = NOTIFY
+        step = self.ladder.climb(rule.name, target.key, finding.entity.key, wanted, jump=finding.confirmed, now=now)
+        rung = step.rung
+        if ladder.skip_prepare and rung == PREPARE:
+            rung = self.ladder.climb(rule.name, target.key, finding.entity.key, ACT, jump=True, now=now).rung
+        return rung, rungs
+
+    def _rollbacks(self, closed: Sequence[ClosedPrediction]) -> list[Decision]:
+        """Undo the preparation of predictions that turned out false; end their episodes."""
+        if self.ladder is None:
+            return []
+        out: list[Decision] = []
+        rules = {r.name: r for r in self.config.rules}
+        for c in closed:
+            for episode in self.ladder.close(c.entity):
+                rule = rules.get(episode.rule)
+                if c.outcome != FALSE_POSITIVE or rule is None or rule.ladder is None or episode.rung < PREPARE:
+                    continue
+                kind, _, rest = episode.target.partition("/")
+                namespace, _, name = rest.rpartition("/")
+                target = Entity(kind=kind, name=name, namespace=namespace)
+                evidence_finding = Finding(
+                    detector=c.detector, signal=c.signal, entity=target, score=0.0,
+                    observed_at=c.opened_at, evidence=_false_positive_evidence(c),
+                )
+                out.append(Decision(
+                    action=rule.ladder.prepare_action or rule.action,
+                    target=target,
+                    mode=self.mode if self.mode.rank <= rule.max_mode.rank else rule.max_mode,
+                    reason=f"prediction by {c.detector} on {c.entity} passed its horizon without a failure: "
+                           "rolling back the preparation (false positive counted)",
+                    finding=evidence_finding,
+                    rule=rule.name,
+                    params={**rule.ladder.prepare_params, RESTORE: True, BASIS: "predicted"},
+                ))
+        return out
+
+
+def _false_positive_evidence(c: ClosedPrediction):  # noqa: ANN202 - Evidence
+    from aiops.model import Evidence
+
+    return Evidence(f"false positive: {c.signal} on {c.entity} recovered without a failure", facts={"outcome": c.outcome})
+
+
+def _rung_index(rung: int, ladder: LadderConfig) -> int:
+    return 2 if ladder.skip_prepare and rung == ACT else rung
+
+
+def _rung_text(rung: int, rule: PolicyRule, finding: Finding) -> str:
+    at = finding.predicted_failure_at.strftime("%H:%M UTC") if finding.predicted_failure_at else "when confirmed"
+    if rung == NOTIFY:
+        return f"watching; {rule.action} follows if the prediction hardens (failure expected {at})"
+    if rung == PREPARE:
+        return f"preparing; {rule.action} at {at} unless signals recover"
+    return f"{rule.action}" + (" (failure confirmed)" if finding.confirmed else f" before the predicted failure at {at}")
 
 
 def _reason(rule: PolicyRule, finding: Finding) -> str:

@@ -19,7 +19,10 @@ from aiops import metrics, plugins
 from aiops.collect.collector import Collector
 from aiops.config import AiopsConfig
 from aiops.engine.act import Actor
+from aiops.engine.correlate import correlate
 from aiops.engine.decide import Policy
+from aiops.engine.ladder import LadderState
+from aiops.engine.predictions import PredictionLedger
 from aiops.model import CycleReport, Finding, Frame, StageError, new_id, utcnow
 from aiops.notify.stage import NotifyStage
 from aiops.plugins import Detector, PluginError
@@ -85,6 +88,7 @@ class Pipeline:
         notifier: NotifyStage,
         audit: AuditLog,
         store: Store,
+        ledger: PredictionLedger | None = None,
         extra_findings: Sequence[object] = (),
     ) -> None:
         self.config = config
@@ -95,6 +99,7 @@ class Pipeline:
         self.notifier = notifier
         self.audit = audit
         self.store = store
+        self.ledger = ledger
         # Sources of findings that do not come from series (Alertmanager webhook inbox):
         # objects with ``findings(now) -> list[Finding]``.
         self.extra_findings = list(extra_findings)
@@ -106,11 +111,13 @@ class Pipeline:
     @classmethod
     def from_config(cls, config: AiopsConfig, store: Store | None = None) -> Pipeline:
         store = store or Store(config.state.path)
+        ledger = PredictionLedger(store)
         return cls(
             config,
             collector=Collector(config),
             detectors=build_detectors(config),
-            policy=Policy(config.policy, config.safety.mode),
+            policy=Policy(config.policy, config.safety.mode, ladder=LadderState(store), ledger=ledger),
+            ledger=ledger,
             actor=Actor.from_config(config, store),
             notifier=NotifyStage.from_config(config, store),
             audit=AuditLog(store, config.state.audit_retention),
@@ -162,7 +169,10 @@ class Pipeline:
                 findings = self._detect(frame, now, report)
 
         with self._stage(report, "decide"):
-            graded, decisions = self.policy.decide(findings)
+            # Predictions are checked before deciding: a false one rolls its preparation back now.
+            # Not on a degraded cycle: missing data must not expire predictions as false positives.
+            closed = self.ledger.observe(findings, now) if self.ledger is not None and not report.degraded else []
+            graded, decisions = self.policy.decide(findings, now=now, closed=closed)
             report.findings, report.decisions = graded, decisions
 
         with self._stage(report, "act"):
@@ -178,6 +188,8 @@ class Pipeline:
         report.finished_at = utcnow()
         with self._stage(report, "record"):
             self.audit.record(report)
+            if self.ledger is not None:
+                self.ledger.mark_acted(report.results)
         report.finished_at = utcnow()
         self._export(report)
         return report
@@ -193,7 +205,7 @@ class Pipeline:
                 metrics.STAGE_ERRORS.labels("detect").inc()
         for source in self.extra_findings:
             findings.extend(source.findings(now))  # type: ignore[attr-defined]
-        return findings
+        return correlate(findings, frame, self.config.policy.root_cause)
 
     def _export(self, report: CycleReport) -> None:
         total = report.duration_seconds

@@ -1,0 +1,205 @@
+"""Cross-signal root cause for AI serving: join quality and serving findings with infrastructure.
+
+Topology comes from the series themselves: pod -> node from ``kube_pod_info`` (signal
+``pod_info``), GPU -> node from dcgm-exporter's ``Hostname``, model -> replica pods from the
+per-replica quality gauge and vLLM's per-pod series. Then:
+
+- a quality drop on *some* replicas of a model, whose nodes show GPU trouble, is a node problem:
+  a ``root_cause`` finding targets the node (so policy evacuates it) and the quality findings get
+  ``cause`` = that node (so policy does not roll the model back). When *all* replicas drop, it is
+  the model: nothing is attributed and the model-level finding stands.
+- a latency regression of a model whose pods run on a node with GPU findings is attributed to it.
+- an OOMKill next to a GPU framebuffer trend on the same node is linked in the evidence.
+- GPU series that vanish while their node is Ready are reported: missing data is a signal too.
+
+Pure: findings + frame in, findings out. Thresholds come from ``policy.root_cause``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import replace
+from datetime import datetime
+
+import numpy as np
+
+from aiops.config.policy import RootCauseConfig
+from aiops.model import Entity, Evidence, Finding, Frame, Series, from_epoch
+
+DETECTOR = "root_cause"
+
+
+def _node_of_gpu(entity: Entity) -> str:
+    return entity.attr("Hostname").split(":")[0]
+
+
+def _drop_since(series: Series, min_drop: float) -> tuple[float, datetime | None]:
+    """Relative drop of the latest values against the series' own early baseline, and since when."""
+    values = series.values
+    ok = np.isfinite(values)
+    if ok.sum() < 10:
+        return 0.0, None
+    vals, ts = values[ok], series.timestamps[ok]
+    third = max(3, len(vals) // 3)
+    baseline = float(np.median(vals[:third]))
+    if baseline <= 0:
+        return 0.0, None
+    recent = float(np.median(vals[-max(3, len(vals) // 20):]))
+    drop = 1.0 - recent / baseline
+    if drop < min_drop:
+        return drop, None
+    below = vals < baseline * (1.0 - min_drop / 2)
+    # The start of the last run of points below the half-way mark.
+    idx = len(below) - 1
+    while idx > 0 and below[idx - 1]:
+        idx -= 1
+    return drop, from_epoch(ts[idx])
+
+
+def correlate(findings: Sequence[Finding], frame: Frame, config: RootCauseConfig) -> list[Finding]:
+    if not config.enabled:
+        return list(findings)
+    out = list(findings)
+    pod_node = {s.entity.key: s.entity.attr("node") for s in frame.of("pod_info") if s.entity.attr("node")}
+
+    # Infrastructure trouble per node: GPU findings (by Hostname) and node findings.
+    infra: dict[str, list[Finding]] = {}
+    for f in findings:
+        if f.score < config.infra_min_score or f.cause is not None:
+            continue
+        if f.entity.kind == "gpu" and _node_of_gpu(f.entity):
+            infra.setdefault(_node_of_gpu(f.entity), []).append(f)
+        elif f.entity.kind == "node" and f.signal in ("node_ready",):
+            infra.setdefault(f.entity.name, []).append(f)
+
+    # Missing series: a GPU that stopped reporting while its node is Ready.
+    ready = {s.entity.name: float(s.values[-1]) for s in frame.of("node_ready") if len(s)}
+    gone: dict[str, Series] = {}
+    for s in frame.vanished:
+        if s.entity.kind == "gpu" and ready.get(_node_of_gpu(s.entity)) == 1.0:
+            gone.setdefault(s.entity.key, s)
+    for s in gone.values():
+        node = _node_of_gpu(s.entity)
+        out.append(Finding(
+            detector=DETECTOR,
+            signal="gpu_metrics_missing",
+            entity=s.entity,
+            score=config.missing_gpu_score,
+            observed_at=frame.now,
+            evidence=Evidence(
+                f"GPU {s.entity.name} on node {node} stopped reporting {s.signal} at "
+                f"{from_epoch(s.timestamps[-1]):%H:%M UTC} while the node is Ready "
+                "(dcgm-exporter down, or the GPU fell off the bus)",
+                recent=tuple(float(v) for v in s.values[-24:]),
+                facts={"node": node, "last_seen": from_epoch(s.timestamps[-1]).isoformat()},
+                related=(f"node/{node}",),
+            ),
+        ))
+
+    out = _quality_by_replica(out, frame, infra, pod_node, config)
+    out = _latency_on_sick_nodes(out, frame, infra, pod_node)
+    return _oom_next_to_framebuffer(out, pod_node)
+
+
+def _quality_by_replica(
+    findings: list[Finding], frame: Frame, infra: dict[str, list[Finding]], pod_node: dict[str, str],
+    config: RootCauseConfig,
+) -> list[Finding]:
+    replicas: dict[tuple[str, str], list[Series]] = {}
+    for s in frame.of("model_replica_accuracy"):
+        replicas.setdefault((s.entity.namespace, s.entity.attr("model")), []).append(s)
+    causes: dict[tuple[str, str], Entity] = {}
+    for (namespace, model), series in replicas.items():
+        if len(series) < 2:
+            continue
+        drops = {s.entity.key: _drop_since(s, config.replica_quality_drop) for s in series}
+        bad = [s for s in series if drops[s.entity.key][1] is not None]
+        if not bad or len(bad) == len(series):
+            continue  # nobody or everybody: not a node's fault
+        nodes = {pod_node.get(s.entity.key, s.entity.attr("node")) for s in bad}
+        if len(nodes) != 1 or None in nodes or "" in nodes:
+            continue
+        node = nodes.pop()
+        trouble = infra.get(node)
+        if not trouble:
+            continue
+        worst = max(trouble, key=lambda f: f.score)
+        r = bad[0]
+        drop, since = drops[r.entity.key]
+        fine = ", ".join(sorted(s.entity.name for s in series if s not in bad))
+        summary = (
+            f"accuracy on replica {r.entity.name} of {model} dropped {drop:.0%} since {since:%H:%M UTC}; "
+            f"it runs on node {node}, whose {worst.entity.kind} {worst.entity.name} reports: {worst.evidence.summary}; "
+            f"the other replicas ({fine}) are fine — the node is the cause, not the model"
+        )
+        node_entity = Entity(kind="node", name=node)
+        findings.append(Finding(
+            detector=DETECTOR,
+            signal=worst.signal,
+            entity=node_entity,
+            score=max(worst.score, 0.9),
+            observed_at=frame.now,
+            confirmed=worst.confirmed,
+            predicted_failure_at=worst.predicted_failure_at,
+            evidence=Evidence(summary, recent=tuple(float(v) for v in r.values[-24:]),
+                              facts={"model": model, "replica": r.entity.name, "drop": round(drop, 4),
+                                     "since": since.isoformat() if since else None, "gpu_finding": worst.key},
+                              related=(r.entity.key, worst.entity.key)),
+        ))
+        causes[(namespace, model)] = node_entity
+        for s in bad:
+            causes[("pod", s.entity.key)] = node_entity
+    if not causes:
+        return findings
+    out = []
+    for f in findings:
+        cause = causes.get((f.entity.namespace, f.entity.name)) if f.entity.kind == "model" else None
+        cause = cause or causes.get(("pod", f.entity.key))
+        if cause is not None and f.detector != DETECTOR and f.signal in ("model_accuracy", "model_replica_accuracy", "business_conversion_rate"):
+            f = replace(f, cause=cause, evidence=replace(f.evidence, summary=f"{f.evidence.summary} — attributed to {cause.key}"))
+        out.append(f)
+    return out
+
+
+def _latency_on_sick_nodes(
+    findings: list[Finding], frame: Frame, infra: dict[str, list[Finding]], pod_node: dict[str, str]
+) -> list[Finding]:
+    if not infra:
+        return findings
+    model_pods: dict[tuple[str, str], set[str]] = {}
+    for s in frame.of("inference_kv_cache_usage"):
+        model_pods.setdefault((s.entity.namespace, s.entity.attr("model_name")), set()).add(s.entity.key)
+    out = []
+    for f in findings:
+        if f.signal == "inference_latency_p99" and f.entity.kind == "model" and f.cause is None:
+            pods = model_pods.get((f.entity.namespace, f.entity.name), set())
+            nodes = {pod_node[p] for p in pods if p in pod_node}
+            sick = sorted(n for n in nodes if n in infra)
+            if sick and len(sick) < len(nodes):
+                node = sick[0]
+                worst = max(infra[node], key=lambda x: x.score)
+                f = replace(f, cause=Entity(kind="node", name=node), evidence=replace(
+                    f.evidence,
+                    summary=f"{f.evidence.summary} — follows {worst.entity.kind} {worst.entity.name} on node {node}: "
+                            f"{worst.evidence.summary}",
+                    related=(*f.evidence.related, worst.entity.key)))
+        out.append(f)
+    return out
+
+
+def _oom_next_to_framebuffer(findings: list[Finding], pod_node: dict[str, str]) -> list[Finding]:
+    fb_nodes = {
+        _node_of_gpu(f.entity): f for f in findings
+        if f.signal == "gpu_memory_usage_ratio" and f.entity.kind == "gpu" and _node_of_gpu(f.entity)
+    }
+    if not fb_nodes:
+        return findings
+    out = []
+    for f in findings:
+        if f.signal == "pod_oom_killed" and pod_node.get(f.entity.key) in fb_nodes:
+            gpu = fb_nodes[pod_node[f.entity.key]]
+            f = replace(f, evidence=replace(
+                f.evidence, summary=f"{f.evidence.summary} — follows a framebuffer trend on GPU {gpu.entity.name}",
+                related=(*f.evidence.related, gpu.entity.key)))
+        out.append(f)
+    return out

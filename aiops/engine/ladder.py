@@ -1,0 +1,72 @@
+"""Persistent rungs of the notify -> prepare -> act ladder, one entry per (rule, target).
+
+The rung only climbs while an episode is open (one rung per cycle, or straight to the top on a
+confirmed failure); it is reset when the prediction behind it closes. Kept in the Store so a
+restart neither forgets a prepared node nor climbs twice in one cycle.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from aiops.state import Store
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS ladder (
+    rule TEXT NOT NULL, target TEXT NOT NULL, entity TEXT NOT NULL, rung INTEGER NOT NULL,
+    cycle_at REAL NOT NULL, updated_at REAL NOT NULL, PRIMARY KEY (rule, target)
+);
+"""
+
+NOTIFY, PREPARE, ACT = 1, 2, 3
+
+
+@dataclass(frozen=True)
+class Step:
+    rung: int
+    previous: int
+
+
+@dataclass(frozen=True)
+class Episode:
+    rule: str
+    target: str
+    entity: str
+    rung: int
+
+
+class LadderState:
+    def __init__(self, store: Store, *, forget_after: timedelta = timedelta(days=1)) -> None:
+        self.store = store
+        self.forget_after = forget_after
+        store.ensure_schema(SCHEMA)
+
+    def climb(self, rule: str, target: str, entity: str, wanted: int, *, jump: bool, now: datetime) -> Step:
+        """Move towards ``wanted``: at most one rung per cycle unless ``jump``; never down."""
+        now_s = now.timestamp()
+        with self.store.transaction() as conn:
+            row = conn.execute("SELECT rung, cycle_at FROM ladder WHERE rule = ? AND target = ?", (rule, target)).fetchone()
+            current = int(row["rung"]) if row else 0
+            if row is not None and row["cycle_at"] == now_s:
+                return Step(current, current)  # already climbed this cycle (a second finding, same target)
+            rung = wanted if jump else min(wanted, current + 1)
+            rung = max(rung, current, NOTIFY)
+            conn.execute(
+                "INSERT INTO ladder (rule, target, entity, rung, cycle_at, updated_at) VALUES (?, ?, ?, ?, ?, ?) "
+                "ON CONFLICT(rule, target) DO UPDATE SET rung = excluded.rung, entity = excluded.entity, "
+                "cycle_at = excluded.cycle_at, updated_at = excluded.updated_at",
+                (rule, target, entity, rung, now_s, now_s),
+            )
+            conn.execute("DELETE FROM ladder WHERE updated_at < ?", (now_s - self.forget_after.total_seconds(),))
+        return Step(rung, current)
+
+    def close(self, entity: str) -> list[Episode]:
+        """End every episode about ``entity`` (its prediction closed); returns what they had reached."""
+        with self.store.transaction() as conn:
+            rows = conn.execute("SELECT * FROM ladder WHERE entity = ?", (entity,)).fetchall()
+            conn.execute("DELETE FROM ladder WHERE entity = ?", (entity,))
+        return [Episode(r["rule"], r["target"], r["entity"], int(r["rung"])) for r in rows]
+
+    def episodes(self) -> list[Episode]:
+        return [Episode(r["rule"], r["target"], r["entity"], int(r["rung"])) for r in self.store.query("SELECT * FROM ladder")]
