@@ -702,6 +702,7 @@ class GuardedWriter:
             "deployment": ("apps/v1", "Deployment"),
             "statefulset": ("apps/v1", "StatefulSet"),
             "hpa": ("autoscaling/v2", "HorizontalPodAutoscaler"),
+            "application": ("argoproj.io/v1alpha1", "Application"),
         }
         if target.kind not in kinds:
             return
