@@ -328,7 +328,9 @@ class EntityAnomaly(Detector):
             for j in order
             if contrib[j] > 0
         ]
-        described = ", ".join(f"{t['feature']} {_fmt(t['value'])} (typical {_fmt(t['typical'])})" for t in top)
+        described = ", ".join(
+            f"{t['feature']} {_fmt(t['value'])} (typical {_fmt(t['typical'])}, {t['share']:.0%} of the deviation)" for t in top
+        )
         p = float(model.exceedance(np.array([raw]))[0])
         summary = f"{entity} is unlike its own history and its peers (1 in {_rarity(p)} rows)" + (
             f": {described}" if described else ""
@@ -365,4 +367,7 @@ def _fmt(value: float | None) -> str:
 
 
 def _rarity(p: float) -> str:
-    return f"{1 / p:,.0f}" if p > 0 else "never seen"
+    # Beyond what history holds the figure is an extrapolation: two significant digits at most.
+    if p <= 0:
+        return "more than 1e300"
+    return f"{1 / p:,.0f}" if 1 / p < 10_000 else f"{1 / p:.1e}"
