@@ -22,12 +22,12 @@ hpa|lease|events|rs|deploy|applications``, ``events --for``, ``cordon``/``uncord
 blocked by a PodDisruptionBudget until ``--timeout``, waiting for Terminating pods), ``auth can-i
 [--as] [--subresource] [--list]``, ``set image``, ``scale``, ``patch --type=merge``, ``label``,
 ``annotate``, ``rollout history|undo [--to-revision]|status|restart|pause|resume``, ``create
-configmap|namespace``, ``apply --validate=false``.
+configmap|namespace``, ``apply -f`` (built-in kinds and Argo CD Applications).
 
 Known gaps: pods go at once on delete/evict unless ``graceful_deletion=True`` (then they stay
 Terminating until :meth:`KubeApiServer.finish_terminations`); no finalizers, admission, defaulting
-or schema validation, and no OpenAPI document (``kubectl apply``/``create -f`` need
-``--validate=false``); namespaces need not exist; no aggregated discovery (kubectl falls back to
+or schema validation (the OpenAPI v3 documents only tell kubectl that PATCH takes
+``fieldValidation``; unknown fields are then accepted, not refused); namespaces need not exist; no aggregated discovery (kubectl falls back to
 the legacy documents); server-side apply is refused (415), and protobuf bodies too except the
 access reviews, ConfigMaps and Namespaces kubectl sends that way; PDB ``expectedPods`` counts the
 selected pods' controllers only when the server holds them; no controllers but the Deployment
@@ -619,6 +619,10 @@ class _Handler(BaseHTTPRequestHandler):
             found = resources.group(parts[1])
         elif len(parts) == 3 and parts[0] == "apis":
             found = resources.resource_list(f"{parts[1]}/{parts[2]}")
+        elif parts == ["openapi", "v3"]:
+            found = resources.openapi_root()
+        elif parts[:2] == ["openapi", "v3"]:
+            found = resources.openapi_group_version("/".join(parts[2:]))
         if found is None:
             raise ApiError(404, "NotFound", "the server could not find the requested resource", {})
         return 200, found

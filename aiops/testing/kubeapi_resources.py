@@ -205,3 +205,52 @@ def resource_list(group_version: str) -> dict[str, Any] | None:
                 sub_entry.update(group=g, version=v)
             entries.append(sub_entry)
     return {"kind": "APIResourceList", "apiVersion": "v1", "groupVersion": group_version, "resources": entries}
+
+
+# --- OpenAPI v3: just enough for kubectl to see that the server validates fields itself ----------
+# kubectl (apply, create -f) asks /openapi/v3 whether a kind's PATCH takes ``fieldValidation``;
+# when it does, kubectl sends ``fieldValidation=Strict`` instead of validating against schemas.
+
+
+def _openapi_key(group_version: str) -> str:
+    return f"api/{group_version}" if "/" not in group_version else f"apis/{group_version}"
+
+
+def openapi_root() -> dict[str, Any]:
+    versions = sorted({rt.group_version for rt in RESOURCES})
+    return {
+        "paths": {
+            _openapi_key(gv): {"serverRelativeURL": f"/openapi/v3/{_openapi_key(gv)}?hash=aiops"} for gv in versions
+        }
+    }
+
+
+def openapi_group_version(path: str) -> dict[str, Any] | None:
+    """The OpenAPI v3 document of one group-version (``api/v1``, ``apis/apps/v1``), or None."""
+    served = [rt for rt in RESOURCES if _openapi_key(rt.group_version) == path]
+    if not served:
+        return None
+    paths: dict[str, Any] = {}
+    for rt in served:
+        if "patch" not in rt.verbs:
+            continue
+        prefix = f"/{path}/namespaces/{{namespace}}" if rt.namespaced else f"/{path}"
+        params = [
+            {"name": n, "in": "query", "schema": {"type": "string"}}
+            for n in ("dryRun", "fieldManager", "fieldValidation")
+        ]
+        paths[f"{prefix}/{rt.plural}/{{name}}"] = {
+            "patch": {
+                "operationId": f"patch{rt.kind}",
+                "parameters": params,
+                "responses": {"200": {"description": "OK"}},
+                "x-kubernetes-action": "patch",
+                "x-kubernetes-group-version-kind": {"group": rt.group, "version": rt.version, "kind": rt.kind},
+            }
+        }
+    return {
+        "openapi": "3.0.0",
+        "info": {"title": "Kubernetes", "version": "v1.37.0"},
+        "paths": paths,
+        "components": {"schemas": {}},
+    }

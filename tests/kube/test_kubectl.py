@@ -243,17 +243,35 @@ def test_a_paused_deployment_keeps_its_revision_until_resumed(kubectl, admin) ->
 
 
 def test_kill_switch_configmap_made_by_kubectl_is_read_by_the_client(kubectl, admin, tmp_path) -> None:
+    core = client.CoreV1Api(admin)
     kubectl.ok("create", "configmap", "aiops-control", "-n", "aiops", "--from-literal=kill_switch=true")
-    assert client.CoreV1Api(admin).read_namespaced_config_map("aiops-control", "aiops").data == {"kill_switch": "true"}
-    # Manifests apply only with validation off: the server publishes no OpenAPI schema (a known gap).
+    assert core.read_namespaced_config_map("aiops-control", "aiops").data == {"kill_switch": "true"}
     manifest = tmp_path / "cm.yaml"
     manifest.write_text(
         "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: aiops-control, namespace: aiops}\ndata: {kill_switch: 'false'}\n"
     )
-    refused = kubectl("apply", "-f", str(manifest))
-    assert refused.returncode != 0 and "failed to download openapi" in refused.stderr
-    assert "configured" in kubectl.ok("apply", "--validate=false", "-f", str(manifest))
-    assert client.CoreV1Api(admin).read_namespaced_config_map("aiops-control", "aiops").data == {"kill_switch": "false"}
+    assert "configured" in kubectl.ok("apply", "-f", str(manifest))
+    assert "unchanged" in kubectl.ok("apply", "-f", str(manifest))
+    assert core.read_namespaced_config_map("aiops-control", "aiops").data == {"kill_switch": "false"}
+
+
+def test_apply_of_a_deployment_and_an_argo_application(kubectl, admin, tmp_path) -> None:
+    manifest = tmp_path / "release.yaml"
+    manifest.write_text(
+        "apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: model, namespace: default}\n"
+        "spec:\n  replicas: 2\n  selector: {matchLabels: {app: model}}\n  template:\n"
+        "    metadata: {labels: {app: model}}\n    spec: {containers: [{name: main, image: 'registry.example/model:2.0'}]}\n"
+        "---\napiVersion: argoproj.io/v1alpha1\nkind: Application\nmetadata: {name: model, namespace: argocd}\n"
+        "spec: {project: default, source: {repoURL: 'https://git.example/ml.git', path: deploy, targetRevision: v2},"
+        " destination: {server: 'https://kubernetes.default.svc', namespace: default}}\n"
+    )
+    out = kubectl.ok("apply", "-f", str(manifest))
+    assert "deployment.apps/model configured" in out and "application.argoproj.io/model created" in out
+    assert _revisions(kubectl.ok("rollout", "history", "deployment/model")) == ["1", "2"]
+    app = client.CustomObjectsApi(admin).get_namespaced_custom_object(
+        "argoproj.io", "v1alpha1", "argocd", "applications", "model"
+    )
+    assert app["spec"]["source"]["targetRevision"] == "v2"
 
 
 def test_scale_and_merge_patch(kubectl, admin) -> None:
