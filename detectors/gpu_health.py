@@ -131,7 +131,7 @@ class GpuHealth(Detector):
             facts["pod"] = pod
         subject = f" (pod {pod})" if code == 94 and pod else ""
         return self._finding(
-            frame, series, action.score, f"XID {code} on {_where(series)}{subject}: {action.meaning}. {action.node_action}.", facts, action.confirmed, t, y
+            frame, series, action.score, f"XID {code} on {_where(series)}{subject}: {action.meaning}. {_sentence(action.node_action)}.", facts, action.confirmed, t, y
         )
 
     def _ecc_dbe(self, frame: Frame, series: Series, t: np.ndarray, y: np.ndarray) -> Finding | None:
@@ -139,7 +139,7 @@ class GpuHealth(Detector):
             return None
         facts = {"errors": float(y[-1]), "node_action": XID_ACTIONS[48].node_action, "remediation": "evacuate_node"}
         return self._finding(
-            frame, series, 1.0, f"{y[-1]:g} new double-bit ECC error(s) on {_where(series)}: uncorrectable memory errors. {XID_ACTIONS[48].node_action}.", facts, True, t, y
+            frame, series, 1.0, f"{y[-1]:g} new double-bit ECC error(s) on {_where(series)}: uncorrectable memory errors. {_sentence(XID_ACTIONS[48].node_action)}.", facts, True, t, y
         )
 
     def _remap_failure(self, frame: Frame, series: Series, t: np.ndarray, y: np.ndarray) -> Finding | None:
@@ -195,6 +195,10 @@ class GpuHealth(Detector):
             evidence=Evidence(summary=summary, recent=tuple(float(v) for v in y[-30:]), facts=facts, related=(f"node/{node}",) if node else ()),
             confirmed=confirmed,
         )
+
+
+def _sentence(text: str) -> str:
+    return text[:1].upper() + text[1:]
 
 
 def _where(series: Series) -> str:

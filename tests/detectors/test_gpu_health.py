@@ -43,7 +43,7 @@ def test_xid_94_advises_restarting_the_pod_not_the_node() -> None:
     assert finding.confirmed is False
     assert finding.evidence.facts["remediation"] == "restart_pod"
     assert finding.evidence.facts["pod"] == "ml/llama-0"
-    assert "restart the affected pod" in finding.evidence.summary
+    assert "Restart the affected pod" in finding.evidence.summary
 
 
 def test_xid_74_and_63_are_risks_not_confirmed_failures() -> None:
