@@ -44,7 +44,7 @@ from aiops.kube.read import (
 )
 from aiops.kube.view import ClusterView
 from aiops.kube.writer import KubeWriter
-from aiops.model import ActionResult, ActionStatus, Decision, Finding, Plan, StageError
+from aiops.model import ActionResult, ActionStatus, Decision, Entity, Finding, Plan, StageError
 from aiops.plugins import Remediation
 from aiops.state import Store
 
@@ -167,22 +167,22 @@ class Actor:
         self.writer.remaining_budget(now)
         self.writer.breaker.is_open(now)
         results: list[ActionResult] = []
-        restores: list[Decision] = []
-        if self.is_leader:  # followers did not act, so they have nothing to judge or undo
-            results += self._judge(findings, now)
-            restores = self.outcomes.restores_due(findings, now)
+        leader = self.is_leader  # followers did not act, so they have nothing to judge, undo or resume
+        restores = self.outcomes.restores_due(findings, now) if leader else []
         inflight = {
             (f.decision.action, f.decision.target.key): f for f in self.writer.books.inflight(self.writer.dry_run)
         }
 
-        # The cluster is read only when something will be planned: a full list per cycle is not free.
+        # The cluster is read only when something needs it: a full list per cycle is not free.
         view: ClusterView | None = None
-        if self._read_view is not None and (decisions or restores or (inflight and self.is_leader)):
+        judge_needs_view = leader and self.outcomes.needs_owners()
+        if self._read_view is not None and (decisions or restores or (leader and inflight) or judge_needs_view):
             try:
                 view = self._read_with_retry(now)
             except KubeApiError as exc:
+                # Nothing is judged or planned on a missing picture.
                 self.errors.append(StageError("act", f"cannot read the cluster state: {exc}", temporary=exc.temporary))
-                return results + [
+                return [
                     ActionResult(
                         d.id,
                         d.action,
@@ -193,6 +193,8 @@ class Actor:
                     )
                     for d in decisions
                 ]
+        if leader:
+            results += self._judge(findings, now, view)
 
         for restore in restores:
             undo = self._undo(restore, view, now)
@@ -201,7 +203,7 @@ class Actor:
         handled: set[tuple[str, str]] = set()
         for decision in decisions:
             results.append(self._one(decision, view, now, inflight, handled))
-        if self.is_leader:
+        if leader:
             for key, flight in inflight.items():
                 if key not in handled:
                     results.append(self._run(flight.decision, view, now, flight))
@@ -292,7 +294,7 @@ class Actor:
             if not scoped.mutations and not waiting_of(scoped):
                 # Converged: every write went through and nothing is left waiting.
                 self.writer.books.clear_inflight(decision.action, decision.target.key, self.writer.dry_run)
-                self.outcomes.track(decision, now)
+                self.outcomes.track(decision, now, self._scope(decision, view))
                 return ActionResult(
                     decision.id,
                     decision.action,
@@ -304,7 +306,7 @@ class Actor:
                 )
         result = self.writer.execute(decision, plan, view, now, inflight=flight)
         if result.status is ActionStatus.APPLIED:
-            self.outcomes.track(decision, now)
+            self.outcomes.track(decision, now, self._scope(decision, view))
         return result
 
     def _undo(self, decision: Decision, view: ClusterView | None, now: datetime) -> ActionResult | None:
@@ -370,14 +372,27 @@ class Actor:
             at=now,
         )
 
-    def _judge(self, findings: Sequence[Finding], now: datetime) -> list[ActionResult]:
+    def _judge(self, findings: Sequence[Finding], now: datetime, view: ClusterView | None) -> list[ActionResult]:
         """Close the loop: an action that did not heal is escalated to a human (a FAILED result)."""
+
+        def owner_of(entity: Entity) -> str | None:
+            owner = view.owner_for(entity) if view is not None else None
+            return owner.key if owner is not None else None
+
         results: list[ActionResult] = []
-        for outcome in self.outcomes.review(findings, now):
+        for outcome in self.outcomes.review(findings, now, owner_of if view is not None else None):
             if outcome.status == NOT_HEALED:
                 d = outcome.decision
                 results.append(ActionResult(d.id, d.action, d.target, ActionStatus.FAILED, outcome.detail, at=now))
         return results
+
+    @staticmethod
+    def _scope(decision: Decision, view: ClusterView | None) -> str:
+        """The workload a pod finding can move to after the action (replacement pods)."""
+        if view is None or decision.target.kind not in ("pod", "deployment", "statefulset"):
+            return ""
+        owner = view.owner_for(decision.target)
+        return owner.key if owner is not None else ""
 
 
 __all__ = ["Actor"]

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any
@@ -38,7 +38,8 @@ CREATE TABLE IF NOT EXISTS action_outcomes (
     decision_id TEXT PRIMARY KEY, action TEXT NOT NULL, target TEXT NOT NULL, finding_key TEXT NOT NULL,
     severity_rank INTEGER NOT NULL, applied_at REAL NOT NULL, status TEXT NOT NULL,
     decided_at REAL, clear_since REAL, restore INTEGER NOT NULL, restored INTEGER NOT NULL,
-    decision TEXT NOT NULL
+    decision TEXT NOT NULL,
+    scope TEXT NOT NULL DEFAULT ''  -- the workload whose pods the finding may move to (replacements)
 );
 CREATE INDEX IF NOT EXISTS action_outcomes_status ON action_outcomes (status, restore, restored);
 """
@@ -134,8 +135,12 @@ class OutcomeTracker:
         self.breaker = breaker
         store.ensure_schema(SCHEMA)
 
-    def track(self, decision: Decision, applied_at: datetime) -> None:
-        """Start watching an applied action (idempotent per decision)."""
+    def track(self, decision: Decision, applied_at: datetime, scope: str = "") -> None:
+        """Start watching an applied action (idempotent per decision).
+
+        ``scope`` is the workload (``deployment/ns/name``) of a restarted pod: its replacement has
+        a new name, so the same finding on any pod of that workload means "not healed" too.
+        """
         severity = decision.finding.severity or Severity.INFO
         restore = int(_restore_delay(decision.action, self.config) is not None and not decision.params.get(RESTORE))
         if decision.params.get(RESTORE):
@@ -143,7 +148,7 @@ class OutcomeTracker:
         with self.store.transaction() as conn:
             conn.execute(
                 "INSERT OR IGNORE INTO action_outcomes (decision_id, action, target, finding_key, severity_rank, "
-                "applied_at, status, restore, restored, decision) VALUES (?, ?, ?, ?, ?, ?, ?, ?, 0, ?)",
+                "applied_at, status, restore, restored, decision, scope) VALUES (?, ?, ?, ?, ?, ?, ?, ?, 0, ?, ?)",
                 (
                     decision.id,
                     decision.action,
@@ -154,6 +159,7 @@ class OutcomeTracker:
                     PENDING,
                     restore,
                     decision_to_json(decision),
+                    scope,
                 ),
             )
 
@@ -172,14 +178,39 @@ class OutcomeTracker:
     def _present(findings: Sequence[Finding], key: str, rank: int) -> Finding | None:
         return next((f for f in findings if f.key == key and (f.severity or Severity.INFO).rank >= rank), None)
 
-    def review(self, findings: Sequence[Finding], now: datetime) -> list[Outcome]:
-        """Judge pending actions against this cycle's findings; returns the outcomes decided now."""
+    def needs_owners(self) -> bool:
+        """Whether :meth:`review` needs ``owner_of`` (a pending action on a workload's pod)."""
+        rows = self.store.query(
+            "SELECT COUNT(*) AS n FROM action_outcomes WHERE status = ? AND scope != ''", (PENDING,)
+        )
+        return bool(rows[0]["n"])
+
+    def review(
+        self, findings: Sequence[Finding], now: datetime, owner_of: Callable[[Entity], str | None] | None = None
+    ) -> list[Outcome]:
+        """Judge pending actions against this cycle's findings; returns the outcomes decided now.
+
+        ``owner_of`` maps an entity to its workload key (from the cluster view), to follow a
+        finding from a restarted pod to its replacement.
+        """
         out: list[Outcome] = []
         rows = self.store.query("SELECT * FROM action_outcomes WHERE status = ? ORDER BY applied_at", (PENDING,))
         for row in rows:
             decision = decision_from_json(row["decision"])
             applied_at = from_epoch(row["applied_at"])
             still = self._present(findings, row["finding_key"], row["severity_rank"])
+            if still is None and row["scope"] and owner_of is not None:
+                first = decision.finding
+                still = next(
+                    (
+                        f
+                        for f in findings
+                        if (f.detector, f.signal) == (first.detector, first.signal)
+                        and (f.severity or Severity.INFO).rank >= row["severity_rank"]
+                        and owner_of(f.entity) == row["scope"]
+                    ),
+                    None,
+                )
             if still is None:
                 status, detail = HEALED, f"{row['finding_key']} cleared after {decision.action} on {row['target']}"
             elif now - applied_at >= self.config.verify_within:

@@ -13,6 +13,7 @@ from aiops.testing.kubeapi_objects import make_configmap, make_pod
 from tests.safety.kubecluster import (
     NOW,
     decision,
+    finding,
     logged,
     make_actor,
     make_config,
@@ -306,3 +307,36 @@ def test_an_idle_cycle_sends_no_request(server: KubeApiServer, tmp_path: Path) -
     server.clear_requests()
     assert actor.act([], findings=[], degraded=False, now=NOW) == []
     assert server.requests == []
+
+
+def test_the_same_problem_on_the_replacement_pod_is_not_healed(server: KubeApiServer, tmp_path: Path) -> None:
+    seed_workload(server, "web", ["gpu-1", "gpu-2"])
+    seed_workload(server, "other", ["gpu-3"])
+    rs = next(
+        r["metadata"]["name"]
+        for r in server.list("ReplicaSet", "default", group="apps")
+        if r["metadata"]["name"].startswith("web-")
+    )
+    actor, _ = make_actor(make_config(server, tmp_path, verify_within="10m"))
+    d = decision("restart_pod", pod("web-0"))
+    assert actor.act([d], findings=[d.finding], degraded=False, now=NOW)[0].status is ActionStatus.APPLIED
+    # The ReplicaSet's replacement has a new name, and it crash-loops just the same.
+    server.seed(make_pod("web-x7k2p", node="gpu-2", labels={"app": "web"}, owner=("ReplicaSet", rs)))
+    again = finding("pod_crashlooping", pod("web-x7k2p"))
+    elsewhere = finding("pod_crashlooping", pod("other-0"))
+    assert actor.act([], findings=[again], degraded=False, now=NOW + timedelta(minutes=5)) == []  # still judging
+    [escalation] = actor.act([], findings=[again, elsewhere], degraded=False, now=NOW + timedelta(minutes=11))
+    assert escalation.status is ActionStatus.FAILED and "not healed" in escalation.detail
+    assert actor.outcomes.pending() == 0
+
+
+def test_a_problem_on_another_workload_does_not_count_against_the_action(server: KubeApiServer, tmp_path: Path) -> None:
+    seed_workload(server, "web", ["gpu-1", "gpu-2"])
+    seed_workload(server, "other", ["gpu-3"])
+    actor, store = make_actor(make_config(server, tmp_path, verify_within="10m"))
+    d = decision("restart_pod", pod("web-0"))
+    actor.act([d], findings=[d.finding], degraded=False, now=NOW)
+    elsewhere = finding("pod_crashlooping", pod("other-0"))
+    assert actor.act([], findings=[elsewhere], degraded=False, now=NOW + timedelta(minutes=2)) == []
+    [row] = store.query("SELECT status FROM action_outcomes")
+    assert row["status"] == "healed"
