@@ -101,19 +101,15 @@ class Daemon:
 
 
 def webhook_for(config: AiopsConfig, pipeline: Pipeline) -> WebhookHandler | None:
-    """The Alertmanager webhook handler, when a token is configured and the inbox is available."""
+    """The Alertmanager webhook handler, when a token is configured (otherwise the endpoint is off)."""
     if config.server.webhook_token is None:
         return None
     from aiops.notify.inbound import AlertInbox
-    from aiops.notify.webhook import handle_alertmanager
+    from aiops.notify.webhook import make_handler
 
+    inbox = next((s for s in pipeline.extra_findings if isinstance(s, AlertInbox)), None)
+    if inbox is None:
+        inbox = AlertInbox(pipeline.store)
+        pipeline.extra_findings.append(inbox)
     token = resolve_secret(config.server.webhook_token, "server.webhook_token")
-    inbox = AlertInbox(pipeline.store)
-    pipeline.extra_findings.append(inbox)
-
-    def handle(body: bytes, headers: dict[str, str]) -> tuple[int, dict]:
-        return handle_alertmanager(body, headers, inbox, token, config.server.max_body_bytes)
-
-    return handle
-
-
+    return make_handler(inbox, token, config.server.max_body_bytes)  # type: ignore[return-value]

@@ -23,7 +23,7 @@ from aiops.engine.correlate import correlate
 from aiops.engine.decide import Policy
 from aiops.engine.ladder import LadderState
 from aiops.engine.predictions import PredictionLedger
-from aiops.model import CycleReport, Finding, Frame, StageError, new_id, utcnow
+from aiops.model import CycleReport, Finding, Frame, Notification, Severity, StageError, new_id, utcnow
 from aiops.notify.stage import NotifyStage
 from aiops.plugins import Detector, PluginError
 from aiops.state import Store
@@ -110,18 +110,26 @@ class Pipeline:
 
     @classmethod
     def from_config(cls, config: AiopsConfig, store: Store | None = None) -> Pipeline:
+        from aiops.notify.alertmanager import silence_checker
+        from aiops.notify.inbound import AlertInbox
+
         store = store or Store(config.state.path)
         ledger = PredictionLedger(store)
+        # A silenced target is not remediated: the writer asks Alertmanager, when one is configured.
+        actor = Actor.from_config(config, store, is_silenced=silence_checker(config.notify))
         return cls(
             config,
             collector=Collector(config),
             detectors=build_detectors(config),
             policy=Policy(config.policy, config.safety.mode, ladder=LadderState(store), ledger=ledger),
             ledger=ledger,
-            actor=Actor.from_config(config, store),
-            notifier=NotifyStage.from_config(config, store),
+            actor=actor,
+            # Only the leader talks to people; followers keep detecting.
+            notifier=NotifyStage.from_config(config, store, is_leader=lambda: actor.is_leader),
             audit=AuditLog(store, config.state.audit_retention),
             store=store,
+            # Alerts received on the Alertmanager webhook become confirmed findings of the next cycle.
+            extra_findings=[AlertInbox(store)],
         )
 
     # -- the cycle --------------------------------------------------------------------------
@@ -182,7 +190,8 @@ class Pipeline:
 
         with self._stage(report, "notify"):
             report.notifications = self.notifier.notify(
-                report.findings, report.results, cycle_id=report.cycle_id, now=now, degraded=report.degraded
+                report.findings, report.results, cycle_id=report.cycle_id, now=now, degraded=report.degraded,
+                extra=self._digest(now),
             )
 
         report.finished_at = utcnow()
@@ -193,6 +202,23 @@ class Pipeline:
         report.finished_at = utcnow()
         self._export(report)
         return report
+
+    def _digest(self, now: datetime) -> list[Notification]:
+        """The advisor's weekly digest, when due and when a route would deliver it (it is INFO)."""
+        from aiops.advisor.digest import LABELS, weekly_digest
+
+        router = getattr(self.notifier, "router", None)
+        probe = Notification(key="advisor:probe", severity=Severity.INFO, title="", summary="", labels=dict(LABELS))
+        if not self.config.advisor.digest.enabled or router is None or not router.targets(probe):
+            return []
+        if not self.actor.is_leader:
+            return []
+        try:
+            return weekly_digest(self.config, self.store, now)
+        except Exception:  # advice is a nicety: it must never degrade the cycle that protects the cluster
+            log.exception("weekly capacity digest failed")
+            metrics.STAGE_ERRORS.labels("advisor").inc()
+            return []
 
     def _detect(self, frame: Frame, now: datetime, report: CycleReport) -> list[Finding]:
         findings: list[Finding] = []

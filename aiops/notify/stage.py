@@ -282,11 +282,15 @@ class NotifyStage:
         cycle_id: str,
         now: datetime,
         degraded: bool,
+        extra: Sequence[Notification] = (),
     ) -> list[Notification]:
+        """Route, de-duplicate and queue this cycle's notifications. ``extra`` carries ready-made ones
+        from outside the cycle's findings (the advisor's weekly digest)."""
         t = now.timestamp()
         leading = self.is_leader is None or self.is_leader()
         current = build_notifications(findings, results, cycle_id=cycle_id,
                                       min_severity=self.config.policy.notify_min_severity, degraded=degraded)
+        current = [*current, *extra]
         ledger = self._ledger()
         envelopes: list[Envelope] = []
         ledger_rows: list[tuple[object, ...]] = []
@@ -304,7 +308,8 @@ class NotifyStage:
             return Envelope(target.channel, target.route.name, n, not_before=(last + window) if last and window else 0.0)
 
         for n in current:
-            resolvable = not n.key.startswith("action:")
+            # Actions and digests are events, not conditions: they never "resolve".
+            resolvable = not n.key.startswith(("action:", "advisor:"))
             for target in self.router.targets(n):
                 seen.add((target.channel, n.key))
                 prior = ledger.get((target.channel, n.key))

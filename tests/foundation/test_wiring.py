@@ -1,0 +1,87 @@
+"""The stages wired together as the daemon runs them: Alertmanager in -> policy -> act, and the
+advisor's weekly digest -> notify."""
+
+from __future__ import annotations
+
+import io
+import json
+from datetime import datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from aiops.config import parse_config
+from aiops.daemon import webhook_for
+from aiops.engine.pipeline import Pipeline
+from aiops.testing.prometheus import PrometheusServer
+from tests.foundation.test_collect import ONLY_MEMORY
+
+
+def test_alertmanager_webhook_alert_becomes_a_confirmed_finding_and_an_action(
+    prometheus: PrometheusServer, history_end: datetime, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("AIOPS_WEBHOOK_TOKEN", "hook-secret-123")
+    cfg = parse_config({
+        "prometheus": {"url": prometheus.url, "lookback": "1h"},
+        "safety": {"mode": "suggest"},
+        "server": {"webhook_token": {"env": "AIOPS_WEBHOOK_TOKEN"}},
+        "notify": {"channels": {}},
+        "state": {"path": str(tmp_path / "state.sqlite")},
+        "policy": {"rules": [{"name": "crashloop-from-am", "detector": "alertmanager", "signal": "KubePodCrashLooping",
+                              "min_severity": "warning", "require_confirmed": True, "action": "restart_pod"}]},
+        **ONLY_MEMORY,
+    })
+    pipeline = Pipeline.from_config(cfg)
+    handler = webhook_for(cfg, pipeline)
+    assert handler is not None
+    payload = {
+        "version": "4", "groupKey": "{}:{alertname=\"KubePodCrashLooping\"}", "truncatedAlerts": 0, "status": "firing",
+        "receiver": "aiops", "groupLabels": {}, "commonLabels": {}, "commonAnnotations": {}, "externalURL": "http://am",
+        "alerts": [{
+            "status": "firing",
+            "labels": {"alertname": "KubePodCrashLooping", "namespace": "ml", "pod": "steady-0", "severity": "warning"},
+            "annotations": {"summary": "Pod ml/steady-0 is crash looping"},
+            "startsAt": (history_end - timedelta(minutes=10)).isoformat(), "endsAt": "0001-01-01T00:00:00Z",
+            "generatorURL": "http://prometheus/graph", "fingerprint": "abc123",
+        }],
+    }
+    body = json.dumps(payload).encode()
+    status, _ = handler(body, {"authorization": "Bearer wrong"})
+    assert status in (401, 403)
+    status, _ = handler(body, {"authorization": "Bearer hook-secret-123", "content-type": "application/json"})
+    assert status == 200
+    try:
+        report = pipeline.run_cycle(history_end)
+    finally:
+        pipeline.close()
+    am = [f for f in report.findings if f.detector == "alertmanager"]
+    assert len(am) == 1 and am[0].confirmed and am[0].entity.key == "pod/ml/steady-0"
+    decision = next(d for d in report.decisions if d.rule == "crashloop-from-am")
+    assert decision.action == "restart_pod" and decision.target.key == "pod/ml/steady-0"
+
+
+def test_weekly_digest_goes_out_once_through_its_route(
+    prometheus: PrometheusServer, history_end: datetime, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    out = io.StringIO()
+    monkeypatch.setattr("sys.stdout", out)
+    cfg = parse_config({
+        "prometheus": {"url": prometheus.url, "lookback": "1h"},
+        "notify": {
+            "channels": {"console": {"plugin": "console"}},
+            "routes": [{"name": "capacity", "channels": ["console"], "min_severity": "info", "match": {"source": "advisor"}}],
+        },
+        "state": {"path": str(tmp_path / "state.sqlite")},
+        **ONLY_MEMORY,
+    })
+    pipeline = Pipeline.from_config(cfg)
+    try:
+        monday_10 = datetime(2026, 11, 23, 10, 0, tzinfo=history_end.tzinfo)
+        first = pipeline.run_cycle(monday_10)
+        second = pipeline.run_cycle(monday_10 + timedelta(minutes=1))
+    finally:
+        pipeline.close()
+    digests = [n for n in first.notifications if n.key.startswith("advisor:")]
+    assert len(digests) >= 1
+    assert not [n for n in second.notifications if n.key.startswith("advisor:")]
+    assert "capacity" in out.getvalue().lower() or "gpu" in out.getvalue().lower()
