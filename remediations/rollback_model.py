@@ -27,6 +27,7 @@ the Deployment revision to restore, ``argo_strategy`` overrides the plugin's.
 from __future__ import annotations
 
 from collections.abc import Mapping
+from datetime import UTC, datetime, timedelta
 from typing import Any, ClassVar
 
 from aiops.kube.plan import StagedPlan, infeasible
@@ -47,6 +48,7 @@ from aiops.plugins import Remediation
 
 ROLLED_BACK_FROM = "aiops.io/rolled-back-from"
 ROLLED_BACK_TO = "aiops.io/rolled-back-to"  # Argo CD: the revision asked for
+ROLLED_BACK_AT = "aiops.io/rolled-back-at"  # when: bounds the wait, dates Argo CD's operations
 ARGO_STRATEGIES = ("rollback", "pin")
 _FAILED_PHASES = ("Failed", "Error")
 
@@ -54,12 +56,18 @@ _FAILED_PHASES = ("Failed", "Error")
 class RollbackModel(Remediation):
     name: ClassVar[str] = "rollback_model"
 
-    def __init__(self, argo_strategy: str = "rollback", prune: bool = False) -> None:
+    def __init__(
+        self, argo_strategy: str = "rollback", prune: bool = False, rollout_timeout_minutes: float = 30
+    ) -> None:
         if argo_strategy not in ARGO_STRATEGIES:
             raise ValueError(f"argo_strategy must be one of {', '.join(ARGO_STRATEGIES)}, got {argo_strategy!r}")
+        if rollout_timeout_minutes <= 0:
+            raise ValueError("rollout_timeout_minutes must be positive")
         self.argo_strategy = argo_strategy
         # Passed to the Argo CD sync operation: delete resources the previous revision lacks.
         self.prune = prune
+        # A rollback still rolling out after this long is given up on and escalated.
+        self.rollout_timeout = timedelta(minutes=rollout_timeout_minutes)
 
     def plan(self, decision: Decision, view: ClusterView | None) -> Plan:
         target = decision.target
@@ -106,7 +114,7 @@ class RollbackModel(Remediation):
                 return infeasible(
                     self.name, app.entity, f"unknown argo_strategy {strategy!r} (use {' or '.join(ARGO_STRATEGIES)})"
                 )
-            return self._argo(decision, workload, app, strategy)
+            return self._argo(decision, workload, app, strategy, view.taken_at)
         return self._deployment(decision, view, workload)
 
     # -- Deployment history ------------------------------------------------------------------
@@ -122,7 +130,7 @@ class RollbackModel(Remediation):
         if marker and current in (marker, marker + 1) and (suspect is None or suspect == marker):
             # Our rollback: the controller numbers it max+1 = marker+1 (still marker until it has
             # seen the patch). Follow its rollout on later cycles, never redo it.
-            return self._follow_rollout(decision, deploy, revisions, marker, current)
+            return self._follow_rollout(deploy, revisions, marker, current, view.taken_at)
         if suspect is not None and suspect != current:
             return _nothing(
                 self.name,
@@ -149,7 +157,13 @@ class RollbackModel(Remediation):
             f"aiops rollback of {release} ({decision.reason})" if decision.reason else f"aiops rollback of {release}"
         )
         body = {
-            "metadata": {"annotations": {ROLLED_BACK_FROM: str(current), CHANGE_CAUSE_ANNOTATION: cause[:250]}},
+            "metadata": {
+                "annotations": {
+                    ROLLED_BACK_FROM: str(current),
+                    ROLLED_BACK_AT: _stamp(view.taken_at),
+                    CHANGE_CAUSE_ANNOTATION: cause[:250],
+                }
+            },
             # $patch: replace makes the template exactly the old one, as kubectl's JSON patch does;
             # a plain merge would keep containers/env that only the bad release added.
             "spec": {"template": {"$patch": "replace", **previous.template}},
@@ -177,7 +191,7 @@ class RollbackModel(Remediation):
         )
 
     def _follow_rollout(
-        self, decision: Decision, deploy: WorkloadInfo, revisions: list[RevisionInfo], bad: int, current: int
+        self, deploy: WorkloadInfo, revisions: list[RevisionInfo], bad: int, current: int, now: datetime
     ) -> Plan:
         where = f"deployment {deploy.namespace}/{deploy.name}"
         newest = next((r for r in revisions if r.revision == current), None)
@@ -189,22 +203,37 @@ class RollbackModel(Remediation):
                 deploy.entity,
                 f"{where} is rolled back from revision {bad} (now revision {current}, {ready}/{deploy.replicas} ready)",
             )
+        waiting = (
+            f"rollout of {where}: the Deployment controller has not picked up the rollback yet"
+            if current == bad
+            else f"rollout of {where} (revision {current}): {ready}/{deploy.replicas} ready, {leftover} old pods left"
+        )
+        command = f"kubectl rollout status deployment/{deploy.name} -n {deploy.namespace}"
+        overdue = self._overdue(deploy.annotations, now, waiting, command, deploy.entity)
+        if overdue is not None:
+            return overdue
         return StagedPlan(
             self.name,
             deploy.entity,
             (),
             f"{where} is rolling back from revision {bad}",
-            command=f"kubectl rollout status deployment/{deploy.name} -n {deploy.namespace}",
-            waiting=(
-                f"rollout of {where}: the Deployment controller has not picked up the rollback yet"
-                if current == bad
-                else f"rollout of {where} (revision {current}): {ready}/{deploy.replicas} ready, {leftover} old pods left",
-            ),
+            command=command,
+            waiting=(waiting,),
         )
+
+    def _overdue(
+        self, annotations: Mapping[str, str], now: datetime, waiting: str, command: str, target: Entity
+    ) -> Plan | None:
+        """Give up waiting (escalate to a human) once the rollback is older than the timeout."""
+        since = _parse_stamp(annotations.get(ROLLED_BACK_AT, ""))
+        if since is None or now - since <= self.rollout_timeout:
+            return None
+        minutes = int((now - since).total_seconds() // 60)
+        return infeasible(self.name, target, f"the rollback has not completed after {minutes} min: {waiting}", command)
 
     # -- Argo CD -----------------------------------------------------------------------------
 
-    def _argo(self, decision: Decision, deploy: WorkloadInfo, app: ArgoAppInfo, strategy: str) -> Plan:
+    def _argo(self, decision: Decision, deploy: WorkloadInfo, app: ArgoAppInfo, strategy: str, now: datetime) -> Plan:
         where = f"Argo CD Application {app.namespace}/{app.name}"
         cli_name = app.name if app.namespace in ("", "argocd") else f"{app.namespace}/{app.name}"
         current = app.synced_revision or (app.history[-1].revision if app.history else "")
@@ -217,7 +246,7 @@ class RollbackModel(Remediation):
             and current in (marker, app.annotations.get(ROLLED_BACK_TO))
         ):
             # Ours: still on the bad revision while Argo CD works, or on the one we asked for.
-            return self._follow_argo(app, where, marker, current)
+            return self._follow_argo(app, where, marker, current, now)
         if suspect is not None and suspect != current:
             return _nothing(
                 self.name,
@@ -242,7 +271,7 @@ class RollbackModel(Remediation):
             )
 
         release = _describe_release(decision.params, current or "?", ())
-        annotations = {ROLLED_BACK_FROM: current, ROLLED_BACK_TO: previous.revision}
+        annotations = {ROLLED_BACK_FROM: current, ROLLED_BACK_TO: previous.revision, ROLLED_BACK_AT: _stamp(now)}
         if strategy == "pin":
             if previous.revisions:
                 return infeasible(
@@ -299,8 +328,21 @@ class RollbackModel(Remediation):
             waiting=(f"{where} syncing back to {_short(previous.revision)}",),
         )
 
-    def _follow_argo(self, app: ArgoAppInfo, where: str, bad: str, current: str) -> Plan:
-        if app.operation_phase in _FAILED_PHASES and not app.operation_pending:
+    def _follow_argo(self, app: ArgoAppInfo, where: str, bad: str, current: str, now: datetime) -> Plan:
+        # Only an operation that finished after the rollback says anything about it.
+        since = _parse_stamp(app.annotations.get(ROLLED_BACK_AT, ""))
+        finished = _parse_stamp(app.operation_finished_at)
+        fresh = not app.operation_pending and finished is not None and (since is None or finished >= since)
+        if fresh and current == bad and app.operation_phase == "Succeeded" and app.operation_revision == bad:
+            # A sync finished on the bad revision after ours was asked for: auto-sync re-enabled,
+            # or someone synced it again. Not ours to fight; tell a human.
+            return infeasible(
+                self.name,
+                app.entity,
+                f"{where} was synced to {_short(bad)} again after the rollback (auto-sync re-enabled, or a manual sync)",
+                f"argocd app history {app.name}",
+            )
+        if fresh and app.operation_phase in _FAILED_PHASES:
             return infeasible(
                 self.name,
                 app.entity,
@@ -309,13 +351,18 @@ class RollbackModel(Remediation):
             )
         if app.operation_pending or current == bad or app.health not in ("", "Healthy"):
             state = app.operation_phase or ("requested" if app.operation_pending else "waiting for sync")
+            waiting = f"{where}: operation {state}, synced {_short(current)}, health {app.health or 'unknown'}"
+            command = f"argocd app wait {app.name} --health"
+            overdue = self._overdue(app.annotations, now, waiting, command, app.entity)
+            if overdue is not None:
+                return overdue
             return StagedPlan(
                 self.name,
                 app.entity,
                 (),
                 f"{where} is rolling back from {_short(bad)}",
-                command=f"argocd app wait {app.name} --health",
-                waiting=(f"{where}: operation {state}, synced {_short(current)}, health {app.health or 'unknown'}",),
+                command=command,
+                waiting=(waiting,),
             )
         return _nothing(
             self.name,
@@ -354,6 +401,18 @@ def _quality(decision: Decision) -> str:
     if change not in (None, ""):
         return f"; quality change since the release: {change}"
     return f"; finding: {decision.finding.evidence.summary}"
+
+
+def _stamp(moment: datetime) -> str:
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _parse_stamp(value: str) -> datetime | None:
+    try:
+        parsed = datetime.fromisoformat(value.replace("Z", "+00:00")) if value else None
+    except ValueError:
+        return None
+    return parsed if parsed is None or parsed.tzinfo else parsed.replace(tzinfo=UTC)
 
 
 def _nothing(action: str, target: Entity, summary: str, command: str = "") -> Plan:

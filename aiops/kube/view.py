@@ -344,6 +344,10 @@ class ArgoAppInfo:
     operation_pending: bool = False
     operation_phase: str = ""  # status.operationState.phase: Running, Succeeded, Failed, Error
     operation_message: str = ""
+    # The revision the last (or current) operation syncs, and when it finished (RFC 3339): tell a
+    # sync that ended after a rollback from one recorded before it.
+    operation_revision: str = ""
+    operation_finished_at: str = ""
     health: str = ""
     annotations: Mapping[str, str] = field(default_factory=dict)
 
@@ -377,6 +381,12 @@ class ArgoAppInfo:
             operation_pending=obj.get("operation") is not None or op_state.get("phase") in ("Running", "Terminating"),
             operation_phase=str(op_state.get("phase", "")),
             operation_message=str(op_state.get("message", "")),
+            operation_revision=str(
+                ((obj.get("operation") or op_state.get("operation") or {}).get("sync") or {}).get("revision")
+                or (op_state.get("syncResult") or {}).get("revision")
+                or ""
+            ),
+            operation_finished_at=str(op_state.get("finishedAt") or ""),
             health=str((status.get("health") or {}).get("status", "")),
             annotations=dict(meta.get("annotations") or {}),
         )

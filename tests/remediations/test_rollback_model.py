@@ -340,7 +340,11 @@ def test_argo_failed_rollback_is_escalated_not_retried(argo: KubeApiServer) -> N
     apply(argo, remediation.plan(decision, read_view(argo.api_client())))
     app = argo.get("Application", "llm-serving", "argocd")
     app.pop("operation")
-    app["status"]["operationState"] = {"phase": "Failed", "message": "one or more objects failed to apply"}
+    app["status"]["operationState"] = {
+        "phase": "Failed",
+        "message": "one or more objects failed to apply",
+        "finishedAt": "2026-11-25T09:01:00Z",
+    }
     argo.put(app)
     plan = remediation.plan(decision, read_view(argo.api_client()))
     assert not plan.feasible and "failed: one or more objects failed to apply" in plan.reason_if_not
@@ -450,3 +454,33 @@ def test_a_rollback_the_controller_has_not_seen_yet_is_waited_for_not_repeated(a
     assert waiting_of(replan) == (
         "rollout of deployment serving/llm: the Deployment controller has not picked up the rollback yet",
     )
+
+
+def test_argo_syncing_the_bad_revision_again_is_escalated(argo: KubeApiServer) -> None:
+    remediation, decision = RollbackModel(argo_strategy="pin"), rollback_decision(revision=R2)
+    apply(argo, remediation.plan(decision, read_view(argo.api_client())))
+    app = argo.get("Application", "llm-serving", "argocd")
+    # Until Argo CD acts, the last operation on record is the sync of R2 from before the rollback.
+    before = {"phase": "Succeeded", "finishedAt": "2026-11-25T08:00:00Z", "syncResult": {"revision": R2}}
+    app["status"]["operationState"] = before
+    argo.put(app)
+    assert waiting_of(remediation.plan(decision, read_view(argo.api_client())))
+    # A sync of R2 that finished after the rollback means someone put the bad release back.
+    app["status"]["operationState"] = {**before, "finishedAt": "2026-11-25T09:05:00Z"}
+    argo.put(app)
+    plan = remediation.plan(decision, read_view(argo.api_client(), NOW + timedelta(minutes=6)))
+    assert not plan.feasible and "synced to b2b2b2b2 again after the rollback" in plan.reason_if_not
+
+
+def test_a_rollback_still_rolling_out_after_the_timeout_is_escalated(api: KubeApiServer) -> None:
+    release(api, "registry.example/llm:2.0")
+    remediation, decision = RollbackModel(rollout_timeout_minutes=10), rollback_decision()
+    api.hold_rollouts()
+    apply(api, remediation.plan(decision, read_view(api.api_client())))
+    assert waiting_of(remediation.plan(decision, read_view(api.api_client(), NOW + timedelta(minutes=9))))
+    late = remediation.plan(decision, read_view(api.api_client(), NOW + timedelta(minutes=11)))
+    assert not late.feasible and not late.mutations
+    assert late.reason_if_not.startswith(
+        "the rollback has not completed after 11 min: rollout of deployment serving/llm"
+    )
+    assert late.command == "kubectl rollout status deployment/llm -n serving"
