@@ -19,6 +19,9 @@ instead of rolling back twice; a release already replaced (by a human or a newer
 alone. Whether the quality signal recovers is judged by the
 act stage's outcome tracking, which escalates when it does not.
 
+A rollback still rolling out (or syncing) ``rollout_timeout_minutes`` after it was written is given
+up on: the plan turns infeasible, which escalates to a human with the command to look further.
+
 Decision params (all optional) name the suspected release: ``revision`` (Deployment revision
 number or git revision), ``image``, ``rolled_out_at``, ``quality_change``; ``to_revision`` picks
 the Deployment revision to restore, ``argo_strategy`` overrides the plugin's.
