@@ -12,15 +12,14 @@ A release that degrades quality on every replica is undone, not restarted:
   previous revision of ``status.history``; ``"pin"`` sets ``spec.source.targetRevision`` instead,
   which Argo CD then syncs itself.
 
-The rolled-back object is annotated ``aiops.io/rolled-back-from: <bad revision>`` (and, on an
-Application, ``aiops.io/rolled-back-to``). Later cycles see it and wait for the rollout (newest
-ReplicaSet ready, older ones scaled down; or the Argo CD operation finished and the app healthy)
-instead of rolling back twice; a release already replaced (by a human or a newer deploy) is left
-alone. Whether the quality signal recovers is judged by the
-act stage's outcome tracking, which escalates when it does not.
-
-A rollback still rolling out (or syncing) ``rollout_timeout_minutes`` after it was written is given
-up on: the plan turns infeasible, which escalates to a human with the command to look further.
+The rolled-back object is annotated ``aiops.io/rolled-back-from: <bad revision>`` and
+``aiops.io/rolled-back-at`` (and, on an Application, ``aiops.io/rolled-back-to``). Later cycles see
+them and wait for the rollout (newest ReplicaSet ready, older ones scaled down; or the Argo CD
+operation finished and the app healthy) instead of rolling back twice; a release already replaced
+(by a human or a newer deploy) is left alone. A rollback still rolling out (or syncing)
+``rollout_timeout_minutes`` after it was written turns infeasible, which escalates to a human.
+Whether the quality signal recovers is judged by the act stage's outcome tracking, which escalates
+when it does not.
 
 Decision params (all optional) name the suspected release: ``revision`` (Deployment revision
 number or git revision), ``image``, ``rolled_out_at``, ``quality_change``; ``to_revision`` picks
