@@ -9,7 +9,9 @@ repeats while the episode lasts are DEFERRED with the same rail, so people get o
 
 Cooldowns, budgets, per-workload disruption counts and in-flight multi-cycle actions live in the
 Store, so a restart changes nothing: an evacuation interrupted halfway resumes with the pods that
-are left, and never spends a second budget unit or re-sends a write that is known to be done.
+are left, and never spends a second budget unit or re-sends a write recorded as done. (A crash
+between a write and its record re-sends that one write on resume; every write aiops sends is
+idempotent — the same patch, or a delete/eviction whose 404 counts as done.)
 Dry-run keeps its own books (the ``dry_run`` column), so rehearsing never eats the real budget.
 """
 
@@ -636,13 +638,13 @@ class GuardedWriter:
                 self._apply(m)
             except KubeApiError as exc:
                 if exc.temporary:
-                    if exc.status != 429:
-                        self.errors.append(exc)
                     deferred.append(f"{m.describe()}: {exc}")
                     if exc.status == 429 and m.verb == "evict":
-                        continue  # one PDB blocking one pod must not stop the other evictions
+                        continue  # a PDB blocking one pod is normal operation, and must not stop the others
+                    self.errors.append(exc)  # the API is in trouble: the cycle is degraded
                     break
-                self._save_progress(decision, started_at, done, now)
+                # Permanent (403, 400, 422): retrying cannot help; a human must look. Not kept in flight.
+                self.books.clear_inflight(decision.action, decision.target.key, self.dry_run)
                 return result(ActionStatus.FAILED, f"{m.describe()} failed permanently: {exc}" + _done_note(applied))
             applied.append(m.describe())
             done.append(m.describe())

@@ -340,3 +340,13 @@ def test_a_problem_on_another_workload_does_not_count_against_the_action(server:
     assert actor.act([], findings=[elsewhere], degraded=False, now=NOW + timedelta(minutes=2)) == []
     [row] = store.query("SELECT status FROM action_outcomes")
     assert row["status"] == "healed"
+
+
+def test_a_permanent_failure_is_not_retried_on_later_cycles(server: KubeApiServer, tmp_path: Path) -> None:
+    seed_workload(server, "web", ["gpu-1", "gpu-2"])
+    actor, _ = make_actor(make_config(server, tmp_path))
+    server.fail_next(1, method="POST", path="/eviction$", status=422, message="invalid eviction")
+    [result] = actor.act([decision("evacuate_node", Entity("node", "gpu-1"))], findings=[], degraded=False, now=NOW)
+    assert result.status is ActionStatus.FAILED and "422" in result.detail
+    assert actor.act([], findings=[], degraded=False, now=NOW + timedelta(minutes=1)) == []  # nothing in flight
+    assert len(logged(server, 1, method="POST", subresource="eviction")) == 1
