@@ -85,7 +85,7 @@ def strategic_merge_patch(target: Any, patch: Any) -> Any:
     if patch.get("$patch") == "replace":
         return {k: copy.deepcopy(v) for k, v in patch.items() if k != "$patch"}
     if patch.get("$patch") == "delete":
-        return None
+        return {}  # as apimachinery's mergeMap: the map is emptied, the key stays
     result = copy.deepcopy(target) if isinstance(target, dict) else {}
     for key, value in patch.items():
         if key.startswith("$"):  # $setElementOrder/..., $retainKeys: ordering hints, not data
@@ -97,11 +97,7 @@ def strategic_merge_patch(target: Any, patch: Any) -> Any:
         elif isinstance(value, list):
             result[key] = _merge_list(key, [], value)
         else:
-            merged = strategic_merge_patch(result.get(key), value)
-            if merged is None:
-                result.pop(key, None)
-            else:
-                result[key] = merged
+            result[key] = strategic_merge_patch(result.get(key), value)
     return result
 
 
