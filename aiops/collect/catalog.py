@@ -168,6 +168,15 @@ DEFAULT_SIGNALS: dict[str, SignalConfig] = {
         bad_direction="up",
         description="row remapping failed (RMA candidate)",
     ),
+    "gpu_clock_event_reasons": SignalConfig(
+        query="max by (Hostname, gpu, UUID, modelName) (DCGM_FI_DEV_CLOCKS_EVENT_REASONS)",
+        entity="gpu",
+        entity_labels={"name": "UUID"},
+        attribute_labels=["Hostname", "gpu", "modelName"],
+        unit="bitmask",
+        bad_direction="up",
+        description="why the GPU clocks are held down (thermal/power throttling bits); needs the field enabled",
+    ),
     "gpu_ecc_dbe_rate": SignalConfig(
         query="max by (Hostname, gpu, UUID, modelName) (increase(DCGM_FI_DEV_ECC_DBE_VOL_TOTAL[10m]))",
         entity="gpu",
