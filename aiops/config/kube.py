@@ -1,11 +1,15 @@
 from __future__ import annotations
 
+import os
 from datetime import timedelta
 from pathlib import Path
 
 from pydantic import Field, model_validator
 
 from aiops.config.base import Duration, StrictModel
+
+
+SERVICE_ACCOUNT_NAMESPACE = Path("/var/run/secrets/kubernetes.io/serviceaccount/namespace")
 
 
 class LeaderElectionConfig(StrictModel):
@@ -36,11 +40,14 @@ class KubernetesConfig(StrictModel):
     """How to reach the cluster. Disabled: plans are made without cluster state and never applied."""
 
     enabled: bool = False
-    in_cluster: bool = False
+    # None: in-cluster when running in a pod (KUBERNETES_SERVICE_HOST set) and no kubeconfig is
+    # given, as client-go does; otherwise the kubeconfig (default ~/.kube/config).
+    in_cluster: bool | None = None
     kubeconfig: Path | None = None
     context: str | None = None
-    # The daemon's own namespace: its Lease and its control ConfigMap live here.
-    namespace: str = "aiops"
+    # The daemon's own namespace, where its Lease and its control ConfigMap live. None: the pod's
+    # namespace ($POD_NAMESPACE, else the service account's), else "aiops".
+    namespace: str | None = None
     request_timeout: Duration = timedelta(seconds=10)
     # Namespaces read into the cluster view; empty reads all (needs cluster-wide list rights).
     watch_namespaces: list[str] = Field(default_factory=list)
@@ -51,3 +58,20 @@ class KubernetesConfig(StrictModel):
         if self.in_cluster and self.kubeconfig is not None:
             raise ValueError("set either in_cluster or kubeconfig, not both")
         return self
+
+    @property
+    def use_in_cluster(self) -> bool:
+        if self.in_cluster is not None:
+            return self.in_cluster
+        return self.kubeconfig is None and bool(os.environ.get("KUBERNETES_SERVICE_HOST"))
+
+    @property
+    def own_namespace(self) -> str:
+        if self.namespace:
+            return self.namespace
+        if os.environ.get("POD_NAMESPACE"):
+            return os.environ["POD_NAMESPACE"]
+        try:
+            return SERVICE_ACCOUNT_NAMESPACE.read_text(encoding="utf-8").strip() or "aiops"
+        except OSError:
+            return "aiops"

@@ -17,7 +17,8 @@ class KillSwitchConfig(StrictModel):
     cannot be read (API error), the switch counts as engaged: a failure never turns into an action.
     """
 
-    configmap_namespace: str = "aiops"
+    # None: the daemon's own namespace (kubernetes.namespace).
+    configmap_namespace: str | None = None
     configmap_name: str = "aiops-control"
     configmap_key: str = "kill_switch"
     file: Path | None = None

@@ -77,15 +77,14 @@ class Actor:
         timeout = request_timeout(config.kubernetes)
         kube = KubeWriter(api, timeout=timeout, dry_run=config.safety.dry_run) if api is not None else None
         ks = config.safety.kill_switch
+        ks_namespace = ks.configmap_namespace or config.kubernetes.own_namespace
         namespaces = tuple(config.kubernetes.watch_namespaces)
         read_cm: Callable[[], str | None] | None = None
         read_ledger: Callable[[], Sequence[LedgerEntry]] | None = None
         if api is not None:
 
             def read_cm() -> str | None:
-                return read_configmap_value(
-                    api, ks.configmap_namespace, ks.configmap_name, ks.configmap_key, timeout=timeout
-                )
+                return read_configmap_value(api, ks_namespace, ks.configmap_name, ks.configmap_key, timeout=timeout)
 
             def read_ledger() -> Sequence[LedgerEntry]:
                 return read_action_ledger(api, reason=EVENT_REASON, timeout=timeout, namespaces=namespaces)
@@ -95,7 +94,7 @@ class Actor:
             store,
             kube,
             is_leader=lambda: self.is_leader,
-            kill_switch=KillSwitch(ks, read_cm),
+            kill_switch=KillSwitch(ks, read_cm, namespace=ks_namespace),
             is_silenced=is_silenced,
             read_ledger=read_ledger if config.safety.emit_events else None,
             reporter=elector.identity if elector is not None else "aiops",

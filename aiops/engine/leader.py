@@ -82,7 +82,7 @@ class LeaseElector:
         le = config.leader_election
         return cls(
             api,
-            namespace=le.namespace or config.namespace,
+            namespace=le.namespace or config.own_namespace,
             name=le.lease_name,
             identity=le.identity or default_identity(),
             lease_duration=le.lease_duration.total_seconds(),

@@ -113,8 +113,11 @@ class Refusal:
 class KillSwitch:
     """Engaged by a ConfigMap key or a file. Unreadable counts as engaged (fail closed)."""
 
-    def __init__(self, config: KillSwitchConfig, read_configmap: Callable[[], str | None] | None = None) -> None:
+    def __init__(
+        self, config: KillSwitchConfig, read_configmap: Callable[[], str | None] | None = None, *, namespace: str = ""
+    ) -> None:
         self.config = config
+        self.namespace = config.configmap_namespace or namespace
         self._read_configmap = read_configmap
         self._reading: str | None = None
 
@@ -139,7 +142,7 @@ class KillSwitch:
             if not text or text in TRUE_VALUES:
                 return f"kill switch file {path} is present; remove it to allow actions again"
         if self._read_configmap is not None:
-            cm = f"{self.config.configmap_namespace}/{self.config.configmap_name}"
+            cm = f"{self.namespace}/{self.config.configmap_name}"
             try:
                 value = self._read_configmap()
             except KubeApiError as exc:

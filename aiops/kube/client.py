@@ -17,7 +17,7 @@ def build_api_client(config: KubernetesConfig) -> k8s.ApiClient:
     """A new ApiClient. Retries belong to the caller (tenacity), so urllib3's own are off."""
     configuration = k8s.Configuration()
     try:
-        if config.in_cluster:
+        if config.use_in_cluster:
             k8s_config.load_incluster_config(client_configuration=configuration)
         else:
             k8s_config.load_kube_config(
@@ -29,7 +29,7 @@ def build_api_client(config: KubernetesConfig) -> k8s.ApiClient:
     except (ConfigException, OSError, TypeError, ValueError) as exc:
         where = (
             "the in-cluster service account"
-            if config.in_cluster
+            if config.use_in_cluster
             else f"kubeconfig {config.kubeconfig or '~/.kube/config'}"
         )
         raise KubeConfigError(
