@@ -99,12 +99,12 @@ class LeaseElector:
         with self._lock:
             return self._held and self.clock() - self._renewed_at < self.renew_deadline
 
-    def _set_held(self, held: bool) -> None:
+    def _set_held(self, held: bool, at: float | None = None) -> None:
         with self._lock:
             changed = held != self._held
             self._held = held
             if held:
-                self._renewed_at = self.clock()
+                self._renewed_at = self.clock() if at is None else at
         metrics.LEADER.set(1 if self.is_leader else 0)
         if changed:
             log.warning(
@@ -120,6 +120,8 @@ class LeaseElector:
             return self._locked_round()
 
     def _locked_round(self) -> bool:
+        # Validity counts from before the request: a renewal that took long buys no extra time.
+        started = self.clock()
         try:
             held = self._round()
         except KubeApiError as exc:
@@ -132,7 +134,7 @@ class LeaseElector:
             metrics.LEADER.set(1 if self.is_leader else 0)
             return self.is_leader
         self.last_error = None
-        self._set_held(held)
+        self._set_held(held, at=started)
         return held
 
     def _round(self) -> bool:
