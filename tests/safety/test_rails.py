@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from aiops.metrics import REGISTRY
 from aiops.model import ActionStatus, Entity, Mode
 from aiops.testing.kubeapi import KubeApiServer
 from aiops.testing.kubeapi_objects import make_configmap, make_pod
@@ -171,6 +172,8 @@ def test_budget_exhausted_no_action_and_exactly_one_notification(server: KubeApi
     )[0]
     assert later.status is ActionStatus.APPLIED
     assert actor.writer.remaining_budget(NOW + timedelta(minutes=61)) == {"hour": 0, "day": 18}
+    assert REGISTRY.get_sample_value("aiops_budget_remaining", {"window": "hour"}) == 0
+    assert REGISTRY.get_sample_value("aiops_budget_remaining", {"window": "day"}) == 18
 
 
 def test_blast_radius_caps_cordoned_nodes(server: KubeApiServer, tmp_path: Path) -> None:
@@ -287,6 +290,11 @@ def test_not_healed_escalates_and_opens_the_breaker(server: KubeApiServer, tmp_p
     assert "Circuit breaker opened" in escalations[1].detail
     blocked = actor.act([decision("restart_pod", pod(names[2]))], findings=[], degraded=False, now=t)[0]
     assert (blocked.status, blocked.rail) == (ActionStatus.BLOCKED, "circuit_breaker")
+    assert REGISTRY.get_sample_value("aiops_circuit_breaker_open") == 1
+    assert (
+        REGISTRY.get_sample_value("aiops_action_outcomes_total", {"action": "restart_pod", "outcome": "not_healed"})
+        >= 2
+    )
     assert server.exists("Pod", names[2])
 
 
