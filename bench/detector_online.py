@@ -1,0 +1,166 @@
+"""Online (daemon) cost of the default detectors at 1k-10k series: a cold cycle and steady-state cycles.
+
+    nice -n 10 python bench/detector_online.py [--series 1000 10000] [--hours 6] [--steady 5]
+
+For each N, a synthetic frame of N series x ``--hours`` at 1-minute resolution (a diurnal cycle,
+noise, and a few memory leaks / latency spikes / accuracy drops) is scored by:
+
+* ``exhaustion`` on N ``pod_memory_usage_ratio`` series;
+* ``seasonal`` on N ``node_cpu_utilization`` series;
+* ``quality_drift`` on N ``model_accuracy`` series;
+* ``ensemble`` on N series split evenly over those three signals.
+
+*cold* is the first ``detect`` of a fresh detector (the daemon's first cycle after a start);
+*steady* is the median of ``--steady`` further cycles, each with the window moved on by one
+point per series (what an incremental fetch adds every minute). Figures are seconds on one core
+(BLAS/OpenMP pools held to one thread), plus the findings of the last cycle, printed as a table
+and written as JSON to ``bench/results/detector_online.json``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+    os.environ.setdefault(_var, "1")
+
+import numpy as np
+from threadpoolctl import threadpool_limits
+
+from aiops import plugins
+from aiops.collect.catalog import DEFAULT_SIGNALS
+from aiops.collect.collector import signal_info
+from aiops.model import Entity, Frame, Series, from_epoch
+
+STEP = 60.0
+T0 = 1_750_000_000.0
+DAY = 86_400.0
+MEMBER_SIGNALS = {
+    "exhaustion": "pod_memory_usage_ratio",
+    "seasonal": "node_cpu_utilization",
+    "quality_drift": "model_accuracy",
+}
+
+
+def history(signal: str, count: int, points: int, rng: np.random.Generator) -> np.ndarray:
+    """``count`` x ``points`` values of ``signal``: diurnal + noise, with a few injected faults."""
+    t = T0 + np.arange(points) * STEP
+    phase = 2 * np.pi * (t - T0) / DAY + rng.uniform(0, 2 * np.pi, (count, 1))
+    faulty = rng.choice(count, size=max(1, count // 200), replace=False)
+    ramp = np.clip((np.arange(points) - points * 0.6) / (points * 0.4), 0.0, 1.0)
+    if signal == "pod_memory_usage_ratio":
+        y = 0.45 + 0.05 * np.sin(phase) + 0.01 * rng.standard_normal((count, points))
+        y[faulty] += 0.6 * ramp  # leaks that reach the limit about when the window ends
+    elif signal == "node_cpu_utilization":
+        y = 0.4 + 0.2 * np.sin(phase) + 0.02 * rng.standard_normal((count, points))
+        y[faulty, -1] += 0.5  # a spike on the newest point
+    else:
+        y = 0.92 + 0.005 * rng.standard_normal((count, points))
+        y[faulty, -30:] *= 0.9  # a 10 % accuracy drop in the last half hour
+    return np.clip(y, 0.0, None)
+
+
+class Workload:
+    """The full synthetic history of one signal mix; ``frame(end)`` is the daemon's view at ``end``."""
+
+    def __init__(self, mix: dict[str, int], window: int, extra: int, rng: np.random.Generator) -> None:
+        self.window = window
+        self.t = T0 + np.arange(window + extra) * STEP
+        self.infos = {sig: signal_info(sig, DEFAULT_SIGNALS[sig]) for sig in mix}
+        self.blocks: list[tuple[str, list[Entity], list[dict[str, str]], np.ndarray]] = []
+        for sig, count in mix.items():
+            kind = self.infos[sig].entity_kind
+            entities = [Entity(kind, f"{sig[:5]}-{k}", "bench" if kind in ("pod", "model") else "") for k in range(count)]
+            labels = [{"instance": e.name} for e in entities]
+            self.blocks.append((sig, entities, labels, history(sig, count, window + extra, rng)))
+
+    def frame(self, end: int) -> Frame:
+        lo = end - self.window
+        t = self.t[lo:end]
+        series = tuple(
+            Series(sig, labels[k], t, values[k, lo:end], entity)
+            for sig, entities, labels, values in self.blocks
+            for k, entity in enumerate(entities)
+        )
+        return Frame(from_epoch(t[-1]), series, self.infos, STEP)
+
+    @property
+    def points(self) -> int:
+        return sum(v.shape[0] for *_, v in self.blocks) * self.window
+
+
+def run(detector_name: str, mix: dict[str, int], window: int, steady: int, seed: int) -> dict[str, Any]:
+    work = Workload(mix, window, steady, np.random.default_rng(seed))
+    detector = plugins.instantiate(plugins.DETECTORS, detector_name)
+    frame = work.frame(window)
+    started = time.perf_counter()
+    detector.detect(frame)
+    cold = time.perf_counter() - started
+    times, findings = [], 0
+    for k in range(1, steady + 1):
+        frame = work.frame(window + k)  # built outside the timed region, as the collector does
+        started = time.perf_counter()
+        findings = len(detector.detect(frame))
+        times.append(time.perf_counter() - started)
+    series = sum(mix.values())
+    return {
+        "detector": detector_name,
+        "series": series,
+        "points_per_series": window,
+        "cold_s": cold,
+        "steady_s": statistics.median(times),
+        "steady_runs_s": times,
+        "cold_points_per_s": work.points / cold,
+        "steady_us_per_series": statistics.median(times) / series * 1e6,
+        "findings_last_cycle": findings,
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--series", type=int, nargs="+", default=[1000, 10000])
+    parser.add_argument("--hours", type=float, default=6.0, help="history in the frame (the collector's lookback)")
+    parser.add_argument("--steady", type=int, default=5, help="steady-state cycles measured after the cold one")
+    parser.add_argument("--detectors", nargs="+", default=["exhaustion", "seasonal", "quality_drift", "ensemble"])
+    parser.add_argument("--json", type=Path, default=Path(__file__).parent / "results" / "detector_online.json")
+    args = parser.parse_args()
+    window = int(args.hours * 3600 / STEP)
+    rows = []
+    with threadpool_limits(limits=1):
+        for n in args.series:
+            for name in args.detectors:
+                if name == "ensemble":
+                    mix = {sig: n // len(MEMBER_SIGNALS) for sig in MEMBER_SIGNALS.values()}
+                else:
+                    mix = {MEMBER_SIGNALS[name]: n}
+                row = run(name, mix, window, args.steady, seed=n)
+                rows.append(row)
+                print(
+                    f"{name:<14}{row['series']:>8,}  cold {row['cold_s']:8.2f} s  steady {row['steady_s']:8.3f} s"
+                    f"  ({row['steady_us_per_series']:8.1f} us/series)  findings {row['findings_last_cycle']}",
+                    flush=True,
+                )
+    print()
+    print(f"{'detector':<14}{'series':>8}{'cold s':>10}{'steady s':>10}{'us/series':>11}{'cold pts/s':>13}")
+    for r in rows:
+        print(
+            f"{r['detector']:<14}{r['series']:>8,}{r['cold_s']:>10.2f}{r['steady_s']:>10.3f}"
+            f"{r['steady_us_per_series']:>11.1f}{r['cold_points_per_s']:>13,.0f}"
+        )
+    args.json.parent.mkdir(parents=True, exist_ok=True)
+    machine = {"cpus": os.cpu_count(), "python": platform.python_version(), "load_avg_at_start": os.getloadavg()}
+    doc = {"at": datetime.now(UTC).isoformat(timespec="seconds"), "machine": machine, "hours": args.hours, "rows": rows}
+    args.json.write_text(json.dumps(doc, indent=2))
+    print(f"written {args.json}")
+
+
+if __name__ == "__main__":
+    main()
