@@ -6,6 +6,7 @@ import sys
 from pathlib import Path
 
 from aiops.config import AiopsConfig, ConfigError, load_config
+from aiops.kube.client import KubeConfigError
 from aiops.state import StateError
 
 EXIT_OK, EXIT_DEGRADED, EXIT_USAGE = 0, 1, 2
@@ -31,4 +32,4 @@ def fail(message: str, code: int = EXIT_USAGE) -> int:
     return code
 
 
-EXPECTED_ERRORS = (ConfigError, StateError)
+EXPECTED_ERRORS = (ConfigError, StateError, KubeConfigError)

@@ -187,6 +187,8 @@ class Pipeline:
             report.results = self.actor.act(
                 report.decisions, findings=report.findings, degraded=report.degraded, now=now
             )
+            # Kubernetes API failures while acting (5xx, timeouts) degrade the cycle too.
+            report.errors.extend(self.actor.errors)
 
         with self._stage(report, "notify"):
             report.notifications = self.notifier.notify(
