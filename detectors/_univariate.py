@@ -9,6 +9,7 @@ a detector scores a series in one vectorised pass instead of a Python loop per p
 from __future__ import annotations
 
 import math
+import warnings
 from collections.abc import Sequence
 from typing import Any
 
@@ -59,6 +60,36 @@ def typical_step(t: np.ndarray) -> float:
     d = np.diff(t[: STEP_SAMPLE + 1])
     d = d[d > 0]
     return float(np.quantile(d, 0.25)) if d.shape[0] else 1.0
+
+
+def typical_steps(series: Sequence[Series]) -> np.ndarray:
+    """:func:`typical_step` of many series at once (one vectorised pass over their first intervals)."""
+    if not series:
+        return np.zeros(0)
+    heads = tails([s.timestamps[: STEP_SAMPLE + 1] for s in series], STEP_SAMPLE + 1, right=False)
+    d = np.diff(heads, axis=1)
+    d[~(d > 0)] = np.nan
+    with np.errstate(all="ignore"), warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN rows: no interval, step 1.0
+        q = np.nanquantile(d, 0.25, axis=1)
+    return np.where(np.isnan(q), 1.0, q)
+
+
+def tails(arrays: Sequence[np.ndarray], k: int, *, right: bool = True) -> np.ndarray:
+    """A (len(arrays), k) float matrix of the last (or first) ``k`` values of each array, NaN-padded.
+
+    Lets a detector screen thousands of series with a few numpy calls instead of a loop of
+    per-series pandas calls. Shorter arrays are padded on the far side from the data kept.
+    """
+    out = np.full((len(arrays), k), np.nan)
+    for row, a in enumerate(arrays):
+        part = a[-k:] if right else a[:k]
+        if part.shape[0]:
+            if right:
+                out[row, k - part.shape[0] :] = part
+            else:
+                out[row, : part.shape[0]] = part
+    return out
 
 
 def points_for(seconds: float, step: float, minimum: int = 1) -> int:
@@ -226,15 +257,23 @@ class UnivariateDetector(Detector):
     def explain(self, frame: Frame, series: Series) -> Finding | None:
         raise NotImplementedError
 
+    def screen(self, frame: Frame, signal: str, series: list[Series]) -> list[Series]:
+        """The series of ``signal`` worth a full :meth:`explain` this cycle (default: all).
+
+        A detector overrides it with a cheap test, vectorised across series, that lets through
+        every series that *could* score ``report_floor`` or more: at 10k series the per-series
+        cost of ``explain`` is what a cycle is made of, and most series are quiet.
+        """
+        return series
+
     def detect(self, frame: Frame) -> list[Finding]:
         findings: list[Finding] = []
         for signal in self.signals:
             if signal in frame.missing_signals or not self.applies_to(frame, signal):
                 continue
-            for series in frame.of(signal):
-                if len(series) == 0 or np.isnan(series.values[-1]):
-                    # No fresh value: say nothing rather than re-raise a stale opinion.
-                    continue
+            # No fresh value: say nothing rather than re-raise a stale opinion.
+            fresh = [s for s in frame.of(signal) if len(s) and not np.isnan(s.values[-1])]
+            for series in self.screen(frame, signal, fresh):
                 finding = self.explain(frame, series)
                 if finding is not None and finding.score >= self.report_floor:
                     findings.append(finding)

@@ -25,6 +25,7 @@ Three refinements, each measured in ``bench/detector_lead_time.py``:
 from __future__ import annotations
 
 import math
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import timedelta
@@ -46,7 +47,9 @@ from detectors._univariate import (
     normal_sf,
     points_for,
     segment_ids,
+    tails,
     typical_step,
+    typical_steps,
 )
 
 # Standard error of a median relative to that of a mean, for normal noise: sqrt(pi / 2).
@@ -282,6 +285,50 @@ class ExhaustionForecast(UnivariateDetector):
         info = frame.signals.get(signal)
         # A non-positive capacity is a config mistake, not a wall to forecast.
         return info is not None and info.capacity is not None and info.capacity > 0
+
+    def screen(self, frame: Frame, signal: str, series: list[Series]) -> list[Series]:
+        """Series whose forecast could reach ``report_floor``: at or near the wall, or climbing fast enough.
+
+        An exact bound, not a heuristic. Both fits score ``P(value_ahead >= capacity)`` under a
+        normal predictive distribution, so a score of 0.5 or more needs its mean ``level +
+        shrink * slope * horizon`` to reach the capacity (the short-window gate and the reset
+        discount only lower it). The level is a median of the last half window plus the slope
+        times less than half a window, and the slope is a median of pair slopes, so
+        ``max(y) + max(0, max pair slope) * (half window + horizon)`` over the tail bounds the
+        mean from above; series below the capacity by that bound are skipped. For a lower
+        ``report_floor`` the bound proves nothing and every series is scored.
+        """
+        if self.report_floor < 0.5 or not series:
+            return series
+        capacity = float(frame.signals[signal].capacity)  # type: ignore[arg-type]  # applies_to checked it
+        lags = np.array([max(1, points_for(self.window_seconds, st, minimum=4) // 2) for st in typical_steps(series)])
+        keep = np.zeros(len(series), dtype=bool)
+        for lag in np.unique(lags).tolist():
+            rows = np.flatnonzero(lags == lag)
+            members = [series[r] for r in rows]
+            t = tails([s.timestamps for s in members], 2 * lag)
+            y = tails([s.values for s in members], 2 * lag)
+            keep[rows] = self._may_reach(t, y, lag, capacity)
+        return [s for s, k in zip(series, keep) if k]
+
+    def _may_reach(self, t: np.ndarray, y: np.ndarray, lag: int, capacity: float) -> np.ndarray:
+        """Per row of the (series, 2 * lag) tails: whether the upper bound of the forecast reaches capacity."""
+        short = max(1, max(4, 2 * lag) // 2)  # the half window's lag, as in _trace
+        with np.errstate(all="ignore"), warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN tails: no slope, no finding
+            slopes = []
+            for lg in {lag, min(short, lag)}:
+                # The last ``lg`` pairs (i - lg, i): the pairs the last point's rolling median reads.
+                late, early = slice(2 * lag - lg, None), slice(2 * lag - 2 * lg, 2 * lag - lg)
+                dt, dy = t[:, late] - t[:, early], y[:, late] - y[:, early]
+                slopes.append(np.nanmax(np.where(dt > 0, dy / dt, np.nan), axis=1))
+            steepest = np.fmax.reduce(slopes)
+            top = np.nanmax(y[:, -lag:], axis=1)
+            span = t[:, -1] - np.nanmin(t[:, -lag:], axis=1)
+            bound = top + np.maximum(steepest, 0.0) * (span + self.horizon_seconds)
+        # A hair of slack for rounding: the bound must never be the reason a finding is lost.
+        margin = 1e-9 * max(abs(capacity), 1.0)
+        return (y[:, -1] >= capacity) | (bound >= capacity - margin)
 
     def explain(self, frame: Frame, series: Series) -> Finding | None:
         info = frame.signals[series.signal]

@@ -9,7 +9,7 @@ from aiops.config import parse_config
 from aiops.engine.pipeline import build_detectors
 from aiops.model import Entity, Evidence, Finding, SignalInfo, from_epoch
 from aiops.plugins import PluginError
-from detectors.ensemble import DefaultEnsemble, merge
+from detectors.ensemble import DefaultEnsemble, MemberFailure, merge
 from detectors.seasonal import SeasonalBaseline
 from tests.detectors.synthetic import (
     DAY,
@@ -88,3 +88,17 @@ def test_a_named_member_that_cannot_load_is_an_error() -> None:
         DefaultEnsemble(members={"no_such_detector": {}})
     with pytest.raises(ValueError, match="itself"):
         DefaultEnsemble(members={"ensemble": {}})
+
+
+def test_a_failing_member_is_named_and_the_others_still_report(monkeypatch: pytest.MonkeyPatch) -> None:
+    ens = DefaultEnsemble(members=MINE)
+
+    def broken(frame: object) -> list[Finding]:
+        raise ValueError("bad history")
+
+    monkeypatch.setattr(ens.members["seasonal"], "detect", broken)
+    with pytest.raises(MemberFailure, match="member 'seasonal': ValueError: bad history") as caught:
+        ens.detect(cluster_frame())
+    assert set(caught.value.failed) == {"seasonal"}
+    # The healthy members' findings survive the failure, for the pipeline to pass on.
+    assert {f.detector for f in caught.value.findings} == {"exhaustion", "quality_drift"}

@@ -144,3 +144,46 @@ def test_bad_parameters_are_refused() -> None:
     # Through the registry, as the daemon builds it from the config: the message names the key.
     with pytest.raises(PluginError, match="exhaustion.*horizon"):
         instantiate(DETECTORS, "exhaustion", {"horizon": "1h"})
+
+
+def _mixed_memory_frame(count: int, seed: int):
+    """Flat, leaking, sawtooth, near-the-wall and garbage series at several steps and lengths."""
+    rng = np.random.default_rng(seed)
+    items = []
+    for k in range(count):
+        n, step = int(rng.integers(3, 300)), float(rng.choice([15.0, 60.0, 300.0]))
+        t = T0 + np.arange(n) * step
+        kind = k % 5
+        if kind == 0:
+            y = rng.uniform(0.2, 0.99) + rng.normal(0, rng.uniform(0, 0.05), n)
+        elif kind == 1:
+            y = rng.uniform(0.1, 0.6) + np.arange(n) * step * rng.uniform(0, 2e-4) + rng.normal(0, 0.01, n)
+        elif kind == 2:
+            y = (np.arange(n) % rng.integers(5, 80)) * 0.01 + rng.uniform(0.3, 0.9)
+        elif kind == 3:
+            y = rng.uniform(0.9, 1.0) + rng.normal(0, 0.02, n)
+        else:
+            y = rng.uniform(0, 1.2, n)
+            y[rng.random(n) < 0.2] = np.nan
+        items.append((Entity("pod", f"p{k}", "shop"), t, y))
+    return frame({"pod_memory_usage_ratio": items})
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_screen_skips_only_series_that_cannot_reach_the_report_floor(seed: int) -> None:
+    f = _mixed_memory_frame(150, seed)
+    screened = ExhaustionForecast().detect(f)
+    everything = ExhaustionForecast()
+    everything.screen = lambda frame, signal, series: series  # type: ignore[method-assign]
+    expected = everything.detect(f)
+    assert expected, "the mix must contain findings for the comparison to mean anything"
+    assert [(x.entity, x.score) for x in screened] == [(x.entity, x.score) for x in expected]
+
+
+def test_flat_series_are_screened_out_and_a_leak_is_not() -> None:
+    t = grid(6.0)
+    flat = 0.5 + 0.01 * np.sin(np.arange(t.shape[0]))
+    _, leaking = leak(hours=6.0, start=0.4, cross_at_hours=6.5)
+    f = frame({"pod_memory_usage_ratio": [(Entity("pod", f"flat-{k}", "shop"), t, flat) for k in range(50)] + [(POD, t, leaking)]})
+    det = ExhaustionForecast()
+    assert [s.entity for s in det.screen(f, "pod_memory_usage_ratio", list(f.series))] == [POD]
