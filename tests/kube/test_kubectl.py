@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import shutil
 import subprocess
+import threading
 import time
 from datetime import UTC, datetime
 
@@ -324,16 +325,23 @@ def test_get_pods_watch_prints_table_rows_for_changes(api: KubeApiServer, kubect
         stderr=subprocess.PIPE,
         text=True,
     )
-    try:
-        deadline = time.monotonic() + 10
-        while not api.requests_matching(resource="pods", verb="watch") and time.monotonic() < deadline:
+    lines: list[str] = []
+    reader = threading.Thread(target=lambda: lines.extend(iter(watch.stdout.readline, "")), daemon=True)  # type: ignore[union-attr]
+    reader.start()
+
+    def wait_for(count: int) -> None:
+        deadline = time.monotonic() + 20  # generous: the test machine is shared
+        while len(lines) < count and time.monotonic() < deadline:
             time.sleep(0.05)
+
+    try:
+        wait_for(4)  # header and the three pods
         client.CoreV1Api(admin).patch_namespaced_pod("web-0", "default", {"metadata": {"labels": {"seen": "yes"}}})
-        time.sleep(0.5)
+        wait_for(5)
     finally:
         watch.terminate()
-        out, _ = watch.communicate(timeout=10)
-    header, *rows = out.splitlines()
+        watch.communicate(timeout=10)
+    header, *rows = lines
     assert header.split() == ["NAME", "READY", "STATUS", "RESTARTS", "AGE"]
     assert [r.split()[:3] for r in rows] == [
         ["web-0", "1/1", "Running"],
