@@ -31,8 +31,9 @@ import requests
 BENCH_END = datetime(2026, 1, 5, 0, 0, tzinfo=UTC)
 STEP = 60.0
 # Backfilled blocks are 54 h (promtool's --max-block-duration); capping Prometheus's compaction
-# there keeps it from rewriting them in the background while cycles are timed.
-COMPACTION_ARGS = ["--storage.tsdb.max-block-duration=54h"]
+# there keeps it from rewriting them in the background while cycles are timed. The default
+# 2 min query timeout is too short for a 24 h range over 6k series on a loaded 2-core machine.
+COMPACTION_ARGS = ["--storage.tsdb.max-block-duration=54h", "--query.timeout=15m"]
 
 
 # --- data and Prometheus (orchestrator side) ----------------------------------------------------
@@ -211,28 +212,44 @@ def _ranges(
 
 
 def bare_fetch(
-    session: requests.Session, url: str, queries: dict[str, str], ranges: dict[str, tuple[float, float]], workers: int
-) -> tuple[float, float, int, int]:
-    """Fetch the same ranges with plain requests. Returns (fetch s, JSON decode s, bytes, points)."""
+    session: requests.Session,
+    url: str,
+    queries: dict[str, str],
+    ranges: dict[str, tuple[float, float]],
+    workers: int,
+    max_points: int,
+) -> tuple[float, float, int, int, list[str]]:
+    """Fetch the same ranges, in the same chunks, with plain requests.
 
-    def one(name: str) -> bytes:
-        lo, hi = ranges[name]
+    Returns (fetch s, JSON decode s, bytes, points, errors); a failed request is reported, not raised.
+    """
+    requests_: list[tuple[str, float, float]] = []
+    for name, (lo, hi) in ranges.items():
+        while lo <= hi:  # the collector's chunking: at most max_points per series per request
+            top = min(hi, lo + (max_points - 1) * STEP)
+            requests_.append((name, lo, top))
+            lo = top + STEP
+
+    def one(item: tuple[str, float, float]) -> bytes | str:
+        name, lo, hi = item
         resp = session.get(
             f"{url}/api/v1/query_range",
             params={"query": queries[name], "start": f"{lo:.3f}", "end": f"{hi:.3f}", "step": f"{STEP:g}"},
-            timeout=600,
+            timeout=900,
         )
-        resp.raise_for_status()
+        if resp.status_code != 200:
+            return f"{name}: HTTP {resp.status_code} {resp.text[:200]}"
         return resp.content
 
     t0 = time.perf_counter()
     with ThreadPoolExecutor(max_workers=workers) as pool:
-        bodies = list(pool.map(one, list(queries)))
+        answers = list(pool.map(one, requests_))
     fetch_s = time.perf_counter() - t0
+    bodies = [a for a in answers if isinstance(a, bytes)]
     t1 = time.perf_counter()
     points = sum(len(r["values"]) for b in bodies for r in json.loads(b)["data"]["result"])
     decode_s = time.perf_counter() - t1
-    return fetch_s, decode_s, sum(len(b) for b in bodies), points
+    return fetch_s, decode_s, sum(len(b) for b in bodies), points, [a for a in answers if isinstance(a, str)]
 
 
 def detector_configs(which: str) -> list[dict[str, Any]]:
@@ -321,7 +338,9 @@ def worker(args: argparse.Namespace) -> dict[str, Any]:
             if profiler is not None:
                 profiler.disable()
             ranges = _ranges(queries, now, previous, lookback)
-            fetch_s, decode_s, nbytes, fetched = bare_fetch(session, args.url, queries, ranges, workers)
+            fetch_s, decode_s, nbytes, fetched, bare_errors = bare_fetch(
+                session, args.url, queries, ranges, workers, config.prometheus.max_points_per_query
+            )
             cycles.append(
                 CycleFigures(
                     kind="cold" if k == 0 else "steady",
@@ -337,7 +356,7 @@ def worker(args: argparse.Namespace) -> dict[str, Any]:
                     rss_mib=_proc_status("VmRSS"),
                     findings=len(report.findings),
                     detector_s=dict(detector_s),
-                    errors=[f"{e.stage}: {e.message}" for e in report.errors],
+                    errors=[f"{e.stage}: {e.message}" for e in report.errors] + [f"bare: {e}" for e in bare_errors],
                 )
             )
             previous = now
