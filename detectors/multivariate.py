@@ -1,118 +1,199 @@
 """EntityAnomaly: is this node / pod / GPU unlike its own history and its peers, all signals at once?
 
 Each entity is a vector of its signals (CPU, memory, restarts, GPU utilisation, temperature,
-power, framebuffer, XID/ECC, latency ...) per time step. The model is scikit-learn's
-``NearestNeighbors``: the raw score of a vector is its mean distance to the ``neighbors`` closest
-vectors of a reference window of recent history (standardised per feature). Distance to the
-k-th neighbour is a classic unsupervised outlier score; on the SMD benchmark it separated
-incidents clearly better than IsolationForest at the same cost (see ``aiops backtest --format smd``).
+power, framebuffer, XID/ECC, latency ...) per time step. Normal operation keeps these signals in a
+few stable relations (load drives CPU, power and temperature together), so the model is a
+principal subspace of standardised history (scikit-learn ``PCA`` keeping ``variance`` of it) and
+the raw score of a vector is its squared distance from that subspace (SPE, the Q statistic of
+process monitoring): how much of the vector no normal relation explains. On SMD it separated
+incidents better than nearest-neighbour distance, Hotelling's T² and per-feature z-scores.
 
-Scores are calibrated to [0, 1] against the reference window itself: the empirical exceedance
-probability ``p`` of the raw score among reference scores (with an exponential tail fitted above
-the 98th percentile, peaks-over-threshold style, so that scores beyond anything seen still rank)
-becomes ``-log10(p) / decades``, capped at 1. With the default ``decades=6`` a score of 0.5 means
-"rarer than 1 in 1,000 reference points" and 0.9 "rarer than 1 in 250,000".
+Incidents are segments rather than single minutes, so the raw score is averaged causally over
+several windows (``windows_minutes``, default 5 min, 30 min and 2 h): a sharp fault shows in the
+short window, a sustained mild one (a counter that bursts more often than usual) in the long one.
+
+Calibration is what makes one threshold fit every entity. The history is split in time: the
+older part (1 - ``calibration_share``) fits the subspace, the newer part is scored out of sample,
+as live rows will be, and gives each window's reference distribution (split-conformal). A score
+becomes an exceedance probability ``p``: empirical in the body, a generalised Pareto tail fitted
+to the highest scores above (peaks over threshold as in SPOT, Siffer et al., KDD 2017) so that
+scores beyond anything seen still rank. The windows' smallest ``p`` (Bonferroni-corrected) gives
+the score ``-log10(p) / decades`` capped at 1: with ``decades=6`` a score of 0.9 means "rarer than
+1 in 250,000 calibration rows in at least one window", whatever the entity's own noise level.
+Calibrating in-sample instead (each row's distance to its own training data) made scores on new
+data look rarer than they were, by a different factor on every machine: that was why no single
+threshold fitted all SMD machines.
 
 The model is trained on a rolling window of history, causally: the score of a point depends only
 on points before it. Live (``detect``) it is refitted every cycle on the frame's window, pooled
 over the entities of one kind. In a backtest (``score_matrix``) it is fitted on the last ``window``
 rows of the history given, and refitted every ``refit_every`` rows when that is set; unset (the
 default) keeps the model once ``window`` rows exist, because refitting on live data lets a long
-incident become the new normal (on SMD, daily refits lowered the per-machine best F1 from 0.58
-to 0.46).
+incident become the new normal.
 
-The evidence names the features that contributed most, measured by occlusion: how much the raw
-score drops when that feature alone is set back to its typical value.
+A deviation along the normal relations (everything busier together) is not what this detector
+flags; the univariate detectors watch each signal's own level. The evidence names the features
+that contributed most: how far each one is from the value the other features predict for it.
 """
 
 from __future__ import annotations
 
 import math
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
 import numpy as np
 import pandas as pd
-from sklearn.neighbors import NearestNeighbors
+from scipy.stats import genpareto
+from sklearn.decomposition import PCA
 
 from aiops.model import Entity, Evidence, Finding, Frame, from_epoch
 from aiops.plugins import Detector
 
-__all__ = ["EntityAnomaly", "NeighbourModel"]
+__all__ = ["EntityAnomaly", "SubspaceModel", "TailCalibration"]
 
-# Below this many reference rows a neighbourhood says nothing useful.
+# Below this many reference rows a subspace and its calibration say nothing useful.
 MIN_REFERENCE = 50
-# Calibration scores are computed on at most this many (most recent) reference rows.
-MAX_CALIBRATION = 5_000
-TAIL_QUANTILE = 0.98
+# The calibration tail: the top 2 % of calibration scores, and at least this many for a
+# generalised Pareto fit (fewer get an exponential tail, the GPD with shape 0).
+TAIL_SHARE = 0.02
+MIN_TAIL_FIT = 20
+# A heavier tail than this is an artefact of few exceedances; it would make real outliers look common.
+MAX_TAIL_SHAPE = 0.5
+DEFAULT_WINDOWS_MINUTES = (5.0, 30.0, 120.0)
 
 
 @dataclass(frozen=True)
-class NeighbourModel:
-    """A fitted reference window: scaling, neighbour index and calibration of raw scores."""
+class TailCalibration:
+    """Exceedance probability of a score among calibration scores: empirical body, GPD tail."""
+
+    ordered: np.ndarray  # sorted calibration scores
+    tail_start: float
+    tail_share: float  # fraction of calibration scores above tail_start
+    shape: float
+    scale: float
+
+    @classmethod
+    def fit(cls, scores: np.ndarray) -> TailCalibration:
+        ordered = np.sort(np.asarray(scores, dtype=float)[np.isfinite(scores)])
+        n = ordered.shape[0]
+        if n < 2:
+            raise ValueError(f"need at least 2 calibration scores, got {n}")
+        n_tail = max(int(TAIL_SHARE * n), min(MIN_TAIL_FIT, n // 2), 1)
+        start = float(ordered[n - n_tail - 1])
+        excess = ordered[n - n_tail :] - start
+        # A floor on the scale: a calibration set of identical scores must not make a rounding error rare.
+        floor = 1e-9 * max(abs(start), 1.0)
+        shape, scale = 0.0, max(float(excess.mean()), floor)
+        if n_tail >= MIN_TAIL_FIT and float(excess.max()) > floor:
+            try:
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore")
+                    fitted_shape, _, fitted_scale = genpareto.fit(excess, floc=0.0)
+                if math.isfinite(fitted_shape) and math.isfinite(fitted_scale) and fitted_scale > 0:
+                    shape, scale = float(np.clip(fitted_shape, -MAX_TAIL_SHAPE, MAX_TAIL_SHAPE)), max(float(fitted_scale), floor)
+            except (RuntimeError, ValueError, FloatingPointError):
+                pass  # the exponential tail above stands
+        return cls(ordered, start, n_tail / (n + 1), shape, scale)
+
+    def exceedance(self, scores: np.ndarray) -> np.ndarray:
+        """P(calibration score >= s) per score; NaN scores get 1 (no evidence of anything)."""
+        s = np.asarray(scores, dtype=float)
+        n = self.ordered.shape[0]
+        body = (n - np.searchsorted(self.ordered, s, side="left") + 1) / (n + 1)
+        with np.errstate(all="ignore"):
+            tail = self.tail_share * genpareto.sf(s - self.tail_start, self.shape, 0.0, self.scale)
+        p = np.where(s > self.tail_start, np.minimum(tail, self.tail_share), body)
+        return np.where(np.isnan(s), 1.0, np.clip(p, 1e-300, 1.0))
+
+
+@dataclass(frozen=True)
+class SubspaceModel:
+    """A fitted reference window: scaling, principal subspace, and a calibration per window."""
 
     center: np.ndarray
     scale: np.ndarray
-    index: NearestNeighbors
-    neighbors: int
-    reference_scores: np.ndarray  # sorted raw scores of (the tail of) the reference window
-    tail_start: float
-    tail_mean_excess: float
+    mean: np.ndarray  # of the standardised fit rows
+    components: np.ndarray  # (k x features), orthonormal rows; k < features
+    windows: tuple[int, ...]  # smoothing windows, in rows
+    calibrations: tuple[TailCalibration, ...]  # one per window
     decades: float
 
     @classmethod
     def fit(
-        cls, reference: np.ndarray, neighbors: int, decades: float, smoothing: int, min_scale: float = 0.01
-    ) -> NeighbourModel:
-        ref = np.asarray(reference, dtype=float)
-        ref = ref[~np.all(np.isnan(ref), axis=1)]
-        if ref.shape[0] < max(MIN_REFERENCE, neighbors + 2):
-            raise ValueError(f"need at least {max(MIN_REFERENCE, neighbors + 2)} reference rows, got {ref.shape[0]}")
-        with np.errstate(all="ignore"):
-            center = np.nanmean(ref, axis=0)
-            spread = np.nanstd(ref, axis=0)
+        cls,
+        segments: Sequence[np.ndarray],
+        windows: Sequence[int],
+        *,
+        variance: float = 0.99,
+        decades: float = 6.0,
+        calibration_share: float = 0.3,
+        min_scale: float = 0.01,
+    ) -> SubspaceModel:
+        """Fit on the older part of each contiguous history segment, calibrate on the newer part."""
+        parts = [np.asarray(s, dtype=float) for s in segments]
+        parts = [s[~np.all(np.isnan(s), axis=1)] for s in parts if s.ndim == 2 and s.shape[0]]
+        rows = sum(s.shape[0] for s in parts)
+        if rows < MIN_REFERENCE:
+            raise ValueError(f"need at least {MIN_REFERENCE} reference rows, got {rows}")
+        cuts = [max(1, min(s.shape[0] - 1, round(s.shape[0] * (1.0 - calibration_share)))) for s in parts]
+        fit_rows = np.concatenate([s[:c] for s, c in zip(parts, cuts)])
+        with np.errstate(all="ignore"), warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN columns: handled below
+            center = np.nanmean(fit_rows, axis=0)
+            spread = np.nanstd(fit_rows, axis=0)
         center = np.nan_to_num(center, nan=0.0)
         # A floor on the scale: a feature that was constant must not turn a tiny wobble into a huge z.
         scale = np.maximum(np.nan_to_num(spread, nan=0.0), min_scale * np.maximum(np.abs(center), 1.0))
-        z = _standardise(ref, center, scale)
-        index = NearestNeighbors(n_neighbors=neighbors).fit(z)
-        # Leave-one-out scores of the newest reference rows: each row's distance to the others.
-        tail = z[-MAX_CALIBRATION:]
-        dist, _ = index.kneighbors(tail, n_neighbors=neighbors + 1)
-        raw = _smooth(dist[:, 1:].mean(axis=1), smoothing)
-        ordered = np.sort(raw)
-        start = float(np.quantile(ordered, TAIL_QUANTILE))
-        excess = ordered[ordered > start] - start
-        mean_excess = float(excess.mean()) if excess.size else 0.0
-        return cls(center, scale, index, neighbors, ordered, start, max(mean_excess, 1e-12), decades)
+        z = _standardise(fit_rows, center, scale)
+        pca = PCA(svd_solver="full").fit(z)
+        # At least one dimension stays outside the subspace: with every component kept, nothing is residual.
+        explained = np.cumsum(pca.explained_variance_ratio_)
+        k = min(int(np.searchsorted(explained, variance, side="right")) + 1, z.shape[1] - 1, pca.components_.shape[0])
+        base = cls(center, scale, pca.mean_, pca.components_[:k], tuple(windows), (), decades)
+        calibrations = []
+        for w_index in range(len(base.windows)):
+            scores = [base.smooth(base.raw(s[c:]))[w_index] for s, c in zip(parts, cuts)]
+            calibrations.append(TailCalibration.fit(np.concatenate(scores)))
+        return cls(center, scale, pca.mean_, pca.components_[:k], base.windows, tuple(calibrations), decades)
 
     def raw(self, rows: np.ndarray) -> np.ndarray:
-        """Mean distance to the ``neighbors`` nearest reference rows (NaN features sit at the centre)."""
-        z = _standardise(np.asarray(rows, dtype=float), self.center, self.scale)
-        dist, _ = self.index.kneighbors(z, n_neighbors=self.neighbors)
-        return dist.mean(axis=1)
+        """Squared distance of each row from the normal subspace (NaN features sit at the centre)."""
+        z = _standardise(np.asarray(rows, dtype=float), self.center, self.scale) - self.mean
+        residual = z - (z @ self.components.T) @ self.components
+        return np.einsum("ij,ij->i", residual, residual)
 
-    def exceedance(self, raw: np.ndarray) -> np.ndarray:
-        """P(reference raw score > raw): empirical below the tail, exponential in the tail."""
-        raw = np.asarray(raw, dtype=float)
-        n = self.reference_scores.shape[0]
-        empirical = 1.0 - np.searchsorted(self.reference_scores, raw, side="right") / n
-        tail = (1.0 - TAIL_QUANTILE) * np.exp(-(raw - self.tail_start) / self.tail_mean_excess)
-        return np.where(raw > self.tail_start, np.minimum(tail, 1.0 - TAIL_QUANTILE), np.maximum(empirical, 1.0 - TAIL_QUANTILE))
+    def smooth(self, raw: np.ndarray) -> np.ndarray:
+        """Causal rolling means of the raw score, one row per window (windows x points)."""
+        series = pd.Series(np.asarray(raw, dtype=float))
+        return np.vstack([series.rolling(w, min_periods=1).mean().to_numpy() for w in self.windows])
 
-    def calibrate(self, raw: np.ndarray) -> np.ndarray:
-        p = np.clip(self.exceedance(raw), 1e-300, 1.0)
-        score = -np.log10(p) / self.decades
+    def exceedance(self, smoothed: np.ndarray) -> np.ndarray:
+        """Bonferroni-corrected smallest exceedance probability over the windows, per point."""
+        p = np.vstack([c.exceedance(s) for c, s in zip(self.calibrations, np.atleast_2d(smoothed))])
+        return np.minimum(p.min(axis=0) * len(self.calibrations), 1.0)
+
+    def calibrate(self, smoothed: np.ndarray) -> np.ndarray:
+        score = -np.log10(self.exceedance(smoothed)) / self.decades
         return np.clip(np.nan_to_num(score, nan=0.0), 0.0, 1.0)
 
     def contributions(self, row: np.ndarray) -> np.ndarray:
-        """Raw-score drop when each feature alone is set to its typical value (occlusion), >= 0."""
-        row = np.asarray(row, dtype=float)
-        base = self.raw(row[None, :])[0]
-        occluded = np.repeat(row[None, :], row.shape[0], axis=0)
-        occluded[np.diag_indices(row.shape[0])] = self.center
-        return np.maximum(base - self.raw(occluded), 0.0)
+        """How far each feature is from what the others predict, squared (in standard deviations).
+
+        Each feature is left out in turn and reconstructed from the rest through the subspace.
+        The squared residual alone cannot name the culprit when the residual has few dimensions
+        (a hot GPU at low load leaves residual on utilisation too), but utilisation and power
+        agree with each other and predict a cool GPU, so only the temperature is far off.
+        """
+        z = _standardise(np.asarray(row, dtype=float), self.center, self.scale) - self.mean
+        out = np.empty(z.shape[0])
+        for j in range(z.shape[0]):
+            others = np.arange(z.shape[0]) != j
+            coords, *_ = np.linalg.lstsq(self.components[:, others].T, z[others], rcond=None)
+            out[j] = (z[j] - self.components[:, j] @ coords) ** 2
+        return out
 
 
 def _standardise(x: np.ndarray, center: np.ndarray, scale: np.ndarray) -> np.ndarray:
@@ -120,11 +201,9 @@ def _standardise(x: np.ndarray, center: np.ndarray, scale: np.ndarray) -> np.nda
     return np.nan_to_num(z, nan=0.0, posinf=1e6, neginf=-1e6)
 
 
-def _smooth(raw: np.ndarray, span: int) -> np.ndarray:
-    """Causal exponential smoothing: one noisy minute should not page, a sustained shift should."""
-    if span <= 1:
-        return raw
-    return pd.Series(raw).ewm(span=span, ignore_na=True).mean().to_numpy()
+def _window_rows(minutes: Sequence[float], step_seconds: float) -> tuple[int, ...]:
+    step = step_seconds if math.isfinite(step_seconds) and step_seconds > 0 else 60.0
+    return tuple(max(1, round(m * 60.0 / step)) for m in minutes)
 
 
 class EntityAnomaly(Detector):
@@ -152,8 +231,9 @@ class EntityAnomaly(Detector):
         signals: Sequence[str] | None = None,
         report_floor: float = 0.5,
         *,
-        neighbors: int = 5,
-        smoothing: int = 5,
+        variance: float = 0.99,
+        windows_minutes: Sequence[float] = DEFAULT_WINDOWS_MINUTES,
+        calibration_share: float = 0.3,
         decades: float = 6.0,
         window: int = 20_160,
         refit_every: int | None = None,
@@ -163,35 +243,51 @@ class EntityAnomaly(Detector):
         **params: Any,
     ) -> None:
         super().__init__(signals, report_floor, **params)
-        if neighbors < 1 or smoothing < 1 or top_features < 1:
-            raise ValueError("neighbors, smoothing and top_features must be at least 1")
+        if not 0.0 < variance < 1.0:
+            raise ValueError("variance must be in (0, 1): the share of normal variation the subspace keeps, e.g. 0.99")
+        windows = tuple(float(m) for m in windows_minutes)
+        if not windows or min(windows) <= 0:
+            raise ValueError("windows_minutes must list at least one positive window, e.g. [5, 30, 120]")
+        if not 0.05 <= calibration_share <= 0.8:
+            raise ValueError("calibration_share must be in [0.05, 0.8]: the newest share of history used to calibrate")
         if decades <= 0:
             raise ValueError("decades must be positive (4 maps a 1-in-10,000 point to score 1.0)")
-        if min_reference < max(MIN_REFERENCE, neighbors + 2) or window < min_reference:
-            raise ValueError(f"need window >= min_reference >= {max(MIN_REFERENCE, neighbors + 2)} rows")
+        if top_features < 1:
+            raise ValueError("top_features must be at least 1")
+        if min_reference < MIN_REFERENCE or window < min_reference:
+            raise ValueError(f"need window >= min_reference >= {MIN_REFERENCE} rows")
         if refit_every is not None and refit_every < 1:
             raise ValueError("refit_every must be at least 1 row (or unset: fit once on the history)")
-        self.neighbors = neighbors
-        self.smoothing = smoothing
+        if min_scale <= 0:
+            raise ValueError("min_scale must be positive (the smallest feature scale, relative to max(|mean|, 1))")
+        self.variance = variance
+        self.windows_minutes = windows
+        self.calibration_share = calibration_share
         self.decades = decades
         self.window = window
         self.refit_every = refit_every
         self.min_reference = min_reference
-        self.top_features = top_features
-        if min_scale <= 0:
-            raise ValueError("min_scale must be positive (the smallest feature scale, relative to max(|mean|, 1))")
         self.min_scale = min_scale
+        self.top_features = top_features
 
-    def _fit(self, reference: np.ndarray) -> NeighbourModel:
-        return NeighbourModel.fit(reference, self.neighbors, self.decades, self.smoothing, self.min_scale)
+    def _fit(self, segments: Sequence[np.ndarray], step_seconds: float) -> SubspaceModel:
+        return SubspaceModel.fit(
+            segments,
+            _window_rows(self.windows_minutes, step_seconds),
+            variance=self.variance,
+            decades=self.decades,
+            calibration_share=self.calibration_share,
+            min_scale=self.min_scale,
+        )
 
     # -- backtest --------------------------------------------------------------------------------
     def score_matrix(self, timestamps: np.ndarray, X: np.ndarray, train: np.ndarray | None = None) -> np.ndarray:
         """One causal score in [0, 1] per row of ``X`` (rows in time order, one column per feature).
 
-        ``train`` is history that precedes ``X``. The model is refitted every ``refit_every`` rows
-        on the last ``window`` rows seen before the block it scores; rows scored before
-        ``min_reference`` rows of history exist get 0 (no opinion).
+        ``train`` is history that precedes ``X`` at the same step. The model is refitted every
+        ``refit_every`` rows on the last ``window`` rows seen before the block it scores; rows
+        scored before ``min_reference`` rows of history exist get 0 (no opinion). Smoothing
+        windows are converted to rows with the median step of ``timestamps``.
         """
         x = np.asarray(X, dtype=float)
         t = np.asarray(timestamps, dtype=float)
@@ -202,23 +298,28 @@ class EntityAnomaly(Detector):
             raise ValueError(f"train must have the same {x.shape[1]} feature columns as X, got shape {history.shape}")
         x = np.where(np.isfinite(x), x, np.nan)
         history = np.where(np.isfinite(history), history, np.nan)
+        step = float(np.median(np.diff(t))) if t.shape[0] > 1 else float("nan")
         raw = np.full(x.shape[0], np.nan)
-        models: list[tuple[int, NeighbourModel | None]] = []
+        models: list[tuple[int, SubspaceModel | None]] = []
         starts = self._block_starts(history.shape[0], x.shape[0])
         for start, stop in zip(starts, starts[1:] + [x.shape[0]]):
             reference = np.concatenate([history, x[:start]])[-self.window :]
             usable = int((~np.all(np.isnan(reference), axis=1)).sum())
-            model = self._fit(reference) if usable >= self.min_reference else None
+            model = self._fit([reference], step) if usable >= self.min_reference else None
             models.append((start, model))
             if model is not None:
                 raw[start:stop] = model.raw(x[start:stop])
-        # Smooth the raw scores across block boundaries (seeded with the history's own scores).
-        seed = self._history_raw(history, models[0][1]) if models and models[0][1] is not None else np.empty(0)
-        smoothed = _smooth(np.concatenate([seed, raw]), self.smoothing)[seed.shape[0] :]
+        first = next((m for _, m in models if m is not None), None)
+        if first is None:
+            return np.zeros(x.shape[0])
+        # Rolling means run across block boundaries, seeded with the newest history rows (scored
+        # out of sample: they are in the calibration part of the first model's reference).
+        seed = first.raw(history[-max(first.windows) :]) if models[0][1] is not None else np.empty(0)
+        smoothed = first.smooth(np.concatenate([seed, raw]))[:, seed.shape[0] :]
         scores = np.zeros(x.shape[0])
         for (start, model), nxt in zip(models, [m[0] for m in models[1:]] + [x.shape[0]]):
             if model is not None:
-                scores[start:nxt] = model.calibrate(smoothed[start:nxt])
+                scores[start:nxt] = model.calibrate(smoothed[:, start:nxt])
         empty = np.all(np.isnan(x), axis=1)
         scores[empty] = 0.0  # a row with no data has no opinion
         return scores
@@ -243,14 +344,6 @@ class EntityAnomaly(Detector):
             if start > starts[-1]:
                 starts.append(start)
         return starts
-
-    def _history_raw(self, history: np.ndarray, model: NeighbourModel) -> np.ndarray:
-        tail = history[-4 * self.smoothing :]
-        if tail.shape[0] == 0:
-            return np.empty(0)
-        z = _standardise(tail, model.center, model.scale)
-        dist, _ = model.index.kneighbors(z, n_neighbors=self.neighbors + 1)
-        return dist[:, 1:].mean(axis=1)  # leave-one-out: these rows are in the reference
 
     # -- live ------------------------------------------------------------------------------------
     def detect(self, frame: Frame) -> list[Finding]:
@@ -282,26 +375,29 @@ class EntityAnomaly(Detector):
     def _score_pool(
         self, frame: Frame, kind: str, features: tuple[str, ...], tables: dict[Entity, pd.DataFrame]
     ) -> list[Finding]:
-        recent = 2 * self.smoothing
-        # Reference: every entity's history except its own recent rows, which are what gets scored.
+        windows = _window_rows(self.windows_minutes, frame.step_seconds)
+        # Reference: every entity's history except its own newest rows, which are what gets scored.
         # Each entity contributes its newest rows, an equal share of the window, so that a large
-        # fleet is represented by all its members rather than by whichever came last.
+        # fleet is represented by all its members rather than by whichever came last; each share
+        # is split in time into fit and calibration parts.
+        recent = 2 * windows[0]
         histories = [t.to_numpy(dtype=float)[:-recent] for t in tables.values() if len(t) > recent]
         share = max(1, self.window // max(len(histories), 1))
-        reference = np.concatenate([h[-share:] for h in histories] or [np.empty((0, len(features)))])
-        if int((~np.all(np.isnan(reference), axis=1)).sum()) < self.min_reference:
+        segments = [h[-share:] for h in histories]
+        if sum(int((~np.all(np.isnan(s), axis=1)).sum()) for s in segments) < self.min_reference:
             return []  # too little history to say what normal is: no opinion rather than a guess
-        model = self._fit(reference)
+        model = self._fit(segments, frame.step_seconds)
         findings = []
         for entity, table in tables.items():
-            rows = table.to_numpy(dtype=float)[-recent:]
+            # The longest window's rows: the rolling means end at the newest row.
+            rows = table.to_numpy(dtype=float)[-max(windows) :]
             if rows.shape[0] == 0 or np.all(np.isnan(rows[-1])):
                 continue
-            raw = _smooth(model.raw(rows), self.smoothing)
-            score = float(model.calibrate(raw[-1:])[0])
+            smoothed = model.smooth(model.raw(rows))[:, -1:]
+            score = float(model.calibrate(smoothed)[0])
             if score < self.report_floor:
                 continue
-            findings.append(self._finding(frame, entity, features, table, model, rows[-1], score, float(raw[-1])))
+            findings.append(self._finding(frame, entity, features, table, model, rows[-1], score, smoothed))
         return findings
 
     def _finding(
@@ -313,7 +409,7 @@ class EntityAnomaly(Detector):
         model: NeighbourModel,
         row: np.ndarray,
         score: float,
-        raw: float,
+        smoothed: np.ndarray,
     ) -> Finding:
         contrib = model.contributions(row)
         total = float(contrib.sum())
@@ -331,7 +427,7 @@ class EntityAnomaly(Detector):
         described = ", ".join(
             f"{t['feature']} {_fmt(t['value'])} (typical {_fmt(t['typical'])}, {t['share']:.0%} of the deviation)" for t in top
         )
-        p = float(model.exceedance(np.array([raw]))[0])
+        p = float(model.exceedance(smoothed)[0])
         summary = f"{entity} is unlike its own history and its peers (1 in {_rarity(p)} rows)" + (
             f": {described}" if described else ""
         )
@@ -349,9 +445,9 @@ class EntityAnomaly(Detector):
                 facts={
                     "top_features": top,
                     "features": list(features),
-                    "raw_score": raw,
+                    "raw_score": float(smoothed[0, 0]),
                     "exceedance_probability": p,
-                    "neighbors": self.neighbors,
+                    "windows_minutes": list(self.windows_minutes),
                 },
                 related=tuple(t["feature"] for t in top),
             ),
