@@ -82,3 +82,15 @@ def secret_env_refs(config: Any) -> set[str]:
     if isinstance(config, list):
         return set().union(*(secret_env_refs(v) for v in config)) if config else set()
     return set()
+
+
+# Plausible stand-ins for the Secret's values, in the shapes the channels check (a DingTalk signing
+# secret starts with SEC, its webhook is a URL).
+FAKE_SECRETS = {
+    "AIOPS_DINGTALK_WEBHOOK": "https://oapi.dingtalk.com/robot/send?access_token=test-token",
+    "AIOPS_DINGTALK_SECRET": "SECtest0123456789abcdef",
+}
+
+
+def fake_secret(name: str) -> str:
+    return FAKE_SECRETS.get(name, f"test-{name.lower()}")

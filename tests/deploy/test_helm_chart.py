@@ -16,6 +16,7 @@ from aiops.config import parse_config
 from tests.deploy.manifests import (
     CHART,
     by_kind,
+    fake_secret,
     helm_template,
     one,
     parse,
@@ -170,7 +171,7 @@ def test_production_channels_start_with_the_secret_values(
     config = parse_config(raw)
     assert {"dingtalk", "email"} <= config.notify.channels.keys()
     for name in secret_env_refs(raw):
-        monkeypatch.setenv(name, f"SEC-test-{name.lower()}")
+        monkeypatch.setenv(name, fake_secret(name))
     assert config.server.webhook_token is not None and config.server.webhook_token.resolve()
     for name, channel in config.notify.channels.items():
         notifier = plugins.load(plugins.NOTIFIERS, channel.plugin)(**channel.params)
@@ -182,7 +183,9 @@ def test_release_namespace_and_name_flow_everywhere(helm: str) -> None:
     docs = parse(helm_template(helm, namespace="ml-platform", sets=["fullnameOverride=ops"]))
     config = parse_config(_config(docs))
     assert config.kubernetes.namespace == "ml-platform"
-    assert config.safety.kill_switch.configmap_name == "ops-control"
+    # The ClusterRole grants these by name, whatever the release is called.
+    assert config.safety.kill_switch.configmap_name == "aiops-control"
+    assert config.kubernetes.leader_election.lease_name == "aiops-leader"
     for doc in docs:
         if doc["kind"] not in {"ClusterRole", "ClusterRoleBinding"}:
             assert doc["metadata"]["namespace"] == "ml-platform", doc["kind"]
@@ -190,9 +193,21 @@ def test_release_namespace_and_name_flow_everywhere(helm: str) -> None:
 
 
 def test_user_config_cannot_unwire_the_chart(helm: str) -> None:
-    docs = parse(helm_template(helm, sets=["config.kubernetes.namespace=elsewhere", "config.server.port=9999"]))
+    docs = parse(
+        helm_template(
+            helm,
+            sets=[
+                "config.kubernetes.namespace=elsewhere",
+                "config.server.port=9999",
+                "config.kubernetes.leader_election.lease_name=mine",
+                "config.kubernetes.leader_election.lease_duration=30s",
+            ],
+        )
+    )
     config = parse_config(_config(docs))
     assert config.kubernetes.namespace == "aiops" and config.server.port == 8080
+    election = config.kubernetes.leader_election
+    assert election.lease_name == "aiops-leader" and election.lease_duration.total_seconds() == 30
 
 
 def test_secret_refs_absent_without_an_existing_secret(default_docs: list[dict[str, Any]]) -> None:
@@ -242,7 +257,7 @@ def test_rendered_config_passes_aiops_check_config(production_docs: list[dict[st
     raw = _config(production_docs)
     path = tmp_path / "config.yaml"
     path.write_text(yaml.safe_dump(raw))
-    secrets = {name: f"test-{name.lower()}" for name in secret_env_refs(raw)}
+    secrets = {name: fake_secret(name) for name in secret_env_refs(raw)}
     env = {k: v for k, v in os.environ.items() if not k.startswith("AIOPS_")}
 
     def check(extra: dict[str, str]) -> subprocess.CompletedProcess[str]:
@@ -300,3 +315,23 @@ def test_values_can_engage_the_kill_switch(helm: str) -> None:
     docs = parse(helm_template(helm, sets=["killSwitch.engaged=true"]))
     (control,) = [d for d in by_kind(docs, "ConfigMap") if d["metadata"]["name"] == "aiops-control"]
     assert control["data"]["kill_switch"] == "true"
+
+
+def test_names_granted_by_the_cluster_role_are_the_names_the_daemon_uses(rendered: list[dict[str, Any]]) -> None:
+    """RBAC limits the kill-switch ConfigMap and the Lease to resourceNames; the config must use them."""
+    config = parse_config(_config(rendered))
+    used = {
+        "configmaps": config.safety.kill_switch.configmap_name,
+        "leases": config.kubernetes.leader_election.lease_name,
+    }
+    granted = {
+        resource: rule["resourceNames"]
+        for rule in one(rendered, "ClusterRole")["rules"]
+        if "resourceNames" in rule
+        for resource in rule["resources"]
+    }
+    assert granted.keys() <= used.keys(), f"unexpected names granted: {granted}"
+    for resource, names in granted.items():
+        assert used[resource] in names, f"the daemon uses {resource} {used[resource]!r}, RBAC grants only {names}"
+    control = [d for d in by_kind(rendered, "ConfigMap") if d["metadata"]["name"] == used["configmaps"]]
+    assert len(control) == 1

@@ -35,17 +35,33 @@ app.kubernetes.io/part-of: aiops
 {{- end }}
 {{- end }}
 
+{{/*
+The name the ClusterRole grants for a resource (its resourceNames), "" when it grants any name.
+The kill-switch ConfigMap and the Lease are named after it, so the config and RBAC always agree.
+Call with (dict "root" $ "resource" "configmaps").
+*/}}
+{{- define "aiops.grantedName" -}}
+{{- $resource := .resource }}
+{{- range (.root.Files.Get "files/clusterrole.yaml" | fromYaml).rules }}
+{{- if and (has $resource .resources) .resourceNames }}{{ first .resourceNames }}{{ end }}
+{{- end }}
+{{- end }}
+
 {{- define "aiops.controlName" -}}
-{{- printf "%s-control" (include "aiops.fullname" .) | trunc 63 | trimSuffix "-" }}
+{{- include "aiops.grantedName" (dict "root" . "resource" "configmaps") | default (printf "%s-control" (include "aiops.fullname" .) | trunc 63 | trimSuffix "-") }}
+{{- end }}
+
+{{- define "aiops.leaseName" -}}
+{{- include "aiops.grantedName" (dict "root" . "resource" "leases") | default (printf "%s-leader" (include "aiops.fullname" .) | trunc 63 | trimSuffix "-") }}
 {{- end }}
 
 {{/*
 The config the daemon reads: the user's values with the settings the chart owns laid over them,
-so the wiring (namespace, port, state path, kill switch) cannot drift from the manifests.
+so the wiring (namespace, port, state path, kill switch, lease) cannot drift from the manifests.
 */}}
 {{- define "aiops.config" -}}
 {{- $owned := dict
-  "kubernetes" (dict "in_cluster" true "namespace" .Release.Namespace)
+  "kubernetes" (dict "in_cluster" true "namespace" .Release.Namespace "leader_election" (dict "lease_name" (include "aiops.leaseName" .)))
   "server" (dict "port" (int .Values.port))
   "state" (dict "path" "/var/lib/aiops/state.sqlite")
   "safety" (dict "kill_switch" (dict "configmap_namespace" .Release.Namespace "configmap_name" (include "aiops.controlName" .)))
