@@ -9,7 +9,7 @@ import pytest
 
 from aiops import plugins
 from aiops.model import Entity, Frame, Series, SignalInfo
-from detectors.multivariate import EntityAnomaly
+from detectors.multivariate import EntityAnomaly, TailCalibration
 
 
 def _correlated(n: int, rng: np.random.Generator) -> np.ndarray:
@@ -72,6 +72,10 @@ def test_bad_shapes_and_parameters_are_clear_errors() -> None:
         EntityAnomaly().score_matrix(np.arange(10.0), np.zeros((10, 3)), train=np.zeros((100, 2)))
     with pytest.raises(ValueError, match="decades"):
         EntityAnomaly(decades=0)
+    with pytest.raises(ValueError, match="variance"):
+        EntityAnomaly(variance=1.0)
+    with pytest.raises(ValueError, match="windows_minutes"):
+        EntityAnomaly(windows_minutes=[])
     with pytest.raises(TypeError, match="unknown parameters"):
         EntityAnomaly(neighbours=3)
 
@@ -113,3 +117,53 @@ def test_detect_is_quiet_on_a_healthy_fleet_and_without_history() -> None:
     short = _frame("c")
     tiny = Frame(short.now, tuple(Series(s.signal, s.labels, s.timestamps[-5:], s.values[-5:], s.entity) for s in short.series), short.signals, 60.0)
     assert detector.detect(tiny) == []
+
+
+def test_one_threshold_fits_machines_with_very_different_noise() -> None:
+    # Calibration on each machine's own out-of-sample history: the same score means the same
+    # rarity, so a quiet and a noisy machine raise about as few false alarms at one threshold.
+    rng = np.random.default_rng(6)
+    for noise in (0.01, 0.2):
+        load = rng.random(6000)
+        x = np.column_stack([load, load + noise * rng.standard_normal(6000), 1 - load + noise * rng.standard_normal(6000)])
+        train, test = x[:4000], x[4000:].copy()
+        test[1500:1560, 1] += 6 * noise  # one feature drifts off the relation for an hour
+        scores = EntityAnomaly().score_matrix(np.arange(2000) * 60.0, test, train=train)
+        assert np.mean(scores[:1400] >= 0.9) < 0.005
+        assert scores[1510:1560].min() >= 0.9
+
+
+def test_the_long_window_catches_a_sustained_mild_deviation() -> None:
+    rng = np.random.default_rng(7)
+    x = _correlated(8000, rng)
+    train, test = x[:6000], x[6000:].copy()
+    test[1000:1200, 1] += 0.06  # barely above the noise each minute, but for 200 minutes
+    short_only = EntityAnomaly(windows_minutes=[1]).score_matrix(np.arange(2000) * 60.0, test, train=train)
+    multi = EntityAnomaly().score_matrix(np.arange(2000) * 60.0, test, train=train)
+    assert np.mean(short_only[1000:1200] >= 0.9) < 0.2
+    assert np.mean(multi[1000:1200] >= 0.9) > 0.5
+    assert np.mean(multi[:900] >= 0.9) < 0.01
+
+
+def test_windows_are_in_time_not_rows() -> None:
+    rng = np.random.default_rng(8)
+    train, test = _correlated(3000, rng), _correlated(600, rng)
+    test[300:330, 1] += 0.15
+    per_minute = EntityAnomaly(windows_minutes=[30]).score_matrix(np.arange(600) * 60.0, test, train=train)
+    per_5_minutes = EntityAnomaly(windows_minutes=[150]).score_matrix(np.arange(600) * 300.0, test, train=train)
+    # 30 minutes of 1-minute rows and 150 minutes of 5-minute rows are both 30 rows.
+    np.testing.assert_allclose(per_minute, per_5_minutes)
+
+
+def test_tail_calibration_ranks_beyond_history_and_ignores_nan() -> None:
+    rng = np.random.default_rng(9)
+    calibration = TailCalibration.fit(rng.exponential(1.0, 5000))
+    p = calibration.exceedance(np.array([0.0, 1.0, 5.0, 12.0, 30.0, np.nan]))
+    assert p[0] == pytest.approx(1.0, abs=1e-3)
+    assert p[1] == pytest.approx(np.exp(-1.0), abs=0.02)
+    assert np.all(np.diff(p[:5]) < 0)  # still ranking far beyond the largest calibration score
+    assert p[3] < 1 / 5000
+    assert p[5] == 1.0
+    flat = TailCalibration.fit(np.zeros(100))
+    assert flat.exceedance(np.array([0.0]))[0] == 1.0
+    assert flat.exceedance(np.array([1e-3]))[0] < 1e-6
