@@ -23,7 +23,11 @@ when it does not.
 
 Decision params (all optional) name the suspected release: ``revision`` (Deployment revision
 number or git revision), ``image``, ``rolled_out_at``, ``quality_change``; ``to_revision`` picks
-the Deployment revision to restore, ``argo_strategy`` overrides the plugin's.
+the Deployment revision to restore, ``argo_strategy`` overrides the plugin's. Without them the
+plan reads the live release from the cluster (ReplicaSet creation, Argo CD ``deployedAt``) and the
+change from the finding's evidence (``relative_change``, ``since``). A release that rolled out
+more than ``onset_tolerance_minutes`` after the drop began (``since``) is not rolled back: it
+cannot be the cause, and the plan advises instead.
 """
 
 from __future__ import annotations
@@ -59,7 +63,11 @@ class RollbackModel(Remediation):
     name: ClassVar[str] = "rollback_model"
 
     def __init__(
-        self, argo_strategy: str = "rollback", prune: bool = False, rollout_timeout_minutes: float = 30
+        self,
+        argo_strategy: str = "rollback",
+        prune: bool = False,
+        rollout_timeout_minutes: float = 30,
+        onset_tolerance_minutes: float = 15,
     ) -> None:
         if argo_strategy not in ARGO_STRATEGIES:
             raise ValueError(f"argo_strategy must be one of {', '.join(ARGO_STRATEGIES)}, got {argo_strategy!r}")
@@ -70,6 +78,8 @@ class RollbackModel(Remediation):
         self.prune = prune
         # A rollback still rolling out after this long is given up on and escalated.
         self.rollout_timeout = timedelta(minutes=rollout_timeout_minutes)
+        # A release that rolled out this long after the quality drop began did not cause it.
+        self.onset_tolerance = timedelta(minutes=onset_tolerance_minutes)
 
     def plan(self, decision: Decision, view: ClusterView | None) -> Plan:
         target = decision.target
@@ -154,7 +164,11 @@ class RollbackModel(Remediation):
             )
         previous = older[-1]
         live = next((r for r in revisions if r.revision == current), None)
-        release = _describe_release(decision.params, current, live.images if live else ())
+        rolled_out = str(decision.params.get("rolled_out_at") or (live.created_at if live else ""))
+        innocent = self._after_onset(decision, rolled_out, f"revision {current} of {where}")
+        if innocent:
+            return infeasible(self.name, deploy.entity, innocent, f"kubectl rollout history {ref}")
+        release = _describe_release(decision.params, current, live.images if live else (), rolled_out)
         cause = (
             f"aiops rollback of {release} ({decision.reason})" if decision.reason else f"aiops rollback of {release}"
         )
@@ -223,6 +237,17 @@ class RollbackModel(Remediation):
             waiting=(waiting,),
         )
 
+    def _after_onset(self, decision: Decision, rolled_out: str, what: str) -> str:
+        """Why the live release cannot be the cause (it came after the drop began), or ""."""
+        onset = _parse_stamp(str(decision.finding.evidence.facts.get("since") or ""))
+        released = _parse_stamp(rolled_out)
+        if onset is None or released is None or released - onset <= self.onset_tolerance:
+            return ""
+        return (
+            f"{what} rolled out at {_stamp(released)}, after the quality drop began ({_stamp(onset)}): "
+            "rolling it back would not undo the drop"
+        )
+
     def _overdue(
         self, annotations: Mapping[str, str], now: datetime, waiting: str, command: str, target: Entity
     ) -> Plan | None:
@@ -272,7 +297,12 @@ class RollbackModel(Remediation):
                 f"argocd app history {cli_name}",
             )
 
-        release = _describe_release(decision.params, current or "?", ())
+        deployed = next((h for h in reversed(app.history) if h.revision == current), None)
+        rolled_out = str(decision.params.get("rolled_out_at") or (deployed.deployed_at if deployed else ""))
+        innocent = self._after_onset(decision, rolled_out, f"revision {_short(current)} of {where}")
+        if innocent:
+            return infeasible(self.name, app.entity, innocent, f"argocd app history {cli_name}")
+        release = _describe_release(decision.params, current or "?", (), rolled_out)
         annotations = {ROLLED_BACK_FROM: current, ROLLED_BACK_TO: previous.revision, ROLLED_BACK_AT: _stamp(now)}
         if strategy == "pin":
             if previous.revisions:
@@ -388,21 +418,26 @@ def _short(revision: str) -> str:
     return revision[:8] if len(revision) == 40 and all(c in "0123456789abcdef" for c in revision) else revision
 
 
-def _describe_release(params: Mapping[str, Any], revision: int | str, images: tuple[str, ...]) -> str:
+def _describe_release(params: Mapping[str, Any], revision: int | str, images: tuple[str, ...], rolled_out: str) -> str:
     parts = [f"revision {_short(str(revision))}"]
     image = params.get("image") or ", ".join(images)
     if image:
         parts.append(f"image {image}")
-    if params.get("rolled_out_at"):
-        parts.append(f"rolled out {params['rolled_out_at']}")
+    if rolled_out:
+        parts.append(f"rolled out {rolled_out}")
     return parts[0] + (f" ({'; '.join(parts[1:])})" if len(parts) > 1 else "")
 
 
 def _quality(decision: Decision) -> str:
+    """The quality change the release caused: from the decision, else the finding's evidence."""
     change = decision.params.get("quality_change")
-    if change not in (None, ""):
-        return f"; quality change since the release: {change}"
-    return f"; finding: {decision.finding.evidence.summary}"
+    facts = decision.finding.evidence.facts
+    if change in (None, "") and isinstance(facts.get("relative_change"), int | float):
+        change = f"{float(facts['relative_change']):+.1%}"
+    if change in (None, ""):
+        return f"; finding: {decision.finding.evidence.summary}"
+    since = f" (since {facts['since']})" if facts.get("since") else ""
+    return f"; quality change: {change}{since}; {decision.finding.evidence.summary}"
 
 
 def _stamp(moment: datetime) -> str:

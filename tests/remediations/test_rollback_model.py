@@ -131,7 +131,9 @@ def test_rollback_restores_the_previous_template_exactly(api: KubeApiServer) -> 
         "serving",
     )
     assert plan.command == "kubectl rollout undo deployment/llm -n serving --to-revision=2"
-    assert "from revision 3 (image registry.example/llm:3.0) to revision 2" in plan.summary
+    assert "from revision 3 (image registry.example/llm:3.0; rolled out 20" in plan.summary
+    assert ") to revision 2 (image registry.example/llm:2.0, ReplicaSet llm-" in plan.summary
+    assert "quality change: -7.5%; accuracy of llm fell 7.5 %" in plan.summary
     assert waiting_of(plan)  # followed on later cycles until the rollout completes
 
     apply(api, plan)
@@ -253,10 +255,8 @@ def test_rollback_already_done_within_the_cooldown_does_nothing(api: KubeApiServ
     assert follow_up.status is ActionStatus.APPLIED and "completed" in follow_up.detail, follow_up.detail
     (event,) = api.list("Event", "serving")  # the revisions, where `kubectl describe deployment` shows them
     assert event["reason"] == "AiopsRemediation" and event["involvedObject"]["name"] == "llm"
-    assert (
-        "from revision 2 (image registry.example/llm:2.0) to revision 1 (image registry.example/llm:1.0"
-        in event["message"]
-    )
+    assert "from revision 2 (image registry.example/llm:2.0; rolled out " in event["message"]
+    assert "to revision 1 (image registry.example/llm:1.0" in event["message"]
     assert (
         api.get("Deployment", "llm", "serving")["spec"]["template"]["spec"]["containers"][0]["image"]
         == "registry.example/llm:1.0"
@@ -484,3 +484,22 @@ def test_a_rollback_still_rolling_out_after_the_timeout_is_escalated(api: KubeAp
         "the rollback has not completed after 11 min: rollout of deployment serving/llm"
     )
     assert late.command == "kubectl rollout status deployment/llm -n serving"
+
+
+def test_a_release_that_came_after_the_drop_began_is_not_rolled_back(api: KubeApiServer) -> None:
+    release(api, "registry.example/llm:2.0")  # rolled out just now
+    target = Entity("model", "llm", "serving")
+    began = datetime.now(UTC) - timedelta(hours=2)
+    evidence = Evidence("accuracy fell", facts={"relative_change": -0.08, "since": began.isoformat()})
+    finding = replace(quality_finding(target), evidence=evidence)
+    decision = replace(rollback_decision(target), finding=finding)
+    plan = RollbackModel().plan(decision, read_view(api.api_client()))
+    assert not plan.feasible and not plan.mutations
+    assert "after the quality drop began" in plan.reason_if_not and "would not undo the drop" in plan.reason_if_not
+    # A drop that began after the release (within the tolerance) does point at it.
+    recent = replace(
+        finding, evidence=replace(evidence, facts={**evidence.facts, "since": datetime.now(UTC).isoformat()})
+    )
+    plan = RollbackModel().plan(replace(decision, finding=recent), read_view(api.api_client()))
+    assert plan.feasible and [m.resource for m in plan.mutations] == ["deployments"]
+    assert "quality change: -8.0% (since " in plan.summary
