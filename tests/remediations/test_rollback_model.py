@@ -503,3 +503,11 @@ def test_a_release_that_came_after_the_drop_began_is_not_rolled_back(api: KubeAp
     plan = RollbackModel().plan(replace(decision, finding=recent), read_view(api.api_client()))
     assert plan.feasible and [m.resource for m in plan.mutations] == ["deployments"]
     assert "quality change: -8.0% (since " in plan.summary
+
+
+def test_without_a_previous_revision_the_daemon_advises_in_auto_mode(api: KubeApiServer, tmp_path: Path) -> None:
+    (result,) = actor_for(api, tmp_path).act([rollback_decision()], findings=[], degraded=False, now=NOW)
+    assert result.status is ActionStatus.SUGGESTED
+    assert "no safe rollback_model: there is no previous revision" in result.detail
+    assert "kubectl rollout history deployment/llm -n serving" in result.detail
+    assert not daemon_writes(api)
