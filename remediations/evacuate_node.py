@@ -7,7 +7,14 @@ most ``max_unavailable_per_workload`` pods of one workload are down at a time: t
 their replacements, which makes the evacuation a :class:`StagedPlan` spanning several cycles.
 
 With ``restore`` (asked by the act stage once the node has been healthy long enough, when
-``safety.auto_uncordon`` is on) it uncordons the node — only if aiops cordoned it.
+``safety.auto_uncordon`` is on, or when the prediction behind a cordon turned out false) it
+uncordons the node — only if aiops cordoned it.
+
+With ``cordon_only`` (the *prepare* rung of a predicted failure) it only cordons: nothing new lands
+on the node, nothing running is disturbed. Serving-aware: ``min_ready_replicas`` keeps at least
+that many Ready replicas of every workload (a model's inference Deployment) while its pods move —
+the next pod is evicted only once its replacement is Ready. Pods get their own termination grace
+period unless ``grace_period_seconds`` overrides it, so in-flight requests can finish.
 """
 
 from __future__ import annotations
@@ -23,11 +30,16 @@ from aiops.plugins import Remediation
 class EvacuateNode(Remediation):
     name: ClassVar[str] = "evacuate_node"
 
-    def __init__(self, grace_period_seconds: int | None = None, max_unavailable_per_workload: int = 1) -> None:
+    def __init__(
+        self, grace_period_seconds: int | None = None, max_unavailable_per_workload: int = 1, min_ready_replicas: int = 0
+    ) -> None:
         if max_unavailable_per_workload < 1:
             raise ValueError("max_unavailable_per_workload must be at least 1")
+        if min_ready_replicas < 0:
+            raise ValueError("min_ready_replicas must not be negative")
         self.grace_period_seconds = grace_period_seconds
         self.max_unavailable_per_workload = max_unavailable_per_workload
+        self.min_ready_replicas = min_ready_replicas
 
     def plan(self, decision: Decision, view: ClusterView | None) -> Plan:
         params: dict[str, Any] = dict(decision.params)
@@ -45,11 +57,16 @@ class EvacuateNode(Remediation):
             return infeasible(self.name, target, f"node {node_name} does not exist", drain)
         grace = params.get("grace_period_seconds", self.grace_period_seconds)
         max_unavailable = int(params.get("max_unavailable_per_workload", self.max_unavailable_per_workload))
+        min_ready = int(params.get("min_ready_replicas", self.min_ready_replicas))
 
         mutations: list[Mutation] = []
         if not node.unschedulable:
             body = {"spec": {"unschedulable": True}, "metadata": {"annotations": {CORDONED_BY: "aiops"}}}
             mutations.append(Mutation("patch", "nodes", node_name, body=body, description=f"cordon node {node_name}"))
+        if params.get("cordon_only"):
+            summary = (f"cordon node {node_name} (prepare: its pods keep running; the evacuation follows only if "
+                       "the failure comes closer or is confirmed)") if mutations else f"node {node_name} is already cordoned"
+            return Plan(self.name, target, tuple(mutations), summary, command=f"kubectl cordon {node_name}")
 
         waiting: list[str] = []
         left: list[str] = []
@@ -67,8 +84,12 @@ class EvacuateNode(Remediation):
             key = owner.key if owner else f"pod/{pod.namespace}/{pod.name}"
             if key not in budget:
                 budget[key] = max(0, max_unavailable - (owner.unavailable if owner else 0))
+                if owner is not None and min_ready:
+                    # The serving floor: never take a workload below min_ready Ready replicas.
+                    budget[key] = min(budget[key], max(0, owner.ready_replicas - min_ready))
             if budget[key] <= 0:
-                waiting.append(f"pod {pod.namespace}/{pod.name} waits until {key} has its replicas back")
+                floor = f" (keeping at least {min_ready} Ready)" if min_ready else ""
+                waiting.append(f"pod {pod.namespace}/{pod.name} waits until {key} has its replicas back{floor}")
                 continue
             budget[key] -= 1
             body = {"gracePeriodSeconds": int(grace)} if grace is not None else {}

@@ -103,6 +103,8 @@ def default_rules() -> list[PolicyRule]:
             min_severity=Severity.WARNING,
             action="evacuate_node",
             target="node",
+            # GPU nodes serve models: keep one Ready replica of each while pods move.
+            params={"min_ready_replicas": 1},
             # A GPU that is *predicted* to fail gets its node cordoned first; the evacuation follows
             # when the failure is near or confirmed (XID 79/48/64/95 are confirmed failures).
             ladder=LadderConfig(prepare_params={"cordon_only": True}),

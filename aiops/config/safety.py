@@ -41,6 +41,11 @@ class SafetyConfig(StrictModel):
     max_actions_per_day: int = Field(default=20, ge=0)
     # Blast radius: at most this fraction of the nodes cordoned at once (at least one node).
     max_cordoned_fraction: float = Field(default=0.1, ge=0.0, le=1.0)
+    # Actions taken on a *prediction* (not on a confirmed failure) draw from these smaller budgets
+    # and blast radius as well as from the totals above: a wrong forecast can do less harm.
+    max_predicted_actions_per_hour: int = Field(default=2, ge=0)
+    max_predicted_actions_per_day: int = Field(default=8, ge=0)
+    max_predicted_cordoned_fraction: float = Field(default=0.05, ge=0.0, le=1.0)
     # Blast radius: pods of one workload deleted or evicted within ``workload_window``.
     max_pods_per_workload: int = Field(default=2, ge=0)
     workload_window: Duration = timedelta(hours=1)
@@ -68,4 +73,6 @@ class SafetyConfig(StrictModel):
     def _check(self) -> SafetyConfig:
         if self.max_actions_per_hour > self.max_actions_per_day:
             raise ValueError("max_actions_per_hour must not exceed max_actions_per_day")
+        if self.max_predicted_actions_per_hour > self.max_predicted_actions_per_day:
+            raise ValueError("max_predicted_actions_per_hour must not exceed max_predicted_actions_per_day")
         return self

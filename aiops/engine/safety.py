@@ -71,7 +71,8 @@ SCHEMA = """
 CREATE TABLE IF NOT EXISTS safety_actions (
     id INTEGER PRIMARY KEY AUTOINCREMENT, decision_id TEXT NOT NULL, action TEXT NOT NULL,
     target TEXT NOT NULL, dry_run INTEGER NOT NULL, at REAL NOT NULL,
-    peer INTEGER NOT NULL DEFAULT 0  -- 1: taken by another replica (read from its Event)
+    peer INTEGER NOT NULL DEFAULT 0,  -- 1: taken by another replica (read from its Event)
+    basis TEXT NOT NULL DEFAULT 'confirmed'  -- 'predicted': counts in the prediction budgets too
 );
 CREATE INDEX IF NOT EXISTS safety_actions_at ON safety_actions (dry_run, at);
 CREATE INDEX IF NOT EXISTS safety_actions_target ON safety_actions (target, dry_run, at);
@@ -156,6 +157,14 @@ class KillSwitch:
 
 
 # --------------------------------------------------------------------------------------------
+# Decisions carry their basis (policy sets it): actions on predictions have their own budgets.
+PREDICTED, CONFIRMED = "predicted", "confirmed"
+
+
+def basis_of(decision: Decision) -> str:
+    return PREDICTED if decision.params.get("basis") == PREDICTED else CONFIRMED
+
+
 # Persistent books: budgets, cooldowns, disruptions, breaker, in-flight actions
 # --------------------------------------------------------------------------------------------
 @dataclass(frozen=True)
@@ -174,18 +183,25 @@ class Books:
     def __init__(self, store: Store) -> None:
         self.store = store
         store.ensure_schema(SCHEMA)
+        columns = {r["name"] for r in store.query("PRAGMA table_info(safety_actions)")}
+        if "basis" not in columns:  # a state file from before prediction budgets
+            with store.transaction() as conn:
+                conn.execute("ALTER TABLE safety_actions ADD COLUMN basis TEXT NOT NULL DEFAULT 'confirmed'")
 
     # -- budgets and cooldowns --------------------------------------------------------------
-    def count_actions(self, since: datetime, dry_run: bool) -> int:
-        rows = self.store.query(
-            "SELECT COUNT(*) AS n FROM safety_actions WHERE dry_run = ? AND at > ?", (int(dry_run), since.timestamp())
-        )
-        return int(rows[0]["n"])
+    def count_actions(self, since: datetime, dry_run: bool, basis: str | None = None) -> int:
+        sql = "SELECT COUNT(*) AS n FROM safety_actions WHERE dry_run = ? AND at > ?"
+        params: tuple[object, ...] = (int(dry_run), since.timestamp())
+        if basis is not None:
+            sql, params = sql + " AND basis = ?", (*params, basis)
+        return int(self.store.query(sql, params)[0]["n"])
 
-    def oldest_action(self, since: datetime, dry_run: bool) -> datetime | None:
-        rows = self.store.query(
-            "SELECT MIN(at) AS t FROM safety_actions WHERE dry_run = ? AND at > ?", (int(dry_run), since.timestamp())
-        )
+    def oldest_action(self, since: datetime, dry_run: bool, basis: str | None = None) -> datetime | None:
+        sql = "SELECT MIN(at) AS t FROM safety_actions WHERE dry_run = ? AND at > ?"
+        params: tuple[object, ...] = (int(dry_run), since.timestamp())
+        if basis is not None:
+            sql, params = sql + " AND basis = ?", (*params, basis)
+        rows = self.store.query(sql, params)
         return from_epoch(rows[0]["t"]) if rows and rows[0]["t"] is not None else None
 
     def last_action_on(self, target: str, dry_run: bool) -> datetime | None:
@@ -194,11 +210,13 @@ class Books:
         )
         return from_epoch(rows[0]["t"]) if rows and rows[0]["t"] is not None else None
 
-    def record_action(self, decision_id: str, action: str, target: str, dry_run: bool, at: datetime) -> None:
+    def record_action(
+        self, decision_id: str, action: str, target: str, dry_run: bool, at: datetime, basis: str = "confirmed"
+    ) -> None:
         with self.store.transaction() as conn:
             conn.execute(
-                "INSERT INTO safety_actions (decision_id, action, target, dry_run, at) VALUES (?, ?, ?, ?, ?)",
-                (decision_id, action, target, int(dry_run), at.timestamp()),
+                "INSERT INTO safety_actions (decision_id, action, target, dry_run, at, basis) VALUES (?, ?, ?, ?, ?, ?)",
+                (decision_id, action, target, int(dry_run), at.timestamp(), basis),
             )
 
     def import_ledger(self, entries: Sequence[LedgerEntry]) -> int:
@@ -417,9 +435,13 @@ class GuardedWriter:
 
     # -- budgets, exported as gauges --------------------------------------------------------
     def remaining_budget(self, now: datetime) -> dict[str, int]:
-        hour = self.config.max_actions_per_hour - self.books.count_actions(now - timedelta(hours=1), self.dry_run)
-        day = self.config.max_actions_per_day - self.books.count_actions(now - timedelta(days=1), self.dry_run)
-        remaining = {"hour": max(0, hour), "day": max(0, day)}
+        c, count = self.config, self.books.count_actions
+        hour = c.max_actions_per_hour - count(now - timedelta(hours=1), self.dry_run)
+        day = c.max_actions_per_day - count(now - timedelta(days=1), self.dry_run)
+        p_hour = c.max_predicted_actions_per_hour - count(now - timedelta(hours=1), self.dry_run, PREDICTED)
+        p_day = c.max_predicted_actions_per_day - count(now - timedelta(days=1), self.dry_run, PREDICTED)
+        remaining = {"hour": max(0, hour), "day": max(0, day),
+                     "predicted_hour": max(0, p_hour), "predicted_day": max(0, p_day)}
         for window, n in remaining.items():
             metrics.BUDGET_REMAINING.labels(window).set(n)
         return remaining
@@ -471,10 +493,10 @@ class GuardedWriter:
                 return Refusal(
                     Rail.COOLDOWN, f"{plan.target.key} was acted on at {last:%H:%M UTC}; cooling down until {until}"
                 )
-            refusal = self._budget(now)
+            refusal = self._budget(now, basis_of(decision))
             if refusal is not None:
                 return refusal
-        refusal = self._blast_radius(plan, view, now)
+        refusal = self._blast_radius(plan, view, now, basis_of(decision))
         if refusal is not None:
             return refusal
         if self.breaker.is_open(now):
@@ -490,22 +512,35 @@ class GuardedWriter:
         self.books.set_episode(Rail.CIRCUIT_BREAKER, False)
         return None
 
-    def _budget(self, now: datetime) -> Refusal | None:
+    def _budget(self, now: datetime, basis: str = CONFIRMED) -> Refusal | None:
         remaining = self.remaining_budget(now)
-        for window, limit, span in (
-            ("hour", self.config.max_actions_per_hour, timedelta(hours=1)),
-            ("day", self.config.max_actions_per_day, timedelta(days=1)),
-        ):
+        c = self.config
+        windows: list[tuple[str, str, int, timedelta, str | None]] = [
+            ("hour", "hourly", c.max_actions_per_hour, timedelta(hours=1), None),
+            ("day", "daily", c.max_actions_per_day, timedelta(days=1), None),
+        ]
+        if basis == PREDICTED:
+            windows += [
+                ("predicted_hour", "hourly prediction", c.max_predicted_actions_per_hour, timedelta(hours=1), PREDICTED),
+                ("predicted_day", "daily prediction", c.max_predicted_actions_per_day, timedelta(days=1), PREDICTED),
+            ]
+        for window, label, limit, span, only in windows:
             if remaining[window] <= 0:
-                oldest = self.books.oldest_action(now - span, self.dry_run)
+                oldest = self.books.oldest_action(now - span, self.dry_run, only)
                 frees = f"; the next slot frees at {oldest + span:%H:%M UTC}" if oldest else ""
                 repeat = self.books.episode(Rail.BUDGET)
                 self.books.set_episode(Rail.BUDGET, True)
-                return Refusal(Rail.BUDGET, f"{window}ly budget of {limit} action(s) is used up{frees}", repeat=repeat)
+                return Refusal(Rail.BUDGET, f"{label} budget of {limit} action(s) is used up{frees}", repeat=repeat)
         self.books.set_episode(Rail.BUDGET, False)
         return None
 
-    def _blast_radius(self, plan: Plan, view: ClusterView | None, now: datetime) -> Refusal | None:
+    def _blast_radius(
+        self, plan: Plan, view: ClusterView | None, now: datetime, basis: str = CONFIRMED
+    ) -> Refusal | None:
+        fraction, knob = self.config.max_cordoned_fraction, "max_cordoned_fraction"
+        if basis == PREDICTED:
+            fraction = min(fraction, self.config.max_predicted_cordoned_fraction)
+            knob = "max_predicted_cordoned_fraction (the failure is predicted, not confirmed)"
         cordons = [
             m
             for m in plan.mutations
@@ -513,13 +548,13 @@ class GuardedWriter:
         ]
         if cordons and view is not None:
             total = len(view.nodes)
-            allowed = max(1, math.floor(self.config.max_cordoned_fraction * total))
+            allowed = max(1, math.floor(fraction * total))
             after = len(set(view.cordoned) | {m.name for m in cordons})
             if after > allowed:
                 return Refusal(
                     Rail.BLAST_RADIUS,
                     f"cordoning {', '.join(m.name for m in cordons)} would leave {after} of {total} nodes cordoned "
-                    f"(at most {allowed} allowed by max_cordoned_fraction={self.config.max_cordoned_fraction})",
+                    f"(at most {allowed} allowed by {knob}={fraction})",
                 )
         pod_writes = [m for m in plan.mutations if m.resource == "pods"]
         if pod_writes and len(pod_writes) == len(plan.mutations) and not self._allowed_pod_writes(plan, view, now)[0]:
@@ -625,7 +660,9 @@ class GuardedWriter:
         first_write = inflight is None
         if first_write and not undo and (writes or waiting_of(scoped)):
             # Admitted: the budget unit and the cooldown are spent now, once, even if we crash next.
-            self.books.record_action(decision.id, decision.action, plan.target.key, self.dry_run, now)
+            self.books.record_action(
+                decision.id, decision.action, plan.target.key, self.dry_run, now, basis_of(decision)
+            )
             self.remaining_budget(now)
             self._event(decision, plan, view, now)
 

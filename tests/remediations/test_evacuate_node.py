@@ -208,3 +208,50 @@ def test_no_uncordon_while_the_kubelet_says_not_ready(server: KubeApiServer, tmp
     [undo] = actor.act([], findings=[], degraded=False, now=NOW + timedelta(minutes=31))
     assert undo.status is ActionStatus.APPLIED
     assert not server.get("Node", "gpu-1")["spec"].get("unschedulable")
+
+
+def _set_ready(server: KubeApiServer, app: str, ready: int) -> None:
+    server.hold_rollouts()  # the test, not the fake controller, says how many replicas are Ready
+    dep = server.get("Deployment", app, group="apps")
+    dep["status"] = {**dep.get("status", {}), "readyReplicas": ready, "availableReplicas": ready}
+    server.put(dep)
+
+
+def test_prepare_rung_only_cordons(server: KubeApiServer, tmp_path: Path) -> None:
+    seed_workload(server, "llm", ["gpu-1", "gpu-1"])
+    actor, _ = make_actor(make_config(server, tmp_path, max_pods_per_workload=10))
+    d = decision("evacuate_node", NODE, cordon_only=True, basis="predicted")
+    [result] = actor.act([d], findings=[], degraded=False, now=NOW)
+    assert result.status is ActionStatus.APPLIED, result.detail
+    assert server.get("Node", "gpu-1")["spec"]["unschedulable"] is True
+    assert "cordon node gpu-1" in result.detail
+    # Nothing running was disturbed.
+    assert not server.requests_matching(method="POST", subresource="eviction")
+    assert _pods_on(server, "gpu-1") == {"llm-0", "llm-1"}
+
+
+def test_evacuation_never_drops_a_model_below_its_ready_floor(server: KubeApiServer, tmp_path: Path) -> None:
+    # A model served by 2 replicas, both on the sick node; the floor is 1 Ready replica.
+    seed_workload(server, "llm", ["gpu-1", "gpu-1"])
+    actor, _ = make_actor(make_config(server, tmp_path, max_pods_per_workload=10))
+    d = decision("evacuate_node", NODE, max_unavailable_per_workload=2, min_ready_replicas=1)
+    first = actor.act([d], findings=[], degraded=False, now=NOW)[0]
+    assert first.status is ActionStatus.DEFERRED and "keeping at least 1 Ready" in first.detail
+    assert len(logged(server, 1, method="POST", subresource="eviction")) == 1  # one, not both
+    # The replacement is scheduled but not Ready yet: still one Ready replica left, so wait.
+    _set_ready(server, "llm", 1)
+    server.clear_requests()
+    second = actor.act([d], findings=[], degraded=False, now=NOW + timedelta(minutes=1))[0]
+    assert second.status is ActionStatus.DEFERRED
+    assert not server.requests_matching(method="POST", subresource="eviction")
+    # The replacement is Ready elsewhere: now the second pod may move.
+    server.seed(make_pod("llm-2", node="gpu-3", labels={"app": "llm"}, owner=("ReplicaSet", _rs(server, "llm"))))
+    _set_ready(server, "llm", 2)
+    third = actor.act([d], findings=[], degraded=False, now=NOW + timedelta(minutes=2))[0]
+    assert third.status is ActionStatus.APPLIED, third.detail
+    assert len(logged(server, 1, method="POST", subresource="eviction")) == 1
+
+
+def _rs(server: KubeApiServer, app: str) -> str:
+    return next(r["metadata"]["name"] for r in server.list("ReplicaSet", "default", group="apps")
+                if r["metadata"]["name"].startswith(app + "-"))

@@ -171,7 +171,8 @@ def test_budget_exhausted_no_action_and_exactly_one_notification(server: KubeApi
         [decision("restart_pod", pod(names[1]))], findings=[], degraded=False, now=NOW + timedelta(minutes=61)
     )[0]
     assert later.status is ActionStatus.APPLIED
-    assert actor.writer.remaining_budget(NOW + timedelta(minutes=61)) == {"hour": 0, "day": 18}
+    remaining = actor.writer.remaining_budget(NOW + timedelta(minutes=61))
+    assert (remaining["hour"], remaining["day"]) == (0, 18)
     assert REGISTRY.get_sample_value("aiops_budget_remaining", {"window": "hour"}) == 0
     assert REGISTRY.get_sample_value("aiops_budget_remaining", {"window": "day"}) == 18
 
@@ -358,3 +359,35 @@ def test_a_permanent_failure_is_not_retried_on_later_cycles(server: KubeApiServe
     assert result.status is ActionStatus.FAILED and "422" in result.detail
     assert actor.act([], findings=[], degraded=False, now=NOW + timedelta(minutes=1)) == []  # nothing in flight
     assert len(logged(server, 1, method="POST", subresource="eviction")) == 1
+
+
+def test_actions_on_predictions_have_their_own_smaller_budget(server: KubeApiServer, tmp_path: Path) -> None:
+    names = seed_workload(server, "web", ["gpu-1", "gpu-2", "gpu-3", "gpu-4"])
+    cfg = make_config(server, tmp_path, max_actions_per_hour=5, max_predicted_actions_per_hour=1,
+                      max_predicted_actions_per_day=4, max_pods_per_workload=10)
+    actor, _ = make_actor(cfg)
+    first = actor.act([decision("restart_pod", pod(names[0]), basis="predicted")], findings=[], degraded=False, now=NOW)[0]
+    assert first.status is ActionStatus.APPLIED
+    second = actor.act([decision("restart_pod", pod(names[1]), basis="predicted")], findings=[], degraded=False,
+                       now=NOW + timedelta(minutes=1))[0]
+    assert second.rail == "budget" and "hourly prediction budget of 1" in second.detail
+    # A confirmed failure still has the overall budget.
+    third = actor.act([decision("restart_pod", pod(names[2]), basis="confirmed")], findings=[], degraded=False,
+                      now=NOW + timedelta(minutes=2))[0]
+    assert third.status is ActionStatus.APPLIED
+    remaining = actor.writer.remaining_budget(NOW + timedelta(minutes=2))
+    assert remaining == {"hour": 3, "day": 18, "predicted_hour": 0, "predicted_day": 3}
+
+
+def test_prediction_books_count_separately(tmp_path: Path) -> None:
+    from aiops.engine.safety import Books
+    from aiops.state import Store
+
+    books = Books(Store(tmp_path / "b.sqlite"))
+    for i in range(3):
+        books.record_action(f"p{i}", "evacuate_node", f"node/n{i}", False, NOW - timedelta(minutes=i), "predicted")
+    books.record_action("c0", "restart_pod", "pod/a/b", False, NOW, "confirmed")
+    since = NOW - timedelta(hours=1)
+    assert books.count_actions(since, False) == 4
+    assert books.count_actions(since, False, "predicted") == 3
+    assert books.count_actions(since, False, "confirmed") == 1
