@@ -349,3 +349,30 @@ def test_get_pods_watch_prints_table_rows_for_changes(api: KubeApiServer, kubect
         ["web-2", "1/1", "Running"],
         ["web-0", "1/1", "Running"],
     ]
+
+
+def test_describe_lists_only_events_that_carry_the_object_uid(api: KubeApiServer, kubectl, admin) -> None:
+    """kubectl describe selects events by involvedObject.uid too; ``kubectl events --for`` does not."""
+    core = client.CoreV1Api(admin)
+    ref = {"apiVersion": "apps/v1", "kind": "Deployment", "name": "model", "namespace": "default"}
+    stamp = "2026-11-25T09:00:00Z"
+    base = {
+        "reason": "AiopsRemediation",
+        "type": "Warning",
+        "source": {"component": "aiops"},
+        "firstTimestamp": stamp,
+        "lastTimestamp": stamp,
+        "count": 1,
+    }
+    uid = api.get("Deployment", "model")["metadata"]["uid"]
+    core.create_namespaced_event(
+        "default", {**base, "metadata": {"generateName": "model."}, "involvedObject": ref, "message": "without uid"}
+    )
+    core.create_namespaced_event(
+        "default",
+        {**base, "metadata": {"generateName": "model."}, "involvedObject": {**ref, "uid": uid}, "message": "with uid"},
+    )
+    described = kubectl.ok("describe", "deployment", "model")
+    assert "with uid" in described and "without uid" not in described
+    listed = kubectl.ok("events", "--for", "deployment/model")
+    assert "with uid" in listed and "without uid" in listed
