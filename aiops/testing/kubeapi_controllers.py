@@ -124,6 +124,11 @@ class DeploymentController:
                 rs["spec"]["replicas"] = 0
                 rs["status"] = {"replicas": 0, "observedGeneration": rs["metadata"].get("generation", 1)}
                 store.replace_unchecked(REPLICASETS, ns, rs["metadata"]["name"], rs)
+        # Old revisions beyond spec.revisionHistoryLimit (default 10) are deleted, oldest first.
+        limit = int(deploy["spec"].get("revisionHistoryLimit", 10))
+        old_sets = sorted((rs for rs in owned if rs["metadata"]["uid"] != current["metadata"]["uid"]), key=_revision)
+        for rs in old_sets[: max(0, len(old_sets) - limit)]:
+            store.delete(REPLICASETS, ns, rs["metadata"]["name"])
         desired = copy.deepcopy(deploy)
         desired["metadata"].setdefault("annotations", {})[REVISION] = current["metadata"]["annotations"][REVISION]
         desired["status"] = self._status(desired, replicas, old)

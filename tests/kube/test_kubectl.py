@@ -376,3 +376,12 @@ def test_describe_lists_only_events_that_carry_the_object_uid(api: KubeApiServer
     assert "with uid" in described and "without uid" not in described
     listed = kubectl.ok("events", "--for", "deployment/model")
     assert "with uid" in listed and "without uid" in listed
+
+
+def test_rollout_history_keeps_revision_history_limit_old_revisions(kubectl, admin) -> None:
+    apps = client.AppsV1Api(admin)
+    apps.patch_namespaced_deployment("model", "default", {"spec": {"revisionHistoryLimit": 2}})
+    for tag in ("2.0", "3.0", "4.0", "5.0"):
+        kubectl.ok("set", "image", "deployment/model", f"main=registry.example/model:{tag}")
+    assert _revisions(kubectl.ok("rollout", "history", "deployment/model")) == ["3", "4", "5"]
+    assert len(apps.list_namespaced_replica_set("default", label_selector="app=model").items) == 3
