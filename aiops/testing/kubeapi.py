@@ -657,6 +657,8 @@ class _Handler(BaseHTTPRequestHandler):
                 raise ApiError.bad_request("the body of the request must be an object")
             if rt.kind == "Event" and rt.group == "events.k8s.io":
                 _validate_event(rt, body)
+            elif rt.kind == "Event":
+                _validate_core_event(rt, req.namespace, body)
             if rt.kind == "Namespace":  # the namespace strategy's defaults
                 body = {**body, "spec": {"finalizers": ["kubernetes"]}, "status": {"phase": "Active"}}
             obj = store.create(rt, req.namespace, body, dry_run=req.dry_run)
@@ -897,6 +899,25 @@ def _scale_of(obj: Obj) -> Obj:
             "selector": ",".join(f"{k}={v}" for k, v in sorted(selector.items())),
         },
     }
+
+
+def _validate_core_event(rt: ResourceType, namespace: str, body: Obj) -> None:
+    """core/v1 Event validation: the event lives in its object's namespace ("default" for
+    cluster-scoped objects such as nodes), as ValidateEventCreate demands."""
+    involved = body.get("involvedObject") or {}
+    name = body.get("metadata", {}).get("name") or body.get("metadata", {}).get("generateName", "")
+    problems = []
+    if not involved.get("name") or not involved.get("kind"):
+        problems.append("involvedObject: Required value: name and kind")
+    if not body.get("reason"):
+        problems.append("reason: Required value")
+    object_ns = involved.get("namespace") or ""
+    if (object_ns and object_ns != namespace) or (not object_ns and namespace not in ("", "default")):
+        problems.append(f'involvedObject.namespace: Invalid value: "{object_ns}": does not match event.namespace')
+    if body.get("type") and body["type"] not in {"Normal", "Warning"}:
+        problems.append(f'type: Unsupported value: "{body["type"]}": supported values: "Normal", "Warning"')
+    if problems:
+        raise ApiError.invalid(rt, name, ", ".join(problems))
 
 
 def _validate_event(rt: ResourceType, body: Obj) -> None:

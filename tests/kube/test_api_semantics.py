@@ -576,3 +576,16 @@ def test_bad_requests_get_status_errors(
         status
     )
     assert "test API server bug" not in status.get("message", "")
+
+
+def test_core_events_must_live_in_their_objects_namespace(admin) -> None:
+    core = client.CoreV1Api(admin)
+    pod_ref = {"kind": "Pod", "name": "web-0", "namespace": "default"}
+    node_ref = {"kind": "Node", "name": "n1"}
+    event = {"metadata": {"generateName": "x."}, "reason": "AiopsRemediation", "type": "Normal", "message": "m"}
+    core.create_namespaced_event("default", {**event, "involvedObject": pod_ref})
+    core.create_namespaced_event("default", {**event, "involvedObject": node_ref})  # cluster-scoped: "default"
+    for namespace, ref in (("kube-system", pod_ref), ("aiops", node_ref)):
+        with pytest.raises(ApiException) as err:
+            core.create_namespaced_event(namespace, {**event, "involvedObject": ref})
+        assert err.value.status == 422 and "does not match event.namespace" in status_of(err)["message"]
