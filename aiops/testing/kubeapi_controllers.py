@@ -380,8 +380,9 @@ def evict(
                 pdb = pdbs[0]
                 status = pdb_status(store, pdb)
                 blocked = status["disruptionsAllowed"] <= 0
-                if not pod_ready(pod):  # an unhealthy pod may go when the budget is already met
-                    blocked = status["currentHealthy"] < status["desiredHealthy"]
+                if not pod_ready(pod):  # an unhealthy pod may go when the budget is met (IfHealthyBudget)
+                    always = pdb["spec"].get("unhealthyPodEvictionPolicy") == "AlwaysAllow"
+                    blocked = not always and status["currentHealthy"] < status["desiredHealthy"]
                 if blocked:
                     raise ApiError(
                         429,

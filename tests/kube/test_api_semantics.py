@@ -589,3 +589,20 @@ def test_core_events_must_live_in_their_objects_namespace(admin) -> None:
         with pytest.raises(ApiException) as err:
             core.create_namespaced_event(namespace, {**event, "involvedObject": ref})
         assert err.value.status == 422 and "does not match event.namespace" in status_of(err)["message"]
+
+
+def test_unhealthy_pod_eviction_policy_always_allow(api: KubeApiServer, sa) -> None:
+    api.seed(
+        *[make_pod(f"db-{i}", labels={"app": "db"}, ready=i == 0) for i in range(3)], make_pdb("db", min_available=2)
+    )
+    core = client.CoreV1Api(sa)
+    with pytest.raises(ApiException) as err:  # IfHealthyBudget: 1 healthy < 2 desired, even the sick may not go
+        core.create_namespaced_pod_eviction("db-1", "default", eviction("db-1"))
+    assert err.value.status == 429
+    pdb = api.get("PodDisruptionBudget", "db")
+    pdb["spec"]["unhealthyPodEvictionPolicy"] = "AlwaysAllow"
+    api.put(pdb)
+    core.create_namespaced_pod_eviction("db-1", "default", eviction("db-1"))
+    with pytest.raises(ApiException) as err:  # the healthy one stays protected
+        core.create_namespaced_pod_eviction("db-0", "default", eviction("db-0"))
+    assert err.value.status == 429
