@@ -81,7 +81,9 @@ def test_run_serves_metrics_becomes_ready_and_stops_on_sigterm(prometheus: Prome
             line = next(ln for ln in text.splitlines() if ln.startswith('aiops_cycles_total{result="ok"}'))
             return float(line.split()[-1])
 
-        assert wait_for(lambda: ok_cycles() >= 2, 30)
+        if not wait_for(lambda: ok_cycles() >= 2, 30):
+            proc.kill()
+            raise AssertionError(f"cycles stopped coming: {proc.communicate()[1][-3000:]}")
         proc.send_signal(signal.SIGTERM)
         out, err = proc.communicate(timeout=30)
     finally:
