@@ -402,6 +402,7 @@ class GuardedWriter:
         self.reporter = reporter
         # Temporary API errors of the current cycle: the act stage reports them as degraded.
         self.errors: list[KubeApiError] = []
+        self._cordoned_now: set[str] = set()  # cordoned this cycle, after the view was read
 
     @property
     def dry_run(self) -> bool:
@@ -411,6 +412,7 @@ class GuardedWriter:
         """Per-cycle readings (kill switch, shared ledger) are taken again on first use."""
         self.kill_switch.begin_cycle()
         self._ledger_synced = False
+        self._cordoned_now = set()
         self.errors = []
         c = self.config
         self.books.prune(now, max(timedelta(days=1), c.cooldown, c.workload_window) + timedelta(hours=1))
@@ -549,7 +551,7 @@ class GuardedWriter:
         if cordons and view is not None:
             total = len(view.nodes)
             allowed = max(1, math.floor(fraction * total))
-            after = len(set(view.cordoned) | {m.name for m in cordons})
+            after = len(set(view.cordoned) | self._cordoned_now | {m.name for m in cordons})
             if after > allowed:
                 return Refusal(
                     Rail.BLAST_RADIUS,
@@ -730,6 +732,8 @@ class GuardedWriter:
             for attempt in retrying:
                 with attempt:
                     self.kube.apply(m)
+            if m.resource == "nodes" and (m.body or {}).get("spec", {}).get("unschedulable") is True:
+                self._cordoned_now.add(m.name)
         except RetryError as exc:  # pragma: no cover - reraise=True re-raises the last error
             raise exc.last_attempt.exception() from None  # type: ignore[misc]
 
