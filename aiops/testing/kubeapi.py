@@ -27,11 +27,12 @@ configmap|namespace``, ``apply -f`` (built-in kinds and Argo CD Applications).
 Known gaps: pods go at once on delete/evict unless ``graceful_deletion=True`` (then they stay
 Terminating until :meth:`KubeApiServer.finish_terminations`); no finalizers, admission, defaulting
 or schema validation (the OpenAPI v3 documents only tell kubectl that PATCH takes
-``fieldValidation``; unknown fields are then accepted, not refused); namespaces need not exist; no aggregated discovery (kubectl falls back to
-the legacy documents); server-side apply is refused (415), and protobuf bodies too except the
-access reviews, ConfigMaps and Namespaces kubectl sends that way; PDB ``expectedPods`` counts the
-selected pods' controllers only when the server holds them; no controllers but the Deployment
-(ReplicaSet revisions, instant or held rollouts), StatefulSet status, disruption budget and
+``fieldValidation``; unknown fields are then accepted, not refused); namespaces need not exist
+unless ``require_namespaces=True``; no aggregated discovery (kubectl falls back to the legacy
+documents); server-side apply is refused (415), and protobuf bodies too except the access reviews,
+ConfigMaps and Namespaces kubectl sends that way; PDB ``expectedPods`` counts the selected pods'
+controllers only when the server holds them; no controllers but the Deployment (ReplicaSet
+revisions, history limit, instant or held rollouts), StatefulSet status, disruption budget and
 garbage collector ones.
 """
 
@@ -127,7 +128,11 @@ class KubeApiServer:
         rules: Iterable[Mapping[str, Any] | PolicyRule] | None = None,
         cluster_role: str | Path | None = None,
         graceful_deletion: bool = False,
+        require_namespaces: bool = False,
     ) -> None:
+        # True: creating in a namespace that does not exist is 404, as on a real apiserver.
+        # False (the default) spares tests from seeding every namespace they write to.
+        self.require_namespaces = require_namespaces
         # False: pods go at once on delete/evict. True: a scheduled pod with a grace period stays
         # Terminating (deletionTimestamp set) until finish_terminations(), as with a real kubelet.
         self.graceful_deletion = graceful_deletion
@@ -659,6 +664,8 @@ class _Handler(BaseHTTPRequestHandler):
                 _validate_event(rt, body)
             elif rt.kind == "Event":
                 _validate_core_event(rt, req.namespace, body)
+            if rt.namespaced and self.api.require_namespaces:
+                store.get(resources.by_kind("Namespace"), "", req.namespace)  # 404 namespaces "x" not found
             if rt.kind == "Namespace":  # the namespace strategy's defaults
                 body = {**body, "spec": {"finalizers": ["kubernetes"]}, "status": {"phase": "Active"}}
             obj = store.create(rt, req.namespace, body, dry_run=req.dry_run)

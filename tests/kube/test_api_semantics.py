@@ -606,3 +606,16 @@ def test_unhealthy_pod_eviction_policy_always_allow(api: KubeApiServer, sa) -> N
     with pytest.raises(ApiException) as err:  # the healthy one stays protected
         core.create_namespaced_pod_eviction("db-0", "default", eviction("db-0"))
     assert err.value.status == 429
+
+
+def test_namespaces_must_exist_when_required() -> None:
+    with KubeApiServer(rules=[], require_namespaces=True) as server:
+        core = client.CoreV1Api(server.api_client(ADMIN_TOKEN))
+        with pytest.raises(ApiException) as err:
+            core.create_namespaced_config_map("aiops", {"metadata": {"name": "aiops-control"}})
+        assert (err.value.status, status_of(err)["message"]) == (404, 'namespaces "aiops" not found')
+        core.create_namespace({"metadata": {"name": "aiops"}})
+        assert (
+            core.create_namespaced_config_map("aiops", {"metadata": {"name": "aiops-control"}}).metadata.namespace
+            == "aiops"
+        )
