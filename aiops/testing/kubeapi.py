@@ -688,7 +688,10 @@ class _Handler(BaseHTTPRequestHandler):
             )
             if rt.kind == "Pod":
                 if req.param("gracePeriodSeconds"):
-                    options = {**options, "gracePeriodSeconds": int(req.param("gracePeriodSeconds"))}
+                    try:
+                        options = {**options, "gracePeriodSeconds": int(req.param("gracePeriodSeconds"))}
+                    except ValueError:
+                        raise ApiError.bad_request("gracePeriodSeconds must be an integer") from None
                 return 200, delete_pod(
                     store, req.namespace, req.name, options, dry_run=dry_run, graceful=self.api.graceful_deletion
                 )

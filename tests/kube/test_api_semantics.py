@@ -549,6 +549,7 @@ BAD_REQUESTS = [
         "BadRequest",
     ),
     ("POST", "/version", "application/json", b"{}", 405, "MethodNotAllowed"),
+    ("DELETE", "/api/v1/namespaces/default/pods/web-0?gracePeriodSeconds=soon", "", b"", 400, "BadRequest"),
     (
         "POST",
         "/api/v1/namespaces/default/configmaps",
