@@ -728,6 +728,9 @@ class _Handler(BaseHTTPRequestHandler):
         if rt.kind == "PodDisruptionBudget":
             items = [with_pdb_status(self.api.store, o) for o in items]
         if req.verb == "watch":
+            for key in ("timeoutSeconds", "resourceVersion"):
+                if req.param(key) and not req.param(key).isdigit():
+                    raise ApiError.bad_request(f"{key} must be a non-negative integer, got {req.param(key)!r}")
             return 200, _Watch(items, rv, matches)
         items, page_meta = _page(items, rv, req.param("limit"), req.param("continue"))
         if wants_table(self.headers.get("Accept", "")):
@@ -886,9 +889,13 @@ def _page(items: list[Obj], rv: str, limit: str, token: str) -> tuple[list[Obj],
         except ValueError:
             raise ApiError.bad_request("continue key is not valid: not a token from this server") from None
         items = [i for i in items if (i["metadata"].get("namespace", ""), i["metadata"]["name"]) > after]
-    if not limit or int(limit) <= 0 or len(items) <= int(limit):
+    try:
+        size = int(limit or 0)
+    except ValueError:
+        raise ApiError.bad_request(f"limit must be an integer, got {limit!r}") from None
+    if size <= 0 or len(items) <= size:
         return items, {}
-    page = items[: int(limit)]
+    page = items[:size]
     last = page[-1]["metadata"]
     next_token = base64.urlsafe_b64encode(json.dumps([last.get("namespace", ""), last["name"]]).encode()).decode()
     return page, {"continue": next_token, "remainingItemCount": len(items) - len(page), "resourceVersion": rv}

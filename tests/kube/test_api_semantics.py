@@ -550,6 +550,8 @@ BAD_REQUESTS = [
     ),
     ("POST", "/version", "application/json", b"{}", 405, "MethodNotAllowed"),
     ("DELETE", "/api/v1/namespaces/default/pods/web-0?gracePeriodSeconds=soon", "", b"", 400, "BadRequest"),
+    ("GET", "/api/v1/pods?limit=many", "", b"", 400, "BadRequest"),
+    ("GET", "/api/v1/pods?watch=true&timeoutSeconds=later", "", b"", 400, "BadRequest"),
     (
         "POST",
         "/api/v1/namespaces/default/configmaps",
