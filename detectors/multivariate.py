@@ -67,6 +67,8 @@ MIN_TAIL_FIT = 20
 # 0.19 F1); its cost is more alarms where calibration is short (about 1 % of rows on a noisy synthetic).
 MAX_TAIL_SHAPE = 0.5
 DEFAULT_WINDOWS_MINUTES = (5.0, 30.0, 120.0)
+# A smoothing window is calibrated only with at least this many of its lengths of calibration rows.
+MIN_WINDOWS_PER_CALIBRATION = 20
 
 
 @dataclass(frozen=True)
@@ -124,6 +126,7 @@ class SubspaceModel:
     windows: tuple[int, ...]  # smoothing windows, in rows
     calibrations: tuple[TailCalibration, ...]  # one per window
     decades: float
+    gate: float = 0.3  # see exceedance()
 
     @classmethod
     def fit(
@@ -135,8 +138,13 @@ class SubspaceModel:
         decades: float = 6.0,
         calibration_share: float = 0.3,
         min_scale: float = 0.01,
+        gate: float = 0.3,
     ) -> SubspaceModel:
-        """Fit on the older part of each contiguous history segment, calibrate on the newer part."""
+        """Fit on the older part of each contiguous history segment, calibrate on the newer part.
+
+        A window longer than the calibration rows allow (``MIN_WINDOWS_PER_CALIBRATION`` of it)
+        is left out: a tail fitted to a handful of overlapping means is noise. The shortest stays.
+        """
         parts = [np.asarray(s, dtype=float) for s in segments]
         parts = [s[~np.all(np.isnan(s), axis=1)] for s in parts if s.ndim == 2 and s.shape[0]]
         rows = sum(s.shape[0] for s in parts)
@@ -156,12 +164,15 @@ class SubspaceModel:
         # At least one dimension stays outside the subspace: with every component kept, nothing is residual.
         explained = np.cumsum(pca.explained_variance_ratio_)
         k = min(int(np.searchsorted(explained, variance, side="right")) + 1, z.shape[1] - 1, pca.components_.shape[0])
-        base = cls(center, scale, pca.mean_, pca.components_[:k], tuple(windows), (), decades)
+        calibration_rows = sum(s.shape[0] - c for s, c in zip(parts, cuts))
+        ordered = sorted(set(windows))
+        usable = tuple(w for w in ordered if w == ordered[0] or w * MIN_WINDOWS_PER_CALIBRATION <= calibration_rows)
+        base = cls(center, scale, pca.mean_, pca.components_[:k], usable, (), decades, gate)
         calibrations = []
         for w_index in range(len(base.windows)):
             scores = [base.smooth(base.raw(s[c:]))[w_index] for s, c in zip(parts, cuts)]
             calibrations.append(TailCalibration.fit(np.concatenate(scores)))
-        return cls(center, scale, pca.mean_, pca.components_[:k], base.windows, tuple(calibrations), decades)
+        return cls(center, scale, pca.mean_, pca.components_[:k], base.windows, tuple(calibrations), decades, gate)
 
     def raw(self, rows: np.ndarray) -> np.ndarray:
         """Squared distance of each row from the normal subspace (NaN features sit at the centre)."""
@@ -175,8 +186,13 @@ class SubspaceModel:
         return np.vstack([series.rolling(w, min_periods=1).mean().to_numpy() for w in self.windows])
 
     def exceedance(self, smoothed: np.ndarray) -> np.ndarray:
-        """Bonferroni-corrected smallest exceedance probability over the windows, per point."""
+        """Bonferroni-corrected smallest exceedance probability over the windows, per point.
+
+        The longer windows speak only while the shortest one is itself unusual (``p <= gate``):
+        their mean remembers an incident for hours after it ended, and an alarm must not outlive it.
+        """
         p = np.vstack([c.exceedance(s) for c, s in zip(self.calibrations, np.atleast_2d(smoothed))])
+        p[1:, p[0] > self.gate] = 1.0
         return np.minimum(p.min(axis=0) * len(self.calibrations), 1.0)
 
     def calibrate(self, smoothed: np.ndarray) -> np.ndarray:
@@ -238,6 +254,7 @@ class EntityAnomaly(Detector):
         variance: float = 0.99,
         windows_minutes: Sequence[float] = DEFAULT_WINDOWS_MINUTES,
         calibration_share: float = 0.3,
+        long_window_gate: float = 0.3,
         decades: float = 6.0,
         window: int = 43_200,
         refit_every: int | None = None,
@@ -254,6 +271,8 @@ class EntityAnomaly(Detector):
             raise ValueError("windows_minutes must list at least one positive window, e.g. [5, 30, 120]")
         if not 0.05 <= calibration_share <= 0.8:
             raise ValueError("calibration_share must be in [0.05, 0.8]: the newest share of history used to calibrate")
+        if not 0.0 < long_window_gate <= 1.0:
+            raise ValueError("long_window_gate must be in (0, 1]: how unusual the shortest window must be for longer ones to count (1 = always)")
         if decades <= 0:
             raise ValueError("decades must be positive (4 maps a 1-in-10,000 point to score 1.0)")
         if top_features < 1:
@@ -267,6 +286,7 @@ class EntityAnomaly(Detector):
         self.variance = variance
         self.windows_minutes = windows
         self.calibration_share = calibration_share
+        self.long_window_gate = long_window_gate
         self.decades = decades
         self.window = window
         self.refit_every = refit_every
@@ -282,6 +302,7 @@ class EntityAnomaly(Detector):
             decades=self.decades,
             calibration_share=self.calibration_share,
             min_scale=self.min_scale,
+            gate=self.long_window_gate,
         )
 
     # -- backtest --------------------------------------------------------------------------------
@@ -318,12 +339,15 @@ class EntityAnomaly(Detector):
             return np.zeros(x.shape[0])
         # Rolling means run across block boundaries, seeded with the newest history rows (scored
         # out of sample: they are in the calibration part of the first model's reference).
-        seed = first.raw(history[-max(first.windows) :]) if models[0][1] is not None else np.empty(0)
-        smoothed = first.smooth(np.concatenate([seed, raw]))[:, seed.shape[0] :]
+        longest = max(_window_rows(self.windows_minutes, step))
+        seed = first.raw(history[-longest:]) if models[0][1] is not None else np.empty(0)
+        series = np.concatenate([seed, raw])
         scores = np.zeros(x.shape[0])
         for (start, model), nxt in zip(models, [m[0] for m in models[1:]] + [x.shape[0]]):
             if model is not None:
-                scores[start:nxt] = model.calibrate(smoothed[:, start:nxt])
+                # Each model smooths with its own windows: a refit on longer history may calibrate more of them.
+                lo, hi = seed.shape[0] + start, seed.shape[0] + nxt
+                scores[start:nxt] = model.calibrate(model.smooth(series[max(0, lo - longest) : hi])[:, lo - max(0, lo - longest) :])
         empty = np.all(np.isnan(x), axis=1)
         scores[empty] = 0.0  # a row with no data has no opinion
         return scores

@@ -137,8 +137,8 @@ def test_one_threshold_fits_machines_with_very_different_noise() -> None:
 
 def test_the_long_window_catches_a_sustained_mild_deviation() -> None:
     rng = np.random.default_rng(7)
-    x = _correlated(8000, rng)
-    train, test = x[:6000], x[6000:].copy()
+    x = _correlated(12000, rng)
+    train, test = x[:10000], x[10000:].copy()  # 3,000 calibration rows: enough for a 2 h window
     test[1000:1200, 1] += 0.06  # barely above the noise each minute, but for 200 minutes
     short_only = EntityAnomaly(windows_minutes=[1]).score_matrix(np.arange(2000) * 60.0, test, train=train)
     multi = EntityAnomaly().score_matrix(np.arange(2000) * 60.0, test, train=train)
@@ -169,3 +169,17 @@ def test_tail_calibration_ranks_beyond_history_and_ignores_nan() -> None:
     flat = TailCalibration.fit(np.zeros(100))
     assert flat.exceedance(np.array([0.0]))[0] == 1.0
     assert flat.exceedance(np.array([1e-3]))[0] < 1e-6
+
+
+def test_alarms_end_with_a_sharp_incident_instead_of_lingering_for_the_long_window() -> None:
+    rng = np.random.default_rng(10)
+    x = _correlated(12000, rng)
+    train, test = x[:10000], x[10000:].copy()
+    test[1000:1020] = [0.95, -1.0, 0.8]  # 20 minutes of a grossly broken correlation, then healthy again
+    t = np.arange(2000) * 60.0
+    gated = EntityAnomaly().score_matrix(t, test, train=train)
+    ungated = EntityAnomaly(long_window_gate=1.0).score_matrix(t, test, train=train)
+    after = slice(1030, 1140)  # the 2 h window still holds the incident
+    assert gated[1003:1020].min() >= 0.9
+    assert np.mean(ungated[after] >= 0.9) > 0.9  # the long mean remembers the incident
+    assert np.mean(gated[after] >= 0.9) < 0.4
