@@ -144,7 +144,11 @@ def default_rules() -> list[PolicyRule]:
             signal="model_accuracy",
             entity_kind="model",
             min_severity=Severity.CRITICAL,
-            action="advise",
+            # Put the previous release back (Deployment history or Argo CD); advice with the exact
+            # command by default, automatic only when a user raises max_mode.
+            action="rollback_model",
+            target="owner",
+            max_mode=Mode.SUGGEST,
         ),
     ]
 

@@ -121,6 +121,7 @@ class Policy:
         reason = _reason(rule, finding)
         if rule.ladder is not None and self.ladder is not None and now is not None:
             rung, rungs = self._climb(rule, rule.ladder, finding, target, now)
+            params["rung"] = {NOTIFY: "notify", PREPARE: "prepare", ACT: "act"}[rung]
             if rung == NOTIFY:
                 action = ADVISE
             elif rung == PREPARE:
@@ -156,6 +157,8 @@ class Policy:
         elif lead is None and finding.score >= ladder.act_score:
             # A non-forecasting detector (GPU health warning signs): harden one rung at a time.
             wanted = ACT
+        elif lead is None and not ladder.skip_prepare and finding.score >= ladder.prepare_score:
+            wanted = PREPARE  # a risk without a forecast (pending row remaps): prepare, then wait
         else:
             wanted = NOTIFY
         if ladder.skip_prepare and wanted == PREPARE:
@@ -208,12 +211,16 @@ def _rung_index(rung: int, ladder: LadderConfig) -> int:
 
 
 def _rung_text(rung: int, rule: PolicyRule, finding: Finding) -> str:
-    at = finding.predicted_failure_at.strftime("%H:%M UTC") if finding.predicted_failure_at else "when confirmed"
+    at = finding.predicted_failure_at.strftime("%H:%M UTC") if finding.predicted_failure_at else None
     if rung == NOTIFY:
-        return f"watching; {rule.action} follows if the prediction hardens (failure expected {at})"
+        when = f" (failure expected {at})" if at else ""
+        return f"watching; {rule.action} follows if the prediction hardens{when}"
     if rung == PREPARE:
-        return f"preparing; {rule.action} at {at} unless signals recover"
-    return f"{rule.action}" + (" (failure confirmed)" if finding.confirmed else f" before the predicted failure at {at}")
+        when = f"at {at} unless signals recover" if at else "if the failure is confirmed or the risk hardens"
+        return f"preparing; {rule.action} {when}"
+    if finding.confirmed:
+        return f"{rule.action} (failure confirmed)"
+    return f"{rule.action}" + (f" before the predicted failure at {at}" if at else " (risk hardened)")
 
 
 def _reason(rule: PolicyRule, finding: Finding) -> str:

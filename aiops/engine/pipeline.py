@@ -200,7 +200,7 @@ class Pipeline:
         with self._stage(report, "record"):
             self.audit.record(report)
             if self.ledger is not None:
-                self.ledger.mark_acted(report.results)
+                self.ledger.mark_acted(report.results, report.decisions)
         report.finished_at = utcnow()
         self._export(report)
         return report

@@ -25,7 +25,7 @@ from datetime import datetime, timedelta
 from prometheus_client import Counter, Gauge
 
 from aiops import metrics
-from aiops.model import ActionResult, ActionStatus, Finding, from_epoch
+from aiops.model import ActionResult, ActionStatus, Decision, Finding, from_epoch
 from aiops.state import Store
 
 SCHEMA = """
@@ -99,10 +99,19 @@ class PredictionLedger:
         self.store = store
         store.ensure_schema(SCHEMA)
 
-    def mark_acted(self, results: Sequence[ActionResult]) -> None:
-        """Record applied actions: an open prediction whose entity was acted on is not a false positive."""
-        applied = {r.target.key for r in results if r.status is ActionStatus.APPLIED}
-        applied |= {r.plan.target.key for r in results if r.status is ActionStatus.APPLIED and r.plan is not None}
+    def mark_acted(self, results: Sequence[ActionResult], decisions: Sequence[Decision] = ()) -> None:
+        """Record applied actions: an open prediction whose entity was acted on is not a false positive.
+
+        A *preparation* (the ladder's prepare rung: a cordon, a pre-scale) does not explain a
+        recovery, so it does not count; only a remediation that acts on the cause does.
+        """
+        preparing = {d.id for d in decisions if d.params.get("rung") == "prepare"}
+        done = [r for r in results if r.status is ActionStatus.APPLIED and r.decision_id not in preparing]
+        by_id = {d.id: d for d in decisions}
+        applied = {r.target.key for r in done}
+        applied |= {r.plan.target.key for r in done if r.plan is not None}
+        # The finding that led to the action names the entity whose prediction it may have prevented.
+        applied |= {by_id[r.decision_id].finding.entity.key for r in done if r.decision_id in by_id}
         if applied:
             with self.store.transaction() as conn:
                 conn.executemany(
