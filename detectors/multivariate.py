@@ -434,7 +434,7 @@ class EntityAnomaly(Detector):
         entity: Entity,
         features: tuple[str, ...],
         table: pd.DataFrame,
-        model: NeighbourModel,
+        model: SubspaceModel,
         row: np.ndarray,
         score: float,
         smoothed: np.ndarray,

@@ -175,7 +175,7 @@ def test_alarms_end_with_a_sharp_incident_instead_of_lingering_for_the_long_wind
     rng = np.random.default_rng(10)
     x = _correlated(12000, rng)
     train, test = x[:10000], x[10000:].copy()
-    test[1000:1020] = [0.95, -1.0, 0.8]  # 20 minutes of a grossly broken correlation, then healthy again
+    test[1000:1020] = [0.95, -1.0, 0.8]  # a gross break for 20 minutes, then healthy
     t = np.arange(2000) * 60.0
     gated = EntityAnomaly().score_matrix(t, test, train=train)
     ungated = EntityAnomaly(long_window_gate=1.0).score_matrix(t, test, train=train)
