@@ -201,7 +201,7 @@ class Actor:
                 results.append(undo)
         handled: set[tuple[str, str]] = set()
         for decision in decisions:
-            results.append(self._one(decision, view, now, inflight, handled))
+            results.append(_with_step(decision, self._one(decision, view, now, inflight, handled)))
         if leader:
             for key, flight in inflight.items():
                 if key not in handled:
@@ -395,3 +395,11 @@ class Actor:
 
 
 __all__ = ["Actor"]
+
+
+def _with_step(decision: Decision, result: ActionResult) -> ActionResult:
+    """Prefix the ladder step ("step 2 of 3: preparing; ...") so people see where a prediction stands."""
+    if not decision.params.get("rung") or not decision.reason.startswith("step "):
+        return result
+    step = decision.reason.split("; rule ", 1)[0]
+    return replace(result, detail=f"{step} — {result.detail}")

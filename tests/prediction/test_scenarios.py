@@ -128,6 +128,8 @@ def test_slow_gpu_fault_climbs_the_ladder_and_is_confirmed(
     assert steps == ["step 1 of 3", "step 2 of 3", "step 2 of 3"]
     assert [a for a, s, _ in act_on(first, "node/gpu-1")] == ["advise"]
     assert act_on(second, "node/gpu-1")[0][:2] == ("evacuate_node", "applied")
+    # People see where the prediction stands: the step is in what is reported and audited.
+    assert act_on(second, "node/gpu-1")[0][2].startswith("step 2 of 3: preparing; evacuate_node if the failure")
     (d,) = [d for d in confirmed.decisions if d.target.key == "node/gpu-1"]
     assert d.reason.startswith("step 3 of 3") and d.params["basis"] == "confirmed" and "cordon_only" not in d.params
     assert any(r.action == "evacuate_node" and r.status in (ActionStatus.APPLIED, ActionStatus.DEFERRED)
