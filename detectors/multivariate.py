@@ -11,6 +11,8 @@ incidents better than nearest-neighbour distance, Hotelling's T² and per-featur
 Incidents are segments rather than single minutes, so the raw score is averaged causally over
 several windows (``windows_minutes``, default 5 min, 30 min and 2 h): a sharp fault shows in the
 short window, a sustained mild one (a counter that bursts more often than usual) in the long one.
+The long windows count only while the shortest is itself unusual (``long_window_gate``), so that
+an alarm ends with the incident instead of lingering for the length of the longest window.
 
 Calibration is what makes one threshold fit every entity. The history is split in time: the
 older part (1 - ``calibration_share``) fits the subspace, the newer part is scored out of sample,
@@ -20,9 +22,11 @@ to the highest scores above (peaks over threshold as in SPOT, Siffer et al., KDD
 scores beyond anything seen still rank. The windows' smallest ``p`` (Bonferroni-corrected) gives
 the score ``-log10(p) / decades`` capped at 1: with ``decades=6`` a score of 0.9 means "rarer than
 1 in 250,000 calibration rows in at least one window", whatever the entity's own noise level.
-Calibrating in-sample instead (each row's distance to its own training data) made scores on new
-data look rarer than they were, by a different factor on every machine: that was why no single
-threshold fitted all SMD machines.
+Calibrating in-sample instead (each row's distance to its own training data, whose neighbours are
+the adjacent minutes) made scores on new data look rarer than they were, by a different factor on
+every machine: one reason no single threshold fitted all SMD machines. With this model, SMD point
+F1 (no point adjustment, mean of 4 machines) is 0.51 at the default threshold 0.9; the settings
+were chosen on SMD, and ASD, the out-of-sample check, gives 0.18 (see ``aiops backtest``).
 
 The model is trained on a rolling window of history, causally: the score of a point depends only
 on points before it. Live (``detect``) it is refitted every cycle on the frame's window, pooled
