@@ -15,6 +15,10 @@ noise, and a few memory leaks / latency spikes / accuracy drops) is scored by:
 point per series (what an incremental fetch adds every minute). Figures are seconds on one core
 (BLAS/OpenMP pools held to one thread), plus the findings of the last cycle, printed as a table
 and written as JSON to ``bench/results/detector_online.json``.
+
+Accuracy of the online path: ``--nab DATA --labels combined_windows.json`` replays each NAB file
+through the daemon's incremental seasonal state (seeded from the first 6 h, as a cold cycle is,
+then one point per cycle) and prints the NAB scores next to those of the backtest (``score_series``).
 """
 
 from __future__ import annotations
@@ -124,14 +128,64 @@ def run(detector_name: str, mix: dict[str, int], window: int, steady: int, seed:
     }
 
 
+class OnlineSeasonal:
+    """``score_series`` through the daemon's path: a trace of the first ``seed_seconds``, then one point a cycle."""
+
+    def __init__(self, seed_seconds: float = 6 * 3600.0) -> None:
+        from detectors._univariate import check_series, points_for, typical_step
+        from detectors.seasonal import SeasonalBaseline
+
+        self.det = SeasonalBaseline()
+        self.seed_seconds = seed_seconds
+        self._check, self._points_for, self._step = check_series, points_for, typical_step
+
+    def score_series(self, timestamps: np.ndarray, values: np.ndarray) -> np.ndarray:
+        t, y = self._check(timestamps, values)
+        seed = min(t.shape[0], self._points_for(self.seed_seconds, self._step(t), minimum=10))
+        first = self.det.trace(t[:seed], y[:seed], "both")
+        table = self.det._table(self._step(t[:seed]), "both")
+        table.seed("series", t[:seed], y[:seed], first)
+        out = np.concatenate([first.score, np.zeros(t.shape[0] - seed)])
+        for i in range(seed, t.shape[0]):
+            table.advance(["series"], [t[i : i + 1]], [y[i : i + 1]])
+            out[i] = table.score("series")
+        return out
+
+
+def nab_online(data: Path, labels: Path) -> dict[str, Any]:
+    """NAB figures of the online path and of the backtest, on the same files."""
+    from aiops.commands.backtest import _labels_for
+    from aiops.evaluation.corpus import evaluate_corpus
+    from aiops.evaluation.nab import load_windows
+    from aiops.evaluation.replay import find_series_files, load_scorer, replay_corpus
+
+    files = find_series_files(data)
+    windows = load_windows(labels)
+    out = {}
+    for name, make in (("backtest", load_scorer("seasonal", {})), ("online", OnlineSeasonal)):
+        started = time.perf_counter()
+        replayed = replay_corpus(files, make, progress=False)
+        scoped = _labels_for(list(replayed), windows)
+        ev = evaluate_corpus(name, {k: v for k, v in replayed.items() if k in scoped}, scoped)
+        out[name] = {profile: round(r.normalized, 1) for profile, r in ev.nab.items()} | {
+            "seconds": round(time.perf_counter() - started, 1)
+        }
+        print(f"NAB {name:<9}" + "  ".join(f"{k} {v}" for k, v in out[name].items()), flush=True)
+    return out
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--series", type=int, nargs="+", default=[1000, 10000])
     parser.add_argument("--hours", type=float, default=6.0, help="history in the frame (the collector's lookback)")
     parser.add_argument("--steady", type=int, default=5, help="steady-state cycles measured after the cold one")
     parser.add_argument("--detectors", nargs="+", default=["exhaustion", "seasonal", "quality_drift", "ensemble"])
+    parser.add_argument("--nab", type=Path, help="NAB data folder: also compare online and backtest NAB scores")
+    parser.add_argument("--labels", type=Path, help="NAB combined_windows.json (with --nab)")
     parser.add_argument("--json", type=Path, default=Path(__file__).parent / "results" / "detector_online.json")
     args = parser.parse_args()
+    if args.nab and not args.labels:
+        parser.error("--nab needs --labels (combined_windows.json)")
     window = int(args.hours * 3600 / STEP)
     rows = []
     with threadpool_limits(limits=1):
@@ -155,9 +209,10 @@ def main() -> None:
             f"{r['detector']:<14}{r['series']:>8,}{r['cold_s']:>10.2f}{r['steady_s']:>10.3f}"
             f"{r['steady_us_per_series']:>11.1f}{r['cold_points_per_s']:>13,.0f}"
         )
+    nab = nab_online(args.nab, args.labels) if args.nab else None
     args.json.parent.mkdir(parents=True, exist_ok=True)
     machine = {"cpus": os.cpu_count(), "python": platform.python_version(), "load_avg_at_start": os.getloadavg()}
-    doc = {"at": datetime.now(UTC).isoformat(timespec="seconds"), "machine": machine, "hours": args.hours, "rows": rows}
+    doc = {"at": datetime.now(UTC).isoformat(timespec="seconds"), "machine": machine, "hours": args.hours, "rows": rows, "nab": nab}
     args.json.write_text(json.dumps(doc, indent=2))
     print(f"written {args.json}")
 

@@ -9,7 +9,6 @@ a detector scores a series in one vectorised pass instead of a Python loop per p
 from __future__ import annotations
 
 import math
-import warnings
 from collections.abc import Sequence
 from typing import Any
 
@@ -67,12 +66,18 @@ def typical_steps(series: Sequence[Series]) -> np.ndarray:
     if not series:
         return np.zeros(0)
     heads = tails([s.timestamps[: STEP_SAMPLE + 1] for s in series], STEP_SAMPLE + 1, right=False)
-    d = np.diff(heads, axis=1)
-    d[~(d > 0)] = np.nan
-    with np.errstate(all="ignore"), warnings.catch_warnings():
-        warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN rows: no interval, step 1.0
-        q = np.nanquantile(d, 0.25, axis=1)
-    return np.where(np.isnan(q), 1.0, q)
+    with np.errstate(invalid="ignore"):
+        d = np.diff(heads, axis=1)
+        d[~(d > 0)] = np.nan
+    # np.nanquantile loops over rows; sorted rows (NaN last) and a per-row index do not.
+    d.sort(axis=1)
+    count = np.sum(~np.isnan(d), axis=1)
+    pos = 0.25 * np.maximum(count - 1, 0)  # numpy's default (linear) quantile
+    lo = np.floor(pos).astype(np.int64)
+    hi = np.minimum(lo + 1, np.maximum(count - 1, 0))
+    rows = np.arange(d.shape[0])
+    q = d[rows, lo] + (pos - lo) * (d[rows, hi] - d[rows, lo]) if d.shape[1] else np.full(d.shape[0], np.nan)
+    return np.where(count > 0, q, 1.0)
 
 
 def tails(arrays: Sequence[np.ndarray], k: int, *, right: bool = True) -> np.ndarray:

@@ -39,27 +39,29 @@ import numpy as np
 import pandas as pd
 
 from aiops.model import Finding, Frame, Series, from_epoch
+from detectors._seasonal_state import (
+    MEAN_ABS_TO_SIGMA,
+    Params,
+    Point,
+    Spans,
+    StateTable,
+    make_spans,
+)
 from detectors._univariate import (
     MAD_TO_SIGMA,
-    HistoryBuffer,
     UnivariateDetector,
     check_series,
     clip01,
     fmt_duration,
-    points_for,
     typical_step,
 )
 
-# Mean absolute deviation -> standard deviation of a normal distribution (sqrt(pi / 2)).
-MEAN_ABS_TO_SIGMA = 1.2533
 # Surprise is measured against at least this z-score: a series that was quiet for a week must
 # move well beyond its noise (not merely past its small record) before it counts as surprising.
 MIN_REFERENCE_Z = 8.0
 # Score = u / (u + SURPRISE_OFFSET): a surprise of 1 (as unusual as the faded record) scores 0.7,
 # policy's default warning threshold; 3.9 times the record scores 0.9 (critical).
 SURPRISE_OFFSET = (1.0 - 0.7) / 0.7
-# Most samples a robust scale is computed over (rolling medians cost O(log window) per point).
-MAX_SCALE_POINTS = 4096
 
 Direction = Literal["up", "down", "both"]
 
@@ -99,6 +101,13 @@ class SeasonalTrace:
     recent: np.ndarray  # recent baseline (median)
     seasonal: np.ndarray  # seasonal baseline (median), NaN until two periods are known
     surprise: np.ndarray  # before the refractory damping
+    # Internals the daemon's incremental state is seeded from (see detectors/_seasonal_state.py).
+    residual_recent: np.ndarray | None = None  # value - recent median
+    residual_seasonal: np.ndarray | None = None  # value - seasonal median
+    spread: np.ndarray | None = None  # mean absolute residual over the short span
+    spread_excess: np.ndarray | None = None  # spread - its median over the memory span
+    oriented: np.ndarray | None = None  # (n, 2) deviations of the views in the bad direction
+    raw: np.ndarray | None = None  # score before the refractory damping
 
 
 VIEWS = ("level", "spread")
@@ -127,9 +136,10 @@ class SeasonalBaseline(UnivariateDetector):
     direction:
         Which deviations count: "up", "down" or "both". ``None`` takes each signal's
         ``bad_direction`` in the daemon, and "both" in backtests.
-    history_seconds:
-        How much history the daemon keeps per series between cycles (the frame holds only the
-        collector's lookback); default: ``seasons`` periods plus a window.
+    scale_stride:
+        In the daemon, the robust scales over ``memory_seconds`` are medians of every
+        ``scale_stride``-th point (see ``detectors/_seasonal_state.py``): 1 is exact and costs
+        ``scale_stride`` times the memory; 8 keeps the live scores within a few percent.
     """
 
     name: ClassVar[str] = "seasonal"
@@ -157,8 +167,8 @@ class SeasonalBaseline(UnivariateDetector):
         refractory_seconds: float = 6 * 3600.0,
         damp: float = 0.5,
         direction: Direction | None = None,
-        history_seconds: float | None = None,
         min_history_points: int = 1000,
+        scale_stride: int = 8,
     ) -> None:
         super().__init__(signals=signals, report_floor=report_floor)
         for pname, value in (
@@ -188,14 +198,31 @@ class SeasonalBaseline(UnivariateDetector):
         self.damp = float(damp)
         self.direction = direction
         self.min_history_points = int(min_history_points)
-        self.history_seconds = (
-            float(history_seconds) if history_seconds is not None else self.seasons * self.period_seconds + self.window_seconds
-        )
-        self._history = HistoryBuffer(self.history_seconds)
+        if scale_stride < 1:
+            raise ValueError(f"scale_stride must be at least 1, got {scale_stride!r}")
+        self.scale_stride = int(scale_stride)
+        # Per-series incremental state in the daemon (in memory: re-learnt after a restart).
+        self._tables: dict[tuple[Spans, str], StateTable] = {}
+        self._where: dict[object, StateTable] = {}
+        self._constant: dict[object, float] = {}
 
     # ------------------------------------------------------------------ backtest contract
     def score_series(self, timestamps: np.ndarray, values: np.ndarray) -> np.ndarray:
         return self.trace(timestamps, values, self.direction or "both").score
+
+    def spans(self, step: float) -> Spans:
+        """The detector's spans in samples for a series sampled every ``step`` seconds."""
+        return make_spans(
+            step,
+            window_s=self.window_seconds,
+            memory_s=self.memory_seconds,
+            short_s=self.short_seconds,
+            refractory_s=self.refractory_seconds,
+            period_s=self.period_seconds,
+            seasons=self.seasons,
+            fade_s=self.fade_seconds,
+            min_history_points=self.min_history_points,
+        )
 
     def trace(self, timestamps: np.ndarray, values: np.ndarray, direction: Direction = "both") -> SeasonalTrace:
         t, y = check_series(timestamps, values)
@@ -204,11 +231,8 @@ class SeasonalBaseline(UnivariateDetector):
             empty = np.zeros(0)
             return SeasonalTrace(empty, empty, np.zeros(0, dtype=np.int64), empty, empty, empty)
         step = typical_step(t)
-        window = points_for(self.window_seconds, step, minimum=8)
-        # Capped: a robust scale needs thousands of samples, not the 20,000 of two weeks at 1 min.
-        memory = min(points_for(self.memory_seconds, step, minimum=max(window, self.min_history_points)), MAX_SCALE_POINTS)
-        fade = max(self.fade_seconds, self.min_history_points * step)
-        short = points_for(self.short_seconds, step, minimum=2)
+        sp = self.spans(step)
+        window, memory, fade, short = sp.window, sp.memory, sp.fade, sp.short
 
         recent = past_rolling(y, window, max(4, window // 4), "median")
         r_recent = y - recent
@@ -238,12 +262,16 @@ class SeasonalBaseline(UnivariateDetector):
         surprise = ratio[np.arange(n), view]
         raw = surprise / (surprise + SURPRISE_OFFSET)
 
-        if self.refractory_seconds > 0:
-            prior = np.nan_to_num(past_rolling(raw, points_for(self.refractory_seconds, step), 1, "max"), nan=0.0)
+        undamped = raw
+        if sp.refractory:
+            prior = np.nan_to_num(past_rolling(raw, sp.refractory, 1, "max"), nan=0.0)
             raw = np.where(raw > prior, raw, raw * self.damp)
         score = clip01(raw)
         score[np.isnan(y)] = 0.0
-        return SeasonalTrace(score, zs[np.arange(n), view], view, recent, seasonal, surprise)
+        return SeasonalTrace(
+            score, zs[np.arange(n), view], view, recent, seasonal, surprise,
+            r_recent, y - seasonal, spread, r_spread, oriented, undamped,
+        )
 
     def _seasonal_median(self, t: np.ndarray, y: np.ndarray, step: float) -> np.ndarray:
         """Median of the same slot (± one step) in each previous period; NaN with < 2 periods."""
@@ -252,7 +280,7 @@ class SeasonalBaseline(UnivariateDetector):
         slot = np.rint((t - t[0]) / step).astype(np.int64)
         grid = np.full(int(slot[-1]) + 1, np.nan)
         grid[slot] = y
-        period = points_for(self.period_seconds, step, minimum=2)
+        period = self.spans(step).period
         stack = np.full((n, 3 * self.seasons), np.nan)
         col = 0
         for k in range(1, self.seasons + 1):
@@ -290,41 +318,108 @@ class SeasonalBaseline(UnivariateDetector):
 
     # ------------------------------------------------------------------ daemon contract
     def detect(self, frame: Frame) -> list[Finding]:
-        self._history.retain(frame, self.signals)
-        return super().detect(frame)
+        """Score only the points each series gained since the last cycle, all series at once."""
+        findings: list[Finding] = []
+        for signal in self.signals:
+            if signal in frame.missing_signals:
+                continue  # the query failed: keep what is known, there is nothing new to score
+            info = frame.signals.get(signal)
+            direction: Direction = self.direction or (info.bad_direction if info else "both")  # type: ignore[assignment]
+            keyed = [(s, s.key) for s in frame.of(signal)]
+            self._forget_except(signal, {key for _, key in keyed})
+            # No fresh value: say nothing rather than re-raise a stale opinion.
+            fresh = [(s, key) for s, key in keyed if len(s) and not np.isnan(s.values[-1])]
+            for series, key in self._advance(fresh, direction):
+                table = self._where[key]
+                if table.score(key) >= self.report_floor:
+                    findings.append(self._finding(frame, series, table.point(key)))
+        return findings
 
-    def explain(self, frame: Frame, series: Series) -> Finding | None:
-        t, y = self._history.merge(series)
+    def _forget_except(self, signal: str, live: set[object]) -> None:
+        """Drop the state of series of ``signal`` that left the frame (a deleted pod)."""
+        for key in [k for k in self._where if k[0] == signal and k not in live]:  # type: ignore[index]
+            self._where.pop(key).forget(key)
+        for key in [k for k in self._constant if k[0] == signal and k not in live]:  # type: ignore[index]
+            del self._constant[key]
+
+    def _advance(self, keyed: list[tuple[Series, object]], direction: Direction) -> list[tuple[Series, object]]:
+        """Bring each series' state up to its newest point; returns the series that have a state."""
+        batches: dict[int, tuple[StateTable, list[object], list[np.ndarray], list[np.ndarray]]] = {}
+        out = []
+        for s, key in keyed:
+            table = self._where.get(key)
+            if table is not None and table.direction != direction:
+                self._where.pop(key).forget(key)
+                table = None
+            if table is None:
+                t, y = check_series(s.timestamps, s.values)
+                if self._still_constant(key, y):
+                    continue
+                table = self._table(typical_step(t), direction)
+                table.seed(key, t, y, self.trace(t, y, direction))
+                self._where[key] = table
+            else:
+                # Frames are sorted by time; a refetch overlaps the points already scored, and
+                # only the later ones are new (and validated).
+                cut = int(np.searchsorted(s.timestamps, table.last_time(key), side="right"))
+                if cut < len(s):
+                    batch = batches.setdefault(id(table), (table, [], [], []))
+                    batch[1].append(key)
+                    batch[2].append(s.timestamps[cut:])
+                    batch[3].append(s.values[cut:])
+            out.append((s, key))
+        for table, keys, times, values in batches.values():
+            table.advance(keys, times, values)
+        return out
+
+    def _still_constant(self, key: object, y: np.ndarray) -> bool:
+        """Whether the series has held one value all along (the restart count of a healthy pod).
+
+        Never surprising, and the common case in a large cluster, so such a series holds one
+        number instead of a state; its first change seeds a state from the frame's history.
+        """
         finite = y[~np.isnan(y)]
-        if finite.shape[0] and finite.min() == finite.max():
-            # Constant all along (the restart count of a healthy pod): never surprising, and the
-            # common case in a large cluster, so it skips the O(history) trace.
-            return None
+        if finite.shape[0] == 0:
+            return True
+        low, high = finite.min(), finite.max()
+        value = self._constant.get(key, low)
+        if low == high == value:
+            self._constant[key] = float(value)
+            return True
+        self._constant.pop(key, None)
+        return False
+
+    def _table(self, step: float, direction: Direction) -> StateTable:
+        spans = self.spans(step)
+        table = self._tables.get((spans, direction))
+        if table is None:
+            params = Params(SURPRISE_OFFSET, MIN_REFERENCE_Z, self.damp)
+            table = self._tables[(spans, direction)] = StateTable(spans, direction, self.scale_stride, params)
+        return table
+
+    def _finding(self, frame: Frame, series: Series, p: Point) -> Finding:
         info = frame.signals.get(series.signal)
-        direction: Direction = self.direction or (info.bad_direction if info else "both")  # type: ignore[assignment]
-        tr = self.trace(t, y, direction)
-        i = t.shape[0] - 1
-        view = VIEWS[int(tr.view[i])]
-        seasonal_known = bool(np.isfinite(tr.seasonal[i]))
-        baseline = tr.seasonal[i] if seasonal_known else tr.recent[i]
-        value = float(y[i])
+        view = VIEWS[p.view]
+        seasonal_known = bool(np.isfinite(p.seasonal))
+        baseline = p.seasonal if seasonal_known else p.recent
+        value = p.value
         unit = f" {info.unit}" if info and info.unit else ""
         if view == "spread":
-            what = f"{series.signal} turned erratic ({value:.4g}{unit}; spread {tr.z[i]:+.1f} sigma above its usual)"
+            what = f"{series.signal} turned erratic ({value:.4g}{unit}; spread {p.z:+.1f} sigma above its usual)"
         else:
             against = "this time of day" if seasonal_known else f"the last {fmt_duration(self.window_seconds)}"
             change = (value - baseline) / abs(baseline) * 100 if baseline else float("nan")
             what = (
                 f"{series.signal} at {value:.4g}{unit} vs {baseline:.4g}{unit} usual for {against}"
-                + (f" ({change:+.0f} %, {tr.z[i]:+.1f} sigma)" if np.isfinite(change) else f" ({tr.z[i]:+.1f} sigma)")
+                + (f" ({change:+.0f} %, {p.z:+.1f} sigma)" if np.isfinite(change) else f" ({p.z:+.1f} sigma)")
             )
         facts = {
             "value": value,
             "baseline": float(baseline) if np.isfinite(baseline) else None,
             "view": view,
-            "z": float(tr.z[i]),
-            "surprise": float(tr.surprise[i]),
-            "history": fmt_duration(float(t[-1] - t[0])),
-            "since": from_epoch(t[i]).isoformat(),
+            "z": p.z,
+            "surprise": p.surprise,
+            "history": fmt_duration(p.t - p.t_first),
+            "since": from_epoch(p.t).isoformat(),
         }
-        return self.finding(frame, series, float(tr.score[i]), what, facts)
+        return self.finding(frame, series, p.score, what, facts)
