@@ -101,6 +101,14 @@ class RollbackModel(Remediation):
                 f"{workload.kind} {workload.namespace}/{workload.name} has no ReplicaSet history to roll back to",
                 f"kubectl rollout history {ref}",
             )
+        if workload.paused:
+            # As kubectl refuses to undo a paused rollout: the new template would never roll out.
+            ref = f"deployment/{workload.name} -n {workload.namespace}"
+            return infeasible(
+                self.name, workload.entity,
+                f"deployment {workload.namespace}/{workload.name} is paused; resume it or roll back by hand",
+                f"kubectl rollout resume {ref} && kubectl rollout undo {ref}",
+            )
         managed, app = application_for(view, workload)
         if managed and workload.labels.get(REMEDIATE_LABEL) == "false":
             # The writer's rails see only the Application; the Deployment's opt-out must still win.

@@ -769,6 +769,8 @@ class GuardedWriter:
                 "kind": kind,
                 "name": target.name,
                 "namespace": target.namespace or None,
+                # `kubectl describe` lists only events that carry the object's uid.
+                "uid": (view.uid_of(target) if view is not None else "") or None,
             },
             "reason": EVENT_REASON,
             "message": message,

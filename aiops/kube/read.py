@@ -66,6 +66,7 @@ def _pod(obj: Mapping[str, Any]) -> PodInfo:
         labels=dict(meta.get("labels") or {}),
         annotations=dict(meta.get("annotations") or {}),
         owners=_owners(obj),
+        uid=meta.get("uid") or "",
     )
 
 
@@ -78,6 +79,7 @@ def _node(obj: Mapping[str, Any]) -> NodeInfo:
         ready=conditions.get("Ready", "True") == "True",
         labels=dict(meta.get("labels") or {}),
         annotations=dict(meta.get("annotations") or {}),
+        uid=meta.get("uid") or "",
     )
 
 
@@ -93,6 +95,8 @@ def _workload(kind: str, obj: Mapping[str, Any]) -> WorkloadInfo:
         labels=dict(meta.get("labels") or {}),
         annotations=dict(meta.get("annotations") or {}),
         owners=_owners(obj),
+        uid=meta.get("uid") or "",
+        paused=bool(spec.get("paused", False)),
     )
 
 

@@ -36,6 +36,7 @@ class NodeInfo:
     ready: bool = True
     labels: Mapping[str, str] = field(default_factory=dict)
     annotations: Mapping[str, str] = field(default_factory=dict)
+    uid: str = ""
 
     @property
     def entity(self) -> Entity:
@@ -53,6 +54,7 @@ class PodInfo:
     labels: Mapping[str, str] = field(default_factory=dict)
     annotations: Mapping[str, str] = field(default_factory=dict)
     owners: tuple[OwnerRef, ...] = ()
+    uid: str = ""
 
     @property
     def controller(self) -> OwnerRef | None:
@@ -86,6 +88,9 @@ class WorkloadInfo:
     labels: Mapping[str, str] = field(default_factory=dict)
     annotations: Mapping[str, str] = field(default_factory=dict)
     owners: tuple[OwnerRef, ...] = ()
+    uid: str = ""
+    # A paused Deployment does not roll out: a rollback or restart on it would never complete.
+    paused: bool = False
 
     @property
     def key(self) -> str:
@@ -162,6 +167,17 @@ class ClusterView:
 
     def pods_on(self, node: str) -> list[PodInfo]:
         return list(self._pods_by_node.get(node, ()))
+
+    def uid_of(self, entity: Entity) -> str:
+        """The object's uid, for Events that `kubectl describe` shows ("" when unknown)."""
+        if entity.kind == "node":
+            node = self.node(entity.name)
+            return node.uid if node else ""
+        if entity.kind == "pod":
+            pod = self.pod(entity.namespace, entity.name)
+            return pod.uid if pod else ""
+        workload = self.workload(entity.kind, entity.namespace, entity.name)
+        return workload.uid if workload else ""
 
     def workload(self, kind: str, namespace: str, name: str) -> WorkloadInfo | None:
         return self.workloads.get(f"{kind}/{namespace}/{name}")

@@ -511,3 +511,17 @@ def test_without_a_previous_revision_the_daemon_advises_in_auto_mode(api: KubeAp
     assert "no safe rollback_model: there is no previous revision" in result.detail
     assert "kubectl rollout history deployment/llm -n serving" in result.detail
     assert not daemon_writes(api)
+
+
+def test_paused_deployment_is_not_rolled_back(tmp_path) -> None:  # noqa: ANN001
+    """A paused rollout never completes: advise resuming instead of patching the template."""
+    from aiops.kube.view import ClusterView, WorkloadInfo
+    from aiops.model import Decision, Entity, Evidence, Finding, Mode
+    from remediations.rollback_model import RollbackModel
+
+    deploy = WorkloadInfo("deployment", "ranker", "ml", replicas=2, ready_replicas=2, paused=True)
+    view = ClusterView(taken_at=datetime.now(UTC), workloads={deploy.key: deploy})
+    f = Finding("quality_drift", "model_accuracy", Entity("deployment", "ranker", "ml"), 0.95,
+                datetime.now(UTC), Evidence("accuracy -7%"))
+    plan = RollbackModel().plan(Decision("rollback_model", f.entity, Mode.AUTO, "test", f), view)
+    assert not plan.feasible and "paused" in plan.reason_if_not and "rollout resume" in plan.command

@@ -391,3 +391,14 @@ def test_prediction_books_count_separately(tmp_path: Path) -> None:
     assert books.count_actions(since, False) == 4
     assert books.count_actions(since, False, "predicted") == 3
     assert books.count_actions(since, False, "confirmed") == 1
+
+
+def test_event_carries_the_objects_uid_so_kubectl_describe_shows_it(server: KubeApiServer, tmp_path: Path) -> None:
+    seed_workload(server, "web", ["gpu-1", "gpu-2"])
+    uid = server.get("Node", "gpu-1")["metadata"]["uid"]
+    actor, _ = make_actor(make_config(server, tmp_path, max_pods_per_workload=10))
+    [result] = actor.act([decision("evacuate_node", Entity("node", "gpu-1"), cordon_only=True)],
+                         findings=[], degraded=False, now=NOW)
+    assert result.status is ActionStatus.APPLIED
+    events = [e for e in server.list("Event", "default") if e.get("reason") == "AiopsRemediation"]
+    assert [e["involvedObject"].get("uid") for e in events] == [uid]
