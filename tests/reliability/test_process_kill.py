@@ -10,6 +10,7 @@ import sys
 import time
 from collections import Counter
 from collections.abc import Iterator
+from contextlib import closing
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -116,9 +117,10 @@ def test_sigkill_mid_delivery_sends_nothing_twice(
         cfg = daemon_config(tmp_path, kube, prometheus.url, channels=channels)
         daemon = DaemonProcess(cfg, tmp_path).start()
         try:
-            started = time.monotonic()
-            assert wait_for(lambda: time.monotonic() - started > 1.5 and not robot.requests, 10)
-            daemon.kill()  # mid-request: DingTalk is still holding it
+            # The outbox marks a batch "sending" in its own transaction before the transport call.
+            assert wait_for(lambda: outbox_states(tmp_path / "state.sqlite", "robot") == ["sending"], 20)
+            assert robot.requests == []  # DingTalk is still holding the request
+            daemon.kill()
             assert wait_for(lambda: len(robot.requests) == 1, 10)  # DingTalk did take it, after the kill
             daemon.start()
             assert wait_for(lambda: len(smtp.received) >= 1, 20), daemon.output()[-3000:]
@@ -138,6 +140,15 @@ def test_sigkill_mid_delivery_sends_nothing_twice(
                             env={**os.environ, "RELIABILITY_HOOK_TOKEN": WEBHOOK_TOKEN})
     assert "unknown" in (outbox.stdout + outbox.stderr), outbox.stdout + outbox.stderr
     assert applied_writes(kube, "nodes", "pods") == []  # no alert, no action
+
+
+def outbox_states(state: Path, channel: str) -> list[str]:
+    """States of the channel's outbox rows, read as another process would (read-only, no lock kept)."""
+    try:
+        with closing(sqlite3.connect(f"file:{state}?mode=ro", uri=True, timeout=1)) as db:
+            return [r[0] for r in db.execute("SELECT state FROM notify_outbox WHERE channel = ?", (channel,))]
+    except sqlite3.OperationalError:  # not created yet
+        return []
 
 
 def _run_once_against(state: Path, tmp_path: Path) -> subprocess.CompletedProcess[str]:
