@@ -11,11 +11,13 @@ import time
 from collections import Counter
 from collections.abc import Iterator
 from contextlib import closing
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 
+from aiops.engine.safety import Books
+from aiops.state import Store
 from aiops.testing.dingtalk import DingTalkReceiver
 from aiops.testing.kubeapi import KubeApiServer
 from aiops.testing.kubeapi_objects import make_node, make_pod
@@ -92,6 +94,13 @@ def test_sigkill_mid_evacuation_then_restart_finishes_it_without_doing_anything_
     done = Counter(applied_writes(kube, "nodes", "pods"))
     assert done == Counter({("PATCH", "nodes", "", "gpu-1"): 1, ("POST", "pods", "eviction", "llm-0"): 1,
                             ("POST", "pods", "eviction", "web-0"): 1}), done
+    # The budget spent once across the kill, and the evacuation no longer in flight.
+    store = Store(tmp_path / "state.sqlite")
+    books = Books(store)
+    assert books.count_actions(datetime.now(UTC) - timedelta(days=1), dry_run=False) == 1
+    assert books.last_action_on("node/gpu-1", False) is not None  # its cooldown holds
+    assert books.inflight(False) == []
+    store.close()
     events = [w for w in applied_writes(kube, "events")]
     assert 1 <= len(events) <= 2, events  # the ledger Event(s) of one evacuation, not one per run
     # Nothing told twice: the leaky pod's finding was told before the kill and not again after it.
@@ -171,8 +180,6 @@ def test_corrupt_state_file_is_a_clear_error_and_is_left_as_it_was(tmp_path: Pat
 
 
 def test_locked_state_file_is_a_clear_error_and_nothing_is_lost(tmp_path: Path) -> None:
-    from aiops.state import Store
-
     state = tmp_path / "state.sqlite"
     Store(state).put("cooldown:node/gpu-1", {"until": 123})  # a previous run's state
     holder = sqlite3.connect(state, isolation_level=None)
