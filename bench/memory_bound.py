@@ -82,6 +82,7 @@ def main() -> int:
         "elapsed_s": elapsed,
         "rss_per_cycle_mib": rss.round(1).tolist(),
         "errors": sorted({e for c in result["cycles"] for e in c["errors"]}),
+        "cycles_with_errors": sum(1 for c in result["cycles"] if c["errors"]),
     }
     flat = abs(summary["extrapolated_growth_mib_per_day"]) < 0.1 * summary["rss_last_mib"]
     summary["flat"] = bool(flat)
@@ -95,7 +96,7 @@ def main() -> int:
         f"steady cycle median {summary['steady_wall_median_s']:.2f}s"
     )
     for e in summary["errors"]:
-        print(f"note: cycle error: {e}")
+        print(f"note: cycle error ({summary['cycles_with_errors']} cycles had errors): {e}")
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps({"machine": machine(), "result": summary}, indent=1))
     print(f"wrote {args.out}")
