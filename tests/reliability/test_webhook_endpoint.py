@@ -194,3 +194,22 @@ def test_two_thousand_requests_over_loopback_each_valid_alert_stored_exactly_onc
     }
     print(f"\nwebhook load: {json.dumps(figures)}")
     assert elapsed < 90, figures  # generous: 2 shared cores; the figures above are the real measure
+
+
+def test_a_locked_state_file_gets_503_so_alertmanager_retries_and_nothing_is_lost(endpoint: Endpoint) -> None:
+    import sqlite3
+
+    holder = sqlite3.connect(endpoint.daemon.pipeline.store.path, isolation_level=None)
+    holder.execute("BEGIN EXCLUSIVE")  # e.g. an operator's sqlite3 shell holding a write lock
+    try:
+        refused = requests.post(endpoint.url, data=payload("during-lock"), headers=AUTH, timeout=30)
+        health = requests.get(endpoint.url.removesuffix(WEBHOOK_PATH) + "/metrics", timeout=5)
+    finally:
+        holder.execute("ROLLBACK")
+        holder.close()
+    assert refused.status_code == 503 and "retry" in refused.json()["error"]
+    assert health.status_code == 200  # the server kept serving meanwhile
+    # Alertmanager resends the same group: stored once.
+    for _ in range(2):
+        assert requests.post(endpoint.url, data=payload("during-lock"), headers=AUTH, timeout=10).status_code == 200
+    assert endpoint.stored() == ["during-lock"]
