@@ -21,6 +21,11 @@ WEBHOOK_PATH = "/api/v1/alertmanager"
 WebhookHandler = Callable[[bytes, dict[str, str]], tuple[int, dict[str, Any]]]
 
 
+class _Server(ThreadingHTTPServer):
+    # socketserver's default backlog of 5 drops SYNs under bursts (Alertmanager, scrapes): 1 s retransmits.
+    request_queue_size = 128
+
+
 class DaemonServer:
     """Serves health and metrics in a background thread.
 
@@ -97,7 +102,7 @@ class DaemonServer:
         self.alive = alive
         self.webhook = webhook
         self.max_body_bytes = max_body_bytes
-        self._httpd = ThreadingHTTPServer((host, port), Handler)
+        self._httpd = _Server((host, port), Handler)
         self._httpd.daemon_threads = True
         self._thread = threading.Thread(target=self._httpd.serve_forever, name="http", daemon=True)
 
