@@ -217,7 +217,7 @@ class StateTable:
         slots = np.rint((t - t[0]) / sp.step).astype(np.int64)
         size = self.grid.shape[1]
         held = slots > slots[-1] - size
-        self.grid[r, slots[held] % size] = y[held]
+        self.grid[r, slots[held] % size] = _storable(y[held])
         self.last_slot[r] = slots[-1]
         self.t_first[r] = t[0]
         self.count[r] = n
@@ -268,9 +268,11 @@ class StateTable:
         if np.any(have & ~(t >= previous)):
             raise ValueError("new points must be later than the last scored one and in increasing time order")
         y = np.where(np.isfinite(y), y, np.nan)  # infinite values are as unusable as missing ones
-        for k in range(rounds):
-            pick = np.flatnonzero(have[:, k])
-            self._step(rows[pick], t[pick, k], y[pick, k])
+        # Absurd values (1e300) overflow to inf/NaN and score 0; the log need not say so each cycle.
+        with np.errstate(over="ignore", invalid="ignore"):
+            for k in range(rounds):
+                pick = np.flatnonzero(have[:, k])
+                self._step(rows[pick], t[pick, k], y[pick, k])
 
     def _step(self, r: np.ndarray, t: np.ndarray, y: np.ndarray) -> None:
         sp, p = self.spans, self.params
@@ -359,8 +361,13 @@ class StateTable:
                 self.grid[row] = np.nan
             else:
                 self.grid[row, np.arange(self.last_slot[row] + 1, slot[j]) % size] = np.nan
-        self.grid[r, slot % size] = y
+        self.grid[r, slot % size] = _storable(y)
         self.last_slot[r] = np.maximum(self.last_slot[r], slot)
+
+
+def _storable(y: np.ndarray) -> np.ndarray:
+    """Values for the float32 grid: beyond its range (garbage such as 1e300) they are unknown."""
+    return np.where(np.abs(y) < np.finfo(np.float32).max, y, np.nan)
 
 
 def _fill(ring: np.ndarray, values: np.ndarray) -> None:
