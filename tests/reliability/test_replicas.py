@@ -87,7 +87,7 @@ def test_two_replicas_one_acts_and_the_survivor_takes_over_a_killed_leaders_evac
             spec = kube.get("Lease", "aiops-leader", "aiops", group="coordination.k8s.io")["spec"]
             since_last_renewal = parse_micro(spec["acquireTime"]) - parse_micro(before["renewTime"])
             assert spec["leaseTransitions"] == before["leaseTransitions"] + 1
-            assert takeover <= LEASE_DURATION + RETRY_PERIOD + 1.0, takeover  # +1 s: two shared cores
+            assert takeover <= LEASE_DURATION + RETRY_PERIOD + 2.0, takeover  # +2 s: slack for busy shared cores
             assert since_last_renewal >= LEASE_DURATION - 0.1, "took over a lease that had not expired"
 
             assert wait_for(lambda: not kube.exists("Pod", "web-0"), 20), follower.output()[-3000:]
