@@ -124,13 +124,18 @@ class LatencyRegression(StrictModel):
 
 
 class AccuracyDrift(StrictModel):
-    """Accuracy drifts down by ``drop`` (relative) and conversion by ``conversion_drop`` with it."""
+    """Accuracy drifts down by ``drop`` (relative) and conversion by ``conversion_drop`` with it.
+
+    ``replicas`` (indexes among the model's serving pods) limits the drift to those replicas, as
+    when one replica sits on a sick node; conversion then drops by the share of replicas hit.
+    """
 
     kind: Literal["accuracy_drift"] = "accuracy_drift"
     model: Target
     starts_before_end: Duration = timedelta(hours=4)
     drop: float = Field(default=0.07, gt=0, lt=1)
     conversion_drop: float = Field(default=0.05, ge=0, lt=1)
+    replicas: list[int] | None = None
 
 
 class FilesystemFill(StrictModel):
@@ -901,6 +906,9 @@ def _gpu_metric(kind: str) -> Callable[[_Context, Sequence[GpuSpec], np.random.G
                 return np.repeat(rng.integers(0, 3, len(gpus)).astype(float)[:, None], shape[1], axis=1)
             case "remap_failure":
                 return np.zeros(shape)
+            case "clock_reasons":  # bitmask: 0x1 idle, 0x4 software power cap
+                power = 65 + 3.3 * u
+                return (u < 5) * 0x1 + (power > 370) * 0x4
         raise AssertionError(kind)
 
     return fn
@@ -944,6 +952,13 @@ def _gpu_families(ctx: _Context) -> list[_Family]:
             0,
         ),
         ("DCGM_FI_DEV_ROW_REMAP_FAILURE", "gauge", "Whether remapping of rows has failed.", "remap_failure", 0),
+        (
+            "DCGM_FI_DEV_CLOCKS_EVENT_REASONS",
+            "gauge",
+            "Current clock event (throttle) reasons bitmask.",
+            "clock_reasons",
+            0,
+        ),
         ("DCGM_FI_DEV_ECC_DBE_VOL_TOTAL", "unknown", "Total number of double-bit volatile ECC errors.", "dbe", 0),
     ]
     return [
@@ -1020,24 +1035,41 @@ def _vllm_gauge(kind: str) -> Callable[[_Context, Sequence[PodSpec], np.random.G
     return fn
 
 
-def _model_quality(kind: str) -> Callable[[_Context, Sequence[ModelSpec], np.random.Generator], np.ndarray]:
-    def fn(ctx: _Context, models: Sequence[ModelSpec], rng: np.random.Generator) -> np.ndarray:
-        shape = (len(models), len(ctx.t))
-        out = np.empty(shape)
-        for i, model in enumerate(models):
-            drift = np.zeros(len(ctx.t))
-            for fault in ctx.faults_of(AccuracyDrift):
-                if ctx.topo.model(fault.model).name == model.name:
-                    drop = fault.drop if kind == "accuracy" else fault.conversion_drop
-                    drift = drop * ctx.ramp(fault.starts_before_end)
-            if kind == "accuracy":
-                out[i] = model.accuracy * (1 - drift) + 0.003 * rng.standard_normal(len(ctx.t))
-            else:
-                daily = 1 + 0.1 * (ctx.load(np.zeros(1))[0] - 0.55)
-                out[i] = model.conversion * daily * (1 - drift) + 0.0008 * rng.standard_normal(len(ctx.t))
-        return np.clip(out, 0, 1)
+def _drift(ctx: _Context, model: str, replica: int | None) -> tuple[np.ndarray, np.ndarray]:
+    """(accuracy drift, conversion drift) ramps of one replica (``None``: the model as a whole)."""
+    accuracy = np.zeros(len(ctx.t))
+    conversion = np.zeros(len(ctx.t))
+    replicas = sum(1 for p in ctx.topo.model_pods if p.model == model)
+    for fault in ctx.faults_of(AccuracyDrift):
+        if ctx.topo.model(fault.model).name != model:
+            continue
+        hit = fault.replicas if fault.replicas is not None else list(range(replicas))
+        ramp = ctx.ramp(fault.starts_before_end)
+        if replica is None or replica in hit:
+            accuracy = fault.drop * ramp
+        conversion = fault.conversion_drop * ramp * len(set(hit) & set(range(replicas))) / max(replicas, 1)
+    return accuracy, conversion
 
-    return fn
+
+def _replica_accuracy(ctx: _Context, pods: Sequence[PodSpec], rng: np.random.Generator) -> np.ndarray:
+    """Each serving replica exports its own online accuracy (a ``pod`` label)."""
+    models = {m.name: m for m in ctx.topo.models}
+    out = np.empty((len(pods), len(ctx.t)))
+    for i, pod in enumerate(pods):
+        assert pod.model is not None
+        replica = [p.name for p in ctx.topo.model_pods if p.model == pod.model].index(pod.name)
+        drift, _ = _drift(ctx, pod.model, replica)
+        out[i] = models[pod.model].accuracy * (1 - drift) + 0.003 * rng.standard_normal(len(ctx.t))
+    return np.clip(out, 0, 1)
+
+
+def _conversion(ctx: _Context, models: Sequence[ModelSpec], rng: np.random.Generator) -> np.ndarray:
+    daily = 1 + 0.1 * (ctx.load(np.zeros(1))[0] - 0.55)
+    out = np.empty((len(models), len(ctx.t)))
+    for i, model in enumerate(models):
+        _, drift = _drift(ctx, model.name, None)
+        out[i] = model.conversion * daily * (1 - drift) + 0.0008 * rng.standard_normal(len(ctx.t))
+    return np.clip(out, 0, 1)
 
 
 def _inference_families(ctx: _Context) -> list[_Family]:
@@ -1091,10 +1123,10 @@ def _inference_families(ctx: _Context) -> list[_Family]:
         _Family(
             "model_accuracy",
             "gauge",
-            "Online accuracy of the served model.",
-            ctx.topo.models,
-            lambda m: [f"model_accuracy{{{_labels(namespace=m.namespace, model=m.name)}}}"],
-            _model_quality("accuracy"),
+            "Online accuracy of the served model, per serving replica.",
+            pods,
+            lambda p: [f"model_accuracy{{{_labels(namespace=p.namespace, model=p.model or '', pod=p.name)}}}"],
+            _replica_accuracy,
             5,
         ),
         _Family(
@@ -1103,7 +1135,7 @@ def _inference_families(ctx: _Context) -> list[_Family]:
             "Conversion rate driven by the model.",
             ctx.topo.models,
             lambda m: [f"business_conversion_rate{{{_labels(namespace=m.namespace, model=m.name)}}}"],
-            _model_quality("conversion"),
+            _conversion,
             5,
         ),
     ]

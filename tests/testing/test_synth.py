@@ -12,6 +12,7 @@ import pytest
 from prometheus_client.openmetrics.parser import text_string_to_metric_families
 
 from aiops.testing.synth import (
+    AccuracyDrift,
     CounterReset,
     CrashLoop,
     FilesystemFill,
@@ -254,3 +255,22 @@ def test_oom_kill_climbs_to_the_limit_then_restarts_with_the_reason() -> None:
     ((_, reason),) = series_of(text, "kube_pod_container_status_last_terminated_reason").values()
     assert 'reason="OOMKilled"' in next(iter(series_of(text, "kube_pod_container_status_last_terminated_reason")))
     assert reason[ts < kill].max() == 0 and reason[-1] == 1
+
+
+def test_accuracy_drift_on_one_replica_leaves_the_others_and_halves_the_conversion_drop() -> None:
+    drift = AccuracyDrift(model=0, starts_before_end=timedelta(hours=1), drop=0.07, conversion_drop=0.1, replicas=[1])
+    text = render(small(faults=[drift]))
+    base = render(small())
+    model = Topology.build(small()).models[0]
+    pods = [p.name for p in Topology.build(small()).model_pods if p.model == model.name]
+    acc = {k: v[1] for k, v in series_of(text, "model_accuracy").items() if f'model="{model.name}"' in k}
+    assert len(acc) == 2 and all("pod=" in k for k in acc)
+    last = {next(p for p in pods if p in k): float(np.mean(v[-5:])) for k, v in acc.items()}
+    first = {next(p for p in pods if p in k): float(np.mean(v[:30])) for k, v in acc.items()}
+    assert last[pods[1]] / first[pods[1]] == pytest.approx(0.93, abs=0.015)
+    assert last[pods[0]] / first[pods[0]] == pytest.approx(1.0, abs=0.015)
+
+    def conversion(t: str) -> np.ndarray:
+        return next(v[1] for k, v in series_of(t, "business_conversion_rate").items() if model.name in k)
+
+    assert conversion(text)[-1] / conversion(base)[-1] == pytest.approx(0.95, abs=0.01)
