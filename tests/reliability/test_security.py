@@ -149,6 +149,14 @@ def test_no_secret_appears_anywhere_a_run_writes(tmp_path: Path) -> None:
             if proc.poll() is None:
                 proc.kill()
                 proc.communicate()
+        # The other commands that read the same config and state: their output is scanned too.
+        cli = {}
+        for args in (["check-config", str(path)], ["notify", "--config", str(path), "--test"],
+                     ["notify", "--config", str(path), "--outbox"], ["once", "--config", str(path), "--json"]):
+            run = subprocess.run([sys.executable, "-m", "aiops", *args], check=False, capture_output=True,
+                                 timeout=120, env=env)
+            assert run.returncode in (0, 1), (args, run.stderr[-2000:])
+            cli[f"aiops {' '.join(args[:2])}"] = run.stdout + run.stderr
         # The secrets did their work: signed DingTalk requests, an authenticated SMTP session.
         assert robot.messages  # the receiver accepts only requests signed with the secret and its token
         assert any(m.authenticated_as == "aiops" for m in smtp.received)
@@ -161,6 +169,7 @@ def test_no_secret_appears_anywhere_a_run_writes(tmp_path: Path) -> None:
     sources: dict[str, bytes] = {"stdout": out, "stderr": err}
     sources |= {f"http answer {i}": a for i, a in enumerate(answers)}
     sources |= {f"message {i}": m for i, m in enumerate(sent)}
+    sources |= cli
     files = sorted(p for p in state_dir.rglob("*") if p.is_file())
     assert any(p.name == "state.sqlite" for p in files)
     sources |= {f"state file {p.name}": p.read_bytes() for p in files}
