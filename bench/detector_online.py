@@ -27,9 +27,11 @@ import argparse
 import json
 import os
 import platform
+import resource
 import statistics
 import time
 from datetime import UTC, datetime
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -115,7 +117,12 @@ def run(detector_name: str, mix: dict[str, int], window: int, steady: int, seed:
         findings = len(detector.detect(frame))
         times.append(time.perf_counter() - started)
     series = sum(mix.values())
+    seasonal = detector.members.get("seasonal") if detector_name == "ensemble" else detector  # type: ignore[attr-defined]
+    tables = getattr(seasonal, "_tables", {}).values()
+    held = sum(len(tb) for tb in tables)
     return {
+        "seasonal_state_bytes_per_series": (sum(tb.nbytes for tb in tables) / held) if held else None,
+        "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
         "detector": detector_name,
         "series": series,
         "points_per_series": window,
@@ -131,11 +138,11 @@ def run(detector_name: str, mix: dict[str, int], window: int, steady: int, seed:
 class OnlineSeasonal:
     """``score_series`` through the daemon's path: a trace of the first ``seed_seconds``, then one point a cycle."""
 
-    def __init__(self, seed_seconds: float = 6 * 3600.0) -> None:
+    def __init__(self, seed_seconds: float = 6 * 3600.0, scale_stride: int = 4, scale_refresh: int = 8) -> None:
         from detectors._univariate import check_series, points_for, typical_step
         from detectors.seasonal import SeasonalBaseline
 
-        self.det = SeasonalBaseline()
+        self.det = SeasonalBaseline(scale_stride=scale_stride, scale_refresh=scale_refresh)
         self.seed_seconds = seed_seconds
         self._check, self._points_for, self._step = check_series, points_for, typical_step
 
@@ -152,7 +159,7 @@ class OnlineSeasonal:
         return out
 
 
-def nab_online(data: Path, labels: Path) -> dict[str, Any]:
+def nab_online(data: Path, labels: Path, scale_stride: int, scale_refresh: int) -> dict[str, Any]:
     """NAB figures of the online path and of the backtest, on the same files."""
     from aiops.commands.backtest import _labels_for
     from aiops.evaluation.corpus import evaluate_corpus
@@ -162,7 +169,9 @@ def nab_online(data: Path, labels: Path) -> dict[str, Any]:
     files = find_series_files(data)
     windows = load_windows(labels)
     out = {}
-    for name, make in (("backtest", load_scorer("seasonal", {})), ("online", OnlineSeasonal)):
+    online = partial(OnlineSeasonal, scale_stride=scale_stride, scale_refresh=scale_refresh)
+    label = f"online (scale_stride {scale_stride}, scale_refresh {scale_refresh})"
+    for name, make in (("backtest", load_scorer("seasonal", {})), (label, online)):
         started = time.perf_counter()
         replayed = replay_corpus(files, make, progress=False)
         scoped = _labels_for(list(replayed), windows)
@@ -170,7 +179,7 @@ def nab_online(data: Path, labels: Path) -> dict[str, Any]:
         out[name] = {profile: round(r.normalized, 1) for profile, r in ev.nab.items()} | {
             "seconds": round(time.perf_counter() - started, 1)
         }
-        print(f"NAB {name:<9}" + "  ".join(f"{k} {v}" for k, v in out[name].items()), flush=True)
+        print(f"NAB {name:<44}" + "  ".join(f"{k} {v}" for k, v in out[name].items()), flush=True)
     return out
 
 
@@ -182,6 +191,8 @@ def main() -> None:
     parser.add_argument("--detectors", nargs="+", default=["exhaustion", "seasonal", "quality_drift", "ensemble"])
     parser.add_argument("--nab", type=Path, help="NAB data folder: also compare online and backtest NAB scores")
     parser.add_argument("--labels", type=Path, help="NAB combined_windows.json (with --nab)")
+    parser.add_argument("--scale-stride", type=int, default=4, help="SeasonalBaseline scale_stride of the online NAB replay")
+    parser.add_argument("--scale-refresh", type=int, default=8, help="SeasonalBaseline scale_refresh of the online NAB replay")
     parser.add_argument("--json", type=Path, default=Path(__file__).parent / "results" / "detector_online.json")
     args = parser.parse_args()
     if args.nab and not args.labels:
@@ -203,13 +214,14 @@ def main() -> None:
                     flush=True,
                 )
     print()
-    print(f"{'detector':<14}{'series':>8}{'cold s':>10}{'steady s':>10}{'us/series':>11}{'cold pts/s':>13}")
+    print(f"{'detector':<14}{'series':>8}{'cold s':>10}{'steady s':>10}{'us/series':>11}{'cold pts/s':>13}{'state KiB/series':>18}")
     for r in rows:
         print(
             f"{r['detector']:<14}{r['series']:>8,}{r['cold_s']:>10.2f}{r['steady_s']:>10.3f}"
             f"{r['steady_us_per_series']:>11.1f}{r['cold_points_per_s']:>13,.0f}"
+            + (f"{r['seasonal_state_bytes_per_series'] / 1024:>18.1f}" if r["seasonal_state_bytes_per_series"] else f"{'-':>18}")
         )
-    nab = nab_online(args.nab, args.labels) if args.nab else None
+    nab = nab_online(args.nab, args.labels, args.scale_stride, args.scale_refresh) if args.nab else None
     args.json.parent.mkdir(parents=True, exist_ok=True)
     machine = {"cpus": os.cpu_count(), "python": platform.python_version(), "load_avg_at_start": os.getloadavg()}
     doc = {"at": datetime.now(UTC).isoformat(timespec="seconds"), "machine": machine, "hours": args.hours, "rows": rows, "nab": nab}

@@ -135,10 +135,11 @@ def _quiet(fn: Any, *args: Any, **kwargs: Any) -> Any:
 class StateTable:
     """Incremental scoring state of every series of one step and direction, one row each."""
 
-    def __init__(self, spans: Spans, direction: str, stride: int, params: Params) -> None:
+    def __init__(self, spans: Spans, direction: str, stride: int, params: Params, refresh: int = 1) -> None:
         self.spans = spans
         self.direction = direction
         self.stride = max(1, stride)
+        self.refresh = max(1, refresh)
         self.params = params
         self.rows: dict[Hashable, int] = {}
         self._free: list[int] = []
@@ -161,7 +162,8 @@ class StateTable:
         self.raws = np.full((capacity, w["raws"]), np.nan)
         # float32: a week of one-minute slots per series is most of the memory held.
         self.grid = np.full((capacity, w["grid"]), np.nan, dtype=np.float32)
-        self.samples = np.full((capacity, len(SAMPLED), w["samples"]), np.nan)
+        # float32 too: these are only ever ranked and averaged into scales.
+        self.samples = np.full((capacity, len(SAMPLED), w["samples"]), np.nan, dtype=np.float32)
         self.pos = np.zeros((capacity, 4), dtype=np.int64)  # write positions: values, abs_recent, raws, samples
         self.count = np.zeros(capacity, dtype=np.int64)
         self.phase = np.zeros(capacity, dtype=np.int64)
@@ -313,20 +315,23 @@ class StateTable:
         score = np.where(np.isnan(y), 0.0, np.clip(raw, 0.0, 1.0))
         z = np.where(view == 0, z_level, z_spread)
         self.last[r] = np.column_stack([t, y, score, z, view, recent, seasonal, surprise])
-        # Every stride-th point joins the sample of the memory span, and those rows' scales refresh.
+        # Every stride-th point joins the sample of the memory span; every refresh-th point (a
+        # different phase per row, so that the work is spread over cycles) the scales are recomputed.
         due = self.count[r] % self.stride == self.phase[r]
         if due.any():
             d = r[due]
             sampled = np.column_stack([spread, np.abs(y), np.abs(y - seasonal), np.abs(r_recent), np.abs(excess)])[due]
             cols = self.pos[d, 3]
-            self.samples[d, :, cols] = sampled
+            self.samples[d, :, cols] = _storable(sampled)
             self.pos[d, 3] = (cols + 1) % self.samples.shape[2]
-            self._refresh(d)
+        stale = (self.count[r] + r) % self.refresh == 0
+        if stale.any():
+            self._refresh(r[stale])
         self.count[r] += 1
 
     def _refresh(self, r: np.ndarray) -> None:
         """Recompute the memory-span statistics of rows ``r`` from their samples (past points only)."""
-        s = self.samples[r]
+        s = self.samples[r].astype(np.float64)
 
         def need(points: int) -> int:  # a sample stands for ``stride`` points of history
             return -(-points // self.stride)

@@ -145,7 +145,7 @@ def _incident_week() -> tuple[np.ndarray, np.ndarray]:
 
 def test_online_scores_equal_the_backtest_with_exact_scales() -> None:
     t, y = _incident_week()
-    det = SeasonalBaseline(scale_stride=1, direction="up")
+    det = SeasonalBaseline(scale_stride=1, scale_refresh=1, direction="up")
     ends, online = _online_scores(det, t, y, first=int(6 * HOUR / STEP))
     backtest = det.trace(t, y, "up").score[ends]
     assert backtest.max() >= ALARM  # the comparison covers incidents, not only quiet points
@@ -155,7 +155,7 @@ def test_online_scores_equal_the_backtest_with_exact_scales() -> None:
 
 def test_online_scores_with_sampled_scales_track_the_backtest() -> None:
     t, y = _incident_week()
-    det = SeasonalBaseline(direction="up")  # default scale_stride: every 8th point
+    det = SeasonalBaseline(direction="up")  # default: every 4th point sampled, scales refreshed every 8
     ends, online = _online_scores(det, t, y, first=int(6 * HOUR / STEP), advance=1)
     backtest = det.trace(t, y, "up").score[ends]
     # Sampled scales move scores by a few thousandths; only a near-tie of the refractory
