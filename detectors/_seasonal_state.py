@@ -28,7 +28,7 @@ from typing import Any
 
 import numpy as np
 
-from detectors._univariate import MAD_TO_SIGMA, points_for
+from detectors._univariate import MAD_TO_SIGMA, points_for, row_median
 
 # Mean absolute deviation -> standard deviation of a normal distribution (sqrt(pi / 2)).
 MEAN_ABS_TO_SIGMA = 1.2533
@@ -105,24 +105,6 @@ class Params:
     surprise_offset: float
     min_reference_z: float
     damp: float
-
-
-def row_median(x: np.ndarray, minimum: int) -> np.ndarray:
-    """Median of the non-NaN values of each row; NaN where a row has fewer than ``minimum``."""
-    if x.shape[0] == 0:
-        return np.zeros(0)
-    valid = ~np.isnan(x)
-    count = valid.sum(axis=1)
-    if x.shape[1] == 0:
-        return np.full(x.shape[0], np.nan)
-    if count.min() == x.shape[1]:
-        out = np.median(x, axis=1)  # no gaps: a partition per row
-    else:
-        # Sorting puts NaN last; the count says where the middle of the valid values is.
-        ordered = np.sort(x, axis=1)
-        rows = np.arange(x.shape[0])
-        out = 0.5 * (ordered[rows, np.maximum((count - 1) // 2, 0)] + ordered[rows, np.maximum(count // 2, 0)])
-    return np.where(count >= max(1, minimum), out, np.nan)
 
 
 def _quiet(fn: Any, *args: Any, **kwargs: Any) -> Any:

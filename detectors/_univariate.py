@@ -61,11 +61,11 @@ def typical_step(t: np.ndarray) -> float:
     return float(np.quantile(d, 0.25)) if d.shape[0] else 1.0
 
 
-def typical_steps(series: Sequence[Series]) -> np.ndarray:
+def typical_steps(timestamps: Sequence[np.ndarray]) -> np.ndarray:
     """:func:`typical_step` of many series at once (one vectorised pass over their first intervals)."""
-    if not series:
+    if not timestamps:
         return np.zeros(0)
-    heads = tails([s.timestamps[: STEP_SAMPLE + 1] for s in series], STEP_SAMPLE + 1, right=False)
+    heads = tails([t[: STEP_SAMPLE + 1] for t in timestamps], STEP_SAMPLE + 1, right=False)
     with np.errstate(invalid="ignore"):
         d = np.diff(heads, axis=1)
         d[~(d > 0)] = np.nan
@@ -78,6 +78,24 @@ def typical_steps(series: Sequence[Series]) -> np.ndarray:
     rows = np.arange(d.shape[0])
     q = d[rows, lo] + (pos - lo) * (d[rows, hi] - d[rows, lo]) if d.shape[1] else np.full(d.shape[0], np.nan)
     return np.where(count > 0, q, 1.0)
+
+
+def row_median(x: np.ndarray, minimum: int) -> np.ndarray:
+    """Median of the non-NaN values of each row; NaN where a row has fewer than ``minimum``."""
+    if x.shape[0] == 0:
+        return np.zeros(0)
+    valid = ~np.isnan(x)
+    count = valid.sum(axis=1)
+    if x.shape[1] == 0:
+        return np.full(x.shape[0], np.nan)
+    if count.min() == x.shape[1]:
+        out = np.median(x, axis=1)  # no gaps: a partition per row
+    else:
+        # Sorting puts NaN last; the count says where the middle of the valid values is.
+        ordered = np.sort(x, axis=1)
+        rows = np.arange(x.shape[0])
+        out = 0.5 * (ordered[rows, np.maximum((count - 1) // 2, 0)] + ordered[rows, np.maximum(count // 2, 0)])
+    return np.where(count >= max(1, minimum), out, np.nan)
 
 
 def tails(arrays: Sequence[np.ndarray], k: int, *, right: bool = True) -> np.ndarray:

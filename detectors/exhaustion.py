@@ -301,7 +301,7 @@ class ExhaustionForecast(UnivariateDetector):
         if self.report_floor < 0.5 or not series:
             return series
         capacity = float(frame.signals[signal].capacity)  # type: ignore[arg-type]  # applies_to checked it
-        lags = np.array([max(1, points_for(self.window_seconds, st, minimum=4) // 2) for st in typical_steps(series)])
+        lags = np.array([max(1, points_for(self.window_seconds, st, minimum=4) // 2) for st in typical_steps([s.timestamps for s in series])])
         keep = np.zeros(len(series), dtype=bool)
         for lag in np.unique(lags).tolist():
             rows = np.flatnonzero(lags == lag)

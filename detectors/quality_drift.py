@@ -31,6 +31,7 @@ from typing import ClassVar, Literal
 
 import numpy as np
 import pandas as pd
+from scipy.special import ndtri
 
 from aiops.model import Entity, Evidence, Finding, Frame, Series, from_epoch
 from detectors._univariate import (
@@ -43,7 +44,10 @@ from detectors._univariate import (
     normal_cdf,
     points_for,
     recent_values,
+    row_median,
+    tails,
     typical_step,
+    typical_steps,
 )
 
 Direction = Literal["up", "down"]
@@ -172,11 +176,48 @@ class QualityDrift(UnivariateDetector):
     # ------------------------------------------------------------------ daemon contract
     def detect(self, frame: Frame) -> list[Finding]:
         self._history.retain(frame, self.signals + self.kpi_signals)
+        # KPIs are compared only when a finding is explained; their history accrues every cycle.
+        for signal in self.kpi_signals:
+            for kpi in frame.of(signal):
+                self._history.merge(kpi)
         findings = super().detect(frame)
         for signal in self.histogram_signals:
             if signal not in frame.missing_signals:
                 findings.extend(f for f in self._histogram_drift(frame, signal) if f.score >= self.report_floor)
         return findings
+
+    def screen(self, frame: Frame, signal: str, series: list[Series]) -> list[Series]:
+        """Series whose drop could be significant enough to score ``report_floor``; the rest are skipped.
+
+        An exact bound, not a heuristic. Both the magnitude and the CUSUM score (at most 1) are
+        multiplied by the significance gate ``Phi(significance - 2)``, so a score of
+        ``report_floor`` needs ``significance >= 2 + Phi^-1(report_floor)``. The significance
+        is the recent median's change towards "worse" over ``1.2533 * sigma / sqrt(n)``, and
+        ``sigma`` is at least a quarter of the threshold times the reference level, which bounds
+        it from above with two medians per series (vectorised). Every series' history is still
+        merged, so the reference keeps accumulating while it is quiet.
+        """
+        histories = [self._history.merge(s) for s in series]
+        if self.report_floor <= 0.0 or not series:
+            return series
+        needed = MIN_SIGNIFICANCE + float(ndtri(min(self.report_floor, 1.0)))
+        sign = -1.0 if self._direction(frame, signal) == "down" else 1.0
+        steps = typical_steps([t for t, _ in histories])
+        recent_ns = np.array([points_for(self.recent_seconds, st) for st in steps])
+        ref_ns = np.array([points_for(self.reference_seconds, st, minimum=4) for st in steps])
+        keep = np.zeros(len(series), dtype=bool)
+        for recent_n, ref_n in {(int(a), int(b)) for a, b in zip(recent_ns, ref_ns)}:
+            rows = np.flatnonzero((recent_ns == recent_n) & (ref_ns == ref_n))
+            y = tails([histories[r][1] for r in rows], ref_n + recent_n)
+            reference = row_median(y[:, :ref_n], max(3, ref_n // 4))
+            recent = row_median(y[:, ref_n:], 1)
+            count = np.sum(~np.isnan(y[:, ref_n:]), axis=1)
+            floor = 1.2533 * (self.drop_fraction * np.abs(reference) / 4.0) / np.sqrt(np.maximum(count, 1))
+            with np.errstate(divide="ignore", invalid="ignore"):
+                bound = sign * (recent - reference) / floor
+            # No reference yet: nothing to say. A zero reference has no floor: score it fully.
+            keep[rows] = np.isfinite(reference) & ((floor == 0) | (bound >= needed - 1e-9))
+        return [s for s, k in zip(series, keep) if k]
 
     def _direction(self, frame: Frame, signal: str) -> Direction:
         if self.direction:

@@ -143,3 +143,23 @@ def test_bad_parameters_are_refused() -> None:
         QualityDrift(drop_fraction=5)
     with pytest.raises(ValueError, match="direction"):
         QualityDrift(direction="both")  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("report_floor", [0.5, 0.2])
+def test_screen_skips_only_models_that_cannot_reach_the_report_floor(report_floor: float) -> None:
+    rng = np.random.default_rng(11)
+    items = []
+    for k in range(60):
+        drop = [0.0, 0.0, 0.002, 0.006, 0.02, 0.07, -0.03][k % 7]
+        t, y = accuracy(drop, hours=float(rng.choice([3.0, 30.5, 32.0, 32.0])), noise=float(rng.choice([0.0, 0.001, 0.003, 0.01])), seed=k)
+        if k % 5 == 0:
+            y[rng.random(y.shape[0]) < 0.1] = np.nan
+            y[-1] = 0.92 * (1 - drop)
+        items.append((Entity("model", f"m{k}", "ml"), t, y))
+    f = frame({"model_accuracy": items})
+    screened = QualityDrift(report_floor=report_floor).detect(f)
+    everything = QualityDrift(report_floor=report_floor)
+    everything.screen = lambda frame, signal, series: [s for s in series if everything._history.merge(s)]  # type: ignore[method-assign]
+    expected = everything.detect(f)
+    assert len(expected) >= 5, "the mix must contain findings for the comparison to mean anything"
+    assert [(x.entity, x.score) for x in screened] == [(x.entity, x.score) for x in expected]
