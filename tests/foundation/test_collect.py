@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from aiops.collect.collector import Collector
-from aiops.collect.prometheus import PrometheusClient, PrometheusError
+from aiops.collect.prometheus import PrometheusClient, PrometheusError, RawSeries
 from aiops.config import parse_config
 from aiops.config.prometheus import PrometheusConfig
 from aiops.testing.prometheus import PrometheusServer, free_port
@@ -186,3 +186,35 @@ def test_series_that_stop_reporting_are_vanished_not_current(prometheus: Prometh
     frame, errors = collector.collect(history_end + timedelta(minutes=20))
     assert errors == []
     assert frame.series == () and {s.entity.name for s in frame.vanished} >= {"leaky-0", "steady-0"}
+
+
+def test_window_matches_a_naive_recomputation_over_many_cycles() -> None:
+    from aiops.collect.window import RollingWindow
+
+    rng = np.random.default_rng(3)
+    lookback, step = 3600.0, 60.0
+    w = RollingWindow(lookback)
+    truth: dict[float, float] = {}
+    now = 10_000 * step
+    start = now - lookback
+    ts = np.arange(start, now + 1, step)
+    vals = rng.random(ts.size)
+    truth.update(zip(ts.tolist(), vals.tolist(), strict=True))
+    w.merge("s", start, [RawSeries({"a": "1"}, ts, vals)])
+    held_views = []
+    for _ in range(300):
+        now += step
+        fetched_from = now - 2 * step  # the collector's overlap: the last points are refetched
+        ts = np.arange(fetched_from, now + 1, step)
+        vals = rng.random(ts.size)
+        truth.update(zip(ts.tolist(), vals.tolist(), strict=True))
+        w.merge("s", fetched_from, [RawSeries({"a": "1"}, ts, vals)])
+        w.trim(now)
+        buf = w.items("s")[0]
+        expected_ts = np.array(sorted(t for t in truth if t >= now - lookback))
+        np.testing.assert_array_equal(buf.timestamps, expected_ts)
+        np.testing.assert_array_equal(buf.values, [truth[t] for t in expected_ts])
+        held_views.append((buf.timestamps.copy(), buf.timestamps))
+    # Reallocation never moved data under a view handed out earlier (beyond the refetched tail).
+    first_copy, first_view = held_views[0]
+    np.testing.assert_array_equal(first_copy[:-2], first_view[:-2])
