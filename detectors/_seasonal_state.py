@@ -155,14 +155,20 @@ class StateTable:
         self.stats = np.full((capacity, 5), np.nan)  # spread median, magnitude, scales: season, recent, excess
         self.last = np.full((capacity, 8), np.nan)  # t, value, score, z, view, recent, seasonal, surprise
 
+    def reserve(self, extra: int) -> None:
+        """Room for ``extra`` more rows in one allocation (a cold cycle seeds thousands at once)."""
+        old = self.count.shape[0]
+        missing = extra - len(self._free)
+        if missing <= 0:
+            return
+        arrays = {name: getattr(self, name) for name in self._array_names()}
+        self._alloc(old + max(missing, old // 4, 16))  # a quarter more at least: few copies, little slack
+        for name, arr in arrays.items():
+            getattr(self, name)[:old] = arr
+        self._free = list(range(self.count.shape[0] - 1, old - 1, -1)) + self._free
+
     def _grow(self) -> int:
-        if not self._free:
-            old = self.count.shape[0]
-            arrays = {name: getattr(self, name) for name in self._array_names()}
-            self._alloc(max(16, 2 * old))
-            for name, arr in arrays.items():
-                getattr(self, name)[:old] = arr
-            self._free = list(range(self.count.shape[0] - 1, old - 1, -1))
+        self.reserve(1)
         return self._free.pop()
 
     @staticmethod

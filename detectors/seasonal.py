@@ -352,6 +352,7 @@ class SeasonalBaseline(UnivariateDetector):
     def _advance(self, keyed: list[tuple[Series, object]], direction: Direction) -> list[tuple[Series, object]]:
         """Bring each series' state up to its newest point; returns the series that have a state."""
         batches: dict[int, tuple[StateTable, list[object], list[np.ndarray], list[np.ndarray]]] = {}
+        seeds: list[tuple[StateTable, object, np.ndarray, np.ndarray]] = []
         out = []
         for s, key in keyed:
             table = self._where.get(key)
@@ -362,9 +363,7 @@ class SeasonalBaseline(UnivariateDetector):
                 t, y = check_series(s.timestamps, s.values)
                 if self._still_constant(key, y):
                     continue
-                table = self._table(typical_step(t), direction)
-                table.seed(key, t, y, self.trace(t, y, direction))
-                self._where[key] = table
+                seeds.append((self._table(typical_step(t), direction), key, t, y))
             else:
                 # Frames are sorted by time; a refetch overlaps the points already scored, and
                 # only the later ones are new (and validated).
@@ -377,6 +376,12 @@ class SeasonalBaseline(UnivariateDetector):
             out.append((s, key))
         for table, keys, times, values in batches.values():
             table.advance(keys, times, values)
+        for table in {id(tb): tb for tb, *_ in seeds}.values():
+            table.reserve(sum(1 for tb, *_ in seeds if tb is table))
+        for table, key, t, y in seeds:
+            # A series new to the daemon: one trace of the frame's history seeds its state.
+            table.seed(key, t, y, self.trace(t, y, direction))
+            self._where[key] = table
         return out
 
     def _still_constant(self, key: object, y: np.ndarray) -> bool:
