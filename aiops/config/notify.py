@@ -125,7 +125,23 @@ class OutboxConfig(StrictModel):
         return self
 
 
+class StormConfig(StrictModel):
+    """A storm (many problems at once) is told as one grouped message per channel, not one per finding.
+
+    When more than ``threshold`` notifications are due for a channel in one cycle they are replaced
+    by one storm summary (counts by signal and by what was done or refused, the first entities).
+    For ``window`` after that, further notifications for the channel are held back and go out as
+    ordinary digests when it ends: nothing is dropped, on-call is not flooded. The Alertmanager
+    channel is exempt: it needs one alert per finding for its own routing and silences.
+    """
+
+    threshold: int = Field(default=20, ge=2)
+    window: Duration = timedelta(minutes=15)
+    list_first: int = Field(default=10, ge=0, le=50)
+
+
 class NotifyConfig(StrictModel):
+    storm: StormConfig = StormConfig()
     channels: dict[str, ChannelConfig] = Field(default_factory=lambda: {"console": ChannelConfig(plugin="console")})
     routes: list[RouteConfig] = Field(default_factory=list)
     # Link name -> URL template with {placeholders} (see LINK_FIELDS), shown in every message:

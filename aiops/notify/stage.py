@@ -18,12 +18,14 @@ Per cycle:
 from __future__ import annotations
 
 import hashlib
+import json
 import logging
 import string
 import urllib.parse
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
+from typing import Any
 
 from aiops import metrics, plugins
 from aiops.config import AiopsConfig
@@ -309,7 +311,7 @@ class NotifyStage:
 
         for n in current:
             # Actions and digests are events, not conditions: they never "resolve".
-            resolvable = not n.key.startswith(("action:", "advisor:"))
+            resolvable = not n.key.startswith(("action:", "advisor:", "storm:"))
             for target in self.router.targets(n):
                 seen.add((target.channel, n.key))
                 prior = ledger.get((target.channel, n.key))
@@ -362,9 +364,47 @@ class NotifyStage:
             conn.execute("DELETE FROM notify_ledger WHERE (active = 0 OR resolvable = 0) AND last_sent_at < ?", (t - 7 * 86400,))
             if not leading:
                 return []
+            envelopes = self._storm(envelopes, t, cycle_id, queued, conn)
             self.outbox.enqueue_in(conn, envelopes, now)
         self.last_reports = self.outbox.flush(self.notifiers, now)
         return list(queued.values())
+
+    def _storm(
+        self, envelopes: list[Envelope], t: float, cycle_id: str, queued: dict[str, Notification], conn: Any
+    ) -> list[Envelope]:
+        """Collapse a storm into one message per channel; hold what follows it for the window."""
+        cfg = self.config.notify.storm
+        window = cfg.window.total_seconds()
+        out: list[Envelope] = []
+        by_channel: dict[str, list[Envelope]] = {}
+        for e in envelopes:
+            by_channel.setdefault(e.channel, []).append(e)
+        for channel, items in by_channel.items():
+            notifier = self.notifiers.get(channel)
+            if notifier is None or notifier.name == "alertmanager":
+                out += items  # Alertmanager groups and silences per alert itself
+                continue
+            key = f"notify.storm.{channel}"
+            started = self.store.get(key)
+            fresh = [e for e in items if not e.notification.resolved]
+            if started is not None and t - float(started) < window:
+                hold = float(started) + window
+                out += [replace(e, not_before=max(e.not_before, hold)) for e in items]
+            elif len(fresh) > cfg.threshold:
+                storm = storm_notification([e.notification for e in fresh], cycle_id, cfg.list_first)
+                for e in fresh:
+                    queued.pop(e.notification.id, None)
+                queued[storm.id] = storm
+                out += [e for e in items if e.notification.resolved]
+                out.append(Envelope(channel, fresh[0].group, storm))
+                # Inside the stage's transaction: the storm marker commits with the outbox rows.
+                conn.execute(
+                    "INSERT INTO kv (key, value, updated_at) VALUES (?, ?, ?) ON CONFLICT(key) DO UPDATE SET "
+                    "value = excluded.value, updated_at = excluded.updated_at", (key, json.dumps(t), t))
+                log.warning("notification storm grouped", extra={"channel": channel, "notifications": len(fresh)})
+            else:
+                out += items
+        return out
 
     def flush(self, now: datetime) -> dict[str, ChannelReport]:
         """Send what is due without new input (between cycles, or at shutdown)."""
@@ -382,6 +422,36 @@ class NotifyStage:
 
 
 # --- `aiops notify --test` ------------------------------------------------------------------
+def storm_notification(items: Sequence[Notification], cycle_id: str, list_first: int) -> Notification:
+    """One message for a storm: what is wrong (counts by signal and kind), what was done or refused."""
+    from collections import Counter
+
+    severity = max((n.severity for n in items), key=lambda s: s.rank)
+    findings = [f for n in items for f in n.findings]
+    results = [r for n in items for r in n.results]
+    by_signal = Counter(f"{f.signal} on {f.entity.kind}s" for f in findings)
+    by_outcome = Counter(f"{r.status.value}" + (f" ({r.rail})" if r.rail else "") for r in results)
+    entities = sorted({f.entity.key for f in findings})
+    lines = [f"{len(findings)} findings across {len(entities)} objects in one cycle:"]
+    lines += [f"- {n} × {what}" for what, n in by_signal.most_common()]
+    if by_outcome:
+        lines.append("What aiops did (safety rails cap a storm):")
+        lines += [f"- {n} × {what}" for what, n in by_outcome.most_common()]
+    if entities and list_first:
+        more = f" and {len(entities) - list_first} more" if len(entities) > list_first else ""
+        lines.append("First affected: " + ", ".join(entities[:list_first]) + more)
+    lines.append("Full list: `aiops history --cycle " + cycle_id + "`. Further messages are held for the storm window.")
+    top = ", ".join(what for what, _ in by_signal.most_common(2))
+    return Notification(
+        key=f"storm:{cycle_id}",
+        severity=severity,
+        title=f"STORM: {len(findings)} problems at once ({top})",
+        summary="\n".join(lines),
+        cycle_id=cycle_id,
+        labels={"severity": severity.value, "kind": "storm"},
+    )
+
+
 def make_test_notification(route: RouteConfig | None = None) -> Notification:
     when = utcnow().strftime("%Y-%m-%d %H:%M:%S UTC")
     labels = {"severity": "info", "test": "true"}

@@ -1,0 +1,60 @@
+"""A storm is told once per channel; what follows within the window is held, then delivered."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+from aiops.config import parse_config
+from aiops.model import Entity, Evidence, Finding, Notification, Severity
+from aiops.notify.stage import NotifyStage
+from aiops.plugins import Delivery, DeliveryStatus, Notifier
+from aiops.state import Store
+
+T0 = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
+
+
+class Capture(Notifier):
+    name = "capture"
+
+    def __init__(self) -> None:
+        self.batches: list[list[Notification]] = []
+
+    def send(self, batch: Sequence[Notification]) -> Delivery:
+        self.batches.append(list(batch))
+        return Delivery(DeliveryStatus.DELIVERED)
+
+
+def crash(pod: str, at: datetime) -> Finding:
+    return Finding("kube", "pod_crashlooping", Entity("pod", pod, "shop"), 0.95, at, Evidence("CrashLoopBackOff"),
+                   confirmed=True, severity=Severity.CRITICAL)
+
+
+def test_storm_grouped_then_held_messages_delivered_after_the_window(tmp_path: Path) -> None:
+    cfg = parse_config({"notify": {"channels": {}, "storm": {"threshold": 3, "window": "10m"}},
+                        "state": {"path": str(tmp_path / "s.sqlite")}})
+    capture = Capture()
+    stage = NotifyStage(cfg, Store(cfg.state.path), {"capture": capture})
+    storm = [crash(f"web-{i}", T0) for i in range(8)]
+    sent = stage.notify(storm, [], cycle_id="c1", now=T0, degraded=False)
+    assert [n.title for n in sent] == ["STORM: 8 problems at once (pod_crashlooping on pods)"]
+    assert len(capture.batches) == 1 and "8 × pod_crashlooping on pods" in capture.batches[0][0].summary
+
+    # A new problem two minutes into the storm: held, not sent now ...
+    later = [*storm, crash("api-0", T0 + timedelta(minutes=2))]
+    stage.notify(later, [], cycle_id="c2", now=T0 + timedelta(minutes=2), degraded=False)
+    assert len(capture.batches) == 1
+    # ... and delivered once the storm window is over: nothing is lost.
+    stage.flush(T0 + timedelta(minutes=11))
+    delivered = [n for b in capture.batches[1:] for n in b]
+    assert [n.entity.name for n in delivered if n.entity] == ["api-0"]
+
+
+def test_below_the_threshold_messages_are_ordinary(tmp_path: Path) -> None:
+    cfg = parse_config({"notify": {"channels": {}, "storm": {"threshold": 3}}, "state": {"path": str(tmp_path / "s.sqlite")}})
+    capture = Capture()
+    stage = NotifyStage(cfg, Store(cfg.state.path), {"capture": capture})
+    stage.notify([crash("web-0", T0), crash("web-1", T0)], [], cycle_id="c1", now=T0, degraded=False)
+    titles = [n.title for b in capture.batches for n in b]
+    assert len(titles) == 2 and not any("STORM" in t for t in titles)
