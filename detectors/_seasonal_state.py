@@ -364,7 +364,9 @@ def _storable(y: np.ndarray) -> np.ndarray:
 
 
 def _fill(ring: np.ndarray, values: np.ndarray) -> None:
-    tail = np.asarray(values, dtype=ring.dtype)[-ring.shape[0] :]
+    tail = np.asarray(values, dtype=np.float64)[-ring.shape[0] :]
+    if ring.dtype == np.float32:
+        tail = _storable(tail)
     ring[ring.shape[0] - tail.shape[0] :] = tail
 
 
