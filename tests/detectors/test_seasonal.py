@@ -163,3 +163,30 @@ def test_online_scores_with_sampled_scales_track_the_backtest() -> None:
     assert np.sum((online >= ALARM) != (backtest >= ALARM)) <= 1
     assert np.sum((online >= ALARM) & (backtest >= ALARM)) >= 1
     assert np.mean(np.abs(online - backtest)) < 0.01
+
+
+def test_a_constant_series_holds_one_number_until_it_moves() -> None:
+    pod = Entity("pod", "healthy", "shop")
+    t = T0 + np.arange(0.0, 2 * DAY, STEP)
+    zeros = np.zeros(t.shape[0])
+    det = SeasonalBaseline()
+    assert det.detect(frame({"pod_restarts": [(pod, t[:-1], zeros[:-1])]}, step=STEP)) == []
+    assert not det._where and len(det._constant) == 1  # no state for a series that never moved
+    burst = zeros.copy()
+    burst[-1] = 6.0
+    (f,) = det.detect(frame({"pod_restarts": [(pod, t, burst)]}, step=STEP))
+    assert f.entity == pod and f.score >= ALARM
+    assert len(det._where) == 1 and not det._constant
+
+
+def test_online_points_must_move_forward_in_time() -> None:
+    t, y = week(days=1.0)
+    det = SeasonalBaseline()
+    table = det._table(STEP, "both")
+    table.seed("k", t[:-2], y[:-2], det.trace(t[:-2], y[:-2]))
+    with pytest.raises(ValueError, match="later than the last scored"):
+        table.advance(["k"], [t[-4:-3]], [y[-4:-3]])
+    with pytest.raises(ValueError, match="NaN or infinity"):
+        table.advance(["k"], [np.array([np.nan])], [y[-1:]])
+    table.advance(["k"], [t[-2:]], [y[-2:]])  # a rejected batch changed nothing
+    assert table.last_time("k") == t[-1]
