@@ -139,21 +139,29 @@ class ExhaustionForecast(UnivariateDetector):
     def score_series(self, timestamps: np.ndarray, values: np.ndarray) -> np.ndarray:
         return self.trace(timestamps, values, self.capacity).score
 
-    def trace(self, timestamps: np.ndarray, values: np.ndarray, capacity: float) -> ExhaustionTrace:
-        """The forecast at every point, each from data at or before it."""
+    def trace(self, timestamps: np.ndarray, values: np.ndarray, capacity: float, *, last_only: bool = False) -> ExhaustionTrace:
+        """The forecast at every point, each from data at or before it.
+
+        ``last_only`` (the daemon's case) fits the trend over the last two windows only: the
+        newest point's forecast is the same, at a fraction of the cost on a long series; earlier
+        points then carry NaN (score 0) where the fit was skipped.
+        """
         # Absurd values (1e300) overflow to inf/NaN, which score 0: garbage never alarms, and a
         # daemon's log is not flooded with numpy warnings.
         with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
-            return self._trace(timestamps, values, capacity)
+            return self._trace(timestamps, values, capacity, last_only)
 
-    def _trace(self, timestamps: np.ndarray, values: np.ndarray, capacity: float) -> ExhaustionTrace:
+    def _trace(self, timestamps: np.ndarray, values: np.ndarray, capacity: float, last_only: bool = False) -> ExhaustionTrace:
         t, y = check_series(timestamps, values)
         step = typical_step(t)
         window = points_for(self.window_seconds, step, minimum=4)
+        # Segments and past resets need the whole series; the fits at a point read only the
+        # window before it (pairs half a window apart, rolling over half a window).
         seg, drop_ended = self._segments(t, y, capacity, window, step)
+        lo = max(0, t.shape[0] - 2 * window) if last_only else 0
         # Two scales: the full window is steadier, the half window sees acceleration sooner.
         # Each one's score already accounts for its own uncertainty, so the larger one decides.
-        fits = [self._fit(t, y, seg, w, step, capacity) for w in (window, max(4, window // 2))]
+        fits = [self._fit(t[lo:], y[lo:], seg[lo:], w, step, capacity) for w in (window, max(4, window // 2))]
         # The short window only speaks once the long one shows a real climb (t > 2): on its own
         # a 30-minute slope of noise extrapolated an hour ahead is a false alarm factory.
         long_t = np.nan_to_num(fits[0][1] / np.where(fits[0][2] > 0, fits[0][2], np.inf), nan=0.0)
@@ -161,7 +169,7 @@ class ExhaustionForecast(UnivariateDetector):
         pick = np.argmax(np.column_stack([fits[0][0], short_score]), axis=1)
         fits[1] = (short_score, *fits[1][1:])
         score, slope, slope_sigma, level, noise_sigma = (
-            np.choose(pick, [f[k] for f in fits]) for k in range(5)
+            np.concatenate([np.full(lo, np.nan), np.choose(pick, [f[k] for f in fits])]) for k in range(5)
         )
         # A series that has repeatedly climbed this high and then reset (GC, log rotation,
         # a cache eviction) will most likely reset again: each such past cycle halves, thirds...
@@ -333,7 +341,7 @@ class ExhaustionForecast(UnivariateDetector):
     def explain(self, frame: Frame, series: Series) -> Finding | None:
         info = frame.signals[series.signal]
         capacity = float(info.capacity)  # type: ignore[arg-type]  # applies_to checked it
-        tr = self.trace(series.timestamps, series.values, capacity)
+        tr = self.trace(series.timestamps, series.values, capacity, last_only=True)
         i = len(series) - 1
         now = float(series.timestamps[i])
         value = float(series.values[i])

@@ -187,3 +187,27 @@ def test_flat_series_are_screened_out_and_a_leak_is_not() -> None:
     f = frame({"pod_memory_usage_ratio": [(Entity("pod", f"flat-{k}", "shop"), t, flat) for k in range(50)] + [(POD, t, leaking)]})
     det = ExhaustionForecast()
     assert [s.entity for s in det.screen(f, "pod_memory_usage_ratio", list(f.series))] == [POD]
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_last_point_only_forecast_equals_the_full_trace(seed: int) -> None:
+    det = ExhaustionForecast()
+    for series in _mixed_memory_frame(80, seed).series:
+        full = det.trace(series.timestamps, series.values, 1.0)
+        last = det.trace(series.timestamps, series.values, 1.0, last_only=True)
+        for name in ("score", "slope", "slope_sigma", "level", "noise_sigma", "discount"):
+            np.testing.assert_array_equal(getattr(last, name)[-1:], getattr(full, name)[-1:], err_msg=name)
+        np.testing.assert_array_equal(last.segment, full.segment)
+
+
+def test_last_point_only_forecast_on_a_day_of_resets_and_a_leak() -> None:
+    det = ExhaustionForecast()
+    t = grid(24.0)
+    rng = np.random.default_rng(5)
+    sawtooth = 0.3 + 0.6 * ((t - T0) % (2 * HOUR)) / (2 * HOUR) + rng.normal(0, 0.005, t.shape[0])
+    _, leaking = leak(hours=24.0, start=0.2, cross_at_hours=24.5)
+    for y in (sawtooth, leaking, np.where(t > T0 + 20 * HOUR, leaking, sawtooth)):
+        full = det.trace(t, y, 1.0)
+        last = det.trace(t, y, 1.0, last_only=True)
+        assert last.score[-1] == full.score[-1] and last.discount[-1] == full.discount[-1]
+        assert full.score[-1] > 0.0 or full.discount[-1] < 1.0  # not a trivially quiet case
