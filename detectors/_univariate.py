@@ -223,6 +223,16 @@ def fmt_duration(seconds: float) -> str:
     return f"{s // 86400}d{(s % 86400) // 3600:02d}h"
 
 
+def by_signal(frame: Frame, signals: Sequence[str]) -> dict[str, list[Series]]:
+    """The frame's series of ``signals``, grouped in one pass (``frame.of`` per signal is one pass each)."""
+    wanted = set(signals)
+    out: dict[str, list[Series]] = {}
+    for s in frame.series:
+        if s.signal in wanted:
+            out.setdefault(s.signal, []).append(s)
+    return out
+
+
 class HistoryBuffer:
     """Per-series history kept across daemon cycles, longer than the collector's lookback.
 
@@ -293,11 +303,12 @@ class UnivariateDetector(Detector):
 
     def detect(self, frame: Frame) -> list[Finding]:
         findings: list[Finding] = []
+        grouped = by_signal(frame, self.signals)
         for signal in self.signals:
             if signal in frame.missing_signals or not self.applies_to(frame, signal):
                 continue
             # No fresh value: say nothing rather than re-raise a stale opinion.
-            fresh = [s for s in frame.of(signal) if len(s) and not np.isnan(s.values[-1])]
+            fresh = [s for s in grouped.get(signal, ()) if len(s) and not np.isnan(s.values[-1])]
             for series in self.screen(frame, signal, fresh):
                 finding = self.explain(frame, series)
                 if finding is not None and finding.score >= self.report_floor:

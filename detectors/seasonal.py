@@ -56,6 +56,7 @@ from detectors._seasonal_state import (
 from detectors._univariate import (
     MAD_TO_SIGMA,
     UnivariateDetector,
+    by_signal,
     check_series,
     clip01,
     fmt_duration,
@@ -333,12 +334,13 @@ class SeasonalBaseline(UnivariateDetector):
     def detect(self, frame: Frame) -> list[Finding]:
         """Score only the points each series gained since the last cycle, all series at once."""
         findings: list[Finding] = []
+        grouped = by_signal(frame, self.signals)
         for signal in self.signals:
             if signal in frame.missing_signals:
                 continue  # the query failed: keep what is known, there is nothing new to score
             info = frame.signals.get(signal)
             direction: Direction = self.direction or (info.bad_direction if info else "both")  # type: ignore[assignment]
-            keyed = [(s, s.key) for s in frame.of(signal)]
+            keyed = [(s, s.key) for s in grouped.get(signal, ())]
             self._forget_except(signal, {key for _, key in keyed})
             # No fresh value: say nothing rather than re-raise a stale opinion.
             fresh = [(s, key) for s, key in keyed if len(s) and not np.isnan(s.values[-1])]
