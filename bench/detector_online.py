@@ -84,7 +84,9 @@ class Workload:
         self.blocks: list[tuple[str, list[Entity], list[dict[str, str]], np.ndarray]] = []
         for sig, count in mix.items():
             kind = self.infos[sig].entity_kind
-            entities = [Entity(kind, f"{sig[:5]}-{k}", "bench" if kind in ("pod", "model") else "") for k in range(count)]
+            entities = [
+                Entity(kind, f"{sig[:5]}-{k}", "bench" if kind in ("pod", "model") else "") for k in range(count)
+            ]
             labels = [{"instance": e.name} for e in entities]
             self.blocks.append((sig, entities, labels, history(sig, count, window + extra, rng)))
 
@@ -191,8 +193,12 @@ def main() -> None:
     parser.add_argument("--detectors", nargs="+", default=["exhaustion", "seasonal", "quality_drift", "ensemble"])
     parser.add_argument("--nab", type=Path, help="NAB data folder: also compare online and backtest NAB scores")
     parser.add_argument("--labels", type=Path, help="NAB combined_windows.json (with --nab)")
-    parser.add_argument("--scale-stride", type=int, default=4, help="SeasonalBaseline scale_stride of the online NAB replay")
-    parser.add_argument("--scale-refresh", type=int, default=8, help="SeasonalBaseline scale_refresh of the online NAB replay")
+    parser.add_argument(
+        "--scale-stride", type=int, default=4, help="SeasonalBaseline scale_stride of the online NAB replay"
+    )
+    parser.add_argument(
+        "--scale-refresh", type=int, default=8, help="SeasonalBaseline scale_refresh of the online NAB replay"
+    )
     parser.add_argument("--json", type=Path, default=Path(__file__).parent / "results" / "detector_online.json")
     args = parser.parse_args()
     if args.nab and not args.labels:
@@ -214,17 +220,29 @@ def main() -> None:
                     flush=True,
                 )
     print()
-    print(f"{'detector':<14}{'series':>8}{'cold s':>10}{'steady s':>10}{'us/series':>11}{'cold pts/s':>13}{'state KiB/series':>18}")
+    print(
+        f"{'detector':<14}{'series':>8}{'cold s':>10}{'steady s':>10}{'us/series':>11}{'cold pts/s':>13}{'state KiB/series':>18}"
+    )
     for r in rows:
         print(
             f"{r['detector']:<14}{r['series']:>8,}{r['cold_s']:>10.2f}{r['steady_s']:>10.3f}"
             f"{r['steady_us_per_series']:>11.1f}{r['cold_points_per_s']:>13,.0f}"
-            + (f"{r['seasonal_state_bytes_per_series'] / 1024:>18.1f}" if r["seasonal_state_bytes_per_series"] else f"{'-':>18}")
+            + (
+                f"{r['seasonal_state_bytes_per_series'] / 1024:>18.1f}"
+                if r["seasonal_state_bytes_per_series"]
+                else f"{'-':>18}"
+            )
         )
     nab = nab_online(args.nab, args.labels, args.scale_stride, args.scale_refresh) if args.nab else None
     args.json.parent.mkdir(parents=True, exist_ok=True)
     machine = {"cpus": os.cpu_count(), "python": platform.python_version(), "load_avg_at_start": os.getloadavg()}
-    doc = {"at": datetime.now(UTC).isoformat(timespec="seconds"), "machine": machine, "hours": args.hours, "rows": rows, "nab": nab}
+    doc = {
+        "at": datetime.now(UTC).isoformat(timespec="seconds"),
+        "machine": machine,
+        "hours": args.hours,
+        "rows": rows,
+        "nab": nab,
+    }
     args.json.write_text(json.dumps(doc, indent=2))
     print(f"written {args.json}")
 

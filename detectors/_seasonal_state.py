@@ -174,7 +174,21 @@ class StateTable:
 
     @staticmethod
     def _array_names() -> tuple[str, ...]:
-        return ("values", "abs_recent", "raws", "grid", "samples", "pos", "count", "phase", "last_slot", "t_first", "best", "stats", "last")
+        return (
+            "values",
+            "abs_recent",
+            "raws",
+            "grid",
+            "samples",
+            "pos",
+            "count",
+            "phase",
+            "last_slot",
+            "t_first",
+            "best",
+            "stats",
+            "last",
+        )
 
     def forget(self, key: Hashable) -> None:
         row = self.rows.pop(key, None)
@@ -218,7 +232,13 @@ class StateTable:
         # The systematic sample: every stride-th point, ending at the newest.
         idx = np.arange(n - 1, max(-1, n - 1 - sp.memory), -self.stride)[::-1]
         self.phase[r] = (n - 1) % self.stride
-        sources = (tr.spread, np.abs(y), np.abs(tr.residual_seasonal), np.abs(tr.residual_recent), np.abs(tr.spread_excess))
+        sources = (
+            tr.spread,
+            np.abs(y),
+            np.abs(tr.residual_seasonal),
+            np.abs(tr.residual_recent),
+            np.abs(tr.spread_excess),
+        )
         for j, src in enumerate(sources):
             _fill(self.samples[r, j], src[idx])
         self._refresh(np.array([r]))

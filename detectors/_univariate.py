@@ -330,6 +330,8 @@ class UnivariateDetector(Detector):
             entity=series.entity,
             score=float(np.clip(score, 0.0, 1.0)),
             observed_at=from_epoch(series.timestamps[-1]) if len(series) else frame.now,
-            evidence=Evidence(summary=summary, recent=recent_values(series), facts=facts, related=extra.pop("related", ())),
+            evidence=Evidence(
+                summary=summary, recent=recent_values(series), facts=facts, related=extra.pop("related", ())
+            ),
             **extra,
         )

@@ -89,7 +89,9 @@ class DefaultEnsemble(Detector):
         general = self.members.get(GENERAL_MEMBER)
         scorer = getattr(general, "score_series", None)
         if scorer is None:
-            raise PluginError(f"the ensemble has no {GENERAL_MEMBER!r} member to score a single series; add it to members")
+            raise PluginError(
+                f"the ensemble has no {GENERAL_MEMBER!r} member to score a single series; add it to members"
+            )
         return np.asarray(scorer(timestamps, values), dtype=np.float64)
 
     # ------------------------------------------------------------------ daemon contract
@@ -161,6 +163,11 @@ def merge(findings: Sequence[Finding]) -> list[Finding]:
         top = group[0]
         if len(group) > 1:
             others = tuple(f"{f.detector} ({f.score:.2f}): {f.evidence.summary}" for f in group[1:])
-            top = replace(top, evidence=Evidence(top.evidence.summary, top.evidence.recent, top.evidence.facts, top.evidence.related + others))
+            top = replace(
+                top,
+                evidence=Evidence(
+                    top.evidence.summary, top.evidence.recent, top.evidence.facts, top.evidence.related + others
+                ),
+            )
         out.append(top)
     return out

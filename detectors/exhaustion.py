@@ -139,7 +139,9 @@ class ExhaustionForecast(UnivariateDetector):
     def score_series(self, timestamps: np.ndarray, values: np.ndarray) -> np.ndarray:
         return self.trace(timestamps, values, self.capacity).score
 
-    def trace(self, timestamps: np.ndarray, values: np.ndarray, capacity: float, *, last_only: bool = False) -> ExhaustionTrace:
+    def trace(
+        self, timestamps: np.ndarray, values: np.ndarray, capacity: float, *, last_only: bool = False
+    ) -> ExhaustionTrace:
         """The forecast at every point, each from data at or before it.
 
         ``last_only`` (the daemon's case) fits the trend over the last two windows only: the
@@ -151,7 +153,9 @@ class ExhaustionForecast(UnivariateDetector):
         with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
             return self._trace(timestamps, values, capacity, last_only)
 
-    def _trace(self, timestamps: np.ndarray, values: np.ndarray, capacity: float, last_only: bool = False) -> ExhaustionTrace:
+    def _trace(
+        self, timestamps: np.ndarray, values: np.ndarray, capacity: float, last_only: bool = False
+    ) -> ExhaustionTrace:
         t, y = check_series(timestamps, values)
         step = typical_step(t)
         window = points_for(self.window_seconds, step, minimum=4)
@@ -196,7 +200,9 @@ class ExhaustionForecast(UnivariateDetector):
         # Noise of one sample, from the spread of differences (which carry two samples' noise).
         diff_sigma = pd.Series(np.abs(dy)).shift(1).rolling(window, min_periods=4).median().to_numpy() * MAD_TO_SIGMA
         max_jump = np.fmax(self.jump_fraction * max(abs(capacity), 1e-12), JUMP_SIGMAS * diff_sigma / math.sqrt(2.0))
-        seg = segment_ids(t, y, max_jump=max_jump, max_gap_seconds=max(self.max_gap_seconds, 2 * step), confirm=CONFIRM_POINTS)
+        seg = segment_ids(
+            t, y, max_jump=max_jump, max_gap_seconds=max(self.max_gap_seconds, 2 * step), confirm=CONFIRM_POINTS
+        )
         starts = np.flatnonzero(np.diff(seg, prepend=seg[0] - 1) != 0)
         # Stretch k ended with a drop when stretch k + 1 starts below where the shift began.
         drop_ended = np.zeros(int(seg[-1]) + 1 if seg.shape[0] else 0, dtype=bool)
@@ -309,7 +315,12 @@ class ExhaustionForecast(UnivariateDetector):
         if self.report_floor < 0.5 or not series:
             return series
         capacity = float(frame.signals[signal].capacity)  # type: ignore[arg-type]  # applies_to checked it
-        lags = np.array([max(1, points_for(self.window_seconds, st, minimum=4) // 2) for st in typical_steps([s.timestamps for s in series])])
+        lags = np.array(
+            [
+                max(1, points_for(self.window_seconds, st, minimum=4) // 2)
+                for st in typical_steps([s.timestamps for s in series])
+            ]
+        )
         keep = np.zeros(len(series), dtype=bool)
         for lag in np.unique(lags).tolist():
             rows = np.flatnonzero(lags == lag)
@@ -372,7 +383,9 @@ class ExhaustionForecast(UnivariateDetector):
         fast = slope + Z_INTERVAL * s_sigma
         slow = slope - Z_INTERVAL * s_sigma
         earliest = max(0.0, (headroom - Z_INTERVAL * noise) / fast)
-        latest = min(self.max_lead_seconds, (headroom + Z_INTERVAL * noise) / slow) if slow > 0 else self.max_lead_seconds
+        latest = (
+            min(self.max_lead_seconds, (headroom + Z_INTERVAL * noise) / slow) if slow > 0 else self.max_lead_seconds
+        )
         latest = max(latest, lead)
         start = int(np.flatnonzero(tr.segment == tr.segment[i])[0])
         facts |= {
@@ -401,5 +414,8 @@ class ExhaustionForecast(UnivariateDetector):
             summary,
             facts,
             predicted_failure_at=from_epoch(now) + timedelta(seconds=lead),
-            failure_interval=(from_epoch(now) + timedelta(seconds=earliest), from_epoch(now) + timedelta(seconds=latest)),
+            failure_interval=(
+                from_epoch(now) + timedelta(seconds=earliest),
+                from_epoch(now) + timedelta(seconds=latest),
+            ),
         )

@@ -112,7 +112,11 @@ class QualityDrift(UnivariateDetector):
         super().__init__(signals=signals, report_floor=report_floor)
         if not 0 < drop_fraction < 1:
             raise ValueError(f"drop_fraction must be within (0, 1), e.g. 0.05 for 5 %, got {drop_fraction!r}")
-        for pname, value in (("reference_seconds", reference_seconds), ("recent_seconds", recent_seconds), ("cusum_h", cusum_h)):
+        for pname, value in (
+            ("reference_seconds", reference_seconds),
+            ("recent_seconds", recent_seconds),
+            ("cusum_h", cusum_h),
+        ):
             if not value > 0:
                 raise ValueError(f"{pname} must be positive, got {value!r}")
         if direction not in (None, "up", "down"):
@@ -284,7 +288,10 @@ class QualityDrift(UnivariateDetector):
             if ref is None or cur is None:
                 continue
             psi_value, ks = psi(ref, cur), ks_distance(ref, cur)
-            score = float(AT_THRESHOLD * min(1.0, psi_value / PSI_SIGNIFICANT) ** 2 + (1 - AT_THRESHOLD) * min(1.0, max(0.0, psi_value / PSI_SIGNIFICANT - 1)))
+            score = float(
+                AT_THRESHOLD * min(1.0, psi_value / PSI_SIGNIFICANT) ** 2
+                + (1 - AT_THRESHOLD) * min(1.0, max(0.0, psi_value / PSI_SIGNIFICANT - 1))
+            )
             last = max(float(s.timestamps[-1]) for s in series if len(s))
             out.append(
                 Finding(

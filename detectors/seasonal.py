@@ -283,8 +283,18 @@ class SeasonalBaseline(UnivariateDetector):
         score = clip01(raw)
         score[np.isnan(y)] = 0.0
         return SeasonalTrace(
-            score, zs[np.arange(n), view], view, recent, seasonal, surprise,
-            r_recent, y - seasonal, spread, r_spread, oriented, undamped,
+            score,
+            zs[np.arange(n), view],
+            view,
+            recent,
+            seasonal,
+            surprise,
+            r_recent,
+            y - seasonal,
+            spread,
+            r_spread,
+            oriented,
+            undamped,
         )
 
     def _seasonal_median(self, t: np.ndarray, y: np.ndarray, step: float) -> np.ndarray:
@@ -414,7 +424,9 @@ class SeasonalBaseline(UnivariateDetector):
         table = self._tables.get((spans, direction))
         if table is None:
             params = Params(SURPRISE_OFFSET, MIN_REFERENCE_Z, self.damp)
-            table = self._tables[(spans, direction)] = StateTable(spans, direction, self.scale_stride, params, self.scale_refresh)
+            table = self._tables[(spans, direction)] = StateTable(
+                spans, direction, self.scale_stride, params, self.scale_refresh
+            )
         return table
 
     def _finding(self, frame: Frame, series: Series, p: Point) -> Finding:
@@ -429,9 +441,8 @@ class SeasonalBaseline(UnivariateDetector):
         else:
             against = "this time of day" if seasonal_known else f"the last {fmt_duration(self.window_seconds)}"
             change = (value - baseline) / abs(baseline) * 100 if baseline else float("nan")
-            what = (
-                f"{series.signal} at {value:.4g}{unit} vs {baseline:.4g}{unit} usual for {against}"
-                + (f" ({change:+.0f} %, {p.z:+.1f} sigma)" if np.isfinite(change) else f" ({p.z:+.1f} sigma)")
+            what = f"{series.signal} at {value:.4g}{unit} vs {baseline:.4g}{unit} usual for {against}" + (
+                f" ({change:+.0f} %, {p.z:+.1f} sigma)" if np.isfinite(change) else f" ({p.z:+.1f} sigma)"
             )
         facts = {
             "value": value,

@@ -33,11 +33,13 @@ def cluster_frame():
     accuracy[t >= T0 + 29 * HOUR] *= 0.9
     latency = daily(t, 0.2, 0.05, 0.005)
     latency[-1] = 2.0
-    return frame({
-        "pod_memory_usage_ratio": [(POD, t, memory)],
-        "model_accuracy": [(MODEL, t, accuracy)],
-        "inference_latency_p99": [(MODEL, t, latency)],
-    })
+    return frame(
+        {
+            "pod_memory_usage_ratio": [(POD, t, memory)],
+            "model_accuracy": [(MODEL, t, accuracy)],
+            "inference_latency_p99": [(MODEL, t, latency)],
+        }
+    )
 
 
 def test_each_family_goes_to_its_detector_and_keeps_its_name() -> None:
@@ -52,9 +54,16 @@ def test_each_family_goes_to_its_detector_and_keeps_its_name() -> None:
 
 def test_unknown_signal_is_routed_by_capacity() -> None:
     t = grid(3.0)
-    signals = dict(SIGNALS, my_disk=SignalInfo("my_disk", "node", "ratio", capacity=1.0), my_qps=SignalInfo("my_qps", "service", "rps"))
+    signals = dict(
+        SIGNALS,
+        my_disk=SignalInfo("my_disk", "node", "ratio", capacity=1.0),
+        my_qps=SignalInfo("my_qps", "service", "rps"),
+    )
     node = Entity("node", "n1")
-    f = frame({"my_disk": [(node, t, 0.4 + 0.6 * (t - T0) / (3.5 * HOUR))], "my_qps": [(MODEL, t, np.ones(t.shape[0]))]}, signals)
+    f = frame(
+        {"my_disk": [(node, t, 0.4 + 0.6 * (t - T0) / (3.5 * HOUR))], "my_qps": [(MODEL, t, np.ones(t.shape[0]))]},
+        signals,
+    )
     ens = DefaultEnsemble(signals=["my_disk", "my_qps"], members=MINE)
     routes = ens.route(f)
     assert routes["exhaustion"] == ("my_disk",) and routes["seasonal"] == ("my_qps",)
@@ -74,12 +83,15 @@ def test_merge_keeps_the_highest_score_and_the_other_as_evidence() -> None:
 def test_backtest_scores_like_the_seasonal_baseline() -> None:
     t = T0 + np.arange(0.0, 3 * DAY, 300.0)
     y = daily(t, 10.0, 3.0, 0.3)
-    np.testing.assert_array_equal(DefaultEnsemble(members=MINE).score_series(t, y), SeasonalBaseline().score_series(t, y))
+    np.testing.assert_array_equal(
+        DefaultEnsemble(members=MINE).score_series(t, y), SeasonalBaseline().score_series(t, y)
+    )
 
 
 def test_daemon_runs_the_ensemble_by_default() -> None:
-    ((name, detector),) = build_detectors(parse_config({}))
-    assert name == "ensemble" and isinstance(detector, DefaultEnsemble)
+    # Other default detectors may run beside it; the ensemble is the one that routes by family.
+    detector = dict(build_detectors(parse_config({})))["ensemble"]
+    assert isinstance(detector, DefaultEnsemble)
     assert {"exhaustion", "quality_drift", "seasonal"} <= set(detector.members)
 
 

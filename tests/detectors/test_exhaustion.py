@@ -13,7 +13,9 @@ from detectors.exhaustion import ExhaustionForecast
 from tests.detectors.synthetic import HOUR, MINUTE, POD, SIGNALS, T0, frame, grid
 
 
-def leak(hours: float, start: float, cross_at_hours: float, noise: float = 0.005, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+def leak(
+    hours: float, start: float, cross_at_hours: float, noise: float = 0.005, seed: int = 0
+) -> tuple[np.ndarray, np.ndarray]:
     """Memory ratio climbing linearly from ``start`` to 1.0 at ``cross_at_hours``."""
     t = grid(hours)
     rng = np.random.default_rng(seed)
@@ -184,7 +186,12 @@ def test_flat_series_are_screened_out_and_a_leak_is_not() -> None:
     t = grid(6.0)
     flat = 0.5 + 0.01 * np.sin(np.arange(t.shape[0]))
     _, leaking = leak(hours=6.0, start=0.4, cross_at_hours=6.5)
-    f = frame({"pod_memory_usage_ratio": [(Entity("pod", f"flat-{k}", "shop"), t, flat) for k in range(50)] + [(POD, t, leaking)]})
+    f = frame(
+        {
+            "pod_memory_usage_ratio": [(Entity("pod", f"flat-{k}", "shop"), t, flat) for k in range(50)]
+            + [(POD, t, leaking)]
+        }
+    )
     det = ExhaustionForecast()
     assert [s.entity for s in det.screen(f, "pod_memory_usage_ratio", list(f.series))] == [POD]
 

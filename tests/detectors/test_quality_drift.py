@@ -29,7 +29,9 @@ def test_seven_percent_drop_is_a_critical_finding() -> None:
     assert abs(f.evidence.facts["reference"] - 0.92) < 0.005
     # The CUSUM dates the onset at the drop.
     since = f.evidence.facts["since"]
-    assert abs(np.datetime64(since[:19]) - np.datetime64("1970-01-01T00:00:00") - np.timedelta64(int(DROP_AT), "s")) <= np.timedelta64(2 * 60, "s")
+    assert abs(
+        np.datetime64(since[:19]) - np.datetime64("1970-01-01T00:00:00") - np.timedelta64(int(DROP_AT), "s")
+    ) <= np.timedelta64(2 * 60, "s")
 
 
 def test_noise_and_small_dips_stay_quiet() -> None:
@@ -72,10 +74,12 @@ def test_kpi_drop_is_correlated_in_the_evidence() -> None:
     conv = 0.05 + np.random.default_rng(9).normal(0, 0.0003, t.shape[0])
     conv[t >= DROP_AT] *= 0.88
     other = Entity("model", "other", "ml")
-    f = frame({
-        "model_accuracy": [(MODEL, t, acc), (other, t, np.full(t.shape[0], 0.9))],
-        "business_conversion_rate": [(MODEL, t, conv), (other, t, np.full(t.shape[0], 0.2))],
-    })
+    f = frame(
+        {
+            "model_accuracy": [(MODEL, t, acc), (other, t, np.full(t.shape[0], 0.9))],
+            "business_conversion_rate": [(MODEL, t, conv), (other, t, np.full(t.shape[0], 0.2))],
+        }
+    )
     (finding,) = QualityDrift().detect(f)
     assert finding.entity == MODEL
     summary = finding.evidence.summary
@@ -116,6 +120,7 @@ def test_prediction_histogram_shift_is_reported_with_psi_and_ks() -> None:
     t = grid(30.0)
     signal = "model_prediction_bucket"
     signals = dict(SIGNALS, **{signal: SignalInfo(signal, "model", "count")})
+
     def hist_frame(after: list[float]) -> Frame:
         series = tuple(
             Series(signal, {"model": "ranker", "le": le}, t, v, MODEL)
@@ -151,7 +156,12 @@ def test_screen_skips_only_models_that_cannot_reach_the_report_floor(report_floo
     items = []
     for k in range(60):
         drop = [0.0, 0.0, 0.002, 0.006, 0.02, 0.07, -0.03][k % 7]
-        t, y = accuracy(drop, hours=float(rng.choice([3.0, 30.5, 32.0, 32.0])), noise=float(rng.choice([0.0, 0.001, 0.003, 0.01])), seed=k)
+        t, y = accuracy(
+            drop,
+            hours=float(rng.choice([3.0, 30.5, 32.0, 32.0])),
+            noise=float(rng.choice([0.0, 0.001, 0.003, 0.01])),
+            seed=k,
+        )
         if k % 5 == 0:
             y[rng.random(y.shape[0]) < 0.1] = np.nan
             y[-1] = 0.92 * (1 - drop)

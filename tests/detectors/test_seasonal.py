@@ -119,7 +119,9 @@ def test_bad_parameters_are_refused() -> None:
         SeasonalBaseline(direction="sideways")  # type: ignore[arg-type]
 
 
-def _online_scores(det: SeasonalBaseline, t: np.ndarray, y: np.ndarray, first: int, advance: int = 3) -> tuple[np.ndarray, np.ndarray]:
+def _online_scores(
+    det: SeasonalBaseline, t: np.ndarray, y: np.ndarray, first: int, advance: int = 3
+) -> tuple[np.ndarray, np.ndarray]:
     """The newest point's score after each daemon cycle (6 h frames, ``advance`` new points a cycle)."""
     window = int(6 * HOUR / STEP)
     ends, scores = [], []
