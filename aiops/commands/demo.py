@@ -31,7 +31,8 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def demo_config(prometheus_url: str, workdir: Path, port: int = 0) -> AiopsConfig:
     data: dict[str, Any] = {
-        "prometheus": {"url": prometheus_url, "lookback": "6h", "step": "60s", "timeout": "20s"},
+        # The whole bundled history, so detectors with a long reference (quality drift) see it at once.
+        "prometheus": {"url": prometheus_url, "lookback": "8h", "step": "60s", "timeout": "20s"},
         "schedule": {"interval": "60s"},
         # The full path to the guarded writer, which writes nothing: the demo has no cluster.
         "safety": {"mode": "auto", "dry_run": True},

@@ -23,5 +23,6 @@ class DetectorConfig(StrictModel):
 
 
 def default_detectors() -> list[DetectorConfig]:
-    # The ensemble routes each signal family to its detector (detectors/ensemble.py).
-    return [DetectorConfig(plugin="ensemble")]
+    # The ensemble routes each signal family to its detector (detectors/ensemble.py); failures that
+    # Kubernetes reports as states (crash loop, NotReady, OOMKill) are confirmed by ``conditions``.
+    return [DetectorConfig(plugin="ensemble"), DetectorConfig(plugin="conditions")]

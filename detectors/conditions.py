@@ -1,0 +1,141 @@
+"""Failures that are states, not forecasts: a crash loop, a node NotReady, an OOMKill, and a
+service-level objective breached for a while (p99 latency above 100 ms, the users' seed objective).
+
+These need no model: the state *is* the failure. They are reported as confirmed findings (the
+ladder's top rung, the prediction ledger's confirmation) once the state has held for a minimum
+time, so a single scrape glitch is not a failure. Scores and minimum durations are parameters;
+which action follows is policy's business.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+import numpy as np
+
+from aiops.model import Evidence, Finding, Frame, Series, from_epoch
+from aiops.plugins import Detector
+
+
+@dataclass(frozen=True)
+class Condition:
+    bad_when: str  # "one": value >= 0.5 is the failure; "zero": value < 0.5 is
+    min_seconds: float
+    score: float
+    what: str
+    # A state that may be old news (the *last* termination was an OOMKill) is only a confirmed
+    # failure when it began inside the window; if it held for the whole window it is reported low.
+    must_start_in_window: bool = False
+
+
+CONDITIONS: dict[str, Condition] = {
+    "pod_crashlooping": Condition("one", 300, 0.95, "in CrashLoopBackOff"),
+    "node_ready": Condition("zero", 120, 1.0, "NotReady"),
+    "pod_oom_killed": Condition("one", 0, 0.9, "OOM-killed (last termination reason)", must_start_in_window=True),
+}
+
+
+class ConditionDetector(Detector):
+    name: ClassVar[str] = "conditions"
+    default_signals: ClassVar[tuple[str, ...]] = tuple(CONDITIONS)
+
+    def __init__(
+        self,
+        signals: Sequence[str] | None = None,
+        report_floor: float = 0.5,
+        min_seconds: dict[str, float] | None = None,
+        objectives: dict[str, float] | None = None,
+        objective_seconds: float = 300.0,
+        **params: Any,
+    ) -> None:
+        self.objectives = {"inference_latency_p99": 0.1} if objectives is None else dict(objectives)
+        self.objective_seconds = float(objective_seconds)
+        if signals is None:
+            signals = (*self.default_signals, *self.objectives)
+        super().__init__(signals=signals, report_floor=report_floor, **params)
+        unknown = set(min_seconds or {}) - set(CONDITIONS)
+        if unknown:
+            raise ValueError(f"min_seconds for unknown conditions: {', '.join(sorted(unknown))}")
+        self.min_seconds = {k: c.min_seconds for k, c in CONDITIONS.items()} | dict(min_seconds or {})
+
+    def detect(self, frame: Frame) -> list[Finding]:
+        out: list[Finding] = []
+        for signal in self.signals:
+            if signal in self.objectives:
+                out += [f for s in frame.of(signal) if (f := self._objective(frame, s)) is not None]
+            cond = CONDITIONS.get(signal)
+            if cond is None:
+                continue
+            for s in frame.of(signal):
+                f = self._check(frame, s, cond, self.min_seconds[signal])
+                if f is not None and f.score >= self.report_floor:
+                    out.append(f)
+        return out
+
+    def _check(self, frame: Frame, s: Series, cond: Condition, min_seconds: float) -> Finding | None:
+        ok = ~np.isnan(s.values)
+        if not ok.any():
+            return None
+        t, y = s.timestamps[ok], s.values[ok]
+        bad = y >= 0.5 if cond.bad_when == "one" else y < 0.5
+        if not bad[-1]:
+            return None
+        # The start of the current run of bad points.
+        good_idx = np.flatnonzero(~bad)
+        start = int(good_idx[-1]) + 1 if good_idx.size else 0
+        since = float(t[start])
+        held = float(t[-1]) - since
+        if held < min_seconds:
+            return None
+        began_in_window = good_idx.size > 0
+        confirmed = began_in_window or not cond.must_start_in_window
+        score = cond.score if confirmed else 0.5
+        when = f"since {from_epoch(since):%H:%M UTC}" if began_in_window else "for the whole window"
+        return Finding(
+            detector=self.name,
+            signal=s.signal,
+            entity=s.entity,
+            score=score,
+            observed_at=frame.now,
+            confirmed=confirmed,
+            evidence=Evidence(
+                f"{s.entity.kind} {s.entity.name} is {cond.what} {when}",
+                recent=tuple(float(v) for v in s.values[-24:]),
+                facts={"since": from_epoch(since).isoformat(), "held_seconds": held},
+            ),
+        )
+
+    def _objective(self, frame: Frame, s: Series) -> Finding | None:
+        """Above its objective for ``objective_seconds``: a breach now (scale-up territory)."""
+        objective = self.objectives[s.signal]
+        ok = ~np.isnan(s.values)
+        if not ok.any():
+            return None
+        t, y = s.timestamps[ok], s.values[ok]
+        if y[-1] <= objective:
+            return None
+        below = np.flatnonzero(y <= objective)
+        start = int(below[-1]) + 1 if below.size else 0
+        held = float(t[-1] - t[start])
+        if held < self.objective_seconds:
+            return None
+        ratio = float(np.median(y[start:]) / objective) if objective > 0 else 2.0
+        # 0.9 at the objective, 1.0 at twice it: how far past the line, not whether.
+        score = min(1.0, 0.9 + 0.1 * (ratio - 1.0))
+        unit = frame.signals[s.signal].unit if s.signal in frame.signals else ""
+        return Finding(
+            detector=self.name,
+            signal=s.signal,
+            entity=s.entity,
+            score=max(score, 0.9),
+            observed_at=frame.now,
+            confirmed=True,
+            evidence=Evidence(
+                f"{s.signal} at {y[-1]:.4g} {unit} above its objective of {objective:g} {unit} "
+                f"since {from_epoch(t[start]):%H:%M UTC} ({held / 60:.0f} min)",
+                recent=tuple(float(v) for v in s.values[-24:]),
+                facts={"objective": objective, "since": from_epoch(t[start]).isoformat(), "held_seconds": held},
+            ),
+        )

@@ -1,0 +1,59 @@
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import numpy as np
+
+from aiops.collect.collector import entity_of, signal_info
+from aiops.config import parse_config
+from detectors.conditions import ConditionDetector
+from aiops.model import Frame, Series
+
+NOW = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
+SIGNALS = parse_config({}).resolved_signals()
+TS = NOW.timestamp() - 60.0 * np.arange(60)[::-1]
+
+
+def frame(signal: str, labels: dict[str, str], values: list[float]) -> Frame:
+    v = np.array(values, dtype=float)
+    s = Series(signal, labels, TS[-len(v):], v, entity_of(SIGNALS[signal], labels))
+    return Frame(NOW, (s,), {n: signal_info(n, c) for n, c in SIGNALS.items()}, 60.0)
+
+
+def test_crash_loop_held_long_enough_is_a_confirmed_failure() -> None:
+    pod = {"namespace": "shop", "pod": "cache-0"}
+    (f,) = ConditionDetector().detect(frame("pod_crashlooping", pod, [0.0] * 50 + [1.0] * 10))
+    assert f.confirmed and f.score == 0.95 and f.entity.key == "pod/shop/cache-0"
+    assert "CrashLoopBackOff since 11:51 UTC" in f.evidence.summary
+    # Two minutes is a restart, not a loop yet.
+    assert ConditionDetector().detect(frame("pod_crashlooping", pod, [0.0] * 58 + [1.0] * 2)) == []
+    assert ConditionDetector().detect(frame("pod_crashlooping", pod, [1.0] * 50 + [0.0] * 10)) == []
+
+
+def test_node_not_ready() -> None:
+    (f,) = ConditionDetector().detect(frame("node_ready", {"node": "gpu-3"}, [1.0] * 55 + [0.0] * 5))
+    assert f.confirmed and f.score == 1.0 and f.entity.key == "node/gpu-3" and "NotReady" in f.evidence.summary
+    assert ConditionDetector().detect(frame("node_ready", {"node": "gpu-3"}, [1.0] * 60)) == []
+
+
+def test_old_oom_kill_is_not_a_new_failure() -> None:
+    pod = {"namespace": "ml", "pod": "trainer-0"}
+    (fresh,) = ConditionDetector().detect(frame("pod_oom_killed", pod, [0.0] * 40 + [1.0] * 20))
+    assert fresh.confirmed and fresh.score == 0.9
+    (old,) = ConditionDetector().detect(frame("pod_oom_killed", pod, [1.0] * 60))
+    assert not old.confirmed and old.score == 0.5
+    assert ConditionDetector(report_floor=0.6).detect(frame("pod_oom_killed", pod, [1.0] * 60)) == []
+
+
+def test_gaps_and_nan_are_not_failures() -> None:
+    assert ConditionDetector().detect(frame("node_ready", {"node": "n"}, [np.nan] * 60)) == []
+
+
+def test_latency_above_its_objective_for_five_minutes() -> None:
+    model = {"namespace": "inference", "model_name": "llama"}
+    (f,) = ConditionDetector().detect(frame("inference_latency_p99", model, [0.06] * 50 + [0.25] * 10))
+    assert f.confirmed and f.entity.key == "model/inference/llama" and f.score == 1.0
+    assert "above its objective of 0.1 seconds since 11:51 UTC" in f.evidence.summary
+    assert ConditionDetector().detect(frame("inference_latency_p99", model, [0.06] * 57 + [0.25] * 3)) == []
+    custom = ConditionDetector(objectives={"inference_latency_p99": 0.3})
+    assert custom.detect(frame("inference_latency_p99", model, [0.06] * 50 + [0.25] * 10)) == []
