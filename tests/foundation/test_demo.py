@@ -17,6 +17,10 @@ def test_demo_reports_findings_with_lead_time_and_changes_nothing() -> None:
     assert report["series_count"] > 20
     predicted = [f for f in report["findings"] if f["lead_time_seconds"] and f["severity"] == "critical"]
     assert any(f["signal"] == "pod_memory_usage_ratio" for f in predicted)
+    # Every fault seeded in aiops/data/demo/scenario.yaml is reported at warning or above.
+    seen = {f["signal"] for f in report["findings"] if f["severity"] in ("warning", "critical")}
+    assert {"pod_memory_usage_ratio", "node_filesystem_usage_ratio", "gpu_xid", "inference_latency_p99",
+            "pod_crashlooping", "model_accuracy"} <= seen, seen
     assert all(r["status"] in {"dry_run", "suggested", "observed", "blocked", "deferred"} for r in report["results"])
     assert report["results"], "the demo must show what it would do"
 
