@@ -94,7 +94,8 @@ def row_median(x: np.ndarray, minimum: int) -> np.ndarray:
         # Sorting puts NaN last; the count says where the middle of the valid values is.
         ordered = np.sort(x, axis=1)
         rows = np.arange(x.shape[0])
-        out = 0.5 * (ordered[rows, np.maximum((count - 1) // 2, 0)] + ordered[rows, np.maximum(count // 2, 0)])
+        with np.errstate(over="ignore", invalid="ignore"):  # garbage (1e308) overflows to inf: no alarm
+            out = 0.5 * (ordered[rows, np.maximum((count - 1) // 2, 0)] + ordered[rows, np.maximum(count // 2, 0)])
     return np.where(count >= max(1, minimum), out, np.nan)
 
 
