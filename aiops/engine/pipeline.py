@@ -228,6 +228,8 @@ class Pipeline:
             try:
                 findings.extend(plugins.detect_findings(detector, frame))
             except Exception as exc:  # one broken detector must not hide the others' findings
+                # A composite detector (the ensemble) hands over what its healthy members found.
+                findings.extend(getattr(exc, "findings", ()))
                 log.exception("detector %s failed", name, extra={"cycle_id": report.cycle_id})
                 report.errors.append(StageError("detect", f"detector {name}: {type(exc).__name__}: {exc}"))
                 metrics.STAGE_ERRORS.labels("detect").inc()

@@ -102,3 +102,28 @@ def test_cycles_never_overlap(prometheus: PrometheusServer, tmp_path: Path) -> N
             pipeline.run_cycle()
     finally:
         pipeline.close()
+
+
+def test_broken_ensemble_member_degrades_but_keeps_the_healthy_members_findings(
+    prometheus: PrometheusServer, history_end: datetime, tmp_path: Path
+) -> None:
+    from detectors.ensemble import MemberFailure
+
+    from aiops.model import Entity, Evidence
+
+    class PartlyBroken(Detector):
+        name = "partly_broken"
+
+        def detect(self, frame: Frame) -> list[Finding]:
+            kept = Finding("seasonal", "pod_restarts", Entity("pod", "steady-0", "ml"), 0.95, frame.now, Evidence("x"))
+            raise MemberFailure({"multivariate": RuntimeError("boom")}, [kept])
+
+    pipeline = Pipeline.from_config(config(prometheus.url, tmp_path))
+    pipeline.detectors = [("partly_broken", PartlyBroken())]
+    try:
+        report = pipeline.run_cycle(history_end)
+    finally:
+        pipeline.close()
+    assert report.degraded and "multivariate" in report.errors[0].message
+    assert [f.entity.name for f in report.findings] == ["steady-0"]  # told to people ...
+    assert all(r.status is ActionStatus.SKIPPED for r in report.results)  # ... never acted on
