@@ -210,8 +210,9 @@ class ManagedServer:
 
     def __del__(self) -> None:
         # A forgotten server must not outlive the test process.
-        if self._proc is not None and self._proc.poll() is None:
-            self._proc.kill()
+        proc = getattr(self, "_proc", None)
+        if proc is not None and proc.poll() is None:
+            proc.kill()
 
     # --- internals --------------------------------------------------------------------------
     def _prepare(self) -> None:
