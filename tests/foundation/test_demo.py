@@ -21,6 +21,12 @@ def test_demo_reports_findings_with_lead_time_and_changes_nothing() -> None:
     seen = {f["signal"] for f in report["findings"] if f["severity"] in ("warning", "critical")}
     assert {"pod_memory_usage_ratio", "node_filesystem_usage_ratio", "gpu_xid", "inference_latency_p99",
             "pod_crashlooping", "model_accuracy"} <= seen, seen
+    # One qwen2-7b replica loses accuracy on node-1, whose GPU fell off the bus: the node is blamed.
+    root = [f for f in report["findings"] if f["detector"] == "root_cause"]
+    assert [f["entity"]["key"] for f in root] == ["node/node-1"]
+    drift = next(f for f in report["findings"] if f["signal"] == "model_accuracy")
+    assert drift["cause"]["name"] == "node-1"
+    assert not any(d["action"] == "rollback_model" for d in report["decisions"])
     assert all(r["status"] in {"dry_run", "suggested", "observed", "blocked", "deferred"} for r in report["results"])
     assert report["results"], "the demo must show what it would do"
 
