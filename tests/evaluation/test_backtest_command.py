@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from datetime import UTC, datetime
 import threading
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, HTTPServer
@@ -124,7 +125,8 @@ class _FakePrometheus(BaseHTTPRequestHandler):
         start, end, step = (float(query[k][0]) for k in ("start", "end", "step"))
         t = np.arange(start, end + step / 2, step)
         y = np.sin(t / 600.0)
-        y[len(y) // 2 + 100] = 40.0  # one spike in the middle
+        # One spike at 07:40 UTC, placed by time so the client's chunking of the range is invisible.
+        y[t == datetime(2024, 1, 1, 7, 40, tzinfo=UTC).timestamp()] = 40.0
         body = {"status": "success", "data": {"resultType": "matrix", "result": [
             {"metric": {"__name__": "queue", "pod": "api-0"}, "values": [[float(a), str(b)] for a, b in zip(t, y)]}
         ]}}
