@@ -129,7 +129,7 @@ class ConditionDetector(Detector):
             detector=self.name,
             signal=s.signal,
             entity=s.entity,
-            score=max(score, 0.9),
+            score=score,
             observed_at=frame.now,
             confirmed=True,
             evidence=Evidence(

@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
-from datetime import datetime, timedelta
+from datetime import datetime
 
 from aiops import metrics
 from aiops.collect.prometheus import PrometheusClient, PrometheusError
@@ -127,10 +127,6 @@ class Collector:
             vanished=tuple(vanished),
         )
         return frame, errors
-
-    @property
-    def lookback_span(self) -> timedelta:
-        return self.lookback
 
     def ready(self) -> bool:
         return self.client.ready()

@@ -9,6 +9,7 @@ they stay valid for the cycle they were taken in.
 
 from __future__ import annotations
 
+import itertools
 import math
 
 import numpy as np
@@ -95,7 +96,7 @@ def _normalise(raw: RawSeries) -> tuple[np.ndarray, np.ndarray]:
     if n <= 16:
         # A steady cycle's handful of points: plain Python beats numpy's per-call overhead.
         t, v = timestamps.tolist(), values.tolist()
-        if all(a < b for a, b in zip(t, t[1:], strict=False)) and all(math.isfinite(x) for x in v):
+        if all(a < b for a, b in itertools.pairwise(t)) and all(math.isfinite(x) for x in v):
             return timestamps, values
     if n > 1 and not (np.diff(timestamps) > 0).all():
         # Out of order or duplicated (a misbehaving proxy or remote-read source): sort, and for a
@@ -156,13 +157,6 @@ class RollingWindow:
     def keyed(self, signal: str) -> dict[LabelKey, _Buffer]:
         return self._buffers.get(signal, {})
 
-    def forget(self, signal: str) -> None:
-        self._buffers.pop(signal, None)
-
     @property
     def series_count(self) -> int:
         return sum(len(b) for b in self._buffers.values())
-
-    @property
-    def point_count(self) -> int:
-        return sum(len(buf) for b in self._buffers.values() for buf in b.values())

@@ -67,6 +67,3 @@ class LadderState:
             rows = conn.execute("SELECT * FROM ladder WHERE entity = ?", (entity,)).fetchall()
             conn.execute("DELETE FROM ladder WHERE entity = ?", (entity,))
         return [Episode(r["rule"], r["target"], r["entity"], int(r["rung"])) for r in rows]
-
-    def episodes(self) -> list[Episode]:
-        return [Episode(r["rule"], r["target"], r["entity"], int(r["rung"])) for r in self.store.query("SELECT * FROM ladder")]
