@@ -35,7 +35,7 @@ from aiops.engine.safety import (
 )
 from aiops.kube.client import build_api_client, request_timeout
 from aiops.kube.errors import KubeApiError
-from aiops.kube.plan import RESTORE, StagedPlan, waiting_of
+from aiops.kube.plan import RESOLVE_TARGET, RESTORE, StagedPlan, waiting_of
 from aiops.kube.read import (
     LedgerEntry,
     read_action_ledger,
@@ -51,7 +51,6 @@ from aiops.state import Store
 log = logging.getLogger(__name__)
 
 ADVISE = "advise"
-RESOLVE_TARGET = "resolve_target"  # decision param set by policy: "node" or "owner"
 
 
 class Actor:

@@ -21,14 +21,12 @@ from fnmatch import fnmatchcase
 from aiops.config.policy import LadderConfig, PolicyConfig, PolicyRule
 from aiops.engine.ladder import ACT, NOTIFY, PREPARE, LadderState
 from aiops.engine.predictions import FALSE_POSITIVE, ClosedPrediction, PredictionLedger
-from aiops.model import Decision, Entity, Finding, Mode, Severity
+from aiops.kube.plan import BASIS, CONFIRMED, PREDICTED, RESOLVE_TARGET, RESTORE
+from aiops.model import Decision, Entity, Evidence, Finding, Mode, Severity
 
 # Attributes that name the node an entity runs on, in order of preference.
 NODE_ATTRIBUTES = ("node", "Hostname", "instance", "kubernetes_node")
 ADVISE = "advise"
-# Decision params read by the act stage and the guarded writer.
-BASIS = "basis"  # "predicted" or "confirmed": separate budgets and blast radius
-RESTORE = "restore"  # undo a preparation (uncordon, restore replicas); same key as aiops.kube.plan
 
 
 class Policy:
@@ -87,9 +85,9 @@ class Policy:
                 if node:
                     return Entity(kind="node", name=node.split(":")[0]), {}
             # The act stage resolves it from cluster state (pod -> spec.nodeName).
-            return entity, {"resolve_target": "node"}
+            return entity, {RESOLVE_TARGET: "node"}
         if rule.target == "owner":
-            return entity, {"resolve_target": "owner"}
+            return entity, {RESOLVE_TARGET: "owner"}
         return entity, {}
 
     def decide(
@@ -116,7 +114,7 @@ class Policy:
     def _decision(
         self, rule: PolicyRule, finding: Finding, target: Entity, extra: dict[str, str], now: datetime | None
     ) -> Decision | None:
-        basis = "confirmed" if finding.confirmed else "predicted"
+        basis = CONFIRMED if finding.confirmed else PREDICTED
         action, params = rule.action, {**rule.params, **extra, BASIS: basis}
         reason = _reason(rule, finding)
         if rule.ladder is not None and self.ladder is not None and now is not None:
@@ -185,7 +183,9 @@ class Policy:
                 target = Entity(kind=kind, name=name, namespace=namespace)
                 evidence_finding = Finding(
                     detector=c.detector, signal=c.signal, entity=target, score=0.0,
-                    observed_at=c.opened_at, evidence=_false_positive_evidence(c),
+                    observed_at=c.opened_at,
+                    evidence=Evidence(f"false positive: {c.signal} on {c.entity} recovered without a failure",
+                                      facts={"outcome": c.outcome}),
                 )
                 out.append(Decision(
                     action=rule.ladder.prepare_action or rule.action,
@@ -195,15 +195,9 @@ class Policy:
                            "rolling back the preparation (false positive counted)",
                     finding=evidence_finding,
                     rule=rule.name,
-                    params={**rule.ladder.prepare_params, RESTORE: True, BASIS: "predicted"},
+                    params={**rule.ladder.prepare_params, RESTORE: True, BASIS: PREDICTED},
                 ))
         return out
-
-
-def _false_positive_evidence(c: ClosedPrediction):  # noqa: ANN202 - Evidence
-    from aiops.model import Evidence
-
-    return Evidence(f"false positive: {c.signal} on {c.entity} recovered without a failure", facts={"outcome": c.outcome})
 
 
 def _rung_index(rung: int, ladder: LadderConfig) -> int:

@@ -38,7 +38,7 @@ from tenacity import (
 from aiops import metrics
 from aiops.config.safety import KillSwitchConfig, SafetyConfig
 from aiops.kube.errors import KubeApiError
-from aiops.kube.plan import RESTORE, StagedPlan, waiting_of
+from aiops.kube.plan import BASIS, CONFIRMED, PREDICTED, RESTORE, StagedPlan, waiting_of
 from aiops.kube.read import (
     LEDGER_ACTION,
     LEDGER_AT,
@@ -157,12 +157,9 @@ class KillSwitch:
 
 
 # --------------------------------------------------------------------------------------------
-# Decisions carry their basis (policy sets it): actions on predictions have their own budgets.
-PREDICTED, CONFIRMED = "predicted", "confirmed"
-
-
 def basis_of(decision: Decision) -> str:
-    return PREDICTED if decision.params.get("basis") == PREDICTED else CONFIRMED
+    """Policy marks decisions taken on a prediction: they draw from the prediction budgets too."""
+    return PREDICTED if decision.params.get(BASIS) == PREDICTED else CONFIRMED
 
 
 # Persistent books: budgets, cooldowns, disruptions, breaker, in-flight actions

@@ -15,6 +15,10 @@ ORIGINAL_REPLICAS = "aiops.io/scale-ahead-original"
 RESTARTED_AT = "kubectl.kubernetes.io/restartedAt"
 # Param that asks a remediation to undo what it did (uncordon, restore replicas).
 RESTORE = "restore"
+# Decision params set by policy and read by the act stage and the guarded writer.
+RESOLVE_TARGET = "resolve_target"  # "node" or "owner": the act stage finds it in the cluster state
+BASIS = "basis"  # PREDICTED or CONFIRMED: actions on predictions have their own budgets
+PREDICTED, CONFIRMED = "predicted", "confirmed"
 
 
 @dataclass(frozen=True)
