@@ -18,14 +18,12 @@ Per cycle:
 from __future__ import annotations
 
 import hashlib
-import json
 import logging
 import string
 import urllib.parse
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
-from typing import Any
 
 from aiops import metrics, plugins
 from aiops.config import AiopsConfig
@@ -364,13 +362,13 @@ class NotifyStage:
             conn.execute("DELETE FROM notify_ledger WHERE (active = 0 OR resolvable = 0) AND last_sent_at < ?", (t - 7 * 86400,))
             if not leading:
                 return []
-            envelopes = self._storm(envelopes, t, cycle_id, queued, conn)
+            envelopes = self._storm(envelopes, t, cycle_id, queued)
             self.outbox.enqueue_in(conn, envelopes, now)
         self.last_reports = self.outbox.flush(self.notifiers, now)
         return list(queued.values())
 
     def _storm(
-        self, envelopes: list[Envelope], t: float, cycle_id: str, queued: dict[str, Notification], conn: Any
+        self, envelopes: list[Envelope], t: float, cycle_id: str, queued: dict[str, Notification]
     ) -> list[Envelope]:
         """Collapse a storm into one message per channel; hold what follows it for the window."""
         cfg = self.config.notify.storm
@@ -397,10 +395,8 @@ class NotifyStage:
                 queued[storm.id] = storm
                 out += [e for e in items if e.notification.resolved]
                 out.append(Envelope(channel, fresh[0].group, storm))
-                # Inside the stage's transaction: the storm marker commits with the outbox rows.
-                conn.execute(
-                    "INSERT INTO kv (key, value, updated_at) VALUES (?, ?, ?) ON CONFLICT(key) DO UPDATE SET "
-                    "value = excluded.value, updated_at = excluded.updated_at", (key, json.dumps(t), t))
+                # Joins the stage's transaction: the storm marker commits with the outbox rows.
+                self.store.put(key, t)
                 log.warning("notification storm grouped", extra={"channel": channel, "notifications": len(fresh)})
             else:
                 out += items

@@ -25,12 +25,13 @@ class Store:
     def __init__(self, path: str | Path, *, timeout: float = 5.0) -> None:
         self.path = Path(path)
         self._lock = threading.RLock()
+        self._depth = 0  # nesting of transaction(); guarded by _lock
         if str(path) != ":memory:":
             self.path.parent.mkdir(parents=True, exist_ok=True)
         try:
             self._conn = sqlite3.connect(str(path), timeout=timeout, check_same_thread=False, isolation_level=None)
             self._conn.row_factory = sqlite3.Row
-            self._conn.execute("PRAGMA busy_timeout = %d" % int(timeout * 1000))
+            self._conn.execute(f"PRAGMA busy_timeout = {int(timeout * 1000)}")
             mode = self._conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
             self._conn.execute("PRAGMA synchronous = NORMAL")
             check = self._conn.execute("PRAGMA quick_check").fetchone()[0]
@@ -69,12 +70,24 @@ class Store:
 
     @contextmanager
     def transaction(self) -> Iterator[sqlite3.Connection]:
-        """One small transaction: committed on success, rolled back on error."""
+        """One small transaction: committed on success, rolled back on error.
+
+        Re-entrant: a transaction opened inside another (by the same thread, which holds the lock)
+        joins it, so helpers like :meth:`put` can be called from within a larger write.
+        """
         with self._lock:
+            if self._depth:
+                self._depth += 1
+                try:
+                    yield self._conn
+                finally:
+                    self._depth -= 1
+                return
             try:
                 self._conn.execute("BEGIN IMMEDIATE")
             except sqlite3.OperationalError as exc:
                 raise StateError(self._explain(exc)) from None
+            self._depth = 1
             try:
                 yield self._conn
             except BaseException:
@@ -86,6 +99,8 @@ class Store:
                 except sqlite3.DatabaseError as exc:
                     self._conn.execute("ROLLBACK")
                     raise StateError(self._explain(exc)) from None
+            finally:
+                self._depth = 0
 
     def query(self, sql: str, params: tuple[Any, ...] | dict[str, Any] = ()) -> list[sqlite3.Row]:
         with self._lock:

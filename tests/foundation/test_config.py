@@ -114,3 +114,19 @@ def test_check_config_cli(tmp_path: Path, capsys: pytest.CaptureFixture[str]) ->
     plugin.write_text("detectors:\n  - plugin: no_such_detector\n")
     assert main(["check-config", str(plugin)]) == 2
     assert "detectors[0].plugin" in capsys.readouterr().err
+
+
+def test_store_transactions_nest_and_roll_back_together(tmp_path: Path) -> None:
+    from aiops.state import Store
+
+    store = Store(tmp_path / "s.sqlite")
+    with store.transaction():
+        store.put("a", 1)  # joins the outer transaction
+    assert store.get("a") == 1
+    with pytest.raises(RuntimeError), store.transaction():
+        store.put("b", 2)
+        raise RuntimeError("the outer write fails")
+    assert store.get("b") is None  # the nested write went with it
+    with store.transaction():  # and the store is usable afterwards
+        store.put("c", 3)
+    assert store.get("c") == 3
