@@ -172,30 +172,39 @@ class PredictionLedger:
         self.export()
         return closed
 
-    def stats(self) -> list[DetectorStats]:
-        rows = self.store.query("SELECT detector, outcome, lead_seconds FROM predictions")
-        by: dict[str, list] = {}
-        for r in rows:
-            by.setdefault(r["detector"], []).append(r)
-        out = []
-        for detector, items in sorted(by.items()):
-            leads = [r["lead_seconds"] for r in items if r["outcome"] == CONFIRMED and r["lead_seconds"] is not None]
-            out.append(DetectorStats(
-                detector=detector,
-                predictions=len(items),
-                open=sum(r["outcome"] is None for r in items),
-                confirmed=sum(r["outcome"] == CONFIRMED for r in items),
-                false_positives=sum(r["outcome"] == FALSE_POSITIVE for r in items),
-                prevented=sum(r["outcome"] == PREVENTED for r in items),
-                median_lead_seconds=statistics.median(leads) if leads else None,
-            ))
-        return out
+    def stats(self, detector: str | None = None) -> list[DetectorStats]:
+        """Per detector (or for one): counts in SQL, so a long ledger is not read into memory."""
+        where, params = ("WHERE detector = ?", (detector,)) if detector is not None else ("", ())
+        counts = self.store.query(
+            "SELECT detector, COUNT(*) AS n, SUM(outcome IS NULL) AS open, SUM(outcome = ?) AS confirmed, "
+            f"SUM(outcome = ?) AS false_positives, SUM(outcome = ?) AS prevented FROM predictions {where} "
+            "GROUP BY detector ORDER BY detector",
+            (CONFIRMED, FALSE_POSITIVE, PREVENTED, *params),
+        )
+        leads: dict[str, list[float]] = {}
+        for r in self.store.query(
+            "SELECT detector, lead_seconds FROM predictions WHERE outcome = ? AND lead_seconds IS NOT NULL"
+            + (" AND detector = ?" if detector is not None else ""),
+            (CONFIRMED, *params),
+        ):
+            leads.setdefault(r["detector"], []).append(r["lead_seconds"])
+        return [
+            DetectorStats(
+                detector=r["detector"],
+                predictions=r["n"],
+                open=r["open"] or 0,
+                confirmed=r["confirmed"] or 0,
+                false_positives=r["false_positives"] or 0,
+                prevented=r["prevented"] or 0,
+                median_lead_seconds=statistics.median(leads[r["detector"]]) if r["detector"] in leads else None,
+            )
+            for r in counts
+        ]
 
     def precision(self, detector: str) -> tuple[float | None, int]:
         """(precision, number of judged predictions) for one detector."""
-        for s in self.stats():
-            if s.detector == detector:
-                return s.precision, s.confirmed + s.false_positives
+        for s in self.stats(detector):
+            return s.precision, s.confirmed + s.false_positives
         return None, 0
 
     def export(self) -> None:
