@@ -7,54 +7,58 @@ Metric names follow kube-state-metrics, node-exporter, cAdvisor, dcgm-exporter a
 
 from __future__ import annotations
 
+from typing import Any
+
 from aiops.config.signals import SignalConfig
 
 _CONTAINER = 'container!="",container!="POD"'
 
+
+def _gpu(**fields: Any) -> SignalConfig:
+    """A dcgm-exporter signal: the UUID names the GPU; Hostname (its node), index and model ride along."""
+    return SignalConfig(
+        entity="gpu", entity_labels={"name": "UUID"}, attribute_labels=["Hostname", "gpu", "modelName"], **fields
+    )
+
+
+def _pod(**fields: Any) -> SignalConfig:
+    return SignalConfig(entity="pod", entity_labels={"name": "pod", "namespace": "namespace"}, **fields)
+
+
 DEFAULT_SIGNALS: dict[str, SignalConfig] = {
     # --- pods and containers -------------------------------------------------------------
-    "pod_memory_usage_ratio": SignalConfig(
+    "pod_memory_usage_ratio": _pod(
         query=(
             f"max by (namespace, pod, container) (container_memory_working_set_bytes{{{_CONTAINER}}})"
             " / on (namespace, pod, container)"
             ' max by (namespace, pod, container) (kube_pod_container_resource_limits{resource="memory"} > 0)'
         ),
-        entity="pod",
-        entity_labels={"name": "pod", "namespace": "namespace"},
         attribute_labels=["container"],
         unit="ratio",
         capacity=1.0,
         bad_direction="up",
         description="container memory working set / memory limit (OOMKill at 1.0)",
     ),
-    "pod_restarts": SignalConfig(
+    "pod_restarts": _pod(
         query="sum by (namespace, pod) (increase(kube_pod_container_status_restarts_total[15m]))",
-        entity="pod",
-        entity_labels={"name": "pod", "namespace": "namespace"},
         unit="restarts/15m",
         bad_direction="up",
         description="container restarts in the last 15 minutes",
     ),
-    "pod_oom_killed": SignalConfig(
+    "pod_oom_killed": _pod(
         query='max by (namespace, pod) (kube_pod_container_status_last_terminated_reason{reason="OOMKilled"})',
-        entity="pod",
-        entity_labels={"name": "pod", "namespace": "namespace"},
         unit="bool",
         bad_direction="up",
         description="the last termination of a container was an OOMKill",
     ),
-    "pod_crashlooping": SignalConfig(
+    "pod_crashlooping": _pod(
         query='max by (namespace, pod) (kube_pod_container_status_waiting_reason{reason="CrashLoopBackOff"})',
-        entity="pod",
-        entity_labels={"name": "pod", "namespace": "namespace"},
         unit="bool",
         bad_direction="up",
         description="a container is in CrashLoopBackOff",
     ),
-    "pod_info": SignalConfig(
+    "pod_info": _pod(
         query="max by (namespace, pod, node) (kube_pod_info)",
-        entity="pod",
-        entity_labels={"name": "pod", "namespace": "namespace"},
         attribute_labels=["node"],
         unit="bool",
         bad_direction="both",
@@ -100,88 +104,61 @@ DEFAULT_SIGNALS: dict[str, SignalConfig] = {
         description="share of CPU time not idle",
     ),
     # --- GPUs (dcgm-exporter) ------------------------------------------------------------
-    "gpu_utilization": SignalConfig(
+    "gpu_utilization": _gpu(
         query="max by (Hostname, gpu, UUID, modelName) (DCGM_FI_DEV_GPU_UTIL)",
-        entity="gpu",
-        entity_labels={"name": "UUID"},
-        attribute_labels=["Hostname", "gpu", "modelName"],
         unit="percent",
         bad_direction="both",
         description="GPU utilisation",
     ),
-    "gpu_memory_usage_ratio": SignalConfig(
+    "gpu_memory_usage_ratio": _gpu(
         query=(
             "max by (Hostname, gpu, UUID, modelName) (DCGM_FI_DEV_FB_USED)"
             " / (max by (Hostname, gpu, UUID, modelName) (DCGM_FI_DEV_FB_USED)"
             " + max by (Hostname, gpu, UUID, modelName) (DCGM_FI_DEV_FB_FREE))"
         ),
-        entity="gpu",
-        entity_labels={"name": "UUID"},
-        attribute_labels=["Hostname", "gpu", "modelName"],
         unit="ratio",
         capacity=1.0,
         bad_direction="up",
         description="GPU framebuffer used / total",
     ),
-    "gpu_temperature": SignalConfig(
+    "gpu_temperature": _gpu(
         query="max by (Hostname, gpu, UUID, modelName) (DCGM_FI_DEV_GPU_TEMP)",
-        entity="gpu",
-        entity_labels={"name": "UUID"},
-        attribute_labels=["Hostname", "gpu", "modelName"],
         unit="celsius",
         bad_direction="up",
         description="GPU die temperature",
     ),
-    "gpu_power": SignalConfig(
+    "gpu_power": _gpu(
         query="max by (Hostname, gpu, UUID, modelName) (DCGM_FI_DEV_POWER_USAGE)",
-        entity="gpu",
-        entity_labels={"name": "UUID"},
-        attribute_labels=["Hostname", "gpu", "modelName"],
         unit="watts",
         bad_direction="both",
         description="GPU power draw",
     ),
-    "gpu_xid": SignalConfig(
+    "gpu_xid": _gpu(
         query="max by (Hostname, gpu, UUID, modelName) (DCGM_FI_DEV_XID_ERRORS)",
-        entity="gpu",
-        entity_labels={"name": "UUID"},
-        attribute_labels=["Hostname", "gpu", "modelName"],
         unit="xid",
         bad_direction="up",
         description="code of the last XID error (a gauge, not a count)",
     ),
-    "gpu_uncorrectable_remapped_rows": SignalConfig(
+    "gpu_uncorrectable_remapped_rows": _gpu(
         query="max by (Hostname, gpu, UUID, modelName) (DCGM_FI_DEV_UNCORRECTABLE_REMAPPED_ROWS)",
-        entity="gpu",
-        entity_labels={"name": "UUID"},
-        attribute_labels=["Hostname", "gpu", "modelName"],
         unit="rows",
         bad_direction="up",
         description="rows remapped after uncorrectable ECC errors (pending a GPU reset)",
     ),
-    "gpu_row_remap_failure": SignalConfig(
+    "gpu_row_remap_failure": _gpu(
         query="max by (Hostname, gpu, UUID, modelName) (DCGM_FI_DEV_ROW_REMAP_FAILURE)",
-        entity="gpu",
-        entity_labels={"name": "UUID"},
-        attribute_labels=["Hostname", "gpu", "modelName"],
         unit="bool",
         bad_direction="up",
         description="row remapping failed (RMA candidate)",
     ),
-    "gpu_clock_event_reasons": SignalConfig(
+    "gpu_clock_event_reasons": _gpu(
         query="max by (Hostname, gpu, UUID, modelName) (DCGM_FI_DEV_CLOCKS_EVENT_REASONS)",
-        entity="gpu",
-        entity_labels={"name": "UUID"},
-        attribute_labels=["Hostname", "gpu", "modelName"],
         unit="bitmask",
         bad_direction="up",
         description="why the GPU clocks are held down (thermal/power throttling bits); needs the field enabled",
     ),
-    "gpu_ecc_dbe_rate": SignalConfig(
+    "gpu_ecc_dbe_rate": _gpu(
         query="max by (Hostname, gpu, UUID, modelName) (increase(DCGM_FI_DEV_ECC_DBE_VOL_TOTAL[10m]))",
-        entity="gpu",
-        entity_labels={"name": "UUID"},
-        attribute_labels=["Hostname", "gpu", "modelName"],
         unit="errors/10m",
         bad_direction="up",
         description="double-bit ECC errors in 10 minutes (needs the ECC counters enabled in dcgm-exporter)",
@@ -206,10 +183,8 @@ DEFAULT_SIGNALS: dict[str, SignalConfig] = {
         bad_direction="up",
         description="requests waiting for a slot",
     ),
-    "inference_kv_cache_usage": SignalConfig(
+    "inference_kv_cache_usage": _pod(
         query="max by (namespace, pod, model_name) (vllm:kv_cache_usage_perc)",
-        entity="pod",
-        entity_labels={"name": "pod", "namespace": "namespace"},
         attribute_labels=["model_name"],
         unit="ratio",
         capacity=1.0,
@@ -233,10 +208,8 @@ DEFAULT_SIGNALS: dict[str, SignalConfig] = {
         bad_direction="down",
         description="online accuracy (or any quality gauge in [0, 1]) exported by the serving stack",
     ),
-    "model_replica_accuracy": SignalConfig(
+    "model_replica_accuracy": _pod(
         query='avg by (namespace, model, pod) (model_accuracy{pod!=""})',
-        entity="pod",
-        entity_labels={"name": "pod", "namespace": "namespace"},
         attribute_labels=["model"],
         unit="ratio",
         bad_direction="down",
