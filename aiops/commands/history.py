@@ -33,22 +33,23 @@ def _ts(epoch: float | None) -> str:
 
 def detector_stats(store: Store) -> list[dict[str, object]]:
     """What an operator reads before moving a detector from suggest to auto."""
-    from aiops.engine.predictions import PredictionLedger
+    from dataclasses import asdict
 
-    rows = {s.detector: {
-        "detector": s.detector, "predictions": s.predictions, "open": s.open, "confirmed": s.confirmed,
-        "false_positives": s.false_positives, "prevented": s.prevented, "precision": s.precision,
-        "median_lead_seconds": s.median_lead_seconds, "healed": 0, "not_healed": 0,
-    } for s in PredictionLedger(store).stats()}
+    from aiops.engine.predictions import DetectorStats, PredictionLedger
+
+    stats = {s.detector: s for s in PredictionLedger(store).stats()}
+    healed: dict[str, dict[str, int]] = {}
     tables = {r["name"] for r in store.query("SELECT name FROM sqlite_master WHERE type = 'table'")}
     if "action_outcomes" in tables:
         for r in store.query("SELECT status, decision FROM action_outcomes WHERE status IN ('healed', 'not_healed')"):
             detector = json.loads(r["decision"]).get("finding", {}).get("detector", "?")
-            row = rows.setdefault(detector, {"detector": detector, "predictions": 0, "open": 0, "confirmed": 0,
-                                             "false_positives": 0, "prevented": 0, "precision": None,
-                                             "median_lead_seconds": None, "healed": 0, "not_healed": 0})
-            row[r["status"]] = int(row[r["status"]]) + 1  # type: ignore[call-overload]
-    return sorted(rows.values(), key=lambda r: str(r["detector"]))
+            counts = healed.setdefault(detector, {"healed": 0, "not_healed": 0})
+            counts[r["status"]] += 1
+    rows = []
+    for detector in sorted(set(stats) | set(healed)):
+        s = stats.get(detector) or DetectorStats(detector, 0, 0, 0, 0, 0, None)
+        rows.append({**asdict(s), "precision": s.precision, **healed.get(detector, {"healed": 0, "not_healed": 0})})
+    return rows
 
 
 def _print_stats(stats: list[dict[str, object]]) -> None:
