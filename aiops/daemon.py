@@ -9,6 +9,7 @@ from datetime import datetime
 
 from apscheduler.schedulers.background import BackgroundScheduler
 
+from aiops import metrics
 from aiops.config import AiopsConfig, resolve_secret
 from aiops.engine.pipeline import Pipeline
 from aiops.model import utcnow
@@ -35,6 +36,8 @@ class Daemon:
             misfire_grace_time=max(1, int(config.schedule.misfire_grace.total_seconds())),
             next_run_time=utcnow(),
         )
+        # aiops_ready on /metrics asks the same question as /readyz, at scrape time.
+        metrics.READY.watch(self.ready)
         self.server = DaemonServer(
             config.server.host,
             config.server.port,
@@ -96,6 +99,7 @@ class Daemon:
         if self.scheduler.running:
             self.scheduler.shutdown(wait=True)
         self.server.stop()
+        metrics.READY.watch(None)
         self.pipeline.close()
         log.info("aiops stopped")
 

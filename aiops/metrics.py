@@ -7,9 +7,32 @@ so cardinality stays small however large the cluster is.
 
 from __future__ import annotations
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+import platform
+from collections.abc import Callable, Iterable, Iterator
+
+from prometheus_client import (
+    GC_COLLECTOR,
+    PLATFORM_COLLECTOR,
+    PROCESS_COLLECTOR,
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    Info,
+)
+from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.registry import Collector
+
+from aiops import __version__
 
 REGISTRY = CollectorRegistry(auto_describe=True)
+# What every Prometheus client exposes by default (process_*, python_info, python_gc_*): memory and
+# file-descriptor alerts and the Go/Python-agnostic dashboards rely on them.
+for _default in (PROCESS_COLLECTOR, PLATFORM_COLLECTOR, GC_COLLECTOR):
+    REGISTRY.register(_default)
+
+BUILD_INFO = Info("aiops_build", "The running aiops version (value 1), for joins and upgrade tracking.", registry=REGISTRY)
+BUILD_INFO.info({"version": __version__, "python_version": platform.python_version()})
 
 STAGES = ("collect", "detect", "decide", "act", "notify", "record")
 
@@ -56,10 +79,68 @@ NOTIFICATIONS = Counter(
 )
 OUTBOX_PENDING = Gauge("aiops_outbox_pending", "Notifications waiting in the outbox, by channel.", ["channel"], registry=REGISTRY)
 LEADER = Gauge("aiops_leader", "1 while this replica holds the leader lease and may act.", registry=REGISTRY)
-READY = Gauge("aiops_ready", "1 while /readyz answers ready.", registry=REGISTRY)
+
+
+class ReadinessCollector(Collector):
+    """``aiops_ready``, computed when /metrics is scraped (as client_python's process collector does).
+
+    A gauge set only when someone called /readyz would be as stale as the last probe; this asks the
+    same function /readyz asks, at scrape time. Without a source (``aiops once``) it reports 0.
+    """
+
+    def __init__(self) -> None:
+        self._source: Callable[[], tuple[bool, str]] | None = None
+
+    def watch(self, source: Callable[[], tuple[bool, str]] | None) -> None:
+        self._source = source
+
+    def collect(self) -> Iterator[GaugeMetricFamily]:
+        ok = False
+        if self._source is not None:
+            try:
+                ok = bool(self._source()[0])
+            except Exception:  # noqa: BLE001 - a scrape must answer; not knowing is not ready
+                ok = False
+        yield GaugeMetricFamily("aiops_ready", "1 while /readyz answers ready (computed at scrape time).", value=1 if ok else 0)
+
+
+READY = ReadinessCollector()
+REGISTRY.register(READY)
 BUDGET_REMAINING = Gauge(
     "aiops_budget_remaining", "Actions left in the safety budget, by window (hour, day).", ["window"], registry=REGISTRY
 )
 CIRCUIT_BREAKER_OPEN = Gauge(
     "aiops_circuit_breaker_open", "1 while the circuit breaker stops acting after repeated not-healed actions.", registry=REGISTRY
 )
+
+
+def initialise(*, actions: Iterable[str], detectors: Iterable[str], channels: Iterable[str],
+               rails: Iterable[str], severities: Iterable[str], modes: Iterable[str],
+               statuses: Iterable[str]) -> None:
+    """Create every known label combination at 0, so ``increase()`` and ``rate()`` see the first event.
+
+    A counter child that appears only when it first counts has no earlier sample: ``increase()`` over
+    its first window is 0, and an alert on the first refusal never fires.
+    """
+    for result in ("ok", "degraded"):
+        CYCLES.labels(result)
+    for stage in (*STAGES, "advisor"):
+        STAGE_ERRORS.labels(stage)
+    for result in ("ok", "error"):
+        QUERIES.labels(result)
+    actions = tuple(actions)
+    for action in actions:
+        for rail in rails:
+            ACTIONS_BLOCKED.labels(action, rail)
+        for status in statuses:
+            ACTIONS.labels(action, status)
+        for mode in modes:
+            DECISIONS.labels(action, mode)
+        for outcome in ("healed", "not_healed"):
+            OUTCOMES.labels(action, outcome)
+    for detector in detectors:
+        for severity in severities:
+            FINDINGS.labels(detector, severity)
+    for channel in channels:
+        for result in ("delivered", "failed", "retry", "unknown", "rerouted"):
+            NOTIFICATIONS.labels(channel=channel, result=result)

@@ -69,7 +69,6 @@ class DaemonServer:
                     self._json(200 if ok else 503, {"status": "ok" if ok else "scheduler stopped"})
                 elif path == "/readyz":
                     ok, reason = server.ready()
-                    metrics.READY.set(1 if ok else 0)
                     self._json(200 if ok else 503, {"ready": ok, "reason": reason})
                 else:
                     self._json(404, {"error": f"no such path {path}; try /metrics, /healthz, /readyz"})

@@ -65,6 +65,23 @@ def check_plugins(config: AiopsConfig) -> list[tuple[str, str]]:
     return problems
 
 
+def _initialise_metrics(config: AiopsConfig) -> None:
+    """Every known label combination starts at 0 on /metrics (see :func:`aiops.metrics.initialise`)."""
+    from aiops.engine.safety import Rail
+    from aiops.model import ActionStatus, Mode
+    from aiops.notify.alertmanager import INBOUND_DETECTOR
+
+    metrics.initialise(
+        actions={*plugins.available(plugins.REMEDIATIONS), *(r.action for r in config.policy.rules)},
+        detectors={*plugins.available(plugins.DETECTORS), *(d.instance_name for d in config.detectors), INBOUND_DETECTOR},
+        channels=config.notify.channels,
+        rails=[r.value for r in Rail],
+        severities=[s.value for s in Severity],
+        modes=[m.value for m in Mode],
+        statuses=[s.value for s in ActionStatus],
+    )
+
+
 @dataclass
 class Health:
     """What /healthz and /readyz report."""
@@ -114,6 +131,7 @@ class Pipeline:
         from aiops.notify.inbound import AlertInbox
 
         store = store or Store(config.state.path)
+        _initialise_metrics(config)
         ledger = PredictionLedger(store)
         # A silenced target is not remediated: the writer asks Alertmanager, when one is configured.
         actor = Actor.from_config(config, store, is_silenced=silence_checker(config.notify))
