@@ -20,6 +20,7 @@ COMMANDS: tuple[str, ...] = (
     "aiops.commands.check_config",
     "aiops.commands.history",
     "aiops.commands.notify",
+    "aiops.commands.replay",
     "aiops.commands.backtest",
     "aiops.commands.advise",
 )
