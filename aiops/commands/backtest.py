@@ -5,6 +5,9 @@ Three sources of history:
 * ``aiops backtest DATA --detector NAME --out DIR [--labels windows.json]``: NAB-format CSV files
   (``timestamp,value``); with labels, a report with NAB scores and operator metrics next to the
   null, random and rolling z-score baselines computed in the same run.
+* ``aiops backtest DATA --labels windows.json --cv --out DIR``: leave one category folder out at
+  a time; the NAB threshold (and, with ``--grid``, the detector configuration) is chosen on the
+  other categories and scored on the held-out one, next to the in-sample figure and the baselines.
 * ``aiops backtest DATA --format smd --out DIR``: multi-column SMD/ASD layout for the
   multivariate detector.
 * ``aiops backtest --prometheus URL --query PROMQL --start ... --end ... --out DIR``: a user's own
@@ -29,10 +32,11 @@ import pandas as pd
 from tqdm import tqdm
 
 from aiops import plugins
-from aiops.commands._common import EXIT_OK, fail
+from aiops.commands._common import EXIT_DEGRADED, EXIT_OK, fail
 from aiops.config import parse_duration
 from aiops.evaluation.baselines import NullBaseline, RandomBaseline, RollingZScore
 from aiops.evaluation.corpus import CorpusEvaluation, evaluate_corpus, load_instants
+from aiops.evaluation.cv import CvResult, category_folds, format_cv_table, param_grid
 from aiops.evaluation.metrics import alarm_onsets
 from aiops.evaluation.multicolumn import (
     FeatureZScore,
@@ -42,13 +46,15 @@ from aiops.evaluation.multicolumn import (
     find_machines,
     replay_machines,
 )
-from aiops.evaluation.nab import load_windows, probationary_length
+from aiops.evaluation.nab import PROFILES, load_windows, prepare_corpus, probationary_length
+from aiops.evaluation.nab_cv import nab_cross_validate
 from aiops.evaluation.plots import plot_series
 from aiops.evaluation.replay import (
     Replayed,
     ReplayError,
     SeriesScorer,
     find_series_files,
+    load_corpus,
     load_scorer,
     replay_corpus,
     replay_series,
@@ -57,6 +63,10 @@ from aiops.evaluation.replay import (
 
 DEFAULT_DETECTOR = "ensemble"
 DEFAULT_MULTIVARIATE = "multivariate"
+# Computed in the same run as every labelled univariate report.
+BASELINES: tuple[tuple[str, Callable[[], SeriesScorer]], ...] = (
+    ("null", NullBaseline), ("random", RandomBaseline), ("rolling_zscore", RollingZScore),
+)
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -77,6 +87,15 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--instants", type=Path,
         help="labelled anomaly instants for lead times (default: combined_labels.json next to --labels)",
+    )
+    p.add_argument(
+        "--cv", action="store_true",
+        help="cross-validate: hold out each top-level folder of DATA in turn (NAB categories), choose the "
+        "threshold and any --grid value on the others; needs --labels",
+    )
+    p.add_argument(
+        "--grid", action="append", default=[], metavar="KEY=V1,V2,...",
+        help="with --cv: detector parameter values to choose among inside each training fold; repeatable",
     )
     p.add_argument("--format", choices=["nab", "smd"], default="nab", help="layout of DATA (default: nab)")
     p.add_argument("--step", default=None, help="sampling step: SMD rows (default 1m) or the Prometheus query step (default 1m)")
@@ -102,6 +121,10 @@ def run(args: argparse.Namespace) -> int:
             return fail("give DATA (a CSV file or folder) or --prometheus URL --query PROMQL")
         if args.format == "smd":
             return _run_smd(args, params)
+        if args.cv:
+            return _run_nab_cv(args, params)
+        if args.grid:
+            return fail("--grid chooses values inside cross-validation folds; add --cv")
         return _run_nab(args, params)
     except (ReplayError, plugins.PluginError, ValueError, OSError) as exc:
         return fail(str(exc))
@@ -120,6 +143,26 @@ def _parse_params(items: Sequence[str]) -> dict[str, Any]:
     return params
 
 
+def _parse_grid(items: Sequence[str]) -> dict[str, list[Any]]:
+    grid: dict[str, list[Any]] = {}
+    for item in items:
+        key, sep, text = item.partition("=")
+        if not sep or not key or not text:
+            raise ValueError(f"--grid {item!r} must look like KEY=V1,V2,..., e.g. --grid window_seconds=3600,21600")
+        grid[key] = [_parse_params([f"{key}={v}"])[key] for v in text.split(",")]
+    return grid
+
+
+def _report_failures(failed: Mapping[str, str]) -> int:
+    """List the files that could not be replayed; the exit status says whether any did."""
+    if not failed:
+        return EXIT_OK
+    print(f"{len(failed)} file(s) could not be replayed and are left out of every figure above:", file=sys.stderr)
+    for rel, reason in sorted(failed.items()):
+        print(f"  {rel}: {reason}", file=sys.stderr)
+    return EXIT_DEGRADED
+
+
 # -- NAB-format files --------------------------------------------------------------------------
 def _run_nab(args: argparse.Namespace, params: dict[str, Any]) -> int:
     name = args.detector or DEFAULT_DETECTOR
@@ -129,7 +172,9 @@ def _run_nab(args: argparse.Namespace, params: dict[str, Any]) -> int:
     windows = load_windows(args.labels) if args.labels else None
     instants = _instants(args)  # read before the replay so that a bad file fails fast
     progress = not args.quiet
-    replayed = replay_corpus(files, make, progress=progress, desc=name)
+    failed: dict[str, str] = {}
+    frames = load_corpus(files, failed=failed)
+    replayed = replay_corpus(frames, make, progress=progress, desc=name, failed=failed)
     write_replayed(replayed, args.out)
     if windows is None:
         summary = {"detector": name, "params": params, "threshold": args.threshold, "series": _alarm_summary(replayed, args.threshold)}
@@ -138,7 +183,7 @@ def _run_nab(args: argparse.Namespace, params: dict[str, Any]) -> int:
         _write_summary(args.out, summary)
         _print_alarms(name, summary["series"], args.threshold)
         print(f"scores written under {args.out}; pass --labels to score them")
-        return EXIT_OK
+        return _report_failures(failed)
 
     windows = _labels_for(list(replayed), windows)
     unlabelled = sorted(set(replayed) - set(windows))
@@ -146,16 +191,15 @@ def _run_nab(args: argparse.Namespace, params: dict[str, Any]) -> int:
         print(f"note: {len(unlabelled)} file(s) have no entry in {args.labels} and are not scored, e.g. {unlabelled[0]}", file=sys.stderr)
     scored = {k: v for k, v in replayed.items() if k in windows}
     if not scored:
-        return fail(f"none of the files under {args.data} has an entry in {args.labels}; keys must be paths relative to DATA")
+        _report_failures(failed)
+        return fail(f"none of the replayed files under {args.data} has an entry in {args.labels}; keys must be paths relative to DATA")
     if instants is not None:
         instants = _labels_for(list(scored), instants)
     evaluations = [evaluate_corpus(name, scored, windows, instants)]
-    baselines: list[tuple[str, Callable[[], SeriesScorer]]] = [
-        ("null", NullBaseline), ("random", RandomBaseline), ("rolling_zscore", RollingZScore),
-    ]
-    labelled_files = [(rel, path) for rel, path in files if rel in windows]
-    for base_name, factory in baselines:
-        base = replay_corpus(labelled_files, factory, progress=progress, desc=base_name)
+    # The baselines score exactly the files the detector scored, so that the rows compare.
+    labelled = {rel: frames[rel] for rel in scored}
+    for base_name, factory in BASELINES:
+        base = replay_corpus(labelled, factory, progress=progress, desc=base_name, failed=failed)
         evaluations.append(evaluate_corpus(base_name, base, windows, instants))
     if not args.no_plots:
         _plot_all(scored, args.out, evaluations[0].threshold, windows, progress, nab=True)
@@ -165,6 +209,7 @@ def _run_nab(args: argparse.Namespace, params: dict[str, Any]) -> int:
         "data": str(args.data),
         "labels": str(args.labels),
         "files": len(scored),
+        "failed": dict(sorted(failed.items())),
         "results": [e.to_dict() for e in evaluations],
         "per_file": {
             rel: {profile: r.per_file[rel].raw for profile, r in evaluations[0].nab.items()} for rel in scored
@@ -172,7 +217,7 @@ def _run_nab(args: argparse.Namespace, params: dict[str, Any]) -> int:
     }
     _write_summary(args.out, summary)
     _print_nab_report(evaluations)
-    return EXIT_OK
+    return _report_failures(failed)
 
 
 def _labels_for(paths: Sequence[str], labels: Mapping[str, Any]) -> dict[str, Any]:
@@ -211,6 +256,90 @@ def _print_nab_report(evaluations: Sequence[CorpusEvaluation]) -> None:
             f"{e.events.recall:>7.2f}{_duration(e.events.median_lead_seconds):>9}{e.false_alarms_per_day:>8.2f}"
             f"{_rate(e.points_per_second):>13}"
         )
+
+
+# -- NAB cross-validation -----------------------------------------------------------------------
+def _run_nab_cv(args: argparse.Namespace, params: dict[str, Any]) -> int:
+    if args.labels is None:
+        return fail("--cv scores held-out categories against labels; pass --labels combined_windows.json")
+    name = args.detector or DEFAULT_DETECTOR
+    candidates = param_grid(params, _parse_grid(args.grid))
+    makers = {cand: load_scorer(name, cand_params) for cand, cand_params in candidates.items()}
+    for make in makers.values():
+        make()  # fail on bad parameters before any work
+    windows = load_windows(args.labels)
+    files = [(rel, path) for rel, path in find_series_files(args.data) if rel in _labels_for([rel], windows)]
+    if not files:
+        return fail(f"none of the files under {args.data} has an entry in {args.labels}; keys must be paths relative to DATA")
+    windows = _labels_for([rel for rel, _ in files], windows)
+    progress = not args.quiet
+    failed: dict[str, str] = {}
+    frames = load_corpus(files, failed=failed)
+    methods: list[tuple[str, dict[str, Callable[[], SeriesScorer]]]] = [(name, makers)]
+    methods += [(base_name, {"default": factory}) for base_name, factory in BASELINES]
+    replays: dict[str, dict[str, dict[str, Replayed]]] = {}
+    for method, method_makers in methods:
+        replays[method] = {
+            cand: replay_corpus(frames, make, progress=progress, desc=f"{method} {cand}", failed=failed)
+            for cand, make in method_makers.items()
+        }
+    # Every method and candidate is scored on the same files: those that replayed everywhere.
+    common = sorted(set(frames).intersection(*(set(r) for runs in replays.values() for r in runs.values())))
+    if not common:
+        _report_failures(failed)
+        return fail("no file could be replayed; see the reasons above")
+    folds = category_folds(common)
+    results: list[CvResult] = []
+    points: dict[str, float] = {}
+    for method, runs in replays.items():
+        prepared = {
+            cand: prepare_corpus({rel: _naive(r[rel].frame) for rel in common}, windows) for cand, r in runs.items()
+        }
+        results.append(nab_cross_validate(method, folds, prepared))
+        seconds = sum(r[rel].seconds for r in runs.values() for rel in common)
+        points[method] = sum(len(r[rel].frame) for r in runs.values() for rel in common) / seconds if seconds > 0 else math.inf
+    summary = {
+        "detector": name, "params": params, "grid": {k: v for k, v in _parse_grid(args.grid).items()},
+        "data": str(args.data), "labels": str(args.labels), "files": len(common),
+        "folds": {f.name: list(f.test) for f in folds}, "failed": dict(sorted(failed.items())),
+        "results": [{**r.to_dict(), "points_per_second": points[r.method]} for r in results],
+    }
+    _write_summary(args.out, summary)
+    _print_nab_cv(results, points, len(common), len(folds))
+    return _report_failures(failed)
+
+
+def _naive(frame: pd.DataFrame) -> pd.DataFrame:
+    return frame.assign(timestamp=frame["timestamp"].dt.tz_convert(None))
+
+
+def _print_nab_cv(results: Sequence[CvResult], points: Mapping[str, float], files: int, folds: int) -> None:
+    profiles = list(PROFILES)
+    labels = ["standard", "low_FP", "low_FN"]
+    print(f"NAB, leave one category out ({folds} folds, {files} files). Held-out: each profile's threshold (and any")
+    print("--grid value) chosen on the other categories, scored on the held-out one; in-sample: chosen on all")
+    print("categories, scored on the same folds. Means over folds that have labelled windows.")
+    print(format_cv_table(results, profiles, labels))
+    print()
+    print("Pooled: held-out raw scores of all folds added and normalised over the whole corpus (counts the")
+    print("false alarms of categories without windows); 'corpus' is NAB's own in-sample figure.")
+    head = f"{'method':<16}" + "".join(f"{'CV ' + x:>11}" for x in labels) + "".join(f"{'corpus ' + x:>17}" for x in labels) + f"{'pts/s':>13}"
+    print(head)
+    print("-" * len(head))
+    for r in results:
+        pooled, corpus = r.extra["held_out_pooled"], r.extra["in_sample_corpus"]
+        print(
+            f"{r.method:<16}" + "".join(f"{pooled[p]:>11.1f}" for p in profiles)
+            + "".join(f"{corpus[p]:>17.1f}" for p in profiles) + f"{_rate(points[r.method]):>13}"
+        )
+    main = results[0]
+    print()
+    print(f"{main.method} per held-out fold (chosen on the other folds):")
+    for f in main.folds:
+        thr = f.settings["threshold"]["standard"]
+        ho = "  ".join(f"{f.held_out[p]:6.1f}" if math.isfinite(f.held_out[p]) else f"{'-':>6}" for p in profiles)
+        raw = f" (no windows; raw {f.held_out['standard.raw']:+.2f})" if not math.isfinite(f.held_out["standard"]) else ""
+        print(f"  {f.fold:<24}{f.items:>3} files  {f.candidate:<20} thr {thr:.3f}  {ho}{raw}")
 
 
 # -- SMD / ASD layout --------------------------------------------------------------------------

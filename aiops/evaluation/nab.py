@@ -36,11 +36,14 @@ __all__ = [
     "NabResult",
     "Profile",
     "Window",
+    "PreparedFile",
     "load_windows",
+    "prepare_corpus",
     "probationary_length",
     "scaled_sigmoid",
     "score_all_profiles",
     "score_corpus",
+    "score_prepared",
 ]
 
 Window = tuple[pd.Timestamp, pd.Timestamp]
@@ -132,7 +135,7 @@ def scaled_sigmoid(position: np.ndarray | float) -> np.ndarray:
 
 
 @dataclass(frozen=True)
-class _Rows:
+class PreparedFile:
     """The scored (non-probationary) rows of one file, ready to weight by a profile."""
 
     scores: np.ndarray  # anomaly score per row
@@ -142,7 +145,7 @@ class _Rows:
     labelled: int  # windows in the labels (all of them count towards the perfect score)
 
 
-def _prepare(path: str, frame: pd.DataFrame, windows: Sequence[Window], percent: float) -> _Rows:
+def _prepare(path: str, frame: pd.DataFrame, windows: Sequence[Window], percent: float) -> PreparedFile:
     missing = {"timestamp", "anomaly_score"} - set(frame.columns)
     if missing:
         raise ValueError(f"scores of {path} lack column(s) {', '.join(sorted(missing))}; expected timestamp,anomaly_score")
@@ -185,7 +188,7 @@ def _prepare(path: str, frame: pd.DataFrame, windows: Sequence[Window], percent:
 
     start_row = probationary_length(n, percent)
     kept_windows = window[start_row:]
-    return _Rows(
+    return PreparedFile(
         scores=scores[start_row:],
         unweighted=unweighted[start_row:],
         window=kept_windows,
@@ -194,11 +197,11 @@ def _prepare(path: str, frame: pd.DataFrame, windows: Sequence[Window], percent:
     )
 
 
-def _weights(rows: _Rows, profile: Profile) -> np.ndarray:
+def _weights(rows: PreparedFile, profile: Profile) -> np.ndarray:
     return np.where(rows.window >= 0, rows.unweighted * profile.tp / _MAX_TP, rows.unweighted * profile.fp)
 
 
-def _sweep(prepared: Sequence[_Rows], profile: Profile) -> tuple[np.ndarray, np.ndarray]:
+def _sweep(prepared: Sequence[PreparedFile], profile: Profile) -> tuple[np.ndarray, np.ndarray]:
     """Corpus score for every candidate threshold, highest threshold first (NAB's calcScoreByThreshold)."""
     scores = np.concatenate([r.scores for r in prepared]) if prepared else np.empty(0)
     weights = np.concatenate([_weights(r, profile) for r in prepared]) if prepared else np.empty(0)
@@ -226,7 +229,7 @@ def _sweep(prepared: Sequence[_Rows], profile: Profile) -> tuple[np.ndarray, np.
     return thresholds, np.concatenate([[base], totals[last_of_run]])
 
 
-def _score_file(rows: _Rows, profile: Profile, threshold: float) -> FileScore:
+def _score_file(rows: PreparedFile, profile: Profile, threshold: float) -> FileScore:
     weights = _weights(rows, profile)
     detected = rows.scores >= threshold
     outside = rows.window < 0
@@ -263,11 +266,13 @@ def _normalise_key(path: str) -> str:
     return Path(path).as_posix()
 
 
-def _prepare_corpus(
-    scores: Mapping[str, pd.DataFrame], windows: Mapping[str, Sequence[Window]], percent: float
-) -> dict[str, _Rows]:
+def prepare_corpus(
+    scores: Mapping[str, pd.DataFrame], windows: Mapping[str, Sequence[Window]], percent: float = PROBATION_PERCENT
+) -> dict[str, PreparedFile]:
+    """Each file's scored rows, placed in its windows once, to be scored by any profile, threshold
+    or subset of files (cross-validation scores many subsets of one replay)."""
     labelled = {_normalise_key(k): v for k, v in windows.items()}
-    prepared: dict[str, _Rows] = {}
+    prepared: dict[str, PreparedFile] = {}
     for path, frame in scores.items():
         key = _normalise_key(path)
         if key not in labelled:
@@ -276,7 +281,15 @@ def _prepare_corpus(
     return prepared
 
 
-def _result(prepared: Mapping[str, _Rows], profile: Profile, threshold: float | None) -> NabResult:
+def score_prepared(
+    prepared: Mapping[str, PreparedFile], profile: str | Profile = "standard", threshold: float | None = None
+) -> NabResult:
+    """NAB score of prepared files (see :func:`prepare_corpus`); ``threshold=None`` optimises it over them.
+
+    Over files without any labelled window (``perfect == null``) the normalised score is NaN: a
+    detector can only lose points there, and the raw score says how many.
+    """
+    profile = _resolve_profile(profile)
     rows = list(prepared.values())
     if threshold is None:
         thresholds, totals = _sweep(rows, profile)
@@ -286,7 +299,7 @@ def _result(prepared: Mapping[str, _Rows], profile: Profile, threshold: float | 
     raw = float(sum(f.raw for f in per_file.values()))
     null = -profile.fn * sum(r.windows for r in rows)
     perfect = profile.tp * sum(r.labelled for r in rows)
-    normalized = 100.0 * (raw - null) / (perfect - null) if perfect != null else 0.0
+    normalized = 100.0 * (raw - null) / (perfect - null) if perfect != null else float("nan")
     return NabResult(profile.name, threshold, normalized, raw, null, perfect, per_file)
 
 
@@ -303,7 +316,7 @@ def score_corpus(
     columns (one row per row of the data file). ``threshold=None`` optimises it over the whole
     corpus for this profile, as NAB does; pass a number to score at a fixed threshold.
     """
-    return _result(_prepare_corpus(scores, windows, probation_percent), _resolve_profile(profile), threshold)
+    return score_prepared(prepare_corpus(scores, windows, probation_percent), _resolve_profile(profile), threshold)
 
 
 def score_all_profiles(
@@ -312,5 +325,5 @@ def score_all_profiles(
     probation_percent: float = PROBATION_PERCENT,
 ) -> dict[str, NabResult]:
     """:func:`score_corpus` for each of NAB's three profiles, each with its own optimised threshold."""
-    prepared = _prepare_corpus(scores, windows, probation_percent)
-    return {name: _result(prepared, profile, None) for name, profile in PROFILES.items()}
+    prepared = prepare_corpus(scores, windows, probation_percent)
+    return {name: score_prepared(prepared, profile, None) for name, profile in PROFILES.items()}

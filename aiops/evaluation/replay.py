@@ -3,10 +3,16 @@
 Each series is scored in one causal pass (``score_series``): the score of row ``i`` depends only on
 rows ``<= i``, so the output is what the daemon would have said at each instant. One detector
 configuration serves every file; nothing here reads labels.
+
+Real exports are messy. A file is read the way Prometheus ingests samples: a sample whose
+timestamp is not later than every sample before it (a duplicate, or one that goes backwards) is
+dropped and the first one kept, with one warning per file. A file that cannot be read or scored
+at all is reported and skipped; it never takes the rest of the corpus down with it.
 """
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
@@ -25,6 +31,7 @@ __all__ = [
     "SeriesScorer",
     "epoch_seconds",
     "find_series_files",
+    "load_corpus",
     "load_scorer",
     "read_series_csv",
     "replay_corpus",
@@ -33,6 +40,8 @@ __all__ = [
 ]
 
 OUTPUT_COLUMNS = ("timestamp", "value", "anomaly_score")
+
+log = logging.getLogger(__name__)
 
 
 class ReplayError(Exception):
@@ -87,10 +96,14 @@ def find_series_files(data: Path) -> list[tuple[str, Path]]:
 
 
 def read_series_csv(path: Path) -> pd.DataFrame:
-    """Read a ``timestamp,value`` CSV. Timestamps without a zone are taken as UTC."""
+    """Read a ``timestamp,value`` CSV. Timestamps without a zone are taken as UTC.
+
+    Rows whose timestamp is not later than all earlier rows are dropped (the first sample of a
+    timestamp is kept, as Prometheus keeps it), with one warning for the file.
+    """
     try:
         raw = pd.read_csv(path)
-    except (OSError, pd.errors.ParserError, UnicodeDecodeError) as exc:
+    except (OSError, pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
         raise ReplayError(f"cannot read {path}: {exc}") from exc
     missing = {"timestamp", "value"} - set(raw.columns)
     if missing:
@@ -99,11 +112,29 @@ def read_series_csv(path: Path) -> pd.DataFrame:
     if ts.isna().any():
         row = int(np.flatnonzero(ts.isna().to_numpy())[0])
         raise ReplayError(f"{path}: unreadable timestamp {raw['timestamp'].iloc[row]!r} on data row {row + 1}")
-    if (ts.diff().dropna() < pd.Timedelta(0)).any():
-        raise ReplayError(f"{path}: timestamps go backwards; sort the file by timestamp")
     # A non-numeric value is a gap, like a missing scrape: the detector sees NaN.
     values = pd.to_numeric(raw["value"], errors="coerce").astype(float)
-    return pd.DataFrame({"timestamp": ts, "value": values})
+    frame = pd.DataFrame({"timestamp": ts, "value": values})
+    keep = _in_order(epoch_seconds(ts))
+    if not keep.all():
+        t = epoch_seconds(ts)
+        latest = np.maximum.accumulate(t)
+        repeated = int(np.sum(~keep & (t == np.concatenate([[np.nan], latest[:-1]]))))
+        log.warning(
+            "%s: dropped %d sample(s) whose timestamp was not later than an earlier one (%d repeated, %d going "
+            "backwards, first at data row %d); kept the first sample of each timestamp, as Prometheus does",
+            path, int((~keep).sum()), repeated, int((~keep).sum()) - repeated, int(np.flatnonzero(~keep)[0]) + 1,
+        )
+        frame = frame[keep].reset_index(drop=True)
+    return frame
+
+
+def _in_order(t: np.ndarray) -> np.ndarray:
+    """Rows later than every earlier row (what an append-only store such as Prometheus accepts)."""
+    if t.shape[0] == 0:
+        return np.zeros(0, dtype=bool)
+    before = np.concatenate([[-np.inf], np.maximum.accumulate(t)[:-1]])
+    return t > before
 
 
 def epoch_seconds(timestamps: pd.Series | pd.DatetimeIndex) -> np.ndarray:
@@ -131,21 +162,52 @@ def replay_series(scorer: SeriesScorer, frame: pd.DataFrame, name: str = "series
     return scores[np.cumsum(first) - 1]
 
 
+def load_corpus(
+    files: Iterable[tuple[str, Path]], *, failed: dict[str, str] | None = None
+) -> dict[str, pd.DataFrame]:
+    """Read every file once (warnings about dropped samples come once per file).
+
+    With ``failed`` given, a file that cannot be read is recorded there (relative path ->
+    reason) and the others are still read; without it the first such file raises.
+    """
+    out: dict[str, pd.DataFrame] = {}
+    for rel, path in files:
+        try:
+            out[rel] = read_series_csv(path)
+        except ReplayError as exc:
+            if failed is None:
+                raise
+            failed[rel] = str(exc)
+    return out
+
+
 def replay_corpus(
-    files: Iterable[tuple[str, Path]],
+    files: Iterable[tuple[str, Path]] | Mapping[str, pd.DataFrame],
     make_scorer: Callable[[], SeriesScorer],
     *,
     progress: bool = True,
     desc: str = "replay",
+    failed: dict[str, str] | None = None,
 ) -> dict[str, Replayed]:
-    """Replay every file with a fresh detector of the same configuration."""
-    files = list(files)
+    """Replay every file (``(relative path, path)`` pairs, or frames already loaded by
+    :func:`load_corpus`) with a fresh detector of the same configuration.
+
+    With ``failed`` given, a file that cannot be read or scored is recorded there (relative path
+    -> reason) and the others are still replayed; without it the first such file raises.
+    """
+    items = list(files.items()) if isinstance(files, Mapping) else list(files)
     out: dict[str, Replayed] = {}
-    for rel, path in tqdm(files, desc=desc, unit="file", disable=not progress, leave=False):
-        frame = read_series_csv(path)
-        started = time.perf_counter()
-        scores = replay_series(make_scorer(), frame, rel)
-        elapsed = time.perf_counter() - started
+    for rel, source in tqdm(items, desc=desc, unit="file", disable=not progress, leave=False):
+        try:
+            frame = source if isinstance(source, pd.DataFrame) else read_series_csv(source)
+            started = time.perf_counter()
+            scores = replay_series(make_scorer(), frame, rel)
+            elapsed = time.perf_counter() - started
+        except Exception as exc:  # one bad file (or a detector bug on it) never loses the corpus
+            if failed is None:
+                raise
+            failed[rel] = str(exc) if isinstance(exc, ReplayError) else f"{type(exc).__name__}: {exc}"
+            continue
         out[rel] = Replayed(rel, frame.assign(anomaly_score=scores), elapsed)
     return out
 

@@ -177,3 +177,78 @@ def test_nab_backtest_on_a_subfolder_matches_labels_by_trailing_path(tmp_path: P
     summary = json.loads((out / "summary.json").read_text())
     assert summary["files"] == 2
     assert sorted(summary["per_file"]) == ["a.csv", "b.csv"]
+
+
+def test_cv_holds_out_each_category_and_reports_baselines_from_the_same_run(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    labels = _nab_corpus(tmp_path)
+    out = tmp_path / "cv"
+    argv = ["backtest", str(tmp_path / "data"), "--detector", "spike", "--grid", "window=100,150", "--cv"]
+    code = main([*argv, "--out", str(out), "--labels", str(labels), "--quiet"])
+    assert code == 0
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["folds"] == {"cat": ["cat/a.csv", "cat/b.csv"], "other": ["other/c.csv"]}
+    assert [r["method"] for r in summary["results"]] == ["spike", "null", "random", "rolling_zscore"]
+    spike = summary["results"][0]
+    assert {f["candidate"] for f in spike["folds"]} <= {"window=100", "window=150"}
+    cat = next(f for f in spike["folds"] if f["fold"] == "cat")
+    assert cat["held_out"]["standard"] is not None and "threshold" in cat["settings"]
+    assert spike["held_out_mean"]["standard"] == cat["held_out"]["standard"]  # "other" has no windows
+    report = capsys.readouterr().out
+    assert "held-out (CV mean)" in report and "in-sample" in report and "rolling_zscore" in report
+
+
+def test_grid_without_cv_is_a_usage_error(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    labels = _nab_corpus(tmp_path)
+    code = main(["backtest", str(tmp_path / "data"), "--grid", "window=1,2", "--out", str(tmp_path / "o"), "--labels", str(labels)])
+    assert code == 2 and "--cv" in capsys.readouterr().err
+
+
+def test_messy_files_are_cleaned_and_a_bad_file_does_not_abort_the_corpus(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], caplog: pytest.LogCaptureFixture
+) -> None:
+    labels = _nab_corpus(tmp_path)
+    messy = tmp_path / "data" / "cat" / "a.csv"
+    frame = pd.read_csv(messy)
+    # One sample repeats an earlier timestamp, one goes backwards: Prometheus keeps the first of each.
+    frame = pd.concat([frame.iloc[:100], frame.iloc[[99]].assign(value=1e6), frame.iloc[[50]].assign(value=-1e6), frame.iloc[100:]])
+    frame.to_csv(messy, index=False)
+    (tmp_path / "data" / "cat" / "broken.csv").write_text("timestamp,value\nyesterday-ish,1\n")
+    doc = json.loads(labels.read_text())
+    labels.write_text(json.dumps({**doc, "cat/broken.csv": []}))
+    out = tmp_path / "out"
+    with caplog.at_level("WARNING", logger="aiops.evaluation.replay"):
+        code = main(["backtest", str(tmp_path / "data"), "--detector", "spike", "--out", str(out), "--labels", str(labels), "--quiet", "--no-plots"])
+    assert code == 1  # degraded: some files failed, the rest is scored
+    err = capsys.readouterr().err
+    assert "1 file(s) could not be replayed" in err and "cat/broken.csv" in err and "unreadable timestamp" in err
+    warned = [r for r in caplog.records if "a.csv" in r.getMessage()]
+    assert len(warned) == 1 and "1 repeated, 1 going backwards" in warned[0].getMessage()
+    scored = pd.read_csv(out / "cat" / "a.csv")
+    assert len(scored) == 800 and scored["value"].abs().max() < 1e3  # the dropped samples are gone
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["files"] == 3 and list(summary["failed"]) == ["cat/broken.csv"]
+
+
+@pytest.mark.parametrize(
+    "values",
+    [
+        pytest.param(np.r_[np.full(300, 5.0), np.full(300, np.nan), np.full(300, 5.0)], id="gap-in-constant"),
+        pytest.param(np.full(900, 3.0), id="constant"),
+        pytest.param(np.r_[np.ones(450), 1e300, -1e308, np.ones(448)], id="huge-values"),
+        pytest.param(np.array([1.0, 2.0, 1.0]), id="tiny"),
+        pytest.param(np.array([7.0]), id="one-point"),
+    ],
+)
+def test_default_detector_replays_awkward_series_without_error(tmp_path: Path, values: np.ndarray) -> None:
+    ts = pd.date_range("2024-01-01", periods=values.shape[0], freq="5min")
+    path = tmp_path / "data" / "x.csv"
+    path.parent.mkdir(parents=True)
+    pd.DataFrame({"timestamp": ts.strftime("%Y-%m-%d %H:%M:%S"), "value": values}).to_csv(path, index=False)
+    code = main(["backtest", str(path.parent), "--out", str(tmp_path / "out"), "--quiet", "--no-plots"])
+    assert code == 0
+    scores = pd.read_csv(tmp_path / "out" / "x.csv")["anomaly_score"].to_numpy()
+    assert scores.shape == values.shape and np.all((scores >= 0) & (scores <= 1))
+    if np.nanmin(values) == np.nanmax(values) or values.shape[0] < 10:
+        assert scores.max() == 0.0  # nothing unusual can be said about a flat or tiny series
