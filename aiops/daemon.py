@@ -5,7 +5,6 @@ from __future__ import annotations
 import logging
 import signal
 import threading
-from datetime import datetime
 
 from apscheduler.schedulers.background import BackgroundScheduler
 

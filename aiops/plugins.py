@@ -117,9 +117,10 @@ def load(group: str, name: str) -> type:
             "(`pip install -e .` registers the built-ins)."
         )
     try:
-        return eps[name].load()
+        cls: type = eps[name].load()
     except Exception as exc:  # an import error inside a user's plugin must name the plugin
         raise PluginError(f"plugin {name!r} ({eps[name].value}) failed to load: {exc}") from exc
+    return cls
 
 
 def instantiate(group: str, name: str, params: dict[str, Any] | None = None) -> Any:

@@ -105,10 +105,10 @@ class Policy:
             target, extra = self.target(rule, finding)
             if any(k[1] == target.key and k[0] == rule.action for k in best):
                 continue  # a stronger finding already asked for this action on this target
-            decision = self._decision(rule, finding, target, extra, now)
-            if decision is None:
+            decided = self._decision(rule, finding, target, extra, now)
+            if decided is None:
                 continue
-            best.setdefault((decision.action, decision.target.key), decision)
+            best.setdefault((decided.action, decided.target.key), decided)
         return graded, list(best.values())
 
     def _decision(

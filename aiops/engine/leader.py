@@ -176,7 +176,8 @@ class LeaseElector:
             resp: Any = self.api.read_namespaced_lease(
                 self.name, self.namespace, _preload_content=False, _request_timeout=self.timeout
             )
-            return json.loads(resp.data)  # a raw urllib3 response
+            lease: dict[str, Any] = json.loads(resp.data)  # a raw urllib3 response
+            return lease
         except Exception as exc:
             err = classify(exc, f"get lease {self.namespace}/{self.name}")
             if is_not_found(err):

@@ -183,8 +183,8 @@ class Pipeline:
         with self._stage(report, "collect"):
             frame, errors = self.collector.collect(now)
             report.errors.extend(errors)
-            for e in errors:
-                metrics.STAGE_ERRORS.labels("collect").inc()
+            if errors:
+                metrics.STAGE_ERRORS.labels("collect").inc(len(errors))
             report.series_count, report.points = len(frame), frame.points
         self.health.prometheus_ok = frame is not None and not any(
             e.stage == "collect" and e.temporary for e in report.errors
