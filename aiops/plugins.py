@@ -15,6 +15,7 @@ from functools import cache
 from importlib.metadata import entry_points
 from typing import TYPE_CHECKING, Any, ClassVar
 
+from aiops.errors import PermanentError
 from aiops.model import Decision, Finding, Frame, Notification, Plan
 
 if TYPE_CHECKING:
@@ -25,7 +26,7 @@ REMEDIATIONS = "aiops.remediations"
 NOTIFIERS = "aiops.notifiers"
 
 
-class PluginError(Exception):
+class PluginError(PermanentError):
     """A plugin could not be found or loaded; the message says which and how to fix it."""
 
 

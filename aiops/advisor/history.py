@@ -20,15 +20,12 @@ from aiops.advisor.records import MIB_PER_GIB, GpuTrack, History, HpaTrack, Late
 from aiops.collect.prometheus import PrometheusError, RawSeries
 from aiops.config import AiopsConfig
 from aiops.config.advisor import AdvisorConfig
+from aiops.errors import AiopsError
 from aiops.model import Entity, from_epoch
 
 
-class AdvisorError(Exception):
-    """The advice cannot be computed; the message says why and what to do."""
-
-    def __init__(self, message: str, *, temporary: bool = False) -> None:
-        super().__init__(message)
-        self.temporary = temporary
+class AdvisorError(AiopsError):
+    """The advice cannot be computed; the message says why and what to do (``temporary`` for outages)."""
 
 
 # Runs one query over the window; returns (labels, values on the grid) per series.

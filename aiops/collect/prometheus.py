@@ -23,15 +23,15 @@ from urllib3.util.retry import Retry
 
 from aiops.config import resolve_secret
 from aiops.config.prometheus import PrometheusConfig
+from aiops.errors import AiopsError
 
 
-class PrometheusError(Exception):
+class PrometheusError(AiopsError):
     """A query failed. ``temporary`` errors (timeouts, 5xx, connection refused) are retried next cycle;
     permanent ones (400 bad_data, 422 execution errors, 401/403) need the query or config fixed."""
 
     def __init__(self, message: str, *, temporary: bool, query: str = "") -> None:
-        super().__init__(message)
-        self.temporary = temporary
+        super().__init__(message, temporary=temporary)
         self.query = query
 
 

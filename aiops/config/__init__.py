@@ -26,6 +26,7 @@ from aiops.config.prometheus import PrometheusConfig
 from aiops.config.safety import SafetyConfig
 from aiops.config.server import ServerConfig
 from aiops.config.signals import SignalConfig, SignalOverride
+from aiops.errors import PermanentError
 
 __all__ = [
     "AiopsConfig",
@@ -43,8 +44,10 @@ __all__ = [
 ]
 
 
-class ConfigError(Exception):
+class ConfigError(PermanentError):
     """The config is invalid. ``problems`` holds (key path, reason) pairs."""
+
+    hint = "fix the keys named, then run `aiops check-config FILE`"
 
     def __init__(self, source: str, problems: list[tuple[str, str]]) -> None:
         self.source = source

@@ -24,6 +24,7 @@ import pandas as pd
 from tqdm import tqdm
 
 from aiops import plugins
+from aiops.errors import PermanentError
 
 __all__ = [
     "ReplayError",
@@ -44,7 +45,7 @@ OUTPUT_COLUMNS = ("timestamp", "value", "anomaly_score")
 log = logging.getLogger(__name__)
 
 
-class ReplayError(Exception):
+class ReplayError(PermanentError):
     """Input that cannot be replayed; the message names the file and what to fix."""
 
 

@@ -30,6 +30,7 @@ import yaml
 from pydantic import Field, ValidationError
 
 from aiops.config.base import Duration, StrictModel
+from aiops.errors import PermanentError
 from aiops.evaluation.cluster_replay import ADVISE, Episode, ReplayRun
 
 __all__ = ["Incident", "IncidentsError", "load_incidents", "replay_figures", "write_report"]
@@ -38,7 +39,7 @@ LONG_DECISION = timedelta(hours=6)
 STANDING_AFTER_RESOLVED = timedelta(hours=1)
 
 
-class IncidentsError(ValueError):
+class IncidentsError(PermanentError, ValueError):
     """The incidents file cannot be used; the message names the entry and the field."""
 
 

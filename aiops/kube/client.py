@@ -7,9 +7,10 @@ from kubernetes import config as k8s_config
 from kubernetes.config.config_exception import ConfigException
 
 from aiops.config.kube import KubernetesConfig
+from aiops.errors import PermanentError
 
 
-class KubeConfigError(Exception):
+class KubeConfigError(PermanentError):
     """The cluster credentials cannot be loaded; the message says what to fix."""
 
 

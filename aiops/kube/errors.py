@@ -9,12 +9,14 @@ from dataclasses import dataclass
 import urllib3.exceptions
 from kubernetes.client.exceptions import ApiException
 
+from aiops.errors import AiopsError
+
 # 409 on an optimistic-concurrency write means "someone else wrote first": read again and retry.
 TEMPORARY_STATUSES = frozenset({408, 409, 429, 500, 502, 503, 504})
 
 
 @dataclass
-class KubeApiError(Exception):
+class KubeApiError(AiopsError):
     """A failed Kubernetes API call. ``temporary`` says whether a later retry may succeed."""
 
     operation: str
@@ -23,10 +25,13 @@ class KubeApiError(Exception):
     message: str
     temporary: bool
 
+    @property  # type: ignore[override]  # derived from the status, never set
+    def hint(self) -> str:
+        return "will retry later" if self.temporary else _permanent_hint(self.status)
+
     def __str__(self) -> str:
         code = f"HTTP {self.status} {self.reason}" if self.status else self.reason
-        hint = "will retry later" if self.temporary else _permanent_hint(self.status)
-        return f"{self.operation}: {code}: {self.message} ({hint})"
+        return f"{self.operation}: {code}: {self.message} ({self.hint})"
 
 
 def _permanent_hint(status: int | None) -> str:

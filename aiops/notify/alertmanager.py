@@ -21,6 +21,7 @@ from pydantic import HttpUrl, SecretStr, model_validator
 
 from aiops.config.base import Duration, Secret, StrictModel
 from aiops.config.notify import NotifyConfig
+from aiops.errors import AiopsError
 from aiops.model import Entity, Finding, Notification, Severity
 from aiops.notify.formatting import (
     action_line,
@@ -39,12 +40,11 @@ SOURCE_VALUE = "aiops"
 INBOUND_DETECTOR = "alertmanager"
 
 
-class AlertmanagerError(Exception):
+class AlertmanagerError(AiopsError):
     """Alertmanager could not be asked. ``temporary`` tells a retry from a configuration problem."""
 
     def __init__(self, message: str, *, temporary: bool) -> None:
-        super().__init__(message)
-        self.temporary = temporary
+        super().__init__(message, temporary=temporary)
 
 
 def alertname(signal: str) -> str:

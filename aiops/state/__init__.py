@@ -16,8 +16,10 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from aiops.errors import PermanentError
 
-class StateError(Exception):
+
+class StateError(PermanentError):
     """The state database cannot be used; the message says why and what to do."""
 
 
