@@ -1,0 +1,90 @@
+"""The replay fixture carries the exporters' real semantics (no Prometheus needed)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from aiops.testing.cluster_history import E2E_BUCKETS, ITL_BUCKETS, TTFT_BUCKETS, HistorySpec, generate
+
+
+@pytest.fixture(scope="module")
+def hist():
+    return generate(HistorySpec(hours=12, filler_pods=10))
+
+
+def _series(hist, name, **labels):
+    return [s for s in hist.gauges + hist.counters if s.name == name and all(s.labels.get(k) == v for k, v in labels.items())]
+
+
+def _hours(hist, name):
+    inc = next(i for i in hist.incidents if i["name"].startswith(name))
+    return (inc["failure_at"] - hist.spec.start).total_seconds() / 3600
+
+
+def test_xid_is_sticky_and_other_gpu_fields_vanish_off_the_bus(hist) -> None:
+    xid_h = _hours(hist, "XID 79")
+    h = (hist.t - hist.t[0]) / 3600
+    (xid,) = [s for s in _series(hist, "DCGM_FI_DEV_XID_ERRORS", Hostname="gpu-node-2", gpu="1") if "pod" not in s.labels]
+    after = h >= xid_h
+    # Present and 79 from the event to the end, through the outage and after the repair.
+    assert np.all(xid.values[after] == 79)
+    utils = _series(hist, "DCGM_FI_DEV_GPU_UTIL", Hostname="gpu-node-2", gpu="1")
+    gone = (h >= xid_h) & (h < xid_h + 0.5)
+    assert all(np.isnan(s.values[gone]).all() for s in utils)
+    assert any(np.isfinite(s.values[h > xid_h + 1]).any() for s in utils)  # back after the reboot
+
+
+def test_dcgm_labels_change_when_a_pod_attaches(hist) -> None:
+    utils = _series(hist, "DCGM_FI_DEV_GPU_UTIL", Hostname="gpu-node-1", gpu="2")
+    with_pod = [s for s in utils if "pod" in s.labels]
+    without = [s for s in utils if "pod" not in s.labels]
+    assert len(with_pod) == 1 and len(without) == 1
+    first_pod = np.flatnonzero(np.isfinite(with_pod[0].values))[0]
+    last_bare = np.flatnonzero(np.isfinite(without[0].values))[-1]
+    assert last_bare < first_pod  # one label set ends where the other begins
+
+
+def test_vllm_series_absent_while_restarting_and_counters_start_again(hist) -> None:
+    xid_h = _hours(hist, "XID 79")
+    h = (hist.t - hist.t[0]) / 3600
+    ttft = [x for x in hist.histograms if x.name == "vllm:time_to_first_token_seconds"
+            and x.labels["model_name"] == "llama-3-8b"]
+    assert len(ttft) == 3  # two replicas and the replacement under a new pod name
+    crashed = next(x for x in ttft if np.isnan(x.sums[h >= xid_h]).all() and np.isfinite(x.sums[h < xid_h]).all())
+    assert crashed is not None
+    replacement = next(x for x in ttft if np.isnan(x.sums[0]))
+    first = np.flatnonzero(np.isfinite(replacement.sums))[0]
+    assert replacement.counts[-1, first] < 2000  # a fresh process counts from zero
+    for x in ttft:  # cumulative buckets never decrease in le and match vLLM's boundaries
+        assert x.buckets == TTFT_BUCKETS
+        ok = np.isfinite(x.sums)
+        assert np.all(np.diff(x.counts[:, ok], axis=0) >= 0)
+    assert {x.buckets for x in hist.histograms} == {TTFT_BUCKETS, ITL_BUCKETS, E2E_BUCKETS}
+
+
+def test_owners_batch_bare_and_rolled_pods(hist) -> None:
+    kinds = {s.labels["pod"]: s.labels["created_by_kind"] for s in _series(hist, "kube_pod_info")}
+    assert any(p.startswith("nightly-report-") and k == "Job" for p, k in kinds.items())
+    assert kinds["notebook-alice"] == "<none>"
+    web = {p for p in kinds if p.startswith("web-")}
+    assert len({p.rsplit("-", 2)[1] for p in web}) == 2  # two ReplicaSets: the rollout renamed the pods
+    owners = {s.labels["pod"]: s.labels["owner_kind"] for s in _series(hist, "kube_pod_owner")}
+    assert owners["notebook-alice"] == "<none>"
+
+
+def test_diurnal_traffic_follows_local_time(hist) -> None:
+    # 20:00 local at the start; the trough is at 04:00 local (8 h later).
+    spec = HistorySpec(hours=24, filler_pods=0, cpu_nodes=2)
+    b = generate(spec)
+    qwen = next(s for s in b.counters if s.name == "vllm:prompt_tokens_total" and s.labels["model_name"] == "qwen2-7b")
+    rate = np.diff(qwen.values)
+    h = (b.t[1:] - b.t[0]) / 3600
+    assert abs(h[np.argmin(rate)] - 8) < 1.0 and abs(h[np.argmax(rate)] - 20) < 1.0
+
+
+def test_incidents_and_decoys_are_named(hist) -> None:
+    names = [i["name"] for i in hist.incidents]
+    assert len(names) == 5 and all(i["expected_action"] for i in hist.incidents)
+    assert any(d.startswith("pod/batch/nightly-report-") for d in hist.decoys)
+    assert "pod/research/notebook-alice" in hist.decoys
