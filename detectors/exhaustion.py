@@ -125,6 +125,8 @@ class ExhaustionForecast(UnivariateDetector):
         for pname, value in (("horizon_seconds", horizon_seconds), ("window_seconds", window_seconds)):
             if not value > 0:
                 raise ValueError(f"{pname} must be positive, got {value!r}")
+        if not 0 < max_lead_seconds <= 366 * 86400.0:
+            raise ValueError(f"max_lead_seconds must be in (0, one year], got {max_lead_seconds!r}")
         if not 0 < jump_fraction <= 1:
             raise ValueError(f"jump_fraction must be in (0, 1], got {jump_fraction!r}")
         self.horizon_seconds = float(horizon_seconds)
@@ -294,6 +296,10 @@ class ExhaustionForecast(UnivariateDetector):
             out[a:b] = np.where(reached > 0, 1.0 / (reached + 2.0), 1.0)
         return out
 
+    def _clamp(self, seconds: float) -> float:
+        """A lead time within [0, max_lead_seconds]; NaN or infinity (no crossing in sight) is the maximum."""
+        return float(np.clip(seconds, 0.0, self.max_lead_seconds)) if math.isfinite(seconds) else self.max_lead_seconds
+
     # ------------------------------------------------------------------ daemon contract
     def applies_to(self, frame: Frame, signal: str) -> bool:
         info = frame.signals.get(signal)
@@ -379,14 +385,13 @@ class ExhaustionForecast(UnivariateDetector):
             # Warming up after a reset, or not growing: nothing to forecast.
             return self.finding(frame, series, score, f"{series.signal} is not growing ({value:.3g}{unit})", facts)
         headroom = capacity - level
-        lead = max(0.0, headroom / slope)
         fast = slope + Z_INTERVAL * s_sigma
         slow = slope - Z_INTERVAL * s_sigma
-        earliest = max(0.0, (headroom - Z_INTERVAL * noise) / fast)
-        latest = (
-            min(self.max_lead_seconds, (headroom + Z_INTERVAL * noise) / slow) if slow > 0 else self.max_lead_seconds
-        )
-        latest = max(latest, lead)
+        # Every time is clamped to [now, now + max_lead]: a near-flat slope puts the crossing
+        # centuries away, past what a datetime can hold, and that must not crash the detector.
+        lead = self._clamp(headroom / slope)
+        earliest = min(self._clamp((headroom - Z_INTERVAL * noise) / fast), lead)
+        latest = max(self._clamp((headroom + Z_INTERVAL * noise) / slow) if slow > 0 else self.max_lead_seconds, lead)
         start = int(np.flatnonzero(tr.segment == tr.segment[i])[0])
         facts |= {
             "slope_per_hour": slope * 3600.0,
