@@ -8,6 +8,7 @@ a detector scores a series in one vectorised pass instead of a Python loop per p
 
 from __future__ import annotations
 
+import logging
 import math
 from collections.abc import Sequence
 from typing import Any
@@ -18,6 +19,9 @@ from scipy.special import ndtr
 
 from aiops.model import Evidence, Finding, Frame, Series, from_epoch
 from aiops.plugins import Detector
+from detectors._isolation import isolated
+
+log = logging.getLogger(__name__)
 
 # MAD -> standard deviation of a normal distribution.
 MAD_TO_SIGMA = 1.4826
@@ -310,11 +314,19 @@ class UnivariateDetector(Detector):
                 continue
             # No fresh value: say nothing rather than re-raise a stale opinion.
             fresh = [s for s in grouped.get(signal, ()) if len(s) and not np.isnan(s.values[-1])]
-            for series in self.screen(frame, signal, fresh):
-                finding = self.explain(frame, series)
+            for series in self._screened(frame, signal, fresh):
+                finding = isolated(self.name, series, self.explain, frame, series)
                 if finding is not None and finding.score >= self.report_floor:
                     findings.append(finding)
         return findings
+
+    def _screened(self, frame: Frame, signal: str, series: list[Series]) -> list[Series]:
+        """:meth:`screen`, or every series (each then isolated) when the vectorised screen raises."""
+        try:
+            return self.screen(frame, signal, series)
+        except Exception:  # one series can break a batch: fall back to scoring each on its own
+            log.exception("detector %r: screening %s failed; scoring each of its %d series on its own", self.name, signal, len(series))
+            return series
 
     def finding(
         self,

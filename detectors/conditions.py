@@ -17,6 +17,7 @@ import numpy as np
 
 from aiops.model import Evidence, Finding, Frame, Series, from_epoch
 from aiops.plugins import Detector
+from detectors._isolation import isolated
 
 
 @dataclass(frozen=True)
@@ -64,12 +65,12 @@ class ConditionDetector(Detector):
         out: list[Finding] = []
         for signal in self.signals:
             if signal in self.objectives:
-                out += [f for s in frame.of(signal) if (f := self._objective(frame, s)) is not None]
+                out += [f for s in frame.of(signal) if (f := isolated(self.name, s, self._objective, frame, s)) is not None]
             cond = CONDITIONS.get(signal)
             if cond is None:
                 continue
             for s in frame.of(signal):
-                f = self._check(frame, s, cond, self.min_seconds[signal])
+                f = isolated(self.name, s, self._check, frame, s, cond, self.min_seconds[signal])
                 if f is not None and f.score >= self.report_floor:
                     out.append(f)
         return out

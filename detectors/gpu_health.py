@@ -27,6 +27,7 @@ import numpy as np
 
 from aiops.model import Evidence, Finding, Frame, Series, from_epoch
 from aiops.plugins import Detector
+from detectors._isolation import isolated
 
 __all__ = ["XID_ACTIONS", "GpuHealth", "XidAction"]
 
@@ -103,10 +104,10 @@ class GpuHealth(Detector):
             if check is None or signal in frame.missing_signals:
                 continue
             for series in frame.of(signal):
-                valid = ~np.isnan(series.values)
+                valid = np.isfinite(series.values)  # Inf is as unusable as a gap (an XID code is finite)
                 if not valid.any():
                     continue  # no data is not health: say nothing, policy sees the missing signal
-                finding = check(frame, series, series.timestamps[valid], series.values[valid])
+                finding = isolated(self.name, series, check, frame, series, series.timestamps[valid], series.values[valid])
                 if finding is not None and finding.score >= self.report_floor:
                     findings.append(finding)
         return findings

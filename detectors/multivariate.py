@@ -55,6 +55,7 @@ from sklearn.decomposition import PCA
 
 from aiops.model import Entity, Evidence, Finding, Frame, from_epoch
 from aiops.plugins import Detector
+from detectors._isolation import isolated
 
 __all__ = ["EntityAnomaly", "SubspaceModel", "TailCalibration"]
 
@@ -381,7 +382,9 @@ class EntityAnomaly(Detector):
     def detect(self, frame: Frame) -> list[Finding]:
         findings: list[Finding] = []
         for (kind, features), tables in self._pools(frame).items():
-            findings.extend(self._score_pool(frame, kind, features, tables))
+            # A pool is fitted as a whole; should its fit fail, only that pool is skipped.
+            pool = f"{kind} pool of {len(tables)} ({', '.join(features)})"
+            findings.extend(isolated(self.name, pool, self._score_pool, frame, kind, features, tables) or ())
         return findings
 
     def _pools(self, frame: Frame) -> dict[tuple[str, tuple[str, ...]], dict[Entity, pd.DataFrame]]:
@@ -393,7 +396,8 @@ class EntityAnomaly(Detector):
             if series.signal not in wanted or len(series) == 0:
                 continue
             grid = np.round(series.timestamps / step) * step
-            values = pd.Series(series.values, index=grid).groupby(level=0).max()
+            finite = np.where(np.isfinite(series.values), series.values, np.nan)  # Inf is a gap, not a value
+            values = pd.Series(finite, index=grid).groupby(level=0).max()
             columns = by_entity.setdefault(series.entity, {})
             # Several series of one signal (containers, mountpoints): the worst one speaks for the entity.
             columns[series.signal] = values if series.signal not in columns else pd.concat([columns[series.signal], values]).groupby(level=0).max()
@@ -419,18 +423,24 @@ class EntityAnomaly(Detector):
         if sum(int((~np.all(np.isnan(s), axis=1)).sum()) for s in segments) < self.min_reference:
             return []  # too little history to say what normal is: no opinion rather than a guess
         model = self._fit(segments, frame.step_seconds)
-        findings = []
-        for entity, table in tables.items():
-            # The longest window's rows: the rolling means end at the newest row.
-            rows = table.to_numpy(dtype=float)[-max(windows) :]
-            if rows.shape[0] == 0 or np.all(np.isnan(rows[-1])):
-                continue
-            smoothed = model.smooth(model.raw(rows))[:, -1:]
-            score = float(model.calibrate(smoothed)[0])
-            if score < self.report_floor:
-                continue
-            findings.append(self._finding(frame, entity, features, table, model, rows[-1], score, smoothed))
-        return findings
+        found = (
+            isolated(self.name, entity, self._score_entity, frame, entity, features, table, model, max(windows))
+            for entity, table in tables.items()
+        )
+        return [f for f in found if f is not None]
+
+    def _score_entity(
+        self, frame: Frame, entity: Entity, features: tuple[str, ...], table: pd.DataFrame, model: SubspaceModel, longest: int
+    ) -> Finding | None:
+        # The longest window's rows: the rolling means end at the newest row.
+        rows = table.to_numpy(dtype=float)[-longest:]
+        if rows.shape[0] == 0 or np.all(np.isnan(rows[-1])):
+            return None
+        smoothed = model.smooth(model.raw(rows))[:, -1:]
+        score = float(model.calibrate(smoothed)[0])
+        if score < self.report_floor:
+            return None
+        return self._finding(frame, entity, features, table, model, rows[-1], score, smoothed)
 
     def _finding(
         self,

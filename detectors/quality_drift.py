@@ -34,6 +34,7 @@ import pandas as pd
 from scipy.special import ndtri
 
 from aiops.model import Entity, Evidence, Finding, Frame, Series, from_epoch
+from detectors._isolation import isolated
 from detectors._univariate import (
     IQR_TO_SIGMA,
     HistoryBuffer,
@@ -282,35 +283,34 @@ class QualityDrift(UnivariateDetector):
         for s in frame.of(signal):
             if "le" in s.labels:
                 buckets.setdefault(s.entity, []).append(s)
-        out = []
-        for entity, series in buckets.items():
-            ref, cur = self._bucket_counts(series)
-            if ref is None or cur is None:
-                continue
-            psi_value, ks = psi(ref, cur), ks_distance(ref, cur)
-            score = float(
-                AT_THRESHOLD * min(1.0, psi_value / PSI_SIGNIFICANT) ** 2
-                + (1 - AT_THRESHOLD) * min(1.0, max(0.0, psi_value / PSI_SIGNIFICANT - 1))
-            )
-            last = max(float(s.timestamps[-1]) for s in series if len(s))
-            out.append(
-                Finding(
-                    detector=self.name,
-                    signal=signal,
-                    entity=entity,
-                    score=score,
-                    observed_at=from_epoch(last),
-                    evidence=Evidence(
-                        summary=(
-                            f"{signal} distribution shifted: PSI {psi_value:.3f}, KS {ks:.3f} "
-                            f"(last {fmt_duration(self.recent_seconds)} vs the {fmt_duration(self.reference_seconds)} before)"
-                        ),
-                        recent=recent_values(series[0]),
-                        facts={"psi": psi_value, "ks": ks, "buckets": len(series), "psi_significant": PSI_SIGNIFICANT},
-                    ),
-                )
-            )
-        return out
+        found = (isolated(self.name, entity, self._entity_histogram_drift, signal, entity, series) for entity, series in buckets.items())
+        return [f for f in found if f is not None]
+
+    def _entity_histogram_drift(self, signal: str, entity: Entity, series: list[Series]) -> Finding | None:
+        ref, cur = self._bucket_counts(series)
+        if ref is None or cur is None:
+            return None
+        psi_value, ks = psi(ref, cur), ks_distance(ref, cur)
+        score = float(
+            AT_THRESHOLD * min(1.0, psi_value / PSI_SIGNIFICANT) ** 2
+            + (1 - AT_THRESHOLD) * min(1.0, max(0.0, psi_value / PSI_SIGNIFICANT - 1))
+        )
+        last = max(float(s.timestamps[-1]) for s in series if len(s))
+        return Finding(
+            detector=self.name,
+            signal=signal,
+            entity=entity,
+            score=score,
+            observed_at=from_epoch(last),
+            evidence=Evidence(
+                summary=(
+                    f"{signal} distribution shifted: PSI {psi_value:.3f}, KS {ks:.3f} "
+                    f"(last {fmt_duration(self.recent_seconds)} vs the {fmt_duration(self.reference_seconds)} before)"
+                ),
+                recent=recent_values(series[0]),
+                facts={"psi": psi_value, "ks": ks, "buckets": len(series), "psi_significant": PSI_SIGNIFICANT},
+            ),
+        )
 
     def _bucket_counts(self, series: list[Series]) -> tuple[np.ndarray | None, np.ndarray | None]:
         """Per-bucket (non-cumulative) observation counts in the reference and the recent window."""

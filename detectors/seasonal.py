@@ -45,6 +45,7 @@ import numpy as np
 import pandas as pd
 
 from aiops.model import Finding, Frame, Series, from_epoch
+from detectors._isolation import isolated
 from detectors._seasonal_state import (
     MEAN_ABS_TO_SIGMA,
     Params,
@@ -357,7 +358,9 @@ class SeasonalBaseline(UnivariateDetector):
             for series, key in self._advance(fresh, direction):
                 table = self._where[key]
                 if table.score(key) >= self.report_floor:
-                    findings.append(self._finding(frame, series, table.point(key)))
+                    finding = isolated(self.name, series, self._finding, frame, series, table.point(key))
+                    if finding is not None:
+                        findings.append(finding)
         return findings
 
     def _forget_except(self, signal: str, live: set[object]) -> None:
@@ -372,13 +375,18 @@ class SeasonalBaseline(UnivariateDetector):
         batches: dict[int, tuple[StateTable, list[object], list[np.ndarray], list[np.ndarray]]] = {}
         seeds: list[tuple[StateTable, object, np.ndarray, np.ndarray]] = []
         out = []
+        series_of = {key: s for s, key in keyed}
+        failed: set[object] = set()
         for s, key in keyed:
             table = self._where.get(key)
             if table is not None and table.direction != direction:
                 self._where.pop(key).forget(key)
                 table = None
             if table is None:
-                t, y = check_series(s.timestamps, s.values)
+                checked = isolated(self.name, s, check_series, s.timestamps, s.values)
+                if checked is None:
+                    continue
+                t, y = checked
                 if self._still_constant(key, y):
                     continue
                 seeds.append((self._table(typical_step(t), direction), key, t, y))
@@ -393,14 +401,28 @@ class SeasonalBaseline(UnivariateDetector):
                     batch[3].append(s.values[cut:])
             out.append((s, key))
         for table, keys, times, values in batches.values():
-            table.advance(keys, times, values)
+            try:
+                table.advance(keys, times, values)
+            except Exception:  # noqa: BLE001 - bad input fails the batch before any row changes
+                # One series' points broke the batch: advance each on its own, so only it is skipped
+                # (its state is dropped and re-seeded from its history next cycle).
+                for key, ts, ys in zip(keys, times, values):
+                    if isolated(self.name, series_of[key], _advanced, table, key, ts, ys) is None:
+                        self._where.pop(key).forget(key)
+                        failed.add(key)
         for table in {id(tb): tb for tb, *_ in seeds}.values():
             table.reserve(sum(1 for tb, *_ in seeds if tb is table))
         for table, key, t, y in seeds:
             # A series new to the daemon: one trace of the frame's history seeds its state.
-            table.seed(key, t, y, self.trace(t, y, direction))
-            self._where[key] = table
-        return out
+            if isolated(self.name, series_of[key], self._seed, table, key, t, y, direction) is None:
+                table.forget(key)
+                failed.add(key)
+        return [(s, key) for s, key in out if key not in failed]
+
+    def _seed(self, table: StateTable, key: object, t: np.ndarray, y: np.ndarray, direction: Direction) -> bool:
+        table.seed(key, t, y, self.trace(t, y, direction))
+        self._where[key] = table
+        return True
 
     def _still_constant(self, key: object, y: np.ndarray) -> bool:
         """Whether the series has held one value all along (the restart count of a healthy pod).
@@ -454,3 +476,9 @@ class SeasonalBaseline(UnivariateDetector):
             "since": from_epoch(p.t).isoformat(),
         }
         return self.finding(frame, series, p.score, what, facts)
+
+
+def _advanced(table: StateTable, key: object, times: np.ndarray, values: np.ndarray) -> bool:
+    """Advance one series' state alone (True when done: ``isolated`` reports failure as None)."""
+    table.advance([key], [times], [values])
+    return True
