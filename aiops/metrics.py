@@ -112,6 +112,13 @@ BUDGET_REMAINING = Gauge(
 CIRCUIT_BREAKER_OPEN = Gauge(
     "aiops_circuit_breaker_open", "1 while the circuit breaker stops acting after repeated not-healed actions.", registry=REGISTRY
 )
+INBOUND_REFUSED = Counter(
+    "aiops_inbound_alerts_refused",
+    "Inbound Alertmanager alerts refused because Prometheus does not fire them (reason: not_firing_in_prometheus) "
+    "or could not be asked (prometheus_unavailable); counted once per alert and verdict.",
+    ["reason"],
+    registry=REGISTRY,
+)
 
 
 def initialise(*, actions: Iterable[str], detectors: Iterable[str], channels: Iterable[str],
@@ -144,3 +151,5 @@ def initialise(*, actions: Iterable[str], detectors: Iterable[str], channels: It
     for channel in channels:
         for result in ("delivered", "failed", "retry", "unknown", "rerouted"):
             NOTIFICATIONS.labels(channel=channel, result=result)
+    for reason in ("not_firing_in_prometheus", "prometheus_unavailable"):
+        INBOUND_REFUSED.labels(reason)

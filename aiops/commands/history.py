@@ -15,7 +15,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("history", help="list recent cycles, findings, decisions, actions and notifications")
     add_config_arg(p)
     p.add_argument("--state", help="state database (default: state.path from the config)")
-    p.add_argument("--kind", choices=["finding", "decision", "action", "notification"], help="only this kind of event")
+    p.add_argument("--kind", choices=["finding", "decision", "action", "notification", "inbound_refused"], help="only this kind of event")
     p.add_argument("--entity", help="only events whose entity contains this text (e.g. pod/ml/llama-0)")
     p.add_argument("--cycle", help="only events of this cycle id")
     p.add_argument("--limit", type=int, default=50)

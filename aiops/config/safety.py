@@ -46,6 +46,10 @@ class SafetyConfig(StrictModel):
     max_predicted_actions_per_hour: int = Field(default=2, ge=0)
     max_predicted_actions_per_day: int = Field(default=8, ge=0)
     max_predicted_cordoned_fraction: float = Field(default=0.05, ge=0.0, le=1.0)
+    # Actions triggered by an inbound Alertmanager alert (verified against Prometheus) draw from
+    # these smaller budgets as well: whoever can post to Alertmanager can ask for at most this much.
+    max_inbound_actions_per_hour: int = Field(default=1, ge=0)
+    max_inbound_actions_per_day: int = Field(default=4, ge=0)
     # Blast radius: pods of one workload deleted or evicted within ``workload_window``.
     max_pods_per_workload: int = Field(default=2, ge=0)
     workload_window: Duration = timedelta(hours=1)
@@ -75,4 +79,6 @@ class SafetyConfig(StrictModel):
             raise ValueError("max_actions_per_hour must not exceed max_actions_per_day")
         if self.max_predicted_actions_per_hour > self.max_predicted_actions_per_day:
             raise ValueError("max_predicted_actions_per_hour must not exceed max_predicted_actions_per_day")
+        if self.max_inbound_actions_per_hour > self.max_inbound_actions_per_day:
+            raise ValueError("max_inbound_actions_per_hour must not exceed max_inbound_actions_per_day")
         return self

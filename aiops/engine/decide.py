@@ -21,8 +21,9 @@ from fnmatch import fnmatchcase
 from aiops.config.policy import LadderConfig, PolicyConfig, PolicyRule
 from aiops.engine.ladder import ACT, NOTIFY, PREPARE, LadderState
 from aiops.engine.predictions import FALSE_POSITIVE, ClosedPrediction, PredictionLedger
-from aiops.kube.plan import BASIS, CONFIRMED, PREDICTED, RESOLVE_TARGET, RESTORE
+from aiops.kube.plan import BASIS, CONFIRMED, INBOUND, PREDICTED, RESOLVE_TARGET, RESTORE
 from aiops.model import Decision, Entity, Evidence, Finding, Mode, Severity
+from aiops.notify.alertmanager import INBOUND_DETECTOR
 
 # Attributes that name the node an entity runs on, in order of preference.
 NODE_ATTRIBUTES = ("node", "Hostname", "instance", "kubernetes_node")
@@ -60,6 +61,10 @@ class Policy:
     def matches(self, rule: PolicyRule, finding: Finding) -> bool:
         if finding.cause is not None:
             return False  # explained by another finding; that one carries the action
+        if finding.detector == INBOUND_DETECTOR and (rule.detector != INBOUND_DETECTOR or not finding.confirmed):
+            # Alerts from outside act only through rules written for them, and only once Prometheus
+            # vouched for them (aiops.notify.verify): a "*" rule never matches a posted alert.
+            return False
         if not (
             fnmatchcase(finding.detector, rule.detector)
             and fnmatchcase(finding.signal, rule.signal)
@@ -114,7 +119,7 @@ class Policy:
     def _decision(
         self, rule: PolicyRule, finding: Finding, target: Entity, extra: dict[str, str], now: datetime | None
     ) -> Decision | None:
-        basis = CONFIRMED if finding.confirmed else PREDICTED
+        basis = INBOUND if finding.detector == INBOUND_DETECTOR else CONFIRMED if finding.confirmed else PREDICTED
         action, params = rule.action, {**rule.params, **extra, BASIS: basis}
         reason = _reason(rule, finding)
         if rule.ladder is not None and self.ladder is not None and now is not None:

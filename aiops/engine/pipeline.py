@@ -129,25 +129,29 @@ class Pipeline:
     def from_config(cls, config: AiopsConfig, store: Store | None = None) -> Pipeline:
         from aiops.notify.alertmanager import silence_checker
         from aiops.notify.inbound import AlertInbox
+        from aiops.notify.verify import AlertVerifier
 
         store = store or Store(config.state.path)
         _initialise_metrics(config)
+        collector = Collector(config)
+        audit = AuditLog(store, config.state.audit_retention)
         ledger = PredictionLedger(store)
         # A silenced target is not remediated: the writer asks Alertmanager, when one is configured.
         actor = Actor.from_config(config, store, is_silenced=silence_checker(config.notify))
         return cls(
             config,
-            collector=Collector(config),
+            collector=collector,
             detectors=build_detectors(config),
             policy=Policy(config.policy, config.safety.mode, ladder=LadderState(store), ledger=ledger),
             ledger=ledger,
             actor=actor,
             # Only the leader talks to people; followers keep detecting.
             notifier=NotifyStage.from_config(config, store, is_leader=lambda: actor.is_leader),
-            audit=AuditLog(store, config.state.audit_retention),
+            audit=audit,
             store=store,
-            # Alerts received on the Alertmanager webhook become confirmed findings of the next cycle.
-            extra_findings=[AlertInbox(store)],
+            # Alerts received on the Alertmanager webhook become findings of the next cycle, confirmed
+            # (and so actionable) only when Prometheus really fires them.
+            extra_findings=[AlertInbox(store, verifier=AlertVerifier(collector.client.query), audit=audit)],
         )
 
     # -- the cycle --------------------------------------------------------------------------

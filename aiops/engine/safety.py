@@ -38,7 +38,7 @@ from tenacity import (
 from aiops import metrics
 from aiops.config.safety import KillSwitchConfig, SafetyConfig
 from aiops.kube.errors import KubeApiError
-from aiops.kube.plan import BASIS, CONFIRMED, PREDICTED, RESTORE, StagedPlan, waiting_of
+from aiops.kube.plan import BASIS, CONFIRMED, INBOUND, PREDICTED, RESTORE, StagedPlan, waiting_of
 from aiops.kube.read import (
     LEDGER_ACTION,
     LEDGER_AT,
@@ -158,8 +158,10 @@ class KillSwitch:
 
 # --------------------------------------------------------------------------------------------
 def basis_of(decision: Decision) -> str:
-    """Policy marks decisions taken on a prediction: they draw from the prediction budgets too."""
-    return PREDICTED if decision.params.get(BASIS) == PREDICTED else CONFIRMED
+    """Policy marks decisions taken on a prediction or on an inbound alert: they draw from their own
+    smaller budgets too."""
+    basis = decision.params.get(BASIS)
+    return basis if basis in (PREDICTED, INBOUND) else CONFIRMED
 
 
 # Persistent books: budgets, cooldowns, disruptions, breaker, in-flight actions
@@ -439,8 +441,11 @@ class GuardedWriter:
         day = c.max_actions_per_day - count(now - timedelta(days=1), self.dry_run)
         p_hour = c.max_predicted_actions_per_hour - count(now - timedelta(hours=1), self.dry_run, PREDICTED)
         p_day = c.max_predicted_actions_per_day - count(now - timedelta(days=1), self.dry_run, PREDICTED)
+        i_hour = c.max_inbound_actions_per_hour - count(now - timedelta(hours=1), self.dry_run, INBOUND)
+        i_day = c.max_inbound_actions_per_day - count(now - timedelta(days=1), self.dry_run, INBOUND)
         remaining = {"hour": max(0, hour), "day": max(0, day),
-                     "predicted_hour": max(0, p_hour), "predicted_day": max(0, p_day)}
+                     "predicted_hour": max(0, p_hour), "predicted_day": max(0, p_day),
+                     "inbound_hour": max(0, i_hour), "inbound_day": max(0, i_day)}
         for window, n in remaining.items():
             metrics.BUDGET_REMAINING.labels(window).set(n)
         return remaining
@@ -522,6 +527,11 @@ class GuardedWriter:
             windows += [
                 ("predicted_hour", "hourly prediction", c.max_predicted_actions_per_hour, timedelta(hours=1), PREDICTED),
                 ("predicted_day", "daily prediction", c.max_predicted_actions_per_day, timedelta(days=1), PREDICTED),
+            ]
+        if basis == INBOUND:
+            windows += [
+                ("inbound_hour", "hourly inbound-alert", c.max_inbound_actions_per_hour, timedelta(hours=1), INBOUND),
+                ("inbound_day", "daily inbound-alert", c.max_inbound_actions_per_day, timedelta(days=1), INBOUND),
             ]
         for window, label, limit, span, only in windows:
             if remaining[window] <= 0:

@@ -17,8 +17,8 @@ RESTARTED_AT = "kubectl.kubernetes.io/restartedAt"
 RESTORE = "restore"
 # Decision params set by policy and read by the act stage and the guarded writer.
 RESOLVE_TARGET = "resolve_target"  # "node" or "owner": the act stage finds it in the cluster state
-BASIS = "basis"  # PREDICTED or CONFIRMED: actions on predictions have their own budgets
-PREDICTED, CONFIRMED = "predicted", "confirmed"
+BASIS = "basis"  # PREDICTED, CONFIRMED or INBOUND: predictions and inbound alerts have their own budgets
+PREDICTED, CONFIRMED, INBOUND = "predicted", "confirmed", "inbound"
 
 
 @dataclass(frozen=True)

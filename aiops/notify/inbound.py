@@ -1,10 +1,16 @@
 """Alertmanager in: alerts received on the webhook, kept in the Store, offered to detect as findings.
 
-Users map their existing alert rules to remediations through policy: an alert becomes a confirmed
-finding with ``detector="alertmanager"``, ``signal=<alertname>`` and an entity taken from the
-``namespace``/``pod``/``node`` labels, so a rule such as
-``{detector: alertmanager, signal: KubePodCrashLooping, action: restart_pod, require_confirmed: true}``
-acts on it. A resolved alert drops out; so does a firing one Alertmanager has not repeated for
+Users map their existing alert rules to remediations through policy: an alert becomes a finding
+with ``detector="alertmanager"``, ``signal=<alertname>`` and an entity taken from the
+``namespace``/``pod``/``node`` labels. Only rules that name ``detector: alertmanager`` explicitly
+act on it (a ``"*"`` never matches inbound alerts), for example
+``{detector: alertmanager, signal: KubePodCrashLooping, action: restart_pod, require_confirmed: true}``.
+
+Alertmanager's API takes alerts from anyone, so each alert is checked against Prometheus every
+cycle (:mod:`aiops.notify.verify`): only one that Prometheus really fires becomes a *confirmed*
+finding, built from Prometheus's labels. A refused alert becomes no finding; the refusal is written
+to the audit log once (when the verdict changes) and counted in ``aiops_inbound_alerts_refused``.
+A resolved alert drops out; so does a firing one Alertmanager has not repeated for
 ``stale_after`` (Alertmanager re-sends firing groups every repeat_interval, 4h by default).
 """
 
@@ -12,15 +18,21 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from aiops import metrics
 from aiops.model import Entity, Evidence, Finding
 from aiops.notify.alertmanager import INBOUND_DETECTOR, SOURCE_LABEL, SOURCE_VALUE
+from aiops.notify.verify import AlertVerifier, Verdict
 from aiops.state import Store
+from aiops.state.audit import AuditLog
+
+log = logging.getLogger(__name__)
 
 _SCHEMA = """CREATE TABLE IF NOT EXISTS notify_inbox (
     fingerprint TEXT PRIMARY KEY,
@@ -30,7 +42,8 @@ _SCHEMA = """CREATE TABLE IF NOT EXISTS notify_inbox (
     starts_at REAL,
     ends_at REAL,
     generator_url TEXT NOT NULL DEFAULT '',
-    received_at REAL NOT NULL
+    received_at REAL NOT NULL,
+    verdict TEXT NOT NULL DEFAULT ''
 )"""
 
 _SCORE = {"critical": 1.0, "page": 1.0, "error": 0.9, "warning": 0.8, "info": 0.5, "none": 0.5}
@@ -88,10 +101,26 @@ def entity_from_labels(labels: Mapping[str, str]) -> Entity:
 
 
 class AlertInbox:
-    def __init__(self, store: Store, *, stale_after: timedelta = timedelta(hours=6)) -> None:
+    """The received alerts. ``verifier`` checks them against Prometheus; without one (tests, tools
+    that only read the inbox) findings are never *confirmed*, so no inbound rule can act on them."""
+
+    def __init__(
+        self,
+        store: Store,
+        *,
+        stale_after: timedelta = timedelta(hours=6),
+        verifier: AlertVerifier | None = None,
+        audit: AuditLog | None = None,
+    ) -> None:
         self.store = store
         self.stale_after = stale_after
+        self.verifier = verifier
+        self.audit = audit
         store.ensure_schema(_SCHEMA)
+        columns = {r["name"] for r in store.query("PRAGMA table_info(notify_inbox)")}
+        if "verdict" not in columns:  # a state file from before inbound verification
+            with store.transaction() as conn:
+                conn.execute("ALTER TABLE notify_inbox ADD COLUMN verdict TEXT NOT NULL DEFAULT ''")
 
     def add(self, alerts: Sequence[InboundAlert | Mapping[str, Any]], now: datetime | None = None) -> int:
         """Store alerts durably in one transaction; returns how many were kept (our own are skipped)."""
@@ -122,13 +151,20 @@ class AlertInbox:
             "ORDER BY fingerprint",
             (t - self.stale_after.total_seconds(), t),
         )
+        received = [json.loads(row["labels"]) for row in rows]
+        verdicts = self.verifier.check(received, now) if self.verifier is not None else [None] * len(rows)
         out = []
-        for row in rows:
-            labels: dict[str, str] = json.loads(row["labels"])
+        for row, labels, verdict in zip(rows, received, verdicts, strict=True):
+            if verdict is not None:
+                self._remember(row, labels, verdict, now)
+                if not verdict.verified:
+                    continue
+                labels = {**dict(verdict.labels), "alertname": labels.get("alertname", "")}
             annotations: dict[str, str] = json.loads(row["annotations"])
             name = labels.get("alertname", "alert")
             summary = annotations.get("summary") or annotations.get("description") or annotations.get("message") or name
-            facts: dict[str, Any] = {"fingerprint": row["fingerprint"], "labels": labels}
+            facts: dict[str, Any] = {"fingerprint": row["fingerprint"], "labels": labels,
+                                     "verified": verdict is not None}
             if labels.get("severity"):
                 facts["alert_severity"] = labels["severity"]
             if row["starts_at"]:
@@ -144,7 +180,28 @@ class AlertInbox:
                     score=_SCORE.get(labels.get("severity", "").lower(), 0.8),
                     observed_at=now,
                     evidence=Evidence(summary=summary, facts=facts),
-                    confirmed=True,
+                    # Confirmed only when Prometheus vouched for it: inbound rules act on nothing else.
+                    confirmed=verdict is not None,
                 )
             )
         return out
+
+    def _remember(self, row: Any, labels: dict[str, str], verdict: Verdict, now: datetime) -> None:
+        """Keep the verdict; a change to *refused* is logged, counted and audited once."""
+        state = "verified" if verdict.verified else verdict.reason
+        if row["verdict"] == state:
+            return
+        with self.store.transaction() as conn:
+            conn.execute("UPDATE notify_inbox SET verdict = ? WHERE fingerprint = ?", (state, row["fingerprint"]))
+        if verdict.verified:
+            return
+        metrics.INBOUND_REFUSED.labels(verdict.reason).inc()
+        name = labels.get("alertname", "alert")
+        log.warning("refused an inbound alert: %s", verdict.detail,
+                    extra={"alertname": name, "fingerprint": row["fingerprint"], "reason": verdict.reason})
+        if self.audit is not None:
+            self.audit.note(
+                "inbound_refused", ref=row["fingerprint"], entity=entity_from_labels(labels).key,
+                status=verdict.reason, summary=f"refused inbound alert {name}: {verdict.detail}",
+                detail={"labels": labels}, at=now,
+            )

@@ -113,6 +113,17 @@ class AuditLog:
             conn.execute("DELETE FROM audit_events WHERE at < ?", (cutoff,))
             conn.execute("DELETE FROM audit_cycles WHERE started_at < ?", (cutoff,))
 
+    def note(
+        self, kind: str, *, ref: str, entity: str, status: str, summary: str, detail: Any, at: datetime,
+        cycle_id: str = "",
+    ) -> None:
+        """One event outside a cycle's report (e.g. an inbound alert refused while checking it)."""
+        with self.store.transaction() as conn:
+            conn.execute(
+                "INSERT INTO audit_events (cycle_id, at, kind, ref, entity, status, summary, detail) VALUES (?,?,?,?,?,?,?,?)",
+                (cycle_id, at.timestamp(), kind, ref, entity, status, summary, to_json(detail)),
+            )
+
     def cycles(self, limit: int = 20) -> list[dict[str, Any]]:
         rows = self.store.query("SELECT * FROM audit_cycles ORDER BY started_at DESC LIMIT ?", (limit,))
         return [dict(r) for r in rows]

@@ -284,8 +284,10 @@ class PrometheusServer(ManagedServer):
         extra_args: Sequence[str] = (),
         scrape_configs: Sequence[dict[str, object]] = (),
         startup_timeout: float = 60.0,
+        evaluation_interval: str = "15s",
     ) -> None:
         super().__init__(data_dir, port=port, extra_args=extra_args, startup_timeout=startup_timeout)
+        self.evaluation_interval = evaluation_interval
         self.openmetrics: tuple[Path, ...] = (
             (Path(openmetrics),) if isinstance(openmetrics, (str, os.PathLike)) else tuple(map(Path, openmetrics))
         )
@@ -306,7 +308,7 @@ class PrometheusServer(ManagedServer):
 
     def _prepare(self) -> None:
         config = {
-            "global": {"scrape_interval": "15s", "evaluation_interval": "15s"},
+            "global": {"scrape_interval": "15s", "evaluation_interval": self.evaluation_interval},
             "rule_files": [str(p) for p in self.rule_files],
             "scrape_configs": self.scrape_configs,
         }

@@ -13,11 +13,12 @@ import pytest
 from aiops.config import parse_config
 from aiops.daemon import webhook_for
 from aiops.engine.pipeline import Pipeline
+from aiops.metrics import REGISTRY
 from aiops.testing.prometheus import PrometheusServer
 from tests.foundation.test_collect import ONLY_MEMORY
 
 
-def test_alertmanager_webhook_alert_becomes_a_confirmed_finding_and_an_action(
+def test_alertmanager_webhook_alert_that_prometheus_does_not_fire_is_refused_and_audited(
     prometheus: PrometheusServer, history_end: datetime, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("AIOPS_WEBHOOK_TOKEN", "hook-secret-123")
@@ -54,10 +55,15 @@ def test_alertmanager_webhook_alert_becomes_a_confirmed_finding_and_an_action(
         report = pipeline.run_cycle(history_end)
     finally:
         pipeline.close()
-    am = [f for f in report.findings if f.detector == "alertmanager"]
-    assert len(am) == 1 and am[0].confirmed and am[0].entity.key == "pod/ml/steady-0"
-    decision = next(d for d in report.decisions if d.rule == "crashloop-from-am")
-    assert decision.action == "restart_pod" and decision.target.key == "pod/ml/steady-0"
+    # Prometheus (this one evaluates no alerting rule) has no firing ALERTS series for it: refused.
+    assert [f for f in report.findings if f.detector == "alertmanager"] == []
+    assert not [d for d in report.decisions if d.rule == "crashloop-from-am"]
+    [event] = pipeline.audit.events(kind="inbound_refused")
+    assert event["ref"] == "abc123" and event["status"] == "not_firing_in_prometheus"
+    assert "KubePodCrashLooping" in event["summary"]
+    assert REGISTRY.get_sample_value("aiops_inbound_alerts_refused_total", {"reason": "not_firing_in_prometheus"}) >= 1
+    # The accepted path, with Prometheus evaluating the rule, runs through a real Alertmanager in
+    # tests/reliability/test_inbound_forgery.py.
 
 
 def test_weekly_digest_goes_out_once_through_its_route(

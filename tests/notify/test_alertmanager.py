@@ -10,10 +10,12 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
 import requests
 from pydantic import SecretStr
 
+from aiops.collect.prometheus import RawSeries
 from aiops.config.policy import PolicyConfig, PolicyRule
 from aiops.engine.decide import Policy
 from aiops.model import Entity, Mode, Severity
@@ -24,6 +26,7 @@ from aiops.notify.alertmanager import (
     silence_labels,
 )
 from aiops.notify.inbound import AlertInbox
+from aiops.notify.verify import AlertVerifier
 from aiops.notify.stage import build_notifications
 from aiops.notify.webhook import handle_alertmanager
 from aiops.plugins import DeliveryStatus
@@ -143,17 +146,26 @@ def test_alertmanager_webhook_delivers_alerts_that_policy_can_act_on(rig: tuple[
     def crash_findings() -> list[Any]:
         return [f for f in hook.inbox.findings(datetime.now(UTC)) if f.signal == "KubePodCrashLooping"]
 
-    [f] = wait_for(crash_findings)
+    [unchecked] = wait_for(crash_findings)
     assert all(status == 200 for status, _ in hook.calls)
+    wait_for(lambda: any(labels.get("pod") == "echo-0" for labels in hook.delivered_labels))
+    assert not [x for x in hook.inbox.findings(datetime.now(UTC)) if x.entity.name == "echo-0"]
+    rule = PolicyRule(name="crashloop-from-am", detector="alertmanager", signal="KubePodCrashLooping", entity_kind="pod",
+                      require_confirmed=True, action="restart_pod")
+    policy = Policy(PolicyConfig(rules=[rule]), Mode.SUGGEST)
+    # Nobody checked it against Prometheus: not confirmed, and no rule acts on it.
+    assert not unchecked.confirmed and policy.decide([unchecked])[1] == []
+
+    # Prometheus fires it (its ALERTS series, without Alertmanager's extra labels): confirmed.
+    firing = RawSeries({"__name__": "ALERTS", "alertname": "KubePodCrashLooping", "alertstate": "firing",
+                        "namespace": "ml", "pod": "crashy-0", "container": "server", "severity": "critical"},
+                       np.array([0.0]), np.array([1.0]))
+    checked = AlertInbox(hook.inbox.store, verifier=AlertVerifier(lambda query, at: [firing]))
+    [f] = [x for x in checked.findings(datetime.now(UTC)) if x.signal == "KubePodCrashLooping"]
     assert f.detector == "alertmanager" and f.confirmed and f.score == 1.0
     assert (f.entity.kind, f.entity.namespace, f.entity.name, f.entity.attr("container")) == ("pod", "ml", "crashy-0", "server")
     assert f.evidence.summary == "Pod ml/crashy-0 is crash looping."
-    wait_for(lambda: any(labels.get("pod") == "echo-0" for labels in hook.delivered_labels))
-    assert not [x for x in hook.inbox.findings(datetime.now(UTC)) if x.entity.name == "echo-0"]
-
-    rule = PolicyRule(name="crashloop-from-am", detector="alertmanager", signal="KubePodCrashLooping", entity_kind="pod",
-                      require_confirmed=True, action="restart_pod")
-    _, decisions = Policy(PolicyConfig(rules=[rule]), Mode.SUGGEST).decide([f])
+    _, decisions = policy.decide([f])
     assert [(d.action, d.target.name) for d in decisions] == [("restart_pod", "crashy-0")]
 
     ended = {**crash, "endsAt": datetime.now(UTC).isoformat()}
@@ -297,7 +309,7 @@ def test_real_webhook_reaches_the_daemon_server_next_to_metrics(tmp_path: Path, 
             alert = {"labels": {"alertname": "KubeNodeNotReady", "node": "gpu-node-4", "severity": "critical"}}
             requests.post(f"{am.url}/api/v2/alerts", json=[alert], timeout=5).raise_for_status()
             [f] = wait_for(lambda: inbox.findings(datetime.now(UTC)))
-        assert (f.signal, f.entity.kind, f.entity.name, f.confirmed) == ("KubeNodeNotReady", "node", "gpu-node-4", True)
+        assert (f.signal, f.entity.kind, f.entity.name, f.confirmed) == ("KubeNodeNotReady", "node", "gpu-node-4", False)
         assert requests.post(base + WEBHOOK_PATH, data=payload(), timeout=5).status_code == 401
         assert requests.get(base + "/metrics", timeout=5).status_code == 200
     finally:

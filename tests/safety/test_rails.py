@@ -376,7 +376,25 @@ def test_actions_on_predictions_have_their_own_smaller_budget(server: KubeApiSer
                       now=NOW + timedelta(minutes=2))[0]
     assert third.status is ActionStatus.APPLIED
     remaining = actor.writer.remaining_budget(NOW + timedelta(minutes=2))
-    assert remaining == {"hour": 3, "day": 18, "predicted_hour": 0, "predicted_day": 3}
+    assert remaining == {"hour": 3, "day": 18, "predicted_hour": 0, "predicted_day": 3,
+                         "inbound_hour": 1, "inbound_day": 4}
+
+
+def test_actions_on_inbound_alerts_have_their_own_small_budget(server: KubeApiServer, tmp_path: Path) -> None:
+    """Whoever can post to Alertmanager can ask for at most max_inbound_actions_per_hour actions."""
+    names = seed_workload(server, "web", ["gpu-1", "gpu-2", "gpu-3", "gpu-4"])
+    cfg = make_config(server, tmp_path, max_actions_per_hour=5, max_pods_per_workload=10)
+    actor, _ = make_actor(cfg)
+    assert (cfg.safety.max_inbound_actions_per_hour, cfg.safety.max_inbound_actions_per_day) == (1, 4)
+    first = actor.act([decision("restart_pod", pod(names[0]), basis="inbound")], findings=[], degraded=False, now=NOW)[0]
+    assert first.status is ActionStatus.APPLIED
+    second = actor.act([decision("restart_pod", pod(names[1]), basis="inbound")], findings=[], degraded=False,
+                       now=NOW + timedelta(minutes=1))[0]
+    assert second.rail == "budget" and "hourly inbound-alert budget of 1" in second.detail
+    # The daemon's own confirmed findings still have the overall budget.
+    third = actor.act([decision("restart_pod", pod(names[2]), basis="confirmed")], findings=[], degraded=False,
+                      now=NOW + timedelta(minutes=2))[0]
+    assert third.status is ActionStatus.APPLIED
 
 
 def test_prediction_books_count_separately(tmp_path: Path) -> None:

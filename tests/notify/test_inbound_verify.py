@@ -1,0 +1,108 @@
+"""Inbound alerts act only through rules written for them, and only when Prometheus fires them."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from aiops.collect.prometheus import PrometheusError, RawSeries
+from aiops.config.policy import PolicyConfig, PolicyRule
+from aiops.engine.decide import Policy
+from aiops.metrics import REGISTRY
+from aiops.model import Entity, Evidence, Finding, Mode
+from aiops.notify.inbound import AlertInbox
+from aiops.notify.verify import NOT_FIRING, UNVERIFIABLE, AlertVerifier, alerts_query
+from aiops.state import Store
+from aiops.state.audit import AuditLog
+
+NOW = datetime(2026, 12, 1, 12, 0, tzinfo=UTC)
+
+
+def inbound(signal: str, entity: Entity, confirmed: bool = True) -> Finding:
+    return Finding("alertmanager", signal, entity, 1.0, NOW, Evidence("posted"), confirmed=confirmed)
+
+
+@pytest.mark.parametrize(
+    ("signal", "entity"),
+    [("pod_crashlooping", Entity("pod", "victim-0", "ml")), ("node_ready", Entity("node", "gpu-node-1"))],
+)
+def test_default_rules_never_act_on_inbound_alerts(signal: str, entity: Entity) -> None:
+    """An alert named like one of our signals used to match the restart/evacuate defaults."""
+    policy = Policy(PolicyConfig(), Mode.AUTO)
+    assert policy.decide([inbound(signal, entity)])[1] == []
+    # The daemon's own detector finding of the same kind still matches.
+    own = Finding("rules", signal, entity, 1.0, NOW, Evidence("seen"), confirmed=True)
+    assert [d.rule for d in policy.decide([own])[1]] in (["pod-crashloop"], ["node-not-ready"])
+
+
+def test_only_rules_naming_alertmanager_act_and_only_on_verified_alerts() -> None:
+    wildcard = PolicyRule(name="any", detector="*", signal="KubePodCrashLooping", action="restart_pod")
+    glob = PolicyRule(name="glob", detector="alert*", signal="KubePodCrashLooping", action="restart_pod")
+    explicit = PolicyRule(name="am", detector="alertmanager", signal="KubePodCrashLooping", action="restart_pod")
+    target = Entity("pod", "crashy-0", "ml")
+    assert Policy(PolicyConfig(rules=[wildcard, glob]), Mode.AUTO).decide([inbound("KubePodCrashLooping", target)])[1] == []
+    policy = Policy(PolicyConfig(rules=[explicit]), Mode.AUTO)
+    assert policy.decide([inbound("KubePodCrashLooping", target, confirmed=False)])[1] == []
+    [d] = policy.decide([inbound("KubePodCrashLooping", target)])[1]
+    assert (d.rule, d.params["basis"]) == ("am", "inbound")  # drawn from the inbound budget
+
+
+def series(**labels: str) -> RawSeries:
+    return RawSeries({"__name__": "ALERTS", "alertstate": "firing", **labels}, np.array([0.0]), np.array([1.0]))
+
+
+class FakePrometheus:
+    def __init__(self, firing: Sequence[RawSeries] = (), down: bool = False) -> None:
+        self.firing, self.down, self.queries = list(firing), down, []
+
+    def __call__(self, query: str, at: datetime) -> list[RawSeries]:
+        self.queries.append(query)
+        if self.down:
+            raise PrometheusError("cannot connect to Prometheus", temporary=True, query=query)
+        return [s for s in self.firing if f'alertname="{s.labels["alertname"]}"' in query]
+
+
+def test_verifier_matches_prometheus_labels_as_a_subset_and_refuses_the_rest() -> None:
+    prom = FakePrometheus([series(alertname="KubePodCrashLooping", namespace="ml", pod="real-0")])
+    verdicts = AlertVerifier(prom).check([
+        # Alertmanager adds external labels (cluster): still the same alert.
+        {"alertname": "KubePodCrashLooping", "namespace": "ml", "pod": "real-0", "cluster": "eu-1"},
+        {"alertname": "KubePodCrashLooping", "namespace": "ml", "pod": "victim-0"},
+        {"alertname": "KubeNodeNotReady", "node": "gpu-node-1"},
+        {"namespace": "ml"},
+    ], NOW)
+    assert [v.verified for v in verdicts] == [True, False, False, False]
+    assert dict(verdicts[0].labels) == {"alertname": "KubePodCrashLooping", "namespace": "ml", "pod": "real-0"}
+    assert [v.reason for v in verdicts[1:]] == [NOT_FIRING] * 3
+    assert "other label set" in verdicts[1].detail and "no firing ALERTS" in verdicts[2].detail
+    assert len(prom.queries) == 2  # one query per alert name
+
+    down = AlertVerifier(FakePrometheus(down=True)).check([{"alertname": "X"}], NOW)
+    assert not down[0].verified and down[0].reason == UNVERIFIABLE and down[0].temporary
+    assert alerts_query('a"b\\') == 'ALERTS{alertname="a\\"b\\\\",alertstate="firing"}'
+
+
+def test_refused_alert_is_audited_and_counted_once_and_a_real_one_keeps_prometheus_labels(tmp_path: Path) -> None:
+    store = Store(tmp_path / "s.sqlite")
+    audit = AuditLog(store)
+    prom = FakePrometheus([series(alertname="KubeQuotaAlmostFull", namespace="ml")])
+    inbox = AlertInbox(store, verifier=AlertVerifier(prom), audit=audit)
+    before = REGISTRY.get_sample_value("aiops_inbound_alerts_refused_total", {"reason": NOT_FIRING}) or 0
+    inbox.add([
+        {"status": "firing", "labels": {"alertname": "KubePodCrashLooping", "namespace": "ml", "pod": "victim-0"},
+         "fingerprint": "forged"},
+        # A real namespace alert with a forged pod label added on the way: the target stays the namespace.
+        {"status": "firing", "labels": {"alertname": "KubeQuotaAlmostFull", "namespace": "ml", "pod": "victim-1"},
+         "fingerprint": "real"},
+    ], now=NOW)
+    for _ in range(3):  # three cycles: one audit row and one count for the forged alert
+        [f] = inbox.findings(NOW)
+    assert f.confirmed and f.entity == Entity("namespace", "ml", "", (("namespace", "ml"),))
+    [event] = audit.events(kind="inbound_refused")
+    assert (event["ref"], event["status"], event["entity"]) == ("forged", NOT_FIRING, "pod/ml/victim-0")
+    after = REGISTRY.get_sample_value("aiops_inbound_alerts_refused_total", {"reason": NOT_FIRING})
+    assert after == before + 1
