@@ -58,11 +58,11 @@ DEFAULT_SIGNALS: dict[str, SignalConfig] = {
         description="a container is in CrashLoopBackOff",
     ),
     "pod_info": _pod(
-        query="max by (namespace, pod, node) (kube_pod_info)",
-        attribute_labels=["node"],
+        query="max by (namespace, pod, node, created_by_kind) (kube_pod_info)",
+        attribute_labels=["node", "created_by_kind"],
         unit="bool",
         bad_direction="both",
-        description="topology: which node each pod runs on (for root-cause correlation)",
+        description="topology and owner: which node each pod runs on, and what created it (Job, ReplicaSet, <none>)",
     ),
     # --- nodes -------------------------------------------------------------------------
     "node_ready": SignalConfig(
@@ -72,6 +72,14 @@ DEFAULT_SIGNALS: dict[str, SignalConfig] = {
         unit="bool",
         bad_direction="down",
         description="node Ready condition (1 = ready)",
+    ),
+    "node_unschedulable": SignalConfig(
+        query="max by (node) (kube_node_spec_unschedulable)",
+        entity="node",
+        entity_labels={"name": "node"},
+        unit="bool",
+        bad_direction="up",
+        description="node cordoned (1): an evacuation is under way or done, by aiops or a person",
     ),
     "node_memory_usage_ratio": SignalConfig(
         query="1 - max by (instance) (node_memory_MemAvailable_bytes) / max by (instance) (node_memory_MemTotal_bytes)",

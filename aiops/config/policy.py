@@ -171,6 +171,10 @@ class PolicyConfig(StrictModel):
     rules: list[PolicyRule] = Field(default_factory=default_rules)
     # Findings below this severity are recorded but not sent to people.
     notify_min_severity: Severity = Severity.WARNING
+    # Pods whose owner (kube_pod_info created_by_kind) is one of these are never restarted or
+    # evicted by a pod action: a Job's pod would lose its batch work, a bare pod ("<none>") would
+    # not come back. Policy advises instead.
+    never_disrupt_owners: list[str] = Field(default_factory=lambda: ["Job", "<none>"])
 
     @model_validator(mode="after")
     def _unique(self) -> PolicyConfig:

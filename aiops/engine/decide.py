@@ -19,6 +19,7 @@ from datetime import datetime, timedelta
 from fnmatch import fnmatchcase
 
 from aiops.config.policy import LadderConfig, PolicyConfig, PolicyRule
+from aiops.engine.facts import NO_OWNER, ClusterFacts
 from aiops.engine.ladder import ACT, NOTIFY, PREPARE, LadderState
 from aiops.engine.predictions import FALSE_POSITIVE, ClosedPrediction, PredictionLedger
 from aiops.kube.plan import BASIS, CONFIRMED, INBOUND, PREDICTED, RESOLVE_TARGET, RESTORE
@@ -28,6 +29,8 @@ from aiops.notify.alertmanager import INBOUND_DETECTOR
 # Attributes that name the node an entity runs on, in order of preference.
 NODE_ATTRIBUTES = ("node", "Hostname", "instance", "kubernetes_node")
 ADVISE = "advise"
+# Actions that delete or evict the pod they target.
+POD_DISRUPTING = frozenset({"restart_pod"})
 
 
 class Policy:
@@ -96,8 +99,14 @@ class Policy:
         return entity, {}
 
     def decide(
-        self, findings: Sequence[Finding], *, now: datetime | None = None, closed: Sequence[ClosedPrediction] = ()
+        self,
+        findings: Sequence[Finding],
+        *,
+        now: datetime | None = None,
+        closed: Sequence[ClosedPrediction] = (),
+        facts: ClusterFacts | None = None,
     ) -> tuple[list[Finding], list[Decision]]:
+        facts = facts or ClusterFacts()
         graded = [self.grade(f) for f in findings]
         now = now or (max((f.observed_at for f in graded), default=None))
         best: dict[tuple[str, str], Decision] = {}
@@ -113,6 +122,7 @@ class Policy:
             decided = self._decision(rule, finding, target, extra, now)
             if decided is None:
                 continue
+            decided = self._owner_guard(decided, facts)
             best.setdefault((decided.action, decided.target.key), decided)
         return graded, list(best.values())
 
@@ -143,6 +153,24 @@ class Policy:
                 )
         return Decision(
             action=action, target=target, mode=mode, reason=reason, finding=finding, rule=rule.name, params=params
+        )
+
+    def _owner_guard(self, decision: Decision, facts: ClusterFacts) -> Decision:
+        """A pod whose owner would not replace it (a Job's pod, a bare pod) is never disrupted by
+        default: a restart kills the batch work, or the pod for good. People get advice instead."""
+        if decision.action not in POD_DISRUPTING or decision.target.kind != "pod":
+            return decision
+        kind = facts.owner_kind(decision.target)
+        if kind is None or kind not in self.config.never_disrupt_owners:
+            return decision
+        owner = "no controller (a bare pod: nothing would recreate it)" if kind == NO_OWNER else (
+            f"a {kind} (a restart would kill the batch work)")
+        return replace(
+            decision,
+            action=ADVISE,
+            reason=f"{decision.reason}. Not {decision.action}: {decision.target.key} is owned by {owner}; "
+                   "advice for its owner instead",
+            params={**decision.params, "why": f"owned by {owner}", "instead_of": decision.action},
         )
 
     def _climb(

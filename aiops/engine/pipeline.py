@@ -21,6 +21,7 @@ from aiops.config import AiopsConfig
 from aiops.engine.act import Actor
 from aiops.engine.correlate import correlate
 from aiops.engine.decide import Policy
+from aiops.engine.facts import ClusterFacts
 from aiops.engine.ladder import LadderState
 from aiops.engine.predictions import PredictionLedger
 from aiops.model import CycleReport, Finding, Frame, Notification, Severity, StageError, new_id, utcnow
@@ -202,7 +203,8 @@ class Pipeline:
             # Predictions are checked before deciding: a false one rolls its preparation back now.
             # Not on a degraded cycle: missing data must not expire predictions as false positives.
             closed = self.ledger.observe(findings, now) if self.ledger is not None and not report.degraded else []
-            graded, decisions = self.policy.decide(findings, now=now, closed=closed)
+            facts = ClusterFacts.from_frame(frame) if frame is not None else None
+            graded, decisions = self.policy.decide(findings, now=now, closed=closed, facts=facts)
             report.findings, report.decisions = graded, decisions
 
         with self._stage(report, "act"):

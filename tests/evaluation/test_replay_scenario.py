@@ -51,3 +51,11 @@ def test_replay_is_clean_and_sees_every_incident(replay) -> None:
     assert f["median_series"] > 100
     for row in f["incidents"]:
         assert row["first_warning_at"] is not None, row["name"]
+
+
+def test_b_batch_and_bare_pods_are_advised_not_restarted(replay) -> None:
+    hist, data = replay
+    assert not _decisions(data, "restart_pod", "pod/batch/*")
+    assert not _decisions(data, "restart_pod", "pod/research/notebook-alice")
+    # Advice instead: the notebook's memory is worth telling its owner about.
+    assert _decisions(data, "advise", "pod/research/notebook-alice")

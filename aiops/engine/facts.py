@@ -1,0 +1,76 @@
+"""Cluster facts that policy needs beyond findings, read from the cycle's frame.
+
+Who owns a pod decides whether a restart is safe (a Job's pod loses its batch work, a bare pod is
+never replaced); whether a node is already cordoned and drained decides whether it needs an
+evacuation; when it was last cordoned says whether a sticky XID is news. All of it comes from
+kube-state-metrics series in the frame (``pod_info``, ``node_unschedulable``), so the daemon and
+``aiops replay`` decide alike, with or without access to the Kubernetes API.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+
+import numpy as np
+
+from aiops.model import Entity, Frame, from_epoch
+
+# Controllers that replace a pod that is deleted; anything else (Job, bare pod) is not replaced.
+REPLACED_BY_CONTROLLER = frozenset({"ReplicaSet", "StatefulSet", "DaemonSet", "ReplicationController"})
+# kube-state-metrics writes "<none>" for a pod without a controller.
+NO_OWNER = "<none>"
+
+
+@dataclass(frozen=True)
+class ClusterFacts:
+    # pod key -> created_by_kind ("ReplicaSet", "Job", "<none>", ...), from kube_pod_info.
+    owners: Mapping[str, str] = field(default_factory=dict)
+    # pod key -> node.
+    pod_node: Mapping[str, str] = field(default_factory=dict)
+    # node -> when it was last seen cordoned within the window (still cordoned or not).
+    cordoned_at: Mapping[str, datetime] = field(default_factory=dict)
+    # Nodes cordoned now.
+    cordoned: frozenset[str] = frozenset()
+    # node -> pods on it an evacuation would move (DaemonSet pods stay, as with kubectl drain).
+    movable_pods: Mapping[str, int] = field(default_factory=dict)
+    # False when the frame had no pod_info: nothing can be said about owners.
+    knows_pods: bool = False
+
+    @classmethod
+    def from_frame(cls, frame: Frame) -> ClusterFacts:
+        owners: dict[str, str] = {}
+        pod_node: dict[str, str] = {}
+        movable: dict[str, int] = {}
+        pods = frame.of("pod_info")
+        for s in pods:
+            kind = s.entity.attr("created_by_kind")
+            if kind:
+                owners[s.entity.key] = kind
+            node = s.entity.attr("node")
+            if node:
+                pod_node[s.entity.key] = node
+                if kind != "DaemonSet":
+                    movable[node] = movable.get(node, 0) + 1
+        cordoned_at: dict[str, datetime] = {}
+        cordoned: set[str] = set()
+        for s in frame.of("node_unschedulable"):
+            on = np.flatnonzero(np.nan_to_num(s.values) >= 0.5)
+            if on.size:
+                cordoned_at[s.entity.name] = from_epoch(float(s.timestamps[on[-1]]))
+                if on[-1] == len(s.values) - 1:
+                    cordoned.add(s.entity.name)
+        return cls(owners, pod_node, cordoned_at, frozenset(cordoned), movable, knows_pods=bool(pods))
+
+    def owner_kind(self, pod: Entity) -> str | None:
+        """The pod's owner kind, ``"<none>"`` for a bare pod, None when unknown."""
+        return self.owners.get(pod.key)
+
+    def replaced_on_delete(self, pod: Entity) -> bool | None:
+        kind = self.owner_kind(pod)
+        return None if kind is None else kind in REPLACED_BY_CONTROLLER
+
+    def drained(self, node: str) -> bool:
+        """Cordoned, with nothing left on it that an evacuation would move."""
+        return node in self.cordoned and self.knows_pods and self.movable_pods.get(node, 0) == 0

@@ -1,0 +1,64 @@
+"""Policy reads who owns a pod and whether a node is cordoned from the frame (kube-state-metrics)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import numpy as np
+import pytest
+
+from aiops.config.policy import PolicyConfig
+from aiops.engine.decide import Policy
+from aiops.engine.facts import ClusterFacts
+from aiops.model import Entity, Evidence, Finding, Frame, Mode, Series
+
+NOW = datetime(2026, 12, 1, 12, 0, tzinfo=UTC)
+T = NOW.timestamp() - 60 * np.arange(10)[::-1]
+
+
+def _pod_info(ns: str, pod: str, node: str, kind: str) -> Series:
+    ent = Entity("pod", pod, ns, (("node", node), ("created_by_kind", kind)))
+    return Series("pod_info", {"namespace": ns, "pod": pod, "node": node, "created_by_kind": kind}, T, np.ones(10), ent)
+
+
+def _unschedulable(node: str, values: list[float]) -> Series:
+    return Series("node_unschedulable", {"node": node}, T, np.asarray(values, float), Entity("node", node))
+
+
+def _frame(*series: Series) -> Frame:
+    return Frame(now=NOW, series=series, signals={}, step_seconds=60)
+
+
+def _oom_prediction(ns: str, pod: str) -> Finding:
+    return Finding("exhaustion", "pod_memory_usage_ratio", Entity("pod", pod, ns), 0.97, NOW,
+                   Evidence("memory at 96 % of its limit"), predicted_failure_at=NOW.replace(minute=20))
+
+
+@pytest.mark.parametrize(("kind", "action"), [("ReplicaSet", "restart_pod"), ("StatefulSet", "restart_pod"),
+                                              ("Job", "advise"), ("<none>", "advise")])
+def test_pods_a_controller_would_not_replace_are_advised(kind: str, action: str) -> None:
+    facts = ClusterFacts.from_frame(_frame(_pod_info("batch", "p-1", "n1", kind)))
+    _, decisions = Policy(PolicyConfig(), Mode.AUTO).decide([_oom_prediction("batch", "p-1")], now=NOW, facts=facts)
+    (d,) = decisions
+    assert d.action == action
+    if action == "advise":
+        assert "restart_pod" in d.reason and "owned by" in d.reason
+
+
+def test_unknown_owner_keeps_the_rule_and_the_guard_is_configurable() -> None:
+    _, decisions = Policy(PolicyConfig(), Mode.AUTO).decide([_oom_prediction("x", "p")], now=NOW, facts=ClusterFacts())
+    assert decisions[0].action == "restart_pod"
+    facts = ClusterFacts.from_frame(_frame(_pod_info("x", "p", "n1", "Job")))
+    _, decisions = Policy(PolicyConfig(never_disrupt_owners=[]), Mode.AUTO).decide(
+        [_oom_prediction("x", "p")], now=NOW, facts=facts)
+    assert decisions[0].action == "restart_pod"
+
+
+def test_facts_cordoned_and_drained() -> None:
+    frame = _frame(
+        _unschedulable("n1", [0] * 5 + [1] * 5), _unschedulable("n2", [0, 1, 1, 0, 0, 0, 0, 0, 0, 0]),
+        _pod_info("kube-system", "exporter", "n1", "DaemonSet"), _pod_info("shop", "api", "n2", "ReplicaSet"),
+    )
+    facts = ClusterFacts.from_frame(frame)
+    assert facts.cordoned == {"n1"} and facts.drained("n1") and not facts.drained("n2")
+    assert facts.cordoned_at["n2"].timestamp() == T[2]
