@@ -108,6 +108,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--start", help="ISO time or a duration before --end, e.g. 7d (default 1d)")
     p.add_argument("--end", help="ISO time (default: now)")
     p.add_argument("--no-plots", action="store_true", help="skip the PNG per series")
+    p.add_argument("--json", action="store_true", help="print the labelled report as JSON (what summary.json holds) instead of tables")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=run)
 
@@ -216,7 +217,10 @@ def _run_nab(args: argparse.Namespace, params: dict[str, Any]) -> int:
         },
     }
     _write_summary(args.out, summary)
-    _print_nab_report(evaluations)
+    if args.json:
+        print(json.dumps(_finite(summary), default=str))
+    else:
+        _print_nab_report(evaluations)
     return _report_failures(failed)
 
 
@@ -305,7 +309,10 @@ def _run_nab_cv(args: argparse.Namespace, params: dict[str, Any]) -> int:
         "results": [{**r.to_dict(), "points_per_second": points[r.method]} for r in results],
     }
     _write_summary(args.out, summary)
-    _print_nab_cv(results, points, len(common), len(folds))
+    if args.json:
+        print(json.dumps(_finite(summary), default=str))
+    else:
+        _print_nab_cv(results, points, len(common), len(folds))
     return _report_failures(failed)
 
 
@@ -334,12 +341,13 @@ def _print_nab_cv(results: Sequence[CvResult], points: Mapping[str, float], file
         )
     main = results[0]
     print()
-    print(f"{main.method} per held-out fold (chosen on the other folds):")
+    print(f"{main.method} per held-out fold, standard threshold and standard / low_FP / low_FN (chosen on the other folds):")
     for f in main.folds:
         thr = f.settings["threshold"]["standard"]
         ho = "  ".join(f"{f.held_out[p]:6.1f}" if math.isfinite(f.held_out[p]) else f"{'-':>6}" for p in profiles)
         raw = f" (no windows; raw {f.held_out['standard.raw']:+.2f})" if not math.isfinite(f.held_out["standard"]) else ""
-        print(f"  {f.fold:<24}{f.items:>3} files  {f.candidate:<20} thr {thr:.3f}  {ho}{raw}")
+        chosen = "" if f.candidate == "default" else f"  [{f.candidate}]"
+        print(f"  {f.fold:<24}{f.items:>3} files  thr {thr:.3f}  {ho}{raw}{chosen}")
 
 
 # -- SMD / ASD layout --------------------------------------------------------------------------

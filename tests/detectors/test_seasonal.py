@@ -117,6 +117,8 @@ def test_bad_parameters_are_refused() -> None:
         SeasonalBaseline(seasons=0)
     with pytest.raises(ValueError, match="direction"):
         SeasonalBaseline(direction="sideways")  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="min_reference_z"):
+        SeasonalBaseline(min_reference_z=0)
 
 
 def _online_scores(
@@ -152,6 +154,16 @@ def test_online_scores_equal_the_backtest_with_exact_scales() -> None:
     backtest = det.trace(t, y, "up").score[ends]
     assert backtest.max() >= ALARM  # the comparison covers incidents, not only quiet points
     # Equal up to the float32 the seasonal grid is held in.
+    np.testing.assert_allclose(online, backtest, atol=1e-5)
+
+
+def test_online_scores_equal_the_backtest_with_a_lower_reference_z() -> None:
+    # The setting travels into the daemon's state table: online and backtest agree off the default too.
+    t, y = _incident_week()
+    det = SeasonalBaseline(scale_stride=1, scale_refresh=1, direction="up", min_reference_z=3.0)
+    ends, online = _online_scores(det, t, y, first=int(6 * HOUR / STEP))
+    backtest = det.trace(t, y, "up").score[ends]
+    assert not np.allclose(backtest, SeasonalBaseline(direction="up").trace(t, y, "up").score[ends])
     np.testing.assert_allclose(online, backtest, atol=1e-5)
 
 

@@ -197,6 +197,8 @@ def test_cv_holds_out_each_category_and_reports_baselines_from_the_same_run(
     assert spike["held_out_mean"]["standard"] == cat["held_out"]["standard"]  # "other" has no windows
     report = capsys.readouterr().out
     assert "held-out (CV mean)" in report and "in-sample" in report and "rolling_zscore" in report
+    assert main([*argv, "--out", str(tmp_path / "cv2"), "--labels", str(labels), "--quiet", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["results"][0]["held_out_mean"] == spike["held_out_mean"]
 
 
 def test_grid_without_cv_is_a_usage_error(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
