@@ -15,6 +15,8 @@ from functools import cache
 from importlib.metadata import entry_points
 from typing import TYPE_CHECKING, Any, ClassVar
 
+from pydantic import BaseModel, ConfigDict, ValidationError
+
 from aiops.errors import PermanentError
 from aiops.model import Decision, Finding, Frame, Notification, Plan
 
@@ -30,6 +32,31 @@ class PluginError(PermanentError):
     """A plugin could not be found or loaded; the message says which and how to fix it."""
 
 
+class PluginParams(BaseModel):
+    """Base of the parameters a plugin declares: unknown keys are errors, values are validated.
+
+    ``aiops check-config`` validates every policy rule's ``params`` and ``ladder.prepare_params``
+    against the remediation's model, so a misspelled key is an error naming it rather than a
+    silent fall-back to the default.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+def params_problems(model: type[BaseModel], exc: ValidationError) -> list[tuple[str, str]]:
+    """(parameter, reason) pairs from a failed validation of ``model``, without the input values
+    (a parameter may be a secret)."""
+    known = ", ".join(sorted(f.alias or n for n, f in model.model_fields.items())) or "none"
+    out = []
+    for err in exc.errors(include_url=False, include_input=False):
+        key = ".".join(str(p) for p in err["loc"])
+        msg = err["msg"].removeprefix("Value error, ")
+        if err["type"] == "extra_forbidden":
+            msg = f"unknown parameter; known: {known}"
+        out.append((key, msg))
+    return out
+
+
 class Detector(ABC):
     """Fitted on history, then scores new points online without looking ahead.
 
@@ -43,6 +70,9 @@ class Detector(ABC):
     name: ClassVar[str] = ""
     # Signals consumed when the config names none.
     default_signals: ClassVar[tuple[str, ...]] = ()
+    # Signals this detector's findings carry that are not collected (a per-entity feature vector):
+    # policy rules may name them.
+    derived_signals: ClassVar[tuple[str, ...]] = ()
 
     def __init__(self, signals: Sequence[str] | None = None, report_floor: float = 0.5, **params: Any) -> None:
         self.signals = tuple(signals) if signals else self.default_signals
@@ -63,10 +93,12 @@ class Remediation(ABC):
     """Plans a fix for a decision. ``plan`` is pure; the guarded writer applies the mutations."""
 
     name: ClassVar[str] = ""
+    # Every parameter a policy rule may give (``params``, ``ladder.prepare_params``; the constructor
+    # takes the same ones as defaults). The default declares none.
+    Params: ClassVar[type[PluginParams]] = PluginParams
 
     def __init__(self, **params: Any) -> None:
-        if params:
-            raise TypeError(f"remediation {self.name!r} got unknown parameters: {', '.join(sorted(params))}")
+        self.params = type(self).Params(**params)  # raises ValidationError naming a bad key
 
     @abstractmethod
     def plan(self, decision: Decision, view: ClusterView | None) -> Plan:
@@ -128,6 +160,10 @@ def instantiate(group: str, name: str, params: dict[str, Any] | None = None) -> 
     cls = load(group, name)
     try:
         return cls(**(params or {}))
+    except ValidationError as exc:
+        model = getattr(cls, "Params", PluginParams)  # the plugin's declared parameters
+        problems = "; ".join(f"{k or '(params)'}: {m}" for k, m in params_problems(model, exc))
+        raise PluginError(f"plugin {name!r} rejected its parameters: {problems}") from None
     except (TypeError, ValueError) as exc:
         raise PluginError(f"plugin {name!r} rejected its parameters: {exc}") from exc
 

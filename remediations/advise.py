@@ -10,7 +10,7 @@ from typing import ClassVar
 
 from aiops.kube.view import ClusterView
 from aiops.model import Decision, Entity, Plan
-from aiops.plugins import Remediation
+from aiops.plugins import PluginParams, Remediation
 
 
 def _commands(entity: Entity, signal: str, view: ClusterView | None) -> list[str]:
@@ -44,8 +44,17 @@ def _commands(entity: Entity, signal: str, view: ClusterView | None) -> list[str
     return [f"kubectl get {entity.kind} {entity.name}{ns}"]
 
 
+class AdviseParams(PluginParams):
+    # What to suggest, why, and the one command to run (default: commands for the target's kind).
+    # The act stage fills in why and command when another remediation's plan is infeasible.
+    suggestion: str | None = None
+    why: str | None = None
+    command: str | None = None
+
+
 class Advise(Remediation):
     name: ClassVar[str] = "advise"
+    Params = AdviseParams
 
     def plan(self, decision: Decision, view: ClusterView | None) -> Plan:
         finding = decision.finding

@@ -21,25 +21,32 @@ from __future__ import annotations
 
 from typing import Any, ClassVar
 
+from pydantic import Field
+
 from aiops.kube.plan import CORDONED_BY, RESTORE, StagedPlan, infeasible
 from aiops.kube.view import ClusterView, PodInfo
 from aiops.model import Decision, Mutation, Plan
-from aiops.plugins import Remediation
+from aiops.plugins import PluginParams, Remediation
+
+
+class EvacuateNodeParams(PluginParams):
+    grace_period_seconds: int | None = Field(default=None, ge=0)
+    max_unavailable_per_workload: int = Field(default=1, ge=1)
+    min_ready_replicas: int = Field(default=0, ge=0)
+    # The prepare rung: cordon only, disturb nothing that runs (per decision, not a default).
+    cordon_only: bool = False
 
 
 class EvacuateNode(Remediation):
     name: ClassVar[str] = "evacuate_node"
+    Params = EvacuateNodeParams
 
-    def __init__(
-        self, grace_period_seconds: int | None = None, max_unavailable_per_workload: int = 1, min_ready_replicas: int = 0
-    ) -> None:
-        if max_unavailable_per_workload < 1:
-            raise ValueError("max_unavailable_per_workload must be at least 1")
-        if min_ready_replicas < 0:
-            raise ValueError("min_ready_replicas must not be negative")
-        self.grace_period_seconds = grace_period_seconds
-        self.max_unavailable_per_workload = max_unavailable_per_workload
-        self.min_ready_replicas = min_ready_replicas
+    def __init__(self, **params: Any) -> None:
+        p = EvacuateNodeParams(**params)
+        self.grace_period_seconds = p.grace_period_seconds
+        self.max_unavailable_per_workload = p.max_unavailable_per_workload
+        self.min_ready_replicas = p.min_ready_replicas
+        self.cordon_only = p.cordon_only
 
     def plan(self, decision: Decision, view: ClusterView | None) -> Plan:
         params: dict[str, Any] = dict(decision.params)
@@ -63,7 +70,7 @@ class EvacuateNode(Remediation):
         if not node.unschedulable:
             body = {"spec": {"unschedulable": True}, "metadata": {"annotations": {CORDONED_BY: "aiops"}}}
             mutations.append(Mutation("patch", "nodes", node_name, body=body, description=f"cordon node {node_name}"))
-        if params.get("cordon_only"):
+        if params.get("cordon_only", self.cordon_only):
             summary = (f"cordon node {node_name} (prepare: its pods keep running; the evacuation follows only if "
                        "the failure comes closer or is confirmed)") if mutations else f"node {node_name} is already cordoned"
             return Plan(self.name, target, tuple(mutations), summary, command=f"kubectl cordon {node_name}")

@@ -8,26 +8,28 @@ would bring it back.
 
 from __future__ import annotations
 
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Literal
+
+from pydantic import Field
 
 from aiops.kube.plan import RESTARTED_AT, infeasible
 from aiops.kube.view import ClusterView
 from aiops.model import Decision, Mutation, Plan
-from aiops.plugins import Remediation
+from aiops.plugins import PluginParams, Remediation
 
-STRATEGIES = ("delete", "rollout")
+class RestartPodParams(PluginParams):
+    strategy: Literal["delete", "rollout"] = "delete"
+    grace_period_seconds: int = Field(default=30, ge=0)
 
 
 class RestartPod(Remediation):
     name: ClassVar[str] = "restart_pod"
+    Params = RestartPodParams
 
-    def __init__(self, strategy: str = "delete", grace_period_seconds: int = 30) -> None:
-        if strategy not in STRATEGIES:
-            raise ValueError(f"strategy must be one of {', '.join(STRATEGIES)}, got {strategy!r}")
-        if grace_period_seconds < 0:
-            raise ValueError("grace_period_seconds must not be negative")
-        self.strategy = strategy
-        self.grace_period_seconds = grace_period_seconds
+    def __init__(self, **params: Any) -> None:
+        p = RestartPodParams(**params)
+        self.strategy: str = p.strategy
+        self.grace_period_seconds = p.grace_period_seconds
 
     def plan(self, decision: Decision, view: ClusterView | None) -> Plan:
         params: dict[str, Any] = dict(decision.params)

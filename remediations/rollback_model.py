@@ -34,7 +34,9 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Literal, get_args
+
+from pydantic import Field
 
 from aiops.kube.plan import StagedPlan, infeasible
 from aiops.kube.view import (
@@ -50,36 +52,36 @@ from aiops.kube.view import (
     revisions_of,
 )
 from aiops.model import Decision, Entity, Mutation, Plan
-from aiops.plugins import Remediation
+from aiops.plugins import PluginParams, Remediation
 
 ROLLED_BACK_FROM = "aiops.io/rolled-back-from"
 ROLLED_BACK_TO = "aiops.io/rolled-back-to"  # Argo CD: the revision asked for
 ROLLED_BACK_AT = "aiops.io/rolled-back-at"  # when: bounds the wait, dates Argo CD's operations
-ARGO_STRATEGIES = ("rollback", "pin")
+ArgoStrategy = Literal["rollback", "pin"]
+ARGO_STRATEGIES = get_args(ArgoStrategy)
 _FAILED_PHASES = ("Failed", "Error")
+
+
+class RollbackModelParams(PluginParams):
+    argo_strategy: ArgoStrategy = "rollback"
+    # Passed to the Argo CD sync operation: delete resources the previous revision lacks.
+    prune: bool = False
+    # A rollback still rolling out after this long is given up on and escalated.
+    rollout_timeout_minutes: float = Field(default=30, gt=0)
+    # A release that rolled out this long after the quality drop began did not cause it.
+    onset_tolerance_minutes: float = Field(default=15, ge=0)
 
 
 class RollbackModel(Remediation):
     name: ClassVar[str] = "rollback_model"
+    Params = RollbackModelParams
 
-    def __init__(
-        self,
-        argo_strategy: str = "rollback",
-        prune: bool = False,
-        rollout_timeout_minutes: float = 30,
-        onset_tolerance_minutes: float = 15,
-    ) -> None:
-        if argo_strategy not in ARGO_STRATEGIES:
-            raise ValueError(f"argo_strategy must be one of {', '.join(ARGO_STRATEGIES)}, got {argo_strategy!r}")
-        if rollout_timeout_minutes <= 0:
-            raise ValueError("rollout_timeout_minutes must be positive")
-        self.argo_strategy = argo_strategy
-        # Passed to the Argo CD sync operation: delete resources the previous revision lacks.
-        self.prune = prune
-        # A rollback still rolling out after this long is given up on and escalated.
-        self.rollout_timeout = timedelta(minutes=rollout_timeout_minutes)
-        # A release that rolled out this long after the quality drop began did not cause it.
-        self.onset_tolerance = timedelta(minutes=onset_tolerance_minutes)
+    def __init__(self, **params: Any) -> None:
+        p = RollbackModelParams(**params)
+        self.argo_strategy: str = p.argo_strategy
+        self.prune = p.prune
+        self.rollout_timeout = timedelta(minutes=p.rollout_timeout_minutes)
+        self.onset_tolerance = timedelta(minutes=p.onset_tolerance_minutes)
 
     def plan(self, decision: Decision, view: ClusterView | None) -> Plan:
         target = decision.target

@@ -15,44 +15,46 @@ the original value, nor ``min_replicas``).
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Literal
+
+from pydantic import Field, model_validator
 
 from aiops.kube.plan import ORIGINAL_REPLICAS, RESTORE, infeasible
 from aiops.kube.view import ClusterView, HpaInfo, WorkloadInfo
 from aiops.model import Decision, Mutation, Plan
-from aiops.plugins import Remediation
+from aiops.plugins import PluginParams, Remediation
 
-DIRECTIONS = ("auto", "up", "down")
+class ScaleAheadParams(PluginParams):
+    direction: Literal["auto", "up", "down"] = "auto"
+    step: int = Field(default=1, ge=1)
+    max_replicas: int | None = Field(default=None, ge=1)
+    min_replicas: int = Field(default=1, ge=0)
+    latency_high_seconds: float = Field(default=0.1, gt=0)
+    gpu_util_high: float = 80.0
+    gpu_util_low: float = 20.0
+    low_for_points: int = Field(default=10, ge=1)
+
+    @model_validator(mode="after")
+    def _bounds(self) -> ScaleAheadParams:
+        if self.max_replicas is not None and self.max_replicas < max(1, self.min_replicas):
+            raise ValueError("max_replicas must be at least min_replicas")
+        return self
 
 
 class ScaleAhead(Remediation):
     name: ClassVar[str] = "scale_ahead"
+    Params = ScaleAheadParams
 
-    def __init__(
-        self,
-        direction: str = "auto",
-        step: int = 1,
-        max_replicas: int | None = None,
-        min_replicas: int = 1,
-        latency_high_seconds: float = 0.1,
-        gpu_util_high: float = 80.0,
-        gpu_util_low: float = 20.0,
-        low_for_points: int = 10,
-    ) -> None:
-        if direction not in DIRECTIONS:
-            raise ValueError(f"direction must be one of {', '.join(DIRECTIONS)}, got {direction!r}")
-        if step < 1 or min_replicas < 0 or low_for_points < 1:
-            raise ValueError("step and low_for_points must be >= 1 and min_replicas >= 0")
-        if max_replicas is not None and max_replicas < max(1, min_replicas):
-            raise ValueError("max_replicas must be at least min_replicas")
-        self.direction = direction
-        self.step = step
-        self.max_replicas = max_replicas
-        self.min_replicas = min_replicas
-        self.latency_high_seconds = latency_high_seconds
-        self.gpu_util_high = gpu_util_high
-        self.gpu_util_low = gpu_util_low
-        self.low_for_points = low_for_points
+    def __init__(self, **params: Any) -> None:
+        p = ScaleAheadParams(**params)
+        self.direction: str = p.direction
+        self.step = p.step
+        self.max_replicas = p.max_replicas
+        self.min_replicas = p.min_replicas
+        self.latency_high_seconds = p.latency_high_seconds
+        self.gpu_util_high = p.gpu_util_high
+        self.gpu_util_low = p.gpu_util_low
+        self.low_for_points = p.low_for_points
 
     def direction_for(self, decision: Decision) -> str:
         """ "up", "down" or "" (the finding crosses no threshold)."""

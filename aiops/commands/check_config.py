@@ -8,7 +8,7 @@ import sys
 from aiops.commands._common import EXIT_OK, EXIT_USAGE, load_or_explain
 from aiops.config import AiopsConfig, ConfigError, resolve_secret
 from aiops.config.base import SecretRef
-from aiops.engine.pipeline import check_plugins
+from aiops.config.check import check_plugins
 
 
 def register(sub: argparse._SubParsersAction) -> None:

@@ -8,7 +8,8 @@ import sys
 
 from aiops.commands._common import EXIT_DEGRADED, EXIT_OK, EXIT_USAGE, EXPECTED_ERRORS, add_config_arg, fail, load_or_explain
 from aiops.config import AiopsConfig
-from aiops.engine.pipeline import Pipeline, check_plugins
+from aiops.config.check import check_plugins
+from aiops.engine.pipeline import Pipeline
 from aiops.logs import configure_logging
 from aiops.model import CycleReport
 from aiops.report import render_text, report_dict

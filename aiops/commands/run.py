@@ -6,7 +6,8 @@ import argparse
 
 from aiops.commands._common import EXIT_OK, EXIT_USAGE, EXPECTED_ERRORS, add_config_arg, fail, load_or_explain
 from aiops.daemon import Daemon, webhook_for
-from aiops.engine.pipeline import Pipeline, check_plugins
+from aiops.config.check import check_plugins
+from aiops.engine.pipeline import Pipeline
 from aiops.logs import configure_logging
 
 

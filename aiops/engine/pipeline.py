@@ -26,7 +26,7 @@ from aiops.engine.ladder import LadderState
 from aiops.engine.predictions import PredictionLedger
 from aiops.model import CycleReport, Finding, Frame, Notification, Severity, StageError, new_id, utcnow
 from aiops.notify.stage import NotifyStage
-from aiops.plugins import Detector, PluginError
+from aiops.plugins import Detector
 from aiops.state import Store
 from aiops.state.audit import AuditLog
 
@@ -43,27 +43,6 @@ def build_detectors(config: AiopsConfig) -> list[tuple[str, Detector]]:
             params["signals"] = d.signals
         detectors.append((d.instance_name, plugins.instantiate(plugins.DETECTORS, d.plugin, params)))
     return detectors
-
-
-def check_plugins(config: AiopsConfig) -> list[tuple[str, str]]:
-    """Every plugin the config names must load; returns (config key, problem) pairs."""
-    problems: list[tuple[str, str]] = []
-    for i, d in enumerate(config.detectors):
-        try:
-            plugins.load(plugins.DETECTORS, d.plugin)
-        except PluginError as exc:
-            problems.append((f"detectors[{i}].plugin", str(exc)))
-    for i, r in enumerate(config.policy.rules):
-        try:
-            plugins.load(plugins.REMEDIATIONS, r.action)
-        except PluginError as exc:
-            problems.append((f"policy.rules[{i}].action", str(exc)))
-    for name, ch in config.notify.channels.items():
-        try:
-            plugins.load(plugins.NOTIFIERS, ch.plugin)
-        except PluginError as exc:
-            problems.append((f"notify.channels.{name}.plugin", str(exc)))
-    return problems
 
 
 def _initialise_metrics(config: AiopsConfig) -> None:

@@ -7,6 +7,8 @@ from typing import Any, TypeVar
 
 from pydantic import BaseModel, ValidationError
 
+from aiops.plugins import params_problems
+
 M = TypeVar("M", bound=BaseModel)
 
 
@@ -15,11 +17,4 @@ def parse_params(model: type[M], params: Mapping[str, Any]) -> M:
     try:
         return model.model_validate(dict(params))
     except ValidationError as exc:
-        problems = []
-        for err in exc.errors(include_url=False, include_input=False):
-            key = ".".join(str(p) for p in err["loc"]) or "(params)"
-            msg = err["msg"].removeprefix("Value error, ")
-            if err["type"] == "extra_forbidden":
-                msg = f"unknown parameter; known: {', '.join(sorted(f.alias or n for n, f in model.model_fields.items()))}"
-            problems.append(f"{key}: {msg}")
-        raise ValueError("; ".join(problems)) from None
+        raise ValueError("; ".join(f"{k or '(params)'}: {m}" for k, m in params_problems(model, exc))) from None

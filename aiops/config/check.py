@@ -1,0 +1,117 @@
+"""A loaded config checked against what is installed: plugins, their parameters, the signal catalog.
+
+The schema (``AiopsConfig``) catches unknown keys in aiops's own sections; it cannot know which
+parameters a plugin takes or which signals exist, so a typo there would pass it and then do
+nothing at all: ``ladder.prepare_action: evacuate_nodee`` never loads, ``params: {stratgy: x}``
+silently falls back to the default, a rule whose ``signal`` names nothing never fires. Each check
+here returns ``(config key, reason)`` pairs that name the exact key, the form ``check-config``
+prints and the daemon refuses to start with.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from fnmatch import fnmatchcase
+from typing import Any
+
+from pydantic import ValidationError
+
+from aiops import plugins
+from aiops.config import AiopsConfig
+from aiops.config.policy import PolicyRule
+from aiops.plugins import PluginError
+
+# Findings built from Alertmanager webhooks carry the alert's name as their signal, so a rule
+# that is only about them may name any signal. Kept here as a literal (it is part of the config
+# language), checked against aiops.notify.alertmanager.INBOUND_DETECTOR by the tests.
+INBOUND_DETECTOR = "alertmanager"
+# Signals that aiops derives itself rather than collects (root-cause correlation).
+ENGINE_SIGNALS = ("gpu_metrics_missing",)
+
+
+def check_plugins(config: AiopsConfig) -> list[tuple[str, str]]:
+    """Every plugin the config names must load and accept its parameters; every rule's signal
+    must name a signal. Returns (config key, problem) pairs, empty when all is well."""
+    problems = _check_detectors(config)
+    known = known_signals(config)
+    for i, rule in enumerate(config.policy.rules):
+        problems += check_rule(rule, f"policy.rules[{i}]", known)
+    for name, ch in config.notify.channels.items():
+        try:
+            plugins.load(plugins.NOTIFIERS, ch.plugin)
+        except PluginError as exc:
+            problems.append((f"notify.channels.{name}.plugin", str(exc)))
+    return problems
+
+
+def _check_detectors(config: AiopsConfig) -> list[tuple[str, str]]:
+    problems: list[tuple[str, str]] = []
+    for i, d in enumerate(config.detectors):
+        try:
+            plugins.load(plugins.DETECTORS, d.plugin)
+        except PluginError as exc:
+            problems.append((f"detectors[{i}].plugin", str(exc)))
+            continue
+        params = dict(d.params)
+        if d.signals is not None:
+            params["signals"] = d.signals
+        try:
+            plugins.instantiate(plugins.DETECTORS, d.plugin, params)
+        except PluginError as exc:
+            problems.append((f"detectors[{i}].params", str(exc)))
+    return problems
+
+
+def known_signals(config: AiopsConfig) -> set[str]:
+    """Every signal a finding may carry: the catalog (disabled ones too: naming them is no typo),
+    the config's own signals, what detectors and the engine derive."""
+    from aiops.collect.catalog import DEFAULT_SIGNALS
+
+    names = {*DEFAULT_SIGNALS, *config.signals, *ENGINE_SIGNALS}
+    for name in plugins.available(plugins.DETECTORS):
+        try:
+            cls = plugins.load(plugins.DETECTORS, name)
+        except PluginError:
+            continue  # reported against the detector that names it
+        names.update(getattr(cls, "derived_signals", ()))
+    return names
+
+
+def check_rule(rule: PolicyRule, key: str, known_signals: set[str]) -> list[tuple[str, str]]:
+    problems: list[tuple[str, str]] = []
+    inbound_only = rule.detector != "*" and fnmatchcase(INBOUND_DETECTOR, rule.detector)
+    if not inbound_only and not any(fnmatchcase(s, rule.signal) for s in known_signals):
+        problems.append((
+            f"{key}.signal",
+            f"{rule.signal!r} matches no known signal: check the spelling against the catalog "
+            "(aiops/collect/catalog.py) or define it under `signals:`; for an Alertmanager alert "
+            f"name set `detector: {INBOUND_DETECTOR}`",
+        ))
+    action = _remediation(rule.action, f"{key}.action", problems)
+    if action is not None:
+        problems += check_params(action, rule.params, f"{key}.params")
+    if rule.ladder is not None:
+        prepare = action
+        if rule.ladder.prepare_action is not None:
+            prepare = _remediation(rule.ladder.prepare_action, f"{key}.ladder.prepare_action", problems)
+        if prepare is not None:
+            problems += check_params(prepare, rule.ladder.prepare_params, f"{key}.ladder.prepare_params")
+    return problems
+
+
+def _remediation(name: str, key: str, problems: list[tuple[str, str]]) -> type[plugins.Remediation] | None:
+    try:
+        cls = plugins.load(plugins.REMEDIATIONS, name)
+    except PluginError as exc:
+        problems.append((key, str(exc)))
+        return None
+    return cls if isinstance(cls, type) and issubclass(cls, plugins.Remediation) else None
+
+
+def check_params(cls: type[plugins.Remediation], params: Mapping[str, Any], key: str) -> list[tuple[str, str]]:
+    """Validate a rule's parameters against the remediation's declared ``Params`` model."""
+    try:
+        cls.Params.model_validate(dict(params))
+    except ValidationError as exc:
+        return [(f"{key}.{where}" if where else key, msg) for where, msg in plugins.params_problems(cls.Params, exc)]
+    return []

@@ -1,0 +1,96 @@
+"""check-config checks a config against the installed plugins and the catalog, naming the key."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from aiops import plugins
+from aiops.cli import main
+from aiops.config import parse_config
+from aiops.config.check import INBOUND_DETECTOR, check_plugins
+from aiops.notify import alertmanager
+
+
+def _rule(**overrides: Any) -> dict[str, Any]:
+    return {"name": "r", "signal": "gpu_xid_errors", "action": "evacuate_node", "target": "node", **overrides}
+
+
+def _problems(*rules: dict[str, Any], **sections: Any) -> dict[str, str]:
+    return dict(check_plugins(parse_config({"policy": {"rules": list(rules)}, **sections})))
+
+
+def _check_config(tmp_path: Path, capsys: pytest.CaptureFixture[str], rule: dict[str, Any]) -> str:
+    path = tmp_path / "aiops.yaml"
+    path.write_text(yaml.safe_dump({"policy": {"rules": [rule]}}))
+    assert main(["check-config", str(path)]) == 2
+    return capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("rule", "key", "words"),
+    [
+        (_rule(ladder={"prepare_action": "evacuate_nodee"}), "policy.rules[0].ladder.prepare_action", "evacuate_nodee"),
+        (_rule(action="restart_pod", signal="pod_crashlooping", target="entity", params={"stratgy": "x"}),
+         "policy.rules[0].params.stratgy", "known: grace_period_seconds, strategy"),
+        (_rule(signal="gpu_xid_erors"), "policy.rules[0].signal", "'gpu_xid_erors' matches no known signal"),
+    ],
+    ids=["prepare_action", "params", "signal"],
+)
+def test_check_config_rejects_each_typo_with_the_exact_key(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], rule: dict[str, Any], key: str, words: str
+) -> None:
+    err = _check_config(tmp_path, capsys, rule)
+    line = next(line for line in err.splitlines() if line.strip().startswith(f"{key}:"))
+    assert words in line
+
+
+def test_the_default_config_and_every_documented_shape_pass() -> None:
+    assert check_plugins(parse_config({})) == []
+    ok = _problems(
+        _rule(name="pattern", signal="gpu_*"),
+        _rule(name="inbound", detector="alertmanager", signal="KubePodCrashLooping", action="restart_pod", target="entity"),
+        _rule(name="engine", signal="gpu_metrics_missing", ladder={"prepare_params": {"cordon_only": True}}),
+        _rule(name="mine", signal="queue_depth", action="advise", params={"suggestion": "add workers"}),
+        signals={"queue_depth": {"query": "sum(jobs_waiting)", "entity": "service", "entity_labels": {"name": "queue"}}},
+    )
+    assert ok == {}
+
+
+def test_prepare_params_are_checked_against_the_prepare_action() -> None:
+    problems = _problems(_rule(ladder={"prepare_action": "scale_ahead", "prepare_params": {"cordon_only": True}}))
+    assert "unknown parameter" in problems["policy.rules[0].ladder.prepare_params.cordon_only"]
+    problems = _problems(_rule(ladder={"prepare_params": {"cordon_onyl": True}}))
+    assert "policy.rules[0].ladder.prepare_params.cordon_onyl" in problems
+
+
+def test_parameter_values_are_validated_too() -> None:
+    problems = _problems(_rule(action="restart_pod", signal="pod_crashlooping", target="entity", params={"strategy": "reboot"}))
+    assert "'delete' or 'rollout'" in problems["policy.rules[0].params.strategy"]
+    assert "policy.rules[0].action" in _problems(_rule(action="evacuate"))
+
+
+def test_a_wildcard_detector_does_not_excuse_an_unknown_signal() -> None:
+    assert "policy.rules[0].signal" in _problems(_rule(detector="*", signal="NodeFailing"))
+    assert "policy.rules[0].signal" in _problems(_rule(signal="gpuu_*"))
+
+
+def test_detector_parameters_are_checked_by_constructing_the_detector() -> None:
+    problems = dict(check_plugins(parse_config({"detectors": [{"plugin": "exhaustion", "params": {"horizn": "1h"}}]})))
+    assert "horizn" in problems["detectors[0].params"]
+
+
+def test_inbound_detector_name_is_the_webhook_one() -> None:
+    assert INBOUND_DETECTOR == alertmanager.INBOUND_DETECTOR
+
+
+@pytest.mark.parametrize("name", sorted(plugins.available(plugins.REMEDIATIONS)))
+def test_every_remediation_declares_its_parameters(name: str) -> None:
+    cls = plugins.load(plugins.REMEDIATIONS, name)
+    defaults = cls.Params()
+    cls(**defaults.model_dump())  # the declared defaults are accepted by the constructor
+    with pytest.raises(plugins.PluginError, match="unknown parameter"):
+        plugins.instantiate(plugins.REMEDIATIONS, name, {"no_such_parameter": 1})
