@@ -9,7 +9,6 @@ from __future__ import annotations
 import json
 from datetime import timedelta
 from fnmatch import fnmatchcase
-from pathlib import Path
 
 import pytest
 import yaml
