@@ -48,7 +48,13 @@ LAST_SUCCESS = Gauge(
     "aiops_last_successful_cycle_timestamp_seconds", "Unix time of the last cycle that was not degraded.", registry=REGISTRY
 )
 STAGE_ERRORS = Counter("aiops_stage_errors", "Stage failures that degraded a cycle.", ["stage"], registry=REGISTRY)
-SERIES = Gauge("aiops_series", "Series held in the rolling window.", registry=REGISTRY)
+SERIES = Gauge("aiops_series", "Series with a recent point in the last cycle (what detectors saw).", registry=REGISTRY)
+SERIES_VANISHED = Gauge(
+    "aiops_series_vanished", "Series in the window whose newest point is too old to be current.", registry=REGISTRY
+)
+SIGNALS_ABSENT = Gauge(
+    "aiops_signals_absent", "Signals that had series and have none now (the absent() case).", registry=REGISTRY
+)
 POINTS_FETCHED = Counter("aiops_points_fetched", "Samples fetched from Prometheus.", registry=REGISTRY)
 QUERIES = Counter("aiops_prometheus_queries", "Range queries sent to Prometheus, by result.", ["result"], registry=REGISTRY)
 PROMETHEUS_UP = Gauge("aiops_prometheus_up", "1 when the last Prometheus query answered.", registry=REGISTRY)

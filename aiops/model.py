@@ -62,7 +62,7 @@ class Entity:
     """What a finding is about and what an action targets.
 
     ``kind`` is one of: cluster, namespace, node, pod, container, gpu, deployment, statefulset,
-    hpa, model, service. ``namespace`` is empty for cluster-scoped kinds.
+    hpa, model, service, signal (a whole signal gone quiet). ``namespace`` is empty for cluster-scoped kinds.
     """
 
     kind: str
@@ -138,6 +138,9 @@ class Frame:
     # Series that stopped reporting (no point in the last few steps) while their signal answered:
     # kept out of ``series`` so nothing acts on stale values, but visible (a vanished GPU is news).
     vanished: tuple[Series, ...] = ()
+    # Signals that answered, had series before and have none with a recent point now (Prometheus's
+    # ``absent()`` case: the exporter died or scraping broke), with the epoch second last seen.
+    absent_signals: Mapping[str, float] = field(default_factory=dict)
 
     def of(self, signal: str) -> list[Series]:
         return [s for s in self.series if s.signal == signal]

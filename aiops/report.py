@@ -48,18 +48,24 @@ def render_text(report: CycleReport, *, limit: int = 30) -> str:
     )
     stages = "  ".join(f"{k} {v:.2f}s" for k, v in report.stage_seconds.items())
     lines.append(f"  {report.series_count} series, {report.points} points; {stages}; total {report.duration_seconds:.2f}s")
+    # The header already says DEGRADED: here is why, each cause once, and what that means.
     for e in report.errors:
         lines.append(f"  ! {e.stage}: {e.message}")
     if report.degraded:
-        lines.append("  ! the cycle is degraded: no action is taken on a partial picture")
+        lines.append("  ! no action is taken on a partial picture")
 
     shown = [f for f in report.findings if (f.severity or Severity.INFO) is not Severity.INFO]
     shown.sort(key=lambda f: (-(f.severity or Severity.INFO).rank, -f.score))
     lines.append("")
-    if not shown:
+    plural = "s" if len(shown) != 1 else ""
+    if not shown and report.degraded:
+        # Never an all-clear on a partial picture: what could not be seen may be failing.
+        lines.append("No finding at warning or above in what could be seen; the picture is partial, so this is no all-clear.")
+    elif not shown:
         lines.append("Nothing looks wrong: no finding at warning or above.")
     else:
-        lines.append(f"What looks wrong ({len(shown)} finding{'s' if len(shown) != 1 else ''}):")
+        partial = " in what could be seen" if report.degraded else ""
+        lines.append(f"What looks wrong{partial} ({len(shown)} finding{plural}):")
         for f in shown[:limit]:
             sev = (f.severity or Severity.INFO).value.upper()
             lines.append(f"  [{sev}] {f.entity.key}  {f.signal}  score {f.score:.2f}  ({f.detector})")

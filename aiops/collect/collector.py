@@ -18,7 +18,7 @@ from aiops.collect.prometheus import PrometheusClient, PrometheusError
 from aiops.collect.window import RollingWindow
 from aiops.config import AiopsConfig
 from aiops.config.signals import SignalConfig
-from aiops.model import Entity, Frame, Series, SignalInfo, StageError
+from aiops.model import Entity, Frame, Series, SignalInfo, StageError, from_epoch
 
 log = logging.getLogger(__name__)
 
@@ -52,6 +52,35 @@ def signal_info(name: str, signal: SignalConfig) -> SignalInfo:
     )
 
 
+def _grouped_errors(failed: Mapping[tuple[str, bool], list[str]], total: int) -> list[StageError]:
+    """One error per distinct cause, naming the signals it hit: an unreachable Prometheus is one
+    problem, not one per signal."""
+    errors = []
+    for (message, temporary), names in failed.items():
+        if len(names) == total and total > 1:
+            which = f"all {total} signals"
+        elif len(names) == 1:
+            which = f"signal {names[0]}"
+        else:
+            which = f"{len(names)} signals ({', '.join(names)})"
+        errors.append(StageError("collect", f"{which}: {message}", temporary=temporary))
+    return errors
+
+
+def _blind_message(vanished: list[Series], fresh_after: float, answered: int) -> str:
+    if vanished:
+        newest = max(float(s.timestamps[-1]) for s in vanished)
+        return (
+            f"Prometheus answered but none of {len(vanished)} series has a point since "
+            f"{from_epoch(fresh_after):%H:%M UTC} (newest at {from_epoch(newest):%H:%M UTC}): scraping looks "
+            "broken; no data is not health"
+        )
+    return (
+        f"Prometheus answered but none of the {answered} signals returned a series: check that the exporters "
+        "are scraped and the signal queries match their metric names"
+    )
+
+
 class Collector:
     def __init__(self, config: AiopsConfig, client: PrometheusClient | None = None) -> None:
         self.config = config
@@ -64,6 +93,8 @@ class Collector:
         self._fetched_until: dict[str, float] = {}
         # Entities by (signal, label set): building them per series per cycle was measurable at 10k.
         self._entities: dict[tuple[str, tuple[tuple[str, str], ...]], Entity] = {}
+        # Newest point seen per signal: a signal that goes quiet stays "absent" after its series leave the window.
+        self._last_seen: dict[str, float] = {}
         self._pool = ThreadPoolExecutor(max_workers=config.prometheus.max_concurrency, thread_name_prefix="collect")
 
     def collect(self, now: datetime) -> tuple[Frame, list[StageError]]:
@@ -79,14 +110,14 @@ class Collector:
             except PrometheusError as exc:
                 return name, start_s, exc
 
-        errors: list[StageError] = []
+        failed: dict[tuple[str, bool], list[str]] = {}
         missing: list[str] = []
         fetched_points = 0
         answered = False
         for name, start_s, result in self._pool.map(fetch, list(self.signals)):
             if isinstance(result, PrometheusError):
                 metrics.QUERIES.labels("error").inc()
-                errors.append(StageError("collect", f"signal {name}: {result}", temporary=result.temporary))
+                failed.setdefault((str(result), result.temporary), []).append(name)
                 missing.append(name)
                 answered = answered or not result.temporary
                 continue
@@ -117,7 +148,15 @@ class Collector:
             # Series come and go (pods are replaced): keep the cache as small as the window.
             live = {(n, k) for n in self.signals for k in self.window.keyed(n)}
             self._entities = {k: v for k, v in self._entities.items() if k in live}
+        absent = self._absent(series, vanished, missing)
         metrics.SERIES.set(len(series))
+        metrics.SERIES_VANISHED.set(len(vanished))
+        metrics.SIGNALS_ABSENT.set(len(absent))
+        errors = _grouped_errors(failed, len(self.signals))
+        answering = len(self.signals) - len(missing)
+        if answering and not series:
+            # Blind: Prometheus is fine, the data is not. Not temporary: retrying the query will not help.
+            errors.append(StageError("collect", _blind_message(vanished, fresh_after, answering), temporary=False))
         frame = Frame(
             now=now,
             series=tuple(series),
@@ -125,8 +164,19 @@ class Collector:
             step_seconds=step_s,
             missing_signals=tuple(missing),
             vanished=tuple(vanished),
+            absent_signals=absent,
         )
         return frame, errors
+
+    def _absent(self, series: list[Series], vanished: list[Series], missing: list[str]) -> dict[str, float]:
+        """Signals that had series (in the window, or earlier in this process) and have no fresh one now."""
+        for s in series:
+            self._last_seen[s.signal] = max(self._last_seen.get(s.signal, 0.0), float(s.timestamps[-1]))
+        fresh = {s.signal for s in series}
+        for s in vanished:
+            self._last_seen[s.signal] = max(self._last_seen.get(s.signal, 0.0), float(s.timestamps[-1]))
+        # A signal whose query failed is missing, not absent: we do not know.
+        return {n: t for n, t in self._last_seen.items() if n not in fresh and n not in missing and n in self.signals}
 
     def ready(self) -> bool:
         return self.client.ready()

@@ -75,7 +75,7 @@ def run(args: argparse.Namespace) -> int:
 def _once(config: AiopsConfig, as_json: bool, t0: float) -> int:
     from aiops.commands.once import print_report, run_once
 
-    report = run_once(config)
+    report = run_once(config, stdout_for_machines=as_json)
     print_report(report, as_json)
     if not as_json:
         print(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import sys
 
@@ -22,13 +23,16 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=run)
 
 
-def run_once(config: AiopsConfig) -> CycleReport:
-    pipeline = Pipeline.from_config(config)
-    try:
-        pipeline.start()
-        return pipeline.run_cycle()
-    finally:
-        pipeline.close()
+def run_once(config: AiopsConfig, *, stdout_for_machines: bool = False) -> CycleReport:
+    """One cycle. With ``stdout_for_machines`` whatever the cycle prints for people (the console
+    channel, a plugin's print) goes to stderr, so that stdout carries only the JSON report."""
+    with contextlib.redirect_stdout(sys.stderr) if stdout_for_machines else contextlib.nullcontext():
+        pipeline = Pipeline.from_config(config)
+        try:
+            pipeline.start()
+            return pipeline.run_cycle()
+        finally:
+            pipeline.close()
 
 
 def print_report(report: CycleReport, as_json: bool) -> None:
@@ -48,7 +52,7 @@ def run(args: argparse.Namespace) -> int:
     if problems:
         return fail("; ".join(f"{k}: {v}" for k, v in problems))
     try:
-        report = run_once(config)
+        report = run_once(config, stdout_for_machines=args.json)
     except EXPECTED_ERRORS as exc:
         return fail(str(exc))
     print_report(report, args.json)

@@ -19,6 +19,7 @@ from datetime import datetime, timedelta
 from fnmatch import fnmatchcase
 
 from aiops.config.policy import LadderConfig, PolicyConfig, PolicyRule
+from aiops.engine.absent import DETECTOR as ABSENT_DETECTOR
 from aiops.engine.facts import NO_OWNER, ClusterFacts
 from aiops.engine.ladder import ACT, NOTIFY, PREPARE, LadderState
 from aiops.engine.predictions import FALSE_POSITIVE, ClosedPrediction, PredictionLedger
@@ -64,6 +65,8 @@ class Policy:
     def matches(self, rule: PolicyRule, finding: Finding) -> bool:
         if finding.cause is not None:
             return False  # explained by another finding; that one carries the action
+        if finding.detector == ABSENT_DETECTOR:
+            return False  # missing data is reported, never acted on
         if finding.detector == INBOUND_DETECTOR and (rule.detector != INBOUND_DETECTOR or not finding.confirmed):
             # Alerts from outside act only through rules written for them, and only once Prometheus
             # vouched for them (aiops.notify.verify): a "*" rule never matches a posted alert.

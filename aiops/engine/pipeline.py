@@ -18,6 +18,7 @@ from datetime import datetime
 from aiops import metrics, plugins
 from aiops.collect.collector import Collector
 from aiops.config import AiopsConfig
+from aiops.engine.absent import absent_findings
 from aiops.engine.act import Actor
 from aiops.engine.correlate import correlate
 from aiops.engine.decide import Policy
@@ -69,6 +70,8 @@ class Health:
     last_cycle_at: datetime | None = None
     last_success_at: datetime | None = None
     prometheus_ok: bool = False
+    # Prometheus answered but no series had a recent point: the daemon sees nothing, so is not ready.
+    blind: bool = False
     cycles: int = 0
     last_errors: list[StageError] = field(default_factory=list)
 
@@ -173,6 +176,7 @@ class Pipeline:
         self.health.prometheus_ok = frame is not None and not any(
             e.stage == "collect" and e.temporary for e in report.errors
         )
+        self.health.blind = frame is not None and not frame.series and len(frame.missing_signals) < len(self.collector.signals)
 
         with self._stage(report, "detect"):
             if frame is not None:
@@ -236,6 +240,7 @@ class Pipeline:
                 log.exception("detector %s failed", name, extra={"cycle_id": report.cycle_id})
                 report.errors.append(StageError("detect", f"detector {name}: {type(exc).__name__}: {exc}"))
                 metrics.STAGE_ERRORS.labels("detect").inc()
+        findings.extend(absent_findings(frame))
         for source in self.extra_findings:
             findings.extend(source.findings(now))  # type: ignore[attr-defined]
         return correlate(findings, frame, self.config.policy.root_cause)
@@ -277,6 +282,8 @@ class Pipeline:
     def ready(self, max_age_seconds: float | None = None) -> tuple[bool, str]:
         """Ready after a successful cycle, while Prometheus answers and results are fresh."""
         h = self.health
+        if h.blind:
+            return False, "the last cycle saw no fresh series: Prometheus answers, but nothing recent is scraped"
         if h.last_success_at is None:
             return False, "no successful cycle yet"
         if not h.prometheus_ok:

@@ -3,7 +3,7 @@ from __future__ import annotations
 import json
 import threading
 from collections.abc import Iterator
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import numpy as np
@@ -184,8 +184,36 @@ def test_series_that_stop_reporting_are_vanished_not_current(prometheus: Prometh
     collector = Collector(cfg)
     # 20 minutes past the end of the data: every series has stopped (Prometheus marks them stale after 5m).
     frame, errors = collector.collect(history_end + timedelta(minutes=20))
-    assert errors == []
     assert frame.series == () and {s.entity.name for s in frame.vanished} >= {"leaky-0", "steady-0"}
+    # Seeing nothing fresh at all is an error of its own (the cycle is degraded), said once.
+    [blind] = errors
+    assert "scraping looks broken" in blind.message and not blind.temporary
+    # Each signal that had series is absent now, with the time it was last seen (a range query
+    # carries the last sample forward for Prometheus's 5-minute lookback).
+    assert set(frame.absent_signals) == {"pod_memory_usage_ratio", "model_accuracy", "pod_restarts"}
+    assert 0 <= frame.absent_signals["pod_memory_usage_ratio"] - history_end.timestamp() <= 300
+
+
+def test_a_signal_stays_absent_after_its_series_leave_the_window(
+    prometheus: PrometheusServer, history_end: datetime
+) -> None:
+    cfg = parse_config({"prometheus": {"url": prometheus.url, "lookback": "1h"}, **ONLY_MEMORY})
+    collector = Collector(cfg)
+    frame, _ = collector.collect(history_end)
+    assert frame.of("pod_memory_usage_ratio") and frame.absent_signals == {}
+    # Three hours later nothing is left in the 1 h window, but the signal is still known to be gone.
+    frame, errors = collector.collect(history_end + timedelta(hours=3))
+    assert frame.series == () and frame.vanished == ()
+    assert frame.absent_signals["pod_memory_usage_ratio"] == history_end.timestamp()
+    assert len(errors) == 1 and "none of the 3 signals returned a series" in errors[0].message
+
+
+def test_one_unreachable_prometheus_is_one_error_not_one_per_signal() -> None:
+    cfg = parse_config({"prometheus": {"url": f"http://127.0.0.1:{free_port()}", "retries": 0, "timeout": "2s"}})
+    frame, errors = Collector(cfg).collect(datetime.now(UTC))
+    [error] = errors
+    assert error.message.startswith(f"all {len(cfg.resolved_signals())} signals: cannot connect") and error.temporary
+    assert len(frame.missing_signals) == len(cfg.resolved_signals()) and frame.absent_signals == {}
 
 
 def test_window_matches_a_naive_recomputation_over_many_cycles() -> None:
