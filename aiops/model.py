@@ -117,6 +117,8 @@ class SignalInfo:
     # The hard wall of a resource signal in its own unit (1.0 for a usage ratio); exhaustion
     # forecasters predict when it is reached. None for signals without one.
     capacity: float | None = None
+    # Its service-level objective in its own unit (a p99 latency), when it has one (config).
+    objective: float | None = None
     # Which direction is bad for this signal: "up", "down" or "both".
     bad_direction: str = "both"
     description: str = ""

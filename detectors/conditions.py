@@ -1,5 +1,6 @@
 """Failures that are states, not forecasts: a crash loop, a node NotReady, an OOMKill, and a
-service-level objective breached for a while (p99 latency above 100 ms, the users' seed objective).
+service-level objective breached for a while (each signal's ``objective`` from the config: TTFT
+and inter-token latency for an LLM, request latency for a classic model server).
 
 These need no model: the state *is* the failure. They are reported as confirmed findings (the
 ladder's top rung, the prediction ledger's confirmation) once the state has held for a minimum
@@ -51,8 +52,11 @@ class ConditionDetector(Detector):
         objective_seconds: float = 300.0,
         **params: Any,
     ) -> None:
-        self.objectives = {"inference_latency_p99": 0.1} if objectives is None else dict(objectives)
+        # Objectives come from the signals (``signals.<name>.objective`` in the config); this
+        # parameter overrides them per signal.
+        self.objectives = dict(objectives or {})
         self.objective_seconds = float(objective_seconds)
+        self._all_objectives = signals is None
         if signals is None:
             signals = (*self.default_signals, *self.objectives)
         super().__init__(signals=signals, report_floor=report_floor, **params)
@@ -63,9 +67,16 @@ class ConditionDetector(Detector):
 
     def detect(self, frame: Frame) -> list[Finding]:
         out: list[Finding] = []
-        for signal in self.signals:
-            if signal in self.objectives:
-                out += [f for s in frame.of(signal) if (f := isolated(self.name, s, self._objective, frame, s)) is not None]
+        objectives = {n: i.objective for n, i in frame.signals.items() if i.objective is not None} | self.objectives
+        signals = list(self.signals)
+        if self._all_objectives:
+            signals += [n for n in objectives if n not in signals]
+        for signal in signals:
+            if signal in objectives:
+                out += [
+                    f for s in frame.of(signal)
+                    if (f := isolated(self.name, s, self._objective, frame, s, objectives[signal])) is not None
+                ]
             cond = CONDITIONS.get(signal)
             if cond is None:
                 continue
@@ -108,9 +119,8 @@ class ConditionDetector(Detector):
             ),
         )
 
-    def _objective(self, frame: Frame, s: Series) -> Finding | None:
+    def _objective(self, frame: Frame, s: Series, objective: float) -> Finding | None:
         """Above its objective for ``objective_seconds``: a breach now (scale-up territory)."""
-        objective = self.objectives[s.signal]
         ok = ~np.isnan(s.values)
         if not ok.any():
             return None

@@ -21,6 +21,11 @@ def _gpu(**fields: Any) -> SignalConfig:
     )
 
 
+def _model(**fields: Any) -> SignalConfig:
+    """A vLLM-style per-model signal: ``model_name`` names the model."""
+    return SignalConfig(entity="model", entity_labels={"name": "model_name", "namespace": "namespace"}, **fields)
+
+
 def _pod(**fields: Any) -> SignalConfig:
     return SignalConfig(entity="pod", entity_labels={"name": "pod", "namespace": "namespace"}, **fields)
 
@@ -172,16 +177,65 @@ DEFAULT_SIGNALS: dict[str, SignalConfig] = {
         description="double-bit ECC errors in 10 minutes (needs the ECC counters enabled in dcgm-exporter)",
     ),
     # --- inference (vLLM V1) ---------------------------------------------------------------
-    "inference_latency_p99": SignalConfig(
+    # Serving latency objectives, one signal per runtime; the objective lives in the config
+    # (signals.<name>.objective). For an LLM they are time to first token and inter-token
+    # latency; end-to-end latency grows with the output length and is context, never an SLO.
+    # Defaults are the server-scenario limits of MLPerf Inference for an 8B chat model (TTFT p99
+    # 2 s, per-token p99 100 ms); a classic model server keeps the 100 ms request objective.
+    # KServe runs these same runtimes (vLLM, Triton, TorchServe): their metrics are covered here.
+    "serving_ttft_p99": _model(
+        query=(
+            "histogram_quantile(0.99, sum by (namespace, model_name, le)"
+            " (rate(vllm:time_to_first_token_seconds_bucket[5m])))"
+        ),
+        unit="seconds",
+        objective=2.0,
+        bad_direction="up",
+        description="p99 time to first token (vLLM); the chat latency objective",
+    ),
+    "serving_itl_p99": _model(
+        # vLLM renamed time_per_output_token to inter_token_latency (V1); either is read.
+        query=(
+            "histogram_quantile(0.99, sum by (namespace, model_name, le)"
+            " (rate(vllm:inter_token_latency_seconds_bucket[5m])"
+            " or rate(vllm:time_per_output_token_seconds_bucket[5m])))"
+        ),
+        unit="seconds",
+        objective=0.1,
+        bad_direction="up",
+        description="p99 inter-token latency (vLLM); the streaming latency objective",
+    ),
+    "serving_request_latency_triton": SignalConfig(
+        # Triton exports cumulative microsecond counters, no histogram by default: the mean.
+        query=(
+            "sum by (namespace, model) (rate(nv_inference_request_duration_us[5m]))"
+            " / sum by (namespace, model) (rate(nv_inference_request_success[5m]) > 0) / 1e6"
+        ),
+        entity="model",
+        entity_labels={"name": "model", "namespace": "namespace"},
+        unit="seconds",
+        objective=0.1,
+        bad_direction="up",
+        description="mean request latency of a Triton model (request duration / successful requests)",
+    ),
+    "serving_request_latency_torchserve": _model(
+        query=(
+            "sum by (namespace, model_name) (rate(ts_inference_latency_microseconds[5m]))"
+            " / sum by (namespace, model_name) (rate(ts_inference_requests_total[5m]) > 0) / 1e6"
+        ),
+        unit="seconds",
+        objective=0.1,
+        bad_direction="up",
+        description="mean inference latency of a TorchServe model",
+    ),
+    "inference_latency_p99": _model(
         query=(
             "histogram_quantile(0.99, sum by (namespace, model_name, le)"
             " (rate(vllm:e2e_request_latency_seconds_bucket[5m])))"
         ),
-        entity="model",
-        entity_labels={"name": "model_name", "namespace": "namespace"},
         unit="seconds",
         bad_direction="up",
-        description="p99 end-to-end request latency",
+        description="p99 end-to-end request latency (context: grows with the output length; not an objective)",
     ),
     "inference_queue_length": SignalConfig(
         query="sum by (namespace, model_name) (vllm:num_requests_waiting)",

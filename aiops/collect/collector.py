@@ -47,6 +47,7 @@ def signal_info(name: str, signal: SignalConfig) -> SignalInfo:
         entity_kind=signal.entity,
         unit=signal.unit,
         capacity=signal.capacity,
+        objective=signal.objective,
         bad_direction=signal.bad_direction,
         description=signal.description,
     )

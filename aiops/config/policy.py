@@ -126,7 +126,9 @@ def default_rules() -> list[PolicyRule]:
         ),
         PolicyRule(
             name="inference-latency",
-            signal="inference_latency_p99",
+            # The serving latency objectives (TTFT, inter-token, request latency per runtime);
+            # never end-to-end LLM latency, which grows with the output by design.
+            signal="serving_*",
             entity_kind="model",
             min_severity=Severity.CRITICAL,
             action="scale_ahead",

@@ -20,6 +20,9 @@ class SignalConfig(StrictModel):
     attribute_labels: list[str] = Field(default_factory=list)
     unit: str = ""
     capacity: float | None = None
+    # A service-level objective in the signal's unit (a p99 latency in seconds): above it for a
+    # while is a breach, a confirmed failure (``conditions``). None: the signal has none.
+    objective: float | None = None
     bad_direction: Literal["up", "down", "both"] = "both"
     description: str = ""
     enabled: bool = True
@@ -42,6 +45,7 @@ class SignalOverride(StrictModel):
     attribute_labels: list[str] | None = None
     unit: str | None = None
     capacity: float | None = None
+    objective: float | None = None
     bad_direction: Literal["up", "down", "both"] | None = None
     description: str | None = None
     enabled: bool | None = None

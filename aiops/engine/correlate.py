@@ -171,7 +171,8 @@ def _latency_on_sick_nodes(
         model_pods.setdefault((s.entity.namespace, s.entity.attr("model_name")), set()).add(s.entity.key)
     out = []
     for f in findings:
-        if f.signal == "inference_latency_p99" and f.entity.kind == "model" and f.cause is None:
+        latency = f.signal.startswith("serving_") or f.signal == "inference_latency_p99"
+        if latency and f.entity.kind == "model" and f.cause is None:
             pods = model_pods.get((f.entity.namespace, f.entity.name), set())
             nodes = {pod_node[p] for p in pods if p in pod_node}
             sick = sorted(n for n in nodes if n in infra)

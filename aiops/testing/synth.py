@@ -115,7 +115,8 @@ class GpuRemappedRows(StrictModel):
 
 
 class LatencyRegression(StrictModel):
-    """A model's p99 end-to-end latency ramps up to ``p99_seconds`` at the end of the data."""
+    """A model's p99 latency (time to first token, and end-to-end with it) ramps up to
+    ``p99_seconds`` at the end of the data."""
 
     kind: Literal["latency_regression"] = "latency_regression"
     model: Target
@@ -233,14 +234,15 @@ class Scenario(StrictModel):
         per_node = Topology.build(one).series_count()
         nodes = max(1, round(series / per_node))
         models = max(1, min(len(_MODELS) * 4, nodes))
-        return cls(
-            nodes=nodes,
-            gpu_nodes=nodes,
-            pods=20 * nodes,
-            models=models,
-            replicas_per_model=max(1, 8 * nodes // models),
-            **base,
-        )
+        replicas = max(1, 8 * nodes // models)
+        sized = cls(nodes=nodes, gpu_nodes=nodes, pods=20 * nodes, models=models, replicas_per_model=replicas, **base)
+        got = Topology.build(sized).series_count()
+        if got > 1.1 * series and replicas > 1:
+            # Whole nodes are coarse steps at small sizes: trim serving replicas (their histograms
+            # are the largest share) to land closer.
+            replicas = max(1, round(replicas * series / got))
+            sized = sized.model_copy(update={"replicas_per_model": replicas})
+        return sized
 
 
 def load_scenario(source: str | Path | dict[str, Any]) -> Scenario:
@@ -1107,18 +1109,26 @@ def _inference_families(ctx: _Context) -> list[_Family]:
             _vllm_success,
             None,
         ),
-        _Family(
-            hist,
-            "histogram",
-            "Histogram of e2e request latency in seconds.",
-            pods,
-            lambda p: [
-                *(f'{hist}_bucket{{{ids(p)},le="{le}"}}' for le in (*map(str, LATENCY_BUCKETS), "+Inf")),
-                f"{hist}_count{{{ids(p)}}}",
-                f"{hist}_sum{{{ids(p)}}}",
-            ],
-            _vllm_histogram,
-            3,
+        *(
+            _Family(
+                name,
+                "histogram",
+                text,
+                pods,
+                lambda p, name=name: [
+                    *(f'{name}_bucket{{{ids(p)},le="{le}"}}' for le in (*map(str, LATENCY_BUCKETS), "+Inf")),
+                    f"{name}_count{{{ids(p)}}}",
+                    f"{name}_sum{{{ids(p)}}}",
+                ],
+                _vllm_histogram,
+                3,
+            )
+            # The same latency drives both: the regression shows in TTFT (the objective) and in
+            # end-to-end latency (context).
+            for name, text in (
+                (hist, "Histogram of e2e request latency in seconds."),
+                ("vllm:time_to_first_token_seconds", "Histogram of time to first token in seconds."),
+            )
         ),
         _Family(
             "model_accuracy",

@@ -51,9 +51,16 @@ def test_gaps_and_nan_are_not_failures() -> None:
 
 def test_latency_above_its_objective_for_five_minutes() -> None:
     model = {"namespace": "inference", "model_name": "llama"}
-    (f,) = ConditionDetector().detect(frame("inference_latency_p99", model, [0.06] * 50 + [0.25] * 10))
+    # The objective comes from the signal (catalog default for TTFT p99: 2 s).
+    (f,) = ConditionDetector().detect(frame("serving_ttft_p99", model, [0.4] * 50 + [5.0] * 10))
     assert f.confirmed and f.entity.key == "model/inference/llama" and f.score == 1.0
-    assert "above its objective of 0.1 seconds since 11:51 UTC" in f.evidence.summary
-    assert ConditionDetector().detect(frame("inference_latency_p99", model, [0.06] * 57 + [0.25] * 3)) == []
-    custom = ConditionDetector(objectives={"inference_latency_p99": 0.3})
-    assert custom.detect(frame("inference_latency_p99", model, [0.06] * 50 + [0.25] * 10)) == []
+    assert "above its objective of 2 seconds since 11:51 UTC" in f.evidence.summary
+    assert ConditionDetector().detect(frame("serving_ttft_p99", model, [0.4] * 57 + [5.0] * 3)) == []
+    custom = ConditionDetector(objectives={"serving_ttft_p99": 6.0})
+    assert custom.detect(frame("serving_ttft_p99", model, [0.4] * 50 + [5.0] * 10)) == []
+
+
+def test_end_to_end_llm_latency_is_never_an_objective() -> None:
+    model = {"namespace": "inference", "model_name": "llama"}
+    # Seconds to minutes by design: it grows with the length of the output.
+    assert ConditionDetector().detect(frame("inference_latency_p99", model, [30.0] * 60)) == []

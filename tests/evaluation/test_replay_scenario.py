@@ -58,3 +58,13 @@ def test_b_batch_and_bare_pods_are_advised_not_restarted(replay) -> None:
     assert not _decisions(data, "restart_pod", "pod/research/notebook-alice")
     # Advice instead: the notebook's memory is worth telling its owner about.
     assert _decisions(data, "advise", "pod/research/notebook-alice")
+
+
+def test_a_llm_latency_objective_is_ttft_and_itl_not_end_to_end(replay) -> None:
+    hist, data = replay
+    # End-to-end latency is seconds by nature: no standing scale-up from the first cycle on.
+    assert not [d for d in data["decisions"] if d["action"] == "scale_ahead" and d["cycles"] > 60]
+    # The surge breaches the TTFT objective: scale-up while it lasts, on the surging model only.
+    surge = _incident(data, "traffic surge")
+    assert surge["first_action"].startswith("scale_ahead on model/inference/llama-3-8b")
+    assert not _decisions(data, "scale_ahead", "model/inference/qwen2-7b")

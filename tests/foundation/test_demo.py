@@ -19,7 +19,7 @@ def test_demo_reports_findings_with_lead_time_and_changes_nothing() -> None:
     assert any(f["signal"] == "pod_memory_usage_ratio" for f in predicted)
     # Every fault seeded in aiops/data/demo/scenario.yaml is reported at warning or above.
     seen = {f["signal"] for f in report["findings"] if f["severity"] in ("warning", "critical")}
-    assert {"pod_memory_usage_ratio", "node_filesystem_usage_ratio", "gpu_xid", "inference_latency_p99",
+    assert {"pod_memory_usage_ratio", "node_filesystem_usage_ratio", "gpu_xid", "serving_ttft_p99",
             "pod_crashlooping", "model_accuracy"} <= seen, seen
     # One qwen2-7b replica loses accuracy on node-1, whose GPU fell off the bus: the node is blamed.
     root = [f for f in report["findings"] if f["detector"] == "root_cause"]

@@ -58,10 +58,13 @@ def test_output_is_valid_openmetrics_with_types_and_eof() -> None:
     assert text.endswith("# EOF\n")
     # prometheus_client's strict parser rejects timestamped histograms with more than one point
     # (its grouping check), so the histogram is checked by its own test and by promtool.
-    hist_start = text.index("# HELP vllm:e2e_request_latency_seconds ")
-    hist_end = text.index("# HELP", hist_start + 1)
-    assert "# TYPE vllm:e2e_request_latency_seconds histogram\n" in text[hist_start:hist_end]
-    families = {f.name: f for f in text_string_to_metric_families(text[:hist_start] + text[hist_end:])}
+    rest = text
+    for hist in ("vllm:e2e_request_latency_seconds", "vllm:time_to_first_token_seconds"):
+        hist_start = rest.index(f"# HELP {hist} ")
+        hist_end = rest.index("# HELP", hist_start + 1)
+        assert f"# TYPE {hist} histogram\n" in rest[hist_start:hist_end]
+        rest = rest[:hist_start] + rest[hist_end:]
+    families = {f.name: f for f in text_string_to_metric_families(rest)}
     assert families["kube_pod_container_status_restarts"].type == "counter"
     assert families["container_memory_working_set_bytes"].type == "gauge"
     for name in (
