@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import logging
 import signal
+import ssl
 import threading
 
 from apscheduler.schedulers.background import BackgroundScheduler
 
 from aiops import metrics
-from aiops.config import AiopsConfig, resolve_secret
+from aiops.config import AiopsConfig, ConfigError, resolve_secret
 from aiops.engine.pipeline import Pipeline
 from aiops.model import utcnow
 from aiops.server import DaemonServer, WebhookHandler
@@ -44,6 +45,9 @@ class Daemon:
             alive=lambda: self.scheduler.running,
             webhook=webhook,
             max_body_bytes=config.server.max_body_bytes,
+            read_timeout=config.server.read_timeout.total_seconds(),
+            max_connections=config.server.max_connections,
+            tls=server_tls(config),
         )
 
     def ready(self) -> tuple[bool, str]:
@@ -115,4 +119,17 @@ def webhook_for(config: AiopsConfig, pipeline: Pipeline) -> WebhookHandler | Non
         inbox = AlertInbox(pipeline.store)
         pipeline.extra_findings.append(inbox)
     token = resolve_secret(config.server.webhook_token, "server.webhook_token")
-    return make_handler(inbox, token, config.server.max_body_bytes)  # type: ignore[return-value]
+    return make_handler(inbox, token, config.server.max_body_bytes)
+
+
+def server_tls(config: AiopsConfig) -> ssl.SSLContext | None:
+    """The listener's TLS context when ``server.tls`` is set (a bad file is a ConfigError that says which)."""
+    tls = config.server.tls
+    if tls is None:
+        return None
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    try:
+        context.load_cert_chain(str(tls.cert_file), str(tls.key_file))
+    except (OSError, ssl.SSLError) as exc:
+        raise ConfigError("<server.tls>", [("server.tls", f"cannot load the certificate and key: {exc}")]) from None
+    return context

@@ -125,6 +125,11 @@ INBOUND_REFUSED = Counter(
     ["reason"],
     registry=REGISTRY,
 )
+HTTP_CONNECTIONS_REFUSED = Counter(
+    "aiops_http_connections_refused",
+    "Connections to the daemon's HTTP server closed at once because server.max_connections were open.",
+    registry=REGISTRY,
+)
 
 
 def initialise(*, actions: Iterable[str], detectors: Iterable[str], channels: Iterable[str],

@@ -1,14 +1,34 @@
-"""The daemon's one small HTTP server: /metrics, /healthz, /readyz and the Alertmanager webhook."""
+"""The daemon's one small HTTP server: /metrics, /healthz, /readyz and the Alertmanager webhook.
+
+It is reachable by anything in the cluster network, so it is built to stay up under hostile
+clients (a liveness probe that times out restarts the daemon):
+
+- aiohttp's asyncio server: an idle or slow connection costs a few kilobytes and no thread, so a
+  thousand of them do not delay /healthz, which is answered on the event loop itself;
+- every connection must deliver its request headers within ``read_timeout`` of connecting (or of
+  its previous answer), and a body within ``read_timeout`` more; then it is closed;
+- at most ``max_connections`` are open at once; above that a new one is closed at once;
+- the webhook is authenticated from the headers, and its size checked, *before* any body byte is
+  read; a refused request is answered and its connection closed unread;
+- the blocking work (the webhook's SQLite write, rendering /metrics, the readiness check) runs on
+  small fixed thread pools, so a slow disk cannot starve the probes;
+- optional TLS (``server.tls``).
+"""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
+import socket
+import ssl
 import threading
-from collections.abc import Callable
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any
+from collections.abc import Callable, Mapping
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, Protocol
 
+from aiohttp import web
+from aiohttp.http_exceptions import HttpProcessingError
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from aiops import metrics
@@ -16,20 +36,53 @@ from aiops import metrics
 log = logging.getLogger(__name__)
 
 WEBHOOK_PATH = "/api/v1/alertmanager"
-
-# (body, headers) -> (status, JSON response)
-WebhookHandler = Callable[[bytes, dict[str, str]], tuple[int, dict[str, Any]]]
+Answer = tuple[int, dict[str, Any]]
 
 
-class _Server(ThreadingHTTPServer):
-    # socketserver's default backlog of 5 drops SYNs under bursts (Alertmanager, scrapes): 1 s retransmits.
-    request_queue_size = 128
+class WebhookHandler(Protocol):
+    """The webhook's logic, without HTTP: ``authorize`` sees only the headers (``None`` = go on)."""
+
+    def authorize(self, headers: Mapping[str, str]) -> Answer | None: ...
+
+    def __call__(self, body: bytes, headers: Mapping[str, str]) -> Answer: ...
+
+
+class _ClientErrors(logging.Filter):
+    """aiohttp logs each malformed request with a traceback; under a flood that would drown the log.
+    A client's bad request is the client's problem: kept at debug, not error."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        exc = record.exc_info[1] if record.exc_info else None
+        if isinstance(exc, HttpProcessingError):
+            log.debug("bad request from a client: %s", exc)
+            return False
+        return True
+
+
+_protocol_log = logging.getLogger("aiops.server.protocol")
+_protocol_log.addFilter(_ClientErrors())
+
+
+class _Refuse(asyncio.Protocol):
+    """What a connection over ``max_connections`` gets: closed before anything is read."""
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        metrics.HTTP_CONNECTIONS_REFUSED.inc()
+        transport.close()
+
+
+def _json(status: int, payload: dict[str, Any], *, close: bool = False) -> web.Response:
+    response = web.Response(status=status, body=json.dumps(payload).encode(), content_type="application/json")
+    if close:
+        response.force_close()
+    return response
 
 
 class DaemonServer:
-    """Serves health and metrics in a background thread.
+    """Serves health, metrics and the webhook from an event loop in a background thread.
 
-    ``ready`` returns (is_ready, reason); ``alive`` returns whether the scheduler still runs.
+    ``ready`` returns (is_ready, reason); ``alive`` returns whether the scheduler still runs. The
+    socket is bound in the constructor, so ``port`` is known (and a busy port fails) before start.
     """
 
     def __init__(
@@ -41,78 +94,141 @@ class DaemonServer:
         alive: Callable[[], bool] = lambda: True,
         webhook: WebhookHandler | None = None,
         max_body_bytes: int = 1_048_576,
+        read_timeout: float = 10.0,
+        max_connections: int = 4096,
+        tls: ssl.SSLContext | None = None,
     ) -> None:
-        server = self
-
-        class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-
-            def log_message(self, fmt: str, *args: Any) -> None:  # access logs at debug only
-                log.debug("http %s", fmt % args)
-
-            def _send(self, status: int, body: bytes, content_type: str = "application/json") -> None:
-                self.send_response(status)
-                self.send_header("Content-Type", content_type)
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
-
-            def _json(self, status: int, payload: dict[str, Any]) -> None:
-                self._send(status, json.dumps(payload).encode())
-
-            def do_GET(self) -> None:  # noqa: N802
-                path = self.path.split("?", 1)[0]
-                if path == "/metrics":
-                    self._send(200, generate_latest(metrics.REGISTRY), CONTENT_TYPE_LATEST)
-                elif path == "/healthz":
-                    ok = server.alive()
-                    self._json(200 if ok else 503, {"status": "ok" if ok else "scheduler stopped"})
-                elif path == "/readyz":
-                    ok, reason = server.ready()
-                    self._json(200 if ok else 503, {"ready": ok, "reason": reason})
-                else:
-                    self._json(404, {"error": f"no such path {path}; try /metrics, /healthz, /readyz"})
-
-            def do_POST(self) -> None:  # noqa: N802
-                path = self.path.split("?", 1)[0]
-                if path != WEBHOOK_PATH or server.webhook is None:
-                    self._json(404, {"error": f"no such path {path}"})
-                    return
-                try:
-                    length = int(self.headers.get("Content-Length", "0"))
-                except ValueError:
-                    self._json(400, {"error": "invalid Content-Length"})
-                    return
-                if length > server.max_body_bytes:
-                    # Refuse before reading so an oversized body cannot exhaust memory.
-                    self.close_connection = True
-                    self._json(413, {"error": f"body larger than {server.max_body_bytes} bytes"})
-                    return
-                body = self.rfile.read(length) if length > 0 else b""
-                headers = {k.lower(): v for k, v in self.headers.items()}
-                try:
-                    status, payload = server.webhook(body, headers)
-                except Exception:  # a bug in handling must not kill the server thread
-                    log.exception("webhook handler failed")
-                    status, payload = 500, {"error": "internal error; see the daemon log"}
-                self._json(status, payload)
-
         self.ready = ready
         self.alive = alive
         self.webhook = webhook
         self.max_body_bytes = max_body_bytes
-        self._httpd = _Server((host, port), Handler)
-        self._httpd.daemon_threads = True
-        self._thread = threading.Thread(target=self._httpd.serve_forever, name="http", daemon=True)
+        self.read_timeout = read_timeout
+        self.max_connections = max_connections
+        self.tls = tls
+        family = socket.AF_INET6 if ":" in host else socket.AF_INET
+        # listen() backlog of 128: bursts of scrapes and webhook calls are not dropped (SYN retries).
+        self._sock = socket.create_server((host, port), family=family, backlog=128)
+        # Blocking work runs here, apart from the probes: one pool for the webhook, one for reads.
+        self._webhook_pool = ThreadPoolExecutor(2, thread_name_prefix="http-webhook")
+        self._read_pool = ThreadPoolExecutor(2, thread_name_prefix="http-read")
+        self._loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self._serve, name="http", daemon=True)
+        self._started = threading.Event()
+        self._runner: web.AppRunner | None = None
+        self._server: asyncio.AbstractServer | None = None
+        self._error: BaseException | None = None
 
     @property
     def port(self) -> int:
-        return int(self._httpd.server_address[1])
+        return int(self._sock.getsockname()[1])
 
+    @property
+    def scheme(self) -> str:
+        return "https" if self.tls is not None else "http"
+
+    # -- lifecycle ----------------------------------------------------------------------------
     def start(self) -> DaemonServer:
         self._thread.start()
+        self._started.wait(30)
+        if self._error is not None:
+            raise self._error
         return self
 
     def stop(self) -> None:
-        self._httpd.shutdown()
-        self._httpd.server_close()
+        if self._thread.is_alive():
+            asyncio.run_coroutine_threadsafe(self._shutdown(), self._loop).result(timeout=30)
+            self._loop.call_soon_threadsafe(self._loop.stop)
+            self._thread.join(timeout=30)
+        else:
+            self._sock.close()
+        self._webhook_pool.shutdown(wait=False, cancel_futures=True)
+        self._read_pool.shutdown(wait=False, cancel_futures=True)
+
+    def _serve(self) -> None:
+        asyncio.set_event_loop(self._loop)
+        try:
+            self._loop.run_until_complete(self._setup())
+        except BaseException as exc:  # reported to start()
+            self._error = exc
+            self._started.set()
+            return
+        self._started.set()
+        self._loop.run_forever()
+        self._loop.close()
+
+    async def _setup(self) -> None:
+        app = web.Application(client_max_size=self.max_body_bytes)
+        app.router.add_get("/healthz", self._healthz)
+        app.router.add_get("/readyz", self._readyz)
+        app.router.add_get("/metrics", self._metrics)
+        app.router.add_post(WEBHOOK_PATH, self._webhook)
+        app.router.add_route("*", "/{tail:.*}", self._not_found)
+        # keepalive_timeout is armed when a connection opens and after each answer, and closes a
+        # connection whose next request has not fully arrived by then: the header read timeout.
+        # lingering_time=0: an unread (refused) body is not drained, the connection just closes.
+        # read_bufsize: what aiohttp buffers of a body before the handler reads it (16 KiB, not 64):
+        # bounds what a thousand unauthenticated bodies cost while their headers are refused.
+        runner = web.AppRunner(app, access_log=None, handle_signals=False, logger=_protocol_log,
+                               keepalive_timeout=self.read_timeout, lingering_time=0,
+                               read_bufsize=16_384)
+        await runner.setup()
+        factory = runner.server
+        assert factory is not None
+        limit = self.max_connections
+
+        def protocol() -> asyncio.BaseProtocol:
+            if len(factory.connections) >= limit:
+                return _Refuse()
+            return factory()
+
+        self._runner = runner
+        self._server = await self._loop.create_server(protocol, sock=self._sock, ssl=self.tls)
+
+    async def _shutdown(self) -> None:
+        if self._server is not None:
+            self._server.close()
+        if self._runner is not None:
+            await self._runner.cleanup()
+
+    # -- handlers -----------------------------------------------------------------------------
+    async def _healthz(self, request: web.Request) -> web.Response:
+        ok = self.alive()  # cheap and non-blocking: answered on the loop, never queued behind work
+        return _json(200 if ok else 503, {"status": "ok" if ok else "scheduler stopped"})
+
+    async def _readyz(self, request: web.Request) -> web.Response:
+        ok, reason = await self._loop.run_in_executor(self._read_pool, self.ready)
+        return _json(200 if ok else 503, {"ready": ok, "reason": reason})
+
+    async def _metrics(self, request: web.Request) -> web.Response:
+        body = await self._loop.run_in_executor(self._read_pool, generate_latest, metrics.REGISTRY)
+        return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
+
+    async def _not_found(self, request: web.Request) -> web.Response:
+        if request.method == "GET":
+            return _json(404, {"error": f"no such path {request.path}; try /metrics, /healthz, /readyz"})
+        return _json(404, {"error": f"no such path {request.path}"}, close=True)
+
+    async def _webhook(self, request: web.Request) -> web.Response:
+        if self.webhook is None:
+            return _json(404, {"error": f"no such path {request.path}"}, close=True)
+        headers = {k.lower(): v for k, v in request.headers.items()}
+        refusal = self.webhook.authorize(headers)
+        if refusal is not None:
+            return _json(*refusal, close=True)  # the body is never read
+        declared = request.headers.get("Content-Length")
+        if declared is not None and not declared.isdigit():
+            return _json(400, {"error": "invalid Content-Length"}, close=True)
+        if request.content_length is not None and request.content_length > self.max_body_bytes:
+            return _json(413, {"error": f"body larger than {self.max_body_bytes} bytes"}, close=True)
+        try:
+            body = await asyncio.wait_for(request.read(), self.read_timeout)
+        except TimeoutError:
+            return _json(408, {"error": f"the body did not arrive within {self.read_timeout:g}s"}, close=True)
+        except web.HTTPRequestEntityTooLarge:
+            return _json(413, {"error": f"body larger than {self.max_body_bytes} bytes"}, close=True)
+        try:
+            status, payload = await self._loop.run_in_executor(self._webhook_pool, self.webhook, body, headers)
+        except Exception:  # a bug in handling must not kill the server
+            log.exception("webhook handler failed")
+            status, payload = 500, {"error": "internal error; see the daemon log"}
+        return _json(status, payload)

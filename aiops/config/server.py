@@ -1,8 +1,18 @@
 from __future__ import annotations
 
-from pydantic import Field
+from datetime import timedelta
+from pathlib import Path
 
-from aiops.config.base import Secret, StrictModel
+from pydantic import Field, model_validator
+
+from aiops.config.base import Duration, Secret, StrictModel
+
+
+class ServerTLS(StrictModel):
+    """Serve HTTPS: a certificate and its key (PEM files, e.g. a mounted kubernetes.io/tls Secret)."""
+
+    cert_file: Path
+    key_file: Path
 
 
 class ServerConfig(StrictModel):
@@ -11,3 +21,15 @@ class ServerConfig(StrictModel):
     # Bearer token the Alertmanager webhook must present; the endpoint is off without one.
     webhook_token: Secret | None = None
     max_body_bytes: int = Field(default=1_048_576, ge=1024)
+    # A connection must send its request headers within this of connecting (or of its previous
+    # answer), and its body within this again; then it is closed (slowloris, idle sockets).
+    read_timeout: Duration = timedelta(seconds=10)
+    # Connections open at once; above this a new one is closed at once (each costs a descriptor).
+    max_connections: int = Field(default=4096, ge=16)
+    tls: ServerTLS | None = None
+
+    @model_validator(mode="after")
+    def _check(self) -> ServerConfig:
+        if not 0.5 <= self.read_timeout.total_seconds() <= 300:
+            raise ValueError("read_timeout must be between 0.5s and 5m")
+        return self

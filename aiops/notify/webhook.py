@@ -3,7 +3,9 @@
 ``handle_alertmanager`` returns (HTTP status, JSON body). Every check happens before anything is
 stored, so a rejected request changes nothing: 404 when no token is configured (the endpoint is
 off), 401 without a bearer token, 403 with a wrong one, 413 over the size limit, 400 for malformed
-JSON or a payload that is not version 4, 503 when the store cannot take it (Alertmanager retries).
+JSON or a payload that is not version 4, 503 when the store cannot take it (Alertmanager retries;
+a full disk says so). ``authorize`` is the part that needs only the headers: the server runs it
+before reading any body byte.
 """
 
 from __future__ import annotations
@@ -11,7 +13,8 @@ from __future__ import annotations
 import hmac
 import json
 import logging
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
 
 from pydantic import SecretStr, ValidationError
@@ -38,9 +41,8 @@ def _problems(exc: ValidationError) -> str:
     return "; ".join(parts)
 
 
-def handle_alertmanager(
-    body: bytes, headers: Mapping[str, str], inbox: AlertInbox, token: SecretStr | None, max_bytes: int
-) -> tuple[int, dict[str, Any]]:
+def authorize(headers: Mapping[str, str], token: SecretStr | None) -> tuple[int, dict[str, Any]] | None:
+    """The refusal a request gets from its headers alone, or ``None`` when it may send its body."""
     if token is None or not token.get_secret_value():
         return 404, {"error": "the Alertmanager webhook is disabled; set server.webhook_token to enable it"}
     auth = _header(headers, "Authorization")
@@ -50,6 +52,15 @@ def handle_alertmanager(
     if not hmac.compare_digest(presented.strip().encode(), token.get_secret_value().encode()):
         log.warning("alertmanager webhook: rejected a request with a wrong bearer token")
         return 403, {"error": "wrong bearer token"}
+    return None
+
+
+def handle_alertmanager(
+    body: bytes, headers: Mapping[str, str], inbox: AlertInbox, token: SecretStr | None, max_bytes: int
+) -> tuple[int, dict[str, Any]]:
+    refusal = authorize(headers, token)
+    if refusal is not None:
+        return refusal
     declared = _header(headers, "Content-Length")
     if len(body) > max_bytes or (declared.isdigit() and int(declared) > max_bytes):
         return 413, {"error": f"payload larger than {max_bytes} bytes; lower max_alerts in the Alertmanager receiver"}
@@ -73,10 +84,21 @@ def handle_alertmanager(
     return 200, {"status": "ok", "received": len(payload.alerts), "stored": kept}
 
 
-def make_handler(inbox: AlertInbox, token: SecretStr | None, max_bytes: int) -> Callable[[bytes, Mapping[str, str]], tuple[int, dict[str, Any]]]:
-    """``(body, headers) -> (status, JSON)`` for the daemon's HTTP server (``aiops.server.WebhookHandler``)."""
+@dataclass(frozen=True)
+class AlertmanagerWebhook:
+    """The daemon's HTTP server calls ``authorize(headers)`` before reading the body, then
+    ``self(body, headers)`` (``aiops.server.WebhookHandler``)."""
 
-    def handler(body: bytes, headers: Mapping[str, str]) -> tuple[int, dict[str, Any]]:
-        return handle_alertmanager(body, headers, inbox, token, max_bytes)
+    inbox: AlertInbox
+    token: SecretStr | None
+    max_bytes: int
 
-    return handler
+    def authorize(self, headers: Mapping[str, str]) -> tuple[int, dict[str, Any]] | None:
+        return authorize(headers, self.token)
+
+    def __call__(self, body: bytes, headers: Mapping[str, str]) -> tuple[int, dict[str, Any]]:
+        return handle_alertmanager(body, headers, self.inbox, self.token, self.max_bytes)
+
+
+def make_handler(inbox: AlertInbox, token: SecretStr | None, max_bytes: int) -> AlertmanagerWebhook:
+    return AlertmanagerWebhook(inbox, token, max_bytes)

@@ -139,7 +139,7 @@ def test_oversized_declared_body_is_refused_before_it_is_read(endpoint: Endpoint
     # Bad Content-Length headers are refused too, not trusted.
     with socket.create_connection((host, int(port)), timeout=5) as sock:
         sock.sendall(f"POST {WEBHOOK_PATH} HTTP/1.1\r\nHost: x\r\nContent-Length: lots\r\n\r\n".encode())
-        assert read_reply(sock).startswith("HTTP/1.1 400")
+        assert read_reply(sock).split(" ", 2)[1] == "400"
     assert requests.post(endpoint.url, data=payload("still-up"), headers=AUTH, timeout=10).status_code == 200
 
 
