@@ -32,6 +32,9 @@ from tests.dashboards.grafana import (
     metric_names,
 )
 
+# Starts daemons or real servers (tens of seconds each): `-m "not slow"` leaves it out of the inner loop.
+pytestmark = pytest.mark.slow
+
 RULE_FILES = sorted((DASHBOARD_DIR.parent / "alert-rules").glob("*.rules.yml"))
 QUERIES = all_queries()
 ALL = {

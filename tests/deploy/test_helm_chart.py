@@ -252,6 +252,7 @@ def test_install_notes_say_the_mode_and_what_is_missing(helm: str) -> None:
     assert "No Secret is referenced" not in production
 
 
+@pytest.mark.slow
 @pytest.mark.timeout(120)
 def test_rendered_config_passes_aiops_check_config(production_docs: list[dict[str, Any]], tmp_path: Path) -> None:
     raw = _config(production_docs)

@@ -9,6 +9,7 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
 import requests
 import yaml
 
@@ -45,6 +46,7 @@ def test_server_endpoints() -> None:
         server.stop()
 
 
+@pytest.mark.slow
 def test_run_serves_metrics_becomes_ready_and_stops_on_sigterm(prometheus: PrometheusServer, tmp_path: Path) -> None:
     port = free_port()
     cfg = {
@@ -94,6 +96,7 @@ def test_run_serves_metrics_becomes_ready_and_stops_on_sigterm(prometheus: Prome
     assert "Traceback" not in err
 
 
+@pytest.mark.slow
 def test_once_json_and_history(prometheus: PrometheusServer, tmp_path: Path) -> None:
     cfg = {
         "prometheus": {"url": prometheus.url, "lookback": "3h"},

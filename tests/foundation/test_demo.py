@@ -8,6 +8,11 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
+# Starts daemons or real servers (tens of seconds each): `-m "not slow"` leaves it out of the inner loop.
+pytestmark = pytest.mark.slow
+
 
 def test_demo_reports_findings_with_lead_time_and_changes_nothing() -> None:
     run = subprocess.run([sys.executable, "-m", "aiops", "demo", "--json"], capture_output=True, text=True, timeout=180)

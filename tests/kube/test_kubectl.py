@@ -96,6 +96,7 @@ def test_drain_evicts_within_the_budget(api: KubeApiServer, kubectl) -> None:
     assert not api.exists("Pod", "web-1")
 
 
+@pytest.mark.slow
 def test_drain_blocked_by_the_disruption_budget(api: KubeApiServer, kubectl, sa, admin) -> None:
     api.delete("Pod", "web-1")  # web now has exactly minAvailable=2 healthy pods, both on n1
     done = kubectl("drain", "n1", "--ignore-daemonsets", "--timeout=2s", timeout=60)

@@ -7,6 +7,7 @@ from collections.abc import Sequence
 from datetime import timedelta
 from pathlib import Path
 
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -41,6 +42,7 @@ class Scripted(Notifier):
     cycles=st.lists(st.sets(st.integers(0, 5), max_size=4), min_size=1, max_size=8),
     answers=st.lists(ANSWERS, max_size=30),
 )
+@pytest.mark.slow
 def test_every_notification_ends_delivered_once_failed_superseded_or_still_pending(
     cycles: list[set[int]], answers: list[DeliveryStatus]
 ) -> None:

@@ -34,7 +34,8 @@ from tests.reliability.daemon_process import (
 )
 from tests.safety.kubecluster import CLUSTER_ROLE, seed_workload
 
-pytestmark = pytest.mark.reliability
+# Starts daemons or real servers (tens of seconds each): `-m "not slow"` leaves it out of the inner loop.
+pytestmark = [pytest.mark.reliability, pytest.mark.slow]
 
 @pytest.fixture(scope="module")
 def prometheus(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PrometheusServer]:

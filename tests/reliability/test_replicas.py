@@ -27,7 +27,8 @@ from tests.reliability.daemon_process import (
 )
 from tests.safety.kubecluster import CLUSTER_ROLE, seed_workload
 
-pytestmark = pytest.mark.reliability
+# Starts daemons or real servers (tens of seconds each): `-m "not slow"` leaves it out of the inner loop.
+pytestmark = [pytest.mark.reliability, pytest.mark.slow]
 
 LEASE_DURATION = 4.0  # daemon_config's leader_election timings
 RETRY_PERIOD = 0.5

@@ -70,6 +70,7 @@ def leaks(blob: bytes) -> list[str]:
     return sorted(name for name, value in SECRETS.items() for f in forms(value) if f.encode() in blob)
 
 
+@pytest.mark.slow
 def test_no_secret_appears_anywhere_a_run_writes(tmp_path: Path) -> None:
     end = datetime.now(UTC).replace(second=0, microsecond=0)
     write_history(tmp_path / "h.om", end)

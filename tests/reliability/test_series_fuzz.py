@@ -105,6 +105,7 @@ def test_window_normalises_out_of_order_duplicate_and_infinite_points() -> None:
     assert buf.values[2] == 9.0
 
 
+@pytest.mark.slow
 def test_label_explosion_is_bounded() -> None:
     n_series = 1000
     ts = timeline(120)

@@ -161,6 +161,7 @@ def percentile(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, round(q / 100 * (len(ordered) - 1)))]
 
 
+@pytest.mark.slow
 def test_two_thousand_requests_over_loopback_each_valid_alert_stored_exactly_once(endpoint: Endpoint) -> None:
     local = threading.local()
 
@@ -196,6 +197,7 @@ def test_two_thousand_requests_over_loopback_each_valid_alert_stored_exactly_onc
     assert elapsed < 90, figures  # generous: 2 shared cores; the figures above are the real measure
 
 
+@pytest.mark.slow
 def test_a_locked_state_file_gets_503_so_alertmanager_retries_and_nothing_is_lost(endpoint: Endpoint) -> None:
     import sqlite3
 
