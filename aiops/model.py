@@ -215,9 +215,46 @@ class Finding:
         return f"{self.detector}:{self.signal}:{self.entity.key}"
 
 
+# The remediation every decision can fall back to: tell a human, change nothing.
+ADVISE = "advise"
+
+
+class Basis(enum.StrEnum):
+    """What a decision rests on. Actions on predictions and on inbound alerts draw from their own,
+    smaller budgets besides the global one."""
+
+    CONFIRMED = "confirmed"  # the failure is observed (OOMKilled, NotReady, XID 79)
+    PREDICTED = "predicted"  # a forecast or a warning sign
+    INBOUND = "inbound"  # an Alertmanager alert received on the webhook
+
+
+class Rung(enum.IntEnum):
+    """The ladder a prediction climbs, one rung per cycle: notify -> prepare -> act."""
+
+    NOTIFY = 1
+    PREPARE = 2
+    ACT = 3
+
+
+class Resolve(enum.StrEnum):
+    """A target that the act stage finds in the cluster state (the finding names a pod or a model)."""
+
+    NODE = "node"  # the node the entity runs on
+    OWNER = "owner"  # the Deployment/StatefulSet that owns it
+
+
+def most_cautious(*modes: Mode) -> Mode:
+    """observe < suggest < auto: the lowest wins."""
+    return min(modes, key=lambda m: m.rank)
+
+
 @dataclass(frozen=True)
 class Decision:
-    """What policy wants done about a finding, and how far the daemon may go with it."""
+    """What policy wants done about a finding, and how far the daemon may go with it.
+
+    ``params`` holds the remediation's own parameters only (what its ``Params`` model declares);
+    what the engine needs to know travels in typed fields.
+    """
 
     action: str  # a remediation plugin name ("restart_pod", "evacuate_node", "advise", ...)
     target: Entity
@@ -226,6 +263,15 @@ class Decision:
     finding: Finding
     rule: str = ""
     params: Mapping[str, Any] = field(default_factory=dict)
+    basis: Basis = Basis.CONFIRMED
+    # The ladder rung this decision is on, and how people see it ("step 2 of 3: preparing; ...");
+    # None and "" for rules without a ladder.
+    rung: Rung | None = None
+    step: str = ""
+    # Undo what this action did earlier (uncordon, restore replicas); paid for by the action itself.
+    restore: bool = False
+    # The target is to be found in the cluster state first (None: ``target`` is the real object).
+    resolve: Resolve | None = None
     id: str = field(default_factory=new_id)
 
     @property

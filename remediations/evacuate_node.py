@@ -23,7 +23,7 @@ from typing import Any, ClassVar
 
 from pydantic import Field
 
-from aiops.kube.plan import CORDONED_BY, RESTORE, StagedPlan, infeasible
+from aiops.kube.plan import CORDONED_BY, StagedPlan, infeasible
 from aiops.kube.view import ClusterView, PodInfo
 from aiops.model import Decision, Mutation, Plan
 from aiops.plugins import PluginParams, Remediation
@@ -54,7 +54,7 @@ class EvacuateNode(Remediation):
         if target.kind != "node":
             return infeasible(self.name, target, f"could not resolve the node of {target.key}")
         node_name = target.name
-        if params.get(RESTORE):
+        if decision.restore:
             return self._uncordon(decision, view)
         drain = f"kubectl drain {node_name} --ignore-daemonsets --delete-emptydir-data --timeout=10m"
         if view is None:

@@ -19,7 +19,7 @@ from typing import Any, ClassVar, Literal
 
 from pydantic import Field, model_validator
 
-from aiops.kube.plan import ORIGINAL_REPLICAS, RESTORE, infeasible
+from aiops.kube.plan import ORIGINAL_REPLICAS, infeasible
 from aiops.kube.view import ClusterView, HpaInfo, WorkloadInfo
 from aiops.model import Decision, Mutation, Plan
 from aiops.plugins import PluginParams, Remediation
@@ -89,7 +89,7 @@ class ScaleAhead(Remediation):
         params: dict[str, Any] = dict(decision.params)
         step = int(params.get("step", self.step))
         hpa = view.hpa_for(workload)
-        if params.get(RESTORE):
+        if decision.restore:
             return self._restore(workload, hpa)
         direction = self.direction_for(decision)
         if direction not in ("up", "down"):

@@ -35,7 +35,7 @@ from aiops.engine.safety import (
 )
 from aiops.kube.client import build_api_client, request_timeout
 from aiops.kube.errors import KubeApiError
-from aiops.kube.plan import RESOLVE_TARGET, RESTORE, StagedPlan, waiting_of
+from aiops.kube.plan import StagedPlan, waiting_of
 from aiops.kube.read import (
     LedgerEntry,
     read_action_ledger,
@@ -44,13 +44,11 @@ from aiops.kube.read import (
 )
 from aiops.kube.view import ClusterView
 from aiops.kube.writer import KubeWriter
-from aiops.model import ActionResult, ActionStatus, Decision, Entity, Finding, Plan, StageError
+from aiops.model import ADVISE, ActionResult, ActionStatus, Decision, Entity, Finding, Plan, StageError
 from aiops.plugins import Remediation
 from aiops.state import Store
 
 log = logging.getLogger(__name__)
-
-ADVISE = "advise"
 
 
 class Actor:
@@ -245,7 +243,7 @@ class Actor:
         """A multi-cycle action the previous leader started and could not finish (its Event is in
         the ledger): continue it from the cluster's state instead of waiting out its cooldown.
         Only plans that are staged can be continued; a finished one-shot action keeps its cooldown."""
-        if decision.params.get(RESTORE) or not self.is_leader or self.writer.dry_run:
+        if decision.restore or not self.is_leader or self.writer.dry_run:
             return None
         if self.writer.sync_ledger() is not None:
             return None  # the ledger cannot be read: the rails will refuse and say why
@@ -262,16 +260,15 @@ class Actor:
 
     def _resolve(self, decision: Decision, view: ClusterView | None) -> Decision:
         """Turn a policy target ("node"/"owner" of the finding's entity) into a real object."""
-        how = decision.params.get(RESOLVE_TARGET)
-        if not how:
+        how = decision.resolve
+        if how is None:
             return decision
-        params = {k: v for k, v in decision.params.items() if k != RESOLVE_TARGET}
         if view is None:
             raise LookupError(f"the {how} of {decision.target.key} needs the cluster state (kubernetes is disabled)")
-        target = view.resolve(decision.target, str(how))
+        target = view.resolve(decision.target, how.value)
         if target is None:
             raise LookupError(f"could not find the {how} of {decision.target.key} in the cluster")
-        return replace(decision, target=target, params=params)
+        return replace(decision, target=target, resolve=None)
 
     def _run(
         self, decision: Decision, view: ClusterView | None, now: datetime, flight: InFlight | None
@@ -344,11 +341,11 @@ class Actor:
         self, decision: Decision, view: ClusterView | None, now: datetime, reason: str, failed: Plan | None = None
     ) -> ActionResult:
         """No safe action: tell a human what to do instead."""
-        params = {k: v for k, v in decision.params.items() if k not in (RESOLVE_TARGET, RESTORE)}
+        params = dict(decision.params)
         if failed is not None and failed.command:
             params.setdefault("command", failed.command)
         params.setdefault("why", f"{reason}; finding: {decision.finding.evidence.summary}")
-        advice_decision = replace(decision, action=ADVISE, params=params)
+        advice_decision = replace(decision, action=ADVISE, params=params, restore=False, resolve=None)
         try:
             plan = self.remediation(ADVISE).plan(advice_decision, view)
         except Exception as exc:
@@ -398,7 +395,6 @@ __all__ = ["Actor"]
 
 def _with_step(decision: Decision, result: ActionResult) -> ActionResult:
     """Prefix the ladder step ("step 2 of 3: preparing; ...") so people see where a prediction stands."""
-    if not decision.params.get("rung") or not decision.reason.startswith("step "):
+    if not decision.step:
         return result
-    step = decision.reason.split("; rule ", 1)[0]
-    return replace(result, detail=f"{step} — {result.detail}")
+    return replace(result, detail=f"{decision.step} — {result.detail}")

@@ -23,13 +23,11 @@ from aiops.engine.absent import DETECTOR as ABSENT_DETECTOR
 from aiops.engine.facts import NO_OWNER, ClusterFacts
 from aiops.engine.ladder import ACT, NOTIFY, PREPARE, LadderState
 from aiops.engine.predictions import FALSE_POSITIVE, ClosedPrediction, PredictionLedger
-from aiops.kube.plan import BASIS, CONFIRMED, INBOUND, PREDICTED, RESOLVE_TARGET, RESTORE
-from aiops.model import Decision, Entity, Evidence, Finding, Mode, Severity
+from aiops.model import ADVISE, Basis, Decision, Entity, Evidence, Finding, Mode, Resolve, Rung, Severity, most_cautious
 from aiops.notify.alertmanager import INBOUND_DETECTOR
 
 # Attributes that name the node an entity runs on, in order of preference.
 NODE_ATTRIBUTES = ("node", "Hostname", "instance", "kubernetes_node")
-ADVISE = "advise"
 # Actions that delete or evict the pod they target.
 POD_DISRUPTING = frozenset({"restart_pod"})
 
@@ -88,18 +86,18 @@ class Policy:
                 return False
         return True
 
-    def target(self, rule: PolicyRule, finding: Finding) -> tuple[Entity, dict[str, str]]:
+    def target(self, rule: PolicyRule, finding: Finding) -> tuple[Entity, Resolve | None]:
         entity = finding.entity
         if rule.target == "node" and entity.kind != "node":
             for attr in NODE_ATTRIBUTES:
                 node = entity.attr(attr)
                 if node:
-                    return Entity(kind="node", name=node.split(":")[0]), {}
+                    return Entity(kind="node", name=node.split(":")[0]), None
             # The act stage resolves it from cluster state (pod -> spec.nodeName).
-            return entity, {RESOLVE_TARGET: "node"}
+            return entity, Resolve.NODE
         if rule.target == "owner":
-            return entity, {RESOLVE_TARGET: "owner"}
-        return entity, {}
+            return entity, Resolve.OWNER
+        return entity, None
 
     def decide(
         self,
@@ -119,10 +117,10 @@ class Policy:
             rule = next((r for r in self.config.rules if self.matches(r, finding)), None)
             if rule is None:
                 continue
-            target, extra = self.target(rule, finding)
+            target, resolve = self.target(rule, finding)
             if any(k[1] == target.key and k[0] == rule.action for k in best):
                 continue  # a stronger finding already asked for this action on this target
-            decided = self._decision(rule, finding, target, extra, now)
+            decided = self._decision(rule, finding, target, resolve, now)
             if decided is None:
                 continue
             decided = self._owner_guard(decided, facts)
@@ -130,21 +128,26 @@ class Policy:
         return graded, list(best.values())
 
     def _decision(
-        self, rule: PolicyRule, finding: Finding, target: Entity, extra: dict[str, str], now: datetime | None
+        self, rule: PolicyRule, finding: Finding, target: Entity, resolve: Resolve | None, now: datetime | None
     ) -> Decision | None:
-        basis = INBOUND if finding.detector == INBOUND_DETECTOR else CONFIRMED if finding.confirmed else PREDICTED
-        action, params = rule.action, {**rule.params, **extra, BASIS: basis}
+        basis = (
+            Basis.INBOUND if finding.detector == INBOUND_DETECTOR
+            else Basis.CONFIRMED if finding.confirmed else Basis.PREDICTED
+        )
+        action, params = rule.action, dict(rule.params)
         reason = _reason(rule, finding)
+        rung: Rung | None = None
+        step = ""
         if rule.ladder is not None and self.ladder is not None and now is not None:
             rung, rungs = self._climb(rule, rule.ladder, finding, target, now)
-            params["rung"] = {NOTIFY: "notify", PREPARE: "prepare", ACT: "act"}[rung]
             if rung == NOTIFY:
                 action = ADVISE
             elif rung == PREPARE:
                 action = rule.ladder.prepare_action or rule.action
                 params.update(rule.ladder.prepare_params)
-            reason = f"step {_rung_index(rung, rule.ladder)} of {rungs}: {_rung_text(rung, rule, finding)}; {reason}"
-        mode = self.mode if self.mode.rank <= rule.max_mode.rank else rule.max_mode
+            step = f"step {_rung_index(rung, rule.ladder)} of {rungs}: {_rung_text(rung, rule, finding)}"
+            reason = f"{step}; {reason}"
+        mode = most_cautious(self.mode, rule.max_mode)
         if rule.min_precision is not None and not finding.confirmed and self.ledger is not None and mode is Mode.AUTO:
             precision, judged = self.ledger.precision(finding.detector)
             if judged < rule.min_judged or precision is None or precision < rule.min_precision:
@@ -155,7 +158,8 @@ class Policy:
                     f" the rule asks {rule.min_precision:.2f} over at least {rule.min_judged})"
                 )
         return Decision(
-            action=action, target=target, mode=mode, reason=reason, finding=finding, rule=rule.name, params=params
+            action=action, target=target, mode=mode, reason=reason, finding=finding, rule=rule.name, params=params,
+            basis=basis, rung=rung, step=step, resolve=resolve,
         )
 
     def _owner_guard(self, decision: Decision, facts: ClusterFacts) -> Decision:
@@ -178,7 +182,7 @@ class Policy:
 
     def _climb(
         self, rule: PolicyRule, ladder: LadderConfig, finding: Finding, target: Entity, now: datetime
-    ) -> tuple[int, int]:
+    ) -> tuple[Rung, int]:
         assert self.ladder is not None
         rungs = 2 if ladder.skip_prepare else 3
         lead = finding.lead_time
@@ -226,12 +230,14 @@ class Policy:
                 out.append(Decision(
                     action=rule.ladder.prepare_action or rule.action,
                     target=target,
-                    mode=self.mode if self.mode.rank <= rule.max_mode.rank else rule.max_mode,
+                    mode=most_cautious(self.mode, rule.max_mode),
                     reason=f"prediction by {c.detector} on {c.entity} passed its horizon without a failure: "
                            "rolling back the preparation (false positive counted)",
                     finding=evidence_finding,
                     rule=rule.name,
-                    params={**rule.ladder.prepare_params, RESTORE: True, BASIS: PREDICTED},
+                    params=dict(rule.ladder.prepare_params),
+                    basis=Basis.PREDICTED,
+                    restore=True,
                 ))
         return out
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
+from aiops.model import Rung
 from aiops.state import Store
 
 SCHEMA = """
@@ -19,13 +20,13 @@ CREATE TABLE IF NOT EXISTS ladder (
 );
 """
 
-NOTIFY, PREPARE, ACT = 1, 2, 3
+NOTIFY, PREPARE, ACT = Rung.NOTIFY, Rung.PREPARE, Rung.ACT
 
 
 @dataclass(frozen=True)
 class Step:
-    rung: int
-    previous: int
+    rung: Rung
+    previous: int  # 0 before the first rung
 
 
 @dataclass(frozen=True)
@@ -49,7 +50,7 @@ class LadderState:
             row = conn.execute("SELECT rung, cycle_at FROM ladder WHERE rule = ? AND target = ?", (rule, target)).fetchone()
             current = int(row["rung"]) if row else 0
             if row is not None and row["cycle_at"] == now_s:
-                return Step(current, current)  # already climbed this cycle (a second finding, same target)
+                return Step(Rung(current), current)  # already climbed this cycle (a second finding, same target)
             rung = wanted if jump else min(wanted, current + 1)
             rung = max(rung, current, NOTIFY)
             conn.execute(
@@ -59,7 +60,7 @@ class LadderState:
                 (rule, target, entity, rung, now_s, now_s),
             )
             conn.execute("DELETE FROM ladder WHERE updated_at < ?", (now_s - self.forget_after.total_seconds(),))
-        return Step(rung, current)
+        return Step(Rung(rung), current)
 
     def close(self, entity: str) -> list[Episode]:
         """End every episode about ``entity`` (its prediction closed); returns what they had reached."""

@@ -23,8 +23,7 @@ from typing import Any
 from aiops import metrics
 from aiops.config.safety import SafetyConfig
 from aiops.engine.safety import CircuitBreaker
-from aiops.kube.plan import RESTORE
-from aiops.model import Decision, Entity, Evidence, Finding, Mode, Severity, from_epoch
+from aiops.model import Basis, Decision, Entity, Evidence, Finding, Mode, Resolve, Rung, Severity, from_epoch
 from aiops.state import Store
 
 log = logging.getLogger(__name__)
@@ -68,6 +67,11 @@ def decision_to_json(decision: Decision) -> str:
             "reason": decision.reason,
             "rule": decision.rule,
             "params": dict(decision.params),
+            "basis": decision.basis.value,
+            "rung": int(decision.rung) if decision.rung is not None else None,
+            "step": decision.step,
+            "restore": decision.restore,
+            "resolve": decision.resolve.value if decision.resolve is not None else None,
             "finding": {
                 "id": f.id,
                 "detector": f.detector,
@@ -85,8 +89,19 @@ def decision_to_json(decision: Decision) -> str:
     )
 
 
+# Before Decision had typed fields, policy kept them in ``params``: rows written then still load.
+_LEGACY_PARAMS = ("basis", "rung", "restore", "resolve_target")
+_LEGACY_RUNGS = {"notify": Rung.NOTIFY, "prepare": Rung.PREPARE, "act": Rung.ACT}
+
+
 def decision_from_json(text: str) -> Decision:
     d = json.loads(text)
+    params = dict(d.get("params", {}))
+    legacy = {k: params.pop(k) for k in _LEGACY_PARAMS if k in params}
+    rung = d.get("rung")
+    if rung is None and legacy.get("rung") in _LEGACY_RUNGS:
+        rung = _LEGACY_RUNGS[legacy["rung"]]
+    resolve = d.get("resolve", legacy.get("resolve_target"))
     f = d["finding"]
     finding = Finding(
         detector=f["detector"],
@@ -106,7 +121,12 @@ def decision_from_json(text: str) -> Decision:
         reason=d["reason"],
         finding=finding,
         rule=d.get("rule", ""),
-        params=d.get("params", {}),
+        params=params,
+        basis=Basis(d.get("basis", legacy.get("basis", Basis.CONFIRMED))),
+        rung=Rung(rung) if rung is not None else None,
+        step=d.get("step", ""),
+        restore=bool(d.get("restore", legacy.get("restore", False))),
+        resolve=Resolve(resolve) if resolve else None,
         id=d["id"],
     )
 
@@ -142,8 +162,8 @@ class OutcomeTracker:
         a new name, so the same finding on any pod of that workload means "not healed" too.
         """
         severity = decision.finding.severity or Severity.INFO
-        restore = int(_restore_delay(decision.action, self.config) is not None and not decision.params.get(RESTORE))
-        if decision.params.get(RESTORE):
+        restore = int(_restore_delay(decision.action, self.config) is not None and not decision.restore)
+        if decision.restore:
             return  # an undo is not judged by the finding that caused the original action
         with self.store.transaction() as conn:
             conn.execute(
@@ -263,11 +283,10 @@ class OutcomeTracker:
                     )
                 continue
             if now - since >= delay:
-                params = {**decision.params, RESTORE: True}
                 due.append(
                     replace(
                         decision,
-                        params=params,
+                        restore=True,
                         reason=f"restore after {decision.action}: healthy since {since:%H:%M UTC}",
                         id=f"{decision.id}-restore",
                     )

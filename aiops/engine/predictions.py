@@ -25,7 +25,7 @@ from datetime import datetime, timedelta
 from prometheus_client import Counter, Gauge
 
 from aiops import metrics
-from aiops.model import ActionResult, ActionStatus, Decision, Finding, from_epoch
+from aiops.model import ActionResult, ActionStatus, Decision, Finding, Rung, from_epoch
 from aiops.state import Store
 
 SCHEMA = """
@@ -105,7 +105,7 @@ class PredictionLedger:
         A *preparation* (the ladder's prepare rung: a cordon, a pre-scale) does not explain a
         recovery, so it does not count; only a remediation that acts on the cause does.
         """
-        preparing = {d.id for d in decisions if d.params.get("rung") == "prepare"}
+        preparing = {d.id for d in decisions if d.rung is Rung.PREPARE}
         done = [r for r in results if r.status is ActionStatus.APPLIED and r.decision_id not in preparing]
         by_id = {d.id: d for d in decisions}
         applied = {r.target.key for r in done}

@@ -38,7 +38,7 @@ from tenacity import (
 from aiops import metrics
 from aiops.config.safety import KillSwitchConfig, SafetyConfig
 from aiops.kube.errors import KubeApiError
-from aiops.kube.plan import BASIS, CONFIRMED, INBOUND, PREDICTED, RESTORE, StagedPlan, waiting_of
+from aiops.kube.plan import StagedPlan, waiting_of
 from aiops.kube.read import (
     LEDGER_ACTION,
     LEDGER_AT,
@@ -49,14 +49,17 @@ from aiops.kube.read import (
 from aiops.kube.view import REMEDIATE_LABEL, ClusterView
 from aiops.kube.writer import KubeWriter
 from aiops.model import (
+    ADVISE,
     ActionResult,
     ActionStatus,
+    Basis,
     Decision,
     Entity,
     Mode,
     Mutation,
     Plan,
     from_epoch,
+    most_cautious,
 )
 from aiops.notify.alertmanager import silence_labels
 from aiops.state import Store
@@ -157,13 +160,6 @@ class KillSwitch:
 
 
 # --------------------------------------------------------------------------------------------
-def basis_of(decision: Decision) -> str:
-    """Policy marks decisions taken on a prediction or on an inbound alert: they draw from their own
-    smaller budgets too."""
-    basis = decision.params.get(BASIS)
-    return basis if basis in (PREDICTED, INBOUND) else CONFIRMED
-
-
 # Persistent books: budgets, cooldowns, disruptions, breaker, in-flight actions
 # --------------------------------------------------------------------------------------------
 @dataclass(frozen=True)
@@ -364,8 +360,7 @@ class CircuitBreaker:
 # --------------------------------------------------------------------------------------------
 def effective_mode(decision: Decision, config: SafetyConfig) -> Mode:
     """The most cautious of the decision's mode (policy), the global mode and the action's cap."""
-    modes = [decision.mode, config.mode, config.action_modes.get(decision.action, Mode.AUTO)]
-    return min(modes, key=lambda m: m.rank)
+    return most_cautious(decision.mode, config.mode, config.action_modes.get(decision.action, Mode.AUTO))
 
 
 def _is_temporary(exc: BaseException) -> bool:
@@ -439,10 +434,10 @@ class GuardedWriter:
         c, count = self.config, self.books.count_actions
         hour = c.max_actions_per_hour - count(now - timedelta(hours=1), self.dry_run)
         day = c.max_actions_per_day - count(now - timedelta(days=1), self.dry_run)
-        p_hour = c.max_predicted_actions_per_hour - count(now - timedelta(hours=1), self.dry_run, PREDICTED)
-        p_day = c.max_predicted_actions_per_day - count(now - timedelta(days=1), self.dry_run, PREDICTED)
-        i_hour = c.max_inbound_actions_per_hour - count(now - timedelta(hours=1), self.dry_run, INBOUND)
-        i_day = c.max_inbound_actions_per_day - count(now - timedelta(days=1), self.dry_run, INBOUND)
+        p_hour = c.max_predicted_actions_per_hour - count(now - timedelta(hours=1), self.dry_run, Basis.PREDICTED)
+        p_day = c.max_predicted_actions_per_day - count(now - timedelta(days=1), self.dry_run, Basis.PREDICTED)
+        i_hour = c.max_inbound_actions_per_hour - count(now - timedelta(hours=1), self.dry_run, Basis.INBOUND)
+        i_day = c.max_inbound_actions_per_day - count(now - timedelta(days=1), self.dry_run, Basis.INBOUND)
         remaining = {"hour": max(0, hour), "day": max(0, day),
                      "predicted_hour": max(0, p_hour), "predicted_day": max(0, p_day),
                      "inbound_hour": max(0, i_hour), "inbound_day": max(0, i_day)}
@@ -497,10 +492,10 @@ class GuardedWriter:
                 return Refusal(
                     Rail.COOLDOWN, f"{plan.target.key} was acted on at {last:%H:%M UTC}; cooling down until {until}"
                 )
-            refusal = self._budget(now, basis_of(decision))
+            refusal = self._budget(now, decision.basis)
             if refusal is not None:
                 return refusal
-        refusal = self._blast_radius(plan, view, now, basis_of(decision))
+        refusal = self._blast_radius(plan, view, now, decision.basis)
         if refusal is not None:
             return refusal
         if self.breaker.is_open(now):
@@ -516,22 +511,22 @@ class GuardedWriter:
         self.books.set_episode(Rail.CIRCUIT_BREAKER, False)
         return None
 
-    def _budget(self, now: datetime, basis: str = CONFIRMED) -> Refusal | None:
+    def _budget(self, now: datetime, basis: Basis = Basis.CONFIRMED) -> Refusal | None:
         remaining = self.remaining_budget(now)
         c = self.config
         windows: list[tuple[str, str, int, timedelta, str | None]] = [
             ("hour", "hourly", c.max_actions_per_hour, timedelta(hours=1), None),
             ("day", "daily", c.max_actions_per_day, timedelta(days=1), None),
         ]
-        if basis == PREDICTED:
+        if basis == Basis.PREDICTED:
             windows += [
-                ("predicted_hour", "hourly prediction", c.max_predicted_actions_per_hour, timedelta(hours=1), PREDICTED),
-                ("predicted_day", "daily prediction", c.max_predicted_actions_per_day, timedelta(days=1), PREDICTED),
+                ("predicted_hour", "hourly prediction", c.max_predicted_actions_per_hour, timedelta(hours=1), Basis.PREDICTED),
+                ("predicted_day", "daily prediction", c.max_predicted_actions_per_day, timedelta(days=1), Basis.PREDICTED),
             ]
-        if basis == INBOUND:
+        if basis == Basis.INBOUND:
             windows += [
-                ("inbound_hour", "hourly inbound-alert", c.max_inbound_actions_per_hour, timedelta(hours=1), INBOUND),
-                ("inbound_day", "daily inbound-alert", c.max_inbound_actions_per_day, timedelta(days=1), INBOUND),
+                ("inbound_hour", "hourly inbound-alert", c.max_inbound_actions_per_hour, timedelta(hours=1), Basis.INBOUND),
+                ("inbound_day", "daily inbound-alert", c.max_inbound_actions_per_day, timedelta(days=1), Basis.INBOUND),
             ]
         for window, label, limit, span, only in windows:
             if remaining[window] <= 0:
@@ -544,10 +539,10 @@ class GuardedWriter:
         return None
 
     def _blast_radius(
-        self, plan: Plan, view: ClusterView | None, now: datetime, basis: str = CONFIRMED
+        self, plan: Plan, view: ClusterView | None, now: datetime, basis: Basis = Basis.CONFIRMED
     ) -> Refusal | None:
         fraction, knob = self.config.max_cordoned_fraction, "max_cordoned_fraction"
-        if basis == PREDICTED:
+        if basis == Basis.PREDICTED:
             fraction = min(fraction, self.config.max_predicted_cordoned_fraction)
             knob = "max_predicted_cordoned_fraction (the failure is predicted, not confirmed)"
         cordons = [
@@ -640,7 +635,7 @@ class GuardedWriter:
         mode = effective_mode(decision, self.config)
         if mode is Mode.OBSERVE:
             return result(ActionStatus.OBSERVED, f"observe mode: would {plan.summary}")
-        if mode is Mode.SUGGEST or plan.action == "advise":
+        if mode is Mode.SUGGEST or plan.action == ADVISE:
             return result(
                 ActionStatus.SUGGESTED,
                 f"suggested: {plan.summary}" + (f" — run: {plan.command}" if plan.command else ""),
@@ -652,7 +647,7 @@ class GuardedWriter:
 
         scoped, dropped = self.scope(plan, view)
         # An undo (uncordon, restore replicas) was paid for by the action it undoes.
-        undo = bool(decision.params.get(RESTORE))
+        undo = decision.restore
         refusal = self.check(decision, scoped, view, now, resuming=inflight is not None or undo)
         if refusal is not None:
             status = ActionStatus.DEFERRED if refusal.repeat else ActionStatus.BLOCKED
@@ -670,7 +665,7 @@ class GuardedWriter:
         if first_write and not undo and (writes or waiting_of(scoped)):
             # Admitted: the budget unit and the cooldown are spent now, once, even if we crash next.
             self.books.record_action(
-                decision.id, decision.action, plan.target.key, self.dry_run, now, basis_of(decision)
+                decision.id, decision.action, plan.target.key, self.dry_run, now, decision.basis
             )
             self.remaining_budget(now)
             self._event(decision, plan, view, now)

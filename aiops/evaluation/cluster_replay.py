@@ -34,7 +34,7 @@ from aiops.engine.ladder import LadderState
 from aiops.engine.pipeline import Pipeline, build_detectors
 from aiops.engine.predictions import PredictionLedger
 from aiops.engine.decide import Policy
-from aiops.model import ActionStatus, CycleReport, Mode, Notification, Severity
+from aiops.model import ADVISE, ActionStatus, CycleReport, Mode, Notification, Severity
 from aiops.notify.stage import NotifyStage
 from aiops.plugins import Delivery, DeliveryStatus, Notifier
 from aiops.state import Store
@@ -46,7 +46,6 @@ __all__ = ["HistoryClient", "FileSink", "Timeline", "replay_config", "run_replay
 ACTED = frozenset({ActionStatus.DRY_RUN, ActionStatus.APPLIED})
 # Refusals: a rail said no, or the action had to wait or failed.
 REFUSED = frozenset({ActionStatus.BLOCKED, ActionStatus.DEFERRED, ActionStatus.FAILED, ActionStatus.SKIPPED})
-ADVISE = "advise"
 
 
 class HistoryClient:

@@ -13,12 +13,6 @@ CORDONED_BY = "aiops.io/cordoned-by"
 ORIGINAL_REPLICAS = "aiops.io/scale-ahead-original"
 # The pod template annotation `kubectl rollout restart` sets.
 RESTARTED_AT = "kubectl.kubernetes.io/restartedAt"
-# Param that asks a remediation to undo what it did (uncordon, restore replicas).
-RESTORE = "restore"
-# Decision params set by policy and read by the act stage and the guarded writer.
-RESOLVE_TARGET = "resolve_target"  # "node" or "owner": the act stage finds it in the cluster state
-BASIS = "basis"  # PREDICTED, CONFIRMED or INBOUND: predictions and inbound alerts have their own budgets
-PREDICTED, CONFIRMED, INBOUND = "predicted", "confirmed", "inbound"
 
 
 @dataclass(frozen=True)

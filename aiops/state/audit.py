@@ -74,7 +74,8 @@ class AuditLog:
         for d in report.decisions:
             rows.append(
                 (report.cycle_id, at, "decision", d.id, d.target.key, d.mode.value, d.reason,
-                 to_json({"action": d.action, "rule": d.rule, "finding": d.finding.id, "params": d.params}))
+                 to_json({"action": d.action, "rule": d.rule, "finding": d.finding.id, "params": d.params,
+                          "basis": d.basis, "rung": d.rung, "restore": d.restore}))
             )
         for r in report.results:
             rows.append(

@@ -13,7 +13,7 @@ from aiops.collect.prometheus import PrometheusError, RawSeries
 from aiops.config.policy import PolicyConfig, PolicyRule
 from aiops.engine.decide import Policy
 from aiops.metrics import REGISTRY
-from aiops.model import Entity, Evidence, Finding, Mode
+from aiops.model import Basis, Entity, Evidence, Finding, Mode
 from aiops.notify.inbound import AlertInbox
 from aiops.notify.verify import NOT_FIRING, UNVERIFIABLE, AlertVerifier, alerts_query
 from aiops.state import Store
@@ -48,7 +48,7 @@ def test_only_rules_naming_alertmanager_act_and_only_on_verified_alerts() -> Non
     policy = Policy(PolicyConfig(rules=[explicit]), Mode.AUTO)
     assert policy.decide([inbound("KubePodCrashLooping", target, confirmed=False)])[1] == []
     [d] = policy.decide([inbound("KubePodCrashLooping", target)])[1]
-    assert (d.rule, d.params["basis"]) == ("am", "inbound")  # drawn from the inbound budget
+    assert (d.rule, d.basis) == ("am", Basis.INBOUND)  # drawn from the inbound budget
 
 
 def series(**labels: str) -> RawSeries:

@@ -7,10 +7,10 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from aiops.config import parse_config
-from aiops.engine.decide import BASIS, RESTORE, Policy
+from aiops.engine.decide import Policy
 from aiops.engine.ladder import LadderState
 from aiops.engine.predictions import CONFIRMED, FALSE_POSITIVE, PREVENTED, PredictionLedger
-from aiops.model import ActionResult, ActionStatus, Entity, Evidence, Finding, Mode
+from aiops.model import ActionResult, ActionStatus, Basis, Entity, Evidence, Finding, Mode, Rung
 from aiops.state import Store
 
 T0 = datetime(2026, 11, 25, 14, 0, tzinfo=UTC)
@@ -54,7 +54,8 @@ def test_prediction_climbs_one_rung_per_cycle_then_confirmation_jumps(store: Sto
         _, decisions = p.decide([gpu_finding(now, score=0.95, lead=timedelta(minutes=20))], now=now)
         (d,) = decisions
         steps.append((d.action, d.params.get("cordon_only", False), d.reason.split(":")[0]))
-        assert d.target == Entity("node", "node-7") and d.params[BASIS] == "predicted"
+        assert d.target == Entity("node", "node-7") and d.basis is Basis.PREDICTED
+        assert d.rung is not None and d.step.startswith(f"step {int(d.rung)} of 3") and d.reason.startswith(d.step)
     assert steps == [
         ("advise", False, "step 1 of 3"),
         ("evacuate_node", True, "step 2 of 3"),  # prepare: cordon only
@@ -75,7 +76,7 @@ def test_confirmed_failure_skips_straight_to_act(store: Store) -> None:
     p, _ = policy(store)
     _, (d,) = p.decide([gpu_finding(T0, score=1.0, lead=None, confirmed=True)], now=T0)
     assert d.action == "evacuate_node" and "cordon_only" not in d.params
-    assert d.params[BASIS] == "confirmed" and d.reason.startswith("step 3 of 3")
+    assert d.basis is Basis.CONFIRMED and d.rung is Rung.ACT and d.reason.startswith("step 3 of 3")
 
 
 def test_restart_does_not_climb_twice_in_one_cycle(store: Store) -> None:
@@ -102,7 +103,7 @@ def test_false_positive_is_counted_and_preparation_rolled_back(store: Store) -> 
     assert [c.outcome for c in closed] == [FALSE_POSITIVE]
     _, decisions = p.decide([], now=later, closed=closed)
     (undo,) = decisions
-    assert undo.action == "evacuate_node" and undo.params[RESTORE] is True and undo.params["cordon_only"] is True
+    assert undo.action == "evacuate_node" and undo.restore and undo.params == {"cordon_only": True}
     assert undo.target == Entity("node", "node-7") and "false positive" in undo.reason
     (stats,) = ledger.stats()
     assert (stats.predictions, stats.false_positives, stats.precision) == (1, 1, 0.0)
@@ -150,7 +151,7 @@ def test_precision_gate_holds_automatic_actions_at_suggest(store: Store) -> None
     rules[0]["min_judged"] = 50
     p2, _ = policy(store, rules)
     _, (d,) = p2.decide([confirmed], now=T0)
-    assert d.mode is Mode.AUTO and d.params[BASIS] == "confirmed"
+    assert d.mode is Mode.AUTO and d.basis is Basis.CONFIRMED
 
 
 def test_metrics_export_precision_and_lead(store: Store) -> None:

@@ -20,7 +20,7 @@ import pytest
 from aiops.commands.history import detector_stats
 from aiops.config import parse_config
 from aiops.engine.pipeline import Pipeline
-from aiops.model import ActionStatus, CycleReport
+from aiops.model import ActionStatus, Basis, CycleReport
 from aiops.testing.kubeapi import SA_TOKEN, KubeApiServer
 from aiops.testing.kubeapi_objects import make_node
 from aiops.testing.prometheus import PrometheusServer
@@ -131,7 +131,7 @@ def test_slow_gpu_fault_climbs_the_ladder_and_is_confirmed(
     # People see where the prediction stands: the step is in what is reported and audited.
     assert act_on(second, "node/gpu-1")[0][2].startswith("step 2 of 3: preparing; evacuate_node if the failure")
     (d,) = [d for d in confirmed.decisions if d.target.key == "node/gpu-1"]
-    assert d.reason.startswith("step 3 of 3") and d.params["basis"] == "confirmed" and "cordon_only" not in d.params
+    assert d.reason.startswith("step 3 of 3") and d.basis is Basis.CONFIRMED and "cordon_only" not in d.params
     assert any(r.action == "evacuate_node" and r.status in (ActionStatus.APPLIED, ActionStatus.DEFERRED)
                for r in confirmed.results)
     evictions = cluster.requests_matching(method="POST", subresource="eviction")

@@ -12,7 +12,7 @@ import pytest
 
 from aiops.config import AiopsConfig, parse_config
 from aiops.engine.act import Actor
-from aiops.model import Decision, Entity, Evidence, Finding, Mode, Severity
+from aiops.model import Basis, Decision, Entity, Evidence, Finding, Mode, Resolve, Severity
 from aiops.state import Store
 from aiops.testing.kubeapi import SA_TOKEN, KubeApiServer
 from aiops.testing.kubeapi_objects import make_deployment, make_node, make_pdb, make_pod
@@ -100,9 +100,21 @@ def finding(
     )
 
 
-def decision(action: str, target: Entity, f: Finding | None = None, **params: Any) -> Decision:
+def decision(
+    action: str,
+    target: Entity,
+    f: Finding | None = None,
+    *,
+    resolve_target: str | None = None,
+    basis: str = "confirmed",
+    restore: bool = False,
+    **params: Any,
+) -> Decision:
     f = f or finding("pod_crashlooping", target)
-    return Decision(action, target, Mode.AUTO, f"test: {f.signal}", f, rule="test", params=params)
+    return Decision(
+        action, target, Mode.AUTO, f"test: {f.signal}", f, rule="test", params=params, basis=Basis(basis),
+        restore=restore, resolve=Resolve(resolve_target) if resolve_target else None,
+    )
 
 
 def writes(server: KubeApiServer) -> list[tuple[str, str, str, str]]:

@@ -1,0 +1,85 @@
+"""Control data travels in Decision's typed fields; params hold the remediation's parameters only."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime, timedelta
+
+from aiops.config.policy import LadderConfig, PolicyConfig, PolicyRule
+from aiops.engine.decide import Policy
+from aiops.engine.ladder import LadderState
+from aiops.engine.outcomes import decision_from_json, decision_to_json
+from aiops.model import (
+    Basis,
+    Decision,
+    Entity,
+    Evidence,
+    Finding,
+    Mode,
+    Resolve,
+    Rung,
+    Severity,
+    most_cautious,
+)
+from aiops.state import Store
+
+T0 = datetime(2026, 3, 2, 12, 0, tzinfo=UTC)
+GPU = Entity("gpu", "0", attributes=(("Hostname", "node-7"),))
+POD = Entity("pod", "web-1", "ml")
+
+
+def _finding(entity: Entity, *, lead: timedelta | None = None, confirmed: bool = False, score: float = 0.95) -> Finding:
+    return Finding(
+        "gpu_health", "gpu_xid_errors", entity, score, T0, Evidence("xid"),
+        predicted_failure_at=T0 + lead if lead is not None else None, confirmed=confirmed, severity=Severity.CRITICAL,
+    )
+
+
+def _policy(*rules: PolicyRule, mode: Mode = Mode.AUTO) -> Policy:
+    return Policy(PolicyConfig(rules=list(rules)), mode, ladder=LadderState(Store(":memory:")))
+
+
+def test_a_ladder_decision_carries_its_rung_and_step_in_fields_not_in_params() -> None:
+    rule = PolicyRule(name="gpu", signal="gpu_*", action="evacuate_node", target="node",
+                      params={"min_ready_replicas": 1}, ladder=LadderConfig(prepare_params={"cordon_only": True}))
+    p = _policy(rule)
+    seen = []
+    for i in range(3):
+        _, (d,) = p.decide([_finding(GPU, lead=timedelta(minutes=20))], now=T0 + timedelta(minutes=i))
+        seen.append((d.action, d.rung, d.basis, dict(d.params)))
+        assert d.step.startswith(f"step {i + 1} of 3:") and d.reason.startswith(d.step + "; rule gpu:")
+    assert seen == [
+        ("advise", Rung.NOTIFY, Basis.PREDICTED, {"min_ready_replicas": 1}),
+        ("evacuate_node", Rung.PREPARE, Basis.PREDICTED, {"min_ready_replicas": 1, "cordon_only": True}),
+        ("evacuate_node", Rung.ACT, Basis.PREDICTED, {"min_ready_replicas": 1}),
+    ]
+
+
+def test_a_target_to_resolve_is_a_field_and_the_mode_is_the_most_cautious() -> None:
+    rule = PolicyRule(name="r", signal="gpu_*", action="evacuate_node", target="node", max_mode=Mode.SUGGEST)
+    _, (d,) = _policy(rule).decide([_finding(POD, confirmed=True)], now=T0)
+    assert (d.target, d.resolve, d.basis, d.rung, d.step) == (POD, Resolve.NODE, Basis.CONFIRMED, None, "")
+    assert d.params == {} and d.mode is Mode.SUGGEST
+    assert most_cautious(Mode.AUTO, Mode.OBSERVE, Mode.SUGGEST) is Mode.OBSERVE
+
+
+def test_the_codec_keeps_every_typed_field() -> None:
+    d = Decision("evacuate_node", POD, Mode.AUTO, "why", _finding(POD), rule="r", params={"cordon_only": True},
+                 basis=Basis.PREDICTED, rung=Rung.PREPARE, step="step 2 of 3: preparing", restore=True,
+                 resolve=Resolve.NODE)
+    back = decision_from_json(decision_to_json(d))
+    assert (back.basis, back.rung, back.step, back.restore, back.resolve, dict(back.params)) == (
+        Basis.PREDICTED, Rung.PREPARE, "step 2 of 3: preparing", True, Resolve.NODE, {"cordon_only": True})
+
+
+def test_rows_written_before_the_typed_fields_still_load() -> None:
+    """A state file from before: basis, rung, restore and resolve_target were keys in params."""
+    d = Decision("evacuate_node", POD, Mode.AUTO, "why", _finding(POD), params={"cordon_only": True})
+    row = json.loads(decision_to_json(d))
+    for key in ("basis", "rung", "step", "restore", "resolve"):
+        del row[key]
+    row["params"] = {"cordon_only": True, "basis": "predicted", "rung": "prepare", "restore": True,
+                     "resolve_target": "owner"}
+    back = decision_from_json(json.dumps(row))
+    assert (back.basis, back.rung, back.restore, back.resolve) == (Basis.PREDICTED, Rung.PREPARE, True, Resolve.OWNER)
+    assert dict(back.params) == {"cordon_only": True}
