@@ -158,7 +158,7 @@ def _report_failures(failed: Mapping[str, str]) -> int:
     """List the files that could not be replayed; the exit status says whether any did."""
     if not failed:
         return EXIT_OK
-    print(f"{len(failed)} file(s) could not be replayed and are left out of every figure above:", file=sys.stderr)
+    print(f"{len(failed)} file(s) could not be replayed or scored and are left out of every figure above:", file=sys.stderr)
     for rel, reason in sorted(failed.items()):
         print(f"  {rel}: {reason}", file=sys.stderr)
     return EXIT_DEGRADED
@@ -190,7 +190,8 @@ def _run_nab(args: argparse.Namespace, params: dict[str, Any]) -> int:
     unlabelled = sorted(set(replayed) - set(windows))
     if unlabelled:
         print(f"note: {len(unlabelled)} file(s) have no entry in {args.labels} and are not scored, e.g. {unlabelled[0]}", file=sys.stderr)
-    scored = {k: v for k, v in replayed.items() if k in windows}
+    scored = _scorable({k: v.frame for k, v in replayed.items() if k in windows}, windows, failed)
+    scored = {k: replayed[k] for k in scored}
     if not scored:
         _report_failures(failed)
         return fail(f"none of the replayed files under {args.data} has an entry in {args.labels}; keys must be paths relative to DATA")
@@ -289,6 +290,7 @@ def _run_nab_cv(args: argparse.Namespace, params: dict[str, Any]) -> int:
         }
     # Every method and candidate is scored on the same files: those that replayed everywhere.
     common = sorted(set(frames).intersection(*(set(r) for runs in replays.values() for r in runs.values())))
+    common = sorted(_scorable({rel: frames[rel] for rel in common}, windows, failed))
     if not common:
         _report_failures(failed)
         return fail("no file could be replayed; see the reasons above")
@@ -314,6 +316,19 @@ def _run_nab_cv(args: argparse.Namespace, params: dict[str, Any]) -> int:
     else:
         _print_nab_cv(results, points, len(common), len(folds))
     return _report_failures(failed)
+
+
+def _scorable(frames: Mapping[str, pd.DataFrame], windows: Mapping[str, Any], failed: dict[str, str]) -> list[str]:
+    """The files whose labels fit their rows; the others go to ``failed`` rather than stop the corpus."""
+    ok = []
+    for rel, frame in frames.items():
+        try:
+            prepare_corpus({rel: _naive(frame.assign(anomaly_score=0.0))}, {rel: windows[rel]})
+        except ValueError as exc:
+            failed[rel] = f"labels do not fit the file: {exc}"
+            continue
+        ok.append(rel)
+    return ok
 
 
 def _naive(frame: pd.DataFrame) -> pd.DataFrame:

@@ -217,20 +217,22 @@ def test_messy_files_are_cleaned_and_a_bad_file_does_not_abort_the_corpus(
     frame = pd.concat([frame.iloc[:100], frame.iloc[[99]].assign(value=1e6), frame.iloc[[50]].assign(value=-1e6), frame.iloc[100:]])
     frame.to_csv(messy, index=False)
     (tmp_path / "data" / "cat" / "broken.csv").write_text("timestamp,value\nyesterday-ish,1\n")
+    (tmp_path / "data" / "cat" / "elsewhen.csv").write_text("timestamp,value\n2030-01-01 00:00:00,1\n2030-01-01 00:05:00,2\n")
     doc = json.loads(labels.read_text())
-    labels.write_text(json.dumps({**doc, "cat/broken.csv": []}))
+    labels.write_text(json.dumps({**doc, "cat/broken.csv": [], "cat/elsewhen.csv": doc["cat/a.csv"]}))
     out = tmp_path / "out"
     with caplog.at_level("WARNING", logger="aiops.evaluation.replay"):
         code = main(["backtest", str(tmp_path / "data"), "--detector", "spike", "--out", str(out), "--labels", str(labels), "--quiet", "--no-plots"])
     assert code == 1  # degraded: some files failed, the rest is scored
     err = capsys.readouterr().err
-    assert "1 file(s) could not be replayed" in err and "cat/broken.csv" in err and "unreadable timestamp" in err
+    assert "2 file(s) could not be replayed or scored" in err and "cat/broken.csv" in err and "unreadable timestamp" in err
+    assert "cat/elsewhen.csv: labels do not fit" in err
     warned = [r for r in caplog.records if "a.csv" in r.getMessage()]
     assert len(warned) == 1 and "1 repeated, 1 going backwards" in warned[0].getMessage()
     scored = pd.read_csv(out / "cat" / "a.csv")
     assert len(scored) == 800 and scored["value"].abs().max() < 1e3  # the dropped samples are gone
     summary = json.loads((out / "summary.json").read_text())
-    assert summary["files"] == 3 and list(summary["failed"]) == ["cat/broken.csv"]
+    assert summary["files"] == 3 and list(summary["failed"]) == ["cat/broken.csv", "cat/elsewhen.csv"]
 
 
 @pytest.mark.parametrize(
@@ -238,6 +240,7 @@ def test_messy_files_are_cleaned_and_a_bad_file_does_not_abort_the_corpus(
     [
         pytest.param(np.r_[np.full(300, 5.0), np.full(300, np.nan), np.full(300, 5.0)], id="gap-in-constant"),
         pytest.param(np.full(900, 3.0), id="constant"),
+        pytest.param(np.r_[np.sin(np.arange(400) / 9.0), np.full(200, np.nan), np.sin(np.arange(300) / 9.0)], id="gap"),
         pytest.param(np.r_[np.ones(450), 1e300, -1e308, np.ones(448)], id="huge-values"),
         pytest.param(np.array([1.0, 2.0, 1.0]), id="tiny"),
         pytest.param(np.array([7.0]), id="one-point"),
@@ -254,3 +257,15 @@ def test_default_detector_replays_awkward_series_without_error(tmp_path: Path, v
     assert scores.shape == values.shape and np.all((scores >= 0) & (scores <= 1))
     if np.nanmin(values) == np.nanmax(values) or values.shape[0] < 10:
         assert scores.max() == 0.0  # nothing unusual can be said about a flat or tiny series
+
+
+def test_cv_lists_a_bad_file_and_scores_the_rest(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    labels = _nab_corpus(tmp_path)
+    (tmp_path / "data" / "other" / "broken.csv").write_text("time,v\n1,2\n")
+    labels.write_text(json.dumps({**json.loads(labels.read_text()), "other/broken.csv": []}))
+    out = tmp_path / "cv"
+    code = main(["backtest", str(tmp_path / "data"), "--detector", "spike", "--cv", "--out", str(out), "--labels", str(labels), "--quiet"])
+    assert code == 1
+    assert "other/broken.csv" in capsys.readouterr().err
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["files"] == 3 and summary["folds"]["other"] == ["other/c.csv"]
