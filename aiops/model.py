@@ -11,6 +11,7 @@ epoch seconds inside numeric arrays.
 from __future__ import annotations
 
 import enum
+import re
 import uuid
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
@@ -108,6 +109,25 @@ def series_key(signal: str, labels: Mapping[str, str]) -> tuple[str, tuple[tuple
 
 
 @dataclass(frozen=True)
+class FailurePoint:
+    """Where a resource really fails, which is often before it is full.
+
+    The kubelet evicts at ``nodefs.available < 10 %`` (90 % used), a container is OOMKilled at its
+    limit, vLLM starts preempting requests just below a full KV cache. ``value`` is in the signal's
+    own unit; ``name`` says what happens there ("DiskPressure (kubelet eviction)"). ``match``
+    restricts the point to series whose labels fully match these regular expressions (the image
+    filesystem's mountpoint); the first point of a signal that matches a series applies to it.
+    """
+
+    value: float
+    name: str
+    match: tuple[tuple[str, str], ...] = ()
+
+    def applies_to(self, labels: Mapping[str, str]) -> bool:
+        return all(re.fullmatch(pattern, labels.get(label, "")) is not None for label, pattern in self.match)
+
+
+@dataclass(frozen=True)
 class SignalInfo:
     """What detectors may know about a signal (from the catalog/config), without PromQL."""
 
@@ -122,6 +142,13 @@ class SignalInfo:
     # Which direction is bad for this signal: "up", "down" or "both".
     bad_direction: str = "both"
     description: str = ""
+    # Where the resource fails in operation (kubelet eviction, OOMKill, preemption, an objective);
+    # forecasters aim at it. None of them matching a series means: it fails when full (capacity).
+    failure_points: tuple[FailurePoint, ...] = ()
+
+    def failure_point(self, labels: Mapping[str, str]) -> FailurePoint | None:
+        """The failure point of the series with these labels (None: at capacity, if any)."""
+        return next((p for p in self.failure_points if p.applies_to(labels)), None)
 
 
 @dataclass(frozen=True)

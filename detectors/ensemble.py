@@ -110,7 +110,8 @@ class DefaultEnsemble(Detector):
         leftovers = (wanted if wanted is not None else present) - claimed
         for sig in sorted(leftovers):
             info = frame.signals.get(sig)
-            target = CAPACITY_MEMBER if info is not None and info.capacity is not None else GENERAL_MEMBER
+            walled = info is not None and (info.capacity is not None or bool(info.failure_points))
+            target = CAPACITY_MEMBER if walled else GENERAL_MEMBER
             if target in routed and (wanted is not None or target == CAPACITY_MEMBER):
                 routed[target].append(sig)
         return {name: tuple(sigs) for name, sigs in routed.items() if sigs}

@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import math
 import warnings
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import ClassVar
@@ -34,7 +34,7 @@ from typing import ClassVar
 import numpy as np
 import pandas as pd
 
-from aiops.model import Finding, Frame, Series, from_epoch
+from aiops.model import Finding, Frame, Series, SignalInfo, from_epoch
 from detectors._univariate import (
     IQR_TO_SIGMA,
     MAD_TO_SIGMA,
@@ -140,6 +140,12 @@ class ExhaustionForecast(UnivariateDetector):
     # ------------------------------------------------------------------ backtest contract
     def score_series(self, timestamps: np.ndarray, values: np.ndarray) -> np.ndarray:
         return self.trace(timestamps, values, self.capacity).score
+
+    def score_signal(
+        self, timestamps: np.ndarray, values: np.ndarray, info: SignalInfo, labels: Mapping[str, str]
+    ) -> np.ndarray:
+        """Forecast to the series' failure point, as :meth:`explain` does in the daemon."""
+        return self.trace(timestamps, values, self.failure_of(info, labels)[0]).score
 
     def trace(
         self, timestamps: np.ndarray, values: np.ndarray, capacity: float, *, last_only: bool = False
@@ -304,7 +310,19 @@ class ExhaustionForecast(UnivariateDetector):
     def applies_to(self, frame: Frame, signal: str) -> bool:
         info = frame.signals.get(signal)
         # A non-positive capacity is a config mistake, not a wall to forecast.
-        return info is not None and info.capacity is not None and info.capacity > 0
+        if info is None:
+            return False
+        return (info.capacity is not None and info.capacity > 0) or bool(info.failure_points) or info.objective is not None
+
+    @staticmethod
+    def failure_of(info: SignalInfo, labels: Mapping[str, str]) -> tuple[float, str]:
+        """The value a series fails at, and what happens there: its failure point, its capacity, or its objective."""
+        point = info.failure_point(labels)
+        if point is not None:
+            return point.value, point.name
+        if info.capacity is not None:
+            return float(info.capacity), "full"
+        return float(info.objective), "objective breached"  # type: ignore[arg-type]  # applies_to: one is set
 
     def screen(self, frame: Frame, signal: str, series: list[Series]) -> list[Series]:
         """Series whose forecast could reach ``report_floor``: at or near the wall, or climbing fast enough.
@@ -320,7 +338,8 @@ class ExhaustionForecast(UnivariateDetector):
         """
         if self.report_floor < 0.5 or not series:
             return series
-        capacity = float(frame.signals[signal].capacity)  # type: ignore[arg-type]  # applies_to checked it
+        info = frame.signals[signal]
+        walls = np.array([self.failure_of(info, s.labels)[0] for s in series])
         lags = np.array(
             [
                 max(1, points_for(self.window_seconds, st, minimum=4) // 2)
@@ -333,10 +352,10 @@ class ExhaustionForecast(UnivariateDetector):
             members = [series[r] for r in rows]
             t = tails([s.timestamps for s in members], 2 * lag)
             y = tails([s.values for s in members], 2 * lag)
-            keep[rows] = self._may_reach(t, y, lag, capacity)
+            keep[rows] = self._may_reach(t, y, lag, walls[rows])
         return [s for s, k in zip(series, keep) if k]
 
-    def _may_reach(self, t: np.ndarray, y: np.ndarray, lag: int, capacity: float) -> np.ndarray:
+    def _may_reach(self, t: np.ndarray, y: np.ndarray, lag: int, capacity: np.ndarray) -> np.ndarray:
         """Per row of the (series, 2 * lag) tails: whether the upper bound of the forecast reaches capacity."""
         short = max(1, max(4, 2 * lag) // 2)  # the half window's lag, as in _trace
         with np.errstate(all="ignore"), warnings.catch_warnings():
@@ -352,13 +371,13 @@ class ExhaustionForecast(UnivariateDetector):
             span = t[:, -1] - np.nanmin(t[:, -lag:], axis=1)
             bound = top + np.maximum(steepest, 0.0) * (span + self.horizon_seconds)
         # A hair of slack for rounding: the bound must never be the reason a finding is lost.
-        margin = 1e-9 * max(abs(capacity), 1.0)
+        margin = 1e-9 * np.maximum(np.abs(capacity), 1.0)
         return (y[:, -1] >= capacity) | (bound >= capacity - margin)
 
     def explain(self, frame: Frame, series: Series) -> Finding | None:
         info = frame.signals[series.signal]
-        capacity = float(info.capacity)  # type: ignore[arg-type]  # applies_to checked it
-        tr = self.trace(series.timestamps, series.values, capacity, last_only=True)
+        wall, failure = self.failure_of(info, series.labels)
+        tr = self.trace(series.timestamps, series.values, wall, last_only=True)
         i = len(series) - 1
         now = float(series.timestamps[i])
         value = float(series.values[i])
@@ -366,17 +385,19 @@ class ExhaustionForecast(UnivariateDetector):
         slope, s_sigma, level, noise = (float(a[i]) for a in (tr.slope, tr.slope_sigma, tr.level, tr.noise_sigma))
         facts: dict[str, object] = {
             "value": value,
-            "capacity": capacity,
+            "capacity": info.capacity,
+            "failure_point": wall,
+            "failure": failure,
             "horizon_seconds": self.horizon_seconds,
             "probability_within_horizon": round(score, 4),
         }
         unit = f" {info.unit}" if info.unit else ""
-        if value >= capacity:
+        if value >= wall:
             return self.finding(
                 frame,
                 series,
                 1.0,
-                f"{series.signal} is at its limit: {value:.3g}{unit} of {capacity:.3g}",
+                f"{series.signal} is at its failure point ({failure}): {value:.3g}{unit}, failure at {wall:.3g}",
                 facts,
                 predicted_failure_at=from_epoch(now),
                 failure_interval=(from_epoch(now), from_epoch(now)),
@@ -384,7 +405,7 @@ class ExhaustionForecast(UnivariateDetector):
         if not math.isfinite(slope) or slope <= 0:
             # Warming up after a reset, or not growing: nothing to forecast.
             return self.finding(frame, series, score, f"{series.signal} is not growing ({value:.3g}{unit})", facts)
-        headroom = capacity - level
+        headroom = wall - level
         fast = slope + Z_INTERVAL * s_sigma
         slow = slope - Z_INTERVAL * s_sigma
         # Every time is clamped to [now, now + max_lead]: a near-flat slope puts the crossing
@@ -402,11 +423,17 @@ class ExhaustionForecast(UnivariateDetector):
             "fit_since": from_epoch(series.timestamps[start]).isoformat(),
             "reset_discount": float(tr.discount[i]),
         }
+        scale = info.capacity if info.capacity else wall
         summary = (
-            f"{series.signal} at {value / capacity:.1%} of its limit ({value:.4g} of {capacity:.4g}{unit}), "
-            f"growing {slope * 3600 / capacity:+.1%} of the limit per hour: "
-            f"reaches the limit in ~{fmt_duration(lead)} (90 % interval {fmt_duration(earliest)}–{fmt_duration(latest)})"
+            f"{series.signal} at {value:.4g}{unit} ({value / scale:.1%} of {'its limit' if info.capacity else 'its failure point'}), "
+            f"growing {slope * 3600 / scale:+.1%} per hour: {failure} in ~{fmt_duration(lead)} "
+            f"(90 % interval {fmt_duration(earliest)}–{fmt_duration(latest)}); "
+            f"{round(score * 100)} % likely within {fmt_duration(self.horizon_seconds)}"
         )
+        if info.capacity is not None and info.capacity > wall:
+            full = self._clamp((info.capacity - level) / slope)
+            facts["full_in_seconds"] = full
+            summary += f"; full in ~{fmt_duration(full)}"
         if tr.discount[i] < 1.0:
             summary += (
                 f"; discounted: it climbed this high and reset {round(1 / tr.discount[i]) - 2}"

@@ -9,9 +9,19 @@ from __future__ import annotations
 
 from typing import Any
 
-from aiops.config.signals import SignalConfig
+from aiops.config.signals import FailurePointConfig, SignalConfig
 
 _CONTAINER = 'container!="",container!="POD"'
+# The kubelet's default hard eviction thresholds (--eviction-hard): when one is crossed the node
+# reports MemoryPressure/DiskPressure and evicts pods, well before the resource is full.
+_EVICTION_MEMORY_BYTES = 100 * 2**20  # memory.available < 100Mi
+_NODEFS = FailurePointConfig(value=0.90, name="DiskPressure (kubelet eviction: nodefs.available < 10%)")
+# The image filesystem, where it is a separate one (containerd's or docker's root on its own disk).
+_IMAGEFS = FailurePointConfig(
+    value=0.85,
+    name="DiskPressure (kubelet eviction: imagefs.available < 15%)",
+    match={"mountpoint": "/var/lib/(containerd|docker)(/.*)?"},
+)
 
 
 def _gpu(**fields: Any) -> SignalConfig:
@@ -41,6 +51,7 @@ DEFAULT_SIGNALS: dict[str, SignalConfig] = {
         attribute_labels=["container"],
         unit="ratio",
         capacity=1.0,
+        failure_points=[FailurePointConfig(value=1.0, name="OOMKill (memory limit)")],
         bad_direction="up",
         description="container memory working set / memory limit (OOMKill at 1.0)",
     ),
@@ -86,14 +97,20 @@ DEFAULT_SIGNALS: dict[str, SignalConfig] = {
         bad_direction="up",
         description="node cordoned (1): an evacuation is under way or done, by aiops or a person",
     ),
+    # Measured against what the kubelet lets pods use: 1.0 is memory.available = 100Mi, where it
+    # evicts. A ratio of the total would put that point at a different value on every node size.
     "node_memory_usage_ratio": SignalConfig(
-        query="1 - max by (instance) (node_memory_MemAvailable_bytes) / max by (instance) (node_memory_MemTotal_bytes)",
+        query=(
+            "(max by (instance) (node_memory_MemTotal_bytes) - max by (instance) (node_memory_MemAvailable_bytes))"
+            f" / (max by (instance) (node_memory_MemTotal_bytes) - {_EVICTION_MEMORY_BYTES})"
+        ),
         entity="node",
         entity_labels={"name": "instance"},
         unit="ratio",
         capacity=1.0,
+        failure_points=[FailurePointConfig(value=1.0, name="MemoryPressure (kubelet eviction: memory.available < 100Mi)")],
         bad_direction="up",
-        description="node memory in use / total",
+        description="node memory in use / (total - the kubelet's 100Mi eviction reserve); eviction at 1.0",
     ),
     "node_filesystem_usage_ratio": SignalConfig(
         query=(
@@ -105,8 +122,9 @@ DEFAULT_SIGNALS: dict[str, SignalConfig] = {
         attribute_labels=["mountpoint"],
         unit="ratio",
         capacity=1.0,
+        failure_points=[_IMAGEFS, _NODEFS],
         bad_direction="up",
-        description="filesystem space in use / size",
+        description="filesystem space in use / size (DiskPressure at 90 %, 85 % on a separate image filesystem)",
     ),
     "node_cpu_utilization": SignalConfig(
         query='1 - avg by (instance) (rate(node_cpu_seconds_total{mode="idle"}[5m]))',
@@ -131,6 +149,7 @@ DEFAULT_SIGNALS: dict[str, SignalConfig] = {
         ),
         unit="ratio",
         capacity=1.0,
+        failure_points=[FailurePointConfig(value=1.0, name="CUDA out of memory (framebuffer full)")],
         bad_direction="up",
         description="GPU framebuffer used / total",
     ),
@@ -250,6 +269,7 @@ DEFAULT_SIGNALS: dict[str, SignalConfig] = {
         attribute_labels=["model_name"],
         unit="ratio",
         capacity=1.0,
+        failure_points=[FailurePointConfig(value=0.99, name="preemptions (KV cache exhausted)")],
         bad_direction="up",
         description="KV-cache blocks in use (preemptions start near 1.0)",
     ),

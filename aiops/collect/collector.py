@@ -17,8 +17,8 @@ from aiops import metrics
 from aiops.collect.prometheus import PrometheusClient, PrometheusError
 from aiops.collect.window import RollingWindow
 from aiops.config import AiopsConfig
-from aiops.config.signals import SignalConfig
-from aiops.model import Entity, Frame, Series, SignalInfo, StageError, from_epoch
+from aiops.config.signals import FailurePointConfig, SignalConfig
+from aiops.model import Entity, FailurePoint, Frame, Series, SignalInfo, StageError, from_epoch
 
 log = logging.getLogger(__name__)
 
@@ -42,6 +42,8 @@ def entity_of(signal: SignalConfig, labels: Mapping[str, str]) -> Entity:
 
 
 def signal_info(name: str, signal: SignalConfig) -> SignalInfo:
+    # An override merged over the catalog carries its failure points as plain mappings.
+    points = [FailurePointConfig.model_validate(p) for p in signal.failure_points]
     return SignalInfo(
         name=name,
         entity_kind=signal.entity,
@@ -50,6 +52,7 @@ def signal_info(name: str, signal: SignalConfig) -> SignalInfo:
         objective=signal.objective,
         bad_direction=signal.bad_direction,
         description=signal.description,
+        failure_points=tuple(FailurePoint(p.value, p.name, tuple(sorted(p.match.items()))) for p in points),
     )
 
 

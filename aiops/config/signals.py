@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import re
 from typing import Literal
 
 from pydantic import Field, field_validator
@@ -7,6 +8,25 @@ from pydantic import Field, field_validator
 from aiops.config.base import StrictModel
 
 ENTITY_KINDS = ("cluster", "namespace", "node", "pod", "container", "gpu", "deployment", "statefulset", "hpa", "model", "service")
+
+
+class FailurePointConfig(StrictModel):
+    """Where the resource fails in operation, in the signal's unit (see ``aiops.model.FailurePoint``)."""
+
+    value: float
+    name: str = Field(min_length=1)
+    # Label -> regular expression (full match); empty applies to every series of the signal.
+    match: dict[str, str] = Field(default_factory=dict)
+
+    @field_validator("match")
+    @classmethod
+    def _patterns(cls, v: dict[str, str]) -> dict[str, str]:
+        for label, pattern in v.items():
+            try:
+                re.compile(pattern)
+            except re.error as exc:
+                raise ValueError(f"match[{label!r}] is not a regular expression: {exc}") from None
+        return v
 
 
 class SignalConfig(StrictModel):
@@ -23,6 +43,8 @@ class SignalConfig(StrictModel):
     # A service-level objective in the signal's unit (a p99 latency in seconds): above it for a
     # while is a breach, a confirmed failure (``conditions``). None: the signal has none.
     objective: float | None = None
+    # Where it fails before it is full (kubelet eviction, preemption); the first that matches a series.
+    failure_points: list[FailurePointConfig] = Field(default_factory=list)
     bad_direction: Literal["up", "down", "both"] = "both"
     description: str = ""
     enabled: bool = True
@@ -46,6 +68,7 @@ class SignalOverride(StrictModel):
     unit: str | None = None
     capacity: float | None = None
     objective: float | None = None
+    failure_points: list[FailurePointConfig] | None = None
     bad_direction: Literal["up", "down", "both"] | None = None
     description: str | None = None
     enabled: bool | None = None

@@ -38,7 +38,7 @@ def test_climbing_memory_predicts_the_true_crossing() -> None:
     earliest, latest = f.failure_interval
     assert earliest <= true_crossing <= latest
     assert timedelta(0) < f.lead_time < timedelta(hours=1)  # type: ignore[operator]
-    assert "reaches the limit in" in f.evidence.summary
+    assert "full in ~" in f.evidence.summary  # no failure point declared: it fails when full
     assert f.evidence.facts["slope_per_hour"] == pytest.approx(0.6 / 3.5, rel=0.1)
     assert len(f.evidence.recent) > 0
 
@@ -218,3 +218,49 @@ def test_last_point_only_forecast_on_a_day_of_resets_and_a_leak() -> None:
         last = det.trace(t, y, 1.0, last_only=True)
         assert last.score[-1] == full.score[-1] and last.discount[-1] == full.discount[-1]
         assert full.score[-1] > 0.0 or full.discount[-1] < 1.0  # not a trivially quiet case
+
+
+def _catalog_info(signal: str) -> SignalInfo:
+    from aiops.collect.collector import signal_info
+    from aiops.config import parse_config
+
+    return signal_info(signal, parse_config({}).resolved_signals()[signal])
+
+
+@pytest.mark.parametrize(("mountpoint", "point"), [("/", 0.90), ("/var/lib/containerd", 0.85)])
+def test_disk_fill_is_forecast_to_diskpressure_not_to_full(mountpoint: str, point: float) -> None:
+    """The kubelet evicts at nodefs.available < 10 % (imagefs < 15 %): that is the failure to predict."""
+    info = _catalog_info("node_filesystem_usage_ratio")
+    node = Entity("node", "gpu-node-1")
+    t = grid(2.5)  # 0.80 at the end: DiskPressure at 0.85/0.90 is still ahead
+    rng = np.random.default_rng(3)
+    rate = 0.12 / HOUR  # 12 % of the disk per hour
+    y = 0.5 + rate * (t - T0) + rng.normal(0, 0.002, t.shape[0])
+    from aiops.model import Frame, Series, from_epoch
+
+    s = Series(info.name, {"instance": node.name, "mountpoint": mountpoint}, t, y, node)
+    fr = Frame(from_epoch(t[-1]), (s,), {info.name: info}, MINUTE)
+    [f] = ExhaustionForecast(report_floor=0.0).detect(fr)
+    crossing = T0 + (point - 0.5) / rate
+    full = T0 + 0.5 / rate
+    assert f.predicted_failure_at is not None
+    assert abs(f.predicted_failure_at.timestamp() - crossing) < 5 * MINUTE
+    assert f"DiskPressure (kubelet eviction: {'imagefs' if point < 0.9 else 'nodefs'}" in f.evidence.summary
+    assert abs(f.evidence.facts["full_in_seconds"] - (full - t[-1])) < 5 * MINUTE
+    assert "full in ~" in f.evidence.summary
+    assert f.evidence.facts["failure_point"] == point
+
+
+def test_failure_points_are_configurable_per_signal() -> None:
+    from aiops.collect.collector import signal_info
+    from aiops.config import parse_config
+
+    cfg = parse_config({"signals": {"node_filesystem_usage_ratio": {"failure_points": [{"value": 0.8, "name": "custom eviction"}]}}})
+    info = signal_info("node_filesystem_usage_ratio", cfg.resolved_signals()["node_filesystem_usage_ratio"])
+    assert ExhaustionForecast.failure_of(info, {"mountpoint": "/"}) == (0.8, "custom eviction")
+    bare = SignalInfo("x", "node", "ratio", capacity=1.0)
+    assert ExhaustionForecast.failure_of(bare, {}) == (1.0, "full")
+    from aiops.config import ConfigError
+
+    with pytest.raises(ConfigError, match="not a regular expression"):
+        parse_config({"signals": {"node_filesystem_usage_ratio": {"failure_points": [{"value": 0.8, "name": "x", "match": {"mountpoint": "("}}]}}})
