@@ -10,14 +10,14 @@ from __future__ import annotations
 
 import logging
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
 import pandas as pd
 from scipy.special import ndtr
 
-from aiops.model import Evidence, Finding, Frame, Series, from_epoch
+from aiops.model import Evidence, Finding, Frame, Series, SignalInfo, from_epoch
 from aiops.plugins import Detector
 from detectors._isolation import isolated
 
@@ -289,6 +289,16 @@ class UnivariateDetector(Detector):
 
     def score_series(self, timestamps: np.ndarray, values: np.ndarray) -> np.ndarray:
         raise NotImplementedError
+
+    def score_signal(
+        self, timestamps: np.ndarray, values: np.ndarray, info: SignalInfo, labels: Mapping[str, str]
+    ) -> np.ndarray:
+        """Scores of one series of signal ``info`` with ``labels``, as :meth:`detect` rates its points.
+
+        What ``aiops backtest --signal`` runs. The default ignores the signal; detectors whose
+        daemon scoring reads the catalog (a capacity, a failure point, a bad direction) override it.
+        """
+        return self.score_series(timestamps, values)
 
     def applies_to(self, frame: Frame, signal: str) -> bool:
         """Whether this detector can score ``signal`` in ``frame`` (override to require metadata)."""

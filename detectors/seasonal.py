@@ -41,14 +41,14 @@ treat these defaults as fitted to NAB's categories, not as proven elsewhere.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import ClassVar, Literal
 
 import numpy as np
 import pandas as pd
 
-from aiops.model import Finding, Frame, Series, from_epoch
+from aiops.model import Finding, Frame, Series, SignalInfo, from_epoch
 from detectors._isolation import isolated
 from detectors._seasonal_state import (
     MEAN_ABS_TO_SIGMA,
@@ -235,6 +235,12 @@ class SeasonalBaseline(UnivariateDetector):
     # ------------------------------------------------------------------ backtest contract
     def score_series(self, timestamps: np.ndarray, values: np.ndarray) -> np.ndarray:
         return self.trace(timestamps, values, self.direction or "both").score
+
+    def score_signal(
+        self, timestamps: np.ndarray, values: np.ndarray, info: SignalInfo, labels: Mapping[str, str]
+    ) -> np.ndarray:
+        """With the signal's bad direction, as :meth:`detect` reads it from the catalog."""
+        return self.trace(timestamps, values, self.direction or info.bad_direction).score  # type: ignore[arg-type]
 
     def spans(self, step: float) -> Spans:
         """The detector's spans in samples for a series sampled every ``step`` seconds."""

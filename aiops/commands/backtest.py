@@ -32,8 +32,10 @@ import pandas as pd
 from tqdm import tqdm
 
 from aiops import plugins
-from aiops.commands._common import EXIT_DEGRADED, EXIT_OK, fail
-from aiops.config import parse_duration
+from aiops.commands._common import EXIT_DEGRADED, EXIT_OK, add_config_arg, fail
+from aiops.collect.collector import signal_info
+from aiops.config import ConfigError, load_config, parse_duration
+from aiops.config.signals import SignalConfig
 from aiops.evaluation.baselines import NullBaseline, RandomBaseline, RollingZScore
 from aiops.evaluation.corpus import CorpusEvaluation, evaluate_corpus, load_instants
 from aiops.evaluation.cv import CvResult, category_folds, format_cv_table, param_grid
@@ -49,6 +51,8 @@ from aiops.evaluation.multicolumn import (
 from aiops.evaluation.nab import PROFILES, load_windows, prepare_corpus, probationary_length
 from aiops.evaluation.nab_cv import nab_cross_validate
 from aiops.evaluation.plots import plot_series
+from aiops.model import SignalInfo
+from aiops.evaluation.signal_scoring import adhoc_signal, signal_scorer_factory
 from aiops.evaluation.replay import (
     Replayed,
     ReplayError,
@@ -103,6 +107,16 @@ def register(sub: argparse._SubParsersAction) -> None:
         "--threshold", type=float, default=0.9,
         help="score that counts as an alarm where no labels choose one: Prometheus and SMD (default 0.9, policy's critical)",
     )
+    p.add_argument(
+        "--signal", metavar="NAME",
+        help="score as the daemon scores this catalog signal: its routing, capacity, direction and failure point"
+        " (with --prometheus, its catalog query is the default --query)",
+    )
+    p.add_argument(
+        "--capacity", type=float, metavar="X",
+        help="a hard limit of the series, in its own unit: routes it to the exhaustion forecaster (overrides the signal's)",
+    )
+    add_config_arg(p)
     p.add_argument("--prometheus", metavar="URL", help="replay a range query from this Prometheus instead of files")
     p.add_argument("--query", metavar="PROMQL")
     p.add_argument("--start", help="ISO time or a duration before --end, e.g. 7d (default 1d)")
@@ -127,7 +141,7 @@ def run(args: argparse.Namespace) -> int:
         if args.grid:
             return fail("--grid chooses values inside cross-validation folds; add --cv")
         return _run_nab(args, params)
-    except (ReplayError, plugins.PluginError, ValueError, OSError) as exc:
+    except (ReplayError, plugins.PluginError, ConfigError, ValueError, OSError) as exc:
         return fail(str(exc))
 
 
@@ -165,9 +179,35 @@ def _report_failures(failed: Mapping[str, str]) -> int:
 
 
 # -- NAB-format files --------------------------------------------------------------------------
+def _scorer(args: argparse.Namespace, name: str, params: dict[str, Any]) -> Callable[..., SeriesScorer]:
+    """``make(labels=None)``: the plain detector, or with --signal/--capacity, the daemon's way of scoring that signal."""
+    info = _signal_info(args)
+    if info is None:
+        plain = load_scorer(name, params)
+        return lambda labels=None: plain()
+    return signal_scorer_factory(name, params, info)
+
+
+def _catalog(args: argparse.Namespace) -> dict[str, SignalConfig]:
+    """The signal catalog the daemon would run with (the built-in one merged with --config's overrides)."""
+    return load_config(args.config).resolved_signals()
+
+
+def _signal_info(args: argparse.Namespace) -> SignalInfo | None:
+    if args.signal is None and args.capacity is None:
+        return None
+    base = None
+    if args.signal is not None:
+        signals = _catalog(args)
+        if args.signal not in signals:
+            raise ValueError(f"--signal {args.signal!r} is not in the catalog; known: {', '.join(sorted(signals))}")
+        base = signal_info(args.signal, signals[args.signal])
+    return adhoc_signal(args.capacity, base) if args.capacity is not None else base
+
+
 def _run_nab(args: argparse.Namespace, params: dict[str, Any]) -> int:
     name = args.detector or DEFAULT_DETECTOR
-    make = load_scorer(name, params)
+    make = _scorer(args, name, params)
     make()  # fail on bad parameters before any work
     files = find_series_files(args.data)
     windows = load_windows(args.labels) if args.labels else None
@@ -430,15 +470,17 @@ def _run_prometheus(args: argparse.Namespace, params: dict[str, Any]) -> int:
     from aiops.collect.prometheus import PrometheusClient, PrometheusError
     from aiops.config.prometheus import PrometheusConfig
 
+    if not args.query and args.signal:
+        args.query = _catalog(args)[args.signal].query if args.signal in _catalog(args) else None
     if not args.query:
-        return fail("--prometheus needs --query PROMQL (and optionally --start, --end, --step)")
+        return fail("--prometheus needs --query PROMQL or --signal NAME (and optionally --start, --end, --step)")
     end = _parse_time(args.end, datetime.now(UTC)) if args.end else datetime.now(UTC)
     start = _parse_time(args.start, end) if args.start else end - timedelta(days=1)
     if start >= end:
         return fail(f"--start ({start:%Y-%m-%d %H:%M}) must be before --end ({end:%Y-%m-%d %H:%M})")
     step = parse_duration(args.step or "1m")
     name = args.detector or DEFAULT_DETECTOR
-    make = load_scorer(name, params)
+    make = _scorer(args, name, params)
     make()
     try:
         client = PrometheusClient(PrometheusConfig(url=args.prometheus))
@@ -458,13 +500,13 @@ def _run_prometheus(args: argparse.Namespace, params: dict[str, Any]) -> int:
         rel = f"{_slug(series.labels)}.csv"
         frame = pd.DataFrame({"timestamp": pd.to_datetime(series.timestamps, unit="s", utc=True), "value": series.values})
         began = time.perf_counter()
-        scores = replay_series(make(), frame, rel)
+        scores = replay_series(make(series.labels), frame, rel)
         replayed[rel] = Replayed(rel, frame.assign(anomaly_score=scores), time.perf_counter() - began)
     write_replayed(replayed, args.out)
     if not args.no_plots:
         _plot_all(replayed, args.out, args.threshold, {}, not args.quiet)
     summary = {
-        "detector": name, "params": params, "query": args.query, "start": start.isoformat(), "end": end.isoformat(),
+        "detector": name, "params": params, "signal": args.signal, "capacity": args.capacity, "query": args.query, "start": start.isoformat(), "end": end.isoformat(),
         "step_seconds": step.total_seconds(), "threshold": args.threshold, "series": _alarm_summary(replayed, args.threshold),
     }
     _write_summary(args.out, summary)
