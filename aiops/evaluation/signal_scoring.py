@@ -11,6 +11,7 @@ The member then scores the series with ``score_signal``, the same code its ``det
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
+from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -27,10 +28,9 @@ def adhoc_signal(capacity: float, base: SignalInfo | None = None) -> SignalInfo:
     if not capacity > 0:
         raise ValueError(f"--capacity must be positive, got {capacity!r}")
     if base is not None:
-        return SignalInfo(
-            base.name, base.entity_kind, base.unit, capacity, base.bad_direction, base.description, base.failure_points
-        )
-    return SignalInfo(ADHOC_SIGNAL, "cluster", "", capacity, "up", "an ad-hoc series with a hard limit")
+        # The capacity replaces the wall: without --signal's own failure points it is where the series fails.
+        return replace(base, capacity=capacity)
+    return SignalInfo(ADHOC_SIGNAL, "cluster", capacity=capacity, bad_direction="up", description="an ad-hoc series with a hard limit")
 
 
 def member_for(detector: plugins.Detector, info: SignalInfo) -> plugins.Detector:
