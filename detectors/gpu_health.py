@@ -51,6 +51,8 @@ XID_ACTIONS: dict[int, XidAction] = {
     94: XidAction("contained ECC error (only the application on this GPU is hit)", "restart the affected pod; the node stays schedulable", 0.7, False, "restart_pod"),
     95: XidAction("uncontained ECC error (every application on this GPU is hit)", "drain the GPU's pods, then GPU reset or node reboot", 1.0, True, "evacuate_node"),
 }
+# A standing (sticky) XID level: shown as information, never graded for action.
+STICKY_SCORE = 0.5
 UNKNOWN_XID = XidAction("XID not in the built-in table", "look the code up in NVIDIA's Xid catalog", 0.5, False, "advise")
 
 # DCGM clock event (throttle) reason bits that mean the GPU is held back by heat or power.
@@ -88,6 +90,7 @@ class GpuHealth(Detector):
             raise ValueError("throttle_score must be within [0, 1]")
         self.slowdown_celsius = slowdown_celsius
         self.throttle_score = throttle_score
+        self._window_start = 0.0  # set per frame by detect()
 
     def detect(self, frame: Frame) -> list[Finding]:
         checks = {
@@ -99,6 +102,8 @@ class GpuHealth(Detector):
             "gpu_temperature": self._temperature,
         }
         findings = []
+        # Where the window starts: an XID gauge already at its code there is a level, not an event.
+        self._window_start = min((float(s.timestamps[0]) for s in frame.series if len(s)), default=0.0)
         for signal in self.signals:
             check = checks.get(signal)
             if check is None or signal in frame.missing_signals:
@@ -120,6 +125,17 @@ class GpuHealth(Detector):
         action = XID_ACTIONS.get(code, UNKNOWN_XID)
         # When did the gauge switch to this code (within the window)?
         since = t[np.flatnonzero(np.round(y) != code)[-1] + 1] if (np.round(y) != code).any() else t[0]
+        # The gauge is sticky: it holds the last XID until the driver or the exporter restarts. Only
+        # a change (or a series that appears with the code: a new GPU attachment) is an event; a
+        # code that stood since the window began is old news, whatever was done about it.
+        if since <= self._window_start + 2 * frame.step_seconds:
+            return self._finding(
+                frame, series, STICKY_SCORE,
+                f"XID {code} on {_where(series)} has stood since before {from_epoch(since):%H:%M UTC}: "
+                "the gauge keeps the last XID until the driver or exporter restarts; not a new event.",
+                {"xid": code, "meaning": action.meaning, "sticky": True, "since": from_epoch(since).isoformat()},
+                False, t, y,
+            )
         facts: dict[str, Any] = {
             "xid": code,
             "meaning": action.meaning,

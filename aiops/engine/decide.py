@@ -28,6 +28,8 @@ from aiops.notify.alertmanager import INBOUND_DETECTOR
 
 # Attributes that name the node an entity runs on, in order of preference.
 NODE_ATTRIBUTES = ("node", "Hostname", "instance", "kubernetes_node")
+# Actions that move everything off the node they target.
+NODE_EVACUATING = frozenset({"evacuate_node"})
 # Actions that delete or evict the pod they target.
 POD_DISRUPTING = frozenset({"restart_pod"})
 
@@ -123,6 +125,8 @@ class Policy:
             decided = self._decision(rule, finding, target, resolve, now)
             if decided is None:
                 continue
+            if _handled(decided, facts):
+                continue  # the cause was answered already (by aiops or a person): nothing left to do
             decided = self._owner_guard(decided, facts)
             best.setdefault((decided.action, decided.target.key), decided)
         return graded, list(best.values())
@@ -177,7 +181,10 @@ class Policy:
             action=ADVISE,
             reason=f"{decision.reason}. Not {decision.action}: {decision.target.key} is owned by {owner}; "
                    "advice for its owner instead",
-            params={**decision.params, "why": f"owned by {owner}", "instead_of": decision.action},
+            params={
+                "why": f"{decision.finding.evidence.summary}; not {decision.action}: owned by {owner}",
+                "suggestion": f"tell the owner of {decision.target.key}; {decision.action} is not done automatically",
+            },
         )
 
     def _climb(
@@ -240,6 +247,26 @@ class Policy:
                     restore=True,
                 ))
         return out
+
+
+def _handled(decision: Decision, facts: ClusterFacts) -> bool:
+    """An evacuation whose node is already cordoned and drained, or that was cordoned after the
+    cause began and is back in service (repaired), has nothing left to do. A sticky gauge (the last
+    XID) keeps its finding alive long after that; the decision must stop with its cause."""
+    if decision.action not in NODE_EVACUATING or decision.target.kind != "node" or decision.restore:
+        return False
+    node = decision.target.name
+    if facts.drained(node):
+        return True
+    since = decision.finding.evidence.facts.get("since")
+    cordoned = facts.cordoned_at.get(node)
+    if not since or cordoned is None or node in facts.cordoned:
+        return False
+    try:
+        began = datetime.fromisoformat(str(since))
+    except ValueError:
+        return False
+    return cordoned >= began
 
 
 def _rung_index(rung: int, ladder: LadderConfig) -> int:

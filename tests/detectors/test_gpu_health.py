@@ -90,3 +90,14 @@ def test_loaded_by_name_with_parameters() -> None:
     assert detector.detect(_frame("gpu_temperature", np.full(T.size, 82.0)))
     with pytest.raises(plugins.PluginError):
         plugins.instantiate(plugins.DETECTORS, "gpu_health", {"throttle_score": 2})
+
+
+def test_a_sticky_xid_level_is_not_a_new_event() -> None:
+    # dcgm-exporter holds the last XID until the driver or exporter restarts: 79 for the whole
+    # window is a level seen before (after a repair without a reboot), not a GPU falling off now.
+    [old] = GpuHealth().detect(_frame("gpu_xid", np.full(T.size, 79.0)))
+    assert old.confirmed is False and old.score == 0.5
+    assert old.evidence.facts["sticky"] is True and "not a new event" in old.evidence.summary
+    # The same code appearing inside the window (a change, or a new series) is an event.
+    [new] = GpuHealth().detect(_frame("gpu_xid", _last([79] * 10)))
+    assert new.confirmed is True and new.score == 1.0

@@ -68,3 +68,19 @@ def test_a_llm_latency_objective_is_ttft_and_itl_not_end_to_end(replay) -> None:
     surge = _incident(data, "traffic surge")
     assert surge["first_action"].startswith("scale_ahead on model/inference/llama-3-8b")
     assert not _decisions(data, "scale_ahead", "model/inference/qwen2-7b")
+
+
+def test_c_sticky_xid_evacuates_once_and_stops_when_handled(replay) -> None:
+    hist, data = replay
+    xid = _incident(data, "XID 79")
+    # Acted on the new XID within minutes of the event...
+    assert xid["first_action"].startswith("evacuate_node on node/gpu-node-2")
+    assert -6 <= xid["action_lead_min"] <= 0
+    # ...and not on the level that stays after the node was cordoned, drained, repaired and uncordoned.
+    inc = next(i for i in hist.incidents if i["name"].startswith("XID 79"))
+    evacuations = _decisions(data, "evacuate_node", "node/gpu-node-2")
+    assert evacuations and all(
+        d["last_at"] <= (inc["failure_at"] + timedelta(minutes=30)).isoformat() for d in evacuations
+    ), evacuations
+    assert xid["standing_after_resolved"] == []
+    assert data["figures"]["standing_after_resolved"] == 0

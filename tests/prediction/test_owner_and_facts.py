@@ -62,3 +62,27 @@ def test_facts_cordoned_and_drained() -> None:
     facts = ClusterFacts.from_frame(frame)
     assert facts.cordoned == {"n1"} and facts.drained("n1") and not facts.drained("n2")
     assert facts.cordoned_at["n2"].timestamp() == T[2]
+
+
+def _xid_finding(since_index: int) -> Finding:
+    since = datetime.fromtimestamp(T[since_index], UTC).isoformat()
+    gpu = Entity("gpu", "GPU-1", attributes=(("Hostname", "n1"),))
+    return Finding("gpu_health", "gpu_xid", gpu, 1.0, NOW, Evidence("XID 79", facts={"xid": 79, "since": since}),
+                   confirmed=True)
+
+
+@pytest.mark.parametrize(
+    ("cordon", "pods", "evacuate"),
+    [
+        ([0] * 10, 1, True),  # nothing done yet
+        ([0] * 6 + [1] * 4, 1, True),  # cordoned, pods still to move
+        ([0] * 6 + [1] * 4, 0, False),  # cordoned and drained
+        ([0] * 4 + [1] * 3 + [0] * 3, 1, False),  # cordoned after the XID, repaired, back in service
+        ([1] * 3 + [0] * 7, 1, True),  # an old cordon, before this XID
+    ],
+)
+def test_evacuation_stops_once_its_node_is_handled(cordon: list[float], pods: int, evacuate: bool) -> None:
+    series = [_unschedulable("n1", cordon)] + [_pod_info("shop", f"p{i}", "n1", "ReplicaSet") for i in range(pods)]
+    facts = ClusterFacts.from_frame(_frame(*series, _pod_info("kube-system", "dcgm", "n1", "DaemonSet")))
+    _, decisions = Policy(PolicyConfig(), Mode.AUTO).decide([_xid_finding(4)], now=NOW, facts=facts)
+    assert [d.action for d in decisions] == (["evacuate_node"] if evacuate else [])
