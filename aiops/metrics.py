@@ -125,6 +125,11 @@ INBOUND_REFUSED = Counter(
     ["reason"],
     registry=REGISTRY,
 )
+STATE_DISK_FULL = Gauge(
+    "aiops_state_disk_full",
+    "1 while writes to the state database fail because its disk is full (/readyz is not ready meanwhile).",
+    registry=REGISTRY,
+)
 HTTP_CONNECTIONS_REFUSED = Counter(
     "aiops_http_connections_refused",
     "Connections to the daemon's HTTP server closed at once because server.max_connections were open.",

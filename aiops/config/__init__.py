@@ -66,6 +66,10 @@ class StateConfig(StrictModel):
     path: Path = Path(".aiops/state.sqlite")
     # Audit rows older than this are pruned so the database stays bounded.
     audit_retention: Duration = timedelta(days=30)
+    # The database never grows past this (SQLite's max_page_count): the oldest audit rows are
+    # pruned first to stay under it, and a write that would cross it fails as "disk full" would.
+    # The default leaves room for the WAL on the chart's 1 GiB emptyDir.
+    max_bytes: int = Field(default=768 * 2**20, ge=2**20)
 
 
 class LoggingConfig(StrictModel):

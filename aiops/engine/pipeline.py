@@ -114,7 +114,7 @@ class Pipeline:
         from aiops.notify.inbound import AlertInbox
         from aiops.notify.verify import AlertVerifier
 
-        store = store or Store(config.state.path)
+        store = store or Store(config.state.path, max_bytes=config.state.max_bytes)
         _initialise_metrics(config)
         collector = Collector(config)
         audit = AuditLog(store, config.state.audit_retention)
@@ -282,6 +282,8 @@ class Pipeline:
     def ready(self, max_age_seconds: float | None = None) -> tuple[bool, str]:
         """Ready after a successful cycle, while Prometheus answers and results are fresh."""
         h = self.health
+        if self.store.full:  # flips with the failed write, not at the next cycle
+            return False, self.store.full
         if h.blind:
             return False, "the last cycle saw no fresh series: Prometheus answers, but nothing recent is scraped"
         if h.last_success_at is None:

@@ -20,7 +20,7 @@ from typing import Any
 from pydantic import SecretStr, ValidationError
 
 from aiops.notify.inbound import AlertInbox, WebhookPayload
-from aiops.state import StateError
+from aiops.state import StateError, StateFullError
 
 log = logging.getLogger(__name__)
 
@@ -80,7 +80,8 @@ def handle_alertmanager(
         kept = inbox.add(payload.alerts)
     except StateError as exc:
         log.error("alertmanager webhook: cannot store %d alert(s): %s", len(payload.alerts), exc)
-        return 503, {"error": "cannot store the alerts right now; Alertmanager will retry"}
+        why = "the daemon's state disk is full" if isinstance(exc, StateFullError) else "cannot store the alerts right now"
+        return 503, {"error": f"{why}; Alertmanager will retry"}
     return 200, {"status": "ok", "received": len(payload.alerts), "stored": kept}
 
 
