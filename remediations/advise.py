@@ -46,7 +46,7 @@ def _commands(entity: Entity, signal: str, view: ClusterView | None) -> list[str
 
 class AdviseParams(PluginParams):
     # What to suggest, why, and the one command to run (default: commands for the target's kind).
-    # The act stage fills in why and command when another remediation's plan is infeasible.
+    # The act stage fills in the command when another remediation's plan is infeasible.
     suggestion: str | None = None
     why: str | None = None
     command: str | None = None
@@ -62,9 +62,10 @@ class Advise(Remediation):
         commands = (
             [str(params["command"])] if params.get("command") else _commands(decision.target, finding.signal, view)
         )
-        why = str(params.get("why") or finding.evidence.summary)
-        what = str(params.get("suggestion") or f"check {decision.target.key}: {finding.signal} on {finding.detector}")
-        summary = f"{what}. Why: {why}"
-        if commands:
-            summary += ". Run: " + " && ".join(commands)
+        # One owner per sentence: the finding's evidence is shown with the finding and the commands
+        # in the plan's command field, so the summary says only what to check (and a reason given
+        # in the rule's params, which nothing else shows).
+        what = str(params.get("suggestion") or f"check {decision.target.key} ({finding.signal}, from {finding.detector})")
+        why = params.get("why")
+        summary = f"{what.rstrip('. ')}: {str(why).rstrip('. ')}" if why else what.rstrip(". ")
         return Plan(self.name, decision.target, (), summary, command="\n".join(commands))

@@ -344,7 +344,6 @@ class Actor:
         params = dict(decision.params)
         if failed is not None and failed.command:
             params.setdefault("command", failed.command)
-        params.setdefault("why", f"{reason}; finding: {decision.finding.evidence.summary}")
         advice_decision = replace(decision, action=ADVISE, params=params, restore=False, resolve=None)
         try:
             plan = self.remediation(ADVISE).plan(advice_decision, view)
@@ -362,7 +361,7 @@ class Actor:
             decision.action,
             decision.target,
             ActionStatus.SUGGESTED,
-            f"no safe {decision.action}: {reason}. Advice: {plan.summary}",
+            f"no safe {decision.action}: {reason.rstrip('. ')}; instead, {plan.summary}",
             plan=plan,
             at=now,
         )

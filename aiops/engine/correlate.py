@@ -129,7 +129,7 @@ def _quality_by_replica(
         fine = ", ".join(sorted(s.entity.name for s in series if s not in bad))
         summary = (
             f"accuracy on replica {r.entity.name} of {model} dropped {drop:.0%} since {since:%H:%M UTC}; "
-            f"it runs on node {node}, whose {worst.entity.kind} {worst.entity.name} reports: {worst.evidence.summary}; "
+            f"it runs on node {node}, whose {worst.entity.kind} {worst.entity.name} reports: {worst.evidence.summary.rstrip('. ')}; "
             f"the other replicas ({fine}) are fine — the node is the cause, not the model"
         )
         node_entity = Entity(kind="node", name=node)

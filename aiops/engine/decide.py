@@ -281,9 +281,10 @@ def _rung_text(rung: int, rule: PolicyRule, finding: Finding) -> str:
     if rung == PREPARE:
         when = f"at {at} unless signals recover" if at else "if the failure is confirmed or the risk hardens"
         return f"preparing; {rule.action} {when}"
+    # The action is named by whoever shows the step (the action line): not here again.
     if finding.confirmed:
-        return f"{rule.action} (failure confirmed)"
-    return f"{rule.action}" + (f" before the predicted failure at {at}" if at else " (risk hardened)")
+        return "acting (failure confirmed)"
+    return "acting" + (f" before the predicted failure at {at}" if at else " (risk hardened)")
 
 
 def _reason(rule: PolicyRule, finding: Finding) -> str:

@@ -634,16 +634,15 @@ class GuardedWriter:
 
         mode = effective_mode(decision, self.config)
         if mode is Mode.OBSERVE:
-            return result(ActionStatus.OBSERVED, f"observe mode: would {plan.summary}")
+            # The detail says what; the status, the rail and the command have fields of their own
+            # and are rendered once, by whoever shows the result.
+            return result(ActionStatus.OBSERVED, f"would {plan.summary}")
         if mode is Mode.SUGGEST or plan.action == ADVISE:
-            return result(
-                ActionStatus.SUGGESTED,
-                f"suggested: {plan.summary}" + (f" — run: {plan.command}" if plan.command else ""),
-            )
+            return result(ActionStatus.SUGGESTED, plan.summary)
         if not plan.mutations and not waiting_of(plan):
             return result(ActionStatus.OBSERVED, f"nothing to do: {plan.summary}")
         if self.kube is None:
-            return result(ActionStatus.SUGGESTED, f"kubernetes is disabled in the config; suggested: {plan.summary}")
+            return result(ActionStatus.SUGGESTED, f"{plan.summary} (kubernetes is disabled in the config)")
 
         scoped, dropped = self.scope(plan, view)
         # An undo (uncordon, restore replicas) was paid for by the action it undoes.
@@ -654,7 +653,7 @@ class GuardedWriter:
             log.info(
                 "action refused", extra={"action": decision.action, "target": plan.target.key, "rail": refusal.rail}
             )
-            return result(status, f"blocked by {refusal.rail}: {refusal.detail}", rail=refusal.rail)
+            return result(status, refusal.detail, rail=refusal.rail)
 
         allowed_pods, held = self._allowed_pod_writes(scoped, view, now)
         pod_ok = {id(m) for m in allowed_pods}

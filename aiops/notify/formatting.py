@@ -30,7 +30,7 @@ _SPARK = "▁▂▃▄▅▆▇█"
 _ICON = {Severity.CRITICAL: "🔴", Severity.WARNING: "🟠", Severity.INFO: "🔵"}
 _STATUS_WORDS = {
     ActionStatus.OBSERVED: "observe mode: decision recorded, nothing proposed",
-    ActionStatus.SUGGESTED: "suggested to a human (suggest mode)",
+    ActionStatus.SUGGESTED: "suggested to a human",
     ActionStatus.DRY_RUN: "dry-run: would have applied",
     ActionStatus.APPLIED: "APPLIED",
     ActionStatus.BLOCKED: "blocked by a safety rail",
@@ -117,14 +117,20 @@ def prediction(f: Finding) -> str:
 
 
 def action_line(r: ActionResult) -> str:
-    words = _STATUS_WORDS.get(r.status, r.status.value)
+    """One line, each fact once: the action and target, the status (with its rail), the detail the
+    remediation or rail wrote, then the command. The detail never repeats the others."""
+    if r.rail and r.status is ActionStatus.BLOCKED:
+        words = f"blocked by the {r.rail} rail"
+    elif r.rail and r.status is ActionStatus.DEFERRED:
+        words = f"deferred by the {r.rail} rail, will retry"
+    else:
+        words = _STATUS_WORDS.get(r.status, r.status.value)
     text = f"{r.action} on {r.target}: {words}"
-    if r.rail:
-        text += f" [{r.rail}]"
     if r.detail:
-        text += f" — {r.detail}"
+        text += f" — {r.detail.rstrip('. ')}"
     if r.plan is not None and r.plan.command and r.status in (ActionStatus.SUGGESTED, ActionStatus.DRY_RUN, ActionStatus.FAILED, ActionStatus.BLOCKED):
-        text += f" · run: `{r.plan.command}`"
+        commands = [c.strip() for c in r.plan.command.splitlines() if c.strip()]
+        text += " · run: " + ", then ".join(f"`{c}`" for c in commands)
     return text
 
 

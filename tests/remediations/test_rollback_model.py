@@ -241,7 +241,9 @@ def test_suggest_mode_proposes_the_kubectl_command_and_writes_nothing(api: KubeA
     actor = actor_for(api, tmp_path)
     (result,) = actor.act([rollback_decision(mode=Mode.SUGGEST)], findings=[], degraded=False, now=NOW)
     assert result.status is ActionStatus.SUGGESTED
-    assert "kubectl rollout undo deployment/llm -n serving --to-revision=1" in result.detail
+    # The command is the plan's to carry (rendered once); the detail says what would be done.
+    assert result.plan is not None and result.plan.command == "kubectl rollout undo deployment/llm -n serving --to-revision=1"
+    assert "roll back deployment serving/llm" in result.detail
     assert not daemon_writes(api)
 
 
@@ -509,7 +511,7 @@ def test_without_a_previous_revision_the_daemon_advises_in_auto_mode(api: KubeAp
     (result,) = actor_for(api, tmp_path).act([rollback_decision()], findings=[], degraded=False, now=NOW)
     assert result.status is ActionStatus.SUGGESTED
     assert "no safe rollback_model: there is no previous revision" in result.detail
-    assert "kubectl rollout history deployment/llm -n serving" in result.detail
+    assert result.plan is not None and "kubectl rollout history deployment/llm -n serving" in result.plan.command
     assert not daemon_writes(api)
 
 

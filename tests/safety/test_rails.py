@@ -51,6 +51,11 @@ def test_kill_switch_configmap_blocks_every_write(server: KubeApiServer, tmp_pat
     assert (result.status, result.rail) == (ActionStatus.BLOCKED, "kill_switch")
     assert "aiops-control" in result.detail
     assert writes(server) == []
+    # What people read names the rail once: the detail says why, the rail field says which.
+    from aiops.notify.formatting import action_line
+
+    line = action_line(result)
+    assert line.count("blocked") == 1 and line.count(" rail") == 1, line
 
 
 def test_kill_switch_is_read_once_per_cycle(server: KubeApiServer, tmp_path: Path) -> None:
