@@ -84,7 +84,11 @@ class Entity:
 
 @dataclass(frozen=True)
 class Series:
-    """One time series of one signal, sorted by time, float64 arrays of equal length."""
+    """One time series of one signal, sorted by time, float64 arrays of equal length.
+
+    From the collector the timestamps are the signal's step grid, from the series' first point to
+    its last; a step without a sample is NaN, as is a sample Prometheus reported as NaN or +/-Inf.
+    """
 
     signal: str
     labels: Mapping[str, str]

@@ -93,7 +93,7 @@ class Collector:
         self.infos = {n: signal_info(n, s) for n, s in self.signals.items()}
         self.step = config.prometheus.step
         self.lookback = config.prometheus.lookback
-        self.window = RollingWindow(self.lookback.total_seconds())
+        self.window = RollingWindow(self.lookback.total_seconds(), self.step.total_seconds())
         self._fetched_until: dict[str, float] = {}
         # Entities by (signal, label set): building them per series per cycle was measurable at 10k.
         self._entities: dict[tuple[str, tuple[tuple[str, str], ...]], Entity] = {}
@@ -104,21 +104,35 @@ class Collector:
     def collect(self, now: datetime) -> tuple[Frame, list[StageError]]:
         now_s = now.timestamp()
         step_s = self.step.total_seconds()
+        # Created here, not in the fetch threads: each thread then writes only its own signal.
+        windows = {name: self.window.signal(name) for name in self.signals}
 
-        def fetch(name: str) -> tuple[str, float, list | PrometheusError]:
+        def fetch(name: str) -> tuple[str, int | PrometheusError]:
             last = self._fetched_until.get(name)
             start_s = max(now_s - self.lookback.total_seconds(), (last - OVERLAP_STEPS * step_s) if last else 0.0)
             start = datetime.fromtimestamp(start_s, now.tzinfo)
+            win = windows[name]
+            # Align to the step grid the query uses, so the next fetch starts where this one ended.
+            win.begin((start_s // step_s) * step_s)
+            points = 0
             try:
-                return name, start_s, self.client.query_range(self.signals[name].query, start, now, self.step)
+                # Chunk by chunk: one chunk's answer in memory per thread, written in place.
+                for block in self.client.range_chunks(self.signals[name].query, start, now, self.step):
+                    win.write(block)
+                    points += block.points
             except PrometheusError as exc:
-                return name, start_s, exc
+                return name, exc
+            finally:
+                # A failed fetch leaves its range to the next cycle's refetch (the signal is
+                # reported missing meanwhile, so nothing reads the partial range).
+                win.end()
+            return name, points
 
         failed: dict[tuple[str, bool], list[str]] = {}
         missing: list[str] = []
         fetched_points = 0
         answered = False
-        for name, start_s, result in self._pool.map(fetch, list(self.signals)):
+        for name, result in self._pool.map(fetch, list(self.signals)):
             if isinstance(result, PrometheusError):
                 metrics.QUERIES.labels("error").inc()
                 failed.setdefault((str(result), result.temporary), []).append(name)
@@ -127,10 +141,8 @@ class Collector:
                 continue
             answered = True
             metrics.QUERIES.labels("ok").inc()
-            # Align to the step grid the query used, so the next fetch starts where this one ended.
-            self.window.merge(name, (start_s // step_s) * step_s, result)
             self._fetched_until[name] = (now_s // step_s) * step_s
-            fetched_points += sum(len(r) for r in result)
+            fetched_points += result
         metrics.PROMETHEUS_UP.set(1 if answered else 0)
         metrics.POINTS_FETCHED.inc(fetched_points)
         self.window.trim(now_s)
@@ -138,20 +150,21 @@ class Collector:
         series: list[Series] = []
         vanished: list[Series] = []
         fresh_after = now_s - max(300.0, STALE_STEPS * step_s)
+        entities = self._entities
         for name, signal in self.signals.items():
-            if name in missing:
+            win = self.window.get(name)
+            if name in missing or win is None:
                 continue
-            for key, buf in self.window.keyed(name).items():
-                entity = self._entities.get((name, key))
+            for key, labels, ts, vs in win.rows():
+                entity = entities.get((name, key))
                 if entity is None:
-                    entity = self._entities[(name, key)] = entity_of(signal, buf.labels)
-                ts = buf.timestamps
-                s = Series(name, buf.labels, ts, buf.values, entity)
+                    entity = entities[(name, key)] = entity_of(signal, labels)
+                s = Series(name, labels, ts, vs, entity)
                 (series if ts[-1] >= fresh_after else vanished).append(s)
-        if len(self._entities) > 2 * max(1, self.window.series_count):
+        if len(entities) > 2 * max(1, self.window.series_count):
             # Series come and go (pods are replaced): keep the cache as small as the window.
-            live = {(n, k) for n in self.signals for k in self.window.keyed(n)}
-            self._entities = {k: v for k, v in self._entities.items() if k in live}
+            live = {(n, k) for n in self.signals if (w := self.window.get(n)) is not None for k in w.keys}
+            self._entities = {k: v for k, v in entities.items() if k in live}
         absent = self._absent(series, vanished, missing)
         metrics.SERIES.set(len(series))
         metrics.SERIES_VANISHED.set(len(vanished))

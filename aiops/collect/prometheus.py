@@ -4,15 +4,15 @@ What it adds to ``PrometheusConnect``: a timeout always set (the library's defau
 chunking so no request asks for more than ``max_points_per_query`` points per series (Prometheus
 refuses more than 11,000), step-aligned start times, auth/TLS from config, retries for GET only on
 temporary statuses, and errors sorted into temporary (retry next cycle) and permanent (fix the
-query or the config). Results are numpy arrays per series, never one dict per sample.
+query or the config). Answers are decoded straight into numpy (aiops/collect/decode.py), never one
+Python object per sample.
 """
 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from collections.abc import Iterator
 from datetime import datetime, timedelta
-from typing import Any
 
 import numpy as np
 import requests
@@ -21,6 +21,7 @@ from prometheus_api_client.exceptions import PrometheusApiClientException
 from requests.adapters import HTTPAdapter
 from urllib3.util.retry import Retry
 
+from aiops.collect.decode import AnswerError, Block, RawSeries, decode_answer
 from aiops.config import resolve_secret
 from aiops.config.prometheus import PrometheusConfig
 from aiops.errors import AiopsError
@@ -33,25 +34,6 @@ class PrometheusError(AiopsError):
     def __init__(self, message: str, *, temporary: bool, query: str = "") -> None:
         super().__init__(message, temporary=temporary)
         self.query = query
-
-
-@dataclass(frozen=True)
-class RawSeries:
-    labels: dict[str, str]
-    timestamps: np.ndarray  # float64 epoch seconds, ascending, unique
-    values: np.ndarray  # float64; Prometheus's NaN/Inf strings become nan/inf
-
-    def __len__(self) -> int:
-        return int(self.timestamps.shape[0])
-
-
-def _to_arrays(values: list[list[Any]]) -> tuple[np.ndarray, np.ndarray]:
-    if not values:
-        return np.empty(0), np.empty(0)
-    ts = np.fromiter((v[0] for v in values), dtype=np.float64, count=len(values))
-    # float() understands Prometheus's "NaN", "+Inf", "-Inf".
-    vs = np.fromiter((float(v[1]) for v in values), dtype=np.float64, count=len(values))
-    return ts, vs
 
 
 class PrometheusClient:
@@ -98,51 +80,43 @@ class PrometheusClient:
     # -- queries ------------------------------------------------------------------------------
     def query_range(self, query: str, start: datetime, end: datetime, step: timedelta) -> list[RawSeries]:
         """Evaluate ``query`` at every step-aligned instant in [start, end], chunked under the point limit."""
+        parts: dict[tuple[tuple[str, str], ...], list[RawSeries]] = {}
+        for block in self.range_chunks(query, start, end, step):
+            for s in block.split():
+                parts.setdefault(tuple(sorted(s.labels.items())), []).append(s)
+        out: list[RawSeries] = []
+        for arrays in parts.values():
+            ts = np.concatenate([a.timestamps for a in arrays]) if len(arrays) > 1 else arrays[0].timestamps
+            vs = np.concatenate([a.values for a in arrays]) if len(arrays) > 1 else arrays[0].values
+            out.append(RawSeries(arrays[0].labels, ts, vs))
+        return out
+
+    def range_chunks(self, query: str, start: datetime, end: datetime, step: timedelta) -> Iterator[Block]:
+        """The answer to a range query, one decoded chunk at a time, oldest first.
+
+        Each chunk asks for at most ``max_points_per_query`` points per series. A caller that
+        consumes each block before asking for the next holds one chunk's JSON at a time, not the
+        whole range's (that tree, ~150 bytes a point, set the daemon's peak memory).
+        """
         step_s = step.total_seconds()
         t0 = math.ceil(start.timestamp() / step_s) * step_s
         t1 = math.floor(end.timestamp() / step_s) * step_s
-        if t1 < t0:
-            return []
         per_chunk = self.config.max_points_per_query * step_s
-        chunks: list[tuple[float, float]] = []
         lo = t0
         while lo <= t1:
             hi = min(t1, lo + per_chunk - step_s)
-            chunks.append((lo, hi))
+            params = {"query": query, "start": f"{lo:.3f}", "end": f"{hi:.3f}", "step": f"{step_s:g}"}
+            yield self._get("/api/v1/query_range", params, query)
             lo = hi + step_s
-        parts: dict[tuple[tuple[str, str], ...], list[tuple[np.ndarray, np.ndarray]]] = {}
-        labels_of: dict[tuple[tuple[str, str], ...], dict[str, str]] = {}
-        for lo, hi in chunks:
-            for item in self._range_chunk(query, lo, hi, step_s):
-                metric = {str(k): str(v) for k, v in item.get("metric", {}).items()}
-                key = tuple(sorted(metric.items()))
-                labels_of[key] = metric
-                parts.setdefault(key, []).append(_to_arrays(item.get("values", [])))
-        out: list[RawSeries] = []
-        for key, arrays in parts.items():
-            ts = np.concatenate([a[0] for a in arrays]) if len(arrays) > 1 else arrays[0][0]
-            vs = np.concatenate([a[1] for a in arrays]) if len(arrays) > 1 else arrays[0][1]
-            out.append(RawSeries(labels_of[key], ts, vs))
-        return out
-
-    def _range_chunk(self, query: str, start: float, end: float, step: float) -> list[dict[str, Any]]:
-        params = {"query": query, "start": f"{start:.3f}", "end": f"{end:.3f}", "step": f"{step:g}"}
-        return self._get("/api/v1/query_range", params, query)
 
     def query(self, query: str, at: datetime | None = None) -> list[RawSeries]:
         """Instant query; each series has one point."""
         params = {"query": query}
         if at is not None:
             params["time"] = f"{at.timestamp():.3f}"
-        out = []
-        for item in self._get("/api/v1/query", params, query):
-            metric = {str(k): str(v) for k, v in item.get("metric", {}).items()}
-            value = item.get("value")
-            ts, vs = _to_arrays([value] if value else [])
-            out.append(RawSeries(metric, ts, vs))
-        return out
+        return self._get("/api/v1/query", params, query).split()
 
-    def _get(self, path: str, params: dict[str, str], query: str) -> list[dict[str, Any]]:
+    def _get(self, path: str, params: dict[str, str], query: str) -> Block:
         # A bare session call keeps full control of timeouts and error classes; PrometheusConnect is
         # used for what it does well (connection checks) and shares the same session and auth.
         try:
@@ -167,24 +141,24 @@ class PrometheusClient:
                 query=query,
             )
         try:
-            body = resp.json()
-        except ValueError:
+            body, block = decode_answer(resp.content)
+        except AnswerError:
             raise PrometheusError(
                 f"Prometheus at {self.url} answered with a body that is not JSON", temporary=True, query=query
             ) from None
+        del resp  # the body's bytes: one chunk's worth at a time
         if body.get("status") != "success":
             raise PrometheusError(
                 f"Prometheus query failed: {body.get('errorType')}: {body.get('error')}", temporary=False, query=query
             )
-        data = body.get("data", {})
-        result = data.get("result", [])
-        if data.get("resultType") not in ("matrix", "vector"):
+        data = body.get("data") or {}
+        if data.get("resultType") not in ("matrix", "vector") or block is None:
             raise PrometheusError(
                 f"query {query!r} returned a {data.get('resultType')}, expected an instant vector expression",
                 temporary=False,
                 query=query,
             )
-        return result
+        return block
 
     def ready(self) -> bool:
         """True when Prometheus answers its readiness endpoint."""

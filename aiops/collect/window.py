@@ -1,162 +1,310 @@
-"""A bounded rolling window of points per series, merged incrementally each cycle.
+"""A bounded rolling window per signal: one (series x step-slot) array, merged in place each cycle.
 
-Each series keeps its points in preallocated arrays with a live slice ``[start, end)``: a steady
-cycle appends its few new points and advances ``start`` past expired ones, so the work per cycle is
-proportional to the new points, not to the window (concatenating whole windows every cycle made
-collection cost O(series x window)). The arrays handed to detectors are views of the live slice;
-they stay valid for the cycle they were taken in.
+Prometheus evaluates a range query at ``start + k * step``, and the collector always asks for
+step-aligned starts, so every series of a signal lives on one shared time grid. Each signal
+therefore keeps one float64 matrix, a row per series and a column per step slot, plus one
+timestamp array for all its rows (instead of a pair of arrays per series: half the memory, and a
+merge is a few numpy calls per signal rather than several Python calls per series):
+
+* a fetched chunk is written with one scatter (``values[rows, columns] = points``) and one
+  vectorised pass that turns +/-Inf into NaN;
+* a slot with no sample is NaN, exactly like a sample Prometheus reports as ``NaN``: detectors
+  already treat both as "no value here";
+* each row remembers the first and the last slot its series reported, so a series that stopped
+  reporting is told apart from one whose newest value happens to be NaN.
+
+Columns live in ``[lo, hi)`` of an array with 1/8 headroom; when a cycle runs past the end the
+live columns move to a new array (never in place), so the views handed to detectors stay valid
+for the cycle they were taken in.
 """
 
 from __future__ import annotations
 
-import itertools
-import math
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass
 
 import numpy as np
 
-from aiops.collect.prometheus import RawSeries
+from aiops.collect.prometheus import Block, RawSeries
 
 LabelKey = tuple[tuple[str, str], ...]
 
-_MIN_CAPACITY = 64
+_MIN_ROWS = 16
+_MIN_COLUMNS = 64
+_NO_SLOT = np.iinfo(np.int64).min // 2
 
 
-def _capacity(n: int) -> int:
-    # 1/8 headroom: a full window grows by a few points a cycle while the same number expire, so
-    # it is reallocated once every window/8 cycles (amortised O(1) a point) at +12.5 % memory.
-    return max(_MIN_CAPACITY, n + n // 8)
+def label_key(labels: Mapping[str, str]) -> LabelKey:
+    return tuple(sorted(labels.items()))
 
 
-class _Buffer:
-    __slots__ = ("_ts", "_vs", "end", "labels", "start")
+def _headroom(n: int, minimum: int) -> int:
+    # 1/8 headroom: a full window gains a column a cycle while one expires, so the matrix moves
+    # once every window/8 cycles (amortised O(1) a point) at +12.5 % memory.
+    return max(minimum, n + n // 8)
 
-    def __init__(self, labels: dict[str, str], timestamps: np.ndarray, values: np.ndarray) -> None:
-        self.labels = labels
-        n = timestamps.shape[0]
-        cap = _capacity(n)
-        self._ts = np.empty(cap, dtype=np.float64)
-        self._vs = np.empty(cap, dtype=np.float64)
-        self._ts[:n], self._vs[:n] = timestamps, values
-        self.start, self.end = 0, n
 
-    @property
-    def timestamps(self) -> np.ndarray:
-        return self._ts[self.start : self.end]
+@dataclass(frozen=True)
+class SeriesView:
+    """One series of a signal window: views of its row, from its first to its last reported slot."""
 
-    @property
-    def values(self) -> np.ndarray:
-        return self._vs[self.start : self.end]
+    labels: dict[str, str]
+    timestamps: np.ndarray
+    values: np.ndarray
 
     def __len__(self) -> int:
-        return self.end - self.start
+        return int(self.timestamps.shape[0])
 
-    def cut_from(self, t: float) -> None:
-        """Drop the points at or after ``t`` (they are about to be refetched)."""
-        ts, end, start = self._ts, self.end, self.start
-        # Steady cycles refetch a couple of points: walk back, binary-search only a long tail.
-        steps = 0
-        while end > start and ts[end - 1] >= t:
-            end -= 1
-            steps += 1
-            if steps == 8 and end > start and ts[end - 1] >= t:
-                end = start + int(np.searchsorted(ts[start:end], t, side="left"))
-                break
-        self.end = end
 
-    def append(self, timestamps: np.ndarray, values: np.ndarray) -> None:
-        n = timestamps.shape[0]
-        if n == 0:
+class SignalWindow:
+    """Every series of one signal on the step grid, at most ``lookback_seconds`` old."""
+
+    def __init__(self, lookback_seconds: float, step_seconds: float) -> None:
+        if not step_seconds > 0:
+            raise ValueError(f"step must be positive, got {step_seconds!r}")
+        self.lookback_seconds = lookback_seconds
+        self.step = float(step_seconds)
+        self._span = int(lookback_seconds // self.step) + 1  # slots a full window holds
+        self.keys: dict[LabelKey, int] = {}
+        self.labels: list[dict[str, str] | None] = []
+        self._free: list[int] = []
+        self._base = 0  # absolute slot (time / step) of column 0
+        self._lo = self._hi = 0  # live columns
+        self._values = np.full((0, 0), np.nan)
+        self._ts = np.empty(0)
+        self.first = np.empty(0, dtype=np.int64)  # absolute slots; _NO_SLOT for a free row
+        self.last = np.empty(0, dtype=np.int64)
+        self._fetch_from: int | None = None
+        self._present: np.ndarray = np.zeros(0, dtype=bool)
+
+    # ------------------------------------------------------------------ storage
+    def _slot(self, t: float) -> int:
+        return int(round(t / self.step))
+
+    def _ensure_columns(self, low: int, high: int) -> None:
+        """Make absolute slots [low, high] addressable (they are never older than the window)."""
+        if self._values.shape[1] == 0 or not self.keys:
+            cols = _headroom(max(self._span, high - low + 1), _MIN_COLUMNS)
+            self._base, self._lo, self._hi = low, 0, 0
+            self._values = np.full((self._values.shape[0], cols), np.nan)
+            self._ts = (self._base + np.arange(cols)) * self.step
             return
-        if self.end + n > self._ts.shape[0]:
-            # Reallocate rather than move in place: views handed out earlier keep their values.
-            live = self.end - self.start
-            cap = _capacity(live + n)
-            ts, vs = np.empty(cap, dtype=np.float64), np.empty(cap, dtype=np.float64)
-            ts[:live], vs[:live] = self._ts[self.start : self.end], self._vs[self.start : self.end]
-            self._ts, self._vs, self.start, self.end = ts, vs, 0, live
-        self._ts[self.end : self.end + n] = timestamps
-        self._vs[self.end : self.end + n] = values
-        self.end += n
+        if high - self._base < self._values.shape[1]:
+            return
+        # Move the live columns to a new array (views handed out earlier keep their data).
+        keep_from = self._base + self._lo
+        live = self._hi - self._lo
+        cols = _headroom(max(self._span, high - keep_from + 1), _MIN_COLUMNS)
+        values = np.full((self._values.shape[0], cols), np.nan)
+        values[:, :live] = self._values[:, self._lo : self._hi]
+        self._values, self._base, self._lo, self._hi = values, keep_from, 0, live
+        self._ts = (self._base + np.arange(cols)) * self.step
 
-    def trim_before(self, cutoff: float) -> None:
-        ts, start, end = self._ts, self.start, self.end
-        steps = 0
-        while start < end and ts[start] < cutoff:
-            start += 1
-            steps += 1
-            if steps == 8 and start < end and ts[start] < cutoff:
-                start += int(np.searchsorted(ts[start:end], cutoff, side="left"))
-                break
-        self.start = start
+    def _rows_for(self, labels: Sequence[dict[str, str]]) -> np.ndarray:
+        rows = np.empty(len(labels), dtype=np.int64)
+        new: list[int] = []
+        for i, lab in enumerate(labels):
+            key = label_key(lab)
+            r = self.keys.get(key)
+            if r is None:
+                if not self._free:
+                    self._grow_rows(1)
+                r = self._free.pop()
+                self.keys[key] = r
+                self.labels[r] = dict(lab)
+                new.append(r)
+            rows[i] = r
+        if new:
+            # A reused row is all NaN from ``lo`` on (its series had no value left there), and
+            # its older columns are out of sight: nothing to clear, no view disturbed.
+            fresh = np.array(new, dtype=np.int64)
+            self.first[fresh] = _NO_SLOT
+            self.last[fresh] = _NO_SLOT
+        return rows
 
+    def _grow_rows(self, extra: int) -> None:
+        old = self._values.shape[0]
+        n = _headroom(old + extra, _MIN_ROWS)
+        values = np.full((n, self._values.shape[1]), np.nan)
+        values[:old] = self._values
+        self._values = values
+        self.first = np.concatenate([self.first, np.full(n - old, _NO_SLOT, dtype=np.int64)])
+        self.last = np.concatenate([self.last, np.full(n - old, _NO_SLOT, dtype=np.int64)])
+        self._present = np.concatenate([self._present, np.zeros(n - old, dtype=bool)])
+        self.labels.extend([None] * (n - old))
+        self._free.extend(range(n - 1, old - 1, -1))
 
-def _normalise(raw: RawSeries) -> tuple[np.ndarray, np.ndarray]:
-    timestamps, values = raw.timestamps, raw.values
-    n = timestamps.shape[0]
-    if n <= 16:
-        # A steady cycle's handful of points: plain Python beats numpy's per-call overhead.
-        t, v = timestamps.tolist(), values.tolist()
-        if all(a < b for a, b in itertools.pairwise(t)) and all(math.isfinite(x) for x in v):
-            return timestamps, values
-    if n > 1 and not (np.diff(timestamps) > 0).all():
-        # Out of order or duplicated (a misbehaving proxy or remote-read source): sort, and for a
-        # repeated timestamp keep the last value given.
-        order = np.argsort(timestamps, kind="stable")
-        timestamps, values = timestamps[order], values[order]
-        last = np.append(timestamps[1:] != timestamps[:-1], True)
-        timestamps, values = timestamps[last], values[last]
-    if values.size and not np.isfinite(values).all():
-        # +/-Inf (a division by a zero limit) carries no usable magnitude: treat it as a gap.
-        values = np.where(np.isfinite(values), values, np.nan)
-    return timestamps, values
+    # ------------------------------------------------------------------ a fetch, chunk by chunk
+    def begin(self, fetched_from: float) -> None:
+        """A fetch of [fetched_from, ...] starts: what it covers will be replaced by what it brings.
+
+        Late samples and recording rules can change the newest evaluations, so the overlap the
+        collector refetches replaces the points held; a series absent from the fetch keeps only
+        its points before ``fetched_from``.
+        """
+        f = self._slot(fetched_from)
+        self._fetch_from = f
+        self._present = np.zeros(self._values.shape[0], dtype=bool)
+        if self.keys and f - self._base < self._hi:
+            col = max(self._lo, f - self._base)
+            self._values[:, col : self._hi] = np.nan
+            self._hi = col
+
+    def write(self, block: Block) -> None:
+        """Write one decoded chunk (any order, duplicates: the last value given wins)."""
+        if self._fetch_from is None:
+            raise RuntimeError("write() outside a fetch: call begin() first")
+        if not block.labels:
+            return
+        keep = block.counts > 0
+        labels = [lab for lab, k in zip(block.labels, keep.tolist()) if k]
+        counts = block.counts[keep]
+        if not labels:
+            return
+        slots = np.rint(block.timestamps / self.step).astype(np.int64)
+        # The collector never asks for points older than the window: nothing to keep there.
+        low, high = int(slots.min()), int(slots.max())
+        self._ensure_columns(min(low, self._fetch_from), high)
+        rows = self._rows_for(labels)
+        which = np.repeat(np.arange(rows.shape[0]), counts)  # index into ``rows`` of each point
+        cols = slots - self._base
+        values = block.values
+        inside = cols >= self._lo
+        if not inside.all():  # points older than the live window (a clock far behind): dropped
+            which, cols, values, slots = which[inside], cols[inside], values[inside], slots[inside]
+            if cols.shape[0] == 0:
+                return
+        flat = rows[which] * self._values.shape[1] + cols
+        if flat.shape[0] > 1 and not (np.diff(flat) > 0).all():
+            # Out of order or duplicated (a misbehaving proxy or remote-read source): for a
+            # repeated (series, slot) keep the last value given.
+            order = np.argsort(flat, kind="stable")
+            flat, values, which, slots = flat[order], values[order], which[order], slots[order]
+            last = np.append(flat[1:] != flat[:-1], True)
+            flat, values, which, slots = flat[last], values[last], which[last], slots[last]
+        # +/-Inf (a division by a zero limit) carries no usable magnitude: a gap, like NaN.
+        values = np.where(np.isinf(values), np.nan, values)
+        self._values.reshape(-1)[flat] = values
+        self._hi = max(self._hi, int(cols.max()) + 1)
+        # First and last reported slot of each series of the chunk.
+        lo = np.full(rows.shape[0], np.iinfo(np.int64).max, dtype=np.int64)
+        hi = np.full(rows.shape[0], _NO_SLOT, dtype=np.int64)
+        np.minimum.at(lo, which, slots)
+        np.maximum.at(hi, which, slots)
+        first = self.first[rows]
+        self.first[rows] = np.where(first == _NO_SLOT, lo, np.minimum(first, lo))
+        # What a series held before this fetch ends before it; earlier chunks of the fetch count.
+        held = self.last[rows]
+        held = np.where(self._present[rows], held, np.minimum(held, self._fetch_from - 1))
+        self.last[rows] = np.maximum(held, hi)
+        self._present[rows] = True
+
+    def end(self) -> None:
+        """The fetch is complete: a series it did not bring ends at its last value before it."""
+        f = self._fetch_from
+        if f is None:
+            return
+        self._fetch_from = None
+        n = self.last.shape[0]
+        gone = np.flatnonzero(~self._present[:n] & (self.last >= f) & (self.first != _NO_SLOT))
+        if gone.shape[0] == 0:
+            return
+        # Rare (series that just stopped reporting): their newest value held before ``f``.
+        seg = self._values[gone, self._lo : max(self._lo, f - self._base)]
+        known = ~np.isnan(seg)
+        newest = seg.shape[1] - 1 - np.argmax(known[:, ::-1], axis=1) if seg.shape[1] else np.zeros(0, dtype=np.int64)
+        has = known.any(axis=1) if seg.shape[1] else np.zeros(gone.shape[0], dtype=bool)
+        self.last[gone] = np.where(has, self._base + self._lo + newest, _NO_SLOT)
+
+    def merge(self, fetched_from: float, series: Sequence[RawSeries]) -> None:
+        """One whole fetch at once (tests and callers that hold RawSeries)."""
+        self.begin(fetched_from)
+        self.write(Block.from_series(series))
+        self.end()
+
+    def trim(self, now: float) -> None:
+        """Forget slots older than the window and series with no point left in it."""
+        cutoff = int(np.ceil((now - self.lookback_seconds) / self.step - 1e-9))
+        if self.keys:
+            col = min(max(self._lo, cutoff - self._base), self._hi)
+            # Expired columns are left as they are (views of earlier cycles may still read them);
+            # they are dropped when the live columns next move to a new array.
+            self._lo = max(self._lo, col)
+        live = np.array(list(self.keys.values()), dtype=np.int64)
+        if live.shape[0] == 0:
+            return
+        self.first[live] = np.maximum(self.first[live], cutoff)
+        gone = live[self.last[live] < self.first[live]]
+        if gone.shape[0]:
+            for r in gone.tolist():
+                lab = self.labels[r]
+                assert lab is not None
+                del self.keys[label_key(lab)]
+                self.labels[r] = None
+                self._free.append(r)
+            self.first[gone] = _NO_SLOT
+            self.last[gone] = _NO_SLOT
+
+    # ------------------------------------------------------------------ reading
+    def rows(self) -> Iterator[tuple[LabelKey, dict[str, str], np.ndarray, np.ndarray]]:
+        """(key, labels, timestamps, values) of each series: views of its row and the shared grid."""
+        values, ts, base, labels = self._values, self._ts, self._base, self.labels
+        first, last = self.first.tolist(), self.last.tolist()
+        for key, r in self.keys.items():
+            a, b = first[r] - base, last[r] - base + 1
+            if b > a:
+                yield key, labels[r], ts[a:b], values[r, a:b]  # type: ignore[misc]
+
+    def series(self) -> Iterator[tuple[LabelKey, SeriesView]]:
+        for key, labels, ts, vs in self.rows():
+            yield key, SeriesView(labels, ts, vs)
+
+    def __len__(self) -> int:
+        return len(self.keys)
+
+    @property
+    def nbytes(self) -> int:
+        return int(self._values.nbytes + self._ts.nbytes + self.first.nbytes + self.last.nbytes)
 
 
 class RollingWindow:
-    """Points per (signal, label set), at most ``lookback_seconds`` old.
+    """A :class:`SignalWindow` per signal (all on the collector's step)."""
 
-    A refetch overlapping earlier points replaces them (late samples and recording rules can change
-    the last few evaluations). Series that stop appearing age out with the window, so the memory
-    held is bounded by series x lookback / step (plus 1/8 headroom for appends).
-    """
-
-    def __init__(self, lookback_seconds: float) -> None:
+    def __init__(self, lookback_seconds: float, step_seconds: float = 60.0) -> None:
         self.lookback_seconds = lookback_seconds
-        self._buffers: dict[str, dict[LabelKey, _Buffer]] = {}
+        self.step_seconds = step_seconds
+        self._signals: dict[str, SignalWindow] = {}
 
-    def merge(self, signal: str, fetched_from: float, series: list[RawSeries]) -> None:
-        buffers = self._buffers.setdefault(signal, {})
-        seen: set[LabelKey] = set()
-        for raw in series:
-            key = tuple(sorted(raw.labels.items()))
-            seen.add(key)
-            timestamps, values = _normalise(raw)
-            buf = buffers.get(key)
-            if buf is None:
-                buffers[key] = _Buffer(raw.labels, timestamps, values)
-                continue
-            buf.cut_from(min(fetched_from, float(timestamps[0])) if timestamps.size else fetched_from)
-            buf.append(timestamps, values)
-        for key, buf in buffers.items():
-            if key not in seen:
-                # Absent from the refetched range: drop only the points that range covered.
-                buf.cut_from(fetched_from)
+    def get(self, name: str) -> SignalWindow | None:
+        return self._signals.get(name)
+
+    def signal(self, name: str) -> SignalWindow:
+        win = self._signals.get(name)
+        if win is None:
+            win = self._signals[name] = SignalWindow(self.lookback_seconds, self.step_seconds)
+        return win
+
+    def merge(self, signal: str, fetched_from: float, series: Sequence[RawSeries]) -> None:
+        self.signal(signal).merge(fetched_from, series)
 
     def trim(self, now: float) -> None:
-        cutoff = now - self.lookback_seconds
-        for signal, buffers in list(self._buffers.items()):
-            for key, buf in list(buffers.items()):
-                buf.trim_before(cutoff)
-                if len(buf) == 0:
-                    del buffers[key]
-            if not buffers:
-                del self._buffers[signal]
+        for name, win in list(self._signals.items()):
+            win.trim(now)
+            if not len(win):
+                del self._signals[name]
 
-    def items(self, signal: str) -> list[_Buffer]:
-        return list(self._buffers.get(signal, {}).values())
+    def items(self, signal: str) -> list[SeriesView]:
+        win = self._signals.get(signal)
+        return [view for _, view in win.series()] if win is not None else []
 
-    def keyed(self, signal: str) -> dict[LabelKey, _Buffer]:
-        return self._buffers.get(signal, {})
+    def keyed(self, signal: str) -> dict[LabelKey, SeriesView]:
+        win = self._signals.get(signal)
+        return dict(win.series()) if win is not None else {}
 
     @property
     def series_count(self) -> int:
-        return sum(len(b) for b in self._buffers.values())
+        return sum(len(w) for w in self._signals.values())
+
+    @property
+    def nbytes(self) -> int:
+        return sum(w.nbytes for w in self._signals.values())
