@@ -25,6 +25,7 @@ from aiops.config.policy import PolicyConfig, PolicyRule
 from aiops.config.prometheus import PrometheusConfig
 from aiops.config.safety import SafetyConfig
 from aiops.config.server import ServerConfig
+from aiops.config.sharding import ShardingConfig
 from aiops.config.signals import SignalConfig, SignalOverride
 from aiops.errors import PermanentError
 
@@ -86,6 +87,7 @@ class AiopsConfig(StrictModel):
     policy: PolicyConfig = PolicyConfig()
     safety: SafetyConfig = SafetyConfig()
     kubernetes: KubernetesConfig = KubernetesConfig()
+    sharding: ShardingConfig = ShardingConfig()
     notify: NotifyConfig = NotifyConfig()
     server: ServerConfig = ServerConfig()
     state: StateConfig = StateConfig()
@@ -103,6 +105,11 @@ class AiopsConfig(StrictModel):
             for sig in det.signals or ():
                 if sig not in known:
                     raise ValueError(f"detector {det.instance_name!r} uses unknown signal {sig!r}")
+        if self.sharding.shards > 1 and not (self.kubernetes.enabled and self.kubernetes.leader_election.enabled):
+            raise ValueError(
+                "sharding.shards > 1 needs kubernetes.enabled and kubernetes.leader_election.enabled "
+                "(each shard is a Lease); set shards: 1 to run one daemon for the whole cluster"
+            )
         return self
 
     def resolved_signals(self) -> dict[str, SignalConfig]:

@@ -25,6 +25,7 @@ from tenacity import Retrying, retry_if_exception, stop_after_attempt, wait_expo
 from aiops import metrics, plugins
 from aiops.config import AiopsConfig
 from aiops.engine.leader import LeaseElector
+from aiops.engine.shards import ShardLeases, shard_of
 from aiops.engine.outcomes import NOT_HEALED, OutcomeTracker
 from aiops.engine.safety import (
     EVENT_REASON,
@@ -62,7 +63,7 @@ class Actor:
         store: Store,
         *,
         api: Any | None = None,
-        elector: LeaseElector | None = None,
+        elector: LeaseElector | ShardLeases | None = None,
         is_silenced: IsSilenced | None = None,
         read_view: Callable[[datetime], ClusterView] | None = None,
     ) -> None:
@@ -95,6 +96,9 @@ class Actor:
             is_silenced=is_silenced,
             read_ledger=read_ledger if config.safety.emit_events else None,
             reporter=elector.identity if elector is not None else "aiops",
+            # Sharded: a decision spends the budget share of its finding's shard.
+            shard_of=lambda d: shard_of(d.finding.entity, config.sharding.shards),
+            shards=config.sharding.shards,
         )
         self.outcomes = OutcomeTracker(store, config.safety, self.writer.breaker)
         if read_view is None and api is not None:
@@ -115,7 +119,9 @@ class Actor:
         """
         api = build_api_client(config.kubernetes) if config.kubernetes.enabled else None
         elector = None
-        if api is not None and config.kubernetes.leader_election.enabled:
+        if api is not None and config.sharding.shards > 1:
+            elector = ShardLeases.from_config(api, config)  # one Lease per shard instead of one leader
+        elif api is not None and config.kubernetes.leader_election.enabled:
             elector = LeaseElector.from_config(api, config.kubernetes)
         return cls(config, store, api=api, elector=elector, is_silenced=is_silenced)
 

@@ -114,16 +114,20 @@ class LeaseElector:
                 self.on_change(held)
 
     # -- one round -------------------------------------------------------------------------
-    def try_acquire_or_renew(self) -> bool:
-        """One read-then-replace round; returns whether we hold the lease afterwards."""
-        with self._round_lock:
-            return self._locked_round()
+    def try_acquire_or_renew(self, *, acquire: bool = True) -> bool:
+        """One read-then-replace round; returns whether we hold the lease afterwards.
 
-    def _locked_round(self) -> bool:
+        ``acquire=False`` renews a lease we hold but only *observes* one we do not (so that its
+        expiry is judged from our own observations when we may take it later: shards).
+        """
+        with self._round_lock:
+            return self._locked_round(acquire)
+
+    def _locked_round(self, acquire: bool = True) -> bool:
         # Validity counts from before the request: a renewal that took long buys no extra time.
         started = self.clock()
         try:
-            held = self._round()
+            held = self._round(acquire)
         except KubeApiError as exc:
             self.last_error = exc
             log.warning("lease round failed", extra={"lease": self.name, "error": str(exc)})
@@ -137,11 +141,11 @@ class LeaseElector:
         self._set_held(held, at=started)
         return held
 
-    def _round(self) -> bool:
+    def _round(self, acquire: bool = True) -> bool:
         now = datetime.now(UTC)
         lease = self._read()
         if lease is None:
-            return self._create(now)
+            return self._create(now) if acquire else False
         meta, spec = lease.get("metadata") or {}, lease.get("spec") or {}
         holder = spec.get("holderIdentity") or ""
         record = (str(meta.get("resourceVersion", "")), holder)
@@ -150,6 +154,8 @@ class LeaseElector:
         duration = float(spec.get("leaseDurationSeconds") or self.lease_duration)
         expired = self.clock() - self._observed_at >= duration
         if holder and holder != self.identity and not expired:
+            return False
+        if holder != self.identity and not acquire:
             return False
         transitions = int(spec.get("leaseTransitions") or 0)
         acquire = spec.get("acquireTime") if holder == self.identity else _micro_time(now)

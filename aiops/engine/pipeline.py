@@ -25,6 +25,7 @@ from aiops.engine.decide import Policy
 from aiops.engine.facts import ClusterFacts
 from aiops.engine.ladder import LadderState
 from aiops.engine.predictions import PredictionLedger
+from aiops.engine.shards import ShardLeases
 from aiops.model import CycleReport, Finding, Frame, Notification, Severity, StageError, new_id, utcnow
 from aiops.notify.stage import NotifyStage
 from aiops.plugins import Detector
@@ -107,6 +108,8 @@ class Pipeline:
         self.last_report: CycleReport | None = None
         self._lock = threading.Lock()
         self._active_keys: set[str] = set()
+        # Sharded (sharding.shards > 1): this replica sees, decides and acts for its shards only.
+        self.shards = actor.elector if isinstance(getattr(actor, "elector", None), ShardLeases) else None
 
     @classmethod
     def from_config(cls, config: AiopsConfig, store: Store | None = None) -> Pipeline:
@@ -167,8 +170,11 @@ class Pipeline:
         frame: Frame | None = None
         findings: list[Finding] = []
 
+        held = self.shards.held() if self.shards is not None else frozenset()
         with self._stage(report, "collect"):
             frame, errors = self.collector.collect(now)
+            if self.shards is not None:
+                frame = self.shards.restrict(frame, held)
             report.errors.extend(errors)
             if errors:
                 metrics.STAGE_ERRORS.labels("collect").inc(len(errors))
@@ -181,6 +187,8 @@ class Pipeline:
         with self._stage(report, "detect"):
             if frame is not None:
                 findings = self._detect(frame, now, report)
+                if self.shards is not None:  # webhook alerts about other shards' entities too
+                    findings = self.shards.keep(findings, held)
 
         with self._stage(report, "decide"):
             # Predictions are checked before deciding: a false one rolls its preparation back now.
@@ -191,6 +199,13 @@ class Pipeline:
             report.findings, report.decisions = graded, decisions
 
         with self._stage(report, "act"):
+            if self.shards is not None:
+                # A shard lost since the cycle began is the new holder's to act on (its renew
+                # deadline passed, so someone may hold it already).
+                still = self.shards.held()
+                report.decisions = [
+                    d for d in report.decisions if self.shards.owns(d.finding.entity, still)
+                ]
             report.results = self.actor.act(
                 report.decisions, findings=report.findings, degraded=report.degraded, now=now
             )

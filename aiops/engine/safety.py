@@ -37,12 +37,14 @@ from tenacity import (
 
 from aiops import metrics
 from aiops.config.safety import KillSwitchConfig, SafetyConfig
+from aiops.engine.shards import budget_share
 from aiops.kube.errors import KubeApiError
 from aiops.kube.plan import StagedPlan, waiting_of
 from aiops.kube.read import (
     LEDGER_ACTION,
     LEDGER_AT,
     LEDGER_DECISION,
+    LEDGER_SHARD,
     LEDGER_TARGET,
     LedgerEntry,
 )
@@ -75,7 +77,8 @@ CREATE TABLE IF NOT EXISTS safety_actions (
     id INTEGER PRIMARY KEY AUTOINCREMENT, decision_id TEXT NOT NULL, action TEXT NOT NULL,
     target TEXT NOT NULL, dry_run INTEGER NOT NULL, at REAL NOT NULL,
     peer INTEGER NOT NULL DEFAULT 0,  -- 1: taken by another replica (read from its Event)
-    basis TEXT NOT NULL DEFAULT 'confirmed'  -- 'predicted': counts in the prediction budgets too
+    basis TEXT NOT NULL DEFAULT 'confirmed',  -- 'predicted': counts in the prediction budgets too
+    shard INTEGER  -- with sharding: the shard whose budget share paid for it (aiops/engine/shards.py)
 );
 CREATE INDEX IF NOT EXISTS safety_actions_at ON safety_actions (dry_run, at);
 CREATE INDEX IF NOT EXISTS safety_actions_target ON safety_actions (target, dry_run, at);
@@ -182,20 +185,31 @@ class Books:
         if "basis" not in columns:  # a state file from before prediction budgets
             with store.transaction() as conn:
                 conn.execute("ALTER TABLE safety_actions ADD COLUMN basis TEXT NOT NULL DEFAULT 'confirmed'")
+        if "shard" not in columns:  # a state file from before sharding
+            with store.transaction() as conn:
+                conn.execute("ALTER TABLE safety_actions ADD COLUMN shard INTEGER")
 
     # -- budgets and cooldowns --------------------------------------------------------------
-    def count_actions(self, since: datetime, dry_run: bool, basis: str | None = None) -> int:
+    def count_actions(
+        self, since: datetime, dry_run: bool, basis: str | None = None, shard: int | None = None
+    ) -> int:
         sql = "SELECT COUNT(*) AS n FROM safety_actions WHERE dry_run = ? AND at > ?"
         params: tuple[object, ...] = (int(dry_run), since.timestamp())
         if basis is not None:
             sql, params = sql + " AND basis = ?", (*params, basis)
+        if shard is not None:
+            sql, params = sql + " AND shard = ?", (*params, shard)
         return int(self.store.query(sql, params)[0]["n"])
 
-    def oldest_action(self, since: datetime, dry_run: bool, basis: str | None = None) -> datetime | None:
+    def oldest_action(
+        self, since: datetime, dry_run: bool, basis: str | None = None, shard: int | None = None
+    ) -> datetime | None:
         sql = "SELECT MIN(at) AS t FROM safety_actions WHERE dry_run = ? AND at > ?"
         params: tuple[object, ...] = (int(dry_run), since.timestamp())
         if basis is not None:
             sql, params = sql + " AND basis = ?", (*params, basis)
+        if shard is not None:
+            sql, params = sql + " AND shard = ?", (*params, shard)
         rows = self.store.query(sql, params)
         return from_epoch(rows[0]["t"]) if rows and rows[0]["t"] is not None else None
 
@@ -206,12 +220,20 @@ class Books:
         return from_epoch(rows[0]["t"]) if rows and rows[0]["t"] is not None else None
 
     def record_action(
-        self, decision_id: str, action: str, target: str, dry_run: bool, at: datetime, basis: str = "confirmed"
+        self,
+        decision_id: str,
+        action: str,
+        target: str,
+        dry_run: bool,
+        at: datetime,
+        basis: str = "confirmed",
+        shard: int | None = None,
     ) -> None:
         with self.store.transaction() as conn:
             conn.execute(
-                "INSERT INTO safety_actions (decision_id, action, target, dry_run, at, basis) VALUES (?, ?, ?, ?, ?, ?)",
-                (decision_id, action, target, int(dry_run), at.timestamp(), basis),
+                "INSERT INTO safety_actions (decision_id, action, target, dry_run, at, basis, shard) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?)",
+                (decision_id, action, target, int(dry_run), at.timestamp(), basis, shard),
             )
 
     def import_ledger(self, entries: Sequence[LedgerEntry]) -> int:
@@ -224,9 +246,9 @@ class Books:
                 )
                 if known.fetchone() is None:
                     conn.execute(
-                        "INSERT INTO safety_actions (decision_id, action, target, dry_run, at, peer) "
-                        "VALUES (?, ?, ?, 0, ?, 1)",
-                        (e.decision_id, e.action, e.target, e.at.timestamp()),
+                        "INSERT INTO safety_actions (decision_id, action, target, dry_run, at, peer, shard) "
+                        "VALUES (?, ?, ?, 0, ?, 1, ?)",
+                        (e.decision_id, e.action, e.target, e.at.timestamp(), e.shard),
                     )
                     added += 1
         return added
@@ -383,8 +405,14 @@ class GuardedWriter:
         is_silenced: IsSilenced | None = None,
         read_ledger: Callable[[], Sequence[LedgerEntry]] | None = None,
         reporter: str = "aiops",
+        shard_of: Callable[[Decision], int] | None = None,
+        shards: int = 1,
     ) -> None:
         self.config = config
+        # Sharding: each shard spends its share of every budget (aiops.engine.shards.budget_share),
+        # so all replicas together stay within the configured figure.
+        self.shard_of = shard_of
+        self.shards = shards
         self.read_ledger = read_ledger
         self._ledger_synced = False
         self.books = Books(store)
@@ -430,14 +458,21 @@ class GuardedWriter:
         return None
 
     # -- budgets, exported as gauges --------------------------------------------------------
-    def remaining_budget(self, now: datetime) -> dict[str, int]:
-        c, count = self.config, self.books.count_actions
-        hour = c.max_actions_per_hour - count(now - timedelta(hours=1), self.dry_run)
-        day = c.max_actions_per_day - count(now - timedelta(days=1), self.dry_run)
-        p_hour = c.max_predicted_actions_per_hour - count(now - timedelta(hours=1), self.dry_run, Basis.PREDICTED)
-        p_day = c.max_predicted_actions_per_day - count(now - timedelta(days=1), self.dry_run, Basis.PREDICTED)
-        i_hour = c.max_inbound_actions_per_hour - count(now - timedelta(hours=1), self.dry_run, Basis.INBOUND)
-        i_day = c.max_inbound_actions_per_day - count(now - timedelta(days=1), self.dry_run, Basis.INBOUND)
+    def _limit(self, total: int, shard: int | None) -> int:
+        return total if shard is None else budget_share(total, shard, self.shards)
+
+    def remaining_budget(self, now: datetime, shard: int | None = None) -> dict[str, int]:
+        c, lim = self.config, self._limit
+
+        def count(since: datetime, dry_run: bool, basis: str | None = None) -> int:
+            return self.books.count_actions(since, dry_run, basis, shard)
+
+        hour = lim(c.max_actions_per_hour, shard) - count(now - timedelta(hours=1), self.dry_run)
+        day = lim(c.max_actions_per_day, shard) - count(now - timedelta(days=1), self.dry_run)
+        p_hour = lim(c.max_predicted_actions_per_hour, shard) - count(now - timedelta(hours=1), self.dry_run, Basis.PREDICTED)
+        p_day = lim(c.max_predicted_actions_per_day, shard) - count(now - timedelta(days=1), self.dry_run, Basis.PREDICTED)
+        i_hour = lim(c.max_inbound_actions_per_hour, shard) - count(now - timedelta(hours=1), self.dry_run, Basis.INBOUND)
+        i_day = lim(c.max_inbound_actions_per_day, shard) - count(now - timedelta(days=1), self.dry_run, Basis.INBOUND)
         remaining = {"hour": max(0, hour), "day": max(0, day),
                      "predicted_hour": max(0, p_hour), "predicted_day": max(0, p_day),
                      "inbound_hour": max(0, i_hour), "inbound_day": max(0, i_day)}
@@ -492,7 +527,7 @@ class GuardedWriter:
                 return Refusal(
                     Rail.COOLDOWN, f"{plan.target.key} was acted on at {last:%H:%M UTC}; cooling down until {until}"
                 )
-            refusal = self._budget(now, decision.basis)
+            refusal = self._budget(now, decision.basis, self._shard(decision))
             if refusal is not None:
                 return refusal
         refusal = self._blast_radius(plan, view, now, decision.basis)
@@ -511,30 +546,36 @@ class GuardedWriter:
         self.books.set_episode(Rail.CIRCUIT_BREAKER, False)
         return None
 
-    def _budget(self, now: datetime, basis: Basis = Basis.CONFIRMED) -> Refusal | None:
-        remaining = self.remaining_budget(now)
-        c = self.config
+    def _shard(self, decision: Decision) -> int | None:
+        return self.shard_of(decision) if self.shard_of is not None and self.shards > 1 else None
+
+    def _budget(self, now: datetime, basis: Basis = Basis.CONFIRMED, shard: int | None = None) -> Refusal | None:
+        remaining = self.remaining_budget(now, shard)
+        c, lim = self.config, self._limit
         windows: list[tuple[str, str, int, timedelta, str | None]] = [
-            ("hour", "hourly", c.max_actions_per_hour, timedelta(hours=1), None),
-            ("day", "daily", c.max_actions_per_day, timedelta(days=1), None),
+            ("hour", "hourly", lim(c.max_actions_per_hour, shard), timedelta(hours=1), None),
+            ("day", "daily", lim(c.max_actions_per_day, shard), timedelta(days=1), None),
         ]
         if basis == Basis.PREDICTED:
             windows += [
-                ("predicted_hour", "hourly prediction", c.max_predicted_actions_per_hour, timedelta(hours=1), Basis.PREDICTED),
-                ("predicted_day", "daily prediction", c.max_predicted_actions_per_day, timedelta(days=1), Basis.PREDICTED),
+                ("predicted_hour", "hourly prediction", lim(c.max_predicted_actions_per_hour, shard), timedelta(hours=1), Basis.PREDICTED),
+                ("predicted_day", "daily prediction", lim(c.max_predicted_actions_per_day, shard), timedelta(days=1), Basis.PREDICTED),
             ]
         if basis == Basis.INBOUND:
             windows += [
-                ("inbound_hour", "hourly inbound-alert", c.max_inbound_actions_per_hour, timedelta(hours=1), Basis.INBOUND),
-                ("inbound_day", "daily inbound-alert", c.max_inbound_actions_per_day, timedelta(days=1), Basis.INBOUND),
+                ("inbound_hour", "hourly inbound-alert", lim(c.max_inbound_actions_per_hour, shard), timedelta(hours=1), Basis.INBOUND),
+                ("inbound_day", "daily inbound-alert", lim(c.max_inbound_actions_per_day, shard), timedelta(days=1), Basis.INBOUND),
             ]
+        of_shard = "" if shard is None else f" (shard {shard}'s share of {self.shards})"
         for window, label, limit, span, only in windows:
             if remaining[window] <= 0:
-                oldest = self.books.oldest_action(now - span, self.dry_run, only)
+                oldest = self.books.oldest_action(now - span, self.dry_run, only, shard)
                 frees = f"; the next slot frees at {oldest + span:%H:%M UTC}" if oldest else ""
                 repeat = self.books.episode(Rail.BUDGET)
                 self.books.set_episode(Rail.BUDGET, True)
-                return Refusal(Rail.BUDGET, f"{label} budget of {limit} action(s) is used up{frees}", repeat=repeat)
+                return Refusal(
+                    Rail.BUDGET, f"{label} budget of {limit} action(s){of_shard} is used up{frees}", repeat=repeat
+                )
         self.books.set_episode(Rail.BUDGET, False)
         return None
 
@@ -664,7 +705,8 @@ class GuardedWriter:
         if first_write and not undo and (writes or waiting_of(scoped)):
             # Admitted: the budget unit and the cooldown are spent now, once, even if we crash next.
             self.books.record_action(
-                decision.id, decision.action, plan.target.key, self.dry_run, now, decision.basis
+                decision.id, decision.action, plan.target.key, self.dry_run, now, decision.basis,
+                self._shard(decision),
             )
             self.remaining_budget(now)
             self._event(decision, plan, view, now)
@@ -763,6 +805,9 @@ class GuardedWriter:
             LEDGER_DECISION: decision.id,
             LEDGER_AT: stamp,
         }
+        shard = self._shard(decision)
+        if shard is not None:
+            ledger[LEDGER_SHARD] = str(shard)
         body = {
             "metadata": {"generateName": f"{target.name}.aiops-", "namespace": namespace, "annotations": ledger},
             "involvedObject": {

@@ -234,6 +234,7 @@ LEDGER_TARGET = "aiops.io/target"
 LEDGER_ACTION = "aiops.io/action"
 LEDGER_DECISION = "aiops.io/decision"
 LEDGER_AT = "aiops.io/at"
+LEDGER_SHARD = "aiops.io/shard"  # with sharding: the shard whose budget share the action spent
 
 
 @dataclass(frozen=True)
@@ -244,6 +245,7 @@ class LedgerEntry:
     action: str
     target: str  # Entity.key
     at: datetime
+    shard: int | None = None
 
 
 def read_action_ledger(
@@ -270,7 +272,16 @@ def read_action_ledger(
             at = datetime.fromisoformat(str(notes[LEDGER_AT]).replace("Z", "+00:00"))
         except ValueError:
             continue
-        out.append(LedgerEntry(str(notes[LEDGER_DECISION]), str(notes[LEDGER_ACTION]), str(notes[LEDGER_TARGET]), at))
+        shard = str(notes.get(LEDGER_SHARD, ""))
+        out.append(
+            LedgerEntry(
+                str(notes[LEDGER_DECISION]),
+                str(notes[LEDGER_ACTION]),
+                str(notes[LEDGER_TARGET]),
+                at,
+                int(shard) if shard.isdigit() else None,
+            )
+        )
     return out
 
 

@@ -1,0 +1,265 @@
+"""Shards across replicas, on coordination.k8s.io Leases only (no cluster layer of our own).
+
+``sharding: {shards: N}`` splits the cluster's entities into N shards by a stable hash
+(:func:`shard_of`): a node, and everything that runs on it (its pods, its GPUs), hash by the node
+name, so a root cause on a node and its symptoms in pods land in the same shard; other entities
+(models, deployments) hash by their key. Each shard is one Lease ``<prefix>-<i>``; the holder
+detects, decides, acts and notifies for that shard's entities, the other replicas ignore them.
+
+Each replica also renews a *member* Lease ``<prefix>-member-<identity>``; the member Leases that
+keep changing are the live replicas. A replica holds at most ceil(N / live replicas) shards: it
+hands extras back when replicas join (the free Lease is taken at once), and takes an orphaned
+shard once that shard's Lease has not changed for ``lease_duration`` on its own clock (the
+client-go rule of :class:`~aiops.engine.leader.LeaseElector`, so clock skew cannot make two
+holders). A holder that cannot renew within ``renew_deadline`` stops at once, before anyone may
+take over: a shard has at most one acting replica at any time.
+
+Global safety budgets stay global by a split that provably sums to the global figure
+(:func:`budget_share`): shard ``i`` of N may spend ``floor(B / N) + (1 if i < B mod N)`` of a
+budget ``B``; actions are booked with their shard, and a new holder counts the previous holder's
+actions of that shard from the cluster's action ledger before it acts. Since every shard stays
+within its share and the shares add up to ``B``, all replicas together stay within ``B``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import math
+import threading
+import time
+from collections.abc import Callable, Iterable
+from typing import Any
+
+from kubernetes import client as k8s
+
+from aiops.config import AiopsConfig
+from aiops.engine.leader import LeaseElector, default_identity
+from aiops.kube.errors import KubeApiError, classify
+from aiops.model import Entity, Finding, Frame
+
+log = logging.getLogger(__name__)
+
+# Entity attributes that name the node an entity runs on (pods: kube-state-metrics' ``node``;
+# GPUs: dcgm-exporter's ``Hostname``).
+NODE_ATTRIBUTES = ("node", "Hostname")
+
+
+def shard_key(entity: Entity) -> str:
+    """What decides an entity's shard: its node when it has one, else its key."""
+    if entity.kind == "node":
+        return f"node/{entity.name}"
+    for attr in NODE_ATTRIBUTES:
+        node = entity.attr(attr)
+        if node:
+            return f"node/{node}"
+    return entity.key
+
+
+def shard_of(entity: Entity, shards: int) -> int:
+    """A stable shard number in [0, shards): the same on every replica, Python version and run."""
+    if shards <= 1:
+        return 0
+    digest = hashlib.blake2b(shard_key(entity).encode(), digest_size=8).digest()
+    return int.from_bytes(digest, "big") % shards
+
+
+def budget_share(total: int, shard: int, shards: int) -> int:
+    """Shard ``shard``'s part of a budget of ``total``: the parts of all shards add up to ``total``."""
+    return total // shards + (1 if shard < total % shards else 0)
+
+
+def shares(total: int, held: Iterable[int], shards: int) -> int:
+    """The budget of a replica holding the shards ``held``."""
+    return sum(budget_share(total, s, shards) for s in held)
+
+
+class ShardLeases:
+    """The shards this replica holds, kept by one background loop (``start``/``stop``)."""
+
+    def __init__(
+        self,
+        api: k8s.ApiClient,
+        *,
+        namespace: str,
+        prefix: str,
+        shards: int,
+        identity: str,
+        lease_duration: float = 15.0,
+        renew_deadline: float = 10.0,
+        retry_period: float = 2.0,
+        timeout: tuple[float, float] = (5.0, 5.0),
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        if shards < 1:
+            raise ValueError(f"shards must be at least 1, got {shards!r}")
+        self.shards = shards
+        self.namespace = namespace
+        self.prefix = prefix
+        self.identity = identity
+        self.lease_duration = lease_duration
+        self.retry_period = retry_period
+        self.timeout = timeout
+        self.clock = clock
+        self._coord = k8s.CoordinationV1Api(api)
+
+        def elector(name: str) -> LeaseElector:
+            return LeaseElector(
+                api,
+                namespace=namespace,
+                name=name,
+                identity=identity,
+                lease_duration=lease_duration,
+                renew_deadline=renew_deadline,
+                retry_period=retry_period,
+                timeout=timeout,
+                clock=clock,
+            )
+
+        self.member = elector(f"{prefix}-member-{identity}")
+        self.leases = [elector(f"{prefix}-{i}") for i in range(shards)]
+        # Other replicas' member Leases: name -> (resourceVersion, when we first saw it, our clock).
+        self._members: dict[str, tuple[str, float]] = {}
+        # Start the search for free shards at a place of our own: fewer replicas race for one.
+        self._offset = int.from_bytes(hashlib.blake2b(identity.encode(), digest_size=4).digest(), "big") % shards
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self.last_error: KubeApiError | None = None
+
+    @classmethod
+    def from_config(cls, api: k8s.ApiClient, config: AiopsConfig, **kwargs: Any) -> ShardLeases:
+        kube, le = config.kubernetes, config.kubernetes.leader_election
+        return cls(
+            api,
+            namespace=le.namespace or kube.own_namespace,
+            prefix=config.sharding.lease_prefix,
+            shards=config.sharding.shards,
+            identity=le.identity or default_identity(),
+            lease_duration=le.lease_duration.total_seconds(),
+            renew_deadline=le.renew_deadline.total_seconds(),
+            retry_period=le.retry_period.total_seconds(),
+            timeout=(min(5.0, kube.request_timeout.total_seconds()), kube.request_timeout.total_seconds()),
+            **kwargs,
+        )
+
+    # -- what we hold ----------------------------------------------------------------------
+    def held(self) -> frozenset[int]:
+        """Shards held right now (renewed within the renew deadline)."""
+        return frozenset(i for i, e in enumerate(self.leases) if e.is_leader)
+
+    @property
+    def is_leader(self) -> bool:
+        """Whether this replica acts for any shard (the writer's leader rail)."""
+        return bool(self.held())
+
+    def owns(self, entity: Entity, held: frozenset[int] | None = None) -> bool:
+        return shard_of(entity, self.shards) in (self.held() if held is None else held)
+
+    def restrict(self, frame: Frame, held: frozenset[int]) -> Frame:
+        """The part of ``frame`` whose entities belong to the shards ``held``."""
+        from dataclasses import replace
+
+        n = self.shards
+        memo: dict[Entity, bool] = {}
+
+        def mine(e: Entity) -> bool:
+            got = memo.get(e)
+            if got is None:
+                got = memo[e] = shard_of(e, n) in held
+            return got
+
+        return replace(
+            frame,
+            series=tuple(s for s in frame.series if mine(s.entity)),
+            vanished=tuple(s for s in frame.vanished if mine(s.entity)),
+        )
+
+    def keep(self, findings: Iterable[Finding], held: frozenset[int]) -> list[Finding]:
+        return [f for f in findings if shard_of(f.entity, self.shards) in held]
+
+    # -- one round -------------------------------------------------------------------------
+    def live_replicas(self) -> int:
+        """Replicas whose member Lease changed within ``lease_duration`` (us included)."""
+        try:
+            resp: Any = self._coord.list_namespaced_lease(
+                self.namespace, _preload_content=False, _request_timeout=self.timeout
+            )
+            items = json.loads(resp.data).get("items") or []
+        except Exception as exc:
+            raise classify(exc, f"list leases in {self.namespace}") from None
+        now = self.clock()
+        mine = self.member.name
+        live = 1
+        seen: dict[str, tuple[str, float]] = {}
+        for item in items:
+            meta = item.get("metadata") or {}
+            name = str(meta.get("name", ""))
+            if name == mine or not name.startswith(f"{self.prefix}-member-"):
+                continue
+            if not (item.get("spec") or {}).get("holderIdentity"):
+                continue  # handed back on a clean shutdown
+            version = str(meta.get("resourceVersion", ""))
+            before = self._members.get(name)
+            seen[name] = before if before is not None and before[0] == version else (version, now)
+            if now - seen[name][1] < self.lease_duration:
+                live += 1
+        self._members = seen
+        return live
+
+    def round(self) -> frozenset[int]:
+        """Renew our member Lease and our shards, hand back extras, take free or expired ones."""
+        with self._lock:
+            try:
+                self.member.try_acquire_or_renew()
+                cap = math.ceil(self.shards / self.live_replicas())
+            except KubeApiError as exc:
+                self.last_error = exc
+                log.warning("shard round failed", extra={"error": str(exc)})
+                cap = len(self.held())  # keep what we hold until its deadline; take nothing new
+            else:
+                self.last_error = None
+            held = sorted(self.held())
+            for i in held[cap:]:
+                # Too many for our share now that more replicas run: hand back (taken at once).
+                log.info("handing shard back", extra={"shard": i, "cap": cap})
+                self.leases[i].release()
+            count = 0
+            for i in held[:cap]:
+                count += self.leases[i].try_acquire_or_renew()
+            order = [(self._offset + k) % self.shards for k in range(self.shards)]
+            for i in order:
+                if i in held:
+                    continue
+                # Observe always (expiry is judged from our own observations); take while under cap.
+                if self.leases[i].try_acquire_or_renew(acquire=count < cap):
+                    log.warning("shard acquired", extra={"shard": i, "identity": self.identity})
+                    count += 1
+            return self.held()
+
+    # -- background loop -------------------------------------------------------------------
+    def start(self) -> None:
+        if self._thread is not None:
+            return
+        self.round()
+        self._stop.clear()
+        self._thread = threading.Thread(target=self._run, name="aiops-shards", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.retry_period):
+            try:
+                self.round()
+            except Exception:  # the loop must survive anything; not renewing drops the shards
+                log.exception("shard round crashed")
+
+    def stop(self, *, release: bool = True) -> None:
+        """Stop renewing; ``release`` hands every shard (and the member Lease) back at once."""
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=self.retry_period + sum(self.timeout) * (self.shards + 2))
+            self._thread = None
+        with self._lock:
+            for e in [*self.leases, self.member]:
+                e.stop(release=release)

@@ -1,0 +1,182 @@
+"""Shards across replicas on coordination.k8s.io Leases, against the test API server.
+
+Three replicas with a shared simulated clock take rounds the way their background loops would
+(every ``retry_period``): every series ends up owned by exactly one live replica, a killed
+replica's shard moves within one lease period, no shard ever has two holders, and budgets split
+per shard add up to the global budget.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import Counter
+from datetime import UTC, datetime
+
+import numpy as np
+import pytest
+
+from aiops.config import ConfigError, parse_config
+from aiops.engine.shards import ShardLeases, budget_share, shard_of, shares
+from aiops.model import Entity, Frame, Series, SignalInfo
+from aiops.testing.kubeapi import ADMIN_TOKEN, KubeApiServer
+
+LEASE, RENEW, RETRY = 15.0, 10.0, 2.0
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.t = 1000.0
+
+    def __call__(self) -> float:
+        return self.t
+
+
+def replica(server: KubeApiServer, name: str, clock: Clock, shards: int = 3) -> ShardLeases:
+    return ShardLeases(
+        server.api_client(ADMIN_TOKEN),
+        namespace="aiops",
+        prefix="aiops-shard",
+        shards=shards,
+        identity=name,
+        lease_duration=LEASE,
+        renew_deadline=RENEW,
+        retry_period=RETRY,
+        clock=clock,
+    )
+
+
+def entities(n: int = 300) -> list[Entity]:
+    nodes = [Entity("node", f"gpu-node-{i}") for i in range(n // 3)]
+    pods = [Entity("pod", f"p-{i}", "ml", (("node", f"gpu-node-{i % 40}"),)) for i in range(n // 3)]
+    models = [Entity("model", f"m-{i}", "serving") for i in range(n // 3)]
+    return nodes + pods + models
+
+
+def tick(clock: Clock, live: list[ShardLeases], rounds: int = 1) -> None:
+    for _ in range(rounds):
+        clock.t += RETRY
+        for r in live:
+            r.round()
+        holders = Counter(s for r in live for s in r.held())
+        assert all(n == 1 for n in holders.values()), f"a shard with two holders: {holders}"
+
+
+def test_three_replicas_split_three_shards_and_a_kill_moves_one_within_a_lease_period(server: KubeApiServer) -> None:
+    clock = Clock()
+    a, b, c = (replica(server, n, clock) for n in "abc")
+    a.round()
+    assert a.held() == {0, 1, 2}  # alone: it holds everything
+    tick(clock, [a, b, c], rounds=3)
+    assert sorted(len(r.held()) for r in (a, b, c)) == [1, 1, 1]  # a handed two back as b, c joined
+
+    # Every series is owned by exactly one live replica.
+    owners = Counter()
+    for e in entities():
+        mine = [r.identity for r in (a, b, c) if r.owns(e)]
+        assert len(mine) == 1, (e, mine)
+        owners[mine[0]] += 1
+    assert set(owners) == {"a", "b", "c"}
+
+    # b is killed (no release). Its shard is orphaned until its Lease has not changed for a lease period.
+    lost = next(iter(b.held()))
+    killed_at = clock.t
+    moved_at = None
+    while clock.t - killed_at <= LEASE + 2 * RETRY:
+        tick(clock, [a, c])
+        if any(lost in r.held() for r in (a, c)):
+            moved_at = clock.t
+            break
+    assert moved_at is not None, "the orphaned shard was not picked up"
+    assert moved_at - killed_at <= LEASE + 2 * RETRY  # one lease period, plus the round that sees it
+    assert not b.is_leader  # its renew deadline passed long before anyone took over
+    tick(clock, [a, c], rounds=2)
+    assert sorted(len(r.held()) for r in (a, c)) == [1, 2]  # at most ceil(3 / 2) each
+    assert a.held() | c.held() == {0, 1, 2}
+    for e in entities():
+        assert sum(r.owns(e) for r in (a, c)) == 1
+
+
+def test_a_clean_stop_hands_shards_over_at_once(server: KubeApiServer) -> None:
+    clock = Clock()
+    a, b = replica(server, "a", clock, shards=4), replica(server, "b", clock, shards=4)
+    tick(clock, [a, b], rounds=3)
+    assert sorted(len(r.held()) for r in (a, b)) == [2, 2]
+    a.stop(release=True)
+    tick(clock, [b], rounds=2)  # no lease period to wait for: a handed its shards and membership back
+    assert b.held() == {0, 1, 2, 3}
+
+
+def test_restrict_keeps_the_replicas_series_and_a_node_with_its_pods(server: KubeApiServer) -> None:
+    clock = Clock()
+    a = replica(server, "a", clock)
+    info = {"s": SignalInfo("s", "pod")}
+    ts = np.arange(3, dtype=np.float64)
+    series = tuple(Series("s", {"i": str(i)}, ts, ts, e) for i, e in enumerate(entities()))
+    frame = Frame(datetime(2026, 1, 1, tzinfo=UTC), series, info, 60.0)
+    parts = [a.restrict(frame, frozenset({k})) for k in range(3)]
+    assert sum(len(p) for p in parts) == len(frame)
+    node = Entity("node", "gpu-node-7")
+    pod = Entity("pod", "x", "ml", (("node", "gpu-node-7"),))
+    gpu = Entity("gpu", "GPU-1", "", (("Hostname", "gpu-node-7"),))
+    assert shard_of(node, 3) == shard_of(pod, 3) == shard_of(gpu, 3)
+
+
+@pytest.mark.parametrize("total", [0, 1, 2, 5, 20, 101])
+@pytest.mark.parametrize("n", [1, 2, 3, 7])
+def test_budget_shares_add_up_to_the_global_budget(total: int, n: int) -> None:
+    parts = [budget_share(total, s, n) for s in range(n)]
+    assert sum(parts) == total and max(parts) - min(parts) <= 1
+    # Any partition of the shards over replicas spends at most the global budget.
+    assert shares(total, range(n), n) == total
+    assert shares(total, [s for s in range(n) if s % 2], n) + shares(total, [s for s in range(n) if not s % 2], n) == total
+    assert math.ceil(total / n) >= max(parts)
+
+
+def test_stable_hash_does_not_depend_on_the_process() -> None:
+    # blake2b, not hash(): every replica (and every restart) computes the same shard.
+    assert [shard_of(Entity("node", f"n{i}"), 5) for i in range(6)] == [1, 3, 0, 2, 3, 1]
+    assert shard_of(Entity("node", "n1"), 1) == 0
+
+
+def test_sharding_needs_leases() -> None:
+    with pytest.raises(ConfigError, match="sharding.shards > 1 needs kubernetes.enabled"):
+        parse_config({"sharding": {"shards": 3}})
+
+
+def test_three_sharded_replicas_act_once_each_and_share_one_global_budget(server: KubeApiServer, tmp_path) -> None:  # noqa: ANN001
+    """The act stage of three replicas, each fed every decision (as if each had seen every finding):
+    each action is applied by the one holder of its shard, and the global hourly budget is kept."""
+    from aiops.config.sharding import ShardingConfig
+    from aiops.engine.act import Actor
+    from aiops.model import ActionStatus
+    from aiops.state import Store
+    from tests.safety.kubecluster import NOW, decision, make_config, seed_workload
+
+    nodes = ["gpu-1", "gpu-2", "gpu-3", "gpu-4"]
+    pods = [(name, node) for app in ("web", "llm", "db") for name, node in zip(seed_workload(server, app, nodes), nodes)]
+    clock = Clock()
+    actors = []
+    for name in ("replica-a", "replica-b", "replica-c"):
+        (tmp_path / name).mkdir()
+        config = make_config(server, tmp_path / name, leader=True, max_actions_per_hour=5, max_pods_per_workload=10)
+        config = config.model_copy(update={"sharding": ShardingConfig(shards=3)})
+        api = server.api_client(ADMIN_TOKEN)
+        leases = replica(server, name, clock)
+        actors.append(Actor(config, Store(config.state.path), api=api, elector=leases))
+    tick(clock, [a.elector for a in actors], rounds=3)  # type: ignore[misc]
+    assert sorted(len(a.elector.held()) for a in actors) == [1, 1, 1]  # type: ignore[union-attr]
+    decisions = [decision("restart_pod", Entity("pod", name, "default", (("node", node),))) for name, node in pods]
+    applied: Counter[str] = Counter()
+    for a in actors:
+        mine = [d for d in decisions if a.elector.owns(d.finding.entity)]  # type: ignore[union-attr]
+        for r in a.act(mine, findings=[], degraded=False, now=NOW):
+            if r.status is ActionStatus.APPLIED:
+                applied[r.target.key] += 1
+    assert all(n == 1 for n in applied.values())  # no action duplicated
+    # Hourly budget 5 over 3 shards: shares 2, 2, 1; no replica set may spend more than 5 together.
+    by_shard = Counter(shard_of(Entity("node", node), 3) for name, node in pods if f"pod/default/{name}" in applied)
+    assert all(by_shard[s] <= budget_share(5, s, 3) for s in range(3))
+    # gpu-2..4 hash to shard 0 (9 pods, spends its 2), gpu-1 to shard 1 (3 pods, spends its 2).
+    assert dict(by_shard) == {0: 2, 1: 2} and sum(applied.values()) == 4 <= 5
+    for a in actors:
+        a.elector.stop(release=True)  # type: ignore[union-attr]
