@@ -11,6 +11,8 @@ per-replica quality gauge and vLLM's per-pod series. Then:
 - a latency regression of a model whose pods run on a node with GPU findings is attributed to it.
 - an OOMKill next to a GPU framebuffer trend on the same node is linked in the evidence.
 - GPU series that vanish while their node is Ready are reported: missing data is a signal too.
+- a pod crash-looping (restarting, OOM-killed) on a node whose GPU failed is a symptom of the
+  node: it gets ``cause`` = the node, so policy restarts nothing and the node's evacuation moves it.
 
 Pure: findings + frame in, findings out. Thresholds come from ``policy.root_cause``.
 """
@@ -96,9 +98,34 @@ def correlate(findings: Sequence[Finding], frame: Frame, config: RootCauseConfig
             ),
         ))
 
+    # Nodes with a GPU failure that has happened (not a risk): a confirmed GPU finding, or a GPU
+    # that stopped reporting while the node is Ready.
+    dead = {n for n, fs in infra.items() if any(f.entity.kind == "gpu" and f.confirmed for f in fs)}
+    dead |= {_node_of_gpu(s.entity) for s in gone.values()}
+    out = _symptoms_on_dead_gpus(out, dead, pod_node)
     out = _quality_by_replica(out, frame, infra, pod_node, config)
     out = _latency_on_sick_nodes(out, frame, infra, pod_node)
     return _oom_next_to_framebuffer(out, pod_node)
+
+
+# Pod failures that a dead GPU explains: restarting the pod cannot heal them.
+POD_SYMPTOMS = frozenset({"pod_crashlooping", "pod_restarts", "pod_oom_killed"})
+
+
+def _symptoms_on_dead_gpus(findings: list[Finding], dead: set[str], pod_node: dict[str, str]) -> list[Finding]:
+    """A pod crash-looping on a node whose GPU failed is a symptom: the node is the cause (its
+    evacuation moves the pod to a healthy GPU), so no action goes to the pod itself."""
+    if not dead:
+        return findings
+    out = []
+    for f in findings:
+        node = pod_node.get(f.entity.key) if f.entity.kind == "pod" else None
+        if node in dead and f.signal in POD_SYMPTOMS and f.cause is None and f.detector != DETECTOR:
+            f = replace(f, cause=Entity(kind="node", name=node), evidence=replace(
+                f.evidence, summary=f"{f.evidence.summary} — on node {node}, whose GPU failed: the node is the cause",
+                related=(*f.evidence.related, f"node/{node}")))
+        out.append(f)
+    return out
 
 
 def _quality_by_replica(

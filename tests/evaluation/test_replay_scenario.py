@@ -84,3 +84,12 @@ def test_c_sticky_xid_evacuates_once_and_stops_when_handled(replay) -> None:
     ), evacuations
     assert xid["standing_after_resolved"] == []
     assert data["figures"]["standing_after_resolved"] == 0
+
+
+def test_d_symptoms_on_a_dead_gpu_are_not_remediated(replay) -> None:
+    hist, data = replay
+    # The replica on the GPU that fell off the bus crash-loops; its node is being evacuated, and a
+    # restart cannot heal a pod whose GPU is gone.
+    assert not _decisions(data, "restart_pod", "pod/inference/vllm-llama-3-8b-*")
+    crash = [f for f in data["findings"] if f["signal"] == "pod_crashlooping"]
+    assert crash  # people are still told

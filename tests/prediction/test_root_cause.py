@@ -112,3 +112,21 @@ def test_latency_regression_follows_throttled_gpu_node() -> None:
     findings = correlate([throttled, latency], Frame(NOW, tuple(s), INFOS, 60.0), CFG.policy.root_cause)
     lat = next(f for f in findings if f.signal == "inference_latency_p99")
     assert lat.cause == Entity("node", "node-0") and "thermal throttling" in lat.evidence.summary
+
+
+def test_crash_loop_on_a_node_whose_gpu_failed_is_a_symptom_of_the_node() -> None:
+    gpu79 = Finding("gpu_health", "gpu_xid", Entity("gpu", "GPU-b", attributes=(("Hostname", "node-1"),)), 1.0, NOW,
+                    Evidence("XID 79: GPU fell off the bus"), confirmed=True)
+
+    def crash(i: int) -> Finding:
+        return Finding("conditions", "pod_crashlooping", Entity("pod", f"ranker-{i}", "ml"), 0.95, NOW,
+                       Evidence("in CrashLoopBackOff"), confirmed=True)
+
+    out = correlate([gpu79, crash(1), crash(2)], frame(set()), CFG.policy.root_cause)
+    on_sick = next(f for f in out if f.entity.name == "ranker-1")
+    elsewhere = next(f for f in out if f.entity.name == "ranker-2")
+    assert on_sick.cause == Entity("node", "node-1") and "the node is the cause" in on_sick.evidence.summary
+    assert elsewhere.cause is None
+    # A risk (XID 94, contained, not confirmed) does not make the pod's own failure a symptom.
+    risk = correlate([GPU_XID94, crash(1)], frame(set()), CFG.policy.root_cause)
+    assert next(f for f in risk if f.signal == "pod_crashlooping").cause is None
