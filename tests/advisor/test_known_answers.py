@@ -17,7 +17,7 @@ from aiops.config import AiopsConfig, parse_config
 from aiops.model import Entity, Severity
 from aiops.testing.prometheus import PrometheusServer
 
-pytestmark = pytest.mark.timeout(120)
+pytestmark = [pytest.mark.timeout(120), pytest.mark.slow]
 
 NOTEBOOK = Entity("deployment", "notebook", "research")
 EMBEDDER = Entity("deployment", "embedder", "serving")

@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 from datetime import UTC, datetime, timedelta
 
+import pytest
 import numpy as np
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -67,6 +68,7 @@ def _frame(values: np.ndarray) -> Frame:
     return Frame(NOW, series, INFOS, 60.0)
 
 
+@pytest.mark.slow
 @settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(awkward_series())
 def test_every_detector_survives_awkward_series(values: np.ndarray) -> None:

@@ -39,6 +39,7 @@ def _config(tmp_path: Path, url: str) -> Path:
     return path
 
 
+@pytest.mark.slow
 def test_history_client_frames_equal_live_frames(demo_prom) -> None:
     """Each replayed cycle sees exactly what a live collector would have seen at that instant."""
     config = parse_config({"prometheus": {"url": demo_prom.url, "lookback": "1h"}})
@@ -60,6 +61,7 @@ def test_history_client_frames_equal_live_frames(demo_prom) -> None:
         live.close()
 
 
+@pytest.mark.slow
 def test_replay_writes_report_dry_run_and_throwaway_state(demo_prom, tmp_path: Path, capsys) -> None:
     cfg = _config(tmp_path, demo_prom.url)
     incidents = tmp_path / "incidents.yaml"

@@ -17,6 +17,9 @@ from aiops.cli import main
 from aiops.testing.cluster_history import HistorySpec, generate, incidents_yaml
 from aiops.testing.prometheus import PrometheusServer
 
+# Starts daemons or real servers (tens of seconds each): `-m "not slow"` leaves it out of the inner loop.
+pytestmark = pytest.mark.slow
+
 
 @pytest.fixture(scope="module")
 def replay(tmp_path_factory: pytest.TempPathFactory):

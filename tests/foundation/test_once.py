@@ -7,6 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 import yaml
 
 from aiops.testing.prometheus import PrometheusServer, free_port
@@ -20,6 +21,7 @@ def _once(cfg: dict, tmp_path: Path, *args: str) -> subprocess.CompletedProcess[
                           capture_output=True, text=True, timeout=120)
 
 
+@pytest.mark.slow
 def test_once_json_prints_only_json_with_the_default_console_channel(
     prometheus: PrometheusServer, tmp_path: Path
 ) -> None:
@@ -34,6 +36,7 @@ def test_once_json_prints_only_json_with_the_default_console_channel(
     assert "leaky-0" in run.stderr
 
 
+@pytest.mark.slow
 def test_degraded_once_says_why_once_and_gives_no_all_clear(tmp_path: Path) -> None:
     cfg = {"prometheus": {"url": f"http://127.0.0.1:{free_port()}", "retries": 0, "timeout": "2s"},
            "state": {"path": str(tmp_path / "s.sqlite")}, "notify": {"channels": {}}}

@@ -22,7 +22,7 @@ from aiops.testing.prometheus import PrometheusServer
 from tests.foundation.test_collect import ONLY_MEMORY
 from tests.notify.conftest import WEBHOOK_TOKEN, AuthAlertmanager
 
-pytestmark = pytest.mark.reliability
+pytestmark = [pytest.mark.reliability, pytest.mark.slow]
 
 RULES = {"groups": [{"name": "k8s", "rules": [{
     "alert": "KubePodCrashLooping", "expr": "vector(1)",

@@ -21,7 +21,7 @@ from aiops.testing.prometheus import PrometheusServer
 from tests.foundation.conftest import write_history
 from tests.foundation.test_collect import ONLY_MEMORY
 
-pytestmark = pytest.mark.reliability
+pytestmark = [pytest.mark.reliability, pytest.mark.slow]
 
 
 @pytest.fixture
