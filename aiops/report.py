@@ -6,7 +6,7 @@ from datetime import datetime
 from typing import Any
 
 from aiops.model import ActionStatus, CycleReport, Finding, Severity
-from aiops.state.audit import _jsonable
+from aiops.state.codec import plain
 
 _SPARK = "▁▂▃▄▅▆▇█"
 
@@ -94,7 +94,7 @@ def render_text(report: CycleReport, *, limit: int = 30) -> str:
 
 
 def report_dict(report: CycleReport) -> dict[str, Any]:
-    out = _jsonable(report)
+    out = plain(report)
     out["degraded"] = report.degraded
     out["duration_seconds"] = report.duration_seconds
     for f, src in zip(out["findings"], report.findings, strict=True):

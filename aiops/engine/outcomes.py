@@ -13,7 +13,6 @@ when; the act stage plans and applies the undo through the guarded writer.
 
 from __future__ import annotations
 
-import json
 import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
@@ -23,8 +22,9 @@ from typing import Any
 from aiops import metrics
 from aiops.config.safety import SafetyConfig
 from aiops.engine.safety import CircuitBreaker
-from aiops.model import Basis, Decision, Entity, Evidence, Finding, Mode, Resolve, Rung, Severity, from_epoch
+from aiops.model import Decision, Entity, Finding, Severity, from_epoch
 from aiops.state import Store
+from aiops.state.codec import decision_from_json, decision_to_json
 
 log = logging.getLogger(__name__)
 
@@ -42,93 +42,6 @@ CREATE TABLE IF NOT EXISTS action_outcomes (
 );
 CREATE INDEX IF NOT EXISTS action_outcomes_status ON action_outcomes (status, restore, restored);
 """
-
-
-# -- a JSON codec for decisions (in-flight actions and outcomes survive restarts) -------------
-# Evidence keeps its summary and recent values; ``facts`` (free-form, maybe numpy) are not kept.
-def _entity(e: Entity) -> dict[str, Any]:
-    return {"kind": e.kind, "name": e.name, "namespace": e.namespace, "attributes": [list(a) for a in e.attributes]}
-
-
-def _entity_from(d: dict[str, Any]) -> Entity:
-    return Entity(
-        d["kind"], d["name"], d.get("namespace", ""), tuple((str(k), str(v)) for k, v in d.get("attributes", []))
-    )
-
-
-def decision_to_json(decision: Decision) -> str:
-    f = decision.finding
-    return json.dumps(
-        {
-            "id": decision.id,
-            "action": decision.action,
-            "target": _entity(decision.target),
-            "mode": decision.mode.value,
-            "reason": decision.reason,
-            "rule": decision.rule,
-            "params": dict(decision.params),
-            "basis": decision.basis.value,
-            "rung": int(decision.rung) if decision.rung is not None else None,
-            "step": decision.step,
-            "restore": decision.restore,
-            "resolve": decision.resolve.value if decision.resolve is not None else None,
-            "finding": {
-                "id": f.id,
-                "detector": f.detector,
-                "signal": f.signal,
-                "entity": _entity(f.entity),
-                "score": f.score,
-                "observed_at": f.observed_at.timestamp(),
-                "summary": f.evidence.summary,
-                "recent": [float(v) for v in f.evidence.recent],
-                "confirmed": f.confirmed,
-                "severity": f.severity.value if f.severity else None,
-            },
-        },
-        default=str,
-    )
-
-
-# Before Decision had typed fields, policy kept them in ``params``: rows written then still load.
-_LEGACY_PARAMS = ("basis", "rung", "restore", "resolve_target")
-_LEGACY_RUNGS = {"notify": Rung.NOTIFY, "prepare": Rung.PREPARE, "act": Rung.ACT}
-
-
-def decision_from_json(text: str) -> Decision:
-    d = json.loads(text)
-    params = dict(d.get("params", {}))
-    legacy = {k: params.pop(k) for k in _LEGACY_PARAMS if k in params}
-    rung = d.get("rung")
-    if rung is None and legacy.get("rung") in _LEGACY_RUNGS:
-        rung = _LEGACY_RUNGS[legacy["rung"]]
-    resolve = d.get("resolve", legacy.get("resolve_target"))
-    f = d["finding"]
-    finding = Finding(
-        detector=f["detector"],
-        signal=f["signal"],
-        entity=_entity_from(f["entity"]),
-        score=float(f["score"]),
-        observed_at=from_epoch(f["observed_at"]),
-        evidence=Evidence(f["summary"], recent=tuple(f.get("recent", ()))),
-        confirmed=bool(f.get("confirmed")),
-        severity=Severity(f["severity"]) if f.get("severity") else None,
-        id=f["id"],
-    )
-    return Decision(
-        action=d["action"],
-        target=_entity_from(d["target"]),
-        mode=Mode(d["mode"]),
-        reason=d["reason"],
-        finding=finding,
-        rule=d.get("rule", ""),
-        params=params,
-        basis=Basis(d.get("basis", legacy.get("basis", Basis.CONFIRMED))),
-        rung=Rung(rung) if rung is not None else None,
-        step=d.get("step", ""),
-        restore=bool(d.get("restore", legacy.get("restore", False))),
-        resolve=Resolve(resolve) if resolve else None,
-        id=d["id"],
-    )
 
 
 @dataclass(frozen=True)

@@ -65,6 +65,7 @@ from aiops.model import (
 )
 from aiops.notify.alertmanager import silence_labels
 from aiops.state import Store
+from aiops.state.codec import decision_from_json, decision_to_json
 
 log = logging.getLogger(__name__)
 
@@ -302,8 +303,6 @@ class Books:
 
     # -- in-flight actions ----------------------------------------------------------------
     def inflight(self, dry_run: bool) -> list[InFlight]:
-        from aiops.engine.outcomes import decision_from_json  # one codec for decisions
-
         rows = self.store.query(
             "SELECT decision, started_at, done FROM safety_inflight WHERE dry_run = ? ORDER BY started_at",
             (int(dry_run),),
@@ -316,8 +315,6 @@ class Books:
     def save_inflight(
         self, decision: Decision, started_at: datetime, done: tuple[str, ...], dry_run: bool, now: datetime
     ) -> None:
-        from aiops.engine.outcomes import decision_to_json
-
         with self.store.transaction() as conn:
             conn.execute(
                 "INSERT INTO safety_inflight (action, target, dry_run, decision, started_at, updated_at, done) "

@@ -6,7 +6,6 @@
 - :mod:`aiops.notify.outbox` — the SQLite outbox: retries with backoff, retry budget, fallback,
   crash recovery.
 - :mod:`aiops.notify.formatting` — one digest rendered as DingTalk markdown, text and HTML.
-- :mod:`aiops.notify.codec` — Notification <-> JSON for the outbox.
 - :mod:`aiops.notify.ratelimit` — the per-robot token bucket.
 - Channels: :mod:`~aiops.notify.console`, :mod:`~aiops.notify.dingtalk`, :mod:`~aiops.notify.email`,
   :mod:`~aiops.notify.alertmanager` (also the v2 client whose ``is_silenced`` gates actions).

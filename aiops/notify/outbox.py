@@ -34,7 +34,7 @@ from typing import Any
 from aiops import metrics
 from aiops.config.notify import OutboxConfig
 from aiops.model import Notification
-from aiops.notify.codec import from_json, to_json
+from aiops.state.codec import notification_from_json, notification_to_json
 from aiops.plugins import Delivery, DeliveryStatus, Notifier
 from aiops.state import Store
 
@@ -133,7 +133,7 @@ class Outbox:
             conn.execute(
                 "INSERT OR IGNORE INTO notify_outbox (id, channel, grp, key, severity_rank, notification, state, "
                 "created_at, next_attempt_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                (f"{n.id}:{env.channel}", env.channel, env.group, n.key, n.severity.rank, to_json(n), PENDING,
+                (f"{n.id}:{env.channel}", env.channel, env.group, n.key, n.severity.rank, notification_to_json(n), PENDING,
                  t, max(t, env.not_before), t),
             )
 
@@ -251,7 +251,7 @@ class Outbox:
             notifications: list[Notification] = []
             for r in rows:
                 try:
-                    notifications.append(from_json(r["notification"]))
+                    notifications.append(notification_from_json(r["notification"]))
                     ids.append(r["id"])
                 except (ValueError, KeyError, TypeError) as exc:  # a damaged row must not block the rest
                     conn.execute("UPDATE notify_outbox SET state = ?, updated_at = ?, last_error = ? WHERE id = ?",

@@ -39,7 +39,7 @@ from aiops.model import (
     utcnow,
 )
 from aiops.notify import formatting as fmt
-from aiops.notify.codec import from_json, to_json
+from aiops.state.codec import notification_from_json, notification_to_json
 from aiops.notify.outbox import ChannelReport, Envelope, Outbox
 from aiops.notify.routing import Router, Target
 from aiops.plugins import Delivery, DeliveryStatus, Notifier
@@ -324,7 +324,7 @@ class NotifyStage:
                 envelopes.append(envelope(target, decorated))
                 queued[n.id] = decorated
                 ledger_rows.append((target.channel, n.key, target.route.name, fp, int(resolvable), 1, t,
-                                    to_json(decorated)))
+                                    notification_to_json(decorated)))
 
         resolved_keys: list[tuple[str, str]] = []
         if not degraded:
@@ -335,7 +335,7 @@ class NotifyStage:
                 route = self.router.route(prior.route)
                 if route is not None and not route.send_resolved:
                     continue
-                last = from_json(prior.notification)
+                last = notification_from_json(prior.notification)
                 what = f"{last.findings[0].signal} cleared" if last.findings else "cleared"
                 gone = replace(last, id=new_id(), resolved=True, cycle_id=cycle_id, results=(),
                                title=f"{last.entity or last.key}: {what}",

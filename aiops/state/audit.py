@@ -7,13 +7,12 @@ pruned after the configured retention so the file stays bounded.
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, is_dataclass
 from datetime import datetime, timedelta
-from enum import Enum
 from typing import Any
 
 from aiops.model import CycleReport
 from aiops.state import Store
+from aiops.state.codec import plain
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS audit_cycles (
@@ -31,28 +30,8 @@ CREATE INDEX IF NOT EXISTS audit_events_at ON audit_events (at);
 """
 
 
-def _jsonable(value: Any) -> Any:
-    if is_dataclass(value) and not isinstance(value, type):
-        return {k: _jsonable(v) for k, v in asdict(value).items()}
-    if isinstance(value, dict):
-        return {str(k): _jsonable(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_jsonable(v) for v in value]
-    if isinstance(value, datetime):
-        return value.isoformat()
-    if isinstance(value, timedelta):
-        return value.total_seconds()
-    if isinstance(value, Enum):
-        return value.value
-    if isinstance(value, float) and value != value:
-        return None
-    if hasattr(value, "item"):  # numpy scalars
-        return value.item()
-    return value
-
-
 def to_json(value: Any) -> str:
-    return json.dumps(_jsonable(value), default=str, separators=(",", ":"))
+    return json.dumps(plain(value), separators=(",", ":"))
 
 
 class AuditLog:

@@ -2,16 +2,13 @@
 
 from __future__ import annotations
 
-import json
 from datetime import UTC, datetime, timedelta
 
 from aiops.config.policy import LadderConfig, PolicyConfig, PolicyRule
 from aiops.engine.decide import Policy
 from aiops.engine.ladder import LadderState
-from aiops.engine.outcomes import decision_from_json, decision_to_json
 from aiops.model import (
     Basis,
-    Decision,
     Entity,
     Evidence,
     Finding,
@@ -61,25 +58,3 @@ def test_a_target_to_resolve_is_a_field_and_the_mode_is_the_most_cautious() -> N
     assert (d.target, d.resolve, d.basis, d.rung, d.step) == (POD, Resolve.NODE, Basis.CONFIRMED, None, "")
     assert d.params == {} and d.mode is Mode.SUGGEST
     assert most_cautious(Mode.AUTO, Mode.OBSERVE, Mode.SUGGEST) is Mode.OBSERVE
-
-
-def test_the_codec_keeps_every_typed_field() -> None:
-    d = Decision("evacuate_node", POD, Mode.AUTO, "why", _finding(POD), rule="r", params={"cordon_only": True},
-                 basis=Basis.PREDICTED, rung=Rung.PREPARE, step="step 2 of 3: preparing", restore=True,
-                 resolve=Resolve.NODE)
-    back = decision_from_json(decision_to_json(d))
-    assert (back.basis, back.rung, back.step, back.restore, back.resolve, dict(back.params)) == (
-        Basis.PREDICTED, Rung.PREPARE, "step 2 of 3: preparing", True, Resolve.NODE, {"cordon_only": True})
-
-
-def test_rows_written_before_the_typed_fields_still_load() -> None:
-    """A state file from before: basis, rung, restore and resolve_target were keys in params."""
-    d = Decision("evacuate_node", POD, Mode.AUTO, "why", _finding(POD), params={"cordon_only": True})
-    row = json.loads(decision_to_json(d))
-    for key in ("basis", "rung", "step", "restore", "resolve"):
-        del row[key]
-    row["params"] = {"cordon_only": True, "basis": "predicted", "rung": "prepare", "restore": True,
-                     "resolve_target": "owner"}
-    back = decision_from_json(json.dumps(row))
-    assert (back.basis, back.rung, back.restore, back.resolve) == (Basis.PREDICTED, Rung.PREPARE, True, Resolve.OWNER)
-    assert dict(back.params) == {"cordon_only": True}

@@ -7,7 +7,7 @@ from datetime import timedelta
 
 from aiops.model import ActionStatus, Severity
 from aiops.notify import formatting as fmt
-from aiops.notify.codec import from_json, to_json
+from aiops.state.codec import notification_from_json, notification_to_json
 from aiops.notify.stage import build_notifications, link_fields, render_links
 
 from .conftest import NOW, finding, pod, result
@@ -93,7 +93,7 @@ def test_markdown_stays_under_the_size_limit() -> None:
 
 def test_codec_round_trip_keeps_everything_a_message_shows() -> None:
     [n] = build_notifications([finding()], [result()], cycle_id="c", min_severity=Severity.WARNING)
-    back = from_json(to_json(n))
+    back = notification_from_json(notification_to_json(n))
     assert back.key == n.key and back.severity == n.severity and back.labels == n.labels
     f, g = n.findings[0], back.findings[0]
     assert (g.id, g.entity, g.entity.attributes, g.predicted_failure_at, g.failure_interval) == (

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from aiops.config.safety import KillSwitchConfig, SafetyConfig
-from aiops.engine.outcomes import decision_from_json, decision_to_json
+from aiops.state.codec import decision_from_json, decision_to_json
 from aiops.engine.safety import Books, CircuitBreaker, KillSwitch, effective_mode
 from aiops.kube.errors import KubeApiError
 from aiops.kube.read import LedgerEntry

@@ -1,7 +1,11 @@
-"""Notification <-> JSON, so that the outbox can keep notifications across restarts.
+"""The one codec for records kept in the state file: entities, findings, decisions, results and
+notifications <-> JSON.
 
-Everything a message shows survives the round trip. A plan keeps its summary and command but not
-its mutations: a notification never applies anything, it only tells what was planned.
+The outbox keeps notifications across restarts, the books keep in-flight actions and the outcome
+tracker keeps applied decisions: all through these functions, with one time format (ISO 8601 with
+its offset). Everything a message shows survives the round trip. A plan keeps its summary and
+command but not its mutations: a notification never applies anything, it only tells what was
+planned. Rows written by earlier versions still load (see :func:`decision_from_dict`).
 """
 
 from __future__ import annotations
@@ -9,18 +13,27 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
-from datetime import datetime
+from collections.abc import Mapping
+from dataclasses import asdict, is_dataclass
+from datetime import datetime, timedelta
+from enum import Enum
 from typing import Any
 
 from aiops.model import (
     ActionResult,
     ActionStatus,
+    Basis,
+    Decision,
     Entity,
     Evidence,
     Finding,
+    Mode,
     Notification,
     Plan,
+    Resolve,
+    Rung,
     Severity,
+    from_epoch,
 )
 
 _HAS_CAUSE = "cause" in {f.name for f in dataclasses.fields(Finding)}
@@ -39,18 +52,28 @@ def _number(value: float) -> float | None:
     return None if value is None or (isinstance(value, float) and math.isnan(value)) else float(value)
 
 
-def _plain(value: Any) -> Any:
-    """Facts are free-form; keep what JSON can hold, stringify the rest (numpy scalars, datetimes)."""
+def plain(value: Any) -> Any:
+    """Free-form values (evidence facts, params, audit details) as JSON holds them: enums by value,
+    times in the one format, NaN as null, numpy scalars as numbers, records as mappings, the rest
+    as text."""
+    if isinstance(value, Enum):
+        return plain(value.value)
     if isinstance(value, bool | int | str) or value is None:
         return value
     if isinstance(value, float):
         return _number(value)
-    if isinstance(value, dict):
-        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, datetime):
+        return _time(value)
+    if isinstance(value, timedelta):
+        return value.total_seconds()
+    if is_dataclass(value) and not isinstance(value, type):
+        return plain(asdict(value))
+    if isinstance(value, Mapping):
+        return {str(k): plain(v) for k, v in value.items()}
     if isinstance(value, list | tuple):
-        return [_plain(v) for v in value]
+        return [plain(v) for v in value]
     if hasattr(value, "item"):  # numpy scalar
-        return _plain(value.item())
+        return plain(value.item())
     return str(value)
 
 
@@ -78,7 +101,7 @@ def finding_to_dict(f: Finding) -> dict[str, Any]:
         "evidence": {
             "summary": f.evidence.summary,
             "recent": [_number(v) for v in f.evidence.recent],
-            "facts": _plain(dict(f.evidence.facts)),
+            "facts": plain(dict(f.evidence.facts)),
             "related": list(f.evidence.related),
         },
         "predicted_failure_at": _time(f.predicted_failure_at),
@@ -165,7 +188,79 @@ def result_from_dict(d: dict[str, Any]) -> ActionResult:
     )
 
 
-def to_json(n: Notification) -> str:
+def decision_to_dict(d: Decision) -> dict[str, Any]:
+    return {
+        "id": d.id,
+        "action": d.action,
+        "target": entity_to_dict(d.target),
+        "mode": d.mode.value,
+        "reason": d.reason,
+        "rule": d.rule,
+        "params": plain(dict(d.params)),
+        "basis": d.basis.value,
+        "rung": int(d.rung) if d.rung is not None else None,
+        "step": d.step,
+        "restore": d.restore,
+        "resolve": d.resolve.value if d.resolve is not None else None,
+        "finding": finding_to_dict(d.finding),
+    }
+
+
+# Before Decision had typed fields, policy kept them in ``params``: rows written then still load.
+_LEGACY_PARAMS = ("basis", "rung", "restore", "resolve_target")
+_LEGACY_RUNGS = {"notify": Rung.NOTIFY, "prepare": Rung.PREPARE, "act": Rung.ACT}
+
+
+def decision_from_dict(d: dict[str, Any]) -> Decision:
+    params = dict(d.get("params", {}))
+    legacy = {k: params.pop(k) for k in _LEGACY_PARAMS if k in params}
+    rung = d.get("rung")
+    if rung is None and legacy.get("rung") in _LEGACY_RUNGS:
+        rung = _LEGACY_RUNGS[legacy["rung"]]
+    resolve = d.get("resolve", legacy.get("resolve_target"))
+    f = d["finding"]
+    return Decision(
+        action=d["action"],
+        target=entity_from_dict(d["target"]),
+        mode=Mode(d["mode"]),
+        reason=d["reason"],
+        finding=finding_from_dict(f) if "evidence" in f else _legacy_finding(f),
+        rule=d.get("rule", ""),
+        params=params,
+        basis=Basis(d.get("basis", legacy.get("basis", Basis.CONFIRMED))),
+        rung=Rung(rung) if rung is not None else None,
+        step=d.get("step", ""),
+        restore=bool(d.get("restore", legacy.get("restore", False))),
+        resolve=Resolve(resolve) if resolve else None,
+        id=d["id"],
+    )
+
+
+def _legacy_finding(f: dict[str, Any]) -> Finding:
+    """A decision's finding as the outcome tracker wrote it before this codec: epoch seconds, the
+    evidence's summary and recent values only."""
+    return Finding(
+        detector=f["detector"],
+        signal=f["signal"],
+        entity=entity_from_dict(f["entity"]),
+        score=float(f["score"]),
+        observed_at=from_epoch(f["observed_at"]),
+        evidence=Evidence(f["summary"], recent=tuple(f.get("recent", ()))),
+        confirmed=bool(f.get("confirmed")),
+        severity=Severity(f["severity"]) if f.get("severity") else None,
+        id=f["id"],
+    )
+
+
+def decision_to_json(d: Decision) -> str:
+    return json.dumps(decision_to_dict(d), ensure_ascii=False, allow_nan=False)
+
+
+def decision_from_json(text: str) -> Decision:
+    return decision_from_dict(json.loads(text))
+
+
+def notification_to_json(n: Notification) -> str:
     return json.dumps(
         {
             "id": n.id,
@@ -186,7 +281,7 @@ def to_json(n: Notification) -> str:
     )
 
 
-def from_json(text: str) -> Notification:
+def notification_from_json(text: str) -> Notification:
     d = json.loads(text)
     return Notification(
         id=d["id"],

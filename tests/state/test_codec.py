@@ -1,0 +1,87 @@
+"""One codec for the records the state file keeps: decisions, findings, results, notifications."""
+
+from __future__ import annotations
+
+import json
+import math
+from datetime import UTC, datetime, timedelta
+
+import numpy as np
+
+from aiops.model import (
+    ActionResult,
+    ActionStatus,
+    Basis,
+    Decision,
+    Entity,
+    Evidence,
+    Finding,
+    Mode,
+    Notification,
+    Resolve,
+    Rung,
+    Severity,
+)
+from aiops.state.codec import (
+    decision_from_json,
+    decision_to_json,
+    notification_from_json,
+    notification_to_json,
+    plain,
+)
+
+T0 = datetime(2026, 3, 2, 12, 0, tzinfo=UTC)
+POD = Entity("pod", "web-1", "ml", attributes=(("node", "n1"),))
+
+
+def _finding() -> Finding:
+    return Finding("exhaustion", "pod_memory_usage_ratio", POD, 0.9, T0,
+                   Evidence("leak", recent=(0.5, float("nan"), 0.7), facts={"slope": np.float64(0.01), "at": T0}),
+                   predicted_failure_at=T0 + timedelta(minutes=40), severity=Severity.CRITICAL, cause=Entity("node", "n1"))
+
+
+def test_a_decision_round_trips_with_its_typed_fields_and_its_finding() -> None:
+    d = Decision("evacuate_node", POD, Mode.AUTO, "why", _finding(), rule="r", params={"cordon_only": True},
+                 basis=Basis.PREDICTED, rung=Rung.PREPARE, step="step 2 of 3: preparing", restore=True,
+                 resolve=Resolve.NODE)
+    back = decision_from_json(decision_to_json(d))
+    assert (back.basis, back.rung, back.step, back.restore, back.resolve, dict(back.params)) == (
+        Basis.PREDICTED, Rung.PREPARE, "step 2 of 3: preparing", True, Resolve.NODE, {"cordon_only": True})
+    f = back.finding
+    assert (f.id, f.key, f.observed_at, f.predicted_failure_at, f.cause) == (
+        d.finding.id, d.finding.key, T0, T0 + timedelta(minutes=40), Entity("node", "n1"))
+    assert back.target == POD and back.target.attributes == POD.attributes
+    assert f.evidence.recent[0] == 0.5 and math.isnan(f.evidence.recent[1])
+    assert f.evidence.facts == {"slope": 0.01, "at": T0.isoformat()}
+
+
+def test_a_decision_row_from_before_the_one_codec_still_loads() -> None:
+    """The outcome tracker wrote epoch seconds and kept control data in params."""
+    row = {
+        "id": "abc", "action": "scale_ahead", "target": {"kind": "model", "name": "m", "namespace": "ml",
+                                                         "attributes": []},
+        "mode": "auto", "reason": "r", "rule": "lat",
+        "params": {"step": 2, "basis": "predicted", "rung": "act", "restore": True, "resolve_target": "owner"},
+        "finding": {"id": "f1", "detector": "seasonal", "signal": "inference_ttft_p99",
+                    "entity": {"kind": "model", "name": "m", "namespace": "ml", "attributes": [["a", "b"]]},
+                    "score": 0.8, "observed_at": T0.timestamp(), "summary": "slow", "recent": [1.0],
+                    "confirmed": False, "severity": "critical"},
+    }
+    d = decision_from_json(json.dumps(row))
+    assert (d.basis, d.rung, d.restore, d.resolve, dict(d.params)) == (
+        Basis.PREDICTED, Rung.ACT, True, Resolve.OWNER, {"step": 2})
+    assert d.finding.observed_at == T0 and d.finding.entity.attr("a") == "b" and d.finding.evidence.summary == "slow"
+
+
+def test_a_notification_round_trips() -> None:
+    result = ActionResult("abc", "restart_pod", POD, ActionStatus.DRY_RUN, "would delete", at=T0)
+    n = Notification("k", Severity.CRITICAL, "t", "s", entity=POD, findings=(_finding(),), results=(result,),
+                     labels={"team": "ml"})
+    back = notification_from_json(notification_to_json(n))
+    assert (back.id, back.key, back.entity, back.labels, back.results) == (n.id, "k", POD, {"team": "ml"}, (result,))
+    assert back.findings[0].key == n.findings[0].key
+
+
+def test_plain_values_hold_one_time_format_and_no_nan() -> None:
+    assert plain({"a": (np.int64(3), float("nan")), "t": T0, "d": timedelta(minutes=1), "s": Severity.INFO,
+                  "r": Rung.ACT}) == {"a": [3, None], "t": "2026-03-02T12:00:00+00:00", "d": 60.0, "s": "info", "r": 3}
