@@ -118,7 +118,7 @@ class Actor:
         Raises :class:`aiops.kube.client.KubeConfigError` when the credentials cannot be loaded.
         """
         api = build_api_client(config.kubernetes) if config.kubernetes.enabled else None
-        elector = None
+        elector: LeaseElector | ShardLeases | None = None
         if api is not None and config.sharding.shards > 1:
             elector = ShardLeases.from_config(api, config)  # one Lease per shard instead of one leader
         elif api is not None and config.kubernetes.leader_election.enabled:

@@ -158,7 +158,7 @@ class LeaseElector:
         if holder != self.identity and not acquire:
             return False
         transitions = int(spec.get("leaseTransitions") or 0)
-        acquire = spec.get("acquireTime") if holder == self.identity else _micro_time(now)
+        acquired_at = spec.get("acquireTime") if holder == self.identity else _micro_time(now)
         body = {
             "apiVersion": "coordination.k8s.io/v1",
             "kind": "Lease",
@@ -170,7 +170,7 @@ class LeaseElector:
             "spec": {
                 "holderIdentity": self.identity,
                 "leaseDurationSeconds": int(self.lease_duration),
-                "acquireTime": acquire or _micro_time(now),
+                "acquireTime": acquired_at or _micro_time(now),
                 "renewTime": _micro_time(now),
                 "leaseTransitions": transitions if holder == self.identity else transitions + 1,
             },

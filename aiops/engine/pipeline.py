@@ -109,7 +109,8 @@ class Pipeline:
         self._lock = threading.Lock()
         self._active_keys: set[str] = set()
         # Sharded (sharding.shards > 1): this replica sees, decides and acts for its shards only.
-        self.shards = actor.elector if isinstance(getattr(actor, "elector", None), ShardLeases) else None
+        elector = getattr(actor, "elector", None)
+        self.shards = elector if isinstance(elector, ShardLeases) else None
 
     @classmethod
     def from_config(cls, config: AiopsConfig, store: Store | None = None) -> Pipeline:

@@ -14,7 +14,7 @@ import pytest
 
 from aiops.commands.once import run_once
 from aiops.config import parse_config
-from aiops.model import ActionStatus, CycleReport, Decision, Mode
+from aiops.model import CycleReport, Decision, Mode
 from aiops.notify import formatting as fmt
 from aiops.report import render_text
 from aiops.testing.synth import start_demo_prometheus
