@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from aiops.commands._common import EXIT_DEGRADED, EXIT_OK, EXPECTED_ERRORS, fail
+from aiops.commands.history import DEMO_STATE
 from aiops.config import AiopsConfig, ConfigError, parse_config
 from aiops.logs import configure_logging
 
@@ -24,12 +25,16 @@ def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("demo", help="run one dry-run cycle against a local Prometheus loaded with bundled data")
     p.add_argument("--serve", action="store_true", help="keep the daemon and Prometheus running until Ctrl-C")
     p.add_argument("--port", type=int, default=8080, help="HTTP port for /metrics, /healthz, /readyz with --serve")
-    p.add_argument("--workdir", type=Path, help="keep Prometheus data and the state database here (default: temp)")
+    p.add_argument(
+        "--workdir", type=Path,
+        help="keep Prometheus data and the state database here (default: Prometheus data in a temporary "
+             "directory, the state database in .aiops/demo/, where `aiops history` finds it)",
+    )
     p.add_argument("--json", action="store_true", help="print the cycle report as JSON")
     p.set_defaults(func=run)
 
 
-def demo_config(prometheus_url: str, workdir: Path, port: int = 0) -> AiopsConfig:
+def demo_config(prometheus_url: str, workdir: Path, port: int = 0, state: Path | None = None) -> AiopsConfig:
     data: dict[str, Any] = {
         # The whole bundled history, so detectors with a long reference (quality drift) see it at once.
         "prometheus": {"url": prometheus_url, "lookback": "8h", "step": "60s", "timeout": "20s"},
@@ -38,7 +43,7 @@ def demo_config(prometheus_url: str, workdir: Path, port: int = 0) -> AiopsConfi
         "safety": {"mode": "auto", "dry_run": True},
         "notify": {"channels": {}},
         "server": {"host": "127.0.0.1", "port": port},
-        "state": {"path": str(workdir / "state.sqlite")},
+        "state": {"path": str(state or workdir / "state.sqlite")},
         "logging": {"level": "WARNING", "format": "text"},
     }
     return parse_config(data, "<demo>")
@@ -52,6 +57,7 @@ def run(args: argparse.Namespace) -> int:
     t0 = time.perf_counter()
     workdir = args.workdir or Path(tempfile.mkdtemp(prefix="aiops-demo-"))
     workdir.mkdir(parents=True, exist_ok=True)
+    state = _fresh_state(args.workdir)
     print(f"Starting a local Prometheus with the bundled demo history (data in {workdir}) ...", file=sys.stderr)
     try:
         prom = start_demo_prometheus(workdir)
@@ -60,7 +66,7 @@ def run(args: argparse.Namespace) -> int:
     except (ServerStartError, OSError) as exc:
         return fail(f"could not start the demo Prometheus: {exc}")
     try:
-        config = demo_config(prom.url, workdir, args.port)
+        config = demo_config(prom.url, workdir, args.port, state)
         if args.serve:
             return _serve(config)
         return _once(config, args.json, t0)
@@ -72,6 +78,27 @@ def run(args: argparse.Namespace) -> int:
             shutil.rmtree(workdir, ignore_errors=True)
 
 
+def _fresh_state(workdir: Path | None) -> Path:
+    """Where the demo keeps its audit log: under --workdir, else .aiops/demo/ (what `aiops history`
+    reads when there is no config). Each demo starts from a fresh state, so cooldowns and ladder
+    steps of an earlier demo never change what this one shows."""
+    path = (workdir / "state.sqlite") if workdir is not None else DEMO_STATE
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        for suffix in ("", "-wal", "-shm"):
+            path.with_name(path.name + suffix).unlink(missing_ok=True)
+    except OSError as exc:  # a read-only directory: keep the state with the Prometheus data instead
+        print(f"cannot keep the demo's state in {path.parent} ({exc.strerror}); it goes with the temporary data",
+              file=sys.stderr)
+        path = Path(tempfile.mkdtemp(prefix="aiops-demo-state-")) / "state.sqlite"
+    return path
+
+
+def _history_hint(state: Path) -> str:
+    flag = "" if state == DEMO_STATE else f" --state {state}"
+    return f"What it saw and would do is in {state}: `aiops history{flag}`."
+
+
 def _once(config: AiopsConfig, as_json: bool, t0: float) -> int:
     from aiops.commands.once import print_report, run_once
 
@@ -81,9 +108,12 @@ def _once(config: AiopsConfig, as_json: bool, t0: float) -> int:
         print(
             f"\nDemo finished in {time.perf_counter() - t0:.1f}s (cycle {report.duration_seconds:.2f}s). "
             "Mode auto + dry-run: nothing was changed anywhere.\n"
+            f"{_history_hint(config.state.path)}\n"
             "Next: `aiops demo --serve` keeps it running with /metrics, /healthz and /readyz; "
             "point `aiops run --config FILE` at your own Prometheus (see README.md)."
         )
+    else:
+        print(_history_hint(config.state.path), file=sys.stderr)
     return EXIT_DEGRADED if report.degraded else EXIT_OK
 
 

@@ -4,7 +4,11 @@ from __future__ import annotations
 
 import argparse
 import json
+import shutil
+import sys
 from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
 
 from aiops.commands._common import EXIT_OK, EXIT_USAGE, EXPECTED_ERRORS, add_config_arg, fail, load_or_explain
 from aiops.state import Store
@@ -19,12 +23,29 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--entity", help="only events whose entity contains this text (e.g. pod/ml/llama-0)")
     p.add_argument("--cycle", help="only events of this cycle id")
     p.add_argument("--limit", type=int, default=50)
-    p.add_argument("--json", action="store_true")
+    p.add_argument("--json", action="store_true", help="everything, nested records as JSON objects")
     p.add_argument(
         "--stats", action="store_true",
         help="per detector: predictions, confirmed, false positives, precision, median lead time, actions healed",
     )
     p.set_defaults(func=run)
+
+
+# Columns the audit log stores as JSON text: --json hands them on as objects, not strings in strings.
+JSON_COLUMNS = ("detail", "stage_seconds", "errors")
+# Where `aiops demo` keeps its audit log (relative to the directory it was run in).
+DEMO_STATE = Path(".aiops/demo/state.sqlite")
+
+
+def _decoded(row: dict[str, Any]) -> dict[str, Any]:
+    out = dict(row)
+    for column in JSON_COLUMNS:
+        if isinstance(out.get(column), str):
+            try:
+                out[column] = json.loads(out[column])
+            except ValueError:
+                pass  # an older row written as plain text stays text
+    return out
 
 
 def _ts(epoch: float | None) -> str:
@@ -70,11 +91,13 @@ def run(args: argparse.Namespace) -> int:
     config = load_or_explain(args.config)
     if config is None:
         return EXIT_USAGE
-    path = args.state or config.state.path
+    path = Path(args.state or config.state.path)
+    if not path.exists() and args.state is None and args.config is None and DEMO_STATE.exists():
+        # No config and no local state yet: the one database there is, is the last demo's.
+        print(f"(showing the audit log of the last `aiops demo`, {DEMO_STATE})", file=sys.stderr)
+        path = DEMO_STATE
     try:
-        from pathlib import Path
-
-        if not Path(path).exists():
+        if not path.exists():
             return fail(f"no state database at {path}: run `aiops once` or `aiops run` first, or pass --state")
         store = Store(path)
         if args.stats:
@@ -90,8 +113,10 @@ def run(args: argparse.Namespace) -> int:
     except EXPECTED_ERRORS as exc:
         return fail(str(exc))
     if args.json:
-        print(json.dumps({"cycles": cycles, "events": events}, indent=2, default=str))
+        print(json.dumps({"cycles": [_decoded(c) for c in cycles], "events": [_decoded(e) for e in events]},
+                         indent=2, default=str))
         return EXIT_OK
+    width = max(80, shutil.get_terminal_size((120, 24)).columns)
     if cycles:
         print("Recent cycles:")
         for c in cycles:
@@ -104,5 +129,8 @@ def run(args: argparse.Namespace) -> int:
     else:
         print("Events (newest first):")
         for e in events:
-            print(f"  {_ts(e['at'])}  {e['kind']:12} {e['status']:10} {e['entity']}  {e['summary']}")
+            head = f"  {_ts(e['at'])}  {e['kind']:12} {e['status']:10} {e['entity']}  "
+            # One event, one line (newlines in a summary folded), cut to the terminal: --json has it all.
+            line = head + " ".join(str(e["summary"]).split())
+            print(line if len(line) <= width else line[: width - 1] + "…")
     return EXIT_OK
