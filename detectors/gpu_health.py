@@ -14,7 +14,9 @@ What each signal means for the node (NVIDIA Xid catalog, "A100 GPU memory error 
   die temperature at the slowdown point: thermal or power throttling, a node risk, not a failure.
 
 Findings are about the GPU entity; its attributes carry ``Hostname`` (the node) so that the
-evacuate-node remediation can target the node. ``facts["node_action"]`` says what to do.
+evacuate-node remediation can target the node. ``facts["node_action"]`` is NVIDIA's guidance in
+words; which remediation follows is policy's (``policy.xid_remediation``), whose defaults say the
+same: 94 restarts the pod on that GPU, the hard failures evacuate the node, 63 is advice.
 """
 
 from __future__ import annotations
@@ -38,22 +40,20 @@ class XidAction:
     node_action: str
     score: float
     confirmed: bool
-    # Which remediation fits: "evacuate_node" (the node), "restart_pod" (one workload), "advise".
-    remediation: str
 
 
 XID_ACTIONS: dict[int, XidAction] = {
-    48: XidAction("double-bit (uncorrectable) ECC error", "cordon, drain, GPU reset; look for a paired XID 63/64/94/95", 1.0, True, "evacuate_node"),
-    63: XidAction("row remap / page retirement recorded, pending until reset", "schedule a GPU reset at the next drain", 0.6, False, "advise"),
-    64: XidAction("row remap / page retirement failed", "cordon; RMA candidate", 1.0, True, "evacuate_node"),
-    74: XidAction("NVLink error", "cordon, reset, inspect links; repeats mean hardware", 0.9, False, "evacuate_node"),
-    79: XidAction("GPU fell off the bus", "cordon, drain, reboot the node; RMA if it recurs", 1.0, True, "evacuate_node"),
-    94: XidAction("contained ECC error (only the application on this GPU is hit)", "restart the affected pod; the node stays schedulable", 0.7, False, "restart_pod"),
-    95: XidAction("uncontained ECC error (every application on this GPU is hit)", "drain the GPU's pods, then GPU reset or node reboot", 1.0, True, "evacuate_node"),
+    48: XidAction("double-bit (uncorrectable) ECC error", "cordon, drain, GPU reset; look for a paired XID 63/64/94/95", 1.0, True),
+    63: XidAction("row remap / page retirement recorded, pending until reset", "schedule a GPU reset at the next drain", 0.6, False),
+    64: XidAction("row remap / page retirement failed", "cordon; RMA candidate", 1.0, True),
+    74: XidAction("NVLink error", "cordon, reset, inspect links; repeats mean hardware", 0.9, False),
+    79: XidAction("GPU fell off the bus", "cordon, drain, reboot the node; RMA if it recurs", 1.0, True),
+    94: XidAction("contained ECC error (only the application on this GPU is hit)", "restart the affected pod; the node stays schedulable", 0.7, False),
+    95: XidAction("uncontained ECC error (every application on this GPU is hit)", "drain the GPU's pods, then GPU reset or node reboot", 1.0, True),
 }
 # A standing (sticky) XID level: shown as information, never graded for action.
 STICKY_SCORE = 0.5
-UNKNOWN_XID = XidAction("XID not in the built-in table", "look the code up in NVIDIA's Xid catalog", 0.5, False, "advise")
+UNKNOWN_XID = XidAction("XID not in the built-in table", "look the code up in NVIDIA's Xid catalog", 0.5, False)
 
 # DCGM clock event (throttle) reason bits that mean the GPU is held back by heat or power.
 THROTTLE_BITS: dict[int, str] = {
@@ -140,7 +140,6 @@ class GpuHealth(Detector):
             "xid": code,
             "meaning": action.meaning,
             "node_action": action.node_action,
-            "remediation": action.remediation,
             "since": from_epoch(since).isoformat(),
         }
         pod = _pod_of(series)
@@ -154,7 +153,7 @@ class GpuHealth(Detector):
     def _ecc_dbe(self, frame: Frame, series: Series, t: np.ndarray, y: np.ndarray) -> Finding | None:
         if y[-1] <= 0:
             return None
-        facts = {"errors": float(y[-1]), "node_action": XID_ACTIONS[48].node_action, "remediation": "evacuate_node"}
+        facts = {"errors": float(y[-1]), "node_action": XID_ACTIONS[48].node_action}
         return self._finding(
             frame, series, 1.0, f"{y[-1]:g} new double-bit ECC error(s) on {_where(series)}: uncorrectable memory errors. {_sentence(XID_ACTIONS[48].node_action)}.", facts, True, t, y
         )
@@ -162,14 +161,14 @@ class GpuHealth(Detector):
     def _remap_failure(self, frame: Frame, series: Series, t: np.ndarray, y: np.ndarray) -> Finding | None:
         if y[-1] < 1:
             return None
-        facts = {"node_action": XID_ACTIONS[64].node_action, "remediation": "evacuate_node"}
+        facts = {"node_action": XID_ACTIONS[64].node_action}
         return self._finding(frame, series, 1.0, f"row remapping failed on {_where(series)}: RMA candidate. Cordon the node.", facts, True, t, y)
 
     def _remap_pending(self, frame: Frame, series: Series, t: np.ndarray, y: np.ndarray) -> Finding | None:
         increase = float(y[-1] - y[0])
         if increase <= 0:
             return None
-        facts = {"rows": float(y[-1]), "increase": increase, "node_action": XID_ACTIONS[63].node_action, "remediation": "advise"}
+        facts = {"rows": float(y[-1]), "increase": increase, "node_action": XID_ACTIONS[63].node_action}
         return self._finding(
             frame, series, XID_ACTIONS[63].score,
             f"{increase:g} row(s) remapped after uncorrectable ECC errors on {_where(series)} (now {y[-1]:g}); "
@@ -182,7 +181,7 @@ class GpuHealth(Detector):
         reasons = [text for bit, text in THROTTLE_BITS.items() if mask & bit]
         if not reasons:
             return None
-        facts = {"reasons": reasons, "bitmask": mask, "node_action": "check cooling and power capping of the node", "remediation": "advise"}
+        facts = {"reasons": reasons, "bitmask": mask, "node_action": "check cooling and power capping of the node"}
         return self._finding(frame, series, self.throttle_score, f"{_where(series)} is throttled: {', '.join(reasons)}.", facts, False, t, y)
 
     def _temperature(self, frame: Frame, series: Series, t: np.ndarray, y: np.ndarray) -> Finding | None:
@@ -190,7 +189,7 @@ class GpuHealth(Detector):
             return None
         facts = {
             "celsius": float(y[-1]), "slowdown_celsius": self.slowdown_celsius,
-            "node_action": "check cooling; the GPU slows itself down at this temperature", "remediation": "advise",
+            "node_action": "check cooling; the GPU slows itself down at this temperature",
         }
         return self._finding(
             frame, series, self.throttle_score,

@@ -77,6 +77,17 @@ class PolicyRule(StrictModel):
     min_judged: int = Field(default=5, ge=1)
 
 
+DEFAULT_XID_REMEDIATION: dict[int, str] = {
+    48: "evacuate_node",  # double-bit ECC: cordon, drain, GPU reset
+    63: "advise",  # row remap pending: reset at the next drain
+    64: "evacuate_node",  # row remap failed: RMA candidate
+    74: "evacuate_node",  # NVLink error
+    79: "evacuate_node",  # fell off the bus: drain, reboot
+    94: "restart_pod",  # contained ECC: only the pod on that GPU
+    95: "evacuate_node",  # uncontained ECC: everything on that GPU
+}
+
+
 def default_rules() -> list[PolicyRule]:
     return [
         PolicyRule(
@@ -177,6 +188,11 @@ class PolicyConfig(StrictModel):
     # evicted by a pod action: a Job's pod would lose its batch work, a bare pod ("<none>") would
     # not come back. Policy advises instead.
     never_disrupt_owners: list[str] = Field(default_factory=lambda: ["Job", "<none>"])
+    # What each XID calls for (NVIDIA's Xid catalog), applied to gpu_health's XID findings by any
+    # rule that would evacuate their node: the one place the per-XID remediation lives. 94 is a
+    # contained ECC error: only the application on that GPU is hit, so its pod is restarted and the
+    # node stays schedulable. An XID not listed gets advice.
+    xid_remediation: dict[int, str] = Field(default_factory=lambda: dict(DEFAULT_XID_REMEDIATION))
 
     @model_validator(mode="after")
     def _unique(self) -> PolicyConfig:

@@ -119,7 +119,11 @@ class Policy:
             rule = next((r for r in self.config.rules if self.matches(r, finding)), None)
             if rule is None:
                 continue
-            target, resolve = self.target(rule, finding)
+            forced: Entity | None = None
+            override = self._xid_override(rule, finding)
+            if override is not None:
+                rule, forced = override
+            target, resolve = (forced, None) if forced is not None else self.target(rule, finding)
             if any(k[1] == target.key and k[0] == rule.action for k in best):
                 continue  # a stronger finding already asked for this action on this target
             decided = self._decision(rule, finding, target, resolve, now)
@@ -165,6 +169,26 @@ class Policy:
             action=action, target=target, mode=mode, reason=reason, finding=finding, rule=rule.name, params=params,
             basis=basis, rung=rung, step=step, resolve=resolve,
         )
+
+    def _xid_override(self, rule: PolicyRule, finding: Finding) -> tuple[PolicyRule, Entity | None] | None:
+        """The remediation an XID calls for comes from ``policy.xid_remediation``, not from the rule
+        that matched it: a contained ECC error (94) restarts its pod, it does not cordon the node."""
+        xid = finding.evidence.facts.get("xid")
+        if xid is None or finding.evidence.facts.get("sticky") or rule.action not in NODE_EVACUATING:
+            return None
+        action = self.config.xid_remediation.get(int(xid), ADVISE)
+        if action == rule.action:
+            return None
+        target = None
+        if action in POD_DISRUPTING:
+            namespace, _, pod = str(finding.evidence.facts.get("pod", "")).rpartition("/")
+            if pod:
+                target = Entity(kind="pod", name=pod, namespace=namespace)
+            else:
+                action = ADVISE  # no pod known on that GPU: tell a person which one to restart
+        # The node ladder (cordon first) is for node actions; another action is taken as it is.
+        changed = rule.model_copy(update={"action": action, "ladder": None, "params": {}})
+        return changed, target
 
     def _owner_guard(self, decision: Decision, facts: ClusterFacts) -> Decision:
         """A pod whose owner would not replace it (a Job's pod, a bare pod) is never disrupted by

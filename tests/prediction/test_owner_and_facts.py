@@ -86,3 +86,39 @@ def test_evacuation_stops_once_its_node_is_handled(cordon: list[float], pods: in
     facts = ClusterFacts.from_frame(_frame(*series, _pod_info("kube-system", "dcgm", "n1", "DaemonSet")))
     _, decisions = Policy(PolicyConfig(), Mode.AUTO).decide([_xid_finding(4)], now=NOW, facts=facts)
     assert [d.action for d in decisions] == (["evacuate_node"] if evacuate else [])
+
+
+def _xid(code: int, pod: str = "ml/llama-0") -> Finding:
+    from detectors.gpu_health import GpuHealth
+
+    t = NOW.timestamp() - 60 * np.arange(30)[::-1]
+    values = np.zeros(30)
+    values[-3:] = code
+    gpu = Entity("gpu", "GPU-1", attributes=(("Hostname", "n1"), ("gpu", "0")))
+    ns, name = pod.split("/")
+    labels = {"UUID": "GPU-1", "Hostname": "n1", "gpu": "0", "namespace": ns, "pod": name}
+    frame = Frame(NOW, (Series("gpu_xid", labels, t, values, gpu),), {}, 60.0)
+    (finding,) = GpuHealth().detect(frame)
+    return finding
+
+
+@pytest.mark.parametrize(
+    ("code", "action", "target"),
+    [(94, "restart_pod", "pod/ml/llama-0"), (79, "evacuate_node", "node/n1"), (95, "evacuate_node", "node/n1"),
+     (48, "evacuate_node", "node/n1"), (64, "evacuate_node", "node/n1")],
+)
+def test_per_xid_remediation_lives_in_policy_and_agrees_with_the_advice(code: int, action: str, target: str) -> None:
+    policy = Policy(PolicyConfig(), Mode.AUTO)
+    finding = _xid(code)
+    for _cycle in range(3):  # the node is never cordoned on a later cycle for a contained error
+        graded, decisions = policy.decide([finding], now=NOW, facts=ClusterFacts())
+        assert [(d.action, d.target.key) for d in decisions] == [(action, target)]
+    assert PolicyConfig().xid_remediation[code] == action
+    if code == 94:
+        assert "node stays schedulable" in finding.evidence.summary
+
+
+def test_xid_remediation_is_configurable() -> None:
+    config = PolicyConfig(xid_remediation={94: "evacuate_node", 79: "advise"})
+    policy = Policy(config, Mode.AUTO)
+    assert policy.decide([_xid(79)], now=NOW)[1][0].action == "advise"
