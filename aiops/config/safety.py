@@ -12,9 +12,12 @@ from aiops.model import Mode
 class KillSwitchConfig(StrictModel):
     """Two independent ways for a human to stop every write at once.
 
-    The switch is engaged when the ConfigMap key or the file holds a true value ("true", "1",
-    "yes", "on"); an existing empty file also engages it, so `touch` is enough. If the ConfigMap
-    cannot be read (API error), the switch counts as engaged: a failure never turns into an action.
+    The switch is released only by a false value ("false", "0", "no", "off", any case) in the
+    ConfigMap key or the file; an existing file with anything else (or nothing: `touch` is enough)
+    engages it. It fails closed, with a warning in the log: a ConfigMap value it does not
+    understand (a typo), a ConfigMap it cannot read (API error), or one it has seen and that is now
+    gone (deleted, or its key removed) all count as engaged. A ConfigMap that never existed means
+    the ConfigMap switch is not in use.
     """
 
     # None: the daemon's own namespace (kubernetes.namespace).
@@ -34,7 +37,8 @@ class SafetyConfig(StrictModel):
     action_modes: dict[str, Mode] = Field(default_factory=dict)
     kill_switch: KillSwitchConfig = KillSwitchConfig()
     protected_namespaces: list[str] = Field(default_factory=lambda: ["kube-system", "kube-public", "kube-node-lease"])
-    # Opt-in: act only on objects labelled aiops.io/remediate="true". Opt-out ("false") always wins.
+    # Opt-in: act only on objects labelled aiops.io/remediate="true". Opt-out always wins: any other
+    # value of that label or annotation (false, False, "0", no, a typo), on the object or its workload.
     opt_in: bool = False
     cooldown: Duration = timedelta(minutes=30)
     max_actions_per_hour: int = Field(default=5, ge=0)

@@ -92,7 +92,7 @@ class Actor:
             store,
             kube,
             is_leader=lambda: self.is_leader,
-            kill_switch=KillSwitch(ks, read_cm, namespace=ks_namespace),
+            kill_switch=KillSwitch(ks, read_cm, namespace=ks_namespace, store=store),
             is_silenced=is_silenced,
             read_ledger=read_ledger if config.safety.emit_events else None,
             reporter=elector.identity if elector is not None else "aiops",

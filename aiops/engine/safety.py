@@ -70,6 +70,7 @@ from aiops.state.codec import decision_from_json, decision_to_json
 log = logging.getLogger(__name__)
 
 TRUE_VALUES = frozenset({"true", "1", "yes", "on"})
+FALSE_VALUES = frozenset({"false", "0", "no", "off"})
 EVENT_REASON = "AiopsRemediation"
 IsSilenced = Callable[[Mapping[str, str]], bool]
 
@@ -119,14 +120,25 @@ class Refusal:
 # Kill switch
 # --------------------------------------------------------------------------------------------
 class KillSwitch:
-    """Engaged by a ConfigMap key or a file. Unreadable counts as engaged (fail closed)."""
+    """Engaged by a ConfigMap key or a file. It fails closed, loudly: a value it does not
+    understand, a ConfigMap it cannot read, or one that was there and is gone (deleted, or its key
+    removed) all count as engaged, with a warning that says how to release it."""
+
+    SEEN_KEY = "safety.kill_switch.seen"
 
     def __init__(
-        self, config: KillSwitchConfig, read_configmap: Callable[[], str | None] | None = None, *, namespace: str = ""
+        self,
+        config: KillSwitchConfig,
+        read_configmap: Callable[[], str | None] | None = None,
+        *,
+        namespace: str = "",
+        store: Store | None = None,
     ) -> None:
         self.config = config
         self.namespace = config.configmap_namespace or namespace
         self._read_configmap = read_configmap
+        self._store = store
+        self._seen = bool(store.get(self.SEEN_KEY, False)) if store is not None else False
         self._reading: str | None = None
 
     def begin_cycle(self) -> None:
@@ -138,6 +150,8 @@ class KillSwitch:
         cached = self._reading
         if cached is None:
             cached = self._reading = self._read()
+            if cached and not cached.startswith("kill switch engaged by"):
+                log.warning("kill switch counts as ENGAGED: %s", cached)
         return cached
 
     def _read(self) -> str:
@@ -147,20 +161,34 @@ class KillSwitch:
                 text = path.read_text(encoding="utf-8").strip().lower()
             except OSError as exc:
                 return f"kill switch file {path} exists but cannot be read ({exc.strerror}); treating it as engaged"
-            if not text or text in TRUE_VALUES:
+            if text not in FALSE_VALUES:
                 return f"kill switch file {path} is present; remove it to allow actions again"
         if self._read_configmap is not None:
             cm = f"{self.namespace}/{self.config.configmap_name}"
+            key = self.config.configmap_key
             try:
                 value = self._read_configmap()
             except KubeApiError as exc:
                 return f"cannot read the kill switch ConfigMap {cm} ({exc}); not acting until it can be read"
-            if value is not None and value.strip().lower() in TRUE_VALUES:
-                return (
-                    f"kill switch engaged by ConfigMap {cm} key {self.config.configmap_key}={value!r}; "
-                    f'set it to "false" to allow actions again'
-                )
+            if value is None:
+                if self._seen:
+                    return (f"the kill switch ConfigMap {cm} (key {key}) was there and is gone; treating it as "
+                            f'engaged until it is recreated with {key}: "false"')
+                return ""  # never created: the ConfigMap switch is not in use
+            self._remember()
+            text = value.strip().lower()
+            if text in TRUE_VALUES:
+                return f'kill switch engaged by ConfigMap {cm} key {key}={value!r}; set it to "false" to allow actions again'
+            if text not in FALSE_VALUES:
+                return (f'kill switch ConfigMap {cm} key {key}={value!r} is neither "true" nor "false"; treating it '
+                        f'as engaged until it says "false"')
         return ""
+
+    def _remember(self) -> None:
+        if not self._seen:
+            self._seen = True
+            if self._store is not None:
+                self._store.put(self.SEEN_KEY, True)
 
 
 # --------------------------------------------------------------------------------------------
@@ -481,11 +509,13 @@ class GuardedWriter:
     def _scope_rails(self, target: Entity, view: ClusterView | None) -> Refusal | None:
         if target.namespace and target.namespace in self.config.protected_namespaces:
             return Refusal(Rail.PROTECTED_NAMESPACE, f"{target.key} is in protected namespace {target.namespace}")
-        labels = view.labels_of(target) if view is not None else {}
-        value = labels.get(REMEDIATE_LABEL)
-        if value == "false":
-            return Refusal(Rail.OPT_OUT, f"{target.key} is labelled {REMEDIATE_LABEL}=false")
-        if self.config.opt_in and value != "true":
+        marks = view.remediate_marks(target) if view is not None else ()
+        # Fail closed: any value that is not plainly "true" (False, "0", "no", a typo) opts out.
+        refused = [v for v in marks if v.strip().lower() not in TRUE_VALUES]
+        if refused:
+            return Refusal(Rail.OPT_OUT, f"{target.key} opted out: {REMEDIATE_LABEL}={refused[0]} "
+                                         "(label or annotation; any value but true opts out)")
+        if self.config.opt_in and not marks:
             return Refusal(Rail.OPT_OUT, f"opt-in mode: {target.key} is not labelled {REMEDIATE_LABEL}=true")
         return None
 

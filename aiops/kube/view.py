@@ -258,6 +258,26 @@ class ClusterView:
             return owner.entity if owner else None
         return entity
 
+    def remediate_marks(self, entity: Entity) -> tuple[str, ...]:
+        """Every aiops.io/remediate value on the entity, as label or annotation, and on the
+        workload that owns it (a mark on a Deployment covers its pods)."""
+        objects: list[Any]
+        if entity.kind == "node":
+            objects = [self.node(entity.name)]
+        elif entity.kind == "pod":
+            pod = self.pod(entity.namespace, entity.name)
+            objects = [pod, self.owner_of(pod)] if pod else []
+        elif entity.kind == "hpa":
+            objects = [self.owner_for(entity)]
+        else:
+            objects = [self.workload(entity.kind, entity.namespace, entity.name)]
+        return tuple(
+            str(marks[REMEDIATE_LABEL])
+            for obj in objects if obj is not None
+            for marks in (obj.labels, getattr(obj, "annotations", {}))
+            if REMEDIATE_LABEL in marks
+        )
+
     def labels_of(self, entity: Entity) -> Mapping[str, str]:
         """The labels that decide opt-out/opt-in for an entity."""
         if entity.kind == "node":
