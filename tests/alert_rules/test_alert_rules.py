@@ -41,6 +41,7 @@ def test_promtool_check_rules_passes() -> None:
     assert result.returncode == 0, result.stdout + result.stderr
 
 
+@pytest.mark.slow
 @pytest.mark.timeout(120)
 def test_promtool_unit_tests_pass() -> None:
     # promtool resolves rule_files relative to the test file, so run from its folder.

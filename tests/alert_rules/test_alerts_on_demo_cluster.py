@@ -29,6 +29,9 @@ from aiops.testing.synth import (
     write_openmetrics,
 )
 
+# Starts a real Prometheus with the demo history: `-m "not slow"` leaves it out of the inner loop.
+pytestmark = pytest.mark.slow
+
 RULE_FILES = sorted((Path(__file__).resolve().parents[2] / "alert-rules").glob("*.rules.yml"))
 Alert = tuple[str, frozenset[tuple[str, str]]]
 

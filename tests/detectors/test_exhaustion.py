@@ -171,6 +171,7 @@ def _mixed_memory_frame(count: int, seed: int):
     return frame({"pod_memory_usage_ratio": items})
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("seed", [0, 1])
 def test_screen_skips_only_series_that_cannot_reach_the_report_floor(seed: int) -> None:
     f = _mixed_memory_frame(150, seed)
@@ -196,6 +197,7 @@ def test_flat_series_are_screened_out_and_a_leak_is_not() -> None:
     assert [s.entity for s in det.screen(f, "pod_memory_usage_ratio", list(f.series))] == [POD]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("seed", [0, 1, 2])
 def test_last_point_only_forecast_equals_the_full_trace(seed: int) -> None:
     det = ExhaustionForecast()

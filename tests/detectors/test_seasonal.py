@@ -147,6 +147,7 @@ def _incident_week() -> tuple[np.ndarray, np.ndarray]:
     return t[keep], y[keep]
 
 
+@pytest.mark.slow
 def test_online_scores_equal_the_backtest_with_exact_scales() -> None:
     t, y = _incident_week()
     det = SeasonalBaseline(scale_stride=1, scale_refresh=1, direction="up")
@@ -157,6 +158,7 @@ def test_online_scores_equal_the_backtest_with_exact_scales() -> None:
     np.testing.assert_allclose(online, backtest, atol=1e-5)
 
 
+@pytest.mark.slow
 def test_online_scores_equal_the_backtest_with_a_lower_reference_z() -> None:
     # The setting travels into the daemon's state table: online and backtest agree off the default too.
     t, y = _incident_week()

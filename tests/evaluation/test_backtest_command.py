@@ -59,6 +59,7 @@ def _nab_corpus(root: Path) -> Path:
     return labels
 
 
+@pytest.mark.slow
 def test_nab_backtest_writes_scores_plots_summary_and_report(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     labels = _nab_corpus(tmp_path)
     out = tmp_path / "out"
@@ -103,6 +104,7 @@ def _smd(root: Path) -> None:
         np.savetxt(root / "test_label" / f"{machine}.txt", labels, fmt="%d")
 
 
+@pytest.mark.slow
 def test_smd_backtest_scores_machines_with_the_multivariate_detector(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     _smd(tmp_path / "smd")
     out = tmp_path / "out"

@@ -124,6 +124,7 @@ def _reference(scores: dict[str, np.ndarray], windows: dict[str, list[tuple[int,
     return total
 
 
+@pytest.mark.slow
 def test_matches_row_by_row_reading_on_random_detectors() -> None:
     rng = np.random.default_rng(7)
     windows = {"x.csv": [(200, 239), (500, 559)], "y.csv": [(700, 760)], "z.csv": []}

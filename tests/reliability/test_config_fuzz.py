@@ -79,6 +79,7 @@ def test_mutated_configs(data: st.DataObject) -> None:
     check(doc)
 
 
+@pytest.mark.slow
 @settings(max_examples=200, deadline=None)
 @given(values)
 def test_random_documents(doc: Any) -> None:

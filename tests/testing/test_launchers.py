@@ -109,6 +109,7 @@ def test_backfill_of_a_file_without_eof_says_what_is_wrong(tmp_path: Path) -> No
         backfill(bad, tmp_path / "tsdb")
 
 
+@pytest.mark.slow
 def test_demo_serves_every_catalog_signal_and_its_faults(tmp_path: Path) -> None:
     started = time.monotonic()
     prom = start_demo_prometheus(tmp_path, end=END)

@@ -53,6 +53,7 @@ def small(**kw: object) -> Scenario:
     return Scenario(**base)  # type: ignore[arg-type]
 
 
+@pytest.mark.slow
 def test_output_is_valid_openmetrics_with_types_and_eof() -> None:
     text = render(small())
     assert text.endswith("# EOF\n")
