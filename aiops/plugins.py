@@ -13,8 +13,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import cache
 from importlib.metadata import entry_points
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar, Protocol, runtime_checkable
 
+import numpy as np
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 from aiops.errors import PermanentError
@@ -87,6 +88,17 @@ class Detector(ABC):
     @abstractmethod
     def detect(self, frame: Frame) -> list[Finding]:
         """Score the newest points of each relevant series in ``frame``."""
+
+
+@runtime_checkable
+class SeriesScorer(Protocol):
+    """A detector that also scores one whole series point by point (``aiops backtest``).
+
+    One score in [0, 1] per point; the score at t never depends on points after t, so the backtest
+    and the daemon give the same score for the same data.
+    """
+
+    def score_series(self, timestamps: np.ndarray, values: np.ndarray) -> np.ndarray: ...
 
 
 class Remediation(ABC):

@@ -26,6 +26,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from aiops.errors import TemporaryError
+
 
 @dataclass(frozen=True)
 class RawSeries:
@@ -72,8 +74,9 @@ class Block:
         ]
 
 
-class AnswerError(ValueError):
-    """The body is not a JSON object (a proxy's login page, a truncated answer)."""
+class AnswerError(TemporaryError, ValueError):
+    """The body is not a JSON object (a proxy's login page, a truncated answer): the query is
+    retried next cycle."""
 
 
 def _labels(result: list[dict[str, Any]]) -> list[dict[str, str]]:

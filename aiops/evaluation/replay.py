@@ -17,13 +17,14 @@ import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
 import numpy as np
 import pandas as pd
 from tqdm import tqdm
 
 from aiops import plugins
+from aiops.plugins import SeriesScorer
 from aiops.errors import PermanentError
 
 __all__ = [
@@ -47,10 +48,6 @@ log = logging.getLogger(__name__)
 
 class ReplayError(PermanentError):
     """Input that cannot be replayed; the message names the file and what to fix."""
-
-
-class SeriesScorer(Protocol):
-    def score_series(self, timestamps: np.ndarray, values: np.ndarray) -> np.ndarray: ...
 
 
 @dataclass(frozen=True)
