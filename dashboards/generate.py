@@ -417,7 +417,7 @@ def cluster_health() -> Json:
                 ],
                 width=12,
                 unit="bytes",
-                description="The NodeFilesystemFillingUp baseline from alert-rules/: a 6 h linear trend below zero within 4 h.",
+                description="The predict_linear baseline (as node-exporter's NodeFilesystemSpaceFillingUp): a 6 h linear trend below zero within 4 h.",
             ),
             Row("Pods"),
             Panel(

@@ -20,7 +20,6 @@ import yaml
 from aiops.testing.prometheus import PrometheusServer
 from aiops.testing.synth import (
     AccuracyDrift,
-    FilesystemFill,
     GpuXid,
     LatencyRegression,
     Scenario,
@@ -91,10 +90,6 @@ def _expected(scenario: Scenario) -> list[tuple[str, dict[str, str]]]:
             found.append(("InferenceLatencyP99High", {"model_name": topo.model(fault.model).name}))
         elif isinstance(fault, AccuracyDrift) and fault.replicas is None and fault.drop >= 0.05:
             found.append(("ModelAccuracyDrop", {"model": topo.model(fault.model).name}))
-        elif isinstance(fault, FilesystemFill):
-            found.append(
-                ("NodeFilesystemFillingUp", {"instance": topo.node(fault.node).name, "mountpoint": fault.mountpoint})
-            )
         elif isinstance(fault, GpuXid):
             found.append(("GpuUtilizationLow", {"UUID": topo.gpu(fault.gpu).uuid}))  # a dead GPU computes nothing
     return found
@@ -104,7 +99,6 @@ def test_demo_has_the_faults_this_test_relies_on(scenario: Scenario) -> None:
     assert {name for name, _ in _expected(scenario)} == {
         "InferenceLatencyP99High",
         "ModelAccuracyDrop",
-        "NodeFilesystemFillingUp",
         "GpuUtilizationLow",
     }
 
@@ -119,18 +113,11 @@ def test_healthy_entities_stay_quiet(scenario: Scenario, pending: list[dict[str,
     expected = _expected(scenario)
     slow = {labels["model_name"] for name, labels in expected if name == "InferenceLatencyP99High"}
     drifting = {labels["model"] for name, labels in expected if name == "ModelAccuracyDrop"}
-    filling = {
-        (labels["instance"], labels["mountpoint"]) for name, labels in expected if name == "NodeFilesystemFillingUp"
-    }
     for model in topo.models:
         if model.name not in slow:
             assert not _has(pending, "InferenceLatencyP99High", model_name=model.name)
         if model.name not in drifting:
             assert not _has(pending, "ModelAccuracyDrop", model=model.name)
-    for alert in pending:
-        labels = alert["labels"]
-        if labels["alertname"] == "NodeFilesystemFillingUp":
-            assert (labels["instance"], labels["mountpoint"]) in filling
     assert not [a for a in pending if a["labels"]["alertname"] == "NodeMemoryExhaustionPredicted"]
 
 
