@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import Field, SecretStr, ValidationError, model_validator
+from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 
 from aiops.config.advisor import AdvisorConfig
 from aiops.config.base import Duration, Secret, SecretRef, StrictModel, parse_duration
@@ -61,6 +61,13 @@ class ScheduleConfig(StrictModel):
     interval: Duration = timedelta(seconds=60)
     # A run that starts later than this after its due time is skipped (and coalesced).
     misfire_grace: Duration = timedelta(seconds=30)
+
+    @field_validator("interval")
+    @classmethod
+    def _at_least_a_second(cls, interval: timedelta) -> timedelta:
+        if interval < timedelta(seconds=1):
+            raise ValueError("interval must be at least 1s (0 would run cycles back to back)")
+        return interval
 
 
 class StateConfig(StrictModel):

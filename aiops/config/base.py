@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import os
 import re
 from datetime import timedelta
@@ -15,20 +16,32 @@ _PART = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h|d|w)")
 _UNIT_SECONDS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
 
 
+# Longer than any interval, retention or horizon a user means; past it a typo is more likely.
+MAX_DURATION = timedelta(days=3650)
+
+
+def _bounded(seconds: float, shown: Any) -> timedelta:
+    if math.isnan(seconds):
+        raise ValueError("a duration cannot be NaN")
+    if seconds < 0:
+        raise ValueError("a duration cannot be negative")
+    if seconds > MAX_DURATION.total_seconds():
+        raise ValueError(f"duration {shown!r} is longer than {MAX_DURATION.days}d, the longest accepted")
+    return timedelta(seconds=seconds)
+
+
 def parse_duration(value: Any) -> Any:
-    """Accept Prometheus-style durations ("90s", "5m", "1h30m", "7d") or plain seconds."""
+    """Accept Prometheus-style durations ("90s", "5m", "1h30m", "7d") or plain seconds, up to 3650d."""
     if isinstance(value, timedelta):
         return value
     if isinstance(value, bool):
         raise ValueError("expected a duration like '30s', '5m' or '1h', not a boolean")
     if isinstance(value, int | float):
-        if value < 0:
-            raise ValueError("a duration cannot be negative")
-        return timedelta(seconds=value)
+        return _bounded(float(value), value)
     if isinstance(value, str):
         text = value.strip()
         if _DURATION.match(text):
-            return timedelta(seconds=sum(float(n) * _UNIT_SECONDS[u] for n, u in _PART.findall(text)))
+            return _bounded(sum(float(n) * _UNIT_SECONDS[u] for n, u in _PART.findall(text)), value)
     raise ValueError(f"expected a duration like '30s', '5m', '1h' or '7d', got {value!r}")
 
 

@@ -3,7 +3,7 @@ from __future__ import annotations
 from datetime import timedelta
 from pathlib import Path
 
-from pydantic import Field, HttpUrl, model_validator
+from pydantic import Field, HttpUrl, field_validator, model_validator
 
 from aiops.config.base import Duration, Secret, StrictModel
 
@@ -36,6 +36,17 @@ class PrometheusConfig(StrictModel):
     # time and the peak RSS against one 1,440-point request (bench/README.md).
     max_points_per_query: int = Field(default=240, ge=10, le=11_000)
     retries: int = Field(default=2, ge=0, le=10)
+
+    @field_validator("url")
+    @classmethod
+    def _no_credentials(cls, url: HttpUrl) -> HttpUrl:
+        # A password in the URL would be printed wherever the URL is (logs, errors, the state file).
+        if url.username or url.password:
+            raise ValueError(
+                "credentials in the URL are not accepted (they would be printed with it); remove "
+                "'user:password@' and use basic_auth: {username: NAME, password: {env: VAR}} (or bearer_token)"
+            )
+        return url
 
     @model_validator(mode="after")
     def _check(self) -> PrometheusConfig:
