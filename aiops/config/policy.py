@@ -156,7 +156,10 @@ def default_rules() -> list[PolicyRule]:
             name="model-quality",
             signal="model_accuracy",
             entity_kind="model",
-            min_severity=Severity.CRITICAL,
+            # A warning on a quality gauge is a drop that is already significant (quality_drift's
+            # CUSUM fired, or the drop neared the threshold past the series' noise): the rollback
+            # suggestion follows it at once instead of waiting for the full 5 %.
+            min_severity=Severity.WARNING,
             # Put the previous release back (Deployment history or Argo CD); advice with the exact
             # command by default, automatic only when a user raises max_mode.
             action="rollback_model",

@@ -96,3 +96,13 @@ def test_d_symptoms_on_a_dead_gpu_are_not_remediated(replay) -> None:
     assert not _decisions(data, "restart_pod", "pod/inference/vllm-llama-3-8b-*")
     crash = [f for f in data["findings"] if f["signal"] == "pod_crashlooping"]
     assert crash  # people are still told
+
+
+def test_f_rollback_suggestion_follows_the_confirmed_drift_warning(replay) -> None:
+    hist, data = replay
+    drift = _incident(data, "accuracy drift")
+    assert drift["first_action"].startswith("rollback_model on model/inference/qwen2-7b")
+    gap = drift["warning_lead_min"] - drift["action_lead_min"]
+    assert 0 <= gap <= 4, drift  # within two cycles of the warning, not half an hour later
+    (rollback,) = _decisions(data, "rollback_model", "model/inference/qwen2-7b")
+    assert rollback["mode"] == "suggest"  # a suggestion by default, never automatic
