@@ -713,6 +713,14 @@ class GuardedWriter:
             return result(ActionStatus.SUGGESTED, f"{plan.summary} (kubernetes is disabled in the config)")
 
         scoped, dropped = self.scope(plan, view)
+        # Before any rail can spend anything: a write the writer has no route for fails the plan.
+        unsupported = [m.describe() for m in scoped.mutations if not self.kube.supports(m)]
+        if unsupported:
+            return result(
+                ActionStatus.FAILED,
+                f"the writer cannot apply {'; '.join(unsupported)} (no route for this verb and resource); "
+                "nothing was written or spent — the remediation must plan writes the writer supports",
+            )
         # An undo (uncordon, restore replicas) was paid for by the action it undoes.
         undo = decision.restore
         refusal = self.check(decision, scoped, view, now, resuming=inflight is not None or undo)
