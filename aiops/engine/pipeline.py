@@ -49,7 +49,7 @@ def build_detectors(config: AiopsConfig) -> list[tuple[str, Detector]]:
 
 def _initialise_metrics(config: AiopsConfig) -> None:
     """Every known label combination starts at 0 on /metrics (see :func:`aiops.metrics.initialise`)."""
-    from aiops.engine.safety import Rail
+    from aiops.engine.rails import RailName
     from aiops.model import ActionStatus, Mode
     from aiops.notify.alertmanager import INBOUND_DETECTOR
 
@@ -57,7 +57,7 @@ def _initialise_metrics(config: AiopsConfig) -> None:
         actions={*plugins.available(plugins.REMEDIATIONS), *(r.action for r in config.policy.rules)},
         detectors={*plugins.available(plugins.DETECTORS), *(d.instance_name for d in config.detectors), INBOUND_DETECTOR},
         channels=config.notify.channels,
-        rails=[r.value for r in Rail],
+        rails=[r.value for r in RailName],
         severities=[s.value for s in Severity],
         modes=[m.value for m in Mode],
         statuses=[s.value for s in ActionStatus],

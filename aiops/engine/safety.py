@@ -1,8 +1,10 @@
 """The guarded writer: the single place that mutates the cluster, and its safety rails.
 
-Rails run in a fixed order and the first that refuses wins: mode → kill switch → leader →
-protected namespace / opt-out label (and opt-in) → Alertmanager silence → cooldown → budgets →
-blast radius → circuit breaker. A refusal is an :class:`ActionResult` with status BLOCKED and
+Mode comes first, then the rails run in their one order (:data:`aiops.engine.rails.RAILS`, one
+module per rail) and the first that refuses wins: kill switch → leader → protected namespace /
+opt-out label (and opt-in) → Alertmanager silence → cooldown → budgets → blast radius → circuit
+breaker. Before any of them, every write must be one the Kubernetes writer supports, so nothing
+is spent on a plan that cannot be carried out. A refusal is an :class:`ActionResult` with status BLOCKED and
 ``rail`` set (the pipeline counts it in ``aiops_actions_blocked{action,rail}``). Budget and
 breaker refusals are *latched*: the first refusal of an episode is BLOCKED (a human must know);
 repeats while the episode lasts are DEFERRED with the same rail, so people get one message.
@@ -17,10 +19,8 @@ Dry-run keeps its own books (the ``dry_run`` column), so rehearsing never eats t
 
 from __future__ import annotations
 
-import enum
 import json
 import logging
-import math
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
@@ -37,6 +37,7 @@ from tenacity import (
 
 from aiops import metrics
 from aiops.config.safety import KillSwitchConfig, SafetyConfig
+from aiops.engine.rails import TRUE_VALUES, RailContext, RailName, Refusal, first_refusal, scope_refusal
 from aiops.engine.shards import budget_share
 from aiops.kube.errors import KubeApiError
 from aiops.kube.plan import StagedPlan, waiting_of
@@ -48,7 +49,7 @@ from aiops.kube.read import (
     LEDGER_TARGET,
     LedgerEntry,
 )
-from aiops.kube.view import REMEDIATE_LABEL, ClusterView
+from aiops.kube.view import ClusterView
 from aiops.kube.writer import KubeWriter
 from aiops.model import (
     ADVISE,
@@ -63,13 +64,11 @@ from aiops.model import (
     from_epoch,
     most_cautious,
 )
-from aiops.notify.alertmanager import silence_labels
 from aiops.state import Store
 from aiops.state.codec import decision_from_json, decision_to_json
 
 log = logging.getLogger(__name__)
 
-TRUE_VALUES = frozenset({"true", "1", "yes", "on"})
 FALSE_VALUES = frozenset({"false", "0", "no", "off"})
 EVENT_REASON = "AiopsRemediation"
 IsSilenced = Callable[[Mapping[str, str]], bool]
@@ -94,26 +93,6 @@ CREATE TABLE IF NOT EXISTS safety_inflight (
     PRIMARY KEY (action, target, dry_run)
 );
 """
-
-
-class Rail(enum.StrEnum):
-    KILL_SWITCH = "kill_switch"
-    LEADER = "leader"
-    PROTECTED_NAMESPACE = "protected_namespace"
-    OPT_OUT = "opt_out"
-    SILENCED = "silenced"
-    COOLDOWN = "cooldown"
-    BUDGET = "budget"
-    BLAST_RADIUS = "blast_radius"
-    CIRCUIT_BREAKER = "circuit_breaker"
-
-
-@dataclass(frozen=True)
-class Refusal:
-    rail: Rail
-    detail: str
-    # Latched rails report BLOCKED once per episode, then DEFERRED.
-    repeat: bool = False
 
 
 # --------------------------------------------------------------------------------------------
@@ -449,7 +428,7 @@ class GuardedWriter:
         self.reporter = reporter
         # Temporary API errors of the current cycle: the act stage reports them as degraded.
         self.errors: list[KubeApiError] = []
-        self._cordoned_now: set[str] = set()  # cordoned this cycle, after the view was read
+        self.cordoned_now: set[str] = set()  # cordoned this cycle, after the view was read
 
     @property
     def dry_run(self) -> bool:
@@ -459,7 +438,7 @@ class GuardedWriter:
         """Per-cycle readings (kill switch, shared ledger) are taken again on first use."""
         self.kill_switch.begin_cycle()
         self._ledger_synced = False
-        self._cordoned_now = set()
+        self.cordoned_now = set()
         self.errors = []
         c = self.config
         self.books.prune(now, max(timedelta(days=1), c.cooldown, c.workload_window) + timedelta(hours=1))
@@ -475,7 +454,7 @@ class GuardedWriter:
             if exc.temporary:
                 self.errors.append(exc)
             return Refusal(
-                Rail.BUDGET, f"cannot read the action ledger (AiopsRemediation events) to count budgets: {exc}"
+                RailName.BUDGET, f"cannot read the action ledger (AiopsRemediation events) to count budgets: {exc}"
             )
         self._ledger_synced = True
         if added:
@@ -483,11 +462,11 @@ class GuardedWriter:
         return None
 
     # -- budgets, exported as gauges --------------------------------------------------------
-    def _limit(self, total: int, shard: int | None) -> int:
+    def limit(self, total: int, shard: int | None) -> int:
         return total if shard is None else budget_share(total, shard, self.shards)
 
     def remaining_budget(self, now: datetime, shard: int | None = None) -> dict[str, int]:
-        c, lim = self.config, self._limit
+        c, lim = self.config, self.limit
 
         def count(since: datetime, dry_run: bool, basis: str | None = None) -> int:
             return self.books.count_actions(since, dry_run, basis, shard)
@@ -506,143 +485,22 @@ class GuardedWriter:
         return remaining
 
     # -- rails -----------------------------------------------------------------------------
-    def _scope_rails(self, target: Entity, view: ClusterView | None) -> Refusal | None:
-        if target.namespace and target.namespace in self.config.protected_namespaces:
-            return Refusal(Rail.PROTECTED_NAMESPACE, f"{target.key} is in protected namespace {target.namespace}")
-        marks = view.remediate_marks(target) if view is not None else ()
-        # Fail closed: any value that is not plainly "true" (False, "0", "no", a typo) opts out.
-        refused = [v for v in marks if v.strip().lower() not in TRUE_VALUES]
-        if refused:
-            return Refusal(Rail.OPT_OUT, f"{target.key} opted out: {REMEDIATE_LABEL}={refused[0]} "
-                                         "(label or annotation; any value but true opts out)")
-        if self.config.opt_in and not marks:
-            return Refusal(Rail.OPT_OUT, f"opt-in mode: {target.key} is not labelled {REMEDIATE_LABEL}=true")
-        return None
-
     def check(
         self, decision: Decision, plan: Plan, view: ClusterView | None, now: datetime, *, resuming: bool
     ) -> Refusal | None:
-        """The rails after mode, in order. ``resuming`` an in-flight action skips those that
-        only gate *starting* one (cooldown, budgets): it was already admitted and paid for."""
-        reason = self.kill_switch.engaged()
-        if reason:
-            return Refusal(Rail.KILL_SWITCH, reason)
-        if not self.is_leader():
-            return Refusal(Rail.LEADER, "this replica does not hold the leader lease; the leader acts")
-        refusal = self._scope_rails(plan.target, view)
-        if refusal is not None:
-            return refusal
-        if self.is_silenced is not None:
-            # The same labels the alert for this finding carries (plus the target): a silence a
-            # human set on the alert, or on the node/pod, stops the remediation too.
-            labels = silence_labels(decision.finding, plan.target)
-            try:
-                silenced = self.is_silenced(labels)
-            except Exception as exc:  # the silence check is a rail: when it cannot answer, do not act
-                return Refusal(
-                    Rail.SILENCED, f"cannot check Alertmanager silences ({exc}); not acting until it answers"
-                )
-            if silenced:
-                return Refusal(Rail.SILENCED, f"an Alertmanager silence matches {plan.target.key}")
-        if not resuming:
-            refusal = self.sync_ledger()
-            if refusal is not None:
-                return refusal
-            last = self.books.last_action_on(plan.target.key, self.dry_run)
-            if last is not None and now - last < self.config.cooldown:
-                until = (last + self.config.cooldown).strftime("%H:%M UTC")
-                return Refusal(
-                    Rail.COOLDOWN, f"{plan.target.key} was acted on at {last:%H:%M UTC}; cooling down until {until}"
-                )
-            refusal = self._budget(now, decision.basis, self._shard(decision))
-            if refusal is not None:
-                return refusal
-        refusal = self._blast_radius(plan, view, now, decision.basis)
-        if refusal is not None:
-            return refusal
-        if self.breaker.is_open(now):
-            reopens = self.breaker.opened_until()
-            repeat = self.books.episode(Rail.CIRCUIT_BREAKER)
-            self.books.set_episode(Rail.CIRCUIT_BREAKER, True)
-            return Refusal(
-                Rail.CIRCUIT_BREAKER,
-                f"circuit breaker open: {self.config.breaker_threshold} actions in a row did not heal; "
-                f"no actions until {reopens:%Y-%m-%d %H:%M UTC} — a human should look at what is going on",
-                repeat=repeat,
-            )
-        self.books.set_episode(Rail.CIRCUIT_BREAKER, False)
-        return None
+        """The rails after mode, in their one order (:data:`aiops.engine.rails.RAILS`). ``resuming``
+        an in-flight action skips those that only gate *starting* one: it was already admitted."""
+        return first_refusal(RailContext(self, decision, plan, view, now, resuming))
 
-    def _shard(self, decision: Decision) -> int | None:
+    def shard_for(self, decision: Decision) -> int | None:
         return self.shard_of(decision) if self.shard_of is not None and self.shards > 1 else None
-
-    def _budget(self, now: datetime, basis: Basis = Basis.CONFIRMED, shard: int | None = None) -> Refusal | None:
-        remaining = self.remaining_budget(now, shard)
-        c, lim = self.config, self._limit
-        windows: list[tuple[str, str, int, timedelta, str | None]] = [
-            ("hour", "hourly", lim(c.max_actions_per_hour, shard), timedelta(hours=1), None),
-            ("day", "daily", lim(c.max_actions_per_day, shard), timedelta(days=1), None),
-        ]
-        if basis == Basis.PREDICTED:
-            windows += [
-                ("predicted_hour", "hourly prediction", lim(c.max_predicted_actions_per_hour, shard), timedelta(hours=1), Basis.PREDICTED),
-                ("predicted_day", "daily prediction", lim(c.max_predicted_actions_per_day, shard), timedelta(days=1), Basis.PREDICTED),
-            ]
-        if basis == Basis.INBOUND:
-            windows += [
-                ("inbound_hour", "hourly inbound-alert", lim(c.max_inbound_actions_per_hour, shard), timedelta(hours=1), Basis.INBOUND),
-                ("inbound_day", "daily inbound-alert", lim(c.max_inbound_actions_per_day, shard), timedelta(days=1), Basis.INBOUND),
-            ]
-        of_shard = "" if shard is None else f" (shard {shard}'s share of {self.shards})"
-        for window, label, limit, span, only in windows:
-            if remaining[window] <= 0:
-                oldest = self.books.oldest_action(now - span, self.dry_run, only, shard)
-                frees = f"; the next slot frees at {oldest + span:%H:%M UTC}" if oldest else ""
-                repeat = self.books.episode(Rail.BUDGET)
-                self.books.set_episode(Rail.BUDGET, True)
-                return Refusal(
-                    Rail.BUDGET, f"{label} budget of {limit} action(s){of_shard} is used up{frees}", repeat=repeat
-                )
-        self.books.set_episode(Rail.BUDGET, False)
-        return None
-
-    def _blast_radius(
-        self, plan: Plan, view: ClusterView | None, now: datetime, basis: Basis = Basis.CONFIRMED
-    ) -> Refusal | None:
-        fraction, knob = self.config.max_cordoned_fraction, "max_cordoned_fraction"
-        if basis == Basis.PREDICTED:
-            fraction = min(fraction, self.config.max_predicted_cordoned_fraction)
-            knob = "max_predicted_cordoned_fraction (the failure is predicted, not confirmed)"
-        cordons = [
-            m
-            for m in plan.mutations
-            if m.resource == "nodes" and (m.body or {}).get("spec", {}).get("unschedulable") is True
-        ]
-        if cordons and view is not None:
-            total = len(view.nodes)
-            allowed = max(1, math.floor(fraction * total))
-            after = len(set(view.cordoned) | self._cordoned_now | {m.name for m in cordons})
-            if after > allowed:
-                return Refusal(
-                    Rail.BLAST_RADIUS,
-                    f"cordoning {', '.join(m.name for m in cordons)} would leave {after} of {total} nodes cordoned "
-                    f"(at most {allowed} allowed by {knob}={fraction})",
-                )
-        pod_writes = [m for m in plan.mutations if m.resource == "pods"]
-        if pod_writes and len(pod_writes) == len(plan.mutations) and not self._allowed_pod_writes(plan, view, now)[0]:
-            return Refusal(
-                Rail.BLAST_RADIUS,
-                f"{self.config.max_pods_per_workload} pod(s) of this workload were already disrupted within "
-                f"{self.config.workload_window}",
-            )
-        return None
 
     def _workload_of(self, m: Mutation, view: ClusterView | None) -> str:
         pod = view.pod(m.namespace, m.name) if view is not None else None
         owner = view.owner_of(pod) if view is not None and pod is not None else None
         return owner.key if owner is not None else f"pod/{m.namespace}/{m.name}"
 
-    def _allowed_pod_writes(
+    def allowed_pod_writes(
         self, plan: Plan, view: ClusterView | None, now: datetime
     ) -> tuple[list[Mutation], list[str]]:
         """Pod deletions/evictions within the per-workload window cap; the others wait."""
@@ -676,7 +534,7 @@ class GuardedWriter:
                 kept.append(m)
                 continue
             entity = Entity("pod" if m.resource == "pods" else m.resource.rstrip("s"), m.name, m.namespace)
-            refusal = self._scope_rails(entity, view)
+            refusal = scope_refusal(self.config, entity, view)
             if refusal is None:
                 kept.append(m)
             else:
@@ -731,7 +589,7 @@ class GuardedWriter:
             )
             return result(status, refusal.detail, rail=refusal.rail)
 
-        allowed_pods, held = self._allowed_pod_writes(scoped, view, now)
+        allowed_pods, held = self.allowed_pod_writes(scoped, view, now)
         pod_ok = {id(m) for m in allowed_pods}
         writes = [m for m in scoped.mutations if m.resource != "pods" or id(m) in pod_ok]
         started_at = inflight.started_at if inflight else now
@@ -741,7 +599,7 @@ class GuardedWriter:
             # Admitted: the budget unit and the cooldown are spent now, once, even if we crash next.
             self.books.record_action(
                 decision.id, decision.action, plan.target.key, self.dry_run, now, decision.basis,
-                self._shard(decision),
+                self.shard_for(decision),
             )
             self.remaining_budget(now)
             self._event(decision, plan, view, now)
@@ -811,7 +669,7 @@ class GuardedWriter:
                 with attempt:
                     self.kube.apply(m)
             if m.resource == "nodes" and (m.body or {}).get("spec", {}).get("unschedulable") is True:
-                self._cordoned_now.add(m.name)
+                self.cordoned_now.add(m.name)
         except RetryError as exc:  # pragma: no cover - reraise=True re-raises the last error
             raise exc.last_attempt.exception() from None  # type: ignore[misc]
 
@@ -840,7 +698,7 @@ class GuardedWriter:
             LEDGER_DECISION: decision.id,
             LEDGER_AT: stamp,
         }
-        shard = self._shard(decision)
+        shard = self.shard_for(decision)
         if shard is not None:
             ledger[LEDGER_SHARD] = str(shard)
         body = {
@@ -880,7 +738,7 @@ __all__ = [
     "GuardedWriter",
     "InFlight",
     "KillSwitch",
-    "Rail",
+    "RailName",
     "Refusal",
     "StagedPlan",
     "effective_mode",

@@ -1,0 +1,45 @@
+"""Blast radius: at most a fraction of the nodes cordoned (a smaller one on predictions), at most
+``max_pods_per_workload`` pods of one workload disrupted within ``workload_window``."""
+
+from __future__ import annotations
+
+import math
+from typing import ClassVar
+
+from aiops.engine.rails.base import RailContext, RailName, Refusal
+from aiops.model import Basis
+
+
+class BlastRadiusRail:
+    names: ClassVar[tuple[RailName, ...]] = (RailName.BLAST_RADIUS,)
+    admission_only: ClassVar[bool] = False
+
+    def check(self, ctx: RailContext) -> Refusal | None:
+        w, plan, view = ctx.writer, ctx.plan, ctx.view
+        fraction, knob = w.config.max_cordoned_fraction, "max_cordoned_fraction"
+        if ctx.decision.basis == Basis.PREDICTED:
+            fraction = min(fraction, w.config.max_predicted_cordoned_fraction)
+            knob = "max_predicted_cordoned_fraction (the failure is predicted, not confirmed)"
+        cordons = [
+            m
+            for m in plan.mutations
+            if m.resource == "nodes" and (m.body or {}).get("spec", {}).get("unschedulable") is True
+        ]
+        if cordons and view is not None:
+            total = len(view.nodes)
+            allowed = max(1, math.floor(fraction * total))
+            after = len(set(view.cordoned) | w.cordoned_now | {m.name for m in cordons})
+            if after > allowed:
+                return Refusal(
+                    RailName.BLAST_RADIUS,
+                    f"cordoning {', '.join(m.name for m in cordons)} would leave {after} of {total} nodes cordoned "
+                    f"(at most {allowed} allowed by {knob}={fraction})",
+                )
+        pod_writes = [m for m in plan.mutations if m.resource == "pods"]
+        if pod_writes and len(pod_writes) == len(plan.mutations) and not w.allowed_pod_writes(plan, view, ctx.now)[0]:
+            return Refusal(
+                RailName.BLAST_RADIUS,
+                f"{w.config.max_pods_per_workload} pod(s) of this workload were already disrupted within "
+                f"{w.config.workload_window}",
+            )
+        return None
