@@ -95,12 +95,17 @@ class Series:
     timestamps: np.ndarray
     values: np.ndarray
     entity: Entity
+    # The sorted label pairs, when the maker already has them (the collector's window is keyed by
+    # them): detectors ask for ``key`` of every series every cycle.
+    label_key: tuple[tuple[str, str], ...] | None = field(default=None, repr=False, compare=False)
 
     def __len__(self) -> int:
         return int(self.timestamps.shape[0])
 
     @property
     def key(self) -> tuple[str, tuple[tuple[str, str], ...]]:
+        if self.label_key is not None:
+            return self.signal, self.label_key
         return series_key(self.signal, self.labels)
 
     @property

@@ -9,11 +9,12 @@ out of the frame (never stale data passed off as current) and its gap is refetch
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
 
 from aiops import metrics
+from aiops.collect.decode import Block
 from aiops.collect.prometheus import PrometheusClient, PrometheusError
 from aiops.collect.window import RollingWindow
 from aiops.config import AiopsConfig
@@ -117,7 +118,7 @@ class Collector:
             points = 0
             try:
                 # Chunk by chunk: one chunk's answer in memory per thread, written in place.
-                for block in self.client.range_chunks(self.signals[name].query, start, now, self.step):
+                for block in self._chunks(self.signals[name].query, start, now):
                     win.write(block)
                     points += block.points
             except PrometheusError as exc:
@@ -159,7 +160,7 @@ class Collector:
                 entity = entities.get((name, key))
                 if entity is None:
                     entity = entities[(name, key)] = entity_of(signal, labels)
-                s = Series(name, labels, ts, vs, entity)
+                s = Series(name, labels, ts, vs, entity, key)
                 (series if ts[-1] >= fresh_after else vanished).append(s)
         if len(entities) > 2 * max(1, self.window.series_count):
             # Series come and go (pods are replaced): keep the cache as small as the window.
@@ -194,6 +195,15 @@ class Collector:
             self._last_seen[s.signal] = max(self._last_seen.get(s.signal, 0.0), float(s.timestamps[-1]))
         # A signal whose query failed is missing, not absent: we do not know.
         return {n: t for n, t in self._last_seen.items() if n not in fresh and n not in missing and n in self.signals}
+
+    def _chunks(self, query: str, start: datetime, end: datetime) -> Iterator[Block]:
+        """Decoded chunks from the client; a client with only ``query_range`` (a recorded-history
+        client in replays, a test double) gives its whole answer as one chunk."""
+        chunks = getattr(self.client, "range_chunks", None)
+        if chunks is not None:
+            yield from chunks(query, start, end, self.step)
+        else:
+            yield Block.from_series(self.client.query_range(query, start, end, self.step))
 
     def ready(self) -> bool:
         return self.client.ready()
