@@ -130,6 +130,19 @@ STATE_DISK_FULL = Gauge(
     "1 while writes to the state database fail because its disk is full (/readyz is not ready meanwhile).",
     registry=REGISTRY,
 )
+STATE_BYTES = Gauge(
+    "aiops_state_bytes", "Bytes in use in the state database (bounded by state.max_bytes).", registry=REGISTRY
+)
+STATE_PRUNED = Counter(
+    "aiops_state_pruned_rows",
+    "Audit rows deleted, oldest first, to keep the state database under state.max_bytes.",
+    registry=REGISTRY,
+)
+INBOUND_DROPPED = Counter(
+    "aiops_inbound_alerts_dropped",
+    "Inbound alerts dropped, oldest first, because the inbox held server.max_inbox_alerts.",
+    registry=REGISTRY,
+)
 HTTP_CONNECTIONS_REFUSED = Counter(
     "aiops_http_connections_refused",
     "Connections to the daemon's HTTP server closed at once because server.max_connections were open.",

@@ -27,6 +27,8 @@ class ServerConfig(StrictModel):
     # Connections open at once; above this a new one is closed at once (each costs a descriptor).
     max_connections: int = Field(default=4096, ge=16)
     tls: ServerTLS | None = None
+    # Alerts kept in the webhook inbox; past this the oldest are dropped (aiops_inbound_alerts_dropped).
+    max_inbox_alerts: int = Field(default=10_000, ge=10)
 
     @model_validator(mode="after")
     def _check(self) -> ServerConfig:

@@ -138,7 +138,8 @@ class Pipeline:
             store=store,
             # Alerts received on the Alertmanager webhook become findings of the next cycle, confirmed
             # (and so actionable) only when Prometheus really fires them.
-            extra_findings=[AlertInbox(store, verifier=AlertVerifier(collector.client.query), audit=audit)],
+            extra_findings=[AlertInbox(store, verifier=AlertVerifier(collector.client.query), audit=audit,
+                                       max_alerts=config.server.max_inbox_alerts)],
         )
 
     # -- the cycle --------------------------------------------------------------------------

@@ -111,9 +111,11 @@ class AlertInbox:
         stale_after: timedelta = timedelta(hours=6),
         verifier: AlertVerifier | None = None,
         audit: AuditLog | None = None,
+        max_alerts: int = 10_000,
     ) -> None:
         self.store = store
         self.stale_after = stale_after
+        self.max_alerts = max_alerts
         self.verifier = verifier
         self.audit = audit
         store.ensure_schema(_SCHEMA)
@@ -142,6 +144,15 @@ class AlertInbox:
                 kept += 1
             # Resolved alerts are kept a day for inspection, then dropped.
             conn.execute("DELETE FROM notify_inbox WHERE status = 'resolved' AND received_at < ?", (received - 86400,))
+            # A flood of distinct alerts must not grow the state without bound: the oldest go first.
+            over = conn.execute("SELECT COUNT(*) FROM notify_inbox").fetchone()[0] - self.max_alerts
+            if over > 0:
+                conn.execute(
+                    "DELETE FROM notify_inbox WHERE fingerprint IN "
+                    "(SELECT fingerprint FROM notify_inbox ORDER BY received_at, fingerprint LIMIT ?)", (over,))
+        if over > 0:
+            metrics.INBOUND_DROPPED.inc(over)
+            log.warning("alert inbox full: dropped the %d oldest alert(s) to keep %d", over, self.max_alerts)
         return kept
 
     def findings(self, now: datetime) -> list[Finding]:
