@@ -176,20 +176,27 @@ class Event:
     entity: str
     detail: str
     severity: str = ""
+    related: tuple[str, ...] = ()
 
     def as_dict(self) -> dict[str, Any]:
-        return {**self.__dict__, "at": self.at.isoformat()}
+        return {**self.__dict__, "at": self.at.isoformat(), "related": list(self.related)}
 
 
-def related_keys(entity: Any) -> tuple[str, ...]:
-    """The entity's key plus the node it runs on, so an incident on a node matches its GPUs' findings."""
+def related_keys(entity: Any, finding: Any = None) -> tuple[str, ...]:
+    """The entity's key plus what it belongs to: the node it runs on (an incident on a node matches
+    its GPUs' findings), the model a serving pod serves, and what correlation related it to."""
     keys = [entity.key]
     for attr in ("node", "Hostname", "instance", "kubernetes_node"):
         value = entity.attr(attr)
         if value:
             keys.append(f"node/{value.split(':')[0]}")
             break
-    return tuple(keys)
+    model = entity.attr("model_name") or entity.attr("model")
+    if model and entity.kind == "pod":
+        keys.append(f"model/{entity.namespace}/{model}" if entity.namespace else f"model/{model}")
+    if finding is not None:
+        keys += [k for k in finding.evidence.related if "/" in k]
+    return tuple(dict.fromkeys(keys))
 
 
 class Timeline:
@@ -214,7 +221,7 @@ class Timeline:
             if ep is None:
                 ep = Episode(
                     "finding", f.key, now, now, detector=f.detector, signal=f.signal, entity=f.entity.key,
-                    related=related_keys(f.entity), summary=f.evidence.summary,
+                    related=related_keys(f.entity, f), summary=f.evidence.summary,
                 )
                 self._open_f[f.key] = ep
                 self.findings.append(ep)
@@ -228,7 +235,8 @@ class Timeline:
             if ep is None:
                 ep = Episode(
                     "decision", key, now, now, detector=d.finding.detector, signal=d.finding.signal,
-                    entity=d.target.key, related=(*related_keys(d.target), *related_keys(d.finding.entity)),
+                    entity=d.target.key,
+                    related=tuple(dict.fromkeys((*related_keys(d.target), *related_keys(d.finding.entity, d.finding)))),
                     rule=d.rule, action=d.action, mode=str(d.mode), summary=d.reason,
                 )
                 self._open_d[key] = ep
@@ -242,8 +250,9 @@ class Timeline:
                 what = f"{r.action} refused by {r.rail}" if r.rail else f"{r.action} {r.status}"
                 self.events.append(Event(now, "refusal", what, r.target.key, r.detail))
         for n in report.notifications:
+            related = tuple(dict.fromkeys(k for f in n.findings for k in related_keys(f.entity, f)))
             self.events.append(Event(now, "notification", "resolved" if n.resolved else "firing",
-                                     str(n.entity or n.key), n.title, str(n.severity)))
+                                     str(n.entity or n.key), n.title, str(n.severity), related))
         self.cycles.append({
             "at": now.isoformat(), "series": report.series_count, "findings": len(warned),
             "decisions": len(report.decisions), "actions": sum(1 for d in report.decisions if d.action != ADVISE),

@@ -62,13 +62,18 @@ class Incident(StrictModel):
     trend: bool = False
     # Findings and actions this long before the failure still belong to the incident.
     window_before: Duration = timedelta(hours=6)
+    # How much warning is wanted (default: 60 min for a trend, 30 min for an event); 0 for a
+    # sudden failure with no precursor in the data, where acting in the cycle that sees it is right.
+    wanted_lead: Duration | None = None
 
     @property
     def alert_at(self) -> datetime:
         return self.static_alert_at or self.failure_at
 
     @property
-    def wanted_lead(self) -> timedelta:
+    def lead_wanted(self) -> timedelta:
+        if self.wanted_lead is not None:
+            return self.wanted_lead
         return timedelta(minutes=60 if self.trend else 30)
 
     @property
@@ -139,8 +144,12 @@ def incident_rows(run: ReplayRun, incidents: Sequence[Incident]) -> list[dict[st
             "first_action_at": action.first_at.isoformat() if action else None,
             "first_action": f"{action.action} on {action.entity} ({action.rule})" if action else "",
             "action_lead_min": _minutes(action_lead),
-            "wanted_lead_min": _minutes(inc.wanted_lead),
-            "met": bool(warn_lead is not None and warn_lead >= inc.wanted_lead and (action is not None or not inc.expected_action)),
+            "wanted_lead_min": _minutes(inc.lead_wanted),
+            # Warned early enough, and the expected action came no later than the static alert.
+            "met": bool(
+                warn_lead is not None and warn_lead >= inc.lead_wanted
+                and (not inc.expected_action or (action_lead is not None and action_lead >= timedelta(0)))
+            ),
             "standing_after_resolved": [d.key for d in standing],
         })
     return rows
@@ -162,7 +171,7 @@ def replay_figures(run: ReplayRun, incidents: Sequence[Incident] = (), *, long_d
     by_day: dict[tuple[Any, str], list[Any]] = {}
     for e in pages:
         by_day.setdefault((e.at.date(), e.entity), []).append(e)
-    healthy_pages = [k for k, evs in by_day.items() if not any(inside((ev.entity,), ev.at) for ev in evs)]
+    healthy_pages = [k for k, evs in by_day.items() if not any(inside(ev.related or (ev.entity,), ev.at) for ev in evs)]
     actions = [d for d in tl.decisions if _is_action(d)]
     outside = [d for d in actions if not any(i.covers(d) for i in incidents)]
     end = run.ended
@@ -193,6 +202,9 @@ def replay_figures(run: ReplayRun, incidents: Sequence[Incident] = (), *, long_d
         "refusals": sum(1 for e in tl.events if e.kind == "refusal"),
         "pages_per_day": round(len(by_day) / days, 2),
         "healthy_pages_per_day_per_1000_series": round(len(healthy_pages) / days * 1000 / max(median_series, 1), 2),
+        "pages_outside_incidents": [
+            {"day": str(day), "entity": ent, "first": by_day[(day, ent)][0].detail} for day, ent in sorted(healthy_pages)
+        ],
         "actions_per_day": round(len(actions) / days, 2),
         "noisiest_rules": [{"rule": r, "episodes": n, "cycles": rule_cycles[r]} for r, n in rules.most_common(5)],
         "noisiest_signals": [{"signal": s, "episodes": n} for s, n in signals.most_common(5)],
@@ -293,6 +305,8 @@ def _sections(run: ReplayRun, f: dict[str, Any]) -> list[tuple[str, list[str], l
         ("Incidents", ["incident", "static alert", "first warning", "lead (min)", "first action", "lead (min)", "wanted", "met"],
          [[r["name"], r["static_alert_at"], r["first_warning"] or "none", r["warning_lead_min"], r["first_action"] or "none",
            r["action_lead_min"], r["wanted_lead_min"], "yes" if r["met"] else "NO"] for r in f["incidents"]]),
+        ("Pages outside incidents", ["day", "entity", "first message"],
+         [[p["day"], p["entity"], p["first"]] for p in f["pages_outside_incidents"]]),
         ("Actions outside incidents", ["first", "last", "action", "target", "rule"],
          [[d["first_at"], d["last_at"], d["action"], d["entity"], d.get("rule", "")] for d in f["actions_outside_incidents"]]),
         ("Decisions that never stop", ["first", "last", "cycles", "action", "target", "rule"],

@@ -61,6 +61,8 @@ class HistorySpec:
     filler_pods: int = 40
     cpu_nodes: int = 3
     seed: int = 7
+    # Hours before the first incident's build-up: a day lets daily baselines form first.
+    incident_offset_h: float = 0.0
 
 
 @dataclass
@@ -327,8 +329,9 @@ class _Builder:
 
 def generate(spec: HistorySpec = HistorySpec()) -> ClusterHistory:
     """The cluster and its incidents; offsets in hours from ``spec.start`` (20:00 local)."""
-    if spec.hours < 12:
-        raise ValueError("the incidents need at least 12 hours of history")
+    o = spec.incident_offset_h
+    if spec.hours < 12 + o:
+        raise ValueError("the incidents need 12 hours of history after incident_offset_h")
     if spec.cpu_nodes < 2:
         raise ValueError("cpu_nodes must be at least 2 (the bare pod and the batch job need their own)")
     b = _Builder(spec)
@@ -340,20 +343,20 @@ def generate(spec: HistorySpec = HistorySpec()) -> ClusterHistory:
     for n in cpu_nodes:
         b.node(n)
     # Disk fill on gpu-node-1 "/": log spam from 5 h, DiskPressure at 90 % used, image GC at +20 min.
-    fill = np.where(h < 5, 0.45, 0.45 + (h - 5) * 0.1)
-    gc_at = 9.5 + 20 / 60
+    fill = np.where(h < o + 5, 0.45, 0.45 + (h - o - 5) * 0.1)
+    gc_at = o + 9.5 + 20 / 60
     fill = np.where(h >= gc_at, 0.52, np.minimum(fill, 0.905)) + b.noise(0.0005)
     pressure = (fill >= 0.9) & (h < gc_at)
     b.node("gpu-node-0")
     b.node("gpu-node-1", disk_used=fill, disk_pressure=pressure)
     # gpu-node-2 loses GPU 1 (XID 79) at 7 h; a human cordons it at +10 min, drains it by +20 min,
     # reboots it (GPU back at +50 min) and uncordons it at +60 min. The XID gauge stays 79.
-    xid_h = 7.0
+    xid_h = o + 7.0
     b.node("gpu-node-2", unschedulable=b.between(xid_h + 10 / 60, xid_h + 1.0))
 
     # --- vLLM: llama-3-8b (2 replicas), qwen2-7b (1 replica) ---------------------------------
     load = b.load
-    surge_from, surge_peak = 9.0, 10.5  # traffic surge on llama (a launch): 4.5x over 90 min, holds 1 h
+    surge_from, surge_peak = o + 9.0, o + 10.5  # traffic surge on llama (a launch): 4.5x over 90 min, holds 1 h
     surge = 1 + 3.5 * np.clip((h - surge_from) / (surge_peak - surge_from), 0, 1) * (h < surge_peak + 1.0)
     rps_llama = (4 + 10 * load) * surge
     rs_llama = _hex(s, "llama-rs", n=10)
@@ -411,15 +414,18 @@ def generate(spec: HistorySpec = HistorySpec()) -> ClusterHistory:
                 util = np.where(h >= xid_h + 27 / 60, busy + b.noise(3), 0.0)
             b.gpu(node, i, util, attached=attached, xid=xid, gone=gone)
 
-    # --- model quality: accuracy of qwen2-7b drifts down from 8 h (a bad data pipeline) ----------
-    drift_from = 8.0
+    # --- model quality: accuracy of qwen2-7b drifts down from 8 h (a bad data pipeline) until the
+    # previous model is rolled back an hour after the static alert ------------------------------
+    drift_from = o + 8.0
     base_acc = 0.91
-    acc = base_acc - np.clip(h - drift_from, 0, None) * 0.03 + b.noise(0.002)
+    drift_alert = drift_from + (base_acc * 0.05) / 0.03  # accuracy 5 % below its baseline
+    fixed_at = drift_alert + 1.0
+    drifting = np.clip(np.minimum(h, fixed_at) - drift_from, 0, None) * (h < fixed_at)
+    acc = base_acc - drifting * 0.03 + b.noise(0.002)
     b.gauge("model_accuracy", {"namespace": "inference", "model": "qwen2-7b", "pod": qwen}, acc)
     b.gauge("model_accuracy", {"namespace": "inference", "model": "llama-3-8b", "pod": llama_a}, 0.88 + b.noise(0.002))
     b.gauge("business_conversion_rate", {"namespace": "inference", "model": "qwen2-7b"},
-            0.042 - np.clip(h - drift_from - 0.5, 0, None) * 0.002 + b.noise(0.0004))
-    drift_alert = drift_from + (base_acc * 0.05) / 0.03  # accuracy 5 % below its baseline
+            0.042 - np.clip(drifting - 0.5, 0, None) * 0.002 + b.noise(0.0004))
 
     # --- shop: ReplicaSet pods, one leaking; a rolling deployment -----------------------------
     rs_api = _hex(s, "api-rs", n=10)
@@ -427,8 +433,8 @@ def generate(spec: HistorySpec = HistorySpec()) -> ClusterHistory:
     limit = 2 * GIB
     # Working set climbs from 5 h at a steady rate and hits the limit (OOMKilled) at 8.5 h; the
     # container restarts under the same pod name with a fresh working set.
-    oom_h = 8.5
-    leak = np.where(h < 5, 0.45, 0.45 + (h - 5) * (0.55 / (oom_h - 5)))
+    oom_h = o + 8.5
+    leak = np.where(h < o + 5, 0.45, 0.45 + (h - o - 5) * (0.55 / (oom_h - o - 5)))
     leak = np.where(h >= oom_h, 0.45, np.minimum(leak, 1.0)) * limit + b.noise(4 * MIB)
     b.pod("shop", leak_pod, cpu_nodes[0], "ReplicaSet", f"api-{rs_api}", container="api", limit=limit, usage=leak,
           alive=np.ones(b.T(), bool), restarts=(h >= oom_h).astype(float), oom_from=oom_h)
@@ -487,17 +493,20 @@ def generate(spec: HistorySpec = HistorySpec()) -> ClusterHistory:
          "static_alert_at": at(oom_h), "resolved_at": at(oom_h + 1 / 60), "expected_action": "restart_pod",
          "trend": True},
         {"name": "disk fill -> DiskPressure (90 % used)", "entity": "node/gpu-node-1",
-         "failure_at": at(5 + 0.45 / 0.1), "static_alert_at": at(5 + 0.45 / 0.1), "resolved_at": at(gc_at),
+         "failure_at": at(o + 5 + 0.45 / 0.1), "static_alert_at": at(o + 5 + 0.45 / 0.1), "resolved_at": at(gc_at),
          "expected_action": "advise", "trend": True},
         {"name": "XID 79: GPU fell off the bus", "entity": "node/gpu-node-2", "failure_at": at(xid_h),
          "static_alert_at": at(xid_h), "resolved_at": at(xid_h + 1.0), "expected_action": "evacuate_node",
-         "window_before": "1h"},
+         # A GPU that falls off the bus gives no warning in the exporters' data: the action is
+         # wanted in the cycle that sees it, not ahead of it.
+         "window_before": "1h", "wanted_lead": "0m"},
         {"name": "traffic surge on llama-3-8b", "entity": "model/inference/llama-3-8b",
          "failure_at": at(_first(h, ttft * math.exp(2.326 * 0.55) > 2.0)),
          "static_alert_at": at(_first(h, ttft * math.exp(2.326 * 0.55) > 2.0) + 5 / 60),
          "resolved_at": at(surge_peak + 1.0), "expected_action": "scale_ahead"},
         {"name": "accuracy drift of qwen2-7b", "entity": "model/inference/qwen2-7b", "failure_at": at(drift_alert),
-         "static_alert_at": at(drift_alert), "expected_action": "rollback_model", "trend": True},
+         "static_alert_at": at(drift_alert), "resolved_at": at(fixed_at), "expected_action": "rollback_model",
+         "trend": True},
     ]
     return out
 
