@@ -35,10 +35,13 @@ import numpy as np
 import pandas as pd
 
 from aiops.model import Finding, Frame, Series, SignalInfo, from_epoch
+from detectors._isolation import isolated
+from detectors._daily import BIN_SECONDS, DAY_SECONDS, DailyMaxima, benign_days, bin_maxima
 from detectors._univariate import (
     IQR_TO_SIGMA,
     MAD_TO_SIGMA,
     UnivariateDetector,
+    by_signal,
     check_series,
     clip01,
     fmt_duration,
@@ -60,6 +63,8 @@ Z_INTERVAL = 1.645
 JUMP_SIGMAS = 6.0
 # ...and only when it lasts this many samples: a one- or two-sample spike is not a new level.
 CONFIRM_POINTS = 3
+# A later half of pair slopes this many sigmas below the earlier half is a climb slowing down.
+DECELERATION_SIGMAS = 2.0
 
 
 @dataclass(frozen=True)
@@ -81,8 +86,9 @@ class ExhaustionForecast(UnivariateDetector):
     Parameters
     ----------
     horizon_seconds:
-        How far ahead a crossing counts. The score is the probability of reaching capacity
-        within it; 1 h by default (what the daemon's remediations need to act in time).
+        How far ahead a crossing counts. The score is the probability of reaching the failure
+        point within it; 2 h by default, so that a clean trend is warned about an hour or more
+        ahead (``bench/failure_lead_time.py``) and the ladder has time to prepare and act.
     window_seconds:
         History used for the trend at each point. Shorter reacts faster, longer is steadier.
     jump_fraction:
@@ -113,13 +119,14 @@ class ExhaustionForecast(UnivariateDetector):
         signals: Sequence[str] | None = None,
         report_floor: float = 0.5,
         *,
-        horizon_seconds: float = 3600.0,
+        horizon_seconds: float = 7200.0,
         window_seconds: float = 3600.0,
         jump_fraction: float = 0.1,
         max_gap_seconds: float | None = None,
         capacity: float = 1.0,
         max_lead_seconds: float = 7 * 86400.0,
         reset_memory_seconds: float = 6 * 3600.0,
+        daily_memory_days: int = 3,
     ) -> None:
         super().__init__(signals=signals, report_floor=report_floor)
         for pname, value in (("horizon_seconds", horizon_seconds), ("window_seconds", window_seconds)):
@@ -136,6 +143,11 @@ class ExhaustionForecast(UnivariateDetector):
         self.capacity = float(capacity)
         self.max_lead_seconds = float(max_lead_seconds)
         self.reset_memory_seconds = float(reset_memory_seconds)
+        if not 0 <= daily_memory_days <= 14:
+            raise ValueError(f"daily_memory_days must be between 0 and 14, got {daily_memory_days!r}")
+        # The same-hour comparison reads bins a day old: it needs a horizon shorter than a day.
+        self.daily_memory_days = int(daily_memory_days) if self.horizon_seconds < DAY_SECONDS - BIN_SECONDS else 0
+        self._daily = DailyMaxima(self.daily_memory_days)
 
     # ------------------------------------------------------------------ backtest contract
     def score_series(self, timestamps: np.ndarray, values: np.ndarray) -> np.ndarray:
@@ -148,21 +160,34 @@ class ExhaustionForecast(UnivariateDetector):
         return self.trace(timestamps, values, self.failure_of(info, labels)[0]).score
 
     def trace(
-        self, timestamps: np.ndarray, values: np.ndarray, capacity: float, *, last_only: bool = False
+        self,
+        timestamps: np.ndarray,
+        values: np.ndarray,
+        capacity: float,
+        *,
+        last_only: bool = False,
+        daily: tuple[int, np.ndarray] | None = None,
     ) -> ExhaustionTrace:
         """The forecast at every point, each from data at or before it.
 
         ``last_only`` (the daemon's case) fits the trend over the last two windows only: the
         newest point's forecast is the same, at a fraction of the cost on a long series; earlier
-        points then carry NaN (score 0) where the fit was skipped.
+        points then carry NaN (score 0) where the fit was skipped. ``daily`` holds the 5-minute
+        maxima of the previous days (the daemon keeps them across cycles); by default they are
+        read from the series itself.
         """
         # Absurd values (1e300) overflow to inf/NaN, which score 0: garbage never alarms, and a
         # daemon's log is not flooded with numpy warnings.
         with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
-            return self._trace(timestamps, values, capacity, last_only)
+            return self._trace(timestamps, values, capacity, last_only, daily)
 
     def _trace(
-        self, timestamps: np.ndarray, values: np.ndarray, capacity: float, last_only: bool = False
+        self,
+        timestamps: np.ndarray,
+        values: np.ndarray,
+        capacity: float,
+        last_only: bool = False,
+        daily: tuple[int, np.ndarray] | None = None,
     ) -> ExhaustionTrace:
         t, y = check_series(timestamps, values)
         step = typical_step(t)
@@ -187,6 +212,13 @@ class ExhaustionForecast(UnivariateDetector):
         # a cache eviction) will most likely reset again: each such past cycle halves, thirds...
         # the score. A leak that outgrows its past peaks is not discounted.
         discount = self._reset_discount(t, y, seg, drop_ended, level, noise_sigma, capacity)
+        # A daily peak: the previous days climbed this high at this hour and did not fail.
+        if self.daily_memory_days:
+            here = np.where(np.isfinite(level), level, y)
+            margin = np.fmax(2.0 * np.nan_to_num(noise_sigma, nan=0.0), 0.02 * abs(capacity))
+            bins = daily if daily is not None else bin_maxima(t, y)
+            days = benign_days(t, here, capacity, margin, bins, self.horizon_seconds, self.daily_memory_days)
+            discount = np.fmin(discount, np.where(days > 0, 1.0 / (days + 2.0), 1.0))
         score = score * discount
         # At or past the wall already: nothing left to predict.
         score = np.where(y >= capacity, 1.0, score)
@@ -213,11 +245,24 @@ class ExhaustionForecast(UnivariateDetector):
         )
         starts = np.flatnonzero(np.diff(seg, prepend=seg[0] - 1) != 0)
         # Stretch k ended with a drop when stretch k + 1 starts below where the shift began.
-        drop_ended = np.zeros(int(seg[-1]) + 1 if seg.shape[0] else 0, dtype=bool)
         pos = np.searchsorted(valid, starts[1:])
+        down = np.zeros(pos.shape[0], dtype=bool)
         for k, p in enumerate(pos):
             if CONFIRM_POINTS <= p < valid.shape[0]:
-                drop_ended[k] = bool(y[valid[p]] < y[valid[p - CONFIRM_POINTS]])
+                down[k] = bool(y[valid[p]] < y[valid[p - CONFIRM_POINTS]])
+        # One step up is a level shift (a deploy), not a trend. A step up that follows another
+        # step up within two windows is a staircase (a cache growing in chunks): the fit spans it.
+        keep = np.ones(pos.shape[0], dtype=bool)
+        for k in range(1, pos.shape[0]):
+            if not down[k] and not down[k - 1] and starts[k + 1] - starts[k] <= 2 * window:
+                keep[k] = False
+        if not keep.all():
+            breaks = np.zeros(t.shape[0], dtype=np.int64)
+            breaks[starts[1:][keep]] = 1
+            seg = np.cumsum(breaks)
+            down = down[keep]
+        drop_ended = np.zeros(int(seg[-1]) + 1 if seg.shape[0] else 0, dtype=bool)
+        drop_ended[: down.shape[0]] = down
         return seg, drop_ended
 
     def _fit(
@@ -264,6 +309,21 @@ class ExhaustionForecast(UnivariateDetector):
         with np.errstate(invalid="ignore", divide="ignore"):
             shrink = np.where(slope_sigma > 0, slope**2 / (slope**2 + slope_sigma**2), 1.0)
         mean_ahead = level + slope * shrink * self.horizon_seconds
+        # A climb that slows down (a batch job filling up to its working set, a cache warming)
+        # approaches a plateau: when the later half of the pair slopes is significantly below the
+        # earlier half, extrapolate an exponential approach (a damped trend) instead of a line.
+        half = max(1, lag // 2)
+        late = grouped_rolling(pair_slope, seg, half, min(half, max(2, half // 3)), "median")
+        early = np.full(n, np.nan)
+        if n > half:
+            early[half:] = np.where(seg[half:] == seg[:-half], late[:-half], np.nan)
+        half_sigma = MEDIAN_EFFICIENCY * pair_sigma / math.sqrt(half)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            slowing = ((early - late) > DECELERATION_SIGMAS * math.sqrt(2.0) * half_sigma) & (early > 0)
+            ratio = np.clip(np.maximum(late, 0.0) / early, 1e-6, 1.0 - 1e-9)
+            tau = half * step / -np.log(ratio)
+            rise = np.maximum(late, 0.0) * tau * -np.expm1(-self.horizon_seconds / tau)
+        mean_ahead = np.where(slowing, level + rise, mean_ahead)
         score = np.nan_to_num(normal_sf((capacity - mean_ahead) / np.sqrt(var)), nan=0.0)
         return score, slope, slope_sigma, level, noise_sigma
 
@@ -374,10 +434,24 @@ class ExhaustionForecast(UnivariateDetector):
         margin = 1e-9 * np.maximum(np.abs(capacity), 1.0)
         return (y[:, -1] >= capacity) | (bound >= capacity - margin)
 
+    def detect(self, frame: Frame) -> list[Finding]:
+        if self.daily_memory_days:
+            # Every series' bins, screened or not: a series quiet today is compared with today tomorrow.
+            wanted = [sig for sig in self.signals if sig not in frame.missing_signals and self.applies_to(frame, sig)]
+            grouped = by_signal(frame, wanted)
+            live = []
+            for series_list in grouped.values():
+                for s in series_list:
+                    live.append(s.key)
+                    isolated(self.name, s, self._daily.merge, s.key, s.timestamps, s.values)
+            self._daily.retain(live)
+        return super().detect(frame)
+
     def explain(self, frame: Frame, series: Series) -> Finding | None:
         info = frame.signals[series.signal]
         wall, failure = self.failure_of(info, series.labels)
-        tr = self.trace(series.timestamps, series.values, wall, last_only=True)
+        daily = self._daily.merge(series.key, series.timestamps, series.values) if self.daily_memory_days else None
+        tr = self.trace(series.timestamps, series.values, wall, last_only=True, daily=daily)
         i = len(series) - 1
         now = float(series.timestamps[i])
         value = float(series.values[i])

@@ -1,0 +1,104 @@
+"""Has the series been here at this time of day before, and did it fail then?
+
+A daily peak near the wall (a KV cache at 0.9 every lunchtime, a batch window every night) climbs
+the same way each day and stops short of failing. A trend extrapolated from the morning climb
+says "full by noon" every day. So the forecaster asks the previous days: at this time of day, in
+the horizon that followed, did the series reach the level it is at now, and did it stay below the
+failure point? Each such day is one more benign precedent (Laplace's rule, as for resets). A leak
+on top of a daily pattern outgrows the previous days' levels and loses the discount.
+
+Only 5-minute maxima of the last few days are kept per series (a float32 each, ~3.5 KiB per series
+for three days), the same bins in the daemon and in a backtest, so both score alike.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Hashable, Iterable
+
+import numpy as np
+import pandas as pd
+
+BIN_SECONDS = 300.0
+DAY_SECONDS = 86400.0
+BINS_PER_DAY = int(DAY_SECONDS / BIN_SECONDS)
+
+
+def bin_maxima(t: np.ndarray, y: np.ndarray) -> tuple[int, np.ndarray]:
+    """(index of the first bin, the maximum of each 5-minute bin from there on; NaN where empty)."""
+    ok = np.isfinite(y)
+    if not ok.any():
+        return 0, np.zeros(0)
+    bins = np.floor(t[ok] / BIN_SECONDS).astype(np.int64)
+    first = int(bins[0])
+    dense = np.full(int(bins[-1]) - first + 1, np.nan)
+    np.fmax.at(dense, bins - first, y[ok])
+    return first, dense
+
+
+class DailyMaxima:
+    """The daemon's per-series bins, kept across cycles for ``days`` days (the frame holds hours)."""
+
+    def __init__(self, days: int) -> None:
+        self.keep = (days + 1) * BINS_PER_DAY
+        self._data: dict[Hashable, tuple[int, np.ndarray]] = {}
+
+    def merge(self, key: Hashable, t: np.ndarray, y: np.ndarray) -> tuple[int, np.ndarray]:
+        """Fold the frame's points into the series' bins; return all bins held (float64)."""
+        old = self._data.get(key)
+        if old is not None and old[1].shape[0]:
+            # Only the points from the last bin held on are new: a cycle adds a bin or two.
+            cut = int(np.searchsorted(t, (old[0] + old[1].shape[0] - 1) * BIN_SECONDS, side="left"))
+            t, y = t[cut:], y[cut:]
+        first, dense = bin_maxima(t, y)
+        if old is not None and old[1].shape[0] and dense.shape[0]:
+            o_first, o_dense = old[0], old[1].astype(np.float64)
+            start, end = min(first, o_first), max(first + dense.shape[0], o_first + o_dense.shape[0])
+            merged = np.full(end - start, np.nan)
+            merged[o_first - start : o_first - start + o_dense.shape[0]] = o_dense
+            part = merged[first - start : first - start + dense.shape[0]]
+            merged[first - start : first - start + dense.shape[0]] = np.fmax(part, dense)
+            first, dense = start, merged
+        elif old is not None and not dense.shape[0]:
+            first, dense = old[0], old[1].astype(np.float64)
+        if dense.shape[0] > self.keep:
+            first, dense = first + dense.shape[0] - self.keep, dense[-self.keep :]
+        self._data[key] = (first, dense.astype(np.float32))
+        return first, dense
+
+    def retain(self, live: Iterable[Hashable]) -> None:
+        keep = set(live)
+        for key in [k for k in self._data if k not in keep]:
+            del self._data[key]
+
+    def __len__(self) -> int:
+        return len(self._data)
+
+
+def benign_days(
+    t: np.ndarray,
+    here: np.ndarray,
+    wall: float,
+    margin: np.ndarray,
+    bins: tuple[int, np.ndarray],
+    horizon_seconds: float,
+    days: int,
+) -> np.ndarray:
+    """Per point: how many of the previous ``days`` reached ``here - margin`` within the horizon
+    after this time of day and stayed below ``wall`` (only bins at least a day old are read)."""
+    first, dense = bins
+    count = np.zeros(t.shape[0])
+    if dense.shape[0] == 0 or t.shape[0] == 0:
+        return count
+    width = max(1, int(np.ceil(horizon_seconds / BIN_SECONDS)) + 1)
+    # Forward maximum over the horizon: bin j holds max(dense[j : j + width]).
+    ahead = pd.Series(dense[::-1]).rolling(width, min_periods=1).max().to_numpy()[::-1]
+    now_bin = np.floor(t / BIN_SECONDS).astype(np.int64)
+    for k in range(1, days + 1):
+        j = now_bin - k * BINS_PER_DAY - first
+        inside = (j >= 0) & (j < dense.shape[0])
+        peak = np.full(t.shape[0], np.nan)
+        peak[inside] = ahead[j[inside]]
+        # Causal: with a horizon under a day, every bin read ended before the current one began.
+        with np.errstate(invalid="ignore"):
+            count += (peak >= here - margin) & (peak < wall)
+    return count
