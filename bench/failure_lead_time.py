@@ -47,7 +47,7 @@ from detectors.exhaustion import ExhaustionForecast  # noqa: E402
 DEV_SEEDS = 0  # the range the detector was developed on
 HELD_OUT_SEEDS = 1_000_000  # never looked at while developing
 MAX_FA = 0.05
-WARNING = 0.7  # the policy's default warning threshold
+WARNING, CRITICAL = 0.7, 0.9  # the policy's default severity thresholds
 HOLDS = (0, 5, 15)
 REARM = 30  # minutes
 WARM_UP = int(DAY / STEP)  # false alarms count from the second day on: the daemon's first day learns  # minutes a condition must hold (a rule's ``for:``)
@@ -196,20 +196,22 @@ def main(argv: Sequence[str] | None = None) -> int:
         f"{n_fail} failing and {len(sets['dev']) - n_fail} benign series per set (1-min samples, 3 days each);"
         f" settings chosen on the dev set at <= {MAX_FA} false alarms per series-day"
     )
-    head = f"{'method':<16}{'setting':<20}" + "".join(
-        f"{label + ' ' + col:>16}" for label in sets for col in ("recall", "lead", "FA/s-day")
+    head = f"{'method':<17}{'setting':<18}" + "".join(
+        f"{label + ' ' + col:>{width}}" for label in sets for col, width in (("recall", 17), ("lead", 15), ("FA/s-day", 19))
     )
     print(head)
     print("-" * len(head))
-    rows = [(name, *chosen[name]) for name in METHODS] + [("ours @ warning", WARNING, 0)]
+    rows = [(name, *chosen[name]) for name in METHODS] + [
+        ("ours @ warning", WARNING, 0), ("ours @ warn 15m", WARNING, 15), ("ours @ critical", CRITICAL, 0),
+    ]
     for name, thr, hold in rows:
         method = "ours" if name.startswith("ours") else name
         setting = f">= {thr:g}" + (f" for {hold}m" if hold else "")
         cells = ""
         for label, series in sets.items():
             o = evaluate(series, [held(x, hold) for x in scored[label][method]], thr)
-            cells += f"{o.recall:>16.2f}{o.median_lead_min:>14.0f} m{o.fa_per_series_day:>16.3f}"
-        print(f"{name:<16}{setting:<20}{cells}")
+            cells += f"{o.recall:>17.2f}{o.median_lead_min:>13.0f} m{o.fa_per_series_day:>19.3f}"
+        print(f"{name:<17}{setting:<18}{cells}")
     if args.detail:
         for label, series in sets.items():
             thr, hold = chosen["ours"]

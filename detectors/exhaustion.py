@@ -103,6 +103,12 @@ class ExhaustionForecast(UnivariateDetector):
         Upper bound reported for a failure interval whose slope might be zero.
     reset_memory_seconds:
         How far back past resets (sawtooth cycles that never reached the limit) discount the score.
+    daily_memory_days:
+        How many previous days are asked whether they climbed this high at this hour without
+        failing (daily peaks); 0 turns the comparison off.
+    hold_seconds:
+        The score is the lowest forecast of this span (15 min): a forecast must hold, as a rule's
+        ``for:`` does, before it pages; the first minutes of a batch job's climb look like a leak.
     """
 
     name: ClassVar[str] = "exhaustion"
@@ -127,6 +133,7 @@ class ExhaustionForecast(UnivariateDetector):
         max_lead_seconds: float = 7 * 86400.0,
         reset_memory_seconds: float = 6 * 3600.0,
         daily_memory_days: int = 3,
+        hold_seconds: float = 900.0,
     ) -> None:
         super().__init__(signals=signals, report_floor=report_floor)
         for pname, value in (("horizon_seconds", horizon_seconds), ("window_seconds", window_seconds)):
@@ -148,6 +155,9 @@ class ExhaustionForecast(UnivariateDetector):
         # The same-hour comparison reads bins a day old: it needs a horizon shorter than a day.
         self.daily_memory_days = int(daily_memory_days) if self.horizon_seconds < DAY_SECONDS - BIN_SECONDS else 0
         self._daily = DailyMaxima(self.daily_memory_days)
+        if not 0 <= hold_seconds <= self.horizon_seconds:
+            raise ValueError(f"hold_seconds must be between 0 and the horizon, got {hold_seconds!r}")
+        self.hold_seconds = float(hold_seconds)
 
     # ------------------------------------------------------------------ backtest contract
     def score_series(self, timestamps: np.ndarray, values: np.ndarray) -> np.ndarray:
@@ -220,6 +230,11 @@ class ExhaustionForecast(UnivariateDetector):
             days = benign_days(t, here, capacity, margin, bins, self.horizon_seconds, self.daily_memory_days)
             discount = np.fmin(discount, np.where(days > 0, 1.0 / (days + 2.0), 1.0))
         score = score * discount
+        if self.hold_seconds > 0:
+            # A forecast must hold for a while (a rule's ``for:``): the start of a batch job's
+            # climb looks like a leak for a few minutes, a leak keeps looking like one.
+            hold = points_for(self.hold_seconds, step) + 1
+            score = pd.Series(score).rolling(hold, min_periods=1).min().to_numpy()
         # At or past the wall already: nothing left to predict.
         score = np.where(y >= capacity, 1.0, score)
         score = clip01(score)
