@@ -6,8 +6,10 @@ for each of 10k series every minute would be the whole cycle. A :class:`StateTab
 every series sampled at the same step, what the next point's score depends on, one row per series,
 and scores the new points of all rows together with a few numpy calls:
 
-* the last ``window`` values (the recent median), the seasonal grid (``seasons`` periods of
-  slots, for the seasonal median), the last ``short`` residuals (the spread), the last
+* the last ``window`` values (the recent median), the seasonal profile (``seasons`` periods of
+  per-bucket medians, 15 minutes a bucket by default, plus the open bucket's samples: 689
+  numbers a series at a one-minute step instead of a week of minutes, 10,082; see
+  :func:`seasonal_reference`), the last ``short`` residuals (the spread), the last
   ``refractory`` raw scores, and the fading records as running maxima: as the trace computes them;
 * the robust scales over the ``memory`` span (up to 4,096 points), which is where the trace spends
   its time, from a systematic sample of every ``stride``-th point, recomputed every ``refresh``
@@ -22,6 +24,7 @@ cycle); the table lives in memory, and after a restart the daemon re-learns from
 
 from __future__ import annotations
 
+import math
 import warnings
 from collections.abc import Hashable, Sequence
 from dataclasses import dataclass
@@ -51,6 +54,7 @@ class Spans:
     period: int
     seasons: int
     fade: float  # seconds
+    bucket: int = 1  # samples per bucket of the seasonal profile; divides ``period``
 
     @property
     def warmup(self) -> int:
@@ -68,8 +72,17 @@ def make_spans(
     seasons: int,
     fade_s: float,
     min_history_points: int,
+    profile_s: float = 0.0,
 ) -> Spans:
     window = points_for(window_s, step, minimum=8)
+    period = points_for(period_s, step, minimum=2)
+    # A bucket must divide the period (so "the same bucket k periods ago" is a lag of whole
+    # buckets) and leave at least two per period (so the bucket after it is complete in the past).
+    bucket = math.gcd(period, max(1, int(round(profile_s / step)))) if profile_s > 0 else 1
+    if period // bucket < 3:
+        bucket = 1
+    # Three buckets a period at least: the bucket after "the same one a period ago" is closed.
+    period = max(period, 3)
     # Capped: a robust scale needs thousands of samples, not the 20,000 of two weeks at 1 min.
     memory = min(points_for(memory_s, step, minimum=max(window, min_history_points)), MAX_SCALE_POINTS)
     return Spans(
@@ -78,10 +91,53 @@ def make_spans(
         memory=memory,
         short=points_for(short_s, step, minimum=2),
         refractory=points_for(refractory_s, step) if refractory_s > 0 else 0,
-        period=points_for(period_s, step, minimum=2),
+        period=period,
         seasons=seasons,
         fade=max(fade_s, min_history_points * step),
+        bucket=bucket,
     )
+
+
+def bucket_position(slot: np.ndarray, bucket: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Bucket of each slot, the neighbouring bucket on its side, and its distance from the bucket's
+    centre in buckets (0 at the centre, up to 1/2 at an edge)."""
+    q = slot // bucket
+    offset = ((slot % bucket) + 0.5) / bucket - 0.5
+    return q, q + np.where(offset >= 0, 1, -1), np.abs(offset)
+
+
+def seasonal_reference(same: np.ndarray, beside: np.ndarray, offset: np.ndarray) -> np.ndarray:
+    """The seasonal baseline from the median of the same bucket in each previous period (columns),
+    interpolated linearly towards the neighbouring bucket's: the median over periods, NaN with
+    fewer than two. A bucket's median is robust to the odd outlier and the median over periods to
+    an odd day; the interpolation keeps a steep diurnal ramp from biasing the baseline by half a
+    bucket's change."""
+    with np.errstate(invalid="ignore", over="ignore"):
+        refs = np.where(np.isnan(beside), same, same + offset * (beside - same))
+    return row_median(refs, 2)
+
+
+def profile_value(y: np.ndarray) -> np.ndarray:
+    """A sample as the profile sees it: NaN when unknown or absurd (1e300 garbage)."""
+    return np.where(np.isfinite(y) & (np.abs(y) < np.finfo(np.float32).max), y, np.nan)
+
+
+def bucket_medians(q: np.ndarray, y: np.ndarray, size: int) -> np.ndarray:
+    """Median of the known samples of each bucket ``0..size-1`` (NaN for none), computed as
+    :func:`~detectors._univariate.row_median` computes the daemon's open bucket: same values."""
+    v = profile_value(y)
+    known = ~np.isnan(v)
+    q, v = q[known], v[known]
+    out = np.full(size, np.nan)
+    if q.shape[0] == 0:
+        return out
+    order = np.lexsort((v, q))
+    q, v = q[order], v[order]
+    starts = np.flatnonzero(np.r_[True, q[1:] != q[:-1]])
+    counts = np.diff(np.r_[starts, q.shape[0]])
+    lo, hi = starts + (counts - 1) // 2, starts + counts // 2
+    out[q[starts]] = 0.5 * (v[lo] + v[hi])
+    return out
 
 
 @dataclass(frozen=True)
@@ -131,10 +187,11 @@ class StateTable:
             "values": sp.window,
             "abs_recent": sp.short,
             "raws": max(1, sp.refractory),
-            "grid": sp.seasons * sp.period + 2,
+            "grid": sp.seasons * (sp.period // sp.bucket) + 2,
+            "open": sp.bucket,
             "samples": -(-sp.memory // self.stride),
         }
-        self._lags = (np.arange(1, sp.seasons + 1)[:, None] * sp.period + np.array([-1, 0, 1])[None, :]).ravel()
+        self._lags = np.arange(1, sp.seasons + 1) * (sp.period // sp.bucket)  # in buckets
         self._alloc(0)
 
     # ------------------------------------------------------------------ storage
@@ -143,8 +200,9 @@ class StateTable:
         self.values = np.full((capacity, w["values"]), np.nan)
         self.abs_recent = np.full((capacity, w["abs_recent"]), np.nan)
         self.raws = np.full((capacity, w["raws"]), np.nan)
-        # float32: a week of one-minute slots per series is most of the memory held.
-        self.grid = np.full((capacity, w["grid"]), np.nan, dtype=np.float32)
+        # The seasonal profile: the median of each closed bucket, and the open bucket's samples.
+        self.grid = np.full((capacity, w["grid"]), np.nan)
+        self.open = np.full((capacity, w["open"]), np.nan)
         # float32 too: these are only ever ranked and averaged into scales.
         self.samples = np.full((capacity, len(SAMPLED), w["samples"]), np.nan, dtype=np.float32)
         self.pos = np.zeros((capacity, 4), dtype=np.int64)  # write positions: values, abs_recent, raws, samples
@@ -179,6 +237,7 @@ class StateTable:
             "abs_recent",
             "raws",
             "grid",
+            "open",
             "samples",
             "pos",
             "count",
@@ -212,7 +271,7 @@ class StateTable:
         r = self._grow()
         self.rows[key] = r
         sp, n = self.spans, t.shape[0]
-        for arr in (self.values, self.abs_recent, self.raws, self.grid, self.samples):
+        for arr in (self.values, self.abs_recent, self.raws, self.samples):
             arr[r] = np.nan
         self.pos[r] = 0
         _fill(self.values[r], y)
@@ -221,8 +280,15 @@ class StateTable:
             _fill(self.raws[r], tr.raw)
         slots = np.rint((t - t[0]) / sp.step).astype(np.int64)
         size = self.grid.shape[1]
-        held = slots > slots[-1] - size
-        self.grid[r, slots[held] % size] = _storable(y[held])
+        q = slots // sp.bucket
+        last = int(q[-1])
+        medians = bucket_medians(q, y, last + 1)
+        held = np.arange(max(0, last - size + 1), last)  # closed buckets the profile holds
+        self.grid[r] = np.nan
+        self.grid[r, held % size] = medians[held]
+        self.open[r] = np.nan
+        now = q == last
+        self.open[r, slots[now] % sp.bucket] = profile_value(y[now])
         self.last_slot[r] = slots[-1]
         self.t_first[r] = t[0]
         self.count[r] = n
@@ -290,6 +356,7 @@ class StateTable:
         recent = row_median(self.values[r], max(4, sp.window // 4))
         r_recent = y - recent
         slot = np.rint((t - self.t_first[r]) / sp.step).astype(np.int64)
+        self._close_buckets(r, slot)
         seasonal = self._seasonal(r, slot)
         self._put_slot(r, slot, y)
         _push(self.values, self.pos, 0, r, y)
@@ -357,25 +424,37 @@ class StateTable:
             self.stats[r, col] = np.maximum(np.where(np.isnan(mad), np.nan, np.fmax(mad, mean_abs)), floor)
 
     def _seasonal(self, r: np.ndarray, slot: np.ndarray) -> np.ndarray:
+        """The seasonal baseline at ``slot`` from the closed buckets of the previous periods."""
         size = self.grid.shape[1]
-        src = slot[:, None] - self._lags[None, :]
-        last = self.last_slot[r][:, None]
-        # Slots before the series began, or older than the grid holds, are unknown.
-        ok = (src >= 0) & (src > last - size) & (src <= last)
-        vals = self.grid[r[:, None], src % size].astype(np.float64)
-        return row_median(np.where(ok, vals, np.nan), 6)
+        q, beside, offset = bucket_position(slot, self.spans.bucket)
+        lags = self._lags[None, :]
 
-    def _put_slot(self, r: np.ndarray, slot: np.ndarray, y: np.ndarray) -> None:
-        size = self.grid.shape[1]
-        gap = slot - self.last_slot[r] - 1
-        # Missing slots are unknown, not last period's values (rare: a loop is fine).
-        for j in np.flatnonzero(gap > 0).tolist():
+        def medians(b: np.ndarray) -> np.ndarray:
+            # Buckets before the series began, or older than the profile holds, are unknown.
+            ok = (b >= 0) & (b > q[:, None] - size) & (b < q[:, None])
+            return np.where(ok, self.grid[r[:, None], b % size], np.nan)
+
+        return seasonal_reference(medians(q[:, None] - lags), medians(beside[:, None] - lags), offset[:, None])
+
+    def _close_buckets(self, r: np.ndarray, slot: np.ndarray) -> None:
+        """Before scoring a point in a new bucket: close the open one (its median joins the
+        profile) and mark buckets skipped over as unknown."""
+        size, b = self.grid.shape[1], self.spans.bucket
+        q, last = slot // b, self.last_slot[r] // b
+        moved = q > last
+        if moved.any():
+            rm = r[moved]
+            self.grid[rm, last[moved] % size] = row_median(self.open[rm], 1)
+            self.open[rm] = np.nan
+        for j in np.flatnonzero(q > last + 1).tolist():  # buckets skipped over are unknown (rare: a loop)
             row = r[j]
-            if gap[j] >= size:
+            if q[j] - last[j] > size:
                 self.grid[row] = np.nan
             else:
-                self.grid[row, np.arange(self.last_slot[row] + 1, slot[j]) % size] = np.nan
-        self.grid[r, slot % size] = _storable(y)
+                self.grid[row, np.arange(last[j] + 1, q[j]) % size] = np.nan
+
+    def _put_slot(self, r: np.ndarray, slot: np.ndarray, y: np.ndarray) -> None:
+        self.open[r, slot % self.spans.bucket] = profile_value(y)
         self.last_slot[r] = np.maximum(self.last_slot[r], slot)
 
 

@@ -3,9 +3,9 @@
 Each point is compared with two causal views of "normal", both medians with robust scales so that
 one outlier never moves them:
 
-* **level** – the median of the same slot (± one step) in each of the previous ``seasons``
-  periods (daily by default). Until two periods of history exist, the median of the last
-  ``window_seconds`` stands in for it;
+* **level** – the median, over the previous ``seasons`` periods (daily by default), of the median
+  of the same ``profile_seconds`` bucket (15 minutes), interpolated towards the neighbouring one.
+  Until two periods of history exist, the median of the last ``window_seconds`` stands in for it;
 * **spread** – the mean absolute deviation from the recent median over the last
   ``short_seconds`` against its usual size, which catches a series that turns erratic (or
   shifts for a sustained hour) without one point standing out.
@@ -52,6 +52,9 @@ from aiops.model import Finding, Frame, Series, SignalInfo, from_epoch
 from detectors._isolation import isolated
 from detectors._seasonal_state import (
     MEAN_ABS_TO_SIGMA,
+    bucket_medians,
+    bucket_position,
+    seasonal_reference,
     Params,
     Point,
     Spans,
@@ -132,6 +135,12 @@ class SeasonalBaseline(UnivariateDetector):
     ----------
     period_seconds, seasons:
         The seasonal period (daily by default) and how many past periods the seasonal median uses.
+    profile_seconds:
+        Width of a bucket of the seasonal profile (15 minutes; rounded to divide the period). The
+        daemon keeps one median per closed bucket: 674 numbers a series for a week of quarter
+        hours, instead of 10,080 one-minute slots. ``0``: one bucket per sample. On NAB (leave one
+        category out) an hour cost 14 points of held-out standard score, 15 minutes about 1.5
+        (see the project's backtest report).
     window_seconds:
         Span of the recent median (the level baseline before two periods are known, and the
         centre of the spread view).
@@ -189,6 +198,7 @@ class SeasonalBaseline(UnivariateDetector):
         min_history_points: int = 1000,
         scale_stride: int = 4,
         scale_refresh: int = 8,
+        profile_seconds: float = 900.0,
     ) -> None:
         super().__init__(signals=signals, report_floor=report_floor)
         for pname, value in (
@@ -227,6 +237,9 @@ class SeasonalBaseline(UnivariateDetector):
         if scale_refresh < 1:
             raise ValueError(f"scale_refresh must be at least 1, got {scale_refresh!r}")
         self.scale_refresh = int(scale_refresh)
+        if not profile_seconds >= 0:
+            raise ValueError(f"profile_seconds must be 0 (one bucket per sample) or positive, got {profile_seconds!r}")
+        self.profile_seconds = float(profile_seconds)
         # Per-series incremental state in the daemon (in memory: re-learnt after a restart).
         self._tables: dict[tuple[Spans, str], StateTable] = {}
         self._where: dict[object, StateTable] = {}
@@ -254,6 +267,7 @@ class SeasonalBaseline(UnivariateDetector):
             seasons=self.seasons,
             fade_s=self.fade_seconds,
             min_history_points=self.min_history_points,
+            profile_s=self.profile_seconds,
         )
 
     def trace(self, timestamps: np.ndarray, values: np.ndarray, direction: Direction = "both") -> SeasonalTrace:
@@ -316,29 +330,21 @@ class SeasonalBaseline(UnivariateDetector):
         )
 
     def _seasonal_median(self, t: np.ndarray, y: np.ndarray, step: float) -> np.ndarray:
-        """Median of the same slot (± one step) in each previous period; NaN with < 2 periods."""
-        n = t.shape[0]
-        # On a regular grid "the same slot k periods ago" is an index lag, whatever the gaps.
+        """The seasonal baseline of each point from the previous periods' bucket medians (see
+        :func:`~detectors._seasonal_state.seasonal_reference`); NaN with < 2 periods."""
+        sp = self.spans(step)
+        # On a regular grid "the same bucket k periods ago" is an index lag, whatever the gaps.
         slot = np.rint((t - t[0]) / step).astype(np.int64)
-        grid = np.full(int(slot[-1]) + 1, np.nan)
-        grid[slot] = y
-        period = self.spans(step).period
-        stack = np.full((n, 3 * self.seasons), np.nan)
-        col = 0
-        for k in range(1, self.seasons + 1):
-            for offset in (-1, 0, 1):
-                src = slot - (k * period + offset)
-                ok = src >= 0
-                stack[ok, col] = grid[src[ok]]
-                col += 1
-        # Row-wise median ignoring NaN: sorting puts NaN last, the count says where the middle is
-        # (several times faster than np.nanmedian on long series).
-        count = np.sum(~np.isnan(stack), axis=1)
-        ordered = np.sort(stack, axis=1)
-        rows = np.arange(n)
-        lo = ordered[rows, np.maximum((count - 1) // 2, 0)]
-        hi = ordered[rows, np.maximum(count // 2, 0)]
-        return np.where(count >= 6, 0.5 * (lo + hi), np.nan)
+        q, beside, offset = bucket_position(slot, sp.bucket)
+        means = bucket_medians(q, y, int(q[-1]) + 1)
+        nb = sp.period // sp.bucket
+        lags = np.arange(1, self.seasons + 1)[None, :] * nb
+
+        def at(b: np.ndarray) -> np.ndarray:
+            ok = (b >= 0) & (b < means.shape[0])
+            return np.where(ok, means[np.clip(b, 0, means.shape[0] - 1)], np.nan)
+
+        return seasonal_reference(at(q[:, None] - lags), at(beside[:, None] - lags), offset[:, None])
 
     @staticmethod
     def _robust_z(resid: np.ndarray, memory: int, min_history: int, level: np.ndarray) -> np.ndarray:

@@ -206,3 +206,32 @@ def test_online_points_must_move_forward_in_time() -> None:
         table.advance(["k"], [np.array([np.nan])], [y[-1:]])
     table.advance(["k"], [t[-2:]], [y[-2:]])  # a rejected batch changed nothing
     assert table.last_time("k") == t[-1]
+
+
+@pytest.mark.parametrize("profile_seconds", [900.0, 3600.0, 0.0], ids=["15 min", "hourly", "one bucket per sample"])
+def test_online_seasonal_baseline_equals_the_backtest_exactly(profile_seconds: float) -> None:
+    """The daemon's per-bucket medians reproduce the backtest's profile bit for bit, gaps included."""
+    t, y = _incident_week()
+    y[500] = np.inf  # a division by zero in a recording rule: not part of the profile
+    det = SeasonalBaseline(scale_stride=1, scale_refresh=1, direction="up", profile_seconds=profile_seconds)
+    ends, _ = _online_scores(det, t, y, first=int(6 * HOUR / STEP))
+    trace = det.trace(t, y, "up")
+    (key,) = det._where
+    point = det._where[key].point(key)
+    assert point.t == t[ends[-1]] and np.isfinite(trace.seasonal[ends[-1]])
+    np.testing.assert_array_equal(point.seasonal, trace.seasonal[ends[-1]])
+
+
+def test_the_seasonal_state_holds_a_quarter_hour_profile_not_a_week_of_minutes() -> None:
+    det = SeasonalBaseline()
+    sp = det.spans(60.0)
+    assert sp.bucket == 15 and sp.period // sp.bucket == 96
+    t = T0 + np.arange(0.0, 2 * DAY, 60.0)
+    y = daily(t, 100.0, 30.0, 2.0, 3)
+    det.detect(frame({"inference_latency_p99": [(MODEL, t, y)]}, step=60.0))
+    (table,) = det._tables.values()
+    per_series = table.nbytes / table.count.shape[0]
+    assert table.grid.shape[1] == 7 * 96 + 2  # 674 buckets instead of 10,082 one-minute slots
+    assert per_series < 36 * 1024, per_series  # was ~66 KiB with the minute grid
+    # A step that does not divide into hours still gets buckets that divide the period.
+    assert SeasonalBaseline().spans(420.0).period % SeasonalBaseline().spans(420.0).bucket == 0
