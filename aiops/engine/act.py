@@ -166,14 +166,11 @@ class Actor:
                 )
                 for d in decisions
             ]
-        self.writer.remaining_budget(now)
-        self.writer.breaker.is_open(now)
+        self.writer.export_gauges(now)
         results: list[ActionResult] = []
         leader = self.is_leader  # followers did not act, so they have nothing to judge, undo or resume
         restores = self.outcomes.restores_due(findings, now) if leader else []
-        inflight = {
-            (f.decision.action, f.decision.target.key): f for f in self.writer.books.inflight(self.writer.dry_run)
-        }
+        inflight = {(f.decision.action, f.decision.target.key): f for f in self.writer.in_flight()}
 
         # The cluster is read only when something needs it: a full list per cycle is not free.
         view: ClusterView | None = None
@@ -210,7 +207,7 @@ class Actor:
                 if key not in handled:
                     results.append(self._run(flight.decision, view, now, flight))
         self.errors += [StageError("act", str(e), temporary=e.temporary) for e in self.writer.errors]
-        self.writer.remaining_budget(now)
+        self.writer.export_gauges(now)
         return results
 
     def _read_with_retry(self, now: datetime) -> ClusterView:
@@ -251,11 +248,7 @@ class Actor:
         Only plans that are staged can be continued; a finished one-shot action keeps its cooldown."""
         if decision.restore or not self.is_leader or self.writer.dry_run:
             return None
-        if self.writer.sync_ledger() is not None:
-            return None  # the ledger cannot be read: the rails will refuse and say why
-        started = self.writer.books.peer_started(
-            decision.action, decision.target.key, now - self.config.safety.evacuation_timeout
-        )
+        started = self.writer.started_by_a_peer(decision, now - self.config.safety.evacuation_timeout)
         if started is None:
             return None
         try:
@@ -288,13 +281,13 @@ class Actor:
             )
         if not plan.feasible:
             if flight is not None:
-                self.writer.books.clear_inflight(decision.action, decision.target.key, self.writer.dry_run)
+                self.writer.finish(decision)
             return self._advise(decision, view, now, plan.reason_if_not, plan)
         if flight is not None:
             scoped, _ = self.writer.scope(plan, view)
             if not scoped.mutations and not waiting_of(scoped):
                 # Converged: every write went through and nothing is left waiting.
-                self.writer.books.clear_inflight(decision.action, decision.target.key, self.writer.dry_run)
+                self.writer.finish(decision)
                 self.outcomes.track(decision, now, self._scope(decision, view))
                 return ActionResult(
                     decision.id,

@@ -22,7 +22,7 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -395,6 +395,30 @@ def _is_temporary(exc: BaseException) -> bool:
     return isinstance(exc, KubeApiError) and exc.temporary and not (exc.status == 429 and "evict" in exc.operation)
 
 
+@dataclass
+class _Run:
+    """One admitted execution of a plan, from admit through apply to settle."""
+
+    decision: Decision
+    plan: Plan
+    scoped: Plan  # the plan less the writes the scope rails leave alone
+    view: ClusterView | None
+    now: datetime
+    writes: list[Mutation]
+    held: list[str]  # pod writes over the per-workload cap: they wait
+    dropped: list[str]
+    started_at: datetime
+    done: list[str]  # Mutation.describe() of every write known to be applied
+    applied: list[str] = field(default_factory=list)
+    deferred: list[str] = field(default_factory=list)
+
+
+def _result(
+    decision: Decision, plan: Plan, now: datetime, status: ActionStatus, detail: str, rail: str = ""
+) -> ActionResult:
+    return ActionResult(decision.id, decision.action, plan.target, status, detail, plan=plan, rail=rail, at=now)
+
+
 class GuardedWriter:
     """Applies plans to the cluster when, and only when, every rail allows it."""
 
@@ -484,6 +508,27 @@ class GuardedWriter:
             metrics.BUDGET_REMAINING.labels(window).set(n)
         return remaining
 
+    # -- what the act stage asks (the writer's books stay behind this API) --------------------
+    def export_gauges(self, now: datetime) -> None:
+        """Refresh the budget and breaker gauges on /metrics."""
+        self.remaining_budget(now)
+        self.breaker.is_open(now)
+
+    def in_flight(self) -> list[InFlight]:
+        """Multi-cycle actions admitted earlier and not finished (this mode's books: dry-run or real)."""
+        return self.books.inflight(self.dry_run)
+
+    def finish(self, decision: Decision) -> None:
+        """The action on ``decision``'s target converged or was given up: it is no longer in flight."""
+        self.books.clear_inflight(decision.action, decision.target.key, self.dry_run)
+
+    def started_by_a_peer(self, decision: Decision, since: datetime) -> datetime | None:
+        """When another replica started this action (its Event is in the shared ledger), if it did
+        since ``since``; None as well when the ledger cannot be read (the rails then refuse)."""
+        if self.sync_ledger() is not None:
+            return None
+        return self.books.peer_started(decision.action, decision.target.key, since)
+
     # -- rails -----------------------------------------------------------------------------
     def check(
         self, decision: Decision, plan: Plan, view: ClusterView | None, now: datetime, *, resuming: bool
@@ -553,10 +598,22 @@ class GuardedWriter:
         *,
         inflight: InFlight | None = None,
     ) -> ActionResult:
-        """Run the rails, then apply the plan's writes. Never raises for an API problem."""
+        """Admit the plan (mode, supported writes, rails, and the budget unit spent), apply its
+        writes, settle what is left. Never raises for an API problem."""
+        admitted = self._admit(decision, plan, view, now, inflight)
+        if isinstance(admitted, ActionResult):
+            return admitted
+        failed = self._apply_writes(admitted)
+        return failed if failed is not None else self._settle(admitted)
+
+    def _admit(
+        self, decision: Decision, plan: Plan, view: ClusterView | None, now: datetime, inflight: InFlight | None
+    ) -> _Run | ActionResult:
+        """The result when the plan goes no further (observe, suggest, nothing to do, refused),
+        else the admitted run, its budget unit and cooldown spent and its Event emitted."""
 
         def result(status: ActionStatus, detail: str, rail: str = "") -> ActionResult:
-            return ActionResult(decision.id, decision.action, plan.target, status, detail, plan=plan, rail=rail, at=now)
+            return _result(decision, plan, now, status, detail, rail)
 
         mode = effective_mode(decision, self.config)
         if mode is Mode.OBSERVE:
@@ -591,11 +648,15 @@ class GuardedWriter:
 
         allowed_pods, held = self.allowed_pod_writes(scoped, view, now)
         pod_ok = {id(m) for m in allowed_pods}
-        writes = [m for m in scoped.mutations if m.resource != "pods" or id(m) in pod_ok]
-        started_at = inflight.started_at if inflight else now
-        done = list(inflight.done) if inflight else []
-        first_write = inflight is None
-        if first_write and not undo and (writes or waiting_of(scoped)):
+        run = _Run(
+            decision, plan, scoped, view, now,
+            writes=[m for m in scoped.mutations if m.resource != "pods" or id(m) in pod_ok],
+            held=held,
+            dropped=dropped,
+            started_at=inflight.started_at if inflight else now,
+            done=list(inflight.done) if inflight else [],
+        )
+        if inflight is None and not undo and (run.writes or waiting_of(scoped)):
             # Admitted: the budget unit and the cooldown are spent now, once, even if we crash next.
             self.books.record_action(
                 decision.id, decision.action, plan.target.key, self.dry_run, now, decision.basis,
@@ -603,53 +664,66 @@ class GuardedWriter:
             )
             self.remaining_budget(now)
             self._event(decision, plan, view, now)
+        return run
 
-        applied: list[str] = []
-        deferred: list[str] = []
-        for m in writes:
-            if m.describe() in done:
+    def _apply_writes(self, run: _Run) -> ActionResult | None:
+        """Send the admitted writes in order, recording progress; a FAILED result when one fails
+        permanently, else None (what could not be sent yet is in ``run.deferred``)."""
+        for m in run.writes:
+            if m.describe() in run.done:
                 continue  # a restart resumed this action: the write is known to be applied
             if not self.is_leader():
-                deferred.append(f"{m.describe()}: lost the leader lease; the new leader continues")
+                run.deferred.append(f"{m.describe()}: lost the leader lease; the new leader continues")
                 break
             try:
                 self._apply(m)
             except KubeApiError as exc:
                 if exc.temporary:
-                    deferred.append(f"{m.describe()}: {exc}")
+                    run.deferred.append(f"{m.describe()}: {exc}")
                     if exc.status == 429 and m.verb == "evict":
                         continue  # a PDB blocking one pod is normal operation, and must not stop the others
                     self.errors.append(exc)  # the API is in trouble: the cycle is degraded
                     break
                 # Permanent (403, 400, 422): retrying cannot help; a human must look. Not kept in flight.
-                self.books.clear_inflight(decision.action, decision.target.key, self.dry_run)
-                return result(ActionStatus.FAILED, f"{m.describe()} failed permanently: {exc}" + _done_note(applied))
-            applied.append(m.describe())
-            done.append(m.describe())
+                self.finish(run.decision)
+                return _result(run.decision, run.plan, run.now, ActionStatus.FAILED,
+                               f"{m.describe()} failed permanently: {exc}" + _done_note(run.applied))
+            run.applied.append(m.describe())
+            run.done.append(m.describe())
             if m.resource == "pods":
-                self.books.record_disruption(self._workload_of(m, view), f"{m.namespace}/{m.name}", self.dry_run, now)
-            self._save_progress(decision, started_at, done, now)
+                self.books.record_disruption(
+                    self._workload_of(m, run.view), f"{m.namespace}/{m.name}", self.dry_run, run.now
+                )
+            self._save_progress(run.decision, run.started_at, run.done, run.now)
+        return None
 
-        pending = deferred + held + list(waiting_of(scoped))
-        notes = _done_note(applied) + (f"; left alone: {'; '.join(dropped)}" if dropped else "")
+    def _settle(self, run: _Run) -> ActionResult:
+        """Applied, still in flight (kept for the next cycle), given up after the timeout, or a dry run."""
+        decision, plan, now = run.decision, run.plan, run.now
+
+        def result(status: ActionStatus, detail: str) -> ActionResult:
+            return _result(decision, plan, now, status, detail)
+
+        pending = run.deferred + run.held + list(waiting_of(run.scoped))
+        notes = _done_note(run.applied) + (f"; left alone: {'; '.join(run.dropped)}" if run.dropped else "")
         if self.dry_run:
-            self.books.clear_inflight(decision.action, decision.target.key, True)
+            self.finish(decision)
             extra = f"; would wait for: {'; '.join(pending)}" if pending else ""
             return result(ActionStatus.DRY_RUN, f"dry-run (server-side dryRun=All): {plan.summary}{extra}{notes}")
         if pending:
-            if now - started_at > self.config.evacuation_timeout:
-                self.books.clear_inflight(decision.action, decision.target.key, False)
+            if now - run.started_at > self.config.evacuation_timeout:
+                self.finish(decision)
                 return result(
                     ActionStatus.FAILED,
                     f"gave up after {self.config.evacuation_timeout} (never forced): "
                     f"still blocked: {'; '.join(pending)}{notes}"
                     " — a human must resolve the blocking PodDisruptionBudget or workload",
                 )
-            self.books.save_inflight(decision, started_at, tuple(done), False, now)
+            self.books.save_inflight(decision, run.started_at, tuple(run.done), False, now)
             return result(
                 ActionStatus.DEFERRED, f"in progress: {plan.summary}; retrying later: {'; '.join(pending)}{notes}"
             )
-        self.books.clear_inflight(decision.action, decision.target.key, False)
+        self.finish(decision)
         return result(ActionStatus.APPLIED, f"applied: {plan.summary}{notes}")
 
     def _save_progress(self, decision: Decision, started_at: datetime, done: list[str], now: datetime) -> None:
