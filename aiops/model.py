@@ -367,6 +367,21 @@ class ActionResult:
     at: datetime = field(default_factory=utcnow)
 
 
+class NotificationKind(enum.StrEnum):
+    """What a message is about. Only a finding is a *condition* that later resolves; the others
+    are events told once."""
+
+    FINDING = "finding"
+    ACTION = "action"  # an action's outcome with no finding told beside it
+    STORM = "storm"  # many findings at once, one message per channel
+    DIGEST = "digest"  # the advisor's weekly digest
+    TEST = "test"  # `aiops notify --test`
+
+    @property
+    def resolvable(self) -> bool:
+        return self is NotificationKind.FINDING
+
+
 @dataclass(frozen=True)
 class Notification:
     """One message for people, routed by severity/labels to channels by the notify stage."""
@@ -382,6 +397,7 @@ class Notification:
     cycle_id: str = ""
     labels: Mapping[str, str] = field(default_factory=dict)
     test: bool = False
+    kind: NotificationKind = NotificationKind.FINDING
     id: str = field(default_factory=new_id)
 
 

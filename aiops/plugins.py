@@ -138,6 +138,9 @@ class Notifier(ABC):
     """
 
     name: ClassVar[str] = ""
+    # The receiver groups, de-duplicates and silences per alert itself (Alertmanager): the notify
+    # stage sends it every alert as it is, and never folds a storm into one message for it.
+    groups_itself: ClassVar[bool] = False
 
     @abstractmethod
     def send(self, batch: Sequence[Notification]) -> Delivery: ...

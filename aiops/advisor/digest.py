@@ -9,7 +9,7 @@ from aiops.advisor.history import AdvisorError, RangeQuerier
 from aiops.advisor.records import Advice
 from aiops.advisor.render import describe_saving
 from aiops.config import AiopsConfig
-from aiops.model import Notification, Severity
+from aiops.model import Notification, NotificationKind, Severity
 from aiops.state import Store
 
 # Routes select the digest with `match: {source: advisor}` (it is INFO: give that route min_severity: info).
@@ -50,6 +50,7 @@ def digest_notification(advice: Advice, max_items: int = 10) -> Notification:
         title=f"Weekly GPU capacity advice: {len(recs)} recommendation{'s' if len(recs) != 1 else ''}",
         summary="\n".join(lines),
         labels=dict(LABELS),
+        kind=NotificationKind.DIGEST,
     )
 
 
@@ -95,6 +96,7 @@ def digest(config: AiopsConfig, now: datetime, client: RangeQuerier | None = Non
                 title="Weekly GPU capacity advice could not be computed",
                 summary=f"{exc}\nRun `aiops advise` by hand once the problem is fixed.",
                 labels=dict(LABELS),
+                kind=NotificationKind.DIGEST,
             )
         ]
     return [digest_notification(advice, config.advisor.digest_max_items)]

@@ -26,7 +26,7 @@ from aiops.engine.facts import ClusterFacts
 from aiops.engine.ladder import LadderState
 from aiops.engine.predictions import PredictionLedger
 from aiops.engine.shards import ShardLeases
-from aiops.model import CycleReport, Finding, Frame, Notification, Severity, StageError, new_id, utcnow
+from aiops.model import CycleReport, Finding, Frame, Notification, NotificationKind, Severity, StageError, new_id, utcnow
 from aiops.notify.stage import NotifyStage
 from aiops.plugins import Detector
 from aiops.state import Store
@@ -234,7 +234,8 @@ class Pipeline:
         from aiops.advisor.digest import LABELS, weekly_digest
 
         router = getattr(self.notifier, "router", None)
-        probe = Notification(key="advisor:probe", severity=Severity.INFO, title="", summary="", labels=dict(LABELS))
+        probe = Notification(key="advisor:probe", severity=Severity.INFO, title="", summary="", labels=dict(LABELS),
+                             kind=NotificationKind.DIGEST)
         if not self.config.advisor.digest.enabled or router is None or not router.targets(probe):
             return []
         if not self.actor.is_leader:

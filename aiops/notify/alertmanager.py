@@ -254,6 +254,7 @@ class AlertmanagerParams(StrictModel):
 
 class AlertmanagerNotifier(Notifier):
     name: ClassVar[str] = "alertmanager"
+    groups_itself: ClassVar[bool] = True
     # Alerts with the same labels are the same alert: a repeat is harmless.
     redeliver_after_crash: ClassVar[bool] = True
 

@@ -34,6 +34,7 @@ from aiops.model import (
     Entity,
     Finding,
     Notification,
+    NotificationKind,
     Severity,
     new_id,
     utcnow,
@@ -190,7 +191,7 @@ def build_notifications(
         out.append(Notification(
             key=f"action:{r.action}:{r.target.key}:{r.status.value}", severity=sev,
             title=f"{r.target}: {r.action} {r.status.value}", summary=note, entity=r.target,
-            results=(r,), cycle_id=cycle_id, labels=labels,
+            results=(r,), cycle_id=cycle_id, labels=labels, kind=NotificationKind.ACTION,
         ))
     return out
 
@@ -309,7 +310,7 @@ class NotifyStage:
 
         for n in current:
             # Actions and digests are events, not conditions: they never "resolve".
-            resolvable = not n.key.startswith(("action:", "advisor:", "storm:"))
+            resolvable = n.kind.resolvable
             for target in self.router.targets(n):
                 seen.add((target.channel, n.key))
                 prior = ledger.get((target.channel, n.key))
@@ -379,8 +380,8 @@ class NotifyStage:
             by_channel.setdefault(e.channel, []).append(e)
         for channel, items in by_channel.items():
             notifier = self.notifiers.get(channel)
-            if notifier is None or notifier.name == "alertmanager":
-                out += items  # Alertmanager groups and silences per alert itself
+            if notifier is None or notifier.groups_itself:
+                out += items  # the receiver groups and silences per alert itself
                 continue
             key = f"notify.storm.{channel}"
             started = self.store.get(key)
@@ -445,6 +446,7 @@ def storm_notification(items: Sequence[Notification], cycle_id: str, list_first:
         summary="\n".join(lines),
         cycle_id=cycle_id,
         labels={"severity": severity.value, "kind": "storm"},
+        kind=NotificationKind.STORM,
     )
 
 
@@ -460,6 +462,7 @@ def make_test_notification(route: RouteConfig | None = None) -> Notification:
         summary=f"This is a test message sent by `aiops notify --test` at {when}. No action is needed.",
         labels=labels,
         test=True,
+        kind=NotificationKind.TEST,
     )
 
 

@@ -29,6 +29,7 @@ from aiops.model import (
     Finding,
     Mode,
     Notification,
+    NotificationKind,
     Plan,
     Resolve,
     Rung,
@@ -275,6 +276,7 @@ def notification_to_json(n: Notification) -> str:
             "cycle_id": n.cycle_id,
             "labels": dict(n.labels),
             "test": n.test,
+            "kind": n.kind.value,
         },
         ensure_ascii=False,
         allow_nan=False,
@@ -296,4 +298,16 @@ def notification_from_json(text: str) -> Notification:
         cycle_id=d.get("cycle_id", ""),
         labels=dict(d.get("labels", {})),
         test=bool(d.get("test", False)),
+        kind=NotificationKind(d["kind"]) if "kind" in d else _legacy_kind(d["key"], bool(d.get("test"))),
     )
+
+
+# Outbox rows from before Notification.kind told the kind by a key prefix.
+_LEGACY_PREFIXES = {"action:": NotificationKind.ACTION, "storm:": NotificationKind.STORM,
+                    "advisor:": NotificationKind.DIGEST}
+
+
+def _legacy_kind(key: str, test: bool) -> NotificationKind:
+    if test:
+        return NotificationKind.TEST
+    return next((kind for prefix, kind in _LEGACY_PREFIXES.items() if key.startswith(prefix)), NotificationKind.FINDING)

@@ -18,6 +18,7 @@ from aiops.model import (
     Finding,
     Mode,
     Notification,
+    NotificationKind,
     Resolve,
     Rung,
     Severity,
@@ -85,3 +86,15 @@ def test_a_notification_round_trips() -> None:
 def test_plain_values_hold_one_time_format_and_no_nan() -> None:
     assert plain({"a": (np.int64(3), float("nan")), "t": T0, "d": timedelta(minutes=1), "s": Severity.INFO,
                   "r": Rung.ACT}) == {"a": [3, None], "t": "2026-03-02T12:00:00+00:00", "d": 60.0, "s": "info", "r": 3}
+
+
+def test_a_notification_keeps_its_kind_and_old_rows_get_theirs_from_the_key() -> None:
+    storm = Notification("storm:c1", Severity.CRITICAL, "t", "s", kind=NotificationKind.STORM)
+    assert notification_from_json(notification_to_json(storm)).kind is NotificationKind.STORM
+    for key, kind in [("action:restart_pod:pod/ml/a:failed", NotificationKind.ACTION),
+                      ("advisor:digest:2026-W10", NotificationKind.DIGEST),
+                      ("exhaustion:pod_memory_usage_ratio:pod/ml/a", NotificationKind.FINDING)]:
+        row = json.loads(notification_to_json(Notification(key, Severity.INFO, "t", "s")))
+        del row["kind"]
+        assert notification_from_json(json.dumps(row)).kind is kind
+    assert not NotificationKind.ACTION.resolvable and NotificationKind.FINDING.resolvable
