@@ -9,7 +9,8 @@ Three sources of history:
   a time; the NAB threshold (and, with ``--grid``, the detector configuration) is chosen on the
   other categories and scored on the held-out one, next to the in-sample figure and the baselines.
 * ``aiops backtest DATA --format smd --out DIR``: multi-column SMD/ASD layout for the
-  multivariate detector.
+  multivariate detector; with ``--cv``, leave one machine out (configuration and threshold chosen
+  on the other machines) next to the PCA-reconstruction and IsolationForest baselines.
 * ``aiops backtest --prometheus URL --query PROMQL --start ... --end ... --out DIR``: a user's own
   Prometheus history, to see what the daemon would have flagged, and when, before enabling it.
 """
@@ -38,16 +39,20 @@ from aiops.config import ConfigError, load_config, parse_duration
 from aiops.config.signals import SignalConfig
 from aiops.evaluation.baselines import NullBaseline, RandomBaseline, RollingZScore
 from aiops.evaluation.corpus import CorpusEvaluation, evaluate_corpus, load_instants
-from aiops.evaluation.cv import CvResult, category_folds, format_cv_table, param_grid
+from aiops.evaluation.cv import CvResult, category_folds, format_cv_table, leave_one_out, param_grid
 from aiops.evaluation.metrics import alarm_onsets
 from aiops.evaluation.multicolumn import (
+    MATRIX_BASELINES,
     FeatureZScore,
+    IsolationForestBaseline,
+    PcaReconstruction,
     RandomMatrixBaseline,
     Scored,
     evaluate_machines,
     find_machines,
     replay_machines,
 )
+from aiops.evaluation.multicolumn_cv import format_machines_cv, machines_cross_validate, points_per_second, replay_candidates
 from aiops.evaluation.nab import PROFILES, load_windows, prepare_corpus, probationary_length
 from aiops.evaluation.nab_cv import nab_cross_validate
 from aiops.evaluation.plots import plot_series
@@ -94,8 +99,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument(
         "--cv", action="store_true",
-        help="cross-validate: hold out each top-level folder of DATA in turn (NAB categories), choose the "
-        "threshold and any --grid value on the others; needs --labels",
+        help="cross-validate: hold out each top-level folder of DATA in turn (NAB categories; needs --labels) "
+        "or, with --format smd, each machine; choose the threshold and any --grid value on the others",
     )
     p.add_argument(
         "--grid", action="append", default=[], metavar="KEY=V1,V2,...",
@@ -135,7 +140,7 @@ def run(args: argparse.Namespace) -> int:
         if args.data is None:
             return fail("give DATA (a CSV file or folder) or --prometheus URL --query PROMQL")
         if args.format == "smd":
-            return _run_smd(args, params)
+            return _run_smd_cv(args, params) if args.cv else _run_smd(args, params)
         if args.cv:
             return _run_nab_cv(args, params)
         if args.grid:
@@ -408,23 +413,16 @@ def _print_nab_cv(results: Sequence[CvResult], points: Mapping[str, float], file
 # -- SMD / ASD layout --------------------------------------------------------------------------
 def _run_smd(args: argparse.Namespace, params: dict[str, Any]) -> int:
     name = args.detector or DEFAULT_MULTIVARIATE
-    cls = plugins.load(plugins.DETECTORS, name)
-    if not callable(getattr(cls, "score_matrix", None)):
-        return fail(f"detector {name!r} cannot score multi-column data (no score_matrix); use --detector {DEFAULT_MULTIVARIATE}")
-
-    def make() -> Any:
-        try:
-            return cls(**params)
-        except (TypeError, ValueError) as exc:
-            raise plugins.PluginError(f"detector {name!r} rejected its parameters: {exc}") from exc
-
-    make()
+    make = _matrix_scorer(name, params)
     step = parse_duration(args.step or "1m").total_seconds()
     progress = not args.quiet
     names = find_machines(args.data)
     runs: list[tuple[str, list[Scored]]] = [(name, replay_machines(args.data, make, step, progress=progress, desc=name, names=names))]
     if any(s.labels is not None for s in runs[0][1]):
-        for base_name, factory in (("random", RandomMatrixBaseline), ("feature_zscore", FeatureZScore)):
+        baselines: list[tuple[str, Callable[[], Any]]] = [("random", RandomMatrixBaseline), ("feature_zscore", FeatureZScore)]
+        if (args.data / "train").is_dir():
+            baselines += [("pca_reconstruction", PcaReconstruction), ("isolation_forest", IsolationForestBaseline)]
+        for base_name, factory in baselines:
             runs.append((base_name, replay_machines(args.data, factory, step, progress=progress, desc=base_name, names=names)))
     args.out.mkdir(parents=True, exist_ok=True)
     for s in runs[0][1]:
@@ -439,6 +437,49 @@ def _run_smd(args: argparse.Namespace, params: dict[str, Any]) -> int:
     results = {run_name: evaluate_machines(scored, args.threshold) for run_name, scored in runs}
     _write_summary(args.out, {"detector": name, "params": params, "data": str(args.data), "step_seconds": step, "results": results})
     _print_smd_report(results, args.threshold)
+    return EXIT_OK
+
+
+def _matrix_scorer(name: str, params: Mapping[str, Any]) -> Callable[[], Any]:
+    """A factory of fresh multi-column detectors, checked once so that bad parameters fail before any work."""
+    cls = plugins.load(plugins.DETECTORS, name)
+    if not callable(getattr(cls, "score_matrix", None)):
+        raise plugins.PluginError(f"detector {name!r} cannot score multi-column data (no score_matrix); use --detector {DEFAULT_MULTIVARIATE}")
+
+    def make() -> Any:
+        try:
+            return cls(**params)
+        except (TypeError, ValueError) as exc:
+            raise plugins.PluginError(f"detector {name!r} rejected its parameters: {exc}") from exc
+
+    make()
+    return make
+
+
+def _run_smd_cv(args: argparse.Namespace, params: dict[str, Any]) -> int:
+    """Leave one machine out: the detector's --grid candidate and thresholds chosen on the other machines."""
+    name = args.detector or DEFAULT_MULTIVARIATE
+    grid = _parse_grid(args.grid)
+    makers = {cand: _matrix_scorer(name, cand_params) for cand, cand_params in param_grid(params, grid).items()}
+    step = parse_duration(args.step or "1m").total_seconds()
+    names = find_machines(args.data)
+    folds = leave_one_out(names)
+    methods = [(name, makers, args.threshold)] + [
+        (base_name, {"default": factory}, getattr(factory, "default_threshold", None)) for base_name, factory in MATRIX_BASELINES
+    ]
+    results, points = [], {}
+    for method, method_makers, threshold in methods:
+        candidates = replay_candidates(args.data, method_makers, step, threshold, names, progress=not args.quiet, desc=method)
+        results.append(machines_cross_validate(method, folds, candidates))
+        points[method] = points_per_second(candidates)
+    summary = {
+        "detector": name, "params": params, "grid": grid, "data": str(args.data), "step_seconds": step,
+        "threshold": args.threshold, "machines": names,
+        "results": [{**r.to_dict(), "points_per_second": points[r.method]} for r in results],
+    }
+    _write_summary(args.out, summary)
+    print(f"{args.data}: leave one machine out ({len(folds)} folds).")
+    print(format_machines_cv(results))
     return EXIT_OK
 
 

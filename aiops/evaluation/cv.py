@@ -207,8 +207,9 @@ def format_cv_table(
     labels = list(labels or metrics)
     width = max(8, *(len(x) + 1 for x in labels))
     group = width * len(metrics)
-    head1 = f"{'':<16}{'held-out (CV mean)':>{group}}  {'in-sample (same folds)':>{group}}  {'in-sample - CV':>{group}}"
-    head2 = f"{'method':<16}" + "  ".join("".join(f"{x:>{width}}" for x in labels) for _ in range(3))
+    name = max(16, *(len(r.method) + 1 for r in results))
+    head1 = f"{'':<{name}}{'held-out (CV mean)':>{group}}  {'in-sample (same folds)':>{group}}  {'in-sample - CV':>{group}}"
+    head2 = f"{'method':<{name}}" + "  ".join("".join(f"{x:>{width}}" for x in labels) for _ in range(3))
     lines = [head1, head2, "-" * len(head2)]
     for r in results:
         cv, ins = r.mean_held_out(), r.mean_in_sample()
@@ -217,7 +218,7 @@ def format_cv_table(
             "".join(_cell(ins.get(m), width, decimals) for m in metrics),
             "".join(_cell(_minus(ins.get(m), cv.get(m)), width, decimals) for m in metrics),
         ]
-        lines.append(f"{r.method:<16}" + "  ".join(cells))
+        lines.append(f"{r.method:<{name}}" + "  ".join(cells))
     return "\n".join(lines)
 
 

@@ -16,6 +16,8 @@ from typing import Any, Protocol
 
 import numpy as np
 import pandas as pd
+from sklearn.decomposition import PCA
+from sklearn.ensemble import IsolationForest
 from tqdm import tqdm
 
 from aiops.evaluation.metrics import (
@@ -28,9 +30,13 @@ from aiops.evaluation.metrics import (
 )
 
 __all__ = [
+    "MATRIX_BASELINES",
     "FeatureZScore",
+    "IsolationForestBaseline",
     "Machine",
     "MatrixScorer",
+    "NullMatrixBaseline",
+    "PcaReconstruction",
     "RandomMatrixBaseline",
     "Scored",
     "evaluate_machines",
@@ -194,6 +200,54 @@ def evaluate_machines(scored: Sequence[Scored], threshold: float) -> dict[str, A
     }
 
 
+def _train_rows(X: np.ndarray, train: np.ndarray | None, who: str) -> np.ndarray:
+    if train is None or np.asarray(train).shape[0] < 2:
+        raise ValueError(f"the {who} baseline is fitted on the train split; give the machines a train/ folder")
+    return np.nan_to_num(np.asarray(train, dtype=float))
+
+
+class NullMatrixBaseline:
+    """Never raises anything. Its best F1 is what flagging every row gets: the floor of F1-best."""
+
+    name = "null"
+
+    def score_matrix(self, timestamps: np.ndarray, X: np.ndarray, train: np.ndarray | None = None) -> np.ndarray:
+        return np.zeros(np.asarray(X).shape[0])
+
+
+class PcaReconstruction:
+    """The textbook baseline: ``PCA(n_components=0.95)`` fitted on the train split as shipped (no
+    scaling of our own), each test row scored by its squared reconstruction error.
+
+    The error is squashed by e / (1 + e), which keeps the order, so F1-best is the plain method's.
+    It has no threshold of its own: its F1 at a fixed threshold is not reported.
+    """
+
+    name = "pca_reconstruction"
+    default_threshold = None
+
+    def score_matrix(self, timestamps: np.ndarray, X: np.ndarray, train: np.ndarray | None = None) -> np.ndarray:
+        pca = PCA(n_components=0.95, svd_solver="full").fit(_train_rows(X, train, "PCA reconstruction"))
+        x = np.nan_to_num(np.asarray(X, dtype=float))
+        error = np.square(x - pca.inverse_transform(pca.transform(x))).sum(axis=1)
+        return np.asarray(error / (1.0 + error))
+
+
+class IsolationForestBaseline:
+    """scikit-learn's ``IsolationForest`` with its defaults (seeded), fitted on the train split.
+
+    The score is the paper's anomaly score s in (0, 1] (``-score_samples``); its own decision rule
+    (``contamination="auto"``) flags s > 0.5, which is the threshold its fixed-threshold F1 uses.
+    """
+
+    name = "isolation_forest"
+    default_threshold = 0.5
+
+    def score_matrix(self, timestamps: np.ndarray, X: np.ndarray, train: np.ndarray | None = None) -> np.ndarray:
+        forest = IsolationForest(random_state=0).fit(_train_rows(X, train, "IsolationForest"))
+        return np.asarray(np.clip(-forest.score_samples(np.nan_to_num(np.asarray(X, dtype=float))), 0.0, 1.0))
+
+
 class RandomMatrixBaseline:
     name = "random"
 
@@ -215,3 +269,12 @@ class FeatureZScore:
             z = np.nanmax(np.abs((x - mean) / std), axis=1)
         z = np.nan_to_num(z, nan=0.0)
         return z / (1.0 + z)
+
+
+# The reference methods every multi-column report computes in the same run.
+MATRIX_BASELINES: tuple[tuple[str, Callable[[], MatrixScorer]], ...] = (
+    ("null", NullMatrixBaseline),
+    ("random", RandomMatrixBaseline),
+    ("pca_reconstruction", PcaReconstruction),
+    ("isolation_forest", IsolationForestBaseline),
+)

@@ -97,8 +97,8 @@ def _smd(root: Path) -> None:
         load = rng.random((1300, 1))
         rows = np.hstack([load, 0.7 * load + 0.02 * rng.standard_normal((1300, 1)), rng.random((1300, 1)) * 0.1])
         labels = np.zeros(300, dtype=int)
-        rows[1000 + 150 : 1000 + 170, 1] = 0.95 - rows[1000 + 150 : 1000 + 170, 0]  # break the correlation
-        labels[150:170] = 1
+        rows[1000 + 150 : 1000 + 210, 1] = 0.95 - rows[1000 + 150 : 1000 + 210, 0]  # break the correlation for an hour
+        labels[150:210] = 1
         np.savetxt(root / "train" / f"{machine}.txt", rows[:1000], delimiter=",")
         np.savetxt(root / "test" / f"{machine}.txt", rows[1000:], delimiter=",")
         np.savetxt(root / "test_label" / f"{machine}.txt", labels, fmt="%d")
@@ -113,10 +113,28 @@ def test_smd_backtest_scores_machines_with_the_multivariate_detector(tmp_path: P
     main_run = summary["results"]["multivariate"]
     assert main_run["event_recall"] == 1.0
     assert main_run["mean_best_f1_per_machine"] > 0.7
-    assert set(summary["results"]) == {"multivariate", "random", "feature_zscore"}
+    # With a train split the report carries the PCA-reconstruction and IsolationForest baselines.
+    assert set(summary["results"]) == {"multivariate", "random", "feature_zscore", "pca_reconstruction", "isolation_forest"}
     assert len(pd.read_csv(out / "m-1.csv")) == 300
     assert (out / "plots" / "m-2.png").exists()
     assert "F1@thr" in capsys.readouterr().out
+
+
+def test_smd_cv_leaves_each_machine_out_next_to_the_baselines(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    _smd(tmp_path / "smd")
+    out = tmp_path / "out"
+    argv = ["backtest", str(tmp_path / "smd"), "--format", "smd", "--cv", "--grid", "smooth_minutes=0,5", "--out", str(out), "--quiet"]
+    assert main(argv) == 0
+    summary = json.loads((out / "summary.json").read_text())
+    results = {r["method"]: r for r in summary["results"]}
+    assert list(results) == ["multivariate", "null", "random", "pca_reconstruction", "isolation_forest"]
+    main_run = results["multivariate"]
+    assert [f["fold"] for f in main_run["folds"]] == ["m-1", "m-2"]
+    assert all(f["candidate"] in {"smooth_minutes=0", "smooth_minutes=5"} for f in main_run["folds"])
+    assert main_run["held_out_mean"]["f1_best"] > 0.7
+    assert results["pca_reconstruction"]["held_out_mean"]["f1_default"] is None  # no threshold of its own
+    printed = capsys.readouterr().out
+    assert "held-out" in printed and "in-sample" in printed and "pca_reconstruction" in printed
 
 
 class _FakePrometheus(BaseHTTPRequestHandler):
