@@ -172,9 +172,10 @@ class ReferenceModel:
             index = NearestNeighbors(n_neighbors=min(neighbours, sample.shape[0])).fit(sample)
         model = cls(center, scale, pca.mean_, components, residual_scale, index, max(1, int(window)), alarm_rate)
         # Each calibration part is smoothed as live rows are: its window starts in the fit rows before it.
-        reference = np.hstack([model.log_members(s[max(0, c - model.window + 1) :])[:, -(s.shape[0] - c) :] for s, c in zip(parts, cuts)])
+        blocks = model.log_members_of([s[max(0, c - model.window + 1) :] for s, c in zip(parts, cuts)])
+        reference = np.hstack([b[:, -(s.shape[0] - c) :] for b, s, c in zip(blocks, parts, cuts)])
         model = replace(model, member_calibrations=tuple(Calibration.fit(m) for m in reference))
-        return replace(model, calibration=Calibration.fit(model._combine(reference)))
+        return replace(model, calibration=Calibration.fit(model.combine(reference)))
 
     def members(self, rows: np.ndarray) -> np.ndarray:
         """Raw member scores per row (members x rows): PCA residual, then neighbour distance if any."""
@@ -189,16 +190,25 @@ class ReferenceModel:
 
     def log_members(self, rows: np.ndarray) -> np.ndarray:
         """Log of each member's score averaged causally over the last ``window`` rows (members x rows)."""
-        smoothed = pd.DataFrame(self.members(rows).T).rolling(self.window, min_periods=1).mean().to_numpy().T
-        return np.asarray(np.log(np.maximum(smoothed, RAW_FLOOR)))
+        return self.log_members_of([rows])[0]
 
-    def _combine(self, log_members: np.ndarray) -> np.ndarray:
+    def log_members_of(self, blocks: Sequence[np.ndarray]) -> list[np.ndarray]:
+        """:meth:`log_members` of several contiguous blocks (entities), scored in one batch."""
+        raw = self.members(np.concatenate(blocks)) if blocks else np.empty((0, 0))
+        edges = np.cumsum([0] + [b.shape[0] for b in blocks])
+        out = []
+        for lo, hi in zip(edges[:-1], edges[1:]):
+            smoothed = pd.DataFrame(raw[:, lo:hi].T).rolling(self.window, min_periods=1).mean().to_numpy().T
+            out.append(np.asarray(np.log(np.maximum(smoothed, RAW_FLOOR))))
+        return out
+
+    def combine(self, log_members: np.ndarray) -> np.ndarray:
         """Fisher's statistic: the sum over members of -log of each one's exceedance probability."""
         return -np.sum([c.log_exceedance(m) for c, m in zip(self.member_calibrations, log_members)], axis=0)
 
     def statistic(self, rows: np.ndarray) -> np.ndarray:
         """The combined statistic per row of ``rows`` (higher = more unusual), before calibration."""
-        return self._combine(self.log_members(rows))
+        return self.combine(self.log_members(rows))
 
     def exceedance(self, statistic: np.ndarray) -> np.ndarray:
         assert self.calibration is not None, "a ReferenceModel is used after ReferenceModel.fit"
@@ -419,23 +429,35 @@ class EntityAnomaly(Detector):
         if sum(int((~np.all(np.isnan(s), axis=1)).sum()) for s in segments) < self.min_reference:
             return []  # too little history to say what normal is: no opinion rather than a guess
         model = self._fit(segments, frame.step_seconds)
+        # The smoothing window ends at each entity's newest row; an entity without one has no opinion.
+        newest = {e: t.to_numpy(dtype=float)[-window:] for e, t in tables.items()}
+        scored = {e: rows for e, rows in newest.items() if rows.shape[0] and not np.all(np.isnan(rows[-1]))}
+        try:
+            blocks: list[np.ndarray | None] = list(model.log_members_of(list(scored.values())))
+        except Exception:  # a batch that raises falls back to each entity on its own, isolated
+            blocks = [isolated(self.name, e, model.log_members, rows) for e, rows in scored.items()]
         found = (
-            isolated(self.name, entity, self._score_entity, frame, entity, features, table, model, window)
-            for entity, table in tables.items()
+            isolated(self.name, entity, self._score_entity, frame, entity, features, tables[entity], model, rows[-1], log_members)
+            for (entity, rows), log_members in zip(scored.items(), blocks)
+            if log_members is not None
         )
         return [f for f in found if f is not None]
 
     def _score_entity(
-        self, frame: Frame, entity: Entity, features: tuple[str, ...], table: pd.DataFrame, model: ReferenceModel, window: int
+        self,
+        frame: Frame,
+        entity: Entity,
+        features: tuple[str, ...],
+        table: pd.DataFrame,
+        model: ReferenceModel,
+        row: np.ndarray,
+        log_members: np.ndarray,
     ) -> Finding | None:
-        rows = table.to_numpy(dtype=float)[-window:]  # the smoothing window ends at the newest row
-        if rows.shape[0] == 0 or np.all(np.isnan(rows[-1])):
-            return None
-        statistic = model.statistic(rows)[-1:]
+        statistic = model.combine(log_members[:, -1:])
         score = float(model.calibrate(statistic)[0])
         if score < self.report_floor:
             return None
-        return self._finding(frame, entity, features, table, model, rows[-1], score, statistic)
+        return self._finding(frame, entity, features, table, model, row, score, statistic)
 
     def _finding(
         self,

@@ -84,8 +84,15 @@ def evaluate_machines_cv(runs: MachineRuns, settings: Mapping[str, Any], items: 
 
 
 def machines_cross_validate(method: str, folds: Sequence[Fold], candidates: Mapping[str, MachineRuns]) -> CvResult:
-    """Leave-one-fold-out figures of one method (its candidates' replays)."""
-    return cross_validate(method, folds, candidates, fit_machines, evaluate_machines_cv)
+    """Leave-one-fold-out figures of one method (its candidates' replays).
+
+    ``extra["candidates"]`` holds every candidate's mean F1-best over all machines: how much the
+    choice among them matters, and how the default ranks.
+    """
+    result = cross_validate(method, folds, candidates, fit_machines, evaluate_machines_cv)
+    every = [item for fold in folds for item in fold.test]
+    result.extra["candidates"] = {name: fit_machines(runs, every).objective for name, runs in candidates.items()}
+    return result
 
 
 def replay_candidates(
@@ -123,10 +130,14 @@ def format_machines_cv(results: Sequence[CvResult]) -> str:
         "",
         f"{results[0].method} per held-out machine (configuration chosen on the others):",
     ]
+    candidates = results[0].extra.get("candidates", {})
+    if len(candidates) > 1:
+        lines.insert(-1, f"{results[0].method} candidates, mean F1-best over all machines (in-sample):")
+        lines[-1:-1] = [f"  {value:.3f}  {name}" for name, value in sorted(candidates.items(), key=lambda kv: -kv[1])] + [""]
     for f in results[0].folds:
         h = f.held_out
         lines.append(
-            f"  {f.fold:<20} {f.candidate:<28} F1-best {h['f1_best']:.3f}  F1@thr {h['f1_default']:.3f}"
-            f"  F1@chosen {h['f1_chosen']:.3f} (threshold {f.settings['threshold']:.3g})"
+            f"  {f.fold:<20} F1-best {h['f1_best']:.3f}  F1@thr {h['f1_default']:.3f}"
+            f"  F1@chosen {h['f1_chosen']:.3f} (threshold {f.settings['threshold']:.4f})  {f.candidate}"
         )
     return "\n".join(lines)
