@@ -458,19 +458,6 @@ class EntityAnomaly(Detector):
         score = float(model.calibrate(statistic)[0])
         if score < self.report_floor:
             return None
-        return self._finding(frame, entity, features, table, model, row, score, statistic)
-
-    def _finding(
-        self,
-        frame: Frame,
-        entity: Entity,
-        features: tuple[str, ...],
-        table: pd.DataFrame,
-        model: ReferenceModel,
-        row: np.ndarray,
-        score: float,
-        statistic: np.ndarray,
-    ) -> Finding:
         contrib = model.contributions(row)
         total = float(contrib.sum())
         order = np.argsort(-contrib)[: self.top_features]
