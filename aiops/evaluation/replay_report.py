@@ -52,6 +52,9 @@ class Incident(StrictModel):
 
     name: str = Field(min_length=1)
     entity: str = Field(min_length=1)
+    # Which signals' findings count as its warning (a glob; a disk fill on a node is not warned
+    # by a temperature wobble on one of its GPUs).
+    signal: str = "*"
     failure_at: datetime
     # When a static alert (threshold rule) would have fired; the lead is measured against it.
     static_alert_at: datetime | None = None
@@ -82,6 +85,10 @@ class Incident(StrictModel):
 
     def matches(self, keys: Sequence[str]) -> bool:
         return any(fnmatchcase(k, self.entity) for k in keys)
+
+    def warns(self, ep: Episode) -> bool:
+        """A finding that counts as this incident's warning."""
+        return fnmatchcase(ep.signal, self.signal) and self.covers(ep)
 
     def covers(self, ep: Episode) -> bool:
         return self.matches(ep.related or (ep.entity,)) and (
@@ -124,7 +131,7 @@ def _is_action(ep: Episode) -> bool:
 def incident_rows(run: ReplayRun, incidents: Sequence[Incident]) -> list[dict[str, Any]]:
     rows = []
     for inc in incidents:
-        findings = sorted((e for e in run.timeline.findings if inc.covers(e)), key=lambda e: e.first_at)
+        findings = sorted((e for e in run.timeline.findings if inc.warns(e)), key=lambda e: e.first_at)
         decisions = sorted((e for e in run.timeline.decisions if inc.covers(e)), key=lambda e: e.first_at)
         warning = findings[0] if findings else None
         wanted = [d for d in decisions if (d.action == inc.expected_action if inc.expected_action else _is_action(d))]

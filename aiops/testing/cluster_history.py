@@ -491,10 +491,11 @@ def generate(spec: HistorySpec = HistorySpec()) -> ClusterHistory:
     out.incidents = [
         {"name": "memory leak -> OOMKill", "entity": f"pod/shop/{leak_pod}", "failure_at": at(oom_h),
          "static_alert_at": at(oom_h), "resolved_at": at(oom_h + 1 / 60), "expected_action": "restart_pod",
+         "signal": "pod_memory_usage_ratio",
          "trend": True},
         {"name": "disk fill -> DiskPressure (90 % used)", "entity": "node/gpu-node-1",
          "failure_at": at(o + 5 + 0.45 / 0.1), "static_alert_at": at(o + 5 + 0.45 / 0.1), "resolved_at": at(gc_at),
-         "expected_action": "advise", "trend": True},
+         "expected_action": "advise", "trend": True, "signal": "node_filesystem_usage_ratio"},
         {"name": "XID 79: GPU fell off the bus", "entity": "node/gpu-node-2", "failure_at": at(xid_h),
          "static_alert_at": at(xid_h), "resolved_at": at(xid_h + 1.0), "expected_action": "evacuate_node",
          # A GPU that falls off the bus gives no warning in the exporters' data: the action is
