@@ -1,7 +1,8 @@
-"""A Prometheus HTTP API client for range queries, on top of prometheus-api-client.
+"""A Prometheus HTTP API client for range queries, on a plain ``requests`` session.
 
-What it adds to ``PrometheusConnect``: a timeout always set (the library's default hangs forever),
-chunking so no request asks for more than ``max_points_per_query`` points per series (Prometheus
+Not prometheus-api-client: its query methods parse every answer into Python objects (or pandas),
+which is what set the daemon's peak memory, and its retry adapter retried 500s on its own. What
+this client does instead: a timeout always set, chunking so no request asks for more than ``max_points_per_query`` points per series (Prometheus
 refuses more than 11,000), step-aligned start times, auth/TLS from config, retries for GET only on
 temporary statuses, and errors sorted into temporary (retry next cycle) and permanent (fix the
 query or the config). Answers are decoded straight into numpy (aiops/collect/decode.py), never one
@@ -16,8 +17,6 @@ from datetime import datetime, timedelta
 
 import numpy as np
 import requests
-from prometheus_api_client import PrometheusConnect
-from prometheus_api_client.exceptions import PrometheusApiClientException
 from requests.adapters import HTTPAdapter
 from urllib3.util.retry import Retry
 
@@ -67,14 +66,7 @@ class PrometheusClient:
         if tls.cert_file is not None:
             session.cert = (str(tls.cert_file), str(tls.key_file)) if tls.key_file else str(tls.cert_file)
         self._timeout = config.timeout.total_seconds()
-        self._api = PrometheusConnect(
-            url=self.url,
-            headers=headers or None,
-            disable_ssl=tls.insecure_skip_verify,
-            session=session,
-            retry=retry,  # else it mounts its own adapter that also retries 500s three times
-            timeout=self._timeout,
-        )
+        self._headers = headers
         self._session = session
 
     # -- queries ------------------------------------------------------------------------------
@@ -117,12 +109,8 @@ class PrometheusClient:
         return self._get("/api/v1/query", params, query).split()
 
     def _get(self, path: str, params: dict[str, str], query: str) -> Block:
-        # A bare session call keeps full control of timeouts and error classes; PrometheusConnect is
-        # used for what it does well (connection checks) and shares the same session and auth.
         try:
-            resp = self._session.get(
-                f"{self.url}{path}", params=params, headers=self._api.headers, timeout=self._timeout
-            )
+            resp = self._session.get(f"{self.url}{path}", params=params, headers=self._headers, timeout=self._timeout)
         except requests.Timeout:
             raise PrometheusError(
                 f"Prometheus at {self.url} did not answer within {self._timeout:g}s", temporary=True, query=query
@@ -161,11 +149,12 @@ class PrometheusClient:
         return block
 
     def ready(self) -> bool:
-        """True when Prometheus answers its readiness endpoint."""
+        """True when Prometheus answers its readiness endpoint (``/-/ready``) with 200."""
         try:
-            return bool(self._api.check_prometheus_connection())
-        except (requests.RequestException, PrometheusApiClientException):
+            resp = self._session.get(f"{self.url}/-/ready", headers=self._headers, timeout=self._timeout)
+        except requests.RequestException:
             return False
+        return resp.status_code == 200
 
     def close(self) -> None:
         self._session.close()
