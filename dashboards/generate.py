@@ -204,22 +204,26 @@ DATASOURCE_VARIABLE: Json = {
 }
 
 
-# Marks on every graph where aiops changed the cluster, so cause and effect line up.
-ACTIONS_ANNOTATION: Json = {
-    "name": "aiops actions",
-    "datasource": DATASOURCE,
-    "enable": True,
-    "hide": False,
-    "iconColor": "orange",
-    "expr": 'sum by (action) (increase(aiops_actions_total{status="applied"}[2m])) > 0',
-    "step": "1m",
-    "titleFormat": "aiops applied {{action}}",
-    "textFormat": "see `aiops history --kind action`",
-    "useValueForTime": False,
-}
+def actions_annotation(selector: str) -> Json:
+    """Marks on every graph where aiops changed the cluster, so cause and effect line up."""
+    return {
+        "name": "aiops actions",
+        "datasource": DATASOURCE,
+        "enable": True,
+        "hide": False,
+        "iconColor": "orange",
+        "expr": f'sum by (action) (increase(aiops_actions_total{{{selector},status="applied"}}[2m])) > 0',
+        "step": "1m",
+        "titleFormat": "aiops applied {{action}}",
+        "textFormat": "see `aiops history --kind action`",
+        "useValueForTime": False,
+    }
 
 
-def dashboard(uid: str, title: str, description: str, variables: list[Json], items: list[Panel | Row]) -> Json:
+def dashboard(
+    uid: str, title: str, description: str, variables: list[Json], items: list[Panel | Row], *, actions: str = ""
+) -> Json:
+    """``actions``: the selector of the aiops actions marked on graphs (default: the chosen cluster)."""
     layout = Layout()
     for item in items:
         layout.add(item)
@@ -272,7 +276,7 @@ def dashboard(uid: str, title: str, description: str, variables: list[Json], ite
                     "name": "Annotations & Alerts",
                     "type": "dashboard",
                 },
-                ACTIONS_ANNOTATION,
+                actions_annotation(actions or 'cluster=~"$cluster"'),
             ]
         },
         "templating": {"list": [DATASOURCE_VARIABLE, *variables]},
@@ -283,21 +287,30 @@ def dashboard(uid: str, title: str, description: str, variables: list[Json], ite
 # --- the dashboards ---------------------------------------------------------------------------
 
 _CONTAINER = 'container!="",container!="POD"'
+# Every selector carries the chosen cluster (kubernetes-mixin style): one dashboard serves many
+# clusters in one Prometheus (Thanos, Mimir). "All" is `.*`, which also matches series that have
+# no cluster label at all, so single-cluster setups need nothing.
+CLUSTER = 'cluster=~"$cluster"'
+
+
+def cluster_variable(metric: str) -> Json:
+    return query_variable("cluster", "Cluster", metric, "cluster")
 _FS = 'fstype!~"tmpfs|overlay|squashfs"'
 
 
 def cluster_health() -> Json:
-    ns = 'namespace=~"$namespace"'
-    node = 'node=~"$node"'
-    inst = 'instance=~"$node"'
+    ns = f'{CLUSTER},namespace=~"$namespace"'
+    node = f'{CLUSTER},node=~"$node"'
+    inst = f'{CLUSTER},instance=~"$node"'
     return dashboard(
         "aiops-cluster-health",
         "aiops / Cluster health",
         "Nodes, pods, restarts, OOMKills, pressure and volume fill: the signals aiops reads for pods and nodes. "
         "node-exporter's instance label must carry the node name, as in aiops's signal catalog.",
         [
-            query_variable("namespace", "Namespace", "kube_pod_info", "namespace"),
-            query_variable("node", "Node", "kube_node_status_condition", "node"),
+            cluster_variable("kube_node_status_condition"),
+            query_variable("namespace", "Namespace", f"kube_pod_info{{{CLUSTER}}}", "namespace"),
+            query_variable("node", "Node", f"kube_node_status_condition{{{CLUSTER}}}", "node"),
         ],
         [
             Row("Nodes"),
@@ -530,7 +543,7 @@ def cluster_health() -> Json:
 
 
 def gpu_fleet() -> Json:
-    sel = 'Hostname=~"$node",modelName=~"$model"'
+    sel = f'{CLUSTER},Hostname=~"$node",modelName=~"$model"'
     by_gpu = "Hostname, gpu, UUID, modelName"
     return dashboard(
         "aiops-gpu-fleet",
@@ -538,8 +551,9 @@ def gpu_fleet() -> Json:
         "dcgm-exporter metrics per GPU: utilisation, framebuffer, temperature, power, XID/ECC health, "
         "idle GPUs (the waste you pay for) and MIG slices. Reads recording rules from alert-rules/.",
         [
-            query_variable("node", "Node", "DCGM_FI_DEV_GPU_UTIL", "Hostname"),
-            query_variable("model", "GPU model", 'DCGM_FI_DEV_GPU_UTIL{Hostname=~"$node"}', "modelName"),
+            cluster_variable("DCGM_FI_DEV_GPU_UTIL"),
+            query_variable("node", "Node", f"DCGM_FI_DEV_GPU_UTIL{{{CLUSTER}}}", "Hostname"),
+            query_variable("model", "GPU model", f'DCGM_FI_DEV_GPU_UTIL{{{CLUSTER},Hostname=~"$node"}}', "modelName"),
         ],
         [
             Row("Fleet"),
@@ -719,8 +733,8 @@ def gpu_fleet() -> Json:
 
 
 def inference_quality() -> Json:
-    served = 'namespace=~"$namespace",model_name=~"$model"'
-    quality = 'namespace=~"$namespace",model=~"$quality_model"'
+    served = f'{CLUSTER},namespace=~"$namespace",model_name=~"$model"'
+    quality = f'{CLUSTER},namespace=~"$namespace",model=~"$quality_model"'
     objective = OBJECTIVE_SECONDS
     return dashboard(
         "aiops-inference-quality",
@@ -728,9 +742,12 @@ def inference_quality() -> Json:
         "vLLM (V1) serving latency against the 100 ms objective, queueing and KV-cache, and model accuracy "
         "against its reference with the 5 % drift band, the business KPI beside it. Reads recording rules from alert-rules/.",
         [
-            query_variable("namespace", "Namespace", "vllm:num_requests_waiting", "namespace"),
-            query_variable("model", "Served model", 'vllm:num_requests_waiting{namespace=~"$namespace"}', "model_name"),
-            query_variable("quality_model", "Quality model", 'model_accuracy{namespace=~"$namespace"}', "model"),
+            cluster_variable("vllm:num_requests_waiting"),
+            query_variable("namespace", "Namespace", f"vllm:num_requests_waiting{{{CLUSTER}}}", "namespace"),
+            query_variable(
+                "model", "Served model", f'vllm:num_requests_waiting{{{CLUSTER},namespace=~"$namespace"}}', "model_name"
+            ),
+            query_variable("quality_model", "Quality model", f'model_accuracy{{{CLUSTER},namespace=~"$namespace"}}', "model"),
         ],
         [
             Row("Latency"),
@@ -907,20 +924,26 @@ def inference_quality() -> Json:
 
 
 def aiops_self() -> Json:
-    inst = 'instance=~"$instance"'
-    leader = "and on (instance) (aiops_leader == 1)"
+    # One aiops deployment ($job) in one cluster; its replicas ($instance).
+    inst = f'{CLUSTER},job=~"$job",instance=~"$instance"'
+    # The leader's series only. Both sides keep job and instance, so the match has something to match on.
+    leader = f"and on (job, instance) (aiops_leader{{{inst}}} == 1)"
     return dashboard(
         "aiops-self",
         "aiops / The daemon",
         "aiops's own metrics: cycles and their stages, findings, predicted failures and lead time, actions by result "
         "and the rail that blocked them, budgets, circuit breaker and the notification outbox.",
-        [query_variable("instance", "Replica", "aiops_leader", "instance")],
+        [
+            cluster_variable("aiops_build_info"),
+            query_variable("job", "Job", f"aiops_build_info{{{CLUSTER}}}", "job"),
+            query_variable("instance", "Replica", f'aiops_leader{{{CLUSTER},job=~"$job"}}', "instance"),
+        ],
         [
             Row("Health"),
             Panel(
                 "stat",
                 "Replicas holding the lease",
-                [target("sum(aiops_leader) or vector(0)", instant=True)],
+                [target(f'sum(aiops_leader{{{CLUSTER},job=~"$job"}}) or vector(0)', instant=True)],
                 width=4,
                 height=4,
                 steps=((1, "green"), (2, "red")),
@@ -949,7 +972,8 @@ def aiops_self() -> Json:
             Panel(
                 "stat",
                 "Circuit breaker",
-                [target(f"max(aiops_circuit_breaker_open{{{inst}}}) {leader}", instant=True)],
+                # Per replica first: max() without "by" would drop the labels the leader match needs.
+                [target(f"max(max by (job, instance) (aiops_circuit_breaker_open{{{inst}}}) {leader})", instant=True)],
                 width=4,
                 height=4,
                 steps=((1, "red"),),
@@ -958,7 +982,7 @@ def aiops_self() -> Json:
             Panel(
                 "stat",
                 "Action budget left (leader)",
-                [target(f"max by (window) (aiops_budget_remaining {leader})", "{{window}}", instant=True)],
+                [target(f"max by (window) (aiops_budget_remaining{{{inst}}} {leader})", "{{window}}", instant=True)],
                 width=8,
                 height=4,
                 steps=((1, "orange"), (3, "green")),
@@ -977,7 +1001,7 @@ def aiops_self() -> Json:
             Panel(
                 "timeseries",
                 "Cycle duration p95 by stage",
-                [target("stage:aiops_cycle_duration_seconds:p95_rate5m", "{{stage}}")],
+                [target(f'stage:aiops_cycle_duration_seconds:p95_rate5m{{{CLUSTER},job=~"$job"}}', "{{stage}}")],
                 width=8,
                 unit="s",
                 min=0,
@@ -1143,6 +1167,7 @@ def aiops_self() -> Json:
                 stacked=True,
             ),
         ],
+        actions=f'{CLUSTER},job=~"$job"',
     )
 
 

@@ -110,3 +110,23 @@ def metric_names(expr: str) -> set[str]:
     without_groupings = re.sub(r"\b(by|on|without|group_left|group_right)\s*\([^)]*\)", "", without_labels)
     names = set(re.findall(r"(?<![\w:.])([a-zA-Z_:][\w:]*)(?=\s*[{\[)]|\s*$|\s+[-+*/<>=a-z])", without_groupings))
     return {n for n in names if n not in PROMQL_WORDS and not n.startswith("$")}
+
+
+def selectors(expr: str) -> list[tuple[str, str]]:
+    """Each series selector of an expression as (metric name, its ``{...}`` matchers or "")."""
+
+    def blank(match: re.Match[str]) -> str:
+        return " " * len(match.group(0))
+
+    # Same-length masks keep offsets: strings (their content), ranges, and grouping label lists.
+    masked = re.sub(r'"[^"]*"', lambda m: '"' + "x" * (len(m.group(0)) - 2) + '"', expr)
+    masked = re.sub(r"\[[^\]]*\]", blank, masked)
+    masked = re.sub(r"\b(by|on|without|ignoring|group_left|group_right)\s*\([^)]*\)", blank, masked)
+    found = []
+    for m in re.finditer(r"(?<![\w:.$])([a-zA-Z_:][\w:]*)\s*(\{[^}]*\})?(\s*\()?", masked):
+        name = m.group(1)
+        if m.group(3) or name in PROMQL_WORDS:
+            continue  # a function call or a keyword
+        braces = expr[m.start(2) : m.end(2)] if m.group(2) else ""
+        found.append((name, braces))
+    return found

@@ -16,11 +16,13 @@ from tests.dashboards.grafana import (
     BUILTINS,
     DASHBOARD_DIR,
     DASHBOARD_FILES,
+    LABEL_VALUES,
     VARIABLE,
     all_panels,
     all_queries,
     load,
     metric_names,
+    selectors,
     variable_query,
 )
 
@@ -155,5 +157,34 @@ def test_aiops_metric_names_match_the_daemon() -> None:
 
 
 def _sample_names(metric: Any) -> set[str]:
-    suffixes = {"counter": ["_total"], "histogram": ["_bucket", "_sum", "_count"], "gauge": [""]}
+    suffixes = {"counter": ["_total"], "histogram": ["_bucket", "_sum", "_count"], "gauge": [""], "info": ["_info"]}
     return {metric.name + s for s in suffixes.get(metric.type, [""])}
+
+
+def test_every_selector_is_scoped_to_the_chosen_cluster(dashboard: tuple[Path, dict[str, Any]]) -> None:
+    """One dashboard for many clusters (kubernetes-mixin style): every series read is filtered by
+    ``$cluster``, and the daemon's own by ``$job``, so a multi-cluster Prometheus mixes nothing."""
+    path, model = dashboard
+    names = {v["name"] for v in model["templating"]["list"]}
+    assert "cluster" in names
+    # (expression, whether aiops metrics in it must carry $job)
+    exprs = [(t["expr"], True) for p in all_panels(model) for t in p.get("targets", [])]
+    exprs += [(a["expr"], True) for a in model["annotations"]["list"] if "expr" in a]
+    for v in model["templating"]["list"]:
+        if v["type"] == "query" and v["name"] != "cluster":
+            match = LABEL_VALUES.match(variable_query(v))
+            assert match, v["name"]
+            exprs.append((match.group(1), v["name"] != "job"))  # the $job list itself spans the jobs
+    unscoped = []
+    for expr, with_job in exprs:
+        for name, braces in selectors(expr):
+            job = with_job and name.startswith(("aiops_", "stage:aiops_")) and "job" in names
+            needed = ['cluster=~"$cluster"'] + (['job=~"$job"'] if job else [])
+            if not all(matcher in braces for matcher in needed):
+                unscoped.append(f"{name}{braces} in {expr}")
+    assert unscoped == [], f"{path.name}: " + "\n".join(unscoped)
+
+
+def test_selectors_are_found_in_expressions() -> None:
+    assert selectors('sum by (node) (rate(x_total{a="b"}[5m])) / on (node) y and z{c=~"$d"} > 0 or vector(0)') == [
+        ("x_total", '{a="b"}'), ("y", ""), ("z", '{c=~"$d"}')]

@@ -139,8 +139,26 @@ def test_rules_load_in_prometheus(prometheus: PrometheusServer) -> None:
 
 
 def _filters(expr: str) -> bool:
-    """Comparisons (``> 0``, ``< 30``) select anomalies, so an empty answer is the healthy one."""
-    return re.search(r"[<>]|==", re.sub(r"\{[^}]*\}", "", expr)) is not None
+    """Comparisons (``> 0``, ``< 30``) select anomalies, so an empty answer is the healthy one.
+
+    ``==`` inside parentheses is a join condition (``and on (instance) (aiops_leader == 1)``),
+    not an anomaly: such a panel must show data, so it is checked, not skipped. Only a ``==`` at
+    the top level of the expression filters.
+    """
+    bare = re.sub(r"\{[^}]*\}", "", expr)
+    if re.search(r"[<>]", bare):
+        return True
+    depth = 0
+    for i, ch in enumerate(bare):
+        depth += {"(": 1, ")": -1}.get(ch, 0)
+        if depth == 0 and bare.startswith("==", i):
+            return True
+    return False
+
+
+def test_join_conditions_are_not_taken_for_filters() -> None:
+    assert not _filters('max(max by (job, instance) (x{a="b"}) and on (job, instance) (aiops_leader{c="d"} == 1))')
+    assert _filters("count(up) == 0") and _filters("x > 0") and not _filters("sum(x)")
 
 
 def test_panels_show_data_for_what_the_cluster_and_daemon_export(prometheus: PrometheusServer) -> None:
