@@ -13,12 +13,15 @@ import sys
 import tempfile
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from aiops.commands._common import EXIT_DEGRADED, EXIT_OK, EXPECTED_ERRORS, fail
 from aiops.commands.history import DEMO_STATE
 from aiops.config import AiopsConfig, ConfigError, parse_config
 from aiops.logs import configure_logging
+
+if TYPE_CHECKING:
+    from aiops.testing.livefeed import LiveFeed
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -50,7 +53,7 @@ def demo_config(prometheus_url: str, workdir: Path, port: int = 0, state: Path |
 
 
 def run(args: argparse.Namespace) -> int:
-    from aiops.testing.prometheus import MissingBinary, ServerStartError
+    from aiops.testing.prometheus import MissingBinary, ServerStartError, free_port
     from aiops.testing.synth import start_demo_prometheus
 
     configure_logging("WARNING", "text")
@@ -59,14 +62,23 @@ def run(args: argparse.Namespace) -> int:
     workdir.mkdir(parents=True, exist_ok=True)
     state = _fresh_state(args.workdir)
     print(f"Starting a local Prometheus with the bundled demo history (data in {workdir}) ...", file=sys.stderr)
+    feed = None
+    port = args.port
     try:
-        prom = start_demo_prometheus(workdir)
+        if args.serve:
+            port = port or free_port()
+            feed, extra = _serving_extras(workdir, port)
+            prom = start_demo_prometheus(workdir, history=workdir / "demo.om", **extra)
+        else:
+            prom = start_demo_prometheus(workdir)
     except MissingBinary as exc:
         return fail(str(exc))
     except (ServerStartError, OSError) as exc:
+        if feed is not None:
+            feed.stop()
         return fail(f"could not start the demo Prometheus: {exc}")
     try:
-        config = demo_config(prom.url, workdir, args.port, state)
+        config = demo_config(prom.url, workdir, port, state)
         if args.serve:
             return _serve(config)
         return _once(config, args.json, t0)
@@ -74,8 +86,30 @@ def run(args: argparse.Namespace) -> int:
         return fail(str(exc))
     finally:
         prom.stop()
+        if feed is not None:
+            feed.stop()
         if args.workdir is None:
             shutil.rmtree(workdir, ignore_errors=True)
+
+
+def shipped_rule_files() -> list[Path]:
+    """alert-rules/*.rules.yml of the source checkout aiops runs from (none in a bare wheel)."""
+    return sorted((Path(__file__).resolve().parents[2] / "alert-rules").glob("*.rules.yml"))
+
+
+def _serving_extras(workdir: Path, port: int) -> tuple[LiveFeed, dict[str, Any]]:
+    """What makes the served demo look like a cluster: the shipped recording and alert rules, a
+    scrape of the daemon's /metrics, and a feed that keeps the demo series moving."""
+    from aiops.testing.livefeed import LiveFeed
+    from aiops.testing.synth import write_demo_history
+
+    feed = LiveFeed(write_demo_history(workdir)).start()
+    rules = shipped_rule_files()
+    if not rules:
+        print("alert-rules/ not found next to the package: the demo Prometheus runs without the shipped rules",
+              file=sys.stderr)
+    daemon = {"job_name": "aiops", "scrape_interval": "15s", "static_configs": [{"targets": [f"127.0.0.1:{port}"]}]}
+    return feed, {"rule_files": rules, "scrape_configs": [feed.scrape_config(), daemon]}
 
 
 def _fresh_state(workdir: Path | None) -> Path:
@@ -126,7 +160,8 @@ def _serve(config: AiopsConfig) -> int:
     daemon = Daemon(config, pipeline)
     print(
         f"aiops demo serving on http://127.0.0.1:{daemon.server.port} (/metrics /healthz /readyz); "
-        f"Prometheus at {config.prometheus.url}. Ctrl-C to stop.",
+        f"Prometheus at {config.prometheus.url} (the shipped rules loaded, scraping the daemon and a live feed of "
+        "the demo cluster: point the dashboards in dashboards/ at it). Ctrl-C to stop.",
         file=sys.stderr,
     )
     daemon.run_forever()

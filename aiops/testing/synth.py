@@ -1249,19 +1249,34 @@ def demo_scenario(**overrides: Any) -> Scenario:
     return load_scenario({**yaml.safe_load(text), **overrides})
 
 
+def write_demo_history(workdir: str | Path, *, end: datetime | None = None) -> Path:
+    """The demo history ending at ``end`` (default now), as ``workdir/demo.om``."""
+    workdir = Path(workdir)
+    workdir.mkdir(parents=True, exist_ok=True)
+    return write_openmetrics(demo_scenario(end=end), workdir / "demo.om").path
+
+
 def start_demo_prometheus(
-    workdir: str | Path, *, end: datetime | None = None, port: int | None = None
+    workdir: str | Path,
+    *,
+    end: datetime | None = None,
+    port: int | None = None,
+    history: Path | None = None,
+    rule_files: Sequence[Path] = (),
+    scrape_configs: Sequence[dict[str, object]] = (),
 ) -> PrometheusServer:
-    """Generate the demo history ending at ``end`` (default now), backfill it, start Prometheus.
+    """Backfill the demo history (``history``, or a new one ending at ``end``) and start Prometheus.
 
     Everything lives under ``workdir`` (``demo.om`` and ``prometheus/``); an earlier demo's TSDB
-    there is replaced, since its history ended at another time. The caller stops the server.
+    there is replaced, since its history ended at another time. ``rule_files`` and
+    ``scrape_configs`` go into its config (``aiops demo --serve``). The caller stops the server.
     """
     from aiops.testing.prometheus import PrometheusServer
 
     workdir = Path(workdir)
-    workdir.mkdir(parents=True, exist_ok=True)
     data_dir = workdir / "prometheus"
+    history = history or write_demo_history(workdir, end=end)
     shutil.rmtree(data_dir, ignore_errors=True)
-    result = write_openmetrics(demo_scenario(end=end), workdir / "demo.om")
-    return PrometheusServer(data_dir, openmetrics=result.path, port=port).start()
+    return PrometheusServer(
+        data_dir, openmetrics=history, port=port, rule_files=rule_files, scrape_configs=scrape_configs
+    ).start()
