@@ -315,16 +315,50 @@ class Decision:
         return self.finding.severity or Severity.INFO
 
 
+class Verb(enum.StrEnum):
+    """How a mutation writes."""
+
+    CREATE = "create"
+    DELETE = "delete"
+    EVICT = "evict"  # the Eviction API: PodDisruptionBudgets are enforced by the server
+    PATCH = "patch"
+
+
+class Resource(enum.StrEnum):
+    """What a mutation writes (the API's plural resource name)."""
+
+    PODS = "pods"
+    NODES = "nodes"
+    DEPLOYMENTS = "deployments"
+    STATEFULSETS = "statefulsets"
+    HORIZONTALPODAUTOSCALERS = "horizontalpodautoscalers"
+    EVENTS = "events"
+    APPLICATIONS = "applications"  # Argo CD
+
+
 @dataclass(frozen=True)
 class Mutation:
-    """One intended write to the cluster, as planned by a remediation. Printable and pure."""
+    """One intended write to the cluster, as planned by a remediation. Printable and pure.
 
-    verb: str  # "delete", "patch", "evict", "create"
-    resource: str  # "pods", "nodes", "deployments", "horizontalpodautoscalers", "events", ...
+    ``verb`` and ``resource`` may be given as their string values; an unknown one is a
+    ValueError when the plan is made, not when the writer meets it.
+    """
+
+    verb: Verb
+    resource: Resource
     name: str
     namespace: str = ""
     body: Mapping[str, Any] | None = None
     description: str = ""
+
+    def __post_init__(self) -> None:
+        for attr, kind in (("verb", Verb), ("resource", Resource)):
+            value = getattr(self, attr)
+            try:
+                object.__setattr__(self, attr, kind(value))
+            except ValueError:
+                known = ", ".join(k.value for k in kind)
+                raise ValueError(f"mutation {attr} {value!r} is not one of: {known}") from None
 
     def describe(self) -> str:
         where = f"{self.namespace}/{self.name}" if self.namespace else self.name

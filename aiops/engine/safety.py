@@ -61,6 +61,8 @@ from aiops.model import (
     Mode,
     Mutation,
     Plan,
+    Resource,
+    Verb,
     from_epoch,
     most_cautious,
 )
@@ -797,7 +799,7 @@ class GuardedWriter:
             "count": 1,
         }
         try:
-            self._apply(Mutation("create", "events", "", namespace, body, f"event on {target.key}"))
+            self._apply(Mutation(Verb.CREATE, Resource.EVENTS, "", namespace, body, f"event on {target.key}"))
         except KubeApiError as exc:  # the event documents the action; it must not stop it
             log.warning("could not write the Kubernetes event", extra={"target": target.key, "error": str(exc)})
 

@@ -12,7 +12,7 @@ from typing import Any
 from kubernetes import client as k8s
 
 from aiops.kube.errors import KubeApiError, classify, is_not_found
-from aiops.model import Mutation
+from aiops.model import Mutation, Resource, Verb
 
 
 class KubeWriter:
@@ -23,29 +23,29 @@ class KubeWriter:
         self._apps = k8s.AppsV1Api(api)
         self._autoscaling = k8s.AutoscalingV2Api(api)
         self._custom = k8s.CustomObjectsApi(api)
-        self._routes: dict[tuple[str, str], Callable[[Mutation, dict[str, Any]], Any]] = {
-            ("delete", "pods"): self._delete_pod,
-            ("evict", "pods"): self._evict_pod,
-            ("patch", "nodes"): lambda m, kw: self._core.patch_node(m.name, dict(m.body or {}), **kw),
-            ("patch", "deployments"): lambda m, kw: self._apps.patch_namespaced_deployment(
+        self._routes: dict[tuple[Verb, Resource], Callable[[Mutation, dict[str, Any]], Any]] = {
+            (Verb.DELETE, Resource.PODS): self._delete_pod,
+            (Verb.EVICT, Resource.PODS): self._evict_pod,
+            (Verb.PATCH, Resource.NODES): lambda m, kw: self._core.patch_node(m.name, dict(m.body or {}), **kw),
+            (Verb.PATCH, Resource.DEPLOYMENTS): lambda m, kw: self._apps.patch_namespaced_deployment(
                 m.name, m.namespace, dict(m.body or {}), **kw
             ),
-            ("patch", "statefulsets"): lambda m, kw: self._apps.patch_namespaced_stateful_set(
+            (Verb.PATCH, Resource.STATEFULSETS): lambda m, kw: self._apps.patch_namespaced_stateful_set(
                 m.name, m.namespace, dict(m.body or {}), **kw
             ),
-            ("patch", "horizontalpodautoscalers"): lambda m, kw: (
+            (Verb.PATCH, Resource.HORIZONTALPODAUTOSCALERS): lambda m, kw: (
                 self._autoscaling.patch_namespaced_horizontal_pod_autoscaler(
                     m.name, m.namespace, dict(m.body or {}), **kw
                 )
             ),
             # The client validates a dict body into CoreV1Event itself (pydantic validate_call).
-            ("create", "events"): lambda m, kw: self._core.create_namespaced_event(
+            (Verb.CREATE, Resource.EVENTS): lambda m, kw: self._core.create_namespaced_event(
                 m.namespace,
                 dict(m.body or {}),
                 **kw,  # type: ignore[arg-type]
             ),
             # Argo CD Applications (rollback_model). Custom resources take no strategic merge.
-            ("patch", "applications"): lambda m, kw: self._custom.patch_namespaced_custom_object(
+            (Verb.PATCH, Resource.APPLICATIONS): lambda m, kw: self._custom.patch_namespaced_custom_object(
                 "argoproj.io",
                 "v1alpha1",
                 m.namespace,

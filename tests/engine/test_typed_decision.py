@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
+import pytest
+
 from aiops.config.policy import LadderConfig, PolicyConfig, PolicyRule
 from aiops.engine.decide import Policy
 from aiops.engine.ladder import LadderState
@@ -58,3 +60,14 @@ def test_a_target_to_resolve_is_a_field_and_the_mode_is_the_most_cautious() -> N
     assert (d.target, d.resolve, d.basis, d.rung, d.step) == (POD, Resolve.NODE, Basis.CONFIRMED, None, "")
     assert d.params == {} and d.mode is Mode.SUGGEST
     assert most_cautious(Mode.AUTO, Mode.OBSERVE, Mode.SUGGEST) is Mode.OBSERVE
+
+
+def test_a_mutation_names_its_verb_and_resource_from_a_closed_set() -> None:
+    from aiops.model import Mutation, Resource, Verb
+
+    m = Mutation("evict", "pods", "web-1", "ml")
+    assert (m.verb, m.resource) == (Verb.EVICT, Resource.PODS) and m.describe() == "evict pods ml/web-1"
+    with pytest.raises(ValueError, match="mutation verb 'drain' is not one of: create, delete, evict, patch"):
+        Mutation("drain", "nodes", "n1")
+    with pytest.raises(ValueError, match="mutation resource 'node' is not one of"):
+        Mutation("patch", "node", "n1")
