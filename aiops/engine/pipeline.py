@@ -25,6 +25,8 @@ from aiops.engine.decide import Policy
 from aiops.engine.facts import ClusterFacts
 from aiops.engine.ladder import LadderState
 from aiops.engine.predictions import PredictionLedger
+from aiops.kube.client import request_timeout
+from aiops.kube.notified import ClusterNotifyLedger
 from aiops.engine.shards import ShardLeases
 from aiops.model import CycleReport, Finding, Frame, Notification, NotificationKind, Severity, StageError, new_id, utcnow
 from aiops.notify.stage import NotifyStage
@@ -75,6 +77,16 @@ class Health:
     blind: bool = False
     cycles: int = 0
     last_errors: list[StageError] = field(default_factory=list)
+
+
+def _shared_notify_ledger(config: AiopsConfig, actor: Actor) -> ClusterNotifyLedger | None:
+    """With leader election, the leader publishes its deliveries in the cluster (aiops.kube.notified)."""
+    election = config.kubernetes.leader_election
+    if actor.api is None or not election.enabled:
+        return None
+    return ClusterNotifyLedger(
+        actor.api, election.namespace or config.kubernetes.own_namespace, lease_name=election.lease_name,
+        reporter=getattr(actor.elector, "identity", "aiops"), timeout=request_timeout(config.kubernetes))
 
 
 class Pipeline:
@@ -133,7 +145,8 @@ class Pipeline:
             ledger=ledger,
             actor=actor,
             # Only the leader talks to people; followers keep detecting.
-            notifier=NotifyStage.from_config(config, store, is_leader=lambda: actor.is_leader),
+            notifier=NotifyStage.from_config(config, store, is_leader=lambda: actor.is_leader,
+                                             shared=_shared_notify_ledger(config, actor)),
             audit=audit,
             store=store,
             # Alerts received on the Alertmanager webhook become findings of the next cycle, confirmed

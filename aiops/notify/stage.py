@@ -21,13 +21,15 @@ import hashlib
 import logging
 import string
 import urllib.parse
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
+from typing import Protocol
 
 from aiops import metrics, plugins
 from aiops.config import AiopsConfig
 from aiops.config.notify import NotifyConfig, RouteConfig
+from aiops.errors import AiopsError
 from aiops.model import (
     ActionResult,
     ActionStatus,
@@ -41,7 +43,7 @@ from aiops.model import (
 )
 from aiops.notify import formatting as fmt
 from aiops.state.codec import notification_from_json, notification_to_json
-from aiops.notify.outbox import ChannelReport, Envelope, Outbox
+from aiops.notify.outbox import DELIVERED, ChannelReport, Envelope, Outbox
 from aiops.notify.routing import Router, Target
 from aiops.plugins import Delivery, DeliveryStatus, Notifier
 from aiops.state import Store
@@ -214,15 +216,31 @@ class _Sent:
 
 
 # --- the stage ------------------------------------------------------------------------------
+class SharedLedger(Protocol):
+    """What the leader delivered, where every replica sees it (``aiops.kube.notified``)."""
+
+    def delivered(self) -> set[tuple[str, str, str]]: ...
+
+    def publish(self, delivered: Iterable[tuple[str, str, str]], now: datetime) -> None: ...
+
+
 class NotifyStage:
     """``is_leader``: with several replicas only the leader tells people (one message, one rate
     limit per robot). A follower keeps its de-dup ledger in step without sending, so that when it
-    takes over it does not repeat what the old leader already told."""
+    takes over it does not repeat what the old leader already told.
+
+    ``shared``: where the leader publishes what it *delivered*. With it, a follower marks a
+    notification as told only once the leader delivered it; one the leader queued but never
+    delivered (it died with the message in its outbox) stays due, and the next leader sends it."""
+
+    PUBLISHED_KEY = "notify.shared.published_at"
 
     def __init__(self, config: AiopsConfig, store: Store, notifiers: Mapping[str, Notifier], *,
-                 now: datetime | None = None, is_leader: Callable[[], bool] | None = None) -> None:
+                 now: datetime | None = None, is_leader: Callable[[], bool] | None = None,
+                 shared: SharedLedger | None = None) -> None:
         self.config = config
         self.is_leader = is_leader
+        self.shared = shared
         self.notify_config = config.notify
         self.store = store
         self.notifiers = dict(notifiers)
@@ -240,8 +258,9 @@ class NotifyStage:
         self.last_reports: dict[str, ChannelReport] = {}
 
     @classmethod
-    def from_config(cls, config: AiopsConfig, store: Store, *, is_leader: Callable[[], bool] | None = None) -> NotifyStage:
-        return cls(config, store, build_notifiers(config.notify), is_leader=is_leader)
+    def from_config(cls, config: AiopsConfig, store: Store, *, is_leader: Callable[[], bool] | None = None,
+                    shared: SharedLedger | None = None) -> NotifyStage:
+        return cls(config, store, build_notifiers(config.notify), is_leader=is_leader, shared=shared)
 
     def _decorate(self, n: Notification, route: RouteConfig) -> Notification:
         """Add the route's context (reserved labels) that channels need: route, mentions, links."""
@@ -292,6 +311,7 @@ class NotifyStage:
         current = build_notifications(findings, results, cycle_id=cycle_id,
                                       min_severity=self.config.policy.notify_min_severity, degraded=degraded)
         current = [*current, *extra]
+        told = self._told_by_leader() if not leading else None
         ledger = self._ledger()
         envelopes: list[Envelope] = []
         ledger_rows: list[tuple[object, ...]] = []
@@ -321,6 +341,8 @@ class NotifyStage:
                 )
                 if not due:
                     continue
+                if told is not None and (target.channel, n.key, n.severity.value) not in told:
+                    continue  # not delivered by the leader (yet): it stays due here
                 decorated = self._decorate(n, target.route)
                 envelopes.append(envelope(target, decorated))
                 queued[n.id] = decorated
@@ -366,7 +388,47 @@ class NotifyStage:
             envelopes = self._storm(envelopes, t, cycle_id, queued)
             self.outbox.enqueue_in(conn, envelopes, now)
         self.last_reports = self.outbox.flush(self.notifiers, now)
+        self._publish(now)
         return list(queued.values())
+
+    def _told_by_leader(self) -> set[tuple[str, str, str]] | None:
+        """A follower's view of what the leader delivered; None without a shared ledger."""
+        if self.shared is None:
+            return None
+        try:
+            return self.shared.delivered()
+        except AiopsError as exc:  # unknown: mark nothing, so a new leader rather repeats than loses
+            log.warning("cannot read what the leader delivered: %s", exc)
+            return set()
+
+    def _publish(self, now: datetime) -> None:
+        """The leader records its deliveries since the last publication in the shared ledger."""
+        if self.shared is None:
+            return
+        since = float(self.store.get(self.PUBLISHED_KEY, 0.0) or 0.0)
+        # A delivered row keeps no payload: its severity is the one the ledger queued (a resolved
+        # key is inactive there and is not published: followers only need what fired).
+        rows = self.store.query(
+            "SELECT o.channel, o.key, o.updated_at, l.notification, l.active FROM notify_outbox o "
+            "LEFT JOIN notify_ledger l ON l.channel = o.channel AND l.key = o.key "
+            "WHERE o.state = ? AND o.updated_at > ? ORDER BY o.updated_at", (DELIVERED, since))
+        if not rows:
+            return
+        entries = []
+        for r in rows:
+            if not r["active"]:
+                continue
+            try:
+                n = notification_from_json(r["notification"])
+            except (ValueError, KeyError, TypeError):
+                continue
+            entries.append((r["channel"], r["key"], n.severity.value))
+        try:
+            self.shared.publish(entries, now)
+        except AiopsError as exc:  # told again next flush; a follower meanwhile keeps them due
+            log.warning("cannot record the delivered notifications for the other replicas: %s", exc)
+            return
+        self.store.put(self.PUBLISHED_KEY, float(rows[-1]["updated_at"]))
 
     def _storm(
         self, envelopes: list[Envelope], t: float, cycle_id: str, queued: dict[str, Notification]
@@ -408,6 +470,7 @@ class NotifyStage:
         if self.is_leader is not None and not self.is_leader():
             return {}
         self.last_reports = self.outbox.flush(self.notifiers, now)
+        self._publish(now)
         return self.last_reports
 
     def close(self) -> None:

@@ -29,6 +29,14 @@ NODE_RULE = {"name": "node-alert", "detector": "alertmanager", "signal": "NodeFa
              "min_severity": "critical", "require_confirmed": True, "action": "evacuate_node"}
 
 
+def node_failing_rules(path: Path, node: str = "gpu-1") -> Path:
+    """An alerting rule Prometheus evaluates, firing NodeFailing for ``node``: what post_alert sends
+    is then a real alert, which the daemon verifies against Prometheus's ALERTS series."""
+    rule = {"alert": "NodeFailing", "expr": "vector(1)", "labels": {"node": node, "severity": "critical"}}
+    path.write_text(json.dumps({"groups": [{"name": "nodes", "rules": [rule]}]}))
+    return path
+
+
 def wait_for(predicate: Callable[[], bool], timeout: float, interval: float = 0.1) -> bool:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:

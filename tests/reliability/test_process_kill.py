@@ -25,6 +25,7 @@ from aiops.testing.prometheus import PrometheusServer
 from aiops.testing.smtp import SmtpServer
 from tests.foundation.conftest import write_history
 from tests.reliability.daemon_process import (
+    node_failing_rules,
     WEBHOOK_TOKEN,
     DaemonProcess,
     applied_writes,
@@ -41,7 +42,9 @@ pytestmark = [pytest.mark.reliability, pytest.mark.slow]
 def prometheus(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PrometheusServer]:
     root = tmp_path_factory.mktemp("prom-process")
     write_history(root / "h.om", datetime.now(UTC).replace(second=0, microsecond=0))
-    with PrometheusServer(root / "data", openmetrics=root / "h.om") as prom:
+    rules = node_failing_rules(root / "rules.json")
+    with PrometheusServer(root / "data", openmetrics=root / "h.om", rule_files=[rules],
+                          evaluation_interval="1s") as prom:
         yield prom
 
 

@@ -18,6 +18,7 @@ from aiops.testing.kubeapi_objects import make_node, make_pod
 from aiops.testing.prometheus import PrometheusServer
 from tests.foundation.conftest import write_history
 from tests.reliability.daemon_process import (
+    node_failing_rules,
     WEBHOOK_TOKEN,
     DaemonProcess,
     applied_writes,
@@ -37,7 +38,9 @@ RETRY_PERIOD = 0.5
 @pytest.fixture
 def prometheus(tmp_path: Path) -> Iterator[PrometheusServer]:
     write_history(tmp_path / "h.om", datetime.now(UTC).replace(second=0, microsecond=0))
-    with PrometheusServer(tmp_path / "prom", openmetrics=tmp_path / "h.om") as prom:
+    rules = node_failing_rules(tmp_path / "rules.json")
+    with PrometheusServer(tmp_path / "prom", openmetrics=tmp_path / "h.om", rule_files=[rules],
+                          evaluation_interval="1s") as prom:
         yield prom
 
 
@@ -124,10 +127,6 @@ def test_two_replicas_one_acts_and_the_survivor_takes_over_a_killed_leaders_evac
           f"(lease_duration {LEASE_DURATION:.0f}s, retry_period {RETRY_PERIOD}s)")
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "notify/stage.py: a follower marks each finding as told in its de-dup ledger without knowing whether "
-    "the leader delivered it; when the leader dies with the message still in its outbox (DingTalk throttled "
-    "or down), the new leader never sends it (until repeat_interval, 4h). Owner: aiops/notify (engineer E)."))
 def test_a_message_the_killed_leader_could_not_deliver_is_sent_by_the_new_leader(
     prometheus: PrometheusServer, tmp_path: Path
 ) -> None:
