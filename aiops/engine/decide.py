@@ -232,10 +232,10 @@ class Policy:
             wanted = NOTIFY
         if ladder.skip_prepare and wanted == PREPARE:
             wanted = NOTIFY
-        step = self.ladder.climb(rule.name, target.key, finding.entity.key, wanted, jump=finding.confirmed, now=now)
+        step = self.ladder.climb(rule.name, target, finding.entity.key, wanted, jump=finding.confirmed, now=now)
         rung = step.rung
         if ladder.skip_prepare and rung == PREPARE:
-            rung = self.ladder.climb(rule.name, target.key, finding.entity.key, ACT, jump=True, now=now).rung
+            rung = self.ladder.climb(rule.name, target, finding.entity.key, ACT, jump=True, now=now).rung
         return rung, rungs
 
     def _rollbacks(self, closed: Sequence[ClosedPrediction]) -> list[Decision]:
@@ -249,9 +249,7 @@ class Policy:
                 rule = rules.get(episode.rule)
                 if c.outcome != FALSE_POSITIVE or rule is None or rule.ladder is None or episode.rung < PREPARE:
                     continue
-                kind, _, rest = episode.target.partition("/")
-                namespace, _, name = rest.rpartition("/")
-                target = Entity(kind=kind, name=name, namespace=namespace)
+                target = episode.target
                 evidence_finding = Finding(
                     detector=c.detector, signal=c.signal, entity=target, score=0.0,
                     observed_at=c.opened_at,

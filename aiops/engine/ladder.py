@@ -7,11 +7,15 @@ restart neither forgets a prepared node nor climbs twice in one cycle.
 
 from __future__ import annotations
 
+import json
+import sqlite3
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from aiops.model import Rung
+from aiops.model import Entity, Rung
 from aiops.state import Store
+from aiops.state.codec import entity_from_dict, entity_to_dict
+from aiops.state.migrations import add_column, migrate
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS ladder (
@@ -19,6 +23,10 @@ CREATE TABLE IF NOT EXISTS ladder (
     cycle_at REAL NOT NULL, updated_at REAL NOT NULL, PRIMARY KEY (rule, target)
 );
 """
+
+# Append-only (see aiops.state.migrations). target_entity: the target itself, so a rollback
+# needs no key parsed back into an Entity ('' in rows from before it).
+MIGRATIONS = (SCHEMA, add_column("ladder", "target_entity", "TEXT NOT NULL DEFAULT ''"))
 
 NOTIFY, PREPARE, ACT = Rung.NOTIFY, Rung.PREPARE, Rung.ACT
 
@@ -32,7 +40,7 @@ class Step:
 @dataclass(frozen=True)
 class Episode:
     rule: str
-    target: str
+    target: Entity
     entity: str
     rung: int
 
@@ -41,23 +49,26 @@ class LadderState:
     def __init__(self, store: Store, *, forget_after: timedelta = timedelta(days=1)) -> None:
         self.store = store
         self.forget_after = forget_after
-        store.ensure_schema(SCHEMA)
+        migrate(store, "ladder", MIGRATIONS)
 
-    def climb(self, rule: str, target: str, entity: str, wanted: int, *, jump: bool, now: datetime) -> Step:
+    def climb(self, rule: str, target: Entity, entity: str, wanted: int, *, jump: bool, now: datetime) -> Step:
         """Move towards ``wanted``: at most one rung per cycle unless ``jump``; never down."""
         now_s = now.timestamp()
         with self.store.transaction() as conn:
-            row = conn.execute("SELECT rung, cycle_at FROM ladder WHERE rule = ? AND target = ?", (rule, target)).fetchone()
+            row = conn.execute(
+                "SELECT rung, cycle_at FROM ladder WHERE rule = ? AND target = ?", (rule, target.key)
+            ).fetchone()
             current = int(row["rung"]) if row else 0
             if row is not None and row["cycle_at"] == now_s:
                 return Step(Rung(current), current)  # already climbed this cycle (a second finding, same target)
             rung = wanted if jump else min(wanted, current + 1)
             rung = max(rung, current, NOTIFY)
             conn.execute(
-                "INSERT INTO ladder (rule, target, entity, rung, cycle_at, updated_at) VALUES (?, ?, ?, ?, ?, ?) "
+                "INSERT INTO ladder (rule, target, entity, rung, cycle_at, updated_at, target_entity) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?) "
                 "ON CONFLICT(rule, target) DO UPDATE SET rung = excluded.rung, entity = excluded.entity, "
-                "cycle_at = excluded.cycle_at, updated_at = excluded.updated_at",
-                (rule, target, entity, rung, now_s, now_s),
+                "cycle_at = excluded.cycle_at, updated_at = excluded.updated_at, target_entity = excluded.target_entity",
+                (rule, target.key, entity, rung, now_s, now_s, json.dumps(entity_to_dict(target))),
             )
             conn.execute("DELETE FROM ladder WHERE updated_at < ?", (now_s - self.forget_after.total_seconds(),))
         return Step(Rung(rung), current)
@@ -67,4 +78,13 @@ class LadderState:
         with self.store.transaction() as conn:
             rows = conn.execute("SELECT * FROM ladder WHERE entity = ?", (entity,)).fetchall()
             conn.execute("DELETE FROM ladder WHERE entity = ?", (entity,))
-        return [Episode(r["rule"], r["target"], r["entity"], int(r["rung"])) for r in rows]
+        return [Episode(r["rule"], _target(r), r["entity"], int(r["rung"])) for r in rows]
+
+
+def _target(row: sqlite3.Row) -> Entity:
+    if row["target_entity"]:
+        return entity_from_dict(json.loads(row["target_entity"]))
+    # A row from before target_entity (kept at most ``forget_after``): its key is all there is.
+    kind, _, rest = row["target"].partition("/")
+    namespace, _, name = rest.rpartition("/")
+    return Entity(kind=kind, name=name, namespace=namespace)

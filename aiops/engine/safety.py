@@ -68,6 +68,7 @@ from aiops.model import (
 )
 from aiops.state import Store
 from aiops.state.codec import decision_from_json, decision_to_json
+from aiops.state.migrations import add_column, migrate
 
 log = logging.getLogger(__name__)
 
@@ -95,6 +96,12 @@ CREATE TABLE IF NOT EXISTS safety_inflight (
     PRIMARY KEY (action, target, dry_run)
 );
 """
+# Append-only (see aiops.state.migrations): state files from before a column get it added.
+MIGRATIONS = (
+    SCHEMA,
+    add_column("safety_actions", "basis", "TEXT NOT NULL DEFAULT 'confirmed'"),  # prediction budgets
+    add_column("safety_actions", "shard", "INTEGER"),  # sharding
+)
 
 
 # --------------------------------------------------------------------------------------------
@@ -190,14 +197,7 @@ class Books:
 
     def __init__(self, store: Store) -> None:
         self.store = store
-        store.ensure_schema(SCHEMA)
-        columns = {r["name"] for r in store.query("PRAGMA table_info(safety_actions)")}
-        if "basis" not in columns:  # a state file from before prediction budgets
-            with store.transaction() as conn:
-                conn.execute("ALTER TABLE safety_actions ADD COLUMN basis TEXT NOT NULL DEFAULT 'confirmed'")
-        if "shard" not in columns:  # a state file from before sharding
-            with store.transaction() as conn:
-                conn.execute("ALTER TABLE safety_actions ADD COLUMN shard INTEGER")
+        migrate(store, "safety_books", MIGRATIONS)
 
     # -- budgets and cooldowns --------------------------------------------------------------
     def count_actions(
