@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -29,8 +29,8 @@ from aiops.kube.client import request_timeout
 from aiops.kube.notified import ClusterNotifyLedger
 from aiops.engine.shards import ShardLeases
 from aiops.model import CycleReport, Finding, Frame, Notification, NotificationKind, Severity, StageError, new_id, utcnow
-from aiops.notify.stage import NotifyStage
-from aiops.plugins import Detector
+from aiops.notify.stage import NotifyStage, build_notifiers
+from aiops.plugins import Detector, Notifier
 from aiops.state import Store
 from aiops.state.audit import AuditLog
 
@@ -125,18 +125,34 @@ class Pipeline:
         self.shards = elector if isinstance(elector, ShardLeases) else None
 
     @classmethod
-    def from_config(cls, config: AiopsConfig, store: Store | None = None) -> Pipeline:
+    def from_config(
+        cls,
+        config: AiopsConfig,
+        store: Store | None = None,
+        *,
+        collector: Collector | None = None,
+        notifiers: Mapping[str, Notifier] | None = None,
+        live: bool = True,
+    ) -> Pipeline:
+        """The daemon's pipeline. ``aiops replay`` passes its own ``collector`` (history) and
+        ``notifiers`` (a file), and ``live=False``: no Alertmanager silences and no webhook inbox,
+        which belong to the present, not to the replayed past."""
         from aiops.notify.alertmanager import silence_checker
         from aiops.notify.inbound import AlertInbox
         from aiops.notify.verify import AlertVerifier
 
         store = store or Store(config.state.path, max_bytes=config.state.max_bytes)
         _initialise_metrics(config)
-        collector = Collector(config)
+        collector = collector or Collector(config)
         audit = AuditLog(store, config.state.audit_retention)
         ledger = PredictionLedger(store)
         # A silenced target is not remediated: the writer asks Alertmanager, when one is configured.
-        actor = Actor.from_config(config, store, is_silenced=silence_checker(config.notify))
+        actor = Actor.from_config(config, store, is_silenced=silence_checker(config.notify) if live else None)
+        # Only the leader talks to people; followers keep detecting.
+        notifier = NotifyStage(
+            config, store, build_notifiers(config.notify) if notifiers is None else notifiers,
+            is_leader=lambda: actor.is_leader, shared=_shared_notify_ledger(config, actor) if live else None,
+        )
         return cls(
             config,
             collector=collector,
@@ -144,15 +160,13 @@ class Pipeline:
             policy=Policy(config.policy, config.safety.mode, ladder=LadderState(store), ledger=ledger),
             ledger=ledger,
             actor=actor,
-            # Only the leader talks to people; followers keep detecting.
-            notifier=NotifyStage.from_config(config, store, is_leader=lambda: actor.is_leader,
-                                             shared=_shared_notify_ledger(config, actor)),
+            notifier=notifier,
             audit=audit,
             store=store,
             # Alerts received on the Alertmanager webhook become findings of the next cycle, confirmed
             # (and so actionable) only when Prometheus really fires them.
             extra_findings=[AlertInbox(store, verifier=AlertVerifier(collector.client.query), audit=audit,
-                                       max_alerts=config.server.max_inbox_alerts)],
+                                       max_alerts=config.server.max_inbox_alerts)] if live else [],
         )
 
     # -- the cycle --------------------------------------------------------------------------

@@ -30,16 +30,10 @@ from aiops.collect.collector import Collector
 from aiops.collect.decode import Block
 from aiops.collect.prometheus import PrometheusClient, PrometheusError, RawSeries
 from aiops.config import AiopsConfig
-from aiops.engine.act import Actor
-from aiops.engine.ladder import LadderState
-from aiops.engine.pipeline import Pipeline, build_detectors
-from aiops.engine.predictions import PredictionLedger
-from aiops.engine.decide import Policy
+from aiops.engine.pipeline import Pipeline
 from aiops.model import ADVISE, ActionStatus, CycleReport, Mode, Notification, Severity
-from aiops.notify.stage import NotifyStage
 from aiops.plugins import Delivery, DeliveryStatus, Notifier
 from aiops.state import Store
-from aiops.state.audit import AuditLog
 
 __all__ = ["HistoryClient", "FileSink", "Timeline", "replay_config", "run_replay"]
 
@@ -328,20 +322,8 @@ def run_replay(
         if progress is not None:
             fetched = iter(range(1, len(queries) + 1))
             history.prefetch(queries, lambda q: progress(next(fetched), len(queries), "fetching history"))
-        ledger = PredictionLedger(store)
-        actor = Actor(cfg, store)
         sinks = {name: FileSink(name, sink_path, lambda: clock[0]) for name in cfg.notify.channels}
-        pipeline = Pipeline(
-            cfg,
-            collector=collector,
-            detectors=build_detectors(cfg),
-            policy=Policy(cfg.policy, cfg.safety.mode, ladder=LadderState(store), ledger=ledger),
-            ledger=ledger,
-            actor=actor,
-            notifier=NotifyStage(cfg, store, sinks, now=start, is_leader=lambda: True),
-            audit=AuditLog(store, cfg.state.audit_retention),
-            store=store,
-        )
+        pipeline = Pipeline.from_config(cfg, store, collector=collector, notifiers=sinks, live=False)
         timeline = Timeline(every)
         t_begin = time.perf_counter()
         for i, now in enumerate(cycle_times(start, end, every)):
