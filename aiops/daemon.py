@@ -48,6 +48,7 @@ class Daemon:
             read_timeout=config.server.read_timeout.total_seconds(),
             max_connections=config.server.max_connections,
             tls=server_tls(config),
+            webhook_port=config.server.webhook_port,
         )
 
     def ready(self) -> tuple[bool, str]:

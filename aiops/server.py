@@ -12,7 +12,9 @@ clients (a liveness probe that times out restarts the daemon):
   read; a refused request is answered and its connection closed unread;
 - the blocking work (the webhook's SQLite write, rendering /metrics, the readiness check) runs on
   small fixed thread pools, so a slow disk cannot starve the probes;
-- optional TLS (``server.tls``).
+- optional TLS (``server.tls``);
+- optionally the webhook on a port of its own (``server.webhook_port``), so that a NetworkPolicy
+  can admit Alertmanager to the webhook and Prometheus to /metrics, and neither to the other.
 """
 
 from __future__ import annotations
@@ -97,6 +99,7 @@ class DaemonServer:
         read_timeout: float = 10.0,
         max_connections: int = 4096,
         tls: ssl.SSLContext | None = None,
+        webhook_port: int | None = None,
     ) -> None:
         self.ready = ready
         self.alive = alive
@@ -108,6 +111,9 @@ class DaemonServer:
         family = socket.AF_INET6 if ":" in host else socket.AF_INET
         # listen() backlog of 128: bursts of scrapes and webhook calls are not dropped (SYN retries).
         self._sock = socket.create_server((host, port), family=family, backlog=128)
+        self._webhook_sock = (
+            socket.create_server((host, webhook_port), family=family, backlog=128) if webhook_port is not None else None
+        )
         # Blocking work runs here, apart from the probes: one pool for the webhook, one for reads.
         self._webhook_pool = ThreadPoolExecutor(2, thread_name_prefix="http-webhook")
         self._read_pool = ThreadPoolExecutor(2, thread_name_prefix="http-read")
@@ -115,12 +121,18 @@ class DaemonServer:
         self._thread = threading.Thread(target=self._serve, name="http", daemon=True)
         self._started = threading.Event()
         self._runner: web.AppRunner | None = None
-        self._server: asyncio.AbstractServer | None = None
+        self._servers: list[asyncio.AbstractServer] = []
         self._error: BaseException | None = None
 
     @property
     def port(self) -> int:
         return int(self._sock.getsockname()[1])
+
+    @property
+    def webhook_port(self) -> int:
+        """Where the webhook listens: its own port when one is configured, else the main one."""
+        sock = self._webhook_sock or self._sock
+        return int(sock.getsockname()[1])
 
     @property
     def scheme(self) -> str:
@@ -141,6 +153,8 @@ class DaemonServer:
             self._thread.join(timeout=30)
         else:
             self._sock.close()
+            if self._webhook_sock is not None:
+                self._webhook_sock.close()
         self._webhook_pool.shutdown(wait=False, cancel_futures=True)
         self._read_pool.shutdown(wait=False, cancel_futures=True)
 
@@ -182,24 +196,35 @@ class DaemonServer:
             return factory()
 
         self._runner = runner
-        self._server = await self._loop.create_server(protocol, sock=self._sock, ssl=self.tls)
+        self._servers = [await self._loop.create_server(protocol, sock=sock, ssl=self.tls)
+                         for sock in (self._sock, self._webhook_sock) if sock is not None]
+
+    def _on_webhook_port(self, request: web.Request) -> bool:
+        sockname = request.transport.get_extra_info("sockname") if request.transport else None
+        return self._webhook_sock is not None and bool(sockname) and sockname[1] == self.webhook_port
 
     async def _shutdown(self) -> None:
-        if self._server is not None:
-            self._server.close()
+        for server in self._servers:
+            server.close()
         if self._runner is not None:
             await self._runner.cleanup()
 
     # -- handlers -----------------------------------------------------------------------------
     async def _healthz(self, request: web.Request) -> web.Response:
+        if self._on_webhook_port(request):
+            return await self._not_found(request)
         ok = self.alive()  # cheap and non-blocking: answered on the loop, never queued behind work
         return _json(200 if ok else 503, {"status": "ok" if ok else "scheduler stopped"})
 
     async def _readyz(self, request: web.Request) -> web.Response:
+        if self._on_webhook_port(request):
+            return await self._not_found(request)
         ok, reason = await self._loop.run_in_executor(self._read_pool, self.ready)
         return _json(200 if ok else 503, {"ready": ok, "reason": reason})
 
     async def _metrics(self, request: web.Request) -> web.Response:
+        if self._on_webhook_port(request):
+            return await self._not_found(request)
         body = await self._loop.run_in_executor(self._read_pool, generate_latest, metrics.REGISTRY)
         return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
 
@@ -209,7 +234,7 @@ class DaemonServer:
         return _json(404, {"error": f"no such path {request.path}"}, close=True)
 
     async def _webhook(self, request: web.Request) -> web.Response:
-        if self.webhook is None:
+        if self.webhook is None or (self._webhook_sock is not None and not self._on_webhook_port(request)):
             return _json(404, {"error": f"no such path {request.path}"}, close=True)
         headers = {k.lower(): v for k, v in request.headers.items()}
         refusal = self.webhook.authorize(headers)

@@ -18,6 +18,9 @@ class ServerTLS(StrictModel):
 class ServerConfig(StrictModel):
     host: str = "0.0.0.0"
     port: int = Field(default=8080, ge=0, le=65535)
+    # Serve the Alertmanager webhook on its own port (and only there), so that a NetworkPolicy can
+    # admit Alertmanager to it and Prometheus to /metrics separately. None: the main port.
+    webhook_port: int | None = Field(default=None, ge=0, le=65535)
     # Bearer token the Alertmanager webhook must present; the endpoint is off without one.
     webhook_token: Secret | None = None
     max_body_bytes: int = Field(default=1_048_576, ge=1024)
@@ -32,6 +35,8 @@ class ServerConfig(StrictModel):
 
     @model_validator(mode="after")
     def _check(self) -> ServerConfig:
+        if self.webhook_port is not None and self.webhook_port == self.port and self.port != 0:
+            raise ValueError("webhook_port must differ from port (or be left unset)")
         if not 0.5 <= self.read_timeout.total_seconds() <= 300:
             raise ValueError("read_timeout must be between 0.5s and 5m")
         return self

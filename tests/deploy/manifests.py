@@ -31,6 +31,7 @@ MODELS: dict[tuple[str, str], type[BaseModel]] = {
     ("rbac.authorization.k8s.io/v1", "ClusterRoleBinding"): client.V1ClusterRoleBinding,
     ("rbac.authorization.k8s.io/v1", "Role"): client.V1Role,
     ("rbac.authorization.k8s.io/v1", "RoleBinding"): client.V1RoleBinding,
+    ("networking.k8s.io/v1", "NetworkPolicy"): client.V1NetworkPolicy,
 }
 
 

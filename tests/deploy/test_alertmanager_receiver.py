@@ -29,7 +29,7 @@ def test_it_posts_to_the_webhook_of_the_default_install(default_docs: list[dict[
     url = urlsplit(webhook["url"])
     service = one(default_docs, "Service")
     assert url.hostname == f"{service['metadata']['name']}.{service['metadata']['namespace']}.svc"
-    assert url.port == service["spec"]["ports"][0]["port"]
+    assert url.port == {p["name"]: p["port"] for p in service["spec"]["ports"]}["webhook"]
     assert url.path == WEBHOOK_PATH
     assert webhook["send_resolved"] is True
     assert webhook["http_config"]["authorization"]["credentials_file"].endswith("/webhook-token")

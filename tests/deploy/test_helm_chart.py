@@ -60,7 +60,7 @@ def test_deployment_runs_two_probed_non_root_replicas(rendered: list[dict[str, A
     pod = deployment.spec.template.spec
     (container,) = pod.containers
     ports = {p.name: p.container_port for p in container.ports}
-    assert ports == {"http": 8080}
+    assert ports == {"http": 8080, "webhook": 8081}
     assert container.liveness_probe.http_get.path == "/healthz"
     assert container.readiness_probe.http_get.path == "/readyz"
     assert container.liveness_probe.http_get.port == container.readiness_probe.http_get.port == "http"
@@ -92,8 +92,31 @@ def test_selectors_match_the_pods(rendered: list[dict[str, Any]]) -> None:
 
 
 def test_service_exposes_metrics_and_webhook_port(rendered: list[dict[str, Any]]) -> None:
-    (port,) = one(rendered, "Service")["spec"]["ports"]
-    assert port["targetPort"] == "http" and port["port"] == 8080
+    ports = {p["name"]: (p["targetPort"], p["port"]) for p in one(rendered, "Service")["spec"]["ports"]}
+    assert ports == {"http": ("http", 8080), "webhook": ("webhook", 8081)}
+
+
+def test_network_policy_admits_prometheus_to_metrics_and_alertmanager_to_the_webhook_only(
+    rendered: list[dict[str, Any]],
+) -> None:
+    policy = validate(one(rendered, "NetworkPolicy"))
+    pod_labels = one(rendered, "Deployment")["spec"]["template"]["metadata"]["labels"]
+    assert policy.spec.pod_selector.match_labels.items() <= pod_labels.items()
+    assert policy.spec.policy_types == ["Ingress"]
+    rules = {rule.ports[0].port: rule._from for rule in policy.spec.ingress}
+    assert set(rules) == {"http", "webhook"}
+    names = {port: {(peer.pod_selector.match_labels or {}).get("app.kubernetes.io/name") for peer in peers}
+             for port, peers in rules.items()}
+    assert names["http"] == {"prometheus", None} and names["webhook"] == {"alertmanager"}  # None: the helm test pod
+    assert all(peers for peers in rules.values()), "an empty from admits everyone"
+
+
+def test_network_policy_can_be_configured_or_turned_off(helm: str) -> None:
+    docs = parse(helm_template(helm, sets=["networkPolicy.enabled=false"]))
+    assert not [d for d in docs if d["kind"] == "NetworkPolicy"]
+    docs = parse(helm_template(helm, sets=["networkPolicy.webhookFrom=null"]))
+    (policy,) = [d for d in docs if d["kind"] == "NetworkPolicy"]
+    assert [r["ports"][0]["port"] for r in policy["spec"]["ingress"]] == ["http"]  # no peers: webhook closed
 
 
 def test_service_monitor_scrapes_the_service(

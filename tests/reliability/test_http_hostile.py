@@ -165,3 +165,19 @@ def test_optional_tls_listener(tmp_path: Path) -> None:
     bad = parse_config({"server": {"tls": {"cert_file": str(tmp_path / "none.pem"), "key_file": str(tmp_path / "k")}}})
     with pytest.raises(Exception, match="server.tls"):
         server_tls(bad)
+
+
+def test_webhook_on_its_own_port_is_served_only_there() -> None:
+    """So a NetworkPolicy can admit Alertmanager to the webhook and Prometheus to /metrics, apart."""
+    srv = DaemonServer("127.0.0.1", 0, ready=lambda: (True, "ok"), webhook_port=0,
+                       webhook=make_handler(AlertInbox(Store(":memory:")), SecretStr(TOKEN), 1 << 20)).start()
+    try:
+        assert srv.webhook_port != srv.port
+        main, hook = f"http://127.0.0.1:{srv.port}", f"http://127.0.0.1:{srv.webhook_port}"
+        assert requests.get(main + "/metrics", timeout=5).status_code == 200
+        assert requests.get(hook + "/metrics", timeout=5).status_code == 404
+        assert requests.get(hook + "/healthz", timeout=5).status_code == 404
+        assert requests.post(main + WEBHOOK_PATH, data=b"{}", timeout=5).status_code == 404
+        assert requests.post(hook + WEBHOOK_PATH, data=b"{}", timeout=5).status_code == 401  # reached the webhook
+    finally:
+        srv.stop()

@@ -62,7 +62,7 @@ so the wiring (namespace, port, state path, kill switch, lease) cannot drift fro
 {{- define "aiops.config" -}}
 {{- $owned := dict
   "kubernetes" (dict "in_cluster" true "namespace" .Release.Namespace "leader_election" (dict "lease_name" (include "aiops.leaseName" .)))
-  "server" (dict "port" (int .Values.port))
+  "server" (dict "port" (int .Values.port) "webhook_port" (int .Values.webhookPort))
   "state" (dict "path" "/var/lib/aiops/state.sqlite")
   "safety" (dict "kill_switch" (dict "configmap_namespace" .Release.Namespace "configmap_name" (include "aiops.controlName" .)))
 -}}
