@@ -58,6 +58,19 @@ def params_problems(model: type[BaseModel], exc: ValidationError) -> list[tuple[
     return out
 
 
+@dataclass(frozen=True)
+class Detection:
+    """What one run of a detector produced: its findings, and the parts of it that failed.
+
+    A composite detector (the ensemble) whose member raised still returns what the others found;
+    ``failures`` names each failed part and why. The pipeline tells people the findings and marks
+    the cycle degraded for the failures, so nothing acts on the partial picture.
+    """
+
+    findings: list[Finding]
+    failures: tuple[str, ...] = ()
+
+
 class Detector(ABC):
     """Fitted on history, then scores new points online without looking ahead.
 
@@ -88,6 +101,10 @@ class Detector(ABC):
     @abstractmethod
     def detect(self, frame: Frame) -> list[Finding]:
         """Score the newest points of each relevant series in ``frame``."""
+
+    def run(self, frame: Frame) -> Detection:
+        """:meth:`detect`, with the failures of its parts; composite detectors override it."""
+        return Detection(self.detect(frame))
 
 
 @runtime_checkable
@@ -185,8 +202,13 @@ def instantiate(group: str, name: str, params: dict[str, Any] | None = None) -> 
 
 def detect_findings(detector: Detector, frame: Frame) -> list[Finding]:
     """Run a detector and enforce the contract on what it returns."""
-    findings = detector.detect(frame)
-    for f in findings:
+    return run_detector(detector, frame).findings
+
+
+def run_detector(detector: Detector, frame: Frame) -> Detection:
+    """Run a detector, its parts' failures included, and enforce the contract on its findings."""
+    detection = detector.run(frame)
+    for f in detection.findings:
         if not isinstance(f, Finding):
             raise TypeError(f"detector {detector.name!r} returned {type(f).__name__}, expected Finding")
-    return findings
+    return detection

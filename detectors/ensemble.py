@@ -27,7 +27,7 @@ import numpy as np
 
 from aiops import plugins
 from aiops.model import Evidence, Finding, Frame
-from aiops.plugins import Detector, PluginError
+from aiops.plugins import Detection, Detector, PluginError
 
 log = logging.getLogger(__name__)
 
@@ -117,40 +117,32 @@ class DefaultEnsemble(Detector):
         return {name: tuple(sigs) for name, sigs in routed.items() if sigs}
 
     def detect(self, frame: Frame) -> list[Finding]:
+        """Every healthy member's findings, merged (:meth:`run` also says which members failed)."""
+        return self.run(frame).findings
+
+    def run(self, frame: Frame) -> Detection:
         """Every member's findings, merged; a member that fails does not stop the others.
 
-        When a member raises, the others still run, and then :class:`MemberFailure` is raised
-        with the failing members' names and the healthy members' findings (``.findings``): the
-        pipeline marks the cycle degraded (so nothing acts on a partial picture) and can still
-        tell people what the healthy members found.
+        A member that raises is named in ``failures`` with its error, beside the healthy members'
+        findings: the pipeline marks the cycle degraded (so nothing acts on a partial picture) and
+        still tells people what the healthy members found.
         """
         findings: list[Finding] = []
-        failed: dict[str, Exception] = {}
+        failures: list[str] = []
         for name, sigs in self.route(frame).items():
             member = self.members[name]
             # Members are constructed by the ensemble and used only here: routing sets their
             # signals per cycle (a user's signal override can add a capacity signal at any time).
             member.signals = sigs
             try:
-                findings.extend(plugins.detect_findings(member, frame))
+                detection = plugins.run_detector(member, frame)
             except Exception as exc:  # contained: one member's bug must not blind the others
                 log.exception("ensemble member %r failed; the other members still run", name)
-                failed[name] = exc
-        if failed:
-            raise MemberFailure(failed, merge(findings))
-        return merge(findings)
-
-
-class MemberFailure(RuntimeError):
-    """One or more ensemble members raised; ``findings`` holds what the other members found."""
-
-    def __init__(self, failed: Mapping[str, Exception], findings: list[Finding]) -> None:
-        self.failed = dict(failed)
-        self.findings = findings
-        causes = "; ".join(f"member {name!r}: {type(exc).__name__}: {exc}" for name, exc in self.failed.items())
-        super().__init__(f"{causes} (the other members' {len(findings)} finding(s) are in .findings)")
-        # The traceback of the first failure is the one worth reading.
-        self.__cause__ = next(iter(self.failed.values()))
+                failures.append(f"member {name!r}: {type(exc).__name__}: {exc}")
+                continue
+            findings.extend(detection.findings)
+            failures.extend(f"member {name!r}: {failure}" for failure in detection.failures)
+        return Detection(merge(findings), tuple(failures))
 
 
 def merge(findings: Sequence[Finding]) -> list[Finding]:

@@ -278,12 +278,17 @@ class Pipeline:
         findings: list[Finding] = []
         for name, detector in self.detectors:
             try:
-                findings.extend(plugins.detect_findings(detector, frame))
+                detection = plugins.run_detector(detector, frame)
             except Exception as exc:  # one broken detector must not hide the others' findings
-                # A composite detector (the ensemble) hands over what its healthy members found.
-                findings.extend(getattr(exc, "findings", ()))
                 log.exception("detector %s failed", name, extra={"cycle_id": report.cycle_id})
                 report.errors.append(StageError("detect", f"detector {name}: {type(exc).__name__}: {exc}"))
+                metrics.STAGE_ERRORS.labels("detect").inc()
+                continue
+            # A composite detector (the ensemble) hands over what its healthy members found, and
+            # names the members that failed: told to people, the cycle degraded, nothing acted on.
+            findings.extend(detection.findings)
+            for failure in detection.failures:
+                report.errors.append(StageError("detect", f"detector {name}: {failure}"))
                 metrics.STAGE_ERRORS.labels("detect").inc()
         findings.extend(absent_findings(frame))
         for source in self.extra_findings:

@@ -107,16 +107,18 @@ def test_cycles_never_overlap(prometheus: PrometheusServer, tmp_path: Path) -> N
 def test_broken_ensemble_member_degrades_but_keeps_the_healthy_members_findings(
     prometheus: PrometheusServer, history_end: datetime, tmp_path: Path
 ) -> None:
-    from detectors.ensemble import MemberFailure
-
     from aiops.model import Entity, Evidence
+    from aiops.plugins import Detection
 
     class PartlyBroken(Detector):
         name = "partly_broken"
 
         def detect(self, frame: Frame) -> list[Finding]:
+            return self.run(frame).findings
+
+        def run(self, frame: Frame) -> Detection:
             kept = Finding("seasonal", "pod_restarts", Entity("pod", "steady-0", "ml"), 0.95, frame.now, Evidence("x"))
-            raise MemberFailure({"multivariate": RuntimeError("boom")}, [kept])
+            return Detection([kept], ("member 'multivariate': RuntimeError: boom",))
 
     pipeline = Pipeline.from_config(config(prometheus.url, tmp_path))
     pipeline.detectors = [("partly_broken", PartlyBroken())]
