@@ -30,3 +30,26 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
     path, line, _ = item.location
     report.outcome = "skipped"
     report.longrepr = (path, (line or 0) + 1, f"Skipped: {call.excinfo.value} (this fails under CI=true)")
+
+
+# Loggers whose levels ``aiops.logs.configure_logging`` changes; commands run in-process call it.
+_CONFIGURED_LOGGERS = ("", "urllib3", "apscheduler", "kubernetes", "dateparser")
+
+
+@pytest.fixture(autouse=True)
+def _restore_logging() -> Iterator[None]:
+    """A command run in-process (``main([...])``) configures the root logger for a real process: a
+    handler on the stderr of that moment and quieter library loggers. Put both back afterwards, so a
+    later test neither writes to a closed capture stream nor misses a library's debug line."""
+    import logging
+
+    loggers = [logging.getLogger(name) for name in _CONFIGURED_LOGGERS]
+    levels = [lg.level for lg in loggers]
+    handlers = list(logging.getLogger().handlers)
+    yield
+    for lg, level in zip(loggers, levels):
+        lg.setLevel(level)
+    root = logging.getLogger()
+    for h in list(root.handlers):
+        if h not in handlers:
+            root.removeHandler(h)
