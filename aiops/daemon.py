@@ -10,6 +10,7 @@ import threading
 from apscheduler.schedulers.background import BackgroundScheduler
 
 from aiops import metrics
+from aiops.advisor.job import DigestJob
 from aiops.config import AiopsConfig, ConfigError, resolve_secret
 from aiops.engine.pipeline import Pipeline
 from aiops.model import utcnow
@@ -36,6 +37,14 @@ class Daemon:
             misfire_grace_time=max(1, int(config.schedule.misfire_grace.total_seconds())),
             next_run_time=utcnow(),
         )
+        # The weekly capacity digest runs beside the cycle, never inside it (advice reads a week of
+        # history); it is made once a week, so looking every 15 minutes is enough.
+        self.digest = DigestJob(config, pipeline.store, pipeline.notifier, is_leader=lambda: pipeline.actor.is_leader)
+        if config.advisor.digest.enabled:
+            self.scheduler.add_job(
+                self._digest, "interval", minutes=15, id="digest", max_instances=1, coalesce=True,
+                next_run_time=utcnow(),
+            )
         # aiops_ready on /metrics asks the same question as /readyz, at scrape time.
         metrics.READY.watch(self.ready)
         self.server = DaemonServer(
@@ -75,6 +84,12 @@ class Daemon:
                 "errors": [f"{e.stage}: {e.message}" for e in report.errors],
             },
         )
+
+    def _digest(self) -> None:
+        try:
+            self.digest.run()
+        except Exception:  # the scheduler thread must survive anything a job does
+            log.exception("digest job crashed")
 
     def start(self) -> None:
         self.pipeline.start()

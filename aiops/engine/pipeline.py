@@ -28,7 +28,7 @@ from aiops.engine.predictions import PredictionLedger
 from aiops.kube.client import request_timeout
 from aiops.kube.notified import ClusterNotifyLedger
 from aiops.engine.shards import ShardLeases
-from aiops.model import CycleReport, Finding, Frame, Notification, NotificationKind, Severity, StageError, new_id, utcnow
+from aiops.model import CycleReport, Finding, Frame, Severity, StageError, new_id, utcnow
 from aiops.notify.stage import NotifyStage, build_notifiers
 from aiops.plugins import Detector, Notifier
 from aiops.state import Store
@@ -243,8 +243,7 @@ class Pipeline:
 
         with self._stage(report, "notify"):
             report.notifications = self.notifier.notify(
-                report.findings, report.results, cycle_id=report.cycle_id, now=now, degraded=report.degraded,
-                extra=self._digest(now),
+                report.findings, report.results, cycle_id=report.cycle_id, now=now, degraded=report.degraded
             )
 
         report.finished_at = utcnow()
@@ -255,24 +254,6 @@ class Pipeline:
         report.finished_at = utcnow()
         self._export(report)
         return report
-
-    def _digest(self, now: datetime) -> list[Notification]:
-        """The advisor's weekly digest, when due and when a route would deliver it (it is INFO)."""
-        from aiops.advisor.digest import LABELS, weekly_digest
-
-        router = getattr(self.notifier, "router", None)
-        probe = Notification(key="advisor:probe", severity=Severity.INFO, title="", summary="", labels=dict(LABELS),
-                             kind=NotificationKind.DIGEST)
-        if not self.config.advisor.digest.enabled or router is None or not router.targets(probe):
-            return []
-        if not self.actor.is_leader:
-            return []
-        try:
-            return weekly_digest(self.config, self.store, now)
-        except Exception:  # advice is a nicety: it must never degrade the cycle that protects the cluster
-            log.exception("weekly capacity digest failed")
-            metrics.STAGE_ERRORS.labels("advisor").inc()
-            return []
 
     def _detect(self, frame: Frame, now: datetime, report: CycleReport) -> list[Finding]:
         findings: list[Finding] = []

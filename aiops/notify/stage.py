@@ -19,6 +19,8 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import sqlite3
+import threading
 import string
 import urllib.parse
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -215,6 +217,33 @@ class _Sent:
     notification: str
 
 
+class _Batch:
+    """What one pass through the stages has gathered: envelopes per channel and route (grouped
+    behind the route's group_interval), the ledger rows to write, and what was seen."""
+
+    def __init__(self, outbox: Outbox) -> None:
+        self.outbox = outbox
+        self.envelopes: list[Envelope] = []
+        self.ledger_rows: list[tuple[object, ...]] = []
+        self.queued: dict[str, Notification] = {}
+        self.seen: set[tuple[str, str]] = set()
+        self._last_sent: dict[tuple[str, str], float | None] = {}
+
+    def add(self, target: Target, n: Notification, *, keep_first: bool = False) -> None:
+        group = (target.channel, target.route.name)
+        if group not in self._last_sent:
+            self._last_sent[group] = self.outbox.group_last_sent(*group)
+        last = self._last_sent[group]
+        window = target.route.group_interval.total_seconds()
+        self.envelopes.append(
+            Envelope(target.channel, target.route.name, n, not_before=(last + window) if last and window else 0.0)
+        )
+        if keep_first:
+            self.queued.setdefault(n.id, n)
+        else:
+            self.queued[n.id] = n
+
+
 # --- the stage ------------------------------------------------------------------------------
 class SharedLedger(Protocol):
     """What the leader delivered, where every replica sees it (``aiops.kube.notified``)."""
@@ -241,6 +270,8 @@ class NotifyStage:
         self.config = config
         self.is_leader = is_leader
         self.shared = shared
+        # The cycle and the digest job deliver from different threads: one pass at a time.
+        self._delivering = threading.Lock()
         self.notify_config = config.notify
         self.store = store
         self.notifiers = dict(notifiers)
@@ -304,35 +335,56 @@ class NotifyStage:
         degraded: bool,
         extra: Sequence[Notification] = (),
     ) -> list[Notification]:
-        """Route, de-duplicate and queue this cycle's notifications. ``extra`` carries ready-made ones
-        from outside the cycle's findings (the advisor's weekly digest)."""
-        t = now.timestamp()
-        leading = self.is_leader is None or self.is_leader()
+        """This cycle's notifications through the stages: build → route → dedup → resolve → storm →
+        outbox. ``extra`` carries ready-made ones from outside the cycle's findings."""
         current = build_notifications(findings, results, cycle_id=cycle_id,
                                       min_severity=self.config.policy.notify_min_severity, degraded=degraded)
-        current = [*current, *extra]
-        told = self._told_by_leader() if not leading else None
+        return self._deliver([*current, *extra], cycle_id=cycle_id, now=now, resolve=not degraded)
+
+    def send_events(self, notifications: Sequence[Notification], *, now: datetime, cycle_id: str = "") -> list[Notification]:
+        """Ready-made event messages (the weekly digest) outside a cycle: routed, de-duplicated,
+        storm-grouped and queued like the cycle's, but nothing is resolved by their absence."""
+        return self._deliver(notifications, cycle_id=cycle_id, now=now, resolve=False)
+
+    def _deliver(
+        self, current: Sequence[Notification], *, cycle_id: str, now: datetime, resolve: bool
+    ) -> list[Notification]:
+        with self._delivering:
+            return self._deliver_locked(current, cycle_id=cycle_id, now=now, resolve=resolve)
+
+    def _deliver_locked(
+        self, current: Sequence[Notification], *, cycle_id: str, now: datetime, resolve: bool
+    ) -> list[Notification]:
+        t = now.timestamp()
+        leading = self.is_leader is None or self.is_leader()
+        batch = _Batch(self.outbox)
         ledger = self._ledger()
-        envelopes: list[Envelope] = []
-        ledger_rows: list[tuple[object, ...]] = []
-        queued: dict[str, Notification] = {}
-        seen: set[tuple[str, str]] = set()
+        self._route_and_dedup(current, batch, ledger, self._told_by_leader() if not leading else None, t)
+        resolved_keys = self._resolve(batch, ledger, cycle_id, now) if resolve else []
+        with self.store.transaction() as conn:
+            self._record(conn, batch.ledger_rows, resolved_keys, t)
+            if not leading:
+                return []
+            envelopes = self._storm(batch.envelopes, t, cycle_id, batch.queued)
+            self.outbox.enqueue_in(conn, envelopes, now)
+        self.last_reports = self.outbox.flush(self.notifiers, now)
+        self._publish(now)
+        return list(batch.queued.values())
 
-        last_sent: dict[tuple[str, str], float | None] = {}
-
-        def envelope(target: Target, n: Notification) -> Envelope:
-            group = (target.channel, target.route.name)
-            if group not in last_sent:
-                last_sent[group] = self.outbox.group_last_sent(*group)
-            last = last_sent[group]
-            window = target.route.group_interval.total_seconds()
-            return Envelope(target.channel, target.route.name, n, not_before=(last + window) if last and window else 0.0)
-
+    def _route_and_dedup(
+        self,
+        current: Sequence[Notification],
+        batch: _Batch,
+        ledger: Mapping[tuple[str, str], _Sent],
+        told: set[tuple[str, str, str]] | None,
+        t: float,
+    ) -> None:
+        """Route each notification to its channels; keep what is new, changed or due for a repeat."""
         for n in current:
             # Actions and digests are events, not conditions: they never "resolve".
             resolvable = n.kind.resolvable
             for target in self.router.targets(n):
-                seen.add((target.channel, n.key))
+                batch.seen.add((target.channel, n.key))
                 prior = ledger.get((target.channel, n.key))
                 fp = fingerprint(n)
                 due = (
@@ -344,52 +396,50 @@ class NotifyStage:
                 if told is not None and (target.channel, n.key, n.severity.value) not in told:
                     continue  # not delivered by the leader (yet): it stays due here
                 decorated = self._decorate(n, target.route)
-                envelopes.append(envelope(target, decorated))
-                queued[n.id] = decorated
-                ledger_rows.append((target.channel, n.key, target.route.name, fp, int(resolvable), 1, t,
-                                    notification_to_json(decorated)))
+                batch.add(target, decorated)
+                batch.ledger_rows.append((target.channel, n.key, target.route.name, fp, int(resolvable), 1, t,
+                                          notification_to_json(decorated)))
 
+    def _resolve(
+        self, batch: _Batch, ledger: Mapping[tuple[str, str], _Sent], cycle_id: str, now: datetime
+    ) -> list[tuple[str, str]]:
+        """A condition told before and absent now is resolved (on routes that send resolutions)."""
         resolved_keys: list[tuple[str, str]] = []
-        if not degraded:
-            for (channel, key), prior in ledger.items():
-                if not (prior.active and prior.resolvable) or (channel, key) in seen or channel not in self.notifiers:
+        for (channel, key), prior in ledger.items():
+            if not (prior.active and prior.resolvable) or (channel, key) in batch.seen or channel not in self.notifiers:
+                continue
+            resolved_keys.append((channel, key))
+            route = self.router.route(prior.route)
+            if route is not None and not route.send_resolved:
+                continue
+            last = notification_from_json(prior.notification)
+            what = f"{last.findings[0].signal} cleared" if last.findings else "cleared"
+            gone = replace(last, id=new_id(), resolved=True, cycle_id=cycle_id, results=(),
+                           title=f"{last.entity or last.key}: {what}",
+                           summary=f"no longer detected (last notified {fmt.clock(datetime.fromtimestamp(prior.last_sent_at, now.tzinfo))})",
+                           labels={k: v for k, v in last.labels.items() if not k.startswith("__mention")})
+            if route is None:  # the route was removed from the config: resolve through the first one
+                if not self.router.routes:
                     continue
-                resolved_keys.append((channel, key))
-                route = self.router.route(prior.route)
-                if route is not None and not route.send_resolved:
-                    continue
-                last = notification_from_json(prior.notification)
-                what = f"{last.findings[0].signal} cleared" if last.findings else "cleared"
-                gone = replace(last, id=new_id(), resolved=True, cycle_id=cycle_id, results=(),
-                               title=f"{last.entity or last.key}: {what}",
-                               summary=f"no longer detected (last notified {fmt.clock(datetime.fromtimestamp(prior.last_sent_at, now.tzinfo))})",
-                               labels={k: v for k, v in last.labels.items() if not k.startswith("__mention")})
-                if route is None:  # the route was removed from the config: resolve through the first one
-                    if not self.router.routes:
-                        continue
-                    route = self.router.routes[0]
-                target = Target(channel, route)
-                envelopes.append(envelope(target, gone))
-                queued.setdefault(gone.id, gone)
+                route = self.router.routes[0]
+            batch.add(Target(channel, route), gone, keep_first=True)
+        return resolved_keys
 
-        with self.store.transaction() as conn:
-            conn.executemany(
-                "INSERT INTO notify_ledger (channel, key, route, fingerprint, resolvable, active, last_sent_at, notification) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT(channel, key) DO UPDATE SET route = excluded.route, "
-                "fingerprint = excluded.fingerprint, resolvable = excluded.resolvable, active = excluded.active, "
-                "last_sent_at = excluded.last_sent_at, notification = excluded.notification",
-                ledger_rows,
-            )
-            conn.executemany("UPDATE notify_ledger SET active = 0 WHERE channel = ? AND key = ?", resolved_keys)
-            # Action notifications never resolve; their rows only serve de-duplication, so old ones go.
-            conn.execute("DELETE FROM notify_ledger WHERE (active = 0 OR resolvable = 0) AND last_sent_at < ?", (t - 7 * 86400,))
-            if not leading:
-                return []
-            envelopes = self._storm(envelopes, t, cycle_id, queued)
-            self.outbox.enqueue_in(conn, envelopes, now)
-        self.last_reports = self.outbox.flush(self.notifiers, now)
-        self._publish(now)
-        return list(queued.values())
+    @staticmethod
+    def _record(
+        conn: sqlite3.Connection, ledger_rows: list[tuple[object, ...]], resolved_keys: list[tuple[str, str]], t: float
+    ) -> None:
+        """The de-duplication ledger: what was told on which channel, and what is resolved."""
+        conn.executemany(
+            "INSERT INTO notify_ledger (channel, key, route, fingerprint, resolvable, active, last_sent_at, notification) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT(channel, key) DO UPDATE SET route = excluded.route, "
+            "fingerprint = excluded.fingerprint, resolvable = excluded.resolvable, active = excluded.active, "
+            "last_sent_at = excluded.last_sent_at, notification = excluded.notification",
+            ledger_rows,
+        )
+        conn.executemany("UPDATE notify_ledger SET active = 0 WHERE channel = ? AND key = ?", resolved_keys)
+        # Action notifications never resolve; their rows only serve de-duplication, so old ones go.
+        conn.execute("DELETE FROM notify_ledger WHERE (active = 0 OR resolvable = 0) AND last_sent_at < ?", (t - 7 * 86400,))
 
     def _told_by_leader(self) -> set[tuple[str, str, str]] | None:
         """A follower's view of what the leader delivered; None without a shared ledger."""
