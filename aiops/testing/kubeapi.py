@@ -73,6 +73,7 @@ from aiops.testing.kubeapi_rbac import (
     PolicyRule,
     forbidden_message,
     load_cluster_role,
+    load_roles,
     rules_from,
     rules_review,
 )
@@ -98,6 +99,8 @@ SA_TOKEN = "aiops-test-serviceaccount-token"
 SA_USER = "system:serviceaccount:aiops:aiops"
 # The ClusterRole shipped in this repository (a source checkout: deploy/ is not in the wheel).
 DEFAULT_CLUSTER_ROLE = Path(__file__).resolve().parents[2] / "deploy" / "rbac" / "clusterrole.yaml"
+# The namespaced part of the daemon's rights, beside the ClusterRole it complements.
+ROLE_FILE = "role.yaml"
 SERVER_VERSION = {
     "major": "1",
     "minor": "37",
@@ -146,6 +149,9 @@ class KubeApiServer:
         else:
             path = Path(cluster_role) if cluster_role else DEFAULT_CLUSTER_ROLE
             sa_rules = load_cluster_role(path) if path.exists() else ()
+            role = path.with_name(ROLE_FILE)
+            if path.exists() and role.exists():
+                sa_rules += load_roles(role)
         self.tokens: dict[str, Identity] = {
             ADMIN_TOKEN: Identity("kubernetes-admin", ("system:masters", "system:authenticated")),
             SA_TOKEN: Identity(
@@ -590,7 +596,7 @@ class _Handler(BaseHTTPRequestHandler):
         assert rt is not None
         if rt.group == "authorization.k8s.io":
             return  # system:basic-user lets every authenticated user review its own access
-        if not identity.can(req.verb, rt.group, rt.plural, req.subresource, req.name):
+        if not identity.can(req.verb, rt.group, rt.plural, req.subresource, req.name, req.namespace):
             message = forbidden_message(
                 identity.username, req.verb, rt.group, rt.plural, req.subresource, req.namespace, req.name, rt.qualified
             )
@@ -851,7 +857,8 @@ class _Handler(BaseHTTPRequestHandler):
         out = copy.deepcopy(body)
         out.setdefault("metadata", {})
         if rt.plural == "selfsubjectrulesreviews":
-            out["status"] = {"resourceRules": list(rules_review(identity)), "nonResourceRules": [], "incomplete": False}
+            namespace = str((body.get("spec") or {}).get("namespace") or "")
+            out["status"] = {"resourceRules": list(rules_review(identity, namespace)), "nonResourceRules": [], "incomplete": False}
             return out
         attrs = (body.get("spec") or {}).get("resourceAttributes") or {}
         allowed = identity.can(
@@ -860,6 +867,7 @@ class _Handler(BaseHTTPRequestHandler):
             attrs.get("resource", ""),
             attrs.get("subresource", ""),
             attrs.get("name", ""),
+            attrs.get("namespace", ""),
         )
         out["status"] = {"allowed": allowed} if allowed else {"allowed": False, "reason": "no RBAC policy matched"}
         if allowed:

@@ -1,7 +1,8 @@
 """Bearer-token authentication and RBAC authorisation, as the apiserver's RBAC authorizer does it.
 
-The service account's rules come from a ClusterRole manifest (``deploy/rbac/clusterrole.yaml``), so
-a test fails with 403 exactly when the shipped ClusterRole lacks a verb the code uses.
+The service account's rules come from a ClusterRole manifest (``deploy/rbac/clusterrole.yaml``) and
+a Role manifest (``deploy/rbac/role.yaml``, whose rules hold in its namespace only), so a test fails
+with 403 exactly when the shipped roles lack a verb the code uses.
 """
 
 from __future__ import annotations
@@ -22,19 +23,24 @@ class PolicyRule:
     resources: tuple[str, ...]
     verbs: tuple[str, ...]
     resource_names: tuple[str, ...] = ()
+    # A Role's rule holds in its namespace only; "" (a ClusterRole's) holds everywhere.
+    namespace: str = ""
 
     @classmethod
-    def from_dict(cls, rule: Mapping[str, Any]) -> PolicyRule:
+    def from_dict(cls, rule: Mapping[str, Any], namespace: str = "") -> PolicyRule:
         return cls(
             api_groups=tuple(rule.get("apiGroups") or ()),
             resources=tuple(rule.get("resources") or ()),
             verbs=tuple(rule.get("verbs") or ()),
             resource_names=tuple(rule.get("resourceNames") or ()),
+            namespace=namespace,
         )
 
-    def allows(self, verb: str, group: str, resource: str, subresource: str, name: str) -> bool:
+    def allows(self, verb: str, group: str, resource: str, subresource: str, name: str, namespace: str = "") -> bool:
         full = f"{resource}/{subresource}" if subresource else resource
         return (
+            (not self.namespace or namespace == self.namespace)
+            and
             ("*" in self.verbs or verb in self.verbs)
             and ("*" in self.api_groups or group in self.api_groups)
             and (
@@ -65,10 +71,12 @@ class Identity:
     groups: tuple[str, ...] = ("system:authenticated",)
     rules: tuple[PolicyRule, ...] | None = field(default=None)
 
-    def can(self, verb: str, group: str, resource: str, subresource: str = "", name: str = "") -> bool:
+    def can(
+        self, verb: str, group: str, resource: str, subresource: str = "", name: str = "", namespace: str = ""
+    ) -> bool:
         if self.rules is None:
             return True
-        return any(r.allows(verb, group, resource, subresource, name) for r in self.rules)
+        return any(r.allows(verb, group, resource, subresource, name, namespace) for r in self.rules)
 
 
 def rules_from(rules: Iterable[Mapping[str, Any] | PolicyRule]) -> tuple[PolicyRule, ...]:
@@ -96,6 +104,16 @@ def load_cluster_role(path: str | Path, name: str | None = None) -> tuple[Policy
     return rules_from(roles[0].get("rules") or ())
 
 
+def load_roles(path: str | Path) -> tuple[PolicyRule, ...]:
+    """The rules of every Role in a manifest file, each bound to its Role's namespace."""
+    docs = [d for d in yaml.safe_load_all(Path(path).read_text(encoding="utf-8")) if isinstance(d, dict)]
+    return tuple(
+        PolicyRule.from_dict(rule, namespace=str((d.get("metadata") or {}).get("namespace") or "default"))
+        for d in docs if d.get("kind") == "Role"
+        for rule in d.get("rules") or ()
+    )
+
+
 def forbidden_message(
     user: str, verb: str, group: str, resource: str, subresource: str, namespace: str, name: str, qualified: str
 ) -> str:
@@ -106,8 +124,8 @@ def forbidden_message(
     return f'{subject} is forbidden: User "{user}" cannot {verb} resource "{full}" in API group "{group}" {where}'
 
 
-def rules_review(identity: Identity) -> Sequence[dict[str, Any]]:
-    """``SelfSubjectRulesReview`` status.resourceRules for ``kubectl auth can-i --list``."""
+def rules_review(identity: Identity, namespace: str = "") -> Sequence[dict[str, Any]]:
+    """``SelfSubjectRulesReview`` status.resourceRules for ``kubectl auth can-i --list`` (in ``namespace``)."""
     if identity.rules is None:
         return [{"verbs": ["*"], "apiGroups": ["*"], "resources": ["*"]}]
-    return [r.to_dict() for r in identity.rules]
+    return [r.to_dict() for r in identity.rules if not r.namespace or r.namespace == namespace]

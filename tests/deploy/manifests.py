@@ -69,6 +69,11 @@ def helm_template(
     return result.stdout
 
 
+def role_rules() -> list[dict[str, Any]]:
+    """The namespaced part (kill-switch ConfigMap, leader Lease), granted in the daemon's namespace only."""
+    return yaml.safe_load(RBAC_FILE.with_name("role.yaml").read_text())["rules"]
+
+
 def rbac_rules() -> list[dict[str, Any]]:
     """The rules engineer D's tests prove the code needs, no more."""
     return yaml.safe_load(RBAC_FILE.read_text())["rules"]

@@ -16,6 +16,7 @@ FILES = CHART / "files"
 def test_chart_files_link_to_the_sources() -> None:
     for name, source in (
         ("clusterrole.yaml", "deploy/rbac/clusterrole.yaml"),
+        ("role.yaml", "deploy/rbac/role.yaml"),
         ("alert-rules", "alert-rules"),
         ("dashboards", "dashboards"),
     ):

@@ -21,6 +21,7 @@ from tests.deploy.manifests import (
     one,
     parse,
     rbac_rules,
+    role_rules,
     secret_env_refs,
     validate,
 )
@@ -132,6 +133,16 @@ def test_service_monitor_scrapes_the_service(
     (endpoint,) = monitor["spec"]["endpoints"]
     assert endpoint["port"] in {p["name"] for p in service["spec"]["ports"]}
     assert endpoint["path"] == "/metrics"
+
+
+def test_namespaced_rights_are_a_role_in_the_release_namespace(rendered: list[dict[str, Any]]) -> None:
+    role, binding = one(rendered, "Role"), one(rendered, "RoleBinding")
+    assert role["rules"] == role_rules() and role["metadata"]["namespace"] == "aiops"
+    assert binding["roleRef"]["kind"] == "Role" and binding["roleRef"]["name"] == role["metadata"]["name"]
+    account = one(rendered, "ServiceAccount")["metadata"]["name"]
+    assert binding["subjects"] == [{"kind": "ServiceAccount", "name": account, "namespace": "aiops"}]
+    cluster_wide = {r for rule in one(rendered, "ClusterRole")["rules"] for r in rule["resources"]}
+    assert not cluster_wide & {"configmaps", "leases"}, "namespaced things must not be granted cluster-wide"
 
 
 def test_cluster_role_is_exactly_the_code_s_rbac(rendered: list[dict[str, Any]]) -> None:

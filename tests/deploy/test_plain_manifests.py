@@ -13,7 +13,7 @@ import pytest
 import yaml
 
 from aiops.config import parse_config
-from tests.deploy.manifests import REPO, by_kind, one, parse, rbac_rules, validate
+from tests.deploy.manifests import REPO, by_kind, one, parse, rbac_rules, role_rules, validate
 
 KUSTOMIZE = REPO / "deploy" / "kustomize"
 
@@ -53,6 +53,7 @@ def test_kustomize_builds_valid_objects(variant: str, request: pytest.FixtureReq
     assert all(d["metadata"]["namespace"] == "aiops" for d in namespaced)
     assert [d for d in docs if d["kind"] == "Pod"] == [], "no helm test pod in plain manifests"
     assert one(docs, "ClusterRole")["rules"] == rbac_rules()
+    assert one(docs, "Role")["rules"] == role_rules()
 
 
 def test_base_mounts_its_generated_config(base: list[dict[str, Any]]) -> None:

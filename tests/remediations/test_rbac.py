@@ -24,8 +24,9 @@ from tests.safety.kubecluster import CLUSTER_ROLE, NOW, decision, finding, make_
 
 def _granted() -> set[tuple[str, str, str]]:
     [role] = [d for d in yaml.safe_load_all(CLUSTER_ROLE.read_text()) if d and d["kind"] == "ClusterRole"]
+    [own] = [d for d in yaml.safe_load_all(CLUSTER_ROLE.with_name("role.yaml").read_text()) if d and d["kind"] == "Role"]
     out = set()
-    for rule in role["rules"]:
+    for rule in role["rules"] + own["rules"]:
         for field in ("apiGroups", "resources", "verbs"):
             assert "*" not in rule[field], f"wildcard in {rule}"
         out |= {(g, r, v) for g in rule["apiGroups"] for r in rule["resources"] for v in rule["verbs"]}
@@ -110,6 +111,9 @@ def test_cluster_role_is_exactly_what_the_code_uses(server: KubeApiServer, tmp_p
         lambda api: client.CoordinationV1Api(api).delete_namespaced_lease("aiops-leader", "aiops"),
         lambda api: client.CoordinationV1Api(api).read_namespaced_lease("kube-scheduler", "kube-system"),
         lambda api: client.CoreV1Api(api).read_namespaced_config_map("kube-proxy", "kube-system"),
+        # The Role holds in the daemon's namespace only: the same names elsewhere are refused.
+        lambda api: client.CoreV1Api(api).read_namespaced_config_map("aiops-control", "default"),
+        lambda api: client.CoordinationV1Api(api).read_namespaced_lease("aiops-leader", "kube-system"),
     ],
     ids=[
         "delete-node",
@@ -119,6 +123,8 @@ def test_cluster_role_is_exactly_what_the_code_uses(server: KubeApiServer, tmp_p
         "delete-lease",
         "other-lease",
         "other-configmap",
+        "control-configmap-elsewhere",
+        "leader-lease-elsewhere",
     ],
 )
 def test_the_service_account_can_do_nothing_else(server: KubeApiServer, call) -> None:

@@ -42,7 +42,7 @@ Call with (dict "root" $ "resource" "configmaps").
 */}}
 {{- define "aiops.grantedName" -}}
 {{- $resource := .resource }}
-{{- range (.root.Files.Get "files/clusterrole.yaml" | fromYaml).rules }}
+{{- range (.root.Files.Get "files/role.yaml" | fromYaml).rules }}
 {{- if and (has $resource .resources) .resourceNames }}{{ first .resourceNames }}{{ end }}
 {{- end }}
 {{- end }}
