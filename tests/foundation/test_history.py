@@ -38,9 +38,18 @@ def test_history_finds_the_demo_database(after_demo: tuple[Path, subprocess.Comp
     assert "last `aiops demo`" in hist.stderr
 
 
-def test_history_lines_are_bounded_and_single(after_demo: tuple[Path, subprocess.CompletedProcess[str]]) -> None:
-    cwd, _ = after_demo
-    hist = _aiops(cwd, "history", "--limit", "200")
+@pytest.fixture(scope="module")
+def kept_state(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    """A demo run with --workdir: its state database stays there (as it always did)."""
+    cwd = tmp_path_factory.mktemp("workdir-demo")
+    demo = _aiops(cwd, "demo", "--workdir", str(cwd / "w"))
+    assert demo.returncode == 0, demo.stderr
+    return cwd, cwd / "w" / "state.sqlite"
+
+
+def test_history_lines_are_bounded_and_single(kept_state: tuple[Path, Path]) -> None:
+    cwd, state = kept_state
+    hist = _aiops(cwd, "history", "--state", str(state), "--limit", "200")
     lines = hist.stdout.splitlines()
     events = lines[lines.index("Events (newest first):") + 1:]
     assert len(events) > 20
@@ -49,9 +58,9 @@ def test_history_lines_are_bounded_and_single(after_demo: tuple[Path, subprocess
     assert max(len(line) for line in lines) <= WIDTH, max(lines, key=len)
 
 
-def test_history_json_nests_objects(after_demo: tuple[Path, subprocess.CompletedProcess[str]]) -> None:
-    cwd, _ = after_demo
-    hist = _aiops(cwd, "history", "--json", "--limit", "200")
+def test_history_json_nests_objects(kept_state: tuple[Path, Path]) -> None:
+    cwd, state = kept_state
+    hist = _aiops(cwd, "history", "--state", str(state), "--json", "--limit", "200")
     data = json.loads(hist.stdout)
     assert all(isinstance(e["detail"], dict) for e in data["events"])
     cycle = data["cycles"][0]
