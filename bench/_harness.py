@@ -137,6 +137,7 @@ def run_worker(
     timeout_s: float,
     profile: Path | None = None,
     max_points_per_query: int | None = None,
+    shard: str | None = None,
 ) -> dict:
     """Run the daemon side in a child process and return its JSON result.
 
@@ -159,6 +160,7 @@ def run_worker(
         detectors,
         *(["--profile", str(profile)] if profile else []),
         *(["--max-points-per-query", str(max_points_per_query)] if max_points_per_query else []),
+        *(["--shard", shard] if shard else []),
     ]
     try:
         proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout_s, check=False)
@@ -271,10 +273,11 @@ def detector_configs(which: str) -> list[dict[str, Any]]:
 
 
 def _time_detectors(pipeline: Any) -> dict[str, float]:
-    """Wrap each detector's ``detect`` to add its seconds to the returned dict, per instance."""
+    """Wrap each detector's ``run`` (``detect`` for older ones) to add its seconds, per instance."""
     seconds: dict[str, float] = {}
     for name, det in pipeline.detectors:
-        inner = det.detect
+        attr = "run" if hasattr(det, "run") else "detect"
+        inner = getattr(det, attr)
 
         def timed(frame: Any, _inner: Any = inner, _name: str = name) -> Any:
             t0 = time.perf_counter()
@@ -283,8 +286,23 @@ def _time_detectors(pipeline: Any) -> dict[str, float]:
             finally:
                 seconds[_name] = seconds.get(_name, 0.0) + time.perf_counter() - t0
 
-        det.detect = timed
+        setattr(det, attr, timed)
     return seconds
+
+
+class _FixedShards:
+    """Holds one shard, always: what a replica of a settled sharded deployment sees."""
+
+    def __init__(self, shard: int, shards: int) -> None:
+        from aiops.engine.shards import ShardLeases
+
+        self.shards, self._held = shards, frozenset({shard})
+        self.restrict = ShardLeases.restrict.__get__(self)
+        self.keep = ShardLeases.keep.__get__(self)
+        self.owns = ShardLeases.owns.__get__(self)
+
+    def held(self) -> frozenset[int]:
+        return self._held
 
 
 def worker(args: argparse.Namespace) -> dict[str, Any]:
@@ -317,6 +335,11 @@ def worker(args: argparse.Namespace) -> dict[str, Any]:
     session = requests.Session()
     rss_start = _proc_status("VmRSS")
     pipeline = Pipeline.from_config(config)
+    if args.shard:
+        # One replica of a sharded deployment: it holds shard k of n (no Kubernetes needed to
+        # measure what that replica's cycle costs; the Leases are tested in tests/leader).
+        k, n = (int(x) for x in args.shard.split("/"))
+        pipeline.shards = _FixedShards(k, n)  # type: ignore[assignment]
     detector_s = _time_detectors(pipeline)
     profiler = None
     if args.profile:
@@ -421,6 +444,7 @@ def main() -> None:
     w.add_argument("--detectors", default="all")
     w.add_argument("--profile", help="write cProfile stats of the steady cycles here")
     w.add_argument("--max-points-per-query", type=int, help="prometheus.max_points_per_query for the daemon")
+    w.add_argument("--shard", help="K/N: run as the replica holding shard K of N")
     args = p.parse_args()
     print(json.dumps(worker(args)))
 

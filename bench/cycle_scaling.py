@@ -125,6 +125,7 @@ def main() -> int:
     )
     p.add_argument("--profile", type=Path, help="cProfile the steady cycles (prints the top; .pstats per size)")
     p.add_argument("--timeout", type=float, default=3600, help="seconds allowed for one size's cycles")
+    p.add_argument("--shard", help="K/N: measure the replica that holds shard K of N (sharding.shards: N)")
     args = p.parse_args()
 
     rows = []
@@ -151,6 +152,7 @@ def main() -> int:
                 timeout_s=args.timeout,
                 profile=args.profile.with_suffix(f".{n}.pstats") if args.profile else None,
                 max_points_per_query=args.max_points_per_query,
+                shard=args.shard,
             )
         finally:
             prom.stop()
