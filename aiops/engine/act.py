@@ -30,7 +30,6 @@ from aiops.engine.outcomes import NOT_HEALED, OutcomeTracker
 from aiops.engine.safety import (
     EVENT_REASON,
     GuardedWriter,
-    InFlight,
     IsSilenced,
     KillSwitch,
 )
@@ -48,6 +47,7 @@ from aiops.kube.writer import KubeWriter
 from aiops.model import ADVISE, ActionResult, ActionStatus, Decision, Entity, Finding, Plan, StageError
 from aiops.plugins import Remediation
 from aiops.state import Store
+from aiops.state.books import InFlight
 
 log = logging.getLogger(__name__)
 

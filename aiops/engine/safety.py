@@ -19,13 +19,11 @@ Dry-run keeps its own books (the ``dry_run`` column), so rehearsing never eats t
 
 from __future__ import annotations
 
-import json
 import logging
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Any
 
 from tenacity import (
     RetryError,
@@ -67,42 +65,13 @@ from aiops.model import (
     most_cautious,
 )
 from aiops.state import Store
-from aiops.state.codec import decision_from_json, decision_to_json
-from aiops.state.migrations import add_column, migrate
+from aiops.state.books import Books, InFlight
 
 log = logging.getLogger(__name__)
 
 FALSE_VALUES = frozenset({"false", "0", "no", "off"})
 EVENT_REASON = "AiopsRemediation"
 IsSilenced = Callable[[Mapping[str, str]], bool]
-
-SCHEMA = """
-CREATE TABLE IF NOT EXISTS safety_actions (
-    id INTEGER PRIMARY KEY AUTOINCREMENT, decision_id TEXT NOT NULL, action TEXT NOT NULL,
-    target TEXT NOT NULL, dry_run INTEGER NOT NULL, at REAL NOT NULL,
-    peer INTEGER NOT NULL DEFAULT 0,  -- 1: taken by another replica (read from its Event)
-    basis TEXT NOT NULL DEFAULT 'confirmed',  -- 'predicted': counts in the prediction budgets too
-    shard INTEGER  -- with sharding: the shard whose budget share paid for it (aiops/engine/shards.py)
-);
-CREATE INDEX IF NOT EXISTS safety_actions_at ON safety_actions (dry_run, at);
-CREATE INDEX IF NOT EXISTS safety_actions_target ON safety_actions (target, dry_run, at);
-CREATE TABLE IF NOT EXISTS safety_disruptions (
-    workload TEXT NOT NULL, pod TEXT NOT NULL, dry_run INTEGER NOT NULL, at REAL NOT NULL
-);
-CREATE INDEX IF NOT EXISTS safety_disruptions_workload ON safety_disruptions (workload, dry_run, at);
-CREATE TABLE IF NOT EXISTS safety_inflight (
-    action TEXT NOT NULL, target TEXT NOT NULL, dry_run INTEGER NOT NULL, decision TEXT NOT NULL,
-    started_at REAL NOT NULL, updated_at REAL NOT NULL, done TEXT NOT NULL,
-    PRIMARY KEY (action, target, dry_run)
-);
-"""
-# Append-only (see aiops.state.migrations): state files from before a column get it added.
-MIGRATIONS = (
-    SCHEMA,
-    add_column("safety_actions", "basis", "TEXT NOT NULL DEFAULT 'confirmed'"),  # prediction budgets
-    add_column("safety_actions", "shard", "INTEGER"),  # sharding
-)
-
 
 # --------------------------------------------------------------------------------------------
 # Kill switch
@@ -180,174 +149,8 @@ class KillSwitch:
 
 
 # --------------------------------------------------------------------------------------------
-# Persistent books: budgets, cooldowns, disruptions, breaker, in-flight actions
+# Circuit breaker (its state, like budgets, cooldowns and in-flight actions, is in aiops.state.books)
 # --------------------------------------------------------------------------------------------
-@dataclass(frozen=True)
-class InFlight:
-    decision: Decision
-    started_at: datetime
-    done: tuple[str, ...]  # Mutation.describe() of each write known to be applied
-
-
-class Books:
-    """The writer's state in the Store. Times are epoch seconds; rows are tiny."""
-
-    BREAKER_KEY = "safety.breaker"
-    EPISODE_KEY = "safety.episode"
-
-    def __init__(self, store: Store) -> None:
-        self.store = store
-        migrate(store, "safety_books", MIGRATIONS)
-
-    # -- budgets and cooldowns --------------------------------------------------------------
-    def count_actions(
-        self, since: datetime, dry_run: bool, basis: str | None = None, shard: int | None = None
-    ) -> int:
-        sql = "SELECT COUNT(*) AS n FROM safety_actions WHERE dry_run = ? AND at > ?"
-        params: tuple[object, ...] = (int(dry_run), since.timestamp())
-        if basis is not None:
-            sql, params = sql + " AND basis = ?", (*params, basis)
-        if shard is not None:
-            sql, params = sql + " AND shard = ?", (*params, shard)
-        return int(self.store.query(sql, params)[0]["n"])
-
-    def oldest_action(
-        self, since: datetime, dry_run: bool, basis: str | None = None, shard: int | None = None
-    ) -> datetime | None:
-        sql = "SELECT MIN(at) AS t FROM safety_actions WHERE dry_run = ? AND at > ?"
-        params: tuple[object, ...] = (int(dry_run), since.timestamp())
-        if basis is not None:
-            sql, params = sql + " AND basis = ?", (*params, basis)
-        if shard is not None:
-            sql, params = sql + " AND shard = ?", (*params, shard)
-        rows = self.store.query(sql, params)
-        return from_epoch(rows[0]["t"]) if rows and rows[0]["t"] is not None else None
-
-    def last_action_on(self, target: str, dry_run: bool) -> datetime | None:
-        rows = self.store.query(
-            "SELECT MAX(at) AS t FROM safety_actions WHERE target = ? AND dry_run = ?", (target, int(dry_run))
-        )
-        return from_epoch(rows[0]["t"]) if rows and rows[0]["t"] is not None else None
-
-    def record_action(
-        self,
-        decision_id: str,
-        action: str,
-        target: str,
-        dry_run: bool,
-        at: datetime,
-        basis: str = "confirmed",
-        shard: int | None = None,
-    ) -> None:
-        with self.store.transaction() as conn:
-            conn.execute(
-                "INSERT INTO safety_actions (decision_id, action, target, dry_run, at, basis, shard) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?)",
-                (decision_id, action, target, int(dry_run), at.timestamp(), basis, shard),
-            )
-
-    def import_ledger(self, entries: Sequence[LedgerEntry]) -> int:
-        """Count actions other replicas took (from their Events) in budgets and cooldowns; each once."""
-        added = 0
-        with self.store.transaction() as conn:
-            for e in entries:
-                known = conn.execute(
-                    "SELECT 1 FROM safety_actions WHERE decision_id = ? AND dry_run = 0", (e.decision_id,)
-                )
-                if known.fetchone() is None:
-                    conn.execute(
-                        "INSERT INTO safety_actions (decision_id, action, target, dry_run, at, peer, shard) "
-                        "VALUES (?, ?, ?, 0, ?, 1, ?)",
-                        (e.decision_id, e.action, e.target, e.at.timestamp(), e.shard),
-                    )
-                    added += 1
-        return added
-
-    def peer_started(self, action: str, target: str, since: datetime) -> datetime | None:
-        """When another replica last started ``action`` on ``target`` (after ``since``), if it did."""
-        rows = self.store.query(
-            "SELECT MAX(at) AS t FROM safety_actions WHERE peer = 1 AND action = ? AND target = ? AND at > ?",
-            (action, target, since.timestamp()),
-        )
-        return from_epoch(rows[0]["t"]) if rows and rows[0]["t"] is not None else None
-
-    def disruptions(self, workload: str, since: datetime, dry_run: bool) -> int:
-        rows = self.store.query(
-            "SELECT COUNT(*) AS n FROM safety_disruptions WHERE workload = ? AND dry_run = ? AND at > ?",
-            (workload, int(dry_run), since.timestamp()),
-        )
-        return int(rows[0]["n"])
-
-    def record_disruption(self, workload: str, pod: str, dry_run: bool, at: datetime) -> None:
-        with self.store.transaction() as conn:
-            conn.execute(
-                "INSERT INTO safety_disruptions (workload, pod, dry_run, at) VALUES (?, ?, ?, ?)",
-                (workload, pod, int(dry_run), at.timestamp()),
-            )
-
-    def prune(self, now: datetime, keep: timedelta) -> None:
-        """Forget actions and disruptions older than any window still counts (keeps the file small)."""
-        cutoff = (now - keep).timestamp()
-        with self.store.transaction() as conn:
-            conn.execute("DELETE FROM safety_actions WHERE at < ?", (cutoff,))
-            conn.execute("DELETE FROM safety_disruptions WHERE at < ?", (cutoff,))
-
-    # -- latched episodes (budget, breaker): notify once ----------------------------------------
-    def episode(self, rail: str) -> bool:
-        """True when this rail already reported the ongoing episode."""
-        return bool((self.store.get(self.EPISODE_KEY, {}) or {}).get(rail))
-
-    def set_episode(self, rail: str, active: bool) -> None:
-        episodes = dict(self.store.get(self.EPISODE_KEY, {}) or {})
-        if bool(episodes.get(rail)) != active:
-            episodes[rail] = active
-            self.store.put(self.EPISODE_KEY, episodes)
-
-    # -- circuit breaker ------------------------------------------------------------------
-    def breaker(self) -> dict[str, Any]:
-        return dict(self.store.get(self.BREAKER_KEY, {"not_healed": 0, "opened_at": None}) or {})
-
-    def set_breaker(self, state: Mapping[str, Any]) -> None:
-        self.store.put(self.BREAKER_KEY, dict(state))
-
-    # -- in-flight actions ----------------------------------------------------------------
-    def inflight(self, dry_run: bool) -> list[InFlight]:
-        rows = self.store.query(
-            "SELECT decision, started_at, done FROM safety_inflight WHERE dry_run = ? ORDER BY started_at",
-            (int(dry_run),),
-        )
-        return [
-            InFlight(decision_from_json(r["decision"]), from_epoch(r["started_at"]), tuple(json.loads(r["done"])))
-            for r in rows
-        ]
-
-    def save_inflight(
-        self, decision: Decision, started_at: datetime, done: tuple[str, ...], dry_run: bool, now: datetime
-    ) -> None:
-        with self.store.transaction() as conn:
-            conn.execute(
-                "INSERT INTO safety_inflight (action, target, dry_run, decision, started_at, updated_at, done) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT(action, target, dry_run) DO UPDATE SET "
-                "updated_at = excluded.updated_at, done = excluded.done",
-                (
-                    decision.action,
-                    decision.target.key,
-                    int(dry_run),
-                    decision_to_json(decision),
-                    started_at.timestamp(),
-                    now.timestamp(),
-                    json.dumps(list(done)),
-                ),
-            )
-
-    def clear_inflight(self, action: str, target: str, dry_run: bool) -> None:
-        with self.store.transaction() as conn:
-            conn.execute(
-                "DELETE FROM safety_inflight WHERE action = ? AND target = ? AND dry_run = ?",
-                (action, target, int(dry_run)),
-            )
-
-
 class CircuitBreaker:
     """Opens after ``threshold`` consecutive not-healed actions; closes after ``open_for``."""
 
@@ -809,10 +612,8 @@ def _done_note(applied: list[str]) -> str:
 
 
 __all__ = [
-    "Books",
     "CircuitBreaker",
     "GuardedWriter",
-    "InFlight",
     "KillSwitch",
     "RailName",
     "Refusal",

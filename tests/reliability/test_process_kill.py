@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from aiops.engine.safety import Books
+from aiops.state.books import Books
 from aiops.state import Store
 from aiops.testing.dingtalk import DingTalkReceiver
 from aiops.testing.kubeapi import KubeApiServer

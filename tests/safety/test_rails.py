@@ -403,7 +403,7 @@ def test_actions_on_inbound_alerts_have_their_own_small_budget(server: KubeApiSe
 
 
 def test_prediction_books_count_separately(tmp_path: Path) -> None:
-    from aiops.engine.safety import Books
+    from aiops.state.books import Books
     from aiops.state import Store
 
     books = Books(Store(tmp_path / "b.sqlite"))

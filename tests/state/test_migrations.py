@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from aiops.engine.ladder import PREPARE, LadderState
-from aiops.engine.safety import Books
+from aiops.state.books import Books
 from aiops.model import Entity
 from aiops.state import StateError, Store
 from aiops.state.migrations import add_column, migrate, version
