@@ -7,8 +7,9 @@ its limit with its catalog failure point). Three methods, each one number per mi
   number is its score (P(crossing the failure point within the horizon));
 * ``static``: the value itself (a rule ``value > x``);
 * ``predict_linear``: least squares over the last hour extrapolated one hour ahead, divided by the
-  failure point (``predict_linear(v[1h], 3600) > c * point``); ``predict_linear[6h]`` reads six
-  hours, as kubernetes-mixin's disk alerts do.
+  failure point (``predict_linear(v[1h], 3600) > c * point``); ``predict_linear & value`` adds a
+  level guard, ``predict_linear(v[1h], 3600) > point and v > x`` (kubernetes-mixin's shape), and
+  ``predict_linear[6h]`` reads six hours, as kubernetes-mixin's disk alerts do.
 
 Each alarms where its number reaches a threshold, optionally held for 5 or 15 minutes (a rule's
 ``for:``). An alarm is a run of alarming minutes; one that starts less than 30 minutes after the
@@ -84,6 +85,11 @@ METHODS: dict[str, tuple[Callable[[Generated], np.ndarray], np.ndarray]] = {
     "ours": (ours, np.concatenate([np.linspace(0.3, 0.95, 14), [0.97, 0.98, 0.99, 0.995, 0.999, 0.9999]])),
     "static": (static, np.round(np.arange(0.50, 1.0001, 0.005), 4)),
     "predict_linear": (predict_linear, np.round(np.arange(0.90, 2.0001, 0.01), 4)),
+    # kubernetes-mixin's shape: a trend to the point *and* a level guard (value > x), x swept.
+    "predict_linear & value": (
+        lambda g: np.where(predict_linear(g) >= 1.0, g.values / g.failure_point, 0.0),
+        np.round(np.arange(0.30, 1.0001, 0.01), 4),
+    ),
     # kubernetes-mixin reads six hours for its disk-filling alerts: steadier, slower.
     "predict_linear[6h]": (lambda g: predict_linear(g, window=6 * 3600.0), np.round(np.arange(0.90, 2.0001, 0.01), 4)),
 }
@@ -200,7 +206,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         f"{n_fail} failing and {len(sets['dev']) - n_fail} benign series per set (1-min samples, 3 days each);"
         f" settings chosen on the dev set at <= {MAX_FA} false alarms per series-day"
     )
-    head = f"{'method':<17}{'setting':<18}" + "".join(
+    head = f"{'method':<23}{'setting':<18}" + "".join(
         f"{label + ' ' + col:>{width}}" for label in sets for col, width in (("recall", 17), ("lead", 15), ("FA/s-day", 19))
     )
     print(head)
@@ -215,7 +221,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         for label, series in sets.items():
             o = evaluate(series, [held(x, hold) for x in scored[label][method]], thr)
             cells += f"{o.recall:>17.2f}{o.median_lead_min:>13.0f} m{o.fa_per_series_day:>19.3f}"
-        print(f"{name:<17}{setting:<18}{cells}")
+        print(f"{name:<23}{setting:<18}{cells}")
     if args.detail:
         for label, series in sets.items():
             thr, hold = chosen["ours"]
