@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import resource
 import shutil
 import subprocess
 import sys
@@ -59,8 +60,12 @@ def main() -> int:
             if shutil.which("taskset"):
                 cmd = ["taskset", "-c", "0", *cmd]
             t0 = time.perf_counter()
+            cpu0 = resource.getrusage(resource.RUSAGE_CHILDREN)
             run = subprocess.run(cmd, capture_output=True, text=True, check=False)
             wall = time.perf_counter() - t0
+            cpu1 = resource.getrusage(resource.RUSAGE_CHILDREN)
+            # CPU time of the replay process alone: on a shared machine, wall time also counts waiting.
+            cpu = (cpu1.ru_utime - cpu0.ru_utime) + (cpu1.ru_stime - cpu0.ru_stime)
         if run.returncode != 0:
             print(run.stderr[-3000:], file=sys.stderr)
             return run.returncode
@@ -68,7 +73,7 @@ def main() -> int:
     finally:
         shutil.rmtree(work, ignore_errors=True)
 
-    print(f"\nreplay: {f['cycles']} cycles, {wall:.0f} s wall for the whole command on one core "
+    print(f"\nreplay: {f['cycles']} cycles, {wall:.0f} s wall / {cpu:.0f} s CPU for the whole command on one core "
           f"(cycles {f['wall_seconds']} s, median cycle {f['cycle_seconds_median'] * 1000:.0f} ms), "
           f"{f['median_series']} series per cycle, {f['degraded_cycles']} degraded")
     print(f"{'incident':42} {'warn lead':>9} {'action lead':>11} {'wanted':>6}  first action")
