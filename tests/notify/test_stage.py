@@ -332,3 +332,45 @@ def test_only_the_leader_tells_and_a_new_leader_does_not_repeat(store: Store) ->
     leader["now"] = True  # takes over: "a" was told by the old leader, "b" is new
     stage.notify([finding(pod("a")), finding(pod("b"))], [], cycle_id="c2", now=NOW + timedelta(minutes=1), degraded=False)
     assert [n.entity.name for n in rec.sent if n.entity] == ["b"]
+
+
+class MemoryLedger:
+    """The shared ledger (in the cluster as AiopsNotified Events) as both replicas see it."""
+
+    def __init__(self) -> None:
+        self.entries: set[tuple[str, str, str]] = set()
+
+    def delivered(self) -> set[tuple[str, str, str]]:
+        return set(self.entries)
+
+    def publish(self, delivered: Any, now: Any) -> None:
+        self.entries |= set(delivered)
+
+
+class Down(Recorder):
+    def send(self, batch: Sequence[Any]) -> Any:
+        from aiops.plugins import Delivery, DeliveryStatus
+
+        return Delivery(DeliveryStatus.RETRY, "throttled")
+
+
+def test_a_follower_marks_told_only_what_the_leader_delivered(tmp_path: Path) -> None:
+    """The old leader delivers "a" but dies with "b" in its outbox: the new leader sends "b", once."""
+    shared = MemoryLedger()
+    cfg = config({"channels": {"a": {"plugin": "console"}}})
+    old_store, new_store = Store(tmp_path / "old.sqlite"), Store(tmp_path / "new.sqlite")
+    old = NotifyStage(cfg, old_store, {"a": Recorder()}, now=NOW, is_leader=lambda: True, shared=shared)
+    old.notify([finding(pod("a"))], [], cycle_id="c1", now=NOW, degraded=False)
+    old.notifiers["a"] = Down()  # throttled from now on: "b" waits in the old leader's outbox
+    old.notify([finding(pod("a")), finding(pod("b"))], [], cycle_id="c2", now=NOW + timedelta(minutes=1), degraded=False)
+    assert {k.rsplit("/", 1)[-1] for _, k, _ in shared.entries} == {"a"}
+
+    leading = {"now": False}
+    rec = Recorder()
+    new = NotifyStage(cfg, new_store, {"a": rec}, now=NOW, is_leader=lambda: leading["now"], shared=shared)
+    new.notify([finding(pod("a")), finding(pod("b"))], [], cycle_id="f1", now=NOW + timedelta(minutes=1), degraded=False)
+    leading["now"] = True  # the old leader died
+    for minute in (2, 3):
+        new.notify([finding(pod("a")), finding(pod("b"))], [], cycle_id=f"n{minute}",
+                   now=NOW + timedelta(minutes=minute), degraded=False)
+    assert [n.entity.name for n in rec.sent if n.entity] == ["b"]
