@@ -34,8 +34,8 @@ CREATE TABLE IF NOT EXISTS audit_events (
 CREATE INDEX IF NOT EXISTS audit_events_entity ON audit_events (entity, at);
 CREATE INDEX IF NOT EXISTS audit_events_at ON audit_events (at);
 CREATE TABLE IF NOT EXISTS audit_open_findings (
-    key TEXT PRIMARY KEY, ref TEXT NOT NULL, entity TEXT NOT NULL, severity TEXT NOT NULL, summary TEXT NOT NULL
-);
+    key TEXT PRIMARY KEY, ref TEXT NOT NULL, entity TEXT NOT NULL, severity TEXT NOT NULL
+) WITHOUT ROWID;
 """
 
 # Past this share of state.max_bytes the oldest audit rows are pruned, down to PRUNE_TO.
@@ -58,11 +58,11 @@ class AuditLog:
         finding that persists costs nothing per cycle."""
         at = (report.finished_at or report.started_at).timestamp()
         rows: list[tuple[Any, ...]] = []
-        opened: dict[str, tuple[str, str, str, str]] = {}
+        opened: dict[str, tuple[str, str, str]] = {}
         known = {r["key"]: r for r in self.store.query("SELECT * FROM audit_open_findings")}
         for f in report.findings:
             severity = str(f.severity or "info")
-            opened[f.key] = (f.id, f.entity.key, severity, f.evidence.summary)
+            opened[f.key] = (f.id, f.entity.key, severity)
             before = known.get(f.key)
             if before is not None and before["severity"] == severity:
                 continue
@@ -75,8 +75,11 @@ class AuditLog:
             )
         resolved = [] if report.degraded else [r for key, r in known.items() if key not in opened]
         for r in resolved:
+            detector, _, rest = str(r["key"]).partition(":")
+            signal = rest.partition(":")[0]
             rows.append((report.cycle_id, at, "finding", r["ref"], r["entity"], "resolved",
-                         f"resolved: {r['summary']}", to_json({"change": "resolved", "key": r["key"]})))
+                         f"resolved: {signal} on {r['entity']} ({detector}) no longer found",
+                         to_json({"change": "resolved", "key": r["key"]})))
         for d in report.decisions:
             rows.append(
                 (report.cycle_id, at, "decision", d.id, d.target.key, d.mode.value, d.reason,
@@ -118,8 +121,8 @@ class AuditLog:
             )
             conn.executemany("DELETE FROM audit_open_findings WHERE key = ?", [(r["key"],) for r in resolved])
             conn.executemany(
-                "INSERT INTO audit_open_findings (key, ref, entity, severity, summary) VALUES (?,?,?,?,?) "
-                "ON CONFLICT(key) DO UPDATE SET ref = excluded.ref, severity = excluded.severity, summary = excluded.summary",
+                "INSERT INTO audit_open_findings (key, ref, entity, severity) VALUES (?,?,?,?) "
+                "ON CONFLICT(key) DO UPDATE SET ref = excluded.ref, severity = excluded.severity",
                 [(key, *v) for key, v in opened.items()
                  if key not in known or known[key]["severity"] != v[2]],
             )
