@@ -49,6 +49,7 @@ def test_prometheus_url_with_credentials_is_refused_without_printing_the_passwor
         parse_config({"prometheus": {"url": "http://admin@prometheus:9090"}})
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     ("yaml_text", "says"),
     [

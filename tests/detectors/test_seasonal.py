@@ -208,6 +208,7 @@ def test_online_points_must_move_forward_in_time() -> None:
     assert table.last_time("k") == t[-1]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("profile_seconds", [900.0, 3600.0, 0.0], ids=["15 min", "hourly", "one bucket per sample"])
 def test_online_seasonal_baseline_equals_the_backtest_exactly(profile_seconds: float) -> None:
     """The daemon's per-bucket medians reproduce the backtest's profile bit for bit, gaps included."""

@@ -10,6 +10,9 @@ from pathlib import Path
 
 import pytest
 
+# Runs the demo in a subprocess to get a real database: `-m "not slow"` leaves it out of the inner loop.
+pytestmark = pytest.mark.slow
+
 REPO = Path(__file__).resolve().parents[2]
 WIDTH = 120
 

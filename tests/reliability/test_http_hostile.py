@@ -55,6 +55,7 @@ def closed_by_server(s: socket.socket) -> bool:
     return False
 
 
+@pytest.mark.slow
 def test_probes_answer_under_a_thousand_hostile_connections_which_are_all_closed(server: DaemonServer) -> None:
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     if hard < 3 * HOSTILE:
