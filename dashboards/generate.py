@@ -21,7 +21,11 @@ HERE = Path(__file__).resolve().parent
 SCHEMA_VERSION = 39
 GRID_COLUMNS = 24
 DATASOURCE = {"type": "prometheus", "uid": "${datasource}"}
-OBJECTIVE_SECONDS = 0.1  # the users' inference latency objective
+# LLM latency objectives: p99 time to first token and inter-token latency, the defaults of the
+# catalog's serving_ttft_p99 / serving_itl_p99 signals and of the alerts in alert-rules/.
+# End-to-end latency grows with the answer's length: context, never an objective.
+TTFT_OBJECTIVE_SECONDS = 2.0
+ITL_OBJECTIVE_SECONDS = 0.1
 DRIFT_BAND = 0.05  # accuracy drop that counts as drift
 
 Json = dict[str, Any]
@@ -735,11 +739,11 @@ def gpu_fleet() -> Json:
 def inference_quality() -> Json:
     served = f'{CLUSTER},namespace=~"$namespace",model_name=~"$model"'
     quality = f'{CLUSTER},namespace=~"$namespace",model=~"$quality_model"'
-    objective = OBJECTIVE_SECONDS
+    ttft, itl = TTFT_OBJECTIVE_SECONDS, ITL_OBJECTIVE_SECONDS
     return dashboard(
         "aiops-inference-quality",
         "aiops / Inference and model quality",
-        "vLLM (V1) serving latency against the 100 ms objective, queueing and KV-cache, and model accuracy "
+        "vLLM (V1) time to first token and inter-token latency against their objectives (end-to-end latency as context), queueing and KV-cache, and model accuracy "
         "against its reference with the 5 % drift band, the business KPI beside it. Reads recording rules from alert-rules/.",
         [
             cluster_variable("vllm:num_requests_waiting"),
@@ -753,20 +757,64 @@ def inference_quality() -> Json:
             Row("Latency"),
             Panel(
                 "stat",
-                "Models over the 100 ms p99 objective",
+                f"Models over the {ttft:g} s p99 time-to-first-token objective",
                 [
                     target(
-                        f"count(namespace_model_name:vllm_e2e_request_latency_seconds:p99_rate5m{{{served}}} > {objective}) or vector(0)",
+                        f"count(namespace_model_name:vllm_time_to_first_token_seconds:p99_rate5m{{{served}}} > {ttft}) or vector(0)",
                         instant=True,
                     )
                 ],
                 width=6,
-                height=8,
                 steps=((1, "red"),),
             ),
             Panel(
                 "timeseries",
-                "End-to-end latency p50 / p99 vs objective",
+                "Time to first token p99 vs objective",
+                [
+                    target(
+                        f"namespace_model_name:vllm_time_to_first_token_seconds:p99_rate5m{{{served}}}",
+                        "{{model_name}} p99",
+                    )
+                ],
+                width=18,
+                unit="s",
+                min=0,
+                steps=((ttft, "red"),),
+                threshold_lines=True,
+                description="The red line is the objective InferenceTimeToFirstTokenP99High alerts on (a default: adjust it to your SLO).",
+            ),
+            Panel(
+                "stat",
+                f"Models over the {itl * 1000:g} ms p99 inter-token latency objective",
+                [
+                    target(
+                        f"count(namespace_model_name:vllm_inter_token_latency_seconds:p99_rate5m{{{served}}} > {itl}) or vector(0)",
+                        instant=True,
+                    )
+                ],
+                width=6,
+                steps=((1, "red"),),
+            ),
+            Panel(
+                "timeseries",
+                "Inter-token latency p99 vs objective",
+                [
+                    target(
+                        f"namespace_model_name:vllm_inter_token_latency_seconds:p99_rate5m{{{served}}}",
+                        "{{model_name}} p99",
+                    )
+                ],
+                width=18,
+                unit="s",
+                min=0,
+                steps=((itl, "red"),),
+                threshold_lines=True,
+                description="The red line is the objective InferenceInterTokenLatencyP99High alerts on (a default: adjust it to your SLO). "
+                "Reads vllm:inter_token_latency_seconds or, before vLLM V1, vllm:time_per_output_token_seconds.",
+            ),
+            Panel(
+                "timeseries",
+                "End-to-end latency p50 / p99 (context)",
                 [
                     target(
                         f"namespace_model_name:vllm_e2e_request_latency_seconds:p99_rate5m{{{served}}}",
@@ -777,25 +825,10 @@ def inference_quality() -> Json:
                         "{{model_name}} p50",
                     ),
                 ],
-                width=18,
-                unit="s",
-                min=0,
-                steps=((objective, "red"),),
-                threshold_lines=True,
-                description="The red line is the 100 ms objective that InferenceLatencyP99High alerts on.",
-            ),
-            Panel(
-                "timeseries",
-                "Time to first token p99",
-                [
-                    target(
-                        f"histogram_quantile(0.99, sum by (namespace, model_name, le) (rate(vllm:time_to_first_token_seconds_bucket{{{served}}}[$__rate_interval])))",
-                        "{{model_name}}",
-                    )
-                ],
                 width=12,
                 unit="s",
                 min=0,
+                description="Grows with the length of the answer (seconds to minutes by design): context, not an objective.",
             ),
             Panel(
                 "timeseries",

@@ -121,7 +121,11 @@ def test_alert_names_are_unique() -> None:
 
 def test_seed_thresholds_are_the_ones_users_asked_for() -> None:
     exprs = {rule["alert"]: rule["expr"] for rule in _rules("alert")}
-    assert exprs["InferenceLatencyP99High"].endswith("> 0.1")
+    # LLM latency objectives are TTFT and ITL (the catalog's defaults); end-to-end latency grows
+    # with the answer's length and is never alerted on.
+    assert exprs["InferenceTimeToFirstTokenP99High"].endswith("time_to_first_token_seconds:p99_rate5m > 2")
+    assert exprs["InferenceInterTokenLatencyP99High"].endswith("inter_token_latency_seconds:p99_rate5m > 0.1")
+    assert not [name for name, expr in exprs.items() if "e2e_request_latency" in expr]
     assert exprs["GpuUtilizationHigh"].endswith("> 80")
     assert exprs["GpuUtilizationLow"].endswith("< 20")
     assert exprs["ModelAccuracyDrop"].endswith(">= 0.05")

@@ -11,6 +11,7 @@ from typing import Any
 
 import yaml
 
+from aiops.collect.catalog import DEFAULT_SIGNALS
 from aiops.metrics import REGISTRY
 from tests.dashboards.grafana import (
     BUILTINS,
@@ -188,3 +189,22 @@ def test_every_selector_is_scoped_to_the_chosen_cluster(dashboard: tuple[Path, d
 def test_selectors_are_found_in_expressions() -> None:
     assert selectors('sum by (node) (rate(x_total{a="b"}[5m])) / on (node) y and z{c=~"$d"} > 0 or vector(0)') == [
         ("x_total", '{a="b"}'), ("y", ""), ("z", '{c=~"$d"}')]
+
+
+def test_latency_objectives_are_ttft_and_itl_with_the_catalogs_defaults() -> None:
+    """LLM latency objectives are time to first token and inter-token latency: breaches are
+    counted on those, against the daemon's own defaults; end-to-end latency is shown as context
+    (it grows with the answer's length) and never compared with an objective."""
+    queries = [q for q in all_queries() if q.dashboard == "aiops-inference-quality.json"]
+    def objective(recorded: str) -> set[float]:
+        """Thresholds of the breach counts (``count(RECORDED{...} > X)``) on one recorded p99."""
+        pattern = re.compile(rf"count\({recorded}:p99_rate5m\{{[^}}]*\}} > ([0-9.]+)\)")
+        return {float(m.group(1)) for q in queries for m in pattern.finditer(q.expr)}
+
+    assert objective("namespace_model_name:vllm_time_to_first_token_seconds") == {
+        DEFAULT_SIGNALS["serving_ttft_p99"].objective
+    }
+    assert objective("namespace_model_name:vllm_inter_token_latency_seconds") == {
+        DEFAULT_SIGNALS["serving_itl_p99"].objective
+    }
+    assert [q.expr for q in queries if "e2e_request_latency" in q.expr and ">" in q.expr] == []
