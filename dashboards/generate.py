@@ -736,6 +736,33 @@ def gpu_fleet() -> Json:
     )
 
 
+def objective_panels(
+    objective_name: str, title: str, recorded: str, objective: float, alert: str, served: str, note: str = ""
+) -> list[Panel]:
+    """A latency objective: how many models breach it now, and its p99 per model against it."""
+    series = f"namespace_model_name:{recorded}:p99_rate5m{{{served}}}"
+    return [
+        Panel(
+            "stat",
+            f"Models over the {objective_name} objective",
+            [target(f"count({series} > {objective}) or vector(0)", instant=True)],
+            width=6,
+            steps=((1, "red"),),
+        ),
+        Panel(
+            "timeseries",
+            f"{title} p99 vs objective",
+            [target(series, "{{model_name}} p99")],
+            width=18,
+            unit="s",
+            min=0,
+            steps=((objective, "red"),),
+            threshold_lines=True,
+            description=f"The red line is the objective {alert} alerts on (a default: adjust it to your SLO). {note}".strip(),
+        ),
+    ]
+
+
 def inference_quality() -> Json:
     served = f'{CLUSTER},namespace=~"$namespace",model_name=~"$model"'
     quality = f'{CLUSTER},namespace=~"$namespace",model=~"$quality_model"'
@@ -755,61 +782,13 @@ def inference_quality() -> Json:
         ],
         [
             Row("Latency"),
-            Panel(
-                "stat",
-                f"Models over the {ttft:g} s p99 time-to-first-token objective",
-                [
-                    target(
-                        f"count(namespace_model_name:vllm_time_to_first_token_seconds:p99_rate5m{{{served}}} > {ttft}) or vector(0)",
-                        instant=True,
-                    )
-                ],
-                width=6,
-                steps=((1, "red"),),
+            *objective_panels(
+                f"{ttft:g} s p99 time-to-first-token", "Time to first token", "vllm_time_to_first_token_seconds",
+                ttft, "InferenceTimeToFirstTokenP99High", served,
             ),
-            Panel(
-                "timeseries",
-                "Time to first token p99 vs objective",
-                [
-                    target(
-                        f"namespace_model_name:vllm_time_to_first_token_seconds:p99_rate5m{{{served}}}",
-                        "{{model_name}} p99",
-                    )
-                ],
-                width=18,
-                unit="s",
-                min=0,
-                steps=((ttft, "red"),),
-                threshold_lines=True,
-                description="The red line is the objective InferenceTimeToFirstTokenP99High alerts on (a default: adjust it to your SLO).",
-            ),
-            Panel(
-                "stat",
-                f"Models over the {itl * 1000:g} ms p99 inter-token latency objective",
-                [
-                    target(
-                        f"count(namespace_model_name:vllm_inter_token_latency_seconds:p99_rate5m{{{served}}} > {itl}) or vector(0)",
-                        instant=True,
-                    )
-                ],
-                width=6,
-                steps=((1, "red"),),
-            ),
-            Panel(
-                "timeseries",
-                "Inter-token latency p99 vs objective",
-                [
-                    target(
-                        f"namespace_model_name:vllm_inter_token_latency_seconds:p99_rate5m{{{served}}}",
-                        "{{model_name}} p99",
-                    )
-                ],
-                width=18,
-                unit="s",
-                min=0,
-                steps=((itl, "red"),),
-                threshold_lines=True,
-                description="The red line is the objective InferenceInterTokenLatencyP99High alerts on (a default: adjust it to your SLO). "
+            *objective_panels(
+                f"{itl * 1000:g} ms p99 inter-token latency", "Inter-token latency", "vllm_inter_token_latency_seconds",
+                itl, "InferenceInterTokenLatencyP99High", served,
                 "Reads vllm:inter_token_latency_seconds or, before vLLM V1, vllm:time_per_output_token_seconds.",
             ),
             Panel(
