@@ -337,7 +337,7 @@ def worker(args: argparse.Namespace) -> dict[str, Any]:
     pipeline = Pipeline.from_config(config)
     if args.shard:
         # One replica of a sharded deployment: it holds shard k of n (no Kubernetes needed to
-        # measure what that replica's cycle costs; the Leases are tested in tests/leader).
+        # measure what that replica's cycle costs; the Leases are tested in tests/engine/test_shards.py).
         k, n = (int(x) for x in args.shard.split("/"))
         pipeline.shards = _FixedShards(k, n)  # type: ignore[assignment]
     detector_s = _time_detectors(pipeline)

@@ -15,6 +15,7 @@ from collections.abc import Iterator
 import pytest
 
 from aiops.testing.prometheus import MissingBinary
+from tests.prometheus_history import history_end, prometheus  # noqa: F401 - shared fixtures
 
 
 def in_ci() -> bool:

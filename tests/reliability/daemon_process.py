@@ -21,7 +21,7 @@ from aiops.server import WEBHOOK_PATH
 from aiops.testing.kubeapi import SA_TOKEN, KubeApiServer
 from aiops.testing.kubeapi_faults import RequestRecord
 from aiops.testing.prometheus import free_port
-from tests.foundation.test_collect import ONLY_MEMORY
+from tests.collect.test_collector import ONLY_MEMORY
 
 WEBHOOK_TOKEN = "reliability-process-token"
 # Only the Alertmanager alert acts; the history's leaky pod is told, never touched.

@@ -19,7 +19,7 @@ from aiops.daemon import Daemon, webhook_for
 from aiops.engine.pipeline import Pipeline
 from aiops.server import WEBHOOK_PATH
 from aiops.testing.prometheus import PrometheusServer
-from tests.foundation.test_collect import ONLY_MEMORY
+from tests.collect.test_collector import ONLY_MEMORY
 from tests.notify.conftest import WEBHOOK_TOKEN, AuthAlertmanager
 
 pytestmark = [pytest.mark.reliability, pytest.mark.slow]

@@ -20,7 +20,7 @@ from aiops.testing.kubeapi import SA_TOKEN, KubeApiServer
 from aiops.testing.kubeapi_objects import make_pod
 from aiops.testing.prometheus import free_port
 from tests.reliability.daemon_process import applied_writes
-from tests.safety.kubecluster import (
+from tests.engine.kubecluster import (
     NOW,
     decision,
     make_actor,

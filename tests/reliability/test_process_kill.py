@@ -23,7 +23,7 @@ from aiops.testing.kubeapi import KubeApiServer
 from aiops.testing.kubeapi_objects import make_node, make_pod
 from aiops.testing.prometheus import PrometheusServer
 from aiops.testing.smtp import SmtpServer
-from tests.foundation.conftest import write_history
+from tests.prometheus_history import write_history
 from tests.reliability.daemon_process import (
     node_failing_rules,
     WEBHOOK_TOKEN,
@@ -33,7 +33,7 @@ from tests.reliability.daemon_process import (
     evictions,
     wait_for,
 )
-from tests.safety.kubecluster import CLUSTER_ROLE, seed_workload
+from tests.engine.kubecluster import CLUSTER_ROLE, seed_workload
 
 # Starts daemons or real servers (tens of seconds each): `-m "not slow"` leaves it out of the inner loop.
 pytestmark = [pytest.mark.reliability, pytest.mark.slow]

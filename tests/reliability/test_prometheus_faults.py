@@ -18,8 +18,8 @@ from aiops.daemon import Daemon
 from aiops.engine.pipeline import Pipeline
 from aiops.model import ActionStatus
 from aiops.testing.prometheus import PrometheusServer
-from tests.foundation.conftest import write_history
-from tests.foundation.test_collect import ONLY_MEMORY
+from tests.prometheus_history import write_history
+from tests.collect.test_collector import ONLY_MEMORY
 
 pytestmark = [pytest.mark.reliability, pytest.mark.slow]
 

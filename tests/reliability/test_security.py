@@ -30,8 +30,8 @@ from aiops.server import WEBHOOK_PATH
 from aiops.testing.dingtalk import DingTalkReceiver
 from aiops.testing.prometheus import PrometheusServer, free_port
 from aiops.testing.smtp import SmtpServer
-from tests.foundation.conftest import write_history
-from tests.foundation.test_collect import ONLY_MEMORY
+from tests.prometheus_history import write_history
+from tests.collect.test_collector import ONLY_MEMORY
 
 pytestmark = pytest.mark.reliability
 

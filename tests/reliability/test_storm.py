@@ -22,7 +22,7 @@ from aiops.testing.dingtalk import DingTalkReceiver
 from aiops.testing.kubeapi import SA_TOKEN, KubeApiServer
 from aiops.testing.kubeapi_objects import make_node
 from tests.reliability.daemon_process import applied_writes
-from tests.safety.kubecluster import CLUSTER_ROLE, NOW, finding, seed_workload
+from tests.engine.kubecluster import CLUSTER_ROLE, NOW, finding, seed_workload
 
 pytestmark = pytest.mark.reliability
 

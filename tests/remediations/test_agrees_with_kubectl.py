@@ -14,7 +14,7 @@ from aiops.testing.kubeapi import KubeApiServer
 from aiops.testing.kubeapi_objects import make_daemonset, make_daemonset_pod, make_pod
 from remediations.evacuate_node import EvacuateNode
 from remediations.restart_pod import RestartPod
-from tests.safety.kubecluster import NOW, decision, seed_workload
+from tests.engine.kubecluster import NOW, decision, seed_workload
 
 
 def kubectl(server: KubeApiServer, tmp_path: Path, *args: str) -> str:

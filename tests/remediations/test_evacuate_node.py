@@ -9,7 +9,7 @@ from pathlib import Path
 from aiops.model import ActionStatus, Entity
 from aiops.testing.kubeapi import KubeApiServer
 from aiops.testing.kubeapi_objects import make_daemonset_pod, make_pod
-from tests.safety.kubecluster import NOW, decision, finding, logged, make_actor, make_config, seed_workload, writes
+from tests.engine.kubecluster import NOW, decision, finding, logged, make_actor, make_config, seed_workload, writes
 
 NODE = Entity("node", "gpu-1")
 

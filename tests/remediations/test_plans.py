@@ -11,7 +11,7 @@ from remediations.advise import Advise
 from remediations.evacuate_node import EvacuateNode
 from remediations.restart_pod import RestartPod
 from remediations.scale_ahead import ScaleAhead
-from tests.safety.kubecluster import NOW, decision, finding
+from tests.engine.kubecluster import NOW, decision, finding
 
 
 def _view(

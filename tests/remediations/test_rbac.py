@@ -19,7 +19,7 @@ from aiops.model import ActionStatus, Entity
 from aiops.state import Store
 from aiops.testing.kubeapi import SA_TOKEN, SA_USER, KubeApiServer
 from aiops.testing.kubeapi_objects import make_argo_application, make_deployment, make_hpa, make_statefulset
-from tests.safety.kubecluster import CLUSTER_ROLE, NOW, decision, finding, make_config, seed_workload
+from tests.engine.kubecluster import CLUSTER_ROLE, NOW, decision, finding, make_config, seed_workload
 
 
 def _granted() -> set[tuple[str, str, str]]:

@@ -9,7 +9,7 @@ from aiops.kube.plan import ORIGINAL_REPLICAS, RESTARTED_AT
 from aiops.model import ActionStatus, Entity
 from aiops.testing.kubeapi import KubeApiServer
 from aiops.testing.kubeapi_objects import make_hpa
-from tests.safety.kubecluster import NOW, decision, finding, make_actor, make_config, seed_workload
+from tests.engine.kubecluster import NOW, decision, finding, make_actor, make_config, seed_workload
 
 MODEL = Entity("model", "llama", "default")
 

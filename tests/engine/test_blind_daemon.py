@@ -17,8 +17,8 @@ from aiops.engine.pipeline import Pipeline
 from aiops.model import Severity
 from aiops.report import render_text
 from aiops.testing.prometheus import PrometheusServer
-from tests.foundation.conftest import write_history
-from tests.foundation.test_pipeline import config
+from tests.prometheus_history import write_history
+from tests.engine.test_pipeline import config
 
 STOPPED_AGO = timedelta(minutes=30)
 

@@ -14,7 +14,7 @@ import pytest
 from aiops.model import ActionStatus, Entity
 from aiops.testing.kubeapi import KubeApiServer
 from aiops.testing.kubeapi_objects import make_configmap, make_pod
-from tests.safety.kubecluster import NOW, decision, make_actor, make_config, seed_workload, writes
+from tests.engine.kubecluster import NOW, decision, make_actor, make_config, seed_workload, writes
 
 
 def pod(name: str, ns: str = "default") -> Entity:

@@ -11,7 +11,7 @@ import pytest
 import yaml
 
 from aiops.testing.prometheus import PrometheusServer, free_port
-from tests.foundation.test_collect import ONLY_MEMORY
+from tests.collect.test_collector import ONLY_MEMORY
 
 
 def _once(cfg: dict, tmp_path: Path, *args: str) -> subprocess.CompletedProcess[str]:

@@ -11,7 +11,7 @@ from aiops.metrics import REGISTRY
 from aiops.model import ActionStatus, Entity, Mode
 from aiops.testing.kubeapi import KubeApiServer
 from aiops.testing.kubeapi_objects import make_configmap, make_pod
-from tests.safety.kubecluster import (
+from tests.engine.kubecluster import (
     NOW,
     decision,
     finding,

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from aiops.model import ActionStatus, Entity, Mutation, Plan, Resource, Verb
 from aiops.testing.kubeapi import KubeApiServer
-from tests.safety.kubecluster import NOW, decision, make_actor, make_config, seed_workload, writes
+from tests.engine.kubecluster import NOW, decision, make_actor, make_config, seed_workload, writes
 
 
 def test_an_unsupported_write_fails_before_any_budget_cooldown_or_event_is_spent(

@@ -150,7 +150,7 @@ def test_three_sharded_replicas_act_once_each_and_share_one_global_budget(server
     from aiops.engine.act import Actor
     from aiops.model import ActionStatus
     from aiops.state import Store
-    from tests.safety.kubecluster import NOW, decision, make_config, seed_workload
+    from tests.engine.kubecluster import NOW, decision, make_config, seed_workload
 
     nodes = ["gpu-1", "gpu-2", "gpu-3", "gpu-4"]
     pods = [(name, node) for app in ("web", "llm", "db") for name, node in zip(seed_workload(server, app, nodes), nodes)]

@@ -15,7 +15,7 @@ from aiops.kube.errors import KubeApiError
 from aiops.kube.read import LedgerEntry
 from aiops.model import Entity, Mode
 from aiops.state import Store
-from tests.safety.kubecluster import NOW, decision, finding
+from tests.engine.kubecluster import NOW, decision, finding
 
 
 @pytest.fixture

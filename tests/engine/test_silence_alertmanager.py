@@ -8,7 +8,7 @@ from aiops.model import ActionStatus, Entity
 from aiops.notify.alertmanager import AlertmanagerClient
 from aiops.testing.alertmanager import AlertmanagerServer
 from aiops.testing.kubeapi import KubeApiServer
-from tests.safety.kubecluster import (
+from tests.engine.kubecluster import (
     NOW,
     decision,
     make_actor,

@@ -15,7 +15,7 @@ import yaml
 
 from aiops.server import DaemonServer
 from aiops.testing.prometheus import PrometheusServer, free_port
-from tests.foundation.test_collect import ONLY_MEMORY
+from tests.collect.test_collector import ONLY_MEMORY
 
 
 def wait_for(predicate, timeout: float = 60.0) -> bool:  # noqa: ANN001

@@ -17,7 +17,7 @@ from aiops.engine.pipeline import Pipeline
 from aiops.metrics import REGISTRY
 from aiops.model import NotificationKind
 from aiops.testing.prometheus import PrometheusServer
-from tests.foundation.test_collect import ONLY_MEMORY
+from tests.collect.test_collector import ONLY_MEMORY
 
 
 def test_alertmanager_webhook_alert_that_prometheus_does_not_fire_is_refused_and_audited(

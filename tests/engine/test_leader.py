@@ -15,7 +15,7 @@ from aiops.model import ActionStatus, Entity
 from aiops.state import Store
 from aiops.testing.kubeapi import ADMIN_TOKEN, SA_TOKEN, KubeApiServer
 from aiops.testing.kubeapi_objects import make_pod
-from tests.safety.kubecluster import NOW, decision, logged, make_config, seed_workload
+from tests.engine.kubecluster import NOW, decision, logged, make_config, seed_workload
 
 
 class Clock:

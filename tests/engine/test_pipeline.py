@@ -14,8 +14,8 @@ from aiops.plugins import Detector
 from aiops.state import Store
 from aiops.state.audit import AuditLog
 from aiops.testing.prometheus import PrometheusServer, free_port
-from tests.foundation.conftest import LEAK_CROSSES_AFTER
-from tests.foundation.test_collect import ONLY_MEMORY
+from tests.prometheus_history import LEAK_CROSSES_AFTER
+from tests.collect.test_collector import ONLY_MEMORY
 
 
 def config(url: str, tmp_path: Path, **extra: object) -> AiopsConfig:

@@ -15,7 +15,7 @@ from aiops.config import parse_config
 from aiops.config.prometheus import PrometheusConfig
 from aiops.testing.prometheus import PrometheusServer, free_port
 
-from tests.foundation.conftest import GiB, HOURS
+from tests.prometheus_history import GiB, HOURS
 
 ONLY_MEMORY = {"signals": {n: {"enabled": False} for n in parse_config({}).resolved_signals() if n not in (
     "pod_memory_usage_ratio", "model_accuracy", "pod_restarts")}}
