@@ -32,9 +32,10 @@ re-learns from the collector's lookback.
 
 The defaults were chosen on the NAB development corpus as a whole, before cross-validation existed,
 so figures on that corpus flatter them. ``aiops backtest --cv`` (leave one NAB category out, the
-threshold chosen on the other categories) gives standard 76.0 / reward_low_FP 66.0 held out
-against 77.5 / 71.4 in-sample; when ``min_reference_z`` (4, 8, 12) and ``fade_seconds`` (3 d, 9 d)
-are also chosen inside the training folds, 72.9 / 62.3. The optimum is sharp (neighbouring values
+threshold chosen on the other categories) gives standard 74.4 / reward_low_FP 64.6 held out
+against 77.7 / 72.4 in-sample with the 15-minute profile (76.0 / 66.0 against 77.5 / 71.4 with
+the minute slots it replaced); when ``min_reference_z`` (4, 8, 12) and ``fade_seconds`` (3 d, 9 d)
+are also chosen inside the training folds, 72.9 / 62.3 (minute slots). The optimum is sharp (neighbouring values
 lose 5-18 points held out) and on 24 operations series nobody tuned on the detector scored 29.7:
 treat these defaults as fitted to NAB's categories, not as proven elsewhere.
 """
