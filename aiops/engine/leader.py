@@ -39,6 +39,43 @@ def default_identity() -> str:
     return os.environ.get("POD_NAME") or socket.gethostname()
 
 
+class RenewLoop:
+    """One round now, then one every ``period`` seconds on a daemon thread until stopped.
+
+    Lease holders (the leader elector, the shard set) renew this way. A round that raises is
+    logged and the loop goes on: a loop that died would silently stop renewing, and the holder
+    would lose its leases without knowing."""
+
+    def __init__(self, round_: Callable[[], object], *, period: float, name: str, what: str) -> None:
+        self._round = round_
+        self._period = period
+        self._name = name
+        self._what = what
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def start(self) -> None:
+        if self._thread is not None:
+            return
+        self._round()
+        self._stop.clear()
+        self._thread = threading.Thread(target=self._run, name=self._name, daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        while not self._stop.wait(self._period):
+            try:
+                self._round()
+            except Exception:  # the loop must survive anything; not renewing drops the leases
+                log.exception("%s crashed", self._what)
+
+    def stop(self, *, join_timeout: float) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=join_timeout)
+            self._thread = None
+
+
 class LeaseElector:
     def __init__(
         self,
@@ -73,8 +110,9 @@ class LeaseElector:
         self._renewed_at = float("-inf")  # our clock, last successful acquire/renew
         self._observed: tuple[str, str] | None = None  # (resourceVersion, holder) last seen
         self._observed_at = float("-inf")  # our clock, when that record was first seen
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
+        self._rounds = RenewLoop(
+            self.try_acquire_or_renew, period=retry_period, name="aiops-leader-election", what="leader election round"
+        )
         self.last_error: KubeApiError | None = None
 
     @classmethod
@@ -243,28 +281,13 @@ class LeaseElector:
 
     # -- background loop -------------------------------------------------------------------
     def start(self) -> None:
-        """Run one round now (so the first cycle knows its role), then renew in the background."""
-        if self._thread is not None:
-            return
-        self.try_acquire_or_renew()
-        self._stop.clear()
-        self._thread = threading.Thread(target=self._run, name="aiops-leader-election", daemon=True)
-        self._thread.start()
-
-    def _run(self) -> None:
-        # A leader renews every retry_period; a follower polls as often, so it takes over
-        # within one period of the lease expiring.
-        while not self._stop.wait(self.retry_period):
-            try:
-                self.try_acquire_or_renew()
-            except Exception:  # the loop must survive anything; not renewing drops leadership
-                log.exception("leader election round crashed")
+        """Run one round now (so the first cycle knows its role), then renew in the background.
+        A leader renews every retry_period; a follower polls as often, so it takes over within
+        one period of the lease expiring."""
+        self._rounds.start()
 
     def stop(self, *, release: bool = True) -> None:
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join(timeout=self.retry_period + sum(self.timeout))
-            self._thread = None
+        self._rounds.stop(join_timeout=self.retry_period + sum(self.timeout))
         if release:
             self.release()
         else:

@@ -35,7 +35,7 @@ from typing import Any
 from kubernetes import client as k8s
 
 from aiops.config import AiopsConfig
-from aiops.engine.leader import LeaseElector, default_identity
+from aiops.engine.leader import LeaseElector, RenewLoop, default_identity
 from aiops.kube.errors import KubeApiError, classify
 from aiops.model import Entity, Finding, Frame
 
@@ -124,8 +124,7 @@ class ShardLeases:
         # Start the search for free shards at a place of our own: fewer replicas race for one.
         self._offset = int.from_bytes(hashlib.blake2b(identity.encode(), digest_size=4).digest(), "big") % shards
         self._lock = threading.Lock()
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
+        self._rounds = RenewLoop(self.round, period=retry_period, name="aiops-shards", what="shard round")
         self.last_error: KubeApiError | None = None
 
     @classmethod
@@ -240,26 +239,11 @@ class ShardLeases:
 
     # -- background loop -------------------------------------------------------------------
     def start(self) -> None:
-        if self._thread is not None:
-            return
-        self.round()
-        self._stop.clear()
-        self._thread = threading.Thread(target=self._run, name="aiops-shards", daemon=True)
-        self._thread.start()
-
-    def _run(self) -> None:
-        while not self._stop.wait(self.retry_period):
-            try:
-                self.round()
-            except Exception:  # the loop must survive anything; not renewing drops the shards
-                log.exception("shard round crashed")
+        self._rounds.start()
 
     def stop(self, *, release: bool = True) -> None:
         """Stop renewing; ``release`` hands every shard (and the member Lease) back at once."""
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join(timeout=self.retry_period + sum(self.timeout) * (self.shards + 2))
-            self._thread = None
+        self._rounds.stop(join_timeout=self.retry_period + sum(self.timeout) * (self.shards + 2))
         with self._lock:
             for e in [*self.leases, self.member]:
                 e.stop(release=release)
