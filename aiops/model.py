@@ -58,18 +58,65 @@ class Mode(enum.StrEnum):
         return {"observe": 0, "suggest": 1, "auto": 2}[self.value]
 
 
+class EntityKind(enum.StrEnum):
+    """What an :class:`Entity` is: a closed set, so a typo is an error where it is made.
+
+    Signals name the kinds their labels identify (``SIGNAL_KINDS``); the others come from the
+    cluster (a pod's owner, an Argo CD Application, an HPA's scale target) and from the engine
+    (a whole signal gone quiet). A string value is accepted wherever an Entity is built (a config,
+    a stored row); an unknown one is a ValueError naming the known kinds.
+    """
+
+    CLUSTER = "cluster"
+    NAMESPACE = "namespace"
+    NODE = "node"
+    POD = "pod"
+    CONTAINER = "container"
+    GPU = "gpu"
+    DEPLOYMENT = "deployment"
+    STATEFULSET = "statefulset"
+    REPLICASET = "replicaset"  # a pod's owner when no Deployment owns the ReplicaSet
+    HPA = "hpa"
+    MODEL = "model"
+    SERVICE = "service"
+    APPLICATION = "application"  # an Argo CD Application (rollback_model's GitOps path)
+    # An HPA's scale target of a kind aiops reads but never acts on (an Argo Rollout, a
+    # LeaderWorkerSet): named in advice only.
+    WORKLOAD = "workload"
+    SIGNAL = "signal"  # a whole signal gone quiet (the engine's absent-signal finding)
+
+    @classmethod
+    def parse(cls, value: str) -> EntityKind:
+        try:
+            return cls(value)
+        except ValueError:
+            raise ValueError(f"entity kind {value!r} is not one of: {', '.join(cls)}") from None
+
+
+# The kinds a signal's labels can identify (config ``signals.<name>.entity``).
+SIGNAL_KINDS = frozenset({
+    EntityKind.CLUSTER, EntityKind.NAMESPACE, EntityKind.NODE, EntityKind.POD, EntityKind.CONTAINER,
+    EntityKind.GPU, EntityKind.DEPLOYMENT, EntityKind.STATEFULSET, EntityKind.HPA, EntityKind.MODEL,
+    EntityKind.SERVICE,
+})
+
+
 @dataclass(frozen=True, order=True)
 class Entity:
     """What a finding is about and what an action targets.
 
-    ``kind`` is one of: cluster, namespace, node, pod, container, gpu, deployment, statefulset,
-    hpa, model, service, signal (a whole signal gone quiet). ``namespace`` is empty for cluster-scoped kinds.
+    ``kind`` is an :class:`EntityKind` (its string value is accepted and converted).
+    ``namespace`` is empty for cluster-scoped kinds.
     """
 
-    kind: str
+    kind: EntityKind
     name: str
     namespace: str = ""
     attributes: tuple[tuple[str, str], ...] = field(default=(), compare=False)
+
+    def __post_init__(self) -> None:
+        if type(self.kind) is not EntityKind:  # a string from a config, a stored row or a test
+            object.__setattr__(self, "kind", EntityKind.parse(self.kind))
 
     @property
     def key(self) -> str:
@@ -141,7 +188,7 @@ class SignalInfo:
     """What detectors may know about a signal (from the catalog/config), without PromQL."""
 
     name: str
-    entity_kind: str
+    entity_kind: EntityKind
     unit: str = ""
     # The hard wall of a resource signal in its own unit (1.0 for a usage ratio); exhaustion
     # forecasters predict when it is reached. None for signals without one.
@@ -154,6 +201,10 @@ class SignalInfo:
     # Where the resource fails in operation (kubelet eviction, OOMKill, preemption, an objective);
     # forecasters aim at it. None of them matching a series means: it fails when full (capacity).
     failure_points: tuple[FailurePoint, ...] = ()
+
+    def __post_init__(self) -> None:
+        if type(self.entity_kind) is not EntityKind:
+            object.__setattr__(self, "entity_kind", EntityKind.parse(self.entity_kind))
 
     def failure_point(self, labels: Mapping[str, str]) -> FailurePoint | None:
         """The failure point of the series with these labels (None: at capacity, if any)."""
@@ -334,6 +385,21 @@ class Resource(enum.StrEnum):
     HORIZONTALPODAUTOSCALERS = "horizontalpodautoscalers"
     EVENTS = "events"
     APPLICATIONS = "applications"  # Argo CD
+
+    @property
+    def entity_kind(self) -> EntityKind | None:
+        """The kind of the object written (None for an Event, which is about another object)."""
+        return _RESOURCE_KIND.get(self)
+
+
+_RESOURCE_KIND = {
+    Resource.PODS: EntityKind.POD,
+    Resource.NODES: EntityKind.NODE,
+    Resource.DEPLOYMENTS: EntityKind.DEPLOYMENT,
+    Resource.STATEFULSETS: EntityKind.STATEFULSET,
+    Resource.HORIZONTALPODAUTOSCALERS: EntityKind.HPA,
+    Resource.APPLICATIONS: EntityKind.APPLICATION,
+}
 
 
 @dataclass(frozen=True)

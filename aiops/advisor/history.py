@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 from typing import Protocol
@@ -21,7 +21,7 @@ from aiops.collect.prometheus import PrometheusError, RawSeries
 from aiops.config import AiopsConfig
 from aiops.config.advisor import AdvisorConfig
 from aiops.errors import AiopsError
-from aiops.model import Entity, from_epoch
+from aiops.model import Entity, EntityKind, from_epoch
 
 
 class AdvisorError(AiopsError):
@@ -47,12 +47,22 @@ _STATEFUL_POD = re.compile(r"^(?P<name>.+)-\d+$")
 def workload_of(namespace: str, pod: str) -> Entity:
     """The workload that owns ``pod``, from its name (kube_pod_owner needs a join per pod)."""
     if m := _DEPLOYMENT_POD.match(pod):
-        return Entity("deployment", m["name"], namespace)
+        return Entity(EntityKind.DEPLOYMENT, m["name"], namespace)
     if m := _STATEFUL_POD.match(pod):
-        return Entity("statefulset", m["name"], namespace)
+        return Entity(EntityKind.STATEFULSET, m["name"], namespace)
     if m := _GENERATED_POD.match(pod):
-        return Entity("pod", m["name"], namespace, attributes=(("generated", "true"),))
-    return Entity("pod", pod, namespace)
+        return Entity(EntityKind.POD, m["name"], namespace, attributes=(("generated", "true"),))
+    return Entity(EntityKind.POD, pod, namespace)
+
+
+def _scale_target(labels: Mapping[str, str]) -> Entity:
+    """An HPA's scale target; one of a kind aiops does not model (an Argo Rollout) keeps its kind
+    as an attribute. Matching the target's pods goes by namespace and name only."""
+    kind = labels.get("scaletargetref_kind") or "Deployment"
+    name, namespace = labels["scaletargetref_name"], labels.get("namespace", "")
+    if kind.lower() in (EntityKind.DEPLOYMENT, EntityKind.STATEFULSET, EntityKind.REPLICASET):
+        return Entity(EntityKind(kind.lower()), name, namespace)
+    return Entity(EntityKind.WORKLOAD, name, namespace, attributes=(("kind", kind),))
 
 
 def _without_userinfo(url: str) -> str:
@@ -238,9 +248,8 @@ class HistoryReader:
         for labels, _ in fetch(
             f"max by ({hpa}, scaletargetref_kind, scaletargetref_name) (kube_horizontalpodautoscaler_info)"
         ):
-            kind = labels.get("scaletargetref_kind", "Deployment").lower() or "deployment"
             if labels.get("scaletargetref_name"):
-                targets[_hpa_key(labels)] = Entity(kind, labels["scaletargetref_name"], labels.get("namespace", ""))
+                targets[_hpa_key(labels)] = _scale_target(labels)
         metric_targets: dict[tuple[str, str], tuple[str, float]] = {}
         for labels, values in fetch(
             f"max by ({hpa}, metric_name, metric_target_type) (kube_horizontalpodautoscaler_spec_target_metric)"
@@ -257,7 +266,7 @@ class HistoryReader:
                 HpaTrack(
                     namespace=namespace,
                     name=name,
-                    target=targets.get(k, Entity("deployment", name, namespace)),
+                    target=targets.get(k, Entity(EntityKind.DEPLOYMENT, name, namespace)),
                     current_replicas=values,
                     min_replicas=int(mins.get(k, 1)),
                     max_replicas=int(maxs.get(k, np.nanmax(values) if np.isfinite(values).any() else 1)),

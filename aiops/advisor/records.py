@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from aiops.model import Entity
+from aiops.model import Entity, EntityKind
 
 MIB_PER_GIB = 1024.0
 
@@ -57,7 +57,7 @@ class HpaTrack:
 
     @property
     def entity(self) -> Entity:
-        return Entity("hpa", self.name, self.namespace)
+        return Entity(EntityKind.HPA, self.name, self.namespace)
 
 
 @dataclass(frozen=True)

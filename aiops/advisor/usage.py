@@ -13,7 +13,7 @@ import numpy as np
 from aiops.advisor.records import GpuTrack, History, Kind, Recommendation, Saving, Usage
 from aiops.advisor.snippets import release_gpu_change, remove_gpu_change
 from aiops.config.advisor import AdvisorConfig, GpuClass
-from aiops.model import Entity
+from aiops.model import Entity, EntityKind
 
 
 def gpu_class_of(model_name: str, classes: Sequence[GpuClass]) -> GpuClass | None:
@@ -102,7 +102,7 @@ def unobserved_requests(history: History, workloads: Sequence[Usage]) -> list[st
 
 def by_node(history: History, config: AdvisorConfig) -> list[Usage]:
     groups = _group(history.gpus, lambda t: t.node)
-    usages = [summarize(Entity("node", str(node)), tracks, history, config) for node, tracks in groups.items()]
+    usages = [summarize(Entity(EntityKind.NODE, str(node)), tracks, history, config) for node, tracks in groups.items()]
     return sorted(usages, key=lambda u: u.entity.key)
 
 
@@ -110,7 +110,7 @@ def unallocated(history: History, config: AdvisorConfig) -> list[Usage]:
     """GPUs while no pod held them: capacity paid for and offered to nobody."""
     groups = _group((t for t in history.gpus if not t.allocated), lambda t: t.uuid)
     usages = [
-        summarize(Entity("gpu", str(uuid), attributes=(("node", tracks[0].node), ("gpu", tracks[0].gpu))), tracks, history, config)
+        summarize(Entity(EntityKind.GPU, str(uuid), attributes=(("node", tracks[0].node), ("gpu", tracks[0].gpu))), tracks, history, config)
         for uuid, tracks in groups.items()
     ]
     return sorted(usages, key=lambda u: -u.gpu_hours)

@@ -1,12 +1,13 @@
 from __future__ import annotations
 
 from datetime import timedelta
+from fnmatch import fnmatchcase
 from typing import Any, Literal
 
-from pydantic import Field, model_validator
+from pydantic import Field, field_validator, model_validator
 
 from aiops.config.base import Duration, StrictModel
-from aiops.model import Mode, Severity
+from aiops.model import EntityKind, Mode, Severity
 
 
 class SeverityThresholds(StrictModel):
@@ -52,7 +53,7 @@ class LadderConfig(StrictModel):
 
 
 class PolicyRule(StrictModel):
-    """Which findings trigger which action. Match fields are fnmatch patterns; empty matches all."""
+    """Which findings trigger which action. Match fields are fnmatch patterns ("*" matches all)."""
 
     name: str = Field(min_length=1)
     detector: str = "*"
@@ -75,6 +76,14 @@ class PolicyRule(StrictModel):
     # least min_judged predictions; until then the decision is held at suggest.
     min_precision: float | None = Field(default=None, ge=0.0, le=1.0)
     min_judged: int = Field(default=5, ge=1)
+
+    @field_validator("entity_kind")
+    @classmethod
+    def _known_kind(cls, v: str) -> str:
+        # A pattern no kind matches is a typo ("pods"): the rule would never fire.
+        if not any(fnmatchcase(kind, v) for kind in EntityKind):
+            raise ValueError(f"{v!r} matches no entity kind; use one of: {', '.join(EntityKind)} (or a pattern)")
+        return v
 
 
 DEFAULT_XID_REMEDIATION: dict[int, str] = {

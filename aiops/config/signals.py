@@ -1,13 +1,23 @@
 from __future__ import annotations
 
 import re
-from typing import Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import Field, field_validator
+from pydantic import BeforeValidator, Field, field_validator
 
 from aiops.config.base import StrictModel
+from aiops.model import SIGNAL_KINDS, EntityKind
 
-ENTITY_KINDS = ("cluster", "namespace", "node", "pod", "container", "gpu", "deployment", "statefulset", "hpa", "model", "service")
+
+def _signal_kind(value: Any) -> Any:
+    if isinstance(value, str) and value in SIGNAL_KINDS:
+        return EntityKind(value)
+    known = ", ".join(k for k in EntityKind if k in SIGNAL_KINDS)
+    raise ValueError(f"{value!r} is not an entity kind a signal's labels identify; use one of: {known}")
+
+
+# What a signal's series are about; the other entity kinds come from the cluster or the engine.
+SignalKind = Annotated[EntityKind, BeforeValidator(_signal_kind)]
 
 
 class FailurePointConfig(StrictModel):
@@ -33,7 +43,7 @@ class SignalConfig(StrictModel):
     """A named signal: its PromQL and how its labels identify an entity."""
 
     query: str = Field(min_length=1)
-    entity: Literal["cluster", "namespace", "node", "pod", "container", "gpu", "deployment", "statefulset", "hpa", "model", "service"]
+    entity: SignalKind
     # Entity field -> label: {"name": "pod", "namespace": "namespace"}.
     entity_labels: dict[str, str] = Field(default_factory=dict)
     # Labels copied onto the entity as attributes (container, GPU model, node of a pod, ...).
@@ -62,7 +72,7 @@ class SignalOverride(StrictModel):
     """A partial signal in the user's config, merged over the catalog default of the same name."""
 
     query: str | None = None
-    entity: Literal["cluster", "namespace", "node", "pod", "container", "gpu", "deployment", "statefulset", "hpa", "model", "service"] | None = None
+    entity: SignalKind | None = None
     entity_labels: dict[str, str] | None = None
     attribute_labels: list[str] | None = None
     unit: str | None = None

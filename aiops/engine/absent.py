@@ -8,7 +8,7 @@ missing data (:mod:`aiops.engine.decide` refuses to match it).
 
 from __future__ import annotations
 
-from aiops.model import Entity, Evidence, Finding, Frame, from_epoch
+from aiops.model import Entity, EntityKind, Evidence, Finding, Frame, from_epoch
 
 DETECTOR = "absent"
 # Warning, not critical: something is unknown rather than known to be failing.
@@ -24,7 +24,7 @@ def absent_findings(frame: Frame) -> list[Finding]:
         out.append(Finding(
             detector=DETECTOR,
             signal=signal,
-            entity=Entity(kind="signal", name=signal),
+            entity=Entity(kind=EntityKind.SIGNAL, name=signal),
             score=SCORE,
             observed_at=frame.now,
             evidence=Evidence(

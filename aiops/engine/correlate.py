@@ -26,7 +26,7 @@ from datetime import datetime
 import numpy as np
 
 from aiops.config.policy import RootCauseConfig
-from aiops.model import Entity, Evidence, Finding, Frame, Series, from_epoch
+from aiops.model import Entity, EntityKind, Evidence, Finding, Frame, Series, from_epoch
 
 DETECTOR = "root_cause"
 
@@ -121,7 +121,7 @@ def _symptoms_on_dead_gpus(findings: list[Finding], dead: set[str], pod_node: di
     for f in findings:
         node = pod_node.get(f.entity.key) if f.entity.kind == "pod" else None
         if node in dead and f.signal in POD_SYMPTOMS and f.cause is None and f.detector != DETECTOR:
-            f = replace(f, cause=Entity(kind="node", name=node), evidence=replace(
+            f = replace(f, cause=Entity(kind=EntityKind.NODE, name=node), evidence=replace(
                 f.evidence, summary=f"{f.evidence.summary} — on node {node}, whose GPU failed: the node is the cause",
                 related=(*f.evidence.related, f"node/{node}")))
         out.append(f)
@@ -159,7 +159,7 @@ def _quality_by_replica(
             f"it runs on node {node}, whose {worst.entity.kind} {worst.entity.name} reports: {worst.evidence.summary.rstrip('. ')}; "
             f"the other replicas ({fine}) are fine — the node is the cause, not the model"
         )
-        node_entity = Entity(kind="node", name=node)
+        node_entity = Entity(kind=EntityKind.NODE, name=node)
         findings.append(Finding(
             detector=DETECTOR,
             signal=worst.signal,
@@ -206,7 +206,7 @@ def _latency_on_sick_nodes(
             if sick and len(sick) < len(nodes):
                 node = sick[0]
                 worst = max(infra[node], key=lambda x: x.score)
-                f = replace(f, cause=Entity(kind="node", name=node), evidence=replace(
+                f = replace(f, cause=Entity(kind=EntityKind.NODE, name=node), evidence=replace(
                     f.evidence,
                     summary=f"{f.evidence.summary} — follows {worst.entity.kind} {worst.entity.name} on node {node}: "
                             f"{worst.evidence.summary}",

@@ -23,7 +23,7 @@ from aiops.engine.absent import DETECTOR as ABSENT_DETECTOR
 from aiops.engine.facts import NO_OWNER, ClusterFacts
 from aiops.engine.ladder import ACT, NOTIFY, PREPARE, LadderState
 from aiops.engine.predictions import FALSE_POSITIVE, ClosedPrediction, PredictionLedger
-from aiops.model import ADVISE, Basis, Decision, Entity, Evidence, Finding, Mode, Resolve, Rung, Severity, most_cautious
+from aiops.model import ADVISE, Basis, Decision, Entity, EntityKind, Evidence, Finding, Mode, Resolve, Rung, Severity, most_cautious
 from aiops.notify.alertmanager import INBOUND_DETECTOR
 
 # Attributes that name the node an entity runs on, in order of preference.
@@ -94,7 +94,7 @@ class Policy:
             for attr in NODE_ATTRIBUTES:
                 node = entity.attr(attr)
                 if node:
-                    return Entity(kind="node", name=node.split(":")[0]), None
+                    return Entity(kind=EntityKind.NODE, name=node.split(":")[0]), None
             # The act stage resolves it from cluster state (pod -> spec.nodeName).
             return entity, Resolve.NODE
         if rule.target == "owner":
@@ -183,7 +183,7 @@ class Policy:
         if action in POD_DISRUPTING:
             namespace, _, pod = str(finding.evidence.facts.get("pod", "")).rpartition("/")
             if pod:
-                target = Entity(kind="pod", name=pod, namespace=namespace)
+                target = Entity(kind=EntityKind.POD, name=pod, namespace=namespace)
             else:
                 action = ADVISE  # no pod known on that GPU: tell a person which one to restart
         # The node ladder (cordon first) is for node actions; another action is taken as it is.

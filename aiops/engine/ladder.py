@@ -12,7 +12,7 @@ import sqlite3
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from aiops.model import Entity, Rung
+from aiops.model import Entity, EntityKind, Rung
 from aiops.state import Store
 from aiops.state.codec import entity_from_dict, entity_to_dict
 from aiops.state.migrations import add_column, migrate
@@ -87,4 +87,4 @@ def _target(row: sqlite3.Row) -> Entity:
     # A row from before target_entity (kept at most ``forget_after``): its key is all there is.
     kind, _, rest = row["target"].partition("/")
     namespace, _, name = rest.rpartition("/")
-    return Entity(kind=kind, name=name, namespace=namespace)
+    return Entity(kind=EntityKind.parse(kind), name=name, namespace=namespace)

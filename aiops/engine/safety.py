@@ -380,10 +380,11 @@ class GuardedWriter:
         kept: list[Mutation] = []
         dropped: list[str] = []
         for m in plan.mutations:
-            if m.resource == "events" or not m.namespace:
+            kind = m.resource.entity_kind
+            if kind is None or not m.namespace:  # an Event, or a cluster-scoped object
                 kept.append(m)
                 continue
-            entity = Entity("pod" if m.resource == "pods" else m.resource.rstrip("s"), m.name, m.namespace)
+            entity = Entity(kind, m.name, m.namespace)
             refusal = scope_refusal(self.config, entity, view)
             if refusal is None:
                 kept.append(m)

@@ -12,7 +12,7 @@ from datetime import datetime
 from functools import cached_property
 from typing import Any
 
-from aiops.model import Entity
+from aiops.model import Entity, EntityKind
 
 # Labels that name the model a workload serves, in order of preference.
 MODEL_LABELS = ("aiops.io/model", "app.kubernetes.io/name", "model")
@@ -40,7 +40,7 @@ class NodeInfo:
 
     @property
     def entity(self) -> Entity:
-        return Entity("node", self.name)
+        return Entity(EntityKind.NODE, self.name)
 
 
 @dataclass(frozen=True)
@@ -75,7 +75,7 @@ class PodInfo:
 
     @property
     def entity(self) -> Entity:
-        return Entity("pod", self.name, self.namespace, (("node", self.node),) if self.node else ())
+        return Entity(EntityKind.POD, self.name, self.namespace, (("node", self.node),) if self.node else ())
 
 
 @dataclass(frozen=True)
@@ -118,7 +118,7 @@ class HpaInfo:
 
     @property
     def entity(self) -> Entity:
-        return Entity("hpa", self.name, self.namespace)
+        return Entity(EntityKind.HPA, self.name, self.namespace)
 
 
 @dataclass(frozen=True)
@@ -389,7 +389,7 @@ class ArgoAppInfo:
 
     @property
     def entity(self) -> Entity:
-        return Entity("application", self.name, self.namespace)
+        return Entity(EntityKind.APPLICATION, self.name, self.namespace)
 
     @classmethod
     def from_object(cls, obj: Mapping[str, Any]) -> ArgoAppInfo:

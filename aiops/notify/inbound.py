@@ -26,7 +26,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from aiops import metrics
-from aiops.model import Entity, Evidence, Finding
+from aiops.model import Entity, EntityKind, Evidence, Finding
 from aiops.notify.alertmanager import INBOUND_DETECTOR, SOURCE_LABEL, SOURCE_VALUE
 from aiops.notify.verify import AlertVerifier, Verdict
 from aiops.state import Store
@@ -89,15 +89,15 @@ def entity_from_labels(labels: Mapping[str, str]) -> Entity:
     attributes = tuple(sorted((k, v) for k, v in labels.items() if k not in ("alertname",)))
     ns = labels.get("namespace", "")
     if labels.get("pod"):
-        return Entity("pod", labels["pod"], ns, attributes)
-    for kind in ("deployment", "statefulset"):
+        return Entity(EntityKind.POD, labels["pod"], ns, attributes)
+    for kind in (EntityKind.DEPLOYMENT, EntityKind.STATEFULSET):
         if labels.get(kind):
             return Entity(kind, labels[kind], ns, attributes)
     if labels.get("node"):
-        return Entity("node", labels["node"], "", attributes)
+        return Entity(EntityKind.NODE, labels["node"], "", attributes)
     if ns:
-        return Entity("namespace", ns, "", attributes)
-    return Entity("cluster", labels.get("cluster", "cluster"), "", attributes)
+        return Entity(EntityKind.NAMESPACE, ns, "", attributes)
+    return Entity(EntityKind.CLUSTER, labels.get("cluster", "cluster"), "", attributes)
 
 
 class AlertInbox:

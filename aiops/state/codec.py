@@ -79,7 +79,7 @@ def plain(value: Any) -> Any:
 
 
 def entity_to_dict(entity: Entity) -> dict[str, Any]:
-    return {"kind": entity.kind, "name": entity.name, "namespace": entity.namespace, "attributes": list(entity.attributes)}
+    return {"kind": entity.kind.value, "name": entity.name, "namespace": entity.namespace, "attributes": list(entity.attributes)}
 
 
 def entity_from_dict(data: dict[str, Any]) -> Entity:

@@ -323,3 +323,28 @@ def test_weekly_digest_once_a_week_and_retried_after_an_outage(tmp_path) -> None
     assert weekly_digest(config, store, monday + timedelta(days=3), Fleet()) == []  # done this week
     assert len(weekly_digest(config, store, monday + timedelta(days=7, hours=1), Fleet())) == 1
     store.close()
+
+
+def test_an_hpa_scaling_a_kind_aiops_does_not_model_is_read_as_a_workload() -> None:
+    from aiops.advisor.history import HistoryReader
+    from aiops.model import EntityKind
+
+    t = END.timestamp() - STEP * np.arange(288)[::-1]
+    gpu = {"UUID": "G1", "gpu": "0", "Hostname": "n1", "modelName": A100, "namespace": "ml", "pod": "chat-5b8d7c9f6d-xk2zq"}
+    hpa = {"namespace": "ml", "horizontalpodautoscaler": "chat"}
+    targets = [("chat", "Rollout"), ("web", "StatefulSet")]
+
+    class Client:
+        def query_range(self, query: str, start: datetime, end: datetime, step: timedelta) -> list[RawSeries]:
+            if "kube_horizontalpodautoscaler_info" in query:
+                return [RawSeries({**hpa, "horizontalpodautoscaler": name, "scaletargetref_kind": kind,
+                                   "scaletargetref_name": name}, t, np.ones(288)) for name, kind in targets]
+            if "kube_horizontalpodautoscaler_status_current_replicas" in query:
+                return [RawSeries({**hpa, "horizontalpodautoscaler": name}, t, np.full(288, 2.0)) for name, _ in targets]
+            return [RawSeries(gpu, t, np.full(288, 50.0))] if "DCGM_FI_DEV_GPU_UTIL" in query else []
+
+    history = HistoryReader(parse_config({"advisor": {"window": "1d"}}), Client()).read(END)
+    rollout, web = sorted(history.hpas, key=lambda h: h.name)
+    # The Argo Rollout keeps its kind as an attribute; its pods are still matched by namespace and name.
+    assert rollout.target == Entity(EntityKind.WORKLOAD, "chat", "ml") and rollout.target.attr("kind") == "Rollout"
+    assert web.target.kind is EntityKind.STATEFULSET

@@ -8,7 +8,7 @@ import pytest
 
 from aiops.cli import main
 from aiops.config import ConfigError, load_config, parse_config, resolve_secret
-from aiops.model import Mode
+from aiops.model import EntityKind, Mode
 
 
 def problems(data: object) -> dict[str, str]:
@@ -78,6 +78,20 @@ def test_signal_overrides_and_new_signals() -> None:
     assert sig["pod_memory_usage_ratio"].query == "my_ratio" and sig["pod_memory_usage_ratio"].capacity == 1.0
     assert sig["queue_depth"].entity == "service"
     assert "needs query and entity" in problems({"signals": {"nope": {"unit": "x"}}})[""]
+
+
+def test_entity_kinds_in_the_config_come_from_the_closed_set() -> None:
+    sig = parse_config({"signals": {"q": {"query": "up", "entity": "service"}}}).resolved_signals()["q"]
+    assert sig.entity is EntityKind.SERVICE
+    # A typo, and a kind no signal's labels identify, are named with the kinds a signal may have.
+    for kind in ("pods", "signal", "application"):
+        msg = problems({"signals": {"q": {"query": "up", "entity": kind}}})["signals.q.entity"]
+        assert msg.startswith(f"{kind!r} is not an entity kind") and "gpu, deployment, statefulset, hpa" in msg, msg
+    # A rule's entity_kind is a pattern: one that matches no kind would never fire.
+    rule = {"name": "r", "action": "advise"}
+    msg = problems({"policy": {"rules": [{**rule, "entity_kind": "pods"}]}})["policy.rules[0].entity_kind"]
+    assert msg.startswith("'pods' matches no entity kind; use one of: cluster,") and "signal" in msg, msg
+    assert parse_config({"policy": {"rules": [{**rule, "entity_kind": "stateful*"}]}}).policy.rules[0].entity_kind == "stateful*"
 
 
 def test_detector_and_rule_validation() -> None:

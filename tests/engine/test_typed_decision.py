@@ -71,3 +71,15 @@ def test_a_mutation_names_its_verb_and_resource_from_a_closed_set() -> None:
         Mutation("drain", "nodes", "n1")
     with pytest.raises(ValueError, match="mutation resource 'node' is not one of"):
         Mutation("patch", "node", "n1")
+
+
+def test_an_entity_kind_comes_from_a_closed_set_and_strings_convert() -> None:
+    from aiops.model import EntityKind, Resource
+
+    e = Entity("pod", "web-1", "ml")
+    assert e.kind is EntityKind.POD and e == Entity(EntityKind.POD, "web-1", "ml") and e.key == "pod/ml/web-1"
+    assert hash(e) == hash(Entity(EntityKind.POD, "web-1", "ml")) and f"{e.kind}s" == "pods"
+    with pytest.raises(ValueError, match="entity kind 'pods' is not one of: cluster, namespace, node, pod"):
+        Entity("pods", "web-1", "ml")
+    # What a mutation writes is an entity of the matching kind (an Event is about another object).
+    assert Resource.HORIZONTALPODAUTOSCALERS.entity_kind is EntityKind.HPA and Resource.EVENTS.entity_kind is None

@@ -80,3 +80,17 @@ def test_infeasible_plan_falls_back_to_advice(server: KubeApiServer, tmp_path: P
     assert result.plan is not None and "kubectl" in result.plan.command
     assert result.plan is not None and result.plan.action == "advise"
     assert not server.requests_matching(writes_only=True)
+
+
+def test_opt_in_covers_the_hpa_of_a_labelled_workload(server: KubeApiServer, tmp_path: Path) -> None:
+    # The HPA patch is a write on the HPA; opt-in looks for the mark where it looks for an HPA's
+    # (its scale target), so a labelled Deployment's HPA is raised, not dropped as unlabelled.
+    seed_workload(server, "llm", ["gpu-1", "gpu-2"], labels={"aiops.io/model": "llama", "aiops.io/remediate": "true"})
+    server.seed(make_hpa("llm", target="llm", min_replicas=2, max_replicas=6, current=2))
+    actor, _ = make_actor(make_config(server, tmp_path, opt_in=True))
+    slow = finding("inference_latency_p99", MODEL, recent=(0.08, 0.14, 0.21))
+    [up] = actor.act(
+        [decision("scale_ahead", MODEL, slow, resolve_target="owner")], findings=[slow], degraded=False, now=NOW
+    )
+    assert up.status is ActionStatus.APPLIED, up.detail
+    assert server.get("HorizontalPodAutoscaler", "llm", group="autoscaling")["spec"]["minReplicas"] == 3

@@ -7,6 +7,7 @@ import math
 from datetime import UTC, datetime, timedelta
 
 import numpy as np
+import pytest
 
 from aiops.model import (
     ActionResult,
@@ -14,6 +15,7 @@ from aiops.model import (
     Basis,
     Decision,
     Entity,
+    EntityKind,
     Evidence,
     Finding,
     Mode,
@@ -25,6 +27,8 @@ from aiops.model import (
 )
 from aiops.state.codec import (
     decision_from_json,
+    entity_from_dict,
+    entity_to_dict,
     decision_to_json,
     notification_from_json,
     notification_to_json,
@@ -72,6 +76,17 @@ def test_a_decision_row_from_before_the_one_codec_still_loads() -> None:
     assert (d.basis, d.rung, d.restore, d.resolve, dict(d.params)) == (
         Basis.PREDICTED, Rung.ACT, True, Resolve.OWNER, {"step": 2})
     assert d.finding.observed_at == T0 and d.finding.entity.attr("a") == "b" and d.finding.evidence.summary == "slow"
+    # Kinds were written as plain strings then, and are now: they load as the enum.
+    assert d.target.kind is EntityKind.MODEL and d.finding.entity.kind is EntityKind.MODEL
+
+
+def test_entity_kinds_are_stored_as_their_names_and_load_as_the_enum() -> None:
+    stored = json.loads(json.dumps(entity_to_dict(POD)))
+    assert stored["kind"] == "pod"
+    back = entity_from_dict(stored)
+    assert back.kind is EntityKind.POD and back == POD and back.key == "pod/ml/web-1"
+    with pytest.raises(ValueError, match="entity kind 'pods' is not one of: cluster, .*signal"):
+        entity_from_dict({**stored, "kind": "pods"})
 
 
 def test_a_notification_round_trips() -> None:
