@@ -52,8 +52,8 @@ def prepare_dataset(
     target_series: int, hours: float, workdir: Path, *, reuse: bool = True, part_samples: int = 15_000_000
 ) -> Dataset:
     """Generate ~``target_series`` series × ``hours`` ending at BENCH_END and backfill them."""
-    from aiops.testing.prometheus import backfill
-    from aiops.testing.synth import Scenario, Topology, write_openmetrics
+    from aiops.demo.prometheus import backfill
+    from aiops.demo.synth import Scenario, Topology, write_openmetrics
 
     name = f"synth-{target_series}-{hours:g}h"
     tsdb = workdir / name / "tsdb"  # PrometheusServer(workdir / name) serves <data_dir>/tsdb
@@ -94,7 +94,7 @@ def prepare_dataset(
 
 def _compact(data_dir: Path, timeout_s: float = 900) -> float:
     """Start Prometheus on the TSDB and wait until it has merged the overlapping part blocks."""
-    from aiops.testing.prometheus import PrometheusServer
+    from aiops.demo.prometheus import PrometheusServer
 
     tsdb = data_dir / "tsdb"
     t0 = time.perf_counter()
@@ -113,7 +113,7 @@ def _compact(data_dir: Path, timeout_s: float = 900) -> float:
 
 
 def _faults() -> list[Any]:
-    from aiops.testing.synth import CrashLoop, GpuXid, LatencyRegression, MemoryLeak
+    from aiops.demo.synth import CrashLoop, GpuXid, LatencyRegression, MemoryLeak
 
     # A few faults so detectors and policy have real work, as in a cluster with problems.
     return [MemoryLeak(pod=0), CrashLoop(pod=3), GpuXid(gpu=0), LatencyRegression(model=0)]
@@ -122,7 +122,7 @@ def _faults() -> list[Any]:
 def start_prometheus(ds: Dataset) -> Any:
     """Serve the dataset's TSDB. Blocks are 54 h already; capping compaction there keeps
     Prometheus from merging them in the background while the cycles are measured."""
-    from aiops.testing.prometheus import PrometheusServer
+    from aiops.demo.prometheus import PrometheusServer
 
     return PrometheusServer(ds.tsdb_dir.parent, startup_timeout=600, extra_args=COMPACTION_ARGS).start()
 

@@ -1,7 +1,7 @@
 """Cycle cost as the cluster grows, measured against Prometheus itself (issue 7, part 1).
 
 For each size N (raw series in Prometheus): generate N series × H hours of synthetic cluster
-history (aiops.testing.synth, with a few injected faults), backfill it into a real Prometheus with
+history (aiops.demo.synth, with a few injected faults), backfill it into a real Prometheus with
 promtool, then run the daemon's full pipeline in a child process: one cold cycle (fetches the
 whole lookback) and S steady cycles one step apart (incremental fetch). After every cycle the
 same ranges are fetched with bare ``requests`` at the same concurrency: that is "Prometheus

@@ -30,7 +30,7 @@ from pathlib import Path
 import yaml
 
 from aiops.testing.cluster_history import HistorySpec, generate, incidents_yaml
-from aiops.testing.prometheus import PrometheusServer
+from aiops.demo.prometheus import PrometheusServer
 
 
 def main() -> int:

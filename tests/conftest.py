@@ -1,7 +1,7 @@
 """Shared fixtures. Real components only: Prometheus and Alertmanager are the Debian binaries.
 
 Integration tests gate themselves where they start a binary: the launchers in
-``aiops.testing.prometheus`` raise :class:`MissingBinary` naming the package to install. Under CI
+``aiops.demo.prometheus`` raise :class:`MissingBinary` naming the package to install. Under CI
 (``CI=true``, where ``.ci/run`` installs every binary) that is a failure, because a silently skipped
 suite proves nothing; on a developer's machine the test is skipped with the same message, so the
 numpy-only tests still run without a Prometheus.
@@ -14,7 +14,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from aiops.testing.prometheus import MissingBinary
+from aiops.demo.prometheus import MissingBinary
 from tests.prometheus_history import history_end, prometheus  # noqa: F401 - shared fixtures
 
 

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from aiops.testing.prometheus import PrometheusServer
+from aiops.demo.prometheus import PrometheusServer
 
 GiB = 1024**3
 STEP = 60

@@ -14,7 +14,7 @@ import requests
 import yaml
 
 from aiops.server import DaemonServer
-from aiops.testing.prometheus import PrometheusServer, free_port
+from aiops.demo.prometheus import PrometheusServer, free_port
 from tests.collect.test_collector import ONLY_MEMORY
 
 

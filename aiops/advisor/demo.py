@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 if TYPE_CHECKING:
-    from aiops.testing.prometheus import PrometheusServer
+    from aiops.demo.prometheus import PrometheusServer
 
 SCRAPE_SECONDS = 120
 DAYS = 4
@@ -182,7 +182,7 @@ def _latency_histogram(lines: list[str], t: np.ndarray, p99: np.ndarray) -> None
 
 def start_demo_prometheus(workdir: Path, end: datetime) -> PrometheusServer:
     """Write the demo history ending at ``end`` under ``workdir`` and start a Prometheus on it."""
-    from aiops.testing.prometheus import PrometheusServer
+    from aiops.demo.prometheus import PrometheusServer
 
     written = write_scenario(workdir / "advisor-demo.om", end)
     return PrometheusServer(workdir / "prometheus", openmetrics=written.path).start()

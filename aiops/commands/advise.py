@@ -21,7 +21,7 @@ from aiops.config.advisor import AdvisorConfig
 from aiops.config.base import parse_duration
 from aiops.config.prometheus import PrometheusConfig
 from aiops.model import utcnow
-from aiops.testing.prometheus import MissingBinary
+from aiops.demo.prometheus import MissingBinary
 
 if TYPE_CHECKING:
     from aiops.advisor import Advice

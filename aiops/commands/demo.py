@@ -21,7 +21,7 @@ from aiops.config import AiopsConfig, ConfigError, parse_config
 from aiops.logs import configure_logging
 
 if TYPE_CHECKING:
-    from aiops.testing.livefeed import LiveFeed
+    from aiops.demo.livefeed import LiveFeed
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -53,8 +53,8 @@ def demo_config(prometheus_url: str, workdir: Path, port: int = 0, state: Path |
 
 
 def run(args: argparse.Namespace) -> int:
-    from aiops.testing.prometheus import MissingBinary, ServerStartError, free_port
-    from aiops.testing.synth import start_demo_prometheus
+    from aiops.demo.prometheus import MissingBinary, ServerStartError, free_port
+    from aiops.demo.synth import start_demo_prometheus
 
     configure_logging("WARNING", "text")
     t0 = time.perf_counter()
@@ -100,8 +100,8 @@ def shipped_rule_files() -> list[Path]:
 def _serving_extras(workdir: Path, port: int) -> tuple[LiveFeed, dict[str, Any]]:
     """What makes the served demo look like a cluster: the shipped recording and alert rules, a
     scrape of the daemon's /metrics, and a feed that keeps the demo series moving."""
-    from aiops.testing.livefeed import LiveFeed
-    from aiops.testing.synth import write_demo_history
+    from aiops.demo.livefeed import LiveFeed
+    from aiops.demo.synth import write_demo_history
 
     feed = LiveFeed(write_demo_history(workdir)).start()
     rules = shipped_rule_files()

@@ -16,7 +16,7 @@ from typing import Any
 
 import yaml
 
-from aiops.testing.prometheus import ManagedServer, find_binary
+from aiops.demo.prometheus import ManagedServer, find_binary
 
 __all__ = ["AlertmanagerServer"]
 

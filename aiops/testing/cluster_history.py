@@ -1,6 +1,6 @@
 """A realistic GPU inference cluster's history, for ``aiops replay`` scenario tests and the bench.
 
-Where :mod:`aiops.testing.synth` anchors clean faults to the end of the data, this generator
+Where :mod:`aiops.demo.synth` anchors clean faults to the end of the data, this generator
 writes what exporters really expose over a day or two, with the quirks a default must survive:
 
 - kube-state-metrics v2: ``kube_pod_info{created_by_kind,created_by_name}`` and ``kube_pod_owner``

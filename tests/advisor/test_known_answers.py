@@ -15,7 +15,7 @@ from aiops.advisor.demo import Written, scenario_end, write_scenario
 from aiops.cli import main
 from aiops.config import AiopsConfig, parse_config
 from aiops.model import Entity, Severity
-from aiops.testing.prometheus import PrometheusServer
+from aiops.demo.prometheus import PrometheusServer
 
 pytestmark = [pytest.mark.timeout(120), pytest.mark.slow]
 

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 import yaml
 
-from aiops.testing.prometheus import find_binary
+from aiops.demo.prometheus import find_binary
 
 RULES_DIR = Path(__file__).resolve().parents[2] / "alert-rules"
 RULE_FILES = sorted(RULES_DIR.glob("*.rules.yml"))

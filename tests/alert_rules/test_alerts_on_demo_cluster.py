@@ -1,5 +1,5 @@
 """The alert rules, loaded into the real Prometheus over the demo cluster's history, alert on the
-faults injected there (aiops.testing.synth) and stay quiet about the healthy entities.
+faults injected there (aiops.demo.synth) and stay quiet about the healthy entities.
 
 The rule groups are copied with a 1 s evaluation interval, so the rules run on a faster clock
 without any other change; alerts are checked in their *pending* state, since their ``for``
@@ -17,8 +17,8 @@ import pytest
 import requests
 import yaml
 
-from aiops.testing.prometheus import PrometheusServer
-from aiops.testing.synth import (
+from aiops.demo.prometheus import PrometheusServer
+from aiops.demo.synth import (
     AccuracyDrift,
     GpuXid,
     LatencyRegression,

@@ -13,7 +13,7 @@ from aiops.collect.collector import Collector
 from aiops.collect.prometheus import PrometheusClient, PrometheusError, RawSeries
 from aiops.config import parse_config
 from aiops.config.prometheus import PrometheusConfig
-from aiops.testing.prometheus import PrometheusServer, free_port
+from aiops.demo.prometheus import PrometheusServer, free_port
 
 from tests.prometheus_history import GiB, HOURS
 

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 import requests
 
-from aiops.testing.prometheus import free_port
+from aiops.demo.prometheus import free_port
 from tests.dashboards.panels_with_data import coverage
 
 REPO = Path(__file__).resolve().parents[2]

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from aiops.testing.prometheus import PrometheusServer, free_port
+from aiops.demo.prometheus import PrometheusServer, free_port
 from tests.collect.test_collector import ONLY_MEMORY
 
 

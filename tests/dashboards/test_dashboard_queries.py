@@ -1,7 +1,7 @@
 """Every PromQL expression in the dashboards runs without error on the real Prometheus.
 
 Prometheus is the Debian binary, loaded with the recording rules from alert-rules/ and the demo
-cluster's synthetic history (aiops.testing.synth: a leaking pod, a sick GPU, a slow and a drifting
+cluster's synthetic history (aiops.demo.synth: a leaking pod, a sick GPU, a slow and a drifting
 model...), and it scrapes a real `aiops run` daemon cycling over that history. So expressions are
 parsed *and* evaluated against series with the real label sets (many-to-many matching errors only
 show up with data), and the daemon's own dashboard reads the metrics the daemon really exports.
@@ -22,8 +22,8 @@ import pytest
 import requests
 import yaml
 
-from aiops.testing.prometheus import PrometheusServer, free_port
-from aiops.testing.synth import demo_scenario, write_openmetrics
+from aiops.demo.prometheus import PrometheusServer, free_port
+from aiops.demo.synth import demo_scenario, write_openmetrics
 from tests.dashboards.grafana import (
     DASHBOARD_DIR,
     Query,

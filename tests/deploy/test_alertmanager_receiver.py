@@ -9,7 +9,7 @@ from urllib.parse import urlsplit
 import yaml
 
 from aiops.server import WEBHOOK_PATH
-from aiops.testing.prometheus import find_binary
+from aiops.demo.prometheus import find_binary
 from tests.deploy.manifests import REPO, one
 
 RECEIVER = REPO / "deploy" / "alertmanager" / "aiops-receiver.yml"

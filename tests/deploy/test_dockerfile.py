@@ -100,7 +100,7 @@ def _healthcheck_command(port: int) -> list[str]:
 @pytest.mark.timeout(60)
 def test_healthcheck_command_passes_on_a_live_daemon_and_fails_otherwise() -> None:
     from aiops.server import DaemonServer
-    from aiops.testing.prometheus import free_port
+    from aiops.demo.prometheus import free_port
 
     def healthcheck(port: int) -> int:
         return subprocess.run(_healthcheck_command(port), capture_output=True, timeout=20, check=False).returncode

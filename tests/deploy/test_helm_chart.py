@@ -323,7 +323,7 @@ def test_helm_test_pod_is_a_hook_outside_the_service(rendered: list[dict[str, An
 @pytest.mark.timeout(60)
 def test_helm_test_script_checks_a_live_daemon(default_docs: list[dict[str, Any]]) -> None:
     from aiops.server import DaemonServer
-    from aiops.testing.prometheus import free_port
+    from aiops.demo.prometheus import free_port
 
     (container,) = one(default_docs, "Pod")["spec"]["containers"]
     assert container["command"][:2] == ["python", "-c"]

@@ -16,7 +16,7 @@ from aiops.daemon import Daemon
 from aiops.engine.pipeline import Pipeline
 from aiops.model import Severity
 from aiops.report import render_text
-from aiops.testing.prometheus import PrometheusServer
+from aiops.demo.prometheus import PrometheusServer
 from tests.prometheus_history import write_history
 from tests.engine.test_pipeline import config
 

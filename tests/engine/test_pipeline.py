@@ -13,7 +13,7 @@ from aiops.model import ActionStatus, Finding, Frame, Mode, Severity
 from aiops.plugins import Detector
 from aiops.state import Store
 from aiops.state.audit import AuditLog
-from aiops.testing.prometheus import PrometheusServer, free_port
+from aiops.demo.prometheus import PrometheusServer, free_port
 from tests.prometheus_history import LEAK_CROSSES_AFTER
 from tests.collect.test_collector import ONLY_MEMORY
 

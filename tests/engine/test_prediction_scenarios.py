@@ -23,7 +23,7 @@ from aiops.engine.pipeline import Pipeline
 from aiops.model import ActionStatus, Basis, CycleReport
 from aiops.testing.kubeapi import SA_TOKEN, KubeApiServer
 from aiops.testing.kubeapi_objects import make_node
-from aiops.testing.prometheus import PrometheusServer
+from aiops.demo.prometheus import PrometheusServer
 from tests.engine.kubecluster import CLUSTER_ROLE, seed_workload
 
 END = datetime.now(UTC).replace(second=0, microsecond=0)

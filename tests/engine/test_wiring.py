@@ -16,7 +16,7 @@ from aiops.daemon import webhook_for
 from aiops.engine.pipeline import Pipeline
 from aiops.metrics import REGISTRY
 from aiops.model import NotificationKind
-from aiops.testing.prometheus import PrometheusServer
+from aiops.demo.prometheus import PrometheusServer
 from tests.collect.test_collector import ONLY_MEMORY
 
 

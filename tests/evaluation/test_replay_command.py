@@ -15,7 +15,7 @@ from aiops.collect.collector import Collector
 from aiops.collect.prometheus import PrometheusClient
 from aiops.config import parse_config
 from aiops.evaluation.cluster_replay import HistoryClient
-from aiops.testing.synth import start_demo_prometheus
+from aiops.demo.synth import start_demo_prometheus
 
 END = datetime(2026, 12, 3, 12, 0, tzinfo=UTC)
 

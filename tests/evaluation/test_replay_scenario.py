@@ -18,7 +18,7 @@ import yaml
 
 from aiops.cli import main
 from aiops.testing.cluster_history import HistorySpec, generate, incidents_yaml
-from aiops.testing.prometheus import PrometheusServer
+from aiops.demo.prometheus import PrometheusServer
 
 # Starts daemons or real servers (tens of seconds each): `-m "not slow"` leaves it out of the inner loop.
 pytestmark = pytest.mark.slow

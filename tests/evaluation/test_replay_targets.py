@@ -14,7 +14,7 @@ import yaml
 
 from aiops.cli import main
 from aiops.testing.cluster_history import HistorySpec, generate, incidents_yaml
-from aiops.testing.prometheus import PrometheusServer
+from aiops.demo.prometheus import PrometheusServer
 
 pytestmark = pytest.mark.slow
 

@@ -17,7 +17,7 @@ from aiops.config import parse_config
 from aiops.model import CycleReport, Decision, Mode
 from aiops.notify import formatting as fmt
 from aiops.report import render_text
-from aiops.testing.synth import start_demo_prometheus
+from aiops.demo.synth import start_demo_prometheus
 from remediations.advise import Advise
 
 from .conftest import finding

@@ -31,7 +31,7 @@ from aiops.notify.stage import build_notifications
 from aiops.notify.webhook import handle_alertmanager
 from aiops.plugins import DeliveryStatus
 from aiops.state import Store
-from aiops.testing.prometheus import free_port
+from aiops.demo.prometheus import free_port
 
 from .conftest import (
     WEBHOOK_TOKEN,

@@ -20,7 +20,7 @@ import yaml
 from aiops.server import WEBHOOK_PATH
 from aiops.testing.kubeapi import SA_TOKEN, KubeApiServer
 from aiops.testing.kubeapi_faults import RequestRecord
-from aiops.testing.prometheus import free_port
+from aiops.demo.prometheus import free_port
 from tests.collect.test_collector import ONLY_MEMORY
 
 WEBHOOK_TOKEN = "reliability-process-token"

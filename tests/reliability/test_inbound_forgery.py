@@ -18,7 +18,7 @@ from aiops.config import parse_config
 from aiops.daemon import Daemon, webhook_for
 from aiops.engine.pipeline import Pipeline
 from aiops.server import WEBHOOK_PATH
-from aiops.testing.prometheus import PrometheusServer
+from aiops.demo.prometheus import PrometheusServer
 from tests.collect.test_collector import ONLY_MEMORY
 from tests.notify.conftest import WEBHOOK_TOKEN, AuthAlertmanager
 

@@ -18,7 +18,7 @@ from aiops.model import ActionStatus, Entity
 from aiops.state import Store
 from aiops.testing.kubeapi import SA_TOKEN, KubeApiServer
 from aiops.testing.kubeapi_objects import make_pod
-from aiops.testing.prometheus import free_port
+from aiops.demo.prometheus import free_port
 from tests.reliability.daemon_process import applied_writes
 from tests.engine.kubecluster import (
     NOW,

@@ -17,7 +17,7 @@ from aiops.engine.pipeline import Pipeline
 from aiops.model import ActionStatus, CycleReport
 from aiops.notify import ratelimit
 from aiops.testing.dingtalk import DingTalkReceiver
-from aiops.testing.prometheus import PrometheusServer
+from aiops.demo.prometheus import PrometheusServer
 from aiops.testing.smtp import SmtpServer
 from tests.prometheus_history import write_history
 from tests.collect.test_collector import ONLY_MEMORY

@@ -21,7 +21,7 @@ from aiops.state import Store
 from aiops.testing.dingtalk import DingTalkReceiver
 from aiops.testing.kubeapi import KubeApiServer
 from aiops.testing.kubeapi_objects import make_node, make_pod
-from aiops.testing.prometheus import PrometheusServer
+from aiops.demo.prometheus import PrometheusServer
 from aiops.testing.smtp import SmtpServer
 from tests.prometheus_history import write_history
 from tests.reliability.daemon_process import (

@@ -17,7 +17,7 @@ from aiops.config import parse_config
 from aiops.daemon import Daemon
 from aiops.engine.pipeline import Pipeline
 from aiops.model import ActionStatus
-from aiops.testing.prometheus import PrometheusServer
+from aiops.demo.prometheus import PrometheusServer
 from tests.prometheus_history import write_history
 from tests.collect.test_collector import ONLY_MEMORY
 

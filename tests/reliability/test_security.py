@@ -28,7 +28,7 @@ import yaml
 
 from aiops.server import WEBHOOK_PATH
 from aiops.testing.dingtalk import DingTalkReceiver
-from aiops.testing.prometheus import PrometheusServer, free_port
+from aiops.demo.prometheus import PrometheusServer, free_port
 from aiops.testing.smtp import SmtpServer
 from tests.prometheus_history import write_history
 from tests.collect.test_collector import ONLY_MEMORY

@@ -1,21 +1,16 @@
-"""The real Prometheus/Alertmanager launchers and the demo they serve."""
+"""The real Prometheus launcher and the demo history it serves."""
 
 from __future__ import annotations
 
-import json
-import threading
 import time
 from datetime import UTC, datetime, timedelta
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import ClassVar
 
 import pytest
 import requests
 
 from aiops.collect.catalog import DEFAULT_SIGNALS
-from aiops.testing.alertmanager import AlertmanagerServer
-from aiops.testing.prometheus import (
+from aiops.demo.prometheus import (
     BackfillError,
     MissingBinary,
     PrometheusServer,
@@ -23,7 +18,7 @@ from aiops.testing.prometheus import (
     backfill,
     find_binary,
 )
-from aiops.testing.synth import (
+from aiops.demo.synth import (
     Scenario,
     Topology,
     start_demo_prometheus,
@@ -133,36 +128,3 @@ def test_demo_serves_every_catalog_signal_and_its_faults(tmp_path: Path) -> None
         assert 0.8 < ratio < 1.0
     finally:
         prom.stop()
-
-
-class _Hook(BaseHTTPRequestHandler):
-    received: ClassVar[list[dict]] = []
-
-    def do_POST(self) -> None:
-        body = self.rfile.read(int(self.headers["Content-Length"]))
-        type(self).received.append(json.loads(body))
-        self.send_response(200)
-        self.end_headers()
-
-    def log_message(self, *args: object) -> None:
-        pass
-
-
-def test_alertmanager_forwards_a_posted_alert_to_the_webhook() -> None:
-    hook = ThreadingHTTPServer(("127.0.0.1", 0), _Hook)
-    threading.Thread(target=hook.serve_forever, daemon=True).start()
-    _Hook.received.clear()
-    try:
-        with AlertmanagerServer(webhook_url=f"http://127.0.0.1:{hook.server_port}/hook") as am:
-            resp = requests.post(
-                f"{am.url}/api/v2/alerts", json=[{"labels": {"alertname": "AiopsTest", "pod": "p"}}], timeout=5
-            )
-            assert resp.status_code == 200
-            deadline = time.monotonic() + 20
-            while not _Hook.received and time.monotonic() < deadline:
-                time.sleep(0.1)
-            assert _Hook.received, "alertmanager did not call the webhook"
-            alert = _Hook.received[0]["alerts"][0]
-            assert alert["labels"] == {"alertname": "AiopsTest", "pod": "p"} and alert["status"] == "firing"
-    finally:
-        hook.shutdown()

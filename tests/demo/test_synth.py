@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 from prometheus_client.openmetrics.parser import text_string_to_metric_families
 
-from aiops.testing.synth import (
+from aiops.demo.synth import (
     AccuracyDrift,
     CounterReset,
     CrashLoop,

@@ -35,7 +35,7 @@ from scipy.special import ndtr
 from aiops.config.base import Duration, StrictModel
 
 if TYPE_CHECKING:
-    from aiops.testing.prometheus import PrometheusServer
+    from aiops.demo.prometheus import PrometheusServer
 
 __all__ = [
     "AccuracyDrift",
@@ -1271,7 +1271,7 @@ def start_demo_prometheus(
     there is replaced, since its history ended at another time. ``rule_files`` and
     ``scrape_configs`` go into its config (``aiops demo --serve``). The caller stops the server.
     """
-    from aiops.testing.prometheus import PrometheusServer
+    from aiops.demo.prometheus import PrometheusServer
 
     workdir = Path(workdir)
     data_dir = workdir / "prometheus"
