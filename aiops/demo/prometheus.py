@@ -26,6 +26,8 @@ from typing import IO, Self
 import requests
 import yaml
 
+from aiops.errors import PermanentError, TemporaryError
+
 __all__ = [
     "BackfillError",
     "ManagedServer",
@@ -52,7 +54,7 @@ _ALIASES: dict[str, tuple[str, ...]] = {
 }
 
 
-class MissingBinary(RuntimeError):
+class MissingBinary(PermanentError, RuntimeError):
     """A required executable is not on PATH; the message says which package to install."""
 
     def __init__(self, name: str) -> None:
@@ -64,11 +66,11 @@ class MissingBinary(RuntimeError):
         )
 
 
-class BackfillError(RuntimeError):
+class BackfillError(PermanentError, RuntimeError):
     """promtool refused an OpenMetrics file; the message carries promtool's own words."""
 
 
-class ServerStartError(RuntimeError):
+class ServerStartError(TemporaryError, RuntimeError):
     """A launched server exited or did not become ready in time; carries the log tail."""
 
 

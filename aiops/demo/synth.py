@@ -33,6 +33,7 @@ from pydantic import Field, ValidationError, model_validator
 from scipy.special import ndtr
 
 from aiops.config.base import Duration, StrictModel
+from aiops.errors import PermanentError
 
 if TYPE_CHECKING:
     from aiops.demo.prometheus import PrometheusServer
@@ -78,7 +79,7 @@ _APPS = ("api", "web", "worker", "cache", "ingest", "search", "auth", "billing")
 _MODELS = ("llama-3-8b", "qwen2-7b", "mistral-7b", "gemma-2-9b", "phi-3-mini", "deepseek-7b")
 
 
-class ScenarioError(ValueError):
+class ScenarioError(PermanentError, ValueError):
     """A scenario file or fault refers to something that does not exist; says what does."""
 
 
