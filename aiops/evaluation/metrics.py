@@ -67,10 +67,15 @@ def point_metrics(labels: np.ndarray, detections: np.ndarray) -> PointMetrics:
     return PointMetrics(precision, recall, f1, tp, fp, fn)
 
 
-def best_f1_threshold(labels: Sequence[np.ndarray], scores: Sequence[np.ndarray]) -> tuple[float, float]:
+def best_f1_threshold(
+    labels: Sequence[np.ndarray], scores: Sequence[np.ndarray], *, max_false_alarm_rate: float | None = None
+) -> tuple[float, float]:
     """The one threshold that maximises pooled point F1 over several series, and that F1.
 
     This peeks at labels, so report it as an upper bound next to a fixed threshold's figure.
+    With ``max_false_alarm_rate`` only thresholds that flag at most that share of the normal rows
+    compete: the best any threshold keeping that false-alarm rate could do. ``(inf, 0.0)`` when
+    no threshold qualifies or nothing is labelled.
     """
     y = np.concatenate([np.asarray(v, dtype=bool) for v in labels])
     s = np.concatenate([np.asarray(v, dtype=float) for v in scores])
@@ -85,6 +90,11 @@ def best_f1_threshold(labels: Sequence[np.ndarray], scores: Sequence[np.ndarray]
     recall = tp[last_of_run] / y.sum()
     with np.errstate(invalid="ignore", divide="ignore"):
         f1 = np.nan_to_num(2 * precision * recall / (precision + recall))
+    if max_false_alarm_rate is not None:
+        false_alarms = (flagged - tp)[last_of_run]
+        f1 = np.where(false_alarms <= max_false_alarm_rate * (~y).sum(), f1, -1.0)
+        if f1.max() < 0:
+            return float("inf"), 0.0
     best = int(np.argmax(f1))
     return float(s_sorted[last_of_run][best]), float(f1[best])
 

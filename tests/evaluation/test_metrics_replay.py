@@ -42,6 +42,18 @@ def test_best_f1_threshold_keeps_ties_together() -> None:
     assert threshold == 0.8 and f1 == pytest.approx(0.8)
 
 
+def test_best_f1_under_a_false_alarm_budget_only_counts_thresholds_within_it() -> None:
+    # 10 incident rows; 100 normal rows, 5 of which score above the weak half of the incident.
+    labels = np.r_[np.ones(10, dtype=bool), np.zeros(100, dtype=bool)]
+    scores = np.r_[np.full(5, 0.9), np.full(5, 0.5), np.full(5, 0.6), np.linspace(0.0, 0.4, 95)]
+    assert best_f1_threshold([labels], [scores]) == (0.5, pytest.approx(2 * 10 / (2 * 10 + 5)))
+    # At most 1 in 100 normal rows flagged: only the strong half of the incident is within reach.
+    assert best_f1_threshold([labels], [scores], max_false_alarm_rate=0.01) == (0.9, pytest.approx(2 * 5 / (2 * 5 + 5)))
+    # No threshold flags nothing normal when the top score is a tie of normal and incident rows.
+    tied = np.r_[np.ones(10), np.ones(100)]
+    assert best_f1_threshold([labels], [tied], max_false_alarm_rate=0.001) == (float("inf"), 0.0)
+
+
 def test_segments_events_lead_and_false_alarms() -> None:
     labels = np.array([0, 0, 1, 1, 1, 0, 0, 1, 1, 0], dtype=bool)
     assert label_segments(labels) == [(2, 4), (7, 8)]

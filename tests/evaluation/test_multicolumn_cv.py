@@ -32,6 +32,26 @@ def test_the_threshold_is_chosen_on_the_other_machines_and_the_fixed_one_needs_n
     assert c.held_out["f1_default"] == 0.0 and c.held_out["event_recall"] == 0.0
     a = next(f for f in result.folds if f.fold == "a")
     assert a.held_out["f1_default"] == pytest.approx(1.0)
+    # Separable: no normal row needs flagging to catch the whole incident, at either false-alarm budget.
+    assert c.held_out["f1_fa_0.001"] == pytest.approx(1.0) and c.held_out["f1_fa_0.01"] == pytest.approx(1.0)
+
+
+def test_the_false_alarm_ceiling_says_when_f1_best_needs_many_false_alarms() -> None:
+    # A weak incident: 90 of its rows score like the top 5 % of normal rows (0.85), 10 stand out
+    # (0.95). F1-best flags those normal rows with it; a threshold that flags at most 1 in 100
+    # normal rows can only reach the 10 rows that stand out.
+    rng = np.random.default_rng(0)
+    labels = np.zeros(2000, dtype=bool)
+    labels[1000:1100] = True
+    scores = 0.5 * rng.random(2000)
+    scores[rng.choice(np.flatnonzero(~labels), 100, replace=False)] = 0.85
+    scores[1000:1090] = 0.85
+    scores[1090:1100] = 0.95
+    runs = MachineRuns({m: _scored(m, scores, labels) for m in ("a", "b")}, default_threshold=0.9)
+    held = machines_cross_validate("m", leave_one_out(["a", "b"]), {"default": runs}).folds[0].held_out
+    assert held["f1_best"] == pytest.approx(2 * 100 / (2 * 100 + 100))
+    assert held["f1_fa_0.01"] == pytest.approx(2 * 10 / (2 * 10 + 90)) == held["f1_default"]
+    assert held["f1_fa_0.001"] == held["f1_fa_0.01"]
 
 
 def test_an_unlabelled_machine_is_a_clear_error() -> None:
