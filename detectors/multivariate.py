@@ -320,7 +320,8 @@ class EntityAnomaly(Detector):
         self.min_residual = min_residual
         self.top_features = top_features
 
-    def _fit(self, segments: Sequence[np.ndarray], step_seconds: float) -> ReferenceModel:
+    def reference_model(self, segments: Sequence[np.ndarray], step_seconds: float) -> ReferenceModel:
+        """The model this detector's settings fit on history ``segments`` (contiguous rows at ``step_seconds``)."""
         return ReferenceModel.fit(
             segments,
             _window_rows(self.smooth_minutes, step_seconds),
@@ -359,7 +360,7 @@ class EntityAnomaly(Detector):
             reference = rows[: h + start][-self.window :]
             if int((~np.all(np.isnan(reference), axis=1)).sum()) < self.min_reference:
                 continue  # no opinion yet
-            model = self._fit([reference], step)
+            model = self.reference_model([reference], step)
             first = max(0, h + start - model.window + 1)
             scores[start:stop] = model.calibrate(model.statistic(rows[first : h + stop])[-(stop - start) :])
         scores[np.all(np.isnan(rows[h:]), axis=1)] = 0.0  # a row with no data has no opinion
@@ -429,7 +430,7 @@ class EntityAnomaly(Detector):
         segments = [h[-share:] for h in histories]
         if sum(int((~np.all(np.isnan(s), axis=1)).sum()) for s in segments) < self.min_reference:
             return []  # too little history to say what normal is: no opinion rather than a guess
-        model = self._fit(segments, frame.step_seconds)
+        model = self.reference_model(segments, frame.step_seconds)
         # The smoothing window ends at each entity's newest row; an entity without one has no opinion.
         newest = {e: t.to_numpy(dtype=float)[-window:] for e, t in tables.items()}
         scored = {e: rows for e, rows in newest.items() if rows.shape[0] and not np.all(np.isnan(rows[-1]))}
