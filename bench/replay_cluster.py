@@ -10,7 +10,12 @@ with the default config, and prints:
   the static alert; actions outside incidents (decoys: batch job, rollout, bare pod, kube-system);
   decisions still standing an hour after their incident resolved; pages per day per 1,000 series.
 
-Run: ``nice -n 10 python bench/replay_cluster.py [--hours 48] [--every 1m] [--out bench/results/replay]``.
+``--profile NAME`` picks another cluster (:mod:`aiops.testing.cluster_profiles`: ``us-east``,
+``eu-rough``) and ``--seed`` another draw of its noise and names, to check that the defaults hold
+beyond the cluster they were first checked on.
+
+Run: ``nice -n 10 python bench/replay_cluster.py [--profile default] [--seed 7] [--hours 48] [--every 1m]
+[--out bench/results/replay-PROFILE]``.
 Prints a table; asserts nothing. The figures depend on the machine and its load.
 """
 
@@ -31,6 +36,7 @@ import yaml
 
 from aiops.testing.cluster_history import HistorySpec, generate, incidents_yaml
 from aiops.demo.prometheus import PrometheusServer
+from aiops.testing.cluster_profiles import PROFILES, profile
 
 
 def main() -> int:
@@ -38,16 +44,23 @@ def main() -> int:
     p.add_argument("--hours", type=float, default=48.0)
     p.add_argument("--every", default="1m")
     p.add_argument("--filler-pods", type=int, default=60, help="healthy ReplicaSet pods (60: ~1,000 raw series)")
-    p.add_argument("--out", type=Path, default=Path("bench/results/replay"))
+    p.add_argument("--profile", default="default", choices=sorted(PROFILES), help="which cluster (default: default)")
+    p.add_argument("--seed", type=int, default=HistorySpec.seed, help="noise and names of the fixture")
+    p.add_argument("--out", type=Path, default=None, help="report folder (default: bench/results/replay-PROFILE[-sSEED])")
     args = p.parse_args()
+    if args.out is None:
+        suffix = "" if args.seed == HistorySpec.seed else f"-s{args.seed}"
+        args.out = Path(f"bench/results/replay-{args.profile}{suffix}")
 
     work = Path(tempfile.mkdtemp(prefix="aiops-bench-replay-"))
     try:
         t0 = time.perf_counter()
-        hist = generate(HistorySpec(hours=args.hours, filler_pods=args.filler_pods, incident_offset_h=args.hours - 24))
+        hist = generate(HistorySpec(hours=args.hours, filler_pods=args.filler_pods, incident_offset_h=args.hours - 24,
+                                    seed=args.seed, profile=profile(args.profile)))
         hist.write_openmetrics(work / "history.om")
         (work / "incidents.yaml").write_text(incidents_yaml(hist))
-        print(f"generated {hist.series_count} raw series x {args.hours:g} h in {time.perf_counter() - t0:.1f} s")
+        print(f"profile {args.profile}, seed {args.seed}: generated {hist.series_count} raw series x {args.hours:g} h "
+              f"in {time.perf_counter() - t0:.1f} s")
         t0 = time.perf_counter()
         with PrometheusServer(work / "prometheus", openmetrics=work / "history.om") as prom:
             print(f"backfilled and started Prometheus in {time.perf_counter() - t0:.1f} s")

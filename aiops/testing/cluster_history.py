@@ -16,11 +16,16 @@ writes what exporters really expose over a day or two, with the quirks a default
   while a server restarts, counters that start from zero again under a new pod name;
 - a CronJob whose pods (new names each night) reach 92 % of their memory limit near their end,
   a rolling deployment, routine restarts in kube-system, a bare pod, diurnal traffic in the
-  cluster's local time (UTC+8).
+  cluster's local time (UTC+8 by default).
 
-Incidents (memory leak → OOMKill, disk fill → DiskPressure at 90 % used, XID 79, traffic surge,
-model accuracy drift) are placed at fixed offsets from the start and returned with the time a
-static alert would fire, for ``aiops replay --incidents``.
+Incidents (memory leak → OOMKill, disk fill → DiskPressure, XID 79, traffic surge, model accuracy
+drift) are placed at offsets from the start and returned with the time a static alert would fire,
+for ``aiops replay --incidents``; the entities where no action is wanted are listed as decoys.
+
+``HistorySpec.profile`` (:mod:`aiops.testing.cluster_profiles`) says which cluster: the default
+one, or another time zone, traffic shape, runtime mix, size and set of routine operations
+(HPA scale-out, a planned drain, a DaemonSet rollout, scrape gaps and counter resets, ...).
+The default profile's output is the same, byte for byte, as before profiles existed.
 """
 
 from __future__ import annotations
@@ -36,10 +41,11 @@ from typing import Any
 import numpy as np
 from scipy.special import ndtr
 
+from aiops.testing.cluster_profiles import DEFAULT, Profile, TrafficShape
+
 __all__ = ["ClusterHistory", "HistorySpec", "generate"]
 
 GIB, MIB = 1024**3, 1024**2
-LOCAL_UTC_OFFSET_H = 8  # the cluster's local time (Asia/Shanghai): traffic follows it
 # vLLM V1's own bucket boundaries (vllm/v1/metrics/loggers.py).
 TTFT_BUCKETS = (0.001, 0.005, 0.01, 0.02, 0.04, 0.06, 0.08, 0.1, 0.25, 0.5, 0.75, 1.0, 2.5, 5.0, 7.5, 10.0,
                 20.0, 40.0, 80.0, 160.0, 640.0, 2560.0)
@@ -47,6 +53,10 @@ ITL_BUCKETS = (0.01, 0.025, 0.05, 0.075, 0.1, 0.15, 0.2, 0.3, 0.4, 0.5, 0.75, 1.
                40.0, 80.0)
 E2E_BUCKETS = (0.3, 0.5, 0.8, 1.0, 1.5, 2.0, 2.5, 5.0, 10.0, 15.0, 20.0, 30.0, 40.0, 50.0, 60.0, 120.0, 240.0,
                480.0, 960.0, 1920.0, 7680.0)
+# An older vLLM (before inter_token_latency and kv_cache_usage_perc): its shorter bucket lists.
+LEGACY_TTFT_BUCKETS = (0.001, 0.005, 0.01, 0.02, 0.04, 0.06, 0.08, 0.1, 0.25, 0.5, 0.75, 1.0, 2.5, 5.0, 7.5, 10.0)
+LEGACY_TPOT_BUCKETS = (0.01, 0.025, 0.05, 0.075, 0.1, 0.15, 0.2, 0.3, 0.4, 0.5, 0.75, 1.0, 2.5)
+LEGACY_E2E_BUCKETS = (1.0, 2.5, 5.0, 10.0, 15.0, 20.0, 30.0, 40.0, 50.0, 60.0)
 GPU_MODEL = "NVIDIA H100 80GB HBM3"
 FB_MIB = 81559.0
 
@@ -63,6 +73,8 @@ class HistorySpec:
     seed: int = 7
     # Hours before the first incident's build-up: a day lets daily baselines form first.
     incident_offset_h: float = 0.0
+    # Which cluster (time zone, traffic, runtimes, size, routine operations, incident timings).
+    profile: Profile = DEFAULT
 
 
 @dataclass
@@ -165,6 +177,17 @@ def _pod_name(seed: int, workload: str, rs: str, i: int) -> str:
     return f"{workload}-{rs}-{_hex(seed, workload, rs, i, n=5)}"
 
 
+def _traffic(local: np.ndarray, shape: TrafficShape) -> np.ndarray:
+    """Load in [0, 1] by the cluster's local hour."""
+    if shape == "afternoon_peak":  # trough at 04:00, peak at 16:00
+        return 0.55 - 0.45 * np.cos(2 * math.pi * (local - 4) / 24)
+    if shape == "business_hours":  # 10:30 and 15:00 humps, a lunch dip, quiet nights
+        hump = np.maximum(np.exp(-0.5 * ((local - 10.5) / 1.6) ** 2), np.exp(-0.5 * ((local - 15.0) / 1.8) ** 2))
+        return 0.1 + 0.85 * hump
+    # evening_peak: a consumer app, busiest at 20:30, quiet in the small hours and the morning
+    return 0.1 + 0.85 * ((1 + np.cos(2 * math.pi * (local - 20.5) / 24)) / 2) ** 2
+
+
 class _Builder:
     def __init__(self, spec: HistorySpec) -> None:
         self.spec = spec
@@ -173,9 +196,8 @@ class _Builder:
         self.h = (self.t - t0) / 3600.0  # hours since start
         self.rng = np.random.default_rng(spec.seed)
         self.out = ClusterHistory(spec, self.t)
-        local = ((self.t / 3600.0) + LOCAL_UTC_OFFSET_H) % 24
-        # Diurnal traffic in local time: trough at 04:00, peak at 16:00.
-        self.load = 0.55 - 0.45 * np.cos(2 * math.pi * (local - 4) / 24)
+        local = ((self.t / 3600.0) + spec.profile.utc_offset_h) % 24
+        self.load = _traffic(local, spec.profile.traffic)
 
     # -- helpers --------------------------------------------------------------------------
     def T(self) -> int:
@@ -233,11 +255,13 @@ class _Builder:
 
     # -- nodes ----------------------------------------------------------------------------
     def node(self, name: str, *, disk_used: np.ndarray | None = None, disk_pressure: np.ndarray | None = None,
-             unschedulable: np.ndarray | None = None) -> None:
+             unschedulable: np.ndarray | None = None, disk_mount: str = "/", unknown: np.ndarray | None = None) -> None:
+        """``unknown``: the kubelet stopped posting status (a reboot): every condition is Unknown."""
+        lost = np.zeros(self.T(), bool) if unknown is None else unknown
         for cond in ("Ready", "MemoryPressure", "DiskPressure", "PIDPressure"):
             bad = np.zeros(self.T(), bool) if cond != "DiskPressure" or disk_pressure is None else disk_pressure
             is_true = ~bad if cond == "Ready" else bad
-            for status, v in (("true", is_true), ("false", ~is_true), ("unknown", np.zeros(self.T(), bool))):
+            for status, v in (("true", is_true & ~lost), ("false", ~is_true & ~lost), ("unknown", lost)):
                 self.gauge("kube_node_status_condition", {"node": name, "condition": cond, "status": status}, v.astype(float))
         self.gauge("kube_node_spec_unschedulable", {"node": name},
                    np.zeros(self.T()) if unschedulable is None else unschedulable.astype(float))
@@ -246,7 +270,7 @@ class _Builder:
         self.gauge("node_memory_MemAvailable_bytes", {"instance": name}, total * (0.55 - 0.15 * self.load + self.noise(0.01)))
         for mount, dev, fs, size, base in (("/", "/dev/nvme0n1p1", "ext4", 200 * GIB, 0.41),
                                            ("/var/lib/containerd", "/dev/nvme1n1", "xfs", 1024 * GIB, 0.35)):
-            used = base + self.noise(0.0005) if mount != "/" or disk_used is None else disk_used
+            used = base + self.noise(0.0005) if mount != disk_mount or disk_used is None else disk_used
             lab = {"instance": name, "device": dev, "fstype": fs, "mountpoint": mount}
             self.gauge("node_filesystem_size_bytes", lab, size)
             self.gauge("node_filesystem_avail_bytes", lab, size * (1 - used))
@@ -258,10 +282,13 @@ class _Builder:
 
     # -- GPUs -----------------------------------------------------------------------------
     def gpu(self, node: str, index: int, util: np.ndarray, *, attached: list[tuple[float, float, str, str, str]] = (),
-            xid: list[tuple[float, int]] = (), gone: tuple[float, float] | None = None) -> str:
+            xid: list[tuple[float, int]] = (), gone: tuple[float, float] | None = None,
+            xid_gone: tuple[float, float] | None = None) -> str:
         """dcgm-exporter fields of one GPU. ``attached``: (from_h, to_h, namespace, pod, container)
         intervals where pod labels ride along (a new series each); ``gone``: hours where the GPU is
-        off the bus (every field absent); ``xid``: (from_h, code), sticky until the end."""
+        off the bus (every field absent); ``xid``: (from_h, code), sticky until a later entry (code
+        0: the exporter or driver restarted); ``xid_gone``: hours where the XID series is absent too
+        (by default the driver's event stream keeps it while the GPU is off the bus)."""
         uuid = f"GPU-{_hex(self.spec.seed, node, index, n=8)}-{_hex(2, node, index, n=4)}-4{_hex(3, node, index, n=3)}"
         base = {"gpu": str(index), "UUID": uuid, "device": f"nvidia{index}", "modelName": GPU_MODEL, "Hostname": node}
         present = np.ones(self.T(), bool)
@@ -276,7 +303,7 @@ class _Builder:
         segments.append((present & ~covered, base))
         fb = np.clip(0.08 + 0.85 * (util > 5), 0, 1) * FB_MIB
         xid_v = np.zeros(self.T())
-        for at, code in xid:
+        for at, code in sorted(xid):
             xid_v[self.h >= at] = code
         fields = {
             "DCGM_FI_DEV_GPU_UTIL": np.clip(util, 0, 100),
@@ -292,29 +319,92 @@ class _Builder:
                     # The XID comes from the driver's event stream: it stays while the other
                     # fields of a GPU off the bus are gone.
                     m = m | ~present if labels is base else m
+                    if xid_gone is not None:
+                        m = m & ~self.between(*xid_gone)
                 if m.any():
                     self.gauge(name, labels, np.where(m, v, np.nan))
         return uuid
 
     # -- vLLM -----------------------------------------------------------------------------
     def vllm(self, ns: str, model: str, pod: str, alive: np.ndarray, rps: np.ndarray, *, ttft_median: np.ndarray,
-             waiting: np.ndarray, kv: np.ndarray) -> None:
+             waiting: np.ndarray, kv: np.ndarray, legacy: bool = False) -> None:
+        """A vLLM server's /metrics. ``legacy``: an older release (before the V1 renames): KV cache as
+        ``gpu_cache_usage_perc``, per-token latency as ``time_per_output_token_seconds``, shorter
+        bucket lists, ``num_requests_swapped``, no ``engine`` label."""
         mask = np.where(alive, 1.0, np.nan)
-        lab = {"namespace": ns, "pod": pod, "model_name": model, "engine": "0"}
+        lab = {"namespace": ns, "pod": pod, "model_name": model} if legacy else {
+            "namespace": ns, "pod": pod, "model_name": model, "engine": "0"}
         n = np.where(alive, rps * self.spec.step_s, 0.0)
         self.gauge("vllm:num_requests_running", lab, np.minimum(rps * 4, 64) * mask)
         self.gauge("vllm:num_requests_waiting", lab, waiting * mask)
-        self.gauge("vllm:kv_cache_usage_perc", lab, np.clip(kv, 0, 1) * mask)
+        if legacy:
+            self.gauge("vllm:num_requests_swapped", lab, 0.0 * mask)
+        self.gauge("vllm:gpu_cache_usage_perc" if legacy else "vllm:kv_cache_usage_perc", lab, np.clip(kv, 0, 1) * mask)
         # Counters start from zero with each new process (a new pod name: a new series).
         cum = np.cumsum(n)
         self.counter("vllm:request_success_total", {**lab, "finished_reason": "stop"}, cum * 0.97 * mask)
         self.counter("vllm:request_success_total", {**lab, "finished_reason": "length"}, cum * 0.03 * mask)
         self.counter("vllm:prompt_tokens_total", lab, cum * 850 * mask)
         self.counter("vllm:generation_tokens_total", lab, cum * 320 * mask)
-        self.histogram("vllm:time_to_first_token_seconds", lab, TTFT_BUCKETS, n, np.log(ttft_median), 0.55, alive)
-        self.histogram("vllm:inter_token_latency_seconds", lab, ITL_BUCKETS, n * 320, np.log(0.022 + 0.01 * self.load), 0.35, alive)
+        ttft_b, itl_b, e2e_b = (LEGACY_TTFT_BUCKETS, LEGACY_TPOT_BUCKETS, LEGACY_E2E_BUCKETS) if legacy else (
+            TTFT_BUCKETS, ITL_BUCKETS, E2E_BUCKETS)
+        itl_name = "vllm:time_per_output_token_seconds" if legacy else "vllm:inter_token_latency_seconds"
+        self.histogram("vllm:time_to_first_token_seconds", lab, ttft_b, n, np.log(ttft_median), 0.55, alive)
+        self.histogram(itl_name, lab, itl_b, n * 320, np.log(0.022 + 0.01 * self.load), 0.35, alive)
         # End-to-end grows with the output length: seconds by nature.
-        self.histogram("vllm:e2e_request_latency_seconds", lab, E2E_BUCKETS, n, np.log(6.5 + 2 * self.load), 0.8, alive)
+        self.histogram("vllm:e2e_request_latency_seconds", lab, e2e_b, n, np.log(6.5 + 2 * self.load), 0.8, alive)
+
+    # -- classic model servers -------------------------------------------------------------
+    def triton(self, ns: str, pod: str, model: str, alive: np.ndarray, rps: np.ndarray, latency: np.ndarray,
+               queue: np.ndarray) -> None:
+        """Triton's cumulative counters (no ``_total`` suffix; durations in microseconds), with the
+        ``namespace``/``pod`` target labels Prometheus adds. A new pod counts from zero."""
+        mask = np.where(alive, 1.0, np.nan)
+        lab = {"namespace": ns, "pod": pod, "model": model, "version": "1"}
+        n = np.where(alive, rps * self.spec.step_s, 0.0)
+        self.counter("nv_inference_request_success", lab, np.cumsum(n) * mask)
+        self.counter("nv_inference_request_failure", {**lab, "reason": "REJECTED"}, 0.0 * mask)
+        self.counter("nv_inference_count", lab, np.cumsum(n) * mask)
+        self.counter("nv_inference_exec_count", lab, np.floor(np.cumsum(n) / 4) * mask)  # dynamic batching
+        self.counter("nv_inference_request_duration_us", lab, np.cumsum(n * latency * 1e6) * mask)
+        self.counter("nv_inference_queue_duration_us", lab, np.cumsum(n * queue * 1e6) * mask)
+        self.counter("nv_inference_compute_infer_duration_us", lab, np.cumsum(n * (latency - queue) * 0.8e6) * mask)
+
+    def torchserve(self, ns: str, pod: str, model: str, alive: np.ndarray, rps: np.ndarray, latency: np.ndarray) -> None:
+        """TorchServe's Prometheus metrics (``ts_`` counters, microseconds), per model version."""
+        mask = np.where(alive, 1.0, np.nan)
+        lab = {"namespace": ns, "pod": pod, "uuid": _hex(4, pod, n=8), "model_name": model, "model_version": "1.0"}
+        n = np.where(alive, rps * self.spec.step_s, 0.0)
+        self.counter("ts_inference_requests_total", lab, np.cumsum(n) * mask)
+        self.counter("ts_inference_latency_microseconds", lab, np.cumsum(n * latency * 1e6) * mask)
+        self.counter("ts_queue_latency_microseconds", lab, np.cumsum(n * latency * 0.1e6) * mask)
+
+    # -- telemetry as it is during incidents ---------------------------------------------------
+    def _matching(self, name_prefix: str, labels: dict[str, str]) -> Iterator[_Series | _Histogram]:
+        for s in (*self.out.gauges, *self.out.counters, *self.out.histograms):
+            if s.name.startswith(name_prefix) and all(s.labels.get(k) == v for k, v in labels.items()):
+                yield s
+
+    def scrape_gap(self, name_prefix: str, labels: dict[str, str], a: float, b: float) -> None:
+        """Missed scrapes: no sample in [a, b) hours for the matching series."""
+        gap = self.between(a, b)
+        for s in self._matching(name_prefix, labels):
+            if isinstance(s, _Histogram):
+                s.counts = np.where(gap[None, :], np.nan, s.counts)
+                s.sums = np.where(gap, np.nan, s.sums)
+            else:
+                s.values = np.where(gap, np.nan, s.values)
+
+    def counter_reset(self, name_prefix: str, labels: dict[str, str], at: float) -> None:
+        """The process restarted in place (same labels): its counters count from zero again."""
+        after = self.h >= at
+        i = int(np.argmax(after))
+        for s in self._matching(name_prefix, labels):
+            if isinstance(s, _Histogram):
+                s.counts = np.where(after[None, :], s.counts - s.counts[:, i:i + 1], s.counts)
+                s.sums = np.where(after, s.sums - s.sums[i], s.sums)
+            elif any(s is c for c in self.out.counters):
+                s.values = np.where(after, s.values - s.values[i], s.values)
 
     def histogram(self, name: str, labels: dict[str, str], buckets: tuple[float, ...], n: np.ndarray,
                   mu: np.ndarray, sigma: float, alive: np.ndarray) -> None:
@@ -328,58 +418,88 @@ class _Builder:
 
 
 def generate(spec: HistorySpec = HistorySpec()) -> ClusterHistory:
-    """The cluster and its incidents; offsets in hours from ``spec.start`` (20:00 local)."""
+    """The cluster and its incidents; offsets in hours from ``spec.start`` (20:00 local by default)."""
+    pf, tm = spec.profile, spec.profile.timing
     o = spec.incident_offset_h
-    if spec.hours < 12 + o:
-        raise ValueError("the incidents need 12 hours of history after incident_offset_h")
+    need = pf.needed_hours()
+    if spec.hours < need + o:
+        raise ValueError(f"the incidents of profile {pf.name!r} need {need:g} hours of history after incident_offset_h")
     if spec.cpu_nodes < 2:
         raise ValueError("cpu_nodes must be at least 2 (the bare pod and the batch job need their own)")
+    if pf.gpu_nodes < 3 or pf.gpus_per_node < 4:
+        raise ValueError("a profile needs at least 3 GPU nodes of 4 GPUs (the incidents use them)")
+    if (pf.hpa_model or pf.classic_servers or pf.planned_drain_h is not None) and pf.gpu_nodes < 6:
+        raise ValueError("the HPA model, the classic servers and the planned drain need 6 GPU nodes")
     b = _Builder(spec)
     out, h, s = b.out, b.h, spec.seed
     at = out.at
+    gpu_names = [f"gpu-node-{i}" for i in range(pf.gpu_nodes)]
 
-    # --- nodes: CPU nodes, three GPU nodes --------------------------------------------------
+    # --- nodes: CPU nodes, GPU nodes ---------------------------------------------------------
     cpu_nodes = [f"cpu-node-{i}" for i in range(spec.cpu_nodes)]
     for n in cpu_nodes:
         b.node(n)
-    # Disk fill on gpu-node-1 "/": log spam from 5 h, DiskPressure at 90 % used, image GC at +20 min.
-    fill = np.where(h < o + 5, 0.45, 0.45 + (h - o - 5) * 0.1)
-    gc_at = o + 9.5 + 20 / 60
-    fill = np.where(h >= gc_at, 0.52, np.minimum(fill, 0.905)) + b.noise(0.0005)
-    pressure = (fill >= 0.9) & (h < gc_at)
+    # Disk fill on gpu-node-1: log spam on "/" (nodefs: DiskPressure at 90 % used, image GC frees
+    # it 20 min later) or a pod writing to its writable layer on containerd's disk (imagefs:
+    # DiskPressure at 85 %, the kubelet evicts the pod 5 min later).
+    nodefs = pf.disk_mount == "/"
+    fail, cap = (0.9, 0.905) if nodefs else (0.85, 0.855)
+    fill = np.where(h < o + tm.disk_from_h, 0.45, 0.45 + (h - o - tm.disk_from_h) * tm.disk_fill_per_h)
+    disk_fail_h = o + tm.disk_from_h + (fail - 0.45) / tm.disk_fill_per_h
+    gc_at = disk_fail_h + (20 if nodefs else 5) / 60
+    fill = np.where(h >= gc_at, 0.52, np.minimum(fill, cap)) + b.noise(0.0005)
+    pressure = (fill >= fail) & (h < gc_at)
     b.node("gpu-node-0")
-    b.node("gpu-node-1", disk_used=fill, disk_pressure=pressure)
-    # gpu-node-2 loses GPU 1 (XID 79) at 7 h; a human cordons it at +10 min, drains it by +20 min,
-    # reboots it (GPU back at +50 min) and uncordons it at +60 min. The XID gauge stays 79.
-    xid_h = o + 7.0
-    b.node("gpu-node-2", unschedulable=b.between(xid_h + 10 / 60, xid_h + 1.0))
+    b.node("gpu-node-1", disk_used=fill, disk_pressure=pressure, disk_mount=pf.disk_mount)
+    # gpu-node-2 loses GPU 1 (XID 79); a human cordons it (+10 min by default), drains it (+20),
+    # reboots it (GPU back at +50) and uncordons it (+60). The XID gauge stays 79, unless the
+    # profile has it vanish with the GPU (then the driver reload brings it back at 0).
+    xid_h = o + tm.xid_h
+    r_cordon, r_drained, r_back, r_uncordon = tm.xid_response_min
+    b.node("gpu-node-2", unschedulable=b.between(xid_h + r_cordon / 60, xid_h + r_uncordon / 60))
+    drain_h = None if pf.planned_drain_h is None else o + pf.planned_drain_h
+    for n in gpu_names[3:]:
+        if n == "gpu-node-3" and drain_h is not None:
+            # A planned kernel upgrade: cordoned, pods evicted one at a time (PDB), rebooted (the
+            # kubelet stops posting: conditions Unknown), uncordoned. Routine, not an incident.
+            b.node(n, unschedulable=b.between(drain_h, drain_h + 35 / 60),
+                   unknown=b.between(drain_h + 20 / 60, drain_h + 27 / 60))
+        else:
+            b.node(n)
 
     # --- vLLM: llama-3-8b (2 replicas), qwen2-7b (1 replica) ---------------------------------
     load = b.load
-    surge_from, surge_peak = o + 9.0, o + 10.5  # traffic surge on llama (a launch): 4.5x over 90 min, holds 1 h
-    surge = 1 + 3.5 * np.clip((h - surge_from) / (surge_peak - surge_from), 0, 1) * (h < surge_peak + 1.0)
+    # A traffic surge on llama (a launch): surge_factor x over the ramp, holds 1 h.
+    surge_from, surge_peak = o + tm.surge_from_h, o + tm.surge_peak_h
+    surge = 1 + (tm.surge_factor - 1) * np.clip((h - surge_from) / (surge_peak - surge_from), 0, 1) * (h < surge_peak + 1.0)
     rps_llama = (4 + 10 * load) * surge
     rs_llama = _hex(s, "llama-rs", n=10)
     llama_a = _pod_name(s, "vllm-llama-3-8b", rs_llama, 0)
     llama_b = _pod_name(s, "vllm-llama-3-8b", rs_llama, 1)
     llama_c = _pod_name(s, "vllm-llama-3-8b", rs_llama, 2)  # the replacement after the drain
     alive_a = np.ones(b.T(), bool)
-    crash = b.between(xid_h, xid_h + 20 / 60)
+    crash = b.between(xid_h, xid_h + r_drained / 60)
     # llama_b on gpu-node-2's GPU 1 crash-loops until the drain evicts it; its server restarts
     # keep its vLLM series absent (nothing answers /metrics).
-    alive_b = h < xid_h + 20 / 60
+    alive_b = h < xid_h + r_drained / 60
     serving_b = h < xid_h
-    alive_c = h >= xid_h + 22 / 60
-    serving_c = h >= xid_h + 27 / 60  # model load takes five minutes: no /metrics before
+    alive_c = h >= xid_h + (r_drained + 2) / 60
+    serving_c = h >= xid_h + (r_drained + 7) / 60  # model load takes five minutes: no /metrics before
     replicas = alive_a.astype(float) + serving_b + serving_c
     per_replica = rps_llama / np.maximum(replicas, 1)
     saturation = np.clip(per_replica / 9.0, 0, 3)
     queue = np.maximum(0, (saturation - 1.0) * 60) + np.abs(b.noise(0.3))
     kv = 0.25 + 0.5 * np.minimum(saturation, 1.0) + 0.1 * np.clip(saturation - 1, 0, 1) + b.noise(0.01)
     ttft = 0.11 * (1 + 0.3 * load) * (1 + 12 * np.clip(saturation - 1.0, 0, None))
+    # Rough telemetry: llama_a's engine dies in the surge and restarts in place (same pod name,
+    # counters from zero after a four-minute model load).
+    engine_restart_h = surge_from + 0.5 if pf.rough_telemetry else None
     for pod, alive, serving in ((llama_a, alive_a, alive_a), (llama_b, alive_b, serving_b), (llama_c, alive_c, serving_c)):
-        b.vllm("inference", "llama-3-8b", pod, serving, per_replica, ttft_median=ttft, waiting=queue, kv=kv)
+        b.vllm("inference", "llama-3-8b", pod, serving, per_replica, ttft_median=ttft, waiting=queue, kv=kv,
+               legacy=pf.legacy_vllm)
         restarts = np.where(crash, np.floor((h - xid_h) * 60 / 4), 0) if pod == llama_b else None
+        if pod == llama_a and engine_restart_h is not None:
+            restarts = (h >= engine_restart_h).astype(float)
         node = {llama_a: "gpu-node-0", llama_b: "gpu-node-2", llama_c: "gpu-node-1"}[pod]
         b.pod("inference", pod, node, "ReplicaSet", f"vllm-llama-3-8b-{rs_llama}", container="vllm", limit=64 * GIB,
               usage=np.full(b.T(), 40 * GIB) + b.noise(0.2 * GIB), alive=alive, restarts=restarts,
@@ -393,35 +513,70 @@ def generate(spec: HistorySpec = HistorySpec()) -> ClusterHistory:
     b.pod("inference", qwen, "gpu-node-1", "ReplicaSet", f"vllm-qwen2-7b-{rs_qwen}", container="vllm", limit=64 * GIB,
           usage=np.full(b.T(), 38 * GIB) + b.noise(0.2 * GIB), alive=np.ones(b.T(), bool))
 
-    # --- GPUs: 4 per GPU node; pods attach and detach -------------------------------------
+    # --- other workloads of larger profiles, on GPU nodes 3+ ------------------------------------
+    # (node, gpu) -> pod attachments and utilisation, for the GPU loop below.
+    placed: dict[tuple[str, int], tuple[list[tuple[float, float, str, str, str]], np.ndarray]] = {}
     busy = 35 + 50 * load
-    for node in ("gpu-node-0", "gpu-node-1", "gpu-node-2"):
-        for i in range(4):
+    if pf.hpa_model:
+        _hpa_model(b, placed, drain_h)
+    triton_incident = None
+    if pf.classic_servers:
+        triton_incident = _classic_servers(b, placed, None if tm.triton_surge_h is None else o + tm.triton_surge_h)
+    if pf.training_job_h is not None:
+        _training_job(b, placed, o + pf.training_job_h)
+
+    # --- GPUs: pods attach and detach ---------------------------------------------------------
+    xid_gone = None
+    xid_events: list[tuple[float, int]] = [(xid_h, 79)]
+    if pf.xid_series_vanish:
+        # The exporter reports the XID, then loses the GPU: every field, XID included, is gone
+        # until the reboot, after which the reloaded driver reports no XID.
+        xid_gone = (xid_h + 2 / 60, xid_h + r_back / 60)
+        xid_events.append((xid_h + r_back / 60, 0))
+    rollout_h = None if pf.dcgm_rollout_h is None else o + pf.dcgm_rollout_h
+    for k, node in enumerate(gpu_names):
+        # A dcgm-exporter restart (DaemonSet rollout, node by node) clears the sticky XID.
+        restart_at = None if rollout_h is None else rollout_h + 3 * k / 60
+        for i in range(pf.gpus_per_node):
             attached: list[tuple[float, float, str, str, str]] = []
             util = np.full(b.T(), 0.0) + np.abs(b.noise(0.3))
             xid: list[tuple[float, int]] = []
             gone = None
+            gone_xid = None
             if (node, i) == ("gpu-node-0", 0):
                 attached, util = [(-1, 1e9, "inference", llama_a, "vllm")], busy + b.noise(3)
             elif (node, i) == ("gpu-node-2", 1):
                 attached = [(-1, xid_h, "inference", llama_b, "vllm")]
                 util = np.where(h < xid_h, busy + b.noise(3), 0.0)
-                xid, gone = [(xid_h, 79)], (xid_h, xid_h + 50 / 60)
+                xid, gone, gone_xid = list(xid_events), (xid_h if xid_gone is None else xid_gone[0], xid_h + r_back / 60), xid_gone
             elif (node, i) == ("gpu-node-1", 0):
                 attached, util = [(-1, 1e9, "inference", qwen, "vllm")], 25 + 40 * load + b.noise(3)
             elif (node, i) == ("gpu-node-1", 2):
-                attached = [(xid_h + 22 / 60, 1e9, "inference", llama_c, "vllm")]
-                util = np.where(h >= xid_h + 27 / 60, busy + b.noise(3), 0.0)
-            b.gpu(node, i, util, attached=attached, xid=xid, gone=gone)
+                attached = [(xid_h + (r_drained + 2) / 60, 1e9, "inference", llama_c, "vllm")]
+                util = np.where(h >= xid_h + (r_drained + 7) / 60, busy + b.noise(3), 0.0)
+            elif (node, i) in placed:
+                attached, util = placed[(node, i)]
+            if restart_at is not None and xid:
+                xid.append((restart_at + 1.5 / 60, 0))
+            b.gpu(node, i, util, attached=attached, xid=xid, gone=gone, xid_gone=gone_xid)
+        if restart_at is not None:
+            _daemonset_pod_rolled(b, node, restart_at)
+    if drain_h is not None:
+        # The reboot: node-exporter, cAdvisor and dcgm-exporter answer nothing, and the CPU
+        # counters start again from the new boot.
+        b.counter_reset("node_cpu_seconds_total", {"instance": "gpu-node-3"}, drain_h + 28 / 60)
+        for prefix, lab in (("node_", "instance"), ("container_", "instance"), ("DCGM_", "Hostname")):
+            b.scrape_gap(prefix, {lab: "gpu-node-3"}, drain_h + 19.5 / 60, drain_h + 28 / 60)
+        out.decoys.append("node/gpu-node-3")
 
-    # --- model quality: accuracy of qwen2-7b drifts down from 8 h (a bad data pipeline) until the
+    # --- model quality: accuracy of qwen2-7b drifts down (a bad data pipeline) until the
     # previous model is rolled back an hour after the static alert ------------------------------
-    drift_from = o + 8.0
+    drift_from = o + tm.drift_from_h
     base_acc = 0.91
-    drift_alert = drift_from + (base_acc * 0.05) / 0.03  # accuracy 5 % below its baseline
+    drift_alert = drift_from + (base_acc * 0.05) / tm.drift_per_h  # accuracy 5 % below its baseline
     fixed_at = drift_alert + 1.0
     drifting = np.clip(np.minimum(h, fixed_at) - drift_from, 0, None) * (h < fixed_at)
-    acc = base_acc - drifting * 0.03 + b.noise(0.002)
+    acc = base_acc - drifting * tm.drift_per_h + b.noise(0.002)
     b.gauge("model_accuracy", {"namespace": "inference", "model": "qwen2-7b", "pod": qwen}, acc)
     b.gauge("model_accuracy", {"namespace": "inference", "model": "llama-3-8b", "pod": llama_a}, 0.88 + b.noise(0.002))
     b.gauge("business_conversion_rate", {"namespace": "inference", "model": "qwen2-7b"},
@@ -431,10 +586,10 @@ def generate(spec: HistorySpec = HistorySpec()) -> ClusterHistory:
     rs_api = _hex(s, "api-rs", n=10)
     leak_pod = _pod_name(s, "api", rs_api, 0)
     limit = 2 * GIB
-    # Working set climbs from 5 h at a steady rate and hits the limit (OOMKilled) at 8.5 h; the
-    # container restarts under the same pod name with a fresh working set.
-    oom_h = o + 8.5
-    leak = np.where(h < o + 5, 0.45, 0.45 + (h - o - 5) * (0.55 / (oom_h - o - 5)))
+    # Working set climbs from leak_from_h at a steady rate and hits the limit (OOMKilled) at
+    # oom_h; the container restarts under the same pod name with a fresh working set.
+    oom_h = o + tm.oom_h
+    leak = np.where(h < o + tm.leak_from_h, 0.45, 0.45 + (h - o - tm.leak_from_h) * (0.55 / (oom_h - o - tm.leak_from_h)))
     leak = np.where(h >= oom_h, 0.45, np.minimum(leak, 1.0)) * limit + b.noise(4 * MIB)
     b.pod("shop", leak_pod, cpu_nodes[0], "ReplicaSet", f"api-{rs_api}", container="api", limit=limit, usage=leak,
           alive=np.ones(b.T(), bool), restarts=(h >= oom_h).astype(float), oom_from=oom_h)
@@ -458,10 +613,12 @@ def generate(spec: HistorySpec = HistorySpec()) -> ClusterHistory:
         b.pod("shop", _pod_name(s, app, rs, i + 1), node, "ReplicaSet", f"{app}-{rs}", container=app, limit=limit,
               usage=usage, alive=np.ones(b.T(), bool))
 
-    # --- batch: a nightly CronJob at 02:00 local (18:00 UTC) reaching 92 % of its limit at its end ---
+    # --- batch: a nightly CronJob at 02:00 local reaching 92 % of its limit at its end --------
     job_limit = 8 * GIB
+    start_local = spec.start.hour + spec.start.minute / 60
+    first_run = (2 - pf.utc_offset_h - start_local) % 24
     for day in range(int(spec.hours // 24) + 2):
-        start_h = 6.0 + 24 * day
+        start_h = first_run + 24 * day
         if start_h >= spec.hours:
             break
         job = f"nightly-report-{29390000 + day * 1440}"
@@ -486,30 +643,192 @@ def generate(spec: HistorySpec = HistorySpec()) -> ClusterHistory:
           usage=np.full(b.T(), 60 * MIB) + b.noise(1 * MIB), alive=np.ones(b.T(), bool),
           restarts=np.floor(np.clip(h - 3, 0, None) / 3.3))
     out.decoys.append(f"pod/kube-system/{dns}")
+    if pf.protected_crashloop_h is not None:
+        _kube_proxy_crashloop(b, cpu_nodes[1], o + pf.protected_crashloop_h)
+
+    if pf.rough_telemetry:
+        _rough_telemetry(b, leak_node=cpu_nodes[0], oom_h=oom_h, disk_fail_h=disk_fail_h, surge_peak=surge_peak,
+                         engine_restart=(llama_a, engine_restart_h or 0.0))
 
     # --- incidents, with the time a static alert fires ----------------------------------------
+    ttft_p99 = ttft * math.exp(2.326 * 0.55)
+    disk_name = "disk fill -> DiskPressure (90 % used)" if nodefs else "imagefs fill -> DiskPressure (85 % used)"
     out.incidents = [
         {"name": "memory leak -> OOMKill", "entity": f"pod/shop/{leak_pod}", "failure_at": at(oom_h),
          "static_alert_at": at(oom_h), "resolved_at": at(oom_h + 1 / 60), "expected_action": "restart_pod",
          "signal": "pod_memory_usage_ratio",
          "trend": True},
-        {"name": "disk fill -> DiskPressure (90 % used)", "entity": "node/gpu-node-1",
-         "failure_at": at(o + 5 + 0.45 / 0.1), "static_alert_at": at(o + 5 + 0.45 / 0.1), "resolved_at": at(gc_at),
+        {"name": disk_name, "entity": "node/gpu-node-1",
+         "failure_at": at(disk_fail_h), "static_alert_at": at(disk_fail_h), "resolved_at": at(gc_at),
          "expected_action": "advise", "trend": True, "signal": "node_filesystem_usage_ratio"},
         {"name": "XID 79: GPU fell off the bus", "entity": "node/gpu-node-2", "failure_at": at(xid_h),
-         "static_alert_at": at(xid_h), "resolved_at": at(xid_h + 1.0), "expected_action": "evacuate_node",
+         "static_alert_at": at(xid_h), "resolved_at": at(xid_h + r_uncordon / 60), "expected_action": "evacuate_node",
          # A GPU that falls off the bus gives no warning in the exporters' data: the action is
          # wanted in the cycle that sees it, not ahead of it.
          "window_before": "1h", "wanted_lead": "0m"},
         {"name": "traffic surge on llama-3-8b", "entity": "model/inference/llama-3-8b",
-         "failure_at": at(_first(h, ttft * math.exp(2.326 * 0.55) > 2.0)),
-         "static_alert_at": at(_first(h, ttft * math.exp(2.326 * 0.55) > 2.0) + 5 / 60),
+         "failure_at": at(_first(h, (ttft_p99 > 2.0) & (h >= surge_from))),
+         "static_alert_at": at(_first(h, (ttft_p99 > 2.0) & (h >= surge_from)) + 5 / 60),
          "resolved_at": at(surge_peak + 1.0), "expected_action": "scale_ahead"},
         {"name": "accuracy drift of qwen2-7b", "entity": "model/inference/qwen2-7b", "failure_at": at(drift_alert),
          "static_alert_at": at(drift_alert), "resolved_at": at(fixed_at), "expected_action": "rollback_model",
          "trend": True},
     ]
+    if triton_incident is not None:
+        out.incidents.append(triton_incident)
     return out
+
+
+# --- workloads and operations of the larger profiles ------------------------------------------
+_Placed = dict[tuple[str, int], tuple[list[tuple[float, float, str, str, str]], np.ndarray]]
+
+
+def _place(b: _Builder, placed: _Placed, node: str, gpu: int, interval: tuple[float, float, str, str, str],
+           util: np.ndarray, busy: np.ndarray) -> None:
+    """Attach a pod to a GPU for an interval; ``busy`` says when it drives the GPU's utilisation."""
+    attached, base = placed.get((node, gpu), ([], np.abs(b.noise(0.3))))
+    placed[(node, gpu)] = ([*attached, interval], np.where(busy, util, base))
+
+
+def _hpa_model(b: _Builder, placed: _Placed, drain_h: float | None) -> None:
+    """mistral-7b (vLLM, namespace chat): two replicas on gpu-node-3, and an HPA that adds a third
+    and a fourth on gpu-node-4 while traffic is high (new pod names each time, counters from zero,
+    5-minute scale-down stabilisation). A planned drain of gpu-node-3 evicts the two base replicas
+    one at a time (a PDB) onto gpu-node-5."""
+    s, h, load = b.spec.seed, b.h, b.load
+    rs = _hex(s, "mistral-rs", n=10)
+    step_h = b.spec.step_s / 3600
+    reps: list[tuple[str, str, int, np.ndarray, np.ndarray]] = []  # pod, node, gpu, alive, serving
+    for k in range(2):
+        pod = _pod_name(s, "vllm-mistral-7b", rs, k)
+        if drain_h is None:
+            reps.append((pod, "gpu-node-3", k, np.ones(b.T(), bool), np.ones(b.T(), bool)))
+            continue
+        evict = drain_h + (5 + 6 * k) / 60
+        reps.append((pod, "gpu-node-3", k, h < evict, h < evict))
+        new = _pod_name(s, "vllm-mistral-7b", rs, 10 + k)
+        reps.append((new, "gpu-node-5", k, h >= evict + 0.5 / 60, h >= evict + 5.5 / 60))  # 5 min model load
+    for k, threshold in ((2, 0.5), (3, 0.75)):
+        on = load > threshold
+        starts = np.flatnonzero(on & ~np.r_[False, on[:-1]])
+        ends = np.flatnonzero(on & ~np.r_[on[1:], False])
+        for j, (a, e) in enumerate(zip(starts, ends, strict=True)):
+            pod = _pod_name(s, "vllm-mistral-7b", rs, 100 * k + j)
+            alive = b.between(h[a], h[e] + 5 / 60)
+            reps.append((pod, "gpu-node-4", k - 2, alive, alive & (h >= h[a] + 5 / 60)))
+    serving = np.sum([r[4] for r in reps], axis=0).astype(float)
+    per = (3 + 12 * load) / np.maximum(serving, 1)
+    sat = np.clip(per / 9.0, 0, 3)
+    ttft = 0.1 * (1 + 0.3 * load) * (1 + 12 * np.clip(sat - 1, 0, None))
+    kv = 0.2 + 0.5 * np.minimum(sat, 1.0) + b.noise(0.01)
+    for pod, node, gpu, alive, serv in reps:
+        b.vllm("chat", "mistral-7b", pod, serv, per, ttft_median=ttft, waiting=np.abs(b.noise(0.2)), kv=kv)
+        b.pod("chat", pod, node, "ReplicaSet", f"vllm-mistral-7b-{rs}", container="vllm", limit=48 * GIB,
+              usage=np.full(b.T(), 30 * GIB) + b.noise(0.2 * GIB), alive=alive)
+        live = h[alive]
+        _place(b, placed, node, gpu, (float(live[0]) if live[0] > h[0] else -1.0, float(live[-1]) + step_h, "chat", pod,
+                                      "vllm"), 30 + 45 * load + b.noise(3), serv)
+    b.out.decoys += [f"pod/chat/vllm-mistral-7b-{rs}-*", "model/chat/mistral-7b"]
+
+
+def _classic_servers(b: _Builder, placed: _Placed, surge_at: float | None) -> dict[str, Any] | None:
+    """Triton (resnet50, two replicas on gpu-node-5) and TorchServe (bert-intent on gpu-node-4).
+    With ``surge_at``, Triton's traffic triples over 90 min and holds 45 min: requests queue and
+    the mean request latency crosses its 100 ms objective. Returns that incident."""
+    s, h, load = b.spec.seed, b.h, b.load
+    mult = np.ones(b.T())
+    if surge_at is not None:
+        mult = 1 + 2.0 * np.clip((h - surge_at) / 1.5, 0, 1) * (h < surge_at + 2.25)
+    rps = (40 + 160 * load) * mult
+    sat = rps / 300.0  # two replicas of 150 requests/s
+    service = 0.018 * (1 + 0.1 * load)
+    latency = service / (1 - np.minimum(sat, 0.95)) + np.maximum(sat - 0.95, 0) * 1.5
+    rs = _hex(s, "triton-rs", n=10)
+    for k in range(2):
+        pod = _pod_name(s, "triton-resnet50", rs, k)
+        b.triton("vision", pod, "resnet50", np.ones(b.T(), bool), rps / 2, latency, latency - service)
+        b.pod("vision", pod, "gpu-node-5", "ReplicaSet", f"triton-resnet50-{rs}", container="triton", limit=16 * GIB,
+              usage=np.full(b.T(), 6 * GIB) + b.noise(0.05 * GIB), alive=np.ones(b.T(), bool))
+        _place(b, placed, "gpu-node-5", 2 + k, (-1, 1e9, "vision", pod, "triton"),
+               20 + 60 * np.minimum(sat, 1) + b.noise(3), np.ones(b.T(), bool))
+    rs_ts = _hex(s, "torchserve-rs", n=10)
+    ts_pod = _pod_name(s, "torchserve-bert-intent", rs_ts, 0)
+    b.torchserve("nlp", ts_pod, "bert-intent", np.ones(b.T(), bool), 20 + 40 * load, 0.035 * (1 + 0.2 * load))
+    b.pod("nlp", ts_pod, "gpu-node-4", "ReplicaSet", f"torchserve-bert-intent-{rs_ts}", container="torchserve",
+          limit=12 * GIB, usage=np.full(b.T(), 5 * GIB) + b.noise(0.05 * GIB), alive=np.ones(b.T(), bool))
+    _place(b, placed, "gpu-node-4", 3, (-1, 1e9, "nlp", ts_pod, "torchserve"), 15 + 30 * load + b.noise(3),
+           np.ones(b.T(), bool))
+    if surge_at is None:
+        return None
+    breach = _first(h, latency > 0.1)
+    at = b.out.at
+    return {"name": "traffic surge on resnet50 (Triton)", "entity": "model/vision/resnet50", "failure_at": at(breach),
+            "static_alert_at": at(breach + 5 / 60), "resolved_at": at(surge_at + 2.25),
+            "expected_action": "scale_ahead"}
+
+
+def _training_job(b: _Builder, placed: _Placed, start: float) -> None:
+    """A fine-tuning Job on two GPUs of gpu-node-0 for ten hours: memory climbs to 86 % of its
+    limit while it loads, then grows 5 % between hourly checkpoints. Never to be restarted."""
+    s, h = b.spec.seed, b.h
+    job = "finetune-qwen-29391200"
+    pod = f"{job}-{_hex(s, job, n=5)}"
+    run = b.between(start, start + 10)
+    limit = 192 * GIB
+    t = h - start
+    usage = (0.35 + 0.51 * np.clip(t / 1.5, 0, 1) + 0.05 * ((t - 1.5) % 1.0) * (t > 1.5)) * limit + b.noise(0.2 * GIB)
+    b.pod("training", pod, "gpu-node-0", "Job", job, container="trainer", limit=limit, usage=usage, alive=run)
+    for gpu in (2, 3):
+        _place(b, placed, "gpu-node-0", gpu, (start, start + 10, "training", pod, "trainer"), 96 + b.noise(1.5), run)
+    b.out.decoys.append(f"pod/training/{pod}")
+
+
+def _daemonset_pod_rolled(b: _Builder, node: str, at: float) -> None:
+    """The dcgm-exporter DaemonSet's pod on ``node`` is replaced at ``at``: its GPU series miss
+    90 s of scrapes (already cleared XIDs are set by the caller)."""
+    s, h = b.spec.seed, b.h
+    for k, alive in ((0, h < at), (1, h >= at + 0.5 / 60)):
+        pod = f"nvidia-dcgm-exporter-{_hex(s, 'dcgm', node, k, n=5)}"
+        b.pod("gpu-operator", pod, node, "DaemonSet", "nvidia-dcgm-exporter", container="nvidia-dcgm-exporter",
+              limit=1 * GIB, usage=np.full(b.T(), 300 * MIB) + b.noise(2 * MIB), alive=alive)
+    b.scrape_gap("DCGM_", {"Hostname": node}, at, at + 1.5 / 60)
+    b.out.decoys.append("pod/gpu-operator/nvidia-dcgm-exporter-*")
+
+
+def _kube_proxy_crashloop(b: _Builder, node: str, start: float) -> None:
+    """kube-proxy (a DaemonSet pod in kube-system) crash-loops for 45 min with the kubelet's
+    back-off (10 s doubling to 5 min), then a fixed config brings it back."""
+    s, h = b.spec.seed, b.h
+    pod = f"kube-proxy-{_hex(s, 'kube-proxy', node, n=5)}"
+    times, gap, at = [], 10.0, start
+    while at < start + 0.75:
+        times.append(at)
+        at += (gap + 5) / 3600
+        gap = min(gap * 2, 300.0)
+    restarts = np.searchsorted(np.asarray(times), h, side="right").astype(float)
+    b.pod("kube-system", pod, node, "DaemonSet", "kube-proxy", container="kube-proxy", limit=256 * MIB,
+          usage=np.full(b.T(), 40 * MIB) + b.noise(1 * MIB), alive=np.ones(b.T(), bool), restarts=restarts,
+          crashloop=b.between(start + 0.5 / 60, start + 0.75))
+    b.gauge("kube_pod_container_status_last_terminated_reason",
+            {"namespace": "kube-system", "pod": pod, "container": "kube-proxy", "reason": "Error"},
+            np.where(h >= start, 1.0, np.nan))
+    b.out.decoys.append(f"pod/kube-system/{pod}")
+
+
+def _rough_telemetry(b: _Builder, *, leak_node: str, oom_h: float, disk_fail_h: float, surge_peak: float,
+                     engine_restart: tuple[str, float]) -> None:
+    """Telemetry as it is during incidents: the kubelet of the node with the leaking pod misses
+    cAdvisor scrapes; kube-state-metrics restarts; node-exporter on the filling node misses a few;
+    a vLLM engine restarts in place (its counters reset under the same labels); /metrics of the
+    surging model times out at the peak."""
+    for a, minutes in ((oom_h - 1.25, 3), (oom_h - 0.75, 4), (oom_h - 0.3, 2)):
+        b.scrape_gap("container_", {"instance": leak_node}, a, a + minutes / 60)
+    b.scrape_gap("kube_", {}, disk_fail_h - 1.0, disk_fail_h - 1.0 + 3 / 60)
+    b.scrape_gap("node_", {"instance": "gpu-node-1"}, disk_fail_h - 0.5, disk_fail_h - 0.5 + 3 / 60)
+    pod, at = engine_restart
+    b.counter_reset("vllm:", {"pod": pod}, at + 4 / 60)
+    b.scrape_gap("vllm:", {"pod": pod}, at, at + 4 / 60)
+    b.scrape_gap("vllm:", {"model_name": "llama-3-8b"}, surge_peak - 0.2, surge_peak - 0.2 + 2 / 60)
 
 
 def _first(h: np.ndarray, cond: np.ndarray) -> float:

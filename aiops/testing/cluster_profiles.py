@@ -1,0 +1,150 @@
+"""Profiles of the replay fixture: how one GPU/LLM cluster differs from another.
+
+The defaults of the daemon were first checked against one cluster (:data:`DEFAULT`: UTC+8, an
+afternoon traffic peak, vLLM V1 only, three GPU nodes). A default that only holds there is fitted
+to that fixture. Each other profile here is a cluster that a real platform team could run, and
+that differs from the first in ways the defaults must survive:
+
+- :data:`US_EAST`: UTC-5 with a business-hours traffic shape; a runtime mix (Triton and
+  TorchServe models beside vLLM, and an older vLLM that still exports
+  ``vllm:time_per_output_token_seconds`` and ``vllm:gpu_cache_usage_perc``); six GPU nodes of
+  eight GPUs; an HPA that scales a model out and in (new pod names, counters from zero); a planned
+  drain of a node for a kernel upgrade (cordon, evictions, reboot: not an incident); a rollout of
+  the dcgm-exporter DaemonSet (GPU series gap, the sticky XID gauge back to 0); the image
+  filesystem filling instead of the root one; a Triton traffic surge; other incident timings.
+- :data:`EU_ROUGH`: UTC+1 with an evening peak; telemetry as it is during incidents (cAdvisor
+  scrapes missed on a node under pressure, kube-state-metrics restarting, a vLLM container that
+  restarts in place so its counters reset under the same labels, /metrics timeouts at the
+  surge's peak); a GPU that falls off the bus whose every series, XID included, vanishes, with a
+  slower human response; a kube-system pod crash-looping; a fine-tuning Job running for ten hours
+  near its memory limit; other incident timings.
+
+Times are hours after ``HistorySpec.incident_offset_h``. A profile only describes the cluster;
+nothing in it is chosen so that the daemon passes.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal
+
+__all__ = ["DEFAULT", "EU_ROUGH", "PROFILES", "US_EAST", "IncidentTimes", "Profile", "TrafficShape", "profile"]
+
+# afternoon_peak: trough 04:00, peak 16:00 local (a cosine); business_hours: two humps (10:30 and
+# 15:00) with a lunch dip and quiet nights; evening_peak: a consumer app, busiest at 20:30.
+TrafficShape = Literal["afternoon_peak", "business_hours", "evening_peak"]
+
+
+@dataclass(frozen=True)
+class IncidentTimes:
+    """When each incident builds up and fails, in hours after the incident offset."""
+
+    leak_from_h: float = 5.0  # working set starts climbing
+    oom_h: float = 8.5  # reaches the limit: OOMKilled
+    disk_from_h: float = 5.0  # log spam / writable layer starts filling the disk
+    disk_fill_per_h: float = 0.1  # share of the filesystem per hour
+    xid_h: float = 7.0  # the GPU falls off the bus (XID 79)
+    # A person cordons, the node is drained, the GPU is back after a reboot, the node is
+    # uncordoned: minutes after the XID.
+    xid_response_min: tuple[float, float, float, float] = (10.0, 20.0, 50.0, 60.0)
+    surge_from_h: float = 9.0  # traffic on llama-3-8b starts climbing
+    surge_peak_h: float = 10.5  # and peaks (it holds an hour)
+    surge_factor: float = 4.5
+    drift_from_h: float = 8.0  # qwen2-7b's accuracy starts dropping
+    drift_per_h: float = 0.03
+    triton_surge_h: float | None = None  # a surge on the Triton model (profiles with classic servers)
+
+    def last_h(self) -> float:
+        """The latest instant the incidents need, with their aftermath."""
+        ends = [self.oom_h + 0.5, self.xid_h + self.xid_response_min[3] / 60 + 1.0, self.surge_peak_h + 1.5,
+                self.drift_from_h + 0.05 / self.drift_per_h + 1.5, self.disk_from_h + 0.5 / self.disk_fill_per_h + 0.5]
+        if self.triton_surge_h is not None:
+            ends.append(self.triton_surge_h + 3.0)
+        return max(ends)
+
+
+@dataclass(frozen=True)
+class Profile:
+    name: str = "default"
+    utc_offset_h: float = 8.0  # the cluster's local time: traffic and the nightly CronJob follow it
+    traffic: TrafficShape = "afternoon_peak"
+    gpu_nodes: int = 3
+    gpus_per_node: int = 4
+    timing: IncidentTimes = field(default_factory=IncidentTimes)
+    # Which filesystem fills: the root (nodefs: DiskPressure at 90 % used, then image GC frees it)
+    # or containerd's own disk (imagefs: DiskPressure at 85 %, the culprit pod is evicted).
+    disk_mount: Literal["/", "/var/lib/containerd"] = "/"
+    # llama-3-8b's servers run an older vLLM: time_per_output_token_seconds,
+    # gpu_cache_usage_perc, num_requests_swapped, the older (shorter) bucket lists, no engine label.
+    legacy_vllm: bool = False
+    # The XID series vanishes with the GPU's other fields a few minutes after the event, and comes
+    # back at 0 after the reboot (the driver reloaded).
+    xid_series_vanish: bool = False
+    classic_servers: bool = False  # a Triton and a TorchServe model
+    hpa_model: bool = False  # mistral-7b, scaled between 2 and 4 replicas by an HPA
+    planned_drain_h: float | None = None  # kernel upgrade: cordon, evict (PDB: one at a time), reboot, uncordon
+    dcgm_rollout_h: float | None = None  # the dcgm-exporter DaemonSet is rolled, node by node
+    training_job_h: float | None = None  # a fine-tuning Job starts, runs ten hours near its memory limit
+    protected_crashloop_h: float | None = None  # kube-proxy crash-loops for 45 min (kube-system)
+    # Scrape gaps and counter resets during the incidents (see the module docstring).
+    rough_telemetry: bool = False
+
+    def needed_hours(self) -> float:
+        decoys = [x + 2.0 for x in (self.planned_drain_h, self.dcgm_rollout_h, self.protected_crashloop_h)
+                  if x is not None]
+        if self.training_job_h is not None:
+            decoys.append(self.training_job_h + 10.5)
+        return max(12.0, self.timing.last_h(), *decoys)
+
+
+DEFAULT = Profile()
+
+US_EAST = Profile(
+    name="us-east",
+    utc_offset_h=-5.0,
+    traffic="business_hours",
+    gpu_nodes=6,
+    gpus_per_node=8,
+    timing=IncidentTimes(
+        leak_from_h=2.0, oom_h=4.5,  # a faster leak, over 2.5 h
+        disk_from_h=6.0, disk_fill_per_h=0.08,  # imagefs: 0.45 -> 0.85 in 5 h
+        xid_h=0.5, xid_response_min=(15.0, 30.0, 55.0, 70.0),
+        surge_from_h=8.0, surge_peak_h=9.25, surge_factor=3.5,
+        drift_from_h=1.0, drift_per_h=0.02,
+        triton_surge_h=5.5,
+    ),
+    disk_mount="/var/lib/containerd",
+    legacy_vllm=True,
+    classic_servers=True,
+    hpa_model=True,
+    planned_drain_h=13.5,  # 20:30 local
+    dcgm_rollout_h=6.5,
+)
+
+EU_ROUGH = Profile(
+    name="eu-rough",
+    utc_offset_h=1.0,
+    traffic="evening_peak",
+    gpu_nodes=4,
+    gpus_per_node=4,
+    timing=IncidentTimes(
+        leak_from_h=6.0, oom_h=10.0,  # a slow leak, over 4 h
+        disk_from_h=1.0, disk_fill_per_h=0.15,
+        xid_h=2.0, xid_response_min=(25.0, 40.0, 80.0, 90.0),
+        surge_from_h=6.5, surge_peak_h=8.0, surge_factor=4.0,
+        drift_from_h=3.0, drift_per_h=0.04,
+    ),
+    xid_series_vanish=True,
+    training_job_h=0.5,
+    protected_crashloop_h=2.0,
+    rough_telemetry=True,
+)
+
+PROFILES: dict[str, Profile] = {p.name: p for p in (DEFAULT, US_EAST, EU_ROUGH)}
+
+
+def profile(name: str) -> Profile:
+    try:
+        return PROFILES[name]
+    except KeyError:
+        raise ValueError(f"no replay fixture profile {name!r}; choose one of {', '.join(PROFILES)}") from None

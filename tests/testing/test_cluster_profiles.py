@@ -1,0 +1,160 @@
+"""Profiles of the replay fixture: the default stays as it was, the others carry their clusters'
+exporter semantics (no Prometheus needed)."""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from aiops.testing.cluster_history import LEGACY_TPOT_BUCKETS, HistorySpec, generate, incidents_yaml
+from aiops.testing.cluster_profiles import EU_ROUGH, US_EAST, profile
+
+# sha256 of the default profile's OpenMetrics and incidents file for HistorySpec(hours=12,
+# filler_pods=10), as generated before profiles existed: existing tests and figures stay valid.
+# Change it only with a change of the default cluster that is meant, and say so in the commit.
+DEFAULT_OPENMETRICS_SHA256 = "bf9984cb5fe04e4ca1b98cf8d7881254dc49a35844f2bb2499baa5e961bacc67"
+DEFAULT_INCIDENTS_SHA256 = "2a6b36580bdf64dfe9faa6f45a16699d6fa25466a1c0f1af9b5c3b74594bb1a4"
+
+
+@pytest.fixture(scope="module")
+def us_east():
+    return generate(HistorySpec(hours=16, filler_pods=5, profile=US_EAST))
+
+
+@pytest.fixture(scope="module")
+def eu_rough():
+    return generate(HistorySpec(hours=12, filler_pods=5, profile=EU_ROUGH))
+
+
+def _series(hist, name, **labels):
+    return [s for s in hist.gauges + hist.counters if s.name == name and all(s.labels.get(k) == v for k, v in labels.items())]
+
+
+def _hours(hist) -> np.ndarray:
+    return (hist.t - hist.t[0]) / 3600
+
+
+def _incident_h(hist, prefix: str) -> float:
+    inc = next(i for i in hist.incidents if i["name"].startswith(prefix))
+    return (inc["failure_at"] - hist.spec.start).total_seconds() / 3600
+
+
+def test_default_profile_is_unchanged_byte_for_byte(tmp_path: Path) -> None:
+    hist = generate(HistorySpec(hours=12, filler_pods=10))
+    hist.write_openmetrics(tmp_path / "h.om")
+    assert hashlib.sha256((tmp_path / "h.om").read_bytes()).hexdigest() == DEFAULT_OPENMETRICS_SHA256
+    assert hashlib.sha256(incidents_yaml(hist).encode()).hexdigest() == DEFAULT_INCIDENTS_SHA256
+
+
+def test_profiles_are_named_and_sized() -> None:
+    assert profile("us-east") is US_EAST
+    with pytest.raises(ValueError, match="choose one of default, us-east, eu-rough"):
+        profile("nope")
+    with pytest.raises(ValueError, match="need 15.5 hours"):
+        generate(HistorySpec(hours=12, profile=US_EAST))
+
+
+def test_us_east_runs_an_older_vllm_beside_triton_and_torchserve(us_east) -> None:
+    tpot = [x for x in us_east.histograms if x.name == "vllm:time_per_output_token_seconds"]
+    assert tpot and {x.labels["model_name"] for x in tpot} == {"llama-3-8b"}
+    assert all(x.buckets == LEGACY_TPOT_BUCKETS and "engine" not in x.labels for x in tpot)
+    assert _series(us_east, "vllm:gpu_cache_usage_perc", model_name="llama-3-8b")
+    assert not _series(us_east, "vllm:kv_cache_usage_perc", model_name="llama-3-8b")
+    # Triton's counters carry no _total suffix: untyped families in OpenMetrics.
+    triton = _series(us_east, "nv_inference_request_duration_us", model="resnet50")
+    assert len(triton) == 2 and all(np.all(np.diff(s.values) >= 0) for s in triton)
+    assert _series(us_east, "ts_inference_requests_total", model_name="bert-intent")
+    # Six GPU nodes of eight GPUs.
+    assert len({(s.labels["Hostname"], s.labels["gpu"]) for s in _series(us_east, "DCGM_FI_DEV_GPU_UTIL")}) == 48
+
+
+def test_us_east_hpa_scale_out_makes_new_pods_that_count_from_zero(us_east) -> None:
+    pods = {s.labels["pod"] for s in _series(us_east, "kube_pod_info", namespace="chat")}
+    assert len(pods) >= 6  # two base replicas, their replacements after the drain, HPA pods
+    h = _hours(us_east)
+    late = [s for s in _series(us_east, "vllm:request_success_total", model_name="mistral-7b", finished_reason="stop")
+            if np.isnan(s.values[0])]
+    assert late
+    for s in late:  # a pod started later counts from (near) zero, and attaches to a GPU
+        first = np.flatnonzero(np.isfinite(s.values))[0]
+        assert s.values[first] < 10 * 60 * 15
+        assert _series(us_east, "DCGM_FI_DEV_GPU_UTIL", pod=s.labels["pod"])
+    assert h[-1] > 15
+
+
+def test_us_east_planned_drain_reboots_the_node(us_east) -> None:
+    h = _hours(us_east)
+    (cordon,) = _series(us_east, "kube_node_spec_unschedulable", node="gpu-node-3")
+    on = h[cordon.values == 1]
+    assert on[0] == pytest.approx(13.5) and on[-1] - on[0] < 0.6
+    unknown = _series(us_east, "kube_node_status_condition", node="gpu-node-3", condition="Ready", status="unknown")[0]
+    down = unknown.values == 1
+    assert down.sum() == 7  # 7 min without the kubelet
+    cpu = _series(us_east, "node_cpu_seconds_total", instance="gpu-node-3", cpu="0", mode="user")[0]
+    valid = np.isfinite(cpu.values)
+    assert np.isnan(cpu.values[down]).all()  # node-exporter is down while the node reboots
+    assert (np.diff(cpu.values[valid]) < 0).sum() == 1  # and its counters restart with the new boot
+    assert "node/gpu-node-3" in us_east.decoys
+
+
+def test_us_east_dcgm_rollout_clears_the_sticky_xid(us_east) -> None:
+    h = _hours(us_east)
+    (xid,) = [s for s in _series(us_east, "DCGM_FI_DEV_XID_ERRORS", Hostname="gpu-node-2", gpu="1") if "pod" not in s.labels]
+    rollout = 6.5 + 2 * 3 / 60  # gpu-node-2's exporter restarts third
+    assert np.all(xid.values[(h >= 0.5) & (h < rollout)] == 79)
+    assert np.isnan(xid.values[(h >= rollout) & (h < rollout + 1.5 / 60)]).all()  # 90 s without scrapes
+    assert np.all(xid.values[h >= rollout + 2 / 60] == 0)
+    owners = {s.labels["pod"]: s.labels["created_by_kind"] for s in _series(us_east, "kube_pod_info", namespace="gpu-operator")}
+    assert len(owners) == 12 and set(owners.values()) == {"DaemonSet"}
+
+
+def test_us_east_traffic_follows_business_hours_in_utc_minus_5(us_east) -> None:
+    qwen = next(s for s in us_east.counters if s.name == "vllm:prompt_tokens_total" and s.labels["model_name"] == "qwen2-7b")
+    rate = np.diff(qwen.values)
+    local = (_hours(us_east)[1:] + 7) % 24  # starts at 12:00 UTC = 07:00 local
+    assert 9.5 < local[np.argmax(rate)] < 16
+    assert rate[(local >= 0) & (local < 6)].size == 0 or rate[(local > 22) | (local < 6)].max() < 0.3 * rate.max()
+
+
+def test_eu_rough_gpu_off_the_bus_loses_every_series_then_comes_back_clean(eu_rough) -> None:
+    h = _hours(eu_rough)
+    xid_h = _incident_h(eu_rough, "XID 79")
+    (xid,) = [s for s in _series(eu_rough, "DCGM_FI_DEV_XID_ERRORS", Hostname="gpu-node-2", gpu="1") if "pod" not in s.labels]
+    assert np.all(xid.values[(h >= xid_h) & (h < xid_h + 2 / 60)] == 79)
+    gone = (h >= xid_h + 2 / 60) & (h < xid_h + 80 / 60)
+    assert np.isnan(xid.values[gone]).all()
+    assert np.all(xid.values[h >= xid_h + 80 / 60] == 0)  # the reloaded driver has no XID
+
+
+def test_eu_rough_counters_reset_in_place_and_scrapes_go_missing(eu_rough) -> None:
+    h = _hours(eu_rough)
+    llama = [s for s in _series(eu_rough, "vllm:request_success_total", model_name="llama-3-8b", finished_reason="stop")
+             if np.isfinite(s.values[0]) and np.isfinite(s.values[-1])]
+    assert len(llama) == 1  # the replica that restarted in place keeps its labels
+    v = llama[0].values[np.isfinite(llama[0].values)]
+    assert (np.diff(v) < 0).sum() == 1
+    oom_h = _incident_h(eu_rough, "memory leak")
+    leak = next(i for i in eu_rough.incidents if i["name"].startswith("memory leak"))["entity"].split("/")[-1]
+    (ws,) = _series(eu_rough, "container_memory_working_set_bytes", pod=leak, container="api")
+    before = (h > oom_h - 1.5) & (h < oom_h)
+    assert 5 <= np.isnan(ws.values[before]).sum() <= 12
+    (info,) = _series(eu_rough, "kube_pod_info", pod=leak)
+    assert np.isnan(info.values).sum() == 3  # kube-state-metrics restarted once
+
+
+def test_eu_rough_protected_crashloop_and_long_job(eu_rough) -> None:
+    h = _hours(eu_rough)
+    proxy = [s for s in _series(eu_rough, "kube_pod_container_status_waiting_reason", namespace="kube-system")]
+    assert len(proxy) == 1 and proxy[0].labels["pod"].startswith("kube-proxy-")
+    assert np.nansum(proxy[0].values) == pytest.approx(44, abs=2)  # 45 min of CrashLoopBackOff
+    owners = {s.labels["pod"]: s.labels["created_by_kind"] for s in _series(eu_rough, "kube_pod_info")}
+    assert owners[proxy[0].labels["pod"]] == "DaemonSet"
+    (job,) = [s for s in _series(eu_rough, "container_memory_working_set_bytes", namespace="training") if s.labels["container"]]
+    alive = np.isfinite(job.values)
+    assert 9.9 < h[alive][-1] - h[alive][0] <= 10
+    (limit,) = _series(eu_rough, "kube_pod_container_resource_limits", namespace="training")
+    assert 0.88 < np.nanmax(job.values / limit.values) < 0.95
+    assert owners[job.labels["pod"]] == "Job"
