@@ -34,10 +34,25 @@ The defaults were chosen on the NAB development corpus as a whole, before cross-
 so figures on that corpus flatter them. ``aiops backtest --cv`` (leave one NAB category out, the
 threshold chosen on the other categories) gives standard 74.4 / reward_low_FP 64.6 held out
 against 77.7 / 72.4 in-sample with the 15-minute profile (76.0 / 66.0 against 77.5 / 71.4 with
-the minute slots it replaced); when ``min_reference_z`` (4, 8, 12) and ``fade_seconds`` (3 d, 9 d)
-are also chosen inside the training folds, 72.9 / 62.3 (minute slots). The optimum is sharp (neighbouring values
-lose 5-18 points held out) and on 24 operations series nobody tuned on the detector scored 29.7:
-treat these defaults as fitted to NAB's categories, not as proven elsewhere.
+the minute slots it replaced). When ``min_reference_z`` (4, 8, 12) and ``fade_seconds`` (3 d, 9 d)
+are also chosen inside the training folds (``--detector seasonal --grid min_reference_z=4,8,12
+--grid fade_seconds=259200,777600``), 72.2 / 61.0 held out against the same in-sample figures:
+the realTweets fold, trained on the other categories, chooses 4 and drops from 68.7 to 60.0. On 24
+operations series nobody tuned on the detector scored 29.7: treat these defaults as fitted to
+NAB's categories, not as proven elsewhere.
+
+Why the score is a ratio to the record and not a per-point tail probability. The in-sample minus
+held-out gap (3.4 standard, 7.8 reward_low_FP) comes from the ``min_reference_z`` floor, not the
+record: three of realTraffic's 20 windows are caught only by points of z 7.9-8.2 (scores
+0.698-0.706), so whether the threshold learnt on the other categories lands at 0.698 or at 0.702
+(0.718 for reward_low_FP) decides them. Calibrating
+each view instead (an exponential tail through the series' own past 90th and 99th percentiles of
+the statistic, never more significant than a normal tail, 100 points of burn-in, min-p over the
+views, so that one threshold is one false-alarm rate) was explored on three categories and then
+run once on all five (``python bench/nab_calibration.py``): 63.7 / 43.8 held out, and 68.8 / 57.8
+when the point must also beat its faded record, with larger gaps (10.1 / 20.9 and 5.9 / 10.9). A tail
+fitted to the bulk of a bursty series (tweet counts) misjudges its extremes; the record needs no
+tail model. Neither was adopted.
 """
 
 from __future__ import annotations
