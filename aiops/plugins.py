@@ -9,14 +9,14 @@ from __future__ import annotations
 
 import enum
 from abc import ABC, abstractmethod
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from functools import cache
 from importlib.metadata import entry_points
 from typing import TYPE_CHECKING, Any, ClassVar, Protocol, runtime_checkable
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from aiops.errors import PermanentError
 from aiops.model import Decision, Finding, Frame, Notification, Plan
@@ -44,18 +44,35 @@ class PluginParams(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
-def params_problems(model: type[BaseModel], exc: ValidationError) -> list[tuple[str, str]]:
+class DetectorParams(PluginParams):
+    """The parameters every detector takes; a detector's ``Params`` extends it with its own."""
+
+    # Entities scored below this are not reported (policy grades what is).
+    report_floor: float = Field(default=0.5, ge=0.0, le=1.0)
+
+
+def params_problems(model: type[BaseModel], exc: ValidationError, plugin: str = "") -> list[tuple[str, str]]:
     """(parameter, reason) pairs from a failed validation of ``model``, without the input values
     (a parameter may be a secret)."""
     known = ", ".join(sorted(f.alias or n for n, f in model.model_fields.items())) or "none"
+    of = f" of {plugin}" if plugin else ""
     out = []
     for err in exc.errors(include_url=False, include_input=False):
         key = ".".join(str(p) for p in err["loc"])
         msg = err["msg"].removeprefix("Value error, ")
         if err["type"] == "extra_forbidden":
-            msg = f"unknown parameter; known: {known}"
+            msg = f"unknown parameter{of}; known: {known}"
         out.append((key, msg))
     return out
+
+
+def check_params(model: type[BaseModel], params: Mapping[str, Any], plugin: str = "") -> list[tuple[str, str]]:
+    """(parameter, problem) pairs for ``params`` validated against ``model``; empty when valid."""
+    try:
+        model.model_validate(dict(params))
+    except ValidationError as exc:
+        return params_problems(model, exc, plugin)
+    return []
 
 
 @dataclass(frozen=True)
@@ -87,12 +104,20 @@ class Detector(ABC):
     # Signals this detector's findings carry that are not collected (a per-entity feature vector):
     # policy rules may name them.
     derived_signals: ClassVar[tuple[str, ...]] = ()
+    # Every parameter the config's ``detectors[].params`` may give; the constructor validates
+    # through it, and ``check-config`` names a bad key (see ``params_problems``).
+    Params: ClassVar[type[DetectorParams]] = DetectorParams
 
-    def __init__(self, signals: Sequence[str] | None = None, report_floor: float = 0.5, **params: Any) -> None:
+    def __init__(self, signals: Sequence[str] | None = None, **params: Any) -> None:
+        self.params = type(self).Params(**params)  # raises ValidationError naming a bad key
         self.signals = tuple(signals) if signals else self.default_signals
-        self.report_floor = report_floor
-        if params:
-            raise TypeError(f"detector {self.name!r} got unknown parameters: {', '.join(sorted(params))}")
+        self.report_floor = self.params.report_floor
+
+    @classmethod
+    def params_problems(cls, params: Mapping[str, Any]) -> list[tuple[str, str]]:
+        """(parameter, problem) pairs for a config's ``params``, as ``check-config`` reports them;
+        a composite detector adds its parts' (the ensemble's members)."""
+        return check_params(cls.Params, params, cls.name)
 
     def fit(self, frame: Frame) -> Detector:
         """Learn from history. The default learns nothing; stateful detectors override it."""
@@ -194,7 +219,7 @@ def instantiate(group: str, name: str, params: dict[str, Any] | None = None) -> 
         return cls(**(params or {}))
     except ValidationError as exc:
         model = getattr(cls, "Params", PluginParams)  # the plugin's declared parameters
-        problems = "; ".join(f"{k or '(params)'}: {m}" for k, m in params_problems(model, exc))
+        problems = "; ".join(f"{k or '(params)'}: {m}" for k, m in params_problems(model, exc, name))
         raise PluginError(f"plugin {name!r} rejected its parameters: {problems}") from None
     except (TypeError, ValueError) as exc:
         raise PluginError(f"plugin {name!r} rejected its parameters: {exc}") from exc

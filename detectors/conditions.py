@@ -17,7 +17,7 @@ from typing import Any, ClassVar
 import numpy as np
 
 from aiops.model import Evidence, Finding, Frame, Series, from_epoch
-from aiops.plugins import Detector
+from aiops.plugins import Detector, DetectorParams
 from detectors._isolation import isolated
 
 
@@ -39,31 +39,36 @@ CONDITIONS: dict[str, Condition] = {
 }
 
 
+class ConditionParams(DetectorParams):
+    """The parameters of :class:`ConditionDetector`."""
+
+    # Condition signal -> how long it must hold, in seconds (default: each condition's own).
+    min_seconds: dict[str, float] | None = None
+    # Signal -> objective; objectives come from the signals (``signals.<name>.objective`` in the
+    # config), this overrides them per signal.
+    objectives: dict[str, float] | None = None
+    # How long above its objective is a breach.
+    objective_seconds: float = 300.0
+
+
 class ConditionDetector(Detector):
     name: ClassVar[str] = "conditions"
+    Params = ConditionParams
+    params: ConditionParams
     default_signals: ClassVar[tuple[str, ...]] = tuple(CONDITIONS)
 
-    def __init__(
-        self,
-        signals: Sequence[str] | None = None,
-        report_floor: float = 0.5,
-        min_seconds: dict[str, float] | None = None,
-        objectives: dict[str, float] | None = None,
-        objective_seconds: float = 300.0,
-        **params: Any,
-    ) -> None:
-        # Objectives come from the signals (``signals.<name>.objective`` in the config); this
-        # parameter overrides them per signal.
-        self.objectives = dict(objectives or {})
-        self.objective_seconds = float(objective_seconds)
+    def __init__(self, signals: Sequence[str] | None = None, **params: Any) -> None:
+        super().__init__(signals, **params)
+        p = self.params
+        self.objectives = dict(p.objectives or {})
+        self.objective_seconds = float(p.objective_seconds)
         self._all_objectives = signals is None
         if signals is None:
-            signals = (*self.default_signals, *self.objectives)
-        super().__init__(signals=signals, report_floor=report_floor, **params)
-        unknown = set(min_seconds or {}) - set(CONDITIONS)
+            self.signals = (*self.default_signals, *self.objectives)
+        unknown = set(p.min_seconds or {}) - set(CONDITIONS)
         if unknown:
             raise ValueError(f"min_seconds for unknown conditions: {', '.join(sorted(unknown))}")
-        self.min_seconds = {k: c.min_seconds for k, c in CONDITIONS.items()} | dict(min_seconds or {})
+        self.min_seconds = {k: c.min_seconds for k, c in CONDITIONS.items()} | dict(p.min_seconds or {})
 
     def detect(self, frame: Frame) -> list[Finding]:
         out: list[Finding] = []

@@ -27,7 +27,7 @@ import numpy as np
 
 from aiops import plugins
 from aiops.model import Evidence, Finding, Frame
-from aiops.plugins import Detection, Detector, PluginError
+from aiops.plugins import Detection, Detector, DetectorParams, PluginError
 
 log = logging.getLogger(__name__)
 
@@ -47,6 +47,12 @@ CAPACITY_MEMBER = "exhaustion"
 GENERAL_MEMBER = "seasonal"
 
 
+class EnsembleParams(DetectorParams):
+    """The parameters of :class:`DefaultEnsemble`, documented there."""
+
+    members: dict[str, dict[str, Any]] | None = None
+
+
 class DefaultEnsemble(Detector):
     """Routes each signal to the detector of its family and merges their findings.
 
@@ -61,21 +67,18 @@ class DefaultEnsemble(Detector):
     """
 
     name: ClassVar[str] = "ensemble"
+    Params = EnsembleParams
+    params: EnsembleParams
 
-    def __init__(
-        self,
-        signals: Sequence[str] | None = None,
-        report_floor: float = 0.5,
-        *,
-        members: Mapping[str, Mapping[str, Any]] | None = None,
-    ) -> None:
-        super().__init__(signals=signals, report_floor=report_floor)
+    def __init__(self, signals: Sequence[str] | None = None, **params: Any) -> None:
+        super().__init__(signals, **params)
+        members = self.params.members
         required = members is not None
         self.members: dict[str, Detector] = {}
-        for plugin, params in (members if members is not None else DEFAULT_MEMBERS).items():
+        for plugin, member_params in (members if members is not None else DEFAULT_MEMBERS).items():
             if plugin == self.name:
                 raise ValueError("the ensemble cannot contain itself; remove 'ensemble' from members")
-            kwargs = {"report_floor": report_floor, **dict(params)}
+            kwargs = {"report_floor": self.report_floor, **member_params}
             try:
                 self.members[plugin] = plugins.instantiate(plugins.DETECTORS, plugin, kwargs)
             except PluginError:
@@ -83,6 +86,24 @@ class DefaultEnsemble(Detector):
                     raise
                 log.warning("ensemble runs without detector %r: it is not installed", plugin)
         self._own_signals = {name: tuple(m.signals) for name, m in self.members.items()}
+
+    @classmethod
+    def params_problems(cls, params: Mapping[str, Any]) -> list[tuple[str, str]]:
+        """The ensemble's own parameters, and each member's against that member's ``Params``."""
+        problems = super().params_problems(params)
+        members = params.get("members")
+        if problems or not isinstance(members, Mapping):
+            return problems
+        for plugin, member_params in members.items():
+            try:
+                member = plugins.load(plugins.DETECTORS, plugin)
+            except PluginError as exc:
+                problems.append((f"members.{plugin}", str(exc)))
+                continue
+            if isinstance(member, type) and issubclass(member, Detector):
+                problems += [(".".join(("members", plugin, *filter(None, [key]))), msg)
+                             for key, msg in member.params_problems(member_params)]
+        return problems
 
     # ------------------------------------------------------------------ backtest contract
     def score_series(self, timestamps: np.ndarray, values: np.ndarray) -> np.ndarray:

@@ -29,12 +29,13 @@ import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
-from typing import ClassVar
+from typing import Any, ClassVar
 
 import numpy as np
 import pandas as pd
 
 from aiops.model import Finding, Frame, Series, SignalInfo, from_epoch
+from aiops.plugins import DetectorParams
 from detectors._isolation import isolated
 from detectors._daily import BIN_SECONDS, DAY_SECONDS, DailyMaxima, benign_days, bin_maxima
 from detectors._univariate import (
@@ -80,6 +81,20 @@ class ExhaustionTrace:
     discount: np.ndarray  # factor applied for past climbs to this level that reset (1 = none)
 
 
+class ExhaustionParams(DetectorParams):
+    """The parameters of :class:`ExhaustionForecast`, documented there."""
+
+    horizon_seconds: float = 7200.0
+    window_seconds: float = 3600.0
+    jump_fraction: float = 0.1
+    max_gap_seconds: float | None = None
+    capacity: float = 1.0
+    max_lead_seconds: float = 7 * 86400.0
+    reset_memory_seconds: float = 6 * 3600.0
+    daily_memory_days: int = 3
+    hold_seconds: float = 900.0
+
+
 class ExhaustionForecast(UnivariateDetector):
     """Predicts when a resource with a hard limit (``SignalInfo.capacity``) will run out.
 
@@ -112,6 +127,8 @@ class ExhaustionForecast(UnivariateDetector):
     """
 
     name: ClassVar[str] = "exhaustion"
+    Params = ExhaustionParams
+    params: ExhaustionParams
     default_signals: ClassVar[tuple[str, ...]] = (
         "pod_memory_usage_ratio",
         "node_memory_usage_ratio",
@@ -120,44 +137,31 @@ class ExhaustionForecast(UnivariateDetector):
         "inference_kv_cache_usage",
     )
 
-    def __init__(
-        self,
-        signals: Sequence[str] | None = None,
-        report_floor: float = 0.5,
-        *,
-        horizon_seconds: float = 7200.0,
-        window_seconds: float = 3600.0,
-        jump_fraction: float = 0.1,
-        max_gap_seconds: float | None = None,
-        capacity: float = 1.0,
-        max_lead_seconds: float = 7 * 86400.0,
-        reset_memory_seconds: float = 6 * 3600.0,
-        daily_memory_days: int = 3,
-        hold_seconds: float = 900.0,
-    ) -> None:
-        super().__init__(signals=signals, report_floor=report_floor)
-        for pname, value in (("horizon_seconds", horizon_seconds), ("window_seconds", window_seconds)):
+    def __init__(self, signals: Sequence[str] | None = None, **params: Any) -> None:
+        super().__init__(signals, **params)
+        p = self.params
+        for pname, value in (("horizon_seconds", p.horizon_seconds), ("window_seconds", p.window_seconds)):
             if not value > 0:
                 raise ValueError(f"{pname} must be positive, got {value!r}")
-        if not 0 < max_lead_seconds <= 366 * 86400.0:
-            raise ValueError(f"max_lead_seconds must be in (0, one year], got {max_lead_seconds!r}")
-        if not 0 < jump_fraction <= 1:
-            raise ValueError(f"jump_fraction must be in (0, 1], got {jump_fraction!r}")
-        self.horizon_seconds = float(horizon_seconds)
-        self.window_seconds = float(window_seconds)
-        self.jump_fraction = float(jump_fraction)
-        self.max_gap_seconds = float(max_gap_seconds) if max_gap_seconds is not None else self.window_seconds / 2
-        self.capacity = float(capacity)
-        self.max_lead_seconds = float(max_lead_seconds)
-        self.reset_memory_seconds = float(reset_memory_seconds)
-        if not 0 <= daily_memory_days <= 14:
-            raise ValueError(f"daily_memory_days must be between 0 and 14, got {daily_memory_days!r}")
+        if not 0 < p.max_lead_seconds <= 366 * 86400.0:
+            raise ValueError(f"max_lead_seconds must be in (0, one year], got {p.max_lead_seconds!r}")
+        if not 0 < p.jump_fraction <= 1:
+            raise ValueError(f"jump_fraction must be in (0, 1], got {p.jump_fraction!r}")
+        self.horizon_seconds = float(p.horizon_seconds)
+        self.window_seconds = float(p.window_seconds)
+        self.jump_fraction = float(p.jump_fraction)
+        self.max_gap_seconds = float(p.max_gap_seconds) if p.max_gap_seconds is not None else self.window_seconds / 2
+        self.capacity = float(p.capacity)
+        self.max_lead_seconds = float(p.max_lead_seconds)
+        self.reset_memory_seconds = float(p.reset_memory_seconds)
+        if not 0 <= p.daily_memory_days <= 14:
+            raise ValueError(f"daily_memory_days must be between 0 and 14, got {p.daily_memory_days!r}")
         # The same-hour comparison reads bins a day old: it needs a horizon shorter than a day.
-        self.daily_memory_days = int(daily_memory_days) if self.horizon_seconds < DAY_SECONDS - BIN_SECONDS else 0
+        self.daily_memory_days = int(p.daily_memory_days) if self.horizon_seconds < DAY_SECONDS - BIN_SECONDS else 0
         self._daily = DailyMaxima(self.daily_memory_days)
-        if not 0 <= hold_seconds <= self.horizon_seconds:
-            raise ValueError(f"hold_seconds must be between 0 and the horizon, got {hold_seconds!r}")
-        self.hold_seconds = float(hold_seconds)
+        if not 0 <= p.hold_seconds <= self.horizon_seconds:
+            raise ValueError(f"hold_seconds must be between 0 and the horizon, got {p.hold_seconds!r}")
+        self.hold_seconds = float(p.hold_seconds)
 
     # ------------------------------------------------------------------ backtest contract
     def score_series(self, timestamps: np.ndarray, values: np.ndarray) -> np.ndarray:

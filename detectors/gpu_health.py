@@ -28,7 +28,7 @@ from typing import Any, ClassVar
 import numpy as np
 
 from aiops.model import Evidence, Finding, Frame, Series, from_epoch
-from aiops.plugins import Detector
+from aiops.plugins import Detector, DetectorParams
 from detectors._isolation import isolated
 
 __all__ = ["XID_ACTIONS", "GpuHealth", "XidAction"]
@@ -65,8 +65,17 @@ THROTTLE_BITS: dict[int, str] = {
 }
 
 
+class GpuHealthParams(DetectorParams):
+    """The parameters of :class:`GpuHealth`."""
+
+    slowdown_celsius: float = 87.0
+    throttle_score: float = 0.7
+
+
 class GpuHealth(Detector):
     name: ClassVar[str] = "gpu_health"
+    Params = GpuHealthParams
+    params: GpuHealthParams
     default_signals: ClassVar[tuple[str, ...]] = (
         "gpu_xid",
         "gpu_ecc_dbe_rate",
@@ -76,20 +85,13 @@ class GpuHealth(Detector):
         "gpu_temperature",
     )
 
-    def __init__(
-        self,
-        signals: Sequence[str] | None = None,
-        report_floor: float = 0.5,
-        *,
-        slowdown_celsius: float = 87.0,
-        throttle_score: float = 0.7,
-        **params: Any,
-    ) -> None:
-        super().__init__(signals, report_floor, **params)
-        if not 0.0 <= throttle_score <= 1.0:
+    def __init__(self, signals: Sequence[str] | None = None, **params: Any) -> None:
+        super().__init__(signals, **params)
+        p = self.params
+        if not 0.0 <= p.throttle_score <= 1.0:
             raise ValueError("throttle_score must be within [0, 1]")
-        self.slowdown_celsius = slowdown_celsius
-        self.throttle_score = throttle_score
+        self.slowdown_celsius = p.slowdown_celsius
+        self.throttle_score = p.throttle_score
         self._window_start = 0.0  # set per frame by detect()
 
     def detect(self, frame: Frame) -> list[Finding]:

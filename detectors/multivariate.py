@@ -64,12 +64,13 @@ from typing import Any, ClassVar
 
 import numpy as np
 import pandas as pd
+from pydantic import Field
 from scipy.special import expit
 from sklearn.decomposition import PCA
 from sklearn.neighbors import NearestNeighbors
 
 from aiops.model import Entity, Evidence, Finding, Frame, from_epoch
-from aiops.plugins import Detector
+from aiops.plugins import Detector, DetectorParams
 from detectors._isolation import isolated
 
 __all__ = ["Calibration", "EntityAnomaly", "ReferenceModel"]
@@ -251,10 +252,28 @@ def _window_rows(minutes: float, step_seconds: float) -> int:
     return max(1, round(minutes * 60.0 / step))
 
 
+class EntityAnomalyParams(DetectorParams):
+    """The parameters of :class:`EntityAnomaly`, documented there."""
+
+    variance: float = 0.95
+    neighbours: int = Field(default=5, strict=True)  # a whole number, never True
+    smooth_minutes: float = 30.0
+    alarm_rate: float = 0.001
+    calibration_share: float = 0.3
+    window: int = 43_200
+    refit_every: int | None = None
+    min_reference: int = MIN_REFERENCE
+    min_scale: float = 0.05
+    min_residual: float = 0.1
+    top_features: int = 3
+
+
 class EntityAnomaly(Detector):
     """Multivariate anomaly score per entity from all its signals (see the module docstring)."""
 
     name: ClassVar[str] = "multivariate"
+    Params = EntityAnomalyParams
+    params: EntityAnomalyParams
     default_signals: ClassVar[tuple[str, ...]] = (
         "node_cpu_utilization",
         "node_memory_usage_ratio",
@@ -271,54 +290,38 @@ class EntityAnomaly(Detector):
         "inference_kv_cache_usage",
     )
 
-    def __init__(
-        self,
-        signals: Sequence[str] | None = None,
-        report_floor: float = 0.5,
-        *,
-        variance: float = 0.95,
-        neighbours: int = 5,
-        smooth_minutes: float = 30.0,
-        alarm_rate: float = 0.001,
-        calibration_share: float = 0.3,
-        window: int = 43_200,
-        refit_every: int | None = None,
-        min_reference: int = MIN_REFERENCE,
-        min_scale: float = 0.05,
-        min_residual: float = 0.1,
-        top_features: int = 3,
-        **params: Any,
-    ) -> None:
-        super().__init__(signals, report_floor, **params)
-        if not 0.0 < variance < 1.0:
+    def __init__(self, signals: Sequence[str] | None = None, **params: Any) -> None:
+        super().__init__(signals, **params)
+        p = self.params
+        if not 0.0 < p.variance < 1.0:
             raise ValueError("variance must be in (0, 1): the share of normal variation the subspace keeps, e.g. 0.95")
-        if isinstance(neighbours, bool) or not isinstance(neighbours, int) or neighbours < 0:
+        if p.neighbours < 0:
             raise ValueError("neighbours must be a whole number >= 0 (0 leaves the nearest-neighbour score out)")
-        if not math.isfinite(smooth_minutes) or smooth_minutes < 0:
+        if not math.isfinite(p.smooth_minutes) or p.smooth_minutes < 0:
             raise ValueError("smooth_minutes must be >= 0: the causal averaging window (0 = each row alone)")
-        if not 0.0 < alarm_rate < 0.5:
+        if not 0.0 < p.alarm_rate < 0.5:
             raise ValueError("alarm_rate must be in (0, 0.5): the share of reference rows that score 0.9 or more, e.g. 0.01")
-        if not 0.05 <= calibration_share <= 0.8:
+        if not 0.05 <= p.calibration_share <= 0.8:
             raise ValueError("calibration_share must be in [0.05, 0.8]: the newest share of history used to calibrate")
-        if top_features < 1:
+        if p.top_features < 1:
             raise ValueError("top_features must be at least 1")
-        if min_reference < MIN_REFERENCE or window < min_reference:
+        if p.min_reference < MIN_REFERENCE or p.window < p.min_reference:
             raise ValueError(f"need window >= min_reference >= {MIN_REFERENCE} rows")
-        if refit_every is not None and refit_every < 1:
+        if p.refit_every is not None and p.refit_every < 1:
             raise ValueError("refit_every must be at least 1 row (or unset: fit once on the history)")
-        if min_scale <= 0 or min_residual <= 0:
+        if p.min_scale <= 0 or p.min_residual <= 0:
             raise ValueError("min_scale and min_residual must be positive (floors on a feature's scale and typical residual)")
-        self.variance = variance
-        self.neighbours = neighbours
-        self.smooth_minutes = float(smooth_minutes)
-        self.alarm_rate = alarm_rate
-        self.calibration_share = calibration_share
-        self.window = window
-        self.refit_every = refit_every
-        self.min_reference = min_reference
-        self.min_scale = min_scale
-        self.min_residual = min_residual
-        self.top_features = top_features
+        self.variance = p.variance
+        self.neighbours = p.neighbours
+        self.smooth_minutes = float(p.smooth_minutes)
+        self.alarm_rate = p.alarm_rate
+        self.calibration_share = p.calibration_share
+        self.window = p.window
+        self.refit_every = p.refit_every
+        self.min_reference = p.min_reference
+        self.min_scale = p.min_scale
+        self.min_residual = p.min_residual
+        self.top_features = p.top_features
 
     def reference_model(self, segments: Sequence[np.ndarray], step_seconds: float) -> ReferenceModel:
         """The model this detector's settings fit on history ``segments`` (contiguous rows at ``step_seconds``)."""

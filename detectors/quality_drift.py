@@ -27,13 +27,14 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import ClassVar, Literal
+from typing import Any, ClassVar, Literal
 
 import numpy as np
 import pandas as pd
 from scipy.special import ndtri
 
 from aiops.model import Entity, Evidence, Finding, Frame, Series, from_epoch
+from aiops.plugins import DetectorParams
 from detectors._isolation import isolated
 from detectors._univariate import (
     IQR_TO_SIGMA,
@@ -73,6 +74,18 @@ class DriftTrace:
     onset: np.ndarray  # index where the current run of the CUSUM started
 
 
+class QualityDriftParams(DetectorParams):
+    """The parameters of :class:`QualityDrift`, documented there."""
+
+    drop_fraction: float = 0.05
+    reference_seconds: float = 86400.0
+    recent_seconds: float = 900.0
+    cusum_h: float = 5.0
+    direction: Direction | None = None
+    kpi_signals: tuple[str, ...] = ("business_conversion_rate",)
+    histogram_signals: tuple[str, ...] = ()
+
+
 class QualityDrift(UnivariateDetector):
     """Finds model quality dropping against a reference window, and distribution drift.
 
@@ -95,40 +108,29 @@ class QualityDrift(UnivariateDetector):
     """
 
     name: ClassVar[str] = "quality_drift"
+    Params = QualityDriftParams
+    params: QualityDriftParams
     default_signals: ClassVar[tuple[str, ...]] = ("model_accuracy",)
 
-    def __init__(
-        self,
-        signals: Sequence[str] | None = None,
-        report_floor: float = 0.5,
-        *,
-        drop_fraction: float = 0.05,
-        reference_seconds: float = 86400.0,
-        recent_seconds: float = 900.0,
-        cusum_h: float = 5.0,
-        direction: Direction | None = None,
-        kpi_signals: Sequence[str] = ("business_conversion_rate",),
-        histogram_signals: Sequence[str] = (),
-    ) -> None:
-        super().__init__(signals=signals, report_floor=report_floor)
-        if not 0 < drop_fraction < 1:
-            raise ValueError(f"drop_fraction must be within (0, 1), e.g. 0.05 for 5 %, got {drop_fraction!r}")
+    def __init__(self, signals: Sequence[str] | None = None, **params: Any) -> None:
+        super().__init__(signals, **params)
+        p = self.params
+        if not 0 < p.drop_fraction < 1:
+            raise ValueError(f"drop_fraction must be within (0, 1), e.g. 0.05 for 5 %, got {p.drop_fraction!r}")
         for pname, value in (
-            ("reference_seconds", reference_seconds),
-            ("recent_seconds", recent_seconds),
-            ("cusum_h", cusum_h),
+            ("reference_seconds", p.reference_seconds),
+            ("recent_seconds", p.recent_seconds),
+            ("cusum_h", p.cusum_h),
         ):
             if not value > 0:
                 raise ValueError(f"{pname} must be positive, got {value!r}")
-        if direction not in (None, "up", "down"):
-            raise ValueError(f"direction must be 'up' or 'down', got {direction!r}")
-        self.drop_fraction = float(drop_fraction)
-        self.reference_seconds = float(reference_seconds)
-        self.recent_seconds = float(recent_seconds)
-        self.cusum_h = float(cusum_h)
-        self.direction = direction
-        self.kpi_signals = tuple(kpi_signals)
-        self.histogram_signals = tuple(histogram_signals)
+        self.drop_fraction = float(p.drop_fraction)
+        self.reference_seconds = float(p.reference_seconds)
+        self.recent_seconds = float(p.recent_seconds)
+        self.cusum_h = float(p.cusum_h)
+        self.direction = p.direction
+        self.kpi_signals = tuple(p.kpi_signals)
+        self.histogram_signals = tuple(p.histogram_signals)
         self._history = HistoryBuffer(self.reference_seconds + 2 * self.recent_seconds)
 
     # ------------------------------------------------------------------ backtest contract

@@ -59,12 +59,13 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import ClassVar, Literal
+from typing import Any, ClassVar, Literal
 
 import numpy as np
 import pandas as pd
 
 from aiops.model import Finding, Frame, Series, SignalInfo, from_epoch
+from aiops.plugins import DetectorParams
 from detectors._isolation import isolated
 from detectors._seasonal_state import (
     MEAN_ABS_TO_SIGMA,
@@ -144,6 +145,25 @@ class SeasonalTrace:
 VIEWS = ("level", "spread")
 
 
+class SeasonalParams(DetectorParams):
+    """The parameters of :class:`SeasonalBaseline`, documented there."""
+
+    period_seconds: float = 86400.0
+    seasons: int = 7
+    window_seconds: float = 6 * 3600.0
+    short_seconds: float = 5400.0
+    memory_seconds: float = 14 * 86400.0
+    fade_seconds: float = 9 * 86400.0
+    refractory_seconds: float = 6 * 3600.0
+    damp: float = 0.5
+    min_reference_z: float = MIN_REFERENCE_Z
+    direction: Direction | None = None
+    min_history_points: int = 1000
+    scale_stride: int = 4
+    scale_refresh: int = 8
+    profile_seconds: float = 900.0
+
+
 class SeasonalBaseline(UnivariateDetector):
     """Scores how unusual each value is for its series, its time of day and its recent past.
 
@@ -186,6 +206,8 @@ class SeasonalBaseline(UnivariateDetector):
     """
 
     name: ClassVar[str] = "seasonal"
+    Params = SeasonalParams
+    params: SeasonalParams
     default_signals: ClassVar[tuple[str, ...]] = (
         "inference_latency_p99",
         "inference_request_rate",
@@ -196,66 +218,46 @@ class SeasonalBaseline(UnivariateDetector):
         "gpu_temperature",
     )
 
-    def __init__(
-        self,
-        signals: Sequence[str] | None = None,
-        report_floor: float = 0.5,
-        *,
-        period_seconds: float = 86400.0,
-        seasons: int = 7,
-        window_seconds: float = 6 * 3600.0,
-        short_seconds: float = 5400.0,
-        memory_seconds: float = 14 * 86400.0,
-        fade_seconds: float = 9 * 86400.0,
-        refractory_seconds: float = 6 * 3600.0,
-        damp: float = 0.5,
-        min_reference_z: float = MIN_REFERENCE_Z,
-        direction: Direction | None = None,
-        min_history_points: int = 1000,
-        scale_stride: int = 4,
-        scale_refresh: int = 8,
-        profile_seconds: float = 900.0,
-    ) -> None:
-        super().__init__(signals=signals, report_floor=report_floor)
+    def __init__(self, signals: Sequence[str] | None = None, **params: Any) -> None:
+        super().__init__(signals, **params)
+        p = self.params
         for pname, value in (
-            ("period_seconds", period_seconds),
-            ("window_seconds", window_seconds),
-            ("short_seconds", short_seconds),
-            ("memory_seconds", memory_seconds),
-            ("fade_seconds", fade_seconds),
+            ("period_seconds", p.period_seconds),
+            ("window_seconds", p.window_seconds),
+            ("short_seconds", p.short_seconds),
+            ("memory_seconds", p.memory_seconds),
+            ("fade_seconds", p.fade_seconds),
         ):
             if not value > 0:
                 raise ValueError(f"{pname} must be positive, got {value!r}")
-        if seasons < 1:
-            raise ValueError(f"seasons must be at least 1, got {seasons!r}")
-        if min_history_points < 8:
-            raise ValueError(f"min_history_points must be at least 8, got {min_history_points!r}")
-        if not 0 <= damp <= 1:
-            raise ValueError(f"damp must be within [0, 1], got {damp!r}")
-        if direction not in (None, "up", "down", "both"):
-            raise ValueError(f"direction must be 'up', 'down' or 'both', got {direction!r}")
-        self.period_seconds = float(period_seconds)
-        self.seasons = int(seasons)
-        self.window_seconds = float(window_seconds)
-        self.short_seconds = float(short_seconds)
-        self.memory_seconds = float(memory_seconds)
-        self.fade_seconds = float(fade_seconds)
-        self.refractory_seconds = float(refractory_seconds)
-        self.damp = float(damp)
-        if not min_reference_z > 0:
-            raise ValueError(f"min_reference_z must be positive, got {min_reference_z!r}")
-        self.min_reference_z = float(min_reference_z)
-        self.direction = direction
-        self.min_history_points = int(min_history_points)
-        if scale_stride < 1:
-            raise ValueError(f"scale_stride must be at least 1, got {scale_stride!r}")
-        self.scale_stride = int(scale_stride)
-        if scale_refresh < 1:
-            raise ValueError(f"scale_refresh must be at least 1, got {scale_refresh!r}")
-        self.scale_refresh = int(scale_refresh)
-        if not profile_seconds >= 0:
-            raise ValueError(f"profile_seconds must be 0 (one bucket per sample) or positive, got {profile_seconds!r}")
-        self.profile_seconds = float(profile_seconds)
+        if p.seasons < 1:
+            raise ValueError(f"seasons must be at least 1, got {p.seasons!r}")
+        if p.min_history_points < 8:
+            raise ValueError(f"min_history_points must be at least 8, got {p.min_history_points!r}")
+        if not 0 <= p.damp <= 1:
+            raise ValueError(f"damp must be within [0, 1], got {p.damp!r}")
+        self.period_seconds = float(p.period_seconds)
+        self.seasons = int(p.seasons)
+        self.window_seconds = float(p.window_seconds)
+        self.short_seconds = float(p.short_seconds)
+        self.memory_seconds = float(p.memory_seconds)
+        self.fade_seconds = float(p.fade_seconds)
+        self.refractory_seconds = float(p.refractory_seconds)
+        self.damp = float(p.damp)
+        if not p.min_reference_z > 0:
+            raise ValueError(f"min_reference_z must be positive, got {p.min_reference_z!r}")
+        self.min_reference_z = float(p.min_reference_z)
+        self.direction = p.direction
+        self.min_history_points = int(p.min_history_points)
+        if p.scale_stride < 1:
+            raise ValueError(f"scale_stride must be at least 1, got {p.scale_stride!r}")
+        self.scale_stride = int(p.scale_stride)
+        if p.scale_refresh < 1:
+            raise ValueError(f"scale_refresh must be at least 1, got {p.scale_refresh!r}")
+        self.scale_refresh = int(p.scale_refresh)
+        if not p.profile_seconds >= 0:
+            raise ValueError(f"profile_seconds must be 0 (one bucket per sample) or positive, got {p.profile_seconds!r}")
+        self.profile_seconds = float(p.profile_seconds)
         # Per-series incremental state in the daemon (in memory: re-learnt after a restart).
         self._tables: dict[tuple[Spans, str], StateTable] = {}
         self._where: dict[object, StateTable] = {}

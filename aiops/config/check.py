@@ -14,8 +14,6 @@ from collections.abc import Mapping
 from fnmatch import fnmatchcase
 from typing import Any
 
-from pydantic import ValidationError
-
 from aiops import plugins
 from aiops.config import AiopsConfig
 from aiops.config.policy import PolicyRule
@@ -48,10 +46,16 @@ def _check_detectors(config: AiopsConfig) -> list[tuple[str, str]]:
     problems: list[tuple[str, str]] = []
     for i, d in enumerate(config.detectors):
         try:
-            plugins.load(plugins.DETECTORS, d.plugin)
+            cls = plugins.load(plugins.DETECTORS, d.plugin)
         except PluginError as exc:
             problems.append((f"detectors[{i}].plugin", str(exc)))
             continue
+        if isinstance(cls, type) and issubclass(cls, plugins.Detector):
+            declared = cls.params_problems(d.params)
+            problems += [(_key(f"detectors[{i}].params", where), msg) for where, msg in declared]
+            if declared:
+                continue
+        # Construct it too: a constructor checks what one parameter cannot say (hold <= horizon).
         params = dict(d.params)
         if d.signals is not None:
             params["signals"] = d.signals
@@ -110,8 +114,8 @@ def _remediation(name: str, key: str, problems: list[tuple[str, str]]) -> type[p
 
 def check_params(cls: type[plugins.Remediation], params: Mapping[str, Any], key: str) -> list[tuple[str, str]]:
     """Validate a rule's parameters against the remediation's declared ``Params`` model."""
-    try:
-        cls.Params.model_validate(dict(params))
-    except ValidationError as exc:
-        return [(f"{key}.{where}" if where else key, msg) for where, msg in plugins.params_problems(cls.Params, exc)]
-    return []
+    return [(_key(key, where), msg) for where, msg in plugins.check_params(cls.Params, params, cls.name)]
+
+
+def _key(key: str, where: str) -> str:
+    return f"{key}.{where}" if where else key

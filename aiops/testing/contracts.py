@@ -15,8 +15,9 @@ Detector
     ``detect`` returns a list of :class:`~aiops.model.Finding` with scores in [0, 1], observed no
     later than ``frame.now``, predicted failures after the observation, about entities of the
     frame; it is deterministic and leaves the frame's arrays as they were; it survives an empty
-    frame and series that are flat, NaN, infinite, huge or one point long; unknown constructor
-    parameters are refused. A detector that also scores whole series (:class:`SeriesScorer`) gives
+    frame and series that are flat, NaN, infinite, huge or one point long. It declares its
+    parameters (``Params``, every keyword its constructor takes), its constructor accepts their
+    defaults and refuses unknown ones. A detector that also scores whole series (:class:`SeriesScorer`) gives
     one score in [0, 1] per point, and a score never changes when later points change.
 Remediation
     It declares its parameters (``Params``) and its constructor accepts their defaults and refuses
@@ -28,6 +29,7 @@ Remediation
 from __future__ import annotations
 
 import copy
+import inspect
 from collections.abc import Callable, Sequence
 from dataclasses import replace
 from datetime import UTC, datetime
@@ -37,7 +39,7 @@ import numpy as np
 
 from aiops.kube.view import ClusterView
 from aiops.model import Decision, Entity, Evidence, Finding, Frame, Mode, Plan, Series, SignalInfo
-from aiops.plugins import Detector, PluginParams, Remediation, SeriesScorer, detect_findings
+from aiops.plugins import Detector, DetectorParams, PluginParams, Remediation, SeriesScorer, detect_findings
 
 NOW = datetime(2026, 3, 2, 12, 0, tzinfo=UTC)
 STEP = 60.0
@@ -125,9 +127,28 @@ def check_detector(detector: Detector, frame: Frame | None = None) -> None:
         except Exception as exc:  # the contract is exactly that nothing escapes
             raise ContractError(f"{type(detector).__name__}: detect raised on {what}: {exc!r}") from exc
         _check_findings(detector, awkward, findings, what)
-    _require(_refuses_unknown(type(detector)), detector, "the constructor must refuse unknown parameters")
+    _check_declared_params(type(detector), detector)
     if isinstance(detector, SeriesScorer):
         check_series_scorer(detector)
+
+
+def _check_declared_params(cls: type[Detector], detector: Detector) -> None:
+    """``Params`` declares every parameter the config may give: what ``check-config`` validates
+    is what the constructor takes."""
+    _require(isinstance(cls.Params, type) and issubclass(cls.Params, DetectorParams), detector,
+             "Params must be a DetectorParams model declaring every parameter the config may give")
+    taken = {
+        name for name, p in inspect.signature(cls.__init__).parameters.items()
+        if name not in ("self", "signals") and p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)
+    }
+    undeclared = sorted(taken - set(cls.Params.model_fields))
+    _require(not undeclared, detector,
+             f"Params must declare every constructor parameter; not declared: {', '.join(undeclared)}")
+    try:
+        cls(**cls.Params().model_dump())
+    except Exception as exc:
+        raise ContractError(f"{cls.__name__}: the constructor must accept its declared defaults: {exc}") from exc
+    _require(_refuses_unknown(cls), detector, "the constructor must refuse unknown parameters")
 
 
 def check_series_scorer(scorer: SeriesScorer) -> None:

@@ -78,9 +78,30 @@ def test_a_wildcard_detector_does_not_excuse_an_unknown_signal() -> None:
     assert "policy.rules[0].signal" in _problems(_rule(signal="gpuu_*"))
 
 
-def test_detector_parameters_are_checked_by_constructing_the_detector() -> None:
-    problems = dict(check_plugins(parse_config({"detectors": [{"plugin": "exhaustion", "params": {"horizn": "1h"}}]})))
-    assert "horizn" in problems["detectors[0].params"]
+def test_detector_parameters_are_checked_against_the_declared_ones_naming_the_key() -> None:
+    detectors = [
+        {"plugin": "exhaustion", "params": {"horizn": "1h"}},
+        {"plugin": "seasonal", "params": {"min_reference_zz": 3}},
+        {"plugin": "ensemble", "name": "e", "params": {"members": {"seasonal": {"seasons": "weekly"}, "nope": {}}}},
+        {"plugin": "exhaustion", "name": "x", "params": {"hold_seconds": 99999}},
+    ]
+    problems = dict(check_plugins(parse_config({"detectors": detectors})))
+    assert problems["detectors[0].params.horizn"].startswith("unknown parameter of exhaustion; known: capacity,")
+    assert "min_reference_z," in problems["detectors[1].params.min_reference_zz"]
+    assert "integer" in problems["detectors[2].params.members.seasonal.seasons"]
+    assert "no plugin named 'nope'" in problems["detectors[2].params.members.nope"]
+    # What one parameter cannot say, the constructor does: the detector is built too.
+    assert "hold_seconds must be between 0 and the horizon" in problems["detectors[3].params"]
+    assert len(problems) == 5, problems
+
+
+@pytest.mark.parametrize("name", sorted(plugins.available(plugins.DETECTORS)))
+def test_every_detector_declares_its_parameters(name: str) -> None:
+    cls = plugins.load(plugins.DETECTORS, name)
+    assert issubclass(cls.Params, plugins.DetectorParams) and cls.Params is not plugins.DetectorParams
+    cls(**cls.Params().model_dump())  # the declared defaults are accepted by the constructor
+    with pytest.raises(plugins.PluginError, match=f"unknown parameter of {name}"):
+        plugins.instantiate(plugins.DETECTORS, name, {"no_such_parameter": 1})
 
 
 def test_inbound_detector_name_is_the_webhook_one() -> None:

@@ -78,7 +78,7 @@ def test_bad_shapes_and_parameters_are_clear_errors() -> None:
         EntityAnomaly(smooth_minutes=-5)
     with pytest.raises(ValueError, match="neighbours"):
         EntityAnomaly(neighbours=-1)
-    with pytest.raises(TypeError, match="unknown parameters"):
+    with pytest.raises(ValueError, match="decades"):
         EntityAnomaly(decades=6)
 
 

@@ -86,6 +86,25 @@ def test_a_detector_that_breaks_a_rule_is_told_which(detector: Detector, rule: s
         check_detector(detector)
 
 
+class _Undeclared(Detector):
+    """Takes a parameter its Params does not declare: check-config could not validate it."""
+
+    name = "undeclared"
+    default_signals = ("sample_signal",)
+
+    def __init__(self, signals: Any = None, report_floor: float = 0.5, *, threshold: float = 3.0) -> None:
+        super().__init__(signals, report_floor=report_floor)
+        self.threshold = threshold
+
+    def detect(self, frame: Frame) -> list[Finding]:
+        return []
+
+
+def test_a_detector_must_declare_its_parameters() -> None:
+    with pytest.raises(ContractError, match="Params must declare every constructor parameter; not declared: threshold"):
+        check_detector(_Undeclared())
+
+
 class _Impure(Remediation):
     name = "impure"
     calls: ClassVar[list[int]] = []
@@ -118,3 +137,19 @@ def test_series_scorer_check_accepts_a_causal_scorer() -> None:
             return np.clip(np.nan_to_num(values) - 0.5, 0.0, 1.0)
 
     check_series_scorer(Causal())
+
+
+def test_the_plugins_the_readme_shows_keep_the_contract() -> None:
+    import re
+    from pathlib import Path
+
+    readme = (Path(__file__).parents[2] / "README.md").read_text(encoding="utf-8")
+    blocks = [b for b in re.findall(r"```python\n(.*?)```", readme, re.S) if "(Detector)" in b or "(Remediation)" in b]
+    assert len(blocks) == 2, "the README shows one detector and one remediation"
+    found: dict[str, Any] = {}
+    for block in blocks:
+        exec(compile(block, "README.md", "exec"), found)  # the project's own documentation
+    check_detector(found["QueueStall"]())
+    check_remediation(found["DrainQueue"]())
+    with pytest.raises(ValueError, match="treshold"):
+        found["QueueStall"](treshold=10)
