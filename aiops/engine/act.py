@@ -27,12 +27,8 @@ from aiops.config import AiopsConfig
 from aiops.engine.leader import LeaseElector
 from aiops.engine.shards import ShardLeases, shard_of
 from aiops.engine.outcomes import NOT_HEALED, OutcomeTracker
-from aiops.engine.safety import (
-    EVENT_REASON,
-    GuardedWriter,
-    IsSilenced,
-    KillSwitch,
-)
+from aiops.engine.rails.kill_switch import KillSwitch
+from aiops.engine.safety import EVENT_REASON, GuardedWriter, IsSilenced
 from aiops.kube.client import build_api_client, request_timeout
 from aiops.kube.errors import KubeApiError
 from aiops.kube.plan import StagedPlan, waiting_of

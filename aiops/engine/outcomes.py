@@ -21,7 +21,7 @@ from typing import Any
 
 from aiops import metrics
 from aiops.config.safety import SafetyConfig
-from aiops.engine.safety import CircuitBreaker
+from aiops.engine.rails.breaker import CircuitBreaker
 from aiops.model import Decision, Entity, Finding, Severity, from_epoch
 from aiops.state import Store
 from aiops.state.codec import decision_from_json, decision_to_json

@@ -23,7 +23,6 @@ import logging
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
-from pathlib import Path
 
 from tenacity import (
     RetryError,
@@ -34,11 +33,13 @@ from tenacity import (
 )
 
 from aiops import metrics
-from aiops.config.safety import KillSwitchConfig, SafetyConfig
-from aiops.engine.rails import TRUE_VALUES, RailContext, RailName, Refusal, first_refusal, scope_refusal
+from aiops.config.safety import SafetyConfig
+from aiops.engine.rails import RailContext, RailName, Refusal, first_refusal, scope_refusal
+from aiops.engine.rails.breaker import CircuitBreaker
+from aiops.engine.rails.kill_switch import KillSwitch
 from aiops.engine.shards import budget_share
 from aiops.kube.errors import KubeApiError
-from aiops.kube.plan import StagedPlan, waiting_of
+from aiops.kube.plan import waiting_of
 from aiops.kube.read import (
     LEDGER_ACTION,
     LEDGER_AT,
@@ -61,7 +62,6 @@ from aiops.model import (
     Plan,
     Resource,
     Verb,
-    from_epoch,
     most_cautious,
 )
 from aiops.state import Store
@@ -69,122 +69,8 @@ from aiops.state.books import Books, InFlight
 
 log = logging.getLogger(__name__)
 
-FALSE_VALUES = frozenset({"false", "0", "no", "off"})
 EVENT_REASON = "AiopsRemediation"
 IsSilenced = Callable[[Mapping[str, str]], bool]
-
-# --------------------------------------------------------------------------------------------
-# Kill switch
-# --------------------------------------------------------------------------------------------
-class KillSwitch:
-    """Engaged by a ConfigMap key or a file. It fails closed, loudly: a value it does not
-    understand, a ConfigMap it cannot read, or one that was there and is gone (deleted, or its key
-    removed) all count as engaged, with a warning that says how to release it."""
-
-    SEEN_KEY = "safety.kill_switch.seen"
-
-    def __init__(
-        self,
-        config: KillSwitchConfig,
-        read_configmap: Callable[[], str | None] | None = None,
-        *,
-        namespace: str = "",
-        store: Store | None = None,
-    ) -> None:
-        self.config = config
-        self.namespace = config.configmap_namespace or namespace
-        self._read_configmap = read_configmap
-        self._store = store
-        self._seen = bool(store.get(self.SEEN_KEY, False)) if store is not None else False
-        self._reading: str | None = None
-
-    def begin_cycle(self) -> None:
-        """Forget the cached reading: the switch is read at most once per cycle."""
-        self._reading = None
-
-    def engaged(self) -> str:
-        """Why writes are switched off, or "" when they are not (cached for the cycle)."""
-        cached = self._reading
-        if cached is None:
-            cached = self._reading = self._read()
-            if cached and not cached.startswith("kill switch engaged by"):
-                log.warning("kill switch counts as ENGAGED: %s", cached)
-        return cached
-
-    def _read(self) -> str:
-        path: Path | None = self.config.file
-        if path is not None and path.exists():
-            try:
-                text = path.read_text(encoding="utf-8").strip().lower()
-            except OSError as exc:
-                return f"kill switch file {path} exists but cannot be read ({exc.strerror}); treating it as engaged"
-            if text not in FALSE_VALUES:
-                return f"kill switch file {path} is present; remove it to allow actions again"
-        if self._read_configmap is not None:
-            cm = f"{self.namespace}/{self.config.configmap_name}"
-            key = self.config.configmap_key
-            try:
-                value = self._read_configmap()
-            except KubeApiError as exc:
-                return f"cannot read the kill switch ConfigMap {cm} ({exc}); not acting until it can be read"
-            if value is None:
-                if self._seen:
-                    return (f"the kill switch ConfigMap {cm} (key {key}) was there and is gone; treating it as "
-                            f'engaged until it is recreated with {key}: "false"')
-                return ""  # never created: the ConfigMap switch is not in use
-            self._remember()
-            text = value.strip().lower()
-            if text in TRUE_VALUES:
-                return f'kill switch engaged by ConfigMap {cm} key {key}={value!r}; set it to "false" to allow actions again'
-            if text not in FALSE_VALUES:
-                return (f'kill switch ConfigMap {cm} key {key}={value!r} is neither "true" nor "false"; treating it '
-                        f'as engaged until it says "false"')
-        return ""
-
-    def _remember(self) -> None:
-        if not self._seen:
-            self._seen = True
-            if self._store is not None:
-                self._store.put(self.SEEN_KEY, True)
-
-
-# --------------------------------------------------------------------------------------------
-# Circuit breaker (its state, like budgets, cooldowns and in-flight actions, is in aiops.state.books)
-# --------------------------------------------------------------------------------------------
-class CircuitBreaker:
-    """Opens after ``threshold`` consecutive not-healed actions; closes after ``open_for``."""
-
-    def __init__(self, books: Books, threshold: int, open_for: timedelta) -> None:
-        self.books = books
-        self.threshold = threshold
-        self.open_for = open_for
-
-    def is_open(self, now: datetime) -> bool:
-        opened = self.books.breaker().get("opened_at")
-        is_open = opened is not None and now.timestamp() - float(opened) < self.open_for.total_seconds()
-        metrics.CIRCUIT_BREAKER_OPEN.set(1 if is_open else 0)
-        return is_open
-
-    def record(self, healed: bool, now: datetime) -> bool:
-        """Count an outcome; True when this outcome opened the breaker."""
-        state = self.books.breaker()
-        if healed:
-            state["not_healed"] = 0
-            self.books.set_breaker(state)
-            return False
-        state["not_healed"] = int(state.get("not_healed", 0)) + 1
-        opened = state["not_healed"] >= self.threshold and not self.is_open(now)
-        if opened:
-            state["opened_at"] = now.timestamp()
-            state["not_healed"] = 0
-        self.books.set_breaker(state)
-        self.is_open(now)
-        return opened
-
-    def opened_until(self) -> datetime | None:
-        opened = self.books.breaker().get("opened_at")
-        return from_epoch(float(opened)) + self.open_for if opened is not None else None
-
 
 # --------------------------------------------------------------------------------------------
 # The writer
@@ -612,12 +498,4 @@ def _done_note(applied: list[str]) -> str:
     return f" (done this cycle: {len(applied)} write(s))" if applied else ""
 
 
-__all__ = [
-    "CircuitBreaker",
-    "GuardedWriter",
-    "KillSwitch",
-    "RailName",
-    "Refusal",
-    "StagedPlan",
-    "effective_mode",
-]
+__all__ = ["EVENT_REASON", "GuardedWriter", "IsSilenced", "effective_mode"]

@@ -9,7 +9,9 @@ import pytest
 
 from aiops.config.safety import KillSwitchConfig, SafetyConfig
 from aiops.state.codec import decision_from_json, decision_to_json
-from aiops.engine.safety import CircuitBreaker, KillSwitch, effective_mode
+from aiops.engine.rails.breaker import CircuitBreaker
+from aiops.engine.rails.kill_switch import KillSwitch
+from aiops.engine.safety import effective_mode
 from aiops.state.books import Books
 from aiops.kube.errors import KubeApiError
 from aiops.kube.read import LedgerEntry

@@ -28,7 +28,7 @@ def test_kill_switch_value_it_does_not_understand_counts_as_engaged(
     seed_workload(server, "web", ["gpu-1"])
     server.seed(make_configmap("aiops-control", {"kill_switch": value}, namespace="aiops"))
     actor, _ = make_actor(make_config(server, tmp_path))
-    with caplog.at_level(logging.WARNING, logger="aiops.engine.safety"):
+    with caplog.at_level(logging.WARNING, logger="aiops.engine.rails.kill_switch"):
         [result] = actor.act([decision("restart_pod", pod("web-0"))], findings=[], degraded=False, now=NOW)
     assert (result.status, result.rail) == (ActionStatus.BLOCKED, "kill_switch")
     assert writes(server) == []
