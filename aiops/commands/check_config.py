@@ -40,7 +40,7 @@ def _secret_refs(model: object, prefix: str = "") -> list[tuple[str, SecretRef]]
 
 
 def check(config: AiopsConfig) -> list[tuple[str, str]]:
-    from aiops.notify.stage import check_channels
+    from aiops.notify.channels import check_channels
 
     problems = check_plugins(config)
     problems += check_channels(config.notify)

@@ -71,7 +71,8 @@ def show_outbox(config: AiopsConfig) -> int:
 
 
 def send_tests(config: AiopsConfig, route: str | None) -> int:
-    from aiops.notify.stage import build_notifiers, send_test
+    from aiops.notify.channels import build_notifiers
+    from aiops.notify.probe import send_test
     try:
         notifiers = build_notifiers(config.notify)
     except PluginError as exc:

@@ -29,7 +29,8 @@ from aiops.kube.client import request_timeout
 from aiops.kube.notified import ClusterNotifyLedger
 from aiops.engine.shards import ShardLeases
 from aiops.model import CycleReport, Finding, Frame, Severity, StageError, new_id, utcnow
-from aiops.notify.stage import NotifyStage, build_notifiers
+from aiops.notify.channels import build_notifiers
+from aiops.notify.stage import NotifyStage
 from aiops.plugins import Detector, Notifier
 from aiops.state import Store
 from aiops.state.audit import AuditLog

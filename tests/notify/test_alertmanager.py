@@ -27,7 +27,7 @@ from aiops.notify.alertmanager import (
 )
 from aiops.notify.inbound import AlertInbox
 from aiops.notify.verify import AlertVerifier
-from aiops.notify.stage import build_notifications
+from aiops.notify.build import build_notifications
 from aiops.notify.webhook import handle_alertmanager
 from aiops.plugins import DeliveryStatus
 from aiops.state import Store

@@ -12,7 +12,7 @@ from aiops.model import Severity
 from aiops.notify.dingtalk import DingTalkNotifier, sign
 from aiops.notify.formatting import MENTION_MOBILES_LABEL, MENTION_USER_IDS_LABEL
 from aiops.notify.ratelimit import TokenBucket
-from aiops.notify.stage import build_notifications
+from aiops.notify.build import build_notifications
 from aiops.plugins import DeliveryStatus
 from aiops.testing.dingtalk import DingTalkReceiver
 

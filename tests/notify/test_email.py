@@ -8,7 +8,7 @@ import pytest
 
 from aiops.model import Severity
 from aiops.notify.email import EmailNotifier
-from aiops.notify.stage import build_notifications
+from aiops.notify.build import build_notifications
 from aiops.plugins import DeliveryStatus
 from aiops.testing.smtp import SmtpServer, free_port
 

@@ -8,7 +8,8 @@ from datetime import timedelta
 from aiops.model import ActionStatus, Severity
 from aiops.notify import formatting as fmt
 from aiops.state.codec import notification_from_json, notification_to_json
-from aiops.notify.stage import build_notifications, link_fields, render_links
+from aiops.notify.build import build_notifications
+from aiops.notify.routing import link_fields, render_links
 
 from .conftest import NOW, finding, pod, result
 

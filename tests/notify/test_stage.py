@@ -245,7 +245,7 @@ def test_crash_between_send_and_mark(rig: Rig) -> None:
 
 def _envelopes(stage: NotifyStage) -> list[Any]:
     from aiops.notify.outbox import Envelope
-    from aiops.notify.stage import build_notifications
+    from aiops.notify.build import build_notifications
 
     [n] = build_notifications([finding()], [], cycle_id="c", min_severity=Severity.WARNING)
     return [Envelope("dingtalk", "default", n), Envelope("email", "default", n)]

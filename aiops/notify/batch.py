@@ -1,0 +1,32 @@
+"""What one pass through the notify stages gathers before it is written: the envelopes per channel
+and route (held behind the route's ``group_interval``), the de-dup ledger rows, and what was seen."""
+
+from __future__ import annotations
+
+from aiops.model import Notification
+from aiops.notify.outbox import Envelope, Outbox
+from aiops.notify.routing import Target
+
+
+class Batch:
+    def __init__(self, outbox: Outbox) -> None:
+        self.outbox = outbox
+        self.envelopes: list[Envelope] = []
+        self.ledger_rows: list[tuple[object, ...]] = []
+        self.queued: dict[str, Notification] = {}
+        self.seen: set[tuple[str, str]] = set()
+        self._last_sent: dict[tuple[str, str], float | None] = {}
+
+    def add(self, target: Target, n: Notification, *, keep_first: bool = False) -> None:
+        group = (target.channel, target.route.name)
+        if group not in self._last_sent:
+            self._last_sent[group] = self.outbox.group_last_sent(*group)
+        last = self._last_sent[group]
+        window = target.route.group_interval.total_seconds()
+        self.envelopes.append(
+            Envelope(target.channel, target.route.name, n, not_before=(last + window) if last and window else 0.0)
+        )
+        if keep_first:
+            self.queued.setdefault(n.id, n)
+        else:
+            self.queued[n.id] = n

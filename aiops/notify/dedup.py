@@ -1,0 +1,124 @@
+"""Dedup: a ledger per (channel, key) remembers what was last sent there.
+
+The same state is not repeated within the route's ``repeat_interval`` (or the channel's own,
+shorter refresh, which Alertmanager needs); a new severity or a new action outcome is sent at once.
+A follower replica keeps its ledger in step without sending: what the leader has not delivered yet
+stays due there, so a new leader repeats rather than loses it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import sqlite3
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import timedelta
+
+from aiops.config.notify import RouteConfig
+from aiops.model import Notification
+from aiops.notify.batch import Batch
+from aiops.notify.routing import Target, decorate
+from aiops.plugins import Notifier
+from aiops.state import Store
+from aiops.state.codec import notification_to_json
+
+LEDGER_SCHEMA = """CREATE TABLE IF NOT EXISTS notify_ledger (
+    channel TEXT NOT NULL,
+    key TEXT NOT NULL,
+    route TEXT NOT NULL,
+    fingerprint TEXT NOT NULL,
+    resolvable INTEGER NOT NULL,
+    active INTEGER NOT NULL,
+    last_sent_at REAL NOT NULL,
+    notification TEXT NOT NULL,
+    PRIMARY KEY (channel, key)
+)"""
+
+
+@dataclass(frozen=True)
+class Sent:
+    """The ledger's row for one (channel, key): what was last told there, and when."""
+
+    route: str
+    fingerprint: str
+    resolvable: bool
+    active: bool
+    last_sent_at: float
+    notification: str
+
+
+Ledger = Mapping[tuple[str, str], Sent]
+
+
+def read_ledger(store: Store) -> dict[tuple[str, str], Sent]:
+    rows = store.query(
+        "SELECT channel, key, route, fingerprint, resolvable, active, last_sent_at, notification FROM notify_ledger"
+    )
+    return {
+        (r["channel"], r["key"]): Sent(r["route"], r["fingerprint"], bool(r["resolvable"]), bool(r["active"]),
+                                       r["last_sent_at"], r["notification"])
+        for r in rows
+    }
+
+
+def fingerprint(n: Notification) -> str:
+    """What makes a notification worth repeating at once: its severity and its action outcomes."""
+    parts = [n.severity.value, "resolved" if n.resolved else "firing"]
+    parts += sorted(f"{r.action}={r.status.value}" for r in n.results)
+    return hashlib.sha256("|".join(parts).encode()).hexdigest()[:16]
+
+
+def repeat_seconds(notifier: Notifier | None, route: RouteConfig) -> float:
+    own = getattr(notifier, "repeat_interval", None)
+    interval = route.repeat_interval
+    if isinstance(own, timedelta):
+        interval = min(interval, own)
+    return interval.total_seconds()
+
+
+def dedup(
+    routed: Sequence[tuple[Notification, Target]],
+    batch: Batch,
+    ledger: Ledger,
+    told: set[tuple[str, str, str]] | None,
+    t: float,
+    *,
+    notifiers: Mapping[str, Notifier],
+    links: Mapping[str, str],
+) -> None:
+    """Keep what is new, changed or due for a repeat on each routed channel, decorated for it.
+    ``told``: on a follower, what the leader delivered (None on the leader)."""
+    for n, target in routed:
+        # Actions and digests are events, not conditions: they never "resolve".
+        resolvable = n.kind.resolvable
+        batch.seen.add((target.channel, n.key))
+        prior = ledger.get((target.channel, n.key))
+        fp = fingerprint(n)
+        due = (
+            prior is None or not prior.active or prior.fingerprint != fp
+            or t - prior.last_sent_at >= repeat_seconds(notifiers.get(target.channel), target.route)
+        )
+        if not due:
+            continue
+        if told is not None and (target.channel, n.key, n.severity.value) not in told:
+            continue  # not delivered by the leader (yet): it stays due here
+        decorated = decorate(n, target.route, links)
+        batch.add(target, decorated)
+        batch.ledger_rows.append((target.channel, n.key, target.route.name, fp, int(resolvable), 1, t,
+                                  notification_to_json(decorated)))
+
+
+def record(
+    conn: sqlite3.Connection, ledger_rows: list[tuple[object, ...]], resolved_keys: list[tuple[str, str]], t: float
+) -> None:
+    """The de-duplication ledger: what was told on which channel, and what is resolved."""
+    conn.executemany(
+        "INSERT INTO notify_ledger (channel, key, route, fingerprint, resolvable, active, last_sent_at, notification) "
+        "VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT(channel, key) DO UPDATE SET route = excluded.route, "
+        "fingerprint = excluded.fingerprint, resolvable = excluded.resolvable, active = excluded.active, "
+        "last_sent_at = excluded.last_sent_at, notification = excluded.notification",
+        ledger_rows,
+    )
+    conn.executemany("UPDATE notify_ledger SET active = 0 WHERE channel = ? AND key = ?", resolved_keys)
+    # Action notifications never resolve; their rows only serve de-duplication, so old ones go.
+    conn.execute("DELETE FROM notify_ledger WHERE (active = 0 OR resolvable = 0) AND last_sent_at < ?", (t - 7 * 86400,))

@@ -1,0 +1,46 @@
+"""Resolve: findings that were notified and are gone now are sent as resolved.
+
+Only conditions resolve (``NotificationKind.resolvable``), and only on routes that send
+resolutions. The stage skips this step when the cycle is degraded: a partial picture never
+resolves anything.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import replace
+from datetime import datetime
+
+from aiops.model import new_id
+from aiops.notify import formatting as fmt
+from aiops.notify.batch import Batch
+from aiops.notify.dedup import Ledger
+from aiops.notify.routing import Router, Target
+from aiops.plugins import Notifier
+from aiops.state.codec import notification_from_json
+
+
+def resolve(
+    batch: Batch, ledger: Ledger, *, router: Router, notifiers: Mapping[str, Notifier], cycle_id: str, now: datetime
+) -> list[tuple[str, str]]:
+    """A condition told before and absent now is resolved; returns the (channel, key) rows to close."""
+    resolved_keys: list[tuple[str, str]] = []
+    for (channel, key), prior in ledger.items():
+        if not (prior.active and prior.resolvable) or (channel, key) in batch.seen or channel not in notifiers:
+            continue
+        resolved_keys.append((channel, key))
+        route = router.route(prior.route)
+        if route is not None and not route.send_resolved:
+            continue
+        last = notification_from_json(prior.notification)
+        what = f"{last.findings[0].signal} cleared" if last.findings else "cleared"
+        gone = replace(last, id=new_id(), resolved=True, cycle_id=cycle_id, results=(),
+                       title=f"{last.entity or last.key}: {what}",
+                       summary=f"no longer detected (last notified {fmt.clock(datetime.fromtimestamp(prior.last_sent_at, now.tzinfo))})",
+                       labels={k: v for k, v in last.labels.items() if not k.startswith("__mention")})
+        if route is None:  # the route was removed from the config: resolve through the first one
+            if not router.routes:
+                continue
+            route = router.routes[0]
+        batch.add(Target(channel, route), gone, keep_first=True)
+    return resolved_keys

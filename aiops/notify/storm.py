@@ -1,0 +1,94 @@
+"""Storm: many problems at once are told as one grouped message per channel.
+
+When more than ``notify.storm.threshold`` notifications are due for a channel in one pass, they
+are replaced by one storm summary; for the storm window after it, what follows is held back and
+goes out when the window ends. Channels that group by themselves (``Notifier.groups_itself``,
+Alertmanager) are exempt.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import Counter
+from collections.abc import Mapping, Sequence
+from dataclasses import replace
+
+from aiops.config.notify import StormConfig
+from aiops.model import Notification, NotificationKind
+from aiops.notify.outbox import Envelope
+from aiops.plugins import Notifier
+from aiops.state import Store
+
+log = logging.getLogger(__name__)
+
+
+def group_storms(
+    envelopes: list[Envelope],
+    t: float,
+    cycle_id: str,
+    queued: dict[str, Notification],
+    *,
+    config: StormConfig,
+    store: Store,
+    notifiers: Mapping[str, Notifier],
+) -> list[Envelope]:
+    """Collapse a storm into one message per channel; hold what follows it for the window.
+    ``queued`` (what this pass tells) loses the grouped notifications and gains the summary."""
+    window = config.window.total_seconds()
+    out: list[Envelope] = []
+    by_channel: dict[str, list[Envelope]] = {}
+    for e in envelopes:
+        by_channel.setdefault(e.channel, []).append(e)
+    for channel, items in by_channel.items():
+        notifier = notifiers.get(channel)
+        if notifier is None or notifier.groups_itself:
+            out += items  # the receiver groups and silences per alert itself
+            continue
+        key = f"notify.storm.{channel}"
+        started = store.get(key)
+        fresh = [e for e in items if not e.notification.resolved]
+        if started is not None and t - float(started) < window:
+            hold = float(started) + window
+            out += [replace(e, not_before=max(e.not_before, hold)) for e in items]
+        elif len(fresh) > config.threshold:
+            storm = storm_notification([e.notification for e in fresh], cycle_id, config.list_first)
+            for e in fresh:
+                queued.pop(e.notification.id, None)
+            queued[storm.id] = storm
+            out += [e for e in items if e.notification.resolved]
+            out.append(Envelope(channel, fresh[0].group, storm))
+            # Joins the stage's transaction: the storm marker commits with the outbox rows.
+            store.put(key, t)
+            log.warning("notification storm grouped", extra={"channel": channel, "notifications": len(fresh)})
+        else:
+            out += items
+    return out
+
+
+def storm_notification(items: Sequence[Notification], cycle_id: str, list_first: int) -> Notification:
+    """One message for a storm: what is wrong (counts by signal and kind), what was done or refused."""
+    severity = max((n.severity for n in items), key=lambda s: s.rank)
+    findings = [f for n in items for f in n.findings]
+    results = [r for n in items for r in n.results]
+    by_signal = Counter(f"{f.signal} on {f.entity.kind}s" for f in findings)
+    by_outcome = Counter(f"{r.status.value}" + (f" ({r.rail})" if r.rail else "") for r in results)
+    entities = sorted({f.entity.key for f in findings})
+    lines = [f"{len(findings)} findings across {len(entities)} objects in one cycle:"]
+    lines += [f"- {n} × {what}" for what, n in by_signal.most_common()]
+    if by_outcome:
+        lines.append("What aiops did (safety rails cap a storm):")
+        lines += [f"- {n} × {what}" for what, n in by_outcome.most_common()]
+    if entities and list_first:
+        more = f" and {len(entities) - list_first} more" if len(entities) > list_first else ""
+        lines.append("First affected: " + ", ".join(entities[:list_first]) + more)
+    lines.append("Full list: `aiops history --cycle " + cycle_id + "`. Further messages are held for the storm window.")
+    top = ", ".join(what for what, _ in by_signal.most_common(2))
+    return Notification(
+        key=f"storm:{cycle_id}",
+        severity=severity,
+        title=f"STORM: {len(findings)} problems at once ({top})",
+        summary="\n".join(lines),
+        cycle_id=cycle_id,
+        labels={"severity": severity.value, "kind": "storm"},
+        kind=NotificationKind.STORM,
+    )
