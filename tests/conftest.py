@@ -16,6 +16,7 @@ import pytest
 
 from aiops.demo.prometheus import MissingBinary
 from tests.prometheus_history import history_end, prometheus  # noqa: F401 - shared fixtures
+from tests.shard_history import shard_history_end, shard_prometheus  # noqa: F401 - shared fixtures
 
 
 def in_ci() -> bool:

@@ -8,15 +8,19 @@ out of the frame (never stale data passed off as current) and its gap is refetch
 
 from __future__ import annotations
 
+import functools
 import logging
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
+
+import numpy as np
 
 from aiops import metrics
 from aiops.collect.decode import Block
 from aiops.collect.prometheus import PrometheusClient, PrometheusError
-from aiops.collect.window import RollingWindow
+from aiops.collect.shard_query import HeldShards, ShardQuery, shard_queries
+from aiops.collect.window import LabelKey, RollingWindow
 from aiops.config import AiopsConfig
 from aiops.config.signals import FailurePointConfig, SignalConfig
 from aiops.model import Entity, FailurePoint, Frame, Series, SignalInfo, StageError, from_epoch
@@ -28,6 +32,8 @@ OVERLAP_STEPS = 2
 # A series whose newest point is older than this many steps (and at least 5 minutes, Prometheus's
 # staleness window) is treated as vanished, never as current.
 STALE_STEPS = 3
+# A sharded fetch splits a shard's values over several requests past this many bytes of matcher.
+MAX_MATCHER_BYTES = 256 * 1024
 
 
 def entity_of(signal: SignalConfig, labels: Mapping[str, str]) -> Entity:
@@ -102,31 +108,63 @@ class Collector:
         self._last_seen: dict[str, float] = {}
         self._pool = ThreadPoolExecutor(max_workers=config.prometheus.max_concurrency, thread_name_prefix="collect")
 
-    def collect(self, now: datetime) -> tuple[Frame, list[StageError]]:
+    def collect(self, now: datetime, held: HeldShards | None = None) -> tuple[Frame, list[StageError]]:
+        """Fetch and frame every enabled signal; ``held``: only the series of those shards (a
+        sharded replica, aiops/collect/shard_query.py), a superset the caller filters exactly."""
         now_s = now.timestamp()
         step_s = self.step.total_seconds()
-        # Created here, not in the fetch threads: each thread then writes only its own signal.
-        windows = {name: self.window.signal(name) for name in self.signals}
+        parts = self._parts(held)
+        # Created here, not in the fetch threads: each thread then writes only its own signal's parts.
+        windows = {part: self.window.signal(part) for ps in parts.values() for part, _ in ps}
 
-        def fetch(name: str) -> tuple[str, int | PrometheusError]:
-            last = self._fetched_until.get(name)
-            start_s = max(now_s - self.lookback.total_seconds(), (last - OVERLAP_STEPS * step_s) if last else 0.0)
+        def fetch_part(part: str, queries: Iterable[str], start_s: float) -> int:
             start = datetime.fromtimestamp(start_s, now.tzinfo)
-            win = windows[name]
+            win = windows[part]
             # Align to the step grid the query uses, so the next fetch starts where this one ended.
             win.begin((start_s // step_s) * step_s)
             points = 0
             try:
                 # Chunk by chunk: one chunk's answer in memory per thread, written in place.
-                for block in self._chunks(self.signals[name].query, start, now):
-                    win.write(block)
-                    points += block.points
-            except PrometheusError as exc:
-                return name, exc
+                for query in queries:
+                    for block in self._chunks(query, start, now):
+                        win.write(block)
+                        points += block.points
             finally:
                 # A failed fetch leaves its range to the next cycle's refetch (the signal is
                 # reported missing meanwhile, so nothing reads the partial range).
                 win.end()
+            return points
+
+        def start_of(part: str) -> float:
+            last = self._fetched_until.get(part)
+            return max(now_s - self.lookback.total_seconds(), (last - OVERLAP_STEPS * step_s) if last else 0.0)
+
+        def fetch(name: str) -> tuple[str, int | PrometheusError]:
+            points = 0
+            try:
+                if parts[name] == [(name, None)]:
+                    points = fetch_part(name, [self.signals[name].query], start_of(name))
+                    return name, points
+                if not parts[name]:
+                    return name, 0  # we hold no shard: nothing of this signal is ours
+                sq = self.shard_queries[name]
+                assert held is not None
+                # Sharded: which values of the shard label exist, and which of them are ours.
+                starts = {part: start_of(part) for part, _ in parts[name]}
+                since = min(starts.values()) - sq.margin_seconds - 300.0
+                found = self.client.label_values(  # type: ignore[attr-defined]
+                    sq.label, sq.selectors, datetime.fromtimestamp(since, now.tzinfo), now
+                )
+                ours: dict[int, list[str]] = {s: [] for _, s in parts[name] if s is not None}
+                for value in found:
+                    mine = ours.get(sq.shard_of(value, held.shards))
+                    if mine is not None:
+                        mine.append(value)
+                for part, shard in parts[name]:
+                    assert shard is not None
+                    points += fetch_part(part, sq.queries(ours[shard], MAX_MATCHER_BYTES), starts[part])
+            except PrometheusError as exc:
+                return name, exc
             return name, points
 
         failed: dict[tuple[str, bool], list[str]] = {}
@@ -142,7 +180,8 @@ class Collector:
                 continue
             answered = True
             metrics.QUERIES.labels("ok").inc()
-            self._fetched_until[name] = (now_s // step_s) * step_s
+            for part, _ in parts[name]:
+                self._fetched_until[part] = (now_s // step_s) * step_s
             fetched_points += result
         metrics.PROMETHEUS_UP.set(1 if answered else 0)
         metrics.POINTS_FETCHED.inc(fetched_points)
@@ -153,10 +192,9 @@ class Collector:
         fresh_after = now_s - max(300.0, STALE_STEPS * step_s)
         entities = self._entities
         for name, signal in self.signals.items():
-            win = self.window.get(name)
-            if name in missing or win is None:
+            if name in missing:
                 continue
-            for key, labels, ts, vs in win.rows():
+            for key, labels, ts, vs in self._rows(parts[name]):
                 entity = entities.get((name, key))
                 if entity is None:
                     entity = entities[(name, key)] = entity_of(signal, labels)
@@ -164,7 +202,8 @@ class Collector:
                 (series if ts[-1] >= fresh_after else vanished).append(s)
         if len(entities) > 2 * max(1, self.window.series_count):
             # Series come and go (pods are replaced): keep the cache as small as the window.
-            live = {(n, k) for n in self.signals if (w := self.window.get(n)) is not None for k in w.keys}
+            live = {(n, k) for n in self.signals for part, _ in parts[n] if (w := self.window.get(part)) is not None
+                    for k in w.keys}
             self._entities = {k: v for k, v in entities.items() if k in live}
         absent = self._absent(series, vanished, missing)
         metrics.SERIES.set(len(series))
@@ -172,7 +211,7 @@ class Collector:
         metrics.SIGNALS_ABSENT.set(len(absent))
         errors = _grouped_errors(failed, len(self.signals))
         answering = len(self.signals) - len(missing)
-        if answering and not series:
+        if answering and not series and (held is None or held.held):
             # Blind: Prometheus is fine, the data is not. Not temporary: retrying the query will not help.
             errors.append(StageError("collect", _blind_message(vanished, fresh_after, answering), temporary=False))
         frame = Frame(
@@ -185,6 +224,44 @@ class Collector:
             absent_signals=absent,
         )
         return frame, errors
+
+    @functools.cached_property
+    def shard_queries(self) -> dict[str, ShardQuery]:
+        """Signals whose query can be asked for one shard's series (aiops/collect/shard_query.py)."""
+        return shard_queries(self.signals)
+
+    def _parts(self, held: HeldShards | None) -> dict[str, list[tuple[str, int | None]]]:
+        """Each signal's parts: (window name, shard). Unsharded, or a query that cannot be split
+        by shard: the whole signal, one part. Sharded: one part per held shard, each with its own
+        window and fetch horizon, so a shard taken over is fetched over the whole lookback (its
+        history) while the others stay incremental, and a shard handed back is forgotten at once."""
+        parts: dict[str, list[tuple[str, int | None]]] = {}
+        splittable = held is not None and hasattr(self.client, "label_values")
+        for name in self.signals:
+            if splittable and name in self.shard_queries:
+                assert held is not None
+                parts[name] = [(f"{name}@{s}/{held.shards}", s) for s in sorted(held.held)]
+            else:
+                parts[name] = [(name, None)]
+        wanted = {part for ps in parts.values() for part, _ in ps}
+        for part in [p for p in self._fetched_until if p not in wanted]:
+            del self._fetched_until[part]
+        self.window.drop(lambda part: part not in wanted)
+        return parts
+
+    def _rows(self, parts: list[tuple[str, int | None]]) -> Iterator[tuple[LabelKey, dict[str, str], np.ndarray, np.ndarray]]:
+        seen: set[LabelKey] = set()
+        for part, _ in parts:
+            win = self.window.get(part)
+            if win is None:
+                continue
+            for row in win.rows():
+                # A series without the shard label is fetched with every held shard: frame it once.
+                if len(parts) > 1:
+                    if row[0] in seen:
+                        continue
+                    seen.add(row[0])
+                yield row
 
     def _absent(self, series: list[Series], vanished: list[Series], missing: list[str]) -> dict[str, float]:
         """Signals that had series (in the window, or earlier in this process) and have no fresh one now."""

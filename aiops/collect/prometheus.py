@@ -12,7 +12,7 @@ Python object per sample.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from datetime import datetime, timedelta
 
 import numpy as np
@@ -24,6 +24,10 @@ from aiops.collect.decode import AnswerError, Block, RawSeries, decode_answer
 from aiops.config import resolve_secret
 from aiops.config.prometheus import PrometheusConfig
 from aiops.errors import AiopsError
+
+# Past this many bytes of parameters a request goes as a POST form body (servers and proxies cap
+# URLs at 4-8 KiB; Prometheus reads form bodies up to 10 MB).
+MAX_URL_QUERY_BYTES = 4096
 
 
 class PrometheusError(AiopsError):
@@ -44,7 +48,8 @@ class PrometheusClient:
             total=config.retries,
             backoff_factor=0.5,
             status_forcelist=(429, 502, 503, 504),
-            allowed_methods=frozenset({"GET"}),
+            # POST carries queries too long for a URL (a shard's matcher); both only read.
+            allowed_methods=frozenset({"GET", "POST"}),
             raise_on_status=False,
         )
         adapter = HTTPAdapter(max_retries=retry, pool_maxsize=max(10, config.max_concurrency * 2))
@@ -101,6 +106,26 @@ class PrometheusClient:
             yield self._get("/api/v1/query_range", params, query)
             lo = hi + step_s
 
+    def label_values(self, label: str, selectors: Sequence[str], start: datetime, end: datetime) -> list[str]:
+        """The values ``label`` takes on the series of ``selectors`` in [start, end]: Prometheus
+        answers from its index, reading no samples (a superset: whole blocks are consulted)."""
+        params: list[tuple[str, str]] = [("match[]", s) for s in selectors]
+        params += [("start", f"{start.timestamp():.3f}"), ("end", f"{end.timestamp():.3f}")]
+        what = f"values of {label} for {', '.join(selectors)}"
+        resp = self._send(f"/api/v1/label/{label}/values", params, what)
+        try:
+            body = resp.json()
+        except ValueError:
+            raise PrometheusError(
+                f"Prometheus at {self.url} answered with a body that is not JSON", temporary=True, query=what
+            ) from None
+        data = body.get("data") if isinstance(body, dict) else None
+        if body.get("status") != "success" or not isinstance(data, list):
+            raise PrometheusError(
+                f"label values failed: {body.get('errorType')}: {body.get('error')}", temporary=False, query=what
+            )
+        return [str(v) for v in data]
+
     def query(self, query: str, at: datetime | None = None) -> list[RawSeries]:
         """Instant query; each series has one point."""
         params = {"query": query}
@@ -109,25 +134,7 @@ class PrometheusClient:
         return self._get("/api/v1/query", params, query).split()
 
     def _get(self, path: str, params: dict[str, str], query: str) -> Block:
-        try:
-            resp = self._session.get(f"{self.url}{path}", params=params, headers=self._headers, timeout=self._timeout)
-        except requests.Timeout:
-            raise PrometheusError(
-                f"Prometheus at {self.url} did not answer within {self._timeout:g}s", temporary=True, query=query
-            ) from None
-        except requests.ConnectionError as exc:
-            raise PrometheusError(
-                f"cannot connect to Prometheus at {self.url}: {_root_cause(exc)}", temporary=True, query=query
-            ) from None
-        if resp.status_code != 200:
-            detail = _error_detail(resp)
-            temporary = resp.status_code >= 500 or resp.status_code == 429
-            hint = "" if temporary else " (fix the query or the credentials in the config)"
-            raise PrometheusError(
-                f"Prometheus answered HTTP {resp.status_code} for {query!r}: {detail}{hint}",
-                temporary=temporary,
-                query=query,
-            )
+        resp = self._send(path, params, query)
         try:
             body, block = decode_answer(resp.content)
         except AnswerError:
@@ -147,6 +154,35 @@ class PrometheusClient:
                 query=query,
             )
         return block
+
+    def _send(self, path: str, params: dict[str, str] | list[tuple[str, str]], query: str) -> requests.Response:
+        """One request; long ones (a shard's matcher) go as a form body, which Prometheus's query
+        endpoints accept, instead of a URL that proxies and servers cap at a few KiB."""
+        items = list(params.items()) if isinstance(params, dict) else params
+        try:
+            if sum(len(k) + len(v) for k, v in items) > MAX_URL_QUERY_BYTES and "/label/" not in path:
+                resp = self._session.post(f"{self.url}{path}", data=items, headers=self._headers, timeout=self._timeout)
+            else:
+                resp = self._session.get(f"{self.url}{path}", params=items, headers=self._headers, timeout=self._timeout)
+        except requests.Timeout:
+            raise PrometheusError(
+                f"Prometheus at {self.url} did not answer within {self._timeout:g}s", temporary=True, query=query
+            ) from None
+        except requests.ConnectionError as exc:
+            raise PrometheusError(
+                f"cannot connect to Prometheus at {self.url}: {_root_cause(exc)}", temporary=True, query=query
+            ) from None
+        if resp.status_code != 200:
+            detail = _error_detail(resp)
+            temporary = resp.status_code >= 500 or resp.status_code == 429
+            hint = "" if temporary else " (fix the query or the credentials in the config)"
+            shown = query if len(query) <= 300 else query[:300] + f"... ({len(query)} characters)"
+            raise PrometheusError(
+                f"Prometheus answered HTTP {resp.status_code} for {shown!r}: {detail}{hint}",
+                temporary=temporary,
+                query=query,
+            )
+        return resp
 
     def ready(self) -> bool:
         """True when Prometheus answers its readiness endpoint (``/-/ready``) with 200."""

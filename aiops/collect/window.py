@@ -20,7 +20,7 @@ for the cycle they were taken in.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -286,6 +286,11 @@ class RollingWindow:
 
     def merge(self, signal: str, fetched_from: float, series: Sequence[RawSeries]) -> None:
         self.signal(signal).merge(fetched_from, series)
+
+    def drop(self, which: Callable[[str], bool]) -> None:
+        """Forget the windows whose name ``which`` picks (a shard handed back to another replica)."""
+        for name in [n for n in self._signals if which(n)]:
+            del self._signals[name]
 
     def trim(self, now: float) -> None:
         for name, win in list(self._signals.items()):

@@ -17,6 +17,7 @@ from datetime import datetime
 
 from aiops import metrics, plugins
 from aiops.collect.collector import Collector
+from aiops.collect.shard_query import HeldShards
 from aiops.config import AiopsConfig
 from aiops.engine.absent import absent_findings
 from aiops.engine.act import Actor
@@ -202,9 +203,12 @@ class Pipeline:
 
         held = self.shards.held() if self.shards is not None else frozenset()
         with self._stage(report, "collect"):
-            frame, errors = self.collector.collect(now)
             if self.shards is not None:
+                # Fetch only our shards' series (a superset), then keep exactly what we own.
+                frame, errors = self.collector.collect(now, HeldShards(self.shards.shards, held))
                 frame = self.shards.restrict(frame, held)
+            else:
+                frame, errors = self.collector.collect(now)
             report.errors.extend(errors)
             if errors:
                 metrics.STAGE_ERRORS.labels("collect").inc(len(errors))

@@ -3,7 +3,8 @@
 ``sharding: {shards: N}`` splits the cluster's entities into N shards by a stable hash
 (:func:`shard_of`): a node, and everything that runs on it (its pods, its GPUs), hash by the node
 name, so a root cause on a node and its symptoms in pods land in the same shard; other entities
-(models, deployments) hash by their key. Each shard is one Lease ``<prefix>-<i>``; the holder
+(models, deployments) hash by their kind and name (:func:`~aiops.collect.shard_query.shard_key`:
+one label value, so a replica can ask Prometheus for its shards' series only). Each shard is one Lease ``<prefix>-<i>``; the holder
 detects, decides, acts and notifies for that shard's entities, the other replicas ignore them.
 
 Each replica also renews a *member* Lease ``<prefix>-member-<identity>``; the member Leases that
@@ -34,6 +35,7 @@ from typing import Any
 
 from kubernetes import client as k8s
 
+from aiops.collect.shard_query import shard_hash, shard_key
 from aiops.config import AiopsConfig
 from aiops.engine.leader import LeaseElector, RenewLoop, default_identity
 from aiops.kube.errors import KubeApiError, classify
@@ -41,28 +43,9 @@ from aiops.model import Entity, Finding, Frame
 
 log = logging.getLogger(__name__)
 
-# Entity attributes that name the node an entity runs on (pods: kube-state-metrics' ``node``;
-# GPUs: dcgm-exporter's ``Hostname``).
-NODE_ATTRIBUTES = ("node", "Hostname")
-
-
-def shard_key(entity: Entity) -> str:
-    """What decides an entity's shard: its node when it has one, else its key."""
-    if entity.kind == "node":
-        return f"node/{entity.name}"
-    for attr in NODE_ATTRIBUTES:
-        node = entity.attr(attr)
-        if node:
-            return f"node/{node}"
-    return entity.key
-
-
 def shard_of(entity: Entity, shards: int) -> int:
     """A stable shard number in [0, shards): the same on every replica, Python version and run."""
-    if shards <= 1:
-        return 0
-    digest = hashlib.blake2b(shard_key(entity).encode(), digest_size=8).digest()
-    return int.from_bytes(digest, "big") % shards
+    return shard_hash(shard_key(entity), shards)
 
 
 def budget_share(total: int, shard: int, shards: int) -> int:

@@ -1,0 +1,90 @@
+"""A sharded replica fetches only its shards' series, from a real Prometheus.
+
+Three collectors, each holding one shard of three: what they fetch covers every series of the
+unsharded fetch, each series is owned (after the frame filter) by exactly one of them, the values
+are the same, and each fetches only a part. A shard taken over is fetched with its whole history;
+one handed back is forgotten.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+import numpy as np
+
+from aiops.collect.collector import Collector
+from aiops.collect.shard_query import HeldShards
+from aiops.engine.shards import shard_of
+from aiops.model import Frame
+from aiops.testing.prometheus import PrometheusServer
+from tests.shard_history import collector_config
+
+SHARDS = 3
+
+
+def keyed(frame: Frame) -> dict[tuple[str, tuple[tuple[str, str], ...]], object]:
+    return {s.key: s for s in frame.series}
+
+
+def owned(frame: Frame, held: set[int]) -> dict:
+    return {k: s for k, s in keyed(frame).items() if shard_of(s.entity, SHARDS) in held}  # type: ignore[attr-defined]
+
+
+def test_three_shards_fetch_disjoint_parts_that_add_up_to_the_whole(
+    shard_prometheus: PrometheusServer, shard_history_end: datetime
+) -> None:
+    config = collector_config(shard_prometheus.url)
+    whole, errors = Collector(config).collect(shard_history_end)
+    assert not errors and len(whole) > 200
+    fetched: list[dict] = []
+    mine: list[dict] = []
+    for k in range(SHARDS):
+        frame, errors = Collector(config).collect(shard_history_end, HeldShards(SHARDS, frozenset({k})))
+        assert not errors
+        fetched.append(keyed(frame))
+        mine.append(owned(frame, {k}))
+    # Every series is owned by exactly one replica, and the owners together have all of them.
+    union = [key for part in mine for key in part]
+    assert len(union) == len(set(union)) == len(whole)
+    assert set(union) == set(keyed(whole))
+    # Each replica fetched a part, not everything: only series whose shard label is missing (the
+    # GPU without a Hostname) or shared (a pod name in two namespaces) are fetched by more than one.
+    for part in fetched:
+        assert len(part) < 0.6 * len(whole)
+    extra = sum(len(f) - len(m) for f, m in zip(fetched, mine))
+    assert extra <= 2 * SHARDS
+    # Same points as the unsharded fetch.
+    full = keyed(whole)
+    for part in mine:
+        for key, s in part.items():
+            np.testing.assert_array_equal(s.values, full[key].values)  # type: ignore[attr-defined]
+            np.testing.assert_array_equal(s.timestamps, full[key].timestamps)  # type: ignore[attr-defined]
+
+
+def test_a_shard_taken_over_comes_with_its_history_and_one_handed_back_is_dropped(
+    shard_prometheus: PrometheusServer, shard_history_end: datetime
+) -> None:
+    config = collector_config(shard_prometheus.url)
+    start = shard_history_end - timedelta(minutes=10)
+    replica = Collector(config)
+    for minute in range(0, 10, 2):  # steady cycles holding shard 0
+        frame, errors = replica.collect(start + timedelta(minutes=minute), HeldShards(SHARDS, frozenset({0})))
+        assert not errors
+    # Shard 1's holder died: we take it over. Its series arrive with the whole lookback at once.
+    frame, errors = replica.collect(shard_history_end, HeldShards(SHARDS, frozenset({0, 1})))
+    assert not errors
+    reference, _ = Collector(config).collect(shard_history_end)
+    ref = keyed(reference)
+    took = owned(frame, {1})
+    assert took
+    for key, s in took.items():
+        np.testing.assert_array_equal(s.timestamps, ref[key].timestamps)  # type: ignore[attr-defined]
+        np.testing.assert_array_equal(s.values, ref[key].values)  # type: ignore[attr-defined]
+    assert len(took[next(iter(took))].timestamps) == 61  # type: ignore[attr-defined]  # an hour at 1 min
+    # Shard 0 handed back: its windows go at once, not a lookback later.
+    frame, errors = replica.collect(shard_history_end, HeldShards(SHARDS, frozenset({1})))
+    assert not errors and not owned(frame, {0})
+    assert all(not name.startswith(tuple(f"{s}@0/" for s in config.resolved_signals())) for name in replica.window._signals)
+    # Holding nothing: nothing fetched, and that is not "blind".
+    frame, errors = replica.collect(shard_history_end, HeldShards(SHARDS, frozenset()))
+    assert not errors and not frame.series
