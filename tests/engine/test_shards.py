@@ -180,3 +180,47 @@ def test_three_sharded_replicas_act_once_each_and_share_one_global_budget(server
     assert dict(by_shard) == {0: 2, 1: 2} and sum(applied.values()) == 4 <= 5
     for a in actors:
         a.elector.stop(release=True)  # type: ignore[union-attr]
+
+
+def test_three_replicas_fetch_only_their_shards_and_a_kill_moves_the_fetch_with_its_history(
+    server: KubeApiServer, shard_prometheus, shard_history_end: datetime  # noqa: ANN001
+) -> None:
+    """Leases and fetch together: each replica asks Prometheus for its own shards' series only;
+    after a kill, the replica that takes the shard over fetches its series with their history."""
+    from aiops.collect.collector import Collector
+    from aiops.collect.shard_query import HeldShards
+    from tests.shard_history import collector_config
+
+    config = collector_config(shard_prometheus.url)
+    whole, _ = Collector(config).collect(shard_history_end)
+    clock = Clock()
+    replicas = {n: replica(server, n, clock) for n in "abc"}
+    collectors = {n: Collector(config) for n in "abc"}
+    tick(clock, list(replicas.values()), rounds=3)
+
+    def fetch(names: str) -> dict[str, Frame]:
+        frames = {}
+        for n in names:
+            held = replicas[n].held()
+            frame, errors = collectors[n].collect(shard_history_end, HeldShards(3, held))
+            assert not errors
+            frames[n] = replicas[n].restrict(frame, held)
+            assert len(frame) < (len(held) / 3 + 0.25) * len(whole)  # its shards' part, not everything
+        return frames
+
+    frames = fetch("abc")
+    keys = [s.key for f in frames.values() for s in f.series]
+    assert len(keys) == len(set(keys)) and set(keys) == {s.key for s in whole.series}
+
+    lost = next(iter(replicas["b"].held()))
+    killed_at = clock.t
+    while not any(lost in replicas[n].held() for n in "ac"):
+        tick(clock, [replicas["a"], replicas["c"]])
+        assert clock.t - killed_at <= LEASE + 2 * RETRY
+    frames = fetch("ac")
+    keys = [s.key for f in frames.values() for s in f.series]
+    assert len(keys) == len(set(keys)) and set(keys) == {s.key for s in whole.series}
+    full = {s.key: s for s in whole.series}
+    assert all(len(s.timestamps) == len(full[s.key].timestamps) for f in frames.values() for s in f.series)
+    for r in replicas.values():
+        r.stop(release=True)
