@@ -74,6 +74,11 @@ def role_rules() -> list[dict[str, Any]]:
     return yaml.safe_load(RBAC_FILE.with_name("role.yaml").read_text())["rules"]
 
 
+def shard_role_rules() -> list[dict[str, Any]]:
+    """Added to the namespaced part when sharding.shards > 1: the shard and member Leases."""
+    return yaml.safe_load(RBAC_FILE.with_name("role-shards.yaml").read_text())["rules"]
+
+
 def rbac_rules() -> list[dict[str, Any]]:
     """The rules engineer D's tests prove the code needs, no more."""
     return yaml.safe_load(RBAC_FILE.read_text())["rules"]

@@ -23,6 +23,7 @@ from tests.deploy.manifests import (
     rbac_rules,
     role_rules,
     secret_env_refs,
+    shard_role_rules,
     validate,
 )
 
@@ -143,6 +144,23 @@ def test_namespaced_rights_are_a_role_in_the_release_namespace(rendered: list[di
     assert binding["subjects"] == [{"kind": "ServiceAccount", "name": account, "namespace": "aiops"}]
     cluster_wide = {r for rule in one(rendered, "ClusterRole")["rules"] for r in rule["resources"]}
     assert not cluster_wide & {"configmaps", "leases"}, "namespaced things must not be granted cluster-wide"
+
+
+def test_sharding_adds_the_shard_lease_rights_to_the_role_only(helm: str, rendered: list[dict[str, Any]]) -> None:
+    sets = ["config.sharding.shards=3", "replicaCount=3"]
+    result = subprocess.run([helm, "lint", "--strict", str(CHART), *(a for s in sets for a in ("--set", s))],
+                            capture_output=True, text=True, timeout=60, check=False)
+    assert result.returncode == 0, result.stdout + result.stderr
+    docs = parse(helm_template(helm, sets=sets))
+    assert one(docs, "Role")["rules"] == role_rules() + shard_role_rules()
+    (shard_rule,) = shard_role_rules()
+    assert "resourceNames" not in shard_rule and set(shard_rule["verbs"]) == {"get", "list", "update", "create"}
+    assert one(docs, "ClusterRole")["rules"] == one(rendered, "ClusterRole")["rules"]  # nothing cluster-wide
+    config = parse_config(_config(docs))  # sharding needs the leases: the chart's config has them
+    assert config.sharding.shards == 3 and config.kubernetes.leader_election.enabled
+    # Unsharded (the default and shards: 1): no list, no unnamed get/update.
+    assert one(parse(helm_template(helm, sets=["config.sharding.shards=1"])), "Role")["rules"] == role_rules()
+    assert one(rendered, "Role")["rules"] == role_rules()
 
 
 def test_cluster_role_is_exactly_the_code_s_rbac(rendered: list[dict[str, Any]]) -> None:

@@ -13,7 +13,7 @@ import pytest
 import yaml
 
 from aiops.config import parse_config
-from tests.deploy.manifests import REPO, by_kind, one, parse, rbac_rules, role_rules, validate
+from tests.deploy.manifests import REPO, by_kind, one, parse, rbac_rules, role_rules, shard_role_rules, validate
 
 KUSTOMIZE = REPO / "deploy" / "kustomize"
 
@@ -81,6 +81,19 @@ def test_example_overlay_replaces_config_and_image(base: list[dict[str, Any]], e
     )
     (container,) = one(example, "Deployment")["spec"]["template"]["spec"]["containers"]
     assert container["image"] == "registry.gitlab.example.com/platform/aiops:0.1.0"
+
+
+def test_sharded_overlay_grants_the_shard_leases_and_changes_nothing_else(base: list[dict[str, Any]]) -> None:
+    sharded = _kustomize(KUSTOMIZE / "sharded")
+    for doc in sharded:
+        validate(doc)
+    assert one(sharded, "Role")["rules"] == role_rules() + shard_role_rules()
+    assert one(sharded, "ClusterRole")["rules"] == rbac_rules()
+    assert one(sharded, "Deployment")["spec"]["replicas"] == 3
+    raw = _config(sharded)[1]
+    config = parse_config(raw)
+    assert config.sharding.shards == 6
+    assert {k: v for k, v in raw.items() if k != "sharding"} == _config(base)[1]
 
 
 def _render_module() -> ModuleType:

@@ -131,3 +131,39 @@ def test_the_service_account_can_do_nothing_else(server: KubeApiServer, call) ->
     with pytest.raises(ApiException) as info:
         call(server.api_client(SA_TOKEN))
     assert info.value.status == 403
+
+
+def test_shard_leases_need_exactly_the_shard_role(tmp_path: Path) -> None:
+    """With sharding on, deploy/rbac/role-shards.yaml is what the shard rounds use, all of it;
+    without it the service account cannot count the replicas (list) or make a shard's Lease."""
+    from aiops.engine.shards import ShardLeases
+    from aiops.testing.kubeapi_rbac import load_cluster_role, load_roles
+
+    shard_role = CLUSTER_ROLE.with_name("role-shards.yaml")
+    rules = load_cluster_role(CLUSTER_ROLE) + load_roles(CLUSTER_ROLE.with_name("role.yaml"))
+
+    def rounds(server: KubeApiServer) -> tuple[ShardLeases, ShardLeases]:
+        pair = tuple(
+            ShardLeases(server.api_client(SA_TOKEN), namespace="aiops", prefix="aiops-shard", shards=3, identity=n)
+            for n in ("a", "b")
+        )
+        for _ in range(3):
+            for r in pair:
+                r.round()
+        pair[0].stop(release=True)  # release: get + update
+        return pair  # type: ignore[return-value]
+
+    with KubeApiServer(rules=rules + load_roles(shard_role)) as server:
+        a, b = rounds(server)
+        assert a.last_error is None and b.last_error is None and b.held()
+        sa = [r for r in server.requests if r.user == SA_USER]
+        assert not [r for r in sa if r.status == 403]
+        used = {(r.group, r.resource, r.verb) for r in sa}
+        [granted] = yaml.safe_load(shard_role.read_text())["rules"]
+        assert used == {("coordination.k8s.io", "leases", v) for v in granted["verbs"]}
+        b.stop(release=True)
+
+    with KubeApiServer(rules=rules) as server:
+        a, b = rounds(server)
+        assert a.last_error is not None and a.last_error.status == 403 and not b.held()
+        b.stop(release=True)
