@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from aiops.config import AiopsConfig, parse_config
-from aiops.testing.prometheus import PrometheusServer
+from aiops.demo.prometheus import PrometheusServer
 
 NODES = 40
 STEP = 60

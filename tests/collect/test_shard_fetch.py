@@ -16,7 +16,7 @@ from aiops.collect.collector import Collector
 from aiops.collect.shard_query import HeldShards
 from aiops.engine.shards import shard_of
 from aiops.model import Frame
-from aiops.testing.prometheus import PrometheusServer
+from aiops.demo.prometheus import PrometheusServer
 from tests.shard_history import collector_config
 
 SHARDS = 3
