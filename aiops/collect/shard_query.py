@@ -36,6 +36,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 
 from aiops.config.signals import SignalConfig
+from aiops.errors import PermanentError
 from aiops.model import Entity
 
 log = logging.getLogger(__name__)
@@ -105,7 +106,7 @@ def _matcher_op(op: object) -> str:
     raise NotShardable(f"an unknown matcher operator {op!r}")
 
 
-class NotShardable(ValueError):
+class NotShardable(PermanentError, ValueError):
     """The query's result is not filtered exactly by a matcher on the label (the reason says why)."""
 
 
