@@ -218,3 +218,18 @@ def test_calibration_ranks_beyond_the_reference_and_ignores_nan() -> None:
     flat = Calibration.fit(np.zeros(100))
     assert flat.log_exceedance(np.array([0.0]))[0] == 0.0
     assert flat.log_exceedance(np.array([1e-3]))[0] < np.log(1 / 100)
+
+
+def test_the_daemon_scores_an_entity_as_the_backtest_scores_its_newest_row() -> None:
+    # One entity: live, the model is fitted on its history before the smoothing window and the
+    # newest row is scored; the backtest given the same split must say exactly the same.
+    frame = _frame("c")
+    only_c = Frame(frame.now, tuple(s for s in frame.series if s.entity.name == "c"), frame.signals, 60.0)
+    [finding] = EntityAnomaly().detect(only_c)
+    columns = {s.signal: s.values for s in only_c.series}
+    features = finding.evidence.facts["features"]
+    rows = np.column_stack([columns[f] for f in features])
+    window = 30  # smooth_minutes at a 60 s step
+    t = only_c.series[0].timestamps
+    backtest = EntityAnomaly().score_matrix(t[-window:], rows[-window:], train=rows[:-window])
+    assert finding.score == pytest.approx(backtest[-1], rel=1e-9)
