@@ -13,6 +13,7 @@ for three days), the same bins in the daemon and in a backtest, so both score al
 
 from __future__ import annotations
 
+import math
 from collections.abc import Hashable, Iterable
 
 import numpy as np
@@ -21,6 +22,8 @@ import pandas as pd
 BIN_SECONDS = 300.0
 DAY_SECONDS = 86400.0
 BINS_PER_DAY = int(DAY_SECONDS / BIN_SECONDS)
+# New points a cycle folds in with plain Python in DailyMaxima.update (more: the numpy merge).
+_FEW_POINTS = 64
 
 
 def bin_maxima(t: np.ndarray, y: np.ndarray) -> tuple[int, np.ndarray]:
@@ -64,6 +67,45 @@ class DailyMaxima:
             first, dense = first + dense.shape[0] - self.keep, dense[-self.keep :]
         self._data[key] = (first, dense.astype(np.float32))
         return first, dense
+
+    def update(self, key: Hashable, t: np.ndarray, y: np.ndarray) -> None:
+        """:meth:`merge` without the result: the same bins held, at a fraction of the cost.
+
+        Every series of the watched signals is folded in every cycle, and a cycle brings a point
+        or two into the last bin or the next: those few points are binned in plain Python, and
+        anything else (a new series, a long refetch) goes through :meth:`merge`.
+        """
+        old = self._data.get(key)
+        if old is None or not old[1].shape[0] or not t.shape[0]:
+            self.merge(key, t, y)
+            return
+        o_first, o_dense = old
+        last = o_first + o_dense.shape[0] - 1
+        cut = int(t.searchsorted(last * BIN_SECONDS))
+        if t.shape[0] - cut > _FEW_POINTS:
+            self.merge(key, t, y)
+            return
+        top: dict[int, float] = {}
+        for tv, yv in zip(t[cut:].tolist(), y[cut:].tolist()):
+            if math.isfinite(yv):
+                b = math.floor(tv / BIN_SECONDS)  # np.floor(t / BIN_SECONDS), the same float
+                m = top.get(b)
+                if m is None or yv > m:
+                    top[b] = yv
+        if not top:
+            return  # nothing new that is finite: the bins held stay as they are
+        high = max(top)
+        if high > last:
+            grown = np.full(high - o_first + 1, np.nan, dtype=np.float32)
+            grown[: o_dense.shape[0]] = o_dense
+            o_dense = grown
+        for b, v in top.items():
+            held = float(o_dense[b - o_first])  # compared in float64, as merge's fmax does
+            if held != held or v > held:
+                o_dense[b - o_first] = v
+        if o_dense.shape[0] > self.keep:
+            o_first, o_dense = o_first + o_dense.shape[0] - self.keep, o_dense[-self.keep :].copy()
+        self._data[key] = (o_first, o_dense)
 
     def retain(self, live: Iterable[Hashable]) -> None:
         keep = set(live)

@@ -15,6 +15,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+from numpy.lib.stride_tricks import sliding_window_view
 from scipy.special import ndtr
 
 from aiops.model import Evidence, Finding, Frame, Series, SignalInfo, from_epoch
@@ -109,6 +110,9 @@ def tails(arrays: Sequence[np.ndarray], k: int, *, right: bool = True) -> np.nda
     Lets a detector screen thousands of series with a few numpy calls instead of a loop of
     per-series pandas calls. Shorter arrays are padded on the far side from the data kept.
     """
+    parts = [a[-k:] if right else a[:k] for a in arrays] if k > 0 else []
+    if parts and all(p.shape[0] == k for p in parts):  # the common case: one copy, no padding
+        return np.stack(parts).astype(np.float64, copy=False)
     out = np.full((len(arrays), k), np.nan)
     for row, a in enumerate(arrays):
         part = a[-k:] if right else a[:k]
@@ -158,11 +162,21 @@ def segment_ids(
         if confirm <= 1:
             jump = np.concatenate([[False], np.abs(np.diff(yv)) > limit[1:]])
         else:
-            before = pd.Series(yv).shift(confirm).rolling(confirm, min_periods=confirm).median().to_numpy()
+            # The median of the ``confirm`` values before the last ``confirm`` (numpy rather than
+            # pandas rolling calls: the same floats, without their overhead on every explanation).
+            m = yv.shape[0]
+            before = np.full(m, np.nan)
+            if m >= 2 * confirm:
+                win = np.sort(sliding_window_view(yv, confirm), axis=1)
+                mid = win[:, confirm // 2] if confirm % 2 else (win[:, confirm // 2] + win[:, confirm // 2 - 1]) / 2
+                before[2 * confirm - 1 :] = mid[: m - 2 * confirm + 1]
             dev = yv - before
             # NaN limits (no noise estimate yet) compare False: no break.
-            up = pd.Series((dev > limit).astype(float)).rolling(confirm).sum().to_numpy() == confirm
-            down = pd.Series((dev < -limit).astype(float)).rolling(confirm).sum().to_numpy() == confirm
+            up = np.zeros(m, dtype=bool)
+            down = np.zeros(m, dtype=bool)
+            if m >= confirm:
+                up[confirm - 1 :] = sliding_window_view(dev > limit, confirm).all(axis=1)
+                down[confirm - 1 :] = sliding_window_view(dev < -limit, confirm).all(axis=1)
             jump = up | down
             # The run keeps deviating from the old level for a while: one break per shift.
             candidates = np.flatnonzero(jump)

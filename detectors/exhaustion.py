@@ -37,6 +37,7 @@ import pandas as pd
 from aiops.model import Finding, Frame, Series, SignalInfo, from_epoch
 from aiops.plugins import DetectorParams
 from detectors._isolation import isolated
+from detectors._rolling_at import Windows
 from detectors._daily import BIN_SECONDS, DAY_SECONDS, DailyMaxima, benign_days, bin_maxima
 from detectors._univariate import (
     IQR_TO_SIGMA,
@@ -79,6 +80,19 @@ class ExhaustionTrace:
     noise_sigma: np.ndarray  # point-to-point noise around the trend
     segment: np.ndarray  # stretch id (changes at resets, drops, steps and long gaps)
     discount: np.ndarray  # factor applied for past climbs to this level that reset (1 = none)
+
+
+@dataclass(frozen=True)
+class NowForecast:
+    """The forecast at a series' newest point: what the daemon explains a finding with."""
+
+    score: float
+    slope: float
+    slope_sigma: float
+    level: float
+    noise_sigma: float
+    segment_start: int  # index of the first point of the newest stretch
+    discount: float
 
 
 class ExhaustionParams(DetectorParams):
@@ -159,6 +173,7 @@ class ExhaustionForecast(UnivariateDetector):
         # The same-hour comparison reads bins a day old: it needs a horizon shorter than a day.
         self.daily_memory_days = int(p.daily_memory_days) if self.horizon_seconds < DAY_SECONDS - BIN_SECONDS else 0
         self._daily = DailyMaxima(self.daily_memory_days)
+        self._wall_cache: dict[str, tuple[SignalInfo, dict[object, float]]] = {}
         if not 0 <= p.hold_seconds <= self.horizon_seconds:
             raise ValueError(f"hold_seconds must be between 0 and the horizon, got {p.hold_seconds!r}")
         self.hold_seconds = float(p.hold_seconds)
@@ -346,6 +361,141 @@ class ExhaustionForecast(UnivariateDetector):
         score = np.nan_to_num(normal_sf((capacity - mean_ahead) / np.sqrt(var)), nan=0.0)
         return score, slope, slope_sigma, level, noise_sigma
 
+    def _fit_at(
+        self,
+        t: np.ndarray,
+        y: np.ndarray,
+        seg: np.ndarray,
+        window: int,
+        step: float,
+        capacity: float,
+        at: np.ndarray,
+    ) -> tuple[np.ndarray, ...]:
+        """``_fit(t, y, seg, window, step, capacity)`` at the points ``at`` only, the same floats.
+
+        The daemon reads the forecast of the newest ``hold`` points; the rolling statistics are
+        read off each point's own window (:func:`~detectors._rolling_at.rolling_at`) and every
+        other step is the same elementwise arithmetic as :meth:`_fit`, in the same order.
+        """
+        n = t.shape[0]
+        lag = max(1, window // 2)
+        pair_slope = np.full(n, np.nan)
+        if n > lag:
+            dt = t[lag:] - t[:-lag]
+            same = (seg[lag:] == seg[:-lag]) & ~np.isnan(y[lag:]) & ~np.isnan(y[:-lag]) & (dt > 0)
+            pair_slope[lag:] = np.where(same, (y[lag:] - y[:-lag]) / np.where(dt > 0, dt, 1.0), np.nan)
+        min_pairs = max(2, lag // 3)
+        pairs = Windows(pair_slope, seg, at, lag)
+        slope = pairs.median(min_pairs)
+        q75 = pairs.quantile(0.75, min_pairs)
+        q25 = pairs.quantile(0.25, min_pairs)
+        n_pairs = pairs.counts()
+        pair_sigma = (q75 - q25) * IQR_TO_SIGMA
+        slope_sigma = MEDIAN_EFFICIENCY * pair_sigma / np.sqrt(np.maximum(n_pairs, 1.0))
+        noise_sigma = pair_sigma * lag * step / math.sqrt(2.0)
+
+        t_valid = np.where(np.isnan(y), np.nan, t)
+        recent = Windows(y, seg, at, lag)
+        med_y = recent.median(1)
+        med_t = Windows(t_valid, seg, at, lag).median(1)
+        n_level = recent.counts()
+        since_centre = t[at] - med_t
+        level = med_y + slope * since_centre
+
+        ahead = since_centre + self.horizon_seconds
+        floor = 1e-9 * max(abs(capacity), 1.0)
+        var = (
+            (MEDIAN_EFFICIENCY * noise_sigma) ** 2 / np.maximum(n_level, 1.0)
+            + (ahead * slope_sigma) ** 2
+            + noise_sigma**2
+            + floor**2
+        )
+        with np.errstate(invalid="ignore", divide="ignore"):
+            shrink = np.where(slope_sigma > 0, slope**2 / (slope**2 + slope_sigma**2), 1.0)
+        mean_ahead = level + slope * shrink * self.horizon_seconds
+        half = max(1, lag // 2)
+        late_min = min(half, max(2, half // 3))
+        # The half-window median at each point and half a window earlier, in one gather.
+        back = at - half
+        both = Windows(pair_slope, seg, np.concatenate([at, np.maximum(back, 0)]), half).median(late_min)
+        late, before = both[: at.shape[0]], both[at.shape[0] :]
+        early = np.where((back >= 0) & (seg[at] == seg[np.maximum(back, 0)]), before, np.nan)
+        half_sigma = MEDIAN_EFFICIENCY * pair_sigma / math.sqrt(half)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            slowing = ((early - late) > DECELERATION_SIGMAS * math.sqrt(2.0) * half_sigma) & (early > 0)
+            ratio = np.clip(np.maximum(late, 0.0) / early, 1e-6, 1.0 - 1e-9)
+            tau = half * step / -np.log(ratio)
+            rise = np.maximum(late, 0.0) * tau * -np.expm1(-self.horizon_seconds / tau)
+        mean_ahead = np.where(slowing, level + rise, mean_ahead)
+        score = np.nan_to_num(normal_sf((capacity - mean_ahead) / np.sqrt(var)), nan=0.0)
+        return score, slope, slope_sigma, level, noise_sigma
+
+    def forecast_now(
+        self,
+        timestamps: np.ndarray,
+        values: np.ndarray,
+        capacity: float,
+        *,
+        daily: tuple[int, np.ndarray] | None = None,
+    ) -> NowForecast:
+        """The newest point of ``trace(..., last_only=True)``, computed at the points it depends on.
+
+        The score of the newest point is the lowest of the last ``hold`` forecasts, so only those
+        are fitted; the stretches (and past resets) are still found over the whole series. What
+        the daemon explains a finding with, every cycle, for every series the screen lets through.
+        """
+        with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+            return self._forecast_now(timestamps, values, capacity, daily)
+
+    def _forecast_now(
+        self, timestamps: np.ndarray, values: np.ndarray, capacity: float, daily: tuple[int, np.ndarray] | None
+    ) -> NowForecast:
+        t, y = check_series(timestamps, values)
+        n = t.shape[0]
+        if n == 0:
+            raise ValueError("an empty series has no newest point to forecast")
+        step = typical_step(t)
+        window = points_for(self.window_seconds, step, minimum=4)
+        seg, drop_ended = self._segments(t, y, capacity, window, step)
+        lo = max(0, n - 2 * window)  # as trace(last_only=True): the fits see the last two windows
+        hold = points_for(self.hold_seconds, step) + 1 if self.hold_seconds > 0 else 1
+        first = max(lo, n - hold)  # earlier points of the hold span carry NaN there (skipped)
+        at = np.arange(first - lo, n - lo)
+        ts, ys, ss = t[lo:], y[lo:], seg[lo:]
+        fits = [self._fit_at(ts, ys, ss, w, step, capacity, at) for w in (window, max(4, window // 2))]
+        long_t = np.nan_to_num(fits[0][1] / np.where(fits[0][2] > 0, fits[0][2], np.inf), nan=0.0)
+        short_score = fits[1][0] * normal_cdf(long_t - 2.0)
+        pick = np.argmax(np.column_stack([fits[0][0], short_score]), axis=1)
+        fits[1] = (short_score, *fits[1][1:])
+        score, slope, slope_sigma, level, noise_sigma = (np.choose(pick, [f[k] for f in fits]) for k in range(5))
+        # The reset discount reads the level of the points it discounts only.
+        level_all = np.full(n, np.nan)
+        noise_all = np.full(n, np.nan)
+        level_all[first:], noise_all[first:] = level, noise_sigma
+        discount = self._reset_discount(t, y, seg, drop_ended, level_all, noise_all, capacity)[first:]
+        if self.daily_memory_days:
+            here = np.where(np.isfinite(level), level, y[first:])
+            margin = np.fmax(2.0 * np.nan_to_num(noise_sigma, nan=0.0), 0.02 * abs(capacity))
+            bins = daily if daily is not None else bin_maxima(t, y)
+            days = benign_days(t[first:], here, capacity, margin, bins, self.horizon_seconds, self.daily_memory_days)
+            discount = np.fmin(discount, np.where(days > 0, 1.0 / (days + 2.0), 1.0))
+        score = score * discount
+        # The hold: the lowest forecast of the span (NaN, where nothing was fitted, is skipped).
+        known = score[~np.isnan(score)]
+        now = float(known.min()) if self.hold_seconds > 0 and known.shape[0] else float(score[-1])
+        if y[-1] >= capacity:
+            now = 1.0
+        now = 0.0 if np.isnan(y[-1]) else float(clip01(np.array([now]))[0])
+        return NowForecast(
+            score=now,
+            slope=float(slope[-1]),
+            slope_sigma=float(slope_sigma[-1]),
+            level=float(level[-1]),
+            noise_sigma=float(noise_sigma[-1]),
+            segment_start=int(np.flatnonzero(seg == seg[-1])[0]),
+            discount=float(discount[-1]),
+        )
+
     def _reset_discount(
         self,
         t: np.ndarray,
@@ -403,6 +553,25 @@ class ExhaustionForecast(UnivariateDetector):
             return float(info.capacity), "full"
         return float(info.objective), "objective breached"  # type: ignore[arg-type]  # applies_to: one is set
 
+    def _walls(self, info: SignalInfo, series: list[Series]) -> np.ndarray:
+        """The failure value of each series (matching failure points is a regex per label, so
+        each series' value is kept until the signal's catalog entry changes)."""
+        held = self._wall_cache.get(info.name)
+        if held is None or held[0] != info:
+            held = self._wall_cache[info.name] = (info, {})
+        known = held[1]
+        out = np.empty(len(series))
+        for i, s in enumerate(series):
+            key = s.key
+            wall = known.get(key)
+            if wall is None:
+                wall = known[key] = self.failure_of(info, s.labels)[0]
+            out[i] = wall
+        if len(known) > 2 * len(series) + 64:  # series come and go: forget the departed
+            live = {s.key for s in series}
+            self._wall_cache[info.name] = (info, {k: v for k, v in known.items() if k in live})
+        return out
+
     def screen(self, frame: Frame, signal: str, series: list[Series]) -> list[Series]:
         """Series whose forecast could reach ``report_floor``: at or near the wall, or climbing fast enough.
 
@@ -418,7 +587,7 @@ class ExhaustionForecast(UnivariateDetector):
         if self.report_floor < 0.5 or not series:
             return series
         info = frame.signals[signal]
-        walls = np.array([self.failure_of(info, s.labels)[0] for s in series])
+        walls = self._walls(info, series)
         lags = np.array(
             [
                 max(1, points_for(self.window_seconds, st, minimum=4) // 2)
@@ -462,7 +631,7 @@ class ExhaustionForecast(UnivariateDetector):
             for series_list in grouped.values():
                 for s in series_list:
                     live.append(s.key)
-                    isolated(self.name, s, self._daily.merge, s.key, s.timestamps, s.values)
+                    isolated(self.name, s, self._daily.update, s.key, s.timestamps, s.values)
             self._daily.retain(live)
         return super().detect(frame)
 
@@ -470,12 +639,12 @@ class ExhaustionForecast(UnivariateDetector):
         info = frame.signals[series.signal]
         wall, failure = self.failure_of(info, series.labels)
         daily = self._daily.merge(series.key, series.timestamps, series.values) if self.daily_memory_days else None
-        tr = self.trace(series.timestamps, series.values, wall, last_only=True, daily=daily)
+        fc = self.forecast_now(series.timestamps, series.values, wall, daily=daily)
         i = len(series) - 1
         now = float(series.timestamps[i])
         value = float(series.values[i])
-        score = float(tr.score[i])
-        slope, s_sigma, level, noise = (float(a[i]) for a in (tr.slope, tr.slope_sigma, tr.level, tr.noise_sigma))
+        score = fc.score
+        slope, s_sigma, level, noise = fc.slope, fc.slope_sigma, fc.level, fc.noise_sigma
         facts: dict[str, object] = {
             "value": value,
             "capacity": info.capacity,
@@ -506,7 +675,7 @@ class ExhaustionForecast(UnivariateDetector):
         lead = self._clamp(headroom / slope)
         earliest = min(self._clamp((headroom - Z_INTERVAL * noise) / fast), lead)
         latest = max(self._clamp((headroom + Z_INTERVAL * noise) / slow) if slow > 0 else self.max_lead_seconds, lead)
-        start = int(np.flatnonzero(tr.segment == tr.segment[i])[0])
+        start = fc.segment_start
         facts |= {
             "slope_per_hour": slope * 3600.0,
             "slope_sigma_per_hour": s_sigma * 3600.0,
@@ -514,7 +683,7 @@ class ExhaustionForecast(UnivariateDetector):
             "noise_sigma": noise,
             "lead_time_seconds": lead,
             "fit_since": from_epoch(series.timestamps[start]).isoformat(),
-            "reset_discount": float(tr.discount[i]),
+            "reset_discount": fc.discount,
         }
         scale = info.capacity if info.capacity else wall
         summary = (
@@ -527,9 +696,9 @@ class ExhaustionForecast(UnivariateDetector):
             full = self._clamp((info.capacity - level) / slope)
             facts["full_in_seconds"] = full
             summary += f"; full in ~{fmt_duration(full)}"
-        if tr.discount[i] < 1.0:
+        if fc.discount < 1.0:
             summary += (
-                f"; discounted: it climbed this high and reset {round(1 / tr.discount[i]) - 2}"
+                f"; discounted: it climbed this high and reset {round(1 / fc.discount) - 2}"
                 f" time(s) in the last {fmt_duration(self.reset_memory_seconds)}"
             )
         return self.finding(

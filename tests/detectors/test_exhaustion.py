@@ -210,6 +210,53 @@ def test_last_point_only_forecast_equals_the_full_trace(seed: int) -> None:
         np.testing.assert_array_equal(last.segment, full.segment)
 
 
+def _varied_series(seed: int):
+    """Leaks, sawtooths, steps, daily peaks, rounding, gaps, NaN and garbage, at several steps."""
+    rng = np.random.default_rng(seed)
+    for k in range(60):
+        n, step = int(rng.integers(1, 1500)), float(rng.choice([15.0, 60.0, 300.0]))
+        t = T0 + np.arange(n) * step
+        kind = k % 5
+        y = rng.uniform(0.1, 0.9) + rng.uniform(-1, 3) * 1e-4 * np.arange(n) * step / 60
+        y = y + rng.normal(0, rng.choice([1e-4, 1e-3, 1e-2]), n)
+        if kind == 1:
+            period = int(rng.integers(30, 400))
+            y = rng.uniform(0.1, 0.5) + (np.arange(n) % period) / period * rng.uniform(0.1, 0.8)
+        elif kind == 2:
+            y = y + 0.2 * (np.arange(n) > n // 2)
+        elif kind == 3:
+            y = np.round(y, 2)
+        elif kind == 4:
+            y = 0.5 + 0.4 * np.sin(2 * np.pi * t / DAY) + rng.normal(0, 0.01, n)
+        y[rng.random(n) < rng.choice([0.0, 0.05, 0.3])] = np.nan
+        if rng.random() < 0.2 and n > 10:
+            t[int(rng.integers(1, n)) :] += rng.choice([600.0, 7200.0, DAY])
+        if rng.random() < 0.1:
+            y[int(rng.integers(0, n))] = 1e300
+        params = {}
+        if rng.random() < 0.3:
+            params["hold_seconds"] = float(rng.choice([0.0, 60.0, 3600.0, 7200.0]))
+        if rng.random() < 0.3:
+            params["window_seconds"] = float(rng.choice([600.0, 1800.0, 7200.0]))
+        if rng.random() < 0.2:
+            params["daily_memory_days"] = 0
+        yield ExhaustionForecast(**params), t, y, float(rng.choice([1.0, 0.9, 0.95]))
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_the_daemon_forecast_is_the_last_point_of_the_trace_to_the_bit(seed: int) -> None:
+    """``forecast_now`` (what the daemon explains with) fits only the points the newest score
+    reads; every number must still be the trace's."""
+    for det, t, y, wall in _varied_series(seed):
+        tr = det.trace(t, y, wall, last_only=True)
+        now = det.forecast_now(t, y, wall)
+        i = t.shape[0] - 1
+        expected = (tr.score[i], tr.slope[i], tr.slope_sigma[i], tr.level[i], tr.noise_sigma[i], tr.discount[i])
+        got = (now.score, now.slope, now.slope_sigma, now.level, now.noise_sigma, now.discount)
+        np.testing.assert_array_equal(np.array(got), np.array(expected, dtype=np.float64))
+        assert now.segment_start == int(np.flatnonzero(tr.segment == tr.segment[i])[0])
+
+
 def test_last_point_only_forecast_on_a_day_of_resets_and_a_leak() -> None:
     det = ExhaustionForecast()
     t = grid(24.0)

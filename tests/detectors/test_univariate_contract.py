@@ -118,3 +118,58 @@ def test_garbage_never_crashes_and_stays_in_range(ys: list[float], steps: list[f
     for detector in detectors():
         s = detector.score_series(t, y)  # type: ignore[attr-defined]
         assert s.shape == y.shape and np.all(np.isfinite(s)) and np.all((s >= 0) & (s <= 1))
+
+
+def _segment_ids_with_pandas(t: np.ndarray, y: np.ndarray, max_jump: object, max_gap_seconds: float, confirm: int) -> np.ndarray:
+    """The confirmed-jump rule as first written with pandas rolling calls: the reference."""
+    import pandas as pd
+
+    n = t.shape[0]
+    if n == 0:
+        return np.zeros(0, dtype=np.int64)
+    idx = np.flatnonzero(~np.isnan(y))
+    breaks = np.zeros(n, dtype=bool)
+    if idx.shape[0] > 1:
+        yv, tv = y[idx], t[idx]
+        limit = np.broadcast_to(np.asarray(max_jump, dtype=np.float64), t.shape)[idx]
+        gap = np.concatenate([[False], np.diff(tv) > max_gap_seconds])
+        before = pd.Series(yv).shift(confirm).rolling(confirm, min_periods=confirm).median().to_numpy()
+        dev = yv - before
+        up = pd.Series((dev > limit).astype(float)).rolling(confirm).sum().to_numpy() == confirm
+        down = pd.Series((dev < -limit).astype(float)).rolling(confirm).sum().to_numpy() == confirm
+        jump = up | down
+        candidates = np.flatnonzero(jump)
+        jump[:] = False
+        last = -(10**9)
+        for j in candidates.tolist():
+            if j - last > 2 * confirm:
+                jump[j] = True
+            last = j
+        breaks[idx[jump | gap]] = True
+    return np.cumsum(breaks)
+
+
+@pytest.mark.parametrize("seed", range(10))
+def test_confirmed_jumps_are_found_as_the_pandas_reference_finds_them(seed: int) -> None:
+    rng = np.random.default_rng(seed)
+    for _ in range(40):
+        n = int(rng.integers(0, 300))
+        t = np.cumsum(rng.choice([1.0, 1.0, 1.0, 50.0], n))
+        y = np.cumsum(rng.normal(0, 1, n)) + (rng.random(n) < 0.05) * rng.normal(0, 20, n)
+        y[rng.random(n) < 0.2] = np.nan
+        limit = rng.uniform(0.5, 5) if rng.random() < 0.5 else np.where(rng.random(n) < 0.1, np.nan, rng.uniform(0.5, 5, n))
+        confirm = int(rng.integers(2, 6))
+        np.testing.assert_array_equal(
+            segment_ids(t, y, max_jump=limit, max_gap_seconds=20, confirm=confirm),
+            _segment_ids_with_pandas(t, y, limit, 20, confirm),
+        )
+
+
+def test_tails_pads_short_arrays_and_copies_full_ones() -> None:
+    from detectors._univariate import tails
+
+    arrays = [np.arange(5.0), np.arange(3), np.arange(10.0, 16.0)]
+    np.testing.assert_array_equal(tails(arrays, 4), [[1, 2, 3, 4], [np.nan, 0, 1, 2], [12, 13, 14, 15]])
+    np.testing.assert_array_equal(tails(arrays, 2, right=False), [[0, 1], [0, 1], [10, 11]])
+    full = tails([np.arange(3), np.arange(3)], 3)
+    assert full.dtype == np.float64 and not np.shares_memory(full, arrays[1])
