@@ -21,7 +21,8 @@ same: 94 restarts the pod on that GPU, the hard failures evacuate the node, 63 i
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import math
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
@@ -30,6 +31,7 @@ import numpy as np
 from aiops.model import Evidence, Finding, Frame, Series, from_epoch
 from aiops.plugins import Detector, DetectorParams
 from detectors._isolation import isolated
+from detectors._univariate import by_signal
 
 __all__ = ["XID_ACTIONS", "GpuHealth", "XidAction"]
 
@@ -92,7 +94,8 @@ class GpuHealth(Detector):
             raise ValueError("throttle_score must be within [0, 1]")
         self.slowdown_celsius = p.slowdown_celsius
         self.throttle_score = p.throttle_score
-        self._window_start = 0.0  # set per frame by detect()
+        self._window_start: float | None = None  # per frame, see _start()
+        self._frame: Frame | None = None
 
     def detect(self, frame: Frame) -> list[Finding]:
         checks = {
@@ -103,14 +106,45 @@ class GpuHealth(Detector):
             "gpu_clock_event_reasons": self._throttle_reasons,
             "gpu_temperature": self._temperature,
         }
+        # Where the window starts (an XID gauge already at its code there is a level, not an
+        # event): computed when an XID check first needs it.
+        self._window_start, self._frame = None, frame
+        try:
+            return self._detect(frame, checks)
+        finally:
+            self._window_start, self._frame = None, None  # keep no frame alive between cycles
+
+    def could_find(self, signal: str, first: float, last: float) -> bool:
+        """Whether the check of ``signal`` can find anything in a series that starts at ``first``
+        and ends at ``last`` (both finite): exactly the conditions under which it returns None,
+        so that thousands of healthy GPUs are passed over without copying their points (the
+        equality with the full checks is tested)."""
+        if signal == "gpu_xid":
+            return bool(np.rint(last) > 0)
+        if signal == "gpu_ecc_dbe_rate":
+            return last > 0
+        if signal == "gpu_row_remap_failure":
+            return not last < 1
+        if signal == "gpu_uncorrectable_remapped_rows":
+            return not float(last - first) <= 0
+        if signal == "gpu_clock_event_reasons":
+            return last > 0 and any(int(last) & bit for bit in THROTTLE_BITS)
+        if signal == "gpu_temperature":
+            return not last < self.slowdown_celsius
+        return True
+
+    def _detect(self, frame: Frame, checks: dict[str, Callable[..., Finding | None]]) -> list[Finding]:
         findings = []
-        # Where the window starts: an XID gauge already at its code there is a level, not an event.
-        self._window_start = min((float(s.timestamps[0]) for s in frame.series if len(s)), default=0.0)
+        grouped = by_signal(frame, self.signals)
         for signal in self.signals:
             check = checks.get(signal)
             if check is None or signal in frame.missing_signals:
                 continue
-            for series in frame.of(signal):
+            for series in grouped.get(signal, ()):
+                y = series.values
+                if y.shape[0] and math.isfinite(y[0]) and math.isfinite(y[-1]):
+                    if not self.could_find(signal, float(y[0]), float(y[-1])):
+                        continue
                 valid = np.isfinite(series.values)  # Inf is as unusable as a gap (an XID code is finite)
                 if not valid.any():
                     continue  # no data is not health: say nothing, policy sees the missing signal
@@ -118,6 +152,13 @@ class GpuHealth(Detector):
                 if finding is not None and finding.score >= self.report_floor:
                     findings.append(finding)
         return findings
+
+    def _start(self, frame: Frame) -> float:
+        """The earliest point of the frame (once per frame: a pass over every series)."""
+        if self._window_start is None or self._frame is not frame:
+            self._frame = frame
+            self._window_start = min((float(s.timestamps[0]) for s in frame.series if len(s)), default=0.0)
+        return self._window_start
 
     # -- one check per signal ----------------------------------------------------------------------
     def _xid(self, frame: Frame, series: Series, t: np.ndarray, y: np.ndarray) -> Finding | None:
@@ -130,7 +171,7 @@ class GpuHealth(Detector):
         # The gauge is sticky: it holds the last XID until the driver or the exporter restarts. Only
         # a change (or a series that appears with the code: a new GPU attachment) is an event; a
         # code that stood since the window began is old news, whatever was done about it.
-        if since <= self._window_start + 2 * frame.step_seconds:
+        if since <= self._start(frame) + 2 * frame.step_seconds:
             return self._finding(
                 frame, series, STICKY_SCORE,
                 f"XID {code} on {_where(series)} has stood since before {from_epoch(since):%H:%M UTC}: "

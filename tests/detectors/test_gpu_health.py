@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import UTC, datetime
 
 import numpy as np
@@ -99,3 +100,33 @@ def test_a_sticky_xid_level_is_not_a_new_event() -> None:
     # The same code appearing inside the window (a change, or a new series) is an event.
     [new] = GpuHealth().detect(_frame("gpu_xid", _last([79] * 10)))
     assert new.confirmed is True and new.score == 1.0
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_passing_over_healthy_gpus_finds_exactly_what_the_full_checks_find(seed: int) -> None:
+    """``could_find`` skips a series on its first and last value: never one a check would report."""
+
+    class Unscreened(GpuHealth):
+        def could_find(self, signal: str, first: float, last: float) -> bool:
+            return True
+
+    rng = np.random.default_rng(seed)
+    t0 = datetime(2026, 1, 5, tzinfo=UTC).timestamp()
+    series = []
+    for signal in GpuHealth.default_signals:
+        for k in range(60):
+            n = int(rng.integers(1, 40))
+            t = t0 + 60.0 * np.arange(n)
+            choices = [0.0, 0.4, 0.6, 1.0, 2.0, 3.0, 8.0, 16.0, 48.0, 63.0, 79.0, 86.9, 87.0, 94.0, 255.0, -1.0, 1e300]
+            y = rng.choice(choices, n)
+            if rng.random() < 0.5:
+                y[: int(rng.integers(0, n + 1))] = y[-1]  # a level held
+            y[rng.random(n) < 0.15] = rng.choice([np.nan, np.inf, -np.inf])
+            gpu = Entity("gpu", f"GPU-{signal}-{k}", attributes=(("Hostname", f"node-{k % 7}"),))
+            series.append(Series(signal, {"gpu": str(k), "Hostname": f"node-{k % 7}"}, t, y, gpu))
+    frame = Frame(datetime.fromtimestamp(t0 + 3600, UTC), tuple(series), {}, 60.0)
+    for floor in (0.0, 0.5):
+        fast = [replace(f, id="") for f in GpuHealth(report_floor=floor).detect(frame)]
+        full = [replace(f, id="") for f in Unscreened(report_floor=floor).detect(frame)]
+        assert fast == full
+        assert floor > 0 or len(full) > 50  # the mix must find plenty for the comparison to mean anything
