@@ -62,7 +62,6 @@ def correlate(findings: Sequence[Finding], frame: Frame, config: RootCauseConfig
     if not config.enabled:
         return list(findings)
     out = list(findings)
-    pod_node = {s.entity.key: s.entity.attr("node") for s in frame.of("pod_info") if s.entity.attr("node")}
 
     # Infrastructure trouble per node: GPU findings (by Hostname) and node findings.
     infra: dict[str, list[Finding]] = {}
@@ -75,10 +74,11 @@ def correlate(findings: Sequence[Finding], frame: Frame, config: RootCauseConfig
             infra.setdefault(f.entity.name, []).append(f)
 
     # Missing series: a GPU that stopped reporting while its node is Ready.
-    ready = {s.entity.name: float(s.values[-1]) for s in frame.of("node_ready") if len(s)}
+    vanished_gpus = [s for s in frame.vanished if s.entity.kind == "gpu"]
+    ready = {s.entity.name: float(s.values[-1]) for s in frame.of("node_ready") if len(s)} if vanished_gpus else {}
     gone: dict[str, Series] = {}
-    for s in frame.vanished:
-        if s.entity.kind == "gpu" and ready.get(_node_of_gpu(s.entity)) == 1.0:
+    for s in vanished_gpus:
+        if ready.get(_node_of_gpu(s.entity)) == 1.0:
             gone.setdefault(s.entity.key, s)
     for s in gone.values():
         node = _node_of_gpu(s.entity)
@@ -102,10 +102,23 @@ def correlate(findings: Sequence[Finding], frame: Frame, config: RootCauseConfig
     # that stopped reporting while the node is Ready.
     dead = {n for n, fs in infra.items() if any(f.entity.kind == "gpu" and f.confirmed for f in fs)}
     dead |= {_node_of_gpu(s.entity) for s in gone.values()}
+    # Pod -> node is a pass over every series: read only when a step below can use it (each
+    # returns its findings unchanged without GPU trouble or a framebuffer finding).
+    framebuffer = any(f.signal == "gpu_memory_usage_ratio" and f.entity.kind == "gpu" for f in findings)
+    pod_node = _pod_nodes(frame) if dead or infra or framebuffer else {}
     out = _symptoms_on_dead_gpus(out, dead, pod_node)
     out = _quality_by_replica(out, frame, infra, pod_node, config)
     out = _latency_on_sick_nodes(out, frame, infra, pod_node)
     return _oom_next_to_framebuffer(out, pod_node)
+
+
+def _pod_nodes(frame: Frame) -> dict[str, str]:
+    out = {}
+    for s in frame.of("pod_info"):
+        node = s.entity.attr("node")
+        if node:
+            out[s.entity.key] = node
+    return out
 
 
 # Pod failures that a dead GPU explains: restarting the pod cannot heal them.
@@ -132,6 +145,8 @@ def _quality_by_replica(
     findings: list[Finding], frame: Frame, infra: dict[str, list[Finding]], pod_node: dict[str, str],
     config: RootCauseConfig,
 ) -> list[Finding]:
+    if not infra:
+        return findings  # a replica's drop is attributed only to a node with trouble
     replicas: dict[tuple[str, str], list[Series]] = {}
     for s in frame.of("model_replica_accuracy"):
         replicas.setdefault((s.entity.namespace, s.entity.attr("model")), []).append(s)
