@@ -236,3 +236,43 @@ def test_the_seasonal_state_holds_a_quarter_hour_profile_not_a_week_of_minutes()
     assert per_series < 36 * 1024, per_series  # was ~66 KiB with the minute grid
     # A step that does not divide into hours still gets buckets that divide the period.
     assert SeasonalBaseline().spans(420.0).period % SeasonalBaseline().spans(420.0).bucket == 0
+
+
+def test_known_constant_series_take_a_short_way_to_the_same_state_and_findings() -> None:
+    """``_same_constant`` decides in a few numpy calls what the full check decides: same findings,
+    same constants held, same state rows, cycle after cycle, through moves, NaN, Inf and bad input."""
+    from dataclasses import replace
+
+    class Checked(SeasonalBaseline):
+        def _same_constant(self, key: object, t: np.ndarray, y: np.ndarray) -> bool:
+            return False
+
+    rng = np.random.default_rng(11)
+    n, lookback = 2000, 300
+    t_all = T0 + np.arange(n) * STEP
+    values = np.zeros((24, n))
+    for k in range(24):
+        if k % 4 == 1:
+            values[k, rng.integers(400, n) :] += rng.integers(1, 5)  # a counter that moves once
+        elif k % 4 == 2:
+            values[k, rng.random(n) < 0.1] = rng.choice([np.nan, np.inf, -np.inf])
+        elif k % 4 == 3:
+            values[k] = 3.0
+            values[k, rng.random(n) < 0.01] += 1.0
+    values[0, 1300:] = 7.0  # changes while the daemon is stalled for longer than its lookback
+    fast, full = SeasonalBaseline(), Checked()
+    for end in [*range(lookback, 1200, 25), *range(1700, n, 25)]:
+        items = []
+        for k in range(24):
+            t = t_all[end - lookback : end].copy()
+            if k == 5 and 1000 < end < 1100:
+                t[10] = np.nan  # bad timestamps for a while: skipped and logged, never fatal
+            items.append((Entity("pod", f"p{k}", "shop"), t, values[k, end - lookback : end]))
+        f = frame({"pod_restarts": items}, step=STEP)
+        got = [replace(x, id="") for x in fast.detect(f)]
+        assert got == [replace(x, id="") for x in full.detect(f)]
+        assert fast._constant == full._constant
+        assert {k: table.rows[k] for k, table in fast._where.items()} == {
+            k: table.rows[k] for k, table in full._where.items()
+        }
+    assert fast._constant and fast._where  # both kinds were in play
