@@ -42,7 +42,7 @@ import numpy as np
 from threadpoolctl import threadpool_limits
 
 from aiops import plugins
-from aiops.collect.catalog import DEFAULT_SIGNALS
+from aiops.config.catalog import DEFAULT_SIGNALS
 from aiops.collect.collector import signal_info
 from aiops.model import Entity, Frame, Series, from_epoch
 

@@ -1,7 +1,7 @@
 """Generate the Grafana dashboards in this folder: ``python dashboards/generate.py``.
 
 The JSON files are what users import; this script is how they are written, so every panel shares
-one datasource variable, one layout rule and the metric names of aiops/collect/catalog.py,
+one datasource variable, one layout rule and the metric names of aiops/config/catalog.py,
 aiops/metrics.py and the recording rules in alert-rules/. Edit here, regenerate, commit both:
 tests/dashboards/ fails when the JSON and this script disagree.
 

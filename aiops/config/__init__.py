@@ -18,6 +18,7 @@ from pydantic import Field, SecretStr, ValidationError, field_validator, model_v
 
 from aiops.config.advisor import AdvisorConfig
 from aiops.config.base import Duration, Secret, SecretRef, StrictModel, parse_duration
+from aiops.config.catalog import DEFAULT_SIGNALS
 from aiops.config.detect import DetectorConfig, default_detectors
 from aiops.config.kube import KubernetesConfig
 from aiops.config.notify import NotifyConfig
@@ -28,6 +29,7 @@ from aiops.config.server import ServerConfig
 from aiops.config.sharding import ShardingConfig
 from aiops.config.signals import SignalConfig, SignalOverride
 from aiops.errors import PermanentError
+from aiops.logs import register_secret
 
 __all__ = [
     "AiopsConfig",
@@ -121,8 +123,6 @@ class AiopsConfig(StrictModel):
 
     def resolved_signals(self) -> dict[str, SignalConfig]:
         """The catalog merged with the user's overrides, without disabled signals."""
-        from aiops.collect.catalog import DEFAULT_SIGNALS
-
         merged: dict[str, SignalConfig] = dict(DEFAULT_SIGNALS)
         for name, override in self.signals.items():
             if isinstance(override, SignalConfig):
@@ -200,7 +200,5 @@ def resolve_secret(ref: SecretRef | None, key: str) -> SecretStr | None:
         value = ref.resolve()
     except ValueError as exc:
         raise ConfigError("<secrets>", [(key, str(exc))]) from None
-    from aiops.logs import register_secret
-
     register_secret(value.get_secret_value())  # masked in every log line from now on
     return value

@@ -16,6 +16,7 @@ from typing import Any
 
 from aiops import plugins
 from aiops.config import AiopsConfig
+from aiops.config.catalog import DEFAULT_SIGNALS
 from aiops.config.policy import PolicyRule
 from aiops.plugins import PluginError
 
@@ -69,8 +70,6 @@ def _check_detectors(config: AiopsConfig) -> list[tuple[str, str]]:
 def known_signals(config: AiopsConfig) -> set[str]:
     """Every signal a finding may carry: the catalog (disabled ones too: naming them is no typo),
     the config's own signals, what detectors and the engine derive."""
-    from aiops.collect.catalog import DEFAULT_SIGNALS
-
     names = {*DEFAULT_SIGNALS, *config.signals, *ENGINE_SIGNALS}
     for name in plugins.available(plugins.DETECTORS):
         try:
@@ -88,7 +87,7 @@ def check_rule(rule: PolicyRule, key: str, known_signals: set[str]) -> list[tupl
         problems.append((
             f"{key}.signal",
             f"{rule.signal!r} matches no known signal: check the spelling against the catalog "
-            "(aiops/collect/catalog.py) or define it under `signals:`; for an Alertmanager alert "
+            "(aiops/config/catalog.py) or define it under `signals:`; for an Alertmanager alert "
             f"name set `detector: {INBOUND_DETECTOR}`",
         ))
     action = _remediation(rule.action, f"{key}.action", problems)

@@ -6,7 +6,7 @@ inject. :func:`write_openmetrics` streams its history to a file that ``promtool 
 create-blocks-from openmetrics`` accepts: one ``# TYPE`` line per family, each family's samples
 together, counters monotonic except at injected resets, ``# EOF`` at the end.
 
-Metric names and labels are exactly those that :mod:`aiops.collect.catalog` queries
+Metric names and labels are exactly those that :mod:`aiops.config.catalog` queries
 (kube-state-metrics, cAdvisor, node-exporter with ``instance`` = node name, dcgm-exporter, vLLM
 V1, model quality gauges), plus ``kube_pod_info``/``kube_pod_owner``/``kube_replicaset_owner``
 for topology. Values follow a diurnal load curve with noise; every fault is anchored to the end

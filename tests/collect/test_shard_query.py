@@ -7,7 +7,7 @@ import re
 import promql_parser
 import pytest
 
-from aiops.collect.catalog import DEFAULT_SIGNALS
+from aiops.config.catalog import DEFAULT_SIGNALS
 from aiops.collect.shard_query import NotShardable, ShardQuery, regex_literal, shard_key
 from aiops.config.signals import SignalConfig
 from aiops.model import Entity

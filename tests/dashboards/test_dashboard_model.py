@@ -11,7 +11,7 @@ from typing import Any
 
 import yaml
 
-from aiops.collect.catalog import DEFAULT_SIGNALS
+from aiops.config.catalog import DEFAULT_SIGNALS
 from aiops.metrics import REGISTRY
 from tests.dashboards.grafana import (
     BUILTINS,

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 import requests
 
-from aiops.collect.catalog import DEFAULT_SIGNALS
+from aiops.config.catalog import DEFAULT_SIGNALS
 from aiops.demo.prometheus import (
     BackfillError,
     MissingBinary,
