@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 from aiops.config.signals import FailurePointConfig, SignalConfig
+from aiops.model import EntityKind
 
 _CONTAINER = 'container!="",container!="POD"'
 # The kubelet's default hard eviction thresholds (--eviction-hard): when one is crossed the node
@@ -27,17 +28,17 @@ _IMAGEFS = FailurePointConfig(
 def _gpu(**fields: Any) -> SignalConfig:
     """A dcgm-exporter signal: the UUID names the GPU; Hostname (its node), index and model ride along."""
     return SignalConfig(
-        entity="gpu", entity_labels={"name": "UUID"}, attribute_labels=["Hostname", "gpu", "modelName"], **fields
+        entity=EntityKind.GPU, entity_labels={"name": "UUID"}, attribute_labels=["Hostname", "gpu", "modelName"], **fields
     )
 
 
 def _model(**fields: Any) -> SignalConfig:
     """A vLLM-style per-model signal: ``model_name`` names the model."""
-    return SignalConfig(entity="model", entity_labels={"name": "model_name", "namespace": "namespace"}, **fields)
+    return SignalConfig(entity=EntityKind.MODEL, entity_labels={"name": "model_name", "namespace": "namespace"}, **fields)
 
 
 def _pod(**fields: Any) -> SignalConfig:
-    return SignalConfig(entity="pod", entity_labels={"name": "pod", "namespace": "namespace"}, **fields)
+    return SignalConfig(entity=EntityKind.POD, entity_labels={"name": "pod", "namespace": "namespace"}, **fields)
 
 
 DEFAULT_SIGNALS: dict[str, SignalConfig] = {
@@ -83,7 +84,7 @@ DEFAULT_SIGNALS: dict[str, SignalConfig] = {
     # --- nodes -------------------------------------------------------------------------
     "node_ready": SignalConfig(
         query='max by (node) (kube_node_status_condition{condition="Ready",status="true"})',
-        entity="node",
+        entity=EntityKind.NODE,
         entity_labels={"name": "node"},
         unit="bool",
         bad_direction="down",
@@ -91,7 +92,7 @@ DEFAULT_SIGNALS: dict[str, SignalConfig] = {
     ),
     "node_unschedulable": SignalConfig(
         query="max by (node) (kube_node_spec_unschedulable)",
-        entity="node",
+        entity=EntityKind.NODE,
         entity_labels={"name": "node"},
         unit="bool",
         bad_direction="up",
@@ -104,7 +105,7 @@ DEFAULT_SIGNALS: dict[str, SignalConfig] = {
             "(max by (instance) (node_memory_MemTotal_bytes) - max by (instance) (node_memory_MemAvailable_bytes))"
             f" / (max by (instance) (node_memory_MemTotal_bytes) - {_EVICTION_MEMORY_BYTES})"
         ),
-        entity="node",
+        entity=EntityKind.NODE,
         entity_labels={"name": "instance"},
         unit="ratio",
         capacity=1.0,
@@ -117,7 +118,7 @@ DEFAULT_SIGNALS: dict[str, SignalConfig] = {
             '1 - max by (instance, mountpoint) (node_filesystem_avail_bytes{fstype!~"tmpfs|overlay|squashfs"})'
             ' / max by (instance, mountpoint) (node_filesystem_size_bytes{fstype!~"tmpfs|overlay|squashfs"} > 0)'
         ),
-        entity="node",
+        entity=EntityKind.NODE,
         entity_labels={"name": "instance"},
         attribute_labels=["mountpoint"],
         unit="ratio",
@@ -128,7 +129,7 @@ DEFAULT_SIGNALS: dict[str, SignalConfig] = {
     ),
     "node_cpu_utilization": SignalConfig(
         query='1 - avg by (instance) (rate(node_cpu_seconds_total{mode="idle"}[5m]))',
-        entity="node",
+        entity=EntityKind.NODE,
         entity_labels={"name": "instance"},
         unit="ratio",
         bad_direction="up",
@@ -230,7 +231,7 @@ DEFAULT_SIGNALS: dict[str, SignalConfig] = {
             "sum by (namespace, model) (rate(nv_inference_request_duration_us[5m]))"
             " / sum by (namespace, model) (rate(nv_inference_request_success[5m]) > 0) / 1e6"
         ),
-        entity="model",
+        entity=EntityKind.MODEL,
         entity_labels={"name": "model", "namespace": "namespace"},
         unit="seconds",
         objective=0.1,
@@ -258,7 +259,7 @@ DEFAULT_SIGNALS: dict[str, SignalConfig] = {
     ),
     "inference_queue_length": SignalConfig(
         query="sum by (namespace, model_name) (vllm:num_requests_waiting)",
-        entity="model",
+        entity=EntityKind.MODEL,
         entity_labels={"name": "model_name", "namespace": "namespace"},
         unit="requests",
         bad_direction="up",
@@ -275,7 +276,7 @@ DEFAULT_SIGNALS: dict[str, SignalConfig] = {
     ),
     "inference_request_rate": SignalConfig(
         query="sum by (namespace, model_name) (rate(vllm:request_success_total[5m]))",
-        entity="model",
+        entity=EntityKind.MODEL,
         entity_labels={"name": "model_name", "namespace": "namespace"},
         unit="requests/s",
         bad_direction="both",
@@ -284,7 +285,7 @@ DEFAULT_SIGNALS: dict[str, SignalConfig] = {
     # --- model quality and business KPI ---------------------------------------------------
     "model_accuracy": SignalConfig(
         query="avg by (namespace, model) (model_accuracy)",
-        entity="model",
+        entity=EntityKind.MODEL,
         entity_labels={"name": "model", "namespace": "namespace"},
         unit="ratio",
         bad_direction="down",
@@ -299,7 +300,7 @@ DEFAULT_SIGNALS: dict[str, SignalConfig] = {
     ),
     "business_conversion_rate": SignalConfig(
         query="avg by (namespace, model) (business_conversion_rate)",
-        entity="model",
+        entity=EntityKind.MODEL,
         entity_labels={"name": "model", "namespace": "namespace"},
         unit="ratio",
         bad_direction="down",

@@ -74,12 +74,12 @@ class AuditLog:
                           "facts": f.evidence.facts}))
             )
         resolved = [] if report.degraded else [r for key, r in known.items() if key not in opened]
-        for r in resolved:
-            detector, _, rest = str(r["key"]).partition(":")
+        for row in resolved:
+            detector, _, rest = str(row["key"]).partition(":")
             signal = rest.partition(":")[0]
-            rows.append((report.cycle_id, at, "finding", r["ref"], r["entity"], "resolved",
-                         f"resolved: {signal} on {r['entity']} ({detector}) no longer found",
-                         to_json({"change": "resolved", "key": r["key"]})))
+            rows.append((report.cycle_id, at, "finding", row["ref"], row["entity"], "resolved",
+                         f"resolved: {signal} on {row['entity']} ({detector}) no longer found",
+                         to_json({"change": "resolved", "key": row["key"]})))
         for d in report.decisions:
             rows.append(
                 (report.cycle_id, at, "decision", d.id, d.target.key, d.mode.value, d.reason,

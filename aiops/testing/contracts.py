@@ -38,7 +38,7 @@ from typing import Any
 import numpy as np
 
 from aiops.kube.view import ClusterView
-from aiops.model import Decision, Entity, Evidence, Finding, Frame, Mode, Plan, Series, SignalInfo
+from aiops.model import Decision, Entity, EntityKind, Evidence, Finding, Frame, Mode, Plan, Series, SignalInfo
 from aiops.plugins import Detector, DetectorParams, PluginParams, Remediation, SeriesScorer, detect_findings
 
 NOW = datetime(2026, 3, 2, 12, 0, tzinfo=UTC)
@@ -72,17 +72,17 @@ def sample_frame(
     t = NOW.timestamp() - STEP * np.arange(points)[::-1]
     series, infos = [], {}
     for name in signals:
-        infos[name] = SignalInfo(name, "pod", capacity=1.0, bad_direction="up")
+        infos[name] = SignalInfo(name, EntityKind.POD, capacity=1.0, bad_direction="up")
         for i in range(2):
             labels = {"namespace": "ml", "pod": f"web-{i}", "signal": name}
-            entity = Entity("pod", f"web-{i}", "ml")
+            entity = Entity(EntityKind.POD, f"web-{i}", "ml")
             series.append(Series(name, labels, t.copy(), np.asarray(make(i, points), dtype=np.float64), entity))
     return Frame(NOW, tuple(series), infos, STEP)
 
 
 def _awkward_frames(signals: Sequence[str]) -> dict[str, Frame]:
     return {
-        "an empty frame": Frame(NOW, (), {n: SignalInfo(n, "pod") for n in signals}, STEP),
+        "an empty frame": Frame(NOW, (), {n: SignalInfo(n, EntityKind.POD) for n in signals}, STEP),
         "flat series": sample_frame(signals, lambda i, n: np.full(n, 0.5)),
         "all-NaN series": sample_frame(signals, lambda i, n: np.full(n, np.nan)),
         "series with inf": sample_frame(signals, lambda i, n: np.where(np.arange(n) % 7 == 0, np.inf, 0.5)),
@@ -172,7 +172,7 @@ def check_series_scorer(scorer: SeriesScorer) -> None:
 
 # -- remediations ------------------------------------------------------------------------------
 def sample_decision(action: str, target: Entity | None = None, **params: Any) -> Decision:
-    target = target or Entity("pod", "web-1", "ml")
+    target = target or Entity(EntityKind.POD, "web-1", "ml")
     finding = Finding("sample", "pod_memory_usage_ratio", target, 0.95, NOW, Evidence("sample finding"))
     return Decision(action, target, Mode.AUTO, "contract check", finding, rule="contract", params=params)
 
