@@ -7,7 +7,8 @@ Three sources of history:
   null, random and rolling z-score baselines computed in the same run.
 * ``aiops backtest DATA --labels windows.json --cv --out DIR``: leave one category folder out at
   a time; the NAB threshold (and, with ``--grid``, the detector configuration) is chosen on the
-  other categories and scored on the held-out one, next to the in-sample figure and the baselines.
+  other categories and scored on the held-out one, next to the in-sample figure and the baselines,
+  and at the policy's warning threshold, where no threshold is learnt at all.
 * ``aiops backtest DATA --format smd --out DIR``: multi-column SMD/ASD layout for the
   multivariate detector; with ``--cv``, leave one machine out (configuration and threshold chosen
   on the other machines) next to the PCA-reconstruction and IsolationForest baselines.
@@ -36,6 +37,7 @@ from aiops import plugins
 from aiops.commands._common import EXIT_DEGRADED, EXIT_OK, add_config_arg, fail
 from aiops.collect.collector import signal_info
 from aiops.config import ConfigError, load_config, parse_duration
+from aiops.config.policy import SeverityThresholds
 from aiops.config.signals import SignalConfig
 from aiops.evaluation.baselines import NullBaseline, RandomBaseline, RollingZScore
 from aiops.evaluation.corpus import CorpusEvaluation, evaluate_corpus, load_instants
@@ -72,6 +74,9 @@ from aiops.evaluation.replay import (
 
 DEFAULT_DETECTOR = "ensemble"
 DEFAULT_MULTIVARIATE = "multivariate"
+# The score at which the daemon's default policy raises a warning: NAB under --cv is also scored
+# there (or at --threshold), a reading with no threshold learnt from labels.
+ALARM_THRESHOLD = SeverityThresholds().warning
 # Computed in the same run as every labelled univariate report.
 BASELINES: tuple[tuple[str, Callable[[], SeriesScorer]], ...] = (
     ("null", NullBaseline), ("random", RandomBaseline), ("rolling_zscore", RollingZScore),
@@ -109,8 +114,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--format", choices=["nab", "smd"], default="nab", help="layout of DATA (default: nab)")
     p.add_argument("--step", default=None, help="sampling step: SMD rows (default 1m) or the Prometheus query step (default 1m)")
     p.add_argument(
-        "--threshold", type=float, default=0.9,
-        help="score that counts as an alarm where no labels choose one: Prometheus and SMD (default 0.9, policy's critical)",
+        "--threshold", type=float, default=None,
+        help="score that counts as an alarm where no labels choose one: Prometheus and SMD (default 0.9, policy's critical);"
+        " with NAB --cv, the fixed threshold of the reading that learns none (default 0.7, policy's warning)",
     )
     p.add_argument(
         "--signal", metavar="NAME",
@@ -133,6 +139,9 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    if args.threshold is None:
+        nab_cv = args.cv and args.format == "nab" and not args.prometheus
+        args.threshold = ALARM_THRESHOLD if nab_cv else SeverityThresholds().critical
     try:
         params = _parse_params(args.param)
         if args.prometheus:
@@ -346,7 +355,7 @@ def _run_nab_cv(args: argparse.Namespace, params: dict[str, Any]) -> int:
         prepared = {
             cand: prepare_corpus({rel: _naive(r[rel].frame) for rel in common}, windows) for cand, r in runs.items()
         }
-        results.append(nab_cross_validate(method, folds, prepared))
+        results.append(nab_cross_validate(method, folds, prepared, fixed_threshold=args.threshold))
         seconds = sum(r[rel].seconds for r in runs.values() for rel in common)
         points[method] = sum(len(r[rel].frame) for r in runs.values() for rel in common) / seconds if seconds > 0 else math.inf
     summary = {
@@ -359,7 +368,7 @@ def _run_nab_cv(args: argparse.Namespace, params: dict[str, Any]) -> int:
     if args.json:
         print(json.dumps(_finite(summary), default=str))
     else:
-        _print_nab_cv(results, points, len(common), len(folds))
+        _print_nab_cv(results, points, len(common), len(folds), args.threshold)
     return _report_failures(failed)
 
 
@@ -380,7 +389,7 @@ def _naive(frame: pd.DataFrame) -> pd.DataFrame:
     return frame.assign(timestamp=frame["timestamp"].dt.tz_convert(None))
 
 
-def _print_nab_cv(results: Sequence[CvResult], points: Mapping[str, float], files: int, folds: int) -> None:
+def _print_nab_cv(results: Sequence[CvResult], points: Mapping[str, float], files: int, folds: int, threshold: float) -> None:
     profiles = list(PROFILES)
     labels = ["standard", "low_FP", "low_FN"]
     print(f"NAB, leave one category out ({folds} folds, {files} files). Held-out: each profile's threshold (and any")
@@ -398,6 +407,19 @@ def _print_nab_cv(results: Sequence[CvResult], points: Mapping[str, float], file
         print(
             f"{r.method:<16}" + "".join(f"{pooled[p]:>11.1f}" for p in profiles)
             + "".join(f"{corpus[p]:>17.1f}" for p in profiles) + f"{_rate(points[r.method]):>13}"
+        )
+    print()
+    where = "the policy's warning threshold" if threshold == ALARM_THRESHOLD else "the fixed threshold"
+    print(f"At {where} {threshold:g}: no threshold learnt from labels")
+    print("(each fold with the --grid value chosen on the others). Fold mean and pooled, as above.")
+    head = f"{'method':<16}" + "".join(f"{'mean ' + x:>14}" for x in labels) + "".join(f"{'pooled ' + x:>17}" for x in labels)
+    print(head)
+    print("-" * len(head))
+    for r in results:
+        fixed = r.extra["fixed_threshold"]
+        print(
+            f"{r.method:<16}" + "".join(f"{fixed['mean'][p]:>14.1f}" for p in profiles)
+            + "".join(f"{fixed['pooled'][p]:>17.1f}" for p in profiles)
         )
     main = results[0]
     print()

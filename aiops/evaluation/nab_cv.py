@@ -9,6 +9,10 @@ Per-fold normalised scores are undefined for a category without labelled windows
 ``artificialNoAnomaly``: a detector can only lose points there), so the fold mean is over the
 folds that have windows; the *pooled* figure adds every held-out fold's raw score and normalises
 the sum over the whole corpus, which counts the false alarms of such a category too.
+
+With ``fixed_threshold`` the held-out folds are also scored at one given threshold (the daemon's
+own alarm level): a reading in which no threshold is learnt from labels at all, so it cannot
+overfit one; it shows whether a score means the same on every category.
 """
 
 from __future__ import annotations
@@ -17,7 +21,7 @@ import math
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from aiops.evaluation.cv import CvResult, Fit, Fold, cross_validate
+from aiops.evaluation.cv import CvResult, Fit, Fold, cross_validate, mean_metrics
 from aiops.evaluation.nab import PROFILES, PreparedFile, score_prepared
 
 __all__ = ["OBJECTIVE_PROFILE", "nab_cross_validate", "nab_evaluate", "nab_fit"]
@@ -44,11 +48,32 @@ def nab_evaluate(prepared: Mapping[str, PreparedFile], settings: Mapping[str, An
     return out
 
 
-def nab_cross_validate(method: str, folds: Sequence[Fold], candidates: Mapping[str, Mapping[str, PreparedFile]]) -> CvResult:
-    """Leave-one-fold-out NAB scores of one method (its candidates' prepared replays)."""
+def nab_cross_validate(
+    method: str,
+    folds: Sequence[Fold],
+    candidates: Mapping[str, Mapping[str, PreparedFile]],
+    fixed_threshold: float | None = None,
+) -> CvResult:
+    """Leave-one-fold-out NAB scores of one method (its candidates' prepared replays).
+
+    ``fixed_threshold``: also score each held-out fold (with the candidate chosen on its training
+    folds) at this threshold for every profile, in ``extra["fixed_threshold"]``.
+    """
     result = cross_validate(method, folds, candidates, nab_fit, nab_evaluate)
     result.extra["held_out_pooled"] = _pooled([f.held_out for f in result.folds])
     result.extra["in_sample_pooled"] = _pooled([f.in_sample for f in result.folds])
+    if fixed_threshold is not None:
+        at = {name: fixed_threshold for name in PROFILES}
+        rows = {
+            f.fold: nab_evaluate(candidates[f.candidate], {"threshold": at}, fold.test)
+            for f, fold in zip(result.folds, folds)
+        }
+        result.extra["fixed_threshold"] = {
+            "threshold": fixed_threshold,
+            "folds": rows,
+            "mean": mean_metrics(list(rows.values())),
+            "pooled": _pooled(list(rows.values())),
+        }
     # The classic figure: one threshold per profile optimised over, and scored on, every file.
     corpus = candidates[result.in_sample_candidate]
     result.extra["in_sample_corpus"] = {n: score_prepared(corpus, p).normalized for n, p in PROFILES.items()}

@@ -215,8 +215,14 @@ def test_cv_holds_out_each_category_and_reports_baselines_from_the_same_run(
     cat = next(f for f in spike["folds"] if f["fold"] == "cat")
     assert cat["held_out"]["standard"] is not None and "threshold" in cat["settings"]
     assert spike["held_out_mean"]["standard"] == cat["held_out"]["standard"]  # "other" has no windows
+    # Also at the daemon's own alarm level (policy's warning threshold), where nothing is learnt from labels.
+    assert spike["fixed_threshold"]["threshold"] == 0.7
+    assert set(spike["fixed_threshold"]["folds"]) == {"cat", "other"}
     report = capsys.readouterr().out
     assert "held-out (CV mean)" in report and "in-sample" in report and "rolling_zscore" in report
+    assert "policy's warning threshold 0.7" in report
+    assert main([*argv, "--out", str(tmp_path / "cv3"), "--labels", str(labels), "--quiet", "--threshold", "0.95"]) == 0
+    assert "At the fixed threshold 0.95" in capsys.readouterr().out
     assert main([*argv, "--out", str(tmp_path / "cv2"), "--labels", str(labels), "--quiet", "--json"]) == 0
     assert json.loads(capsys.readouterr().out)["results"][0]["held_out_mean"] == spike["held_out_mean"]
 

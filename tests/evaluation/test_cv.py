@@ -80,3 +80,27 @@ def test_nab_thresholds_of_a_held_out_category_come_from_the_others() -> None:
     assert by_fold["c"].held_out["standard.raw"] <= 0.0
     pooled = result.extra["held_out_pooled"]["standard"]
     assert math.isfinite(pooled) and pooled <= result.extra["in_sample_corpus"]["standard"] + 1e-9
+
+
+def test_nab_scores_at_a_fixed_threshold_choose_nothing_on_labels() -> None:
+    # The daemon alarms at one fixed score: that reading chooses no threshold, on any fold.
+    ts = pd.date_range("2024-01-01", periods=400, freq="5min")
+    win = [(ts[300], ts[320])]
+    scores = {
+        "a/1.csv": _scores(400, {310: 0.9}),
+        "b/1.csv": _scores(400, {150: 0.75, 305: 0.6}),  # at 0.7: a false alarm and a missed window
+        "c/1.csv": _scores(400, {200: 0.95}),
+    }
+    windows = {"a/1.csv": win, "b/1.csv": win, "c/1.csv": []}
+    prepared = prepare_corpus(scores, windows)
+    result = nab_cross_validate("m", category_folds(list(scores)), {"default": prepared}, fixed_threshold=0.7)
+    fixed = result.extra["fixed_threshold"]
+    assert fixed["threshold"] == 0.7
+    for fold in ("a", "b"):
+        sub = {k: v for k, v in prepared.items() if k.startswith(f"{fold}/")}
+        assert fixed["folds"][fold]["standard"] == pytest.approx(score_prepared(sub, "standard", 0.7).normalized)
+    assert fixed["folds"]["b"]["standard"] < 0.0 < fixed["folds"]["a"]["standard"]
+    assert fixed["mean"]["standard"] == pytest.approx((fixed["folds"]["a"]["standard"] + fixed["folds"]["b"]["standard"]) / 2)
+    every = score_prepared(prepared, "standard", 0.7)  # pooled over all folds = the corpus at 0.7
+    assert fixed["pooled"]["standard"] == pytest.approx(every.normalized)
+    assert "fixed_threshold" not in nab_cross_validate("m", category_folds(list(scores)), {"default": prepared}).extra
