@@ -198,7 +198,8 @@ class PolicyConfig(StrictModel):
     notify_min_severity: Severity = Severity.WARNING
     # Pods whose owner (kube_pod_info created_by_kind) is one of these are never restarted or
     # evicted by a pod action: a Job's pod would lose its batch work, a bare pod ("<none>") would
-    # not come back. Policy advises instead.
+    # not come back. Policy advises instead, and a *prediction* about such a pod is a warning, not
+    # a page: nothing is to be done now (a confirmed failure still pages).
     never_disrupt_owners: list[str] = Field(default_factory=lambda: ["Job", "<none>"])
     # What each XID calls for (NVIDIA's Xid catalog), applied to gpu_health's XID findings by any
     # rule that would evacuate their node: the one place the per-XID remediation lives. 94 is a

@@ -9,6 +9,9 @@ act when the failure is confirmed). A prediction that turned out false rolls its
 A rule may hold a detector at *suggest* until its measured precision is good enough. Findings
 that another finding explains (``Finding.cause``, set by root-cause correlation) are told to
 people but never acted on themselves: the action goes to the cause.
+
+Critical means a page: a person must act now. A prediction about a pod that policy never disrupts
+(``policy.never_disrupt_owners``: a Job's pod, a bare pod) is told as a warning, with its advice.
 """
 
 from __future__ import annotations
@@ -133,7 +136,22 @@ class Policy:
                 continue  # the cause was answered already (by aiops or a person): nothing left to do
             decided = self._owner_guard(decided, facts)
             best.setdefault((decided.action, decided.target.key), decided)
+        told = {f.id: t for f in graded if (t := self._urgency(f, facts)) is not f}
+        if told:
+            graded = [told.get(f.id, f) for f in graded]
+            best = {k: replace(d, finding=told[d.finding.id]) if d.finding.id in told else d for k, d in best.items()}
         return graded, list(best.values())
+
+    def _urgency(self, finding: Finding, facts: ClusterFacts) -> Finding:
+        """A page means a person must act now. A prediction about a pod that policy never disrupts
+        (a Job's pod, a bare pod) leaves nothing to do now: the remedy is off the table, and the job
+        ends or its owner decides first. It is told as a warning, with its advice; a confirmed
+        failure (the pod was OOMKilled) still pages. Rules match the graded risk, before this."""
+        if finding.confirmed or finding.severity is not Severity.CRITICAL or finding.entity.kind != "pod":
+            return finding
+        if facts.owner_kind(finding.entity) not in self.config.never_disrupt_owners:
+            return finding
+        return replace(finding, severity=Severity.WARNING)
 
     def _decision(
         self, rule: PolicyRule, finding: Finding, target: Entity, resolve: Resolve | None, now: datetime | None

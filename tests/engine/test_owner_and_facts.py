@@ -10,7 +10,7 @@ import pytest
 from aiops.config.policy import PolicyConfig
 from aiops.engine.decide import Policy
 from aiops.engine.facts import ClusterFacts
-from aiops.model import Entity, Evidence, Finding, Frame, Mode, Series
+from aiops.model import Entity, Evidence, Finding, Frame, Mode, Series, Severity
 
 NOW = datetime(2026, 12, 1, 12, 0, tzinfo=UTC)
 T = NOW.timestamp() - 60 * np.arange(10)[::-1]
@@ -122,3 +122,29 @@ def test_xid_remediation_is_configurable() -> None:
     config = PolicyConfig(xid_remediation={94: "evacuate_node", 79: "advise"})
     policy = Policy(config, Mode.AUTO)
     assert policy.decide([_xid(79)], now=NOW)[1][0].action == "advise"
+
+
+def _oom_confirmed(ns: str, pod: str) -> Finding:
+    return Finding("conditions", "pod_oom_killed", Entity("pod", pod, ns), 1.0, NOW,
+                   Evidence("OOMKilled"), confirmed=True)
+
+
+@pytest.mark.parametrize(("kind", "severity"), [("ReplicaSet", Severity.CRITICAL), ("Job", Severity.WARNING),
+                                                ("<none>", Severity.WARNING), (None, Severity.CRITICAL)])
+def test_a_prediction_on_a_pod_policy_never_disrupts_is_not_a_page(kind: str | None, severity: Severity) -> None:
+    # A page means a person must act now. Nothing is to be done now about a Job's pod or a bare pod
+    # that may run out of memory: policy never restarts it, the job ends or its owner decides.
+    facts = ClusterFacts.from_frame(_frame(_pod_info("batch", "p-1", "n1", kind))) if kind else ClusterFacts()
+    graded, decisions = Policy(PolicyConfig(), Mode.AUTO).decide(
+        [_oom_prediction("batch", "p-1")], now=NOW, facts=facts)
+    (f,) = graded
+    assert f.severity is severity
+    # The owner is still told what would have been done, with the finding as it was told.
+    (d,) = decisions
+    assert d.finding.severity is severity and d.severity is severity
+
+
+def test_a_confirmed_failure_of_a_job_pod_still_pages() -> None:
+    facts = ClusterFacts.from_frame(_frame(_pod_info("batch", "p-1", "n1", "Job")))
+    graded, _ = Policy(PolicyConfig(), Mode.AUTO).decide([_oom_confirmed("batch", "p-1")], now=NOW, facts=facts)
+    assert graded[0].severity is Severity.CRITICAL

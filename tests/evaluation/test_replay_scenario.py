@@ -82,6 +82,13 @@ def test_b_batch_and_bare_pods_are_advised_not_restarted(replay) -> None:
     assert not _decisions(data, "restart_pod", "pod/research/notebook-alice")
     # Advice instead: the notebook's memory is worth telling its owner about.
     assert _decisions(data, "advise", "pod/research/notebook-alice")
+    # ...as a warning, not a page: nobody has to act now on a pod that policy never disrupts
+    # (the job ends first, the notebook's owner decides).
+    decoys = ("pod/batch/", "pod/research/")
+    pages = [e for e in data["events"]
+             if e["kind"] == "notification" and e["severity"] == "critical" and e["entity"].startswith(decoys)]
+    assert pages == []
+    assert [d for d in data["decisions"] if d["entity"].startswith(decoys) and d["severity"] == "critical"] == []
 
 
 def test_a_llm_latency_objective_is_ttft_and_itl_not_end_to_end(replay) -> None:
