@@ -10,7 +10,15 @@ way is worse):
   threshold, so a slow drift that never shows 5 % in any one window still accumulates evidence.
   When it crosses ``cusum_h`` the score is 0.75 (a warning): the drift is real, not yet large.
 
-Both are gated by significance: a drop within the series' own noise does not count. The CUSUM
+* **trend forecast** – the early warning, as exhaustion gives resources: a line through the last
+  ``trend_seconds`` says when the gauge reaches its floor (the static alert: ``drop_fraction``
+  below the reference). The score is the probability that it gets there within
+  ``horizon_seconds``, times the evidence that *both halves* of the window decline on their own
+  (a level step, a noisy wobble or a dip that is already recovering is not a trend). A forecast
+  is a warning at most and carries the predicted time; the CUSUM or the drop itself confirms it,
+  and only an observed drop triggers the rollback (policy rule ``model-quality``).
+
+The first two are gated by significance: a drop within the series' own noise does not count. The CUSUM
 also dates the onset of a drift (the last time the sum was zero), which the evidence uses to line
 the quality drop up with a business KPI of the same model ("conversion −12 % coincides with
 accuracy −6 % since 14:20").
@@ -62,6 +70,8 @@ CUSUM_FIRED = 0.75
 MIN_SIGNIFICANCE = 2.0
 # PSI at which distribution drift scores AT_THRESHOLD (the customary "significant shift").
 PSI_SIGNIFICANT = 0.25
+# A forecast is a warning at most: it never outranks an observed drop (the CUSUM's 0.75).
+FORECAST_MAX = 0.74
 
 
 @dataclass(frozen=True)
@@ -72,6 +82,9 @@ class DriftTrace:
     change: np.ndarray  # signed relative change of recent vs reference (negative = lower)
     cusum: np.ndarray  # in units of cusum_h (>= 1: the sequential test fired)
     onset: np.ndarray  # index where the current run of the CUSUM started
+    forecast: np.ndarray  # trend forecast score (<= FORECAST_MAX)
+    lead: np.ndarray  # seconds until the forecast reaches the floor (inf: not heading there)
+    floor: np.ndarray  # the level that counts as a failure: drop_fraction worse than the reference
 
 
 class QualityDriftParams(DetectorParams):
@@ -81,6 +94,8 @@ class QualityDriftParams(DetectorParams):
     reference_seconds: float = 86400.0
     recent_seconds: float = 900.0
     cusum_h: float = 5.0
+    trend_seconds: float = 1800.0
+    horizon_seconds: float = 7200.0
     direction: Direction | None = None
     kpi_signals: tuple[str, ...] = ("business_conversion_rate",)
     histogram_signals: tuple[str, ...] = ()
@@ -97,6 +112,10 @@ class QualityDrift(UnivariateDetector):
         The reference window (before the recent one) and the recent window compared with it.
     cusum_h:
         Decision interval of the CUSUM, in noise standard deviations.
+    trend_seconds:
+        Window of the trend forecast's line (default: two recent windows).
+    horizon_seconds:
+        How far ahead a forecast crossing of the floor counts (2 h, as for exhaustion).
     direction:
         "down" when lower is worse (accuracy), "up" when higher is worse (error rate). ``None``
         follows each signal's ``bad_direction`` in the daemon and means "down" in backtests.
@@ -121,6 +140,8 @@ class QualityDrift(UnivariateDetector):
             ("reference_seconds", p.reference_seconds),
             ("recent_seconds", p.recent_seconds),
             ("cusum_h", p.cusum_h),
+            ("trend_seconds", p.trend_seconds),
+            ("horizon_seconds", p.horizon_seconds),
         ):
             if not value > 0:
                 raise ValueError(f"{pname} must be positive, got {value!r}")
@@ -128,10 +149,12 @@ class QualityDrift(UnivariateDetector):
         self.reference_seconds = float(p.reference_seconds)
         self.recent_seconds = float(p.recent_seconds)
         self.cusum_h = float(p.cusum_h)
+        self.trend_seconds = float(p.trend_seconds)
+        self.horizon_seconds = float(p.horizon_seconds)
         self.direction = p.direction
         self.kpi_signals = tuple(p.kpi_signals)
         self.histogram_signals = tuple(p.histogram_signals)
-        self._history = HistoryBuffer(self.reference_seconds + 2 * self.recent_seconds)
+        self._history = HistoryBuffer(self.reference_seconds + 2 * max(self.recent_seconds, self.trend_seconds))
 
     # ------------------------------------------------------------------ backtest contract
     def score_series(self, timestamps: np.ndarray, values: np.ndarray) -> np.ndarray:
@@ -175,10 +198,61 @@ class QualityDrift(UnivariateDetector):
         onset = np.minimum(np.maximum.accumulate(at_min)[1:], n - 1) if n else np.zeros(0, dtype=np.int64)
         cusum_score = np.where(cusum >= 1.0, CUSUM_FIRED, CUSUM_FIRED * 0.8 * np.clip(cusum, 0.0, 1.0))
 
-        score = np.fmax(magnitude_score, cusum_score) * gate
+        floor = sign * reference + self.drop_fraction * magnitude  # in "worse is higher" units
+        # Absurd values (1e300) overflow to inf/NaN in the line's sums, which score 0.
+        with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+            forecast, lead = self._forecast(t, sign * y, floor, noise, step)
+        score = np.fmax(np.fmax(magnitude_score, cusum_score) * gate, forecast)
         score = clip01(score)
         score[np.isnan(y)] = 0.0
-        return DriftTrace(score, reference, recent, change, cusum, onset.astype(np.int64))
+        forecast[np.isnan(y)] = 0.0
+        return DriftTrace(score, reference, recent, change, cusum, onset.astype(np.int64), forecast, lead, sign * floor)
+
+    def _forecast(
+        self, t: np.ndarray, worse: np.ndarray, floor: np.ndarray, noise: np.ndarray, step: float
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Trend forecast at every point: (score, seconds until the floor), from data at or before it.
+
+        ``worse`` rises as quality gets worse and ``floor`` is where it fails, in the same units.
+        A least-squares line over the window gives the level now and the slope with their standard
+        errors; the noise is the line's residual spread, at least the reference's own. The score
+        is P(line reaches the floor within the horizon) times, for each half of the window,
+        Phi(t - 2) of its own slope: the decline must show in both halves on its own. A level step
+        leaves one half flat, and noise rarely gives two significant slopes in a row. The price:
+        each 15-minute half must decline by about three standard errors (a drift of about 3 %/h
+        at 0.2 % noise on one-minute samples); a slower or noisier drift is left to the CUSUM.
+        """
+        n = points_for(self.trend_seconds, step, minimum=6)
+        half = n // 2
+        x = (t - (t[0] if t.shape[0] else 0.0)) / 3600.0  # hours: well-conditioned sums
+        whole = _rolling_line(x, worse, n, minimum=max(4, n // 2))
+        later = _rolling_line(x, worse, half, minimum=max(3, half // 2))
+        with np.errstate(invalid="ignore", divide="ignore"):
+            sigma = np.sqrt(np.fmax(whole.residual_var, np.nan_to_num(noise, nan=0.0) ** 2))
+            sigma = np.fmax(sigma, 1e-9 * np.abs(floor))
+            t_later = later.slope * np.sqrt(later.sxx) / sigma
+            earlier_slope, earlier_sxx = _shifted(later.slope, half), _shifted(later.sxx, half)
+            t_earlier = earlier_slope * np.sqrt(earlier_sxx) / sigma
+            consistent = normal_cdf(t_earlier - MIN_SIGNIFICANCE) * normal_cdf(t_later - MIN_SIGNIFICANCE)
+            since_centre = x - whole.xbar
+            level = whole.ybar + whole.slope * since_centre
+            horizon = self.horizon_seconds / 3600.0
+            sd = sigma * np.sqrt(1.0 / whole.count + (since_centre**2 + horizon**2) / whole.sxx)
+            reach = normal_cdf((level + whole.slope * horizon - floor) / sd)
+            lead = np.where((whole.slope > 0) & (level < floor), (floor - level) / whole.slope * 3600.0, np.inf)
+        score = np.fmin(np.nan_to_num(reach * consistent, nan=0.0), FORECAST_MAX)
+        # A forecast stands for half a window once made: a few minutes of weaker evidence (noise
+        # in the halves' slopes) do not retract it and send people "resolved, firing, resolved".
+        # It keeps the predicted time it was made with.
+        if score.shape[0] and half > 1:
+            padded = np.concatenate([np.zeros(half - 1), score])
+            windows = np.lib.stride_tricks.sliding_window_view(padded, half)
+            # The latest point holding the window's maximum (argmax of the reversed window).
+            back = np.argmax(windows[:, ::-1], axis=1)
+            source = np.arange(score.shape[0]) - back
+            at = t[source] + lead[source]
+            score, lead = score[source], at - t
+        return score, lead
 
     # ------------------------------------------------------------------ daemon contract
     def detect(self, frame: Frame) -> list[Finding]:
@@ -212,9 +286,17 @@ class QualityDrift(UnivariateDetector):
         steps = typical_steps([t for t, _ in histories])
         recent_ns = np.array([points_for(self.recent_seconds, st) for st in steps])
         ref_ns = np.array([points_for(self.reference_seconds, st, minimum=4) for st in steps])
+        trend_ns = np.array([points_for(self.trend_seconds, st, minimum=6) for st in steps])
+        # The forecast is not gated by the drop's significance. A half of its window whose slope
+        # is not towards "worse" caps it at FORECAST_MAX * Phi(-2), whatever the noise: below that
+        # floor, a series needs both halves declining at some point of the hold to be kept.
+        forecast_bound = self.report_floor > FORECAST_MAX * float(normal_cdf(-MIN_SIGNIFICANCE))
         keep = np.zeros(len(series), dtype=bool)
-        for recent_n, ref_n in {(int(a), int(b)) for a, b in zip(recent_ns, ref_ns)}:
-            rows = np.flatnonzero((recent_ns == recent_n) & (ref_ns == ref_n))
+        for recent_n, ref_n, trend_n in {(int(a), int(b), int(c)) for a, b, c in zip(recent_ns, ref_ns, trend_ns)}:
+            rows = np.flatnonzero((recent_ns == recent_n) & (ref_ns == ref_n) & (trend_ns == trend_n))
+            keep[rows] = (not forecast_bound) | _declining_halves(
+                [histories[r][0] for r in rows], [sign * histories[r][1] for r in rows], trend_n // 2
+            )
             y = tails([histories[r][1] for r in rows], ref_n + recent_n)
             reference = row_median(y[:, :ref_n], max(3, ref_n // 4))
             recent = row_median(y[:, ref_n:], 1)
@@ -223,7 +305,7 @@ class QualityDrift(UnivariateDetector):
             with np.errstate(divide="ignore", invalid="ignore"):
                 bound = sign * (recent - reference) / floor
             # No reference yet: nothing to say. A zero reference has no floor: score it fully.
-            keep[rows] = np.isfinite(reference) & ((floor == 0) | (bound >= needed - 1e-9))
+            keep[rows] |= np.isfinite(reference) & ((floor == 0) | (bound >= needed - 1e-9))
         return [s for s, k in zip(series, keep) if k]
 
     def _direction(self, frame: Frame, signal: str) -> Direction:
@@ -249,9 +331,20 @@ class QualityDrift(UnivariateDetector):
             "recent": float(tr.recent[i]),
             "relative_change": change,
             "drop_threshold": self.drop_fraction,
+            "floor": float(tr.floor[i]),
             "cusum": float(tr.cusum[i]),
             "since": since.isoformat(),
         }
+        predicted: datetime | None = None
+        # A forecast that outranks the observed tests is what this finding is: it carries the
+        # predicted time (policy acts on observed drops only). Once the drop is observed, the
+        # forecast is context in the summary.
+        if tr.forecast[i] > 0 and np.isfinite(tr.lead[i]) and tr.lead[i] > 0:
+            at = from_epoch(t[i] + float(tr.lead[i]))
+            summary += f"; heading for its floor {tr.floor[i]:.4g} by {at:%H:%M} UTC"
+            facts["forecast"] = float(tr.forecast[i])
+            if tr.forecast[i] >= tr.score[i]:
+                predicted = at
         related: list[str] = []
         for kpi in self._kpis(frame, series.entity):
             kt, ky = self._history.merge(kpi)
@@ -261,7 +354,9 @@ class QualityDrift(UnivariateDetector):
             summary += f"; {kpi.signal} {kpi_change * 100:+.0f} % coincides with {series.signal} {change * 100:+.0f} % since {since:%H:%M}"
             facts[f"{kpi.signal}_relative_change"] = kpi_change
             related.append(f"{kpi.signal}{{{','.join(f'{k}={v}' for k, v in sorted(kpi.labels.items()))}}}")
-        return self.finding(frame, series, float(tr.score[i]), summary, facts, related=tuple(related))
+        return self.finding(
+            frame, series, float(tr.score[i]), summary, facts, related=tuple(related), predicted_failure_at=predicted
+        )
 
     def _kpis(self, frame: Frame, entity: Entity) -> list[Series]:
         return [s for sig in self.kpi_signals for s in frame.of(sig) if s.entity == entity and len(s)]
@@ -358,3 +453,65 @@ def ks_distance(reference: np.ndarray, current: np.ndarray) -> float:
     p = np.cumsum(reference) / np.sum(reference)
     q = np.cumsum(current) / np.sum(current)
     return float(np.max(np.abs(p - q)))
+
+
+@dataclass(frozen=True)
+class _Line:
+    """Least-squares line over a trailing window at every point (NaN where too few points)."""
+
+    count: np.ndarray
+    xbar: np.ndarray
+    ybar: np.ndarray
+    sxx: np.ndarray
+    slope: np.ndarray
+    residual_var: np.ndarray
+
+
+def _rolling_line(x: np.ndarray, y: np.ndarray, n: int, *, minimum: int) -> _Line:
+    valid = ~np.isnan(y)
+    frame = pd.DataFrame({
+        "n": valid.astype(np.float64), "x": np.where(valid, x, 0.0), "y": np.where(valid, y, 0.0),
+    })
+    frame["xx"], frame["xy"], frame["yy"] = frame.x * frame.x, frame.x * frame.y, frame.y * frame.y
+    sums = frame.rolling(n, min_periods=1).sum()
+    count = sums["n"].to_numpy()
+    count = np.where(count >= minimum, count, np.nan)
+    with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+        xbar, ybar = sums["x"].to_numpy() / count, sums["y"].to_numpy() / count
+        sxx = np.fmax(sums["xx"].to_numpy() - count * xbar * xbar, 0.0)
+        sxy = sums["xy"].to_numpy() - count * xbar * ybar
+        syy = np.fmax(sums["yy"].to_numpy() - count * ybar * ybar, 0.0)
+        slope = np.where(sxx > 0, sxy / sxx, np.nan)
+        residual_var = np.fmax(syy - slope * sxy, 0.0) / np.fmax(count - 2.0, 1.0)
+    return _Line(count, xbar, ybar, sxx, slope, residual_var)
+
+
+def _shifted(a: np.ndarray, k: int) -> np.ndarray:
+    """``a`` as it was ``k`` points earlier (NaN before the start)."""
+    out = np.full(a.shape[0], np.nan)
+    if 0 < k < a.shape[0]:
+        out[k:] = a[:-k]
+    elif k == 0:
+        out[:] = a
+    return out
+
+
+def _declining_halves(times: Sequence[np.ndarray], worse: Sequence[np.ndarray], half: int) -> np.ndarray:
+    """Per series: whether, at one of its last ``half`` points, the least-squares slopes of both
+    halves of the trend window before it point towards "worse" (vectorised over series)."""
+    k = 3 * half - 1  # the earlier half, the later half, and the hold
+    t, y = tails(list(times), k), tails(list(worse), k)
+    valid = ~np.isnan(t) & ~np.isnan(y)
+    x = np.where(valid, (t - np.nanmax(t, axis=1, initial=-np.inf, keepdims=True)) / 3600.0, 0.0)
+    y = np.where(valid, y, 0.0)
+
+    def window_sums(a: np.ndarray) -> np.ndarray:
+        c = np.concatenate([np.zeros((a.shape[0], 1)), np.cumsum(a, axis=1)], axis=1)
+        return c[:, half:] - c[:, :-half]  # sums over each window of ``half`` points
+
+    with np.errstate(over="ignore", invalid="ignore", divide="ignore"):  # absurd values: no slope
+        n, sx, sy = window_sums(valid.astype(np.float64)), window_sums(x), window_sums(y)
+        sxx, sxy = window_sums(x * x), window_sums(x * y)
+        slope = (sxy - sx * sy / n) / (sxx - sx * sx / n)
+    up = np.nan_to_num(slope, nan=0.0) > 0  # windows ending at points half-1 .. k-1
+    return np.any(up[:, half:] & up[:, :-half], axis=1)

@@ -63,6 +63,9 @@ class PolicyRule(StrictModel):
     # Act on a prediction only when the failure is expected within this time.
     max_lead_time: Duration | None = None
     require_confirmed: bool = False
+    # False: a forecast (a finding with a predicted failure time, not yet observed) is told to
+    # people but does not trigger this rule, which waits for the observed evidence.
+    act_on_forecasts: bool = True
     action: str = Field(min_length=1)
     # Which entity the action targets: the finding's own, or one derived from its attributes.
     target: Literal["entity", "node", "owner"] = "entity"
@@ -169,6 +172,9 @@ def default_rules() -> list[PolicyRule]:
             # CUSUM fired, or the drop neared the threshold past the series' noise): the rollback
             # suggestion follows it at once instead of waiting for the full 5 %.
             min_severity=Severity.WARNING,
+            # quality_drift's trend forecast (the floor reached within 2 h) warns earlier; putting
+            # the previous release back waits for the drop to be observed.
+            act_on_forecasts=False,
             # Put the previous release back (Deployment history or Argo CD); advice with the exact
             # command by default, automatic only when a user raises max_mode.
             action="rollback_model",

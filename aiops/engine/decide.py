@@ -85,6 +85,8 @@ class Policy:
             return False
         if rule.require_confirmed and not finding.confirmed:
             return False
+        if not rule.act_on_forecasts and finding.predicted_failure_at is not None and not finding.confirmed:
+            return False
         if rule.max_lead_time is not None and rule.ladder is None and not finding.confirmed:
             lead = finding.lead_time
             if lead is None or lead > rule.max_lead_time or lead < -timedelta(minutes=5):

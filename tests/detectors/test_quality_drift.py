@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from aiops.model import Entity, Frame, Series, SignalInfo, from_epoch
-from detectors.quality_drift import QualityDrift, ks_distance, psi
+from detectors.quality_drift import FORECAST_MAX, QualityDrift, ks_distance, psi
 from tests.detectors.synthetic import DAY, HOUR, MINUTE, MODEL, SIGNALS, T0, frame, grid
 
 DROP_AT = T0 + 30 * HOUR
@@ -58,6 +58,82 @@ def test_slow_drift_is_caught_by_the_sequential_test_before_five_percent() -> No
     assert tr.score[first] >= 0.7 and t[first] > start
     assert -tr.change[first] < 0.04  # warned while the drop was still under 4 %
     assert tr.cusum[first] >= 1.0
+
+
+def declining(rate_per_h: float, *, hours: float = 34.0, noise: float = 0.002, seed: int = 11):
+    """Accuracy around 0.92 that declines steadily by ``rate_per_h`` (relative) from DROP_AT."""
+    t = grid(hours)
+    y = 0.92 + np.random.default_rng(seed).normal(0, noise, t.shape[0])
+    y *= 1.0 - rate_per_h * np.clip(t - DROP_AT, 0.0, None) / HOUR
+    return t, y
+
+
+def test_a_steady_decline_is_forecast_an_hour_before_it_reaches_the_floor() -> None:
+    # 3 %/h: the 5 % floor (the static alert) is reached 100 min after the decline starts.
+    t, y = declining(0.03)
+    floor_at = DROP_AT + 100 * MINUTE
+    tr = QualityDrift().trace(t, y)
+    warned = np.flatnonzero(tr.score >= 0.7)
+    first = int(warned[0])
+    assert floor_at - t[first] >= 60 * MINUTE  # an hour's warning, as exhaustion gives resources
+    # ...from the forecast: a warning (never critical on its own), before the CUSUM confirms it.
+    assert 0.7 <= tr.score[first] < 0.75 and tr.cusum[first] < 1.0
+    assert abs(t[first] + tr.lead[first] - floor_at) <= 20 * MINUTE
+    # The daemon's finding carries the predicted time, so policy can tell a forecast from a drop.
+    cut = first + 1
+    (f,) = QualityDrift().detect(frame({"model_accuracy": [(MODEL, t[:cut], y[:cut])]}))
+    assert f.predicted_failure_at is not None and not f.confirmed
+    assert abs(f.predicted_failure_at.timestamp() - floor_at) <= 20 * MINUTE
+    assert "floor" in f.evidence.summary and f.evidence.facts["floor"] == pytest.approx(0.92 * 0.95, abs=0.003)
+    # Once the drop is observed (CUSUM), the finding is no longer a forecast.
+    confirmed = int(np.argmax(tr.cusum >= 1.0))
+    (f,) = QualityDrift().detect(frame({"model_accuracy": [(MODEL, t[: confirmed + 1], y[: confirmed + 1])]}))
+    assert f.score > FORECAST_MAX and f.predicted_failure_at is None
+
+
+@pytest.mark.parametrize(("amplitude", "noise"), [(0.01, 0.002), (0.02, 0.005), (0.03, 0.003), (0.0, 0.01)])
+def test_daily_seasonality_and_noise_are_not_a_forecast(amplitude: float, noise: float) -> None:
+    # A quality gauge or KPI that dips every evening (traffic mix) and recovers: never heading for
+    # the floor, whatever its slope at dusk.
+    t = grid(24 * 7.0)
+    rng = np.random.default_rng(int(amplitude * 1000) + int(noise * 1e4))
+    y = 0.92 * (1.0 + amplitude * np.sin(2 * np.pi * (t - T0) / DAY)) + rng.normal(0, noise, t.shape[0])
+    tr = QualityDrift().trace(t, y)
+    after_a_day = t >= T0 + DAY
+    assert tr.forecast[after_a_day].max() < 0.5 and tr.score[after_a_day].max() < 0.7
+
+
+def test_a_level_step_is_not_a_trend() -> None:
+    # A deploy that costs 2 % and stays flat: the line through the step points down for half an
+    # hour, but no half of the window declines on its own.
+    t, y = accuracy(0.02)
+    tr = QualityDrift().trace(t, y)
+    assert tr.forecast[t >= DROP_AT].max() < 0.5
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_the_screen_skips_only_series_that_cannot_reach_the_report_floor(seed: int) -> None:
+    # Declines of every speed (some only forecast, some already observed), steps, noise and gaps.
+    rng = np.random.default_rng(seed)
+    items = []
+    for k in range(40):
+        rate = rng.choice([0.0, 0.01, 0.03, 0.05, 0.1])
+        t, y = declining(rate, hours=30.0 + rng.uniform(0, 2.0), noise=rng.choice([0.001, 0.002, 0.01]), seed=k)
+        if k % 5 == 0:
+            y[t >= t[-1] - rng.uniform(0, 2) * HOUR] *= 0.98  # a step
+        if k % 7 == 0:
+            y[rng.random(t.shape[0]) < 0.1] = np.nan
+        if k % 6 == 1:  # up 3 % for a while, then falling fast: forecast while still above the reference
+            t, y = declining(0.08, hours=30.0 + rng.uniform(0.3, 0.6), noise=0.002, seed=k)
+            y[(t >= DROP_AT - 2 * HOUR)] *= 1.03
+        items.append((Entity("model", f"m{k}", "ml"), t, y))
+    f = frame({"model_accuracy": items})
+    screened = QualityDrift().detect(f)
+    everything = QualityDrift()
+    everything.screen = lambda frame, signal, series: series  # type: ignore[method-assign]
+    expected = everything.detect(f)
+    assert any(x.predicted_failure_at for x in expected), "the mix must contain forecasts to mean anything"
+    assert [(x.entity, x.score) for x in screened] == [(x.entity, x.score) for x in expected]
 
 
 def test_error_rate_direction_is_up() -> None:

@@ -38,6 +38,9 @@ def test_replay_targets(tmp_path) -> None:
     assert rows["memory"]["warning_lead_min"] >= 58
     assert rows["disk"]["warning_lead_min"] >= 58
     assert rows["traffic"]["warning_lead_min"] >= 30
+    assert rows["accuracy"]["warning_lead_min"] >= 58
+    # At most one page a day per 1,000 healthy series.
+    assert f["healthy_pages_per_day_per_1000_series"] <= 1.0, f["pages_outside_incidents"]
     # No action on decoys (batch job, rollout, bare pod, kube-system), nothing left standing.
     assert f["actions_outside_incidents"] == []
     assert f["standing_after_resolved"] == 0
