@@ -66,6 +66,13 @@ GPU_MODEL = "NVIDIA A100-SXM4-80GB"
 # Finer than vLLM's default buckets (which start at 0.3 s) so a p99 around 100 ms is resolvable.
 LATENCY_BUCKETS = (0.01, 0.025, 0.05, 0.075, 0.1, 0.125, 0.15, 0.2, 0.25, 0.3, 0.5, 1.0, 2.5, 5.0, 10.0)
 LATENCY_SIGMA = 0.3  # lognormal shape: p99 ≈ 2 × median
+# vLLM V1's own inter-token latency buckets (vllm/v1/metrics/loggers.py).
+ITL_BUCKETS = (0.01, 0.025, 0.05, 0.075, 0.1, 0.15, 0.2, 0.3, 0.4, 0.5, 0.75, 1.0, 2.5, 5.0, 7.5, 10.0, 20.0, 40.0,
+               80.0)
+# Median gap between streamed tokens at the daily mean load (p99 ≈ 2 × median), and how many
+# tokens a request streams: each gap is one observation.
+ITL_MEDIAN = 0.025
+TOKENS_PER_REQUEST = 200
 CPU_MODES = ("idle", "user", "system", "iowait")
 NODE_CONDITIONS = ("Ready", "MemoryPressure", "DiskPressure", "PIDPressure")
 MOUNTS = (  # (mountpoint, device, fstype, size)
@@ -976,6 +983,7 @@ class _ServingState:
     requests: np.ndarray  # finished requests per step, (P, T)
     median: np.ndarray  # median latency (s), (P, T)
     pressure: np.ndarray  # 0..1 how far into a latency regression, (P, T)
+    load: np.ndarray  # the daily load curve (0.55 on average), (P, T)
 
 
 def _serving_state(ctx: _Context, pods: Sequence[PodSpec]) -> _ServingState:
@@ -996,7 +1004,7 @@ def _serving_state(ctx: _Context, pods: Sequence[PodSpec]) -> _ServingState:
                 median[i] = median[i] + (end_median - median[i, -1]) * ramp
                 pressure[i] = ramp
     # Counter resets: the vLLM pods on a restarted node lose their counters.
-    return _ServingState(requests, median, pressure)
+    return _ServingState(requests, median, pressure, np.broadcast_to(load, median.shape))
 
 
 def _vllm_counters(ctx: _Context, pods: Sequence[PodSpec], values: np.ndarray, rows_per_pod: int) -> np.ndarray:
@@ -1011,20 +1019,36 @@ def _vllm_success(ctx: _Context, pods: Sequence[PodSpec], rng: np.random.Generat
     return _vllm_counters(ctx, pods, np.cumsum(_serving_state(ctx, pods).requests, axis=1), 1)
 
 
-def _vllm_histogram(ctx: _Context, pods: Sequence[PodSpec], rng: np.random.Generator) -> np.ndarray:
-    state = _serving_state(ctx, pods)
-    edges = np.log(np.asarray(LATENCY_BUCKETS))
-    blocks = []
-    for i in range(len(pods)):
-        cdf = ndtr((edges[None, :] - np.log(state.median[i])[:, None]) / LATENCY_SIGMA)  # (T, B)
-        probs = np.diff(np.concatenate([np.zeros((len(ctx.t), 1)), cdf, np.ones((len(ctx.t), 1))], axis=1), axis=1)
-        counts = rng.multinomial(state.requests[i].astype(np.int64), np.clip(probs, 0, None))  # (T, B+1)
-        cumulative = np.cumsum(np.cumsum(counts, axis=1), axis=0).T.astype(float)  # (B+1, T) by le, over time
-        total = cumulative[-1:]
-        mean = state.median[i] * math.exp(LATENCY_SIGMA**2 / 2)
-        latency_sum = np.cumsum(state.requests[i] * mean)[None, :]
-        blocks.append(np.vstack([cumulative, total, latency_sum]))
-    return _vllm_counters(ctx, pods, np.vstack(blocks), len(LATENCY_BUCKETS) + 3)
+def _latency_histogram(
+    buckets: tuple[float, ...], median_of: Callable[[_ServingState], np.ndarray], per_request: int = 1
+) -> Callable[[_Context, Sequence[PodSpec], np.random.Generator], np.ndarray]:
+    """Cumulative bucket counters, ``_count`` and ``_sum`` of a lognormal latency per pod;
+    ``per_request`` observations for each finished request (one per streamed token for ITL)."""
+
+    def fn(ctx: _Context, pods: Sequence[PodSpec], rng: np.random.Generator) -> np.ndarray:
+        state = _serving_state(ctx, pods)
+        medians = median_of(state)
+        observations = state.requests * per_request
+        edges = np.log(np.asarray(buckets))
+        blocks = []
+        for i in range(len(pods)):
+            cdf = ndtr((edges[None, :] - np.log(medians[i])[:, None]) / LATENCY_SIGMA)  # (T, B)
+            probs = np.diff(np.concatenate([np.zeros((len(ctx.t), 1)), cdf, np.ones((len(ctx.t), 1))], axis=1), axis=1)
+            counts = rng.multinomial(observations[i].astype(np.int64), np.clip(probs, 0, None))  # (T, B+1)
+            cumulative = np.cumsum(np.cumsum(counts, axis=1), axis=0).T.astype(float)  # (B+1, T) by le, over time
+            total = cumulative[-1:]
+            mean = medians[i] * math.exp(LATENCY_SIGMA**2 / 2)
+            latency_sum = np.cumsum(observations[i] * mean)[None, :]
+            blocks.append(np.vstack([cumulative, total, latency_sum]))
+        return _vllm_counters(ctx, pods, np.vstack(blocks), len(buckets) + 3)
+
+    return fn
+
+
+def _itl_median(state: _ServingState) -> np.ndarray:
+    # Decoding slows a little with the batch size (load), and by half at the height of a latency
+    # regression: the queue (time to first token) takes the brunt, streaming stays within 100 ms.
+    return ITL_MEDIAN * (1 + 0.2 * (state.load - 0.55)) * (1 + 0.5 * state.pressure)
 
 
 def _vllm_gauge(kind: str) -> Callable[[_Context, Sequence[PodSpec], np.random.Generator], np.ndarray]:
@@ -1116,19 +1140,23 @@ def _inference_families(ctx: _Context) -> list[_Family]:
                 "histogram",
                 text,
                 pods,
-                lambda p, name=name: [
-                    *(f'{name}_bucket{{{ids(p)},le="{le}"}}' for le in (*map(str, LATENCY_BUCKETS), "+Inf")),
+                lambda p, name=name, buckets=buckets: [
+                    *(f'{name}_bucket{{{ids(p)},le="{le}"}}' for le in (*map(str, buckets), "+Inf")),
                     f"{name}_count{{{ids(p)}}}",
                     f"{name}_sum{{{ids(p)}}}",
                 ],
-                _vllm_histogram,
+                values,
                 3,
             )
-            # The same latency drives both: the regression shows in TTFT (the objective) and in
-            # end-to-end latency (context).
-            for name, text in (
-                (hist, "Histogram of e2e request latency in seconds."),
-                ("vllm:time_to_first_token_seconds", "Histogram of time to first token in seconds."),
+            # The same latency drives the first two: the regression shows in TTFT (the objective)
+            # and in end-to-end latency (context). Inter-token latency is the streaming objective.
+            for name, text, buckets, values in (
+                (hist, "Histogram of e2e request latency in seconds.", LATENCY_BUCKETS,
+                 _latency_histogram(LATENCY_BUCKETS, lambda s: s.median)),
+                ("vllm:time_to_first_token_seconds", "Histogram of time to first token in seconds.", LATENCY_BUCKETS,
+                 _latency_histogram(LATENCY_BUCKETS, lambda s: s.median)),
+                ("vllm:inter_token_latency_seconds", "Histogram of inter-token latency in seconds.", ITL_BUCKETS,
+                 _latency_histogram(ITL_BUCKETS, _itl_median, TOKENS_PER_REQUEST)),
             )
         ),
         _Family(

@@ -121,7 +121,8 @@ def test_healthy_entities_stay_quiet(scenario: Scenario, pending: list[dict[str,
         if model.name not in drifting:
             assert not _has(pending, "ModelAccuracyDrop", model=model.name)
     assert not [a for a in pending if a["labels"]["alertname"] == "NodeMemoryExhaustionPredicted"]
-    # The demo exports no inter-token histogram; its slow model's long end-to-end latency raises nothing.
+    # Streaming stays within its 100 ms objective through the regression (the queue takes the brunt);
+    # the slow model's long end-to-end latency raises nothing.
     assert not [a for a in pending if a["labels"]["alertname"] == "InferenceInterTokenLatencyP99High"]
 
 

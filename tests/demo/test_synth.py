@@ -15,7 +15,9 @@ from aiops.demo.synth import (
     AccuracyDrift,
     CounterReset,
     CrashLoop,
+    ITL_BUCKETS,
     FilesystemFill,
+    LatencyRegression,
     MemoryLeak,
     OomKill,
     Scenario,
@@ -60,7 +62,8 @@ def test_output_is_valid_openmetrics_with_types_and_eof() -> None:
     # prometheus_client's strict parser rejects timestamped histograms with more than one point
     # (its grouping check), so the histogram is checked by its own test and by promtool.
     rest = text
-    for hist in ("vllm:e2e_request_latency_seconds", "vllm:time_to_first_token_seconds"):
+    for hist in ("vllm:e2e_request_latency_seconds", "vllm:time_to_first_token_seconds",
+                 "vllm:inter_token_latency_seconds"):
         hist_start = rest.index(f"# HELP {hist} ")
         hist_end = rest.index("# HELP", hist_start + 1)
         assert f"# TYPE {hist} histogram\n" in rest[hist_start:hist_end]
@@ -168,6 +171,30 @@ def test_histogram_buckets_are_cumulative_and_end_in_count() -> None:
         stacked = np.vstack([v for _, v in les])
         assert np.all(np.diff(stacked, axis=0) >= 0)  # cumulative in le
         assert np.array_equal(stacked[-1], count)  # +Inf == _count
+
+
+def test_inter_token_latency_has_vllms_buckets_and_stays_within_its_objective() -> None:
+    # vLLM V1 exports inter-token latency with its own buckets (vllm/v1/metrics/loggers.py); the
+    # serving_itl_p99 signal and the InferenceInterTokenLatencyP99High rule read it (objective 100 ms).
+    sc = small(faults=[LatencyRegression(model=0, p99_seconds=4.0, starts_before_end=timedelta(minutes=60))])
+    text = render(sc)
+    buckets = series_of(text, "vllm:inter_token_latency_seconds_bucket")
+    counts = series_of(text, "vllm:inter_token_latency_seconds_count")
+    assert counts and len(buckets) == len(counts) * (len(ITL_BUCKETS) + 1)
+    les = {float(re.search(r'le="([^"]+)"', k)[1]) for k in buckets}
+    assert les == {*ITL_BUCKETS, float("inf")}
+    slow = Topology.build(sc).model(0).name
+    for labels, (_, count) in counts.items():
+        # The last 10 minutes' p99 from the bucket increases, as histogram_quantile reads them.
+        inc = {float(re.search(r'le="([^"]+)"', k)[1]): v[-1] - v[-11] for k, (_, v) in buckets.items()
+               if k.startswith(labels + ",")}
+        total = count[-1] - count[-11]
+        p99_bucket = min(le for le, n in inc.items() if n >= 0.99 * total)
+        # Tokens stream at tens of milliseconds; a TTFT regression (queueing) slows decoding a
+        # little, not past the objective.
+        assert total > 0 and 0.025 <= p99_bucket <= 0.1, (labels, p99_bucket)
+        if f'model_name="{slow}"' in labels:
+            assert p99_bucket >= 0.075
 
 
 def test_crash_loop_restarts_with_backoff_and_reports_waiting() -> None:
