@@ -289,7 +289,8 @@ def _summary_lines(f: dict[str, Any]) -> list[tuple[str, str]]:
                      f"({f['degraded_cycles']} degraded), mode {f['mode']} + dry-run"),
         ("series (median per cycle)", str(f["median_series"])),
         ("wall time", f"{f['wall_seconds']} s (median cycle {f['cycle_seconds_median']:.3f} s)"),
-        ("pages per day", f"{f['pages_per_day']} (outside incidents: {f['healthy_pages_per_day_per_1000_series']} per 1,000 series)"),
+        ("pages per day", f"{f['pages_per_day']} (outside incidents: {f['healthy_pages_per_day_per_1000_series']} "
+                          f"per 1,000 of the {f['median_series']} series the daemon sees per cycle)"),
         ("actions per day", str(f["actions_per_day"])),
         ("finding / decision episodes", f"{f['finding_episodes']} / {f['decision_episodes']}"),
         ("notifications / refusals", f"{f['notifications']} / {f['refusals']}"),
