@@ -26,15 +26,18 @@ from aiops.plugins import PluginError
 INBOUND_DETECTOR = "alertmanager"
 # Signals that aiops derives itself rather than collects (root-cause correlation).
 ENGINE_SIGNALS = ("gpu_metrics_missing",)
+# Findings the engine makes itself (aiops.engine.correlate.DETECTOR; checked by the tests). The
+# absent-signal finding is not here: policy never acts on missing data.
+ENGINE_DETECTORS = ("root_cause",)
 
 
 def check_plugins(config: AiopsConfig) -> list[tuple[str, str]]:
     """Every plugin the config names must load and accept its parameters; every rule's signal
-    must name a signal. Returns (config key, problem) pairs, empty when all is well."""
+    and detector must name one. Returns (config key, problem) pairs, empty when all is well."""
     problems = _check_detectors(config)
-    known = known_signals(config)
+    signals, detectors = known_signals(config), known_detectors(config)
     for i, rule in enumerate(config.policy.rules):
-        problems += check_rule(rule, f"policy.rules[{i}]", known)
+        problems += check_rule(rule, f"policy.rules[{i}]", signals, detectors)
     for name, ch in config.notify.channels.items():
         try:
             plugins.load(plugins.NOTIFIERS, ch.plugin)
@@ -80,8 +83,27 @@ def known_signals(config: AiopsConfig) -> set[str]:
     return names
 
 
-def check_rule(rule: PolicyRule, key: str, known_signals: set[str]) -> list[tuple[str, str]]:
+def known_detectors(config: AiopsConfig) -> set[str]:
+    """Every name a finding's ``detector`` may carry: installed detectors (by entry point and by
+    the name their findings carry), the config's instance names, the webhook and the engine."""
+    names = {*plugins.available(plugins.DETECTORS), *(d.instance_name for d in config.detectors)}
+    for name in plugins.available(plugins.DETECTORS):
+        try:
+            names.add(str(getattr(plugins.load(plugins.DETECTORS, name), "name", "") or name))
+        except PluginError:
+            continue  # reported against the detector that names it
+    return {*names, INBOUND_DETECTOR, *ENGINE_DETECTORS}
+
+
+def check_rule(
+    rule: PolicyRule, key: str, known_signals: set[str], known_detectors: set[str]
+) -> list[tuple[str, str]]:
     problems: list[tuple[str, str]] = []
+    if not any(fnmatchcase(d, rule.detector) for d in known_detectors):
+        problems.append((
+            f"{key}.detector",
+            f"{rule.detector!r} matches no detector; known: {', '.join(sorted(known_detectors))}",
+        ))
     inbound_only = rule.detector != "*" and fnmatchcase(INBOUND_DETECTOR, rule.detector)
     if not inbound_only and not any(fnmatchcase(s, rule.signal) for s in known_signals):
         problems.append((

@@ -11,12 +11,12 @@ import yaml
 from aiops import plugins
 from aiops.cli import main
 from aiops.config import parse_config
-from aiops.config.check import INBOUND_DETECTOR, check_plugins
+from aiops.config.check import ENGINE_DETECTORS, INBOUND_DETECTOR, check_plugins
 from aiops.notify import alertmanager
 
 
 def _rule(**overrides: Any) -> dict[str, Any]:
-    return {"name": "r", "signal": "gpu_xid_errors", "action": "evacuate_node", "target": "node", **overrides}
+    return {"name": "r", "signal": "gpu_xid", "action": "evacuate_node", "target": "node", **overrides}
 
 
 def _problems(*rules: dict[str, Any], **sections: Any) -> dict[str, str]:
@@ -106,6 +106,17 @@ def test_every_detector_declares_its_parameters(name: str) -> None:
 
 def test_inbound_detector_name_is_the_webhook_one() -> None:
     assert INBOUND_DETECTOR == alertmanager.INBOUND_DETECTOR
+    from aiops.engine import correlate
+
+    assert ENGINE_DETECTORS == (correlate.DETECTOR,)
+
+
+def test_a_rule_whose_detector_names_nothing_is_refused() -> None:
+    problems = _problems(_rule(detector="gpu_helth"), _rule(name="ok", detector="gpu_*"),
+                         _rule(name="mine", detector="night-shift", signal="gpu_temperature"),
+                         detectors=[{"plugin": "gpu_health", "name": "night-shift"}])
+    assert list(problems) == ["policy.rules[0].detector"]
+    assert problems["policy.rules[0].detector"].startswith("'gpu_helth' matches no detector; known: alertmanager,")
 
 
 @pytest.mark.parametrize("name", sorted(plugins.available(plugins.REMEDIATIONS)))
