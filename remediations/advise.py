@@ -9,13 +9,13 @@ from __future__ import annotations
 from typing import ClassVar
 
 from aiops.kube.view import ClusterView
-from aiops.model import Decision, Entity, Plan
+from aiops.model import Decision, Entity, EntityKind, Plan
 from aiops.plugins import PluginParams, Remediation
 
 
 def _commands(entity: Entity, signal: str, view: ClusterView | None) -> list[str]:
     ns = f" -n {entity.namespace}" if entity.namespace else ""
-    if entity.kind == "node":
+    if entity.kind == EntityKind.NODE:
         cmds = [
             f"kubectl describe node {entity.name}",
             f"kubectl get pods -A --field-selector spec.nodeName={entity.name}",
@@ -25,18 +25,18 @@ def _commands(entity: Entity, signal: str, view: ClusterView | None) -> list[str
         else:
             cmds.append(f"kubectl drain {entity.name} --ignore-daemonsets --delete-emptydir-data")
         return cmds
-    if entity.kind == "pod":
+    if entity.kind == EntityKind.POD:
         return [f"kubectl describe pod {entity.name}{ns}", f"kubectl logs {entity.name}{ns} --previous"]
-    if entity.kind == "gpu":
+    if entity.kind == EntityKind.GPU:
         node = entity.attr("Hostname") or entity.attr("node")
         return [f"kubectl describe node {node}", f"kubectl drain {node} --ignore-daemonsets"] if node else []
-    if entity.kind == "model":
+    if entity.kind == EntityKind.MODEL:
         owner = view.owner_for(entity) if view is not None else None
         if owner is not None:
             ref = f"{owner.kind}/{owner.name} -n {owner.namespace}"
             return [f"kubectl rollout history {ref}", f"kubectl rollout undo {ref}"]
         return [f"kubectl get deployments{ns} -l aiops.io/model={entity.name}"]
-    if entity.kind in ("deployment", "statefulset"):
+    if entity.kind in (EntityKind.DEPLOYMENT, EntityKind.STATEFULSET):
         return [
             f"kubectl rollout status {entity.kind}/{entity.name}{ns}",
             f"kubectl rollout history {entity.kind}/{entity.name}{ns}",

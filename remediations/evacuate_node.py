@@ -25,7 +25,7 @@ from pydantic import Field
 
 from aiops.kube.plan import CORDONED_BY, StagedPlan, infeasible
 from aiops.kube.view import ClusterView, PodInfo
-from aiops.model import Decision, Mutation, Plan
+from aiops.model import Decision, EntityKind, Mutation, Plan
 from aiops.plugins import PluginParams, Remediation
 
 
@@ -51,7 +51,7 @@ class EvacuateNode(Remediation):
     def plan(self, decision: Decision, view: ClusterView | None) -> Plan:
         params: dict[str, Any] = dict(decision.params)
         target = decision.target
-        if target.kind != "node":
+        if target.kind != EntityKind.NODE:
             return infeasible(self.name, target, f"could not resolve the node of {target.key}")
         node_name = target.name
         if decision.restore:

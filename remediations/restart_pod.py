@@ -14,7 +14,7 @@ from pydantic import Field
 
 from aiops.kube.plan import RESTARTED_AT, infeasible
 from aiops.kube.view import ClusterView
-from aiops.model import Decision, Mutation, Plan
+from aiops.model import Decision, EntityKind, Mutation, Plan
 from aiops.plugins import PluginParams, Remediation
 
 class RestartPodParams(PluginParams):
@@ -36,7 +36,7 @@ class RestartPod(Remediation):
         strategy = str(params.get("strategy", self.strategy))
         grace = int(params.get("grace_period_seconds", self.grace_period_seconds))
         target = decision.target
-        if target.kind != "pod":
+        if target.kind != EntityKind.POD:
             return infeasible(self.name, target, f"restart_pod needs a pod target, got a {target.kind}")
         ns, name = target.namespace, target.name
         if strategy == "rollout":

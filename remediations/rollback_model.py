@@ -51,7 +51,7 @@ from aiops.kube.view import (
     argo_app_name,
     revisions_of,
 )
-from aiops.model import Decision, Entity, Mutation, Plan
+from aiops.model import Decision, Entity, EntityKind, Mutation, Plan
 from aiops.plugins import PluginParams, Remediation
 
 ROLLED_BACK_FROM = "aiops.io/rolled-back-from"
@@ -469,6 +469,6 @@ def _nothing(action: str, target: Entity, summary: str, command: str = "") -> Pl
 
 def _history_command(target: Entity) -> str:
     ns = f" -n {target.namespace}" if target.namespace else ""
-    if target.kind == "deployment":
+    if target.kind == EntityKind.DEPLOYMENT:
         return f"kubectl rollout history deployment/{target.name}{ns}"
     return f"kubectl get deployments{ns} -l aiops.io/model={target.name}"

@@ -12,7 +12,7 @@ from typing import Any
 
 import yaml
 
-from aiops.model import Entity
+from aiops.model import Entity, EntityKind
 
 
 def _yaml(data: Mapping[str, Any], *comments: str) -> str:
@@ -26,7 +26,7 @@ def _pod_spec_patch(pod_spec: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def _owner(entity: Entity) -> str:
-    if entity.kind in ("deployment", "statefulset"):
+    if entity.kind in (EntityKind.DEPLOYMENT, EntityKind.STATEFULSET):
         return f"{entity.kind}/{entity.name} in namespace {entity.namespace}"
     return f"the owner of pods {entity.name}-* in namespace {entity.namespace}"
 
@@ -52,7 +52,7 @@ def release_gpu_change(entity: Entity, dormant: bool) -> str:
         "version": "v1",
         "sharing": {"timeSlicing": {"resources": [{"name": "nvidia.com/gpu", "replicas": 4}]}},
     }
-    if dormant and entity.kind in ("deployment", "statefulset"):
+    if dormant and entity.kind in (EntityKind.DEPLOYMENT, EntityKind.STATEFULSET):
         release = _yaml({"spec": {"replicas": 0}}, f"Release the GPU: scale {_owner(entity)} to zero (or delete it).")
     else:
         release = (

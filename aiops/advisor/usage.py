@@ -187,7 +187,7 @@ def idle_recommendations(usages: Sequence[Usage], config: AdvisorConfig, month_f
                     change=release_gpu_change(u.entity, dormant),
                     command=(
                         f"kubectl -n {u.entity.namespace} scale {u.entity.kind}/{u.entity.name} --replicas=0"
-                        if dormant and u.entity.kind in ("deployment", "statefulset")
+                        if dormant and u.entity.kind in (EntityKind.DEPLOYMENT, EntityKind.STATEFULSET)
                         else ""
                     ),
                     facts=facts,

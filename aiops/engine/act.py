@@ -40,7 +40,7 @@ from aiops.kube.read import (
 )
 from aiops.kube.view import ClusterView
 from aiops.kube.writer import KubeWriter
-from aiops.model import ADVISE, ActionResult, ActionStatus, Decision, Entity, Finding, Plan, StageError
+from aiops.model import ADVISE, ActionResult, ActionStatus, Decision, Entity, EntityKind, Finding, Plan, StageError
 from aiops.plugins import Remediation
 from aiops.state import Store
 from aiops.state.books import InFlight
@@ -378,7 +378,7 @@ class Actor:
     @staticmethod
     def _scope(decision: Decision, view: ClusterView | None) -> str:
         """The workload a pod finding can move to after the action (replacement pods)."""
-        if view is None or decision.target.kind not in ("pod", "deployment", "statefulset"):
+        if view is None or decision.target.kind not in (EntityKind.POD, EntityKind.DEPLOYMENT, EntityKind.STATEFULSET):
             return ""
         owner = view.owner_for(decision.target)
         return owner.key if owner is not None else ""

@@ -95,7 +95,7 @@ class Policy:
 
     def target(self, rule: PolicyRule, finding: Finding) -> tuple[Entity, Resolve | None]:
         entity = finding.entity
-        if rule.target == "node" and entity.kind != "node":
+        if rule.target == "node" and entity.kind != EntityKind.NODE:
             for attr in NODE_ATTRIBUTES:
                 node = entity.attr(attr)
                 if node:
@@ -149,7 +149,7 @@ class Policy:
         (a Job's pod, a bare pod) leaves nothing to do now: the remedy is off the table, and the job
         ends or its owner decides first. It is told as a warning, with its advice; a confirmed
         failure (the pod was OOMKilled) still pages. Rules match the graded risk, before this."""
-        if finding.confirmed or finding.severity is not Severity.CRITICAL or finding.entity.kind != "pod":
+        if finding.confirmed or finding.severity is not Severity.CRITICAL or finding.entity.kind != EntityKind.POD:
             return finding
         if facts.owner_kind(finding.entity) not in self.config.never_disrupt_owners:
             return finding
@@ -213,7 +213,7 @@ class Policy:
     def _owner_guard(self, decision: Decision, facts: ClusterFacts) -> Decision:
         """A pod whose owner would not replace it (a Job's pod, a bare pod) is never disrupted by
         default: a restart kills the batch work, or the pod for good. People get advice instead."""
-        if decision.action not in POD_DISRUPTING or decision.target.kind != "pod":
+        if decision.action not in POD_DISRUPTING or decision.target.kind != EntityKind.POD:
             return decision
         kind = facts.owner_kind(decision.target)
         if kind is None or kind not in self.config.never_disrupt_owners:
@@ -295,7 +295,7 @@ def _handled(decision: Decision, facts: ClusterFacts) -> bool:
     """An evacuation whose node is already cordoned and drained, or that was cordoned after the
     cause began and is back in service (repaired), has nothing left to do. A sticky gauge (the last
     XID) keeps its finding alive long after that; the decision must stop with its cause."""
-    if decision.action not in NODE_EVACUATING or decision.target.kind != "node" or decision.restore:
+    if decision.action not in NODE_EVACUATING or decision.target.kind != EntityKind.NODE or decision.restore:
         return False
     node = decision.target.name
     if facts.drained(node):

@@ -170,10 +170,10 @@ class ClusterView:
 
     def uid_of(self, entity: Entity) -> str:
         """The object's uid, for Events that `kubectl describe` shows ("" when unknown)."""
-        if entity.kind == "node":
+        if entity.kind == EntityKind.NODE:
             node = self.node(entity.name)
             return node.uid if node else ""
-        if entity.kind == "pod":
+        if entity.kind == EntityKind.POD:
             pod = self.pod(entity.namespace, entity.name)
             return pod.uid if pod else ""
         workload = self.workload(entity.kind, entity.namespace, entity.name)
@@ -214,13 +214,13 @@ class ClusterView:
     # -- resolving decision targets ----------------------------------------------------------
     def node_for(self, entity: Entity) -> NodeInfo | None:
         """The node an entity is or runs on (a GPU's Hostname, a pod's spec.nodeName)."""
-        if entity.kind == "node":
+        if entity.kind == EntityKind.NODE:
             return self.node(entity.name)
         for attr in NODE_ATTRIBUTES:
             value = entity.attr(attr).split(":")[0]
             if value and value in self.nodes:
                 return self.nodes[value]
-        if entity.kind == "pod":
+        if entity.kind == EntityKind.POD:
             pod = self.pod(entity.namespace, entity.name)
             if pod is not None and pod.node:
                 return self.node(pod.node)
@@ -228,15 +228,15 @@ class ClusterView:
 
     def owner_for(self, entity: Entity) -> WorkloadInfo | None:
         """The Deployment/StatefulSet behind an entity (a pod, a model, a workload, an HPA)."""
-        if entity.kind in ("deployment", "statefulset"):
+        if entity.kind in (EntityKind.DEPLOYMENT, EntityKind.STATEFULSET):
             return self.workload(entity.kind, entity.namespace, entity.name)
-        if entity.kind == "pod":
+        if entity.kind == EntityKind.POD:
             pod = self.pod(entity.namespace, entity.name)
             return self.owner_of(pod) if pod is not None else None
-        if entity.kind == "hpa":
+        if entity.kind == EntityKind.HPA:
             hpa = next((h for h in self.hpas if h.namespace == entity.namespace and h.name == entity.name), None)
             return self.workload(hpa.target_kind, hpa.namespace, hpa.target_name) if hpa else None
-        if entity.kind == "model":
+        if entity.kind == EntityKind.MODEL:
             candidates = [
                 w for w in self.workloads.values()
                 if w.kind in ("deployment", "statefulset") and (not entity.namespace or w.namespace == entity.namespace)
@@ -262,12 +262,12 @@ class ClusterView:
         """Every aiops.io/remediate value on the entity, as label or annotation, and on the
         workload that owns it (a mark on a Deployment covers its pods)."""
         objects: list[Any]
-        if entity.kind == "node":
+        if entity.kind == EntityKind.NODE:
             objects = [self.node(entity.name)]
-        elif entity.kind == "pod":
+        elif entity.kind == EntityKind.POD:
             pod = self.pod(entity.namespace, entity.name)
             objects = [pod, self.owner_of(pod)] if pod else []
-        elif entity.kind == "hpa":
+        elif entity.kind == EntityKind.HPA:
             objects = [self.owner_for(entity)]
         else:
             objects = [self.workload(entity.kind, entity.namespace, entity.name)]
@@ -280,10 +280,10 @@ class ClusterView:
 
     def labels_of(self, entity: Entity) -> Mapping[str, str]:
         """The labels that decide opt-out/opt-in for an entity."""
-        if entity.kind == "node":
+        if entity.kind == EntityKind.NODE:
             node = self.node(entity.name)
             return node.labels if node else {}
-        if entity.kind == "pod":
+        if entity.kind == EntityKind.POD:
             # A pod inherits its workload's labels here, so that aiops.io/remediate on a
             # Deployment covers its pods; the pod's own label wins.
             pod = self.pod(entity.namespace, entity.name)
@@ -291,7 +291,7 @@ class ClusterView:
                 return {}
             owner = self.owner_of(pod)
             return {**(owner.labels if owner else {}), **pod.labels}
-        if entity.kind == "hpa":
+        if entity.kind == EntityKind.HPA:
             owner = self.owner_for(entity)
             return owner.labels if owner else {}
         workload = self.workload(entity.kind, entity.namespace, entity.name)
