@@ -46,6 +46,8 @@ def main() -> int:
     p.add_argument("--filler-pods", type=int, default=60, help="healthy ReplicaSet pods (60: ~1,000 raw series)")
     p.add_argument("--profile", default="default", choices=sorted(PROFILES), help="which cluster (default: default)")
     p.add_argument("--seed", type=int, default=HistorySpec.seed, help="noise and names of the fixture")
+    p.add_argument("--overlay", type=Path, default=None,
+                   help="YAML merged over the default config (e.g. a signal's query), to test a change of default")
     p.add_argument("--out", type=Path, default=None, help="report folder (default: bench/results/replay-PROFILE[-sSEED])")
     args = p.parse_args()
     if args.out is None:
@@ -64,7 +66,9 @@ def main() -> int:
         t0 = time.perf_counter()
         with PrometheusServer(work / "prometheus", openmetrics=work / "history.om") as prom:
             print(f"backfilled and started Prometheus in {time.perf_counter() - t0:.1f} s")
-            (work / "aiops.yaml").write_text(yaml.safe_dump({"prometheus": {"url": prom.url}}))
+            config = yaml.safe_load(args.overlay.read_text()) if args.overlay else {}
+            config["prometheus"] = {**config.get("prometheus", {}), "url": prom.url}
+            (work / "aiops.yaml").write_text(yaml.safe_dump(config))
             # The default lookback is 6 h: replay from the first instant with a full window.
             start = hist.spec.start + timedelta(hours=6)
             cmd = [sys.executable, "-m", "aiops", "replay", "--config", str(work / "aiops.yaml"),

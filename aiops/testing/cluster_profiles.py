@@ -20,7 +20,9 @@ that differs from the first in ways the defaults must survive:
   near its memory limit; other incident timings.
 
 Times are hours after ``HistorySpec.incident_offset_h``. A profile only describes the cluster;
-nothing in it is chosen so that the daemon passes.
+nothing in it is chosen so that the daemon passes. One constraint is kept so that the targets mean
+something: every traffic surge takes over an hour from its start to its breach of the objective
+(a surge that breaches 20 min after it starts cannot be warned 30 min ahead from any data).
 """
 
 from __future__ import annotations
@@ -109,7 +111,7 @@ US_EAST = Profile(
         leak_from_h=2.0, oom_h=4.5,  # a faster leak, over 2.5 h
         disk_from_h=6.0, disk_fill_per_h=0.08,  # imagefs: 0.45 -> 0.85 in 5 h
         xid_h=0.5, xid_response_min=(15.0, 30.0, 55.0, 70.0),
-        surge_from_h=8.0, surge_peak_h=9.25, surge_factor=3.5,
+        surge_from_h=1.0, surge_peak_h=4.0, surge_factor=3.5,  # a launch at 08:00 local, ramping all morning
         drift_from_h=1.0, drift_per_h=0.02,
         triton_surge_h=5.5,
     ),
@@ -131,7 +133,7 @@ EU_ROUGH = Profile(
         leak_from_h=6.0, oom_h=10.0,  # a slow leak, over 4 h
         disk_from_h=1.0, disk_fill_per_h=0.15,
         xid_h=2.0, xid_response_min=(25.0, 40.0, 80.0, 90.0),
-        surge_from_h=6.5, surge_peak_h=8.0, surge_factor=4.0,
+        surge_from_h=2.5, surge_peak_h=5.5, surge_factor=4.0,  # from 15:30 local into the evening peak
         drift_from_h=3.0, drift_per_h=0.04,
     ),
     xid_series_vanish=True,

@@ -7,9 +7,6 @@ serves every assertion; each default the replay exposed has its own test.
 from __future__ import annotations
 
 import json
-import logging
-from collections.abc import Iterator
-from contextlib import contextmanager
 from datetime import timedelta
 from fnmatch import fnmatchcase
 
@@ -18,28 +15,11 @@ import yaml
 
 from aiops.cli import main
 from aiops.testing.cluster_history import HistorySpec, generate, incidents_yaml
+from tests.evaluation.replay_runs import logging_kept
 from aiops.demo.prometheus import PrometheusServer
 
 # Starts daemons or real servers (tens of seconds each): `-m "not slow"` leaves it out of the inner loop.
 pytestmark = pytest.mark.slow
-
-
-@contextmanager
-def _logging_kept() -> Iterator[None]:
-    """``main`` configures logging for a real process; a module-scoped fixture runs before the
-    per-test restore in conftest, so put the root logger and library levels back here."""
-    names = ("", "urllib3", "apscheduler", "kubernetes", "dateparser")
-    levels = {n: logging.getLogger(n).level for n in names}
-    handlers = list(logging.getLogger().handlers)
-    try:
-        yield
-    finally:
-        for n, level in levels.items():
-            logging.getLogger(n).setLevel(level)
-        root = logging.getLogger()
-        for h in list(root.handlers):
-            if h not in handlers:
-                root.removeHandler(h)
 
 
 @pytest.fixture(scope="module")
@@ -48,7 +28,7 @@ def replay(tmp_path_factory: pytest.TempPathFactory):
     hist = generate(HistorySpec(hours=12, filler_pods=20))
     hist.write_openmetrics(work / "history.om")
     (work / "incidents.yaml").write_text(incidents_yaml(hist))
-    with PrometheusServer(work / "prometheus", openmetrics=work / "history.om") as prom, _logging_kept():
+    with PrometheusServer(work / "prometheus", openmetrics=work / "history.om") as prom, logging_kept():
         (work / "aiops.yaml").write_text(yaml.safe_dump({"prometheus": {"url": prom.url, "lookback": "3h"}}))
         rc = main(["replay", "--config", str(work / "aiops.yaml"),
                    "--from", (hist.spec.start + timedelta(hours=3)).isoformat(), "--to", hist.end.isoformat(),
