@@ -220,7 +220,9 @@ class SeasonalBaseline(UnivariateDetector):
         "business_conversion_rate",
         "pod_restarts",
         "node_cpu_utilization",
-        "gpu_temperature",
+        # Not gpu_temperature: a GPU that starts serving climbs from ~38 °C idle to 60-80 °C, a
+        # level change the baseline scores as an anomaly and pages for. What harms is the slowdown
+        # point, an absolute temperature that gpu_health checks.
     )
 
     def __init__(self, signals: Sequence[str] | None = None, **params: Any) -> None:

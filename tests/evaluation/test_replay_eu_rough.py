@@ -1,0 +1,91 @@
+"""Issue 16's targets on a second cluster: ``eu-rough`` (UTC+1, evening peak, telemetry as it is
+during incidents: missed scrapes, counters that reset in place, a GPU whose every series vanishes
+off the bus; a kube-system pod crash-looping; a fine-tuning Job running ten hours near its limit).
+
+The defaults were first checked on the ``default`` profile only; these tests hold them to the same
+targets here. One replay (30 h of history, incidents from hour 18, replayed from hour 6 at one cycle
+per two minutes) serves every assertion. Tests marked ``xfail(strict=True)`` are misses whose fix
+is in policy or the serving/quality defaults, reported with their evidence; they turn into failures
+the day the fix lands, so the mark comes off with it.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+import pytest
+
+from aiops.testing.cluster_history import HistorySpec, generate
+from aiops.testing.cluster_profiles import EU_ROUGH
+from tests.evaluation.replay_runs import Replayed, replay
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory: pytest.TempPathFactory) -> Replayed:
+    hist = generate(HistorySpec(hours=30, filler_pods=5, incident_offset_h=18, profile=EU_ROUGH))
+    return replay(hist, tmp_path_factory.mktemp("eu-rough"), from_h=6)
+
+
+def test_replay_is_clean(run: Replayed) -> None:
+    assert run.figures["degraded_cycles"] == 0
+
+
+def test_leak_is_warned_an_hour_ahead_through_missed_cadvisor_scrapes(run: Replayed) -> None:
+    leak = run.incident("memory leak")
+    assert leak["warning_lead_min"] >= 58, leak
+    assert leak["first_action"].startswith("restart_pod") and leak["action_lead_min"] >= 0, leak
+
+
+def test_disk_fill_is_warned_an_hour_ahead_through_a_kube_state_metrics_restart(run: Replayed) -> None:
+    disk = run.incident("disk fill")
+    assert disk["warning_lead_min"] >= 58 and disk["first_action"].startswith("advise"), disk
+
+
+def test_gpu_whose_series_all_vanish_is_evacuated_once_and_the_decision_stops(run: Replayed) -> None:
+    xid = run.incident("XID 79")
+    assert xid["first_action"].startswith("evacuate_node on node/gpu-node-2"), xid
+    assert -4 <= xid["action_lead_min"] <= 0
+    inc = next(i for i in run.hist.incidents if i["name"].startswith("XID 79"))
+    for d in run.decisions("evacuate_node", "node/gpu-node-2"):
+        assert datetime.fromisoformat(d["last_at"]) <= inc["resolved_at"] + timedelta(hours=1), d
+    assert xid["standing_after_resolved"] == []
+
+
+def test_surge_is_warned_half_an_hour_ahead_and_scaled(run: Replayed) -> None:
+    surge = run.incident("traffic surge")
+    assert surge["first_action"].startswith("scale_ahead on model/inference/llama-3-8b"), surge
+    assert surge["warning_lead_min"] >= 30, surge
+
+
+def test_nothing_stands_after_its_cause_resolved(run: Replayed) -> None:
+    assert run.figures["standing_after_resolved"] == 0
+    assert run.figures["decisions_that_never_stop"] == []
+
+
+def test_the_long_job_and_the_batch_pods_are_never_disrupted(run: Replayed) -> None:
+    for glob in ("pod/training/*", "pod/batch/*", "pod/research/*"):
+        assert not run.decisions("restart_pod", glob), glob
+
+
+def test_a_gpu_that_starts_working_is_not_paged(run: Replayed) -> None:
+    # The fine-tuning Job lands on two idle GPUs: their temperature climbs from ~38 °C to ~72 °C,
+    # far below the slowdown point. That is the GPU doing its job, not an incident.
+    assert run.pages_on("gpu/*") == []
+
+
+@pytest.mark.xfail(strict=True, reason="policy decides restart_pod on a kube-system pod (pages: protected namespaces)")
+def test_no_action_in_a_protected_namespace(run: Replayed) -> None:
+    assert not run.decisions("restart_pod", "pod/kube-system/*")
+    assert run.figures["actions_outside_incidents"] == []
+
+
+@pytest.mark.xfail(strict=True, reason="a Job pod's memory forecast pages though policy only advises (pages: severity by owner)")
+def test_job_pods_are_not_paged(run: Replayed) -> None:
+    assert run.pages_on("pod/training/*") == [] and run.pages_on("pod/batch/*") == []
+
+
+@pytest.mark.xfail(strict=True, reason="quality_drift warns at a ~3 % drop whatever the rate: 21 min ahead at 4 %/h (pages)")
+def test_accuracy_drift_is_warned_an_hour_ahead(run: Replayed) -> None:
+    assert run.incident("accuracy drift")["warning_lead_min"] >= 58
