@@ -48,6 +48,16 @@ def test_check_config_rejects_each_typo_with_the_exact_key(
     assert words in line
 
 
+def test_check_config_names_a_misspelt_detector_parameter(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    path = tmp_path / "aiops.yaml"
+    detectors = [{"plugin": "ensemble"}, {"plugin": "conditions"}, {"plugin": "seasonal", "name": "slow-days",
+                                                                   "params": {"min_reference_zz": 6}}]
+    path.write_text(yaml.safe_dump({"detectors": detectors}))
+    assert main(["check-config", str(path)]) == 2
+    line = next(line.strip() for line in capsys.readouterr().err.splitlines() if "min_reference_zz" in line)
+    assert line.startswith("detectors[2].params.min_reference_zz: unknown parameter of seasonal; known: damp,"), line
+
+
 def test_the_default_config_and_every_documented_shape_pass() -> None:
     assert check_plugins(parse_config({})) == []
     ok = _problems(
