@@ -129,6 +129,29 @@ def points_for(seconds: float, step: float, minimum: int = 1) -> int:
     return max(minimum, round(seconds / max(step, 1e-9)))
 
 
+def level_deviation(yv: np.ndarray, confirm: int) -> np.ndarray:
+    """What :func:`segment_ids` holds against ``max_jump`` at each of the valid values ``yv``.
+
+    With ``confirm <= 1`` the absolute change from the previous value (NaN for the first); else
+    the value minus the median of the ``confirm`` values before the last ``confirm`` (NaN until
+    there are enough). Only where its magnitude exceeds ``max_jump`` can a break start, so a
+    caller whose threshold is costly needs it only there.
+    """
+    m = yv.shape[0]
+    if confirm <= 1:
+        out = np.full(m, np.nan)
+        out[1:] = np.abs(np.diff(yv))
+        return out
+    # numpy rather than pandas rolling calls: the same floats, without their overhead on
+    # every explanation.
+    before = np.full(m, np.nan)
+    if m >= 2 * confirm:
+        win = np.sort(sliding_window_view(yv, confirm), axis=1)
+        mid = win[:, confirm // 2] if confirm % 2 else (win[:, confirm // 2] + win[:, confirm // 2 - 1]) / 2
+        before[2 * confirm - 1 :] = mid[: m - 2 * confirm + 1]
+    return yv - before
+
+
 def segment_ids(
     t: np.ndarray,
     y: np.ndarray,
@@ -159,18 +182,11 @@ def segment_ids(
         yv, tv = y[idx], t[idx]
         limit = np.broadcast_to(np.asarray(max_jump, dtype=np.float64), t.shape)[idx]
         gap = np.concatenate([[False], np.diff(tv) > max_gap_seconds])
+        dev = level_deviation(yv, confirm)
         if confirm <= 1:
-            jump = np.concatenate([[False], np.abs(np.diff(yv)) > limit[1:]])
+            jump = dev > limit
         else:
-            # The median of the ``confirm`` values before the last ``confirm`` (numpy rather than
-            # pandas rolling calls: the same floats, without their overhead on every explanation).
             m = yv.shape[0]
-            before = np.full(m, np.nan)
-            if m >= 2 * confirm:
-                win = np.sort(sliding_window_view(yv, confirm), axis=1)
-                mid = win[:, confirm // 2] if confirm % 2 else (win[:, confirm // 2] + win[:, confirm // 2 - 1]) / 2
-                before[2 * confirm - 1 :] = mid[: m - 2 * confirm + 1]
-            dev = yv - before
             # NaN limits (no noise estimate yet) compare False: no break.
             up = np.zeros(m, dtype=bool)
             down = np.zeros(m, dtype=bool)

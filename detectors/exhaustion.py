@@ -48,6 +48,7 @@ from detectors._univariate import (
     clip01,
     fmt_duration,
     grouped_rolling,
+    level_deviation,
     normal_cdf,
     normal_sf,
     points_for,
@@ -269,13 +270,12 @@ class ExhaustionForecast(UnivariateDetector):
         if t.shape[0] == 0:
             return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=bool)
         valid = np.flatnonzero(~np.isnan(y))
-        dy = np.full(t.shape[0], np.nan)
-        dy[valid[1:]] = np.diff(y[valid])
-        # Noise of one sample, from the spread of differences (which carry two samples' noise).
-        diff_sigma = pd.Series(np.abs(dy)).shift(1).rolling(window, min_periods=4).median().to_numpy() * MAD_TO_SIGMA
-        max_jump = np.fmax(self.jump_fraction * max(abs(capacity), 1e-12), JUMP_SIGMAS * diff_sigma / math.sqrt(2.0))
         seg = segment_ids(
-            t, y, max_jump=max_jump, max_gap_seconds=max(self.max_gap_seconds, 2 * step), confirm=CONFIRM_POINTS
+            t,
+            y,
+            max_jump=self._max_jump(y, valid, capacity, window),
+            max_gap_seconds=max(self.max_gap_seconds, 2 * step),
+            confirm=CONFIRM_POINTS,
         )
         starts = np.flatnonzero(np.diff(seg, prepend=seg[0] - 1) != 0)
         # Stretch k ended with a drop when stretch k + 1 starts below where the shift began.
@@ -298,6 +298,28 @@ class ExhaustionForecast(UnivariateDetector):
         drop_ended = np.zeros(int(seg[-1]) + 1 if seg.shape[0] else 0, dtype=bool)
         drop_ended[: down.shape[0]] = down
         return seg, drop_ended
+
+    def _max_jump(self, y: np.ndarray, valid: np.ndarray, capacity: float, window: int) -> np.ndarray:
+        """The change that starts a new stretch at each point, as :func:`segment_ids` reads it.
+
+        Beyond ``jump_fraction`` of capacity and beyond JUMP_SIGMAS times the noise of one
+        sample, the median of the window before the point from the spread of differences (which
+        carry two samples' noise). The noise is a rolling median, the costliest part of an
+        explanation, and it can only matter where a deviation exceeds the first bound: it is
+        read there only; elsewhere the bound alone stands (the same breaks, tested).
+        """
+        n = y.shape[0]
+        floor = self.jump_fraction * max(abs(capacity), 1e-12)
+        with np.errstate(invalid="ignore"):
+            need = valid[np.abs(level_deviation(y[valid], CONFIRM_POINTS)) > floor]
+        max_jump = np.full(n, floor)
+        if need.shape[0]:
+            dy = np.full(n, np.nan)
+            dy[valid[1:]] = np.diff(y[valid])
+            before = np.concatenate([[np.nan], np.abs(dy[:-1])])
+            diff_sigma = Windows(before, np.zeros(n, dtype=np.int64), need, window).median(4) * MAD_TO_SIGMA
+            max_jump[need] = np.fmax(floor, JUMP_SIGMAS * diff_sigma / math.sqrt(2.0))
+        return max_jump
 
     def _fit(
         self, t: np.ndarray, y: np.ndarray, seg: np.ndarray, window: int, step: float, capacity: float

@@ -257,6 +257,38 @@ def test_the_daemon_forecast_is_the_last_point_of_the_trace_to_the_bit(seed: int
         assert now.segment_start == int(np.flatnonzero(tr.segment == tr.segment[i])[0])
 
 
+@pytest.mark.parametrize("seed", [0, 1])
+def test_the_noise_is_read_only_where_it_can_start_a_stretch_and_the_stretches_are_the_same(seed: int) -> None:
+    """The rolling noise median over the whole series (as first written, with pandas) and the
+    one read only where a deviation exceeds the jump fraction give the same stretches."""
+    import math
+
+    import pandas as pd
+
+    from detectors._univariate import points_for, segment_ids, typical_step
+    from detectors.exhaustion import CONFIRM_POINTS, JUMP_SIGMAS, MAD_TO_SIGMA
+
+    breaks = 0
+    rng = np.random.default_rng(seed)
+    for det, t, y, wall in _varied_series(seed):
+        # Noisy, and with a small jump fraction: where the noise, not the fraction, decides.
+        det = ExhaustionForecast(jump_fraction=float(rng.choice([0.02, 0.05, 0.1])))
+        y = np.where(np.isfinite(y), y, np.nan) + rng.normal(0, rng.choice([0.0, 0.02, 0.05]), t.shape[0])
+        step = typical_step(t)
+        window = points_for(det.window_seconds, step, minimum=4)
+        valid = np.flatnonzero(~np.isnan(y))
+        dy = np.full(t.shape[0], np.nan)
+        dy[valid[1:]] = np.diff(y[valid])
+        noise = pd.Series(np.abs(dy)).shift(1).rolling(window, min_periods=4).median().to_numpy() * MAD_TO_SIGMA
+        everywhere = np.fmax(det.jump_fraction * max(abs(wall), 1e-12), JUMP_SIGMAS * noise / math.sqrt(2.0))
+        gap = max(det.max_gap_seconds, 2 * step)
+        expected = segment_ids(t, y, max_jump=everywhere, max_gap_seconds=gap, confirm=CONFIRM_POINTS)
+        got = segment_ids(t, y, max_jump=det._max_jump(y, valid, wall, window), max_gap_seconds=gap, confirm=CONFIRM_POINTS)
+        np.testing.assert_array_equal(got, expected)
+        breaks += int(expected[-1]) if expected.shape[0] else 0
+    assert breaks > 10  # resets and steps were in play
+
+
 def test_last_point_only_forecast_on_a_day_of_resets_and_a_leak() -> None:
     det = ExhaustionForecast()
     t = grid(24.0)
