@@ -154,6 +154,8 @@ def _quality_by_replica(
     for (namespace, model), series in replicas.items():
         if len(series) < 2:
             continue
+        if not any(pod_node.get(s.entity.key, s.entity.attr("node")) in infra for s in series):
+            continue  # the node it could be attributed to is one of its replicas', and none has trouble
         drops = {s.entity.key: _drop_since(s, config.replica_quality_drop) for s in series}
         bad = [s for s in series if drops[s.entity.key][1] is not None]
         if not bad or len(bad) == len(series):
