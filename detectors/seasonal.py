@@ -392,8 +392,12 @@ class SeasonalBaseline(UnivariateDetector):
     # ------------------------------------------------------------------ daemon contract
     def detect(self, frame: Frame) -> list[Finding]:
         """Score only the points each series gained since the last cycle, all series at once."""
-        findings: list[Finding] = []
         grouped = by_signal(frame, self.signals)
+        # New points of every signal that shares a table are scored in one pass at the end;
+        # series dropped and seeded keep the order they had signal by signal (rows are handed
+        # out in that order, and a row's number sets the phase of its scale refreshes).
+        pending: dict[int, _Batch] = {}
+        stated: list[tuple[Series, object]] = []
         for signal in self.signals:
             if signal in frame.missing_signals:
                 continue  # the query failed: keep what is known, there is nothing new to score
@@ -403,12 +407,17 @@ class SeasonalBaseline(UnivariateDetector):
             self._forget_except(signal, {key for _, key in keyed})
             # No fresh value: say nothing rather than re-raise a stale opinion.
             fresh = [(s, key) for s, key in keyed if len(s) and not np.isnan(s.values[-1])]
-            for series, key in self._advance(fresh, direction):
-                table = self._where[key]
-                if table.score(key) >= self.report_floor:
-                    finding = isolated(self.name, series, self._finding, frame, series, table.point(key))
-                    if finding is not None:
-                        findings.append(finding)
+            stated.extend(self._advance(fresh, direction, pending))
+        failed = self._score_pending(pending)
+        findings: list[Finding] = []
+        for series, key in stated:
+            if key in failed:
+                continue
+            table = self._where[key]
+            if table.score(key) >= self.report_floor:
+                finding = isolated(self.name, series, self._finding, frame, series, table.point(key))
+                if finding is not None:
+                    findings.append(finding)
         return findings
 
     def _forget_except(self, signal: str, live: set[object]) -> None:
@@ -418,10 +427,15 @@ class SeasonalBaseline(UnivariateDetector):
         for key in [k for k in self._constant if k[0] == signal and k not in live]:  # type: ignore[index]
             del self._constant[key]
 
-    def _advance(self, keyed: list[tuple[Series, object]], direction: Direction) -> list[tuple[Series, object]]:
-        """Bring each series' state up to its newest point; returns the series that have a state."""
-        batches: dict[int, tuple[StateTable, list[object], list[np.ndarray], list[np.ndarray]]] = {}
+    def _advance(
+        self, keyed: list[tuple[Series, object]], direction: Direction, pending: dict[int, _Batch]
+    ) -> list[tuple[Series, object]]:
+        """Seed the series new to a state; queue the new points of the others in ``pending``.
+
+        Returns the series that have a state (those queued are scored by :meth:`_score_pending`).
+        """
         seeds: list[tuple[StateTable, object, np.ndarray, np.ndarray]] = []
+        rejected: list[tuple[StateTable, object, np.ndarray, np.ndarray]] = []
         out = []
         series_of = {key: s for s, key in keyed}
         failed: set[object] = set()
@@ -443,23 +457,22 @@ class SeasonalBaseline(UnivariateDetector):
             else:
                 # Frames are sorted by time; a refetch overlaps the points already scored, and
                 # only the later ones are new (and validated).
-                cut = int(np.searchsorted(s.timestamps, table.last_time(key), side="right"))
+                last = table.last_time(key)
+                cut = int(np.searchsorted(s.timestamps, last, side="right"))
                 if cut < len(s):
-                    batch = batches.setdefault(id(table), (table, [], [], []))
-                    batch[1].append(key)
-                    batch[2].append(s.timestamps[cut:])
-                    batch[3].append(s.values[cut:])
+                    ts, ys = s.timestamps[cut:], s.values[cut:]
+                    if _advanceable(last, ts, ys):
+                        batch = pending.setdefault(id(table), _Batch(table))
+                        batch.add(key, s, ts, ys)
+                    else:
+                        rejected.append((table, key, ts, ys))
             out.append((s, key))
-        for table, keys, times, values in batches.values():
-            try:
-                table.advance(keys, times, values)
-            except Exception:  # noqa: BLE001 - bad input fails the batch before any row changes
-                # One series' points broke the batch: advance each on its own, so only it is skipped
-                # (its state is dropped and re-seeded from its history next cycle).
-                for key, ts, ys in zip(keys, times, values):
-                    if isolated(self.name, series_of[key], _advanced, table, key, ts, ys) is None:
-                        self._where.pop(key).forget(key)
-                        failed.add(key)
+        for table, key, ts, ys in rejected:
+            # Points StateTable.advance refuses: tried on their own, so that only this series is
+            # skipped (logged; its state is dropped and re-seeded from its history next cycle).
+            if isolated(self.name, series_of[key], _advanced, table, key, ts, ys) is None:
+                self._where.pop(key).forget(key)
+                failed.add(key)
         for table in {id(tb): tb for tb, *_ in seeds}.values():
             table.reserve(sum(1 for tb, *_ in seeds if tb is table))
         for table, key, t, y in seeds:
@@ -468,6 +481,20 @@ class SeasonalBaseline(UnivariateDetector):
                 table.forget(key)
                 failed.add(key)
         return [(s, key) for s, key in out if key not in failed]
+
+    def _score_pending(self, pending: dict[int, _Batch]) -> set[object]:
+        """Score the queued new points, one pass per table; returns the series that failed."""
+        failed: set[object] = set()
+        for batch in pending.values():
+            table = batch.table
+            try:
+                table.advance(batch.keys, batch.times, batch.values)
+            except Exception:  # noqa: BLE001 - checked input should not fail; if it does, one by one
+                for key, s, ts, ys in zip(batch.keys, batch.series, batch.times, batch.values):
+                    if isolated(self.name, s, _advanced, table, key, ts, ys) is None:
+                        self._where.pop(key).forget(key)
+                        failed.add(key)
+        return failed
 
     def _seed(self, table: StateTable, key: object, t: np.ndarray, y: np.ndarray, direction: Direction) -> bool:
         table.seed(key, t, y, self.trace(t, y, direction))
@@ -544,6 +571,36 @@ class SeasonalBaseline(UnivariateDetector):
             "since": from_epoch(p.t).isoformat(),
         }
         return self.finding(frame, series, p.score, what, facts)
+
+
+class _Batch:
+    """New points of several series of one table, scored together."""
+
+    def __init__(self, table: StateTable) -> None:
+        self.table = table
+        self.keys: list[object] = []
+        self.series: list[Series] = []
+        self.times: list[np.ndarray] = []
+        self.values: list[np.ndarray] = []
+
+    def add(self, key: object, series: Series, times: np.ndarray, values: np.ndarray) -> None:
+        self.keys.append(key)
+        self.series.append(series)
+        self.times.append(times)
+        self.values.append(values)
+
+
+def _advanceable(last: float, times: np.ndarray, values: np.ndarray) -> bool:
+    """Whether :meth:`StateTable.advance` takes these new points: finite times, none before the
+    last one scored, in order (what it checks before changing any row)."""
+    if not isinstance(times, np.ndarray) or not isinstance(values, np.ndarray):
+        return False
+    if times.ndim != 1 or times.shape != values.shape:
+        return False
+    if times.shape[0] == 1:  # the steady case: one new point
+        first = float(times[0])
+        return math.isfinite(first) and first >= last
+    return bool(np.isfinite(times).all() and times[0] >= last and (times[1:] >= times[:-1]).all())
 
 
 def _advanced(table: StateTable, key: object, times: np.ndarray, values: np.ndarray) -> bool:
