@@ -292,7 +292,7 @@ def _saving_dict(s: Saving) -> dict[str, Any]:
 def _recommendation_dict(r: Recommendation) -> dict[str, Any]:
     return {
         "kind": str(r.kind),
-        "target": {"kind": r.target.kind, "namespace": r.target.namespace, "name": r.target.name},
+        "target": {"kind": r.target.kind.value, "namespace": r.target.namespace, "name": r.target.name},
         "title": r.title,
         "evidence": r.evidence,
         "saving": _saving_dict(r.saving),

@@ -37,7 +37,7 @@ from dataclasses import dataclass
 
 from aiops.config.signals import SignalConfig
 from aiops.errors import PermanentError
-from aiops.model import Entity
+from aiops.model import Entity, EntityKind
 
 log = logging.getLogger(__name__)
 
@@ -62,7 +62,7 @@ def shard_key(entity: Entity) -> str:
     a node meets its symptoms), else its kind and name. The namespace is left out on purpose: two
     namespaces' pods of one name share a shard, and the fetch needs one matcher per signal.
     """
-    if entity.kind == "node":
+    if entity.kind == EntityKind.NODE:
         return f"node/{entity.name}"
     for attr in NODE_ATTRIBUTES:
         node = entity.attr(attr)

@@ -31,7 +31,7 @@ from aiops.collect.decode import Block
 from aiops.collect.prometheus import PrometheusClient, PrometheusError, RawSeries
 from aiops.config import AiopsConfig
 from aiops.engine.pipeline import Pipeline
-from aiops.model import ADVISE, ActionStatus, CycleReport, Mode, Notification, Severity
+from aiops.model import ADVISE, ActionStatus, CycleReport, EntityKind, Mode, Notification, Severity
 from aiops.plugins import Delivery, DeliveryStatus, Notifier
 from aiops.state import Store
 
@@ -186,7 +186,7 @@ def related_keys(entity: Any, finding: Any = None) -> tuple[str, ...]:
             keys.append(f"node/{value.split(':')[0]}")
             break
     model = entity.attr("model_name") or entity.attr("model")
-    if model and entity.kind == "pod":
+    if model and entity.kind == EntityKind.POD:
         keys.append(f"model/{entity.namespace}/{model}" if entity.namespace else f"model/{model}")
     if finding is not None:
         keys += [k for k in finding.evidence.related if "/" in k]

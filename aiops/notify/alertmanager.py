@@ -22,7 +22,7 @@ from pydantic import HttpUrl, SecretStr, model_validator
 from aiops.config.base import Duration, Secret, StrictModel
 from aiops.config.notify import NotifyConfig
 from aiops.errors import AiopsError
-from aiops.model import Entity, Finding, Notification, Severity
+from aiops.model import Entity, EntityKind, Finding, Notification, Severity
 from aiops.notify.formatting import (
     action_line,
     links_of,
@@ -52,6 +52,13 @@ def alertname(signal: str) -> str:
     return "Aiops" + "".join(part[:1].upper() + part[1:] for part in re.split(r"[^A-Za-z0-9]+", signal) if part)
 
 
+# Kinds whose name an alert carries as a label of the kind's own name (pod="web-1").
+_OWN_LABEL = frozenset({
+    EntityKind.POD, EntityKind.NODE, EntityKind.GPU, EntityKind.MODEL, EntityKind.DEPLOYMENT,
+    EntityKind.STATEFULSET, EntityKind.SERVICE, EntityKind.CONTAINER, EntityKind.HPA,
+})
+
+
 def alert_labels(finding: Finding, severity: Severity | None = None) -> dict[str, str]:
     """The labels of the alert for ``finding``; also what a silence is matched against before acting.
 
@@ -67,14 +74,14 @@ def alert_labels(finding: Finding, severity: Severity | None = None) -> dict[str
         "severity": (severity or finding.severity or Severity.INFO).value,
         "detector": finding.detector,
         "signal": finding.signal,
-        "kind": e.kind,
+        "kind": e.kind.value,
         SOURCE_LABEL: SOURCE_VALUE,
     }
     if e.namespace:
         labels["namespace"] = e.namespace
-    if e.kind in ("pod", "node", "gpu", "model", "deployment", "statefulset", "service", "container", "hpa"):
-        labels[e.kind] = e.name
-    elif e.kind == "namespace":
+    if e.kind in _OWN_LABEL:
+        labels[e.kind.value] = e.name
+    elif e.kind == EntityKind.NAMESPACE:
         labels["namespace"] = e.name
     for attr in ("node", "container", "gpu"):
         value = e.attr(attr)
@@ -89,7 +96,7 @@ def silence_labels(finding: Finding, target: Entity | None = None) -> dict[str, 
     (a silence on ``node=n1`` stops an evacuation of n1 triggered by a pod finding)."""
     labels = alert_labels(finding)
     if target is not None:
-        labels[target.kind] = target.name  # what is acted on decides, e.g. the node of an evacuation
+        labels[target.kind.value] = target.name  # what is acted on decides, e.g. the node of an evacuation
         if target.namespace:
             labels["namespace"] = target.namespace
     return labels
@@ -301,10 +308,10 @@ class AlertmanagerNotifier(Notifier):
         if not n.findings and n.results:
             r = n.results[0]
             labels = {"alertname": "AiopsAction", "severity": n.severity.value, "action": r.action,
-                      "status": r.status.value, "kind": r.target.kind, SOURCE_LABEL: SOURCE_VALUE}
+                      "status": r.status.value, "kind": r.target.kind.value, SOURCE_LABEL: SOURCE_VALUE}
             if r.target.namespace:
                 labels["namespace"] = r.target.namespace
-            labels[r.target.kind] = r.target.name
+            labels[r.target.kind.value] = r.target.name
             out.append({
                 "labels": labels,
                 "annotations": {"summary": title_for(n), "action": actions, "audit": f"cycle {n.cycle_id}"},

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from aiops.model import ActionResult, ActionStatus, Entity, Finding, Notification, NotificationKind, Severity
+from aiops.model import ActionResult, ActionStatus, Entity, EntityKind, Finding, Notification, NotificationKind, Severity
 from aiops.notify import formatting as fmt
 
 # Results that tell nothing beyond their finding, when no finding carries them.
@@ -27,10 +27,10 @@ _RESULT_SEVERITY = {
 
 
 def entity_labels(entity: Entity) -> dict[str, str]:
-    labels = {"kind": entity.kind, "name": entity.name}
+    labels = {"kind": entity.kind.value, "name": entity.name}
     if entity.namespace:
         labels["namespace"] = entity.namespace
-    labels[entity.kind] = entity.name
+    labels[entity.kind.value] = entity.name
     for attr in ("node", "container", "gpu", "model"):
         if entity.attr(attr) and attr not in labels:
             labels[attr] = entity.attr(attr)
@@ -51,7 +51,7 @@ def _related(result: ActionResult, finding: Finding) -> bool:
     t, e = result.target, finding.entity
     if getattr(finding, "cause", None) == t:  # root-cause correlation sent the action to the cause
         return True
-    return t == e or (t.kind == "node" and e.attr("node") == t.name) or (e.kind == "node" and t.attr("node") == e.name) or (
+    return t == e or (t.kind == EntityKind.NODE and e.attr("node") == t.name) or (e.kind == EntityKind.NODE and t.attr("node") == e.name) or (
         t.name == e.name and t.namespace == e.namespace
     )
 
