@@ -68,13 +68,13 @@ def correlate(findings: Sequence[Finding], frame: Frame, config: RootCauseConfig
     for f in findings:
         if f.score < config.infra_min_score or f.cause is not None:
             continue
-        if f.entity.kind == "gpu" and _node_of_gpu(f.entity):
+        if f.entity.kind == EntityKind.GPU and _node_of_gpu(f.entity):
             infra.setdefault(_node_of_gpu(f.entity), []).append(f)
-        elif f.entity.kind == "node" and f.signal in ("node_ready",):
+        elif f.entity.kind == EntityKind.NODE and f.signal in ("node_ready",):
             infra.setdefault(f.entity.name, []).append(f)
 
     # Missing series: a GPU that stopped reporting while its node is Ready.
-    vanished_gpus = [s for s in frame.vanished if s.entity.kind == "gpu"]
+    vanished_gpus = [s for s in frame.vanished if s.entity.kind == EntityKind.GPU]
     ready = {s.entity.name: float(s.values[-1]) for s in frame.of("node_ready") if len(s)} if vanished_gpus else {}
     gone: dict[str, Series] = {}
     for s in vanished_gpus:
@@ -100,11 +100,11 @@ def correlate(findings: Sequence[Finding], frame: Frame, config: RootCauseConfig
 
     # Nodes with a GPU failure that has happened (not a risk): a confirmed GPU finding, or a GPU
     # that stopped reporting while the node is Ready.
-    dead = {n for n, fs in infra.items() if any(f.entity.kind == "gpu" and f.confirmed for f in fs)}
+    dead = {n for n, fs in infra.items() if any(f.entity.kind == EntityKind.GPU and f.confirmed for f in fs)}
     dead |= {_node_of_gpu(s.entity) for s in gone.values()}
     # Pod -> node is a pass over every series: read only when a step below can use it (each
     # returns its findings unchanged without GPU trouble or a framebuffer finding).
-    framebuffer = any(f.signal == "gpu_memory_usage_ratio" and f.entity.kind == "gpu" for f in findings)
+    framebuffer = any(f.signal == "gpu_memory_usage_ratio" and f.entity.kind == EntityKind.GPU for f in findings)
     pod_node = _pod_nodes(frame) if dead or infra or framebuffer else {}
     out = _symptoms_on_dead_gpus(out, dead, pod_node)
     out = _quality_by_replica(out, frame, infra, pod_node, config)
@@ -132,7 +132,7 @@ def _symptoms_on_dead_gpus(findings: list[Finding], dead: set[str], pod_node: di
         return findings
     out = []
     for f in findings:
-        node = pod_node.get(f.entity.key) if f.entity.kind == "pod" else None
+        node = pod_node.get(f.entity.key) if f.entity.kind == EntityKind.POD else None
         if node in dead and f.signal in POD_SYMPTOMS and f.cause is None and f.detector != DETECTOR:
             f = replace(f, cause=Entity(kind=EntityKind.NODE, name=node), evidence=replace(
                 f.evidence, summary=f"{f.evidence.summary} — on node {node}, whose GPU failed: the node is the cause",
@@ -197,7 +197,7 @@ def _quality_by_replica(
         return findings
     out = []
     for f in findings:
-        cause = causes.get((f.entity.namespace, f.entity.name)) if f.entity.kind == "model" else None
+        cause = causes.get((f.entity.namespace, f.entity.name)) if f.entity.kind == EntityKind.MODEL else None
         cause = cause or causes.get(("pod", f.entity.key))
         if cause is not None and f.detector != DETECTOR and f.signal in ("model_accuracy", "model_replica_accuracy", "business_conversion_rate"):
             f = replace(f, cause=cause, evidence=replace(f.evidence, summary=f"{f.evidence.summary} — attributed to {cause.key}"))
@@ -216,7 +216,7 @@ def _latency_on_sick_nodes(
     out = []
     for f in findings:
         latency = f.signal.startswith("serving_") or f.signal == "inference_latency_p99"
-        if latency and f.entity.kind == "model" and f.cause is None:
+        if latency and f.entity.kind == EntityKind.MODEL and f.cause is None:
             pods = model_pods.get((f.entity.namespace, f.entity.name), set())
             nodes = {pod_node[p] for p in pods if p in pod_node}
             sick = sorted(n for n in nodes if n in infra)
@@ -235,7 +235,7 @@ def _latency_on_sick_nodes(
 def _oom_next_to_framebuffer(findings: list[Finding], pod_node: dict[str, str]) -> list[Finding]:
     fb_nodes = {
         _node_of_gpu(f.entity): f for f in findings
-        if f.signal == "gpu_memory_usage_ratio" and f.entity.kind == "gpu" and _node_of_gpu(f.entity)
+        if f.signal == "gpu_memory_usage_ratio" and f.entity.kind == EntityKind.GPU and _node_of_gpu(f.entity)
     }
     if not fb_nodes:
         return findings

@@ -57,6 +57,7 @@ from aiops.model import (
     Basis,
     Decision,
     Entity,
+    EntityKind,
     Mode,
     Mutation,
     Plan,
@@ -70,6 +71,15 @@ from aiops.state.books import Books, InFlight
 log = logging.getLogger(__name__)
 
 EVENT_REASON = "AiopsRemediation"
+# The objects an Event can be about: `kubectl describe` shows it there.
+_EVENT_OBJECT: dict[EntityKind, tuple[str, str]] = {
+    EntityKind.NODE: ("v1", "Node"),
+    EntityKind.POD: ("v1", "Pod"),
+    EntityKind.DEPLOYMENT: ("apps/v1", "Deployment"),
+    EntityKind.STATEFULSET: ("apps/v1", "StatefulSet"),
+    EntityKind.HPA: ("autoscaling/v2", "HorizontalPodAutoscaler"),
+    EntityKind.APPLICATION: ("argoproj.io/v1alpha1", "Application"),
+}
 IsSilenced = Callable[[Mapping[str, str]], bool]
 
 # --------------------------------------------------------------------------------------------
@@ -444,17 +454,9 @@ class GuardedWriter:
         if not self.config.emit_events or self.kube is None:
             return
         target = plan.target
-        kinds = {
-            "node": ("v1", "Node"),
-            "pod": ("v1", "Pod"),
-            "deployment": ("apps/v1", "Deployment"),
-            "statefulset": ("apps/v1", "StatefulSet"),
-            "hpa": ("autoscaling/v2", "HorizontalPodAutoscaler"),
-            "application": ("argoproj.io/v1alpha1", "Application"),
-        }
-        if target.kind not in kinds:
+        if target.kind not in _EVENT_OBJECT:
             return
-        api_version, kind = kinds[target.kind]
+        api_version, kind = _EVENT_OBJECT[target.kind]
         namespace = target.namespace or "default"
         stamp = now.isoformat().replace("+00:00", "Z")
         message = f"{plan.summary}. Finding: {decision.reason}"[:1024]
