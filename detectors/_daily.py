@@ -131,12 +131,23 @@ def benign_days(
     count = np.zeros(t.shape[0])
     if dense.shape[0] == 0 or t.shape[0] == 0:
         return count
+    if days < 1:
+        return count
     width = max(1, int(np.ceil(horizon_seconds / BIN_SECONDS)) + 1)
-    # Forward maximum over the horizon: bin j holds max(dense[j : j + width]).
-    ahead = pd.Series(dense[::-1]).rolling(width, min_periods=1).max().to_numpy()[::-1]
     now_bin = np.floor(t / BIN_SECONDS).astype(np.int64)
-    for k in range(1, days + 1):
-        j = now_bin - k * BINS_PER_DAY - first
+    reads = [now_bin - k * BINS_PER_DAY - first for k in range(1, days + 1)]
+    wanted = np.unique(np.concatenate(reads))
+    wanted = wanted[(wanted >= 0) & (wanted < dense.shape[0])]
+    # Forward maximum over the horizon: bin j holds max(dense[j : j + width]) (NaN: no value).
+    ahead = np.full(dense.shape[0], np.nan)
+    if wanted.shape[0] * width <= dense.shape[0]:
+        # The daemon reads a few bins: each one's maximum directly (the same float).
+        cells = wanted[:, None] + np.arange(width)[None, :]
+        inside = cells < dense.shape[0]
+        ahead[wanted] = np.fmax.reduce(np.where(inside, dense[np.where(inside, cells, 0)], np.nan), axis=1)
+    else:
+        ahead = pd.Series(dense[::-1]).rolling(width, min_periods=1).max().to_numpy()[::-1]
+    for j in reads:
         inside = (j >= 0) & (j < dense.shape[0])
         peak = np.full(t.shape[0], np.nan)
         peak[inside] = ahead[j[inside]]

@@ -610,12 +610,11 @@ class ExhaustionForecast(UnivariateDetector):
             return series
         info = frame.signals[signal]
         walls = self._walls(info, series)
-        lags = np.array(
-            [
-                max(1, points_for(self.window_seconds, st, minimum=4) // 2)
-                for st in typical_steps([s.timestamps for s in series])
-            ]
-        )
+        # max(1, points_for(window, step, minimum=4) // 2) for every series at once (numpy rounds
+        # halves to even, as Python's round does).
+        steps = typical_steps([s.timestamps for s in series])
+        points = np.maximum(4, np.round(self.window_seconds / np.maximum(steps, 1e-9)).astype(np.int64))
+        lags = np.maximum(1, points // 2)
         keep = np.zeros(len(series), dtype=bool)
         for lag in np.unique(lags).tolist():
             rows = np.flatnonzero(lags == lag)

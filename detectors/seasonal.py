@@ -398,13 +398,15 @@ class SeasonalBaseline(UnivariateDetector):
         # out in that order, and a row's number sets the phase of its scale refreshes).
         pending: dict[int, _Batch] = {}
         stated: list[tuple[Series, object]] = []
+        held = _by_signal_of_key(self._where)
+        constants = _by_signal_of_key(self._constant)
         for signal in self.signals:
             if signal in frame.missing_signals:
                 continue  # the query failed: keep what is known, there is nothing new to score
             info = frame.signals.get(signal)
             direction: Direction = self.direction or (info.bad_direction if info else "both")  # type: ignore[assignment]
             keyed = [(s, s.key) for s in grouped.get(signal, ())]
-            self._forget_except(signal, {key for _, key in keyed})
+            self._forget_except(held.get(signal, ()), constants.get(signal, ()), {key for _, key in keyed})
             # No fresh value: say nothing rather than re-raise a stale opinion.
             fresh = [(s, key) for s, key in keyed if len(s) and not np.isnan(s.values[-1])]
             stated.extend(self._advance(fresh, direction, pending))
@@ -420,11 +422,12 @@ class SeasonalBaseline(UnivariateDetector):
                     findings.append(finding)
         return findings
 
-    def _forget_except(self, signal: str, live: set[object]) -> None:
-        """Drop the state of series of ``signal`` that left the frame (a deleted pod)."""
-        for key in [k for k in self._where if k[0] == signal and k not in live]:  # type: ignore[index]
+    def _forget_except(self, held: Sequence[object], constants: Sequence[object], live: set[object]) -> None:
+        """Drop the state of the series of a signal (``held`` and ``constants``: its keys) that
+        left the frame (a deleted pod)."""
+        for key in [k for k in held if k not in live]:
             self._where.pop(key).forget(key)
-        for key in [k for k in self._constant if k[0] == signal and k not in live]:  # type: ignore[index]
+        for key in [k for k in constants if k not in live]:
             del self._constant[key]
 
     def _advance(
@@ -509,8 +512,7 @@ class SeasonalBaseline(UnivariateDetector):
         try:
             if t.ndim != 1 or t.shape != y.shape or not y.shape[0]:
                 return False
-            with np.errstate(invalid="ignore"):
-                low, high = np.fmin.reduce(y), np.fmax.reduce(y)  # NaN-skipping; +/-Inf shows here
+            low, high = np.fmin.reduce(y), np.fmax.reduce(y)  # NaN-skipping; +/-Inf shows here
             if not low == high == self._constant[key]:
                 return False
             # check_series' conditions: finite and non-decreasing (NaN fails the comparison; an
@@ -571,6 +573,14 @@ class SeasonalBaseline(UnivariateDetector):
             "since": from_epoch(p.t).isoformat(),
         }
         return self.finding(frame, series, p.score, what, facts)
+
+
+def _by_signal_of_key(keys: Mapping[object, object]) -> dict[str, list[object]]:
+    """Series keys (signal, labels) grouped by signal, in their order."""
+    out: dict[str, list[object]] = {}
+    for key in keys:
+        out.setdefault(key[0], []).append(key)  # type: ignore[index]
+    return out
 
 
 class _Batch:

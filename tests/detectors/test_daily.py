@@ -40,3 +40,24 @@ def test_update_keeps_the_bins_merge_keeps(seed: int) -> None:
             np.testing.assert_array_equal(d1, d2)
         else:
             assert "k" not in fast._data
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_a_few_points_read_the_same_precedents_as_the_whole_series(seed: int) -> None:
+    """The daemon asks about its newest points only (each bin's forward maximum read directly);
+    a backtest asks about every point (one rolling maximum): the same counts."""
+    from detectors._daily import BIN_SECONDS, DAY_SECONDS, benign_days, bin_maxima
+
+    rng = np.random.default_rng(seed)
+    t = 1.7e9 + 60.0 * np.arange(int(4.5 * DAY_SECONDS / 60))
+    y = 0.5 + 0.4 * np.sin(2 * np.pi * t / DAY_SECONDS) + rng.normal(0, 0.05, t.shape[0])
+    y[rng.random(t.shape[0]) < 0.2] = np.nan
+    here, margin = y + rng.normal(0, 0.05, t.shape[0]), np.full(t.shape[0], 0.02)
+    bins = bin_maxima(t, y)
+    horizon = float(rng.choice([600.0, 3600.0, 7200.0]))
+    everywhere = benign_days(t, here, 1.0, margin, bins, horizon, 3)
+    assert everywhere.max() > 0
+    for size in (1, 16, 60):
+        few = slice(t.shape[0] - size, None)
+        np.testing.assert_array_equal(benign_days(t[few], here[few], 1.0, margin[few], bins, horizon, 3), everywhere[few])
+    assert BIN_SECONDS == 300.0
