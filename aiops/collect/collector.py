@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import functools
 import logging
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
 
@@ -139,6 +139,10 @@ class Collector:
             last = self._fetched_until.get(part)
             return max(now_s - self.lookback.total_seconds(), (last - OVERLAP_STEPS * step_s) if last else 0.0)
 
+        # Sharded: which values of each shard label exist. One request per label for all the
+        # signals split by it (an index lookup over their selectors), not one per signal.
+        found = self._discover(parts, start_of, now) if held is not None else {}
+
         def fetch(name: str) -> tuple[str, int | PrometheusError]:
             points = 0
             try:
@@ -147,22 +151,19 @@ class Collector:
                     return name, points
                 if not parts[name]:
                     return name, 0  # we hold no shard: nothing of this signal is ours
-                sq = self.shard_queries[name]
                 assert held is not None
-                # Sharded: which values of the shard label exist, and which of them are ours.
-                starts = {part: start_of(part) for part, _ in parts[name]}
-                since = min(starts.values()) - sq.margin_seconds - 300.0
-                found = self.client.label_values(  # type: ignore[attr-defined]
-                    sq.label, sq.selectors, datetime.fromtimestamp(since, now.tzinfo), now
-                )
+                sq = self.shard_queries[name]
+                values = found[sq.label]
+                if isinstance(values, PrometheusError):
+                    raise values
                 ours: dict[int, list[str]] = {s: [] for _, s in parts[name] if s is not None}
-                for value in found:
+                for value in values:
                     mine = ours.get(sq.shard_of(value, held.shards))
                     if mine is not None:
                         mine.append(value)
                 for part, shard in parts[name]:
                     assert shard is not None
-                    points += fetch_part(part, sq.queries(ours[shard], MAX_MATCHER_BYTES), starts[part])
+                    points += fetch_part(part, sq.queries(ours[shard], MAX_MATCHER_BYTES), start_of(part))
             except PrometheusError as exc:
                 return name, exc
             return name, points
@@ -248,6 +249,31 @@ class Collector:
             del self._fetched_until[part]
         self.window.drop(lambda part: part not in wanted)
         return parts
+
+    def _discover(
+        self, parts: dict[str, list[tuple[str, int | None]]], start_of: Callable[[str], float], now: datetime
+    ) -> dict[str, list[str] | PrometheusError]:
+        """The values of each shard label over the ranges about to be fetched (plus how far the
+        queries reach back), for all the signals split by that label at once."""
+        by_label: dict[str, list[str]] = {}
+        for name, ps in parts.items():
+            if ps and ps[0][1] is not None:
+                by_label.setdefault(self.shard_queries[name].label, []).append(name)
+
+        def ask(label: str) -> tuple[str, list[str] | PrometheusError]:
+            names = by_label[label]
+            selectors = list(dict.fromkeys(sel for n in names for sel in self.shard_queries[n].selectors))
+            since = min(start_of(part) - self.shard_queries[n].margin_seconds for n in names for part, _ in parts[n])
+            since -= 300.0  # Prometheus's staleness window: a sample that old still answers
+            try:
+                values = self.client.label_values(  # type: ignore[attr-defined]
+                    label, selectors, datetime.fromtimestamp(since, now.tzinfo), now
+                )
+            except PrometheusError as exc:
+                return label, exc
+            return label, values
+
+        return dict(self._pool.map(ask, list(by_label)))
 
     def _rows(self, parts: list[tuple[str, int | None]]) -> Iterator[tuple[LabelKey, dict[str, str], np.ndarray, np.ndarray]]:
         seen: set[LabelKey] = set()
