@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import statistics
 import subprocess
 import sys
@@ -41,9 +42,12 @@ def main() -> int:
     p.add_argument("--shard", help="K/N: run as the replica holding shard K of N")
     p.add_argument("--pod-lifetime-hours", type=float, default=48.0, help="pods are replaced this often")
     p.add_argument("--timeout", type=float, default=3600)
+    p.add_argument("--malloc-arena-max", default="2", help="MALLOC_ARENA_MAX for the daemon, as the image sets it ('' unset)")
     p.add_argument("--out", type=Path, default=Path(__file__).resolve().parent / "results" / "memory_100k.json")
     args = p.parse_args()
 
+    if args.malloc_arena_max:
+        os.environ["MALLOC_ARENA_MAX"] = args.malloc_arena_max  # the worker child inherits it
     server = subprocess.Popen(
         [sys.executable, str(Path(__file__).resolve().parent / "fake_prometheus.py"), "--series", str(args.series),
          "--pod-lifetime-hours", str(args.pod_lifetime_hours)],
@@ -71,6 +75,7 @@ def main() -> int:
         "frame_series": cold["series"],
         "hours": args.hours,
         "shard": args.shard,
+        "malloc_arena_max": args.malloc_arena_max,
         "cold_points": cold["points"],
         "cold_wall_s": cold["wall_s"],
         "cold_cpu_s": cold["cpu_s"],

@@ -103,12 +103,15 @@ class SignalWindow:
     def _rows_for(self, labels: Sequence[dict[str, str]]) -> np.ndarray:
         rows = np.empty(len(labels), dtype=np.int64)
         new: list[int] = []
-        for i, lab in enumerate(labels):
-            key = label_key(lab)
+        keys = [label_key(lab) for lab in labels]
+        unseen = sum(1 for key in keys if key not in self.keys)
+        if unseen > len(self._free):
+            # Grow once for the whole chunk: growing a row at a time copies the matrix ~log(n)
+            # times and holds two copies at the last one (the cold fetch's peak memory).
+            self._grow_rows(unseen - len(self._free))
+        for i, (key, lab) in enumerate(zip(keys, labels)):
             r = self.keys.get(key)
             if r is None:
-                if not self._free:
-                    self._grow_rows(1)
                 r = self._free.pop()
                 self.keys[key] = r
                 self.labels[r] = dict(lab)
