@@ -9,6 +9,7 @@ never import it, and every third-party package they import is one those dependen
 from __future__ import annotations
 
 import ast
+import functools
 import importlib.metadata
 import re
 import sys
@@ -48,6 +49,12 @@ def _imported_modules(path: Path) -> Iterator[tuple[int, str]]:
                 yield node.lineno, f"{base}.{alias.name}"
 
 
+@functools.cache
+def _product_imports() -> list[tuple[Path, int, str]]:
+    """(file, line, module) of every import in the shipped code, read once for all the tests here."""
+    return [(path, line, module) for path in _product_files() for line, module in _imported_modules(path)]
+
+
 def _is_test_kit(module: str) -> bool:
     return module == "aiops.testing" or module.startswith("aiops.testing.")
 
@@ -56,16 +63,15 @@ def test_the_imports_are_read_from_every_product_module() -> None:
     """The walk sees what it must: the CLI's demo command imports the demo launchers."""
     demo = ROOT / "aiops" / "commands" / "demo.py"
     assert demo in set(_product_files())
-    assert "aiops.demo.prometheus" in {m for _, m in _imported_modules(demo)}
+    assert "aiops.demo.prometheus" in {m for path, _, m in _product_imports() if path == demo}
     assert _is_test_kit("aiops.testing.kubeapi") and not _is_test_kit("aiops.testing_tools")
 
 
 def test_nothing_outside_the_test_kit_imports_it() -> None:
     offenders: dict[str, str] = {}
-    for path in _product_files():
-        for line, module in _imported_modules(path):
-            if _is_test_kit(module):
-                offenders.setdefault(f"{path.relative_to(ROOT)}:{line}", module)
+    for path, line, module in _product_imports():
+        if _is_test_kit(module):
+            offenders.setdefault(f"{path.relative_to(ROOT)}:{line}", module)
     assert not offenders, (
         "shipped code imports the test kit; move what it needs out of aiops/testing "
         "(launchers the CLI uses live in aiops/demo):\n"
@@ -100,14 +106,13 @@ def test_shipped_code_imports_only_what_the_runtime_dependencies_install() -> No
     runtime = _runtime_distributions()
     providers = importlib.metadata.packages_distributions()
     missing = []
-    for path in _product_files():
-        for line, module in _imported_modules(path):
-            top = module.split(".")[0]
-            if not top or top in sys.stdlib_module_names or top in PRODUCT or top == "__future__":
-                continue
-            dists = {_normalise(d) for d in providers.get(top, [])}
-            if not dists & runtime:
-                missing.append(f"{path.relative_to(ROOT)}:{line} imports {top} ({', '.join(sorted(dists)) or '?'})")
+    for path, line, module in _product_imports():
+        top = module.split(".")[0]
+        if not top or top in sys.stdlib_module_names or top in PRODUCT or top == "__future__":
+            continue
+        dists = {_normalise(d) for d in providers.get(top, [])}
+        if not dists & runtime:
+            missing.append(f"{path.relative_to(ROOT)}:{line} imports {top} ({', '.join(sorted(dists)) or '?'})")
     assert not missing, (
         "shipped code imports packages that only the test extra (or nothing) installs; add them to "
         "[project] dependencies in pyproject.toml or keep them in aiops/testing:\n" + "\n".join(sorted(set(missing)))

@@ -93,7 +93,7 @@ class DingTalkReceiver:
         return f"{self.url}?access_token={self.access_token}"
 
     def start(self) -> Self:
-        self._thread = threading.Thread(target=self._server.serve_forever, args=(0.05,), name="dingtalk-receiver",
+        self._thread = threading.Thread(target=self._server.serve_forever, args=(0.01,), name="dingtalk-receiver",
                                         daemon=True)
         self._thread.start()
         return self

@@ -113,6 +113,9 @@ SERVER_VERSION = {
     "platform": "linux/amd64",
 }
 _DEFAULT_NAMESPACES = ("default", "kube-system", "kube-public", "kube-node-lease")
+# How often the accept loop looks for a stop request: stop() waits up to this long, and tests
+# start and stop a server each, hundreds of times a run.
+POLL_SECONDS = 0.01
 
 
 class KubeApiServer:
@@ -186,7 +189,7 @@ class KubeApiServer:
         self._server = server
         self.stopping.clear()
         self._thread = threading.Thread(
-            target=server.serve_forever, kwargs={"poll_interval": 0.05}, name="kubeapi", daemon=True
+            target=server.serve_forever, kwargs={"poll_interval": POLL_SECONDS}, name="kubeapi", daemon=True
         )
         self._thread.start()
         return self

@@ -85,7 +85,7 @@ class _Scripted(BaseHTTPRequestHandler):
 def scripted() -> Iterator[tuple[str, type[_Scripted]]]:
     handler = type("H", (_Scripted,), {})
     httpd = ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    threading.Thread(target=httpd.serve_forever, args=(0.01,), daemon=True).start()
     yield f"http://127.0.0.1:{httpd.server_address[1]}", handler
     httpd.shutdown()
 

@@ -89,6 +89,7 @@ def test_leader_that_cannot_renew_stops_before_the_lease_expires(server: KubeApi
     assert a.last_error is not None and a.last_error.temporary
 
 
+@pytest.mark.slow  # waits out real timeouts, retries or renewals (about a second or more)
 def test_two_replicas_exactly_one_acts(server: KubeApiServer, tmp_path: Path) -> None:
     seed_workload(server, "web", ["gpu-1", "gpu-2"])
     actors = []

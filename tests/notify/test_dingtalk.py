@@ -132,6 +132,7 @@ def test_server_errors_are_retried(robot: DingTalkReceiver, status: int) -> None
     assert d.status is DeliveryStatus.RETRY and str(status) in d.detail
 
 
+@pytest.mark.slow  # waits out real timeouts, retries or renewals (about a second or more)
 def test_timeout_is_retried_and_bounded(robot: DingTalkReceiver) -> None:
     robot.delay_next(2.0)
     t0 = time.monotonic()

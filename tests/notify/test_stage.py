@@ -296,6 +296,7 @@ def test_settled_rows_are_pruned_delivered_soon_failed_later(store: Store) -> No
     assert stage.outbox.rows() == []
 
 
+@pytest.mark.slow  # waits out real timeouts, retries or renewals (about a second or more)
 def test_a_hanging_channel_costs_its_timeout_and_delays_no_other(rig: Rig) -> None:
     import time
 

@@ -116,6 +116,7 @@ def test_unauthenticated_webhook_is_answered_from_its_headers_before_any_body(se
         assert s.recv(4096).decode().startswith("HTTP/1.1 403")
 
 
+@pytest.mark.slow  # waits out real timeouts, retries or renewals (about a second or more)
 def test_a_body_that_never_arrives_is_given_up_after_the_read_timeout(server: DaemonServer) -> None:
     with socket.create_connection(("127.0.0.1", server.port), timeout=3 * READ_TIMEOUT) as s:
         s.sendall(f"POST {WEBHOOK_PATH} HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {TOKEN}\r\n"
@@ -125,6 +126,7 @@ def test_a_body_that_never_arrives_is_given_up_after_the_read_timeout(server: Da
     assert reply.startswith("HTTP/1.1 408") and READ_TIMEOUT - 0.5 < time.monotonic() - t0 < 2 * READ_TIMEOUT + 1
 
 
+@pytest.mark.slow  # waits out real timeouts, retries or renewals (about a second or more)
 def test_connections_over_the_limit_are_closed_at_once_and_probes_recover() -> None:
     srv = DaemonServer("127.0.0.1", 0, ready=lambda: (True, "ok"), read_timeout=1.0, max_connections=16).start()
     try:

@@ -40,6 +40,7 @@ def act(actor: Actor, *decisions, minutes: float = 0):
     return actor.act(list(decisions), findings=[], degraded=False, now=NOW + timedelta(minutes=minutes))
 
 
+@pytest.mark.slow  # waits out real timeouts, retries or renewals (about a second or more)
 def test_evacuation_through_500s_and_hangs_finishes_once_within_budget(server: KubeApiServer, tmp_path: Path) -> None:
     seed_workload(server, "llm", ["gpu-1", "gpu-2"])
     seed_workload(server, "web", ["gpu-1", "gpu-3"])

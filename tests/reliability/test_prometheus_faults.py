@@ -113,7 +113,7 @@ class _Proxy(BaseHTTPRequestHandler):
 def proxy(prom: tuple[PrometheusServer, datetime]) -> Iterator[tuple[str, type[_Proxy]]]:
     handler = type("P", (_Proxy,), {"upstream": prom[0].url, "lock": threading.Lock()})
     httpd = ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    threading.Thread(target=httpd.serve_forever, args=(0.01,), daemon=True).start()
     yield f"http://127.0.0.1:{httpd.server_address[1]}", handler
     httpd.shutdown()
 

@@ -31,7 +31,7 @@ class _Hook(BaseHTTPRequestHandler):
 
 def test_alertmanager_forwards_a_posted_alert_to_the_webhook() -> None:
     hook = ThreadingHTTPServer(("127.0.0.1", 0), _Hook)
-    threading.Thread(target=hook.serve_forever, daemon=True).start()
+    threading.Thread(target=hook.serve_forever, args=(0.01,), daemon=True).start()
     _Hook.received.clear()
     try:
         with AlertmanagerServer(webhook_url=f"http://127.0.0.1:{hook.server_port}/hook") as am:
