@@ -83,7 +83,6 @@ def test_no_action_in_a_protected_namespace(run: Replayed) -> None:
     assert run.figures["actions_outside_incidents"] == []
 
 
-@pytest.mark.xfail(strict=True, reason="a Job pod's memory forecast pages though policy only advises (pages: severity by owner)")
 def test_job_pods_are_not_paged(run: Replayed) -> None:
     assert run.pages_on("pod/training/*") == [] and run.pages_on("pod/batch/*") == []
 

@@ -97,6 +97,5 @@ def test_triton_surge_is_warned_half_an_hour_ahead(run: Replayed) -> None:
     assert surge["warning_lead_min"] >= 30, surge
 
 
-@pytest.mark.xfail(strict=True, reason="quality_drift warns at a ~3 % drop whatever the rate: 53 min ahead at 2 %/h (pages)")
 def test_accuracy_drift_is_warned_an_hour_ahead(run: Replayed) -> None:
     assert run.incident("accuracy drift")["warning_lead_min"] >= 58
