@@ -45,12 +45,13 @@ from __future__ import annotations
 
 import string
 from datetime import timedelta
+from fnmatch import fnmatchcase
 from typing import Any
 
 from pydantic import Field, field_validator, model_validator
 
 from aiops.config.base import Duration, StrictModel
-from aiops.model import Severity
+from aiops.model import EntityKind, NotificationKind, Severity
 
 # Placeholders a link template may use; each is URL-encoded when the link is built.
 LINK_FIELDS = frozenset(
@@ -101,6 +102,17 @@ class RouteConfig(StrictModel):
     mentions: Mentions = Mentions()
     # Keep matching later routes after this one.
     continue_: bool = Field(default=False, alias="continue")
+
+    @field_validator("match")
+    @classmethod
+    def _known_kind(cls, v: dict[str, str]) -> dict[str, str]:
+        # The kind label is the entity's kind, or "storm" on a storm summary: a pattern matching
+        # none of them ("pods") would silently route nothing.
+        kinds = [*EntityKind, NotificationKind.STORM.value]
+        pattern = v.get("kind")
+        if pattern is not None and not any(fnmatchcase(k, pattern) for k in kinds):
+            raise ValueError(f"kind {pattern!r} matches no kind a notification carries; use one of: {', '.join(kinds)}")
+        return v
 
 
 class OutboxConfig(StrictModel):

@@ -89,6 +89,6 @@ def storm_notification(items: Sequence[Notification], cycle_id: str, list_first:
         title=f"STORM: {len(findings)} problems at once ({top})",
         summary="\n".join(lines),
         cycle_id=cycle_id,
-        labels={"severity": severity.value, "kind": "storm"},
+        labels={"severity": severity.value, "kind": NotificationKind.STORM.value},
         kind=NotificationKind.STORM,
     )

@@ -26,6 +26,8 @@ def test_documented_example_is_a_valid_config() -> None:
          "route names must be unique"),
         ({"outbox": {"backoff_initial": "1h", "backoff_max": "1m"}}, "notify.outbox", "backoff_initial"),
         ({"routes": [{"name": "r", "channels": ["console"], "min_severity": "urgent"}]}, "notify.routes[0].min_severity", "info"),
+        ({"routes": [{"name": "r", "channels": ["console"], "match": {"kind": "pods"}}]}, "notify.routes[0].match",
+         "kind 'pods' matches no kind a notification carries; use one of: cluster,"),
     ],
 )
 def test_mistakes_name_the_key(notify: dict[str, object], key: str, says: str) -> None:
