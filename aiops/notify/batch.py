@@ -8,7 +8,7 @@ from aiops.notify.outbox import Envelope, Outbox
 from aiops.notify.routing import Target
 
 
-class Batch:
+class StageBatch:
     def __init__(self, outbox: Outbox) -> None:
         self.outbox = outbox
         self.envelopes: list[Envelope] = []

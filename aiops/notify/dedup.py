@@ -16,7 +16,7 @@ from datetime import timedelta
 
 from aiops.config.notify import RouteConfig
 from aiops.model import Notification
-from aiops.notify.batch import Batch
+from aiops.notify.batch import StageBatch
 from aiops.notify.routing import Target, decorate
 from aiops.plugins import Notifier
 from aiops.state import Store
@@ -78,7 +78,7 @@ def repeat_seconds(notifier: Notifier | None, route: RouteConfig) -> float:
 
 def dedup(
     routed: Sequence[tuple[Notification, Target]],
-    batch: Batch,
+    batch: StageBatch,
     ledger: Ledger,
     told: set[tuple[str, str, str]] | None,
     t: float,

@@ -13,7 +13,7 @@ from datetime import datetime
 
 from aiops.model import new_id
 from aiops.notify import formatting as fmt
-from aiops.notify.batch import Batch
+from aiops.notify.batch import StageBatch
 from aiops.notify.dedup import Ledger
 from aiops.notify.routing import Router, Target
 from aiops.plugins import Notifier
@@ -21,7 +21,7 @@ from aiops.state.codec import notification_from_json
 
 
 def resolve(
-    batch: Batch, ledger: Ledger, *, router: Router, notifiers: Mapping[str, Notifier], cycle_id: str, now: datetime
+    batch: StageBatch, ledger: Ledger, *, router: Router, notifiers: Mapping[str, Notifier], cycle_id: str, now: datetime
 ) -> list[tuple[str, str]]:
     """A condition told before and absent now is resolved; returns the (channel, key) rows to close."""
     resolved_keys: list[tuple[str, str]] = []

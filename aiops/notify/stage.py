@@ -26,7 +26,7 @@ from datetime import datetime
 from aiops import metrics
 from aiops.config import AiopsConfig
 from aiops.model import ActionResult, Finding, Notification, utcnow
-from aiops.notify.batch import Batch
+from aiops.notify.batch import StageBatch
 from aiops.notify.build import build_notifications
 from aiops.notify.channels import build_notifiers
 from aiops.notify.dedup import LEDGER_SCHEMA, dedup, read_ledger, record
@@ -111,7 +111,7 @@ class NotifyStage:
     ) -> list[Notification]:
         t = now.timestamp()
         leading = self.is_leader is None or self.is_leader()
-        batch = Batch(self.outbox)
+        batch = StageBatch(self.outbox)
         ledger = read_ledger(self.store)
         routed = [(n, target) for n in current for target in self.router.targets(n)]
         dedup(routed, batch, ledger, told_by_leader(self.shared) if not leading else None, t,
