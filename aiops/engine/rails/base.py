@@ -3,15 +3,15 @@
 from __future__ import annotations
 
 import enum
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
-from typing import TYPE_CHECKING, ClassVar, Protocol
+from typing import ClassVar, Protocol
 
+from aiops.config.safety import SafetyConfig
 from aiops.kube.view import ClusterView
-from aiops.model import Decision, Plan
-
-if TYPE_CHECKING:
-    from aiops.engine.safety import GuardedWriter
+from aiops.model import Decision, Mutation, Plan
+from aiops.state.books import Books
 
 # What reads as "yes" in a kill switch or an opt-in mark; anything else reads as "no".
 TRUE_VALUES = frozenset({"true", "1", "yes", "on"})
@@ -39,12 +39,59 @@ class Refusal:
     repeat: bool = False
 
 
+class SwitchReading(Protocol):
+    def engaged(self) -> str: ...
+
+
+class BreakerReading(Protocol):
+    def is_open(self, now: datetime) -> bool: ...
+
+    def opened_until(self) -> datetime | None: ...
+
+
+class RailHost(Protocol):
+    """What the rails may read and spend through the writer that runs them
+    (:class:`aiops.engine.safety.GuardedWriter`): its books, the kill switch, the lease, the
+    breaker and the limits. Nothing else of the writer is theirs."""
+
+    @property
+    def config(self) -> SafetyConfig: ...
+    @property
+    def books(self) -> Books: ...
+    @property
+    def kill_switch(self) -> SwitchReading: ...
+    @property
+    def breaker(self) -> BreakerReading: ...
+    @property
+    def is_leader(self) -> Callable[[], bool]: ...
+    @property
+    def is_silenced(self) -> Callable[[Mapping[str, str]], bool] | None: ...
+    @property
+    def dry_run(self) -> bool: ...
+    @property
+    def shards(self) -> int: ...
+    @property
+    def cordoned_now(self) -> set[str]: ...
+
+    def sync_ledger(self) -> Refusal | None: ...
+
+    def limit(self, total: int, shard: int | None) -> int: ...
+
+    def remaining_budget(self, now: datetime, shard: int | None = None) -> dict[str, int]: ...
+
+    def shard_for(self, decision: Decision) -> int | None: ...
+
+    def allowed_pod_writes(
+        self, plan: Plan, view: ClusterView | None, now: datetime
+    ) -> tuple[list[Mutation], list[str]]: ...
+
+
 @dataclass(frozen=True)
 class RailContext:
     """One admission question: may ``decision``'s ``plan`` be applied now? ``writer`` gives the
     rails the books, the kill switch, the lease and the limits they read."""
 
-    writer: GuardedWriter
+    writer: RailHost
     decision: Decision
     plan: Plan
     view: ClusterView | None
