@@ -266,7 +266,8 @@ DEFAULT_SIGNALS: dict[str, SignalConfig] = {
         description="requests waiting for a slot",
     ),
     "inference_kv_cache_usage": _pod(
-        query="max by (namespace, pod, model_name) (vllm:kv_cache_usage_perc)",
+        # vLLM V1 renamed gpu_cache_usage_perc to kv_cache_usage_perc; either is read.
+        query="max by (namespace, pod, model_name) (vllm:kv_cache_usage_perc or vllm:gpu_cache_usage_perc)",
         attribute_labels=["model_name"],
         unit="ratio",
         capacity=1.0,

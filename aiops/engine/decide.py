@@ -11,7 +11,9 @@ that another finding explains (``Finding.cause``, set by root-cause correlation)
 people but never acted on themselves: the action goes to the cause.
 
 Critical means a page: a person must act now. A prediction about a pod that policy never disrupts
-(``policy.never_disrupt_owners``: a Job's pod, a bare pod) is told as a warning, with its advice.
+(``policy.never_disrupt_owners``: a Job's pod, a bare pod), and what a cordoned node reports, are
+told as warnings. No action is decided in a protected namespace (``safety.protected_namespaces``):
+the rails would refuse it, so policy advises.
 """
 
 from __future__ import annotations
@@ -45,11 +47,14 @@ class Policy:
         *,
         ladder: LadderState | None = None,
         ledger: PredictionLedger | None = None,
+        protected_namespaces: Sequence[str] = (),
     ) -> None:
         self.config = config
         self.mode = mode
         self.ladder = ladder
         self.ledger = ledger
+        # safety.protected_namespaces: the rails refuse every action there, so policy advises.
+        self.protected_namespaces = frozenset(protected_namespaces)
 
     def grade(self, finding: Finding) -> Finding:
         t = self.config.severity
@@ -136,7 +141,7 @@ class Policy:
                 continue
             if _handled(decided, facts):
                 continue  # the cause was answered already (by aiops or a person): nothing left to do
-            decided = self._owner_guard(decided, facts)
+            decided = self._protected_guard(self._owner_guard(decided, facts))
             best.setdefault((decided.action, decided.target.key), decided)
         told = {f.id: t for f in graded if (t := self._urgency(f, facts)) is not f}
         if told:
@@ -145,15 +150,41 @@ class Policy:
         return graded, list(best.values())
 
     def _urgency(self, finding: Finding, facts: ClusterFacts) -> Finding:
-        """A page means a person must act now. A prediction about a pod that policy never disrupts
-        (a Job's pod, a bare pod) leaves nothing to do now: the remedy is off the table, and the job
-        ends or its owner decides first. It is told as a warning, with its advice; a confirmed
-        failure (the pod was OOMKilled) still pages. Rules match the graded risk, before this."""
-        if finding.confirmed or finding.severity is not Severity.CRITICAL or finding.entity.kind != EntityKind.POD:
+        """A page means a person must act now; rules match the graded risk, before this.
+
+        - A prediction about a pod that policy never disrupts (a Job's pod, a bare pod) leaves
+          nothing to do now: the remedy is off the table, and the job ends or its owner decides
+          first. It is told as a warning, with its advice; a confirmed failure (OOMKilled) still pages.
+        - A node that is cordoned now was taken out of service by a person (or by aiops): a planned
+          reboot, a repair under way. What it reports meanwhile (NotReady) is told as a warning.
+        """
+        if finding.severity is not Severity.CRITICAL:
             return finding
-        if facts.owner_kind(finding.entity) not in self.config.never_disrupt_owners:
+        entity = finding.entity
+        if entity.kind == EntityKind.NODE and entity.name in facts.cordoned:
+            return replace(finding, severity=Severity.WARNING)
+        if finding.confirmed or entity.kind != EntityKind.POD:
+            return finding
+        if facts.owner_kind(entity) not in self.config.never_disrupt_owners:
             return finding
         return replace(finding, severity=Severity.WARNING)
+
+    def _protected_guard(self, decision: Decision) -> Decision:
+        """The rails refuse every action in a protected namespace (kube-system and the like, which
+        restart things routinely): policy decides advice there, so the two agree."""
+        namespace = decision.target.namespace
+        if decision.action == ADVISE or not namespace or namespace not in self.protected_namespaces:
+            return decision
+        return replace(
+            decision,
+            action=ADVISE,
+            reason=f"{decision.reason}. Not {decision.action}: {decision.target.key} is in protected namespace "
+                   f"{namespace}; advice instead",
+            params={
+                "why": f"{decision.finding.evidence.summary}; not {decision.action}: protected namespace {namespace}",
+                "suggestion": f"look at {decision.target.key}; {decision.action} is never done in {namespace}",
+            },
+        )
 
     def _decision(
         self, rule: PolicyRule, finding: Finding, target: Entity, resolve: Resolve | None, now: datetime | None

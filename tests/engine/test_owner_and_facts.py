@@ -148,3 +148,24 @@ def test_a_confirmed_failure_of_a_job_pod_still_pages() -> None:
     facts = ClusterFacts.from_frame(_frame(_pod_info("batch", "p-1", "n1", "Job")))
     graded, _ = Policy(PolicyConfig(), Mode.AUTO).decide([_oom_confirmed("batch", "p-1")], now=NOW, facts=facts)
     assert graded[0].severity is Severity.CRITICAL
+
+
+def _not_ready(node: str) -> Finding:
+    return Finding("conditions", "node_ready", Entity("node", node), 1.0, NOW, Evidence("NotReady"), confirmed=True)
+
+
+@pytest.mark.parametrize(("cordon", "severity"), [([0] * 10, Severity.CRITICAL), ([0] * 4 + [1] * 6, Severity.WARNING),
+                                                  ([1] * 4 + [0] * 6, Severity.CRITICAL)])
+def test_a_node_a_person_took_out_of_service_is_not_a_page(cordon: list[float], severity: Severity) -> None:
+    # Cordoned, then NotReady: a planned reboot or a repair under way. Someone is already on it.
+    facts = ClusterFacts.from_frame(_frame(_unschedulable("n1", cordon)))
+    graded, _ = Policy(PolicyConfig(), Mode.AUTO).decide([_not_ready("n1")], now=NOW, facts=facts)
+    assert graded[0].severity is severity
+
+
+def test_no_action_is_decided_in_a_protected_namespace() -> None:
+    crashloop = Finding("conditions", "pod_crashlooping", Entity("pod", "kube-proxy-1", "kube-system"), 1.0, NOW,
+                        Evidence("CrashLoopBackOff"), confirmed=True)
+    policy = Policy(PolicyConfig(), Mode.AUTO, protected_namespaces=["kube-system"])
+    (d,) = policy.decide([crashloop], now=NOW, facts=ClusterFacts())[1]
+    assert d.action == "advise" and "protected namespace" in d.reason
