@@ -70,12 +70,10 @@ def test_gpus_that_take_over_moved_pods_are_not_paged(run: Replayed) -> None:
     assert run.pages_on("gpu/*") == []
 
 
-@pytest.mark.xfail(strict=True, reason="a cordoned node rebooting for maintenance pages as NotReady (pages: severity)")
 def test_planned_drain_is_not_paged(run: Replayed) -> None:
     assert run.pages_on("node/gpu-node-3") == []
 
 
-@pytest.mark.xfail(strict=True, reason="the KV cache of an older vLLM (gpu_cache_usage_perc) is not read (pages: catalog)")
 def test_kv_cache_of_an_older_vllm_is_forecast(run: Replayed) -> None:
     # Read with both names, the KV forecast of the surging replicas fires ~20 min before the breach.
     assert [f for f in run.report["findings"]
