@@ -199,6 +199,7 @@ class CycleFigures:
     rss_mib: float
     findings: int
     detector_s: dict[str, float] = field(default_factory=dict)
+    detector_cpu_s: dict[str, float] = field(default_factory=dict)  # thread CPU, robust to load
     errors: list[str] = field(default_factory=list)
 
 
@@ -272,22 +273,31 @@ def detector_configs(which: str) -> list[dict[str, Any]]:
     return loadable
 
 
-def _time_detectors(pipeline: Any) -> dict[str, float]:
-    """Wrap each detector's ``run`` (``detect`` for older ones) to add its seconds, per instance."""
+def _time_detectors(pipeline: Any) -> tuple[dict[str, float], dict[str, float]]:
+    """Wrap each detector's ``run`` (``detect`` for older ones), and each member of a composite
+    one (``ensemble/seasonal``), to add up its wall and its thread CPU seconds, per instance."""
     seconds: dict[str, float] = {}
-    for name, det in pipeline.detectors:
+    cpu: dict[str, float] = {}
+
+    def wrap(name: str, det: Any) -> None:
         attr = "run" if hasattr(det, "run") else "detect"
         inner = getattr(det, attr)
 
         def timed(frame: Any, _inner: Any = inner, _name: str = name) -> Any:
-            t0 = time.perf_counter()
+            t0, c0 = time.perf_counter(), time.thread_time()
             try:
                 return _inner(frame)
             finally:
                 seconds[_name] = seconds.get(_name, 0.0) + time.perf_counter() - t0
+                cpu[_name] = cpu.get(_name, 0.0) + time.thread_time() - c0
 
         setattr(det, attr, timed)
-    return seconds
+
+    for name, det in pipeline.detectors:
+        wrap(name, det)
+        for member, inner in getattr(det, "members", {}).items():
+            wrap(f"{name}/{member}", inner)
+    return seconds, cpu
 
 
 class _FixedShards:
@@ -340,7 +350,7 @@ def worker(args: argparse.Namespace) -> dict[str, Any]:
         # measure what that replica's cycle costs; the Leases are tested in tests/engine/test_shards.py).
         k, n = (int(x) for x in args.shard.split("/"))
         pipeline.shards = _FixedShards(k, n)  # type: ignore[assignment]
-    detector_s = _time_detectors(pipeline)
+    detector_s, detector_cpu_s = _time_detectors(pipeline)
     profiler = None
     if args.profile:
         import cProfile
@@ -354,6 +364,7 @@ def worker(args: argparse.Namespace) -> dict[str, Any]:
         for k in range(args.steady + 1):
             now = first + k * STEP
             detector_s.clear()
+            detector_cpu_s.clear()
             if profiler is not None and k > 0:  # profile the steady cycles only
                 profiler.enable()
             t0, c0 = time.perf_counter(), time.process_time()
@@ -381,6 +392,7 @@ def worker(args: argparse.Namespace) -> dict[str, Any]:
                     rss_mib=_proc_status("VmRSS"),
                     findings=len(report.findings),
                     detector_s=dict(detector_s),
+                    detector_cpu_s=dict(detector_cpu_s),
                     errors=[f"{e.stage}: {e.message}" for e in report.errors] + [f"bare: {e}" for e in bare_errors],
                 )
             )

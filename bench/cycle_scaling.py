@@ -75,6 +75,9 @@ def summarise(n: int, ds: Any, result: dict[str, Any], startup_s: float) -> dict
     for d in detectors:
         row[f"cold_det_{d}_s"] = cold["detector_s"].get(d, 0.0)
         row[f"steady_det_{d}_s"] = statistics.median(c["detector_s"].get(d, 0.0) for c in steady) if steady else 0.0
+        row[f"steady_det_cpu_{d}_s"] = (
+            statistics.median(c.get("detector_cpu_s", {}).get(d, 0.0) for c in steady) if steady else 0.0
+        )
     for stage in STAGES:
         row[f"cold_{stage}_s"] = cold["stages"].get(stage, 0.0)
         row[f"steady_{stage}_s"] = med("", stage)
@@ -199,9 +202,11 @@ def main() -> int:
     )
     print()
     for r in rows:
-        dets = sorted(k[len("steady_det_") : -2] for k in r if k.startswith("steady_det_"))
-        parts = ", ".join(f"{d} {r[f'cold_det_{d}_s']:.2f}/{r[f'steady_det_{d}_s']:.2f}" for d in dets)
-        print(f"{r['raw_series']:,} series, detector seconds cold/steady: {parts}")
+        dets = sorted(k[len("steady_det_cpu_") : -2] for k in r if k.startswith("steady_det_cpu_"))
+        parts = ", ".join(f"{d} {r[f'cold_det_{d}_s']:.2f}/{r[f'steady_det_{d}_s']:.3f}" for d in dets)
+        print(f"{r['raw_series']:,} series, detector wall seconds cold/steady: {parts}")
+        cpu = ", ".join(f"{d} {1000 * r[f'steady_det_cpu_{d}_s']:.1f}" for d in dets)
+        print(f"{r['raw_series']:,} series, steady detector thread CPU ms (median): {cpu}")
     print()
     for line in targets(rows):
         print(line)
