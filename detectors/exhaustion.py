@@ -96,6 +96,32 @@ class NowForecast:
     discount: float
 
 
+@dataclass(frozen=True)
+class _WindowStats:
+    """The rolling statistics a forecast is made from, at some points of a series."""
+
+    slope: np.ndarray  # median pair slope over the window
+    q75: np.ndarray
+    q25: np.ndarray
+    n_pairs: np.ndarray
+    med_y: np.ndarray  # median value over the half window before the point
+    med_t: np.ndarray  # and its median time
+    n_level: np.ndarray
+    late: np.ndarray  # median pair slope over the last half window
+    early: np.ndarray  # the same, half a window earlier (NaN across a stretch boundary)
+
+
+def _pair_slopes(t: np.ndarray, y: np.ndarray, seg: np.ndarray, lag: int) -> np.ndarray:
+    """Slopes between pairs ``lag`` points apart, within one stretch and both ends valid."""
+    n = t.shape[0]
+    pair_slope = np.full(n, np.nan)
+    if n > lag:
+        dt = t[lag:] - t[:-lag]
+        same = (seg[lag:] == seg[:-lag]) & ~np.isnan(y[lag:]) & ~np.isnan(y[:-lag]) & (dt > 0)
+        pair_slope[lag:] = np.where(same, (y[lag:] - y[:-lag]) / np.where(dt > 0, dt, 1.0), np.nan)
+    return pair_slope
+
+
 class ExhaustionParams(DetectorParams):
     """The parameters of :class:`ExhaustionForecast`, documented there."""
 
@@ -327,61 +353,26 @@ class ExhaustionForecast(UnivariateDetector):
         """Score, slope, slope sigma, level and noise at every point, for one window length."""
         n = t.shape[0]
         lag = max(1, window // 2)
-        # Slopes between pairs half a window apart, within one stretch and both ends valid.
-        pair_slope = np.full(n, np.nan)
-        if n > lag:
-            dt = t[lag:] - t[:-lag]
-            same = (seg[lag:] == seg[:-lag]) & ~np.isnan(y[lag:]) & ~np.isnan(y[:-lag]) & (dt > 0)
-            pair_slope[lag:] = np.where(same, (y[lag:] - y[:-lag]) / np.where(dt > 0, dt, 1.0), np.nan)
+        pair_slope = _pair_slopes(t, y, seg, lag)
         min_pairs = max(2, lag // 3)
-        slope = grouped_rolling(pair_slope, seg, lag, min_pairs, "median")
-        q75 = grouped_rolling(pair_slope, seg, lag, min_pairs, "quantile", 0.75)
-        q25 = grouped_rolling(pair_slope, seg, lag, min_pairs, "quantile", 0.25)
-        n_pairs = grouped_rolling(pair_slope, seg, lag, 1, "count")
-        pair_sigma = (q75 - q25) * IQR_TO_SIGMA
-        slope_sigma = MEDIAN_EFFICIENCY * pair_sigma / np.sqrt(np.maximum(n_pairs, 1.0))
-        # A pair difference carries the noise of two points: sigma_pair * dt_pair = sqrt(2) * sigma.
-        noise_sigma = pair_sigma * lag * step / math.sqrt(2.0)
-
-        # Trend level: the median of the recent half window sits at its median time.
-        t_valid = np.where(np.isnan(y), np.nan, t)
-        med_y = grouped_rolling(y, seg, lag, 1, "median")
-        med_t = grouped_rolling(t_valid, seg, lag, 1, "median")
-        n_level = grouped_rolling(y, seg, lag, 1, "count")
-        since_centre = t - med_t
-        level = med_y + slope * since_centre
-
-        # Predictive distribution of the value one horizon ahead.
-        ahead = since_centre + self.horizon_seconds
-        floor = 1e-9 * max(abs(capacity), 1.0)
-        var = (
-            (MEDIAN_EFFICIENCY * noise_sigma) ** 2 / np.maximum(n_level, 1.0)
-            + (ahead * slope_sigma) ** 2
-            + noise_sigma**2
-            + floor**2
-        )
-        # Shrink the slope towards 0 by its own signal-to-noise (James-Stein style): a slope
-        # within its noise extrapolates to nothing, however close to the wall the series sits.
-        with np.errstate(invalid="ignore", divide="ignore"):
-            shrink = np.where(slope_sigma > 0, slope**2 / (slope**2 + slope_sigma**2), 1.0)
-        mean_ahead = level + slope * shrink * self.horizon_seconds
-        # A climb that slows down (a batch job filling up to its working set, a cache warming)
-        # approaches a plateau: when the later half of the pair slopes is significantly below the
-        # earlier half, extrapolate an exponential approach (a damped trend) instead of a line.
         half = max(1, lag // 2)
         late = grouped_rolling(pair_slope, seg, half, min(half, max(2, half // 3)), "median")
         early = np.full(n, np.nan)
         if n > half:
             early[half:] = np.where(seg[half:] == seg[:-half], late[:-half], np.nan)
-        half_sigma = MEDIAN_EFFICIENCY * pair_sigma / math.sqrt(half)
-        with np.errstate(invalid="ignore", divide="ignore"):
-            slowing = ((early - late) > DECELERATION_SIGMAS * math.sqrt(2.0) * half_sigma) & (early > 0)
-            ratio = np.clip(np.maximum(late, 0.0) / early, 1e-6, 1.0 - 1e-9)
-            tau = half * step / -np.log(ratio)
-            rise = np.maximum(late, 0.0) * tau * -np.expm1(-self.horizon_seconds / tau)
-        mean_ahead = np.where(slowing, level + rise, mean_ahead)
-        score = np.nan_to_num(normal_sf((capacity - mean_ahead) / np.sqrt(var)), nan=0.0)
-        return score, slope, slope_sigma, level, noise_sigma
+        t_valid = np.where(np.isnan(y), np.nan, t)
+        stats = _WindowStats(
+            slope=grouped_rolling(pair_slope, seg, lag, min_pairs, "median"),
+            q75=grouped_rolling(pair_slope, seg, lag, min_pairs, "quantile", 0.75),
+            q25=grouped_rolling(pair_slope, seg, lag, min_pairs, "quantile", 0.25),
+            n_pairs=grouped_rolling(pair_slope, seg, lag, 1, "count"),
+            med_y=grouped_rolling(y, seg, lag, 1, "median"),
+            med_t=grouped_rolling(t_valid, seg, lag, 1, "median"),
+            n_level=grouped_rolling(y, seg, lag, 1, "count"),
+            late=late,
+            early=early,
+        )
+        return self._forecast(t, stats, lag, step, capacity)
 
     def _fit_at(
         self,
@@ -396,52 +387,66 @@ class ExhaustionForecast(UnivariateDetector):
         """``_fit(t, y, seg, window, step, capacity)`` at the points ``at`` only, the same floats.
 
         The daemon reads the forecast of the newest ``hold`` points; the rolling statistics are
-        read off each point's own window (:func:`~detectors._rolling_at.rolling_at`) and every
-        other step is the same elementwise arithmetic as :meth:`_fit`, in the same order.
+        read off each point's own window (:class:`~detectors._rolling_at.Windows`, the floats
+        pandas gives) and the forecast from them is :meth:`_forecast`, as for every point.
         """
-        n = t.shape[0]
         lag = max(1, window // 2)
-        pair_slope = np.full(n, np.nan)
-        if n > lag:
-            dt = t[lag:] - t[:-lag]
-            same = (seg[lag:] == seg[:-lag]) & ~np.isnan(y[lag:]) & ~np.isnan(y[:-lag]) & (dt > 0)
-            pair_slope[lag:] = np.where(same, (y[lag:] - y[:-lag]) / np.where(dt > 0, dt, 1.0), np.nan)
+        pair_slope = _pair_slopes(t, y, seg, lag)
         min_pairs = max(2, lag // 3)
+        half = max(1, lag // 2)
+        # The half-window median at each point and half a window earlier, in one gather.
+        back = at - half
+        both = Windows(pair_slope, seg, np.concatenate([at, np.maximum(back, 0)]), half).median(
+            min(half, max(2, half // 3))
+        )
         pairs = Windows(pair_slope, seg, at, lag)
-        slope = pairs.median(min_pairs)
-        q75 = pairs.quantile(0.75, min_pairs)
-        q25 = pairs.quantile(0.25, min_pairs)
-        n_pairs = pairs.counts()
-        pair_sigma = (q75 - q25) * IQR_TO_SIGMA
-        slope_sigma = MEDIAN_EFFICIENCY * pair_sigma / np.sqrt(np.maximum(n_pairs, 1.0))
+        recent = Windows(y, seg, at, lag)
+        stats = _WindowStats(
+            slope=pairs.median(min_pairs),
+            q75=pairs.quantile(0.75, min_pairs),
+            q25=pairs.quantile(0.25, min_pairs),
+            n_pairs=pairs.counts(),
+            med_y=recent.median(1),
+            med_t=Windows(np.where(np.isnan(y), np.nan, t), seg, at, lag).median(1),
+            n_level=recent.counts(),
+            late=both[: at.shape[0]],
+            early=np.where((back >= 0) & (seg[at] == seg[np.maximum(back, 0)]), both[at.shape[0] :], np.nan),
+        )
+        return self._forecast(t[at], stats, lag, step, capacity)
+
+    def _forecast(
+        self, t: np.ndarray, w: _WindowStats, lag: int, step: float, capacity: float
+    ) -> tuple[np.ndarray, ...]:
+        """Score, slope, slope sigma, level and noise at the points ``t`` from their windows' statistics."""
+        slope = w.slope
+        pair_sigma = (w.q75 - w.q25) * IQR_TO_SIGMA
+        slope_sigma = MEDIAN_EFFICIENCY * pair_sigma / np.sqrt(np.maximum(w.n_pairs, 1.0))
+        # A pair difference carries the noise of two points: sigma_pair * dt_pair = sqrt(2) * sigma.
         noise_sigma = pair_sigma * lag * step / math.sqrt(2.0)
 
-        t_valid = np.where(np.isnan(y), np.nan, t)
-        recent = Windows(y, seg, at, lag)
-        med_y = recent.median(1)
-        med_t = Windows(t_valid, seg, at, lag).median(1)
-        n_level = recent.counts()
-        since_centre = t[at] - med_t
-        level = med_y + slope * since_centre
+        # Trend level: the median of the recent half window sits at its median time.
+        since_centre = t - w.med_t
+        level = w.med_y + slope * since_centre
 
+        # Predictive distribution of the value one horizon ahead.
         ahead = since_centre + self.horizon_seconds
         floor = 1e-9 * max(abs(capacity), 1.0)
         var = (
-            (MEDIAN_EFFICIENCY * noise_sigma) ** 2 / np.maximum(n_level, 1.0)
+            (MEDIAN_EFFICIENCY * noise_sigma) ** 2 / np.maximum(w.n_level, 1.0)
             + (ahead * slope_sigma) ** 2
             + noise_sigma**2
             + floor**2
         )
+        # Shrink the slope towards 0 by its own signal-to-noise (James-Stein style): a slope
+        # within its noise extrapolates to nothing, however close to the wall the series sits.
         with np.errstate(invalid="ignore", divide="ignore"):
             shrink = np.where(slope_sigma > 0, slope**2 / (slope**2 + slope_sigma**2), 1.0)
         mean_ahead = level + slope * shrink * self.horizon_seconds
+        # A climb that slows down (a batch job filling up to its working set, a cache warming)
+        # approaches a plateau: when the later half of the pair slopes is significantly below the
+        # earlier half, extrapolate an exponential approach (a damped trend) instead of a line.
         half = max(1, lag // 2)
-        late_min = min(half, max(2, half // 3))
-        # The half-window median at each point and half a window earlier, in one gather.
-        back = at - half
-        both = Windows(pair_slope, seg, np.concatenate([at, np.maximum(back, 0)]), half).median(late_min)
-        late, before = both[: at.shape[0]], both[at.shape[0] :]
-        early = np.where((back >= 0) & (seg[at] == seg[np.maximum(back, 0)]), before, np.nan)
+        late, early = w.late, w.early
         half_sigma = MEDIAN_EFFICIENCY * pair_sigma / math.sqrt(half)
         with np.errstate(invalid="ignore", divide="ignore"):
             slowing = ((early - late) > DECELERATION_SIGMAS * math.sqrt(2.0) * half_sigma) & (early > 0)
