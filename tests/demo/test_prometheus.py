@@ -112,11 +112,9 @@ def test_demo_serves_every_catalog_signal_and_its_faults(tmp_path: Path) -> None
         assert time.monotonic() - started < 15
         at = END.timestamp()
         empty = [name for name, sig in DEFAULT_SIGNALS.items() if not query(prom.url, sig.query, at)]
-        # Nothing has been OOM-killed yet (the leak is ahead); the demo serves with vLLM only, and
-        # its histogram is TTFT and end-to-end (no inter-token histogram).
-        assert empty == [
-            "pod_oom_killed", "serving_itl_p99", "serving_request_latency_triton", "serving_request_latency_torchserve",
-        ]
+        # Nothing has been OOM-killed yet (the leak is ahead); the demo serves with vLLM only
+        # (TTFT, inter-token and end-to-end histograms).
+        assert empty == ["pod_oom_killed", "serving_request_latency_triton", "serving_request_latency_torchserve"]
         assert query(prom.url, DEFAULT_SIGNALS["pod_crashlooping"].query, at)[0]["value"][1] == "1"
         assert max(float(s["value"][1]) for s in query(prom.url, DEFAULT_SIGNALS["gpu_xid"].query, at)) == 79
         p99 = {
