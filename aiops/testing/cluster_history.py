@@ -651,7 +651,8 @@ def generate(spec: HistorySpec = HistorySpec()) -> ClusterHistory:
                          engine_restart=(llama_a, engine_restart_h or 0.0))
 
     # --- incidents, with the time a static alert fires ----------------------------------------
-    ttft_p99 = ttft * math.exp(2.326 * 0.55)
+    # The breach as an alert rule sees it: histogram_quantile over the exported buckets.
+    ttft_p99 = _histogram_p99(b, "vllm:time_to_first_token_seconds", "llama-3-8b")
     disk_name = "disk fill -> DiskPressure (90 % used)" if nodefs else "imagefs fill -> DiskPressure (85 % used)"
     out.incidents = [
         {"name": "memory leak -> OOMKill", "entity": f"pod/shop/{leak_pod}", "failure_at": at(oom_h),
@@ -668,7 +669,7 @@ def generate(spec: HistorySpec = HistorySpec()) -> ClusterHistory:
          "window_before": "1h", "wanted_lead": "0m"},
         {"name": "traffic surge on llama-3-8b", "entity": "model/inference/llama-3-8b",
          "failure_at": at(_first(h, (ttft_p99 > 2.0) & (h >= surge_from))),
-         "static_alert_at": at(_first(h, (ttft_p99 > 2.0) & (h >= surge_from)) + 5 / 60),
+         "static_alert_at": at(_first_held(h, (ttft_p99 > 2.0) & (h >= surge_from), 5 / 60)),
          "resolved_at": at(surge_peak + 1.0), "expected_action": "scale_ahead"},
         {"name": "accuracy drift of qwen2-7b", "entity": "model/inference/qwen2-7b", "failure_at": at(drift_alert),
          "static_alert_at": at(drift_alert), "resolved_at": at(fixed_at), "expected_action": "rollback_model",
@@ -829,6 +830,48 @@ def _rough_telemetry(b: _Builder, *, leak_node: str, oom_h: float, disk_fail_h: 
     b.counter_reset("vllm:", {"pod": pod}, at + 4 / 60)
     b.scrape_gap("vllm:", {"pod": pod}, at, at + 4 / 60)
     b.scrape_gap("vllm:", {"model_name": "llama-3-8b"}, surge_peak - 0.2, surge_peak - 0.2 + 2 / 60)
+
+
+def _histogram_p99(b: _Builder, name: str, model: str) -> np.ndarray:
+    """``histogram_quantile(0.99, sum by (le) (rate(<name>_bucket{model_name=<model>}[5m])))`` per
+    step, as Prometheus computes it: linear within a bucket, the highest finite bound past the last
+    one. A series whose counters reset (or that is absent) inside the window adds nothing there."""
+    w = max(1, round(300 / b.spec.step_s) - 1)  # samples in (t - 5m, t]: first and last
+    total: np.ndarray | None = None
+    bounds: tuple[float, ...] = ()
+    for x in b.out.histograms:
+        if x.name != name or x.labels.get("model_name") != model:
+            continue
+        bounds = x.buckets
+        delta = np.full(x.counts.shape, np.nan)
+        delta[:, w:] = x.counts[:, w:] - x.counts[:, :-w]
+        delta = np.where(np.isfinite(delta) & (delta >= 0), delta, 0.0)
+        total = delta if total is None else total + delta
+    if total is None:
+        raise AssertionError(f"no {name} histogram of {model}")
+    rank = 0.99 * total[-1]
+    upper = np.asarray(bounds)
+    lower = np.r_[0.0, upper[:-1]]
+    out = np.full(b.T(), np.nan)
+    for i in np.flatnonzero(total[-1] > 0):
+        k = int(np.searchsorted(total[:, i], rank[i], side="left"))
+        if k >= len(upper):
+            out[i] = upper[-1]
+            continue
+        below = total[k - 1, i] if k else 0.0
+        span = total[k, i] - below
+        out[i] = lower[k] + (upper[k] - lower[k]) * ((rank[i] - below) / span if span > 0 else 1.0)
+    return out
+
+
+def _first_held(h: np.ndarray, cond: np.ndarray, hold_h: float) -> float:
+    """When an alert with ``for: hold_h`` fires: the condition has held that long."""
+    idx = np.flatnonzero(cond)
+    for i in idx:
+        window = (h >= h[i]) & (h <= h[i] + hold_h + 1e-9)
+        if cond[window].all():
+            return float(h[i] + hold_h)
+    raise AssertionError("the scenario's incident never happens")
 
 
 def _first(h: np.ndarray, cond: np.ndarray) -> float:

@@ -133,7 +133,7 @@ EU_ROUGH = Profile(
         leak_from_h=6.0, oom_h=10.0,  # a slow leak, over 4 h
         disk_from_h=1.0, disk_fill_per_h=0.15,
         xid_h=2.0, xid_response_min=(25.0, 40.0, 80.0, 90.0),
-        surge_from_h=2.5, surge_peak_h=5.5, surge_factor=4.0,  # from 15:30 local into the evening peak
+        surge_from_h=3.0, surge_peak_h=7.0, surge_factor=4.0,  # from 16:00 local into the evening peak
         drift_from_h=3.0, drift_per_h=0.04,
     ),
     xid_series_vanish=True,
