@@ -257,10 +257,8 @@ DEFAULT_SIGNALS: dict[str, SignalConfig] = {
         bad_direction="up",
         description="p99 end-to-end request latency (context: grows with the output length; not an objective)",
     ),
-    "inference_queue_length": SignalConfig(
+    "inference_queue_length": _model(
         query="sum by (namespace, model_name) (vllm:num_requests_waiting)",
-        entity=EntityKind.MODEL,
-        entity_labels={"name": "model_name", "namespace": "namespace"},
         unit="requests",
         bad_direction="up",
         description="requests waiting for a slot",
@@ -275,10 +273,8 @@ DEFAULT_SIGNALS: dict[str, SignalConfig] = {
         bad_direction="up",
         description="KV-cache blocks in use (preemptions start near 1.0)",
     ),
-    "inference_request_rate": SignalConfig(
+    "inference_request_rate": _model(
         query="sum by (namespace, model_name) (rate(vllm:request_success_total[5m]))",
-        entity=EntityKind.MODEL,
-        entity_labels={"name": "model_name", "namespace": "namespace"},
         unit="requests/s",
         bad_direction="both",
         description="successful requests per second",
