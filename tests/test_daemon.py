@@ -6,7 +6,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -16,15 +15,7 @@ import yaml
 from aiops.server import DaemonServer
 from aiops.demo.prometheus import PrometheusServer, free_port
 from tests.collect.test_collector import ONLY_MEMORY
-
-
-def wait_for(predicate, timeout: float = 60.0) -> bool:  # noqa: ANN001
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(0.2)
-    return False
+from tests.reliability.daemon_process import wait_for
 
 
 def test_server_endpoints() -> None:
@@ -71,7 +62,7 @@ def test_run_serves_metrics_becomes_ready_and_stops_on_sigterm(prometheus: Prome
             except requests.ConnectionError:
                 return False
 
-        if not wait_for(ready):
+        if not wait_for(ready, 60):
             proc.kill()
             raise AssertionError(f"daemon never became ready: {proc.communicate()[1][-3000:]}")
         metrics = requests.get(f"{base}/metrics", timeout=5).text

@@ -15,9 +15,7 @@ import os
 import signal
 import subprocess
 import sys
-import time
 import urllib.parse
-from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -32,6 +30,7 @@ from aiops.demo.prometheus import PrometheusServer, free_port
 from aiops.testing.smtp import SmtpServer
 from tests.prometheus_history import write_history
 from tests.collect.test_collector import ONLY_MEMORY
+from tests.reliability.daemon_process import wait_for
 
 pytestmark = pytest.mark.reliability
 
@@ -45,15 +44,6 @@ SECRETS = {
     "AIOPS_WEBHOOK_TOKEN": "hook-token-7c2e9f4a1b8d3e6c",
     "AIOPS_PROM_BEARER": "prom-bearer-1d6f8a3c5e9b2f7a",
 }
-
-
-def wait_for(predicate: Callable[[], bool], timeout: float) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(0.2)
-    return False
 
 
 def forms(secret: str) -> set[str]:
