@@ -41,6 +41,7 @@ from typing import Any
 import numpy as np
 from scipy.special import ndtr
 
+from aiops.demo.synth import ITL_BUCKETS  # the demo exports the same vLLM V1 histogram
 from aiops.testing.cluster_profiles import DEFAULT, Profile, TrafficShape
 
 __all__ = ["ClusterHistory", "HistorySpec", "generate"]
@@ -49,8 +50,6 @@ GIB, MIB = 1024**3, 1024**2
 # vLLM V1's own bucket boundaries (vllm/v1/metrics/loggers.py).
 TTFT_BUCKETS = (0.001, 0.005, 0.01, 0.02, 0.04, 0.06, 0.08, 0.1, 0.25, 0.5, 0.75, 1.0, 2.5, 5.0, 7.5, 10.0,
                 20.0, 40.0, 80.0, 160.0, 640.0, 2560.0)
-ITL_BUCKETS = (0.01, 0.025, 0.05, 0.075, 0.1, 0.15, 0.2, 0.3, 0.4, 0.5, 0.75, 1.0, 2.5, 5.0, 7.5, 10.0, 20.0,
-               40.0, 80.0)
 E2E_BUCKETS = (0.3, 0.5, 0.8, 1.0, 1.5, 2.0, 2.5, 5.0, 10.0, 15.0, 20.0, 30.0, 40.0, 50.0, 60.0, 120.0, 240.0,
                480.0, 960.0, 1920.0, 7680.0)
 # An older vLLM (before inter_token_latency and kv_cache_usage_perc): its shorter bucket lists.
