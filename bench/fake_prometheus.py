@@ -2,15 +2,19 @@
 
 Serves the part of Prometheus's HTTP API the daemon uses (``/api/v1/query_range``, GET or POST;
 ``/api/v1/label/<name>/values``; ``/api/v1/query``; ``/-/ready``) with Prometheus's exact JSON
-shape (compact, ``[<unix seconds>,"<value>"]`` samples, values as strings, ``"NaN"`` for a
-gap in the data), computed on the fly from a seeded generator: nothing is stored, so a cluster of
+shape (compact, ``[<unix seconds>,"<value>"]`` samples evaluated at ``start + k * step``, values
+formatted as Go's ``strconv.FormatFloat(v, 'f', -1, 64)`` prints them, a gap left out), computed
+on the fly from a seeded generator: nothing is stored, so a cluster of
 100k series × 24 h costs this process no memory, and every request for the same (series, instant)
 gets the same value.
 
 What it answers is the *result* of each catalog signal's query: one series per entity, with the
 labels the query keeps (``namespace``/``pod``/``container``; ``node``; ``Hostname``/``UUID``/...).
-It does not evaluate PromQL: a query is recognised by its metric names (a sharded replica's query
-too: the ``<label>=~"..."`` matcher it adds is applied to the series). Pods are replaced now and
+It does not evaluate PromQL: a query is recognised as one of the catalog's (a sharded replica's
+query too: the ``<label>=~"..."`` matcher it adds is applied to the series). Series that
+kube-state-metrics exports only for some pods (a last termination by OOM, a CrashLoopBackOff wait)
+exist only for a few pods here too; ``kube_pod_info`` is 1.
+tests/bench/test_fake_prometheus.py compares its answers with a real Prometheus's. Pods are replaced now and
 then (``--pod-lifetime-hours``): their series vanish and new ones appear, as in a real cluster.
 
 What it measures and what it does not: the daemon's own memory and CPU for a cluster of that size
@@ -45,6 +49,10 @@ GPUS_PER_NODE = 8
 PODS_PER_NODE = 10
 NODES_PER_MODEL = 5
 MOUNTPOINTS = ("/", "/var/lib/containerd")
+# Signals kube-state-metrics exports only for the pods concerned (about this share of them), at 1.
+SPARSE = {"pod_oom_killed": 0.02, "pod_crashlooping": 0.01}
+# Info metrics: 1 for every series.
+ONE = frozenset({"pod_info"})
 
 
 @dataclass(frozen=True)
@@ -53,6 +61,23 @@ class Entity:
     seed: int
     born: float = -np.inf  # first instant the series exists (pods are replaced)
     dies: float = np.inf
+
+
+def _canonical(query: str) -> str:
+    """``query`` as the parser prints it, without the matcher a sharded replica adds (``=~"|..."``):
+    the same text for a catalog query and for any replica's rewrite of it."""
+    import promql_parser as pp
+
+    def post(node: object) -> object | None:
+        if not isinstance(node, pp.VectorSelector):
+            return None
+        kept = [m for m in node.matchers.matchers if not (m.op == pp.MatchOp.Re and m.value.startswith("|"))]
+        if len(kept) == len(node.matchers.matchers):
+            return None
+        node.matchers = pp.Matchers(kept)
+        return pp.parse(str(node))
+
+    return str(pp.transform(pp.parse(query), post_visit=post))
 
 
 def _metric_names(query: str) -> frozenset[str]:
@@ -78,7 +103,7 @@ class FakeCluster:
         self.pod_lifetime = pod_lifetime_hours * 3600
         kinds = [s.entity for s in self.signals.values()]
         per_node = (
-            kinds.count("pod") * PODS_PER_NODE
+            sum(SPARSE.get(n, 1.0) for n, s in self.signals.items() if s.entity == "pod") * PODS_PER_NODE
             + kinds.count("gpu") * GPUS_PER_NODE
             + sum(len(MOUNTPOINTS) if "mountpoint" in s.attribute_labels else 1 for s in self.signals.values() if s.entity == "node")
             + kinds.count("model") / NODES_PER_MODEL
@@ -86,6 +111,7 @@ class FakeCluster:
         self.nodes = max(1, round(series / per_node))
         self.seed = seed
         self._by_names = {_metric_names(s.query): name for name, s in self.signals.items()}
+        self._by_query = {_canonical(s.query): name for name, s in self.signals.items()}
 
     # -- which series a signal has ---------------------------------------------------------
     def entities(self, signal: str, lo: float, hi: float) -> list[Entity]:
@@ -117,6 +143,8 @@ class FakeCluster:
                     phase = (k * 7919) % max(1, int(self.pod_lifetime))
                     first, last = int((lo + phase) // self.pod_lifetime), int((hi + phase) // self.pod_lifetime)
                     for gen in range(first, last + 1):
+                        if signal in SPARSE and (k * 7 + gen) % round(1 / SPARSE[signal]):
+                            continue
                         labels = {name_label: f"svc-{k % 997}-{k:06d}-g{gen}"}
                         if ns_label:
                             labels[ns_label] = f"team-{k % 23}"
@@ -141,7 +169,8 @@ class FakeCluster:
         daily = np.sin(2 * np.pi * (ts[None, :] / 86400.0) + level[:, None] * 6.283)
         noise = (np.sin(seeds[:, None] * 12.9898 + ts[None, :] * 78.233) * 43758.5453) % 1.0 - 0.5
         if s.unit == "bool":
-            return np.full((seeds.shape[0], ts.shape[0]), 1.0 if s.bad_direction == "down" else 0.0)
+            one = signal in ONE or signal in SPARSE or s.bad_direction == "down"
+            return np.full((seeds.shape[0], ts.shape[0]), 1.0 if one else 0.0)
         if s.unit == "ratio":
             v = 0.2 + 0.4 * level[:, None] + 0.08 * daily + 0.02 * noise
         elif s.unit == "percent":
@@ -158,7 +187,7 @@ class FakeCluster:
 
     # -- answers -----------------------------------------------------------------------------
     def signal_of(self, query: str) -> str:
-        name = self._by_names.get(_metric_names(query))
+        name = self._by_query.get(_canonical(query))
         if name is None:
             raise KeyError(f"not a catalog signal's query: {query[:200]!r}")
         return name
@@ -166,12 +195,13 @@ class FakeCluster:
     def range_answer(self, query: str, start: float, end: float, step: float) -> bytes:
         signal = self.signal_of(query)
         keep = _shard_filter(query)
-        ts = np.arange(np.ceil(start / step) * step, end + step / 2, step)
+        # Prometheus evaluates at start, start + step, ... up to end (not on a grid of its own).
+        ts = start + step * np.arange(int(np.floor((end - start) / step + 1e-9)) + 1 if end >= start else 0)
         ents = [e for e in self.entities(signal, float(ts[0]) if ts.size else start, end) if keep(e.labels)]
         parts = []
         if ts.size and ents:
             vals = self.values(signal, np.array([e.seed for e in ents], dtype=np.float64), ts)
-            text = vals.astype(str)
+            text = go_float_text(vals)
             tstr = [f"[{t:.0f}," if t == int(t) else f"[{t}," for t in ts.tolist()]
             for i, e in enumerate(ents):
                 alive = (ts >= e.born) & (ts < e.dies)
@@ -190,6 +220,25 @@ class FakeCluster:
                 if sel_names <= names:
                     values.update(e.labels[label] for e in self.entities(signal, start, end) if label in e.labels)
         return json.dumps({"status": "success", "data": sorted(values)}, separators=(",", ":")).encode()
+
+
+def go_float_text(values: np.ndarray) -> np.ndarray:
+    """Sample values as Prometheus writes them (Go's ``FormatFloat(v, 'f', -1, 64)``): the shortest
+    decimal that reads back the same, never an exponent, no trailing ``.0``; NaN, +Inf, -Inf."""
+    out = np.empty(values.shape, dtype=object)
+    finite = np.isfinite(values)
+    whole = finite & (values == np.round(values)) & (np.abs(values) < 2**53)
+    out[whole] = values[whole].astype(np.int64).astype(str)
+    rest = finite & ~whole
+    shortest = values[rest].astype(str)  # Python's shortest repr: Go's digits, but with exponents
+    exp = np.char.find(shortest, "e") >= 0
+    text = shortest.astype(object)
+    text[exp] = [np.format_float_positional(v, trim="-") for v in values[rest][exp].tolist()]
+    out[rest] = text
+    out[np.isnan(values)] = "NaN"
+    out[values == np.inf] = "+Inf"
+    out[values == -np.inf] = "-Inf"
+    return out
 
 
 def _shard_filter(query: str) -> Any:
