@@ -301,12 +301,12 @@ def _time_detectors(pipeline: Any) -> tuple[dict[str, float], dict[str, float]]:
 
 
 class _FixedShards:
-    """Holds one shard, always: what a replica of a settled sharded deployment sees."""
+    """Holds the same shards, always: what a replica of a settled sharded deployment sees."""
 
-    def __init__(self, shard: int, shards: int) -> None:
+    def __init__(self, held: frozenset[int], shards: int) -> None:
         from aiops.engine.shards import ShardLeases
 
-        self.shards, self._held = shards, frozenset({shard})
+        self.shards, self._held = shards, held
         self.restrict = ShardLeases.restrict.__get__(self)
         self.keep = ShardLeases.keep.__get__(self)
         self.owns = ShardLeases.owns.__get__(self)
@@ -346,10 +346,10 @@ def worker(args: argparse.Namespace) -> dict[str, Any]:
     rss_start = _proc_status("VmRSS")
     pipeline = Pipeline.from_config(config)
     if args.shard:
-        # One replica of a sharded deployment: it holds shard k of n (no Kubernetes needed to
+        # One replica of a sharded deployment: it holds shards k,... of n (no Kubernetes needed to
         # measure what that replica's cycle costs; the Leases are tested in tests/engine/test_shards.py).
-        k, n = (int(x) for x in args.shard.split("/"))
-        pipeline.shards = _FixedShards(k, n)  # type: ignore[assignment]
+        held, n = args.shard.split("/")
+        pipeline.shards = _FixedShards(frozenset(int(k) for k in held.split(",")), int(n))  # type: ignore[assignment]
     detector_s, detector_cpu_s = _time_detectors(pipeline)
     profiler = None
     if args.profile:
@@ -456,7 +456,7 @@ def main() -> None:
     w.add_argument("--detectors", default="all")
     w.add_argument("--profile", help="write cProfile stats of the steady cycles here")
     w.add_argument("--max-points-per-query", type=int, help="prometheus.max_points_per_query for the daemon")
-    w.add_argument("--shard", help="K/N: run as the replica holding shard K of N")
+    w.add_argument("--shard", help="K[,K...]/N: run as the replica holding shards K... of N")
     args = p.parse_args()
     print(json.dumps(worker(args)))
 

@@ -128,7 +128,7 @@ def main() -> int:
     )
     p.add_argument("--profile", type=Path, help="cProfile the steady cycles (prints the top; .pstats per size)")
     p.add_argument("--timeout", type=float, default=3600, help="seconds allowed for one size's cycles")
-    p.add_argument("--shard", help="K/N: measure the replica that holds shard K of N (sharding.shards: N)")
+    p.add_argument("--shard", help="K[,K...]/N: measure the replica that holds shards K... of N (sharding.shards: N)")
     args = p.parse_args()
 
     rows = []

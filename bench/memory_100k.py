@@ -39,7 +39,7 @@ def main() -> int:
     p.add_argument("--hours", type=float, default=24.0, help="the daemon's lookback")
     p.add_argument("--steady", type=int, default=5)
     p.add_argument("--detectors", default="default")
-    p.add_argument("--shard", help="K/N: run as the replica holding shard K of N")
+    p.add_argument("--shard", help="K[,K...]/N: run as the replica holding shards K... of N")
     p.add_argument("--pod-lifetime-hours", type=float, default=48.0, help="pods are replaced this often")
     p.add_argument("--timeout", type=float, default=3600)
     p.add_argument("--malloc-arena-max", default="2", help="MALLOC_ARENA_MAX for the daemon, as the image sets it ('' unset)")

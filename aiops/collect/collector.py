@@ -239,8 +239,7 @@ class Collector:
         parts: dict[str, list[tuple[str, int | None]]] = {}
         splittable = held is not None and hasattr(self.client, "label_values")
         for name in self.signals:
-            if splittable and name in self.shard_queries:
-                assert held is not None
+            if splittable and name in self.shard_queries and held is not None and name not in held.whole:
                 parts[name] = [(f"{name}@{s}/{held.shards}", s) for s in sorted(held.held)]
             else:
                 parts[name] = [(name, None)]

@@ -81,10 +81,12 @@ def shard_hash(key: str, shards: int) -> int:
 
 @dataclass(frozen=True)
 class HeldShards:
-    """The shards a replica holds, out of ``shards``: what the collector fetches."""
+    """The shards a replica holds, out of ``shards``: what the collector fetches. The signals in
+    ``whole`` are fetched whole all the same (aiops.engine.shards.SHARED_SIGNALS)."""
 
     shards: int
     held: frozenset[int]
+    whole: frozenset[str] = frozenset()
 
 
 def regex_literal(value: str) -> str:

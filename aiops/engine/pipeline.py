@@ -28,7 +28,7 @@ from aiops.engine.ladder import LadderState
 from aiops.engine.predictions import PredictionLedger
 from aiops.kube.client import request_timeout
 from aiops.kube.notified import ClusterNotifyLedger
-from aiops.engine.shards import ShardLeases
+from aiops.engine.shards import SHARED_SIGNALS, ShardLeases
 from aiops.model import CycleReport, Finding, Frame, Severity, StageError, new_id, utcnow
 from aiops.notify.channels import build_notifiers
 from aiops.notify.stage import NotifyStage
@@ -206,7 +206,7 @@ class Pipeline:
         with self._stage(report, "collect"):
             if self.shards is not None:
                 # Fetch only our shards' series (a superset), then keep exactly what we own.
-                frame, errors = self.collector.collect(now, HeldShards(self.shards.shards, held))
+                frame, errors = self.collector.collect(now, HeldShards(self.shards.shards, held, SHARED_SIGNALS))
                 frame = self.shards.restrict(frame, held)
             else:
                 frame, errors = self.collector.collect(now)

@@ -1,11 +1,14 @@
 """Shards across replicas, on coordination.k8s.io Leases only (no cluster layer of our own).
 
 ``sharding: {shards: N}`` splits the cluster's entities into N shards by a stable hash
-(:func:`shard_of`): a node, and everything that runs on it (its pods, its GPUs), hash by the node
-name, so a root cause on a node and its symptoms in pods land in the same shard; other entities
-(models, deployments) hash by their kind and name (:func:`~aiops.collect.shard_query.shard_key`:
-one label value, so a replica can ask Prometheus for its shards' series only). Each shard is one Lease ``<prefix>-<i>``; the holder
-detects, decides, acts and notifies for that shard's entities, the other replicas ignore them.
+(:func:`shard_of`): a node and what carries its name (its GPUs, whose failures are acted on by
+evacuating the node, and ``kube_pod_info``) hash by the node name, so one replica decides for a
+node; other entities (a pod's own signals, models, deployments) hash by their kind and name
+(:func:`~aiops.collect.shard_query.shard_key`: one label value, so a replica can ask Prometheus
+for its shards' series only). What the decisions about one entity read about others
+(:data:`SHARED_SIGNALS`: who owns each pod, which node it runs on) every replica fetches and keeps
+whole. Each shard is one Lease ``<prefix>-<i>``; the holder detects, decides, acts and notifies
+for that shard's entities, the other replicas ignore them.
 
 Each replica also renews a *member* Lease ``<prefix>-member-<identity>``; the member Leases that
 keep changing are the live replicas. A replica holds at most ceil(N / live replicas) shards: it
@@ -39,9 +42,17 @@ from aiops.collect.shard_query import shard_hash, shard_key
 from aiops.config import AiopsConfig
 from aiops.engine.leader import LeaseElector, RenewLoop, default_identity
 from aiops.kube.errors import KubeApiError, classify
-from aiops.model import Entity, Finding, Frame
+from aiops.model import Entity, Finding, Frame, Series
 
 log = logging.getLogger(__name__)
+
+# Signals every replica fetches and keeps whole, whichever shard their entities hash to: what the
+# decisions about one entity read about others. ``kube_pod_info`` says who owns a pod (policy never
+# restarts a Job's pod or a bare pod, and a pod's restart is decided in the shard of its name) and
+# which pods a node holds (an evacuation is judged in the node's shard); it is one series per pod.
+# Findings on these series still belong to their entity's shard alone.
+SHARED_SIGNALS = frozenset({"pod_info"})
+
 
 def shard_of(entity: Entity, shards: int) -> int:
     """A stable shard number in [0, shards): the same on every replica, Python version and run."""
@@ -140,22 +151,28 @@ class ShardLeases:
         return shard_of(entity, self.shards) in (self.held() if held is None else held)
 
     def restrict(self, frame: Frame, held: frozenset[int]) -> Frame:
-        """The part of ``frame`` whose entities belong to the shards ``held``."""
+        """The part of ``frame`` whose entities belong to the shards ``held``, and the
+        :data:`SHARED_SIGNALS` whole."""
         from dataclasses import replace
 
         n = self.shards
-        memo: dict[Entity, bool] = {}
+        # By shard key, not by entity: entities compare without their attributes, and a pod's
+        # pod_info (with its node) and its other series (without) are equal entities.
+        memo: dict[str, bool] = {}
 
-        def mine(e: Entity) -> bool:
-            got = memo.get(e)
+        def mine(s: Series) -> bool:
+            if s.signal in SHARED_SIGNALS:
+                return True
+            key = shard_key(s.entity)
+            got = memo.get(key)
             if got is None:
-                got = memo[e] = shard_of(e, n) in held
+                got = memo[key] = shard_hash(key, n) in held
             return got
 
         return replace(
             frame,
-            series=tuple(s for s in frame.series if mine(s.entity)),
-            vanished=tuple(s for s in frame.vanished if mine(s.entity)),
+            series=tuple(s for s in frame.series if mine(s)),
+            vanished=tuple(s for s in frame.vanished if mine(s)),
         )
 
     def keep(self, findings: Iterable[Finding], held: frozenset[int]) -> list[Finding]:

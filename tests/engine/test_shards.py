@@ -16,7 +16,8 @@ import numpy as np
 import pytest
 
 from aiops.config import ConfigError, parse_config
-from aiops.engine.shards import ShardLeases, budget_share, shard_of, shares
+from aiops.engine.facts import ClusterFacts
+from aiops.engine.shards import SHARED_SIGNALS, ShardLeases, budget_share, shard_of, shares
 from aiops.model import Entity, Frame, Series, SignalInfo
 from aiops.testing.kubeapi import ADMIN_TOKEN, KubeApiServer
 
@@ -121,6 +122,31 @@ def test_restrict_keeps_the_replicas_series_and_a_node_with_its_pods(server: Kub
     assert shard_of(node, 3) == shard_of(pod, 3) == shard_of(gpu, 3)
 
 
+def test_every_replica_keeps_pod_info_whole_so_it_knows_who_owns_the_pods_it_may_restart(server: KubeApiServer) -> None:
+    """A pod's own signals hash by its name, its ``pod_info`` by its node (the node's shard counts
+    the pods an evacuation moves): a replica holding the pod but not its node must still know the
+    pod is a Job's, or it would restart it. ``pod_info`` is kept whole; its findings stay with their owner."""
+    a = replica(server, "a", Clock())
+    ts = np.arange(3, dtype=np.float64)
+    job_pods = [(f"train-{i}", f"gpu-node-{i}") for i in range(30)]
+    pods = [Entity("pod", name, "ml") for name, _ in job_pods]
+    infos = [Entity("pod", name, "ml", (("node", node), ("created_by_kind", "Job"))) for name, node in job_pods]
+    series = tuple(Series("pod_restarts", {"pod": e.name}, ts, ts, e) for e in pods) + tuple(
+        Series("pod_info", {"pod": e.name, "node": e.attr("node")}, ts, ts + 1, e) for e in infos
+    )
+    info = {n: SignalInfo(n, "pod") for n in ("pod_restarts", "pod_info")}
+    frame = Frame(datetime(2026, 1, 1, tzinfo=UTC), series, info, 60.0)
+    apart = [p for p, i in zip(pods, infos) if shard_of(p, 3) != shard_of(i, 3)]
+    assert len(apart) > 10  # most pods' two keys fall in different shards
+    for k in range(3):
+        part = a.restrict(frame, frozenset({k}))
+        facts = ClusterFacts.from_frame(part)
+        assert [p.name for p in pods if shard_of(p, 3) == k and facts.owner_kind(p) != "Job"] == []
+        assert len(part.of("pod_info")) == len(infos)
+        mine = [s for s in part.series if s.signal == "pod_restarts"]
+        assert {s.entity for s in mine} == {p for p in pods if shard_of(p, 3) == k}
+
+
 @pytest.mark.parametrize("total", [0, 1, 2, 5, 20, 101])
 @pytest.mark.parametrize("n", [1, 2, 3, 7])
 def test_budget_shares_add_up_to_the_global_budget(total: int, n: int) -> None:
@@ -198,18 +224,28 @@ def test_three_replicas_fetch_only_their_shards_and_a_kill_moves_the_fetch_with_
     collectors = {n: Collector(config) for n in "abc"}
     tick(clock, list(replicas.values()), rounds=3)
 
+    def split(frame: Frame) -> list[Series]:
+        return [s for s in frame.series if s.signal not in SHARED_SIGNALS]
+
     def fetch(names: str) -> dict[str, Frame]:
         frames = {}
         for n in names:
             held = replicas[n].held()
-            frame, errors = collectors[n].collect(shard_history_end, HeldShards(3, held))
+            frame, errors = collectors[n].collect(shard_history_end, HeldShards(3, held, SHARED_SIGNALS))
             assert not errors
             frames[n] = replicas[n].restrict(frame, held)
-            assert len(frame) < (len(held) / 3 + 0.25) * len(whole)  # its shards' part, not everything
+            # Its shards' part, not everything (of what is not shared).
+            assert len(split(frame)) < (len(held) / 3 + 0.25) * len(split(whole))
+            # pod_info whole in every replica: it knows every pod's node and owner.
+            assert {s.key for s in frames[n].of("pod_info")} == {s.key for s in whole.of("pod_info")}
         return frames
 
+    def owned_keys(frames: dict[str, Frame]) -> list:
+        return [s.key for n, f in frames.items() for s in f.series
+                if s.signal not in SHARED_SIGNALS or replicas[n].owns(s.entity)]
+
     frames = fetch("abc")
-    keys = [s.key for f in frames.values() for s in f.series]
+    keys = owned_keys(frames)
     assert len(keys) == len(set(keys)) and set(keys) == {s.key for s in whole.series}
 
     lost = next(iter(replicas["b"].held()))
@@ -218,7 +254,7 @@ def test_three_replicas_fetch_only_their_shards_and_a_kill_moves_the_fetch_with_
         tick(clock, [replicas["a"], replicas["c"]])
         assert clock.t - killed_at <= LEASE + 2 * RETRY
     frames = fetch("ac")
-    keys = [s.key for f in frames.values() for s in f.series]
+    keys = owned_keys(frames)
     assert len(keys) == len(set(keys)) and set(keys) == {s.key for s in whole.series}
     full = {s.key: s for s in whole.series}
     assert all(len(s.timestamps) == len(full[s.key].timestamps) for f in frames.values() for s in f.series)
