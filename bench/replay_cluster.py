@@ -32,11 +32,22 @@ import time
 from datetime import timedelta
 from pathlib import Path
 
+import requests
 import yaml
+from prometheus_client.parser import text_string_to_metric_families
 
 from aiops.testing.cluster_history import HistorySpec, generate, incidents_yaml
 from aiops.demo.prometheus import PrometheusServer
 from aiops.testing.cluster_profiles import PROFILES, profile
+
+
+def _prometheus_cpu(url: str) -> float:
+    """CPU seconds the Prometheus process has used, from its own /metrics."""
+    text = requests.get(f"{url}/metrics", timeout=30).text
+    for family in text_string_to_metric_families(text):
+        if family.name == "process_cpu_seconds":
+            return float(family.samples[0].value)
+    raise RuntimeError("Prometheus exported no process_cpu_seconds_total")
 
 
 def main() -> int:
@@ -78,11 +89,14 @@ def main() -> int:
                 cmd = ["taskset", "-c", "0", *cmd]
             t0 = time.perf_counter()
             cpu0 = resource.getrusage(resource.RUSAGE_CHILDREN)
+            prom0 = _prometheus_cpu(prom.url)
             run = subprocess.run(cmd, capture_output=True, text=True, check=False)
             wall = time.perf_counter() - t0
             cpu1 = resource.getrusage(resource.RUSAGE_CHILDREN)
             # CPU time of the replay process alone: on a shared machine, wall time also counts waiting.
             cpu = (cpu1.ru_utime - cpu0.ru_utime) + (cpu1.ru_stime - cpu0.ru_stime)
+            # Prometheus answering the replay's queries (its own process_cpu_seconds_total).
+            prom_cpu = _prometheus_cpu(prom.url) - prom0
         if run.returncode != 0:
             print(run.stderr[-3000:], file=sys.stderr)
             return run.returncode
@@ -92,7 +106,8 @@ def main() -> int:
 
     print(f"\nreplay: {f['cycles']} cycles, {wall:.0f} s wall / {cpu:.0f} s CPU for the whole command on one core "
           f"(cycles {f['wall_seconds']} s, median cycle {f['cycle_seconds_median'] * 1000:.0f} ms), "
-          f"{f['median_series']} series per cycle, {f['degraded_cycles']} degraded")
+          f"{f['median_series']} series per cycle, {f['degraded_cycles']} degraded; "
+          f"Prometheus answering it: {prom_cpu:.0f} s CPU")
     print(f"{'incident':42} {'warn lead':>9} {'action lead':>11} {'wanted':>6}  first action")
     for r in f["incidents"]:
         print(f"{r['name']:42} {r['warning_lead_min']!s:>9} {r['action_lead_min']!s:>11} {r['wanted_lead_min']!s:>6}  "

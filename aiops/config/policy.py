@@ -207,6 +207,11 @@ class PolicyConfig(StrictModel):
     # not come back. Policy advises instead, and a *prediction* about such a pod is a warning, not
     # a page: nothing is to be done now (a confirmed failure still pages).
     never_disrupt_owners: list[str] = Field(default_factory=lambda: ["Job", "<none>"])
+    # What happens in safety.protected_namespaces (kube-system and the like) is told as a warning,
+    # with advice, not paged: aiops never acts there, those namespaces restart things routinely,
+    # and their components belong to the platform, whose own alerting pages on them (a kube-proxy
+    # crash loop is kube-prometheus's KubePodCrashLooping). True pages for them here too.
+    page_protected_namespaces: bool = False
     # What each XID calls for (NVIDIA's Xid catalog), applied to gpu_health's XID findings by any
     # rule that would evacuate their node: the one place the per-XID remediation lives. 94 is a
     # contained ECC error: only the application on that GPU is hit, so its pod is restarted and the

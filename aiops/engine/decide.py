@@ -13,7 +13,8 @@ people but never acted on themselves: the action goes to the cause.
 Critical means a page: a person must act now. A prediction about a pod that policy never disrupts
 (``policy.never_disrupt_owners``: a Job's pod, a bare pod), and what a cordoned node reports, are
 told as warnings. No action is decided in a protected namespace (``safety.protected_namespaces``):
-the rails would refuse it, so policy advises.
+the rails would refuse it, so policy advises; what happens there is told as a warning too (the
+platform's own alerting pages on its components), unless ``policy.page_protected_namespaces``.
 """
 
 from __future__ import annotations
@@ -157,10 +158,15 @@ class Policy:
           first. It is told as a warning, with its advice; a confirmed failure (OOMKilled) still pages.
         - A node that is cordoned now was taken out of service by a person (or by aiops): a planned
           reboot, a repair under way. What it reports meanwhile (NotReady) is told as a warning.
+        - A protected namespace (kube-system) is the platform's: aiops never acts there, its
+          components restart routinely, and the platform's own alerting pages on them. Even a
+          confirmed failure there (kube-proxy crash-looping) is told as a warning, with advice.
         """
         if finding.severity is not Severity.CRITICAL:
             return finding
         entity = finding.entity
+        if not self.config.page_protected_namespaces and entity.namespace in self.protected_namespaces:
+            return replace(finding, severity=Severity.WARNING)
         if entity.kind == EntityKind.NODE and entity.name in facts.cordoned:
             return replace(finding, severity=Severity.WARNING)
         if finding.confirmed or entity.kind != EntityKind.POD:

@@ -169,3 +169,27 @@ def test_no_action_is_decided_in_a_protected_namespace() -> None:
     policy = Policy(PolicyConfig(), Mode.AUTO, protected_namespaces=["kube-system"])
     (d,) = policy.decide([crashloop], now=NOW, facts=ClusterFacts())[1]
     assert d.action == "advise" and "protected namespace" in d.reason
+
+
+def _crashloop(ns: str) -> Finding:
+    return Finding("conditions", "pod_crashlooping", Entity("pod", "kube-proxy-1", ns), 1.0, NOW,
+                   Evidence("CrashLoopBackOff"), confirmed=True)
+
+
+@pytest.mark.parametrize(("namespace", "severity"), [("kube-system", Severity.WARNING), ("shop", Severity.CRITICAL)])
+def test_a_failure_in_a_protected_namespace_is_told_not_paged(namespace: str, severity: Severity) -> None:
+    # kube-system restarts things routinely, aiops never acts there, and the platform's own
+    # alerting watches its components: told as a warning, with the advice, never a page.
+    policy = Policy(PolicyConfig(), Mode.AUTO, protected_namespaces=["kube-system"])
+    graded, decisions = policy.decide([_crashloop(namespace)], now=NOW, facts=ClusterFacts())
+    assert graded[0].severity is severity
+    (d,) = decisions
+    assert d.finding.severity is severity
+    assert (d.action == "advise") is (namespace == "kube-system")
+
+
+def test_paging_in_protected_namespaces_is_configurable() -> None:
+    policy = Policy(PolicyConfig(page_protected_namespaces=True), Mode.AUTO, protected_namespaces=["kube-system"])
+    graded, decisions = policy.decide([_crashloop("kube-system")], now=NOW, facts=ClusterFacts())
+    assert graded[0].severity is Severity.CRITICAL
+    assert decisions[0].action == "advise"  # paged or not, nothing is done there

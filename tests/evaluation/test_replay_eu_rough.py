@@ -89,3 +89,10 @@ def test_job_pods_are_not_paged(run: Replayed) -> None:
 @pytest.mark.xfail(strict=True, reason="the drift reaches its alert 68 min after onset: the forecast warns 46 min ahead (60 needs a longer ramp)")
 def test_accuracy_drift_is_warned_an_hour_ahead(run: Replayed) -> None:
     assert run.incident("accuracy drift")["warning_lead_min"] >= 58
+
+
+def test_a_crashloop_in_kube_system_is_told_but_not_paged(run: Replayed) -> None:
+    # kube-proxy crash-loops for 45 min: told (a warning with advice), never paged, never acted on.
+    assert run.pages_on("pod/kube-system/*") == []
+    told = [f for f in run.report["findings"] if f["signal"] == "pod_crashlooping" and f["entity"].startswith("pod/kube-system/")]
+    assert told and all(f["severity"] == "warning" for f in told), told
