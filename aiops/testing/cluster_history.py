@@ -254,8 +254,13 @@ class _Builder:
 
     # -- nodes ----------------------------------------------------------------------------
     def node(self, name: str, *, disk_used: np.ndarray | None = None, disk_pressure: np.ndarray | None = None,
-             unschedulable: np.ndarray | None = None, disk_mount: str = "/", unknown: np.ndarray | None = None) -> None:
-        """``unknown``: the kubelet stopped posting status (a reboot): every condition is Unknown."""
+             unschedulable: np.ndarray | None = None, disk_mount: str = "/", unknown: np.ndarray | None = None,
+             taints: dict[tuple[str, str], np.ndarray] | None = None) -> None:
+        """``unknown``: the kubelet stopped posting status (a reboot): every condition is Unknown.
+        ``taints``: (key, effect) -> when the node carries it (``kube_node_spec_taint``)."""
+        for (key, effect), on in (taints or {}).items():
+            self.gauge("kube_node_spec_taint", {"node": name, "key": key, "value": "", "effect": effect},
+                       np.where(on, 1.0, np.nan))
         lost = np.zeros(self.T(), bool) if unknown is None else unknown
         for cond in ("Ready", "MemoryPressure", "DiskPressure", "PIDPressure"):
             bad = np.zeros(self.T(), bool) if cond != "DiskPressure" or disk_pressure is None else disk_pressure
@@ -523,6 +528,8 @@ def generate(spec: HistorySpec = HistorySpec()) -> ClusterHistory:
         triton_incident = _classic_servers(b, placed, None if tm.triton_surge_h is None else o + tm.triton_surge_h)
     if pf.training_job_h is not None:
         _training_job(b, placed, o + pf.training_job_h)
+    if pf.autoscaled_pool:
+        _autoscaled_pool(b, placed)
 
     # --- GPUs: pods attach and detach ---------------------------------------------------------
     xid_gone = None
@@ -765,6 +772,70 @@ def _classic_servers(b: _Builder, placed: _Placed, surge_at: float | None) -> di
     return {"name": "traffic surge on resnet50 (Triton)", "entity": "model/vision/resnet50", "failure_at": at(breach),
             "static_alert_at": at(breach + 5 / 60), "resolved_at": at(surge_at + 2.25),
             "expected_action": "scale_ahead"}
+
+
+def _autoscaled_pool(b: _Builder, placed: _Placed) -> None:
+    """A GPU node pool under the cluster-autoscaler: a node joins while load is above 0.55 and a
+    second above 0.8 (a new name each time; 4 min to join, then a gemma-2-9b replica loads for
+    5 min). When load falls, the node stays 10 min (scale-down-unneeded-time), is tainted
+    ``ToBeDeletedByClusterAutoscaler`` (not cordoned), its pod is evicted a minute later, the instance is
+    terminated 3 min after the taint (its exporters vanish; the Node is Ready for the kubelet's
+    40 s grace, then Unknown) and the Node object is deleted 2 min after that (its kube_node_*
+    series vanish)."""
+    s, h, load = b.spec.seed, b.h, b.load
+    rs = _hex(s, "gemma-rs", n=10)
+    pods: list[tuple[str, np.ndarray]] = []  # pod, serving
+    nodes: list[tuple[str, float, float, float, float]] = []  # node, registered, joined, terminated, deleted
+    for k, threshold in ((0, 0.55), (1, 0.8)):
+        on = load > threshold
+        starts = np.flatnonzero(on & ~np.r_[False, on[:-1]])
+        ends = np.flatnonzero(on & ~np.r_[on[1:], False])
+        for j, (a, e) in enumerate(zip(starts, ends, strict=True)):
+            node = f"gpu-pool-{_hex(s, 'pool', k, j, n=5)}"
+
+            def at(i: int, minutes: int) -> float:  # on the sample grid: no rounding between steps
+                return float(h[min(i + round(minutes * 60 / b.spec.step_s), b.T() - 1)])
+
+            registered, joined, tainted, evicted = at(a, 3), at(a, 4), at(e, 10), at(e, 11)
+            terminated, deleted = at(e, 13), at(e, 15)
+            # The first status the kubelet misses: 40 s after the instance went, by the next scrape.
+            b.node(node, unknown=b.between(at(e, 14), deleted),
+                   taints={("nvidia.com/gpu", "NoSchedule"): b.between(registered, deleted),
+                           ("ToBeDeletedByClusterAutoscaler", "NoSchedule"): b.between(tainted, deleted)})
+            pod = _pod_name(s, "vllm-gemma-2-9b", rs, 1 + 100 * k + j)
+            alive = b.between(at(a, 5), evicted)
+            serving = b.between(at(a, 10), evicted)
+            pods.append((pod, serving))
+            b.pod("inference", pod, node, "ReplicaSet", f"vllm-gemma-2-9b-{rs}", container="vllm", limit=48 * GIB,
+                  usage=np.full(b.T(), 28 * GIB) + b.noise(0.2 * GIB), alive=alive)
+            for i in range(4):
+                util = np.where(serving, 30 + 40 * load + b.noise(3), np.abs(b.noise(0.3))) if i == 0 else np.abs(b.noise(0.3))
+                attached = [(at(a, 5), evicted, "inference", pod, "vllm")] if i == 0 else []
+                b.gpu(node, i, util, attached=attached)
+            nodes.append((node, registered, joined, terminated, deleted))
+    # gemma-2-9b: one base replica on gpu-node-0's GPU 3, the rest on pool nodes.
+    base = _pod_name(s, "vllm-gemma-2-9b", rs, 0)
+    pods.append((base, np.ones(b.T(), bool)))
+    serving_n = np.sum([p[1] for p in pods], axis=0).astype(float)
+    per = (2 + 16 * load) / np.maximum(serving_n, 1)
+    sat = np.clip(per / 9.0, 0, 3)
+    ttft = 0.1 * (1 + 0.3 * load) * (1 + 12 * np.clip(sat - 1, 0, None))
+    kv = 0.2 + 0.5 * np.minimum(sat, 1.0) + b.noise(0.01)
+    for pod, serv in pods:
+        b.vllm("inference", "gemma-2-9b", pod, serv, per, ttft_median=ttft, waiting=np.abs(b.noise(0.2)), kv=kv)
+    b.pod("inference", base, "gpu-node-0", "ReplicaSet", f"vllm-gemma-2-9b-{rs}", container="vllm", limit=48 * GIB,
+          usage=np.full(b.T(), 28 * GIB) + b.noise(0.2 * GIB), alive=np.ones(b.T(), bool))
+    _place(b, placed, "gpu-node-0", 3, (-1, 1e9, "inference", base, "vllm"), 30 + 40 * load + b.noise(3),
+           np.ones(b.T(), bool))
+    for node, registered, joined, terminated, deleted in nodes:
+        # Nothing answers before the node joined or after its instance is gone; the Node object
+        # (kube_node_*) lasts until it is deleted.
+        for prefix, lab in (("node_", "instance"), ("container_", "instance"), ("DCGM_", "Hostname")):
+            b.scrape_gap(prefix, {lab: node}, -1.0, joined)
+            b.scrape_gap(prefix, {lab: node}, terminated, 1e9)
+        b.scrape_gap("kube_node_", {"node": node}, -1.0, registered)
+        b.scrape_gap("kube_node_", {"node": node}, deleted, 1e9)
+    b.out.decoys += ["node/gpu-pool-*", f"pod/inference/vllm-gemma-2-9b-{rs}-*", "model/inference/gemma-2-9b"]
 
 
 def _training_job(b: _Builder, placed: _Placed, start: float) -> None:

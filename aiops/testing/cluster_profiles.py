@@ -18,6 +18,13 @@ that differs from the first in ways the defaults must survive:
   surge's peak); a GPU that falls off the bus whose every series, XID included, vanishes, with a
   slower human response; a kube-system pod crash-looping; a fine-tuning Job running for ten hours
   near its memory limit; other incident timings.
+- :data:`AP_AUTOSCALE`: UTC+9 with business hours; a GPU node pool under the cluster-autoscaler.
+  A node joins when traffic rises (a new node name, its GPUs and exporters new series, a gemma-2-9b
+  replica on it); when traffic falls the autoscaler taints it ``ToBeDeletedByClusterAutoscaler``
+  (it does not cordon), evicts its pod, terminates the instance (node-exporter, cAdvisor and dcgm
+  vanish while the Node still says Ready for the kubelet's 40 s grace, then Unknown) and deletes
+  the Node (every ``kube_node_*`` series of it vanishes). Whole nodes appear and vanish by design:
+  routine, not an incident. GPU nodes carry the GPU operator's ``nvidia.com/gpu`` taint throughout.
 
 Times are hours after ``HistorySpec.incident_offset_h``. A profile only describes the cluster;
 nothing in it is chosen so that the daemon passes. One constraint is kept so that the targets mean
@@ -30,7 +37,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Literal
 
-__all__ = ["DEFAULT", "EU_ROUGH", "PROFILES", "US_EAST", "IncidentTimes", "Profile", "TrafficShape", "profile"]
+__all__ = ["AP_AUTOSCALE", "DEFAULT", "EU_ROUGH", "PROFILES", "US_EAST", "IncidentTimes", "Profile", "TrafficShape", "profile"]
 
 # afternoon_peak: trough 04:00, peak 16:00 local (a cosine); business_hours: two humps (10:30 and
 # 15:00) with a lunch dip and quiet nights; evening_peak: a consumer app, busiest at 20:30.
@@ -90,6 +97,9 @@ class Profile:
     protected_crashloop_h: float | None = None  # kube-proxy crash-loops for 45 min (kube-system)
     # Scrape gaps and counter resets during the incidents (see the module docstring).
     rough_telemetry: bool = False
+    # A GPU node pool under the cluster-autoscaler: nodes (new names each time) join while traffic
+    # is high, serving gemma-2-9b replicas, and are removed when it falls (see AP_AUTOSCALE).
+    autoscaled_pool: bool = False
 
     def needed_hours(self) -> float:
         decoys = [x + 2.0 for x in (self.planned_drain_h, self.dcgm_rollout_h, self.protected_crashloop_h)
@@ -142,7 +152,21 @@ EU_ROUGH = Profile(
     rough_telemetry=True,
 )
 
-PROFILES: dict[str, Profile] = {p.name: p for p in (DEFAULT, US_EAST, EU_ROUGH)}
+AP_AUTOSCALE = Profile(
+    name="ap-autoscale",
+    utc_offset_h=9.0,
+    traffic="business_hours",
+    timing=IncidentTimes(
+        leak_from_h=3.0, oom_h=6.0,  # a 3 h leak
+        disk_from_h=2.5, disk_fill_per_h=0.12,
+        xid_h=4.0, xid_response_min=(5.0, 15.0, 45.0, 55.0),
+        surge_from_h=10.5, surge_peak_h=14.0, surge_factor=4.0,  # from 07:30 local, into the morning hump
+        drift_from_h=5.0, drift_per_h=0.025,
+    ),
+    autoscaled_pool=True,
+)
+
+PROFILES: dict[str, Profile] = {p.name: p for p in (DEFAULT, US_EAST, EU_ROUGH, AP_AUTOSCALE)}
 
 
 def profile(name: str) -> Profile:

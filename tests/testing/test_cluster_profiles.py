@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from aiops.testing.cluster_history import LEGACY_TPOT_BUCKETS, HistorySpec, generate, incidents_yaml
-from aiops.testing.cluster_profiles import EU_ROUGH, US_EAST, profile
+from aiops.testing.cluster_profiles import AP_AUTOSCALE, EU_ROUGH, US_EAST, profile
 
 # sha256 of the default profile's OpenMetrics and incidents file for HistorySpec(hours=12,
 # filler_pods=10). The series are as generated before profiles existed; the incidents changed once,
@@ -53,7 +53,7 @@ def test_default_profile_is_unchanged_byte_for_byte(tmp_path: Path) -> None:
 
 def test_profiles_are_named_and_sized() -> None:
     assert profile("us-east") is US_EAST
-    with pytest.raises(ValueError, match="choose one of default, us-east, eu-rough"):
+    with pytest.raises(ValueError, match="choose one of default, us-east, eu-rough, ap-autoscale"):
         profile("nope")
     with pytest.raises(ValueError, match="need 15.5 hours"):
         generate(HistorySpec(hours=12, profile=US_EAST))
@@ -160,3 +160,31 @@ def test_eu_rough_protected_crashloop_and_long_job(eu_rough) -> None:
     (limit,) = _series(eu_rough, "kube_pod_container_resource_limits", namespace="training")
     assert 0.88 < np.nanmax(job.values / limit.values) < 0.95
     assert owners[job.labels["pod"]] == "Job"
+
+
+def test_ap_autoscale_pool_nodes_join_and_leave_as_the_cluster_autoscaler_does() -> None:
+    hist = generate(HistorySpec(hours=24, filler_pods=5, profile=AP_AUTOSCALE))
+    h = _hours(hist)
+    pool = sorted({s.labels["node"] for s in _series(hist, "kube_node_spec_unschedulable") if s.labels["node"].startswith("gpu-pool-")})
+    assert len(pool) >= 2  # a new node name for each scale-up
+    for node in pool:
+        (ready,) = _series(hist, "kube_node_status_condition", node=node, condition="Ready", status="true")
+        (unknown,) = _series(hist, "kube_node_status_condition", node=node, condition="Ready", status="unknown")
+        (cordon,) = _series(hist, "kube_node_spec_unschedulable", node=node)
+        (tbd,) = _series(hist, "kube_node_spec_taint", node=node, key="ToBeDeletedByClusterAutoscaler")
+        (gpu_taint,) = _series(hist, "kube_node_spec_taint", node=node, key="nvidia.com/gpu")
+        util = _series(hist, "DCGM_FI_DEV_GPU_UTIL", Hostname=node, gpu="1")[0]
+        exists = np.isfinite(ready.values)
+        first, deleted = h[exists][0], h[exists][-1] + 1 / 60
+        assert 0 < first and deleted < h[-1]  # the Node object exists only in between
+        assert np.nansum(cordon.values) == 0  # the autoscaler taints, it does not cordon
+        tainted = h[np.isfinite(tbd.values)]
+        gone = h[exists & np.isnan(util.values) & (h > first + 0.1)]
+        assert tainted[0] < gone[0] < deleted  # tainted, then the instance goes, then the Node
+        assert unknown.values[h == h[exists][-1]][0] == 1  # the kubelet stopped posting before deletion
+        assert ready.values[h == gone[0]][0] == 1  # the exporters vanished while the Node still said Ready
+        assert np.isfinite(gpu_taint.values[exists]).all()
+    owners = {s.labels["pod"]: s.labels["node"] for s in _series(hist, "kube_pod_info", namespace="inference")
+              if "gemma" in s.labels["pod"]}
+    assert set(pool) <= set(owners.values()) and "gpu-node-0" in owners.values()
+    assert "node/gpu-pool-*" in hist.decoys
