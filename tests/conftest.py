@@ -15,8 +15,17 @@ from collections.abc import Iterator
 import pytest
 
 from aiops.demo.prometheus import MissingBinary
-from tests.prometheus_history import history_end, prometheus  # noqa: F401 - shared fixtures
+from tests.prometheus_history import (  # noqa: F401 - shared fixtures
+    add_history_age_option,
+    history_end,
+    live_prometheus,
+    prometheus,
+)
 from tests.shard_history import shard_history_end, shard_prometheus  # noqa: F401 - shared fixtures
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    add_history_age_option(parser)
 
 
 def in_ci() -> bool:

@@ -1,9 +1,17 @@
-"""A small, hand-written history in a real Prometheus: known answers for the foundation tests."""
+"""A small, hand-written history in a real Prometheus: known answers for the foundation tests.
+
+Two ways to serve it. ``prometheus`` is shared by the session and ends at ``history_end``, fixed when
+the session starts: tests that pass that time to the collector or the pipeline get the same answers
+however long the suite has run. ``live_prometheus`` ends when the test starts, for tests whose daemon
+reads the wall clock. ``pytest --history-age=1800`` ages the shared history as a 30-minute run would,
+to show which tests rely on it being fresh.
+"""
 
 from __future__ import annotations
 
 import math
 from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -63,15 +71,46 @@ def write_history(path: Path, end: datetime) -> datetime:
     return datetime.fromtimestamp(end_s, UTC)
 
 
+def add_history_age_option(parser: pytest.Parser) -> None:
+    parser.addoption(
+        "--history-age", type=float, default=0.0, metavar="SECONDS",
+        help="anchor the session's shared Prometheus history this many seconds in the past, as a long "
+             "suite run leaves it; a test that passes only without it reads the wall clock and belongs on "
+             "live_prometheus",
+    )
+
+
+def session_anchor(request: pytest.FixtureRequest) -> datetime:
+    """Where a session-wide history ends: now, or ``--history-age`` seconds ago."""
+    age = timedelta(seconds=request.config.getoption("--history-age"))
+    return (datetime.now(UTC) - age).replace(second=0, microsecond=0)
+
+
 @pytest.fixture(scope="session")
-def history_end() -> datetime:
-    return datetime.now(UTC).replace(second=0, microsecond=0)
+def history_end(request: pytest.FixtureRequest) -> datetime:
+    return session_anchor(request)
+
+
+@contextmanager
+def serving_history(root: Path, end: datetime) -> Iterator[PrometheusServer]:
+    om = root / "history.om"
+    write_history(om, end)
+    with PrometheusServer(root / "data", openmetrics=om) as prom:
+        yield prom
 
 
 @pytest.fixture(scope="session")
 def prometheus(tmp_path_factory: pytest.TempPathFactory, history_end: datetime) -> Iterator[PrometheusServer]:
-    root = tmp_path_factory.mktemp("prom-foundation")
-    om = root / "history.om"
-    write_history(om, history_end)
-    with PrometheusServer(root / "data", openmetrics=om) as prom:
+    """The history for tests that pass ``history_end`` as the cycle's time: one server for the session."""
+    with serving_history(tmp_path_factory.mktemp("prom-foundation"), history_end) as prom:
+        yield prom
+
+
+@pytest.fixture
+def live_prometheus(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PrometheusServer]:
+    """The same history ending now, for tests that run the daemon on the wall clock (``aiops run``,
+    ``aiops once``). The session's history ends when the session began: past the collector's
+    freshness window the daemon rightly calls itself blind, so a long suite failed these tests.
+    Starting a server costs about half a second."""
+    with serving_history(tmp_path_factory.mktemp("prom-live"), datetime.now(UTC)) as prom:
         yield prom

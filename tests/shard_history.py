@@ -9,13 +9,14 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterator
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import pytest
 
 from aiops.config import AiopsConfig, parse_config
 from aiops.demo.prometheus import PrometheusServer
+from tests.prometheus_history import session_anchor
 
 NODES = 40
 STEP = 60
@@ -49,8 +50,8 @@ def write_history(path: Path, end_s: int) -> None:
 
 
 @pytest.fixture(scope="session")
-def shard_history_end() -> datetime:
-    return datetime.now(UTC).replace(second=0, microsecond=0)
+def shard_history_end(request: pytest.FixtureRequest) -> datetime:
+    return session_anchor(request)
 
 
 @pytest.fixture(scope="session")

@@ -38,10 +38,10 @@ def test_server_endpoints() -> None:
 
 
 @pytest.mark.slow
-def test_run_serves_metrics_becomes_ready_and_stops_on_sigterm(prometheus: PrometheusServer, tmp_path: Path) -> None:
+def test_run_serves_metrics_becomes_ready_and_stops_on_sigterm(live_prometheus: PrometheusServer, tmp_path: Path) -> None:
     port = free_port()
     cfg = {
-        "prometheus": {"url": prometheus.url, "lookback": "1h", "timeout": "5s"},
+        "prometheus": {"url": live_prometheus.url, "lookback": "1h", "timeout": "5s"},
         "schedule": {"interval": "2s"},
         "server": {"host": "127.0.0.1", "port": port},
         "state": {"path": str(tmp_path / "state.sqlite")},
@@ -88,9 +88,9 @@ def test_run_serves_metrics_becomes_ready_and_stops_on_sigterm(prometheus: Prome
 
 
 @pytest.mark.slow
-def test_once_json_and_history(prometheus: PrometheusServer, tmp_path: Path) -> None:
+def test_once_json_and_history(live_prometheus: PrometheusServer, tmp_path: Path) -> None:
     cfg = {
-        "prometheus": {"url": prometheus.url, "lookback": "3h"},
+        "prometheus": {"url": live_prometheus.url, "lookback": "3h"},
         "safety": {"mode": "suggest"},
         "state": {"path": str(tmp_path / "state.sqlite")},
         "notify": {"channels": {}},

@@ -23,10 +23,10 @@ def _once(cfg: dict, tmp_path: Path, *args: str) -> subprocess.CompletedProcess[
 
 @pytest.mark.slow
 def test_once_json_prints_only_json_with_the_default_console_channel(
-    prometheus: PrometheusServer, tmp_path: Path
+    live_prometheus: PrometheusServer, tmp_path: Path
 ) -> None:
     # No notify section: the default console channel prints its digest during the cycle.
-    cfg = {"prometheus": {"url": prometheus.url, "lookback": "3h"}, "state": {"path": str(tmp_path / "s.sqlite")},
+    cfg = {"prometheus": {"url": live_prometheus.url, "lookback": "3h"}, "state": {"path": str(tmp_path / "s.sqlite")},
            **ONLY_MEMORY}
     run = _once(cfg, tmp_path, "--json")
     assert run.returncode == 0, run.stderr
