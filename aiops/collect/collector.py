@@ -92,6 +92,19 @@ def _blind_message(vanished: list[Series], fresh_after: float, answered: int) ->
     )
 
 
+def _routed(block: Block, route: list[int], parts: int) -> list[Block]:
+    """``block`` split into ``parts`` blocks: series ``i`` goes to block ``route[i]``, in order."""
+    where = np.asarray(route, dtype=np.int64)
+    at_point = np.repeat(where, block.counts)
+    out = []
+    for k in range(parts):
+        rows = np.flatnonzero(where == k)
+        points = at_point == k
+        out.append(Block([block.labels[i] for i in rows.tolist()], block.counts[rows],
+                         block.timestamps[points], block.values[points]))
+    return out
+
+
 class Collector:
     def __init__(self, config: AiopsConfig, client: PrometheusClient | None = None) -> None:
         self.config = config
@@ -135,6 +148,27 @@ class Collector:
                 win.end()
             return points
 
+        def fetch_parts(group: list[str], route: Callable[[dict[str, str]], int], queries: Iterable[str], start_s: float) -> int:
+            """Several parts at the same horizon in one fetch: each series goes to the window
+            ``route`` gives it (an index into ``group``)."""
+            if len(group) == 1:
+                return fetch_part(group[0], queries, start_s)
+            start = datetime.fromtimestamp(start_s, now.tzinfo)
+            wins = [windows[part] for part in group]
+            for win in wins:
+                win.begin((start_s // step_s) * step_s)
+            points = 0
+            try:
+                for query in queries:
+                    for block in self._chunks(query, start, now):
+                        for win, sub in zip(wins, _routed(block, [route(lab) for lab in block.labels], len(wins))):
+                            win.write(sub)
+                        points += block.points
+            finally:
+                for win in wins:
+                    win.end()
+            return points
+
         def start_of(part: str) -> float:
             last = self._fetched_until.get(part)
             return max(now_s - self.lookback.total_seconds(), (last - OVERLAP_STEPS * step_s) if last else 0.0)
@@ -161,9 +195,22 @@ class Collector:
                     mine = ours.get(sq.shard_of(value, held.shards))
                     if mine is not None:
                         mine.append(value)
+                # Held shards at the same horizon (all of them, but for a shard just taken over)
+                # share one request: each held shard's own request was a fixed cost per cycle.
+                horizons: dict[float, list[tuple[str, int]]] = {}
                 for part, shard in parts[name]:
                     assert shard is not None
-                    points += fetch_part(part, sq.queries(ours[shard], MAX_MATCHER_BYTES), start_of(part))
+                    horizons.setdefault(start_of(part), []).append((part, shard))
+                for start_s, group in horizons.items():
+                    index = {v: i for i, (_, shard) in enumerate(group) for v in ours[shard]}
+
+                    def route(labels: dict[str, str], index: dict[str, int] = index) -> int:
+                        # A series without the label (its shard falls back to other keys) goes
+                        # with the first part, as the frame reads that part first.
+                        return index.get(labels.get(sq.label, ""), 0)
+
+                    queries = sq.queries([v for _, shard in group for v in ours[shard]], MAX_MATCHER_BYTES)
+                    points += fetch_parts([part for part, _ in group], route, queries, start_s)
             except PrometheusError as exc:
                 return name, exc
             return name, points

@@ -88,3 +88,40 @@ def test_a_shard_taken_over_comes_with_its_history_and_one_handed_back_is_droppe
     # Holding nothing: nothing fetched, and that is not "blind".
     frame, errors = replica.collect(shard_history_end, HeldShards(SHARDS, frozenset()))
     assert not errors and not frame.series
+
+
+def test_shards_held_together_are_fetched_in_one_query_per_signal(
+    shard_prometheus: PrometheusServer, shard_history_end: datetime
+) -> None:
+    """Two shards at the same fetch horizon go in one request per signal (each held shard's own
+    request was a fixed cost per cycle), written to each shard's window; the frame is the same as
+    fetching them one by one."""
+    config = collector_config(shard_prometheus.url)
+    both = Collector(config)
+    sent: list[str] = []
+    chunks = both.client.range_chunks
+
+    def counted(query, start, end, step):  # noqa: ANN001, ANN202
+        sent.append(query)
+        return chunks(query, start, end, step)
+
+    both.client.range_chunks = counted  # type: ignore[method-assign]
+    held = HeldShards(SHARDS, frozenset({0, 2}))
+    start = shard_history_end - timedelta(minutes=4)
+    for minute in range(0, 6, 2):  # cold, then steady cycles
+        sent.clear()
+        frame, errors = both.collect(start + timedelta(minutes=minute), held)
+        assert not errors
+        assert len(sent) == len(config.resolved_signals()) == len(set(sent))
+    apart = [Collector(config).collect(shard_history_end, HeldShards(SHARDS, frozenset({k})))[0] for k in (0, 2)]
+    expected = {**owned(apart[0], {0}), **owned(apart[1], {2})}
+    got = owned(frame, {0, 2})
+    assert set(got) == set(expected) and len(got) > 100
+    for key, s in got.items():
+        np.testing.assert_array_equal(s.values, expected[key].values)  # type: ignore[attr-defined]
+        np.testing.assert_array_equal(s.timestamps, expected[key].timestamps)  # type: ignore[attr-defined]
+    # Every part window holds only its own shard's series (and the label-less ones in the first).
+    for name in config.resolved_signals():
+        for k in (0, 2):
+            win = both.window.get(f"{name}@{k}/{SHARDS}")
+            assert win is not None
