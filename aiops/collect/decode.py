@@ -4,8 +4,10 @@ A range answer is mostly samples: ``[1767225600,"0.53"]`` pairs, one Python list
 each when decoded as JSON (about 150 bytes a point, and millions of tracked objects that make the
 cyclic garbage collector walk the heap again and again). :func:`decode_answer` instead cuts the
 ``"values"`` arrays out of the body, parses the small remainder (status, labels) with the JSON
-module, and hands the samples to pandas' C CSV reader as ``t,v`` lines: about three times faster
-and a fraction of the memory, measured on answers of a few thousand series (see bench/README.md).
+module, and hands the samples to numpy (small answers: a steady cycle's few points per series)
+or to pandas' C CSV reader as ``t,v`` lines (large ones): about three times faster than the JSON
+module and a fraction of the memory, measured on answers of a few thousand series (see
+bench/README.md).
 
 The cut is exact for what Prometheus and its HTTP-compatible stores write (compact JSON, sample
 values as strings): outside a string a ``"`` can only open or close one, and inside one it is
@@ -94,8 +96,12 @@ def decode_result(result: list[dict[str, Any]]) -> Block:
     return Block(_labels(result), counts, ts, vs)
 
 
-_VALUES = re.compile(rb'[,{]"values":\[')
+# One sample array: ``"values":[``, its ``[t,"v"]`` pairs (a sample holds no ``]``), ``]``. The
+# key cannot match inside a string: there its closing quote would be escaped (``\"values\":[``).
+_VALUES = re.compile(rb'"values":\[((?:\[[^\]]*\](?:,\[[^\]]*\])*)?)\]')
 _SAMPLE_CHARS = re.compile(rb"[^0-9eE.+\-NaInf,\n]")
+# Outside the cut samples, a member value that is not a string, an array or an object.
+_BARE_VALUE = re.compile(rb'":[^"\[{]')
 
 
 def decode_answer(body: bytes) -> tuple[dict[str, Any], Block | None]:
@@ -103,54 +109,90 @@ def decode_answer(body: bytes) -> tuple[dict[str, Any], Block | None]:
 
     Raises :class:`AnswerError` when the body is not JSON.
     """
-    pieces: list[bytes] = []
-    regions: list[bytes] = []
-    pos = 0
-    for m in _VALUES.finditer(body):
-        start = m.end()  # just inside the outer '['
-        # The outer ']': right here for no samples, else the second of the first "]]".
-        close = start if body[start : start + 1] == b"]" else body.find(b"]]", start) + 1
-        if close < start:
-            return _plain(body)
-        regions.append(body[start:close])
-        pieces.append(body[pos:start])
-        pos = close
+    # [before, samples, between, samples, ..., after]: one pass in C, not a step per series.
+    parts = _VALUES.split(body)
+    regions = parts[1::2]
     if not regions:
         return _plain(body)
-    pieces.append(body[pos:])
+    rest = b'"values":[]'.join(parts[0::2])
+    del parts
     try:
-        answer = json.loads(b"".join(pieces))
+        answer = json.loads(rest)
     except ValueError:
         return _plain(body)
     result = _result_of(answer)
     if result is None:
         return answer, None
-    with_values = [item for item in result if "values" in item]
-    if len(with_values) != len(regions) or any(item["values"] for item in with_values):
+    has_values = [("values" in item) for item in result]
+    if sum(has_values) != len(regions) or any(item["values"] for item in result if "values" in item):
         return _plain(body)
-    counts = np.zeros(len(result), dtype=np.int64)
-    k = 0
-    for i, item in enumerate(result):
-        if "values" in item:
-            region = regions[k]
-            counts[i] = region.count(b"],[") + 1 if region else 0
-            k += 1
-    text = b"\n".join(r for r in regions if r).replace(b"],[", b"\n").translate(None, b'"[]')
-    if _SAMPLE_CHARS.search(text):
-        return _plain(body)
-    if text:
-        try:
-            table = pd.read_csv(
-                io.BytesIO(text), header=None, names=["t", "v"], dtype=np.float64, engine="c"
-            ).to_numpy()
-        except (ValueError, pd.errors.ParserError):
-            return _plain(body)
-        if table.shape[0] != int(counts.sum()):
-            return _plain(body)
-        ts, vs = np.ascontiguousarray(table[:, 0]), np.ascontiguousarray(table[:, 1])
+    per_region = [region.count(b"],[") + 1 if region else 0 for region in regions]
+    if len(regions) == len(result):  # a matrix: every series has its "values"
+        counts = np.array(per_region, dtype=np.int64)
     else:
-        ts = vs = np.empty(0)
-    return answer, Block(_labels(result), counts, ts, vs)
+        counts = np.zeros(len(result), dtype=np.int64)
+        counts[np.array(has_values, dtype=bool)] = per_region
+    samples = _samples(regions, int(counts.sum()))
+    if samples is None:
+        return _plain(body)
+    return answer, Block(_matrix_labels(rest, result) or _labels(result), counts, *samples)
+
+
+def _matrix_labels(rest: bytes, result: list[dict[str, Any]]) -> list[dict[str, str]] | None:
+    """The label sets as the JSON module gave them, when the answer's text shows they hold only
+    strings (a steady cycle decodes thousands of them; copying each with ``str()`` was a tenth of
+    its decode). None: look at each one (:func:`_labels`).
+
+    Sure from counts alone: every series has ``"metric":{`` and ``"values":[``, the answer has
+    ``"data":{`` and ``"result":[``; any other object or array, anywhere, adds to those counts (a
+    quote inside a string is escaped, which only adds more), and no member is a bare number,
+    ``true``, ``false`` or ``null``.
+    """
+    metrics = [item.get("metric") for item in result]
+    n = len(result)
+    if (
+        sum(1 for m in metrics if isinstance(m, dict)) != n
+        or sum(1 for item in result if "values" in item) != n
+        or rest.count(b'":{') != n + 1
+        or rest.count(b'":[') != n + 1
+        or _BARE_VALUE.search(rest)
+    ):
+        return None
+    return metrics  # type: ignore[return-value]
+
+
+# Below this many points an answer's samples are parsed by numpy from a list of tokens; above it
+# by pandas' C CSV reader, which costs ~0.3 ms a call before the first point but less per point.
+# A steady cycle's answers (a few points per series) are far below it, a cold cycle's chunks far
+# above (bench/README.md, "Issue 17: steady collect").
+_SMALL_ANSWER_POINTS = 1024
+
+
+def _samples(regions: list[bytes], points: int) -> tuple[np.ndarray, np.ndarray] | None:
+    """Timestamps and values of the ``[t,"v"],...`` regions; None where they are not plain samples."""
+    if points == 0:
+        return np.empty(0), np.empty(0)
+    sep = b"," if points < _SMALL_ANSWER_POINTS else b"\n"
+    text = sep.join(r for r in regions if r).replace(b"],[", sep).translate(None, b'"[]')
+    if _SAMPLE_CHARS.search(text):
+        return None
+    try:
+        if points < _SMALL_ANSWER_POINTS:
+            flat = np.array(text.split(b","), dtype=np.float64)
+            if flat.shape[0] != 2 * points:
+                return None
+            return flat[0::2].copy(), flat[1::2].copy()
+        # Only Prometheus's own NaN is missing: by default the reader also takes an empty field
+        # for NaN, where the JSON decode refuses it.
+        table = pd.read_csv(
+            io.BytesIO(text), header=None, names=["t", "v"], dtype=np.float64, engine="c",
+            keep_default_na=False, na_values=["NaN", "nan"],
+        ).to_numpy()
+    except (ValueError, pd.errors.ParserError):
+        return None
+    if table.shape[0] != points:
+        return None
+    return np.ascontiguousarray(table[:, 0]), np.ascontiguousarray(table[:, 1])
 
 
 def _result_of(answer: Any) -> list[dict[str, Any]] | None:

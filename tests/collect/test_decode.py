@@ -61,3 +61,53 @@ def test_a_sample_the_fast_path_cannot_read_falls_back_to_json() -> None:
     odd = [{"metric": {"pod": "a"}, "values": [[1700000000, "0x1p3"]]}]
     with pytest.raises(ValueError):  # what the plain decode says about it, not a silent wrong number
         decode_answer(body(odd))
+
+
+def _many(points_per_series: int) -> list[dict]:
+    """Three series with every kind of sample Prometheus writes, ``points_per_series`` each."""
+    rng = np.random.default_rng(7)
+    kinds = ["NaN", "+Inf", "-Inf", "0", "1e-300", "-2.5e+17"]
+    out = []
+    for s in range(3):
+        vals = [repr(float(v)) for v in rng.normal(size=points_per_series) * 10.0 ** rng.integers(-9, 12)]
+        vals[:: 7] = [kinds[i % len(kinds)] for i in range(len(vals[::7]))]
+        out.append({"metric": {"pod": f"p{s}"}, "values": [[1700000000 + 60 * i, v] for i, v in enumerate(vals)]})
+    return out
+
+
+@pytest.mark.parametrize("per_series", [3, 400], ids=["steady answer (numpy)", "cold chunk (CSV reader)"])
+def test_small_and_large_answers_equal_the_plain_json_decode(per_series: int) -> None:
+    result = _many(per_series)
+    _, block = decode_answer(body(result))
+    expected = decode_result(result)
+    assert block is not None and block.labels == expected.labels
+    np.testing.assert_array_equal(block.counts, [per_series] * 3)
+    np.testing.assert_array_equal(block.timestamps, expected.timestamps)
+    np.testing.assert_array_equal(block.values, expected.values)  # bit for bit, NaN where NaN
+
+
+@pytest.mark.parametrize("per_series", [3, 400], ids=["steady answer (numpy)", "cold chunk (CSV reader)"])
+@pytest.mark.parametrize("odd", ["1e", ""], ids=["cut short", "empty"])
+def test_a_malformed_sample_in_any_answer_is_refused_as_json_would(per_series: int, odd: str) -> None:
+    result = _many(per_series)
+    result[1]["values"][2][1] = odd
+    with pytest.raises(ValueError):
+        decode_answer(body(result))
+
+
+@pytest.mark.parametrize(
+    "metrics",
+    [
+        [{"a": 1}, {"b": "x"}],  # a number
+        [{"a": None}, {"b": "x"}],  # null
+        [{"a": {"c": "d"}}, None],  # an object, and a series without "metric" to even the count
+        [{"a": ["c"]}, {"b": "x"}],  # an array
+        [{"a": 'say ":{ and ":['}, {"b": "x"}],  # look-alikes inside a string
+    ],
+    ids=["number", "null", "object", "array", "look-alike"],
+)
+def test_label_values_that_are_not_strings_become_strings_as_in_the_plain_decode(metrics: list) -> None:
+    result = [({"metric": m} if m is not None else {}) | {"values": [[1700000000, "1"]]} for m in metrics]
+    _, block = decode_answer(body(result))
+    assert block is not None and block.labels == decode_result(result).labels
+    assert all(isinstance(v, str) for lab in block.labels for v in lab.values())
