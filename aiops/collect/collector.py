@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import functools
 import logging
+import math
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
@@ -115,8 +116,8 @@ class Collector:
         self.lookback = config.prometheus.lookback
         self.window = RollingWindow(self.lookback.total_seconds(), self.step.total_seconds())
         self._fetched_until: dict[str, float] = {}
-        # Entities by (signal, label set): building them per series per cycle was measurable at 10k.
-        self._entities: dict[tuple[str, tuple[tuple[str, str], ...]], Entity] = {}
+        # Entities by signal and label set: building them per series per cycle was measurable at 10k.
+        self._entities: dict[str, dict[LabelKey, Entity]] = {}
         # Newest point seen per signal: a signal that goes quiet stays "absent" after its series leave the window.
         self._last_seen: dict[str, float] = {}
         self._pool = ThreadPoolExecutor(max_workers=config.prometheus.max_concurrency, thread_name_prefix="collect")
@@ -238,22 +239,36 @@ class Collector:
         series: list[Series] = []
         vanished: list[Series] = []
         fresh_after = now_s - max(300.0, STALE_STEPS * step_s)
-        entities = self._entities
+        newest: dict[str, float] = {}  # per signal, over its fresh and vanished series
+        fresh: set[str] = set()
         for name, signal in self.signals.items():
             if name in missing:
                 continue
-            for key, labels, ts, vs in self._rows(parts[name]):
-                entity = entities.get((name, key))
+            entities = self._entities.setdefault(name, {})
+            latest = -math.inf
+            had = len(series)
+            # The hot loop of a steady cycle: one pass per series, nothing in it that numpy could
+            # do for the whole signal at once (the window hands out each row's newest instant).
+            for key, labels, ts, vs, last in self._rows(parts[name]):
+                entity = entities.get(key)
                 if entity is None:
-                    entity = entities[(name, key)] = entity_of(signal, labels)
-                s = Series(name, labels, ts, vs, entity, key)
-                (series if ts[-1] >= fresh_after else vanished).append(s)
-        if len(entities) > 2 * max(1, self.window.series_count):
+                    entity = entities[key] = entity_of(signal, labels)
+                if last >= fresh_after:
+                    series.append(Series(name, labels, ts, vs, entity, key))
+                else:
+                    vanished.append(Series(name, labels, ts, vs, entity, key))
+                if last > latest:
+                    latest = last
+            if latest > -math.inf:
+                newest[name] = latest
+                if len(series) > had:
+                    fresh.add(name)
+        if sum(map(len, self._entities.values())) > 2 * max(1, self.window.series_count):
             # Series come and go (pods are replaced): keep the cache as small as the window.
-            live = {(n, k) for n in self.signals for part, _ in parts[n] if (w := self.window.get(part)) is not None
-                    for k in w.keys}
-            self._entities = {k: v for k, v in entities.items() if k in live}
-        absent = self._absent(series, vanished, missing)
+            for n, cached in self._entities.items():
+                live = {k for part, _ in parts.get(n, []) if (w := self.window.get(part)) is not None for k in w.keys}
+                self._entities[n] = {k: v for k, v in cached.items() if k in live}
+        absent = self._absent(newest, fresh, missing)
         metrics.SERIES.set(len(series))
         metrics.SERIES_VANISHED.set(len(vanished))
         metrics.SIGNALS_ABSENT.set(len(absent))
@@ -321,7 +336,9 @@ class Collector:
 
         return dict(self._pool.map(ask, list(by_label)))
 
-    def _rows(self, parts: list[tuple[str, int | None]]) -> Iterator[tuple[LabelKey, dict[str, str], np.ndarray, np.ndarray]]:
+    def _rows(
+        self, parts: list[tuple[str, int | None]]
+    ) -> Iterator[tuple[LabelKey, dict[str, str], np.ndarray, np.ndarray, float]]:
         seen: set[LabelKey] = set()
         for part, _ in parts:
             win = self.window.get(part)
@@ -335,13 +352,11 @@ class Collector:
                     seen.add(row[0])
                 yield row
 
-    def _absent(self, series: list[Series], vanished: list[Series], missing: list[str]) -> dict[str, float]:
-        """Signals that had series (in the window, or earlier in this process) and have no fresh one now."""
-        for s in series:
-            self._last_seen[s.signal] = max(self._last_seen.get(s.signal, 0.0), float(s.timestamps[-1]))
-        fresh = {s.signal for s in series}
-        for s in vanished:
-            self._last_seen[s.signal] = max(self._last_seen.get(s.signal, 0.0), float(s.timestamps[-1]))
+    def _absent(self, newest: Mapping[str, float], fresh: set[str], missing: list[str]) -> dict[str, float]:
+        """Signals that had series (in the window, or earlier in this process) and have no fresh one now;
+        ``newest``: each signal's newest instant in this frame, ``fresh``: the signals with a fresh series."""
+        for name, t in newest.items():
+            self._last_seen[name] = max(self._last_seen.get(name, 0.0), t)
         # A signal whose query failed is missing, not absent: we do not know.
         return {n: t for n, t in self._last_seen.items() if n not in fresh and n not in missing and n in self.signals}
 

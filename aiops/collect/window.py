@@ -101,10 +101,13 @@ class SignalWindow:
         self._ts = (self._base + np.arange(cols)) * self.step
 
     def _rows_for(self, labels: Sequence[dict[str, str]]) -> np.ndarray:
+        keys = list(map(label_key, labels))
+        known = list(map(self.keys.get, keys))
+        unseen = known.count(None)
+        if not unseen:  # a steady cycle: every series has its row already
+            return np.array(known, dtype=np.int64)
         rows = np.empty(len(labels), dtype=np.int64)
         new: list[int] = []
-        keys = [label_key(lab) for lab in labels]
-        unseen = sum(1 for key in keys if key not in self.keys)
         if unseen > len(self._free):
             # Grow once for the whole chunk: growing a row at a time copies the matrix ~log(n)
             # times and holds two copies at the last one (the cold fetch's peak memory).
@@ -160,8 +163,11 @@ class SignalWindow:
         if not block.labels:
             return
         keep = block.counts > 0
-        labels = [lab for lab, k in zip(block.labels, keep.tolist()) if k]
-        counts = block.counts[keep]
+        if keep.all():
+            labels, counts = block.labels, block.counts
+        else:
+            labels = [lab for lab, k in zip(block.labels, keep.tolist()) if k]
+            counts = block.counts[keep]
         if not labels:
             return
         slots = np.rint(block.timestamps / self.step).astype(np.int64)
@@ -249,17 +255,19 @@ class SignalWindow:
             self.last[gone] = _NO_SLOT
 
     # ------------------------------------------------------------------ reading
-    def rows(self) -> Iterator[tuple[LabelKey, dict[str, str], np.ndarray, np.ndarray]]:
-        """(key, labels, timestamps, values) of each series: views of its row and the shared grid."""
-        values, ts, base, labels = self._values, self._ts, self._base, self.labels
+    def rows(self) -> Iterator[tuple[LabelKey, dict[str, str], np.ndarray, np.ndarray, float]]:
+        """(key, labels, timestamps, values, newest) of each series: views of its row and the shared
+        grid, and its last timestamp as a float (what the collector asks of every series)."""
+        values, ts, base, labels, step = self._values, self._ts, self._base, self.labels, self.step
         first, last = self.first.tolist(), self.last.tolist()
         for key, r in self.keys.items():
             a, b = first[r] - base, last[r] - base + 1
             if b > a:
-                yield key, labels[r], ts[a:b], values[r, a:b]  # type: ignore[misc]
+                # ``ts`` is (base + column) * step, so this is ts[b - 1], bit for bit.
+                yield key, labels[r], ts[a:b], values[r, a:b], float(last[r]) * step  # type: ignore[misc]
 
     def series(self) -> Iterator[tuple[LabelKey, SeriesView]]:
-        for key, labels, ts, vs in self.rows():
+        for key, labels, ts, vs, _ in self.rows():
             yield key, SeriesView(labels, ts, vs)
 
     def __len__(self) -> int:
