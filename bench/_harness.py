@@ -200,6 +200,7 @@ class CycleFigures:
     findings: int
     detector_s: dict[str, float] = field(default_factory=dict)
     detector_cpu_s: dict[str, float] = field(default_factory=dict)  # thread CPU, robust to load
+    collect_cpu_s: float = 0.0  # the process's CPU while collecting (the fetch threads: nothing else runs)
     errors: list[str] = field(default_factory=list)
 
 
@@ -300,6 +301,23 @@ def _time_detectors(pipeline: Any) -> tuple[dict[str, float], dict[str, float]]:
     return seconds, cpu
 
 
+def _time_collect(pipeline: Any) -> list[float]:
+    """Wrap the collector's ``collect`` to add up the process CPU it takes (its fetch threads'
+    included: the cycle's other stages wait for it)."""
+    spent: list[float] = []
+    inner = pipeline.collector.collect
+
+    def timed(*args: Any, **kwargs: Any) -> Any:
+        c0 = time.process_time()
+        try:
+            return inner(*args, **kwargs)
+        finally:
+            spent.append(time.process_time() - c0)
+
+    pipeline.collector.collect = timed
+    return spent
+
+
 class _FixedShards:
     """Holds the same shards, always: what a replica of a settled sharded deployment sees."""
 
@@ -351,6 +369,7 @@ def worker(args: argparse.Namespace) -> dict[str, Any]:
         held, n = args.shard.split("/")
         pipeline.shards = _FixedShards(frozenset(int(k) for k in held.split(",")), int(n))  # type: ignore[assignment]
     detector_s, detector_cpu_s = _time_detectors(pipeline)
+    collect_cpu = _time_collect(pipeline)
     profiler = None
     if args.profile:
         import cProfile
@@ -365,6 +384,7 @@ def worker(args: argparse.Namespace) -> dict[str, Any]:
             now = first + k * STEP
             detector_s.clear()
             detector_cpu_s.clear()
+            collect_cpu.clear()
             if profiler is not None and k > 0:  # profile the steady cycles only
                 profiler.enable()
             t0, c0 = time.perf_counter(), time.process_time()
@@ -393,6 +413,7 @@ def worker(args: argparse.Namespace) -> dict[str, Any]:
                     findings=len(report.findings),
                     detector_s=dict(detector_s),
                     detector_cpu_s=dict(detector_cpu_s),
+                    collect_cpu_s=sum(collect_cpu),
                     errors=[f"{e.stage}: {e.message}" for e in report.errors] + [f"bare: {e}" for e in bare_errors],
                 )
             )

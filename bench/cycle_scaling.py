@@ -54,6 +54,10 @@ def summarise(n: int, ds: Any, result: dict[str, Any], startup_s: float) -> dict
         "cold_wall_s": cold["wall_s"],
         "cold_cpu_s": cold.get("cpu_s", float("nan")),
         "steady_cpu_s": statistics.median(c.get("cpu_s", float("nan")) for c in steady) if steady else float("nan"),
+        "steady_collect_cpu_s": (
+            statistics.median(c.get("collect_cpu_s", float("nan")) for c in steady) if steady else float("nan")
+        ),
+        "cold_collect_cpu_s": cold.get("collect_cpu_s", float("nan")),
         "cold_bare_s": cold["bare_fetch_s"],
         "cold_bare_decode_s": cold["bare_decode_s"],
         "cold_ratio": cold["wall_s"] / cold["bare_fetch_s"],
@@ -170,6 +174,7 @@ def main() -> int:
                 ("frame_series", "frame"),
                 ("cold_wall_s", "cold s"),
                 ("cold_cpu_s", "cpu s"),
+                ("cold_collect_cpu_s", "collect cpu"),
                 ("cold_collect_s", "collect"),
                 ("cold_detect_s", "detect"),
                 ("cold_decide_s", "decide"),
@@ -189,6 +194,7 @@ def main() -> int:
                 ("raw_series", "series"),
                 ("steady_wall_s", "steady s"),
                 ("steady_cpu_s", "cpu s"),
+                ("steady_collect_cpu_s", "collect cpu"),
                 ("steady_collect_s", "collect"),
                 ("steady_detect_s", "detect"),
                 ("steady_decide_s", "decide"),
