@@ -80,6 +80,7 @@ from typing import Any, ClassVar, Literal
 
 import numpy as np
 import pandas as pd
+from pydantic import Field
 
 from aiops.model import Finding, Frame, Series, SignalInfo, from_epoch
 from aiops.plugins import DetectorParams
@@ -165,20 +166,20 @@ VIEWS = ("level", "spread")
 class SeasonalParams(DetectorParams):
     """The parameters of :class:`SeasonalBaseline`, documented there."""
 
-    period_seconds: float = 86400.0
-    seasons: int = 7
-    window_seconds: float = 6 * 3600.0
-    short_seconds: float = 5400.0
-    memory_seconds: float = 14 * 86400.0
-    fade_seconds: float = 9 * 86400.0
+    period_seconds: float = Field(default=86400.0, gt=0)
+    seasons: int = Field(default=7, ge=1)
+    window_seconds: float = Field(default=6 * 3600.0, gt=0)
+    short_seconds: float = Field(default=5400.0, gt=0)
+    memory_seconds: float = Field(default=14 * 86400.0, gt=0)
+    fade_seconds: float = Field(default=9 * 86400.0, gt=0)
     refractory_seconds: float = 6 * 3600.0
-    damp: float = 0.5
-    min_reference_z: float = MIN_REFERENCE_Z
+    damp: float = Field(default=0.5, ge=0, le=1)
+    min_reference_z: float = Field(default=MIN_REFERENCE_Z, gt=0)
     direction: Direction | None = None
-    min_history_points: int = 1000
-    scale_stride: int = 4
-    scale_refresh: int = 8
-    profile_seconds: float = 900.0
+    min_history_points: int = Field(default=1000, ge=8)
+    scale_stride: int = Field(default=4, ge=1)
+    scale_refresh: int = Field(default=8, ge=1)
+    profile_seconds: float = Field(default=900.0, ge=0)  # 0: one bucket per sample
 
 
 class SeasonalBaseline(UnivariateDetector):
@@ -239,44 +240,6 @@ class SeasonalBaseline(UnivariateDetector):
 
     def __init__(self, signals: Sequence[str] | None = None, **params: Any) -> None:
         super().__init__(signals, **params)
-        p = self.params
-        for pname, value in (
-            ("period_seconds", p.period_seconds),
-            ("window_seconds", p.window_seconds),
-            ("short_seconds", p.short_seconds),
-            ("memory_seconds", p.memory_seconds),
-            ("fade_seconds", p.fade_seconds),
-        ):
-            if not value > 0:
-                raise ValueError(f"{pname} must be positive, got {value!r}")
-        if p.seasons < 1:
-            raise ValueError(f"seasons must be at least 1, got {p.seasons!r}")
-        if p.min_history_points < 8:
-            raise ValueError(f"min_history_points must be at least 8, got {p.min_history_points!r}")
-        if not 0 <= p.damp <= 1:
-            raise ValueError(f"damp must be within [0, 1], got {p.damp!r}")
-        self.period_seconds = float(p.period_seconds)
-        self.seasons = int(p.seasons)
-        self.window_seconds = float(p.window_seconds)
-        self.short_seconds = float(p.short_seconds)
-        self.memory_seconds = float(p.memory_seconds)
-        self.fade_seconds = float(p.fade_seconds)
-        self.refractory_seconds = float(p.refractory_seconds)
-        self.damp = float(p.damp)
-        if not p.min_reference_z > 0:
-            raise ValueError(f"min_reference_z must be positive, got {p.min_reference_z!r}")
-        self.min_reference_z = float(p.min_reference_z)
-        self.direction = p.direction
-        self.min_history_points = int(p.min_history_points)
-        if p.scale_stride < 1:
-            raise ValueError(f"scale_stride must be at least 1, got {p.scale_stride!r}")
-        self.scale_stride = int(p.scale_stride)
-        if p.scale_refresh < 1:
-            raise ValueError(f"scale_refresh must be at least 1, got {p.scale_refresh!r}")
-        self.scale_refresh = int(p.scale_refresh)
-        if not p.profile_seconds >= 0:
-            raise ValueError(f"profile_seconds must be 0 (one bucket per sample) or positive, got {p.profile_seconds!r}")
-        self.profile_seconds = float(p.profile_seconds)
         # Per-series incremental state in the daemon (in memory: re-learnt after a restart).
         self._tables: dict[tuple[Spans, str], StateTable] = {}
         self._where: dict[object, StateTable] = {}
@@ -284,27 +247,27 @@ class SeasonalBaseline(UnivariateDetector):
 
     # ------------------------------------------------------------------ backtest contract
     def score_series(self, timestamps: np.ndarray, values: np.ndarray) -> np.ndarray:
-        return self.trace(timestamps, values, self.direction or "both").score
+        return self.trace(timestamps, values, self.params.direction or "both").score
 
     def score_signal(
         self, timestamps: np.ndarray, values: np.ndarray, info: SignalInfo, labels: Mapping[str, str]
     ) -> np.ndarray:
         """With the signal's bad direction, as :meth:`detect` reads it from the catalog."""
-        return self.trace(timestamps, values, self.direction or info.bad_direction).score  # type: ignore[arg-type]
+        return self.trace(timestamps, values, self.params.direction or info.bad_direction).score  # type: ignore[arg-type]
 
     def spans(self, step: float) -> Spans:
         """The detector's spans in samples for a series sampled every ``step`` seconds."""
         return make_spans(
             step,
-            window_s=self.window_seconds,
-            memory_s=self.memory_seconds,
-            short_s=self.short_seconds,
-            refractory_s=self.refractory_seconds,
-            period_s=self.period_seconds,
-            seasons=self.seasons,
-            fade_s=self.fade_seconds,
-            min_history_points=self.min_history_points,
-            profile_s=self.profile_seconds,
+            window_s=self.params.window_seconds,
+            memory_s=self.params.memory_seconds,
+            short_s=self.params.short_seconds,
+            refractory_s=self.params.refractory_seconds,
+            period_s=self.params.period_seconds,
+            seasons=self.params.seasons,
+            fade_s=self.params.fade_seconds,
+            min_history_points=self.params.min_history_points,
+            profile_s=self.params.profile_seconds,
         )
 
     def trace(self, timestamps: np.ndarray, values: np.ndarray, direction: Direction = "both") -> SeasonalTrace:
@@ -340,7 +303,7 @@ class SeasonalBaseline(UnivariateDetector):
         oriented = np.nan_to_num(np.column_stack([level_dev, np.maximum(z_spread, 0.0)]), nan=0.0)
 
         reference = np.column_stack([fading_record(t, oriented[:, j], fade) for j in range(len(VIEWS))])
-        ratio = oriented / np.maximum(reference, self.min_reference_z)
+        ratio = oriented / np.maximum(reference, self.params.min_reference_z)
         view = np.argmax(ratio, axis=1)
         surprise = ratio[np.arange(n), view]
         raw = surprise / (surprise + SURPRISE_OFFSET)
@@ -348,7 +311,7 @@ class SeasonalBaseline(UnivariateDetector):
         undamped = raw
         if sp.refractory:
             prior = np.nan_to_num(past_rolling(raw, sp.refractory, 1, "max"), nan=0.0)
-            raw = np.where(raw > prior, raw, raw * self.damp)
+            raw = np.where(raw > prior, raw, raw * self.params.damp)
         score = clip01(raw)
         score[np.isnan(y)] = 0.0
         return SeasonalTrace(
@@ -375,7 +338,7 @@ class SeasonalBaseline(UnivariateDetector):
         q, beside, offset = bucket_position(slot, sp.bucket)
         means = bucket_medians(q, y, int(q[-1]) + 1)
         nb = sp.period // sp.bucket
-        lags = np.arange(1, self.seasons + 1)[None, :] * nb
+        lags = np.arange(1, self.params.seasons + 1)[None, :] * nb
 
         def at(b: np.ndarray) -> np.ndarray:
             ok = (b >= 0) & (b < means.shape[0])
@@ -416,7 +379,7 @@ class SeasonalBaseline(UnivariateDetector):
             if signal in frame.missing_signals:
                 continue  # the query failed: keep what is known, there is nothing new to score
             info = frame.signals.get(signal)
-            direction: Direction = self.direction or (info.bad_direction if info else "both")  # type: ignore[assignment]
+            direction: Direction = self.params.direction or (info.bad_direction if info else "both")  # type: ignore[assignment]
             keyed = [(s, s.key) for s in grouped.get(signal, ())]
             self._forget_except(held.get(signal, ()), constants.get(signal, ()), {key for _, key in keyed})
             # No fresh value: say nothing rather than re-raise a stale opinion.
@@ -554,9 +517,9 @@ class SeasonalBaseline(UnivariateDetector):
         spans = self.spans(step)
         table = self._tables.get((spans, direction))
         if table is None:
-            params = Params(SURPRISE_OFFSET, self.min_reference_z, self.damp)
+            params = Params(SURPRISE_OFFSET, self.params.min_reference_z, self.params.damp)
             table = self._tables[(spans, direction)] = StateTable(
-                spans, direction, self.scale_stride, params, self.scale_refresh
+                spans, direction, self.params.scale_stride, params, self.params.scale_refresh
             )
         return table
 
@@ -570,7 +533,7 @@ class SeasonalBaseline(UnivariateDetector):
         if view == "spread":
             what = f"{series.signal} turned erratic ({value:.4g}{unit}; spread {p.z:+.1f} sigma above its usual)"
         else:
-            against = "this time of day" if seasonal_known else f"the last {fmt_duration(self.window_seconds)}"
+            against = "this time of day" if seasonal_known else f"the last {fmt_duration(self.params.window_seconds)}"
             change = (value - baseline) / abs(baseline) * 100 if baseline else float("nan")
             what = f"{series.signal} at {value:.4g}{unit} vs {baseline:.4g}{unit} usual for {against}" + (
                 f" ({change:+.0f} %, {p.z:+.1f} sigma)" if np.isfinite(change) else f" ({p.z:+.1f} sigma)"

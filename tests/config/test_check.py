@@ -105,6 +105,23 @@ def test_detector_parameters_are_checked_against_the_declared_ones_naming_the_ke
     assert len(problems) == 5, problems
 
 
+# One out-of-range value per bound each built-in declares (a cross-field bound names the later key).
+OUT_OF_RANGE = [
+    ("seasonal", "period_seconds", 0), ("seasonal", "window_seconds", -1.0), ("seasonal", "short_seconds", 0),
+    ("seasonal", "memory_seconds", 0), ("seasonal", "fade_seconds", float("nan")), ("seasonal", "seasons", 0),
+    ("seasonal", "min_history_points", 7), ("seasonal", "damp", 1.5), ("seasonal", "min_reference_z", 0),
+    ("seasonal", "scale_stride", 0), ("seasonal", "scale_refresh", 0), ("seasonal", "profile_seconds", -60),
+]
+
+
+@pytest.mark.parametrize(("plugin", "key", "value"), OUT_OF_RANGE)
+def test_an_out_of_range_detector_parameter_is_named_by_its_key(plugin: str, key: str, value: object) -> None:
+    problems = dict(check_plugins(parse_config({"detectors": [{"plugin": plugin, "params": {key: value}}]})))
+    assert list(problems) == [f"detectors[0].params.{key}"], problems
+    with pytest.raises(ValueError, match=key):
+        plugins.load(plugins.DETECTORS, plugin)(**{key: value})
+
+
 @pytest.mark.parametrize("name", sorted(plugins.available(plugins.DETECTORS)))
 def test_every_detector_declares_its_parameters(name: str) -> None:
     cls = plugins.load(plugins.DETECTORS, name)
