@@ -39,6 +39,7 @@ from typing import Any, ClassVar, Literal
 
 import numpy as np
 import pandas as pd
+from pydantic import Field
 from scipy.special import ndtri
 
 from aiops.model import Entity, Evidence, Finding, Frame, Series, from_epoch
@@ -90,12 +91,12 @@ class DriftTrace:
 class QualityDriftParams(DetectorParams):
     """The parameters of :class:`QualityDrift`, documented there."""
 
-    drop_fraction: float = 0.05
-    reference_seconds: float = 86400.0
-    recent_seconds: float = 900.0
-    cusum_h: float = 5.0
-    trend_seconds: float = 1800.0
-    horizon_seconds: float = 7200.0
+    drop_fraction: float = Field(default=0.05, gt=0, lt=1)  # 0.05 for 5 %
+    reference_seconds: float = Field(default=86400.0, gt=0)
+    recent_seconds: float = Field(default=900.0, gt=0)
+    cusum_h: float = Field(default=5.0, gt=0)
+    trend_seconds: float = Field(default=1800.0, gt=0)
+    horizon_seconds: float = Field(default=7200.0, gt=0)
     direction: Direction | None = None
     kpi_signals: tuple[str, ...] = ("business_conversion_rate",)
     histogram_signals: tuple[str, ...] = ()
@@ -134,17 +135,6 @@ class QualityDrift(UnivariateDetector):
     def __init__(self, signals: Sequence[str] | None = None, **params: Any) -> None:
         super().__init__(signals, **params)
         p = self.params
-        if not 0 < p.drop_fraction < 1:
-            raise ValueError(f"drop_fraction must be within (0, 1), e.g. 0.05 for 5 %, got {p.drop_fraction!r}")
-        for pname, value in (
-            ("reference_seconds", p.reference_seconds),
-            ("recent_seconds", p.recent_seconds),
-            ("cusum_h", p.cusum_h),
-            ("trend_seconds", p.trend_seconds),
-            ("horizon_seconds", p.horizon_seconds),
-        ):
-            if not value > 0:
-                raise ValueError(f"{pname} must be positive, got {value!r}")
         self.drop_fraction = float(p.drop_fraction)
         self.reference_seconds = float(p.reference_seconds)
         self.recent_seconds = float(p.recent_seconds)

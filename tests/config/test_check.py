@@ -111,6 +111,9 @@ OUT_OF_RANGE = [
     ("seasonal", "memory_seconds", 0), ("seasonal", "fade_seconds", float("nan")), ("seasonal", "seasons", 0),
     ("seasonal", "min_history_points", 7), ("seasonal", "damp", 1.5), ("seasonal", "min_reference_z", 0),
     ("seasonal", "scale_stride", 0), ("seasonal", "scale_refresh", 0), ("seasonal", "profile_seconds", -60),
+    ("quality_drift", "drop_fraction", 1.0), ("quality_drift", "reference_seconds", 0),
+    ("quality_drift", "recent_seconds", -5), ("quality_drift", "cusum_h", 0), ("quality_drift", "trend_seconds", 0),
+    ("quality_drift", "horizon_seconds", float("nan")),
 ]
 
 
