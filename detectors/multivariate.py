@@ -71,7 +71,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 import pandas as pd
-from pydantic import Field
+from pydantic import Field, ValidationInfo, field_validator
 from scipy.special import expit
 from sklearn.decomposition import PCA
 from sklearn.neighbors import NearestNeighbors
@@ -262,17 +262,32 @@ def _window_rows(minutes: float, step_seconds: float) -> int:
 class EntityAnomalyParams(DetectorParams):
     """The parameters of :class:`EntityAnomaly`, documented there."""
 
-    variance: float = 0.95
-    neighbours: int = Field(default=5, strict=True)  # a whole number, never True
-    smooth_minutes: float = 30.0
-    alarm_rate: float = 0.001
-    calibration_share: float = 0.3
+    # The share of normal variation the subspace keeps.
+    variance: float = Field(default=0.95, gt=0, lt=1)
+    # 0 leaves the nearest-neighbour score out; a whole number, never True.
+    neighbours: int = Field(default=5, strict=True, ge=0)
+    # The causal averaging window (0: each row alone).
+    smooth_minutes: float = Field(default=30.0, ge=0, allow_inf_nan=False)
+    # The share of reference rows that score 0.9 or more.
+    alarm_rate: float = Field(default=0.001, gt=0, lt=0.5)
+    # The newest share of history used to calibrate.
+    calibration_share: float = Field(default=0.3, ge=0.05, le=0.8)
+    min_reference: int = Field(default=MIN_REFERENCE, ge=MIN_REFERENCE)
     window: int = 43_200
-    refit_every: int | None = None
-    min_reference: int = MIN_REFERENCE
-    min_scale: float = 0.05
-    min_residual: float = 0.1
-    top_features: int = 3
+    # Unset: fit once on the history.
+    refit_every: int | None = Field(default=None, ge=1)
+    # Floors on a feature's scale and typical residual.
+    min_scale: float = Field(default=0.05, gt=0)
+    min_residual: float = Field(default=0.1, gt=0)
+    top_features: int = Field(default=3, ge=1)
+
+    @field_validator("window")
+    @classmethod
+    def _window_holds_the_reference(cls, window: int, info: ValidationInfo) -> int:
+        least = info.data.get("min_reference", MIN_REFERENCE)
+        if window < least:
+            raise ValueError(f"window must be at least min_reference ({least} rows)")
+        return window
 
 
 class EntityAnomaly(Detector):
@@ -300,24 +315,6 @@ class EntityAnomaly(Detector):
     def __init__(self, signals: Sequence[str] | None = None, **params: Any) -> None:
         super().__init__(signals, **params)
         p = self.params
-        if not 0.0 < p.variance < 1.0:
-            raise ValueError("variance must be in (0, 1): the share of normal variation the subspace keeps, e.g. 0.95")
-        if p.neighbours < 0:
-            raise ValueError("neighbours must be a whole number >= 0 (0 leaves the nearest-neighbour score out)")
-        if not math.isfinite(p.smooth_minutes) or p.smooth_minutes < 0:
-            raise ValueError("smooth_minutes must be >= 0: the causal averaging window (0 = each row alone)")
-        if not 0.0 < p.alarm_rate < 0.5:
-            raise ValueError("alarm_rate must be in (0, 0.5): the share of reference rows that score 0.9 or more, e.g. 0.01")
-        if not 0.05 <= p.calibration_share <= 0.8:
-            raise ValueError("calibration_share must be in [0.05, 0.8]: the newest share of history used to calibrate")
-        if p.top_features < 1:
-            raise ValueError("top_features must be at least 1")
-        if p.min_reference < MIN_REFERENCE or p.window < p.min_reference:
-            raise ValueError(f"need window >= min_reference >= {MIN_REFERENCE} rows")
-        if p.refit_every is not None and p.refit_every < 1:
-            raise ValueError("refit_every must be at least 1 row (or unset: fit once on the history)")
-        if p.min_scale <= 0 or p.min_residual <= 0:
-            raise ValueError("min_scale and min_residual must be positive (floors on a feature's scale and typical residual)")
         self.variance = p.variance
         self.neighbours = p.neighbours
         self.smooth_minutes = float(p.smooth_minutes)

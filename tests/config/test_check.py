@@ -114,6 +114,10 @@ OUT_OF_RANGE = [
     ("quality_drift", "drop_fraction", 1.0), ("quality_drift", "reference_seconds", 0),
     ("quality_drift", "recent_seconds", -5), ("quality_drift", "cusum_h", 0), ("quality_drift", "trend_seconds", 0),
     ("quality_drift", "horizon_seconds", float("nan")),
+    ("multivariate", "variance", 1.0), ("multivariate", "neighbours", -1), ("multivariate", "smooth_minutes", float("inf")),
+    ("multivariate", "alarm_rate", 0.5), ("multivariate", "calibration_share", 0.9), ("multivariate", "top_features", 0),
+    ("multivariate", "min_reference", 10), ("multivariate", "window", 10), ("multivariate", "refit_every", 0),
+    ("multivariate", "min_scale", 0), ("multivariate", "min_residual", -0.1),
 ]
 
 
