@@ -33,6 +33,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 import pandas as pd
+from pydantic import Field, ValidationInfo, field_validator
 
 from aiops.model import Finding, Frame, Series, SignalInfo, from_epoch
 from aiops.plugins import DetectorParams
@@ -125,15 +126,23 @@ def _pair_slopes(t: np.ndarray, y: np.ndarray, seg: np.ndarray, lag: int) -> np.
 class ExhaustionParams(DetectorParams):
     """The parameters of :class:`ExhaustionForecast`, documented there."""
 
-    horizon_seconds: float = 7200.0
-    window_seconds: float = 3600.0
-    jump_fraction: float = 0.1
+    horizon_seconds: float = Field(default=7200.0, gt=0)
+    window_seconds: float = Field(default=3600.0, gt=0)
+    jump_fraction: float = Field(default=0.1, gt=0, le=1)
     max_gap_seconds: float | None = None
     capacity: float = 1.0
-    max_lead_seconds: float = 7 * 86400.0
+    max_lead_seconds: float = Field(default=7 * 86400.0, gt=0, le=366 * 86400.0)  # at most a year
     reset_memory_seconds: float = 6 * 3600.0
-    daily_memory_days: int = 3
-    hold_seconds: float = 900.0
+    daily_memory_days: int = Field(default=3, ge=0, le=14)
+    hold_seconds: float = Field(default=900.0, ge=0)
+
+    @field_validator("hold_seconds")
+    @classmethod
+    def _hold_within_the_horizon(cls, hold: float, info: ValidationInfo) -> float:
+        horizon = info.data.get("horizon_seconds")
+        if horizon is not None and not hold <= horizon:
+            raise ValueError(f"hold_seconds must be between 0 and horizon_seconds ({horizon:g})")
+        return hold
 
 
 class ExhaustionForecast(UnivariateDetector):
@@ -181,33 +190,15 @@ class ExhaustionForecast(UnivariateDetector):
     def __init__(self, signals: Sequence[str] | None = None, **params: Any) -> None:
         super().__init__(signals, **params)
         p = self.params
-        for pname, value in (("horizon_seconds", p.horizon_seconds), ("window_seconds", p.window_seconds)):
-            if not value > 0:
-                raise ValueError(f"{pname} must be positive, got {value!r}")
-        if not 0 < p.max_lead_seconds <= 366 * 86400.0:
-            raise ValueError(f"max_lead_seconds must be in (0, one year], got {p.max_lead_seconds!r}")
-        if not 0 < p.jump_fraction <= 1:
-            raise ValueError(f"jump_fraction must be in (0, 1], got {p.jump_fraction!r}")
-        self.horizon_seconds = float(p.horizon_seconds)
-        self.window_seconds = float(p.window_seconds)
-        self.jump_fraction = float(p.jump_fraction)
-        self.max_gap_seconds = float(p.max_gap_seconds) if p.max_gap_seconds is not None else self.window_seconds / 2
-        self.capacity = float(p.capacity)
-        self.max_lead_seconds = float(p.max_lead_seconds)
-        self.reset_memory_seconds = float(p.reset_memory_seconds)
-        if not 0 <= p.daily_memory_days <= 14:
-            raise ValueError(f"daily_memory_days must be between 0 and 14, got {p.daily_memory_days!r}")
+        self.max_gap_seconds = p.max_gap_seconds if p.max_gap_seconds is not None else p.window_seconds / 2
         # The same-hour comparison reads bins a day old: it needs a horizon shorter than a day.
-        self.daily_memory_days = int(p.daily_memory_days) if self.horizon_seconds < DAY_SECONDS - BIN_SECONDS else 0
+        self.daily_memory_days = p.daily_memory_days if p.horizon_seconds < DAY_SECONDS - BIN_SECONDS else 0
         self._daily = DailyMaxima(self.daily_memory_days)
         self._wall_cache: dict[str, tuple[SignalInfo, dict[object, float]]] = {}
-        if not 0 <= p.hold_seconds <= self.horizon_seconds:
-            raise ValueError(f"hold_seconds must be between 0 and the horizon, got {p.hold_seconds!r}")
-        self.hold_seconds = float(p.hold_seconds)
 
     # ------------------------------------------------------------------ backtest contract
     def score_series(self, timestamps: np.ndarray, values: np.ndarray) -> np.ndarray:
-        return self.trace(timestamps, values, self.capacity).score
+        return self.trace(timestamps, values, self.params.capacity).score
 
     def score_signal(
         self, timestamps: np.ndarray, values: np.ndarray, info: SignalInfo, labels: Mapping[str, str]
@@ -247,7 +238,7 @@ class ExhaustionForecast(UnivariateDetector):
     ) -> ExhaustionTrace:
         t, y = check_series(timestamps, values)
         step = typical_step(t)
-        window = points_for(self.window_seconds, step, minimum=4)
+        window = points_for(self.params.window_seconds, step, minimum=4)
         # Segments and past resets need the whole series; the fits at a point read only the
         # window before it (pairs half a window apart, rolling over half a window).
         seg, drop_ended = self._segments(t, y, capacity, window, step)
@@ -273,13 +264,13 @@ class ExhaustionForecast(UnivariateDetector):
             here = np.where(np.isfinite(level), level, y)
             margin = np.fmax(2.0 * np.nan_to_num(noise_sigma, nan=0.0), 0.02 * abs(capacity))
             bins = daily if daily is not None else bin_maxima(t, y)
-            days = benign_days(t, here, capacity, margin, bins, self.horizon_seconds, self.daily_memory_days)
+            days = benign_days(t, here, capacity, margin, bins, self.params.horizon_seconds, self.daily_memory_days)
             discount = np.fmin(discount, np.where(days > 0, 1.0 / (days + 2.0), 1.0))
         score = score * discount
-        if self.hold_seconds > 0:
+        if self.params.hold_seconds > 0:
             # A forecast must hold for a while (a rule's ``for:``): the start of a batch job's
             # climb looks like a leak for a few minutes, a leak keeps looking like one.
-            hold = points_for(self.hold_seconds, step) + 1
+            hold = points_for(self.params.hold_seconds, step) + 1
             score = pd.Series(score).rolling(hold, min_periods=1).min().to_numpy()
         # At or past the wall already: nothing left to predict.
         score = np.where(y >= capacity, 1.0, score)
@@ -335,7 +326,7 @@ class ExhaustionForecast(UnivariateDetector):
         read there only; elsewhere the bound alone stands (the same breaks, tested).
         """
         n = y.shape[0]
-        floor = self.jump_fraction * max(abs(capacity), 1e-12)
+        floor = self.params.jump_fraction * max(abs(capacity), 1e-12)
         with np.errstate(invalid="ignore"):
             need = valid[np.abs(level_deviation(y[valid], CONFIRM_POINTS)) > floor]
         max_jump = np.full(n, floor)
@@ -429,7 +420,7 @@ class ExhaustionForecast(UnivariateDetector):
         level = w.med_y + slope * since_centre
 
         # Predictive distribution of the value one horizon ahead.
-        ahead = since_centre + self.horizon_seconds
+        ahead = since_centre + self.params.horizon_seconds
         floor = 1e-9 * max(abs(capacity), 1.0)
         var = (
             (MEDIAN_EFFICIENCY * noise_sigma) ** 2 / np.maximum(w.n_level, 1.0)
@@ -441,7 +432,7 @@ class ExhaustionForecast(UnivariateDetector):
         # within its noise extrapolates to nothing, however close to the wall the series sits.
         with np.errstate(invalid="ignore", divide="ignore"):
             shrink = np.where(slope_sigma > 0, slope**2 / (slope**2 + slope_sigma**2), 1.0)
-        mean_ahead = level + slope * shrink * self.horizon_seconds
+        mean_ahead = level + slope * shrink * self.params.horizon_seconds
         # A climb that slows down (a batch job filling up to its working set, a cache warming)
         # approaches a plateau: when the later half of the pair slopes is significantly below the
         # earlier half, extrapolate an exponential approach (a damped trend) instead of a line.
@@ -452,7 +443,7 @@ class ExhaustionForecast(UnivariateDetector):
             slowing = ((early - late) > DECELERATION_SIGMAS * math.sqrt(2.0) * half_sigma) & (early > 0)
             ratio = np.clip(np.maximum(late, 0.0) / early, 1e-6, 1.0 - 1e-9)
             tau = half * step / -np.log(ratio)
-            rise = np.maximum(late, 0.0) * tau * -np.expm1(-self.horizon_seconds / tau)
+            rise = np.maximum(late, 0.0) * tau * -np.expm1(-self.params.horizon_seconds / tau)
         mean_ahead = np.where(slowing, level + rise, mean_ahead)
         score = np.nan_to_num(normal_sf((capacity - mean_ahead) / np.sqrt(var)), nan=0.0)
         return score, slope, slope_sigma, level, noise_sigma
@@ -482,10 +473,10 @@ class ExhaustionForecast(UnivariateDetector):
         if n == 0:
             raise ValueError("an empty series has no newest point to forecast")
         step = typical_step(t)
-        window = points_for(self.window_seconds, step, minimum=4)
+        window = points_for(self.params.window_seconds, step, minimum=4)
         seg, drop_ended = self._segments(t, y, capacity, window, step)
         lo = max(0, n - 2 * window)  # as trace(last_only=True): the fits see the last two windows
-        hold = points_for(self.hold_seconds, step) + 1 if self.hold_seconds > 0 else 1
+        hold = points_for(self.params.hold_seconds, step) + 1 if self.params.hold_seconds > 0 else 1
         first = max(lo, n - hold)  # earlier points of the hold span carry NaN there (skipped)
         at = np.arange(first - lo, n - lo)
         ts, ys, ss = t[lo:], y[lo:], seg[lo:]
@@ -504,12 +495,12 @@ class ExhaustionForecast(UnivariateDetector):
             here = np.where(np.isfinite(level), level, y[first:])
             margin = np.fmax(2.0 * np.nan_to_num(noise_sigma, nan=0.0), 0.02 * abs(capacity))
             bins = daily if daily is not None else bin_maxima(t, y)
-            days = benign_days(t[first:], here, capacity, margin, bins, self.horizon_seconds, self.daily_memory_days)
+            days = benign_days(t[first:], here, capacity, margin, bins, self.params.horizon_seconds, self.daily_memory_days)
             discount = np.fmin(discount, np.where(days > 0, 1.0 / (days + 2.0), 1.0))
         score = score * discount
         # The hold: the lowest forecast of the span (NaN, where nothing was fitted, is skipped).
         known = score[~np.isnan(score)]
-        now = float(known.min()) if self.hold_seconds > 0 and known.shape[0] else float(score[-1])
+        now = float(known.min()) if self.params.hold_seconds > 0 and known.shape[0] else float(score[-1])
         if y[-1] >= capacity:
             now = 1.0
         now = 0.0 if np.isnan(y[-1]) else float(clip01(np.array([now]))[0])
@@ -546,7 +537,7 @@ class ExhaustionForecast(UnivariateDetector):
         resetting = drop_ended & (peaks < capacity)
         here = np.where(np.isfinite(level), level, y)
         for k in range(1, bounds.shape[0]):
-            prior = np.flatnonzero(resetting[:k] & (end_times[:k] >= t[bounds[k]] - self.reset_memory_seconds))
+            prior = np.flatnonzero(resetting[:k] & (end_times[:k] >= t[bounds[k]] - self.params.reset_memory_seconds))
             if prior.shape[0] == 0:
                 continue
             a, b = bounds[k], ends[k]
@@ -560,7 +551,7 @@ class ExhaustionForecast(UnivariateDetector):
 
     def _clamp(self, seconds: float) -> float:
         """A lead time within [0, max_lead_seconds]; NaN or infinity (no crossing in sight) is the maximum."""
-        return float(np.clip(seconds, 0.0, self.max_lead_seconds)) if math.isfinite(seconds) else self.max_lead_seconds
+        return float(np.clip(seconds, 0.0, self.params.max_lead_seconds)) if math.isfinite(seconds) else self.params.max_lead_seconds
 
     # ------------------------------------------------------------------ daemon contract
     def applies_to(self, frame: Frame, signal: str) -> bool:
@@ -618,7 +609,7 @@ class ExhaustionForecast(UnivariateDetector):
         # max(1, points_for(window, step, minimum=4) // 2) for every series at once (numpy rounds
         # halves to even, as Python's round does).
         steps = typical_steps([s.timestamps for s in series])
-        points = np.maximum(4, np.round(self.window_seconds / np.maximum(steps, 1e-9)).astype(np.int64))
+        points = np.maximum(4, np.round(self.params.window_seconds / np.maximum(steps, 1e-9)).astype(np.int64))
         lags = np.maximum(1, points // 2)
         keep = np.zeros(len(series), dtype=bool)
         for lag in np.unique(lags).tolist():
@@ -643,7 +634,7 @@ class ExhaustionForecast(UnivariateDetector):
             steepest = np.fmax.reduce(slopes)
             top = np.nanmax(y[:, -lag:], axis=1)
             span = t[:, -1] - np.nanmin(t[:, -lag:], axis=1)
-            bound = top + np.maximum(steepest, 0.0) * (span + self.horizon_seconds)
+            bound = top + np.maximum(steepest, 0.0) * (span + self.params.horizon_seconds)
         # A hair of slack for rounding: the bound must never be the reason a finding is lost.
         margin = 1e-9 * np.maximum(np.abs(capacity), 1.0)
         return (y[:, -1] >= capacity) | (bound >= capacity - margin)
@@ -676,7 +667,7 @@ class ExhaustionForecast(UnivariateDetector):
             "capacity": info.capacity,
             "failure_point": wall,
             "failure": failure,
-            "horizon_seconds": self.horizon_seconds,
+            "horizon_seconds": self.params.horizon_seconds,
             "probability_within_horizon": round(score, 4),
         }
         unit = f" {info.unit}" if info.unit else ""
@@ -700,7 +691,7 @@ class ExhaustionForecast(UnivariateDetector):
         # centuries away, past what a datetime can hold, and that must not crash the detector.
         lead = self._clamp(headroom / slope)
         earliest = min(self._clamp((headroom - Z_INTERVAL * noise) / fast), lead)
-        latest = max(self._clamp((headroom + Z_INTERVAL * noise) / slow) if slow > 0 else self.max_lead_seconds, lead)
+        latest = max(self._clamp((headroom + Z_INTERVAL * noise) / slow) if slow > 0 else self.params.max_lead_seconds, lead)
         start = fc.segment_start
         facts |= {
             "slope_per_hour": slope * 3600.0,
@@ -716,7 +707,7 @@ class ExhaustionForecast(UnivariateDetector):
             f"{series.signal} at {value:.4g}{unit} ({value / scale:.1%} of {'its limit' if info.capacity else 'its failure point'}), "
             f"growing {slope * 3600 / scale:+.1%} per hour: {failure} in ~{fmt_duration(lead)} "
             f"(90 % interval {fmt_duration(earliest)}–{fmt_duration(latest)}); "
-            f"{round(score * 100)} % likely within {fmt_duration(self.horizon_seconds)}"
+            f"{round(score * 100)} % likely within {fmt_duration(self.params.horizon_seconds)}"
         )
         if info.capacity is not None and info.capacity > wall:
             full = self._clamp((info.capacity - level) / slope)
@@ -725,7 +716,7 @@ class ExhaustionForecast(UnivariateDetector):
         if fc.discount < 1.0:
             summary += (
                 f"; discounted: it climbed this high and reset {round(1 / fc.discount) - 2}"
-                f" time(s) in the last {fmt_duration(self.reset_memory_seconds)}"
+                f" time(s) in the last {fmt_duration(self.params.reset_memory_seconds)}"
             )
         return self.finding(
             frame,

@@ -100,8 +100,8 @@ def test_detector_parameters_are_checked_against_the_declared_ones_naming_the_ke
     assert "min_reference_z," in problems["detectors[1].params.min_reference_zz"]
     assert "integer" in problems["detectors[2].params.members.seasonal.seasons"]
     assert "no plugin named 'nope'" in problems["detectors[2].params.members.nope"]
-    # What one parameter cannot say, the constructor does: the detector is built too.
-    assert "hold_seconds must be between 0 and the horizon" in problems["detectors[3].params"]
+    # A bound that spans two parameters names the later one.
+    assert "between 0 and horizon_seconds" in problems["detectors[3].params.hold_seconds"]
     assert len(problems) == 5, problems
 
 
@@ -118,6 +118,9 @@ OUT_OF_RANGE = [
     ("multivariate", "alarm_rate", 0.5), ("multivariate", "calibration_share", 0.9), ("multivariate", "top_features", 0),
     ("multivariate", "min_reference", 10), ("multivariate", "window", 10), ("multivariate", "refit_every", 0),
     ("multivariate", "min_scale", 0), ("multivariate", "min_residual", -0.1),
+    ("exhaustion", "horizon_seconds", 0), ("exhaustion", "window_seconds", -1), ("exhaustion", "jump_fraction", 0),
+    ("exhaustion", "max_lead_seconds", 400 * 86400.0), ("exhaustion", "daily_memory_days", 15),
+    ("exhaustion", "hold_seconds", 99999),
 ]
 
 

@@ -34,12 +34,12 @@ def test_near_flat_series_gives_a_clamped_forecast_not_an_overflow(level: float,
     findings = det.detect(frame({"pod_memory_usage_ratio": [(POD, t, near_flat(t, level, slope))]}))
     assert len(findings) == 1
     f = findings[0]
-    latest = f.observed_at + timedelta(seconds=det.max_lead_seconds)
+    latest = f.observed_at + timedelta(seconds=det.params.max_lead_seconds)
     if f.predicted_failure_at is not None:
         assert f.observed_at <= f.predicted_failure_at <= latest
         assert f.failure_interval is not None
         assert f.observed_at <= f.failure_interval[0] <= f.failure_interval[1] <= latest
-        assert 0 <= f.evidence.facts["lead_time_seconds"] <= det.max_lead_seconds
+        assert 0 <= f.evidence.facts["lead_time_seconds"] <= det.params.max_lead_seconds
     assert f.score < 0.5
 
 
