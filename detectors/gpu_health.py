@@ -27,6 +27,7 @@ from dataclasses import dataclass
 from typing import Any, ClassVar
 
 import numpy as np
+from pydantic import Field
 
 from aiops.model import Evidence, Finding, Frame, Series, from_epoch
 from aiops.plugins import Detector, DetectorParams
@@ -71,7 +72,7 @@ class GpuHealthParams(DetectorParams):
     """The parameters of :class:`GpuHealth`."""
 
     slowdown_celsius: float = 87.0
-    throttle_score: float = 0.7
+    throttle_score: float = Field(default=0.7, ge=0, le=1)
 
 
 class GpuHealth(Detector):
@@ -89,11 +90,6 @@ class GpuHealth(Detector):
 
     def __init__(self, signals: Sequence[str] | None = None, **params: Any) -> None:
         super().__init__(signals, **params)
-        p = self.params
-        if not 0.0 <= p.throttle_score <= 1.0:
-            raise ValueError("throttle_score must be within [0, 1]")
-        self.slowdown_celsius = p.slowdown_celsius
-        self.throttle_score = p.throttle_score
         self._window_start: float | None = None  # per frame, see _start()
         self._frame: Frame | None = None
 
@@ -130,7 +126,7 @@ class GpuHealth(Detector):
         if signal == "gpu_clock_event_reasons":
             return last > 0 and any(int(last) & bit for bit in THROTTLE_BITS)
         if signal == "gpu_temperature":
-            return not last < self.slowdown_celsius
+            return not last < self.params.slowdown_celsius
         return True
 
     def _detect(self, frame: Frame, checks: dict[str, Callable[..., Finding | None]]) -> list[Finding]:
@@ -225,18 +221,18 @@ class GpuHealth(Detector):
         if not reasons:
             return None
         facts = {"reasons": reasons, "bitmask": mask, "node_action": "check cooling and power capping of the node"}
-        return self._finding(frame, series, self.throttle_score, f"{_where(series)} is throttled: {', '.join(reasons)}.", facts, False, t, y)
+        return self._finding(frame, series, self.params.throttle_score, f"{_where(series)} is throttled: {', '.join(reasons)}.", facts, False, t, y)
 
     def _temperature(self, frame: Frame, series: Series, t: np.ndarray, y: np.ndarray) -> Finding | None:
-        if y[-1] < self.slowdown_celsius:
+        if y[-1] < self.params.slowdown_celsius:
             return None
         facts = {
-            "celsius": float(y[-1]), "slowdown_celsius": self.slowdown_celsius,
+            "celsius": float(y[-1]), "slowdown_celsius": self.params.slowdown_celsius,
             "node_action": "check cooling; the GPU slows itself down at this temperature",
         }
         return self._finding(
-            frame, series, self.throttle_score,
-            f"{_where(series)} is at {y[-1]:.0f} °C, at or above the slowdown point ({self.slowdown_celsius:.0f} °C): thermal throttling.",
+            frame, series, self.params.throttle_score,
+            f"{_where(series)} is at {y[-1]:.0f} °C, at or above the slowdown point ({self.params.slowdown_celsius:.0f} °C): thermal throttling.",
             facts, False, t, y,
         )
 

@@ -121,6 +121,7 @@ OUT_OF_RANGE = [
     ("exhaustion", "horizon_seconds", 0), ("exhaustion", "window_seconds", -1), ("exhaustion", "jump_fraction", 0),
     ("exhaustion", "max_lead_seconds", 400 * 86400.0), ("exhaustion", "daily_memory_days", 15),
     ("exhaustion", "hold_seconds", 99999),
+    ("gpu_health", "throttle_score", 1.5),
 ]
 
 
