@@ -17,7 +17,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any, ClassVar, Literal
 
-from pydantic import Field, model_validator
+from pydantic import Field, ValidationInfo, field_validator
 
 from aiops.kube.plan import ORIGINAL_REPLICAS, infeasible
 from aiops.kube.view import ClusterView, HpaInfo, WorkloadInfo
@@ -27,38 +27,31 @@ from aiops.plugins import PluginParams, Remediation
 class ScaleAheadParams(PluginParams):
     direction: Literal["auto", "up", "down"] = "auto"
     step: int = Field(default=1, ge=1)
-    max_replicas: int | None = Field(default=None, ge=1)
     min_replicas: int = Field(default=1, ge=0)
+    max_replicas: int | None = Field(default=None, ge=1)
     latency_high_seconds: float = Field(default=0.1, gt=0)
     gpu_util_high: float = 80.0
     gpu_util_low: float = 20.0
     low_for_points: int = Field(default=10, ge=1)
 
-    @model_validator(mode="after")
-    def _bounds(self) -> ScaleAheadParams:
-        if self.max_replicas is not None and self.max_replicas < max(1, self.min_replicas):
-            raise ValueError("max_replicas must be at least min_replicas")
-        return self
+    @field_validator("max_replicas")
+    @classmethod
+    def _at_least_min_replicas(cls, most: int | None, info: ValidationInfo) -> int | None:
+        least = info.data.get("min_replicas")
+        if most is not None and least is not None and most < least:
+            raise ValueError(f"max_replicas must be at least min_replicas ({least})")
+        return most
 
 
 class ScaleAhead(Remediation):
     name: ClassVar[str] = "scale_ahead"
     Params = ScaleAheadParams
 
-    def __init__(self, **params: Any) -> None:
-        p = ScaleAheadParams(**params)
-        self.direction: str = p.direction
-        self.step = p.step
-        self.max_replicas = p.max_replicas
-        self.min_replicas = p.min_replicas
-        self.latency_high_seconds = p.latency_high_seconds
-        self.gpu_util_high = p.gpu_util_high
-        self.gpu_util_low = p.gpu_util_low
-        self.low_for_points = p.low_for_points
+    params: ScaleAheadParams
 
     def direction_for(self, decision: Decision) -> str:
         """ "up", "down" or "" (the finding crosses no threshold)."""
-        wanted = str(decision.params.get("direction", self.direction))
+        wanted = str(decision.params.get("direction", self.params.direction))
         if wanted != "auto":
             return wanted
         finding = decision.finding
@@ -70,12 +63,12 @@ class ScaleAhead(Remediation):
         if last is None:
             return ""
         if "latency" in finding.signal:
-            return "up" if float(last) > self.latency_high_seconds else ""
+            return "up" if float(last) > self.params.latency_high_seconds else ""
         if finding.signal.startswith("gpu_util"):
-            if float(last) > self.gpu_util_high:
+            if float(last) > self.params.gpu_util_high:
                 return "up"
-            tail = list(recent[-self.low_for_points :])
-            if len(tail) >= self.low_for_points and all(v < self.gpu_util_low for v in tail):
+            tail = list(recent[-self.params.low_for_points :])
+            if len(tail) >= self.params.low_for_points and all(v < self.params.gpu_util_low for v in tail):
                 return "down"
         return ""
 
@@ -87,7 +80,7 @@ class ScaleAhead(Remediation):
         if workload is None or workload.kind not in ("deployment", "statefulset"):
             return infeasible(self.name, target, f"no Deployment or StatefulSet found for {target.key}")
         params: dict[str, Any] = dict(decision.params)
-        step = int(params.get("step", self.step))
+        step = int(params.get("step", self.params.step))
         hpa = view.hpa_for(workload)
         if decision.restore:
             return self._restore(workload, hpa)
@@ -99,7 +92,7 @@ class ScaleAhead(Remediation):
         original = int(annotations.get(ORIGINAL_REPLICAS, current))
         if direction == "up":
             ceiling = int(
-                params.get("max_replicas", self.max_replicas or (hpa.max_replicas if hpa else 2 * max(1, original)))
+                params.get("max_replicas", self.params.max_replicas or (hpa.max_replicas if hpa else 2 * max(1, original)))
             )
             if hpa is not None:
                 ceiling = min(ceiling, hpa.max_replicas)
@@ -107,7 +100,7 @@ class ScaleAhead(Remediation):
             new = min(ceiling, base + step)
         else:
             floor = max(
-                int(params.get("min_replicas", self.min_replicas)), original if ORIGINAL_REPLICAS in annotations else 0
+                int(params.get("min_replicas", self.params.min_replicas)), original if ORIGINAL_REPLICAS in annotations else 0
             )
             new = max(floor, current - step)
         if new == current:

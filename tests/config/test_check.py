@@ -157,6 +157,12 @@ def test_a_rule_whose_detector_names_nothing_is_refused() -> None:
     assert problems["policy.rules[0].detector"].startswith("'gpu_helth' matches no detector; known: alertmanager,")
 
 
+def test_a_remediation_bound_across_parameters_names_the_later_key() -> None:
+    rule = _rule(signal="inference_latency_p99", action="scale_ahead", target="owner",
+                 params={"min_replicas": 5, "max_replicas": 2})
+    assert _problems(rule) == {"policy.rules[0].params.max_replicas": "max_replicas must be at least min_replicas (5)"}
+
+
 @pytest.mark.parametrize("name", sorted(plugins.available(plugins.REMEDIATIONS)))
 def test_every_remediation_declares_its_parameters(name: str) -> None:
     cls = plugins.load(plugins.REMEDIATIONS, name)
