@@ -41,12 +41,7 @@ class EvacuateNode(Remediation):
     name: ClassVar[str] = "evacuate_node"
     Params = EvacuateNodeParams
 
-    def __init__(self, **params: Any) -> None:
-        p = EvacuateNodeParams(**params)
-        self.grace_period_seconds = p.grace_period_seconds
-        self.max_unavailable_per_workload = p.max_unavailable_per_workload
-        self.min_ready_replicas = p.min_ready_replicas
-        self.cordon_only = p.cordon_only
+    params: EvacuateNodeParams
 
     def plan(self, decision: Decision, view: ClusterView | None) -> Plan:
         params: dict[str, Any] = dict(decision.params)
@@ -62,15 +57,15 @@ class EvacuateNode(Remediation):
         node = view.node(node_name)
         if node is None:
             return infeasible(self.name, target, f"node {node_name} does not exist", drain)
-        grace = params.get("grace_period_seconds", self.grace_period_seconds)
-        max_unavailable = int(params.get("max_unavailable_per_workload", self.max_unavailable_per_workload))
-        min_ready = int(params.get("min_ready_replicas", self.min_ready_replicas))
+        grace = params.get("grace_period_seconds", self.params.grace_period_seconds)
+        max_unavailable = int(params.get("max_unavailable_per_workload", self.params.max_unavailable_per_workload))
+        min_ready = int(params.get("min_ready_replicas", self.params.min_ready_replicas))
 
         mutations: list[Mutation] = []
         if not node.unschedulable:
             body = {"spec": {"unschedulable": True}, "metadata": {"annotations": {CORDONED_BY: "aiops"}}}
             mutations.append(Mutation("patch", "nodes", node_name, body=body, description=f"cordon node {node_name}"))
-        if params.get("cordon_only", self.cordon_only):
+        if params.get("cordon_only", self.params.cordon_only):
             summary = (f"cordon node {node_name} (prepare: its pods keep running; the evacuation follows only if "
                        "the failure comes closer or is confirmed)") if mutations else f"node {node_name} is already cordoned"
             return Plan(self.name, target, tuple(mutations), summary, command=f"kubectl cordon {node_name}")

@@ -26,15 +26,12 @@ class RestartPod(Remediation):
     name: ClassVar[str] = "restart_pod"
     Params = RestartPodParams
 
-    def __init__(self, **params: Any) -> None:
-        p = RestartPodParams(**params)
-        self.strategy: str = p.strategy
-        self.grace_period_seconds = p.grace_period_seconds
+    params: RestartPodParams
 
     def plan(self, decision: Decision, view: ClusterView | None) -> Plan:
         params: dict[str, Any] = dict(decision.params)
-        strategy = str(params.get("strategy", self.strategy))
-        grace = int(params.get("grace_period_seconds", self.grace_period_seconds))
+        strategy = str(params.get("strategy", self.params.strategy))
+        grace = int(params.get("grace_period_seconds", self.params.grace_period_seconds))
         target = decision.target
         if target.kind != EntityKind.POD:
             return infeasible(self.name, target, f"restart_pod needs a pod target, got a {target.kind}")

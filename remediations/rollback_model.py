@@ -76,12 +76,12 @@ class RollbackModel(Remediation):
     name: ClassVar[str] = "rollback_model"
     Params = RollbackModelParams
 
+    params: RollbackModelParams
+
     def __init__(self, **params: Any) -> None:
-        p = RollbackModelParams(**params)
-        self.argo_strategy: str = p.argo_strategy
-        self.prune = p.prune
-        self.rollout_timeout = timedelta(minutes=p.rollout_timeout_minutes)
-        self.onset_tolerance = timedelta(minutes=p.onset_tolerance_minutes)
+        super().__init__(**params)
+        self.rollout_timeout = timedelta(minutes=self.params.rollout_timeout_minutes)
+        self.onset_tolerance = timedelta(minutes=self.params.onset_tolerance_minutes)
 
     def plan(self, decision: Decision, view: ClusterView | None) -> Plan:
         target = decision.target
@@ -131,7 +131,7 @@ class RollbackModel(Remediation):
                     "patching the Deployment would fight Argo CD, so roll back in Argo CD",
                     f"argocd app history {name}",
                 )
-            strategy = str(decision.params.get("argo_strategy", self.argo_strategy))
+            strategy = str(decision.params.get("argo_strategy", self.params.argo_strategy))
             if strategy not in ARGO_STRATEGIES:
                 return infeasible(
                     self.name, app.entity, f"unknown argo_strategy {strategy!r} (use {' or '.join(ARGO_STRATEGIES)})"
@@ -329,7 +329,7 @@ class RollbackModel(Remediation):
             command = f"argocd app set {cli_name} --revision {previous.revision}"
             how = f"pin targetRevision to {_short(previous.revision)}"
         else:
-            sync: dict[str, Any] = {"prune": self.prune, "syncStrategy": {"apply": {}}}
+            sync: dict[str, Any] = {"prune": self.params.prune, "syncStrategy": {"apply": {}}}
             if previous.revisions:
                 sync["revisions"] = list(previous.revisions)
             else:
