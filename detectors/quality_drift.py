@@ -40,10 +40,10 @@ from typing import Any, ClassVar, Literal
 import numpy as np
 import pandas as pd
 from pydantic import Field
-from scipy.special import ndtri
 
 from aiops.model import Entity, Evidence, Finding, Frame, Series, from_epoch
 from aiops.plugins import DetectorParams
+from detectors._drift_state import DriftState, Newest, cusum_step, held
 from detectors._isolation import isolated
 from detectors._univariate import (
     IQR_TO_SIGMA,
@@ -55,10 +55,7 @@ from detectors._univariate import (
     normal_cdf,
     points_for,
     recent_values,
-    row_median,
-    tails,
     typical_step,
-    typical_steps,
 )
 
 Direction = Literal["up", "down"]
@@ -86,6 +83,7 @@ class DriftTrace:
     forecast: np.ndarray  # trend forecast score (<= FORECAST_MAX)
     lead: np.ndarray  # seconds until the forecast reaches the floor (inf: not heading there)
     floor: np.ndarray  # the level that counts as a failure: drop_fraction worse than the reference
+    observed: np.ndarray  # the score of the observed drop alone (magnitude or CUSUM), without the forecast
 
 
 class QualityDriftParams(DetectorParams):
@@ -145,108 +143,138 @@ class QualityDrift(UnivariateDetector):
         self.kpi_signals = tuple(p.kpi_signals)
         self.histogram_signals = tuple(p.histogram_signals)
         self._history = HistoryBuffer(self.reference_seconds + 2 * max(self.recent_seconds, self.trend_seconds))
+        self._states: dict[object, DriftState] = {}
 
     # ------------------------------------------------------------------ backtest contract
     def score_series(self, timestamps: np.ndarray, values: np.ndarray) -> np.ndarray:
         return self.trace(timestamps, values, self.direction or "down").score
 
+    def spans(self, step: float) -> _Spans:
+        """The windows in samples at sampling interval ``step``."""
+        n = points_for(self.trend_seconds, step, minimum=6)
+        return _Spans(
+            recent=points_for(self.recent_seconds, step),
+            reference=points_for(self.reference_seconds, step, minimum=4),
+            trend=n,
+            half=n // 2,
+        )
+
     def trace(self, timestamps: np.ndarray, values: np.ndarray, direction: Direction = "down") -> DriftTrace:
+        return self._trace(timestamps, values, direction)[0]
+
+    def _trace(
+        self, timestamps: np.ndarray, values: np.ndarray, direction: Direction
+    ) -> tuple[DriftTrace, DriftState | None]:
+        """The trace at every point, and the state the daemon continues from after the last one."""
         t, y = check_series(timestamps, values)
         n = t.shape[0]
         step = typical_step(t)
-        recent_n = points_for(self.recent_seconds, step)
-        ref_n = points_for(self.reference_seconds, step, minimum=4)
-        s = pd.Series(y)
-        recent = s.rolling(recent_n, min_periods=1).median().to_numpy()
-        recent_count = s.rolling(recent_n, min_periods=1).count().to_numpy()
-        # The reference ends where the recent window starts, so a fresh drop is not in both.
-        ref_roll = s.shift(recent_n).rolling(ref_n, min_periods=max(3, ref_n // 4))
-        reference = ref_roll.median().to_numpy()
-        noise = (ref_roll.quantile(0.75).to_numpy() - ref_roll.quantile(0.25).to_numpy()) * IQR_TO_SIGMA
-
+        sp = self.spans(step)
         sign = -1.0 if direction == "down" else 1.0
+        origin = float(t[0]) if n else 0.0
+        x = (t - origin) / 3600.0  # hours: well-conditioned sums
+        with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+            pt = self._pointwise(y, x, _windows_all(y, sign * y, x, sp), sign)
+        # One-sided CUSUM, Lindley recursion S_t = max(0, S_{t-1} + d_t), vectorised:
+        # C_t - min_{s<=t} C_s (the daemon's DriftState runs the recursion itself).
+        csum = np.concatenate([[0.0], np.cumsum(np.nan_to_num(pt.d, nan=0.0))])
+        run_min = np.minimum.accumulate(csum)
+        raw_cusum = (csum - run_min)[1:]
+        at_min = np.where(csum == run_min, np.arange(n + 1), 0)
+        # A run that starts at the next point is dated at the point itself (never in its future).
+        onset = np.minimum(np.maximum.accumulate(at_min)[1:], np.arange(n))
+        forecast, lead = _hold(t, pt.forecast, pt.lead, sp.half)
+        score, observed = self._combine(y, pt, raw_cusum / self.cusum_h, forecast)
+        forecast[np.isnan(y)] = 0.0
+        trace = DriftTrace(
+            score, pt.reference, pt.recent, pt.change, raw_cusum / self.cusum_h, onset.astype(np.int64),
+            forecast, lead, sign * pt.floor, observed,
+        )
+        if n == 0:
+            return trace, None
+        # The state after the last point: the CUSUM's run starts at the next point while it is 0.
+        run_onset = math.inf if at_min[n] == n else float(t[int(onset[-1])])
+        keep = max(0, sp.half - 1) if sp.half > 1 else 0
+        hold = tuple(zip(pt.forecast[n - keep:].tolist(), (t + pt.lead)[n - keep:].tolist())) if keep else ()
+        state = DriftState(
+            step=step, sign=sign, origin=origin, cusum=float(raw_cusum[-1]), onset_t=run_onset, hold=hold,
+            last=_newest(trace, t, n - 1),
+        )
+        return trace, state
+
+    def _combine(
+        self, y: np.ndarray, pt: _Pointwise, cusum: np.ndarray, forecast: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """(score, observed score) from the pointwise figures, the CUSUM and the held forecast."""
+        cusum_score = np.where(cusum >= 1.0, CUSUM_FIRED, CUSUM_FIRED * 0.8 * np.clip(cusum, 0.0, 1.0))
+        # A trend is confirmed as a drop when the level test agrees with the forecast: the recent
+        # median is significantly worse than the reference (the gate) while the line heads for the
+        # floor. Two tests on different evidence (the level, the slope) must both hold, so the
+        # rollback suggestion follows the warning without waiting for the CUSUM's 2.5 % allowance.
+        confirmed = CUSUM_FIRED * np.nan_to_num(forecast / FORECAST_MAX, nan=0.0)
+        observed = np.nan_to_num(
+            clip01(np.fmax(np.fmax(pt.magnitude, cusum_score), confirmed) * pt.gate), nan=0.0
+        )
+        score = clip01(np.fmax(observed, forecast))
+        missing = np.isnan(y)
+        score[missing] = 0.0
+        observed[missing] = 0.0
+        return score, observed
+
+    def _pointwise(self, y: np.ndarray, x: np.ndarray, w: _Windows, sign: float) -> _Pointwise:
+        """Everything but the CUSUM's recursion and the forecast's hold, at the points of ``w``."""
+        reference, recent = w.reference, w.recent
         magnitude = np.abs(reference)
         change = (recent - reference) / np.where(magnitude > 0, magnitude, np.nan)
         worse = sign * change  # > 0 when quality got worse
         # A noise floor of a quarter of the threshold: a noise-free synthetic gauge stays sane.
-        sigma = np.maximum(noise, self.drop_fraction * magnitude / 4.0)
-        significance = sign * (recent - reference) / (1.2533 * sigma / np.sqrt(np.maximum(recent_count, 1.0)))
+        sigma = np.maximum(w.noise, self.drop_fraction * magnitude / 4.0)
+        significance = sign * (recent - reference) / (1.2533 * sigma / np.sqrt(np.maximum(w.recent_count, 1.0)))
         gate = normal_cdf(significance - MIN_SIGNIFICANCE)
-
         f = worse / self.drop_fraction
         magnitude_score = AT_THRESHOLD * np.clip(f, 0.0, 1.0) ** 2 + (1.0 - AT_THRESHOLD) * np.clip(f - 1.0, 0.0, 1.0)
-
-        # One-sided CUSUM of standardised per-point drops, allowance = half the threshold.
+        # The CUSUM's standardised per-point drops, allowance = half the threshold.
         u = sign * (y - reference) / sigma
-        allowance = 0.5 * self.drop_fraction * magnitude / sigma
-        d = np.nan_to_num(u - allowance, nan=0.0)
-        csum = np.concatenate([[0.0], np.cumsum(d)])
-        # Lindley recursion S_t = max(0, S_{t-1} + d_t), vectorised: C_t - min_{s<=t} C_s.
-        run_min = np.minimum.accumulate(csum)
-        cusum = (csum - run_min)[1:] / self.cusum_h
-        at_min = np.where(csum == run_min, np.arange(n + 1), 0)
-        onset = np.minimum(np.maximum.accumulate(at_min)[1:], n - 1) if n else np.zeros(0, dtype=np.int64)
-        cusum_score = np.where(cusum >= 1.0, CUSUM_FIRED, CUSUM_FIRED * 0.8 * np.clip(cusum, 0.0, 1.0))
-
+        d = u - 0.5 * self.drop_fraction * magnitude / sigma
         floor = sign * reference + self.drop_fraction * magnitude  # in "worse is higher" units
         # Absurd values (1e300) overflow to inf/NaN in the line's sums, which score 0.
-        with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
-            forecast, lead = self._forecast(t, sign * y, floor, noise, step)
-        score = np.fmax(np.fmax(magnitude_score, cusum_score) * gate, forecast)
-        score = clip01(score)
-        score[np.isnan(y)] = 0.0
-        forecast[np.isnan(y)] = 0.0
-        return DriftTrace(score, reference, recent, change, cusum, onset.astype(np.int64), forecast, lead, sign * floor)
+        forecast, lead = self._forecast(x, floor, w)
+        return _Pointwise(reference, recent, change, gate, magnitude_score, d, forecast, lead, floor)
 
-    def _forecast(
-        self, t: np.ndarray, worse: np.ndarray, floor: np.ndarray, noise: np.ndarray, step: float
-    ) -> tuple[np.ndarray, np.ndarray]:
-        """Trend forecast at every point: (score, seconds until the floor), from data at or before it.
+    def _forecast(self, x: np.ndarray, floor: np.ndarray, w: _Windows) -> tuple[np.ndarray, np.ndarray]:
+        """Trend forecast at each point, before the hold: (score, seconds until the floor).
 
-        ``worse`` rises as quality gets worse and ``floor`` is where it fails, in the same units.
-        A least-squares line over the window gives the level now and the slope with their standard
-        errors; the noise is the line's residual spread, at least the reference's own. The score
-        is P(line reaches the floor within the horizon) times, for each half of the window,
-        Phi(t - 2) of its own slope: the decline must show in both halves on its own. A level step
-        leaves one half flat, and noise rarely gives two significant slopes in a row. The price:
-        each 15-minute half must decline by about three standard errors (a drift of about 3 %/h
-        at 0.2 % noise on one-minute samples); a slower or noisier drift is left to the CUSUM.
+        A least-squares line over the trend window (of ``worse``, which rises as quality gets
+        worse; ``floor`` is where it fails, in the same units) gives the level now and the slope
+        with their standard errors; the noise is the line's residual spread, at least the
+        reference's own. The score is P(line reaches the floor within the horizon) times, for
+        each half of the window, Phi(t - 2) of its own slope: the decline must show in both
+        halves on its own. A level step leaves one half flat, and noise rarely gives two
+        significant slopes in a row. The price: each 15-minute half must decline by about three
+        standard errors (a drift of about 3 %/h at 0.2 % noise on one-minute samples); a slower
+        or noisier drift is left to the CUSUM.
         """
-        n = points_for(self.trend_seconds, step, minimum=6)
-        half = n // 2
-        x = (t - (t[0] if t.shape[0] else 0.0)) / 3600.0  # hours: well-conditioned sums
-        whole = _rolling_line(x, worse, n, minimum=max(4, n // 2))
-        later = _rolling_line(x, worse, half, minimum=max(3, half // 2))
-        with np.errstate(invalid="ignore", divide="ignore"):
-            sigma = np.sqrt(np.fmax(whole.residual_var, np.nan_to_num(noise, nan=0.0) ** 2))
-            sigma = np.fmax(sigma, 1e-9 * np.abs(floor))
-            t_later = later.slope * np.sqrt(later.sxx) / sigma
-            earlier_slope, earlier_sxx = _shifted(later.slope, half), _shifted(later.sxx, half)
-            t_earlier = earlier_slope * np.sqrt(earlier_sxx) / sigma
-            consistent = normal_cdf(t_earlier - MIN_SIGNIFICANCE) * normal_cdf(t_later - MIN_SIGNIFICANCE)
-            since_centre = x - whole.xbar
-            level = whole.ybar + whole.slope * since_centre
-            horizon = self.horizon_seconds / 3600.0
-            sd = sigma * np.sqrt(1.0 / whole.count + (since_centre**2 + horizon**2) / whole.sxx)
-            reach = normal_cdf((level + whole.slope * horizon - floor) / sd)
-            lead = np.where((whole.slope > 0) & (level < floor), (floor - level) / whole.slope * 3600.0, np.inf)
-        score = np.fmin(np.nan_to_num(reach * consistent, nan=0.0), FORECAST_MAX)
-        # A forecast stands for half a window once made: a few minutes of weaker evidence (noise
-        # in the halves' slopes) do not retract it and send people "resolved, firing, resolved".
-        # It keeps the predicted time it was made with.
-        if score.shape[0] and half > 1:
-            padded = np.concatenate([np.zeros(half - 1), score])
-            windows = np.lib.stride_tricks.sliding_window_view(padded, half)
-            # The latest point holding the window's maximum (argmax of the reversed window).
-            back = np.argmax(windows[:, ::-1], axis=1)
-            source = np.arange(score.shape[0]) - back
-            at = t[source] + lead[source]
-            score, lead = score[source], at - t
-        return score, lead
+        whole, later = w.whole, w.later
+        sigma = np.sqrt(np.fmax(whole.residual_var, np.nan_to_num(w.noise, nan=0.0) ** 2))
+        sigma = np.fmax(sigma, 1e-9 * np.abs(floor))
+        t_later = later.slope * np.sqrt(later.sxx) / sigma
+        t_earlier = w.earlier_slope * np.sqrt(w.earlier_sxx) / sigma
+        consistent = normal_cdf(t_earlier - MIN_SIGNIFICANCE) * normal_cdf(t_later - MIN_SIGNIFICANCE)
+        since_centre = x - whole.xbar
+        level = whole.ybar + whole.slope * since_centre
+        horizon = self.horizon_seconds / 3600.0
+        sd = sigma * np.sqrt(1.0 / whole.count + (since_centre**2 + horizon**2) / whole.sxx)
+        reach = normal_cdf((level + whole.slope * horizon - floor) / sd)
+        lead = np.where((whole.slope > 0) & (level < floor), (floor - level) / whole.slope * 3600.0, np.inf)
+        return np.fmin(np.nan_to_num(reach * consistent, nan=0.0), FORECAST_MAX), lead
 
     # ------------------------------------------------------------------ daemon contract
     def detect(self, frame: Frame) -> list[Finding]:
         self._history.retain(frame, self.signals + self.kpi_signals)
+        wanted = set(self.signals)
+        live = {s.key for s in frame.series if s.signal in wanted}
+        for key in [k for k in self._states if k not in live]:
+            del self._states[key]  # the series left the frame (a deleted model server)
         # KPIs are compared only when a finding is explained; their history accrues every cycle.
         for signal in self.kpi_signals:
             for kpi in frame.of(signal):
@@ -258,45 +286,73 @@ class QualityDrift(UnivariateDetector):
         return findings
 
     def screen(self, frame: Frame, signal: str, series: list[Series]) -> list[Series]:
-        """Series whose drop could be significant enough to score ``report_floor``; the rest are skipped.
+        """Advance each series' state by its new points; keep those whose newest score reaches
+        ``report_floor``.
 
-        An exact bound, not a heuristic. Both the magnitude and the CUSUM score (at most 1) are
-        multiplied by the significance gate ``Phi(significance - 2)``, so a score of
-        ``report_floor`` needs ``significance >= 2 + Phi^-1(report_floor)``. The significance
-        is the recent median's change towards "worse" over ``1.2533 * sigma / sqrt(n)``, and
-        ``sigma`` is at least a quarter of the threshold times the reference level, which bounds
-        it from above with two medians per series (vectorised). Every series' history is still
-        merged, so the reference keeps accumulating while it is quiet.
+        The gate is the score itself, exact by construction: every series' state must see every
+        point anyway (the CUSUM is a recursion), and what the newest score needs beyond it (two
+        medians, two quantiles and three short lines at the new points) is cheap. A series whose
+        state cannot advance is logged and skipped for this cycle alone.
         """
-        histories = [self._history.merge(s) for s in series]
-        if self.report_floor <= 0.0 or not series:
-            return series
-        needed = MIN_SIGNIFICANCE + float(ndtri(min(self.report_floor, 1.0)))
-        sign = -1.0 if self._direction(frame, signal) == "down" else 1.0
-        steps = typical_steps([t for t, _ in histories])
-        recent_ns = np.array([points_for(self.recent_seconds, st) for st in steps])
-        ref_ns = np.array([points_for(self.reference_seconds, st, minimum=4) for st in steps])
-        trend_ns = np.array([points_for(self.trend_seconds, st, minimum=6) for st in steps])
-        # The forecast is not gated by the drop's significance. A half of its window whose slope
-        # is not towards "worse" caps it at FORECAST_MAX * Phi(-2), whatever the noise: below that
-        # floor, a series needs both halves declining at some point of the hold to be kept.
-        forecast_bound = self.report_floor > FORECAST_MAX * float(normal_cdf(-MIN_SIGNIFICANCE))
-        keep = np.zeros(len(series), dtype=bool)
-        for recent_n, ref_n, trend_n in {(int(a), int(b), int(c)) for a, b, c in zip(recent_ns, ref_ns, trend_ns)}:
-            rows = np.flatnonzero((recent_ns == recent_n) & (ref_ns == ref_n) & (trend_ns == trend_n))
-            keep[rows] = (not forecast_bound) | _declining_halves(
-                [histories[r][0] for r in rows], [sign * histories[r][1] for r in rows], trend_n // 2
-            )
-            y = tails([histories[r][1] for r in rows], ref_n + recent_n)
-            reference = row_median(y[:, :ref_n], max(3, ref_n // 4))
-            recent = row_median(y[:, ref_n:], 1)
-            count = np.sum(~np.isnan(y[:, ref_n:]), axis=1)
-            floor = 1.2533 * (self.drop_fraction * np.abs(reference) / 4.0) / np.sqrt(np.maximum(count, 1))
-            with np.errstate(divide="ignore", invalid="ignore"):
-                bound = sign * (recent - reference) / floor
-            # No reference yet: nothing to say. A zero reference has no floor: score it fully.
-            keep[rows] |= np.isfinite(reference) & ((floor == 0) | (bound >= needed - 1e-9))
-        return [s for s, k in zip(series, keep) if k]
+        direction = self._direction(frame, signal)
+        kept = []
+        for s in series:
+            newest = isolated(self.name, s, self._advance, s, direction)
+            if newest is not None and newest.score >= self.report_floor:
+                kept.append(s)
+        return kept
+
+    def _advance(self, series: Series, direction: Direction) -> Newest:
+        """The newest point's figures, from the state and the points the series gained since.
+
+        A series new to the detector (or whose sampling interval or direction changed) is traced
+        once over its history, which seeds its state; after that, only new points are scored.
+        """
+        t, y = self._history.merge(series)
+        sign = -1.0 if direction == "down" else 1.0
+        state = self._states.get(series.key)
+        if state is not None and (state.sign != sign or typical_step(t) != state.step):
+            state = None
+        if state is not None and t.shape[0] and t[-1] <= state.last.t:
+            return state.last
+        if state is None:
+            state = self._trace(t, y, direction)[1]
+        else:
+            state = self._continue(state, t, y)
+        if state is None:
+            raise ValueError(f"{series.signal} has no points to score")
+        self._states[series.key] = state
+        return state.last
+
+    def _continue(self, state: DriftState, t: np.ndarray, y: np.ndarray) -> DriftState:
+        """``state`` advanced by the points of the history (``t``, ``y``) after ``state.last.t``.
+
+        The same figures as :meth:`trace` over the whole series gives at those points (tested):
+        the window statistics at the new points only, then the CUSUM's recursion and the hold.
+        """
+        t = np.asarray(t, dtype=np.float64)
+        y = np.where(np.isfinite(y), y, np.nan)
+        idx = np.arange(int(np.searchsorted(t, state.last.t, side="right")), t.shape[0])
+        sp = self.spans(state.step)
+        x = (t - state.origin) / 3600.0
+        with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+            pt = self._pointwise(y[idx], x[idx], _windows_at(y, state.sign * y, x, sp, idx), state.sign)
+        cusum, onsets = np.empty(idx.shape[0]), np.empty(idx.shape[0])
+        forecast, lead = np.empty(idx.shape[0]), np.empty(idx.shape[0])
+        s, onset_t, hold = state.cusum, state.onset_t, state.hold
+        for k, j in enumerate(idx.tolist()):
+            s, onset_t, onsets[k] = cusum_step(s, onset_t, float(pt.d[k]), float(t[j]))
+            cusum[k] = s
+            forecast[k], at, hold = held(hold, float(pt.forecast[k]), float(t[j] + pt.lead[k]), sp.half)
+            lead[k] = at - t[j]
+        score, _ = self._combine(y[idx], pt, cusum / self.cusum_h, forecast)
+        forecast[np.isnan(y[idx])] = 0.0
+        last = Newest(
+            t=float(t[-1]), score=float(score[-1]), reference=float(pt.reference[-1]), recent=float(pt.recent[-1]),
+            change=float(pt.change[-1]), cusum=float(cusum[-1] / self.cusum_h), onset_t=float(onsets[-1]),
+            forecast=float(forecast[-1]), lead=float(lead[-1]), floor=float(state.sign * pt.floor[-1]),
+        )
+        return DriftState(state.step, state.sign, state.origin, s, onset_t, hold, last)
 
     def _direction(self, frame: Frame, signal: str) -> Direction:
         if self.direction:
@@ -305,36 +361,34 @@ class QualityDrift(UnivariateDetector):
         return "up" if info is not None and info.bad_direction == "up" else "down"
 
     def explain(self, frame: Frame, series: Series) -> Finding | None:
-        t, y = self._history.merge(series)
-        tr = self.trace(t, y, self._direction(frame, series.signal))
-        i = t.shape[0] - 1
-        if not np.isfinite(tr.reference[i]):
+        p = self._advance(series, self._direction(frame, series.signal))
+        if not np.isfinite(p.reference):
             return None  # not enough reference history yet
-        since = from_epoch(t[int(tr.onset[i])])
-        change = float(tr.change[i])
+        since = from_epoch(p.onset_t)
         summary = (
-            f"{series.signal} {change * 100:+.1f} % vs the previous {fmt_duration(self.reference_seconds)} "
-            f"({tr.reference[i]:.4g} → {tr.recent[i]:.4g}) since {since:%H:%M} UTC"
+            f"{series.signal} {p.change * 100:+.1f} % vs the previous {fmt_duration(self.reference_seconds)} "
+            f"({p.reference:.4g} → {p.recent:.4g}) since {since:%H:%M} UTC"
         )
         facts: dict[str, object] = {
-            "reference": float(tr.reference[i]),
-            "recent": float(tr.recent[i]),
-            "relative_change": change,
+            "reference": p.reference,
+            "recent": p.recent,
+            "relative_change": p.change,
             "drop_threshold": self.drop_fraction,
-            "floor": float(tr.floor[i]),
-            "cusum": float(tr.cusum[i]),
+            "floor": p.floor,
+            "cusum": p.cusum,
             "since": since.isoformat(),
         }
         predicted: datetime | None = None
         # A forecast that outranks the observed tests is what this finding is: it carries the
         # predicted time (policy acts on observed drops only). Once the drop is observed, the
         # forecast is context in the summary.
-        if tr.forecast[i] > 0 and np.isfinite(tr.lead[i]) and tr.lead[i] > 0:
-            at = from_epoch(t[i] + float(tr.lead[i]))
-            summary += f"; heading for its floor {tr.floor[i]:.4g} by {at:%H:%M} UTC"
-            facts["forecast"] = float(tr.forecast[i])
-            if tr.forecast[i] >= tr.score[i]:
+        if p.forecast > 0 and math.isfinite(p.lead) and p.lead > 0:
+            at = from_epoch(p.t + p.lead)
+            summary += f"; heading for its floor {p.floor:.4g} by {at:%H:%M} UTC"
+            facts["forecast"] = p.forecast
+            if p.forecast >= p.score:
                 predicted = at
+        change = p.change
         related: list[str] = []
         for kpi in self._kpis(frame, series.entity):
             kt, ky = self._history.merge(kpi)
@@ -345,7 +399,7 @@ class QualityDrift(UnivariateDetector):
             facts[f"{kpi.signal}_relative_change"] = kpi_change
             related.append(f"{kpi.signal}{{{','.join(f'{k}={v}' for k, v in sorted(kpi.labels.items()))}}}")
         return self.finding(
-            frame, series, float(tr.score[i]), summary, facts, related=tuple(related), predicted_failure_at=predicted
+            frame, series, p.score, summary, facts, related=tuple(related), predicted_failure_at=predicted
         )
 
     def _kpis(self, frame: Frame, entity: Entity) -> list[Series]:
@@ -446,8 +500,18 @@ def ks_distance(reference: np.ndarray, current: np.ndarray) -> float:
 
 
 @dataclass(frozen=True)
+class _Spans:
+    """The detector's windows in samples, for one sampling interval."""
+
+    recent: int
+    reference: int
+    trend: int
+    half: int
+
+
+@dataclass(frozen=True)
 class _Line:
-    """Least-squares line over a trailing window at every point (NaN where too few points)."""
+    """Least-squares line over a trailing window at each point (NaN where too few points)."""
 
     count: np.ndarray
     xbar: np.ndarray
@@ -457,6 +521,47 @@ class _Line:
     residual_var: np.ndarray
 
 
+@dataclass(frozen=True)
+class _Windows:
+    """The window statistics the score at a point reads (at every point, or at chosen ones)."""
+
+    reference: np.ndarray  # median of the reference window, which ends where the recent one starts
+    noise: np.ndarray  # the reference's interquartile range as a standard deviation
+    recent: np.ndarray  # median of the recent window
+    recent_count: np.ndarray
+    whole: _Line  # the trend window's line, of the values towards "worse"
+    later: _Line  # its later half's
+    earlier_slope: np.ndarray  # the later half's line half a window earlier
+    earlier_sxx: np.ndarray
+
+
+@dataclass(frozen=True)
+class _Pointwise:
+    reference: np.ndarray
+    recent: np.ndarray
+    change: np.ndarray
+    gate: np.ndarray
+    magnitude: np.ndarray
+    d: np.ndarray  # the CUSUM's increment
+    forecast: np.ndarray  # before the hold
+    lead: np.ndarray
+    floor: np.ndarray  # in "worse is higher" units
+
+
+def _line(count: np.ndarray, sx: np.ndarray, sy: np.ndarray, sxx: np.ndarray, sxy: np.ndarray, syy: np.ndarray,
+          *, minimum: int) -> _Line:
+    """The line from the window's sums (of the valid points only)."""
+    count = np.where(count >= minimum, count, np.nan)
+    with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+        xbar, ybar = sx / count, sy / count
+        sxx = np.fmax(sxx - count * xbar * xbar, 0.0)
+        sxy = sxy - count * xbar * ybar
+        syy = np.fmax(syy - count * ybar * ybar, 0.0)
+        slope = np.where(sxx > 0, sxy / sxx, np.nan)
+        residual_var = np.fmax(syy - slope * sxy, 0.0) / np.fmax(count - 2.0, 1.0)
+    return _Line(count, xbar, ybar, sxx, slope, residual_var)
+
+
 def _rolling_line(x: np.ndarray, y: np.ndarray, n: int, *, minimum: int) -> _Line:
     valid = ~np.isnan(y)
     frame = pd.DataFrame({
@@ -464,16 +569,86 @@ def _rolling_line(x: np.ndarray, y: np.ndarray, n: int, *, minimum: int) -> _Lin
     })
     frame["xx"], frame["xy"], frame["yy"] = frame.x * frame.x, frame.x * frame.y, frame.y * frame.y
     sums = frame.rolling(n, min_periods=1).sum()
-    count = sums["n"].to_numpy()
-    count = np.where(count >= minimum, count, np.nan)
-    with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
-        xbar, ybar = sums["x"].to_numpy() / count, sums["y"].to_numpy() / count
-        sxx = np.fmax(sums["xx"].to_numpy() - count * xbar * xbar, 0.0)
-        sxy = sums["xy"].to_numpy() - count * xbar * ybar
-        syy = np.fmax(sums["yy"].to_numpy() - count * ybar * ybar, 0.0)
-        slope = np.where(sxx > 0, sxy / sxx, np.nan)
-        residual_var = np.fmax(syy - slope * sxy, 0.0) / np.fmax(count - 2.0, 1.0)
-    return _Line(count, xbar, ybar, sxx, slope, residual_var)
+    return _line(*(sums[c].to_numpy() for c in ("n", "x", "y", "xx", "xy", "yy")), minimum=minimum)
+
+
+def _line_at(x: np.ndarray, y: np.ndarray, ends: np.ndarray, n: int, *, minimum: int) -> _Line:
+    """:func:`_rolling_line` at the points ``ends`` only (NaN for an index before the start)."""
+    sums = np.full((6, ends.shape[0]), np.nan)
+    for k, j in enumerate(ends):
+        if j < 0:
+            continue
+        xs, ys = x[max(0, j - n + 1): j + 1], y[max(0, j - n + 1): j + 1]
+        valid = ~np.isnan(ys)
+        xv, yv = np.where(valid, xs, 0.0), np.where(valid, ys, 0.0)
+        with np.errstate(over="ignore", invalid="ignore"):
+            sums[:, k] = (valid.sum(), xv.sum(), yv.sum(), (xv * xv).sum(), (xv * yv).sum(), (yv * yv).sum())
+    return _line(*sums, minimum=minimum)
+
+
+def _windows_all(y: np.ndarray, worse: np.ndarray, x: np.ndarray, sp: _Spans) -> _Windows:
+    """The window statistics at every point (the backtest's trace)."""
+    s = pd.Series(y)
+    recent = s.rolling(sp.recent, min_periods=1)
+    # The reference ends where the recent window starts, so a fresh drop is not in both.
+    ref_roll = s.shift(sp.recent).rolling(sp.reference, min_periods=max(3, sp.reference // 4))
+    noise = (ref_roll.quantile(0.75).to_numpy() - ref_roll.quantile(0.25).to_numpy()) * IQR_TO_SIGMA
+    whole = _rolling_line(x, worse, sp.trend, minimum=max(4, sp.trend // 2))
+    later = _rolling_line(x, worse, sp.half, minimum=max(3, sp.half // 2))
+    return _Windows(
+        ref_roll.median().to_numpy(), noise, recent.median().to_numpy(), recent.count().to_numpy(), whole, later,
+        _shifted(later.slope, sp.half), _shifted(later.sxx, sp.half),
+    )
+
+
+def _windows_at(y: np.ndarray, worse: np.ndarray, x: np.ndarray, sp: _Spans, idx: np.ndarray) -> _Windows:
+    """:func:`_windows_all` at the points ``idx`` only, from the values before them: the daemon's
+    cost per cycle is the new points', not the history's."""
+    k = idx.shape[0]
+    reference, noise, recent, count = (np.full(k, np.nan) for _ in range(4))
+    minimum = max(3, sp.reference // 4)
+    for i, j in enumerate(idx):
+        r = y[max(0, j - sp.recent + 1): j + 1]
+        r = r[~np.isnan(r)]
+        count[i] = r.shape[0]
+        if r.shape[0]:
+            recent[i] = np.median(r)
+        end = j - sp.recent
+        if end >= 0:
+            ref = y[max(0, end - sp.reference + 1): end + 1]
+            ref = ref[~np.isnan(ref)]
+            if ref.shape[0] >= minimum:
+                q25, q50, q75 = np.quantile(ref, (0.25, 0.5, 0.75))
+                reference[i], noise[i] = q50, (q75 - q25) * IQR_TO_SIGMA
+    whole = _line_at(x, worse, idx, sp.trend, minimum=max(4, sp.trend // 2))
+    later = _line_at(x, worse, idx, sp.half, minimum=max(3, sp.half // 2))
+    earlier = _line_at(x, worse, idx - sp.half, sp.half, minimum=max(3, sp.half // 2))
+    return _Windows(reference, noise, recent, count, whole, later, earlier.slope, earlier.sxx)
+
+
+def _hold(t: np.ndarray, score: np.ndarray, lead: np.ndarray, half: int) -> tuple[np.ndarray, np.ndarray]:
+    """The forecast held for half a window once made (the daemon's :func:`held`, vectorised).
+
+    A few minutes of weaker evidence (noise in the halves' slopes) do not retract a forecast and
+    send people "resolved, firing, resolved"; it keeps the predicted time it was made with.
+    """
+    if not (score.shape[0] and half > 1):
+        return score.copy(), lead.copy()
+    padded = np.concatenate([np.zeros(half - 1), score])
+    windows = np.lib.stride_tricks.sliding_window_view(padded, half)
+    # The latest point holding the window's maximum (argmax of the reversed window).
+    back = np.argmax(windows[:, ::-1], axis=1)
+    source = np.arange(score.shape[0]) - back
+    at = t[source] + lead[source]
+    return score[source], at - t
+
+
+def _newest(tr: DriftTrace, t: np.ndarray, i: int) -> Newest:
+    return Newest(
+        t=float(t[i]), score=float(tr.score[i]), reference=float(tr.reference[i]), recent=float(tr.recent[i]),
+        change=float(tr.change[i]), cusum=float(tr.cusum[i]), onset_t=float(t[int(tr.onset[i])]),
+        forecast=float(tr.forecast[i]), lead=float(tr.lead[i]), floor=float(tr.floor[i]),
+    )
 
 
 def _shifted(a: np.ndarray, k: int) -> np.ndarray:
@@ -484,24 +659,3 @@ def _shifted(a: np.ndarray, k: int) -> np.ndarray:
     elif k == 0:
         out[:] = a
     return out
-
-
-def _declining_halves(times: Sequence[np.ndarray], worse: Sequence[np.ndarray], half: int) -> np.ndarray:
-    """Per series: whether, at one of its last ``half`` points, the least-squares slopes of both
-    halves of the trend window before it point towards "worse" (vectorised over series)."""
-    k = 3 * half - 1  # the earlier half, the later half, and the hold
-    t, y = tails(list(times), k), tails(list(worse), k)
-    valid = ~np.isnan(t) & ~np.isnan(y)
-    x = np.where(valid, (t - np.nanmax(t, axis=1, initial=-np.inf, keepdims=True)) / 3600.0, 0.0)
-    y = np.where(valid, y, 0.0)
-
-    def window_sums(a: np.ndarray) -> np.ndarray:
-        c = np.concatenate([np.zeros((a.shape[0], 1)), np.cumsum(a, axis=1)], axis=1)
-        return c[:, half:] - c[:, :-half]  # sums over each window of ``half`` points
-
-    with np.errstate(over="ignore", invalid="ignore", divide="ignore"):  # absurd values: no slope
-        n, sx, sy = window_sums(valid.astype(np.float64)), window_sums(x), window_sums(y)
-        sxx, sxy = window_sums(x * x), window_sums(x * y)
-        slope = (sxy - sx * sy / n) / (sxx - sx * sx / n)
-    up = np.nan_to_num(slope, nan=0.0) > 0  # windows ending at points half-1 .. k-1
-    return np.any(up[:, half:] & up[:, :-half], axis=1)

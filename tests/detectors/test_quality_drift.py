@@ -91,6 +91,20 @@ def test_a_steady_decline_is_forecast_an_hour_before_it_reaches_the_floor() -> N
     assert f.score > FORECAST_MAX and f.predicted_failure_at is None
 
 
+@pytest.mark.parametrize(("rate", "seed"), [(0.02, 1), (0.03, 2), (0.04, 3)])
+def test_a_forecast_decline_is_confirmed_soon_after_the_warning(rate: float, seed: int) -> None:
+    # The rollback suggestion (policy acts on observed drops only) follows the trend warning once
+    # the drop is significant against the reference, not 30 minutes later when the CUSUM's 2.5 %
+    # allowance is used up.
+    t, y = declining(rate, seed=seed)
+    tr = QualityDrift().trace(t, y)
+    warned = t[int(np.argmax(tr.score >= 0.7))]
+    confirmed = t[int(np.argmax(tr.observed >= 0.7))]
+    floor_at = DROP_AT + 0.05 / rate * HOUR
+    assert warned < confirmed <= warned + 20 * MINUTE < floor_at
+    assert floor_at - confirmed >= 30 * MINUTE
+
+
 @pytest.mark.parametrize(("amplitude", "noise"), [(0.01, 0.002), (0.02, 0.005), (0.03, 0.003), (0.0, 0.01)])
 def test_daily_seasonality_and_noise_are_not_a_forecast(amplitude: float, noise: float) -> None:
     # A quality gauge or KPI that dips every evening (traffic mix) and recovers: never heading for
@@ -249,3 +263,55 @@ def test_screen_skips_only_models_that_cannot_reach_the_report_floor(report_floo
     expected = everything.detect(f)
     assert len(expected) >= 5, "the mix must contain findings for the comparison to mean anything"
     assert [(x.entity, x.score) for x in screened] == [(x.entity, x.score) for x in expected]
+
+
+def _online_vs_backtest(t: np.ndarray, y: np.ndarray, seed: int) -> None:
+    """Feed the daemon 6-hour frames that advance by 1-3 points a cycle; every finding must carry
+    the backtest trace's figures at its point."""
+    window = int(6 * HOUR / MINUTE)
+    y[window - 1] = 0.92  # the first frame's history is kept whole (a frame ending in a gap is not)
+    tr = QualityDrift().trace(t, y)
+    det = QualityDrift(report_floor=0.0)  # a finding every cycle: every point is compared
+    rng = np.random.default_rng(seed)
+    end, compared = window, 0
+    while end <= len(t):
+        findings = det.detect(frame({"model_accuracy": [(MODEL, t[max(0, end - window) : end], y[max(0, end - window) : end])]}))
+        i = end - 1
+        if np.isnan(y[i]):
+            assert findings == []
+        elif np.isfinite(tr.reference[i]):
+            (f,) = findings
+            # Tolerance: the trace's rolling sums (pandas) and the state's window sums (numpy)
+            # add in different orders; everything else is the same arithmetic.
+            assert f.score == pytest.approx(tr.score[i], abs=1e-9), i
+            assert f.evidence.facts["cusum"] == pytest.approx(tr.cusum[i], rel=1e-9, abs=1e-9), i
+            assert f.evidence.facts["since"] == from_epoch(t[tr.onset[i]]).isoformat(), i
+            assert f.evidence.facts.get("forecast", 0.0) == pytest.approx(
+                tr.forecast[i] if np.isfinite(tr.lead[i]) and tr.lead[i] > 0 else 0.0, abs=1e-9
+            ), i
+            forecast_is_it = tr.forecast[i] > 0 and np.isfinite(tr.lead[i]) and tr.lead[i] > 0 and tr.forecast[i] >= tr.score[i]
+            if forecast_is_it:  # the predicted time the held forecast was made with
+                assert f.predicted_failure_at is not None
+                lead = f.predicted_failure_at.timestamp() - t[i]  # far-off crossings: a tiny slope
+                assert lead == pytest.approx(tr.lead[i], rel=1e-6, abs=1e-3), i
+            else:
+                assert f.predicted_failure_at is None, i
+            compared += 1
+        end += int(rng.integers(1, 4))
+    assert compared > 500
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_the_daemon_state_scores_as_the_backtest_does(seed: int) -> None:
+    # A steady decline (forecast, then confirmed), with missing values: each cycle scores only
+    # its new points from the state, and must agree with a trace of the whole series.
+    t, y = declining(0.03, hours=34.0, seed=seed)
+    y[np.random.default_rng(seed).random(t.shape[0]) < 0.05] = np.nan
+    _online_vs_backtest(t, y, seed)
+
+
+def test_the_daemon_state_scores_a_step_and_its_recovery_as_the_backtest_does() -> None:
+    # A 7 % step that is rolled back two hours later: the CUSUM runs up, then resets.
+    t, y = accuracy(0.07, hours=34.0)
+    y[t >= DROP_AT + 2 * HOUR] /= 0.93
+    _online_vs_backtest(t, y, 3)
