@@ -21,7 +21,13 @@ way is worse):
 The first two are gated by significance: a drop within the series' own noise does not count. The CUSUM
 also dates the onset of a drift (the last time the sum was zero), which the evidence uses to line
 the quality drop up with a business KPI of the same model ("conversion −12 % coincides with
-accuracy −6 % since 14:20").
+accuracy −6 % since 14:20"). A forecast trend is confirmed as an observed drop once the recent
+median is significantly worse than the reference while the line still heads for the floor, so
+the rollback suggestion follows the warning instead of waiting for the CUSUM's allowance.
+
+In the daemon, each series' CUSUM and forecast hold are kept as state
+(:mod:`detectors._drift_state`) and only the points a cycle adds are scored: the same figures as
+:meth:`QualityDrift.trace` over the whole series, which the backtest runs (tested).
 
 When the serving stack exports a histogram of predictions or features (cumulative ``le``
 buckets), ``histogram_signals`` names them and the detector also reports distribution drift
