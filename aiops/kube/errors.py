@@ -25,9 +25,9 @@ class KubeApiError(AiopsError):
     message: str
     temporary: bool
 
-    @property  # type: ignore[override]  # derived from the status, never set
-    def hint(self) -> str:
-        return "will retry later" if self.temporary else _permanent_hint(self.status)
+    def __post_init__(self) -> None:
+        # Derived from the kind and the status; the record is never changed after it is made.
+        self.hint = "will retry later" if self.temporary else _permanent_hint(self.status)
 
     def __str__(self) -> str:
         code = f"HTTP {self.status} {self.reason}" if self.status else self.reason

@@ -80,7 +80,7 @@ class ClusterNotifyLedger:
                 "count": 1,
             }
             try:
-                core.create_namespaced_event(self.namespace, body, _preload_content=False,
-                                             _request_timeout=self.timeout)
+                core.create_namespaced_event(self.namespace, k8s.CoreV1Event.model_validate(body),
+                                             _preload_content=False, _request_timeout=self.timeout)
             except Exception as exc:
                 raise classify(exc, f"create event in {self.namespace}") from None

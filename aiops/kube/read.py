@@ -16,6 +16,7 @@ from typing import Any
 from kubernetes import client as k8s
 
 from aiops.kube.errors import KubeApiError, classify, is_not_found
+from aiops.model import EntityKind
 from aiops.kube.view import (
     ArgoAppInfo,
     ClusterView,
@@ -83,7 +84,7 @@ def _node(obj: Mapping[str, Any]) -> NodeInfo:
     )
 
 
-def _workload(kind: str, obj: Mapping[str, Any]) -> WorkloadInfo:
+def _workload(kind: EntityKind, obj: Mapping[str, Any]) -> WorkloadInfo:
     meta, spec, status = _meta(obj), obj.get("spec") or {}, obj.get("status") or {}
     replicas, ready = spec.get("replicas", 1), status.get("readyReplicas", 0)
     return WorkloadInfo(
@@ -148,15 +149,15 @@ def read_cluster_view(
     workloads: dict[str, WorkloadInfo] = {}
     revisions: list[RevisionInfo] = []
     for kind, all_ns, namespaced in (
-        ("deployment", apps.list_deployment_for_all_namespaces, apps.list_namespaced_deployment),
-        ("statefulset", apps.list_stateful_set_for_all_namespaces, apps.list_namespaced_stateful_set),
+        (EntityKind.DEPLOYMENT, apps.list_deployment_for_all_namespaces, apps.list_namespaced_deployment),
+        (EntityKind.STATEFULSET, apps.list_stateful_set_for_all_namespaces, apps.list_namespaced_stateful_set),
         # ReplicaSets only to resolve a pod to its Deployment; DaemonSet pods are told by ownerReferences.
-        ("replicaset", apps.list_replica_set_for_all_namespaces, apps.list_namespaced_replica_set),
+        (EntityKind.REPLICASET, apps.list_replica_set_for_all_namespaces, apps.list_namespaced_replica_set),
     ):
         for obj in each(all_ns, namespaced, f"{kind}s"):
             w = _workload(kind, obj)
             workloads[w.key] = w
-            if kind == "replicaset" and (rev := RevisionInfo.from_object(obj)) is not None:
+            if kind == EntityKind.REPLICASET and (rev := RevisionInfo.from_object(obj)) is not None:
                 revisions.append(rev)
     hpas = tuple(
         _hpa(o)

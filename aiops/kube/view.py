@@ -80,7 +80,7 @@ class PodInfo:
 
 @dataclass(frozen=True)
 class WorkloadInfo:
-    kind: str  # "deployment", "statefulset", "replicaset", "daemonset" (Entity kinds, lower case)
+    kind: EntityKind  # DEPLOYMENT, STATEFULSET or REPLICASET: the kinds read.py lists (no DaemonSets)
     name: str
     namespace: str
     replicas: int = 1
@@ -188,10 +188,10 @@ class ClusterView:
         if ref is None:
             return None
         owner = self.workload(ref.kind.lower(), pod.namespace, ref.name)
-        if owner is not None and owner.kind == "replicaset":
+        if owner is not None and owner.kind == EntityKind.REPLICASET:
             parent = next((o for o in owner.owners if o.controller and o.kind == "Deployment"), None)
             if parent is not None:
-                return self.workload("deployment", pod.namespace, parent.name) or owner
+                return self.workload(EntityKind.DEPLOYMENT, pod.namespace, parent.name) or owner
         return owner
 
     def hpa_for(self, workload: WorkloadInfo) -> HpaInfo | None:
@@ -239,7 +239,7 @@ class ClusterView:
         if entity.kind == EntityKind.MODEL:
             candidates = [
                 w for w in self.workloads.values()
-                if w.kind in ("deployment", "statefulset") and (not entity.namespace or w.namespace == entity.namespace)
+                if w.kind in (EntityKind.DEPLOYMENT, EntityKind.STATEFULSET) and (not entity.namespace or w.namespace == entity.namespace)
             ]
             for label in MODEL_LABELS:
                 found = sorted((w for w in candidates if w.labels.get(label) == entity.name), key=lambda w: w.key)

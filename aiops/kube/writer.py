@@ -38,11 +38,9 @@ class KubeWriter:
                     m.name, m.namespace, dict(m.body or {}), **kw
                 )
             ),
-            # The client validates a dict body into CoreV1Event itself (pydantic validate_call).
+            # The body is the Event's JSON (camelCase keys); the client takes the pydantic model.
             (Verb.CREATE, Resource.EVENTS): lambda m, kw: self._core.create_namespaced_event(
-                m.namespace,
-                dict(m.body or {}),
-                **kw,  # type: ignore[arg-type]
+                m.namespace, k8s.CoreV1Event.model_validate(dict(m.body or {})), **kw
             ),
             # Argo CD Applications (rollback_model). Custom resources take no strategic merge.
             (Verb.PATCH, Resource.APPLICATIONS): lambda m, kw: self._custom.patch_namespaced_custom_object(
