@@ -94,7 +94,8 @@ def find_series_files(data: Path) -> list[tuple[str, Path]]:
 
 
 def read_series_csv(path: Path) -> pd.DataFrame:
-    """Read a ``timestamp,value`` CSV. Timestamps without a zone are taken as UTC.
+    """Read a ``timestamp,value`` CSV. Timestamps without a zone are taken as UTC; numeric ones
+    as Unix seconds, Prometheus' unit.
 
     Rows whose timestamp is not later than all earlier rows are dropped (the first sample of a
     timestamp is kept, as Prometheus keeps it), with one warning for the file.
@@ -106,7 +107,7 @@ def read_series_csv(path: Path) -> pd.DataFrame:
     missing = {"timestamp", "value"} - set(raw.columns)
     if missing:
         raise ReplayError(f"{path} lacks column(s) {', '.join(sorted(missing))}; expected a header line 'timestamp,value'")
-    ts = pd.to_datetime(raw["timestamp"], utc=True, errors="coerce", format="mixed")
+    ts = _timestamps(path, raw["timestamp"])
     if ts.isna().any():
         row = int(np.flatnonzero(ts.isna().to_numpy())[0])
         raise ReplayError(f"{path}: unreadable timestamp {raw['timestamp'].iloc[row]!r} on data row {row + 1}")
@@ -125,6 +126,27 @@ def read_series_csv(path: Path) -> pd.DataFrame:
         )
         frame = frame[keep].reset_index(drop=True)
     return frame
+
+
+# Numeric timestamps beyond this many seconds (the year 5138) are milliseconds or finer.
+_MAX_EPOCH_SECONDS = 1e11
+
+
+def _timestamps(path: Path, column: pd.Series) -> pd.Series:
+    """Datetimes of a ``timestamp`` column: text as written (no zone: UTC), numbers as Unix seconds.
+
+    Prometheus (its HTTP API, promtool, exporters' CSVs) writes Unix seconds; pandas would read an
+    integer as nanoseconds and put a week of samples within one second of 1970.
+    """
+    if not pd.api.types.is_numeric_dtype(column):
+        return pd.to_datetime(column, utc=True, errors="coerce", format="mixed")
+    seconds = column.to_numpy(dtype=np.float64)
+    if seconds.shape[0] and np.nanmax(np.abs(seconds)) > _MAX_EPOCH_SECONDS:
+        raise ReplayError(
+            f"{path}: numeric timestamps are read as Unix seconds, and {np.nanmax(np.abs(seconds)):.0f} is past the "
+            "year 5000; if they are milliseconds, divide them by 1000 (or write them as text, 2024-01-01 00:00:00)"
+        )
+    return pd.to_datetime(seconds, unit="s", utc=True, errors="coerce").to_series(index=column.index)
 
 
 def _in_order(t: np.ndarray) -> np.ndarray:

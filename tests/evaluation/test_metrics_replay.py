@@ -19,6 +19,7 @@ from aiops.evaluation.metrics import (
 )
 from aiops.evaluation.replay import (
     ReplayError,
+    epoch_seconds,
     find_series_files,
     read_series_csv,
     replay_series,
@@ -104,6 +105,16 @@ def test_read_series_csv_and_clear_errors(tmp_path: Path) -> None:
     assert [rel for rel, _ in find_series_files(tmp_path / "a")] == ["x.csv"]
     with pytest.raises(ReplayError, match="does not exist"):
         find_series_files(tmp_path / "nope")
+
+
+def test_numeric_timestamps_are_unix_seconds(tmp_path: Path) -> None:
+    # Prometheus (the HTTP API, promtool, most exporters' CSVs) writes Unix seconds. Read as
+    # nanoseconds (pandas' default for integers) a week of 5-minute samples lands within one
+    # second of 1970 and is scored with a step of 300 ns, silently.
+    frame = read_series_csv(_write(tmp_path / "epoch.csv", "timestamp,value\n1700000000,1\n1700000300,2\n1700000600.5,3\n"))
+    assert epoch_seconds(frame["timestamp"]).tolist() == [1700000000.0, 1700000300.0, 1700000600.5]
+    with pytest.raises(ReplayError, match="milliseconds"):
+        read_series_csv(_write(tmp_path / "ms.csv", "timestamp,value\n1700000000000,1\n1700000300000,2\n"))
 
 
 class _Recorder:
