@@ -11,14 +11,15 @@ from __future__ import annotations
 import functools
 import logging
 import math
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from datetime import datetime
+from datetime import datetime, timedelta
+from typing import Protocol, runtime_checkable
 
 import numpy as np
 
 from aiops import metrics
-from aiops.collect.decode import Block
+from aiops.collect.decode import Block, RawSeries
 from aiops.collect.prometheus import PrometheusClient, PrometheusError
 from aiops.collect.shard_query import HeldShards, ShardQuery, shard_queries
 from aiops.collect.window import LabelKey, RollingWindow
@@ -106,10 +107,30 @@ def _routed(block: Block, route: list[int], parts: int) -> list[Block]:
     return out
 
 
+class SeriesSource(Protocol):
+    """What the collector reads: the Prometheus client, or a replay's recorded history
+    (aiops/evaluation/cluster_replay.py). A source may also offer ``range_chunks`` (decoded
+    blocks, see :meth:`Collector._chunks`) and, to fetch a sharded replica's series only,
+    :class:`LabelSource`'s ``label_values``."""
+
+    def query_range(self, query: str, start: datetime, end: datetime, step: timedelta) -> list[RawSeries]: ...
+
+    def ready(self) -> bool: ...
+
+    def close(self) -> None: ...
+
+
+@runtime_checkable
+class LabelSource(Protocol):
+    """A source that lists a label's values: without it, a sharded replica fetches whole signals."""
+
+    def label_values(self, label: str, selectors: Sequence[str], start: datetime, end: datetime) -> list[str]: ...
+
+
 class Collector:
-    def __init__(self, config: AiopsConfig, client: PrometheusClient | None = None) -> None:
+    def __init__(self, config: AiopsConfig, client: SeriesSource | None = None) -> None:
         self.config = config
-        self.client = client or PrometheusClient(config.prometheus)
+        self.client: SeriesSource = client or PrometheusClient(config.prometheus)
         self.signals = config.resolved_signals()
         self.infos = {n: signal_info(n, s) for n, s in self.signals.items()}
         self.step = config.prometheus.step
@@ -299,7 +320,7 @@ class Collector:
         window and fetch horizon, so a shard taken over is fetched over the whole lookback (its
         history) while the others stay incremental, and a shard handed back is forgotten at once."""
         parts: dict[str, list[tuple[str, int | None]]] = {}
-        splittable = held is not None and hasattr(self.client, "label_values")
+        splittable = held is not None and isinstance(self.client, LabelSource)
         for name in self.signals:
             if splittable and name in self.shard_queries and held is not None and name not in held.whole:
                 parts[name] = [(f"{name}@{s}/{held.shards}", s) for s in sorted(held.held)]
@@ -316,6 +337,9 @@ class Collector:
     ) -> dict[str, list[str] | PrometheusError]:
         """The values of each shard label over the ranges about to be fetched (plus how far the
         queries reach back), for all the signals split by that label at once."""
+        client = self.client
+        if not isinstance(client, LabelSource):  # _parts splits no signal for such a source
+            return {}
         by_label: dict[str, list[str]] = {}
         for name, ps in parts.items():
             if ps and ps[0][1] is not None:
@@ -327,9 +351,7 @@ class Collector:
             since = min(start_of(part) - self.shard_queries[n].margin_seconds for n in names for part, _ in parts[n])
             since -= 300.0  # Prometheus's staleness window: a sample that old still answers
             try:
-                values = self.client.label_values(  # type: ignore[attr-defined]
-                    label, selectors, datetime.fromtimestamp(since, now.tzinfo), now
-                )
+                values = client.label_values(label, selectors, datetime.fromtimestamp(since, now.tzinfo), now)
             except PrometheusError as exc:
                 return label, exc
             return label, values

@@ -188,7 +188,7 @@ def _rewrite(query: str, label: str) -> tuple[str, tuple[str, ...], float]:
         literals.append(value)
         return f"__aiops_literal_{len(literals) - 1}__"
 
-    def post(node: object) -> object | None:
+    def post(node: pp.Expr) -> pp.Expr | None:
         nonlocal margin
         if isinstance(node, pp.MatrixSelector):
             margin = max(margin, node.range.total_seconds())

@@ -17,6 +17,7 @@ from datetime import datetime
 
 from aiops import metrics, plugins
 from aiops.collect.collector import Collector
+from aiops.collect.prometheus import PrometheusClient
 from aiops.collect.shard_query import HeldShards
 from aiops.config import AiopsConfig
 from aiops.engine.absent import absent_findings
@@ -150,6 +151,13 @@ class Pipeline:
         ledger = PredictionLedger(store)
         # A silenced target is not remediated: the writer asks Alertmanager, when one is configured.
         actor = Actor.from_config(config, store, is_silenced=silence_checker(config.notify) if live else None)
+        # Alerts received on the Alertmanager webhook become findings of the next cycle, confirmed
+        # (and so actionable) only when Prometheus really fires them: that takes an instant query
+        # of the Prometheus collected from, which a recorded history cannot answer.
+        source, inbox = collector.client, []
+        if live and isinstance(source, PrometheusClient):
+            inbox.append(AlertInbox(store, verifier=AlertVerifier(source.query), audit=audit,
+                                    max_alerts=config.server.max_inbox_alerts))
         # Only the leader talks to people; followers keep detecting.
         notifier = NotifyStage(
             config, store, build_notifiers(config.notify) if notifiers is None else notifiers,
@@ -166,10 +174,7 @@ class Pipeline:
             notifier=notifier,
             audit=audit,
             store=store,
-            # Alerts received on the Alertmanager webhook become findings of the next cycle, confirmed
-            # (and so actionable) only when Prometheus really fires them.
-            extra_findings=[AlertInbox(store, verifier=AlertVerifier(collector.client.query), audit=audit,
-                                       max_alerts=config.server.max_inbox_alerts)] if live else [],
+            extra_findings=inbox,
         )
 
     # -- the cycle --------------------------------------------------------------------------

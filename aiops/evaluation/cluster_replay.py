@@ -316,7 +316,7 @@ def run_replay(
     store = Store(cfg.state.path)
     pipeline: Pipeline | None = None
     try:
-        collector = Collector(cfg, client=history)  # type: ignore[arg-type]  # duck-typed client
+        collector = Collector(cfg, client=history)
         queries = sorted({s.query for s in collector.signals.values()})
         total = len(list(cycle_times(start, end, every)))
         if progress is not None:

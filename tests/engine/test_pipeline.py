@@ -7,6 +7,8 @@ from pathlib import Path
 
 import pytest
 
+from aiops.collect.collector import Collector
+from aiops.collect.decode import RawSeries
 from aiops.config import AiopsConfig, parse_config
 from aiops.engine.pipeline import Pipeline
 from aiops.model import ActionStatus, Finding, Frame, Mode, Severity
@@ -129,3 +131,26 @@ def test_broken_ensemble_member_degrades_but_keeps_the_healthy_members_findings(
     assert report.degraded and "multivariate" in report.errors[0].message
     assert [f.entity.name for f in report.findings] == ["steady-0"]  # told to people ...
     assert all(r.status is ActionStatus.SKIPPED for r in report.results)  # ... never acted on
+
+
+class _RecordedSource:
+    """A source with range queries only, as ``aiops replay``'s recorded history."""
+
+    def query_range(self, query: str, start: datetime, end: datetime, step: timedelta) -> list[RawSeries]:
+        return []
+
+    def ready(self) -> bool:
+        return True
+
+    def close(self) -> None:
+        pass
+
+
+def test_a_source_without_instant_queries_builds_a_pipeline_without_the_webhook_inbox(tmp_path: Path) -> None:
+    """The inbox checks an alert against what Prometheus fires now; a recorded history cannot say."""
+    cfg = config(f"http://127.0.0.1:{free_port()}", tmp_path)
+    pipeline = Pipeline.from_config(cfg, collector=Collector(cfg, client=_RecordedSource()))
+    try:
+        assert pipeline.extra_findings == []
+    finally:
+        pipeline.close()
