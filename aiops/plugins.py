@@ -13,6 +13,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from functools import cache
 from importlib.metadata import entry_points
+from datetime import timedelta
 from typing import TYPE_CHECKING, Any, ClassVar, Protocol, runtime_checkable
 
 import numpy as np
@@ -176,16 +177,33 @@ class Notifier(ABC):
     """Formats and delivers a batch of notifications to one channel.
 
     ``send`` never raises for a delivery problem: it returns RETRY or GIVE_UP with the reason.
-    The outbox owns retries; a notifier owns only formatting and transport.
+    The outbox owns retries; a notifier owns only formatting and transport. The optional hooks
+    below have defaults that suit a plain channel; a notifier overrides the ones it needs.
     """
 
     name: ClassVar[str] = ""
     # The receiver groups, de-duplicates and silences per alert itself (Alertmanager): the notify
     # stage sends it every alert as it is, and never folds a storm into one message for it.
     groups_itself: ClassVar[bool] = False
+    # A batch a crash interrupted between send and mark is sent again on restart. False where a
+    # repeat would reach people twice with no way for the receiver to tell (DingTalk's robot).
+    redeliver_after_crash: ClassVar[bool] = True
+    # The channel's own repeat interval when shorter than the route's (Alertmanager's refresh, so
+    # its alerts do not expire); None: the route's.
+    repeat_interval: timedelta | None = None
 
     @abstractmethod
     def send(self, batch: Sequence[Notification]) -> Delivery: ...
+
+    def send_batch(self, batch: Sequence[Notification], *, batch_id: str | None) -> Delivery:
+        """What the outbox calls: ``batch_id`` stays the same on every retry of one batch, for a
+        channel that lets the receiver drop a repeat (a mail's Message-ID). The default sends."""
+        return self.send(batch)
+
+    def wait_seconds(self) -> float:
+        """Seconds until the channel takes another message (its rate limit); the outbox waits
+        without spending an attempt. The default: no limit."""
+        return 0.0
 
     def close(self) -> None:  # noqa: B027 - optional hook
         """Release connections; the default holds none."""

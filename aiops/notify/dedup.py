@@ -12,7 +12,6 @@ import hashlib
 import sqlite3
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from datetime import timedelta
 
 from aiops.config.notify import RouteConfig
 from aiops.model import Notification
@@ -69,9 +68,9 @@ def fingerprint(n: Notification) -> str:
 
 
 def repeat_seconds(notifier: Notifier | None, route: RouteConfig) -> float:
-    own = getattr(notifier, "repeat_interval", None)
+    own = notifier.repeat_interval if notifier is not None else None
     interval = route.repeat_interval
-    if isinstance(own, timedelta):
+    if own is not None:
         interval = min(interval, own)
     return interval.total_seconds()
 

@@ -21,7 +21,7 @@ from datetime import timedelta
 from typing import Any, ClassVar
 
 import requests
-from dingtalkchatbot.chatbot import DingtalkChatbot  # type: ignore[import-untyped]
+from dingtalkchatbot.chatbot import DingtalkChatbot
 from pydantic import Field, SecretStr, model_validator
 
 from aiops.config.base import Duration, Secret, StrictModel
@@ -96,7 +96,7 @@ class _PayloadBuilder(DingtalkChatbot):
     def __init__(self) -> None:
         super().__init__(webhook="", secret=None)
 
-    def post(self, data: dict[str, Any]) -> dict[str, Any]:  # type: ignore[override]
+    def post(self, data: dict[str, Any]) -> dict[str, Any]:
         return data
 
 
@@ -115,7 +115,7 @@ def build_payload(batch: Sequence[Notification], *, keyword: str = "", max_items
         title = f"{keyword} {title}"
     if keyword and keyword not in text:
         text = f"{keyword}\n\n{text}"
-    return _PayloadBuilder().send_markdown(
+    payload: dict[str, Any] = _PayloadBuilder().send_markdown(
         title=title,
         text=text,
         is_at_all=d.mention_all,
@@ -123,6 +123,7 @@ def build_payload(batch: Sequence[Notification], *, keyword: str = "", max_items
         at_dingtalk_ids=list(d.mention_user_ids),
         is_auto_at=True,  # DingTalk only notifies a mobile that also appears in the text
     )
+    return payload
 
 
 class DingTalkNotifier(Notifier):
@@ -147,7 +148,6 @@ class DingTalkNotifier(Notifier):
         _install_redaction()
         self.bucket: TokenBucket = shared_bucket(self._endpoint.get_secret_value(), p.rate_per_minute)
 
-    # Outbox hook: seconds until the robot may take another message (no attempt is spent waiting).
     def wait_seconds(self) -> float:
         return self.bucket.wait_seconds()
 

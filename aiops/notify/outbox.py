@@ -149,7 +149,7 @@ class Outbox:
         for row in rows:
             channel = row["channel"]
             notifier = notifiers.get(channel)
-            if notifier is not None and getattr(notifier, "redeliver_after_crash", True):
+            if notifier is not None and notifier.redeliver_after_crash:
                 with self.store.transaction() as conn:
                     conn.execute(
                         "UPDATE notify_outbox SET state = ?, updated_at = ? WHERE channel = ? AND state = ?",
@@ -209,8 +209,7 @@ class Outbox:
         for _ in range(_MAX_BATCHES_PER_FLUSH):
             if time.monotonic() - started > _FLUSH_BUDGET_SECONDS:
                 break
-            wait = getattr(notifier, "wait_seconds", None)
-            if wait is not None and wait() > 0:
+            if notifier.wait_seconds() > 0:
                 break  # rate limited: rows stay pending, no attempt is spent
             batch = self._claim(channel, now)
             if batch is None:
@@ -267,11 +266,8 @@ class Outbox:
 
     @staticmethod
     def _send(notifier: Notifier, batch: Batch) -> Delivery:
-        batch_aware = getattr(notifier, "send_batch", None)
         try:
-            if batch_aware is not None:
-                return batch_aware(batch.notifications, batch_id=batch.batch_id)
-            return notifier.send(batch.notifications)
+            return notifier.send_batch(batch.notifications, batch_id=batch.batch_id)
         except Exception as exc:  # noqa: BLE001 - a notifier bug must not lose the batch; the type only (messages may hold URLs with tokens)
             log.error("outbox: notifier %s raised %s; the batch will be retried", batch.channel, type(exc).__name__)
             return Delivery(DeliveryStatus.RETRY, f"notifier raised {type(exc).__name__}")
@@ -320,7 +316,7 @@ class Outbox:
             return self._reroute(conn, channel, ids, f"still undelivered after {fallback[1]:.0f}s", t)
 
     def backoff_seconds(self, attempts: int) -> float:
-        base = self.config.backoff_initial.total_seconds() * 2 ** max(0, attempts - 1)
+        base = self.config.backoff_initial.total_seconds() * 2.0 ** max(0, attempts - 1)
         capped = min(base, self.config.backoff_max.total_seconds())
         return capped * random.uniform(0.8, 1.0)  # jitter: replicas and channels do not retry in lockstep
 

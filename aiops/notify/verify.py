@@ -19,7 +19,8 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from aiops.collect.prometheus import PrometheusError, RawSeries
+from aiops.collect.decode import RawSeries
+from aiops.collect.prometheus import PrometheusError
 
 # Labels of the ALERTS series that are Prometheus's bookkeeping, not the alert's identity.
 _META = frozenset({"__name__", "alertstate"})
