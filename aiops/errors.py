@@ -4,7 +4,8 @@ As in kopf, there are two kinds. A *temporary* error (a timeout, HTTP 429 or 5xx
 may go away by itself: the stage marks the cycle degraded and the next cycle tries again. A
 *permanent* one (HTTP 403, an invalid config or query, a plugin that does not load) will not: it
 is reported with a ``hint`` that tells the operator what to change. The kind is one attribute,
-``temporary``, read the same way everywhere (:func:`is_temporary`), whatever raised it.
+``temporary``, read the same way everywhere (:func:`is_temporary`), whatever raised it, and the
+hint reaches people the same way everywhere (:func:`explain`), whatever prints it.
 
 The concrete errors keep their own classes (``ConfigError``, ``PrometheusError``,
 ``KubeApiError`` …) and their modules, so ``except PrometheusError`` still works; they all derive
@@ -51,4 +52,12 @@ def is_temporary(exc: BaseException, *, default: bool = False) -> bool:
     return exc.temporary if isinstance(exc, AiopsError) else default
 
 
-__all__ = ["AiopsError", "PermanentError", "TemporaryError", "is_temporary"]
+def explain(exc: BaseException) -> str:
+    """The error for people: its text, then ``hint: …`` on a line of its own when it has a hint
+    that the text does not already say."""
+    text = str(exc)
+    hint = exc.hint if isinstance(exc, AiopsError) else ""
+    return f"{text}\nhint: {hint}" if hint and hint not in text else text
+
+
+__all__ = ["AiopsError", "PermanentError", "TemporaryError", "explain", "is_temporary"]

@@ -11,7 +11,7 @@ import pytest
 import aiops
 from aiops.collect.prometheus import PrometheusError
 from aiops.config import ConfigError
-from aiops.errors import AiopsError, PermanentError, TemporaryError, is_temporary
+from aiops.errors import AiopsError, PermanentError, TemporaryError, explain, is_temporary
 from aiops.kube.errors import KubeApiError
 from aiops.plugins import PluginError
 
@@ -72,3 +72,12 @@ def test_unknown_exceptions_take_the_callers_default() -> None:
 def test_kube_api_error_hint_says_what_to_do() -> None:
     err = KubeApiError("evict pod ml/a", 403, "Forbidden", "denied", temporary=False)
     assert "clusterrole" in err.hint and err.hint in str(err)
+
+
+def test_explain_adds_a_hint_the_text_does_not_say() -> None:
+    assert explain(PermanentError("locked", hint="stop the other replica")) == "locked\nhint: stop the other replica"
+    assert explain(PermanentError("locked: stop the other replica", hint="stop the other replica")) == (
+        "locked: stop the other replica"
+    )
+    assert explain(TemporaryError("timeout")) == "timeout"  # no hint: the text says it
+    assert explain(RuntimeError("a bug")) == "a bug"

@@ -6,6 +6,7 @@ import sys
 from pathlib import Path
 
 from aiops.config import AiopsConfig, ConfigError, load_config
+from aiops.errors import explain
 from aiops.kube.client import KubeConfigError
 from aiops.state import StateError
 
@@ -23,12 +24,13 @@ def load_or_explain(path: Path | None) -> AiopsConfig | None:
     try:
         return load_config(path)
     except ConfigError as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        fail(exc)
         return None
 
 
-def fail(message: str, code: int = EXIT_USAGE) -> int:
-    print(f"error: {message}", file=sys.stderr)
+def fail(problem: str | BaseException, code: int = EXIT_USAGE) -> int:
+    """Print ``problem`` for people (an error with its hint, :func:`aiops.errors.explain`); ``code``."""
+    print(f"error: {problem if isinstance(problem, str) else explain(problem)}", file=sys.stderr)
     return code
 
 

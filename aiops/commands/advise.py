@@ -110,7 +110,7 @@ def run(args: argparse.Namespace) -> int:
     try:
         advice = _demo(config) if args.demo else advise(config, end)
     except AdvisorError as exc:
-        return fail(str(exc), EXIT_DEGRADED)
+        return fail(exc, EXIT_DEGRADED)
     except MissingBinary as exc:
         return fail(f"{exc} (--demo runs a local Prometheus)")
     if args.json:

@@ -156,7 +156,7 @@ def run(args: argparse.Namespace) -> int:
             return fail("--grid chooses values inside cross-validation folds; add --cv")
         return _run_nab(args, params)
     except (ReplayError, plugins.PluginError, ConfigError, ValueError, OSError) as exc:
-        return fail(str(exc))
+        return fail(exc)
 
 
 def _parse_params(items: Sequence[str]) -> dict[str, Any]:

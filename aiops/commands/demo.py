@@ -72,7 +72,7 @@ def run(args: argparse.Namespace) -> int:
         else:
             prom = start_demo_prometheus(workdir)
     except MissingBinary as exc:
-        return fail(str(exc))
+        return fail(exc)
     except (ServerStartError, OSError) as exc:
         if feed is not None:
             feed.stop()
@@ -83,7 +83,7 @@ def run(args: argparse.Namespace) -> int:
             return _serve(config)
         return _once(config, args.json, t0)
     except (ConfigError, *EXPECTED_ERRORS) as exc:
-        return fail(str(exc))
+        return fail(exc)
     finally:
         prom.stop()
         if feed is not None:

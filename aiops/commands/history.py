@@ -111,7 +111,7 @@ def run(args: argparse.Namespace) -> int:
         cycles = audit.cycles(limit=min(args.limit, 20)) if not (args.kind or args.entity or args.cycle) else []
         events = audit.events(kind=args.kind, entity=args.entity, cycle_id=args.cycle, limit=args.limit)
     except EXPECTED_ERRORS as exc:
-        return fail(str(exc))
+        return fail(exc)
     if args.json:
         print(json.dumps({"cycles": [_decoded(c) for c in cycles], "events": [_decoded(e) for e in events]},
                          indent=2, default=str))

@@ -57,7 +57,7 @@ def show_outbox(config: AiopsConfig) -> int:
         rows = [r for r in Outbox(store, config.notify.outbox).rows() if r["state"] in (PENDING, SENDING, FAILED, REROUTED)]
         store.close()
     except StateError as exc:
-        return fail(str(exc))
+        return fail(exc)
     if not rows:
         print("outbox is empty: nothing waiting, nothing failed")
         return EXIT_OK

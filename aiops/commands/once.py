@@ -54,6 +54,6 @@ def run(args: argparse.Namespace) -> int:
     try:
         report = run_once(config, stdout_for_machines=args.json)
     except EXPECTED_ERRORS as exc:
-        return fail(str(exc))
+        return fail(exc)
     print_report(report, args.json)
     return EXIT_DEGRADED if report.degraded else EXIT_OK

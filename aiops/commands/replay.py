@@ -60,7 +60,7 @@ def run(args: argparse.Namespace) -> int:
         start, end = parse_time(args.start), parse_time(args.end)
         every = parse_duration(args.every)
     except ValueError as exc:
-        return fail(str(exc))
+        return fail(exc)
     if every <= timedelta(0):
         return fail("--every must be a positive duration, e.g. 1m")
     if end < start:
@@ -70,7 +70,7 @@ def run(args: argparse.Namespace) -> int:
     try:
         incidents = load_incidents(args.incidents) if args.incidents else []
     except IncidentsError as exc:
-        return fail(str(exc))
+        return fail(exc)
     configure_logging("ERROR", "text")  # the report says what happened; logs would repeat it per cycle
 
     bar = None
@@ -90,7 +90,7 @@ def run(args: argparse.Namespace) -> int:
     try:
         replayed = run_replay(config, start, end, every, args.out, mode=Mode(args.mode), progress=progress)
     except EXPECTED_ERRORS as exc:
-        return fail(str(exc))
+        return fail(exc)
     finally:
         if bar is not None:
             bar.close()

@@ -29,7 +29,7 @@ def run(args: argparse.Namespace) -> int:
         pipeline = Pipeline.from_config(config)
         daemon = Daemon(config, pipeline, webhook=webhook_for(config, pipeline))
     except EXPECTED_ERRORS as exc:
-        return fail(str(exc))
+        return fail(exc)
     except OSError as exc:
         return fail(f"cannot listen on {config.server.host}:{config.server.port}: {exc.strerror}")
     daemon.run_forever()
