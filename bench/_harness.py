@@ -11,6 +11,7 @@ is compared with the cost of Prometheus answering, measured in the same run.
 from __future__ import annotations
 
 import argparse
+import ctypes
 import json
 import math
 import os
@@ -183,6 +184,31 @@ def _proc_status(field_name: str) -> float:
     return math.nan
 
 
+class _Mallinfo2(ctypes.Structure):
+    _fields_ = [(name, ctypes.c_size_t) for name in (
+        "arena", "ordblks", "smblks", "hblks", "hblkhd", "usmblks", "fsmblks", "uordblks", "fordblks", "keepcost")]
+
+
+def _glibc_in_use_mib() -> float:
+    """Bytes glibc's malloc has handed out and not had back (``mallinfo2``: uordblks in the arenas
+    plus hblkhd in mmapped chunks), in MiB; NaN where the C library has no mallinfo2 (musl, glibc
+    before 2.33). Beside RSS it tells a growing heap (this grows) from fragmentation or pages glibc
+    has not returned (RSS grows, this does not)."""
+    try:
+        fn = ctypes.CDLL(None).mallinfo2
+    except (AttributeError, OSError):
+        return math.nan
+    fn.restype = _Mallinfo2
+    info = fn()
+    return (info.uordblks + info.hblkhd) / 2**20
+
+
+def _window_count(pipeline: Any, what: str) -> int:
+    """A counter summed over the collector's signal windows (0 where this tree's window has none)."""
+    windows = getattr(pipeline.collector.window, "_signals", {})
+    return sum(getattr(w, what, 0) for w in windows.values())
+
+
 @dataclass
 class CycleFigures:
     kind: str  # cold | steady
@@ -198,6 +224,11 @@ class CycleFigures:
     bare_bytes: int
     rss_mib: float
     findings: int
+    malloc_in_use_mib: float = math.nan  # glibc's in-use heap (see _glibc_in_use_mib)
+    # Times the window's live columns reached the end of their arrays so far: slid in place / moved
+    # to new arrays because a view of them was still held (aiops/collect/window.py).
+    window_slides: int = 0
+    window_moves: int = 0
     detector_s: dict[str, float] = field(default_factory=dict)
     detector_cpu_s: dict[str, float] = field(default_factory=dict)  # thread CPU, robust to load
     collect_cpu_s: float = 0.0  # the process's CPU while collecting (the fetch threads: nothing else runs)
@@ -410,6 +441,9 @@ def worker(args: argparse.Namespace) -> dict[str, Any]:
                     bare_decode_s=decode_s,
                     bare_bytes=nbytes,
                     rss_mib=_proc_status("VmRSS"),
+                    malloc_in_use_mib=_glibc_in_use_mib(),
+                    window_slides=_window_count(pipeline, "slides"),
+                    window_moves=_window_count(pipeline, "moves"),
                     findings=len(report.findings),
                     detector_s=dict(detector_s),
                     detector_cpu_s=dict(detector_cpu_s),

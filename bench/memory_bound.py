@@ -2,10 +2,12 @@
 
 Generates 10k series covering the lookback plus the cycles, starts a real Prometheus, runs the
 pipeline in a child process for one cold and N steady cycles one step apart, and records the
-daemon's RSS after each cycle. Flat means: the least-squares slope of RSS over the last third of
+daemon's RSS and glibc's in-use heap (``mallinfo2``) after each cycle. Flat means: the least-squares slope of RSS over the last third of
 the run, extrapolated over a day of one-minute cycles, is under 10 % of the RSS (rolling windows
 trimmed, caches bounded, audit rows pruned). Fitting the last third keeps a one-off re-allocation
-step earlier on from reading as a leak; ``--cycles 300`` shows more of the turnover.
+step earlier on from reading as a leak; ``--cycles 300`` shows more of the turnover. The in-use
+heap beside RSS separates memory the process holds (a creep) from pages glibc keeps after a free
+(fragmentation, arenas): both are reported per cycle from cycle 100 on.
 
     nice -n 10 python bench/memory_bound.py                 # 10k series, 6 h lookback, 100 cycles
     nice -n 10 python bench/memory_bound.py --cycles 30     # quicker
@@ -62,12 +64,26 @@ def main() -> int:
     elapsed = time.perf_counter() - t0
 
     rss = np.array([c["rss_mib"] for c in result["cycles"]])
+    heap = np.array([c.get("malloc_in_use_mib", np.nan) for c in result["cycles"]])
     walls = np.array([c["wall_s"] for c in result["cycles"]])
     # A one-off step (all window buffers re-allocating together when their headroom fills) is
     # bounded; a leak keeps climbing. So: the largest single-cycle step is reported apart, and
     # the trend is fitted over the last third, after the windows have filled and turned over.
     tail = rss[2 * len(rss) // 3 :]
     slope = float(np.polyfit(np.arange(len(tail)), tail, 1)[0]) if len(tail) > 2 else float("nan")
+    heap_tail = heap[2 * len(heap) // 3 :]
+    heap_slope = (
+        float(np.polyfit(np.arange(len(heap_tail)), heap_tail, 1)[0])
+        if len(heap_tail) > 2 and np.isfinite(heap_tail).all()
+        else float("nan")
+    )
+    # From cycle 100 (or a tenth of the run) on: past the first turns of every window and cache.
+    settled = min(100, len(rss) // 10)
+
+    def per_cycle(series: np.ndarray) -> float:
+        n = len(series) - 1 - settled
+        return float((series[-1] - series[settled]) / n) if n > 0 else float("nan")
+
     steps = np.diff(rss)
     big = int(np.argmax(steps)) if len(steps) else 0
     summary = {
@@ -89,6 +105,16 @@ def main() -> int:
         "steady_wall_median_s": float(np.median(walls[1:])) if len(walls) > 1 else float("nan"),
         "elapsed_s": elapsed,
         "rss_per_cycle_mib": rss.round(1).tolist(),
+        "settled_cycle": settled,
+        "rss_growth_kib_per_cycle_after_settled": per_cycle(rss) * 1024,
+        "malloc_in_use_after_cold_mib": float(heap[0]),
+        "malloc_in_use_settled_mib": float(heap[settled]),
+        "malloc_in_use_last_mib": float(heap[-1]),
+        "malloc_in_use_growth_kib_per_cycle_after_settled": per_cycle(heap) * 1024,
+        "malloc_in_use_slope_kib_per_cycle_last_third": heap_slope * 1024,
+        "malloc_in_use_per_cycle_mib": heap.round(2).tolist(),
+        "window_slides": result["cycles"][-1].get("window_slides", 0),
+        "window_moves": result["cycles"][-1].get("window_moves", 0),
         "errors": sorted({e for c in result["cycles"] for e in c["errors"]}),
         "cycles_with_errors": sum(1 for c in result["cycles"] if c["errors"]),
     }
@@ -102,6 +128,12 @@ def main() -> int:
         f"largest step {summary['largest_step_mib']:.1f} MiB after cycle {big}; "
         f"last-third slope {slope * 1024:.1f} KiB/cycle = {summary['extrapolated_growth_mib_per_day']:.1f} MiB/day "
         f"at one cycle a minute: {'flat' if flat else 'GROWING'}\n"
+        f"from cycle {settled} to the last: RSS {summary['rss_growth_kib_per_cycle_after_settled']:.1f} KiB/cycle, "
+        f"glibc in use {summary['malloc_in_use_settled_mib']:.1f} -> {summary['malloc_in_use_last_mib']:.1f} MiB "
+        f"({summary['malloc_in_use_growth_kib_per_cycle_after_settled']:.1f} KiB/cycle; last-third slope "
+        f"{summary['malloc_in_use_slope_kib_per_cycle_last_third']:.1f} KiB/cycle)\n"
+        f"window columns at the end of their arrays: slid in place {summary['window_slides']}, "
+        f"moved to new arrays {summary['window_moves']}\n"
         f"steady cycle median {summary['steady_wall_median_s']:.2f}s"
     )
     for e in summary["errors"]:

@@ -13,13 +13,16 @@ merge is a few numpy calls per signal rather than several Python calls per serie
 * each row remembers the first and the last slot its series reported, so a series that stopped
   reporting is told apart from one whose newest value happens to be NaN.
 
-Columns live in ``[lo, hi)`` of an array with 1/8 headroom; when a cycle runs past the end the
-live columns move to a new array (never in place), so the views handed to detectors stay valid
-for the cycle they were taken in.
+Columns live in ``[lo, hi)`` of an array with 1/8 headroom. When a cycle runs past the end, the
+live columns slide to the front of the same array if no view of it is alive any more (the steady
+case: a frame's views are dropped when its cycle ends), so a steady daemon allocates no new
+matrix; if a view handed out earlier is still held, they move to a new array instead, so such a
+view never sees its data change.
 """
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 
@@ -76,6 +79,10 @@ class SignalWindow:
         self.last = np.empty(0, dtype=np.int64)
         self._fetch_from: int | None = None
         self._present: np.ndarray = np.zeros(0, dtype=bool)
+        # How often the live columns reached the end of the arrays: slid to the front in place
+        # (no view of them alive), or moved to new arrays (a view of them still held).
+        self.slides = 0
+        self.moves = 0
 
     # ------------------------------------------------------------------ storage
     def _slot(self, t: float) -> int:
@@ -91,14 +98,41 @@ class SignalWindow:
             return
         if high - self._base < self._values.shape[1]:
             return
-        # Move the live columns to a new array (views handed out earlier keep their data).
         keep_from = self._base + self._lo
         live = self._hi - self._lo
         cols = _headroom(max(self._span, high - keep_from + 1), _MIN_COLUMNS)
+        if cols == self._values.shape[1] and self._unshared():
+            # The steady case: nothing outside the window sees the arrays any more, so the live
+            # columns slide to the front of the same ones (allocating and freeing a whole matrix
+            # every window/8 cycles churned the heap: bench/README.md, issue 17 memory).
+            self._slide(live)
+            self.slides += 1
+            return
+        # Move the live columns to a new array (views handed out earlier keep their data).
         values = np.full((self._values.shape[0], cols), np.nan)
         values[:, :live] = self._values[:, self._lo : self._hi]
         self._values, self._base, self._lo, self._hi = values, keep_from, 0, live
         self._ts = (self._base + np.arange(cols)) * self.step
+        self.moves += 1
+
+    def _unshared(self) -> bool:
+        """True when the only references to the value matrix and the time grid are the window's
+        own: no view handed out (a view holds its base array) is alive anywhere. ``getrefcount``
+        counts its argument too, hence 2."""
+        return sys.getrefcount(self._values) == 2 and sys.getrefcount(self._ts) == 2
+
+    def _slide(self, live: int) -> None:
+        """Copy columns [lo, hi) to [0, hi - lo) in place and clear the rest; base moves by lo."""
+        shift, values = self._lo, self._values
+        # In blocks no wider than the shift, so a block's source and destination never overlap
+        # (an overlapping assignment would make numpy copy the whole source first).
+        for at in range(0, live, max(shift, 1)):
+            width = min(shift, live - at)
+            values[:, at : at + width] = values[:, shift + at : shift + at + width]
+        values[:, live:] = np.nan
+        self._base += shift
+        self._lo, self._hi = 0, live
+        np.multiply(self._base + np.arange(self._ts.shape[0], dtype=np.float64), self.step, out=self._ts)
 
     def _rows_for(self, labels: Sequence[dict[str, str]]) -> np.ndarray:
         keys = list(map(label_key, labels))

@@ -73,8 +73,10 @@ def test_gaps_and_nan_samples_are_nan_and_a_nan_newest_sample_is_not_vanishing()
     assert ts[-1] == 240  # the series did report at 240 (a NaN sample): it is current
 
 
-def test_window_matches_a_naive_model_over_many_random_cycles() -> None:
-    """Many series that appear, pause and vanish, refetched with overlap: same as recomputing."""
+@pytest.mark.parametrize("hold_views", [True, False])
+def test_window_matches_a_naive_model_over_many_random_cycles(hold_views: bool) -> None:
+    """Many series that appear, pause and vanish, refetched with overlap: same as recomputing,
+    whether the columns slide in place (no view held) or move to new arrays (views held)."""
     rng = np.random.default_rng(11)
     lookback = 30 * STEP
     win = SignalWindow(lookback, STEP)
@@ -120,7 +122,14 @@ def test_window_matches_a_naive_model_over_many_random_cycles() -> None:
                     assert v == live[t]
                 else:
                     assert np.isnan(v)
-        views += [(v.values.copy(), v.values) for _, v in win.series()]
+        if hold_views:
+            views += [(v.values.copy(), v.values) for _, v in win.series()]
+        del got
+    if not hold_views:
+        # Nothing outside the window saw its arrays past a cycle: they were never replaced.
+        assert win.slides > 0 and win.moves == 0
+        return
+    assert win.moves > 0 and win.slides == 0
     # Trimming and moving to a new array never changed data under a view handed out earlier
     # (bar the three refetched slots: the last fetch's end and the two-step overlap before it).
     for copy, view in views[:50]:
