@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import json
+import ssl
 import threading
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
+
+from aiops.testing.kubeapi_tls import loopback_certificate
 
 from aiops.collect.prometheus import PrometheusClient, PrometheusError
 from aiops.config import parse_config
@@ -21,30 +24,59 @@ _PROXY_VARIABLES = ("http_proxy", "https_proxy", "all_proxy", "no_proxy")
 
 class _Recorder(BaseHTTPRequestHandler):
     """Answers every GET with one sample and records the request target: a proxy receives the
-    absolute URL (``http://host:port/path``), a server only the path."""
+    absolute URL (``http://host:port/path``), a server only the path. Also records each request's
+    client port (one per connection) and Authorization header, and POST form bodies."""
 
+    protocol_version = "HTTP/1.1"  # keep-alive, as Prometheus answers
     seen: list[str]
+    ports: list[int]
+    auth: list[str]
+    bodies: list[bytes]
 
     def do_GET(self) -> None:  # noqa: N802
         self.seen.append(self.path)
+        self.ports.append(self.client_address[1])
+        self.auth.append(self.headers.get("Authorization", ""))
         self.send_response(200)
         self.send_header("Content-Type", "application/json")
         self.send_header("Content-Length", str(len(_VECTOR)))
         self.end_headers()
         self.wfile.write(_VECTOR)
 
+    def do_POST(self) -> None:  # noqa: N802
+        self.bodies.append(self.rfile.read(int(self.headers["Content-Length"])))
+        self.do_GET()
+
     def log_message(self, *args: object) -> None:
         pass
 
 
-@pytest.fixture
-def recorder() -> Iterator[tuple[str, list[str]]]:
-    seen: list[str] = []
-    httpd = ThreadingHTTPServer(("127.0.0.1", 0), type("H", (_Recorder,), {"seen": seen}))
+def _serve(handler: type[_Recorder], context: ssl.SSLContext | None = None) -> Iterator[str]:
+    httpd = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    if context is not None:
+        httpd.socket = context.wrap_socket(httpd.socket, server_side=True)
     threading.Thread(target=httpd.serve_forever, args=(0.01,), daemon=True).start()
-    yield f"http://127.0.0.1:{httpd.server_address[1]}", seen
+    yield f"{'https' if context else 'http'}://127.0.0.1:{httpd.server_address[1]}"
     httpd.shutdown()
     httpd.server_close()
+
+
+def _handler() -> type[_Recorder]:
+    return type("H", (_Recorder,), {"seen": [], "ports": [], "auth": [], "bodies": []})
+
+
+@pytest.fixture
+def recorder() -> Iterator[tuple[str, list[str]]]:
+    handler = _handler()
+    for url in _serve(handler):
+        yield url, handler.seen
+
+
+@pytest.fixture
+def server() -> Iterator[tuple[str, type[_Recorder]]]:
+    handler = _handler()
+    for url in _serve(handler):
+        yield url, handler
 
 
 @pytest.fixture(autouse=True)
@@ -54,8 +86,10 @@ def _no_proxy_environment(monkeypatch: pytest.MonkeyPatch) -> None:
         monkeypatch.delenv(name.upper(), raising=False)
 
 
-def _client(url: str) -> PrometheusClient:
-    return PrometheusClient(parse_config({"prometheus": {"url": url, "retries": 0, "timeout": "5s"}}).prometheus)
+def _client(url: str, **settings: object) -> PrometheusClient:
+    return PrometheusClient(
+        parse_config({"prometheus": {"url": url, "retries": 0, "timeout": "5s", **settings}}).prometheus
+    )
 
 
 def test_http_proxy_from_the_environment_is_used(
@@ -97,3 +131,41 @@ def test_an_unreachable_proxy_is_a_temporary_error(monkeypatch: pytest.MonkeyPat
     with pytest.raises(PrometheusError) as info:
         _client("http://prometheus.invalid:9090").query("up")
     assert info.value.temporary
+
+
+def test_requests_reuse_one_kept_alive_connection(server: tuple[str, type[_Recorder]]) -> None:
+    """A steady cycle sends a request per signal: each on a connection already open."""
+    url, handler = server
+    c = _client(url)
+    for _ in range(5):
+        assert c.query("up")[0].labels == {"job": "x"}
+    assert len(handler.seen) == 5 and len(set(handler.ports)) == 1
+
+
+def test_basic_auth_is_sent_with_every_request(server: tuple[str, type[_Recorder]], monkeypatch: pytest.MonkeyPatch) -> None:
+    url, handler = server
+    monkeypatch.setenv("PROM_PASSWORD", "s3cret")
+    c = _client(url, basic_auth={"username": "aiops", "password": {"env": "PROM_PASSWORD"}})
+    c.query("up")
+    c.query("up")
+    assert handler.auth == ["Basic YWlvcHM6czNjcmV0"] * 2  # base64("aiops:s3cret")
+
+
+def test_a_long_query_goes_as_a_form_body(server: tuple[str, type[_Recorder]]) -> None:
+    url, handler = server
+    long = "up{pod=~\"" + "|".join(f"pod-{i}" for i in range(1000)) + "\"}"
+    assert _client(url).query(long)[0].labels == {"job": "x"}
+    [body] = handler.bodies
+    assert handler.seen == ["/api/v1/query"] and b"query=up%7Bpod%3D~%22pod-0%7Cpod-1%7C" in body
+
+
+def test_tls_with_the_configured_ca_and_refused_without_it() -> None:
+    cert = loopback_certificate()
+    handler = _handler()
+    for url in _serve(handler, cert.server_context()):
+        assert _client(url, tls={"ca_file": str(cert.cert_file)}).query("up")[0].labels == {"job": "x"}
+        assert _client(url, tls={"insecure_skip_verify": True}).query("up")
+        with pytest.raises(PrometheusError) as info:
+            _client(url).query("up")  # the system's CAs do not know this certificate
+        assert info.value.temporary and "cannot connect" in str(info.value)
+    assert len(handler.seen) == 2
