@@ -81,7 +81,7 @@ from aiops.testing.kubeapi_resources import ResourceType
 from aiops.testing.kubeapi_selectors import SelectorError, parse_field_selector, parse_label_selector
 from aiops.testing.kubeapi_store import ApiError, Obj, ObjectStore, keep_status, status_body
 from aiops.testing.kubeapi_tables import to_table, wants_table
-from aiops.testing.kubeapi_tls import loopback_certificate
+from aiops.testing.tls import loopback_certificate
 
 __all__ = [
     "ADMIN_TOKEN",

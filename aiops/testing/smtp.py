@@ -15,7 +15,6 @@ import ssl
 import tempfile
 import threading
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
 from email.message import EmailMessage
 from pathlib import Path
 from typing import Any, Self
@@ -37,36 +36,6 @@ class Received:
     message: EmailMessage
     tls: bool
     authenticated_as: str | None
-
-
-def self_signed_cert(directory: Path, host: str = "127.0.0.1") -> tuple[Path, Path]:
-    """A certificate for ``host`` (IP and DNS SANs) and its key; the certificate is its own CA."""
-    import ipaddress
-
-    from cryptography import x509
-    from cryptography.hazmat.primitives import hashes, serialization
-    from cryptography.hazmat.primitives.asymmetric import ec
-    from cryptography.x509.oid import NameOID
-
-    key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, host)])
-    now = datetime.now(UTC)
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - timedelta(minutes=5))
-        .not_valid_after(now + timedelta(days=1))
-        .add_extension(x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address(host)), x509.DNSName("localhost")]), critical=False)
-        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-        .sign(key, hashes.SHA256())
-    )
-    cert_file, key_file = directory / "smtp-cert.pem", directory / "smtp-key.pem"
-    cert_file.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    key_file.write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()))
-    return cert_file, key_file
 
 
 class _Handler:
@@ -101,10 +70,12 @@ class SmtpServer:
         self.ca_file: Path | None = None
         kwargs: dict[str, Any] = {}
         if tls or implicit_tls:
-            cert, key = self_signed_cert(Path(self._tmp.name), host)
+            from aiops.testing.tls import self_signed_cert  # cryptography only when TLS is asked for
+
+            cert = self_signed_cert(Path(self._tmp.name), host, days=1)
             ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-            ctx.load_cert_chain(cert, key)
-            self.ca_file = cert
+            ctx.load_cert_chain(cert.cert_file, cert.key_file)
+            self.ca_file = cert.cert_file
             if implicit_tls:  # SMTPS (port 465 style): TLS from the first byte
                 kwargs.update(ssl_context=ctx)
             else:

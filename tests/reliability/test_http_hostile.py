@@ -152,7 +152,7 @@ def test_connections_over_the_limit_are_closed_at_once_and_probes_recover() -> N
 
 
 def test_optional_tls_listener(tmp_path: Path) -> None:
-    from aiops.testing.kubeapi_tls import loopback_certificate
+    from aiops.testing.tls import loopback_certificate
 
     cert = loopback_certificate()
     cfg = parse_config({"server": {"tls": {"cert_file": str(cert.cert_file), "key_file": str(cert.key_file)}}})

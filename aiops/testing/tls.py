@@ -1,8 +1,9 @@
-"""A throwaway self-signed certificate for the test API server.
+"""Throwaway self-signed certificates for the test kit's loopback servers.
 
-kubectl (client-go) sends bearer tokens only over TLS, so the server must speak HTTPS to be driven
-by the real kubectl. The certificate is valid for 127.0.0.1 and localhost and is its own CA, which
-the kubeconfig and the Python client trust explicitly (no ``insecure-skip-tls-verify``).
+kubectl (client-go) sends bearer tokens only over TLS, so the test API server must speak HTTPS to
+be driven by the real kubectl; the SMTP receiver offers STARTTLS or SMTPS. Each certificate is
+valid for its loopback host and localhost and is its own CA, which the clients (a kubeconfig, the
+Python client, the email channel's ``ca_file``) trust explicitly: no ``insecure-skip-tls-verify``.
 """
 
 from __future__ import annotations
@@ -36,11 +37,10 @@ class ServerCertificate:
         return context
 
 
-@cache
-def loopback_certificate() -> ServerCertificate:
-    """One certificate per process (key generation is the slow part), in a private temp dir."""
+def self_signed_cert(directory: Path, host: str = "127.0.0.1", *, days: int = 2) -> ServerCertificate:
+    """A certificate for ``host`` (IP and DNS SANs) and its key (mode 0600), written to ``directory``."""
     key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "aiops-test-apiserver")])
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, host)])
     now = dt.datetime.now(dt.UTC)
     cert = (
         x509.CertificateBuilder()
@@ -49,19 +49,24 @@ def loopback_certificate() -> ServerCertificate:
         .public_key(key.public_key())
         .serial_number(x509.random_serial_number())
         .not_valid_before(now - dt.timedelta(minutes=5))
-        .not_valid_after(now + dt.timedelta(days=2))
+        .not_valid_after(now + dt.timedelta(days=days))
         .add_extension(
-            x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1")), x509.DNSName("localhost")]),
+            x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address(host)), x509.DNSName("localhost")]),
             critical=False,
         )
         .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
         .sign(key, hashes.SHA256())
     )
-    folder = Path(tempfile.mkdtemp(prefix="aiops-kubeapi-tls-"))
-    cert_file, key_file = folder / "tls.crt", folder / "tls.key"
+    cert_file, key_file = directory / "tls.crt", directory / "tls.key"
     cert_file.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
     key_file.write_bytes(
         key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
     )
     key_file.chmod(0o600)
     return ServerCertificate(cert_file, key_file)
+
+
+@cache
+def loopback_certificate() -> ServerCertificate:
+    """The test API server's: one per process (key generation is the slow part), in a private temp dir."""
+    return self_signed_cert(Path(tempfile.mkdtemp(prefix="aiops-kubeapi-tls-")))
