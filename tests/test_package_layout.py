@@ -1,9 +1,13 @@
-"""The shipped code does not depend on the test kit.
+"""The shipped code does not depend on the test kit, and the tests mirror the package.
 
 ``aiops.testing`` is published for plugin authors' tests (contract checks, fakes, receivers) and
 may use test-only packages (aiosmtpd, jsonpatch, cryptography). The daemon, the CLI (``aiops demo``
 included) and the built-in plugins must run with the wheel's runtime dependencies alone, so they
 never import it, and every third-party package they import is one those dependencies install.
+
+The tests of ``aiops/engine`` live in ``tests/engine/``, and so on for every package, so the tests
+of a module are found where its package is; folders for the repository's other parts (``bench/``,
+``deploy/`` …) and for the cross-cutting fault tests (``tests/reliability/``) are the only others.
 """
 
 from __future__ import annotations
@@ -116,4 +120,23 @@ def test_shipped_code_imports_only_what_the_runtime_dependencies_install() -> No
     assert not missing, (
         "shipped code imports packages that only the test extra (or nothing) installs; add them to "
         "[project] dependencies in pyproject.toml or keep them in aiops/testing:\n" + "\n".join(sorted(set(missing)))
+    )
+
+
+# Test folders that mirror no package: the repository's other top-level folders, and fault
+# injection across packages (a killed process, a full disk, hostile peers).
+NOT_PACKAGES = {"alert_rules", "bench", "dashboards", "deploy", "reliability"}
+
+
+def _packages() -> set[str]:
+    """The product's packages as test folders name them: aiops/engine -> engine, detectors -> detectors."""
+    inner = {p.parent.name for p in (ROOT / "aiops").glob("*/__init__.py")}
+    return inner | {top for top in PRODUCT if top != "aiops"}
+
+
+def test_every_package_has_its_test_folder_and_every_test_folder_a_package() -> None:
+    folders = {p.name for p in (ROOT / "tests").iterdir() if p.is_dir() and p.name != "__pycache__"}
+    assert sorted(_packages() - folders) == [], "add tests/<package>/ for these packages"
+    assert sorted(folders - _packages() - NOT_PACKAGES) == [], (
+        "move these tests under tests/<package>/ of the package they test"
     )
