@@ -10,7 +10,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
-from aiops.testing.kubeapi_tls import loopback_certificate
+from aiops.testing.tls import loopback_certificate
 
 from aiops.collect.prometheus import PrometheusClient, PrometheusError
 from aiops.config import parse_config
