@@ -19,6 +19,7 @@ from datetime import datetime, timedelta
 from typing import Any
 from urllib.parse import urlencode
 
+import certifi
 import numpy as np
 import requests
 from urllib3 import BaseHTTPResponse, PoolManager, ProxyManager
@@ -230,7 +231,7 @@ def _pool_for(url: str, config: PrometheusConfig, **kw: Any) -> PoolManager:
         if verify is False:
             kw["cert_reqs"] = "CERT_NONE"
         else:
-            ca = requests.certs.where() if verify is True else verify
+            ca = certifi.where() if verify is True else verify  # requests' own bundle
             kw["cert_reqs"] = "CERT_REQUIRED"
             kw["ca_cert_dir" if os.path.isdir(ca) else "ca_certs"] = ca
         if tls.cert_file is not None:
