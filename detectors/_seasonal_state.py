@@ -164,6 +164,18 @@ class Params:
     damp: float
 
 
+def alarm_strength(surprise: np.ndarray, offset: float) -> np.ndarray:
+    """The score before refractory damping: ``u / (u + offset)`` where the surprise ``u`` is at
+    least 1 (beyond the faded record and the floor), else 0.
+
+    Below the record the ratio's meaning depends on the series (a near-record is routine for a
+    bursty series, rare for a quiet one), so it is not ranked at all; what is left means "more
+    unusual than anything seen lately" on every series, and one threshold transfers.
+    """
+    with np.errstate(invalid="ignore"):
+        return np.where(surprise >= 1.0, surprise / (surprise + offset), 0.0)
+
+
 def _quiet(fn: Any, *args: Any, **kwargs: Any) -> Any:
     """Run a nan-reduction without its all-NaN warning (an empty window simply has no value)."""
     with warnings.catch_warnings():
@@ -383,7 +395,7 @@ class StateTable:
         ratio = oriented / np.maximum(reference, p.min_reference_z)
         view = np.argmax(ratio, axis=1)
         surprise = ratio[np.arange(r.shape[0]), view]
-        raw = surprise / (surprise + p.surprise_offset)
+        raw = alarm_strength(surprise, p.surprise_offset)
         if sp.refractory:
             prior = np.nan_to_num(_quiet(np.nanmax, self.raws[r], axis=1), nan=0.0)
             _push(self.raws, self.pos, 2, r, raw)

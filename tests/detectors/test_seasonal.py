@@ -296,11 +296,14 @@ def test_one_pass_per_table_scores_as_one_pass_per_signal() -> None:
         name: SignalInfo(name, "pod", bad_direction=direction)
         for name, direction in (("a_up", "up"), ("b_up", "up"), ("c_down", "down"), ("d_up", "up"))
     }
-    rng = np.random.default_rng(4)
     n, lookback = 1400, 400
     t_all = T0 + np.arange(n) * STEP
     base = {name: daily(t_all, 10.0, 3.0, 0.5, seed=k) for k, name in enumerate(signals)}
-    spikes = (rng.random(n) < 0.02) * 40.0
+    # Spikes on the newest point of some cycles, each larger than the last: beyond the record the
+    # earlier ones set, so that there are findings to compare (below its record a point scores 0).
+    spikes = np.zeros(n)
+    at = np.arange(lookback - 1, n, 7)[::3]
+    spikes[at] = 40.0 * (1.0 + np.arange(at.shape[0]))
     batched = SeasonalBaseline(signals=list(signals), report_floor=0.3)
     per_signal = PerSignal(signals=list(signals), report_floor=0.3)
     found = 0

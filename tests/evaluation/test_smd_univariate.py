@@ -86,4 +86,9 @@ def test_backtest_cv_leaves_one_machine_out_of_the_converted_corpus(tmp_path: Pa
     assert main([*argv, "--cv", "--quiet", "--out", str(tmp_path / "cv")]) == 0
     summary = json.loads((tmp_path / "cv" / "summary.json").read_text())
     assert summary["folds"] == {"asd-a": ["asd-a/dim-02.csv"], "asd-b": ["asd-b/dim-02.csv"]}
-    assert summary["results"][0]["held_out_mean"]["standard"] > 50  # a +5 step on [0, 1) noise is caught
+    ensemble = summary["results"][0]
+    assert ensemble["method"] == "ensemble" and set(ensemble["held_out_mean"]) >= {"standard", "reward_low_FP"}
+    # A +5 step on [0, 1) noise is caught at the policy's warning threshold (no threshold learnt).
+    # The learnt one is each fold's single training file's own first detection, which need not
+    # transfer to the other file: the reading at 0.7 is what says the step is seen.
+    assert ensemble["fixed_threshold"]["mean"]["standard"] > 50
