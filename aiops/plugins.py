@@ -134,6 +134,18 @@ class Detector(ABC):
 
 
 @runtime_checkable
+class KeepsState(Protocol):
+    """A detector whose state must survive a restart. It stays pure: the pipeline stores the
+    bodies ``saved_state`` hands over after each cycle (those changed since the last call) and
+    gives them back to ``restore_state`` at start, which returns a problem per body it could
+    not use (that part starts over)."""
+
+    def saved_state(self) -> dict[str, bytes]: ...
+
+    def restore_state(self, saved: Mapping[str, bytes]) -> list[str]: ...
+
+
+@runtime_checkable
 class SeriesScorer(Protocol):
     """A detector that also scores one whole series point by point (``aiops backtest``).
 

@@ -48,12 +48,14 @@ calibration range at 1.0, and its settings had been chosen on the development ma
 leave-one-machine-out figures against PCA reconstruction and IsolationForest are printed by
 ``aiops backtest DATA --format smd --cv`` (see bench/README.md for the command and the figures).
 
-The model is trained on a rolling window of history, causally: the score of a point depends only
-on points before it. Live (``detect``) it is refitted every cycle on the frame's window, pooled
-over the entities of one kind. In a backtest (``score_matrix``) it is fitted on the last ``window``
-rows of the history given, and refitted every ``refit_every`` rows when that is set; unset (the
-default) keeps the model once ``window`` rows exist, because refitting on live data lets a long
-incident become the new normal.
+The model is trained on history, causally: the score of a point depends only on points before it.
+The reference is a state that outlives the frame's lookback (detectors/_mv_reference.py): per
+pool (entities of one kind with one feature set) it keeps the last ``window`` rows, is refitted
+every ``refresh_minutes`` (a day; sooner while it doubles, young) on the rows not flagged lately,
+and is saved in the daemon's state file, so a restart does not blind it. Live (``detect``) and
+in a backtest (``score_matrix``: one entity, the train split as history) the same transition
+scores the same rows identically. It replaced a refit on the frame's window every cycle: a
+6-hour reference follows every change, incidents included (SMD F1-best 0.199, null 0.191).
 
 A deviation along the normal relations (everything busier together) is not what the residual
 flags; the univariate detectors watch each signal's own level. The evidence names the features
@@ -65,8 +67,9 @@ from __future__ import annotations
 
 import math
 import warnings
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
+from functools import partial
 from typing import Any, ClassVar
 
 import numpy as np
@@ -79,6 +82,7 @@ from sklearn.neighbors import NearestNeighbors
 from aiops.model import Entity, Evidence, Finding, Frame, from_epoch
 from aiops.plugins import Detector, DetectorParams
 from detectors._isolation import isolated
+from detectors._mv_reference import Block, PoolState, SavedReference, Schedule, advance, restored
 
 __all__ = ["Calibration", "EntityAnomaly", "ReferenceModel"]
 
@@ -273,9 +277,10 @@ class EntityAnomalyParams(DetectorParams):
     # The newest share of history used to calibrate.
     calibration_share: float = Field(default=0.3, ge=0.05, le=0.8)
     min_reference: int = Field(default=MIN_REFERENCE, ge=MIN_REFERENCE)
+    # The most rows a pool's reference holds (30 days at a 1-minute step).
     window: int = 43_200
-    # Unset: fit once on the history.
-    refit_every: int | None = Field(default=None, ge=1)
+    # How often the reference is refitted on the rows not flagged since (a day).
+    refresh_minutes: float = Field(default=1440.0, gt=0, allow_inf_nan=False)
     # Floors on a feature's scale and typical residual.
     min_scale: float = Field(default=0.05, gt=0)
     min_residual: float = Field(default=0.1, gt=0)
@@ -321,7 +326,11 @@ class EntityAnomaly(Detector):
         self.alarm_rate = p.alarm_rate
         self.calibration_share = p.calibration_share
         self.window = p.window
-        self.refit_every = p.refit_every
+        self.refresh_minutes = float(p.refresh_minutes)
+        # Live: each pool's reference between cycles (see detectors/_mv_reference.py), and the
+        # references fitted since the daemon last saved them.
+        self._pools_state: dict[tuple[str, tuple[str, ...]], PoolState] = {}
+        self._unsaved: dict[str, SavedReference] = {}
         self.min_reference = p.min_reference
         self.min_scale = p.min_scale
         self.min_residual = p.min_residual
@@ -340,15 +349,26 @@ class EntityAnomaly(Detector):
             min_residual=self.min_residual,
         )
 
+    def schedule(self, step_seconds: float) -> Schedule:
+        """When a reference is refitted and what it keeps, at ``step_seconds`` between rows."""
+        return Schedule(
+            window=self.window,
+            refresh_seconds=self.refresh_minutes * 60.0,
+            min_reference=self.min_reference,
+            report_floor=self.report_floor,
+            smooth_rows=_window_rows(self.smooth_minutes, step_seconds),
+        )
+
     # -- backtest --------------------------------------------------------------------------------
     def score_matrix(self, timestamps: np.ndarray, X: np.ndarray, train: np.ndarray | None = None) -> np.ndarray:
         """One causal score in [0, 1] per row of ``X`` (rows in time order, one column per feature).
 
-        ``train`` is history that precedes ``X`` at the same step. The model is refitted every
-        ``refit_every`` rows on the last ``window`` rows seen before the block it scores; rows
-        scored before ``min_reference`` rows of history exist get 0 (no opinion). The smoothing
-        window is converted to rows with the median step of ``timestamps``; it reaches back into
-        the history before each block, as it would live.
+        ``train`` is history that precedes ``X`` at the same step. The reference is kept as the
+        daemon keeps it (:func:`detectors._mv_reference.advance`): fitted on the history, refitted
+        every ``refresh_minutes`` (and as it doubles while young) on the last ``window`` rows that
+        scored below ``report_floor``. Rows scored before ``min_reference`` rows of history exist
+        get 0 (no opinion). The smoothing window is converted to rows with the median step of
+        ``timestamps``; it reaches back into the history before each row, as it would live.
         """
         x = np.asarray(X, dtype=float)
         t = np.asarray(timestamps, dtype=float)
@@ -357,42 +377,20 @@ class EntityAnomaly(Detector):
         history = np.empty((0, x.shape[1])) if train is None else np.asarray(train, dtype=float)
         if history.ndim != 2 or history.shape[1] != x.shape[1]:
             raise ValueError(f"train must have the same {x.shape[1]} feature columns as X, got shape {history.shape}")
+        if x.shape[0] == 0:
+            return np.zeros(0)
         rows = np.concatenate([history, x])
         rows = np.where(np.isfinite(rows), rows, np.nan)
         h = history.shape[0]
-        step = float(np.median(np.diff(t))) if t.shape[0] > 1 else float("nan")
-        scores = np.zeros(x.shape[0])
-        starts = self._block_starts(h, x.shape[0])
-        for start, stop in zip(starts, starts[1:] + [x.shape[0]]):
-            reference = rows[: h + start][-self.window :]
-            if int((~np.all(np.isnan(reference), axis=1)).sum()) < self.min_reference:
-                continue  # no opinion yet
-            model = self.reference_model([reference], step)
-            first = max(0, h + start - model.window + 1)
-            scores[start:stop] = model.calibrate(model.statistic(rows[first : h + stop])[-(stop - start) :])
-        scores[np.all(np.isnan(rows[h:]), axis=1)] = 0.0  # a row with no data has no opinion
+        step = float(np.median(np.diff(t))) if t.shape[0] > 1 else 60.0
+        step = step if math.isfinite(step) and step > 0 else 60.0
+        times = np.concatenate([t[0] - step * np.arange(h, 0, -1), t])
+        features = tuple(f"x{j}" for j in range(x.shape[1]))
+        _, [(scores, _)] = advance(
+            PoolState(step), [Block("backtest", times, rows, h)],
+            kind="backtest", features=features, fit=lambda s: self.reference_model(s, step), schedule=self.schedule(step),
+        )
         return scores
-
-    def _block_starts(self, history_rows: int, rows: int) -> list[int]:
-        """Row indices of X where the model is (re)fitted on the rows before them.
-
-        With ``refit_every`` set, every that many rows. Without it the model is fitted once on the
-        given history; when that is short, it is refitted as history doubles until ``window`` rows
-        exist, then kept: refitting on live data lets a long incident become the new normal.
-        """
-        if rows == 0:
-            return [0]
-        if self.refit_every is not None:
-            return list(range(0, rows, self.refit_every))
-        starts, size = [0], max(history_rows, 1)
-        while size < self.window:
-            size = max(2 * size, self.min_reference)
-            start = size - history_rows
-            if start >= rows:
-                break
-            if start > starts[-1]:
-                starts.append(start)
-        return starts
 
     # -- live ------------------------------------------------------------------------------------
     def detect(self, frame: Frame) -> list[Finding]:
@@ -427,30 +425,74 @@ class EntityAnomaly(Detector):
     def _score_pool(
         self, frame: Frame, kind: str, features: tuple[str, ...], tables: dict[Entity, pd.DataFrame]
     ) -> list[Finding]:
-        window = _window_rows(self.smooth_minutes, frame.step_seconds)
-        # Reference: every entity's history except its own newest rows, which are what gets scored.
-        # Each entity contributes its newest rows, an equal share of the window, so that a large
-        # fleet is represented by all its members rather than by whichever came last; each share
-        # is split in time into fit and calibration parts.
-        histories = [t.to_numpy(dtype=float)[:-window] for t in tables.values() if len(t) > window]
-        share = max(1, self.window // max(len(histories), 1))
-        segments = [h[-share:] for h in histories]
-        if sum(int((~np.all(np.isnan(s), axis=1)).sum()) for s in segments) < self.min_reference:
-            return []  # too little history to say what normal is: no opinion rather than a guess
-        model = self.reference_model(segments, frame.step_seconds)
-        # The smoothing window ends at each entity's newest row; an entity without one has no opinion.
-        newest = {e: t.to_numpy(dtype=float)[-window:] for e, t in tables.items()}
-        scored = {e: rows for e, rows in newest.items() if rows.shape[0] and not np.all(np.isnan(rows[-1]))}
-        try:
-            blocks: list[np.ndarray | None] = list(model.log_members_of(list(scored.values())))
-        except Exception:  # a batch that raises falls back to each entity on its own, isolated
-            blocks = [isolated(self.name, e, model.log_members, rows) for e, rows in scored.items()]
-        found = (
-            isolated(self.name, entity, self._score_entity, frame, entity, features, tables[entity], model, rows[-1], log_members)
-            for (entity, rows), log_members in zip(scored.items(), blocks)
-            if log_members is not None
+        """Advance the pool's reference by the rows the frame adds, and report its entities' newest rows.
+
+        An entity the reference has not seen brings its lookback as history, all but its newest
+        smoothing window, which is scored (the backtest's train/test split); after that each
+        cycle scores the rows added since. The reference is refitted only on its schedule, on rows
+        that were not flagged (detectors/_mv_reference.py): not on the lookback every cycle.
+        """
+        step = float(frame.step_seconds)
+        window = _window_rows(self.smooth_minutes, step)
+        key = (kind, features)
+        state = self._pools_state.get(key)
+        if state is None or state.step != step:
+            state = PoolState(step)
+        order = sorted(tables, key=lambda e: e.key)
+        blocks = []
+        for entity in order:
+            table = tables[entity]
+            t = np.asarray(table.index, dtype=float)
+            start = 0 if entity.key in state.seen else max(0, t.shape[0] - window)
+            blocks.append(Block(entity.key, t, table.to_numpy(dtype=float), start))
+        before = state.saved
+        state, scored = advance(
+            state, blocks, kind=kind, features=features,
+            fit=partial(self.reference_model, step_seconds=step), schedule=self.schedule(step),
         )
-        return [f for f in found if f is not None]
+        self._pools_state[key] = state
+        if state.saved is not None and state.saved is not before:
+            self._unsaved[state.saved.key] = state.saved
+        model = state.model
+        if model is None:
+            return []  # too little history to say what normal is: no opinion rather than a guess
+        found = []
+        for entity, block, (scores, statistics) in zip(order, blocks, scored):
+            rows = block.x
+            if not rows.shape[0] or np.all(np.isnan(rows[-1])):
+                continue  # an entity without a newest row has no opinion
+            if scores.shape[0] and math.isfinite(statistics[-1]):
+                statistic, score = float(statistics[-1]), float(scores[-1])
+            else:  # nothing new since the last cycle: the newest row again, by the current model
+                statistic = float(model.statistic(rows[-model.window :])[-1])
+                score = float(model.calibrate(np.array([statistic]))[0])
+            if score < self.report_floor:
+                continue
+            finding = isolated(self.name, entity, self._score_entity, frame, entity, features, tables[entity], model, rows[-1], statistic, score)
+            if finding is not None:
+                found.append(finding)
+        return found
+
+    # -- the reference's state, handed to the daemon's state file ---------------------------------
+    def saved_state(self) -> dict[str, bytes]:
+        """The references fitted since the last call, by pool, as the state file stores them."""
+        out = {k: ref.to_bytes() for k, ref in self._unsaved.items()}
+        self._unsaved.clear()
+        return out
+
+    def restore_state(self, saved: Mapping[str, bytes]) -> list[str]:
+        """Take up the references a previous run saved; returns a problem per one it could not read
+        (that pool learns again from its lookback)."""
+        problems = []
+        for key, body in saved.items():
+            try:
+                ref = SavedReference.from_bytes(body)
+                state = restored(ref, partial(self.reference_model, step_seconds=ref.step), self.schedule(ref.step))
+            except ValueError as exc:
+                problems.append(f"{key}: {exc}")
+                continue
+            self._pools_state[(ref.kind, ref.features)] = state
+        return problems
 
     def _score_entity(
         self,
@@ -460,12 +502,9 @@ class EntityAnomaly(Detector):
         table: pd.DataFrame,
         model: ReferenceModel,
         row: np.ndarray,
-        log_members: np.ndarray,
+        statistic: float,
+        score: float,
     ) -> Finding | None:
-        statistic = model.combine(log_members[:, -1:])
-        score = float(model.calibrate(statistic)[0])
-        if score < self.report_floor:
-            return None
         contrib = model.contributions(row)
         total = float(contrib.sum())
         order = np.argsort(-contrib)[: self.top_features]
@@ -482,7 +521,7 @@ class EntityAnomaly(Detector):
         described = ", ".join(
             f"{t['feature']} {_fmt(t['value'])} (typical {_fmt(t['typical'])}, {t['share']:.0%} of the deviation)" for t in top
         )
-        p = float(model.exceedance(statistic)[0])
+        p = float(model.exceedance(np.array([statistic]))[0])
         summary = f"{entity} is unlike its own history and its peers (1 in {_rarity(p)} rows)" + (
             f": {described}" if described else ""
         )
@@ -500,7 +539,7 @@ class EntityAnomaly(Detector):
                 facts={
                     "top_features": top,
                     "features": list(features),
-                    "statistic": float(statistic[0]),
+                    "statistic": statistic,
                     "exceedance_probability": p,
                     "smooth_minutes": self.smooth_minutes,
                 },

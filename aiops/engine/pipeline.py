@@ -36,6 +36,7 @@ from aiops.notify.stage import NotifyStage
 from aiops.plugins import Detector, Notifier
 from aiops.state import Store
 from aiops.state.audit import AuditLog
+from aiops.state.detector_state import DetectorStateBook
 
 log = logging.getLogger(__name__)
 
@@ -126,6 +127,21 @@ class Pipeline:
         # Sharded (sharding.shards > 1): this replica sees, decides and acts for its shards only.
         elector = getattr(actor, "elector", None)
         self.shards = elector if isinstance(elector, ShardLeases) else None
+        # Detectors whose state outlives a restart (the multivariate references): given back now,
+        # saved in the record stage of each cycle.
+        self.detector_state = DetectorStateBook(store)
+        for name, detector in self._keeping_state():
+            for problem in detector.restore_state(self.detector_state.load(name)):
+                log.warning("detector %s: saved state not used, learning again: %s", name, problem)
+
+    def _keeping_state(self) -> Iterator[tuple[str, plugins.KeepsState]]:
+        """(name, detector) of each detector, or ensemble member (``name.member``), that keeps state."""
+        for name, detector in self.detectors:
+            if isinstance(detector, plugins.KeepsState):
+                yield name, detector
+            for member, part in (getattr(detector, "members", None) or {}).items():
+                if isinstance(part, plugins.KeepsState):
+                    yield f"{name}.{member}", part
 
     @classmethod
     def from_config(
@@ -259,6 +275,8 @@ class Pipeline:
 
         report.finished_at = utcnow()
         with self._stage(report, "record"):
+            for name, detector in self._keeping_state():
+                self.detector_state.save(name, detector.saved_state(), now.timestamp())
             self.audit.record(report)
             if self.ledger is not None:
                 self.ledger.mark_acted(report.results, report.decisions)

@@ -116,7 +116,7 @@ OUT_OF_RANGE = [
     ("quality_drift", "horizon_seconds", float("nan")),
     ("multivariate", "variance", 1.0), ("multivariate", "neighbours", -1), ("multivariate", "smooth_minutes", float("inf")),
     ("multivariate", "alarm_rate", 0.5), ("multivariate", "calibration_share", 0.9), ("multivariate", "top_features", 0),
-    ("multivariate", "min_reference", 10), ("multivariate", "window", 10), ("multivariate", "refit_every", 0),
+    ("multivariate", "min_reference", 10), ("multivariate", "window", 10), ("multivariate", "refresh_minutes", 0),
     ("multivariate", "min_scale", 0), ("multivariate", "min_residual", -0.1),
     ("exhaustion", "horizon_seconds", 0), ("exhaustion", "window_seconds", -1), ("exhaustion", "jump_fraction", 0),
     ("exhaustion", "max_lead_seconds", 400 * 86400.0), ("exhaustion", "daily_memory_days", 15),

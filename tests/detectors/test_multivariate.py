@@ -35,7 +35,7 @@ def test_no_look_ahead_changing_future_rows_never_changes_past_scores() -> None:
     train, test = _correlated(600, rng), _correlated(400, rng)
     altered = test.copy()
     altered[250:] = rng.random((150, 3)) * 10
-    for detector in (EntityAnomaly(), EntityAnomaly(refit_every=100, window=500)):
+    for detector in (EntityAnomaly(), EntityAnomaly(refresh_minutes=100 / 60, window=500)):
         a = detector.score_matrix(np.arange(400.0), test, train=train)
         b = detector.score_matrix(np.arange(400.0), altered, train=train)
         np.testing.assert_array_equal(a[:250], b[:250])
@@ -118,7 +118,7 @@ def test_detect_is_quiet_on_a_healthy_fleet_and_without_history() -> None:
     assert detector.detect(_frame(None)) == []
     short = _frame("c")
     tiny = Frame(short.now, tuple(Series(s.signal, s.labels, s.timestamps[-5:], s.values[-5:], s.entity) for s in short.series), short.signals, 60.0)
-    assert detector.detect(tiny) == []
+    assert EntityAnomaly().detect(tiny) == []  # a fresh daemon: no reference yet
 
 
 def test_one_threshold_fits_machines_with_very_different_noise() -> None:
@@ -155,8 +155,9 @@ def test_smoothing_is_in_time_not_rows() -> None:
     rng = np.random.default_rng(8)
     train, test = _correlated(3000, rng), _correlated(600, rng)
     test[300:330, 1] += 0.15
-    per_minute = EntityAnomaly(smooth_minutes=30).score_matrix(np.arange(600) * 60.0, test, train=train)
-    per_5_minutes = EntityAnomaly(smooth_minutes=150).score_matrix(np.arange(600) * 300.0, test, train=train)
+    # (refreshed once at most: a day is 1,440 of the one and 288 of the other)
+    per_minute = EntityAnomaly(smooth_minutes=30, refresh_minutes=1e6).score_matrix(np.arange(600) * 60.0, test, train=train)
+    per_5_minutes = EntityAnomaly(smooth_minutes=150, refresh_minutes=1e6).score_matrix(np.arange(600) * 300.0, test, train=train)
     # 30 minutes of 1-minute rows and 150 minutes of 5-minute rows are both 30 rows.
     np.testing.assert_allclose(per_minute, per_5_minutes)
 
