@@ -156,6 +156,15 @@ def normal_rows(rows: Mapping[str, Rows], now: float, schedule: Schedule) -> dic
 
 
 @dataclass(frozen=True)
+class Scored:
+    """A block's new rows: their scores and statistics, and the model that scored the newest."""
+
+    scores: np.ndarray
+    statistics: np.ndarray
+    model: ReferenceModel | None
+
+
+@dataclass(frozen=True)
 class Block:
     """One entity's rows as a cycle (or the backtest) hands them over: ``x[start:]`` is scored."""
 
@@ -173,8 +182,8 @@ def advance(
     features: tuple[str, ...],
     fit: Fit,
     schedule: Schedule,
-) -> tuple[PoolState, list[tuple[np.ndarray, np.ndarray]]]:
-    """Score each block's new rows in order: (new state, (scores, statistics) per block).
+) -> tuple[PoolState, list[Scored]]:
+    """Score each block's new rows in order: (new state, what each block's rows scored).
 
     Rows before ``start`` that the state has not seen are history: kept, unscored. Rows already
     seen are context only (the smoothing window). A row with no model yet scores 0 (no opinion)
@@ -191,7 +200,7 @@ def advance(
 
 def _advance(
     state: PoolState, block: Block, kind: str, features: tuple[str, ...], fit: Fit, schedule: Schedule
-) -> tuple[PoolState, tuple[np.ndarray, np.ndarray]]:
+) -> tuple[PoolState, Scored]:
     entity, t, x, start = block.entity, block.t, block.x, block.start
     n = t.shape[0]
     seen_t = state.seen.get(entity, -math.inf)
@@ -200,6 +209,7 @@ def _advance(
         _keep(state, entity, _unflagged(t[history], x[history]), float(t[history[-1]]))
     fresh = start + int(np.searchsorted(t[start:], seen_t, side="right"))
     scores, statistics = np.zeros(n - fresh), np.full(n - fresh, np.nan)
+    model = state.model
     i = fresh
     while i < n:
         if _due(state, float(t[i]), schedule):
@@ -221,7 +231,7 @@ def _advance(
         _keep(state, entity, Rows(t[i:j], x[i:j], s >= schedule.report_floor), float(t[j - 1]))
         scores[i - fresh : j - fresh], statistics[i - fresh : j - fresh] = s, stat
         i = j
-    return state, (scores, statistics)
+    return state, Scored(scores, statistics, model)
 
 
 def _unflagged(t: np.ndarray, x: np.ndarray) -> Rows:

@@ -331,6 +331,9 @@ class EntityAnomaly(Detector):
         # references fitted since the daemon last saved them.
         self._pools_state: dict[tuple[str, tuple[str, ...]], PoolState] = {}
         self._unsaved: dict[str, SavedReference] = {}
+        # Each entity's newest scored row (its time, statistic, score and model): a cycle that
+        # brings nothing new reports it again rather than rescoring it with a later model.
+        self._newest: dict[tuple[str, str], tuple[float, float, float, ReferenceModel]] = {}
         self.min_reference = p.min_reference
         self.min_scale = p.min_scale
         self.min_residual = p.min_residual
@@ -386,11 +389,11 @@ class EntityAnomaly(Detector):
         step = step if math.isfinite(step) and step > 0 else 60.0
         times = np.concatenate([t[0] - step * np.arange(h, 0, -1), t])
         features = tuple(f"x{j}" for j in range(x.shape[1]))
-        _, [(scores, _)] = advance(
+        _, [scored] = advance(
             PoolState(step), [Block("backtest", times, rows, h)],
             kind="backtest", features=features, fit=lambda s: self.reference_model(s, step), schedule=self.schedule(step),
         )
-        return scores
+        return scored.scores
 
     # -- live ------------------------------------------------------------------------------------
     def detect(self, frame: Frame) -> list[Finding]:
@@ -453,19 +456,17 @@ class EntityAnomaly(Detector):
         self._pools_state[key] = state
         if state.saved is not None and state.saved is not before:
             self._unsaved[state.saved.key] = state.saved
-        model = state.model
-        if model is None:
-            return []  # too little history to say what normal is: no opinion rather than a guess
         found = []
-        for entity, block, (scores, statistics) in zip(order, blocks, scored):
+        for entity, block, done in zip(order, blocks, scored):
             rows = block.x
             if not rows.shape[0] or np.all(np.isnan(rows[-1])):
                 continue  # an entity without a newest row has no opinion
-            if scores.shape[0] and math.isfinite(statistics[-1]):
-                statistic, score = float(statistics[-1]), float(scores[-1])
-            else:  # nothing new since the last cycle: the newest row again, by the current model
-                statistic = float(model.statistic(rows[-model.window :])[-1])
-                score = float(model.calibrate(np.array([statistic]))[0])
+            if done.scores.shape[0] and done.model is not None and math.isfinite(done.statistics[-1]):
+                self._newest[(entity.key, key[0])] = (float(block.t[-1]), float(done.statistics[-1]), float(done.scores[-1]), done.model)
+            newest = self._newest.get((entity.key, key[0]))
+            if newest is None or newest[0] != float(block.t[-1]):
+                continue  # no model had scored its newest row: too little history, no opinion
+            _, statistic, score, model = newest
             if score < self.report_floor:
                 continue
             finding = isolated(self.name, entity, self._score_entity, frame, entity, features, tables[entity], model, rows[-1], statistic, score)
