@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from aiops.collect.collector import Collector
@@ -154,3 +155,30 @@ def test_a_source_without_instant_queries_builds_a_pipeline_without_the_webhook_
         assert pipeline.extra_findings == []
     finally:
         pipeline.close()
+
+
+def test_the_multivariate_reference_is_saved_each_cycle_and_given_back_after_a_restart(
+    prometheus: PrometheusServer, history_end: datetime, tmp_path: Path
+) -> None:
+    # The pods' memory and restarts are one pool; its reference is fitted on the first cycle's
+    # lookback, saved in the record stage, and a new pipeline on the same state file starts from it.
+    cfg = config(prometheus.url, tmp_path, detectors=[{"plugin": "multivariate"}])
+    pipeline = Pipeline.from_config(cfg)
+    try:
+        report = pipeline.run_cycle(history_end)
+    finally:
+        pipeline.close()
+    assert not report.degraded, report.errors
+    [(_, first)] = pipeline.detectors
+    saved = pipeline.detector_state.load("multivariate")
+    assert saved and set(saved) == {f"{k}|{','.join(f)}" for k, f in first._pools_state}  # type: ignore[attr-defined]
+
+    restarted = Pipeline.from_config(cfg)
+    try:
+        [(_, second)] = restarted.detectors
+        for pool, state in first._pools_state.items():  # type: ignore[attr-defined]
+            again = second._pools_state[pool]  # type: ignore[attr-defined]
+            assert again.saved.fitted_at == state.saved.fitted_at
+            np.testing.assert_array_equal(again.model.components, state.model.components)
+    finally:
+        restarted.close()
