@@ -4,13 +4,21 @@
 * model quality gauges → :class:`~detectors.quality_drift.QualityDrift`;
 * GPU health counters → ``gpu_health`` (entity feature vectors → ``multivariate``, opt-in);
 * every other univariate signal (latency, traffic, queues, KPIs, restarts) →
-  :class:`~detectors.seasonal.SeasonalBaseline`.
+  :class:`~detectors.seasonal.SeasonalBaseline`;
+* request rates of the serving runtimes, besides → :class:`~detectors.headroom.ServingHeadroom`
+  (demand heading past the load the servers have proven: the precursor of a traffic surge).
 
 Members are ordinary plugins, loaded through the entry-point registry with their own parameters,
 and their findings keep their own detector name, so policy rules written for ``exhaustion`` or
 ``gpu_health`` match whether or not the ensemble runs them. When two members score the same
 signal of the same entity, the higher score wins and the other's summary is kept as related
-evidence: one finding per (signal, entity), not two notifications.
+evidence: one finding per (signal, entity), not two notifications. A forecast (a predicted failure
+time) leads over findings without one, whatever their scores: it says when, which is what policy
+acts on (the seasonal baseline rates a surge's request rate as unusual; the headroom forecast says
+when it leaves the proven range).
+
+A member is imported from this package directly when its entry point is not registered yet (an
+install made before the member existed): the built-ins travel with the code, not with the install.
 
 In a backtest (``score_series``) a series has no signal family, so the ensemble scores it with its
 general-purpose member, the seasonal baseline.
@@ -18,12 +26,14 @@ general-purpose member, the seasonal baseline.
 
 from __future__ import annotations
 
+import importlib
 import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import replace
 from typing import Any, ClassVar
 
 import numpy as np
+from pydantic import ValidationError
 
 from aiops import plugins
 from aiops.model import Evidence, Finding, Frame
@@ -40,7 +50,10 @@ DEFAULT_MEMBERS: dict[str, dict[str, Any]] = {
     "quality_drift": {},
     "seasonal": {},
     "gpu_health": {},
+    "headroom": {},
 }
+# Members shipped in this package: built from here when the installed entry points predate them.
+BUILTIN_MEMBERS: dict[str, str] = {"headroom": "detectors.headroom:ServingHeadroom"}
 OPTIONAL_MEMBERS = frozenset({"gpu_health", "multivariate"})
 # Catch-alls for signals no member names: by capacity, else the general-purpose baseline.
 CAPACITY_MEMBER = "exhaustion"
@@ -67,6 +80,8 @@ class DefaultEnsemble(Detector):
     """
 
     name: ClassVar[str] = "ensemble"
+    # Named to check-config as detectors whose findings may appear (policy rules name them).
+    builtin_members: ClassVar[tuple[str, ...]] = tuple(BUILTIN_MEMBERS)
     Params = EnsembleParams
     params: EnsembleParams
 
@@ -80,7 +95,7 @@ class DefaultEnsemble(Detector):
                 raise ValueError("the ensemble cannot contain itself; remove 'ensemble' from members")
             kwargs = {"report_floor": self.report_floor, **member_params}
             try:
-                self.members[plugin] = plugins.instantiate(plugins.DETECTORS, plugin, kwargs)
+                self.members[plugin] = _instantiate(plugin, kwargs)
             except PluginError:
                 if required or plugin not in OPTIONAL_MEMBERS:
                     raise
@@ -166,14 +181,29 @@ class DefaultEnsemble(Detector):
         return Detection(merge(findings), tuple(failures))
 
 
+def _instantiate(plugin: str, kwargs: dict[str, Any]) -> Detector:
+    """A member from the registry, or from this package when the registry predates it."""
+    if plugin in BUILTIN_MEMBERS and plugin not in plugins.available(plugins.DETECTORS):
+        module, _, cls_name = BUILTIN_MEMBERS[plugin].partition(":")
+        cls = getattr(importlib.import_module(module), cls_name)
+        try:
+            member: Detector = cls(**kwargs)
+        except (ValidationError, TypeError, ValueError) as exc:
+            raise PluginError(f"plugin {plugin!r} rejected its parameters: {exc}") from exc
+        return member
+    built: Detector = plugins.instantiate(plugins.DETECTORS, plugin, kwargs)
+    return built
+
+
 def merge(findings: Sequence[Finding]) -> list[Finding]:
-    """One finding per (signal, entity): the highest score, the others as related evidence."""
+    """One finding per (signal, entity): a forecast first, then the highest score; the others as
+    related evidence."""
     best: dict[tuple[str, str], list[Finding]] = {}
     for f in findings:
         best.setdefault((f.signal, f.entity.key), []).append(f)
     out = []
     for group in best.values():
-        group.sort(key=lambda f: f.score, reverse=True)
+        group.sort(key=lambda f: (f.predicted_failure_at is not None, f.score), reverse=True)
         top = group[0]
         if len(group) > 1:
             others = tuple(f"{f.detector} ({f.score:.2f}): {f.evidence.summary}" for f in group[1:])

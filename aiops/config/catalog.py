@@ -248,6 +248,22 @@ DEFAULT_SIGNALS: dict[str, SignalConfig] = {
         bad_direction="up",
         description="mean inference latency of a TorchServe model",
     ),
+    # Demand per runtime: what the headroom forecast reads (detectors/headroom.py). Requests
+    # served per second; a surge shows here first, half an hour before the queue and the latency.
+    "inference_request_rate_triton": SignalConfig(
+        query="sum by (namespace, model) (rate(nv_inference_request_success[5m]))",
+        entity=EntityKind.MODEL,
+        entity_labels={"name": "model", "namespace": "namespace"},
+        unit="requests/s",
+        bad_direction="up",
+        description="successful inference requests per second of a Triton model (all its replicas)",
+    ),
+    "inference_request_rate_torchserve": _model(
+        query="sum by (namespace, model_name) (rate(ts_inference_requests_total[5m]))",
+        unit="requests/s",
+        bad_direction="up",
+        description="inference requests per second of a TorchServe model (all its replicas)",
+    ),
     "inference_latency_p99": _model(
         query=(
             "histogram_quantile(0.99, sum by (namespace, model_name, le)"

@@ -89,9 +89,12 @@ def known_detectors(config: AiopsConfig) -> set[str]:
     names = {*plugins.available(plugins.DETECTORS), *(d.instance_name for d in config.detectors)}
     for name in plugins.available(plugins.DETECTORS):
         try:
-            names.add(str(getattr(plugins.load(plugins.DETECTORS, name), "name", "") or name))
+            cls = plugins.load(plugins.DETECTORS, name)
         except PluginError:
             continue  # reported against the detector that names it
+        names.add(str(getattr(cls, "name", "") or name))
+        # Members a detector builds from its own package (the ensemble's headroom forecast).
+        names.update(getattr(cls, "builtin_members", ()))
     return {*names, INBOUND_DETECTOR, *ENGINE_DETECTORS}
 
 

@@ -158,6 +158,18 @@ def default_rules() -> list[PolicyRule]:
             target="owner",
         ),
         PolicyRule(
+            name="serving-capacity",
+            # Demand forecast past the load the model's servers have proven (detectors/headroom.py):
+            # add replicas before the queue builds, instead of after the latency objective breaks.
+            # Critical when the crossing is 30 min away or nearer (or demand runs twice its usual).
+            detector="headroom",
+            signal="inference_request_rate*",
+            entity_kind="model",
+            min_severity=Severity.CRITICAL,
+            action="scale_ahead",
+            target="owner",
+        ),
+        PolicyRule(
             name="disk-filling",
             signal="node_filesystem_usage_ratio",
             entity_kind="node",

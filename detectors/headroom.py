@@ -1,0 +1,242 @@
+"""Serving headroom: is demand heading past the load this model has proven it can serve?
+
+A traffic surge breaches a serving objective (TTFT, request latency) only once the servers
+saturate, and the signals of saturation (requests queueing, the KV cache full, latency climbing)
+show it minutes before the breach, not half an hour. What shows it earlier is demand: requests per
+second above what is usual for this time of day, heading where the deployment has never served.
+An SRE reads it that way: "today runs 30 % over yesterday, and yesterday's peak is still ahead".
+
+So for each request-rate series (one per model and runtime: vLLM, Triton, TorchServe) this
+detector keeps the 5-minute maxima of the previous days (:class:`~detectors._daily.DailyMaxima`,
+a day is a day in the cluster's clock, so "the same time" is the same local hour) and forecasts:
+
+* **usual**: the median, over the previous days, of the same 5-minute bins (the seasonal
+  baseline), now and over the next ``horizon_seconds``;
+* **excess**: today's level (the median of the last ``level_seconds``) over the usual level now;
+* **forecast**: the usual level ahead times today's excess: a surge that already runs 20 % over
+  the usual morning is expected to run 20 % over the usual noon;
+* **proven capacity**: the highest 5-minute bin of the previous days (bins at least
+  ``settle_seconds`` old, so a surge never raises its own bar). The true saturation point is
+  unknown from the exporters (vLLM and Triton export no capacity); the highest load served is
+  what has been proven, and the point past which no data says the servers will hold.
+
+The first future bin where the forecast reaches the proven capacity is the predicted time the
+demand leaves the proven range. Only an excess of at least ``min_excess`` (10 %), and at least
+twice what the previous days differed from their median at this hour, is forecast: ordinary days
+differ from each other, and the forecast of an ordinary day is its usual peak, which does not
+exceed the proven capacity (the days that set it were like it). The score
+is 0.7 (policy's warning) for a crossing within the horizon, rising to 0.9 as today's excess
+grows; a crossing within policy's ``critical_lead_time`` (30 min) makes it critical there, which
+is what ``serving-capacity`` scales ahead on.
+
+What it does not know. A weekly pattern (Monday over Sunday) reads as an excess: the forecast is
+then right that Monday's demand exceeds the last days' peak, and wrong only if last Monday's peak
+was served (keep ``days`` at 7 or more where traffic is weekly). A model deployed today has no
+previous day: nothing is forecast until one full day is held. The state is in memory, like the
+seasonal baseline's: after a restart the daemon re-learns a day before it forecasts again.
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any, ClassVar
+
+import numpy as np
+from pydantic import Field
+
+from aiops.model import Finding, Frame, Series, from_epoch
+from aiops.plugins import DetectorParams
+from detectors._daily import BIN_SECONDS, BINS_PER_DAY, DAY_SECONDS, DailyMaxima
+from detectors._isolation import isolated
+from detectors._univariate import UnivariateDetector, by_signal, fmt_duration
+
+# The request-rate signal of each runtime in the catalog.
+DEMAND_SIGNALS = ("inference_request_rate", "inference_request_rate_triton", "inference_request_rate_torchserve")
+# Score of a crossing within the horizon (policy's warning), and its ceiling.
+WARN_SCORE, TOP_SCORE = 0.7, 0.9
+
+
+@dataclass(frozen=True)
+class HeadroomForecast:
+    """The forecast at one instant; ``crossing_seconds`` is None when demand stays in range."""
+
+    level: float  # today's demand now (median of the last level_seconds)
+    usual: float  # the seasonal baseline now
+    excess: float  # level / usual
+    needed: float  # the excess that counts as unusual: min_excess, or twice the days' own spread
+    capacity: float  # the highest 5-minute bin of the previous days
+    days: int  # previous days the baseline was read from
+    crossing_seconds: float | None  # from now until the forecast reaches capacity
+    forecast_at_crossing: float
+
+
+def forecast(
+    t: np.ndarray,
+    y: np.ndarray,
+    bins: tuple[int, np.ndarray],
+    *,
+    horizon_seconds: float,
+    level_seconds: float,
+    settle_seconds: float,
+    days: int,
+    min_excess: float,
+) -> HeadroomForecast | None:
+    """The headroom forecast at the newest point of ``(t, y)``; None without a previous day.
+
+    ``bins`` are the series' 5-minute maxima (first bin index, values), at least a day of them.
+    """
+    first, dense = bins
+    if t.shape[0] == 0 or dense.shape[0] == 0:
+        return None
+    now = float(t[-1])
+    recent = y[(t > now - level_seconds) & np.isfinite(y)]
+    if recent.shape[0] == 0:
+        return None
+    level = float(np.median(recent))
+    now_bin = int(math.floor(now / BIN_SECONDS))
+    ahead = int(math.ceil(horizon_seconds / BIN_SECONDS))
+    # Bins k days back, from the level span before now to the horizon after it.
+    back = int(math.ceil(level_seconds / BIN_SECONDS))
+    offsets = np.arange(-back, ahead + 1)
+    rows = []
+    for k in range(1, days + 1):
+        idx = now_bin - k * BINS_PER_DAY + offsets - first
+        if idx[0] < 0:
+            break
+        inside = idx < dense.shape[0]
+        rows.append(np.where(inside, dense[np.clip(idx, 0, dense.shape[0] - 1)], np.nan))
+    if not rows:
+        return None
+    with np.errstate(all="ignore"), warnings.catch_warnings():
+        # A bin that no day holds is an all-NaN median: an answer (unknown), not a problem.
+        warnings.simplefilter("ignore", RuntimeWarning)
+        usual_path = np.nanmedian(np.vstack(rows), axis=0)
+    usual_now = float(np.nanmean(usual_path[: back + 1])) if np.isfinite(usual_path[: back + 1]).any() else math.nan
+    settled = dense[: max(0, dense.shape[0] - int(settle_seconds // BIN_SECONDS))]
+    settled = settled[np.isfinite(settled)]
+    if not (math.isfinite(usual_now) and usual_now > 0 and settled.shape[0]):
+        return None
+    capacity = float(settled.max())
+    excess = level / usual_now
+    # How far the previous days were from their own median at this hour: an excess only counts
+    # beyond both min_excess and twice that (days that differ by 15 % make 15 % ordinary).
+    days_now = np.vstack(rows)[:, : back + 1]
+    with np.errstate(all="ignore"), warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        spread = float(np.nanmax(np.abs(np.nanmean(days_now, axis=1) / usual_now - 1.0))) if len(rows) > 1 else 0.0
+    needed = max(min_excess, 2.0 * spread if math.isfinite(spread) else 0.0)
+    crossing = None
+    at_crossing = math.nan
+    if excess >= 1.0 + needed and capacity > 0:
+        path = usual_path[back:] * excess  # bin 0 is the current one
+        over = np.flatnonzero(np.isfinite(path) & (path >= capacity))
+        if level >= capacity:
+            crossing, at_crossing = 0.0, level
+        elif over.shape[0]:
+            j = int(over[0])
+            crossing = max(0.0, (now_bin + j) * BIN_SECONDS - now)
+            at_crossing = float(path[j])
+    return HeadroomForecast(level, usual_now, excess, needed, capacity, len(rows), crossing, at_crossing)
+
+
+class HeadroomParams(DetectorParams):
+    """The parameters of :class:`ServingHeadroom`, documented there."""
+
+    horizon_seconds: float = Field(default=7200.0, gt=0, lt=DAY_SECONDS - BIN_SECONDS)
+    level_seconds: float = Field(default=300.0, gt=0, le=3600.0)
+    settle_seconds: float = Field(default=12 * 3600.0, ge=0, le=DAY_SECONDS)
+    days: int = Field(default=3, ge=1, le=14)
+    min_excess: float = Field(default=0.1, gt=0)
+
+
+class ServingHeadroom(UnivariateDetector):
+    """Forecasts when a model's demand leaves the range its servers have proven (module docstring).
+
+    Parameters
+    ----------
+    horizon_seconds:
+        How far ahead the forecast looks (2 h).
+    level_seconds:
+        Today's level is the median of this span (10 min): one scrape does not make a surge.
+    settle_seconds:
+        Bins younger than this (12 h) do not count towards the proven capacity, so a surge does
+        not raise its own bar within the day.
+    days:
+        Previous days held and read for the baseline (3).
+    min_excess:
+        Demand must run this far over the usual level (0.1: 10 %) before it is forecast.
+    """
+
+    name: ClassVar[str] = "headroom"
+    Params = HeadroomParams
+    params: HeadroomParams
+    default_signals: ClassVar[tuple[str, ...]] = DEMAND_SIGNALS
+
+    def __init__(self, signals: Sequence[str] | None = None, **params: Any) -> None:
+        super().__init__(signals, **params)
+        self._daily = DailyMaxima(self.params.days)
+
+    def score_series(self, timestamps: np.ndarray, values: np.ndarray) -> np.ndarray:
+        """Backtest: the score at every point from the series' own earlier bins."""
+        t, y = np.asarray(timestamps, dtype=np.float64), np.asarray(values, dtype=np.float64)
+        out = np.zeros(t.shape[0])
+        held = DailyMaxima(self.params.days)
+        for i in range(t.shape[0]):
+            held.update("s", t[i : i + 1], y[i : i + 1])
+            bins = held.merge("s", t[:0], y[:0])
+            fc = self._forecast(t[: i + 1], y[: i + 1], bins)
+            out[i] = 0.0 if fc is None else self._score(fc)
+        return out
+
+    def detect(self, frame: Frame) -> list[Finding]:
+        wanted = [sig for sig in self.signals if sig not in frame.missing_signals]
+        live = []
+        for series_list in by_signal(frame, wanted).values():
+            for s in series_list:
+                live.append(s.key)
+                isolated(self.name, s, self._daily.update, s.key, s.timestamps, s.values)
+        self._daily.retain(live)
+        return super().detect(frame)
+
+    def _forecast(self, t: np.ndarray, y: np.ndarray, bins: tuple[int, np.ndarray]) -> HeadroomForecast | None:
+        p = self.params
+        # The baseline needs a full previous day: fewer bins than that is a model deployed today.
+        if bins[1].shape[0] < BINS_PER_DAY:
+            return None
+        return forecast(t, y, bins, horizon_seconds=p.horizon_seconds, level_seconds=p.level_seconds,
+                        settle_seconds=p.settle_seconds, days=p.days, min_excess=p.min_excess)
+
+    def _score(self, fc: HeadroomForecast) -> float:
+        if fc.crossing_seconds is None:
+            return 0.0
+        # 0.7 at the least excess forecast, 0.9 once demand runs twice what is usual.
+        grown = (fc.excess - 1.0 - fc.needed) / max(1e-9, 1.0 - fc.needed)
+        return WARN_SCORE + (TOP_SCORE - WARN_SCORE) * float(np.clip(grown, 0.0, 1.0))
+
+    def explain(self, frame: Frame, series: Series) -> Finding | None:
+        bins = self._daily.merge(series.key, series.timestamps[:0], series.values[:0])
+        fc = self._forecast(series.timestamps, series.values, bins)
+        if fc is None:
+            return None
+        score = self._score(fc)
+        info = frame.signals.get(series.signal)
+        unit = f" {info.unit}" if info is not None and info.unit else ""
+        facts: dict[str, object] = {
+            "value": fc.level, "usual": fc.usual, "excess": round(fc.excess, 4), "proven_capacity": fc.capacity,
+            "days": fc.days, "horizon_seconds": self.params.horizon_seconds,
+        }
+        summary = (f"{series.signal} at {fc.level:.4g}{unit}, {fc.excess:.0%} of the usual {fc.usual:.4g} for this "
+                   f"time of day; the most served in the last {fc.days} day(s) is {fc.capacity:.4g}")
+        if fc.crossing_seconds is None:
+            return self.finding(frame, series, score, summary + ": demand stays within it", facts)
+        now = float(series.timestamps[-1])
+        facts |= {"lead_time_seconds": fc.crossing_seconds, "forecast": fc.forecast_at_crossing}
+        when = "already past it" if fc.crossing_seconds == 0 else f"past it in ~{fmt_duration(fc.crossing_seconds)}"
+        summary += (f"; at this excess demand is {when} (forecast {fc.forecast_at_crossing:.4g}): beyond the load "
+                    "the servers have proven, scale ahead")
+        at = from_epoch(now) + timedelta(seconds=fc.crossing_seconds)
+        return self.finding(frame, series, score, summary, facts, predicted_failure_at=at, failure_interval=(at, at))

@@ -1,0 +1,91 @@
+"""ServingHeadroom: demand forecast past the load a model's servers have proven (issue 16)."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import numpy as np
+
+from aiops.config.policy import PolicyConfig
+from aiops.engine.decide import Policy
+from aiops.model import Evidence, Finding, Mode, SignalInfo, from_epoch
+from detectors.ensemble import DefaultEnsemble, merge
+from detectors.headroom import ServingHeadroom
+from tests.detectors.synthetic import DAY, HOUR, MINUTE, MODEL, T0, frame
+
+RATE = {"inference_request_rate": SignalInfo("inference_request_rate", "model", "requests/s", bad_direction="both")}
+
+
+def traffic(t: np.ndarray, noise: float = 0.02, seed: int = 3) -> np.ndarray:
+    """Requests per second over a day: 4 at night, 14 at the 14:00 peak, 2 % noise."""
+    rng = np.random.default_rng(seed)
+    hour = ((t - T0) % DAY) / HOUR
+    return (4 + 10 * np.exp(-0.5 * ((hour - 14) / 3) ** 2)) * (1 + rng.normal(0, noise, t.shape[0]))
+
+
+def run(t: np.ndarray, y: np.ndarray, det: ServingHeadroom, every: int = 5) -> list[tuple[float, Finding]]:
+    """The daemon's view: a 6 h lookback every ``every`` minutes; the findings with their time."""
+    out = []
+    for i in range(6 * 60, t.shape[0], every):
+        lo = max(0, i - 6 * 60)
+        f = frame({"inference_request_rate": [(MODEL, t[lo : i + 1], y[lo : i + 1])]}, RATE)
+        out += [(float(t[i]), x) for x in det.detect(f)]
+    return out
+
+
+def test_ordinary_days_are_not_forecast() -> None:
+    t = T0 + np.arange(0.0, 3 * DAY, MINUTE)
+    found = run(t, traffic(t), ServingHeadroom())
+    assert [f for _, f in found if f.predicted_failure_at is not None] == []
+
+
+def test_a_surge_is_forecast_before_it_leaves_the_proven_range() -> None:
+    t = T0 + np.arange(0.0, 2 * DAY, MINUTE)
+    y = traffic(t)
+    # Day two, from 08:00: demand climbs to 3x over three hours (a launch).
+    start = T0 + DAY + 8 * HOUR
+    y *= 1 + 2 * np.clip((t - start) / (3 * HOUR), 0, 1)
+    found = [(at, f) for at, f in run(t, y, ServingHeadroom()) if f.predicted_failure_at is not None]
+    assert found, "the surge was not forecast"
+    first_at, first = found[0]
+    # Proven: the ~14 req/s peak of day one, which demand passes 85 min into the surge.
+    passes = float(t[np.flatnonzero((t > start) & (y > 14.0))[0]])
+    assert passes - first_at >= 30 * MINUTE, (passes - first_at) / MINUTE
+    assert first.detector == "headroom" and first.score >= 0.7
+    assert first.evidence.facts["proven_capacity"] < 15.0
+    assert "scale ahead" in first.evidence.summary
+
+
+def test_nothing_is_forecast_without_a_previous_day() -> None:
+    t = T0 + np.arange(0.0, 20 * HOUR, MINUTE)
+    y = traffic(t) * np.where(t > T0 + 10 * HOUR, 3.0, 1.0)
+    assert run(t, y, ServingHeadroom()) == []
+
+
+def test_a_forecast_leads_the_merge_over_a_higher_score_without_one() -> None:
+    at = from_epoch(T0)
+    seasonal = Finding("seasonal", "inference_request_rate", MODEL, 0.95, at, Evidence("unusual"))
+    ahead = Finding("headroom", "inference_request_rate", MODEL, 0.75, at, Evidence("past it in ~25m"),
+                    predicted_failure_at=at + timedelta(minutes=25))
+    (top,) = merge([seasonal, ahead])
+    assert top.detector == "headroom" and top.predicted_failure_at is not None
+    assert any("seasonal (0.95)" in r for r in top.evidence.related)
+
+
+def test_the_ensemble_runs_it_by_default() -> None:
+    assert "headroom" in DefaultEnsemble().members
+
+
+def test_policy_scales_ahead_once_the_crossing_is_half_an_hour_away() -> None:
+    policy = Policy(PolicyConfig(), Mode.AUTO)
+    at = from_epoch(T0)
+
+    def ahead(minutes: float) -> Finding:
+        return Finding("headroom", "inference_request_rate_triton", MODEL, 0.75, at, Evidence("demand"),
+                       predicted_failure_at=at + timedelta(minutes=minutes))
+
+    _, far = policy.decide([ahead(60)])
+    graded, near = policy.decide([ahead(25)])
+    assert far == []
+    assert [(d.action, d.rule) for d in near] == [("scale_ahead", "serving-capacity")]
+    assert graded[0].severity == "critical"
