@@ -19,7 +19,8 @@ from aiops.testing.cluster_history import HistorySpec, generate
 from aiops.testing.cluster_profiles import EU_ROUGH
 from tests.evaluation.replay_runs import Replayed, replay
 
-pytestmark = pytest.mark.slow
+# A replay of 33 h (a day before the incidents) takes minutes, more on a loaded machine.
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(900)]
 
 
 @pytest.fixture(scope="module")
