@@ -28,7 +28,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from aiops.collect.prometheus import Block, RawSeries
+from aiops.collect.decode import Block, RawSeries
 
 LabelKey = tuple[tuple[str, str], ...]
 
@@ -74,7 +74,7 @@ class SignalWindow:
         self._base = 0  # absolute slot (time / step) of column 0
         self._lo = self._hi = 0  # live columns
         self._values = np.full((0, 0), np.nan)
-        self._ts = np.empty(0)
+        self._ts: np.ndarray = np.empty(0)
         self.first = np.empty(0, dtype=np.int64)  # absolute slots; _NO_SLOT for a free row
         self.last = np.empty(0, dtype=np.int64)
         self._fetch_from: int | None = None
