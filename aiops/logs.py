@@ -11,6 +11,7 @@ import json
 import logging
 import sys
 import threading
+from typing import TextIO
 from datetime import UTC, datetime
 
 _SECRETS: set[str] = set()
@@ -63,7 +64,7 @@ class JsonFormatter(logging.Formatter):
         return redact(json.dumps(out, default=str))
 
 
-def configure_logging(level: str = "INFO", fmt: str = "json", stream=None) -> None:
+def configure_logging(level: str = "INFO", fmt: str = "json", stream: TextIO | None = None) -> None:
     handler = logging.StreamHandler(stream or sys.stderr)
     handler.addFilter(RedactingFilter())
     handler.setFormatter(

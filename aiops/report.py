@@ -94,7 +94,7 @@ def render_text(report: CycleReport, *, limit: int = 30) -> str:
 
 
 def report_dict(report: CycleReport) -> dict[str, Any]:
-    out = plain(report)
+    out: dict[str, Any] = plain(report)  # a record becomes a mapping
     out["degraded"] = report.degraded
     out["duration_seconds"] = report.duration_seconds
     for f, src in zip(out["findings"], report.findings, strict=True):

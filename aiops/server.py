@@ -201,7 +201,7 @@ class DaemonServer:
 
     def _on_webhook_port(self, request: web.Request) -> bool:
         sockname = request.transport.get_extra_info("sockname") if request.transport else None
-        return self._webhook_sock is not None and bool(sockname) and sockname[1] == self.webhook_port
+        return self._webhook_sock is not None and isinstance(sockname, tuple) and sockname[1] == self.webhook_port
 
     async def _shutdown(self) -> None:
         for server in self._servers:

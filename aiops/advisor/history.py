@@ -17,7 +17,8 @@ from urllib.parse import urlsplit, urlunsplit
 import numpy as np
 
 from aiops.advisor.records import MIB_PER_GIB, GpuTrack, History, HpaTrack, LatencyTrack
-from aiops.collect.prometheus import PrometheusError, RawSeries
+from aiops.collect.decode import RawSeries
+from aiops.collect.prometheus import PrometheusError
 from aiops.config import AiopsConfig
 from aiops.config.advisor import AdvisorConfig
 from aiops.errors import AiopsError
