@@ -104,10 +104,43 @@ _SAMPLE_CHARS = re.compile(rb"[^0-9eE.+\-NaInf,\n]")
 _BARE_VALUE = re.compile(rb'":[^"\[{]')
 
 
-def decode_answer(body: bytes) -> tuple[dict[str, Any], Block | None]:
+@dataclass(frozen=True)
+class _Decoded:
+    """What an answer's text without its samples decoded to."""
+
+    rest: bytes
+    answer: dict[str, Any]
+    result: list[dict[str, Any]]
+    has_values: list[bool]
+    labels: list[dict[str, str]]
+
+
+class LabelMemo:
+    """The last answer's label text and what it decoded to, for one query.
+
+    A steady cycle asks each signal's query for a few new points of the same series as the cycle
+    before, and Prometheus writes them in the same order with the same labels: the answer's text
+    without its samples is then byte for byte the last one, and so is its decode. Reusing it
+    skips the JSON decode of the labels and hands out the very same label list, which the
+    window recognises (aiops/collect/window.py) so it skips mapping each series to its row.
+    """
+
+    def __init__(self) -> None:
+        self._last: _Decoded | None = None
+
+    def get(self, rest: bytes) -> _Decoded | None:
+        last = self._last
+        return last if last is not None and last.rest == rest else None
+
+    def put(self, decoded: _Decoded) -> None:
+        self._last = decoded
+
+
+def decode_answer(body: bytes, memo: LabelMemo | None = None) -> tuple[dict[str, Any], Block | None]:
     """The answer's JSON without its samples, and its samples as a Block (None: not a result).
 
-    Raises :class:`AnswerError` when the body is not JSON.
+    ``memo``: the same query's last answer (:class:`LabelMemo`); the result is the same with or
+    without it. Raises :class:`AnswerError` when the body is not JSON.
     """
     # [before, samples, between, samples, ..., after]: one pass in C, not a step per series.
     parts = _VALUES.split(body)
@@ -116,16 +149,21 @@ def decode_answer(body: bytes) -> tuple[dict[str, Any], Block | None]:
         return _plain(body)
     rest = b'"values":[]'.join(parts[0::2])
     del parts
-    try:
-        answer = json.loads(rest)
-    except ValueError:
-        return _plain(body)
-    result = _result_of(answer)
-    if result is None:
-        return answer, None
-    has_values = [("values" in item) for item in result]
-    if sum(has_values) != len(regions) or any(item["values"] for item in result if "values" in item):
-        return _plain(body)
+    known = memo.get(rest) if memo is not None else None
+    if known is None:
+        try:
+            answer = json.loads(rest)
+        except ValueError:
+            return _plain(body)
+        result = _result_of(answer)
+        if result is None:
+            return answer, None
+        has_values = [("values" in item) for item in result]
+        if sum(has_values) != len(regions) or any(item["values"] for item in result if "values" in item):
+            return _plain(body)
+        labels = _matrix_labels(rest, result) or _labels(result)
+    else:
+        answer, result, has_values, labels = known.answer, known.result, known.has_values, known.labels
     per_region = [region.count(b"],[") + 1 if region else 0 for region in regions]
     if len(regions) == len(result):  # a matrix: every series has its "values"
         counts = np.array(per_region, dtype=np.int64)
@@ -135,7 +173,9 @@ def decode_answer(body: bytes) -> tuple[dict[str, Any], Block | None]:
     samples = _samples(regions, int(counts.sum()))
     if samples is None:
         return _plain(body)
-    return answer, Block(_matrix_labels(rest, result) or _labels(result), counts, *samples)
+    if memo is not None and known is None:
+        memo.put(_Decoded(rest, answer, result, has_values, labels))
+    return answer, Block(labels, counts, *samples)
 
 
 def _matrix_labels(rest: bytes, result: list[dict[str, Any]]) -> list[dict[str, str]] | None:

@@ -28,7 +28,7 @@ from urllib3.exceptions import TimeoutError as TimeoutError_
 from urllib3.util import Timeout, make_headers
 from urllib3.util.retry import Retry
 
-from aiops.collect.decode import AnswerError, Block, RawSeries, decode_answer
+from aiops.collect.decode import AnswerError, Block, LabelMemo, RawSeries, decode_answer
 from aiops.config import resolve_secret
 from aiops.config.prometheus import PrometheusConfig
 from aiops.errors import AiopsError
@@ -52,6 +52,8 @@ class PrometheusClient:
         self.config = config
         self.url = str(config.url).rstrip("/")
         self._timeout = config.timeout.total_seconds()
+        # Per range query, its last answer's labels (a steady cycle's answer repeats them).
+        self._memos: dict[str, LabelMemo] = {}
         retry = Retry(
             total=config.retries,
             backoff_factor=0.5,
@@ -112,7 +114,7 @@ class PrometheusClient:
         while lo <= t1:
             hi = min(t1, lo + per_chunk - step_s)
             params = {"query": query, "start": f"{lo:.3f}", "end": f"{hi:.3f}", "step": f"{step_s:g}"}
-            yield self._get("/api/v1/query_range", params, query)
+            yield self._get("/api/v1/query_range", params, query, self._memos.setdefault(query, LabelMemo()))
             lo = hi + step_s
 
     def label_values(self, label: str, selectors: Sequence[str], start: datetime, end: datetime) -> list[str]:
@@ -142,10 +144,10 @@ class PrometheusClient:
             params["time"] = f"{at.timestamp():.3f}"
         return self._get("/api/v1/query", params, query).split()
 
-    def _get(self, path: str, params: dict[str, str], query: str) -> Block:
+    def _get(self, path: str, params: dict[str, str], query: str, memo: LabelMemo | None = None) -> Block:
         resp = self._send(path, params, query)
         try:
-            body, block = decode_answer(resp.data)
+            body, block = decode_answer(resp.data, memo)
         except AnswerError:
             raise PrometheusError(
                 f"Prometheus at {self.url} answered with a body that is not JSON", temporary=True, query=query

@@ -83,6 +83,10 @@ class SignalWindow:
         # (no view of them alive), or moved to new arrays (a view of them still held).
         self.slides = 0
         self.moves = 0
+        # Bumped whenever a row is given to a series or taken back: a row mapping remembered for
+        # one label list (``_rows_for``) holds while it has not moved.
+        self._keys_version = 0
+        self._rows_memo: tuple[Sequence[dict[str, str]], int, np.ndarray] | None = None
 
     # ------------------------------------------------------------------ storage
     def _slot(self, t: float) -> int:
@@ -135,11 +139,20 @@ class SignalWindow:
         np.multiply(self._base + np.arange(self._ts.shape[0], dtype=np.float64), self.step, out=self._ts)
 
     def _rows_for(self, labels: Sequence[dict[str, str]]) -> np.ndarray:
+        memo = self._rows_memo
+        if memo is not None and memo[0] is labels and memo[1] == self._keys_version:
+            # The very label list of an earlier chunk (the client's LabelMemo hands out the same
+            # list while the answer's labels do not change), and no row was given or taken since.
+            return memo[2]
         keys = list(map(label_key, labels))
         known = list(map(self.keys.get, keys))
         unseen = known.count(None)
         if not unseen:  # a steady cycle: every series has its row already
-            return np.array(known, dtype=np.int64)
+            rows = np.array(known, dtype=np.int64)
+            rows.flags.writeable = False
+            self._rows_memo = (labels, self._keys_version, rows)
+            return rows
+        self._keys_version += 1
         rows = np.empty(len(labels), dtype=np.int64)
         new: list[int] = []
         if unseen > len(self._free):
@@ -279,6 +292,7 @@ class SignalWindow:
         self.first[live] = np.maximum(self.first[live], cutoff)
         gone = live[self.last[live] < self.first[live]]
         if gone.shape[0]:
+            self._keys_version += 1
             for r in gone.tolist():
                 lab = self.labels[r]
                 assert lab is not None

@@ -7,7 +7,7 @@ import json
 import numpy as np
 import pytest
 
-from aiops.collect.decode import AnswerError, decode_answer, decode_result
+from aiops.collect.decode import AnswerError, LabelMemo, decode_answer, decode_result
 
 
 def body(result: list[dict], *, compact: bool = True, result_type: str = "matrix") -> bytes:
@@ -111,3 +111,28 @@ def test_label_values_that_are_not_strings_become_strings_as_in_the_plain_decode
     _, block = decode_answer(body(result))
     assert block is not None and block.labels == decode_result(result).labels
     assert all(isinstance(v, str) for lab in block.labels for v in lab.values())
+
+
+def test_a_label_memo_reuses_the_last_labels_and_decodes_the_same() -> None:
+    """A steady cycle's answer repeats the labels of the last one with new samples: the memo hands
+    out the same label list, and the block is what a decode without it gives."""
+    memo = LabelMemo()
+    first = [{"metric": {"pod": "a"}, "values": [[1700000000, "1"]]}, {"metric": {"pod": "b"}, "values": []}]
+    later = [{"metric": {"pod": "a"}, "values": [[1700000060, "2"], [1700000120, "NaN"]]},
+             {"metric": {"pod": "b"}, "values": [[1700000120, "+Inf"]]}]
+    other = [{"metric": {"pod": "c"}, "values": [[1700000180, "3"]]}]
+    _, a = decode_answer(body(first), memo)
+    _, b = decode_answer(body(later), memo)
+    _, c = decode_answer(body(other), memo)
+    assert a is not None and b is not None and c is not None
+    assert b.labels is a.labels and c.labels is not a.labels
+    for result, block in ((first, a), (later, b), (other, c)):
+        _, plain = decode_answer(body(result))
+        assert plain is not None and block.labels == plain.labels
+        np.testing.assert_array_equal(block.counts, plain.counts)
+        assert block.timestamps.tobytes() == plain.timestamps.tobytes()
+        assert block.values.tobytes() == plain.values.tobytes()
+    # An error answer in between changes nothing the memo holds.
+    decode_answer(b'{"status":"error","errorType":"bad_data","error":"x"}', memo)
+    _, d = decode_answer(body(other), memo)
+    assert d is not None and d.labels is c.labels

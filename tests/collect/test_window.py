@@ -134,3 +134,26 @@ def test_window_matches_a_naive_model_over_many_random_cycles(hold_views: bool) 
     # (bar the three refetched slots: the last fetch's end and the two-step overlap before it).
     for copy, view in views[:50]:
         np.testing.assert_array_equal(copy[:-3], view[:-3])
+
+
+def test_a_label_list_seen_before_maps_to_its_rows_until_a_row_changes_hands() -> None:
+    """The client hands out the same label list while an answer's labels repeat: the window maps
+    it to rows once, and maps it afresh after a row was given or taken back."""
+    win = SignalWindow(180, STEP)
+    labels = [{"pod": "a"}, {"pod": "b"}]
+
+    def fetch(start: float, a: list[float], b: list[float]) -> None:
+        win.begin(start)
+        ts = np.array(a + b)
+        win.write(Block(labels, np.array([len(a), len(b)], dtype=np.int64), ts, ts / 60))
+        win.end()
+
+    fetch(0, [0], [0, 60])
+    fetch(60, [60], [60, 120])  # the same list: the remembered rows
+    assert as_dict(win) == {"a": ([0, 60], [0, 1]), "b": ([0, 60, 120], [0, 1, 2])}
+    win.trim(300)  # "a" ages out (its newest point is older than 120), its row is free
+    assert as_dict(win) == {"b": ([120], [2])}
+    fetch(300, [300], [300])  # the same list again: "a" gets a row afresh, not the freed one
+    got = as_dict(win)
+    assert got["a"] == ([300], [5]) and got["b"][0] == [120, 180, 240, 300]
+    np.testing.assert_array_equal(got["b"][1], [2, np.nan, np.nan, 5])
