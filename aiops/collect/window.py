@@ -95,7 +95,9 @@ class SignalWindow:
     def _ensure_columns(self, low: int, high: int) -> None:
         """Make absolute slots [low, high] addressable (they are never older than the window)."""
         if self._values.shape[1] == 0 or not self.keys:
-            cols = _headroom(max(self._span, high - low + 1), _MIN_COLUMNS)
+            # span + 1: what a full window asks for when it next runs out of room (its live
+            # columns plus the new one), so that it slides in place then rather than moving.
+            cols = _headroom(max(self._span + 1, high - low + 1), _MIN_COLUMNS)
             self._base, self._lo, self._hi = low, 0, 0
             self._values = np.full((self._values.shape[0], cols), np.nan)
             self._ts = (self._base + np.arange(cols)) * self.step

@@ -157,3 +157,19 @@ def test_a_label_list_seen_before_maps_to_its_rows_until_a_row_changes_hands() -
     got = as_dict(win)
     assert got["a"] == ([300], [5]) and got["b"][0] == [120, 180, 240, 300]
     np.testing.assert_array_equal(got["b"][1], [2, np.nan, np.nan, 5])
+
+
+def test_a_steady_window_never_allocates_a_new_matrix() -> None:
+    """One new step a cycle over a full window (here 10 h at one minute, past the minimum size):
+    when the headroom fills, the columns slide back in the same arrays every time."""
+    win = SignalWindow(600 * STEP, STEP)
+    now = 10_000 * STEP
+    win.merge(now - 600 * STEP, [raw({"pod": "a"}, list(np.arange(now - 600 * STEP, now + 1, STEP)), [1.0] * 601)])
+    win.trim(now)
+    for _ in range(300):
+        now += STEP
+        win.merge(now - 2 * STEP, [raw({"pod": "a"}, [now - 2 * STEP, now - STEP, now], [2.0, 3.0, 4.0])])
+        win.trim(now)
+    assert win.slides >= 3 and win.moves == 0
+    [(_, view)] = win.series()
+    assert view.timestamps[0] == now - 600 * STEP and view.timestamps[-1] == now and len(view) == 601
