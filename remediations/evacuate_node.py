@@ -25,7 +25,7 @@ from pydantic import Field
 
 from aiops.kube.plan import CORDONED_BY, StagedPlan, infeasible
 from aiops.kube.view import ClusterView, PodInfo
-from aiops.model import Decision, EntityKind, Mutation, Plan
+from aiops.model import Decision, EntityKind, Mutation, Plan, Resource, Verb
 from aiops.plugins import PluginParams, Remediation
 
 
@@ -64,7 +64,7 @@ class EvacuateNode(Remediation):
         mutations: list[Mutation] = []
         if not node.unschedulable:
             body = {"spec": {"unschedulable": True}, "metadata": {"annotations": {CORDONED_BY: "aiops"}}}
-            mutations.append(Mutation("patch", "nodes", node_name, body=body, description=f"cordon node {node_name}"))
+            mutations.append(Mutation(Verb.PATCH, Resource.NODES, node_name, body=body, description=f"cordon node {node_name}"))
         if params.get("cordon_only", self.params.cordon_only):
             summary = (f"cordon node {node_name} (prepare: its pods keep running; the evacuation follows only if "
                        "the failure comes closer or is confirmed)") if mutations else f"node {node_name} is already cordoned"
@@ -96,10 +96,10 @@ class EvacuateNode(Remediation):
             budget[key] -= 1
             body = {"gracePeriodSeconds": int(grace)} if grace is not None else {}
             mutations.append(
-                Mutation("evict", "pods", pod.name, pod.namespace, body, f"evict pod {pod.namespace}/{pod.name}")
+                Mutation(Verb.EVICT, Resource.PODS, pod.name, pod.namespace, body, f"evict pod {pod.namespace}/{pod.name}")
             )
 
-        evictions = sum(1 for m in mutations if m.verb == "evict")
+        evictions = sum(1 for m in mutations if m.verb == Verb.EVICT)
         if not mutations and not waiting:
             extra = f"; left for a human: {', '.join(left)}" if left else ""
             return StagedPlan(
@@ -142,7 +142,7 @@ class EvacuateNode(Remediation):
         return Plan(
             self.name,
             target,
-            (Mutation("patch", "nodes", target.name, body=body, description=f"uncordon node {target.name}"),),
+            (Mutation(Verb.PATCH, Resource.NODES, target.name, body=body, description=f"uncordon node {target.name}"),),
             f"uncordon node {target.name}: healthy again",
             command=command,
         )

@@ -14,7 +14,7 @@ from pydantic import Field
 
 from aiops.kube.plan import RESTARTED_AT, infeasible
 from aiops.kube.view import ClusterView
-from aiops.model import Decision, EntityKind, Mutation, Plan
+from aiops.model import Decision, EntityKind, Mutation, Plan, Resource, Verb
 from aiops.plugins import PluginParams, Remediation
 
 class RestartPodParams(PluginParams):
@@ -54,8 +54,8 @@ class RestartPod(Remediation):
             target,
             (
                 Mutation(
-                    "delete",
-                    "pods",
+                    Verb.DELETE,
+                    Resource.PODS,
                     name,
                     ns,
                     {"gracePeriodSeconds": grace},
@@ -71,17 +71,17 @@ class RestartPod(Remediation):
         if view is None:
             return infeasible(self.name, target, "a rolling restart needs the cluster state to find the pod's owner")
         owner = view.owner_for(target)
-        if owner is None or owner.kind not in ("deployment", "statefulset"):
+        if owner is None or owner.kind not in (EntityKind.DEPLOYMENT, EntityKind.STATEFULSET):
             return infeasible(self.name, target, "the pod is not managed by a Deployment or StatefulSet")
         stamp = view.taken_at.isoformat().replace("+00:00", "Z")
         body = {"spec": {"template": {"metadata": {"annotations": {RESTARTED_AT: stamp}}}}}
-        resource = "deployments" if owner.kind == "deployment" else "statefulsets"
+        resource = Resource.DEPLOYMENTS if owner.kind == EntityKind.DEPLOYMENT else Resource.STATEFULSETS
         return Plan(
             self.name,
             owner.entity,
             (
                 Mutation(
-                    "patch", resource, owner.name, owner.namespace, body, f"rollout restart {owner.kind}/{owner.name}"
+                    Verb.PATCH, resource, owner.name, owner.namespace, body, f"rollout restart {owner.kind}/{owner.name}"
                 ),
             ),
             f"rolling restart of {owner.kind} {owner.namespace}/{owner.name} (owner of pod {target.name})",

@@ -51,7 +51,7 @@ from aiops.kube.view import (
     argo_app_name,
     revisions_of,
 )
-from aiops.model import Decision, Entity, EntityKind, Mutation, Plan
+from aiops.model import Decision, Entity, EntityKind, Mutation, Plan, Resource, Verb
 from aiops.plugins import PluginParams, Remediation
 
 ROLLED_BACK_FROM = "aiops.io/rolled-back-from"
@@ -95,7 +95,7 @@ class RollbackModel(Remediation):
         workload = view.owner_for(target)
         if workload is None:
             return infeasible(self.name, target, f"no Deployment found for {target.key}", _history_command(target))
-        if workload.kind != "deployment":
+        if workload.kind != EntityKind.DEPLOYMENT:
             ref = f"{workload.kind}/{workload.name} -n {workload.namespace}"
             return infeasible(
                 self.name,
@@ -203,8 +203,8 @@ class RollbackModel(Remediation):
             deploy.entity,
             (
                 Mutation(
-                    "patch",
-                    "deployments",
+                    Verb.PATCH,
+                    Resource.DEPLOYMENTS,
                     deploy.name,
                     deploy.namespace,
                     body,
@@ -357,8 +357,8 @@ class RollbackModel(Remediation):
             app.entity,
             (
                 Mutation(
-                    "patch",
-                    "applications",
+                    Verb.PATCH,
+                    Resource.APPLICATIONS,
                     app.name,
                     app.namespace,
                     body,

@@ -21,7 +21,7 @@ from pydantic import Field, ValidationInfo, field_validator
 
 from aiops.kube.plan import ORIGINAL_REPLICAS, infeasible
 from aiops.kube.view import ClusterView, HpaInfo, WorkloadInfo
-from aiops.model import Decision, Mutation, Plan
+from aiops.model import Decision, EntityKind, Mutation, Plan, Resource, Verb
 from aiops.plugins import PluginParams, Remediation
 
 class ScaleAheadParams(PluginParams):
@@ -77,7 +77,7 @@ class ScaleAhead(Remediation):
         if view is None:
             return infeasible(self.name, target, "scaling needs the cluster state to find the workload")
         workload = view.owner_for(target)
-        if workload is None or workload.kind not in ("deployment", "statefulset"):
+        if workload is None or workload.kind not in (EntityKind.DEPLOYMENT, EntityKind.STATEFULSET):
             return infeasible(self.name, target, f"no Deployment or StatefulSet found for {target.key}")
         params: dict[str, Any] = dict(decision.params)
         step = int(params.get("step", self.params.step))
@@ -124,13 +124,13 @@ class ScaleAhead(Remediation):
         note = {ORIGINAL_REPLICAS: str(original) if original is not None else None}
         if hpa is not None:
             body = {"metadata": {"annotations": note}, "spec": {"minReplicas": value}}
-            mutation = Mutation("patch", "horizontalpodautoscalers", hpa.name, hpa.namespace, body, summary)
+            mutation = Mutation(Verb.PATCH, Resource.HORIZONTALPODAUTOSCALERS, hpa.name, hpa.namespace, body, summary)
             command = f'kubectl patch hpa {hpa.name} -n {hpa.namespace} -p \'{{"spec":{{"minReplicas":{value}}}}}\''
             target = hpa.entity
         else:
             body = {"metadata": {"annotations": note}, "spec": {"replicas": value}}
-            resource = "deployments" if workload.kind == "deployment" else "statefulsets"
-            mutation = Mutation("patch", resource, workload.name, workload.namespace, body, summary)
+            resource = Resource.DEPLOYMENTS if workload.kind == EntityKind.DEPLOYMENT else Resource.STATEFULSETS
+            mutation = Mutation(Verb.PATCH, resource, workload.name, workload.namespace, body, summary)
             command = f"kubectl scale {workload.kind}/{workload.name} -n {workload.namespace} --replicas={value}"
             target = workload.entity
         return Plan(self.name, target, (mutation,), summary, command=command)
