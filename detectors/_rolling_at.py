@@ -32,7 +32,7 @@ class Windows:
         win = np.where(inside, x[safe], np.nan)
         win.sort(axis=1)
         self._win = win
-        self.count = np.sum(~np.isnan(win), axis=1)
+        self.count: np.ndarray = np.sum(~np.isnan(win), axis=1)
         self._rows = np.arange(at.shape[0])
 
     def median(self, min_periods: int) -> np.ndarray:

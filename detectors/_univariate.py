@@ -149,7 +149,8 @@ def level_deviation(yv: np.ndarray, confirm: int) -> np.ndarray:
         win = np.sort(sliding_window_view(yv, confirm), axis=1)
         mid = win[:, confirm // 2] if confirm % 2 else (win[:, confirm // 2] + win[:, confirm // 2 - 1]) / 2
         before[2 * confirm - 1 :] = mid[: m - 2 * confirm + 1]
-    return yv - before
+    deviation: np.ndarray = yv - before
+    return deviation
 
 
 def segment_ids(
@@ -219,20 +220,24 @@ def grouped_rolling(
         # One group (the common case): a plain rolling window, without groupby's overhead.
         plain = s.rolling(window, min_periods=min_periods)
         single = plain.quantile(q) if stat == "quantile" else getattr(plain, stat)()
-        return single.to_numpy(dtype=np.float64)
+        values: np.ndarray = single.to_numpy(dtype=np.float64)
+        return values
     roll = s.groupby(groups, sort=False).rolling(window, min_periods=min_periods)
     out = roll.quantile(q) if stat == "quantile" else getattr(roll, stat)()
     # Groups are contiguous and in order, so dropping the group level restores the input order.
-    return out.droplevel(0).sort_index().to_numpy(dtype=np.float64)
+    ordered: np.ndarray = out.droplevel(0).sort_index().to_numpy(dtype=np.float64)
+    return ordered
 
 
 def normal_sf(z: np.ndarray | float) -> np.ndarray:
     """P(Z > z) for a standard normal Z (vectorised)."""
-    return ndtr(-np.asarray(z, dtype=np.float64))
+    p: np.ndarray = ndtr(-np.asarray(z, dtype=np.float64))
+    return p
 
 
 def normal_cdf(z: np.ndarray | float) -> np.ndarray:
-    return ndtr(np.asarray(z, dtype=np.float64))
+    p: np.ndarray = ndtr(np.asarray(z, dtype=np.float64))
+    return p
 
 
 def clip01(x: np.ndarray) -> np.ndarray:

@@ -637,7 +637,8 @@ class ExhaustionForecast(UnivariateDetector):
             bound = top + np.maximum(steepest, 0.0) * (span + self.params.horizon_seconds)
         # A hair of slack for rounding: the bound must never be the reason a finding is lost.
         margin = 1e-9 * np.maximum(np.abs(capacity), 1.0)
-        return (y[:, -1] >= capacity) | (bound >= capacity - margin)
+        reaches: np.ndarray = (y[:, -1] >= capacity) | (bound >= capacity - margin)
+        return reaches
 
     def detect(self, frame: Frame) -> list[Finding]:
         if self.daily_memory_days:
