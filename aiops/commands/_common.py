@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import sys
 from pathlib import Path
 
@@ -13,7 +14,7 @@ from aiops.state import StateError
 EXIT_OK, EXIT_DEGRADED, EXIT_USAGE = 0, 1, 2
 
 
-def add_config_arg(parser, required: bool = False) -> None:  # noqa: ANN001 - argparse
+def add_config_arg(parser: argparse.ArgumentParser, required: bool = False) -> None:
     parser.add_argument(
         "--config", "-c", type=Path, required=required, metavar="FILE",
         help="YAML config file (default: built-in defaults, Prometheus on 127.0.0.1:9090)",

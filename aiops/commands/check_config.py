@@ -11,7 +11,7 @@ from aiops.config.base import SecretRef
 from aiops.config.check import check_plugins
 
 
-def register(sub: argparse._SubParsersAction) -> None:
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser("check-config", help="validate a config file and exit non-zero with the key and reason on error")
     p.add_argument("file", metavar="FILE")
     p.add_argument(

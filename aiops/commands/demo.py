@@ -24,7 +24,7 @@ if TYPE_CHECKING:
     from aiops.demo.livefeed import LiveFeed
 
 
-def register(sub: argparse._SubParsersAction) -> None:
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser("demo", help="run one dry-run cycle against a local Prometheus loaded with bundled data")
     p.add_argument("--serve", action="store_true", help="keep the daemon and Prometheus running until Ctrl-C")
     p.add_argument("--port", type=int, default=8080, help="HTTP port for /metrics, /healthz, /readyz with --serve")

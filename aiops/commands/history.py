@@ -15,7 +15,7 @@ from aiops.state import Store
 from aiops.state.audit import AuditLog
 
 
-def register(sub: argparse._SubParsersAction) -> None:
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser("history", help="list recent cycles, findings, decisions, actions and notifications")
     add_config_arg(p)
     p.add_argument("--state", help="state database (default: state.path from the config)")

@@ -27,7 +27,7 @@ from aiops.plugins import DeliveryStatus, PluginError
 EXIT_CHANNEL_FAILED = 1
 
 
-def register(sub: argparse._SubParsersAction) -> None:
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser("notify", help="send a test notification through the channels, or show the outbox")
     add_config_arg(p)
     what = p.add_mutually_exclusive_group(required=True)

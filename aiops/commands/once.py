@@ -16,7 +16,7 @@ from aiops.model import CycleReport
 from aiops.report import render_text, report_dict
 
 
-def register(sub: argparse._SubParsersAction) -> None:
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser("once", help="run one cycle and print what looks wrong and what would be done")
     add_config_arg(p)
     p.add_argument("--json", action="store_true", help="print the cycle report as JSON")

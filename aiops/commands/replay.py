@@ -22,7 +22,7 @@ from aiops.model import Mode
 MAX_CYCLES = 200_000
 
 
-def register(sub: argparse._SubParsersAction) -> None:
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser(
         "replay",
         help="run the whole daemon over Prometheus history (dry-run) and report what it would have done",

@@ -11,7 +11,7 @@ from aiops.engine.pipeline import Pipeline
 from aiops.logs import configure_logging
 
 
-def register(sub: argparse._SubParsersAction) -> None:
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser("run", help="run the daemon: cycles on a schedule, /metrics, /healthz, /readyz")
     add_config_arg(p)
     p.set_defaults(func=run)
