@@ -25,7 +25,7 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any, Literal, TextIO
+from typing import TYPE_CHECKING, Annotated, Any, Literal, TextIO, TypeVar
 
 import numpy as np
 import yaml
@@ -93,6 +93,7 @@ class ScenarioError(PermanentError, ValueError):
 # --- faults ---------------------------------------------------------------------------------
 # Targets are an index into the generated list (0 = first) or an exact generated name.
 Target = int | str
+_Spec = TypeVar("_Spec")  # NodeSpec, PodSpec, GpuSpec or ModelSpec
 
 
 class MemoryLeak(StrictModel):
@@ -407,7 +408,7 @@ class Topology:
         return cls(sc, nodes, gpus, tuple(pods + model_pods), models)
 
     # --- lookups for fault targets --------------------------------------------------------
-    def _pick(self, what: str, items: Sequence[Any], target: Target, key: Callable[[Any], str]) -> Any:
+    def _pick(self, what: str, items: Sequence[_Spec], target: Target, key: Callable[[_Spec], str]) -> _Spec:
         if isinstance(target, int):
             if 0 <= target < len(items):
                 return items[target]
@@ -471,12 +472,14 @@ class _Context:
         """0 before ``end - before_end``, rising linearly to 1 at ``end + after_end``."""
         t0 = self.end - before_end.total_seconds()
         t1 = self.end + after_end.total_seconds()
-        return np.clip((self.t - t0) / max(t1 - t0, 1e-9), 0.0, 1.0)
+        ramp: np.ndarray = np.clip((self.t - t0) / max(t1 - t0, 1e-9), 0.0, 1.0)
+        return ramp
 
     def load(self, phases: np.ndarray) -> np.ndarray:
         """Diurnal load in [0.2, 0.9] peaking mid-afternoon UTC, one row per phase."""
         day = self.t[None, :] / DAY - np.asarray(phases, dtype=float)[:, None]
-        return 0.55 + 0.3 * np.sin(2 * np.pi * (day - 0.375)) + 0.05 * np.sin(4 * np.pi * day)
+        load: np.ndarray = 0.55 + 0.3 * np.sin(2 * np.pi * (day - 0.375)) + 0.05 * np.sin(4 * np.pi * day)
+        return load
 
     def faults_of(self, kind: type) -> list[Any]:
         return [f for f in self.faults if isinstance(f, kind)]
@@ -511,7 +514,8 @@ def _const(value: float | Callable[[Any], float], rows_per_entity: int = 1) -> C
 
 
 def _counter_from_increments(inc: np.ndarray, start: np.ndarray | float = 0.0) -> np.ndarray:
-    return np.cumsum(inc, axis=1) + np.asarray(start, dtype=float).reshape(-1, 1)
+    counter: np.ndarray = np.cumsum(inc, axis=1) + np.asarray(start, dtype=float).reshape(-1, 1)
+    return counter
 
 
 def _apply_reset(values: np.ndarray, at: int) -> None:
@@ -533,7 +537,7 @@ def _pod_working_set(ctx: _Context, pods: Sequence[PodSpec], rng: np.random.Gene
     limit = np.array([p.memory_limit for p in pods])[:, None]
     frac = np.array([p.memory_fraction for p in pods])[:, None]
     load = ctx.load(phases)
-    ws = limit * frac * (1 + 0.15 * (load - 0.55)) * (1 + 0.01 * rng.standard_normal((len(pods), len(ctx.t))))
+    ws: np.ndarray = limit * frac * (1 + 0.15 * (load - 0.55)) * (1 + 0.01 * rng.standard_normal((len(pods), len(ctx.t))))
     names = [p.name for p in pods]
     for leak in ctx.faults_of(MemoryLeak):
         target = ctx.topo.pod(leak.pod)
@@ -1056,8 +1060,10 @@ def _vllm_gauge(kind: str) -> Callable[[_Context, Sequence[PodSpec], np.random.G
         state = _serving_state(ctx, pods)
         load = state.requests / np.maximum(np.array([p.rps for p in pods])[:, None] * ctx.step / 0.55, 1e-9)
         if kind == "waiting":
-            return rng.poisson(0.3 + 4 * np.clip(load - 0.75, 0, None) + 12 * state.pressure).astype(float)
-        return np.clip(0.2 + 0.35 * load + 0.35 * state.pressure + 0.02 * rng.standard_normal(load.shape), 0, 1)
+            waiting: np.ndarray = rng.poisson(0.3 + 4 * np.clip(load - 0.75, 0, None) + 12 * state.pressure).astype(float)
+            return waiting
+        usage: np.ndarray = np.clip(0.2 + 0.35 * load + 0.35 * state.pressure + 0.02 * rng.standard_normal(load.shape), 0, 1)
+        return usage
 
     return fn
 
@@ -1105,6 +1111,16 @@ def _inference_families(ctx: _Context) -> list[_Family]:
     def ids(p: PodSpec) -> str:
         return _labels(namespace=p.namespace, pod=p.name, model_name=p.model or "")
 
+    def histogram_rows(name: str, buckets: Sequence[float]) -> Callable[[PodSpec], list[str]]:
+        def rows(p: PodSpec) -> list[str]:
+            return [
+                *(f'{name}_bucket{{{ids(p)},le="{le}"}}' for le in (*map(str, buckets), "+Inf")),
+                f"{name}_count{{{ids(p)}}}",
+                f"{name}_sum{{{ids(p)}}}",
+            ]
+
+        return rows
+
     hist = "vllm:e2e_request_latency_seconds"
     return [
         _Family(
@@ -1140,11 +1156,7 @@ def _inference_families(ctx: _Context) -> list[_Family]:
                 "histogram",
                 text,
                 pods,
-                lambda p, name=name, buckets=buckets: [
-                    *(f'{name}_bucket{{{ids(p)},le="{le}"}}' for le in (*map(str, buckets), "+Inf")),
-                    f"{name}_count{{{ids(p)}}}",
-                    f"{name}_sum{{{ids(p)}}}",
-                ],
+                histogram_rows(name, buckets),
                 values,
                 3,
             )
