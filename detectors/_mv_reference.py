@@ -191,11 +191,51 @@ def advance(
     for the next ones.
     """
     work = replace(state, kept=dict(state.kept), seen=dict(state.seen))  # copied once, then filled in
+    batch = _without_refit(work, blocks, schedule)
+    if batch is not None:
+        return work, batch
     out = []
     for block in blocks:
         work, scored = _advance(work, block, kind, features, fit, schedule)
         out.append(scored)
     return work, out
+
+
+def _without_refit(state: PoolState, blocks: Sequence[Block], schedule: Schedule) -> list[Scored] | None:
+    """The steady cycle: when no new row makes a refit due, every block is scored in one batch
+    (one neighbour query for the whole pool instead of one per entity); None when one might."""
+    model, saved = state.model, state.saved
+    if model is None or saved is None:
+        return None
+    due_at = saved.fitted_at + schedule.refresh_seconds
+    target = _doubling_target(state, schedule)
+    total, plans = state.kept_rows, []
+    for b in blocks:
+        seen_t = state.seen.get(b.entity, -math.inf)
+        history = np.flatnonzero(b.t[: b.start] > seen_t)
+        fresh = b.start + int(np.searchsorted(b.t[b.start :], seen_t, side="right"))
+        if fresh < b.t.shape[0] and b.t[-1] >= due_at:
+            return None
+        total += history.shape[0] + b.t.shape[0] - fresh
+        plans.append((history, fresh))
+    if target is not None and total >= target:
+        return None  # the pool may double within this cycle: row by row
+    scoring = [(b, fresh) for b, (_, fresh) in zip(blocks, plans) if fresh < b.t.shape[0]]
+    logs = iter(model.log_members_of([b.x[max(0, fresh - model.window + 1) :] for b, fresh in scoring]))
+    out = []
+    for b, (history, fresh) in zip(blocks, plans):
+        if history.shape[0]:
+            _keep(state, b.entity, _unflagged(b.t[history], b.x[history]), float(b.t[history[-1]]))
+        n = b.t.shape[0] - fresh
+        if not n:
+            out.append(Scored(np.zeros(0), np.zeros(0), model))
+            continue
+        stat = model.combine(next(logs)[:, -n:])
+        s = model.calibrate(stat)
+        s[np.all(np.isnan(b.x[fresh:]), axis=1)] = 0.0  # a row with no data has no opinion
+        _keep(state, b.entity, Rows(b.t[fresh:], b.x[fresh:], s >= schedule.report_floor), float(b.t[-1]))
+        out.append(Scored(s, stat, model))
+    return out
 
 
 def _advance(
