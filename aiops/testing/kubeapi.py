@@ -162,7 +162,7 @@ class KubeApiServer:
             ),
         }
         self.certificate = loopback_certificate()
-        self._server: ThreadingHTTPServer | None = None
+        self._server: _Server | None = None
         self._thread: threading.Thread | None = None
         self.stopping = threading.Event()  # set while the server shuts down: ends watches and hangs
         for ns in _DEFAULT_NAMESPACES:
@@ -178,14 +178,14 @@ class KubeApiServer:
     def start(self) -> KubeApiServer:
         if self._server is not None:
             return self
-        server = ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
+        server = _Server(("127.0.0.1", 0), _Handler)
         # The TLS handshake happens on first read, in the request's thread, so one slow client
         # cannot stall the accept loop.
         server.socket = self.certificate.server_context().wrap_socket(
             server.socket, server_side=True, do_handshake_on_connect=False
         )
         server.daemon_threads = True
-        server.api = self  # type: ignore[attr-defined]
+        server.api = self
         self._server = server
         self.stopping.clear()
         self._thread = threading.Thread(
@@ -434,20 +434,26 @@ def _parse_resource_path(method: str, path: str, query: dict[str, list[str]]) ->
     return req
 
 
+class _Server(ThreadingHTTPServer):
+    """The HTTP server of one fake API server: each request's handler reaches the fake through it."""
+
+    api: KubeApiServer
+
+
 class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     server_version = "aiops-kubeapi"
     # Headers and body go out in separate writes: with Nagle on, each small response waits for
     # the client's delayed ACK (~40 ms).
     disable_nagle_algorithm = True
-    server: ThreadingHTTPServer
+    server: _Server
 
     def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - stdlib signature
         """Silent: the request log is the record."""
 
     @property
     def api(self) -> KubeApiServer:
-        return self.server.api  # type: ignore[attr-defined]
+        return self.server.api
 
     def do_GET(self) -> None:
         self._dispatch()

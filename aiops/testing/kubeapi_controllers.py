@@ -57,7 +57,8 @@ def _without_hash(template: Obj) -> Obj:
     labels = template.get("metadata", {}).get("labels")
     if labels:
         labels.pop(HASH_LABEL, None)
-    return semantic(template)
+    stripped: Obj = semantic(template)
+    return stripped
 
 
 def semantic(value: Any) -> Any:

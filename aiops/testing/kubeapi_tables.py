@@ -40,7 +40,8 @@ def human_age(created: str | None, now: datetime | None = None) -> str:
 
 
 def _name(o: Obj) -> str:
-    return o["metadata"]["name"]
+    name: str = o["metadata"]["name"]
+    return name
 
 
 def _age(o: Obj) -> str:
@@ -54,8 +55,8 @@ def _pod_status(o: Obj) -> str:
     for cs in status.get("containerStatuses", ()):
         waiting = cs.get("state", {}).get("waiting")
         if waiting and waiting.get("reason"):
-            return waiting["reason"]
-    return status.get("reason") or status.get("phase", "Unknown")
+            return str(waiting["reason"])
+    return str(status.get("reason") or status.get("phase", "Unknown"))
 
 
 def _pod_ready(o: Obj) -> str:
