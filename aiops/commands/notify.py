@@ -72,7 +72,7 @@ def show_outbox(config: AiopsConfig) -> int:
 
 def send_tests(config: AiopsConfig, route: str | None) -> int:
     from aiops.notify.channels import build_notifiers
-    from aiops.notify.probe import send_test
+    from aiops.notify.probe import UnknownRoute, send_test
     try:
         notifiers = build_notifiers(config.notify)
     except PluginError as exc:
@@ -81,8 +81,8 @@ def send_tests(config: AiopsConfig, route: str | None) -> int:
         return fail("no notify channels are enabled; add one under notify.channels (see README.md)")
     try:
         results = send_test(notifiers, config.notify.routes, route)
-    except KeyError as exc:
-        return fail(str(exc.args[0]))
+    except UnknownRoute as exc:
+        return fail(exc)
     finally:
         for n in notifiers.values():
             n.close()

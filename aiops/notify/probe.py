@@ -7,6 +7,7 @@ from collections.abc import Mapping, Sequence
 
 from aiops import metrics
 from aiops.config.notify import RouteConfig
+from aiops.errors import PermanentError
 from aiops.model import Notification, NotificationKind, Severity, new_id, utcnow
 from aiops.notify import formatting as fmt
 from aiops.plugins import Delivery, DeliveryStatus, Notifier
@@ -28,13 +29,19 @@ def make_test_notification(route: RouteConfig | None = None) -> Notification:
     )
 
 
+class UnknownRoute(PermanentError):
+    """``--route`` names no route of the config."""
+
+    hint = "pass one of the route names under notify.routes, or leave out --route to test every channel"
+
+
 def send_test(notifiers: Mapping[str, Notifier], routes: Sequence[RouteConfig], route_name: str | None = None) -> dict[str, Delivery]:
     """Send one clearly marked test message through each channel (of one route); no outbox, no retries."""
     if route_name is not None:
         route = next((r for r in routes if r.name == route_name), None)
         if route is None:
             known = ", ".join(r.name for r in routes) or "none configured"
-            raise KeyError(f"no notify route named {route_name!r} (routes: {known})")
+            raise UnknownRoute(f"no notify route named {route_name!r} (routes: {known})")
         channels = [c for c in route.channels if c in notifiers]
     else:
         route = None
