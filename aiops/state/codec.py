@@ -48,6 +48,11 @@ def _parse_time(value: str | None) -> datetime | None:
     return datetime.fromisoformat(value) if value else None
 
 
+def _required_time(value: str) -> datetime:
+    """A time the record cannot lack: a stored row without it is refused here, not later."""
+    return datetime.fromisoformat(value)
+
+
 def _number(value: float) -> float | None:
     # JSON has no NaN; a gap in the recent values stays a gap.
     return None if value is None or (isinstance(value, float) and math.isnan(value)) else float(value)
@@ -126,7 +131,7 @@ def finding_from_dict(d: dict[str, Any]) -> Finding:
         signal=d["signal"],
         entity=entity_from_dict(d["entity"]),
         score=float(d["score"]),
-        observed_at=_parse_time(d["observed_at"]),  # type: ignore[arg-type]
+        observed_at=_required_time(d["observed_at"]),
         evidence=Evidence(
             summary=ev["summary"],
             recent=tuple(float("nan") if v is None else float(v) for v in ev.get("recent", ())),
@@ -134,7 +139,7 @@ def finding_from_dict(d: dict[str, Any]) -> Finding:
             related=tuple(ev.get("related", ())),
         ),
         predicted_failure_at=_parse_time(d.get("predicted_failure_at")),
-        failure_interval=(_parse_time(interval[0]), _parse_time(interval[1])) if interval else None,  # type: ignore[arg-type]
+        failure_interval=(_required_time(interval[0]), _required_time(interval[1])) if interval else None,
         confirmed=bool(d.get("confirmed", False)),
         severity=Severity(d["severity"]) if d.get("severity") else None,
         **extra,
@@ -185,7 +190,7 @@ def result_from_dict(d: dict[str, Any]) -> ActionResult:
         detail=d["detail"],
         plan=plan,
         rail=d.get("rail", ""),
-        at=_parse_time(d["at"]),  # type: ignore[arg-type]
+        at=_required_time(d["at"]),
     )
 
 

@@ -29,6 +29,8 @@ from aiops.state.codec import (
     decision_from_json,
     entity_from_dict,
     entity_to_dict,
+    finding_from_dict,
+    finding_to_dict,
     decision_to_json,
     notification_from_json,
     notification_to_json,
@@ -113,3 +115,12 @@ def test_a_notification_keeps_its_kind_and_old_rows_get_theirs_from_the_key() ->
         del row["kind"]
         assert notification_from_json(json.dumps(row)).kind is kind
     assert not NotificationKind.ACTION.resolvable and NotificationKind.FINDING.resolvable
+
+
+def test_a_stored_finding_without_its_time_is_refused_when_read() -> None:
+    """observed_at is no optional field: a row without it fails where it is decoded, not later."""
+    row = finding_to_dict(_finding())
+    assert finding_from_dict(row).observed_at == T0
+    row["observed_at"] = None
+    with pytest.raises((TypeError, ValueError)):
+        finding_from_dict(row)
