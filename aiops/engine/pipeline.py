@@ -14,6 +14,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Protocol
 
 from aiops import metrics, plugins
 from aiops.collect.collector import Collector
@@ -93,6 +94,12 @@ def _shared_notify_ledger(config: AiopsConfig, actor: Actor) -> ClusterNotifyLed
         reporter=getattr(actor.elector, "identity", "aiops"), timeout=request_timeout(config.kubernetes))
 
 
+class FindingSource(Protocol):
+    """Findings that come from no series (the Alertmanager webhook's inbox), added every cycle."""
+
+    def findings(self, now: datetime) -> list[Finding]: ...
+
+
 class Pipeline:
     def __init__(
         self,
@@ -106,7 +113,7 @@ class Pipeline:
         audit: AuditLog,
         store: Store,
         ledger: PredictionLedger | None = None,
-        extra_findings: Sequence[object] = (),
+        extra_findings: Sequence[FindingSource] = (),
     ) -> None:
         self.config = config
         self.collector = collector
@@ -117,9 +124,8 @@ class Pipeline:
         self.audit = audit
         self.store = store
         self.ledger = ledger
-        # Sources of findings that do not come from series (Alertmanager webhook inbox):
-        # objects with ``findings(now) -> list[Finding]``.
-        self.extra_findings = list(extra_findings)
+        # Sources of findings that do not come from series (Alertmanager webhook inbox).
+        self.extra_findings: list[FindingSource] = list(extra_findings)
         self.health = Health()
         self.last_report: CycleReport | None = None
         self._lock = threading.Lock()
@@ -302,7 +308,7 @@ class Pipeline:
                 metrics.STAGE_ERRORS.labels("detect").inc()
         findings.extend(absent_findings(frame))
         for source in self.extra_findings:
-            findings.extend(source.findings(now))  # type: ignore[attr-defined]
+            findings.extend(source.findings(now))
         return correlate(findings, frame, self.config.policy.root_cause)
 
     def _export(self, report: CycleReport) -> None:
