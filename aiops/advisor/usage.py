@@ -7,6 +7,7 @@ import math
 from collections import Counter
 from collections.abc import Callable, Hashable, Iterable, Sequence
 from dataclasses import replace
+from typing import TypeVar
 
 import numpy as np
 
@@ -42,8 +43,9 @@ def summarize(entity: Entity, tracks: Sequence[GpuTrack], history: History, conf
     fb_finite = fb[np.isfinite(fb)]
     peak = float(np.quantile(values, config.compute_peak_quantile)) if values.size else math.nan
     peak_compute, source = peak, "DCGM_FI_DEV_GPU_UTIL"
-    if all(t.sm_active is not None for t in tracks):
-        sm = np.vstack([t.sm_active for t in tracks])  # type: ignore[misc]
+    sm_tracks = [t.sm_active for t in tracks if t.sm_active is not None]
+    if len(sm_tracks) == len(tracks):  # every GPU exports SM activity
+        sm = np.vstack(sm_tracks)
         sm = sm[np.isfinite(sm)]
         if sm.size:
             peak_compute, source = float(np.quantile(sm, config.compute_peak_quantile)), "DCGM_FI_PROF_SM_ACTIVE"
@@ -67,19 +69,25 @@ def summarize(entity: Entity, tracks: Sequence[GpuTrack], history: History, conf
     )
 
 
-def _group(tracks: Iterable[GpuTrack], key: Callable[[GpuTrack], Hashable]) -> dict[Hashable, list[GpuTrack]]:
-    groups: dict[Hashable, list[GpuTrack]] = {}
+_Key = TypeVar("_Key", bound=Hashable)
+
+
+def _group(tracks: Iterable[GpuTrack], key: Callable[[GpuTrack], _Key | None]) -> dict[_Key, list[GpuTrack]]:
+    """Tracks by ``key``; a track whose key is None (a GPU no workload held) is left out."""
+    groups: dict[_Key, list[GpuTrack]] = {}
     for t in tracks:
-        groups.setdefault(key(t), []).append(t)
+        k = key(t)
+        if k is not None:
+            groups.setdefault(k, []).append(t)
     return groups
 
 
 def by_workload(history: History, config: AdvisorConfig) -> list[Usage]:
-    groups = _group((t for t in history.gpus if t.workload is not None), lambda t: t.workload)
+    groups = _group(history.gpus, lambda t: t.workload)
     usages = []
     for entity, tracks in groups.items():
-        usage = summarize(entity, tracks, history, config)  # type: ignore[arg-type]
-        requested = history.requested.get(entity)  # type: ignore[call-overload]
+        usage = summarize(entity, tracks, history, config)
+        requested = history.requested.get(entity)
         if requested is not None:
             usage = replace(usage, requested_gpu_hours=float(np.nansum(requested)) * history.step_hours)
         usages.append(usage)
