@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import enum
 from abc import ABC, abstractmethod
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from functools import cache
 from importlib.metadata import entry_points
@@ -135,12 +135,15 @@ class Detector(ABC):
 
 @runtime_checkable
 class KeepsState(Protocol):
-    """A detector whose state must survive a restart. It stays pure: the pipeline stores the
-    bodies ``saved_state`` hands over after each cycle (those changed since the last call) and
-    gives them back to ``restore_state`` at start, which returns a problem per body it could
-    not use (that part starts over)."""
+    """A detector whose state must survive a restart. It stays pure: after each cycle the
+    pipeline stores the bodies ``saved_state`` hands over (those changed and not yet stored) and
+    acknowledges them with ``state_saved`` (a failed write leaves them for the next cycle); at
+    start it gives them back to ``restore_state``, which returns a problem per body it could not
+    use (that part starts over)."""
 
     def saved_state(self) -> dict[str, bytes]: ...
+
+    def state_saved(self, keys: Iterable[str]) -> None: ...
 
     def restore_state(self, saved: Mapping[str, bytes]) -> list[str]: ...
 

@@ -67,7 +67,7 @@ from __future__ import annotations
 
 import math
 import warnings
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from functools import partial
 from typing import Any, ClassVar
@@ -476,10 +476,13 @@ class EntityAnomaly(Detector):
 
     # -- the reference's state, handed to the daemon's state file ---------------------------------
     def saved_state(self) -> dict[str, bytes]:
-        """The references fitted since the last call, by pool, as the state file stores them."""
-        out = {k: ref.to_bytes() for k, ref in self._unsaved.items()}
-        self._unsaved.clear()
-        return out
+        """The references fitted and not yet stored, by pool, as the state file stores them."""
+        return {k: ref.to_bytes() for k, ref in self._unsaved.items()}
+
+    def state_saved(self, keys: Iterable[str]) -> None:
+        """The pipeline stored these references; a newer fit of the same pool stays pending."""
+        for key in keys:
+            self._unsaved.pop(key, None)
 
     def restore_state(self, saved: Mapping[str, bytes]) -> list[str]:
         """Take up the references a previous run saved; returns a problem per one it could not read

@@ -281,11 +281,13 @@ class Pipeline:
 
         report.finished_at = utcnow()
         with self._stage(report, "record"):
-            for name, detector in self._keeping_state():
-                self.detector_state.save(name, detector.saved_state(), now.timestamp())
             self.audit.record(report)
             if self.ledger is not None:
                 self.ledger.mark_acted(report.results, report.decisions)
+            for name, detector in self._keeping_state():
+                bodies = detector.saved_state()
+                self.detector_state.save(name, bodies, now.timestamp())
+                detector.state_saved(bodies)  # only once written: a full disk retries next cycle
         report.finished_at = utcnow()
         self._export(report)
         return report

@@ -14,7 +14,7 @@ from aiops.config import AiopsConfig, parse_config
 from aiops.engine.pipeline import Pipeline
 from aiops.model import ActionStatus, Finding, Frame, Mode, Severity
 from aiops.plugins import Detector
-from aiops.state import Store
+from aiops.state import StateFullError, Store
 from aiops.state.audit import AuditLog
 from aiops.demo.prometheus import PrometheusServer, free_port
 from tests.prometheus_history import LEAK_CROSSES_AFTER
@@ -182,3 +182,26 @@ def test_the_multivariate_reference_is_saved_each_cycle_and_given_back_after_a_r
             np.testing.assert_array_equal(again.model.components, state.model.components)
     finally:
         restarted.close()
+
+
+def test_a_reference_the_state_file_could_not_take_is_written_at_the_next_cycle(
+    prometheus: PrometheusServer, history_end: datetime, tmp_path: Path
+) -> None:
+    cfg = config(prometheus.url, tmp_path, detectors=[{"plugin": "multivariate"}])
+    pipeline = Pipeline.from_config(cfg)
+    book = pipeline.detector_state
+    real_save = book.save
+
+    def full(*args: object, **kwargs: object) -> None:
+        raise StateFullError("disk full")
+
+    try:
+        book.save = full  # type: ignore[method-assign]
+        failed = pipeline.run_cycle(history_end)
+        assert any(e.stage == "record" for e in failed.errors)
+        assert book.load("multivariate") == {}
+        book.save = real_save  # type: ignore[method-assign]
+        pipeline.run_cycle(history_end + timedelta(minutes=1))
+    finally:
+        pipeline.close()
+    assert book.load("multivariate")  # the fit of the first cycle, kept pending, is written now
