@@ -25,7 +25,6 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 
 from tenacity import (
-    RetryError,
     Retrying,
     retry_if_exception,
     stop_after_attempt,
@@ -440,14 +439,11 @@ class GuardedWriter:
             retry=retry_if_exception(_is_temporary),
             reraise=True,
         )
-        try:
-            for attempt in retrying:
-                with attempt:
-                    self.kube.apply(m)
-            if m.resource == "nodes" and (m.body or {}).get("spec", {}).get("unschedulable") is True:
-                self.cordoned_now.add(m.name)
-        except RetryError as exc:  # pragma: no cover - reraise=True re-raises the last error
-            raise exc.last_attempt.exception() from None  # type: ignore[misc]
+        for attempt in retrying:  # reraise=True: the last attempt's own error comes out, not RetryError
+            with attempt:
+                self.kube.apply(m)
+        if m.resource == Resource.NODES and (m.body or {}).get("spec", {}).get("unschedulable") is True:
+            self.cordoned_now.add(m.name)
 
     def _event(self, decision: Decision, plan: Plan, view: ClusterView | None, now: datetime) -> None:
         """A Kubernetes Event on the target, so `kubectl describe` shows what aiops did and why."""
