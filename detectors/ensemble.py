@@ -17,8 +17,9 @@ time) leads over findings without one, whatever their scores: it says when, whic
 acts on (the seasonal baseline rates a surge's request rate as unusual; the headroom forecast says
 when it leaves the proven range).
 
-A member is imported from this package directly when its entry point is not registered yet (an
-install made before the member existed): the built-ins travel with the code, not with the install.
+Members load only through the entry-point registry, the built-ins too (one way to load a plugin).
+An install made before a built-in member existed lacks its entry point: the ensemble then refuses
+to start with a hint to reinstall (``pip install -e .``), rather than run without the member.
 
 In a backtest (``score_series``) a series has no signal family, so the ensemble scores it with its
 general-purpose member, the seasonal baseline.
@@ -26,14 +27,12 @@ general-purpose member, the seasonal baseline.
 
 from __future__ import annotations
 
-import importlib
 import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import replace
 from typing import Any, ClassVar
 
 import numpy as np
-from pydantic import ValidationError
 
 from aiops import plugins
 from aiops.model import Evidence, Finding, Frame
@@ -52,8 +51,6 @@ DEFAULT_MEMBERS: dict[str, dict[str, Any]] = {
     "gpu_health": {},
     "headroom": {},
 }
-# Members shipped in this package: built from here when the installed entry points predate them.
-BUILTIN_MEMBERS: dict[str, str] = {"headroom": "detectors.headroom:ServingHeadroom"}
 OPTIONAL_MEMBERS = frozenset({"gpu_health", "multivariate"})
 # Catch-alls for signals no member names: by capacity, else the general-purpose baseline.
 CAPACITY_MEMBER = "exhaustion"
@@ -80,8 +77,6 @@ class DefaultEnsemble(Detector):
     """
 
     name: ClassVar[str] = "ensemble"
-    # Named to check-config as detectors whose findings may appear (policy rules name them).
-    builtin_members: ClassVar[tuple[str, ...]] = tuple(BUILTIN_MEMBERS)
     Params = EnsembleParams
     params: EnsembleParams
 
@@ -182,15 +177,14 @@ class DefaultEnsemble(Detector):
 
 
 def _instantiate(plugin: str, kwargs: dict[str, Any]) -> Detector:
-    """A member from the registry, or from this package when the registry predates it."""
-    if plugin in BUILTIN_MEMBERS and plugin not in plugins.available(plugins.DETECTORS):
-        module, _, cls_name = BUILTIN_MEMBERS[plugin].partition(":")
-        cls = getattr(importlib.import_module(module), cls_name)
-        try:
-            member: Detector = cls(**kwargs)
-        except (ValidationError, TypeError, ValueError) as exc:
-            raise PluginError(f"plugin {plugin!r} rejected its parameters: {exc}") from exc
-        return member
+    """A member from the registry; a built-in member the install does not register says to reinstall."""
+    if plugin in DEFAULT_MEMBERS and plugin not in plugins.available(plugins.DETECTORS):
+        raise PluginError(
+            f"ensemble member {plugin!r} has no entry point in {plugins.DETECTORS!r}: "
+            "the installed aiops predates it",
+            hint="reinstall aiops so its entry points are registered: `pip install -e .` in the checkout "
+            "(or rebuild the image)",
+        )
     built: Detector = plugins.instantiate(plugins.DETECTORS, plugin, kwargs)
     return built
 

@@ -93,8 +93,6 @@ def known_detectors(config: AiopsConfig) -> set[str]:
         except PluginError:
             continue  # reported against the detector that names it
         names.add(str(getattr(cls, "name", "") or name))
-        # Members a detector builds from its own package (the ensemble's headroom forecast).
-        names.update(getattr(cls, "builtin_members", ()))
     return {*names, INBOUND_DETECTOR, *ENGINE_DETECTORS}
 
 

@@ -5,7 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from aiops import plugins
 from aiops.config import parse_config
+from aiops.errors import explain, is_temporary
 from aiops.engine.pipeline import build_detectors
 from aiops.model import Entity, Evidence, Finding, SignalInfo, from_epoch
 from aiops.plugins import PluginError
@@ -100,6 +102,21 @@ def test_a_named_member_that_cannot_load_is_an_error() -> None:
         DefaultEnsemble(members={"no_such_detector": {}})
     with pytest.raises(ValueError, match="itself"):
         DefaultEnsemble(members={"ensemble": {}})
+
+
+def test_a_built_in_member_missing_from_the_installed_entry_points_says_to_reinstall(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # An install made before a member existed lacks its entry point: the registry is the one way a
+    # member loads, so the ensemble refuses to start and the hint says how to refresh the install.
+    installed = dict(plugins.available(plugins.DETECTORS))
+    del installed["headroom"]
+    monkeypatch.setattr(plugins, "available", lambda group: installed)
+    with pytest.raises(PluginError, match="'headroom'") as caught:
+        DefaultEnsemble()
+    assert not is_temporary(caught.value)
+    assert "pip install -e ." in caught.value.hint
+    assert "hint: " in explain(caught.value)
 
 
 def test_a_failing_member_is_named_and_the_others_still_report(monkeypatch: pytest.MonkeyPatch) -> None:
