@@ -29,14 +29,29 @@ import json
 import math
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from typing import TYPE_CHECKING
+from typing import Any, Generic, Protocol, TypeVar
 
 import numpy as np
 
-if TYPE_CHECKING:
-    from detectors.multivariate import ReferenceModel
 
-    Fit = Callable[[Sequence[np.ndarray]], ReferenceModel]
+class ReferenceModel(Protocol):
+    """What the transition needs of a fitted model (``detectors.multivariate.ReferenceModel``),
+    declared here so that the reference does not import the detector that uses it."""
+
+    @property
+    def window(self) -> int: ...  # smoothing window, in rows
+
+    def log_members_of(self, blocks: Sequence[np.ndarray]) -> list[np.ndarray]: ...
+
+    def combine(self, log_members: np.ndarray) -> np.ndarray: ...
+
+    def statistic(self, rows: np.ndarray) -> np.ndarray: ...
+
+    def calibrate(self, statistic: np.ndarray) -> np.ndarray: ...
+
+
+M = TypeVar("M", bound=ReferenceModel)
+Fit = Callable[[Sequence[np.ndarray]], M]
 
 # A stored reference in another layout is refitted from the lookback instead of misread.
 FORMAT = 1
@@ -95,7 +110,7 @@ class SavedReference:
         names = sorted(self.rows)
         header = {"format": FORMAT, "kind": self.kind, "features": list(self.features), "step": self.step,
                   "fitted_at": self.fitted_at, "entities": names}
-        arrays = {}
+        arrays: dict[str, Any] = {}  # np.savez_compressed keywords (typed with its allow_pickle)
         for i, n in enumerate(names):
             arrays |= {f"t{i}": self.rows[n].t, f"x{i}": self.rows[n].x, f"f{i}": self.rows[n].flagged}
         buffer = io.BytesIO()
@@ -118,14 +133,14 @@ class SavedReference:
 
 
 @dataclass(frozen=True)
-class PoolState:
+class PoolState(Generic[M]):
     """A pool's reference between cycles: its model, the record it was fitted on, the rows kept
     (the model's and those seen since, flagged or not) and the newest row seen per entity."""
 
     step: float
     kept: Mapping[str, Rows] = field(default_factory=dict)
     seen: Mapping[str, float] = field(default_factory=dict)
-    model: ReferenceModel | None = None
+    model: M | None = None
     saved: SavedReference | None = None  # None until the first fit
 
     @property
@@ -137,7 +152,7 @@ class PoolState:
         return 0 if self.saved is None else sum(len(r) for r in self.saved.rows.values())
 
 
-def restored(saved: SavedReference, fit: Fit, schedule: Schedule) -> PoolState:
+def restored(saved: SavedReference, fit: Fit[M], schedule: Schedule) -> PoolState[M]:
     """The state a pool was in right after the fit ``saved`` records (the same model: the fit is
     deterministic); the rows seen since come back from the next frame's lookback."""
     seen = {e: float(r.t[-1]) for e, r in saved.rows.items() if len(r)}
@@ -156,12 +171,12 @@ def normal_rows(rows: Mapping[str, Rows], now: float, schedule: Schedule) -> dic
 
 
 @dataclass(frozen=True)
-class Scored:
+class Scored(Generic[M]):
     """A block's new rows: their scores and statistics, and the model that scored the newest."""
 
     scores: np.ndarray
     statistics: np.ndarray
-    model: ReferenceModel | None
+    model: M | None
 
 
 @dataclass(frozen=True)
@@ -175,14 +190,14 @@ class Block:
 
 
 def advance(
-    state: PoolState,
+    state: PoolState[M],
     blocks: Sequence[Block],
     *,
     kind: str,
     features: tuple[str, ...],
-    fit: Fit,
+    fit: Fit[M],
     schedule: Schedule,
-) -> tuple[PoolState, list[Scored]]:
+) -> tuple[PoolState[M], list[Scored[M]]]:
     """Score each block's new rows in order: (new state, what each block's rows scored).
 
     Rows before ``start`` that the state has not seen are history: kept, unscored. Rows already
@@ -201,7 +216,7 @@ def advance(
     return work, out
 
 
-def _without_refit(state: PoolState, blocks: Sequence[Block], schedule: Schedule) -> list[Scored] | None:
+def _without_refit(state: PoolState[M], blocks: Sequence[Block], schedule: Schedule) -> list[Scored[M]] | None:
     """The steady cycle: when no new row makes a refit due, every block is scored in one batch
     (one neighbour query for the whole pool instead of one per entity); None when one might."""
     model, saved = state.model, state.saved
@@ -239,8 +254,8 @@ def _without_refit(state: PoolState, blocks: Sequence[Block], schedule: Schedule
 
 
 def _advance(
-    state: PoolState, block: Block, kind: str, features: tuple[str, ...], fit: Fit, schedule: Schedule
-) -> tuple[PoolState, Scored]:
+    state: PoolState[M], block: Block, kind: str, features: tuple[str, ...], fit: Fit[M], schedule: Schedule
+) -> tuple[PoolState[M], Scored[M]]:
     entity, t, x, start = block.entity, block.t, block.x, block.start
     n = t.shape[0]
     seen_t = state.seen.get(entity, -math.inf)
@@ -278,7 +293,7 @@ def _unflagged(t: np.ndarray, x: np.ndarray) -> Rows:
     return Rows(t, x, np.zeros(t.shape[0], dtype=bool))
 
 
-def _keep(state: PoolState, entity: str, rows: Rows, seen: float) -> None:
+def _keep(state: PoolState[M], entity: str, rows: Rows, seen: float) -> None:
     """Add rows to the (working copy of the) state's kept rows, in place."""
     kept, newest = state.kept, state.seen
     assert isinstance(kept, dict) and isinstance(newest, dict), "advance works on its own copy"
@@ -287,7 +302,7 @@ def _keep(state: PoolState, entity: str, rows: Rows, seen: float) -> None:
     newest[entity] = seen
 
 
-def _doubling_target(state: PoolState, schedule: Schedule) -> int | None:
+def _doubling_target(state: PoolState[M], schedule: Schedule) -> int | None:
     """The kept-row count at which the next refit falls due by growth; None: only by the clock."""
     if state.model is None:
         return schedule.min_reference
@@ -296,22 +311,22 @@ def _doubling_target(state: PoolState, schedule: Schedule) -> int | None:
     return max(2 * state.fitted_rows, schedule.min_reference)
 
 
-def _due(state: PoolState, now: float, schedule: Schedule) -> bool:
+def _due(state: PoolState[M], now: float, schedule: Schedule) -> bool:
     target = _doubling_target(state, schedule)
     if target is not None and state.kept_rows >= target:
         return True
     return state.saved is not None and state.model is not None and now - state.saved.fitted_at >= schedule.refresh_seconds
 
 
-def _block_end(state: PoolState, t: np.ndarray, i: int, schedule: Schedule) -> int:
+def _block_end(state: PoolState[M], t: np.ndarray, i: int, schedule: Schedule) -> int:
     """The first row index after ``i`` at which the clock makes a refit due (or the end)."""
     if state.saved is None or state.model is None:
-        return t.shape[0]
+        return int(t.shape[0])
     due_at = state.saved.fitted_at + schedule.refresh_seconds
     return max(i + 1, int(np.searchsorted(t, due_at, side="left")))
 
 
-def _refit(state: PoolState, now: float, kind: str, features: tuple[str, ...], fit: Fit, schedule: Schedule) -> PoolState:
+def _refit(state: PoolState[M], now: float, kind: str, features: tuple[str, ...], fit: Fit[M], schedule: Schedule) -> PoolState[M]:
     """Fit on the pool's newest ``window`` rows, less those flagged lately (:func:`normal_rows`)."""
     share = max(1, schedule.window // max(len(state.kept), 1))
     kept = {e: r.newest(share) for e, r in state.kept.items() if len(r)}

@@ -217,7 +217,7 @@ class ReferenceModel:
 
     def combine(self, log_members: np.ndarray) -> np.ndarray:
         """Fisher's statistic: the sum over members of -log of each one's exceedance probability."""
-        return -np.sum([c.log_exceedance(m) for c, m in zip(self.member_calibrations, log_members)], axis=0)
+        return np.asarray(-np.sum([c.log_exceedance(m) for c, m in zip(self.member_calibrations, log_members)], axis=0))
 
     def statistic(self, rows: np.ndarray) -> np.ndarray:
         """The combined statistic per row of ``rows`` (higher = more unusual), before calibration."""
@@ -225,7 +225,7 @@ class ReferenceModel:
 
     def exceedance(self, statistic: np.ndarray) -> np.ndarray:
         assert self.calibration is not None, "a ReferenceModel is used after ReferenceModel.fit"
-        return np.exp(self.calibration.log_exceedance(statistic))
+        return np.asarray(np.exp(self.calibration.log_exceedance(statistic)))
 
     def calibrate(self, statistic: np.ndarray) -> np.ndarray:
         """Score in [0, 1) whose odds are 9 x ``alarm_rate`` / p: 0.9 where p = ``alarm_rate``."""
@@ -329,7 +329,7 @@ class EntityAnomaly(Detector):
         self.refresh_minutes = float(p.refresh_minutes)
         # Live: each pool's reference between cycles (see detectors/_mv_reference.py), and the
         # references fitted since the daemon last saved them.
-        self._pools_state: dict[tuple[str, tuple[str, ...]], PoolState] = {}
+        self._pools_state: dict[tuple[str, tuple[str, ...]], PoolState[ReferenceModel]] = {}
         self._unsaved: dict[str, SavedReference] = {}
         # Each entity's newest scored row (its time, statistic, score and model): a cycle that
         # brings nothing new reports it again rather than rescoring it with a later model.
