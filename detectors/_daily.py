@@ -14,7 +14,7 @@ for three days), the same bins in the daemon and in a backtest, so both score al
 from __future__ import annotations
 
 import math
-from collections.abc import Hashable, Iterable
+from collections.abc import Hashable, Iterable, Iterator
 
 import numpy as np
 import pandas as pd
@@ -106,6 +106,18 @@ class DailyMaxima:
         if o_dense.shape[0] > self.keep:
             o_first, o_dense = o_first + o_dense.shape[0] - self.keep, o_dense[-self.keep :].copy()
         self._data[key] = (o_first, o_dense)
+
+    def held(self) -> Iterator[tuple[Hashable, int, np.ndarray]]:
+        """(key, first bin index, float32 bins) of each series held, for a detector saving them."""
+        for key, (first, dense) in self._data.items():
+            yield key, first, dense
+
+    def put(self, key: Hashable, first: int, dense: np.ndarray) -> None:
+        """Hold saved bins for ``key`` (a restart): the newest ``days + 1`` days of them."""
+        dense = np.asarray(dense, dtype=np.float32)
+        if dense.shape[0] > self.keep:
+            first, dense = first + dense.shape[0] - self.keep, dense[-self.keep :]
+        self._data[key] = (first, dense.copy())
 
     def retain(self, live: Iterable[Hashable]) -> None:
         keep = set(live)

@@ -133,8 +133,8 @@ class Pipeline:
         # Sharded (sharding.shards > 1): this replica sees, decides and acts for its shards only.
         elector = getattr(actor, "elector", None)
         self.shards = elector if isinstance(elector, ShardLeases) else None
-        # Detectors whose state outlives a restart (the multivariate references): given back now,
-        # saved in the record stage of each cycle.
+        # Detectors whose state outlives a restart (the multivariate references, the headroom
+        # forecast's daily bins): given back now, saved in the record stage of each cycle.
         self.detector_state = DetectorStateBook(store)
         for name, detector in self._keeping_state():
             for problem in detector.restore_state(self.detector_state.load(name)):

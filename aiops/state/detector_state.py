@@ -3,9 +3,10 @@
 A detector stays pure (no I/O): it hands its state over as bytes (``saved_state``) and takes it
 back (``restore_state``); the pipeline stores what it is given here after each cycle and gives
 it back at start (:class:`aiops.plugins.KeepsState`). The multivariate detector's per-pool
-references are the one user: without them a restart would refit on the frame's lookback, and a
-reference that short follows every incident (detectors/_mv_reference.py). Rows are replaced,
-never appended, so the table holds one body per pool.
+references: without them a restart would refit on the frame's lookback, and a reference that
+short follows every incident (detectors/_mv_reference.py). The headroom forecast's daily bins per
+series: without them a restart forecasts nothing for a day (detectors/headroom.py). Rows are
+replaced, never appended, so the table holds one body per pool or series.
 """
 
 from __future__ import annotations

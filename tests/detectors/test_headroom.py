@@ -3,16 +3,20 @@
 from __future__ import annotations
 
 from datetime import timedelta
+from pathlib import Path
 
 import numpy as np
 
 from aiops.config.policy import PolicyConfig
 from aiops.engine.decide import Policy
 from aiops.model import Evidence, Finding, Mode, SignalInfo, from_epoch
+from aiops.state import Store
+from aiops.state.detector_state import DetectorStateBook
 from detectors.ensemble import DefaultEnsemble, merge
 from detectors.headroom import ServingHeadroom
 from tests.detectors.synthetic import DAY, HOUR, MINUTE, MODEL, T0, frame
 
+MODEL_KEY = ("inference_request_rate", (("name", "ranker"), ("namespace", "ml")))
 RATE = {"inference_request_rate": SignalInfo("inference_request_rate", "model", "requests/s", bad_direction="both")}
 
 
@@ -23,14 +27,28 @@ def traffic(t: np.ndarray, noise: float = 0.02, seed: int = 3) -> np.ndarray:
     return (4 + 10 * np.exp(-0.5 * ((hour - 14) / 3) ** 2)) * (1 + rng.normal(0, noise, t.shape[0]))
 
 
-def run(t: np.ndarray, y: np.ndarray, det: ServingHeadroom, every: int = 5) -> list[tuple[float, Finding]]:
-    """The daemon's view: a 6 h lookback every ``every`` minutes; the findings with their time."""
+def run(t: np.ndarray, y: np.ndarray, det: ServingHeadroom, every: int = 5, cycles: range | None = None,
+        book: DetectorStateBook | None = None) -> list[tuple[float, Finding]]:
+    """The daemon's view: a 6 h lookback every ``every`` minutes (or at ``cycles``); the findings
+    with their time. With ``book``, each cycle's state is stored there as the pipeline does."""
     out = []
-    for i in range(6 * 60, t.shape[0], every):
+    for i in cycles if cycles is not None else range(6 * 60, t.shape[0], every):
         lo = max(0, i - 6 * 60)
         f = frame({"inference_request_rate": [(MODEL, t[lo : i + 1], y[lo : i + 1])]}, RATE)
         out += [(float(t[i]), x) for x in det.detect(f)]
+        if book is not None:
+            bodies = det.saved_state()
+            book.save("ensemble.headroom", bodies, float(t[i]))
+            det.state_saved(bodies)
     return out
+
+
+def surge_day() -> tuple[np.ndarray, np.ndarray]:
+    """Two days; on day two, from 08:00, demand climbs to 3x over three hours (a launch)."""
+    t = T0 + np.arange(0.0, 2 * DAY, MINUTE)
+    y = traffic(t)
+    start = T0 + DAY + 8 * HOUR
+    return t, y * (1 + 2 * np.clip((t - start) / (3 * HOUR), 0, 1))
 
 
 def test_ordinary_days_are_not_forecast() -> None:
@@ -89,3 +107,43 @@ def test_policy_scales_ahead_once_the_crossing_is_half_an_hour_away() -> None:
     assert far == []
     assert [(d.action, d.rule) for d in near] == [("scale_ahead", "serving-capacity")]
     assert graded[0].severity == "critical"
+
+
+def _forecasts(found: list[tuple[float, Finding]]) -> list[tuple[float, float, object, object]]:
+    return [(at, f.score, f.predicted_failure_at, f.evidence.facts) for at, f in found]
+
+
+def test_a_restart_resumes_the_same_forecasts_from_the_state_file(tmp_path: Path) -> None:
+    # A daemon runs from day one to day two 07:58 (every 3 min: some cycles add no bin, so the
+    # newest bin stored is partial) and stores its bins each cycle; a new one restored from the
+    # file forecasts the surge exactly as the one that never stopped.
+    t, y = surge_day()
+    stop = int(DAY / MINUTE) + 8 * 60 - 2
+    before, after = range(6 * 60, stop, 3), range(stop + 7, t.shape[0], 5)  # down for 7 min
+    running = ServingHeadroom()
+    book = DetectorStateBook(Store(tmp_path / "state.db"))
+    run(t, y, running, cycles=before, book=book)
+    assert running.saved_state() == {}  # all stored: nothing pending
+    saved = DetectorStateBook(Store(tmp_path / "state.db")).load("ensemble.headroom")
+    assert list(saved) == ['inference_request_rate{name="ranker",namespace="ml"}']
+
+    restarted = ServingHeadroom()
+    assert restarted.restore_state(saved) == []
+    expected = run(t, y, running, cycles=after)
+    assert [f for _, f in expected if f.predicted_failure_at is not None], "the surge was not forecast"
+    assert _forecasts(run(t, y, restarted, cycles=after)) == _forecasts(expected)
+    # Without the file the restarted daemon holds no previous day: nothing is forecast.
+    assert [f for _, f in run(t, y, ServingHeadroom(), cycles=after) if f.predicted_failure_at] == []
+
+
+def test_a_body_that_cannot_be_read_is_named_and_that_series_starts_over() -> None:
+    t, y = surge_day()
+    running = ServingHeadroom()
+    run(t, y, running, cycles=range(6 * 60, int(DAY / MINUTE) + 60, 30))
+    [(name, body)] = running.saved_state().items()
+    other = 'inference_request_rate{name="other",namespace="ml"}'
+    restarted = ServingHeadroom()
+    [problem] = restarted.restore_state({name: body, other: body[:40]})
+    assert problem.startswith(other + ": not saved headroom bins")
+    # The readable body is held, the series of the unreadable one starts with nothing.
+    assert [k for k, _, _ in restarted._daily.held()] == [MODEL_KEY]

@@ -205,3 +205,32 @@ def test_a_reference_the_state_file_could_not_take_is_written_at_the_next_cycle(
     finally:
         pipeline.close()
     assert book.load("multivariate")  # the fit of the first cycle, kept pending, is written now
+
+
+def test_the_ensembles_headroom_bins_are_saved_as_its_member_and_given_back_after_a_restart(
+    prometheus: PrometheusServer, history_end: datetime, tmp_path: Path
+) -> None:
+    # The ensemble's headroom member (pointed at the pods' memory, the series this history holds)
+    # keeps its bins under `ensemble.headroom`; a new pipeline on the same state file holds them.
+    members = {"headroom": {"signals": ["pod_memory_usage_ratio"]}}
+    cfg = config(prometheus.url, tmp_path, detectors=[{"plugin": "ensemble", "params": {"members": members}}])
+    pipeline = Pipeline.from_config(cfg)
+    try:
+        report = pipeline.run_cycle(history_end)
+    finally:
+        pipeline.close()
+    assert not report.degraded, report.errors
+    [(_, ensemble)] = pipeline.detectors
+    held = {key: (first, bins) for key, first, bins in ensemble.members["headroom"]._daily.held()}  # type: ignore[attr-defined]
+    assert held and len(pipeline.detector_state.load("ensemble.headroom")) == len(held)
+
+    restarted = Pipeline.from_config(cfg)
+    try:
+        [(_, again)] = restarted.detectors
+        back = {key: (first, bins) for key, first, bins in again.members["headroom"]._daily.held()}  # type: ignore[attr-defined]
+        assert back.keys() == held.keys()
+        for key, (first, bins) in held.items():
+            assert back[key][0] == first
+            np.testing.assert_array_equal(back[key][1], bins)
+    finally:
+        restarted.close()
