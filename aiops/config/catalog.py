@@ -90,13 +90,20 @@ DEFAULT_SIGNALS: dict[str, SignalConfig] = {
         bad_direction="down",
         description="node Ready condition (1 = ready)",
     ),
+    # Out of service: cordoned (spec.unschedulable), or being removed by the cluster-autoscaler,
+    # which taints the node ToBeDeletedByClusterAutoscaler instead of cordoning it, evicts its pods
+    # and deletes it (its NotReady/Unknown on the way out, and its exporters vanishing, are the
+    # removal, not a failure). DeletionCandidateOfClusterAutoscaler is not read: it is a soft
+    # PreferNoSchedule mark on an unneeded node that still serves and may be kept.
     "node_unschedulable": SignalConfig(
-        query="max by (node) (kube_node_spec_unschedulable)",
+        query=('max by (node) (kube_node_spec_unschedulable'
+               ' or kube_node_spec_taint{key="ToBeDeletedByClusterAutoscaler"})'),
         entity=EntityKind.NODE,
         entity_labels={"name": "node"},
         unit="bool",
         bad_direction="up",
-        description="node cordoned (1): an evacuation is under way or done, by aiops or a person",
+        description="node cordoned, or tainted ToBeDeletedByClusterAutoscaler (1): an evacuation or a removal "
+                    "is under way or done, by aiops, a person or the cluster-autoscaler",
     ),
     # Measured against what the kubelet lets pods use: 1.0 is memory.available = 100Mi, where it
     # evicts. A ratio of the total would put that point at a different value on every node size.

@@ -2,7 +2,9 @@
 
 Who owns a pod decides whether a restart is safe (a Job's pod loses its batch work, a bare pod is
 never replaced); whether a node is already cordoned and drained decides whether it needs an
-evacuation; when it was last cordoned says whether a sticky XID is news. All of it comes from
+evacuation; when it was last cordoned says whether a sticky XID is news. A node the cluster-autoscaler
+removes (tainted ``ToBeDeletedByClusterAutoscaler``, drained and deleted by it) counts as cordoned:
+the signal's query reads that taint too, so one fact answers both. All of it comes from
 kube-state-metrics series in the frame (``pod_info``, ``node_unschedulable``), so the daemon and
 ``aiops replay`` decide alike, with or without access to the Kubernetes API.
 """

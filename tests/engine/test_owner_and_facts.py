@@ -2,12 +2,18 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import numpy as np
 import pytest
 
+from aiops.collect.collector import entity_of
+from aiops.collect.prometheus import PrometheusClient
+from aiops.config import parse_config
 from aiops.config.policy import PolicyConfig
+from aiops.config.prometheus import PrometheusConfig
+from aiops.demo.prometheus import PrometheusServer
 from aiops.engine.decide import Policy
 from aiops.engine.facts import ClusterFacts
 from aiops.model import Entity, Evidence, Finding, Frame, Mode, Series, Severity
@@ -193,3 +199,41 @@ def test_paging_in_protected_namespaces_is_configurable() -> None:
     graded, decisions = policy.decide([_crashloop("kube-system")], now=NOW, facts=ClusterFacts())
     assert graded[0].severity is Severity.CRITICAL
     assert decisions[0].action == "advise"  # paged or not, nothing is done there
+
+
+def _openmetrics(path: Path, end_s: int) -> None:
+    """Two pool nodes as kube-state-metrics v2 exports them over 20 min: ``leaving`` was tainted
+    ToBeDeletedByClusterAutoscaler 10 min ago (the autoscaler does not set spec.unschedulable),
+    ``joined`` carries only the GPU operator's nvidia.com/gpu taint."""
+    times = range(end_s - 1200, end_s + 1, 60)
+    lines = ["# TYPE kube_node_spec_unschedulable gauge"]
+    lines += [f'kube_node_spec_unschedulable{{node="{n}"}} 0 {t}' for n in ("leaving", "joined") for t in times]
+    lines.append("# TYPE kube_node_spec_taint gauge")
+    for node, key, since in (("leaving", "nvidia.com/gpu", 0), ("joined", "nvidia.com/gpu", 0),
+                             ("leaving", "ToBeDeletedByClusterAutoscaler", end_s - 600)):
+        lines += [f'kube_node_spec_taint{{node="{node}",key="{key}",value="",effect="NoSchedule"}} 1 {t}'
+                  for t in times if t >= since]
+    path.write_text("\n".join([*lines, "# EOF", ""]))
+
+
+def test_a_node_the_cluster_autoscaler_removes_counts_as_cordoned(tmp_path: Path) -> None:
+    # The cluster-autoscaler drains a node it scales down by tainting it ToBeDeletedByClusterAutoscaler,
+    # not by cordoning it; its instance then goes (NotReady, Unknown) and the Node is deleted. That
+    # node is being taken out of service: no evacuation once its pods are gone, no page for NotReady.
+    # The catalog's node_unschedulable reads the taint as a cordon; the GPU operator's taint is not one.
+    end_s = int(NOW.timestamp()) // 60 * 60
+    _openmetrics(tmp_path / "nodes.om", end_s)
+    signal = parse_config({}).resolved_signals()["node_unschedulable"]
+    end = datetime.fromtimestamp(end_s, UTC)
+    with PrometheusServer(tmp_path / "prom", openmetrics=tmp_path / "nodes.om") as prom:
+        raw = PrometheusClient(PrometheusConfig(url=prom.url)).query_range(  # type: ignore[arg-type]
+            signal.query, end - timedelta(minutes=20), end, timedelta(minutes=1))
+    series = [Series("node_unschedulable", r.labels, r.timestamps, r.values, entity_of(signal, r.labels)) for r in raw]
+    facts = ClusterFacts.from_frame(_frame(*series, _pod_info("kube-system", "dcgm", "leaving", "DaemonSet"),
+                                           _pod_info("kube-system", "dcgm", "joined", "DaemonSet")))
+    assert facts.cordoned == {"leaving"} and facts.drained("leaving")
+    graded, decisions = Policy(PolicyConfig(), Mode.AUTO).decide([_not_ready("leaving"), _not_ready("joined")],
+                                                                 now=NOW, facts=facts)
+    assert {f.entity.name: f.severity for f in graded} == {"leaving": Severity.WARNING, "joined": Severity.CRITICAL}
+    assert [(d.action, d.target.name) for d in decisions] == [("evacuate_node", "joined")]
+
