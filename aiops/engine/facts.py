@@ -17,7 +17,7 @@ from datetime import datetime
 
 import numpy as np
 
-from aiops.model import Entity, Frame, from_epoch
+from aiops.model import Entity, Frame, Series, from_epoch
 
 # Controllers that replace a pod that is deleted; anything else (Job, bare pod) is not replaced.
 REPLACED_BY_CONTROLLER = frozenset({"ReplicaSet", "StatefulSet", "DaemonSet", "ReplicationController"})
@@ -46,6 +46,10 @@ class ClusterFacts:
         pod_node: dict[str, str] = {}
         movable: dict[str, int] = {}
         pods = frame.of("pod_info")
+        # The collector keeps a series for its staleness window after its last point. A pod whose
+        # kube_pod_info stopped before the others' (evicted, deleted) is no longer on its node;
+        # when all of them stopped together (kube-state-metrics restarting), the pods are where they were.
+        newest = max((_seen_at(s) for s in pods), default=0.0)
         for s in pods:
             kind = s.entity.attr("created_by_kind")
             if kind:
@@ -53,7 +57,7 @@ class ClusterFacts:
             node = s.entity.attr("node")
             if node:
                 pod_node[s.entity.key] = node
-                if kind != "DaemonSet":
+                if kind != "DaemonSet" and _seen_at(s) >= newest:
                     movable[node] = movable.get(node, 0) + 1
         cordoned_at: dict[str, datetime] = {}
         cordoned: set[str] = set()
@@ -61,7 +65,8 @@ class ClusterFacts:
             on = np.flatnonzero(np.nan_to_num(s.values) >= 0.5)
             if on.size:
                 cordoned_at[s.entity.name] = from_epoch(float(s.timestamps[on[-1]]))
-                if on[-1] == len(s.values) - 1:
+                # Its last state: a Node that was deleted (or missed a scrape) stays as it was last seen.
+                if on[-1] == _last_seen(s):
                     cordoned.add(s.entity.name)
         return cls(owners, pod_node, cordoned_at, frozenset(cordoned), movable, knows_pods=bool(pods))
 
@@ -76,3 +81,15 @@ class ClusterFacts:
     def drained(self, node: str) -> bool:
         """Cordoned, with nothing left on it that an evacuation would move."""
         return node in self.cordoned and self.knows_pods and self.movable_pods.get(node, 0) == 0
+
+
+def _last_seen(series: Series) -> int:
+    """Index of the series' last point in the window (-1 when it has none)."""
+    seen = np.flatnonzero(np.isfinite(series.values))
+    return int(seen[-1]) if seen.size else -1
+
+
+def _seen_at(series: Series) -> float:
+    """Epoch second of the series' last point (0 when it has none)."""
+    i = _last_seen(series)
+    return float(series.timestamps[i]) if i >= 0 else 0.0

@@ -237,3 +237,27 @@ def test_a_node_the_cluster_autoscaler_removes_counts_as_cordoned(tmp_path: Path
     assert {f.entity.name: f.severity for f in graded} == {"leaving": Severity.WARNING, "joined": Severity.CRITICAL}
     assert [(d.action, d.target.name) for d in decisions] == [("evacuate_node", "joined")]
 
+
+def test_a_node_on_its_way_out_is_judged_on_its_last_state_and_pods_still_reported() -> None:
+    # The autoscaler evicted the pod (its kube_pod_info stopped 3 min ago while the others go on),
+    # then deleted the Node (its kube_node_* series stopped 2 min ago). The collector keeps both for
+    # its staleness window; the node's last state is still "out of service" and the pod is gone.
+    gone = np.array([1.0] * 7 + [np.nan] * 3)
+    frame = _frame(_unschedulable("leaving", [0] * 5 + [1] * 3 + [np.nan] * 2),
+                   Series("pod_info", {"namespace": "ml", "pod": "gemma-1", "node": "leaving", "created_by_kind": "ReplicaSet"},
+                          T, gone, Entity("pod", "gemma-1", "ml", (("node", "leaving"), ("created_by_kind", "ReplicaSet")))),
+                   _pod_info("ml", "gemma-0", "n0", "ReplicaSet"))
+    facts = ClusterFacts.from_frame(frame)
+    assert facts.cordoned == {"leaving"} and facts.drained("leaving")
+    assert facts.owner_kind(Entity("pod", "gemma-1", "ml")) == "ReplicaSet"  # owners are kept
+    graded, decisions = Policy(PolicyConfig(), Mode.AUTO).decide([_not_ready("leaving")], now=NOW, facts=facts)
+    assert graded[0].severity is Severity.WARNING and decisions == []
+
+
+def test_a_kube_state_metrics_gap_does_not_empty_the_nodes() -> None:
+    # Every kube_pod_info stopped at once (kube-state-metrics restarting): the pods are where they were.
+    gap = np.array([1.0] * 8 + [np.nan] * 2)
+    pod = Series("pod_info", {"namespace": "ml", "pod": "p", "node": "n1", "created_by_kind": "ReplicaSet"},
+                 T, gap, Entity("pod", "p", "ml", (("node", "n1"), ("created_by_kind", "ReplicaSet"))))
+    facts = ClusterFacts.from_frame(_frame(_unschedulable("n1", [0] * 5 + [1] * 3 + [np.nan] * 2), pod))
+    assert facts.cordoned == {"n1"} and not facts.drained("n1")
