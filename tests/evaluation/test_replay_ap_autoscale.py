@@ -1,0 +1,57 @@
+"""Issue 16's decoy targets on ``ap-autoscale`` (UTC+9, a GPU node pool under the cluster-autoscaler).
+
+The autoscaler removes a pool node by tainting it ``ToBeDeletedByClusterAutoscaler`` (no cordon),
+evicting its pod, terminating the instance (exporters gone, the Node Ready for the kubelet's grace,
+then Unknown) and deleting the Node. That is routine: no evacuation, no page. One short replay
+(21 h of history, replayed from hour 13 at one cycle per two minutes: 01:00-09:00 UTC, four pool
+nodes removed) serves every assertion; the full 48 h figures come from bench/replay_cluster.py.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from aiops.testing.cluster_history import HistorySpec, generate
+from aiops.testing.cluster_profiles import AP_AUTOSCALE
+from tests.evaluation.replay_runs import Replayed, replay
+
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(900)]
+
+FROM_H = 13.0
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory: pytest.TempPathFactory) -> Replayed:
+    hist = generate(HistorySpec(hours=21, filler_pods=5, profile=AP_AUTOSCALE))
+    return replay(hist, tmp_path_factory.mktemp("ap-autoscale"), from_h=FROM_H)
+
+
+def _removed_in_replay(run: Replayed) -> set[str]:
+    """Pool nodes tainted ToBeDeletedByClusterAutoscaler and deleted within the replayed hours."""
+    t = (run.hist.t - run.hist.t[0]) / 3600
+    return {s.labels["node"] for s in run.hist.gauges
+            if s.name == "kube_node_spec_taint" and s.labels["key"] == "ToBeDeletedByClusterAutoscaler"
+            and np.isfinite(s.values[t >= FROM_H]).any()}
+
+
+def test_the_replay_covers_nodes_the_autoscaler_removed(run: Replayed) -> None:
+    removed = _removed_in_replay(run)
+    assert len(removed) >= 2, removed
+    # They did go NotReady on the way out: what is asserted below is not vacuous.
+    told = {f["entity"] for f in run.report["findings"] if f["signal"] == "node_ready"}
+    assert {f"node/{n}" for n in removed} <= told
+
+
+def test_nodes_the_autoscaler_removes_are_not_evacuated(run: Replayed) -> None:
+    assert run.decisions("evacuate_node", "node/gpu-pool-*") == []
+    assert [d for d in run.figures["actions_outside_incidents"] if d["entity"].startswith("node/gpu-pool-")] == []
+
+
+def test_nodes_the_autoscaler_removes_are_not_paged(run: Replayed) -> None:
+    assert run.pages_on("node/gpu-pool-*") == []
+    assert run.pages_on("gpu/*") == []
+
+
+def test_nothing_stands_after_a_removed_node_is_gone(run: Replayed) -> None:
+    assert run.figures["decisions_that_never_stop"] == []
