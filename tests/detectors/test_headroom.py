@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import timedelta
 from pathlib import Path
 
@@ -147,3 +148,19 @@ def test_a_body_that_cannot_be_read_is_named_and_that_series_starts_over() -> No
     assert problem.startswith(other + ": not saved headroom bins")
     # The readable body is held, the series of the unreadable one starts with nothing.
     assert [k for k, _, _ in restarted._daily.held()] == [MODEL_KEY]
+
+
+def test_a_cycle_whose_demand_query_failed_keeps_the_previous_days() -> None:
+    # Prometheus answers the request-rate query with an error for one cycle (the signal is
+    # missing, not gone): the bins held stay, and the surge is forecast as without the gap.
+    t, y = surge_day()
+    stop = int(DAY / MINUTE) + 8 * 60
+    before, after = range(6 * 60, stop, 5), range(stop + 5, t.shape[0], 5)
+    steady, gapped = ServingHeadroom(), ServingHeadroom()
+    run(t, y, steady, cycles=before)
+    run(t, y, gapped, cycles=before)
+    failed = replace(frame({}, RATE), now=from_epoch(float(t[stop])), missing_signals=("inference_request_rate",))
+    assert gapped.detect(failed) == []
+    expected = run(t, y, steady, cycles=after)
+    assert [f for _, f in expected if f.predicted_failure_at is not None], "the surge was not forecast"
+    assert _forecasts(run(t, y, gapped, cycles=after)) == _forecasts(expected)
