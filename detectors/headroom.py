@@ -208,7 +208,7 @@ class ServingHeadroom(UnivariateDetector):
 
     def detect(self, frame: Frame) -> list[Finding]:
         wanted = [sig for sig in self.signals if sig not in frame.missing_signals]
-        live = []
+        live: list[Hashable] = []
         for series_list in by_signal(frame, wanted).values():
             for s in series_list:
                 live.append(s.key)
