@@ -11,6 +11,7 @@ Python object per sample.
 
 from __future__ import annotations
 
+import io
 import json
 import math
 import os
@@ -36,6 +37,8 @@ from aiops.errors import AiopsError
 # Past this many bytes of parameters a request goes as a POST form body (servers and proxies cap
 # URLs at 4-8 KiB; Prometheus reads form bodies up to 10 MB).
 MAX_URL_QUERY_BYTES = 4096
+# A compressed answer is inflated this much at a time (see _read_body).
+_PIECE_BYTES = 256 * 1024
 
 
 class PrometheusError(AiopsError):
@@ -123,9 +126,8 @@ class PrometheusClient:
         params: list[tuple[str, str]] = [("match[]", s) for s in selectors]
         params += [("start", f"{start.timestamp():.3f}"), ("end", f"{end.timestamp():.3f}")]
         what = f"values of {label} for {', '.join(selectors)}"
-        resp = self._send(f"/api/v1/label/{label}/values", params, what)
         try:
-            body = json.loads(resp.data)
+            body = json.loads(self._fetch(f"/api/v1/label/{label}/values", params, what))
         except ValueError:
             raise PrometheusError(
                 f"Prometheus at {self.url} answered with a body that is not JSON", temporary=True, query=what
@@ -145,14 +147,14 @@ class PrometheusClient:
         return self._get("/api/v1/query", params, query).split()
 
     def _get(self, path: str, params: dict[str, str], query: str, memo: LabelMemo | None = None) -> Block:
-        resp = self._send(path, params, query)
+        raw = self._fetch(path, params, query)
         try:
-            body, block = decode_answer(resp.data, memo)
+            body, block = decode_answer(raw, memo)
         except AnswerError:
             raise PrometheusError(
                 f"Prometheus at {self.url} answered with a body that is not JSON", temporary=True, query=query
             ) from None
-        del resp  # the body's bytes: one chunk's worth at a time
+        del raw  # one chunk's worth at a time
         if body.get("status") != "success":
             raise PrometheusError(
                 f"Prometheus query failed: {body.get('errorType')}: {body.get('error')}", temporary=False, query=query
@@ -166,15 +168,22 @@ class PrometheusClient:
             )
         return block
 
-    def _send(self, path: str, params: dict[str, str] | list[tuple[str, str]], query: str) -> BaseHTTPResponse:
-        """One request; long ones (a shard's matcher) go as a form body, which Prometheus's query
-        endpoints accept, instead of a URL that proxies and servers cap at a few KiB."""
+    def _fetch(self, path: str, params: dict[str, str] | list[tuple[str, str]], query: str) -> bytes:
+        """One request's answer body (status 200); long requests (a shard's matcher) go as a form
+        body, which Prometheus's query endpoints accept, instead of a URL that proxies and servers
+        cap at a few KiB."""
         items = list(params.items()) if isinstance(params, dict) else params
         try:
             if sum(len(k) + len(v) for k, v in items) > MAX_URL_QUERY_BYTES and "/label/" not in path:
-                resp = self._pool.request("POST", f"{self.url}{path}", fields=items, encode_multipart=False)
+                resp = self._pool.request(
+                    "POST", f"{self.url}{path}", fields=items, encode_multipart=False, preload_content=False
+                )
             else:
-                resp = self._pool.request("GET", f"{self.url}{path}?{urlencode(items)}")
+                resp = self._pool.request("GET", f"{self.url}{path}?{urlencode(items)}", preload_content=False)
+            try:
+                body = _read_body(resp)
+            finally:
+                resp.release_conn()
         except MaxRetryError as exc:
             if isinstance(exc.reason, TimeoutError_) and not isinstance(exc.reason, NewConnectionError):
                 raise PrometheusError(
@@ -188,7 +197,7 @@ class PrometheusClient:
                 f"cannot read Prometheus's answer at {self.url}: {_root_cause(exc)}", temporary=True, query=query
             ) from None
         if resp.status != 200:
-            detail = _error_detail(resp)
+            detail = _error_detail(resp, body)
             temporary = resp.status >= 500 or resp.status == 429
             hint = "" if temporary else " (fix the query or the credentials in the config)"
             shown = query if len(query) <= 300 else query[:300] + f"... ({len(query)} characters)"
@@ -197,7 +206,7 @@ class PrometheusClient:
                 temporary=temporary,
                 query=query,
             )
-        return resp
+        return body
 
     def ready(self) -> bool:
         """True when Prometheus answers its readiness endpoint (``/-/ready``) with 200."""
@@ -258,12 +267,29 @@ def _pool_for(url: str, config: PrometheusConfig, **kw: Any) -> PoolManager:
     return ProxyManager(requests.utils.prepend_scheme_if_needed(proxy, "http"), proxy_headers=proxy_headers, **kw)
 
 
-def _error_detail(resp: BaseHTTPResponse) -> str:
+def _read_body(resp: BaseHTTPResponse) -> bytes:
+    """The whole answer, inflated if it came compressed (Prometheus gzips its answers).
+
+    urllib3's own ``resp.data`` inflates a compressed answer in one go: the compressed body, zlib's
+    output, a bytearray copy of that and a bytes copy of the bytearray, about 2.6 times the answer
+    at once, in each fetch thread (requests had read it in 10 KiB pieces and joined them, twice the
+    answer). Here the pieces go into one growing buffer whose bytes are handed over without a copy:
+    about once the answer. A plain answer with a known length is read in one piece, as before.
+    """
+    if not resp.headers.get("Content-Encoding"):
+        return resp.read()
+    buf = io.BytesIO()
+    for piece in resp.stream(_PIECE_BYTES, decode_content=True):  # None would leave chunked answers compressed
+        buf.write(piece)
+    return buf.getvalue()
+
+
+def _error_detail(resp: BaseHTTPResponse, data: bytes) -> str:
     try:
-        body = json.loads(resp.data)
+        body = json.loads(data)
         return f"{body.get('errorType', '')}: {body.get('error', '')}".strip(": ")
     except (ValueError, AttributeError):
-        return resp.data[:200].decode("utf-8", "replace").strip() or (resp.reason or "")
+        return data[:200].decode("utf-8", "replace").strip() or (resp.reason or "")
 
 
 def _root_cause(exc: BaseException) -> str:
