@@ -490,7 +490,7 @@ class ExhaustionForecast(UnivariateDetector):
         level_all = np.full(n, np.nan)
         noise_all = np.full(n, np.nan)
         level_all[first:], noise_all[first:] = level, noise_sigma
-        discount = self._reset_discount(t, y, seg, drop_ended, level_all, noise_all, capacity)[first:]
+        discount = self._reset_discount(t, y, seg, drop_ended, level_all, noise_all, capacity, first)[first:]
         if self.daily_memory_days:
             here = np.where(np.isfinite(level), level, y[first:])
             margin = np.fmax(2.0 * np.nan_to_num(noise_sigma, nan=0.0), 0.02 * abs(capacity))
@@ -523,24 +523,31 @@ class ExhaustionForecast(UnivariateDetector):
         level: np.ndarray,
         noise: np.ndarray,
         capacity: float,
+        since: int = 0,
     ) -> np.ndarray:
-        """1 / (K + 2), K = recent stretches that climbed past this level and then reset (1 if none)."""
+        """1 / (K + 2), K = recent stretches that climbed past this level and then reset (1 if none).
+
+        Each point's factor reads its own level and the stretches before its own, so the points
+        from ``since`` on (the daemon reads the newest ``hold`` only) are computed alone; earlier
+        points are left at 1.
+        """
         out = np.ones(t.shape[0])
         if drop_ended.shape[0] < 2:
             return out
         bounds = np.flatnonzero(np.diff(seg, prepend=seg[0] - 1) != 0)
         ends = np.append(bounds[1:], t.shape[0])
-        with np.errstate(all="ignore"):
-            peaks = np.array([np.nanmax(y[a:b]) if np.any(~np.isnan(y[a:b])) else np.nan for a, b in zip(bounds, ends)])
+        # Each stretch's peak (NaN if it has no value): np.nanmax is np.fmax.reduce, so one
+        # reduceat over the stretch bounds gives the same floats as a nanmax per stretch.
+        peaks = np.fmax.reduceat(y, bounds) if bounds.shape[0] else np.zeros(0)
         end_times = t[ends - 1]
         # Only stretches that reset *below* the wall count: an OOM followed by a restart is a failure.
         resetting = drop_ended & (peaks < capacity)
         here = np.where(np.isfinite(level), level, y)
-        for k in range(1, bounds.shape[0]):
+        for k in range(max(1, int(np.searchsorted(ends, since, side="right"))), bounds.shape[0]):
             prior = np.flatnonzero(resetting[:k] & (end_times[:k] >= t[bounds[k]] - self.params.reset_memory_seconds))
             if prior.shape[0] == 0:
                 continue
-            a, b = bounds[k], ends[k]
+            a, b = max(bounds[k], since), ends[k]
             # Within noise (or 2 % of capacity) of an old peak counts as having reached it.
             margin = np.fmax(2.0 * np.nan_to_num(noise[a:b], nan=0.0), 0.02 * abs(capacity))
             reached = np.sum(peaks[prior][None, :] >= (here[a:b] - margin)[:, None], axis=1)

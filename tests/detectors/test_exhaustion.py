@@ -9,6 +9,7 @@ import pytest
 
 from aiops.model import Entity, SignalInfo
 from aiops.plugins import DETECTORS, PluginError, instantiate
+from detectors._univariate import check_series, typical_step
 from detectors.exhaustion import ExhaustionForecast
 from tests.detectors.synthetic import DAY, HOUR, MINUTE, POD, SIGNALS, T0, frame, grid
 
@@ -400,3 +401,47 @@ def test_the_daemon_keeps_daily_maxima_so_its_score_matches_the_backtest() -> No
             assert f.score == pytest.approx(full[i], abs=1e-9), i
             checked += 1
     assert checked > 20
+
+
+def _reset_discount_before(det, t, y, seg, drop_ended, level, noise, capacity):
+    """The reset discount as computed before the daemon's path read only its newest points (verbatim)."""
+    out = np.ones(t.shape[0])
+    if drop_ended.shape[0] < 2:
+        return out
+    bounds = np.flatnonzero(np.diff(seg, prepend=seg[0] - 1) != 0)
+    ends = np.append(bounds[1:], t.shape[0])
+    with np.errstate(all="ignore"):
+        peaks = np.array([np.nanmax(y[a:b]) if np.any(~np.isnan(y[a:b])) else np.nan for a, b in zip(bounds, ends)])
+    end_times = t[ends - 1]
+    resetting = drop_ended & (peaks < capacity)
+    here = np.where(np.isfinite(level), level, y)
+    for k in range(1, bounds.shape[0]):
+        prior = np.flatnonzero(resetting[:k] & (end_times[:k] >= t[bounds[k]] - det.params.reset_memory_seconds))
+        if prior.shape[0] == 0:
+            continue
+        a, b = bounds[k], ends[k]
+        margin = np.fmax(2.0 * np.nan_to_num(noise[a:b], nan=0.0), 0.02 * abs(capacity))
+        reached = np.sum(peaks[prior][None, :] >= (here[a:b] - margin)[:, None], axis=1)
+        out[a:b] = np.where(reached > 0, 1.0 / (reached + 2.0), 1.0)
+    return out
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_the_reset_discount_from_the_newest_points_is_the_previous_computation_to_the_bit(seed: int) -> None:
+    """Sawtooths (resets), steps, NaN, gaps and garbage: peaks from one reduceat, and only the points
+    from ``since`` on computed, give the floats of the per-stretch loop over the whole series."""
+    rng = np.random.default_rng(100 + seed)
+    checked = 0
+    for det, t, y, wall in _varied_series(seed):
+        if t.shape[0] < 2:
+            continue
+        tr = det.trace(t, y, wall)
+        _, yc = check_series(t, y)
+        _, drop_ended = det._segments(t, yc, wall, max(4, round(det.params.window_seconds / typical_step(t))), typical_step(t))
+        args = (t, yc, tr.segment, drop_ended, tr.level, tr.noise_sigma, wall)
+        before = _reset_discount_before(det, *args)
+        np.testing.assert_array_equal(det._reset_discount(*args), before)
+        since = int(rng.integers(0, t.shape[0]))
+        np.testing.assert_array_equal(det._reset_discount(*args, since)[since:], before[since:])
+        checked += int(np.any(before < 1.0))
+    assert checked, "some series must be discounted for the comparison to mean anything"
