@@ -63,7 +63,11 @@ def typical_step(t: np.ndarray) -> float:
     """
     d = np.diff(t[: STEP_SAMPLE + 1])
     d = d[d > 0]
-    return float(np.quantile(d, 0.25)) if d.shape[0] else 1.0
+    if not d.shape[0]:
+        return 1.0
+    lo = d.min()
+    # A regular grid (the collector's): every quantile is that step, the float np.quantile gives.
+    return float(lo) if lo == d.max() else float(np.quantile(d, 0.25))
 
 
 def typical_steps(timestamps: Sequence[np.ndarray]) -> np.ndarray:
