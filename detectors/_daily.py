@@ -14,7 +14,7 @@ for three days), the same bins in the daemon and in a backtest, so both score al
 from __future__ import annotations
 
 import math
-from collections.abc import Hashable, Iterable, Iterator
+from collections.abc import Collection, Hashable, Iterable, Iterator
 
 import numpy as np
 import pandas as pd
@@ -119,10 +119,15 @@ class DailyMaxima:
             first, dense = first + dense.shape[0] - self.keep, dense[-self.keep :]
         self._data[key] = (first, dense.copy())
 
-    def retain(self, live: Iterable[Hashable]) -> None:
-        keep = set(live)
+    def retain(self, live: Iterable[Hashable], unanswered: Collection[str] = ()) -> None:
+        """Drop the series not in ``live``: those gone from their signal's answer. A series of a
+        signal whose query failed this cycle (``unanswered``: the frame's missing signals) is not
+        known to be gone, so its days stay; one Prometheus error must not cost a day of history.
+        Keys are :attr:`Series.key`, (signal, labels)."""
+        keep, failed = set(live), set(unanswered)
         for key in [k for k in self._data if k not in keep]:
-            del self._data[key]
+            if not (failed and isinstance(key, tuple) and key and key[0] in failed):
+                del self._data[key]
 
     def __len__(self) -> int:
         return len(self._data)

@@ -657,7 +657,7 @@ class ExhaustionForecast(UnivariateDetector):
                 for s in series_list:
                     live.append(s.key)
                     isolated(self.name, s, self._daily.update, s.key, s.timestamps, s.values)
-            self._daily.retain(live)
+            self._daily.retain(live, unanswered=frame.missing_signals)
         return super().detect(frame)
 
     def explain(self, frame: Frame, series: Series) -> Finding | None:

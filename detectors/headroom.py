@@ -215,10 +215,8 @@ class ServingHeadroom(UnivariateDetector):
                 isolated(self.name, s, self._daily.update, s.key, s.timestamps, s.values)
         # A series is gone when its signal answered without it; a failed query (a missing signal)
         # says nothing about it, and its previous days stay held.
-        failed = set(frame.missing_signals)
-        live += [key for key, _, _ in self._daily.held() if _series_key(key)[0] in failed]
-        self._daily.retain(live)
-        kept = set(live)
+        self._daily.retain(live, unanswered=frame.missing_signals)
+        kept = set(live) | {key for key, _, _ in self._daily.held()}
         for key in [k for k in self._stored if k not in kept]:
             del self._stored[key]
         return super().detect(frame)

@@ -445,3 +445,32 @@ def test_the_reset_discount_from_the_newest_points_is_the_previous_computation_t
         np.testing.assert_array_equal(det._reset_discount(*args, since)[since:], before[since:])
         checked += int(np.any(before < 1.0))
     assert checked, "some series must be discounted for the comparison to mean anything"
+
+
+def test_a_cycle_whose_query_failed_keeps_the_previous_days() -> None:
+    """Prometheus answers one cycle's query with an error (the signal is missing, not gone): the
+    daily maxima held stay, so the next lunchtime peak is still known to stop short of the wall."""
+    from dataclasses import replace
+
+    from aiops.model import Frame, Series, from_epoch
+
+    rng = np.random.default_rng(3)
+    t = grid(50)
+    hour_of_day = ((t - T0) % DAY) / HOUR
+    y = 0.35 + 0.55 * np.exp(-0.5 * ((hour_of_day - 14) / 3) ** 2) + rng.normal(0, 0.004, t.shape[0])
+    steady, gapped = ExhaustionForecast(report_floor=0.0), ExhaustionForecast(report_floor=0.0)
+    lookback = int(6 * HOUR / MINUTE)
+    failed_at = 30 * 60  # the next day's morning, before its peak
+    scores: dict[str, list[float]] = {"steady": [], "gapped": []}
+    for i in range(60, t.shape[0], 30):
+        lo = max(0, i + 1 - lookback)
+        frame = Frame(from_epoch(t[i]), (Series("pod_memory_usage_ratio", {"pod": "web-0"}, t[lo : i + 1], y[lo : i + 1], POD),), SIGNALS, MINUTE)
+        for name, det in (("steady", steady), ("gapped", gapped)):
+            if name == "gapped" and i == failed_at:
+                assert det.detect(replace(frame, series=(), missing_signals=("pod_memory_usage_ratio",))) == []
+                continue
+            [f] = det.detect(frame)
+            if i > failed_at:
+                scores[name].append(f.score)
+    assert max(scores["steady"]) < 0.5  # the peak is known from the previous day
+    assert scores["gapped"] == pytest.approx(scores["steady"], abs=1e-9)
