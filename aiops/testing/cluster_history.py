@@ -16,7 +16,16 @@ writes what exporters really expose over a day or two, with the quirks a default
   while a server restarts, counters that start from zero again under a new pod name;
 - a CronJob whose pods (new names each night) reach 92 % of their memory limit near their end,
   a rolling deployment, routine restarts in kube-system, a bare pod, diurnal traffic in the
-  cluster's local time (UTC+8 by default).
+  cluster's local time (UTC+8 by default);
+- request counters as real traffic fills them (vLLM, Triton, TorchServe alike, in every profile):
+  each model's demand runs at a level of its own each day (lognormal, sigma ``DAY_LEVEL_SIGMA``
+  = 5 %, drawn per model and local day from the seed, eased from one local noon to the next so
+  no step falls at midnight), and each scrape counts a Poisson number of requests whose mean is
+  itself bursty (gamma, coefficient of variation ``BURST_CV`` = 3 % a minute): a 5-minute rate
+  scatters by 2-4 %, and no two days peak alike. Exact counters (the fixture before 2026-12-05)
+  hide what a demand forecast does with ordinary days. What the counters count is the noisy
+  demand; latency, queue and KV cache follow the designed demand, so every incident keeps its
+  designed timing (``exact_requests=True`` gives the exact counters, for comparisons).
 
 Incidents (memory leak → OOMKill, disk fill → DiskPressure, XID 79, traffic surge, model accuracy
 drift) are placed at offsets from the start and returned with the time a static alert would fire,
@@ -57,6 +66,9 @@ LEGACY_TTFT_BUCKETS = (0.001, 0.005, 0.01, 0.02, 0.04, 0.06, 0.08, 0.1, 0.25, 0.
 LEGACY_TPOT_BUCKETS = (0.01, 0.025, 0.05, 0.075, 0.1, 0.15, 0.2, 0.3, 0.4, 0.5, 0.75, 1.0, 2.5)
 LEGACY_E2E_BUCKETS = (1.0, 2.5, 5.0, 10.0, 15.0, 20.0, 30.0, 40.0, 50.0, 60.0)
 GPU_MODEL = "NVIDIA H100 80GB HBM3"
+# Request counts (module docstring): each model's level per local day, and each scrape's burstiness.
+DAY_LEVEL_SIGMA = 0.05
+BURST_CV = 0.03
 FB_MIB = 81559.0
 
 
@@ -74,6 +86,9 @@ class HistorySpec:
     incident_offset_h: float = 0.0
     # Which cluster (time zone, traffic, runtimes, size, routine operations, incident timings).
     profile: Profile = DEFAULT
+    # Request counters without the per-scrape noise and the days' levels (module docstring): for
+    # before/after comparisons only; no realistic history is that clean.
+    exact_requests: bool = False
 
 
 @dataclass
@@ -218,6 +233,24 @@ class _Builder:
     def alive(self, a: float | None, b: float | None) -> np.ndarray:
         return self.between(-1 if a is None else a, 1e9 if b is None else b)
 
+    def counted(self, ns: str, model: str, pod: str, n: np.ndarray) -> np.ndarray:
+        """The requests a server counts per scrape when ``n`` are expected: the model's level of the
+        day times a bursty (gamma) mean, drawn as Poisson counts (module docstring). Each model's
+        levels and each pod's scrapes come from their own stream of the seed, so adding a series
+        changes no other."""
+        if self.spec.exact_requests:
+            return n
+        local_h = self.t / 3600.0 + self.spec.profile.utc_offset_h
+        day0 = math.floor(local_h[0] / 24) - 1
+        noons = (day0 + np.arange(int(math.ceil(local_h[-1] / 24)) - day0 + 2)) * 24.0 + 12.0
+        days = np.random.default_rng(int(_hex(self.spec.seed, "demand-days", ns, model, n=15), 16))
+        levels = np.exp(days.normal(0.0, DAY_LEVEL_SIGMA, noons.shape[0]))
+        level = np.interp(local_h, noons, levels)
+        scrapes = np.random.default_rng(int(_hex(self.spec.seed, "demand-scrapes", ns, pod, n=15), 16))
+        shape = 1.0 / BURST_CV**2
+        mean = np.maximum(n, 0.0) * level * scrapes.gamma(shape, 1.0 / shape, n.shape[0])
+        return scrapes.poisson(mean).astype(float)
+
     # -- pods -----------------------------------------------------------------------------
     def pod(
         self, ns: str, pod: str, node: str, kind: str, owner: str, *, container: str, limit: float,
@@ -338,7 +371,7 @@ class _Builder:
         mask = np.where(alive, 1.0, np.nan)
         lab = {"namespace": ns, "pod": pod, "model_name": model} if legacy else {
             "namespace": ns, "pod": pod, "model_name": model, "engine": "0"}
-        n = np.where(alive, rps * self.spec.step_s, 0.0)
+        n = self.counted(ns, model, pod, np.where(alive, rps * self.spec.step_s, 0.0))
         self.gauge("vllm:num_requests_running", lab, np.minimum(rps * 4, 64) * mask)
         self.gauge("vllm:num_requests_waiting", lab, waiting * mask)
         if legacy:
@@ -365,7 +398,7 @@ class _Builder:
         ``namespace``/``pod`` target labels Prometheus adds. A new pod counts from zero."""
         mask = np.where(alive, 1.0, np.nan)
         lab = {"namespace": ns, "pod": pod, "model": model, "version": "1"}
-        n = np.where(alive, rps * self.spec.step_s, 0.0)
+        n = self.counted(ns, model, pod, np.where(alive, rps * self.spec.step_s, 0.0))
         self.counter("nv_inference_request_success", lab, np.cumsum(n) * mask)
         self.counter("nv_inference_request_failure", {**lab, "reason": "REJECTED"}, 0.0 * mask)
         self.counter("nv_inference_count", lab, np.cumsum(n) * mask)
@@ -378,7 +411,7 @@ class _Builder:
         """TorchServe's Prometheus metrics (``ts_`` counters, microseconds), per model version."""
         mask = np.where(alive, 1.0, np.nan)
         lab = {"namespace": ns, "pod": pod, "uuid": _hex(4, pod, n=8), "model_name": model, "model_version": "1.0"}
-        n = np.where(alive, rps * self.spec.step_s, 0.0)
+        n = self.counted(ns, model, pod, np.where(alive, rps * self.spec.step_s, 0.0))
         self.counter("ts_inference_requests_total", lab, np.cumsum(n) * mask)
         self.counter("ts_inference_latency_microseconds", lab, np.cumsum(n * latency * 1e6) * mask)
         self.counter("ts_queue_latency_microseconds", lab, np.cumsum(n * latency * 0.1e6) * mask)

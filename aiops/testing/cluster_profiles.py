@@ -32,8 +32,9 @@ something: every traffic surge takes over an hour from its start to its breach o
 (a surge that breaches 20 min after it starts cannot be warned 30 min ahead from any data). The
 exception is us-east's Triton surge (traffic triples in 90 min): it breaches 37 min after it
 starts and alerts at 42, so its 30-minute warning must come in its first 12 minutes, when demand
-runs ~20 % over the usual for the hour. Request rates carry no noise in this fixture (counters
-are exact), so the seeds do not vary them.
+runs ~20 % over the usual for the hour. Request counters carry the same noise in every profile
+(per-scrape Poisson counts, each model's level differing from day to day, drawn from the seed; see
+:mod:`aiops.testing.cluster_history`): a profile does not choose it.
 """
 
 from __future__ import annotations
