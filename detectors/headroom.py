@@ -21,10 +21,25 @@ a day is a day in the cluster's clock, so "the same time" is the same local hour
   what has been proven, and the point past which no data says the servers will hold.
 
 The first future bin where the forecast reaches the proven capacity is the predicted time the
-demand leaves the proven range. Only an excess of at least ``min_excess`` (10 %), and at least
-twice what the previous days differed from their median at this hour, is forecast: ordinary days
-differ from each other, and the forecast of an ordinary day is its usual peak, which does not
-exceed the proven capacity (the days that set it were like it). The score
+demand leaves the proven range. Only a **surge** is forecast: an excess that grew today, not a
+day that runs busier than the last ones. Ordinary days differ from each other by several percent
+(a busier weekday, a campaign), and a day 10 % over yesterday passes yesterday's peak near its own
+peak, with nothing wrong: with one previous day the days' spread cannot be estimated, and with
+exact request counts (the replay fixture before 2026-12-05) that was never seen. So:
+
+* **today's level** is the median of today's demand over the usual, over the window before the
+  last ``surge_seconds`` (2 h; the lookback's older 4 h by default): what today has run at since
+  before any surge the forecast should see;
+* the **surge** is the excess now over today's level; it must reach ``min_excess`` (10 %), twice
+  what the previous days differed from their median at this hour (from two previous days on), and
+  three times what the level estimate's own noise explains (the within-window scatter of today
+  over the usual, as the error of a median of the points in ``level_seconds``): a noisy,
+  low-traffic series needs more than a busy one;
+* the forecast itself is the usual ahead times the whole excess (today's level included): a busy
+  day that also surges is nearer its proven peak.
+
+A window too short for today's level (under 30 min of points before ``surge_seconds``, as right
+after a first start) reads today's level as the usual (1.0). The score
 is 0.7 (policy's warning) for a crossing within the horizon, rising to 0.9 as today's excess
 grows; a crossing within policy's ``critical_lead_time`` (30 min) makes it critical there, which
 is what ``serving-capacity`` scales ahead on.
@@ -77,7 +92,8 @@ class HeadroomForecast:
     level: float  # today's demand now (median of the last level_seconds)
     usual: float  # the seasonal baseline now
     excess: float  # level / usual
-    needed: float  # the excess that counts as unusual: min_excess, or twice the days' own spread
+    today: float  # today's level over the usual before the last surge_seconds (1.0: unknown)
+    needed: float  # the surge (excess / today) that counts: min_excess, the days' spread, the level's noise
     capacity: float  # the highest 5-minute bin of the previous days
     days: int  # previous days the baseline was read from
     crossing_seconds: float | None  # from now until the forecast reaches capacity
@@ -94,6 +110,7 @@ def forecast(
     settle_seconds: float,
     days: int,
     min_excess: float,
+    surge_seconds: float = 7200.0,
 ) -> HeadroomForecast | None:
     """The headroom forecast at the newest point of ``(t, y)``; None without a previous day.
 
@@ -138,10 +155,13 @@ def forecast(
     with np.errstate(all="ignore"), warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)
         spread = float(np.nanmax(np.abs(np.nanmean(days_now, axis=1) / usual_now - 1.0))) if len(rows) > 1 else 0.0
-    needed = max(min_excess, 2.0 * spread if math.isfinite(spread) else 0.0)
+    today, level_noise = _today(t, y, first, dense, now - surge_seconds, days)
+    # The level is a median of the points in level_seconds: its error is ~1.25 scatter / sqrt(n).
+    level_noise *= 1.2533 / math.sqrt(recent.shape[0])
+    needed = max(min_excess, 2.0 * spread if math.isfinite(spread) else 0.0, 3.0 * level_noise)
     crossing = None
     at_crossing = math.nan
-    if excess >= 1.0 + needed and capacity > 0:
+    if excess >= today * (1.0 + needed) and capacity > 0:
         path = usual_path[back:] * excess  # bin 0 is the current one
         over = np.flatnonzero(np.isfinite(path) & (path >= capacity))
         if level >= capacity:
@@ -150,7 +170,35 @@ def forecast(
             j = int(over[0])
             crossing = max(0.0, (now_bin + j) * BIN_SECONDS - now)
             at_crossing = float(path[j])
-    return HeadroomForecast(level, usual_now, excess, needed, capacity, len(rows), crossing, at_crossing)
+    return HeadroomForecast(level, usual_now, excess, today, needed, capacity, len(rows), crossing, at_crossing)
+
+
+# Today's level needs this much of the window before the surge span (module docstring).
+MIN_TODAY_SECONDS = 1800.0
+
+
+def _today(t: np.ndarray, y: np.ndarray, first: int, dense: np.ndarray, before: float, days: int) -> tuple[float, float]:
+    """Today's demand over the usual, from the points at or before ``before`` (the median of their
+    ratios), and the scatter of those ratios (a robust sigma, relative); (1.0, 0.0) when the
+    window holds under MIN_TODAY_SECONDS of them or no previous day covers them."""
+    ok = (t <= before) & np.isfinite(y) & (y > 0)
+    if not ok.any() or before - float(t[ok][0]) < MIN_TODAY_SECONDS:
+        return 1.0, 0.0
+    tt, yy = t[ok], y[ok]
+    b = np.floor(tt / BIN_SECONDS).astype(np.int64)
+    idx = b[None, :] - np.arange(1, days + 1)[:, None] * BINS_PER_DAY - first
+    inside = (idx >= 0) & (idx < dense.shape[0])
+    held = np.where(inside, dense[np.clip(idx, 0, max(0, dense.shape[0] - 1))], np.nan)
+    with np.errstate(all="ignore"), warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        usual = np.nanmedian(held, axis=0)
+    good = np.isfinite(usual) & (usual > 0)
+    if good.sum() < 2:
+        return 1.0, 0.0
+    ratio = np.log(yy[good] / usual[good])
+    mid = float(np.median(ratio))
+    scatter = 1.4826 * float(np.median(np.abs(ratio - mid)))
+    return math.exp(mid), scatter
 
 
 class HeadroomParams(DetectorParams):
@@ -161,6 +209,7 @@ class HeadroomParams(DetectorParams):
     settle_seconds: float = Field(default=12 * 3600.0, ge=0, le=DAY_SECONDS)
     days: int = Field(default=3, ge=1, le=14)
     min_excess: float = Field(default=0.1, gt=0)
+    surge_seconds: float = Field(default=7200.0, gt=0, le=DAY_SECONDS)
 
 
 class ServingHeadroom(UnivariateDetector):
@@ -178,7 +227,11 @@ class ServingHeadroom(UnivariateDetector):
     days:
         Previous days held and read for the baseline (3).
     min_excess:
-        Demand must run this far over the usual level (0.1: 10 %) before it is forecast.
+        Demand must run this far over today's own level (0.1: 10 %) before it is forecast.
+    surge_seconds:
+        Today's level is read from the window before this span (2 h): a surge is what demand
+        gained within it. Keep it under the lookback by at least 30 min, or today's level is
+        unknown (read as the usual).
     """
 
     name: ClassVar[str] = "headroom"
@@ -268,13 +321,14 @@ class ServingHeadroom(UnivariateDetector):
         if bins[1].shape[0] < BINS_PER_DAY:
             return None
         return forecast(t, y, bins, horizon_seconds=p.horizon_seconds, level_seconds=p.level_seconds,
-                        settle_seconds=p.settle_seconds, days=p.days, min_excess=p.min_excess)
+                        settle_seconds=p.settle_seconds, days=p.days, min_excess=p.min_excess,
+                        surge_seconds=p.surge_seconds)
 
     def _score(self, fc: HeadroomForecast) -> float:
         if fc.crossing_seconds is None:
             return 0.0
-        # 0.7 at the least excess forecast, 0.9 once demand runs twice what is usual.
-        grown = (fc.excess - 1.0 - fc.needed) / max(1e-9, 1.0 - fc.needed)
+        # 0.7 at the least surge forecast, 0.9 once demand runs twice today's own level.
+        grown = (fc.excess / fc.today - 1.0 - fc.needed) / max(1e-9, 1.0 - fc.needed)
         return WARN_SCORE + (TOP_SCORE - WARN_SCORE) * float(np.clip(grown, 0.0, 1.0))
 
     def explain(self, frame: Frame, series: Series) -> Finding | None:
@@ -286,11 +340,11 @@ class ServingHeadroom(UnivariateDetector):
         info = frame.signals.get(series.signal)
         unit = f" {info.unit}" if info is not None and info.unit else ""
         facts: dict[str, object] = {
-            "value": fc.level, "usual": fc.usual, "excess": round(fc.excess, 4), "proven_capacity": fc.capacity,
+            "value": fc.level, "usual": fc.usual, "excess": round(fc.excess, 4), "today": round(fc.today, 4), "proven_capacity": fc.capacity,
             "days": fc.days, "horizon_seconds": self.params.horizon_seconds,
         }
         summary = (f"{series.signal} at {fc.level:.4g}{unit}, {fc.excess:.0%} of the usual {fc.usual:.4g} for this "
-                   f"time of day; the most served in the last {fc.days} day(s) is {fc.capacity:.4g}")
+                   f"time of day (today ran {fc.today:.0%} of it before); the most served in the last {fc.days} day(s) is {fc.capacity:.4g}")
         if fc.crossing_seconds is None:
             return self.finding(frame, series, score, summary + ": demand stays within it", facts)
         now = float(series.timestamps[-1])

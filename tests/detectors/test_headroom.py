@@ -58,6 +58,27 @@ def test_ordinary_days_are_not_forecast() -> None:
     assert [f for _, f in found if f.predicted_failure_at is not None] == []
 
 
+def test_a_busier_day_is_not_a_surge_with_one_previous_day() -> None:
+    # Day two runs 12 % over day one from its first hour (days differ; one previous day cannot
+    # show by how much): its peak passes day one's, but nothing in it grows against today's own
+    # level, so nothing is forecast.
+    t = T0 + np.arange(0.0, 2 * DAY, MINUTE)
+    y = traffic(t) * np.where(t >= T0 + DAY, 1.12, 1.0)
+    found = run(t, y, ServingHeadroom())
+    assert [(at - T0) / HOUR for at, f in found if f.predicted_failure_at is not None] == []
+
+
+def test_a_surge_on_a_quieter_day_is_still_forecast() -> None:
+    # The same surge as below, on a day running 8 % under the previous one: it is forecast
+    # against today's own level, and still half an hour before it leaves the proven range.
+    t, y = surge_day()
+    y = y * np.where(t >= T0 + DAY, 0.92, 1.0)
+    found = [(at, f) for at, f in run(t, y, ServingHeadroom()) if f.predicted_failure_at is not None]
+    assert found, "the surge was not forecast"
+    passes = float(t[np.flatnonzero((t > T0 + DAY + 8 * HOUR) & (y > 14.0))[0]])
+    assert passes - found[0][0] >= 30 * MINUTE, (passes - found[0][0]) / MINUTE
+
+
 def test_a_surge_is_forecast_before_it_leaves_the_proven_range() -> None:
     t = T0 + np.arange(0.0, 2 * DAY, MINUTE)
     y = traffic(t)
