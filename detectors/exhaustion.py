@@ -112,6 +112,14 @@ class _WindowStats:
     early: np.ndarray  # the same, half a window earlier (NaN across a stretch boundary)
 
 
+def _kth_largest(x: np.ndarray, k: int) -> np.ndarray:
+    """Per row, the ``k``-th largest of the non-NaN values (NaN where there are fewer than ``k``)."""
+    ordered = np.sort(x, axis=1)  # NaN sorts last
+    count = np.count_nonzero(~np.isnan(x), axis=1)
+    pick = ordered[np.arange(x.shape[0]), np.maximum(count - k, 0)]
+    return np.where(count >= k, pick, np.nan)
+
+
 def _pair_slopes(t: np.ndarray, y: np.ndarray, seg: np.ndarray, lag: int) -> np.ndarray:
     """Slopes between pairs ``lag`` points apart, within one stretch and both ends valid."""
     n = t.shape[0]
@@ -601,13 +609,15 @@ class ExhaustionForecast(UnivariateDetector):
         """Series whose forecast could reach ``report_floor``: at or near the wall, or climbing fast enough.
 
         An exact bound, not a heuristic. Both fits score ``P(value_ahead >= capacity)`` under a
-        normal predictive distribution, so a score of 0.5 or more needs its mean ``level +
-        shrink * slope * horizon`` to reach the capacity (the short-window gate and the reset
-        discount only lower it). The level is a median of the last half window plus the slope
-        times less than half a window, and the slope is a median of pair slopes, so
-        ``max(y) + max(0, max pair slope) * (half window + horizon)`` over the tail bounds the
-        mean from above; series below the capacity by that bound are skipped. For a lower
-        ``report_floor`` the bound proves nothing and every series is scored.
+        normal predictive distribution, so a score of 0.5 or more needs its mean to reach the
+        capacity (the short-window gate and the reset discount only lower it). For each fit, the
+        level is a median of its last ``lag`` points moved by the slope over less than their span,
+        the slope a median of at least ``min_pairs`` pair slopes (so at most the
+        ``ceil(min_pairs / 2)``-th largest pair slope of the tail, in a segment or not), and the
+        mean adds at most ``max(0, slope) * horizon`` (or the damped trend's smaller climb, bounded
+        the same way); the short fit needs the long one's slope to be positive. Series whose
+        bound stays below the capacity are skipped. For a lower ``report_floor`` the bound proves
+        nothing and every series is scored.
         """
         if self.report_floor < 0.5 or not series:
             return series
@@ -629,19 +639,39 @@ class ExhaustionForecast(UnivariateDetector):
 
     def _may_reach(self, t: np.ndarray, y: np.ndarray, lag: int, capacity: np.ndarray) -> np.ndarray:
         """Per row of the (series, 2 * lag) tails: whether the upper bound of the forecast reaches capacity."""
-        short = max(1, max(4, 2 * lag) // 2)  # the half window's lag, as in _trace
+        # The half window's lag, as in _trace: its window is max(4, window // 2), and window // 2
+        # is ``lag`` whether the window is 2 * lag or 2 * lag + 1 points.
+        short = max(1, max(4, lag) // 2)
+        horizon = self.params.horizon_seconds
         with np.errstate(all="ignore"), warnings.catch_warnings():
             warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN tails: no slope, no finding
-            slopes = []
-            for lg in {lag, min(short, lag)}:
-                # The last ``lg`` pairs (i - lg, i): the pairs the last point's rolling median reads.
+            bounds = []
+            for lg in dict.fromkeys((lag, short)):  # the full window first
+                # Each fit on its own. Its slope is a median of the pairs (i - lg, i) ending at the
+                # last ``lg`` points, of at least ``min_pairs`` of them (fewer: no forecast); a
+                # median of m values is at most their ceil(m / 2)-th largest, so at most the
+                # ceil(min_pairs / 2)-th largest of all those pairs, segment or not. The damped
+                # trend climbs at most at its ``late`` median, of the pairs ending at the last
+                # ``half`` points, bounded the same way.
                 late, early = slice(2 * lag - lg, None), slice(2 * lag - 2 * lg, 2 * lag - lg)
                 dt, dy = t[:, late] - t[:, early], y[:, late] - y[:, early]
-                slopes.append(np.nanmax(np.where(dt > 0, dy / dt, np.nan), axis=1))
-            steepest = np.fmax.reduce(slopes)
-            top = np.nanmax(y[:, -lag:], axis=1)
-            span = t[:, -1] - np.nanmin(t[:, -lag:], axis=1)
-            bound = top + np.maximum(steepest, 0.0) * (span + self.params.horizon_seconds)
+                pairs = np.where(dt > 0, dy / dt, np.nan)
+                half = max(1, lg // 2)
+                slope = _kth_largest(pairs, -(-max(2, lg // 3) // 2))
+                damped = _kth_largest(pairs[:, -half:], -(-min(half, max(2, half // 3)) // 2))
+                # The level is a median of the last ``lg`` points moved by the slope from their
+                # median time; the mean ahead adds at most the steeper climb over the horizon.
+                top = np.nanmax(y[:, -lg:], axis=1)
+                span = t[:, -1] - np.nanmin(t[:, -lg:], axis=1)
+                climb = np.maximum(np.fmax(slope, damped), 0.0)
+                bounds.append(np.where(np.isnan(slope), -np.inf, top + np.maximum(slope, 0.0) * span + climb * horizon))
+                if lg == lag:
+                    rising = slope > 0
+            if len(bounds) == 2:
+                # The half window's score only counts once the full window's slope is significantly
+                # positive (the gate in _trace), so never where no median of its pairs can be > 0.
+                bounds[1] = np.where(rising, bounds[1], -np.inf)
+            bound = np.fmax.reduce(bounds)
         # A hair of slack for rounding: the bound must never be the reason a finding is lost.
         margin = 1e-9 * np.maximum(np.abs(capacity), 1.0)
         reaches: np.ndarray = (y[:, -1] >= capacity) | (bound >= capacity - margin)

@@ -185,6 +185,58 @@ def test_screen_skips_only_series_that_cannot_reach_the_report_floor(seed: int) 
     assert [(x.entity, x.score) for x in screened] == [(x.entity, x.score) for x in expected]
 
 
+def test_screen_keeps_a_climb_that_only_the_half_window_fit_sees() -> None:
+    # A climb that began 23 minutes ago: the half window's pair slopes (15 min apart) are all
+    # steep, the full window's (30 min apart) are not yet, so only the short fit reaches the wall.
+    # The screen bounded that fit with the full window's pairs and dropped these series.
+    t = grid(3.0)
+    climb = np.maximum(0.0, np.arange(t.shape[0]) - (t.shape[0] - 24)) * MINUTE * 2e-6
+    levels = np.linspace(0.984, 0.988, 21)
+    items = [(Entity("pod", f"p{i}", "shop"), t, now - climb[-1] + climb) for i, now in enumerate(levels)]
+    f = frame({"pod_memory_usage_ratio": items})
+    everything = ExhaustionForecast(hold_seconds=0)
+    everything.screen = lambda frame, signal, series: series  # type: ignore[method-assign]
+    expected = everything.detect(f)
+    assert 0 < len(expected) < len(items), "the capacity must fall inside the span of levels"
+    screened = ExhaustionForecast(hold_seconds=0).detect(f)
+    assert [(x.entity, x.score) for x in screened] == [(x.entity, x.score) for x in expected]
+
+
+def _accelerating_memory_frame(count: int, seed: int):
+    """Climbs that start anywhere in the last hour and steepen or ease, with noise, resets and gaps."""
+    rng = np.random.default_rng(seed)
+    items = []
+    for k in range(count):
+        step = float(rng.choice([15.0, 60.0, 300.0]))
+        n = int(rng.integers(5, 400))
+        i = np.arange(n)
+        knee = n - 1 - int(rng.integers(1, max(2, min(n - 1, int(4000 / step)))))
+        slope = rng.uniform(0, 3e-5) * 60 / step**0.5
+        bend = rng.uniform(0.2, 2) ** ((i - knee) / n)
+        y = 0.3 + np.where(i > knee, (i - knee) * step * slope * bend, 0.0)
+        y += rng.normal(0, rng.choice([0.0, 1e-3, 1e-2, 3e-2]), n)
+        if rng.random() < 0.3:
+            y[i % int(rng.integers(5, 90)) == 0] -= rng.uniform(0, 0.3)
+        if rng.random() < 0.3:
+            y[rng.random(n) < 0.1] = np.nan
+        y += rng.uniform(0.5, 1.0) - np.nanmax(y[-5:])
+        items.append((Entity("pod", f"p{k}", "shop"), T0 + i * step, y))
+    return frame({"pod_memory_usage_ratio": items})
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("seed", [6, 7, 9])
+@pytest.mark.parametrize("hold", [0.0, 300.0])
+def test_screen_loses_nothing_on_accelerating_climbs(seed: int, hold: float) -> None:
+    f = _accelerating_memory_frame(300, seed)
+    everything = ExhaustionForecast(hold_seconds=hold)
+    everything.screen = lambda frame, signal, series: series  # type: ignore[method-assign]
+    expected = everything.detect(f)
+    assert len(expected) > 50, "the mix must contain findings for the comparison to mean anything"
+    screened = ExhaustionForecast(hold_seconds=hold).detect(f)
+    assert [(x.entity, x.score) for x in screened] == [(x.entity, x.score) for x in expected]
+
+
 def test_flat_series_are_screened_out_and_a_leak_is_not() -> None:
     t = grid(6.0)
     flat = 0.5 + 0.01 * np.sin(np.arange(t.shape[0]))
