@@ -13,8 +13,10 @@ for three days), the same bins in the daemon and in a backtest, so both score al
 
 from __future__ import annotations
 
+import io
+import json
 import math
-from collections.abc import Collection, Hashable, Iterable, Iterator
+from collections.abc import Collection, Hashable, Iterable, Iterator, Mapping
 
 import numpy as np
 import pandas as pd
@@ -22,6 +24,8 @@ import pandas as pd
 BIN_SECONDS = 300.0
 DAY_SECONDS = 86400.0
 BINS_PER_DAY = int(DAY_SECONDS / BIN_SECONDS)
+# The layout of a saved series' bins (bins_to_bytes); a body of another format is learnt again.
+FORMAT = 1
 # New points a cycle folds in with plain Python in DailyMaxima.update (more: the numpy merge).
 _FEW_POINTS = 64
 
@@ -44,6 +48,10 @@ class DailyMaxima:
     def __init__(self, days: int) -> None:
         self.keep = (days + 1) * BINS_PER_DAY
         self._data: dict[Hashable, tuple[int, np.ndarray]] = {}
+        # For the state file, per series: the end (bin index) of the bins it holds, and of those
+        # handed over and not yet acknowledged (state_saved), by the body's key.
+        self._stored: dict[Hashable, int] = {}
+        self._pending: dict[str, tuple[Hashable, int]] = {}
 
     def merge(self, key: Hashable, t: np.ndarray, y: np.ndarray) -> tuple[int, np.ndarray]:
         """Fold the frame's points into the series' bins; return all bins held (float64)."""
@@ -128,9 +136,60 @@ class DailyMaxima:
         for key in [k for k in self._data if k not in keep]:
             if not (failed and isinstance(key, tuple) and key and key[0] in failed):
                 del self._data[key]
+        for key in [k for k in self._stored if k not in self._data]:
+            del self._stored[key]
+
+    # -- the daemon's state file (aiops.plugins.KeepsState, through the detector holding them) ----
+    def saved_state(self, only: Collection[Hashable] | None = None) -> dict[str, bytes]:
+        """The bins of each series that gained a bin since they were stored, by series (of the
+        series in ``only``, when given).
+
+        Once per new 5-minute bin, not every cycle: the points since (within the newest bin) come
+        back from the lookback after a restart. Pending until :meth:`state_saved`.
+        """
+        self._pending = {}
+        bodies = {}
+        for key, first, dense in self.held():
+            end = first + dense.shape[0]
+            if self._stored.get(key) == end or (only is not None and key not in only):
+                continue
+            signal, labels = series_key(key)
+            name = row_key(signal, labels)
+            bodies[name] = bins_to_bytes(signal, labels, first, dense)
+            self._pending[name] = (key, end)
+        return bodies
+
+    def state_saved(self, keys: Iterable[str]) -> None:
+        """The pipeline stored these bodies; a series that gained a bin since stays pending."""
+        for name in keys:
+            held = self._pending.pop(name, None)
+            if held is not None:
+                self._stored[held[0]] = held[1]
+
+    def restore_state(self, saved: Mapping[str, bytes]) -> list[str]:
+        """Take up the bins a previous run saved; a problem per body it could not read (that
+        series learns its days again). :meth:`restored` lists the series taken up."""
+        problems = []
+        for name, body in saved.items():
+            try:
+                signal, labels, first, dense = bins_from_bytes(body)
+            except ValueError as exc:
+                problems.append(f"{name}: {exc}")
+                continue
+            key = (signal, labels)
+            self.put(key, first, dense)
+            self._stored[key] = first + dense.shape[0]
+        return problems
+
+    def restored(self) -> list[tuple[Hashable, float]]:
+        """(key, epoch second the bins end) of each series whose bins came from the state file."""
+        return [(key, end * BIN_SECONDS) for key, end in self._stored.items()]
 
     def __len__(self) -> int:
         return len(self._data)
+
+    def __contains__(self, key: Hashable) -> bool:
+        return key in self._data
 
 
 def benign_days(
@@ -172,3 +231,42 @@ def benign_days(
         with np.errstate(invalid="ignore"):
             count += (peak >= here - margin) & (peak < wall)
     return count
+
+
+def row_key(signal: str, labels: tuple[tuple[str, str], ...]) -> str:
+    """The series' body key in the state file, as Prometheus writes a series: ``signal{k="v"}``."""
+    return signal + "{" + ",".join(f"{k}={json.dumps(v)}" for k, v in labels) + "}"
+
+
+def series_key(key: Hashable) -> tuple[str, tuple[tuple[str, str], ...]]:
+    """A held key as (signal, sorted label pairs): what :attr:`Series.key` is."""
+    if not (isinstance(key, tuple) and len(key) == 2 and isinstance(key[0], str)):
+        raise TypeError(f"not a series key: {key!r}")
+    return key[0], tuple((str(k), str(v)) for k, v in key[1])
+
+
+def bins_to_bytes(signal: str, labels: tuple[tuple[str, str], ...], first: int, dense: np.ndarray) -> bytes:
+    """One series' bins as the state file stores them: a JSON header and the float32 bins in an
+    npz (no pickle, like the multivariate references)."""
+    header = {"format": FORMAT, "signal": signal, "labels": [list(p) for p in labels], "first": int(first)}
+    buffer = io.BytesIO()
+    np.savez_compressed(buffer, header=np.frombuffer(json.dumps(header).encode(), dtype=np.uint8),
+                        bins=np.asarray(dense, dtype=np.float32))
+    return buffer.getvalue()
+
+
+def bins_from_bytes(body: bytes) -> tuple[str, tuple[tuple[str, str], ...], int, np.ndarray]:
+    """(signal, labels, first bin, bins) that :func:`bins_to_bytes` wrote; ValueError when the
+    body is not that (say so, learn the series again)."""
+    try:
+        with np.load(io.BytesIO(body), allow_pickle=False) as data:
+            header = json.loads(data["header"].tobytes().decode())
+            if header.get("format") != FORMAT:
+                raise ValueError(f"format {header.get('format')}, this release reads {FORMAT}")
+            dense = np.asarray(data["bins"])
+        if dense.dtype != np.float32 or dense.ndim != 1:
+            raise ValueError(f"bins of {dense.dtype} in {dense.ndim} dimension(s), expected float32 in 1")
+        labels = tuple((str(k), str(v)) for k, v in header["labels"])
+        return str(header["signal"]), labels, int(header["first"]), dense
+    except Exception as exc:  # whatever the bytes are, they are not bins this release wrote
+        raise ValueError(f"not saved daily bins ({type(exc).__name__}: {exc})") from None

@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import math
 import warnings
-from collections.abc import Mapping, Sequence
+from collections.abc import Hashable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any, ClassVar
@@ -178,7 +178,9 @@ class ExhaustionForecast(UnivariateDetector):
         How far back past resets (sawtooth cycles that never reached the limit) discount the score.
     daily_memory_days:
         How many previous days are asked whether they climbed this high at this hour without
-        failing (daily peaks); 0 turns the comparison off.
+        failing (daily peaks); 0 turns the comparison off. The frame holds hours, so the daemon
+        keeps these days' 5-minute maxima itself and hands them to its state file
+        (:class:`~aiops.plugins.KeepsState`): a restarted daemon still knows yesterday's peak.
     hold_seconds:
         The score is the lowest forecast of this span (15 min): a forecast must hold, as a rule's
         ``for:`` does, before it pages; the first minutes of a batch job's climb look like a leak.
@@ -202,6 +204,8 @@ class ExhaustionForecast(UnivariateDetector):
         # The same-hour comparison reads bins a day old: it needs a horizon shorter than a day.
         self.daily_memory_days = p.daily_memory_days if p.horizon_seconds < DAY_SECONDS - BIN_SECONDS else 0
         self._daily = DailyMaxima(self.daily_memory_days)
+        # Series key -> epoch second the screen last let it through (what the state file keeps).
+        self._passed_screen: dict[Hashable, float] = {}
         self._wall_cache: dict[str, tuple[SignalInfo, dict[object, float]]] = {}
 
     # ------------------------------------------------------------------ backtest contract
@@ -620,7 +624,7 @@ class ExhaustionForecast(UnivariateDetector):
         nothing and every series is scored.
         """
         if self.report_floor < 0.5 or not series:
-            return series
+            return self._mark_screened(frame, series)
         info = frame.signals[signal]
         walls = self._walls(info, series)
         # max(1, points_for(window, step, minimum=4) // 2) for every series at once (numpy rounds
@@ -635,7 +639,14 @@ class ExhaustionForecast(UnivariateDetector):
             t = tails([s.timestamps for s in members], 2 * lag)
             y = tails([s.values for s in members], 2 * lag)
             keep[rows] = self._may_reach(t, y, lag, walls[rows])
-        return [s for s, k in zip(series, keep) if k]
+        return self._mark_screened(frame, [s for s, k in zip(series, keep) if k])
+
+    def _mark_screened(self, frame: Frame, passed: list[Series]) -> list[Series]:
+        if self.daily_memory_days:
+            now = frame.now.timestamp()
+            for s in passed:
+                self._passed_screen[s.key] = now
+        return passed
 
     def _may_reach(self, t: np.ndarray, y: np.ndarray, lag: int, capacity: np.ndarray) -> np.ndarray:
         """Per row of the (series, 2 * lag) tails: whether the upper bound of the forecast reaches capacity."""
@@ -688,7 +699,26 @@ class ExhaustionForecast(UnivariateDetector):
                     live.append(s.key)
                     isolated(self.name, s, self._daily.update, s.key, s.timestamps, s.values)
             self._daily.retain(live, unanswered=frame.missing_signals)
+            since = frame.now.timestamp() - (self.daily_memory_days + 1) * DAY_SECONDS
+            self._passed_screen = {k: at for k, at in self._passed_screen.items() if at >= since and k in self._daily}
         return super().detect(frame)
+
+    # -- the daily maxima, handed to the daemon's state file (KeepsState) ---------------------------
+    # Only series the screen let through in the days held are saved: the days are read by
+    # explain alone, which only screened series reach, and a daily peak passes the screen every
+    # day. The thousands of flat series a cluster has cost nothing in the state file; one that
+    # never climbed before a restart learns its days again, as it would have had to.
+    def saved_state(self) -> dict[str, bytes]:
+        return self._daily.saved_state(only=self._passed_screen)
+
+    def state_saved(self, keys: Iterable[str]) -> None:
+        self._daily.state_saved(keys)
+
+    def restore_state(self, saved: Mapping[str, bytes]) -> list[str]:
+        problems = self._daily.restore_state(saved)
+        for key, end in self._daily.restored():
+            self._passed_screen[key] = max(self._passed_screen.get(key, end), end)
+        return problems
 
     def explain(self, frame: Frame, series: Series) -> Finding | None:
         info = frame.signals[series.signal]

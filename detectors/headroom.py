@@ -59,8 +59,6 @@ restart longer than the lookback leaves a gap in the bins, as the daemon being d
 
 from __future__ import annotations
 
-import io
-import json
 import math
 import warnings
 from collections.abc import Hashable, Iterable, Mapping, Sequence
@@ -82,7 +80,6 @@ DEMAND_SIGNALS = ("inference_request_rate", "inference_request_rate_triton", "in
 # Score of a crossing within the horizon (policy's warning), and its ceiling.
 WARN_SCORE, TOP_SCORE = 0.7, 0.9
 # The saved bins' layout (saved_state); a body of another format is read as unusable.
-FORMAT = 1
 
 
 @dataclass(frozen=True)
@@ -242,10 +239,6 @@ class ServingHeadroom(UnivariateDetector):
     def __init__(self, signals: Sequence[str] | None = None, **params: Any) -> None:
         super().__init__(signals, **params)
         self._daily = DailyMaxima(self.params.days)
-        # Per series: the end (bin index) of the bins the state file holds, and of those handed
-        # over and not yet acknowledged (state_saved), by the body's key.
-        self._stored: dict[Hashable, int] = {}
-        self._pending: dict[str, tuple[Hashable, int]] = {}
 
     def score_series(self, timestamps: np.ndarray, values: np.ndarray) -> np.ndarray:
         """Backtest: the score at every point from the series' own earlier bins."""
@@ -269,51 +262,17 @@ class ServingHeadroom(UnivariateDetector):
         # A series is gone when its signal answered without it; a failed query (a missing signal)
         # says nothing about it, and its previous days stay held.
         self._daily.retain(live, unanswered=frame.missing_signals)
-        kept = set(live) | {key for key, _, _ in self._daily.held()}
-        for key in [k for k in self._stored if k not in kept]:
-            del self._stored[key]
         return super().detect(frame)
 
-    # -- the bins, handed to the daemon's state file ----------------------------------------------
+    # -- the bins, handed to the daemon's state file (KeepsState) ---------------------------------
     def saved_state(self) -> dict[str, bytes]:
-        """The bins of each series that gained a bin since they were stored, by series.
-
-        Once per new 5-minute bin, not every cycle: the points since (within the newest bin) come
-        back from the lookback after a restart. Pending until :meth:`state_saved`.
-        """
-        self._pending = {}
-        bodies = {}
-        for key, first, dense in self._daily.held():
-            end = first + dense.shape[0]
-            if self._stored.get(key) == end:
-                continue
-            signal, labels = _series_key(key)
-            name = row_key(signal, labels)
-            bodies[name] = bins_to_bytes(signal, labels, first, dense)
-            self._pending[name] = (key, end)
-        return bodies
+        return self._daily.saved_state()
 
     def state_saved(self, keys: Iterable[str]) -> None:
-        """The pipeline stored these bodies; a series that gained a bin since stays pending."""
-        for name in keys:
-            held = self._pending.pop(name, None)
-            if held is not None:
-                self._stored[held[0]] = held[1]
+        self._daily.state_saved(keys)
 
     def restore_state(self, saved: Mapping[str, bytes]) -> list[str]:
-        """Take up the bins a previous run saved; a problem per body it could not read (that
-        series learns its days again)."""
-        problems = []
-        for name, body in saved.items():
-            try:
-                signal, labels, first, dense = bins_from_bytes(body)
-            except ValueError as exc:
-                problems.append(f"{name}: {exc}")
-                continue
-            key = (signal, labels)
-            self._daily.put(key, first, dense)
-            self._stored[key] = first + dense.shape[0]
-        return problems
+        return self._daily.restore_state(saved)
 
     def _forecast(self, t: np.ndarray, y: np.ndarray, bins: tuple[int, np.ndarray]) -> HeadroomForecast | None:
         p = self.params
@@ -354,42 +313,3 @@ class ServingHeadroom(UnivariateDetector):
                     "the servers have proven, scale ahead")
         at = from_epoch(now) + timedelta(seconds=fc.crossing_seconds)
         return self.finding(frame, series, score, summary, facts, predicted_failure_at=at, failure_interval=(at, at))
-
-
-def row_key(signal: str, labels: tuple[tuple[str, str], ...]) -> str:
-    """The series' body key in the state file, as Prometheus writes a series: ``signal{k="v"}``."""
-    return signal + "{" + ",".join(f"{k}={json.dumps(v)}" for k, v in labels) + "}"
-
-
-def _series_key(key: Hashable) -> tuple[str, tuple[tuple[str, str], ...]]:
-    """A held key as (signal, sorted label pairs): what :attr:`Series.key` is."""
-    if not (isinstance(key, tuple) and len(key) == 2 and isinstance(key[0], str)):
-        raise TypeError(f"not a series key: {key!r}")
-    return key[0], tuple((str(k), str(v)) for k, v in key[1])
-
-
-def bins_to_bytes(signal: str, labels: tuple[tuple[str, str], ...], first: int, dense: np.ndarray) -> bytes:
-    """One series' bins as the state file stores them: a JSON header and the float32 bins in an
-    npz (no pickle, like the multivariate references)."""
-    header = {"format": FORMAT, "signal": signal, "labels": [list(p) for p in labels], "first": int(first)}
-    buffer = io.BytesIO()
-    np.savez_compressed(buffer, header=np.frombuffer(json.dumps(header).encode(), dtype=np.uint8),
-                        bins=np.asarray(dense, dtype=np.float32))
-    return buffer.getvalue()
-
-
-def bins_from_bytes(body: bytes) -> tuple[str, tuple[tuple[str, str], ...], int, np.ndarray]:
-    """(signal, labels, first bin, bins) that :func:`bins_to_bytes` wrote; ValueError when the
-    body is not that (say so, learn the series again)."""
-    try:
-        with np.load(io.BytesIO(body), allow_pickle=False) as data:
-            header = json.loads(data["header"].tobytes().decode())
-            if header.get("format") != FORMAT:
-                raise ValueError(f"format {header.get('format')}, this release reads {FORMAT}")
-            dense = np.asarray(data["bins"])
-        if dense.dtype != np.float32 or dense.ndim != 1:
-            raise ValueError(f"bins of {dense.dtype} in {dense.ndim} dimension(s), expected float32 in 1")
-        labels = tuple((str(k), str(v)) for k, v in header["labels"])
-        return str(header["signal"]), labels, int(header["first"]), dense
-    except Exception as exc:  # whatever the bytes are, they are not bins this release wrote
-        raise ValueError(f"not saved headroom bins ({type(exc).__name__}: {exc})") from None

@@ -526,3 +526,71 @@ def test_a_cycle_whose_query_failed_keeps_the_previous_days() -> None:
                 scores[name].append(f.score)
     assert max(scores["steady"]) < 0.5  # the peak is known from the previous day
     assert scores["gapped"] == pytest.approx(scores["steady"], abs=1e-9)
+
+
+def test_a_restart_resumes_the_daily_maxima_from_the_state_file(tmp_path) -> None:  # noqa: ANN001
+    """The frame holds 6 h, so after a restart only the saved bins know that yesterday's lunchtime
+    peak stopped short of the wall: restored, the restarted daemon scores as the one that never
+    stopped; without them, the peak pages as a leak."""
+    from aiops.model import Frame, Series, from_epoch
+    from aiops.plugins import KeepsState
+    from aiops.state.detector_state import DetectorStateBook
+    from aiops.state import Store
+
+    rng = np.random.default_rng(3)
+    t = grid(50)
+    hour_of_day = ((t - T0) % DAY) / HOUR
+    y = 0.35 + 0.55 * np.exp(-0.5 * ((hour_of_day - 14) / 3) ** 2) + rng.normal(0, 0.004, t.shape[0])
+    lookback = int(6 * HOUR / MINUTE)
+    stop = 30 * 60  # the next day's morning, before its peak; down for 10 minutes
+
+    def cycle(det: ExhaustionForecast, i: int) -> float:
+        lo = max(0, i + 1 - lookback)
+        s = Series("pod_memory_usage_ratio", {"pod": "web-0"}, t[lo : i + 1], y[lo : i + 1], POD)
+        [f] = det.detect(Frame(from_epoch(t[i]), (s,), SIGNALS, MINUTE))
+        return f.score
+
+    running = ExhaustionForecast(report_floor=0.0)
+    assert isinstance(running, KeepsState)
+    book = DetectorStateBook(Store(tmp_path / "state.db"))
+    for i in range(60, stop, 30):
+        cycle(running, i)
+        bodies = running.saved_state()
+        book.save("exhaustion", bodies, float(t[i]))
+        running.state_saved(bodies)
+    assert running.saved_state() == {}  # all stored: nothing pending
+
+    restarted, fresh = ExhaustionForecast(report_floor=0.0), ExhaustionForecast(report_floor=0.0)
+    assert restarted.restore_state(DetectorStateBook(Store(tmp_path / "state.db")).load("exhaustion")) == []
+    after = range(stop + 10, t.shape[0], 30)
+    expected = [cycle(running, i) for i in after]
+    assert max(expected) < 0.5  # the peak is known from the previous day
+    assert [cycle(restarted, i) for i in after] == pytest.approx(expected, abs=1e-9)
+    assert max(cycle(fresh, i) for i in after) >= 0.7  # warns: policy's warning level
+
+
+def test_only_series_the_screen_let_through_are_saved() -> None:
+    """The days are read only for screened series: a cluster's flat series cost nothing in the
+    state file, a daily peak near the wall is saved."""
+    from aiops.model import Frame, Series, from_epoch
+
+    rng = np.random.default_rng(4)
+    t = grid(30)
+    hour_of_day = ((t - T0) % DAY) / HOUR
+    peak = 0.35 + 0.55 * np.exp(-0.5 * ((hour_of_day - 14) / 3) ** 2) + rng.normal(0, 0.004, t.shape[0])
+    det = ExhaustionForecast()
+    lookback = int(6 * HOUR / MINUTE)
+    saved: set[str] = set()
+    for i in range(60, t.shape[0], 30):
+        lo = max(0, i + 1 - lookback)
+        series = [Series("pod_memory_usage_ratio", {"pod": "web-0"}, t[lo : i + 1], peak[lo : i + 1], POD)]
+        series += [
+            Series("pod_memory_usage_ratio", {"pod": f"flat-{k}"}, t[lo : i + 1], 0.3 + rng.normal(0, 0.01, i + 1 - lo),
+                   Entity("pod", f"flat-{k}", "shop"))
+            for k in range(20)
+        ]
+        det.detect(Frame(from_epoch(t[i]), tuple(series), SIGNALS, MINUTE))
+        bodies = det.saved_state()
+        det.state_saved(bodies)
+        saved |= set(bodies)
+    assert saved == {'pod_memory_usage_ratio{pod="web-0"}'}

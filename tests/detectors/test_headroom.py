@@ -166,7 +166,7 @@ def test_a_body_that_cannot_be_read_is_named_and_that_series_starts_over() -> No
     other = 'inference_request_rate{name="other",namespace="ml"}'
     restarted = ServingHeadroom()
     [problem] = restarted.restore_state({name: body, other: body[:40]})
-    assert problem.startswith(other + ": not saved headroom bins")
+    assert problem.startswith(other + ": not saved daily bins")
     # The readable body is held, the series of the unreadable one starts with nothing.
     assert [k for k, _, _ in restarted._daily.held()] == [MODEL_KEY]
 
