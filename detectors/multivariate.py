@@ -403,7 +403,10 @@ class EntityAnomaly(Detector):
         for (kind, features), tables in self._pools(frame).items():
             # A pool is fitted as a whole; should its fit fail, only that pool is skipped.
             pool = f"{kind} pool of {len(tables)} ({', '.join(features)})"
-            findings.extend(isolated(self.name, pool, self._score_pool, frame, kind, features, tables) or ())
+            # Absurd exporter values (1e200) overflow to inf, which scores nothing: silently, so a
+            # daemon's log is not flooded with numpy warnings.
+            with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+                findings.extend(isolated(self.name, pool, self._score_pool, frame, kind, features, tables) or ())
         return findings
 
     def _pools(self, frame: Frame) -> dict[tuple[str, tuple[str, ...]], dict[Entity, pd.DataFrame]]:
@@ -513,13 +516,19 @@ class EntityAnomaly(Detector):
     ) -> Finding | None:
         contrib = model.contributions(row)
         total = float(contrib.sum())
+        # Of the deviation: an infinite one (an absurd value) is shared by the features that are infinite.
+        infinite = np.isinf(contrib)
+        if infinite.any():
+            shares = infinite / np.count_nonzero(infinite)
+        else:
+            shares = contrib / total if total > 0 else np.zeros_like(contrib)
         order = np.argsort(-contrib)[: self.top_features]
         top = [
             {
                 "feature": features[j],
                 "value": _num(row[j]),
                 "typical": _num(model.center[j]),
-                "share": round(float(contrib[j] / total), 3) if total > 0 else 0.0,
+                "share": round(float(shares[j]), 3),
             }
             for j in order
             if contrib[j] > 0

@@ -246,3 +246,22 @@ def test_the_daemon_scores_an_entity_as_the_backtest_scores_its_newest_row() -> 
     t = only_c.series[0].timestamps
     backtest = EntityAnomaly().score_matrix(t[-window:], rows[-window:], train=rows[:-window])
     assert finding.score == pytest.approx(backtest[-1], rel=1e-9)
+
+
+def test_absurd_exporter_values_give_no_finding_and_no_numpy_warnings() -> None:
+    # A GPU exporting 1e200 degrees: overflow to inf, which scores nothing, silently (a daemon's
+    # log is not flooded with numpy warnings, as for the other detectors).
+    import warnings
+    from dataclasses import replace
+
+    frame = _frame(None)
+    series = tuple(
+        replace(s, values=np.where(np.arange(s.values.size) >= s.values.size - 12, 1e200, s.values))
+        if s.signal == "gpu_temperature" and s.labels["UUID"] == "c" else s
+        for s in frame.series
+    )
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        findings = plugins.instantiate(plugins.DETECTORS, "multivariate").detect(replace(frame, series=series))
+    assert findings == []
+    assert [str(w.message) for w in caught if issubclass(w.category, RuntimeWarning)] == []
