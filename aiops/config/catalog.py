@@ -75,11 +75,25 @@ DEFAULT_SIGNALS: dict[str, SignalConfig] = {
         description="a container is in CrashLoopBackOff",
     ),
     "pod_info": _pod(
-        query="max by (namespace, pod, node, created_by_kind) (kube_pod_info)",
-        attribute_labels=["node", "created_by_kind"],
+        query="max by (namespace, pod, node, created_by_kind, created_by_name) (kube_pod_info)",
+        attribute_labels=["node", "created_by_kind", "created_by_name"],
         unit="bool",
         bad_direction="both",
         description="topology and owner: which node each pod runs on, and what created it (Job, ReplicaSet, <none>)",
+    ),
+    # A pod on its way up: Pending (unscheduled, or pulling), or Running but not yet Ready (a model
+    # loading). Policy reads it as a scale-up already in flight for the pod's owner.
+    "pod_starting": _pod(
+        query=(
+            'max by (namespace, pod, created_by_name) ('
+            '((kube_pod_status_phase{phase="Pending"} == 1) or (kube_pod_status_ready{condition="false"} == 1))'
+            ' * on (namespace, pod) group_left (created_by_name)'
+            ' max by (namespace, pod, created_by_name) (kube_pod_info))'
+        ),
+        attribute_labels=["created_by_name"],
+        unit="bool",
+        bad_direction="up",
+        description="the pod is Pending or not yet Ready (1), with the controller that created it",
     ),
     # --- nodes -------------------------------------------------------------------------
     "node_ready": SignalConfig(

@@ -38,6 +38,8 @@ NODE_ATTRIBUTES = ("node", "Hostname", "instance", "kubernetes_node")
 NODE_EVACUATING = frozenset({"evacuate_node"})
 # Actions that delete or evict the pod they target.
 POD_DISRUPTING = frozenset({"restart_pod"})
+# Actions that add capacity to a workload: pointless while its own scale-up is on its way.
+SCALING_UP = frozenset({"scale_ahead"})
 
 
 class Policy:
@@ -142,7 +144,7 @@ class Policy:
                 continue
             if _handled(decided, facts):
                 continue  # the cause was answered already (by aiops or a person): nothing left to do
-            decided = self._protected_guard(self._owner_guard(decided, facts))
+            decided = self._protected_guard(self._in_flight_guard(self._owner_guard(decided, facts), facts))
             best.setdefault((decided.action, decided.target.key), decided)
         told = {f.id: t for f in graded if (t := self._urgency(f, facts)) is not f}
         if told:
@@ -265,6 +267,31 @@ class Policy:
             params={
                 "why": f"{decision.finding.evidence.summary}; not {decision.action}: owned by {owner}",
                 "suggestion": f"tell the owner of {decision.target.key}; {decision.action} is not done automatically",
+            },
+        )
+
+    def _in_flight_guard(self, decision: Decision, facts: ClusterFacts) -> Decision:
+        """A workload whose new pods are on their way up (Pending while the cluster-autoscaler
+        brings a node, or loading a model) is already scaling: another replica now would queue
+        behind them, and a second node for it would be one too many. People get advice instead;
+        a pod starting for longer than ``STARTING_SECONDS`` is stuck and no longer holds it back."""
+        if decision.action not in SCALING_UP:
+            return decision
+        coming = facts.scale_up_in_flight(decision.target)
+        if not coming:
+            return decision
+        since = min(facts.starting[k][1] for k in coming)
+        pods = ", ".join(k.rsplit("/", 1)[-1] for k in coming)
+        what = f"a scale-up of {decision.target.key} is already in flight ({len(coming)} pod(s) starting since " \
+               f"{since:%H:%M} UTC: {pods})"
+        return replace(
+            decision,
+            action=ADVISE,
+            reason=f"{decision.reason}. Not {decision.action}: {what}; advice instead",
+            params={
+                "why": f"{decision.finding.evidence.summary}; not {decision.action}: {what}",
+                "suggestion": f"wait for the starting pods of {decision.target.key}; if they stay Pending, "
+                              "look at the cluster-autoscaler and the node pool's quota",
             },
         )
 

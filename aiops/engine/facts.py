@@ -17,12 +17,17 @@ from datetime import datetime
 
 import numpy as np
 
-from aiops.model import Entity, Frame, Series, from_epoch
+from aiops.model import Entity, EntityKind, Frame, Series, from_epoch
 
 # Controllers that replace a pod that is deleted; anything else (Job, bare pod) is not replaced.
 REPLACED_BY_CONTROLLER = frozenset({"ReplicaSet", "StatefulSet", "DaemonSet", "ReplicationController"})
 # kube-state-metrics writes "<none>" for a pod without a controller.
 NO_OWNER = "<none>"
+# A pod Pending or not Ready for longer than this is stuck, not a scale-up on its way.
+STARTING_SECONDS = 15 * 60.0
+# A pod that just became Ready is not in the serving latency yet: the catalog's latency signals
+# are 5-minute rates, so its capacity shows there this long after.
+SETTLING_SECONDS = 5 * 60.0
 
 
 @dataclass(frozen=True)
@@ -39,6 +44,14 @@ class ClusterFacts:
     movable_pods: Mapping[str, int] = field(default_factory=dict)
     # False when the frame had no pod_info: nothing can be said about owners.
     knows_pods: bool = False
+    # pod key -> the controller that created it (a ReplicaSet's name), from kube_pod_info.
+    creators: Mapping[str, str] = field(default_factory=dict)
+    # pod key -> (its creator, when it started) for pods on their way up (Pending or not yet
+    # Ready, for under STARTING_SECONDS, or Ready for under SETTLING_SECONDS): a scale-up (or a
+    # rollout) in flight.
+    starting: Mapping[str, tuple[str, datetime]] = field(default_factory=dict)
+    # (namespace, model name) -> the creators of the pods serving it (pod series with model_name).
+    model_creators: Mapping[tuple[str, str], frozenset[str]] = field(default_factory=dict)
 
     @classmethod
     def from_frame(cls, frame: Frame) -> ClusterFacts:
@@ -68,7 +81,40 @@ class ClusterFacts:
                 # Its last state: a Node that was deleted (or missed a scrape) stays as it was last seen.
                 if on[-1] == _last_seen(s):
                     cordoned.add(s.entity.name)
-        return cls(owners, pod_node, cordoned_at, frozenset(cordoned), movable, knows_pods=bool(pods))
+        creators = {s.entity.key: name for s in pods if (name := s.entity.attr("created_by_name"))}
+        now = frame.now.timestamp()
+        starting: dict[str, tuple[str, datetime]] = {}
+        # The series ends when the pod is Ready (the query keeps only pods on their way up), and
+        # then leaves the frame's live series for its vanished ones.
+        for s in (*frame.of("pod_starting"), *(v for v in frame.vanished if v.signal == "pod_starting")):
+            since = _run_start(s)
+            creator = s.entity.attr("created_by_name") or creators.get(s.entity.key, "")
+            if not creator or since is None:
+                continue
+            last = _seen_at(s)
+            # Starting now or ready too recently to show, after a start that was not stuck.
+            if now - last <= 1.5 * frame.step_seconds + SETTLING_SECONDS and last - since <= STARTING_SECONDS:
+                starting[s.entity.key] = (creator, from_epoch(since))
+        serving: dict[tuple[str, str], set[str]] = {}
+        for s in frame.series:
+            model = s.entity.attr("model_name") if s.entity.kind == EntityKind.POD else None
+            if model and s.entity.key in creators:
+                serving.setdefault((s.entity.namespace, model), set()).add(creators[s.entity.key])
+        return cls(owners, pod_node, cordoned_at, frozenset(cordoned), movable, knows_pods=bool(pods),
+                   creators=creators, starting=starting,
+                   model_creators={k: frozenset(v) for k, v in serving.items()})
+
+    def scale_up_in_flight(self, target: Entity) -> list[str]:
+        """Pods of ``target``'s workload on their way up now (keys, sorted); ``target`` is a model
+        (the creators of the pods serving it) or a pod (its own creator)."""
+        if target.kind == EntityKind.MODEL:
+            owners = self.model_creators.get((target.namespace, target.name), frozenset())
+        elif target.kind == EntityKind.POD and target.key in self.creators:
+            owners = frozenset({self.creators[target.key]})
+        else:
+            return []
+        return sorted(k for k, (creator, _) in self.starting.items()
+                      if creator in owners and k.startswith(f"pod/{target.namespace}/"))
 
     def owner_kind(self, pod: Entity) -> str | None:
         """The pod's owner kind, ``"<none>"`` for a bare pod, None when unknown."""
@@ -87,6 +133,16 @@ def _last_seen(series: Series) -> int:
     """Index of the series' last point in the window (-1 when it has none)."""
     seen = np.flatnonzero(np.isfinite(series.values))
     return int(seen[-1]) if seen.size else -1
+
+
+def _run_start(series: Series) -> float | None:
+    """Epoch second where the series' newest unbroken run of points began (None without points)."""
+    seen = np.isfinite(series.values)
+    if not seen.any():
+        return None
+    last = int(np.flatnonzero(seen)[-1])
+    gaps = np.flatnonzero(~seen[: last + 1])
+    return float(series.timestamps[gaps[-1] + 1 if gaps.size else 0])
 
 
 def _seen_at(series: Series) -> float:

@@ -50,8 +50,10 @@ log = logging.getLogger(__name__)
 # decisions about one entity read about others. ``kube_pod_info`` says who owns a pod (policy never
 # restarts a Job's pod or a bare pod, and a pod's restart is decided in the shard of its name) and
 # which pods a node holds (an evacuation is judged in the node's shard); it is one series per pod.
+# ``pod_starting`` says a model's owner is already scaling up (a scale-ahead waits), whichever
+# shard the new pod hashes to; it holds only the pods on their way up.
 # Findings on these series still belong to their entity's shard alone.
-SHARED_SIGNALS = frozenset({"pod_info"})
+SHARED_SIGNALS = frozenset({"pod_info", "pod_starting"})
 
 
 def shard_of(entity: Entity, shards: int) -> int:

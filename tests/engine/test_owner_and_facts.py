@@ -261,3 +261,96 @@ def test_a_kube_state_metrics_gap_does_not_empty_the_nodes() -> None:
                  T, gap, Entity("pod", "p", "ml", (("node", "n1"), ("created_by_kind", "ReplicaSet"))))
     facts = ClusterFacts.from_frame(_frame(_unschedulable("n1", [0] * 5 + [1] * 3 + [np.nan] * 2), pod))
     assert facts.cordoned == {"n1"} and not facts.drained("n1")
+
+
+# -- a scale-up already in flight ----------------------------------------------------------------
+def _pod_info_of(ns: str, pod: str, node: str, rs: str) -> Series:
+    labels = {"namespace": ns, "pod": pod, "node": node, "created_by_kind": "ReplicaSet", "created_by_name": rs}
+    ent = Entity("pod", pod, ns, (("node", node), ("created_by_kind", "ReplicaSet"), ("created_by_name", rs)))
+    return Series("pod_info", labels, T, np.ones(10), ent)
+
+
+def _serving(ns: str, pod: str, model: str) -> Series:
+    ent = Entity("pod", pod, ns, (("model_name", model),))
+    return Series("inference_kv_cache_usage", {"namespace": ns, "pod": pod, "model_name": model}, T, np.full(10, 0.6), ent)
+
+
+def _starting(ns: str, pod: str, rs: str, values: list[float], t: np.ndarray = T) -> Series:
+    ent = Entity("pod", pod, ns, (("created_by_name", rs),))
+    return Series("pod_starting", {"namespace": ns, "pod": pod, "created_by_name": rs}, t, np.asarray(values, float), ent)
+
+
+def _ttft_breach(model: str) -> Finding:
+    return Finding("conditions", "serving_ttft_p99", Entity("model", model, "inference"), 1.0, NOW,
+                   Evidence("serving_ttft_p99 at 2.3 seconds above its objective of 2 seconds"), confirmed=True,
+                   severity=Severity.CRITICAL)
+
+
+def _decide_on(*series: Series, vanished: tuple[Series, ...] = ()) -> list[tuple[str, str]]:
+    frame = Frame(now=NOW, series=series, signals={}, step_seconds=60, vanished=vanished)
+    _, decisions = Policy(PolicyConfig(), Mode.AUTO).decide([_ttft_breach("gemma")], now=NOW,
+                                                            facts=ClusterFacts.from_frame(frame))
+    return [(d.action, d.reason) for d in decisions]
+
+
+SERVING = (_pod_info_of("inference", "gemma-a", "n1", "gemma-rs"), _serving("inference", "gemma-a", "gemma"))
+
+
+def test_a_model_whose_new_replica_is_on_its_way_is_not_scaled_ahead_again() -> None:
+    # The cluster-autoscaler is bringing a node for a new gemma pod (Pending 6 min): scaling ahead
+    # would queue another pod behind it. Without it, the same breach scales ahead.
+    [(action, _)] = _decide_on(*SERVING)
+    assert action == "scale_ahead"
+    pending = _starting("inference", "gemma-b", "gemma-rs", [np.nan] * 4 + [1.0] * 6)
+    [(action, reason)] = _decide_on(*SERVING, pending)
+    assert action == "advise"
+    assert "already in flight" in reason and "gemma-b" in reason and "11:55 UTC" in reason
+    # Ready 3 min ago: its capacity is not in a 5-minute latency rate yet (the series has vanished).
+    ready = _starting("inference", "gemma-b", "gemma-rs", [1.0] * 7 + [np.nan] * 3)
+    assert [a for a, _ in _decide_on(*SERVING, vanished=(ready,))] == ["advise"]
+
+
+def test_a_stuck_pod_or_another_workloads_pod_does_not_hold_a_scale_up_back() -> None:
+    long_t = NOW.timestamp() - 60 * np.arange(30)[::-1]
+    stuck = _starting("inference", "gemma-b", "gemma-rs", [1.0] * 30, t=long_t)  # Pending for 29 min
+    other = _starting("inference", "llama-b", "llama-rs", [1.0] * 10)
+    elsewhere = _starting("staging", "gemma-b", "gemma-rs", [1.0] * 10)
+    assert [a for a, _ in _decide_on(*SERVING, stuck, other, elsewhere)] == ["scale_ahead"]
+    settled = _starting("inference", "gemma-c", "gemma-rs", [1.0] * 2 + [np.nan] * 8)  # Ready 8 min ago
+    assert [a for a, _ in _decide_on(*SERVING, vanished=(settled,))] == ["scale_ahead"]
+
+
+def test_the_catalog_reads_pending_and_unready_pods_with_their_creator(tmp_path: Path) -> None:
+    # kube-state-metrics v2: every phase is a series (1 for the current one); kube_pod_status_ready
+    # exists once the Ready condition does. "new" was Pending, then Running and loading (not Ready);
+    # "old" is Running and Ready; "job" is Running and Ready too.
+    end_s = int(NOW.timestamp()) // 60 * 60
+    times = list(range(end_s - 600, end_s + 1, 60))
+    pod_rs = {"new": "gemma-rs", "old": "gemma-rs", "job": "batch-1"}
+    lines = ["# TYPE kube_pod_info gauge"]
+    lines += [f'kube_pod_info{{namespace="inference",pod="{p}",node="n1",created_by_kind="ReplicaSet",'
+              f'created_by_name="{rs}",uid="{p}"}} 1 {t}' for p, rs in pod_rs.items() for t in times]
+    lines.append("# TYPE kube_pod_status_phase gauge")
+    for pod in pod_rs:
+        for t in times:
+            pending = pod == "new" and t < end_s - 300
+            for phase in ("Pending", "Running"):
+                lines.append(f'kube_pod_status_phase{{namespace="inference",pod="{pod}",phase="{phase}",uid="{pod}"}} '
+                             f'{int(pending == (phase == "Pending"))} {t}')
+    lines.append("# TYPE kube_pod_status_ready gauge")
+    for pod in pod_rs:
+        for t in times:
+            if pod == "new" and t < end_s - 300:
+                continue  # no Ready condition while unscheduled
+            ready = pod != "new"
+            for condition in ("true", "false"):
+                lines.append(f'kube_pod_status_ready{{namespace="inference",pod="{pod}",condition="{condition}",'
+                             f'uid="{pod}"}} {int(ready == (condition == "true"))} {t}')
+    (tmp_path / "pods.om").write_text("\n".join([*lines, "# EOF", ""]))
+    signal = parse_config({}).resolved_signals()["pod_starting"]
+    end = datetime.fromtimestamp(end_s, UTC)
+    with PrometheusServer(tmp_path / "prom", openmetrics=tmp_path / "pods.om") as prom:
+        raw = PrometheusClient(PrometheusConfig(url=prom.url)).query_range(  # type: ignore[arg-type]
+            signal.query, end - timedelta(minutes=10), end, timedelta(minutes=1))
+    assert [(r.labels["pod"], r.labels["created_by_name"], int(np.isfinite(r.values).sum())) for r in raw] == [
+        ("new", "gemma-rs", 11)]

@@ -55,3 +55,11 @@ def test_nodes_the_autoscaler_removes_are_not_paged(run: Replayed) -> None:
 
 def test_nothing_stands_after_a_removed_node_is_gone(run: Replayed) -> None:
     assert run.figures["decisions_that_never_stop"] == []
+
+
+def test_a_model_whose_replica_is_on_its_way_is_advised_not_scaled_ahead(run: Replayed) -> None:
+    # gemma-2-9b's TTFT breaches while its new replica waits for a pool node and loads: the scale-up
+    # is already in flight (the pod is Pending, then not Ready), so another one is advice, not action.
+    held = [d for d in run.decisions("advise", "model/inference/gemma-2-9b") if "already in flight" in d["summary"]]
+    assert held, "the replay must hold a scale-up back for the assertion to mean anything"
+    assert run.decisions("scale_ahead", "model/inference/gemma-2-9b") == []
