@@ -76,6 +76,10 @@ class StateConfig(StrictModel):
     path: Path = Path(".aiops/state.sqlite")
     # Audit rows older than this are pruned so the database stays bounded.
     audit_retention: Duration = timedelta(days=30)
+    # Detector state (multivariate references, daily maxima) not saved again for this long is of a
+    # series or pool that is gone, and is pruned. Live ones are saved at least daily (a reference
+    # refreshed less often than this is refitted from the lookback after a restart).
+    detector_state_retention: Duration = timedelta(days=15)
     # The database never grows past this (SQLite's max_page_count): the oldest audit rows are
     # pruned first to stay under it, and a write that would cross it fails as "disk full" would.
     # The default leaves room for the WAL on the chart's 1 GiB emptyDir.

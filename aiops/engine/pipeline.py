@@ -13,7 +13,7 @@ import time
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Protocol
 
 from aiops import metrics, plugins
@@ -40,6 +40,8 @@ from aiops.state.audit import AuditLog
 from aiops.state.detector_state import DetectorStateBook
 
 log = logging.getLogger(__name__)
+# Detector state no longer saved is pruned this often (a DELETE over a small table).
+STATE_PRUNE_EVERY = timedelta(hours=1)
 
 
 def build_detectors(config: AiopsConfig) -> list[tuple[str, Detector]]:
@@ -136,6 +138,7 @@ class Pipeline:
         # Detectors whose state outlives a restart (the multivariate references, the headroom
         # forecast's daily bins): given back now, saved in the record stage of each cycle.
         self.detector_state = DetectorStateBook(store)
+        self._state_pruned_at: datetime | None = None
         for name, detector in self._keeping_state():
             for problem in detector.restore_state(self.detector_state.load(name)):
                 log.warning("detector %s: saved state not used, learning again: %s", name, problem)
@@ -288,6 +291,9 @@ class Pipeline:
                 bodies = detector.saved_state()
                 self.detector_state.save(name, bodies, now.timestamp())
                 detector.state_saved(bodies)  # only once written: a full disk retries next cycle
+            if self._state_pruned_at is None or now - self._state_pruned_at >= STATE_PRUNE_EVERY:
+                self.detector_state.prune((now - self.config.state.detector_state_retention).timestamp())
+                self._state_pruned_at = now
         report.finished_at = utcnow()
         self._export(report)
         return report

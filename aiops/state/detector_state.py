@@ -5,8 +5,11 @@ back (``restore_state``); the pipeline stores what it is given here after each c
 it back at start (:class:`aiops.plugins.KeepsState`). The multivariate detector's per-pool
 references: without them a restart would refit on the frame's lookback, and a reference that
 short follows every incident (detectors/_mv_reference.py). The headroom forecast's daily bins per
-series: without them a restart forecasts nothing for a day (detectors/headroom.py). Rows are
-replaced, never appended, so the table holds one body per pool or series.
+series: without them a restart forecasts nothing for a day (detectors/headroom.py), and
+exhaustion's daily maxima likewise. Rows are replaced, never appended, so the table holds one
+body per pool or series; a body not saved again for ``state.detector_state_retention`` belongs
+to a series or pool that is gone (a rollout renames every pod) and is pruned, so the table does
+not grow with the cluster's history.
 """
 
 from __future__ import annotations
@@ -43,3 +46,8 @@ class DetectorStateBook:
     def load(self, detector: str) -> dict[str, bytes]:
         rows = self.store.query("SELECT key, body FROM detector_state WHERE detector = ?", (detector,))
         return {str(r["key"]): bytes(r["body"]) for r in rows}
+
+    def prune(self, before: float) -> int:
+        """Drop the bodies last saved before the epoch second ``before``; how many went."""
+        with self.store.transaction() as conn:
+            return int(conn.execute("DELETE FROM detector_state WHERE saved_at < ?", (before,)).rowcount)

@@ -234,3 +234,27 @@ def test_the_ensembles_headroom_bins_are_saved_as_its_member_and_given_back_afte
             np.testing.assert_array_equal(back[key][1], bins)
     finally:
         restarted.close()
+
+
+def test_detector_state_of_series_long_gone_is_pruned_and_live_state_is_kept(
+    prometheus: PrometheusServer, history_end: datetime, tmp_path: Path
+) -> None:
+    # A rollout renames every pod: the bins of the old names are never saved again. Past
+    # state.detector_state_retention they go; the live series' bodies, saved this cycle, stay.
+    members = {"headroom": {"signals": ["pod_memory_usage_ratio"]}}
+    cfg = config(prometheus.url, tmp_path, detectors=[{"plugin": "ensemble", "params": {"members": members}}])
+    pipeline = Pipeline.from_config(cfg)
+    try:
+        pipeline.run_cycle(history_end)
+        live = set(pipeline.detector_state.load("ensemble.headroom"))
+        gone, recent = 'pod_memory_usage_ratio{pod="web-old-1"}', 'pod_memory_usage_ratio{pod="web-old-2"}'
+        pipeline.detector_state.save("ensemble.headroom", {gone: b"old"}, (history_end - timedelta(days=16)).timestamp())
+        pipeline.detector_state.save("ensemble.headroom", {recent: b"old"}, (history_end - timedelta(days=14)).timestamp())
+    finally:
+        pipeline.close()
+    restarted = Pipeline.from_config(cfg)  # names the two bodies it cannot read, learns them again
+    try:
+        restarted.run_cycle(history_end + timedelta(minutes=1))
+        assert live and set(restarted.detector_state.load("ensemble.headroom")) == live | {recent}
+    finally:
+        restarted.close()
