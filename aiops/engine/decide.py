@@ -163,6 +163,9 @@ class Policy:
         - A protected namespace (kube-system) is the platform's: aiops never acts there, its
           components restart routinely, and the platform's own alerting pages on them. Even a
           confirmed failure there (kube-proxy crash-looping) is told as a warning, with advice.
+        - A breach whose remedy is a scale-up that is already in flight (the model's new pods
+          Pending or loading) has nobody to wake: the capacity is on its way. It is told as a
+          warning; should the pods stay stuck past ``STARTING_SECONDS``, it pages.
         """
         if finding.severity is not Severity.CRITICAL:
             return finding
@@ -170,6 +173,9 @@ class Policy:
         if not self.config.page_protected_namespaces and entity.namespace in self.protected_namespaces:
             return replace(finding, severity=Severity.WARNING)
         if entity.kind == EntityKind.NODE and entity.name in facts.cordoned:
+            return replace(finding, severity=Severity.WARNING)
+        rule = next((r for r in self.config.rules if self.matches(r, finding)), None)
+        if rule is not None and rule.action in SCALING_UP and facts.scale_up_in_flight(entity):
             return replace(finding, severity=Severity.WARNING)
         if finding.confirmed or entity.kind != EntityKind.POD:
             return finding

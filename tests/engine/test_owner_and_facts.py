@@ -16,7 +16,7 @@ from aiops.config.prometheus import PrometheusConfig
 from aiops.demo.prometheus import PrometheusServer
 from aiops.engine.decide import Policy
 from aiops.engine.facts import ClusterFacts
-from aiops.model import Entity, Evidence, Finding, Frame, Mode, Series, Severity
+from aiops.model import Decision, Entity, Evidence, Finding, Frame, Mode, Series, Severity
 
 NOW = datetime(2026, 12, 1, 12, 0, tzinfo=UTC)
 T = NOW.timestamp() - 60 * np.arange(10)[::-1]
@@ -286,11 +286,13 @@ def _ttft_breach(model: str) -> Finding:
                    severity=Severity.CRITICAL)
 
 
-def _decide_on(*series: Series, vanished: tuple[Series, ...] = ()) -> list[tuple[str, str]]:
+def _graded_and_decided(*series: Series, vanished: tuple[Series, ...] = ()) -> tuple[list[Finding], list[Decision]]:
     frame = Frame(now=NOW, series=series, signals={}, step_seconds=60, vanished=vanished)
-    _, decisions = Policy(PolicyConfig(), Mode.AUTO).decide([_ttft_breach("gemma")], now=NOW,
-                                                            facts=ClusterFacts.from_frame(frame))
-    return [(d.action, d.reason) for d in decisions]
+    return Policy(PolicyConfig(), Mode.AUTO).decide([_ttft_breach("gemma")], now=NOW, facts=ClusterFacts.from_frame(frame))
+
+
+def _decide_on(*series: Series, vanished: tuple[Series, ...] = ()) -> list[tuple[str, str]]:
+    return [(d.action, d.reason) for d in _graded_and_decided(*series, vanished=vanished)[1]]
 
 
 SERVING = (_pod_info_of("inference", "gemma-a", "n1", "gemma-rs"), _serving("inference", "gemma-a", "gemma"))
@@ -354,3 +356,16 @@ def test_the_catalog_reads_pending_and_unready_pods_with_their_creator(tmp_path:
             signal.query, end - timedelta(minutes=10), end, timedelta(minutes=1))
     assert [(r.labels["pod"], r.labels["created_by_name"], int(np.isfinite(r.values).sum())) for r in raw] == [
         ("new", "gemma-rs", 11)]
+
+
+def test_a_breach_whose_scale_up_is_in_flight_is_told_not_paged() -> None:
+    # Nobody has to act while the capacity is on its way; the same breach pages without it, and
+    # again once the pod is stuck.
+    pending = _starting("inference", "gemma-b", "gemma-rs", [np.nan] * 4 + [1.0] * 6)
+    [told], _ = _graded_and_decided(*SERVING, pending)
+    assert told.severity is Severity.WARNING
+    [paged], _ = _graded_and_decided(*SERVING)
+    assert paged.severity is Severity.CRITICAL
+    long_t = NOW.timestamp() - 60 * np.arange(30)[::-1]
+    [stuck], _ = _graded_and_decided(*SERVING, _starting("inference", "gemma-b", "gemma-rs", [1.0] * 30, t=long_t))
+    assert stuck.severity is Severity.CRITICAL

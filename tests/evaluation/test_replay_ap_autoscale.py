@@ -63,3 +63,5 @@ def test_a_model_whose_replica_is_on_its_way_is_advised_not_scaled_ahead(run: Re
     held = [d for d in run.decisions("advise", "model/inference/gemma-2-9b") if "already in flight" in d["summary"]]
     assert held, "the replay must hold a scale-up back for the assertion to mean anything"
     assert run.decisions("scale_ahead", "model/inference/gemma-2-9b") == []
+    # Nor is its breach a page: the capacity is on its way, nobody has to act now.
+    assert run.pages_on("model/inference/gemma-2-9b") == []
