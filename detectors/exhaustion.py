@@ -112,6 +112,16 @@ class _WindowStats:
     early: np.ndarray  # the same, half a window earlier (NaN across a stretch boundary)
 
 
+def _min_pairs(lag: int) -> int:
+    """Pair slopes a fit's median needs (fewer: no forecast); the screen's bound reads it too."""
+    return max(2, lag // 3)
+
+
+def _min_late_pairs(half: int) -> int:
+    """Pair slopes the damped trend's ``late`` median over ``half`` points needs."""
+    return min(half, max(2, half // 3))
+
+
 def _kth_largest(x: np.ndarray, k: int) -> np.ndarray:
     """Per row, the ``k``-th largest of the non-NaN values (NaN where there are fewer than ``k``)."""
     ordered = np.sort(x, axis=1)  # NaN sorts last
@@ -357,9 +367,9 @@ class ExhaustionForecast(UnivariateDetector):
         n = t.shape[0]
         lag = max(1, window // 2)
         pair_slope = _pair_slopes(t, y, seg, lag)
-        min_pairs = max(2, lag // 3)
+        min_pairs = _min_pairs(lag)
         half = max(1, lag // 2)
-        late = grouped_rolling(pair_slope, seg, half, min(half, max(2, half // 3)), "median")
+        late = grouped_rolling(pair_slope, seg, half, _min_late_pairs(half), "median")
         early = np.full(n, np.nan)
         if n > half:
             early[half:] = np.where(seg[half:] == seg[:-half], late[:-half], np.nan)
@@ -395,12 +405,12 @@ class ExhaustionForecast(UnivariateDetector):
         """
         lag = max(1, window // 2)
         pair_slope = _pair_slopes(t, y, seg, lag)
-        min_pairs = max(2, lag // 3)
+        min_pairs = _min_pairs(lag)
         half = max(1, lag // 2)
         # The half-window median at each point and half a window earlier, in one gather.
         back = at - half
         both = Windows(pair_slope, seg, np.concatenate([at, np.maximum(back, 0)]), half).median(
-            min(half, max(2, half // 3))
+            _min_late_pairs(half)
         )
         pairs = Windows(pair_slope, seg, at, lag)
         recent = Windows(y, seg, at, lag)
@@ -668,8 +678,8 @@ class ExhaustionForecast(UnivariateDetector):
                 dt, dy = t[:, late] - t[:, early], y[:, late] - y[:, early]
                 pairs = np.where(dt > 0, dy / dt, np.nan)
                 half = max(1, lg // 2)
-                slope = _kth_largest(pairs, -(-max(2, lg // 3) // 2))
-                damped = _kth_largest(pairs[:, -half:], -(-min(half, max(2, half // 3)) // 2))
+                slope = _kth_largest(pairs, -(-_min_pairs(lg) // 2))
+                damped = _kth_largest(pairs[:, -half:], -(-_min_late_pairs(half) // 2))
                 # The level is a median of the last ``lg`` points moved by the slope from their
                 # median time; the mean ahead adds at most the steeper climb over the horizon.
                 top = np.nanmax(y[:, -lg:], axis=1)
