@@ -189,15 +189,11 @@ class Policy:
         namespace = decision.target.namespace
         if decision.action == ADVISE or not namespace or namespace not in self.protected_namespaces:
             return decision
-        return replace(
+        return _advice_instead(
             decision,
-            action=ADVISE,
-            reason=f"{decision.reason}. Not {decision.action}: {decision.target.key} is in protected namespace "
-                   f"{namespace}; advice instead",
-            params={
-                "why": f"{decision.finding.evidence.summary}; not {decision.action}: protected namespace {namespace}",
-                "suggestion": f"look at {decision.target.key}; {decision.action} is never done in {namespace}",
-            },
+            because=f"{decision.target.key} is in protected namespace {namespace}",
+            why=f"protected namespace {namespace}",
+            suggestion=f"look at {decision.target.key}; {decision.action} is never done in {namespace}",
         )
 
     def _decision(
@@ -265,15 +261,12 @@ class Policy:
             return decision
         owner = "no controller (a bare pod: nothing would recreate it)" if kind == NO_OWNER else (
             f"a {kind} (a restart would kill the batch work)")
-        return replace(
+        return _advice_instead(
             decision,
-            action=ADVISE,
-            reason=f"{decision.reason}. Not {decision.action}: {decision.target.key} is owned by {owner}; "
-                   "advice for its owner instead",
-            params={
-                "why": f"{decision.finding.evidence.summary}; not {decision.action}: owned by {owner}",
-                "suggestion": f"tell the owner of {decision.target.key}; {decision.action} is not done automatically",
-            },
+            because=f"{decision.target.key} is owned by {owner}",
+            why=f"owned by {owner}",
+            suggestion=f"tell the owner of {decision.target.key}; {decision.action} is not done automatically",
+            instead="advice for its owner instead",
         )
 
     def _in_flight_guard(self, decision: Decision, facts: ClusterFacts) -> Decision:
@@ -290,15 +283,12 @@ class Policy:
         pods = ", ".join(k.rsplit("/", 1)[-1] for k in coming)
         what = f"a scale-up of {decision.target.key} is already in flight ({len(coming)} pod(s) starting since " \
                f"{since:%H:%M} UTC: {pods})"
-        return replace(
+        return _advice_instead(
             decision,
-            action=ADVISE,
-            reason=f"{decision.reason}. Not {decision.action}: {what}; advice instead",
-            params={
-                "why": f"{decision.finding.evidence.summary}; not {decision.action}: {what}",
-                "suggestion": f"wait for the starting pods of {decision.target.key}; if they stay Pending, "
-                              "look at the cluster-autoscaler and the node pool's quota",
-            },
+            because=what,
+            why=what,
+            suggestion=f"wait for the starting pods of {decision.target.key}; if they stay Pending, "
+                       "look at the cluster-autoscaler and the node pool's quota",
         )
 
     def _climb(
@@ -413,3 +403,17 @@ def _human(delta: timedelta) -> str:
     if minutes < 90:
         return f"{minutes} min"
     return f"{minutes / 60:.1f} h"
+
+
+def _advice_instead(decision: Decision, *, because: str, why: str, suggestion: str,
+                    instead: str = "advice instead") -> Decision:
+    """``decision`` turned into advice: the action it would have taken is named, and why not."""
+    return replace(
+        decision,
+        action=ADVISE,
+        reason=f"{decision.reason}. Not {decision.action}: {because}; {instead}",
+        params={
+            "why": f"{decision.finding.evidence.summary}; not {decision.action}: {why}",
+            "suggestion": suggestion,
+        },
+    )
