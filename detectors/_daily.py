@@ -168,7 +168,7 @@ class DailyMaxima:
 
     def restore_state(self, saved: Mapping[str, bytes]) -> list[str]:
         """Take up the bins a previous run saved; a problem per body it could not read (that
-        series learns its days again). :meth:`restored` lists the series taken up."""
+        series learns its days again). :meth:`stored` lists the series taken up."""
         problems = []
         for name, body in saved.items():
             try:
@@ -181,8 +181,9 @@ class DailyMaxima:
             self._stored[key] = first + dense.shape[0]
         return problems
 
-    def restored(self) -> list[tuple[Hashable, float]]:
-        """(key, epoch second the bins end) of each series whose bins came from the state file."""
+    def stored(self) -> list[tuple[Hashable, float]]:
+        """(key, epoch second its bins there end) of each series the state file holds, restored
+        from it or saved to it."""
         return [(key, end * BIN_SECONDS) for key, end in self._stored.items()]
 
     def __len__(self) -> int:

@@ -726,7 +726,7 @@ class ExhaustionForecast(UnivariateDetector):
 
     def restore_state(self, saved: Mapping[str, bytes]) -> list[str]:
         problems = self._daily.restore_state(saved)
-        for key, end in self._daily.restored():
+        for key, end in self._daily.stored():
             self._passed_screen[key] = max(self._passed_screen.get(key, end), end)
         return problems
 
