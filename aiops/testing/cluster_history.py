@@ -843,17 +843,17 @@ def _autoscaled_pool(b: _Builder, placed: _Placed) -> None:
             # kube_pod_info has node="") until the node joins, which is what made the autoscaler
             # add one; then Running but not Ready while the model loads.
             pending = b.between(float(h[a]), at(a, 5))
+            uid = _hex(1, "inference", pod, n=8)  # as b.pod gives it
             b.gauge("kube_pod_info", {"namespace": "inference", "pod": pod, "node": "", "created_by_kind": "ReplicaSet",
                                       "created_by_name": f"vllm-gemma-2-9b-{rs}", "host_ip": "", "pod_ip": "",
-                                      "uid": _hex(1, "inference", pod, n=8)}, np.where(pending, 1.0, np.nan))
+                                      "uid": uid}, np.where(pending, 1.0, np.nan))
             exists = pending | alive
             for phase, on in (("Pending", pending), ("Running", alive)):
-                b.gauge("kube_pod_status_phase", {"namespace": "inference", "pod": pod, "phase": phase,
-                                                  "uid": _hex(1, "inference", pod, n=8)},
+                b.gauge("kube_pod_status_phase", {"namespace": "inference", "pod": pod, "phase": phase, "uid": uid},
                         np.where(exists, on.astype(float), np.nan))
             for condition, on in (("true", serving), ("false", alive & ~serving)):
                 b.gauge("kube_pod_status_ready", {"namespace": "inference", "pod": pod, "condition": condition,
-                                                  "uid": _hex(1, "inference", pod, n=8)},
+                                                  "uid": uid},
                         np.where(alive, on.astype(float), np.nan))
             b.pod("inference", pod, node, "ReplicaSet", f"vllm-gemma-2-9b-{rs}", container="vllm", limit=48 * GIB,
                   usage=np.full(b.T(), 28 * GIB) + b.noise(0.2 * GIB), alive=alive)
