@@ -207,13 +207,18 @@ def test_a_reference_the_state_file_could_not_take_is_written_at_the_next_cycle(
     assert book.load("multivariate")  # the fit of the first cycle, kept pending, is written now
 
 
+def _headroom_on_pod_memory(url: str, tmp_path: Path) -> AiopsConfig:
+    """The ensemble with its headroom member on the pods' memory, the series this history holds."""
+    members = {"headroom": {"signals": ["pod_memory_usage_ratio"]}}
+    return config(url, tmp_path, detectors=[{"plugin": "ensemble", "params": {"members": members}}])
+
+
 def test_the_ensembles_headroom_bins_are_saved_as_its_member_and_given_back_after_a_restart(
     prometheus: PrometheusServer, history_end: datetime, tmp_path: Path
 ) -> None:
     # The ensemble's headroom member (pointed at the pods' memory, the series this history holds)
     # keeps its bins under `ensemble.headroom`; a new pipeline on the same state file holds them.
-    members = {"headroom": {"signals": ["pod_memory_usage_ratio"]}}
-    cfg = config(prometheus.url, tmp_path, detectors=[{"plugin": "ensemble", "params": {"members": members}}])
+    cfg = _headroom_on_pod_memory(prometheus.url, tmp_path)
     pipeline = Pipeline.from_config(cfg)
     try:
         report = pipeline.run_cycle(history_end)
@@ -241,8 +246,7 @@ def test_detector_state_of_series_long_gone_is_pruned_and_live_state_is_kept(
 ) -> None:
     # A rollout renames every pod: the bins of the old names are never saved again. Past
     # state.detector_state_retention they go; the live series' bodies, saved this cycle, stay.
-    members = {"headroom": {"signals": ["pod_memory_usage_ratio"]}}
-    cfg = config(prometheus.url, tmp_path, detectors=[{"plugin": "ensemble", "params": {"members": members}}])
+    cfg = _headroom_on_pod_memory(prometheus.url, tmp_path)
     pipeline = Pipeline.from_config(cfg)
     try:
         pipeline.run_cycle(history_end)
