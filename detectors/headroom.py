@@ -79,7 +79,6 @@ from detectors._univariate import UnivariateDetector, by_signal, fmt_duration
 DEMAND_SIGNALS = ("inference_request_rate", "inference_request_rate_triton", "inference_request_rate_torchserve")
 # Score of a crossing within the horizon (policy's warning), and its ceiling.
 WARN_SCORE, TOP_SCORE = 0.7, 0.9
-# The saved bins' layout (saved_state); a body of another format is read as unusable.
 
 
 @dataclass(frozen=True)
