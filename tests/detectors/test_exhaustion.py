@@ -401,12 +401,17 @@ def test_failure_points_are_configurable_per_signal() -> None:
         parse_config({"signals": {"node_filesystem_usage_ratio": {"failure_points": [{"value": 0.8, "name": "x", "match": {"mountpoint": "("}}]}}})
 
 
+def _lunchtime_peak(hours: float, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """Memory that climbs to 0.9 of its limit every day around 14:00 and falls back, with noise."""
+    t = grid(hours)
+    hour_of_day = ((t - T0) % DAY) / HOUR
+    return t, 0.35 + 0.55 * np.exp(-0.5 * ((hour_of_day - 14) / 3) ** 2) + rng.normal(0, 0.004, t.shape[0])
+
+
 def test_daily_peaks_near_the_wall_stop_paging_once_the_previous_days_are_known() -> None:
     """A lunchtime peak at 0.9 climbs like a leak; the previous days show it stops short of the wall."""
     rng = np.random.default_rng(0)
-    t = grid(72)
-    hour_of_day = ((t - T0) % DAY) / HOUR
-    y = 0.35 + 0.55 * np.exp(-0.5 * ((hour_of_day - 14) / 3) ** 2) + rng.normal(0, 0.004, t.shape[0])
+    t, y = _lunchtime_peak(72, rng)
     score = ExhaustionForecast().score_series(t, y)
     per_day = [score[d * 1440 : (d + 1) * 1440].max() for d in range(3)]
     assert per_day[0] > 0.9  # the first day there is nothing to compare with
@@ -438,9 +443,7 @@ def test_the_daemon_keeps_daily_maxima_so_its_score_matches_the_backtest() -> No
     from aiops.model import Frame, Series, from_epoch
 
     rng = np.random.default_rng(3)
-    t = grid(50)
-    hour_of_day = ((t - T0) % DAY) / HOUR
-    y = 0.35 + 0.55 * np.exp(-0.5 * ((hour_of_day - 14) / 3) ** 2) + rng.normal(0, 0.004, t.shape[0])
+    t, y = _lunchtime_peak(50, rng)
     full = ExhaustionForecast(report_floor=0.0).score_series(t, y)
     daemon = ExhaustionForecast(report_floor=0.0)
     lookback = int(6 * HOUR / MINUTE)
@@ -507,9 +510,7 @@ def test_a_cycle_whose_query_failed_keeps_the_previous_days() -> None:
     from aiops.model import Frame, Series, from_epoch
 
     rng = np.random.default_rng(3)
-    t = grid(50)
-    hour_of_day = ((t - T0) % DAY) / HOUR
-    y = 0.35 + 0.55 * np.exp(-0.5 * ((hour_of_day - 14) / 3) ** 2) + rng.normal(0, 0.004, t.shape[0])
+    t, y = _lunchtime_peak(50, rng)
     steady, gapped = ExhaustionForecast(report_floor=0.0), ExhaustionForecast(report_floor=0.0)
     lookback = int(6 * HOUR / MINUTE)
     failed_at = 30 * 60  # the next day's morning, before its peak
@@ -538,9 +539,7 @@ def test_a_restart_resumes_the_daily_maxima_from_the_state_file(tmp_path) -> Non
     from aiops.state import Store
 
     rng = np.random.default_rng(3)
-    t = grid(50)
-    hour_of_day = ((t - T0) % DAY) / HOUR
-    y = 0.35 + 0.55 * np.exp(-0.5 * ((hour_of_day - 14) / 3) ** 2) + rng.normal(0, 0.004, t.shape[0])
+    t, y = _lunchtime_peak(50, rng)
     lookback = int(6 * HOUR / MINUTE)
     stop = 30 * 60  # the next day's morning, before its peak; down for 10 minutes
 
@@ -575,9 +574,7 @@ def test_only_series_the_screen_let_through_are_saved() -> None:
     from aiops.model import Frame, Series, from_epoch
 
     rng = np.random.default_rng(4)
-    t = grid(30)
-    hour_of_day = ((t - T0) % DAY) / HOUR
-    peak = 0.35 + 0.55 * np.exp(-0.5 * ((hour_of_day - 14) / 3) ** 2) + rng.normal(0, 0.004, t.shape[0])
+    t, peak = _lunchtime_peak(30, rng)
     det = ExhaustionForecast()
     lookback = int(6 * HOUR / MINUTE)
     saved: set[str] = set()
