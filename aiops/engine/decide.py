@@ -126,10 +126,12 @@ class Policy:
         graded = [self.grade(f) for f in findings]
         now = now or (max((f.observed_at for f in graded), default=None))
         best: dict[tuple[str, str], Decision] = {}
+        # The rule each finding matched (before an XID override), for how urgently it is told.
+        matched: dict[str, PolicyRule | None] = {}
         for decision in self._rollbacks(closed):
             best[(decision.action, decision.target.key)] = decision
         for finding in sorted(graded, key=lambda f: (-f.score, f.key)):
-            rule = next((r for r in self.config.rules if self.matches(r, finding)), None)
+            rule = matched[finding.id] = next((r for r in self.config.rules if self.matches(r, finding)), None)
             if rule is None:
                 continue
             forced: Entity | None = None
@@ -146,13 +148,13 @@ class Policy:
                 continue  # the cause was answered already (by aiops or a person): nothing left to do
             decided = self._protected_guard(self._in_flight_guard(self._owner_guard(decided, facts), facts))
             best.setdefault((decided.action, decided.target.key), decided)
-        told = {f.id: t for f in graded if (t := self._urgency(f, facts)) is not f}
+        told = {f.id: t for f in graded if (t := self._urgency(f, matched[f.id], facts)) is not f}
         if told:
             graded = [told.get(f.id, f) for f in graded]
             best = {k: replace(d, finding=told[d.finding.id]) if d.finding.id in told else d for k, d in best.items()}
         return graded, list(best.values())
 
-    def _urgency(self, finding: Finding, facts: ClusterFacts) -> Finding:
+    def _urgency(self, finding: Finding, rule: PolicyRule | None, facts: ClusterFacts) -> Finding:
         """A page means a person must act now; rules match the graded risk, before this.
 
         - A prediction about a pod that policy never disrupts (a Job's pod, a bare pod) leaves
@@ -174,7 +176,6 @@ class Policy:
             return replace(finding, severity=Severity.WARNING)
         if entity.kind == EntityKind.NODE and entity.name in facts.cordoned:
             return replace(finding, severity=Severity.WARNING)
-        rule = next((r for r in self.config.rules if self.matches(r, finding)), None)
         if rule is not None and rule.action in SCALING_UP and facts.scale_up_in_flight(entity):
             return replace(finding, severity=Severity.WARNING)
         if finding.confirmed or entity.kind != EntityKind.POD:
@@ -279,8 +280,8 @@ class Policy:
         coming = facts.scale_up_in_flight(decision.target)
         if not coming:
             return decision
-        since = min(facts.starting[k][1] for k in coming)
-        pods = ", ".join(k.rsplit("/", 1)[-1] for k in coming)
+        since = min(p.since for p in coming)
+        pods = ", ".join(p.pod.name for p in coming)
         what = f"a scale-up of {decision.target.key} is already in flight ({len(coming)} pod(s) starting since " \
                f"{since:%H:%M} UTC: {pods})"
         return _advice_instead(

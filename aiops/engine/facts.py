@@ -31,6 +31,17 @@ SETTLING_SECONDS = 5 * 60.0
 
 
 @dataclass(frozen=True)
+class StartingPod:
+    """A pod on its way up: Pending or not yet Ready (for under ``STARTING_SECONDS``), or Ready
+    for under ``SETTLING_SECONDS``."""
+
+    pod: Entity
+    # The controller that created it (a ReplicaSet's name; names are per namespace).
+    creator: str
+    since: datetime
+
+
+@dataclass(frozen=True)
 class ClusterFacts:
     # pod key -> created_by_kind ("ReplicaSet", "Job", "<none>", ...), from kube_pod_info.
     owners: Mapping[str, str] = field(default_factory=dict)
@@ -46,10 +57,8 @@ class ClusterFacts:
     knows_pods: bool = False
     # pod key -> the controller that created it (a ReplicaSet's name), from kube_pod_info.
     creators: Mapping[str, str] = field(default_factory=dict)
-    # pod key -> (its creator, when it started) for pods on their way up (Pending or not yet
-    # Ready, for under STARTING_SECONDS, or Ready for under SETTLING_SECONDS): a scale-up (or a
-    # rollout) in flight.
-    starting: Mapping[str, tuple[str, datetime]] = field(default_factory=dict)
+    # pod key -> the pod on its way up: a scale-up (or a rollout) in flight.
+    starting: Mapping[str, StartingPod] = field(default_factory=dict)
     # (namespace, model name) -> the creators of the pods serving it (pod series with model_name).
     model_creators: Mapping[tuple[str, str], frozenset[str]] = field(default_factory=dict)
 
@@ -83,7 +92,7 @@ class ClusterFacts:
                     cordoned.add(s.entity.name)
         creators = {s.entity.key: name for s in pods if (name := s.entity.attr("created_by_name"))}
         now = frame.now.timestamp()
-        starting: dict[str, tuple[str, datetime]] = {}
+        starting: dict[str, StartingPod] = {}
         # The series ends when the pod is Ready (the query keeps only pods on their way up), and
         # then leaves the frame's live series for its vanished ones.
         for s in (*frame.of("pod_starting"), *(v for v in frame.vanished if v.signal == "pod_starting")):
@@ -94,7 +103,7 @@ class ClusterFacts:
             last = _seen_at(s)
             # Starting now or ready too recently to show, after a start that was not stuck.
             if now - last <= 1.5 * frame.step_seconds + SETTLING_SECONDS and last - since <= STARTING_SECONDS:
-                starting[s.entity.key] = (creator, from_epoch(since))
+                starting[s.entity.key] = StartingPod(s.entity, creator, from_epoch(since))
         serving: dict[tuple[str, str], set[str]] = {}
         for s in frame.series:
             model = s.entity.attr("model_name") if s.entity.kind == EntityKind.POD else None
@@ -104,8 +113,8 @@ class ClusterFacts:
                    creators=creators, starting=starting,
                    model_creators={k: frozenset(v) for k, v in serving.items()})
 
-    def scale_up_in_flight(self, target: Entity) -> list[str]:
-        """Pods of ``target``'s workload on their way up now (keys, sorted); ``target`` is a model
+    def scale_up_in_flight(self, target: Entity) -> list[StartingPod]:
+        """Pods of ``target``'s workload on their way up now (by key); ``target`` is a model
         (the creators of the pods serving it) or a pod (its own creator)."""
         if target.kind == EntityKind.MODEL:
             owners = self.model_creators.get((target.namespace, target.name), frozenset())
@@ -113,8 +122,8 @@ class ClusterFacts:
             owners = frozenset({self.creators[target.key]})
         else:
             return []
-        return sorted(k for k, (creator, _) in self.starting.items()
-                      if creator in owners and k.startswith(f"pod/{target.namespace}/"))
+        return sorted((p for p in self.starting.values() if p.creator in owners and p.pod.namespace == target.namespace),
+                      key=lambda p: p.pod.key)
 
     def owner_kind(self, pod: Entity) -> str | None:
         """The pod's owner kind, ``"<none>"`` for a bare pod, None when unknown."""
