@@ -11,6 +11,7 @@ epoch seconds inside numeric arrays.
 from __future__ import annotations
 
 import enum
+import functools
 import re
 import uuid
 from collections.abc import Iterator, Mapping
@@ -232,7 +233,15 @@ class Frame:
     absent_signals: Mapping[str, float] = field(default_factory=dict)
 
     def of(self, signal: str) -> list[Series]:
-        return [s for s in self.series if s.signal == signal]
+        return list(self._by_signal.get(signal, ()))
+
+    @functools.cached_property
+    def _by_signal(self) -> dict[str, list[Series]]:
+        # Detectors and policy ask for a signal's series a dozen times a cycle: group them once.
+        out: dict[str, list[Series]] = {}
+        for s in self.series:
+            out.setdefault(s.signal, []).append(s)
+        return out
 
     def by_entity(self) -> dict[Entity, list[Series]]:
         out: dict[Entity, list[Series]] = {}

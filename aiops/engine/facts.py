@@ -11,6 +11,7 @@ kube-state-metrics series in the frame (``pod_info``, ``node_unschedulable``), s
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -71,15 +72,16 @@ class ClusterFacts:
         # The collector keeps a series for its staleness window after its last point. A pod whose
         # kube_pod_info stopped before the others' (evicted, deleted) is no longer on its node;
         # when all of them stopped together (kube-state-metrics restarting), the pods are where they were.
-        newest = max((_seen_at(s) for s in pods), default=0.0)
-        for s in pods:
+        seen_at = [_seen_at(s) for s in pods]
+        newest = max(seen_at, default=0.0)
+        for s, last in zip(pods, seen_at):
             kind = s.entity.attr("created_by_kind")
             if kind:
                 owners[s.entity.key] = kind
             node = s.entity.attr("node")
             if node:
                 pod_node[s.entity.key] = node
-                if kind != "DaemonSet" and _seen_at(s) >= newest:
+                if kind != "DaemonSet" and last >= newest:
                     movable[node] = movable.get(node, 0) + 1
         cordoned_at: dict[str, datetime] = {}
         cordoned: set[str] = set()
@@ -140,7 +142,11 @@ class ClusterFacts:
 
 def _last_seen(series: Series) -> int:
     """Index of the series' last point in the window (-1 when it has none)."""
-    seen = np.flatnonzero(np.isfinite(series.values))
+    values = series.values
+    n = len(values)
+    if n and math.isfinite(values[n - 1]):
+        return n - 1  # nearly every series of a cycle: no scan of the window
+    seen = np.flatnonzero(np.isfinite(values))
     return int(seen[-1]) if seen.size else -1
 
 
