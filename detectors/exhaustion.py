@@ -37,7 +37,6 @@ from pydantic import Field, ValidationInfo, field_validator
 
 from aiops.model import Finding, Frame, Series, SignalInfo, from_epoch
 from aiops.plugins import DetectorParams
-from detectors._isolation import isolated
 from detectors._rolling_at import Windows
 from detectors._daily import BIN_SECONDS, DAY_SECONDS, DailyMaxima, benign_days, bin_maxima
 from detectors._univariate import (
@@ -705,9 +704,7 @@ class ExhaustionForecast(UnivariateDetector):
             grouped = by_signal(frame, wanted)
             live = []
             for series_list in grouped.values():
-                for s in series_list:
-                    live.append(s.key)
-                    isolated(self.name, s, self._daily.update, s.key, s.timestamps, s.values)
+                live += self._daily.update_signal(self.name, series_list)
             self._daily.retain(live, unanswered=frame.missing_signals)
             since = frame.now.timestamp() - (self.daily_memory_days + 1) * DAY_SECONDS
             self._passed_screen = {k: at for k, at in self._passed_screen.items() if at >= since and k in self._daily}

@@ -72,7 +72,6 @@ from pydantic import Field
 from aiops.model import Finding, Frame, Series, from_epoch
 from aiops.plugins import DetectorParams
 from detectors._daily import BIN_SECONDS, BINS_PER_DAY, DAY_SECONDS, DailyMaxima
-from detectors._isolation import isolated
 from detectors._univariate import UnivariateDetector, by_signal, fmt_duration
 
 # The request-rate signal of each runtime in the catalog.
@@ -255,9 +254,7 @@ class ServingHeadroom(UnivariateDetector):
         wanted = [sig for sig in self.signals if sig not in frame.missing_signals]
         live: list[Hashable] = []
         for series_list in by_signal(frame, wanted).values():
-            for s in series_list:
-                live.append(s.key)
-                isolated(self.name, s, self._daily.update, s.key, s.timestamps, s.values)
+            live += self._daily.update_signal(self.name, series_list)
         # A series is gone when its signal answered without it; a failed query (a missing signal)
         # says nothing about it, and its previous days stay held.
         self._daily.retain(live, unanswered=frame.missing_signals)

@@ -1,4 +1,5 @@
-"""The daemon's daily maxima: the cheap per-cycle update keeps exactly the bins a full merge keeps."""
+"""The daemon's daily maxima: the cheap per-cycle updates keep exactly the bins a full merge keeps,
+and the shared ring holds what one array per series held."""
 
 from __future__ import annotations
 
@@ -7,7 +8,33 @@ import warnings
 import numpy as np
 import pytest
 
-from detectors._daily import DailyMaxima
+from detectors._daily import BIN_SECONDS, DailyMaxima, bin_maxima
+
+
+def _reference_merge(data: dict[str, tuple[int, np.ndarray]], keep: int, key: str, t: np.ndarray, y: np.ndarray) -> None:
+    """The bins as one float32 array per series held them (DailyMaxima.merge before the ring)."""
+    old = data.get(key)
+    if old is not None and old[1].shape[0]:
+        cut = int(np.searchsorted(t, (old[0] + old[1].shape[0] - 1) * BIN_SECONDS, side="left"))
+        t, y = t[cut:], y[cut:]
+    first, dense = bin_maxima(t, y)
+    if old is not None and old[1].shape[0] and dense.shape[0]:
+        o_first, o_dense = old[0], old[1].astype(np.float64)
+        start, end = min(first, o_first), max(first + dense.shape[0], o_first + o_dense.shape[0])
+        merged = np.full(end - start, np.nan)
+        merged[o_first - start : o_first - start + o_dense.shape[0]] = o_dense
+        part = merged[first - start : first - start + dense.shape[0]]
+        merged[first - start : first - start + dense.shape[0]] = np.fmax(part, dense)
+        first, dense = start, merged
+    elif old is not None and not dense.shape[0]:
+        first, dense = old[0], old[1].astype(np.float64)
+    if dense.shape[0] > keep:
+        first, dense = first + dense.shape[0] - keep, dense[-keep:]
+    data[key] = (first, dense.astype(np.float32))
+
+
+def _held(daily: DailyMaxima) -> dict[object, tuple[int, np.ndarray]]:
+    return {key: (first, bins) for key, first, bins in daily.held()}
 
 
 @pytest.mark.parametrize("seed", range(12))
@@ -15,6 +42,7 @@ def test_update_keeps_the_bins_merge_keeps(seed: int) -> None:
     rng = np.random.default_rng(seed)
     days = int(rng.integers(0, 4))
     fast, full = DailyMaxima(days), DailyMaxima(days)
+    reference: dict[str, tuple[int, np.ndarray]] = {}
     step = float(rng.choice([10.0, 60.0, 300.0, 900.0]))
     lookback = int(rng.integers(5, 400))
     t_all = 1.7e9 + float(rng.integers(0, 1000)) + step * np.arange(3000)
@@ -34,12 +62,13 @@ def test_update_keeps_the_bins_merge_keeps(seed: int) -> None:
             warnings.simplefilter("ignore", RuntimeWarning)
             fast.update("k", t, y)
             full.merge("k", t, y)
-        if "k" in full._data:
-            (f1, d1), (f2, d2) = fast._data["k"], full._data["k"]
-            assert f1 == f2 and d1.dtype == d2.dtype
-            np.testing.assert_array_equal(d1, d2)
-        else:
-            assert "k" not in fast._data
+            _reference_merge(reference, full.keep, "k", t, y)
+        assert _held(fast).keys() == _held(full).keys() == reference.keys()
+        if "k" in reference:
+            (f1, d1), (f2, d2), (f3, d3) = _held(fast)["k"], _held(full)["k"], reference["k"]
+            assert f1 == f2 == f3 and d1.dtype == d2.dtype == d3.dtype == np.float32
+            np.testing.assert_array_equal(d1, d3)
+            np.testing.assert_array_equal(d2, d3)
 
 
 @pytest.mark.parametrize("seed", range(6))
@@ -61,3 +90,64 @@ def test_a_few_points_read_the_same_precedents_as_the_whole_series(seed: int) ->
         few = slice(t.shape[0] - size, None)
         np.testing.assert_array_equal(benign_days(t[few], here[few], 1.0, margin[few], bins, horizon, 3), everywhere[few])
     assert BIN_SECONDS == 300.0
+
+
+@pytest.mark.parametrize("seed", range(10))
+def test_update_many_keeps_the_bins_update_keeps(seed: int) -> None:
+    """One signal's series folded in at once keep the bins each folded in alone keeps: series that
+    start late, stop, stall, come back after a gap longer than the days held, refetch a changed
+    overlap, carry NaN and +/-Inf, or go; on a ring small enough to wrap many times."""
+    rng = np.random.default_rng(100 + seed)
+    days = int(rng.integers(0, 2))
+    many, one = DailyMaxima(days), DailyMaxima(days)
+    count, total = 24, 6000
+    steps = rng.choice([15.0, 60.0, 60.0, 300.0, 900.0], count)
+    offsets = rng.integers(0, 3000, count).astype(float)
+    values = rng.normal(0, 1, (count, total))
+    values[rng.random((count, total)) < 0.1] = np.nan
+    values[rng.random((count, total)) < 0.005] = np.inf
+    values[rng.random((count, total)) < 0.005] = -np.inf
+    values[rng.random((count, total)) < 0.002] = 1e300  # past float32: held as inf, as before
+    born = rng.integers(0, 200, count)
+    end = 1
+    for _ in range(120):
+        end = min(total, end + int(rng.choice([1, 1, 1, 1, 2, 3, 7, 80, 900])))
+        keys, ts, ys = [], [], []
+        for k in range(count):
+            lo = max(born[k], end - int(rng.integers(1, 400)))
+            if lo >= end or rng.random() < 0.05:
+                continue  # not born yet, or gone from this cycle's answer
+            t = 1.7e9 + offsets[k] + steps[k] * np.arange(lo, end)
+            y = values[k, lo:end].copy()
+            if rng.random() < 0.1 and y.shape[0] > 2:
+                y[-2:] = rng.normal(0, 1, 2)  # the refetched overlap changed
+            if rng.random() < 0.05:
+                kept = rng.random(t.shape[0]) > 0.3
+                t, y = t[kept], y[kept]
+            keys.append(f"s{k}")
+            ts.append(t)
+            ys.append(y)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)
+            many.update_many(keys, ts, ys)
+            for key, t, y in zip(keys, ts, ys):
+                one.update(key, t, y)
+        if rng.random() < 0.1:
+            gone = [f"s{k}" for k in range(count) if rng.random() < 0.7]
+            many.retain(gone)
+            one.retain(gone)
+        a, b = _held(many), _held(one)
+        assert a.keys() == b.keys()
+        for key in a:
+            assert a[key][0] == b[key][0], key
+            np.testing.assert_array_equal(a[key][1], b[key][1])
+
+
+def test_a_gap_longer_than_the_days_held_forgets_them() -> None:
+    daily = DailyMaxima(0)  # one day of bins: the ring wraps every 288
+    t = 1.7e9 + 60.0 * np.arange(600)
+    daily.update_many(["k"], [t], [np.arange(600.0)])
+    daily.update_many(["k"], [t[-1:] + 2 * 86400.0], [np.array([-5.0])])
+    [(key, first, bins)] = list(daily.held())
+    assert first + bins.shape[0] - 1 == int((t[-1] + 2 * 86400.0) // BIN_SECONDS)
+    assert bins.shape[0] == daily.keep and bins[-1] == -5.0 and np.isnan(bins[:-1]).all()
