@@ -36,7 +36,19 @@ exact request counts (the replay fixture before 2026-12-05) that was never seen.
   over the usual, as the error of a median of the points in ``level_seconds``): a noisy,
   low-traffic series needs more than a busy one;
 * the forecast itself is the usual ahead times the whole excess (today's level included): a busy
-  day that also surges is nearer its proven peak.
+  day that also surges is nearer its proven peak;
+* a surge that is still **growing** is forecast growing: the excess ahead is the excess now plus
+  its growth times the time ahead, as ``predict_linear`` would. Read at a constant excess, a surge
+  that triples in 90 min is forecast past the proven peak only minutes before it gets there, and
+  the 30-minute critical lead is lost. The growth is the Theil-Sen slope of demand over the usual
+  over the last ``trend_seconds`` (15 min) less three times what that slope scatters by on today's
+  earlier spans of the same length (the window before ``surge_seconds``, a robust sigma about
+  zero, from at least four spans): only the growth the data vouches for beyond its noise is
+  extrapolated, as exhaustion acts on its prediction interval. Nothing is extrapolated where the
+  slope's rise over the span does not reach the surge's own bar, where that lower bound is not
+  positive (noise, or the usual morning climb a busier day rides), or without today's earlier
+  spans (right after a start). A surge that stopped growing is read at its excess again once the
+  step is older than the span.
 
 A window too short for today's level (under 30 min of points before ``surge_seconds``, as right
 after a first start) reads today's level as the usual (1.0). The score
@@ -47,7 +59,9 @@ is what ``serving-capacity`` scales ahead on.
 What it does not know. A weekly pattern (Monday over Sunday) reads as an excess: the forecast is
 then right that Monday's demand exceeds the last days' peak, and wrong only if last Monday's peak
 was served (keep ``days`` at 7 or more where traffic is weekly). A model deployed today has no
-previous day: nothing is forecast until one full day is held.
+previous day: nothing is forecast until one full day is held. A growth is extrapolated as if it
+went on: a surge about to level off is forecast past its peak early (taking the growth's lower
+bound, not its estimate, is what keeps that small).
 
 The bins outlive a restart: each series' bins are handed to the daemon's state file
 (:class:`~aiops.plugins.KeepsState`, the ``detector_state`` table, one body per series) whenever
@@ -93,6 +107,7 @@ class HeadroomForecast:
     days: int  # previous days the baseline was read from
     crossing_seconds: float | None  # from now until the forecast reaches capacity
     forecast_at_crossing: float
+    growth: float = 0.0  # how fast the excess grows (per second; 0.0 when not beyond noise)
 
 
 def forecast(
@@ -106,6 +121,7 @@ def forecast(
     days: int,
     min_excess: float,
     surge_seconds: float = 7200.0,
+    trend_seconds: float = 0.0,
 ) -> HeadroomForecast | None:
     """The headroom forecast at the newest point of ``(t, y)``; None without a previous day.
 
@@ -156,8 +172,12 @@ def forecast(
     needed = max(min_excess, 2.0 * spread if math.isfinite(spread) else 0.0, 3.0 * level_noise)
     crossing = None
     at_crossing = math.nan
+    growth = 0.0
     if excess >= today * (1.0 + needed) and capacity > 0:
-        path = usual_path[back:] * excess  # bin 0 is the current one
+        growth = (_growth(t, y, first, dense, days, now, trend_seconds, now - surge_seconds, today * needed)
+                  if trend_seconds > 0 else 0.0)
+        ahead_s = np.maximum(0.0, (now_bin + np.arange(ahead + 1)) * BIN_SECONDS - now)
+        path = usual_path[back:] * (excess + growth * ahead_s)  # bin 0 is the current one
         over = np.flatnonzero(np.isfinite(path) & (path >= capacity))
         if level >= capacity:
             crossing, at_crossing = 0.0, level
@@ -165,11 +185,68 @@ def forecast(
             j = int(over[0])
             crossing = max(0.0, (now_bin + j) * BIN_SECONDS - now)
             at_crossing = float(path[j])
-    return HeadroomForecast(level, usual_now, excess, today, needed, capacity, len(rows), crossing, at_crossing)
+    return HeadroomForecast(level, usual_now, excess, today, needed, capacity, len(rows), crossing, at_crossing, growth)
+
+
+def _growth(t: np.ndarray, y: np.ndarray, first: int, dense: np.ndarray, days: int, now: float, span: float,
+            before: float, bar: float) -> float:
+    """How fast demand over the usual grows (per second) over the last ``span``, as far as the data
+    vouches for it: the Theil-Sen slope of the points' ratios to the usual less three times what
+    that slope scatters by on today's points at or before ``before`` (each whole ``span`` of them
+    in turn, a robust sigma about zero). 0.0 where that is not positive, where what the slope adds
+    over the span does not reach ``bar`` (the excess a surge must show), or where today holds
+    under MIN_TREND_SPANS spans before ``before`` to measure the scatter on."""
+    tt, r = _ratios(t[t > now - span], y[t > now - span], first, dense, days)
+    slope = _theil_sen(tt, r)
+    if not (math.isfinite(slope) and slope * span >= bar):
+        return 0.0
+    ok = t <= before
+    tb, rb = _ratios(t[ok], y[ok], first, dense, days)
+    if tb.shape[0] == 0:
+        return 0.0
+    chunk = np.floor((tb - tb[0]) / span).astype(np.int64)
+    past = [_theil_sen(tb[chunk == k], rb[chunk == k]) for k in range(int(chunk[-1]))]  # whole spans only
+    past = [x for x in past if math.isfinite(x)]
+    if len(past) < MIN_TREND_SPANS:
+        return 0.0
+    sigma = 1.4826 * float(np.median(np.abs(past)))
+    return max(0.0, slope - 3.0 * sigma)
+
+
+def _theil_sen(t: np.ndarray, r: np.ndarray) -> float:
+    """The median of the pairwise slopes of ``(t, r)``; NaN under three points."""
+    if t.shape[0] < 3:
+        return math.nan
+    i, j = np.triu_indices(t.shape[0], k=1)
+    dt = t[j] - t[i]
+    ok = dt > 0
+    return float(np.median((r[j] - r[i])[ok] / dt[ok])) if ok.any() else math.nan
+
+
+# The slope's own scatter is read on at least this many earlier spans of today (module docstring).
+MIN_TREND_SPANS = 4
 
 
 # Today's level needs this much of the window before the surge span (module docstring).
 MIN_TODAY_SECONDS = 1800.0
+
+
+def _ratios(t: np.ndarray, y: np.ndarray, first: int, dense: np.ndarray, days: int) -> tuple[np.ndarray, np.ndarray]:
+    """Each finite, positive point's demand over the usual of its 5-minute bin (the median of the
+    previous days' bins), and its time; points no previous day covers are left out."""
+    ok = np.isfinite(y) & (y > 0)
+    tt, yy = t[ok], y[ok]
+    if tt.shape[0] == 0 or dense.shape[0] == 0:
+        return tt, yy
+    b = np.floor(tt / BIN_SECONDS).astype(np.int64)
+    idx = b[None, :] - np.arange(1, days + 1)[:, None] * BINS_PER_DAY - first
+    inside = (idx >= 0) & (idx < dense.shape[0])
+    held = np.where(inside, dense[np.clip(idx, 0, max(0, dense.shape[0] - 1))], np.nan)
+    with np.errstate(all="ignore"), warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        usual = np.nanmedian(held, axis=0)
+    good = np.isfinite(usual) & (usual > 0)
+    return tt[good], yy[good] / usual[good]
 
 
 def _today(t: np.ndarray, y: np.ndarray, first: int, dense: np.ndarray, before: float, days: int) -> tuple[float, float]:
@@ -179,18 +256,10 @@ def _today(t: np.ndarray, y: np.ndarray, first: int, dense: np.ndarray, before: 
     ok = (t <= before) & np.isfinite(y) & (y > 0)
     if not ok.any() or before - float(t[ok][0]) < MIN_TODAY_SECONDS:
         return 1.0, 0.0
-    tt, yy = t[ok], y[ok]
-    b = np.floor(tt / BIN_SECONDS).astype(np.int64)
-    idx = b[None, :] - np.arange(1, days + 1)[:, None] * BINS_PER_DAY - first
-    inside = (idx >= 0) & (idx < dense.shape[0])
-    held = np.where(inside, dense[np.clip(idx, 0, max(0, dense.shape[0] - 1))], np.nan)
-    with np.errstate(all="ignore"), warnings.catch_warnings():
-        warnings.simplefilter("ignore", RuntimeWarning)
-        usual = np.nanmedian(held, axis=0)
-    good = np.isfinite(usual) & (usual > 0)
-    if good.sum() < 2:
+    _, r = _ratios(t[ok], y[ok], first, dense, days)
+    if r.shape[0] < 2:
         return 1.0, 0.0
-    ratio = np.log(yy[good] / usual[good])
+    ratio = np.log(r)
     mid = float(np.median(ratio))
     scatter = 1.4826 * float(np.median(np.abs(ratio - mid)))
     return math.exp(mid), scatter
@@ -205,6 +274,7 @@ class HeadroomParams(DetectorParams):
     days: int = Field(default=3, ge=1, le=14)
     min_excess: float = Field(default=0.1, gt=0)
     surge_seconds: float = Field(default=7200.0, gt=0, le=DAY_SECONDS)
+    trend_seconds: float = Field(default=900.0, ge=0, le=3600.0)
 
 
 class ServingHeadroom(UnivariateDetector):
@@ -223,6 +293,9 @@ class ServingHeadroom(UnivariateDetector):
         Previous days held and read for the baseline (3).
     min_excess:
         Demand must run this far over today's own level (0.1: 10 %) before it is forecast.
+    trend_seconds:
+        The span whose growth is extrapolated (15 min; 0 forecasts at a constant excess). Its
+        noise is read on today's earlier spans of the same length.
     surge_seconds:
         Today's level is read from the window before this span (2 h): a surge is what demand
         gained within it. Keep it under the lookback by at least 30 min, or today's level is
@@ -277,7 +350,7 @@ class ServingHeadroom(UnivariateDetector):
             return None
         return forecast(t, y, bins, horizon_seconds=p.horizon_seconds, level_seconds=p.level_seconds,
                         settle_seconds=p.settle_seconds, days=p.days, min_excess=p.min_excess,
-                        surge_seconds=p.surge_seconds)
+                        surge_seconds=p.surge_seconds, trend_seconds=p.trend_seconds)
 
     def _score(self, fc: HeadroomForecast) -> float:
         if fc.crossing_seconds is None:
@@ -303,9 +376,11 @@ class ServingHeadroom(UnivariateDetector):
         if fc.crossing_seconds is None:
             return self.finding(frame, series, score, summary + ": demand stays within it", facts)
         now = float(series.timestamps[-1])
-        facts |= {"lead_time_seconds": fc.crossing_seconds, "forecast": fc.forecast_at_crossing}
+        facts |= {"lead_time_seconds": fc.crossing_seconds, "forecast": fc.forecast_at_crossing,
+                  "growth_per_hour": round(fc.growth * 3600.0, 4)}
         when = "already past it" if fc.crossing_seconds == 0 else f"past it in ~{fmt_duration(fc.crossing_seconds)}"
-        summary += (f"; at this excess demand is {when} (forecast {fc.forecast_at_crossing:.4g}): beyond the load "
+        pace = "at this excess" if fc.growth <= 0 else f"growing {fc.growth * 3600:.0%} of the usual an hour"
+        summary += (f"; {pace} demand is {when} (forecast {fc.forecast_at_crossing:.4g}): beyond the load "
                     "the servers have proven, scale ahead")
         at = from_epoch(now) + timedelta(seconds=fc.crossing_seconds)
         return self.finding(frame, series, score, summary, facts, predicted_failure_at=at, failure_interval=(at, at))

@@ -185,3 +185,45 @@ def test_a_cycle_whose_demand_query_failed_keeps_the_previous_days() -> None:
     expected = run(t, y, steady, cycles=after)
     assert [f for _, f in expected if f.predicted_failure_at is not None], "the surge was not forecast"
     assert _forecasts(run(t, y, gapped, cycles=after)) == _forecasts(expected)
+
+
+def fast_surge_day() -> tuple[np.ndarray, np.ndarray, float]:
+    """Two days; on day two, from 08:00, demand triples over 90 min (a launch that goes viral)."""
+    t = T0 + np.arange(0.0, 2 * DAY, MINUTE)
+    start = T0 + DAY + 8 * HOUR
+    return t, traffic(t) * (1 + 2 * np.clip((t - start) / (90 * MINUTE), 0, 1)), start
+
+
+def _first_critical(t: np.ndarray, y: np.ndarray, start: float, det: ServingHeadroom) -> tuple[float, Finding, float]:
+    """The first forecast 30 min or nearer (critical), and when demand really passes the proven peak."""
+    found = [(at, f) for at, f in run(t, y, det, every=1) if f.predicted_failure_at is not None]
+    assert found, "the surge was not forecast"
+    passes = float(t[np.flatnonzero((t > start) & (y > found[0][1].evidence.facts["proven_capacity"]))[0]])
+    critical = [(at, f) for at, f in found if f.predicted_failure_at.timestamp() - at <= 30 * MINUTE]
+    assert critical, "never forecast within half an hour"
+    return critical[0][0], critical[0][1], passes
+
+
+def test_a_growing_surge_is_critical_earlier_than_at_a_constant_excess() -> None:
+    # Read at a constant excess, a surge that triples in 90 min is forecast past day one's
+    # ~14 req/s peak only once it is almost there: critical 8 min before it passes, that crossing
+    # predicted 21 min late. It is still growing, and the growth says when: critical 18 min before,
+    # predicted within 7 min (the growth extrapolated is the slope less three times its noise).
+    t, y, start = fast_surge_day()
+    flat_at, _, passes = _first_critical(t, y, start, ServingHeadroom(trend_seconds=0))
+    at, first, _ = _first_critical(t, y, start, ServingHeadroom())
+    assert passes - at >= 15 * MINUTE and at <= flat_at - 10 * MINUTE, ((passes - at) / MINUTE, (passes - flat_at) / MINUTE)
+    assert first.evidence.facts["growth_per_hour"] > 0.3
+    assert abs(first.predicted_failure_at.timestamp() - passes) <= 10 * MINUTE, (first.predicted_failure_at.timestamp() - passes) / MINUTE
+
+
+def test_a_surge_that_stopped_growing_is_read_at_its_excess() -> None:
+    # Day two steps up 25 % at 11:00 and stays there: once the step is older than the trend span
+    # nothing grows, and the forecast is the one at a constant excess.
+    t = T0 + np.arange(0.0, 2 * DAY, MINUTE)
+    y = traffic(t) * np.where(t >= T0 + DAY + 11 * HOUR, 1.25, 1.0)
+    late = T0 + DAY + 11 * HOUR + 20 * MINUTE
+    with_trend = [(at, f) for at, f in run(t, y, ServingHeadroom()) if at >= late]
+    without = [(at, f) for at, f in run(t, y, ServingHeadroom(trend_seconds=0)) if at >= late]
+    assert [f for _, f in with_trend if f.predicted_failure_at is not None], "the step was not forecast"
+    assert _forecasts(with_trend) == _forecasts(without)
