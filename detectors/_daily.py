@@ -50,6 +50,29 @@ def bin_maxima(t: np.ndarray, y: np.ndarray) -> tuple[int, np.ndarray]:
     return first, dense
 
 
+def merged_bins(old: tuple[int, np.ndarray] | None, t: np.ndarray, y: np.ndarray, keep: int) -> tuple[int, np.ndarray]:
+    """The bins ``old`` (first bin, bins; None: none yet) with the points ``(t, y)`` folded in,
+    as float64, the newest ``keep`` of them. Only the points from the last bin held on are read:
+    a cycle adds a bin or two."""
+    if old is not None and old[1].shape[0]:
+        cut = int(np.searchsorted(t, (old[0] + old[1].shape[0] - 1) * BIN_SECONDS, side="left"))
+        t, y = t[cut:], y[cut:]
+    first, dense = bin_maxima(t, y)
+    if old is not None and old[1].shape[0] and dense.shape[0]:
+        o_first, o_dense = old[0], old[1].astype(np.float64)
+        start, end = min(first, o_first), max(first + dense.shape[0], o_first + o_dense.shape[0])
+        merged = np.full(end - start, np.nan)
+        merged[o_first - start : o_first - start + o_dense.shape[0]] = o_dense
+        part = merged[first - start : first - start + dense.shape[0]]
+        merged[first - start : first - start + dense.shape[0]] = np.fmax(part, dense)
+        first, dense = start, merged
+    elif old is not None and not dense.shape[0]:
+        first, dense = old[0], old[1].astype(np.float64)
+    if dense.shape[0] > keep:
+        first, dense = first + dense.shape[0] - keep, dense[-keep:]
+    return first, dense
+
+
 class DailyMaxima:
     """The daemon's per-series bins, kept across cycles for ``days`` days (the frame holds hours).
 
@@ -111,24 +134,7 @@ class DailyMaxima:
     # -- folding points in --------------------------------------------------------------------------
     def merge(self, key: Hashable, t: np.ndarray, y: np.ndarray) -> tuple[int, np.ndarray]:
         """Fold the frame's points into the series' bins; return all bins held (float64)."""
-        old = self._get(key)
-        if old is not None and old[1].shape[0]:
-            # Only the points from the last bin held on are new: a cycle adds a bin or two.
-            cut = int(np.searchsorted(t, (old[0] + old[1].shape[0] - 1) * BIN_SECONDS, side="left"))
-            t, y = t[cut:], y[cut:]
-        first, dense = bin_maxima(t, y)
-        if old is not None and old[1].shape[0] and dense.shape[0]:
-            o_first, o_dense = old[0], old[1].astype(np.float64)
-            start, end = min(first, o_first), max(first + dense.shape[0], o_first + o_dense.shape[0])
-            merged = np.full(end - start, np.nan)
-            merged[o_first - start : o_first - start + o_dense.shape[0]] = o_dense
-            part = merged[first - start : first - start + dense.shape[0]]
-            merged[first - start : first - start + dense.shape[0]] = np.fmax(part, dense)
-            first, dense = start, merged
-        elif old is not None and not dense.shape[0]:
-            first, dense = old[0], old[1].astype(np.float64)
-        if dense.shape[0] > self.keep:
-            first, dense = first + dense.shape[0] - self.keep, dense[-self.keep :]
+        first, dense = merged_bins(self._get(key), t, y, self.keep)
         self._set(key, first, dense.astype(np.float32))
         return first, dense
 
@@ -229,10 +235,9 @@ class DailyMaxima:
     # -- reading and keeping ------------------------------------------------------------------------
     def held(self) -> Iterator[tuple[Hashable, int, np.ndarray]]:
         """(key, first bin index, float32 bins) of each series held, for a detector saving them."""
-        for key in list(self._rows):
-            got = self._get(key)
-            assert got is not None
-            yield key, got[0], got[1]
+        for key, row in list(self._rows.items()):
+            first, dense = self._bins_of(row)
+            yield key, first, dense
 
     def put(self, key: Hashable, first: int, dense: np.ndarray) -> None:
         """Hold saved bins for ``key`` (a restart): the newest ``days + 1`` days of them."""

@@ -8,28 +8,12 @@ import warnings
 import numpy as np
 import pytest
 
-from detectors._daily import BIN_SECONDS, DailyMaxima, bin_maxima
+from detectors._daily import BIN_SECONDS, DailyMaxima, merged_bins
 
 
 def _reference_merge(data: dict[str, tuple[int, np.ndarray]], keep: int, key: str, t: np.ndarray, y: np.ndarray) -> None:
     """The bins as one float32 array per series held them (DailyMaxima.merge before the ring)."""
-    old = data.get(key)
-    if old is not None and old[1].shape[0]:
-        cut = int(np.searchsorted(t, (old[0] + old[1].shape[0] - 1) * BIN_SECONDS, side="left"))
-        t, y = t[cut:], y[cut:]
-    first, dense = bin_maxima(t, y)
-    if old is not None and old[1].shape[0] and dense.shape[0]:
-        o_first, o_dense = old[0], old[1].astype(np.float64)
-        start, end = min(first, o_first), max(first + dense.shape[0], o_first + o_dense.shape[0])
-        merged = np.full(end - start, np.nan)
-        merged[o_first - start : o_first - start + o_dense.shape[0]] = o_dense
-        part = merged[first - start : first - start + dense.shape[0]]
-        merged[first - start : first - start + dense.shape[0]] = np.fmax(part, dense)
-        first, dense = start, merged
-    elif old is not None and not dense.shape[0]:
-        first, dense = old[0], old[1].astype(np.float64)
-    if dense.shape[0] > keep:
-        first, dense = first + dense.shape[0] - keep, dense[-keep:]
+    first, dense = merged_bins(data.get(key), t, y, keep)
     data[key] = (first, dense.astype(np.float32))
 
 
