@@ -73,6 +73,13 @@ def merged_bins(old: tuple[int, np.ndarray] | None, t: np.ndarray, y: np.ndarray
     return first, dense
 
 
+def as_float32(a: np.ndarray) -> np.ndarray:
+    """``a`` as the bins hold it: past float32's range is +/-inf (a broken exporter's 1e300 is a
+    record all the same), without a RuntimeWarning in the daemon's log each cycle."""
+    with np.errstate(over="ignore"):
+        return np.asarray(a, dtype=np.float32)
+
+
 class DailyMaxima:
     """The daemon's per-series bins, kept across cycles for ``days`` days (the frame holds hours).
 
@@ -135,7 +142,7 @@ class DailyMaxima:
     def merge(self, key: Hashable, t: np.ndarray, y: np.ndarray) -> tuple[int, np.ndarray]:
         """Fold the frame's points into the series' bins; return all bins held (float64)."""
         first, dense = merged_bins(self._get(key), t, y, self.keep)
-        self._set(key, first, dense.astype(np.float32))
+        self._set(key, first, as_float32(dense))
         return first, dense
 
     def update(self, key: Hashable, t: np.ndarray, y: np.ndarray) -> None:
@@ -182,10 +189,9 @@ class DailyMaxima:
         # A bin already out of the kept span (a gap longer than the ring) would land on a kept one.
         counts = np.diff(np.r_[starts, rows.shape[0]])
         inside = bins >= np.repeat(new_first, counts)
-        with np.errstate(over="ignore"):
-            # fmax of the float32 held and the value rounded to float32: rounding is monotonic,
-            # so this keeps what update's float64 comparison kept.
-            np.fmax.at(self._bins, (rows[inside], bins[inside] % self.keep), values[inside].astype(np.float32))
+        # fmax of the float32 held and the value rounded to float32: rounding is monotonic, so this
+        # keeps what update's float64 comparison kept.
+        np.fmax.at(self._bins, (rows[inside], bins[inside] % self.keep), as_float32(values[inside]))
         self._end[touched] = new_end
         self._first[touched] = new_first
 
@@ -241,7 +247,7 @@ class DailyMaxima:
 
     def put(self, key: Hashable, first: int, dense: np.ndarray) -> None:
         """Hold saved bins for ``key`` (a restart): the newest ``days + 1`` days of them."""
-        dense = np.asarray(dense, dtype=np.float32)
+        dense = as_float32(dense)
         if dense.shape[0] > self.keep:
             first, dense = first + dense.shape[0] - self.keep, dense[-self.keep :]
         self._set(key, first, dense)
@@ -372,7 +378,7 @@ def bins_to_bytes(signal: str, labels: tuple[tuple[str, str], ...], first: int, 
     header = {"format": FORMAT, "signal": signal, "labels": [list(p) for p in labels], "first": int(first)}
     buffer = io.BytesIO()
     np.savez_compressed(buffer, header=np.frombuffer(json.dumps(header).encode(), dtype=np.uint8),
-                        bins=np.asarray(dense, dtype=np.float32))
+                        bins=as_float32(dense))
     return buffer.getvalue()
 
 

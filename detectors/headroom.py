@@ -285,7 +285,7 @@ class ServingHeadroom(UnivariateDetector):
     horizon_seconds:
         How far ahead the forecast looks (2 h).
     level_seconds:
-        Today's level is the median of this span (10 min): one scrape does not make a surge.
+        Today's level is the median of this span (5 min): one scrape does not make a surge.
     settle_seconds:
         Bins younger than this (12 h) do not count towards the proven capacity, so a surge does
         not raise its own bar within the day.

@@ -135,3 +135,25 @@ def test_a_gap_longer_than_the_days_held_forgets_them() -> None:
     [(key, first, bins)] = list(daily.held())
     assert first + bins.shape[0] - 1 == int((t[-1] + 2 * 86400.0) // BIN_SECONDS)
     assert bins.shape[0] == daily.keep and bins[-1] == -5.0 and np.isnan(bins[:-1]).all()
+
+
+def test_a_value_past_float32_is_held_as_inf_without_a_warning() -> None:
+    """A gauge past float32's range (a broken exporter's 1e300) is held as +inf, as the bins always
+    held it, without a RuntimeWarning each cycle in the daemon's log."""
+    key = ("gpu_memory_used", (("gpu", "0"),))
+    t = 1.7e9 + 60.0 * np.arange(30)
+    y = np.full(t.shape, 1e300)
+    y[:5] = -1e300
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        one, many, merged = DailyMaxima(1), DailyMaxima(1), DailyMaxima(1)
+        one.update(key, t, y)
+        many.update_many([key], [t], [y])
+        merged.merge(key, t, y)
+        restored = DailyMaxima(1)
+        assert restored.restore_state(merged.saved_state()) == []
+    for daily in (one, many, merged, restored):
+        [(held_key, _, dense)] = list(daily.held())
+        assert held_key == key
+        bins = dense[~np.isnan(dense)]
+        assert bins.size >= 5 and np.all(np.isinf(bins)) and np.isposinf(bins[-1])
