@@ -52,7 +52,7 @@ MOUNTPOINTS = ("/", "/var/lib/containerd")
 # Signals kube-state-metrics exports only for the pods concerned (about this share of them), at 1.
 SPARSE = {"pod_oom_killed": 0.02, "pod_crashlooping": 0.01}
 # Info metrics: 1 for every series.
-ONE = frozenset({"pod_info"})
+ONE = frozenset({"pod_info", "gpu_pods"})
 
 
 @dataclass(frozen=True)
@@ -131,10 +131,11 @@ class FakeCluster:
         elif s.entity == "gpu":
             for n in range(self.nodes):
                 for g in range(GPUS_PER_NODE):
-                    out.append(Entity(
-                        {"Hostname": f"gpu-node-{n:05d}", "gpu": str(g), "UUID": f"GPU-{n:05d}-{g}", "modelName": "NVIDIA H100 80GB HBM3"},
-                        sig_seed + n * GPUS_PER_NODE + g,
-                    ))
+                    labels = {"Hostname": f"gpu-node-{n:05d}", "gpu": str(g), "UUID": f"GPU-{n:05d}-{g}",
+                              "modelName": "NVIDIA H100 80GB HBM3"}
+                    if signal == "gpu_pods":  # dcgm-exporter's pod mapping: the pod on each GPU
+                        labels.update(namespace=f"team-{(n + g) % 23}", pod=f"svc-gpu-{n:05d}-{g}")
+                    out.append(Entity(labels, sig_seed + n * GPUS_PER_NODE + g))
         elif s.entity == "pod":
             for n in range(self.nodes):
                 for p in range(PODS_PER_NODE):

@@ -29,7 +29,7 @@ from typing import Any, ClassVar
 import numpy as np
 from pydantic import Field
 
-from aiops.model import Evidence, Finding, Frame, Series, from_epoch
+from aiops.model import Entity, EntityKind, Evidence, Finding, Frame, Series, from_epoch
 from aiops.plugins import Detector, DetectorParams
 from detectors._isolation import isolated
 from detectors._univariate import by_signal
@@ -181,10 +181,16 @@ class GpuHealth(Detector):
             "node_action": action.node_action,
             "since": from_epoch(since).isoformat(),
         }
-        pod = _pod_of(series)
-        if code == 94 and pod:
-            facts["pod"] = pod
-        subject = f" (pod {pod})" if code == 94 and pod else ""
+        subject = ""
+        if code == 94:  # only the application on this GPU is hit: which one is it?
+            pod = _pod_of(series)
+            pods = [pod] if pod else _pods_on(frame, series, float(since))
+            if len(pods) == 1:
+                facts["pod"] = pods[0]
+                subject = f" (pod {pods[0]})"
+            elif pods:
+                facts["pods"] = pods
+                subject = f" (pods {', '.join(pods)} share this GPU: which one it hit is not known)"
         return self._finding(
             frame, series, action.score, f"XID {code} on {_where(series)}{subject}: {action.meaning}. {_sentence(action.node_action)}.", facts, action.confirmed, t, y
         )
@@ -262,6 +268,38 @@ def _where(series: Series) -> str:
     if gpu and node:
         return f"GPU {gpu} of node {node}"
     return f"GPU {series.entity.name}" + (f" of node {node}" if node else "")
+
+
+def _pods_on(frame: Frame, gpu: Series, since: float) -> list[str]:
+    """The pods dcgm-exporter's pod mapping puts on ``gpu`` when its XID came (``gpu_pods``: one
+    series per GPU and pod attached), as ``namespace/pod``.
+
+    Without ``honor_labels`` Prometheus renames the exporter's pod/namespace labels to
+    ``exported_*`` and sets pod/namespace to the exporter's own pod, on every series of that
+    exporter, idle GPUs included: there the exported pair names the workload, and a bare pod label
+    names nobody to restart. A DaemonSet's pod (``pod_info``) is never the workload on a GPU."""
+    mapped = frame.of("gpu_pods")
+    if not mapped:
+        return []
+    renamed = {s.labels.get("Hostname", "") for s in mapped if s.labels.get("exported_pod")}
+    daemonsets = {s.entity.key for s in frame.of("pod_info") if s.entity.attr("created_by_kind") == "DaemonSet"}
+    step = frame.step_seconds
+    pods: set[str] = set()
+    for s in mapped:
+        if s.entity.name != gpu.entity.name:
+            continue
+        t = s.timestamps[np.isfinite(s.values)]
+        if not t.shape[0] or t[0] > since + step or t[-1] < since - step:
+            continue  # not attached when the XID came
+        if s.labels.get("exported_pod"):
+            namespace, pod = s.labels.get("exported_namespace", ""), s.labels["exported_pod"]
+        elif s.labels.get("Hostname", "") in renamed:
+            continue
+        else:
+            namespace, pod = s.labels.get("namespace", ""), s.labels.get("pod", "")
+        if pod and Entity(kind=EntityKind.POD, name=pod, namespace=namespace).key not in daemonsets:
+            pods.add(f"{namespace}/{pod}" if namespace else pod)
+    return sorted(pods)
 
 
 def _pod_of(series: Series) -> str:

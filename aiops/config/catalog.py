@@ -187,6 +187,18 @@ DEFAULT_SIGNALS: dict[str, SignalConfig] = {
         bad_direction="both",
         description="GPU power draw",
     ),
+    # dcgm-exporter's pod mapping: one series per GPU and pod attached (the per-GPU signals above
+    # and below drop these labels, so that a GPU's history does not split when a pod attaches).
+    # Read by gpu_health to name the pod an XID 94 hit; exported_* are the pod labels when the
+    # scrape does not honour the exporter's own (pod/namespace then name the exporter's pod).
+    "gpu_pods": _gpu(
+        query=(
+            "group by (Hostname, gpu, UUID, modelName, namespace, pod, exported_namespace, exported_pod)"
+            ' (DCGM_FI_DEV_GPU_UTIL{pod!=""})'
+        ),
+        unit="bool",
+        description="which pod is on each GPU (dcgm-exporter's pod mapping), for the pod an XID 94 hit",
+    ),
     "gpu_xid": _gpu(
         query="max by (Hostname, gpu, UUID, modelName) (DCGM_FI_DEV_XID_ERRORS)",
         unit="xid",

@@ -123,6 +123,9 @@ def test_demo_serves_every_catalog_signal_and_its_faults(tmp_path: Path) -> None
         assert sorted(empty) == sorted(["pod_oom_killed", "pod_starting", *other_servers])
         assert query(prom.url, DEFAULT_SIGNALS["pod_crashlooping"].query, at)[0]["value"][1] == "1"
         assert max(float(s["value"][1]) for s in query(prom.url, DEFAULT_SIGNALS["gpu_xid"].query, at)) == 79
+        # dcgm-exporter's pod mapping: which pod is on each GPU (the pod an XID 94 restarts).
+        attached = query(prom.url, DEFAULT_SIGNALS["gpu_pods"].query, at)
+        assert attached and all(s["metric"]["pod"] and s["metric"]["UUID"] for s in attached)
         p99 = {
             s["metric"]["model_name"]: float(s["value"][1])
             for s in query(prom.url, DEFAULT_SIGNALS["serving_ttft_p99"].query, at)

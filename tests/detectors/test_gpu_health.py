@@ -130,3 +130,87 @@ def test_passing_over_healthy_gpus_finds_exactly_what_the_full_checks_find(seed:
         full = [replace(f, id="") for f in Unscreened(report_floor=floor).detect(frame)]
         assert fast == full
         assert floor > 0 or len(full) > 50  # the mix must find plenty for the comparison to mean anything
+
+
+# -- XID 94: which pod is on the GPU ---------------------------------------------------------------
+# The catalog's gpu_xid aggregates to the GPU (its history must not split when a pod attaches), so
+# the pod comes from gpu_pods: dcgm-exporter's pod mapping, one series per (GPU, pod) attachment.
+OTHER_GPU = Entity("gpu", "GPU-9999", attributes=(("Hostname", "gpu-node-7"), ("gpu", "0")))
+
+
+def _attached(gpu: Entity, labels: dict[str, str], first: int = 0, last: int = T.size) -> Series:
+    t = T[first:last]
+    return Series("gpu_pods", {"UUID": gpu.name, "Hostname": "gpu-node-7", "gpu": gpu.attr("gpu"), **labels}, t,
+                  np.ones(t.size), gpu)
+
+
+def _pod_info(ns: str, pod: str, kind: str) -> Series:
+    entity = Entity("pod", pod, ns, attributes=(("node", "gpu-node-7"), ("created_by_kind", kind)))
+    return Series("pod_info", {"namespace": ns, "pod": pod, "node": "gpu-node-7", "created_by_kind": kind}, T,
+                  np.ones(T.size), entity)
+
+
+def _xid94(*others: Series) -> Frame:
+    xid = Series("gpu_xid", {"UUID": GPU.name, "Hostname": "gpu-node-7", "gpu": "3"}, T, _last([94] * 3), GPU)
+    signals = {s: SignalInfo(s, kind) for s, kind in (("gpu_xid", "gpu"), ("gpu_pods", "gpu"), ("pod_info", "pod"))}
+    return Frame(datetime.fromtimestamp(T[-1], UTC), (xid, *others), signals, 60.0)
+
+
+def _facts_and_summary(frame: Frame) -> tuple[dict[str, object], str]:
+    [finding] = GpuHealth().detect(frame)
+    return dict(finding.evidence.facts), finding.evidence.summary
+
+
+def test_xid_94_reads_the_pod_on_its_gpu_from_the_pod_mapping() -> None:
+    facts, summary = _facts_and_summary(_xid94(
+        _attached(GPU, {"namespace": "ml", "pod": "llama-0", "container": "vllm"}),
+        _attached(OTHER_GPU, {"namespace": "ml", "pod": "qwen-0", "container": "vllm"}),
+    ))
+    assert facts["pod"] == "ml/llama-0"
+    assert "(pod ml/llama-0)" in summary
+
+
+def test_xid_94_reads_exported_labels_when_the_scrape_did_not_honour_them() -> None:
+    """Without honor_labels Prometheus renames dcgm-exporter's pod/namespace to exported_*, and
+    pod/namespace then name the exporter's own pod (a DaemonSet's)."""
+    exporter = {"namespace": "gpu-operator", "pod": "nvidia-dcgm-exporter-x7k2p", "container": "nvidia-dcgm-exporter"}
+    facts, _ = _facts_and_summary(_xid94(
+        _attached(GPU, {**exporter, "exported_namespace": "ml", "exported_pod": "llama-0"}),
+    ))
+    assert facts["pod"] == "ml/llama-0"
+
+
+@pytest.mark.parametrize("with_pod_info", [True, False])
+def test_xid_94_on_an_idle_gpu_never_names_the_exporter_pod(with_pod_info: bool) -> None:
+    """An idle GPU's series carries only the exporter's own pod when labels are not honoured: a
+    restart of it would heal nothing. pod_info says it is a DaemonSet's; without pod_info, a busy
+    GPU of the same exporter showing exported_* says the scrape renamed them."""
+    exporter = {"namespace": "gpu-operator", "pod": "nvidia-dcgm-exporter-x7k2p"}
+    others: list[Series] = [_attached(GPU, exporter)]
+    if with_pod_info:
+        others.append(_pod_info("gpu-operator", "nvidia-dcgm-exporter-x7k2p", "DaemonSet"))
+    else:
+        others.append(_attached(OTHER_GPU, {**exporter, "exported_namespace": "ml", "exported_pod": "qwen-0"}))
+    facts, summary = _facts_and_summary(_xid94(*others))
+    assert "pod" not in facts
+    assert "dcgm-exporter" not in summary
+
+
+def test_xid_94_names_the_pod_attached_when_it_happened_not_one_gone_before() -> None:
+    facts, _ = _facts_and_summary(_xid94(
+        _attached(GPU, {"namespace": "ml", "pod": "llama-old"}, last=T.size - 10),  # rolled out earlier
+        _attached(GPU, {"namespace": "ml", "pod": "llama-new"}, first=T.size - 9),
+    ))
+    assert facts["pod"] == "ml/llama-new"
+
+
+def test_xid_94_on_a_shared_gpu_names_every_pod_and_picks_none() -> None:
+    """Time-slicing or MPS: several pods on one GPU. Which one the error hit is not known, so no
+    pod is restarted automatically; the evidence names them for a person."""
+    facts, summary = _facts_and_summary(_xid94(
+        _attached(GPU, {"namespace": "ml", "pod": "a-0"}),
+        _attached(GPU, {"namespace": "ml", "pod": "b-0"}),
+    ))
+    assert "pod" not in facts
+    assert facts["pods"] == ["ml/a-0", "ml/b-0"]
+    assert "ml/a-0" in summary and "ml/b-0" in summary

@@ -124,6 +124,26 @@ def test_per_xid_remediation_lives_in_policy_and_agrees_with_the_advice(code: in
         assert "node stays schedulable" in finding.evidence.summary
 
 
+@pytest.mark.parametrize("labels", [{"namespace": "ml", "pod": "llama-0"},
+                                    {"namespace": "gpu-operator", "pod": "nvidia-dcgm-exporter-x7k2p",
+                                     "exported_namespace": "ml", "exported_pod": "llama-0"}])
+def test_xid_94_restarts_the_pod_the_default_catalog_maps_to_its_gpu(labels: dict[str, str]) -> None:
+    """The default catalog's gpu_xid is per GPU (no pod labels); the pod comes from gpu_pods, with
+    the exporter's labels honoured or renamed to exported_*. Policy restarts that pod."""
+    from detectors.gpu_health import GpuHealth
+
+    t = NOW.timestamp() - 60 * np.arange(30)[::-1]
+    values = np.zeros(30)
+    values[-3:] = 94
+    gpu = Entity("gpu", "GPU-1", attributes=(("Hostname", "n1"), ("gpu", "0")))
+    base = {"UUID": "GPU-1", "Hostname": "n1", "gpu": "0"}
+    frame = Frame(NOW, (Series("gpu_xid", base, t, values, gpu),
+                        Series("gpu_pods", {**base, **labels}, t, np.ones(30), gpu)), {}, 60.0)
+    (finding,) = GpuHealth().detect(frame)
+    decisions = Policy(PolicyConfig(), Mode.AUTO).decide([finding], now=NOW, facts=ClusterFacts())[1]
+    assert [(d.action, d.target.key) for d in decisions] == [("restart_pod", "pod/ml/llama-0")]
+
+
 def test_xid_remediation_is_configurable() -> None:
     config = PolicyConfig(xid_remediation={94: "evacuate_node", 79: "advise"})
     policy = Policy(config, Mode.AUTO)
