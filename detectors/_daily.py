@@ -16,7 +16,7 @@ from __future__ import annotations
 import io
 import json
 import math
-from collections.abc import Collection, Hashable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Collection, Hashable, Iterable, Iterator, Mapping, Sequence
 
 import numpy as np
 import pandas as pd
@@ -57,7 +57,13 @@ def merged_bins(old: tuple[int, np.ndarray] | None, t: np.ndarray, y: np.ndarray
     if old is not None and old[1].shape[0]:
         cut = int(np.searchsorted(t, (old[0] + old[1].shape[0] - 1) * BIN_SECONDS, side="left"))
         t, y = t[cut:], y[cut:]
-    first, dense = bin_maxima(t, y)
+    return max_bins(old, bin_maxima(t, y), keep)
+
+
+def max_bins(old: tuple[int, np.ndarray] | None, new: tuple[int, np.ndarray], keep: int) -> tuple[int, np.ndarray]:
+    """Two spans of bins as one: their union, the maximum of both where they overlap, as float64,
+    the newest ``keep`` bins of it (a series' points folded in, or another series' days)."""
+    first, dense = new[0], np.asarray(new[1], dtype=np.float64)
     if old is not None and old[1].shape[0] and dense.shape[0]:
         o_first, o_dense = old[0], old[1].astype(np.float64)
         start, end = min(first, o_first), max(first + dense.shape[0], o_first + o_dense.shape[0])
@@ -144,6 +150,16 @@ class DailyMaxima:
         first, dense = merged_bins(self._get(key), t, y, self.keep)
         self._set(key, first, as_float32(dense))
         return first, dense
+
+    def absorb(self, key: Hashable, first: int, dense: np.ndarray) -> None:
+        """Fold another series' bins into ``key``'s (:func:`max_bins`): a departed pod's days into
+        its workload's."""
+        start, merged = max_bins(self._get(key), (first, dense), self.keep)
+        self._set(key, start, as_float32(merged))
+
+    def get(self, key: Hashable) -> tuple[int, np.ndarray] | None:
+        """(first bin, float32 bins) held for ``key`` (a copy), None when none."""
+        return self._get(key)
 
     def update(self, key: Hashable, t: np.ndarray, y: np.ndarray) -> None:
         """:meth:`merge` without the result: the same bins held, at a fraction of the cost.
@@ -252,15 +268,28 @@ class DailyMaxima:
             first, dense = first + dense.shape[0] - self.keep, dense[-self.keep :]
         self._set(key, first, dense)
 
-    def retain(self, live: Iterable[Hashable], unanswered: Collection[str] = ()) -> None:
+    def retain(
+        self,
+        live: Iterable[Hashable],
+        unanswered: Collection[str] = (),
+        dropped: Callable[[Hashable, int, np.ndarray], None] | None = None,
+    ) -> None:
         """Drop the series not in ``live``: those gone from their signal's answer. A series of a
         signal whose query failed this cycle (``unanswered``: the frame's missing signals) is not
         known to be gone, so its days stay; one Prometheus error must not cost a day of history.
-        Keys are :attr:`Series.key`, (signal, labels)."""
+        Keys are :attr:`Series.key`, (signal, labels). ``dropped`` is handed each dropped
+        series' bins first."""
         keep, failed = set(live), set(unanswered)
         for key in [k for k in self._rows if k not in keep]:
             if not (failed and isinstance(key, tuple) and key and key[0] in failed):
+                if dropped is not None:
+                    dropped(key, *self._bins_of(self._rows[key]))
                 self._drop(key)
+
+    def forget_before(self, bin_index: int) -> None:
+        """Drop the rows whose newest bin is older than ``bin_index``."""
+        for key in [k for k, row in self._rows.items() if self._end[row] <= bin_index]:
+            self._drop(key)
         for key in [k for k in self._stored if k not in self._rows]:
             del self._stored[key]
 

@@ -35,10 +35,10 @@ import numpy as np
 import pandas as pd
 from pydantic import Field, ValidationInfo, field_validator
 
-from aiops.model import Finding, Frame, Series, SignalInfo, from_epoch
+from aiops.model import EntityKind, Finding, Frame, Series, SignalInfo, from_epoch
 from aiops.plugins import DetectorParams
 from detectors._rolling_at import Windows
-from detectors._daily import BIN_SECONDS, DAY_SECONDS, DailyMaxima, benign_days, bin_maxima
+from detectors._daily import BIN_SECONDS, DAY_SECONDS, DailyMaxima, benign_days, bin_maxima, max_bins
 from detectors._univariate import (
     IQR_TO_SIGMA,
     MAD_TO_SIGMA,
@@ -190,6 +190,8 @@ class ExhaustionForecast(UnivariateDetector):
         failing (daily peaks); 0 turns the comparison off. The frame holds hours, so the daemon
         keeps these days' 5-minute maxima itself and hands them to its state file
         (:class:`~aiops.plugins.KeepsState`): a restarted daemon still knows yesterday's peak.
+        The days belong to the workload: when a Deployment's pod goes (a rollout, a scale-in), its
+        series' days pass to the pods that follow it (see :meth:`ExhaustionForecast.explain`).
     hold_seconds:
         The score is the lowest forecast of this span (15 min): a forecast must hold, as a rule's
         ``for:`` does, before it pages; the first minutes of a batch job's climb look like a leak.
@@ -213,6 +215,13 @@ class ExhaustionForecast(UnivariateDetector):
         # The same-hour comparison reads bins a day old: it needs a horizon shorter than a day.
         self.daily_memory_days = p.daily_memory_days if p.horizon_seconds < DAY_SECONDS - BIN_SECONDS else 0
         self._daily = DailyMaxima(self.daily_memory_days)
+        # A Deployment's pods are replaced under new names (each rollout is a new ReplicaSet), and
+        # the new pods meet the same daily peak: the days of a departed pod's series are kept
+        # under its workload's key (the series' labels, the pod as ``<deployment>-*``), read
+        # with its successors' own. Series key -> that key, for the series explained so far.
+        self._lineage = DailyMaxima(self.daily_memory_days)
+        self._lineage_of: dict[Hashable, Hashable | None] = {}
+        self._deployments: dict[str, str | None] | None = None  # pod key -> Deployment, this cycle
         # Series key -> epoch second the screen last let it through (what the state file keeps).
         self._passed_screen: dict[Hashable, float] = {}
         self._wall_cache: dict[str, tuple[SignalInfo, dict[object, float]]] = {}
@@ -705,10 +714,46 @@ class ExhaustionForecast(UnivariateDetector):
             live = []
             for series_list in grouped.values():
                 live += self._daily.update_signal(self.name, series_list)
-            self._daily.retain(live, unanswered=frame.missing_signals)
+            self._daily.retain(live, unanswered=frame.missing_signals, dropped=self._pass_on)
+            self._lineage.forget_before(int(frame.now.timestamp() // BIN_SECONDS) - self._lineage.keep)
+            self._lineage_of = {k: w for k, w in self._lineage_of.items() if k in self._daily}
             since = frame.now.timestamp() - (self.daily_memory_days + 1) * DAY_SECONDS
             self._passed_screen = {k: at for k, at in self._passed_screen.items() if at >= since and k in self._daily}
-        return super().detect(frame)
+        self._deployments = None
+        try:
+            return super().detect(frame)
+        finally:
+            self._deployments = None  # keep nothing of this frame
+
+    def _pass_on(self, key: Hashable, first: int, dense: np.ndarray) -> None:
+        """A series gone from its signal's answer: its days go to its workload, if it has one."""
+        workload = self._lineage_of.get(key)
+        if workload is not None:
+            self._lineage.absorb(workload, first, dense)
+
+    def _workload_key(self, frame: Frame, series: Series) -> Hashable | None:
+        """The key a pod series' days outlive the pod under: its labels with the pod as
+        ``<deployment>-*``, for a pod a ReplicaSet created (kube_pod_info); None for other pods
+        (a StatefulSet's keep their names; a Job's or a bare pod have no successor) and series."""
+        if series.key in self._lineage_of:
+            return self._lineage_of[series.key]
+        if series.entity.kind != EntityKind.POD or "pod" not in series.labels:
+            return None
+        if self._deployments is None:  # once per cycle, and only when a new pod series is explained
+            self._deployments = {}
+            for info in frame.of("pod_info"):
+                creator, pod = info.entity.attr("created_by_name"), info.entity.name
+                # A Deployment's ReplicaSet is <deployment>-<pod-template-hash>, its pods <replicaset>-<id>.
+                replica_set = info.entity.attr("created_by_kind") == "ReplicaSet" and pod.startswith(f"{creator}-")
+                self._deployments[info.entity.key] = (creator.rpartition("-")[0] or None) if replica_set else None
+        if series.entity.key not in self._deployments:
+            return None  # no kube_pod_info for it (yet): asked again when next explained
+        deployment = self._deployments[series.entity.key]
+        signal, labels = series.key
+        workload = None if deployment is None else (
+            signal, tuple((k, f"{deployment}-*" if k == "pod" else v) for k, v in labels))
+        self._lineage_of[series.key] = workload
+        return workload
 
     # -- the daily maxima, handed to the daemon's state file (KeepsState) ---------------------------
     # Only series the screen let through in the days held are saved: the days are read by
@@ -730,7 +775,13 @@ class ExhaustionForecast(UnivariateDetector):
     def explain(self, frame: Frame, series: Series) -> Finding | None:
         info = frame.signals[series.signal]
         wall, failure = self.failure_of(info, series.labels)
-        daily = self._daily.merge(series.key, series.timestamps, series.values) if self.daily_memory_days else None
+        daily = None
+        if self.daily_memory_days:
+            daily = self._daily.merge(series.key, series.timestamps, series.values)
+            workload = self._workload_key(frame, series)
+            past = self._lineage.get(workload) if workload is not None else None
+            if past is not None:  # the days of the workload's departed pods, with this pod's own
+                daily = max_bins(past, daily, self._daily.keep)
         fc = self.forecast_now(series.timestamps, series.values, wall, daily=daily)
         i = len(series) - 1
         now = float(series.timestamps[i])

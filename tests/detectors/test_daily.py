@@ -157,3 +157,41 @@ def test_a_value_past_float32_is_held_as_inf_without_a_warning() -> None:
         assert held_key == key
         bins = dense[~np.isnan(dense)]
         assert bins.size >= 5 and np.all(np.isinf(bins)) and np.isposinf(bins[-1])
+
+
+def test_a_dropped_series_hands_its_bins_over_and_absorb_keeps_the_maximum_of_both() -> None:
+    """What exhaustion passes from a departed pod to its workload: the bins the ring held for it,
+    exactly, folded bin by bin (the maximum where both have one, the union of their spans)."""
+    t0 = 1.7e9 - 1.7e9 % BIN_SECONDS
+    old, new = ("m", (("pod", "web-a"),)), ("m", (("pod", "web-b"),))
+    daily = DailyMaxima(1)
+    t = t0 + 60.0 * np.arange(120)
+    daily.update(old, t, np.linspace(0.1, 0.5, 120))
+    daily.update(new, t + 3600.0, np.full(120, 0.3))
+    [(_, first, bins)] = [(k, f, d) for k, f, d in daily.held() if k == old]
+    handed: list[tuple[object, int, np.ndarray]] = []
+    daily.retain([new], dropped=lambda key, f, d: handed.append((key, f, d.copy())))
+    assert [k for k, _, _ in daily.held()] == [new]
+    [(key, f, d)] = handed
+    assert key == old and f == first
+    np.testing.assert_array_equal(d, bins)
+
+    workload = ("m", (("pod", "web-*"),))
+    lineage = DailyMaxima(1)
+    lineage.absorb(workload, f, d)
+    got = lineage.get(workload)
+    assert got is not None and got[0] == f
+    np.testing.assert_array_equal(got[1], d)
+    [(_, f2, d2)] = list(daily.held())
+    lineage.absorb(workload, f2, d2)
+    got = lineage.get(workload)
+    assert got is not None
+    expect = merged_bins((f, d), (f2 + np.arange(d2.shape[0])) * BIN_SECONDS, d2.astype(np.float64), lineage.keep)
+    assert got[0] == expect[0] == f
+    np.testing.assert_array_equal(got[1], expect[1].astype(np.float32))
+    assert got[1].shape[0] == f2 + d2.shape[0] - f  # the union of both spans
+
+    lineage.forget_before(f2 + d2.shape[0] - 1)
+    assert lineage.get(workload) is not None  # its newest bin is still in
+    lineage.forget_before(f2 + d2.shape[0])
+    assert lineage.get(workload) is None

@@ -458,6 +458,51 @@ def test_the_daemon_keeps_daily_maxima_so_its_score_matches_the_backtest() -> No
     assert checked > 20
 
 
+def _daily_peak_pages_after_rollout(pods: list[tuple[str, str, str, float]]) -> dict[str, float]:
+    """The daemon, cycle by cycle every 30 min over three days of a lunchtime peak at 0.9, with
+    the pods ``(name, created_by_kind, created_by_name, from hour)`` serving it in turn (each until
+    the next one starts) and their kube_pod_info; the highest score of each pod on its last day."""
+    from aiops.model import Frame, Series, from_epoch
+
+    rng = np.random.default_rng(5)
+    t, y = _lunchtime_peak(72, rng)
+    daemon = ExhaustionForecast(report_floor=0.0)
+    signals = {**SIGNALS, "pod_info": SignalInfo("pod_info", "pod", "bool")}
+    lookback = int(6 * HOUR / MINUTE)
+    worst: dict[str, float] = {}
+    for i in range(60, t.shape[0], 30):
+        serving = [p for p in pods if t[i] >= T0 + p[3] * HOUR][-1]
+        name, kind, creator, since = serving
+        lo = max(0, i + 1 - lookback, int(since * 60))
+        pod = Entity("pod", name, "shop")
+        info = Entity("pod", name, "shop", attributes=(("created_by_kind", kind), ("created_by_name", creator)))
+        usage = Series("pod_memory_usage_ratio", {"namespace": "shop", "pod": name, "container": "web"},
+                       t[lo : i + 1], y[lo : i + 1], pod)
+        owner = Series("pod_info", {"namespace": "shop", "pod": name, "created_by_kind": kind, "created_by_name": creator},
+                       t[lo : i + 1], np.ones(i + 1 - lo), info)
+        findings = daemon.detect(Frame(from_epoch(t[i]), (usage, owner), signals, MINUTE))
+        if t[i] >= T0 + 2 * DAY:
+            worst[name] = max([worst.get(name, 0.0), *(f.score for f in findings if f.entity == pod)])
+    return worst
+
+
+def test_a_rollout_keeps_the_days_its_deployment_learnt() -> None:
+    """A Deployment rolled out overnight serves from pods with new names (a new ReplicaSet). The
+    daily peak they meet is the one the old pods met the days before: not a page. The days
+    belong to the workload (the Deployment, its container), not to one pod's name; a pod of
+    another workload, or a bare pod, starts with no days."""
+    rolled = _daily_peak_pages_after_rollout([
+        ("web-6f7d8b9c4d-x2x9k", "ReplicaSet", "web-6f7d8b9c4d", 0.0),
+        ("web-5c9d7f8b6b-qz7lm", "ReplicaSet", "web-5c9d7f8b6b", 46.0),  # 22:00 on the second day
+    ])
+    assert rolled["web-5c9d7f8b6b-qz7lm"] < 0.5
+    for other in (("api-7d9c8b5f4c-k2m4p", "ReplicaSet", "api-7d9c8b5f4c"), ("web-debug", "<none>", "")):
+        stranger = _daily_peak_pages_after_rollout([
+            ("web-6f7d8b9c4d-x2x9k", "ReplicaSet", "web-6f7d8b9c4d", 0.0), (*other, 46.0),
+        ])
+        assert stranger[other[0]] > 0.9, other
+
+
 def _reset_discount_before(det, t, y, seg, drop_ended, level, noise, capacity):
     """The reset discount as computed before the daemon's path read only its newest points (verbatim)."""
     out = np.ones(t.shape[0])
