@@ -7,6 +7,9 @@ What each signal means for the node (NVIDIA Xid catalog, "A100 GPU memory error 
   already happened: ``confirmed=True``, score 1.0, and the node should be evacuated. 74 (NVLink)
   calls for a cordon and a reset. 63 (row remap pending) asks for a GPU reset at the next drain.
   94 (contained ECC) hits only the application on that GPU: restart that pod, the node stays.
+  119/120 (GSP firmware) call for a reset; 154 is the driver saying a reset or reboot is required.
+  8, 13, 31, 43 and 45 are raised by applications (their bugs, their killed processes): told,
+  never acted on.
 * ``gpu_ecc_dbe_rate`` > 0: new double-bit (uncorrectable) ECC errors, confirmed like XID 48.
 * ``gpu_row_remap_failure`` = 1: a failed row remap, confirmed like XID 64 (RMA candidate).
 * ``gpu_uncorrectable_remapped_rows`` rising: a remap is pending until the GPU is reset.
@@ -53,7 +56,28 @@ XID_ACTIONS: dict[int, XidAction] = {
     79: XidAction("GPU fell off the bus", "cordon, drain, reboot the node; RMA if it recurs", 1.0, True),
     94: XidAction("contained ECC error (only the application on this GPU is hit)", "restart the affected pod; the node stays schedulable", 0.7, False),
     95: XidAction("uncontained ECC error (every application on this GPU is hit)", "drain the GPU's pods, then GPU reset or node reboot", 1.0, True),
+    # GSP firmware (the GPU's own processor): a timeout or crash usually wedges the GPU.
+    119: XidAction("GSP firmware RPC timeout", "drain the GPU's pods and reset the GPU; reboot the node if the reset fails", 0.9, False),
+    120: XidAction("GSP firmware error", "drain the GPU's pods and reset the GPU; reboot the node if the reset fails", 0.9, False),
+    # Recent drivers raise 154 right after the XID that needs it, so the last-XID gauge may read
+    # 154 in place of a 79 or 95: the driver itself says the GPU is unusable until recovered.
+    154: XidAction("the driver requires a GPU reset or a node reboot (GPU recovery action)", "drain the node, then reset the GPU or reboot", 1.0, True),
 }
+# Raised by an application on the GPU, not by the GPU (NVIDIA's catalog: restart the application):
+# an illegal memory access, an engine exception, a stalled channel, the driver cleaning up after a
+# killed process. Told at the report floor, never graded for action: the application's own crash
+# or restart is what the pod signals show.
+_APPLICATION = "look at the application (its logs, the CUDA error it got); the GPU is fine unless this repeats across applications"
+XID_ACTIONS.update({
+    code: XidAction(f"{meaning}, raised by an application", _APPLICATION, 0.5, False)
+    for code, meaning in (
+        (8, "GPU stopped processing (an application's channel timed out)"),
+        (13, "graphics engine exception (an application error)"),
+        (31, "GPU memory page fault (an application's illegal memory access)"),
+        (43, "GPU stopped processing (an application's channel was stopped)"),
+        (45, "preemptive cleanup (the driver freed a killed or faulted application's channels)"),
+    )
+})
 # A standing (sticky) XID level: shown as information, never graded for action.
 STICKY_SCORE = 0.5
 UNKNOWN_XID = XidAction("XID not in the built-in table", "look the code up in NVIDIA's Xid catalog", 0.5, False)

@@ -97,6 +97,9 @@ DEFAULT_XID_REMEDIATION: dict[int, str] = {
     79: "evacuate_node",  # fell off the bus: drain, reboot
     94: "restart_pod",  # contained ECC: only the pod on that GPU
     95: "evacuate_node",  # uncontained ECC: everything on that GPU
+    119: "evacuate_node",  # GSP firmware timeout: drain, reset the GPU
+    120: "evacuate_node",  # GSP firmware error: drain, reset the GPU
+    154: "evacuate_node",  # the driver requires a GPU reset or a node reboot
 }
 
 

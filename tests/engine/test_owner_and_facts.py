@@ -111,7 +111,10 @@ def _xid(code: int, pod: str = "ml/llama-0") -> Finding:
 @pytest.mark.parametrize(
     ("code", "action", "target"),
     [(94, "restart_pod", "pod/ml/llama-0"), (79, "evacuate_node", "node/n1"), (95, "evacuate_node", "node/n1"),
-     (48, "evacuate_node", "node/n1"), (64, "evacuate_node", "node/n1")],
+     (48, "evacuate_node", "node/n1"), (64, "evacuate_node", "node/n1"),
+     # The driver's own "GPU reset / node reboot required" (recent drivers raise it right after a
+     # hardware XID, so the last-XID gauge may read 154 instead), and GSP firmware failures.
+     (154, "evacuate_node", "node/n1"), (119, "evacuate_node", "node/n1"), (120, "evacuate_node", "node/n1")],
 )
 def test_per_xid_remediation_lives_in_policy_and_agrees_with_the_advice(code: int, action: str, target: str) -> None:
     policy = Policy(PolicyConfig(), Mode.AUTO)
@@ -142,6 +145,19 @@ def test_xid_94_restarts_the_pod_the_default_catalog_maps_to_its_gpu(labels: dic
     (finding,) = GpuHealth().detect(frame)
     decisions = Policy(PolicyConfig(), Mode.AUTO).decide([finding], now=NOW, facts=ClusterFacts())[1]
     assert [(d.action, d.target.key) for d in decisions] == [("restart_pod", "pod/ml/llama-0")]
+
+
+@pytest.mark.parametrize("code", [8, 13, 31, 43, 45])
+def test_application_xids_are_told_not_acted_on(code: int) -> None:
+    """XIDs an application raises (an illegal memory access, an engine exception, the driver
+    cleaning up after a killed process) say nothing about the GPU: no decision, no page, and the
+    evidence says what they mean instead of "not in the built-in table"."""
+    finding = _xid(code)
+    graded, decisions = Policy(PolicyConfig(), Mode.AUTO).decide([finding], now=NOW, facts=ClusterFacts())
+    assert decisions == []
+    assert graded[0].severity is not Severity.CRITICAL and not finding.confirmed
+    assert "not in the built-in table" not in finding.evidence.summary
+    assert "application" in finding.evidence.summary
 
 
 def test_xid_remediation_is_configurable() -> None:
