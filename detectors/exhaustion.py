@@ -38,7 +38,7 @@ from pydantic import Field, ValidationInfo, field_validator
 from aiops.model import EntityKind, Finding, Frame, Series, SignalInfo, from_epoch
 from aiops.plugins import DetectorParams
 from detectors._rolling_at import Windows
-from detectors._daily import BIN_SECONDS, DAY_SECONDS, DailyMaxima, benign_days, bin_maxima, max_bins
+from detectors._daily import BIN_SECONDS, BINS_PER_DAY, DAY_SECONDS, DailyMaxima, benign_days, bin_maxima, max_bins
 from detectors._univariate import (
     IQR_TO_SIGMA,
     MAD_TO_SIGMA,
@@ -222,6 +222,7 @@ class ExhaustionForecast(UnivariateDetector):
         self._lineage = DailyMaxima(self.daily_memory_days)
         self._lineage_of: dict[Hashable, Hashable | None] = {}
         self._deployments: dict[str, str | None] | None = None  # pod key -> Deployment, this cycle
+        self._workloads: dict[str, dict[Hashable, list[Hashable]]] | None = None  # signal -> workload -> series, this cycle
         # Series key -> epoch second the screen last let it through (what the state file keeps).
         self._passed_screen: dict[Hashable, float] = {}
         self._wall_cache: dict[str, tuple[SignalInfo, dict[object, float]]] = {}
@@ -719,17 +720,35 @@ class ExhaustionForecast(UnivariateDetector):
             self._lineage_of = {k: w for k, w in self._lineage_of.items() if k in self._daily}
             since = frame.now.timestamp() - (self.daily_memory_days + 1) * DAY_SECONDS
             self._passed_screen = {k: at for k, at in self._passed_screen.items() if at >= since and k in self._daily}
-        self._deployments = None
+        self._deployments = self._workloads = None
         try:
             return super().detect(frame)
         finally:
-            self._deployments = None  # keep nothing of this frame
+            self._deployments = self._workloads = None  # keep nothing of this frame
 
     def _pass_on(self, key: Hashable, first: int, dense: np.ndarray) -> None:
         """A series gone from its signal's answer: its days go to its workload, if it has one."""
         workload = self._lineage_of.get(key)
         if workload is not None:
             self._lineage.absorb(workload, first, dense)
+
+    def _siblings_days(
+        self, frame: Frame, series: Series, workload: Hashable, own: tuple[int, np.ndarray]
+    ) -> list[tuple[int, np.ndarray] | None]:
+        """The days held for the other live series of ``series``' workload, when its own bins
+        span less than a day (none otherwise: a pod with its own day needs no one else's)."""
+        if own[1].shape[0] >= BINS_PER_DAY:
+            return []
+        if self._workloads is None:
+            self._workloads = {}
+        members = self._workloads.get(series.signal)
+        if members is None:  # once per signal and cycle
+            members = self._workloads[series.signal] = {}
+            for s in frame.of(series.signal):
+                key = self._workload_key(frame, s)
+                if key is not None:
+                    members.setdefault(key, []).append(s.key)
+        return [self._daily.get(k) for k in members.get(workload, ()) if k != series.key]
 
     def _workload_key(self, frame: Frame, series: Series) -> Hashable | None:
         """The key a pod series' days outlive the pod under: its labels with the pod as
@@ -779,9 +798,12 @@ class ExhaustionForecast(UnivariateDetector):
         if self.daily_memory_days:
             daily = self._daily.merge(series.key, series.timestamps, series.values)
             workload = self._workload_key(frame, series)
-            past = self._lineage.get(workload) if workload is not None else None
-            if past is not None:  # the days of the workload's departed pods, with this pod's own
-                daily = max_bins(past, daily, self._daily.keep)
+            if workload is not None:
+                # The days of the workload's departed pods, with this pod's own; a pod younger
+                # than a day (a scale-out, a rollout under way) reads its live siblings' too.
+                for days in [self._lineage.get(workload), *self._siblings_days(frame, series, workload, daily)]:
+                    if days is not None:
+                        daily = max_bins(days, daily, self._daily.keep)
         fc = self.forecast_now(series.timestamps, series.values, wall, daily=daily)
         i = len(series) - 1
         now = float(series.timestamps[i])

@@ -458,10 +458,11 @@ def test_the_daemon_keeps_daily_maxima_so_its_score_matches_the_backtest() -> No
     assert checked > 20
 
 
-def _daily_peak_pages_after_rollout(pods: list[tuple[str, str, str, float]]) -> dict[str, float]:
+def _lunchtime_peak_on_pods(pods: list[tuple[str, str, str, float] | tuple[str, str, str, float, float]]) -> dict[str, float]:
     """The daemon, cycle by cycle every 30 min over three days of a lunchtime peak at 0.9, with
-    the pods ``(name, created_by_kind, created_by_name, from hour)`` serving it in turn (each until
-    the next one starts) and their kube_pod_info; the highest score of each pod on its last day."""
+    the pods ``(name, created_by_kind, created_by_name, from hour[, to hour])`` serving it (each
+    until the next one starts, or until its own end) and their kube_pod_info; the highest score
+    of each pod on the last day."""
     from aiops.model import Frame, Series, from_epoch
 
     rng = np.random.default_rng(5)
@@ -469,20 +470,29 @@ def _daily_peak_pages_after_rollout(pods: list[tuple[str, str, str, float]]) -> 
     daemon = ExhaustionForecast(report_floor=0.0)
     signals = {**SIGNALS, "pod_info": SignalInfo("pod_info", "pod", "bool")}
     lookback = int(6 * HOUR / MINUTE)
+    spans = []
+    for k, (name, kind, creator, since, *until) in enumerate(pods):
+        end = until[0] if until else next((p[3] for p in pods[k + 1 :] if len(p) == 4), 1e9)
+        spans.append((name, kind, creator, since, end))
     worst: dict[str, float] = {}
     for i in range(60, t.shape[0], 30):
-        serving = [p for p in pods if t[i] >= T0 + p[3] * HOUR][-1]
-        name, kind, creator, since = serving
-        lo = max(0, i + 1 - lookback, int(since * 60))
-        pod = Entity("pod", name, "shop")
-        info = Entity("pod", name, "shop", attributes=(("created_by_kind", kind), ("created_by_name", creator)))
-        usage = Series("pod_memory_usage_ratio", {"namespace": "shop", "pod": name, "container": "web"},
-                       t[lo : i + 1], y[lo : i + 1], pod)
-        owner = Series("pod_info", {"namespace": "shop", "pod": name, "created_by_kind": kind, "created_by_name": creator},
-                       t[lo : i + 1], np.ones(i + 1 - lo), info)
-        findings = daemon.detect(Frame(from_epoch(t[i]), (usage, owner), signals, MINUTE))
+        series = []
+        for name, kind, creator, since, end in spans:
+            if not T0 + since * HOUR <= t[i] < T0 + end * HOUR:
+                continue
+            lo = max(0, i + 1 - lookback, int(since * 60))
+            pod = Entity("pod", name, "shop")
+            info = Entity("pod", name, "shop", attributes=(("created_by_kind", kind), ("created_by_name", creator)))
+            series += [
+                Series("pod_memory_usage_ratio", {"namespace": "shop", "pod": name, "container": "web"},
+                       t[lo : i + 1], y[lo : i + 1], pod),
+                Series("pod_info", {"namespace": "shop", "pod": name, "created_by_kind": kind, "created_by_name": creator},
+                       t[lo : i + 1], np.ones(i + 1 - lo), info),
+            ]
+        findings = daemon.detect(Frame(from_epoch(t[i]), tuple(series), signals, MINUTE))
         if t[i] >= T0 + 2 * DAY:
-            worst[name] = max([worst.get(name, 0.0), *(f.score for f in findings if f.entity == pod)])
+            for f in findings:
+                worst[f.entity.name] = max(worst.get(f.entity.name, 0.0), f.score)
     return worst
 
 
@@ -491,16 +501,27 @@ def test_a_rollout_keeps_the_days_its_deployment_learnt() -> None:
     daily peak they meet is the one the old pods met the days before: not a page. The days
     belong to the workload (the Deployment, its container), not to one pod's name; a pod of
     another workload, or a bare pod, starts with no days."""
-    rolled = _daily_peak_pages_after_rollout([
+    rolled = _lunchtime_peak_on_pods([
         ("web-6f7d8b9c4d-x2x9k", "ReplicaSet", "web-6f7d8b9c4d", 0.0),
         ("web-5c9d7f8b6b-qz7lm", "ReplicaSet", "web-5c9d7f8b6b", 46.0),  # 22:00 on the second day
     ])
     assert rolled["web-5c9d7f8b6b-qz7lm"] < 0.5
     for other in (("api-7d9c8b5f4c-k2m4p", "ReplicaSet", "api-7d9c8b5f4c"), ("web-debug", "<none>", "")):
-        stranger = _daily_peak_pages_after_rollout([
+        stranger = _lunchtime_peak_on_pods([
             ("web-6f7d8b9c4d-x2x9k", "ReplicaSet", "web-6f7d8b9c4d", 0.0), (*other, 46.0),
         ])
         assert stranger[other[0]] > 0.9, other
+
+
+def test_a_replica_added_by_a_scale_out_reads_its_siblings_days() -> None:
+    """A replica the HPA adds on the third morning has no days of its own; the replicas beside it
+    (the same Deployment) met this peak the days before."""
+    worst = _lunchtime_peak_on_pods([
+        ("web-6f7d8b9c4d-x2x9k", "ReplicaSet", "web-6f7d8b9c4d", 0.0, 1e9),
+        ("web-6f7d8b9c4d-7hq2n", "ReplicaSet", "web-6f7d8b9c4d", 57.0, 1e9),  # 09:00 on the third day
+    ])
+    assert worst["web-6f7d8b9c4d-x2x9k"] < 0.5
+    assert worst["web-6f7d8b9c4d-7hq2n"] < 0.5
 
 
 def _reset_discount_before(det, t, y, seg, drop_ended, level, noise, capacity):
