@@ -191,7 +191,9 @@ class ExhaustionForecast(UnivariateDetector):
         keeps these days' 5-minute maxima itself and hands them to its state file
         (:class:`~aiops.plugins.KeepsState`): a restarted daemon still knows yesterday's peak.
         The days belong to the workload: when a Deployment's pod goes (a rollout, a scale-in), its
-        series' days pass to the pods that follow it (see :meth:`ExhaustionForecast.explain`).
+        series' days pass to the pods that follow it, and a pod younger than a day also reads
+        its live siblings' (kube_pod_info says which pods a Deployment's ReplicaSets created).
+        A departed pod's days are not in the state file: a restart forgets them.
     hold_seconds:
         The score is the lowest forecast of this span (15 min): a forecast must hold, as a rule's
         ``for:`` does, before it pages; the first minutes of a batch job's climb look like a leak.
