@@ -271,13 +271,16 @@ class GpuHealth(Detector):
     ) -> Finding:
         node = series.entity.attr("Hostname") or series.labels.get("Hostname", "")
         facts = {**facts, "node": node} if node else dict(facts)
+        # The node it is on, and the pods an XID hit (namespace/pod), as entity keys.
+        pods = [facts["pod"]] if "pod" in facts else list(facts.get("pods", ()))
+        related = ((f"node/{node}",) if node else ()) + tuple(f"pod/{p}" for p in pods if "/" in p)
         return Finding(
             detector=self.name,
             signal=series.signal,
             entity=series.entity,
             score=score,
             observed_at=from_epoch(float(t[-1])),
-            evidence=Evidence(summary=summary, recent=tuple(float(v) for v in y[-30:]), facts=facts, related=(f"node/{node}",) if node else ()),
+            evidence=Evidence(summary=summary, recent=tuple(float(v) for v in y[-30:]), facts=facts, related=related),
             confirmed=confirmed,
         )
 
@@ -301,8 +304,10 @@ def _pods_on(frame: Frame, gpu: Series, since: float) -> list[str]:
     Without ``honor_labels`` Prometheus renames the exporter's pod/namespace labels to
     ``exported_*`` and sets pod/namespace to the exporter's own pod, on every series of that
     exporter, idle GPUs included: there the exported pair names the workload, and a bare pod label
-    names nobody to restart. A DaemonSet's pod (``pod_info``) is never the workload on a GPU."""
-    mapped = frame.of("gpu_pods")
+    names nobody to restart. A DaemonSet's pod (``pod_info``) is never the workload on a GPU. A
+    pod gone since (replaced, deleted: its mapping among the frame's vanished series) is still
+    the one the XID hit: policy then sees it gone, and nothing is left to do."""
+    mapped = [*frame.of("gpu_pods"), *(s for s in frame.vanished if s.signal == "gpu_pods")]
     if not mapped:
         return []
     renamed = {s.labels.get("Hostname", "") for s in mapped if s.labels.get("exported_pod")}

@@ -354,22 +354,37 @@ class Policy:
 
 def _handled(decision: Decision, facts: ClusterFacts) -> bool:
     """An evacuation whose node is already cordoned and drained, or that was cordoned after the
-    cause began and is back in service (repaired), has nothing left to do. A sticky gauge (the last
-    XID) keeps its finding alive long after that; the decision must stop with its cause."""
+    cause began and is back in service (repaired), has nothing left to do; nor has a restart of a
+    pod that is gone, or that restarted after the XID that asked for it (94). A sticky
+    gauge (the last XID) keeps its finding alive long after that; the decision must stop with its cause."""
+    if decision.action in POD_DISRUPTING and decision.target.kind == EntityKind.POD:
+        if facts.gone(decision.target):
+            return True
+        # An XID hit the application once: a restart after it answers it. (A crash loop's
+        # restarts are its symptom, not its answer: only an XID's cause counts here.)
+        began = _since(decision) if "xid" in decision.finding.evidence.facts else None
+        return began is not None and facts.restarted_after(decision.target, began)
     if decision.action not in NODE_EVACUATING or decision.target.kind != EntityKind.NODE or decision.restore:
         return False
     node = decision.target.name
     if facts.drained(node):
         return True
-    since = decision.finding.evidence.facts.get("since")
+    began = _since(decision)
     cordoned = facts.cordoned_at.get(node)
-    if not since or cordoned is None or node in facts.cordoned:
-        return False
-    try:
-        began = datetime.fromisoformat(str(since))
-    except ValueError:
+    if began is None or cordoned is None or node in facts.cordoned:
         return False
     return cordoned >= began
+
+
+def _since(decision: Decision) -> datetime | None:
+    """When the decision's cause began (an XID's ``since``), None when the finding does not say."""
+    since = decision.finding.evidence.facts.get("since")
+    if not since:
+        return None
+    try:
+        return datetime.fromisoformat(str(since))
+    except ValueError:
+        return None
 
 
 def _rung_index(rung: int, ladder: LadderConfig) -> int:

@@ -29,6 +29,8 @@ STARTING_SECONDS = 15 * 60.0
 # A pod that just became Ready is not in the serving latency yet: the catalog's latency signals
 # are 5-minute rates, so its capacity shows there this long after.
 SETTLING_SECONDS = 5 * 60.0
+# The catalog's pod_restarts counts the restarts of the last 15 minutes (increase over [15m]).
+RESTARTS_WINDOW_SECONDS = 15 * 60.0
 
 
 @dataclass(frozen=True)
@@ -62,6 +64,11 @@ class ClusterFacts:
     starting: Mapping[str, StartingPod] = field(default_factory=dict)
     # (namespace, model name) -> the creators of the pods serving it (pod series with model_name).
     model_creators: Mapping[tuple[str, str], frozenset[str]] = field(default_factory=dict)
+    # Pods kube_pod_info still lists (by key): a pod missing here, when knows_pods, is gone.
+    present: frozenset[str] = frozenset()
+    # pod key -> (timestamps, restarts in the 15 minutes before each), for pods that restarted
+    # within the window (pod_restarts).
+    restarts: Mapping[str, tuple[np.ndarray, np.ndarray]] = field(default_factory=dict)
 
     @classmethod
     def from_frame(cls, frame: Frame) -> ClusterFacts:
@@ -111,9 +118,29 @@ class ClusterFacts:
             model = s.entity.attr("model_name") if s.entity.kind == EntityKind.POD else None
             if model and s.entity.key in creators:
                 serving.setdefault((s.entity.namespace, model), set()).add(creators[s.entity.key])
+        present = frozenset(s.entity.key for s, last in zip(pods, seen_at) if last >= newest)
+        restarts = {s.entity.key: (s.timestamps, s.values) for s in frame.of("pod_restarts")
+                    if np.nanmax(s.values, initial=0.0) > 0}
         return cls(owners, pod_node, cordoned_at, frozenset(cordoned), movable, knows_pods=bool(pods),
                    creators=creators, starting=starting,
-                   model_creators={k: frozenset(v) for k, v in serving.items()})
+                   model_creators={k: frozenset(v) for k, v in serving.items()}, present=present, restarts=restarts)
+
+    def gone(self, pod: Entity) -> bool:
+        """kube_pod_info no longer lists the pod (deleted, evicted, replaced); False when unknown."""
+        return self.knows_pods and pod.key not in self.present
+
+    def restarted_after(self, pod: Entity, since: datetime) -> bool:
+        """Whether a container of the pod restarted after ``since``: the restarts of the last 15
+        minutes rose above what they were at ``since``, or are counted a full window after it."""
+        got = self.restarts.get(pod.key)
+        if got is None:
+            return False
+        t, v = got
+        at = since.timestamp()
+        before = v[t <= at]
+        then = float(before[-1]) if before.shape[0] and math.isfinite(before[-1]) else 0.0
+        with np.errstate(invalid="ignore"):
+            return bool(np.any(v[t > at] > then) or np.any((v > 0) & (t - RESTARTS_WINDOW_SECONDS >= at)))
 
     def scale_up_in_flight(self, target: Entity) -> list[StartingPod]:
         """Pods of ``target``'s workload on their way up now (by key); ``target`` is a model

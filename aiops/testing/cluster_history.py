@@ -42,6 +42,7 @@ from __future__ import annotations
 import hashlib
 import math
 from collections.abc import Iterator
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -212,6 +213,8 @@ class _Builder:
         self.out = ClusterHistory(spec, self.t)
         local = ((self.t / 3600.0) + spec.profile.utc_offset_h) % 24
         self.load = _traffic(local, spec.profile.traffic)
+        # (node, GPU index) -> XID events (from_h, code) of incidents placed on that GPU.
+        self.xids: dict[tuple[str, int], list[tuple[float, int]]] = {}
 
     # -- helpers --------------------------------------------------------------------------
     def T(self) -> int:
@@ -222,6 +225,17 @@ class _Builder:
 
     def noise(self, scale: float) -> np.ndarray:
         return self.rng.normal(0.0, scale, self.T())
+
+    @contextmanager
+    def own_stream(self, *key: object) -> Iterator[None]:
+        """Draw from a stream of the seed and ``key`` meanwhile: a part that only some profiles
+        have leaves the shared stream, and so every other series, as it was."""
+        shared = self.rng
+        self.rng = np.random.default_rng(int(_hex(self.spec.seed, "stream", *key, n=15), 16))
+        try:
+            yield
+        finally:
+            self.rng = shared
 
     def gauge(self, name: str, labels: dict[str, str], values: np.ndarray | float) -> None:
         v = np.full(self.T(), float(values)) if np.isscalar(values) else np.asarray(values, dtype=float)
@@ -320,24 +334,37 @@ class _Builder:
     # -- GPUs -----------------------------------------------------------------------------
     def gpu(self, node: str, index: int, util: np.ndarray, *, attached: list[tuple[float, float, str, str, str]] = (),
             xid: list[tuple[float, int]] = (), gone: tuple[float, float] | None = None,
-            xid_gone: tuple[float, float] | None = None) -> str:
+            xid_gone: tuple[float, float] | None = None,
+            exporters: list[tuple[float, float, str]] | None = None) -> str:
         """dcgm-exporter fields of one GPU. ``attached``: (from_h, to_h, namespace, pod, container)
         intervals where pod labels ride along (a new series each); ``gone``: hours where the GPU is
         off the bus (every field absent); ``xid``: (from_h, code), sticky until a later entry (code
         0: the exporter or driver restarted); ``xid_gone``: hours where the XID series is absent too
-        (by default the driver's event stream keeps it while the GPU is off the bus)."""
+        (by default the driver's event stream keeps it while the GPU is off the bus); ``exporters``:
+        (from_h, to_h, pod) of the node's dcgm-exporter pod, when the scrape does not honour its
+        labels: the pod labels move to exported_* and pod/namespace/container name the exporter."""
         uuid = f"GPU-{_hex(self.spec.seed, node, index, n=8)}-{_hex(2, node, index, n=4)}-4{_hex(3, node, index, n=3)}"
         base = {"gpu": str(index), "UUID": uuid, "device": f"nvidia{index}", "modelName": GPU_MODEL, "Hostname": node}
         present = np.ones(self.T(), bool)
         if gone is not None:
             present &= ~self.between(*gone)
-        segments: list[tuple[np.ndarray, dict[str, str]]] = []
+        # (samples, labels, where the XID outlives the GPU's other fields: None for a pod's labels).
+        segments: list[tuple[np.ndarray, dict[str, str], np.ndarray | None]] = []
         covered = np.zeros(self.T(), bool)
         for a, b, ns, pod, ctr in attached:
             m = self.between(a, b) & present
             covered |= self.between(a, b)
-            segments.append((m, {**base, "pod": pod, "namespace": ns, "container": ctr}))
-        segments.append((present & ~covered, base))
+            segments.append((m, {**base, "pod": pod, "namespace": ns, "container": ctr}, None))
+        segments.append((present & ~covered, base, ~present))
+        if exporters is not None:
+            renamed = []
+            for a, b, exporter in exporters:
+                during = self.between(a, b)
+                for m, labels, xid_only in segments:
+                    moved = {f"exported_{k}" if k in ("pod", "namespace", "container") else k: v for k, v in labels.items()}
+                    target = {"namespace": "gpu-operator", "pod": exporter, "container": "nvidia-dcgm-exporter"}
+                    renamed.append((m & during, {**moved, **target}, None if xid_only is None else xid_only & during))
+            segments = renamed
         fb = np.clip(0.08 + 0.85 * (util > 5), 0, 1) * FB_MIB
         xid_v = np.zeros(self.T())
         for at, code in sorted(xid):
@@ -351,11 +378,11 @@ class _Builder:
             "DCGM_FI_DEV_XID_ERRORS": xid_v,
         }
         for name, v in fields.items():
-            for m, labels in segments:
+            for m, labels, xid_only in segments:
                 if name == "DCGM_FI_DEV_XID_ERRORS":
                     # The XID comes from the driver's event stream: it stays while the other
                     # fields of a GPU off the bus are gone.
-                    m = m | ~present if labels is base else m
+                    m = m | xid_only if xid_only is not None else m
                     if xid_gone is not None:
                         m = m & ~self.between(*xid_gone)
                 if m.any():
@@ -556,9 +583,10 @@ def generate(spec: HistorySpec = HistorySpec()) -> ClusterHistory:
     busy = 35 + 50 * load
     if pf.hpa_model:
         _hpa_model(b, placed, drain_h)
-    triton_incident = None
+    server_incidents: list[dict[str, Any]] = []
     if pf.classic_servers:
-        triton_incident = _classic_servers(b, placed, None if tm.triton_surge_h is None else o + tm.triton_surge_h)
+        server_incidents = _classic_servers(b, placed, None if tm.triton_surge_h is None else o + tm.triton_surge_h,
+                                            None if tm.xid94_h is None else o + tm.xid94_h)
     if pf.training_job_h is not None:
         _training_job(b, placed, o + pf.training_job_h)
     if pf.autoscaled_pool:
@@ -576,6 +604,13 @@ def generate(spec: HistorySpec = HistorySpec()) -> ClusterHistory:
     for k, node in enumerate(gpu_names):
         # A dcgm-exporter restart (DaemonSet rollout, node by node) clears the sticky XID.
         restart_at = None if rollout_h is None else rollout_h + 3 * k / 60
+        exporters = None
+        if not pf.dcgm_honor_labels:  # the scrape target's labels are the exporter pod's
+            exporters = ([(-1.0, 1e9, _dcgm_pod(s, node, 0))] if restart_at is None else
+                         [(-1.0, restart_at, _dcgm_pod(s, node, 0)), (restart_at, 1e9, _dcgm_pod(s, node, 1))])
+            if restart_at is None:
+                with b.own_stream("dcgm-exporter", node):
+                    _dcgm_exporter(b, node, _dcgm_pod(s, node, 0), np.ones(b.T(), bool))
         for i in range(pf.gpus_per_node):
             attached: list[tuple[float, float, str, str, str]] = []
             util = np.full(b.T(), 0.0) + np.abs(b.noise(0.3))
@@ -595,9 +630,10 @@ def generate(spec: HistorySpec = HistorySpec()) -> ClusterHistory:
                 util = np.where(h >= xid_h + (r_drained + 7) / 60, busy + b.noise(3), 0.0)
             elif (node, i) in placed:
                 attached, util = placed[(node, i)]
-            if restart_at is not None and xid:
+            xid += b.xids.get((node, i), [])
+            if restart_at is not None and xid and min(at for at, _ in xid) < restart_at:
                 xid.append((restart_at + 1.5 / 60, 0))
-            b.gpu(node, i, util, attached=attached, xid=xid, gone=gone, xid_gone=gone_xid)
+            b.gpu(node, i, util, attached=attached, xid=xid, gone=gone, xid_gone=gone_xid, exporters=exporters)
         if restart_at is not None:
             _daemonset_pod_rolled(b, node, restart_at)
     if drain_h is not None:
@@ -714,8 +750,7 @@ def generate(spec: HistorySpec = HistorySpec()) -> ClusterHistory:
          "static_alert_at": at(drift_alert), "resolved_at": at(fixed_at), "expected_action": "rollback_model",
          "trend": True},
     ]
-    if triton_incident is not None:
-        out.incidents.append(triton_incident)
+    out.incidents += server_incidents
     return out
 
 
@@ -771,10 +806,13 @@ def _hpa_model(b: _Builder, placed: _Placed, drain_h: float | None) -> None:
     b.out.decoys += [f"pod/chat/vllm-mistral-7b-{rs}-*", "model/chat/mistral-7b"]
 
 
-def _classic_servers(b: _Builder, placed: _Placed, surge_at: float | None) -> dict[str, Any] | None:
+def _classic_servers(b: _Builder, placed: _Placed, surge_at: float | None, xid94_at: float | None) -> list[dict[str, Any]]:
     """Triton (resnet50, two replicas on gpu-node-5) and TorchServe (bert-intent on gpu-node-4).
     With ``surge_at``, Triton's traffic triples over 90 min and holds 45 min: requests queue and
-    the mean request latency crosses its 100 ms objective. Returns that incident."""
+    the mean request latency crosses its 100 ms objective. With ``xid94_at``, a contained ECC error
+    (XID 94) hits TorchServe's GPU: its worker is wedged (no request served, the GPU idle) until a
+    person deletes the pod 20 min later and the ReplicaSet's new pod is Ready on the same GPU 3 min
+    after; the gauge keeps 94 (sticky). Returns these incidents."""
     s, h, load = b.spec.seed, b.h, b.load
     mult = np.ones(b.T())
     if surge_at is not None:
@@ -792,19 +830,35 @@ def _classic_servers(b: _Builder, placed: _Placed, surge_at: float | None) -> di
         _place(b, placed, "gpu-node-5", 2 + k, (-1, 1e9, "vision", pod, "triton"),
                20 + 60 * np.minimum(sat, 1) + b.noise(3), np.ones(b.T(), bool))
     rs_ts = _hex(s, "torchserve-rs", n=10)
-    ts_pod = _pod_name(s, "torchserve-bert-intent", rs_ts, 0)
-    b.torchserve("nlp", ts_pod, "bert-intent", np.ones(b.T(), bool), 20 + 40 * load, 0.035 * (1 + 0.2 * load))
-    b.pod("nlp", ts_pod, "gpu-node-4", "ReplicaSet", f"torchserve-bert-intent-{rs_ts}", container="torchserve",
-          limit=12 * GIB, usage=np.full(b.T(), 5 * GIB) + b.noise(0.05 * GIB), alive=np.ones(b.T(), bool))
-    _place(b, placed, "gpu-node-4", 3, (-1, 1e9, "nlp", ts_pod, "torchserve"), 15 + 30 * load + b.noise(3),
-           np.ones(b.T(), bool))
-    if surge_at is None:
-        return None
-    breach = _first(h, latency > 0.1)
     at = b.out.at
-    return {"name": "traffic surge on resnet50 (Triton)", "entity": "model/vision/resnet50", "failure_at": at(breach),
-            "static_alert_at": at(breach + 5 / 60), "resolved_at": at(surge_at + 2.25),
-            "expected_action": "scale_ahead"}
+    incidents = []
+    # (from_h, to_h, serving from_h, serving to_h) of each pod of bert-intent in turn.
+    lives = [(-1.0, 1e9, -1.0, 1e9)]
+    if xid94_at is not None:
+        deleted, replaced = xid94_at + 20 / 60, xid94_at + 23 / 60
+        lives = [(-1.0, deleted, -1.0, xid94_at), (deleted, 1e9, replaced, 1e9)]
+        b.xids[("gpu-node-4", 3)] = [(xid94_at, 94)]
+    for k, (since, until, serves_from, serves_to) in enumerate(lives):
+        ts_pod = _pod_name(s, "torchserve-bert-intent", rs_ts, k)
+        alive, serving = b.between(since, until), b.between(serves_from, serves_to)
+        # The replacement draws from its own stream: the profile's other series stay as they were.
+        with b.own_stream("torchserve", k) if k else nullcontext():
+            b.torchserve("nlp", ts_pod, "bert-intent", alive, np.where(serving, 20 + 40 * load, 0.0),
+                         0.035 * (1 + 0.2 * load))
+            b.pod("nlp", ts_pod, "gpu-node-4", "ReplicaSet", f"torchserve-bert-intent-{rs_ts}", container="torchserve",
+                  limit=12 * GIB, usage=np.full(b.T(), 5 * GIB) + b.noise(0.05 * GIB), alive=alive)
+            _place(b, placed, "gpu-node-4", 3, (since, until, "nlp", ts_pod, "torchserve"), 15 + 30 * load + b.noise(3),
+                   serving)
+        if k == 0 and xid94_at is not None:
+            incidents.append({"name": "XID 94: contained ECC error under TorchServe", "entity": f"pod/nlp/{ts_pod}",
+                              "failure_at": at(xid94_at), "static_alert_at": at(xid94_at), "resolved_at": at(deleted),
+                              "expected_action": "restart_pod", "window_before": "1h", "wanted_lead": "0m"})
+    if surge_at is not None:
+        breach = _first(h, latency > 0.1)
+        incidents.append({"name": "traffic surge on resnet50 (Triton)", "entity": "model/vision/resnet50",
+                          "failure_at": at(breach), "static_alert_at": at(breach + 5 / 60),
+                          "resolved_at": at(surge_at + 2.25), "expected_action": "scale_ahead"})
+    return incidents
 
 
 def _autoscaled_pool(b: _Builder, placed: _Placed) -> None:
@@ -908,11 +962,20 @@ def _daemonset_pod_rolled(b: _Builder, node: str, at: float) -> None:
     90 s of scrapes (already cleared XIDs are set by the caller)."""
     s, h = b.spec.seed, b.h
     for k, alive in ((0, h < at), (1, h >= at + 0.5 / 60)):
-        pod = f"nvidia-dcgm-exporter-{_hex(s, 'dcgm', node, k, n=5)}"
-        b.pod("gpu-operator", pod, node, "DaemonSet", "nvidia-dcgm-exporter", container="nvidia-dcgm-exporter",
-              limit=1 * GIB, usage=np.full(b.T(), 300 * MIB) + b.noise(2 * MIB), alive=alive)
+        _dcgm_exporter(b, node, _dcgm_pod(s, node, k), alive)
     b.scrape_gap("DCGM_", {"Hostname": node}, at, at + 1.5 / 60)
-    b.out.decoys.append("pod/gpu-operator/nvidia-dcgm-exporter-*")
+
+
+def _dcgm_pod(seed: int, node: str, k: int) -> str:
+    """The name of the k-th dcgm-exporter pod on ``node`` (a DaemonSet's: one per node)."""
+    return f"nvidia-dcgm-exporter-{_hex(seed, 'dcgm', node, k, n=5)}"
+
+
+def _dcgm_exporter(b: _Builder, node: str, pod: str, alive: np.ndarray) -> None:
+    b.pod("gpu-operator", pod, node, "DaemonSet", "nvidia-dcgm-exporter", container="nvidia-dcgm-exporter",
+          limit=1 * GIB, usage=np.full(b.T(), 300 * MIB) + b.noise(2 * MIB), alive=alive)
+    if "pod/gpu-operator/nvidia-dcgm-exporter-*" not in b.out.decoys:
+        b.out.decoys.append("pod/gpu-operator/nvidia-dcgm-exporter-*")
 
 
 def _kube_proxy_crashloop(b: _Builder, node: str, start: float) -> None:

@@ -10,8 +10,9 @@ that differs from the first in ways the defaults must survive:
   ``vllm:time_per_output_token_seconds`` and ``vllm:gpu_cache_usage_perc``); six GPU nodes of
   eight GPUs; an HPA that scales a model out and in (new pod names, counters from zero); a planned
   drain of a node for a kernel upgrade (cordon, evictions, reboot: not an incident); a rollout of
-  the dcgm-exporter DaemonSet (GPU series gap, the sticky XID gauge back to 0); the image
-  filesystem filling instead of the root one; a Triton traffic surge; other incident timings.
+  the dcgm-exporter DaemonSet (GPU series gap, the sticky XID gauge back to 0), scraped without
+  honor_labels (the GPUs' pod labels arrive as exported_*); an XID 94 under the TorchServe pod; the
+  image filesystem filling instead of the root one; a Triton traffic surge; other incident timings.
 - :data:`EU_ROUGH`: UTC+1 with an evening peak; telemetry as it is during incidents (cAdvisor
   scrapes missed on a node under pressure, kube-state-metrics restarting, a vLLM container that
   restarts in place so its counters reset under the same labels, /metrics timeouts at the
@@ -67,6 +68,9 @@ class IncidentTimes:
     drift_from_h: float = 8.0  # qwen2-7b's accuracy starts dropping
     drift_per_h: float = 0.03
     triton_surge_h: float | None = None  # a surge on the Triton model (profiles with classic servers)
+    # XID 94 (a contained ECC error) under the TorchServe pod (profiles with classic servers): its
+    # worker is wedged until a person deletes the pod 20 min later (the ReplicaSet replaces it).
+    xid94_h: float | None = None
 
     def last_h(self) -> float:
         """The latest instant the incidents need, with their aftermath."""
@@ -74,6 +78,8 @@ class IncidentTimes:
                 self.drift_from_h + 0.05 / self.drift_per_h + 1.5, self.disk_from_h + 0.5 / self.disk_fill_per_h + 0.5]
         if self.triton_surge_h is not None:
             ends.append(self.triton_surge_h + 3.0)
+        if self.xid94_h is not None:
+            ends.append(self.xid94_h + 1.5)
         return max(ends)
 
 
@@ -102,6 +108,10 @@ class Profile:
     protected_crashloop_h: float | None = None  # kube-proxy crash-loops for 45 min (kube-system)
     # Scrape gaps and counter resets during the incidents (see the module docstring).
     rough_telemetry: bool = False
+    # False: dcgm-exporter is scraped without honor_labels (a plain ServiceMonitor), so Prometheus
+    # renames its pod/namespace/container labels to exported_* and sets pod/namespace/container to
+    # the exporter's own pod, on every GPU series.
+    dcgm_honor_labels: bool = True
     # A GPU node pool under the cluster-autoscaler: nodes (new names each time) join while traffic
     # is high, serving gemma-2-9b replicas, and are removed when it falls (see AP_AUTOSCALE).
     autoscaled_pool: bool = False
@@ -129,8 +139,10 @@ US_EAST = Profile(
         surge_from_h=1.0, surge_peak_h=4.0, surge_factor=3.5,  # a launch at 08:00 local, ramping all morning
         drift_from_h=1.0, drift_per_h=0.02,
         triton_surge_h=5.5,
+        xid94_h=9.5,
     ),
     disk_mount="/var/lib/containerd",
+    dcgm_honor_labels=False,
     legacy_vllm=True,
     classic_servers=True,
     hpa_model=True,

@@ -168,6 +168,8 @@ def test_xid_94_reads_the_pod_on_its_gpu_from_the_pod_mapping() -> None:
     ))
     assert facts["pod"] == "ml/llama-0"
     assert "(pod ml/llama-0)" in summary
+    [finding] = GpuHealth().detect(_xid94(_attached(GPU, {"namespace": "ml", "pod": "llama-0", "container": "vllm"})))
+    assert finding.evidence.related == ("node/gpu-node-7", "pod/ml/llama-0")
 
 
 def test_xid_94_reads_exported_labels_when_the_scrape_did_not_honour_them() -> None:
@@ -214,3 +216,16 @@ def test_xid_94_on_a_shared_gpu_names_every_pod_and_picks_none() -> None:
     assert "pod" not in facts
     assert facts["pods"] == ["ml/a-0", "ml/b-0"]
     assert "ml/a-0" in summary and "ml/b-0" in summary
+
+
+def test_xid_94_still_names_its_pod_after_the_pod_is_gone() -> None:
+    """The pod replaced after the XID has left the live series (its mapping is among the frame's
+    vanished ones): the finding still names it, so that policy sees the pod is gone and stops,
+    instead of advising on the node for the rest of the lookback."""
+    xid = Series("gpu_xid", {"UUID": GPU.name, "Hostname": "gpu-node-7", "gpu": "3"}, T, _last([94] * 12), GPU)
+    gone = _attached(GPU, {"namespace": "ml", "pod": "llama-0"}, last=T.size - 6)
+    new = _attached(GPU, {"namespace": "ml", "pod": "llama-1"}, first=T.size - 3)
+    signals = {sig: SignalInfo(sig, "gpu") for sig in ("gpu_xid", "gpu_pods")}
+    frame = Frame(datetime.fromtimestamp(T[-1], UTC), (xid, new), signals, 60.0, vanished=(gone,))
+    facts, _ = _facts_and_summary(frame)
+    assert facts["pod"] == "ml/llama-0"

@@ -160,6 +160,54 @@ def test_application_xids_are_told_not_acted_on(code: int) -> None:
     assert "application" in finding.evidence.summary
 
 
+T60 = NOW.timestamp() - 60 * np.arange(60)[::-1]
+
+
+def _restarts(pod: str, restart_minutes_ago: float | None) -> Series:
+    """pod_restarts as the catalog asks it: increase(restarts_total[15m]) per pod, one restart."""
+    values = np.zeros(60)
+    if restart_minutes_ago is not None:
+        at = NOW.timestamp() - 60 * restart_minutes_ago
+        values[(T60 >= at) & (T60 < at + 15 * 60)] = 1.0
+    return Series("pod_restarts", {"namespace": "ml", "pod": pod}, T60, values, Entity("pod", pod, "ml"))
+
+
+@pytest.mark.parametrize(
+    ("restart_minutes_ago", "pod_still_there", "restart"),
+    [
+        (None, True, True),  # nothing done yet
+        (20, True, False),  # the pod restarted after the XID (30 min ago): done
+        (40, True, True),  # a restart before the XID does not answer it
+        (None, False, False),  # the pod is gone (replaced, deleted): nothing left to restart
+    ],
+)
+def test_a_pod_restart_for_an_xid_stops_once_the_pod_restarted(
+    restart_minutes_ago: float | None, pod_still_there: bool, restart: bool
+) -> None:
+    """XID 94 stays on the gauge (sticky) and its finding stays new for the whole lookback; the
+    restart it asks for must stop once the pod restarted after it, or is gone."""
+    since = datetime.fromtimestamp(T60[30], UTC).isoformat()
+    gpu = Entity("gpu", "GPU-1", attributes=(("Hostname", "n1"), ("gpu", "0")))
+    finding = Finding("gpu_health", "gpu_xid", gpu, 0.7, NOW,
+                      Evidence("XID 94", facts={"xid": 94, "since": since, "pod": "ml/llama-0"}))
+    pods = [_pod_info("ml", "other-0", "n1", "ReplicaSet")]
+    if pod_still_there:
+        pods.append(_pod_info("ml", "llama-0", "n1", "ReplicaSet"))
+    facts = ClusterFacts.from_frame(_frame(*pods, _restarts("llama-0", restart_minutes_ago)))
+    _, decisions = Policy(PolicyConfig(), Mode.AUTO).decide([finding], now=NOW, facts=facts)
+    assert [(d.action, d.target.key) for d in decisions] == ([("restart_pod", "pod/ml/llama-0")] if restart else [])
+
+
+def test_a_crash_loop_keeps_its_restart_although_the_pod_restarts() -> None:
+    """A crash loop's restarts are its symptom: they do not answer it (only an XID's do)."""
+    since = datetime.fromtimestamp(T60[30], UTC).isoformat()
+    finding = Finding("conditions", "pod_crashlooping", Entity("pod", "llama-0", "ml"), 0.95, NOW,
+                      Evidence("in CrashLoopBackOff", facts={"since": since, "held_seconds": 1800.0}), confirmed=True)
+    facts = ClusterFacts.from_frame(_frame(_pod_info("ml", "llama-0", "n1", "ReplicaSet"), _restarts("llama-0", 10)))
+    _, decisions = Policy(PolicyConfig(), Mode.AUTO).decide([finding], now=NOW, facts=facts)
+    assert [(d.action, d.target.key) for d in decisions] == [("restart_pod", "pod/ml/llama-0")]
+
+
 def test_xid_remediation_is_configurable() -> None:
     config = PolicyConfig(xid_remediation={94: "evacuate_node", 79: "advise"})
     policy = Policy(config, Mode.AUTO)

@@ -56,6 +56,16 @@ def test_xid_evacuates_once_and_an_exporter_rollout_is_not_a_new_xid(run: Replay
     assert xid["standing_after_resolved"] == []
 
 
+def test_xid_94_restarts_the_pod_on_its_gpu_once(run: Replayed) -> None:
+    """dcgm-exporter is scraped without honor_labels here: the pod under the XID arrives as
+    exported_pod. The restart is decided in the cycle that sees the XID, for that pod, and stops
+    once a person replaced the pod, although the gauge keeps 94."""
+    xid = run.incident("XID 94")
+    assert xid["first_action"].startswith("restart_pod on pod/nlp/torchserve-bert-intent-"), xid
+    assert xid["action_lead_min"] >= 0 and xid["standing_after_resolved"] == [], xid
+    assert not run.decisions("restart_pod", "pod/gpu-operator/*")  # never the exporter's own pod
+
+
 def test_routine_operations_get_no_action(run: Replayed) -> None:
     # The planned drain of gpu-node-3, the HPA's pods of mistral-7b, the dcgm-exporter rollout.
     assert run.figures["actions_outside_incidents"] == []

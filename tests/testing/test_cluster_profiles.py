@@ -3,6 +3,8 @@ exporter semantics (no Prometheus needed)."""
 
 from __future__ import annotations
 
+import warnings
+
 import hashlib
 from pathlib import Path
 
@@ -84,8 +86,31 @@ def test_us_east_hpa_scale_out_makes_new_pods_that_count_from_zero(us_east) -> N
     for s in late:  # a pod started later counts from (near) zero, and attaches to a GPU
         first = np.flatnonzero(np.isfinite(s.values))[0]
         assert s.values[first] < 10 * 60 * 15
-        assert _series(us_east, "DCGM_FI_DEV_GPU_UTIL", pod=s.labels["pod"])
+        # us-east scrapes dcgm-exporter without honor_labels: the pod arrives as exported_pod.
+        assert _series(us_east, "DCGM_FI_DEV_GPU_UTIL", exported_pod=s.labels["pod"])
     assert h[-1] > 15
+
+
+def test_us_east_dcgm_labels_are_renamed_by_the_scrape_and_an_xid_94_sticks(us_east) -> None:
+    """Without honor_labels every GPU series carries the exporter's own pod (a DaemonSet's, renamed
+    by its rollout) as pod/namespace, and the workload's as exported_*; an idle GPU has no
+    exported_pod. XID 94 under TorchServe stays on the gauge after its pod was replaced."""
+    util = _series(us_east, "DCGM_FI_DEV_GPU_UTIL")
+    assert all(s.labels["namespace"] == "gpu-operator" and s.labels["pod"].startswith("nvidia-dcgm-exporter-")
+               for s in util)
+    assert {s.labels.get("exported_namespace") for s in util} >= {None, "nlp", "vision", "inference", "chat"}
+    exporters = {s.labels["pod"] for s in _series(us_east, "kube_pod_info", namespace="gpu-operator")}
+    assert {s.labels["pod"] for s in util} <= exporters
+    assert {s.labels["created_by_kind"] for s in _series(us_east, "kube_pod_info", namespace="gpu-operator")} == {"DaemonSet"}
+    h = _hours(us_east)
+    xid = [s for s in _series(us_east, "DCGM_FI_DEV_XID_ERRORS", Hostname="gpu-node-4", gpu="3")]
+    first = min(float(h[np.flatnonzero(s.values == 94)[0]]) for s in xid if (s.values == 94).any())
+    assert first == pytest.approx(9.5)
+    assert {s.labels.get("exported_pod") for s in xid if (s.values == 94).any()} == {
+        p for p in (s.labels.get("exported_pod") for s in xid) if p}
+    assert len({s.labels.get("exported_pod") for s in xid if (s.values == 94).any()}) == 2  # the wedged pod, its successor
+    incident = next(i for i in us_east.incidents if i["name"].startswith("XID 94"))
+    assert incident["expected_action"] == "restart_pod" and incident["entity"].startswith("pod/nlp/torchserve-")
 
 
 def test_us_east_planned_drain_reboots_the_node(us_east) -> None:
@@ -105,11 +130,18 @@ def test_us_east_planned_drain_reboots_the_node(us_east) -> None:
 
 def test_us_east_dcgm_rollout_clears_the_sticky_xid(us_east) -> None:
     h = _hours(us_east)
-    (xid,) = [s for s in _series(us_east, "DCGM_FI_DEV_XID_ERRORS", Hostname="gpu-node-2", gpu="1") if "pod" not in s.labels]
+    # No workload on it after the XID: the series without exported_pod, one per exporter pod (the
+    # scrape does not honour the exporter's labels, so its own pod names the series).
+    idle = [s for s in _series(us_east, "DCGM_FI_DEV_XID_ERRORS", Hostname="gpu-node-2", gpu="1")
+            if "exported_pod" not in s.labels]
+    assert len({s.labels["pod"] for s in idle}) == 2
+    with np.errstate(invalid="ignore"), warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        values = np.nanmax(np.vstack([s.values for s in idle]), axis=0)
     rollout = 6.5 + 2 * 3 / 60  # gpu-node-2's exporter restarts third
-    assert np.all(xid.values[(h >= 0.5) & (h < rollout)] == 79)
-    assert np.isnan(xid.values[(h >= rollout) & (h < rollout + 1.5 / 60)]).all()  # 90 s without scrapes
-    assert np.all(xid.values[h >= rollout + 2 / 60] == 0)
+    assert np.all(values[(h >= 0.5) & (h < rollout)] == 79)
+    assert np.isnan(values[(h >= rollout) & (h < rollout + 1.5 / 60)]).all()  # 90 s without scrapes
+    assert np.all(values[h >= rollout + 2 / 60] == 0)
     owners = {s.labels["pod"]: s.labels["created_by_kind"] for s in _series(us_east, "kube_pod_info", namespace="gpu-operator")}
     assert len(owners) == 12 and set(owners.values()) == {"DaemonSet"}
 
