@@ -206,6 +206,7 @@ class ExhaustionForecast(UnivariateDetector):
         "pod_memory_usage_ratio",
         "node_memory_usage_ratio",
         "node_filesystem_usage_ratio",
+        "node_filesystem_inodes_usage_ratio",
         "gpu_memory_usage_ratio",
         "inference_kv_cache_usage",
     )

@@ -17,6 +17,8 @@ _CONTAINER = 'container!="",container!="POD"'
 # reports MemoryPressure/DiskPressure and evicts pods, well before the resource is full.
 _EVICTION_MEMORY_BYTES = 100 * 2**20  # memory.available < 100Mi
 _NODEFS = FailurePointConfig(value=0.90, name="DiskPressure (kubelet eviction: nodefs.available < 10%)")
+_INODES = FailurePointConfig(value=0.95, name="DiskPressure (kubelet eviction: nodefs.inodesFree < 5%)")
+_FS_SELECTOR = 'fstype!~"tmpfs|overlay|squashfs"'
 # The image filesystem, where it is a separate one (containerd's or docker's root on its own disk).
 _IMAGEFS = FailurePointConfig(
     value=0.85,
@@ -136,8 +138,8 @@ DEFAULT_SIGNALS: dict[str, SignalConfig] = {
     ),
     "node_filesystem_usage_ratio": SignalConfig(
         query=(
-            '1 - max by (instance, mountpoint) (node_filesystem_avail_bytes{fstype!~"tmpfs|overlay|squashfs"})'
-            ' / max by (instance, mountpoint) (node_filesystem_size_bytes{fstype!~"tmpfs|overlay|squashfs"} > 0)'
+            f"1 - max by (instance, mountpoint) (node_filesystem_avail_bytes{{{_FS_SELECTOR}}})"
+            f" / max by (instance, mountpoint) (node_filesystem_size_bytes{{{_FS_SELECTOR}}} > 0)"
         ),
         entity=EntityKind.NODE,
         entity_labels={"name": "instance"},
@@ -147,6 +149,21 @@ DEFAULT_SIGNALS: dict[str, SignalConfig] = {
         failure_points=[_IMAGEFS, _NODEFS],
         bad_direction="up",
         description="filesystem space in use / size (DiskPressure at 90 %, 85 % on a separate image filesystem)",
+    ),
+    # Many small files (a log spammer, an unpacked dataset) exhaust the inodes with space to spare.
+    "node_filesystem_inodes_usage_ratio": SignalConfig(
+        query=(
+            f"1 - max by (instance, mountpoint) (node_filesystem_files_free{{{_FS_SELECTOR}}})"
+            f" / max by (instance, mountpoint) (node_filesystem_files{{{_FS_SELECTOR}}} > 0)"
+        ),
+        entity=EntityKind.NODE,
+        entity_labels={"name": "instance"},
+        attribute_labels=["mountpoint"],
+        unit="ratio",
+        capacity=1.0,
+        failure_points=[_INODES],
+        bad_direction="up",
+        description="filesystem inodes in use / inodes (DiskPressure at 95 %: nodefs.inodesFree < 5%)",
     ),
     "node_cpu_utilization": SignalConfig(
         query='1 - avg by (instance) (rate(node_cpu_seconds_total{mode="idle"}[5m]))',

@@ -174,7 +174,7 @@ def default_rules() -> list[PolicyRule]:
         ),
         PolicyRule(
             name="disk-filling",
-            signal="node_filesystem_usage_ratio",
+            signal="node_filesystem_*",  # space and inodes
             entity_kind="node",
             min_severity=Severity.CRITICAL,
             action="advise",

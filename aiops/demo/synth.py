@@ -749,6 +749,21 @@ def _fs_avail(ctx: _Context, nodes: Sequence[NodeSpec], rng: np.random.Generator
     return np.vstack(rows)
 
 
+def _inodes(size_bytes: float) -> float:
+    """Inodes of a filesystem of this size, as mkfs.ext4 makes them (one per 16 KiB)."""
+    return float(size_bytes // (16 * 1024))
+
+
+def _fs_files_free(ctx: _Context, nodes: Sequence[NodeSpec], rng: np.random.Generator) -> np.ndarray:
+    """Free inodes: each filesystem uses a few percent of its inodes, creeping with small files."""
+    rows = []
+    for _n in nodes:
+        for _mp, _, _, size in MOUNTS:
+            used = rng.uniform(0.03, 0.2) + np.cumsum(rng.normal(0.0, 1e-5, len(ctx.t)))
+            rows.append(np.floor(_inodes(size) * (1 - np.clip(used, 0.0, 1.0))))
+    return np.vstack(rows)
+
+
 def _cpu_seconds(ctx: _Context, nodes: Sequence[NodeSpec], rng: np.random.Generator) -> np.ndarray:
     out = []
     for node in nodes:
@@ -840,6 +855,26 @@ def _node_families(ctx: _Context) -> list[_Family]:
             nodes,
             fs_rows("node_filesystem_avail_bytes"),
             _fs_avail,
+            None,
+        ),
+        _Family(
+            "node_filesystem_files",
+            "gauge",
+            "Filesystem total file nodes.",
+            nodes,
+            fs_rows("node_filesystem_files"),
+            lambda ctx, ents, rng: np.repeat(
+                np.array([_inodes(m[3]) for _ in ents for m in MOUNTS], dtype=float)[:, None], len(ctx.t), axis=1
+            ),
+            None,
+        ),
+        _Family(
+            "node_filesystem_files_free",
+            "gauge",
+            "Filesystem total free file nodes.",
+            nodes,
+            fs_rows("node_filesystem_files_free"),
+            _fs_files_free,
             None,
         ),
         _Family(

@@ -302,9 +302,10 @@ class _Builder:
     # -- nodes ----------------------------------------------------------------------------
     def node(self, name: str, *, disk_used: np.ndarray | None = None, disk_pressure: np.ndarray | None = None,
              unschedulable: np.ndarray | None = None, disk_mount: str = "/", unknown: np.ndarray | None = None,
-             taints: dict[tuple[str, str], np.ndarray] | None = None) -> None:
+             taints: dict[tuple[str, str], np.ndarray] | None = None, inodes_used: np.ndarray | None = None) -> None:
         """``unknown``: the kubelet stopped posting status (a reboot): every condition is Unknown.
-        ``taints``: (key, effect) -> when the node carries it (``kube_node_spec_taint``)."""
+        ``taints``: (key, effect) -> when the node carries it (``kube_node_spec_taint``).
+        ``inodes_used``: the share of the root filesystem's inodes in use (default a steady 12 %)."""
         for (key, effect), on in (taints or {}).items():
             self.gauge("kube_node_spec_taint", {"node": name, "key": key, "value": "", "effect": effect},
                        np.where(on, 1.0, np.nan))
@@ -325,6 +326,12 @@ class _Builder:
             lab = {"instance": name, "device": dev, "fstype": fs, "mountpoint": mount}
             self.gauge("node_filesystem_size_bytes", lab, size)
             self.gauge("node_filesystem_avail_bytes", lab, size * (1 - used))
+            # Inodes: ext4 makes one per 16 KiB, xfs allocates them as it goes (no draw from the
+            # shared stream: every other series stays as it was).
+            files = float(size // (16 * 1024 if fs == "ext4" else 64 * 1024))
+            share = inodes_used if inodes_used is not None and mount == "/" else np.full(self.T(), 0.12)
+            self.gauge("node_filesystem_files", lab, np.full(self.T(), files))
+            self.gauge("node_filesystem_files_free", lab, np.floor(files * (1 - share)))
         busy = np.cumsum(np.clip(0.2 + 0.5 * self.load + self.noise(0.03), 0, 1)) * self.spec.step_s
         for cpu in ("0", "1"):
             self.counter("node_cpu_seconds_total", {"instance": name, "cpu": cpu, "mode": "idle"},
@@ -522,7 +529,12 @@ def generate(spec: HistorySpec = HistorySpec()) -> ClusterHistory:
     r_cordon, r_drained, r_back, r_uncordon = tm.xid_response_min
     b.node("gpu-node-2", unschedulable=b.between(xid_h + r_cordon / 60, xid_h + r_uncordon / 60))
     drain_h = None if pf.planned_drain_h is None else o + pf.planned_drain_h
+    inode_incident = None
+    if tm.inode_from_h is not None:
+        inode_incident = _inode_fill(b, "gpu-node-3", o + tm.inode_from_h, tm.inode_fill_per_h)
     for n in gpu_names[3:]:
+        if n == "gpu-node-3" and inode_incident is not None:
+            continue
         if n == "gpu-node-3" and drain_h is not None:
             # A planned kernel upgrade: cordoned, pods evicted one at a time (PDB), rebooted (the
             # kubelet stops posting: conditions Unknown), uncordoned. Routine, not an incident.
@@ -751,6 +763,8 @@ def generate(spec: HistorySpec = HistorySpec()) -> ClusterHistory:
          "trend": True},
     ]
     out.incidents += server_incidents
+    if inode_incident is not None:
+        out.incidents.append(inode_incident)
     return out
 
 
@@ -964,6 +978,27 @@ def _daemonset_pod_rolled(b: _Builder, node: str, at: float) -> None:
     for k, alive in ((0, h < at), (1, h >= at + 0.5 / 60)):
         _dcgm_exporter(b, node, _dcgm_pod(s, node, k), alive)
     b.scrape_gap("DCGM_", {"Hostname": node}, at, at + 1.5 / 60)
+
+
+def _inode_fill(b: _Builder, node: str, start: float, per_h: float) -> dict[str, Any]:
+    """A pod on ``node`` writes small files to an emptyDir on "/" (a log shipper's spool that no
+    longer drains): inodes climb from 45 % at ``per_h`` with space to spare, DiskPressure at 95 %
+    (nodefs.inodesFree < 5%), and the kubelet evicts the pod 5 min later, which frees them."""
+    h = b.h
+    fail = start + 0.5 / per_h
+    evicted = fail + 5 / 60
+    used = np.where(h < start, 0.45, 0.45 + (h - start) * per_h)
+    used = np.where(h >= evicted, 0.45, np.minimum(used, 0.952))
+    b.node(node, inodes_used=used, disk_pressure=(h >= fail) & (h < evicted))
+    with b.own_stream("inode-fill"):
+        rs = _hex(b.spec.seed, "spool-rs", n=10)
+        pod = _pod_name(b.spec.seed, "log-spool", rs, 0)
+        b.pod("logging", pod, node, "ReplicaSet", f"log-spool-{rs}", container="spool", limit=512 * MIB,
+              usage=np.full(b.T(), 120 * MIB) + b.noise(1 * MIB), alive=h < evicted)
+    at = b.out.at
+    return {"name": "inode exhaustion -> DiskPressure (95 % of inodes)", "entity": f"node/{node}",
+            "failure_at": at(fail), "static_alert_at": at(fail), "resolved_at": at(evicted),
+            "expected_action": "advise", "trend": True, "signal": "node_filesystem_inodes_usage_ratio"}
 
 
 def _dcgm_pod(seed: int, node: str, k: int) -> str:

@@ -18,7 +18,8 @@ that differs from the first in ways the defaults must survive:
   restarts in place so its counters reset under the same labels, /metrics timeouts at the
   surge's peak); a GPU that falls off the bus whose every series, XID included, vanishes, with a
   slower human response; a kube-system pod crash-looping; a fine-tuning Job running for ten hours
-  near its memory limit; other incident timings.
+  near its memory limit; a pod's small files exhausting a node's inodes with space to spare
+  (DiskPressure at nodefs.inodesFree < 5%); other incident timings.
 - :data:`AP_AUTOSCALE`: UTC+9 with business hours; a GPU node pool under the cluster-autoscaler.
   A node joins when traffic rises (a new node name, its GPUs and exporters new series, a gemma-2-9b
   replica on it); when traffic falls the autoscaler taints it ``ToBeDeletedByClusterAutoscaler``
@@ -71,6 +72,9 @@ class IncidentTimes:
     # XID 94 (a contained ECC error) under the TorchServe pod (profiles with classic servers): its
     # worker is wedged until a person deletes the pod 20 min later (the ReplicaSet replaces it).
     xid94_h: float | None = None
+    # A pod's small files exhaust gpu-node-3's inodes (DiskPressure at 95 %), from this hour.
+    inode_from_h: float | None = None
+    inode_fill_per_h: float = 0.1
 
     def last_h(self) -> float:
         """The latest instant the incidents need, with their aftermath."""
@@ -80,6 +84,8 @@ class IncidentTimes:
             ends.append(self.triton_surge_h + 3.0)
         if self.xid94_h is not None:
             ends.append(self.xid94_h + 1.5)
+        if self.inode_from_h is not None:
+            ends.append(self.inode_from_h + 0.5 / self.inode_fill_per_h + 0.5)
         return max(ends)
 
 
@@ -162,6 +168,7 @@ EU_ROUGH = Profile(
         xid_h=2.0, xid_response_min=(25.0, 40.0, 80.0, 90.0),
         surge_from_h=3.0, surge_peak_h=7.0, surge_factor=4.0,  # from 16:00 local into the evening peak
         drift_from_h=3.0, drift_per_h=0.04,
+        inode_from_h=4.0, inode_fill_per_h=0.12,  # 45 % -> 95 % of the inodes in 4 h 10 min
     ),
     xid_series_vanish=True,
     training_job_h=0.5,

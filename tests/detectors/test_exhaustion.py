@@ -386,6 +386,31 @@ def test_disk_fill_is_forecast_to_diskpressure_not_to_full(mountpoint: str, poin
     assert f.evidence.facts["failure_point"] == point
 
 
+def test_inode_exhaustion_is_forecast_to_diskpressure_and_advised() -> None:
+    """Millions of small files (a log spammer, an unpacked dataset) run out of inodes with space to
+    spare: the kubelet evicts at nodefs.inodesFree < 5 %. The default catalog reads inodes, the
+    exhaustion forecast targets 0.95, and the disk-filling rule advises on the node."""
+    from aiops.config import parse_config
+    from aiops.engine.decide import Policy
+    from aiops.model import Frame, Mode, Series, from_epoch
+
+    info = _catalog_info("node_filesystem_inodes_usage_ratio")
+    node = Entity("node", "gpu-node-1")
+    t = grid(3)
+    rng = np.random.default_rng(4)
+    rate = 0.1 / HOUR
+    y = 0.55 + rate * (t - T0) + rng.normal(0, 0.001, t.shape[0])  # 0.85 at the end
+    s = Series(info.name, {"instance": node.name, "mountpoint": "/"}, t, y, node)
+    [f] = ExhaustionForecast().detect(Frame(from_epoch(t[-1]), (s,), {info.name: info}, MINUTE))
+    assert f.evidence.facts["failure_point"] == 0.95
+    assert "DiskPressure (kubelet eviction: nodefs.inodesFree < 5%)" in f.evidence.summary
+    assert f.predicted_failure_at is not None
+    assert abs(f.predicted_failure_at.timestamp() - (T0 + 0.4 / rate)) < 5 * MINUTE
+    assert info.name in ExhaustionForecast().signals
+    _, decisions = Policy(parse_config({}).policy, Mode.AUTO).decide([f], now=f.observed_at)
+    assert [(d.action, d.target.key, d.rule) for d in decisions] == [("advise", "node/gpu-node-1", "disk-filling")]
+
+
 def test_failure_points_are_configurable_per_signal() -> None:
     from aiops.collect.collector import signal_info
     from aiops.config import parse_config

@@ -47,6 +47,13 @@ def test_disk_fill_is_warned_an_hour_ahead_through_a_kube_state_metrics_restart(
     assert disk["warning_lead_min"] >= 58 and disk["first_action"].startswith("advise"), disk
 
 
+def test_inode_exhaustion_is_warned_an_hour_ahead_with_space_to_spare(run: Replayed) -> None:
+    """nodefs.inodesFree < 5% is a kubelet eviction threshold like nodefs.available < 10%."""
+    inodes = run.incident("inode exhaustion")
+    assert inodes["warning_lead_min"] >= 58 and inodes["first_action"].startswith("advise on node/gpu-node-3"), inodes
+    assert inodes["standing_after_resolved"] == [], inodes
+
+
 def test_gpu_whose_series_all_vanish_is_evacuated_once_and_the_decision_stops(run: Replayed) -> None:
     xid = run.incident("XID 79")
     assert xid["first_action"].startswith("evacuate_node on node/gpu-node-2"), xid

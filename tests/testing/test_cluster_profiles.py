@@ -20,7 +20,7 @@ from aiops.testing.cluster_profiles import AP_AUTOSCALE, EU_ROUGH, US_EAST, prof
 # computes it (it was the analytic p99, 9 min late). The series changed once, on purpose
 # (2026-12-05): request counters carry per-scrape noise and days that differ, in every profile.
 # Change them only with a meant change of the default cluster, and say so in the commit.
-DEFAULT_OPENMETRICS_SHA256 = "151ccf06ef1028a600a4819ff849b0e586f3b80e86eb4b6efe64767716dbf9d6"
+DEFAULT_OPENMETRICS_SHA256 = "2b1d51b6cd6859daa295d467b6ec95aa24931682146e3587dc8749baf01e3fab"
 DEFAULT_INCIDENTS_SHA256 = "2de64ae249ff8097754eb39a45b6876970bcf821b47cdb6d5d7fc9aee44f6152"
 
 
@@ -221,3 +221,25 @@ def test_ap_autoscale_pool_nodes_join_and_leave_as_the_cluster_autoscaler_does()
               if "gemma" in s.labels["pod"]}
     assert set(pool) <= set(owners.values()) and "gpu-node-0" in owners.values()
     assert "node/gpu-pool-*" in hist.decoys
+
+
+def test_eu_rough_inodes_run_out_with_space_to_spare(eu_rough) -> None:
+    """A spool of small files exhausts gpu-node-3's inodes while its disk is 41 % used: DiskPressure
+    at 95 % of the inodes (nodefs.inodesFree < 5%), the kubelet evicts the pod 5 min later."""
+    h = _hours(eu_rough)
+    (files,) = _series(eu_rough, "node_filesystem_files", instance="gpu-node-3", mountpoint="/")
+    (free,) = _series(eu_rough, "node_filesystem_files_free", instance="gpu-node-3", mountpoint="/")
+    used = 1 - free.values / files.values
+    fail = 4.0 + 0.5 / 0.12
+    assert used[h < 4.0].max() < 0.46 and used[(h >= fail) & (h < fail + 5 / 60)].min() >= 0.95
+    assert used[h >= fail + 5 / 60].max() < 0.46  # the eviction freed them
+    (size,) = _series(eu_rough, "node_filesystem_size_bytes", instance="gpu-node-3", mountpoint="/")
+    (avail,) = _series(eu_rough, "node_filesystem_avail_bytes", instance="gpu-node-3", mountpoint="/")
+    assert (1 - avail.values / size.values).max() < 0.5
+    (pressure,) = _series(eu_rough, "kube_node_status_condition", node="gpu-node-3", condition="DiskPressure", status="true")
+    assert h[pressure.values == 1][0] == pytest.approx(fail, abs=1 / 60)
+    (spool,) = {s.labels["pod"] for s in _series(eu_rough, "kube_pod_info", namespace="logging")}
+    incident = next(i for i in eu_rough.incidents if i["name"].startswith("inode exhaustion"))
+    assert incident["entity"] == "node/gpu-node-3" and incident["expected_action"] == "advise" and spool
+    # Every other node reports its inodes too, steady.
+    assert len(_series(eu_rough, "node_filesystem_files")) == 2 * (3 + 4)
