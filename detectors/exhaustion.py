@@ -24,7 +24,9 @@ Three refinements, each measured in ``bench/detector_lead_time.py``:
 
 from __future__ import annotations
 
+import json
 import math
+import re
 import warnings
 from collections.abc import Hashable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -162,6 +164,22 @@ class ExhaustionParams(DetectorParams):
         return hold
 
 
+_POD_LABEL = re.compile(r"[{,]pod=")
+
+
+def _names_a_workload(body_key: str) -> bool:
+    """Whether a saved body is a workload's days (:meth:`ExhaustionForecast._workload_key`): its
+    series key (``signal{k="v",...}``, values JSON) carries the pod label as ``<deployment>-*``."""
+    found = _POD_LABEL.search(body_key)
+    if found is None:
+        return False
+    try:
+        value, _ = json.JSONDecoder().raw_decode(body_key, found.end())
+    except ValueError:
+        return False
+    return isinstance(value, str) and value.endswith("-*")
+
+
 class ExhaustionForecast(UnivariateDetector):
     """Predicts when a resource with a hard limit (``SignalInfo.capacity``) will run out.
 
@@ -193,7 +211,7 @@ class ExhaustionForecast(UnivariateDetector):
         The days belong to the workload: when a Deployment's pod goes (a rollout, a scale-in), its
         series' days pass to the pods that follow it, and a pod younger than a day also reads
         its live siblings' (kube_pod_info says which pods a Deployment's ReplicaSets created).
-        A departed pod's days are not in the state file: a restart forgets them.
+        A departed pod's days are kept in the state file under its workload's key.
     hold_seconds:
         The score is the lowest forecast of this span (15 min): a forecast must hold, as a rule's
         ``for:`` does, before it pages; the first minutes of a batch job's climb look like a leak.
@@ -782,14 +800,20 @@ class ExhaustionForecast(UnivariateDetector):
     # explain alone, which only screened series reach, and a daily peak passes the screen every
     # day. The thousands of flat series a cluster has cost nothing in the state file; one that
     # never climbed before a restart learns its days again, as it would have had to.
+    # The workloads' days (departed pods') are saved too, under their own keys: a pod label
+    # ``<deployment>-*`` names no pod, so the two kinds of body never collide.
     def saved_state(self) -> dict[str, bytes]:
-        return self._daily.saved_state(only=self._passed_screen)
+        return {**self._daily.saved_state(only=self._passed_screen), **self._lineage.saved_state()}
 
     def state_saved(self, keys: Iterable[str]) -> None:
+        keys = list(keys)
         self._daily.state_saved(keys)
+        self._lineage.state_saved(keys)
 
     def restore_state(self, saved: Mapping[str, bytes]) -> list[str]:
-        problems = self._daily.restore_state(saved)
+        workloads = {name: body for name, body in saved.items() if _names_a_workload(name)}
+        problems = self._daily.restore_state({n: b for n, b in saved.items() if n not in workloads})
+        problems += self._lineage.restore_state(workloads)
         for key, end in self._daily.stored():
             self._passed_screen[key] = max(self._passed_screen.get(key, end), end)
         return problems

@@ -483,11 +483,12 @@ def test_the_daemon_keeps_daily_maxima_so_its_score_matches_the_backtest() -> No
     assert checked > 20
 
 
-def _lunchtime_peak_on_pods(pods: list[tuple[str, str, str, float] | tuple[str, str, str, float, float]]) -> dict[str, float]:
+def _lunchtime_peak_on_pods(pods: list[tuple[str, str, str, float] | tuple[str, str, str, float, float]],
+                            restart_at_h: float | None = None) -> dict[str, float]:
     """The daemon, cycle by cycle every 30 min over three days of a lunchtime peak at 0.9, with
     the pods ``(name, created_by_kind, created_by_name, from hour[, to hour])`` serving it (each
     until the next one starts, or until its own end) and their kube_pod_info; the highest score
-    of each pod on the last day."""
+    of each pod on the last day. ``restart_at_h``: the daemon restarts then, from its state."""
     from aiops.model import Frame, Series, from_epoch
 
     rng = np.random.default_rng(5)
@@ -514,6 +515,10 @@ def _lunchtime_peak_on_pods(pods: list[tuple[str, str, str, float] | tuple[str, 
                 Series("pod_info", {"namespace": "shop", "pod": name, "created_by_kind": kind, "created_by_name": creator},
                        t[lo : i + 1], np.ones(i + 1 - lo), info),
             ]
+        if restart_at_h is not None and t[i] >= T0 + restart_at_h * HOUR:
+            restart_at_h, saved = None, daemon.saved_state()
+            daemon = ExhaustionForecast(report_floor=0.0)
+            assert daemon.restore_state(saved) == []
         findings = daemon.detect(Frame(from_epoch(t[i]), tuple(series), signals, MINUTE))
         if t[i] >= T0 + 2 * DAY:
             for f in findings:
@@ -536,6 +541,16 @@ def test_a_rollout_keeps_the_days_its_deployment_learnt() -> None:
             ("web-6f7d8b9c4d-x2x9k", "ReplicaSet", "web-6f7d8b9c4d", 0.0), (*other, 46.0),
         ])
         assert stranger[other[0]] > 0.9, other
+
+
+def test_a_restart_keeps_the_days_of_a_deployment_s_departed_pods() -> None:
+    """The departed pods' days are in the state file: a daemon restarted between the rollout and
+    the next morning still knows the peak its Deployment met."""
+    rolled = _lunchtime_peak_on_pods([
+        ("web-6f7d8b9c4d-x2x9k", "ReplicaSet", "web-6f7d8b9c4d", 0.0),
+        ("web-5c9d7f8b6b-qz7lm", "ReplicaSet", "web-5c9d7f8b6b", 46.0),
+    ], restart_at_h=47.0)
+    assert rolled["web-5c9d7f8b6b-qz7lm"] < 0.5
 
 
 def test_a_replica_added_by_a_scale_out_reads_its_siblings_days() -> None:
@@ -682,3 +697,16 @@ def test_only_series_the_screen_let_through_are_saved() -> None:
         det.state_saved(bodies)
         saved |= set(bodies)
     assert saved == {'pod_memory_usage_ratio{pod="web-0"}'}
+
+
+@pytest.mark.parametrize(("key", "workload"), [
+    ('pod_memory_usage_ratio{container="web",namespace="shop",pod="web-*"}', True),
+    ('pod_memory_usage_ratio{container="web",namespace="shop",pod="web-6f7d8b9c4d-x2x9k"}', False),
+    ('inference_kv_cache_usage{exported_pod="web-*",namespace="shop",pod="vllm-0"}', False),
+    ('node_filesystem_usage_ratio{instance="n1",mountpoint="/"}', False),
+    ('pod_memory_usage_ratio{pod="web-*', False),
+])
+def test_saved_bodies_of_workloads_are_told_from_series(key: str, workload: bool) -> None:
+    from detectors.exhaustion import _names_a_workload
+
+    assert _names_a_workload(key) is workload
