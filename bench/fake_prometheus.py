@@ -49,8 +49,9 @@ GPUS_PER_NODE = 8
 PODS_PER_NODE = 10
 NODES_PER_MODEL = 5
 MOUNTPOINTS = ("/", "/var/lib/containerd")
-# Signals kube-state-metrics exports only for the pods concerned (about this share of them), at 1.
-SPARSE = {"pod_oom_killed": 0.02, "pod_crashlooping": 0.01}
+# Signals kube-state-metrics exports only for the pods concerned (about this share of them), at 1;
+# pod_starting's query keeps only the pods on their way up (Pending, or not yet Ready).
+SPARSE = {"pod_oom_killed": 0.02, "pod_crashlooping": 0.01, "pod_starting": 0.01}
 # Info metrics: 1 for every series.
 ONE = frozenset({"pod_info", "gpu_pods"})
 

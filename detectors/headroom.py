@@ -149,10 +149,7 @@ def forecast(
         rows.append(np.where(inside, dense[np.clip(idx, 0, dense.shape[0] - 1)], np.nan))
     if not rows:
         return None
-    with np.errstate(all="ignore"), warnings.catch_warnings():
-        # A bin that no day holds is an all-NaN median: an answer (unknown), not a problem.
-        warnings.simplefilter("ignore", RuntimeWarning)
-        usual_path = np.nanmedian(np.vstack(rows), axis=0)
+    usual_path = median_of_days(np.vstack(rows))
     usual_now = float(np.nanmean(usual_path[: back + 1])) if np.isfinite(usual_path[: back + 1]).any() else math.nan
     settled = dense[: max(0, dense.shape[0] - int(settle_seconds // BIN_SECONDS))]
     settled = settled[np.isfinite(settled)]
@@ -242,11 +239,26 @@ def _ratios(t: np.ndarray, y: np.ndarray, first: int, dense: np.ndarray, days: i
     idx = b[None, :] - np.arange(1, days + 1)[:, None] * BINS_PER_DAY - first
     inside = (idx >= 0) & (idx < dense.shape[0])
     held = np.where(inside, dense[np.clip(idx, 0, max(0, dense.shape[0] - 1))], np.nan)
-    with np.errstate(all="ignore"), warnings.catch_warnings():
-        warnings.simplefilter("ignore", RuntimeWarning)
-        usual = np.nanmedian(held, axis=0)
+    usual = median_of_days(held)
     good = np.isfinite(usual) & (usual > 0)
     return tt[good], yy[good] / usual[good]
+
+
+def median_of_days(held: np.ndarray) -> np.ndarray:
+    """``np.nanmedian(held, axis=0)`` for a few rows (days) and many columns, the same floats; NaN
+    where no row holds a value. numpy's own takes a masked-array path for small axes and raises a
+    RuntimeWarning per all-NaN column, ~1.7 ms a call on a day of minutes (50 ms a cycle at 100k)."""
+    held = np.asarray(held, dtype=np.float64)
+    if held.ndim != 2 or held.shape[0] == 0:
+        return np.full(held.shape[-1] if held.ndim else 0, np.nan)
+    ordered = np.sort(held, axis=0)  # NaN sorts last
+    count = (~np.isnan(held)).sum(axis=0)
+    cols = np.arange(held.shape[1])
+    lo = ordered[np.maximum(count - 1, 0) // 2, cols]
+    hi = ordered[count // 2, cols]
+    with np.errstate(invalid="ignore", over="ignore"):
+        middle = np.where(count % 2 == 1, lo, (lo + hi) / 2.0)
+    return np.where(count > 0, middle, np.nan)
 
 
 def _today(t: np.ndarray, y: np.ndarray, first: int, dense: np.ndarray, before: float, days: int) -> tuple[float, float]:

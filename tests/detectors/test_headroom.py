@@ -227,3 +227,23 @@ def test_a_surge_that_stopped_growing_is_read_at_its_excess() -> None:
     without = [(at, f) for at, f in run(t, y, ServingHeadroom(trend_seconds=0)) if at >= late]
     assert [f for _, f in with_trend if f.predicted_failure_at is not None], "the step was not forecast"
     assert _forecasts(with_trend) == _forecasts(without)
+
+
+def test_median_of_days_is_numpy_s_nanmedian_float_for_float() -> None:
+    """The days' median without numpy's masked-array path: the same floats, NaN, +/-Inf and
+    all-NaN columns included, for one to seven days."""
+    import warnings
+
+    from detectors.headroom import median_of_days
+
+    rng = np.random.default_rng(11)
+    for _ in range(2000):
+        days, n = int(rng.integers(1, 8)), int(rng.integers(1, 60))
+        held = rng.normal(0, 1, (days, n)) * 10.0 ** rng.integers(-3, 30)
+        held[rng.random((days, n)) < 0.4] = np.nan
+        held[rng.random((days, n)) < 0.03] = np.inf
+        held[rng.random((days, n)) < 0.03] = -np.inf
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)
+            expected = np.nanmedian(held, axis=0)
+        np.testing.assert_array_equal(median_of_days(held), expected)
