@@ -38,6 +38,8 @@ def check_plugins(config: AiopsConfig) -> list[tuple[str, str]]:
     signals, detectors = known_signals(config), known_detectors(config)
     for i, rule in enumerate(config.policy.rules):
         problems += check_rule(rule, f"policy.rules[{i}]", signals, detectors)
+    for code, action in config.policy.xid_remediation.items():
+        _remediation(action, f"policy.xid_remediation.{code}", problems)
     for name, ch in config.notify.channels.items():
         try:
             plugins.load(plugins.NOTIFIERS, ch.plugin)

@@ -170,3 +170,11 @@ def test_every_remediation_declares_its_parameters(name: str) -> None:
     cls(**defaults.model_dump())  # the declared defaults are accepted by the constructor
     with pytest.raises(plugins.PluginError, match="unknown parameter"):
         plugins.instantiate(plugins.REMEDIATIONS, name, {"no_such_parameter": 1})
+
+
+def test_an_xid_remediation_that_is_no_remediation_is_named() -> None:
+    """``policy.xid_remediation`` names the action an XID calls for: a typo there would decide an
+    action nothing can carry out, on the day the GPU fails."""
+    problems = dict(check_plugins(parse_config({"policy": {"xid_remediation": {94: "restart_pods", 79: "evacuate_node"}}})))
+    assert list(problems) == ["policy.xid_remediation.94"]
+    assert "restart_pods" in problems["policy.xid_remediation.94"]
