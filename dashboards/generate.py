@@ -436,6 +436,23 @@ def cluster_health() -> Json:
                 unit="bytes",
                 description="The predict_linear baseline (as node-exporter's NodeFilesystemSpaceFillingUp): a 6 h linear trend below zero within 4 h.",
             ),
+            Panel(
+                "timeseries",
+                "Inodes in use",
+                [
+                    target(
+                        f"1 - max by (instance, mountpoint) (node_filesystem_files_free{{{_FS},{inst}}}) / max by (instance, mountpoint) (node_filesystem_files{{{_FS},{inst}}} > 0)",
+                        "{{instance}} {{mountpoint}}",
+                    )
+                ],
+                width=12,
+                unit="percentunit",
+                min=0,
+                max=1,
+                steps=((0.9, "orange"), (0.95, "red")),
+                threshold_lines=True,
+                description="Many small files exhaust the inodes with space to spare; the kubelet evicts at nodefs.inodesFree < 5 %.",
+            ),
             Row("Pods"),
             Panel(
                 "timeseries",
