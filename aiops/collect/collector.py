@@ -379,8 +379,10 @@ class Collector:
         ``newest``: each signal's newest instant in this frame, ``fresh``: the signals with a fresh series."""
         for name, t in newest.items():
             self._last_seen[name] = max(self._last_seen.get(name, 0.0), t)
-        # A signal whose query failed is missing, not absent: we do not know.
-        return {n: t for n, t in self._last_seen.items() if n not in fresh and n not in missing and n in self.signals}
+        # A signal whose query failed is missing, not absent: we do not know. A sparse one with no
+        # series is the healthy case (nothing crash-loops any more).
+        return {n: t for n, t in self._last_seen.items()
+                if n not in fresh and n not in missing and n in self.signals and not self.signals[n].sparse}
 
     def _chunks(self, query: str, start: datetime, end: datetime) -> Iterator[Block]:
         """Decoded chunks from the client; a client with only ``query_range`` (a recorded-history

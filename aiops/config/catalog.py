@@ -69,12 +69,14 @@ DEFAULT_SIGNALS: dict[str, SignalConfig] = {
         unit="bool",
         bad_direction="up",
         description="the last termination of a container was an OOMKill",
+        sparse=True,
     ),
     "pod_crashlooping": _pod(
         query='max by (namespace, pod) (kube_pod_container_status_waiting_reason{reason="CrashLoopBackOff"})',
         unit="bool",
         bad_direction="up",
         description="a container is in CrashLoopBackOff",
+        sparse=True,
     ),
     "pod_info": _pod(
         query="max by (namespace, pod, node, created_by_kind, created_by_name) (kube_pod_info)",
@@ -96,6 +98,7 @@ DEFAULT_SIGNALS: dict[str, SignalConfig] = {
         unit="bool",
         bad_direction="up",
         description="the pod is Pending or not yet Ready (1), with the controller that created it",
+        sparse=True,
     ),
     # --- nodes -------------------------------------------------------------------------
     "node_ready": SignalConfig(
@@ -215,6 +218,7 @@ DEFAULT_SIGNALS: dict[str, SignalConfig] = {
         ),
         unit="bool",
         description="which pod is on each GPU (dcgm-exporter's pod mapping), for the pod an XID 94 hit",
+        sparse=True,
     ),
     "gpu_xid": _gpu(
         query="max by (Hostname, gpu, UUID, modelName) (DCGM_FI_DEV_XID_ERRORS)",

@@ -58,6 +58,9 @@ class SignalConfig(StrictModel):
     bad_direction: Literal["up", "down", "both"] = "both"
     description: str = ""
     enabled: bool = True
+    # Its series exist only while a state holds (a container crash-looping, a pod on its way up):
+    # none at all is the healthy case, never reported as missing data.
+    sparse: bool = False
 
     @field_validator("entity_labels")
     @classmethod
@@ -82,3 +85,4 @@ class SignalOverride(StrictModel):
     bad_direction: Literal["up", "down", "both"] | None = None
     description: str | None = None
     enabled: bool | None = None
+    sparse: bool | None = None

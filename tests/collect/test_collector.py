@@ -198,6 +198,18 @@ def test_series_that_stop_reporting_are_vanished_not_current(prometheus: Prometh
     assert 0 <= frame.absent_signals["pod_memory_usage_ratio"] - history_end.timestamp() <= 300
 
 
+def test_a_sparse_signal_that_empties_is_not_absent(prometheus: PrometheusServer, history_end: datetime) -> None:
+    """A signal whose series exist only while a state holds (a crash loop, an OOMKill, a pod on its
+    way up, a pod on a GPU) empties when the state ends: that is no missing data, and telling the
+    on-call to "check its exporter" for a day after every crash loop is noise."""
+    signals = {**ONLY_MEMORY["signals"], "pod_restarts": {"sparse": True}}
+    collector = Collector(parse_config({"prometheus": {"url": prometheus.url, "lookback": "2h"}, "signals": signals}))
+    frame, _ = collector.collect(history_end + timedelta(minutes=20))
+    assert set(frame.absent_signals) == {"pod_memory_usage_ratio", "model_accuracy"}
+    sparse = {name for name, sig in parse_config({}).resolved_signals().items() if sig.sparse}
+    assert sparse == {"pod_oom_killed", "pod_crashlooping", "pod_starting", "gpu_pods"}
+
+
 def test_a_signal_stays_absent_after_its_series_leave_the_window(
     prometheus: PrometheusServer, history_end: datetime
 ) -> None:
