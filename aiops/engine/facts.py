@@ -64,8 +64,9 @@ class ClusterFacts:
     starting: Mapping[str, StartingPod] = field(default_factory=dict)
     # (namespace, model name) -> the creators of the pods serving it (pod series with model_name).
     model_creators: Mapping[tuple[str, str], frozenset[str]] = field(default_factory=dict)
-    # Pods kube_pod_info still lists (by key): a pod missing here, when knows_pods, is gone.
-    present: frozenset[str] = frozenset()
+    # Pods whose kube_pod_info stopped within the window while others' went on (deleted, evicted,
+    # replaced), by key. A pod kube_pod_info never listed is unknown, not gone.
+    departed: frozenset[str] = frozenset()
     # pod key -> (timestamps, restarts in the 15 minutes before each), for pods that restarted
     # within the window (pod_restarts).
     restarts: Mapping[str, tuple[np.ndarray, np.ndarray]] = field(default_factory=dict)
@@ -118,16 +119,21 @@ class ClusterFacts:
             model = s.entity.attr("model_name") if s.entity.kind == EntityKind.POD else None
             if model and s.entity.key in creators:
                 serving.setdefault((s.entity.namespace, model), set()).add(creators[s.entity.key])
-        present = frozenset(s.entity.key for s, last in zip(pods, seen_at) if last >= newest)
+        present = {s.entity.key for s, last in zip(pods, seen_at) if last >= newest}
+        departed = frozenset(
+            {s.entity.key for s, last in zip(pods, seen_at) if last < newest}
+            | {s.entity.key for s in frame.vanished if s.signal == "pod_info"}
+        ) - present
         restarts = {s.entity.key: (s.timestamps, s.values) for s in frame.of("pod_restarts")
                     if np.nanmax(s.values, initial=0.0) > 0}
         return cls(owners, pod_node, cordoned_at, frozenset(cordoned), movable, knows_pods=bool(pods),
                    creators=creators, starting=starting,
-                   model_creators={k: frozenset(v) for k, v in serving.items()}, present=present, restarts=restarts)
+                   model_creators={k: frozenset(v) for k, v in serving.items()}, departed=departed, restarts=restarts)
 
     def gone(self, pod: Entity) -> bool:
-        """kube_pod_info no longer lists the pod (deleted, evicted, replaced); False when unknown."""
-        return self.knows_pods and pod.key not in self.present
+        """kube_pod_info listed the pod and stopped (deleted, evicted, replaced). A pod it never
+        listed (kube-state-metrics sharded or relabelled) is not known to be gone."""
+        return pod.key in self.departed
 
     def restarted_after(self, pod: Entity, since: datetime) -> bool:
         """Whether a container of the pod restarted after ``since``: the restarts of the last 15

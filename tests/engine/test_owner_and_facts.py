@@ -191,11 +191,25 @@ def test_a_pod_restart_for_an_xid_stops_once_the_pod_restarted(
     finding = Finding("gpu_health", "gpu_xid", gpu, 0.7, NOW,
                       Evidence("XID 94", facts={"xid": 94, "since": since, "pod": "ml/llama-0"}))
     pods = [_pod_info("ml", "other-0", "n1", "ReplicaSet")]
-    if pod_still_there:
-        pods.append(_pod_info("ml", "llama-0", "n1", "ReplicaSet"))
+    llama = _pod_info("ml", "llama-0", "n1", "ReplicaSet")
+    if not pod_still_there:  # deleted 5 minutes ago: its kube_pod_info stopped, the others' went on
+        llama = Series(llama.signal, llama.labels, llama.timestamps, np.where(T >= T[-5], np.nan, 1.0), llama.entity)
+    pods.append(llama)
     facts = ClusterFacts.from_frame(_frame(*pods, _restarts("llama-0", restart_minutes_ago)))
     _, decisions = Policy(PolicyConfig(), Mode.AUTO).decide([finding], now=NOW, facts=facts)
     assert [(d.action, d.target.key) for d in decisions] == ([("restart_pod", "pod/ml/llama-0")] if restart else [])
+
+
+def test_a_pod_kube_state_metrics_never_listed_is_not_gone() -> None:
+    """kube-state-metrics sharded or relabelled (``exported_namespace``): a pod without
+    kube_pod_info is unknown, and its restart stands."""
+    since = datetime.fromtimestamp(T60[30], UTC).isoformat()
+    gpu = Entity("gpu", "GPU-1", attributes=(("Hostname", "n1"), ("gpu", "0")))
+    finding = Finding("gpu_health", "gpu_xid", gpu, 0.7, NOW,
+                      Evidence("XID 94", facts={"xid": 94, "since": since, "pod": "ml/llama-0"}))
+    facts = ClusterFacts.from_frame(_frame(_pod_info("ml", "other-0", "n1", "ReplicaSet")))
+    _, decisions = Policy(PolicyConfig(), Mode.AUTO).decide([finding], now=NOW, facts=facts)
+    assert [(d.action, d.target.key) for d in decisions] == [("restart_pod", "pod/ml/llama-0")]
 
 
 def test_a_crash_loop_keeps_its_restart_although_the_pod_restarts() -> None:
