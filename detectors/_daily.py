@@ -111,7 +111,7 @@ class DailyMaxima:
         self._pending: dict[str, tuple[Hashable, int]] = {}
 
     # -- rows ---------------------------------------------------------------------------------------
-    def _get(self, key: Hashable) -> tuple[int, np.ndarray] | None:
+    def get(self, key: Hashable) -> tuple[int, np.ndarray] | None:
         """(first bin, float32 bins) held for ``key`` (a copy), None when none."""
         row = self._rows.get(key)
         return None if row is None else self._bins_of(row)
@@ -147,19 +147,15 @@ class DailyMaxima:
     # -- folding points in --------------------------------------------------------------------------
     def merge(self, key: Hashable, t: np.ndarray, y: np.ndarray) -> tuple[int, np.ndarray]:
         """Fold the frame's points into the series' bins; return all bins held (float64)."""
-        first, dense = merged_bins(self._get(key), t, y, self.keep)
+        first, dense = merged_bins(self.get(key), t, y, self.keep)
         self._set(key, first, as_float32(dense))
         return first, dense
 
     def absorb(self, key: Hashable, first: int, dense: np.ndarray) -> None:
         """Fold another series' bins into ``key``'s (:func:`max_bins`): a departed pod's days into
         its workload's."""
-        start, merged = max_bins(self._get(key), (first, dense), self.keep)
+        start, merged = max_bins(self.get(key), (first, dense), self.keep)
         self._set(key, start, as_float32(merged))
-
-    def get(self, key: Hashable) -> tuple[int, np.ndarray] | None:
-        """(first bin, float32 bins) held for ``key`` (a copy), None when none."""
-        return self._get(key)
 
     def update(self, key: Hashable, t: np.ndarray, y: np.ndarray) -> None:
         """:meth:`merge` without the result: the same bins held, at a fraction of the cost.
