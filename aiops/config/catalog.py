@@ -34,6 +34,24 @@ def _gpu(**fields: Any) -> SignalConfig:
     )
 
 
+def _filesystem(free: str, total: str, failure_points: list[FailurePointConfig], description: str) -> SignalConfig:
+    """A node-exporter filesystem resource in use, per node and mountpoint: 1 - ``free`` / ``total``."""
+    return SignalConfig(
+        query=(
+            f"1 - max by (instance, mountpoint) ({free}{{{_FS_SELECTOR}}})"
+            f" / max by (instance, mountpoint) ({total}{{{_FS_SELECTOR}}} > 0)"
+        ),
+        entity=EntityKind.NODE,
+        entity_labels={"name": "instance"},
+        attribute_labels=["mountpoint"],
+        unit="ratio",
+        capacity=1.0,
+        failure_points=failure_points,
+        bad_direction="up",
+        description=description,
+    )
+
+
 def _model(**fields: Any) -> SignalConfig:
     """A vLLM-style per-model signal: ``model_name`` names the model."""
     return SignalConfig(entity=EntityKind.MODEL, entity_labels={"name": "model_name", "namespace": "namespace"}, **fields)
@@ -139,34 +157,14 @@ DEFAULT_SIGNALS: dict[str, SignalConfig] = {
         bad_direction="up",
         description="node memory in use / (total - the kubelet's 100Mi eviction reserve); eviction at 1.0",
     ),
-    "node_filesystem_usage_ratio": SignalConfig(
-        query=(
-            f"1 - max by (instance, mountpoint) (node_filesystem_avail_bytes{{{_FS_SELECTOR}}})"
-            f" / max by (instance, mountpoint) (node_filesystem_size_bytes{{{_FS_SELECTOR}}} > 0)"
-        ),
-        entity=EntityKind.NODE,
-        entity_labels={"name": "instance"},
-        attribute_labels=["mountpoint"],
-        unit="ratio",
-        capacity=1.0,
-        failure_points=[_IMAGEFS, _NODEFS],
-        bad_direction="up",
-        description="filesystem space in use / size (DiskPressure at 90 %, 85 % on a separate image filesystem)",
+    "node_filesystem_usage_ratio": _filesystem(
+        "node_filesystem_avail_bytes", "node_filesystem_size_bytes", [_IMAGEFS, _NODEFS],
+        "filesystem space in use / size (DiskPressure at 90 %, 85 % on a separate image filesystem)",
     ),
     # Many small files (a log spammer, an unpacked dataset) exhaust the inodes with space to spare.
-    "node_filesystem_inodes_usage_ratio": SignalConfig(
-        query=(
-            f"1 - max by (instance, mountpoint) (node_filesystem_files_free{{{_FS_SELECTOR}}})"
-            f" / max by (instance, mountpoint) (node_filesystem_files{{{_FS_SELECTOR}}} > 0)"
-        ),
-        entity=EntityKind.NODE,
-        entity_labels={"name": "instance"},
-        attribute_labels=["mountpoint"],
-        unit="ratio",
-        capacity=1.0,
-        failure_points=[_INODES],
-        bad_direction="up",
-        description="filesystem inodes in use / inodes (DiskPressure at 95 %: nodefs.inodesFree < 5%)",
+    "node_filesystem_inodes_usage_ratio": _filesystem(
+        "node_filesystem_files_free", "node_filesystem_files", [_INODES],
+        "filesystem inodes in use / inodes (DiskPressure at 95 %: nodefs.inodesFree < 5%)",
     ),
     "node_cpu_utilization": SignalConfig(
         query='1 - avg by (instance) (rate(node_cpu_seconds_total{mode="idle"}[5m]))',
