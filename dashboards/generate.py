@@ -302,6 +302,28 @@ def cluster_variable(metric: str) -> Json:
 _FS = 'fstype!~"tmpfs|overlay|squashfs"'
 
 
+def filesystem_panel(title: str, free: str, total: str, inst: str, steps: tuple[tuple[float, str], ...],
+                     description: str = "") -> Panel:
+    """A node-exporter filesystem resource in use per node and mountpoint: 1 - ``free`` / ``total``."""
+    return Panel(
+        "timeseries",
+        title,
+        [
+            target(
+                f"1 - max by (instance, mountpoint) ({free}{{{_FS},{inst}}}) / max by (instance, mountpoint) ({total}{{{_FS},{inst}}} > 0)",
+                "{{instance}} {{mountpoint}}",
+            )
+        ],
+        width=12,
+        unit="percentunit",
+        min=0,
+        max=1,
+        steps=steps,
+        threshold_lines=True,
+        description=description,
+    )
+
+
 def cluster_health() -> Json:
     ns = f'{CLUSTER},namespace=~"$namespace"'
     node = f'{CLUSTER},node=~"$node"'
@@ -408,22 +430,8 @@ def cluster_health() -> Json:
                 max=1,
                 steps=((1, "red"),),
             ),
-            Panel(
-                "timeseries",
-                "Filesystem in use",
-                [
-                    target(
-                        f"1 - max by (instance, mountpoint) (node_filesystem_avail_bytes{{{_FS},{inst}}}) / max by (instance, mountpoint) (node_filesystem_size_bytes{{{_FS},{inst}}} > 0)",
-                        "{{instance}} {{mountpoint}}",
-                    )
-                ],
-                width=12,
-                unit="percentunit",
-                min=0,
-                max=1,
-                steps=((0.8, "orange"), (0.9, "red")),
-                threshold_lines=True,
-            ),
+            filesystem_panel("Filesystem in use", "node_filesystem_avail_bytes", "node_filesystem_size_bytes", inst,
+                             ((0.8, "orange"), (0.9, "red"))),
             Panel(
                 "table",
                 "Filesystems predicted full within 4 h",
@@ -436,21 +444,8 @@ def cluster_health() -> Json:
                 unit="bytes",
                 description="The predict_linear baseline (as node-exporter's NodeFilesystemSpaceFillingUp): a 6 h linear trend below zero within 4 h.",
             ),
-            Panel(
-                "timeseries",
-                "Inodes in use",
-                [
-                    target(
-                        f"1 - max by (instance, mountpoint) (node_filesystem_files_free{{{_FS},{inst}}}) / max by (instance, mountpoint) (node_filesystem_files{{{_FS},{inst}}} > 0)",
-                        "{{instance}} {{mountpoint}}",
-                    )
-                ],
-                width=12,
-                unit="percentunit",
-                min=0,
-                max=1,
-                steps=((0.9, "orange"), (0.95, "red")),
-                threshold_lines=True,
+            filesystem_panel(
+                "Inodes in use", "node_filesystem_files_free", "node_filesystem_files", inst, ((0.9, "orange"), (0.95, "red")),
                 description="Many small files exhaust the inodes with space to spare; the kubelet evicts at nodefs.inodesFree < 5 %.",
             ),
             Row("Pods"),
