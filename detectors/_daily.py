@@ -320,17 +320,15 @@ class DailyMaxima:
     def restore_state(self, saved: Mapping[str, bytes]) -> list[str]:
         """Take up the bins a previous run saved; a problem per body it could not read (that
         series learns its days again). :meth:`stored` lists the series taken up."""
-        problems = []
-        for name, body in saved.items():
-            try:
-                signal, labels, first, dense = bins_from_bytes(body)
-            except ValueError as exc:
-                problems.append(f"{name}: {exc}")
-                continue
-            key = (signal, labels)
-            self.put(key, first, dense)
-            self._stored[key] = first + dense.shape[0]
+        bodies, problems = read_bodies(saved)
+        for key, first, dense in bodies:
+            self.take_up(key, first, dense)
         return problems
+
+    def take_up(self, key: Hashable, first: int, dense: np.ndarray) -> None:
+        """Hold bins read back from the state file (:func:`read_bodies`), as stored there."""
+        self.put(key, first, dense)
+        self._stored[key] = first + dense.shape[0]
 
     def stored(self) -> list[tuple[Hashable, float]]:
         """(key, epoch second its bins there end) of each series the state file holds, restored
@@ -395,6 +393,20 @@ def series_key(key: Hashable) -> tuple[str, tuple[tuple[str, str], ...]]:
     if not (isinstance(key, tuple) and len(key) == 2 and isinstance(key[0], str)):
         raise TypeError(f"not a series key: {key!r}")
     return key[0], tuple((str(k), str(v)) for k, v in key[1])
+
+
+def read_bodies(saved: Mapping[str, bytes]) -> tuple[list[tuple[Hashable, int, np.ndarray]], list[str]]:
+    """The (key, first bin, bins) of each saved body, and a problem per body that cannot be read."""
+    bodies: list[tuple[Hashable, int, np.ndarray]] = []
+    problems = []
+    for name, body in saved.items():
+        try:
+            signal, labels, first, dense = bins_from_bytes(body)
+        except ValueError as exc:
+            problems.append(f"{name}: {exc}")
+            continue
+        bodies.append(((signal, labels), first, dense))
+    return bodies, problems
 
 
 def bins_to_bytes(signal: str, labels: tuple[tuple[str, str], ...], first: int, dense: np.ndarray) -> bytes:

@@ -24,9 +24,7 @@ Three refinements, each measured in ``bench/detector_lead_time.py``:
 
 from __future__ import annotations
 
-import json
 import math
-import re
 import warnings
 from collections.abc import Hashable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -40,7 +38,16 @@ from pydantic import Field, ValidationInfo, field_validator
 from aiops.model import EntityKind, Finding, Frame, Series, SignalInfo, from_epoch
 from aiops.plugins import DetectorParams
 from detectors._rolling_at import Windows
-from detectors._daily import BIN_SECONDS, BINS_PER_DAY, DAY_SECONDS, DailyMaxima, benign_days, bin_maxima, max_bins
+from detectors._daily import (
+    BIN_SECONDS,
+    BINS_PER_DAY,
+    DAY_SECONDS,
+    DailyMaxima,
+    benign_days,
+    bin_maxima,
+    max_bins,
+    read_bodies,
+)
 from detectors._univariate import (
     IQR_TO_SIGMA,
     MAD_TO_SIGMA,
@@ -164,20 +171,15 @@ class ExhaustionParams(DetectorParams):
         return hold
 
 
-_POD_LABEL = re.compile(r"[{,]pod=")
+# A workload's days are kept under its series' labels with the pod as ``<deployment>-*``, which
+# names no pod (``*`` is not allowed in a pod's name).
+WORKLOAD_POD_SUFFIX = "-*"
 
 
-def _names_a_workload(body_key: str) -> bool:
-    """Whether a saved body is a workload's days (:meth:`ExhaustionForecast._workload_key`): its
-    series key (``signal{k="v",...}``, values JSON) carries the pod label as ``<deployment>-*``."""
-    found = _POD_LABEL.search(body_key)
-    if found is None:
-        return False
-    try:
-        value, _ = json.JSONDecoder().raw_decode(body_key, found.end())
-    except ValueError:
-        return False
-    return isinstance(value, str) and value.endswith("-*")
+def _is_workload(key: Hashable) -> bool:
+    """Whether a key of held days is a workload's (:meth:`ExhaustionForecast._workload_key`)."""
+    labels = key[1] if isinstance(key, tuple) and len(key) == 2 else ()
+    return any(k == "pod" and v.endswith(WORKLOAD_POD_SUFFIX) for k, v in labels)
 
 
 class ExhaustionForecast(UnivariateDetector):
@@ -791,7 +793,7 @@ class ExhaustionForecast(UnivariateDetector):
         deployment = self._deployments[series.entity.key]
         signal, labels = series.key
         workload = None if deployment is None else (
-            signal, tuple((k, f"{deployment}-*" if k == "pod" else v) for k, v in labels))
+            signal, tuple((k, f"{deployment}{WORKLOAD_POD_SUFFIX}" if k == "pod" else v) for k, v in labels))
         self._lineage_of[series.key] = workload
         return workload
 
@@ -811,9 +813,9 @@ class ExhaustionForecast(UnivariateDetector):
         self._lineage.state_saved(keys)
 
     def restore_state(self, saved: Mapping[str, bytes]) -> list[str]:
-        workloads = {name: body for name, body in saved.items() if _names_a_workload(name)}
-        problems = self._daily.restore_state({n: b for n, b in saved.items() if n not in workloads})
-        problems += self._lineage.restore_state(workloads)
+        bodies, problems = read_bodies(saved)
+        for key, first, dense in bodies:
+            (self._lineage if _is_workload(key) else self._daily).take_up(key, first, dense)
         for key, end in self._daily.stored():
             self._passed_screen[key] = max(self._passed_screen.get(key, end), end)
         return problems

@@ -700,13 +700,12 @@ def test_only_series_the_screen_let_through_are_saved() -> None:
 
 
 @pytest.mark.parametrize(("key", "workload"), [
-    ('pod_memory_usage_ratio{container="web",namespace="shop",pod="web-*"}', True),
-    ('pod_memory_usage_ratio{container="web",namespace="shop",pod="web-6f7d8b9c4d-x2x9k"}', False),
-    ('inference_kv_cache_usage{exported_pod="web-*",namespace="shop",pod="vllm-0"}', False),
-    ('node_filesystem_usage_ratio{instance="n1",mountpoint="/"}', False),
-    ('pod_memory_usage_ratio{pod="web-*', False),
+    (("pod_memory_usage_ratio", (("container", "web"), ("namespace", "shop"), ("pod", "web-*"))), True),
+    (("pod_memory_usage_ratio", (("container", "web"), ("namespace", "shop"), ("pod", "web-6f7d8b9c4d-x2x9k"))), False),
+    (("inference_kv_cache_usage", (("exported_pod", "web-*"), ("namespace", "shop"), ("pod", "vllm-0"))), False),
+    (("node_filesystem_usage_ratio", (("instance", "n1"), ("mountpoint", "/"))), False),
 ])
-def test_saved_bodies_of_workloads_are_told_from_series(key: str, workload: bool) -> None:
-    from detectors.exhaustion import _names_a_workload
+def test_saved_bodies_of_workloads_are_told_from_series(key: tuple[str, tuple[tuple[str, str], ...]], workload: bool) -> None:
+    from detectors.exhaustion import _is_workload
 
-    assert _names_a_workload(key) is workload
+    assert _is_workload(key) is workload
