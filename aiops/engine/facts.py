@@ -12,7 +12,7 @@ kube-state-metrics series in the frame (``pod_info``, ``node_unschedulable``), s
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -67,9 +67,9 @@ class ClusterFacts:
     # Pods whose kube_pod_info stopped within the window while others' went on (deleted, evicted,
     # replaced), by key. A pod kube_pod_info never listed is unknown, not gone.
     departed: frozenset[str] = frozenset()
-    # pod key -> (timestamps, restarts in the 15 minutes before each), for pods that restarted
-    # within the window (pod_restarts).
-    restarts: Mapping[str, tuple[np.ndarray, np.ndarray]] = field(default_factory=dict)
+    # The pod_restarts series (restarts in the 15 minutes before each point), read only when a
+    # decision asks whether its pod restarted (rare): nothing is computed for them each cycle.
+    restarts: Sequence[Series] = ()
 
     @classmethod
     def from_frame(cls, frame: Frame) -> ClusterFacts:
@@ -124,8 +124,7 @@ class ClusterFacts:
             {s.entity.key for s, last in zip(pods, seen_at) if last < newest}
             | {s.entity.key for s in frame.vanished if s.signal == "pod_info"}
         ) - present
-        restarts = {s.entity.key: (s.timestamps, s.values) for s in frame.of("pod_restarts")
-                    if np.nanmax(s.values, initial=0.0) > 0}
+        restarts = frame.of("pod_restarts")
         return cls(owners, pod_node, cordoned_at, frozenset(cordoned), movable, knows_pods=bool(pods),
                    creators=creators, starting=starting,
                    model_creators={k: frozenset(v) for k, v in serving.items()}, departed=departed, restarts=restarts)
@@ -138,10 +137,10 @@ class ClusterFacts:
     def restarted_after(self, pod: Entity, since: datetime) -> bool:
         """Whether a container of the pod restarted after ``since``: the restarts of the last 15
         minutes rose above what they were at ``since``, or are counted a full window after it."""
-        got = self.restarts.get(pod.key)
+        got = next((s for s in self.restarts if s.entity.key == pod.key), None)
         if got is None:
             return False
-        t, v = got
+        t, v = got.timestamps, got.values
         at = since.timestamp()
         before = v[t <= at]
         then = float(before[-1]) if before.shape[0] and math.isfinite(before[-1]) else 0.0
