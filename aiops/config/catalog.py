@@ -7,6 +7,7 @@ Metric names follow kube-state-metrics, node-exporter, cAdvisor, dcgm-exporter a
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from aiops.config.signals import FailurePointConfig, SignalConfig
@@ -34,15 +35,49 @@ def _gpu(**fields: Any) -> SignalConfig:
     )
 
 
+# node-exporter's ``instance`` is the address it was scraped at (10.0.3.7:9100 under
+# kube-prometheus-stack's defaults), not the Kubernetes node: a finding on it would meet none of the
+# node's pods or GPUs, and a cordon of it would fail. node_uname_info's ``nodename`` is the host
+# name, which is the node's name unless the kubelet runs with --hostname-override (then relabel, or
+# override the signal). Where node_uname_info is missing (the uname collector off), the host part of
+# ``instance`` stands in: right where relabelling already made the instance the node's name.
+_PORT = "(?::[0-9]+)?"
+
+
+def _braces(*matchers: str) -> str:
+    """A selector's matchers, or nothing when there are none."""
+    kept = [m for m in matchers if m]
+    return "{" + ", ".join(kept) + "}" if kept else ""
+
+
+def by_node_name(per_instance: Callable[[str], str], by: str = "", *, uname: str = "", node: str = "") -> str:
+    """A node-exporter expression renamed from its scrape address to its node, as ``nodename``.
+
+    ``per_instance(matchers)`` is the expression aggregated by ``instance`` (and ``by``), with
+    ``matchers`` ("" or one ``instance`` matcher) inside each of its selectors. ``uname`` adds
+    matchers to node_uname_info; ``node``, a regex of node names, keeps the fallback to those
+    (the dashboards' node variable). One series per node (and ``by``), however many scrape jobs.
+    """
+    host = f'instance=~"({node}){_PORT}"' if node else ""
+    keep = ", ".join(["nodename", *([by] if by else [])])
+    return (
+        f"max by ({keep}) ("
+        f"({per_instance('')}) * on (instance) group_left (nodename) topk by (instance) (1, node_uname_info{_braces(uname)})"
+        f' or on (instance) label_replace({per_instance(host)}, "nodename", "$1", "instance", "(.+?){_PORT}"))'
+    )
+
+
 def _filesystem(free: str, total: str, failure_points: list[FailurePointConfig], description: str) -> SignalConfig:
     """A node-exporter filesystem resource in use, per node and mountpoint: 1 - ``free`` / ``total``."""
+
+    def per_instance(m: str) -> str:
+        sel = _braces(_FS_SELECTOR, m)
+        return f"1 - max by (instance, mountpoint) ({free}{sel}) / max by (instance, mountpoint) ({total}{sel} > 0)"
+
     return SignalConfig(
-        query=(
-            f"1 - max by (instance, mountpoint) ({free}{{{_FS_SELECTOR}}})"
-            f" / max by (instance, mountpoint) ({total}{{{_FS_SELECTOR}}} > 0)"
-        ),
+        query=by_node_name(per_instance, "mountpoint"),
         entity=EntityKind.NODE,
-        entity_labels={"name": "instance"},
+        entity_labels={"name": "nodename"},
         attribute_labels=["mountpoint"],
         unit="ratio",
         capacity=1.0,
@@ -145,12 +180,13 @@ DEFAULT_SIGNALS: dict[str, SignalConfig] = {
     # Measured against what the kubelet lets pods use: 1.0 is memory.available = 100Mi, where it
     # evicts. A ratio of the total would put that point at a different value on every node size.
     "node_memory_usage_ratio": SignalConfig(
-        query=(
-            "(max by (instance) (node_memory_MemTotal_bytes) - max by (instance) (node_memory_MemAvailable_bytes))"
-            f" / (max by (instance) (node_memory_MemTotal_bytes) - {_EVICTION_MEMORY_BYTES})"
+        query=by_node_name(
+            lambda m: f"(max by (instance) (node_memory_MemTotal_bytes{_braces(m)})"
+            f" - max by (instance) (node_memory_MemAvailable_bytes{_braces(m)}))"
+            f" / (max by (instance) (node_memory_MemTotal_bytes{_braces(m)}) - {_EVICTION_MEMORY_BYTES})"
         ),
         entity=EntityKind.NODE,
-        entity_labels={"name": "instance"},
+        entity_labels={"name": "nodename"},
         unit="ratio",
         capacity=1.0,
         failure_points=[FailurePointConfig(value=1.0, name="MemoryPressure (kubelet eviction: memory.available < 100Mi)")],
@@ -167,9 +203,11 @@ DEFAULT_SIGNALS: dict[str, SignalConfig] = {
         "filesystem inodes in use / inodes (DiskPressure at 95 %: nodefs.inodesFree < 5%)",
     ),
     "node_cpu_utilization": SignalConfig(
-        query='1 - avg by (instance) (rate(node_cpu_seconds_total{mode="idle"}[5m]))',
+        query=by_node_name(
+            lambda m: "1 - avg by (instance) (rate(node_cpu_seconds_total" + _braces('mode="idle"', m) + "[5m]))"
+        ),
         entity=EntityKind.NODE,
-        entity_labels={"name": "instance"},
+        entity_labels={"name": "nodename"},
         unit="ratio",
         bad_direction="up",
         description="share of CPU time not idle",

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import logging
 import re
 
 import promql_parser
 import pytest
 
 from aiops.config.catalog import DEFAULT_SIGNALS
-from aiops.collect.shard_query import NotShardable, ShardQuery, regex_literal, shard_key
+from aiops.collect.shard_query import NotShardable, ShardQuery, regex_literal, shard_key, shard_queries
 from aiops.config.signals import SignalConfig
 from aiops.model import Entity
 
@@ -17,8 +18,17 @@ def pod(query: str) -> SignalConfig:
     return SignalConfig(query=query, entity="pod", entity_labels={"name": "pod", "namespace": "namespace"})
 
 
-def test_every_catalog_signal_can_be_fetched_per_shard() -> None:
+# node-exporter's signals name their node by a join with node_uname_info (the catalog): no
+# selector carries the node's name, so every replica fetches them whole (one series per node and
+# mountpoint) and keeps its own. tests/config/test_catalog.py checks they are declined.
+NAMED_BY_A_JOIN = {"node_memory_usage_ratio", "node_filesystem_usage_ratio", "node_filesystem_inodes_usage_ratio",
+                   "node_cpu_utilization"}
+
+
+def test_every_other_catalog_signal_can_be_fetched_per_shard() -> None:
     for name, signal in DEFAULT_SIGNALS.items():
+        if name in NAMED_BY_A_JOIN:
+            continue
         sq = ShardQuery.build(signal)
         query = sq.query(["a", "b"])
         promql_parser.parse(query)  # what is sent parses
@@ -79,8 +89,8 @@ def test_the_shard_label_is_what_the_entity_hashes_by() -> None:
     assert sq.label == "Hostname"
     entity = Entity("gpu", "GPU-1", "", (("Hostname", "n1"),))
     assert sq.prefix + "n1" == shard_key(entity)
-    node = ShardQuery.build(DEFAULT_SIGNALS["node_memory_usage_ratio"])
-    assert node.label == "instance" and node.prefix + "n1" == shard_key(Entity("node", "n1"))
+    node = ShardQuery.build(DEFAULT_SIGNALS["node_ready"])
+    assert node.label == "node" and node.prefix + "n1" == shard_key(Entity("node", "n1"))
     model = ShardQuery.build(DEFAULT_SIGNALS["serving_ttft_p99"])
     assert model.prefix + "m" == shard_key(Entity("model", "m", "serving")) == shard_key(Entity("model", "m", "other"))
 
@@ -97,3 +107,13 @@ def test_long_value_lists_are_split_into_requests_under_the_limit() -> None:
         got += [v for v in pattern.split("|") if v]
     assert sorted(got) == values  # every value once
     assert list(sq.queries([], max_bytes=2000)) == [sq.query([])]  # no value: only label-less series
+
+
+def test_only_a_signal_someone_wrote_is_warned_about_when_fetched_whole(caplog: pytest.LogCaptureFixture) -> None:
+    with caplog.at_level(logging.INFO, logger="aiops.collect.shard_query"):
+        shard_queries(dict(DEFAULT_SIGNALS))
+        assert {r.signal for r in caplog.records} == NAMED_BY_A_JOIN  # told, as expected of the catalog
+        assert all(r.levelno == logging.INFO for r in caplog.records)
+        caplog.clear()
+        shard_queries({"mine": pod("sum(container_memory_working_set_bytes)")})
+        assert [(r.levelno, r.signal) for r in caplog.records] == [(logging.WARNING, "mine")]

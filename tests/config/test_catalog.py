@@ -1,0 +1,86 @@
+"""The default catalog's queries, run by a real Prometheus on series labelled as exporters label them."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import requests
+
+from aiops.collect.collector import entity_of
+from aiops.collect.shard_query import shard_queries
+from aiops.config.catalog import DEFAULT_SIGNALS
+from aiops.demo.prometheus import PrometheusServer
+
+pytestmark = pytest.mark.timeout(60)
+
+AT = 1_780_000_000
+NODE_SIGNALS = [n for n, s in DEFAULT_SIGNALS.items() if s.entity == "node" and "node_" in s.query
+                and "kube_node" not in s.query]
+
+# Three node-exporters as clusters scrape them. gpu-node-1: kube-prometheus-stack's defaults, the
+# instance is the pod's address (hostNetwork: the node's IP). gpu-node-2: scraped by a static or
+# relabelled target "<node>:9100" with the uname collector off. gpu-node-3: relabelled so that the
+# instance is the node's name. Only node_uname_info's nodename (or the host part of an instance that
+# relabelling made the node's name) is the Kubernetes node's name.
+_EXPORTERS = {
+    "gpu-node-1": ('10.0.3.7:9100', True),
+    "gpu-node-2": ("gpu-node-2:9100", False),
+    "gpu-node-3": ("gpu-node-3", True),
+}
+
+
+def _history(path: Path) -> None:
+    lines: list[str] = []
+
+    def family(name: str, kind: str, rows: list[tuple[dict[str, str], float]]) -> None:
+        lines.append(f"# TYPE {name} {kind}")
+        for labels, value in rows:
+            text = ",".join(f'{k}="{v}"' for k, v in labels.items())
+            for t in range(AT - 1800, AT + 1, 60):
+                v = value + (t - AT + 1800) * 1.0 if kind == "counter" else value
+                lines.append(f"{name}{{{text}}} {v} {t}")
+
+    exporters = [(node, {"instance": inst, "job": "node-exporter"}, uname) for node, (inst, uname) in _EXPORTERS.items()]
+    family("node_uname_info", "gauge", [({**lab, "nodename": node, "sysname": "Linux"}, 1.0)
+                                        for node, lab, uname in exporters if uname])
+    family("node_memory_MemTotal_bytes", "gauge", [(lab, 64e9) for _, lab, _ in exporters])
+    family("node_memory_MemAvailable_bytes", "gauge", [(lab, 16e9) for _, lab, _ in exporters])
+    root = {"mountpoint": "/", "fstype": "ext4", "device": "/dev/sda1"}
+    family("node_filesystem_size_bytes", "gauge", [({**lab, **root}, 100e9) for _, lab, _ in exporters])
+    family("node_filesystem_avail_bytes", "gauge", [({**lab, **root}, 40e9) for _, lab, _ in exporters])
+    family("node_filesystem_files", "gauge", [({**lab, **root}, 1e6) for _, lab, _ in exporters])
+    family("node_filesystem_files_free", "gauge", [({**lab, **root}, 9e5) for _, lab, _ in exporters])
+    family("node_cpu_seconds_total", "counter", [({**lab, "cpu": "0", "mode": "idle"}, 1e5) for _, lab, _ in exporters])
+    path.write_text("\n".join(lines) + "\n# EOF\n")
+
+
+@pytest.fixture(scope="module")
+def prometheus(tmp_path_factory: pytest.TempPathFactory) -> str:
+    root = tmp_path_factory.mktemp("catalog")
+    _history(root / "h.om")
+    with PrometheusServer(root / "data", openmetrics=root / "h.om") as prom:
+        yield prom.url
+
+
+def test_there_are_node_exporter_signals() -> None:
+    assert set(NODE_SIGNALS) >= {"node_memory_usage_ratio", "node_cpu_utilization", "node_filesystem_usage_ratio",
+                                 "node_filesystem_inodes_usage_ratio"}
+
+
+@pytest.mark.parametrize("name", NODE_SIGNALS)
+def test_node_exporter_series_are_named_by_the_kubernetes_node_not_the_scrape_address(prometheus: str,
+                                                                                       name: str) -> None:
+    signal = DEFAULT_SIGNALS[name]
+    resp = requests.get(f"{prometheus}/api/v1/query", params={"query": signal.query, "time": AT}, timeout=10)
+    resp.raise_for_status()
+    result = resp.json()["data"]["result"]
+    # One series per node (and mountpoint), whatever else the exporters' series carry.
+    assert sorted(entity_of(signal, r["metric"]).name for r in result) == sorted(_EXPORTERS)
+    assert all(0.0 <= float(r["value"][1]) <= 1.0 for r in result)
+
+
+def test_node_exporter_signals_are_fetched_whole_by_every_replica() -> None:
+    # The node's name is computed by the query (a join and a relabelling), so no selector can be
+    # filtered by it; a handful of series per node, and the frame filter keeps each replica's own.
+    assert not set(NODE_SIGNALS) & set(shard_queries({n: DEFAULT_SIGNALS[n] for n in NODE_SIGNALS}))
