@@ -13,9 +13,12 @@ from __future__ import annotations
 
 import json
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+from aiops.config.catalog import by_node_name
 
 HERE = Path(__file__).resolve().parent
 SCHEMA_VERSION = 39
@@ -302,16 +305,28 @@ def cluster_variable(metric: str) -> Json:
 _FS = 'fstype!~"tmpfs|overlay|squashfs"'
 
 
-def filesystem_panel(title: str, free: str, total: str, inst: str, steps: tuple[tuple[float, str], ...],
-                     description: str = "") -> Panel:
+def node_exporter(per_instance: Callable[[str], str], by: str = "") -> str:
+    """A node-exporter expression for the chosen cluster and nodes, per node as aiops's catalog names
+    nodes (node_uname_info's nodename, not the scrape address). ``per_instance(matchers)`` is the
+    expression aggregated by ``instance`` (and ``by``), with ``matchers`` in each selector."""
+    return by_node_name(
+        lambda m: per_instance(",".join(filter(None, [CLUSTER, m]))), by, uname=f'{CLUSTER},nodename=~"$node"', node="$node"
+    )
+
+
+def filesystem_panel(title: str, free: str, total: str, steps: tuple[tuple[float, str], ...], description: str = "") -> Panel:
     """A node-exporter filesystem resource in use per node and mountpoint: 1 - ``free`` / ``total``."""
     return Panel(
         "timeseries",
         title,
         [
             target(
-                f"1 - max by (instance, mountpoint) ({free}{{{_FS},{inst}}}) / max by (instance, mountpoint) ({total}{{{_FS},{inst}}} > 0)",
-                "{{instance}} {{mountpoint}}",
+                node_exporter(
+                    lambda m: f"1 - max by (instance, mountpoint) ({free}{{{_FS},{m}}})"
+                    f" / max by (instance, mountpoint) ({total}{{{_FS},{m}}} > 0)",
+                    "mountpoint",
+                ),
+                "{{nodename}} {{mountpoint}}",
             )
         ],
         width=12,
@@ -327,12 +342,11 @@ def filesystem_panel(title: str, free: str, total: str, inst: str, steps: tuple[
 def cluster_health() -> Json:
     ns = f'{CLUSTER},namespace=~"$namespace"'
     node = f'{CLUSTER},node=~"$node"'
-    inst = f'{CLUSTER},instance=~"$node"'
     return dashboard(
         "aiops-cluster-health",
         "aiops / Cluster health",
         "Nodes, pods, restarts, OOMKills, pressure and volume fill: the signals aiops reads for pods and nodes. "
-        "node-exporter's instance label must carry the node name, as in aiops's signal catalog.",
+        "node-exporter's series are named by node_uname_info's nodename (the host part of instance where it is missing), as in aiops's signal catalog.",
         [
             cluster_variable("kube_node_status_condition"),
             query_variable("namespace", "Namespace", f"kube_pod_info{{{CLUSTER}}}", "namespace"),
@@ -389,8 +403,10 @@ def cluster_health() -> Json:
                 "Node CPU in use",
                 [
                     target(
-                        f'1 - avg by (instance) (rate(node_cpu_seconds_total{{mode="idle",{inst}}}[$__rate_interval]))',
-                        "{{instance}}",
+                        node_exporter(
+                            lambda m: f'1 - avg by (instance) (rate(node_cpu_seconds_total{{mode="idle",{m}}}[$__rate_interval]))'
+                        ),
+                        "{{nodename}}",
                     )
                 ],
                 width=8,
@@ -405,8 +421,11 @@ def cluster_health() -> Json:
                 "Node memory in use",
                 [
                     target(
-                        f"1 - max by (instance) (node_memory_MemAvailable_bytes{{{inst}}}) / max by (instance) (node_memory_MemTotal_bytes{{{inst}}})",
-                        "{{instance}}",
+                        node_exporter(
+                            lambda m: f"1 - max by (instance) (node_memory_MemAvailable_bytes{{{m}}})"
+                            f" / max by (instance) (node_memory_MemTotal_bytes{{{m}}})"
+                        ),
+                        "{{nodename}}",
                     )
                 ],
                 width=8,
@@ -430,14 +449,19 @@ def cluster_health() -> Json:
                 max=1,
                 steps=((1, "red"),),
             ),
-            filesystem_panel("Filesystem in use", "node_filesystem_avail_bytes", "node_filesystem_size_bytes", inst,
+            filesystem_panel("Filesystem in use", "node_filesystem_avail_bytes", "node_filesystem_size_bytes",
                              ((0.8, "orange"), (0.9, "red"))),
             Panel(
                 "table",
                 "Filesystems predicted full within 4 h",
                 [
                     target(
-                        f"predict_linear(node_filesystem_avail_bytes{{{_FS},{inst}}}[6h], 4 * 3600) < 0", instant=True
+                        node_exporter(
+                            lambda m: "max by (instance, mountpoint)"
+                            f" (predict_linear(node_filesystem_avail_bytes{{{_FS},{m}}}[6h], 4 * 3600)) < 0",
+                            "mountpoint",
+                        ),
+                        instant=True,
                     )
                 ],
                 width=12,
@@ -445,7 +469,7 @@ def cluster_health() -> Json:
                 description="The predict_linear baseline (as node-exporter's NodeFilesystemSpaceFillingUp): a 6 h linear trend below zero within 4 h.",
             ),
             filesystem_panel(
-                "Inodes in use", "node_filesystem_files_free", "node_filesystem_files", inst, ((0.9, "orange"), (0.95, "red")),
+                "Inodes in use", "node_filesystem_files_free", "node_filesystem_files", ((0.9, "orange"), (0.95, "red")),
                 description="Many small files exhaust the inodes with space to spare; the kubelet evicts at nodefs.inodesFree < 5 %.",
             ),
             Row("Pods"),

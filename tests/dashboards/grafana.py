@@ -14,7 +14,9 @@ DASHBOARD_FILES = sorted(DASHBOARD_DIR.glob("*.json"))
 
 # What Grafana puts in place of its built-in variables; values that a real dashboard could send.
 BUILTINS = {"__rate_interval": "5m", "__interval": "1m", "__range": "1h"}
-VARIABLE = re.compile(r"\$(?:\{(\w+)(?::\w+)?\}|(\w+))")
+# A template variable: ``$name`` or ``${name[:format]}``. ``$1`` is label_replace's capture group,
+# which Grafana leaves alone (no variable has that name).
+VARIABLE = re.compile(r"\$(?:\{([A-Za-z_]\w*)(?::\w+)?\}|([A-Za-z_]\w*))")
 LABEL_VALUES = re.compile(r"^label_values\((.+),\s*(\w+)\)$", re.DOTALL)
 
 
@@ -119,7 +121,7 @@ def selectors(expr: str) -> list[tuple[str, str]]:
         return " " * len(match.group(0))
 
     # Same-length masks keep offsets: strings (their content), ranges, and grouping label lists.
-    masked = re.sub(r'"[^"]*"', lambda m: '"' + "x" * (len(m.group(0)) - 2) + '"', expr)
+    masked = re.sub(r'"[^"]*"', lambda m: '"' + " " * (len(m.group(0)) - 2) + '"', expr)
     masked = re.sub(r"\[[^\]]*\]", blank, masked)
     masked = re.sub(r"\b(by|on|without|ignoring|group_left|group_right)\s*\([^)]*\)", blank, masked)
     found = []

@@ -189,6 +189,9 @@ def test_every_selector_is_scoped_to_the_chosen_cluster(dashboard: tuple[Path, d
 def test_selectors_are_found_in_expressions() -> None:
     assert selectors('sum by (node) (rate(x_total{a="b"}[5m])) / on (node) y and z{c=~"$d"} > 0 or vector(0)') == [
         ("x_total", '{a="b"}'), ("y", ""), ("z", '{c=~"$d"}')]
+    # String arguments are not selectors, and label_replace's "$1" is no template variable.
+    expr = 'label_replace(x{a="b"}, "nodename", "$1", "instance", "(.+?)")'
+    assert selectors(expr) == [("x", '{a="b"}')] and not list(VARIABLE.finditer(expr))
 
 
 def test_latency_objectives_are_ttft_and_itl_with_the_catalogs_defaults() -> None:
