@@ -237,6 +237,13 @@ class _Builder:
         finally:
             self.rng = shared
 
+    def node_exporter(self, node: str) -> dict[str, str]:
+        """The labels node-exporter's series of ``node`` carry (``Profile.node_exporter_instance``)."""
+        if self.spec.profile.node_exporter_instance == "node":
+            return {"instance": node}
+        ip = int(_hex(self.spec.seed, "address", node, n=6), 16)  # 24 bits: 10.x.y.z, one per node
+        return {"instance": f"10.{ip >> 16}.{(ip >> 8) & 255}.{ip & 255}:9100"}
+
     def gauge(self, name: str, labels: dict[str, str], values: np.ndarray | float) -> None:
         v = np.full(self.T(), float(values)) if np.isscalar(values) else np.asarray(values, dtype=float)
         self.out.gauges.append(_Series(name, labels, v))
@@ -317,13 +324,17 @@ class _Builder:
                 self.gauge("kube_node_status_condition", {"node": name, "condition": cond, "status": status}, v.astype(float))
         self.gauge("kube_node_spec_unschedulable", {"node": name},
                    np.zeros(self.T()) if unschedulable is None else unschedulable.astype(float))
+        exporter = self.node_exporter(name)
+        if exporter["instance"] != name:  # the uname collector: what names the node
+            self.gauge("node_uname_info", {**exporter, "nodename": name, "sysname": "Linux", "machine": "x86_64",
+                                           "release": "5.15.0-1063-nvidia"}, 1.0)
         total = 512 * GIB
-        self.gauge("node_memory_MemTotal_bytes", {"instance": name}, total)
-        self.gauge("node_memory_MemAvailable_bytes", {"instance": name}, total * (0.55 - 0.15 * self.load + self.noise(0.01)))
+        self.gauge("node_memory_MemTotal_bytes", exporter, total)
+        self.gauge("node_memory_MemAvailable_bytes", exporter, total * (0.55 - 0.15 * self.load + self.noise(0.01)))
         for mount, dev, fs, size, base in (("/", "/dev/nvme0n1p1", "ext4", 200 * GIB, 0.41),
                                            ("/var/lib/containerd", "/dev/nvme1n1", "xfs", 1024 * GIB, 0.35)):
             used = base + self.noise(0.0005) if mount != disk_mount or disk_used is None else disk_used
-            lab = {"instance": name, "device": dev, "fstype": fs, "mountpoint": mount}
+            lab = {**exporter, "device": dev, "fstype": fs, "mountpoint": mount}
             self.gauge("node_filesystem_size_bytes", lab, size)
             self.gauge("node_filesystem_avail_bytes", lab, size * (1 - used))
             # Inodes: ext4 makes one per 16 KiB, xfs allocates them as it goes (no draw from the
@@ -334,9 +345,9 @@ class _Builder:
             self.gauge("node_filesystem_files_free", lab, np.floor(files * (1 - share)))
         busy = np.cumsum(np.clip(0.2 + 0.5 * self.load + self.noise(0.03), 0, 1)) * self.spec.step_s
         for cpu in ("0", "1"):
-            self.counter("node_cpu_seconds_total", {"instance": name, "cpu": cpu, "mode": "idle"},
+            self.counter("node_cpu_seconds_total", {**exporter, "cpu": cpu, "mode": "idle"},
                          np.arange(self.T()) * self.spec.step_s - busy + 1e6)
-            self.counter("node_cpu_seconds_total", {"instance": name, "cpu": cpu, "mode": "user"}, busy + 5e5)
+            self.counter("node_cpu_seconds_total", {**exporter, "cpu": cpu, "mode": "user"}, busy + 5e5)
 
     # -- GPUs -----------------------------------------------------------------------------
     def gpu(self, node: str, index: int, util: np.ndarray, *, attached: list[tuple[float, float, str, str, str]] = (),
@@ -651,9 +662,9 @@ def generate(spec: HistorySpec = HistorySpec()) -> ClusterHistory:
     if drain_h is not None:
         # The reboot: node-exporter, cAdvisor and dcgm-exporter answer nothing, and the CPU
         # counters start again from the new boot.
-        b.counter_reset("node_cpu_seconds_total", {"instance": "gpu-node-3"}, drain_h + 28 / 60)
-        for prefix, lab in (("node_", "instance"), ("container_", "instance"), ("DCGM_", "Hostname")):
-            b.scrape_gap(prefix, {lab: "gpu-node-3"}, drain_h + 19.5 / 60, drain_h + 28 / 60)
+        b.counter_reset("node_cpu_seconds_total", b.node_exporter("gpu-node-3"), drain_h + 28 / 60)
+        for prefix, lab in _exporters_of("gpu-node-3", b):
+            b.scrape_gap(prefix, lab, drain_h + 19.5 / 60, drain_h + 28 / 60)
         out.decoys.append("node/gpu-node-3")
 
     # --- model quality: accuracy of qwen2-7b drifts down (a bad data pipeline) until the
@@ -947,9 +958,9 @@ def _autoscaled_pool(b: _Builder, placed: _Placed) -> None:
     for node, registered, joined, terminated, deleted in nodes:
         # Nothing answers before the node joined or after its instance is gone; the Node object
         # (kube_node_*) lasts until it is deleted.
-        for prefix, lab in (("node_", "instance"), ("container_", "instance"), ("DCGM_", "Hostname")):
-            b.scrape_gap(prefix, {lab: node}, -1.0, joined)
-            b.scrape_gap(prefix, {lab: node}, terminated, 1e9)
+        for prefix, lab in _exporters_of(node, b):
+            b.scrape_gap(prefix, lab, -1.0, joined)
+            b.scrape_gap(prefix, lab, terminated, 1e9)
         b.scrape_gap("kube_node_", {"node": node}, -1.0, registered)
         b.scrape_gap("kube_node_", {"node": node}, deleted, 1e9)
     b.out.decoys += ["node/gpu-pool-*", f"pod/inference/vllm-gemma-2-9b-{rs}-*", "model/inference/gemma-2-9b"]
@@ -1001,6 +1012,12 @@ def _inode_fill(b: _Builder, node: str, start: float, per_h: float) -> dict[str,
             "expected_action": "advise", "trend": True, "signal": "node_filesystem_inodes_usage_ratio"}
 
 
+def _exporters_of(node: str, b: _Builder) -> list[tuple[str, dict[str, str]]]:
+    """(series name prefix, labels) of what the node's own exporters export: node-exporter,
+    cAdvisor (its kubelet, whose ``instance`` is the node's name here) and dcgm-exporter."""
+    return [("node_", b.node_exporter(node)), ("container_", {"instance": node}), ("DCGM_", {"Hostname": node})]
+
+
 def _dcgm_pod(seed: int, node: str, k: int) -> str:
     """The name of the k-th dcgm-exporter pod on ``node`` (a DaemonSet's: one per node)."""
     return f"nvidia-dcgm-exporter-{_hex(seed, 'dcgm', node, k, n=5)}"
@@ -1042,7 +1059,7 @@ def _rough_telemetry(b: _Builder, *, leak_node: str, oom_h: float, disk_fail_h: 
     for a, minutes in ((oom_h - 1.25, 3), (oom_h - 0.75, 4), (oom_h - 0.3, 2)):
         b.scrape_gap("container_", {"instance": leak_node}, a, a + minutes / 60)
     b.scrape_gap("kube_", {}, disk_fail_h - 1.0, disk_fail_h - 1.0 + 3 / 60)
-    b.scrape_gap("node_", {"instance": "gpu-node-1"}, disk_fail_h - 0.5, disk_fail_h - 0.5 + 3 / 60)
+    b.scrape_gap("node_", b.node_exporter("gpu-node-1"), disk_fail_h - 0.5, disk_fail_h - 0.5 + 3 / 60)
     pod, at = engine_restart
     b.counter_reset("vllm:", {"pod": pod}, at + 4 / 60)
     b.scrape_gap("vllm:", {"pod": pod}, at, at + 4 / 60)

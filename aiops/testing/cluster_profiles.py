@@ -11,7 +11,8 @@ that differs from the first in ways the defaults must survive:
   eight GPUs; an HPA that scales a model out and in (new pod names, counters from zero); a planned
   drain of a node for a kernel upgrade (cordon, evictions, reboot: not an incident); a rollout of
   the dcgm-exporter DaemonSet (GPU series gap, the sticky XID gauge back to 0), scraped without
-  honor_labels (the GPUs' pod labels arrive as exported_*); an XID 94 under the TorchServe pod; the
+  honor_labels (the GPUs' pod labels arrive as exported_*); node-exporter scraped at its address
+  (``instance`` is 10.x.y.z:9100; node_uname_info names the node); an XID 94 under the TorchServe pod; the
   image filesystem filling instead of the root one; a Triton traffic surge; other incident timings.
 - :data:`EU_ROUGH`: UTC+1 with an evening peak; telemetry as it is during incidents (cAdvisor
   scrapes missed on a node under pressure, kube-state-metrics restarting, a vLLM container that
@@ -26,7 +27,8 @@ that differs from the first in ways the defaults must survive:
   (it does not cordon), evicts its pod, terminates the instance (node-exporter, cAdvisor and dcgm
   vanish while the Node still says Ready for the kubelet's 40 s grace, then Unknown) and deletes
   the Node (every ``kube_node_*`` series of it vanishes). Whole nodes appear and vanish by design:
-  routine, not an incident. GPU nodes carry the GPU operator's ``nvidia.com/gpu`` taint throughout.
+  routine, not an incident. GPU nodes carry the GPU operator's ``nvidia.com/gpu`` taint throughout;
+  node-exporter is scraped at its address, as in us-east (each new node a new IP).
 
 Times are hours after ``HistorySpec.incident_offset_h``. A profile only describes the cluster;
 nothing in it is chosen so that the daemon passes. One constraint is kept so that the targets mean
@@ -118,6 +120,10 @@ class Profile:
     # renames its pod/namespace/container labels to exported_* and sets pod/namespace/container to
     # the exporter's own pod, on every GPU series.
     dcgm_honor_labels: bool = True
+    # How node-exporter's ``instance`` reads. "node": relabelled to the node's name, the uname
+    # collector off (no node_uname_info). "address": as kube-prometheus-stack scrapes it, the pod's
+    # address (hostNetwork: the node's IP and port 9100), with node_uname_info{nodename} naming the node.
+    node_exporter_instance: Literal["node", "address"] = "node"
     # A GPU node pool under the cluster-autoscaler: nodes (new names each time) join while traffic
     # is high, serving gemma-2-9b replicas, and are removed when it falls (see AP_AUTOSCALE).
     autoscaled_pool: bool = False
@@ -149,6 +155,7 @@ US_EAST = Profile(
     ),
     disk_mount="/var/lib/containerd",
     dcgm_honor_labels=False,
+    node_exporter_instance="address",
     legacy_vllm=True,
     classic_servers=True,
     hpa_model=True,
@@ -188,6 +195,7 @@ AP_AUTOSCALE = Profile(
         drift_from_h=5.0, drift_per_h=0.025,
     ),
     autoscaled_pool=True,
+    node_exporter_instance="address",
 )
 
 PROFILES: dict[str, Profile] = {p.name: p for p in (DEFAULT, US_EAST, EU_ROUGH, AP_AUTOSCALE)}

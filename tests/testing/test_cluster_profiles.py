@@ -6,6 +6,7 @@ from __future__ import annotations
 import warnings
 
 import hashlib
+import re
 from pathlib import Path
 
 import numpy as np
@@ -121,11 +122,26 @@ def test_us_east_planned_drain_reboots_the_node(us_east) -> None:
     unknown = _series(us_east, "kube_node_status_condition", node="gpu-node-3", condition="Ready", status="unknown")[0]
     down = unknown.values == 1
     assert down.sum() == 7  # 7 min without the kubelet
-    cpu = _series(us_east, "node_cpu_seconds_total", instance="gpu-node-3", cpu="0", mode="user")[0]
+    (uname,) = _series(us_east, "node_uname_info", nodename="gpu-node-3")
+    cpu = _series(us_east, "node_cpu_seconds_total", instance=uname.labels["instance"], cpu="0", mode="user")[0]
     valid = np.isfinite(cpu.values)
     assert np.isnan(cpu.values[down]).all()  # node-exporter is down while the node reboots
     assert (np.diff(cpu.values[valid]) < 0).sum() == 1  # and its counters restart with the new boot
     assert "node/gpu-node-3" in us_east.decoys
+
+
+def test_node_exporter_is_scraped_at_its_address_where_the_profile_says_so(us_east, eu_rough) -> None:
+    nodes = {s.labels["node"] for s in _series(us_east, "kube_node_spec_unschedulable")}
+    uname = {s.labels["instance"]: s.labels["nodename"] for s in _series(us_east, "node_uname_info")}
+    # One address per node; every node-exporter series carries one of them, none the node's name.
+    assert sorted(uname.values()) == sorted(nodes) and len(uname) == len(nodes)
+    assert all(re.fullmatch(r"10\.\d+\.\d+\.\d+:9100", i) for i in uname)
+    exported = {s.labels["instance"] for s in us_east.gauges + us_east.counters if s.name.startswith("node_")}
+    assert exported == set(uname)
+    # eu-rough relabels the instance to the node's name and has no uname collector.
+    assert not _series(eu_rough, "node_uname_info")
+    assert {s.labels["instance"] for s in _series(eu_rough, "node_memory_MemTotal_bytes")} == {
+        s.labels["node"] for s in _series(eu_rough, "kube_node_spec_unschedulable")}
 
 
 def test_us_east_dcgm_rollout_clears_the_sticky_xid(us_east) -> None:
