@@ -11,6 +11,14 @@ extra ``pod`` label cannot redirect a real namespace-wide alert onto another tar
 
 Anything else is refused: no such series (forged, or a rule from another source), or Prometheus not
 answering (fail closed: a refusal that is retried next cycle, never an action).
+
+An alert on node-exporter's series (the node-mixin's NodeFilesystemSpaceFillingUp...) is about a
+node, yet carries no ``node`` label: its ``instance`` is the exporter's address, and under a
+ServiceMonitor its ``namespace``/``pod`` are the exporter's own pod. Read as it comes, it would be
+a finding on the exporter's pod. So a verified alert with an ``instance`` and no ``node`` is looked
+up in ``node_uname_info`` (node-exporter's own series, as the signal catalog names nodes): where one
+has that instance, the alert gets its ``nodename`` as ``node`` and loses the scrape target's labels
+that are the exporter's. No such series leaves the alert as it is; no answer defers it (as above).
 """
 
 from __future__ import annotations
@@ -49,6 +57,13 @@ def _quote(value: str) -> str:
     return value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
 
 
+# Node-exporter's series, the node each instance runs on (its host name) and its scrape target.
+NODE_NAMES_QUERY = "node_uname_info"
+# Labels a scrape through a ServiceMonitor/PodMonitor gives every series of the target: on an alert
+# of node-exporter's series they name the exporter, not what the alert is about.
+_TARGET_LABELS = ("namespace", "pod", "container", "service", "endpoint")
+
+
 def alerts_query(alertname: str) -> str:
     return f'ALERTS{{alertname="{_quote(alertname)}",alertstate="firing"}}'
 
@@ -79,7 +94,29 @@ class AlertVerifier:
                                    detail=f"cannot check {name} against Prometheus ({found}); not acting on it"))
                 continue
             out.append(_match(name, labels, found))
-        return out
+        return self._name_nodes(out, now)
+
+    def _name_nodes(self, verdicts: list[Verdict], now: datetime) -> list[Verdict]:
+        """Verified alerts on node-exporter's series, rewritten to be about their node (module docstring)."""
+        asking = [i for i, v in enumerate(verdicts) if v.verified and "instance" in v.labels and "node" not in v.labels]
+        if not asking:
+            return verdicts
+        try:
+            exporters = {s.labels.get("instance"): s.labels for s in self._query(NODE_NAMES_QUERY, now)}
+        except PrometheusError as exc:
+            for i in asking:
+                verdicts[i] = Verdict(False, reason=UNVERIFIABLE, detail=(
+                    f"cannot look up which node {verdicts[i].labels['instance']} is in {NODE_NAMES_QUERY} ({exc}); "
+                    "not acting on it"))
+            return verdicts
+        for i in asking:
+            own = verdicts[i].labels
+            exporter = exporters.get(own["instance"])
+            if exporter is None or not exporter.get("nodename"):
+                continue
+            about = {k: v for k, v in own.items() if not (k in _TARGET_LABELS and exporter.get(k) == v)}
+            verdicts[i] = Verdict(True, labels={**about, "node": exporter["nodename"]})
+        return verdicts
 
 
 def _match(name: str, labels: Mapping[str, str], series: Sequence[RawSeries]) -> Verdict:

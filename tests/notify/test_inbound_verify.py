@@ -56,13 +56,17 @@ def series(**labels: str) -> RawSeries:
 
 
 class FakePrometheus:
-    def __init__(self, firing: Sequence[RawSeries] = (), down: bool = False) -> None:
+    def __init__(self, firing: Sequence[RawSeries] = (), down: bool = False, uname: Sequence[RawSeries] = (),
+                 uname_down: bool = False) -> None:
         self.firing, self.down, self.queries = list(firing), down, []
+        self.uname, self.uname_down = list(uname), uname_down
 
     def __call__(self, query: str, at: datetime) -> list[RawSeries]:
         self.queries.append(query)
-        if self.down:
+        if self.down or (self.uname_down and "node_uname_info" in query):
             raise PrometheusError("cannot connect to Prometheus", temporary=True, query=query)
+        if "node_uname_info" in query:
+            return self.uname
         return [s for s in self.firing if f'alertname="{s.labels["alertname"]}"' in query]
 
 
@@ -106,3 +110,38 @@ def test_refused_alert_is_audited_and_counted_once_and_a_real_one_keeps_promethe
     assert (event["ref"], event["status"], event["entity"]) == ("forged", NOT_FIRING, "pod/ml/victim-0")
     after = REGISTRY.get_sample_value("aiops_inbound_alerts_refused_total", {"reason": NOT_FIRING})
     assert after == before + 1
+
+
+# kube-prometheus-stack scrapes node-exporter through a ServiceMonitor: the target's namespace, pod,
+# container, service and endpoint ride on each of its series, so on each node-mixin alert too.
+EXPORTER = {"instance": "10.0.3.7:9100", "job": "node-exporter", "namespace": "monitoring",
+            "pod": "kps-node-exporter-x7k2p", "container": "node-exporter", "service": "kps-node-exporter",
+            "endpoint": "http-metrics"}
+UNAME = RawSeries({"__name__": "node_uname_info", **EXPORTER, "nodename": "gpu-node-7", "sysname": "Linux"},
+                  np.array([0.0]), np.array([1.0]))
+
+
+def test_a_node_exporter_alert_is_about_its_node_not_the_exporters_pod(tmp_path: Path) -> None:
+    disk = {"alertname": "NodeFilesystemSpaceFillingUp", "mountpoint": "/", "severity": "warning", **EXPORTER}
+    # kube-state-metrics' alerts carry the pod they are about (honor_labels), and its own instance.
+    crash = {"alertname": "KubePodCrashLooping", "instance": "10.0.9.2:8080", "job": "kube-state-metrics",
+             "namespace": "ml", "pod": "server-0", "container": "server"}
+    prom = FakePrometheus([series(**disk), series(**crash)], uname=[UNAME])
+    inbox = AlertInbox(Store(tmp_path / "s.sqlite"), verifier=AlertVerifier(prom))
+    inbox.add([{"status": "firing", "labels": disk, "fingerprint": "disk"},
+               {"status": "firing", "labels": crash, "fingerprint": "crash"}], now=NOW)
+    found = {f.signal: f for f in inbox.findings(NOW)}
+    node = found["NodeFilesystemSpaceFillingUp"].entity
+    assert (node.kind, node.name, node.namespace) == ("node", "gpu-node-7", "")
+    assert node.attr("mountpoint") == "/" and not node.attr("pod")  # the exporter's pod is not the subject
+    pod = found["KubePodCrashLooping"].entity
+    assert (pod.kind, pod.name, pod.namespace) == ("pod", "server-0", "ml")
+
+
+def test_a_node_exporter_alert_waits_while_its_node_cannot_be_looked_up() -> None:
+    disk = {"alertname": "NodeFilesystemSpaceFillingUp", "mountpoint": "/", **EXPORTER}
+    [v] = AlertVerifier(FakePrometheus([series(**disk)], uname_down=True)).check([disk], NOW)
+    assert not v.verified and v.temporary and "node_uname_info" in v.detail
+    # No node_uname_info for it (uname collector off): the labels stay as Prometheus has them.
+    [v] = AlertVerifier(FakePrometheus([series(**disk)])).check([disk], NOW)
+    assert v.verified and dict(v.labels) == disk
