@@ -30,12 +30,12 @@ its values. Prometheus evaluates each replica's query over that replica's series
 from __future__ import annotations
 
 import hashlib
-import json
 import logging
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 
 from aiops.config.catalog import DEFAULT_SIGNALS
+from aiops.config.promql import RewriteError, add_matchers, promql_string
 from aiops.config.signals import SignalConfig
 from aiops.errors import PermanentError
 from aiops.model import Entity, EntityKind
@@ -93,20 +93,6 @@ class HeldShards:
 def regex_literal(value: str) -> str:
     """``value`` as an RE2 pattern that matches it and nothing else."""
     return "".join("\\" + c if c in _RE2_SPECIAL else c for c in value)
-
-
-def promql_string(value: str) -> str:
-    """A double-quoted PromQL string literal (Go's escapes are a superset of JSON's)."""
-    return json.dumps(value, ensure_ascii=False)
-
-
-def _matcher_op(op: object) -> str:
-    import promql_parser as pp
-
-    for known, text in ((pp.MatchOp.Equal, "="), (pp.MatchOp.NotEqual, "!="), (pp.MatchOp.Re, "=~"), (pp.MatchOp.NotRe, "!~")):
-        if op == known:
-            return text
-    raise NotShardable(f"an unknown matcher operator {op!r}")
 
 
 class NotShardable(PermanentError, ValueError):
@@ -174,62 +160,16 @@ def _rewrite(query: str, label: str) -> tuple[str, tuple[str, ...], float]:
     import promql_parser as pp
 
     try:
-        expr = pp.parse(query)
+        _check_label_flows(pp.parse(query), label)
     except ValueError as exc:
+        if isinstance(exc, NotShardable):
+            raise
         raise NotShardable(f"the query does not parse: {exc}") from None
-    _check_label_flows(expr, label)
-
-    selectors: list[str] = []
-    literals: list[str] = []
-    margin = 0.0
-
-    def quoted(value: str) -> str:
-        # The parser's printer does not escape quotes or backslashes: print every string through
-        # a placeholder of ours, replaced by a correctly quoted literal afterwards.
-        literals.append(value)
-        return f"__aiops_literal_{len(literals) - 1}__"
-
-    def post(node: pp.Expr) -> pp.Expr | None:
-        nonlocal margin
-        if isinstance(node, pp.MatrixSelector):
-            margin = max(margin, node.range.total_seconds())
-            return None
-        if isinstance(node, pp.SubqueryExpr):
-            margin = max(margin, (node.range.total_seconds() if node.range else 0.0))
-            return None
-        if isinstance(node, pp.StringLiteral):
-            return pp.parse(f'"{quoted(node.val)}"')
-        if not isinstance(node, pp.VectorSelector):
-            return None
-        if node.matchers.or_matchers:
-            raise NotShardable("a selector with 'or' matchers")
-        if node.at is not None:
-            raise NotShardable("a selector pinned with @")
-        if node.offset is not None:
-            margin = max(margin, abs(node.offset.total_seconds()))
-        own = [(m.name, _matcher_op(m.op), m.value) for m in node.matchers.matchers]
-        if node.name:
-            own.insert(0, ("__name__", "=", node.name))
-        selectors.append("{" + ", ".join(f"{n}{op}{promql_string(v)}" for n, op, v in own) + "}")
-        matchers = [pp.Matcher(m.op, m.name, quoted(m.value)) for m in node.matchers.matchers]
-        matchers.append(pp.Matcher(pp.MatchOp.Re, label, _PLACEHOLDER))
-        node.matchers = pp.Matchers(matchers)
-        return pp.parse(str(node))
-
     try:
-        rendered = str(pp.transform(expr, post_visit=post))
-    except ValueError as exc:
-        raise NotShardable(f"the query could not be rewritten: {exc}") from None
-    for i, value in enumerate(literals):
-        rendered = rendered.replace(f'"__aiops_literal_{i}__"', promql_string(value))
-    # What we send must parse, and say what the original said plus our matcher.
-    try:
-        pp.parse(rendered)
-    except ValueError as exc:  # pragma: no cover - a printer bug we did not foresee
-        raise NotShardable(f"the rewritten query does not parse: {exc}") from None
-    if not selectors:
-        raise NotShardable("no series selector")
-    return rendered, tuple(dict.fromkeys(selectors)), margin
+        done = add_matchers(query, [(label, "=~", _PLACEHOLDER)])
+    except RewriteError as exc:
+        raise NotShardable(str(exc)) from None
+    return done.query, done.selectors, done.margin_seconds
 
 
 def _check_label_flows(expr: object, label: str) -> None:
