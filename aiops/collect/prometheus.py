@@ -67,6 +67,7 @@ class PrometheusClient:
         )
         # What requests sends, so a proxy or an auth gateway in front of Prometheus sees the same.
         headers = dict(requests.utils.default_headers())
+        headers.update(config.headers)  # a tenant (X-Scope-OrgID); credentials are refused there
         token = resolve_secret(config.bearer_token, "prometheus.bearer_token")
         if token is not None:
             headers["Authorization"] = f"Bearer {token.get_secret_value()}"

@@ -58,16 +58,23 @@ def check_queries(config: AiopsConfig) -> list[tuple[str, str]]:
 
     client = PrometheusClient(config.prometheus)
     problems: list[tuple[str, str]] = []
+    answered = 0
     try:
         for name, signal in config.resolved_signals().items():
             try:
-                client.query(signal.query)
+                answered += bool(client.query(signal.query))
             except PrometheusError as exc:
                 problems.append((f"signals.{name}.query", str(exc)))
                 if exc.temporary:
                     break  # Prometheus itself is unreachable: one message is enough
     finally:
         client.close()
+    scope = config.prometheus.scope
+    if scope and not problems and not answered:
+        wanted = ", ".join(f'{k}="{v}"' for k, v in sorted(scope.items()))
+        problems.append(("prometheus.scope", (
+            f"no signal has a series with {wanted}: the daemon would see nothing. Check the label and its "
+            f"value, e.g. count by ({', '.join(sorted(scope))}) (up)")))
     return problems
 
 

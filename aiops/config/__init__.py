@@ -19,6 +19,7 @@ from pydantic import Field, SecretStr, ValidationError, field_validator, model_v
 from aiops.config.advisor import AdvisorConfig
 from aiops.config.base import Duration, Secret, SecretRef, StrictModel, parse_duration
 from aiops.config.catalog import DEFAULT_SIGNALS
+from aiops.config.promql import RewriteError, scoped
 from aiops.config.detect import DetectorConfig, default_detectors
 from aiops.config.kube import KubernetesConfig
 from aiops.config.notify import NotifyConfig
@@ -141,7 +142,17 @@ class AiopsConfig(StrictModel):
                 merged[name] = SignalConfig(**patch)
             else:
                 merged[name] = base.model_copy(update=patch)
-        return {n: s for n, s in merged.items() if s.enabled}
+        enabled = {n: s for n, s in merged.items() if s.enabled}
+        scope = self.prometheus.scope
+        if not scope:
+            return enabled
+        out: dict[str, SignalConfig] = {}
+        for n, s in enabled.items():
+            try:
+                out[n] = s.model_copy(update={"query": scoped(s.query, scope)})
+            except RewriteError as exc:
+                raise ValueError(f"signals.{n}: prometheus.scope cannot be added to its query: {exc}") from None
+        return out
 
 
 def _loc(loc: tuple[Any, ...]) -> str:

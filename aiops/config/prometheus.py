@@ -1,11 +1,13 @@
 from __future__ import annotations
 
+import re
 from datetime import timedelta
 from pathlib import Path
 
 from pydantic import Field, HttpUrl, field_validator, model_validator
 
 from aiops.config.base import Duration, Secret, StrictModel
+from aiops.config.promql import LABEL_NAME
 
 
 class BasicAuth(StrictModel):
@@ -36,6 +38,32 @@ class PrometheusConfig(StrictModel):
     # time and the peak RSS against one 1,440-point request (bench/README.md).
     max_points_per_query: int = Field(default=240, ge=10, le=11_000)
     retries: int = Field(default=2, ge=0, le=10)
+    # Label matchers every query is held to, e.g. {cluster: prod-eu} when Prometheus is a backend
+    # for several clusters (Thanos, Mimir, VictoriaMetrics, a federating Prometheus): added to every
+    # series selector of every signal query and of the inbound alert checks. Without it the
+    # catalog's aggregations (max by (namespace, pod)) would mix same-named pods of all clusters,
+    # and act here on another cluster's. Empty (default) for a Prometheus of this cluster only.
+    scope: dict[str, str] = Field(default_factory=dict)
+    # Extra HTTP headers on every request, e.g. {X-Scope-OrgID: gpu-prod} for a Mimir or Cortex tenant.
+    headers: dict[str, str] = Field(default_factory=dict)
+
+    @field_validator("scope")
+    @classmethod
+    def _label_names(cls, scope: dict[str, str]) -> dict[str, str]:
+        bad = [k for k in scope if not re.match(LABEL_NAME, k) or k.startswith("__")]
+        if bad:
+            raise ValueError(
+                f"{', '.join(map(repr, bad))} is not a label name to scope queries by "
+                "(letters, digits and _, not starting with a digit or __), e.g. scope: {cluster: prod-eu}"
+            )
+        return scope
+
+    @field_validator("headers")
+    @classmethod
+    def _headers(cls, headers: dict[str, str]) -> dict[str, str]:
+        if any(k.lower() == "authorization" for k in headers):
+            raise ValueError("set credentials with bearer_token or basic_auth (kept out of logs), not as a header")
+        return headers
 
     @field_validator("url")
     @classmethod

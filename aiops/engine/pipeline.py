@@ -181,7 +181,7 @@ class Pipeline:
         # of the Prometheus collected from, which a recorded history cannot answer.
         source, inbox = collector.client, []
         if live and isinstance(source, PrometheusClient):
-            inbox.append(AlertInbox(store, verifier=AlertVerifier(source.query), audit=audit,
+            inbox.append(AlertInbox(store, verifier=AlertVerifier(source.query, config.prometheus.scope), audit=audit,
                                     max_alerts=config.server.max_inbox_alerts))
         # Only the leader talks to people; followers keep detecting.
         notifier = NotifyStage(

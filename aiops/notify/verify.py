@@ -64,15 +64,21 @@ NODE_NAMES_QUERY = "node_uname_info"
 _TARGET_LABELS = ("namespace", "pod", "container", "service", "endpoint")
 
 
-def alerts_query(alertname: str) -> str:
-    return f'ALERTS{{alertname="{_quote(alertname)}",alertstate="firing"}}'
+def _scope(scope: Mapping[str, str]) -> str:
+    return "".join(f',{k}="{_quote(v)}"' for k, v in sorted(scope.items()))
+
+
+def alerts_query(alertname: str, scope: Mapping[str, str] | None = None) -> str:
+    return f'ALERTS{{alertname="{_quote(alertname)}",alertstate="firing"{_scope(scope or {})}}}'
 
 
 class AlertVerifier:
     """Checks inbound alerts against the ALERTS series of a Prometheus (one query per alert name)."""
 
-    def __init__(self, query: InstantQuery) -> None:
+    def __init__(self, query: InstantQuery, scope: Mapping[str, str] | None = None) -> None:
         self._query = query
+        # prometheus.scope: this cluster's series only, on a backend that serves several.
+        self._scope = dict(scope or {})
 
     def check(self, alerts: Sequence[Mapping[str, str]], now: datetime) -> list[Verdict]:
         """One verdict per alert (its labels), in order."""
@@ -85,7 +91,7 @@ class AlertVerifier:
                 continue
             if name not in firing:
                 try:
-                    firing[name] = self._query(alerts_query(name), now)
+                    firing[name] = self._query(alerts_query(name, self._scope), now)
                 except PrometheusError as exc:
                     firing[name] = exc
             found = firing[name]
@@ -93,7 +99,7 @@ class AlertVerifier:
                 out.append(Verdict(False, reason=UNVERIFIABLE,
                                    detail=f"cannot check {name} against Prometheus ({found}); not acting on it"))
                 continue
-            out.append(_match(name, labels, found))
+            out.append(_match(name, labels, found, self._scope))
         return self._name_nodes(out, now)
 
     def _name_nodes(self, verdicts: list[Verdict], now: datetime) -> list[Verdict]:
@@ -102,7 +108,8 @@ class AlertVerifier:
         if not asking:
             return verdicts
         try:
-            exporters = {s.labels.get("instance"): s.labels for s in self._query(NODE_NAMES_QUERY, now)}
+            names = NODE_NAMES_QUERY + (f"{{{_scope(self._scope)[1:]}}}" if self._scope else "")
+            exporters = {s.labels.get("instance"): s.labels for s in self._query(names, now)}
         except PrometheusError as exc:
             for i in asking:
                 verdicts[i] = Verdict(False, reason=UNVERIFIABLE, detail=(
@@ -119,13 +126,13 @@ class AlertVerifier:
         return verdicts
 
 
-def _match(name: str, labels: Mapping[str, str], series: Sequence[RawSeries]) -> Verdict:
+def _match(name: str, labels: Mapping[str, str], series: Sequence[RawSeries], scope: Mapping[str, str]) -> Verdict:
     for s in series:
         own = {k: v for k, v in s.labels.items() if k not in _META}
         if all(labels.get(k) == v for k, v in own.items()):
             return Verdict(True, labels=own)
     if not series:
-        detail = f'Prometheus has no firing {alerts_query(name)}: the alert did not come from a rule it evaluates'
+        detail = f"Prometheus has no firing {alerts_query(name, scope)}: the alert did not come from a rule it evaluates"
     else:
         detail = (f"Prometheus fires {name} for {len(series)} other label set(s), none of which the received "
                   "alert carries")

@@ -183,6 +183,18 @@ def test_check_config_runs_queries_against_prometheus(prometheus: PrometheusServ
     assert "signals.pod_restarts.query" in err and "400" in err
 
 
+def test_check_config_says_when_the_scope_matches_no_series(prometheus: PrometheusServer, tmp_path, capsys) -> None:  # noqa: ANN001
+    from aiops.cli import main
+
+    path = tmp_path / "c.yaml"
+    path.write_text(f"prometheus:\n  url: {prometheus.url}\n  scope: {{cluster: prod-eu}}\n")
+    assert main(["check-config", str(path), "--prometheus"]) == 2
+    err = capsys.readouterr().err
+    assert "prometheus.scope" in err and 'cluster="prod-eu"' in err
+    path.write_text(f"prometheus:\n  url: {prometheus.url}\n")
+    assert main(["check-config", str(path), "--prometheus"]) == 0
+
+
 def test_series_that_stop_reporting_are_vanished_not_current(prometheus: PrometheusServer, history_end: datetime) -> None:
     cfg = parse_config({"prometheus": {"url": prometheus.url, "lookback": "2h"}, **ONLY_MEMORY})
     collector = Collector(cfg)
@@ -262,3 +274,31 @@ def test_window_matches_a_naive_recomputation_over_many_cycles() -> None:
     # Reallocation never moved data under a view handed out earlier (beyond the refetched tail).
     first_copy, first_view = held_views[0]
     np.testing.assert_array_equal(first_copy[:-2], first_view[:-2])
+
+
+def test_a_scope_keeps_a_multi_cluster_backend_to_this_cluster(tmp_path) -> None:  # noqa: ANN001
+    """Thanos, Mimir or a federating Prometheus serve several clusters; their series differ only by
+    an external label. The catalog's max by (namespace, pod) would merge same-named pods."""
+    end = 1_780_000_000
+    lines = []
+    for name, kind, value in (("container_memory_working_set_bytes", "gauge", {"eu": 3.5, "us": 1.0}),
+                              ("kube_pod_container_resource_limits", "gauge", {"eu": 4.0, "us": 4.0})):
+        lines.append(f"# TYPE {name} {kind}")
+        for cluster, gib in value.items():
+            extra = ',resource="memory",unit="byte"' if "limits" in name else ""
+            for t in range(end - 3600, end + 1, 60):
+                lines.append(f'{name}{{cluster="{cluster}",namespace="shop",pod="api-0",container="api"{extra}}} '
+                             f"{gib * GiB} {t}")
+    (tmp_path / "h.om").write_text("\n".join(lines) + "\n# EOF\n")
+    only = {"signals": {n: {"enabled": False} for n in parse_config({}).resolved_signals()
+                        if n != "pod_memory_usage_ratio"}}
+    at = datetime.fromtimestamp(end, UTC)
+    with PrometheusServer(tmp_path / "data", openmetrics=tmp_path / "h.om") as prom:
+        ratios = {}
+        for scope in ({}, {"cluster": "us"}, {"cluster": "eu"}):
+            cfg = parse_config({"prometheus": {"url": prom.url, "lookback": "30m", "scope": scope}, **only})
+            frame, errors = Collector(cfg).collect(at)
+            assert errors == []
+            [s] = frame.of("pod_memory_usage_ratio")
+            ratios[scope.get("cluster", "")] = float(s.values[-1])
+    assert ratios == {"": 0.875, "us": 0.25, "eu": 0.875}  # unscoped: us's pod read at eu's 88 %

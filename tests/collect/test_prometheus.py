@@ -34,12 +34,14 @@ class _Recorder(BaseHTTPRequestHandler):
     seen: list[str]
     ports: list[int]
     auth: list[str]
+    tenants: list[str]
     bodies: list[bytes]
 
     def do_GET(self) -> None:  # noqa: N802
         self.seen.append(self.path)
         self.ports.append(self.client_address[1])
         self.auth.append(self.headers.get("Authorization", ""))
+        self.tenants.append(self.headers.get("X-Scope-OrgID", ""))
         self.send_response(200)
         self.send_header("Content-Type", "application/json")
         self.send_header("Content-Length", str(len(_VECTOR)))
@@ -65,7 +67,7 @@ def _serve(handler: type[_Recorder], context: ssl.SSLContext | None = None) -> I
 
 
 def _handler() -> type[_Recorder]:
-    return type("H", (_Recorder,), {"seen": [], "ports": [], "auth": [], "bodies": []})
+    return type("H", (_Recorder,), {"seen": [], "ports": [], "auth": [], "tenants": [], "bodies": []})
 
 
 @pytest.fixture
@@ -154,6 +156,14 @@ def test_basic_auth_is_sent_with_every_request(server: tuple[str, type[_Recorder
     assert handler.auth == ["Basic YWlvcHM6czNjcmV0"] * 2  # base64("aiops:s3cret")
 
 
+def test_configured_headers_are_sent_with_every_request(server: tuple[str, type[_Recorder]]) -> None:
+    url, handler = server
+    c = _client(url, headers={"X-Scope-OrgID": "gpu-prod"})
+    c.query("up")
+    c.query_range("up", datetime(2026, 1, 1, tzinfo=UTC), datetime(2026, 1, 1, 1, tzinfo=UTC), timedelta(minutes=1))
+    assert handler.tenants == ["gpu-prod"] * 2
+
+
 def test_a_long_query_goes_as_a_form_body(server: tuple[str, type[_Recorder]]) -> None:
     url, handler = server
     long = "up{pod=~\"" + "|".join(f"pod-{i}" for i in range(1000)) + "\"}"
@@ -205,7 +215,7 @@ def test_a_gzip_answer_is_inflated_into_one_buffer(chunked: bool) -> None:
                 self.end_headers()
                 self.wfile.write(packed)
 
-    for url in _serve(type("G", (Gzipped,), {"seen": [], "ports": [], "auth": [], "bodies": []})):
+    for url in _serve(type("G", (Gzipped,), {"seen": [], "ports": [], "auth": [], "tenants": [], "bodies": []})):
         c = _client(url)
         params = {"query": "q", "start": "0", "end": "1", "step": "60"}
         assert c._fetch("/api/v1/query_range", params, "q") == body  # the connection is open from here on

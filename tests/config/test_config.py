@@ -144,3 +144,39 @@ def test_store_transactions_nest_and_roll_back_together(tmp_path: Path) -> None:
     with store.transaction():  # and the store is usable afterwards
         store.put("c", 3)
     assert store.get("c") == 3
+
+
+def test_prometheus_scope_keeps_every_signal_query_on_one_cluster() -> None:
+    from tests.config.test_promql import _selectors
+
+    config = parse_config({"prometheus": {"scope": {"cluster": "prod-eu"}},
+                           "signals": {"mine": {"query": "max by (pod) (my_gauge)", "entity": "pod"}}})
+    signals = config.resolved_signals()
+    assert "mine" in signals
+    for name, signal in signals.items():
+        assert all(s.get("cluster") == "prod-eu" for s in _selectors(signal.query)), name
+    # Without a scope the queries are the catalog's own.
+    plain = parse_config({}).resolved_signals()
+    assert all("prod-eu" not in s.query for s in plain.values())
+
+
+@pytest.mark.parametrize(("scope", "why"), [
+    ({"0cluster": "x"}, "label name"),
+    ({"__name__": "up"}, "label name"),
+])
+def test_a_scope_that_is_no_label_matcher_is_refused(scope: dict[str, str], why: str) -> None:
+    found = problems({"prometheus": {"scope": scope}})
+    assert any(key.startswith("prometheus.scope") and why in msg for key, msg in found.items()), found
+
+
+def test_a_signal_query_the_scope_cannot_be_added_to_is_named() -> None:
+    with pytest.raises(ConfigError, match=r"signals\.mine.*'or' matchers"):
+        parse_config({"prometheus": {"scope": {"cluster": "a"}},
+                      "signals": {"mine": {"query": 'up{a="1" or b="2"}', "entity": "pod"}}})
+
+
+def test_prometheus_headers_are_checked() -> None:
+    assert parse_config({"prometheus": {"headers": {"X-Scope-OrgID": "gpu-prod"}}}).prometheus.headers == {
+        "X-Scope-OrgID": "gpu-prod"}
+    found = problems({"prometheus": {"headers": {"Authorization": "Bearer x"}}})
+    assert any("bearer_token" in msg for msg in found.values()), found

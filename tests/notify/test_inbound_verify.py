@@ -145,3 +145,13 @@ def test_a_node_exporter_alert_waits_while_its_node_cannot_be_looked_up() -> Non
     # No node_uname_info for it (uname collector off): the labels stay as Prometheus has them.
     [v] = AlertVerifier(FakePrometheus([series(**disk)])).check([disk], NOW)
     assert v.verified and dict(v.labels) == disk
+
+
+def test_with_a_scope_the_checks_ask_for_this_clusters_series_only() -> None:
+    # Behind Thanos or Mimir, ALERTS and node_uname_info of every cluster are visible; an alert of
+    # this cluster carries its external labels (Prometheus adds them to what it sends).
+    disk = {"alertname": "NodeFilesystemSpaceFillingUp", "mountpoint": "/", "cluster": "prod-eu", **EXPORTER}
+    prom = FakePrometheus([series(**disk)], uname=[UNAME])
+    AlertVerifier(prom, scope={"cluster": "prod-eu"}).check([disk], NOW)
+    assert prom.queries == ['ALERTS{alertname="NodeFilesystemSpaceFillingUp",alertstate="firing",cluster="prod-eu"}',
+                            'node_uname_info{cluster="prod-eu"}']
