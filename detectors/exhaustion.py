@@ -212,7 +212,8 @@ class ExhaustionForecast(UnivariateDetector):
         (:class:`~aiops.plugins.KeepsState`): a restarted daemon still knows yesterday's peak.
         The days belong to the workload: when a Deployment's pod goes (a rollout, a scale-in), its
         series' days pass to the pods that follow it, and a pod younger than a day also reads
-        its live siblings' (kube_pod_info says which pods a Deployment's ReplicaSets created).
+        its live siblings' (kube_pod_info says which pods a Deployment's ReplicaSets, or a
+        DaemonSet, created).
         A departed pod's days are kept in the state file under its workload's key.
     hold_seconds:
         The score is the lowest forecast of this span (15 min): a forecast must hold, as a rule's
@@ -244,7 +245,7 @@ class ExhaustionForecast(UnivariateDetector):
         # with its successors' own. Series key -> that key, for the series explained so far.
         self._lineage = DailyMaxima(self.daily_memory_days)
         self._lineage_of: dict[Hashable, Hashable | None] = {}
-        self._deployments: dict[str, str | None] | None = None  # pod key -> Deployment, this cycle
+        self._workload_names: dict[str, str | None] | None = None  # pod key -> its Deployment or DaemonSet, this cycle
         self._workloads: dict[str, dict[Hashable, list[Hashable]]] | None = None  # signal -> workload -> series, this cycle
         # Series key -> epoch second the screen last let it through (what the state file keeps).
         self._passed_screen: dict[Hashable, float] = {}
@@ -743,11 +744,11 @@ class ExhaustionForecast(UnivariateDetector):
             self._lineage_of = {k: w for k, w in self._lineage_of.items() if k in self._daily}
             since = frame.now.timestamp() - (self.daily_memory_days + 1) * DAY_SECONDS
             self._passed_screen = {k: at for k, at in self._passed_screen.items() if at >= since and k in self._daily}
-        self._deployments = self._workloads = None
+        self._workload_names = self._workloads = None
         try:
             return super().detect(frame)
         finally:
-            self._deployments = self._workloads = None  # keep nothing of this frame
+            self._workload_names = self._workloads = None  # keep nothing of this frame
 
     def _pass_on(self, key: Hashable, first: int, dense: np.ndarray) -> None:
         """A series gone from its signal's answer: its days go to its workload, if it has one."""
@@ -775,25 +776,29 @@ class ExhaustionForecast(UnivariateDetector):
 
     def _workload_key(self, frame: Frame, series: Series) -> Hashable | None:
         """The key a pod series' days outlive the pod under: its labels with the pod as
-        ``<deployment>-*``, for a pod a ReplicaSet created (kube_pod_info); None for other pods
-        (a StatefulSet's keep their names; a Job's or a bare pod have no successor) and series."""
+        ``<deployment>-*`` (or ``<daemonset>-*``), for a pod a ReplicaSet or a DaemonSet created
+        (kube_pod_info); None for other pods (a StatefulSet's keep their names; a Job's or a bare
+        pod have no successor) and series. A DaemonSet's pods on all nodes share the key: a node
+        that joins gets a pod that meets the peaks the others met."""
         if series.key in self._lineage_of:
             return self._lineage_of[series.key]
         if series.entity.kind != EntityKind.POD or "pod" not in series.labels:
             return None
-        if self._deployments is None:  # once per cycle, and only when a new pod series is explained
-            self._deployments = {}
+        if self._workload_names is None:  # once per cycle, and only when a new pod series is explained
+            self._workload_names = {}
             for info in frame.of("pod_info"):
                 creator, pod = info.entity.attr("created_by_name"), info.entity.name
-                # A Deployment's ReplicaSet is <deployment>-<pod-template-hash>, its pods <replicaset>-<id>.
-                replica_set = info.entity.attr("created_by_kind") == "ReplicaSet" and pod.startswith(f"{creator}-")
-                self._deployments[info.entity.key] = (creator.rpartition("-")[0] or None) if replica_set else None
-        if series.entity.key not in self._deployments:
+                kind = info.entity.attr("created_by_kind") if pod.startswith(f"{creator}-") else ""
+                # A Deployment's ReplicaSet is <deployment>-<pod-template-hash>, its pods <replicaset>-<id>;
+                # a DaemonSet's pods are <daemonset>-<id>, one per node, renamed by each rollout.
+                owner = creator.rpartition("-")[0] if kind == "ReplicaSet" else creator if kind == "DaemonSet" else ""
+                self._workload_names[info.entity.key] = owner or None
+        if series.entity.key not in self._workload_names:
             return None  # no kube_pod_info for it (yet): asked again when next explained
-        deployment = self._deployments[series.entity.key]
+        name = self._workload_names[series.entity.key]
         signal, labels = series.key
-        workload = None if deployment is None else (
-            signal, tuple((k, f"{deployment}{WORKLOAD_POD_SUFFIX}" if k == "pod" else v) for k, v in labels))
+        workload = None if name is None else (
+            signal, tuple((k, f"{name}{WORKLOAD_POD_SUFFIX}" if k == "pod" else v) for k, v in labels))
         self._lineage_of[series.key] = workload
         return workload
 

@@ -564,6 +564,26 @@ def test_a_replica_added_by_a_scale_out_reads_its_siblings_days() -> None:
     assert worst["web-6f7d8b9c4d-7hq2n"] < 0.5
 
 
+def test_a_daemonset_s_pods_keep_its_days_through_a_rollout_and_on_a_new_node() -> None:
+    """A DaemonSet's rollout replaces its pod on each node under a new name (<daemonset>-<id>, no
+    ReplicaSet between), and a node the autoscaler adds gets a pod of its own: either meets the
+    peak the DaemonSet's pods met the days before. A bare pod of a similar name starts with none."""
+    rolled = _lunchtime_peak_on_pods([
+        ("log-agent-x2x9k", "DaemonSet", "log-agent", 0.0),
+        ("log-agent-qz7lm", "DaemonSet", "log-agent", 46.0),  # the rollout, 22:00 on the second day
+    ])
+    assert rolled["log-agent-qz7lm"] < 0.5
+    joined = _lunchtime_peak_on_pods([
+        ("log-agent-x2x9k", "DaemonSet", "log-agent", 0.0, 1e9),
+        ("log-agent-7hq2n", "DaemonSet", "log-agent", 57.0, 1e9),  # a node joined at 09:00, third day
+    ])
+    assert joined["log-agent-7hq2n"] < 0.5
+    stranger = _lunchtime_peak_on_pods([
+        ("log-agent-x2x9k", "DaemonSet", "log-agent", 0.0), ("log-agent-debug", "<none>", "", 46.0),
+    ])
+    assert stranger["log-agent-debug"] > 0.9
+
+
 def _reset_discount_before(det, t, y, seg, drop_ended, level, noise, capacity):
     """The reset discount as computed before the daemon's path read only its newest points (verbatim)."""
     out = np.ones(t.shape[0])
