@@ -18,10 +18,11 @@ from pydantic import Field, SecretStr, ValidationError, field_validator, model_v
 
 from aiops.config.advisor import AdvisorConfig
 from aiops.config.base import Duration, Secret, SecretRef, StrictModel, parse_duration
-from aiops.config.catalog import DEFAULT_SIGNALS
+from aiops.config.catalog import DEFAULT_SIGNALS, eviction_signals
 from aiops.config.promql import RewriteError, scoped
 from aiops.config.detect import DetectorConfig, default_detectors
 from aiops.config.kube import KubernetesConfig
+from aiops.config.kubelet import KubeletConfig
 from aiops.config.notify import NotifyConfig
 from aiops.config.policy import PolicyConfig, PolicyRule
 from aiops.config.prometheus import PrometheusConfig
@@ -107,6 +108,8 @@ class AiopsConfig(StrictModel):
     state: StateConfig = StateConfig()
     logging: LoggingConfig = LoggingConfig()
     advisor: AdvisorConfig = AdvisorConfig()
+    # The nodes' hard eviction thresholds: where the node signals fail (aiops/config/kubelet.py).
+    kubelet: KubeletConfig = KubeletConfig()
 
     @model_validator(mode="after")
     def _cross_checks(self) -> AiopsConfig:
@@ -129,6 +132,8 @@ class AiopsConfig(StrictModel):
     def resolved_signals(self) -> dict[str, SignalConfig]:
         """The catalog merged with the user's overrides, without disabled signals."""
         merged: dict[str, SignalConfig] = dict(DEFAULT_SIGNALS)
+        if self.kubelet.eviction_hard:
+            merged.update(eviction_signals(self.kubelet))
         for name, override in self.signals.items():
             if isinstance(override, SignalConfig):
                 merged[name] = override

@@ -10,22 +10,14 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+from aiops.config.kubelet import KubeletConfig, Threshold
 from aiops.config.signals import FailurePointConfig, SignalConfig
 from aiops.model import EntityKind
 
 _CONTAINER = 'container!="",container!="POD"'
-# The kubelet's default hard eviction thresholds (--eviction-hard): when one is crossed the node
-# reports MemoryPressure/DiskPressure and evicts pods, well before the resource is full.
-_EVICTION_MEMORY_BYTES = 100 * 2**20  # memory.available < 100Mi
-_NODEFS = FailurePointConfig(value=0.90, name="DiskPressure (kubelet eviction: nodefs.available < 10%)")
-_INODES = FailurePointConfig(value=0.95, name="DiskPressure (kubelet eviction: nodefs.inodesFree < 5%)")
 _FS_SELECTOR = 'fstype!~"tmpfs|overlay|squashfs"'
 # The image filesystem, where it is a separate one (containerd's or docker's root on its own disk).
-_IMAGEFS = FailurePointConfig(
-    value=0.85,
-    name="DiskPressure (kubelet eviction: imagefs.available < 15%)",
-    match={"mountpoint": "/var/lib/(containerd|docker)(/.*)?"},
-)
+_IMAGEFS_MOUNT = {"mountpoint": "/var/lib/(containerd|docker)(/.*)?"}
 
 
 def _gpu(**fields: Any) -> SignalConfig:
@@ -94,6 +86,62 @@ def _model(**fields: Any) -> SignalConfig:
 
 def _pod(**fields: Any) -> SignalConfig:
     return SignalConfig(entity=EntityKind.POD, entity_labels={"name": "pod", "namespace": "namespace"}, **fields)
+
+
+def _used_share(t: Threshold) -> float:
+    """A filesystem's share in use where the kubelet evicts (``nodefs.available<10%``: 0.9)."""
+    assert t.fraction is not None  # filesystems take percentages only (KubeletConfig)
+    return round(1.0 - t.fraction, 10)
+
+
+def _eviction(signal: str, t: Threshold, pressure: str, **match: str) -> FailurePointConfig:
+    return FailurePointConfig(value=_used_share(t), name=f"{pressure} (kubelet eviction: {signal} < {t.text})", match=match)
+
+
+def eviction_signals(kubelet: KubeletConfig) -> dict[str, SignalConfig]:
+    """The node signals whose failure points are the kubelet's hard eviction thresholds: when one
+    is crossed the node reports MemoryPressure/DiskPressure and evicts pods, before it is full."""
+    memory = kubelet.threshold("memory.available")
+    nodefs = kubelet.threshold("nodefs.available")
+    imagefs = kubelet.threshold("imagefs.available")
+    inodes = kubelet.threshold("nodefs.inodesFree")
+
+    def memory_query(m: str) -> str:
+        total = f"max by (instance) (node_memory_MemTotal_bytes{_braces(m)})"
+        if memory.bytes is not None:
+            allowed = f"({total} - {int(memory.bytes) if memory.bytes.is_integer() else memory.bytes})"
+        else:
+            assert memory.fraction is not None
+            allowed = f"({total} * {round(1.0 - memory.fraction, 10)})"
+        return f"({total} - max by (instance) (node_memory_MemAvailable_bytes{_braces(m)})) / {allowed}"
+
+    return {
+        # Measured against what the kubelet lets pods use: 1.0 is memory.available at the threshold,
+        # where it evicts. A ratio of the total would put that point at a different value on every node size.
+        "node_memory_usage_ratio": SignalConfig(
+            query=by_node_name(memory_query),
+            entity=EntityKind.NODE,
+            entity_labels={"name": "nodename"},
+            unit="ratio",
+            capacity=1.0,
+            failure_points=[FailurePointConfig(
+                value=1.0, name=f"MemoryPressure (kubelet eviction: memory.available < {memory.text})")],
+            bad_direction="up",
+            description=f"node memory in use / (total - the kubelet's {memory.text} eviction reserve); eviction at 1.0",
+        ),
+        "node_filesystem_usage_ratio": _filesystem(
+            "node_filesystem_avail_bytes", "node_filesystem_size_bytes",
+            [_eviction("imagefs.available", imagefs, "DiskPressure", **_IMAGEFS_MOUNT),
+             _eviction("nodefs.available", nodefs, "DiskPressure")],
+            f"filesystem space in use / size (DiskPressure at {_used_share(nodefs):.0%}, "
+            f"{_used_share(imagefs):.0%} on a separate image filesystem)",
+        ),
+        # Many small files (a log spammer, an unpacked dataset) exhaust the inodes with space to spare.
+        "node_filesystem_inodes_usage_ratio": _filesystem(
+            "node_filesystem_files_free", "node_filesystem_files", [_eviction("nodefs.inodesFree", inodes, "DiskPressure")],
+            f"filesystem inodes in use / inodes (DiskPressure at {_used_share(inodes):.0%}: nodefs.inodesFree < {inodes.text})",
+        ),
+    }
 
 
 DEFAULT_SIGNALS: dict[str, SignalConfig] = {
@@ -177,31 +225,7 @@ DEFAULT_SIGNALS: dict[str, SignalConfig] = {
         description="node cordoned, or tainted ToBeDeletedByClusterAutoscaler (1): an evacuation or a removal "
                     "is under way or done, by aiops, a person or the cluster-autoscaler",
     ),
-    # Measured against what the kubelet lets pods use: 1.0 is memory.available = 100Mi, where it
-    # evicts. A ratio of the total would put that point at a different value on every node size.
-    "node_memory_usage_ratio": SignalConfig(
-        query=by_node_name(
-            lambda m: f"(max by (instance) (node_memory_MemTotal_bytes{_braces(m)})"
-            f" - max by (instance) (node_memory_MemAvailable_bytes{_braces(m)}))"
-            f" / (max by (instance) (node_memory_MemTotal_bytes{_braces(m)}) - {_EVICTION_MEMORY_BYTES})"
-        ),
-        entity=EntityKind.NODE,
-        entity_labels={"name": "nodename"},
-        unit="ratio",
-        capacity=1.0,
-        failure_points=[FailurePointConfig(value=1.0, name="MemoryPressure (kubelet eviction: memory.available < 100Mi)")],
-        bad_direction="up",
-        description="node memory in use / (total - the kubelet's 100Mi eviction reserve); eviction at 1.0",
-    ),
-    "node_filesystem_usage_ratio": _filesystem(
-        "node_filesystem_avail_bytes", "node_filesystem_size_bytes", [_IMAGEFS, _NODEFS],
-        "filesystem space in use / size (DiskPressure at 90 %, 85 % on a separate image filesystem)",
-    ),
-    # Many small files (a log spammer, an unpacked dataset) exhaust the inodes with space to spare.
-    "node_filesystem_inodes_usage_ratio": _filesystem(
-        "node_filesystem_files_free", "node_filesystem_files", [_INODES],
-        "filesystem inodes in use / inodes (DiskPressure at 95 %: nodefs.inodesFree < 5%)",
-    ),
+    **eviction_signals(KubeletConfig()),
     "node_cpu_utilization": SignalConfig(
         query=by_node_name(
             lambda m: "1 - avg by (instance) (rate(node_cpu_seconds_total" + _braces('mode="idle"', m) + "[5m]))"

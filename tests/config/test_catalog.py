@@ -84,3 +84,15 @@ def test_node_exporter_signals_are_fetched_whole_by_every_replica() -> None:
     # The node's name is computed by the query (a join and a relabelling), so no selector can be
     # filtered by it; a handful of series per node, and the frame filter keeps each replica's own.
     assert not set(NODE_SIGNALS) & set(shard_queries({n: DEFAULT_SIGNALS[n] for n in NODE_SIGNALS}))
+
+
+@pytest.mark.parametrize(("reserve", "allowed"), [("750Mi", 64e9 - 750 * 2**20), ("5%", 64e9 * 0.95)])
+def test_node_memory_is_measured_against_the_configured_eviction_reserve(prometheus: str, reserve: str,
+                                                                          allowed: float) -> None:
+    from aiops.config import parse_config
+
+    signal = parse_config({"kubelet": {"eviction_hard": {"memory.available": reserve}}}).resolved_signals()[
+        "node_memory_usage_ratio"]
+    resp = requests.get(f"{prometheus}/api/v1/query", params={"query": signal.query, "time": AT}, timeout=10)
+    values = [float(r["value"][1]) for r in resp.json()["data"]["result"]]
+    assert values == [pytest.approx((64e9 - 16e9) / allowed)] * 3
