@@ -12,13 +12,17 @@ extra ``pod`` label cannot redirect a real namespace-wide alert onto another tar
 Anything else is refused: no such series (forged, or a rule from another source), or Prometheus not
 answering (fail closed: a refusal that is retried next cycle, never an action).
 
-An alert on node-exporter's series (the node-mixin's NodeFilesystemSpaceFillingUp...) is about a
-node, yet carries no ``node`` label: its ``instance`` is the exporter's address, and under a
-ServiceMonitor its ``namespace``/``pod`` are the exporter's own pod. Read as it comes, it would be
-a finding on the exporter's pod. So a verified alert with an ``instance`` and no ``node`` is looked
-up in ``node_uname_info`` (node-exporter's own series, as the signal catalog names nodes): where one
-has that instance, the alert gets its ``nodename`` as ``node`` and loses the scrape target's labels
-that are the exporter's. No such series leaves the alert as it is; no answer defers it (as above).
+An alert is about what its labels name (a pod, else a workload, a node, a namespace), but some of
+its labels may be the exporter's own. Scraped through a ServiceMonitor, every series of a target
+carries the target's ``namespace``/``pod``/``container``/``service``/``endpoint`` where the series
+has none of its own: a kube-state-metrics node alert (KubeNodeNotReady) then names the
+kube-state-metrics pod, and a node-exporter alert (NodeFilesystemSpaceFillingUp) names the
+node-exporter pod. So for a verified alert with an ``instance``, the target's ``up`` series says
+which labels are the scrape target's: those the alert shares with it are dropped. An alert on
+node-exporter's series has no ``node`` label either (its ``instance`` is the exporter's address):
+``node_uname_info`` of that instance names the node, as the signal catalog names nodes. Prometheus
+not answering these lookups defers the alert, as above; a target it does not know leaves the alert
+as it is.
 """
 
 from __future__ import annotations
@@ -57,10 +61,10 @@ def _quote(value: str) -> str:
     return value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
 
 
-# Node-exporter's series, the node each instance runs on (its host name) and its scrape target.
+# Node-exporter's series naming the node each instance runs on (its host name).
 NODE_NAMES_QUERY = "node_uname_info"
-# Labels a scrape through a ServiceMonitor/PodMonitor gives every series of the target: on an alert
-# of node-exporter's series they name the exporter, not what the alert is about.
+# Labels a scrape through a ServiceMonitor/PodMonitor gives every series of the target that has
+# none of its own: on an alert they may name the exporter, not what the alert is about.
 _TARGET_LABELS = ("namespace", "pod", "container", "service", "endpoint")
 
 
@@ -100,29 +104,33 @@ class AlertVerifier:
                                    detail=f"cannot check {name} against Prometheus ({found}); not acting on it"))
                 continue
             out.append(_match(name, labels, found, self._scope))
-        return self._name_nodes(out, now)
+        return self._subjects(out, now)
 
-    def _name_nodes(self, verdicts: list[Verdict], now: datetime) -> list[Verdict]:
-        """Verified alerts on node-exporter's series, rewritten to be about their node (module docstring)."""
-        asking = [i for i, v in enumerate(verdicts) if v.verified and "instance" in v.labels and "node" not in v.labels]
+    def _subjects(self, verdicts: list[Verdict], now: datetime) -> list[Verdict]:
+        """Verified alerts without the scrape target's own labels, and node-exporter's named by
+        their node (module docstring)."""
+        asking = [i for i, v in enumerate(verdicts) if v.verified and "instance" in v.labels]
         if not asking:
             return verdicts
+        where = f"{{{_scope(self._scope)[1:]}}}" if self._scope else ""
         try:
-            names = NODE_NAMES_QUERY + (f"{{{_scope(self._scope)[1:]}}}" if self._scope else "")
-            exporters = {s.labels.get("instance"): s.labels for s in self._query(names, now)}
+            targets = {(s.labels.get("job"), s.labels.get("instance")): s.labels for s in self._query(f"up{where}", now)}
+            nodes = {s.labels.get("instance"): s.labels.get("nodename", "")
+                     for s in self._query(f"{NODE_NAMES_QUERY}{where}", now)}
         except PrometheusError as exc:
             for i in asking:
                 verdicts[i] = Verdict(False, reason=UNVERIFIABLE, detail=(
-                    f"cannot look up which node {verdicts[i].labels['instance']} is in {NODE_NAMES_QUERY} ({exc}); "
-                    "not acting on it"))
+                    f"cannot look up the scrape target of {verdicts[i].labels['instance']} (up, {NODE_NAMES_QUERY}): "
+                    f"{exc}; not acting on it"))
             return verdicts
         for i in asking:
             own = verdicts[i].labels
-            exporter = exporters.get(own["instance"])
-            if exporter is None or not exporter.get("nodename"):
-                continue
-            about = {k: v for k, v in own.items() if not (k in _TARGET_LABELS and exporter.get(k) == v)}
-            verdicts[i] = Verdict(True, labels={**about, "node": exporter["nodename"]})
+            target = targets.get((own.get("job"), own["instance"]), {})
+            about = {k: v for k, v in own.items() if not (k in _TARGET_LABELS and target.get(k) == v)}
+            if "node" not in about and nodes.get(own["instance"]):
+                about["node"] = nodes[own["instance"]]
+            if about != own:
+                verdicts[i] = Verdict(True, labels=about)
         return verdicts
 
 

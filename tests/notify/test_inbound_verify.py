@@ -57,16 +57,18 @@ def series(**labels: str) -> RawSeries:
 
 class FakePrometheus:
     def __init__(self, firing: Sequence[RawSeries] = (), down: bool = False, uname: Sequence[RawSeries] = (),
-                 uname_down: bool = False) -> None:
+                 uname_down: bool = False, up: Sequence[RawSeries] = ()) -> None:
         self.firing, self.down, self.queries = list(firing), down, []
-        self.uname, self.uname_down = list(uname), uname_down
+        self.uname, self.uname_down, self.up = list(uname), uname_down, list(up)
 
     def __call__(self, query: str, at: datetime) -> list[RawSeries]:
         self.queries.append(query)
-        if self.down or (self.uname_down and "node_uname_info" in query):
+        if self.down or (self.uname_down and not query.startswith("ALERTS")):
             raise PrometheusError("cannot connect to Prometheus", temporary=True, query=query)
         if "node_uname_info" in query:
             return self.uname
+        if query.startswith("up"):
+            return self.up
         return [s for s in self.firing if f'alertname="{s.labels["alertname"]}"' in query]
 
 
@@ -119,30 +121,38 @@ EXPORTER = {"instance": "10.0.3.7:9100", "job": "node-exporter", "namespace": "m
             "endpoint": "http-metrics"}
 UNAME = RawSeries({"__name__": "node_uname_info", **EXPORTER, "nodename": "gpu-node-7", "sysname": "Linux"},
                   np.array([0.0]), np.array([1.0]))
+# kube-state-metrics, scraped the same way: its node series carry its own pod, its pod series the subject's.
+KSM = {"instance": "10.0.9.2:8080", "job": "kube-state-metrics", "namespace": "monitoring",
+       "pod": "kps-kube-state-metrics-5f6d6c", "container": "kube-state-metrics", "service": "kps-kube-state-metrics",
+       "endpoint": "http"}
+UP = [RawSeries({"__name__": "up", **target}, np.array([0.0]), np.array([1.0])) for target in (EXPORTER, KSM)]
 
 
-def test_a_node_exporter_alert_is_about_its_node_not_the_exporters_pod(tmp_path: Path) -> None:
+def test_an_alert_is_about_what_the_exporter_measures_not_the_exporters_pod(tmp_path: Path) -> None:
     disk = {"alertname": "NodeFilesystemSpaceFillingUp", "mountpoint": "/", "severity": "warning", **EXPORTER}
-    # kube-state-metrics' alerts carry the pod they are about (honor_labels), and its own instance.
-    crash = {"alertname": "KubePodCrashLooping", "instance": "10.0.9.2:8080", "job": "kube-state-metrics",
-             "namespace": "ml", "pod": "server-0", "container": "server"}
-    prom = FakePrometheus([series(**disk), series(**crash)], uname=[UNAME])
+    # kube-state-metrics' pod alerts carry the pod they are about (honor_labels), its node alerts its own pod.
+    crash = {"alertname": "KubePodCrashLooping", **KSM, "namespace": "ml", "pod": "server-0", "container": "server"}
+    down = {"alertname": "KubeNodeNotReady", **KSM, "node": "gpu-node-2", "condition": "Ready", "status": "true"}
+    prom = FakePrometheus([series(**disk), series(**crash), series(**down)], uname=[UNAME], up=UP)
     inbox = AlertInbox(Store(tmp_path / "s.sqlite"), verifier=AlertVerifier(prom))
     inbox.add([{"status": "firing", "labels": disk, "fingerprint": "disk"},
-               {"status": "firing", "labels": crash, "fingerprint": "crash"}], now=NOW)
+               {"status": "firing", "labels": crash, "fingerprint": "crash"},
+               {"status": "firing", "labels": down, "fingerprint": "down"}], now=NOW)
     found = {f.signal: f for f in inbox.findings(NOW)}
     node = found["NodeFilesystemSpaceFillingUp"].entity
     assert (node.kind, node.name, node.namespace) == ("node", "gpu-node-7", "")
     assert node.attr("mountpoint") == "/" and not node.attr("pod")  # the exporter's pod is not the subject
     pod = found["KubePodCrashLooping"].entity
     assert (pod.kind, pod.name, pod.namespace) == ("pod", "server-0", "ml")
+    node = found["KubeNodeNotReady"].entity
+    assert (node.kind, node.name) == ("node", "gpu-node-2") and not node.attr("pod")
 
 
 def test_a_node_exporter_alert_waits_while_its_node_cannot_be_looked_up() -> None:
     disk = {"alertname": "NodeFilesystemSpaceFillingUp", "mountpoint": "/", **EXPORTER}
     [v] = AlertVerifier(FakePrometheus([series(**disk)], uname_down=True)).check([disk], NOW)
-    assert not v.verified and v.temporary and "node_uname_info" in v.detail
-    # No node_uname_info for it (uname collector off): the labels stay as Prometheus has them.
+    assert not v.verified and v.temporary and "scrape target" in v.detail
+    # No target and no node_uname_info for it: the labels stay as Prometheus has them.
     [v] = AlertVerifier(FakePrometheus([series(**disk)])).check([disk], NOW)
     assert v.verified and dict(v.labels) == disk
 
@@ -151,7 +161,7 @@ def test_with_a_scope_the_checks_ask_for_this_clusters_series_only() -> None:
     # Behind Thanos or Mimir, ALERTS and node_uname_info of every cluster are visible; an alert of
     # this cluster carries its external labels (Prometheus adds them to what it sends).
     disk = {"alertname": "NodeFilesystemSpaceFillingUp", "mountpoint": "/", "cluster": "prod-eu", **EXPORTER}
-    prom = FakePrometheus([series(**disk)], uname=[UNAME])
+    prom = FakePrometheus([series(**disk)], uname=[UNAME], up=UP)
     AlertVerifier(prom, scope={"cluster": "prod-eu"}).check([disk], NOW)
     assert prom.queries == ['ALERTS{alertname="NodeFilesystemSpaceFillingUp",alertstate="firing",cluster="prod-eu"}',
-                            'node_uname_info{cluster="prod-eu"}']
+                            'up{cluster="prod-eu"}', 'node_uname_info{cluster="prod-eu"}']
