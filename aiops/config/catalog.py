@@ -88,14 +88,14 @@ def _pod(**fields: Any) -> SignalConfig:
     return SignalConfig(entity=EntityKind.POD, entity_labels={"name": "pod", "namespace": "namespace"}, **fields)
 
 
-def _used_share(t: Threshold) -> float:
-    """A filesystem's share in use where the kubelet evicts (``nodefs.available<10%``: 0.9)."""
-    assert t.fraction is not None  # filesystems take percentages only (KubeletConfig)
+def _usable(t: Threshold) -> float:
+    """The share of a resource in use where the kubelet evicts (``nodefs.available<10%``: 0.9)."""
+    assert t.fraction is not None  # a percentage (filesystems take nothing else: KubeletConfig)
     return round(1.0 - t.fraction, 10)
 
 
 def _eviction(signal: str, t: Threshold, pressure: str, **match: str) -> FailurePointConfig:
-    return FailurePointConfig(value=_used_share(t), name=f"{pressure} (kubelet eviction: {signal} < {t.text})", match=match)
+    return FailurePointConfig(value=_usable(t), name=f"{pressure} (kubelet eviction: {signal} < {t.text})", match=match)
 
 
 def eviction_signals(kubelet: KubeletConfig) -> dict[str, SignalConfig]:
@@ -111,8 +111,7 @@ def eviction_signals(kubelet: KubeletConfig) -> dict[str, SignalConfig]:
         if memory.bytes is not None:
             allowed = f"({total} - {int(memory.bytes) if memory.bytes.is_integer() else memory.bytes})"
         else:
-            assert memory.fraction is not None
-            allowed = f"({total} * {round(1.0 - memory.fraction, 10)})"
+            allowed = f"({total} * {_usable(memory)})"
         return f"({total} - max by (instance) (node_memory_MemAvailable_bytes{_braces(m)})) / {allowed}"
 
     return {
@@ -133,13 +132,13 @@ def eviction_signals(kubelet: KubeletConfig) -> dict[str, SignalConfig]:
             "node_filesystem_avail_bytes", "node_filesystem_size_bytes",
             [_eviction("imagefs.available", imagefs, "DiskPressure", **_IMAGEFS_MOUNT),
              _eviction("nodefs.available", nodefs, "DiskPressure")],
-            f"filesystem space in use / size (DiskPressure at {_used_share(nodefs):.0%}, "
-            f"{_used_share(imagefs):.0%} on a separate image filesystem)",
+            f"filesystem space in use / size (DiskPressure at {_usable(nodefs):.0%}, "
+            f"{_usable(imagefs):.0%} on a separate image filesystem)",
         ),
         # Many small files (a log spammer, an unpacked dataset) exhaust the inodes with space to spare.
         "node_filesystem_inodes_usage_ratio": _filesystem(
             "node_filesystem_files_free", "node_filesystem_files", [_eviction("nodefs.inodesFree", inodes, "DiskPressure")],
-            f"filesystem inodes in use / inodes (DiskPressure at {_used_share(inodes):.0%}: nodefs.inodesFree < {inodes.text})",
+            f"filesystem inodes in use / inodes (DiskPressure at {_usable(inodes):.0%}: nodefs.inodesFree < {inodes.text})",
         ),
     }
 
