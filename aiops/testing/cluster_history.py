@@ -242,7 +242,10 @@ class _Builder:
         if self.spec.profile.node_exporter_instance == "node":
             return {"instance": node}
         ip = int(_hex(self.spec.seed, "address", node, n=6), 16)  # 24 bits: 10.x.y.z, one per node
-        return {"instance": f"10.{ip >> 16}.{(ip >> 8) & 255}.{ip & 255}:9100"}
+        # Scraped through kube-prometheus-stack's ServiceMonitor: the target's labels ride along.
+        return {"instance": f"10.{ip >> 16}.{(ip >> 8) & 255}.{ip & 255}:9100", "job": "node-exporter",
+                "namespace": "monitoring", "pod": f"kps-prometheus-node-exporter-{_hex(self.spec.seed, 'ne', node, n=5)}",
+                "container": "node-exporter", "service": "kps-prometheus-node-exporter", "endpoint": "http-metrics"}
 
     def gauge(self, name: str, labels: dict[str, str], values: np.ndarray | float) -> None:
         v = np.full(self.T(), float(values)) if np.isscalar(values) else np.asarray(values, dtype=float)

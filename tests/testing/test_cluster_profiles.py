@@ -136,8 +136,11 @@ def test_node_exporter_is_scraped_at_its_address_where_the_profile_says_so(us_ea
     # One address per node; every node-exporter series carries one of them, none the node's name.
     assert sorted(uname.values()) == sorted(nodes) and len(uname) == len(nodes)
     assert all(re.fullmatch(r"10\.\d+\.\d+\.\d+:9100", i) for i in uname)
-    exported = {s.labels["instance"] for s in us_east.gauges + us_east.counters if s.name.startswith("node_")}
-    assert exported == set(uname)
+    exported = [s.labels for s in us_east.gauges + us_east.counters if s.name.startswith("node_")]
+    assert {lab["instance"] for lab in exported} == set(uname)
+    # As a ServiceMonitor scrapes it: the exporter's own pod on every series, not the node's pods.
+    assert all(lab["pod"].startswith("kps-prometheus-node-exporter-") and lab["namespace"] == "monitoring"
+               for lab in exported)
     # eu-rough relabels the instance to the node's name and has no uname collector.
     assert not _series(eu_rough, "node_uname_info")
     assert {s.labels["instance"] for s in _series(eu_rough, "node_memory_MemTotal_bytes")} == {
