@@ -68,12 +68,14 @@ NODE_NAMES_QUERY = "node_uname_info"
 _TARGET_LABELS = ("namespace", "pod", "container", "service", "endpoint")
 
 
-def _scope(scope: Mapping[str, str]) -> str:
-    return "".join(f',{k}="{_quote(v)}"' for k, v in sorted(scope.items()))
+def _selector(metric: str, *matchers: str, scope: Mapping[str, str] | None = None) -> str:
+    """``metric{matchers}``, held to ``scope`` (prometheus.scope)."""
+    every = [*matchers, *(f'{k}="{_quote(v)}"' for k, v in sorted((scope or {}).items()))]
+    return f"{metric}{{{','.join(every)}}}" if every else metric
 
 
 def alerts_query(alertname: str, scope: Mapping[str, str] | None = None) -> str:
-    return f'ALERTS{{alertname="{_quote(alertname)}",alertstate="firing"{_scope(scope or {})}}}'
+    return _selector("ALERTS", f'alertname="{_quote(alertname)}"', 'alertstate="firing"', scope=scope)
 
 
 class AlertVerifier:
@@ -112,11 +114,11 @@ class AlertVerifier:
         asking = [i for i, v in enumerate(verdicts) if v.verified and "instance" in v.labels]
         if not asking:
             return verdicts
-        where = f"{{{_scope(self._scope)[1:]}}}" if self._scope else ""
         try:
-            targets = {(s.labels.get("job"), s.labels.get("instance")): s.labels for s in self._query(f"up{where}", now)}
+            targets = {(s.labels.get("job"), s.labels.get("instance")): s.labels
+                       for s in self._query(_selector("up", scope=self._scope), now)}
             nodes = {s.labels.get("instance"): s.labels.get("nodename", "")
-                     for s in self._query(f"{NODE_NAMES_QUERY}{where}", now)}
+                     for s in self._query(_selector(NODE_NAMES_QUERY, scope=self._scope), now)}
         except PrometheusError as exc:
             for i in asking:
                 verdicts[i] = Verdict(False, reason=UNVERIFIABLE, detail=(
