@@ -19,13 +19,13 @@ from pydantic import Field, SecretStr, ValidationError, field_validator, model_v
 from aiops.config.advisor import AdvisorConfig
 from aiops.config.base import Duration, Secret, SecretRef, StrictModel, parse_duration
 from aiops.config.catalog import DEFAULT_SIGNALS, eviction_signals
-from aiops.config.promql import RewriteError, scoped
 from aiops.config.detect import DetectorConfig, default_detectors
 from aiops.config.kube import KubernetesConfig
 from aiops.config.kubelet import KubeletConfig
 from aiops.config.notify import NotifyConfig
 from aiops.config.policy import PolicyConfig, PolicyRule
 from aiops.config.prometheus import PrometheusConfig
+from aiops.config.promql import RewriteError, scoped
 from aiops.config.safety import SafetyConfig
 from aiops.config.server import ServerConfig
 from aiops.config.sharding import ShardingConfig
