@@ -18,11 +18,12 @@ carries the target's ``namespace``/``pod``/``container``/``service``/``endpoint`
 has none of its own: a kube-state-metrics node alert (KubeNodeNotReady) then names the
 kube-state-metrics pod, and a node-exporter alert (NodeFilesystemSpaceFillingUp) names the
 node-exporter pod. So for a verified alert with an ``instance``, the target's ``up`` series says
-which labels are the scrape target's: those the alert shares with it are dropped. An alert on
-node-exporter's series has no ``node`` label either (its ``instance`` is the exporter's address):
-``node_uname_info`` of that instance names the node, as the signal catalog names nodes. Prometheus
-not answering these lookups defers the alert, as above; a target it does not know leaves the alert
-as it is.
+which labels are the scrape target's: those the alert shares with it are dropped, and where the
+scrape did not honour the series' own (they came as ``exported_pod``...) those take their place.
+An alert on node-exporter's series has no ``node`` label either (its ``instance`` is the
+exporter's address): ``node_uname_info`` of that instance names the node, as the signal catalog
+names nodes. Prometheus not answering these lookups defers the alert, as above; a target it does
+not know leaves the alert as it is.
 """
 
 from __future__ import annotations
@@ -129,6 +130,9 @@ class AlertVerifier:
             own = verdicts[i].labels
             target = targets.get((own.get("job"), own["instance"]), {})
             about = {k: v for k, v in own.items() if not (k in _TARGET_LABELS and target.get(k) == v)}
+            for k in _TARGET_LABELS:  # scraped without honor_labels: the series' own came as exported_*
+                if k not in about and f"exported_{k}" in about:
+                    about[k] = about.pop(f"exported_{k}")
             if "node" not in about and nodes.get(own["instance"]):
                 about["node"] = nodes[own["instance"]]
             if about != own:

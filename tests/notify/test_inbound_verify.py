@@ -165,3 +165,18 @@ def test_with_a_scope_the_checks_ask_for_this_clusters_series_only() -> None:
     AlertVerifier(prom, scope={"cluster": "prod-eu"}).check([disk], NOW)
     assert prom.queries == ['ALERTS{alertname="NodeFilesystemSpaceFillingUp",alertstate="firing",cluster="prod-eu"}',
                             'up{cluster="prod-eu"}', 'node_uname_info{cluster="prod-eu"}']
+
+
+def test_an_alert_on_series_scraped_without_honor_labels_is_about_the_exported_pod() -> None:
+    # dcgm-exporter scraped by a plain ServiceMonitor: the GPU's workload pod arrives as
+    # exported_pod/exported_namespace, the exporter's own as pod/namespace.
+    dcgm = {"instance": "10.0.3.7:9400", "job": "dcgm-exporter", "namespace": "gpu-operator",
+            "pod": "nvidia-dcgm-exporter-7xk2p", "container": "nvidia-dcgm-exporter", "service": "nvidia-dcgm-exporter",
+            "endpoint": "gpu-metrics"}
+    xid = {"alertname": "GpuXid94", "Hostname": "gpu-node-7", "UUID": "GPU-1", **dcgm,
+           "exported_namespace": "nlp", "exported_pod": "bert-intent-0", "exported_container": "server"}
+    up = [RawSeries({"__name__": "up", **dcgm}, np.array([0.0]), np.array([1.0]))]
+    [v] = AlertVerifier(FakePrometheus([series(**xid)], up=up)).check([xid], NOW)
+    assert v.verified
+    assert (v.labels["namespace"], v.labels["pod"], v.labels["container"]) == ("nlp", "bert-intent-0", "server")
+    assert not any(k.startswith("exported_") for k in v.labels) and "service" not in v.labels
