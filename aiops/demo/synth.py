@@ -7,7 +7,8 @@ create-blocks-from openmetrics`` accepts: one ``# TYPE`` line per family, each f
 together, counters monotonic except at injected resets, ``# EOF`` at the end.
 
 Metric names and labels are exactly those that :mod:`aiops.config.catalog` queries
-(kube-state-metrics, cAdvisor, node-exporter with ``instance`` = node name, dcgm-exporter, vLLM
+(kube-state-metrics, cAdvisor, node-exporter scraped at its address with ``node_uname_info``
+naming the node, dcgm-exporter, vLLM
 V1, model quality gauges), plus ``kube_pod_info``/``kube_pod_owner``/``kube_replicaset_owner``
 for topology. Values follow a diurnal load curve with noise; every fault is anchored to the end
 of the data so a detector run "now" sees it at a known distance.
@@ -785,11 +786,18 @@ def _cpu_seconds(ctx: _Context, nodes: Sequence[NodeSpec], rng: np.random.Genera
     return np.vstack(out)
 
 
+def node_exporter_instance(index: int) -> str:
+    """Where node-exporter of the ``index``-th node is scraped: its pod's address (hostNetwork, so
+    the node's IP) and port, as kube-prometheus-stack's ServiceMonitor leaves ``instance``."""
+    return f"10.0.{index // 250}.{index % 250 + 10}:9100"
+
+
 def _node_families(ctx: _Context) -> list[_Family]:
     nodes = ctx.topo.nodes
+    address = {n.name: node_exporter_instance(i) for i, n in enumerate(nodes)}
 
     def inst(n: NodeSpec) -> str:
-        return _labels(instance=n.name, job="node-exporter")
+        return _labels(instance=address[n.name], job="node-exporter")
 
     def fs_rows(metric: str) -> Callable[[NodeSpec], list[str]]:
         return lambda n: [
@@ -817,6 +825,15 @@ def _node_families(ctx: _Context) -> list[_Family]:
             nodes,
             lambda n: [f"kube_node_spec_unschedulable{{{_labels(node=n.name)}}}"],
             _const(0.0),
+            None,
+        ),
+        _Family(
+            "node_uname_info",
+            "gauge",
+            "Labeled system information as provided by the uname system call.",
+            nodes,
+            lambda n: [f"node_uname_info{{{inst(n)},{_labels(nodename=n.name, sysname='Linux', machine='x86_64', release='6.8.0-1015-nvidia')}}}"],
+            _const(1.0),
             None,
         ),
         _Family(

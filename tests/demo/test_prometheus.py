@@ -20,8 +20,8 @@ from aiops.demo.prometheus import (
 )
 from aiops.demo.synth import (
     Scenario,
-    Topology,
     start_demo_prometheus,
+    node_exporter_instance,
     write_openmetrics,
 )
 
@@ -49,16 +49,16 @@ def test_missing_binary_names_the_debian_package(monkeypatch: pytest.MonkeyPatch
 def test_backfilled_samples_are_served_at_their_timestamps(tmp_path: Path) -> None:
     sc = Scenario(seed=5, duration=timedelta(hours=1), end=END)
     result = write_openmetrics(sc, tmp_path / "h.om")
-    node = Topology.build(sc).nodes[0]
     with PrometheusServer(openmetrics=result.path) as prom:
         # The value in the file at 11:30 is what Prometheus answers at 11:30.
         at = END.timestamp() - 1800
         line = next(
             ln
             for ln in result.path.read_text().splitlines()
-            if ln.startswith(f'node_memory_MemAvailable_bytes{{instance="{node.name}"') and ln.endswith(f" {int(at)}")
+            if ln.startswith(f'node_memory_MemAvailable_bytes{{instance="{node_exporter_instance(0)}"')
+            and ln.endswith(f" {int(at)}")
         )
-        (sample,) = query(prom.url, f'node_memory_MemAvailable_bytes{{instance="{node.name}"}}', at)
+        (sample,) = query(prom.url, f'node_memory_MemAvailable_bytes{{instance="{node_exporter_instance(0)}"}}', at)
         assert float(sample["value"][1]) == float(line.split()[-2])
         count = query(prom.url, "count({__name__=~'.+'})", END.timestamp())
         assert int(count[0]["value"][1]) == result.series

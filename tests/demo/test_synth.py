@@ -19,6 +19,7 @@ from aiops.demo.synth import (
     FilesystemFill,
     LatencyRegression,
     MemoryLeak,
+    node_exporter_instance,
     OomKill,
     Scenario,
     ScenarioError,
@@ -100,7 +101,12 @@ def test_labels_match_what_the_catalog_aggregates_on() -> None:
     for label in ("Hostname=", "gpu=", "UUID=", "modelName="):
         assert label in gpu
     fs = next(iter(series_of(text, "node_filesystem_avail_bytes")))
-    assert 'instance="node-' in fs and "mountpoint=" in fs and "fstype=" in fs
+    assert 'instance="10.0.' in fs and "mountpoint=" in fs and "fstype=" in fs
+    # node-exporter is scraped at its address; node_uname_info names the node, as the catalog reads it.
+    unames = list(series_of(text, "node_uname_info"))
+    assert len(unames) == len(Topology.build(small()).nodes)
+    assert all(f'instance="{node_exporter_instance(i)}"' in u and f'nodename="node-{i}"' in u
+               for i, u in enumerate(sorted(unames, key=lambda u: int(u.split('nodename="node-')[1].split('"')[0]))))
     assert all(
         'resource="memory"' in k or 'resource="cpu"' in k for k in series_of(text, "kube_pod_container_resource_limits")
     )
@@ -144,7 +150,7 @@ def test_counters_are_monotonic_except_at_injected_resets() -> None:
     for metric in ("node_cpu_seconds_total", "vllm:request_success_total", "vllm:e2e_request_latency_seconds_count"):
         for labels, (ts, vals) in series_of(text, metric).items():
             drops = ts[1:][np.diff(vals) < 0]
-            on_node_1 = 'instance="node-1"' in labels or any(
+            on_node_1 = f'instance="{node_exporter_instance(1)}"' in labels or any(
                 f'pod="{p.name}"' in labels for p in Topology.build(sc).model_pods if p.node == "node-1"
             )
             if on_node_1:
@@ -217,7 +223,7 @@ def test_filesystem_fill_reaches_zero_after_the_data() -> None:
     ((ts, avail),) = [
         v
         for k, v in series_of(text, "node_filesystem_avail_bytes").items()
-        if 'instance="node-0"' in k and 'mountpoint="/var/lib/containerd"' in k
+        if f'instance="{node_exporter_instance(0)}"' in k and 'mountpoint="/var/lib/containerd"' in k
     ]
     tail = ts >= END.timestamp() - 2 * 3600
     slope, intercept = np.polyfit(ts[tail], avail[tail], 1)
