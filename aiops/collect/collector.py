@@ -132,6 +132,7 @@ class Collector:
         self.config = config
         self.client: SeriesSource = client or PrometheusClient(config.prometheus)
         self.signals = config.resolved_signals()
+        self._written = frozenset(config.signals)  # defined or overridden by the config, not the catalog's own
         self.infos = {n: signal_info(n, s) for n, s in self.signals.items()}
         self.step = config.prometheus.step
         self.lookback = config.prometheus.lookback
@@ -312,7 +313,7 @@ class Collector:
     @functools.cached_property
     def shard_queries(self) -> dict[str, ShardQuery]:
         """Signals whose query can be asked for one shard's series (aiops/collect/shard_query.py)."""
-        return shard_queries(self.signals)
+        return shard_queries(self.signals, written=self._written)
 
     def _parts(self, held: HeldShards | None) -> dict[str, list[tuple[str, int | None]]]:
         """Each signal's parts: (window name, shard). Unsharded, or a query that cannot be split

@@ -31,7 +31,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Collection, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 
 from aiops.config.catalog import DEFAULT_SIGNALS
@@ -226,8 +226,9 @@ def _check_label_flows(expr: object, label: str) -> None:
     visit(expr)
 
 
-def shard_queries(signals: dict[str, SignalConfig]) -> dict[str, ShardQuery]:
-    """The signals that can be fetched per shard; the others are fetched whole (logged once)."""
+def shard_queries(signals: dict[str, SignalConfig], written: Collection[str] = ()) -> dict[str, ShardQuery]:
+    """The signals that can be fetched per shard; the others are fetched whole (logged once).
+    ``written``: the signals the config defines or overrides (the others are the catalog's own)."""
     out: dict[str, ShardQuery] = {}
     for name, signal in signals.items():
         try:
@@ -235,7 +236,7 @@ def shard_queries(signals: dict[str, SignalConfig]) -> dict[str, ShardQuery]:
         except NotShardable as exc:
             # Expected of the catalog's own node-exporter signals (named by a join, docs/scaling.md);
             # worth a warning for a signal someone wrote.
-            level = logging.INFO if DEFAULT_SIGNALS.get(name) == signal else logging.WARNING
+            level = logging.INFO if name in DEFAULT_SIGNALS and name not in written else logging.WARNING
             log.log(
                 level,
                 "signal fetched whole by every replica: its query cannot be split by shard",

@@ -8,6 +8,7 @@ import re
 import promql_parser
 import pytest
 
+from aiops.config import parse_config
 from aiops.config.catalog import DEFAULT_SIGNALS
 from aiops.collect.shard_query import NotShardable, ShardQuery, regex_literal, shard_key, shard_queries
 from aiops.config.signals import SignalConfig
@@ -114,6 +115,13 @@ def test_only_a_signal_someone_wrote_is_warned_about_when_fetched_whole(caplog: 
         shard_queries(dict(DEFAULT_SIGNALS))
         assert {r.signal for r in caplog.records} == NAMED_BY_A_JOIN  # told, as expected of the catalog
         assert all(r.levelno == logging.INFO for r in caplog.records)
+        caplog.clear()
+        # Held to one cluster, still the catalog's own; overridden, someone's.
+        config = parse_config({"prometheus": {"scope": {"cluster": "eu"}},
+                               "signals": {"node_cpu_utilization": {"description": "mine"}}})
+        shard_queries(config.resolved_signals(), written=config.signals)
+        assert {(r.levelno, r.signal) for r in caplog.records} == {
+            (logging.WARNING if n == "node_cpu_utilization" else logging.INFO, n) for n in NAMED_BY_A_JOIN}
         caplog.clear()
         shard_queries({"mine": pod("sum(container_memory_working_set_bytes)")})
         assert [(r.levelno, r.signal) for r in caplog.records] == [(logging.WARNING, "mine")]
