@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import argparse
 import sys
+from datetime import UTC, datetime
 
 from aiops.commands._common import EXIT_OK, EXIT_USAGE, load_or_explain
 from aiops.config import AiopsConfig, ConfigError, resolve_secret
 from aiops.config.base import SecretRef
 from aiops.config.check import check_plugins
+from aiops.config.signals import SignalConfig
+from aiops.model import EntityKind
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -16,7 +19,8 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p.add_argument("file", metavar="FILE")
     p.add_argument(
         "--prometheus", action="store_true",
-        help="also run every signal's query once against the configured Prometheus and report errors",
+        help="also run every signal's query once against the configured Prometheus and report errors "
+        "(and node signals naming nodes that are not Kubernetes nodes)",
     )
     p.set_defaults(func=run)
 
@@ -52,17 +56,20 @@ def check(config: AiopsConfig) -> list[tuple[str, str]]:
     return problems
 
 
-def check_queries(config: AiopsConfig) -> list[tuple[str, str]]:
-    """Evaluate each signal's query once, so a typo in PromQL fails here and not at 3 a.m."""
+def check_queries(config: AiopsConfig, at: float | None = None) -> list[tuple[str, str]]:
+    """Evaluate each signal's query once (now, or at epoch second ``at``), so a typo in PromQL fails
+    here and not at 3 a.m.; then check that what they answer can be acted on."""
     from aiops.collect.prometheus import PrometheusClient, PrometheusError
 
     client = PrometheusClient(config.prometheus)
     problems: list[tuple[str, str]] = []
-    answered = 0
+    answers: dict[str, list[dict[str, str]]] = {}
+    when = None if at is None else datetime.fromtimestamp(at, UTC)
+    signals = config.resolved_signals()
     try:
-        for name, signal in config.resolved_signals().items():
+        for name, signal in signals.items():
             try:
-                answered += bool(client.query(signal.query))
+                answers[name] = [dict(s.labels) for s in client.query(signal.query, when)]
             except PrometheusError as exc:
                 problems.append((f"signals.{name}.query", str(exc)))
                 if exc.temporary:
@@ -70,12 +77,34 @@ def check_queries(config: AiopsConfig) -> list[tuple[str, str]]:
     finally:
         client.close()
     scope = config.prometheus.scope
-    if scope and not problems and not answered:
+    if scope and not problems and not any(answers.values()):
         wanted = ", ".join(f'{k}="{v}"' for k, v in sorted(scope.items()))
         problems.append(("prometheus.scope", (
             f"no signal has a series with {wanted}: the daemon would see nothing. Check the label and its "
             f"value, e.g. count by ({', '.join(sorted(scope))}) (up)")))
-    return problems
+    return problems + _unknown_nodes(signals, answers)
+
+
+def _unknown_nodes(signals: dict[str, SignalConfig], answers: dict[str, list[dict[str, str]]]) -> list[tuple[str, str]]:
+    """Node signals whose nodes kube-state-metrics does not know (node_ready): a node-exporter
+    scraped at its address without node_uname_info is named by its IP, and nothing done to such a
+    node would reach the Kubernetes node."""
+    known = {labels.get("node") for labels in answers.get("node_ready", [])} - {None}
+    if not known:
+        return []
+    out = []
+    for name, signal in signals.items():
+        label = signal.entity_labels.get("name")
+        if signal.entity != EntityKind.NODE or name == "node_ready" or not label:
+            continue
+        unknown = sorted({labels.get(label, "") for labels in answers.get(name, [])} - known)
+        if unknown:
+            shown = ", ".join(unknown[:5]) + (f" and {len(unknown) - 5} more" if len(unknown) > 5 else "")
+            out.append((f"signals.{name}", (
+                f"names nodes that are not Kubernetes nodes (kube_node_*): {shown}. node-exporter's instance "
+                "is its scrape address and node_uname_info does not name its node: enable the uname "
+                "collector, or relabel instance to the node's name (docs/deploy.md)")))
+    return out
 
 
 def run(args: argparse.Namespace) -> int:

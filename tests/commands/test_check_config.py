@@ -1,0 +1,51 @@
+"""``aiops check-config --prometheus``: the queries run, and what they answer makes sense."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from aiops.commands.check_config import check_queries
+from aiops.config import parse_config
+from aiops.demo.prometheus import PrometheusServer
+
+pytestmark = pytest.mark.timeout(60)
+
+AT = 1_780_000_000
+
+
+def _history(path: Path, *, uname_on_second: bool) -> None:
+    lines: list[str] = []
+
+    def family(name: str, rows: list[tuple[str, float]]) -> None:
+        lines.append(f"# TYPE {name} gauge")
+        for labels, value in rows:
+            lines.extend(f"{name}{{{labels}}} {value} {t}" for t in range(AT - 600, AT + 1, 60))
+
+    family("kube_node_status_condition", [(f'node="gpu-node-{i}",condition="Ready",status="true"', 1.0) for i in (1, 2)])
+    exporters = ['instance="10.0.3.7:9100"', 'instance="10.0.3.8:9100"']
+    unames = [(f'{exporters[0]},nodename="gpu-node-1"', 1.0)]
+    if uname_on_second:
+        unames.append((f'{exporters[1]},nodename="gpu-node-2"', 1.0))
+    family("node_uname_info", unames)
+    family("node_memory_MemTotal_bytes", [(e, 64e9) for e in exporters])
+    family("node_memory_MemAvailable_bytes", [(e, 16e9) for e in exporters])
+    path.write_text("\n".join(lines) + "\n# EOF\n")
+
+
+@pytest.mark.parametrize("uname_on_second", [True, False])
+def test_node_signals_must_name_nodes_kube_state_metrics_knows(tmp_path: Path, uname_on_second: bool) -> None:
+    """A node-exporter scraped at its address without node_uname_info is named by its IP: no
+    finding on it would meet the node's pods, and a cordon of it would fail. Said before the daemon runs."""
+    _history(tmp_path / "h.om", uname_on_second=uname_on_second)
+    only = {n: {"enabled": False} for n in parse_config({}).resolved_signals()
+            if n not in ("node_ready", "node_memory_usage_ratio")}
+    with PrometheusServer(tmp_path / "data", openmetrics=tmp_path / "h.om") as prom:
+        config = parse_config({"prometheus": {"url": prom.url}, "signals": only})
+        problems = dict(check_queries(config, at=AT))
+    if uname_on_second:
+        assert problems == {}
+    else:
+        msg = problems["signals.node_memory_usage_ratio"]
+        assert "10.0.3.8" in msg and "node_uname_info" in msg and "gpu-node-1" not in msg
