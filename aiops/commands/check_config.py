@@ -86,24 +86,37 @@ def check_queries(config: AiopsConfig, at: float | None = None) -> list[tuple[st
 
 
 def _unknown_nodes(signals: dict[str, SignalConfig], answers: dict[str, list[dict[str, str]]]) -> list[tuple[str, str]]:
-    """Node signals whose nodes kube-state-metrics does not know (node_ready): a node-exporter
-    scraped at its address without node_uname_info is named by its IP, and nothing done to such a
-    node would reach the Kubernetes node."""
+    """Signals whose nodes kube-state-metrics does not know (node_ready). Nothing done to such a
+    node would reach a Kubernetes node: a node-exporter scraped at its address without
+    node_uname_info is named by its IP; a dcgm-exporter without NODE_NAME names its own pod."""
     known = {labels.get("node") for labels in answers.get("node_ready", [])} - {None}
     if not known:
         return []
-    out = []
+    found: dict[str, tuple[list[str], set[str]]] = {}  # one problem per cause: signals, the nodes named
     for name, signal in signals.items():
-        label = signal.entity_labels.get("name")
-        if signal.entity != EntityKind.NODE or name == "node_ready" or not label:
+        if name == "node_ready":
             continue
-        unknown = sorted({labels.get(label, "") for labels in answers.get(name, [])} - known)
+        if signal.entity == EntityKind.NODE and signal.entity_labels.get("name"):
+            label = signal.entity_labels["name"]
+            why = ("node-exporter's instance is its scrape address and node_uname_info does not name its node: "
+                   "enable the uname collector, or relabel instance to the node's name (docs/deploy.md)")
+        elif "Hostname" in signal.attribute_labels:
+            label = "Hostname"
+            why = ("dcgm-exporter's Hostname is its NODE_NAME environment variable, else its own host name: "
+                   "set NODE_NAME from spec.nodeName in its DaemonSet (docs/deploy.md)")
+        else:
+            continue
+        unknown = {labels[label] for labels in answers.get(name, []) if labels.get(label)} - known
         if unknown:
-            shown = ", ".join(unknown[:5]) + (f" and {len(unknown) - 5} more" if len(unknown) > 5 else "")
-            out.append((f"signals.{name}", (
-                f"names nodes that are not Kubernetes nodes (kube_node_*): {shown}. node-exporter's instance "
-                "is its scrape address and node_uname_info does not name its node: enable the uname "
-                "collector, or relabel instance to the node's name (docs/deploy.md)")))
+            names, nodes = found.setdefault(why, ([], set()))
+            names.append(name)
+            nodes |= unknown
+    out = []
+    for why, (names, nodes) in found.items():
+        shown = sorted(nodes)
+        listed = ", ".join(shown[:5]) + (f" and {len(shown) - 5} more" if len(shown) > 5 else "")
+        also = f" (and {len(names) - 1} more of its signals)" if len(names) > 1 else ""
+        out.append((f"signals.{names[0]}", f"names nodes that are not Kubernetes nodes (kube_node_*){also}: {listed}. {why}"))
     return out
 
 

@@ -49,3 +49,24 @@ def test_node_signals_must_name_nodes_kube_state_metrics_knows(tmp_path: Path, u
     else:
         msg = problems["signals.node_memory_usage_ratio"]
         assert "10.0.3.8" in msg and "node_uname_info" in msg and "gpu-node-1" not in msg
+
+
+def test_gpu_signals_must_name_nodes_kube_state_metrics_knows(tmp_path: Path) -> None:
+    """dcgm-exporter's Hostname is NODE_NAME where set, else the exporter pod's own host name."""
+    lines = ["# TYPE kube_node_status_condition gauge"]
+    lines += [f'kube_node_status_condition{{node="gpu-node-1",condition="Ready",status="true"}} 1 {t}'
+              for t in range(AT - 600, AT + 1, 60)]
+    for metric in ("DCGM_FI_DEV_GPU_UTIL", "DCGM_FI_DEV_XID_ERRORS"):
+        lines.append(f"# TYPE {metric} gauge")
+        for host, uuid in (("gpu-node-1", "GPU-1"), ("nvidia-dcgm-exporter-7xk2p", "GPU-2")):
+            lines += [f'{metric}{{Hostname="{host}",UUID="{uuid}",gpu="0",modelName="H100"}} 0 {t}'
+                      for t in range(AT - 600, AT + 1, 60)]
+    (tmp_path / "h.om").write_text("\n".join(lines) + "\n# EOF\n")
+    only = {n: {"enabled": False} for n in parse_config({}).resolved_signals()
+            if n not in ("node_ready", "gpu_utilization", "gpu_xid")}
+    with PrometheusServer(tmp_path / "data", openmetrics=tmp_path / "h.om") as prom:
+        problems = dict(check_queries(parse_config({"prometheus": {"url": prom.url}, "signals": only}), at=AT))
+    # Said once for all the GPU signals.
+    [(key, msg)] = problems.items()
+    assert key == "signals.gpu_utilization" and "(and 1 more of its signals)" in msg
+    assert "nvidia-dcgm-exporter-7xk2p" in msg and "NODE_NAME" in msg and "gpu-node-1" not in msg
