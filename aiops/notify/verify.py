@@ -34,6 +34,7 @@ from datetime import datetime
 
 from aiops.collect.decode import RawSeries
 from aiops.collect.prometheus import PrometheusError
+from aiops.config.promql import promql_string
 
 # Labels of the ALERTS series that are Prometheus's bookkeeping, not the alert's identity.
 _META = frozenset({"__name__", "alertstate"})
@@ -58,10 +59,6 @@ class Verdict:
         return self.reason == UNVERIFIABLE
 
 
-def _quote(value: str) -> str:
-    return value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
-
-
 # Node-exporter's series naming the node each instance runs on (its host name).
 NODE_NAMES_QUERY = "node_uname_info"
 # Labels a scrape through a ServiceMonitor/PodMonitor gives every series of the target that has
@@ -71,12 +68,12 @@ _TARGET_LABELS = ("namespace", "pod", "container", "service", "endpoint")
 
 def _selector(metric: str, *matchers: str, scope: Mapping[str, str] | None = None) -> str:
     """``metric{matchers}``, held to ``scope`` (prometheus.scope)."""
-    every = [*matchers, *(f'{k}="{_quote(v)}"' for k, v in sorted((scope or {}).items()))]
+    every = [*matchers, *(f"{k}={promql_string(v)}" for k, v in sorted((scope or {}).items()))]
     return f"{metric}{{{','.join(every)}}}" if every else metric
 
 
 def alerts_query(alertname: str, scope: Mapping[str, str] | None = None) -> str:
-    return _selector("ALERTS", f'alertname="{_quote(alertname)}"', 'alertstate="firing"', scope=scope)
+    return _selector("ALERTS", f"alertname={promql_string(alertname)}", 'alertstate="firing"', scope=scope)
 
 
 class AlertVerifier:
@@ -118,8 +115,10 @@ class AlertVerifier:
         try:
             targets = {(s.labels.get("job"), s.labels.get("instance")): s.labels
                        for s in self._query(_selector("up", scope=self._scope), now)}
-            nodes = {s.labels.get("instance"): s.labels.get("nodename", "")
-                     for s in self._query(_selector(NODE_NAMES_QUERY, scope=self._scope), now)}
+            nodes: dict[str | None, str] = {}
+            if any("node" not in verdicts[i].labels for i in asking):  # only those ask which node
+                nodes = {s.labels.get("instance"): s.labels.get("nodename", "")
+                         for s in self._query(_selector(NODE_NAMES_QUERY, scope=self._scope), now)}
         except PrometheusError as exc:
             for i in asking:
                 verdicts[i] = Verdict(False, reason=UNVERIFIABLE, detail=(

@@ -180,3 +180,11 @@ def test_an_alert_on_series_scraped_without_honor_labels_is_about_the_exported_p
     assert v.verified
     assert (v.labels["namespace"], v.labels["pod"], v.labels["container"]) == ("nlp", "bert-intent-0", "server")
     assert not any(k.startswith("exported_") for k in v.labels) and "service" not in v.labels
+
+
+def test_an_alert_that_names_its_node_asks_no_node_names() -> None:
+    down = {"alertname": "KubeNodeNotReady", **KSM, "node": "gpu-node-2", "condition": "Ready", "status": "true"}
+    prom = FakePrometheus([series(**down)], uname=[UNAME], up=UP)
+    [v] = AlertVerifier(prom).check([down], NOW)
+    assert v.verified and v.labels["node"] == "gpu-node-2"
+    assert not any("node_uname_info" in q for q in prom.queries)
