@@ -160,11 +160,10 @@ def _rewrite(query: str, label: str) -> tuple[str, tuple[str, ...], float]:
     import promql_parser as pp
 
     try:
-        _check_label_flows(pp.parse(query), label)
+        expr = pp.parse(query)
     except ValueError as exc:
-        if isinstance(exc, NotShardable):
-            raise
         raise NotShardable(f"the query does not parse: {exc}") from None
+    _check_label_flows(expr, label)
     try:
         done = add_matchers(query, [(label, "=~", _PLACEHOLDER)])
     except RewriteError as exc:
