@@ -173,28 +173,6 @@ def test_empty_result_is_not_an_error(prometheus: PrometheusServer, history_end:
         "metric_that_does_not_exist", history_end - timedelta(minutes=5), history_end, timedelta(minutes=1)) == []
 
 
-def test_check_config_runs_queries_against_prometheus(prometheus: PrometheusServer, tmp_path, capsys) -> None:  # noqa: ANN001
-    from aiops.cli import main
-
-    path = tmp_path / "c.yaml"
-    path.write_text(f"prometheus:\n  url: {prometheus.url}\nsignals:\n  pod_restarts:\n    query: 'sum(rate(x[5m]'\n")
-    assert main(["check-config", str(path), "--prometheus"]) == 2
-    err = capsys.readouterr().err
-    assert "signals.pod_restarts.query" in err and "400" in err
-
-
-def test_check_config_says_when_the_scope_matches_no_series(prometheus: PrometheusServer, tmp_path, capsys) -> None:  # noqa: ANN001
-    from aiops.cli import main
-
-    path = tmp_path / "c.yaml"
-    path.write_text(f"prometheus:\n  url: {prometheus.url}\n  scope: {{cluster: prod-eu}}\n")
-    assert main(["check-config", str(path), "--prometheus"]) == 2
-    err = capsys.readouterr().err
-    assert "prometheus.scope" in err and 'cluster="prod-eu"' in err
-    path.write_text(f"prometheus:\n  url: {prometheus.url}\n")
-    assert main(["check-config", str(path), "--prometheus"]) == 0
-
-
 def test_series_that_stop_reporting_are_vanished_not_current(prometheus: PrometheusServer, history_end: datetime) -> None:
     cfg = parse_config({"prometheus": {"url": prometheus.url, "lookback": "2h"}, **ONLY_MEMORY})
     collector = Collector(cfg)

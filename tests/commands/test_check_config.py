@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 
+from aiops.cli import main
 from aiops.commands.check_config import check_queries
 from aiops.config import parse_config
 from aiops.demo.prometheus import PrometheusServer
@@ -13,6 +14,28 @@ from aiops.demo.prometheus import PrometheusServer
 pytestmark = pytest.mark.timeout(60)
 
 AT = 1_780_000_000
+
+
+def _check_config(tmp_path: Path, capsys: pytest.CaptureFixture[str], text: str) -> tuple[int, str]:
+    """``aiops check-config FILE --prometheus`` on a config of ``text``: (exit status, stderr)."""
+    path = tmp_path / "c.yaml"
+    path.write_text(text)
+    status = main(["check-config", str(path), "--prometheus"])
+    return status, capsys.readouterr().err
+
+
+def test_check_config_runs_queries_against_prometheus(prometheus: PrometheusServer, tmp_path: Path,
+                                                      capsys: pytest.CaptureFixture[str]) -> None:
+    status, err = _check_config(tmp_path, capsys, f"prometheus:\n  url: {prometheus.url}\nsignals:\n"
+                                                  "  pod_restarts:\n    query: 'sum(rate(x[5m]'\n")
+    assert status == 2 and "signals.pod_restarts.query" in err and "400" in err
+
+
+def test_check_config_says_when_the_scope_matches_no_series(prometheus: PrometheusServer, tmp_path: Path,
+                                                            capsys: pytest.CaptureFixture[str]) -> None:
+    status, err = _check_config(tmp_path, capsys, f"prometheus:\n  url: {prometheus.url}\n  scope: {{cluster: prod-eu}}\n")
+    assert status == 2 and "prometheus.scope" in err and 'cluster="prod-eu"' in err
+    assert _check_config(tmp_path, capsys, f"prometheus:\n  url: {prometheus.url}\n")[0] == 0
 
 
 def _history(path: Path, *, uname_on_second: bool) -> None:
