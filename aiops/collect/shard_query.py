@@ -35,7 +35,7 @@ from collections.abc import Collection, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 
 from aiops.config.catalog import DEFAULT_SIGNALS
-from aiops.config.promql import RewriteError, add_matchers, promql_string
+from aiops.config.promql import RewriteError, add_matchers, any_of, promql_string
 from aiops.config.signals import SignalConfig
 from aiops.errors import PermanentError
 from aiops.model import Entity, EntityKind
@@ -52,8 +52,6 @@ _PLACEHOLDER = "__aiops_shard_values__"
 # the shard label would change (or not filter) the answer.
 _NOT_SHARDABLE_CALLS = frozenset({"absent", "absent_over_time", "scalar", "vector", "info", "count_values"})
 _RELABELLING_CALLS = frozenset({"label_replace", "label_join"})
-# RE2 metacharacters: a value is matched literally.
-_RE2_SPECIAL = frozenset("\\.+*?()|[]{}^$")
 
 
 def shard_key(entity: Entity) -> str:
@@ -90,11 +88,6 @@ class HeldShards:
     whole: frozenset[str] = frozenset()
 
 
-def regex_literal(value: str) -> str:
-    """``value`` as an RE2 pattern that matches it and nothing else."""
-    return "".join("\\" + c if c in _RE2_SPECIAL else c for c in value)
-
-
 class NotShardable(PermanentError, ValueError):
     """The query's result is not filtered exactly by a matcher on the label (the reason says why)."""
 
@@ -121,7 +114,7 @@ class ShardQuery:
 
     def query(self, values: Iterable[str]) -> str:
         """The query for the series whose label is one of ``values``, or absent (fallback keys)."""
-        pattern = "|".join(["", *(regex_literal(v) for v in sorted(values))])
+        pattern = any_of(["", *values])  # "": the series without the label
         return self.template.replace(promql_string(_PLACEHOLDER), promql_string(pattern))
 
     def queries(self, values: Sequence[str], max_bytes: int) -> Iterator[str]:

@@ -14,13 +14,15 @@ a string or a label list.
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
 from aiops.errors import PermanentError
 
 # A label name as Prometheus accepts it (the scope's keys).
 LABEL_NAME = r"^[a-zA-Z_][a-zA-Z0-9_]*$"
+# RE2 metacharacters: a value is matched literally.
+_RE2_SPECIAL = frozenset("\\.+*?()|[]{}^$")
 
 
 class RewriteError(PermanentError, ValueError):
@@ -30,6 +32,16 @@ class RewriteError(PermanentError, ValueError):
 def promql_string(value: str) -> str:
     """A double-quoted PromQL string literal (Go's escapes are a superset of JSON's)."""
     return json.dumps(value, ensure_ascii=False)
+
+
+def regex_literal(value: str) -> str:
+    """``value`` as an RE2 pattern that matches it and nothing else (Prometheus anchors the pattern)."""
+    return "".join("\\" + c if c in _RE2_SPECIAL else c for c in value)
+
+
+def any_of(values: Iterable[str]) -> str:
+    """An RE2 pattern matching exactly these values, in a fixed order (one query text for one set)."""
+    return "|".join(regex_literal(v) for v in sorted(set(values)))
 
 
 def matcher_op(op: object) -> str:

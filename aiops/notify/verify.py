@@ -34,7 +34,7 @@ from datetime import datetime
 
 from aiops.collect.decode import RawSeries
 from aiops.collect.prometheus import PrometheusError
-from aiops.config.promql import promql_string
+from aiops.config.promql import any_of, promql_string
 
 # Labels of the ALERTS series that are Prometheus's bookkeeping, not the alert's identity.
 _META = frozenset({"__name__", "alertstate"})
@@ -112,13 +112,15 @@ class AlertVerifier:
         asking = [i for i, v in enumerate(verdicts) if v.verified and "instance" in v.labels]
         if not asking:
             return verdicts
+        # The asking alerts' instances only: a cluster has thousands of targets.
+        instances = f"instance=~{promql_string(any_of(verdicts[i].labels['instance'] for i in asking))}"
         try:
             targets = {(s.labels.get("job"), s.labels.get("instance")): s.labels
-                       for s in self._query(_selector("up", scope=self._scope), now)}
+                       for s in self._query(_selector("up", instances, scope=self._scope), now)}
             nodes: dict[str | None, str] = {}
             if any("node" not in verdicts[i].labels for i in asking):  # only those ask which node
                 nodes = {s.labels.get("instance"): s.labels.get("nodename", "")
-                         for s in self._query(_selector(NODE_NAMES_QUERY, scope=self._scope), now)}
+                         for s in self._query(_selector(NODE_NAMES_QUERY, instances, scope=self._scope), now)}
         except PrometheusError as exc:
             for i in asking:
                 verdicts[i] = Verdict(False, reason=UNVERIFIABLE, detail=(

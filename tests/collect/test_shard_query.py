@@ -10,7 +10,7 @@ import pytest
 
 from aiops.config import parse_config
 from aiops.config.catalog import DEFAULT_SIGNALS
-from aiops.collect.shard_query import NotShardable, ShardQuery, regex_literal, shard_key, shard_queries
+from aiops.collect.shard_query import NotShardable, ShardQuery, shard_key, shard_queries
 from aiops.config.signals import SignalConfig
 from aiops.model import Entity
 
@@ -80,7 +80,6 @@ def test_values_and_existing_matchers_are_quoted_exactly() -> None:
     pattern = {m.name: m.value for m in vs.matchers.matchers}["pod"]
     assert re.fullmatch(pattern, 'we"ird\\pod') and re.fullmatch(pattern, "a.b|c")
     assert not re.fullmatch(pattern, "aXb|c") and re.fullmatch(pattern, "")  # "" : series without the label
-    assert regex_literal("a.b*(c)") == r"a\.b\*\(c\)"
     assert sq.selectors == (r'{__name__="x", path=~"/api/v\\d+", q="say \"hi\""}',)
 
 

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import re
+
 import promql_parser
 import pytest
 
-from aiops.config.promql import RewriteError, add_matchers, scoped
+from aiops.config.promql import RewriteError, add_matchers, any_of, regex_literal, scoped
 
 
 def _selectors(query: str) -> list[dict[str, str]]:
@@ -56,3 +58,11 @@ def test_values_are_quoted_exactly() -> None:
 def test_a_query_that_cannot_carry_matchers_says_why(query: str, why: str) -> None:
     with pytest.raises(RewriteError, match=why):
         add_matchers(query, [("cluster", "=", "x")])
+
+
+def test_regex_literals_match_the_values_and_nothing_else() -> None:
+    assert regex_literal("a.b*(c)") == r"a\.b\*\(c\)"
+    pattern = any_of(["10.0.3.7:9100", "a|b", "10.0.3.7:9100"])
+    assert pattern == r"10\.0\.3\.7:9100|a\|b"  # each once, sorted: one query text for one set
+    assert all(re.fullmatch(pattern, v) for v in ("10.0.3.7:9100", "a|b"))
+    assert not any(re.fullmatch(pattern, v) for v in ("10x0x3x7:9100", "10.0.3.70:9100", "a", "b", ""))

@@ -9,9 +9,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from aiops.collect.prometheus import PrometheusError, RawSeries
+from aiops.collect.prometheus import PrometheusClient, PrometheusError, RawSeries
+from aiops.config.promql import promql_string
+from aiops.config import parse_config
 from aiops.config.policy import PolicyConfig, PolicyRule
 from aiops.engine.decide import Policy
+from aiops.demo.prometheus import PrometheusServer
 from aiops.metrics import REGISTRY
 from aiops.model import Basis, Entity, Evidence, Finding, Mode
 from aiops.notify.inbound import AlertInbox
@@ -164,7 +167,22 @@ def test_with_a_scope_the_checks_ask_for_this_clusters_series_only() -> None:
     prom = FakePrometheus([series(**disk)], uname=[UNAME], up=UP)
     AlertVerifier(prom, scope={"cluster": "prod-eu"}).check([disk], NOW)
     assert prom.queries == ['ALERTS{alertname="NodeFilesystemSpaceFillingUp",alertstate="firing",cluster="prod-eu"}',
-                            'up{cluster="prod-eu"}', 'node_uname_info{cluster="prod-eu"}']
+                            'up{instance=~"10\\\\.0\\\\.3\\\\.7:9100",cluster="prod-eu"}',
+                            'node_uname_info{instance=~"10\\\\.0\\\\.3\\\\.7:9100",cluster="prod-eu"}']
+
+
+def test_the_lookups_ask_for_the_alerts_instances_only() -> None:
+    # A cluster has thousands of scrape targets: the lookups name the instances of the alerts that
+    # ask (each once, in a fixed order), not every up and node_uname_info series.
+    disk = {"alertname": "NodeFilesystemSpaceFillingUp", "mountpoint": "/", **EXPORTER}
+    crash = {"alertname": "KubePodCrashLooping", **KSM, "namespace": "ml", "pod": "server-0"}
+    again = {**crash, "pod": "server-1"}
+    plain = {"alertname": "Watchdog"}  # no instance: asks nothing
+    prom = FakePrometheus([series(**a) for a in (disk, crash, again, plain)], uname=[UNAME], up=UP)
+    verdicts = AlertVerifier(prom).check([disk, crash, again, plain], NOW)
+    assert all(v.verified for v in verdicts) and verdicts[0].labels["node"] == "gpu-node-7"
+    pattern = '"10\\\\.0\\\\.3\\\\.7:9100|10\\\\.0\\\\.9\\\\.2:8080"'
+    assert prom.queries[-2:] == [f"up{{instance=~{pattern}}}", f"node_uname_info{{instance=~{pattern}}}"]
 
 
 def test_an_alert_on_series_scraped_without_honor_labels_is_about_the_exported_pod() -> None:
@@ -188,3 +206,27 @@ def test_an_alert_that_names_its_node_asks_no_node_names() -> None:
     [v] = AlertVerifier(prom).check([down], NOW)
     assert v.verified and v.labels["node"] == "gpu-node-2"
     assert not any("node_uname_info" in q for q in prom.queries)
+
+
+@pytest.mark.slow
+def test_the_instance_lookups_match_exactly_in_a_real_prometheus(tmp_path: Path) -> None:
+    # Instances are addresses: dots must not match any character, and one that is the start of
+    # another (10.0.3.7 / 10.0.3.70) must not match it.
+    at = int(NOW.timestamp())
+    near = {**EXPORTER, "instance": "10.0.3.70:9100"}
+    lines = ["# TYPE ALERTS gauge"]
+    disk = {"alertname": "NodeFilesystemSpaceFillingUp", "mountpoint": "/", **EXPORTER}
+    lines.append(f"ALERTS{{{labels_text({**disk, 'alertstate': 'firing'})}}} 1 {at}")
+    lines.append("# TYPE up gauge")
+    lines += [f"up{{{labels_text(t)}}} 1 {at}" for t in (EXPORTER, near, {**EXPORTER, "instance": "10x0x3x7:9100"})]
+    lines.append("# TYPE node_uname_info gauge")
+    lines += [f"node_uname_info{{{labels_text({**t, 'nodename': n})}}} 1 {at}"
+              for t, n in ((EXPORTER, "gpu-node-7"), (near, "gpu-node-70"))]
+    (tmp_path / "h.om").write_text("\n".join([*lines, "# EOF", ""]))
+    with PrometheusServer(tmp_path / "prom", openmetrics=tmp_path / "h.om") as prom:
+        [v] = AlertVerifier(PrometheusClient(parse_config({"prometheus": {"url": prom.url}}).prometheus).query).check([disk], NOW)
+    assert v.verified and v.labels["node"] == "gpu-node-7" and "pod" not in v.labels
+
+
+def labels_text(labels: dict[str, str]) -> str:
+    return ",".join(f"{k}={promql_string(v)}" for k, v in sorted(labels.items()))
