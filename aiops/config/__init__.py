@@ -108,7 +108,7 @@ class AiopsConfig(StrictModel):
     state: StateConfig = StateConfig()
     logging: LoggingConfig = LoggingConfig()
     advisor: AdvisorConfig = AdvisorConfig()
-    # The nodes' hard eviction thresholds: where the node signals fail (aiops/config/kubelet.py).
+    # The nodes' eviction thresholds: where the node signals fail (aiops/config/kubelet.py).
     kubelet: KubeletConfig = KubeletConfig()
 
     @model_validator(mode="after")
@@ -132,7 +132,7 @@ class AiopsConfig(StrictModel):
     def resolved_signals(self) -> dict[str, SignalConfig]:
         """The catalog merged with the user's overrides, without disabled signals."""
         merged: dict[str, SignalConfig] = dict(DEFAULT_SIGNALS)
-        if self.kubelet.eviction_hard:
+        if self.kubelet.eviction_hard or self.kubelet.eviction_soft:
             merged.update(eviction_signals(self.kubelet))
         for name, override in self.signals.items():
             if isinstance(override, SignalConfig):

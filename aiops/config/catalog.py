@@ -94,26 +94,45 @@ def _usable(t: Threshold) -> float:
     return round(1.0 - t.fraction, 10)
 
 
-def _eviction(signal: str, t: Threshold, pressure: str, **match: str) -> FailurePointConfig:
-    return FailurePointConfig(value=_usable(t), name=f"{pressure} (kubelet eviction: {signal} < {t.text})", match=match)
+def _eviction_name(pressure: str, signal: str, thresholds: tuple[Threshold, ...]) -> str:
+    if len(thresholds) == 1:
+        [t] = thresholds
+        return f"{pressure} (kubelet {'soft ' if t.grace else ''}eviction: {signal} < {t.describe()})"
+    soft, hard = thresholds  # KubeletConfig.evicts_first's order
+    return f"{pressure} (kubelet eviction: {signal} < {soft.describe()} (soft) or < {hard.describe()})"
+
+
+def _eviction(signal: str, kubelet: KubeletConfig, pressure: str, **match: str) -> FailurePointConfig:
+    [t] = kubelet.evicts_first(signal)  # filesystems: percentages only, so one always comes first
+    return FailurePointConfig(value=_usable(t), name=_eviction_name(pressure, signal, (t,)), match=match)
+
+
+def _number(value: float) -> str:
+    return str(int(value)) if value.is_integer() else str(value)
 
 
 def eviction_signals(kubelet: KubeletConfig) -> dict[str, SignalConfig]:
-    """The node signals whose failure points are the kubelet's hard eviction thresholds: when one
-    is crossed the node reports MemoryPressure/DiskPressure and evicts pods, before it is full."""
-    memory = kubelet.threshold("memory.available")
-    nodefs = kubelet.threshold("nodefs.available")
-    imagefs = kubelet.threshold("imagefs.available")
-    inodes = kubelet.threshold("nodefs.inodesFree")
+    """The node signals whose failure points are the kubelet's eviction thresholds (the first of the
+    hard and soft ones): when one is crossed the node reports MemoryPressure/DiskPressure and evicts
+    pods, before it is full."""
+    memory = kubelet.evicts_first("memory.available")
+    [nodefs] = kubelet.evicts_first("nodefs.available")
+    [imagefs] = kubelet.evicts_first("imagefs.available")
+    [inodes] = kubelet.evicts_first("nodefs.inodesFree")
 
     def memory_query(m: str) -> str:
         total = f"max by (instance) (node_memory_MemTotal_bytes{_braces(m)})"
-        if memory.bytes is not None:
-            allowed = f"({total} - {int(memory.bytes) if memory.bytes.is_integer() else memory.bytes})"
+        if len(memory) == 2:  # a share and an amount: whichever reserves more on this node
+            share = next(t.fraction for t in memory if t.fraction is not None)
+            amount = next(t.bytes for t in memory if t.bytes is not None)
+            allowed = f"({total} - clamp_min({total} * {share}, {_number(amount)}))"
+        elif memory[0].bytes is not None:
+            allowed = f"({total} - {_number(memory[0].bytes)})"
         else:
-            allowed = f"({total} * {_usable(memory)})"
+            allowed = f"({total} * {_usable(memory[0])})"
         return f"({total} - max by (instance) (node_memory_MemAvailable_bytes{_braces(m)})) / {allowed}"
 
+    reserve = " or ".join(t.describe() for t in memory)
     return {
         # Measured against what the kubelet lets pods use: 1.0 is memory.available at the threshold,
         # where it evicts. A ratio of the total would put that point at a different value on every node size.
@@ -124,21 +143,22 @@ def eviction_signals(kubelet: KubeletConfig) -> dict[str, SignalConfig]:
             unit="ratio",
             capacity=1.0,
             failure_points=[FailurePointConfig(
-                value=1.0, name=f"MemoryPressure (kubelet eviction: memory.available < {memory.text})")],
+                value=1.0, name=_eviction_name("MemoryPressure", "memory.available", memory))],
             bad_direction="up",
-            description=f"node memory in use / (total - the kubelet's {memory.text} eviction reserve); eviction at 1.0",
+            description=f"node memory in use / (total - the kubelet's {reserve} eviction reserve); eviction at 1.0",
         ),
         "node_filesystem_usage_ratio": _filesystem(
             "node_filesystem_avail_bytes", "node_filesystem_size_bytes",
-            [_eviction("imagefs.available", imagefs, "DiskPressure", **_IMAGEFS_MOUNT),
-             _eviction("nodefs.available", nodefs, "DiskPressure")],
+            [_eviction("imagefs.available", kubelet, "DiskPressure", **_IMAGEFS_MOUNT),
+             _eviction("nodefs.available", kubelet, "DiskPressure")],
             f"filesystem space in use / size (DiskPressure at {_usable(nodefs):.0%}, "
             f"{_usable(imagefs):.0%} on a separate image filesystem)",
         ),
         # Many small files (a log spammer, an unpacked dataset) exhaust the inodes with space to spare.
         "node_filesystem_inodes_usage_ratio": _filesystem(
-            "node_filesystem_files_free", "node_filesystem_files", [_eviction("nodefs.inodesFree", inodes, "DiskPressure")],
-            f"filesystem inodes in use / inodes (DiskPressure at {_usable(inodes):.0%}: nodefs.inodesFree < {inodes.text})",
+            "node_filesystem_files_free", "node_filesystem_files", [_eviction("nodefs.inodesFree", kubelet, "DiskPressure")],
+            f"filesystem inodes in use / inodes (DiskPressure at {_usable(inodes):.0%}: "
+            f"nodefs.inodesFree < {inodes.describe()})",
         ),
     }
 

@@ -86,13 +86,22 @@ def test_node_exporter_signals_are_fetched_whole_by_every_replica() -> None:
     assert not set(NODE_SIGNALS) & set(shard_queries({n: DEFAULT_SIGNALS[n] for n in NODE_SIGNALS}))
 
 
-@pytest.mark.parametrize(("reserve", "allowed"), [("750Mi", 64e9 - 750 * 2**20), ("5%", 64e9 * 0.95)])
-def test_node_memory_is_measured_against_the_configured_eviction_reserve(prometheus: str, reserve: str,
+SOFT_5PCT = {"eviction_soft": {"memory.available": "5%"}, "eviction_soft_grace_period": {"memory.available": "1m"}}
+
+
+@pytest.mark.parametrize(("kubelet", "allowed"), [
+    ({"eviction_hard": {"memory.available": "750Mi"}}, 64e9 - 750 * 2**20),
+    ({"eviction_hard": {"memory.available": "5%"}}, 64e9 * 0.95),
+    # A soft share and a hard amount: whichever reserves more on this 64 GB node (5 %: 3.2 GB, more
+    # than 100Mi and less than 4Gi).
+    (SOFT_5PCT, 64e9 * 0.95),
+    ({**SOFT_5PCT, "eviction_hard": {"memory.available": "4Gi"}}, 64e9 - 4 * 2**30),
+])
+def test_node_memory_is_measured_against_the_configured_eviction_reserve(prometheus: str, kubelet: dict[str, dict[str, str]],
                                                                           allowed: float) -> None:
     from aiops.config import parse_config
 
-    signal = parse_config({"kubelet": {"eviction_hard": {"memory.available": reserve}}}).resolved_signals()[
-        "node_memory_usage_ratio"]
+    signal = parse_config({"kubelet": kubelet}).resolved_signals()["node_memory_usage_ratio"]
     resp = requests.get(f"{prometheus}/api/v1/query", params={"query": signal.query, "time": AT}, timeout=10)
     values = [float(r["value"][1]) for r in resp.json()["data"]["result"]]
     assert values == [pytest.approx((64e9 - 16e9) / allowed)] * 3
