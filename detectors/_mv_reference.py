@@ -327,14 +327,31 @@ def _block_end(state: PoolState[M], t: np.ndarray, i: int, schedule: Schedule) -
 
 
 def _refit(state: PoolState[M], now: float, kind: str, features: tuple[str, ...], fit: Fit[M], schedule: Schedule) -> PoolState[M]:
-    """Fit on the pool's newest ``window`` rows, less those flagged lately (:func:`normal_rows`)."""
-    share = max(1, schedule.window // max(len(state.kept), 1))
-    kept = {e: r.newest(share) for e, r in state.kept.items() if len(r)}
+    """Fit on the pool's newest ``window`` rows, less those flagged lately (:func:`normal_rows`).
+
+    An entity not seen for a refresh period has left the pool (a replaced pod, a GPU gone): its
+    rows and its newest instant are forgotten, or a pool under rollouts would hold every name it
+    ever had. The window is shared among the others, at least a run's worth each
+    (:func:`_shortest_run`), or no run would count and no refit would ever succeed again; where the
+    window cannot hold that much of each, it holds the most recently seen entities (then by key).
+    """
+    recent = now - schedule.refresh_seconds
+    seen = {e: at for e, at in state.seen.items() if at >= recent}
+    live = sorted((e for e, r in state.kept.items() if len(r) and e in seen), key=lambda e: (-seen[e], e))
+    live = live[: max(1, schedule.window // _shortest_run(schedule))]
+    share = max(1, schedule.window // max(len(live), 1))
+    kept = {e: state.kept[e].newest(share) for e in live}
     segments = _segments(normal_rows(kept, now, schedule), state.step, schedule)
     if sum(int((~np.all(np.isnan(s), axis=1)).sum()) for s in segments) < schedule.min_reference:
-        return replace(state, kept=kept)  # too little normal history to say what normal is
+        return replace(state, kept=kept, seen=seen)  # too little normal history to say what normal is
     saved = SavedReference(kind, features, state.step, now, dict(kept))  # a snapshot: kept grows
-    return replace(state, kept=kept, model=fit(segments), saved=saved)
+    return replace(state, kept=kept, seen=seen, model=fit(segments), saved=saved)
+
+
+def _shortest_run(schedule: Schedule) -> int:
+    """The fewest contiguous rows that count in a fit: a smoothing window (or ``min_reference``,
+    when that is shorter)."""
+    return max(2, min(schedule.smooth_rows, schedule.min_reference))
 
 
 def _segments(rows: Mapping[str, Rows], step: float, schedule: Schedule) -> list[np.ndarray]:
@@ -343,7 +360,7 @@ def _segments(rows: Mapping[str, Rows], step: float, schedule: Schedule) -> list
     A run shorter than the smoothing window (or than ``min_reference``, when that is shorter) is
     left out: the rows between two flagged ones inside an incident say little about normal.
     """
-    shortest = max(2, min(schedule.smooth_rows, schedule.min_reference))
+    shortest = _shortest_run(schedule)
     out = []
     for entity in sorted(rows):
         r = rows[entity]

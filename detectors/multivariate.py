@@ -400,14 +400,29 @@ class EntityAnomaly(Detector):
     # -- live ------------------------------------------------------------------------------------
     def detect(self, frame: Frame) -> list[Finding]:
         findings: list[Finding] = []
-        for (kind, features), tables in self._pools(frame).items():
+        pools = self._pools(frame)
+        for (kind, features), tables in pools.items():
             # A pool is fitted as a whole; should its fit fail, only that pool is skipped.
             pool = f"{kind} pool of {len(tables)} ({', '.join(features)})"
             # Absurd exporter values (1e200) overflow to inf, which scores nothing: silently, so a
             # daemon's log is not flooded with numpy warnings.
             with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
                 findings.extend(isolated(self.name, pool, self._score_pool, frame, kind, features, tables) or ())
+        self._forget_departed(frame, pools)
         return findings
+
+    def _forget_departed(self, frame: Frame, pools: Mapping[tuple[str, tuple[str, ...]], Mapping[Entity, Any]]) -> None:
+        """Entities come and go (a rollout renames every pod): keep the newest scores of this
+        frame's entities only, and drop a pool not in the frame and not seen for a refresh period
+        (its saved body ages out of the state file, state.detector_state_retention)."""
+        live = {(entity.key, kind) for (kind, _), tables in pools.items() for entity in tables}
+        self._newest = {k: v for k, v in self._newest.items() if k in live}
+        since = frame.now.timestamp() - self.refresh_minutes * 60.0
+        for key in [k for k in self._pools_state if k not in pools]:
+            if any(f in frame.missing_signals for f in key[1]):
+                continue  # its query failed this cycle: not known to be gone
+            if max(self._pools_state[key].seen.values(), default=-math.inf) < since:
+                del self._pools_state[key]
 
     def _pools(self, frame: Frame) -> dict[tuple[str, tuple[str, ...]], dict[Entity, pd.DataFrame]]:
         """Entities grouped by kind and feature set; each as a (time x signal) table on the step grid."""

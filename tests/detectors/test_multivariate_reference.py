@@ -16,6 +16,7 @@ import pytest
 from aiops.model import Entity, Frame, Series, SignalInfo
 from aiops.state import Store
 from aiops.state.detector_state import DetectorStateBook
+from detectors._mv_reference import SavedReference
 from detectors.multivariate import EntityAnomaly
 
 STEP = 60.0
@@ -115,3 +116,76 @@ def test_the_reference_survives_a_restart(tmp_path: Path) -> None:
 def test_a_saved_reference_that_cannot_be_read_is_named_and_learnt_again() -> None:
     [problem] = EntityAnomaly().restore_state({"gpu|x": b"not a reference"})
     assert problem.startswith("gpu|x: not a saved multivariate reference")
+
+
+def _pool_frame(t: np.ndarray, rows: dict[str, np.ndarray], end: int) -> Frame:
+    """A frame of several GPUs (one pool): each name's rows over the last LOOKBACK rows to ``end``."""
+    lo = max(0, end - LOOKBACK)
+    series = tuple(Series(s, {"UUID": name}, t[lo:end], x[lo:end, j], _gpu(name))
+                   for name, x in rows.items() for j, s in enumerate(SIGNALS))
+    return Frame(datetime.fromtimestamp(t[end - 1], UTC), series, {s: SignalInfo(s, "gpu") for s in SIGNALS}, STEP)
+
+
+def _newest_reference(detector: EntityAnomaly) -> SavedReference:
+    [body] = detector.saved_state().values()  # the newest fit, pending until the pipeline stores it
+    return SavedReference.from_bytes(body)
+
+
+def test_a_pool_larger_than_its_window_allows_is_still_refitted_on_schedule() -> None:
+    # 30 GPUs in one pool whose reference holds 600 rows: 20 rows each, fewer than the 30-row
+    # smoothing window a run needs to count. The daily (here hourly) refit must not fail for that
+    # and leave the first hour's model in place for good: it fits on as many GPUs as the window
+    # holds a smoothing window of each.
+    t, _ = _history(5.0, None)
+    rows = {f"g{i:02d}": _history(5.0, None, seed=i)[1] for i in range(30)}
+    detector = EntityAnomaly(window=600, refresh_minutes=60)
+    for end in range(120, t.shape[0] + 1, 10):
+        detector.detect(_pool_frame(t, rows, end))
+    ref = _newest_reference(detector)
+    assert t[-1] - ref.fitted_at < 3600 + 600, "the reference was not refitted after the first hour"
+    assert len(ref.rows) == 600 // 30 and all(len(r) == 30 for r in ref.rows.values())
+
+
+def test_replaced_entities_leave_the_pool_a_refresh_period_after_they_went() -> None:
+    # Pods of a rolling deployment (GPUs here) come and go under new names: the pool's reference,
+    # its newest rows per entity and what it saves must not hold every name it ever saw.
+    t, _ = _history(8.0, None)
+    detector = EntityAnomaly(refresh_minutes=60)
+    generation = {f"g{i}": _history(8.0, None, seed=i)[1] for i in range(4)}
+    names = list(generation)
+    for k, end in enumerate(range(120, t.shape[0] + 1, 10)):
+        if k % 3 == 2:  # every half hour one GPU is replaced by a new one
+            gone = names.pop(0)
+            new = f"g{int(names[-1][1:]) + 1}"
+            generation[new] = _history(8.0, None, seed=int(new[1:]))[1]
+            del generation[gone]
+            names.append(new)
+        detector.detect(_pool_frame(t, {n: generation[n] for n in names}, end))
+    ref = _newest_reference(detector)
+    # Gone for more than an hour (the refresh period) at the last fit: no longer part of the pool.
+    assert all(ref.fitted_at - r.t[-1] <= 3600 + STEP for r in ref.rows.values()), sorted(ref.rows)
+    assert len(ref.rows) <= 4 + 2  # the live four, and those replaced within the hour
+    assert len(detector._newest) == 4  # the newest score is kept for live entities only
+
+
+def test_a_pool_whose_features_changed_is_dropped_once_gone_for_a_refresh_period() -> None:
+    # The power series stops for good (an exporter upgrade renamed it): the GPUs form a new pool of
+    # two features, and the three-feature pool's reference goes a refresh period later, unless
+    # its query merely failed (then nothing is known to be gone).
+    t, x = _history(6.0, None)
+
+    def frame(end: int, signals: tuple[str, ...], missing: tuple[str, ...] = ()) -> Frame:
+        lo = max(0, end - LOOKBACK)
+        series = tuple(Series(s, {"UUID": "a"}, t[lo:end], x[lo:end, SIGNALS.index(s)], _gpu("a")) for s in signals)
+        return Frame(datetime.fromtimestamp(t[end - 1], UTC), series, {s: SignalInfo(s, "gpu") for s in SIGNALS},
+                     STEP, missing_signals=missing)
+
+    for missing in ((), ("gpu_power",)):
+        detector = EntityAnomaly(refresh_minutes=60)
+        for end in range(120, 181, 10):
+            detector.detect(frame(end, SIGNALS))
+        three = next(iter(detector._pools_state))
+        for end in range(190, 320, 10):
+            detector.detect(frame(end, SIGNALS[:2], missing))
+        assert (three in detector._pools_state) == bool(missing)
+        assert len(detector._pools_state) == 2 - (not missing)
