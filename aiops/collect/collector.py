@@ -127,6 +127,15 @@ class LabelSource(Protocol):
     def label_values(self, label: str, selectors: Sequence[str], start: datetime, end: datetime) -> list[str]: ...
 
 
+@runtime_checkable
+class MemoSource(Protocol):
+    """A source that keeps something per query text between cycles (the client's label memos):
+    told after each cycle which queries it still asks, it forgets the rest. A shard's query names
+    its nodes, so its text changes with them; one memo per text ever asked would never stop growing."""
+
+    def retain_memos(self, queries: Iterable[str]) -> None: ...
+
+
 class Collector:
     def __init__(self, config: AiopsConfig, client: SeriesSource | None = None) -> None:
         self.config = config
@@ -152,6 +161,7 @@ class Collector:
         parts = self._parts(held)
         # Created here, not in the fetch threads: each thread then writes only its own signal's parts.
         windows = {part: self.window.signal(part) for ps in parts.values() for part, _ in ps}
+        asked: list[str] = []  # every query text of this cycle (appended from the fetch threads)
 
         def fetch_part(part: str, queries: Iterable[str], start_s: float) -> int:
             start = datetime.fromtimestamp(start_s, now.tzinfo)
@@ -162,6 +172,7 @@ class Collector:
             try:
                 # Chunk by chunk: one chunk's answer in memory per thread, written in place.
                 for query in queries:
+                    asked.append(query)
                     for block in self._chunks(query, start, now):
                         win.write(block)
                         points += block.points
@@ -183,6 +194,7 @@ class Collector:
             points = 0
             try:
                 for query in queries:
+                    asked.append(query)
                     for block in self._chunks(query, start, now):
                         for win, sub in zip(wins, _routed(block, [route(lab) for lab in block.labels], len(wins))):
                             win.write(sub)
@@ -254,6 +266,8 @@ class Collector:
             for part, _ in parts[name]:
                 self._fetched_until[part] = (now_s // step_s) * step_s
             fetched_points += result
+        if isinstance(self.client, MemoSource):
+            self.client.retain_memos(asked)
         metrics.PROMETHEUS_UP.set(1 if answered else 0)
         metrics.POINTS_FETCHED.inc(fetched_points)
         self.window.trim(now_s)

@@ -15,7 +15,7 @@ import io
 import json
 import math
 import os
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 from urllib.parse import urlencode
@@ -120,6 +120,13 @@ class PrometheusClient:
             params = {"query": query, "start": f"{lo:.3f}", "end": f"{hi:.3f}", "step": f"{step_s:g}"}
             yield self._get("/api/v1/query_range", params, query, self._memos.setdefault(query, LabelMemo()))
             lo = hi + step_s
+
+    def retain_memos(self, queries: Iterable[str]) -> None:
+        """Forget the label memos of every query but ``queries`` (the collector's, after each cycle)."""
+        keep = set(queries)
+        for query in list(self._memos):  # a snapshot: another thread may be adding one
+            if query not in keep:
+                self._memos.pop(query, None)
 
     def label_values(self, label: str, selectors: Sequence[str], start: datetime, end: datetime) -> list[str]:
         """The values ``label`` takes on the series of ``selectors`` in [start, end]: Prometheus

@@ -125,3 +125,28 @@ def test_shards_held_together_are_fetched_in_one_query_per_signal(
         for k in (0, 2):
             win = both.window.get(f"{name}@{k}/{SHARDS}")
             assert win is not None
+
+
+def test_the_client_keeps_label_memos_for_the_queries_still_asked_only(
+    shard_prometheus: PrometheusServer, shard_history_end: datetime
+) -> None:
+    """A shard's query names its nodes, so its text changes whenever the shard's nodes or the held
+    shards change (an autoscaling cluster, a takeover). The client memoises each query's last
+    labels (aiops/collect/decode.py LabelMemo): one kept per text ever asked would grow without
+    bound, each holding a whole answer's labels."""
+    config = collector_config(shard_prometheus.url)
+    replica = Collector(config)
+    asked: list[str] = []
+    chunks = replica.client.range_chunks
+
+    def counted(query, start, end, step):  # noqa: ANN001, ANN202
+        asked.append(query)
+        return chunks(query, start, end, step)
+
+    replica.client.range_chunks = counted  # type: ignore[method-assign]
+    start = shard_history_end - timedelta(minutes=10)
+    for minute, held in enumerate(({0}, {0, 1}, {1}, {1, 2}, {2}, {0, 2}, {0})):
+        asked.clear()
+        frame, errors = replica.collect(start + timedelta(minutes=minute), HeldShards(SHARDS, frozenset(held)))
+        assert not errors
+    assert set(replica.client._memos) == set(asked)  # type: ignore[attr-defined]
