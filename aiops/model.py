@@ -451,6 +451,10 @@ class Plan:
     command: str = ""  # kubectl equivalent, shown in suggest mode and in advice
     feasible: bool = True
     reason_if_not: str = ""
+    # It undoes what this action did earlier (uncordon, restore replicas), as a restore decision
+    # asks: paid for by that action, so the rails do not charge it again. A remediation without
+    # an undo plans its action for a restore decision too, and the writer then refuses it.
+    undo: bool = False
 
 
 class ActionStatus(enum.StrEnum):

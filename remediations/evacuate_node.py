@@ -130,13 +130,13 @@ class EvacuateNode(Remediation):
         if node is None:
             return infeasible(self.name, target, "uncordoning needs the node in the cluster state", command)
         if not node.unschedulable:
-            return Plan(self.name, target, (), f"node {target.name} is already schedulable", command=command)
+            return Plan(self.name, target, (), f"node {target.name} is already schedulable", command=command, undo=True)
         if node.annotations.get(CORDONED_BY) != "aiops":
             return infeasible(self.name, target, "the node was cordoned by someone else; leaving it to them", command)
         if not node.ready:
             # No finding does not mean healthy when the kubelet itself says NotReady: wait.
             return StagedPlan(
-                self.name, target, (), f"node {target.name} is not Ready yet", command, waiting=("NotReady",)
+                self.name, target, (), f"node {target.name} is not Ready yet", command, waiting=("NotReady",), undo=True
             )
         body = {"spec": {"unschedulable": False}, "metadata": {"annotations": {CORDONED_BY: None}}}
         return Plan(
@@ -145,6 +145,7 @@ class EvacuateNode(Remediation):
             (Mutation(Verb.PATCH, Resource.NODES, target.name, body=body, description=f"uncordon node {target.name}"),),
             f"uncordon node {target.name}: healthy again",
             command=command,
+            undo=True,
         )
 
 

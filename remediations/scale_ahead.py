@@ -15,6 +15,7 @@ the original value, nor ``min_replicas``).
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import replace
 from typing import Any, ClassVar, Literal
 
 from pydantic import Field, ValidationInfo, field_validator
@@ -114,10 +115,11 @@ class ScaleAhead(Remediation):
         annotations = hpa.annotations if hpa else workload.annotations
         if ORIGINAL_REPLICAS not in annotations:
             return Plan(
-                self.name, workload.entity, (), f"{_what(workload, hpa)} was not scaled by aiops; nothing to restore"
+                self.name, workload.entity, (), f"{_what(workload, hpa)} was not scaled by aiops; nothing to restore",
+                undo=True,
             )
         original = int(annotations[ORIGINAL_REPLICAS])
-        return self._set(workload, hpa, original, None, f"restore {_what(workload, hpa)} to {original}")
+        return replace(self._set(workload, hpa, original, None, f"restore {_what(workload, hpa)} to {original}"), undo=True)
 
     def _set(self, workload: WorkloadInfo, hpa: HpaInfo | None, value: int, original: int | None, summary: str) -> Plan:
         # The annotation is removed (None in a merge patch) when restoring to the original.

@@ -316,6 +316,10 @@ class GuardedWriter:
         def result(status: ActionStatus, detail: str, rail: str = "") -> ActionResult:
             return _result(decision, plan, now, status, detail, rail)
 
+        if decision.restore and not plan.undo:
+            # Asked to undo (a false prediction's preparation rolled back) an action that has no
+            # undo: what it planned is the action again, which no rail would charge as an undo.
+            return result(ActionStatus.OBSERVED, f"no undo: {decision.action} cannot be undone, nothing is rolled back")
         mode = effective_mode(decision, self.config)
         if mode is Mode.OBSERVE:
             # The detail says what; the status, the rail and the command have fields of their own
@@ -338,7 +342,7 @@ class GuardedWriter:
                 "nothing was written or spent — the remediation must plan writes the writer supports",
             )
         # An undo (uncordon, restore replicas) was paid for by the action it undoes.
-        undo = decision.restore
+        undo = decision.restore and plan.undo
         refusal = self.check(decision, scoped, view, now, resuming=inflight is not None or undo)
         if refusal is not None:
             status = ActionStatus.DEFERRED if refusal.repeat else ActionStatus.BLOCKED

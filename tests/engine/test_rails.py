@@ -152,6 +152,24 @@ def test_cooldown_per_target(server: KubeApiServer, tmp_path: Path) -> None:
     assert other.status is ActionStatus.APPLIED
 
 
+def test_an_undo_of_an_action_that_has_none_is_not_a_second_action(server: KubeApiServer, tmp_path: Path) -> None:
+    # A false prediction rolls its preparation back with a restore decision, which the rails let
+    # through as paid for by what it undoes. A restart has no undo: carried out, the "rollback"
+    # was a second restart past the cooldown and the budget.
+    seed_workload(server, "web", ["gpu-1", "gpu-2", "gpu-3"])
+    actor, _ = make_actor(make_config(server, tmp_path, cooldown="6h", max_pods_per_workload=10,
+                                      max_actions_per_hour=1, max_actions_per_day=1))
+    assert actor.act([decision("restart_pod", pod("web-0"))], findings=[], degraded=False,
+                     now=NOW)[0].status is ActionStatus.APPLIED
+    server.seed(make_pod("web-0", node="gpu-1", labels={"app": "web"}, owner=("ReplicaSet", "web-rs")))
+    deletes = [w for w in writes(server) if w[0] == "DELETE"]
+    [undo] = actor.act([decision("restart_pod", pod("web-0"), restore=True)], findings=[], degraded=False,
+                       now=NOW + timedelta(minutes=2))
+    assert undo.status is ActionStatus.OBSERVED and "no undo" in undo.detail
+    assert [w for w in writes(server) if w[0] == "DELETE"] == deletes
+    assert actor.writer.remaining_budget(NOW + timedelta(minutes=2))["hour"] == 0
+
+
 def test_budget_exhausted_no_action_and_exactly_one_notification(server: KubeApiServer, tmp_path: Path) -> None:
     names = seed_workload(server, "web", ["gpu-1", "gpu-2", "gpu-3", "gpu-4"])
     actor, _ = make_actor(make_config(server, tmp_path, max_actions_per_hour=1, max_pods_per_workload=10))

@@ -88,8 +88,10 @@ def test_uncordon_only_a_node_aiops_cordoned() -> None:
     view = ClusterView(
         NOW, {**view.nodes, "n1": NodeInfo("n1", True, annotations={CORDONED_BY: "aiops"})}, view.pods, view.workloads
     )
-    [m] = EvacuateNode().plan(d, view).mutations
+    uncordon = EvacuateNode().plan(d, view)
+    [m] = uncordon.mutations
     assert m.body == {"spec": {"unschedulable": False}, "metadata": {"annotations": {CORDONED_BY: None}}}
+    assert uncordon.undo  # paid for by the evacuation (the writer charges no rail for it)
 
 
 def _latency(value: float):
@@ -116,8 +118,10 @@ def test_scale_ahead_without_hpa_scales_the_deployment_and_restores_it() -> None
     [m] = ScaleAhead().plan(decision("scale_ahead", model, f), _view()).mutations
     assert (m.resource, m.body["spec"]) == ("deployments", {"replicas": 4})
     scaled = _view(annotations={ORIGINAL_REPLICAS: "3"})
-    [undo] = ScaleAhead().plan(decision("scale_ahead", model, f, restore=True), scaled).mutations
+    restore = ScaleAhead().plan(decision("scale_ahead", model, f, restore=True), scaled)
+    [undo] = restore.mutations
     assert undo.body == {"metadata": {"annotations": {ORIGINAL_REPLICAS: None}}, "spec": {"replicas": 3}}
+    assert restore.undo and not ScaleAhead().plan(decision("scale_ahead", model, f), scaled).undo
 
 
 @pytest.mark.parametrize(
