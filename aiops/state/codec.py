@@ -54,13 +54,14 @@ def _required_time(value: str) -> datetime:
 
 
 def _number(value: float) -> float | None:
-    # JSON has no NaN; a gap in the recent values stays a gap.
-    return None if value is None or (isinstance(value, float) and math.isnan(value)) else float(value)
+    # JSON has no NaN or Infinity (the codec's dumps refuse them): a gap in the recent values stays
+    # a gap, and an overflowed number is not one either.
+    return None if value is None or not math.isfinite(value) else float(value)
 
 
 def plain(value: Any) -> Any:
     """Free-form values (evidence facts, params, audit details) as JSON holds them: enums by value,
-    times in the one format, NaN as null, numpy scalars as numbers, records as mappings, the rest
+    times in the one format, NaN and infinities as null, numpy scalars as numbers, records as mappings, the rest
     as text."""
     if isinstance(value, Enum):
         return plain(value.value)

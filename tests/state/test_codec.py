@@ -105,6 +105,17 @@ def test_plain_values_hold_one_time_format_and_no_nan() -> None:
                   "r": Rung.ACT}) == {"a": [3, None], "t": "2026-03-02T12:00:00+00:00", "d": 60.0, "s": "info", "r": 3}
 
 
+def test_an_infinite_fact_or_recent_value_is_stored_as_a_gap_not_refused() -> None:
+    # JSON has no Infinity either: an overflowing fact (a plugin's slope of 1e308 * 10) made the
+    # codec raise, after the write it records was applied, and the act stage lost the cycle.
+    f = Finding("x", "pod_memory_usage_ratio", POD, 0.9, T0,
+                Evidence("inf", recent=(float("inf"), 1.0), facts={"slope": float("-inf"), "n": np.float32("inf")}))
+    back = decision_from_json(decision_to_json(Decision("restart_pod", POD, Mode.AUTO, "r", f)))
+    assert back.finding.evidence.facts == {"slope": None, "n": None}
+    assert math.isnan(back.finding.evidence.recent[0]) and back.finding.evidence.recent[1] == 1.0
+    assert json.loads(notification_to_json(Notification("k", Severity.CRITICAL, "t", "s", findings=(f,))))
+
+
 def test_a_notification_keeps_its_kind_and_old_rows_get_theirs_from_the_key() -> None:
     storm = Notification("storm:c1", Severity.CRITICAL, "t", "s", kind=NotificationKind.STORM)
     assert notification_from_json(notification_to_json(storm)).kind is NotificationKind.STORM
