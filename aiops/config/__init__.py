@@ -76,7 +76,8 @@ class ScheduleConfig(StrictModel):
 
 class StateConfig(StrictModel):
     path: Path = Path(".aiops/state.sqlite")
-    # Audit rows older than this are pruned so the database stays bounded.
+    # Audit rows and closed predictions older than this are pruned so the database stays bounded
+    # (detector precision and lead times are measured over it).
     audit_retention: Duration = timedelta(days=30)
     # Detector state (multivariate references, daily maxima) not saved again for this long is of a
     # series or pool that is gone, and is pruned. Live ones are saved at least daily (a reference

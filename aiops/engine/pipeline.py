@@ -173,7 +173,7 @@ class Pipeline:
         _initialise_metrics(config)
         collector = collector or Collector(config)
         audit = AuditLog(store, config.state.audit_retention)
-        ledger = PredictionLedger(store)
+        ledger = PredictionLedger(store, config.state.audit_retention)
         # A silenced target is not remediated: the writer asks Alertmanager, when one is configured.
         actor = Actor.from_config(config, store, is_silenced=silence_checker(config.notify) if live else None)
         # Alerts received on the Alertmanager webhook become findings of the next cycle, confirmed

@@ -12,7 +12,9 @@ Its *horizon* is the predicted time plus a grace period. Then, on later cycles:
 
 The figures per detector (predictions, confirmed, false positives, precision, median lead time)
 are exported on /metrics and shown by ``aiops history --stats``; policy can require a minimum
-measured precision before a detector's predictions may trigger automatic actions.
+measured precision before a detector's predictions may trigger automatic actions. They cover the
+predictions closed within ``state.audit_retention`` (and every open one): older ones are pruned, as
+the audit log's rows are, so a flapping forecast cannot grow the ledger without bound.
 """
 
 from __future__ import annotations
@@ -94,9 +96,15 @@ def _grace(lead: timedelta) -> timedelta:
     return max(timedelta(minutes=15), lead * 0.25)
 
 
+# Closed predictions past the retention are deleted at most this often (a scan of the table).
+PRUNE_EVERY = timedelta(hours=1)
+
+
 class PredictionLedger:
-    def __init__(self, store: Store) -> None:
+    def __init__(self, store: Store, retention: timedelta = timedelta(days=30)) -> None:
         self.store = store
+        self.retention = retention
+        self._pruned_at: datetime | None = None
         store.ensure_schema(SCHEMA)
 
     def mark_acted(self, results: Sequence[ActionResult], decisions: Sequence[Decision] = ()) -> None:
@@ -169,8 +177,17 @@ class PredictionLedger:
                                                from_epoch(row["opened_at"]), lead))
         for c in closed:
             PREDICTIONS.labels(c.detector, c.outcome).inc()
+        if self._pruned_at is None or now - self._pruned_at >= PRUNE_EVERY:
+            self.prune(now - self.retention)
+            self._pruned_at = now
         self.export()
         return closed
+
+    def prune(self, before: datetime) -> int:
+        """Delete the predictions closed before ``before``; returns how many."""
+        with self.store.transaction() as conn:
+            return int(conn.execute("DELETE FROM predictions WHERE outcome IS NOT NULL AND closed_at < ?",
+                                    (before.timestamp(),)).rowcount)
 
     def stats(self, detector: str | None = None) -> list[DetectorStats]:
         """Per detector (or for one): counts in SQL, so a long ledger is not read into memory."""

@@ -123,6 +123,20 @@ def test_confirmed_prediction_measures_lead_time(store: Store) -> None:
     assert s.confirmed == 1 and s.median_lead_seconds == 48 * 60.0 and s.precision == 1.0
 
 
+def test_closed_predictions_are_kept_for_the_retention_only(store: Store) -> None:
+    # A flapping forecast opens and closes a prediction every few minutes: the ledger (read whole
+    # for /metrics every cycle) must not keep them all for ever. Precision is then measured over
+    # the retention, as the audit log's history is; an open prediction is never dropped.
+    ledger = PredictionLedger(store, retention=timedelta(days=1))
+    for day in range(3):
+        start = T0 + timedelta(days=day)
+        ledger.observe([leak(start, lead=timedelta(minutes=30))], start)
+        ledger.observe([], start + timedelta(hours=2))  # its horizon passed: a false positive
+    ledger.observe([leak(T0 + timedelta(days=3), lead=timedelta(hours=3))], T0 + timedelta(days=3))
+    (s,) = ledger.stats()
+    assert (s.predictions, s.false_positives, s.open) == (2, 1, 1)  # day 2's, and the open one
+
+
 def test_action_explains_recovery_prevented_not_false_positive(store: Store) -> None:
     ledger = PredictionLedger(store)
     ledger.observe([leak(T0, lead=timedelta(minutes=30))], T0)
