@@ -16,8 +16,7 @@ not wait for it.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
+from dataclasses import dataclass, replace
 from typing import Self
 
 from pydantic import Field, field_validator, model_validator
@@ -132,7 +131,6 @@ class KubeletConfig(StrictModel):
         hard = parse_threshold(signal, self.eviction_hard.get(signal, DEFAULT_EVICTION_HARD[signal]))
         if signal not in self.eviction_soft:
             return (hard,)
-        soft = parse_threshold(signal, self.eviction_soft[signal])
-        soft = Threshold(soft.text, soft.fraction, soft.bytes, grace=self.eviction_soft_grace_period[signal])
+        soft = replace(parse_threshold(signal, self.eviction_soft[signal]), grace=self.eviction_soft_grace_period[signal])
         first = soft.reserves_more(hard)
         return (soft, hard) if first is None else (soft,) if first else (hard,)

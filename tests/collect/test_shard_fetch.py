@@ -30,6 +30,19 @@ def owned(frame: Frame, held: set[int]) -> dict:
     return {k: s for k, s in keyed(frame).items() if shard_of(s.entity, SHARDS) in held}  # type: ignore[attr-defined]
 
 
+def recorded_queries(collector: Collector) -> list[str]:
+    """The list every range query the collector's client is asked gets appended to."""
+    sent: list[str] = []
+    chunks = collector.client.range_chunks  # type: ignore[attr-defined]
+
+    def counted(query, start, end, step):  # noqa: ANN001, ANN202
+        sent.append(query)
+        return chunks(query, start, end, step)
+
+    collector.client.range_chunks = counted  # type: ignore[attr-defined]
+    return sent
+
+
 def test_three_shards_fetch_disjoint_parts_that_add_up_to_the_whole(
     shard_prometheus: PrometheusServer, shard_history_end: datetime
 ) -> None:
@@ -98,14 +111,7 @@ def test_shards_held_together_are_fetched_in_one_query_per_signal(
     fetching them one by one."""
     config = collector_config(shard_prometheus.url)
     both = Collector(config)
-    sent: list[str] = []
-    chunks = both.client.range_chunks
-
-    def counted(query, start, end, step):  # noqa: ANN001, ANN202
-        sent.append(query)
-        return chunks(query, start, end, step)
-
-    both.client.range_chunks = counted  # type: ignore[method-assign]
+    sent = recorded_queries(both)
     held = HeldShards(SHARDS, frozenset({0, 2}))
     start = shard_history_end - timedelta(minutes=4)
     for minute in range(0, 6, 2):  # cold, then steady cycles
@@ -136,14 +142,7 @@ def test_the_client_keeps_label_memos_for_the_queries_still_asked_only(
     bound, each holding a whole answer's labels."""
     config = collector_config(shard_prometheus.url)
     replica = Collector(config)
-    asked: list[str] = []
-    chunks = replica.client.range_chunks
-
-    def counted(query, start, end, step):  # noqa: ANN001, ANN202
-        asked.append(query)
-        return chunks(query, start, end, step)
-
-    replica.client.range_chunks = counted  # type: ignore[method-assign]
+    asked = recorded_queries(replica)
     start = shard_history_end - timedelta(minutes=10)
     for minute, held in enumerate(({0}, {0, 1}, {1}, {1, 2}, {2}, {0, 2}, {0})):
         asked.clear()
