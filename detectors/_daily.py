@@ -143,6 +143,9 @@ class DailyMaxima:
         row = self._rows.pop(key)
         self._first[row] = self._end[row] = 0
         self._free.append(row)
+        # Nor is it said to be in the state file any more: its body ages out there, and a rollout
+        # renames every pod (a name held here for each pod series the cluster ever had).
+        self._stored.pop(key, None)
 
     # -- folding points in --------------------------------------------------------------------------
     def merge(self, key: Hashable, t: np.ndarray, y: np.ndarray) -> tuple[int, np.ndarray]:
@@ -286,8 +289,6 @@ class DailyMaxima:
         """Drop the rows whose newest bin is older than ``bin_index``."""
         for key in [k for k, row in self._rows.items() if self._end[row] <= bin_index]:
             self._drop(key)
-        for key in [k for k in self._stored if k not in self._rows]:
-            del self._stored[key]
 
     # -- the daemon's state file (aiops.plugins.KeepsState, through the detector holding them) ----
     def saved_state(self, only: Collection[Hashable] | None = None) -> dict[str, bytes]:
@@ -314,7 +315,7 @@ class DailyMaxima:
         """The pipeline stored these bodies; a series that gained a bin since stays pending."""
         for name in keys:
             held = self._pending.pop(name, None)
-            if held is not None:
+            if held is not None and held[0] in self._rows:  # not dropped while it was written
                 self._stored[held[0]] = held[1]
 
     def restore_state(self, saved: Mapping[str, bytes]) -> list[str]:

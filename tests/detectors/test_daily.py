@@ -195,3 +195,36 @@ def test_a_dropped_series_hands_its_bins_over_and_absorb_keeps_the_maximum_of_bo
     assert lineage.get(workload) is not None  # its newest bin is still in
     lineage.forget_before(f2 + d2.shape[0])
     assert lineage.get(workload) is None
+
+
+def test_a_rollout_leaves_only_the_live_series_in_what_the_state_file_is_said_to_hold() -> None:
+    """Pods renamed every two hours for two days: the series the state file is said to hold
+    (:meth:`stored`, read back at a restart) are the live ones, not every name ever saved. Each
+    dropped name was kept before (a few hundred bytes per pod series a cluster ever created)."""
+    t0 = 1.7e9 - 1.7e9 % BIN_SECONDS
+    daily = DailyMaxima(1)
+    live: list[tuple[str, tuple[tuple[str, str], ...]]] = []
+    for cycle in range(48 * 12):  # 5-minute cycles
+        now = t0 + cycle * BIN_SECONDS
+        generation = cycle // 24
+        live = [("m", (("pod", f"web-{generation}-{i}"),)) for i in range(4)]
+        t = now + 60.0 * np.arange(5)
+        daily.update_many(live, [t] * 4, [np.full(5, 0.5)] * 4)
+        daily.retain(live)
+        bodies = daily.saved_state()
+        if cycle % 7:  # a save that failed now and then: those stay pending, then go
+            daily.state_saved(bodies)
+    assert {key for key, _ in daily.stored()} <= set(live)
+    daily.state_saved(daily.saved_state())
+    assert {key for key, _ in daily.stored()} == set(live)
+
+
+def test_an_acknowledgement_after_the_series_was_dropped_does_not_bring_it_back() -> None:
+    t0 = 1.7e9 - 1.7e9 % BIN_SECONDS
+    daily = DailyMaxima(1)
+    gone, kept = ("m", (("pod", "a"),)), ("m", (("pod", "b"),))
+    daily.update_many([gone, kept], [t0 + 60.0 * np.arange(5)] * 2, [np.ones(5)] * 2)
+    bodies = daily.saved_state()
+    daily.retain([kept])  # the pod went while its body was being written
+    daily.state_saved(bodies)
+    assert [key for key, _ in daily.stored()] == [kept]
