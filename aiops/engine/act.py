@@ -24,6 +24,7 @@ from tenacity import Retrying, retry_if_exception, stop_after_attempt, wait_expo
 
 from aiops import metrics, plugins
 from aiops.config import AiopsConfig
+from aiops.engine.correlate import unseen_entities
 from aiops.engine.leader import LeaseElector
 from aiops.engine.shards import ShardLeases, shard_of
 from aiops.engine.outcomes import NOT_HEALED, OutcomeTracker
@@ -165,7 +166,8 @@ class Actor:
         self.writer.export_gauges(now)
         results: list[ActionResult] = []
         leader = self.is_leader  # followers did not act, so they have nothing to judge, undo or resume
-        restores = self.outcomes.restores_due(findings, now) if leader else []
+        unseen = unseen_entities(findings)  # absent findings about these prove nothing
+        restores = self.outcomes.restores_due(findings, now, unseen) if leader else []
         inflight = {(f.decision.action, f.decision.target.key): f for f in self.writer.in_flight()}
 
         # The cluster is read only when something needs it: a full list per cycle is not free.
@@ -189,7 +191,7 @@ class Actor:
                     for d in decisions
                 ]
         if leader:
-            results += self._judge(findings, now, view)
+            results += self._judge(findings, now, view, unseen)
 
         for restore in restores:
             undo = self._undo(restore, view, now)
@@ -361,7 +363,9 @@ class Actor:
             at=now,
         )
 
-    def _judge(self, findings: Sequence[Finding], now: datetime, view: ClusterView | None) -> list[ActionResult]:
+    def _judge(
+        self, findings: Sequence[Finding], now: datetime, view: ClusterView | None, unseen: Mapping[str, str]
+    ) -> list[ActionResult]:
         """Close the loop: an action that did not heal is escalated to a human (a FAILED result)."""
 
         def owner_of(entity: Entity) -> str | None:
@@ -369,7 +373,7 @@ class Actor:
             return owner.key if owner is not None else None
 
         results: list[ActionResult] = []
-        for outcome in self.outcomes.review(findings, now, owner_of if view is not None else None):
+        for outcome in self.outcomes.review(findings, now, owner_of if view is not None else None, unseen):
             if outcome.status == NOT_HEALED:
                 d = outcome.decision
                 results.append(ActionResult(d.id, d.action, d.target, ActionStatus.FAILED, outcome.detail, at=now))

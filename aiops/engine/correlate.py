@@ -29,6 +29,8 @@ from aiops.config.policy import RootCauseConfig
 from aiops.model import Entity, EntityKind, Evidence, Finding, Frame, Series, from_epoch
 
 DETECTOR = "root_cause"
+# A GPU that stopped reporting while its node is Ready: nothing is measured on it any more.
+GPU_METRICS_MISSING = "gpu_metrics_missing"
 
 
 def _node_of_gpu(entity: Entity) -> str:
@@ -84,7 +86,7 @@ def correlate(findings: Sequence[Finding], frame: Frame, config: RootCauseConfig
         node = _node_of_gpu(s.entity)
         out.append(Finding(
             detector=DETECTOR,
-            signal="gpu_metrics_missing",
+            signal=GPU_METRICS_MISSING,
             entity=s.entity,
             score=config.missing_gpu_score,
             observed_at=frame.now,
@@ -110,6 +112,17 @@ def correlate(findings: Sequence[Finding], frame: Frame, config: RootCauseConfig
     out = _quality_by_replica(out, frame, infra, pod_node, config)
     out = _latency_on_sick_nodes(out, frame, infra, pod_node)
     return _oom_next_to_framebuffer(out, pod_node)
+
+
+def unseen_entities(findings: Sequence[Finding]) -> dict[str, str]:
+    """Entities whose health is unknown this cycle, by key, with what says so: a GPU that stopped
+    reporting. A finding about it that is gone is gone for want of data, not healed (an XID 79
+    takes the GPU off the bus and its series with it)."""
+    return {
+        f.entity.key: f.evidence.summary
+        for f in findings
+        if f.detector == DETECTOR and f.signal == GPU_METRICS_MISSING
+    }
 
 
 def _pod_nodes(frame: Frame) -> dict[str, str]:

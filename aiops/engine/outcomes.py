@@ -6,6 +6,10 @@ decision's severity or above) is absent from a cycle's findings — *healed* —
 circuit breaker. Outcomes are persisted (a restart keeps watching) and counted in
 ``aiops_action_outcomes{action,outcome}``.
 
+Absent is healed only where something is measured: a finding gone because its entity stopped
+reporting (``unseen``, e.g. a GPU off the bus after XID 79) is not judged healed, and is not
+healed at ``verify_within`` — an evacuated node must not be uncordoned onto a dead GPU.
+
 Some actions are undone once the target has stayed healthy long enough: an aiops-cordoned node
 is uncordoned (``safety.auto_uncordon``), a scaled-ahead workload is restored. The tracker says
 when; the act stage plans and applies the undo through the guarded writer.
@@ -14,7 +18,7 @@ when; the act stage plans and applies the undo through the guarded writer.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any
@@ -119,13 +123,19 @@ class OutcomeTracker:
         return bool(rows[0]["n"])
 
     def review(
-        self, findings: Sequence[Finding], now: datetime, owner_of: Callable[[Entity], str | None] | None = None
+        self,
+        findings: Sequence[Finding],
+        now: datetime,
+        owner_of: Callable[[Entity], str | None] | None = None,
+        unseen: Mapping[str, str] | None = None,
     ) -> list[Outcome]:
         """Judge pending actions against this cycle's findings; returns the outcomes decided now.
 
         ``owner_of`` maps an entity to its workload key (from the cluster view), to follow a
-        finding from a restarted pod to its replacement.
+        finding from a restarted pod to its replacement. ``unseen`` maps the keys of entities
+        nothing is measured on this cycle to what says so: their findings' absence proves nothing.
         """
+        unseen = unseen or {}
         out: list[Outcome] = []
         rows = self.store.query("SELECT * FROM action_outcomes WHERE status = ? ORDER BY applied_at", (PENDING,))
         for row in rows:
@@ -144,7 +154,17 @@ class OutcomeTracker:
                     ),
                     None,
                 )
-            if still is None:
+            blind = unseen.get(decision.finding.entity.key) if still is None else None
+            if blind is not None:
+                if now - applied_at < self.config.verify_within:
+                    continue
+                status = NOT_HEALED
+                detail = (
+                    f"not healed: {decision.action} on {row['target']} at {applied_at:%H:%M UTC}: "
+                    f"{row['finding_key']} cannot be seen to clear within {self.config.verify_within}; "
+                    f"now: {blind}. Escalating to a human."
+                )
+            elif still is None:
                 status, detail = HEALED, f"{row['finding_key']} cleared after {decision.action} on {row['target']}"
             elif now - applied_at >= self.config.verify_within:
                 status = NOT_HEALED
@@ -167,8 +187,12 @@ class OutcomeTracker:
             out.append(Outcome(decision, status, applied_at, detail))
         return out
 
-    def restores_due(self, findings: Sequence[Finding], now: datetime) -> list[Decision]:
-        """Undo decisions for healed actions whose finding stayed clear for the configured delay."""
+    def restores_due(
+        self, findings: Sequence[Finding], now: datetime, unseen: Mapping[str, str] | None = None
+    ) -> list[Decision]:
+        """Undo decisions for healed actions whose finding stayed clear for the configured delay
+        (while it is measured: an entity in ``unseen`` is not known to be healthy)."""
+        unseen = unseen or {}
         due: list[Decision] = []
         rows = self.store.query(
             "SELECT * FROM action_outcomes WHERE status = ? AND restore = 1 AND restored = 0", (HEALED,)
@@ -178,8 +202,10 @@ class OutcomeTracker:
             delay = _restore_delay(decision.action, self.config)
             if delay is None:
                 continue
-            if self._present(findings, row["finding_key"], 1) is not None or any(
-                f.entity.key == decision.target.key for f in findings if (f.severity or Severity.INFO).rank >= 1
+            if (
+                self._present(findings, row["finding_key"], 1) is not None
+                or decision.finding.entity.key in unseen
+                or any(f.entity.key == decision.target.key for f in findings if (f.severity or Severity.INFO).rank >= 1)
             ):
                 # Sick again (or still noisy): the healthy period starts over.
                 with self.store.transaction() as conn:

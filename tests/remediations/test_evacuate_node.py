@@ -3,6 +3,7 @@ PDBs respected (429 → later, never forced), resumable across a daemon restart,
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import timedelta
 from pathlib import Path
 
@@ -255,3 +256,50 @@ def test_evacuation_never_drops_a_model_below_its_ready_floor(server: KubeApiSer
 def _rs(server: KubeApiServer, app: str) -> str:
     return next(r["metadata"]["name"] for r in server.list("ReplicaSet", "default", group="apps")
                 if r["metadata"]["name"].startswith(app + "-"))
+
+
+def test_a_gpu_that_stopped_reporting_is_not_healed_and_its_node_stays_cordoned(
+    server: KubeApiServer, tmp_path: Path
+) -> None:
+    """After XID 79 the GPU falls off the bus and its dcgm series vanish: the XID finding is gone
+    because nothing is measured, not because the GPU healed, and correlate says so
+    (``gpu_metrics_missing``). The evacuation must not count as healed, the node must not be
+    uncordoned onto the dead GPU, and the breaker must hear of it."""
+    seed_workload(server, "web", ["gpu-1", "gpu-2"])
+    gpu = Entity("gpu", "GPU-abc", attributes=(("Hostname", "gpu-1"),))
+    xid = finding("gpu_xid", gpu, detector="gpu_health")
+    missing = finding("gpu_metrics_missing", gpu, detector="root_cause", score=0.9)
+    missing = replace(missing, evidence=replace(missing.evidence, summary=(
+        "GPU GPU-abc on node gpu-1 stopped reporting DCGM_FI_DEV_GPU_TEMP at 09:01 UTC while the node is Ready")))
+    actor, store = make_actor(make_config(server, tmp_path, auto_uncordon=True, uncordon_after="30m",
+                                          verify_within="30m", max_cordoned_fraction=0.5))
+    [applied] = actor.act([decision("evacuate_node", gpu, xid, resolve_target="node")], findings=[xid],
+                          degraded=False, now=NOW)
+    assert applied.status is ActionStatus.APPLIED
+    out = []
+    for minutes in (1, 2, 20, 35, 70, 110):
+        out += actor.act([], findings=[missing], degraded=False, now=NOW + timedelta(minutes=minutes))
+    assert server.get("Node", "gpu-1")["spec"]["unschedulable"] is True
+    assert [r.status for r in out] == [ActionStatus.FAILED]
+    assert "not healed" in out[0].detail and "stopped reporting" in out[0].detail
+    [row] = store.query("SELECT status FROM action_outcomes")
+    assert row["status"] == "not_healed"
+
+
+def test_a_gpu_that_reports_again_and_is_clear_heals_the_evacuation(server: KubeApiServer, tmp_path: Path) -> None:
+    """The same GPU back on the bus (the node rebooted) with no XID: healed, and uncordoned after
+    the healthy period, as before."""
+    seed_workload(server, "web", ["gpu-1", "gpu-2"])
+    gpu = Entity("gpu", "GPU-abc", attributes=(("Hostname", "gpu-1"),))
+    xid = finding("gpu_xid", gpu, detector="gpu_health")
+    missing = finding("gpu_metrics_missing", gpu, detector="root_cause", score=0.9)
+    actor, store = make_actor(make_config(server, tmp_path, auto_uncordon=True, uncordon_after="30m",
+                                          verify_within="30m", max_cordoned_fraction=0.5))
+    actor.act([decision("evacuate_node", gpu, xid, resolve_target="node")], findings=[xid], degraded=False, now=NOW)
+    assert actor.act([], findings=[missing], degraded=False, now=NOW + timedelta(minutes=5)) == []
+    assert actor.act([], findings=[], degraded=False, now=NOW + timedelta(minutes=10)) == []
+    [row] = store.query("SELECT status FROM action_outcomes")
+    assert row["status"] == "healed"
+    actor.act([], findings=[], degraded=False, now=NOW + timedelta(minutes=11))
+    [undo] = actor.act([], findings=[], degraded=False, now=NOW + timedelta(minutes=45))
+    assert undo.status is ActionStatus.APPLIED and not server.get("Node", "gpu-1")["spec"].get("unschedulable")
