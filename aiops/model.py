@@ -536,6 +536,8 @@ class CycleReport:
     results: list[ActionResult] = field(default_factory=list)
     notifications: list[Notification] = field(default_factory=list)
     errors: list[StageError] = field(default_factory=list)
+    # Entities a detector skipped this cycle (one series raised), by key, with which detector.
+    unjudged: dict[str, str] = field(default_factory=dict)
     mode: Mode = Mode.OBSERVE
     dry_run: bool = True
 

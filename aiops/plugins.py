@@ -10,7 +10,8 @@ from __future__ import annotations
 import enum
 from abc import ABC, abstractmethod
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from contextvars import ContextVar
+from dataclasses import dataclass, replace
 from functools import cache
 from importlib.metadata import entry_points
 from datetime import timedelta
@@ -87,6 +88,21 @@ class Detection:
 
     findings: list[Finding]
     failures: tuple[str, ...] = ()
+    # Entity keys the run skipped (one of their series raised, contained by the detector): they
+    # have no finding for want of a score, which the act stage must not take for health.
+    skipped: tuple[str, ...] = ()
+
+
+# The entities skipped during the detector run under way (run_detector), for skipped_entity.
+_SKIPPED: ContextVar[list[str] | None] = ContextVar("aiops_skipped_entities", default=None)
+
+
+def skipped_entity(key: str) -> None:
+    """Say that the detector running now skipped this entity this cycle (detectors._isolation).
+    Outside :func:`run_detector` (a backtest, a test calling ``detect``) nothing listens."""
+    held = _SKIPPED.get()
+    if held is not None and key not in held:
+        held.append(key)
 
 
 class Detector(ABC):
@@ -265,8 +281,15 @@ def detect_findings(detector: Detector, frame: Frame) -> list[Finding]:
 
 def run_detector(detector: Detector, frame: Frame) -> Detection:
     """Run a detector, its parts' failures included, and enforce the contract on its findings."""
-    detection = detector.run(frame)
+    token = _SKIPPED.set([])
+    try:
+        detection = detector.run(frame)
+        skipped = _SKIPPED.get() or []
+    finally:
+        _SKIPPED.reset(token)
     for f in detection.findings:
         if not isinstance(f, Finding):
             raise TypeError(f"detector {detector.name!r} returned {type(f).__name__}, expected Finding")
+    if skipped:
+        detection = replace(detection, skipped=(*detection.skipped, *skipped))
     return detection

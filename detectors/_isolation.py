@@ -7,6 +7,10 @@ sake of one series. So every detector runs its per-series (or per-entity) work t
 :func:`isolated`: the exception is logged with the series' labels, that series is skipped this
 cycle, and the others are scored as usual. A detector-wide failure (bad config, a broken member)
 still raises: that is a real outage of the detector and the cycle must say so.
+
+The skipped series' entity is named to the pipeline (:func:`aiops.plugins.skipped_entity`): it has
+no finding this cycle for want of a score, and an action on it must not be judged healed for that.
+A subject that is neither a series nor an entity (a multivariate pool) names no entity.
 """
 
 from __future__ import annotations
@@ -16,6 +20,7 @@ from collections.abc import Callable, Mapping
 from typing import Any, TypeVar
 
 from aiops.model import Entity, Series
+from aiops.plugins import skipped_entity
 
 log = logging.getLogger("detectors")
 
@@ -37,6 +42,8 @@ def isolated(detector: str, subject: Series | Entity | str, call: Callable[..., 
     try:
         return call(*args)
     except Exception:  # contained on purpose: see the module docstring
+        if not isinstance(subject, str):
+            skipped_entity(subject.entity.key if isinstance(subject, Series) else subject.key)
         log.exception(
             "detector %r skipped %s this cycle: it raised on this series only; the other series are scored",
             detector,

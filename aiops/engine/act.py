@@ -145,8 +145,16 @@ class Actor:
 
     # -- the stage ---------------------------------------------------------------------------
     def act(
-        self, decisions: Sequence[Decision], *, findings: Sequence[Finding], degraded: bool, now: datetime
+        self,
+        decisions: Sequence[Decision],
+        *,
+        findings: Sequence[Finding],
+        degraded: bool,
+        now: datetime,
+        unjudged: Mapping[str, str] | None = None,
     ) -> list[ActionResult]:
+        """Judge, undo and apply for one cycle. ``unjudged``: entities a detector skipped this
+        cycle, by key, with why (their findings' absence is not health)."""
         self.errors = []
         self.writer.begin_cycle(now)
         self.outcomes.prune(now)
@@ -166,7 +174,7 @@ class Actor:
         self.writer.export_gauges(now)
         results: list[ActionResult] = []
         leader = self.is_leader  # followers did not act, so they have nothing to judge, undo or resume
-        unseen = unseen_entities(findings)  # absent findings about these prove nothing
+        unseen = {**(unjudged or {}), **unseen_entities(findings)}  # absent findings about these prove nothing
         restores = self.outcomes.restores_due(findings, now, unseen) if leader else []
         inflight = {(f.decision.action, f.decision.target.key): f for f in self.writer.in_flight()}
 

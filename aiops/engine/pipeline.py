@@ -272,7 +272,8 @@ class Pipeline:
                     d for d in report.decisions if self.shards.owns(d.finding.entity, still)
                 ]
             report.results = self.actor.act(
-                report.decisions, findings=report.findings, degraded=report.degraded, now=now
+                report.decisions, findings=report.findings, unjudged=report.unjudged, degraded=report.degraded,
+                now=now,
             )
             # Kubernetes API failures while acting (5xx, timeouts) degrade the cycle too.
             report.errors.extend(self.actor.errors)
@@ -311,6 +312,8 @@ class Pipeline:
             # A composite detector (the ensemble) hands over what its healthy members found, and
             # names the members that failed: told to people, the cycle degraded, nothing acted on.
             findings.extend(detection.findings)
+            for key in detection.skipped:
+                report.unjudged.setdefault(key, f"detector {name} skipped it this cycle (one of its series raised)")
             for failure in detection.failures:
                 report.errors.append(StageError("detect", f"detector {name}: {failure}"))
                 metrics.STAGE_ERRORS.labels("detect").inc()

@@ -152,3 +152,19 @@ def test_series_labels_in_log_line() -> None:
     assert describe(s) == "x{namespace='b',pod='a'}"
     assert describe(POD) == POD.key
     assert SIGNALS and HOUR  # shared fixtures import cleanly
+
+
+def test_a_skipped_series_is_named_in_the_detection_so_its_absent_finding_is_not_taken_for_health(
+    monkeypatch,
+) -> None:
+    """The skipped series' entity has no finding this cycle for want of a score, not because it is
+    well: the run says which entities went unjudged (the act stage must not call an action on them
+    healed), and a clean run names none."""
+    t = grid(3)
+    f = frame({"pod_memory_usage_ratio": [(POD, t, _leak(t)), (OTHER, t, _leak(t))]})
+    clean = plugins.run_detector(ExhaustionForecast(report_floor=0.0), f)
+    assert clean.skipped == ()
+    monkeypatch.setattr(ExhaustionForecast, "explain", _raising_on(ExhaustionForecast.explain, POD.name))
+    detection = plugins.run_detector(ExhaustionForecast(report_floor=0.0), f)
+    assert [x.entity for x in detection.findings] == [OTHER]
+    assert detection.skipped == (POD.key,)

@@ -262,3 +262,43 @@ def test_detector_state_of_series_long_gone_is_pruned_and_live_state_is_kept(
         assert live and set(restarted.detector_state.load("ensemble.headroom")) == live | {recent}
     finally:
         restarted.close()
+
+
+class SkipsLeaky(Detector):
+    """Raises on the leaky pod's series alone, contained by detectors._isolation as every detector does."""
+
+    name = "skips_leaky"
+
+    def detect(self, frame: Frame) -> list[Finding]:
+        from detectors._isolation import isolated
+
+        def score(series: object) -> None:
+            raise FloatingPointError("a value no check anticipated")
+
+        for s in frame.series:
+            if s.entity.name == "leaky-0":
+                isolated(self.name, s, score, s)
+        return []
+
+
+def test_entities_a_detector_skipped_are_handed_to_the_act_stage_as_unjudged(
+    prometheus: PrometheusServer, history_end: datetime, tmp_path: Path
+) -> None:
+    pipeline = Pipeline.from_config(config(prometheus.url, tmp_path))
+    pipeline.detectors.append(("skips_leaky", SkipsLeaky()))
+    seen: list[dict[str, str]] = []
+    act = pipeline.actor.act
+
+    def recording_act(*args: object, **kwargs: object) -> object:
+        seen.append(dict(kwargs["unjudged"]))  # type: ignore[call-overload]
+        return act(*args, **kwargs)  # type: ignore[arg-type]
+
+    pipeline.actor.act = recording_act  # type: ignore[method-assign]
+    try:
+        report = pipeline.run_cycle(history_end)
+    finally:
+        pipeline.close()
+    assert not report.degraded, report.errors  # one series skipped is not a failed detector
+    [unjudged] = seen
+    assert list(unjudged) == ["pod/ml/leaky-0"]
+    assert "skips_leaky" in unjudged["pod/ml/leaky-0"]

@@ -303,3 +303,20 @@ def test_a_gpu_that_reports_again_and_is_clear_heals_the_evacuation(server: Kube
     actor.act([], findings=[], degraded=False, now=NOW + timedelta(minutes=11))
     [undo] = actor.act([], findings=[], degraded=False, now=NOW + timedelta(minutes=45))
     assert undo.status is ActionStatus.APPLIED and not server.get("Node", "gpu-1")["spec"].get("unschedulable")
+
+
+def test_an_entity_a_detector_skipped_this_cycle_is_not_judged_healed(server: KubeApiServer, tmp_path: Path) -> None:
+    """One of the GPU's series raised in its detector (skipped, logged): its finding is absent for
+    want of a score. The outcome waits for a cycle that scores it."""
+    seed_workload(server, "web", ["gpu-1", "gpu-2"])
+    gpu = Entity("gpu", "GPU-abc", attributes=(("Hostname", "gpu-1"),))
+    xid = finding("gpu_xid", gpu, detector="gpu_health")
+    actor, store = make_actor(make_config(server, tmp_path, auto_uncordon=True, uncordon_after="30m",
+                                          verify_within="30m", max_cordoned_fraction=0.5))
+    actor.act([decision("evacuate_node", gpu, xid, resolve_target="node")], findings=[xid], degraded=False, now=NOW)
+    skipped = {gpu.key: "detector gpu_health skipped it this cycle"}
+    assert actor.act([], findings=[], unjudged=skipped, degraded=False, now=NOW + timedelta(minutes=5)) == []
+    [row] = store.query("SELECT status FROM action_outcomes")
+    assert row["status"] == "pending"
+    [still] = actor.act([], findings=[xid], degraded=False, now=NOW + timedelta(minutes=31))
+    assert still.status is ActionStatus.FAILED and "not healed" in still.detail
