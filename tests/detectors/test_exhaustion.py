@@ -584,6 +584,103 @@ def test_a_daemonset_s_pods_keep_its_days_through_a_rollout_and_on_a_new_node() 
     assert stranger["log-agent-debug"] > 0.9
 
 
+def _rollout_scenario(seed: int) -> list:
+    """Frames every 30 min over three days (6 h lookback) of a lunchtime peak near the wall, served
+    by a DaemonSet on five nodes rolled out pod by pod at random times on the second evening, a
+    node that joins on the third morning, a Deployment scaled out then, and a bare pod; each pod
+    with its own amplitude, noise and scrape offset (float64 values no float32 holds)."""
+    from aiops.model import Frame, Series, from_epoch
+
+    rng = np.random.default_rng(seed)
+    t = grid(72)
+    hour_of_day = ((t - T0) % DAY) / HOUR
+    shape = np.exp(-0.5 * ((hour_of_day - 14) / 3) ** 2)
+    pods = []  # (name, kind, creator, since, until)
+    for node in range(5):
+        at = 46.0 + rng.uniform(0, 3)
+        pods += [(f"log-agent-a{node}", "DaemonSet", "log-agent", 0.0, at), (f"log-agent-b{node}", "DaemonSet", "log-agent", at, 1e9)]
+    pods += [("log-agent-c5", "DaemonSet", "log-agent", 57.0 + rng.uniform(0, 1), 1e9)]
+    pods += [("web-6f7d8b9c4d-x2x9k", "ReplicaSet", "web-6f7d8b9c4d", 0.0, 1e9), ("web-6f7d8b9c4d-7hq2n", "ReplicaSet", "web-6f7d8b9c4d", 0.0, 1e9),
+             ("web-6f7d8b9c4d-p4k8d", "ReplicaSet", "web-6f7d8b9c4d", 55.0, 1e9), ("web-debug", "<none>", "", 50.0, 1e9)]
+    curves = {name: (0.34 + 0.56 * rng.uniform(0.95, 1.0) * shape + rng.normal(0, rng.uniform(0.002, 0.01), t.shape[0]),
+                     rng.uniform(0, 30)) for name, *_ in pods}
+    signals = {**SIGNALS, "pod_info": SignalInfo("pod_info", "pod", "bool")}
+    lookback = int(6 * HOUR / MINUTE)
+    frames = []
+    for i in range(60, t.shape[0], 30):
+        series = []
+        for name, kind, creator, since, until in pods:
+            if not T0 + since * HOUR <= t[i] < T0 + until * HOUR:
+                continue
+            lo = max(0, i + 1 - lookback, int(np.ceil(since * 60)))
+            y, offset = curves[name]
+            attrs = (("created_by_kind", kind), ("created_by_name", creator))
+            series += [
+                Series("pod_memory_usage_ratio", {"namespace": "shop", "pod": name, "container": "c"},
+                       t[lo : i + 1] + offset, y[lo : i + 1], Entity("pod", name, "shop")),
+                Series("pod_info", {"namespace": "shop", "pod": name, **dict(attrs)}, t[lo : i + 1], np.ones(i + 1 - lo),
+                       Entity("pod", name, "shop", attributes=attrs)),
+            ]
+        frames.append(Frame(from_epoch(t[i] + 30), tuple(series), signals, MINUTE))
+    return frames
+
+
+class _ReferenceDays(ExhaustionForecast):
+    """Checks, for every series explained, that the days handed to the forecast are those the
+    first version computed (each pod folding each live sibling's days in turn), to the bit."""
+
+    checked = 0  # series explained
+    from_siblings = 0  # siblings' days that changed the days a pod reads
+
+    def explain(self, frame, series):  # noqa: ANN001, ANN201
+        from detectors._daily import BINS_PER_DAY, max_bins, merged_bins
+
+        expected = merged_bins(self._daily.get(series.key), series.timestamps, series.values, self._daily.keep)
+        workload = self._workload_key(frame, series)
+        if workload is not None:
+            others = []
+            if expected[1].shape[0] < BINS_PER_DAY:
+                others = [self._daily.get(s.key) for s in frame.of(series.signal)
+                          if s.key != series.key and self._workload_key(frame, s) == workload]
+            for k, days in enumerate([self._lineage.get(workload), *others]):
+                if days is not None:
+                    before, expected = expected, max_bins(days, expected, self._daily.keep)
+                    self.from_siblings += k > 0 and not (
+                        before[0] == expected[0] and np.array_equal(before[1], expected[1], equal_nan=True))
+        handed = []
+        forecast_now = self.forecast_now
+
+        def recorded(*args, **kwargs):  # noqa: ANN002, ANN003, ANN202
+            handed.append(kwargs["daily"])
+            return forecast_now(*args, **kwargs)
+
+        self.forecast_now = recorded  # type: ignore[method-assign]
+        try:
+            finding = super().explain(frame, series)
+        finally:
+            del self.forecast_now
+        [daily] = handed
+        assert daily[0] == expected[0], series.key
+        np.testing.assert_array_equal(daily[1], expected[1], err_msg=str(series.key))
+        self.checked += 1
+        return finding
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_the_days_a_pod_reads_from_its_siblings_are_the_first_version_s_to_the_bit(seed: int) -> None:
+    """A DaemonSet rolled out pod by pod, a node joining, a Deployment scaled out: every forecast
+    is handed the days that folding each live sibling's in turn gave (merged once per workload
+    now), so every finding is the same."""
+    det = _ReferenceDays(report_floor=0.0)
+    young = {}
+    for cycle in _rollout_scenario(seed):
+        for f in det.detect(cycle):
+            if cycle.now.timestamp() >= T0 + 2 * DAY and f.entity.name.startswith("log-agent-"):
+                young[f.entity.name] = max(young.get(f.entity.name, 0.0), f.score)
+    assert det.checked > 1000 and det.from_siblings > 500, (det.checked, det.from_siblings)
+    assert max(young.values()) < 0.5  # the DaemonSet's days, its siblings' among them, reached every new pod
+
+
 def _reset_discount_before(det, t, y, seg, drop_ended, level, noise, capacity):
     """The reset discount as computed before the daemon's path read only its newest points (verbatim)."""
     out = np.ones(t.shape[0])
