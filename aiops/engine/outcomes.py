@@ -101,11 +101,14 @@ class OutcomeTracker:
             )
 
     def prune(self, now: datetime, keep: timedelta = timedelta(days=30)) -> None:
-        """Drop judged outcomes after ``keep`` (the audit log keeps the escalations)."""
+        """Drop judged outcomes after ``keep`` (the audit log keeps the escalations). A healed one
+        waiting for its undo stays until undone; one that did not heal is never undone (a human
+        has it), so it goes like the others."""
         with self.store.transaction() as conn:
             conn.execute(
-                "DELETE FROM action_outcomes WHERE status != ? AND (restore = 0 OR restored = 1) AND decided_at < ?",
-                (PENDING, (now - keep).timestamp()),
+                "DELETE FROM action_outcomes WHERE status != ? AND (status = ? OR restore = 0 OR restored = 1) "
+                "AND decided_at < ?",
+                (PENDING, NOT_HEALED, (now - keep).timestamp()),
             )
 
     def pending(self) -> int:

@@ -320,3 +320,20 @@ def test_an_entity_a_detector_skipped_this_cycle_is_not_judged_healed(server: Ku
     assert row["status"] == "pending"
     [still] = actor.act([], findings=[xid], degraded=False, now=NOW + timedelta(minutes=31))
     assert still.status is ActionStatus.FAILED and "not healed" in still.detail
+
+
+def test_an_evacuation_that_did_not_heal_is_pruned_like_any_judged_outcome(server: KubeApiServer, tmp_path: Path) -> None:
+    """With auto_uncordon an evacuation's outcome waits for its uncordon; one that did not heal is
+    never uncordoned (a human has it), so its row must not wait for ever: pruned after the
+    retention like every judged outcome."""
+    seed_workload(server, "web", ["gpu-1", "gpu-2", "gpu-3"])
+    f = finding("node_ready", NODE)
+    actor, store = make_actor(make_config(server, tmp_path, auto_uncordon=True, uncordon_after="30m",
+                                          verify_within="10m", max_cordoned_fraction=0.7, cooldown="0s"))
+    assert actor.act([decision("evacuate_node", NODE, f)], findings=[f], degraded=False,
+                     now=NOW)[0].status is ActionStatus.APPLIED
+    [failed] = actor.act([], findings=[f], degraded=False, now=NOW + timedelta(minutes=11))
+    assert failed.status is ActionStatus.FAILED
+    assert [r["status"] for r in store.query("SELECT status FROM action_outcomes")] == ["not_healed"]
+    actor.act([], findings=[f], degraded=False, now=NOW + timedelta(days=31))
+    assert store.query("SELECT status FROM action_outcomes") == []
