@@ -10,7 +10,7 @@ still raises: that is a real outage of the detector and the cycle must say so.
 
 The skipped series' entity is named to the pipeline (:func:`aiops.plugins.skipped_entity`): it has
 no finding this cycle for want of a score, and an action on it must not be judged healed for that.
-A subject that is neither a series nor an entity (a multivariate pool) names no entity.
+A subject that is neither a series nor an entity (a multivariate pool) names its entities itself.
 """
 
 from __future__ import annotations

@@ -80,7 +80,7 @@ from sklearn.decomposition import PCA
 from sklearn.neighbors import NearestNeighbors
 
 from aiops.model import Entity, Evidence, Finding, Frame, from_epoch
-from aiops.plugins import Detector, DetectorParams
+from aiops.plugins import Detector, DetectorParams, skipped_entity
 from detectors._isolation import isolated
 from detectors._mv_reference import Block, PoolState, SavedReference, Schedule, advance, restored
 
@@ -407,7 +407,11 @@ class EntityAnomaly(Detector):
             # Absurd exporter values (1e200) overflow to inf, which scores nothing: silently, so a
             # daemon's log is not flooded with numpy warnings.
             with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
-                findings.extend(isolated(self.name, pool, self._score_pool, frame, kind, features, tables) or ())
+                scored = isolated(self.name, pool, self._score_pool, frame, kind, features, tables)
+            if scored is None:  # skipped whole: none of its entities was judged this cycle
+                for entity in tables:
+                    skipped_entity(entity.key)
+            findings.extend(scored or ())
         self._forget_departed(frame, pools)
         return findings
 

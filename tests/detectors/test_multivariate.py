@@ -265,3 +265,17 @@ def test_absurd_exporter_values_give_no_finding_and_no_numpy_warnings() -> None:
         findings = plugins.instantiate(plugins.DETECTORS, "multivariate").detect(replace(frame, series=series))
     assert findings == []
     assert [str(w.message) for w in caught if issubclass(w.category, RuntimeWarning)] == []
+
+
+def test_a_pool_whose_scoring_raised_names_its_entities_as_unjudged(monkeypatch) -> None:
+    """A pool is scored as a whole, so one that raises is skipped whole: each of its entities has
+    no finding for want of a score, which the act stage must not take for health."""
+    detector = plugins.instantiate(plugins.DETECTORS, "multivariate")
+
+    def broken(*args: object) -> list[object]:
+        raise np.linalg.LinAlgError("singular matrix")
+
+    monkeypatch.setattr(EntityAnomaly, "_score_pool", broken)
+    detection = plugins.run_detector(detector, _frame("c"))
+    assert detection.findings == []
+    assert sorted(detection.skipped) == [_gpu(n).key for n in "abcd"]
