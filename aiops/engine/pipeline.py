@@ -23,7 +23,7 @@ from aiops.collect.shard_query import HeldShards
 from aiops.config import AiopsConfig
 from aiops.engine.absent import absent_findings
 from aiops.engine.act import Actor
-from aiops.engine.correlate import correlate
+from aiops.engine.correlate import correlate, unseen_entities
 from aiops.engine.decide import Policy
 from aiops.engine.facts import ClusterFacts
 from aiops.engine.ladder import LadderState
@@ -258,7 +258,11 @@ class Pipeline:
         with self._stage(report, "decide"):
             # Predictions are checked before deciding: a false one rolls its preparation back now.
             # Not on a degraded cycle: missing data must not expire predictions as false positives.
-            closed = self.ledger.observe(findings, now) if self.ledger is not None and not report.degraded else []
+            closed = (
+                self.ledger.observe(findings, now, unseen={*unseen_entities(findings), *report.unjudged})
+                if self.ledger is not None and not report.degraded
+                else []
+            )
             facts = ClusterFacts.from_frame(frame) if frame is not None else None
             graded, decisions = self.policy.decide(findings, now=now, closed=closed, facts=facts)
             report.findings, report.decisions = graded, decisions

@@ -8,7 +8,10 @@ Its *horizon* is the predicted time plus a grace period. Then, on later cycles:
   prediction was first raised;
 - if the horizon passes without a failure, the prediction is *prevented* when an action was applied
   to the entity while it was open (the action may explain the recovery), and a *false positive*
-  otherwise — its preparatory actions are then due to be rolled back.
+  otherwise — its preparatory actions are then due to be rolled back;
+- if the horizon passes while nothing is measured on the entity (a GPU off the bus: its series
+  vanished; a detector skipped it), the prediction is *unobserved*: neither confirmed nor false,
+  outside the precision, and nothing is rolled back (the cordon stays on a GPU that may be dead).
 
 The figures per detector (predictions, confirmed, false positives, precision, median lead time)
 are exported on /metrics and shown by ``aiops history --stats``; policy can require a minimum
@@ -20,7 +23,7 @@ the audit log's rows are, so a flapping forecast cannot grow the ledger without 
 from __future__ import annotations
 
 import statistics
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -42,10 +45,11 @@ CREATE INDEX IF NOT EXISTS predictions_detector ON predictions (detector, outcom
 """
 
 OPEN, CONFIRMED, FALSE_POSITIVE, PREVENTED = None, "confirmed", "false_positive", "prevented"
+UNOBSERVED = "unobserved"
 
 PREDICTIONS = Counter(
     "aiops_predictions",
-    "Predictions closed, by detector and outcome (confirmed, false_positive, prevented).",
+    "Predictions closed, by detector and outcome (confirmed, false_positive, prevented, unobserved).",
     ["detector", "outcome"],
     registry=metrics.REGISTRY,
 )
@@ -127,9 +131,14 @@ class PredictionLedger:
                 )
 
     def observe(
-        self, findings: Sequence[Finding], now: datetime, results: Sequence[ActionResult] = ()
+        self,
+        findings: Sequence[Finding],
+        now: datetime,
+        results: Sequence[ActionResult] = (),
+        unseen: Collection[str] = (),
     ) -> list[ClosedPrediction]:
-        """Open, confirm and expire predictions from one cycle's findings."""
+        """Open, confirm and expire predictions from one cycle's findings. ``unseen``: keys of the
+        entities nothing is measured on this cycle (their horizon passing proves nothing)."""
         self.mark_acted(results)
         now_s = now.timestamp()
         closed: list[ClosedPrediction] = []
@@ -166,7 +175,7 @@ class PredictionLedger:
                 if row["entity"] in failing:
                     outcome, lead = CONFIRMED, now_s - row["opened_at"]
                 elif row["horizon"] < now_s:
-                    outcome = PREVENTED if row["acted"] else FALSE_POSITIVE
+                    outcome = UNOBSERVED if row["entity"] in unseen else PREVENTED if row["acted"] else FALSE_POSITIVE
                 if outcome is None:
                     continue
                 conn.execute(

@@ -9,7 +9,7 @@ import pytest
 from aiops.config import parse_config
 from aiops.engine.decide import Policy
 from aiops.engine.ladder import LadderState
-from aiops.engine.predictions import CONFIRMED, FALSE_POSITIVE, PREVENTED, PredictionLedger
+from aiops.engine.predictions import CONFIRMED, FALSE_POSITIVE, PREVENTED, UNOBSERVED, PredictionLedger
 from aiops.model import ActionResult, ActionStatus, Basis, Entity, Evidence, Finding, Mode, Rung
 from aiops.state import Store
 
@@ -179,3 +179,23 @@ def test_metrics_export_precision_and_lead(store: Store) -> None:
     assert 'aiops_detector_precision{detector="leaktest"} 1.0' in text
     assert 'aiops_detector_median_lead_seconds{detector="leaktest"} 1500.0' in text
     assert 'aiops_predictions_total{detector="leaktest",outcome="confirmed"} 1.0' in text
+
+
+def test_a_prediction_whose_gpu_stopped_reporting_is_not_a_false_positive(store: Store) -> None:
+    """The GPU predicted to fail falls off the bus: its series vanish and the prediction's finding
+    with them. The horizon passing unmeasured proves nothing: not a false positive (no rollback of
+    the cordon onto the GPU, no hit to the detector's precision) — closed as unobserved."""
+    p, ledger = policy(store)
+    now = T0
+    for _ in range(2):  # notify, then prepare (cordon)
+        closed = ledger.observe([gpu_finding(now, score=0.95, lead=timedelta(minutes=30))], now)
+        _, decisions = p.decide([gpu_finding(now, score=0.95, lead=timedelta(minutes=30))], now=now, closed=closed)
+        now += timedelta(minutes=1)
+    assert decisions[0].params.get("cordon_only") is True
+    later = now + timedelta(hours=1)
+    closed = ledger.observe([], later, unseen={GPU.key: "GPU GPU-1 on node node-7 stopped reporting"})
+    assert [c.outcome for c in closed] == [UNOBSERVED]
+    _, decisions = p.decide([], now=later, closed=closed)
+    assert not [d for d in decisions if d.restore]
+    (stats,) = ledger.stats()
+    assert (stats.predictions, stats.false_positives, stats.open, stats.precision) == (1, 0, 0, None)
