@@ -12,7 +12,9 @@ clients (a liveness probe that times out restarts the daemon):
   read; a refused request is answered and its connection closed unread;
 - the blocking work (the webhook's SQLite write, rendering /metrics, the readiness check) runs on
   small fixed thread pools, so a slow disk cannot starve the probes;
-- optional TLS (``server.tls``);
+- optional TLS (``server.tls``): the handshake must finish within ``read_timeout`` too, and
+  connections count against ``max_connections`` from the TCP connect (one over the limit is closed
+  when its handshake ends, not at once: asyncio hands nothing over before);
 - optionally the webhook on a port of its own (``server.webhook_port``), so that a NetworkPolicy
   can admit Alertmanager to the webhook and Prometheus to /metrics, and neither to the other.
 """
@@ -191,13 +193,23 @@ class DaemonServer:
         limit = self.max_connections
 
         def protocol() -> asyncio.BaseProtocol:
-            if len(factory.connections) >= limit:
+            if max(len(factory.connections), self._open_transports()) >= limit:
                 return _Refuse()
             return factory()
 
         self._runner = runner
-        self._servers = [await self._loop.create_server(protocol, sock=sock, ssl=self.tls)
+        # With TLS, aiohttp only hears of a connection once its handshake is done: the handshake
+        # gets the header deadline (not asyncio's 60 s), and the limit counts the server's open
+        # transports, handshakes under way included. An over-limit TLS connection is refused when
+        # its handshake ends (done or timed out): asyncio gives no hook before it.
+        handshake = self.read_timeout if self.tls is not None else None
+        self._servers = [await self._loop.create_server(protocol, sock=sock, ssl=self.tls, ssl_handshake_timeout=handshake)
                          for sock in (self._sock, self._webhook_sock) if sock is not None]
+
+    def _open_transports(self) -> int:
+        """TCP connections the listeners hold now, TLS handshakes under way included. asyncio's
+        Server counts them (``_active_count``, attached at accept) but does not publish the count."""
+        return sum(int(getattr(server, "_active_count", 0)) for server in self._servers)
 
     def _on_webhook_port(self, request: web.Request) -> bool:
         sockname = request.transport.get_extra_info("sockname") if request.transport else None

@@ -170,6 +170,55 @@ def test_optional_tls_listener(tmp_path: Path) -> None:
         server_tls(bad)
 
 
+def _tls_server(read_timeout: float, max_connections: int = 4096) -> DaemonServer:
+    from aiops.testing.tls import loopback_certificate
+
+    cert = loopback_certificate()
+    return DaemonServer("127.0.0.1", 0, ready=lambda: (True, "ok"), read_timeout=read_timeout,
+                        max_connections=max_connections, tls=cert.server_context()).start()
+
+
+def test_with_tls_a_client_that_never_says_hello_is_closed_after_the_read_timeout() -> None:
+    """The header deadline holds from the TCP connect, handshake included: a client that never sends
+    its ClientHello is not kept for asyncio's 60 s handshake default."""
+    srv = _tls_server(read_timeout=1.0)
+    socks = [socket.create_connection(("127.0.0.1", srv.port), timeout=5) for _ in range(20)]
+    try:
+        time.sleep(3.0)
+        for s in socks:
+            s.setblocking(False)
+        assert all(closed_by_server(s) for s in socks)
+    finally:
+        for s in socks:
+            s.close()
+        srv.stop()
+
+
+def test_with_tls_connections_still_in_their_handshake_count_against_the_limit() -> None:
+    """Silent TLS clients hold the limit's slots as plain ones do: a client that completes its
+    handshake is then closed unserved. (An over-limit TLS connection is closed at its handshake's
+    deadline rather than at once: until the handshake is done asyncio gives aiohttp nothing.)"""
+    from aiops.testing.tls import loopback_certificate
+
+    cert = loopback_certificate()
+    srv = DaemonServer("127.0.0.1", 0, ready=lambda: (True, "ok"), read_timeout=30.0, max_connections=16,
+                       tls=cert.server_context()).start()
+    url = f"https://127.0.0.1:{srv.port}/healthz"
+    try:
+        socks = [socket.create_connection(("127.0.0.1", srv.port), timeout=5) for _ in range(16)]
+        try:
+            time.sleep(0.3)
+            with pytest.raises(requests.ConnectionError):
+                requests.get(url, verify=str(cert.cert_file), timeout=5)
+        finally:
+            for s in socks:
+                s.close()
+        time.sleep(0.3)
+        assert requests.get(url, verify=str(cert.cert_file), timeout=5).status_code == 200
+    finally:
+        srv.stop()
+
+
 def test_webhook_on_its_own_port_is_served_only_there() -> None:
     """So a NetworkPolicy can admit Alertmanager to the webhook and Prometheus to /metrics, apart."""
     srv = DaemonServer("127.0.0.1", 0, ready=lambda: (True, "ok"), webhook_port=0,
