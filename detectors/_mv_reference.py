@@ -11,7 +11,9 @@ of a pool (entities of one kind with one feature set) is a state of its own:
   default), or, while it holds fewer than ``window`` rows, when its rows have doubled since (a
   young daemon learns quickly from its first lookback, then settles);
 * it is bounded: at each fit the pool keeps at most ``window`` rows, each entity its newest
-  equal share, so a large fleet is represented by all its members;
+  equal share, so a large fleet is represented by all its members; between fits each cycle drops
+  the rows the next fit cannot choose (:func:`_trim`), or a pool of 10,000 pods held every row of
+  the day until the daily refit (0.6 GB at 4 features) to fit on 43,200 of them;
 * the rows a model was fitted on are a typed record (:class:`SavedReference`) that the daemon
   stores in its state file at each fit (:mod:`aiops.state.detector_state`); a restart refits the
   same model from it, and the first frame's lookback fills in the rows since.
@@ -208,11 +210,13 @@ def advance(
     work = replace(state, kept=dict(state.kept), seen=dict(state.seen))  # copied once, then filled in
     batch = _without_refit(work, blocks, schedule)
     if batch is not None:
+        _trim(work, schedule)
         return work, batch
     out = []
     for block in blocks:
         work, scored = _advance(work, block, kind, features, fit, schedule)
         out.append(scored)
+    _trim(work, schedule)
     return work, out
 
 
@@ -338,7 +342,7 @@ def _refit(state: PoolState[M], now: float, kind: str, features: tuple[str, ...]
     recent = now - schedule.refresh_seconds
     seen = {e: at for e, at in state.seen.items() if at >= recent}
     live = sorted((e for e, r in state.kept.items() if len(r) and e in seen), key=lambda e: (-seen[e], e))
-    live = live[: max(1, schedule.window // _shortest_run(schedule))]
+    live = live[: _most_entities(schedule)]
     share = max(1, schedule.window // max(len(live), 1))
     kept = {e: state.kept[e].newest(share) for e in live}
     segments = _segments(normal_rows(kept, now, schedule), state.step, schedule)
@@ -346,6 +350,42 @@ def _refit(state: PoolState[M], now: float, kind: str, features: tuple[str, ...]
         return replace(state, kept=kept, seen=seen)  # too little normal history to say what normal is
     saved = SavedReference(kind, features, state.step, now, dict(kept))  # a snapshot: kept grows
     return replace(state, kept=kept, seen=seen, model=fit(segments), saved=saved)
+
+
+def _trim(state: PoolState[M], schedule: Schedule) -> None:
+    """Drop, in place at the end of a cycle, the kept rows that the next refit cannot choose.
+
+    The refit due next (at ``fitted_at + refresh_seconds``) chooses among the entities seen since
+    ``fitted_at``: at most ``_most_entities`` of them, each its newest ``window // n`` rows. That
+    share only shrinks as rows come (they push older ones out) and entities join, so each of them
+    keeps its newest share as of now, and the refit on the due row chooses the same rows, so the
+    same model, as if every row had been kept (tested). Which entities it chooses, in a pool of
+    more than it holds, depends on who is seen last before it (a lagging scrape ranks an entity
+    behind): so all keep their share, a run's worth each at least (E x 30 rows at 1-minute steps,
+    where the day's rows were E x 1,440). The refit may choose otherwise only when the pool's rows
+    skip the due instant and an entity last seen within that gap a refresh period before leaves
+    the pool: the others' share grows past what they kept. Entities not seen since the last fit
+    keep their rows (that fit's, ``window`` at most): they leave at the next refit, or rank again.
+
+    Only the clock makes that refit due: while the pool is young, its refit falls due when its
+    kept rows double, which dropping rows would delay; they are bounded by twice the window then.
+    """
+    saved = state.saved
+    if state.model is None or saved is None or _doubling_target(state, schedule) is not None:
+        return
+    if max(state.seen.values(), default=-math.inf) >= saved.fitted_at + schedule.refresh_seconds:
+        return  # the last refit found too little to fit on: each new row retries it, and it trims
+    kept = state.kept
+    assert isinstance(kept, dict), "advance works on its own copy"
+    live = [e for e, r in kept.items() if len(r) and state.seen.get(e, -math.inf) >= saved.fitted_at]
+    share = max(1, schedule.window // max(min(len(live), _most_entities(schedule)), 1))
+    for e in live:
+        kept[e] = kept[e].newest(share)
+
+
+def _most_entities(schedule: Schedule) -> int:
+    """The most entities a fit takes: as many as the window holds a run of (:func:`_shortest_run`)."""
+    return max(1, schedule.window // _shortest_run(schedule))
 
 
 def _shortest_run(schedule: Schedule) -> int:
