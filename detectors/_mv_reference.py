@@ -8,8 +8,9 @@ of a pool (entities of one kind with one feature set) is a state of its own:
 * it holds the pool's **rows that were not flagged** (score below ``report_floor``): what the
   daemon reported is not normal, so an incident never becomes the reference;
 * it is **refitted slowly**: when ``refresh_seconds`` have passed since the last fit (a day by
-  default), or, while it holds fewer than ``window`` rows, when its rows have doubled since (a
-  young daemon learns quickly from its first lookback, then settles);
+  default), or, while its fit held fewer than ``window`` rows (less the rounding of the window
+  into its entities' shares), when its rows have doubled since (a young daemon learns quickly
+  from its first lookback, then settles);
 * it is bounded: at each fit the pool keeps at most ``window`` rows, each entity its newest
   equal share, so a large fleet is represented by all its members; between fits each cycle drops
   the rows the next fit cannot choose (:func:`_trim`), or a pool of 10,000 pods held every row of
@@ -310,7 +311,10 @@ def _doubling_target(state: PoolState[M], schedule: Schedule) -> int | None:
     """The kept-row count at which the next refit falls due by growth; None: only by the clock."""
     if state.model is None:
         return schedule.min_reference
-    if state.fitted_rows >= schedule.window:
+    # Full once each entity it was fitted on held its share: the window rounded down to a multiple
+    # of them (7 entities fill 595 of 600 rows; counted young, they refitted every 85 minutes).
+    entities = max(len(state.saved.rows) if state.saved is not None else 0, 1)
+    if state.fitted_rows >= schedule.window // entities * entities:
         return None
     return max(2 * state.fitted_rows, schedule.min_reference)
 

@@ -237,3 +237,19 @@ def test_holding_less_between_refits_fits_the_same_references(monkeypatch: pytes
     assert len({at for _, (at, _), _ in trimmed}) >= 4  # several refits, each on the same rows
     assert [(fit, newest) for _, fit, newest in trimmed] == [(fit, newest) for _, fit, newest in untrimmed]
     assert sum(rows for rows, _, _ in trimmed) < sum(rows for rows, _, _ in untrimmed)
+
+
+def test_a_full_pool_whose_window_its_entities_do_not_divide_refits_on_the_clock_only() -> None:
+    # 7 GPUs share a 600-row window: 85 rows each, 595 in all. The pool is as full as it can be,
+    # yet it counted as young (fewer than 600 rows fitted) and refitted every time its kept rows
+    # doubled, every 85 minutes here, not once a refresh period (in a real pool of 1,000
+    # entities: every 43 minutes instead of daily).
+    t, _ = _history(9.0, None)
+    rows = {f"g{i}": _history(9.0, None, seed=i)[1] for i in range(7)}
+    detector = EntityAnomaly(window=600, refresh_minutes=240)
+    fits = set()
+    for end in range(120, t.shape[0] + 1, 10):
+        detector.detect(_pool_frame(t, rows, end))
+        fits.add(_newest_reference(detector).fitted_at)
+    after_full = sorted(f for f in fits if f - t[0] >= 3 * 3600)
+    assert len(after_full) <= 2, [round((f - t[0]) / 60) for f in sorted(fits)]
