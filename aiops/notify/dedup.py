@@ -4,17 +4,23 @@ The same state is not repeated within the route's ``repeat_interval`` (or the ch
 shorter refresh, which Alertmanager needs); a new severity or a new action outcome is sent at once.
 A follower replica keeps its ledger in step without sending: what the leader has not delivered yet
 stays due there, so a new leader repeats rather than loses it.
+
+The ledger is written when a notification is queued, not when it arrives: most are delivered
+within the cycle, and the outbox retries the rest. One the outbox gives up on was never told, so
+:func:`forget_undelivered` removes its row: still firing, it is due again at the next cycle (new
+to the ledger); cleared, no "cleared" follows something nobody saw.
 """
 
 from __future__ import annotations
 
 import hashlib
+import json
 import sqlite3
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from aiops.config.notify import RouteConfig
-from aiops.model import Notification
+from aiops.model import Notification, NotificationKind
 from aiops.notify.batch import StageBatch
 from aiops.notify.routing import Target, decorate
 from aiops.plugins import Notifier
@@ -121,3 +127,27 @@ def record(
     conn.executemany("UPDATE notify_ledger SET active = 0 WHERE channel = ? AND key = ?", resolved_keys)
     # Action notifications never resolve; their rows only serve de-duplication, so old ones go.
     conn.execute("DELETE FROM notify_ledger WHERE (active = 0 OR resolvable = 0) AND last_sent_at < ?", (t - 7 * 86400,))
+
+
+def forget_undelivered(conn: sqlite3.Connection, channel: str, n: Notification) -> None:
+    """The outbox gave up on ``n`` for ``channel``: what it told is no longer recorded as told there.
+
+    Only ledger rows that still hold ``n`` (or, for a storm summary, one of the notifications it
+    grouped, matched by finding) are removed; a row a later notification replaced stands. A
+    resolution that failed changes nothing (its row is inactive already)."""
+    if n.resolved or n.test:
+        return
+    finding_ids = {f.id for f in n.findings} if n.kind is NotificationKind.STORM else set()
+    keys = {f.key for f in n.findings} if finding_ids else {n.key}
+    for key in keys:
+        row = conn.execute("SELECT notification FROM notify_ledger WHERE channel = ? AND key = ? AND active = 1",
+                           (channel, key)).fetchone()
+        if row is None:
+            continue
+        try:
+            told = json.loads(row["notification"])
+            mine = told["id"] == n.id or any(f.get("id") in finding_ids for f in told.get("findings", ()))
+        except (ValueError, KeyError, TypeError, AttributeError):
+            mine = True  # unreadable: the row cannot say it holds something newer
+        if mine:
+            conn.execute("DELETE FROM notify_ledger WHERE channel = ? AND key = ?", (channel, key))

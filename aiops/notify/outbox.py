@@ -16,6 +16,13 @@ is called, and ``delivered`` right after. A crash in between leaves rows in ``se
 
 A transport timeout after the peer accepted the request is indistinguishable from a lost request;
 that case is retried (at-least-once), which is the one place a duplicate can still happen.
+
+Given up. A row that fails for good (spent retry budget, permanent error, no fallback took it) was
+never told, yet the de-dup ledger recorded it as told when it was queued; ``on_given_up`` (the
+stage's :func:`~aiops.notify.dedup.forget_undelivered`) clears that in the same transaction, so a
+condition still firing after a long outage is queued again next cycle instead of after
+``repeat_interval``. An ``unknown`` outcome (crash while sending to DingTalk) is not given up: it
+may have arrived, and a repeat is what that rule avoids.
 """
 
 from __future__ import annotations
@@ -25,7 +32,7 @@ import random
 import sqlite3
 import time
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime
@@ -74,6 +81,9 @@ _FALLBACK_GROUP = "fallback:"
 _MAX_BATCHES_PER_FLUSH = 20
 _FLUSH_BUDGET_SECONDS = 20.0
 
+# (transaction, channel the notification was meant for, the notification): called when a row fails for good.
+GivenUp = Callable[[sqlite3.Connection, str, Notification], None]
+
 
 @dataclass(frozen=True)
 class Envelope:
@@ -106,8 +116,9 @@ class Batch:
 
 class Outbox:
     def __init__(self, store: Store, config: OutboxConfig | None = None, *,
-                 fallbacks: Mapping[str, tuple[str, float]] | None = None) -> None:
+                 fallbacks: Mapping[str, tuple[str, float]] | None = None, on_given_up: GivenUp | None = None) -> None:
         self.store = store
+        self.on_given_up = on_given_up
         self.config = config or OutboxConfig()
         # channel -> (fallback channel, seconds a row may wait before it is handed over)
         self.fallbacks = dict(fallbacks or {})
@@ -315,6 +326,17 @@ class Outbox:
             ).fetchall()]
             return self._reroute(conn, channel, ids, f"still undelivered after {fallback[1]:.0f}s", t)
 
+    def _given_up(self, conn: sqlite3.Connection, channel: str, grp: str, payload: str) -> None:
+        if self.on_given_up is None:
+            return
+        # A fallback copy failing means the original channel was not told either.
+        meant_for = grp[len(_FALLBACK_GROUP):] if grp.startswith(_FALLBACK_GROUP) else channel
+        try:
+            n = notification_from_json(payload)
+        except (ValueError, KeyError, TypeError):
+            return
+        self.on_given_up(conn, meant_for, n)
+
     def backoff_seconds(self, attempts: int) -> float:
         base = self.config.backoff_initial.total_seconds() * 2.0 ** max(0, attempts - 1)
         capped = min(base, self.config.backoff_max.total_seconds())
@@ -342,7 +364,7 @@ class Outbox:
                 return
             report.last_error = delivery.detail
             rows = conn.execute(
-                f"SELECT id, attempts, created_at FROM notify_outbox WHERE id IN ({marks})", batch.row_ids
+                f"SELECT id, grp, attempts, created_at, notification FROM notify_outbox WHERE id IN ({marks})", batch.row_ids
             ).fetchall()
             max_age = self.config.max_age.total_seconds()
             for row in rows:
@@ -360,6 +382,7 @@ class Outbox:
                     )
                     report.failed += 1
                     metrics.NOTIFICATIONS.labels(channel=batch.channel, result="failed").inc()
+                    self._given_up(conn, batch.channel, row["grp"], row["notification"])
                 else:
                     delay = max(self.backoff_seconds(row["attempts"]), delivery.retry_after_seconds or 0.0)
                     conn.execute(

@@ -29,7 +29,7 @@ from aiops.model import ActionResult, Finding, Notification, utcnow
 from aiops.notify.batch import StageBatch
 from aiops.notify.build import build_notifications
 from aiops.notify.channels import build_notifiers
-from aiops.notify.dedup import LEDGER_SCHEMA, dedup, read_ledger, record
+from aiops.notify.dedup import LEDGER_SCHEMA, dedup, forget_undelivered, read_ledger, record
 from aiops.notify.outbox import ChannelReport, Outbox
 from aiops.notify.replicas import SharedLedger, publish_delivered, told_by_leader
 from aiops.notify.resolve import resolve
@@ -67,8 +67,8 @@ class NotifyStage:
             for name, ch in config.notify.channels.items()
             if ch.fallback is not None and name in self.notifiers and ch.fallback in self.notifiers
         }
-        self.outbox = Outbox(store, config.notify.outbox, fallbacks=fallbacks)
         store.ensure_schema(LEDGER_SCHEMA)
+        self.outbox = Outbox(store, config.notify.outbox, fallbacks=fallbacks, on_given_up=forget_undelivered)
         self.outbox.recover(self.notifiers, now or utcnow())
         for name in self.notifiers:
             metrics.OUTBOX_PENDING.labels(channel=name).set(self.outbox.pending(name))

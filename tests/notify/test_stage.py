@@ -375,3 +375,62 @@ def test_a_follower_marks_told_only_what_the_leader_delivered(tmp_path: Path) ->
         new.notify([finding(pod("a")), finding(pod("b"))], [], cycle_id=f"n{minute}",
                    now=NOW + timedelta(minutes=minute), degraded=False)
     assert [n.entity.name for n in rec.sent if n.entity] == ["b"]
+
+
+class Flaky(Recorder):
+    """A channel that answers 503 while ``down``, and records what it is given once it is back."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.down = True
+
+    def send(self, batch: Sequence[Any]) -> Any:
+        from aiops.plugins import Delivery, DeliveryStatus
+
+        if self.down:
+            return Delivery(DeliveryStatus.RETRY, "HTTP 503")
+        return super().send(batch)
+
+
+def flaky_stage(store: Store) -> tuple[NotifyStage, Flaky]:
+    cfg = config({"channels": {"a": {"plugin": "console"}},
+                  "outbox": {"max_attempts": 3, "backoff_initial": "10s", "backoff_max": "1m"}})
+    rec = Flaky()
+    return NotifyStage(cfg, store, {"a": rec}, now=NOW), rec
+
+
+def test_an_outage_longer_than_the_retry_budget_pages_again_while_the_condition_is_active(store: Store) -> None:
+    """The retry budget ran out (the row failed) but the condition still fires: it was never told,
+    so it is queued again at the next cycle rather than held back for the repeat interval (4h)."""
+    stage, rec = flaky_stage(store)
+    for minute in range(12):
+        rec.down = minute < 5
+        stage.notify([finding()], [], cycle_id=f"c{minute}", now=NOW + timedelta(minutes=minute), degraded=False)
+    assert [r["state"] for r in stage.outbox.rows("a", FAILED)] == [FAILED]  # the first row's budget was spent
+    assert [(n.key, n.resolved) for n in rec.sent] == [(finding().key, False)]  # told once, when the channel was back
+
+
+def test_a_condition_never_delivered_is_not_told_as_cleared(store: Store) -> None:
+    stage, rec = flaky_stage(store)
+    for minute in range(3):  # the budget is spent at the third attempt
+        stage.notify([finding()], [], cycle_id=f"c{minute}", now=NOW + timedelta(minutes=minute), degraded=False)
+    assert stage.outbox.pending("a") == 0
+    rec.down = False
+    for minute in range(3, 6):
+        stage.notify([], [], cycle_id=f"c{minute}", now=NOW + timedelta(minutes=minute), degraded=False)
+    assert rec.sent == []  # nothing was told, so nothing is cleared
+
+
+def test_a_delivered_condition_is_not_repeated_when_a_later_change_fails(store: Store) -> None:
+    """Only what was never delivered is due again: a failed change (warning -> critical) leaves the
+    delivered warning as told, and the critical is queued again; a delivered state is not repeated."""
+    stage, rec = flaky_stage(store)
+    rec.down = False
+    stage.notify([finding(severity=Severity.WARNING, score=0.8)], [], cycle_id="c0", now=NOW, degraded=False)
+    rec.down = True
+    for minute in range(1, 4):
+        stage.notify([finding()], [], cycle_id=f"c{minute}", now=NOW + timedelta(minutes=minute), degraded=False)
+    rec.down = False
+    for minute in range(4, 8):
+        stage.notify([finding()], [], cycle_id=f"c{minute}", now=NOW + timedelta(minutes=minute), degraded=False)
+    assert [n.severity for n in rec.sent] == [Severity.WARNING, Severity.CRITICAL]
