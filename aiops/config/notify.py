@@ -71,8 +71,9 @@ class ChannelConfig(StrictModel):
     params: dict[str, Any] = Field(default_factory=dict)
     enabled: bool = True
     # Another channel that takes over what this one could not deliver: a permanent error, a spent
-    # retry budget, or anything still waiting after ``fallback_after`` (a throttled DingTalk robot
-    # holds messages for 10 minutes; a critical alert should not wait that long).
+    # retry budget, or anything still undelivered ``fallback_after`` after it was due (a throttled
+    # DingTalk robot holds messages for 10 minutes; a critical alert should not wait that long).
+    # A message held on purpose (group_interval, the storm window) is due when its hold ends.
     fallback: str | None = None
     fallback_after: Duration = timedelta(minutes=2)
 

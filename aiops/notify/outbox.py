@@ -23,6 +23,12 @@ stage's :func:`~aiops.notify.dedup.forget_undelivered`) clears that in the same 
 condition still firing after a long outage is queued again next cycle instead of after
 ``repeat_interval``. An ``unknown`` outcome (crash while sending to DingTalk) is not given up: it
 may have arrived, and a repeat is what that rule avoids.
+
+Fallback. A channel with a ``fallback`` hands over a row still undelivered ``fallback_after`` past
+the time it became *due* (``due_at``: the end of its route's group window or the storm window, else
+when it was queued), never past its creation: a hold is aiops's own choice, not delivery trouble,
+and a healthy channel must get what it held. What does count is the channel's trouble after that:
+failed attempts and their backoff, a rate limit, a backlog. Retries do not move ``due_at``.
 """
 
 from __future__ import annotations
@@ -44,6 +50,7 @@ from aiops.model import Notification
 from aiops.state.codec import notification_from_json, notification_to_json
 from aiops.plugins import Delivery, DeliveryStatus, Notifier
 from aiops.state import Store
+from aiops.state.migrations import add_column, migrate
 
 log = logging.getLogger(__name__)
 
@@ -70,6 +77,12 @@ _SCHEMA = (
         "CREATE TABLE IF NOT EXISTS notify_groups (channel TEXT NOT NULL, grp TEXT NOT NULL, last_sent_at REAL NOT NULL, "
         "PRIMARY KEY (channel, grp))"
     ),
+)
+# Numbered steps (aiops.state.migrations): append-only.
+_MIGRATIONS = (
+    ";\n".join(_SCHEMA),
+    # When the row first became due (see Fallback above); NULL on rows from before it: created_at.
+    add_column("notify_outbox", "due_at", "REAL"),
 )
 
 PENDING, SENDING, DELIVERED, FAILED, SUPERSEDED = "pending", "sending", "delivered", "failed", "superseded"
@@ -122,8 +135,7 @@ class Outbox:
         self.config = config or OutboxConfig()
         # channel -> (fallback channel, seconds a row may wait before it is handed over)
         self.fallbacks = dict(fallbacks or {})
-        for ddl in _SCHEMA:
-            store.ensure_schema(ddl)
+        migrate(store, "notify_outbox", _MIGRATIONS)
 
     # --- writing -------------------------------------------------------------------------
     def enqueue(self, envelopes: Sequence[Envelope], now: datetime) -> None:
@@ -143,9 +155,9 @@ class Outbox:
             )
             conn.execute(
                 "INSERT OR IGNORE INTO notify_outbox (id, channel, grp, key, severity_rank, notification, state, "
-                "created_at, next_attempt_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                "created_at, next_attempt_at, due_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (f"{n.id}:{env.channel}", env.channel, env.group, n.key, n.severity.rank, notification_to_json(n), PENDING,
-                 t, max(t, env.not_before), t),
+                 t, max(t, env.not_before), max(t, env.not_before), t),
             )
 
     def group_last_sent(self, channel: str, group: str) -> float | None:
@@ -301,9 +313,9 @@ class Outbox:
             notification_id = row["id"].rsplit(":", 1)[0]
             conn.execute(
                 "INSERT OR IGNORE INTO notify_outbox (id, channel, grp, key, severity_rank, notification, state, "
-                "created_at, next_attempt_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                "created_at, next_attempt_at, due_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (f"{notification_id}:{target}", target, _FALLBACK_GROUP + channel, row["key"], row["severity_rank"],
-                 row["notification"], PENDING, t, t, t),
+                 row["notification"], PENDING, t, t, t, t),
             )
             conn.execute(
                 "UPDATE notify_outbox SET state = ?, batch_id = NULL, updated_at = ?, last_error = ? WHERE id = ?",
@@ -321,10 +333,11 @@ class Outbox:
         t = now.timestamp()
         with self.store.transaction() as conn:
             ids = [r["id"] for r in conn.execute(
-                "SELECT id FROM notify_outbox WHERE channel = ? AND state = ? AND batch_id IS NULL AND created_at <= ? AND grp NOT LIKE ?",
+                "SELECT id FROM notify_outbox WHERE channel = ? AND state = ? AND batch_id IS NULL "
+                "AND COALESCE(due_at, created_at) <= ? AND grp NOT LIKE ?",
                 (channel, PENDING, t - fallback[1], _FALLBACK_GROUP + "%"),
             ).fetchall()]
-            return self._reroute(conn, channel, ids, f"still undelivered after {fallback[1]:.0f}s", t)
+            return self._reroute(conn, channel, ids, f"still undelivered {fallback[1]:.0f}s after it was due", t)
 
     def _given_up(self, conn: sqlite3.Connection, channel: str, grp: str, payload: str) -> None:
         if self.on_given_up is None:

@@ -252,10 +252,10 @@ def _envelopes(stage: NotifyStage) -> list[Any]:
 
 
 # --- fallback ------------------------------------------------------------------------------------
-def fallback_stage(rig: Rig) -> NotifyStage:
+def fallback_stage(rig: Rig, **route: Any) -> NotifyStage:
     cfg = rig.config().model_dump(by_alias=True)
     cfg["notify"]["channels"]["dingtalk"]["fallback"] = "email"
-    cfg["notify"]["routes"] = [{"name": "chat", "channels": ["dingtalk"]}]
+    cfg["notify"]["routes"] = [{"name": "chat", "channels": ["dingtalk"], **route}]
     return NotifyStage.from_config(config(cfg["notify"]), Store(rig.path))
 
 
@@ -281,6 +281,21 @@ def test_throttled_robot_hands_waiting_messages_to_email_after_fallback_after(ri
     assert len(rig.smtp.messages) == 1 and len(rig.robot.requests) == 1
     assert stage.outbox.pending("dingtalk") == 0  # handed over, so never also sent when the hold ends
     assert {r["state"] for r in stage.outbox.rows("dingtalk")} <= {"rerouted", "superseded"}
+
+
+@pytest.mark.parametrize("hold", ["group_interval", "storm"])
+def test_a_message_held_on_purpose_waits_for_a_healthy_channel_not_for_its_fallback(rig: Rig, hold: str) -> None:
+    """A route's group window or a storm window holds messages back; fallback_after counts from
+    when a message is due, so a healthy DingTalk gets them when the hold ends and email gets nothing."""
+    stage = fallback_stage(rig, group_interval="10m") if hold == "group_interval" else fallback_stage(rig)
+    first = [finding(pod(f"p{i}")) for i in range(2 if hold == "group_interval" else 25)]
+    stage.notify(first, [], cycle_id="c0", now=NOW, degraded=False)
+    assert len(rig.robot.messages) == 1  # a digest, or the storm summary
+    for minute in range(1, 17):
+        stage.notify([*first, finding(pod("late"))], [], cycle_id=f"c{minute}", now=NOW + timedelta(minutes=minute),
+                     degraded=False)
+    assert rig.smtp.messages == []
+    assert sum("pod/ml/late" in m["markdown"]["text"] for m in rig.robot.messages) == 1
 
 
 def test_settled_rows_are_pruned_delivered_soon_failed_later(store: Store) -> None:
