@@ -222,6 +222,9 @@ class Notifier(ABC):
     # The channel's own repeat interval when shorter than the route's (Alertmanager's refresh, so
     # its alerts do not expire); None: the route's.
     repeat_interval: timedelta | None = None
+    # Notifications one send may carry when the receiver takes many per request; None: the
+    # outbox's ``max_batch`` (a digest people read).
+    max_batch: ClassVar[int | None] = None
 
     @abstractmethod
     def send(self, batch: Sequence[Notification]) -> Delivery: ...

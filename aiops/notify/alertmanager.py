@@ -264,6 +264,9 @@ class AlertmanagerNotifier(Notifier):
     groups_itself: ClassVar[bool] = True
     # Alerts with the same labels are the same alert: a repeat is harmless.
     redeliver_after_crash: ClassVar[bool] = True
+    # The v2 API takes a list: a refresh of every active alert is a few POSTs, not one per ten
+    # (a large incident outgrew what one flush carried, and alerts not re-posted expired).
+    max_batch: ClassVar[int | None] = 500
 
     def __init__(self, **params: Any) -> None:
         self.params = parse_params(AlertmanagerParams, params)

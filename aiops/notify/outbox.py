@@ -29,6 +29,13 @@ the time it became *due* (``due_at``: the end of its route's group window or the
 when it was queued), never past its creation: a hold is aiops's own choice, not delivery trouble,
 and a healthy channel must get what it held. What does count is the channel's trouble after that:
 failed attempts and their backoff, a rate limit, a backlog. Retries do not move ``due_at``.
+
+Fair share. One flush sends at most ``_MAX_BATCHES_PER_FLUSH`` batches. Within a severity the rows
+due longest go first, and a row that supersedes one still waiting keeps that row's ``due_at``: a
+channel re-sent every active condition each cycle (Alertmanager's refresh) with more due than one
+flush carries serves those the last flush left behind first, instead of the same winners every
+time. A channel whose receiver takes many per request says so (``Notifier.max_batch``; Alertmanager
+takes a list of alerts in one POST), so it rarely needs more than one batch at all.
 """
 
 from __future__ import annotations
@@ -148,6 +155,15 @@ class Outbox:
         t = now.timestamp()
         for env in envelopes:
             n = env.notification
+            due = max(t, env.not_before)
+            # The key has waited to be told here since the oldest row it supersedes was due.
+            waiting = conn.execute(
+                "SELECT MIN(COALESCE(due_at, created_at)) AS since FROM notify_outbox "
+                "WHERE channel = ? AND key = ? AND state = ? AND batch_id IS NULL",
+                (env.channel, n.key, PENDING),
+            ).fetchone()["since"]
+            if waiting is not None:
+                due = min(due, float(waiting))
             conn.execute(
                 "UPDATE notify_outbox SET state = ?, updated_at = ?, last_error = 'superseded by a newer notification', notification = '' "
                 "WHERE channel = ? AND key = ? AND state = ? AND batch_id IS NULL",
@@ -157,7 +173,7 @@ class Outbox:
                 "INSERT OR IGNORE INTO notify_outbox (id, channel, grp, key, severity_rank, notification, state, "
                 "created_at, next_attempt_at, due_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (f"{n.id}:{env.channel}", env.channel, env.group, n.key, n.severity.rank, notification_to_json(n), PENDING,
-                 t, max(t, env.not_before), max(t, env.not_before), t),
+                 t, max(t, env.not_before), due, t),
             )
 
     def group_last_sent(self, channel: str, group: str) -> float | None:
@@ -234,7 +250,7 @@ class Outbox:
                 break
             if notifier.wait_seconds() > 0:
                 break  # rate limited: rows stay pending, no attempt is spent
-            batch = self._claim(channel, now)
+            batch = self._claim(channel, now, notifier.max_batch or self.config.max_batch)
             if batch is None:
                 break
             delivery = self._send(notifier, batch)
@@ -245,12 +261,12 @@ class Outbox:
         metrics.OUTBOX_PENDING.labels(channel=channel).set(report.pending)
         return report
 
-    def _claim(self, channel: str, now: datetime) -> Batch | None:
+    def _claim(self, channel: str, now: datetime, limit: int | None = None) -> Batch | None:
         t = now.timestamp()
         with self.store.transaction() as conn:
             head = conn.execute(
                 "SELECT grp, batch_id FROM notify_outbox WHERE channel = ? AND state = ? AND next_attempt_at <= ? "
-                "ORDER BY batch_id IS NULL, severity_rank DESC, created_at LIMIT 1",
+                "ORDER BY batch_id IS NULL, severity_rank DESC, COALESCE(due_at, created_at), created_at LIMIT 1",
                 (channel, PENDING, t),
             ).fetchone()
             if head is None:
@@ -266,8 +282,8 @@ class Outbox:
                 batch_id = uuid.uuid4().hex
                 rows = conn.execute(
                     "SELECT id, notification FROM notify_outbox WHERE channel = ? AND grp = ? AND state = ? AND batch_id IS NULL "
-                    "AND next_attempt_at <= ? ORDER BY severity_rank DESC, created_at LIMIT ?",
-                    (channel, head["grp"], PENDING, t, self.config.max_batch),
+                    "AND next_attempt_at <= ? ORDER BY severity_rank DESC, COALESCE(due_at, created_at), created_at LIMIT ?",
+                    (channel, head["grp"], PENDING, t, limit or self.config.max_batch),
                 ).fetchall()
             ids: list[str] = []
             notifications: list[Notification] = []
@@ -284,7 +300,7 @@ class Outbox:
                 [(SENDING, batch_id, t, i) for i in ids],
             )
         if not ids:
-            return self._claim(channel, now)  # every row of that group was damaged: try the next group
+            return self._claim(channel, now, limit)  # every row of that group was damaged: try the next group
         return Batch(channel, batch_id, tuple(ids), tuple(notifications))
 
     @staticmethod

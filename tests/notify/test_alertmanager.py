@@ -297,6 +297,27 @@ def test_stage_keeps_alerts_fresh_and_resolves_them_when_the_finding_clears(
     stage.close()
 
 
+def test_every_active_alert_is_posted_every_cycle_past_two_hundred(store: Store) -> None:
+    """A large incident: 300 active findings. Alertmanager takes a list per POST, so the channel
+    carries many alerts a send; with the outbox's digest size (10) one flush posted 200 and the same
+    100 were never posted at all."""
+    from aiops.config import parse_config
+    from aiops.notify.stage import NotifyStage
+
+    notifier = AlertmanagerNotifier(url="http://127.0.0.1:9")
+    posts: list[list[str]] = []
+    notifier.client.post_alerts = lambda alerts: posts.append([a["labels"]["pod"] for a in alerts])  # type: ignore[method-assign]
+    stage = NotifyStage(parse_config({"notify": {"channels": {"am": {"plugin": "console"}}}}), store, {"am": notifier})
+    findings = [finding(pod(f"p{i:03d}")) for i in range(300)]
+    start = datetime(2026, 11, 25, 9, 0, tzinfo=UTC)
+    for minute in range(3):
+        posts.clear()
+        stage.notify(findings, [], cycle_id=f"c{minute}", now=start + timedelta(minutes=minute), degraded=False)
+        assert sorted(p for post in posts for p in post) == [f"p{i:03d}" for i in range(300)]
+        assert len(posts) <= 3 and stage.last_reports["am"].pending == 0
+    stage.close()
+
+
 def test_real_webhook_reaches_the_daemon_server_next_to_metrics(tmp_path: Path, store: Store) -> None:
     from aiops.notify.webhook import make_handler
     from aiops.server import WEBHOOK_PATH, DaemonServer

@@ -449,3 +449,27 @@ def test_a_delivered_condition_is_not_repeated_when_a_later_change_fails(store: 
     for minute in range(4, 8):
         stage.notify([finding()], [], cycle_id=f"c{minute}", now=NOW + timedelta(minutes=minute), degraded=False)
     assert [n.severity for n in rec.sent] == [Severity.WARNING, Severity.CRITICAL]
+
+
+class Refreshing(Recorder):
+    """A channel that wants every active condition re-sent each minute, one by one (as Alertmanager does)."""
+
+    groups_itself = True
+    repeat_interval = timedelta(minutes=1)
+
+
+def test_more_active_conditions_than_one_flush_carries_take_turns(store: Store) -> None:
+    """One flush sends at most 20 batches; with more due than that every cycle, the ones waiting
+    longest go first, so none is starved by those that won the last flush."""
+    cfg = config({"channels": {"a": {"plugin": "console"}}, "outbox": {"max_batch": 2}})
+    rec = Refreshing()
+    stage = NotifyStage(cfg, store, {"a": rec}, now=NOW)
+    findings = [finding(pod(f"p{i:02d}")) for i in range(60)]  # 40 a flush
+    told: list[set[str]] = []
+    for minute in range(8):
+        rec.batches.clear()
+        stage.notify(findings, [], cycle_id=f"c{minute}", now=NOW + timedelta(minutes=minute), degraded=False)
+        told.append({n.key for n in rec.sent})
+        assert len(told[-1]) == 40
+    everyone = {f.key for f in findings}
+    assert all(told[i] | told[i + 1] == everyone for i in range(len(told) - 1))
