@@ -67,3 +67,28 @@ def test_every_notification_ends_delivered_once_failed_superseded_or_still_pendi
     for nid, state in rows.items():
         assert state in {DELIVERED, FAILED, SUPERSEDED, PENDING}
         assert (state == DELIVERED) == (nid in channel.delivered)
+
+
+def test_a_state_file_from_before_due_at_is_migrated_and_its_waiting_rows_are_sent(tmp_path: Path) -> None:
+    """A daemon upgraded with rows still waiting: the table gains ``due_at`` (NULL on the old rows,
+    read as their creation time), and the old rows are claimed and delivered as before."""
+    from aiops.model import Severity
+    from aiops.notify.outbox import _SCHEMA, Outbox
+    from aiops.state.codec import notification_to_json
+
+    store = Store(tmp_path / "old.sqlite")
+    store.ensure_schema(_SCHEMA[0])  # the table as the release before the migration made it
+    t = NOW.timestamp()
+    n = Notification("k1", Severity.CRITICAL, "GPU XID 79", "fell off the bus")
+    with store.transaction() as conn:
+        conn.execute(
+            "INSERT INTO notify_outbox (id, channel, grp, key, severity_rank, notification, state, created_at, "
+            "next_attempt_at, updated_at) VALUES (?, 'scripted', 'default', 'k1', 2, ?, 'pending', ?, ?, ?)",
+            (f"{n.id}:scripted", notification_to_json(n), t, t, t),
+        )
+    outbox = Outbox(store)
+    assert "due_at" in {r["name"] for r in store.query("PRAGMA table_info(notify_outbox)")}
+    notifier = Scripted([])
+    outbox.flush({"scripted": notifier}, NOW + timedelta(seconds=1))
+    assert notifier.delivered == [n.id]
+    assert [r["state"] for r in outbox.rows("scripted")] == [DELIVERED]
