@@ -58,6 +58,11 @@ SIGNALS_ABSENT = Gauge(
 POINTS_FETCHED = Counter("aiops_points_fetched", "Samples fetched from Prometheus.", registry=REGISTRY)
 QUERIES = Counter("aiops_prometheus_queries", "Range queries sent to Prometheus, by result.", ["result"], registry=REGISTRY)
 PROMETHEUS_UP = Gauge("aiops_prometheus_up", "1 when the last Prometheus query answered.", registry=REGISTRY)
+CLOCK_AHEAD = Gauge(
+    "aiops_clock_ahead_of_prometheus_seconds",
+    "How far the daemon's clock runs ahead of Prometheus's (negative: behind), from the Date header of its answers.",
+    registry=REGISTRY,
+)
 FINDINGS = Counter("aiops_findings", "Findings raised, by detector and severity.", ["detector", "severity"], registry=REGISTRY)
 ACTIVE_FINDINGS = Gauge(
     "aiops_active_findings", "Findings in the last cycle, by detector and severity.", ["detector", "severity"], registry=REGISTRY

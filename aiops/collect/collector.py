@@ -11,6 +11,7 @@ from __future__ import annotations
 import functools
 import logging
 import math
+import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timedelta
@@ -136,10 +137,32 @@ class MemoSource(Protocol):
     def retain_memos(self, queries: Iterable[str]) -> None: ...
 
 
+@runtime_checkable
+class ServerClock(Protocol):
+    """A source that knows the server's clock (Prometheus's answers carry it in their Date header)."""
+
+    def server_time(self) -> float | None: ...
+
+
+# Where the daemon's clock runs this far or more ahead of Prometheus's, the collector reads up to
+# Prometheus's time (more than the Date header's whole seconds and the network's delay).
+CLOCK_TOLERANCE_SECONDS = 2.0
+# Ahead by this much, the log says so (a node's time sync is broken; lead times are off by it).
+CLOCK_WARN_SECONDS = 60.0
+# A cycle whose time is this close to the daemon's wall clock is live (the daemon's own schedule).
+LIVE_SECONDS = 60.0
+
+
 class Collector:
-    def __init__(self, config: AiopsConfig, client: SeriesSource | None = None) -> None:
+    def __init__(
+        self, config: AiopsConfig, client: SeriesSource | None = None, *, clock: Callable[[], float] = time.time
+    ) -> None:
         self.config = config
         self.client: SeriesSource = client or PrometheusClient(config.prometheus)
+        # The daemon's wall clock, and how far it ran ahead of Prometheus's at the last cycle (_ahead).
+        self.clock = clock
+        self.ahead_of_prometheus = 0.0
+        self._warned_clock = False
         self.signals = config.resolved_signals()
         self._written = frozenset(config.signals)  # defined or overridden by the config, not the catalog's own
         self.infos = {n: signal_info(n, s) for n, s in self.signals.items()}
@@ -158,6 +181,14 @@ class Collector:
         sharded replica, aiops/collect/shard_query.py), a superset the caller filters exactly."""
         now_s = now.timestamp()
         step_s = self.step.total_seconds()
+        # A daemon clock ahead of Prometheus's (a node's broken time sync): the queries end at
+        # Prometheus's time, as measured at the last answers. Past it Prometheus repeats the last
+        # sample for its lookback delta, and a fetch that ended there would never be asked again
+        # for what really came; the series would look stale (the daemon blind) past 5 minutes.
+        # Only a cycle on the wall clock is corrected: a replay's or a test's time is chosen.
+        on_wall_clock = abs(now_s - self.clock()) <= LIVE_SECONDS
+        until_s = now_s - self._correction() if on_wall_clock else now_s
+        until = datetime.fromtimestamp(until_s, now.tzinfo)
         parts = self._parts(held)
         # Created here, not in the fetch threads: each thread then writes only its own signal's parts.
         windows = {part: self.window.signal(part) for ps in parts.values() for part, _ in ps}
@@ -173,7 +204,7 @@ class Collector:
                 # Chunk by chunk: one chunk's answer in memory per thread, written in place.
                 for query in queries:
                     asked.append(query)
-                    for block in self._chunks(query, start, now):
+                    for block in self._chunks(query, start, until):
                         win.write(block)
                         points += block.points
             finally:
@@ -195,7 +226,7 @@ class Collector:
             try:
                 for query in queries:
                     asked.append(query)
-                    for block in self._chunks(query, start, now):
+                    for block in self._chunks(query, start, until):
                         for win, sub in zip(wins, _routed(block, [route(lab) for lab in block.labels], len(wins))):
                             win.write(sub)
                         points += block.points
@@ -251,6 +282,7 @@ class Collector:
             return name, points
 
         failed: dict[tuple[str, bool], list[str]] = {}
+        done: list[str] = []  # the parts fetched
         missing: list[str] = []
         fetched_points = 0
         answered = False
@@ -263,9 +295,14 @@ class Collector:
                 continue
             answered = True
             metrics.QUERIES.labels("ok").inc()
-            for part, _ in parts[name]:
-                self._fetched_until[part] = (now_s // step_s) * step_s
+            done.extend(part for part, _ in parts[name])
             fetched_points += result
+        self._measure_clock()
+        # What this cycle holds is Prometheus's as of now, or of its own clock where ours is ahead
+        # (and never past where the queries ended).
+        held_s = min(until_s, now_s - self._correction()) if on_wall_clock else now_s
+        for part in done:
+            self._fetched_until[part] = (held_s // step_s) * step_s
         if isinstance(self.client, MemoSource):
             self.client.retain_memos(asked)
         metrics.PROMETHEUS_UP.set(1 if answered else 0)
@@ -274,7 +311,7 @@ class Collector:
 
         series: list[Series] = []
         vanished: list[Series] = []
-        fresh_after = now_s - max(300.0, STALE_STEPS * step_s)
+        fresh_after = held_s - max(300.0, STALE_STEPS * step_s)
         newest: dict[str, float] = {}  # per signal, over its fresh and vanished series
         fresh: set[str] = set()
         for name, signal in self.signals.items():
@@ -323,6 +360,27 @@ class Collector:
             absent_signals=absent,
         )
         return frame, errors
+
+    def _measure_clock(self) -> None:
+        """How far the daemon's clock runs ahead of Prometheus's (negative: behind), from the
+        newest answer's Date header; unchanged where the source does not say."""
+        server = self.client.server_time() if isinstance(self.client, ServerClock) else None
+        if server is None:
+            return
+        ahead = self.ahead_of_prometheus = self.clock() - server
+        metrics.CLOCK_AHEAD.set(ahead)
+        if ahead >= CLOCK_WARN_SECONDS and not self._warned_clock:
+            log.warning(
+                "the daemon's clock runs %.0f s ahead of Prometheus's: reading up to Prometheus's time; "
+                "lead times and timestamps are off by as much until the node's time sync is fixed (chrony/NTP)",
+                ahead,
+            )
+        self._warned_clock = ahead >= CLOCK_WARN_SECONDS
+
+    def _correction(self) -> float:
+        """Seconds to take off a live cycle's time: how far ahead the daemon's clock runs, past the
+        tolerance (a clock behind Prometheus's only makes the data a little late)."""
+        return self.ahead_of_prometheus if self.ahead_of_prometheus >= CLOCK_TOLERANCE_SECONDS else 0.0
 
     @functools.cached_property
     def shard_queries(self) -> dict[str, ShardQuery]:

@@ -15,8 +15,10 @@ import io
 import json
 import math
 import os
+import time
 from collections.abc import Iterable, Iterator, Sequence
 from datetime import datetime, timedelta
+from email.utils import parsedate_to_datetime
 from typing import Any
 from urllib.parse import urlencode
 
@@ -57,6 +59,8 @@ class PrometheusClient:
         self._timeout = config.timeout.total_seconds()
         # Per range query, its last answer's labels (a steady cycle's answer repeats them).
         self._memos: dict[str, LabelMemo] = {}
+        # (Prometheus's clock, ours as monotonic time) at its newest answer: see server_time.
+        self._server_clock: tuple[float, float] | None = None
         retry = Retry(
             total=config.retries,
             backoff_factor=0.5,
@@ -204,6 +208,8 @@ class PrometheusClient:
             raise PrometheusError(
                 f"cannot read Prometheus's answer at {self.url}: {_root_cause(exc)}", temporary=True, query=query
             ) from None
+        if resp.status == 200:
+            self._note_clock(resp.headers.get("Date"))
         if resp.status != 200:
             detail = _error_detail(resp, body)
             temporary = resp.status >= 500 or resp.status == 429
@@ -215,6 +221,22 @@ class PrometheusClient:
                 query=query,
             )
         return body
+
+    def _note_clock(self, date: str | None) -> None:
+        """Keep Prometheus's clock as its answer's Date header gave it (whole seconds: the middle
+        of that second), with the instant on ours it arrived."""
+        if not date:
+            return
+        try:
+            server = parsedate_to_datetime(date).timestamp() + 0.5
+        except (TypeError, ValueError, IndexError):
+            return  # a proxy's odd header: the clock is simply not known from this answer
+        self._server_clock = (server, time.monotonic())
+
+    def server_time(self) -> float | None:
+        """Prometheus's clock now (epoch seconds), from its newest answer; None before any."""
+        clock = self._server_clock
+        return None if clock is None else clock[0] + (time.monotonic() - clock[1])
 
     def ready(self) -> bool:
         """True when Prometheus answers its readiness endpoint (``/-/ready``) with 200."""

@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import json
 import threading
+import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -280,3 +281,32 @@ def test_a_scope_keeps_a_multi_cluster_backend_to_this_cluster(tmp_path) -> None
             [s] = frame.of("pod_memory_usage_ratio")
             ratios[scope.get("cluster", "")] = float(s.values[-1])
     assert ratios == {"": 0.875, "us": 0.25, "eu": 0.875}  # unscoped: us's pod read at eu's 88 %
+
+
+def test_a_daemon_clock_ahead_of_prometheus_reads_up_to_prometheus_time(live_prometheus: PrometheusServer) -> None:
+    """The node's clock runs 12 minutes ahead of Prometheus's. Every series looked stale against
+    the daemon's clock (newest point 12 minutes "ago": the daemon called itself blind), and each
+    next fetch started from the daemon's time, so the slots Prometheus had filled by repeating its
+    last sample were never asked again. The collector reads Prometheus's clock from its answers'
+    Date header and holds to it."""
+    cfg = parse_config({"prometheus": {"url": live_prometheus.url, "lookback": "1h"}, **ONLY_MEMORY})
+    skew = timedelta(minutes=12)
+    collector = Collector(cfg, clock=lambda: time.time() + skew.total_seconds())  # the node's clock
+    real = datetime.now(UTC)
+    starts: list[datetime] = []
+    original = collector.client.range_chunks  # type: ignore[attr-defined]
+
+    def spy(query: str, start: datetime, end: datetime, step: timedelta):  # noqa: ANN202
+        starts.append(start)
+        return original(query, start, end, step)
+
+    frame, errors = collector.collect(real + skew)
+    assert errors == [], errors
+    assert {s.entity.name for s in frame.of("pod_memory_usage_ratio")} == {"leaky-0", "steady-0"}
+    assert not frame.vanished
+    assert 715 <= collector.ahead_of_prometheus <= 725
+    collector.client.range_chunks = spy  # type: ignore[attr-defined]
+    frame, errors = collector.collect(real + skew + timedelta(minutes=1))
+    assert errors == [] and {s.entity.name for s in frame.of("pod_memory_usage_ratio")} == {"leaky-0", "steady-0"}
+    # The refetch starts two steps before what Prometheus had, not before the daemon's clock.
+    assert starts and max(starts) <= real + timedelta(minutes=1)
