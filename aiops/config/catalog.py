@@ -262,11 +262,13 @@ DEFAULT_SIGNALS: dict[str, SignalConfig] = {
         bad_direction="both",
         description="GPU utilisation",
     ),
+    # Used / total per series, then the fullest per GPU: in MIG mode each GPU instance (GPU_I_ID,
+    # same UUID) reports its own framebuffer, and an instance that fills up runs out of memory
+    # whatever the others hold. A whole GPU's series (one per pod attached) carry the same values.
     "gpu_memory_usage_ratio": _gpu(
         query=(
-            "max by (Hostname, gpu, UUID, modelName) (DCGM_FI_DEV_FB_USED)"
-            " / (max by (Hostname, gpu, UUID, modelName) (DCGM_FI_DEV_FB_USED)"
-            " + max by (Hostname, gpu, UUID, modelName) (DCGM_FI_DEV_FB_FREE))"
+            "max by (Hostname, gpu, UUID, modelName)"
+            " (DCGM_FI_DEV_FB_USED / (DCGM_FI_DEV_FB_USED + DCGM_FI_DEV_FB_FREE))"
         ),
         unit="ratio",
         capacity=1.0,

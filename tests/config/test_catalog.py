@@ -52,6 +52,14 @@ def _history(path: Path) -> None:
     family("node_filesystem_files", "gauge", [({**lab, **root}, 1e6) for _, lab, _ in exporters])
     family("node_filesystem_files_free", "gauge", [({**lab, **root}, 9e5) for _, lab, _ in exporters])
     family("node_cpu_seconds_total", "counter", [({**lab, "cpu": "0", "mode": "idle"}, 1e5) for _, lab, _ in exporters])
+    # dcgm-exporter: a whole H100 shared by two pods (a series per pod attached, the same values),
+    # and an H100 in MIG mode, whose framebuffer is reported per GPU instance under one UUID.
+    dcgm = {"job": "dcgm-exporter", "instance": "10.0.3.7:9400", "Hostname": "gpu-node-1",
+            "modelName": "NVIDIA H100 80GB HBM3", "DCGM_FI_DRIVER_VERSION": "550.54.15"}
+    whole = [{**dcgm, "gpu": "0", "UUID": "GPU-whole", "pod": p, "namespace": "ml"} for p in ("llm-a", "llm-b")]
+    mig = [{**dcgm, "gpu": "1", "UUID": "GPU-mig", "GPU_I_PROFILE": "3g.40gb", "GPU_I_ID": i} for i in ("1", "2")]
+    family("DCGM_FI_DEV_FB_USED", "gauge", [(lab, 60000.0) for lab in whole] + [(mig[0], 40200.0), (mig[1], 1000.0)])
+    family("DCGM_FI_DEV_FB_FREE", "gauge", [(lab, 20000.0) for lab in whole] + [(mig[0], 248.0), (mig[1], 39448.0)])
     path.write_text("\n".join(lines) + "\n# EOF\n")
 
 
@@ -105,3 +113,16 @@ def test_node_memory_is_measured_against_the_configured_eviction_reserve(prometh
     resp = requests.get(f"{prometheus}/api/v1/query", params={"query": signal.query, "time": AT}, timeout=10)
     values = [float(r["value"][1]) for r in resp.json()["data"]["result"]]
     assert values == [pytest.approx((64e9 - 16e9) / allowed)] * 3
+
+
+def test_a_mig_gpu_s_framebuffer_is_its_fullest_instance_s(prometheus: str) -> None:
+    """In MIG mode dcgm-exporter reports FB_USED and FB_FREE per GPU instance under one UUID. The
+    ratio of the largest used to the largest free mixed two instances: a 3g.40gb slice at 99.4 %
+    (about to run out of memory) read 0.505 and no forecast could fire. Each instance is its own
+    framebuffer, so the GPU's ratio is its fullest instance's; a whole GPU reads as before."""
+    signal = DEFAULT_SIGNALS["gpu_memory_usage_ratio"]
+    resp = requests.get(f"{prometheus}/api/v1/query", params={"query": signal.query, "time": AT}, timeout=10)
+    resp.raise_for_status()
+    got = {entity_of(signal, r["metric"]).name: float(r["value"][1]) for r in resp.json()["data"]["result"]}
+    assert got == {"GPU-whole": pytest.approx(0.75), "GPU-mig": pytest.approx(40200 / 40448)}
+
