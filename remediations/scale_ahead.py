@@ -5,15 +5,24 @@ without one the Deployment/StatefulSet's ``replicas`` is set. The value found be
 change is kept in the ``aiops.io/scale-ahead-original`` annotation on the object itself, so a
 restart, or a human, knows what to restore.
 
-Direction ("auto" by default) from the triggering finding: a forecast on latency or GPU
-utilisation (``predicted_failure_at`` set) scales up ahead of the peak; otherwise the seed thresholds: p99
-latency above ``latency_high_seconds`` or GPU utilisation above ``gpu_util_high`` → up; GPU
-utilisation below ``gpu_util_low`` for ``low_for_points`` consecutive points → down (never below
-the original value, nor ``min_replicas``).
+Direction ("auto" by default) from the triggering finding:
+
+- a forecast (``predicted_failure_at`` set: demand past the servers' proven capacity, a latency
+  objective or GPU utilisation about to be crossed) scales up ahead of the peak;
+- a serving objective breached (the finding's ``objective`` fact: TTFT, inter-token latency, each
+  against its own objective) scales up while the newest value is above it;
+- otherwise the seed thresholds: a latency signal without an objective above
+  ``latency_high_seconds``, or GPU utilisation above ``gpu_util_high`` → up; GPU utilisation below
+  ``gpu_util_low`` for ``low_for_points`` consecutive points → down (never below the original
+  value, nor ``min_replicas``).
+
+The default rules' signals (``serving_*``, ``inference_request_rate*``) carry no "latency" in their
+names: read by name alone, they crossed "no scaling threshold" and no replica was ever added.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import replace
 from typing import Any, ClassVar, Literal
@@ -56,13 +65,16 @@ class ScaleAhead(Remediation):
         if wanted != "auto":
             return wanted
         finding = decision.finding
-        watched = "latency" in finding.signal or finding.signal.startswith("gpu_util")
-        if watched and finding.predicted_failure_at is not None:
-            return "up"  # a forecast that the threshold will be crossed: scale before the peak
+        if finding.predicted_failure_at is not None:
+            return "up"  # a forecast that a limit will be crossed: scale before the peak
         recent: Sequence[float] = finding.evidence.recent
-        last = recent[-1] if recent else finding.evidence.facts.get("value")
-        if last is None:
+        finite = [v for v in recent if math.isfinite(v)]  # a scrape gap ends a series with NaN
+        last = finite[-1] if finite else finding.evidence.facts.get("value")
+        if not isinstance(last, int | float) or not math.isfinite(last):
             return ""
+        objective = finding.evidence.facts.get("objective")
+        if isinstance(objective, int | float):
+            return "up" if float(last) > float(objective) else ""
         if "latency" in finding.signal:
             return "up" if float(last) > self.params.latency_high_seconds else ""
         if finding.signal.startswith("gpu_util"):

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 import pytest
 
 from aiops.kube.plan import CORDONED_BY, ORIGINAL_REPLICAS, RESTARTED_AT, StagedPlan
 from aiops.kube.view import ClusterView, HpaInfo, NodeInfo, OwnerRef, PodInfo, WorkloadInfo
-from aiops.model import Entity
+from aiops.model import Entity, Evidence, Finding, Severity
 from remediations.advise import Advise
 from remediations.evacuate_node import EvacuateNode
 from remediations.restart_pod import RestartPod
@@ -182,3 +184,29 @@ def test_a_pod_inherits_its_workloads_opt_out_label() -> None:
     view = ClusterView(NOW, view.nodes, view.pods, labelled)
     assert view.labels_of(Entity("pod", "web-1", "ml"))["aiops.io/remediate"] == "false"
     assert view.labels_of(Entity("pod", "bare", "ml")) == {}
+
+
+def _objective_breach(signal: str, objective: float, recent: tuple[float, ...]) -> Finding:
+    """What detectors/conditions.py reports for a serving latency objective (TTFT, inter-token)."""
+    return Finding("conditions", signal, Entity("model", "llama", "ml"), 0.97, NOW,
+                   Evidence(f"{signal} p99 above its objective {objective}", recent=recent,
+                            facts={"objective": objective, "held_seconds": 300.0}),
+                   severity=Severity.CRITICAL, confirmed=True)
+
+
+@pytest.mark.parametrize(
+    "f,direction",
+    [
+        # The default rules' triggers: scale_ahead answered them all with "crosses no scaling
+        # threshold" and never added a replica (the signal names hold no "latency").
+        (_objective_breach("serving_ttft_p99", 2.0, (1.0, 3.0, 5.0)), "up"),
+        (_objective_breach("serving_itl_p99", 0.1, (0.2, 0.3, 0.4)), "up"),
+        # Against its own objective, not a fixed 100 ms: 1.5 s of TTFT meets a 2 s objective.
+        (_objective_breach("serving_ttft_p99", 2.0, (1.2, 1.5)), ""),
+        (Finding("headroom", "inference_request_rate", Entity("model", "llama", "ml"), 0.95, NOW,
+                 Evidence("past the proven capacity in ~20m", recent=(80.0, 95.0, 110.0)), severity=Severity.CRITICAL,
+                 predicted_failure_at=NOW + timedelta(minutes=20)), "up"),
+    ],
+)
+def test_scale_ahead_answers_the_default_rules_triggers(f: Finding, direction: str) -> None:
+    assert ScaleAhead().direction_for(decision("scale_ahead", f.entity, f)) == direction
