@@ -2,8 +2,15 @@
 
 ``strategy`` (per policy rule): "delete" (default) deletes the one pod with a grace period;
 "rollout" sets the ``kubectl.kubernetes.io/restartedAt`` template annotation, exactly what
-``kubectl rollout restart`` does. Never both. A pod without a controller is not deleted: nothing
-would bring it back.
+``kubectl rollout restart`` does. Never both.
+
+Only a pod whose controller replaces it is restarted: a ReplicaSet (a Deployment's), StatefulSet,
+DaemonSet or ReplicationController (:func:`aiops.engine.facts.controller_replaces`, an allow-list).
+A pod of a Job, an Argo Workflow, a Kubeflow PyTorchJob/MPIJob or a RayCluster would lose its work
+(the step or the job fails), and a bare pod would be gone for good: nothing is planned and the
+owner is named for a human. The planner decides this from the pod's real ``ownerReferences`` in the
+cluster read; policy's owner guard (kube_pod_info, a deny-list) is only the early, cheap filter and
+cannot tell when kube-state-metrics does not list the pod.
 """
 
 from __future__ import annotations
@@ -12,6 +19,7 @@ from typing import Any, ClassVar, Literal
 
 from pydantic import Field
 
+from aiops.engine.facts import controller_replaces
 from aiops.kube.plan import RESTARTED_AT, infeasible
 from aiops.kube.view import ClusterView
 from aiops.model import Decision, EntityKind, Mutation, Plan, Resource, Verb
@@ -45,9 +53,18 @@ class RestartPod(Remediation):
             pod = view.pod(ns, name)
             if pod is None:
                 return infeasible(self.name, target, "the pod no longer exists", command)
-            if pod.controller is None:
+            owner = pod.controller
+            if owner is None:
                 return infeasible(
                     self.name, target, "the pod has no controller, so deleting it would not bring it back", command
+                )
+            if not controller_replaces(owner.kind):
+                return infeasible(
+                    self.name,
+                    target,
+                    f"pod {ns}/{name} is owned by {owner.kind}/{owner.name}, which does not replace a deleted pod: "
+                    f"deleting it would fail that {owner.kind}'s work; not restarted",
+                    command,
                 )
         return Plan(
             self.name,

@@ -20,7 +20,9 @@ import numpy as np
 
 from aiops.model import Entity, EntityKind, Frame, Series, from_epoch
 
-# Controllers that replace a pod that is deleted; anything else (Job, bare pod) is not replaced.
+# Controllers that replace a pod that is deleted; anything else (a Job, an Argo Workflow, a
+# Kubeflow PyTorchJob/MPIJob, a RayCluster, a bare pod) is not replaced, or loses the pod's work.
+# An allow-list: a kind not named here is never assumed to bring a pod back.
 REPLACED_BY_CONTROLLER = frozenset({"ReplicaSet", "StatefulSet", "DaemonSet", "ReplicationController"})
 # kube-state-metrics writes "<none>" for a pod without a controller.
 NO_OWNER = "<none>"
@@ -31,6 +33,13 @@ STARTING_SECONDS = 15 * 60.0
 SETTLING_SECONDS = 5 * 60.0
 # The catalog's pod_restarts counts the restarts of the last 15 minutes (increase over [15m]).
 RESTARTS_WINDOW_SECONDS = 15 * 60.0
+
+
+def controller_replaces(kind: str | None) -> bool:
+    """Whether a pod whose controller is of this kind (``ownerReferences`` or kube_pod_info's
+    ``created_by_kind``) gets a new one when it is deleted or evicted; None (no controller) does not.
+    The one home of the rule, for the remediations that delete or evict pods and for these facts."""
+    return kind in REPLACED_BY_CONTROLLER
 
 
 @dataclass(frozen=True)
@@ -164,8 +173,9 @@ class ClusterFacts:
         return self.owners.get(pod.key)
 
     def replaced_on_delete(self, pod: Entity) -> bool | None:
+        """Whether the pod's controller replaces it when deleted; None when kube_pod_info does not list it."""
         kind = self.owner_kind(pod)
-        return None if kind is None else kind in REPLACED_BY_CONTROLLER
+        return None if kind is None else controller_replaces(kind)
 
     def drained(self, node: str) -> bool:
         """Cordoned, with nothing left on it that an evacuation would move."""
