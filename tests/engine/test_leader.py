@@ -112,7 +112,7 @@ def test_two_replicas_exactly_one_acts(server: KubeApiServer, tmp_path: Path) ->
         applied = leader.act([d], findings=[], degraded=False, now=NOW)[0]
         assert (blocked.status, blocked.rail) == (ActionStatus.BLOCKED, "leader")
         assert applied.status is ActionStatus.APPLIED
-        assert len(logged(server, 1, method="DELETE", resource="pods")) == 1
+        assert len(logged(server, 1, method="POST", subresource="eviction")) == 1
         time.sleep(1.2)  # a few renewal periods: still exactly one leader
         assert sorted(a.is_leader for a in actors) == [False, True]
     finally:

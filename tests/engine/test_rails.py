@@ -35,8 +35,10 @@ def test_restart_applies_with_event_and_grace_period(server: KubeApiServer, tmp_
     )
     assert result.status is ActionStatus.APPLIED, result.detail
     assert not server.exists("Pod", "web-0")
-    [delete] = server.requests_matching(method="DELETE", resource="pods")
-    assert delete.query.get("gracePeriodSeconds") == ["7"] and delete.user.startswith("system:serviceaccount:")
+    # A Ready pod goes through the Eviction API (its PodDisruptionBudget holds), never a DELETE.
+    [evict] = server.requests_matching(method="POST", resource="pods", subresource="eviction")
+    assert evict.body["deleteOptions"]["gracePeriodSeconds"] == 7 and evict.user.startswith("system:serviceaccount:")
+    assert not server.requests_matching(method="DELETE", resource="pods")
     events = [e for e in server.list("Event", "default") if e.get("reason") == "AiopsRemediation"]
     assert len(events) == 1 and events[0]["involvedObject"]["name"] == "web-0"
     assert "pod_crashlooping" in events[0]["message"]
@@ -227,7 +229,7 @@ def test_modes_below_auto_never_write(server: KubeApiServer, tmp_path: Path, mod
     seed_workload(server, "web", ["gpu-1"])
     actor, _ = make_actor(make_config(server, tmp_path, mode=mode.value))
     [result] = actor.act([decision("restart_pod", pod("web-0"))], findings=[], degraded=False, now=NOW)
-    assert result.status is status and "kubectl delete pod web-0 -n default" in (
+    assert result.status is status and "/api/v1/namespaces/default/pods/web-0/eviction" in (
         result.plan.command if result.plan else ""
     )
     assert writes(server) == []
@@ -255,7 +257,7 @@ def test_dry_run_uses_the_server_with_dry_run_all(server: KubeApiServer, tmp_pat
     [result] = actor.act([decision("restart_pod", pod("web-0"))], findings=[], degraded=False, now=NOW)
     assert result.status is ActionStatus.DRY_RUN
     assert server.exists("Pod", "web-0")
-    sent = server.requests_matching(method="DELETE", resource="pods")
+    sent = server.requests_matching(method="POST", resource="pods", subresource="eviction")
     assert len(sent) == 1 and sent[0].query.get("dryRun") == ["All"]
     # Dry-run keeps its own books: the real budget is untouched.
     actor.writer  # noqa: B018
@@ -266,10 +268,10 @@ def test_dry_run_uses_the_server_with_dry_run_all(server: KubeApiServer, tmp_pat
 def test_api_500_and_timeout_back_off_then_defer_and_degrade(server: KubeApiServer, tmp_path: Path) -> None:
     seed_workload(server, "web", ["gpu-1", "gpu-2"])
     actor, _ = make_actor(make_config(server, tmp_path, api_attempts=3, request_timeout="500ms"))
-    server.fail_next(3, method="DELETE", path="/pods/web-0", status=500)
+    server.fail_next(3, method="POST", path="/pods/web-0/eviction", status=500)
     [result] = actor.act([decision("restart_pod", pod("web-0"))], findings=[], degraded=False, now=NOW)
     assert result.status is ActionStatus.DEFERRED and "500" in result.detail
-    assert len(logged(server, 3, method="DELETE", resource="pods")) == 3  # backed off and retried
+    assert len(logged(server, 3, method="POST", subresource="eviction")) == 3  # backed off and retried
     assert actor.errors and actor.errors[0].temporary  # the pipeline marks the cycle degraded
     assert server.exists("Pod", "web-0")
 
@@ -291,10 +293,10 @@ def test_api_500_and_timeout_back_off_then_defer_and_degrade(server: KubeApiServ
 def test_forbidden_is_permanent_and_says_why(server: KubeApiServer, tmp_path: Path) -> None:
     seed_workload(server, "web", ["gpu-1", "gpu-2"])
     actor, _ = make_actor(make_config(server, tmp_path))
-    server.fail_next(1, method="DELETE", path="/pods/web-0", status=403, message="forbidden by policy")
+    server.fail_next(1, method="POST", path="/pods/web-0/eviction", status=403, message="forbidden by policy")
     [result] = actor.act([decision("restart_pod", pod("web-0"))], findings=[], degraded=False, now=NOW)
     assert result.status is ActionStatus.FAILED and "403" in result.detail and "clusterrole" in result.detail
-    assert len(server.requests_matching(method="DELETE", resource="pods")) == 1  # never retried
+    assert len(server.requests_matching(method="POST", subresource="eviction")) == 1  # never retried
 
 
 def test_not_healed_escalates_and_opens_the_breaker(server: KubeApiServer, tmp_path: Path) -> None:

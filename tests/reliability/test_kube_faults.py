@@ -84,6 +84,9 @@ def test_pdb_429_defers_every_cycle_never_forces_and_spends_one_budget_unit(serv
 
 def test_api_throttling_429_with_retry_after_is_waited_out(server: KubeApiServer, tmp_path: Path) -> None:
     seed_workload(server, "web", ["gpu-1", "gpu-2"])
+    crash_looping = server.get("Pod", "web-0")  # not Ready: restarted by a DELETE (a Ready one is evicted)
+    crash_looping["status"]["conditions"] = [{"type": "Ready", "status": "False"}]
+    server.put(crash_looping)
     actor, _ = make_actor(make_config(server, tmp_path, api_attempts=3))
     server.fail_next(2, method="DELETE", path="/pods/web-0", status=429, message="too many requests", retry_after=0)
     [result] = act(actor, decision("restart_pod", Entity("pod", "web-0", "default")))
@@ -117,7 +120,7 @@ def test_lease_409_and_500_mean_not_leader_and_no_write(server: KubeApiServer, t
         assert elector.try_acquire_or_renew() is True
         [applied] = act(actor, restart, minutes=2)
         assert applied.status is ActionStatus.APPLIED
-        assert Counter(applied_writes(server, "pods")) == Counter({("DELETE", "pods", "", "web-0"): 1})
+        assert Counter(applied_writes(server, "pods")) == Counter({("POST", "pods", "eviction", "web-0"): 1})
     finally:
         actor.close()
 

@@ -47,6 +47,10 @@ def seed_cluster(server: KubeApiServer) -> list[str]:
     for w in range(WORKLOADS):
         nodes = [f"node-{(w + 3 * p) % NODES:02d}" for p in range(PODS_PER_WORKLOAD)]
         pods += seed_workload(server, f"app{w}", nodes)
+    for name in pods:  # crash-looping, so not Ready: restart_pod deletes them (a Ready pod is evicted)
+        pod = server.get("Pod", name)
+        pod["status"]["conditions"] = [{"type": "Ready", "status": "False"}]
+        server.put(pod)
     return pods
 
 

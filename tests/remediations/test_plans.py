@@ -37,17 +37,20 @@ def _view(
     return ClusterView(NOW, nodes, pods, {w.key: w for w in (rs, web)}, (hpa,) if hpa else ())
 
 
-def test_restart_delete_with_grace_period() -> None:
+def test_restart_evicts_a_ready_pod_and_deletes_one_that_is_not() -> None:
     plan = RestartPod().plan(decision("restart_pod", Entity("pod", "web-1", "ml"), grace_period_seconds=5), _view())
     [m] = plan.mutations
-    assert (m.verb, m.resource, m.name, m.namespace, m.body) == (
-        "delete",
-        "pods",
-        "web-1",
-        "ml",
-        {"gracePeriodSeconds": 5},
-    )
-    assert plan.command == "kubectl delete pod web-1 -n ml --grace-period=5"
+    # Ready: through the Eviction API, so its PodDisruptionBudget holds.
+    assert (m.verb, m.resource, m.name, m.namespace, m.body) == ("evict", "pods", "web-1", "ml", {"gracePeriodSeconds": 5})
+    assert "kubectl create --raw /api/v1/namespaces/ml/pods/web-1/eviction" in plan.command
+    # Not Ready (crash-looping): it serves nothing, and a budget could refuse its eviction forever.
+    crashing = PodInfo("web-9", "ml", "n1", ready=False, owners=(OwnerRef("ReplicaSet", "web-abc"),))
+    view = _view()
+    view = ClusterView(NOW, view.nodes, (*view.pods, crashing), view.workloads)
+    plan = RestartPod().plan(decision("restart_pod", Entity("pod", "web-9", "ml"), grace_period_seconds=5), view)
+    [m] = plan.mutations
+    assert (m.verb, m.resource, m.name, m.namespace, m.body) == ("delete", "pods", "web-9", "ml", {"gracePeriodSeconds": 5})
+    assert plan.command == "kubectl delete pod web-9 -n ml --grace-period=5"
 
 
 def test_restart_rollout_patches_the_deployment_template_never_deletes() -> None:

@@ -35,6 +35,9 @@ def _granted() -> set[tuple[str, str, str]]:
 
 def test_cluster_role_is_exactly_what_the_code_uses(server: KubeApiServer, tmp_path: Path) -> None:
     seed_workload(server, "web", ["gpu-1", "gpu-2", "gpu-3"])
+    crash_looping = server.get("Pod", "web-2")  # not Ready: restarted by a DELETE, a Ready pod by an eviction
+    crash_looping["status"]["conditions"] = [{"type": "Ready", "status": "False"}]
+    server.put(crash_looping)
     seed_workload(server, "llm", ["gpu-2", "gpu-3"], labels={"aiops.io/model": "llama"})
     server.seed(make_hpa("llm", target="llm", min_replicas=2, max_replicas=6, current=2))
     server.seed(make_statefulset("vdb", replicas=2))
@@ -68,6 +71,7 @@ def test_cluster_role_is_exactly_what_the_code_uses(server: KubeApiServer, tmp_p
         node_down = finding("node_ready", node)
         decisions = [
             decision("restart_pod", Entity("pod", "web-1", "default")),
+            decision("restart_pod", Entity("pod", "web-2", "default")),
             decision("restart_pod", Entity("pod", "llm-0", "default"), strategy="rollout"),
             decision("scale_ahead", model, latency, resolve_target="owner"),
             decision("scale_ahead", Entity("statefulset", "vdb", "default"), latency),
