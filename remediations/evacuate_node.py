@@ -1,7 +1,13 @@
 """Evacuate ("switch") a node: cordon it, then evict its pods through the Eviction API.
 
 Follows ``kubectl drain``: DaemonSet and mirror pods are skipped, finished pods are left alone,
-pods without a controller are left for a human (nothing would recreate them). Evictions respect
+pods without a controller are left for a human (nothing would recreate them). On a *predicted*
+failure (the decision's basis is a prediction) pods whose controller does not replace them (a Job,
+an Argo Workflow step, a PyTorchJob worker: not in
+:data:`~aiops.engine.facts.REPLACED_BY_CONTROLLER`) are left running too and named for a human:
+evicting them restarts their work from scratch for a failure that may not come, while the cordon
+keeps new work off the node. On a confirmed failure (the GPU is dead) they are evicted as ``kubectl
+drain`` would: they cannot run there anyway. Evictions respect
 PodDisruptionBudgets on the server side (429 → retried on a later cycle, never forced), and at
 most ``max_unavailable_per_workload`` pods of one workload are down at a time: the rest wait for
 their replacements, which makes the evacuation a :class:`StagedPlan` spanning several cycles.
@@ -19,13 +25,16 @@ period unless ``grace_period_seconds`` overrides it, so in-flight requests can f
 
 from __future__ import annotations
 
+import enum
+from dataclasses import dataclass
 from typing import Any, ClassVar
 
 from pydantic import Field
 
+from aiops.engine.facts import controller_replaces
 from aiops.kube.plan import CORDONED_BY, StagedPlan, infeasible
 from aiops.kube.view import ClusterView, PodInfo
-from aiops.model import Decision, EntityKind, Mutation, Plan, Resource, Verb
+from aiops.model import Basis, Decision, EntityKind, Mutation, Plan, Resource, Verb
 from aiops.plugins import PluginParams, Remediation
 
 
@@ -73,14 +82,14 @@ class EvacuateNode(Remediation):
         waiting: list[str] = []
         left: list[str] = []
         budget: dict[str, int] = {}
+        predicted = decision.basis is Basis.PREDICTED
         for pod in sorted(view.pods_on(node_name), key=lambda p: (p.namespace, p.name)):
-            skip = _skip_reason(pod)
-            if skip == "wait":
-                waiting.append(f"pod {pod.namespace}/{pod.name} is terminating")
-                continue
-            if skip:
-                if skip != "ignored":
-                    left.append(f"{pod.namespace}/{pod.name} ({skip})")
+            skip = _skip(pod, predicted=predicted)
+            if skip is not None:
+                if skip.kind is SkipKind.WAIT:
+                    waiting.append(f"pod {pod.namespace}/{pod.name} is terminating")
+                elif skip.kind is SkipKind.LEAVE:
+                    left.append(f"{pod.namespace}/{pod.name} ({skip.reason})")
                 continue
             owner = view.owner_of(pod)
             key = owner.key if owner else f"pod/{pod.namespace}/{pod.name}"
@@ -149,12 +158,32 @@ class EvacuateNode(Remediation):
         )
 
 
-def _skip_reason(pod: PodInfo) -> str:
-    """Why ``kubectl drain`` would not evict this pod ("" = evict it; "wait" = already going)."""
+class SkipKind(enum.Enum):
+    IGNORED = "ignored"  # not the evacuation's business (DaemonSet, mirror, finished): not reported
+    WAIT = "wait"  # already going (terminating): the evacuation waits for it
+    LEAVE = "leave"  # stays on the node, named for a human
+
+
+@dataclass(frozen=True)
+class Skip:
+    kind: SkipKind
+    reason: str = ""
+
+
+def _skip(pod: PodInfo, *, predicted: bool) -> Skip | None:
+    """Why this pod is not evicted (None: evict it): ``kubectl drain``'s filters, and on a predicted
+    failure the pods whose controller would not replace them."""
     if pod.is_mirror or pod.is_daemonset or pod.finished:
-        return "ignored"
+        return Skip(SkipKind.IGNORED)
     if pod.terminating:
-        return "wait"
-    if pod.controller is None:
-        return "no controller; evicting it would delete it for good"
-    return ""
+        return Skip(SkipKind.WAIT)
+    owner = pod.controller
+    if owner is None:
+        return Skip(SkipKind.LEAVE, "no controller; evicting it would delete it for good")
+    if predicted and not controller_replaces(owner.kind):
+        return Skip(
+            SkipKind.LEAVE,
+            f"owned by {owner.kind}/{owner.name}, which would not replace it: evicting it would restart "
+            "its work on a failure only predicted",
+        )
+    return None

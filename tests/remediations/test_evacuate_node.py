@@ -337,3 +337,32 @@ def test_an_evacuation_that_did_not_heal_is_pruned_like_any_judged_outcome(serve
     assert [r["status"] for r in store.query("SELECT status FROM action_outcomes")] == ["not_healed"]
     actor.act([], findings=[f], degraded=False, now=NOW + timedelta(days=31))
     assert store.query("SELECT status FROM action_outcomes") == []
+
+
+def test_a_predicted_failure_leaves_pods_no_controller_would_replace(server: KubeApiServer, tmp_path: Path) -> None:
+    # The GPU is predicted to fail, not dead: a Job's or a Workflow step's pod evicted now would
+    # restart its work from scratch, so it stays, named for a human; the Deployment's pod moves.
+    seed_workload(server, "web", ["gpu-1", "gpu-2"])
+    server.seed(make_pod("train-llama-0", node="gpu-1", owner=("Job", "train-llama")))
+    server.seed(make_pod("wf-step-1", node="gpu-1", owner=("Workflow", "wf-1")))
+    actor, _ = make_actor(make_config(server, tmp_path))
+    forecast = replace(finding("gpu_temperature", NODE), confirmed=False)
+    d = decision("evacuate_node", NODE, forecast, basis="predicted")
+    result = actor.act([d], findings=[forecast], degraded=False, now=NOW)[0]
+    assert result.status is ActionStatus.APPLIED, result.detail
+    assert {r.name for r in logged(server, 1, method="POST", subresource="eviction")} == {"web-0"}
+    assert _pods_on(server, "gpu-1") == {"train-llama-0", "wf-step-1"}
+    assert "train-llama-0" in result.detail and "Job/train-llama" in result.detail
+    assert "wf-step-1" in result.detail and "Workflow/wf-1" in result.detail
+    assert actor.act([], findings=[forecast], degraded=False, now=NOW + timedelta(minutes=1)) == []  # not in flight
+
+
+def test_a_confirmed_failure_evicts_job_pods_as_kubectl_drain_does(server: KubeApiServer, tmp_path: Path) -> None:
+    # The GPU is dead: the Job's pod cannot run there anyway, so it goes like any other.
+    server.seed(make_pod("train-llama-0", node="gpu-1", owner=("Job", "train-llama")))
+    actor, _ = make_actor(make_config(server, tmp_path))
+    dead = finding("gpu_xid", NODE)
+    result = actor.act([decision("evacuate_node", NODE, dead)], findings=[dead], degraded=False, now=NOW)[0]
+    assert result.status is ActionStatus.APPLIED, result.detail
+    assert {r.name for r in logged(server, 1, method="POST", subresource="eviction")} == {"train-llama-0"}
+    assert _pods_on(server, "gpu-1") == set()
