@@ -1,13 +1,37 @@
 from __future__ import annotations
 
+import re
 from datetime import timedelta
 from fnmatch import fnmatchcase
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import AfterValidator, Field, field_validator, model_validator
 
 from aiops.config.base import Duration, StrictModel
 from aiops.model import EntityKind, Mode, Severity
+
+
+# kube-state-metrics writes "<none>" (created_by_kind) for a pod without a controller.
+NO_OWNER = "<none>"
+# Owner kinds people name often, to suggest the spelling Kubernetes uses ("statefulset" -> StatefulSet).
+_KNOWN_KINDS = ("Job", "CronJob", "ReplicaSet", "Deployment", "StatefulSet", "DaemonSet", "ReplicationController",
+                "Node", "LeaderWorkerSet", "RayCluster", "RayJob", "PyTorchJob", "MPIJob", "TFJob", "Workflow")
+_KIND = re.compile(r"^[A-Z][A-Za-z0-9]*$")
+
+
+def _owner_kind(kind: str) -> str:
+    """Kinds are case-sensitive and matched exactly: ``job`` would never match a Job's pod."""
+    if kind == NO_OWNER or _KIND.match(kind):
+        return kind
+    known = {k.lower(): k for k in (*_KNOWN_KINDS, NO_OWNER)}
+    likely = known.get(kind.strip().lower()) or (kind.strip()[:1].upper() + kind.strip()[1:] if kind.strip() else "Job")
+    raise ValueError(
+        f"{kind!r} is not a Kubernetes kind: kinds are case-sensitive and start upper-case (or {NO_OWNER!r} "
+        f"for a bare pod), and this one would match no pod; did you mean {likely!r}?"
+    )
+
+
+OwnerKind = Annotated[str, AfterValidator(_owner_kind)]
 
 
 class SeverityThresholds(StrictModel):
@@ -221,7 +245,8 @@ class PolicyConfig(StrictModel):
     # evicted by a pod action: a Job's pod would lose its batch work, a bare pod ("<none>") would
     # not come back. Policy advises instead, and a *prediction* about such a pod is a warning, not
     # a page: nothing is to be done now (a confirmed failure still pages).
-    never_disrupt_owners: list[str] = Field(default_factory=lambda: ["Job", "<none>"])
+    # Kinds as Kubernetes spells them (case-sensitive: Job, not job).
+    never_disrupt_owners: list[OwnerKind] = Field(default_factory=lambda: ["Job", NO_OWNER])
     # What happens in safety.protected_namespaces (kube-system and the like) is told as a warning,
     # with advice, not paged: aiops never acts there, those namespaces restart things routinely,
     # and their components belong to the platform, whose own alerting pages on them (a kube-proxy

@@ -1,12 +1,44 @@
 from __future__ import annotations
 
+import re
+from collections.abc import Iterable
 from datetime import timedelta
+from fnmatch import fnmatchcase
 from pathlib import Path
+from typing import Annotated
 
-from pydantic import Field, model_validator
+from pydantic import AfterValidator, Field, model_validator
 
 from aiops.config.base import Duration, StrictModel
 from aiops.model import Mode
+
+
+# Always protected, whatever safety.protected_namespaces lists: the control plane's own namespaces.
+# A list in the config replaces its default, so a user adding "monitoring" (or writing a pattern)
+# must not unprotect kube-system by accident; aiops looks after inference workloads, not these.
+SYSTEM_NAMESPACES = ("kube-system", "kube-public", "kube-node-lease")
+# A namespace is a DNS label (lower-case letters, digits, '-'); a pattern adds fnmatch's * ? [ ] !.
+_NAMESPACE_PATTERN = re.compile(r"^[a-z0-9*?\[\]!-]+$")
+
+
+def _namespace_pattern(pattern: str) -> str:
+    if not pattern:
+        raise ValueError("an empty pattern matches no namespace; remove it")
+    if not _NAMESPACE_PATTERN.match(pattern):
+        likely = re.sub(r"[^a-z0-9*?\[\]!-]", "-", pattern.lower())
+        raise ValueError(
+            f"{pattern!r} can match no namespace: namespace names are lower-case letters, digits and '-' "
+            f"(with * ? [ ] as wildcards); did you mean {likely!r}?"
+        )
+    return pattern
+
+
+NamespacePattern = Annotated[str, AfterValidator(_namespace_pattern)]
+
+
+def namespace_protected(patterns: Iterable[str], namespace: str) -> bool:
+    """Whether ``namespace`` matches one of ``patterns`` (fnmatch, case-sensitive, as policy rules)."""
+    return any(fnmatchcase(namespace, p) for p in patterns)
 
 
 class KillSwitchConfig(StrictModel):
@@ -36,7 +68,9 @@ class SafetyConfig(StrictModel):
     # Per-action caps on the global mode, e.g. {evacuate_node: suggest}.
     action_modes: dict[str, Mode] = Field(default_factory=dict)
     kill_switch: KillSwitchConfig = KillSwitchConfig()
-    protected_namespaces: list[str] = Field(default_factory=lambda: ["kube-system", "kube-public", "kube-node-lease"])
+    # Namespaces aiops never acts in, as fnmatch patterns like policy rules' ("gpu-operator*"), on
+    # top of SYSTEM_NAMESPACES (kube-system, kube-public, kube-node-lease), which are always protected.
+    protected_namespaces: list[NamespacePattern] = Field(default_factory=list)
     # Opt-in: act only on objects labelled aiops.io/remediate="true". Opt-out always wins: any other
     # value of that label or annotation (false, False, "0", no, a typo), on the object or its workload.
     opt_in: bool = False
@@ -76,6 +110,14 @@ class SafetyConfig(StrictModel):
     api_backoff_max: Duration = timedelta(seconds=2)
     # Write a Kubernetes Event (reason AiopsRemediation) on each target acted on.
     emit_events: bool = True
+
+    @property
+    def protected_patterns(self) -> tuple[str, ...]:
+        """Every protected namespace pattern: the system namespaces, then the configured ones."""
+        return (*SYSTEM_NAMESPACES, *self.protected_namespaces)
+
+    def is_protected(self, namespace: str) -> bool:
+        return namespace_protected(self.protected_patterns, namespace)
 
     @model_validator(mode="after")
     def _check(self) -> SafetyConfig:

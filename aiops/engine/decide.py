@@ -12,9 +12,10 @@ people but never acted on themselves: the action goes to the cause.
 
 Critical means a page: a person must act now. A prediction about a pod that policy never disrupts
 (``policy.never_disrupt_owners``: a Job's pod, a bare pod), and what a cordoned node reports, are
-told as warnings. No action is decided in a protected namespace (``safety.protected_namespaces``):
-the rails would refuse it, so policy advises; what happens there is told as a warning too (the
-platform's own alerting pages on its components), unless ``policy.page_protected_namespaces``.
+told as warnings. No action is decided in a protected namespace (kube-system, kube-public,
+kube-node-lease, and what the ``safety.protected_namespaces`` patterns match): the rails would
+refuse it, so policy advises; what happens there is told as a warning too (the platform's own
+alerting pages on its components), unless ``policy.page_protected_namespaces``.
 """
 
 from __future__ import annotations
@@ -24,9 +25,10 @@ from dataclasses import replace
 from datetime import datetime, timedelta
 from fnmatch import fnmatchcase
 
-from aiops.config.policy import LadderConfig, PolicyConfig, PolicyRule
+from aiops.config.policy import NO_OWNER, LadderConfig, PolicyConfig, PolicyRule
+from aiops.config.safety import namespace_protected
 from aiops.engine.absent import DETECTOR as ABSENT_DETECTOR
-from aiops.engine.facts import NO_OWNER, ClusterFacts
+from aiops.engine.facts import ClusterFacts
 from aiops.engine.ladder import ACT, NOTIFY, PREPARE, LadderState
 from aiops.engine.predictions import FALSE_POSITIVE, ClosedPrediction, PredictionLedger
 from aiops.model import ADVISE, Basis, Decision, Entity, EntityKind, Evidence, Finding, Mode, Resolve, Rung, Severity, most_cautious
@@ -56,8 +58,8 @@ class Policy:
         self.mode = mode
         self.ladder = ladder
         self.ledger = ledger
-        # safety.protected_namespaces: the rails refuse every action there, so policy advises.
-        self.protected_namespaces = frozenset(protected_namespaces)
+        # safety.protected_patterns (fnmatch): the rails refuse every action there, so policy advises.
+        self.protected_namespaces = tuple(protected_namespaces)
 
     def grade(self, finding: Finding) -> Finding:
         t = self.config.severity
@@ -172,7 +174,8 @@ class Policy:
         if finding.severity is not Severity.CRITICAL:
             return finding
         entity = finding.entity
-        if not self.config.page_protected_namespaces and entity.namespace in self.protected_namespaces:
+        if (not self.config.page_protected_namespaces and entity.namespace
+                and namespace_protected(self.protected_namespaces, entity.namespace)):
             return replace(finding, severity=Severity.WARNING)
         if entity.kind == EntityKind.NODE and entity.name in facts.cordoned:
             return replace(finding, severity=Severity.WARNING)
@@ -188,7 +191,7 @@ class Policy:
         """The rails refuse every action in a protected namespace (kube-system and the like, which
         restart things routinely): policy decides advice there, so the two agree."""
         namespace = decision.target.namespace
-        if decision.action == ADVISE or not namespace or namespace not in self.protected_namespaces:
+        if decision.action == ADVISE or not namespace or not namespace_protected(self.protected_namespaces, namespace):
             return decision
         return _advice_instead(
             decision,

@@ -18,14 +18,13 @@ from datetime import datetime
 
 import numpy as np
 
+from aiops.config.policy import NO_OWNER as NO_OWNER  # "<none>": a pod without a controller
 from aiops.model import Entity, EntityKind, Frame, Series, from_epoch
 
 # Controllers that replace a pod that is deleted; anything else (a Job, an Argo Workflow, a
 # Kubeflow PyTorchJob/MPIJob, a RayCluster, a bare pod) is not replaced, or loses the pod's work.
 # An allow-list: a kind not named here is never assumed to bring a pod back.
 REPLACED_BY_CONTROLLER = frozenset({"ReplicaSet", "StatefulSet", "DaemonSet", "ReplicationController"})
-# kube-state-metrics writes "<none>" for a pod without a controller.
-NO_OWNER = "<none>"
 # A pod Pending or not Ready for longer than this is stuck, not a scale-up on its way.
 STARTING_SECONDS = 15 * 60.0
 # A pod that just became Ready is not in the serving latency yet: the catalog's latency signals

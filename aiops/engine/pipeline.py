@@ -193,7 +193,7 @@ class Pipeline:
             collector=collector,
             detectors=build_detectors(config),
             policy=Policy(config.policy, config.safety.mode, ladder=LadderState(store), ledger=ledger,
-                          protected_namespaces=config.safety.protected_namespaces),
+                          protected_namespaces=config.safety.protected_patterns),
             ledger=ledger,
             actor=actor,
             notifier=notifier,

@@ -15,7 +15,7 @@ from aiops.model import Entity
 
 
 def scope_refusal(config: SafetyConfig, target: Entity, view: ClusterView | None) -> Refusal | None:
-    if target.namespace and target.namespace in config.protected_namespaces:
+    if target.namespace and config.is_protected(target.namespace):
         return Refusal(RailName.PROTECTED_NAMESPACE, f"{target.key} is in protected namespace {target.namespace}")
     marks = view.remediate_marks(target) if view is not None else ()
     # Fail closed: any value that is not plainly "true" (False, "0", "no", a typo) opts out.
