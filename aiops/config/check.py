@@ -11,6 +11,7 @@ prints and the daemon refuses to start with.
 from __future__ import annotations
 
 from collections.abc import Mapping
+from difflib import get_close_matches
 from fnmatch import fnmatchcase
 from typing import Any
 
@@ -33,18 +34,37 @@ ENGINE_DETECTORS = ("root_cause",)
 
 def check_plugins(config: AiopsConfig) -> list[tuple[str, str]]:
     """Every plugin the config names must load and accept its parameters; every rule's signal
-    and detector must name one. Returns (config key, problem) pairs, empty when all is well."""
+    and detector must name one, every ``safety.action_modes`` key an installed remediation.
+    Returns (config key, problem) pairs, empty when all is well."""
     problems = _check_detectors(config)
     signals, detectors = known_signals(config), known_detectors(config)
     for i, rule in enumerate(config.policy.rules):
         problems += check_rule(rule, f"policy.rules[{i}]", signals, detectors)
     for code, action in config.policy.xid_remediation.items():
         _remediation(action, f"policy.xid_remediation.{code}", problems)
+    problems += _check_action_modes(config)
     for name, ch in config.notify.channels.items():
         try:
             plugins.load(plugins.NOTIFIERS, ch.plugin)
         except PluginError as exc:
             problems.append((f"notify.channels.{name}.plugin", str(exc)))
+    return problems
+
+
+def _check_action_modes(config: AiopsConfig) -> list[tuple[str, str]]:
+    """A cap is looked up by the decision's action name: under a misspelt key it never applies."""
+    installed = sorted(plugins.available(plugins.REMEDIATIONS))
+    problems: list[tuple[str, str]] = []
+    for name in config.safety.action_modes:
+        if name in installed:
+            continue
+        close = get_close_matches(name, installed, n=1)
+        likely = f"did you mean {close[0]!r}? " if close else ""
+        problems.append((
+            f"safety.action_modes.{name}",
+            f"{name!r} is no installed remediation, so this cap would never apply; {likely}"
+            f"installed: {', '.join(installed) or 'none'}",
+        ))
     return problems
 
 

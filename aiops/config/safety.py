@@ -65,7 +65,8 @@ class SafetyConfig(StrictModel):
     mode: Mode = Mode.OBSERVE
     # Dry-run takes the real code path with a Kubernetes client that does not write (dryRun=All).
     dry_run: bool = True
-    # Per-action caps on the global mode, e.g. {evacuate_node: suggest}.
+    # Per-action caps on the global mode, e.g. {evacuate_node: suggest}, keyed by remediation name
+    # (checked against the installed ones with the rules' actions: aiops.config.check).
     action_modes: dict[str, Mode] = Field(default_factory=dict)
     kill_switch: KillSwitchConfig = KillSwitchConfig()
     # Namespaces aiops never acts in, as fnmatch patterns like policy rules' ("gpu-operator*"), on

@@ -178,3 +178,11 @@ def test_an_xid_remediation_that_is_no_remediation_is_named() -> None:
     problems = dict(check_plugins(parse_config({"policy": {"xid_remediation": {94: "restart_pods", 79: "evacuate_node"}}})))
     assert list(problems) == ["policy.xid_remediation.94"]
     assert "restart_pods" in problems["policy.xid_remediation.94"]
+
+
+def test_a_misspelt_action_in_action_modes_is_named_with_the_likely_one() -> None:
+    # The cap is looked up by the decision's action name: a misspelt key caps nothing, silently.
+    problems = dict(check_plugins(parse_config({"safety": {"action_modes": {"evacuate-node": "suggest"}}})))
+    reason = problems["safety.action_modes.evacuate-node"]
+    assert "did you mean 'evacuate_node'?" in reason and "restart_pod" in reason
+    assert check_plugins(parse_config({"safety": {"action_modes": {"evacuate_node": "suggest", "advise": "observe"}}})) == []
