@@ -99,7 +99,11 @@ def run(args: argparse.Namespace) -> int:
     try:
         if not path.exists():
             return fail(f"no state database at {path}: run `aiops once` or `aiops run` first, or pass --state")
-        store = Store(path)
+        store = Store(path, read_only=True)  # read-only: also on a read-only mount of the daemon's volume
+        wal = path.with_name(path.name + "-wal")
+        if store.immutable and wal.exists() and wal.stat().st_size:
+            print(f"(read as the file is on its read-only or full volume: what {wal} still holds is not shown)",
+                  file=sys.stderr)
         if args.stats:
             stats = detector_stats(store)
             if args.json:

@@ -6,11 +6,17 @@ A corrupt or locked file is an error that says what to do; the store never silen
 over a file it could not read. A full disk is :class:`StateFullError` (temporary: freeing space
 heals it), and :attr:`Store.full` says so from the failed write until one succeeds again, so
 /readyz flips at once and the webhook answers 503 (Alertmanager retries).
+
+Only real damage (SQLITE_CORRUPT, NOTADB, a failed quick_check) is answered with "move it aside",
+which throws away cooldowns, budgets and the breaker: a full volume, a read-only one, missing
+permissions or an I/O error leave a healthy file, and their errors say so and name the volume.
 """
 
 from __future__ import annotations
 
 import json
+import os
+import shutil
 import sqlite3
 import threading
 from collections.abc import Iterator
@@ -32,40 +38,91 @@ class StateFullError(StateError):
     temporary = True
 
 
+# SQLite's primary result codes (the low byte of an extended code such as SQLITE_IOERR_SHMSIZE).
+_CORRUPT = {sqlite3.SQLITE_CORRUPT, sqlite3.SQLITE_NOTADB}
+_NOT_WRITABLE = {sqlite3.SQLITE_CANTOPEN, sqlite3.SQLITE_READONLY, sqlite3.SQLITE_PERM, sqlite3.SQLITE_AUTH}
+_LOCKED = {sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED}
+# What a reader gets where the -shm of a WAL file cannot be created (read-only) or grown (full).
+_NO_SHM = {sqlite3.SQLITE_CANTOPEN, sqlite3.SQLITE_READONLY, sqlite3.SQLITE_IOERR}
+# With less free space than this, SQLite's "disk I/O error" is a full volume: growing the -shm or
+# the -wal fails as an I/O error (SQLITE_IOERR_SHMSIZE on a full tmpfs), not as SQLITE_FULL.
+_LOW_SPACE = 2**20
+
+
+def _primary(exc: sqlite3.Error) -> int | None:
+    code = getattr(exc, "sqlite_errorcode", None)
+    return code & 0xFF if isinstance(code, int) else None
+
+
 class Store:
-    def __init__(self, path: str | Path, *, timeout: float = 5.0, max_bytes: int | None = None) -> None:
+    def __init__(
+        self, path: str | Path, *, timeout: float = 5.0, max_bytes: int | None = None, read_only: bool = False
+    ) -> None:
+        """Open (creating it and its folder if need be) the state database at ``path``.
+
+        ``read_only`` (``aiops history``): never write; a file on a read-only volume is still read
+        (opened immutable there, since SQLite cannot create the -shm of a WAL file next to it).
+        """
         self.path = Path(path)
+        self.read_only = read_only
+        self.immutable = False  # read_only, and read as the file is on disk (see _connect)
         self._lock = threading.RLock()
         self._depth = 0  # nesting of transaction(); guarded by _lock
         # Set by a write that failed for lack of space, cleared by the next write that succeeds.
         self.full: str = ""
-        if str(path) != ":memory:":
+        if str(path) != ":memory:" and not read_only:
             self.path.parent.mkdir(parents=True, exist_ok=True)
         try:
-            self._conn = sqlite3.connect(str(path), timeout=timeout, check_same_thread=False, isolation_level=None)
+            self._conn = self._connect(timeout)
             self._conn.row_factory = sqlite3.Row
             self._conn.execute(f"PRAGMA busy_timeout = {int(timeout * 1000)}")
-            mode = self._conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
-            self._conn.execute("PRAGMA synchronous = NORMAL")
+            if read_only:
+                mode = self._conn.execute("PRAGMA journal_mode").fetchone()[0]
+            else:
+                mode = self._conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
+                self._conn.execute("PRAGMA synchronous = NORMAL")
             self.page_size = int(self._conn.execute("PRAGMA page_size").fetchone()[0])
-            if max_bytes is not None:
+            if max_bytes is not None and not read_only:
                 # A hard cap: past it a write fails with SQLITE_FULL, as on a full disk.
                 self._conn.execute(f"PRAGMA max_page_count = {max(1, max_bytes // self.page_size)}")
             check = self._conn.execute("PRAGMA quick_check").fetchone()[0]
         except sqlite3.DatabaseError as exc:
-            raise StateError(self._explain(exc)) from None
+            raise self._explain(exc) from None
         if check != "ok":
             raise StateError(
                 f"state database {self.path} failed its integrity check ({check}). Move it aside to keep it "
                 "for inspection and restart: cooldowns, budgets and the outbox will start empty."
             )
         self.journal_mode = mode
-        self.ensure_schema(
-            "CREATE TABLE IF NOT EXISTS kv (key TEXT PRIMARY KEY, value TEXT NOT NULL, updated_at REAL NOT NULL)"
-        )
+        if not read_only:
+            self.ensure_schema(
+                "CREATE TABLE IF NOT EXISTS kv (key TEXT PRIMARY KEY, value TEXT NOT NULL, updated_at REAL NOT NULL)"
+            )
+
+    def _connect(self, timeout: float) -> sqlite3.Connection:
+        def connect(database: str, uri: bool = False) -> sqlite3.Connection:
+            return sqlite3.connect(database, timeout=timeout, check_same_thread=False, isolation_level=None, uri=uri)
+
+        if not self.read_only or str(self.path) == ":memory:":
+            return connect(str(self.path))
+        uri = self.path.resolve().as_uri()
+        conn = None
+        try:
+            conn = connect(f"{uri}?mode=ro", uri=True)
+            conn.execute("SELECT count(*) FROM sqlite_master").fetchone()  # SQLite opens the file lazily
+            return conn
+        except sqlite3.OperationalError as exc:
+            if conn is not None:
+                conn.close()
+            if _primary(exc) not in _NO_SHM or not self.path.is_file():
+                raise
+        # A read-only or full volume, where SQLite cannot create or grow the -shm of a WAL file:
+        # immutable reads the file as it is on disk, without what its -wal still holds.
+        self.immutable = True
+        return connect(f"{uri}?immutable=1", uri=True)
 
     def _error(self, exc: sqlite3.DatabaseError) -> StateError:
-        if getattr(exc, "sqlite_errorcode", None) == sqlite3.SQLITE_FULL:
+        if self._is_full(exc):
             self.full = (
                 f"disk full: the state database {self.path} cannot grow ({exc}). Free space on its volume, give it "
                 f"a larger one, or raise state.max_bytes if the database reached it ({self.max_bytes} bytes); "
@@ -73,23 +130,91 @@ class Store:
             )
             metrics.STATE_DISK_FULL.set(1)
             return StateFullError(self.full)
-        return StateError(self._explain(exc))
+        return self._explain(exc)
 
     def _written(self) -> None:
         if self.full:
             self.full = ""
             metrics.STATE_DISK_FULL.set(0)
 
-    def _explain(self, exc: sqlite3.DatabaseError) -> str:
-        text = str(exc)
-        if "locked" in text or "busy" in text:
-            return (
+    def _free_bytes(self) -> int | None:
+        try:
+            return shutil.disk_usage(self._existing_folder()).free
+        except OSError:
+            return None
+
+    def _existing_folder(self) -> Path:
+        folder = self.path.absolute().parent
+        while not folder.exists() and folder != folder.parent:
+            folder = folder.parent
+        return folder
+
+    def _is_full(self, exc: sqlite3.Error) -> bool:
+        primary = _primary(exc)
+        if primary == sqlite3.SQLITE_FULL:
+            return True
+        free = self._free_bytes() if primary == sqlite3.SQLITE_IOERR else None
+        return free is not None and free < _LOW_SPACE
+
+    def _read_only_volume(self) -> bool:
+        try:
+            return bool(os.statvfs(self._existing_folder()).f_flag & os.ST_RDONLY)
+        except OSError:
+            return False
+
+    def _not_writable(self, cause: str) -> StateError:
+        folder = self._existing_folder()
+        if self._read_only_volume():
+            where = (f"{folder} is on a read-only volume. Mount it read-write (a Pod's volumeMount without "
+                     "readOnly, a writable PersistentVolume or emptyDir), or point state.path at one")
+        else:
+            where = (f"check the permissions: the daemon's user must be able to write {self.path} and create files "
+                     f"in {folder} (SQLite keeps its -wal and -shm next to the database), e.g. the Pod's fsGroup")
+        kept = (" The file itself is intact: leave it where it is (cooldowns, budgets and the breaker are in "
+                "it).") if self.path.is_file() else ""
+        writing = "" if self.read_only else " for writing"
+        return StateError(f"state database {self.path} cannot be opened{writing} ({cause}): {where}.{kept}")
+
+    def _explain(self, exc: sqlite3.DatabaseError) -> StateError:
+        """The error for ``exc`` from opening or using the database, saying what to do about it."""
+        text, primary = str(exc), _primary(exc)
+        if primary in _LOCKED or (primary is None and ("locked" in text or "busy" in text)):
+            return StateError(
                 f"state database {self.path} is locked by another process ({text}). Only one daemon may use a "
                 "state file: stop the other one, or give each replica its own state.path."
             )
-        return (
-            f"state database {self.path} cannot be opened ({text}). If the file is corrupt, move it aside to keep "
-            "it for inspection and restart: cooldowns, budgets and the outbox will start empty."
+        if self._is_full(exc):
+            free = self._free_bytes()
+            return StateFullError(
+                f"disk full: the volume of state database {self.path} has no space left ({text}; "
+                f"{'unknown' if free is None else free} bytes free). Free space on it or give it a larger one, "
+                "then start again. The file itself is intact: leave it where it is."
+            )
+        if primary in _NOT_WRITABLE:
+            if self.read_only and primary == sqlite3.SQLITE_READONLY:
+                return StateError(
+                    f"state database {self.path} cannot be read as it is ({text}): its tables are missing or "
+                    "from another release, and reading it read-only cannot bring them up to date. Use the release "
+                    "that wrote it, or read it where the daemon runs."
+                )
+            if self.path.is_dir():
+                return StateError(f"state database {self.path} is a directory: point state.path at a file")
+            return self._not_writable(text)
+        if primary == sqlite3.SQLITE_IOERR:
+            return StateError(
+                f"state database {self.path} cannot be read or written: its volume returned an I/O error ({text}). "
+                "Check the volume (the node's kernel log, the disk's health, a network volume's mount); the file "
+                "is not known to be damaged, so keep it: `sqlite3 FILE 'PRAGMA quick_check'` on a copy tells."
+            )
+        if primary in _CORRUPT:
+            return StateError(
+                f"state database {self.path} is corrupt ({text}): move it aside to keep it for inspection and "
+                "restart: cooldowns, budgets and the outbox will start empty."
+            )
+        return StateError(
+            f"state database {self.path} cannot be opened ({text}). If `sqlite3 FILE 'PRAGMA quick_check'` says "
+            "it is corrupt, move it aside to keep it for inspection and restart: cooldowns, budgets and the "
+            "outbox will start empty."
         )
 
     def ensure_schema(self, ddl: str) -> None:
@@ -99,7 +224,7 @@ class Store:
             try:
                 self._conn.executescript(ddl)
             except sqlite3.DatabaseError as exc:
-                raise StateError(self._explain(exc)) from None
+                raise self._error(exc) from None
 
     @contextmanager
     def transaction(self) -> Iterator[sqlite3.Connection]:
