@@ -27,10 +27,19 @@ def run(args: argparse.Namespace) -> int:
         return fail("; ".join(f"{k}: {v}" for k, v in problems))
     try:
         pipeline = Pipeline.from_config(config)
-        daemon = Daemon(config, pipeline, webhook=webhook_for(config, pipeline))
+        webhook = webhook_for(config, pipeline)
     except EXPECTED_ERRORS as exc:
         return fail(exc)
-    except OSError as exc:
-        return fail(f"cannot listen on {config.server.host}:{config.server.port}: {exc.strerror}")
+    try:
+        daemon = Daemon(config, pipeline, webhook=webhook)
+    except EXPECTED_ERRORS as exc:
+        pipeline.close()
+        return fail(exc)
+    except OSError as exc:  # only binding the listeners: the state file's errors are StateErrors
+        pipeline.close()
+        server = config.server
+        ports = f"{server.port}" + (f" or {server.webhook_port}" if server.webhook_port is not None else "")
+        return fail(f"cannot listen on {server.host}:{ports}: {exc.strerror}. Stop what holds the port, "
+                    "or set server.port (and server.webhook_port) to a free one")
     daemon.run_forever()
     return EXIT_OK

@@ -14,6 +14,7 @@ permissions or an I/O error leave a healthy file, and their errors say so and na
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import shutil
@@ -70,8 +71,11 @@ class Store:
         self._depth = 0  # nesting of transaction(); guarded by _lock
         # Set by a write that failed for lack of space, cleared by the next write that succeeds.
         self.full: str = ""
-        if str(path) != ":memory:" and not read_only:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            if str(path) != ":memory:" and not read_only:
+                self.path.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise self._folder_error(exc) from None
         try:
             self._conn = self._connect(timeout)
             self._conn.row_factory = sqlite3.Row
@@ -174,6 +178,16 @@ class Store:
                 "it).") if self.path.is_file() else ""
         writing = "" if self.read_only else " for writing"
         return StateError(f"state database {self.path} cannot be opened{writing} ({cause}): {where}.{kept}")
+
+    def _folder_error(self, exc: OSError) -> StateError:
+        cause = exc.strerror or str(exc)
+        if isinstance(exc, FileExistsError | NotADirectoryError):
+            return StateError(f"cannot create the folder of state database {self.path} ({cause}): a file is in "
+                              "the way; point state.path at a folder of its own")
+        if exc.errno == errno.ENOSPC:
+            return StateFullError(f"disk full: cannot create the folder of state database {self.path} ({cause}). "
+                                  "Free space on its volume or give it a larger one")
+        return self._not_writable(f"cannot create its folder {self.path.parent}: {cause}")
 
     def _explain(self, exc: sqlite3.DatabaseError) -> StateError:
         """The error for ``exc`` from opening or using the database, saying what to do about it."""

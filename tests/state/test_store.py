@@ -8,6 +8,7 @@ a read-only bind mount (checked by hand on both).
 
 from __future__ import annotations
 
+import errno
 import os
 import sqlite3
 from collections.abc import Callable
@@ -142,3 +143,25 @@ def test_history_reads_a_state_file_on_a_read_only_volume(
     assert main(["history", "--state", str(path)]) == 0, capsys.readouterr().err
     assert "No matching events." in capsys.readouterr().out
     assert Store(path, read_only=True).get("cooldown:node/gpu-1") == {"until": 123}
+
+
+def test_a_folder_that_cannot_be_created_is_a_state_error_naming_the_path_and_the_cause(tmp_path: Path) -> None:
+    in_the_way = tmp_path / "state"
+    in_the_way.write_text("")  # a file where the folder should be
+    path = in_the_way / "sub" / "state.sqlite"
+    with pytest.raises(StateError) as caught:
+        Store(path)
+    assert str(path) in str(caught.value) and "Not a directory" in str(caught.value)
+
+
+def test_a_folder_on_a_read_only_volume_names_the_volume(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    def mkdir(self: Path, *args: Any, **kwargs: Any) -> None:
+        raise OSError(errno.EROFS, os.strerror(errno.EROFS), str(self))
+
+    monkeypatch.setattr(Path, "mkdir", mkdir)
+    monkeypatch.setattr("aiops.state.os.statvfs", _statvfs(True))
+    path = tmp_path / "sub" / "state.sqlite"
+    with pytest.raises(StateError) as caught:
+        Store(path)
+    text = str(caught.value)
+    assert str(path) in text and "Read-only file system" in text and "read-only volume" in text
