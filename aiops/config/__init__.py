@@ -210,6 +210,9 @@ def load_config(path: str | Path | None) -> AiopsConfig:
         mark = getattr(exc, "problem_mark", None)
         where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
         raise ConfigError(str(path), [("", f"not valid YAML{where}: {getattr(exc, 'problem', exc)}")]) from None
+    except ValueError:  # PyYAML's int() of a number past Python's 4300-digit limit
+        raise ConfigError(str(path), [("", "a number in it has over 4300 digits, more than any setting takes: "
+                                           "look for a value pasted by mistake")]) from None
     return parse_config(data, str(path))
 
 

@@ -20,13 +20,22 @@ _UNIT_SECONDS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 60480
 MAX_DURATION = timedelta(days=3650)
 
 
+def _shown(value: Any) -> str:
+    """``value`` as an error shows it: a typo's few characters, not a screenful of digits."""
+    try:
+        text = repr(value)
+    except ValueError:  # an int past Python's 4300-digit limit for str()
+        return "a number of over 4300 digits"
+    return text if len(text) <= 40 else f"{text[:20]}... ({len(text)} characters)"
+
+
 def _bounded(seconds: float, shown: Any) -> timedelta:
     if math.isnan(seconds):
         raise ValueError("a duration cannot be NaN")
     if seconds < 0:
         raise ValueError("a duration cannot be negative")
     if seconds > MAX_DURATION.total_seconds():
-        raise ValueError(f"duration {shown!r} is longer than {MAX_DURATION.days}d, the longest accepted")
+        raise ValueError(f"duration {_shown(shown)} is longer than {MAX_DURATION.days}d, the longest accepted")
     return timedelta(seconds=seconds)
 
 
@@ -37,7 +46,11 @@ def parse_duration(value: Any) -> Any:
     if isinstance(value, bool):
         raise ValueError("expected a duration like '30s', '5m' or '1h', not a boolean")
     if isinstance(value, int | float):
-        return _bounded(float(value), value)
+        try:
+            seconds = float(value)
+        except OverflowError:  # an int too large for a float: longer than any duration accepted
+            seconds = math.inf if value > 0 else -math.inf
+        return _bounded(seconds, value)
     if isinstance(value, str):
         text = value.strip()
         if _DURATION.match(text):

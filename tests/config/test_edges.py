@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from aiops.config import ConfigError, parse_config
+from aiops.config import ConfigError, load_config, parse_config
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -19,6 +19,7 @@ ROOT = Path(__file__).resolve().parents[2]
         ("99999999999999d", "longer than 3650d"),
         (float("inf"), "longer than 3650d"),
         ("9" * 400 + "w", "longer than 3650d"),
+        (10**400, "longer than 3650d"),  # too large for a float: OverflowError, not a ConfigError
         (float("nan"), "NaN"),
         (0, "at least 1s"),
         ("0s", "at least 1s"),
@@ -31,6 +32,22 @@ def test_bad_intervals_are_config_errors(interval: object, says: str) -> None:
         parse_config({"schedule": {"interval": interval}})
     [(key, reason)] = caught.value.problems
     assert key == "schedule.interval" and says in reason
+
+
+def test_a_huge_integer_duration_is_named_and_not_echoed_in_full() -> None:
+    with pytest.raises(ConfigError) as caught:
+        parse_config({"safety": {"cooldown": 10**400}})
+    [(key, reason)] = caught.value.problems
+    assert key == "safety.cooldown" and "longer than 3650d" in reason and len(reason) < 200
+
+
+def test_a_number_too_long_for_python_to_read_is_a_config_error(tmp_path: Path) -> None:
+    path = tmp_path / "aiops.yaml"
+    path.write_text("safety:\n  cooldown: " + "1" * 5000 + "\n")
+    with pytest.raises(ConfigError) as caught:
+        load_config(path)
+    [(key, reason)] = caught.value.problems
+    assert "digits" in reason and len(reason) < 200
 
 
 def test_longest_durations_still_accepted() -> None:
