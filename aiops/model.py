@@ -243,6 +243,13 @@ class Frame:
             out.setdefault(s.signal, []).append(s)
         return out
 
+    @functools.cached_property
+    def start(self) -> float:
+        """Where the frame's window begins: its earliest point (epoch seconds; 0 when empty). A
+        series that begins well after it appeared within the window (a sparse signal's series
+        exists only while its condition holds: it began with it)."""
+        return min((float(s.timestamps[0]) for s in self.series if len(s)), default=0.0)
+
     def by_entity(self) -> dict[Entity, list[Series]]:
         out: dict[Entity, list[Series]] = {}
         for s in self.series:

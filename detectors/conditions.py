@@ -106,7 +106,9 @@ class ConditionDetector(Detector):
         held = float(t[-1]) - since
         if held < min_seconds:
             return None
-        began_in_window = good_idx.size > 0
+        # It began within the window: after a good point, or where the series itself begins well
+        # after the window does (kube-state-metrics reports a sparse condition only while it holds).
+        began_in_window = good_idx.size > 0 or since > frame.start + 2 * frame.step_seconds
         confirmed = began_in_window or not cond.must_start_in_window
         score = cond.score if confirmed else 0.5
         when = f"since {from_epoch(since):%H:%M UTC}" if began_in_window else "for the whole window"

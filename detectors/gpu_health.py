@@ -25,7 +25,7 @@ same: 94 restarts the pod on that GPU, the hard failures evacuate the node, 63 i
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
@@ -112,11 +112,6 @@ class GpuHealth(Detector):
         "gpu_temperature",
     )
 
-    def __init__(self, signals: Sequence[str] | None = None, **params: Any) -> None:
-        super().__init__(signals, **params)
-        self._window_start: float | None = None  # per frame, see _start()
-        self._frame: Frame | None = None
-
     def detect(self, frame: Frame) -> list[Finding]:
         checks = {
             "gpu_xid": self._xid,
@@ -126,13 +121,9 @@ class GpuHealth(Detector):
             "gpu_clock_event_reasons": self._throttle_reasons,
             "gpu_temperature": self._temperature,
         }
-        # Where the window starts (an XID gauge already at its code there is a level, not an
-        # event): computed when an XID check first needs it.
-        self._window_start, self._frame = None, frame
-        try:
-            return self._detect(frame, checks)
-        finally:
-            self._window_start, self._frame = None, None  # keep no frame alive between cycles
+        # Where the window starts (frame.start: an XID gauge already at its code there is a level,
+        # not an event) is computed once per frame, when an XID check first needs it.
+        return self._detect(frame, checks)
 
     def could_find(self, signal: str, first: float, last: float) -> bool:
         """Whether the check of ``signal`` can find anything in a series that starts at ``first``
@@ -173,13 +164,6 @@ class GpuHealth(Detector):
                     findings.append(finding)
         return findings
 
-    def _start(self, frame: Frame) -> float:
-        """The earliest point of the frame (once per frame: a pass over every series)."""
-        if self._window_start is None or self._frame is not frame:
-            self._frame = frame
-            self._window_start = min((float(s.timestamps[0]) for s in frame.series if len(s)), default=0.0)
-        return self._window_start
-
     # -- one check per signal ----------------------------------------------------------------------
     def _xid(self, frame: Frame, series: Series, t: np.ndarray, y: np.ndarray) -> Finding | None:
         code = int(np.rint(y[-1]))
@@ -191,7 +175,7 @@ class GpuHealth(Detector):
         # The gauge is sticky: it holds the last XID until the driver or the exporter restarts. Only
         # a change (or a series that appears with the code: a new GPU attachment) is an event; a
         # code that stood since the window began is old news, whatever was done about it.
-        if since <= self._start(frame) + 2 * frame.step_seconds:
+        if since <= frame.start + 2 * frame.step_seconds:
             return self._finding(
                 frame, series, STICKY_SCORE,
                 f"XID {code} on {_where(series)} has stood since before {from_epoch(since):%H:%M UTC}: "

@@ -64,3 +64,21 @@ def test_end_to_end_llm_latency_is_never_an_objective() -> None:
     model = {"namespace": "inference", "model_name": "llama"}
     # Seconds to minutes by design: it grows with the length of the output.
     assert ConditionDetector().detect(frame("inference_latency_p99", model, [30.0] * 60)) == []
+
+
+def test_a_fresh_oom_kill_reported_as_kube_state_metrics_reports_it_is_a_new_failure() -> None:
+    """kube-state-metrics has a last_terminated_reason="OOMKilled" series only once the last
+    termination was an OOMKill (the signal is sparse): a pod OOM-killed 20 minutes ago has a
+    series of 1s that begins then, no 0 before it. It was read as "for the whole window" (0.5, not
+    confirmed): the confirmed failure that pages and confirms the memory forecast was lost. A series
+    that begins inside the frame's window began with the failure; one as old as the window is old news."""
+    pod = {"namespace": "ml", "pod": "trainer-0"}
+    other = Series("node_ready", {"node": "gpu-1"}, TS, np.ones(60), entity_of(SIGNALS["node_ready"], {"node": "gpu-1"}))
+
+    def with_window(f: Frame) -> Frame:  # the frame's other series span its whole window
+        return Frame(f.now, (other, *f.series), f.signals, f.step_seconds)
+
+    (fresh,) = ConditionDetector().detect(with_window(frame("pod_oom_killed", pod, [1.0] * 20)))
+    assert fresh.confirmed and fresh.score == 0.9 and "since 11:41 UTC" in fresh.evidence.summary
+    (old,) = ConditionDetector().detect(with_window(frame("pod_oom_killed", pod, [1.0] * 60)))
+    assert not old.confirmed and old.score == 0.5
