@@ -170,8 +170,7 @@ class GpuHealth(Detector):
         if code <= 0:
             return None
         action = XID_ACTIONS.get(code, UNKNOWN_XID)
-        # When did the gauge switch to this code (within the window)?
-        since = t[np.flatnonzero(np.round(y) != code)[-1] + 1] if (np.round(y) != code).any() else t[0]
+        since = _switched_to(code, t, y)
         # The gauge is sticky: it holds the last XID until the driver or the exporter restarts. Only
         # a change (or a series that appears with the code: a new GPU attachment) is an event; a
         # code that stood since the window began is old news, whatever was done about it.
@@ -271,6 +270,33 @@ class GpuHealth(Detector):
 
 def _sentence(text: str) -> str:
     return text[:1].upper() + text[1:]
+
+
+# dcgm-exporter reads a field as 0 for a scrape or two while it restarts, then (a standalone
+# hostengine keeps it) the held XID again: no longer than this, a run of zeros is that restart.
+EXPORTER_RESTART_SECONDS = 300.0
+
+
+def _switched_to(code: int, t: np.ndarray, y: np.ndarray) -> float:
+    """When the gauge switched to ``code`` within the window (its first point when it never
+    switched). Zeros for an exporter's restart between the same code are not a switch; a longer
+    run of them (the driver reloaded: the node was repaired) followed by the code is."""
+    codes = np.round(y)
+    end = codes.shape[0]
+    while True:
+        other = np.flatnonzero(codes[:end] != code)
+        if not other.size:
+            return float(t[0])
+        last = int(other[-1])
+        code_before = np.flatnonzero(codes[:last] == code)
+        gap_start = int(code_before[-1]) + 1 if code_before.size else -1
+        if (
+            gap_start <= 0
+            or np.any(codes[gap_start : last + 1] > 0)
+            or t[last] - t[gap_start] > EXPORTER_RESTART_SECONDS
+        ):
+            return float(t[last + 1])
+        end = gap_start  # the same code on both sides of a short run of zeros: it held
 
 
 def _where(series: Series) -> str:

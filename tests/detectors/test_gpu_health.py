@@ -229,3 +229,25 @@ def test_xid_94_still_names_its_pod_after_the_pod_is_gone() -> None:
     frame = Frame(datetime.fromtimestamp(T[-1], UTC), (xid, new), signals, 60.0, vanished=(gone,))
     facts, _ = _facts_and_summary(frame)
     assert facts["pod"] == "ml/llama-0"
+
+
+def test_an_exporter_restart_s_zeros_inside_a_sticky_xid_are_not_a_new_event() -> None:
+    """A sticky 79 held for hours; dcgm-exporter restarts and reads 0 for two scrapes, then the held
+    79 again (a standalone hostengine kept the field). Taken for a change, it was a new XID 79:
+    confirmed, and the sick-gpu-node rule evacuated a node already handled. A short run of zeros
+    between the same code is the exporter's restart; a long one (the driver reloaded: the node was
+    repaired) followed by the code is a new event."""
+    t = np.arange(180) * 60.0
+    blip = np.full(t.size, 79.0)
+    blip[150:152] = 0.0
+    [held] = GpuHealth().detect(_frame_at(t, "gpu_xid", blip))
+    assert held.confirmed is False and held.score == 0.5 and held.evidence.facts["sticky"] is True
+    repaired = np.full(t.size, 79.0)
+    repaired[100:150] = 0.0  # 50 min at 0, then 79 again: a new fall off the bus
+    [new] = GpuHealth().detect(_frame_at(t, "gpu_xid", repaired))
+    assert new.confirmed is True and new.score == 1.0
+
+
+def _frame_at(t: np.ndarray, signal: str, values: np.ndarray) -> Frame:
+    series = Series(signal, {"UUID": GPU.name, "Hostname": "gpu-node-7", "gpu": "3"}, t, values, GPU)
+    return Frame(datetime.fromtimestamp(t[-1], UTC), (series,), {signal: SignalInfo(signal, "gpu")}, 60.0)
