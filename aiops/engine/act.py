@@ -4,7 +4,11 @@ Per cycle: close the loop on earlier actions (healed / not healed → an escalat
 one :class:`ClusterView` when something is to be planned; undo what is due (uncordon, restore
 replicas); plan and apply this cycle's decisions; resume in-flight multi-cycle actions (an
 evacuation waiting for a PDB). Judging, undoing and resuming happen on the leader only; a
-follower still plans its decisions, and the writer refuses them (rail ``leader``).
+follower still plans its decisions, and the writer refuses them (rail ``leader``). Sharded, "the
+leader" is per entity (:meth:`Actor.holds`): a replica judges, undoes and resumes only what is
+about the shards it holds now, and its writer refuses, right before every write, a decision
+whose shard it no longer holds. What it started in a shard it handed back is the new holder's,
+who adopts it from the action ledger.
 Remediations only plan; :class:`GuardedWriter` decides whether and how to write.
 
 A degraded cycle (an earlier stage failed) acts on nothing and judges nothing: a finding missing
@@ -88,7 +92,7 @@ class Actor:
             config.safety,
             store,
             kube,
-            is_leader=lambda: self.is_leader,
+            leads=self.leads,
             kill_switch=KillSwitch(ks, read_cm, namespace=ks_namespace, store=store),
             is_silenced=is_silenced,
             read_ledger=read_ledger if config.safety.emit_events else None,
@@ -135,8 +139,22 @@ class Actor:
 
     @property
     def is_leader(self) -> bool:
-        """Followers keep detecting and notifying; only the leader writes."""
+        """Followers keep detecting and notifying; only the leader writes. Sharded: whether this
+        replica holds any shard (for /metrics, /readyz and notifying), not whether it may act on a
+        given entity: that is :meth:`holds`."""
         return self.elector.is_leader if self.elector is not None else True
+
+    def holds(self, entity: Entity) -> bool:
+        """Whether this replica may act on ``entity`` now: it holds the leader Lease or, sharded,
+        the Lease of ``entity``'s shard (renewed within the renew deadline, read at this moment)."""
+        if isinstance(self.elector, ShardLeases):
+            return self.elector.owns(entity)
+        return self.is_leader
+
+    def leads(self, decision: Decision) -> bool:
+        """The writer's leader rail: may ``decision`` be written now (the shard of its finding's
+        entity, the same one the pipeline filters decisions and the budget share by)?"""
+        return self.holds(decision.finding.entity)
 
     def remediation(self, name: str) -> Remediation:
         if name not in self._remediations:
@@ -175,8 +193,14 @@ class Actor:
         results: list[ActionResult] = []
         leader = self.is_leader  # followers did not act, so they have nothing to judge, undo or resume
         unseen = {**(unjudged or {}), **unseen_entities(findings)}  # absent findings about these prove nothing
-        restores = self.outcomes.restores_due(findings, now, unseen) if leader else []
-        inflight = {(f.decision.action, f.decision.target.key): f for f in self.writer.in_flight()}
+        # Sharded: only what is about the shards held now. Another shard's findings are not in this
+        # replica's cycle (their absence is not health) and its actions are its holder's to continue.
+        restores = self.outcomes.restores_due(findings, now, unseen, mine=self.holds) if leader else []
+        inflight = {
+            (f.decision.action, f.decision.target.key): f
+            for f in self.writer.in_flight()
+            if self.holds(f.decision.finding.entity)
+        }
 
         # The cluster is read only when something needs it: a full list per cycle is not free.
         view: ClusterView | None = None
@@ -252,7 +276,7 @@ class Actor:
         """A multi-cycle action the previous leader started and could not finish (its Event is in
         the ledger): continue it from the cluster's state instead of waiting out its cooldown.
         Only plans that are staged can be continued; a finished one-shot action keeps its cooldown."""
-        if decision.restore or not self.is_leader or self.writer.dry_run:
+        if decision.restore or not self.leads(decision) or self.writer.dry_run:
             return None
         started = self.writer.started_by_a_peer(decision, now - self.config.safety.evacuation_timeout)
         if started is None:
@@ -381,7 +405,8 @@ class Actor:
             return owner.key if owner is not None else None
 
         results: list[ActionResult] = []
-        for outcome in self.outcomes.review(findings, now, owner_of if view is not None else None, unseen):
+        owners = owner_of if view is not None else None
+        for outcome in self.outcomes.review(findings, now, owners, unseen, mine=self.holds):
             if outcome.status == NOT_HEALED:
                 d = outcome.decision
                 results.append(ActionResult(d.id, d.action, d.target, ActionStatus.FAILED, outcome.detail, at=now))

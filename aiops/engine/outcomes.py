@@ -131,18 +131,23 @@ class OutcomeTracker:
         now: datetime,
         owner_of: Callable[[Entity], str | None] | None = None,
         unseen: Mapping[str, str] | None = None,
+        mine: Callable[[Entity], bool] | None = None,
     ) -> list[Outcome]:
         """Judge pending actions against this cycle's findings; returns the outcomes decided now.
 
         ``owner_of`` maps an entity to its workload key (from the cluster view), to follow a
         finding from a restarted pod to its replacement. ``unseen`` maps the keys of entities
         nothing is measured on this cycle to what says so: their findings' absence proves nothing.
+        ``mine`` (sharded) keeps the actions whose finding's entity is in a shard held now: another
+        shard's findings are not in this cycle, so their absence proves nothing either.
         """
         unseen = unseen or {}
         out: list[Outcome] = []
         rows = self.store.query("SELECT * FROM action_outcomes WHERE status = ? ORDER BY applied_at", (PENDING,))
         for row in rows:
             decision = decision_from_json(row["decision"])
+            if mine is not None and not mine(decision.finding.entity):
+                continue  # left pending: judged again if this replica holds the shard again
             applied_at = from_epoch(row["applied_at"])
             still = self._present(findings, row["finding_key"], row["severity_rank"])
             if still is None and row["scope"] and owner_of is not None:
@@ -191,10 +196,15 @@ class OutcomeTracker:
         return out
 
     def restores_due(
-        self, findings: Sequence[Finding], now: datetime, unseen: Mapping[str, str] | None = None
+        self,
+        findings: Sequence[Finding],
+        now: datetime,
+        unseen: Mapping[str, str] | None = None,
+        mine: Callable[[Entity], bool] | None = None,
     ) -> list[Decision]:
         """Undo decisions for healed actions whose finding stayed clear for the configured delay
-        (while it is measured: an entity in ``unseen`` is not known to be healthy)."""
+        (while it is measured: an entity in ``unseen`` is not known to be healthy). ``mine``
+        (sharded) keeps the actions whose finding's entity is in a shard held now."""
         unseen = unseen or {}
         due: list[Decision] = []
         rows = self.store.query(
@@ -202,6 +212,8 @@ class OutcomeTracker:
         )
         for row in rows:
             decision = decision_from_json(row["decision"])
+            if mine is not None and not mine(decision.finding.entity):
+                continue  # another replica's shard now: its findings are not in this cycle
             delay = _restore_delay(decision.action, self.config)
             if delay is None:
                 continue

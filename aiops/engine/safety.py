@@ -128,7 +128,7 @@ class GuardedWriter:
         store: Store,
         kube: KubeWriter | None,
         *,
-        is_leader: Callable[[], bool],
+        leads: Callable[[Decision], bool],
         kill_switch: KillSwitch,
         is_silenced: IsSilenced | None = None,
         read_ledger: Callable[[], Sequence[LedgerEntry]] | None = None,
@@ -145,7 +145,9 @@ class GuardedWriter:
         self._ledger_synced = False
         self.books = Books(store)
         self.kube = kube
-        self.is_leader = is_leader
+        # Whether this replica may write for a decision now: it holds the leader Lease or, sharded,
+        # the Lease of the decision's shard. Asked by the leader rail and again before every write.
+        self.leads = leads
         self.kill_switch = kill_switch
         self.is_silenced = is_silenced
         self.breaker = CircuitBreaker(self.books, config.breaker_threshold, config.breaker_open_for)
@@ -377,8 +379,10 @@ class GuardedWriter:
         for m in run.writes:
             if m.describe() in run.done:
                 continue  # a restart resumed this action: the write is known to be applied
-            if not self.is_leader():
-                run.deferred.append(f"{m.describe()}: lost the leader lease; the new leader continues")
+            if not self.leads(run.decision):
+                shard = self.shard_for(run.decision)
+                lost = "the leader lease; the new leader" if shard is None else f"shard {shard}'s lease; its new holder"
+                run.deferred.append(f"{m.describe()}: lost {lost} continues")
                 break
             try:
                 self._apply(m)

@@ -146,7 +146,8 @@ class ShardLeases:
 
     @property
     def is_leader(self) -> bool:
-        """Whether this replica acts for any shard (the writer's leader rail)."""
+        """Whether this replica holds any shard (/metrics, /readyz, notifying). Not whether it may
+        act on an entity: the writer asks :meth:`owns` for each decision, right before each write."""
         return bool(self.held())
 
     def owns(self, entity: Entity, held: frozenset[int] | None = None) -> bool:

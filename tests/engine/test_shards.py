@@ -260,3 +260,63 @@ def test_three_replicas_fetch_only_their_shards_and_a_kill_moves_the_fetch_with_
     assert all(len(s.timestamps) == len(full[s.key].timestamps) for f in frames.values() for s in f.series)
     for r in replicas.values():
         r.stop(release=True)
+
+
+def test_a_replica_that_hands_a_shard_back_writes_nothing_more_for_it(server: KubeApiServer, tmp_path) -> None:  # noqa: ANN001
+    """Holding *a* shard is not holding *this* one: after replica a hands shard 1 back to b, a
+    neither resumes its in-flight evacuation there, nor judges or undoes its shard-1 actions
+    (their findings are b's now, so their absence in a's cycle proves nothing), and its leader
+    rail refuses a shard-1 decision that reaches the writer. b adopts the evacuation from the
+    action ledger and finishes it: one node, one acting replica."""
+    from datetime import timedelta
+
+    from aiops.config.sharding import ShardingConfig
+    from aiops.engine.act import Actor
+    from aiops.model import ActionStatus
+    from aiops.state import Store
+    from aiops.testing.kubeapi_objects import make_pod
+    from tests.engine.kubecluster import NOW, decision, make_config, seed_workload, writes
+
+    seed_workload(server, "web", ["gpu-1", "gpu-2"], min_available=2)  # the PDB holds web-0 on gpu-1
+    seed_workload(server, "llm", ["gpu-1", "gpu-3"])
+    clock = Clock()
+    actors = {}
+    for name in ("a", "b"):
+        (tmp_path / name).mkdir()
+        config = make_config(
+            server, tmp_path / name, leader=True, max_pods_per_workload=10, max_cordoned_fraction=0.5,
+            auto_uncordon=True, uncordon_after="1m",
+        )
+        config = config.model_copy(update={"sharding": ShardingConfig(shards=2)})
+        leases = replica(server, name, clock, shards=2)
+        actors[name] = Actor(config, Store(config.state.path), api=server.api_client(ADMIN_TOKEN), elector=leases)
+    a, b = actors["a"], actors["b"]
+    gpu1, gpu3 = Entity("node", "gpu-1"), Entity("node", "gpu-3")
+    assert shard_of(gpu1, 2) == shard_of(gpu3, 2) == 1
+
+    a.elector.round()  # type: ignore[union-attr]
+    assert a.elector.held() == {0, 1}  # type: ignore[union-attr]
+    first = a.act([decision("evacuate_node", gpu1), decision("evacuate_node", gpu3)], findings=[], degraded=False, now=NOW)
+    assert [r.status for r in first] == [ActionStatus.DEFERRED, ActionStatus.APPLIED]  # gpu-1 waits for the PDB
+    assert [f.decision.target.key for f in a.writer.in_flight()] == ["node/gpu-1"]
+
+    tick(clock, [a.elector, b.elector], rounds=3)  # type: ignore[list-item]
+    assert (a.elector.held(), b.elector.held()) == ({0}, {1})  # type: ignore[union-attr]
+    server.seed(make_pod("web-9", node="gpu-2", labels={"app": "web"}, owner=("ReplicaSet", "web-rs")))  # PDB allows now
+
+    # a's cycles (the pipeline gives it no shard-1 decision): nothing resumed, judged or undone.
+    server.clear_requests()
+    for minutes in (3, 5, 40):
+        assert a.act([], findings=[], degraded=False, now=NOW + timedelta(minutes=minutes)) == []
+    # A shard-1 decision that reaches a's writer anyway: its leader rail refuses it.
+    late = a.act([decision("evacuate_node", gpu1)], findings=[], degraded=False, now=NOW + timedelta(minutes=41))
+    assert [(r.status, r.rail) for r in late] == [(ActionStatus.BLOCKED, "leader")]
+    assert "shard 1" in late[0].detail
+    assert [w for w in writes(server) if w[1] in ("pods", "nodes")] == []
+
+    # b, which holds shard 1 now, adopts the evacuation from the ledger and evicts web-0 itself.
+    got = b.act([decision("evacuate_node", gpu1)], findings=[], degraded=False, now=NOW + timedelta(minutes=42))
+    assert [r.status for r in got] == [ActionStatus.APPLIED]
+    assert ("POST", "pods", "eviction", "web-0") in writes(server)
+    for r in actors.values():
+        r.elector.stop(release=True)  # type: ignore[union-attr]
