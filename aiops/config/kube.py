@@ -16,7 +16,9 @@ class LeaderElectionConfig(StrictModel):
     """Only the holder of a coordination.k8s.io/v1 Lease acts; the others keep detecting.
 
     ``renew_deadline`` < ``lease_duration``: a leader that could not renew within the deadline
-    stops acting before any other replica may take the lease over.
+    stops acting before any other replica may take the lease over. The Lease holds
+    ``lease_duration`` in whole seconds, rounded up (2.9s is written as 3), so it stays above
+    ``renew_deadline``.
     """
 
     enabled: bool = True

@@ -7,13 +7,15 @@ carrying the read ``resourceVersion``; a 409 means another replica wrote first a
 Expiry is judged the way client-go does: by how long *we* have seen the same record unchanged,
 on our own monotonic clock, so clock skew between replicas cannot make two leaders. A leader that
 has not renewed within ``renew_deadline`` (< ``lease_duration``) stops acting at once, before
-anyone else can take the lease over.
+anyone else can take the lease over. The Lease holds the duration in whole seconds, which is what
+observers wait: it is rounded up, so it stays above the renew deadline.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import math
 import os
 import socket
 import threading
@@ -132,6 +134,14 @@ class LeaseElector:
 
     # -- state -----------------------------------------------------------------------------
     @property
+    def lease_seconds(self) -> int:
+        """``lease_duration`` as the Lease holds it (whole seconds), rounded *up*: observers wait
+        that long before taking over, and it must stay above ``renew_deadline``, until which the
+        holder believes it leads (2.9 s written as 2 gave a follower the lease at 2.0 s while the
+        holder led until 2.5 s)."""
+        return math.ceil(self.lease_duration)
+
+    @property
     def is_leader(self) -> bool:
         """True only while we hold the lease and renewed it within the renew deadline."""
         with self._lock:
@@ -207,7 +217,7 @@ class LeaseElector:
             },
             "spec": {
                 "holderIdentity": self.identity,
-                "leaseDurationSeconds": int(self.lease_duration),
+                "leaseDurationSeconds": self.lease_seconds,
                 "acquireTime": acquired_at or _micro_time(now),
                 "renewTime": _micro_time(now),
                 "leaseTransitions": transitions if holder == self.identity else transitions + 1,
@@ -235,7 +245,7 @@ class LeaseElector:
             "metadata": {"name": self.name, "namespace": self.namespace},
             "spec": {
                 "holderIdentity": self.identity,
-                "leaseDurationSeconds": int(self.lease_duration),
+                "leaseDurationSeconds": self.lease_seconds,
                 "acquireTime": _micro_time(now),
                 "renewTime": _micro_time(now),
                 "leaseTransitions": 0,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import time
 from datetime import timedelta
 from pathlib import Path
@@ -75,6 +76,26 @@ def test_follower_takes_over_an_expired_lease_with_a_transition(server: KubeApiS
     assert not a.is_leader  # a's renew deadline passed long ago
     spec = lease(server)["spec"]
     assert spec["holderIdentity"] == "b" and spec["leaseTransitions"] == 1
+
+
+@pytest.mark.parametrize("duration, deadline", [(2.9, 2.5), (2.5, 2.1), (15.9, 15.5), (1.5, 1.2), (0.9, 0.6)])
+def test_a_fractional_lease_duration_never_gives_two_leaders(
+    server: KubeApiServer, duration: float, deadline: float
+) -> None:
+    """The Lease holds whole seconds (leaseDurationSeconds) and observers judge expiry by it, so
+    it is rounded up, never down: 2.9 s written as 2 let a follower take over at 2.0 s while the
+    holder, not renewing, still led until its 2.5 s renew deadline."""
+    clock = Clock()
+    a = elector(server, "a", clock, lease_duration=duration, renew_deadline=deadline, retry_period=0.1)
+    b = elector(server, "b", clock, lease_duration=duration, renew_deadline=deadline, retry_period=0.1)
+    assert a.try_acquire_or_renew() and not b.try_acquire_or_renew()  # b sees a's record now
+    took_over = False
+    for _ in range(int(duration / 0.1) + 20):  # a stops renewing; b tries every 0.1 s
+        clock.t += 0.1
+        took_over = b.try_acquire_or_renew() or took_over
+        assert not (a.is_leader and b.is_leader), f"two leaders at +{clock.t - 1000:.1f} s"
+    assert took_over and b.is_leader and not a.is_leader
+    assert lease(server)["spec"]["leaseDurationSeconds"] == math.ceil(duration)
 
 
 def test_leader_that_cannot_renew_stops_before_the_lease_expires(server: KubeApiServer) -> None:
