@@ -26,7 +26,7 @@ from aiops.config.notify import NotifyConfig
 from aiops.config.policy import PolicyConfig, PolicyRule
 from aiops.config.prometheus import PrometheusConfig
 from aiops.config.promql import RewriteError, scoped
-from aiops.config.safety import SafetyConfig
+from aiops.config.safety import SHARD_SPLIT_BUDGETS, SafetyConfig
 from aiops.config.server import ServerConfig
 from aiops.config.sharding import ShardingConfig
 from aiops.config.signals import SignalConfig, SignalOverride
@@ -128,7 +128,28 @@ class AiopsConfig(StrictModel):
                 "sharding.shards > 1 needs kubernetes.enabled and kubernetes.leader_election.enabled "
                 "(each shard is a Lease); set shards: 1 to run one daemon for the whole cluster"
             )
+        self._check_budget_split()
         return self
+
+    def _check_budget_split(self) -> None:
+        """Each shard spends only its share of every split budget (floor(B / N), one more for the
+        first B mod N shards), so N shards keep to B together. A budget B with 0 < B < N gives
+        some shards none: their entities would never be acted on though nothing was spent."""
+        n = self.sharding.shards
+        if n <= 1:
+            return
+        small = [(k, getattr(self.safety, k)) for k in SHARD_SPLIT_BUDGETS if 0 < getattr(self.safety, k) < n]
+        if not small:
+            return
+        named = ", ".join(f"safety.{k} ({b})" for k, b in small)
+        fewest = min(b for _, b in small)
+        raise ValueError(
+            f"sharding.shards ({n}) is more than {named}: each budget is split over the shards and "
+            f"cannot be split into {n} parts of at least 1, so some shards could never act. "
+            + ("Set sharding.shards to 1 (no sharding)" if fewest == 1 else f"Set sharding.shards to at most {fewest}")
+            + f", or raise each of these budgets to at least {n} (the budgets stay global: all "
+            "shards together spend at most the budget), or set one to 0 to turn that kind of action off"
+        )
 
     def resolved_signals(self) -> dict[str, SignalConfig]:
         """The catalog merged with the user's overrides, without disabled signals."""

@@ -59,6 +59,19 @@ class KillSwitchConfig(StrictModel):
     file: Path | None = None
 
 
+# The budgets split per shard when sharded (aiops.engine.shards.budget_share; the writer's
+# remaining_budget): a shard of N spends only its share, so a budget B with 0 < B < N leaves
+# some shards none. AiopsConfig refuses that.
+SHARD_SPLIT_BUDGETS: tuple[str, ...] = (
+    "max_actions_per_hour",
+    "max_actions_per_day",
+    "max_predicted_actions_per_hour",
+    "max_predicted_actions_per_day",
+    "max_inbound_actions_per_hour",
+    "max_inbound_actions_per_day",
+)
+
+
 class SafetyConfig(StrictModel):
     """The rails every mutation passes through. Acting must be asked for explicitly."""
 

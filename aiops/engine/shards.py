@@ -22,7 +22,9 @@ Global safety budgets stay global by a split that provably sums to the global fi
 (:func:`budget_share`): shard ``i`` of N may spend ``floor(B / N) + (1 if i < B mod N)`` of a
 budget ``B``; actions are booked with their shard, and a new holder counts the previous holder's
 actions of that shard from the cluster's action ledger before it acts. Since every shard stays
-within its share and the shares add up to ``B``, all replicas together stay within ``B``.
+within its share and the shares add up to ``B``, all replicas together stay within ``B``. A
+budget with ``0 < B < N`` would give some shards a share of 0 (never acting), so the config
+refuses it (:data:`aiops.config.safety.SHARD_SPLIT_BUDGETS`).
 """
 
 from __future__ import annotations

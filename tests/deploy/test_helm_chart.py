@@ -147,7 +147,9 @@ def test_namespaced_rights_are_a_role_in_the_release_namespace(rendered: list[di
 
 
 def test_sharding_adds_the_shard_lease_rights_to_the_role_only(helm: str, rendered: list[dict[str, Any]]) -> None:
-    sets = ["config.sharding.shards=3", "replicaCount=3"]
+    # Every budget is split per shard: none may be smaller than the shard count (the config says so).
+    sets = ["config.sharding.shards=3", "replicaCount=3",
+            "config.safety.max_predicted_actions_per_hour=3", "config.safety.max_inbound_actions_per_hour=3"]
     result = subprocess.run([helm, "lint", "--strict", str(CHART), *(a for s in sets for a in ("--set", s))],
                             capture_output=True, text=True, timeout=60, check=False)
     assert result.returncode == 0, result.stdout + result.stderr

@@ -84,6 +84,11 @@ def test_example_overlay_replaces_config_and_image(base: list[dict[str, Any]], e
 
 
 def test_sharded_overlay_grants_the_shard_leases_and_changes_nothing_else(base: list[dict[str, Any]]) -> None:
+    """Besides sharding, only the budgets that were smaller than the shard count differ (each is
+    split per shard: a smaller one would leave a shard that can never act)."""
+    from aiops.config.safety import SHARD_SPLIT_BUDGETS
+    from aiops.engine.shards import budget_share
+
     sharded = _kustomize(KUSTOMIZE / "sharded")
     for doc in sharded:
         validate(doc)
@@ -92,8 +97,15 @@ def test_sharded_overlay_grants_the_shard_leases_and_changes_nothing_else(base: 
     assert one(sharded, "Deployment")["spec"]["replicas"] == 3
     raw = _config(sharded)[1]
     config = parse_config(raw)
-    assert config.sharding.shards == 6
-    assert {k: v for k, v in raw.items() if k != "sharding"} == _config(base)[1]
+    n = config.sharding.shards
+    assert n == 3
+    for knob in SHARD_SPLIT_BUDGETS:  # every shard has a share of every budget
+        assert min(budget_share(getattr(config.safety, knob), i, n) for i in range(n)) >= 1, knob
+    base_raw = _config(base)[1]
+    raised = {k: v for k, v in raw["safety"].items() if base_raw["safety"].get(k) != v}
+    assert raised == {"max_predicted_actions_per_hour": 3, "max_inbound_actions_per_hour": 3}
+    unsplit = {k: v for k, v in raw["safety"].items() if k not in raised}
+    assert {**{k: v for k, v in raw.items() if k != "sharding"}, "safety": unsplit} == base_raw
 
 
 def _render_module() -> ModuleType:

@@ -16,6 +16,7 @@ import numpy as np
 import pytest
 
 from aiops.config import ConfigError, parse_config
+from aiops.config.safety import SHARD_SPLIT_BUDGETS
 from aiops.engine.facts import ClusterFacts
 from aiops.engine.shards import SHARED_SIGNALS, ShardLeases, budget_share, shard_of, shares
 from aiops.model import Entity, Frame, Series, SignalInfo
@@ -167,6 +168,46 @@ def test_stable_hash_does_not_depend_on_the_process() -> None:
 def test_sharding_needs_leases() -> None:
     with pytest.raises(ConfigError, match="sharding.shards > 1 needs kubernetes.enabled"):
         parse_config({"sharding": {"shards": 3}})
+
+
+def test_more_shards_than_a_split_budget_is_refused_at_load() -> None:
+    """Every budget is split per shard, so with fewer units than shards some shards get none and
+    their entities are never acted on (6 shards, 5 actions an hour: shard 5 never acts) though
+    nothing was spent. The config names each such budget and says what to do."""
+    leases = {"kubernetes": {"enabled": True}}
+    with pytest.raises(ConfigError) as info:
+        parse_config({**leases, "sharding": {"shards": 6}})
+    msg = str(info.value)
+    for key in (
+        "sharding.shards (6)",
+        "safety.max_actions_per_hour (5)",
+        "safety.max_predicted_actions_per_hour (2)",
+        "safety.max_inbound_actions_per_hour (1)",
+        "safety.max_inbound_actions_per_day (4)",
+    ):
+        assert key in msg, (key, msg)
+    assert "max_actions_per_day" not in msg and "max_predicted_actions_per_day" not in msg  # 20, 8 >= 6
+    # Budgets of at least the shard count are fine, and 0 (that kind of action off) is no split.
+    ok = parse_config(
+        {**leases, "sharding": {"shards": 3}, "safety": {
+            "max_predicted_actions_per_hour": 3, "max_inbound_actions_per_hour": 0, "max_inbound_actions_per_day": 0,
+        }}
+    )
+    for knob in SHARD_SPLIT_BUDGETS:
+        total = getattr(ok.safety, knob)
+        assert total == 0 or min(budget_share(total, i, 3) for i in range(3)) >= 1, knob
+    with pytest.raises(ConfigError, match=r"safety.max_predicted_actions_per_hour \(2\)"):
+        parse_config({**leases, "sharding": {"shards": 3}, "safety": {"max_inbound_actions_per_hour": 3}})
+
+
+def test_the_split_budgets_are_every_hourly_and_daily_action_budget() -> None:
+    """The check covers every budget the writer splits per shard: a new one is covered too."""
+    import re
+
+    from aiops.config.safety import SafetyConfig
+
+    budgets = {f for f in SafetyConfig.model_fields if re.fullmatch(r"max_\w*actions_per_(hour|day)", f)}
+    assert set(SHARD_SPLIT_BUDGETS) == budgets and len(budgets) == 6
 
 
 def test_three_sharded_replicas_act_once_each_and_share_one_global_budget(server: KubeApiServer, tmp_path) -> None:  # noqa: ANN001
