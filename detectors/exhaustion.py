@@ -182,6 +182,16 @@ def _is_workload(key: Hashable) -> bool:
     return any(k == "pod" and v.endswith(WORKLOAD_POD_SUFFIX) for k, v in labels)
 
 
+# A newest value this many times past the failure point is not a measurement of the signal (a
+# broken exporter's 1e300): not "at the failure point". The fit already ignores such values; a
+# value just past the wall (1.002 of a memory limit: cgroup accounting) is at it.
+ABSURD_PAST_WALL = 1000.0
+
+
+def _at_wall(y: Any, wall: float) -> Any:
+    """At or past the failure point, and not absurdly past it (:data:`ABSURD_PAST_WALL`)."""
+    return (y >= wall) & (y <= ABSURD_PAST_WALL * max(abs(wall), 1.0))
+
 class ExhaustionForecast(UnivariateDetector):
     """Predicts when a resource with a hard limit (``SignalInfo.capacity``) will run out.
 
@@ -329,7 +339,7 @@ class ExhaustionForecast(UnivariateDetector):
             hold = points_for(self.params.hold_seconds, step) + 1
             score = pd.Series(score).rolling(hold, min_periods=1).min().to_numpy()
         # At or past the wall already: nothing left to predict.
-        score = np.where(y >= capacity, 1.0, score)
+        score = np.where(_at_wall(y, capacity), 1.0, score)
         score = clip01(score)
         score[np.isnan(y)] = 0.0
         return ExhaustionTrace(score, slope, slope_sigma, level, noise_sigma, seg, discount)
@@ -557,7 +567,7 @@ class ExhaustionForecast(UnivariateDetector):
         # The hold: the lowest forecast of the span (NaN, where nothing was fitted, is skipped).
         known = score[~np.isnan(score)]
         now = float(known.min()) if self.params.hold_seconds > 0 and known.shape[0] else float(score[-1])
-        if y[-1] >= capacity:
+        if _at_wall(y[-1], capacity):
             now = 1.0
         now = 0.0 if np.isnan(y[-1]) else float(clip01(np.array([now]))[0])
         return NowForecast(
@@ -873,7 +883,7 @@ class ExhaustionForecast(UnivariateDetector):
             "probability_within_horizon": round(score, 4),
         }
         unit = f" {info.unit}" if info.unit else ""
-        if value >= wall:
+        if _at_wall(value, wall):
             return self.finding(
                 frame,
                 series,

@@ -882,3 +882,19 @@ def test_saved_bodies_of_workloads_are_told_from_series(key: tuple[str, tuple[tu
     from detectors.exhaustion import _is_workload
 
     assert _is_workload(key) is workload
+
+
+def test_one_absurd_newest_sample_is_not_a_series_at_its_failure_point() -> None:
+    """A healthy pod at 0.45 whose newest sample is 1e300 (a broken exporter or relabelling): the
+    fit already ignored such values, but the at-the-wall shortcut compared the raw newest value with
+    the wall and scored 1.0 "at its failure point" (critical: the pod-memory rule restarts it). A
+    value past any measurement of the signal is not at its wall; one just past it (1.002, cgroup
+    accounting) still is."""
+    t = grid(3)
+    y = np.full(t.size, 0.45)
+    y[-1] = 1e300
+    findings = ExhaustionForecast(report_floor=0.0).detect(frame({"pod_memory_usage_ratio": [(POD, t, y)]}))
+    assert all(f.score < 0.5 for f in findings), [(f.score, f.evidence.summary) for f in findings]
+    y[-1] = 1.002
+    [at_wall] = ExhaustionForecast(report_floor=0.0).detect(frame({"pod_memory_usage_ratio": [(POD, t, y)]}))
+    assert at_wall.score == 1.0 and "at its failure point" in at_wall.evidence.summary
