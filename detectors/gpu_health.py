@@ -141,7 +141,7 @@ class GpuHealth(Detector):
         if signal == "gpu_clock_event_reasons":
             return last > 0 and any(int(last) & bit for bit in THROTTLE_BITS)
         if signal == "gpu_temperature":
-            return not last < self.params.slowdown_celsius
+            return not last < self.params.slowdown_celsius and not last > MAX_CELSIUS
         return True
 
     def _detect(self, frame: Frame, checks: dict[str, Callable[..., Finding | None]]) -> list[Finding]:
@@ -237,8 +237,8 @@ class GpuHealth(Detector):
         return self._finding(frame, series, self.params.throttle_score, f"{_where(series)} is throttled: {', '.join(reasons)}.", facts, False, t, y)
 
     def _temperature(self, frame: Frame, series: Series, t: np.ndarray, y: np.ndarray) -> Finding | None:
-        if y[-1] < self.params.slowdown_celsius:
-            return None
+        if y[-1] < self.params.slowdown_celsius or y[-1] > MAX_CELSIUS:
+            return None  # cool, or a reading no die can have (a broken exporter): not throttling
         facts = {
             "celsius": float(y[-1]), "slowdown_celsius": self.params.slowdown_celsius,
             "node_action": "check cooling; the GPU slows itself down at this temperature",
@@ -271,6 +271,9 @@ class GpuHealth(Detector):
 def _sentence(text: str) -> str:
     return text[:1].upper() + text[1:]
 
+
+# No GPU die reads past this (they shut down near 100 °C): a higher reading is a broken exporter.
+MAX_CELSIUS = 200.0
 
 # dcgm-exporter reads a field as 0 for a scrape or two while it restarts, then (a standalone
 # hostengine keeps it) the held XID again: no longer than this, a run of zeros is that restart.

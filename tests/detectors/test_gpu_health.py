@@ -251,3 +251,14 @@ def test_an_exporter_restart_s_zeros_inside_a_sticky_xid_are_not_a_new_event() -
 def _frame_at(t: np.ndarray, signal: str, values: np.ndarray) -> Frame:
     series = Series(signal, {"UUID": GPU.name, "Hostname": "gpu-node-7", "gpu": "3"}, t, values, GPU)
     return Frame(datetime.fromtimestamp(t[-1], UTC), (series,), {signal: SignalInfo(signal, "gpu")}, 60.0)
+
+
+def test_a_temperature_no_gpu_can_have_is_a_broken_reading_not_throttling() -> None:
+    """A newest reading of 1e300 °C (a broken exporter or relabelling) was reported as thermal
+    throttling ("at 1000000...°C"): no die reads past 200 °C, so it says nothing about cooling."""
+    hot = np.full(T.size, 70.0)
+    hot[-1] = 1e300
+    assert GpuHealth().detect(_frame("gpu_temperature", hot)) == []
+    hot[-1] = 95.0
+    [throttling] = GpuHealth().detect(_frame("gpu_temperature", hot))
+    assert "95 °C" in throttling.evidence.summary
