@@ -122,7 +122,9 @@ class SafetyConfig(StrictModel):
     # Kubernetes API calls: attempts for temporary errors (429/5xx/409/timeouts) within one cycle.
     api_attempts: int = Field(default=3, ge=1, le=10)
     api_backoff_max: Duration = timedelta(seconds=2)
-    # Write a Kubernetes Event (reason AiopsRemediation) on each target acted on.
+    # Write a Kubernetes Event (reason AiopsRemediation) on each target acted on, and one
+    # (AiopsDisruption) on each pod evicted or deleted. Replicas read them back to share cooldowns,
+    # budgets and the per-workload cap; off, each replica counts only its own.
     emit_events: bool = True
 
     @property

@@ -33,12 +33,12 @@ from aiops.engine.leader import LeaseElector
 from aiops.engine.shards import ShardLeases, shard_of
 from aiops.engine.outcomes import NOT_HEALED, OutcomeTracker
 from aiops.engine.rails.kill_switch import KillSwitch
-from aiops.engine.safety import EVENT_REASON, GuardedWriter, IsSilenced
+from aiops.engine.safety import DISRUPTION_REASON, EVENT_REASON, GuardedWriter, IsSilenced
 from aiops.kube.client import build_api_client, request_timeout
 from aiops.kube.errors import KubeApiError
 from aiops.kube.plan import StagedPlan, waiting_of
 from aiops.kube.read import (
-    LedgerEntry,
+    LedgerRecord,
     read_action_ledger,
     read_cluster_view,
     read_configmap_value,
@@ -79,14 +79,17 @@ class Actor:
         ks_namespace = ks.configmap_namespace or config.kubernetes.own_namespace
         namespaces = tuple(config.kubernetes.watch_namespaces)
         read_cm: Callable[[], str | None] | None = None
-        read_ledger: Callable[[], Sequence[LedgerEntry]] | None = None
+        read_ledger: Callable[[], Sequence[LedgerRecord]] | None = None
         if api is not None:
 
             def read_cm() -> str | None:
                 return read_configmap_value(api, ks_namespace, ks.configmap_name, ks.configmap_key, timeout=timeout)
 
-            def read_ledger() -> Sequence[LedgerEntry]:
-                return read_action_ledger(api, reason=EVENT_REASON, timeout=timeout, namespaces=namespaces)
+            def read_ledger() -> Sequence[LedgerRecord]:
+                return read_action_ledger(
+                    api, reason=EVENT_REASON, disruption_reason=DISRUPTION_REASON, timeout=timeout,
+                    namespaces=namespaces,
+                )
 
         self.writer = GuardedWriter(
             config.safety,

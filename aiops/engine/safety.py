@@ -10,10 +10,12 @@ breaker refusals are *latched*: the first refusal of an episode is BLOCKED (a hu
 repeats while the episode lasts are DEFERRED with the same rail, so people get one message.
 
 Cooldowns, budgets, per-workload disruption counts and in-flight multi-cycle actions live in the
-Store, so a restart changes nothing: an evacuation interrupted halfway resumes with the pods that
-are left, and never spends a second budget unit or re-sends a write recorded as done. (A crash
-between a write and its record re-sends that one write on resume; every write aiops sends is
-idempotent — the same patch, or a delete/eviction whose 404 counts as done.)
+Store, so a restart changes nothing (with several replicas, each one's actions and pod disruptions,
+recorded as AiopsRemediation and AiopsDisruption Events, are merged into every replica's books, so
+budgets, cooldowns and the per-workload cap hold across shards and failovers): an evacuation
+interrupted halfway resumes with the pods that are left, and never spends a second budget unit or
+re-sends a write recorded as done. (A crash between a write and its record re-sends that one write
+on resume; every write aiops sends is idempotent — the same patch, or a delete/eviction whose 404 counts as done.)
 Dry-run keeps its own books (the ``dry_run`` column), so rehearsing never eats the real budget.
 """
 
@@ -43,9 +45,11 @@ from aiops.kube.read import (
     LEDGER_ACTION,
     LEDGER_AT,
     LEDGER_DECISION,
+    LEDGER_POD,
     LEDGER_SHARD,
     LEDGER_TARGET,
-    LedgerEntry,
+    LEDGER_WORKLOAD,
+    LedgerRecord,
 )
 from aiops.kube.view import ClusterView
 from aiops.kube.writer import KubeWriter
@@ -69,7 +73,10 @@ from aiops.state.books import Books, InFlight
 
 log = logging.getLogger(__name__)
 
-EVENT_REASON = "AiopsRemediation"
+EVENT_REASON = "AiopsRemediation"  # one per action, at admission
+# One per pod evicted or deleted: a reason of its own, so one AiopsRemediation Event is still one
+# action (for people and for older replicas, which list only that reason).
+DISRUPTION_REASON = "AiopsDisruption"
 # The objects an Event can be about: `kubectl describe` shows it there.
 _EVENT_OBJECT: dict[EntityKind, tuple[str, str]] = {
     EntityKind.NODE: ("v1", "Node"),
@@ -131,7 +138,7 @@ class GuardedWriter:
         leads: Callable[[Decision], bool],
         kill_switch: KillSwitch,
         is_silenced: IsSilenced | None = None,
-        read_ledger: Callable[[], Sequence[LedgerEntry]] | None = None,
+        read_ledger: Callable[[], Sequence[LedgerRecord]] | None = None,
         reporter: str = "aiops",
         shard_of: Callable[[Decision], int] | None = None,
         shards: int = 1,
@@ -170,8 +177,9 @@ class GuardedWriter:
         self.books.prune(now, max(timedelta(days=1), c.cooldown, c.workload_window) + timedelta(hours=1))
 
     def sync_ledger(self) -> Refusal | None:
-        """Merge the actions other replicas recorded in the cluster, once per cycle. Budgets and
-        cooldowns live in each replica's own state file; the Events make them survive a failover."""
+        """Merge the actions and pod disruptions other replicas recorded in the cluster, once per
+        cycle. Budgets, cooldowns and the per-workload cap live in each replica's own state file;
+        the Events make them cluster-wide: across shards, and across a failover."""
         if self._ledger_synced or self.read_ledger is None or self.dry_run:
             return None
         try:
@@ -180,11 +188,12 @@ class GuardedWriter:
             if exc.temporary:
                 self.errors.append(exc)
             return Refusal(
-                RailName.BUDGET, f"cannot read the action ledger (AiopsRemediation events) to count budgets: {exc}"
+                RailName.BUDGET,
+                f"cannot read the action ledger (aiops events) to count budgets and disruptions: {exc}",
             )
         self._ledger_synced = True
         if added:
-            log.info("counted actions of other replicas", extra={"actions": added})
+            log.info("counted actions and disruptions of other replicas", extra={"records": added})
         return None
 
     # -- budgets, exported as gauges --------------------------------------------------------
@@ -250,7 +259,13 @@ class GuardedWriter:
     def allowed_pod_writes(
         self, plan: Plan, view: ClusterView | None, now: datetime
     ) -> tuple[list[Mutation], list[str]]:
-        """Pod deletions/evictions within the per-workload window cap; the others wait."""
+        """Pod deletions/evictions within the per-workload window cap; the others wait. Every
+        replica's disruptions count (a pod of the workload on another shard's node, or evicted by
+        the previous leader), so the ledger is merged first: a resumed action passed no rail that
+        did, and while it cannot be read no pod is disrupted."""
+        refusal = self.sync_ledger()
+        if refusal is not None:
+            return [], [f"{m.describe()}: {refusal.detail}" for m in plan.mutations if m.resource == "pods"]
         since = now - self.config.workload_window
         used: dict[str, int] = {}
         allowed: list[Mutation] = []
@@ -400,9 +415,9 @@ class GuardedWriter:
             run.applied.append(m.describe())
             run.done.append(m.describe())
             if m.resource == "pods":
-                self.books.record_disruption(
-                    self._workload_of(m, run.view), f"{m.namespace}/{m.name}", self.dry_run, run.now
-                )
+                workload = self._workload_of(m, run.view)
+                self.books.record_disruption(workload, f"{m.namespace}/{m.name}", self.dry_run, run.now)
+                self._disruption_event(run, m, workload)
             self._save_progress(run.decision, run.started_at, run.done, run.now)
         return None
 
@@ -455,36 +470,54 @@ class GuardedWriter:
 
     def _event(self, decision: Decision, plan: Plan, view: ClusterView | None, now: datetime) -> None:
         """A Kubernetes Event on the target, so `kubectl describe` shows what aiops did and why."""
-        if not self.config.emit_events or self.kube is None:
-            return
         target = plan.target
         if target.kind not in _EVENT_OBJECT:
             return
-        api_version, kind = _EVENT_OBJECT[target.kind]
-        namespace = target.namespace or "default"
-        stamp = now.isoformat().replace("+00:00", "Z")
-        message = f"{plan.summary}. Finding: {decision.reason}"[:1024]
-        ledger = {
-            LEDGER_TARGET: target.key,
-            LEDGER_ACTION: decision.action,
-            LEDGER_DECISION: decision.id,
-            LEDGER_AT: stamp,
-        }
+        ledger = {LEDGER_TARGET: target.key, LEDGER_ACTION: decision.action}
         shard = self.shard_for(decision)
         if shard is not None:
             ledger[LEDGER_SHARD] = str(shard)
+        message = f"{plan.summary}. Finding: {decision.reason}"
+        self._write_event(decision, target, view, now, EVENT_REASON, message, ledger)
+
+    def _disruption_event(self, run: _Run, m: Mutation, workload: str) -> None:
+        """An Event on the pod just evicted or deleted, naming the workload charged: the other
+        replicas count it in their per-workload cap (:meth:`allowed_pod_writes`)."""
+        pod = Entity(EntityKind.POD, m.name, m.namespace)
+        ledger = {LEDGER_WORKLOAD: workload, LEDGER_POD: f"{m.namespace}/{m.name}"}
+        message = f"{m.describe()} ({workload}) to {run.plan.summary}. Finding: {run.decision.reason}"
+        self._write_event(run.decision, pod, run.view, run.now, DISRUPTION_REASON, message, ledger)
+
+    def _write_event(
+        self,
+        decision: Decision,
+        about: Entity,
+        view: ClusterView | None,
+        now: datetime,
+        reason: str,
+        message: str,
+        ledger: dict[str, str],
+    ) -> None:
+        """Create the Event; it documents a write and must not stop it, so a failure is logged."""
+        if not self.config.emit_events or self.kube is None:
+            return
+        api_version, kind = _EVENT_OBJECT[about.kind]
+        namespace = about.namespace or "default"
+        stamp = now.isoformat().replace("+00:00", "Z")
+        # The time booked locally: a replica reading its own Event back knows it (Books.import_ledger).
+        annotations = {**ledger, LEDGER_DECISION: decision.id, LEDGER_AT: stamp}
         body = {
-            "metadata": {"generateName": f"{target.name}.aiops-", "namespace": namespace, "annotations": ledger},
+            "metadata": {"generateName": f"{about.name}.aiops-", "namespace": namespace, "annotations": annotations},
             "involvedObject": {
                 "apiVersion": api_version,
                 "kind": kind,
-                "name": target.name,
-                "namespace": target.namespace or None,
+                "name": about.name,
+                "namespace": about.namespace or None,
                 # `kubectl describe` lists only events that carry the object's uid.
-                "uid": (view.uid_of(target) if view is not None else "") or None,
+                "uid": (view.uid_of(about) if view is not None else "") or None,
             },
-            "reason": EVENT_REASON,
-            "message": message,
+            "reason": reason,
+            "message": message[:1024],
             "type": "Warning",
             "source": {"component": "aiops"},
             "reportingComponent": "aiops",
@@ -495,13 +528,13 @@ class GuardedWriter:
             "count": 1,
         }
         try:
-            self._apply(Mutation(Verb.CREATE, Resource.EVENTS, "", namespace, body, f"event on {target.key}"))
-        except KubeApiError as exc:  # the event documents the action; it must not stop it
-            log.warning("could not write the Kubernetes event", extra={"target": target.key, "error": str(exc)})
+            self._apply(Mutation(Verb.CREATE, Resource.EVENTS, "", namespace, body, f"event on {about.key}"))
+        except KubeApiError as exc:
+            log.warning("could not write the Kubernetes event", extra={"target": about.key, "error": str(exc)})
 
 
 def _done_note(applied: list[str]) -> str:
     return f" (done this cycle: {len(applied)} write(s))" if applied else ""
 
 
-__all__ = ["EVENT_REASON", "GuardedWriter", "IsSilenced", "effective_mode"]
+__all__ = ["DISRUPTION_REASON", "EVENT_REASON", "GuardedWriter", "IsSilenced", "effective_mode"]

@@ -236,6 +236,10 @@ LEDGER_ACTION = "aiops.io/action"
 LEDGER_DECISION = "aiops.io/decision"
 LEDGER_AT = "aiops.io/at"
 LEDGER_SHARD = "aiops.io/shard"  # with sharding: the shard whose budget share the action spent
+# On its AiopsDisruption Events (one per pod evicted or deleted, with LEDGER_DECISION and LEDGER_AT):
+# the per-workload cap (safety.max_pods_per_workload) counts every replica's disruptions.
+LEDGER_WORKLOAD = "aiops.io/workload"  # the Entity.key the writer charged: the pod's owner, or the pod
+LEDGER_POD = "aiops.io/pod"  # namespace/name
 
 
 @dataclass(frozen=True)
@@ -249,41 +253,78 @@ class LedgerEntry:
     shard: int | None = None
 
 
+@dataclass(frozen=True)
+class LedgerDisruption:
+    """One pod any aiops replica evicted or deleted, read back from its Kubernetes Event."""
+
+    decision_id: str
+    workload: str  # Entity.key, as the writer charged it
+    pod: str  # namespace/name
+    at: datetime
+
+
+LedgerRecord = LedgerEntry | LedgerDisruption
+
+
+def _ledger_at(notes: Mapping[str, Any]) -> datetime | None:
+    try:
+        return datetime.fromisoformat(str(notes[LEDGER_AT]).replace("Z", "+00:00"))
+    except ValueError:
+        return None
+
+
 def read_action_ledger(
-    api: k8s.ApiClient, *, reason: str, timeout: tuple[float, float], namespaces: Sequence[str] = ()
-) -> list[LedgerEntry]:
+    api: k8s.ApiClient,
+    *,
+    reason: str,
+    timeout: tuple[float, float],
+    namespaces: Sequence[str] = (),
+    disruption_reason: str | None = None,
+) -> list[LedgerRecord]:
     """The actions recorded in ``reason`` Events (as long as the cluster keeps events, 1 h by
-    default), so that a new leader honours the cooldowns and budgets its predecessor spent."""
+    default), so that a new leader honours the cooldowns and budgets its predecessor spent; with
+    ``disruption_reason``, the pod disruptions recorded in those Events too, for the per-workload
+    cap. Events without the annotations a record needs (written by something else) are skipped."""
     core = k8s.CoreV1Api(api)
-    selector = f"reason={reason}"
-    if namespaces:
-        items: list[dict[str, Any]] = []
-        for ns in sorted({*namespaces, "default"}):  # node events live in "default"
-            items += _items(
-                core.list_namespaced_event, f"list events in {ns}", timeout, namespace=ns, field_selector=selector
-            )
-    else:
-        items = _items(core.list_event_for_all_namespaces, "list events", timeout, field_selector=selector)
-    out = []
+    items: list[dict[str, Any]] = []
+    for why in (reason, disruption_reason) if disruption_reason else (reason,):
+        selector = f"reason={why}"
+        if namespaces:
+            for ns in sorted({*namespaces, "default"}):  # node events live in "default"
+                items += _items(
+                    core.list_namespaced_event, f"list events in {ns}", timeout, namespace=ns, field_selector=selector
+                )
+        else:
+            items += _items(core.list_event_for_all_namespaces, "list events", timeout, field_selector=selector)
+    out: list[LedgerRecord] = []
     for obj in items:
         notes = _meta(obj).get("annotations") or {}
-        if not all(k in notes for k in (LEDGER_TARGET, LEDGER_ACTION, LEDGER_DECISION, LEDGER_AT)):
+        if not all(k in notes for k in (LEDGER_DECISION, LEDGER_AT)) or (at := _ledger_at(notes)) is None:
             continue
-        try:
-            at = datetime.fromisoformat(str(notes[LEDGER_AT]).replace("Z", "+00:00"))
-        except ValueError:
-            continue
-        shard = str(notes.get(LEDGER_SHARD, ""))
-        out.append(
-            LedgerEntry(
-                str(notes[LEDGER_DECISION]),
-                str(notes[LEDGER_ACTION]),
-                str(notes[LEDGER_TARGET]),
-                at,
-                int(shard) if shard.isdigit() else None,
+        if obj.get("reason") == reason and all(k in notes for k in (LEDGER_TARGET, LEDGER_ACTION)):
+            shard = str(notes.get(LEDGER_SHARD, ""))
+            out.append(
+                LedgerEntry(
+                    str(notes[LEDGER_DECISION]),
+                    str(notes[LEDGER_ACTION]),
+                    str(notes[LEDGER_TARGET]),
+                    at,
+                    int(shard) if shard.isdigit() else None,
+                )
             )
-        )
+        elif obj.get("reason") == disruption_reason and all(k in notes for k in (LEDGER_WORKLOAD, LEDGER_POD)):
+            out.append(
+                LedgerDisruption(str(notes[LEDGER_DECISION]), str(notes[LEDGER_WORKLOAD]), str(notes[LEDGER_POD]), at)
+            )
     return out
 
 
-__all__ = ["KubeApiError", "LedgerEntry", "read_action_ledger", "read_cluster_view", "read_configmap_value"]
+__all__ = [
+    "KubeApiError",
+    "LedgerDisruption",
+    "LedgerEntry",
+    "LedgerRecord",
+    "read_action_ledger",
+    "read_cluster_view",
+    "read_configmap_value",
+]

@@ -2,7 +2,8 @@
 changes nothing.
 
 Budgets and cooldowns count ``safety_actions`` (actions other replicas took are imported from their
-Events, ``peer = 1``); ``safety_disruptions`` caps pod disruptions per workload; ``safety_inflight``
+Events, ``peer = 1``); ``safety_disruptions`` caps pod disruptions per workload (those of other
+replicas imported the same way, so the cap holds across shards and failovers); ``safety_inflight``
 keeps multi-cycle actions (an evacuation waiting for a PodDisruptionBudget) with the writes known
 to be done. Dry-run keeps its own books (the ``dry_run`` column), so rehearsing never eats the real
 budget. The schema evolves by numbered migrations (:mod:`aiops.state.migrations`). The guarded
@@ -23,7 +24,7 @@ from aiops.state.codec import decision_from_json, decision_to_json
 from aiops.state.migrations import add_column, migrate
 
 if TYPE_CHECKING:
-    from aiops.kube.read import LedgerEntry
+    from aiops.kube.read import LedgerRecord
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS safety_actions (
@@ -117,11 +118,28 @@ class Books:
                 (decision_id, action, target, int(dry_run), at.timestamp(), basis, shard),
             )
 
-    def import_ledger(self, entries: Sequence[LedgerEntry]) -> int:
-        """Count actions other replicas took (from their Events) in budgets and cooldowns; each once."""
+    def import_ledger(self, entries: Sequence[LedgerRecord]) -> int:
+        """Count what other replicas did (from their Events): their actions in budgets and
+        cooldowns, their pod disruptions in the per-workload cap; each once. Our own come back too
+        and are known already: an action by its decision id, a disruption by workload, pod and time
+        (the Event carries the time the writer booked)."""
+        from aiops.kube.read import LedgerDisruption  # here: importing the state package loads no Kubernetes client
+
         added = 0
         with self.store.transaction() as conn:
             for e in entries:
+                if isinstance(e, LedgerDisruption):
+                    known = conn.execute(
+                        "SELECT 1 FROM safety_disruptions WHERE workload = ? AND dry_run = 0 AND at = ? AND pod = ?",
+                        (e.workload, e.at.timestamp(), e.pod),
+                    )
+                    if known.fetchone() is None:
+                        conn.execute(
+                            "INSERT INTO safety_disruptions (workload, pod, dry_run, at) VALUES (?, ?, 0, ?)",
+                            (e.workload, e.pod, e.at.timestamp()),
+                        )
+                        added += 1
+                    continue
                 known = conn.execute(
                     "SELECT 1 FROM safety_actions WHERE decision_id = ? AND dry_run = 0", (e.decision_id,)
                 )

@@ -14,7 +14,7 @@ from aiops.engine.rails.kill_switch import KillSwitch
 from aiops.engine.safety import effective_mode
 from aiops.state.books import Books
 from aiops.kube.errors import KubeApiError
-from aiops.kube.read import LedgerEntry
+from aiops.kube.read import LedgerDisruption, LedgerEntry
 from aiops.model import Entity, Mode
 from aiops.state import Store
 from tests.engine.kubecluster import NOW, decision, finding
@@ -49,6 +49,16 @@ def test_ledger_entries_count_once(books: Books) -> None:
     books.record_action("mine", "restart_pod", "pod/ns/a", False, NOW)
     assert books.import_ledger([LedgerEntry("mine", "restart_pod", "pod/ns/a", NOW)]) == 0
     assert books.count_actions(NOW - timedelta(hours=1), dry_run=False) == 2
+
+
+def test_peer_disruptions_count_once_and_own_ones_are_not_counted_twice(books: Books) -> None:
+    books.record_disruption("deployment/ns/web", "ns/web-0", False, NOW)
+    mine = LedgerDisruption("d1", "deployment/ns/web", "ns/web-0", NOW)  # read back from our own Event
+    peer = LedgerDisruption("d2", "deployment/ns/web", "ns/web-1", NOW)
+    assert books.import_ledger([mine, peer, peer]) == 1
+    assert books.import_ledger([peer]) == 0
+    assert books.disruptions("deployment/ns/web", NOW - timedelta(hours=1), False) == 2
+    assert books.disruptions("deployment/ns/web", NOW - timedelta(hours=1), True) == 0
 
 
 def test_breaker_opens_after_consecutive_failures_and_closes_later(books: Books) -> None:

@@ -255,3 +255,66 @@ def test_a_new_leader_continues_an_evacuation_its_predecessor_left_half_done(
     # was spent once, by a.
     assert b.writer.remaining_budget(later)["hour"] == 0
     b.close()
+
+
+def test_a_new_leader_counts_its_predecessors_disruptions_in_the_per_workload_cap(
+    server: KubeApiServer, tmp_path: Path
+) -> None:
+    """max_pods_per_workload was counted from the replica's own books only: after a failover the
+    new leader started at zero and evicted another pod of the workload its predecessor had just
+    hit. It reads the predecessor's disruption Events and waits out the window instead."""
+    seed_workload(server, "web", ["gpu-1", "gpu-2", "gpu-3"])
+    actors = []
+    for name in ("replica-a", "replica-b"):
+        (tmp_path / name).mkdir()
+        config = make_config(server, tmp_path / name, leader=True, max_pods_per_workload=1, max_cordoned_fraction=0.5)
+        api = build_api_client(config.kubernetes)
+        el = LeaseElector.from_config(api, config.kubernetes)
+        el.identity = name
+        actors.append(Actor(config, Store(config.state.path), api=api, elector=el))
+    a, b = actors
+    assert a.elector is not None and b.elector is not None
+    assert a.elector.try_acquire_or_renew()
+    first = a.act([decision("evacuate_node", Entity("node", "gpu-1"))], findings=[], degraded=False, now=NOW)[0]
+    assert first.status is ActionStatus.APPLIED, first.detail  # web-0 evicted
+    a.close()
+    assert b.elector.try_acquire_or_renew()
+    gpu2 = decision("evacuate_node", Entity("node", "gpu-2"))
+    held = b.act([gpu2], findings=[], degraded=False, now=NOW + timedelta(minutes=2))[0]
+    assert held.status is ActionStatus.DEFERRED and "reached 1 pod(s)" in held.detail, held.detail
+    evicted = [r.name for r in server.requests_matching(writes_only=True) if r.subresource == "eviction"]
+    assert evicted == ["web-0"]
+    # Once a's disruption is out of the window, b finishes its evacuation.
+    later = b.act([], findings=[], degraded=False, now=NOW + timedelta(minutes=62))
+    assert [r.status for r in later] == [ActionStatus.APPLIED], [r.detail for r in later]
+    assert not server.exists("Pod", "web-1")
+    b.close()
+
+
+def test_the_ledger_reads_disruption_events_and_older_action_events(server: KubeApiServer, tmp_path: Path) -> None:
+    """Disruption Events (reason AiopsDisruption) read as typed records; an action Event from an
+    older replica, without the newer annotations, still reads as an action."""
+    from aiops.engine.safety import DISRUPTION_REASON, EVENT_REASON
+    from aiops.kube.read import LedgerDisruption, LedgerEntry, read_action_ledger
+
+    def event(name: str, reason: str, notes: dict[str, str]) -> dict:
+        return {
+            "apiVersion": "v1", "kind": "Event", "metadata": {"name": name, "namespace": "default", "annotations": notes},
+            "involvedObject": {"kind": "Node", "name": "gpu-1"}, "reason": reason, "message": "m", "type": "Warning",
+        }
+
+    at = "2026-11-25T09:00:00Z"
+    server.seed(
+        event("old", EVENT_REASON, {"aiops.io/target": "node/gpu-1", "aiops.io/action": "evacuate_node",
+                                    "aiops.io/decision": "d1", "aiops.io/at": at}),
+        event("dis", DISRUPTION_REASON, {"aiops.io/decision": "d1", "aiops.io/at": at,
+                                         "aiops.io/workload": "deployment/default/web", "aiops.io/pod": "default/web-0"}),
+        event("bad", DISRUPTION_REASON, {"aiops.io/decision": "d1", "aiops.io/at": at}),  # no workload: skipped
+    )
+    read = read_action_ledger(
+        server.api_client(ADMIN_TOKEN), reason=EVENT_REASON, disruption_reason=DISRUPTION_REASON, timeout=(2, 2)
+    )
+    assert sorted(read, key=lambda r: type(r).__name__) == [
+        LedgerDisruption("d1", "deployment/default/web", "default/web-0", NOW),
+        LedgerEntry("d1", "evacuate_node", "node/gpu-1", NOW),
+    ]

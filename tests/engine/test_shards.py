@@ -361,3 +361,42 @@ def test_a_replica_that_hands_a_shard_back_writes_nothing_more_for_it(server: Ku
     assert ("POST", "pods", "eviction", "web-0") in writes(server)
     for r in actors.values():
         r.elector.stop(release=True)  # type: ignore[union-attr]
+
+
+def test_the_per_workload_cap_is_cluster_wide_across_shards(server: KubeApiServer, tmp_path) -> None:  # noqa: ANN001
+    """Pods of one Deployment sit on nodes of different shards: with max_pods_per_workload counted
+    per replica, each holder evicted 'its' pod and the cap was spent once per shard. The second
+    holder reads the first's disruption from its Event and holds its pod of the workload back."""
+    from datetime import timedelta
+
+    from aiops.config.sharding import ShardingConfig
+    from aiops.engine.act import Actor
+    from aiops.model import ActionStatus
+    from aiops.state import Store
+    from tests.engine.kubecluster import NOW, decision, make_config, seed_workload, writes
+
+    seed_workload(server, "web", ["gpu-1", "gpu-2", "gpu-4"])
+    clock = Clock()
+    actors = []
+    for name in ("a", "b"):
+        (tmp_path / name).mkdir()
+        config = make_config(server, tmp_path / name, leader=True, max_pods_per_workload=1, max_cordoned_fraction=0.5)
+        config = config.model_copy(update={"sharding": ShardingConfig(shards=2)})
+        leases = replica(server, name, clock, shards=2)
+        actors.append(Actor(config, Store(config.state.path), api=server.api_client(ADMIN_TOKEN), elector=leases))
+    tick(clock, [a.elector for a in actors], rounds=3)  # type: ignore[misc]
+    gpu1, gpu2 = Entity("node", "gpu-1"), Entity("node", "gpu-2")
+    assert (shard_of(gpu2, 2), shard_of(gpu1, 2)) == (0, 1)
+    first, second = (next(a for a in actors if a.elector.owns(n)) for n in (gpu2, gpu1))  # type: ignore[union-attr]
+    assert first is not second
+
+    done = first.act([decision("evacuate_node", gpu2)], findings=[], degraded=False, now=NOW)[0]
+    assert done.status is ActionStatus.APPLIED, done.detail  # web-1 evicted: the cap is spent
+    held = second.act([decision("evacuate_node", gpu1)], findings=[], degraded=False, now=NOW + timedelta(minutes=2))[0]
+    assert held.status is ActionStatus.DEFERRED and "reached 1 pod(s)" in held.detail, held.detail
+    assert [w[3] for w in writes(server) if w[2] == "eviction"] == ["web-1"]
+    # The first holder reads its own disruption back: counted once, not twice.
+    first.act([], findings=[], degraded=False, now=NOW + timedelta(minutes=3))
+    assert first.writer.books.disruptions("deployment/default/web", NOW - timedelta(hours=1), False) == 1
+    for a in actors:
+        a.elector.stop(release=True)  # type: ignore[union-attr]
