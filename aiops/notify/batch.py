@@ -1,5 +1,6 @@
 """What one pass through the notify stages gathers before it is written: the envelopes per channel
-and route (held behind the route's ``group_interval``), the de-dup ledger rows, and what was seen."""
+and route (held behind the route's ``group_interval``), the de-dup ledger rows, what was seen, and
+what is withdrawn."""
 
 from __future__ import annotations
 
@@ -15,6 +16,8 @@ class StageBatch:
         self.ledger_rows: list[tuple[object, ...]] = []
         self.queued: dict[str, Notification] = {}
         self.seen: set[tuple[str, str]] = set()
+        # (channel, key)s cleared before anything of them was delivered: their waiting rows are dropped.
+        self.withdrawn: list[tuple[str, str]] = []
         self._last_sent: dict[tuple[str, str], float | None] = {}
 
     def add(self, target: Target, n: Notification, *, keep_first: bool = False) -> None:

@@ -8,7 +8,9 @@ stays due there, so a new leader repeats rather than loses it.
 The ledger is written when a notification is queued, not when it arrives: most are delivered
 within the cycle, and the outbox retries the rest. One the outbox gives up on was never told, so
 :func:`forget_undelivered` removes its row: still firing, it is due again at the next cycle (new
-to the ledger); cleared, no "cleared" follows something nobody saw.
+to the ledger); cleared, no "cleared" follows something nobody saw. The ledger also records
+whether anything of a condition's current episode was *delivered* there (:func:`mark_delivered`,
+the outbox's ``on_delivered``): one that clears before any of it arrived is not resolved.
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ from aiops.notify.routing import Target, decorate
 from aiops.plugins import Notifier
 from aiops.state import Store
 from aiops.state.codec import notification_to_json
+from aiops.state.migrations import add_column, migrate
 
 LEDGER_SCHEMA = """CREATE TABLE IF NOT EXISTS notify_ledger (
     channel TEXT NOT NULL,
@@ -38,6 +41,16 @@ LEDGER_SCHEMA = """CREATE TABLE IF NOT EXISTS notify_ledger (
     notification TEXT NOT NULL,
     PRIMARY KEY (channel, key)
 )"""
+# Numbered steps (aiops.state.migrations): append-only.
+_MIGRATIONS = (
+    LEDGER_SCHEMA,
+    # Rows from before it were queued by a release that did not track delivery: taken as delivered.
+    add_column("notify_ledger", "delivered", "INTEGER NOT NULL DEFAULT 1"),
+)
+
+
+def ensure_ledger(store: Store) -> None:
+    migrate(store, "notify_ledger", _MIGRATIONS)
 
 
 @dataclass(frozen=True)
@@ -50,6 +63,8 @@ class Sent:
     active: bool
     last_sent_at: float
     notification: str
+    # Something of this episode (since it last became active) reached the channel.
+    delivered: bool = True
 
 
 Ledger = Mapping[tuple[str, str], Sent]
@@ -57,11 +72,11 @@ Ledger = Mapping[tuple[str, str], Sent]
 
 def read_ledger(store: Store) -> dict[tuple[str, str], Sent]:
     rows = store.query(
-        "SELECT channel, key, route, fingerprint, resolvable, active, last_sent_at, notification FROM notify_ledger"
+        "SELECT channel, key, route, fingerprint, resolvable, active, last_sent_at, notification, delivered FROM notify_ledger"
     )
     return {
         (r["channel"], r["key"]): Sent(r["route"], r["fingerprint"], bool(r["resolvable"]), bool(r["active"]),
-                                       r["last_sent_at"], r["notification"])
+                                       r["last_sent_at"], r["notification"], bool(r["delivered"]))
         for r in rows
     }
 
@@ -114,19 +129,38 @@ def dedup(
 
 
 def record(
-    conn: sqlite3.Connection, ledger_rows: list[tuple[object, ...]], resolved_keys: list[tuple[str, str]], t: float
+    conn: sqlite3.Connection, ledger_rows: list[tuple[object, ...]], resolved_keys: list[tuple[str, str]], t: float,
+    *, delivered: bool,
 ) -> None:
-    """The de-duplication ledger: what was told on which channel, and what is resolved."""
+    """The de-duplication ledger: what was told on which channel, and what is resolved.
+    ``delivered``: the rows are known to have arrived (a follower records what the leader delivered);
+    the leader's are queued only, and :func:`mark_delivered` says when they arrive."""
     conn.executemany(
-        "INSERT INTO notify_ledger (channel, key, route, fingerprint, resolvable, active, last_sent_at, notification) "
-        "VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT(channel, key) DO UPDATE SET route = excluded.route, "
+        "INSERT INTO notify_ledger (channel, key, route, fingerprint, resolvable, active, last_sent_at, notification, "
+        "delivered) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT(channel, key) DO UPDATE SET route = excluded.route, "
         "fingerprint = excluded.fingerprint, resolvable = excluded.resolvable, active = excluded.active, "
-        "last_sent_at = excluded.last_sent_at, notification = excluded.notification",
-        ledger_rows,
+        "last_sent_at = excluded.last_sent_at, notification = excluded.notification, "
+        # Within an episode what arrived stays arrived; a new episode starts with nothing delivered.
+        "delivered = CASE WHEN notify_ledger.active THEN MAX(notify_ledger.delivered, excluded.delivered) "
+        "ELSE excluded.delivered END",
+        [(*row, int(delivered)) for row in ledger_rows],
     )
     conn.executemany("UPDATE notify_ledger SET active = 0 WHERE channel = ? AND key = ?", resolved_keys)
     # Action notifications never resolve; their rows only serve de-duplication, so old ones go.
     conn.execute("DELETE FROM notify_ledger WHERE (active = 0 OR resolvable = 0) AND last_sent_at < ?", (t - 7 * 86400,))
+
+
+def _keys(n: Notification) -> set[str]:
+    """The ledger keys ``n`` speaks for: its own, or for a storm summary those of the findings it grouped."""
+    return {f.key for f in n.findings} if n.kind is NotificationKind.STORM and n.findings else {n.key}
+
+
+def mark_delivered(conn: sqlite3.Connection, channel: str, n: Notification) -> None:
+    """The outbox delivered ``n`` for ``channel``: the condition's current episode was told there."""
+    if n.resolved or n.test:
+        return
+    conn.executemany("UPDATE notify_ledger SET delivered = 1 WHERE channel = ? AND key = ? AND active = 1",
+                     [(channel, key) for key in _keys(n)])
 
 
 def forget_undelivered(conn: sqlite3.Connection, channel: str, n: Notification) -> None:
@@ -138,8 +172,7 @@ def forget_undelivered(conn: sqlite3.Connection, channel: str, n: Notification) 
     if n.resolved or n.test:
         return
     finding_ids = {f.id for f in n.findings} if n.kind is NotificationKind.STORM else set()
-    keys = {f.key for f in n.findings} if finding_ids else {n.key}
-    for key in keys:
+    for key in _keys(n):
         row = conn.execute("SELECT notification FROM notify_ledger WHERE channel = ? AND key = ? AND active = 1",
                            (channel, key)).fetchone()
         if row is None:

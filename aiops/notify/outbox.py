@@ -22,7 +22,12 @@ never told, yet the de-dup ledger recorded it as told when it was queued; ``on_g
 stage's :func:`~aiops.notify.dedup.forget_undelivered`) clears that in the same transaction, so a
 condition still firing after a long outage is queued again next cycle instead of after
 ``repeat_interval``. An ``unknown`` outcome (crash while sending to DingTalk) is not given up: it
-may have arrived, and a repeat is what that rule avoids.
+may have arrived, and a repeat is what that rule avoids. ``on_delivered`` (the stage's
+:func:`~aiops.notify.dedup.mark_delivered`) is its counterpart: the ledger learns what arrived,
+an ``unknown`` outcome included.
+
+Withdrawn. A condition that clears before anything of it was delivered is not resolved; the
+stage :meth:`~Outbox.withdraw_in` its waiting rows instead, so the channel hears nothing of it.
 
 Fallback. A channel with a ``fallback`` hands over a row still undelivered ``fallback_after`` past
 the time it became *due* (``due_at``: the end of its route's group window or the storm window, else
@@ -101,8 +106,9 @@ _FALLBACK_GROUP = "fallback:"
 _MAX_BATCHES_PER_FLUSH = 20
 _FLUSH_BUDGET_SECONDS = 20.0
 
-# (transaction, channel the notification was meant for, the notification): called when a row fails for good.
-GivenUp = Callable[[sqlite3.Connection, str, Notification], None]
+# (transaction, channel the notification was meant for, the notification): called when a row fails
+# for good (``on_given_up``), or when it was delivered (``on_delivered``).
+Settled = Callable[[sqlite3.Connection, str, Notification], None]
 
 
 @dataclass(frozen=True)
@@ -136,9 +142,11 @@ class Batch:
 
 class Outbox:
     def __init__(self, store: Store, config: OutboxConfig | None = None, *,
-                 fallbacks: Mapping[str, tuple[str, float]] | None = None, on_given_up: GivenUp | None = None) -> None:
+                 fallbacks: Mapping[str, tuple[str, float]] | None = None, on_given_up: Settled | None = None,
+                 on_delivered: Settled | None = None) -> None:
         self.store = store
         self.on_given_up = on_given_up
+        self.on_delivered = on_delivered
         self.config = config or OutboxConfig()
         # channel -> (fallback channel, seconds a row may wait before it is handed over)
         self.fallbacks = dict(fallbacks or {})
@@ -164,17 +172,35 @@ class Outbox:
             ).fetchone()["since"]
             if waiting is not None:
                 due = min(due, float(waiting))
-            conn.execute(
-                "UPDATE notify_outbox SET state = ?, updated_at = ?, last_error = 'superseded by a newer notification', notification = '' "
-                "WHERE channel = ? AND key = ? AND state = ? AND batch_id IS NULL",
-                (SUPERSEDED, t, env.channel, n.key, PENDING),
-            )
+            self._supersede(conn, env.channel, n.key, t, "superseded by a newer notification")
             conn.execute(
                 "INSERT OR IGNORE INTO notify_outbox (id, channel, grp, key, severity_rank, notification, state, "
                 "created_at, next_attempt_at, due_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (f"{n.id}:{env.channel}", env.channel, env.group, n.key, n.severity.rank, notification_to_json(n), PENDING,
                  t, max(t, env.not_before), due, t),
             )
+
+    def withdraw_in(self, conn: sqlite3.Connection, keys: Sequence[tuple[str, str]], now: datetime) -> None:
+        """Drop the waiting rows of these (channel, key)s with nothing in their place (see Withdrawn above)."""
+        for channel, key in keys:
+            self._supersede(conn, channel, key, now.timestamp(), "withdrawn: cleared before anything of it was delivered")
+
+    @staticmethod
+    def _supersede(conn: sqlite3.Connection, channel: str, key: str, t: float, reason: str) -> None:
+        conn.execute(
+            "UPDATE notify_outbox SET state = ?, updated_at = ?, last_error = ?, notification = '' "
+            "WHERE channel = ? AND key = ? AND state = ? AND batch_id IS NULL",
+            (SUPERSEDED, t, reason, channel, key, PENDING),
+        )
+
+    def in_batch(self, channel: str, key: str) -> bool:
+        """Whether a row of ``key`` is in a batch already (being sent, or an interrupted batch to be
+        resent): it may have arrived, and it cannot be withdrawn."""
+        rows = self.store.query(
+            "SELECT 1 FROM notify_outbox WHERE channel = ? AND key = ? AND state IN (?, ?) AND batch_id IS NOT NULL LIMIT 1",
+            (channel, key, PENDING, SENDING),
+        )
+        return bool(rows)
 
     def group_last_sent(self, channel: str, group: str) -> float | None:
         rows = self.store.query("SELECT last_sent_at FROM notify_groups WHERE channel = ? AND grp = ?", (channel, group))
@@ -197,6 +223,10 @@ class Outbox:
                 log.warning("outbox: resending an interrupted batch on channel %s (the receiver de-duplicates it)", channel)
                 continue
             with self.store.transaction() as conn:
+                # It may have arrived: for the ledger it did (a condition that then clears is resolved).
+                for r in conn.execute("SELECT grp, notification FROM notify_outbox WHERE channel = ? AND state = ?",
+                                      (channel, SENDING)).fetchall():
+                    self._settled(self.on_delivered, conn, channel, r["grp"], r["notification"])
                 cur = conn.execute(
                     "UPDATE notify_outbox SET state = ?, updated_at = ?, last_error = ? WHERE channel = ? AND state = ?",
                     (FAILED, t, "outcome unknown: the daemon stopped while sending; not resent to avoid a duplicate",
@@ -355,16 +385,15 @@ class Outbox:
             ).fetchall()]
             return self._reroute(conn, channel, ids, f"still undelivered {fallback[1]:.0f}s after it was due", t)
 
-    def _given_up(self, conn: sqlite3.Connection, channel: str, grp: str, payload: str) -> None:
-        if self.on_given_up is None:
+    @staticmethod
+    def _settled(hook: Settled | None, conn: sqlite3.Connection, channel: str, grp: str, payload: str) -> None:
+        if hook is None:
             return
-        # A fallback copy failing means the original channel was not told either.
-        meant_for = grp[len(_FALLBACK_GROUP):] if grp.startswith(_FALLBACK_GROUP) else channel
         try:
             n = notification_from_json(payload)
         except (ValueError, KeyError, TypeError):
             return
-        self.on_given_up(conn, meant_for, n)
+        hook(conn, _meant_for(channel, grp), n)
 
     def backoff_seconds(self, attempts: int) -> float:
         base = self.config.backoff_initial.total_seconds() * 2.0 ** max(0, attempts - 1)
@@ -383,6 +412,9 @@ class Outbox:
                     (DELIVERED, t, *batch.row_ids),
                 )
                 grp = conn.execute("SELECT grp FROM notify_outbox WHERE id = ?", (batch.row_ids[0],)).fetchone()["grp"]
+                if self.on_delivered is not None:
+                    for delivered in batch.notifications:
+                        self.on_delivered(conn, _meant_for(batch.channel, grp), delivered)
                 conn.execute(
                     "INSERT INTO notify_groups (channel, grp, last_sent_at) VALUES (?, ?, ?) "
                     "ON CONFLICT(channel, grp) DO UPDATE SET last_sent_at = excluded.last_sent_at",
@@ -411,7 +443,7 @@ class Outbox:
                     )
                     report.failed += 1
                     metrics.NOTIFICATIONS.labels(channel=batch.channel, result="failed").inc()
-                    self._given_up(conn, batch.channel, row["grp"], row["notification"])
+                    self._settled(self.on_given_up, conn, batch.channel, row["grp"], row["notification"])
                 else:
                     delay = max(self.backoff_seconds(row["attempts"]), delivery.retry_after_seconds or 0.0)
                     conn.execute(
@@ -457,3 +489,8 @@ class Outbox:
                 "DELETE FROM notify_outbox WHERE state IN (?, ?) AND updated_at < ?",
                 (FAILED, REROUTED, t - self.config.keep_failed.total_seconds()),
             )
+
+
+def _meant_for(channel: str, grp: str) -> str:
+    """The channel a row speaks for: a fallback copy's outcome is the original channel's."""
+    return grp[len(_FALLBACK_GROUP):] if grp.startswith(_FALLBACK_GROUP) else channel

@@ -2,7 +2,8 @@
 
 Only conditions resolve (``NotificationKind.resolvable``), and only on routes that send
 resolutions. The stage skips this step when the cycle is degraded: a partial picture never
-resolves anything.
+resolves anything. A condition of which nothing reached the channel (its first message still
+waits in the outbox) is not resolved there: its waiting message is withdrawn instead.
 """
 
 from __future__ import annotations
@@ -29,6 +30,12 @@ def resolve(
         if not (prior.active and prior.resolvable) or (channel, key) in batch.seen or channel not in notifiers:
             continue
         resolved_keys.append((channel, key))
+        # Nobody was told (the channel was down the whole time): a "cleared" would be news of something
+        # never seen, and the waiting firing message would be news of something over. Neither is sent;
+        # a message already in a batch may have arrived, so that one is resolved as usual.
+        if not prior.delivered and not batch.outbox.in_batch(channel, key):
+            batch.withdrawn.append((channel, key))
+            continue
         route = router.route(prior.route)
         if route is not None and not route.send_resolved:
             continue

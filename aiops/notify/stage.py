@@ -8,7 +8,8 @@ aiops's terms):
 2. :mod:`~aiops.notify.routing` — routes pick the channels and add their context (mentions, links).
 3. :mod:`~aiops.notify.dedup` — a ledger per (channel, key) keeps what is new, changed or due again.
 4. :mod:`~aiops.notify.resolve` — conditions told before and gone now are sent as resolved, unless
-   the cycle is degraded: a partial picture never resolves anything.
+   the cycle is degraded: a partial picture never resolves anything. One of which nothing was
+   delivered yet is withdrawn from the outbox instead: no "cleared" for what nobody saw.
 5. :mod:`~aiops.notify.storm` — many at once become one message per channel.
 6. :mod:`~aiops.notify.outbox` — ledger and outbox rows are written in one transaction, then the
    outbox is flushed; every channel is flushed in its own thread and none waits for another.
@@ -29,7 +30,7 @@ from aiops.model import ActionResult, Finding, Notification, utcnow
 from aiops.notify.batch import StageBatch
 from aiops.notify.build import build_notifications
 from aiops.notify.channels import build_notifiers
-from aiops.notify.dedup import LEDGER_SCHEMA, dedup, forget_undelivered, read_ledger, record
+from aiops.notify.dedup import dedup, ensure_ledger, forget_undelivered, mark_delivered, read_ledger, record
 from aiops.notify.outbox import ChannelReport, Outbox
 from aiops.notify.replicas import SharedLedger, publish_delivered, told_by_leader
 from aiops.notify.resolve import resolve
@@ -67,8 +68,9 @@ class NotifyStage:
             for name, ch in config.notify.channels.items()
             if ch.fallback is not None and name in self.notifiers and ch.fallback in self.notifiers
         }
-        store.ensure_schema(LEDGER_SCHEMA)
-        self.outbox = Outbox(store, config.notify.outbox, fallbacks=fallbacks, on_given_up=forget_undelivered)
+        ensure_ledger(store)
+        self.outbox = Outbox(store, config.notify.outbox, fallbacks=fallbacks, on_given_up=forget_undelivered,
+                             on_delivered=mark_delivered)
         self.outbox.recover(self.notifiers, now or utcnow())
         for name in self.notifiers:
             metrics.OUTBOX_PENDING.labels(channel=name).set(self.outbox.pending(name))
@@ -121,9 +123,11 @@ class NotifyStage:
             if resolve_gone else []
         )
         with self.store.transaction() as conn:
-            record(conn, batch.ledger_rows, resolved_keys, t)
+            # A follower records only what the leader told (or, without a shared ledger, takes it as told).
+            record(conn, batch.ledger_rows, resolved_keys, t, delivered=not leading)
             if not leading:
                 return []
+            self.outbox.withdraw_in(conn, batch.withdrawn, now)
             envelopes = group_storms(batch.envelopes, t, cycle_id, batch.queued, config=self.config.notify.storm,
                                      store=self.store, notifiers=self.notifiers)
             self.outbox.enqueue_in(conn, envelopes, now)

@@ -436,6 +436,73 @@ def test_a_condition_never_delivered_is_not_told_as_cleared(store: Store) -> Non
     assert rec.sent == []  # nothing was told, so nothing is cleared
 
 
+def test_a_condition_that_clears_while_its_first_message_waits_is_never_told(store: Store) -> None:
+    """The channel is down when a condition fires and it clears before the channel is back: nothing
+    of it reached anyone, so the waiting message is dropped and no "cleared" follows (as Alertmanager
+    never resolves an alert it did not notify)."""
+    stage, rec = flaky_stage(store)
+    stage.notify([finding()], [], cycle_id="c0", now=NOW, degraded=False)
+    assert [r["state"] for r in stage.outbox.rows("a")] == [PENDING]  # one attempt spent, retrying
+    stage.notify([], [], cycle_id="c1", now=NOW + timedelta(minutes=1), degraded=False)
+    rec.down = False
+    for minute in range(2, 6):
+        stage.notify([], [], cycle_id=f"c{minute}", now=NOW + timedelta(minutes=minute), degraded=False)
+    assert rec.sent == []
+    assert [r["state"] for r in stage.outbox.rows("a")] == [SUPERSEDED]
+    # The episode is closed: firing again is a new condition, told at once.
+    stage.notify([finding()], [], cycle_id="c6", now=NOW + timedelta(minutes=6), degraded=False)
+    assert [(n.key, n.resolved) for n in rec.sent] == [(finding().key, False)]
+
+
+def test_a_condition_partly_told_is_cleared_even_if_its_latest_state_waits(store: Store) -> None:
+    """A warning was delivered, the critical that followed waits behind an outage when it clears:
+    the on-call saw the warning, so the resolution is sent (and supersedes the critical)."""
+    stage, rec = flaky_stage(store)
+    rec.down = False
+    stage.notify([finding(severity=Severity.WARNING, score=0.8)], [], cycle_id="c0", now=NOW, degraded=False)
+    rec.down = True
+    stage.notify([finding()], [], cycle_id="c1", now=NOW + timedelta(minutes=1), degraded=False)
+    stage.notify([], [], cycle_id="c2", now=NOW + timedelta(minutes=2), degraded=False)
+    rec.down = False
+    for minute in range(3, 6):
+        stage.notify([], [], cycle_id=f"c{minute}", now=NOW + timedelta(minutes=minute), degraded=False)
+    assert [(n.severity, n.resolved) for n in rec.sent] == [(Severity.WARNING, False), (Severity.CRITICAL, True)]
+
+
+class NoRedelivery(Recorder):
+    redeliver_after_crash = False  # as DingTalk
+
+
+def test_a_message_whose_outcome_a_crash_left_unknown_is_cleared(tmp_path: Path) -> None:
+    """The process died after sending but before marking: the message may have arrived, so when the
+    condition clears it is resolved as if it had."""
+    cfg = config({"channels": {"a": {"plugin": "console"}}})
+    stage = NotifyStage(cfg, Store(tmp_path / "s.sqlite"), {"a": Flaky()}, now=NOW)
+    stage.notify([finding()], [], cycle_id="c0", now=NOW, degraded=False)
+    batch = stage.outbox._claim("a", NOW + timedelta(minutes=1))
+    assert batch is not None  # sent ... and the process dies here
+    stage.store.close()
+    rec = NoRedelivery()
+    again = NotifyStage(cfg, Store(tmp_path / "s.sqlite"), {"a": rec}, now=NOW + timedelta(minutes=1))
+    again.notify([], [], cycle_id="c1", now=NOW + timedelta(minutes=1), degraded=False)
+    assert [(n.key, n.resolved) for n in rec.sent] == [(finding().key, True)]
+
+
+def test_a_new_leader_clears_what_the_old_leader_told(tmp_path: Path) -> None:
+    """A follower's ledger holds only what the leader delivered: after a takeover it is cleared as usual."""
+    shared = MemoryLedger()
+    cfg = config({"channels": {"a": {"plugin": "console"}}})
+    old = NotifyStage(cfg, Store(tmp_path / "old.sqlite"), {"a": Recorder()}, now=NOW, is_leader=lambda: True, shared=shared)
+    old.notify([finding()], [], cycle_id="c1", now=NOW, degraded=False)
+    leading = {"now": False}
+    rec = Recorder()
+    new = NotifyStage(cfg, Store(tmp_path / "new.sqlite"), {"a": rec}, now=NOW, is_leader=lambda: leading["now"], shared=shared)
+    new.notify([finding()], [], cycle_id="f1", now=NOW, degraded=False)
+    leading["now"] = True
+    new.notify([], [], cycle_id="n2", now=NOW + timedelta(minutes=1), degraded=False)
+    assert [(n.key, n.resolved) for n in rec.sent] == [(finding().key, True)]
+
+
 def test_a_delivered_condition_is_not_repeated_when_a_later_change_fails(store: Store) -> None:
     """Only what was never delivered is due again: a failed change (warning -> critical) leaves the
     delivered warning as told, and the critical is queued again; a delivered state is not repeated."""
