@@ -6,6 +6,7 @@ import math
 import time
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -221,20 +222,25 @@ def test_a_new_leader_honours_its_predecessors_cooldown_and_budget(server: KubeA
     b.close()
 
 
+def _two_replicas(server: KubeApiServer, tmp_path: Path, **safety: Any) -> tuple[Actor, Actor]:
+    """Two leader-electing replicas of the act stage, each with its own state file."""
+    actors = []
+    for name in ("replica-a", "replica-b"):
+        (tmp_path / name).mkdir()
+        config = make_config(server, tmp_path / name, leader=True, **safety)
+        api = build_api_client(config.kubernetes)
+        el = LeaseElector.from_config(api, config.kubernetes)
+        el.identity = name
+        actors.append(Actor(config, Store(config.state.path), api=api, elector=el))
+    return actors[0], actors[1]
+
+
 def test_a_new_leader_continues_an_evacuation_its_predecessor_left_half_done(
     server: KubeApiServer, tmp_path: Path
 ) -> None:
     seed_workload(server, "web", ["gpu-1", "gpu-2"], min_available=2)  # the PDB blocks web-0 for now
     seed_workload(server, "llm", ["gpu-1", "gpu-3"])
-    actors = []
-    for name in ("replica-a", "replica-b"):
-        (tmp_path / name).mkdir()
-        config = make_config(server, tmp_path / name, leader=True, max_actions_per_hour=1, max_pods_per_workload=10)
-        api = build_api_client(config.kubernetes)
-        el = LeaseElector.from_config(api, config.kubernetes)
-        el.identity = name
-        actors.append(Actor(config, Store(config.state.path), api=api, elector=el))
-    a, b = actors
+    a, b = _two_replicas(server, tmp_path, max_actions_per_hour=1, max_pods_per_workload=10)
     assert a.elector is not None and b.elector is not None
     assert a.elector.try_acquire_or_renew()
     node = Entity("node", "gpu-1")
@@ -264,15 +270,7 @@ def test_a_new_leader_counts_its_predecessors_disruptions_in_the_per_workload_ca
     new leader started at zero and evicted another pod of the workload its predecessor had just
     hit. It reads the predecessor's disruption Events and waits out the window instead."""
     seed_workload(server, "web", ["gpu-1", "gpu-2", "gpu-3"])
-    actors = []
-    for name in ("replica-a", "replica-b"):
-        (tmp_path / name).mkdir()
-        config = make_config(server, tmp_path / name, leader=True, max_pods_per_workload=1, max_cordoned_fraction=0.5)
-        api = build_api_client(config.kubernetes)
-        el = LeaseElector.from_config(api, config.kubernetes)
-        el.identity = name
-        actors.append(Actor(config, Store(config.state.path), api=api, elector=el))
-    a, b = actors
+    a, b = _two_replicas(server, tmp_path, max_pods_per_workload=1, max_cordoned_fraction=0.5)
     assert a.elector is not None and b.elector is not None
     assert a.elector.try_acquire_or_renew()
     first = a.act([decision("evacuate_node", Entity("node", "gpu-1"))], findings=[], degraded=False, now=NOW)[0]
