@@ -105,8 +105,13 @@ def test_sigkill_mid_evacuation_then_restart_finishes_it_without_doing_anything_
     assert books.last_action_on("node/gpu-1", False) is not None  # its cooldown holds
     assert books.inflight(False) == []
     store.close()
-    events = [w for w in applied_writes(kube, "events")]
-    assert 1 <= len(events) <= 2, events  # the ledger Event(s) of one evacuation, not one per run
+    reasons = Counter(
+        r.body.get("reason") for r in kube.requests_matching(method="POST", resource="events")
+        if 200 <= r.status < 300 and not r.dry_run and isinstance(r.body, dict)
+    )
+    # The ledger Event(s) of one evacuation, not one per run, and one disruption Event per pod
+    # evicted (the per-workload cap's ledger), none written twice across the kill.
+    assert 1 <= reasons["AiopsRemediation"] <= 2 and reasons["AiopsDisruption"] == 2, reasons
     # Nothing told twice: the leaky pod's finding was told before the kill and not again after it.
     assert sum("leaky-0" in t for t in told_before + told_after) == 1
     assert len(set(told_before + told_after)) == len(told_before + told_after)
