@@ -30,12 +30,17 @@ class Condition:
     # A state that may be old news (the *last* termination was an OOMKill) is only a confirmed
     # failure when it began inside the window; if it held for the whole window it is reported low.
     must_start_in_window: bool = False
+    # Such an event is news this long after it began; later it is reported low too (the pod has
+    # run since: kube-state-metrics keeps the reason until the next termination, and a confirmed
+    # finding for the whole lookback paged again at every repeat interval).
+    new_for_seconds: float | None = None
 
 
 CONDITIONS: dict[str, Condition] = {
     "pod_crashlooping": Condition("one", 300, 0.95, "in CrashLoopBackOff"),
     "node_ready": Condition("zero", 120, 1.0, "NotReady"),
-    "pod_oom_killed": Condition("one", 0, 0.9, "OOM-killed (last termination reason)", must_start_in_window=True),
+    "pod_oom_killed": Condition("one", 0, 0.9, "OOM-killed (last termination reason)", must_start_in_window=True,
+                                new_for_seconds=3600),
 }
 
 
@@ -109,7 +114,8 @@ class ConditionDetector(Detector):
         # It began within the window: after a good point, or where the series itself begins well
         # after the window does (kube-state-metrics reports a sparse condition only while it holds).
         began_in_window = good_idx.size > 0 or since > frame.start + 2 * frame.step_seconds
-        confirmed = began_in_window or not cond.must_start_in_window
+        news = began_in_window and (cond.new_for_seconds is None or held <= cond.new_for_seconds)
+        confirmed = news or not cond.must_start_in_window
         score = cond.score if confirmed else 0.5
         when = f"since {from_epoch(since):%H:%M UTC}" if began_in_window else "for the whole window"
         return Finding(

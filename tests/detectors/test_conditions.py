@@ -82,3 +82,21 @@ def test_a_fresh_oom_kill_reported_as_kube_state_metrics_reports_it_is_a_new_fai
     assert fresh.confirmed and fresh.score == 0.9 and "since 11:41 UTC" in fresh.evidence.summary
     (old,) = ConditionDetector().detect(with_window(frame("pod_oom_killed", pod, [1.0] * 60)))
     assert not old.confirmed and old.score == 0.5
+
+
+def test_an_oom_kill_is_new_for_an_hour_not_for_as_long_as_the_window_remembers_it() -> None:
+    """kube-state-metrics keeps the last termination reason until the next termination: the pod
+    restarted and has run well for 90 minutes. Confirmed for as long as the OOMKill was inside the
+    lookback (6 h), it paged again at each repeat interval; it is news for an hour."""
+    ts = NOW.timestamp() - 60.0 * np.arange(180)[::-1]
+    pod = {"namespace": "ml", "pod": "trainer-0"}
+
+    def at(minutes_ago: int) -> Frame:
+        v = np.where(ts >= NOW.timestamp() - 60.0 * minutes_ago, 1.0, 0.0)
+        s = Series("pod_oom_killed", pod, ts, v, entity_of(SIGNALS["pod_oom_killed"], pod))
+        return Frame(NOW, (s,), {n: signal_info(n, c) for n, c in SIGNALS.items()}, 60.0)
+
+    (fresh,) = ConditionDetector().detect(at(20))
+    assert fresh.confirmed and fresh.score == 0.9
+    (old,) = ConditionDetector().detect(at(90))
+    assert not old.confirmed and old.score == 0.5 and "since" in old.evidence.summary
