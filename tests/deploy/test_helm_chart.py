@@ -390,3 +390,13 @@ def test_names_granted_by_the_cluster_role_are_the_names_the_daemon_uses(rendere
         assert used[resource] in names, f"the daemon uses {resource} {used[resource]!r}, RBAC grants only {names}"
     control = [d for d in by_kind(rendered, "ConfigMap") if d["metadata"]["name"] == used["configmaps"]]
     assert len(control) == 1
+
+
+def test_a_kill_switch_key_set_in_values_cannot_unwire_the_switch(helm: str) -> None:
+    """The chart owns the switch's ConfigMap, name and namespace, but not its key: with
+    config.safety.kill_switch.configmap_key set in values, the daemon read a key the chart's
+    ConfigMap does not have, and the documented `kubectl patch ... kill_switch` stopped nothing."""
+    docs = parse(helm_template(helm, sets=["config.safety.kill_switch.configmap_key=stop"]))
+    switch = parse_config(_config(docs)).safety.kill_switch
+    (control,) = [d for d in by_kind(docs, "ConfigMap") if d["metadata"]["name"] == switch.configmap_name]
+    assert switch.configmap_key in control["data"] and switch.configmap_key == "kill_switch"

@@ -64,7 +64,7 @@ so the wiring (namespace, port, state path, kill switch, lease) cannot drift fro
   "kubernetes" (dict "in_cluster" true "namespace" .Release.Namespace "leader_election" (dict "lease_name" (include "aiops.leaseName" .)))
   "server" (dict "port" (int .Values.port) "webhook_port" (int .Values.webhookPort))
   "state" (dict "path" "/var/lib/aiops/state.sqlite")
-  "safety" (dict "kill_switch" (dict "configmap_namespace" .Release.Namespace "configmap_name" (include "aiops.controlName" .)))
+  "safety" (dict "kill_switch" (dict "configmap_namespace" .Release.Namespace "configmap_name" (include "aiops.controlName" .) "configmap_key" "kill_switch"))
 -}}
 {{- toYaml (mustMergeOverwrite (deepCopy .Values.config) $owned) }}
 {{- end }}
