@@ -195,7 +195,7 @@ class Actor:
         self.writer.export_gauges(now)
         results: list[ActionResult] = []
         leader = self.is_leader  # followers did not act, so they have nothing to judge, undo or resume
-        unseen = {**(unjudged or {}), **unseen_entities(findings)}  # absent findings about these prove nothing
+        unseen = unseen_entities(findings, unjudged)  # absent findings about these prove nothing
         # Sharded: only what is about the shards held now. Another shard's findings are not in this
         # replica's cycle (their absence is not health) and its actions are its holder's to continue.
         restores = self.outcomes.restores_due(findings, now, unseen, mine=self.holds) if leader else []

@@ -19,7 +19,7 @@ Pure: findings + frame in, findings out. Thresholds come from ``policy.root_caus
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import replace
 from datetime import datetime
 
@@ -114,14 +114,14 @@ def correlate(findings: Sequence[Finding], frame: Frame, config: RootCauseConfig
     return _oom_next_to_framebuffer(out, pod_node)
 
 
-def unseen_entities(findings: Sequence[Finding]) -> dict[str, str]:
+def unseen_entities(findings: Sequence[Finding], skipped: Mapping[str, str] | None = None) -> dict[str, str]:
     """Entities whose health is unknown this cycle, by key, with what says so: a GPU that stopped
-    reporting. A finding about it that is gone is gone for want of data, not healed (an XID 79
-    takes the GPU off the bus and its series with it)."""
+    reporting, and those a detector skipped (``skipped``: one of their series raised). A finding
+    about one that is gone is gone for want of data, not healed (an XID 79 takes the GPU off the bus
+    and its series with it). The one place both the act stage and the prediction ledger ask."""
     return {
-        f.entity.key: f.evidence.summary
-        for f in findings
-        if f.detector == DETECTOR and f.signal == GPU_METRICS_MISSING
+        **(skipped or {}),
+        **{f.entity.key: f.evidence.summary for f in findings if f.detector == DETECTOR and f.signal == GPU_METRICS_MISSING},
     }
 
 

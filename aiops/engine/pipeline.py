@@ -259,7 +259,7 @@ class Pipeline:
             # Predictions are checked before deciding: a false one rolls its preparation back now.
             # Not on a degraded cycle: missing data must not expire predictions as false positives.
             closed = (
-                self.ledger.observe(findings, now, unseen={*unseen_entities(findings), *report.unjudged})
+                self.ledger.observe(findings, now, unseen=unseen_entities(findings, report.unjudged).keys())
                 if self.ledger is not None and not report.degraded
                 else []
             )

@@ -280,7 +280,7 @@ class Outbox:
                 break
             if notifier.wait_seconds() > 0:
                 break  # rate limited: rows stay pending, no attempt is spent
-            batch = self._claim(channel, now, notifier.max_batch or self.config.max_batch)
+            batch = self._claim(channel, now, notifier.max_batch)
             if batch is None:
                 break
             delivery = self._send(notifier, batch)
@@ -292,6 +292,7 @@ class Outbox:
         return report
 
     def _claim(self, channel: str, now: datetime, limit: int | None = None) -> Batch | None:
+        """The next batch due on ``channel``: at most ``limit`` rows (the channel's own), else ``max_batch``."""
         t = now.timestamp()
         with self.store.transaction() as conn:
             head = conn.execute(
