@@ -245,10 +245,15 @@ class Frame:
 
     @functools.cached_property
     def start(self) -> float:
-        """Where the frame's window begins: its earliest point (epoch seconds; 0 when empty). A
-        series that begins well after it appeared within the window (a sparse signal's series
-        exists only while its condition holds: it began with it)."""
+        """Where the frame's window begins: its earliest point (epoch seconds; 0 when empty)."""
         return min((float(s.timestamps[0]) for s in self.series if len(s)), default=0.0)
+
+    def began_inside(self, t: float) -> bool:
+        """Whether something first seen at ``t`` began inside the window: well after its start (two
+        steps of slack for series whose first point is a scrape late). A sparse signal's series
+        exists only while its condition holds, so one that begins inside began with it; a sticky
+        gauge already at its value at the start is a level seen before, not an event."""
+        return t > self.start + 2 * self.step_seconds
 
     def by_entity(self) -> dict[Entity, list[Series]]:
         out: dict[Entity, list[Series]] = {}

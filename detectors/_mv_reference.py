@@ -227,7 +227,7 @@ def _without_refit(state: PoolState[M], blocks: Sequence[Block], schedule: Sched
     model, saved = state.model, state.saved
     if model is None or saved is None:
         return None
-    due_at = saved.fitted_at + schedule.refresh_seconds
+    due_at = _clock_due_at(saved, schedule)
     target = _doubling_target(state, schedule)
     total, plans = state.kept_rows, []
     for b in blocks:
@@ -330,8 +330,12 @@ def _block_end(state: PoolState[M], t: np.ndarray, i: int, schedule: Schedule) -
     """The first row index after ``i`` at which the clock makes a refit due (or the end)."""
     if state.saved is None or state.model is None:
         return int(t.shape[0])
-    due_at = state.saved.fitted_at + schedule.refresh_seconds
-    return max(i + 1, int(np.searchsorted(t, due_at, side="left")))
+    return max(i + 1, int(np.searchsorted(t, _clock_due_at(state.saved, schedule), side="left")))
+
+
+def _clock_due_at(saved: SavedReference, schedule: Schedule) -> float:
+    """The instant the clock makes the next refit due: a refresh period after the last fit."""
+    return saved.fitted_at + schedule.refresh_seconds
 
 
 def _refit(state: PoolState[M], now: float, kind: str, features: tuple[str, ...], fit: Fit[M], schedule: Schedule) -> PoolState[M]:
@@ -377,7 +381,7 @@ def _trim(state: PoolState[M], schedule: Schedule) -> None:
     saved = state.saved
     if state.model is None or saved is None or _doubling_target(state, schedule) is not None:
         return
-    if max(state.seen.values(), default=-math.inf) >= saved.fitted_at + schedule.refresh_seconds:
+    if max(state.seen.values(), default=-math.inf) >= _clock_due_at(saved, schedule):
         return  # the last refit found too little to fit on: each new row retries it, and it trims
     kept = state.kept
     assert isinstance(kept, dict), "advance works on its own copy"

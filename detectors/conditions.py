@@ -113,7 +113,7 @@ class ConditionDetector(Detector):
             return None
         # It began within the window: after a good point, or where the series itself begins well
         # after the window does (kube-state-metrics reports a sparse condition only while it holds).
-        began_in_window = good_idx.size > 0 or since > frame.start + 2 * frame.step_seconds
+        began_in_window = good_idx.size > 0 or frame.began_inside(since)
         news = began_in_window and (cond.new_for_seconds is None or held <= cond.new_for_seconds)
         confirmed = news or not cond.must_start_in_window
         score = cond.score if confirmed else 0.5

@@ -192,6 +192,7 @@ def _at_wall(y: Any, wall: float) -> Any:
     """At or past the failure point, and not absurdly past it (:data:`ABSURD_PAST_WALL`)."""
     return (y >= wall) & (y <= ABSURD_PAST_WALL * max(abs(wall), 1.0))
 
+
 class ExhaustionForecast(UnivariateDetector):
     """Predicts when a resource with a hard limit (``SignalInfo.capacity``) will run out.
 

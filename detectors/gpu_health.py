@@ -121,8 +121,8 @@ class GpuHealth(Detector):
             "gpu_clock_event_reasons": self._throttle_reasons,
             "gpu_temperature": self._temperature,
         }
-        # Where the window starts (frame.start: an XID gauge already at its code there is a level,
-        # not an event) is computed once per frame, when an XID check first needs it.
+        # Where the window starts (an XID gauge already at its code there is a level, not an event:
+        # Frame.began_inside) is computed once per frame, when an XID check first needs it.
         return self._detect(frame, checks)
 
     def could_find(self, signal: str, first: float, last: float) -> bool:
@@ -174,7 +174,7 @@ class GpuHealth(Detector):
         # The gauge is sticky: it holds the last XID until the driver or the exporter restarts. Only
         # a change (or a series that appears with the code: a new GPU attachment) is an event; a
         # code that stood since the window began is old news, whatever was done about it.
-        if since <= frame.start + 2 * frame.step_seconds:
+        if not frame.began_inside(since):
             return self._finding(
                 frame, series, STICKY_SCORE,
                 f"XID {code} on {_where(series)} has stood since before {from_epoch(since):%H:%M UTC}: "
