@@ -182,6 +182,11 @@ class Remediation(ABC):
     # Every parameter a policy rule may give (``params``, ``ladder.prepare_params``; the constructor
     # takes the same ones as defaults). The default declares none.
     Params: ClassVar[type[PluginParams]] = PluginParams
+    # On a prediction its plan holds back part of what a confirmed failure calls for (an evacuation
+    # only cordons on the prepare rung, and leaves pods no controller would replace): a confirmed
+    # decision then continues the predicted action on the same target instead of waiting out the
+    # cooldown that action began. Off for actions that would only be repeated (a restart).
+    continued_on_confirmation: ClassVar[bool] = False
 
     def __init__(self, **params: Any) -> None:
         self.params = type(self).Params(**params)  # raises ValidationError naming a bad key

@@ -7,7 +7,8 @@ an Argo Workflow step, a PyTorchJob worker: not in
 :data:`~aiops.engine.facts.REPLACED_BY_CONTROLLER`) are left running too and named for a human:
 evicting them restarts their work from scratch for a failure that may not come, while the cordon
 keeps new work off the node. On a confirmed failure (the GPU is dead) they are evicted as ``kubectl
-drain`` would: they cannot run there anyway. Evictions respect
+drain`` would: they cannot run there anyway — also when the failure is confirmed after a predicted
+evacuation, which the act stage then continues at once (no cooldown). Evictions respect
 PodDisruptionBudgets on the server side (429 → retried on a later cycle, never forced), and at
 most ``max_unavailable_per_workload`` pods of one workload are down at a time: the rest wait for
 their replacements, which makes the evacuation a :class:`StagedPlan` spanning several cycles.
@@ -49,6 +50,9 @@ class EvacuateNodeParams(PluginParams):
 class EvacuateNode(Remediation):
     name: ClassVar[str] = "evacuate_node"
     Params = EvacuateNodeParams
+    # A confirmed failure finishes what a prediction held back: the cordon-only prepare rung, the
+    # pods left for a human (they are lost on the failed node anyway).
+    continued_on_confirmation: ClassVar[bool] = True
 
     params: EvacuateNodeParams
 

@@ -8,7 +8,9 @@ follower still plans its decisions, and the writer refuses them (rail ``leader``
 leader" is per entity (:meth:`Actor.holds`): a replica judges, undoes and resumes only what is
 about the shards it holds now, and its writer refuses, right before every write, a decision
 whose shard it no longer holds. What it started in a shard it handed back is the new holder's,
-who adopts it from the action ledger.
+who adopts it from the action ledger. A confirmed failure continues an evacuation begun on its
+prediction (which held back the Job pods, or only cordoned) at once, rather than as a new action
+after the cooldown.
 Remediations only plan; :class:`GuardedWriter` decides whether and how to write.
 
 A degraded cycle (an earlier stage failed) acts on nothing and judges nothing: a finding missing
@@ -45,7 +47,7 @@ from aiops.kube.read import (
 )
 from aiops.kube.view import ClusterView
 from aiops.kube.writer import KubeWriter
-from aiops.model import ADVISE, ActionResult, ActionStatus, Decision, Entity, EntityKind, Finding, Plan, StageError
+from aiops.model import ADVISE, ActionResult, ActionStatus, Basis, Decision, Entity, EntityKind, Finding, Plan, StageError
 from aiops.plugins import Remediation
 from aiops.state import Store
 from aiops.state.books import InFlight
@@ -270,10 +272,45 @@ class Actor:
             return self._advise(decision, view, now, str(exc))
         key = (decision.action, decision.target.key)
         handled.add(key)
-        flight = inflight.get(key) or self._adopt(decision, view, now)
+        flight = inflight.get(key) or self._adopt(decision, view, now) or self._confirmed(decision, view, now)
         if flight is not None:
+            if self._widens(decision, flight.decision):
+                # Confirmed while a prediction's evacuation is under way: it carries on as confirmed.
+                flight = replace(flight, decision=decision)
             return self._run(flight.decision, view, now, flight)
         return self._run(decision, view, now, None)
+
+    def _widens(self, decision: Decision, earlier: Decision) -> bool:
+        """``decision`` confirms the failure ``earlier`` only predicted, and its action holds back
+        on a prediction what a confirmed failure calls for (the Job pods an evacuation leaves)."""
+        return (
+            decision.basis is Basis.CONFIRMED
+            and earlier.basis is Basis.PREDICTED
+            and not decision.restore
+            and self.remediation(decision.action).continued_on_confirmation
+        )
+
+    def _confirmed(self, decision: Decision, view: ClusterView | None, now: datetime) -> InFlight | None:
+        """A confirmed failure continues the action taken on its prediction (the last one on the
+        target, within the cooldown) when that action held something back: the same action, its
+        budget unit spent when the prediction began it, so the cooldown does not hold it off. The
+        rails that apply to every write still do (kill switch, scope, per-workload cap, blast
+        radius, breaker). Nothing left that the rails allow: nothing to continue."""
+        if decision.basis is not Basis.CONFIRMED or decision.restore or not self.leads(decision):
+            return None
+        try:
+            if not self.remediation(decision.action).continued_on_confirmation:
+                return None
+            began = self.writer.started_on_a_prediction(decision, now - self.config.safety.cooldown)
+            if began is None:
+                return None
+            plan = self.remediation(decision.action).plan(decision, view)
+        except Exception:  # an unknown action or a broken plan is handled by the normal path
+            return None
+        scoped, _ = self.writer.scope(plan, view)
+        if not plan.feasible or not (scoped.mutations or waiting_of(scoped)):
+            return None
+        return InFlight(decision, began, ())
 
     def _adopt(self, decision: Decision, view: ClusterView | None, now: datetime) -> InFlight | None:
         """A multi-cycle action the previous leader started and could not finish (its Event is in

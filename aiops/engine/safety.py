@@ -240,6 +240,14 @@ class GuardedWriter:
             return None
         return self.books.peer_started(decision.action, decision.target.key, since)
 
+    def started_on_a_prediction(self, decision: Decision, since: datetime) -> datetime | None:
+        """When ``decision``'s action was started on its target on a prediction, if that is the
+        target's last action since ``since`` (every replica's counted); None as well when the
+        ledger cannot be read (the rails then refuse)."""
+        if self.sync_ledger() is not None:
+            return None
+        return self.books.predicted_since(decision.action, decision.target.key, since, self.dry_run)
+
     # -- rails -----------------------------------------------------------------------------
     def check(
         self, decision: Decision, plan: Plan, view: ClusterView | None, now: datetime, *, resuming: bool

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-from aiops.model import Decision, from_epoch
+from aiops.model import Basis, Decision, from_epoch
 from aiops.state import Store
 from aiops.state.codec import decision_from_json, decision_to_json
 from aiops.state.migrations import add_column, migrate
@@ -100,6 +100,19 @@ class Books:
             "SELECT MAX(at) AS t FROM safety_actions WHERE target = ? AND dry_run = ?", (target, int(dry_run))
         )
         return from_epoch(rows[0]["t"]) if rows and rows[0]["t"] is not None else None
+
+    def predicted_since(self, action: str, target: str, since: datetime, dry_run: bool) -> datetime | None:
+        """When ``action`` was started on ``target`` on a prediction, if that is the last action on
+        ``target`` since ``since``. (Other replicas' actions are imported without their basis, as
+        confirmed: never continued.)"""
+        rows = self.store.query(
+            "SELECT action, basis, at FROM safety_actions WHERE target = ? AND dry_run = ? AND at > ? "
+            "ORDER BY at DESC LIMIT 1",
+            (target, int(dry_run), since.timestamp()),
+        )
+        if not rows or rows[0]["action"] != action or rows[0]["basis"] != Basis.PREDICTED:
+            return None
+        return from_epoch(rows[0]["at"])
 
     def record_action(
         self,
@@ -213,11 +226,12 @@ class Books:
     def save_inflight(
         self, decision: Decision, started_at: datetime, done: tuple[str, ...], dry_run: bool, now: datetime
     ) -> None:
+        # The decision too: a confirmed failure carries on a predicted evacuation as its own.
         with self.store.transaction() as conn:
             conn.execute(
                 "INSERT INTO safety_inflight (action, target, dry_run, decision, started_at, updated_at, done) "
                 "VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT(action, target, dry_run) DO UPDATE SET "
-                "updated_at = excluded.updated_at, done = excluded.done",
+                "decision = excluded.decision, updated_at = excluded.updated_at, done = excluded.done",
                 (
                     decision.action,
                     decision.target.key,

@@ -7,7 +7,7 @@ from dataclasses import replace
 from datetime import timedelta
 from pathlib import Path
 
-from aiops.model import ActionStatus, Entity
+from aiops.model import ActionStatus, Basis, Entity
 from aiops.testing.kubeapi import KubeApiServer
 from aiops.testing.kubeapi_objects import make_daemonset_pod, make_pod
 from tests.engine.kubecluster import NOW, decision, finding, logged, make_actor, make_config, seed_workload, writes
@@ -366,3 +366,78 @@ def test_a_confirmed_failure_evicts_job_pods_as_kubectl_drain_does(server: KubeA
     assert result.status is ActionStatus.APPLIED, result.detail
     assert {r.name for r in logged(server, 1, method="POST", subresource="eviction")} == {"train-llama-0"}
     assert _pods_on(server, "gpu-1") == set()
+
+
+def test_a_confirmed_failure_finishes_a_predicted_evacuation_at_once(server: KubeApiServer, tmp_path: Path) -> None:
+    # The prediction left the Job's pod for a human. The GPU then dies: the pod is lost there
+    # anyway, so the evacuation finishes now, not after the cooldown the prediction's action began.
+    # Within the rails: the kube-system Job's pod stays (protected namespace), and the bare pod
+    # stays (nothing would recreate it), named for a human.
+    seed_workload(server, "web", ["gpu-1", "gpu-2"])
+    server.seed(make_pod("train-llama-0", node="gpu-1", owner=("Job", "train-llama")))
+    server.seed(make_pod("etcd-backup-0", namespace="kube-system", node="gpu-1", owner=("Job", "etcd-backup")))
+    server.seed(make_pod("debug-shell", node="gpu-1"))
+    actor, _ = make_actor(make_config(server, tmp_path))
+    forecast = replace(finding("gpu_temperature", NODE), confirmed=False)
+    predicted = actor.act([decision("evacuate_node", NODE, forecast, basis="predicted")], findings=[forecast],
+                          degraded=False, now=NOW)[0]
+    assert predicted.status is ActionStatus.APPLIED, predicted.detail
+    assert {r.name for r in logged(server, 1, method="POST", subresource="eviction")} == {"web-0"}
+    server.clear_requests()
+
+    dead = finding("gpu_xid", NODE)
+    confirmed = actor.act([decision("evacuate_node", NODE, dead)], findings=[dead], degraded=False,
+                          now=NOW + timedelta(minutes=1))[0]
+    assert confirmed.status is ActionStatus.APPLIED, confirmed.detail
+    assert {r.name for r in logged(server, 1, method="POST", subresource="eviction")} == {"train-llama-0"}
+    assert _pods_on(server, "gpu-1") == {"etcd-backup-0", "debug-shell"}
+    assert "protected namespace kube-system" in confirmed.detail and "debug-shell" in confirmed.detail
+    # One evacuation: its budget unit was spent when the prediction began it.
+    assert actor.writer.books.count_actions(NOW - timedelta(hours=1), dry_run=False) == 1
+
+
+def test_a_confirmed_failure_after_the_prepare_cordon_evacuates_at_once(server: KubeApiServer, tmp_path: Path) -> None:
+    # The prepare rung only cordoned; the failure is then confirmed: every pod moves now.
+    seed_workload(server, "web", ["gpu-1", "gpu-2"])
+    server.seed(make_pod("train-llama-0", node="gpu-1", owner=("Job", "train-llama")))
+    actor, _ = make_actor(make_config(server, tmp_path))
+    forecast = replace(finding("gpu_temperature", NODE), confirmed=False)
+    prepared = actor.act([decision("evacuate_node", NODE, forecast, basis="predicted", cordon_only=True)],
+                         findings=[forecast], degraded=False, now=NOW)[0]
+    assert prepared.status is ActionStatus.APPLIED, prepared.detail
+    dead = finding("gpu_xid", NODE)
+    confirmed = actor.act([decision("evacuate_node", NODE, dead)], findings=[dead], degraded=False,
+                          now=NOW + timedelta(minutes=2))[0]
+    assert confirmed.status is ActionStatus.APPLIED, confirmed.detail
+    assert {r.name for r in logged(server, 2, method="POST", subresource="eviction")} == {"web-0", "train-llama-0"}
+    assert _pods_on(server, "gpu-1") == set()
+    # Done: a later confirmed decision within the cooldown has nothing to do and starts nothing.
+    again = actor.act([decision("evacuate_node", NODE, dead)], findings=[dead], degraded=False,
+                      now=NOW + timedelta(minutes=3))[0]
+    assert again.status is ActionStatus.OBSERVED and "no pods left" in again.detail
+
+
+def test_a_confirmed_failure_widens_a_predicted_evacuation_still_in_flight(
+    server: KubeApiServer, tmp_path: Path
+) -> None:
+    # The predicted evacuation waits for the per-workload cap (web-1) when the failure is
+    # confirmed: the Job's pod it left goes in that cycle, the cap still holds web-1 back, and the
+    # evacuation carries on as a confirmed one.
+    seed_workload(server, "web", ["gpu-1", "gpu-1", "gpu-2"])
+    server.seed(make_pod("train-llama-0", node="gpu-1", owner=("Job", "train-llama")))
+    actor, _ = make_actor(make_config(server, tmp_path, max_pods_per_workload=1))
+    forecast = replace(finding("gpu_temperature", NODE), confirmed=False)
+    predicted = actor.act([decision("evacuate_node", NODE, forecast, basis="predicted")], findings=[forecast],
+                          degraded=False, now=NOW)[0]
+    assert predicted.status is ActionStatus.DEFERRED and "web-1" in predicted.detail, predicted.detail
+    assert {r.name for r in logged(server, 1, method="POST", subresource="eviction")} == {"web-0"}
+    server.clear_requests()
+    dead = finding("gpu_xid", NODE)
+    confirmed = actor.act([decision("evacuate_node", NODE, dead)], findings=[dead], degraded=False,
+                          now=NOW + timedelta(minutes=1))[0]
+    assert confirmed.status is ActionStatus.DEFERRED and "web-1" in confirmed.detail, confirmed.detail
+    assert {r.name for r in logged(server, 1, method="POST", subresource="eviction")} == {"train-llama-0"}
+    assert _pods_on(server, "gpu-1") == {"web-1"}
+    # Carried on as confirmed: later cycles resume the confirmed plan, not the predicted one.
+    [flight] = actor.writer.in_flight()
+    assert flight.decision.basis is Basis.CONFIRMED and flight.decision.id == confirmed.decision_id
