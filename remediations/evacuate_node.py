@@ -32,7 +32,7 @@ from typing import Any, ClassVar
 
 from pydantic import Field
 
-from aiops.engine.facts import controller_replaces
+from aiops.engine.facts import NO_OWNER, left_by_evacuation
 from aiops.kube.plan import CORDONED_BY, StagedPlan, infeasible
 from aiops.kube.view import ClusterView, PodInfo
 from aiops.model import Basis, Decision, EntityKind, Mutation, Plan, Resource, Verb
@@ -182,12 +182,12 @@ def _skip(pod: PodInfo, *, predicted: bool) -> Skip | None:
     if pod.terminating:
         return Skip(SkipKind.WAIT)
     owner = pod.controller
+    if not left_by_evacuation(owner.kind if owner is not None else NO_OWNER, predicted=predicted):
+        return None
     if owner is None:
         return Skip(SkipKind.LEAVE, "no controller; evicting it would delete it for good")
-    if predicted and not controller_replaces(owner.kind):
-        return Skip(
-            SkipKind.LEAVE,
-            f"owned by {owner.kind}/{owner.name}, which would not replace it: evicting it would restart "
-            "its work on a failure only predicted",
-        )
-    return None
+    return Skip(
+        SkipKind.LEAVE,
+        f"owned by {owner.kind}/{owner.name}, which would not replace it: evicting it would restart "
+        "its work on a failure only predicted",
+    )

@@ -147,7 +147,12 @@ class Policy:
             if decided is None:
                 continue
             if _handled(decided, facts):
-                continue  # the cause was answered already (by aiops or a person): nothing left to do
+                # The cause was answered already (by aiops or a person): nothing left to do, but
+                # what an evacuation left on its node for a human is still told, with why.
+                left = _left_for_a_human(decided, facts)
+                if left is None:
+                    continue
+                decided = left
             decided = self._protected_guard(self._in_flight_guard(self._owner_guard(decided, facts), facts))
             best.setdefault((decided.action, decided.target.key), decided)
         told = {f.id: t for f in graded if (t := self._urgency(f, matched[f.id], facts)) is not f}
@@ -370,13 +375,40 @@ def _handled(decision: Decision, facts: ClusterFacts) -> bool:
     if decision.action not in NODE_EVACUATING or decision.target.kind != EntityKind.NODE or decision.restore:
         return False
     node = decision.target.name
-    if facts.drained(node):
+    if facts.drained(node, predicted=decision.basis is Basis.PREDICTED):
         return True
     began = _since(decision)
     cordoned = facts.cordoned_at.get(node)
     if began is None or cordoned is None or node in facts.cordoned:
         return False
     return cordoned >= began
+
+
+def _left_for_a_human(decision: Decision, facts: ClusterFacts) -> Decision | None:
+    """Advice naming the pods an evacuation leaves on its drained node (None: it left none), so
+    that what stays there, and why, is still told while the finding lasts."""
+    if decision.action not in NODE_EVACUATING or decision.target.kind != EntityKind.NODE:
+        return None
+    node = decision.target.name
+    predicted = decision.basis is Basis.PREDICTED
+    if not facts.drained(node, predicted=predicted):
+        return None
+    left = facts.left_on(node, predicted=predicted)
+    if not left:
+        return None
+    pods = ", ".join(f"{p.namespace}/{p.name} ({_why_left(facts.owner_kind(p))})" for p in left)
+    return _advice_instead(
+        decision,
+        because=f"node {node} is cordoned and drained; left for a human: {pods}",
+        why=f"node {node} is cordoned and drained; left for a human: {pods}",
+        suggestion=f"decide about the pods left on node {node} (let them finish, or move them)",
+    )
+
+
+def _why_left(kind: str | None) -> str:
+    if kind == NO_OWNER:
+        return "no controller: nothing would recreate it"
+    return f"owned by a {kind}, which would not replace it: its work would restart on a failure only predicted"
 
 
 def _since(decision: Decision) -> datetime | None:

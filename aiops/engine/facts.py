@@ -41,6 +41,17 @@ def controller_replaces(kind: str | None) -> bool:
     return kind in REPLACED_BY_CONTROLLER
 
 
+def left_by_evacuation(kind: str | None, *, predicted: bool) -> bool:
+    """Whether an evacuation leaves a pod whose controller is of this kind (``NO_OWNER``: none) on
+    its node, named for a human: a bare pod always (nothing would recreate it), and on a predicted
+    failure one whose controller would not replace it (its work would restart for a failure that
+    may not come). None (owner unknown) is not known to be left. The one home of the rule, for
+    ``evacuate_node`` and for :meth:`ClusterFacts.drained`."""
+    if kind is None:
+        return False
+    return kind == NO_OWNER or (predicted and not controller_replaces(kind))
+
+
 @dataclass(frozen=True)
 class StartingPod:
     """A pod on its way up: Pending or not yet Ready (for under ``STARTING_SECONDS``), or Ready
@@ -62,8 +73,9 @@ class ClusterFacts:
     cordoned_at: Mapping[str, datetime] = field(default_factory=dict)
     # Nodes cordoned now.
     cordoned: frozenset[str] = frozenset()
-    # node -> pods on it an evacuation would move (DaemonSet pods stay, as with kubectl drain).
-    movable_pods: Mapping[str, int] = field(default_factory=dict)
+    # node -> the pods on it an evacuation is about (not DaemonSet pods, as with kubectl drain):
+    # it moves them, or leaves them for a human (left_by_evacuation).
+    node_pods: Mapping[str, tuple[Entity, ...]] = field(default_factory=dict)
     # False when the frame had no pod_info: nothing can be said about owners.
     knows_pods: bool = False
     # pod key -> the controller that created it (a ReplicaSet's name), from kube_pod_info.
@@ -83,7 +95,7 @@ class ClusterFacts:
     def from_frame(cls, frame: Frame) -> ClusterFacts:
         owners: dict[str, str] = {}
         pod_node: dict[str, str] = {}
-        movable: dict[str, int] = {}
+        on_node: dict[str, list[Entity]] = {}
         pods = frame.of("pod_info")
         # The collector keeps a series for its staleness window after its last point. A pod whose
         # kube_pod_info stopped before the others' (evicted, deleted) is no longer on its node;
@@ -98,7 +110,7 @@ class ClusterFacts:
             if node:
                 pod_node[s.entity.key] = node
                 if kind != "DaemonSet" and last >= newest:
-                    movable[node] = movable.get(node, 0) + 1
+                    on_node.setdefault(node, []).append(s.entity)
         cordoned_at: dict[str, datetime] = {}
         cordoned: set[str] = set()
         for s in frame.of("node_unschedulable"):
@@ -133,7 +145,8 @@ class ClusterFacts:
             | {s.entity.key for s in frame.vanished if s.signal == "pod_info"}
         ) - present
         restarts = frame.of("pod_restarts")
-        return cls(owners, pod_node, cordoned_at, frozenset(cordoned), movable, knows_pods=bool(pods),
+        node_pods = {node: tuple(sorted(ps, key=lambda e: e.key)) for node, ps in on_node.items()}
+        return cls(owners, pod_node, cordoned_at, frozenset(cordoned), node_pods, knows_pods=bool(pods),
                    creators=creators, starting=starting,
                    model_creators={k: frozenset(v) for k, v in serving.items()}, departed=departed, restarts=restarts)
 
@@ -176,9 +189,16 @@ class ClusterFacts:
         kind = self.owner_kind(pod)
         return None if kind is None else controller_replaces(kind)
 
-    def drained(self, node: str) -> bool:
-        """Cordoned, with nothing left on it that an evacuation would move."""
-        return node in self.cordoned and self.knows_pods and self.movable_pods.get(node, 0) == 0
+    def left_on(self, node: str, *, predicted: bool) -> list[Entity]:
+        """The pods on ``node`` an evacuation leaves for a human (on a predicted failure or not)."""
+        return [p for p in self.node_pods.get(node, ()) if left_by_evacuation(self.owner_kind(p), predicted=predicted)]
+
+    def drained(self, node: str, *, predicted: bool = False) -> bool:
+        """Cordoned, with nothing left on it that an evacuation would move: what it leaves for a
+        human (a bare pod; on a predicted failure, a Job's) stays by design, and does not count."""
+        if node not in self.cordoned or not self.knows_pods:
+            return False
+        return len(self.left_on(node, predicted=predicted)) == len(self.node_pods.get(node, ()))
 
 
 def _last_seen(series: Series) -> int:

@@ -11,7 +11,7 @@ import pytest
 from aiops.collect.collector import entity_of
 from aiops.collect.prometheus import PrometheusClient
 from aiops.config import parse_config
-from aiops.config.policy import PolicyConfig
+from aiops.config.policy import PolicyConfig, PolicyRule
 from aiops.config.prometheus import PrometheusConfig
 from aiops.demo.prometheus import PrometheusServer
 from aiops.engine.decide import Policy
@@ -92,6 +92,44 @@ def test_evacuation_stops_once_its_node_is_handled(cordon: list[float], pods: in
     facts = ClusterFacts.from_frame(_frame(*series, _pod_info("kube-system", "dcgm", "n1", "DaemonSet")))
     _, decisions = Policy(PolicyConfig(), Mode.AUTO).decide([_xid_finding(4)], now=NOW, facts=facts)
     assert [d.action for d in decisions] == (["evacuate_node"] if evacuate else [])
+
+
+def _gpu_risk(*, confirmed: bool) -> Finding:
+    gpu = Entity("gpu", "GPU-1", attributes=(("Hostname", "n1"),))
+    return Finding("gpu_health", "gpu_uncorrectable_remapped_rows", gpu, 0.9, NOW,
+                   Evidence("uncorrectable rows remapped"), severity=Severity.CRITICAL, confirmed=confirmed)
+
+
+@pytest.mark.parametrize(
+    ("kind", "confirmed", "evacuate"),
+    [
+        ("Job", False, False),  # left by the predicted evacuation, for a human: drained as far as it goes
+        ("Job", True, True),  # a confirmed failure moves it (it is lost on the node anyway)
+        ("<none>", False, False),  # a bare pod is never evicted: nothing would recreate it
+        ("<none>", True, False),
+        ("ReplicaSet", False, True),  # still to move
+    ],
+)
+def test_pods_an_evacuation_leaves_for_a_human_do_not_keep_its_node_undrained(
+    kind: str, confirmed: bool, evacuate: bool
+) -> None:
+    frame = _frame(_unschedulable("n1", [0] * 6 + [1] * 4), _pod_info("batch", "p-1", "n1", kind),
+                   _pod_info("kube-system", "dcgm", "n1", "DaemonSet"))
+    facts = ClusterFacts.from_frame(frame)
+    assert facts.drained("n1", predicted=not confirmed) is not evacuate
+    rule = PolicyRule(name="sick-gpu", detector="gpu_health", entity_kind="gpu", min_severity=Severity.INFO,
+                      action="evacuate_node", target="node")
+    _, decisions = Policy(PolicyConfig(rules=[rule]), Mode.AUTO).decide([_gpu_risk(confirmed=confirmed)], now=NOW,
+                                                                       facts=facts)
+    (d,) = decisions
+    if evacuate:
+        assert d.action == "evacuate_node"
+        return
+    # Nothing left for the evacuation; the notification still says what stays, and why.
+    assert d.action == "advise" and d.target == Entity("node", "n1")
+    told = f"{d.reason} {d.params['why']} {d.params['suggestion']}"
+    assert "batch/p-1" in told and "left for a human" in told
+    assert ("no controller" in told) if kind == "<none>" else ("Job" in told and "would not replace it" in told)
 
 
 def _xid(code: int, pod: str = "ml/llama-0") -> Finding:
