@@ -30,7 +30,6 @@ from tenacity import Retrying, retry_if_exception, stop_after_attempt, wait_expo
 
 from aiops import metrics, plugins
 from aiops.config import AiopsConfig
-from aiops.engine.correlate import unseen_entities
 from aiops.engine.leader import LeaseElector
 from aiops.engine.shards import ShardLeases, shard_of
 from aiops.engine.outcomes import NOT_HEALED, OutcomeTracker
@@ -174,10 +173,11 @@ class Actor:
         findings: Sequence[Finding],
         degraded: bool,
         now: datetime,
-        unjudged: Mapping[str, str] | None = None,
+        unseen: Mapping[str, str] | None = None,
     ) -> list[ActionResult]:
-        """Judge, undo and apply for one cycle. ``unjudged``: entities a detector skipped this
-        cycle, by key, with why (their findings' absence is not health)."""
+        """Judge, undo and apply for one cycle. ``unseen``: the entities nothing is measured on this
+        cycle, by key, with what says so (their findings' absence is not health), as the pipeline
+        composed them (:func:`aiops.engine.correlate.unseen_entities`)."""
         self.errors = []
         self.writer.begin_cycle(now)
         self.outcomes.prune(now)
@@ -197,7 +197,7 @@ class Actor:
         self.writer.export_gauges(now)
         results: list[ActionResult] = []
         leader = self.is_leader  # followers did not act, so they have nothing to judge, undo or resume
-        unseen = unseen_entities(findings, unjudged)  # absent findings about these prove nothing
+        unseen = unseen or {}  # absent findings about these prove nothing
         # Sharded: only what is about the shards held now. Another shard's findings are not in this
         # replica's cycle (their absence is not health) and its actions are its holder's to continue.
         restores = self.outcomes.restores_due(findings, now, unseen, mine=self.holds) if leader else []

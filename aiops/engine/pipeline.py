@@ -231,6 +231,7 @@ class Pipeline:
         )
         frame: Frame | None = None
         findings: list[Finding] = []
+        unseen: dict[str, str] = {}
 
         held = self.shards.held() if self.shards is not None else frozenset()
         with self._stage(report, "collect"):
@@ -258,8 +259,11 @@ class Pipeline:
         with self._stage(report, "decide"):
             # Predictions are checked before deciding: a false one rolls its preparation back now.
             # Not on a degraded cycle: missing data must not expire predictions as false positives.
+            # What nothing is measured on this cycle (a GPU off the bus, what a detector skipped):
+            # composed once, for the ledger and the act stage.
+            unseen = unseen_entities(findings, report.unjudged)
             closed = (
-                self.ledger.observe(findings, now, unseen=unseen_entities(findings, report.unjudged).keys())
+                self.ledger.observe(findings, now, unseen=unseen.keys())
                 if self.ledger is not None and not report.degraded
                 else []
             )
@@ -276,8 +280,7 @@ class Pipeline:
                     d for d in report.decisions if self.shards.owns(d.finding.entity, still)
                 ]
             report.results = self.actor.act(
-                report.decisions, findings=report.findings, unjudged=report.unjudged, degraded=report.degraded,
-                now=now,
+                report.decisions, findings=report.findings, unseen=unseen, degraded=report.degraded, now=now,
             )
             # Kubernetes API failures while acting (5xx, timeouts) degrade the cycle too.
             report.errors.extend(self.actor.errors)

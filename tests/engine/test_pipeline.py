@@ -11,6 +11,7 @@ import pytest
 from aiops.collect.collector import Collector
 from aiops.collect.decode import RawSeries
 from aiops.config import AiopsConfig, parse_config
+from aiops.engine.correlate import unseen_entities
 from aiops.engine.pipeline import Pipeline
 from aiops.model import ActionStatus, Finding, Frame, Mode, Severity
 from aiops.plugins import Detector
@@ -281,16 +282,18 @@ class SkipsLeaky(Detector):
         return []
 
 
-def test_entities_a_detector_skipped_are_handed_to_the_act_stage_as_unjudged(
+def test_entities_a_detector_skipped_are_handed_to_the_act_stage_as_unseen(
     prometheus: PrometheusServer, history_end: datetime, tmp_path: Path
 ) -> None:
+    # What is unseen this cycle is composed once, by the pipeline (correlate.unseen_entities):
+    # the act stage takes it as it is and derives nothing from the findings itself.
     pipeline = Pipeline.from_config(config(prometheus.url, tmp_path))
     pipeline.detectors.append(("skips_leaky", SkipsLeaky()))
     seen: list[dict[str, str]] = []
     act = pipeline.actor.act
 
     def recording_act(*args: object, **kwargs: object) -> object:
-        seen.append(dict(kwargs["unjudged"]))  # type: ignore[call-overload]
+        seen.append(dict(kwargs["unseen"]))  # type: ignore[call-overload]
         return act(*args, **kwargs)  # type: ignore[arg-type]
 
     pipeline.actor.act = recording_act  # type: ignore[method-assign]
@@ -299,6 +302,7 @@ def test_entities_a_detector_skipped_are_handed_to_the_act_stage_as_unjudged(
     finally:
         pipeline.close()
     assert not report.degraded, report.errors  # one series skipped is not a failed detector
-    [unjudged] = seen
-    assert list(unjudged) == ["pod/ml/leaky-0"]
-    assert "skips_leaky" in unjudged["pod/ml/leaky-0"]
+    [unseen] = seen
+    assert list(unseen) == ["pod/ml/leaky-0"]
+    assert "skips_leaky" in unseen["pod/ml/leaky-0"]
+    assert unseen == unseen_entities(report.findings, report.unjudged)

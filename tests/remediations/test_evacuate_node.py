@@ -7,6 +7,7 @@ from dataclasses import replace
 from datetime import timedelta
 from pathlib import Path
 
+from aiops.engine.correlate import unseen_entities
 from aiops.model import ActionStatus, Basis, Entity
 from aiops.testing.kubeapi import KubeApiServer
 from aiops.testing.kubeapi_objects import make_daemonset_pod, make_pod
@@ -278,7 +279,8 @@ def test_a_gpu_that_stopped_reporting_is_not_healed_and_its_node_stays_cordoned(
     assert applied.status is ActionStatus.APPLIED
     out = []
     for minutes in (1, 2, 20, 35, 70, 110):
-        out += actor.act([], findings=[missing], degraded=False, now=NOW + timedelta(minutes=minutes))
+        out += actor.act([], findings=[missing], unseen=unseen_entities([missing]), degraded=False,
+                         now=NOW + timedelta(minutes=minutes))
     assert server.get("Node", "gpu-1")["spec"]["unschedulable"] is True
     assert [r.status for r in out] == [ActionStatus.FAILED]
     assert "not healed" in out[0].detail and "stopped reporting" in out[0].detail
@@ -296,7 +298,8 @@ def test_a_gpu_that_reports_again_and_is_clear_heals_the_evacuation(server: Kube
     actor, store = make_actor(make_config(server, tmp_path, auto_uncordon=True, uncordon_after="30m",
                                           verify_within="30m", max_cordoned_fraction=0.5))
     actor.act([decision("evacuate_node", gpu, xid, resolve_target="node")], findings=[xid], degraded=False, now=NOW)
-    assert actor.act([], findings=[missing], degraded=False, now=NOW + timedelta(minutes=5)) == []
+    assert actor.act([], findings=[missing], unseen=unseen_entities([missing]), degraded=False,
+                     now=NOW + timedelta(minutes=5)) == []
     assert actor.act([], findings=[], degraded=False, now=NOW + timedelta(minutes=10)) == []
     [row] = store.query("SELECT status FROM action_outcomes")
     assert row["status"] == "healed"
@@ -315,7 +318,7 @@ def test_an_entity_a_detector_skipped_this_cycle_is_not_judged_healed(server: Ku
                                           verify_within="30m", max_cordoned_fraction=0.5))
     actor.act([decision("evacuate_node", gpu, xid, resolve_target="node")], findings=[xid], degraded=False, now=NOW)
     skipped = {gpu.key: "detector gpu_health skipped it this cycle"}
-    assert actor.act([], findings=[], unjudged=skipped, degraded=False, now=NOW + timedelta(minutes=5)) == []
+    assert actor.act([], findings=[], unseen=skipped, degraded=False, now=NOW + timedelta(minutes=5)) == []
     [row] = store.query("SELECT status FROM action_outcomes")
     assert row["status"] == "pending"
     [still] = actor.act([], findings=[xid], degraded=False, now=NOW + timedelta(minutes=31))
