@@ -375,6 +375,13 @@ class GuardedWriter:
                 "action refused", extra={"action": decision.action, "target": plan.target.key, "rail": refusal.rail}
             )
             return result(status, refusal.detail, rail=refusal.rail)
+        if dropped and not scoped.mutations and not waiting_of(scoped):
+            # The target passed the rails, but every write is out of scope (a node holding only
+            # protected or opted-out pods): not an action applied with no writes, which would spend
+            # a unit and an Event every cycle.
+            if inflight is not None:
+                self.finish(decision)
+            return result(ActionStatus.OBSERVED, f"nothing to do: every write is out of scope; left alone: {'; '.join(dropped)}")
 
         allowed_pods, held = self.allowed_pod_writes(scoped, view, now)
         pod_ok = {id(m) for m in allowed_pods}

@@ -444,3 +444,22 @@ def test_a_confirmed_failure_widens_a_predicted_evacuation_still_in_flight(
     # Carried on as confirmed: later cycles resume the confirmed plan, not the predicted one.
     [flight] = actor.writer.in_flight()
     assert flight.decision.basis is Basis.CONFIRMED and flight.decision.id == confirmed.decision_id
+
+
+def test_an_evacuation_with_only_pods_out_of_scope_left_is_not_applied_again(server: KubeApiServer, tmp_path: Path) -> None:
+    # The node is cordoned and holds only pods aiops may not evict (a protected namespace, an
+    # opt-out label): a later evacuation has nothing it may write. It is not "applied" with no
+    # writes (an Event, a budget unit and an outcome each cycle), it says there is nothing to do.
+    seed_workload(server, "dns", ["gpu-1", "gpu-2"], namespace="kube-system")
+    seed_workload(server, "db", ["gpu-1", "gpu-2"], labels={"aiops.io/remediate": "false"})
+    actor, store = make_actor(make_config(server, tmp_path, cooldown="1m"))
+    first = actor.act([decision("evacuate_node", NODE)], findings=[], degraded=False, now=NOW)[0]
+    assert first.status is ActionStatus.APPLIED, first.detail  # the cordon
+    events = len(server.list("Event", "default"))
+    actions = store.query("SELECT COUNT(*) AS n FROM safety_actions")[0]["n"]
+    again = actor.act([decision("evacuate_node", NODE)], findings=[], degraded=False, now=NOW + timedelta(minutes=5))[0]
+    assert again.status is ActionStatus.OBSERVED, again.detail
+    assert again.detail.startswith("nothing to do") and "protected namespace kube-system" in again.detail
+    assert len(server.list("Event", "default")) == events  # no AiopsRemediation for nothing
+    assert store.query("SELECT COUNT(*) AS n FROM safety_actions")[0]["n"] == actions  # no budget unit spent
+    assert _pods_on(server, "gpu-1") == {"dns-0", "db-0"}
