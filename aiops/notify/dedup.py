@@ -7,8 +7,9 @@ stays due there, so a new leader repeats rather than loses it.
 
 The ledger is written when a notification is queued, not when it arrives: most are delivered
 within the cycle, and the outbox retries the rest. One the outbox gives up on was never told, so
-:func:`forget_undelivered` removes its row: still firing, it is due again at the next cycle (new
-to the ledger); cleared, no "cleared" follows something nobody saw. The ledger also records
+:func:`forget_undelivered` makes its row due again: still firing, it is queued again at the next
+cycle; a given-up "cleared" makes the condition active again, so the next cycle queues the
+"cleared" again (the channel still believes it fires). The ledger also records
 whether anything of a condition's current episode was *delivered* there (:func:`mark_delivered`,
 the outbox's ``on_delivered``): one that clears before any of it arrived is not resolved.
 """
@@ -167,9 +168,14 @@ def forget_undelivered(conn: sqlite3.Connection, channel: str, n: Notification) 
     """The outbox gave up on ``n`` for ``channel``: what it told is no longer recorded as told there.
 
     Only ledger rows that still hold ``n`` (or, for a storm summary, one of the notifications it
-    grouped, matched by finding) are removed; a row a later notification replaced stands. A
-    resolution that failed changes nothing (its row is inactive already)."""
-    if n.resolved or n.test:
+    grouped, matched by finding) are made due again; a row a later notification replaced stands.
+    The row stays, ``delivered`` included: an earlier message of the episode that arrived still
+    did, and its condition is still owed a "cleared". A given-up "cleared" reopens its condition
+    (unless it fired again since), so the next cycle that finds it absent queues the "cleared" again."""
+    if n.test:
+        return
+    if n.resolved:
+        conn.execute("UPDATE notify_ledger SET active = 1 WHERE channel = ? AND key = ? AND active = 0", (channel, n.key))
         return
     finding_ids = {f.id for f in n.findings} if n.kind is NotificationKind.STORM else set()
     for key in _keys(n):
@@ -183,4 +189,5 @@ def forget_undelivered(conn: sqlite3.Connection, channel: str, n: Notification) 
         except (ValueError, KeyError, TypeError, AttributeError):
             mine = True  # unreadable: the row cannot say it holds something newer
         if mine:
-            conn.execute("DELETE FROM notify_ledger WHERE channel = ? AND key = ?", (channel, key))
+            # No fingerprint matches '': dedup finds it due at the next cycle.
+            conn.execute("UPDATE notify_ledger SET fingerprint = '' WHERE channel = ? AND key = ?", (channel, key))

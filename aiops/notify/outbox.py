@@ -21,7 +21,7 @@ Given up. A row that fails for good (spent retry budget, permanent error, no fal
 never told, yet the de-dup ledger recorded it as told when it was queued; ``on_given_up`` (the
 stage's :func:`~aiops.notify.dedup.forget_undelivered`) clears that in the same transaction, so a
 condition still firing after a long outage is queued again next cycle instead of after
-``repeat_interval``. An ``unknown`` outcome (crash while sending to DingTalk) is not given up: it
+``repeat_interval``, and a "cleared" is queued again while its condition stays clear. An ``unknown`` outcome (crash while sending to DingTalk) is not given up: it
 may have arrived, and a repeat is what that rule avoids. ``on_delivered`` (the stage's
 :func:`~aiops.notify.dedup.mark_delivered`) is its counterpart: the ledger learns what arrived,
 an ``unknown`` outcome included.

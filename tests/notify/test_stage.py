@@ -540,3 +540,41 @@ def test_more_active_conditions_than_one_flush_carries_take_turns(store: Store) 
         assert len(told[-1]) == 40
     everyone = {f.key for f in findings}
     assert all(told[i] | told[i + 1] == everyone for i in range(len(told) - 1))
+
+
+def test_a_cleared_message_outlasting_its_retry_budget_is_queued_again(store: Store) -> None:
+    """The condition was told, the channel is down when it clears and stays down past the retry
+    budget of the "cleared": like a firing message, the given-up "cleared" is queued again, so the
+    on-call who saw it fire hears that it cleared once the channel is back."""
+    stage, rec = flaky_stage(store)
+    rec.down = False
+    stage.notify([finding()], [], cycle_id="c0", now=NOW, degraded=False)
+    rec.down = True
+    for minute in range(1, 5):  # the "cleared" queued at minute 1 spends its 3 attempts
+        stage.notify([], [], cycle_id=f"c{minute}", now=NOW + timedelta(minutes=minute), degraded=False)
+    assert [r["state"] for r in stage.outbox.rows("a", FAILED)] == [FAILED]
+    rec.down = False
+    for minute in range(5, 8):
+        stage.notify([], [], cycle_id=f"c{minute}", now=NOW + timedelta(minutes=minute), degraded=False)
+    assert [(n.key, n.resolved) for n in rec.sent] == [(finding().key, False), (finding().key, True)]
+
+
+def test_a_told_condition_whose_repeat_is_given_up_is_still_cleared(store: Store) -> None:
+    """A repeat of a told condition spends its retry budget in an outage: the ledger still knows the
+    first message arrived, so when the condition clears the on-call hears it (it was not withdrawn
+    as if nobody had seen it)."""
+    cfg = config({"channels": {"a": {"plugin": "console"}}, "routes": [{"name": "r", "channels": ["a"], "repeat_interval": "5m"}],
+                  "outbox": {"max_attempts": 2, "backoff_initial": "10s", "backoff_max": "10s"}})
+    rec = Flaky()
+    stage = NotifyStage(cfg, store, {"a": rec}, now=NOW)
+    rec.down = False
+    stage.notify([finding()], [], cycle_id="c0", now=NOW, degraded=False)
+    rec.down = True
+    for minute in range(1, 9):  # the repeat at minute 5 is given up at minute 6, queued again at 7
+        stage.notify([finding()], [], cycle_id=f"c{minute}", now=NOW + timedelta(minutes=minute), degraded=False)
+    assert FAILED in {r["state"] for r in stage.outbox.rows("a")}
+    stage.notify([], [], cycle_id="c9", now=NOW + timedelta(minutes=9), degraded=False)
+    rec.down = False
+    for minute in range(10, 13):
+        stage.notify([], [], cycle_id=f"c{minute}", now=NOW + timedelta(minutes=minute), degraded=False)
+    assert [(n.key, n.resolved) for n in rec.sent] == [(finding().key, False), (finding().key, True)]
