@@ -18,7 +18,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
-from aiops.model import ActionResult, ActionStatus, Finding, Notification, Severity
+from aiops.model import ActionResult, ActionStatus, Finding, Notification, NotificationKind, Severity
 
 ROUTE_LABEL = "__route__"
 MENTION_MOBILES_LABEL = "__mention_mobiles__"
@@ -168,7 +168,9 @@ def item_for(n: Notification) -> Item:
     lines: list[tuple[str, str]] = []
     if n.summary:
         lines.append(("What", n.summary))
-    for f in n.findings:
+    # A storm summary counts its findings in its summary; it carries them for the ledger only.
+    shown = () if n.kind is NotificationKind.STORM else n.findings
+    for f in shown:
         seen = f"{f.signal} via {f.detector}, score {f.score:.2f}"
         if f.evidence.summary:
             seen += f": {f.evidence.summary}"
@@ -187,7 +189,7 @@ def item_for(n: Notification) -> Item:
     if n.cycle_id:
         audit.append(f"cycle {n.cycle_id}")
     audit += [f"decision {r.decision_id}" for r in n.results if r.decision_id]
-    audit += [f"finding {f.id}" for f in n.findings]
+    audit += [f"finding {f.id}" for f in shown]
     if audit:
         lines.append(("Audit", " · ".join(audit)))
     return Item(heading=heading, lines=tuple(lines), links=tuple(links_of(n)))

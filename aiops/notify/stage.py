@@ -20,6 +20,7 @@ This module only runs them in that order, for the leader (:mod:`~aiops.notify.re
 from __future__ import annotations
 
 import logging
+import sqlite3
 import threading
 from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
@@ -35,7 +36,7 @@ from aiops.notify.outbox import ChannelReport, Outbox
 from aiops.notify.replicas import SharedLedger, publish_delivered, told_by_leader
 from aiops.notify.resolve import resolve
 from aiops.notify.routing import Router
-from aiops.notify.storm import group_storms
+from aiops.notify.storm import end_window, group_storms
 from aiops.plugins import Notifier
 from aiops.state import Store
 
@@ -69,7 +70,7 @@ class NotifyStage:
             if ch.fallback is not None and name in self.notifiers and ch.fallback in self.notifiers
         }
         ensure_ledger(store)
-        self.outbox = Outbox(store, config.notify.outbox, fallbacks=fallbacks, on_given_up=forget_undelivered,
+        self.outbox = Outbox(store, config.notify.outbox, fallbacks=fallbacks, on_given_up=self._given_up,
                              on_delivered=mark_delivered)
         self.outbox.recover(self.notifiers, now or utcnow())
         for name in self.notifiers:
@@ -134,6 +135,12 @@ class NotifyStage:
         self.last_reports = self.outbox.flush(self.notifiers, now)
         publish_delivered(self.store, self.shared, now)
         return list(batch.queued.values())
+
+    def _given_up(self, conn: sqlite3.Connection, channel: str, n: Notification) -> None:
+        """The outbox gave up on ``n``: nobody was told, so neither the ledger nor a storm window
+        may act as if they were."""
+        forget_undelivered(conn, channel, n)
+        end_window(self.store, channel, n)
 
     def flush(self, now: datetime) -> dict[str, ChannelReport]:
         """Send what is due without new input (between cycles, or at shutdown)."""

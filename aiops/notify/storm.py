@@ -4,6 +4,10 @@ When more than ``notify.storm.threshold`` notifications are due for a channel in
 are replaced by one storm summary; for the storm window after it, what follows is held back and
 goes out when the window ends. Channels that group by themselves (``Notifier.groups_itself``,
 Alertmanager) are exempt.
+
+A summary is retried like any outbox row. One the outbox gives up on told nobody of the storm, so
+it ends its window (:func:`end_window`): the ledger makes its conditions due again, and the next
+cycle groups them again at once instead of holding them for a window nobody was told about.
 """
 
 from __future__ import annotations
@@ -44,11 +48,11 @@ def group_storms(
         if notifier is None or notifier.groups_itself:
             out += items  # the receiver groups and silences per alert itself
             continue
-        key = f"notify.storm.{channel}"
-        started = store.get(key)
+        key = _marker(channel)
+        started = _started(store.get(key))
         fresh = [e for e in items if not e.notification.resolved]
-        if started is not None and t - float(started) < window:
-            hold = float(started) + window
+        if started is not None and t - started < window:
+            hold = started + window
             out += [replace(e, not_before=max(e.not_before, hold)) for e in items]
         elif len(fresh) > config.threshold:
             storm = storm_notification([e.notification for e in fresh], cycle_id, config.list_first)
@@ -58,11 +62,33 @@ def group_storms(
             out += [e for e in items if e.notification.resolved]
             out.append(Envelope(channel, fresh[0].group, storm))
             # Joins the stage's transaction: the storm marker commits with the outbox rows.
-            store.put(key, t)
+            store.put(key, {"at": t, "summary": storm.key})
             log.warning("notification storm grouped", extra={"channel": channel, "notifications": len(fresh)})
         else:
             out += items
     return out
+
+
+def end_window(store: Store, channel: str, n: Notification) -> None:
+    """The outbox gave up on ``n`` for ``channel``: a storm summary ends the window it opened
+    (not a later storm's). Called inside the outbox's transaction, which :meth:`Store.put` joins."""
+    if n.kind is not NotificationKind.STORM:
+        return
+    marker = store.get(_marker(channel))
+    if isinstance(marker, dict) and marker.get("summary") == n.key:
+        store.put(_marker(channel), None)
+
+
+def _marker(channel: str) -> str:
+    return f"notify.storm.{channel}"
+
+
+def _started(marker: object) -> float | None:
+    """When the channel's storm window began; a marker from before summaries were named in it is
+    the bare start time."""
+    if isinstance(marker, dict):
+        return float(marker["at"])
+    return None if marker is None else float(marker)  # type: ignore[arg-type]
 
 
 def storm_notification(items: Sequence[Notification], cycle_id: str, list_first: int) -> Notification:
@@ -88,6 +114,8 @@ def storm_notification(items: Sequence[Notification], cycle_id: str, list_first:
         severity=severity,
         title=f"STORM: {len(findings)} problems at once ({top})",
         summary="\n".join(lines),
+        # The conditions it tells of: the ledger marks them told when it arrives, due again if given up.
+        findings=tuple(findings),
         cycle_id=cycle_id,
         labels={"severity": severity.value, "kind": NotificationKind.STORM.value},
         kind=NotificationKind.STORM,

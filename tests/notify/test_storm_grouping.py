@@ -58,3 +58,38 @@ def test_below_the_threshold_messages_are_ordinary(tmp_path: Path) -> None:
     stage.notify([crash("web-0", T0), crash("web-1", T0)], [], cycle_id="c1", now=T0, degraded=False)
     titles = [n.title for b in capture.batches for n in b]
     assert len(titles) == 2 and not any("STORM" in t for t in titles)
+
+
+class Flaky(Capture):
+    """Answers 503 while ``down``."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.down = True
+
+    def send(self, batch: Sequence[Notification]) -> Delivery:
+        return Delivery(DeliveryStatus.RETRY, "HTTP 503") if self.down else super().send(batch)
+
+
+def flaky_storm_stage(tmp_path: Path) -> tuple[NotifyStage, Flaky]:
+    cfg = parse_config({"notify": {"channels": {}, "storm": {"threshold": 3, "window": "10m"},
+                                   "outbox": {"max_attempts": 3, "backoff_initial": "10s", "backoff_max": "1m"}},
+                        "state": {"path": str(tmp_path / "s.sqlite")}})
+    flaky = Flaky()
+    return NotifyStage(cfg, Store(cfg.state.path), {"capture": flaky}, now=T0), flaky
+
+
+def test_a_given_up_storm_summary_is_told_again_at_once_not_after_its_window(tmp_path: Path) -> None:
+    """The summary spends its retry budget in an outage: nobody was told of the storm, so its window
+    holds nothing back: its conditions are due again the next cycle, grouped into a new summary,
+    and told as soon as the channel is back, not when the old window ends."""
+    stage, flaky = flaky_storm_stage(tmp_path)
+    storm = [crash(f"web-{i}", T0) for i in range(8)]
+    for minute in range(4):  # attempts at minutes 0, 1 and 2: given up
+        stage.notify(storm, [], cycle_id=f"c{minute}", now=T0 + timedelta(minutes=minute), degraded=False)
+    assert flaky.batches == []
+    flaky.down = False
+    for minute in range(4, 6):  # the storm window (until minute 10) is not over
+        stage.notify(storm, [], cycle_id=f"c{minute}", now=T0 + timedelta(minutes=minute), degraded=False)
+    titles = [n.title for b in flaky.batches for n in b]
+    assert titles == ["STORM: 8 problems at once (pod_crashlooping on pods)"]
