@@ -168,9 +168,9 @@ def item_for(n: Notification) -> Item:
     lines: list[tuple[str, str]] = []
     if n.summary:
         lines.append(("What", n.summary))
-    # A storm summary counts its findings in its summary; it carries them for the ledger only.
-    shown = () if n.kind is NotificationKind.STORM else n.findings
-    for f in shown:
+    # A storm summary counts its findings and results in its summary; it carries them for the ledger.
+    findings, results = ((), ()) if n.kind is NotificationKind.STORM else (n.findings, n.results)
+    for f in findings:
         seen = f"{f.signal} via {f.detector}, score {f.score:.2f}"
         if f.evidence.summary:
             seen += f": {f.evidence.summary}"
@@ -183,13 +183,13 @@ def item_for(n: Notification) -> Item:
         pred = prediction(f)
         if pred and not n.resolved:
             lines.append(("Failure", pred))
-    for r in n.results:
+    for r in results:
         lines.append(("Action", action_line(r)))
     audit = []
     if n.cycle_id:
         audit.append(f"cycle {n.cycle_id}")
-    audit += [f"decision {r.decision_id}" for r in n.results if r.decision_id]
-    audit += [f"finding {f.id}" for f in shown]
+    audit += [f"decision {r.decision_id}" for r in results if r.decision_id]
+    audit += [f"finding {f.id}" for f in findings]
     if audit:
         lines.append(("Audit", " · ".join(audit)))
     return Item(heading=heading, lines=tuple(lines), links=tuple(links_of(n)))

@@ -202,6 +202,22 @@ class Outbox:
         )
         return bool(rows)
 
+    def waiting(self, channel: str, key_prefix: str) -> list[Notification]:
+        """The notifications on ``channel`` whose key starts with ``key_prefix`` that still wait
+        (not in a batch, so they can be withdrawn)."""
+        rows = self.store.query(
+            "SELECT notification FROM notify_outbox WHERE channel = ? AND state = ? AND batch_id IS NULL "
+            "AND substr(key, 1, ?) = ?",
+            (channel, PENDING, len(key_prefix), key_prefix),
+        )
+        waiting = []
+        for r in rows:
+            try:
+                waiting.append(notification_from_json(r["notification"]))
+            except (ValueError, KeyError, TypeError):
+                continue  # damaged: _claim fails it
+        return waiting
+
     def group_last_sent(self, channel: str, group: str) -> float | None:
         rows = self.store.query("SELECT last_sent_at FROM notify_groups WHERE channel = ? AND grp = ?", (channel, group))
         return float(rows[0]["last_sent_at"]) if rows else None

@@ -3,7 +3,8 @@
 Only conditions resolve (``NotificationKind.resolvable``), and only on routes that send
 resolutions. The stage skips this step when the cycle is degraded: a partial picture never
 resolves anything. A condition of which nothing reached the channel (its first message still
-waits in the outbox) is not resolved there: its waiting message is withdrawn instead.
+waits in the outbox) is not resolved there: its waiting message is withdrawn instead, and so is a
+waiting storm summary once every condition it tells of has cleared.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from datetime import datetime
 
 from aiops.model import new_id
 from aiops.notify import formatting as fmt
+from aiops.notify import storm
 from aiops.notify.batch import StageBatch
 from aiops.notify.dedup import Ledger
 from aiops.notify.routing import Router, Target
@@ -50,4 +52,15 @@ def resolve(
                 continue
             route = router.routes[0]
         batch.add(Target(channel, route), gone, keep_first=True)
+    _withdraw_storms_over(batch, ledger, resolved_keys)
     return resolved_keys
+
+
+def _withdraw_storms_over(batch: StageBatch, ledger: Ledger, resolved_keys: list[tuple[str, str]]) -> None:
+    """A waiting storm summary whose conditions have all cleared (this pass or before) is withdrawn
+    (see :func:`~aiops.notify.storm.over`)."""
+    cleared = set(resolved_keys)
+    still = batch.seen | ({ck for ck, prior in ledger.items() if prior.active} - cleared)
+    for channel in sorted({channel for channel, _ in cleared}):
+        active = {key for c, key in still if c == channel}
+        batch.withdrawn += [(channel, s.key) for s in batch.outbox.waiting(channel, storm.KEY_PREFIX) if storm.over(s, active)]

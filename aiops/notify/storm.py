@@ -5,6 +5,11 @@ are replaced by one storm summary; for the storm window after it, what follows i
 goes out when the window ends. Channels that group by themselves (``Notifier.groups_itself``,
 Alertmanager) are exempt.
 
+A summary still waiting when every condition it tells of has cleared is withdrawn, as a single
+message would be (:func:`over`), unless it tells what aiops did: that is news even once the storm
+is over, which it may be because of it. One that waits while only some cleared goes out as it
+was written, a record of that cycle; those that cleared before it arrived get no "cleared".
+
 A summary is retried like any outbox row. One the outbox gives up on told nobody of the storm, so
 it ends its window (:func:`end_window`): the ledger makes its conditions due again, and the next
 cycle groups them again at once instead of holding them for a window nobody was told about.
@@ -14,7 +19,7 @@ from __future__ import annotations
 
 import logging
 from collections import Counter
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import replace
 
 from aiops.config.notify import StormConfig
@@ -24,6 +29,8 @@ from aiops.plugins import Notifier
 from aiops.state import Store
 
 log = logging.getLogger(__name__)
+
+KEY_PREFIX = "storm:"
 
 
 def group_storms(
@@ -69,6 +76,12 @@ def group_storms(
     return out
 
 
+def over(summary: Notification, active: Collection[str]) -> bool:
+    """Whether a waiting storm ``summary`` is news of something over: it tells of conditions only
+    and none of them (by key) is ``active`` any more."""
+    return bool(summary.findings) and not summary.results and not any(f.key in active for f in summary.findings)
+
+
 def end_window(store: Store, channel: str, n: Notification) -> None:
     """The outbox gave up on ``n`` for ``channel``: a storm summary ends the window it opened
     (not a later storm's). Called inside the outbox's transaction, which :meth:`Store.put` joins."""
@@ -110,12 +123,14 @@ def storm_notification(items: Sequence[Notification], cycle_id: str, list_first:
     lines.append("Full list: `aiops history --cycle " + cycle_id + "`. Further messages are held for the storm window.")
     top = ", ".join(what for what, _ in by_signal.most_common(2))
     return Notification(
-        key=f"storm:{cycle_id}",
+        key=f"{KEY_PREFIX}{cycle_id}",
         severity=severity,
         title=f"STORM: {len(findings)} problems at once ({top})",
         summary="\n".join(lines),
-        # The conditions it tells of: the ledger marks them told when it arrives, due again if given up.
+        # What it tells of: the ledger marks its conditions told when it arrives, due again if it
+        # is given up; a summary of conditions only is withdrawn once all of them cleared.
         findings=tuple(findings),
+        results=tuple(results),
         cycle_id=cycle_id,
         labels={"severity": severity.value, "kind": NotificationKind.STORM.value},
         kind=NotificationKind.STORM,

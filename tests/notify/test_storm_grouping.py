@@ -93,3 +93,51 @@ def test_a_given_up_storm_summary_is_told_again_at_once_not_after_its_window(tmp
         stage.notify(storm, [], cycle_id=f"c{minute}", now=T0 + timedelta(minutes=minute), degraded=False)
     titles = [n.title for b in flaky.batches for n in b]
     assert titles == ["STORM: 8 problems at once (pod_crashlooping on pods)"]
+
+
+def test_a_waiting_storm_summary_whose_conditions_all_cleared_is_withdrawn(tmp_path: Path) -> None:
+    """Nobody was told of the storm and it is over (in two steps) before the channel is back: the
+    summary would be news of something over, so it is withdrawn like a single waiting message."""
+    stage, flaky = flaky_storm_stage(tmp_path)
+    storm = [crash(f"web-{i}", T0) for i in range(5)]
+    stage.notify(storm, [], cycle_id="c0", now=T0, degraded=False)
+    stage.notify(storm[2:], [], cycle_id="c1", now=T0 + timedelta(minutes=1), degraded=False)
+    flaky.down = False  # back, as the rest clears
+    for minute in range(2, 6):
+        stage.notify([], [], cycle_id=f"c{minute}", now=T0 + timedelta(minutes=minute), degraded=False)
+    assert flaky.batches == []
+    [row] = stage.outbox.rows("capture")
+    assert row["state"] == "superseded" and "withdrawn" in str(row["last_error"])
+
+
+def test_a_waiting_storm_summary_goes_out_when_only_some_of_its_conditions_cleared(tmp_path: Path) -> None:
+    """Part of the storm is still on: the summary goes out as it was written (what happened in that
+    cycle). Those that cleared before it arrived get no "cleared" (nobody heard of them one by one);
+    the rest are cleared when they clear, as after any summary that arrived."""
+    stage, flaky = flaky_storm_stage(tmp_path)
+    storm = [crash(f"web-{i}", T0) for i in range(5)]
+    stage.notify(storm, [], cycle_id="c0", now=T0, degraded=False)
+    stage.notify(storm[3:], [], cycle_id="c1", now=T0 + timedelta(minutes=1), degraded=False)
+    flaky.down = False
+    stage.notify(storm[3:], [], cycle_id="c2", now=T0 + timedelta(minutes=2), degraded=False)
+    assert [n.title for b in flaky.batches for n in b] == ["STORM: 5 problems at once (pod_crashlooping on pods)"]
+    stage.notify([], [], cycle_id="c3", now=T0 + timedelta(minutes=3), degraded=False)
+    stage.flush(T0 + timedelta(minutes=11))  # the storm window holds them
+    cleared = [n for b in flaky.batches[1:] for n in b]
+    assert all(n.resolved for n in cleared)
+    assert sorted(n.entity.name for n in cleared if n.entity) == ["web-3", "web-4"]
+
+
+def test_a_waiting_storm_summary_that_tells_what_aiops_did_goes_out_even_once_it_is_over(tmp_path: Path) -> None:
+    """What aiops did in a storm is news even once the storm is over (it may be why it is over)."""
+    from aiops.model import ActionResult, ActionStatus
+
+    stage, flaky = flaky_storm_stage(tmp_path)
+    storm = [crash(f"web-{i}", T0) for i in range(5)]
+    restarts = [ActionResult("dec", "restart_pod", f.entity, ActionStatus.APPLIED, "deleted the pod", at=T0) for f in storm]
+    stage.notify(storm, restarts, cycle_id="c0", now=T0, degraded=False)
+    stage.notify([], [], cycle_id="c1", now=T0 + timedelta(minutes=1), degraded=False)
+    flaky.down = False
+    stage.notify([], [], cycle_id="c2", now=T0 + timedelta(minutes=2), degraded=False)
+    [[summary]] = flaky.batches
+    assert summary.title.startswith("STORM: 5 problems") and "5 × applied" in summary.summary
