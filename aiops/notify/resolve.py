@@ -1,7 +1,7 @@
 """Resolve: findings that were notified and are gone now are sent as resolved.
 
 Only conditions resolve (``NotificationKind.resolvable``), and only on routes that send
-resolutions. The stage skips this step when the cycle is degraded: a partial picture never
+resolutions; on the others what still waits of a cleared condition is withdrawn. The stage skips this step when the cycle is degraded: a partial picture never
 resolves anything. A condition of which nothing reached the channel (its first message still
 waits in the outbox) is not resolved there: its waiting message is withdrawn instead, and so is a
 waiting storm summary once every condition it tells of has cleared.
@@ -40,6 +40,8 @@ def resolve(
             continue
         route = router.route(prior.route)
         if route is not None and not route.send_resolved:
+            # No "cleared" supersedes what still waits (a change, a repeat): withdrawn, not sent about something over.
+            batch.withdrawn.append((channel, key))
             continue
         last = notification_from_json(prior.notification)
         what = f"{last.findings[0].signal} cleared" if last.findings else "cleared"

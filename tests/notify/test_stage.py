@@ -578,3 +578,23 @@ def test_a_told_condition_whose_repeat_is_given_up_is_still_cleared(store: Store
     for minute in range(10, 13):
         stage.notify([], [], cycle_id=f"c{minute}", now=NOW + timedelta(minutes=minute), degraded=False)
     assert [(n.key, n.resolved) for n in rec.sent] == [(finding().key, False), (finding().key, True)]
+
+
+def test_without_send_resolved_a_waiting_message_of_a_cleared_condition_is_withdrawn(store: Store) -> None:
+    """A route that sends no "cleared": a warning was told, the critical that followed waits behind
+    an outage when the condition clears. Nothing supersedes the critical there (no "cleared" is
+    queued), so it is withdrawn rather than sent about something over."""
+    cfg = config({"channels": {"a": {"plugin": "console"}}, "routes": [{"name": "r", "channels": ["a"], "send_resolved": False}],
+                  "outbox": {"backoff_initial": "10s", "backoff_max": "1m"}})
+    rec = Flaky()
+    rec.down = False
+    stage = NotifyStage(cfg, store, {"a": rec}, now=NOW)
+    stage.notify([finding(severity=Severity.WARNING, score=0.8)], [], cycle_id="c0", now=NOW, degraded=False)
+    rec.down = True
+    stage.notify([finding()], [], cycle_id="c1", now=NOW + timedelta(minutes=1), degraded=False)
+    stage.notify([], [], cycle_id="c2", now=NOW + timedelta(minutes=2), degraded=False)
+    rec.down = False
+    for minute in range(3, 6):
+        stage.notify([], [], cycle_id=f"c{minute}", now=NOW + timedelta(minutes=minute), degraded=False)
+    assert [(n.severity, n.resolved) for n in rec.sent] == [(Severity.WARNING, False)]
+    assert {r["state"] for r in stage.outbox.rows("a")} == {"delivered", SUPERSEDED}
