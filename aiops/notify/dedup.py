@@ -11,7 +11,9 @@ within the cycle, and the outbox retries the rest. One the outbox gives up on wa
 cycle; a given-up "cleared" makes the condition active again, so the next cycle queues the
 "cleared" again (the channel still believes it fires). The ledger also records
 whether anything of a condition's current episode was *delivered* there (:func:`mark_delivered`,
-the outbox's ``on_delivered``): one that clears before any of it arrived is not resolved.
+the outbox's ``on_delivered``): one that clears before any of it arrived is not resolved. An
+episode begun before the last one's "cleared" arrived counts as delivered: the channel still
+believes it fires.
 """
 
 from __future__ import annotations
@@ -64,7 +66,8 @@ class Sent:
     active: bool
     last_sent_at: float
     notification: str
-    # Something of this episode (since it last became active) reached the channel.
+    # The channel was told the condition fires (something of this episode arrived, or of an earlier
+    # one whose "cleared" never did).
     delivered: bool = True
 
 
@@ -141,9 +144,9 @@ def record(
         "delivered) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT(channel, key) DO UPDATE SET route = excluded.route, "
         "fingerprint = excluded.fingerprint, resolvable = excluded.resolvable, active = excluded.active, "
         "last_sent_at = excluded.last_sent_at, notification = excluded.notification, "
-        # Within an episode what arrived stays arrived; a new episode starts with nothing delivered.
-        "delivered = CASE WHEN notify_ledger.active THEN MAX(notify_ledger.delivered, excluded.delivered) "
-        "ELSE excluded.delivered END",
+        # What arrived stays arrived until the channel hears it cleared (mark_delivered): a condition
+        # that fires again before its "cleared" arrived is one the channel still believes firing.
+        "delivered = MAX(notify_ledger.delivered, excluded.delivered)",
         [(*row, int(delivered)) for row in ledger_rows],
     )
     conn.executemany("UPDATE notify_ledger SET active = 0 WHERE channel = ? AND key = ?", resolved_keys)
@@ -157,8 +160,12 @@ def _keys(n: Notification) -> set[str]:
 
 
 def mark_delivered(conn: sqlite3.Connection, channel: str, n: Notification) -> None:
-    """The outbox delivered ``n`` for ``channel``: the condition's current episode was told there."""
-    if n.resolved or n.test:
+    """The outbox delivered ``n`` for ``channel``: the condition's current episode was told there,
+    or (a "cleared") the channel knows it is over, so its next episode starts with nothing told."""
+    if n.test:
+        return
+    if n.resolved:
+        conn.execute("UPDATE notify_ledger SET delivered = 0 WHERE channel = ? AND key = ? AND active = 0", (channel, n.key))
         return
     conn.executemany("UPDATE notify_ledger SET delivered = 1 WHERE channel = ? AND key = ? AND active = 1",
                      [(channel, key) for key in _keys(n)])

@@ -598,3 +598,19 @@ def test_without_send_resolved_a_waiting_message_of_a_cleared_condition_is_withd
         stage.notify([], [], cycle_id=f"c{minute}", now=NOW + timedelta(minutes=minute), degraded=False)
     assert [(n.severity, n.resolved) for n in rec.sent] == [(Severity.WARNING, False)]
     assert {r["state"] for r in stage.outbox.rows("a")} == {"delivered", SUPERSEDED}
+
+
+def test_a_condition_that_flaps_during_an_outage_is_still_cleared(store: Store) -> None:
+    """Told, then the channel goes down; the condition clears, fires again (its new firing message
+    supersedes the waiting "cleared") and clears again before the channel is back. The on-call saw
+    it fire and never heard it clear: the "cleared" is sent, not withdrawn as if nobody had seen it."""
+    stage, rec = flaky_stage(store)
+    rec.down = False
+    stage.notify([finding()], [], cycle_id="c0", now=NOW, degraded=False)
+    rec.down = True
+    for minute, findings in ((1, []), (2, [finding()]), (3, [])):
+        stage.notify(findings, [], cycle_id=f"c{minute}", now=NOW + timedelta(minutes=minute), degraded=False)
+    rec.down = False
+    for minute in range(4, 7):
+        stage.notify([], [], cycle_id=f"c{minute}", now=NOW + timedelta(minutes=minute), degraded=False)
+    assert [(n.key, n.resolved) for n in rec.sent] == [(finding().key, False), (finding().key, True)]
