@@ -112,6 +112,7 @@ class LeaseElector:
         self._renewed_at = float("-inf")  # our clock, last successful acquire/renew
         self._observed: tuple[str, str] | None = None  # (resourceVersion, holder) last seen
         self._observed_at = float("-inf")  # our clock, when that record was first seen
+        self._free = True  # the last round saw the Lease missing, handed back or expired (another's)
         self._rounds = RenewLoop(
             self.try_acquire_or_renew, period=retry_period, name="aiops-leader-election", what="leader election round"
         )
@@ -140,6 +141,13 @@ class LeaseElector:
         holder believes it leads (2.9 s written as 2 gave a follower the lease at 2.0 s while the
         holder led until 2.5 s)."""
         return math.ceil(self.lease_duration)
+
+    @property
+    def available(self) -> bool:
+        """Whether the last round saw the Lease free to take (missing, handed back, or another
+        holder's that expired on our clock): a round that may acquire would take it."""
+        with self._lock:
+            return self._free
 
     @property
     def is_leader(self) -> bool:
@@ -193,6 +201,7 @@ class LeaseElector:
         now = datetime.now(UTC)
         lease = self._read()
         if lease is None:
+            self._set_free(True)
             return self._create(now) if acquire else False
         meta, spec = lease.get("metadata") or {}, lease.get("spec") or {}
         holder = spec.get("holderIdentity") or ""
@@ -201,6 +210,7 @@ class LeaseElector:
             self._observed, self._observed_at = record, self.clock()
         duration = float(spec.get("leaseDurationSeconds") or self.lease_duration)
         expired = self.clock() - self._observed_at >= duration
+        self._set_free(holder != self.identity and (not holder or expired))
         if holder and holder != self.identity and not expired:
             return False
         if holder != self.identity and not acquire:
@@ -224,6 +234,10 @@ class LeaseElector:
             },
         }
         return self._write("replace", body)
+
+    def _set_free(self, free: bool) -> None:
+        with self._lock:
+            self._free = free
 
     def _read(self) -> dict[str, Any] | None:
         try:

@@ -36,6 +36,7 @@ import math
 import threading
 import time
 from collections.abc import Callable, Iterable
+from concurrent.futures import Future, ThreadPoolExecutor, wait
 from typing import Any
 
 from kubernetes import client as k8s
@@ -56,6 +57,9 @@ log = logging.getLogger(__name__)
 # shard the new pod hashes to; it holds only the pods on their way up.
 # Findings on these series still belong to their entity's shard alone.
 SHARED_SIGNALS = frozenset({"pod_info", "pod_starting"})
+# Shard Lease requests in flight at once: below the client's connection pool (10), which the
+# member Lease and the listing share between rounds.
+_LEASE_WORKERS = 8
 
 
 def shard_of(entity: Entity, shards: int) -> int:
@@ -122,6 +126,8 @@ class ShardLeases:
         # Start the search for free shards at a place of our own: fewer replicas race for one.
         self._offset = int.from_bytes(hashlib.blake2b(identity.encode(), digest_size=4).digest(), "big") % shards
         self._lock = threading.Lock()
+        self._pool: ThreadPoolExecutor | None = None  # the shard Leases' requests (:meth:`_each`)
+        self._pending: dict[int, Future[bool]] = {}  # shard -> its request still on the wire
         self._rounds = RenewLoop(self.round, period=retry_period, name="aiops-shards", what="shard round")
         self.last_error: KubeApiError | None = None
 
@@ -213,7 +219,13 @@ class ShardLeases:
         return live
 
     def round(self) -> frozenset[int]:
-        """Renew our member Lease and our shards, hand back extras, take free or expired ones."""
+        """Renew our member Lease and our shards, hand back extras, take free or expired ones.
+
+        The shard Leases are renewed, observed and taken side by side (:meth:`_each`), never one
+        after another: a serial round of 64 shards at 80 ms a request outlasted the renew
+        deadline, so the Leases renewed first lapsed before it ended, and one hanging request held
+        up every Lease behind it. Each Lease's validity counts from the start of its own request,
+        so each is judged against its own deadline (:meth:`LeaseElector.is_leader`)."""
         with self._lock:
             try:
                 self.member.try_acquire_or_renew()
@@ -226,21 +238,46 @@ class ShardLeases:
                 self.last_error = None
             held = sorted(self.held())
             for i in held[cap:]:
+                if i in self._pending:
+                    continue  # its renewal is still on the wire: handed back next round
                 # Too many for our share now that more replicas run: hand back (taken at once).
                 log.info("handing shard back", extra={"shard": i, "cap": cap})
                 self.leases[i].release()
-            count = 0
-            for i in held[:cap]:
-                count += self.leases[i].try_acquire_or_renew()
+            keep = set(held[:cap])
             order = [(self._offset + k) % self.shards for k in range(self.shards)]
-            for i in order:
-                if i in held:
-                    continue
-                # Observe always (expiry is judged from our own observations); take while under cap.
-                if self.leases[i].try_acquire_or_renew(acquire=count < cap):
-                    log.warning("shard acquired", extra={"shard": i, "identity": self.identity})
-                    count += 1
+            # Renew ours; observe the others always (expiry is judged from our own observations).
+            others = [i for i in order if i not in held]
+            self._each([*keep, *others], lambda i: self.leases[i].try_acquire_or_renew(acquire=i in keep))
+            room = cap - len(self.held())
+            free = [i for i in others if i not in self._pending and self.leases[i].available][: max(0, room)]
+            self._each(free, self._take)
             return self.held()
+
+    def _take(self, shard: int) -> bool:
+        took = self.leases[shard].try_acquire_or_renew()
+        if took:
+            log.warning("shard acquired", extra={"shard": shard, "identity": self.identity})
+        return took
+
+    def _each(self, shards: list[int], step: Callable[[int], bool]) -> None:
+        """``step`` for each shard, :data:`_LEASE_WORKERS` at a time, waiting at most one retry
+        period: a request that hangs costs its own Lease only (which lapses at its own deadline
+        if it must), and that Lease is skipped until its request ends."""
+        if self._pool is None:
+            self._pool = ThreadPoolExecutor(_LEASE_WORKERS, thread_name_prefix="aiops-shard-lease")
+        self._reap()
+        started = {i: self._pool.submit(step, i) for i in shards if i not in self._pending}
+        self._pending.update(started)
+        wait(started.values(), timeout=self.retry_period)
+        self._reap()
+
+    def _reap(self) -> None:
+        """Forget the requests that ended; one that crashed is logged (the others go on)."""
+        for i, future in list(self._pending.items()):
+            if future.done():
+                del self._pending[i]
+                if future.exception() is not None:
+                    log.error("shard lease round crashed", exc_info=future.exception(), extra={"shard": i})
 
     # -- background loop -------------------------------------------------------------------
     def start(self) -> None:
@@ -248,7 +285,10 @@ class ShardLeases:
 
     def stop(self, *, release: bool = True) -> None:
         """Stop renewing; ``release`` hands every shard (and the member Lease) back at once."""
-        self._rounds.stop(join_timeout=self.retry_period + sum(self.timeout) * (self.shards + 2))
+        self._rounds.stop(join_timeout=self.retry_period * 3 + sum(self.timeout) * 2)
         with self._lock:
+            if self._pool is not None:
+                self._pool.shutdown(wait=True, cancel_futures=True)  # no renewal after the release
+                self._pool, self._pending = None, {}
             for e in [*self.leases, self.member]:
                 e.stop(release=release)

@@ -339,6 +339,11 @@ class KubeApiServer:
         """The next ``count`` matching requests get no answer for ``seconds``, then a dropped connection."""
         return self.faults.add(Fault(count, method, path, hang_seconds=seconds))
 
+    def slow_down(self, seconds: float, *, method: str | None = None, path: str = "") -> None:
+        """Every matching request waits ``seconds`` before it is served (until ``clear_faults``);
+        requests on different connections wait side by side, as against a distant API server."""
+        self.faults.add_latency(seconds, method, path)
+
     @property
     def requests(self) -> builtins.list[RequestRecord]:
         return self.faults.log()
@@ -561,6 +566,9 @@ class _Handler(BaseHTTPRequestHandler):
 
         user, body = "", None
         try:
+            delay = self.api.faults.latency(method, path)
+            if delay > 0:
+                self.api.stopping.wait(delay)
             fault = self.api.faults.take(method, path)
             if fault is not None and fault.hang_seconds > 0:
                 record(0)

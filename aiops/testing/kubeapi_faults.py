@@ -1,7 +1,8 @@
 """Fault injection and the request log of the test API server.
 
-Tests script failures ("the next 2 evictions answer 500", "the next lease GET hangs") and assert
-on what was sent ("no eviction was sent") without a proxy in between.
+Tests script failures ("the next 2 evictions answer 500", "the next lease GET hangs"), latency
+("every request takes 80 ms") and assert on what was sent ("no eviction was sent") without a proxy
+in between.
 """
 
 from __future__ import annotations
@@ -66,6 +67,7 @@ class FaultBook:
         self._lock = threading.Lock()
         self._faults: list[Fault] = []
         self._log: list[RequestRecord] = []
+        self._latency: list[tuple[float, str | None, str]] = []  # (seconds, method, path regex)
 
     def add(self, fault: Fault) -> Fault:
         with self._lock:
@@ -81,9 +83,20 @@ class FaultBook:
                     return fault
         return None
 
+    def add_latency(self, seconds: float, method: str | None, path: str) -> None:
+        with self._lock:
+            self._latency.append((seconds, method, path))
+
+    def latency(self, method: str, path: str) -> float:
+        """How long to hold a request before serving it: the sum of every matching latency."""
+        with self._lock:
+            rules = list(self._latency)
+        return sum(s for s, m, p in rules if (m is None or m == method) and re.search(p, path) is not None)
+
     def clear_faults(self) -> None:
         with self._lock:
             self._faults.clear()
+            self._latency.clear()
 
     def record(self, record: RequestRecord) -> None:
         with self._lock:

@@ -98,6 +98,40 @@ def test_three_replicas_split_three_shards_and_a_kill_moves_one_within_a_lease_p
         assert sum(r.owns(e) for r in (a, c)) == 1
 
 
+@pytest.mark.slow  # real time: renewals against an API server answering every request late
+def test_each_shard_lease_is_renewed_within_its_own_deadline_on_a_slow_api(server: KubeApiServer) -> None:
+    """Renewed one after another, a round of 16 shards at 80 ms a request took longer than the
+    renew deadline: the first Leases renewed lapsed before the round ended, and the replica stopped
+    acting on shards nobody else could take. Renewed side by side (a bounded pool), each Lease is
+    renewed well within its own deadline, and a request that hangs on one Lease costs only that one."""
+    import time
+
+    shards = 16
+    server.slow_down(0.08)  # every request
+    leases = ShardLeases(
+        server.api_client(ADMIN_TOKEN), namespace="aiops", prefix="aiops-shard", shards=shards, identity="a",
+        lease_duration=3.0, renew_deadline=2.0, retry_period=0.5, timeout=(1.0, 1.0),
+    )
+
+    def held_throughout(seconds: float) -> list[frozenset[int]]:
+        seen, until = [], time.monotonic() + seconds
+        while time.monotonic() < until:
+            seen.append(leases.held())
+            time.sleep(0.05)
+        return seen
+
+    leases.start()
+    try:
+        taken = time.monotonic() + 5.0
+        while len(leases.held()) < shards and time.monotonic() < taken:
+            time.sleep(0.05)
+        assert [h for h in held_throughout(3.0) if len(h) != shards] == []  # once held, never lapsed
+        server.hang_next(2, method="GET", path=r"leases/aiops-shard-5$", seconds=1.2)  # one Lease's API stalls
+        assert [h for h in held_throughout(3.0) if len(h - {5}) != shards - 1] == []
+    finally:
+        leases.stop(release=True)
+
+
 def test_a_clean_stop_hands_shards_over_at_once(server: KubeApiServer) -> None:
     clock = Clock()
     a, b = replica(server, "a", clock, shards=4), replica(server, "b", clock, shards=4)
@@ -400,3 +434,4 @@ def test_the_per_workload_cap_is_cluster_wide_across_shards(server: KubeApiServe
     assert first.writer.books.disruptions("deployment/default/web", NOW - timedelta(hours=1), False) == 1
     for a in actors:
         a.elector.stop(release=True)  # type: ignore[union-attr]
+
