@@ -43,8 +43,9 @@ from aiops.kube.read import (
     read_action_ledger,
     read_cluster_view,
     read_configmap_value,
+    read_nodes,
 )
-from aiops.kube.view import ClusterView
+from aiops.kube.view import ClusterView, NodeInfo
 from aiops.kube.writer import KubeWriter
 from aiops.model import ADVISE, ActionResult, ActionStatus, Basis, Decision, Entity, EntityKind, Finding, Plan, StageError
 from aiops.plugins import Remediation
@@ -81,6 +82,7 @@ class Actor:
         namespaces = tuple(config.kubernetes.watch_namespaces)
         read_cm: Callable[[], str | None] | None = None
         read_ledger: Callable[[], Sequence[LedgerRecord]] | None = None
+        live_nodes: Callable[[], Sequence[NodeInfo]] | None = None
         if api is not None:
 
             def read_cm() -> str | None:
@@ -91,6 +93,9 @@ class Actor:
                     api, reason=EVENT_REASON, disruption_reason=DISRUPTION_REASON, timeout=timeout,
                     namespaces=namespaces,
                 )
+
+            def live_nodes() -> Sequence[NodeInfo]:
+                return read_nodes(api, timeout=timeout)
 
         self.writer = GuardedWriter(
             config.safety,
@@ -104,6 +109,7 @@ class Actor:
             # Sharded: a decision spends the budget share of its finding's shard.
             shard_of=lambda d: shard_of(d.finding.entity, config.sharding.shards),
             shards=config.sharding.shards,
+            read_nodes=live_nodes,
         )
         self.outcomes = OutcomeTracker(store, config.safety, self.writer.breaker)
         if read_view is None and api is not None:

@@ -51,7 +51,7 @@ from aiops.kube.read import (
     LEDGER_WORKLOAD,
     LedgerRecord,
 )
-from aiops.kube.view import ClusterView
+from aiops.kube.view import ClusterView, NodeInfo
 from aiops.kube.writer import KubeWriter
 from aiops.model import (
     ADVISE,
@@ -142,8 +142,11 @@ class GuardedWriter:
         reporter: str = "aiops",
         shard_of: Callable[[Decision], int] | None = None,
         shards: int = 1,
+        read_nodes: Callable[[], Sequence[NodeInfo]] | None = None,
     ) -> None:
         self.config = config
+        # The nodes as they are now, for the cluster-wide cordon cap (:meth:`nodes_now`).
+        self.read_nodes = read_nodes
         # Sharding: each shard spends its share of every budget (aiops.engine.shards.budget_share),
         # so all replicas together stay within the configured figure.
         self.shard_of = shard_of
@@ -161,7 +164,8 @@ class GuardedWriter:
         self.reporter = reporter
         # Temporary API errors of the current cycle: the act stage reports them as degraded.
         self.errors: list[KubeApiError] = []
-        self.cordoned_now: set[str] = set()  # cordoned this cycle, after the view was read
+        # Cordoned this cycle: a dry run's cordons never reach the cluster, so they count from here.
+        self.cordoned_now: set[str] = set()
 
     @property
     def dry_run(self) -> bool:
@@ -255,6 +259,19 @@ class GuardedWriter:
         """The rails after mode, in their one order (:data:`aiops.engine.rails.RAILS`). ``resuming``
         an in-flight action skips those that only gate *starting* one: it was already admitted."""
         return first_refusal(RailContext(self, decision, plan, view, now, resuming))
+
+    def nodes_now(self, view: ClusterView) -> Sequence[NodeInfo]:
+        """The nodes as the API server has them now, for the cordon cap: it is cluster-wide, and
+        another replica (another shard) may have cordoned since ``view`` was read at the start of
+        this act stage. The view's without an API to ask. Raises :class:`KubeApiError`."""
+        if self.read_nodes is None:
+            return list(view.nodes.values())
+        try:
+            return self.read_nodes()
+        except KubeApiError as exc:
+            if exc.temporary:
+                self.errors.append(exc)
+            raise
 
     def shard_for(self, decision: Decision) -> int | None:
         return self.shard_of(decision) if self.shard_of is not None and self.shards > 1 else None

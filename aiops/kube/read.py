@@ -126,6 +126,11 @@ def _pdb(obj: Mapping[str, Any]) -> PdbInfo:
     )
 
 
+def read_nodes(api: k8s.ApiClient, *, timeout: tuple[float, float]) -> list[NodeInfo]:
+    """Every node as it is now. Raises :class:`KubeApiError`."""
+    return [_node(o) for o in _items(k8s.CoreV1Api(api).list_node, "list nodes", timeout)]
+
+
 def read_cluster_view(
     api: k8s.ApiClient, *, now: datetime, timeout: tuple[float, float], namespaces: Sequence[str] = ()
 ) -> ClusterView:
@@ -144,7 +149,7 @@ def read_cluster_view(
             out.extend(_items(namespaced, f"list {what} in {ns}", timeout, namespace=ns))
         return out
 
-    nodes = {n.name: n for n in map(_node, _items(core.list_node, "list nodes", timeout))}
+    nodes = {n.name: n for n in read_nodes(api, timeout=timeout)}
     pods = tuple(_pod(o) for o in each(core.list_pod_for_all_namespaces, core.list_namespaced_pod, "pods"))
     workloads: dict[str, WorkloadInfo] = {}
     revisions: list[RevisionInfo] = []

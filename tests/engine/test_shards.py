@@ -435,3 +435,47 @@ def test_the_per_workload_cap_is_cluster_wide_across_shards(server: KubeApiServe
     for a in actors:
         a.elector.stop(release=True)  # type: ignore[union-attr]
 
+
+def test_the_cordon_cap_holds_across_replicas_that_read_the_cluster_before_either_cordoned(
+    server: KubeApiServer, tmp_path  # noqa: ANN001
+) -> None:
+    """Each replica judged max_cordoned_fraction against the view it read at the start of its act
+    stage, and counted only its own cordons since: two replicas in two shards that read before
+    either cordoned both passed a cap with room for one more node, and 3 of 4 nodes ended up
+    cordoned (cap 2). The rail counts the nodes cordoned right now, read from the API server."""
+    from aiops.config.sharding import ShardingConfig
+    from aiops.engine.act import Actor
+    from aiops.kube.read import read_cluster_view
+    from aiops.model import ActionStatus
+    from aiops.state import Store
+    from aiops.testing.kubeapi_objects import make_node
+    from tests.engine.kubecluster import NOW, decision, make_config
+
+    server.put(make_node("gpu-4", gpus=8, unschedulable=True))  # a human's: one of the two allowed
+    stale = read_cluster_view(server.api_client(ADMIN_TOKEN), now=NOW, timeout=(2.0, 2.0))  # read by both, first
+    clock = Clock()
+    actors = {}
+    for name in ("a", "b"):
+        (tmp_path / name).mkdir()
+        config = make_config(server, tmp_path / name, leader=True, max_cordoned_fraction=0.5)
+        config = config.model_copy(update={"sharding": ShardingConfig(shards=2)})
+        leases = replica(server, name, clock, shards=2)
+        actors[name] = Actor(
+            config, Store(config.state.path), api=server.api_client(ADMIN_TOKEN), elector=leases,
+            read_view=lambda now: stale,
+        )
+    tick(clock, [a.elector for a in actors.values()], rounds=3)  # type: ignore[misc]
+    gpu1, gpu2 = Entity("node", "gpu-1"), Entity("node", "gpu-2")
+    first, second = (next(a for a in actors.values() if a.elector.owns(n)) for n in (gpu2, gpu1))  # type: ignore[union-attr]
+    assert first is not second
+
+    done = first.act([decision("evacuate_node", gpu2)], findings=[], degraded=False, now=NOW)[0]
+    assert done.status is ActionStatus.APPLIED, done.detail
+    late = second.act([decision("evacuate_node", gpu1)], findings=[], degraded=False, now=NOW)[0]
+    assert (late.status, late.rail) == (ActionStatus.BLOCKED, "blast_radius"), late.detail
+    assert "3 of 4 nodes" in late.detail
+    cordoned = sorted(n["metadata"]["name"] for n in server.list("Node", "") if n["spec"].get("unschedulable"))
+    assert cordoned == ["gpu-2", "gpu-4"]
+    for a in actors.values():
+        a.elector.stop(release=True)  # type: ignore[union-attr]
+

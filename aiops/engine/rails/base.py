@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import enum
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import ClassVar, Protocol
 
 from aiops.config.safety import SafetyConfig
-from aiops.kube.view import ClusterView
+from aiops.kube.view import ClusterView, NodeInfo
 from aiops.model import Decision, Mutation, Plan
 from aiops.state.books import Books
 
@@ -74,6 +74,8 @@ class RailHost(Protocol):
     def cordoned_now(self) -> set[str]: ...
 
     def sync_ledger(self) -> Refusal | None: ...
+
+    def nodes_now(self, view: ClusterView) -> Sequence[NodeInfo]: ...
 
     def limit(self, total: int, shard: int | None) -> int: ...
 

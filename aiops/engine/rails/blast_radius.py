@@ -1,5 +1,10 @@
 """Blast radius: at most a fraction of the nodes cordoned (a smaller one on predictions), at most
-``max_pods_per_workload`` pods of one workload disrupted within ``workload_window``."""
+``max_pods_per_workload`` pods of one workload disrupted within ``workload_window``.
+
+The cordoned nodes are counted as the API server has them at admission, not as the act stage's
+view had them: sharded, another replica may cordon a node of its shard in the meantime, and each
+replica counting from its own view let both pass a cap with room for one. What remains is the
+time from this read to the cordon (the action's Event is written in between)."""
 
 from __future__ import annotations
 
@@ -7,6 +12,7 @@ import math
 from typing import ClassVar
 
 from aiops.engine.rails.base import RailContext, RailName, Refusal
+from aiops.kube.errors import KubeApiError
 from aiops.model import Basis
 
 
@@ -26,9 +32,14 @@ class BlastRadiusRail:
             if m.resource == "nodes" and (m.body or {}).get("spec", {}).get("unschedulable") is True
         ]
         if cordons and view is not None:
-            total = len(view.nodes)
+            try:
+                nodes = w.nodes_now(view)
+            except KubeApiError as exc:
+                return Refusal(RailName.BLAST_RADIUS, f"cannot read the nodes to count the cordoned ones: {exc}")
+            total = len(nodes)
             allowed = max(1, math.floor(fraction * total))
-            after = len(set(view.cordoned) | w.cordoned_now | {m.name for m in cordons})
+            cordoned = {n.name for n in nodes if n.unschedulable}
+            after = len(cordoned | w.cordoned_now | {m.name for m in cordons})
             if after > allowed:
                 return Refusal(
                     RailName.BLAST_RADIUS,
