@@ -8,7 +8,11 @@ follower still plans its decisions, and the writer refuses them (rail ``leader``
 leader" is per entity (:meth:`Actor.holds`): a replica judges, undoes and resumes only what is
 about the shards it holds now, and its writer refuses, right before every write, a decision
 whose shard it no longer holds. What it started in a shard it handed back is the new holder's,
-who adopts it from the action ledger. A confirmed failure continues an evacuation begun on its
+who adopts it from the action ledger. When it takes back a shard (or the leader Lease) that
+another replica held since, it forgets what it had in flight there and the outcomes it had not
+judged (:meth:`Actor._take_over`): the other may have finished, given up on or undone the action,
+and a stale record was resumed past the rails that gate starting one. It adopts what is
+unfinished from the ledger, like any new holder. A confirmed failure continues an evacuation begun on its
 prediction (which held back the Job pods, or only cordoned) at once, rather than as a new action
 after the cooldown.
 Remediations only plan; :class:`GuardedWriter` decides whether and how to write.
@@ -119,6 +123,7 @@ class Actor:
 
         self._read_view = read_view
         self.errors: list[StageError] = []
+        self._terms: dict[int, int] = {}  # shard (0: the leader Lease) -> the Lease term last seen
 
     @classmethod
     def from_config(cls, config: AiopsConfig, store: Store, *, is_silenced: IsSilenced | None = None) -> Actor:
@@ -160,6 +165,26 @@ class Actor:
         if isinstance(self.elector, ShardLeases):
             return self.elector.owns(entity)
         return self.is_leader
+
+    def _shard(self, entity: Entity) -> int:
+        return shard_of(entity, self.config.sharding.shards) if isinstance(self.elector, ShardLeases) else 0
+
+    def _take_over(self) -> frozenset[int]:
+        """The shards held now (0: the leader Lease). Of each one taken after another replica held
+        it (a new :attr:`LeaseElector.term`), the actions in flight and the pending judgments are
+        handed over (:meth:`GuardedWriter.hand_over`, :meth:`OutcomeTracker.hand_over`)."""
+        if self.elector is None:
+            return frozenset({0})
+        terms = self.elector.held_terms()
+        taken = {s for s, term in terms.items() if self._terms.get(s, 0) != term}
+        if taken:
+            for flight in self.writer.in_flight():
+                if self._shard(flight.decision.finding.entity) in taken:
+                    log.info("in-flight action handed over", extra={"target": flight.decision.target.key})
+                    self.writer.hand_over(flight.decision)
+            self.outcomes.hand_over(lambda e: self._shard(e) in taken)
+        self._terms.update(terms)
+        return frozenset(terms)
 
     def leads(self, decision: Decision) -> bool:
         """The writer's leader rail: may ``decision`` be written now (the shard of its finding's
@@ -206,11 +231,17 @@ class Actor:
         unseen = unseen or {}  # absent findings about these prove nothing
         # Sharded: only what is about the shards held now. Another shard's findings are not in this
         # replica's cycle (their absence is not health) and its actions are its holder's to continue.
-        restores = self.outcomes.restores_due(findings, now, unseen, mine=self.holds) if leader else []
+        # A shard taken in the middle of this stage waits for the next cycle (and its _take_over).
+        held = self._take_over()
+
+        def mine(entity: Entity) -> bool:
+            return self._shard(entity) in held and self.holds(entity)
+
+        restores = self.outcomes.restores_due(findings, now, unseen, mine=mine) if leader else []
         inflight = {
             (f.decision.action, f.decision.target.key): f
             for f in self.writer.in_flight()
-            if self.holds(f.decision.finding.entity)
+            if mine(f.decision.finding.entity)
         }
 
         # The cluster is read only when something needs it: a full list per cycle is not free.
@@ -234,7 +265,7 @@ class Actor:
                     for d in decisions
                 ]
         if leader:
-            results += self._judge(findings, now, view, unseen)
+            results += self._judge(findings, now, view, unseen, mine)
 
         for restore in restores:
             undo = self._undo(restore, view, now)
@@ -442,7 +473,12 @@ class Actor:
         )
 
     def _judge(
-        self, findings: Sequence[Finding], now: datetime, view: ClusterView | None, unseen: Mapping[str, str]
+        self,
+        findings: Sequence[Finding],
+        now: datetime,
+        view: ClusterView | None,
+        unseen: Mapping[str, str],
+        mine: Callable[[Entity], bool],
     ) -> list[ActionResult]:
         """Close the loop: an action that did not heal is escalated to a human (a FAILED result)."""
 
@@ -452,7 +488,7 @@ class Actor:
 
         results: list[ActionResult] = []
         owners = owner_of if view is not None else None
-        for outcome in self.outcomes.review(findings, now, owners, unseen, mine=self.holds):
+        for outcome in self.outcomes.review(findings, now, owners, unseen, mine=mine):
             if outcome.status == NOT_HEALED:
                 d = outcome.decision
                 results.append(ActionResult(d.id, d.action, d.target, ActionStatus.FAILED, outcome.detail, at=now))

@@ -113,6 +113,12 @@ class LeaseElector:
         self._observed: tuple[str, str] | None = None  # (resourceVersion, holder) last seen
         self._observed_at = float("-inf")  # our clock, when that record was first seen
         self._free = True  # the last round saw the Lease missing, handed back or expired (another's)
+        # Times this elector took the Lease after another replica had held it since we last did
+        # (it may have acted meanwhile: Actor._take_over). Renewals do not count, nor taking back
+        # a Lease we handed back that nobody took since: its leaseTransitions did not move.
+        self.term = 0
+        self._transitions: int | None = None  # leaseTransitions as we last wrote it (None: never)
+        self._next: tuple[int, bool] = (0, False)  # this round's write: its transitions, a new term
         self._rounds = RenewLoop(
             self.try_acquire_or_renew, period=retry_period, name="aiops-leader-election", what="leader election round"
         )
@@ -148,6 +154,10 @@ class LeaseElector:
         holder's that expired on our clock): a round that may acquire would take it."""
         with self._lock:
             return self._free
+
+    def held_terms(self) -> dict[int, int]:
+        """``{0: term}`` while we lead, else ``{}`` (:meth:`ShardLeases.held_terms` of one shard)."""
+        return {0: self.term} if self.is_leader else {}
 
     @property
     def is_leader(self) -> bool:
@@ -194,6 +204,10 @@ class LeaseElector:
             metrics.LEADER.set(1 if self.is_leader else 0)
             return self.is_leader
         self.last_error = None
+        if held:
+            self._transitions, new_term = self._next
+            if new_term:
+                self.term += 1
         self._set_held(held, at=started)
         return held
 
@@ -202,6 +216,7 @@ class LeaseElector:
         lease = self._read()
         if lease is None:
             self._set_free(True)
+            self._next = (0, self._transitions is not None)  # deleted since we held it: who knows
             return self._create(now) if acquire else False
         meta, spec = lease.get("metadata") or {}, lease.get("spec") or {}
         holder = spec.get("holderIdentity") or ""
@@ -216,6 +231,10 @@ class LeaseElector:
         if holder != self.identity and not acquire:
             return False
         transitions = int(spec.get("leaseTransitions") or 0)
+        # Another holder since our last write moved leaseTransitions; at start (no write of ours
+        # yet) only a holder named in the Lease is known to have held it.
+        moved = bool(holder) if self._transitions is None else transitions != self._transitions
+        self._next = (transitions if holder == self.identity else transitions + 1, holder != self.identity and moved)
         acquired_at = spec.get("acquireTime") if holder == self.identity else _micro_time(now)
         body = {
             "apiVersion": "coordination.k8s.io/v1",

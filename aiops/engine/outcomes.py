@@ -111,6 +111,17 @@ class OutcomeTracker:
                 (PENDING, NOT_HEALED, (now - keep).timestamp()),
             )
 
+    def hand_over(self, taken: Callable[[Entity], bool]) -> None:
+        """Drop the pending judgments of actions on the entities ``taken`` (sharded: of a shard
+        taken again after another replica held it). The findings of that time were the other
+        replica's: a verdict now would rest on a gap (healed and sick again, or acted on by the
+        other), and a false "not healed" escalates and feeds the breaker. Undos still due stay."""
+        rows = self.store.query("SELECT decision_id, decision FROM action_outcomes WHERE status = ?", (PENDING,))
+        gone = [(r["decision_id"],) for r in rows if taken(decision_from_json(r["decision"]).finding.entity)]
+        if gone:
+            with self.store.transaction() as conn:
+                conn.executemany("DELETE FROM action_outcomes WHERE decision_id = ?", gone)
+
     def pending(self) -> int:
         return int(self.store.query("SELECT COUNT(*) AS n FROM action_outcomes WHERE status = ?", (PENDING,))[0]["n"])
 

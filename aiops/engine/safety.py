@@ -237,6 +237,10 @@ class GuardedWriter:
         """The action on ``decision``'s target converged or was given up: it is no longer in flight."""
         self.books.clear_inflight(decision.action, decision.target.key, self.dry_run)
 
+    def hand_over(self, decision: Decision) -> None:
+        """``decision``'s action is no longer ours to continue from our books (:meth:`Books.hand_over`)."""
+        self.books.hand_over(decision.action, decision.target.key, self.dry_run)
+
     def started_by_a_peer(self, decision: Decision, since: datetime) -> datetime | None:
         """When another replica started this action (its Event is in the shared ledger), if it did
         since ``since``; None as well when the ledger cannot be read (the rails then refuse)."""

@@ -152,6 +152,11 @@ class ShardLeases:
         """Shards held right now (renewed within the renew deadline)."""
         return frozenset(i for i, e in enumerate(self.leases) if e.is_leader)
 
+    def held_terms(self) -> dict[int, int]:
+        """The shards held right now, each with its :attr:`LeaseElector.term`: a term that changed
+        means the shard was taken back after another replica held it."""
+        return {i: e.term for i, e in enumerate(self.leases) if e.is_leader}
+
     @property
     def is_leader(self) -> bool:
         """Whether this replica holds any shard (/metrics, /readyz, notifying). Not whether it may

@@ -2,7 +2,7 @@
 changes nothing.
 
 Budgets and cooldowns count ``safety_actions`` (actions other replicas took are imported from their
-Events, ``peer = 1``); ``safety_disruptions`` caps pod disruptions per workload (those of other
+Events, ``peer = 1``, as our own become once another replica held their Lease: :meth:`Books.hand_over`); ``safety_disruptions`` caps pod disruptions per workload (those of other
 replicas imported the same way, so the cap holds across shards and failovers); ``safety_inflight``
 keeps multi-cycle actions (an evacuation waiting for a PodDisruptionBudget) with the writes known
 to be done. Dry-run keeps its own books (the ``dry_run`` column), so rehearsing never eats the real
@@ -241,6 +241,20 @@ class Books:
                     now.timestamp(),
                     json.dumps(list(done)),
                 ),
+            )
+
+    def hand_over(self, action: str, target: str, dry_run: bool) -> None:
+        """Forget an in-flight action whose Lease was held by someone else since: its record goes,
+        and our starts of it count as a peer's (:meth:`peer_started`), so this replica, holding the
+        Lease again, adopts it from the cluster's state like any new holder."""
+        with self.store.transaction() as conn:
+            conn.execute(
+                "DELETE FROM safety_inflight WHERE action = ? AND target = ? AND dry_run = ?",
+                (action, target, int(dry_run)),
+            )
+            conn.execute(
+                "UPDATE safety_actions SET peer = 1 WHERE action = ? AND target = ? AND dry_run = ?",
+                (action, target, int(dry_run)),
             )
 
     def clear_inflight(self, action: str, target: str, dry_run: bool) -> None:

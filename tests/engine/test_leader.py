@@ -55,6 +55,24 @@ def test_exactly_one_of_two_holds_the_lease(server: KubeApiServer) -> None:
     assert spec["holderIdentity"] == "a" and spec["leaseDurationSeconds"] == 15 and spec["leaseTransitions"] == 0
 
 
+def test_a_new_term_begins_only_when_another_replica_held_the_lease_in_between(server: KubeApiServer) -> None:
+    """The act stage forgets what it had in flight when its term changes (another replica may have
+    finished or undone it): taking back a Lease nobody took since, or finding our own after a
+    restart, continues the term; taking it after another holder begins a new one."""
+    a, b = elector(server, "a"), elector(server, "b")
+    assert a.try_acquire_or_renew() and a.try_acquire_or_renew() and a.term == 0  # created, renewed
+    a.release()
+    assert a.try_acquire_or_renew() and a.term == 0  # nobody took it in between
+    a.release()
+    assert b.try_acquire_or_renew() and b.term == 0  # a's hand-back: b never held it before
+    b.release()
+    assert a.try_acquire_or_renew() and a.term == 1  # b held it since a's last term
+    a.release()
+    restarted = elector(server, "a")
+    assert restarted.try_acquire_or_renew() and restarted.term == 0  # our own hand-back, on restart
+    assert restarted.held_terms() == {0: 0}
+
+
 def test_conflict_on_replace_means_lost_the_race(server: KubeApiServer) -> None:
     a, b = elector(server, "a"), elector(server, "b")
     a.try_acquire_or_renew()

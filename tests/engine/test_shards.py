@@ -479,3 +479,76 @@ def test_the_cordon_cap_holds_across_replicas_that_read_the_cluster_before_eithe
     for a in actors.values():
         a.elector.stop(release=True)  # type: ignore[union-attr]
 
+
+def test_a_shard_that_comes_back_brings_no_stale_in_flight_action_with_it(server: KubeApiServer, tmp_path) -> None:  # noqa: ANN001
+    """a started an evacuation of gpu-1 (shard 1) and handed shard 1 back before it finished; its
+    in-flight record stayed in its books. b finished the evacuation and the node was uncordoned
+    since; when shard 1 came back to a hours later, a resumed its stale record, past every rail
+    that gates starting an action: it cordoned gpu-1 again. A replica that takes a shard (not a
+    renewal) forgets what it had in flight there; the shard's holder continues from the ledger,
+    as a itself does when it takes shard 1 back while an evacuation there is unfinished."""
+    from datetime import timedelta
+
+    from aiops.config.sharding import ShardingConfig
+    from aiops.engine.act import Actor
+    from aiops.model import ActionStatus
+    from aiops.state import Store
+    from aiops.testing.kubeapi_objects import make_node, make_pod
+    from tests.engine.kubecluster import NOW, decision, finding, make_config, seed_workload, writes
+
+    seed_workload(server, "web", ["gpu-1", "gpu-2"], min_available=2)  # the PDB holds web-0 on gpu-1
+    clock = Clock()
+    actors = {}
+    for name in ("a", "b"):
+        (tmp_path / name).mkdir()
+        config = make_config(server, tmp_path / name, leader=True, max_pods_per_workload=10, max_cordoned_fraction=0.5)
+        config = config.model_copy(update={"sharding": ShardingConfig(shards=2)})
+        leases = replica(server, name, clock, shards=2)
+        actors[name] = Actor(config, Store(config.state.path), api=server.api_client(ADMIN_TOKEN), elector=leases)
+    a, b = actors["a"], actors["b"]
+    gpu1, gpu3 = Entity("node", "gpu-1"), Entity("node", "gpu-3")
+
+    def hand_shard_1(to: Actor, away: Actor) -> None:
+        away.elector.stop(release=True)  # type: ignore[union-attr]
+        tick(clock, [to.elector], rounds=2)  # type: ignore[list-item]
+        assert to.elector.held() == {0, 1}  # type: ignore[union-attr]
+
+    a.elector.round()  # type: ignore[union-attr]
+    first = a.act([decision("evacuate_node", gpu1)], findings=[], degraded=False, now=NOW)
+    assert [r.status for r in first] == [ActionStatus.DEFERRED]  # cordoned; web-0 waits for the PDB
+    tick(clock, [a.elector, b.elector], rounds=3)  # type: ignore[list-item]
+    assert b.elector.held() == {1}  # type: ignore[union-attr]
+
+    # b finishes it; later the node is repaired and uncordoned. Shard 1 comes back to a.
+    server.seed(make_pod("web-9", node="gpu-2", labels={"app": "web"}, owner=("ReplicaSet", "web-rs")))
+    done = b.act([decision("evacuate_node", gpu1)], findings=[], degraded=False, now=NOW + timedelta(minutes=5))
+    assert [r.status for r in done] == [ActionStatus.APPLIED]
+    server.put(make_node("gpu-1", gpus=8))
+    hand_shard_1(a, b)
+    server.clear_requests()
+    assert a.act([], findings=[], degraded=False, now=NOW + timedelta(hours=3)) == []
+    assert [w for w in writes(server) if w[1] in ("pods", "nodes")] == []
+    assert a.writer.in_flight() == []
+
+    # An evacuation a started and handed over unfinished: back with a, a adopts it from the ledger
+    # (its own record went with the shard; a fresh start would be refused by the cooldown).
+    later = NOW + timedelta(hours=4)
+    seed_workload(server, "db", ["gpu-3", "gpu-4"], min_available=2)  # the PDB holds db-0 on gpu-3
+    got = a.act([decision("evacuate_node", gpu3)], findings=[], degraded=False, now=later)
+    assert [r.status for r in got] == [ActionStatus.DEFERRED]
+    tick(clock, [a.elector, b.elector], rounds=3)  # type: ignore[list-item]
+    assert b.elector.held() == {1}  # type: ignore[union-attr]
+    hand_shard_1(a, b)
+    server.seed(make_pod("db-9", node="gpu-4", labels={"app": "db"}, owner=("ReplicaSet", "db-rs")))
+    resumed = a.act([decision("evacuate_node", gpu3)], findings=[], degraded=False, now=later + timedelta(minutes=5))
+    assert [r.status for r in resumed] == [ActionStatus.APPLIED], resumed[0].detail
+    assert ("POST", "pods", "eviction", "db-0") in writes(server)
+
+    # Its outcome was pending when shard 1 went to b and came back: a did not watch the findings
+    # in between (b did: it may have healed and returned, b may have acted), so a judges nothing.
+    tick(clock, [a.elector, b.elector], rounds=3)  # type: ignore[list-item]
+    hand_shard_1(a, b)
+    again = finding("pod_crashlooping", gpu3)
+    assert a.act([], findings=[again], degraded=False, now=later + timedelta(hours=2)) == []
+    for r in actors.values():
+        r.elector.stop(release=True)  # type: ignore[union-attr]
