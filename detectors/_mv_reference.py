@@ -11,8 +11,10 @@ of a pool (entities of one kind with one feature set) is a state of its own:
   default), or, while its fit held fewer than ``window`` rows (less the rounding of the window
   into its entities' shares), when its rows have doubled since (a young daemon learns quickly
   from its first lookback, then settles);
-* it is bounded: at each fit the pool keeps at most ``window`` rows, each entity its newest
-  equal share, so a large fleet is represented by all its members; between fits each cycle drops
+* it is bounded: at each fit the pool keeps about ``window`` rows, each entity its newest rows
+  holding an equal share of rows the fit uses (a flagged row costs its run, not the entity's place:
+  in a pool of more than 1,440 entities a share is one 30-row run, which one flagged row broke),
+  so a large fleet is represented by all its members; between fits each cycle drops
   the rows the next fit cannot choose (:func:`_trim`), or a pool of 10,000 pods held every row of
   the day until the daily refit (0.6 GB at 4 features) to fit on 43,200 of them;
 * the rows a model was fitted on are a typed record (:class:`SavedReference`) that the daemon
@@ -339,20 +341,21 @@ def _clock_due_at(saved: SavedReference, schedule: Schedule) -> float:
 
 
 def _refit(state: PoolState[M], now: float, kind: str, features: tuple[str, ...], fit: Fit[M], schedule: Schedule) -> PoolState[M]:
-    """Fit on the pool's newest ``window`` rows, less those flagged lately (:func:`normal_rows`).
+    """Fit on the pool's newest ``window`` rows that are normal (:func:`normal_rows`).
 
     An entity not seen for a refresh period has left the pool (a replaced pod, a GPU gone): its
     rows and its newest instant are forgotten, or a pool under rollouts would hold every name it
     ever had. The window is shared among the others, at least a run's worth each
     (:func:`_shortest_run`), or no run would count and no refit would ever succeed again; where the
     window cannot hold that much of each, it holds the most recently seen entities (then by key).
+    Each entity's share is counted in rows the fit uses (:func:`_span`).
     """
     recent = now - schedule.refresh_seconds
     seen = {e: at for e, at in state.seen.items() if at >= recent}
     live = sorted((e for e, r in state.kept.items() if len(r) and e in seen), key=lambda e: (-seen[e], e))
     live = live[: _most_entities(schedule)]
     share = max(1, schedule.window // max(len(live), 1))
-    kept = {e: state.kept[e].newest(share) for e in live}
+    kept = {e: _span(state.kept[e], share, recent, state.step, schedule) for e in live}
     segments = _segments(normal_rows(kept, now, schedule), state.step, schedule)
     if sum(int((~np.all(np.isnan(s), axis=1)).sum()) for s in segments) < schedule.min_reference:
         return replace(state, kept=kept, seen=seen)  # too little normal history to say what normal is
@@ -364,15 +367,17 @@ def _trim(state: PoolState[M], schedule: Schedule) -> None:
     """Drop, in place at the end of a cycle, the kept rows that the next refit cannot choose.
 
     The refit due next (at ``fitted_at + refresh_seconds``) chooses among the entities seen since
-    ``fitted_at``: at most ``_most_entities`` of them, each its newest ``window // n`` rows. That
-    share only shrinks as rows come (they push older ones out) and entities join, so each of them
-    keeps its newest share as of now, and the refit on the due row chooses the same rows, so the
-    same model, as if every row had been kept (tested). Which entities it chooses, in a pool of
+    ``fitted_at``: at most ``_most_entities`` of them, each the newest rows holding ``window // n``
+    rows it uses (:func:`_span`). That share only shrinks as entities join, rows flagged since the
+    last fit are not normal at the due instant, and new rows only push older ones out, so each
+    keeps its share as of now, and the refit on the due row chooses the same rows, so the same
+    model, as if every row had been kept (tested). Which entities it chooses, in a pool of
     more than it holds, depends on who is seen last before it (a lagging scrape ranks an entity
     behind): so all keep their share, a run's worth each at least (E x 30 rows at 1-minute steps,
-    where the day's rows were E x 1,440). The refit may choose otherwise only when the pool's rows
-    skip the due instant and an entity last seen within that gap a refresh period before leaves
-    the pool: the others' share grows past what they kept. Entities not seen since the last fit
+    up to E x 90 while flagged, where the day's rows were E x 1,440). The refit may choose
+    otherwise only when the pool's rows skip the due instant and an entity last seen within that
+    gap a refresh period before leaves the pool: the others' share grows past what they kept, and
+    rows flagged in the gap a refresh period before are normal again. Entities not seen since the last fit
     keep their rows (that fit's, ``window`` at most): they leave at the next refit, or rank again.
 
     Only the clock makes that refit due: while the pool is young, its refit falls due when its
@@ -387,8 +392,8 @@ def _trim(state: PoolState[M], schedule: Schedule) -> None:
     assert isinstance(kept, dict), "advance works on its own copy"
     live = [e for e, r in kept.items() if len(r) and state.seen.get(e, -math.inf) >= saved.fitted_at]
     share = max(1, schedule.window // max(min(len(live), _most_entities(schedule)), 1))
-    for e in live:
-        kept[e] = kept[e].newest(share)
+    for e in live:  # normal at the due instant: not flagged since the last fit (more are at a later one)
+        kept[e] = _span(kept[e], share, saved.fitted_at, state.step, schedule)
 
 
 def _most_entities(schedule: Schedule) -> int:
@@ -409,13 +414,42 @@ def _segments(rows: Mapping[str, Rows], step: float, schedule: Schedule) -> list
     left out: the rows between two flagged ones inside an incident say little about normal.
     """
     shortest = _shortest_run(schedule)
-    out = []
+    out: list[np.ndarray] = []
     for entity in sorted(rows):
         r = rows[entity]
-        if not len(r):
-            continue
-        cuts = np.flatnonzero(np.diff(r.t) > 1.5 * step) + 1
-        for lo, hi in zip(np.r_[0, cuts], np.r_[cuts, len(r)]):
-            if hi - lo >= shortest:
-                out.append(r.x[lo:hi])
+        out.extend(r.x[lo:hi] for lo, hi in _runs(r.t, step) if hi - lo >= shortest)
     return out
+
+
+def _runs(t: np.ndarray, step: float) -> list[tuple[int, int]]:
+    """The (start, end) indices of the contiguous runs in ``t``: a gap of more than a step splits them."""
+    cuts = np.flatnonzero(np.diff(t) > 1.5 * step) + 1
+    return list(zip(np.r_[0, cuts].tolist(), np.r_[cuts, t.shape[0]].tolist()))
+
+
+def _span(rows: Rows, share: int, recent: float, step: float, schedule: Schedule) -> Rows:
+    """An entity's newest rows that hold ``share`` rows a fit uses, when rows flagged since
+    ``recent`` are not normal (:func:`normal_rows`).
+
+    Counted in all rows, a share of one run (a pool of more than 1,440 entities) lost the entity
+    to one flagged row: the run broke, no piece counted. Counted in rows the fit uses, a flagged
+    row costs the run around it, and the entity reaches back to its newest normal run. A last,
+    partial run reaches back to a run's worth (it counts then). The flagged rows it spans are kept:
+    a change reported for a whole refresh period becomes normal at a later fit. It reaches back at
+    most two runs beyond its share: past a flagged stretch a smoothing window long (one bad row
+    flags the window of smoothed scores after it) to a whole run; an entity flagged for longer sits
+    out the fit, and a pool holds at most three runs of each entity where it held one. Only newer
+    rows can take a row's place, so a row dropped once is never chosen later (:func:`_trim`).
+    """
+    shortest = _shortest_run(schedule)
+    normal = np.flatnonzero(~rows.flagged | (rows.t < recent))
+    start, need = 0, share
+    for lo, hi in reversed(_runs(rows.t[normal], step)):
+        if hi - lo < shortest:
+            continue
+        if hi - lo >= need:
+            start = int(normal[min(hi - need, hi - shortest)])
+            break
+        need -= hi - lo
+    most = share + 2 * shortest
+    return rows.newest(min(len(rows) - start, most))
