@@ -10,7 +10,9 @@ of a pool (entities of one kind with one feature set) is a state of its own:
 * it is **refitted slowly**: when ``refresh_seconds`` have passed since the last fit (a day by
   default), or, while its fit held fewer than ``window`` rows (less the rounding of the window
   into its entities' shares), when its rows have doubled since (a young daemon learns quickly
-  from its first lookback, then settles);
+  from its first lookback, then settles); a refit that finds too little normal history to fit on
+  is tried again once a run that counts could have formed (30 minutes by default), not on every
+  row of every entity;
 * it is bounded: at each fit the pool keeps about ``window`` rows, each entity its newest rows
   holding an equal share of rows the fit uses (a flagged row costs its run, not the entity's place:
   in a pool of more than 1,440 entities a share is one 30-row run, which one flagged row broke),
@@ -140,13 +142,15 @@ class SavedReference:
 @dataclass(frozen=True)
 class PoolState(Generic[M]):
     """A pool's reference between cycles: its model, the record it was fitted on, the rows kept
-    (the model's and those seen since, flagged or not) and the newest row seen per entity."""
+    (the model's and those seen since, flagged or not), the newest row seen per entity, and when a
+    refit that found too little normal history is tried again (:func:`_backoff`)."""
 
     step: float
     kept: Mapping[str, Rows] = field(default_factory=dict)
     seen: Mapping[str, float] = field(default_factory=dict)
     model: M | None = None
     saved: SavedReference | None = None  # None until the first fit
+    retry_at: float = -math.inf  # no refit is tried before it
 
     @property
     def kept_rows(self) -> int:
@@ -229,7 +233,7 @@ def _without_refit(state: PoolState[M], blocks: Sequence[Block], schedule: Sched
     model, saved = state.model, state.saved
     if model is None or saved is None:
         return None
-    due_at = _clock_due_at(saved, schedule)
+    due_at = max(_clock_due_at(saved, schedule), state.retry_at)
     target = _doubling_target(state, schedule)
     total, plans = state.kept_rows, []
     for b in blocks:
@@ -240,7 +244,8 @@ def _without_refit(state: PoolState[M], blocks: Sequence[Block], schedule: Sched
             return None
         total += history.shape[0] + b.t.shape[0] - fresh
         plans.append((history, fresh))
-    if target is not None and total >= target:
+    latest = max((float(b.t[-1]) for b in blocks if b.t.shape[0]), default=-math.inf)
+    if target is not None and total >= target and latest >= state.retry_at:
         return None  # the pool may double within this cycle: row by row
     scoring = [(b, fresh) for b, (_, fresh) in zip(blocks, plans) if fresh < b.t.shape[0]]
     logs = iter(model.log_members_of([b.x[max(0, fresh - model.window + 1) :] for b, fresh in scoring]))
@@ -287,7 +292,7 @@ def _advance(
             s[np.all(np.isnan(x[i:j]), axis=1)] = 0.0  # a row with no data has no opinion
         # The pool may double before j, making a refit due: stop right after that row.
         target = _doubling_target(state, schedule)
-        if target is not None and state.kept_rows + (j - i) > target:
+        if target is not None and t[i] >= state.retry_at and state.kept_rows + (j - i) > target:
             j = i + max(1, target - state.kept_rows)
             s, stat = s[: j - i], stat[: j - i]
         _keep(state, entity, Rows(t[i:j], x[i:j], s >= schedule.report_floor), float(t[j - 1]))
@@ -322,6 +327,8 @@ def _doubling_target(state: PoolState[M], schedule: Schedule) -> int | None:
 
 
 def _due(state: PoolState[M], now: float, schedule: Schedule) -> bool:
+    if now < state.retry_at:
+        return False
     target = _doubling_target(state, schedule)
     if target is not None and state.kept_rows >= target:
         return True
@@ -329,10 +336,14 @@ def _due(state: PoolState[M], now: float, schedule: Schedule) -> bool:
 
 
 def _block_end(state: PoolState[M], t: np.ndarray, i: int, schedule: Schedule) -> int:
-    """The first row index after ``i`` at which the clock makes a refit due (or the end)."""
-    if state.saved is None or state.model is None:
+    """The first row index after ``i`` at which a backoff ends or the clock makes a refit due (or the end)."""
+    if t[i] < state.retry_at:
+        due = state.retry_at
+    elif state.saved is None or state.model is None:
         return int(t.shape[0])
-    return max(i + 1, int(np.searchsorted(t, _clock_due_at(state.saved, schedule), side="left")))
+    else:
+        due = _clock_due_at(state.saved, schedule)
+    return max(i + 1, int(np.searchsorted(t, due, side="left")))
 
 
 def _clock_due_at(saved: SavedReference, schedule: Schedule) -> float:
@@ -358,7 +369,8 @@ def _refit(state: PoolState[M], now: float, kind: str, features: tuple[str, ...]
     kept = {e: _span(state.kept[e], share, recent, state.step, schedule) for e in live}
     segments = _segments(normal_rows(kept, now, schedule), state.step, schedule)
     if sum(int((~np.all(np.isnan(s), axis=1)).sum()) for s in segments) < schedule.min_reference:
-        return replace(state, kept=kept, seen=seen)  # too little normal history to say what normal is
+        # Too little normal history to say what normal is: tried again after a backoff.
+        return replace(state, kept=kept, seen=seen, retry_at=now + _backoff(state.step, schedule))
     saved = SavedReference(kind, features, state.step, now, dict(kept))  # a snapshot: kept grows
     return replace(state, kept=kept, seen=seen, model=fit(segments), saved=saved)
 
@@ -387,13 +399,21 @@ def _trim(state: PoolState[M], schedule: Schedule) -> None:
     if state.model is None or saved is None or _doubling_target(state, schedule) is not None:
         return
     if max(state.seen.values(), default=-math.inf) >= _clock_due_at(saved, schedule):
-        return  # the last refit found too little to fit on: each new row retries it, and it trims
+        return  # the last refit found too little to fit on: each retry (one per backoff) trims
     kept = state.kept
     assert isinstance(kept, dict), "advance works on its own copy"
     live = [e for e, r in kept.items() if len(r) and state.seen.get(e, -math.inf) >= saved.fitted_at]
     share = max(1, schedule.window // max(min(len(live), _most_entities(schedule)), 1))
     for e in live:  # normal at the due instant: not flagged since the last fit (more are at a later one)
         kept[e] = _span(kept[e], share, saved.fitted_at, state.step, schedule)
+
+
+def _backoff(step: float, schedule: Schedule) -> float:
+    """How long a refit that found too little normal history waits to be tried again: the time a
+    run that counts takes to form (:func:`_shortest_run`; 30 minutes by default). It was retried
+    on every row of every entity (4,500 tries in 3 h in a pool of 30). The wait is a time, the same
+    in the backtest and live; it is not saved, so a restart tries at once."""
+    return _shortest_run(schedule) * step
 
 
 def _most_entities(schedule: Schedule) -> int:

@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -304,3 +305,60 @@ def test_one_flagged_row_drops_that_row_from_a_large_pools_refit_not_the_entity(
         held = {int(i): int((rows[:, 1] == i).sum()) for i in np.unique(rows[:, 1])}
         assert held == {i: 30 for i in range(20)}, held
 
+
+
+def test_a_refit_that_finds_too_little_normal_history_is_retried_once_a_run_could_have_formed(monkeypatch: pytest.MonkeyPatch) -> None:
+    # 30 entities, refitted every 2 h, all flagged from the first hour on (a fleet-wide incident):
+    # from the first clock refit on, no entity has a normal run within its reach (rows flagged in
+    # the last 2 h are not normal). The refit was retried on every row of every entity, 30 a
+    # minute here (4,500 tries in 3 h); now once per smoothing window (30 minutes), the least
+    # time in which new rows can make a run that counts, and it goes on being retried.
+    schedule = _mv_reference.Schedule(window=600, refresh_seconds=7200, min_reference=50, report_floor=0.5, smooth_rows=30)
+    tries: list[float] = []
+    refit = _mv_reference._refit
+
+    def counted(state: _mv_reference.PoolState[_FirstFeature], now: float, *args: Any) -> _mv_reference.PoolState[_FirstFeature]:
+        tries.append(now)
+        return refit(state, now, *args)
+
+    monkeypatch.setattr(_mv_reference, "_refit", counted)
+    state: _mv_reference.PoolState[_FirstFeature] = _mv_reference.PoolState(STEP)
+    end = 5 * 3600
+    for k in range(round(end / STEP)):
+        blocks = [_mv_reference.Block(f"e{i:02d}", np.array([k * STEP]), np.array([[float(k >= 60), i]]), 0) for i in range(30)]
+        state, _ = _mv_reference.advance(state, blocks, kind="gpu", features=("flag", "id"), fit=lambda s: _FirstFeature(), schedule=schedule)
+    assert state.saved is not None and state.saved.fitted_at < 3600  # fitted once, before the incident
+    failed = [at for at in tries if at >= state.saved.fitted_at + 7200]
+    assert len(failed) >= 2 and failed[-1] >= end - 1800 - STEP, failed
+    assert min(np.diff(failed)) >= 1800, len(failed)
+
+
+def test_the_backoff_is_the_same_whether_rows_come_a_cycle_at_a_time_or_at_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    # One entity whose 50-row window cannot reach past a flagged stretch: its refits fail from
+    # the third hour on. The daemon (a few rows a cycle) and the backtest (every row at once)
+    # try them at the same instants and score every row the same.
+    schedule = _mv_reference.Schedule(window=50, refresh_seconds=7200, min_reference=50, report_floor=0.5, smooth_rows=30)
+    refit = _mv_reference._refit
+    t = np.arange(6 * 60) * STEP
+    x = np.column_stack([(t >= 3600).astype(float), np.zeros(t.size)])
+    runs = []
+    for size in (1, 7, t.size):
+        tries: list[float] = []
+
+        def counted(state: _mv_reference.PoolState[_FirstFeature], now: float, *args: Any, tries: list[float] = tries) -> _mv_reference.PoolState[_FirstFeature]:
+            tries.append(now)
+            return refit(state, now, *args)
+
+        monkeypatch.setattr(_mv_reference, "_refit", counted)
+        state: _mv_reference.PoolState[_FirstFeature] = _mv_reference.PoolState(STEP)
+        scores = []
+        for lo in range(0, t.size, size):
+            block = _mv_reference.Block("e", t[lo : lo + size], x[lo : lo + size], 0)
+            state, [scored] = _mv_reference.advance(state, [block], kind="gpu", features=("flag", "id"), fit=lambda s: _FirstFeature(), schedule=schedule)
+            scores.append(scored.scores)
+        runs.append((tries, np.concatenate(scores)))
+    [(tries, scores), *others] = runs
+    assert len(tries) >= 5 and min(np.diff([at for at in tries if at >= 3 * 3600])) >= 1800, tries
+    for other_tries, other_scores in others:
+        assert other_tries == tries
+        np.testing.assert_array_equal(other_scores, scores)
