@@ -50,9 +50,10 @@ leave-one-machine-out figures against PCA reconstruction and IsolationForest are
 
 The model is trained on history, causally: the score of a point depends only on points before it.
 The reference is a state that outlives the frame's lookback (detectors/_mv_reference.py): per
-pool (entities of one kind with one feature set) it keeps the last ``window`` rows, is refitted
-every ``refresh_minutes`` (a day; sooner while it doubles, young) on the rows not flagged lately,
-and is saved in the daemon's state file, so a restart does not blind it. Live (``detect``) and
+pool (entities of one kind with one feature set) it keeps the last ``window`` rows not flagged
+lately, an equal share of each entity's, is refitted on them every ``refresh_minutes`` (a day;
+sooner while it doubles, young; a refit that finds too little is tried again a smoothing window
+later), and is saved in the daemon's state file, so a restart does not blind it. Live (``detect``) and
 in a backtest (``score_matrix``: one entity, the train split as history) the same transition
 scores the same rows identically. It replaced a refit on the frame's window every cycle: a
 6-hour reference follows every change, incidents included (SMD F1-best 0.199, null 0.191).
