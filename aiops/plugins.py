@@ -191,6 +191,12 @@ class Remediation(ABC):
     def __init__(self, **params: Any) -> None:
         self.params = type(self).Params(**params)  # raises ValidationError naming a bad key
 
+    def prepared(self, decision: Decision, view: ClusterView | None) -> bool:
+        """Whether what the ladder's prepare rung did on ``decision``'s target still stands (an
+        evacuation's cordon): the act rung then continues that action within its cooldown. One
+        undone since (a false prediction rolled back) is not continued: the cooldown holds."""
+        return False
+
     @abstractmethod
     def plan(self, decision: Decision, view: ClusterView | None) -> Plan:
         """What would be done, given the cluster state (``None`` when no cluster is reachable)."""

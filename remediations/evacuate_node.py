@@ -8,7 +8,8 @@ an Argo Workflow step, a PyTorchJob worker: not in
 evicting them restarts their work from scratch for a failure that may not come, while the cordon
 keeps new work off the node. On a confirmed failure (the GPU is dead) they are evicted as ``kubectl
 drain`` would: they cannot run there anyway — also when the failure is confirmed after a predicted
-evacuation, which the act stage then continues at once (no cooldown). Evictions respect
+evacuation, which the act stage then continues at once (no cooldown), as it continues the
+prepare rung's cordon on the ladder's act rung while the node stays cordoned. Evictions respect
 PodDisruptionBudgets on the server side (429 → retried on a later cycle, never forced), and at
 most ``max_unavailable_per_workload`` pods of one workload are down at a time: the rest wait for
 their replacements, which makes the evacuation a :class:`StagedPlan` spanning several cycles.
@@ -55,6 +56,10 @@ class EvacuateNode(Remediation):
     continued_on_confirmation: ClassVar[bool] = True
 
     params: EvacuateNodeParams
+
+    def prepared(self, decision: Decision, view: ClusterView | None) -> bool:
+        node = view.node(decision.target.name) if view is not None and decision.target.kind == EntityKind.NODE else None
+        return node is not None and node.unschedulable
 
     def plan(self, decision: Decision, view: ClusterView | None) -> Plan:
         params: dict[str, Any] = dict(decision.params)

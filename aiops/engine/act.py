@@ -14,7 +14,7 @@ judged (:meth:`Actor._take_over`): the other may have finished, given up on or u
 and a stale record was resumed past the rails that gate starting one. It adopts what is
 unfinished from the ledger, like any new holder. A confirmed failure continues an evacuation begun on its
 prediction (which held back the Job pods, or only cordoned) at once, rather than as a new action
-after the cooldown.
+after the cooldown; so does the ladder's act rung the cordon of its prepare rung, while it stands.
 Remediations only plan; :class:`GuardedWriter` decides whether and how to write.
 
 A degraded cycle (an earlier stage failed) acts on nothing and judges nothing: a finding missing
@@ -51,7 +51,19 @@ from aiops.kube.read import (
 )
 from aiops.kube.view import ClusterView, NodeInfo
 from aiops.kube.writer import KubeWriter
-from aiops.model import ADVISE, ActionResult, ActionStatus, Basis, Decision, Entity, EntityKind, Finding, Plan, StageError
+from aiops.model import (
+    ADVISE,
+    ActionResult,
+    ActionStatus,
+    Basis,
+    Decision,
+    Entity,
+    EntityKind,
+    Finding,
+    Plan,
+    Rung,
+    StageError,
+)
 from aiops.plugins import Remediation
 from aiops.state import Store
 from aiops.state.books import InFlight
@@ -309,7 +321,7 @@ class Actor:
             return self._advise(decision, view, now, str(exc))
         key = (decision.action, decision.target.key)
         handled.add(key)
-        flight = inflight.get(key) or self._adopt(decision, view, now) or self._confirmed(decision, view, now)
+        flight = inflight.get(key) or self._adopt(decision, view, now) or self._continued(decision, view, now)
         if flight is not None:
             if self._widens(decision, flight.decision):
                 # Confirmed while a prediction's evacuation is under way: it carries on as confirmed.
@@ -327,27 +339,34 @@ class Actor:
             and self.remediation(decision.action).continued_on_confirmation
         )
 
-    def _confirmed(self, decision: Decision, view: ClusterView | None, now: datetime) -> InFlight | None:
-        """A confirmed failure continues the action taken on its prediction (the last one on the
-        target, within the cooldown) when that action held something back: the same action, its
-        budget unit spent when the prediction began it, so the cooldown does not hold it off. The
-        rails that apply to every write still do (kill switch, scope, per-workload cap, blast
-        radius, breaker). Nothing left that the rails allow: nothing to continue."""
-        if decision.basis is not Basis.CONFIRMED or decision.restore or not self.leads(decision):
+    def _continued(self, decision: Decision, view: ClusterView | None, now: datetime) -> InFlight | None:
+        """The action taken on a prediction (the last one on the target, within the cooldown) is
+        continued, when that action held something back, by a confirmed failure, or by the act
+        rung of the ladder whose prepare rung began it while that preparation still stands (the
+        ladder climbs a rung a cycle: the cordon's cooldown would hold the evacuation until the
+        failure had come). The same action, its budget unit spent when the prediction began it,
+        so the cooldown does not hold it off. The rails that apply to every write still do (kill
+        switch, scope, per-workload cap, blast radius, breaker). Nothing left that the rails
+        allow: nothing to continue."""
+        climbed = decision.basis is Basis.PREDICTED and decision.rung is Rung.ACT
+        if (decision.basis is not Basis.CONFIRMED and not climbed) or decision.restore or not self.leads(decision):
             return None
         try:
-            if not self.remediation(decision.action).continued_on_confirmation:
+            remediation = self.remediation(decision.action)
+            if not remediation.continued_on_confirmation:
                 return None
             began = self.writer.started_on_a_prediction(decision, now - self.config.safety.cooldown)
             if began is None:
                 return None
-            plan = self.remediation(decision.action).plan(decision, view)
+            if climbed and (began.rung is not Rung.PREPARE or not remediation.prepared(decision, view)):
+                return None
+            plan = remediation.plan(decision, view)
         except Exception:  # an unknown action or a broken plan is handled by the normal path
             return None
         scoped, _ = self.writer.scope(plan, view)
         if not plan.feasible or not (scoped.mutations or waiting_of(scoped)):
             return None
-        return InFlight(decision, began, ())
+        return InFlight(decision, began.at, ())
 
     def _adopt(self, decision: Decision, view: ClusterView | None, now: datetime) -> InFlight | None:
         """A multi-cycle action the previous leader started and could not finish (its Event is in

@@ -44,8 +44,10 @@ from aiops.kube.plan import waiting_of
 from aiops.kube.read import (
     LEDGER_ACTION,
     LEDGER_AT,
+    LEDGER_BASIS,
     LEDGER_DECISION,
     LEDGER_POD,
+    LEDGER_RUNG,
     LEDGER_SHARD,
     LEDGER_TARGET,
     LEDGER_WORKLOAD,
@@ -69,7 +71,7 @@ from aiops.model import (
     most_cautious,
 )
 from aiops.state import Store
-from aiops.state.books import Books, InFlight
+from aiops.state.books import Books, InFlight, PredictedStart
 
 log = logging.getLogger(__name__)
 
@@ -248,7 +250,7 @@ class GuardedWriter:
             return None
         return self.books.peer_started(decision.action, decision.target.key, since)
 
-    def started_on_a_prediction(self, decision: Decision, since: datetime) -> datetime | None:
+    def started_on_a_prediction(self, decision: Decision, since: datetime) -> PredictedStart | None:
         """When ``decision``'s action was started on its target on a prediction, if that is the
         target's last action since ``since`` (every replica's counted); None as well when the
         ledger cannot be read (the rails then refuse)."""
@@ -418,7 +420,7 @@ class GuardedWriter:
             # Admitted: the budget unit and the cooldown are spent now, once, even if we crash next.
             self.books.record_action(
                 decision.id, decision.action, plan.target.key, self.dry_run, now, decision.basis,
-                self.shard_for(decision),
+                self.shard_for(decision), decision.rung,
             )
             self.remaining_budget(now)
             self._event(decision, plan, view, now)
@@ -509,7 +511,9 @@ class GuardedWriter:
         target = plan.target
         if target.kind not in _EVENT_OBJECT:
             return
-        ledger = {LEDGER_TARGET: target.key, LEDGER_ACTION: decision.action}
+        ledger = {LEDGER_TARGET: target.key, LEDGER_ACTION: decision.action, LEDGER_BASIS: decision.basis.value}
+        if decision.rung is not None:
+            ledger[LEDGER_RUNG] = str(int(decision.rung))
         shard = self.shard_for(decision)
         if shard is not None:
             ledger[LEDGER_SHARD] = str(shard)

@@ -16,7 +16,7 @@ from typing import Any
 from kubernetes import client as k8s
 
 from aiops.kube.errors import KubeApiError, classify, is_not_found
-from aiops.model import EntityKind
+from aiops.model import Basis, EntityKind, Rung
 from aiops.kube.view import (
     ArgoAppInfo,
     ClusterView,
@@ -241,6 +241,8 @@ LEDGER_ACTION = "aiops.io/action"
 LEDGER_DECISION = "aiops.io/decision"
 LEDGER_AT = "aiops.io/at"
 LEDGER_SHARD = "aiops.io/shard"  # with sharding: the shard whose budget share the action spent
+LEDGER_BASIS = "aiops.io/basis"  # confirmed, predicted or inbound: which budgets it spent (absent: confirmed)
+LEDGER_RUNG = "aiops.io/rung"  # the ladder rung that began it (absent: none)
 # On its AiopsDisruption Events (one per pod evicted or deleted, with LEDGER_DECISION and LEDGER_AT):
 # the per-workload cap (safety.max_pods_per_workload) counts every replica's disruptions.
 LEDGER_WORKLOAD = "aiops.io/workload"  # the Entity.key the writer charged: the pod's owner, or the pod
@@ -256,6 +258,8 @@ class LedgerEntry:
     target: str  # Entity.key
     at: datetime
     shard: int | None = None
+    basis: Basis = Basis.CONFIRMED
+    rung: Rung | None = None
 
 
 @dataclass(frozen=True)
@@ -307,7 +311,8 @@ def read_action_ledger(
         if not all(k in notes for k in (LEDGER_DECISION, LEDGER_AT)) or (at := _ledger_at(notes)) is None:
             continue
         if obj.get("reason") == reason and all(k in notes for k in (LEDGER_TARGET, LEDGER_ACTION)):
-            shard = str(notes.get(LEDGER_SHARD, ""))
+            shard, rung = str(notes.get(LEDGER_SHARD, "")), str(notes.get(LEDGER_RUNG, ""))
+            basis = str(notes.get(LEDGER_BASIS, ""))
             out.append(
                 LedgerEntry(
                     str(notes[LEDGER_DECISION]),
@@ -315,6 +320,9 @@ def read_action_ledger(
                     str(notes[LEDGER_TARGET]),
                     at,
                     int(shard) if shard.isdigit() else None,
+                    # An older replica's Event, or one mangled: counted as confirmed, as it was.
+                    Basis(basis) if basis in set(Basis) else Basis.CONFIRMED,
+                    Rung(int(rung)) if rung.isdigit() and int(rung) in set(Rung) else None,
                 )
             )
         elif obj.get("reason") == disruption_reason and all(k in notes for k in (LEDGER_WORKLOAD, LEDGER_POD)):

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-from aiops.model import Basis, Decision, from_epoch
+from aiops.model import Basis, Decision, Rung, from_epoch
 from aiops.state import Store
 from aiops.state.codec import decision_from_json, decision_to_json
 from aiops.state.migrations import add_column, migrate
@@ -51,7 +51,16 @@ MIGRATIONS = (
     SCHEMA,
     add_column("safety_actions", "basis", "TEXT NOT NULL DEFAULT 'confirmed'"),  # prediction budgets
     add_column("safety_actions", "shard", "INTEGER"),  # sharding
+    add_column("safety_actions", "rung", "INTEGER"),  # the ladder rung that began it (NULL: none)
 )
+
+
+@dataclass(frozen=True)
+class PredictedStart:
+    """An action begun on a prediction: when, and on which rung of its ladder (None: no ladder)."""
+
+    at: datetime
+    rung: Rung | None
 
 
 @dataclass(frozen=True)
@@ -101,18 +110,19 @@ class Books:
         )
         return from_epoch(rows[0]["t"]) if rows and rows[0]["t"] is not None else None
 
-    def predicted_since(self, action: str, target: str, since: datetime, dry_run: bool) -> datetime | None:
-        """When ``action`` was started on ``target`` on a prediction, if that is the last action on
-        ``target`` since ``since``. (Other replicas' actions are imported without their basis, as
-        confirmed: never continued.)"""
+    def predicted_since(self, action: str, target: str, since: datetime, dry_run: bool) -> PredictedStart | None:
+        """When (and on which rung) ``action`` was started on ``target`` on a prediction, if that is
+        the last action on ``target`` since ``since``, whichever replica began it (its Event
+        carries the basis and rung; one from an older replica reads as confirmed)."""
         rows = self.store.query(
-            "SELECT action, basis, at FROM safety_actions WHERE target = ? AND dry_run = ? AND at > ? "
+            "SELECT action, basis, at, rung FROM safety_actions WHERE target = ? AND dry_run = ? AND at > ? "
             "ORDER BY at DESC LIMIT 1",
             (target, int(dry_run), since.timestamp()),
         )
         if not rows or rows[0]["action"] != action or rows[0]["basis"] != Basis.PREDICTED:
             return None
-        return from_epoch(rows[0]["at"])
+        rung = rows[0]["rung"]
+        return PredictedStart(from_epoch(rows[0]["at"]), Rung(rung) if rung in set(Rung) else None)
 
     def record_action(
         self,
@@ -123,12 +133,14 @@ class Books:
         at: datetime,
         basis: str = "confirmed",
         shard: int | None = None,
+        rung: Rung | None = None,
     ) -> None:
         with self.store.transaction() as conn:
             conn.execute(
-                "INSERT INTO safety_actions (decision_id, action, target, dry_run, at, basis, shard) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?)",
-                (decision_id, action, target, int(dry_run), at.timestamp(), basis, shard),
+                "INSERT INTO safety_actions (decision_id, action, target, dry_run, at, basis, shard, rung) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                (decision_id, action, target, int(dry_run), at.timestamp(), basis, shard,
+                 None if rung is None else int(rung)),
             )
 
     def import_ledger(self, entries: Sequence[LedgerRecord]) -> int:
@@ -158,9 +170,10 @@ class Books:
                 )
                 if known.fetchone() is None:
                     conn.execute(
-                        "INSERT INTO safety_actions (decision_id, action, target, dry_run, at, peer, shard) "
-                        "VALUES (?, ?, ?, 0, ?, 1, ?)",
-                        (e.decision_id, e.action, e.target, e.at.timestamp(), e.shard),
+                        "INSERT INTO safety_actions (decision_id, action, target, dry_run, at, peer, shard, basis, rung) "
+                        "VALUES (?, ?, ?, 0, ?, 1, ?, ?, ?)",
+                        (e.decision_id, e.action, e.target, e.at.timestamp(), e.shard, e.basis.value,
+                         None if e.rung is None else int(e.rung)),
                     )
                     added += 1
         return added

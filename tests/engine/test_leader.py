@@ -17,7 +17,7 @@ from aiops.model import ActionStatus, Entity
 from aiops.state import Store
 from aiops.testing.kubeapi import ADMIN_TOKEN, SA_TOKEN, KubeApiServer
 from aiops.testing.kubeapi_objects import make_pod
-from tests.engine.kubecluster import NOW, decision, logged, make_config, seed_workload
+from tests.engine.kubecluster import NOW, decision, finding, logged, make_config, seed_workload
 
 
 class Clock:
@@ -278,6 +278,32 @@ def test_a_new_leader_continues_an_evacuation_its_predecessor_left_half_done(
     # A one-shot action of the predecessor keeps its cooldown (see the test above); the budget
     # was spent once, by a.
     assert b.writer.remaining_budget(later)["hour"] == 0
+    b.close()
+
+
+def test_a_new_leader_counts_its_predecessors_predicted_actions_in_the_prediction_budget(
+    server: KubeApiServer, tmp_path: Path
+) -> None:
+    """The action Events did not say an action was begun on a prediction: read back, a
+    predecessor's predicted actions counted as confirmed, so after a failover the new leader spent
+    the prediction budget again. The Event carries the basis (and the ladder rung) now."""
+    from dataclasses import replace
+
+    seed_workload(server, "web", ["gpu-1", "gpu-2", "gpu-3"])
+    a, b = _two_replicas(server, tmp_path, max_predicted_actions_per_hour=1, max_pods_per_workload=10)
+    assert a.elector is not None and b.elector is not None
+    assert a.elector.try_acquire_or_renew()
+    web0, web1 = Entity("pod", "web-0", "default"), Entity("pod", "web-1", "default")
+    leak = replace(finding("pod_memory_usage_ratio", web0), confirmed=False)
+    first = a.act([decision("restart_pod", web0, leak, basis="predicted")], findings=[leak], degraded=False, now=NOW)[0]
+    assert first.status is ActionStatus.APPLIED, first.detail
+    a.close()
+    assert b.elector.try_acquire_or_renew()
+    other = replace(finding("pod_memory_usage_ratio", web1), confirmed=False)
+    second = b.act([decision("restart_pod", web1, other, basis="predicted")], findings=[other], degraded=False,
+                   now=NOW + timedelta(minutes=5))[0]
+    assert (second.status, second.rail) == (ActionStatus.BLOCKED, "budget"), second.detail
+    assert server.exists("Pod", "web-1")
     b.close()
 
 

@@ -8,7 +8,7 @@ from datetime import timedelta
 from pathlib import Path
 
 from aiops.engine.correlate import unseen_entities
-from aiops.model import ActionStatus, Basis, Entity
+from aiops.model import ActionStatus, Basis, Decision, Entity, Rung
 from aiops.testing.kubeapi import KubeApiServer
 from aiops.testing.kubeapi_objects import make_daemonset_pod, make_pod
 from tests.engine.kubecluster import NOW, decision, finding, logged, make_actor, make_config, seed_workload, writes
@@ -463,3 +463,44 @@ def test_an_evacuation_with_only_pods_out_of_scope_left_is_not_applied_again(ser
     assert len(server.list("Event", "default")) == events  # no AiopsRemediation for nothing
     assert store.query("SELECT COUNT(*) AS n FROM safety_actions")[0]["n"] == actions  # no budget unit spent
     assert _pods_on(server, "gpu-1") == {"dns-0", "db-0"}
+
+
+def _rung(d: Decision, rung: Rung) -> Decision:
+    return replace(d, rung=rung)
+
+
+def test_the_act_rung_continues_the_prepare_cordon_within_the_cooldown(server: KubeApiServer, tmp_path: Path) -> None:
+    # The ladder climbs one rung a cycle: a failure predicted within act_within cordons (prepare)
+    # and, the next cycle, evacuates (act). The act rung continues the prepared action: the
+    # cordon's cooldown (30 min) must not hold the evacuation until the failure has come.
+    seed_workload(server, "web", ["gpu-1", "gpu-2"])
+    server.seed(make_pod("train-llama-0", node="gpu-1", owner=("Job", "train-llama")))
+    actor, store = make_actor(make_config(server, tmp_path))
+    forecast = replace(finding("gpu_temperature", NODE), confirmed=False)
+    prepare = _rung(decision("evacuate_node", NODE, forecast, basis="predicted", cordon_only=True), Rung.PREPARE)
+    prepared = actor.act([prepare], findings=[forecast], degraded=False, now=NOW)[0]
+    assert prepared.status is ActionStatus.APPLIED, prepared.detail
+    act = _rung(decision("evacuate_node", NODE, forecast, basis="predicted"), Rung.ACT)
+    acted = actor.act([act], findings=[forecast], degraded=False, now=NOW + timedelta(minutes=1))[0]
+    assert acted.status is ActionStatus.APPLIED, acted.detail
+    # A prediction still: the Job's pod is left for a human; one budget unit for the whole ladder.
+    assert {r.name for r in logged(server, 1, method="POST", subresource="eviction")} == {"web-0"}
+    assert _pods_on(server, "gpu-1") == {"train-llama-0"}
+    assert store.query("SELECT COUNT(*) AS n FROM safety_actions")[0]["n"] == 1
+
+
+def test_the_act_rung_does_not_continue_a_preparation_that_was_undone(server: KubeApiServer, tmp_path: Path) -> None:
+    # The prediction was judged false and its cordon rolled back; a new one within the cooldown
+    # is a new action, and the cooldown holds it.
+    seed_workload(server, "web", ["gpu-1", "gpu-2"])
+    actor, _ = make_actor(make_config(server, tmp_path))
+    forecast = replace(finding("gpu_temperature", NODE), confirmed=False)
+    prepare = _rung(decision("evacuate_node", NODE, forecast, basis="predicted", cordon_only=True), Rung.PREPARE)
+    assert actor.act([prepare], findings=[forecast], degraded=False, now=NOW)[0].status is ActionStatus.APPLIED
+    node = server.get("Node", "gpu-1")
+    node["spec"]["unschedulable"] = False
+    server.put(node)  # the rollback (or a person) uncordoned it
+    act = _rung(decision("evacuate_node", NODE, forecast, basis="predicted"), Rung.ACT)
+    again = actor.act([act], findings=[forecast], degraded=False, now=NOW + timedelta(minutes=10))[0]
+    assert (again.status, again.rail) == (ActionStatus.BLOCKED, "cooldown"), again.detail
+    assert _pods_on(server, "gpu-1") == {"web-0"}

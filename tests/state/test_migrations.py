@@ -18,7 +18,7 @@ NOW = datetime(2026, 3, 2, 12, 0, tzinfo=UTC)
 
 
 def _old_state_file(path: Path) -> None:
-    """Tables as releases before migrations wrote them: no basis/shard, no ladder target_entity."""
+    """Tables as releases before migrations wrote them: no basis/shard/rung, no ladder target_entity."""
     with sqlite3.connect(path) as conn:
         conn.executescript("""
             CREATE TABLE safety_actions (id INTEGER PRIMARY KEY AUTOINCREMENT, decision_id TEXT NOT NULL,
@@ -37,8 +37,9 @@ def test_a_state_file_from_before_is_brought_up_to_date_and_keeps_its_rows(tmp_p
     store = Store(path)
     books = Books(store)
     ladder = LadderState(store)
-    assert version(store, "safety_books") == 3 and version(store, "ladder") == 2
+    assert version(store, "safety_books") == 4 and version(store, "ladder") == 2
     assert books.count_actions(datetime.fromtimestamp(0, UTC), False) == 1  # the old row, basis 'confirmed'
+    assert [tuple(r) for r in store.query("SELECT basis, rung FROM safety_actions")] == [("confirmed", None)]
     [episode] = ladder.close("gpu/0")
     assert (episode.target, episode.rung) == (Entity("node", "gpu-7"), PREPARE)
     # A new episode keeps its target whole, attributes included: nothing is parsed back.
@@ -48,7 +49,7 @@ def test_a_state_file_from_before_is_brought_up_to_date_and_keeps_its_rows(tmp_p
     assert again.target == target and again.target.attributes == target.attributes
     Books(store)  # a second start applies nothing twice
     LadderState(store)
-    assert (version(store, "safety_books"), version(store, "ladder")) == (3, 2)
+    assert (version(store, "safety_books"), version(store, "ladder")) == (4, 2)
 
 
 def test_a_state_file_from_a_newer_release_is_refused_with_what_to_do(tmp_path: Path) -> None:
