@@ -25,6 +25,9 @@ from aiops.model import Entity, EntityKind, Frame, Series, from_epoch
 # Kubeflow PyTorchJob/MPIJob, a RayCluster, a bare pod) is not replaced, or loses the pod's work.
 # An allow-list: a kind not named here is never assumed to bring a pod back.
 REPLACED_BY_CONTROLLER = frozenset({"ReplicaSet", "StatefulSet", "DaemonSet", "ReplicationController"})
+# Pods an evacuation is not about, as with kubectl drain: a DaemonSet's, and static pods, whose
+# mirror is created by their Node (kube_pod_info's created_by_kind "Node").
+NOT_EVACUATED = frozenset({"DaemonSet", "Node"})
 # A pod Pending or not Ready for longer than this is stuck, not a scale-up on its way.
 STARTING_SECONDS = 15 * 60.0
 # A pod that just became Ready is not in the serving latency yet: the catalog's latency signals
@@ -73,7 +76,7 @@ class ClusterFacts:
     cordoned_at: Mapping[str, datetime] = field(default_factory=dict)
     # Nodes cordoned now.
     cordoned: frozenset[str] = frozenset()
-    # node -> the pods on it an evacuation is about (not DaemonSet pods, as with kubectl drain):
+    # node -> the pods on it an evacuation is about (not NOT_EVACUATED ones, as with kubectl drain):
     # it moves them, or leaves them for a human (left_by_evacuation).
     node_pods: Mapping[str, tuple[Entity, ...]] = field(default_factory=dict)
     # False when the frame had no pod_info: nothing can be said about owners.
@@ -109,7 +112,7 @@ class ClusterFacts:
             node = s.entity.attr("node")
             if node:
                 pod_node[s.entity.key] = node
-                if kind != "DaemonSet" and last >= newest:
+                if kind not in NOT_EVACUATED and last >= newest:
                     on_node.setdefault(node, []).append(s.entity)
         cordoned_at: dict[str, datetime] = {}
         cordoned: set[str] = set()

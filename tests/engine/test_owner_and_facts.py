@@ -132,6 +132,19 @@ def test_pods_an_evacuation_leaves_for_a_human_do_not_keep_its_node_undrained(
     assert ("no controller" in told) if kind == "<none>" else ("Job" in told and "would not replace it" in told)
 
 
+@pytest.mark.parametrize("confirmed", [False, True])
+def test_a_static_pod_does_not_keep_its_node_undrained(confirmed: bool) -> None:
+    # A static pod (kube-proxy on RKE2 nodes, a node's own agents) is a mirror pod owned by its
+    # Node: kubectl drain and evacuate_node skip it, so it must not keep the node "to be drained"
+    # for ever (the evacuation decided again every cycle, with nothing it may do).
+    frame = _frame(_unschedulable("n1", [0] * 6 + [1] * 4), _pod_info("kube-system", "kube-proxy-n1", "n1", "Node"),
+                   _pod_info("kube-system", "dcgm", "n1", "DaemonSet"))
+    facts = ClusterFacts.from_frame(frame)
+    assert facts.drained("n1", predicted=not confirmed)
+    _, decisions = Policy(PolicyConfig(), Mode.AUTO).decide([_xid_finding(4)], now=NOW, facts=facts)
+    assert [d.action for d in decisions] == []
+
+
 def _xid(code: int, pod: str = "ml/llama-0") -> Finding:
     from detectors.gpu_health import GpuHealth
 
