@@ -454,10 +454,9 @@ def test_a_condition_that_clears_while_its_first_message_waits_is_never_told(sto
     assert [(n.key, n.resolved) for n in rec.sent] == [(finding().key, False)]
 
 
-def test_a_condition_partly_told_is_cleared_even_if_its_latest_state_waits(store: Store) -> None:
-    """A warning was delivered, the critical that followed waits behind an outage when it clears:
-    the on-call saw the warning, so the resolution is sent (and supersedes the critical)."""
-    stage, rec = flaky_stage(store)
+def _warning_told_then_critical_waits_as_it_clears(stage: NotifyStage, rec: Flaky) -> None:
+    """A warning is delivered; the critical that follows waits behind an outage; the condition
+    clears during it; the channel comes back for three cycles."""
     rec.down = False
     stage.notify([finding(severity=Severity.WARNING, score=0.8)], [], cycle_id="c0", now=NOW, degraded=False)
     rec.down = True
@@ -466,6 +465,13 @@ def test_a_condition_partly_told_is_cleared_even_if_its_latest_state_waits(store
     rec.down = False
     for minute in range(3, 6):
         stage.notify([], [], cycle_id=f"c{minute}", now=NOW + timedelta(minutes=minute), degraded=False)
+
+
+def test_a_condition_partly_told_is_cleared_even_if_its_latest_state_waits(store: Store) -> None:
+    """A warning was delivered, the critical that followed waits behind an outage when it clears:
+    the on-call saw the warning, so the resolution is sent (and supersedes the critical)."""
+    stage, rec = flaky_stage(store)
+    _warning_told_then_critical_waits_as_it_clears(stage, rec)
     assert [(n.severity, n.resolved) for n in rec.sent] == [(Severity.WARNING, False), (Severity.CRITICAL, True)]
 
 
@@ -587,15 +593,8 @@ def test_without_send_resolved_a_waiting_message_of_a_cleared_condition_is_withd
     cfg = config({"channels": {"a": {"plugin": "console"}}, "routes": [{"name": "r", "channels": ["a"], "send_resolved": False}],
                   "outbox": {"backoff_initial": "10s", "backoff_max": "1m"}})
     rec = Flaky()
-    rec.down = False
     stage = NotifyStage(cfg, store, {"a": rec}, now=NOW)
-    stage.notify([finding(severity=Severity.WARNING, score=0.8)], [], cycle_id="c0", now=NOW, degraded=False)
-    rec.down = True
-    stage.notify([finding()], [], cycle_id="c1", now=NOW + timedelta(minutes=1), degraded=False)
-    stage.notify([], [], cycle_id="c2", now=NOW + timedelta(minutes=2), degraded=False)
-    rec.down = False
-    for minute in range(3, 6):
-        stage.notify([], [], cycle_id=f"c{minute}", now=NOW + timedelta(minutes=minute), degraded=False)
+    _warning_told_then_critical_waits_as_it_clears(stage, rec)
     assert [(n.severity, n.resolved) for n in rec.sent] == [(Severity.WARNING, False)]
     assert {r["state"] for r in stage.outbox.rows("a")} == {"delivered", SUPERSEDED}
 
