@@ -627,11 +627,20 @@ def gpu_fleet() -> Json:
             ),
             Panel(
                 "stat",
-                "GPUs reporting an XID",
-                [target(f"count(max by (UUID) (DCGM_FI_DEV_XID_ERRORS{{{sel}}}) > 0) or vector(0)", instant=True)],
+                "GPUs with a new XID (1 h)",
+                [
+                    target(
+                        f"count((max by (UUID) (changes(DCGM_FI_DEV_XID_ERRORS{{{sel}}}[1h])) > 0)"
+                        f" and on (UUID) (max by (UUID) (DCGM_FI_DEV_XID_ERRORS{{{sel}}}) > 0)) or vector(0)",
+                        instant=True,
+                    )
+                ],
                 width=6,
                 height=4,
                 steps=((1, "red"),),
+                description="GPUs whose XID code changed to a new one in the last hour. dcgm-exporter's XID gauge is "
+                "sticky (the last code stands until the driver or exporter restarts), so a GPU repaired without a "
+                "reboot is not counted again; a restart's return to 0 is not an XID.",
             ),
             Row("Per GPU"),
             Panel(
@@ -690,7 +699,7 @@ def gpu_fleet() -> Json:
                 width=8,
                 unit="none",
                 steps=((1, "red"),),
-                description="dcgm-exporter reports the code of the last XID, not a count. 48/79/95 need a drain; 94 a pod restart; 63/64 a GPU reset or RMA.",
+                description="dcgm-exporter reports the code of the last XID, not a count, and keeps it until the driver or exporter restarts: a GPU repaired without a reboot still shows its old code (the stat above counts new ones). 48/79/95 need a drain; 94 a pod restart; 63/64 a GPU reset or RMA.",
             ),
             Panel(
                 "timeseries",

@@ -1,0 +1,82 @@
+"""Panels read exporter metrics with their real semantics: a panel's expression, as Grafana sends it
+with every variable on "All", is evaluated by promtool on series shaped like the exporter's."""
+
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from aiops.demo.prometheus import find_binary
+from tests.dashboards.grafana import DASHBOARD_DIR, Query, all_panels, load
+
+ALL = {name: ".*" for name in ("cluster", "node", "model", "namespace", "quality_model", "job", "instance")}
+
+
+def _panel_expr(dashboard: str, panel_type: str, metric: str) -> str:
+    """The one expression of the one ``panel_type`` panel of ``dashboard`` that reads ``metric``."""
+    model = load(DASHBOARD_DIR / dashboard)
+    found = [
+        t["expr"]
+        for panel in all_panels(model)
+        if panel["type"] == panel_type
+        for t in panel.get("targets", [])
+        if metric in t["expr"]
+    ]
+    assert len(found) == 1, found
+    return Query(dashboard, "", found[0]).substituted(ALL)
+
+
+def _promtool_expr_test(tmp_path: Path, series: list[dict[str, str]], checks: list[dict[str, Any]]) -> None:
+    path = tmp_path / "panel.test.yml"
+    path.write_text(
+        yaml.safe_dump(
+            {
+                "rule_files": [],
+                "evaluation_interval": "1m",
+                "tests": [{"interval": "1m", "input_series": series, "promql_expr_test": checks}],
+            }
+        )
+    )
+    result = subprocess.run(
+        [find_binary("promtool"), "test", "rules", path.name],
+        cwd=tmp_path, capture_output=True, text=True, timeout=60, check=False,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+@pytest.mark.timeout(60)
+def test_xid_stat_counts_new_xids_not_the_sticky_last_code(tmp_path: Path) -> None:
+    """DCGM_FI_DEV_XID_ERRORS holds the last XID until the driver or exporter restarts: a GPU that
+    was repaired hours ago (not rebooted) still shows 79. The fleet's XID stat must count GPUs with
+    a new XID, or it stays red for ever after the first one."""
+    expr = _panel_expr("aiops-gpu-fleet.json", "stat", "DCGM_FI_DEV_XID_ERRORS")
+
+    def xid(n: str, extra: str = "") -> str:
+        return f'DCGM_FI_DEV_XID_ERRORS{{Hostname="node-{n}",gpu="0",UUID="GPU-{n}",modelName="NVIDIA A100-SXM4-80GB"{extra}}}'
+
+    series = [
+        # a: XID 79 long ago, repaired without a reboot: the code stands for the whole 3 h.
+        {"series": xid("a"), "values": "79x180"},
+        # b: a new XID 48 at 2 h 30 min.
+        {"series": xid("b"), "values": "0x150 48x30"},
+        # c: healthy.
+        {"series": xid("c"), "values": "0x180"},
+        # d: the exporter restarted at 2 h 40 min and cleared its old 79.
+        {"series": xid("d"), "values": "79x160 0x20"},
+        # e: an old 94; a pod attached at 2 h 45 min, and its pod-mapped series carries the old code.
+        {"series": xid("e"), "values": "94x180"},
+        {"series": xid("e", ',namespace="ml",pod="llama-0"'), "values": "_x165 94x15"},
+    ]
+    _promtool_expr_test(
+        tmp_path,
+        series,
+        [
+            # Before b's XID, no GPU has a new one; after it, b alone.
+            {"expr": expr, "eval_time": "2h", "exp_samples": [{"labels": "{}", "value": 0}]},
+            {"expr": expr, "eval_time": "3h", "exp_samples": [{"labels": "{}", "value": 1}]},
+        ],
+    )
