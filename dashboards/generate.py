@@ -887,7 +887,9 @@ def inference_quality() -> Json:
             Panel(
                 "timeseries",
                 "KV-cache usage",
-                [target(f"max by (namespace, pod, model_name) (vllm:kv_cache_usage_perc{{{served}}})", "{{pod}}")],
+                # vLLM V1 renamed gpu_cache_usage_perc to kv_cache_usage_perc; either is read (as the catalog does).
+                [target(f"max by (namespace, pod, model_name) (vllm:kv_cache_usage_perc{{{served}}}"
+                        f" or vllm:gpu_cache_usage_perc{{{served}}})", "{{pod}}")],
                 width=8,
                 unit="percentunit",
                 min=0,

@@ -80,3 +80,21 @@ def test_xid_stat_counts_new_xids_not_the_sticky_last_code(tmp_path: Path) -> No
             {"expr": expr, "eval_time": "3h", "exp_samples": [{"labels": "{}", "value": 1}]},
         ],
     )
+
+
+@pytest.mark.timeout(60)
+def test_kv_cache_panel_reads_both_vllm_names(tmp_path: Path) -> None:
+    """vLLM V1 renamed gpu_cache_usage_perc to kv_cache_usage_perc; servers still on the old name
+    are in every fleet mid-upgrade, and the daemon's catalog reads either. A panel reading the new
+    name only shows nothing for them."""
+    expr = _panel_expr("aiops-inference-quality.json", "timeseries", "kv_cache_usage_perc")
+    old = 'vllm:gpu_cache_usage_perc{namespace="inference",pod="llama-old-0",model_name="llama-3-8b"}'
+    new = 'vllm:kv_cache_usage_perc{namespace="inference",pod="llama-new-0",model_name="llama-3-8b"}'
+    _promtool_expr_test(
+        tmp_path,
+        [{"series": old, "values": "0.5x10"}, {"series": new, "values": "0.7x10"}],
+        [{"expr": expr, "eval_time": "5m", "exp_samples": [
+            {"labels": '{namespace="inference",pod="llama-new-0",model_name="llama-3-8b"}', "value": 0.7},
+            {"labels": '{namespace="inference",pod="llama-old-0",model_name="llama-3-8b"}', "value": 0.5},
+        ]}],
+    )
