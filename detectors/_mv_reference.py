@@ -98,6 +98,10 @@ class Rows:
     def where(self, mask: np.ndarray) -> Rows:
         return Rows(self.t[mask], self.x[mask], self.flagged[mask])
 
+    def normal(self, recent: float) -> np.ndarray:
+        """Which rows a fit may use: all but those flagged since ``recent`` (:func:`normal_rows`)."""
+        return ~self.flagged | (self.t < recent)
+
 
 @dataclass(frozen=True)
 class SavedReference:
@@ -176,7 +180,7 @@ def normal_rows(rows: Mapping[str, Rows], now: float, schedule: Schedule) -> dic
     period (and was reported all along) is the new normal, as a permanent shift must become.
     """
     recent = now - schedule.refresh_seconds
-    return {e: _unflagged(c.t, c.x) for e, r in rows.items() if len(c := r.where(~r.flagged | (r.t < recent)))}
+    return {e: _unflagged(c.t, c.x) for e, r in rows.items() if len(c := r.where(r.normal(recent)))}
 
 
 @dataclass(frozen=True)
@@ -462,7 +466,7 @@ def _span(rows: Rows, share: int, recent: float, step: float, schedule: Schedule
     rows can take a row's place, so a row dropped once is never chosen later (:func:`_trim`).
     """
     shortest = _shortest_run(schedule)
-    normal = np.flatnonzero(~rows.flagged | (rows.t < recent))
+    normal = np.flatnonzero(rows.normal(recent))
     start, need = 0, share
     for lo, hi in reversed(_runs(rows.t[normal], step)):
         if hi - lo < shortest:
