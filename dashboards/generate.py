@@ -305,12 +305,20 @@ def cluster_variable(metric: str) -> Json:
 _FS = 'fstype!~"tmpfs|overlay|squashfs"'
 
 
+# A scrape address is unique within a cluster only: pod-network addresses repeat across clusters.
+ADDRESS = "cluster, instance"
+
+
 def node_exporter(per_instance: Callable[[str], str], by: str = "") -> str:
-    """A node-exporter expression for the chosen cluster and nodes, per node as aiops's catalog names
+    """A node-exporter expression for the chosen clusters and nodes, per node as aiops's catalog names
     nodes (node_uname_info's nodename, not the scrape address). ``per_instance(matchers)`` is the
-    expression aggregated by ``instance`` (and ``by``), with ``matchers`` in each selector."""
+    expression aggregated by ``ADDRESS`` (and ``by``), with ``matchers`` in each selector."""
     return by_node_name(
-        lambda m: per_instance(",".join(filter(None, [CLUSTER, m]))), by, uname=f'{CLUSTER},nodename=~"$node"', node="$node"
+        lambda m: per_instance(",".join(filter(None, [CLUSTER, m]))),
+        by,
+        uname=f'{CLUSTER},nodename=~"$node"',
+        node="$node",
+        scope="cluster",
     )
 
 
@@ -322,8 +330,8 @@ def filesystem_panel(title: str, free: str, total: str, steps: tuple[tuple[float
         [
             target(
                 node_exporter(
-                    lambda m: f"1 - max by (instance, mountpoint) ({free}{{{_FS},{m}}})"
-                    f" / max by (instance, mountpoint) ({total}{{{_FS},{m}}} > 0)",
+                    lambda m: f"1 - max by ({ADDRESS}, mountpoint) ({free}{{{_FS},{m}}})"
+                    f" / max by ({ADDRESS}, mountpoint) ({total}{{{_FS},{m}}} > 0)",
                     "mountpoint",
                 ),
                 "{{nodename}} {{mountpoint}}",
@@ -404,7 +412,7 @@ def cluster_health() -> Json:
                 [
                     target(
                         node_exporter(
-                            lambda m: f'1 - avg by (instance) (rate(node_cpu_seconds_total{{mode="idle",{m}}}[$__rate_interval]))'
+                            lambda m: f'1 - avg by ({ADDRESS}) (rate(node_cpu_seconds_total{{mode="idle",{m}}}[$__rate_interval]))'
                         ),
                         "{{nodename}}",
                     )
@@ -422,8 +430,8 @@ def cluster_health() -> Json:
                 [
                     target(
                         node_exporter(
-                            lambda m: f"1 - max by (instance) (node_memory_MemAvailable_bytes{{{m}}})"
-                            f" / max by (instance) (node_memory_MemTotal_bytes{{{m}}})"
+                            lambda m: f"1 - max by ({ADDRESS}) (node_memory_MemAvailable_bytes{{{m}}})"
+                            f" / max by ({ADDRESS}) (node_memory_MemTotal_bytes{{{m}}})"
                         ),
                         "{{nodename}}",
                     )
@@ -457,7 +465,7 @@ def cluster_health() -> Json:
                 [
                     target(
                         node_exporter(
-                            lambda m: "max by (instance, mountpoint)"
+                            lambda m: f"max by ({ADDRESS}, mountpoint)"
                             f" (predict_linear(node_filesystem_avail_bytes{{{_FS},{m}}}[6h], 4 * 3600)) < 0",
                             "mountpoint",
                         ),

@@ -42,20 +42,26 @@ def _braces(*matchers: str) -> str:
     return "{" + ", ".join(kept) + "}" if kept else ""
 
 
-def by_node_name(per_instance: Callable[[str], str], by: str = "", *, uname: str = "", node: str = "") -> str:
+def by_node_name(
+    per_instance: Callable[[str], str], by: str = "", *, uname: str = "", node: str = "", scope: str = ""
+) -> str:
     """A node-exporter expression renamed from its scrape address to its node, as ``nodename``.
 
-    ``per_instance(matchers)`` is the expression aggregated by ``instance`` (and ``by``), with
-    ``matchers`` ("" or one ``instance`` matcher) inside each of its selectors. ``uname`` adds
-    matchers to node_uname_info; ``node``, a regex of node names, keeps the fallback to those
-    (the dashboards' node variable). One series per node (and ``by``), however many scrape jobs.
+    ``per_instance(matchers)`` is the expression aggregated by ``instance`` (and ``scope`` and
+    ``by``), with ``matchers`` ("" or one ``instance`` matcher) inside each of its selectors.
+    ``uname`` adds matchers to node_uname_info; ``node``, a regex of node names, keeps the fallback
+    to those (the dashboards' node variable). ``scope`` names the label within which a scrape
+    address is unique (``cluster`` where one Prometheus sees several clusters: pod-network
+    addresses repeat across them). One series per node (and ``scope`` and ``by``), however many
+    scrape jobs.
     """
     host = f'instance=~"({node}){_PORT}"' if node else ""
-    keep = ", ".join(["nodename", *([by] if by else [])])
+    address = ", ".join(["instance", *([scope] if scope else [])])
+    keep = ", ".join(["nodename", *([scope] if scope else []), *([by] if by else [])])
     return (
         f"max by ({keep}) ("
-        f"({per_instance('')}) * on (instance) group_left (nodename) topk by (instance) (1, node_uname_info{_braces(uname)})"
-        f' or on (instance) label_replace({per_instance(host)}, "nodename", "$1", "instance", "(.+?){_PORT}"))'
+        f"({per_instance('')}) * on ({address}) group_left (nodename) topk by ({address}) (1, node_uname_info{_braces(uname)})"
+        f' or on ({address}) label_replace({per_instance(host)}, "nodename", "$1", "instance", "(.+?){_PORT}"))'
     )
 
 

@@ -98,3 +98,28 @@ def test_kv_cache_panel_reads_both_vllm_names(tmp_path: Path) -> None:
             {"labels": '{namespace="inference",pod="llama-old-0",model_name="llama-3-8b"}', "value": 0.5},
         ]}],
     )
+
+
+@pytest.mark.timeout(60)
+def test_node_memory_panel_keeps_clusters_apart(tmp_path: Path) -> None:
+    """node-exporter's ``instance`` is a pod-network address (10.x.y.z:9100), and the same addresses
+    are used again in every cluster. With the cluster variable on "All", a panel that aggregates and
+    joins on ``instance`` alone puts two clusters' nodes into one series under one of their names."""
+    expr = _panel_expr("aiops-cluster-health.json", "timeseries", "node_memory_MemAvailable_bytes")
+    gib = 1024**3
+    series = []
+    for cluster, nodename, available in (("east", "gpu-east-1", 2 * gib), ("west", "gpu-west-1", 6 * gib)):
+        where = f'cluster="{cluster}",instance="10.0.0.7:9100",job="node-exporter"'
+        series += [
+            {"series": f"node_memory_MemAvailable_bytes{{{where}}}", "values": f"{available}x10"},
+            {"series": f"node_memory_MemTotal_bytes{{{where}}}", "values": f"{8 * gib}x10"},
+            {"series": f'node_uname_info{{{where},nodename="{nodename}"}}', "values": "1x10"},
+        ]
+    _promtool_expr_test(
+        tmp_path,
+        series,
+        [{"expr": expr, "eval_time": "5m", "exp_samples": [
+            {"labels": '{cluster="east",nodename="gpu-east-1"}', "value": 0.75},
+            {"labels": '{cluster="west",nodename="gpu-west-1"}', "value": 0.25},
+        ]}],
+    )
