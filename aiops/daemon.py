@@ -24,6 +24,7 @@ class Daemon:
         self.config = config
         self.pipeline = pipeline
         self._stop = threading.Event()
+        self._learnt_history = False
         self.scheduler = BackgroundScheduler(timezone="UTC")
         interval = config.schedule.interval.total_seconds()
         # One job, never two at once; runs missed while a cycle overran collapse into one.
@@ -68,6 +69,11 @@ class Daemon:
 
     def _cycle(self) -> None:
         try:
+            if not self._learnt_history:
+                # Once, on the scheduler's thread (start() stays quick; a stop is heard): the days
+                # before the first frame that Prometheus holds (Pipeline.learn_history).
+                self._learnt_history = True
+                self.pipeline.learn_history()
             report = self.pipeline.run_cycle()
         except Exception:  # the scheduler thread must survive anything a cycle does
             log.exception("cycle crashed")

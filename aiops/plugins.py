@@ -21,7 +21,7 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from aiops.errors import PermanentError
-from aiops.model import Decision, Finding, Frame, Notification, Plan
+from aiops.model import Decision, Finding, Frame, Notification, Plan, Series, SignalInfo
 
 if TYPE_CHECKING:
     from aiops.kube.view import ClusterView
@@ -162,6 +162,31 @@ class KeepsState(Protocol):
     def state_saved(self, keys: Iterable[str]) -> None: ...
 
     def restore_state(self, saved: Mapping[str, bytes]) -> list[str]: ...
+
+
+@dataclass(frozen=True)
+class HistoryWanted:
+    """What a detector asks of the history Prometheus already holds: ``signals``, over the
+    ``seconds`` before the daemon's first frame, at ``step_seconds``."""
+
+    signals: frozenset[str]
+    seconds: float
+    step_seconds: float
+
+
+@runtime_checkable
+class LearnsFromHistory(Protocol):
+    """A detector whose state reaches back further than a frame (days of daily peaks), and which
+    can learn it from the history Prometheus holds rather than only from the cycles it runs: a new
+    installation, or a new pod (the state file is on an emptyDir), otherwise knows nothing of the
+    days before it started. At its first cycle the pipeline fetches what ``history_wanted`` names
+    (given the signals the daemon reads) and hands it over, a signal's chunk at a time, to
+    ``learn_history``, before the first frame. It stays pure: it fetches nothing itself. Learning
+    must be safe on top of state restored from the state file (the same days again change nothing)."""
+
+    def history_wanted(self, signals: Mapping[str, SignalInfo]) -> HistoryWanted | None: ...
+
+    def learn_history(self, series: Sequence[Series]) -> None: ...
 
 
 @runtime_checkable

@@ -36,7 +36,8 @@ import pandas as pd
 from pydantic import Field, ValidationInfo, field_validator
 
 from aiops.model import EntityKind, Finding, Frame, Series, SignalInfo, from_epoch
-from aiops.plugins import DetectorParams
+from aiops.plugins import DetectorParams, HistoryWanted
+from detectors._isolation import isolated
 from detectors._rolling_at import Windows
 from detectors._daily import (
     BIN_SECONDS,
@@ -180,6 +181,12 @@ def _is_workload(key: Hashable) -> bool:
     """Whether a key of held days is a workload's (:meth:`ExhaustionForecast._workload_key`)."""
     labels = key[1] if isinstance(key, tuple) and len(key) == 2 else ()
     return any(k == "pod" and v.endswith(WORKLOAD_POD_SUFFIX) for k, v in labels)
+
+
+def _has_wall(info: SignalInfo) -> bool:
+    """Whether the signal has something to forecast to: a capacity, failure points or an objective.
+    A non-positive capacity is a config mistake, not a wall to forecast."""
+    return (info.capacity is not None and info.capacity > 0) or bool(info.failure_points) or info.objective is not None
 
 
 # A newest value this many times past the failure point is not a measurement of the signal (a
@@ -630,10 +637,7 @@ class ExhaustionForecast(UnivariateDetector):
     # ------------------------------------------------------------------ daemon contract
     def applies_to(self, frame: Frame, signal: str) -> bool:
         info = frame.signals.get(signal)
-        # A non-positive capacity is a config mistake, not a wall to forecast.
-        if info is None:
-            return False
-        return (info.capacity is not None and info.capacity > 0) or bool(info.failure_points) or info.objective is not None
+        return info is not None and _has_wall(info)
 
     @staticmethod
     def failure_of(info: SignalInfo, labels: Mapping[str, str]) -> tuple[float, str]:
@@ -832,6 +836,32 @@ class ExhaustionForecast(UnivariateDetector):
             signal, tuple((k, f"{name}{WORKLOAD_POD_SUFFIX}" if k == "pod" else v) for k, v in labels))
         self._lineage_of[series.key] = workload
         return workload
+
+    # -- the days before the first frame, from what Prometheus holds (LearnsFromHistory) ----------
+    def history_wanted(self, signals: Mapping[str, SignalInfo]) -> HistoryWanted | None:
+        """The days :attr:`daily_memory_days` compares with, at the bins' 5-minute steps, of the
+        signals this detector forecasts."""
+        wanted = frozenset(n for n in self.signals if n in signals and _has_wall(signals[n]))
+        if not self.daily_memory_days or not wanted:
+            return None
+        return HistoryWanted(wanted, self.daily_memory_days * DAY_SECONDS, BIN_SECONDS)
+
+    def learn_history(self, series: Sequence[Series]) -> None:
+        """Fold each series' points into its days, by maximum per bin (:meth:`DailyMaxima.absorb`):
+        learning a day held already, restored from the state file, changes nothing.
+
+        A range query at 5-minute steps gives one sample a bin, not the bin's maximum: a peak
+        between two samples is read lower than it was, which can only make a benign precedent
+        rarer (the side that warns). The series no frame brings (pods gone since) are dropped at
+        the first cycle, as any series gone from its signal's answer."""
+        if self.daily_memory_days:
+            for s in series:
+                isolated(self.name, s, self._learn, s)
+
+    def _learn(self, series: Series) -> None:
+        first, dense = bin_maxima(np.asarray(series.timestamps, dtype=np.float64), np.asarray(series.values, dtype=np.float64))
+        if dense.shape[0]:
+            self._daily.absorb(series.key, first, dense)
 
     # -- the daily maxima, handed to the daemon's state file (KeepsState) ---------------------------
     # Only series the screen let through in the days held are saved: the days are read by

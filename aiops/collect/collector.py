@@ -457,14 +457,25 @@ class Collector:
         return {n: t for n, t in self._last_seen.items()
                 if n not in fresh and n not in missing and n in self.signals and not self.signals[n].sparse}
 
-    def _chunks(self, query: str, start: datetime, end: datetime) -> Iterator[Block]:
+    def history(self, signals: Iterable[str], start: datetime, end: datetime, step: timedelta) -> Iterator[list[Series]]:
+        """What Prometheus holds of ``signals`` over [start, end] at ``step``, one signal's chunk
+        at a time, for a detector learning the days before its first frame
+        (:class:`~aiops.plugins.LearnsFromHistory`): the days of 100k series are never in memory
+        as points at once. Raises :class:`PrometheusError` as a fetch does. Unsharded: a sharded
+        replica's detectors drop the series no frame of theirs brings at their first cycle."""
+        for name in sorted(set(signals) & self.signals.keys()):
+            signal = self.signals[name]
+            for block in self._chunks(signal.query, start, end, step):
+                yield [Series(name, s.labels, s.timestamps, s.values, entity_of(signal, s.labels)) for s in block.split()]
+
+    def _chunks(self, query: str, start: datetime, end: datetime, step: timedelta | None = None) -> Iterator[Block]:
         """Decoded chunks from the client; a client with only ``query_range`` (a recorded-history
         client in replays, a test double) gives its whole answer as one chunk."""
         chunks = getattr(self.client, "range_chunks", None)
         if chunks is not None:
-            yield from chunks(query, start, end, self.step)
+            yield from chunks(query, start, end, step or self.step)
         else:
-            yield Block.from_series(self.client.query_range(query, start, end, self.step))
+            yield Block.from_series(self.client.query_range(query, start, end, step or self.step))
 
     def ready(self) -> bool:
         return self.client.ready()

@@ -30,6 +30,7 @@ def run_once(config: AiopsConfig, *, stdout_for_machines: bool = False) -> Cycle
         pipeline = Pipeline.from_config(config)
         try:
             pipeline.start()
+            pipeline.learn_history()
             return pipeline.run_cycle()
         finally:
             pipeline.close()

@@ -145,12 +145,49 @@ class Pipeline:
 
     def _keeping_state(self) -> Iterator[tuple[str, plugins.KeepsState]]:
         """(name, detector) of each detector, or ensemble member (``name.member``), that keeps state."""
+        for name, part in self._parts():
+            if isinstance(part, plugins.KeepsState):
+                yield name, part
+
+    def _parts(self) -> Iterator[tuple[str, object]]:
+        """(name, detector) of each detector and each ensemble member (``name.member``)."""
         for name, detector in self.detectors:
-            if isinstance(detector, plugins.KeepsState):
-                yield name, detector
+            yield name, detector
             for member, part in (getattr(detector, "members", None) or {}).items():
-                if isinstance(part, plugins.KeepsState):
-                    yield f"{name}.{member}", part
+                yield f"{name}.{member}", part
+
+    def learn_history(self, now: datetime | None = None) -> None:
+        """Before the first cycle: hand each detector that asks (:class:`~aiops.plugins.LearnsFromHistory`)
+        the days before the first frame that Prometheus already holds, so that a new installation
+        or a new pod compares today's daily climbs with the days before it started, as a daemon
+        that ran all along does. The first frame begins ``lookback`` before ``now``; the days end
+        there. A failure costs only those days (the detector learns them from the cycles it runs,
+        as it did before): logged, never raised, never a degraded cycle."""
+        now = now or utcnow()
+        end = now - self.collector.lookback
+        for name, part in self._parts():
+            if not isinstance(part, plugins.LearnsFromHistory):
+                continue
+            try:
+                wanted = part.history_wanted(self.collector.infos)
+                if wanted is None:
+                    continue
+                started, points = time.monotonic(), 0
+                start = end - timedelta(seconds=wanted.seconds)
+                for chunk in self.collector.history(wanted.signals, start, end, timedelta(seconds=wanted.step_seconds)):
+                    part.learn_history(chunk)
+                    points += sum(len(s) for s in chunk)
+            except Exception as exc:  # contained on purpose: the days are learnt from the cycles instead
+                log.warning(
+                    "detector %s did not learn the days before its first cycle from Prometheus; it learns them "
+                    "from the cycles it runs: %s", name, exc, extra={"detector": name},
+                )
+                continue
+            log.info(
+                "detector %s learnt %s from %s to %s from Prometheus (%d points) in %.1fs",
+                name, ", ".join(sorted(wanted.signals)), start.isoformat(), end.isoformat(), points,
+                time.monotonic() - started, extra={"detector": name},
+            )
 
     @classmethod
     def from_config(

@@ -70,7 +70,9 @@ class HistoryClient:
 
     def query_range(self, query: str, start: datetime, end: datetime, step: timedelta) -> list[RawSeries]:
         if step != self.step:
-            raise PrometheusError(f"replay fetched at step {self.step}, asked for {step}", temporary=False, query=query)
+            # Not a cycle's query (a detector learning the days before the first one): asked of
+            # Prometheus as it is, once.
+            return self.client.query_range(query, start, end, step)
         cached = self._fetch(query)
         if isinstance(cached, PrometheusError):
             raise cached
@@ -326,6 +328,8 @@ def run_replay(
         pipeline = Pipeline.from_config(cfg, store, collector=collector, notifiers=sinks, live=False)
         timeline = Timeline(every)
         t_begin = time.perf_counter()
+        # As the daemon at its first cycle: the days before it that Prometheus holds.
+        pipeline.learn_history(start)
         for i, now in enumerate(cycle_times(start, end, every)):
             clock[0] = now
             t0 = time.perf_counter()

@@ -847,6 +847,41 @@ def test_a_restart_resumes_the_daily_maxima_from_the_state_file(tmp_path) -> Non
     assert max(cycle(fresh, i) for i in after) >= 0.7  # warns: policy's warning level
 
 
+def test_a_new_daemon_learns_the_previous_days_from_the_history_prometheus_holds() -> None:
+    """A new installation (or a new pod: the state file is on an emptyDir) knew nothing of
+    yesterday's lunchtime peak, and paged it as a leak for its first day, although Prometheus held
+    every day of it. Given the days before its first frame, at the 5-minute steps it asks for, it
+    knows the peak stops short of the wall, as a daemon that ran all along does."""
+    from aiops.model import Frame, Series, from_epoch
+    from aiops.plugins import HistoryWanted, LearnsFromHistory
+
+    rng = np.random.default_rng(3)
+    t, y = _lunchtime_peak(50, rng)
+    lookback = int(6 * HOUR / MINUTE)
+    start = 30 * 60  # installed the next day's morning, before its peak
+
+    def cycle(det: ExhaustionForecast, i: int) -> float:
+        lo = max(0, i + 1 - lookback)
+        s = Series("pod_memory_usage_ratio", {"pod": "web-0"}, t[lo : i + 1], y[lo : i + 1], POD)
+        [f] = det.detect(Frame(from_epoch(t[i]), (s,), SIGNALS, MINUTE))
+        return f.score
+
+    learnt, fresh = ExhaustionForecast(report_floor=0.0), ExhaustionForecast(report_floor=0.0)
+    assert isinstance(learnt, LearnsFromHistory)
+    wanted = learnt.history_wanted(SIGNALS)
+    assert wanted == HistoryWanted(frozenset({"pod_memory_usage_ratio"}), 3 * DAY, 300.0)
+    first_frame = start + 1 - lookback
+    back = int(wanted.seconds / MINUTE)
+    every = int(wanted.step_seconds / MINUTE)
+    history = slice(max(0, first_frame - back), first_frame, every)  # what a range query at 5 min gives
+    learnt.learn_history([Series("pod_memory_usage_ratio", {"pod": "web-0"}, t[history], y[history], POD)])
+    after = range(start, t.shape[0], 5)  # a cycle every 5 minutes: the forecast of a climb is brief
+    assert max(cycle(learnt, i) for i in after) < 0.5  # the peak is known from the previous day
+    assert max(cycle(fresh, i) for i in after) >= 0.9  # without it: paged as a leak
+    # Nothing to learn for a detector that keeps no days, nor for a signal it does not forecast.
+    assert ExhaustionForecast(daily_memory_days=0).history_wanted(SIGNALS) is None
+
+
 def test_only_series_the_screen_let_through_are_saved() -> None:
     """The days are read only for screened series: a cluster's flat series cost nothing in the
     state file, a daily peak near the wall is saved."""

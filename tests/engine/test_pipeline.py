@@ -306,3 +306,48 @@ def test_entities_a_detector_skipped_are_handed_to_the_act_stage_as_unseen(
     assert list(unseen) == ["pod/ml/leaky-0"]
     assert "skips_leaky" in unseen["pod/ml/leaky-0"]
     assert unseen == unseen_entities(report.findings, report.unjudged)
+
+
+def test_a_new_daemon_learns_the_days_before_its_first_frame_from_prometheus(
+    prometheus: PrometheusServer, history_end: datetime, tmp_path: Path
+) -> None:
+    """The exhaustion forecaster compares today's climb with the previous days' at the same hour.
+    A new daemon (a new installation, a new pod) kept none, although Prometheus held them: it now
+    reads the days before its first frame (which begins ``lookback`` = 3 h before now) at
+    5-minute steps, and the first cycle folds its own frame in after them."""
+    from detectors._daily import BIN_SECONDS
+
+    pipeline = Pipeline.from_config(config(prometheus.url, tmp_path))
+    try:
+        [member] = [part for name, part in pipeline._parts() if name == "ensemble.exhaustion"]
+        assert list(member._daily.held()) == []
+        pipeline.learn_history(history_end)
+        held = {dict(key[1])["pod"]: (first, dense) for key, first, dense in member._daily.held()}
+        assert set(held) == {"leaky-0", "steady-0"}
+        first, dense = held["leaky-0"]
+        frame_starts = (history_end - timedelta(hours=3)).timestamp()
+        # The 3 h Prometheus holds before the frame (it holds 6 h), a bin each 5 minutes.
+        assert first * BIN_SECONDS == pytest.approx(frame_starts - 3 * 3600, abs=BIN_SECONDS)
+        assert (first + dense.shape[0]) * BIN_SECONDS <= frame_starts + BIN_SECONDS
+        assert np.isfinite(dense).sum() >= 35
+        report = pipeline.run_cycle(history_end)
+        assert not report.degraded, report.errors
+        first_after, dense_after = {dict(k[1])["pod"]: (f, d) for k, f, d in member._daily.held()}["leaky-0"]
+        assert first_after == first and dense_after.shape[0] > dense.shape[0]  # the frame's bins after them
+    finally:
+        pipeline.close()
+
+
+def test_a_daemon_that_cannot_read_the_days_before_it_learns_them_from_its_cycles(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Prometheus unreachable at start: the days are not learnt, which is said once, and nothing
+    else changes (no exception, no cycle degraded by it)."""
+    pipeline = Pipeline.from_config(config(f"http://127.0.0.1:{free_port()}", tmp_path))
+    try:
+        with caplog.at_level("WARNING", logger="aiops.engine.pipeline"):
+            pipeline.learn_history()
+    finally:
+        pipeline.close()
+    [warning] = [r for r in caplog.records if "did not learn the days before its first cycle" in r.getMessage()]
+    assert "ensemble.exhaustion" in warning.getMessage() and "learns them from the cycles it runs" in warning.getMessage()

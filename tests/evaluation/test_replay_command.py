@@ -62,6 +62,31 @@ def test_history_client_frames_equal_live_frames(demo_prom) -> None:
 
 
 @pytest.mark.slow
+def test_a_replay_learns_the_days_before_its_start_as_the_daemon_does(demo_prom) -> None:
+    """A replay starts as a new daemon: its detectors read the days before the first cycle from
+    Prometheus (at their own step, not the cycles': asked of Prometheus as it is), so a replay of
+    last week judges it as the daemon that ran all along would have."""
+    config = parse_config({"prometheus": {"url": demo_prom.url, "lookback": "1h"}})
+    start = END - timedelta(hours=2)
+    history = HistoryClient(PrometheusClient(config.prometheus), start - timedelta(hours=1), END, config.prometheus.step)
+    replayed, live = Collector(config, client=history), Collector(config)  # type: ignore[arg-type]
+    try:
+        signals = {"pod_memory_usage_ratio"}
+        begin, until, step = start - timedelta(hours=8), start - timedelta(hours=1), timedelta(minutes=5)
+        a = [s for chunk in replayed.history(signals, begin, until, step) for s in chunk]
+        b = [s for chunk in live.history(signals, begin, until, step) for s in chunk]
+        assert a and sorted(s.key for s in a) == sorted(s.key for s in b)
+        by_key = {s.key: s for s in b}
+        for s in a:
+            assert np.all(np.diff(s.timestamps) == 300.0)
+            np.testing.assert_array_equal(s.timestamps, by_key[s.key].timestamps)
+            np.testing.assert_allclose(s.values, by_key[s.key].values, equal_nan=True)
+    finally:
+        replayed.close()
+        live.close()
+
+
+@pytest.mark.slow
 def test_replay_writes_report_dry_run_and_throwaway_state(demo_prom, tmp_path: Path, capsys) -> None:
     cfg = _config(tmp_path, demo_prom.url)
     incidents = tmp_path / "incidents.yaml"
