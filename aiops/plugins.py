@@ -167,11 +167,12 @@ class KeepsState(Protocol):
 @dataclass(frozen=True)
 class HistoryWanted:
     """What a detector asks of the history Prometheus already holds: ``signals``, over the
-    ``seconds`` before the daemon's first frame, at ``step_seconds``."""
+    ``seconds`` before the daemon's first frame, at ``step_seconds`` (None: the daemon's own step,
+    so that what it learns is what its cycles would have seen)."""
 
     signals: frozenset[str]
     seconds: float
-    step_seconds: float
+    step_seconds: float | None
 
 
 @runtime_checkable

@@ -69,6 +69,9 @@ they gain a 5-minute bin, so a restarted daemon forecasts at once, from the same
 that stopped (what came after the last body, the newest bin or two, comes back from the frame's
 lookback). A body that cannot be read is named at start and that series learns its days again. A
 restart longer than the lookback leaves a gap in the bins, as the daemon being down does anyway.
+A new daemon (a new installation, a new pod) reads the days before its first frame from
+Prometheus at its own step (:class:`~aiops.plugins.LearnsFromHistory`): the same bins as if it had
+run all along, so it forecasts from its first cycle instead of a day later.
 """
 
 from __future__ import annotations
@@ -83,9 +86,10 @@ from typing import Any, ClassVar
 import numpy as np
 from pydantic import Field
 
-from aiops.model import Finding, Frame, Series, from_epoch
-from aiops.plugins import DetectorParams
-from detectors._daily import BIN_SECONDS, BINS_PER_DAY, DAY_SECONDS, DailyMaxima
+from aiops.model import Finding, Frame, Series, SignalInfo, from_epoch
+from aiops.plugins import DetectorParams, HistoryWanted
+from detectors._daily import BIN_SECONDS, BINS_PER_DAY, DAY_SECONDS, DailyMaxima, bin_maxima
+from detectors._isolation import isolated
 from detectors._univariate import UnivariateDetector, by_signal, fmt_duration
 
 # The request-rate signal of each runtime in the catalog.
@@ -344,6 +348,24 @@ class ServingHeadroom(UnivariateDetector):
         # says nothing about it, and its previous days stay held.
         self._daily.retain(live, unanswered=frame.missing_signals)
         return super().detect(frame)
+
+    # -- the days before the first frame, from what Prometheus holds (LearnsFromHistory) ----------
+    def history_wanted(self, signals: Mapping[str, SignalInfo]) -> HistoryWanted | None:
+        """The days the forecast reads, at the daemon's own step: a few series (one per model and
+        runtime), and the bins then hold what the cycles would have folded in, to the bit."""
+        wanted = frozenset(n for n in self.signals if n in signals)
+        return HistoryWanted(wanted, self.params.days * DAY_SECONDS, None) if wanted else None
+
+    def learn_history(self, series: Sequence[Series]) -> None:
+        """Fold each series' points into its days, by maximum per bin (:meth:`DailyMaxima.absorb`):
+        learning a day held already, restored from the state file, changes nothing."""
+        for s in series:
+            isolated(self.name, s, self._learn, s)
+
+    def _learn(self, series: Series) -> None:
+        first, dense = bin_maxima(np.asarray(series.timestamps, dtype=np.float64), np.asarray(series.values, dtype=np.float64))
+        if dense.shape[0]:
+            self._daily.absorb(series.key, first, dense)
 
     # -- the bins, handed to the daemon's state file (KeepsState) ---------------------------------
     def saved_state(self) -> dict[str, bytes]:

@@ -174,7 +174,8 @@ class Pipeline:
                     continue
                 started, points = time.monotonic(), 0
                 start = end - timedelta(seconds=wanted.seconds)
-                for chunk in self.collector.history(wanted.signals, start, end, timedelta(seconds=wanted.step_seconds)):
+                step = timedelta(seconds=wanted.step_seconds) if wanted.step_seconds else self.collector.step
+                for chunk in self.collector.history(wanted.signals, start, end, step):
                     part.learn_history(chunk)
                     points += sum(len(s) for s in chunk)
             except Exception as exc:  # contained on purpose: the days are learnt from the cycles instead

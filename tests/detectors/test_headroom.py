@@ -158,6 +158,30 @@ def test_a_restart_resumes_the_same_forecasts_from_the_state_file(tmp_path: Path
     assert [f for _, f in run(t, y, ServingHeadroom(), cycles=after) if f.predicted_failure_at] == []
 
 
+def test_a_new_daemon_learns_the_previous_days_from_history_and_forecasts_as_one_that_ran_all_along() -> None:
+    """A new installation (or a new pod: the state file is on an emptyDir) held no previous day,
+    so it forecast nothing for a day although Prometheus held the days. Given the days before its
+    first frame at the daemon's own step, it forecasts the surge exactly as a daemon that ran."""
+    from aiops.plugins import HistoryWanted, LearnsFromHistory
+
+    t, y = surge_day()
+    start = int(DAY / MINUTE) + 8 * 60 - 2  # installed at day two 07:58
+    after = range(start, t.shape[0], 5)
+    running = ServingHeadroom()
+    run(t, y, running, cycles=range(6 * 60, start, 3))
+    expected = run(t, y, running, cycles=after)
+    assert [f for _, f in expected if f.predicted_failure_at is not None], "the surge was not forecast"
+
+    new = ServingHeadroom()
+    assert isinstance(new, LearnsFromHistory)
+    wanted = new.history_wanted(RATE)
+    assert wanted == HistoryWanted(frozenset({"inference_request_rate"}), 3 * DAY, None)
+    first_frame = start - 6 * 60
+    history = slice(max(0, first_frame - int(wanted.seconds / MINUTE)), first_frame)
+    new.learn_history([frame({"inference_request_rate": [(MODEL, t[history], y[history])]}, RATE).series[0]])
+    assert _forecasts(run(t, y, new, cycles=after)) == _forecasts(expected)
+
+
 def test_a_body_that_cannot_be_read_is_named_and_that_series_starts_over() -> None:
     t, y = surge_day()
     running = ServingHeadroom()
