@@ -167,9 +167,14 @@ def forecast(
     with np.errstate(all="ignore"), warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)
         spread = float(np.nanmax(np.abs(np.nanmean(days_now, axis=1) / usual_now - 1.0))) if len(rows) > 1 else 0.0
-    today, level_noise = _today(t, y, first, dense, now - surge_seconds, days)
-    # The level is a median of the points in level_seconds: its error is ~1.25 scatter / sqrt(n).
-    level_noise *= 1.2533 / math.sqrt(recent.shape[0])
+    today, level_noise, kinship = _today(t, y, first, dense, now - surge_seconds, days)
+    # The level is a median of the points in level_seconds: its error is ~1.25 scatter / sqrt(n),
+    # n the independent measurements among them. Demand is a rate over a window longer than the
+    # step (rate(...[5m]) every minute): neighbours share most of their requests, so n is fewer
+    # than the points, n (1 - rho) / (1 + rho) for a lag-one correlation rho (an AR(1)'s effective
+    # sample size), read on today's points like the scatter. Counted as independent, a wobble of a
+    # quiet model's rate passed for a surge (us-east, seed 41: +11 % on mistral's morning ramp).
+    level_noise *= 1.2533 / math.sqrt(_effective_count(recent.shape[0], kinship))
     needed = max(min_excess, 2.0 * spread if math.isfinite(spread) else 0.0, 3.0 * level_noise)
     crossing = None
     at_crossing = math.nan
@@ -230,6 +235,10 @@ MIN_TREND_SPANS = 4
 
 # Today's level needs this much of the window before the surge span (module docstring).
 MIN_TODAY_SECONDS = 1800.0
+# The lag-one correlation of today's points is read on at least this many neighbouring pairs, and
+# is held below 1 (the effective count never reaches zero).
+MIN_LAG_PAIRS = 20
+MAX_LAG_ONE = 0.99
 
 
 def _ratios(t: np.ndarray, y: np.ndarray, first: int, dense: np.ndarray, days: int) -> tuple[np.ndarray, np.ndarray]:
@@ -265,20 +274,43 @@ def median_of_days(held: np.ndarray) -> np.ndarray:
     return np.where(count > 0, middle, np.nan)
 
 
-def _today(t: np.ndarray, y: np.ndarray, first: int, dense: np.ndarray, before: float, days: int) -> tuple[float, float]:
+def _today(
+    t: np.ndarray, y: np.ndarray, first: int, dense: np.ndarray, before: float, days: int
+) -> tuple[float, float, float]:
     """Today's demand over the usual, from the points at or before ``before`` (the median of their
-    ratios), and the scatter of those ratios (a robust sigma, relative); (1.0, 0.0) when the
-    window holds under MIN_TODAY_SECONDS of them or no previous day covers them."""
+    ratios), the scatter of those ratios (a robust sigma, relative) and their lag-one
+    correlation (:func:`_lag_one`); (1.0, 0.0, 0.0) when the window holds under
+    MIN_TODAY_SECONDS of them or no previous day covers them."""
     ok = (t <= before) & np.isfinite(y) & (y > 0)
     if not ok.any() or before - float(t[ok][0]) < MIN_TODAY_SECONDS:
-        return 1.0, 0.0
-    _, r = _ratios(t[ok], y[ok], first, dense, days)
+        return 1.0, 0.0, 0.0
+    tr, r = _ratios(t[ok], y[ok], first, dense, days)
     if r.shape[0] < 2:
-        return 1.0, 0.0
+        return 1.0, 0.0, 0.0
     ratio = np.log(r)
     mid = float(np.median(ratio))
     scatter = 1.4826 * float(np.median(np.abs(ratio - mid)))
-    return math.exp(mid), scatter
+    return math.exp(mid), scatter, _lag_one(tr, ratio - mid)
+
+
+def _lag_one(t: np.ndarray, x: np.ndarray) -> float:
+    """The lag-one correlation of ``x`` over pairs one step apart (the series' typical step), in
+    [0, 1): how much of each point its neighbour already holds. 0 under MIN_LAG_PAIRS pairs; a
+    negative one (no rate window makes neighbours disagree) counts as none."""
+    if t.shape[0] < 2:
+        return 0.0
+    dt = np.diff(t)
+    pairs = np.flatnonzero(np.abs(dt - float(np.median(dt))) <= 0.5 * float(np.median(dt)))
+    if pairs.shape[0] < MIN_LAG_PAIRS:
+        return 0.0
+    a, b = x[pairs], x[pairs + 1]
+    den = math.sqrt(float(np.dot(a, a)) * float(np.dot(b, b)))
+    return min(MAX_LAG_ONE, max(0.0, float(np.dot(a, b)) / den)) if den > 0 else 0.0
+
+
+def _effective_count(n: int, rho: float) -> float:
+    """Independent measurements among ``n`` points with lag-one correlation ``rho``: at least one."""
+    return max(1.0, min(float(n), n * (1.0 - rho) / (1.0 + rho)))
 
 
 class HeadroomParams(DetectorParams):
