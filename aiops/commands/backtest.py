@@ -83,7 +83,7 @@ BASELINES: tuple[tuple[str, Callable[[], SeriesScorer]], ...] = (
 )
 
 
-def register(sub: argparse._SubParsersAction) -> None:
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser(
         "backtest",
         help="replay history through a detector; score it against labels (NAB, SMD)",
@@ -244,8 +244,8 @@ def _run_nab(args: argparse.Namespace, params: dict[str, Any]) -> int:
     unlabelled = sorted(set(replayed) - set(windows))
     if unlabelled:
         print(f"note: {len(unlabelled)} file(s) have no entry in {args.labels} and are not scored, e.g. {unlabelled[0]}", file=sys.stderr)
-    scored = _scorable({k: v.frame for k, v in replayed.items() if k in windows}, windows, failed)
-    scored = {k: replayed[k] for k in scored}
+    fit = _scorable({k: v.frame for k, v in replayed.items() if k in windows}, windows, failed)
+    scored = {k: replayed[k] for k in fit}
     if not scored:
         _report_failures(failed)
         return fail(f"none of the replayed files under {args.data} has an entry in {args.labels}; keys must be paths relative to DATA")
@@ -586,7 +586,8 @@ def _parse_time(text: str, end: datetime) -> datetime:
         stamp = pd.Timestamp(text)
     except ValueError:
         raise ValueError(f"cannot read time {text!r}; use ISO 8601 (2026-01-31T12:00Z) or a duration like 7d") from None
-    return (stamp if stamp.tz else stamp.tz_localize("UTC")).to_pydatetime()
+    moment: datetime = (stamp if stamp.tz else stamp.tz_localize("UTC")).to_pydatetime()
+    return moment
 
 
 def _slug(labels: Mapping[str, str]) -> str:

@@ -39,7 +39,7 @@ def _bounded(seconds: float, shown: Any) -> timedelta:
     return timedelta(seconds=seconds)
 
 
-def parse_duration(value: Any) -> Any:
+def parse_duration(value: Any) -> timedelta:
     """Accept Prometheus-style durations ("90s", "5m", "1h30m", "7d") or plain seconds, up to 3650d."""
     if isinstance(value, timedelta):
         return value

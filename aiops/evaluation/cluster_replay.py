@@ -27,15 +27,15 @@ from typing import Any, ClassVar
 import numpy as np
 
 from aiops.collect.collector import Collector
-from aiops.collect.decode import Block
-from aiops.collect.prometheus import PrometheusClient, PrometheusError, RawSeries
+from aiops.collect.decode import Block, RawSeries
+from aiops.collect.prometheus import PrometheusClient, PrometheusError
 from aiops.config import AiopsConfig
 from aiops.engine.pipeline import Pipeline
 from aiops.model import ADVISE, ActionStatus, CycleReport, EntityKind, Mode, Notification, Severity
 from aiops.plugins import Delivery, DeliveryStatus, Notifier
 from aiops.state import Store
 
-__all__ = ["HistoryClient", "FileSink", "Timeline", "replay_config", "run_replay"]
+__all__ = ["Cycle", "Episode", "Event", "HistoryClient", "FileSink", "ReplayRun", "Timeline", "replay_config", "run_replay"]
 
 # What a replayed action would have done: the statuses of a decision the writer let through.
 ACTED = frozenset({ActionStatus.DRY_RUN, ActionStatus.APPLIED})
@@ -178,6 +178,23 @@ class Event:
         return {**self.__dict__, "at": self.at.isoformat(), "related": list(self.related)}
 
 
+@dataclass(frozen=True)
+class Cycle:
+    """What one replayed cycle saw and did: the per-cycle counts the report sums and plots."""
+
+    at: datetime
+    series: int
+    findings: int  # warning or worse
+    decisions: int
+    actions: int  # decisions other than advice
+    notifications: int
+    degraded: bool
+    wall_seconds: float
+
+    def as_dict(self) -> dict[str, Any]:
+        return {**self.__dict__, "at": self.at.isoformat()}
+
+
 def related_keys(entity: Any, finding: Any = None) -> tuple[str, ...]:
     """The entity's key plus what it belongs to: the node it runs on (an incident on a node matches
     its GPUs' findings), the model a serving pod serves, and what correlation related it to."""
@@ -206,7 +223,7 @@ class Timeline:
         self.events: list[Event] = []
         self._open_f: dict[str, Episode] = {}
         self._open_d: dict[str, Episode] = {}
-        self.cycles: list[dict[str, Any]] = []
+        self.cycles: list[Cycle] = []
         self.info_findings = 0
 
     def add(self, now: datetime, report: CycleReport, wall_seconds: float) -> None:
@@ -249,12 +266,12 @@ class Timeline:
             related = tuple(dict.fromkeys(k for f in n.findings for k in related_keys(f.entity, f)))
             self.events.append(Event(now, "notification", "resolved" if n.resolved else "firing",
                                      str(n.entity or n.key), n.title, str(n.severity), related))
-        self.cycles.append({
-            "at": now.isoformat(), "series": report.series_count, "findings": len(warned),
-            "decisions": len(report.decisions), "actions": sum(1 for d in report.decisions if d.action != ADVISE),
-            "notifications": len(report.notifications), "degraded": report.degraded,
-            "wall_seconds": round(wall_seconds, 4),
-        })
+        self.cycles.append(Cycle(
+            at=now, series=report.series_count, findings=len(warned),
+            decisions=len(report.decisions), actions=sum(1 for d in report.decisions if d.action != ADVISE),
+            notifications=len(report.notifications), degraded=report.degraded,
+            wall_seconds=round(wall_seconds, 4),
+        ))
 
     def _continue(self, open_: dict[str, Episode], _all: list[Episode], key: str, now: datetime) -> Episode | None:
         ep = open_.get(key)

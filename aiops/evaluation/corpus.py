@@ -80,12 +80,12 @@ class CorpusEvaluation:
         )
 
 
-def _json_safe(value: Any) -> Any:
-    if isinstance(value, dict):
-        return {k: _json_safe(v) for k, v in value.items()}
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    return value
+def _json_safe(doc: Mapping[str, Any]) -> dict[str, Any]:
+    """``doc`` with NaN and infinities as None (JSON has neither), nested mappings included."""
+    return {
+        k: _json_safe(v) if isinstance(v, dict) else None if isinstance(v, float) and not math.isfinite(v) else v
+        for k, v in doc.items()
+    }
 
 
 def load_instants(path: str | Path) -> dict[str, list[pd.Timestamp]]:

@@ -99,7 +99,7 @@ def _read_matrix(path: Path) -> np.ndarray:
         frame = pd.read_csv(path, header=None)
     except (OSError, pd.errors.ParserError, UnicodeDecodeError, EOFError) as exc:
         raise ValueError(f"cannot read {path}: {exc}") from exc
-    values = frame.apply(pd.to_numeric, errors="coerce").to_numpy(dtype=float)
+    values: np.ndarray = frame.apply(pd.to_numeric, errors="coerce").to_numpy(dtype=float)
     if values.size == 0:
         raise ValueError(f"{path} is empty")
     return values
@@ -203,7 +203,8 @@ def evaluate_machines(scored: Sequence[Scored], threshold: float) -> dict[str, A
 def _train_rows(X: np.ndarray, train: np.ndarray | None, who: str) -> np.ndarray:
     if train is None or np.asarray(train).shape[0] < 2:
         raise ValueError(f"the {who} baseline is fitted on the train split; give the machines a train/ folder")
-    return np.nan_to_num(np.asarray(train, dtype=float))
+    rows: np.ndarray = np.nan_to_num(np.asarray(train, dtype=float))
+    return rows
 
 
 class NullMatrixBaseline:
@@ -268,7 +269,7 @@ class FeatureZScore:
             std = np.maximum(np.nan_to_num(np.nanstd(ref, axis=0)), 0.01 * np.maximum(np.abs(np.nan_to_num(mean)), 1.0))
             z = np.nanmax(np.abs((x - mean) / std), axis=1)
         z = np.nan_to_num(z, nan=0.0)
-        return z / (1.0 + z)
+        return np.asarray(z / (1.0 + z))
 
 
 # The reference methods every multi-column report computes in the same run.

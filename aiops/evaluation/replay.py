@@ -74,9 +74,10 @@ def load_scorer(name: str, params: Mapping[str, Any] | None = None) -> Callable[
 
     def make() -> SeriesScorer:
         try:
-            return cls(**dict(params or {}))
+            scorer: SeriesScorer = cls(**dict(params or {}))
         except (TypeError, ValueError) as exc:
             raise plugins.PluginError(f"detector {name!r} rejected its parameters: {exc}") from exc
+        return scorer
 
     return make
 
@@ -162,7 +163,8 @@ def epoch_seconds(timestamps: pd.Series | pd.DatetimeIndex) -> np.ndarray:
     if ts.tz is None:
         ts = ts.tz_localize("UTC")
     # Divide a timedelta rather than read asi8: pandas 2 datetimes may be in s, ms, us or ns.
-    return ((ts - pd.Timestamp(0, tz="UTC")) / pd.Timedelta(seconds=1)).to_numpy(dtype=np.float64)
+    seconds: np.ndarray = ((ts - pd.Timestamp(0, tz="UTC")) / pd.Timedelta(seconds=1)).to_numpy(dtype=np.float64)
+    return seconds
 
 
 def replay_series(scorer: SeriesScorer, frame: pd.DataFrame, name: str = "series") -> np.ndarray:
@@ -179,7 +181,8 @@ def replay_series(scorer: SeriesScorer, frame: pd.DataFrame, name: str = "series
         raise ReplayError(f"{name}: the detector returned {scores.shape} scores for {int(first.sum())} points")
     if not np.all(np.isfinite(scores)) or scores.min(initial=0.0) < 0.0 or scores.max(initial=0.0) > 1.0:
         raise ReplayError(f"{name}: the detector returned scores outside [0, 1] or NaN; that is a detector bug")
-    return scores[np.cumsum(first) - 1]
+    per_row: np.ndarray = scores[np.cumsum(first) - 1]
+    return per_row
 
 
 def load_corpus(

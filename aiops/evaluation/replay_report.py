@@ -21,17 +21,19 @@ import html
 import json
 from collections import Counter
 from collections.abc import Sequence
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 from fnmatch import fnmatchcase
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import yaml
 from pydantic import Field, ValidationError
 
 from aiops.config.base import Duration, StrictModel
 from aiops.errors import PermanentError
-from aiops.evaluation.cluster_replay import ADVISE, Episode, ReplayRun
+from aiops.evaluation.cluster_replay import Episode, Event, ReplayRun
+from aiops.model import ADVISE
 
 __all__ = ["Incident", "IncidentsError", "load_incidents", "replay_figures", "write_report"]
 
@@ -165,7 +167,7 @@ def incident_rows(run: ReplayRun, incidents: Sequence[Incident]) -> list[dict[st
 def replay_figures(run: ReplayRun, incidents: Sequence[Incident] = (), *, long_decision: timedelta = LONG_DECISION) -> dict[str, Any]:
     tl = run.timeline
     days = max((run.ended - run.started).total_seconds() / 86400, 1 / 1440)
-    series = sorted(c["series"] for c in tl.cycles)
+    series = sorted(c.series for c in tl.cycles)
     median_series = series[len(series) // 2] if series else 0
     pages = [e for e in tl.events if e.kind == "notification" and e.severity == "critical" and e.what == "firing"]
 
@@ -175,7 +177,7 @@ def replay_figures(run: ReplayRun, incidents: Sequence[Incident] = (), *, long_d
             for i in incidents
         )
 
-    by_day: dict[tuple[Any, str], list[Any]] = {}
+    by_day: dict[tuple[date, str], list[Event]] = {}
     for e in pages:
         by_day.setdefault((e.at.date(), e.entity), []).append(e)
     healthy_pages = [k for k, evs in by_day.items() if not any(inside(ev.related or (ev.entity,), ev.at) for ev in evs)]
@@ -187,19 +189,19 @@ def replay_figures(run: ReplayRun, incidents: Sequence[Incident] = (), *, long_d
         d for d in tl.decisions
         if d.duration >= long_decision or (d.last_at >= end - run.every and d.duration >= STANDING_AFTER_RESOLVED)
     ]
-    rules = Counter()
-    rule_cycles = Counter()
+    rules: Counter[str] = Counter()
+    rule_cycles: Counter[str] = Counter()
     for d in tl.decisions:
         rules[d.rule or d.action] += 1
         rule_cycles[d.rule or d.action] += d.cycles
-    signals = Counter()
+    signals: Counter[str] = Counter()
     for f in tl.findings:
         signals[f.signal] += 1
-    walls = sorted(c["wall_seconds"] for c in tl.cycles)
+    walls = sorted(c.wall_seconds for c in tl.cycles)
     rows = incident_rows(run, incidents)
     return {
         "from": run.started.isoformat(), "to": run.ended.isoformat(), "every_s": run.every.total_seconds(),
-        "cycles": run.cycles, "degraded_cycles": sum(1 for c in tl.cycles if c["degraded"]),
+        "cycles": run.cycles, "degraded_cycles": sum(1 for c in tl.cycles if c.degraded),
         "median_series": median_series, "days": round(days, 3),
         "wall_seconds": round(run.wall_seconds, 1),
         "cycle_seconds_median": walls[len(walls) // 2] if walls else 0.0,
@@ -233,12 +235,13 @@ def _plots(run: ReplayRun, figures: dict[str, Any], out: Path) -> list[str]:
 
     names = []
     tl = run.timeline
-    times = [datetime.fromisoformat(c["at"]) for c in tl.cycles]
-    if times:
+    # An array of datetime objects: matplotlib converts it as it would the list (its stubs take arrays, not lists of datetimes).
+    times = np.array([c.at for c in tl.cycles], dtype=object)
+    if times.size:
         fig, ax = plt.subplots(figsize=(11, 3.2))
-        ax.step(times, [c["findings"] for c in tl.cycles], where="post", label="findings (warning+)")
-        ax.step(times, [c["actions"] for c in tl.cycles], where="post", label="actions decided")
-        ax.step(times, [c["notifications"] for c in tl.cycles], where="post", label="notifications")
+        ax.step(times, [c.findings for c in tl.cycles], where="post", label="findings (warning+)")
+        ax.step(times, [c.actions for c in tl.cycles], where="post", label="actions decided")
+        ax.step(times, [c.notifications for c in tl.cycles], where="post", label="notifications")
         ax.set_title("per cycle")
         ax.legend(loc="upper left", fontsize=8)
         ax.xaxis.set_major_formatter(mdates.DateFormatter("%m-%d %H:%M"))
@@ -343,7 +346,7 @@ def write_report(run: ReplayRun, out: Path, incidents: Sequence[Incident] = ()) 
         "findings": [e.as_dict() for e in tl.findings],
         "decisions": [e.as_dict() for e in tl.decisions],
         "events": [e.as_dict() for e in tl.events],
-        "cycles": tl.cycles,
+        "cycles": [c.as_dict() for c in tl.cycles],
     }
     (out / "report.json").write_text(json.dumps(data, indent=1, default=str), encoding="utf-8")
     images = _plots(run, figures, out)

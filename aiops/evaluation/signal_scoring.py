@@ -10,17 +10,38 @@ The member then scores the series with ``score_signal``, the same code its ``det
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import replace
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 
 from aiops import plugins
-from aiops.model import Entity, Frame, Series, SignalInfo
+from aiops.model import Entity, EntityKind, Frame, Series, SignalInfo
 
 ADHOC_SIGNAL = "adhoc"
+
+
+@runtime_checkable
+class Routing(Protocol):
+    """A detector that hands each signal to one of its ``members`` (the ensemble)."""
+
+    @property
+    def members(self) -> Mapping[str, plugins.Detector]: ...
+
+    def route(self, frame: Frame) -> Mapping[str, Sequence[str]]: ...
+
+
+@runtime_checkable
+class SignalScoring(Protocol):
+    """A detector that scores one series as its ``detect`` scores series of a catalog signal."""
+
+    name: str
+
+    def score_signal(
+        self, timestamps: np.ndarray, values: np.ndarray, info: SignalInfo, labels: Mapping[str, str]
+    ) -> np.ndarray: ...
 
 
 def adhoc_signal(capacity: float, base: SignalInfo | None = None) -> SignalInfo:
@@ -30,34 +51,34 @@ def adhoc_signal(capacity: float, base: SignalInfo | None = None) -> SignalInfo:
     if base is not None:
         # The capacity replaces the wall: without --signal's own failure points it is where the series fails.
         return replace(base, capacity=capacity)
-    return SignalInfo(ADHOC_SIGNAL, "cluster", capacity=capacity, bad_direction="up", description="an ad-hoc series with a hard limit")
+    return SignalInfo(ADHOC_SIGNAL, EntityKind.CLUSTER, capacity=capacity, bad_direction="up", description="an ad-hoc series with a hard limit")
 
 
 def member_for(detector: plugins.Detector, info: SignalInfo) -> plugins.Detector:
     """The detector that scores ``info`` in the daemon: the ensemble's routed member, else ``detector`` itself."""
-    route = getattr(detector, "route", None)
-    if route is None:
+    if not isinstance(detector, Routing):
         return detector
     probe = Series(info.name, {}, np.zeros(1), np.zeros(1), Entity(info.entity_kind, "probe"))
     frame = Frame(datetime.now(UTC), (probe,), {info.name: info}, 60.0)
-    routed = [name for name, signals in route(frame).items() if info.name in signals]
+    routed = [name for name, signals in detector.route(frame).items() if info.name in signals]
     if not routed:
         raise plugins.PluginError(
             f"the {detector.name!r} detector does not score signal {info.name!r}; "
             "give it a capacity (--capacity) or pick a detector that scores it (--detector)"
         )
-    return detector.members[routed[0]]  # type: ignore[attr-defined,no-any-return]
+    return detector.members[routed[0]]
 
 
 class SignalScorer:
     """Scores single series as the daemon's ``detector`` scores series of signal ``info``."""
 
     def __init__(self, detector: plugins.Detector, info: SignalInfo, labels: Mapping[str, str] | None = None) -> None:
-        self.member = member_for(detector, info)
-        if not callable(getattr(self.member, "score_signal", None)):
+        member = member_for(detector, info)
+        if not isinstance(member, SignalScoring):
             raise plugins.PluginError(
-                f"detector {self.member.name!r} cannot replay a single series of a signal (it has no score_signal)"
+                f"detector {member.name!r} cannot replay a single series of a signal (it has no score_signal)"
             )
+        self.member: SignalScoring = member
         self.info = info
         self.labels = dict(labels or {})
 
@@ -66,7 +87,7 @@ class SignalScorer:
         return self.member.name
 
     def score_series(self, timestamps: np.ndarray, values: np.ndarray) -> np.ndarray:
-        return np.asarray(self.member.score_signal(timestamps, values, self.info, self.labels), dtype=np.float64)  # type: ignore[attr-defined]
+        return np.asarray(self.member.score_signal(timestamps, values, self.info, self.labels), dtype=np.float64)
 
 
 def signal_scorer_factory(
