@@ -42,6 +42,7 @@ from aiops.config.signals import SignalConfig
 from aiops.evaluation.baselines import NullBaseline, RandomBaseline, RollingZScore
 from aiops.evaluation.corpus import CorpusEvaluation, evaluate_corpus, load_instants
 from aiops.evaluation.cv import CvResult, category_folds, format_cv_table, leave_one_out, param_grid
+from aiops.evaluation.errors import Failure
 from aiops.evaluation.metrics import alarm_onsets
 from aiops.evaluation.multicolumn import (
     MATRIX_BASELINES,
@@ -164,7 +165,10 @@ def _parse_params(items: Sequence[str]) -> dict[str, Any]:
     for item in items:
         key, sep, text = item.partition("=")
         if not sep or not key:
-            raise ValueError(f"--param {item!r} must look like KEY=VALUE, e.g. --param window=288")
+            raise ReplayError(
+                f"--param {item!r} is not KEY=VALUE",
+                hint="write it as KEY=VALUE, e.g. --param window=288 (VALUE is read as JSON when it parses, else as text)",
+            )
         try:
             params[key] = json.loads(text)
         except json.JSONDecodeError:
@@ -177,19 +181,35 @@ def _parse_grid(items: Sequence[str]) -> dict[str, list[Any]]:
     for item in items:
         key, sep, text = item.partition("=")
         if not sep or not key or not text:
-            raise ValueError(f"--grid {item!r} must look like KEY=V1,V2,..., e.g. --grid window_seconds=3600,21600")
+            raise ReplayError(f"--grid {item!r} is not KEY=V1,V2,...", hint="write it as KEY=V1,V2,..., e.g. --grid window=100,150")
         grid[key] = [_parse_params([f"{key}={v}"])[key] for v in text.split(",")]
     return grid
 
 
-def _report_failures(failed: Mapping[str, str]) -> int:
-    """List the files that could not be replayed; the exit status says whether any did."""
+def _report_failures(failed: Mapping[str, Failure]) -> int:
+    """List the files that could not be replayed, then what to do about them (each hint once);
+    the exit status says whether any failed."""
     if not failed:
         return EXIT_OK
     print(f"{len(failed)} file(s) could not be replayed or scored and are left out of every figure above:", file=sys.stderr)
-    for rel, reason in sorted(failed.items()):
-        print(f"  {rel}: {reason}", file=sys.stderr)
+    for rel, failure in sorted(failed.items()):
+        print(f"  {rel}: {failure.reason}", file=sys.stderr)
+    for hint in dict.fromkeys(f.hint for _, f in sorted(failed.items()) if f.hint):
+        print(f"hint: {hint}", file=sys.stderr)
     return EXIT_DEGRADED
+
+
+def _reasons(failed: Mapping[str, Failure]) -> dict[str, str]:
+    """What summary.json keeps of the failures: relative path -> reason."""
+    return {rel: f.reason for rel, f in sorted(failed.items())}
+
+
+def _step(args: argparse.Namespace) -> timedelta:
+    """``--step``, 1m by default."""
+    try:
+        return parse_duration(args.step or "1m")
+    except ValueError:
+        raise ReplayError(f"--step {args.step!r} is not a duration", hint="give the step as a duration like 30s, 1m or 5m") from None
 
 
 # -- NAB-format files --------------------------------------------------------------------------
@@ -214,7 +234,10 @@ def _signal_info(args: argparse.Namespace) -> SignalInfo | None:
     if args.signal is not None:
         signals = _catalog(args)
         if args.signal not in signals:
-            raise ValueError(f"--signal {args.signal!r} is not in the catalog; known: {', '.join(sorted(signals))}")
+            raise ReplayError(
+                f"--signal {args.signal!r} is not in the catalog",
+                hint="pick a signal of the catalog (aiops check-config lists them), or leave --signal out",
+            )
         base = signal_info(args.signal, signals[args.signal])
     return adhoc_signal(args.capacity, base) if args.capacity is not None else base
 
@@ -227,7 +250,7 @@ def _run_nab(args: argparse.Namespace, params: dict[str, Any]) -> int:
     windows = load_windows(args.labels) if args.labels else None
     instants = _instants(args)  # read before the replay so that a bad file fails fast
     progress = not args.quiet
-    failed: dict[str, str] = {}
+    failed: dict[str, Failure] = {}
     frames = load_corpus(files, failed=failed)
     replayed = replay_corpus(frames, make, progress=progress, desc=name, failed=failed)
     write_replayed(replayed, args.out)
@@ -265,7 +288,7 @@ def _run_nab(args: argparse.Namespace, params: dict[str, Any]) -> int:
         "data": str(args.data),
         "labels": str(args.labels),
         "files": len(scored),
-        "failed": dict(sorted(failed.items())),
+        "failed": _reasons(failed),
         "results": [e.to_dict() for e in evaluations],
         "per_file": {
             rel: {profile: r.per_file[rel].raw for profile, r in evaluations[0].nab.items()} for rel in scored
@@ -332,7 +355,7 @@ def _run_nab_cv(args: argparse.Namespace, params: dict[str, Any]) -> int:
         return fail(f"none of the files under {args.data} has an entry in {args.labels}; keys must be paths relative to DATA")
     windows = _labels_for([rel for rel, _ in files], windows)
     progress = not args.quiet
-    failed: dict[str, str] = {}
+    failed: dict[str, Failure] = {}
     frames = load_corpus(files, failed=failed)
     methods: list[tuple[str, dict[str, Callable[[], SeriesScorer]]]] = [(name, makers)]
     methods += [(base_name, {"default": factory}) for base_name, factory in BASELINES]
@@ -361,7 +384,7 @@ def _run_nab_cv(args: argparse.Namespace, params: dict[str, Any]) -> int:
     summary = {
         "detector": name, "params": params, "grid": {k: v for k, v in _parse_grid(args.grid).items()},
         "data": str(args.data), "labels": str(args.labels), "files": len(common),
-        "folds": {f.name: list(f.test) for f in folds}, "failed": dict(sorted(failed.items())),
+        "folds": {f.name: list(f.test) for f in folds}, "failed": _reasons(failed),
         "results": [{**r.to_dict(), "points_per_second": points[r.method]} for r in results],
     }
     _write_summary(args.out, summary)
@@ -372,14 +395,14 @@ def _run_nab_cv(args: argparse.Namespace, params: dict[str, Any]) -> int:
     return _report_failures(failed)
 
 
-def _scorable(frames: Mapping[str, pd.DataFrame], windows: Mapping[str, Any], failed: dict[str, str]) -> list[str]:
+def _scorable(frames: Mapping[str, pd.DataFrame], windows: Mapping[str, Any], failed: dict[str, Failure]) -> list[str]:
     """The files whose labels fit their rows; the others go to ``failed`` rather than stop the corpus."""
     ok = []
     for rel, frame in frames.items():
         try:
             prepare_corpus({rel: _naive(frame.assign(anomaly_score=0.0))}, {rel: windows[rel]})
-        except ValueError as exc:
-            failed[rel] = f"labels do not fit the file: {exc}"
+        except (ReplayError, ValueError) as exc:
+            failed[rel] = Failure(f"labels do not fit the file: {exc}", exc.hint if isinstance(exc, ReplayError) else "")
             continue
         ok.append(rel)
     return ok
@@ -436,7 +459,7 @@ def _print_nab_cv(results: Sequence[CvResult], points: Mapping[str, float], file
 def _run_smd(args: argparse.Namespace, params: dict[str, Any]) -> int:
     name = args.detector or DEFAULT_MULTIVARIATE
     make = _matrix_scorer(name, params)
-    step = parse_duration(args.step or "1m").total_seconds()
+    step = _step(args).total_seconds()
     progress = not args.quiet
     names = find_machines(args.data)
     runs: list[tuple[str, list[Scored]]] = [(name, replay_machines(args.data, make, step, progress=progress, desc=name, names=names))]
@@ -483,7 +506,7 @@ def _run_smd_cv(args: argparse.Namespace, params: dict[str, Any]) -> int:
     name = args.detector or DEFAULT_MULTIVARIATE
     grid = _parse_grid(args.grid)
     makers = {cand: _matrix_scorer(name, cand_params) for cand, cand_params in param_grid(params, grid).items()}
-    step = parse_duration(args.step or "1m").total_seconds()
+    step = _step(args).total_seconds()
     names = find_machines(args.data)
     folds = leave_one_out(names)
     methods = [(name, makers, args.threshold)] + [
@@ -541,7 +564,7 @@ def _run_prometheus(args: argparse.Namespace, params: dict[str, Any]) -> int:
     start = _parse_time(args.start, end) if args.start else end - timedelta(days=1)
     if start >= end:
         return fail(f"--start ({start:%Y-%m-%d %H:%M}) must be before --end ({end:%Y-%m-%d %H:%M})")
-    step = parse_duration(args.step or "1m")
+    step = _step(args)
     name = args.detector or DEFAULT_DETECTOR
     make = _scorer(args, name, params)
     make()
@@ -585,7 +608,9 @@ def _parse_time(text: str, end: datetime) -> datetime:
     try:
         stamp = pd.Timestamp(text)
     except ValueError:
-        raise ValueError(f"cannot read time {text!r}; use ISO 8601 (2026-01-31T12:00Z) or a duration like 7d") from None
+        raise ReplayError(
+            f"cannot read time {text!r}", hint="write it in ISO 8601 (2026-01-31T12:00Z) or as a duration before --end, like 7d"
+        ) from None
     moment: datetime = (stamp if stamp.tz else stamp.tz_localize("UTC")).to_pydatetime()
     return moment
 

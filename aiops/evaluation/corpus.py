@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from aiops.evaluation.errors import ReplayError
 from aiops.evaluation.metrics import (
     EventMetrics,
     PointMetrics,
@@ -95,7 +96,11 @@ def load_instants(path: str | Path) -> dict[str, list[pd.Timestamp]]:
         doc = json.loads(path.read_text())
         return {Path(k).as_posix(): [pd.Timestamp(t) for t in v] for k, v in doc.items()}
     except (OSError, ValueError, TypeError, AttributeError) as exc:
-        raise ValueError(f"cannot read labelled instants from {path} ({exc}); expected {{path: [timestamp, ...]}}") from exc
+        raise ReplayError(
+            f"cannot read labelled instants from {path} ({exc})",
+            hint="give NAB's combined_labels.json shape, {\"folder/file.csv\": [timestamp, ...]}, with --instants,"
+            " or move the file from beside --labels",
+        ) from exc
 
 
 def window_mask(timestamps: pd.Series, windows: Sequence[Window]) -> tuple[np.ndarray, list[tuple[int, int]]]:

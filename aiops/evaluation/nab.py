@@ -30,6 +30,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from aiops.evaluation.errors import ReplayError
+
 __all__ = [
     "PROFILES",
     "FileScore",
@@ -49,6 +51,10 @@ __all__ = [
 Window = tuple[pd.Timestamp, pd.Timestamp]
 
 PROBATION_PERCENT = 0.15
+LABELS_HINT = (
+    "give label windows in NAB's combined_windows.json shape, "
+    '{"folder/file.csv": [["2024-01-01 00:00:00", "2024-01-01 06:00:00"], ...]}, keys relative to DATA'
+)
 
 
 @dataclass(frozen=True)
@@ -102,21 +108,30 @@ def load_windows(path: str | Path) -> dict[str, list[Window]]:
     try:
         doc = json.loads(path.read_text())
     except FileNotFoundError:
-        raise FileNotFoundError(f"label file {path} does not exist; pass NAB's combined_windows.json") from None
-    except json.JSONDecodeError as exc:
-        raise ValueError(f"label file {path} is not valid JSON ({exc}); expected {{path: [[start, end], ...]}}") from exc
+        raise ReplayError(
+            f"label file {path} does not exist",
+            hint="pass NAB's combined_windows.json with --labels, or leave --labels out to replay without scoring",
+        ) from None
+    except OSError as exc:
+        raise ReplayError(f"cannot read label file {path}: {exc.strerror or exc}", hint=LABELS_HINT) from exc
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise ReplayError(f"label file {path} is not valid JSON ({exc})", hint=LABELS_HINT) from exc
     if not isinstance(doc, dict):
-        # ValueError, not TypeError: this is bad input from a file, reported like any other.
-        raise ValueError(f"label file {path} must map file paths to lists of [start, end] windows")  # noqa: TRY004
+        raise ReplayError(f"label file {path} does not map file paths to lists of windows", hint=LABELS_HINT)
     out: dict[str, list[Window]] = {}
     for key, windows in doc.items():
         try:
             parsed = [(pd.Timestamp(start), pd.Timestamp(end)) for start, end in windows]
         except (TypeError, ValueError) as exc:
-            raise ValueError(f"label file {path}: windows of {key!r} must be [start, end] timestamp pairs ({exc})") from exc
+            raise ReplayError(
+                f"label file {path}: a window of {key!r} is not a [start, end] pair of timestamps", hint=LABELS_HINT
+            ) from exc
         for start, end in parsed:
             if end < start:
-                raise ValueError(f"label file {path}: window of {key!r} ends ({end}) before it starts ({start})")
+                raise ReplayError(
+                    f"label file {path}: a window of {key!r} ends ({end}) before it starts ({start})",
+                    hint="swap the window's two timestamps: [start, end]",
+                )
         out[_normalise_key(key)] = sorted(parsed)
     return out
 
@@ -171,10 +186,17 @@ def _prepare(path: str, frame: pd.DataFrame, windows: Sequence[Window], percent:
         if right >= n or ts[right] != end64:
             right -= 1  # the bound is not a row: the window ends at the last row before it
         if right < left:
-            raise ValueError(f"window [{start}, {end}] of {path} contains no row of the file; check the labels match the data")
+            raise ReplayError(
+                f"window [{start}, {end}] of {path} contains no row of the file",
+                hint="check that the labels are of this file: its rows span "
+                + (f"{pd.Timestamp(ts[0])} to {pd.Timestamp(ts[-1])}" if n else "nothing (it has no rows)"),
+            )
         if prev_right is not None:
             if left <= prev_right:
-                raise ValueError(f"windows of {path} overlap at [{start}, {end}]; NAB windows must be disjoint")
+                raise ReplayError(
+                    f"windows of {path} overlap at [{start}, {end}]",
+                    hint="merge the overlapping windows into one: NAB windows must be disjoint",
+                )
             gap = slice(prev_right + 1, left)
             unweighted[gap] = scaled_sigmoid((idx[gap] - prev_right) / max(prev_width - 1.0, 1.0))
         width = float(right - left + 1)

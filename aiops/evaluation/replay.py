@@ -24,10 +24,11 @@ import pandas as pd
 from tqdm import tqdm
 
 from aiops import plugins
+from aiops.evaluation.errors import Failure, ReplayError
 from aiops.plugins import SeriesScorer
-from aiops.errors import PermanentError
 
 __all__ = [
+    "Failure",
     "ReplayError",
     "Replayed",
     "SeriesScorer",
@@ -42,12 +43,9 @@ __all__ = [
 ]
 
 OUTPUT_COLUMNS = ("timestamp", "value", "anomaly_score")
+_CSV_HINT = "give it a header line 'timestamp,value' and one sample per line (a NAB-format CSV file)"
 
 log = logging.getLogger(__name__)
-
-
-class ReplayError(PermanentError):
-    """Input that cannot be replayed; the message names the file and what to fix."""
 
 
 @dataclass(frozen=True)
@@ -87,10 +85,13 @@ def find_series_files(data: Path) -> list[tuple[str, Path]]:
     if data.is_file():
         return [(data.name, data)]
     if not data.is_dir():
-        raise ReplayError(f"{data} does not exist; pass a NAB-format CSV file or a folder of them")
+        raise ReplayError(f"{data} does not exist", hint="pass a NAB-format CSV file (timestamp,value) or a folder of them")
     files = sorted(p for p in data.rglob("*.csv") if p.is_file())
     if not files:
-        raise ReplayError(f"no .csv files under {data}; expected NAB-format files with a timestamp,value header")
+        raise ReplayError(
+            f"no .csv files under {data}",
+            hint="pass NAB-format CSV files (a timestamp,value header), or add --format smd for the SMD layout",
+        )
     return [(p.relative_to(data).as_posix(), p) for p in files]
 
 
@@ -104,14 +105,17 @@ def read_series_csv(path: Path) -> pd.DataFrame:
     try:
         raw = pd.read_csv(path)
     except (OSError, pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
-        raise ReplayError(f"cannot read {path}: {exc}") from exc
+        raise ReplayError(f"cannot read {path}: {exc}", hint=_CSV_HINT) from exc
     missing = {"timestamp", "value"} - set(raw.columns)
     if missing:
-        raise ReplayError(f"{path} lacks column(s) {', '.join(sorted(missing))}; expected a header line 'timestamp,value'")
+        raise ReplayError(f"{path} lacks column(s) {', '.join(sorted(missing))}", hint=_CSV_HINT)
     ts = _timestamps(path, raw["timestamp"])
     if ts.isna().any():
         row = int(np.flatnonzero(ts.isna().to_numpy())[0])
-        raise ReplayError(f"{path}: unreadable timestamp {raw['timestamp'].iloc[row]!r} on data row {row + 1}")
+        raise ReplayError(
+            f"{path}: unreadable timestamp {raw['timestamp'].iloc[row]!r} on data row {row + 1}",
+            hint="write timestamps as text (2024-01-01 00:00:00, ISO 8601 with or without a zone) or as Unix seconds",
+        )
     # A non-numeric value is a gap, like a missing scrape: the detector sees NaN.
     values = pd.to_numeric(raw["value"], errors="coerce").astype(float)
     frame = pd.DataFrame({"timestamp": ts, "value": values})
@@ -144,8 +148,8 @@ def _timestamps(path: Path, column: pd.Series) -> pd.Series:
     seconds = column.to_numpy(dtype=np.float64)
     if seconds.shape[0] and np.nanmax(np.abs(seconds)) > _MAX_EPOCH_SECONDS:
         raise ReplayError(
-            f"{path}: numeric timestamps are read as Unix seconds, and {np.nanmax(np.abs(seconds)):.0f} is past the "
-            "year 5000; if they are milliseconds, divide them by 1000 (or write them as text, 2024-01-01 00:00:00)"
+            f"{path}: numeric timestamps are read as Unix seconds, and {np.nanmax(np.abs(seconds)):.0f} is past the year 5000",
+            hint="if they are milliseconds, divide them by 1000 (or write them as text, 2024-01-01 00:00:00)",
         )
     return pd.to_datetime(seconds, unit="s", utc=True, errors="coerce").to_series(index=column.index)
 
@@ -186,12 +190,12 @@ def replay_series(scorer: SeriesScorer, frame: pd.DataFrame, name: str = "series
 
 
 def load_corpus(
-    files: Iterable[tuple[str, Path]], *, failed: dict[str, str] | None = None
+    files: Iterable[tuple[str, Path]], *, failed: dict[str, Failure] | None = None
 ) -> dict[str, pd.DataFrame]:
     """Read every file once (warnings about dropped samples come once per file).
 
     With ``failed`` given, a file that cannot be read is recorded there (relative path ->
-    reason) and the others are still read; without it the first such file raises.
+    :class:`Failure`) and the others are still read; without it the first such file raises.
     """
     out: dict[str, pd.DataFrame] = {}
     for rel, path in files:
@@ -200,7 +204,7 @@ def load_corpus(
         except ReplayError as exc:
             if failed is None:
                 raise
-            failed[rel] = str(exc)
+            failed[rel] = Failure.of(exc)
     return out
 
 
@@ -210,13 +214,13 @@ def replay_corpus(
     *,
     progress: bool = True,
     desc: str = "replay",
-    failed: dict[str, str] | None = None,
+    failed: dict[str, Failure] | None = None,
 ) -> dict[str, Replayed]:
     """Replay every file (``(relative path, path)`` pairs, or frames already loaded by
     :func:`load_corpus`) with a fresh detector of the same configuration.
 
     With ``failed`` given, a file that cannot be read or scored is recorded there (relative path
-    -> reason) and the others are still replayed; without it the first such file raises.
+    -> :class:`Failure`) and the others are still replayed; without it the first such file raises.
     """
     items = list(files.items()) if isinstance(files, Mapping) else list(files)
     out: dict[str, Replayed] = {}
@@ -229,7 +233,7 @@ def replay_corpus(
         except Exception as exc:  # one bad file (or a detector bug on it) never loses the corpus
             if failed is None:
                 raise
-            failed[rel] = str(exc) if isinstance(exc, ReplayError) else f"{type(exc).__name__}: {exc}"
+            failed[rel] = Failure.of(exc)
             continue
         out[rel] = Replayed(rel, frame.assign(anomaly_score=scores), elapsed)
     return out

@@ -18,6 +18,7 @@ from typing import Any, Protocol, runtime_checkable
 import numpy as np
 
 from aiops import plugins
+from aiops.evaluation.errors import ReplayError
 from aiops.model import Entity, EntityKind, Frame, Series, SignalInfo
 
 ADHOC_SIGNAL = "adhoc"
@@ -47,7 +48,7 @@ class SignalScoring(Protocol):
 def adhoc_signal(capacity: float, base: SignalInfo | None = None) -> SignalInfo:
     """A signal with a hard limit: the catalog signal ``base`` with its capacity replaced, or an ad-hoc one."""
     if not capacity > 0:
-        raise ValueError(f"--capacity must be positive, got {capacity!r}")
+        raise ReplayError(f"--capacity must be positive, got {capacity!r}", hint="give the series' hard limit in its own unit (1 for a ratio)")
     if base is not None:
         # The capacity replaces the wall: without --signal's own failure points it is where the series fails.
         return replace(base, capacity=capacity)

@@ -296,3 +296,115 @@ def test_cv_lists_a_bad_file_and_scores_the_rest(tmp_path: Path, capsys: pytest.
     assert "other/broken.csv" in capsys.readouterr().err
     summary = json.loads((out / "summary.json").read_text())
     assert summary["files"] == 3 and summary["folds"]["other"] == ["other/c.csv"]
+
+
+LABELS_HINT = (
+    "give label windows in NAB's combined_windows.json shape, "
+    '{"folder/file.csv": [["2024-01-01 00:00:00", "2024-01-01 06:00:00"], ...]}, keys relative to DATA'
+)
+
+
+def _bad_labels(text: str) -> Any:
+    def argv(tmp_path: Path, labels: Path) -> list[str]:
+        labels.write_text(text)
+        return ["--labels", str(labels)]
+
+    return argv
+
+
+@pytest.mark.parametrize(
+    ("extra", "error", "hint"),
+    [
+        pytest.param(
+            lambda tmp_path, labels: ["--param", "oops"], "--param 'oops' is not KEY=VALUE",
+            "write it as KEY=VALUE, e.g. --param window=288 (VALUE is read as JSON when it parses, else as text)",
+            id="param",
+        ),
+        pytest.param(
+            lambda tmp_path, labels: ["--cv", "--labels", str(labels), "--grid", "window"], "--grid 'window' is not KEY=V1,V2,...",
+            "write it as KEY=V1,V2,..., e.g. --grid window=100,150", id="grid",
+        ),
+        pytest.param(
+            lambda tmp_path, labels: ["--labels", str(tmp_path / "nope.json")], "label file {tmp}/nope.json does not exist",
+            "pass NAB's combined_windows.json with --labels, or leave --labels out to replay without scoring", id="labels-missing",
+        ),
+        pytest.param(
+            _bad_labels("{not json"),
+            "label file {labels} is not valid JSON (Expecting property name enclosed in double quotes: line 1 column 2 (char 1))",
+            LABELS_HINT, id="labels-not-json",
+        ),
+        pytest.param(_bad_labels("[1, 2]"), "label file {labels} does not map file paths to lists of windows", LABELS_HINT, id="labels-a-list"),
+        pytest.param(
+            _bad_labels('{"cat/a.csv": [["2024-01-01"]]}'),
+            "label file {labels}: a window of 'cat/a.csv' is not a [start, end] pair of timestamps", LABELS_HINT, id="labels-not-pairs",
+        ),
+        pytest.param(
+            _bad_labels('{"cat/a.csv": [["2024-01-02", "2024-01-01"]]}'),
+            "label file {labels}: a window of 'cat/a.csv' ends (2024-01-01 00:00:00) before it starts (2024-01-02 00:00:00)",
+            "swap the window's two timestamps: [start, end]", id="labels-backwards",
+        ),
+        pytest.param(
+            lambda tmp_path, labels: ["--capacity", "-1"], "--capacity must be positive, got -1.0",
+            "give the series' hard limit in its own unit (1 for a ratio)", id="capacity",
+        ),
+    ],
+)
+def test_a_bad_input_is_one_line_and_a_hint(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], extra: Any, error: str, hint: str
+) -> None:
+    labels = _nab_corpus(tmp_path)
+    argv = ["backtest", str(tmp_path / "data"), "--detector", "spike", "--out", str(tmp_path / "o"), "--quiet", "--no-plots"]
+    assert main([*argv, *extra(tmp_path, labels)]) == 2
+    assert capsys.readouterr().err == f"error: {error.format(tmp=tmp_path, labels=labels)}\nhint: {hint}\n"
+
+
+@pytest.mark.parametrize(
+    ("extra", "error", "hint"),
+    [
+        pytest.param(
+            ["--start", "soon"], "cannot read time 'soon'",
+            "write it in ISO 8601 (2026-01-31T12:00Z) or as a duration before --end, like 7d", id="start",
+        ),
+        pytest.param(
+            ["--step", "fast"], "--step 'fast' is not a duration",
+            "give the step as a duration like 30s, 1m or 5m", id="step",
+        ),
+        pytest.param(
+            ["--signal", "nosuch"], "--signal 'nosuch' is not in the catalog",
+            "pick a signal of the catalog (aiops check-config lists them), or leave --signal out", id="signal",
+        ),
+    ],
+)
+def test_a_bad_prometheus_backtest_option_is_one_line_and_a_hint(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], extra: list[str], error: str, hint: str
+) -> None:
+    # Each is refused before anything is asked of Prometheus (nothing listens on port 9).
+    argv = ["backtest", "--prometheus", "http://127.0.0.1:9", "--query", "up", "--detector", "spike", "--out", str(tmp_path)]
+    assert main([*argv, *extra]) == 2
+    assert capsys.readouterr().err == f"error: {error}\nhint: {hint}\n"
+
+
+def test_files_in_milliseconds_are_listed_with_what_to_do_once_and_the_rest_is_scored(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    labels = _nab_corpus(tmp_path)
+    for name in ("ms1.csv", "ms2.csv"):
+        (tmp_path / "data" / "cat" / name).write_text("timestamp,value\n1700000000000,1\n1700000300000,2\n")
+    labels.write_text(json.dumps({**json.loads(labels.read_text()), "cat/ms1.csv": [], "cat/ms2.csv": []}))
+    out = tmp_path / "out"
+    argv = ["backtest", str(tmp_path / "data"), "--detector", "spike", "--out", str(out), "--labels", str(labels), "--quiet", "--no-plots"]
+    assert main(argv) == 1  # degraded: two files left out, the others scored
+    err = capsys.readouterr().err.splitlines()
+    listed = err[err.index("2 file(s) could not be replayed or scored and are left out of every figure above:") :]
+    path = tmp_path / "data" / "cat"
+    reason = "numeric timestamps are read as Unix seconds, and 1700000300000 is past the year 5000"
+    assert listed == [
+        listed[0],
+        f"  cat/ms1.csv: {path / 'ms1.csv'}: {reason}",
+        f"  cat/ms2.csv: {path / 'ms2.csv'}: {reason}",
+        "hint: if they are milliseconds, divide them by 1000 (or write them as text, 2024-01-01 00:00:00)",
+    ]
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["files"] == 3 and summary["failed"] == {
+        "cat/ms1.csv": f"{path / 'ms1.csv'}: {reason}", "cat/ms2.csv": f"{path / 'ms2.csv'}: {reason}",
+    }

@@ -98,8 +98,9 @@ def test_read_series_csv_and_clear_errors(tmp_path: Path) -> None:
     frame = read_series_csv(good)
     assert frame["timestamp"].dt.tz is not None
     assert np.isnan(frame["value"].iloc[1])  # unreadable value = a gap, not a crash
-    with pytest.raises(ReplayError, match="timestamp,value"):
+    with pytest.raises(ReplayError, match="lacks column.s. timestamp, value") as raised:
         read_series_csv(_write(tmp_path / "bad.csv", "time,v\n1,2\n"))
+    assert raised.value.hint == "give it a header line 'timestamp,value' and one sample per line (a NAB-format CSV file)"
     with pytest.raises(ReplayError, match="unreadable timestamp"):
         read_series_csv(_write(tmp_path / "ts.csv", "timestamp,value\nyesterday-ish,1\n"))
     assert [rel for rel, _ in find_series_files(tmp_path / "a")] == ["x.csv"]
@@ -113,8 +114,9 @@ def test_numeric_timestamps_are_unix_seconds(tmp_path: Path) -> None:
     # second of 1970 and is scored with a step of 300 ns, silently.
     frame = read_series_csv(_write(tmp_path / "epoch.csv", "timestamp,value\n1700000000,1\n1700000300,2\n1700000600.5,3\n"))
     assert epoch_seconds(frame["timestamp"]).tolist() == [1700000000.0, 1700000300.0, 1700000600.5]
-    with pytest.raises(ReplayError, match="milliseconds"):
+    with pytest.raises(ReplayError, match="past the year 5000") as raised:
         read_series_csv(_write(tmp_path / "ms.csv", "timestamp,value\n1700000000000,1\n1700000300000,2\n"))
+    assert raised.value.hint == "if they are milliseconds, divide them by 1000 (or write them as text, 2024-01-01 00:00:00)"
 
 
 class _Recorder:

@@ -9,7 +9,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from aiops.evaluation.errors import ReplayError
 from aiops.evaluation.nab import (
+    LABELS_HINT,
     PROFILES,
     load_windows,
     probationary_length,
@@ -156,9 +158,11 @@ def test_bad_input_is_a_clear_error(tmp_path) -> None:
         score_corpus({"f.csv": _frame(scores)}, {"f.csv": []})
     with pytest.raises(ValueError, match="no label windows"):
         score_corpus({"g.csv": _frame(np.zeros(10))}, {"f.csv": []})
-    with pytest.raises(ValueError, match="no row"):
+    with pytest.raises(ReplayError, match="no row") as raised:
         score_corpus({"f.csv": _frame(np.zeros(10))}, {"f.csv": [_window(50, 60)]})
+    assert raised.value.hint.startswith("check that the labels are of this file: its rows span ")
     bad = tmp_path / "bad.json"
     bad.write_text("{not json")
-    with pytest.raises(ValueError, match="not valid JSON"):
+    with pytest.raises(ReplayError, match="not valid JSON") as raised:
         load_windows(bad)
+    assert raised.value.hint == LABELS_HINT and not raised.value.temporary
