@@ -22,6 +22,8 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
+from aiops.evaluation.errors import ReplayError
+
 __all__ = [
     "CvResult",
     "Fit",
@@ -106,14 +108,16 @@ def category_folds(items: Sequence[str]) -> list[Fold]:
     for item in items:
         head, sep, _ = item.partition("/")
         if not sep:
-            raise ValueError(
-                f"{item!r} is not inside a category folder; --cv holds out one top-level folder at a time, "
-                "so DATA must contain one folder per category (like NAB's realTweets/, realTraffic/, ...)"
+            raise ReplayError(
+                f"{item!r} is not inside a category folder",
+                hint="--cv holds out one top-level folder of DATA at a time: put the files in one folder per category"
+                " (like NAB's realTweets/, realTraffic/, ...)",
             )
         groups.setdefault(head, []).append(item)
     if len(groups) < 2:
-        raise ValueError(
-            f"cross-validation needs at least two category folders under DATA, found {len(groups)} ({', '.join(groups)})"
+        raise ReplayError(
+            f"cross-validation needs at least two category folders under DATA, found {len(groups)} ({', '.join(groups)})",
+            hint="put the files in two or more category folders, or leave --cv out",
         )
     return [Fold(name, tuple(sorted(members))) for name, members in sorted(groups.items())]
 
@@ -121,7 +125,9 @@ def category_folds(items: Sequence[str]) -> list[Fold]:
 def leave_one_out(items: Sequence[str]) -> list[Fold]:
     """One fold per item (leave one machine out)."""
     if len(items) < 2:
-        raise ValueError(f"leave-one-out needs at least two items, got {len(items)}")
+        raise ReplayError(
+            f"leave-one-out needs at least two items, got {len(items)}", hint="give at least two machines, or leave --cv out"
+        )
     return [Fold(item, (item,)) for item in sorted(items)]
 
 

@@ -20,6 +20,7 @@ from sklearn.decomposition import PCA
 from sklearn.ensemble import IsolationForest
 from tqdm import tqdm
 
+from aiops.evaluation.errors import ReplayError
 from aiops.evaluation.metrics import (
     PointMetrics,
     best_f1_threshold,
@@ -46,6 +47,11 @@ __all__ = [
 ]
 
 SUFFIXES = (".txt.gz", ".txt", ".csv.gz", ".csv")
+LAYOUT_HINT = (
+    "--format smd expects DATA/train/, DATA/test/ and DATA/test_label/ with one file per machine"
+    " (.txt, .txt.gz, .csv): one comma-separated row per time step, no header"
+)
+LABELS_HINT = "give test_label/<machine> one 0 or 1 per line, one line per test row"
 
 
 class MatrixScorer(Protocol):
@@ -87,10 +93,10 @@ def _find(folder: Path, name: str) -> Path | None:
 def find_machines(root: Path) -> list[str]:
     test = root / "test"
     if not test.is_dir():
-        raise FileNotFoundError(f"{root} has no test/ folder; --format smd expects train/, test/ and test_label/ folders")
+        raise ReplayError(f"{root} has no test/ folder", hint=LAYOUT_HINT)
     names = sorted({_stem(p) for p in test.iterdir() if p.is_file() and p.name.endswith(SUFFIXES)})
     if not names:
-        raise FileNotFoundError(f"no machine files (.txt, .txt.gz, .csv) in {test}")
+        raise ReplayError(f"no machine files (.txt, .txt.gz, .csv) in {test}", hint=LAYOUT_HINT)
     return names
 
 
@@ -98,10 +104,10 @@ def _read_matrix(path: Path) -> np.ndarray:
     try:
         frame = pd.read_csv(path, header=None)
     except (OSError, pd.errors.ParserError, UnicodeDecodeError, EOFError) as exc:
-        raise ValueError(f"cannot read {path}: {exc}") from exc
+        raise ReplayError(f"cannot read {path}: {exc}", hint=LAYOUT_HINT) from exc
     values: np.ndarray = frame.apply(pd.to_numeric, errors="coerce").to_numpy(dtype=float)
     if values.size == 0:
-        raise ValueError(f"{path} is empty")
+        raise ReplayError(f"{path} is empty", hint=LAYOUT_HINT)
     return values
 
 
@@ -110,15 +116,18 @@ def read_machine(root: Path, name: str) -> Machine:
     train_path = _find(root / "train", name)
     train = _read_matrix(train_path) if train_path else None
     if train is not None and train.shape[1] != test.shape[1]:
-        raise ValueError(f"{name}: train has {train.shape[1]} columns but test has {test.shape[1]}")
+        raise ReplayError(
+            f"{name}: train has {train.shape[1]} columns but test has {test.shape[1]}",
+            hint="give train and test of a machine the same metrics, in the same order",
+        )
     label_path = _find(root / "test_label", name)
     labels = None
     if label_path:
         labels = _read_matrix(label_path)[:, 0]
         if labels.shape[0] != test.shape[0]:
-            raise ValueError(f"{name}: {labels.shape[0]} labels for {test.shape[0]} test rows; the files do not match")
+            raise ReplayError(f"{name}: {labels.shape[0]} labels for {test.shape[0]} test rows", hint=LABELS_HINT)
         if np.isnan(labels).any():
-            raise ValueError(f"{label_path} has non-numeric labels; expected one 0 or 1 per line")
+            raise ReplayError(f"{label_path} has non-numeric labels", hint=LABELS_HINT)
         labels = labels.astype(bool)
     return Machine(name, train, test, labels)
 
@@ -202,7 +211,10 @@ def evaluate_machines(scored: Sequence[Scored], threshold: float) -> dict[str, A
 
 def _train_rows(X: np.ndarray, train: np.ndarray | None, who: str) -> np.ndarray:
     if train is None or np.asarray(train).shape[0] < 2:
-        raise ValueError(f"the {who} baseline is fitted on the train split; give the machines a train/ folder")
+        raise ReplayError(
+            f"the {who} baseline is fitted on the train split, and the machine has none",
+            hint="give the machines a train/ folder (the SMD layout has one)",
+        )
     rows: np.ndarray = np.nan_to_num(np.asarray(train, dtype=float))
     return rows
 

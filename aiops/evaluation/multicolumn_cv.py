@@ -35,6 +35,7 @@ from typing import Any
 
 import numpy as np
 
+from aiops.evaluation.errors import ReplayError
 from aiops.evaluation.cv import CvResult, Fit, Fold, cross_validate, format_cv_table
 from aiops.evaluation.metrics import best_f1_threshold, event_metrics, label_segments, point_metrics
 from aiops.evaluation.multicolumn import MatrixScorer, Scored, replay_machines
@@ -56,7 +57,10 @@ class MachineRuns:
     def __post_init__(self) -> None:
         unlabelled = sorted(name for name, s in self.scored.items() if s.labels is None)
         if unlabelled:
-            raise ValueError(f"cross-validation needs labels for every machine; {', '.join(unlabelled)} has no test_label file")
+            raise ReplayError(
+                f"cross-validation needs labels for every machine; {', '.join(unlabelled)} has no test_label file",
+                hint="add test_label/<machine> files (one 0 or 1 per test row), or leave --cv out",
+            )
 
 
 def _labels(s: Scored) -> np.ndarray:

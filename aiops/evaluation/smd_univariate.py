@@ -32,6 +32,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from aiops.evaluation.errors import ReplayError
 from aiops.evaluation.multicolumn import find_machines, read_machine
 
 __all__ = [
@@ -46,6 +47,7 @@ START = pd.Timestamp("2020-01-01 00:00:00")
 WINDOW_FRACTION = 0.10  # NAB's windowSize
 _LINE = re.compile(r"^\s*(\d+)\s*-\s*(\d+)\s*:\s*(\d+(?:\s*,\s*\d+)*)\s*,?\s*$")
 _STAMP = "%Y-%m-%d %H:%M:%S.%f"
+INTERPRETATION_HINT = "write one 'start-end:dim,dim,...' line per segment, test rows 0-based and dims 1-based (SMD's interpretation_label)"
 
 
 @dataclass(frozen=True)
@@ -74,11 +76,11 @@ def read_interpretation(path: Path, labels: np.ndarray | None = None) -> list[Se
             continue
         match = _LINE.match(line)
         if match is None:
-            raise ValueError(f"{path}:{number}: expected 'start-end:dim,dim,...', got {line.strip()!r}")
+            raise ReplayError(f"{path}:{number}: {line.strip()!r} is not 'start-end:dim,dim,...'", hint=INTERPRETATION_HINT)
         start, end = int(match[1]), int(match[2])
         dims = tuple(sorted({int(d) for d in match[3].split(",")}))
         if end < start or 0 in dims:
-            raise ValueError(f"{path}:{number}: end before start or a dim of 0 (dims are 1-based): {line.strip()!r}")
+            raise ReplayError(f"{path}:{number}: end before start or a dim of 0 in {line.strip()!r}", hint=INTERPRETATION_HINT)
         first, last = start, end
         if labels is not None:
             inside = np.flatnonzero(labels[start : end + 1]) + start
@@ -122,7 +124,7 @@ def _convert_machine(
     files = n_windows = points = 0
     for dim in sorted({d for s in segments for d in s.dims}):
         if dim > columns:
-            raise ValueError(f"{name}: interpretation label names metric {dim}, the machine has {columns}")
+            raise ReplayError(f"{name}: interpretation label names metric {dim}, the machine has {columns}", hint=INTERPRETATION_HINT)
         spans = [(s.first + offset, s.last + offset) for s in segments if dim in s.dims]
         rel = f"{category}/dim-{dim:02d}.csv"
         pd.DataFrame({"timestamp": text, "value": matrix[:, dim - 1]}).to_csv(out / rel, index=False)
@@ -146,7 +148,10 @@ def convert(sources: Sequence[tuple[Path, int]], out: Path) -> Conversion:
     totals = np.zeros(4, dtype=np.int64)
     for root, step in sources:
         if step <= 0:
-            raise ValueError(f"{root}: step must be a positive number of seconds, got {step}")
+            raise ReplayError(
+                f"{root}: step must be a positive number of seconds, got {step}",
+                hint="give each dataset's sampling step in seconds (60 for SMD, 300 for ASD)",
+            )
         for name in find_machines(root):
             category = f"{root.resolve().name}-{name}"
             if not (root / "interpretation_label" / f"{name}.txt").is_file():

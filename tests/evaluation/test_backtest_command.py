@@ -408,3 +408,11 @@ def test_files_in_milliseconds_are_listed_with_what_to_do_once_and_the_rest_is_s
     assert summary["files"] == 3 and summary["failed"] == {
         "cat/ms1.csv": f"{path / 'ms1.csv'}: {reason}", "cat/ms2.csv": f"{path / 'ms2.csv'}: {reason}",
     }
+
+
+def test_a_folder_not_in_the_smd_layout_is_one_line_and_a_hint(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["backtest", str(tmp_path), "--format", "smd", "--out", str(tmp_path / "o"), "--quiet"]) == 2
+    assert capsys.readouterr().err == (
+        f"error: {tmp_path} has no test/ folder\nhint: --format smd expects DATA/train/, DATA/test/ and DATA/test_label/"
+        " with one file per machine (.txt, .txt.gz, .csv): one comma-separated row per time step, no header\n"
+    )

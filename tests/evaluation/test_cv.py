@@ -9,6 +9,7 @@ import pandas as pd
 import pytest
 
 from aiops.evaluation.cv import Fit, Fold, category_folds, cross_validate, format_cv_table, leave_one_out, param_grid
+from aiops.evaluation.errors import ReplayError
 from aiops.evaluation.nab import prepare_corpus, score_prepared
 from aiops.evaluation.nab_cv import nab_cross_validate
 
@@ -16,13 +17,19 @@ from aiops.evaluation.nab_cv import nab_cross_validate
 def test_category_folds_group_by_top_folder_and_refuse_flat_or_single_category() -> None:
     folds = category_folds(["b/x.csv", "a/y.csv", "a/z.csv"])
     assert folds == [Fold("a", ("a/y.csv", "a/z.csv")), Fold("b", ("b/x.csv",))]
-    with pytest.raises(ValueError, match="category folder"):
+    with pytest.raises(ReplayError, match="'x.csv' is not inside a category folder") as raised:
         category_folds(["x.csv", "a/y.csv"])
-    with pytest.raises(ValueError, match="at least two"):
+    assert raised.value.hint == (
+        "--cv holds out one top-level folder of DATA at a time: put the files in one folder per category"
+        " (like NAB's realTweets/, realTraffic/, ...)"
+    )
+    with pytest.raises(ReplayError, match="at least two category folders") as raised:
         category_folds(["a/x.csv", "a/y.csv"])
+    assert raised.value.hint == "put the files in two or more category folders, or leave --cv out"
     assert leave_one_out(["m2", "m1"]) == [Fold("m1", ("m1",)), Fold("m2", ("m2",))]
-    with pytest.raises(ValueError, match="at least two"):
+    with pytest.raises(ReplayError, match="at least two") as raised:
         leave_one_out(["m1"])
+    assert raised.value.hint == "give at least two machines, or leave --cv out"
 
 
 def test_param_grid_names_every_combination() -> None:

@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 from aiops.evaluation.cv import leave_one_out
+from aiops.evaluation.errors import ReplayError
 from aiops.evaluation.multicolumn import IsolationForestBaseline, NullMatrixBaseline, PcaReconstruction, Scored
 from aiops.evaluation.multicolumn_cv import MachineRuns, machines_cross_validate
 
@@ -55,8 +56,9 @@ def test_the_false_alarm_ceiling_says_when_f1_best_needs_many_false_alarms() -> 
 
 
 def test_an_unlabelled_machine_is_a_clear_error() -> None:
-    with pytest.raises(ValueError, match="test_label"):
+    with pytest.raises(ReplayError, match="a has no test_label file") as raised:
         MachineRuns({"a": _scored("a", np.zeros(10), None)}, default_threshold=None)
+    assert raised.value.hint == "add test_label/<machine> files (one 0 or 1 per test row), or leave --cv out"
 
 
 def test_baselines_fit_on_the_train_split() -> None:
@@ -74,6 +76,7 @@ def test_baselines_fit_on_the_train_split() -> None:
     assert set(np.argsort(-pca)[:2]) == {100, 200}
     assert int(np.argmax(forest)) == 200 and forest[200] > IsolationForestBaseline.default_threshold
     for baseline in (PcaReconstruction(), IsolationForestBaseline()):
-        with pytest.raises(ValueError, match="train"):
+        with pytest.raises(ReplayError, match="fitted on the train split") as raised:
             baseline.score_matrix(t, test, train=None)
+        assert raised.value.hint == "give the machines a train/ folder (the SMD layout has one)"
     assert not NullMatrixBaseline().score_matrix(t, test).any()

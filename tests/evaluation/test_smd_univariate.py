@@ -10,8 +10,9 @@ import pandas as pd
 import pytest
 
 from aiops.cli import main
+from aiops.evaluation.errors import ReplayError
 from aiops.evaluation.nab import load_windows
-from aiops.evaluation.smd_univariate import convert, nab_windows, read_interpretation
+from aiops.evaluation.smd_univariate import INTERPRETATION_HINT, convert, nab_windows, read_interpretation
 
 
 def _machine(root: Path, name: str, segments: list[tuple[int, int]], lines: list[str], seed: int) -> None:
@@ -48,8 +49,9 @@ def test_segment_bounds_come_from_the_row_labels_whatever_the_end_convention(tmp
     path.write_text("10-15:3\n")  # ASD writes it inclusive
     assert read_interpretation(path, labels)[0].last == 15
     path.write_text("10:3\n")
-    with pytest.raises(ValueError, match="m.txt:1: expected 'start-end:dim"):
+    with pytest.raises(ReplayError, match="m.txt:1: '10:3' is not 'start-end:dim,dim,...'") as raised:
         read_interpretation(path)
+    assert raised.value.hint == INTERPRETATION_HINT
 
 
 def test_converter_writes_one_labelled_file_per_named_metric_and_one_category_per_machine(tmp_path: Path) -> None:
