@@ -50,8 +50,9 @@ PODS_PER_NODE = 10
 NODES_PER_MODEL = 5
 MOUNTPOINTS = ("/", "/var/lib/containerd")
 # Signals kube-state-metrics exports only for the pods concerned (about this share of them), at 1;
-# pod_starting's query keeps only the pods on their way up (Pending, or not yet Ready).
-SPARSE = {"pod_oom_killed": 0.02, "pod_crashlooping": 0.01, "pod_starting": 0.01}
+# pod_starting's query keeps only the pods on their way up (Pending, or not yet Ready), and
+# pod_finished only the finished ones (a completed Job's pods).
+SPARSE = {"pod_oom_killed": 0.02, "pod_crashlooping": 0.01, "pod_starting": 0.01, "pod_finished": 0.01}
 # Info metrics: 1 for every series.
 ONE = frozenset({"pod_info", "gpu_pods"})
 
@@ -152,7 +153,8 @@ class FakeCluster:
                             labels[ns_label] = f"team-{k % 23}"
                         for a in s.attribute_labels:
                             labels[a] = {"node": f"gpu-node-{n:05d}", "container": "server",
-                                         "created_by_kind": "ReplicaSet", "model_name": f"model-{k % 97}"}.get(a, "x")
+                                         "created_by_kind": "ReplicaSet", "model_name": f"model-{k % 97}",
+                                         "phase": "Succeeded"}.get(a, "x")
                         out.append(Entity(labels, sig_seed + k * 131 + gen,
                                           gen * self.pod_lifetime - phase, (gen + 1) * self.pod_lifetime - phase))
         else:  # models and the rest: a few per node

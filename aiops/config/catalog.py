@@ -226,6 +226,20 @@ DEFAULT_SIGNALS: dict[str, SignalConfig] = {
         description="the pod is Pending or not yet Ready (1), with the controller that created it",
         sparse=True,
     ),
+    # A pod that finished: Succeeded (a completed Job's pod, listed until its Job's TTL or for ever)
+    # or Failed. It holds nothing on its node and an evacuation has nothing to move (kubectl drain's
+    # eviction of it is a no-op), so it does not keep a node "to be drained". Only the finished
+    # phases are asked for: a pod without a series here (an older kube-state-metrics, a series
+    # gone) is taken as running, the safe side. kube-state-metrics exports every phase, 1 for the
+    # current one; uid is dropped (a new pod of the same name is another uid).
+    "pod_finished": _pod(
+        query='max by (namespace, pod, phase) (kube_pod_status_phase{phase=~"Succeeded|Failed"} == 1)',
+        attribute_labels=["phase"],
+        unit="bool",
+        bad_direction="up",
+        description="the pod finished: its phase is Succeeded or Failed (1), with the phase",
+        sparse=True,
+    ),
     # --- nodes -------------------------------------------------------------------------
     "node_ready": SignalConfig(
         query='max by (node) (kube_node_status_condition{condition="Ready",status="true"})',

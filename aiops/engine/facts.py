@@ -4,9 +4,11 @@ Who owns a pod decides whether a restart is safe (a Job's pod loses its batch wo
 never replaced); whether a node is already cordoned and drained decides whether it needs an
 evacuation; when it was last cordoned says whether a sticky XID is news. A node the cluster-autoscaler
 removes (tainted ``ToBeDeletedByClusterAutoscaler``, drained and deleted by it) counts as cordoned:
-the signal's query reads that taint too, so one fact answers both. All of it comes from
-kube-state-metrics series in the frame (``pod_info``, ``node_unschedulable``), so the daemon and
-``aiops replay`` decide alike, with or without access to the Kubernetes API.
+the signal's query reads that taint too, so one fact answers both. A pod that finished (Succeeded,
+as a completed Job's pod listed until its TTL, or Failed) is not one an evacuation must move; its
+owner still counts for what is restarted. All of it comes from kube-state-metrics series in the
+frame (``pod_info``, ``pod_finished``, ``node_unschedulable``), so the daemon and ``aiops replay``
+decide alike, with or without access to the Kubernetes API.
 """
 
 from __future__ import annotations
@@ -76,8 +78,8 @@ class ClusterFacts:
     cordoned_at: Mapping[str, datetime] = field(default_factory=dict)
     # Nodes cordoned now.
     cordoned: frozenset[str] = frozenset()
-    # node -> the pods on it an evacuation is about (not NOT_EVACUATED ones, as with kubectl drain):
-    # it moves them, or leaves them for a human (left_by_evacuation).
+    # node -> the pods on it an evacuation is about (not NOT_EVACUATED ones, nor finished ones, as
+    # with kubectl drain): it moves them, or leaves them for a human (left_by_evacuation).
     node_pods: Mapping[str, tuple[Entity, ...]] = field(default_factory=dict)
     # False when the frame had no pod_info: nothing can be said about owners.
     knows_pods: bool = False
@@ -93,6 +95,9 @@ class ClusterFacts:
     # The pod_restarts series (restarts in the 15 minutes before each point), read only when a
     # decision asks whether its pod restarted (rare): nothing is computed for them each cycle.
     restarts: Sequence[Series] = ()
+    # pod key -> its phase ("Succeeded", "Failed"), for the pods whose phase, seen now, says they
+    # finished. A pod not here is taken as running (its phase unknown, or not finished).
+    finished: Mapping[str, str] = field(default_factory=dict)
 
     @classmethod
     def from_frame(cls, frame: Frame) -> ClusterFacts:
@@ -105,6 +110,7 @@ class ClusterFacts:
         # when all of them stopped together (kube-state-metrics restarting), the pods are where they were.
         seen_at = [_seen_at(s) for s in pods]
         newest = max(seen_at, default=0.0)
+        finished = _finished(frame.of("pod_finished"), newest)
         for s, last in zip(pods, seen_at):
             kind = s.entity.attr("created_by_kind")
             if kind:
@@ -112,7 +118,7 @@ class ClusterFacts:
             node = s.entity.attr("node")
             if node:
                 pod_node[s.entity.key] = node
-                if kind not in NOT_EVACUATED and last >= newest:
+                if kind not in NOT_EVACUATED and last >= newest and s.entity.key not in finished:
                     on_node.setdefault(node, []).append(s.entity)
         cordoned_at: dict[str, datetime] = {}
         cordoned: set[str] = set()
@@ -151,7 +157,8 @@ class ClusterFacts:
         node_pods = {node: tuple(sorted(ps, key=lambda e: e.key)) for node, ps in on_node.items()}
         return cls(owners, pod_node, cordoned_at, frozenset(cordoned), node_pods, knows_pods=bool(pods),
                    creators=creators, starting=starting,
-                   model_creators={k: frozenset(v) for k, v in serving.items()}, departed=departed, restarts=restarts)
+                   model_creators={k: frozenset(v) for k, v in serving.items()}, departed=departed, restarts=restarts,
+                   finished=finished)
 
     def gone(self, pod: Entity) -> bool:
         """kube_pod_info listed the pod and stopped (deleted, evicted, replaced). A pod it never
@@ -202,6 +209,18 @@ class ClusterFacts:
         if node not in self.cordoned or not self.knows_pods:
             return False
         return len(self.left_on(node, predicted=predicted)) == len(self.node_pods.get(node, ()))
+
+
+def _finished(series: Sequence[Series], newest: float) -> dict[str, str]:
+    """Pod key -> phase of the pods finished now: their pod_finished series has a point as recent as
+    the newest kube_pod_info (the same scrape of kube-state-metrics). A series that ended before
+    says nothing about the pod now (a pod of the same name may run again, a StatefulSet's): its
+    pod stays counted, as does a pod without one."""
+    out: dict[str, str] = {}
+    for s in series:
+        if newest and _seen_at(s) >= newest:
+            out[s.entity.key] = s.entity.attr("phase") or "finished"  # a query overridden without phase
+    return out
 
 
 def _last_seen(series: Series) -> int:

@@ -6,9 +6,9 @@ evacuating the node, and ``kube_pod_info``) hash by the node name, so one replic
 node; other entities (a pod's own signals, models, deployments) hash by their kind and name
 (:func:`~aiops.collect.shard_query.shard_key`: one label value, so a replica can ask Prometheus
 for its shards' series only). What the decisions about one entity read about others
-(:data:`SHARED_SIGNALS`: who owns each pod, which node it runs on) every replica fetches and keeps
-whole. Each shard is one Lease ``<prefix>-<i>``; the holder detects, decides, acts and notifies
-for that shard's entities, the other replicas ignore them.
+(:data:`SHARED_SIGNALS`: who owns each pod, which node it runs on, whether it finished) every
+replica fetches and keeps whole. Each shard is one Lease ``<prefix>-<i>``; the holder detects,
+decides, acts and notifies for that shard's entities, the other replicas ignore them.
 
 Each replica also renews a *member* Lease ``<prefix>-member-<identity>``; the member Leases that
 keep changing are the live replicas. A replica holds at most ceil(N / live replicas) shards: it
@@ -54,9 +54,11 @@ log = logging.getLogger(__name__)
 # restarts a Job's pod or a bare pod, and a pod's restart is decided in the shard of its name) and
 # which pods a node holds (an evacuation is judged in the node's shard); it is one series per pod.
 # ``pod_starting`` says a model's owner is already scaling up (a scale-ahead waits), whichever
-# shard the new pod hashes to; it holds only the pods on their way up.
+# shard the new pod hashes to; it holds only the pods on their way up. ``pod_finished`` says which
+# of a node's pods an evacuation need not move (judged in the node's shard, while the series,
+# without the node, hashes by the pod's name); it holds only the finished pods.
 # Findings on these series still belong to their entity's shard alone.
-SHARED_SIGNALS = frozenset({"pod_info", "pod_starting"})
+SHARED_SIGNALS = frozenset({"pod_info", "pod_starting", "pod_finished"})
 # Lease requests in flight at once (the shards' and the membership's, :meth:`ShardLeases.round`):
 # below the client's connection pool (10).
 _LEASE_WORKERS = 8

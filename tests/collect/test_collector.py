@@ -198,7 +198,7 @@ def test_a_sparse_signal_that_empties_is_not_absent(prometheus: PrometheusServer
     frame, _ = collector.collect(history_end + timedelta(minutes=20))
     assert set(frame.absent_signals) == {"pod_memory_usage_ratio", "model_accuracy"}
     sparse = {name for name, sig in parse_config({}).resolved_signals().items() if sig.sparse}
-    assert sparse == {"pod_oom_killed", "pod_crashlooping", "pod_starting", "gpu_pods"}
+    assert sparse == {"pod_oom_killed", "pod_crashlooping", "pod_starting", "pod_finished", "gpu_pods"}
 
 
 def test_a_signal_stays_absent_after_its_series_leave_the_window(

@@ -112,15 +112,15 @@ def test_demo_serves_every_catalog_signal_and_its_faults(tmp_path: Path) -> None
         assert time.monotonic() - started < 15
         at = END.timestamp()
         empty = [name for name, sig in DEFAULT_SIGNALS.items() if not query(prom.url, sig.query, at)]
-        # Nothing has been OOM-killed yet (the leak is ahead), and no pod is on its way up (the
-        # demo's deployments are not scaling); the demo serves with vLLM only (TTFT, inter-token and
+        # Nothing has been OOM-killed yet (the leak is ahead), no pod is on its way up (the
+        # demo's deployments are not scaling) or finished (it runs no Job); the demo serves with vLLM only (TTFT, inter-token and
         # end-to-end histograms, request counters), not Triton or TorchServe.
         other_servers = [name for name in DEFAULT_SIGNALS if name.endswith(("_triton", "_torchserve"))]
         assert sorted(other_servers) == [
             "inference_request_rate_torchserve", "inference_request_rate_triton",
             "serving_request_latency_torchserve", "serving_request_latency_triton",
         ]
-        assert sorted(empty) == sorted(["pod_oom_killed", "pod_starting", *other_servers])
+        assert sorted(empty) == sorted(["pod_oom_killed", "pod_starting", "pod_finished", *other_servers])
         assert query(prom.url, DEFAULT_SIGNALS["pod_crashlooping"].query, at)[0]["value"][1] == "1"
         assert max(float(s["value"][1]) for s in query(prom.url, DEFAULT_SIGNALS["gpu_xid"].query, at)) == 79
         # dcgm-exporter's pod mapping: which pod is on each GPU (the pod an XID 94 restarts).

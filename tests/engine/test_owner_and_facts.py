@@ -518,3 +518,110 @@ def test_a_breach_whose_scale_up_is_in_flight_is_told_not_paged() -> None:
     long_t = NOW.timestamp() - 60 * np.arange(30)[::-1]
     [stuck], _ = _graded_and_decided(*SERVING, _starting("inference", "gemma-b", "gemma-rs", [1.0] * 30, t=long_t))
     assert stuck.severity is Severity.CRITICAL
+
+
+# -- finished pods (Succeeded or Failed) -----------------------------------------------------------
+def _finished(ns: str, pod: str, phase: str, values: list[float] | None = None) -> Series:
+    """pod_finished as the catalog asks it: the pod's phase is Succeeded or Failed (1), by phase."""
+    ent = Entity("pod", pod, ns, (("phase", phase),))
+    return Series("pod_finished", {"namespace": ns, "pod": pod, "phase": phase}, T,
+                  np.ones(10) if values is None else np.asarray(values, float), ent)
+
+
+def test_finished_pods_do_not_keep_a_failed_node_undrained() -> None:
+    # XID 79 on n1, cordoned since: what stays listed there is a CronJob's completed pods (kept until
+    # their Job's TTL, or for ever) and a Failed one. They hold nothing and need no moving (kubectl
+    # drain's eviction of them is a no-op): the node is drained, no evacuation is decided again.
+    frame = _frame(_unschedulable("n1", [0] * 6 + [1] * 4),
+                   _pod_info("batch", "report-1", "n1", "Job"), _finished("batch", "report-1", "Succeeded"),
+                   _pod_info("batch", "report-2", "n1", "Job"), _finished("batch", "report-2", "Succeeded"),
+                   _pod_info("batch", "report-3", "n1", "Job"), _finished("batch", "report-3", "Failed"),
+                   _pod_info("kube-system", "dcgm", "n1", "DaemonSet"))
+    facts = ClusterFacts.from_frame(frame)
+    assert facts.drained("n1") and facts.drained("n1", predicted=True)
+    assert facts.left_on("n1", predicted=True) == []  # nothing named for a human either
+    _, decisions = Policy(PolicyConfig(), Mode.AUTO).decide([_xid_finding(4)], now=NOW, facts=facts)
+    assert [d.action for d in decisions] == []
+    # Owners are kept: what restarts and pages read about a finished pod still holds.
+    assert facts.owner_kind(Entity("pod", "report-3", "batch")) == "Job"
+
+
+@pytest.mark.parametrize("confirmed", [False, True])
+def test_a_finished_job_pod_is_not_left_for_a_human(confirmed: bool) -> None:
+    # On a predicted failure a running Job pod stays on the node, named for a human; a completed one
+    # is not worth a word, and the node is drained as far as it goes.
+    frame = _frame(_unschedulable("n1", [0] * 6 + [1] * 4), _pod_info("batch", "p-1", "n1", "Job"),
+                   _finished("batch", "p-1", "Succeeded"), _pod_info("kube-system", "dcgm", "n1", "DaemonSet"))
+    facts = ClusterFacts.from_frame(frame)
+    assert facts.drained("n1", predicted=not confirmed)
+    rule = PolicyRule(name="sick-gpu", detector="gpu_health", entity_kind="gpu", min_severity=Severity.INFO,
+                      action="evacuate_node", target="node")
+    _, decisions = Policy(PolicyConfig(rules=[rule]), Mode.AUTO).decide([_gpu_risk(confirmed=confirmed)], now=NOW,
+                                                                       facts=facts)
+    assert decisions == []
+
+
+@pytest.mark.parametrize(
+    "phase",
+    [
+        None,  # no phase series: an older kube-state-metrics, or a relabelled one
+        [1.0] * 6 + [np.nan] * 4,  # Failed until 4 min ago; the pod of that name now is another one
+        [np.nan] * 10,  # no point in the window
+    ],
+)
+def test_a_pod_whose_phase_is_unknown_still_counts_as_running(phase: list[float] | None) -> None:
+    # Only a phase seen now says a pod finished: anything else keeps it to be moved (the safe side).
+    series = [_unschedulable("n1", [0] * 6 + [1] * 4), _pod_info("shop", "web-0", "n1", "StatefulSet")]
+    if phase is not None:
+        series.append(_finished("shop", "web-0", "Failed", phase))
+    facts = ClusterFacts.from_frame(_frame(*series))
+    assert not facts.drained("n1")
+    _, decisions = Policy(PolicyConfig(), Mode.AUTO).decide([_xid_finding(4)], now=NOW, facts=facts)
+    assert [d.action for d in decisions] == ["evacuate_node"]
+
+
+def test_a_vanished_finished_series_does_not_count() -> None:
+    # A finished series the collector only remembers (vanished) says nothing about the pod now.
+    gone = _finished("shop", "web-0", "Failed", [1.0] * 6 + [np.nan] * 4)
+    frame = Frame(now=NOW, series=(_unschedulable("n1", [0] * 6 + [1] * 4), _pod_info("shop", "web-0", "n1", "StatefulSet")),
+                  signals={}, step_seconds=60, vanished=(gone,))
+    assert not ClusterFacts.from_frame(frame).drained("n1")
+
+
+def test_a_failed_job_pod_is_still_never_restarted() -> None:
+    # Finished pods stay in pod_info: its owner kind still keeps a Job's pod from being restarted.
+    facts = ClusterFacts.from_frame(_frame(_pod_info("batch", "p-1", "n1", "Job"), _finished("batch", "p-1", "Failed")))
+    crashloop = Finding("conditions", "pod_crashlooping", Entity("pod", "p-1", "batch"), 0.95, NOW,
+                        Evidence("in CrashLoopBackOff"), confirmed=True)
+    for finding in (crashloop, _oom_prediction("batch", "p-1")):
+        _, decisions = Policy(PolicyConfig(), Mode.AUTO).decide([finding], now=NOW, facts=facts)
+        (d,) = decisions
+        assert d.action == "advise" and "owned by a Job" in d.reason
+
+
+def test_the_catalog_reads_finished_pods_with_their_phase(tmp_path: Path) -> None:
+    # kube-state-metrics v2: one series per phase, 1 for the current one. "done" Succeeded 5 min ago,
+    # "crashed" is Failed, "web" Running; a pod of an old uid (deleted) leaves no trace now.
+    end_s = int(NOW.timestamp()) // 60 * 60
+    times = list(range(end_s - 600, end_s + 1, 60))
+    phases = ("Pending", "Running", "Succeeded", "Failed", "Unknown")
+
+    def phase_of(pod: str, t: int) -> str:
+        return {"done": "Running" if t < end_s - 300 else "Succeeded", "crashed": "Failed", "web": "Running"}[pod]
+
+    lines = ["# TYPE kube_pod_status_phase gauge"]
+    for pod in ("done", "crashed", "web"):
+        for t in times:
+            lines += [f'kube_pod_status_phase{{namespace="batch",pod="{pod}",phase="{p}",uid="{pod}-1"}} '
+                      f'{int(p == phase_of(pod, t))} {t}' for p in phases]
+    (tmp_path / "pods.om").write_text("\n".join([*lines, "# EOF", ""]))
+    signal = parse_config({}).resolved_signals()["pod_finished"]
+    assert signal.sparse  # none at all is the healthy case, not missing data
+    end = datetime.fromtimestamp(end_s, UTC)
+    with PrometheusServer(tmp_path / "prom", openmetrics=tmp_path / "pods.om") as prom:
+        raw = PrometheusClient(PrometheusConfig(url=prom.url)).query_range(  # type: ignore[arg-type]
+            signal.query, end - timedelta(minutes=10), end, timedelta(minutes=1))
+    got = sorted((r.labels["pod"], r.labels["phase"], int(np.isfinite(r.values).sum())) for r in raw)
+    assert got == [("crashed", "Failed", 11), ("done", "Succeeded", 6)]
+    ent = entity_of(signal, raw[0].labels)
+    assert ent.kind == "pod" and ent.namespace == "batch"

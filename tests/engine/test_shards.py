@@ -215,6 +215,29 @@ def test_every_replica_keeps_pod_info_whole_so_it_knows_who_owns_the_pods_it_may
         assert {s.entity for s in mine} == {p for p in pods if shard_of(p, 3) == k}
 
 
+def test_the_shard_of_a_node_knows_which_of_its_pods_finished(server: KubeApiServer) -> None:
+    """An evacuation is judged in its node's shard, but ``pod_finished`` carries no node (it hashes
+    by the pod's name): kept whole, the node's shard sees its completed Job pods as finished and the
+    node as drained, whichever shard their names fall in."""
+    a = replica(server, "a", Clock())
+    ts = np.arange(3, dtype=np.float64)
+    nodes = [f"gpu-node-{i}" for i in range(30)]
+    pods = [Entity("pod", f"report-{i}", "batch", (("node", n), ("created_by_kind", "Job"))) for i, n in enumerate(nodes)]
+    series = tuple(Series("node_unschedulable", {"node": n}, ts, np.ones(3), Entity("node", n)) for n in nodes) + tuple(
+        Series("pod_info", {"pod": e.name, "node": e.attr("node")}, ts, np.ones(3), e) for e in pods
+    ) + tuple(Series("pod_finished", {"pod": e.name, "phase": "Succeeded"}, ts, np.ones(3),
+                     Entity("pod", e.name, "batch", (("phase", "Succeeded"),))) for e in pods)
+    info = {n: SignalInfo(n, "pod") for n in ("pod_info", "pod_finished")} | {
+        "node_unschedulable": SignalInfo("node_unschedulable", "node")}
+    frame = Frame(datetime(2026, 1, 1, tzinfo=UTC), series, info, 60.0)
+    apart = [e for e in pods if shard_of(Entity("pod", e.name, "batch"), 3) != shard_of(Entity("node", e.attr("node")), 3)]
+    assert len(apart) > 10  # most finished series hash to another shard than their node's
+    for k in range(3):
+        facts = ClusterFacts.from_frame(a.restrict(frame, frozenset({k})))
+        mine = [n for n in nodes if shard_of(Entity("node", n), 3) == k]
+        assert mine and all(facts.drained(n) for n in mine)
+
+
 @pytest.mark.parametrize("total", [0, 1, 2, 5, 20, 101])
 @pytest.mark.parametrize("n", [1, 2, 3, 7])
 def test_budget_shares_add_up_to_the_global_budget(total: int, n: int) -> None:
