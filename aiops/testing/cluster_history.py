@@ -4,7 +4,9 @@ Where :mod:`aiops.demo.synth` anchors clean faults to the end of the data, this 
 writes what exporters really expose over a day or two, with the quirks a default must survive:
 
 - kube-state-metrics v2: ``kube_pod_info{created_by_kind,created_by_name}`` and ``kube_pod_owner``
-  (ReplicaSet, Job, DaemonSet, ``<none>`` for a bare pod); ``kube_node_status_condition``
+  (ReplicaSet, Job, DaemonSet, ``<none>`` for a bare pod); ``kube_pod_status_phase`` (1 for the
+  current phase: Running, or Succeeded for a finished CronJob pod, which stays listed with its
+  kube_pod_info until its Job is cleaned up); ``kube_node_status_condition``
   with ``status`` true/false/unknown; ``kube_node_spec_unschedulable``; restarts counters;
   ``waiting_reason`` and ``last_terminated_reason`` present only while they hold;
 - cAdvisor: ``container_memory_working_set_bytes`` per container plus the pod cgroup
@@ -280,15 +282,29 @@ class _Builder:
         self, ns: str, pod: str, node: str, kind: str, owner: str, *, container: str, limit: float,
         usage: np.ndarray, alive: np.ndarray, restarts: np.ndarray | None = None,
         oom_from: float | None = None, crashloop: np.ndarray | None = None,
+        succeeded: np.ndarray | None = None, phase: bool = True,
     ) -> None:
-        """kube-state-metrics and cAdvisor series of one pod while it exists (NaN elsewhere)."""
-        mask = np.where(alive, 1.0, np.nan)
+        """kube-state-metrics and cAdvisor series of one pod while it exists (NaN elsewhere): it
+        runs while ``alive``; where ``succeeded`` (after its run) it has finished, phase Succeeded,
+        and kube-state-metrics still lists it (its info, owner, limits and restarts) while cAdvisor
+        has no container of it. ``phase=False``: the caller writes kube_pod_status_phase itself."""
+        done = np.zeros(self.T(), bool) if succeeded is None else succeeded & ~alive
+        listed = alive | done
+        mask = np.where(listed, 1.0, np.nan)
+        running = np.where(alive, 1.0, np.nan)
         owner_kind = kind if kind != "<none>" else "<none>"
         self.gauge("kube_pod_info", {"namespace": ns, "pod": pod, "node": node, "created_by_kind": kind,
                                      "created_by_name": owner, "host_ip": "10.0.0.1", "pod_ip": "10.1.0.1",
                                      "uid": _hex(1, ns, pod, n=8)}, mask)
         self.gauge("kube_pod_owner", {"namespace": ns, "pod": pod, "owner_kind": owner_kind, "owner_name": owner,
                                       "owner_is_controller": "true" if kind != "<none>" else "<none>"}, mask)
+        if phase:
+            # One series per phase the pod goes through (kube-state-metrics writes all five, 0 but
+            # for the current one); uid as kube_pod_info's.
+            phases = (("Running", alive), ("Succeeded", done)) if done.any() else (("Running", alive),)
+            for name, on in phases:
+                self.gauge("kube_pod_status_phase", {"namespace": ns, "pod": pod, "phase": name,
+                                                     "uid": _hex(1, ns, pod, n=8)}, np.where(listed, on.astype(float), np.nan))
         self.gauge("kube_pod_container_resource_limits", {"namespace": ns, "pod": pod, "container": container,
                                                           "node": node, "resource": "memory", "unit": "byte"},
                    limit * mask)
@@ -297,9 +313,9 @@ class _Builder:
         cadv = {"namespace": ns, "pod": pod, "instance": node, "image": f"registry.local/{container}:1"}
         self.gauge("container_memory_working_set_bytes", {**cadv, "container": container,
                                                           "id": f"/kubepods/pod{_hex(1, pod, n=8)}/{container}"},
-                   usage * mask)
+                   usage * running)
         self.gauge("container_memory_working_set_bytes", {**cadv, "container": "", "id": f"/kubepods/pod{_hex(1, pod, n=8)}"},
-                   (usage + 8 * MIB) * mask)
+                   (usage + 8 * MIB) * running)
         if oom_from is not None:
             self.gauge("kube_pod_container_status_last_terminated_reason",
                        {"namespace": ns, "pod": pod, "container": container, "reason": "OOMKilled"},
@@ -715,6 +731,8 @@ def generate(spec: HistorySpec = HistorySpec()) -> ClusterHistory:
               usage=usage, alive=np.ones(b.T(), bool))
 
     # --- batch: a nightly CronJob at 02:00 local reaching 92 % of its limit at its end --------
+    # Each night's pod then Succeeds and stays listed until the CronJob's successfulJobsHistoryLimit
+    # (3, the default) deletes its Job: three nights later, when the third newer run is done.
     job_limit = 8 * GIB
     start_local = spec.start.hour + spec.start.minute / 60
     first_run = (2 - pf.utc_offset_h - start_local) % 24
@@ -727,7 +745,8 @@ def generate(spec: HistorySpec = HistorySpec()) -> ClusterHistory:
         run = b.between(start_h, start_h + 50 / 60)
         frac = np.clip((h - start_h) / (50 / 60), 0, 1)
         b.pod("batch", pod, cpu_nodes[-1], "Job", job, container="report", limit=job_limit,
-              usage=(0.3 + 0.62 * frac) * job_limit + b.noise(8 * MIB), alive=run)
+              usage=(0.3 + 0.62 * frac) * job_limit + b.noise(8 * MIB), alive=run,
+              succeeded=b.between(start_h + 50 / 60, start_h + 72 + 50 / 60))
         out.decoys.append(f"pod/batch/{pod}")
 
     # --- a bare pod (no controller): a notebook creeping up to 96 % of its limit, then flat -----
@@ -938,7 +957,7 @@ def _autoscaled_pool(b: _Builder, placed: _Placed) -> None:
                                                   "uid": uid},
                         np.where(alive, on.astype(float), np.nan))
             b.pod("inference", pod, node, "ReplicaSet", f"vllm-gemma-2-9b-{rs}", container="vllm", limit=48 * GIB,
-                  usage=np.full(b.T(), 28 * GIB) + b.noise(0.2 * GIB), alive=alive)
+                  usage=np.full(b.T(), 28 * GIB) + b.noise(0.2 * GIB), alive=alive, phase=False)
             for i in range(4):
                 util = np.where(serving, 30 + 40 * load + b.noise(3), np.abs(b.noise(0.3))) if i == 0 else np.abs(b.noise(0.3))
                 attached = [(at(a, 5), evicted, "inference", pod, "vllm")] if i == 0 else []

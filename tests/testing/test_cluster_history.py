@@ -150,3 +150,42 @@ def test_request_noise_keeps_the_incidents_timing() -> None:
         assert a["name"] == b["name"]
         assert abs((a["static_alert_at"] - b["static_alert_at"]).total_seconds()) <= 120, a["name"]
         assert a["failure_at"] == b["failure_at"] or "surge" in a["name"], a["name"]
+
+
+def _phases(hist) -> dict[tuple[str, str], dict[str, np.ndarray]]:
+    out: dict[tuple[str, str], dict[str, np.ndarray]] = {}
+    for s in _series(hist, "kube_pod_status_phase"):
+        key = (s.labels["namespace"], s.labels["pod"])
+        assert s.labels["phase"] not in out.setdefault(key, {})  # one series per pod and phase
+        out[key][s.labels["phase"]] = s.values
+    return out
+
+
+def test_every_listed_pod_has_one_current_phase(hist) -> None:
+    # kube-state-metrics v2: kube_pod_status_phase is 1 for the pod's current phase, 0 for the others,
+    # for as long as the pod is listed (its kube_pod_info).
+    phases = _phases(hist)
+    for info in _series(hist, "kube_pod_info"):
+        listed = np.isfinite(info.values)
+        mine = phases[(info.labels["namespace"], info.labels["pod"])]
+        current = np.sum([np.nan_to_num(v) for v in mine.values()], axis=0)
+        assert np.all(current[listed] == 1), info.labels["pod"]
+        assert all(np.isnan(v[~listed]).all() for v in mine.values())
+
+
+def test_a_cronjob_pod_succeeds_at_its_end_and_stays_listed(hist) -> None:
+    # A completed Job's pod stays listed (Succeeded) until the CronJob's history limit deletes its
+    # Job, with no container running; every other pod of the default cluster is Running.
+    phases = _phases(hist)
+    jobs = [k for k in phases if k[1].startswith("nightly-report-")]
+    assert jobs
+    for ns, pod in jobs:
+        (info,) = _series(hist, "kube_pod_info", namespace=ns, pod=pod)
+        (ws,) = _series(hist, "container_memory_working_set_bytes", namespace=ns, pod=pod, container="report")
+        ran, listed = np.isfinite(ws.values), np.isfinite(info.values)
+        done = listed & ~ran
+        assert ran.any() and done.sum() > 60  # listed for hours after its run
+        assert np.all(phases[(ns, pod)]["Running"][ran] == 1) and np.all(phases[(ns, pod)]["Succeeded"][done] == 1)
+        assert np.flatnonzero(ran)[-1] < np.flatnonzero(done)[0]
+    others = {k: v for k, v in phases.items() if k not in jobs}
+    assert others and all(set(v) == {"Running"} for v in others.values())

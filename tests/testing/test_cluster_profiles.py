@@ -20,8 +20,10 @@ from aiops.testing.cluster_profiles import AP_AUTOSCALE, EU_ROUGH, US_EAST, prof
 # on purpose: the surge's static alert is histogram_quantile over the buckets held 5 min, as a rule
 # computes it (it was the analytic p99, 9 min late). The series changed once, on purpose
 # (2026-12-05): request counters carry per-scrape noise and days that differ, in every profile.
+# It changed again (2026-12-07) by additions alone: kube_pod_status_phase for every pod, and the
+# CronJob's pod listed by kube-state-metrics (Succeeded) after its run.
 # Change them only with a meant change of the default cluster, and say so in the commit.
-DEFAULT_OPENMETRICS_SHA256 = "2b1d51b6cd6859daa295d467b6ec95aa24931682146e3587dc8749baf01e3fab"
+DEFAULT_OPENMETRICS_SHA256 = "113c7bc96e8bd06412e4eda4271fbf0901ff010170a4b34ead50326f766b3b75"
 DEFAULT_INCIDENTS_SHA256 = "2de64ae249ff8097754eb39a45b6876970bcf821b47cdb6d5d7fc9aee44f6152"
 
 
@@ -240,6 +242,9 @@ def test_ap_autoscale_pool_nodes_join_and_leave_as_the_cluster_autoscaler_does()
               if "gemma" in s.labels["pod"]}
     assert set(pool) <= set(owners.values()) and "gpu-node-0" in owners.values()
     assert "node/gpu-pool-*" in hist.decoys
+    # The pool's pods write their own phases (Pending, then Running): one series per pod and phase.
+    phases = [(s.labels["pod"], s.labels["phase"]) for s in _series(hist, "kube_pod_status_phase", namespace="inference")]
+    assert len(phases) == len(set(phases)) and {p for _, p in phases} == {"Pending", "Running"}
 
 
 def test_eu_rough_inodes_run_out_with_space_to_spare(eu_rough) -> None:
