@@ -5,8 +5,8 @@ writes what exporters really expose over a day or two, with the quirks a default
 
 - kube-state-metrics v2: ``kube_pod_info{created_by_kind,created_by_name}`` and ``kube_pod_owner``
   (ReplicaSet, Job, DaemonSet, ``<none>`` for a bare pod); ``kube_pod_status_phase`` (1 for the
-  current phase: Running, or Succeeded for a finished CronJob pod, which stays listed with its
-  kube_pod_info until its Job is cleaned up); ``kube_node_status_condition``
+  current phase: Running, or Succeeded for a finished Job's pod, which stays listed with its
+  kube_pod_info until its Job is cleaned up, if ever); ``kube_node_status_condition``
   with ``status`` true/false/unknown; ``kube_node_spec_unschedulable``; restarts counters;
   ``waiting_reason`` and ``last_terminated_reason`` present only while they hold;
 - cAdvisor: ``container_memory_working_set_bytes`` per container plus the pod cgroup
@@ -16,6 +16,7 @@ writes what exporters really expose over a day or two, with the quirks a default
   new series); every field of a GPU that fell off the bus (XID 79) vanishes;
 - vLLM V1: TTFT, inter-token and end-to-end histograms with vLLM's own buckets; series absent
   while a server restarts, counters that start from zero again under a new pod name;
+- a completed evaluation Job's pod left on the node that later loses a GPU (XID 79);
 - a CronJob whose pods (new names each night) reach 92 % of their memory limit near their end,
   a rolling deployment, routine restarts in kube-system, a bare pod, diurnal traffic in the
   cluster's local time (UTC+8 by default);
@@ -618,6 +619,20 @@ def generate(spec: HistorySpec = HistorySpec()) -> ClusterHistory:
            waiting=np.abs(b.noise(0.2)), kv=0.2 + 0.5 * q_sat + b.noise(0.01))
     b.pod("inference", qwen, "gpu-node-1", "ReplicaSet", f"vllm-qwen2-7b-{rs_qwen}", container="vllm", limit=64 * GIB,
           usage=np.full(b.T(), 38 * GIB) + b.noise(0.2 * GIB), alive=np.ones(b.T(), bool))
+
+    # --- a finished Job on gpu-node-2: an offline evaluation of llama-3-8b that ran three hours
+    # before the XID and Succeeded. Its Job has no ttlSecondsAfterFinished, so kube-state-metrics
+    # lists its pod (phase Succeeded) for the rest of the history. It holds nothing on the node and
+    # needs no moving: once people have drained the node after the XID, nothing is left to evacuate.
+    # Its own stream: every other series stays as it was.
+    eval_job = "eval-llama-3-8b-29391000"
+    eval_pod = f"{eval_job}-{_hex(s, eval_job, n=5)}"
+    eval_from = max(0.0, xid_h - 3.0)
+    with b.own_stream("eval-job"):
+        b.pod("ml-eval", eval_pod, "gpu-node-2", "Job", eval_job, container="eval", limit=32 * GIB,
+              usage=np.full(b.T(), 12 * GIB) + b.noise(64 * MIB), alive=b.between(eval_from, eval_from + 0.75),
+              succeeded=h >= eval_from + 0.75)
+    out.decoys.append(f"pod/ml-eval/{eval_pod}")
 
     # --- other workloads of larger profiles, on GPU nodes 3+ ------------------------------------
     # (node, gpu) -> pod attachments and utilisation, for the GPU loop below.

@@ -97,6 +97,24 @@ def test_c_sticky_xid_evacuates_once_and_stops_when_handled(replay) -> None:
     assert data["figures"]["standing_after_resolved"] == 0
 
 
+def test_c_a_completed_job_pod_does_not_keep_the_failed_node_to_be_evacuated(replay) -> None:
+    hist, data = replay
+    # gpu-node-2 still lists an evaluation Job's pod that Succeeded hours before the XID (its Job has
+    # no TTL). It needs no moving: once people drained the node, the evacuation stops, instead of
+    # being decided again every cycle until the node is uncordoned.
+    (done,) = [s for s in hist.gauges if s.name == "kube_pod_status_phase" and s.labels["phase"] == "Succeeded"
+               and s.labels["namespace"] == "ml-eval"]
+    assert done.values[-1] == 1  # still listed, finished, at the end of the replay
+    inc = next(i for i in hist.incidents if i["name"].startswith("XID 79"))
+    drained = inc["failure_at"] + timedelta(minutes=hist.spec.profile.timing.xid_response_min[1])
+    evacuations = _decisions(data, "evacuate_node", "node/gpu-node-2")
+    # (Prometheus answers a backfilled series, which has no staleness marker, for 5 min after its
+    # last sample: the evicted llama pod is seen there until then.)
+    assert evacuations and all(d["last_at"] <= (drained + timedelta(minutes=6)).isoformat() for d in evacuations), (
+        evacuations)
+    assert not [d for d in data["decisions"] if d["entity"].startswith("pod/ml-eval/")]
+
+
 def test_d_symptoms_on_a_dead_gpu_are_not_remediated(replay) -> None:
     hist, data = replay
     # The replica on the GPU that fell off the bus crash-loops; its node is being evacuated, and a

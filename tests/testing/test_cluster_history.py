@@ -175,7 +175,8 @@ def test_every_listed_pod_has_one_current_phase(hist) -> None:
 
 def test_a_cronjob_pod_succeeds_at_its_end_and_stays_listed(hist) -> None:
     # A completed Job's pod stays listed (Succeeded) until the CronJob's history limit deletes its
-    # Job, with no container running; every other pod of the default cluster is Running.
+    # Job, with no container running; every other pod of the default cluster but the evaluation
+    # Job's (Succeeded for good, on the node that later loses a GPU) is Running.
     phases = _phases(hist)
     jobs = [k for k in phases if k[1].startswith("nightly-report-")]
     assert jobs
@@ -187,5 +188,9 @@ def test_a_cronjob_pod_succeeds_at_its_end_and_stays_listed(hist) -> None:
         assert ran.any() and done.sum() > 60  # listed for hours after its run
         assert np.all(phases[(ns, pod)]["Running"][ran] == 1) and np.all(phases[(ns, pod)]["Succeeded"][done] == 1)
         assert np.flatnonzero(ran)[-1] < np.flatnonzero(done)[0]
-    others = {k: v for k, v in phases.items() if k not in jobs}
+    (evaluation,) = [k for k in phases if k[0] == "ml-eval"]
+    (info,) = _series(hist, "kube_pod_info", namespace="ml-eval")
+    assert info.labels["node"] == "gpu-node-2" and info.labels["created_by_kind"] == "Job"
+    assert phases[evaluation]["Succeeded"][-1] == 1
+    others = {k: v for k, v in phases.items() if k not in jobs and k != evaluation}
     assert others and all(set(v) == {"Running"} for v in others.values())
