@@ -24,34 +24,42 @@ class Windows:
     """
 
     def __init__(self, x: np.ndarray, groups: np.ndarray, at: np.ndarray, window: int) -> None:
+        # ``x`` and ``groups`` may be (..., n): one row per series, the same ``at`` in each (the
+        # daemon explains several series of one length at once); each row's windows are the rows'
+        # own, the same floats as for that row alone.
         at = np.asarray(at, dtype=np.int64)
         idx = at[:, None] - (window - 1) + np.arange(window)[None, :]
         inside = idx >= 0
         safe = np.where(inside, idx, 0)
-        inside &= groups[safe] == groups[at][:, None]
-        win = np.where(inside, x[safe], np.nan)
-        win.sort(axis=1)
-        self._win = win
-        self.count: np.ndarray = np.sum(~np.isnan(win), axis=1)
-        self._rows = np.arange(at.shape[0])
+        inside = inside & (groups[..., safe] == groups[..., at][..., None])
+        win = np.where(inside, x[..., safe], np.nan)
+        win.sort(axis=-1)
+        self._flat = win.reshape(-1, window)  # a view: one window a row
+        self._rows = np.arange(self._flat.shape[0])
+        self.count: np.ndarray = np.sum(~np.isnan(win), axis=-1)
+
+    def _pick(self, k: np.ndarray) -> np.ndarray:
+        """The ``k``-th smallest of each window (``k`` shaped as the windows' leading axes)."""
+        picked: np.ndarray = self._flat[self._rows, k.reshape(-1)].reshape(k.shape)
+        return picked
 
     def median(self, min_periods: int) -> np.ndarray:
         """``rolling(window, min_periods).median()`` at each point."""
-        count, win, rows = self.count, self._win, self._rows
+        count = self.count
         mid = count // 2
-        upper = win[rows, np.minimum(mid, np.maximum(count - 1, 0))]
-        lower = win[rows, np.maximum(mid - 1, 0)]
+        upper = self._pick(np.minimum(mid, np.maximum(count - 1, 0)))
+        lower = self._pick(np.maximum(mid - 1, 0))
         with np.errstate(invalid="ignore", over="ignore"):
             out = np.where(count % 2 == 1, upper, (upper + lower) / 2)
         return np.where(count >= max(1, min_periods), out, np.nan)
 
     def quantile(self, q: float, min_periods: int) -> np.ndarray:
         """``rolling(window, min_periods).quantile(q)`` (linear interpolation) at each point."""
-        count, win, rows = self.count, self._win, self._rows
+        count = self.count
         pos = q * (count - 1)
         lo = np.maximum(np.floor(pos).astype(np.int64), 0)
         hi = np.minimum(lo + 1, np.maximum(count - 1, 0))
-        vlow, vhigh = win[rows, lo], win[rows, hi]
+        vlow, vhigh = self._pick(lo), self._pick(hi)
         with np.errstate(invalid="ignore", over="ignore"):
             out = np.where(pos == lo, vlow, vlow + (vhigh - vlow) * (pos - lo))
         return np.where(count >= max(1, min_periods), out, np.nan)

@@ -360,6 +360,16 @@ class UnivariateDetector(Detector):
         """
         return series
 
+    def prepare(self, frame: Frame, signal: str, series: list[Series]) -> None:
+        """Work that :meth:`explain` can share across the screened ``series`` of ``signal``, done
+        once before they are explained (default: none).
+
+        A detector whose explanation is many small numpy calls per series makes them once for
+        all the series here and keeps the result for :meth:`explain`; what explain returns must
+        be the same either way (explain still works alone: for a series not prepared, or when
+        this raises, which is logged and costs only the sharing).
+        """
+
     def detect(self, frame: Frame) -> list[Finding]:
         findings: list[Finding] = []
         grouped = by_signal(frame, self.signals)
@@ -368,7 +378,12 @@ class UnivariateDetector(Detector):
                 continue
             # No fresh value: say nothing rather than re-raise a stale opinion.
             fresh = [s for s in grouped.get(signal, ()) if len(s) and not np.isnan(s.values[-1])]
-            for series in self._screened(frame, signal, fresh):
+            screened = self._screened(frame, signal, fresh)
+            try:
+                self.prepare(frame, signal, screened)
+            except Exception:  # each series is then explained on its own, as without preparing
+                log.exception("detector %r: preparing %s failed; explaining each of its %d series on its own", self.name, signal, len(screened))
+            for series in screened:
                 finding = isolated(self.name, series, self.explain, frame, series)
                 if finding is not None and finding.score >= self.report_floor:
                     findings.append(finding)

@@ -107,6 +107,23 @@ class NowForecast:
 
 
 @dataclass(frozen=True)
+class _NowInput:
+    """One series prepared for its newest forecast (:meth:`ExhaustionForecast.forecast_now`)."""
+
+    timestamps: np.ndarray  # as handed in (what a prepared fit is matched by)
+    values: np.ndarray
+    t: np.ndarray  # checked: float64, non-finite values NaN
+    y: np.ndarray
+    capacity: float
+    step: float
+    window: int
+    seg: np.ndarray
+    drop_ended: np.ndarray
+    lo: int  # the fits see the points from here (the last two windows)
+    first: int  # the first point of the hold span fitted
+
+
+@dataclass(frozen=True)
 class _WindowStats:
     """The rolling statistics a forecast is made from, at some points of a series."""
 
@@ -140,13 +157,14 @@ def _kth_largest(x: np.ndarray, k: int) -> np.ndarray:
 
 
 def _pair_slopes(t: np.ndarray, y: np.ndarray, seg: np.ndarray, lag: int) -> np.ndarray:
-    """Slopes between pairs ``lag`` points apart, within one stretch and both ends valid."""
-    n = t.shape[0]
-    pair_slope = np.full(n, np.nan)
+    """Slopes between pairs ``lag`` points apart, within one stretch and both ends valid (along
+    the last axis: rows of several series of one length are each their own)."""
+    n = t.shape[-1]
+    pair_slope = np.full(t.shape, np.nan)
     if n > lag:
-        dt = t[lag:] - t[:-lag]
-        same = (seg[lag:] == seg[:-lag]) & ~np.isnan(y[lag:]) & ~np.isnan(y[:-lag]) & (dt > 0)
-        pair_slope[lag:] = np.where(same, (y[lag:] - y[:-lag]) / np.where(dt > 0, dt, 1.0), np.nan)
+        dt = t[..., lag:] - t[..., :-lag]
+        same = (seg[..., lag:] == seg[..., :-lag]) & ~np.isnan(y[..., lag:]) & ~np.isnan(y[..., :-lag]) & (dt > 0)
+        pair_slope[..., lag:] = np.where(same, (y[..., lag:] - y[..., :-lag]) / np.where(dt > 0, dt, 1.0), np.nan)
     return pair_slope
 
 
@@ -269,6 +287,9 @@ class ExhaustionForecast(UnivariateDetector):
         # Series key -> epoch second the screen last let it through (what the state file keeps).
         self._passed_screen: dict[Hashable, float] = {}
         self._wall_cache: dict[str, tuple[SignalInfo, dict[object, float]]] = {}
+        # The fits made together for this cycle's screened series (:meth:`prepare`), by the ids
+        # of their arrays (held, so the ids stay theirs); emptied when the cycle's detect ends.
+        self._fitted: dict[tuple[int, int], tuple[np.ndarray, np.ndarray, _NowInput, tuple[np.ndarray, ...]]] = {}
 
     # ------------------------------------------------------------------ backtest contract
     def score_series(self, timestamps: np.ndarray, values: np.ndarray) -> np.ndarray:
@@ -446,7 +467,7 @@ class ExhaustionForecast(UnivariateDetector):
         seg: np.ndarray,
         window: int,
         step: float,
-        capacity: float,
+        capacity: float | np.ndarray,
         at: np.ndarray,
     ) -> tuple[np.ndarray, ...]:
         """``_fit(t, y, seg, window, step, capacity)`` at the points ``at`` only, the same floats.
@@ -454,6 +475,9 @@ class ExhaustionForecast(UnivariateDetector):
         The daemon reads the forecast of the newest ``hold`` points; the rolling statistics are
         read off each point's own window (:class:`~detectors._rolling_at.Windows`, the floats
         pandas gives) and the forecast from them is :meth:`_forecast`, as for every point.
+        ``t``, ``y`` and ``seg`` may be (series, n) with ``capacity`` (series, 1): several series
+        of one length and step fitted at once, each row the floats it gets alone (every operation
+        is elementwise or along its own row).
         """
         lag = max(1, window // 2)
         pair_slope = _pair_slopes(t, y, seg, lag)
@@ -466,6 +490,7 @@ class ExhaustionForecast(UnivariateDetector):
         )
         pairs = Windows(pair_slope, seg, at, lag)
         recent = Windows(y, seg, at, lag)
+        k = at.shape[0]
         stats = _WindowStats(
             slope=pairs.median(min_pairs),
             q75=pairs.quantile(0.75, min_pairs),
@@ -474,13 +499,13 @@ class ExhaustionForecast(UnivariateDetector):
             med_y=recent.median(1),
             med_t=Windows(np.where(np.isnan(y), np.nan, t), seg, at, lag).median(1),
             n_level=recent.counts(),
-            late=both[: at.shape[0]],
-            early=np.where((back >= 0) & (seg[at] == seg[np.maximum(back, 0)]), both[at.shape[0] :], np.nan),
+            late=both[..., :k],
+            early=np.where((back >= 0) & (seg[..., at] == seg[..., np.maximum(back, 0)]), both[..., k:], np.nan),
         )
-        return self._forecast(t[at], stats, lag, step, capacity)
+        return self._forecast(t[..., at], stats, lag, step, capacity)
 
     def _forecast(
-        self, t: np.ndarray, w: _WindowStats, lag: int, step: float, capacity: float
+        self, t: np.ndarray, w: _WindowStats, lag: int, step: float, capacity: float | np.ndarray
     ) -> tuple[np.ndarray, ...]:
         """Score, slope, slope sigma, level and noise at the points ``t`` from their windows' statistics."""
         slope = w.slope
@@ -495,7 +520,7 @@ class ExhaustionForecast(UnivariateDetector):
 
         # Predictive distribution of the value one horizon ahead.
         ahead = since_centre + self.params.horizon_seconds
-        floor = 1e-9 * max(abs(capacity), 1.0)
+        floor = 1e-9 * np.maximum(np.abs(capacity), 1.0)  # per row: max(abs(capacity), 1.0), the same float
         var = (
             (MEDIAN_EFFICIENCY * noise_sigma) ** 2 / np.maximum(w.n_level, 1.0)
             + (ahead * slope_sigma) ** 2
@@ -535,13 +560,41 @@ class ExhaustionForecast(UnivariateDetector):
         The score of the newest point is the lowest of the last ``hold`` forecasts, so only those
         are fitted; the stretches (and past resets) are still found over the whole series. What
         the daemon explains a finding with, every cycle, for every series the screen lets through.
+        The fits of a cycle's screened series are made together beforehand (:meth:`prepare`) and
+        read here; a series not among them is fitted on its own, to the same floats.
         """
         with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
-            return self._forecast_now(timestamps, values, capacity, daily)
+            held = self._fitted.get((id(timestamps), id(values)))
+            if held is not None and held[0] is timestamps and held[1] is values and held[2].capacity == capacity:
+                inp, fitted = held[2], held[3]
+            else:
+                inp = self._now_input(timestamps, values, capacity)
+                fitted = self._now_fits([inp])[0]
+            return self._now_finish(inp, fitted, daily)
 
-    def _forecast_now(
-        self, timestamps: np.ndarray, values: np.ndarray, capacity: float, daily: tuple[int, np.ndarray] | None
-    ) -> NowForecast:
+    def prepare(self, frame: Frame, signal: str, series: list[Series]) -> None:
+        """Fit the newest points of the screened ``series`` of ``signal`` together, for :meth:`explain`.
+
+        An explanation's two fits are ~100 small numpy calls whatever the series' length; the
+        dozen series a steady cycle explains share their length and step, so one set of calls
+        serves them all (the same floats: :meth:`_fit_at`). A series whose input is refused here
+        (an empty or unsorted one) is left to :meth:`forecast_now`, which raises for it alone.
+        """
+        if len(series) < 2:
+            return
+        info = frame.signals[signal]
+        inputs: list[_NowInput] = []
+        with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+            for s in series:
+                try:
+                    inputs.append(self._now_input(s.timestamps, s.values, self.failure_of(info, s.labels)[0]))
+                except Exception:  # explained (and reported) on its own, in isolation
+                    continue
+            for inp, fitted in zip(inputs, self._now_fits(inputs)):
+                self._fitted[(id(inp.timestamps), id(inp.values))] = (inp.timestamps, inp.values, inp, fitted)
+
+    def _now_input(self, timestamps: np.ndarray, values: np.ndarray, capacity: float) -> _NowInput:
+        """What the newest forecast of one series is made from: its stretches and where to fit."""
         t, y = check_series(timestamps, values)
         n = t.shape[0]
         if n == 0:
@@ -552,19 +605,46 @@ class ExhaustionForecast(UnivariateDetector):
         lo = max(0, n - 2 * window)  # as trace(last_only=True): the fits see the last two windows
         hold = points_for(self.params.hold_seconds, step) + 1 if self.params.hold_seconds > 0 else 1
         first = max(lo, n - hold)  # earlier points of the hold span carry NaN there (skipped)
-        at = np.arange(first - lo, n - lo)
-        ts, ys, ss = t[lo:], y[lo:], seg[lo:]
-        fits = [self._fit_at(ts, ys, ss, w, step, capacity, at) for w in (window, max(4, window // 2))]
-        long_t = np.nan_to_num(fits[0][1] / np.where(fits[0][2] > 0, fits[0][2], np.inf), nan=0.0)
-        short_score = fits[1][0] * normal_cdf(long_t - 2.0)
-        pick = np.argmax(np.column_stack([fits[0][0], short_score]), axis=1)
-        fits[1] = (short_score, *fits[1][1:])
-        score, slope, slope_sigma, level, noise_sigma = (np.choose(pick, [f[k] for f in fits]) for k in range(5))
+        return _NowInput(timestamps, values, t, y, capacity, step, window, seg, drop_ended, lo, first)
+
+    def _now_fits(self, inputs: Sequence[_NowInput]) -> list[tuple[np.ndarray, ...]]:
+        """Score, slope, slope sigma, level and noise at the newest ``hold`` points of each input,
+        the two windows' fits combined as in :meth:`_trace`; inputs of one step, window and
+        length are fitted as the rows of one matrix."""
+        groups: dict[tuple[float, int, int, int], list[int]] = {}
+        for i, inp in enumerate(inputs):
+            n = inp.t.shape[0]
+            groups.setdefault((inp.step, inp.window, n - inp.lo, inp.first - inp.lo), []).append(i)
+        out: list[tuple[np.ndarray, ...]] = [()] * len(inputs)
+        for (step, window, _, first), rows in groups.items():
+            members = [inputs[i] for i in rows]
+            ts = np.stack([m.t[m.lo :] for m in members])
+            ys = np.stack([m.y[m.lo :] for m in members])
+            ss = np.stack([m.seg[m.lo :] for m in members])
+            capacity = np.array([[m.capacity] for m in members], dtype=np.float64)
+            at = np.arange(first, ts.shape[1])
+            fits = [self._fit_at(ts, ys, ss, w, step, capacity, at) for w in (window, max(4, window // 2))]
+            long_t = np.nan_to_num(fits[0][1] / np.where(fits[0][2] > 0, fits[0][2], np.inf), nan=0.0)
+            short_score = fits[1][0] * normal_cdf(long_t - 2.0)
+            pick = np.argmax(np.stack([fits[0][0], short_score], axis=-1), axis=-1)
+            fits[1] = (short_score, *fits[1][1:])
+            combined = [np.choose(pick, [f[k] for f in fits]) for k in range(5)]
+            for r, i in enumerate(rows):
+                out[i] = tuple(c[r] for c in combined)
+        return out
+
+    def _now_finish(
+        self, inp: _NowInput, fitted: tuple[np.ndarray, ...], daily: tuple[int, np.ndarray] | None
+    ) -> NowForecast:
+        """The forecast at the newest point from the fits of the hold span: discounts and the hold."""
+        t, y, seg, first, capacity = inp.t, inp.y, inp.seg, inp.first, inp.capacity
+        n = t.shape[0]
+        score, slope, slope_sigma, level, noise_sigma = fitted
         # The reset discount reads the level of the points it discounts only.
         level_all = np.full(n, np.nan)
         noise_all = np.full(n, np.nan)
         level_all[first:], noise_all[first:] = level, noise_sigma
-        discount = self._reset_discount(t, y, seg, drop_ended, level_all, noise_all, capacity, first)[first:]
+        discount = self._reset_discount(t, y, seg, inp.drop_ended, level_all, noise_all, capacity, first)[first:]
         if self.daily_memory_days:
             here = np.where(np.isfinite(level), level, y[first:])
             margin = np.fmax(2.0 * np.nan_to_num(noise_sigma, nan=0.0), 0.02 * abs(capacity))
@@ -761,10 +841,12 @@ class ExhaustionForecast(UnivariateDetector):
             since = frame.now.timestamp() - (self.daily_memory_days + 1) * DAY_SECONDS
             self._passed_screen = {k: at for k, at in self._passed_screen.items() if at >= since and k in self._daily}
         self._workload_names = self._workloads = self._workload_days = None
+        self._fitted = {}
         try:
             return super().detect(frame)
         finally:
             self._workload_names = self._workloads = self._workload_days = None  # keep nothing of this frame
+            self._fitted = {}
 
     def _pass_on(self, key: Hashable, first: int, dense: np.ndarray) -> None:
         """A series gone from its signal's answer: its days go to its workload, if it has one."""

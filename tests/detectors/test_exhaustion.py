@@ -310,6 +310,88 @@ def test_the_daemon_forecast_is_the_last_point_of_the_trace_to_the_bit(seed: int
         assert now.segment_start == int(np.flatnonzero(tr.segment == tr.segment[i])[0])
 
 
+def _same_length_series(seed: int, count: int = 40):
+    """The daemon's case for the batched fits: most series of one length on one step (some
+    shorter), with leaks, sawtooths, steps, rounding, gaps, NaN, garbage and a NaN newest point."""
+    rng = np.random.default_rng(seed)
+    for k in range(count):
+        n = int(rng.choice([1440, 1440, 1440, 90, 7]))
+        t = T0 + np.arange(n) * MINUTE
+        y = rng.uniform(0.1, 0.9) + rng.uniform(-1, 3) * 1e-4 * np.arange(n)
+        y = y + rng.normal(0, rng.choice([1e-4, 1e-3, 1e-2]), n)
+        if k % 4 == 1:
+            period = int(rng.integers(30, 400))
+            y = rng.uniform(0.1, 0.5) + (np.arange(n) % period) / period * rng.uniform(0.1, 0.8)
+        elif k % 4 == 2:
+            y = y + 0.2 * (np.arange(n) > n - int(rng.integers(1, 60)))
+        elif k % 4 == 3:
+            y = np.round(y, 2)
+        y[rng.random(n) < rng.choice([0.0, 0.05, 0.3])] = np.nan
+        if rng.random() < 0.2 and n > 10:
+            y[-int(rng.integers(1, min(n, 40))) :] = np.nan  # a gap up to now
+        if rng.random() < 0.2 and n > 10:
+            t[int(rng.integers(1, n)) :] += rng.choice([600.0, 7200.0])
+            t -= t[-1] - (T0 + (n - 1) * MINUTE)  # still ending now
+        if rng.random() < 0.1:
+            y[int(rng.integers(0, n))] = 1e300
+        yield Entity("pod", f"web-{k}", "shop"), t, y
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_the_forecasts_fitted_together_are_each_series_alone_to_the_bit(seed: int) -> None:
+    """``prepare`` fits a cycle's screened series as the rows of one matrix; every forecast is the
+    one that series gets alone (and so the trace's newest point, tested above)."""
+    items = list(_same_length_series(seed))
+    fr = frame({"pod_memory_usage_ratio": items})
+    together, alone = ExhaustionForecast(), ExhaustionForecast()
+    together.prepare(fr, "pod_memory_usage_ratio", list(fr.series))
+    assert len(together._fitted) == len(items)
+
+    def same(got, want, what):  # noqa: ANN001, ANN202
+        np.testing.assert_array_equal(np.array(list(vars(got).values()), dtype=float),
+                                      np.array(list(vars(want).values()), dtype=float), err_msg=what)
+
+    for s in fr.series:
+        same(together.forecast_now(s.timestamps, s.values, 1.0), alone.forecast_now(s.timestamps, s.values, 1.0), str(s.entity))
+    # Read only for the very arrays it was made from, at the same failure point.
+    s = fr.series[0]
+    same(together.forecast_now(s.timestamps.copy(), s.values, 1.0), alone.forecast_now(s.timestamps, s.values, 1.0), "copy")
+    same(together.forecast_now(s.timestamps, s.values, 0.9), alone.forecast_now(s.timestamps, s.values, 0.9), "0.9")
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_findings_are_the_same_with_the_fits_made_together_or_one_by_one(seed: int) -> None:
+    """Through ``detect``: the findings of a frame are equal, facts and intervals included, whether
+    the screened series were prepared together or each explained on its own."""
+    fr = frame({"pod_memory_usage_ratio": list(_same_length_series(seed, 60))})
+
+    class OneByOne(ExhaustionForecast):
+        def prepare(self, frame, signal, series):  # noqa: ANN001, ANN201
+            pass
+
+    def key(f):  # noqa: ANN001, ANN202
+        return (str(f.entity), f.score, f.evidence.summary, sorted(f.evidence.facts.items()), f.failure_interval)
+
+    got = sorted(map(key, ExhaustionForecast(report_floor=0.0).detect(fr)))
+    want = sorted(map(key, OneByOne(report_floor=0.0).detect(fr)))
+    assert got == want and len(got) > 30
+
+
+def test_a_failed_preparation_leaves_each_series_to_its_own_explanation(caplog) -> None:  # noqa: ANN001
+    fr = frame({"pod_memory_usage_ratio": list(_same_length_series(0, 10))})
+
+    class Broken(ExhaustionForecast):
+        def _now_fits(self, inputs):  # noqa: ANN001, ANN201
+            if len(inputs) > 1:
+                raise RuntimeError("boom")
+            return super()._now_fits(inputs)
+
+    got = Broken(report_floor=0.0).detect(fr)
+    want = ExhaustionForecast(report_floor=0.0).detect(fr)
+    assert [(f.entity, f.score) for f in got] == [(f.entity, f.score) for f in want]
+    assert "preparing pod_memory_usage_ratio failed" in caplog.text
+
+
 @pytest.mark.parametrize("seed", [0, 1])
 def test_the_noise_is_read_only_where_it_can_start_a_stretch_and_the_stretches_are_the_same(seed: int) -> None:
     """The rolling noise median over the whole series (as first written, with pandas) and the

@@ -41,3 +41,22 @@ def test_only_the_chosen_points_are_computed() -> None:
     w = Windows(x, np.zeros(10, dtype=np.int64), np.array([9, 2]), 3)
     np.testing.assert_array_equal(w.median(1), [8.0, 1.0])
     np.testing.assert_array_equal(w.counts(), [3.0, 3.0])
+
+
+@pytest.mark.parametrize("seed", range(10))
+def test_rows_of_several_series_are_each_the_series_alone_to_the_bit(seed: int) -> None:
+    """Several series of one length in the rows of one matrix (the daemon's batched fits): each
+    row's statistics are that series' own, NaN, ties, garbage and stretch boundaries included."""
+    cases = [_case(seed * 100 + k) for k in range(6)]
+    n = min(x.shape[0] for x, *_ in cases)
+    window, min_periods = cases[0][2], cases[0][3]
+    xs = np.stack([x[-n:] for x, *_ in cases])
+    gs = np.stack([g[-n:] for _, g, *_ in cases])
+    at = np.unique(np.random.default_rng(seed).integers(0, n, size=min(n, 12)))
+    both = Windows(xs, gs, at, window)
+    for row in range(xs.shape[0]):
+        alone = Windows(xs[row], gs[row], at, window)
+        np.testing.assert_array_equal(both.median(min_periods)[row], alone.median(min_periods))
+        for q in (0.25, 0.75):
+            np.testing.assert_array_equal(both.quantile(q, min_periods)[row], alone.quantile(q, min_periods))
+        np.testing.assert_array_equal(both.counts()[row], alone.counts())
