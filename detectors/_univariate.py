@@ -144,7 +144,10 @@ def level_deviation(yv: np.ndarray, confirm: int) -> np.ndarray:
     With ``confirm <= 1`` the absolute change from the previous value (NaN for the first); else
     the value minus the median of the ``confirm`` values before the last ``confirm`` (NaN until
     there are enough). Only where its magnitude exceeds ``max_jump`` can a break start, so a
-    caller whose threshold is costly needs it only there.
+    caller whose threshold is costly needs it only there. ``yv`` holds no NaN (they are the valid
+    values): the median of three is then read with minimum and maximum, the middle value itself,
+    without sorting every window (of a tie between 0.0 and -0.0 either may come out, as from a
+    sort; the deviation is only ever compared or taken in magnitude).
     """
     m = yv.shape[0]
     if confirm <= 1:
@@ -154,12 +157,24 @@ def level_deviation(yv: np.ndarray, confirm: int) -> np.ndarray:
     # numpy rather than pandas rolling calls: the same floats, without their overhead on
     # every explanation.
     before = np.full(m, np.nan)
-    if m >= 2 * confirm:
+    if m >= 2 * confirm and confirm == 3:
+        a, b, c = yv[:-2], yv[1:-1], yv[2:]
+        mid = np.maximum(np.minimum(a, b), np.minimum(np.maximum(a, b), c))
+        before[5:] = mid[: m - 5]
+    elif m >= 2 * confirm:
         win = np.sort(sliding_window_view(yv, confirm), axis=1)
         mid = win[:, confirm // 2] if confirm % 2 else (win[:, confirm // 2] + win[:, confirm // 2 - 1]) / 2
         before[2 * confirm - 1 :] = mid[: m - 2 * confirm + 1]
     deviation: np.ndarray = yv - before
     return deviation
+
+
+def _runs(x: np.ndarray, k: int) -> np.ndarray:
+    """Whether each ``k`` consecutive values of the boolean ``x`` are all true (one per window)."""
+    out = x[: x.shape[0] - k + 1].copy()
+    for j in range(1, k):
+        out &= x[j : x.shape[0] - k + 1 + j]
+    return out
 
 
 def segment_ids(
@@ -169,6 +184,7 @@ def segment_ids(
     max_jump: float | np.ndarray,
     max_gap_seconds: float,
     confirm: int = 1,
+    deviation: np.ndarray | None = None,
 ) -> np.ndarray:
     """Label contiguous stretches of the series; a new stretch starts after a jump or a long gap.
 
@@ -181,7 +197,8 @@ def segment_ids(
     the last ``c`` valid values must all sit beyond ``max_jump`` from the median of the ``c``
     values before them, on the same side: a spike shorter than that is not a new level. The new
     stretch then starts at the point that confirms it, so that no label depends on later data.
-    NaN points belong to the stretch of the last valid point before them.
+    NaN points belong to the stretch of the last valid point before them. ``deviation`` is
+    ``level_deviation(valid values, confirm)`` where the caller has it already.
     """
     n = t.shape[0]
     if n == 0:
@@ -192,7 +209,7 @@ def segment_ids(
         yv, tv = y[idx], t[idx]
         limit = np.broadcast_to(np.asarray(max_jump, dtype=np.float64), t.shape)[idx]
         gap = np.concatenate([[False], np.diff(tv) > max_gap_seconds])
-        dev = level_deviation(yv, confirm)
+        dev = level_deviation(yv, confirm) if deviation is None else deviation
         if confirm <= 1:
             jump = dev > limit
         else:
@@ -201,8 +218,8 @@ def segment_ids(
             up = np.zeros(m, dtype=bool)
             down = np.zeros(m, dtype=bool)
             if m >= confirm:
-                up[confirm - 1 :] = sliding_window_view(dev > limit, confirm).all(axis=1)
-                down[confirm - 1 :] = sliding_window_view(dev < -limit, confirm).all(axis=1)
+                up[confirm - 1 :] = _runs(dev > limit, confirm)
+                down[confirm - 1 :] = _runs(dev < -limit, confirm)
             jump = up | down
             # The run keeps deviating from the old level for a while: one break per shift.
             candidates = np.flatnonzero(jump)

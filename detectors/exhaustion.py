@@ -382,12 +382,14 @@ class ExhaustionForecast(UnivariateDetector):
         if t.shape[0] == 0:
             return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=bool)
         valid = np.flatnonzero(~np.isnan(y))
+        deviation = level_deviation(y[valid], CONFIRM_POINTS)  # read by both: computed once
         seg = segment_ids(
             t,
             y,
-            max_jump=self._max_jump(y, valid, capacity, window),
+            max_jump=self._max_jump(y, valid, capacity, window, deviation),
             max_gap_seconds=max(self.max_gap_seconds, 2 * step),
             confirm=CONFIRM_POINTS,
+            deviation=deviation,
         )
         starts = np.flatnonzero(np.diff(seg, prepend=seg[0] - 1) != 0)
         # Stretch k ended with a drop when stretch k + 1 starts below where the shift began.
@@ -411,7 +413,9 @@ class ExhaustionForecast(UnivariateDetector):
         drop_ended[: down.shape[0]] = down
         return seg, drop_ended
 
-    def _max_jump(self, y: np.ndarray, valid: np.ndarray, capacity: float, window: int) -> np.ndarray:
+    def _max_jump(
+        self, y: np.ndarray, valid: np.ndarray, capacity: float, window: int, deviation: np.ndarray | None = None
+    ) -> np.ndarray:
         """The change that starts a new stretch at each point, as :func:`segment_ids` reads it.
 
         Beyond ``jump_fraction`` of capacity and beyond JUMP_SIGMAS times the noise of one
@@ -423,7 +427,9 @@ class ExhaustionForecast(UnivariateDetector):
         n = y.shape[0]
         floor = self.params.jump_fraction * max(abs(capacity), 1e-12)
         with np.errstate(invalid="ignore"):
-            need = valid[np.abs(level_deviation(y[valid], CONFIRM_POINTS)) > floor]
+            if deviation is None:
+                deviation = level_deviation(y[valid], CONFIRM_POINTS)
+            need = valid[np.abs(deviation) > floor]
         max_jump = np.full(n, floor)
         if need.shape[0]:
             dy = np.full(n, np.nan)

@@ -173,3 +173,30 @@ def test_tails_pads_short_arrays_and_copies_full_ones() -> None:
     np.testing.assert_array_equal(tails(arrays, 2, right=False), [[0, 1], [0, 1], [10, 11]])
     full = tails([np.arange(3), np.arange(3)], 3)
     assert full.dtype == np.float64 and not np.shares_memory(full, arrays[1])
+
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_the_median_of_three_before_a_value_is_the_sorted_window_s_middle_to_the_bit(seed: int) -> None:
+    """level_deviation reads the median of three (the exhaustion's confirmation) with minimum and
+    maximum: the same values as sorting each window, with ties, infinities, huge values. (Of a tie
+    between 0.0 and -0.0 either may be the middle, as in a sort, which is not stable: callers only
+    compare the deviation with a limit or take its magnitude, which cannot tell them apart.)"""
+    from numpy.lib.stride_tricks import sliding_window_view
+
+    from detectors._univariate import level_deviation
+
+    rng = np.random.default_rng(seed)
+    for n in (0, 1, 5, 6, 7, 50, 1440):
+        y = np.round(rng.normal(0, 1, n), int(rng.integers(0, 3)))  # ties
+        y[rng.random(n) < 0.1] = 0.0
+        y[rng.random(n) < 0.1] = -0.0
+        odd = rng.random(n) < 0.05
+        y[odd] = rng.choice([np.inf, -np.inf, 1e300, -1e300], int(odd.sum()))
+        before = np.full(n, np.nan)
+        if n >= 6:
+            before[5:] = np.sort(sliding_window_view(y, 3), axis=1)[:, 1][: n - 5]
+        with np.errstate(invalid="ignore"):
+            expected = y - before
+        got = level_deviation(y, 3)
+        np.testing.assert_array_equal(got, expected)
