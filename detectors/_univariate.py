@@ -290,13 +290,8 @@ def fmt_duration(seconds: float) -> str:
 
 
 def by_signal(frame: Frame, signals: Sequence[str]) -> dict[str, list[Series]]:
-    """The frame's series of ``signals``, grouped in one pass (``frame.of`` per signal is one pass each)."""
-    wanted = set(signals)
-    out: dict[str, list[Series]] = {}
-    for s in frame.series:
-        if s.signal in wanted:
-            out.setdefault(s.signal, []).append(s)
-    return out
+    """The frame's series of ``signals``, by signal, for those that have any (:meth:`Frame.grouped`)."""
+    return frame.grouped(signals)
 
 
 class HistoryBuffer:

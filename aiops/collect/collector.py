@@ -322,7 +322,13 @@ class Collector:
             had = len(series)
             # The hot loop of a steady cycle: one pass per series, nothing in it that numpy could
             # do for the whole signal at once (the window hands out each row's newest instant).
-            for key, labels, ts, vs, last in self._rows(parts[name]):
+            # An unsharded signal has one part: its window's rows, without _rows' dedup around them.
+            if len(parts[name]) == 1:
+                win = self.window.get(parts[name][0][0])
+                rows = win.rows() if win is not None else iter(())
+            else:
+                rows = self._rows(parts[name])
+            for key, labels, ts, vs, last in rows:
                 entity = entities.get(key)
                 if entity is None:
                     entity = entities[key] = entity_of(signal, labels)
