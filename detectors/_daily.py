@@ -160,6 +160,14 @@ class DailyMaxima:
         start, merged = max_bins(self.get(key), (first, dense), self.keep)
         self._set(key, start, as_float32(merged))
 
+    def learn(self, key: Hashable, t: np.ndarray, y: np.ndarray) -> None:
+        """Fold points read from history (before the daemon's first frame) into ``key``'s bins, by
+        maximum per bin (:meth:`absorb`): learning days held already, restored from the state
+        file, changes nothing, and any order of chunks gives the same bins."""
+        first, dense = bin_maxima(np.asarray(t, dtype=np.float64), np.asarray(y, dtype=np.float64))
+        if dense.shape[0]:
+            self.absorb(key, first, dense)
+
     def update(self, key: Hashable, t: np.ndarray, y: np.ndarray) -> None:
         """:meth:`merge` without the result: the same bins held, at a fraction of the cost.
 

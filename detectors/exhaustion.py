@@ -935,7 +935,7 @@ class ExhaustionForecast(UnivariateDetector):
         return HistoryWanted(wanted, self.daily_memory_days * DAY_SECONDS, BIN_SECONDS)
 
     def learn_history(self, series: Sequence[Series]) -> None:
-        """Fold each series' points into its days, by maximum per bin (:meth:`DailyMaxima.absorb`):
+        """Fold each series' points into its days, by maximum per bin (:meth:`DailyMaxima.learn`):
         learning a day held already, restored from the state file, changes nothing.
 
         A range query at 5-minute steps gives one sample a bin, not the bin's maximum: a peak
@@ -944,12 +944,7 @@ class ExhaustionForecast(UnivariateDetector):
         the first cycle, as any series gone from its signal's answer."""
         if self.daily_memory_days:
             for s in series:
-                isolated(self.name, s, self._learn, s)
-
-    def _learn(self, series: Series) -> None:
-        first, dense = bin_maxima(np.asarray(series.timestamps, dtype=np.float64), np.asarray(series.values, dtype=np.float64))
-        if dense.shape[0]:
-            self._daily.absorb(series.key, first, dense)
+                isolated(self.name, s, self._daily.learn, s.key, s.timestamps, s.values)
 
     # -- the daily maxima, handed to the daemon's state file (KeepsState) ---------------------------
     # Only series the screen let through in the days held are saved: the days are read by

@@ -88,7 +88,7 @@ from pydantic import Field
 
 from aiops.model import Finding, Frame, Series, SignalInfo, from_epoch
 from aiops.plugins import DetectorParams, HistoryWanted
-from detectors._daily import BIN_SECONDS, BINS_PER_DAY, DAY_SECONDS, DailyMaxima, bin_maxima
+from detectors._daily import BIN_SECONDS, BINS_PER_DAY, DAY_SECONDS, DailyMaxima
 from detectors._isolation import isolated
 from detectors._univariate import UnivariateDetector, by_signal, fmt_duration
 
@@ -389,15 +389,10 @@ class ServingHeadroom(UnivariateDetector):
         return HistoryWanted(wanted, self.params.days * DAY_SECONDS, None) if wanted else None
 
     def learn_history(self, series: Sequence[Series]) -> None:
-        """Fold each series' points into its days, by maximum per bin (:meth:`DailyMaxima.absorb`):
+        """Fold each series' points into its days, by maximum per bin (:meth:`DailyMaxima.learn`):
         learning a day held already, restored from the state file, changes nothing."""
         for s in series:
-            isolated(self.name, s, self._learn, s)
-
-    def _learn(self, series: Series) -> None:
-        first, dense = bin_maxima(np.asarray(series.timestamps, dtype=np.float64), np.asarray(series.values, dtype=np.float64))
-        if dense.shape[0]:
-            self._daily.absorb(series.key, first, dense)
+            isolated(self.name, s, self._daily.learn, s.key, s.timestamps, s.values)
 
     # -- the bins, handed to the daemon's state file (KeepsState) ---------------------------------
     def saved_state(self) -> dict[str, bytes]:
