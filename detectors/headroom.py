@@ -294,13 +294,14 @@ def _today(
 
 
 def _lag_one(t: np.ndarray, x: np.ndarray) -> float:
-    """The lag-one correlation of ``x`` over pairs one step apart (the series' typical step), in
-    [0, 1): how much of each point its neighbour already holds. 0 under MIN_LAG_PAIRS pairs; a
-    negative one (no rate window makes neighbours disagree) counts as none."""
+    """The lag-one correlation of ``x`` over pairs one step apart (within half of the median
+    interval), in [0, 1): how much of each point its neighbour already holds. 0 under
+    MIN_LAG_PAIRS pairs; a negative one (no rate window makes neighbours disagree) counts as none."""
     if t.shape[0] < 2:
         return 0.0
     dt = np.diff(t)
-    pairs = np.flatnonzero(np.abs(dt - float(np.median(dt))) <= 0.5 * float(np.median(dt)))
+    step = float(np.median(dt))
+    pairs = np.flatnonzero(np.abs(dt - step) <= 0.5 * step)
     if pairs.shape[0] < MIN_LAG_PAIRS:
         return 0.0
     a, b = x[pairs], x[pairs + 1]

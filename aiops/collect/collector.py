@@ -322,13 +322,7 @@ class Collector:
             had = len(series)
             # The hot loop of a steady cycle: one pass per series, nothing in it that numpy could
             # do for the whole signal at once (the window hands out each row's newest instant).
-            # An unsharded signal has one part: its window's rows, without _rows' dedup around them.
-            if len(parts[name]) == 1:
-                win = self.window.get(parts[name][0][0])
-                rows = win.rows() if win is not None else iter(())
-            else:
-                rows = self._rows(parts[name])
-            for key, labels, ts, vs, last in rows:
+            for key, labels, ts, vs, last in self._rows(parts[name]):
                 entity = entities.get(key)
                 if entity is None:
                     entity = entities[key] = entity_of(signal, labels)
@@ -440,6 +434,16 @@ class Collector:
     def _rows(
         self, parts: list[tuple[str, int | None]]
     ) -> Iterator[tuple[LabelKey, dict[str, str], np.ndarray, np.ndarray, float]]:
+        if len(parts) == 1:
+            # An unsharded signal (or one held shard): its window's rows as they are, without a
+            # generator around them in the steady cycle's hottest loop.
+            win = self.window.get(parts[0][0])
+            return win.rows() if win is not None else iter(())
+        return self._deduplicated_rows(parts)
+
+    def _deduplicated_rows(
+        self, parts: list[tuple[str, int | None]]
+    ) -> Iterator[tuple[LabelKey, dict[str, str], np.ndarray, np.ndarray, float]]:
         seen: set[LabelKey] = set()
         for part, _ in parts:
             win = self.window.get(part)
@@ -447,10 +451,9 @@ class Collector:
                 continue
             for row in win.rows():
                 # A series without the shard label is fetched with every held shard: frame it once.
-                if len(parts) > 1:
-                    if row[0] in seen:
-                        continue
-                    seen.add(row[0])
+                if row[0] in seen:
+                    continue
+                seen.add(row[0])
                 yield row
 
     def _absent(self, newest: Mapping[str, float], fresh: set[str], missing: list[str]) -> dict[str, float]:
