@@ -8,7 +8,6 @@ daemon, its Prometheus and its HTTP endpoints running until Ctrl-C.
 from __future__ import annotations
 
 import argparse
-import shutil
 import sys
 import tempfile
 import time
@@ -53,13 +52,20 @@ def demo_config(prometheus_url: str, workdir: Path, port: int = 0, state: Path |
 
 
 def run(args: argparse.Namespace) -> int:
+    configure_logging("WARNING", "text")
+    t0 = time.perf_counter()
+    if args.workdir is not None:
+        args.workdir.mkdir(parents=True, exist_ok=True)
+        return _run_in(args, args.workdir, t0)
+    # A temporary workdir holds the 34 MB history: gone on every way out, a failed start included.
+    with tempfile.TemporaryDirectory(prefix="aiops-demo-", ignore_cleanup_errors=True) as tmp:
+        return _run_in(args, Path(tmp), t0)
+
+
+def _run_in(args: argparse.Namespace, workdir: Path, t0: float) -> int:
     from aiops.demo.prometheus import MissingBinary, ServerStartError, free_port
     from aiops.demo.synth import start_demo_prometheus
 
-    configure_logging("WARNING", "text")
-    t0 = time.perf_counter()
-    workdir = args.workdir or Path(tempfile.mkdtemp(prefix="aiops-demo-"))
-    workdir.mkdir(parents=True, exist_ok=True)
     state = _fresh_state(args.workdir)
     print(f"Starting a local Prometheus with the bundled demo history (data in {workdir}) ...", file=sys.stderr)
     feed = None
@@ -88,8 +94,6 @@ def run(args: argparse.Namespace) -> int:
         prom.stop()
         if feed is not None:
             feed.stop()
-        if args.workdir is None:
-            shutil.rmtree(workdir, ignore_errors=True)
 
 
 def shipped_rule_files() -> list[Path]:
