@@ -8,8 +8,10 @@ Python client, the email channel's ``ca_file``) trust explicitly: no ``insecure-
 
 from __future__ import annotations
 
+import atexit
 import datetime as dt
 import ipaddress
+import shutil
 import ssl
 import tempfile
 from dataclasses import dataclass
@@ -68,5 +70,8 @@ def self_signed_cert(directory: Path, host: str = "127.0.0.1", *, days: int = 2)
 
 @cache
 def loopback_certificate() -> ServerCertificate:
-    """The test API server's: one per process (key generation is the slow part), in a private temp dir."""
-    return self_signed_cert(Path(tempfile.mkdtemp(prefix="aiops-kubeapi-tls-")))
+    """The test API server's: one per process (key generation is the slow part), in a private temp
+    dir removed when the process exits."""
+    directory = Path(tempfile.mkdtemp(prefix="aiops-kubeapi-tls-"))
+    atexit.register(shutil.rmtree, directory, ignore_errors=True)
+    return self_signed_cert(directory)
