@@ -40,6 +40,21 @@ class SeverityThresholds(StrictModel):
     warning: float = Field(default=0.7, ge=0.0, le=1.0)
     critical: float = Field(default=0.9, ge=0.0, le=1.0)
     critical_lead_time: Duration = timedelta(minutes=30)
+    # Signals (fnmatch) whose findings are told as warnings at most, never paged: where the resource
+    # runs out the service slows rather than stops, and what slows pages for itself. A full vLLM KV
+    # cache preempts and recomputes requests; time to first token and inter-token latency (the
+    # serving objectives) and the demand forecast (headroom) page and scale when that matters. A
+    # KV cache that climbs with the morning traffic is forecast "full" every busy day a young
+    # daemon has not yet seen.
+    warning_at_most: list[str] = Field(default_factory=lambda: ["inference_kv_cache_usage"])
+
+    @field_validator("warning_at_most")
+    @classmethod
+    def _patterns(cls, v: list[str]) -> list[str]:
+        if any(not p.strip() for p in v):
+            raise ValueError("warning_at_most holds signal names or fnmatch patterns (e.g. 'inference_kv_*'), "
+                             "not empty strings")
+        return v
 
     @model_validator(mode="after")
     def _ordered(self) -> SeverityThresholds:

@@ -73,6 +73,8 @@ class Policy:
         if severity is Severity.WARNING and (finding.confirmed or (lead is not None and lead <= t.critical_lead_time)):
             # An imminent or already-observed failure outranks its raw score.
             severity = Severity.CRITICAL
+        if severity is Severity.CRITICAL and any(fnmatchcase(finding.signal, p) for p in t.warning_at_most):
+            severity = Severity.WARNING
         return replace(finding, severity=severity)
 
     def matches(self, rule: PolicyRule, finding: Finding) -> bool:
