@@ -25,6 +25,7 @@ import re
 import sys
 import time
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -462,13 +463,22 @@ def _run_smd(args: argparse.Namespace, params: dict[str, Any]) -> int:
     step = _step(args).total_seconds()
     progress = not args.quiet
     names = find_machines(args.data)
-    runs: list[tuple[str, list[Scored]]] = [(name, replay_machines(args.data, make, step, progress=progress, desc=name, names=names))]
+    failed: dict[str, Failure] = {}
+    runs: list[tuple[str, list[Scored]]] = [
+        (name, replay_machines(args.data, make, step, progress=progress, desc=name, names=names, failed=failed))
+    ]
     if any(s.labels is not None for s in runs[0][1]):
         baselines: list[tuple[str, Callable[[], Any]]] = [("random", RandomMatrixBaseline), ("feature_zscore", FeatureZScore)]
         if (args.data / "train").is_dir():
             baselines += [("pca_reconstruction", PcaReconstruction), ("isolation_forest", IsolationForestBaseline)]
         for base_name, factory in baselines:
-            runs.append((base_name, replay_machines(args.data, factory, step, progress=progress, desc=base_name, names=names)))
+            runs.append((base_name, replay_machines(args.data, factory, step, progress=progress, desc=base_name, names=names,
+                                                    failed=failed)))
+    # Every method is scored on the same machines: those that replayed everywhere.
+    runs = [(run_name, [s for s in scored if s.machine not in failed]) for run_name, scored in runs]
+    if not runs[0][1]:
+        _report_failures(failed)
+        return fail("no machine could be scored; see the reasons above")
     args.out.mkdir(parents=True, exist_ok=True)
     for s in runs[0][1]:
         frame = pd.DataFrame({"timestamp": pd.to_datetime(s.timestamps, unit="s", utc=True), "anomaly_score": s.scores})
@@ -480,9 +490,12 @@ def _run_smd(args: argparse.Namespace, params: dict[str, Any]) -> int:
             plotted = pd.concat([frame, pd.DataFrame(s.features, columns=columns)], axis=1)
             plot_series(plotted, args.out / "plots" / f"{s.machine}.png", title=f"{name}: {s.machine}", threshold=args.threshold, value_columns=columns)
     results = {run_name: evaluate_machines(scored, args.threshold) for run_name, scored in runs}
-    _write_summary(args.out, {"detector": name, "params": params, "data": str(args.data), "step_seconds": step, "results": results})
+    _write_summary(args.out, {
+        "detector": name, "params": params, "data": str(args.data), "step_seconds": step,
+        "machines": [s.machine for s in runs[0][1]], "failed": _reasons(failed), "results": results,
+    })
     _print_smd_report(results, args.threshold)
-    return EXIT_OK
+    return _report_failures(failed)
 
 
 def _matrix_scorer(name: str, params: Mapping[str, Any]) -> Callable[[], Any]:
@@ -508,24 +521,35 @@ def _run_smd_cv(args: argparse.Namespace, params: dict[str, Any]) -> int:
     makers = {cand: _matrix_scorer(name, cand_params) for cand, cand_params in param_grid(params, grid).items()}
     step = _step(args).total_seconds()
     names = find_machines(args.data)
-    folds = leave_one_out(names)
     methods = [(name, makers, args.threshold)] + [
         (base_name, {"default": factory}, getattr(factory, "default_threshold", None)) for base_name, factory in MATRIX_BASELINES
     ]
+    failed: dict[str, Failure] = {}
+    replays = {
+        method: replay_candidates(args.data, method_makers, step, threshold, names, progress=not args.quiet, desc=method,
+                                  failed=failed)
+        for method, method_makers, threshold in methods
+    }
+    # Every method and candidate is scored on the same machines: those that replayed everywhere.
+    common = [n for n in names if n not in failed]
+    if len(common) < 2:
+        _report_failures(failed)
+        return fail("leaving one machine out needs two machines that can be scored; see the reasons above")
+    folds = leave_one_out(common)
     results, points = [], {}
-    for method, method_makers, threshold in methods:
-        candidates = replay_candidates(args.data, method_makers, step, threshold, names, progress=not args.quiet, desc=method)
+    for method, candidates in replays.items():
+        candidates = {c: replace(runs, scored={n: runs.scored[n] for n in common}) for c, runs in candidates.items()}
         results.append(machines_cross_validate(method, folds, candidates))
         points[method] = points_per_second(candidates)
     summary = {
         "detector": name, "params": params, "grid": grid, "data": str(args.data), "step_seconds": step,
-        "threshold": args.threshold, "machines": names,
+        "threshold": args.threshold, "machines": common, "failed": _reasons(failed),
         "results": [{**r.to_dict(), "points_per_second": points[r.method]} for r in results],
     }
     _write_summary(args.out, summary)
     print(f"{args.data}: leave one machine out ({len(folds)} folds).")
     print(format_machines_cv(results))
-    return EXIT_OK
+    return _report_failures(failed)
 
 
 def _print_smd_report(results: Mapping[str, Mapping[str, Any]], threshold: float) -> None:

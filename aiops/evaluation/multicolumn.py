@@ -20,7 +20,7 @@ from sklearn.decomposition import PCA
 from sklearn.ensemble import IsolationForest
 from tqdm import tqdm
 
-from aiops.evaluation.errors import ReplayError
+from aiops.evaluation.errors import Failure, ReplayError
 from aiops.evaluation.metrics import (
     PointMetrics,
     best_f1_threshold,
@@ -140,19 +140,33 @@ def replay_machines(
     progress: bool = True,
     desc: str = "replay",
     names: Sequence[str] | None = None,
+    failed: dict[str, Failure] | None = None,
 ) -> list[Scored]:
-    """Score every machine's test rows with a fresh detector; timestamps are synthesised at ``step_seconds``."""
+    """Score every machine's test rows with a fresh detector; timestamps are synthesised at ``step_seconds``.
+
+    With ``failed`` given, a machine that cannot be read or scored is recorded there (name ->
+    :class:`Failure`) and the others are still scored; without it the first such machine raises.
+    """
     out = []
     for name in tqdm(list(names or find_machines(root)), desc=desc, unit="machine", disable=not progress, leave=False):
-        machine = read_machine(root, name)
-        timestamps = np.arange(machine.test.shape[0], dtype=float) * step_seconds
-        started = time.perf_counter()
-        scores = np.asarray(make_scorer().score_matrix(timestamps, machine.test, train=machine.train), dtype=float)
-        elapsed = time.perf_counter() - started
-        if scores.shape != (machine.test.shape[0],) or not np.all(np.isfinite(scores)) or scores.min() < 0 or scores.max() > 1:
-            raise ValueError(f"{name}: the detector must return one finite score in [0, 1] per row (a detector bug)")
-        out.append(Scored(name, timestamps, scores, machine.labels, elapsed, machine.test))
+        try:
+            out.append(_score_machine(root, name, make_scorer, step_seconds))
+        except Exception as exc:  # one bad machine (or a detector bug on it) never loses the others
+            if failed is None:
+                raise
+            failed[name] = Failure.of(exc)
     return out
+
+
+def _score_machine(root: Path, name: str, make_scorer: Callable[[], MatrixScorer], step_seconds: float) -> Scored:
+    machine = read_machine(root, name)
+    timestamps = np.arange(machine.test.shape[0], dtype=float) * step_seconds
+    started = time.perf_counter()
+    scores = np.asarray(make_scorer().score_matrix(timestamps, machine.test, train=machine.train), dtype=float)
+    elapsed = time.perf_counter() - started
+    if scores.shape != (machine.test.shape[0],) or not np.all(np.isfinite(scores)) or scores.min() < 0 or scores.max() > 1:
+        raise ValueError(f"{name}: the detector must return one finite score in [0, 1] per row (a detector bug)")
+    return Scored(name, timestamps, scores, machine.labels, elapsed, machine.test)
 
 
 @dataclass(frozen=True)

@@ -35,7 +35,7 @@ from typing import Any
 
 import numpy as np
 
-from aiops.evaluation.errors import ReplayError
+from aiops.evaluation.errors import Failure, ReplayError
 from aiops.evaluation.cv import CvResult, Fit, Fold, cross_validate, format_cv_table
 from aiops.evaluation.metrics import best_f1_threshold, event_metrics, label_segments, point_metrics
 from aiops.evaluation.multicolumn import MatrixScorer, Scored, replay_machines
@@ -119,11 +119,15 @@ def replay_candidates(
     *,
     progress: bool = True,
     desc: str = "replay",
+    failed: dict[str, Failure] | None = None,
 ) -> dict[str, MachineRuns]:
-    """Every candidate's replay of the machines ``names``, keyed like ``makers``."""
+    """Every candidate's replay of the machines ``names``, keyed like ``makers`` (``failed``: as
+    :func:`~aiops.evaluation.multicolumn.replay_machines`)."""
     out = {}
     for candidate, make in makers.items():
-        scored = replay_machines(root, make, step_seconds, progress=progress, desc=f"{desc} {candidate}", names=names)
+        scored = replay_machines(
+            root, make, step_seconds, progress=progress, desc=f"{desc} {candidate}", names=names, failed=failed
+        )
         out[candidate] = MachineRuns({s.machine: s for s in scored}, default_threshold)
     return out
 

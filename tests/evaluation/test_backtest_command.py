@@ -137,6 +137,36 @@ def test_smd_cv_leaves_each_machine_out_next_to_the_baselines(tmp_path: Path, ca
     assert "held-out" in printed and "in-sample" in printed and "pca_reconstruction" in printed
 
 
+def _smd_with_a_bad_machine(root: Path) -> None:
+    _smd(root)
+    # m-3's label file is shorter than its test rows (a truncated download): it cannot be scored.
+    for folder in ("train", "test"):
+        (root / folder / "m-3.txt").write_text((root / folder / "m-1.txt").read_text())
+    (root / "test_label" / "m-3.txt").write_text("0\n" * 10)
+
+
+@pytest.mark.slow
+def test_smd_backtest_lists_a_bad_machine_and_scores_the_rest(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    _smd_with_a_bad_machine(tmp_path / "smd")
+    out = tmp_path / "out"
+    assert main(["backtest", str(tmp_path / "smd"), "--format", "smd", "--out", str(out), "--quiet", "--no-plots"]) == 1
+    assert "m-3: 10 labels for 300 test rows" in capsys.readouterr().err
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["machines"] == ["m-1", "m-2"] and set(summary["failed"]) == {"m-3"}
+    assert summary["results"]["multivariate"]["mean_best_f1_per_machine"] > 0.7
+    assert not (out / "m-3.csv").exists()
+
+
+def test_smd_cv_lists_a_bad_machine_and_leaves_the_others_out_in_turn(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    _smd_with_a_bad_machine(tmp_path / "smd")
+    out = tmp_path / "out"
+    assert main(["backtest", str(tmp_path / "smd"), "--format", "smd", "--cv", "--out", str(out), "--quiet"]) == 1
+    assert "m-3: 10 labels for 300 test rows" in capsys.readouterr().err
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["machines"] == ["m-1", "m-2"] and set(summary["failed"]) == {"m-3"}
+    assert all([f["fold"] for f in r["folds"]] == ["m-1", "m-2"] for r in summary["results"])
+
+
 class _FakePrometheus(BaseHTTPRequestHandler):
     def do_GET(self) -> None:
         from urllib.parse import parse_qs, urlparse
