@@ -1,9 +1,10 @@
 """The collect stage: fetch every enabled signal from Prometheus into the rolling window -> Frame.
 
 The first cycle fetches the whole lookback; later cycles fetch only from the last fetched instant
-(minus a small overlap, so late samples replace early evaluations). Signals are fetched
-concurrently with a bound. A signal whose query fails is reported as missing: its series are left
-out of the frame (never stale data passed off as current) and its gap is refetched next cycle.
+(minus an overlap of two steps or ``prometheus.late_samples``, so late samples replace early
+evaluations). Signals are fetched concurrently with a bound. A signal whose query fails is
+reported as missing: its series are left out of the frame (never stale data passed off as
+current) and its gap is refetched next cycle.
 """
 
 from __future__ import annotations
@@ -30,7 +31,7 @@ from aiops.model import Entity, FailurePoint, Frame, Series, SignalInfo, StageEr
 
 log = logging.getLogger(__name__)
 
-# Steps re-read on each incremental fetch: the newest evaluations may change as late samples land.
+# Steps re-read on each incremental fetch at least (prometheus.late_samples may ask for more).
 OVERLAP_STEPS = 2
 # A series whose newest point is older than this many steps (and at least 5 minutes, Prometheus's
 # staleness window) is treated as vanished, never as current.
@@ -168,6 +169,8 @@ class Collector:
         self.infos = {n: signal_info(n, s) for n, s in self.signals.items()}
         self.step = config.prometheus.step
         self.lookback = config.prometheus.lookback
+        # Re-read on each incremental fetch: the newest evaluations may change as late samples land.
+        self.reread = max(self.step * OVERLAP_STEPS, config.prometheus.late_samples)
         self.window = RollingWindow(self.lookback.total_seconds(), self.step.total_seconds())
         self._fetched_until: dict[str, float] = {}
         # Entities by signal and label set: building them per series per cycle was measurable at 10k.
@@ -181,6 +184,7 @@ class Collector:
         sharded replica, aiops/collect/shard_query.py), a superset the caller filters exactly."""
         now_s = now.timestamp()
         step_s = self.step.total_seconds()
+        reread_s = self.reread.total_seconds()
         # A daemon clock ahead of Prometheus's (a node's broken time sync): the queries end at
         # Prometheus's time, as measured at the last answers. Past it Prometheus repeats the last
         # sample for its lookback delta, and a fetch that ended there would never be asked again
@@ -237,7 +241,7 @@ class Collector:
 
         def start_of(part: str) -> float:
             last = self._fetched_until.get(part)
-            return max(now_s - self.lookback.total_seconds(), (last - OVERLAP_STEPS * step_s) if last else 0.0)
+            return max(now_s - self.lookback.total_seconds(), (last - reread_s) if last else 0.0)
 
         # Sharded: which values of each shard label exist. One request per label for all the
         # signals split by it (an index lookup over their selectors), not one per signal.

@@ -46,6 +46,11 @@ class PrometheusConfig(StrictModel):
     scope: dict[str, str] = Field(default_factory=dict)
     # Extra HTTP headers on every request, e.g. {X-Scope-OrgID: gpu-prod} for a Mimir or Cortex tenant.
     headers: dict[str, str] = Field(default_factory=dict)
+    # How late samples may land after their timestamp. Each cycle reads the newest this much again
+    # (at least two steps), so an evaluation made before its samples arrived is replaced. A local
+    # Prometheus needs no more; behind remote write (Thanos receive, Mimir, VictoriaMetrics) set the
+    # ingestion delay you see, e.g. 5m. Each cycle then reads that much more per series.
+    late_samples: Duration = timedelta(0)
 
     @field_validator("scope")
     @classmethod
@@ -84,4 +89,9 @@ class PrometheusConfig(StrictModel):
             raise ValueError("step must be at least 1s")
         if self.lookback < self.step * 10:
             raise ValueError("lookback must cover at least 10 steps")
+        if self.late_samples > self.lookback / 2:
+            raise ValueError(
+                f"late_samples ({self.late_samples}) must be at most half the lookback ({self.lookback}): "
+                "each cycle would read most of the window again; raise lookback or lower late_samples"
+            )
         return self

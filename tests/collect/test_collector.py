@@ -6,13 +6,14 @@ import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
 
 import numpy as np
 import pytest
 
 from aiops.collect.collector import Collector
 from aiops.collect.prometheus import PrometheusClient, PrometheusError, RawSeries
-from aiops.config import parse_config
+from aiops.config import ConfigError, parse_config
 from aiops.config.prometheus import PrometheusConfig
 from aiops.demo.prometheus import PrometheusServer, free_port
 
@@ -122,20 +123,48 @@ def test_collector_is_incremental_and_bounded(prometheus: PrometheusServer, hist
     assert first_points == 121  # 2 h at 1 min, both ends included
 
     calls: list[tuple[datetime, datetime]] = []
-    original = collector.client.query_range
+    original = collector.client.range_chunks
 
-    def spy(query: str, start: datetime, end: datetime, step: timedelta) -> list:
+    def spy(query: str, start: datetime, end: datetime, step: timedelta) -> Iterator[Any]:
         calls.append((start, end))
         return original(query, start, end, step)
 
-    collector.client.query_range = spy  # type: ignore[method-assign]
+    collector.client.range_chunks = spy  # type: ignore[method-assign]
     frame, errors = collector.collect(history_end)
-    assert errors == []
+    assert errors == [] and calls
     # Only the new half hour (plus a two-step overlap) was asked for, not the whole lookback.
     assert all(end - start <= timedelta(minutes=33) for start, end in calls)
     leaky = next(s for s in frame.of("pod_memory_usage_ratio") if s.entity.name == "leaky-0")
     assert len(leaky) == 121 and leaky.timestamps[-1] == history_end.timestamp()
     assert np.all(np.diff(leaky.timestamps) == 60)  # merged without duplicates or holes
+
+
+def test_samples_that_land_late_are_read_again_for_as_long_as_they_may_be_late(
+    prometheus: PrometheusServer, history_end: datetime
+) -> None:
+    # Behind remote write (Thanos receive, Mimir) samples land minutes after their timestamp: an
+    # evaluation read a minute after its time misses them, and two steps of overlap never read it again.
+    cfg = parse_config({"prometheus": {"url": prometheus.url, "lookback": "2h", "late_samples": "10m"}, **ONLY_MEMORY})
+    collector = Collector(cfg)
+    collector.collect(history_end - timedelta(minutes=30))
+    starts: list[datetime] = []
+    original = collector.client.range_chunks
+
+    def spy(query: str, start: datetime, end: datetime, step: timedelta) -> Iterator[Any]:
+        starts.append(start)
+        return original(query, start, end, step)
+
+    collector.client.range_chunks = spy  # type: ignore[method-assign]
+    frame, errors = collector.collect(history_end)
+    assert errors == [] and starts
+    assert min(starts) == history_end - timedelta(minutes=40)
+    leaky = next(s for s in frame.of("pod_memory_usage_ratio") if s.entity.name == "leaky-0")
+    assert len(leaky) == 121 and np.all(np.diff(leaky.timestamps) == 60)
+
+
+def test_late_samples_must_fit_in_the_lookback() -> None:
+    with pytest.raises(ConfigError, match="late_samples"):
+        parse_config({"prometheus": {"lookback": "1h", "late_samples": "2h"}})
 
 
 def test_collector_reports_failed_signals_as_missing(prometheus: PrometheusServer, history_end: datetime) -> None:
