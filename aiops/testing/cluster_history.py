@@ -1005,7 +1005,8 @@ def _autoscaled_pool(b: _Builder, placed: _Placed) -> None:
 
 def _training_job(b: _Builder, placed: _Placed, start: float) -> None:
     """A fine-tuning Job on two GPUs of gpu-node-0 for ten hours: memory climbs to 86 % of its
-    limit while it loads, then grows 5 % between hourly checkpoints. Never to be restarted."""
+    limit while it loads, then grows 5 % between hourly checkpoints. Never to be restarted. Its
+    Job has no ttlSecondsAfterFinished: the pod stays listed, Succeeded, after its run."""
     s, h = b.spec.seed, b.h
     job = "finetune-qwen-29391200"
     pod = f"{job}-{_hex(s, job, n=5)}"
@@ -1013,7 +1014,8 @@ def _training_job(b: _Builder, placed: _Placed, start: float) -> None:
     limit = 192 * GIB
     t = h - start
     usage = (0.35 + 0.51 * np.clip(t / 1.5, 0, 1) + 0.05 * ((t - 1.5) % 1.0) * (t > 1.5)) * limit + b.noise(0.2 * GIB)
-    b.pod("training", pod, "gpu-node-0", "Job", job, container="trainer", limit=limit, usage=usage, alive=run)
+    b.pod("training", pod, "gpu-node-0", "Job", job, container="trainer", limit=limit, usage=usage, alive=run,
+          succeeded=h >= start + 10)
     for gpu in (2, 3):
         _place(b, placed, "gpu-node-0", gpu, (start, start + 10, "training", pod, "trainer"), 96 + b.noise(1.5), run)
     b.out.decoys.append(f"pod/training/{pod}")

@@ -215,6 +215,13 @@ def test_eu_rough_protected_crashloop_and_long_job(eu_rough) -> None:
     (limit,) = _series(eu_rough, "kube_pod_container_resource_limits", namespace="training")
     assert 0.88 < np.nanmax(job.values / limit.values) < 0.95
     assert owners[job.labels["pod"]] == "Job"
+    # Its Job has no ttlSecondsAfterFinished: after the run its pod stays listed, Succeeded, with no
+    # container running (a completed fine-tune is not a pod that vanished).
+    (info,) = _series(eu_rough, "kube_pod_info", namespace="training")
+    done = np.isfinite(info.values) & (h > h[alive][-1])
+    assert done.sum() > 60  # listed to the end of the history but for kube-state-metrics' own gaps
+    (succeeded,) = _series(eu_rough, "kube_pod_status_phase", namespace="training", phase="Succeeded")
+    assert np.all(succeeded.values[done] == 1) and not np.any(succeeded.values[alive] == 1)
 
 
 def test_ap_autoscale_pool_nodes_join_and_leave_as_the_cluster_autoscaler_does() -> None:
