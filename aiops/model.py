@@ -533,6 +533,14 @@ class Notification:
     kind: NotificationKind = NotificationKind.FINDING
     id: str = field(default_factory=new_id)
 
+    @property
+    def condition_keys(self) -> frozenset[str]:
+        """The conditions it speaks for (de-dup ledger keys): its own key, or for a storm summary
+        those of the findings it grouped."""
+        if self.kind is NotificationKind.STORM and self.findings:
+            return frozenset(f.key for f in self.findings)
+        return frozenset((self.key,))
+
 
 @dataclass(frozen=True)
 class StageError:

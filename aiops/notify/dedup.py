@@ -154,11 +154,6 @@ def record(
     conn.execute("DELETE FROM notify_ledger WHERE (active = 0 OR resolvable = 0) AND last_sent_at < ?", (t - 7 * 86400,))
 
 
-def _keys(n: Notification) -> set[str]:
-    """The ledger keys ``n`` speaks for: its own, or for a storm summary those of the findings it grouped."""
-    return {f.key for f in n.findings} if n.kind is NotificationKind.STORM and n.findings else {n.key}
-
-
 def mark_delivered(conn: sqlite3.Connection, channel: str, n: Notification) -> None:
     """The outbox delivered ``n`` for ``channel``: the condition's current episode was told there,
     or (a "cleared") the channel knows it is over, so its next episode starts with nothing told."""
@@ -168,7 +163,7 @@ def mark_delivered(conn: sqlite3.Connection, channel: str, n: Notification) -> N
         conn.execute("UPDATE notify_ledger SET delivered = 0 WHERE channel = ? AND key = ? AND active = 0", (channel, n.key))
         return
     conn.executemany("UPDATE notify_ledger SET delivered = 1 WHERE channel = ? AND key = ? AND active = 1",
-                     [(channel, key) for key in _keys(n)])
+                     [(channel, key) for key in n.condition_keys])
 
 
 def forget_undelivered(conn: sqlite3.Connection, channel: str, n: Notification) -> None:
@@ -185,7 +180,7 @@ def forget_undelivered(conn: sqlite3.Connection, channel: str, n: Notification) 
         conn.execute("UPDATE notify_ledger SET active = 1 WHERE channel = ? AND key = ? AND active = 0", (channel, n.key))
         return
     finding_ids = {f.id for f in n.findings} if n.kind is NotificationKind.STORM else set()
-    for key in _keys(n):
+    for key in n.condition_keys:
         row = conn.execute("SELECT notification FROM notify_ledger WHERE channel = ? AND key = ? AND active = 1",
                            (channel, key)).fetchone()
         if row is None:

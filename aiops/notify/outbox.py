@@ -194,13 +194,22 @@ class Outbox:
         )
 
     def in_batch(self, channel: str, key: str) -> bool:
-        """Whether a row of ``key`` is in a batch already (being sent, or an interrupted batch to be
-        resent): it may have arrived, and it cannot be withdrawn."""
+        """Whether a row that speaks for condition ``key`` (its own, or a storm summary grouping it)
+        is in a batch already (being sent, or an interrupted batch to be resent): it may have
+        arrived, and it cannot be withdrawn."""
         rows = self.store.query(
-            "SELECT 1 FROM notify_outbox WHERE channel = ? AND key = ? AND state IN (?, ?) AND batch_id IS NOT NULL LIMIT 1",
-            (channel, key, PENDING, SENDING),
+            "SELECT key, notification FROM notify_outbox WHERE channel = ? AND state IN (?, ?) AND batch_id IS NOT NULL",
+            (channel, PENDING, SENDING),
         )
-        return bool(rows)
+        for r in rows:
+            if r["key"] == key:
+                return True
+            try:
+                if key in notification_from_json(r["notification"]).condition_keys:
+                    return True
+            except (ValueError, KeyError, TypeError):
+                continue  # damaged: _claim fails it
+        return False
 
     def waiting(self, channel: str, key_prefix: str) -> list[Notification]:
         """The notifications on ``channel`` whose key starts with ``key_prefix`` that still wait

@@ -6,6 +6,8 @@ from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import pytest
+
 from aiops.config import parse_config
 from aiops.model import Entity, Evidence, Finding, Notification, Severity
 from aiops.notify.stage import NotifyStage
@@ -141,3 +143,34 @@ def test_a_waiting_storm_summary_that_tells_what_aiops_did_goes_out_even_once_it
     stage.notify([], [], cycle_id="c2", now=T0 + timedelta(minutes=2), degraded=False)
     [[summary]] = flaky.batches
     assert summary.title.startswith("STORM: 5 problems") and "5 × applied" in summary.summary
+
+
+class NoRedelivery(Capture):
+    redeliver_after_crash = False  # as DingTalk: a repeat could be a duplicate page
+
+
+@pytest.mark.parametrize("redelivers", [False, True])
+def test_a_storm_summary_whose_outcome_a_crash_left_unknown_is_cleared(tmp_path: Path, redelivers: bool) -> None:
+    """The process died after sending the storm's summary but before marking it: it may have
+    arrived, so when the storm's conditions clear they are resolved as if it had, one by one (after
+    the storm window, like any message held in it). A channel that de-duplicates gets the summary
+    again first (it cannot be withdrawn: it may have arrived)."""
+    cfg = parse_config({"notify": {"channels": {}, "storm": {"threshold": 3, "window": "10m"}},
+                        "state": {"path": str(tmp_path / "s.sqlite")}})
+    stage = NotifyStage(cfg, Store(cfg.state.path), {"capture": Flaky()}, now=T0)
+    storm = [crash(f"web-{i}", T0) for i in range(5)]
+    stage.notify(storm, [], cycle_id="c0", now=T0, degraded=False)
+    assert stage.outbox._claim("capture", T0 + timedelta(seconds=30)) is not None  # sent ... and the process dies
+    stage.store.close()
+    channel = Capture() if redelivers else NoRedelivery()
+    again = NotifyStage(cfg, Store(cfg.state.path), {"capture": channel}, now=T0 + timedelta(minutes=1))
+    again.notify([], [], cycle_id="c1", now=T0 + timedelta(minutes=1), degraded=False)
+    again.notify([], [], cycle_id="c2", now=T0 + timedelta(minutes=2), degraded=False)
+    again.flush(T0 + timedelta(minutes=11))
+    sent = [n for b in channel.batches for n in b]
+    if redelivers:
+        assert sent[0].title.startswith("STORM: 5 problems")
+        sent = sent[1:]
+    cleared = sent
+    assert all(n.resolved for n in cleared)
+    assert sorted(n.entity.name for n in cleared if n.entity) == [f"web-{i}" for i in range(5)]
