@@ -28,7 +28,7 @@ from fnmatch import fnmatchcase
 from aiops.config.policy import NO_OWNER, LadderConfig, PolicyConfig, PolicyRule
 from aiops.config.safety import namespace_protected
 from aiops.engine.absent import DETECTOR as ABSENT_DETECTOR
-from aiops.engine.facts import ClusterFacts
+from aiops.engine.facts import ClusterFacts, left_by_evacuation
 from aiops.engine.ladder import ACT, NOTIFY, PREPARE, LadderState
 from aiops.engine.predictions import FALSE_POSITIVE, ClosedPrediction, PredictionLedger
 from aiops.model import ADVISE, Basis, Decision, Entity, EntityKind, Evidence, Finding, Mode, Resolve, Rung, Severity, most_cautious
@@ -148,10 +148,10 @@ class Policy:
             decided = self._decision(rule, finding, target, resolve, now)
             if decided is None:
                 continue
-            if _handled(decided, facts):
+            if _handled(decided, facts, self.protected_namespaces):
                 # The cause was answered already (by aiops or a person): nothing left to do, but
                 # what an evacuation left on its node for a human is still told, with why.
-                left = _left_for_a_human(decided, facts)
+                left = _left_for_a_human(decided, facts, self.protected_namespaces)
                 if left is None:
                     continue
                 decided = left
@@ -362,7 +362,7 @@ class Policy:
         return out
 
 
-def _handled(decision: Decision, facts: ClusterFacts) -> bool:
+def _handled(decision: Decision, facts: ClusterFacts, protected: Sequence[str]) -> bool:
     """An evacuation whose node is already cordoned and drained, or that was cordoned after the
     cause began and is back in service (repaired), has nothing left to do; nor has a restart of a
     pod that is gone, or that restarted after the XID that asked for it (94). A sticky
@@ -377,7 +377,7 @@ def _handled(decision: Decision, facts: ClusterFacts) -> bool:
     if decision.action not in NODE_EVACUATING or decision.target.kind != EntityKind.NODE or decision.restore:
         return False
     node = decision.target.name
-    if facts.drained(node, predicted=decision.basis is Basis.PREDICTED):
+    if facts.drained(node, predicted=decision.basis is Basis.PREDICTED, protected=protected):
         return True
     began = _since(decision)
     cordoned = facts.cordoned_at.get(node)
@@ -386,19 +386,19 @@ def _handled(decision: Decision, facts: ClusterFacts) -> bool:
     return cordoned >= began
 
 
-def _left_for_a_human(decision: Decision, facts: ClusterFacts) -> Decision | None:
+def _left_for_a_human(decision: Decision, facts: ClusterFacts, protected: Sequence[str]) -> Decision | None:
     """Advice naming the pods an evacuation leaves on its drained node (None: it left none), so
     that what stays there, and why, is still told while the finding lasts."""
     if decision.action not in NODE_EVACUATING or decision.target.kind != EntityKind.NODE:
         return None
     node = decision.target.name
     predicted = decision.basis is Basis.PREDICTED
-    if not facts.drained(node, predicted=predicted):
+    if not facts.drained(node, predicted=predicted, protected=protected):
         return None
-    left = facts.left_on(node, predicted=predicted)
+    left = facts.left_on(node, predicted=predicted, protected=protected)
     if not left:
         return None
-    pods = ", ".join(f"{p.namespace}/{p.name} ({_why_left(facts.owner_kind(p))})" for p in left)
+    pods = ", ".join(f"{p.namespace}/{p.name} ({_why_left(facts.owner_kind(p), predicted)})" for p in left)
     return _advice_instead(
         decision,
         because=f"node {node} is cordoned and drained; left for a human: {pods}",
@@ -407,7 +407,9 @@ def _left_for_a_human(decision: Decision, facts: ClusterFacts) -> Decision | Non
     )
 
 
-def _why_left(kind: str | None) -> str:
+def _why_left(kind: str | None, predicted: bool) -> str:
+    if not left_by_evacuation(kind, predicted=predicted):
+        return "in a protected namespace: aiops never touches it"
     if kind == NO_OWNER:
         return "no controller: nothing would recreate it"
     return f"owned by a {kind}, which would not replace it: its work would restart on a failure only predicted"

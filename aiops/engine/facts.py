@@ -21,6 +21,7 @@ from datetime import datetime
 import numpy as np
 
 from aiops.config.policy import NO_OWNER as NO_OWNER  # "<none>": a pod without a controller
+from aiops.config.safety import namespace_protected
 from aiops.model import Entity, EntityKind, Frame, Series, from_epoch
 
 # Controllers that replace a pod that is deleted; anything else (a Job, an Argo Workflow, a
@@ -199,16 +200,22 @@ class ClusterFacts:
         kind = self.owner_kind(pod)
         return None if kind is None else controller_replaces(kind)
 
-    def left_on(self, node: str, *, predicted: bool) -> list[Entity]:
-        """The pods on ``node`` an evacuation leaves for a human (on a predicted failure or not)."""
-        return [p for p in self.node_pods.get(node, ()) if left_by_evacuation(self.owner_kind(p), predicted=predicted)]
+    def left_on(self, node: str, *, predicted: bool, protected: Sequence[str] = ()) -> list[Entity]:
+        """The pods on ``node`` an evacuation leaves for a human (on a predicted failure or not),
+        those in a namespace the ``protected`` patterns match included: the rails never touch them."""
+        return [
+            p for p in self.node_pods.get(node, ())
+            if left_by_evacuation(self.owner_kind(p), predicted=predicted)
+            or (p.namespace and namespace_protected(protected, p.namespace))
+        ]
 
-    def drained(self, node: str, *, predicted: bool = False) -> bool:
+    def drained(self, node: str, *, predicted: bool = False, protected: Sequence[str] = ()) -> bool:
         """Cordoned, with nothing left on it that an evacuation would move: what it leaves for a
-        human (a bare pod; on a predicted failure, a Job's) stays by design, and does not count."""
+        human (a bare pod; on a predicted failure, a Job's; a protected namespace's) stays by
+        design, and does not count."""
         if node not in self.cordoned or not self.knows_pods:
             return False
-        return len(self.left_on(node, predicted=predicted)) == len(self.node_pods.get(node, ()))
+        return len(self.left_on(node, predicted=predicted, protected=protected)) == len(self.node_pods.get(node, ()))
 
 
 def _finished(series: Sequence[Series], newest: float) -> dict[str, str]:

@@ -133,6 +133,29 @@ def test_pods_an_evacuation_leaves_for_a_human_do_not_keep_its_node_undrained(
 
 
 @pytest.mark.parametrize("confirmed", [False, True])
+def test_a_pod_in_a_protected_namespace_is_left_for_a_human_not_evacuated_every_cycle(confirmed: bool) -> None:
+    # The rails never touch a protected namespace (kube-system, monitoring, ...): an evacuation of a
+    # node holding only such a pod besides its DaemonSets was decided again every cycle with nothing
+    # it may do ("nothing to do"). It is drained as far as aiops goes: advice naming what stays.
+    frame = _frame(_unschedulable("n1", [0] * 6 + [1] * 4),
+                   _pod_info("monitoring", "prometheus-0", "n1", "StatefulSet"),
+                   _pod_info("kube-system", "dcgm", "n1", "DaemonSet"))
+    facts = ClusterFacts.from_frame(frame)
+    rule = PolicyRule(name="sick-gpu", detector="gpu_health", entity_kind="gpu", min_severity=Severity.INFO,
+                      action="evacuate_node", target="node")
+    policy = Policy(PolicyConfig(rules=[rule]), Mode.AUTO, protected_namespaces=["kube-system", "monitoring"])
+    _, decisions = policy.decide([_gpu_risk(confirmed=confirmed)], now=NOW, facts=facts)
+    (d,) = decisions
+    assert d.action == "advise" and d.target == Entity("node", "n1")
+    told = f"{d.reason} {d.params['why']} {d.params['suggestion']}"
+    assert "monitoring/prometheus-0" in told and "protected namespace" in told
+    # Without the protection the same pod is the evacuation's to move.
+    _, decisions = Policy(PolicyConfig(rules=[rule]), Mode.AUTO).decide([_gpu_risk(confirmed=confirmed)], now=NOW,
+                                                                        facts=facts)
+    assert [d.action for d in decisions] == ["evacuate_node"]
+
+
+@pytest.mark.parametrize("confirmed", [False, True])
 def test_a_static_pod_does_not_keep_its_node_undrained(confirmed: bool) -> None:
     # A static pod (kube-proxy on RKE2 nodes, a node's own agents) is a mirror pod owned by its
     # Node: kubectl drain and evacuate_node skip it, so it must not keep the node "to be drained"
