@@ -57,6 +57,11 @@ later), and is saved in the daemon's state file, so a restart does not blind it.
 in a backtest (``score_matrix``: one entity, the train split as history) the same transition
 scores the same rows identically. It replaced a refit on the frame's window every cycle: a
 6-hour reference follows every change, incidents included (SMD F1-best 0.199, null 0.191).
+A new daemon (a new installation, a new pod) first reads a refresh period before its first frame
+from Prometheus (:class:`~aiops.plugins.LearnsFromHistory`): it is the history of the entities
+the reference has not seen, as the train split is in the backtest, so a new daemon scores as
+one that ran all along would after its next refit (tested: live equals backtest). Only each
+entity's share of the pool's ``window`` is kept until the first frame.
 
 A deviation along the normal relations (everything busier together) is not what the residual
 flags; the univariate detectors watch each signal's own level. The evidence names the features
@@ -80,8 +85,8 @@ from scipy.special import expit
 from sklearn.decomposition import PCA
 from sklearn.neighbors import NearestNeighbors
 
-from aiops.model import Entity, Evidence, Finding, Frame, from_epoch
-from aiops.plugins import Detector, DetectorParams, skipped_entity
+from aiops.model import Entity, Evidence, Finding, Frame, Series, SignalInfo, from_epoch
+from aiops.plugins import Detector, DetectorParams, HistoryWanted, skipped_entity
 from detectors._isolation import isolated
 from detectors._mv_reference import Block, PoolState, SavedReference, Schedule, advance, restored
 
@@ -256,6 +261,13 @@ class ReferenceModel:
         return out
 
 
+def _on_grid(timestamps: np.ndarray, values: np.ndarray, step: float) -> pd.Series:
+    """A series on the step grid, one value per step (the largest), Inf a gap like NaN."""
+    grid = np.round(np.asarray(timestamps, dtype=float) / step) * step
+    finite = np.where(np.isfinite(values), values, np.nan)
+    return pd.Series(finite, index=grid).groupby(level=0).max()
+
+
 def _standardise(x: np.ndarray, center: np.ndarray, scale: np.ndarray) -> np.ndarray:
     z = (x - center) / scale
     return np.asarray(np.nan_to_num(z, nan=0.0, posinf=1e6, neginf=-1e6))
@@ -337,6 +349,10 @@ class EntityAnomaly(Detector):
         # Each entity's newest scored row (its time, statistic, score and model): a cycle that
         # brings nothing new reports it again rather than rescoring it with a later model.
         self._newest: dict[tuple[str, str], tuple[float, float, float, ReferenceModel]] = {}
+        # A new daemon's days before its first frame (LearnsFromHistory), by entity and signal,
+        # until the first frame takes them up as its entities' history.
+        self._history: dict[tuple[Entity, str], tuple[np.ndarray, np.ndarray]] = {}
+        self._history_entities: dict[str, set[Entity]] = {}
         self.min_reference = p.min_reference
         self.min_scale = p.min_scale
         self.min_residual = p.min_residual
@@ -398,10 +414,44 @@ class EntityAnomaly(Detector):
         )
         return scored.scores
 
+    # -- a new daemon's first reference (LearnsFromHistory) ----------------------------------------
+    def history_wanted(self, signals: Mapping[str, SignalInfo]) -> HistoryWanted | None:
+        """A refresh period before the first frame, at the daemon's step: the rows a daemon that
+        had run all along would refit its reference on next (the backtest's train split)."""
+        wanted = frozenset(s for s in self.signals if s in signals)
+        return HistoryWanted(wanted, self.refresh_minutes * 60.0, None) if wanted else None
+
+    def learn_history(self, series: Sequence[Series]) -> None:
+        """Keep each entity's history of a signal until the first frame: at most its share of a
+        pool's ``window`` (the newest rows of an entity are the ones a fit uses, and in a pool of
+        many entities the frame's own lookback already holds that share)."""
+        touched = set()
+        for s in series:
+            if s.signal not in self.signals or len(s) == 0:
+                continue
+            self._history_entities.setdefault(s.signal, set()).add(s.entity)
+            key = (s.entity, s.signal)
+            old = self._history.get(key)
+            t, v = (s.timestamps, s.values) if old is None else (np.concatenate([old[0], s.timestamps]), np.concatenate([old[1], s.values]))
+            self._history[key] = (np.asarray(t, dtype=float), np.asarray(v, dtype=float))
+            touched.add(s.signal)
+        for signal in touched:  # a share shrinks as a signal's entities arrive: all of them are trimmed to it
+            entities = self._history_entities[signal]
+            share = max(1, math.ceil(self.window / len(entities)))
+            for entity in entities:
+                t, v = self._history[(entity, signal)]
+                if t.shape[0] > share:
+                    self._history[(entity, signal)] = (t[-share:], v[-share:])
+
+    def history_rows(self) -> int:
+        """Points of history held until the first frame takes them up."""
+        return sum(t.shape[0] for t, _ in self._history.values())
+
     # -- live ------------------------------------------------------------------------------------
     def detect(self, frame: Frame) -> list[Finding]:
         findings: list[Finding] = []
-        pools = self._pools(frame)
+        history, self._history, self._history_entities = self._history, {}, {}
+        pools = self._pools(frame, history)
         for (kind, features), tables in pools.items():
             # A pool is fitted as a whole; should its fit fail, only that pool is skipped.
             pool = f"{kind} pool of {len(tables)} ({', '.join(features)})"
@@ -429,20 +479,30 @@ class EntityAnomaly(Detector):
             if max(self._pools_state[key].seen.values(), default=-math.inf) < since:
                 del self._pools_state[key]
 
-    def _pools(self, frame: Frame) -> dict[tuple[str, tuple[str, ...]], dict[Entity, pd.DataFrame]]:
-        """Entities grouped by kind and feature set; each as a (time x signal) table on the step grid."""
+    def _pools(
+        self, frame: Frame, history: Mapping[tuple[Entity, str], tuple[np.ndarray, np.ndarray]] | None = None
+    ) -> dict[tuple[str, tuple[str, ...]], dict[Entity, pd.DataFrame]]:
+        """Entities grouped by kind and feature set; each as a (time x signal) table on the step
+        grid. ``history`` (the first frame's only) goes before the frame's rows of an entity the
+        reference has not seen."""
         wanted = [s for s in self.signals if s not in frame.missing_signals]
         by_entity: dict[Entity, dict[str, pd.Series]] = {}
         step = max(frame.step_seconds, 1e-9)
         for series in frame.series:
             if series.signal not in wanted or len(series) == 0:
                 continue
-            grid = np.round(series.timestamps / step) * step
-            finite = np.where(np.isfinite(series.values), series.values, np.nan)  # Inf is a gap, not a value
-            values = pd.Series(finite, index=grid).groupby(level=0).max()
+            values = _on_grid(series.timestamps, series.values, step)
             columns = by_entity.setdefault(series.entity, {})
             # Several series of one signal (containers, mountpoints): the worst one speaks for the entity.
             columns[series.signal] = values if series.signal not in columns else pd.concat([columns[series.signal], values]).groupby(level=0).max()
+        if history:
+            seen = {e for state in self._pools_state.values() for e in state.seen}
+            for (entity, signal), (t, v) in history.items():
+                columns = by_entity.get(entity, {})
+                if signal in columns and entity.key not in seen:
+                    column = columns[signal]
+                    before = _on_grid(t, v, step)
+                    columns[signal] = pd.concat([before[before.index < column.index[0]], column])
         pools: dict[tuple[str, tuple[str, ...]], dict[Entity, pd.DataFrame]] = {}
         for entity, columns in by_entity.items():
             features = tuple(sorted(columns))

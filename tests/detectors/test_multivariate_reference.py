@@ -92,6 +92,55 @@ def test_the_daemon_scores_every_cycle_as_the_backtest_scores_the_same_rows() ->
     assert max(live.values()) > 0.9 and min(live.values()) == 0.0  # both findings and quiet cycles
 
 
+def _chunks(t: np.ndarray, rows: np.ndarray, lo: int, hi: int, size: int = 240) -> list[list[Series]]:
+    """Rows [lo, hi) as Prometheus hands history over: a signal's time chunk at a time."""
+    return [[Series(s, {"UUID": "a"}, t[a:min(a + size, hi)], rows[a:min(a + size, hi), j], _gpu("a"))]
+            for j, s in enumerate(SIGNALS) for a in range(lo, hi, size)]
+
+
+def test_a_new_daemon_learns_the_day_before_its_first_frame_and_scores_as_the_backtest() -> None:
+    # A new installation: Prometheus holds a day before the first frame. Learnt at start
+    # (LearnsFromHistory), that day is the reference's history as the backtest's train split is:
+    # every cycle scores as the backtest does with the day and the frame's older rows as history.
+    t, rows = _history(36.0, incident=(31.0, 33.0))
+    first = 30 * 60  # the daemon starts 30 h in; its first frame holds the 6 h before
+    detector = EntityAnomaly(refresh_minutes=240)
+    infos = {s: SignalInfo(s, "gpu") for s in SIGNALS}
+    wanted = detector.history_wanted(infos)
+    assert wanted is not None and wanted.signals == frozenset(SIGNALS) and wanted.step_seconds is None
+    assert wanted.seconds == 240 * 60  # a refresh period: what a daemon that ran all along would refit on
+    day = round(wanted.seconds / STEP)
+    for chunk in _chunks(t, rows, first - LOOKBACK - day, first - LOOKBACK):
+        detector.learn_history(chunk)
+    cycles = range(first, rows.shape[0] + 1, 7)
+    live = _live_scores(detector, t, rows, cycles)
+    window = 30
+    lo = first - LOOKBACK - day
+    backtest = EntityAnomaly(refresh_minutes=240).score_matrix(
+        t[first - window:], rows[first - window:], train=rows[lo:first - window])
+    reported = {end: (s if s >= 0.5 else 0.0) for end in cycles
+                if (s := float(backtest[end - 1 - (first - window)])) is not None}
+    for end in cycles:
+        assert live[end] == pytest.approx(reported[end], rel=1e-9, abs=1e-12), end
+    assert max(live.values()) > 0.9  # the incident
+    # Without the day, the first reference is the frame's 6 h only: the scores differ.
+    young = _live_scores(EntityAnomaly(refresh_minutes=240), t, rows, cycles)
+    assert young != live
+
+
+def test_history_is_not_kept_where_the_lookback_already_fills_a_pools_window() -> None:
+    # Each entity's share of a pool's window is its newest rows: in a pool of many entities the
+    # lookback alone holds the share, and days of history would only cost memory.
+    detector = EntityAnomaly(window=3_600)  # 10 entities x 360 lookback rows fill it
+    t, rows = _history(12.0, incident=None)
+    for gpu in range(10):
+        detector.learn_history([Series(s, {"UUID": str(gpu)}, t, rows[:, j], _gpu(str(gpu))) for j, s in enumerate(SIGNALS)])
+    assert detector.history_rows() <= 10 * len(SIGNALS) * (LOOKBACK + 30)
+    small = EntityAnomaly(window=43_200)
+    small.learn_history([Series(s, {"UUID": "a"}, t, rows[:, j], _gpu("a")) for j, s in enumerate(SIGNALS)])
+    assert small.history_rows() == len(SIGNALS) * t.size
+
+
 def test_the_reference_survives_a_restart(tmp_path: Path) -> None:
     # A daemon runs 8 h (incident from 6 h), saves its references in the state file and stops; a
     # new one restored from that file scores the next hours exactly as the first would have.
