@@ -56,6 +56,13 @@ SIGNALS_ABSENT = Gauge(
     "aiops_signals_absent", "Signals that had series and have none now (the absent() case).", registry=REGISTRY
 )
 POINTS_FETCHED = Counter("aiops_points_fetched", "Samples fetched from Prometheus.", registry=REGISTRY)
+SAMPLES_REJECTED = Counter(
+    "aiops_samples_rejected",
+    "Samples dropped as missing because no instrument can read them, by signal and reason: out_of_range (outside "
+    "the signal's valid range) or sentinel (a DCGM blank, UINT32_MAX). Fix the exporter, or set signals.<name>.valid.",
+    ["signal", "reason"],
+    registry=REGISTRY,
+)
 QUERIES = Counter("aiops_prometheus_queries", "Range queries sent to Prometheus, by result.", ["result"], registry=REGISTRY)
 PROMETHEUS_UP = Gauge("aiops_prometheus_up", "1 when the last Prometheus query answered.", registry=REGISTRY)
 CLOCK_AHEAD = Gauge(

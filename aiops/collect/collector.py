@@ -4,7 +4,9 @@ The first cycle fetches the whole lookback; later cycles fetch only from the las
 (minus an overlap of two steps or ``prometheus.late_samples``, so late samples replace early
 evaluations). Signals are fetched concurrently with a bound. A signal whose query fails is
 reported as missing: its series are left out of the frame (never stale data passed off as
-current) and its gap is refetched next cycle.
+current) and its gap is refetched next cycle. Every chunk fetched is screened against its
+signal's plausible range before it is written (a broken exporter's impossible values become
+gaps: aiops/collect/plausible.py).
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ import numpy as np
 
 from aiops import metrics
 from aiops.collect.decode import Block, RawSeries
+from aiops.collect.plausible import Screen
 from aiops.collect.prometheus import PrometheusClient, PrometheusError
 from aiops.collect.shard_query import HeldShards, ShardQuery, shard_queries
 from aiops.collect.window import LabelKey, RollingWindow
@@ -50,6 +53,12 @@ def entity_of(signal: SignalConfig, labels: Mapping[str, str]) -> Entity:
     namespace = labels.get(ns_label, "") if ns_label else ""
     attrs = tuple((a, labels[a]) for a in signal.attribute_labels if a in labels)
     return Entity(kind=signal.entity, name=name, namespace=namespace, attributes=attrs)
+
+
+def _entity_name(signal: SignalConfig, labels: Mapping[str, str]) -> str:
+    """The entity a series is about, and its labels, as a log line names it."""
+    shown = ",".join(f"{k}={v}" for k, v in sorted(labels.items()))
+    return f"{entity_of(signal, labels)} ({{{shown}}})"
 
 
 def signal_info(name: str, signal: SignalConfig) -> SignalInfo:
@@ -167,6 +176,9 @@ class Collector:
         self.signals = config.resolved_signals()
         self._written = frozenset(config.signals)  # defined or overridden by the config, not the catalog's own
         self.infos = {n: signal_info(n, s) for n, s in self.signals.items()}
+        # What each signal's samples can be; the rest is dropped as missing as it arrives.
+        self.screens = {n: Screen(n, s.plausible(), s.unit, functools.partial(_entity_name, s))
+                        for n, s in self.signals.items()}
         self.step = config.prometheus.step
         self.lookback = config.prometheus.lookback
         # Re-read on each incremental fetch: the newest evaluations may change as late samples land.
@@ -198,7 +210,7 @@ class Collector:
         windows = {part: self.window.signal(part) for ps in parts.values() for part, _ in ps}
         asked: list[str] = []  # every query text of this cycle (appended from the fetch threads)
 
-        def fetch_part(part: str, queries: Iterable[str], start_s: float) -> int:
+        def fetch_part(name: str, part: str, queries: Iterable[str], start_s: float) -> int:
             start = datetime.fromtimestamp(start_s, now.tzinfo)
             win = windows[part]
             # Align to the step grid the query uses, so the next fetch starts where this one ended.
@@ -208,7 +220,7 @@ class Collector:
                 # Chunk by chunk: one chunk's answer in memory per thread, written in place.
                 for query in queries:
                     asked.append(query)
-                    for block in self._chunks(query, start, until):
+                    for block in self._chunks(query, start, until, signal=name):
                         win.write(block)
                         points += block.points
             finally:
@@ -217,11 +229,13 @@ class Collector:
                 win.end()
             return points
 
-        def fetch_parts(group: list[str], route: Callable[[dict[str, str]], int], queries: Iterable[str], start_s: float) -> int:
+        def fetch_parts(
+            name: str, group: list[str], route: Callable[[dict[str, str]], int], queries: Iterable[str], start_s: float
+        ) -> int:
             """Several parts at the same horizon in one fetch: each series goes to the window
             ``route`` gives it (an index into ``group``)."""
             if len(group) == 1:
-                return fetch_part(group[0], queries, start_s)
+                return fetch_part(name, group[0], queries, start_s)
             start = datetime.fromtimestamp(start_s, now.tzinfo)
             wins = [windows[part] for part in group]
             for win in wins:
@@ -230,7 +244,7 @@ class Collector:
             try:
                 for query in queries:
                     asked.append(query)
-                    for block in self._chunks(query, start, until):
+                    for block in self._chunks(query, start, until, signal=name):
                         for win, sub in zip(wins, _routed(block, [route(lab) for lab in block.labels], len(wins))):
                             win.write(sub)
                         points += block.points
@@ -251,7 +265,7 @@ class Collector:
             points = 0
             try:
                 if parts[name] == [(name, None)]:
-                    points = fetch_part(name, [self.signals[name].query], start_of(name))
+                    points = fetch_part(name, name, [self.signals[name].query], start_of(name))
                     return name, points
                 if not parts[name]:
                     return name, 0  # we hold no shard: nothing of this signal is ours
@@ -280,7 +294,7 @@ class Collector:
                         return index.get(labels.get(sq.label, ""), 0)
 
                     queries = sq.queries([v for _, shard in group for v in ours[shard]], MAX_MATCHER_BYTES)
-                    points += fetch_parts([part for part, _ in group], route, queries, start_s)
+                    points += fetch_parts(name, [part for part, _ in group], route, queries, start_s)
             except PrometheusError as exc:
                 return name, exc
             return name, points
@@ -478,17 +492,23 @@ class Collector:
         replica's detectors drop the series no frame of theirs brings at their first cycle."""
         for name in sorted(set(signals) & self.signals.keys()):
             signal = self.signals[name]
-            for block in self._chunks(signal.query, start, end, step):
+            for block in self._chunks(signal.query, start, end, step, signal=name):
                 yield [Series(name, s.labels, s.timestamps, s.values, entity_of(signal, s.labels)) for s in block.split()]
 
-    def _chunks(self, query: str, start: datetime, end: datetime, step: timedelta | None = None) -> Iterator[Block]:
-        """Decoded chunks from the client; a client with only ``query_range`` (a recorded-history
-        client in replays, a test double) gives its whole answer as one chunk."""
+    def _chunks(
+        self, query: str, start: datetime, end: datetime, step: timedelta | None = None, *, signal: str
+    ) -> Iterator[Block]:
+        """Decoded chunks from the client, screened against ``signal``'s plausible range (the one
+        place samples enter: the cycle's fetch and the history a detector learns from); a client
+        with only ``query_range`` (a recorded-history client in replays, a test double) gives its
+        whole answer as one chunk."""
+        screen = self.screens[signal].block
         chunks = getattr(self.client, "range_chunks", None)
         if chunks is not None:
-            yield from chunks(query, start, end, step or self.step)
+            for block in chunks(query, start, end, step or self.step):
+                yield screen(block)
         else:
-            yield Block.from_series(self.client.query_range(query, start, end, step or self.step))
+            yield screen(Block.from_series(self.client.query_range(query, start, end, step or self.step)))
 
     def ready(self) -> bool:
         return self.client.ready()

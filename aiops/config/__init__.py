@@ -118,7 +118,13 @@ class AiopsConfig(StrictModel):
         dupes = sorted({n for n in names if names.count(n) > 1})
         if dupes:
             raise ValueError(f"detector instance names must be unique (set 'name'), repeated: {', '.join(dupes)}")
-        known = set(self.resolved_signals())
+        resolved = self.resolved_signals()
+        for name, signal in resolved.items():
+            try:
+                signal.plausible()
+            except ValueError as exc:
+                raise ValueError(f"signals.{name}.{exc}") from None
+        known = set(resolved)
         for det in self.detectors:
             for sig in det.signals or ():
                 if sig not in known:

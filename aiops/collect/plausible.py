@@ -1,0 +1,131 @@
+"""Samples no instrument can read become missing, in one place, before any detector sees them.
+
+Real exporters emit garbage that is not NaN: dcgm-exporter's GPU utilisation of 4294967295
+(NVIDIA/DCGM#199), DCGM's "blank" sentinels for a field with no value (int32 0x7ffffff0..., int64
+0x7ffffffffffffff0..., fp64 2^47). Finite, so every detector took them as measurements: a blank
+on DCGM_FI_DEV_ROW_REMAP_FAILURE read as "row remapping failed" and evacuated a healthy node.
+
+Each signal declares the values its samples can take (:meth:`SignalConfig.plausible
+<aiops.config.signals.SignalConfig.plausible>`: from its unit, overridable in the config). The
+collector screens every decoded chunk against it as the chunk arrives (:meth:`Screen.block`),
+for the cycle's fetch and for the days a detector learns from alike, and writes a rejected sample
+as NaN: a gap, which detectors already handle. NaN, not a missing point: the series did report
+at that instant, so a rejected sample never makes it look vanished ("vanishing series are
+evidence", aiops/engine/correlate.py) and never makes its signal absent.
+
+Cheap on the steady cycle: one or two vectorised comparisons per chunk (the DCGM sentinels are
+all above the lowest int32 blank, so one threshold stands for them until something crosses it);
+the detail is worked out only for a chunk that has something to drop.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from aiops import metrics
+from aiops.collect.decode import Block
+from aiops.collect.window import LabelKey, label_key
+from aiops.config.signals import DCGM_FP64_BLANK, DCGM_INT32_BLANKS, UINT32_MAX, Plausible
+
+log = logging.getLogger(__name__)
+
+OUT_OF_RANGE = "out_of_range"
+SENTINEL = "sentinel"
+REASONS = (OUT_OF_RANGE, SENTINEL)
+# Series already named in the log, per signal, at most: past it (labels churning through a
+# broken exporter's pods) the counter still counts and the set starts again.
+MAX_WARNED = 10_000
+
+
+def sentinels(values: np.ndarray) -> np.ndarray:
+    """Where ``values`` are DCGM blanks or UINT32_MAX (see aiops/config/signals.py)."""
+    found: np.ndarray = ((values >= DCGM_INT32_BLANKS[0]) & (values <= DCGM_INT32_BLANKS[1])) | (
+        values == UINT32_MAX) | (values >= DCGM_FP64_BLANK)
+    return found
+
+
+def rejected(values: np.ndarray, p: Plausible) -> tuple[np.ndarray, np.ndarray] | None:
+    """(out of range, sentinel) masks over ``values``, disjoint; None when nothing is rejected
+    (NaN never is: it is a gap already)."""
+    # One threshold for the quick pass: the lowest sentinel, where it is below the range's top.
+    top = min(p.high, DCGM_INT32_BLANKS[0]) if p.blanks else p.high
+    if top == np.inf:
+        suspect = values < p.low if p.low > -np.inf else None
+    elif p.low > -np.inf:
+        suspect = (values < p.low) | (values > top)
+    else:
+        suspect = values > top
+    if suspect is None or not suspect.any():
+        return None
+    blank = sentinels(values) if p.blanks else np.zeros(values.shape, dtype=bool)
+    outside = ((values < p.low) | (values > p.high)) & ~blank
+    if not (outside.any() or blank.any()):
+        return None  # above the lowest sentinel, inside the range and no sentinel (a 3e9 bytes)
+    return outside, blank
+
+
+@dataclass
+class Screen:
+    """One signal's screen: drops, counts and names (once per series) what it rejects."""
+
+    signal: str
+    plausible: Plausible
+    unit: str = ""
+    # Names the series for the log line (the collector's entity of its labels).
+    describe: Callable[[dict[str, str]], str] = lambda labels: ",".join(f"{k}={v}" for k, v in sorted(labels.items()))
+    warned: set[LabelKey] = field(default_factory=set)
+
+    def __post_init__(self) -> None:
+        for reason in REASONS:  # at 0 from the start, so increase() sees the first rejection
+            metrics.SAMPLES_REJECTED.labels(self.signal, reason)
+
+    @property
+    def active(self) -> bool:
+        return self.plausible.bounded or self.plausible.blanks
+
+    def block(self, block: Block) -> Block:
+        """``block`` with every rejected sample NaN (the same block when there is none)."""
+        if not self.active or not block.points:
+            return block
+        masks = rejected(block.values, self.plausible)
+        if masks is None:
+            return block
+        outside, blank = masks
+        drop = outside | blank
+        self._count(block, drop, outside, blank)
+        return Block(block.labels, block.counts, block.timestamps, np.where(drop, np.nan, block.values))
+
+    def _count(self, block: Block, drop: np.ndarray, outside: np.ndarray, blank: np.ndarray) -> None:
+        for reason, mask in ((OUT_OF_RANGE, outside), (SENTINEL, blank)):
+            n = int(np.count_nonzero(mask))
+            if n:
+                metrics.SAMPLES_REJECTED.labels(self.signal, reason).inc(n)
+        at = np.flatnonzero(drop)
+        # The series of each rejected point: its index among the chunk's series.
+        which = np.searchsorted(np.cumsum(block.counts), at, side="right")
+        first: dict[int, int] = {}
+        for i, point in zip(which.tolist(), at.tolist()):
+            first.setdefault(i, point)
+        if len(self.warned) >= MAX_WARNED:
+            self.warned.clear()
+        for i, point in first.items():
+            labels = block.labels[i]
+            key = label_key(labels)
+            if key in self.warned:
+                continue
+            self.warned.add(key)
+            value = float(block.values[point])
+            why = (
+                "a DCGM blank sentinel (the field has no value) or UINT32_MAX" if blank[point]
+                else f"outside the values a sample in {self.unit or 'its unit'} can take"
+            )
+            log.warning(
+                "signal %s: dropped %r from %s as missing: %s, range %s; fix the exporter, or if such values are real, "
+                "set signals.%s.valid (or dcgm_blanks: false) in the config. Later ones from this series are only counted "
+                "(aiops_samples_rejected_total)",
+                self.signal, value, self.describe(labels), why, self.plausible.describe(), self.signal,
+            )
