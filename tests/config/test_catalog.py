@@ -58,8 +58,12 @@ def _history(path: Path) -> None:
             "modelName": "NVIDIA H100 80GB HBM3", "DCGM_FI_DRIVER_VERSION": "550.54.15"}
     whole = [{**dcgm, "gpu": "0", "UUID": "GPU-whole", "pod": p, "namespace": "ml"} for p in ("llm-a", "llm-b")]
     mig = [{**dcgm, "gpu": "1", "UUID": "GPU-mig", "GPU_I_PROFILE": "3g.40gb", "GPU_I_ID": i} for i in ("1", "2")]
-    family("DCGM_FI_DEV_FB_USED", "gauge", [(lab, 60000.0) for lab in whole] + [(mig[0], 40200.0), (mig[1], 1000.0)])
-    family("DCGM_FI_DEV_FB_FREE", "gauge", [(lab, 20000.0) for lab in whole] + [(mig[0], 248.0), (mig[1], 39448.0)])
+    # Two GPUs whose exporter has no value for one field: DCGM's int64 blank (0x7ffffffffffffff0).
+    blank = [{**dcgm, "gpu": str(i), "UUID": f"GPU-blank-{name}"} for i, name in ((2, "used"), (3, "free"))]
+    family("DCGM_FI_DEV_FB_USED", "gauge", [(lab, 60000.0) for lab in whole] + [(mig[0], 40200.0), (mig[1], 1000.0)]
+           + [(blank[0], float(0x7FFFFFFFFFFFFFF0)), (blank[1], 1000.0)])
+    family("DCGM_FI_DEV_FB_FREE", "gauge", [(lab, 20000.0) for lab in whole] + [(mig[0], 248.0), (mig[1], 39448.0)]
+           + [(blank[0], 79000.0), (blank[1], float(0x7FFFFFFFFFFFFFF0))])
     path.write_text("\n".join(lines) + "\n# EOF\n")
 
 
@@ -126,3 +130,14 @@ def test_a_mig_gpu_s_framebuffer_is_its_fullest_instance_s(prometheus: str) -> N
     got = {entity_of(signal, r["metric"]).name: float(r["value"][1]) for r in resp.json()["data"]["result"]}
     assert got == {"GPU-whole": pytest.approx(0.75), "GPU-mig": pytest.approx(40200 / 40448)}
 
+
+
+def test_a_framebuffer_field_dcgm_has_no_value_for_is_no_ratio(prometheus: str) -> None:
+    """The ratio hides a DCGM blank from the collector's screen (aiops/collect/plausible.py): a
+    blank FB_USED read 2^63 / (2^63 + free) = 1.0, "CUDA out of memory", a critical page for a
+    healthy GPU; a blank FB_FREE read 0. The query leaves such a GPU without a point instead."""
+    signal = DEFAULT_SIGNALS["gpu_memory_usage_ratio"]
+    resp = requests.get(f"{prometheus}/api/v1/query", params={"query": signal.query, "time": AT}, timeout=10)
+    resp.raise_for_status()
+    got = {entity_of(signal, r["metric"]).name: float(r["value"][1]) for r in resp.json()["data"]["result"]}
+    assert not {"GPU-blank-used", "GPU-blank-free"} & set(got), got
