@@ -11,7 +11,7 @@ from collections.abc import Callable
 from typing import Any
 
 from aiops.config.kubelet import KubeletConfig, Threshold
-from aiops.config.signals import FailurePointConfig, SignalConfig
+from aiops.config.signals import DCGM_INT32_BLANKS, FailurePointConfig, SignalConfig
 from aiops.model import EntityKind
 
 _CONTAINER = 'container!="",container!="POD"'
@@ -25,6 +25,13 @@ def _gpu(**fields: Any) -> SignalConfig:
     return SignalConfig(
         entity=EntityKind.GPU, entity_labels={"name": "UUID"}, attribute_labels=["Hostname", "gpu", "modelName"], **fields
     )
+
+
+def _no_blank(metric: str) -> str:
+    """A dcgm-exporter field in MiB without DCGM's blank sentinels (aiops/config/signals.py), for a
+    signal computed from it: a ratio hides them from the collector's range (2^63 / (2^63 + free)
+    is 1.0, a full framebuffer). Every sentinel is at or above the int32 blank, 2 PiB in MiB."""
+    return f"({metric} < {int(DCGM_INT32_BLANKS[0])})"
 
 
 # node-exporter's ``instance`` is the address it was scraped at (10.0.3.7:9100 under
@@ -285,10 +292,12 @@ DEFAULT_SIGNALS: dict[str, SignalConfig] = {
     # Used / total per series, then the fullest per GPU: in MIG mode each GPU instance (GPU_I_ID,
     # same UUID) reports its own framebuffer, and an instance that fills up runs out of memory
     # whatever the others hold. A whole GPU's series (one per pod attached) carry the same values.
+    # A field DCGM has no value for (a blank) leaves the GPU without a point, not at 1.0.
     "gpu_memory_usage_ratio": _gpu(
         query=(
             "max by (Hostname, gpu, UUID, modelName)"
-            " (DCGM_FI_DEV_FB_USED / (DCGM_FI_DEV_FB_USED + DCGM_FI_DEV_FB_FREE))"
+            f" ({_no_blank('DCGM_FI_DEV_FB_USED')}"
+            f" / ({_no_blank('DCGM_FI_DEV_FB_USED')} + {_no_blank('DCGM_FI_DEV_FB_FREE')}))"
         ),
         unit="ratio",
         capacity=1.0,
