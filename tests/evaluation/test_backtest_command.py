@@ -446,3 +446,22 @@ def test_a_folder_not_in_the_smd_layout_is_one_line_and_a_hint(tmp_path: Path, c
         f"error: {tmp_path} has no test/ folder\nhint: --format smd expects DATA/train/, DATA/test/ and DATA/test_label/"
         " with one file per machine (.txt, .txt.gz, .csv): one comma-separated row per time step, no header\n"
     )
+
+
+def test_a_catalog_signal_s_impossible_values_are_gaps_in_its_backtest_as_in_the_daemon(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """With --signal the backtest scores the series the daemon's way, so a sample the collector
+    drops (aiops/collect/plausible.py) is a gap here too; a file without --signal has no unit and
+    is scored as it is."""
+    ts = pd.date_range("2024-01-01", periods=300, freq="1min")
+    values = 50 + np.random.default_rng(1).standard_normal(300)
+    values[200], values[250] = 4294967295.0, 150000.0  # NVIDIA/DCGM#199
+    (tmp_path / "data").mkdir()
+    pd.DataFrame({"timestamp": ts.strftime("%Y-%m-%d %H:%M:%S"), "value": values}).to_csv(tmp_path / "data" / "util.csv", index=False)
+    for flags, out in ((["--detector", "seasonal", "--signal", "gpu_utilization"], "daemon"), (["--detector", "spike"], "plain")):
+        code = main(["backtest", str(tmp_path / "data"), "--out", str(tmp_path / out), "--quiet", "--no-plots", *flags])
+        assert code == 0
+    daemon = pd.read_csv(tmp_path / "daemon" / "util.csv")
+    assert daemon["value"].isna().tolist() == [i in (200, 250) for i in range(300)]
+    assert "2 samples of gpu_utilization outside what it can read" in capsys.readouterr().err
+    plain = pd.read_csv(tmp_path / "plain" / "util.csv")
+    assert plain["value"].iloc[200] == 4294967295.0
