@@ -37,6 +37,7 @@ from tqdm import tqdm
 from aiops import plugins
 from aiops.commands._common import EXIT_DEGRADED, EXIT_OK, add_config_arg, fail
 from aiops.collect.collector import signal_info
+from aiops.collect.plausible import rejected
 from aiops.config import ConfigError, load_config, parse_duration
 from aiops.config.policy import SeverityThresholds
 from aiops.config.signals import SignalConfig
@@ -243,6 +244,27 @@ def _signal_info(args: argparse.Namespace) -> SignalInfo | None:
     return adhoc_signal(args.capacity, base) if args.capacity is not None else base
 
 
+def _as_collected(args: argparse.Namespace, frames: dict[str, pd.DataFrame]) -> dict[str, pd.DataFrame]:
+    """With --signal, the samples the daemon's collector would drop as impossible (the signal's
+    plausible range, aiops/collect/plausible.py) are gaps here too: the backtest scores a catalog
+    signal as the daemon would. Without it a file has no unit, and is scored as it is."""
+    if args.signal is None:
+        return frames
+    plausible = _catalog(args)[args.signal].plausible()  # --signal is in the catalog: _signal_info checked it
+    out = {}
+    for rel, frame in frames.items():
+        values = frame["value"].to_numpy(dtype=np.float64)
+        masks = rejected(values, plausible)
+        if masks is None:
+            out[rel] = frame
+            continue
+        drop = masks[0] | masks[1]
+        print(f"note: {rel}: {int(drop.sum())} samples of {args.signal} outside what it can read ({plausible.describe()}) "
+              "are gaps, as the daemon's collector drops them", file=sys.stderr)
+        out[rel] = frame.assign(value=np.where(drop, np.nan, values))
+    return out
+
+
 def _run_nab(args: argparse.Namespace, params: dict[str, Any]) -> int:
     name = args.detector or DEFAULT_DETECTOR
     make = _scorer(args, name, params)
@@ -252,7 +274,7 @@ def _run_nab(args: argparse.Namespace, params: dict[str, Any]) -> int:
     instants = _instants(args)  # read before the replay so that a bad file fails fast
     progress = not args.quiet
     failed: dict[str, Failure] = {}
-    frames = load_corpus(files, failed=failed)
+    frames = _as_collected(args, load_corpus(files, failed=failed))
     replayed = replay_corpus(frames, make, progress=progress, desc=name, failed=failed)
     write_replayed(replayed, args.out)
     if windows is None:
@@ -609,6 +631,7 @@ def _run_prometheus(args: argparse.Namespace, params: dict[str, Any]) -> int:
     for series in raw:
         rel = f"{_slug(series.labels)}.csv"
         frame = pd.DataFrame({"timestamp": pd.to_datetime(series.timestamps, unit="s", utc=True), "value": series.values})
+        frame = _as_collected(args, {rel: frame})[rel]
         began = time.perf_counter()
         scores = replay_series(make(series.labels), frame, rel)
         replayed[rel] = Replayed(rel, frame.assign(anomaly_score=scores), time.perf_counter() - began)
