@@ -209,7 +209,10 @@ def _has_wall(info: SignalInfo) -> bool:
 
 # A newest value this many times past the failure point is not a measurement of the signal (a
 # broken exporter's 1e300): not "at the failure point". The fit already ignores such values; a
-# value just past the wall (1.002 of a memory limit: cgroup accounting) is at it.
+# value just past the wall (1.002 of a memory limit: cgroup accounting) is at it. The collector
+# drops what a signal's unit rules out (aiops/collect/plausible.py: a ratio past 10) before this
+# detector sees it; this stays for walls in units with no upper bound (an objective in seconds, a
+# user's capacity in bytes or requests) and for frames built without the collector.
 ABSURD_PAST_WALL = 1000.0
 
 

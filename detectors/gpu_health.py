@@ -273,7 +273,10 @@ def _sentence(text: str) -> str:
 
 
 # No GPU die reads past this (they shut down near 100 °C): a higher reading is a broken exporter.
-MAX_CELSIUS = 200.0
+# The catalog's celsius range (aiops/config/signals.py, UNIT_RANGES) has the collector drop such a
+# reading before any detector sees it; this bound, the same, stays for frames built otherwise (a
+# plugin's caller, a test) and for a temperature signal whose range a user widened or unit changed.
+MAX_CELSIUS = 150.0
 
 # dcgm-exporter reads a field as 0 for a scrape or two while it restarts, then (a standalone
 # hostengine keeps it) the held XID again: no longer than this, a run of zeros is that restart.

@@ -255,10 +255,19 @@ def _frame_at(t: np.ndarray, signal: str, values: np.ndarray) -> Frame:
 
 def test_a_temperature_no_gpu_can_have_is_a_broken_reading_not_throttling() -> None:
     """A newest reading of 1e300 °C (a broken exporter or relabelling) was reported as thermal
-    throttling ("at 1000000...°C"): no die reads past 200 °C, so it says nothing about cooling."""
+    throttling ("at 1000000...°C"): no die reads past 150 °C, so it says nothing about cooling."""
     hot = np.full(T.size, 70.0)
     hot[-1] = 1e300
     assert GpuHealth().detect(_frame("gpu_temperature", hot)) == []
     hot[-1] = 95.0
     [throttling] = GpuHealth().detect(_frame("gpu_temperature", hot))
     assert "95 °C" in throttling.evidence.summary
+
+
+def test_the_detector_s_temperature_bound_is_the_catalog_s() -> None:
+    """The collector drops a reading past the catalog's celsius range before the detector sees it;
+    the detector's own bound (for frames built otherwise) says the same, not a second opinion."""
+    from aiops.config.signals import UNIT_RANGES
+    from detectors.gpu_health import MAX_CELSIUS
+
+    assert MAX_CELSIUS == UNIT_RANGES["celsius"][1]
