@@ -43,6 +43,7 @@ __all__ = [
     "AccuracyDrift",
     "CounterReset",
     "CrashLoop",
+    "ExporterGarbage",
     "FilesystemFill",
     "GpuRemappedRows",
     "GpuXid",
@@ -184,6 +185,22 @@ class CounterReset(StrictModel):
     at_before_end: Duration = timedelta(hours=2)
 
 
+class ExporterGarbage(StrictModel):
+    """A healthy GPU whose dcgm-exporter writes values no GPU can have: one DCGM_FI_DEV_GPU_UTIL
+    of 4294967295 (NVIDIA/DCGM#199), and DCGM's blanks for fields it has no value for (the fp64
+    blank 2^47 for the power draw, the int64 "not supported" for the row remap flag) throughout.
+    Nothing is wrong with the GPU: the daemon must neither page nor act (aiops/collect/plausible.py)."""
+
+    kind: Literal["exporter_garbage"] = "exporter_garbage"
+    gpu: Target
+    at_before_end: Duration = timedelta(minutes=10)
+
+
+# DCGM's sentinels as dcgm-exporter writes them (dcgm_fields.h).
+DCGM_FP64_BLANK = 140737488355328.0
+DCGM_INT64_NOT_SUPPORTED = 0x7FFFFFFFFFFFFFF2
+UINT32_MAX = 0xFFFFFFFF
+
 Fault = Annotated[
     MemoryLeak
     | GpuXid
@@ -193,7 +210,8 @@ Fault = Annotated[
     | FilesystemFill
     | CrashLoop
     | OomKill
-    | CounterReset,
+    | CounterReset
+    | ExporterGarbage,
     Field(discriminator="kind"),
 ]
 
@@ -947,6 +965,9 @@ def _gpu_state(ctx: _Context, gpus: Sequence[GpuSpec], rng: np.random.Generator)
 
 def _gpu_metric(kind: str) -> Callable[[_Context, Sequence[GpuSpec], np.random.Generator], np.ndarray]:
     def fn(ctx: _Context, gpus: Sequence[GpuSpec], rng: np.random.Generator) -> np.ndarray:
+        return _garbage(ctx, gpus, kind, measured(ctx, gpus, rng))
+
+    def measured(ctx: _Context, gpus: Sequence[GpuSpec], rng: np.random.Generator) -> np.ndarray:
         # Same latent state for every GPU family: the state RNG depends only on the chunk.
         chunk = int(_hexname(0, *(g.uuid for g in gpus[:1]), length=8), 16)
         state = _gpu_state(ctx, gpus, ctx.rng("gpu-state", chunk))
@@ -978,6 +999,25 @@ def _gpu_metric(kind: str) -> Callable[[_Context, Sequence[GpuSpec], np.random.G
         raise AssertionError(kind)
 
     return fn
+
+
+def _garbage(ctx: _Context, gpus: Sequence[GpuSpec], kind: str, values: np.ndarray) -> np.ndarray:
+    """``values`` of one GPU family with the scenario's :class:`ExporterGarbage` written over them."""
+    faults = ctx.faults_of(ExporterGarbage)
+    if not faults or kind not in ("util", "power", "remap_failure"):
+        return values
+    uuids = [g.uuid for g in gpus]
+    values = np.array(values, dtype=float)
+    for fault in faults:
+        target = ctx.topo.gpu(fault.gpu)
+        if target.uuid not in uuids:
+            continue
+        i = uuids.index(target.uuid)
+        if kind == "util":
+            values[i, ctx.index_at(fault.at_before_end)] = UINT32_MAX
+        else:
+            values[i, :] = DCGM_FP64_BLANK if kind == "power" else float(DCGM_INT64_NOT_SUPPORTED)
+    return values
 
 
 def _gpu_families(ctx: _Context) -> list[_Family]:
@@ -1265,7 +1305,13 @@ def _format_rows(
     """Sample lines, series after series; or, with ``group`` > 1 (a histogram's buckets, count
     and sum), time after time within each group of rows, as OpenMetrics requires."""
     # Formatting dominates generation; tolist() + str concatenation is ~5x faster than np.char.
-    rows = (np.rint(values).astype(np.int64) if decimals is None else np.round(values, decimals)).tolist()
+    if decimals is None:
+        whole = np.rint(values)
+        # Past int64 (DCGM's int64 blanks, about 2^63, as a float): Python's ints, not a wrap to -2^63.
+        rows = [[int(v) for v in row] for row in whole.tolist()] if (np.abs(whole) >= 2.0**63).any() else (
+            whole.astype(np.int64).tolist())
+    else:
+        rows = np.round(values, decimals).tolist()
     heads = [p + " " for p in prefixes]
     if group == 1:
         for head, row in zip(heads, rows, strict=True):

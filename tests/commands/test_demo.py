@@ -34,6 +34,13 @@ def test_demo_reports_findings_with_lead_time_and_changes_nothing() -> None:
     assert not any(d["action"] == "rollback_model" for d in report["decisions"])
     assert all(r["status"] in {"dry_run", "suggested", "observed", "blocked", "deferred"} for r in report["results"])
     assert report["results"], "the demo must show what it would do"
+    # node-0 GPU 0 is healthy under its exporter's impossible values (exporter_garbage): told
+    # nothing, done nothing (its node is evacuated for GPU 1's double-bit ECC errors, not for it).
+    from aiops.demo.synth import Topology, demo_scenario
+
+    healthy = Topology.build(demo_scenario()).gpus[0].uuid
+    assert [f["signal"] for f in report["findings"] if healthy in json.dumps(f)] == []
+    assert [d["action"] for d in report["decisions"] if healthy in json.dumps(d)] == []
 
 
 def test_demo_text_report_is_readable() -> None:

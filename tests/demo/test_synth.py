@@ -15,6 +15,7 @@ from aiops.demo.synth import (
     AccuracyDrift,
     CounterReset,
     CrashLoop,
+    ExporterGarbage,
     ITL_BUCKETS,
     FilesystemFill,
     LatencyRegression,
@@ -311,3 +312,28 @@ def test_accuracy_drift_on_one_replica_leaves_the_others_and_halves_the_conversi
         return next(v[1] for k, v in series_of(t, "business_conversion_rate").items() if model.name in k)
 
     assert conversion(text)[-1] / conversion(base)[-1] == pytest.approx(0.95, abs=0.01)
+
+
+def test_exporter_garbage_writes_what_a_broken_dcgm_exporter_does_on_a_healthy_gpu() -> None:
+    """One GPU utilisation of 4294967295 (NVIDIA/DCGM#199); DCGM's blanks for fields the GPU has
+    no value for: the fp64 blank for the power draw, the int64 "not supported" for the row remap
+    flag, written as the integer Prometheus reads as 2^63 (no wrap to a negative)."""
+    sc = small(faults=[ExporterGarbage(gpu=1, at_before_end=timedelta(minutes=10))])
+    text = render(sc)
+    uuid = Topology.build(sc).gpus[1].uuid
+
+    def of(metric: str) -> tuple[np.ndarray, np.ndarray]:
+        ((ts, vs),) = [v for k, v in series_of(text, metric).items() if uuid in k]
+        return ts, vs
+
+    ts, util = of("DCGM_FI_DEV_GPU_UTIL")
+    assert util[ts == END.timestamp() - 600].tolist() == [4294967295.0]
+    assert ((util >= 0) & (util <= 100)).sum() == len(util) - 1
+    assert set(of("DCGM_FI_DEV_POWER_USAGE")[1].tolist()) == {140737488355328.0}
+    assert set(of("DCGM_FI_DEV_ROW_REMAP_FAILURE")[1].tolist()) == {2.0**63}
+    assert " -9223372036854775808 " not in text
+    # The other GPUs, and this GPU's other fields, are as without the fault.
+    clean = render(small())
+    changed = {line.rsplit(" ", 2)[0] for line in set(text.splitlines()) ^ set(clean.splitlines())}
+    assert changed == {f"{m}{{{k}}}" for m in ("DCGM_FI_DEV_GPU_UTIL", "DCGM_FI_DEV_POWER_USAGE", "DCGM_FI_DEV_ROW_REMAP_FAILURE")
+                       for k in series_of(text, m) if uuid in k}
