@@ -628,10 +628,12 @@ def _run_prometheus(args: argparse.Namespace, params: dict[str, Any]) -> int:
     if not raw:
         return fail(f"the query returned no series between {start:%Y-%m-%d %H:%M} and {end:%Y-%m-%d %H:%M} UTC; check the metric name and the time range")
     replayed: dict[str, Replayed] = {}
+    frames = _as_collected(args, {
+        f"{_slug(s.labels)}.csv": pd.DataFrame({"timestamp": pd.to_datetime(s.timestamps, unit="s", utc=True), "value": s.values})
+        for s in raw})
     for series in raw:
         rel = f"{_slug(series.labels)}.csv"
-        frame = pd.DataFrame({"timestamp": pd.to_datetime(series.timestamps, unit="s", utc=True), "value": series.values})
-        frame = _as_collected(args, {rel: frame})[rel]
+        frame = frames[rel]
         began = time.perf_counter()
         scores = replay_series(make(series.labels), frame, rel)
         replayed[rel] = Replayed(rel, frame.assign(anomaly_score=scores), time.perf_counter() - began)

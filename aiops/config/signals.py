@@ -89,7 +89,7 @@ _RATE_UNIT = re.compile(r"^[a-z_]+/[0-9]*(ms|s|m|h|d)$")
 DCGM_INT32_BLANKS = (float(0x7FFFFFF0), float(0x7FFFFFFF))  # blank, not found, not supported, ...
 UINT32_MAX = float(0xFFFFFFFF)  # a -1 read as unsigned (NVIDIA/DCGM#199)
 # The fp64 blanks start here, and every int64 blank (about 2^63) is above. No GPU quantity reaches
-# it: 2^47 bytes is 128 TiB (the largest GPU holds under 2^38), 2^47 mJ a 1 kW GPU for 4.5 years.
+# it: 2^47 bytes is 128 TiB (the largest GPU holds under 2^39, 512 GiB), 2^47 mJ a 1 kW GPU for 4.5 years.
 # So it is safe for every GPU signal, bytes and energy counters included, where a rule at the
 # int32 blanks (2^31) would clip a framebuffer in bytes (2 GiB) or an energy counter in mJ (36
 # minutes at 1 kW): the int32 blanks are matched exactly instead (16 values of 2^31).
@@ -109,7 +109,7 @@ def unit_range(unit: str) -> tuple[float, float]:
 @dataclass(frozen=True)
 class Plausible:
     """What the collector keeps of a signal's samples: ``low <= v <= high`` and, with ``blanks``,
-    not a DCGM sentinel (:func:`aiops.collect.plausible.screen`)."""
+    not a DCGM sentinel (:func:`aiops.collect.plausible.rejected`)."""
 
     low: float
     high: float
