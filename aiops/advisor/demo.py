@@ -124,12 +124,19 @@ def write_scenario(path: Path, end: datetime, days: int = DAYS, seed: int = 7) -
         pod = f',namespace="{g.namespace}",pod="{g.pod}",container="main"' if g.pod else ""
         return f'{metric}{{gpu="{g.index}",UUID="{g.uuid}",modelName="{A100}",Hostname="{g.node}"{pod}}}'
 
-    family("DCGM_FI_DEV_GPU_UTIL", "gauge", [(gpu_labels("DCGM_FI_DEV_GPU_UTIL", g), np.clip(util[g.uuid], 0, 100)) for g in GPUS])
+    util = {g.uuid: np.clip(util[g.uuid], 0, 100) for g in GPUS}
     used = {g.uuid: np.clip(fb_gib[g.uuid], 0, None) * 1024 for g in GPUS}
+    free = {g.uuid: FB_TOTAL_MIB - used[g.uuid] for g in GPUS}
+    # dcgm-exporter's glitches, as real fleets show them: one utilisation read as UINT32_MAX
+    # (NVIDIA/DCGM#199) on the idle notebook's GPU, and a framebuffer field DCGM could not read
+    # for one scrape, its int32 blank, on the embedder's. Neither may change any advice.
+    util["GPU-a0"][n // 2] = 4294967295.0
+    used["GPU-a1"][n // 3] = 2147483632.0
+    family("DCGM_FI_DEV_GPU_UTIL", "gauge", [(gpu_labels("DCGM_FI_DEV_GPU_UTIL", g), util[g.uuid]) for g in GPUS], "{:.2f}".format)
     family("DCGM_FI_DEV_FB_USED", "gauge", [(gpu_labels("DCGM_FI_DEV_FB_USED", g), used[g.uuid]) for g in GPUS], "{:.0f}".format)
     family(
         "DCGM_FI_DEV_FB_FREE", "gauge",
-        [(gpu_labels("DCGM_FI_DEV_FB_FREE", g), FB_TOTAL_MIB - used[g.uuid]) for g in GPUS], "{:.0f}".format,
+        [(gpu_labels("DCGM_FI_DEV_FB_FREE", g), free[g.uuid]) for g in GPUS], "{:.0f}".format,
     )
 
     hpa = 'namespace="serving",horizontalpodautoscaler="chat"'

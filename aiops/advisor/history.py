@@ -21,6 +21,7 @@ from aiops.collect.decode import RawSeries
 from aiops.collect.prometheus import PrometheusError
 from aiops.config import AiopsConfig
 from aiops.config.advisor import AdvisorConfig
+from aiops.config.signals import DCGM_INT32_BLANKS, unit_range
 from aiops.errors import AiopsError
 from aiops.model import Entity, EntityKind, from_epoch
 
@@ -183,9 +184,16 @@ class HistoryReader:
         # pod/namespace then name the exporter's own pod: the exported_* pair wins when present.
         by = f"Hostname, gpu, UUID, modelName, {ns_l}, {pod_l}, exported_{ns_l}, exported_{pod_l}"
         window = _range(step_s)
-        util = fetch(f"avg by ({by}) (avg_over_time(DCGM_FI_DEV_GPU_UTIL[{window}]))")
-        used = fetch(f"max by ({by}) (max_over_time(DCGM_FI_DEV_FB_USED[{window}]))")
-        total = fetch(f"max by ({by}) (DCGM_FI_DEV_FB_USED + DCGM_FI_DEV_FB_FREE)")
+        # A window holding an impossible sample (a utilisation of UINT32_MAX, a DCGM blank in a
+        # framebuffer field: aiops/config/signals.py) is left out, as the daemon's collector drops
+        # the sample: the sizing must not read a glitch as a full GPU.
+        top, blank = unit_range("percent")[1], f"{DCGM_INT32_BLANKS[0]:.0f}"
+        util = fetch(
+            f"avg by ({by}) (avg_over_time(DCGM_FI_DEV_GPU_UTIL[{window}])"
+            f" and max_over_time(DCGM_FI_DEV_GPU_UTIL[{window}]) <= {top:g})"
+        )
+        used = fetch(f"max by ({by}) (max_over_time(DCGM_FI_DEV_FB_USED[{window}]) < {blank})")
+        total = fetch(f"max by ({by}) ((DCGM_FI_DEV_FB_USED < {blank}) + (DCGM_FI_DEV_FB_FREE < {blank}))")
         # Profiling metrics are off by default in dcgm-exporter; an empty answer is normal.
         sm = fetch(f"100 * avg by ({by}) (avg_over_time(DCGM_FI_PROF_SM_ACTIVE[{window}]))")
 
