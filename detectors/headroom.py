@@ -53,8 +53,7 @@ exact request counts (the replay fixture before 2026-12-05) that was never seen.
 A window too short for today's level (under 30 min of points before ``surge_seconds``, as right
 after a first start) reads today's level as the usual (1.0). The score
 is 0.7 (policy's warning) for a crossing within the horizon, rising to 0.9 as today's excess
-grows; a crossing within policy's critical lead time for demand (``critical_lead_time_by_signal``:
-45 min, the 30 of other forecasts and the time new replicas take to serve) makes it critical, which
+grows; a crossing within policy's ``critical_lead_time`` (30 min) makes it critical there, which
 is what ``serving-capacity`` scales ahead on.
 
 What it does not know. A weekly pattern (Monday over Sunday) reads as an excess: the forecast is

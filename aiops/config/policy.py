@@ -40,14 +40,6 @@ class SeverityThresholds(StrictModel):
     warning: float = Field(default=0.7, ge=0.0, le=1.0)
     critical: float = Field(default=0.9, ge=0.0, le=1.0)
     critical_lead_time: Duration = timedelta(minutes=30)
-    # Signals (fnmatch) whose forecasts turn critical earlier, the first pattern that matches:
-    # where the remedy takes time to work. A demand forecast past the proven peak is answered by
-    # scale_ahead, and new replicas serve only once a GPU node is provisioned (the cluster-
-    # autoscaler: minutes) and the model is pulled and loaded (vLLM, Triton: minutes more): a
-    # quarter of an hour on top of the 30 minutes.
-    critical_lead_time_by_signal: dict[str, Duration] = Field(
-        default_factory=lambda: {"inference_request_rate*": timedelta(minutes=45)}
-    )
     # Signals (fnmatch) whose findings are told as warnings at most, never paged: where the resource
     # runs out the service slows rather than stops, and what slows pages for itself. A full vLLM KV
     # cache preempts and recomputes requests; time to first token and inter-token latency (the
@@ -63,19 +55,6 @@ class SeverityThresholds(StrictModel):
             raise ValueError("warning_at_most holds signal names or fnmatch patterns (e.g. 'inference_kv_*'), "
                              "not empty strings")
         return v
-
-    @field_validator("critical_lead_time_by_signal")
-    @classmethod
-    def _lead_patterns(cls, v: dict[str, timedelta]) -> dict[str, timedelta]:
-        if any(not p.strip() for p in v):
-            raise ValueError("critical_lead_time_by_signal is keyed by signal names or fnmatch patterns "
-                             "(e.g. 'inference_request_rate*: 45m'), not empty strings")
-        return v
-
-    def lead_time_for(self, signal: str) -> timedelta:
-        """How far ahead a forecast of ``signal`` is critical."""
-        return next((lead for p, lead in self.critical_lead_time_by_signal.items() if fnmatchcase(signal, p)),
-                    self.critical_lead_time)
 
     @model_validator(mode="after")
     def _ordered(self) -> SeverityThresholds:
@@ -224,8 +203,7 @@ def default_rules() -> list[PolicyRule]:
             name="serving-capacity",
             # Demand forecast past the load the model's servers have proven (detectors/headroom.py):
             # add replicas before the queue builds, instead of after the latency objective breaks.
-            # Critical when the crossing is 45 min away or nearer (severity.critical_lead_time_by_signal:
-            # new replicas take time to serve), or when demand runs twice its usual.
+            # Critical when the crossing is 30 min away or nearer (or demand runs twice its usual).
             detector="headroom",
             signal="inference_request_rate*",
             entity_kind="model",

@@ -70,7 +70,7 @@ class Policy:
         else:
             severity = Severity.INFO
         lead = finding.lead_time
-        if severity is Severity.WARNING and (finding.confirmed or (lead is not None and lead <= t.lead_time_for(finding.signal))):
+        if severity is Severity.WARNING and (finding.confirmed or (lead is not None and lead <= t.critical_lead_time)):
             # An imminent or already-observed failure outranks its raw score.
             severity = Severity.CRITICAL
         if severity is Severity.CRITICAL and any(fnmatchcase(finding.signal, p) for p in t.warning_at_most):

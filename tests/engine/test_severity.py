@@ -42,21 +42,3 @@ def test_which_signals_page_at_most_a_warning_is_the_users_setting() -> None:
 def test_a_pattern_that_is_not_a_signal_name_is_refused() -> None:
     with pytest.raises(ValidationError, match="warning_at_most"):
         SeverityThresholds(warning_at_most=[""])
-
-
-def _demand(signal: str, score: float, lead: timedelta) -> Finding:
-    return Finding("headroom", signal, Entity("model", "resnet50", "vision"), score, NOW,
-                   Evidence("demand heading past the proven peak"), predicted_failure_at=NOW + lead)
-
-
-@pytest.mark.parametrize("signal", ["inference_request_rate", "inference_request_rate_triton"])
-def test_a_capacity_forecast_is_critical_early_enough_for_new_replicas_to_start(signal: str) -> None:
-    # Scaling ahead helps only if the new replicas serve before demand passes the proven peak: a
-    # GPU node to provision and a model to load take a quarter of an hour, so a demand forecast is
-    # critical (scale_ahead) 45 min ahead, where a memory forecast is at 30.
-    graded = Policy(PolicyConfig(), Mode.AUTO).grade
-    assert graded(_demand(signal, 0.72, timedelta(minutes=40))).severity is Severity.CRITICAL
-    assert graded(_demand(signal, 0.72, timedelta(minutes=50))).severity is Severity.WARNING
-    assert graded(_forecast("pod_memory_usage_ratio", 0.72, timedelta(minutes=40))).severity is Severity.WARNING
-    later = PolicyConfig(severity=SeverityThresholds(critical_lead_time_by_signal={}))
-    assert Policy(later, Mode.AUTO).grade(_demand(signal, 0.72, timedelta(minutes=40))).severity is Severity.WARNING
