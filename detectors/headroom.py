@@ -90,7 +90,7 @@ from aiops.model import Finding, Frame, Series, SignalInfo, from_epoch
 from aiops.plugins import DetectorParams, HistoryWanted
 from detectors._daily import BIN_SECONDS, BINS_PER_DAY, DAY_SECONDS, DailyMaxima
 from detectors._isolation import isolated
-from detectors._univariate import UnivariateDetector, by_signal, fmt_duration
+from detectors._univariate import UnivariateDetector, by_signal, fmt_duration, typical_step
 
 # The request-rate signal of each runtime in the catalog.
 DEMAND_SIGNALS = ("inference_request_rate", "inference_request_rate_triton", "inference_request_rate_torchserve")
@@ -294,13 +294,14 @@ def _today(
 
 
 def _lag_one(t: np.ndarray, x: np.ndarray) -> float:
-    """The lag-one correlation of ``x`` over pairs one step apart (within half of the median
-    interval), in [0, 1): how much of each point its neighbour already holds. 0 under
-    MIN_LAG_PAIRS pairs; a negative one (no rate window makes neighbours disagree) counts as none."""
+    """The lag-one correlation of ``x`` over pairs one step apart (within half of the series'
+    typical step: gaps only lengthen intervals, so a median of them can be two steps), in [0, 1):
+    how much of each point its neighbour already holds. 0 under MIN_LAG_PAIRS pairs; a negative
+    one (no rate window makes neighbours disagree) counts as none."""
     if t.shape[0] < 2:
         return 0.0
     dt = np.diff(t)
-    step = float(np.median(dt))
+    step = typical_step(t)
     pairs = np.flatnonzero(np.abs(dt - step) <= 0.5 * step)
     if pairs.shape[0] < MIN_LAG_PAIRS:
         return 0.0

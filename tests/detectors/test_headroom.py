@@ -7,6 +7,7 @@ from datetime import timedelta
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 from aiops.config.policy import PolicyConfig
 from aiops.engine.decide import Policy
@@ -288,3 +289,22 @@ def test_median_of_days_is_numpy_s_nanmedian_float_for_float() -> None:
             warnings.simplefilter("ignore", RuntimeWarning)
             expected = np.nanmedian(held, axis=0)
         np.testing.assert_array_equal(median_of_days(held), expected)
+
+
+def test_the_lag_one_correlation_pairs_points_one_scrape_apart_when_most_scrapes_are_missing() -> None:
+    # A rough exporter misses more than half of its scrapes: the median interval is two steps, and
+    # pairing points "one median apart" measured the correlation two steps apart (0.64 for 0.8).
+    from detectors.headroom import _lag_one
+
+    rng = np.random.default_rng(3)
+    n, rho = 4000, 0.8
+    x = np.zeros(n)
+    for i in range(1, n):
+        x[i] = rho * x[i - 1] + rng.standard_normal()
+    t = np.arange(n) * 60.0
+    keep = np.ones(n, bool)
+    keep[1::3] = False  # two of every three intervals are one step, ... then
+    keep[2::6] = False  # ... more than half of them two or three steps: the median is 120 s
+    tk, xk = t[keep], x[keep]
+    assert np.median(np.diff(tk)) > 60
+    assert _lag_one(tk, xk) == pytest.approx(rho, abs=0.05)
