@@ -291,13 +291,17 @@ class LeaseElector:
         assert lease is not None
         try:
             if how == "create":
-                self.api.create_namespaced_lease(
+                resp: Any = self.api.create_namespaced_lease(
                     self.namespace, lease, _preload_content=False, _request_timeout=self.timeout
                 )
             else:
-                self.api.replace_namespaced_lease(
+                resp = self.api.replace_namespaced_lease(
                     self.name, self.namespace, lease, _preload_content=False, _request_timeout=self.timeout
                 )
+            # Read the answer to its end: an unread raw response keeps its connection out of the
+            # client's pool, so every write left a connection behind and every round opened new
+            # ones (a TCP and TLS handshake per Lease per round, in bursts of the shard workers).
+            resp.read()
         except Exception as exc:
             err = classify(exc, f"{how} lease {self.namespace}/{self.name}")
             if err.status == 409:

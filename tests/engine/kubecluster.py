@@ -52,6 +52,12 @@ def seed_workload(
     return names
 
 
+def connections_opened(api: Any) -> int:
+    """Connections a ``kubernetes`` ApiClient has opened so far (urllib3 counts them per host pool)."""
+    pools = api.rest_client.pool_manager.pools
+    return sum(pools[key].num_connections for key in pools.keys())
+
+
 @pytest.fixture
 def server() -> Iterator[KubeApiServer]:
     with KubeApiServer([make_node(f"gpu-{i}", gpus=8) for i in range(1, 5)], cluster_role=CLUSTER_ROLE) as srv:

@@ -17,7 +17,15 @@ from aiops.model import ActionStatus, Entity
 from aiops.state import Store
 from aiops.testing.kubeapi import ADMIN_TOKEN, SA_TOKEN, KubeApiServer
 from aiops.testing.kubeapi_objects import make_pod
-from tests.engine.kubecluster import NOW, decision, finding, logged, make_config, seed_workload
+from tests.engine.kubecluster import (
+    NOW,
+    connections_opened,
+    decision,
+    finding,
+    logged,
+    make_config,
+    seed_workload,
+)
 
 
 class Clock:
@@ -71,6 +79,19 @@ def test_a_new_term_begins_only_when_another_replica_held_the_lease_in_between(s
     restarted = elector(server, "a")
     assert restarted.try_acquire_or_renew() and restarted.term == 0  # our own hand-back, on restart
     assert restarted.held_terms() == {0: 0}
+
+
+def test_lease_rounds_reuse_the_clients_connection(server: KubeApiServer) -> None:
+    """The Lease writes are raw responses (``_preload_content=False``); left unread, each kept its
+    connection out of the client's pool, so every renewal opened a new TCP and TLS connection. A
+    round of shard Leases opened one per Lease at once: a burst that overflowed the API server's
+    accept queue, and the connect that waited a second for its SYN to be resent made a renewal
+    late enough to let its Lease lapse (test_each_shard_lease_is_renewed_within_its_own_deadline_on_a_slow_api)."""
+    a = elector(server, "a")
+    for _ in range(5):
+        assert a.try_acquire_or_renew()
+    a.release()
+    assert connections_opened(a.api.api_client) == 1
 
 
 def test_conflict_on_replace_means_lost_the_race(server: KubeApiServer) -> None:

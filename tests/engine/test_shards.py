@@ -14,13 +14,15 @@ from datetime import UTC, datetime
 
 import numpy as np
 import pytest
+from kubernetes import client
 
 from aiops.config import ConfigError, parse_config
 from aiops.config.safety import SHARD_SPLIT_BUDGETS
 from aiops.engine.facts import ClusterFacts
-from aiops.engine.shards import SHARED_SIGNALS, ShardLeases, budget_share, shard_of, shares
+from aiops.engine.shards import _LEASE_WORKERS, SHARED_SIGNALS, ShardLeases, budget_share, shard_of, shares
 from aiops.model import Entity, Frame, Series, SignalInfo
 from aiops.testing.kubeapi import ADMIN_TOKEN, KubeApiServer
+from tests.engine.kubecluster import connections_opened
 
 LEASE, RENEW, RETRY = 15.0, 10.0, 2.0
 
@@ -130,6 +132,26 @@ def test_each_shard_lease_is_renewed_within_its_own_deadline_on_a_slow_api(serve
         assert [h for h in held_throughout(3.0) if len(h - {5}) != shards - 1] == []
     finally:
         leases.stop(release=True)
+
+
+def test_shard_rounds_reuse_the_clients_connections(server: KubeApiServer) -> None:
+    """Each round renews every shard Lease side by side: with the Lease writes' answers left unread
+    every round opened a new connection per Lease, in bursts of the pool's workers. Read to their
+    end, the connections go back to the client's pool and the rounds reuse them."""
+    config = server.configuration(ADMIN_TOKEN)
+    config.connection_pool_maxsize = 10  # the client's default is 5 per CPU: the same on every machine
+    api = client.ApiClient(config)
+    clock = Clock()
+    a = ShardLeases(api, namespace="aiops", prefix="aiops-shard", shards=16, identity="a", lease_duration=LEASE,
+                    renew_deadline=RENEW, retry_period=RETRY, clock=clock)
+    try:
+        for _ in range(4):
+            a.round()
+            clock.t += RETRY
+        assert a.held() == set(range(16))
+        assert connections_opened(api) <= _LEASE_WORKERS + 1  # the pool's workers, and the round's own thread
+    finally:
+        a.stop(release=True)
 
 
 def test_a_clean_stop_hands_shards_over_at_once(server: KubeApiServer) -> None:
