@@ -59,8 +59,8 @@ log = logging.getLogger(__name__)
 # without the node, hashes by the pod's name); it holds only the finished pods.
 # Findings on these series still belong to their entity's shard alone.
 SHARED_SIGNALS = frozenset({"pod_info", "pod_starting", "pod_finished"})
-# Shard Lease requests in flight at once: below the client's connection pool (10), which the
-# member Lease and the listing share between rounds.
+# Lease requests in flight at once (the shards' and the membership's, :meth:`ShardLeases.round`):
+# below the client's connection pool (10).
 _LEASE_WORKERS = 8
 
 
@@ -130,6 +130,7 @@ class ShardLeases:
         self._lock = threading.Lock()
         self._pool: ThreadPoolExecutor | None = None  # the shard Leases' requests (:meth:`_each`)
         self._pending: dict[int, Future[bool]] = {}  # shard -> its request still on the wire
+        self._membership: Future[int] | None = None  # our member Lease and the live count, on the wire
         self._rounds = RenewLoop(self.round, period=retry_period, name="aiops-shards", what="shard round")
         self.last_error: KubeApiError | None = None
 
@@ -232,33 +233,51 @@ class ShardLeases:
         after another: a serial round of 64 shards at 80 ms a request outlasted the renew
         deadline, so the Leases renewed first lapsed before it ended, and one hanging request held
         up every Lease behind it. Each Lease's validity counts from the start of its own request,
-        so each is judged against its own deadline (:meth:`LeaseElector.is_leader`)."""
+        so each is judged against its own deadline (:meth:`LeaseElector.is_leader`).
+
+        The membership (our member Lease and the count of live replicas) runs beside them: it only
+        sizes our share, so while it is late or failing we keep what we hold and take nothing new;
+        waited for first, one hanging request of it let every shard we held lapse."""
         with self._lock:
-            try:
-                self.member.try_acquire_or_renew()
-                cap = math.ceil(self.shards / self.live_replicas())
-            except KubeApiError as exc:
-                self.last_error = exc
-                log.warning("shard round failed", extra={"error": str(exc)})
-                cap = len(self.held())  # keep what we hold until its deadline; take nothing new
-            else:
-                self.last_error = None
+            started = time.monotonic()
+            pool = self._workers()
+            if self._membership is None or self._membership.done():
+                self._membership = pool.submit(self._count_replicas)
+            membership = self._membership
             held = sorted(self.held())
-            for i in held[cap:]:
+            order = [(self._offset + k) % self.shards for k in range(self.shards)]
+            # Renew ours; observe the others always (expiry is judged from our own observations).
+            others = [i for i in order if i not in held]
+            self._each([*held, *others], lambda i: self.leases[i].try_acquire_or_renew(acquire=i in held))
+            wait([membership], timeout=max(0.0, self.retry_period - (time.monotonic() - started)))
+            cap = self._cap(membership)
+            for i in sorted(self.held())[cap:]:
                 if i in self._pending:
                     continue  # its renewal is still on the wire: handed back next round
                 # Too many for our share now that more replicas run: hand back (taken at once).
                 log.info("handing shard back", extra={"shard": i, "cap": cap})
                 self.leases[i].release()
-            keep = set(held[:cap])
-            order = [(self._offset + k) % self.shards for k in range(self.shards)]
-            # Renew ours; observe the others always (expiry is judged from our own observations).
-            others = [i for i in order if i not in held]
-            self._each([*keep, *others], lambda i: self.leases[i].try_acquire_or_renew(acquire=i in keep))
             room = cap - len(self.held())
             free = [i for i in others if i not in self._pending and self.leases[i].available][: max(0, room)]
             self._each(free, self._take)
             return self.held()
+
+    def _count_replicas(self) -> int:
+        self.member.try_acquire_or_renew()
+        return self.live_replicas()
+
+    def _cap(self, membership: Future[int]) -> int:
+        """Our share, ceil(shards / live replicas); what we hold while the membership is late or failed."""
+        if not membership.done():
+            log.warning("shard membership round still waiting on the API server; keeping the shards held")
+            return len(self.held())
+        exc = membership.exception()
+        if exc is None:
+            self.last_error = None
+            return math.ceil(self.shards / membership.result())
+        self.last_error = exc if isinstance(exc, KubeApiError) else classify(exc, "renew the member Lease")
+        log.warning("shard round failed", extra={"error": str(self.last_error)})
+        return len(self.held())  # keep what we hold until its deadline; take nothing new
 
     def _take(self, shard: int) -> bool:
         took = self.leases[shard].try_acquire_or_renew()
@@ -270,13 +289,17 @@ class ShardLeases:
         """``step`` for each shard, :data:`_LEASE_WORKERS` at a time, waiting at most one retry
         period: a request that hangs costs its own Lease only (which lapses at its own deadline
         if it must), and that Lease is skipped until its request ends."""
-        if self._pool is None:
-            self._pool = ThreadPoolExecutor(_LEASE_WORKERS, thread_name_prefix="aiops-shard-lease")
+        pool = self._workers()
         self._reap()
-        started = {i: self._pool.submit(step, i) for i in shards if i not in self._pending}
+        started = {i: pool.submit(step, i) for i in shards if i not in self._pending}
         self._pending.update(started)
         wait(started.values(), timeout=self.retry_period)
         self._reap()
+
+    def _workers(self) -> ThreadPoolExecutor:
+        if self._pool is None:
+            self._pool = ThreadPoolExecutor(_LEASE_WORKERS, thread_name_prefix="aiops-shard-lease")
+        return self._pool
 
     def _reap(self) -> None:
         """Forget the requests that ended; one that crashed is logged (the others go on)."""
@@ -296,6 +319,6 @@ class ShardLeases:
         with self._lock:
             if self._pool is not None:
                 self._pool.shutdown(wait=True, cancel_futures=True)  # no renewal after the release
-                self._pool, self._pending = None, {}
+                self._pool, self._pending, self._membership = None, {}, None
             for e in [*self.leases, self.member]:
                 e.stop(release=release)

@@ -134,6 +134,39 @@ def test_each_shard_lease_is_renewed_within_its_own_deadline_on_a_slow_api(serve
         leases.stop(release=True)
 
 
+@pytest.mark.slow  # real time: a member Lease request that hangs longer than the renew deadline
+@pytest.mark.parametrize(
+    "stalled",
+    [pytest.param(r"leases/aiops-shard-member-a$", id="member-lease"), pytest.param(r"namespaces/aiops/leases$", id="listing")],
+)
+def test_a_stalled_membership_request_does_not_hold_up_the_shard_leases(server: KubeApiServer, stalled: str) -> None:
+    """The member Lease and the listing of members only size the replica's share. Renewed before
+    the shard Leases, in the same round, one of them hanging past the renew deadline made every
+    shard the replica held lapse: it stopped acting for want of a request that decides nothing
+    about the shards it already holds."""
+    import time
+
+    shards = 4
+    leases = ShardLeases(
+        server.api_client(ADMIN_TOKEN), namespace="aiops", prefix="aiops-shard", shards=shards, identity="a",
+        lease_duration=3.0, renew_deadline=2.0, retry_period=0.5, timeout=(1.0, 4.0),
+    )
+    leases.start()
+    try:
+        taken = time.monotonic() + 5.0
+        while len(leases.held()) < shards and time.monotonic() < taken:
+            time.sleep(0.05)
+        assert leases.held() == set(range(shards))
+        server.hang_next(2, method="GET", path=stalled, seconds=3.0)  # 6 s stalled, three deadlines
+        seen, until = [], time.monotonic() + 7.0
+        while time.monotonic() < until:
+            seen.append(leases.held())
+            time.sleep(0.05)
+        assert [h for h in seen if len(h) != shards] == []  # held throughout
+    finally:
+        leases.stop(release=True)
+
+
 def test_shard_rounds_reuse_the_clients_connections(server: KubeApiServer) -> None:
     """Each round renews every shard Lease side by side: with the Lease writes' answers left unread
     every round opened a new connection per Lease, in bursts of the pool's workers. Read to their
