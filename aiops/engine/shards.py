@@ -18,6 +18,13 @@ client-go rule of :class:`~aiops.engine.leader.LeaseElector`, so clock skew cann
 holders). A holder that cannot renew within ``renew_deadline`` stops at once, before anyone may
 take over: a shard has at most one acting replica at any time.
 
+One round (:meth:`ShardLeases.round`, a ``retry_period`` after the last one ended) renews the
+shard Leases side by side (:data:`_LEASE_WORKERS` requests at a time, waiting at most one retry
+period for them), and the member Lease and the listing of the members beside them, in the same
+workers, not before them: the membership only sizes the share, so while it is late or failing the
+replica keeps what it holds and takes nothing new, and no request of it holds up a shard Lease.
+The workers keep their connections between rounds (:meth:`~aiops.engine.leader.LeaseElector._write`).
+
 Global safety budgets stay global by a split that provably sums to the global figure
 (:func:`budget_share`): shard ``i`` of N may spend ``floor(B / N) + (1 if i < B mod N)`` of a
 budget ``B``; actions are booked with their shard, and a new holder counts the previous holder's
@@ -60,7 +67,8 @@ log = logging.getLogger(__name__)
 # Findings on these series still belong to their entity's shard alone.
 SHARED_SIGNALS = frozenset({"pod_info", "pod_starting", "pod_finished"})
 # Lease requests in flight at once (the shards' and the membership's, :meth:`ShardLeases.round`):
-# below the client's connection pool (10).
+# within the client's connection pool (10 here: urllib3 keeps 5 per CPU by default), so each worker
+# keeps its connection from round to round instead of opening a new one.
 _LEASE_WORKERS = 8
 
 
