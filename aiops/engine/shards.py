@@ -22,8 +22,9 @@ One round (:meth:`ShardLeases.round`, a ``retry_period`` after the last one ende
 shard Leases side by side (:data:`_LEASE_WORKERS` requests at a time, waiting at most one retry
 period for them), and the member Lease and the listing of the members beside them, in the same
 workers, not before them: the membership only sizes the share, so while it is late or failing the
-replica keeps what it holds and takes nothing new, and no request of it holds up a shard Lease.
-The workers keep their connections between rounds (:meth:`~aiops.engine.leader.LeaseElector._write`).
+replica keeps what it holds and takes nothing new, and no request of it holds up a shard Lease (an
+answer that comes after its round stopped waiting sizes the next round's share). The workers keep
+their connections between rounds (:meth:`~aiops.engine.leader.LeaseElector._write`).
 
 Global safety budgets stay global by a split that provably sums to the global figure
 (:func:`budget_share`): shard ``i`` of N may spend ``floor(B / N) + (1 if i < B mod N)`` of a
@@ -138,7 +139,8 @@ class ShardLeases:
         self._lock = threading.Lock()
         self._pool: ThreadPoolExecutor | None = None  # the shard Leases' requests (:meth:`_each`)
         self._pending: dict[int, Future[bool]] = {}  # shard -> its request still on the wire
-        self._membership: Future[int] | None = None  # our member Lease and the live count, on the wire
+        self._membership: Future[int] | None = None  # our member Lease and the live count, the last asked
+        self._membership_used = False  # whether a round took its share from that answer already
         self._rounds = RenewLoop(self.round, period=retry_period, name="aiops-shards", what="shard round")
         self.last_error: KubeApiError | None = None
 
@@ -245,20 +247,28 @@ class ShardLeases:
 
         The membership (our member Lease and the count of live replicas) runs beside them: it only
         sizes our share, so while it is late or failing we keep what we hold and take nothing new;
-        waited for first, one hanging request of it let every shard we held lapse."""
+        waited for first, one hanging request of it let every shard we held lapse. An answer that
+        comes after its round stopped waiting sizes the next round's share (asked anew, it was
+        thrown away: on an API slow enough, every one of them was)."""
         with self._lock:
             started = time.monotonic()
             pool = self._workers()
-            if self._membership is None or self._membership.done():
-                self._membership = pool.submit(self._count_replicas)
-            membership = self._membership
+            last = self._membership
+            # An answer no round has used yet: it came after its round's wait.
+            unused = last if last is not None and last.done() and not self._membership_used else None
+            membership = last if last is not None and not last.done() else pool.submit(self._count_replicas)
+            if membership is not last:
+                self._membership, self._membership_used = membership, False
             held = sorted(self.held())
             order = [(self._offset + k) % self.shards for k in range(self.shards)]
             # Renew ours; observe the others always (expiry is judged from our own observations).
             others = [i for i in order if i not in held]
             self._each([*held, *others], lambda i: self.leases[i].try_acquire_or_renew(acquire=i in held))
             wait([membership], timeout=max(0.0, self.retry_period - (time.monotonic() - started)))
-            cap = self._cap(membership)
+            answer = membership if membership.done() else unused
+            if answer is membership:
+                self._membership_used = True
+            cap = self._cap(answer)
             for i in sorted(self.held())[cap:]:
                 if i in self._pending:
                     continue  # its renewal is still on the wire: handed back next round
@@ -274,9 +284,10 @@ class ShardLeases:
         self.member.try_acquire_or_renew()
         return self.live_replicas()
 
-    def _cap(self, membership: Future[int]) -> int:
-        """Our share, ceil(shards / live replicas); what we hold while the membership is late or failed."""
-        if not membership.done():
+    def _cap(self, membership: Future[int] | None) -> int:
+        """Our share, ceil(shards / live replicas), from the membership's answer; what we hold while
+        it is late (``None``) or failed."""
+        if membership is None:
             log.warning("shard membership round still waiting on the API server; keeping the shards held")
             return len(self.held())
         exc = membership.exception()
@@ -327,6 +338,6 @@ class ShardLeases:
         with self._lock:
             if self._pool is not None:
                 self._pool.shutdown(wait=True, cancel_futures=True)  # no renewal after the release
-                self._pool, self._pending, self._membership = None, {}, None
+                self._pool, self._pending, self._membership, self._membership_used = None, {}, None, False
             for e in [*self.leases, self.member]:
                 e.stop(release=release)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 from collections import Counter
+from collections.abc import Callable
 from datetime import UTC, datetime
 
 import numpy as np
@@ -165,6 +166,40 @@ def test_a_stalled_membership_request_does_not_hold_up_the_shard_leases(server: 
         assert [h for h in seen if len(h) != shards] == []  # held throughout
     finally:
         leases.stop(release=True)
+
+
+@pytest.mark.slow  # real time: the listing of members answers after the round stopped waiting for it
+def test_a_membership_answer_that_comes_after_its_rounds_wait_is_used_by_the_next_round(server: KubeApiServer) -> None:
+    """A round waits one retry period for the membership, then keeps what it holds. An answer that
+    came after that wait (here every one: the listing takes 0.7 s, the wait 0.5 s and the pause
+    between rounds 0.5 s) was thrown away by the next round, which asked anew: the count of
+    replicas was never used, so a replica joining got no shard and the one holding all of them
+    never handed any back."""
+    import time
+
+    def replica_(identity: str) -> ShardLeases:
+        return ShardLeases(
+            server.api_client(ADMIN_TOKEN), namespace="aiops", prefix="aiops-shard", shards=4, identity=identity,
+            lease_duration=3.0, renew_deadline=2.0, retry_period=0.5, timeout=(1.0, 4.0),
+        )
+
+    def until(done: Callable[[], bool], seconds: float) -> bool:
+        deadline = time.monotonic() + seconds
+        while not done() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        return done()
+
+    a, b = replica_("a"), replica_("b")
+    a.start()
+    try:
+        assert until(lambda: a.held() == {0, 1, 2, 3}, 5.0)
+        server.slow_down(0.7, method="GET", path=r"namespaces/aiops/leases$")  # the listing of members
+        b.start()
+        assert until(lambda: len(a.held()) == len(b.held()) == 2, 8.0), (a.held(), b.held())
+        assert not a.held() & b.held()
+    finally:
+        b.stop(release=True)
+        a.stop(release=True)
 
 
 def test_shard_rounds_reuse_the_clients_connections(server: KubeApiServer) -> None:
