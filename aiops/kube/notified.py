@@ -80,7 +80,9 @@ class ClusterNotifyLedger:
                 "count": 1,
             }
             try:
-                core.create_namespaced_event(self.namespace, k8s.CoreV1Event.model_validate(body),
-                                             _preload_content=False, _request_timeout=self.timeout)
+                resp: Any = core.create_namespaced_event(self.namespace, k8s.CoreV1Event.model_validate(body),
+                                                         _preload_content=False, _request_timeout=self.timeout)
+                # Read to its end: an unread raw response keeps its connection out of the pool.
+                resp.read()
             except Exception as exc:
                 raise classify(exc, f"create event in {self.namespace}") from None
