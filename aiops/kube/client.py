@@ -10,6 +10,10 @@ from aiops.config.kube import KubernetesConfig
 from aiops.errors import PermanentError
 
 
+# Connections the client keeps per API server: the shard Lease workers and the cycle's calls at once.
+MIN_POOL_CONNECTIONS = 16
+
+
 class KubeConfigError(PermanentError):
     """The cluster credentials cannot be loaded; the message says what to fix."""
 
@@ -38,6 +42,9 @@ def build_api_client(config: KubernetesConfig) -> k8s.ApiClient:
             "running in a pod, or kubernetes.kubeconfig (and context) to a readable kubeconfig."
         ) from None
     configuration.retries = 0
+    # urllib3 keeps 5 connections per CPU: on a 1-CPU pod fewer than the shard Lease workers (8)
+    # and the cycle's own calls, and a connection that does not fit is closed after each request.
+    configuration.connection_pool_maxsize = max(configuration.connection_pool_maxsize, MIN_POOL_CONNECTIONS)
     return k8s.ApiClient(configuration)
 
 

@@ -35,3 +35,18 @@ def test_unreadable_credentials_say_what_to_do(tmp_path: Path) -> None:
 def test_leader_timings_are_validated() -> None:
     with pytest.raises(ConfigError, match="retry_period < renew_deadline < lease_duration"):
         parse_config({"kubernetes": {"leader_election": {"lease_duration": "5s", "renew_deadline": "10s"}}})
+
+
+def test_the_connection_pool_holds_every_shard_worker_on_a_one_cpu_host(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    # urllib3 keeps 5 connections per CPU by default: on a 1-CPU pod fewer than the shard Lease
+    # workers, so each round threw connections away and opened them again (a TLS handshake each).
+    from aiops.engine.shards import _LEASE_WORKERS
+    from aiops.testing.kubeapi import KubeApiServer
+
+    monkeypatch.setattr("multiprocessing.cpu_count", lambda: 1)
+    with KubeApiServer([]) as server:
+        kubeconfig = server.write_kubeconfig(tmp_path / "kc")
+        api = build_api_client(KubernetesConfig(enabled=True, in_cluster=False, kubeconfig=kubeconfig))
+    assert api.configuration.connection_pool_maxsize > _LEASE_WORKERS
