@@ -1118,6 +1118,24 @@ def aiops_self() -> Json:
                 unit="reqps",
                 min=0,
             ),
+            Panel(
+                "timeseries",
+                "Samples dropped as impossible, by signal",
+                [
+                    target(
+                        f"max by (signal, reason) (increase(aiops_samples_rejected_total{{{inst}}}[$__rate_interval]))",
+                        "{{signal}} {{reason}}",
+                    )
+                ],
+                width=24,
+                unit="short",
+                min=0,
+                description="Samples no instrument can read, dropped as missing before any detector sees them: "
+                "out_of_range (outside the signal's valid range, e.g. a GPU utilisation of 4294967295) or sentinel "
+                "(a DCGM blank: a field the GPU does not support reads so on every scrape). A steady sentinel line "
+                "is an unsupported field; a new one or out_of_range is an exporter to look at (the daemon's log "
+                "names the series). Replicas collapsed with max.",
+            ),
             Row("Findings and predictions"),
             Panel(
                 "timeseries",
