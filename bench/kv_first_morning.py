@@ -1,8 +1,10 @@
 """The KV-cache page on ap-autoscale's first morning (issue 16): when it comes, and what follows it.
 
-``bench/replay_cluster.py --profile ap-autoscale`` reports one page outside incidents: the
+``bench/replay_cluster.py --profile ap-autoscale`` reported one page outside incidents: the
 exhaustion forecast of ``inference_kv_cache_usage`` on gemma-2-9b's base replica, on the first
-morning only. This script rebuilds the replay's fixture (same spec, so the same noise), takes that
+morning only. Since 43d1fa1 the KV cache is told as a warning at most (``policy.severity.
+warning_at_most``: a full KV cache slows vLLM, its objectives page), so the forecast no longer
+pages; the ``held`` column is still what the daemon grades, short of the policy's cap. This script rebuilds the replay's fixture (same spec, so the same noise), takes that
 replica's KV-cache gauge and prints, minute by minute around each morning's ramp (UTC and the
 cluster's local time):
 
