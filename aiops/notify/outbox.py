@@ -193,23 +193,22 @@ class Outbox:
             (SUPERSEDED, t, reason, channel, key, PENDING),
         )
 
-    def in_batch(self, channel: str, key: str) -> bool:
-        """Whether a row that speaks for condition ``key`` (its own, or a storm summary grouping it)
-        is in a batch already (being sent, or an interrupted batch to be resent): it may have
-        arrived, and it cannot be withdrawn."""
+    def keys_in_batch(self, channel: str) -> frozenset[str]:
+        """The conditions that rows in a batch already speak for (their own keys, and those a storm
+        summary groups): being sent, or an interrupted batch to be resent. They may have arrived,
+        and cannot be withdrawn."""
         rows = self.store.query(
             "SELECT key, notification FROM notify_outbox WHERE channel = ? AND state IN (?, ?) AND batch_id IS NOT NULL",
             (channel, PENDING, SENDING),
         )
+        keys: set[str] = set()
         for r in rows:
-            if r["key"] == key:
-                return True
+            keys.add(r["key"])
             try:
-                if key in notification_from_json(r["notification"]).condition_keys:
-                    return True
+                keys.update(notification_from_json(r["notification"]).condition_keys)
             except (ValueError, KeyError, TypeError):
                 continue  # damaged: _claim fails it
-        return False
+        return frozenset(keys)
 
     def waiting(self, channel: str, key_prefix: str) -> list[Notification]:
         """The notifications on ``channel`` whose key starts with ``key_prefix`` that still wait

@@ -28,6 +28,7 @@ def resolve(
 ) -> list[tuple[str, str]]:
     """A condition told before and absent now is resolved; returns the (channel, key) rows to close."""
     resolved_keys: list[tuple[str, str]] = []
+    in_batch: dict[str, frozenset[str]] = {}  # per channel, read once a pass and only when asked
     for (channel, key), prior in ledger.items():
         if not (prior.active and prior.resolvable) or (channel, key) in batch.seen or channel not in notifiers:
             continue
@@ -35,9 +36,12 @@ def resolve(
         # Nobody was told (the channel was down the whole time): a "cleared" would be news of something
         # never seen, and the waiting firing message would be news of something over. Neither is sent;
         # a message already in a batch may have arrived, so that one is resolved as usual.
-        if not prior.delivered and not batch.outbox.in_batch(channel, key):
-            batch.withdrawn.append((channel, key))
-            continue
+        if not prior.delivered:
+            if channel not in in_batch:
+                in_batch[channel] = batch.outbox.keys_in_batch(channel)
+            if key not in in_batch[channel]:
+                batch.withdrawn.append((channel, key))
+                continue
         route = router.route(prior.route)
         if route is not None and not route.send_resolved:
             # No "cleared" supersedes what still waits (a change, a repeat): withdrawn, not sent about something over.
