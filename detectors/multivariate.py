@@ -423,8 +423,8 @@ class EntityAnomaly(Detector):
 
     def learn_history(self, series: Sequence[Series]) -> None:
         """Keep each entity's history of a signal until the first frame: at most its share of a
-        pool's ``window`` (the newest rows of an entity are the ones a fit uses, and in a pool of
-        many entities the frame's own lookback already holds that share)."""
+        pool's ``window`` in steps (the newest rows of an entity are the ones a fit uses, and in a
+        pool of many entities the frame's own lookback already holds that share)."""
         touched = set()
         for s in series:
             if s.signal not in self.signals or len(s) == 0:
@@ -441,7 +441,12 @@ class EntityAnomaly(Detector):
             for entity in entities:
                 t, v = self._history[(entity, signal)]
                 if t.shape[0] > share:
-                    self._history[(entity, signal)] = (t[-share:], v[-share:])
+                    # By time, not position: an entity's several series of a signal (containers,
+                    # mountpoints) arrive one after another, and each keeps the newest steps.
+                    steps = np.unique(t)
+                    if steps.shape[0] > share:
+                        keep = t >= steps[-share]
+                        self._history[(entity, signal)] = (t[keep], v[keep])
 
     def history_rows(self) -> int:
         """Points of history held until the first frame takes them up."""

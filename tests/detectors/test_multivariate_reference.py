@@ -411,3 +411,20 @@ def test_the_backoff_is_the_same_whether_rows_come_a_cycle_at_a_time_or_at_once(
     for other_tries, other_scores in others:
         assert other_tries == tries
         np.testing.assert_array_equal(other_scores, scores)
+
+
+def test_history_of_an_entity_with_several_series_of_a_signal_is_trimmed_by_time() -> None:
+    # A GPU's temperature comes from two series (two exporters' labels): its share of the window
+    # is the newest ``share`` steps of both, not the newest ``share`` samples of whichever came last.
+    t, rows = _history(5.0, incident=None)
+    share = 100
+    detector = EntityAnomaly(window=share)  # one entity: its share is the whole window
+    detector.learn_history([Series(s, {"UUID": "a"}, t, rows[:, j], _gpu("a")) for j, s in enumerate(SIGNALS)])
+    for sensor in ("1", "2"):  # the second temperature series, a chunk at a time
+        for a in range(0, t.size, 120):
+            detector.learn_history([Series("gpu_temperature", {"UUID": "a", "sensor": sensor}, t[a:a + 120],
+                                           rows[a:a + 120, 1] + float(sensor), _gpu("a"))])
+    kept = detector._history[(_gpu("a"), "gpu_temperature")][0]
+    assert np.unique(kept).tolist() == t[-share:].tolist()
+    assert kept.size == 3 * share  # each of the three series' newest steps
+    assert detector.history_rows() == 5 * share
