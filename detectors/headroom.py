@@ -20,8 +20,9 @@ a day is a day in the cluster's clock, so "the same time" is the same local hour
   unknown from the exporters (vLLM and Triton export no capacity); the highest load served is
   what has been proven, and the point past which no data says the servers will hold.
 
-The first future bin where the forecast reaches the proven capacity is the predicted time the
-demand leaves the proven range. Only a **surge** is forecast: an excess that grew today, not a
+The first instant the forecast reaches the proven capacity is the predicted time the demand
+leaves the proven range: the start of a future bin where the usual steps up, or, for a surge
+still growing (below), the instant inside a bin where its growth carries it there. Only a **surge** is forecast: an excess that grew today, not a
 day that runs busier than the last ones. Ordinary days differ from each other by several percent
 (a busier weekday, a campaign), and a day 10 % over yesterday passes yesterday's peak near its own
 peak, with nothing wrong: with one previous day the days' spread cannot be estimated, and with
@@ -182,16 +183,35 @@ def forecast(
     if excess >= today * (1.0 + needed) and capacity > 0:
         growth = (_growth(t, y, first, dense, days, now, trend_seconds, now - surge_seconds, today * needed)
                   if trend_seconds > 0 else 0.0)
-        ahead_s = np.maximum(0.0, (now_bin + np.arange(ahead + 1)) * BIN_SECONDS - now)
-        path = usual_path[back:] * (excess + growth * ahead_s)  # bin 0 is the current one
-        over = np.flatnonzero(np.isfinite(path) & (path >= capacity))
+        starts = np.maximum(0.0, (now_bin + np.arange(ahead + 1)) * BIN_SECONDS - now)  # bin 0 is the current one
         if level >= capacity:
             crossing, at_crossing = 0.0, level
-        elif over.shape[0]:
-            j = int(over[0])
-            crossing = max(0.0, (now_bin + j) * BIN_SECONDS - now)
-            at_crossing = float(path[j])
+        else:
+            found = _crossing(usual_path[back:], starts, excess, growth, capacity)
+            if found is not None:
+                crossing, at_crossing = found
     return HeadroomForecast(level, usual_now, excess, today, needed, capacity, len(rows), crossing, at_crossing, growth)
+
+
+def _crossing(usual: np.ndarray, starts: np.ndarray, excess: float, growth: float,
+              capacity: float) -> tuple[float, float] | None:
+    """The first instant (seconds ahead) the forecast ``usual x (excess + growth x ahead)`` reaches
+    ``capacity``, and the forecast there; None within the horizon. ``usual`` holds one value per
+    5-minute bin, from ``starts`` (seconds ahead) to the next bin's start: the forecast steps up
+    where the usual does, and in between climbs with the growth, so a growing forecast can reach
+    the capacity inside a bin, not only at its start. The last bin counts at its start only."""
+    ends = np.r_[starts[1:], starts[-1]]
+    at_start = usual * (excess + growth * starts)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        inside = (capacity / usual - excess) / growth if growth > 0 else np.full(starts.shape, np.inf)
+    fine = np.isfinite(at_start)
+    when = np.where(fine & (at_start >= capacity), starts,
+                    np.where(fine & (usual > 0) & np.isfinite(inside) & (inside <= ends), inside, np.inf))
+    hit = np.flatnonzero(np.isfinite(when))
+    if not hit.shape[0]:
+        return None
+    j = int(hit[0])
+    return float(when[j]), float(capacity if when[j] > starts[j] else at_start[j])
 
 
 def _growth(t: np.ndarray, y: np.ndarray, first: int, dense: np.ndarray, days: int, now: float, span: float,

@@ -15,7 +15,8 @@ from aiops.model import Evidence, Finding, Mode, SignalInfo, from_epoch
 from aiops.state import Store
 from aiops.state.detector_state import DetectorStateBook
 from detectors.ensemble import DefaultEnsemble, merge
-from detectors.headroom import ServingHeadroom
+from detectors._daily import DailyMaxima
+from detectors.headroom import HeadroomForecast, ServingHeadroom, forecast
 from tests.detectors.synthetic import DAY, HOUR, MINUTE, MODEL, T0, frame
 
 MODEL_KEY = ("inference_request_rate", (("name", "ranker"), ("namespace", "ml")))
@@ -269,6 +270,42 @@ def test_a_surge_that_stopped_growing_is_read_at_its_excess() -> None:
     without = [(at, f) for at, f in run(t, y, ServingHeadroom(trend_seconds=0)) if at >= late]
     assert [f for _, f in with_trend if f.predicted_failure_at is not None], "the step was not forecast"
     assert _forecasts(with_trend) == _forecasts(without)
+
+
+def doubling_hour() -> tuple[np.ndarray, np.ndarray, float]:
+    """Two days of flat demand (10 req/s, no noise) but for a 20 req/s peak at 20:00 on day one
+    (the proven capacity); on day two demand doubles over the hour from 08:00, so it reaches the
+    proven 20 req/s at 09:00 and grows at exactly 1.0 of the usual an hour."""
+    t = T0 + np.arange(0.0, 2 * DAY, MINUTE)
+    start = T0 + DAY + 8 * HOUR
+    y = 10.0 * (1 + np.clip((t - start) / HOUR, 0, None))
+    y[(t >= T0 + 20 * HOUR) & (t < T0 + 20 * HOUR + 5 * MINUTE)] = 20.0
+    return t, y, start
+
+
+def _forecast_at(t: np.ndarray, y: np.ndarray, now: float) -> HeadroomForecast:
+    """The default forecast at ``now`` from a 6 h lookback and every earlier point's bins."""
+    i = int(np.searchsorted(t, now))
+    held = DailyMaxima(3)
+    held.update("s", t[: i + 1], y[: i + 1])
+    p = ServingHeadroom().params
+    lo = max(0, i - 6 * 60)
+    fc = forecast(t[lo : i + 1], y[lo : i + 1], held.merge("s", t[:0], y[:0]), horizon_seconds=p.horizon_seconds,
+                  level_seconds=p.level_seconds, settle_seconds=p.settle_seconds, days=p.days,
+                  min_excess=p.min_excess, surge_seconds=p.surge_seconds, trend_seconds=p.trend_seconds)
+    assert fc is not None
+    return fc
+
+
+def test_a_growing_forecast_crosses_where_its_line_reaches_the_peak_not_at_the_next_bin() -> None:
+    # The usual is flat and the growth known exactly: the forecast is a straight line, and it
+    # reaches the proven peak at one instant, which need not be the start of a 5-minute bin.
+    t, y, start = doubling_hour()
+    for minutes in range(20, 26):
+        fc = _forecast_at(t, y, start + minutes * MINUTE)
+        assert fc.growth * HOUR == pytest.approx(1.0)
+        assert fc.crossing_seconds is not None
+        assert fc.forecast_at_crossing == pytest.approx(fc.capacity), minutes
 
 
 def test_median_of_days_is_numpy_s_nanmedian_float_for_float() -> None:
