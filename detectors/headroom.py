@@ -38,8 +38,11 @@ exact request counts (the replay fixture before 2026-12-05) that was never seen.
   low-traffic series needs more than a busy one;
 * the forecast itself is the usual ahead times the whole excess (today's level included): a busy
   day that also surges is nearer its proven peak;
-* a surge that is still **growing** is forecast growing: the excess ahead is the excess now plus
-  its growth times the time ahead, as ``predict_linear`` would. Read at a constant excess, a surge
+* a surge that is still **growing** is forecast growing: the excess ahead is today's excess plus
+  its growth times the time ahead, as ``predict_linear`` would. The time ahead counts from when
+  the excess was read, the middle of the level's span (the median of the last 5 min is, on a
+  climb, the demand 2 min ago), not from now: counted from now, every growing forecast was two
+  minutes' growth late (the Triton surge on us-east: ~1 min of its crossing). Read at a constant excess, a surge
   that triples in 90 min is forecast past the proven peak only minutes before it gets there, and
   the 30-minute critical lead is lost. The growth is the Theil-Sen slope of demand over the usual
   over the last ``trend_seconds`` (15 min) less three times what that slope scatters by on today's
@@ -136,10 +139,14 @@ def forecast(
     if t.shape[0] == 0 or dense.shape[0] == 0:
         return None
     now = float(t[-1])
-    recent = y[(t > now - level_seconds) & np.isfinite(y)]
+    span = (t > now - level_seconds) & np.isfinite(y)
+    recent = y[span]
     if recent.shape[0] == 0:
         return None
     level = float(np.median(recent))
+    # The level is the demand at the middle of its span (on a climb, a median is the middle
+    # point's value), not now: a growth carries the forecast on from there.
+    level_age = now - float(np.median(t[span]))
     now_bin = int(math.floor(now / BIN_SECONDS))
     ahead = int(math.ceil(horizon_seconds / BIN_SECONDS))
     # Bins k days back, from the level span before now to the horizon after it.
@@ -187,7 +194,7 @@ def forecast(
         if level >= capacity:
             crossing, at_crossing = 0.0, level
         else:
-            found = _crossing(usual_path[back:], starts, excess, growth, capacity)
+            found = _crossing(usual_path[back:], starts, excess + growth * level_age, growth, capacity)
             if found is not None:
                 crossing, at_crossing = found
     return HeadroomForecast(level, usual_now, excess, today, needed, capacity, len(rows), crossing, at_crossing, growth)

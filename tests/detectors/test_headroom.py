@@ -308,6 +308,18 @@ def test_a_growing_forecast_crosses_where_its_line_reaches_the_peak_not_at_the_n
         assert fc.forecast_at_crossing == pytest.approx(fc.capacity), minutes
 
 
+def test_a_growing_forecast_grows_from_when_its_level_was_read() -> None:
+    # The level is the median of the last 5 minutes: on a climb, the demand two minutes ago. The
+    # growth carries the forecast on from there, not from now, or every crossing is predicted two
+    # minutes' growth late. Here the line is exact: demand reaches the proven 20 req/s at 09:00.
+    t, y, start = doubling_hour()
+    for minutes in range(20, 26):
+        now = start + minutes * MINUTE
+        fc = _forecast_at(t, y, now)
+        assert fc.crossing_seconds is not None
+        assert now + fc.crossing_seconds == pytest.approx(start + HOUR, abs=1.0), (now + fc.crossing_seconds - start) / MINUTE
+
+
 def test_median_of_days_is_numpy_s_nanmedian_float_for_float() -> None:
     """The days' median without numpy's masked-array path: the same floats, NaN, +/-Inf and
     all-NaN columns included, for one to seven days."""
