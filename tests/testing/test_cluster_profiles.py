@@ -275,3 +275,29 @@ def test_eu_rough_inodes_run_out_with_space_to_spare(eu_rough) -> None:
     assert incident["entity"] == "node/gpu-node-3" and incident["expected_action"] == "advise" and spool
     # Every other node reports its inodes too, steady.
     assert len(_series(eu_rough, "node_filesystem_files")) == 2 * (3 + 4)
+
+
+def test_us_east_triton_surge_alert_is_the_exported_mean_latency_held_5_min(us_east) -> None:
+    # Triton exports cumulative counters, no latency gauge: a static alert can only read the mean
+    # over a rate window, sum(rate(nv_inference_request_duration_us[5m])) / sum(rate(
+    # nv_inference_request_success[5m])) (the catalog's serving_request_latency_triton), held 5 min,
+    # as the llama surge's alert reads vLLM's buckets. The latency the generator drew is ahead of it.
+    h = _hours(us_east)
+    w = 4  # samples in (t - 5m, t] at one a minute: the first and the last (as _histogram_p99)
+
+    def summed(name: str) -> np.ndarray:
+        total = np.zeros(h.shape[0])
+        for s in _series(us_east, name, model="resnet50"):
+            d = np.full(h.shape[0], np.nan)
+            d[w:] = s.values[w:] - s.values[:-w]
+            total += d
+        return total
+
+    with np.errstate(invalid="ignore", divide="ignore"):
+        mean = summed("nv_inference_request_duration_us") / summed("nv_inference_request_success") / 1e6
+    over = np.nan_to_num(mean) > 0.1
+    first = int(np.flatnonzero(over)[0])
+    held = next(i for i in np.flatnonzero(over) if over[i : i + 6].all())
+    inc = next(i for i in us_east.incidents if i["name"] == "traffic surge on resnet50 (Triton)")
+    assert (inc["failure_at"] - us_east.spec.start).total_seconds() == pytest.approx(h[first] * 3600)
+    assert (inc["static_alert_at"] - us_east.spec.start).total_seconds() == pytest.approx((h[held] + 5 / 60) * 3600)
