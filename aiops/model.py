@@ -119,12 +119,19 @@ class Entity:
         if type(self.kind) is not EntityKind:  # a string from a config, a stored row or a test
             object.__setattr__(self, "kind", EntityKind.parse(self.kind))
 
-    @property
+    # Both remembered on the entity (not fields: equality, ordering and replace ignore them). The
+    # collector keeps one Entity per series across cycles, and the facts, correlation and detectors
+    # ask every cycle for the key and attributes of thousands of them.
+    @functools.cached_property
     def key(self) -> str:
         return f"{self.kind}/{self.namespace}/{self.name}" if self.namespace else f"{self.kind}/{self.name}"
 
+    @functools.cached_property
+    def _attributes(self) -> dict[str, str]:
+        return dict(self.attributes)
+
     def attr(self, name: str, default: str = "") -> str:
-        return dict(self.attributes).get(name, default)
+        return self._attributes.get(name, default)
 
     def __str__(self) -> str:
         return self.key

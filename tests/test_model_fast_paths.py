@@ -32,3 +32,24 @@ def test_grouped_is_the_one_pass_grouping_in_the_frame_s_order() -> None:
     mine = frame.grouped(["a"])["a"]
     mine.clear()  # the caller's list: the frame's grouping is unchanged
     assert len(frame.of("a")) == 3 and len(frame.grouped(["a"])["a"]) == 3
+
+
+def test_entity_key_and_attributes_are_remembered_and_read_as_before() -> None:
+    import copy
+    import dataclasses
+    import pickle
+
+    attrs = (("node", "n1"), ("created_by_kind", "ReplicaSet"), ("node", "n2"))
+    for entity in (Entity("pod", "p", "ns", attrs), Entity("node", "n1"), Entity("gpu", "g", "", attrs[:1])):
+        key = f"{entity.kind}/{entity.namespace}/{entity.name}" if entity.namespace else f"{entity.kind}/{entity.name}"
+        for e in (entity, copy.copy(entity), pickle.loads(pickle.dumps(entity)), dataclasses.replace(entity)):
+            assert e.key == key and e.key is e.key  # computed once per entity
+            for name in ("node", "created_by_kind", "absent"):
+                assert e.attr(name) == dict(entity.attributes).get(name, "")  # the last pair of a name wins
+                assert e.attr(name, "x") == dict(entity.attributes).get(name, "x")
+            assert e == entity and hash(e) == hash(entity) and repr(e) == repr(entity)
+    # What it remembers is no field: equality, ordering and replace read the fields alone.
+    a, b = Entity("pod", "a", "ns", attrs), Entity("pod", "a", "ns")
+    _ = a.key, a.attr("node")
+    assert a == b and not a < b and dataclasses.replace(a, name="b").key == "pod/ns/b"
+    assert dataclasses.replace(a, attributes=()).attr("node") == ""
