@@ -329,3 +329,50 @@ def test_one_pass_per_table_scores_as_one_pass_per_signal() -> None:
         }
     assert len(batched._tables) == 2 and sum(len(tb) for tb in batched._tables.values()) > 12
     assert found > 5, found
+
+
+def test_series_sliced_from_one_time_grid_take_the_short_way_to_the_same_state_and_findings() -> None:
+    """The collector hands out each signal's series as views of one shared time grid, which
+    ``_same_constant`` reads once a pass: the same findings, constants and state rows as checking
+    every series' own timestamps, with grids that ascend, grids with a step back or a NaN inside
+    (under a series or beside it), series shorter than half their grid, and copies."""
+    from dataclasses import replace
+
+    class Checked(SeasonalBaseline):
+        def _ascending(self, t: np.ndarray) -> bool:
+            return bool((t[1:] >= t[:-1]).all())
+
+    rng = np.random.default_rng(7)
+    n, lookback, headroom = 1600, 300, 40
+    t_all = T0 + np.arange(n + headroom) * STEP
+    values = np.full((16, n), 2.0)
+    values[1, 700:] = 3.0  # moves once
+    values[2, rng.random(n) < 0.05] = np.nan
+    fast, full = SeasonalBaseline(), Checked()
+    read = stated = 0
+    for end in range(lookback, n, 20):
+        grid = t_all[end - lookback : end + headroom].copy()  # the window's grid, with headroom
+        if 600 < end < 700:
+            grid[lookback + 5] = grid[lookback + 4] - 1.0  # a step back beside the series (headroom)
+        if 800 < end < 900:
+            grid[50] = np.nan  # under every series that spans it
+        if 1000 < end < 1100:
+            grid[lookback - 1] = grid[lookback - 3]  # under the newest points: out of order
+        items = []
+        for k in range(16):
+            start = 0 if k % 3 else int(rng.integers(0, lookback // 2))  # some start late
+            if k == 15:
+                start = lookback - 100  # less than half the grid: compared on its own
+            t = grid[start:lookback] if k != 14 else grid[start:lookback].copy()
+            items.append((Entity("pod", f"p{k}", "shop"), t, values[k, end - lookback + start : end]))
+        f = frame({"pod_restarts": items}, step=STEP)
+        assert all(s.timestamps.base is grid for s in f.series if s.entity.name != "p14")
+        got = [replace(x, id="") for x in fast.detect(f)]
+        assert got == [replace(x, id="") for x in full.detect(f)]
+        assert fast._constant == full._constant
+        assert {k: table.rows[k] for k, table in fast._where.items()} == {
+            k: table.rows[k] for k, table in full._where.items()
+        }
+        read, stated = read + len(fast._constant), stated + len(fast._where)
+        assert not fast._grids  # nothing of a frame is kept
+    assert read and stated  # both kinds were in play
