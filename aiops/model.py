@@ -466,6 +466,11 @@ class Mutation:
         where = f"{self.namespace}/{self.name}" if self.namespace else self.name
         return self.description or f"{self.verb} {self.resource} {where}"
 
+    @property
+    def cordons(self) -> bool:
+        """Whether this write cordons a node (the cluster-wide cordon cap counts it)."""
+        return self.resource is Resource.NODES and (self.body or {}).get("spec", {}).get("unschedulable") is True
+
 
 @dataclass(frozen=True)
 class Plan:

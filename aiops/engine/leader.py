@@ -92,6 +92,7 @@ class LeaseElector:
         timeout: tuple[float, float] = (5.0, 5.0),
         clock: Callable[[], float] = time.monotonic,
         on_change: Callable[[bool], None] | None = None,
+        quiet: bool = False,
     ) -> None:
         if not retry_period < renew_deadline < lease_duration:
             raise ValueError("leader election needs retry_period < renew_deadline < lease_duration")
@@ -105,6 +106,9 @@ class LeaseElector:
         self.timeout = timeout
         self.clock = clock
         self.on_change = on_change
+        # A Lease that guards one short step (the cordon guard), taken and handed back many times a
+        # day: neither leadership nor worth a warning each time.
+        self.quiet = quiet
         self._lock = threading.Lock()
         # One round at a time: two overlapping rounds of one replica would 409 each other.
         self._round_lock = threading.Lock()
@@ -171,6 +175,8 @@ class LeaseElector:
             self._held = held
             if held:
                 self._renewed_at = self.clock() if at is None else at
+        if self.quiet:
+            return
         metrics.LEADER.set(1 if self.is_leader else 0)
         if changed:
             log.warning(
@@ -201,7 +207,8 @@ class LeaseElector:
             # round must not flap leadership; a permanent error gives it up now.
             if not exc.temporary:
                 self._set_held(False)
-            metrics.LEADER.set(1 if self.is_leader else 0)
+            if not self.quiet:
+                metrics.LEADER.set(1 if self.is_leader else 0)
             return self.is_leader
         self.last_error = None
         if held:

@@ -37,6 +37,7 @@ from aiops import metrics
 from aiops.config.safety import SafetyConfig
 from aiops.engine.rails import RailContext, RailName, Refusal, first_refusal, scope_refusal
 from aiops.engine.rails.breaker import CircuitBreaker
+from aiops.engine.leader import LeaseElector
 from aiops.engine.rails.kill_switch import KillSwitch
 from aiops.engine.shards import budget_share
 from aiops.kube.errors import KubeApiError
@@ -145,10 +146,13 @@ class GuardedWriter:
         shard_of: Callable[[Decision], int] | None = None,
         shards: int = 1,
         read_nodes: Callable[[], Sequence[NodeInfo]] | None = None,
+        cordon_guard: LeaseElector | None = None,
     ) -> None:
         self.config = config
         # The nodes as they are now, for the cluster-wide cordon cap (:meth:`nodes_now`).
         self.read_nodes = read_nodes
+        # Sharded: the Lease held from counting the cordoned nodes to the cordon (:meth:`execute`).
+        self.cordon_guard = cordon_guard
         # Sharding: each shard spends its share of every budget (aiops.engine.shards.budget_share),
         # so all replicas together stay within the configured figure.
         self.shard_of = shard_of
@@ -348,7 +352,33 @@ class GuardedWriter:
         inflight: InFlight | None = None,
     ) -> ActionResult:
         """Admit the plan (mode, supported writes, rails, and the budget unit spent), apply its
-        writes, settle what is left. Never raises for an API problem."""
+        writes, settle what is left. Never raises for an API problem.
+
+        A plan that cordons, sharded, runs under the cordon guard Lease: the blast-radius rail
+        counts the cordoned nodes from a fresh list, but two replicas whose lists both landed
+        before either's cordon each passed a cap with room for one. While another replica holds
+        the guard the plan waits for the next cycle (nothing spent); a holder that died is waited
+        out for one lease period, judged on our own clock (:class:`LeaseElector`)."""
+        guard = self.cordon_guard
+        done = inflight.done if inflight is not None else ()
+        if guard is None or self.dry_run or not any(m.cordons and m.describe() not in done for m in plan.mutations):
+            return self._execute(decision, plan, view, now, inflight)
+        if not guard.try_acquire_or_renew():
+            why = f": {guard.last_error}" if guard.last_error is not None else ""
+            return _result(
+                decision, plan, now, ActionStatus.DEFERRED,
+                f"another replica is counting the cordoned nodes or cordoning (it holds the Lease "
+                f"{guard.namespace}/{guard.name}){why}; counted again next cycle",
+                rail=RailName.BLAST_RADIUS,
+            )
+        try:
+            return self._execute(decision, plan, view, now, inflight)
+        finally:
+            guard.release()
+
+    def _execute(
+        self, decision: Decision, plan: Plan, view: ClusterView | None, now: datetime, inflight: InFlight | None
+    ) -> ActionResult:
         admitted = self._admit(decision, plan, view, now, inflight)
         if isinstance(admitted, ActionResult):
             return admitted
@@ -437,6 +467,11 @@ class GuardedWriter:
                 lost = "the leader lease; the new leader" if shard is None else f"shard {shard}'s lease; its new holder"
                 run.deferred.append(f"{m.describe()}: lost {lost} continues")
                 break
+            if m.cordons and self.cordon_guard is not None and not self.dry_run and not self.cordon_guard.is_leader:
+                # Held past its renew deadline since the count (a slow API): another replica may
+                # be counting now without this cordon. Counted again next cycle.
+                run.deferred.append(f"{m.describe()}: the cordon guard lapsed since the count")
+                break
             try:
                 self._apply(m)
             except KubeApiError as exc:
@@ -503,7 +538,7 @@ class GuardedWriter:
         for attempt in retrying:  # reraise=True: the last attempt's own error comes out, not RetryError
             with attempt:
                 self.kube.apply(m)
-        if m.resource == Resource.NODES and (m.body or {}).get("spec", {}).get("unschedulable") is True:
+        if m.cordons:
             self.cordoned_now.add(m.name)
 
     def _event(self, decision: Decision, plan: Plan, view: ClusterView | None, now: datetime) -> None:

@@ -117,7 +117,7 @@ class ShardLeases:
         self.clock = clock
         self._coord = k8s.CoordinationV1Api(api)
 
-        def elector(name: str) -> LeaseElector:
+        def elector(name: str, quiet: bool = False) -> LeaseElector:
             return LeaseElector(
                 api,
                 namespace=namespace,
@@ -128,10 +128,15 @@ class ShardLeases:
                 retry_period=retry_period,
                 timeout=timeout,
                 clock=clock,
+                quiet=quiet,
             )
 
         self.member = elector(f"{prefix}-member-{identity}")
         self.leases = [elector(f"{prefix}-{i}") for i in range(shards)]
+        # The cordon cap is cluster-wide: the writer counts the cordoned nodes and cordons while it
+        # holds this Lease (taken for that step only, never renewed in the background), so two
+        # replicas cannot both count before either cordons (GuardedWriter.execute).
+        self.cordon_guard = elector(f"{prefix}-cordon", quiet=True)
         # Other replicas' member Leases: name -> (resourceVersion, when we first saw it, our clock).
         self._members: dict[str, tuple[str, float]] = {}
         # Start the search for free shards at a place of our own: fewer replicas race for one.
@@ -339,5 +344,5 @@ class ShardLeases:
             if self._pool is not None:
                 self._pool.shutdown(wait=True, cancel_futures=True)  # no renewal after the release
                 self._pool, self._pending, self._membership, self._membership_used = None, {}, None, False
-            for e in [*self.leases, self.member]:
+            for e in [*self.leases, self.member, self.cordon_guard]:
                 e.stop(release=release)

@@ -665,3 +665,73 @@ def test_a_shard_that_comes_back_brings_no_stale_in_flight_action_with_it(server
     assert a.act([], findings=[again], degraded=False, now=later + timedelta(hours=2)) == []
     for r in actors.values():
         r.elector.stop(release=True)  # type: ignore[union-attr]
+
+
+def test_the_cordon_cap_holds_when_both_replicas_list_the_nodes_before_either_cordons(
+    server: KubeApiServer, tmp_path  # noqa: ANN001
+) -> None:
+    """The cap was counted from a list of the nodes read right before the cordon, but two
+    replicas whose lists both landed before either's cordon each passed a cap with room for one
+    (3 of 4 nodes cordoned, cap 2). Listing and cordoning now happen under one cluster-wide guard
+    Lease: the second replica defers while the first holds it, counts the first's cordon once it
+    is handed back, and takes a guard whose holder died once it has seen it unrenewed for a lease
+    period."""
+    from datetime import timedelta
+
+    from aiops.config.sharding import ShardingConfig
+    from aiops.engine.act import Actor
+    from aiops.model import ActionStatus
+    from aiops.state import Store
+    from aiops.testing.kubeapi_objects import make_node
+    from tests.engine.kubecluster import NOW, decision, make_config
+
+    server.put(make_node("gpu-4", gpus=8, unschedulable=True))  # a human's: one of the two allowed
+    clock = Clock()
+    actors = {}
+    for name in ("a", "b"):
+        (tmp_path / name).mkdir()
+        config = make_config(server, tmp_path / name, leader=True, max_cordoned_fraction=0.5, cooldown="0s")
+        config = config.model_copy(update={"sharding": ShardingConfig(shards=2)})
+        leases = replica(server, name, clock, shards=2)
+        actors[name] = Actor(config, Store(config.state.path), api=server.api_client(ADMIN_TOKEN), elector=leases)
+    tick(clock, [a.elector for a in actors.values()], rounds=3)  # type: ignore[misc]
+    gpu1, gpu2 = Entity("node", "gpu-1"), Entity("node", "gpu-2")
+    first, second = (next(a for a in actors.values() if a.elector.owns(n)) for n in (gpu2, gpu1))  # type: ignore[union-attr]
+    assert first is not second
+
+    # The second replica's whole act stage runs after the first listed the nodes, before it cordons.
+    listed = first.writer.read_nodes
+    assert listed is not None
+    meanwhile = []
+
+    def list_then_let_the_other_act():  # type: ignore[no-untyped-def]
+        nodes = listed()
+        if not meanwhile:
+            meanwhile.append(second.act([decision("evacuate_node", gpu1)], findings=[], degraded=False, now=NOW)[0])
+        return nodes
+
+    first.writer.read_nodes = list_then_let_the_other_act
+    done = first.act([decision("evacuate_node", gpu2)], findings=[], degraded=False, now=NOW)[0]
+    assert done.status is ActionStatus.APPLIED, done.detail
+    assert len(meanwhile) == 1 and meanwhile[0].status is ActionStatus.DEFERRED, meanwhile[0].detail
+    assert "cordon" in meanwhile[0].detail and "aiops-shard-cordon" in meanwhile[0].detail
+    cordoned = sorted(n["metadata"]["name"] for n in server.list("Node", "") if n["spec"].get("unschedulable"))
+    assert cordoned == ["gpu-2", "gpu-4"]
+
+    # Next cycle: the guard was handed back, and the second counts the first's cordon.
+    late = second.act([decision("evacuate_node", gpu1)], findings=[], degraded=False, now=NOW + timedelta(minutes=1))[0]
+    assert (late.status, late.rail) == (ActionStatus.BLOCKED, "blast_radius"), late.detail
+    assert "3 of 4 nodes" in late.detail
+
+    # A holder that died holding the guard: waited out for one lease period, not forever.
+    server.put(make_node("gpu-4", gpus=8))  # the human uncordons
+    assert first.elector.cordon_guard.try_acquire_or_renew()  # type: ignore[union-attr]  # and never hands it back
+    held = second.act([decision("evacuate_node", gpu1)], findings=[], degraded=False, now=NOW + timedelta(minutes=2))[0]
+    assert held.status is ActionStatus.DEFERRED, held.detail
+    tick(clock, [a.elector for a in actors.values()], rounds=int(LEASE / RETRY) + 1)  # type: ignore[misc]
+    took = second.act([decision("evacuate_node", gpu1)], findings=[], degraded=False, now=NOW + timedelta(minutes=3))[0]
+    assert took.status is ActionStatus.APPLIED, took.detail
+    cordoned = sorted(n["metadata"]["name"] for n in server.list("Node", "") if n["spec"].get("unschedulable"))
+    assert cordoned == ["gpu-1", "gpu-2"]
+    for a in actors.values():
+        a.elector.stop(release=True)  # type: ignore[union-attr]

@@ -3,8 +3,9 @@
 
 The cordoned nodes are counted as the API server has them at admission, not as the act stage's
 view had them: sharded, another replica may cordon a node of its shard in the meantime, and each
-replica counting from its own view let both pass a cap with room for one. What remains is the
-time from this read to the cordon (the action's Event is written in between)."""
+replica counting from its own view let both pass a cap with room for one. Sharded, the read and
+the cordon happen under a cluster-wide guard Lease the writer holds (``GuardedWriter.execute``):
+two replicas whose reads both landed before either's cordon each passed it once."""
 
 from __future__ import annotations
 
@@ -26,11 +27,7 @@ class BlastRadiusRail:
         if ctx.decision.basis == Basis.PREDICTED:
             fraction = min(fraction, w.config.max_predicted_cordoned_fraction)
             knob = "max_predicted_cordoned_fraction (the failure is predicted, not confirmed)"
-        cordons = [
-            m
-            for m in plan.mutations
-            if m.resource == "nodes" and (m.body or {}).get("spec", {}).get("unschedulable") is True
-        ]
+        cordons = [m for m in plan.mutations if m.cordons]
         if cordons and view is not None:
             try:
                 nodes = w.nodes_now(view)
