@@ -92,6 +92,7 @@ class LeaseElector:
         timeout: tuple[float, float] = (5.0, 5.0),
         clock: Callable[[], float] = time.monotonic,
         on_change: Callable[[bool], None] | None = None,
+        gauge: bool = True,
         quiet: bool = False,
     ) -> None:
         if not retry_period < renew_deadline < lease_duration:
@@ -106,8 +107,11 @@ class LeaseElector:
         self.timeout = timeout
         self.clock = clock
         self.on_change = on_change
+        # Whether this Lease is the replica's leadership, which ``aiops_leader`` reports. A shard's
+        # Lease is one of several (ShardLeases sets the gauge from all of them after each round).
+        self.gauge = gauge
         # A Lease that guards one short step (the cordon guard), taken and handed back many times a
-        # day: neither leadership nor worth a warning each time.
+        # day: not worth a warning each time.
         self.quiet = quiet
         self._lock = threading.Lock()
         # One round at a time: two overlapping rounds of one replica would 409 each other.
@@ -175,12 +179,12 @@ class LeaseElector:
             self._held = held
             if held:
                 self._renewed_at = self.clock() if at is None else at
-        if self.quiet:
-            return
-        metrics.LEADER.set(1 if self.is_leader else 0)
+        if self.gauge:
+            metrics.LEADER.set(1 if self.is_leader else 0)
         if changed:
-            log.warning(
-                "leadership %s", "acquired" if held else "lost", extra={"identity": self.identity, "lease": self.name}
+            log.log(
+                logging.DEBUG if self.quiet else logging.WARNING,
+                "leadership %s", "acquired" if held else "lost", extra={"identity": self.identity, "lease": self.name},
             )
             if self.on_change is not None:
                 self.on_change(held)
@@ -207,7 +211,7 @@ class LeaseElector:
             # round must not flap leadership; a permanent error gives it up now.
             if not exc.temporary:
                 self._set_held(False)
-            if not self.quiet:
+            if self.gauge:
                 metrics.LEADER.set(1 if self.is_leader else 0)
             return self.is_leader
         self.last_error = None

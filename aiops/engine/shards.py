@@ -50,6 +50,7 @@ from typing import Any
 from kubernetes import client as k8s
 
 from aiops.collect.shard_query import shard_hash, shard_key
+from aiops import metrics
 from aiops.config import AiopsConfig
 from aiops.engine.leader import LeaseElector, RenewLoop, default_identity
 from aiops.kube.errors import KubeApiError, classify
@@ -128,6 +129,7 @@ class ShardLeases:
                 retry_period=retry_period,
                 timeout=timeout,
                 clock=clock,
+                gauge=False,  # the replica's leadership is all its shards: set after each round
                 quiet=quiet,
             )
 
@@ -283,7 +285,9 @@ class ShardLeases:
             room = cap - len(self.held())
             free = [i for i in others if i not in self._pending and self.leases[i].available][: max(0, room)]
             self._each(free, self._take)
-            return self.held()
+            held_now = self.held()
+            metrics.LEADER.set(1 if held_now else 0)
+            return held_now
 
     def _count_replicas(self) -> int:
         self.member.try_acquire_or_renew()
@@ -346,3 +350,4 @@ class ShardLeases:
                 self._pool, self._pending, self._membership, self._membership_used = None, {}, None, False
             for e in [*self.leases, self.member, self.cordon_guard]:
                 e.stop(release=release)
+        metrics.LEADER.set(0)

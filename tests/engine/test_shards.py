@@ -735,3 +735,29 @@ def test_the_cordon_cap_holds_when_both_replicas_list_the_nodes_before_either_co
     assert cordoned == ["gpu-1", "gpu-2"]
     for a in actors.values():
         a.elector.stop(release=True)  # type: ignore[union-attr]
+
+
+def test_aiops_leader_says_whether_the_replica_holds_a_shard_after_every_round(server: KubeApiServer) -> None:
+    """Each shard's elector set the process-wide ``aiops_leader`` gauge from its own Lease, so a
+    round's last answer won: a replica that handed one shard back (or only observed another's)
+    read 0 on /metrics while it held a shard, until its next cycle set it right. The gauge is
+    the replica's: whether it holds any shard after the round."""
+    from aiops.metrics import REGISTRY
+
+    clock = Clock()
+    a, b = replica(server, "a", clock, shards=2), replica(server, "b", clock, shards=2)
+    a.round()
+    assert a.held() == {0, 1} and REGISTRY.get_sample_value("aiops_leader") == 1
+    b.round()  # b joins; a holds both shards still
+    clock.t += RETRY
+    a.round()  # a sees two replicas: it hands one shard back and keeps the other
+    assert len(a.held()) == 1 and REGISTRY.get_sample_value("aiops_leader") == 1
+    tick(clock, [a, b], rounds=2)
+    assert len(a.held()) == len(b.held()) == 1
+    a.round()  # a renews its shard and observes b's
+    assert REGISTRY.get_sample_value("aiops_leader") == 1
+    b.round()
+    assert REGISTRY.get_sample_value("aiops_leader") == 1
+    a.stop(release=True)
+    assert REGISTRY.get_sample_value("aiops_leader") == 0
+    b.stop(release=True)
