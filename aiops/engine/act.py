@@ -126,7 +126,7 @@ class Actor:
             shard_of=lambda d: shard_of(d.finding.entity, config.sharding.shards),
             shards=config.sharding.shards,
             read_nodes=live_nodes,
-            cordon_guard=elector.cordon_guard if isinstance(elector, ShardLeases) else None,
+            disruption_guard=elector.disruption_guard if isinstance(elector, ShardLeases) else None,
         )
         self.outcomes = OutcomeTracker(store, config.safety, self.writer.breaker)
         if read_view is None and api is not None:

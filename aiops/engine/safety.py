@@ -123,6 +123,11 @@ class _Run:
     deferred: list[str] = field(default_factory=list)
 
 
+def _disrupts(m: Mutation) -> bool:
+    """A write a cluster-wide cap counts: a cordon, or a pod's eviction or deletion."""
+    return m.cordons or m.resource is Resource.PODS
+
+
 def _result(
     decision: Decision, plan: Plan, now: datetime, status: ActionStatus, detail: str, rail: str = ""
 ) -> ActionResult:
@@ -146,13 +151,13 @@ class GuardedWriter:
         shard_of: Callable[[Decision], int] | None = None,
         shards: int = 1,
         read_nodes: Callable[[], Sequence[NodeInfo]] | None = None,
-        cordon_guard: LeaseElector | None = None,
+        disruption_guard: LeaseElector | None = None,
     ) -> None:
         self.config = config
         # The nodes as they are now, for the cluster-wide cordon cap (:meth:`nodes_now`).
         self.read_nodes = read_nodes
-        # Sharded: the Lease held from counting the cordoned nodes to the cordon (:meth:`execute`).
-        self.cordon_guard = cordon_guard
+        # Sharded: the Lease held from counting to writing, for the cluster-wide caps (:meth:`execute`).
+        self.disruption_guard = disruption_guard
         # Sharding: each shard spends its share of every budget (aiops.engine.shards.budget_share),
         # so all replicas together stay within the configured figure.
         self.shard_of = shard_of
@@ -354,23 +359,26 @@ class GuardedWriter:
         """Admit the plan (mode, supported writes, rails, and the budget unit spent), apply its
         writes, settle what is left. Never raises for an API problem.
 
-        A plan that cordons, sharded, runs under the cordon guard Lease: the blast-radius rail
-        counts the cordoned nodes from a fresh list, but two replicas whose lists both landed
-        before either's cordon each passed a cap with room for one. While another replica holds
-        the guard the plan waits for the next cycle (nothing spent); a holder that died is waited
-        out for one lease period, judged on our own clock (:class:`LeaseElector`)."""
-        guard = self.cordon_guard
+        A plan that cordons or disrupts pods, sharded, runs under the disruption guard Lease. The
+        cluster-wide caps are counted from the cluster (the cordoned nodes from a fresh list, the
+        workload's disruptions from the action ledger, read again under the guard), but two
+        replicas whose counts both came before either's write each passed a cap with room for
+        one. While another replica holds the guard the plan waits for the next cycle (nothing
+        spent); a holder that died is waited out for one lease period, judged on our own clock
+        (:class:`LeaseElector`)."""
+        guard = self.disruption_guard
         done = inflight.done if inflight is not None else ()
-        if guard is None or self.dry_run or not any(m.cordons and m.describe() not in done for m in plan.mutations):
+        if guard is None or self.dry_run or not any(_disrupts(m) and m.describe() not in done for m in plan.mutations):
             return self._execute(decision, plan, view, now, inflight)
         if not guard.try_acquire_or_renew():
             why = f": {guard.last_error}" if guard.last_error is not None else ""
             return _result(
                 decision, plan, now, ActionStatus.DEFERRED,
-                f"another replica is counting the cordoned nodes or cordoning (it holds the Lease "
-                f"{guard.namespace}/{guard.name}){why}; counted again next cycle",
+                f"another replica is counting or making disruptions (cordons, evictions, deletions; it "
+                f"holds the Lease {guard.namespace}/{guard.name}){why}; counted again next cycle",
                 rail=RailName.BLAST_RADIUS,
             )
+        self._ledger_synced = False  # what other replicas disrupted up to now, not at the cycle's start
         try:
             return self._execute(decision, plan, view, now, inflight)
         finally:
@@ -467,10 +475,11 @@ class GuardedWriter:
                 lost = "the leader lease; the new leader" if shard is None else f"shard {shard}'s lease; its new holder"
                 run.deferred.append(f"{m.describe()}: lost {lost} continues")
                 break
-            if m.cordons and self.cordon_guard is not None and not self.dry_run and not self.cordon_guard.is_leader:
+            guard = self.disruption_guard
+            if _disrupts(m) and guard is not None and not self.dry_run and not guard.is_leader:
                 # Held past its renew deadline since the count (a slow API): another replica may
-                # be counting now without this cordon. Counted again next cycle.
-                run.deferred.append(f"{m.describe()}: the cordon guard lapsed since the count")
+                # be counting now without this write. Counted again next cycle.
+                run.deferred.append(f"{m.describe()}: the disruption guard lapsed since the count")
                 break
             try:
                 self._apply(m)

@@ -135,10 +135,11 @@ class ShardLeases:
 
         self.member = elector(f"{prefix}-member-{identity}")
         self.leases = [elector(f"{prefix}-{i}") for i in range(shards)]
-        # The cordon cap is cluster-wide: the writer counts the cordoned nodes and cordons while it
-        # holds this Lease (taken for that step only, never renewed in the background), so two
-        # replicas cannot both count before either cordons (GuardedWriter.execute).
-        self.cordon_guard = elector(f"{prefix}-cordon", quiet=True)
+        # The cordon cap and the per-workload cap are cluster-wide: the writer counts the cordoned
+        # nodes and the workload's disruptions, and cordons, evicts or deletes, while it holds this
+        # Lease (taken for that step only, never renewed in the background), so two replicas
+        # cannot both count before either writes (GuardedWriter.execute).
+        self.disruption_guard = elector(f"{prefix}-disruption", quiet=True)
         # Other replicas' member Leases: name -> (resourceVersion, when we first saw it, our clock).
         self._members: dict[str, tuple[str, float]] = {}
         # Start the search for free shards at a place of our own: fewer replicas race for one.
@@ -348,6 +349,6 @@ class ShardLeases:
             if self._pool is not None:
                 self._pool.shutdown(wait=True, cancel_futures=True)  # no renewal after the release
                 self._pool, self._pending, self._membership, self._membership_used = None, {}, None, False
-            for e in [*self.leases, self.member, self.cordon_guard]:
+            for e in [*self.leases, self.member, self.disruption_guard]:
                 e.stop(release=release)
         metrics.LEADER.set(0)

@@ -714,7 +714,7 @@ def test_the_cordon_cap_holds_when_both_replicas_list_the_nodes_before_either_co
     done = first.act([decision("evacuate_node", gpu2)], findings=[], degraded=False, now=NOW)[0]
     assert done.status is ActionStatus.APPLIED, done.detail
     assert len(meanwhile) == 1 and meanwhile[0].status is ActionStatus.DEFERRED, meanwhile[0].detail
-    assert "cordon" in meanwhile[0].detail and "aiops-shard-cordon" in meanwhile[0].detail
+    assert "cordon" in meanwhile[0].detail and "aiops-shard-disruption" in meanwhile[0].detail
     cordoned = sorted(n["metadata"]["name"] for n in server.list("Node", "") if n["spec"].get("unschedulable"))
     assert cordoned == ["gpu-2", "gpu-4"]
 
@@ -725,7 +725,7 @@ def test_the_cordon_cap_holds_when_both_replicas_list_the_nodes_before_either_co
 
     # A holder that died holding the guard: waited out for one lease period, not forever.
     server.put(make_node("gpu-4", gpus=8))  # the human uncordons
-    assert first.elector.cordon_guard.try_acquire_or_renew()  # type: ignore[union-attr]  # and never hands it back
+    assert first.elector.disruption_guard.try_acquire_or_renew()  # type: ignore[union-attr]  # and never hands it back
     held = second.act([decision("evacuate_node", gpu1)], findings=[], degraded=False, now=NOW + timedelta(minutes=2))[0]
     assert held.status is ActionStatus.DEFERRED, held.detail
     tick(clock, [a.elector for a in actors.values()], rounds=int(LEASE / RETRY) + 1)  # type: ignore[misc]
@@ -761,3 +761,67 @@ def test_aiops_leader_says_whether_the_replica_holds_a_shard_after_every_round(s
     a.stop(release=True)
     assert REGISTRY.get_sample_value("aiops_leader") == 0
     b.stop(release=True)
+
+
+def test_the_per_workload_cap_holds_when_both_replicas_count_before_either_disrupts(
+    server: KubeApiServer, tmp_path  # noqa: ANN001
+) -> None:
+    """Each replica counted a workload's disruptions from the action ledger it read once a cycle:
+    two replicas restarting pods of one Deployment (on nodes of two shards) whose counts both came
+    before either's delete each passed max_pods_per_workload=1, and two of its pods went down at
+    once. Counting (from a fresh read of the ledger) and the pod writes happen under the
+    cluster-wide guard Lease: the second defers, and next cycle counts the first's disruption."""
+    from datetime import timedelta
+
+    from aiops.config.sharding import ShardingConfig
+    from aiops.engine.act import Actor
+    from aiops.model import ActionStatus
+    from aiops.state import Store
+    from tests.engine.kubecluster import NOW, decision, make_config, seed_workload, writes
+
+    seed_workload(server, "web", ["gpu-1", "gpu-2", "gpu-4"])
+    clock = Clock()
+    actors = {}
+    for name in ("a", "b"):
+        (tmp_path / name).mkdir()
+        config = make_config(server, tmp_path / name, leader=True, max_pods_per_workload=1, cooldown="0s")
+        config = config.model_copy(update={"sharding": ShardingConfig(shards=2)})
+        leases = replica(server, name, clock, shards=2)
+        actors[name] = Actor(config, Store(config.state.path), api=server.api_client(ADMIN_TOKEN), elector=leases)
+    tick(clock, [a.elector for a in actors.values()], rounds=3)  # type: ignore[misc]
+    pods = [Entity("pod", f"web-{i}", "default", (("node", node),)) for i, node in enumerate(["gpu-1", "gpu-2", "gpu-4"])]
+    by_shard = {shard_of(p, 2): p for p in pods}
+    assert len(by_shard) == 2, "the fixture needs pods of the workload in both shards"
+    mine, theirs = by_shard[0], by_shard[1]
+    first = next(a for a in actors.values() if a.elector.owns(mine))  # type: ignore[union-attr]
+    second = next(a for a in actors.values() if a.elector.owns(theirs))  # type: ignore[union-attr]
+    assert first is not second
+
+    ledger = first.writer.read_ledger
+    assert ledger is not None
+    meanwhile = []
+
+    def read_then_let_the_other_act():  # type: ignore[no-untyped-def]
+        records = ledger()
+        if not meanwhile:
+            meanwhile.append(second.act([decision("restart_pod", theirs)], findings=[], degraded=False, now=NOW)[0])
+        return records
+
+    first.writer.read_ledger = read_then_let_the_other_act
+    done = first.act([decision("restart_pod", mine)], findings=[], degraded=False, now=NOW)[0]
+    assert len(meanwhile) == 1
+    evicted = [w[3] for w in writes(server) if w[2] == "eviction" or (w[0] == "DELETE" and w[1] == "pods")]
+    assert len(evicted) == 1, evicted  # one pod of the workload, not one per replica
+    statuses = sorted([done.status.value, meanwhile[0].status.value])
+    assert statuses in (["applied", "blocked"], ["applied", "deferred"]), (done.detail, meanwhile[0].detail)
+    loser = done if done.status is not ActionStatus.APPLIED else meanwhile[0]
+    assert loser.rail == "blast_radius", loser.detail
+
+    # Next cycle the other pod's restart is still held: the first disruption is counted.
+    loser_actor, loser_pod = (first, mine) if loser is done else (second, theirs)
+    late = loser_actor.act([decision("restart_pod", loser_pod)], findings=[], degraded=False, now=NOW + timedelta(minutes=1))[0]
+    assert late.status in (ActionStatus.DEFERRED, ActionStatus.BLOCKED) and late.rail == "blast_radius", late.detail
+    assert "disrupted" in late.detail or "reached 1 pod(s)" in late.detail, late.detail
+    assert len([w for w in writes(server) if w[2] == "eviction" or (w[0] == "DELETE" and w[1] == "pods")]) == 1
+    for a in actors.values():
+        a.elector.stop(release=True)  # type: ignore[union-attr]

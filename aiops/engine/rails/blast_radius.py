@@ -3,9 +3,11 @@
 
 The cordoned nodes are counted as the API server has them at admission, not as the act stage's
 view had them: sharded, another replica may cordon a node of its shard in the meantime, and each
-replica counting from its own view let both pass a cap with room for one. Sharded, the read and
-the cordon happen under a cluster-wide guard Lease the writer holds (``GuardedWriter.execute``):
-two replicas whose reads both landed before either's cordon each passed it once."""
+replica counting from its own view let both pass a cap with room for one. The workload's
+disruptions are counted from the action ledger, every replica's. Sharded, both counts and the
+writes they admit happen under a cluster-wide guard Lease (``GuardedWriter.execute``), which
+re-reads the ledger: without it, two replicas whose counts both came before either's write each
+passed a cap once."""
 
 from __future__ import annotations
 
