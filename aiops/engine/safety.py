@@ -368,7 +368,13 @@ class GuardedWriter:
         (:class:`LeaseElector`)."""
         guard = self.disruption_guard
         done = inflight.done if inflight is not None else ()
-        if guard is None or self.dry_run or not any(_disrupts(m) and m.describe() not in done for m in plan.mutations):
+        writes = (
+            not self.dry_run
+            and effective_mode(decision, self.config) is Mode.AUTO
+            and plan.action != ADVISE
+            and not (decision.restore and not plan.undo)
+        )
+        if guard is None or not writes or not any(_disrupts(m) and m.describe() not in done for m in plan.mutations):
             return self._execute(decision, plan, view, now, inflight)
         if not guard.try_acquire_or_renew():
             why = f": {guard.last_error}" if guard.last_error is not None else ""

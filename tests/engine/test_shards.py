@@ -825,3 +825,27 @@ def test_the_per_workload_cap_holds_when_both_replicas_count_before_either_disru
     assert len([w for w in writes(server) if w[2] == "eviction" or (w[0] == "DELETE" and w[1] == "pods")]) == 1
     for a in actors.values():
         a.elector.stop(release=True)  # type: ignore[union-attr]
+
+
+@pytest.mark.parametrize("mode", ["observe", "suggest"])
+def test_a_replica_that_will_not_write_takes_no_disruption_guard(server: KubeApiServer, tmp_path, mode: str) -> None:  # noqa: ANN001
+    """The guard is for counting before a write: a replica in observe or suggest mode, which
+    writes nothing, neither reads nor writes its Lease (each decided evacuation would otherwise
+    cost four API calls a cycle)."""
+    from aiops.config.sharding import ShardingConfig
+    from aiops.engine.act import Actor
+    from aiops.model import ActionStatus
+    from aiops.state import Store
+    from tests.engine.kubecluster import NOW, decision, make_config
+
+    clock = Clock()
+    config = make_config(server, tmp_path, leader=True, mode=mode)
+    config = config.model_copy(update={"sharding": ShardingConfig(shards=2)})
+    leases = replica(server, "a", clock, shards=2)
+    actor = Actor(config, Store(config.state.path), api=server.api_client(ADMIN_TOKEN), elector=leases)
+    leases.round()
+    server.clear_requests()
+    got = actor.act([decision("evacuate_node", Entity("node", "gpu-1"))], findings=[], degraded=False, now=NOW)[0]
+    assert got.status in (ActionStatus.OBSERVED, ActionStatus.SUGGESTED), got.detail
+    assert server.requests_matching(resource="leases", name="aiops-shard-disruption") == []
+    leases.stop(release=True)
