@@ -36,8 +36,8 @@ from tenacity import (
 from aiops import metrics
 from aiops.config.safety import SafetyConfig
 from aiops.engine.rails import RailContext, RailName, Refusal, first_refusal, scope_refusal
-from aiops.engine.rails.breaker import CircuitBreaker
 from aiops.engine.leader import LeaseElector
+from aiops.engine.rails.breaker import CircuitBreaker
 from aiops.engine.rails.kill_switch import KillSwitch
 from aiops.engine.shards import budget_share
 from aiops.kube.errors import KubeApiError
@@ -359,45 +359,22 @@ class GuardedWriter:
         """Admit the plan (mode, supported writes, rails, and the budget unit spent), apply its
         writes, settle what is left. Never raises for an API problem.
 
-        A plan that cordons or disrupts pods, sharded, runs under the disruption guard Lease. The
-        cluster-wide caps are counted from the cluster (the cordoned nodes from a fresh list, the
-        workload's disruptions from the action ledger, read again under the guard), but two
-        replicas whose counts both came before either's write each passed a cap with room for
-        one. While another replica holds the guard the plan waits for the next cycle (nothing
-        spent); a holder that died is waited out for one lease period, judged on our own clock
-        (:class:`LeaseElector`)."""
-        guard = self.disruption_guard
-        done = inflight.done if inflight is not None else ()
-        writes = (
-            not self.dry_run
-            and effective_mode(decision, self.config) is Mode.AUTO
-            and plan.action != ADVISE
-            and not (decision.restore and not plan.undo)
-        )
-        if guard is None or not writes or not any(_disrupts(m) and m.describe() not in done for m in plan.mutations):
-            return self._execute(decision, plan, view, now, inflight)
-        if not guard.try_acquire_or_renew():
-            why = f": {guard.last_error}" if guard.last_error is not None else ""
-            return _result(
-                decision, plan, now, ActionStatus.DEFERRED,
-                f"another replica is counting or making disruptions (cordons, evictions, deletions; it "
-                f"holds the Lease {guard.namespace}/{guard.name}){why}; counted again next cycle",
-                rail=RailName.BLAST_RADIUS,
-            )
-        self._ledger_synced = False  # what other replicas disrupted up to now, not at the cycle's start
+        A plan that cordons or disrupts pods, sharded, is counted and written under the disruption
+        guard Lease (taken in :meth:`_admit`, handed back here). The cluster-wide caps are counted
+        from the cluster (the cordoned nodes from a fresh list, the workload's disruptions from the
+        action ledger, read again under the guard), but two replicas whose counts both came before
+        either's write each passed a cap with room for one. While another replica holds the guard
+        the plan waits for the next cycle (nothing spent); a holder that died is waited out for one
+        lease period, judged on our own clock (:class:`LeaseElector`)."""
         try:
-            return self._execute(decision, plan, view, now, inflight)
+            admitted = self._admit(decision, plan, view, now, inflight)
+            if isinstance(admitted, ActionResult):
+                return admitted
+            failed = self._apply_writes(admitted)
+            return failed if failed is not None else self._settle(admitted)
         finally:
-            guard.release()
-
-    def _execute(
-        self, decision: Decision, plan: Plan, view: ClusterView | None, now: datetime, inflight: InFlight | None
-    ) -> ActionResult:
-        admitted = self._admit(decision, plan, view, now, inflight)
-        if isinstance(admitted, ActionResult):
-            return admitted
-        failed = self._apply_writes(admitted)
-        return failed if failed is not None else self._settle(admitted)
+            if self.disruption_guard is not None:
+                self.disruption_guard.release()  # no request unless this call took it
 
     def _admit(
         self, decision: Decision, plan: Plan, view: ClusterView | None, now: datetime, inflight: InFlight | None
@@ -433,6 +410,23 @@ class GuardedWriter:
                 f"the writer cannot apply {'; '.join(unsupported)} (no route for this verb and resource); "
                 "nothing was written or spent — the remediation must plan writes the writer supports",
             )
+        guard = self.disruption_guard
+        done = inflight.done if inflight is not None else ()
+        if (
+            guard is not None
+            and not self.dry_run
+            and any(_disrupts(m) and m.describe() not in done for m in scoped.mutations)
+        ):
+            # From here to the last write: the counts below are read while no other replica writes.
+            if not guard.try_acquire_or_renew():
+                why = f": {guard.last_error}" if guard.last_error is not None else ""
+                return result(
+                    ActionStatus.DEFERRED,
+                    f"another replica is counting or making disruptions (cordons, evictions, deletions; it "
+                    f"holds the Lease {guard.namespace}/{guard.name}){why}; counted again next cycle",
+                    rail=RailName.BLAST_RADIUS,
+                )
+            self._ledger_synced = False  # what other replicas disrupted up to now, not at the cycle's start
         # An undo (uncordon, restore replicas) was paid for by the action it undoes.
         undo = decision.restore and plan.undo
         refusal = self.check(decision, scoped, view, now, resuming=inflight is not None or undo)

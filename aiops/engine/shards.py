@@ -49,8 +49,8 @@ from typing import Any
 
 from kubernetes import client as k8s
 
-from aiops.collect.shard_query import shard_hash, shard_key
 from aiops import metrics
+from aiops.collect.shard_query import shard_hash, shard_key
 from aiops.config import AiopsConfig
 from aiops.engine.leader import LeaseElector, RenewLoop, default_identity
 from aiops.kube.errors import KubeApiError, classify
