@@ -50,6 +50,42 @@ def replica(server: KubeApiServer, name: str, clock: Clock, shards: int = 3) -> 
     )
 
 
+def two_sharded_actors(
+    server: KubeApiServer, tmp_path, clock: Clock, *, read_view=None, **safety  # noqa: ANN001, ANN003
+) -> dict:  # type: ignore[type-arg]
+    """The act stages of replicas ``a`` and ``b`` of a 2-shard deployment (leader election on,
+    ``safety`` over the test config's), each with its own state file under ``tmp_path``."""
+    from aiops.config.sharding import ShardingConfig
+    from aiops.engine.act import Actor
+    from aiops.state import Store
+    from tests.engine.kubecluster import make_config
+
+    actors = {}
+    for name in ("a", "b"):
+        (tmp_path / name).mkdir()
+        config = make_config(server, tmp_path / name, leader=True, **safety)
+        config = config.model_copy(update={"sharding": ShardingConfig(shards=2)})
+        actors[name] = Actor(
+            config, Store(config.state.path), api=server.api_client(ADMIN_TOKEN),
+            elector=replica(server, name, clock, shards=2), read_view=read_view,
+        )
+    return actors
+
+
+def then_meanwhile(read: Callable, meanwhile: Callable) -> tuple[Callable, list]:  # type: ignore[type-arg]
+    """``read`` that, once, runs ``meanwhile`` (another replica's whole act stage) after its own
+    answer came back and before its caller goes on; and the list ``meanwhile``'s answer lands in."""
+    answers: list = []  # type: ignore[type-arg]
+
+    def wrapped():  # type: ignore[no-untyped-def]
+        got = read()
+        if not answers:
+            answers.append(meanwhile())
+        return got
+
+    return wrapped, answers
+
+
 def entities(n: int = 300) -> list[Entity]:
     nodes = [Entity("node", f"gpu-node-{i}") for i in range(n // 3)]
     pods = [Entity("pod", f"p-{i}", "ml", (("node", f"gpu-node-{i % 40}"),)) for i in range(n // 3)]
@@ -458,26 +494,16 @@ def test_a_replica_that_hands_a_shard_back_writes_nothing_more_for_it(server: Ku
     action ledger and finishes it: one node, one acting replica."""
     from datetime import timedelta
 
-    from aiops.config.sharding import ShardingConfig
-    from aiops.engine.act import Actor
     from aiops.model import ActionStatus
-    from aiops.state import Store
     from aiops.testing.kubeapi_objects import make_pod
-    from tests.engine.kubecluster import NOW, decision, make_config, seed_workload, writes
+    from tests.engine.kubecluster import NOW, decision, seed_workload, writes
 
     seed_workload(server, "web", ["gpu-1", "gpu-2"], min_available=2)  # the PDB holds web-0 on gpu-1
     seed_workload(server, "llm", ["gpu-1", "gpu-3"])
     clock = Clock()
-    actors = {}
-    for name in ("a", "b"):
-        (tmp_path / name).mkdir()
-        config = make_config(
-            server, tmp_path / name, leader=True, max_pods_per_workload=10, max_cordoned_fraction=0.5,
-            auto_uncordon=True, uncordon_after="1m",
-        )
-        config = config.model_copy(update={"sharding": ShardingConfig(shards=2)})
-        leases = replica(server, name, clock, shards=2)
-        actors[name] = Actor(config, Store(config.state.path), api=server.api_client(ADMIN_TOKEN), elector=leases)
+    actors = two_sharded_actors(
+        server, tmp_path, clock, max_pods_per_workload=10, max_cordoned_fraction=0.5, auto_uncordon=True, uncordon_after="1m",
+    )
     a, b = actors["a"], actors["b"]
     gpu1, gpu3 = Entity("node", "gpu-1"), Entity("node", "gpu-3")
     assert shard_of(gpu1, 2) == shard_of(gpu3, 2) == 1
@@ -516,21 +542,12 @@ def test_the_per_workload_cap_is_cluster_wide_across_shards(server: KubeApiServe
     holder reads the first's disruption from its Event and holds its pod of the workload back."""
     from datetime import timedelta
 
-    from aiops.config.sharding import ShardingConfig
-    from aiops.engine.act import Actor
     from aiops.model import ActionStatus
-    from aiops.state import Store
-    from tests.engine.kubecluster import NOW, decision, make_config, seed_workload, writes
+    from tests.engine.kubecluster import NOW, decision, seed_workload, writes
 
     seed_workload(server, "web", ["gpu-1", "gpu-2", "gpu-4"])
     clock = Clock()
-    actors = []
-    for name in ("a", "b"):
-        (tmp_path / name).mkdir()
-        config = make_config(server, tmp_path / name, leader=True, max_pods_per_workload=1, max_cordoned_fraction=0.5)
-        config = config.model_copy(update={"sharding": ShardingConfig(shards=2)})
-        leases = replica(server, name, clock, shards=2)
-        actors.append(Actor(config, Store(config.state.path), api=server.api_client(ADMIN_TOKEN), elector=leases))
+    actors = list(two_sharded_actors(server, tmp_path, clock, max_pods_per_workload=1, max_cordoned_fraction=0.5).values())
     tick(clock, [a.elector for a in actors], rounds=3)  # type: ignore[misc]
     gpu1, gpu2 = Entity("node", "gpu-1"), Entity("node", "gpu-2")
     assert (shard_of(gpu2, 2), shard_of(gpu1, 2)) == (0, 1)
@@ -556,27 +573,15 @@ def test_the_cordon_cap_holds_across_replicas_that_read_the_cluster_before_eithe
     stage, and counted only its own cordons since: two replicas in two shards that read before
     either cordoned both passed a cap with room for one more node, and 3 of 4 nodes ended up
     cordoned (cap 2). The rail counts the nodes cordoned right now, read from the API server."""
-    from aiops.config.sharding import ShardingConfig
-    from aiops.engine.act import Actor
     from aiops.kube.read import read_cluster_view
     from aiops.model import ActionStatus
-    from aiops.state import Store
     from aiops.testing.kubeapi_objects import make_node
-    from tests.engine.kubecluster import NOW, decision, make_config
+    from tests.engine.kubecluster import NOW, decision
 
     server.put(make_node("gpu-4", gpus=8, unschedulable=True))  # a human's: one of the two allowed
     stale = read_cluster_view(server.api_client(ADMIN_TOKEN), now=NOW, timeout=(2.0, 2.0))  # read by both, first
     clock = Clock()
-    actors = {}
-    for name in ("a", "b"):
-        (tmp_path / name).mkdir()
-        config = make_config(server, tmp_path / name, leader=True, max_cordoned_fraction=0.5)
-        config = config.model_copy(update={"sharding": ShardingConfig(shards=2)})
-        leases = replica(server, name, clock, shards=2)
-        actors[name] = Actor(
-            config, Store(config.state.path), api=server.api_client(ADMIN_TOKEN), elector=leases,
-            read_view=lambda now: stale,
-        )
+    actors = two_sharded_actors(server, tmp_path, clock, read_view=lambda now: stale, max_cordoned_fraction=0.5)
     tick(clock, [a.elector for a in actors.values()], rounds=3)  # type: ignore[misc]
     gpu1, gpu2 = Entity("node", "gpu-1"), Entity("node", "gpu-2")
     first, second = (next(a for a in actors.values() if a.elector.owns(n)) for n in (gpu2, gpu1))  # type: ignore[union-attr]
@@ -602,22 +607,14 @@ def test_a_shard_that_comes_back_brings_no_stale_in_flight_action_with_it(server
     as a itself does when it takes shard 1 back while an evacuation there is unfinished."""
     from datetime import timedelta
 
-    from aiops.config.sharding import ShardingConfig
     from aiops.engine.act import Actor
     from aiops.model import ActionStatus
-    from aiops.state import Store
     from aiops.testing.kubeapi_objects import make_node, make_pod
-    from tests.engine.kubecluster import NOW, decision, finding, make_config, seed_workload, writes
+    from tests.engine.kubecluster import NOW, decision, finding, seed_workload, writes
 
     seed_workload(server, "web", ["gpu-1", "gpu-2"], min_available=2)  # the PDB holds web-0 on gpu-1
     clock = Clock()
-    actors = {}
-    for name in ("a", "b"):
-        (tmp_path / name).mkdir()
-        config = make_config(server, tmp_path / name, leader=True, max_pods_per_workload=10, max_cordoned_fraction=0.5)
-        config = config.model_copy(update={"sharding": ShardingConfig(shards=2)})
-        leases = replica(server, name, clock, shards=2)
-        actors[name] = Actor(config, Store(config.state.path), api=server.api_client(ADMIN_TOKEN), elector=leases)
+    actors = two_sharded_actors(server, tmp_path, clock, max_pods_per_workload=10, max_cordoned_fraction=0.5)
     a, b = actors["a"], actors["b"]
     gpu1, gpu3 = Entity("node", "gpu-1"), Entity("node", "gpu-3")
 
@@ -678,39 +675,24 @@ def test_the_cordon_cap_holds_when_both_replicas_list_the_nodes_before_either_co
     period."""
     from datetime import timedelta
 
-    from aiops.config.sharding import ShardingConfig
-    from aiops.engine.act import Actor
     from aiops.model import ActionStatus
-    from aiops.state import Store
     from aiops.testing.kubeapi_objects import make_node
-    from tests.engine.kubecluster import NOW, decision, make_config
+    from tests.engine.kubecluster import NOW, decision
 
     server.put(make_node("gpu-4", gpus=8, unschedulable=True))  # a human's: one of the two allowed
     clock = Clock()
-    actors = {}
-    for name in ("a", "b"):
-        (tmp_path / name).mkdir()
-        config = make_config(server, tmp_path / name, leader=True, max_cordoned_fraction=0.5, cooldown="0s")
-        config = config.model_copy(update={"sharding": ShardingConfig(shards=2)})
-        leases = replica(server, name, clock, shards=2)
-        actors[name] = Actor(config, Store(config.state.path), api=server.api_client(ADMIN_TOKEN), elector=leases)
+    actors = two_sharded_actors(server, tmp_path, clock, max_cordoned_fraction=0.5, cooldown="0s")
     tick(clock, [a.elector for a in actors.values()], rounds=3)  # type: ignore[misc]
     gpu1, gpu2 = Entity("node", "gpu-1"), Entity("node", "gpu-2")
     first, second = (next(a for a in actors.values() if a.elector.owns(n)) for n in (gpu2, gpu1))  # type: ignore[union-attr]
     assert first is not second
 
     # The second replica's whole act stage runs after the first listed the nodes, before it cordons.
-    listed = first.writer.read_nodes
-    assert listed is not None
-    meanwhile = []
-
-    def list_then_let_the_other_act():  # type: ignore[no-untyped-def]
-        nodes = listed()
-        if not meanwhile:
-            meanwhile.append(second.act([decision("evacuate_node", gpu1)], findings=[], degraded=False, now=NOW)[0])
-        return nodes
-
-    first.writer.read_nodes = list_then_let_the_other_act
+    assert first.writer.read_nodes is not None
+    first.writer.read_nodes, meanwhile = then_meanwhile(
+        first.writer.read_nodes,
+        lambda: second.act([decision("evacuate_node", gpu1)], findings=[], degraded=False, now=NOW)[0],
+    )
     done = first.act([decision("evacuate_node", gpu2)], findings=[], degraded=False, now=NOW)[0]
     assert done.status is ActionStatus.APPLIED, done.detail
     assert len(meanwhile) == 1 and meanwhile[0].status is ActionStatus.DEFERRED, meanwhile[0].detail
@@ -773,21 +755,12 @@ def test_the_per_workload_cap_holds_when_both_replicas_count_before_either_disru
     cluster-wide guard Lease: the second defers, and next cycle counts the first's disruption."""
     from datetime import timedelta
 
-    from aiops.config.sharding import ShardingConfig
-    from aiops.engine.act import Actor
     from aiops.model import ActionStatus
-    from aiops.state import Store
-    from tests.engine.kubecluster import NOW, decision, make_config, seed_workload, writes
+    from tests.engine.kubecluster import NOW, decision, seed_workload, writes
 
     seed_workload(server, "web", ["gpu-1", "gpu-2", "gpu-4"])
     clock = Clock()
-    actors = {}
-    for name in ("a", "b"):
-        (tmp_path / name).mkdir()
-        config = make_config(server, tmp_path / name, leader=True, max_pods_per_workload=1, cooldown="0s")
-        config = config.model_copy(update={"sharding": ShardingConfig(shards=2)})
-        leases = replica(server, name, clock, shards=2)
-        actors[name] = Actor(config, Store(config.state.path), api=server.api_client(ADMIN_TOKEN), elector=leases)
+    actors = two_sharded_actors(server, tmp_path, clock, max_pods_per_workload=1, cooldown="0s")
     tick(clock, [a.elector for a in actors.values()], rounds=3)  # type: ignore[misc]
     pods = [Entity("pod", f"web-{i}", "default", (("node", node),)) for i, node in enumerate(["gpu-1", "gpu-2", "gpu-4"])]
     by_shard = {shard_of(p, 2): p for p in pods}
@@ -797,17 +770,12 @@ def test_the_per_workload_cap_holds_when_both_replicas_count_before_either_disru
     second = next(a for a in actors.values() if a.elector.owns(theirs))  # type: ignore[union-attr]
     assert first is not second
 
-    ledger = first.writer.read_ledger
-    assert ledger is not None
-    meanwhile = []
-
-    def read_then_let_the_other_act():  # type: ignore[no-untyped-def]
-        records = ledger()
-        if not meanwhile:
-            meanwhile.append(second.act([decision("restart_pod", theirs)], findings=[], degraded=False, now=NOW)[0])
-        return records
-
-    first.writer.read_ledger = read_then_let_the_other_act
+    # The second replica's whole act stage runs after the first read the action ledger.
+    assert first.writer.read_ledger is not None
+    first.writer.read_ledger, meanwhile = then_meanwhile(
+        first.writer.read_ledger,
+        lambda: second.act([decision("restart_pod", theirs)], findings=[], degraded=False, now=NOW)[0],
+    )
     done = first.act([decision("restart_pod", mine)], findings=[], degraded=False, now=NOW)[0]
     assert len(meanwhile) == 1
     evicted = [w[3] for w in writes(server) if w[2] == "eviction" or (w[0] == "DELETE" and w[1] == "pods")]
