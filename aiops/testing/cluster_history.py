@@ -1113,16 +1113,13 @@ def _histogram_p99(b: _Builder, name: str, model: str) -> np.ndarray:
     """``histogram_quantile(0.99, sum by (le) (rate(<name>_bucket{model_name=<model>}[5m])))`` per
     step, as Prometheus computes it: linear within a bucket, the highest finite bound past the last
     one. A series whose counters reset (or that is absent) inside the window adds nothing there."""
-    w = max(1, round(300 / b.spec.step_s) - 1)  # samples in (t - 5m, t]: first and last
     total: np.ndarray | None = None
     bounds: tuple[float, ...] = ()
     for x in b.out.histograms:
         if x.name != name or x.labels.get("model_name") != model:
             continue
         bounds = x.buckets
-        delta = np.full(x.counts.shape, np.nan)
-        delta[:, w:] = x.counts[:, w:] - x.counts[:, :-w]
-        delta = np.where(np.isfinite(delta) & (delta >= 0), delta, 0.0)
+        delta = _increase_5m(b, x.counts)
         total = delta if total is None else total + delta
     if total is None:
         raise AssertionError(f"no {name} histogram of {model}")
@@ -1141,20 +1138,27 @@ def _histogram_p99(b: _Builder, name: str, model: str) -> np.ndarray:
     return out
 
 
+def _increase_5m(b: _Builder, counts: np.ndarray) -> np.ndarray:
+    """Per step (the last axis), what a counter grew by over the samples in (t - 5m, t], its first
+    and last, as ``rate(...[5m])`` reads them; 0 where the window is not full or the counter
+    reset (or is absent) inside it."""
+    w = max(1, round(300 / b.spec.step_s) - 1)
+    delta = np.full(counts.shape, np.nan)
+    delta[..., w:] = counts[..., w:] - counts[..., :-w]
+    return np.where(np.isfinite(delta) & (delta >= 0), delta, 0.0)
+
+
 def _mean_over_rate(b: _Builder, duration: str, count: str, labels: dict[str, str], scale: float) -> np.ndarray:
     """``sum(rate(<duration>[5m])) / sum(rate(<count>[5m])) * scale`` per step over the series
     matching ``labels``, as Prometheus computes it (the window as in :func:`_histogram_p99`; a
     series that resets or is absent inside it adds nothing there); NaN where nothing was counted.
     A mean latency from cumulative counters, as Triton and TorchServe export it."""
-    w = max(1, round(300 / b.spec.step_s) - 1)
     totals = []
     for name in (duration, count):
         total = np.zeros(b.T())
         for x in b.out.counters:
             if x.name == name and all(x.labels.get(k) == v for k, v in labels.items()):
-                delta = np.full(b.T(), np.nan)
-                delta[w:] = x.values[w:] - x.values[:-w]
-                total += np.where(np.isfinite(delta) & (delta >= 0), delta, 0.0)
+                total += _increase_5m(b, x.values)
         totals.append(total)
     with np.errstate(invalid="ignore", divide="ignore"):
         return np.where(totals[1] > 0, totals[0] / totals[1] * scale, np.nan)
