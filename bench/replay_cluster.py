@@ -120,6 +120,8 @@ def main() -> int:
     print(f"decisions that never stop: {len(f['decisions_that_never_stop'])}")
     print(f"pages/day: {f['pages_per_day']}; outside incidents per 1,000 series: "
           f"{f['healthy_pages_per_day_per_1000_series']}; actions/day: {f['actions_per_day']}")
+    dropped = ", ".join(f"{r['signal']} {r['reason']} {r['samples']}" for r in f["samples_rejected"]) or "none"
+    print(f"impossible samples dropped: {dropped}")
     print(f"report: {args.out / 'report.html'}")
     return 0
 

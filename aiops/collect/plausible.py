@@ -39,6 +39,8 @@ REASONS = (OUT_OF_RANGE, SENTINEL)
 # Series already named in the log, per signal, at most: past it (labels churning through a
 # broken exporter's pods) the counter still counts and the set starts again.
 MAX_WARNED = 10_000
+# Series kept by name for reports (Screen.named).
+MAX_NAMED = 5
 
 
 def sentinels(values: np.ndarray) -> np.ndarray:
@@ -78,6 +80,11 @@ class Screen:
     # Names the series for the log line (the collector's entity of its labels).
     describe: Callable[[dict[str, str]], str] = lambda labels: ",".join(f"{k}={v}" for k, v in sorted(labels.items()))
     warned: set[LabelKey] = field(default_factory=set)
+    # What it dropped since it was made, by reason, and the first series it named: for a report
+    # that outlives the log (aiops replay). Samples read twice (a cycle's overlap) count twice,
+    # as in aiops_samples_rejected_total.
+    dropped: dict[str, int] = field(default_factory=dict)
+    named: list[str] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         for reason in REASONS:  # at 0 from the start, so increase() sees the first rejection
@@ -104,6 +111,7 @@ class Screen:
             n = int(np.count_nonzero(mask))
             if n:
                 metrics.SAMPLES_REJECTED.labels(self.signal, reason).inc(n)
+                self.dropped[reason] = self.dropped.get(reason, 0) + n
         at = np.flatnonzero(drop)
         # The series of each rejected point: its index among the chunk's series.
         which = np.searchsorted(np.cumsum(block.counts), at, side="right")
@@ -118,6 +126,9 @@ class Screen:
             if key in self.warned:
                 continue
             self.warned.add(key)
+            series = self.describe(labels)
+            if len(self.named) < MAX_NAMED:
+                self.named.append(series)
             value = float(block.values[point])
             why = (
                 "a DCGM blank sentinel (the field has no value) or UINT32_MAX" if blank[point]
@@ -127,5 +138,5 @@ class Screen:
                 "signal %s: dropped %r from %s as missing: %s, range %s; fix the exporter, or if such values are real, "
                 "set signals.%s.valid (or dcgm_blanks: false) in the config. Later ones from this series are only counted "
                 "(aiops_samples_rejected_total)",
-                self.signal, value, self.describe(labels), why, self.plausible.describe(), self.signal,
+                self.signal, value, series, why, self.plausible.describe(), self.signal,
             )

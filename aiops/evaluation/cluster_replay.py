@@ -35,7 +35,9 @@ from aiops.model import ADVISE, ActionStatus, CycleReport, EntityKind, Mode, Not
 from aiops.plugins import Delivery, DeliveryStatus, Notifier
 from aiops.state import Store
 
-__all__ = ["Cycle", "Episode", "Event", "HistoryClient", "FileSink", "ReplayRun", "Timeline", "replay_config", "run_replay"]
+__all__ = [
+    "Cycle", "Episode", "Event", "HistoryClient", "FileSink", "Rejected", "ReplayRun", "Timeline", "replay_config", "run_replay",
+]
 
 # What a replayed action would have done: the statuses of a decision the writer let through.
 ACTED = frozenset({ActionStatus.DRY_RUN, ActionStatus.APPLIED})
@@ -298,6 +300,28 @@ def cycle_times(start: datetime, end: datetime, every: timedelta) -> Iterator[da
         t += every
 
 
+@dataclass(frozen=True)
+class Rejected:
+    """Samples of one signal the collector dropped as impossible over the replay, for one reason
+    (:mod:`aiops.collect.plausible`): what the log says once per series, which the replay silences."""
+
+    signal: str
+    reason: str  # out_of_range or sentinel
+    samples: int  # as aiops_samples_rejected_total counts them (a cycle's overlap counts twice)
+    series: tuple[str, ...]  # the first series of the signal named, at most five
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"signal": self.signal, "reason": self.reason, "samples": self.samples, "series": list(self.series)}
+
+
+def _rejected_by(collector: Collector) -> tuple[Rejected, ...]:
+    return tuple(
+        Rejected(name, reason, n, tuple(screen.named))
+        for name, screen in sorted(collector.screens.items())
+        for reason, n in sorted(screen.dropped.items())
+    )
+
+
 @dataclass
 class ReplayRun:
     timeline: Timeline
@@ -308,6 +332,7 @@ class ReplayRun:
     wall_seconds: float
     config: AiopsConfig
     notifications_path: Path
+    rejected: tuple[Rejected, ...] = ()
 
 
 def run_replay(
@@ -354,7 +379,8 @@ def run_replay(
             timeline.add(now, report, time.perf_counter() - t0)
             if progress is not None:
                 progress(i + 1, total, now.strftime("%Y-%m-%d %H:%M"))
-        return ReplayRun(timeline, start, end, every, total, time.perf_counter() - t_begin, cfg, sink_path)
+        return ReplayRun(timeline, start, end, every, total, time.perf_counter() - t_begin, cfg, sink_path,
+                         _rejected_by(collector))
     finally:
         if pipeline is not None:
             pipeline.close()

@@ -8,6 +8,9 @@ Figures (all from one replay, nothing tuned here):
 - *noisiest* rules (by decision episodes and cycles) and signals (by warning-or-worse findings);
 - *decisions that never stop*: still standing when the replay ended, or standing longer than
   ``long_decision``;
+- *impossible samples dropped*: what the collector left out as impossible (a DCGM blank, a
+  utilisation of 4294967295), by signal and reason, with the first series named; the replay
+  silences the log line that says so live;
 - per incident (an entity pattern and the time it failed): the first warning, the first action
   and their lead before the static alert (or the failure); decisions still standing an hour after
   the incident resolved; and every action outside any incident.
@@ -222,6 +225,7 @@ def replay_figures(run: ReplayRun, incidents: Sequence[Incident] = (), *, long_d
         "incidents_met": sum(1 for r in rows if r["met"]),
         "actions_outside_incidents": [d.as_dict() for d in outside],
         "standing_after_resolved": sum(len(r["standing_after_resolved"]) for r in rows),
+        "samples_rejected": [r.as_dict() for r in run.rejected],
     }
 
 
@@ -301,7 +305,15 @@ def _summary_lines(f: dict[str, Any]) -> list[tuple[str, str]]:
         ("actions outside incidents", str(len(f["actions_outside_incidents"]))),
         ("decisions standing 1 h after their incident resolved", str(f["standing_after_resolved"])),
         ("decisions that never stop", str(len(f["decisions_that_never_stop"]))),
+        ("impossible samples dropped", _rejected_line(f["samples_rejected"])),
     ]
+
+
+def _rejected_line(rejected: Sequence[dict[str, Any]]) -> str:
+    if not rejected:
+        return "none"
+    signals = sorted({r["signal"] for r in rejected})
+    return f"{sum(r['samples'] for r in rejected)} samples of {', '.join(signals)} (table below)"
 
 
 def _table(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
@@ -322,6 +334,9 @@ def _sections(run: ReplayRun, f: dict[str, Any]) -> list[tuple[str, list[str], l
          [[d["first_at"], d["last_at"], d["action"], d["entity"], d.get("rule", "")] for d in f["actions_outside_incidents"]]),
         ("Decisions that never stop", ["first", "last", "cycles", "action", "target", "rule"],
          [[d["first_at"], d["last_at"], d["cycles"], d["action"], d["entity"], d.get("rule", "")] for d in f["decisions_that_never_stop"]]),
+        ("Impossible samples dropped (fix the exporter, or set signals.<name>.valid if such values are real)",
+         ["signal", "reason", "samples", "first series"],
+         [[r["signal"], r["reason"], r["samples"], "; ".join(r["series"])] for r in f["samples_rejected"]]),
         ("Noisiest rules", ["rule", "episodes", "cycles"], [[r["rule"], r["episodes"], r["cycles"]] for r in f["noisiest_rules"]]),
         ("Noisiest signals", ["signal", "finding episodes"], [[s["signal"], s["episodes"]] for s in f["noisiest_signals"]]),
         ("Decisions", ["first", "last", "cycles", "action", "mode", "target", "outcomes", "reason"],

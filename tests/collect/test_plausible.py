@@ -69,6 +69,9 @@ def test_a_screen_drops_counts_and_names_each_series_once(caplog: pytest.LogCapt
     assert "fix the exporter" in line and "signals.test_gpu_util.valid" in line
     clean = Block([b], np.array([2]), np.arange(2.0), np.array([40.0, 41.0]))
     assert screen.block(clean) is clean  # nothing to drop: the chunk as it came
+    # What it dropped since it was made, for a report that outlives the log (aiops replay).
+    assert screen.dropped == {SENTINEL: 2, OUT_OF_RANGE: 2}
+    assert screen.named == ["UUID=GPU-a"]  # GPU-b sent nothing impossible
 
 
 class _Source:

@@ -115,6 +115,12 @@ def test_replay_writes_report_dry_run_and_throwaway_state(demo_prom, tmp_path: P
     (row,) = figures["incidents"]
     assert row["first_warning_at"] is not None and row["warning_lead_min"] > 0
     assert "first warning" in (out / "report.md").read_text().lower()
+    # The demo's node-0 GPU 0 writes dcgm-exporter's impossible values (aiops/data/demo/scenario.yaml):
+    # the report says what the collector dropped, by signal and reason, and names the series.
+    dropped = {(r["signal"], r["reason"]): r for r in figures["samples_rejected"]}
+    assert {("gpu_power", "sentinel"), ("gpu_row_remap_failure", "sentinel")} <= set(dropped)
+    assert all(r["samples"] > 0 and r["series"] for r in dropped.values())
+    assert "impossible samples dropped" in (out / "report.md").read_text().lower()
 
 
 @pytest.mark.parametrize(
