@@ -13,7 +13,9 @@ writes what exporters really expose over a day or two, with the quirks a default
   (``container=""``); node-exporter with ``instance`` = node name;
 - dcgm-exporter: ``DCGM_FI_DEV_XID_ERRORS`` is sticky (holds the last XID until the exporter
   restarts); ``pod``/``namespace``/``container`` labels appear when a pod attaches to a GPU (a
-  new series); every field of a GPU that fell off the bus (XID 79) vanishes;
+  new series); every field of a GPU that fell off the bus (XID 79) vanishes; in profiles that say
+  so (eu-rough), the impossible values real exporters write on a healthy node: DCGM's blank
+  sentinels and NVIDIA/DCGM#199's utilisations, to the last digit;
 - vLLM V1: TTFT, inter-token and end-to-end histograms with vLLM's own buckets; series absent
   while a server restarts, counters that start from zero again under a new pod name;
 - a completed evaluation Job's pod left on the node that later loses a GPU (XID 79);
@@ -100,6 +102,9 @@ class _Series:
     name: str
     labels: dict[str, str]
     values: np.ndarray  # NaN: no sample (absent)
+    # Written to the last digit, not to six: DCGM's blank 2147483632 rounded to six digits is a
+    # plain number below the blanks, which no real exporter writes.
+    exact: bool = False
 
 
 @dataclass
@@ -139,7 +144,7 @@ class ClusterHistory:
             for fam, typ, items in _families(self.gauges, "gauge") + _families(self.counters, "counter"):
                 fh.write(f"# TYPE {fam} {typ}\n")
                 for s in items:
-                    fh.write(_rows(s.name, s.labels, s.values, ts))
+                    fh.write(_rows(s.name, s.labels, s.values, ts, exact=s.exact))
             by_name: dict[str, list[_Histogram]] = {}
             for h in self.histograms:
                 by_name.setdefault(h.name, []).append(h)
@@ -166,9 +171,10 @@ def _label_text(labels: dict[str, str]) -> str:
     return "{" + ",".join(f'{k}="{v}"' for k, v in labels.items()) + "}"
 
 
-def _rows(name: str, labels: dict[str, str], values: np.ndarray, ts: list[str]) -> str:
+def _rows(name: str, labels: dict[str, str], values: np.ndarray, ts: list[str], *, exact: bool = False) -> str:
     head = name + _label_text(labels) + " "
-    return "".join(head + f"{v:.6g}" + ts[i] for i, v in enumerate(values.tolist()) if v == v)
+    fmt = "{!r}" if exact else "{:.6g}"
+    return "".join(head + fmt.format(v) + ts[i] for i, v in enumerate(values.tolist()) if v == v)
 
 
 def _histogram_rows(h: _Histogram, ts: list[str]) -> str:
@@ -415,6 +421,9 @@ class _Builder:
             "DCGM_FI_DEV_POWER_USAGE": 90 + 5.5 * util + self.noise(4),
             "DCGM_FI_DEV_XID_ERRORS": xid_v,
         }
+        if self.spec.profile.exporter_garbage:  # in dcgm-exporter's default counters; 0 on a healthy GPU
+            fields["DCGM_FI_DEV_ROW_REMAP_FAILURE"] = np.zeros(self.T())
+            fields["DCGM_FI_DEV_UNCORRECTABLE_REMAPPED_ROWS"] = np.zeros(self.T())
         for name, v in fields.items():
             for m, labels, xid_only in segments:
                 if name == "DCGM_FI_DEV_XID_ERRORS":
@@ -486,6 +495,14 @@ class _Builder:
         for s in (*self.out.gauges, *self.out.counters, *self.out.histograms):
             if s.name.startswith(name_prefix) and all(s.labels.get(k) == v for k, v in labels.items()):
                 yield s
+
+    def overwrite(self, name: str, labels: dict[str, str], a: float, b: float, value: float) -> None:
+        """The exporter wrote ``value`` in [a, b) hours on the matching series, where they report."""
+        during = self.between(a, b)
+        for s in self._matching(name, labels):
+            if isinstance(s, _Series) and s.name == name:
+                s.values = np.where(during & np.isfinite(s.values), value, s.values)
+                s.exact = True
 
     def scrape_gap(self, name_prefix: str, labels: dict[str, str], a: float, b: float) -> None:
         """Missed scrapes: no sample in [a, b) hours for the matching series."""
@@ -693,6 +710,8 @@ def generate(spec: HistorySpec = HistorySpec()) -> ClusterHistory:
             b.gpu(node, i, util, attached=attached, xid=xid, gone=gone, xid_gone=gone_xid, exporters=exporters)
         if restart_at is not None:
             _daemonset_pod_rolled(b, node, restart_at)
+    if pf.exporter_garbage:
+        _exporter_garbage(b, "gpu-node-0", o)
     if drain_h is not None:
         # The reboot: node-exporter, cAdvisor and dcgm-exporter answer nothing, and the CPU
         # counters start again from the new boot.
@@ -1071,6 +1090,32 @@ def _dcgm_exporter(b: _Builder, node: str, pod: str, alive: np.ndarray) -> None:
           limit=1 * GIB, usage=np.full(b.T(), 300 * MIB) + b.noise(2 * MIB), alive=alive)
     if "pod/gpu-operator/nvidia-dcgm-exporter-*" not in b.out.decoys:
         b.out.decoys.append("pod/gpu-operator/nvidia-dcgm-exporter-*")
+
+
+# dcgm_fields.h: what DCGM writes for a field it has no value for (written here from the header,
+# not imported from aiops.config.signals, so the fixture checks the daemon's constants).
+DCGM_INT32_BLANK = 0x7FFFFFF0
+DCGM_INT64_NOT_SUPPORTED = 0x7FFFFFFFFFFFFFF2
+DCGM_FP64_BLANK = 2.0**47
+UINT32_MAX = 4294967295
+
+
+def _exporter_garbage(b: _Builder, node: str, o: float) -> None:
+    """Impossible values from dcgm-exporter on a healthy node, as real ones report them:
+    GPU 1's utilisation reads UINT32_MAX three times and 151234 once (NVIDIA/DCGM#199), and its
+    framebuffer use DCGM's int32 blank for 10 min; GPU 3's power draw reads the fp64 blank for
+    18 min (under the fine-tuning Job, where a profile runs one); and the node's GPUs report the
+    row-remap fields as "not supported" (int64) throughout, as GPUs without row remapping do. A blank
+    ROW_REMAP_FAILURE read as a number once evacuated a healthy node. Nothing here is an incident."""
+    gpu = {"Hostname": node}
+    for at in (0.7, 3.2, 7.5):
+        b.overwrite("DCGM_FI_DEV_GPU_UTIL", {**gpu, "gpu": "1"}, o + at, o + at + 1 / 60, UINT32_MAX)
+    b.overwrite("DCGM_FI_DEV_GPU_UTIL", {**gpu, "gpu": "1"}, o + 5.1, o + 5.1 + 1 / 60, 151234)
+    b.overwrite("DCGM_FI_DEV_FB_USED", {**gpu, "gpu": "1"}, o + 6.0, o + 6.0 + 10 / 60, DCGM_INT32_BLANK)
+    b.overwrite("DCGM_FI_DEV_POWER_USAGE", {**gpu, "gpu": "3"}, o + 4.0, o + 4.0 + 18 / 60, DCGM_FP64_BLANK)
+    for name in ("DCGM_FI_DEV_ROW_REMAP_FAILURE", "DCGM_FI_DEV_UNCORRECTABLE_REMAPPED_ROWS"):
+        b.overwrite(name, gpu, -1.0, 1e9, float(DCGM_INT64_NOT_SUPPORTED))
+    b.out.decoys.append(f"node/{node}")
 
 
 def _kube_proxy_crashloop(b: _Builder, node: str, start: float) -> None:

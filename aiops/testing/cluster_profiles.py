@@ -127,6 +127,9 @@ class Profile:
     # A GPU node pool under the cluster-autoscaler: nodes (new names each time) join while traffic
     # is high, serving gemma-2-9b replicas, and are removed when it falls (see AP_AUTOSCALE).
     autoscaled_pool: bool = False
+    # dcgm-exporter's impossible values on gpu-node-0, a healthy node (see _exporter_garbage): DCGM's
+    # blank sentinels and NVIDIA/DCGM#199's utilisations, with the row-remap fields every GPU exports.
+    exporter_garbage: bool = False
 
     def needed_hours(self) -> float:
         decoys = [x + 2.0 for x in (self.planned_drain_h, self.dcgm_rollout_h, self.protected_crashloop_h)
@@ -181,6 +184,7 @@ EU_ROUGH = Profile(
     training_job_h=0.5,
     protected_crashloop_h=2.0,
     rough_telemetry=True,
+    exporter_garbage=True,
 )
 
 AP_AUTOSCALE = Profile(

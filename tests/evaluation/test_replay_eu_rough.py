@@ -105,3 +105,20 @@ def test_a_crashloop_in_kube_system_is_told_but_not_paged(run: Replayed) -> None
     assert run.pages_on("pod/kube-system/*") == []
     told = [f for f in run.report["findings"] if f["signal"] == "pod_crashlooping" and f["entity"].startswith("pod/kube-system/")]
     assert told and all(f["severity"] == "warning" for f in told), told
+
+
+def test_impossible_exporter_values_are_gaps_never_findings_and_the_report_counts_them(run: Replayed) -> None:
+    """gpu-node-0's dcgm-exporter writes DCGM's blanks and NVIDIA/DCGM#199's utilisations (the
+    fixture's _exporter_garbage). None of them is a finding or an action; the report says what the
+    collector dropped, by signal and reason, so the operator can look at the exporter."""
+    dropped = {(r["signal"], r["reason"]): r["samples"] for r in run.figures["samples_rejected"]}
+    assert dropped[("gpu_utilization", "sentinel")] >= 3 and dropped[("gpu_utilization", "out_of_range")] >= 1
+    assert dropped[("gpu_power", "sentinel")] >= 18
+    assert dropped[("gpu_row_remap_failure", "sentinel")] > 0 and dropped[("gpu_uncorrectable_remapped_rows", "sentinel")] > 0
+    gpus = {f"gpu/{s.labels['UUID']}" for s in run.hist.gauges if s.labels.get("Hostname") == "gpu-node-0"}
+    assert len(gpus) == 4
+    on_node = [f for f in run.report["findings"] if f["entity"] in gpus
+               and f["signal"] in ("gpu_utilization", "gpu_power", "gpu_memory_usage_ratio", "gpu_row_remap_failure",
+                                   "gpu_uncorrectable_remapped_rows")]
+    assert on_node == []
+    assert [d for d in run.report["decisions"] if d["entity"] == "node/gpu-node-0"] == []

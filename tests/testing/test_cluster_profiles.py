@@ -301,3 +301,34 @@ def test_us_east_triton_surge_alert_is_the_exported_mean_latency_held_5_min(us_e
     inc = next(i for i in us_east.incidents if i["name"] == "traffic surge on resnet50 (Triton)")
     assert (inc["failure_at"] - us_east.spec.start).total_seconds() == pytest.approx(h[first] * 3600)
     assert (inc["static_alert_at"] - us_east.spec.start).total_seconds() == pytest.approx((h[held] + 5 / 60) * 3600)
+
+
+def test_eu_rough_dcgm_exporter_writes_impossible_values_as_it_does(eu_rough, tmp_path: Path) -> None:
+    """NVIDIA/DCGM#199's UINT32_MAX and 150k utilisations, and DCGM's blank sentinels (dcgm_fields.h)
+    on a healthy node, written to the digit: rounded to six, 2147483632 is no longer DCGM's blank."""
+    h = _hours(eu_rough)
+    uint32_max, int32_blank, int64_not_supported, fp64_blank = 4294967295, 0x7FFFFFF0, 0x7FFFFFFFFFFFFFF2, 2.0**47
+    util = [s for s in _series(eu_rough, "DCGM_FI_DEV_GPU_UTIL", Hostname="gpu-node-0", gpu="1")]
+    values = np.concatenate([s.values for s in util])
+    assert (values == uint32_max).sum() == 3 and ((values > 1000) & (values < 200_000)).sum() == 1
+    assert np.nanmax(values[values < 1000]) <= 100  # the rest of the series is real
+    power = np.concatenate([s.values for s in _series(eu_rough, "DCGM_FI_DEV_POWER_USAGE", Hostname="gpu-node-0", gpu="3")])
+    assert (power == fp64_blank).sum() == 18
+    fb_used = np.concatenate([s.values for s in _series(eu_rough, "DCGM_FI_DEV_FB_USED", Hostname="gpu-node-0", gpu="1")])
+    assert (fb_used == int32_blank).sum() == 10
+    for name in ("DCGM_FI_DEV_ROW_REMAP_FAILURE", "DCGM_FI_DEV_UNCORRECTABLE_REMAPPED_ROWS"):
+        blanks = _series(eu_rough, name, Hostname="gpu-node-0")
+        assert {s.labels["gpu"] for s in blanks} == {"0", "1", "2", "3"}
+        assert all(np.all(s.values[np.isfinite(s.values)] == float(int64_not_supported)) for s in blanks)
+        # The other nodes' GPUs support the field: 0, and absent with the GPU off the bus.
+        others = [s for s in _series(eu_rough, name) if s.labels["Hostname"] != "gpu-node-0"]
+        assert others and all(np.all(s.values[np.isfinite(s.values)] == 0) for s in others)
+    xid_h = _incident_h(eu_rough, "XID 79")
+    off = (h > xid_h + 0.1) & (h < xid_h + 0.5)
+    assert all(np.isnan(s.values[off]).all() for s in _series(eu_rough, "DCGM_FI_DEV_ROW_REMAP_FAILURE",
+                                                             Hostname="gpu-node-2", gpu="1"))
+    text = eu_rough.write_openmetrics(tmp_path / "h.om").read_text()
+    written = {float(line.rsplit(" ", 2)[1]) for line in text.splitlines()
+               if line.startswith(("DCGM_FI_DEV_GPU_UTIL{", "DCGM_FI_DEV_FB_USED{", "DCGM_FI_DEV_POWER_USAGE{",
+                                   "DCGM_FI_DEV_ROW_REMAP_FAILURE{")) and 'Hostname="gpu-node-0"' in line}
+    assert {float(uint32_max), float(int32_blank), float(int64_not_supported), fp64_blank} <= written
