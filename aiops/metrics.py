@@ -59,7 +59,8 @@ POINTS_FETCHED = Counter("aiops_points_fetched", "Samples fetched from Prometheu
 SAMPLES_REJECTED = Counter(
     "aiops_samples_rejected",
     "Samples dropped as missing because no instrument can read them, by signal and reason: out_of_range (outside "
-    "the signal's valid range) or sentinel (a DCGM blank, UINT32_MAX). Fix the exporter, or set signals.<name>.valid.",
+    "the signal's valid range) or sentinel (a DCGM blank, UINT32_MAX); each sample once, however often a cycle's "
+    "overlap reads it. Fix the exporter, or set signals.<name>.valid.",
     ["signal", "reason"],
     registry=REGISTRY,
 )

@@ -80,11 +80,12 @@ class Screen:
     # Names the series for the log line (the collector's entity of its labels).
     describe: Callable[[dict[str, str]], str] = lambda labels: ",".join(f"{k}={v}" for k, v in sorted(labels.items()))
     warned: set[LabelKey] = field(default_factory=set)
-    # What it dropped since it was made, by reason, and the first series it named: for a report
-    # that outlives the log (aiops replay). Samples read twice (a cycle's overlap) count twice,
-    # as in aiops_samples_rejected_total.
+    # What it dropped since it was made, by reason (each sample once, as aiops_samples_rejected_total
+    # counts them), and the first series it named: for a report that outlives the log (aiops replay).
     dropped: dict[str, int] = field(default_factory=dict)
     named: list[str] = field(default_factory=list)
+    # The newest sample counted per series: a cycle's overlap reads the newest samples again.
+    counted_to: dict[LabelKey, float] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         for reason in REASONS:  # at 0 from the start, so increase() sees the first rejection
@@ -107,28 +108,33 @@ class Screen:
         return Block(block.labels, block.counts, block.timestamps, np.where(drop, np.nan, block.values))
 
     def _count(self, block: Block, drop: np.ndarray, outside: np.ndarray, blank: np.ndarray) -> None:
-        for reason, mask in ((OUT_OF_RANGE, outside), (SENTINEL, blank)):
-            n = int(np.count_nonzero(mask))
-            if n:
-                metrics.SAMPLES_REJECTED.labels(self.signal, reason).inc(n)
-                self.dropped[reason] = self.dropped.get(reason, 0) + n
         at = np.flatnonzero(drop)
-        # The series of each rejected point: its index among the chunk's series.
+        # The series of each rejected point: its index among the chunk's series (ascending, as
+        # ``at`` is), so each series' points are one run.
         which = np.searchsorted(np.cumsum(block.counts), at, side="right")
-        first: dict[int, int] = {}
-        for i, point in zip(which.tolist(), at.tolist()):
-            first.setdefault(i, point)
+        bounds = np.flatnonzero(np.diff(which)) + 1
         if len(self.warned) >= MAX_WARNED:
             self.warned.clear()
-        for i, point in first.items():
-            labels = block.labels[i]
+        if len(self.counted_to) >= MAX_WARNED:
+            self.counted_to.clear()
+        n_outside = n_blank = 0
+        for first, points in zip([0, *bounds.tolist()], np.split(at, bounds)):
+            labels = block.labels[int(which[first])]
             key = label_key(labels)
+            # Each sample once: the next cycle's overlap reads the newest ones again.
+            ts = block.timestamps[points]
+            new = points[ts > self.counted_to.get(key, -np.inf)]
+            if new.size:
+                n_outside += int(np.count_nonzero(outside[new]))
+                n_blank += int(np.count_nonzero(blank[new]))
+                self.counted_to[key] = float(ts.max())
             if key in self.warned:
                 continue
             self.warned.add(key)
             series = self.describe(labels)
             if len(self.named) < MAX_NAMED:
                 self.named.append(series)
+            point = int(points[0])
             value = float(block.values[point])
             why = (
                 "a DCGM blank sentinel (the field has no value) or UINT32_MAX" if blank[point]
@@ -140,3 +146,7 @@ class Screen:
                 "(aiops_samples_rejected_total)",
                 self.signal, value, series, why, self.plausible.describe(), self.signal,
             )
+        for reason, n in ((OUT_OF_RANGE, n_outside), (SENTINEL, n_blank)):
+            if n:
+                metrics.SAMPLES_REJECTED.labels(self.signal, reason).inc(n)
+                self.dropped[reason] = self.dropped.get(reason, 0) + n

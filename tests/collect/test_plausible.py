@@ -58,11 +58,17 @@ def test_a_screen_drops_counts_and_names_each_series_once(caplog: pytest.LogCapt
     block = Block([a, b], np.array([3, 2]), np.arange(5.0), np.array([50.0, 4294967295.0, 150000.0, 40.0, 41.0]))
     with caplog.at_level(logging.WARNING, logger="aiops.collect.plausible"):
         out = screen.block(block)
-        screen.block(block)  # the next cycle brings the same again: counted, not logged
+        # The next cycle's overlap reads the same samples again: dropped again, but neither
+        # counted (the exporter wrote each once) nor logged again.
+        again = screen.block(block)
+        # A newer one of the same series is counted, not logged.
+        later = Block([a], np.array([2]), np.array([2.0, 3.0]), np.array([150000.0, 4294967295.0]))
+        screen.block(later)
     assert np.isnan(out.values).tolist() == [False, True, True, False, False]
+    assert np.isnan(again.values).tolist() == [False, True, True, False, False]
     assert out.labels is block.labels and out.counts is block.counts and out.timestamps is block.timestamps
     assert rejected_count("test_gpu_util", SENTINEL) == 2.0
-    assert rejected_count("test_gpu_util", OUT_OF_RANGE) == 2.0
+    assert rejected_count("test_gpu_util", OUT_OF_RANGE) == 1.0
     [line] = [r.getMessage() for r in caplog.records]
     assert "signal test_gpu_util: dropped 4294967295.0 from UUID=GPU-a" in line
     assert "range [0, 110] and not a DCGM blank" in line
@@ -70,7 +76,7 @@ def test_a_screen_drops_counts_and_names_each_series_once(caplog: pytest.LogCapt
     clean = Block([b], np.array([2]), np.arange(2.0), np.array([40.0, 41.0]))
     assert screen.block(clean) is clean  # nothing to drop: the chunk as it came
     # What it dropped since it was made, for a report that outlives the log (aiops replay).
-    assert screen.dropped == {SENTINEL: 2, OUT_OF_RANGE: 2}
+    assert screen.dropped == {SENTINEL: 2, OUT_OF_RANGE: 1}
     assert screen.named == ["UUID=GPU-a"]  # GPU-b sent nothing impossible
 
 
