@@ -638,7 +638,10 @@ def gpu_fleet() -> Json:
                 "GPUs with a new XID (1 h)",
                 [
                     target(
-                        f"count((max by (UUID) (changes(DCGM_FI_DEV_XID_ERRORS{{{sel}}}[1h])) > 0)"
+                        # The code per GPU first, then its changes (a subquery): dcgm-exporter
+                        # 3.3.6 and later label the code (err_code, err_msg), so a new XID is a new
+                        # series whose own value never changes.
+                        f"count((changes((max by (UUID) (DCGM_FI_DEV_XID_ERRORS{{{sel}}}))[1h:1m]) > 0)"
                         f" and on (UUID) (max by (UUID) (DCGM_FI_DEV_XID_ERRORS{{{sel}}}) > 0)) or vector(0)",
                         instant=True,
                     )
@@ -648,7 +651,8 @@ def gpu_fleet() -> Json:
                 steps=((1, "red"),),
                 description="GPUs whose XID code changed to a new one in the last hour. dcgm-exporter's XID gauge is "
                 "sticky (the last code stands until the driver or exporter restarts), so a GPU repaired without a "
-                "reboot is not counted again; a restart's return to 0 is not an XID.",
+                "reboot is not counted again; a restart's return to 0 is not an XID. Read per GPU, so it also counts "
+                "the new series dcgm-exporter 3.3.6+ starts for each new code (err_code label).",
             ),
             Row("Per GPU"),
             Panel(

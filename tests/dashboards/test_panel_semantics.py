@@ -70,14 +70,18 @@ def test_xid_stat_counts_new_xids_not_the_sticky_last_code(tmp_path: Path) -> No
         # e: an old 94; a pod attached at 2 h 45 min, and its pod-mapped series carries the old code.
         {"series": xid("e"), "values": "94x180"},
         {"series": xid("e", ',namespace="ml",pod="llama-0"'), "values": "_x165 94x15"},
+        # f: dcgm-exporter 3.3.6 and later label the code (err_code, err_msg), so a new XID is a new
+        # series and each series holds one value: counting changes per series sees none.
+        {"series": xid("f", ',err_code="0",err_msg="No Error"'), "values": "0x149 stale"},
+        {"series": xid("f", ',err_code="48",err_msg="DBE (Double Bit Error) ECC Error"'), "values": "_x150 48x30"},
     ]
     _promtool_expr_test(
         tmp_path,
         series,
         [
-            # Before b's XID, no GPU has a new one; after it, b alone.
+            # Before b's and f's XIDs, no GPU has a new one; after them, b and f.
             {"expr": expr, "eval_time": "2h", "exp_samples": [{"labels": "{}", "value": 0}]},
-            {"expr": expr, "eval_time": "3h", "exp_samples": [{"labels": "{}", "value": 1}]},
+            {"expr": expr, "eval_time": "3h", "exp_samples": [{"labels": "{}", "value": 2}]},
         ],
     )
 
