@@ -76,6 +76,14 @@ GPU_MODEL = "NVIDIA H100 80GB HBM3"
 DAY_LEVEL_SIGMA = 0.05
 BURST_CV = 0.03
 FB_MIB = 81559.0
+# dcgm-exporter's err_msg for the codes the fixture uses (its xidErrCodeToText, from NVIDIA's XID catalog).
+XID_MESSAGES = {
+    0: "No Error",
+    48: "DBE (Double Bit Error) ECC Error",
+    79: "GPU has fallen off the bus",
+    94: "Contained ECC error",
+    95: "Uncontained ECC error",
+}
 
 
 @dataclass(frozen=True)
@@ -432,7 +440,13 @@ class _Builder:
                     m = m | xid_only if xid_only is not None else m
                     if xid_gone is not None:
                         m = m & ~self.between(*xid_gone)
-                if m.any():
+                if not m.any():
+                    continue
+                if name == "DCGM_FI_DEV_XID_ERRORS" and self.spec.profile.xid_err_labels:
+                    for code in np.unique(v[m]).tolist():
+                        coded = {**labels, "err_code": str(int(code)), "err_msg": XID_MESSAGES.get(int(code), "Unknown Error")}
+                        self.gauge(name, coded, np.where(m & (v == code), v, np.nan))
+                else:
                     self.gauge(name, labels, np.where(m, v, np.nan))
         return uuid
 

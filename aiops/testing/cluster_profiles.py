@@ -130,6 +130,9 @@ class Profile:
     # dcgm-exporter's impossible values on gpu-node-0, a healthy node (see _exporter_garbage): DCGM's
     # blank sentinels and NVIDIA/DCGM#199's utilisations, with the row-remap fields every GPU exports.
     exporter_garbage: bool = False
+    # dcgm-exporter 3.3.6 and later also put the XID code in labels (err_code, err_msg): each new
+    # code is a new series, and the one before it stops.
+    xid_err_labels: bool = False
 
     def needed_hours(self) -> float:
         decoys = [x + 2.0 for x in (self.planned_drain_h, self.dcgm_rollout_h, self.protected_crashloop_h)
@@ -200,6 +203,7 @@ AP_AUTOSCALE = Profile(
     ),
     autoscaled_pool=True,
     node_exporter_instance="address",
+    xid_err_labels=True,
 )
 
 PROFILES: dict[str, Profile] = {p.name: p for p in (DEFAULT, US_EAST, EU_ROUGH, AP_AUTOSCALE)}

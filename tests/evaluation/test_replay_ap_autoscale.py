@@ -65,3 +65,14 @@ def test_a_model_whose_replica_is_on_its_way_is_advised_not_scaled_ahead(run: Re
     assert run.decisions("scale_ahead", "model/inference/gemma-2-9b") == []
     # Nor is its breach a page: the capacity is on its way, nobody has to act now.
     assert run.pages_on("model/inference/gemma-2-9b") == []
+
+
+def test_a_sticky_xid_in_its_own_err_code_series_is_not_acted_on_again(run: Replayed) -> None:
+    # This cluster's dcgm-exporter labels the code (err_code, err_msg: 3.3.6 and later), so the XID 79
+    # of hour 4 is a series of its own. The node was drained, repaired and uncordoned hours before
+    # the replayed window; the code still stands (sticky), and is not new evidence.
+    xid = [s for s in run.hist.gauges if s.name == "DCGM_FI_DEV_XID_ERRORS" and s.labels.get("err_code") == "79"]
+    t = (run.hist.t - run.hist.t[0]) / 3600
+    assert xid and np.all(xid[0].values[t >= FROM_H] == 79)
+    assert run.decisions("evacuate_node", "node/gpu-node-2") == []
+    assert run.pages_on("node/gpu-node-2") == [] and run.pages_on("gpu/*") == []

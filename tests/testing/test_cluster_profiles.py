@@ -250,6 +250,13 @@ def test_ap_autoscale_pool_nodes_join_and_leave_as_the_cluster_autoscaler_does()
               if "gemma" in s.labels["pod"]}
     assert set(pool) <= set(owners.values()) and "gpu-node-0" in owners.values()
     assert "node/gpu-pool-*" in hist.decoys
+    # dcgm-exporter 3.3.6+: the XID code is in err_code too, so the XID 79 starts a new series and
+    # the err_code="0" one stops; each holds one value.
+    xid = {s.labels["err_code"]: s for s in _series(hist, "DCGM_FI_DEV_XID_ERRORS", Hostname="gpu-node-2", gpu="1")}
+    assert set(xid) == {"0", "79"} and xid["79"].labels["err_msg"] == "GPU has fallen off the bus"
+    healthy, failed = np.isfinite(xid["0"].values), np.isfinite(xid["79"].values)
+    assert not (healthy & failed).any() and h[healthy][-1] < h[failed][0] and failed[-1]
+    assert set(xid["0"].values[healthy]) == {0.0} and set(xid["79"].values[failed]) == {79.0}
     # The pool's pods write their own phases (Pending, then Running): one series per pod and phase.
     phases = [(s.labels["pod"], s.labels["phase"]) for s in _series(hist, "kube_pod_status_phase", namespace="inference")]
     assert len(phases) == len(set(phases)) and {p for _, p in phases} == {"Pending", "Running"}
