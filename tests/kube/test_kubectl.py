@@ -6,16 +6,20 @@ printed and what the server now holds (read back through ``kubernetes.client``).
 
 from __future__ import annotations
 
+import re
+import shlex
 import shutil
 import subprocess
 import threading
 import time
 from datetime import UTC, datetime
+from pathlib import Path
 
 import pytest
 from kubernetes import client
 from kubernetes.client.rest import ApiException
 
+from aiops.kube.plan import CORDONED_BY, ORIGINAL_REPLICAS
 from aiops.testing.kubeapi import SA_USER, KubeApiServer
 from aiops.testing.kubeapi_objects import make_node, make_replica_pods
 from tests.kube.kubectl_runner import Kubectl
@@ -391,3 +395,17 @@ def test_rollout_history_keeps_revision_history_limit_old_revisions(kubectl, adm
         kubectl.ok("set", "image", "deployment/model", f"main=registry.example/model:{tag}")
     assert _revisions(kubectl.ok("rollout", "history", "deployment/model")) == ["3", "4", "5"]
     assert len(apps.list_namespaced_replica_set("default", label_selector="app=model").items) == 3
+
+
+def test_the_commands_in_the_deploy_guide_find_what_a_replaced_replica_left_marked(kubectl, admin) -> None:
+    """docs/deploy.md ("Known limits") tells people how to find a workload left at its scaled-ahead
+    size and a node left cordoned by a replica that was replaced before its undo: those commands,
+    as written there, run by the real kubectl."""
+    guide = (Path(__file__).resolve().parents[2] / "docs" / "deploy.md").read_text()
+    commands = [shlex.split(c) for c in re.findall(r"`(kubectl get [^`]+)`", guide) if "aiops\\.io/" in c]
+    assert len(commands) == 2, commands
+    client.AppsV1Api(admin).patch_namespaced_deployment(
+        "model", "default", {"metadata": {"annotations": {ORIGINAL_REPLICAS: "2"}}})
+    client.CoreV1Api(admin).patch_node("n2", {"metadata": {"annotations": {CORDONED_BY: "aiops"}}})
+    found = [kubectl.ok(*argv[1:]).split() for argv in commands]
+    assert found == [["default/model"], ["n2"]]
