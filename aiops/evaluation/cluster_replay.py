@@ -307,7 +307,7 @@ class Rejected:
 
     signal: str
     reason: str  # out_of_range or sentinel
-    samples: int  # as aiops_samples_rejected_total counts them (a cycle's overlap counts twice)
+    samples: int  # each sample once, as aiops_samples_rejected_total counts them
     series: tuple[str, ...]  # the first series of the signal named, at most five
 
     def as_dict(self) -> dict[str, Any]:
