@@ -57,19 +57,22 @@ def main() -> int:
     p.add_argument("--filler-pods", type=int, default=60, help="healthy ReplicaSet pods (60: ~1,000 raw series)")
     p.add_argument("--profile", default="default", choices=sorted(PROFILES), help="which cluster (default: default)")
     p.add_argument("--seed", type=int, default=HistorySpec.seed, help="noise and names of the fixture")
+    p.add_argument("--step-s", type=int, default=HistorySpec.step_s,
+                   help="the exporters' scrape interval in the fixture, seconds (the daemon's step stays its default)")
     p.add_argument("--overlay", type=Path, default=None,
                    help="YAML merged over the default config (e.g. a signal's query), to test a change of default")
     p.add_argument("--out", type=Path, default=None, help="report folder (default: bench/results/replay-PROFILE[-sSEED])")
     args = p.parse_args()
     if args.out is None:
-        suffix = "" if args.seed == HistorySpec.seed else f"-s{args.seed}"
+        suffix = ("" if args.seed == HistorySpec.seed else f"-s{args.seed}") + (
+            "" if args.step_s == HistorySpec.step_s else f"-{args.step_s}s")
         args.out = Path(f"bench/results/replay-{args.profile}{suffix}")
 
     work = Path(tempfile.mkdtemp(prefix="aiops-bench-replay-"))
     try:
         t0 = time.perf_counter()
         hist = generate(HistorySpec(hours=args.hours, filler_pods=args.filler_pods, incident_offset_h=args.hours - 24,
-                                    seed=args.seed, profile=profile(args.profile)))
+                                    seed=args.seed, step_s=args.step_s, profile=profile(args.profile)))
         hist.write_openmetrics(work / "history.om")
         (work / "incidents.yaml").write_text(incidents_yaml(hist))
         print(f"profile {args.profile}, seed {args.seed}: generated {hist.series_count} raw series x {args.hours:g} h "
