@@ -70,6 +70,22 @@ def test_a_busier_day_is_not_a_surge_with_one_previous_day() -> None:
     assert [(at - T0) / HOUR for at, f in found if f.predicted_failure_at is not None] == []
 
 
+@pytest.mark.xfail(strict=True, reason=(
+    "today's level reads as usual (1.0) where no previous day covers it; reading it as unknown and "
+    "forecasting nothing fixed this and the replay fixture's decoy at a 30 s scrape, but lost us-east "
+    "seed 7's llama surge (warned 15 min ahead instead of 60: it ramps in those same hours); bench/README"))
+def test_a_busier_day_is_not_a_surge_where_no_previous_day_shows_today_s_level() -> None:
+    # The history starts at 16:00, after the day's 14:00 peak (Prometheus, or the daemon, started
+    # then), and the next day runs 12 % busier. At 16:05 the next day, the proven capacity is the
+    # previous evening's (bins 12 h old or older), today passes it, and today's level cannot be read:
+    # no previous day covers the hours it is read on (10:00-14:00). Unknown is not "as usual": a day
+    # 12 % busier than a part of one is not a surge (replay fixture at a 30 s scrape, 2026-12-07).
+    t = T0 + 16 * HOUR + np.arange(0.0, 30 * HOUR, MINUTE)
+    y = traffic(t) * np.where(t >= T0 + DAY, 1.12, 1.0)
+    found = run(t, y, ServingHeadroom())
+    assert [((at - T0) / HOUR, f.evidence.summary) for at, f in found if f.predicted_failure_at is not None] == []
+
+
 def test_a_rate_s_slow_wobble_is_not_read_as_independent_points() -> None:
     # Demand is read as a 5-minute rate every minute: neighbouring points share most of their
     # requests, so the few points of the level span are not as many measurements. Today wobbles
