@@ -110,7 +110,7 @@ class LeaseElector:
         # Whether this Lease is the replica's leadership, which ``aiops_leader`` reports. A shard's
         # Lease is one of several (ShardLeases sets the gauge from all of them after each round).
         self.gauge = gauge
-        # A Lease that guards one short step (the cordon guard), taken and handed back many times a
+        # A Lease that guards one short step (the disruption guard), taken and handed back many times a
         # day: not worth a warning each time.
         self.quiet = quiet
         self._lock = threading.Lock()
