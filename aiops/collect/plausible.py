@@ -36,8 +36,8 @@ log = logging.getLogger(__name__)
 OUT_OF_RANGE = "out_of_range"
 SENTINEL = "sentinel"
 REASONS = (OUT_OF_RANGE, SENTINEL)
-# Series already named in the log, per signal, at most: past it (labels churning through a
-# broken exporter's pods) the counter still counts and the set starts again.
+# Series already named in the log (and counted to a sample), per signal, at most: past it (labels
+# churning through a broken exporter's pods) the counter still counts and the record starts again.
 MAX_WARNED = 10_000
 # Series kept by name for reports (Screen.named).
 MAX_NAMED = 5
@@ -79,13 +79,13 @@ class Screen:
     unit: str = ""
     # Names the series for the log line (the collector's entity of its labels).
     describe: Callable[[dict[str, str]], str] = lambda labels: ",".join(f"{k}={v}" for k, v in sorted(labels.items()))
-    warned: set[LabelKey] = field(default_factory=set)
+    # The newest sample counted per series (a cycle's overlap reads the newest samples again); a
+    # series in it has been named in the log.
+    counted_to: dict[LabelKey, float] = field(default_factory=dict)
     # What it dropped since it was made, by reason (each sample once, as aiops_samples_rejected_total
     # counts them), and the first series it named: for a report that outlives the log (aiops replay).
     dropped: dict[str, int] = field(default_factory=dict)
     named: list[str] = field(default_factory=list)
-    # The newest sample counted per series: a cycle's overlap reads the newest samples again.
-    counted_to: dict[LabelKey, float] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         for reason in REASONS:  # at 0 from the start, so increase() sees the first rejection
@@ -113,8 +113,6 @@ class Screen:
         # ``at`` is), so each series' points are one run.
         which = np.searchsorted(np.cumsum(block.counts), at, side="right")
         bounds = np.flatnonzero(np.diff(which)) + 1
-        if len(self.warned) >= MAX_WARNED:
-            self.warned.clear()
         if len(self.counted_to) >= MAX_WARNED:
             self.counted_to.clear()
         n_outside = n_blank = 0
@@ -122,15 +120,15 @@ class Screen:
             labels = block.labels[int(which[first])]
             key = label_key(labels)
             # Each sample once: the next cycle's overlap reads the newest ones again.
+            seen = self.counted_to.get(key)
             ts = block.timestamps[points]
-            new = points[ts > self.counted_to.get(key, -np.inf)]
+            new = points if seen is None else points[ts > seen]
             if new.size:
                 n_outside += int(np.count_nonzero(outside[new]))
                 n_blank += int(np.count_nonzero(blank[new]))
                 self.counted_to[key] = float(ts.max())
-            if key in self.warned:
-                continue
-            self.warned.add(key)
+            if seen is not None:
+                continue  # named in the log already
             series = self.describe(labels)
             if len(self.named) < MAX_NAMED:
                 self.named.append(series)
