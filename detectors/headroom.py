@@ -54,8 +54,14 @@ exact request counts (the replay fixture before 2026-12-05) that was never seen.
   spans (right after a start). A surge that stopped growing is read at its excess again once the
   step is older than the span.
 
-A window too short for today's level (under 30 min of points before ``surge_seconds``, as right
-after a first start) reads today's level as the usual (1.0). The score
+Today's level is **unknown** where the window holds under 30 min of points before ``surge_seconds``
+that a previous day covers: right after a first start, or where the history begins less than a day
+and ``surge_seconds`` ago (Prometheus, or the model, is a day old). Unknown is not "as usual": the
+excess then holds both how today differs from the previous day and any surge, so it must clear
+``min_excess`` for each, ``(1 + min_excess) x (1 + needed)`` over the usual (21 % by default), and a
+day 10-12 % busier than the evening before is not forecast past its peak (a history starting at
+20:00 read the next evening: a critical forecast and a ``scale_ahead`` on the replay fixture at a
+30 s scrape). A surge that climbs well past that is still forecast from the first cycle. The score
 is 0.7 (policy's warning) for a crossing within the horizon, rising to 0.9 as today's excess
 grows; a crossing within policy's ``critical_lead_time`` (30 min) makes it critical there, which
 is what ``serving-capacity`` scales ahead on.
@@ -109,8 +115,8 @@ class HeadroomForecast:
     level: float  # today's demand now (median of the last level_seconds)
     usual: float  # the seasonal baseline now
     excess: float  # level / usual
-    today: float  # today's level over the usual before the last surge_seconds (1.0: unknown)
-    needed: float  # the surge (excess / today) that counts: min_excess, the days' spread, the level's noise
+    today: float | None  # today's level over the usual before the last surge_seconds (None: unknown)
+    needed: float  # the surge (excess / today, or over 1 when unknown) that counts: min_excess, the days' spread, the level's noise
     capacity: float  # the highest 5-minute bin of the previous days
     days: int  # previous days the baseline was read from
     crossing_seconds: float | None  # from now until the forecast reaches capacity
@@ -184,11 +190,15 @@ def forecast(
     # quiet model's rate passed for a surge (us-east, seed 41: +11 % on mistral's morning ramp).
     level_noise *= 1.2533 / math.sqrt(_effective_count(recent.shape[0], kinship))
     needed = max(min_excess, 2.0 * spread if math.isfinite(spread) else 0.0, 3.0 * level_noise)
+    if today is None:
+        # Unknown: the excess holds an ordinary day's difference and the surge, each up to its bar.
+        needed = (1.0 + min_excess) * (1.0 + needed) - 1.0
+    base = 1.0 if today is None else today
     crossing = None
     at_crossing = math.nan
     growth = 0.0
-    if excess >= today * (1.0 + needed) and capacity > 0:
-        growth = (_growth(t, y, first, dense, days, now, trend_seconds, now - surge_seconds, today * needed)
+    if excess >= base * (1.0 + needed) and capacity > 0:
+        growth = (_growth(t, y, first, dense, days, now, trend_seconds, now - surge_seconds, base * needed)
                   if trend_seconds > 0 else 0.0)
         starts = np.maximum(0.0, (now_bin + np.arange(ahead + 1)) * BIN_SECONDS - now)  # bin 0 is the current one
         if level >= capacity:
@@ -303,17 +313,17 @@ def median_of_days(held: np.ndarray) -> np.ndarray:
 
 def _today(
     t: np.ndarray, y: np.ndarray, first: int, dense: np.ndarray, before: float, days: int
-) -> tuple[float, float, float]:
+) -> tuple[float | None, float, float]:
     """Today's demand over the usual, from the points at or before ``before`` (the median of their
     ratios), the scatter of those ratios (a robust sigma, relative) and their lag-one
-    correlation (:func:`_lag_one`); (1.0, 0.0, 0.0) when the window holds under
-    MIN_TODAY_SECONDS of them or no previous day covers them."""
+    correlation (:func:`_lag_one`); (None, 0.0, 0.0) when a previous day covers under
+    MIN_TODAY_SECONDS of them."""
     ok = (t <= before) & np.isfinite(y) & (y > 0)
-    if not ok.any() or before - float(t[ok][0]) < MIN_TODAY_SECONDS:
-        return 1.0, 0.0, 0.0
+    if not ok.any():
+        return None, 0.0, 0.0
     tr, r = _ratios(t[ok], y[ok], first, dense, days)
-    if r.shape[0] < 2:
-        return 1.0, 0.0, 0.0
+    if r.shape[0] < 2 or before - float(tr[0]) < MIN_TODAY_SECONDS:
+        return None, 0.0, 0.0
     ratio = np.log(r)
     mid = float(np.median(ratio))
     scatter = 1.4826 * float(np.median(np.abs(ratio - mid)))
@@ -376,7 +386,7 @@ class ServingHeadroom(UnivariateDetector):
     surge_seconds:
         Today's level is read from the window before this span (2 h): a surge is what demand
         gained within it. Keep it under the lookback by at least 30 min, or today's level is
-        unknown (read as the usual).
+        unknown and a surge must clear ``min_excess`` twice over.
     """
 
     name: ClassVar[str] = "headroom"
@@ -446,7 +456,7 @@ class ServingHeadroom(UnivariateDetector):
         if fc.crossing_seconds is None:
             return 0.0
         # 0.7 at the least surge forecast, 0.9 once demand runs twice today's own level.
-        grown = (fc.excess / fc.today - 1.0 - fc.needed) / max(1e-9, 1.0 - fc.needed)
+        grown = (fc.excess / (fc.today or 1.0) - 1.0 - fc.needed) / max(1e-9, 1.0 - fc.needed)
         return WARN_SCORE + (TOP_SCORE - WARN_SCORE) * float(np.clip(grown, 0.0, 1.0))
 
     def explain(self, frame: Frame, series: Series) -> Finding | None:
@@ -458,11 +468,13 @@ class ServingHeadroom(UnivariateDetector):
         info = frame.signals.get(series.signal)
         unit = f" {info.unit}" if info is not None and info.unit else ""
         facts: dict[str, object] = {
-            "value": fc.level, "usual": fc.usual, "excess": round(fc.excess, 4), "today": round(fc.today, 4), "proven_capacity": fc.capacity,
+            "value": fc.level, "usual": fc.usual, "excess": round(fc.excess, 4), "today": None if fc.today is None else round(fc.today, 4), "proven_capacity": fc.capacity,
             "days": fc.days, "horizon_seconds": self.params.horizon_seconds,
         }
+        before = ("no previous day shows what today ran at before" if fc.today is None
+                  else f"today ran {fc.today:.0%} of it before")
         summary = (f"{series.signal} at {fc.level:.4g}{unit}, {fc.excess:.0%} of the usual {fc.usual:.4g} for this "
-                   f"time of day (today ran {fc.today:.0%} of it before); the most served in the last {fc.days} day(s) is {fc.capacity:.4g}")
+                   f"time of day ({before}); the most served in the last {fc.days} day(s) is {fc.capacity:.4g}")
         if fc.crossing_seconds is None:
             return self.finding(frame, series, score, summary + ": demand stays within it", facts)
         now = float(series.timestamps[-1])

@@ -70,10 +70,6 @@ def test_a_busier_day_is_not_a_surge_with_one_previous_day() -> None:
     assert [(at - T0) / HOUR for at, f in found if f.predicted_failure_at is not None] == []
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "today's level reads as usual (1.0) where no previous day covers it; reading it as unknown and "
-    "forecasting nothing fixed this and the replay fixture's decoy at a 30 s scrape, but lost us-east "
-    "seed 7's llama surge (warned 15 min ahead instead of 60: it ramps in those same hours); bench/README"))
 def test_a_busier_day_is_not_a_surge_where_no_previous_day_shows_today_s_level() -> None:
     # The history starts at 16:00, after the day's 14:00 peak (Prometheus, or the daemon, started
     # then), and the next day runs 12 % busier. At 16:05 the next day, the proven capacity is the
@@ -84,6 +80,23 @@ def test_a_busier_day_is_not_a_surge_where_no_previous_day_shows_today_s_level()
     y = traffic(t) * np.where(t >= T0 + DAY, 1.12, 1.0)
     found = run(t, y, ServingHeadroom())
     assert [((at - T0) / HOUR, f.evidence.summary) for at, f in found if f.predicted_failure_at is not None] == []
+
+
+def test_a_surge_is_forecast_where_no_previous_day_shows_today_s_level() -> None:
+    # The history starts at 08:00; the next day, from 08:30, a launch triples demand over three
+    # hours. Today's level is unknown until 10:30 (no previous day covers the hours before the
+    # surge span), so the surge must clear min_excess twice over; it does long before it passes
+    # the previous day's 14:00 peak, and the forecast says what it could not read.
+    t = T0 + 8 * HOUR + np.arange(0.0, 30 * HOUR, MINUTE)
+    start = T0 + DAY + 8.5 * HOUR
+    y = traffic(t) * (1 + 2 * np.clip((t - start) / (3 * HOUR), 0, 1))
+    found = [(at, f) for at, f in run(t, y, ServingHeadroom()) if f.predicted_failure_at is not None]
+    assert found, "the surge was not forecast"
+    first_at, first = found[0]
+    passes = float(t[np.flatnonzero((t > start) & (y > y[t < T0 + DAY].max()))[0]])
+    assert passes - first_at >= 30 * MINUTE, (passes - first_at) / MINUTE
+    assert first_at < T0 + DAY + 10.5 * HOUR and first.evidence.facts["today"] is None
+    assert "no previous day shows what today ran at before" in first.evidence.summary
 
 
 def test_a_rate_s_slow_wobble_is_not_read_as_independent_points() -> None:
