@@ -3,7 +3,9 @@
 With an HPA the floor is raised (``minReplicas``) so the autoscaler keeps working above it;
 without one the Deployment/StatefulSet's ``replicas`` is set. The value found before the first
 change is kept in the ``aiops.io/scale-ahead-original`` annotation on the object itself, so a
-restart, or a human, knows what to restore.
+restart, or a human, knows what to restore; the decision that scaled it is kept beside it
+(``aiops.io/scale-ahead-decision``), so a replica that replaced the one that acted knows when:
+once that decision's finding has stayed clear for ``safety.restore_after``.
 
 Direction ("auto" by default) from the triggering finding:
 
@@ -29,10 +31,11 @@ from typing import Any, ClassVar, Literal
 
 from pydantic import Field, ValidationInfo, field_validator
 
-from aiops.kube.plan import ORIGINAL_REPLICAS, infeasible
+from aiops.kube.plan import ORIGINAL_REPLICAS, SCALE_AHEAD_DECISION, infeasible
 from aiops.kube.view import ClusterView, HpaInfo, WorkloadInfo
-from aiops.model import Decision, EntityKind, Mutation, Plan, Resource, Verb
+from aiops.model import Decision, EntityKind, Evidence, Mutation, Plan, Resource, Verb
 from aiops.plugins import PluginParams, Remediation
+from aiops.state.codec import decision_to_json
 
 class ScaleAheadParams(PluginParams):
     direction: Literal["auto", "up", "down"] = "auto"
@@ -120,7 +123,7 @@ class ScaleAhead(Remediation):
             bound = "its ceiling" if direction == "up" else "its floor"
             return infeasible(self.name, workload.entity, f"{_what(workload, hpa)} is already at {bound} ({current})")
         return self._set(
-            workload, hpa, new, original, f"scale {direction} {_what(workload, hpa)} from {current} to {new}"
+            workload, hpa, new, original, f"scale {direction} {_what(workload, hpa)} from {current} to {new}", decision
         )
 
     def _restore(self, workload: WorkloadInfo, hpa: HpaInfo | None) -> Plan:
@@ -133,9 +136,15 @@ class ScaleAhead(Remediation):
         original = int(annotations[ORIGINAL_REPLICAS])
         return replace(self._set(workload, hpa, original, None, f"restore {_what(workload, hpa)} to {original}"), undo=True)
 
-    def _set(self, workload: WorkloadInfo, hpa: HpaInfo | None, value: int, original: int | None, summary: str) -> Plan:
-        # The annotation is removed (None in a merge patch) when restoring to the original.
-        note = {ORIGINAL_REPLICAS: str(original) if original is not None else None}
+    def _set(
+        self, workload: WorkloadInfo, hpa: HpaInfo | None, value: int, original: int | None, summary: str,
+        decision: Decision | None = None,
+    ) -> Plan:
+        # The annotations are removed (None in a merge patch) when restoring to the original.
+        note = {
+            ORIGINAL_REPLICAS: str(original) if original is not None else None,
+            SCALE_AHEAD_DECISION: _mark(decision) if original is not None and decision is not None else None,
+        }
         if hpa is not None:
             body = {"metadata": {"annotations": note}, "spec": {"minReplicas": value}}
             mutation = Mutation(Verb.PATCH, Resource.HORIZONTALPODAUTOSCALERS, hpa.name, hpa.namespace, body, summary)
@@ -148,6 +157,13 @@ class ScaleAhead(Remediation):
             command = f"kubectl scale {workload.kind}/{workload.name} -n {workload.namespace} --replicas={value}"
             target = workload.entity
         return Plan(self.name, target, (mutation,), summary, command=command)
+
+
+def _mark(decision: Decision) -> str:
+    """The decision as the workload carries it: what restoring needs (the target, the finding's
+    key, entity and severity), its evidence cut to the summary (an annotation, not an archive)."""
+    finding = decision.finding
+    return decision_to_json(replace(decision, finding=replace(finding, evidence=Evidence(finding.evidence.summary[:512]))))
 
 
 def _what(workload: WorkloadInfo, hpa: HpaInfo | None) -> str:

@@ -41,7 +41,7 @@ from aiops.engine.rails.kill_switch import KillSwitch
 from aiops.engine.safety import DISRUPTION_REASON, EVENT_REASON, GuardedWriter, IsSilenced
 from aiops.kube.client import build_api_client, request_timeout
 from aiops.kube.errors import KubeApiError
-from aiops.kube.plan import StagedPlan, waiting_of
+from aiops.kube.plan import SCALE_AHEAD_DECISION, StagedPlan, waiting_of
 from aiops.kube.read import (
     LedgerRecord,
     read_action_ledger,
@@ -67,6 +67,7 @@ from aiops.model import (
 from aiops.plugins import Remediation
 from aiops.state import Store
 from aiops.state.books import InFlight
+from aiops.state.codec import decision_from_json
 
 log = logging.getLogger(__name__)
 
@@ -137,6 +138,9 @@ class Actor:
         self._read_view = read_view
         self.errors: list[StageError] = []
         self._terms: dict[int, int] = {}  # shard (0: the leader Lease) -> the Lease term last seen
+        # Look for undos another replica left (marks on the targets) on the next cycle that leads:
+        # after a start, and after each take-over (:meth:`_adopt_undos`).
+        self._undos_unread = True
 
     @classmethod
     def from_config(cls, config: AiopsConfig, store: Store, *, is_silenced: IsSilenced | None = None) -> Actor:
@@ -196,6 +200,7 @@ class Actor:
                     log.info("in-flight action handed over", extra={"target": flight.decision.target.key})
                     self.writer.hand_over(flight.decision)
             self.outcomes.hand_over(lambda e: self._shard(e) in taken)
+            self._undos_unread = True
         self._terms.update(terms)
         return frozenset(terms)
 
@@ -260,7 +265,10 @@ class Actor:
         # The cluster is read only when something needs it: a full list per cycle is not free.
         view: ClusterView | None = None
         judge_needs_view = leader and self.outcomes.needs_owners()
-        if self._read_view is not None and (decisions or restores or (leader and inflight) or judge_needs_view):
+        adopting = leader and self._undos_unread and not self.writer.dry_run
+        if self._read_view is not None and (
+            decisions or restores or (leader and inflight) or judge_needs_view or adopting
+        ):
             try:
                 view = self._read_with_retry(now)
             except KubeApiError as exc:
@@ -277,6 +285,8 @@ class Actor:
                     )
                     for d in decisions
                 ]
+        if adopting and view is not None:
+            self._adopt_undos(view, now, mine)
         if leader:
             results += self._judge(findings, now, view, unseen, mine)
 
@@ -383,6 +393,29 @@ class Actor:
         except Exception:  # an infeasible or broken plan is handled by the normal path
             return None
         return InFlight(decision, started, ()) if staged else None
+
+    def _adopt_undos(self, view: ClusterView, now: datetime, mine: Callable[[Entity], bool]) -> None:
+        """The undos another replica left due, from the marks on their targets: a workload it
+        scaled ahead carries the decision (:data:`SCALE_AHEAD_DECISION`). That replica's state file
+        went with it (an ``emptyDir``: a rolling update of aiops), or it handed this shard back;
+        either way the workload stays scaled up until someone restores it. Each decision about a
+        shard held now is watched as if this replica had taken it (:meth:`OutcomeTracker.adopt_undo`).
+        A mark that cannot be read is logged and left for a human (the kubectl command in
+        docs/deploy.md finds it)."""
+        marked = [(h.entity, h.annotations) for h in view.hpas]
+        marked += [(w.entity, w.annotations) for w in view.workloads.values()]
+        for entity, notes in marked:
+            text = notes.get(SCALE_AHEAD_DECISION)
+            if text is None:
+                continue
+            try:
+                decision = decision_from_json(text)
+            except (ValueError, KeyError, TypeError) as exc:
+                log.warning("unreadable scale-ahead mark left alone", extra={"target": entity.key, "error": str(exc)})
+                continue
+            if mine(decision.finding.entity) and self.outcomes.adopt_undo(decision, now):
+                log.info("undo adopted from another replica", extra={"action": decision.action, "target": entity.key})
+        self._undos_unread = False
 
     def _resolve(self, decision: Decision, view: ClusterView | None) -> Decision:
         """Turn a policy target ("node"/"owner" of the finding's entity) into a real object."""

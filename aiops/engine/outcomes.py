@@ -12,7 +12,9 @@ healed at ``verify_within`` — an evacuated node must not be uncordoned onto a 
 
 Some actions are undone once the target has stayed healthy long enough: an aiops-cordoned node
 is uncordoned (``safety.auto_uncordon``), a scaled-ahead workload is restored. The tracker says
-when; the act stage plans and applies the undo through the guarded writer.
+when; the act stage plans and applies the undo through the guarded writer. A scaled-ahead
+workload carries the decision that scaled it, so a replica that did not take the action (the one
+that did was replaced, with its state file) adopts the undo (:meth:`OutcomeTracker.adopt_undo`).
 """
 
 from __future__ import annotations
@@ -99,6 +101,36 @@ class OutcomeTracker:
                     scope,
                 ),
             )
+
+    def adopt_undo(self, decision: Decision, now: datetime) -> bool:
+        """Watch for the undo of an action another replica applied, as its target's mark carries it
+        (``aiops.io/scale-ahead-decision``): that replica was replaced, or its shard was taken, and
+        its outcomes went with its state file. The action counts as healed (no verdict is given:
+        another replica's findings of that time are not this one's), and is undone once its finding
+        has stayed clear for the delay, counted from now. A decision this replica tracks already
+        (its own, judged or not: one that did not heal is a human's) is left as it is. True when
+        adopted."""
+        if decision.restore or _restore_delay(decision.action, self.config) is None:
+            return False
+        severity = decision.finding.severity or Severity.INFO
+        with self.store.transaction() as conn:
+            added = conn.execute(
+                "INSERT OR IGNORE INTO action_outcomes (decision_id, action, target, finding_key, severity_rank, "
+                "applied_at, status, decided_at, restore, restored, decision, scope) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, 1, 0, ?, '')",
+                (
+                    decision.id,
+                    decision.action,
+                    decision.target.key,
+                    decision.finding.key,
+                    severity.rank,
+                    now.timestamp(),
+                    HEALED,
+                    now.timestamp(),
+                    decision_to_json(decision),
+                ),
+            ).rowcount
+        return added == 1
 
     def prune(self, now: datetime, keep: timedelta = timedelta(days=30)) -> None:
         """Drop judged outcomes after ``keep`` (the audit log keeps the escalations). A healed one

@@ -11,6 +11,10 @@ from aiops.model import Plan
 CORDONED_BY = "aiops.io/cordoned-by"
 # On an HPA or workload aiops scaled: the value to restore afterwards.
 ORIGINAL_REPLICAS = "aiops.io/scale-ahead-original"
+# Beside it: the decision that scaled it (JSON, the state file's codec), so a replica that did not
+# take the action (a replaced one, the new holder of its shard) restores it when that decision's
+# finding has stayed clear, as the one that took it would have.
+SCALE_AHEAD_DECISION = "aiops.io/scale-ahead-decision"
 # The pod template annotation `kubectl rollout restart` sets.
 RESTARTED_AT = "kubectl.kubernetes.io/restartedAt"
 

@@ -536,6 +536,47 @@ def test_a_replica_that_hands_a_shard_back_writes_nothing_more_for_it(server: Ku
         r.elector.stop(release=True)  # type: ignore[union-attr]
 
 
+def test_the_new_holder_of_a_shard_restores_what_the_old_one_scaled_ahead(server: KubeApiServer, tmp_path) -> None:  # noqa: ANN001
+    """Replica a scales a shard-1 model's workload ahead, then hands shard 1 to b. a's outcome of
+    it stays in a's state file; the workload carries the decision, so b restores it once the
+    finding has stayed clear, and a, which no longer holds the shard, does not."""
+    from datetime import timedelta
+
+    from aiops.model import ActionStatus
+    from aiops.testing.kubeapi_objects import make_hpa
+    from tests.engine.kubecluster import NOW, decision, finding, seed_workload
+
+    seed_workload(server, "mistral", ["gpu-1"], labels={"aiops.io/model": "mistral"})
+    server.seed(make_hpa("mistral", target="mistral", min_replicas=1, max_replicas=4, current=1))
+    clock = Clock()
+    actors = two_sharded_actors(server, tmp_path, clock, restore_after="30m")
+    a, b = actors["a"], actors["b"]
+    model = Entity("model", "mistral", "default")
+    assert shard_of(model, 2) == 1
+
+    a.elector.round()  # type: ignore[union-attr]
+    surge = finding("inference_request_rate", model, detector="headroom")
+    [up] = a.act([decision("scale_ahead", model, surge, resolve_target="owner", direction="up")],
+                 findings=[surge], degraded=False, now=NOW)
+    assert up.status is ActionStatus.APPLIED, up.detail
+    tick(clock, [a.elector, b.elector], rounds=3)  # type: ignore[list-item]
+    assert (a.elector.held(), b.elector.held()) == ({0}, {1})  # type: ignore[union-attr]
+
+    def floor() -> int:
+        return int(server.get("HorizontalPodAutoscaler", "mistral", group="autoscaling")["spec"]["minReplicas"])
+
+    for minutes in (5, 20, 40):
+        assert b.act([], findings=[], degraded=False, now=NOW + timedelta(minutes=minutes)) == []
+        assert a.act([], findings=[], degraded=False, now=NOW + timedelta(minutes=minutes)) == []
+    assert floor() == 2
+    [restore] = b.act([], findings=[], degraded=False, now=NOW + timedelta(minutes=50))
+    assert restore.status is ActionStatus.APPLIED and "restore" in restore.detail, restore.detail
+    assert floor() == 1
+    assert a.act([], findings=[], degraded=False, now=NOW + timedelta(minutes=60)) == []
+    for r in actors.values():
+        r.elector.stop(release=True)  # type: ignore[union-attr]
+
+
 def test_the_per_workload_cap_is_cluster_wide_across_shards(server: KubeApiServer, tmp_path) -> None:  # noqa: ANN001
     """Pods of one Deployment sit on nodes of different shards: with max_pods_per_workload counted
     per replica, each holder evicted 'its' pod and the cap was spent once per shard. The second

@@ -21,7 +21,7 @@ from kubernetes.client.rest import ApiException
 
 from aiops.kube.plan import CORDONED_BY, ORIGINAL_REPLICAS
 from aiops.testing.kubeapi import SA_USER, KubeApiServer
-from aiops.testing.kubeapi_objects import make_node, make_replica_pods
+from aiops.testing.kubeapi_objects import make_hpa, make_node, make_replica_pods
 from tests.kube.kubectl_runner import Kubectl
 
 # Every test here runs the real kubectl binary, several times: an integration suite, outside the
@@ -397,7 +397,7 @@ def test_rollout_history_keeps_revision_history_limit_old_revisions(kubectl, adm
     assert len(apps.list_namespaced_replica_set("default", label_selector="app=model").items) == 3
 
 
-def test_the_commands_in_the_deploy_guide_find_what_a_replaced_replica_left_marked(kubectl, admin) -> None:
+def test_the_commands_in_the_deploy_guide_find_what_a_replaced_replica_left_marked(api: KubeApiServer, kubectl, admin) -> None:
     """docs/deploy.md ("Known limits") tells people how to find a workload left at its scaled-ahead
     size and a node left cordoned by a replica that was replaced before its undo: those commands,
     as written there, run by the real kubectl."""
@@ -406,6 +406,10 @@ def test_the_commands_in_the_deploy_guide_find_what_a_replaced_replica_left_mark
     assert len(commands) == 2, commands
     client.AppsV1Api(admin).patch_namespaced_deployment(
         "model", "default", {"metadata": {"annotations": {ORIGINAL_REPLICAS: "2"}}})
+    # With an HPA, scale_ahead raises its minReplicas and marks the HPA, not the Deployment.
+    hpa = make_hpa("web", target="web", min_replicas=3)
+    hpa["metadata"]["annotations"] = {ORIGINAL_REPLICAS: "2"}
+    api.seed(hpa)
     client.CoreV1Api(admin).patch_node("n2", {"metadata": {"annotations": {CORDONED_BY: "aiops"}}})
-    found = [kubectl.ok(*argv[1:]).split() for argv in commands]
-    assert found == [["default/model"], ["n2"]]
+    found = [sorted(kubectl.ok(*argv[1:]).split()) for argv in commands]
+    assert found == [["Deployment/default/model", "HorizontalPodAutoscaler/default/web"], ["n2"]]

@@ -6,9 +6,10 @@ from datetime import timedelta
 
 import pytest
 
-from aiops.kube.plan import CORDONED_BY, ORIGINAL_REPLICAS, RESTARTED_AT, StagedPlan
+from aiops.kube.plan import CORDONED_BY, ORIGINAL_REPLICAS, RESTARTED_AT, SCALE_AHEAD_DECISION, StagedPlan
 from aiops.kube.view import ClusterView, HpaInfo, NodeInfo, OwnerRef, PodInfo, WorkloadInfo
 from aiops.model import Entity, Evidence, Finding, Severity
+from aiops.state.codec import decision_from_json
 from remediations.advise import Advise
 from remediations.evacuate_node import EvacuateNode
 from remediations.restart_pod import RestartPod
@@ -107,13 +108,19 @@ def _latency(value: float):
 def test_scale_ahead_raises_hpa_min_within_bounds_and_remembers_the_original() -> None:
     hpa = HpaInfo("web", "ml", "deployment", "web", min_replicas=2, max_replicas=4, current_replicas=3)
     model, f = _latency(0.25)
-    plan = ScaleAhead(step=2).plan(decision("scale_ahead", model, f), _view(hpa=hpa))
+    d = decision("scale_ahead", model, f)
+    plan = ScaleAhead(step=2).plan(d, _view(hpa=hpa))
     [m] = plan.mutations
     assert (m.resource, m.name) == ("horizontalpodautoscalers", "web")
+    marked = m.body["metadata"]["annotations"].pop(SCALE_AHEAD_DECISION)
     assert m.body == {
         "metadata": {"annotations": {ORIGINAL_REPLICAS: "2"}},
         "spec": {"minReplicas": 4},
     }  # 3 + 2, capped at 4
+    # The decision that scaled it, for a replica that did not take it: what restoring reads.
+    carried = decision_from_json(marked)
+    assert (carried.id, carried.action, carried.target, carried.finding.key) == (d.id, d.action, d.target, f.key)
+    assert carried.finding.severity == f.severity and carried.finding.evidence.summary == f.evidence.summary
     at_max = HpaInfo("web", "ml", "deployment", "web", 4, 4, 4, annotations={ORIGINAL_REPLICAS: "2"})
     assert not ScaleAhead().plan(decision("scale_ahead", model, f), _view(hpa=at_max)).feasible
 
@@ -125,7 +132,9 @@ def test_scale_ahead_without_hpa_scales_the_deployment_and_restores_it() -> None
     scaled = _view(annotations={ORIGINAL_REPLICAS: "3"})
     restore = ScaleAhead().plan(decision("scale_ahead", model, f, restore=True), scaled)
     [undo] = restore.mutations
-    assert undo.body == {"metadata": {"annotations": {ORIGINAL_REPLICAS: None}}, "spec": {"replicas": 3}}
+    assert undo.body == {
+        "metadata": {"annotations": {ORIGINAL_REPLICAS: None, SCALE_AHEAD_DECISION: None}}, "spec": {"replicas": 3}
+    }
     assert restore.undo and not ScaleAhead().plan(decision("scale_ahead", model, f), scaled).undo
 
 

@@ -5,7 +5,9 @@ from __future__ import annotations
 from datetime import timedelta
 from pathlib import Path
 
-from aiops.kube.plan import ORIGINAL_REPLICAS, RESTARTED_AT
+import pytest
+
+from aiops.kube.plan import ORIGINAL_REPLICAS, RESTARTED_AT, SCALE_AHEAD_DECISION
 from aiops.model import ActionStatus, Entity
 from aiops.testing.kubeapi import KubeApiServer
 from aiops.testing.kubeapi_objects import make_hpa
@@ -50,6 +52,68 @@ def test_restore_waits_while_the_finding_comes_back(server: KubeApiServer, tmp_p
     [restore] = actor.act([], findings=[], degraded=False, now=NOW + timedelta(minutes=75))
     assert restore.status is ActionStatus.APPLIED
     assert server.get("Deployment", "llm", group="apps")["spec"]["replicas"] == 1
+
+
+def test_a_replaced_replica_restores_what_the_one_before_it_scaled_ahead(server: KubeApiServer, tmp_path: Path) -> None:
+    # A rolling update of aiops replaces the replica that scaled ahead, and its state file (an
+    # emptyDir) goes with it. The workload carries the decision that scaled it: the new replica
+    # waits for that decision's finding to stay clear, then restores it, once.
+    seed_workload(server, "llm", ["gpu-1", "gpu-2"], labels={"aiops.io/model": "llama"})
+    server.seed(make_hpa("llm", target="llm", min_replicas=2, max_replicas=6, current=2))
+    (tmp_path / "first").mkdir()
+    (tmp_path / "second").mkdir()
+    first, _ = make_actor(make_config(server, tmp_path / "first", restore_after="30m"))
+    slow = finding("inference_latency_p99", MODEL, recent=(0.08, 0.14, 0.21))
+    [up] = first.act([decision("scale_ahead", MODEL, slow, resolve_target="owner")], findings=[slow], degraded=False, now=NOW)
+    assert up.status is ActionStatus.APPLIED, up.detail
+
+    second, _ = make_actor(make_config(server, tmp_path / "second", restore_after="30m"))
+    assert second.act([], findings=[slow], degraded=False, now=NOW + timedelta(minutes=5)) == []  # still slow
+    assert second.act([], findings=[], degraded=False, now=NOW + timedelta(minutes=10)) == []  # clear from here
+    assert second.act([], findings=[slow], degraded=False, now=NOW + timedelta(minutes=20)) == []  # back: wait again
+    assert second.act([], findings=[], degraded=False, now=NOW + timedelta(minutes=25)) == []
+    assert second.act([], findings=[], degraded=False, now=NOW + timedelta(minutes=50)) == []
+    assert server.get("HorizontalPodAutoscaler", "llm", group="autoscaling")["spec"]["minReplicas"] == 3
+    [restore] = second.act([], findings=[], degraded=False, now=NOW + timedelta(minutes=56))
+    assert restore.status is ActionStatus.APPLIED and "restore" in restore.detail, restore.detail
+    hpa = server.get("HorizontalPodAutoscaler", "llm", group="autoscaling")
+    assert hpa["spec"]["minReplicas"] == 2
+    assert not {ORIGINAL_REPLICAS, SCALE_AHEAD_DECISION} & set(hpa["metadata"].get("annotations") or {})
+    assert second.act([], findings=[], degraded=False, now=NOW + timedelta(minutes=90)) == []  # restored once
+
+
+@pytest.mark.parametrize("mark", ["{not json", '{"id": "x"}'])
+def test_a_scale_ahead_mark_that_cannot_be_read_is_left_for_a_human(
+    server: KubeApiServer, tmp_path: Path, mark: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    # Mangled by hand, or written by a newer aiops: nothing is restored on a guess, nothing fails.
+    seed_workload(server, "llm", ["gpu-1"], labels={"aiops.io/model": "llama"})
+    hpa = make_hpa("llm", target="llm", min_replicas=3, max_replicas=6, current=3)
+    hpa["metadata"]["annotations"] = {ORIGINAL_REPLICAS: "2", SCALE_AHEAD_DECISION: mark}
+    server.seed(hpa)
+    actor, _ = make_actor(make_config(server, tmp_path, restore_after="30m"))
+    for minutes in (0, 40, 80):
+        assert actor.act([], findings=[], degraded=False, now=NOW + timedelta(minutes=minutes)) == []
+    assert server.get("HorizontalPodAutoscaler", "llm", group="autoscaling")["spec"]["minReplicas"] == 3
+    assert [r.target for r in caplog.records if r.getMessage() == "unreadable scale-ahead mark left alone"] == [
+        "hpa/default/llm"
+    ]
+
+
+def test_a_dry_run_replica_adopts_no_undo(server: KubeApiServer, tmp_path: Path) -> None:
+    # A rehearsal restores nothing that a real replica scaled (it never writes, so it would
+    # "restore" every cycle): the mark waits for a replica that acts.
+    seed_workload(server, "llm", ["gpu-1", "gpu-2"], labels={"aiops.io/model": "llama"})
+    server.seed(make_hpa("llm", target="llm", min_replicas=2, max_replicas=6, current=2))
+    (tmp_path / "real").mkdir()
+    (tmp_path / "rehearsal").mkdir()
+    real, _ = make_actor(make_config(server, tmp_path / "real", restore_after="30m"))
+    slow = finding("inference_latency_p99", MODEL, recent=(0.08, 0.14, 0.21))
+    real.act([decision("scale_ahead", MODEL, slow, resolve_target="owner")], findings=[slow], degraded=False, now=NOW)
+    rehearsal, _ = make_actor(make_config(server, tmp_path / "rehearsal", restore_after="30m", dry_run=True))
+    for minutes in (5, 40, 80):
+        assert rehearsal.act([], findings=[], degraded=False, now=NOW + timedelta(minutes=minutes)) == []
+    assert server.get("HorizontalPodAutoscaler", "llm", group="autoscaling")["spec"]["minReplicas"] == 3
 
 
 def test_rollout_restart_makes_a_new_revision_and_deletes_no_pod(server: KubeApiServer, tmp_path: Path) -> None:
