@@ -21,7 +21,7 @@ way is worse):
 The first two are gated by significance: a drop within the series' own noise does not count. The CUSUM
 also dates the onset of a drift (the last time the sum was zero), which the evidence uses to line
 the quality drop up with a business KPI of the same model ("conversion −12 % coincides with
-accuracy −6 % since 14:20"). A forecast trend is confirmed as an observed drop once the recent
+accuracy −6 % since 14:20"; a KPI that moved less than its own noise "holds"). A forecast trend is confirmed as an observed drop once the recent
 median is significantly worse than the reference while the line still heads for the floor, so
 the rollback suggestion follows the warning instead of waiting for the CUSUM's allowance.
 
@@ -398,10 +398,15 @@ class QualityDrift(UnivariateDetector):
         related: list[str] = []
         for kpi in self._kpis(frame, series.entity):
             kt, ky = self._history.merge(kpi)
-            kpi_change = self._change_since(kt, ky, since)
-            if kpi_change is None:
+            moved = self._change_since(kt, ky, since)
+            if moved is None:
                 continue
-            summary += f"; {kpi.signal} {kpi_change * 100:+.0f} % coincides with {series.signal} {change * 100:+.0f} % since {since:%H:%M}"
+            kpi_change, beyond_noise = moved
+            if beyond_noise:
+                summary += (f"; {kpi.signal} {_percent(kpi_change)} coincides with {series.signal} "
+                            f"{_percent(change)} since {since:%H:%M}")
+            else:
+                summary += f"; {kpi.signal} holds ({_percent(kpi_change)}, within its noise) since {since:%H:%M}"
             facts[f"{kpi.signal}_relative_change"] = kpi_change
             related.append(f"{kpi.signal}{{{','.join(f'{k}={v}' for k, v in sorted(kpi.labels.items()))}}}")
         return self.finding(
@@ -411,8 +416,11 @@ class QualityDrift(UnivariateDetector):
     def _kpis(self, frame: Frame, entity: Entity) -> list[Series]:
         return [s for sig in self.kpi_signals for s in frame.of(sig) if s.entity == entity and len(s)]
 
-    def _change_since(self, t: np.ndarray, y: np.ndarray, since: datetime) -> float | None:
-        """Relative change of the KPI: recent median vs the reference median before ``since``."""
+    def _change_since(self, t: np.ndarray, y: np.ndarray, since: datetime) -> tuple[float, bool] | None:
+        """Relative change of the KPI, recent median vs the reference median before ``since``, and
+        whether it is beyond the KPI's own noise: more than three standard errors of the two
+        medians apart (each ~1.25 robust sigma of the reference over the root of its points). A
+        KPI that only wobbles has not moved with the drop, and must not read as if it had."""
         if t.shape[0] == 0:
             return None
         cut = since.timestamp()
@@ -422,7 +430,12 @@ class QualityDrift(UnivariateDetector):
         if before.shape[0] < 3 or after.shape[0] == 0:
             return None
         ref = float(np.median(before))
-        return (float(np.median(after)) - ref) / abs(ref) if ref else None
+        if not ref:
+            return None
+        shift = float(np.median(after)) - ref
+        sigma = 1.4826 * float(np.median(np.abs(before - ref)))
+        error = 1.2533 * sigma * math.sqrt(1.0 / before.shape[0] + 1.0 / after.shape[0])
+        return shift / abs(ref), abs(shift) > 3.0 * error
 
     # ------------------------------------------------------------------ histogram drift
     def _histogram_drift(self, frame: Frame, signal: str) -> list[Finding]:
@@ -665,3 +678,9 @@ def _shifted(a: np.ndarray, k: int) -> np.ndarray:
     elif k == 0:
         out[:] = a
     return out
+
+
+def _percent(change: float) -> str:
+    """A relative change for people: whole percent from 10 % on, one decimal under it (a KPI that
+    moved 0.4 % printed "-0 %", which reads as not at all)."""
+    return f"{change * 100:+.0f} %" if abs(change) >= 0.1 else f"{change * 100:+.1f} %"

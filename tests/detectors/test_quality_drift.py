@@ -173,9 +173,21 @@ def test_kpi_drop_is_correlated_in_the_evidence() -> None:
     (finding,) = QualityDrift().detect(f)
     assert finding.entity == MODEL
     summary = finding.evidence.summary
-    assert "business_conversion_rate -12 % coincides with model_accuracy -6 %" in summary, summary
+    assert "business_conversion_rate -12 % coincides with model_accuracy -6.1 %" in summary, summary
     assert finding.evidence.facts["business_conversion_rate_relative_change"] == pytest.approx(-0.12, abs=0.01)
     assert finding.evidence.related and "business_conversion_rate" in finding.evidence.related[0]
+
+
+def test_a_kpi_that_holds_is_not_said_to_coincide() -> None:
+    # Accuracy drops 6 %; conversion only wobbles within its own noise. "conversion -0 % coincides
+    # with accuracy -6 %" (the demo's message) told the on-call the business had moved with it.
+    t, acc = accuracy(0.06)
+    conv = 0.05 + np.random.default_rng(9).normal(0, 0.0003, t.shape[0])
+    (finding,) = QualityDrift().detect(frame({"model_accuracy": [(MODEL, t, acc)], "business_conversion_rate": [(MODEL, t, conv)]}))
+    summary = finding.evidence.summary
+    assert "coincides" not in summary, summary
+    assert "business_conversion_rate holds (" in summary and "within its noise" in summary, summary
+    assert abs(finding.evidence.facts["business_conversion_rate_relative_change"]) < 0.01
 
 
 def test_no_reference_yet_means_no_finding() -> None:
