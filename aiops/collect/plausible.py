@@ -50,6 +50,31 @@ def sentinels(values: np.ndarray) -> np.ndarray:
     return found
 
 
+# dcgm_fields.h: each blank is a base plus 0 (no value), 1 (not found), 2 (not supported) or 3 (not
+# permissioned); the int64 ones all round to 2^63 in a float64, so they cannot be told apart.
+_BLANK_MEANINGS = (
+    "the field has no value",
+    "the field was not found",
+    "the field is not supported on this GPU",
+    "dcgm-exporter may not read the field",
+)
+_INT64_BLANK_FLOAT = float(0x7FFFFFFFFFFFFFF0)
+
+
+def sentinel_name(value: float) -> str:
+    """Which of :func:`sentinels` ``value`` is, in words an operator can act on ("not supported" is
+    permanent on that GPU; "no value" comes and goes)."""
+    if value == UINT32_MAX:
+        return "UINT32_MAX (a -1 read as unsigned: the driver had no value)"
+    if value >= _INT64_BLANK_FLOAT:
+        return "DCGM's int64 blank (no value, not found, not supported or not permitted: they read alike)"
+    for kind, base in (("int32", DCGM_INT32_BLANKS[0]), ("fp64", DCGM_FP64_BLANK)):
+        offset = value - base
+        if 0 <= offset < len(_BLANK_MEANINGS) and offset == int(offset):
+            return f"DCGM's {kind} blank ({_BLANK_MEANINGS[int(offset)]})"
+    return "DCGM's int32 blank" if value <= DCGM_INT32_BLANKS[1] else "DCGM's fp64 blank"
+
+
 def rejected(values: np.ndarray, p: Plausible) -> tuple[np.ndarray, np.ndarray] | None:
     """(out of range, sentinel) masks over ``values``, disjoint; None when nothing is rejected
     (NaN never is: it is a gap already)."""
@@ -135,11 +160,11 @@ class Screen:
             point = int(points[0])
             value = float(block.values[point])
             why = (
-                "a DCGM blank sentinel (the field has no value) or UINT32_MAX" if blank[point]
+                sentinel_name(value) if blank[point]
                 else f"outside the values a sample in {self.unit or 'its unit'} can take"
             )
             log.warning(
-                "signal %s: dropped %r from %s as missing: %s, range %s; fix the exporter, or if such values are real, "
+                "signal %s: dropped %r from %s as missing: %s; valid: %s; fix the exporter, or if such values are real, "
                 "set signals.%s.valid (or dcgm_blanks: false) in the config. Later ones from this series are only counted "
                 "(aiops_samples_rejected_total)",
                 self.signal, value, series, why, self.plausible.describe(), self.signal,

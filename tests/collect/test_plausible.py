@@ -12,7 +12,7 @@ import pytest
 from aiops import metrics
 from aiops.collect.collector import Collector
 from aiops.collect.decode import Block, RawSeries
-from aiops.collect.plausible import OUT_OF_RANGE, SENTINEL, Screen, rejected, sentinels
+from aiops.collect.plausible import OUT_OF_RANGE, SENTINEL, Screen, rejected, sentinel_name, sentinels
 from aiops.config import parse_config
 from aiops.config.signals import DCGM_FP64_BLANK, Plausible
 
@@ -50,6 +50,25 @@ def test_out_of_range_and_sentinels_are_told_apart_and_nan_is_left_alone() -> No
     assert rejected(np.array([0.0, 55.0, 110.0, math.nan]), percent) is None
 
 
+@pytest.mark.parametrize(
+    "value,name",
+    [
+        (4294967295.0, "UINT32_MAX (a -1 read as unsigned: the driver had no value)"),
+        (2147483632.0, "DCGM's int32 blank (the field has no value)"),
+        (2147483633.0, "DCGM's int32 blank (the field was not found)"),
+        (2147483634.0, "DCGM's int32 blank (the field is not supported on this GPU)"),
+        (2147483635.0, "DCGM's int32 blank (dcgm-exporter may not read the field)"),
+        (2147483647.0, "DCGM's int32 blank"),
+        (140737488355328.0, "DCGM's fp64 blank (the field has no value)"),
+        (140737488355330.0, "DCGM's fp64 blank (the field is not supported on this GPU)"),
+        (9.223372036854776e18, "DCGM's int64 blank (no value, not found, not supported or not permitted: they read alike)"),
+    ],
+)
+def test_each_sentinel_is_named_as_dcgm_fields_h_names_it(value: float, name: str) -> None:
+    # The on-call reads which blank it was: "not supported" is permanent on this GPU, "no value" is not.
+    assert sentinel_name(value) == name
+
+
 def test_a_screen_drops_counts_and_names_each_series_once(caplog: pytest.LogCaptureFixture) -> None:
     screen = Screen("test_gpu_util", Plausible(0.0, 110.0, blanks=True), "percent")
     before = {r: rejected_count("test_gpu_util", r) for r in (OUT_OF_RANGE, SENTINEL)}
@@ -71,7 +90,8 @@ def test_a_screen_drops_counts_and_names_each_series_once(caplog: pytest.LogCapt
     assert rejected_count("test_gpu_util", OUT_OF_RANGE) == 1.0
     [line] = [r.getMessage() for r in caplog.records]
     assert "signal test_gpu_util: dropped 4294967295.0 from UUID=GPU-a" in line
-    assert "range [0, 110] and not a DCGM blank" in line
+    assert "as missing: UINT32_MAX (a -1 read as unsigned: the driver had no value)" in line
+    assert "valid: [0, 110] and not a DCGM blank" in line
     assert "fix the exporter" in line and "signals.test_gpu_util.valid" in line
     clean = Block([b], np.array([2]), np.arange(2.0), np.array([40.0, 41.0]))
     assert screen.block(clean) is clean  # nothing to drop: the chunk as it came
