@@ -123,6 +123,12 @@ class HeadroomForecast:
     forecast_at_crossing: float
     growth: float = 0.0  # how fast the excess grows (per second; 0.0 when not beyond noise)
 
+    @property
+    def surge_from(self) -> float:
+        """What the surge is measured from: today's level, or the usual (1.0) where that is
+        unknown (``needed`` then holds an ordinary day's difference too)."""
+        return 1.0 if self.today is None else self.today
+
 
 def forecast(
     t: np.ndarray,
@@ -456,7 +462,7 @@ class ServingHeadroom(UnivariateDetector):
         if fc.crossing_seconds is None:
             return 0.0
         # 0.7 at the least surge forecast, 0.9 once demand runs twice today's own level.
-        grown = (fc.excess / (fc.today or 1.0) - 1.0 - fc.needed) / max(1e-9, 1.0 - fc.needed)
+        grown = (fc.excess / fc.surge_from - 1.0 - fc.needed) / max(1e-9, 1.0 - fc.needed)
         return WARN_SCORE + (TOP_SCORE - WARN_SCORE) * float(np.clip(grown, 0.0, 1.0))
 
     def explain(self, frame: Frame, series: Series) -> Finding | None:
