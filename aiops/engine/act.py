@@ -38,7 +38,7 @@ from aiops.engine.leader import LeaseElector
 from aiops.engine.shards import ShardLeases, shard_of
 from aiops.engine.outcomes import NOT_HEALED, OutcomeTracker
 from aiops.engine.rails.kill_switch import KillSwitch
-from aiops.engine.safety import DISRUPTION_REASON, EVENT_REASON, GuardedWriter, IsSilenced
+from aiops.engine.safety import DISRUPTION_REASON, EVENT_REASON, GuardedWriter, IsSilenced, effective_mode
 from aiops.kube.client import build_api_client, request_timeout
 from aiops.kube.errors import KubeApiError
 from aiops.kube.plan import SCALE_AHEAD_DECISION, StagedPlan, waiting_of
@@ -60,6 +60,7 @@ from aiops.model import (
     Entity,
     EntityKind,
     Finding,
+    Mode,
     Plan,
     Rung,
     StageError,
@@ -265,7 +266,9 @@ class Actor:
         # The cluster is read only when something needs it: a full list per cycle is not free.
         view: ClusterView | None = None
         judge_needs_view = leader and self.outcomes.needs_owners()
-        adopting = leader and self._undos_unread and not self.writer.dry_run
+        # Only a replica that would write adopts an undo: one in dry run, observe or suggest mode
+        # would "restore" (or propose it) every cycle.
+        adopting = leader and self._undos_unread and not self.writer.dry_run and self.config.safety.mode is Mode.AUTO
         if self._read_view is not None and (
             decisions or restores or (leader and inflight) or judge_needs_view or adopting
         ):
@@ -413,6 +416,8 @@ class Actor:
             except (ValueError, KeyError, TypeError) as exc:
                 log.warning("unreadable scale-ahead mark left alone", extra={"target": entity.key, "error": str(exc)})
                 continue
+            if effective_mode(decision, self.config.safety) is not Mode.AUTO:
+                continue  # the action is capped below auto (safety.action_modes): a human undoes it
             if mine(decision.finding.entity) and self.outcomes.adopt_undo(decision, now):
                 log.info("undo adopted from another replica", extra={"action": decision.action, "target": entity.key})
         self._undos_unread = False

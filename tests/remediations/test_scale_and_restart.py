@@ -100,9 +100,13 @@ def test_a_scale_ahead_mark_that_cannot_be_read_is_left_for_a_human(
     ]
 
 
-def test_a_dry_run_replica_adopts_no_undo(server: KubeApiServer, tmp_path: Path) -> None:
-    # A rehearsal restores nothing that a real replica scaled (it never writes, so it would
-    # "restore" every cycle): the mark waits for a replica that acts.
+@pytest.mark.parametrize("rehearsal_safety", [{"dry_run": True}, {"mode": "observe"}, {"mode": "suggest"}])
+def test_a_replica_that_would_not_write_adopts_no_undo(
+    server: KubeApiServer, tmp_path: Path, rehearsal_safety: dict[str, object]
+) -> None:
+    # A dry run, or aiops switched to observe or suggest (during an incident, say), restores
+    # nothing a replica in auto scaled: it would "restore" (or propose it) every cycle. The mark
+    # waits for a replica that acts.
     seed_workload(server, "llm", ["gpu-1", "gpu-2"], labels={"aiops.io/model": "llama"})
     server.seed(make_hpa("llm", target="llm", min_replicas=2, max_replicas=6, current=2))
     (tmp_path / "real").mkdir()
@@ -110,7 +114,7 @@ def test_a_dry_run_replica_adopts_no_undo(server: KubeApiServer, tmp_path: Path)
     real, _ = make_actor(make_config(server, tmp_path / "real", restore_after="30m"))
     slow = finding("inference_latency_p99", MODEL, recent=(0.08, 0.14, 0.21))
     real.act([decision("scale_ahead", MODEL, slow, resolve_target="owner")], findings=[slow], degraded=False, now=NOW)
-    rehearsal, _ = make_actor(make_config(server, tmp_path / "rehearsal", restore_after="30m", dry_run=True))
+    rehearsal, _ = make_actor(make_config(server, tmp_path / "rehearsal", restore_after="30m", **rehearsal_safety))
     for minutes in (5, 40, 80):
         assert rehearsal.act([], findings=[], degraded=False, now=NOW + timedelta(minutes=minutes)) == []
     assert server.get("HorizontalPodAutoscaler", "llm", group="autoscaling")["spec"]["minReplicas"] == 3
