@@ -80,27 +80,10 @@ class OutcomeTracker:
         ``scope`` is the workload (``deployment/ns/name``) of a restarted pod: its replacement has
         a new name, so the same finding on any pod of that workload means "not healed" too.
         """
-        severity = decision.finding.severity or Severity.INFO
-        restore = int(_restore_delay(decision.action, self.config) is not None and not decision.restore)
         if decision.restore:
             return  # an undo is not judged by the finding that caused the original action
-        with self.store.transaction() as conn:
-            conn.execute(
-                "INSERT OR IGNORE INTO action_outcomes (decision_id, action, target, finding_key, severity_rank, "
-                "applied_at, status, restore, restored, decision, scope) VALUES (?, ?, ?, ?, ?, ?, ?, ?, 0, ?, ?)",
-                (
-                    decision.id,
-                    decision.action,
-                    decision.target.key,
-                    decision.finding.key,
-                    severity.rank,
-                    applied_at.timestamp(),
-                    PENDING,
-                    restore,
-                    decision_to_json(decision),
-                    scope,
-                ),
-            )
+        restore = _restore_delay(decision.action, self.config) is not None
+        self._insert(decision, applied_at, PENDING, None, restore, scope)
 
     def adopt_undo(self, decision: Decision, now: datetime) -> bool:
         """Watch for the undo of an action another replica applied, as its target's mark carries it
@@ -112,22 +95,31 @@ class OutcomeTracker:
         adopted."""
         if decision.restore or _restore_delay(decision.action, self.config) is None:
             return False
+        return self._insert(decision, now, HEALED, now, True, "")
+
+    def _insert(
+        self, decision: Decision, applied_at: datetime, status: str, decided_at: datetime | None, restore: bool,
+        scope: str,
+    ) -> bool:
+        """One row per decision (a decision tracked already keeps its row); True when added."""
         severity = decision.finding.severity or Severity.INFO
         with self.store.transaction() as conn:
             added = conn.execute(
                 "INSERT OR IGNORE INTO action_outcomes (decision_id, action, target, finding_key, severity_rank, "
                 "applied_at, status, decided_at, restore, restored, decision, scope) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, 1, 0, ?, '')",
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, 0, ?, ?)",
                 (
                     decision.id,
                     decision.action,
                     decision.target.key,
                     decision.finding.key,
                     severity.rank,
-                    now.timestamp(),
-                    HEALED,
-                    now.timestamp(),
+                    applied_at.timestamp(),
+                    status,
+                    None if decided_at is None else decided_at.timestamp(),
+                    int(restore),
                     decision_to_json(decision),
+                    scope,
                 ),
             ).rowcount
         return added == 1
