@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from aiops.kube.plan import ORIGINAL_REPLICAS, RESTARTED_AT, SCALE_AHEAD_DECISION
-from aiops.model import ActionStatus, Entity
+from aiops.model import ActionStatus, Entity, Finding
 from aiops.testing.kubeapi import KubeApiServer
 from aiops.testing.kubeapi_objects import make_hpa
 from tests.engine.kubecluster import NOW, decision, finding, make_actor, make_config, seed_workload
@@ -54,19 +54,25 @@ def test_restore_waits_while_the_finding_comes_back(server: KubeApiServer, tmp_p
     assert server.get("Deployment", "llm", group="apps")["spec"]["replicas"] == 1
 
 
-def test_a_replaced_replica_restores_what_the_one_before_it_scaled_ahead(server: KubeApiServer, tmp_path: Path) -> None:
-    # A rolling update of aiops replaces the replica that scaled ahead, and its state file (an
-    # emptyDir) goes with it. The workload carries the decision that scaled it: the new replica
-    # waits for that decision's finding to stay clear, then restores it, once.
+def scaled_ahead_by_a_replica_since_gone(server: KubeApiServer, tmp_path: Path) -> Finding:
+    """A replica in auto (state under ``tmp_path/first``) scales the llm HPA's floor 2 -> 3 on a
+    slow-latency finding, at NOW; the finding, for the replica that comes after it."""
     seed_workload(server, "llm", ["gpu-1", "gpu-2"], labels={"aiops.io/model": "llama"})
     server.seed(make_hpa("llm", target="llm", min_replicas=2, max_replicas=6, current=2))
     (tmp_path / "first").mkdir()
-    (tmp_path / "second").mkdir()
     first, _ = make_actor(make_config(server, tmp_path / "first", restore_after="30m"))
     slow = finding("inference_latency_p99", MODEL, recent=(0.08, 0.14, 0.21))
     [up] = first.act([decision("scale_ahead", MODEL, slow, resolve_target="owner")], findings=[slow], degraded=False, now=NOW)
     assert up.status is ActionStatus.APPLIED, up.detail
+    return slow
 
+
+def test_a_replaced_replica_restores_what_the_one_before_it_scaled_ahead(server: KubeApiServer, tmp_path: Path) -> None:
+    # A rolling update of aiops replaces the replica that scaled ahead, and its state file (an
+    # emptyDir) goes with it. The workload carries the decision that scaled it: the new replica
+    # waits for that decision's finding to stay clear, then restores it, once.
+    slow = scaled_ahead_by_a_replica_since_gone(server, tmp_path)
+    (tmp_path / "second").mkdir()
     second, _ = make_actor(make_config(server, tmp_path / "second", restore_after="30m"))
     assert second.act([], findings=[slow], degraded=False, now=NOW + timedelta(minutes=5)) == []  # still slow
     assert second.act([], findings=[], degraded=False, now=NOW + timedelta(minutes=10)) == []  # clear from here
@@ -107,13 +113,8 @@ def test_a_replica_that_would_not_write_adopts_no_undo(
     # A dry run, or aiops switched to observe or suggest (during an incident, say), restores
     # nothing a replica in auto scaled: it would "restore" (or propose it) every cycle. The mark
     # waits for a replica that acts.
-    seed_workload(server, "llm", ["gpu-1", "gpu-2"], labels={"aiops.io/model": "llama"})
-    server.seed(make_hpa("llm", target="llm", min_replicas=2, max_replicas=6, current=2))
-    (tmp_path / "real").mkdir()
+    scaled_ahead_by_a_replica_since_gone(server, tmp_path)
     (tmp_path / "rehearsal").mkdir()
-    real, _ = make_actor(make_config(server, tmp_path / "real", restore_after="30m"))
-    slow = finding("inference_latency_p99", MODEL, recent=(0.08, 0.14, 0.21))
-    real.act([decision("scale_ahead", MODEL, slow, resolve_target="owner")], findings=[slow], degraded=False, now=NOW)
     rehearsal, _ = make_actor(make_config(server, tmp_path / "rehearsal", restore_after="30m", **rehearsal_safety))
     for minutes in (5, 40, 80):
         assert rehearsal.act([], findings=[], degraded=False, now=NOW + timedelta(minutes=minutes)) == []
