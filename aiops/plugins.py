@@ -213,6 +213,10 @@ class Remediation(ABC):
     # decision then continues the predicted action on the same target instead of waiting out the
     # cooldown that action began. Off for actions that would only be repeated (a restart).
     continued_on_confirmation: ClassVar[bool] = False
+    # Whether its undo is safe after the action whose verdict no replica here knows (the one that
+    # judged it was replaced, its state file with it): scaling back a workload scaled ahead is (it
+    # is scaled again if needed); uncordoning a node that may not have healed is not.
+    undo_without_verdict: ClassVar[bool] = False
 
     def __init__(self, **params: Any) -> None:
         self.params = type(self).Params(**params)  # raises ValidationError naming a bad key

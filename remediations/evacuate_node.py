@@ -16,7 +16,9 @@ their replacements, which makes the evacuation a :class:`StagedPlan` spanning se
 
 With ``restore`` (asked by the act stage once the node has been healthy long enough, when
 ``safety.auto_uncordon`` is on, or when the prediction behind a cordon turned out false) it
-uncordons the node — only if aiops cordoned it.
+uncordons the node — only if aiops cordoned it. The cordon carries the decision that made it
+(``aiops.io/cordon-decision``): a replica that replaced the one that cordoned it (a rolling update
+of aiops, a shard moving) takes the undo over, as far as it can know the action's verdict.
 
 With ``cordon_only`` (the *prepare* rung of a predicted failure) it only cordons: nothing new lands
 on the node, nothing running is disturbed. Serving-aware: ``min_ready_replicas`` keeps at least
@@ -34,7 +36,7 @@ from typing import Any, ClassVar
 from pydantic import Field
 
 from aiops.engine.facts import NO_OWNER, left_by_evacuation
-from aiops.kube.plan import CORDONED_BY, StagedPlan, infeasible
+from aiops.kube.plan import CORDON_DECISION, CORDONED_BY, StagedPlan, infeasible, undo_mark
 from aiops.kube.view import ClusterView, PodInfo
 from aiops.model import Basis, Decision, EntityKind, Mutation, Plan, Resource, Verb
 from aiops.plugins import PluginParams, Remediation
@@ -81,7 +83,8 @@ class EvacuateNode(Remediation):
 
         mutations: list[Mutation] = []
         if not node.unschedulable:
-            body = {"spec": {"unschedulable": True}, "metadata": {"annotations": {CORDONED_BY: "aiops"}}}
+            notes = {CORDONED_BY: "aiops", CORDON_DECISION: undo_mark(decision)}
+            body = {"spec": {"unschedulable": True}, "metadata": {"annotations": notes}}
             mutations.append(Mutation(Verb.PATCH, Resource.NODES, node_name, body=body, description=f"cordon node {node_name}"))
         if params.get("cordon_only", self.params.cordon_only):
             summary = (f"cordon node {node_name} (prepare: its pods keep running; the evacuation follows only if "
@@ -156,7 +159,7 @@ class EvacuateNode(Remediation):
             return StagedPlan(
                 self.name, target, (), f"node {target.name} is not Ready yet", command, waiting=("NotReady",), undo=True
             )
-        body = {"spec": {"unschedulable": False}, "metadata": {"annotations": {CORDONED_BY: None}}}
+        body = {"spec": {"unschedulable": False}, "metadata": {"annotations": {CORDONED_BY: None, CORDON_DECISION: None}}}
         return Plan(
             self.name,
             target,

@@ -31,11 +31,10 @@ from typing import Any, ClassVar, Literal
 
 from pydantic import Field, ValidationInfo, field_validator
 
-from aiops.kube.plan import ORIGINAL_REPLICAS, SCALE_AHEAD_DECISION, infeasible
+from aiops.kube.plan import ORIGINAL_REPLICAS, SCALE_AHEAD_DECISION, infeasible, undo_mark
 from aiops.kube.view import ClusterView, HpaInfo, WorkloadInfo
-from aiops.model import Decision, EntityKind, Evidence, Mutation, Plan, Resource, Verb
+from aiops.model import Decision, EntityKind, Mutation, Plan, Resource, Verb
 from aiops.plugins import PluginParams, Remediation
-from aiops.state.codec import decision_to_json
 
 class ScaleAheadParams(PluginParams):
     direction: Literal["auto", "up", "down"] = "auto"
@@ -59,6 +58,7 @@ class ScaleAheadParams(PluginParams):
 class ScaleAhead(Remediation):
     name: ClassVar[str] = "scale_ahead"
     Params = ScaleAheadParams
+    undo_without_verdict: ClassVar[bool] = True
 
     params: ScaleAheadParams
 
@@ -143,7 +143,7 @@ class ScaleAhead(Remediation):
         # The annotations are removed (None in a merge patch) when restoring to the original.
         note = {
             ORIGINAL_REPLICAS: str(original) if original is not None else None,
-            SCALE_AHEAD_DECISION: _mark(decision) if original is not None and decision is not None else None,
+            SCALE_AHEAD_DECISION: undo_mark(decision) if original is not None and decision is not None else None,
         }
         if hpa is not None:
             body = {"metadata": {"annotations": note}, "spec": {"minReplicas": value}}
@@ -157,13 +157,6 @@ class ScaleAhead(Remediation):
             command = f"kubectl scale {workload.kind}/{workload.name} -n {workload.namespace} --replicas={value}"
             target = workload.entity
         return Plan(self.name, target, (mutation,), summary, command=command)
-
-
-def _mark(decision: Decision) -> str:
-    """The decision as the workload carries it: what restoring needs (the target, the finding's
-    key, entity and severity), its evidence cut to the summary (an annotation, not an archive)."""
-    finding = decision.finding
-    return decision_to_json(replace(decision, finding=replace(finding, evidence=Evidence(finding.evidence.summary[:512]))))
 
 
 def _what(workload: WorkloadInfo, hpa: HpaInfo | None) -> str:

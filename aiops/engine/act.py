@@ -36,18 +36,26 @@ from aiops import metrics, plugins
 from aiops.config import AiopsConfig
 from aiops.engine.leader import LeaseElector
 from aiops.engine.shards import ShardLeases, shard_of
-from aiops.engine.outcomes import NOT_HEALED, OutcomeTracker
+from aiops.engine.outcomes import NOT_HEALED, Adoption, OutcomeTracker
 from aiops.engine.rails.kill_switch import KillSwitch
-from aiops.engine.safety import DISRUPTION_REASON, EVENT_REASON, GuardedWriter, IsSilenced, effective_mode
+from aiops.engine.safety import (
+    DISRUPTION_REASON,
+    EVENT_REASON,
+    VERDICT_REASON,
+    GuardedWriter,
+    IsSilenced,
+    effective_mode,
+)
 from aiops.kube.client import build_api_client, request_timeout
 from aiops.kube.errors import KubeApiError
-from aiops.kube.plan import SCALE_AHEAD_DECISION, StagedPlan, waiting_of
+from aiops.kube.plan import CORDON_DECISION, CORDONED_BY, SCALE_AHEAD_DECISION, StagedPlan, waiting_of
 from aiops.kube.read import (
     LedgerRecord,
     read_action_ledger,
     read_cluster_view,
     read_configmap_value,
     read_nodes,
+    read_verdicts,
 )
 from aiops.kube.view import ClusterView, NodeInfo
 from aiops.kube.writer import KubeWriter
@@ -101,6 +109,7 @@ class Actor:
         read_cm: Callable[[], str | None] | None = None
         read_ledger: Callable[[], Sequence[LedgerRecord]] | None = None
         live_nodes: Callable[[], Sequence[NodeInfo]] | None = None
+        self._read_verdicts: Callable[[], Mapping[str, str]] | None = None
         if api is not None:
 
             def read_cm() -> str | None:
@@ -114,6 +123,13 @@ class Actor:
 
             def live_nodes() -> Sequence[NodeInfo]:
                 return read_nodes(api, timeout=timeout)
+
+            if config.safety.emit_events:
+
+                def verdicts() -> Mapping[str, str]:
+                    return read_verdicts(api, reason=VERDICT_REASON, timeout=timeout, namespaces=namespaces)
+
+                self._read_verdicts = verdicts
 
         self.writer = GuardedWriter(
             config.safety,
@@ -399,27 +415,45 @@ class Actor:
 
     def _adopt_undos(self, view: ClusterView, now: datetime, mine: Callable[[Entity], bool]) -> None:
         """The undos another replica left due, from the marks on their targets: a workload it
-        scaled ahead carries the decision (:data:`SCALE_AHEAD_DECISION`). That replica's state file
-        went with it (an ``emptyDir``: a rolling update of aiops), or it handed this shard back;
-        either way the workload stays scaled up until someone restores it. Each decision about a
-        shard held now is watched as if this replica had taken it (:meth:`OutcomeTracker.adopt_undo`).
-        A mark that cannot be read is logged and left for a human (the kubectl command in
-        docs/deploy.md finds it)."""
-        marked = [(h.entity, h.annotations) for h in view.hpas]
-        marked += [(w.entity, w.annotations) for w in view.workloads.values()]
-        for entity, notes in marked:
-            text = notes.get(SCALE_AHEAD_DECISION)
-            if text is None:
-                continue
+        scaled ahead (:data:`SCALE_AHEAD_DECISION`) and a node it cordoned (:data:`CORDON_DECISION`)
+        carry the decision. That replica's state file went with it (an ``emptyDir``: a rolling
+        update of aiops), or it handed this shard back; either way the workload stays scaled up, the
+        node cordoned, until someone undoes it. Each decision about a shard held now is taken over
+        as far as its verdict Event allows (:meth:`OutcomeTracker.adopt_undo`). A mark that cannot
+        be read, or an undo left for a human, is logged (the kubectl commands in docs/deploy.md
+        find them). Verdicts that cannot be read now: tried again next cycle."""
+        marked = [(h.entity, h.annotations.get(SCALE_AHEAD_DECISION)) for h in view.hpas]
+        marked += [(w.entity, w.annotations.get(SCALE_AHEAD_DECISION)) for w in view.workloads.values()]
+        marked += [
+            (n.entity, n.annotations.get(CORDON_DECISION))
+            for n in view.nodes.values()
+            if n.unschedulable and n.annotations.get(CORDONED_BY) == "aiops"  # not uncordoned since
+        ]
+        marks = [(entity, text) for entity, text in marked if text is not None]
+        verdicts: Mapping[str, str] = {}
+        if marks and self._read_verdicts is not None:
+            try:
+                verdicts = self._read_verdicts()
+            except KubeApiError as exc:
+                log.warning("verdicts unreadable; undos taken over next cycle", extra={"error": str(exc)})
+                return
+        for entity, text in marks:
             try:
                 decision = decision_from_json(text)
             except (ValueError, KeyError, TypeError) as exc:
-                log.warning("unreadable scale-ahead mark left alone", extra={"target": entity.key, "error": str(exc)})
+                log.warning("unreadable undo mark left alone", extra={"target": entity.key, "error": str(exc)})
                 continue
-            if effective_mode(decision, self.config.safety) is not Mode.AUTO:
-                continue  # the action is capped below auto (safety.action_modes): a human undoes it
-            if mine(decision.finding.entity) and self.outcomes.adopt_undo(decision, now):
-                log.info("undo adopted from another replica", extra={"action": decision.action, "target": entity.key})
+            if effective_mode(decision, self.config.safety) is not Mode.AUTO or not mine(decision.finding.entity):
+                continue  # capped below auto (safety.action_modes): a human undoes it; or another shard's
+            adopted = self.outcomes.adopt_undo(
+                decision, now, verdict=verdicts.get(decision.id),
+                unjudged=self.remediation(decision.action).undo_without_verdict,
+            )
+            if adopted is Adoption.LEFT:
+                log.info("undo left for a human", extra={"action": decision.action, "target": entity.key})
+            elif adopted is not None:
+                log.info("undo adopted from another replica",
+                         extra={"action": decision.action, "target": entity.key, "adoption": adopted.value})
         self._undos_unread = False
 
     def _resolve(self, decision: Decision, view: ClusterView | None) -> Decision:
@@ -547,6 +581,8 @@ class Actor:
         results: list[ActionResult] = []
         owners = owner_of if view is not None else None
         for outcome in self.outcomes.review(findings, now, owners, unseen, mine=mine):
+            if outcome.undoes:  # written down for a replica that takes the undo over (and for people)
+                self.writer.record_verdict(outcome.decision, view, now, outcome.status, outcome.detail)
             if outcome.status == NOT_HEALED:
                 d = outcome.decision
                 results.append(ActionResult(d.id, d.action, d.target, ActionStatus.FAILED, outcome.detail, at=now))

@@ -13,12 +13,14 @@ healed at ``verify_within`` — an evacuated node must not be uncordoned onto a 
 Some actions are undone once the target has stayed healthy long enough: an aiops-cordoned node
 is uncordoned (``safety.auto_uncordon``), a scaled-ahead workload is restored. The tracker says
 when; the act stage plans and applies the undo through the guarded writer. A scaled-ahead
-workload carries the decision that scaled it, so a replica that did not take the action (the one
-that did was replaced, with its state file) adopts the undo (:meth:`OutcomeTracker.adopt_undo`).
+workload and a cordoned node carry the decision that changed them, and each verdict is written in
+an Event, so a replica that did not take the action (the one that did was replaced, with its state
+file) takes the undo over (:meth:`OutcomeTracker.adopt_undo`).
 """
 
 from __future__ import annotations
 
+import enum
 import logging
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
@@ -50,12 +52,21 @@ CREATE INDEX IF NOT EXISTS action_outcomes_status ON action_outcomes (status, re
 """
 
 
+class Adoption(enum.Enum):
+    """What became of an undo taken over from another replica (:meth:`OutcomeTracker.adopt_undo`)."""
+
+    JUDGING = "judging"  # no verdict yet: this replica judges it, then undoes it if it healed
+    UNDOING = "undoing"  # healed (or safe to undo unjudged): undone once its finding stays clear
+    LEFT = "left"  # not healed, or a verdict that cannot be known: a human has it
+
+
 @dataclass(frozen=True)
 class Outcome:
     decision: Decision
     status: str  # HEALED or NOT_HEALED
     applied_at: datetime
     detail: str
+    undoes: bool = False  # the action is undone once healed: its verdict is written for other replicas
 
 
 # Actions that are undone after the target stays healthy, and the config switch/delay for each.
@@ -85,17 +96,36 @@ class OutcomeTracker:
         restore = _restore_delay(decision.action, self.config) is not None
         self._insert(decision, applied_at, PENDING, None, restore, scope)
 
-    def adopt_undo(self, decision: Decision, now: datetime) -> bool:
-        """Watch for the undo of an action another replica applied, as its target's mark carries it
-        (``aiops.io/scale-ahead-decision``): that replica was replaced, or its shard was taken, and
-        its outcomes went with its state file. The action counts as healed (no verdict is given:
-        another replica's findings of that time are not this one's), and is undone once its finding
-        has stayed clear for the delay, counted from now. A decision this replica tracks already
-        (its own, judged or not: one that did not heal is a human's) is left as it is. True when
-        adopted."""
-        if decision.restore or _restore_delay(decision.action, self.config) is None:
-            return False
-        return self._insert(decision, now, HEALED, now, True, "")
+    def adopt_undo(self, decision: Decision, now: datetime, *, verdict: str | None, unjudged: bool) -> Adoption | None:
+        """Take over the undo of an action another replica applied, as its target's mark carries
+        it (:func:`aiops.kube.plan.undo_mark`): that replica was replaced, or its shard was taken,
+        and its outcomes went with its state file. ``verdict``: what it judged, as its verdict
+        Event says (None: no Event). The action is dated by its finding's time.
+
+        - Healed: undone once its finding has stayed clear for the delay, counted from now (what
+          came between is not known here).
+        - Not healed: left for the human it was escalated to, as that replica would have.
+        - No verdict within ``verify_within`` of the action: this replica gives it, escalation
+          included (the other could not have yet).
+        - No verdict past that: unknown (the Event expired, or events are off). ``unjudged``: the
+          undo is safe without one (scaling back what was scaled ahead: it is scaled again if
+          needed), else left for a human (uncordoning a node that may not have healed).
+
+        None: nothing to take over (a decision this replica tracks already, its own, judged or
+        not; an action without an undo here)."""
+        if decision.restore or _restore_delay(decision.action, self.config) is None or self._tracks(decision.id):
+            return None
+        applied_at = decision.finding.observed_at
+        if verdict is None and now - applied_at < self.config.verify_within:
+            self._insert(decision, applied_at, PENDING, None, True, "")
+            return Adoption.JUDGING
+        if verdict == HEALED or (verdict is None and unjudged):
+            self._insert(decision, applied_at, HEALED, now, True, "")
+            return Adoption.UNDOING
+        return Adoption.LEFT
+
+    def _tracks(self, decision_id: str) -> bool:
+        return bool(self.store.query("SELECT 1 FROM action_outcomes WHERE decision_id = ?", (decision_id,)))
 
     def _insert(
         self, decision: Decision, applied_at: datetime, status: str, decided_at: datetime | None, restore: bool,
@@ -227,7 +257,7 @@ class OutcomeTracker:
             if self.breaker.record(status == HEALED, now):
                 detail += f" Circuit breaker opened: {self.config.breaker_threshold} actions in a row did not heal."
             log.info("action outcome", extra={"action": decision.action, "target": row["target"], "outcome": status})
-            out.append(Outcome(decision, status, applied_at, detail))
+            out.append(Outcome(decision, status, applied_at, detail, undoes=bool(row["restore"])))
         return out
 
     def restores_due(

@@ -35,6 +35,7 @@ from tenacity import (
 
 from aiops import metrics
 from aiops.config.safety import SafetyConfig
+from aiops.engine.outcomes import HEALED
 from aiops.engine.rails import RailContext, RailName, Refusal, first_refusal, scope_refusal
 from aiops.engine.leader import LeaseElector
 from aiops.engine.rails.breaker import CircuitBreaker
@@ -47,6 +48,7 @@ from aiops.kube.read import (
     LEDGER_AT,
     LEDGER_BASIS,
     LEDGER_DECISION,
+    LEDGER_VERDICT,
     LEDGER_POD,
     LEDGER_RUNG,
     LEDGER_SHARD,
@@ -80,6 +82,9 @@ EVENT_REASON = "AiopsRemediation"  # one per action, at admission
 # One per pod evicted or deleted: a reason of its own, so one AiopsRemediation Event is still one
 # action (for people and for older replicas, which list only that reason).
 DISRUPTION_REASON = "AiopsDisruption"
+# One per action judged (healed or not): a replica that takes over an undo from another reads it
+# (:meth:`aiops.engine.act.Actor._adopt_undos`); people read it in `kubectl describe`.
+VERDICT_REASON = "AiopsVerdict"
 # The objects an Event can be about: `kubectl describe` shows it there.
 _EVENT_OBJECT: dict[EntityKind, tuple[str, str]] = {
     EntityKind.NODE: ("v1", "Node"),
@@ -564,6 +569,19 @@ class GuardedWriter:
         message = f"{plan.summary}. Finding: {decision.reason}"
         self._write_event(decision, target, view, now, EVENT_REASON, message, ledger)
 
+    def record_verdict(
+        self, decision: Decision, view: ClusterView | None, now: datetime, verdict: str, detail: str
+    ) -> None:
+        """An Event on the action's target with its verdict (``healed`` or ``not_healed``), for a
+        replica that did not judge it: the one that takes over its undo (this replica may be
+        replaced, its state file with it), and for people."""
+        if decision.target.kind not in _EVENT_OBJECT:
+            return
+        self._write_event(
+            decision, decision.target, view, now, VERDICT_REASON, detail, {LEDGER_VERDICT: verdict},
+            event_type="Normal" if verdict == HEALED else "Warning",
+        )
+
     def _disruption_event(self, run: _Run, m: Mutation, workload: str) -> None:
         """An Event on the pod just evicted or deleted, naming the workload charged: the other
         replicas count it in their per-workload cap (:meth:`allowed_pod_writes`)."""
@@ -581,6 +599,7 @@ class GuardedWriter:
         reason: str,
         message: str,
         ledger: dict[str, str],
+        event_type: str = "Warning",
     ) -> None:
         """Create the Event; it documents a write and must not stop it, so a failure is logged."""
         if not self.config.emit_events or self.kube is None:
@@ -602,7 +621,7 @@ class GuardedWriter:
             },
             "reason": reason,
             "message": message[:1024],
-            "type": "Warning",
+            "type": event_type,
             "source": {"component": "aiops"},
             "reportingComponent": "aiops",
             "reportingInstance": self.reporter,
@@ -621,4 +640,4 @@ def _done_note(applied: list[str]) -> str:
     return f" (done this cycle: {len(applied)} write(s))" if applied else ""
 
 
-__all__ = ["DISRUPTION_REASON", "EVENT_REASON", "GuardedWriter", "IsSilenced", "effective_mode"]
+__all__ = ["DISRUPTION_REASON", "EVENT_REASON", "VERDICT_REASON", "GuardedWriter", "IsSilenced", "effective_mode"]

@@ -3,18 +3,33 @@ aiops leaves on objects so that a restart, or a human, can tell what it changed.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
-from aiops.model import Plan
+from aiops.model import Decision, Evidence, Plan
+from aiops.state.codec import decision_to_json
 
 # On a node aiops cordoned: only such a node is ever uncordoned automatically.
 CORDONED_BY = "aiops.io/cordoned-by"
+# Beside it: the decision that cordoned it (:func:`undo_mark`), so that a replica that did not take
+# the action uncordons it (``safety.auto_uncordon``) as the one that took it would have.
+CORDON_DECISION = "aiops.io/cordon-decision"
 # On an HPA or workload aiops scaled: the value to restore afterwards.
 ORIGINAL_REPLICAS = "aiops.io/scale-ahead-original"
 # Beside it: the decision that scaled it (JSON, the state file's codec), so a replica that did not
 # take the action (a replaced one, the new holder of its shard) restores it when that decision's
 # finding has stayed clear, as the one that took it would have.
 SCALE_AHEAD_DECISION = "aiops.io/scale-ahead-decision"
+
+
+def undo_mark(decision: Decision) -> str:
+    """The decision as the object it changed carries it, for a replica that did not take it to
+    undo it (:meth:`aiops.engine.outcomes.OutcomeTracker.adopt_undo`): what the undo needs (the
+    target, the finding's key, entity, severity and time), the evidence cut to its summary (an
+    annotation, not an archive). Read back with :func:`aiops.state.codec.decision_from_json`."""
+    finding = decision.finding
+    return decision_to_json(replace(decision, finding=replace(finding, evidence=Evidence(finding.evidence.summary[:512]))))
+
+
 # The pod template annotation `kubectl rollout restart` sets.
 RESTARTED_AT = "kubectl.kubernetes.io/restartedAt"
 

@@ -247,6 +247,8 @@ LEDGER_RUNG = "aiops.io/rung"  # the ladder rung that began it (absent: none)
 # the per-workload cap (safety.max_pods_per_workload) counts every replica's disruptions.
 LEDGER_WORKLOAD = "aiops.io/workload"  # the Entity.key the writer charged: the pod's owner, or the pod
 LEDGER_POD = "aiops.io/pod"  # namespace/name
+# On its AiopsVerdict Events (one per action judged, with LEDGER_DECISION): healed or not_healed.
+LEDGER_VERDICT = "aiops.io/verdict"
 
 
 @dataclass(frozen=True)
@@ -332,6 +334,28 @@ def read_action_ledger(
     return out
 
 
+def read_verdicts(
+    api: k8s.ApiClient, *, reason: str, timeout: tuple[float, float], namespaces: Sequence[str] = ()
+) -> dict[str, str]:
+    """The verdicts any replica gave its actions (``reason`` Events, kept as long as the cluster
+    keeps events), by decision id: ``healed`` or ``not_healed``."""
+    core = k8s.CoreV1Api(api)
+    selector = f"reason={reason}"
+    items: list[dict[str, Any]] = []
+    if namespaces:
+        for ns in sorted({*namespaces, "default"}):  # node events live in "default"
+            items += _items(core.list_namespaced_event, f"list events in {ns}", timeout, namespace=ns,
+                            field_selector=selector)
+    else:
+        items += _items(core.list_event_for_all_namespaces, "list events", timeout, field_selector=selector)
+    out: dict[str, str] = {}
+    for obj in items:
+        notes = _meta(obj).get("annotations") or {}
+        if LEDGER_DECISION in notes and LEDGER_VERDICT in notes:
+            out[str(notes[LEDGER_DECISION])] = str(notes[LEDGER_VERDICT])
+    return out
+
+
 __all__ = [
     "KubeApiError",
     "LedgerDisruption",
@@ -340,4 +364,5 @@ __all__ = [
     "read_action_ledger",
     "read_cluster_view",
     "read_configmap_value",
+    "read_verdicts",
 ]

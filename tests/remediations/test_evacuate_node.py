@@ -3,12 +3,18 @@ PDBs respected (429 → later, never forced), resumable across a daemon restart,
 
 from __future__ import annotations
 
+import logging
 from dataclasses import replace
 from datetime import timedelta
 from pathlib import Path
 
+import pytest
+
+from aiops.engine.act import Actor
 from aiops.engine.correlate import unseen_entities
-from aiops.model import ActionStatus, Basis, Decision, Entity, Rung
+from aiops.engine.safety import EVENT_REASON, VERDICT_REASON
+from aiops.kube.plan import CORDON_DECISION, CORDONED_BY
+from aiops.model import ActionStatus, Basis, Decision, Entity, Finding, Rung
 from aiops.testing.kubeapi import KubeApiServer
 from aiops.testing.kubeapi_objects import make_daemonset_pod, make_pod
 from tests.engine.kubecluster import NOW, decision, finding, logged, make_actor, make_config, seed_workload, writes
@@ -111,6 +117,88 @@ def test_uncordon_when_healthy_again_only_when_enabled(server: KubeApiServer, tm
             )
         else:
             assert out == [] and node["spec"]["unschedulable"] is True
+
+
+def _evacuated_by_a_replica_since_gone(
+    server: KubeApiServer, tmp_path: Path, *, healed_at: int | None, judged_at: int
+) -> Finding:
+    """A replica with ``auto_uncordon`` (state under ``tmp_path/first``) evacuates gpu-1 on a
+    NotReady finding at NOW and runs until ``judged_at`` minutes, the finding clear from
+    ``healed_at`` (None: never); then it is gone with its state file. The finding."""
+    seed_workload(server, "web", ["gpu-1", "gpu-2"])
+    f = finding("node_ready", NODE)
+    (tmp_path / "first").mkdir()
+    first, _ = make_actor(make_config(server, tmp_path / "first", auto_uncordon=True, uncordon_after="30m",
+                                      verify_within="30m", cooldown="0s"))
+    [done] = first.act([decision("evacuate_node", NODE, f)], findings=[f], degraded=False, now=NOW)
+    assert done.status is ActionStatus.APPLIED, done.detail
+    sick = healed_at if healed_at is not None else judged_at + 1
+    for minutes in sorted({*range(1, min(sick, judged_at + 1)), *range(sick, judged_at + 1)}):
+        first.act([], findings=[f] if minutes < sick else [], degraded=False, now=NOW + timedelta(minutes=minutes))
+    assert server.get("Node", "gpu-1")["spec"]["unschedulable"] is True
+    return f
+
+
+def _second(server: KubeApiServer, tmp_path: Path) -> Actor:
+    (tmp_path / "second").mkdir()
+    actor, _ = make_actor(make_config(server, tmp_path / "second", auto_uncordon=True, uncordon_after="30m",
+                                      verify_within="30m", cooldown="0s"))
+    return actor
+
+
+def test_a_replaced_replica_uncordons_what_the_one_before_it_evacuated_and_saw_heal(
+    server: KubeApiServer, tmp_path: Path
+) -> None:
+    # A rolling update of aiops replaces the replica between the heal and the uncordon: the node
+    # carries the decision that cordoned it, the verdict Event says it healed, and the new
+    # replica uncordons once the finding has stayed clear for uncordon_after.
+    _evacuated_by_a_replica_since_gone(server, tmp_path, healed_at=5, judged_at=20)
+    second = _second(server, tmp_path)
+    # Clear for 30 min as it has seen it itself (from 26, the cycle after it adopted the undo).
+    for minutes in (25, 26, 40, 55):
+        assert second.act([], findings=[], degraded=False, now=NOW + timedelta(minutes=minutes)) == []
+    assert server.get("Node", "gpu-1")["spec"]["unschedulable"] is True
+    [undo] = second.act([], findings=[], degraded=False, now=NOW + timedelta(minutes=57))
+    assert undo.status is ActionStatus.APPLIED and "uncordon" in undo.detail, undo.detail
+    node = server.get("Node", "gpu-1")
+    assert not node["spec"].get("unschedulable")
+    assert not {CORDONED_BY, CORDON_DECISION} & set(node["metadata"].get("annotations") or {})
+
+
+def test_a_replaced_replica_judges_the_evacuation_the_one_before_it_had_not(
+    server: KubeApiServer, tmp_path: Path
+) -> None:
+    # Replaced within verify_within, before any verdict: the new replica gives it. Still NotReady
+    # 30 min after the evacuation: not healed, escalated, and the node is never uncordoned.
+    f = _evacuated_by_a_replica_since_gone(server, tmp_path, healed_at=None, judged_at=5)
+    second = _second(server, tmp_path)
+    assert second.act([], findings=[f], degraded=False, now=NOW + timedelta(minutes=10)) == []
+    [failed] = second.act([], findings=[f], degraded=False, now=NOW + timedelta(minutes=31))
+    assert failed.status is ActionStatus.FAILED and "not healed" in failed.detail, failed.detail
+    for minutes in (40, 80, 120):
+        assert second.act([], findings=[], degraded=False, now=NOW + timedelta(minutes=minutes)) == []
+    assert server.get("Node", "gpu-1")["spec"]["unschedulable"] is True
+
+
+@pytest.mark.parametrize("verdict", ["not healed", "lost"])
+def test_a_cordon_whose_verdict_the_new_replica_cannot_know_is_left_for_a_human(
+    server: KubeApiServer, tmp_path: Path, verdict: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    # Judged by the gone replica: not healed (a human has it), or its verdict Event is gone (the
+    # cluster keeps events an hour; events switched off). Either way the node stays cordoned.
+    caplog.set_level(logging.INFO)
+    if verdict == "not healed":
+        _evacuated_by_a_replica_since_gone(server, tmp_path, healed_at=None, judged_at=31)
+    else:
+        _evacuated_by_a_replica_since_gone(server, tmp_path, healed_at=5, judged_at=20)
+        for event in server.list("Event", "default"):
+            if event["reason"] == VERDICT_REASON:
+                server.delete("Event", event["metadata"]["name"], "default")
+    second = _second(server, tmp_path)
+    for minutes in (35, 70, 120):
+        assert second.act([], findings=[], degraded=False, now=NOW + timedelta(minutes=minutes)) == []
+    assert server.get("Node", "gpu-1")["spec"]["unschedulable"] is True
+    assert [r.target for r in caplog.records if r.getMessage() == "undo left for a human"] == ["node/gpu-1"]
 
 
 def test_never_uncordons_a_node_a_human_cordoned(server: KubeApiServer, tmp_path: Path) -> None:
@@ -455,12 +543,12 @@ def test_an_evacuation_with_only_pods_out_of_scope_left_is_not_applied_again(ser
     actor, store = make_actor(make_config(server, tmp_path, cooldown="1m"))
     first = actor.act([decision("evacuate_node", NODE)], findings=[], degraded=False, now=NOW)[0]
     assert first.status is ActionStatus.APPLIED, first.detail  # the cordon
-    events = len(server.list("Event", "default"))
+    events = [e for e in server.list("Event", "default") if e["reason"] == EVENT_REASON]
     actions = store.query("SELECT COUNT(*) AS n FROM safety_actions")[0]["n"]
     again = actor.act([decision("evacuate_node", NODE)], findings=[], degraded=False, now=NOW + timedelta(minutes=5))[0]
     assert again.status is ActionStatus.OBSERVED, again.detail
     assert again.detail.startswith("nothing to do") and "protected namespace kube-system" in again.detail
-    assert len(server.list("Event", "default")) == events  # no AiopsRemediation for nothing
+    assert [e for e in server.list("Event", "default") if e["reason"] == EVENT_REASON] == events  # none for nothing
     assert store.query("SELECT COUNT(*) AS n FROM safety_actions")[0]["n"] == actions  # no budget unit spent
     assert _pods_on(server, "gpu-1") == {"dns-0", "db-0"}
 

@@ -6,7 +6,15 @@ from datetime import timedelta
 
 import pytest
 
-from aiops.kube.plan import CORDONED_BY, ORIGINAL_REPLICAS, RESTARTED_AT, SCALE_AHEAD_DECISION, StagedPlan
+from aiops.kube.plan import (
+    CORDON_DECISION,
+    CORDONED_BY,
+    ORIGINAL_REPLICAS,
+    RESTARTED_AT,
+    SCALE_AHEAD_DECISION,
+    StagedPlan,
+    undo_mark,
+)
 from aiops.kube.view import ClusterView, HpaInfo, NodeInfo, OwnerRef, PodInfo, WorkloadInfo
 from aiops.model import Entity, Evidence, Finding, Severity
 from aiops.state.codec import decision_from_json
@@ -69,10 +77,15 @@ def test_restart_refuses_a_pod_without_controller() -> None:
 
 
 def test_evacuate_follows_kubectl_drain_filters_and_max_unavailable() -> None:
-    plan = EvacuateNode().plan(decision("evacuate_node", Entity("node", "n1")), _view())
+    d = decision("evacuate_node", Entity("node", "n1"))
+    plan = EvacuateNode().plan(d, _view())
     assert isinstance(plan, StagedPlan)
     cordon, *evictions = plan.mutations
-    assert cordon.body == {"spec": {"unschedulable": True}, "metadata": {"annotations": {CORDONED_BY: "aiops"}}}
+    # Marked as aiops's, with the decision: a replica that did not cordon it can undo it.
+    assert cordon.body == {
+        "spec": {"unschedulable": True}, "metadata": {"annotations": {CORDONED_BY: "aiops", CORDON_DECISION: undo_mark(d)}}
+    }
+    assert decision_from_json(undo_mark(d)).finding.key == d.finding.key
     # One web pod at a time (max_unavailable_per_workload=1); DaemonSet, mirror, finished,
     # terminating and bare pods are not evicted.
     assert [(m.verb, m.name) for m in evictions] == [("evict", "web-1")]
@@ -96,7 +109,9 @@ def test_uncordon_only_a_node_aiops_cordoned() -> None:
     )
     uncordon = EvacuateNode().plan(d, view)
     [m] = uncordon.mutations
-    assert m.body == {"spec": {"unschedulable": False}, "metadata": {"annotations": {CORDONED_BY: None}}}
+    assert m.body == {
+        "spec": {"unschedulable": False}, "metadata": {"annotations": {CORDONED_BY: None, CORDON_DECISION: None}}
+    }
     assert uncordon.undo  # paid for by the evacuation (the writer charges no rail for it)
 
 

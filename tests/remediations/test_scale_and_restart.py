@@ -101,7 +101,7 @@ def test_a_scale_ahead_mark_that_cannot_be_read_is_left_for_a_human(
     for minutes in (0, 40, 80):
         assert actor.act([], findings=[], degraded=False, now=NOW + timedelta(minutes=minutes)) == []
     assert server.get("HorizontalPodAutoscaler", "llm", group="autoscaling")["spec"]["minReplicas"] == 3
-    assert [r.target for r in caplog.records if r.getMessage() == "unreadable scale-ahead mark left alone"] == [
+    assert [r.target for r in caplog.records if r.getMessage() == "unreadable undo mark left alone"] == [
         "hpa/default/llm"
     ]
 
