@@ -88,6 +88,26 @@ def test_a_replaced_replica_restores_what_the_one_before_it_scaled_ahead(server:
     assert second.act([], findings=[], degraded=False, now=NOW + timedelta(minutes=90)) == []  # restored once
 
 
+def test_a_scale_ahead_that_did_not_heal_stays_with_its_human_after_a_replacement(
+    server: KubeApiServer, tmp_path: Path
+) -> None:
+    # Still slow 30 min after the scale-ahead: the first replica escalates it (its verdict Event
+    # says not healed) and never restores it; nor does the replica that replaces it.
+    seed_workload(server, "llm", ["gpu-1", "gpu-2"], labels={"aiops.io/model": "llama"})
+    server.seed(make_hpa("llm", target="llm", min_replicas=2, max_replicas=6, current=2))
+    (tmp_path / "first").mkdir()
+    first, _ = make_actor(make_config(server, tmp_path / "first", restore_after="30m", verify_within="30m"))
+    slow = finding("inference_latency_p99", MODEL, recent=(0.08, 0.14, 0.21))
+    first.act([decision("scale_ahead", MODEL, slow, resolve_target="owner")], findings=[slow], degraded=False, now=NOW)
+    [failed] = first.act([], findings=[slow], degraded=False, now=NOW + timedelta(minutes=31))
+    assert failed.status is ActionStatus.FAILED and "not healed" in failed.detail
+    (tmp_path / "second").mkdir()
+    second, _ = make_actor(make_config(server, tmp_path / "second", restore_after="30m", verify_within="30m"))
+    for minutes in (40, 80, 120):
+        assert second.act([], findings=[], degraded=False, now=NOW + timedelta(minutes=minutes)) == []
+    assert server.get("HorizontalPodAutoscaler", "llm", group="autoscaling")["spec"]["minReplicas"] == 3
+
+
 @pytest.mark.parametrize("mark", ["{not json", '{"id": "x"}'])
 def test_a_scale_ahead_mark_that_cannot_be_read_is_left_for_a_human(
     server: KubeApiServer, tmp_path: Path, mark: str, caplog: pytest.LogCaptureFixture
