@@ -443,6 +443,10 @@ class _Server(ThreadingHTTPServer):
     """The HTTP server of one fake API server: each request's handler reaches the fake through it."""
 
     api: KubeApiServer
+    # socketserver's default backlog is 5: several replicas' clients (three sharded replicas, each
+    # with a pool of connections) opening at once would see refused or reset connections on a busy
+    # machine, which a real apiserver (backlog in the thousands) never shows them.
+    request_queue_size = 128
 
 
 class _Handler(BaseHTTPRequestHandler):
