@@ -445,10 +445,12 @@ class Actor:
                 continue
             if effective_mode(decision, self.config.safety) is not Mode.AUTO or not mine(decision.finding.entity):
                 continue  # capped below auto (safety.action_modes): a human undoes it; or another shard's
-            adopted = self.outcomes.adopt_undo(
-                decision, now, verdict=verdicts.get(decision.id),
-                unjudged=self.remediation(decision.action).undo_without_verdict,
-            )
+            try:
+                unjudged = self.remediation(decision.action).undo_without_verdict
+            except plugins.PluginError:  # a mark of a newer aiops, or of a plugin not installed here
+                log.warning("undo mark of an unknown action left alone", extra={"target": entity.key})
+                continue
+            adopted = self.outcomes.adopt_undo(decision, now, verdict=verdicts.get(decision.id), unjudged=unjudged)
             if adopted is Adoption.LEFT:
                 log.info("undo left for a human", extra={"action": decision.action, "target": entity.key})
             elif adopted is not None:
