@@ -277,6 +277,20 @@ class LedgerDisruption:
 LedgerRecord = LedgerEntry | LedgerDisruption
 
 
+def _events(
+    api: k8s.ApiClient, reason: str, timeout: tuple[float, float], namespaces: Sequence[str]
+) -> list[dict[str, Any]]:
+    """The Events of one reason in the watched namespaces (all of them when none is named)."""
+    core = k8s.CoreV1Api(api)
+    selector = f"reason={reason}"
+    if not namespaces:
+        return _items(core.list_event_for_all_namespaces, "list events", timeout, field_selector=selector)
+    items: list[dict[str, Any]] = []
+    for ns in sorted({*namespaces, "default"}):  # node events live in "default"
+        items += _items(core.list_namespaced_event, f"list events in {ns}", timeout, namespace=ns, field_selector=selector)
+    return items
+
+
 def _ledger_at(notes: Mapping[str, Any]) -> datetime | None:
     try:
         return datetime.fromisoformat(str(notes[LEDGER_AT]).replace("Z", "+00:00"))
@@ -296,17 +310,8 @@ def read_action_ledger(
     default), so that a new leader honours the cooldowns and budgets its predecessor spent; with
     ``disruption_reason``, the pod disruptions recorded in those Events too, for the per-workload
     cap. Events without the annotations a record needs (written by something else) are skipped."""
-    core = k8s.CoreV1Api(api)
-    items: list[dict[str, Any]] = []
-    for why in (reason, disruption_reason) if disruption_reason else (reason,):
-        selector = f"reason={why}"
-        if namespaces:
-            for ns in sorted({*namespaces, "default"}):  # node events live in "default"
-                items += _items(
-                    core.list_namespaced_event, f"list events in {ns}", timeout, namespace=ns, field_selector=selector
-                )
-        else:
-            items += _items(core.list_event_for_all_namespaces, "list events", timeout, field_selector=selector)
+    reasons = (reason, disruption_reason) if disruption_reason else (reason,)
+    items = [obj for why in reasons for obj in _events(api, why, timeout, namespaces)]
     out: list[LedgerRecord] = []
     for obj in items:
         notes = _meta(obj).get("annotations") or {}
@@ -339,17 +344,8 @@ def read_verdicts(
 ) -> dict[str, str]:
     """The verdicts any replica gave its actions (``reason`` Events, kept as long as the cluster
     keeps events), by decision id: ``healed`` or ``not_healed``."""
-    core = k8s.CoreV1Api(api)
-    selector = f"reason={reason}"
-    items: list[dict[str, Any]] = []
-    if namespaces:
-        for ns in sorted({*namespaces, "default"}):  # node events live in "default"
-            items += _items(core.list_namespaced_event, f"list events in {ns}", timeout, namespace=ns,
-                            field_selector=selector)
-    else:
-        items += _items(core.list_event_for_all_namespaces, "list events", timeout, field_selector=selector)
     out: dict[str, str] = {}
-    for obj in items:
+    for obj in _events(api, reason, timeout, namespaces):
         notes = _meta(obj).get("annotations") or {}
         if LEDGER_DECISION in notes and LEDGER_VERDICT in notes:
             out[str(notes[LEDGER_DECISION])] = str(notes[LEDGER_VERDICT])
