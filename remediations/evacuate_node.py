@@ -36,7 +36,7 @@ from typing import Any, ClassVar
 from pydantic import Field
 
 from aiops.engine.facts import NO_OWNER, left_by_evacuation
-from aiops.kube.plan import CORDON_DECISION, CORDONED_BY, StagedPlan, infeasible, undo_mark
+from aiops.kube.plan import CORDON_DECISION, CORDONED_BY, StagedPlan, infeasible, decision_mark
 from aiops.kube.view import ClusterView, PodInfo
 from aiops.model import Basis, Decision, EntityKind, Mutation, Plan, Resource, Verb
 from aiops.plugins import PluginParams, Remediation
@@ -83,7 +83,7 @@ class EvacuateNode(Remediation):
 
         mutations: list[Mutation] = []
         if not node.unschedulable:
-            notes = {CORDONED_BY: "aiops", CORDON_DECISION: undo_mark(decision)}
+            notes = {CORDONED_BY: "aiops", CORDON_DECISION: decision_mark(decision)}
             body = {"spec": {"unschedulable": True}, "metadata": {"annotations": notes}}
             mutations.append(Mutation(Verb.PATCH, Resource.NODES, node_name, body=body, description=f"cordon node {node_name}"))
         if params.get("cordon_only", self.params.cordon_only):

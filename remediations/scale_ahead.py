@@ -31,7 +31,7 @@ from typing import Any, ClassVar, Literal
 
 from pydantic import Field, ValidationInfo, field_validator
 
-from aiops.kube.plan import ORIGINAL_REPLICAS, SCALE_AHEAD_DECISION, infeasible, undo_mark
+from aiops.kube.plan import ORIGINAL_REPLICAS, SCALE_AHEAD_DECISION, infeasible, decision_mark
 from aiops.kube.view import ClusterView, HpaInfo, WorkloadInfo
 from aiops.model import Decision, EntityKind, Mutation, Plan, Resource, Verb
 from aiops.plugins import PluginParams, Remediation
@@ -143,7 +143,7 @@ class ScaleAhead(Remediation):
         # The annotations are removed (None in a merge patch) when restoring to the original.
         note = {
             ORIGINAL_REPLICAS: str(original) if original is not None else None,
-            SCALE_AHEAD_DECISION: undo_mark(decision) if original is not None and decision is not None else None,
+            SCALE_AHEAD_DECISION: decision_mark(decision) if original is not None and decision is not None else None,
         }
         if hpa is not None:
             body = {"metadata": {"annotations": note}, "spec": {"minReplicas": value}}

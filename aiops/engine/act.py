@@ -36,7 +36,7 @@ from aiops import metrics, plugins
 from aiops.config import AiopsConfig
 from aiops.engine.leader import LeaseElector
 from aiops.engine.shards import ShardLeases, shard_of
-from aiops.engine.outcomes import NOT_HEALED, Adoption, OutcomeTracker
+from aiops.engine.outcomes import NOT_HEALED, PENDING, Adoption, OutcomeTracker
 from aiops.engine.rails.kill_switch import KillSwitch
 from aiops.engine.safety import (
     DISRUPTION_REASON,
@@ -56,6 +56,7 @@ from aiops.kube.read import (
     read_configmap_value,
     read_nodes,
     read_verdicts,
+    VerdictRecord,
 )
 from aiops.kube.view import ClusterView, NodeInfo
 from aiops.kube.writer import KubeWriter
@@ -109,7 +110,7 @@ class Actor:
         read_cm: Callable[[], str | None] | None = None
         read_ledger: Callable[[], Sequence[LedgerRecord]] | None = None
         live_nodes: Callable[[], Sequence[NodeInfo]] | None = None
-        self._read_verdicts: Callable[[], Mapping[str, str]] | None = None
+        self._read_verdicts: Callable[[], Sequence[VerdictRecord]] | None = None
         if api is not None:
 
             def read_cm() -> str | None:
@@ -126,7 +127,7 @@ class Actor:
 
             if config.safety.emit_events:
 
-                def verdicts() -> Mapping[str, str]:
+                def verdicts() -> Sequence[VerdictRecord]:
                     return read_verdicts(api, reason=VERDICT_REASON, timeout=timeout, namespaces=namespaces)
 
                 self._read_verdicts = verdicts
@@ -156,7 +157,7 @@ class Actor:
         self.errors: list[StageError] = []
         self._terms: dict[int, int] = {}  # shard (0: the leader Lease) -> the Lease term last seen
         # Look for undos another replica left (marks on the targets) on the next cycle that leads:
-        # after a start, and after each take-over (:meth:`_adopt_undos`).
+        # after a start, and after each take-over (:meth:`_inherit`).
         self._undos_unread = True
 
     @classmethod
@@ -305,7 +306,7 @@ class Actor:
                     for d in decisions
                 ]
         if adopting and view is not None:
-            self._adopt_undos(view, now, mine)
+            self._inherit(view, now, mine)
         if leader:
             results += self._judge(findings, now, view, unseen, mine)
 
@@ -413,15 +414,38 @@ class Actor:
             return None
         return InFlight(decision, started, ()) if staged else None
 
-    def _adopt_undos(self, view: ClusterView, now: datetime, mine: Callable[[Entity], bool]) -> None:
-        """The undos another replica left due, from the marks on their targets: a workload it
-        scaled ahead (:data:`SCALE_AHEAD_DECISION`) and a node it cordoned (:data:`CORDON_DECISION`)
-        carry the decision. That replica's state file went with it (an ``emptyDir``: a rolling
-        update of aiops), or it handed this shard back; either way the workload stays scaled up, the
-        node cordoned, until someone undoes it. Each decision about a shard held now is taken over
-        as far as its verdict Event allows (:meth:`OutcomeTracker.adopt_undo`). A mark that cannot
-        be read, or an undo left for a human, is logged (the kubectl commands in docs/deploy.md
-        find them). Verdicts that cannot be read now: tried again next cycle."""
+    def _inherit(self, view: ClusterView, now: datetime, mine: Callable[[Entity], bool]) -> None:
+        """What another replica left to judge or to undo, about the shards held now. Its state file
+        went with it (an ``emptyDir``: a rolling update of aiops), or it handed this shard back.
+
+        - Its actions still pending in their verdict Events are judged here, from their Events'
+          decision, time and scope (:meth:`OutcomeTracker.track`): a "not healed" is escalated.
+          Only within ``verify_within`` of the action: past it no replica watched it through.
+        - Its undos, from the marks on their targets: a workload it scaled ahead
+          (:data:`SCALE_AHEAD_DECISION`) and a node it cordoned (:data:`CORDON_DECISION`) carry
+          the decision, taken over as far as its verdict allows (:meth:`OutcomeTracker.adopt_undo`).
+
+        A record that cannot be read, or an undo left for a human, is logged (the kubectl commands
+        in docs/deploy.md find the marks). Verdict Events that cannot be read now: next cycle."""
+        try:
+            records = self._read_verdicts() if self._read_verdicts is not None else []
+        except KubeApiError as exc:
+            log.warning("verdicts unreadable; taken over next cycle", extra={"error": str(exc)})
+            return
+        judged = {r.decision_id: r.verdict for r in records if r.verdict != PENDING}
+        for r in records:
+            if r.verdict != PENDING or r.decision_id in judged or r.decision is None:
+                continue
+            if now - r.at >= self.config.safety.verify_within:
+                # Its window passed with no replica watching: a verdict now would rest on one
+                # cycle's findings (healed and back again reads "not healed"). Lost, and logged.
+                log.warning("verdict lost: no replica watched the action through its window",
+                            extra={"decision": r.decision_id})
+                continue
+            decision = self._adoptable(r.decision, f"verdict Event of {r.decision_id}", mine)
+            if decision is not None and self.outcomes.track(decision, r.at, r.scope):
+                log.info("verdict taken over from another replica", extra={"action": decision.action,
+                                                                           "target": decision.target.key})
         marked = [(h.entity, h.annotations.get(SCALE_AHEAD_DECISION)) for h in view.hpas]
         marked += [(w.entity, w.annotations.get(SCALE_AHEAD_DECISION)) for w in view.workloads.values()]
         marked += [
@@ -429,34 +453,34 @@ class Actor:
             for n in view.nodes.values()
             if n.unschedulable and n.annotations.get(CORDONED_BY) == "aiops"  # not uncordoned since
         ]
-        marks = [(entity, text) for entity, text in marked if text is not None]
-        verdicts: Mapping[str, str] = {}
-        if marks and self._read_verdicts is not None:
-            try:
-                verdicts = self._read_verdicts()
-            except KubeApiError as exc:
-                log.warning("verdicts unreadable; undos taken over next cycle", extra={"error": str(exc)})
-                return
-        for entity, text in marks:
-            try:
-                decision = decision_from_json(text)
-            except (ValueError, KeyError, TypeError) as exc:
-                log.warning("unreadable undo mark left alone", extra={"target": entity.key, "error": str(exc)})
+        for entity, text in marked:
+            decision = self._adoptable(text, entity.key, mine) if text is not None else None
+            if decision is None:
                 continue
-            if effective_mode(decision, self.config.safety) is not Mode.AUTO or not mine(decision.finding.entity):
-                continue  # capped below auto (safety.action_modes): a human undoes it; or another shard's
             try:
                 unjudged = self.remediation(decision.action).undo_without_verdict
             except plugins.PluginError:  # a mark of a newer aiops, or of a plugin not installed here
                 log.warning("undo mark of an unknown action left alone", extra={"target": entity.key})
                 continue
-            adopted = self.outcomes.adopt_undo(decision, now, verdict=verdicts.get(decision.id), unjudged=unjudged)
+            adopted = self.outcomes.adopt_undo(decision, now, verdict=judged.get(decision.id), unjudged=unjudged)
             if adopted is Adoption.LEFT:
                 log.info("undo left for a human", extra={"action": decision.action, "target": entity.key})
             elif adopted is not None:
                 log.info("undo adopted from another replica",
                          extra={"action": decision.action, "target": entity.key, "adoption": adopted.value})
         self._undos_unread = False
+
+    def _adoptable(self, text: str, where: str, mine: Callable[[Entity], bool]) -> Decision | None:
+        """The decision another replica recorded, if this replica may take it over: about a shard it
+        holds, and not capped below auto (``safety.action_modes``: a human judges and undoes it)."""
+        try:
+            decision = decision_from_json(text)
+        except (ValueError, KeyError, TypeError) as exc:
+            log.warning("unreadable decision record left alone", extra={"target": where, "error": str(exc)})
+            return None
+        if effective_mode(decision, self.config.safety) is not Mode.AUTO or not mine(decision.finding.entity):
+            return None
+        return decision
 
     def _resolve(self, decision: Decision, view: ClusterView | None) -> Decision:
         """Turn a policy target ("node"/"owner" of the finding's entity) into a real object."""
@@ -489,7 +513,7 @@ class Actor:
             if not scoped.mutations and not waiting_of(scoped):
                 # Converged: every write went through and nothing is left waiting.
                 self.writer.finish(decision)
-                self.outcomes.track(decision, now, self._scope(decision, view))
+                self._track(decision, view, now)
                 return ActionResult(
                     decision.id,
                     decision.action,
@@ -501,7 +525,7 @@ class Actor:
                 )
         result = self.writer.execute(decision, plan, view, now, inflight=flight)
         if result.status is ActionStatus.APPLIED:
-            self.outcomes.track(decision, now, self._scope(decision, view))
+            self._track(decision, view, now)
         return result
 
     def _undo(self, decision: Decision, view: ClusterView | None, now: datetime) -> ActionResult | None:
@@ -583,12 +607,23 @@ class Actor:
         results: list[ActionResult] = []
         owners = owner_of if view is not None else None
         for outcome in self.outcomes.review(findings, now, owners, unseen, mine=mine):
-            if outcome.undoes:  # written down for a replica that takes the undo over (and for people)
-                self.writer.record_verdict(outcome.decision, view, now, outcome.status, outcome.detail)
+            # Written down: the replica after this one judges nothing twice (and people see it).
+            self.writer.record_verdict(outcome.decision, view, now, outcome.status, outcome.detail)
             if outcome.status == NOT_HEALED:
                 d = outcome.decision
                 results.append(ActionResult(d.id, d.action, d.target, ActionStatus.FAILED, outcome.detail, at=now))
         return results
+
+    def _track(self, decision: Decision, view: ClusterView | None, now: datetime) -> None:
+        """Watch an applied action until its verdict, here and in its pending verdict Event (what
+        the replica after this one needs to judge it, should this one go first)."""
+        scope = self._scope(decision, view)
+        if self.outcomes.track(decision, now, scope):
+            self.writer.record_verdict(
+                decision, view, now, PENDING,
+                f"watching whether it clears {decision.finding.key} within {self.config.safety.verify_within}",
+                scope,
+            )
 
     @staticmethod
     def _scope(decision: Decision, view: ClusterView | None) -> str:

@@ -66,7 +66,6 @@ class Outcome:
     status: str  # HEALED or NOT_HEALED
     applied_at: datetime
     detail: str
-    undoes: bool = False  # the action is undone once healed: its verdict is written for other replicas
 
 
 # Actions that are undone after the target stays healthy, and the config switch/delay for each.
@@ -85,20 +84,23 @@ class OutcomeTracker:
         self.breaker = breaker
         store.ensure_schema(SCHEMA)
 
-    def track(self, decision: Decision, applied_at: datetime, scope: str = "") -> None:
-        """Start watching an applied action (idempotent per decision).
+    def track(self, decision: Decision, applied_at: datetime, scope: str = "") -> bool:
+        """Start watching an applied action (idempotent per decision); True when it is new here.
 
         ``scope`` is the workload (``deployment/ns/name``) of a restarted pod: its replacement has
-        a new name, so the same finding on any pod of that workload means "not healed" too.
+        a new name, so the same finding on any pod of that workload means "not healed" too. Also
+        how a replica takes over an action another one watched and had not judged (its verdict
+        Event is still pending): that one was replaced, or its shard was taken, and this one
+        judges it from its own findings, as the other would have.
         """
         if decision.restore:
-            return  # an undo is not judged by the finding that caused the original action
+            return False  # an undo is not judged by the finding that caused the original action
         restore = _restore_delay(decision.action, self.config) is not None
-        self._insert(decision, applied_at, PENDING, None, restore, scope)
+        return self._insert(decision, applied_at, PENDING, None, restore, scope)
 
     def adopt_undo(self, decision: Decision, now: datetime, *, verdict: str | None, unjudged: bool) -> Adoption | None:
         """Take over the undo of an action another replica applied, as its target's mark carries
-        it (:func:`aiops.kube.plan.undo_mark`): that replica was replaced, or its shard was taken,
+        it (:func:`aiops.kube.plan.decision_mark`): that replica was replaced, or its shard was taken,
         and its outcomes went with its state file. ``verdict``: what it judged, as its verdict
         Event says (None: no Event). The action is dated by its finding's time.
 
@@ -257,7 +259,7 @@ class OutcomeTracker:
             if self.breaker.record(status == HEALED, now):
                 detail += f" Circuit breaker opened: {self.config.breaker_threshold} actions in a row did not heal."
             log.info("action outcome", extra={"action": decision.action, "target": row["target"], "outcome": status})
-            out.append(Outcome(decision, status, applied_at, detail, undoes=bool(row["restore"])))
+            out.append(Outcome(decision, status, applied_at, detail))
         return out
 
     def restores_due(

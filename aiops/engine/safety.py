@@ -35,14 +35,14 @@ from tenacity import (
 
 from aiops import metrics
 from aiops.config.safety import SafetyConfig
-from aiops.engine.outcomes import HEALED
+from aiops.engine.outcomes import NOT_HEALED, PENDING
 from aiops.engine.rails import RailContext, RailName, Refusal, first_refusal, scope_refusal
 from aiops.engine.leader import LeaseElector
 from aiops.engine.rails.breaker import CircuitBreaker
 from aiops.engine.rails.kill_switch import KillSwitch
 from aiops.engine.shards import budget_share
 from aiops.kube.errors import KubeApiError
-from aiops.kube.plan import waiting_of
+from aiops.kube.plan import decision_mark, waiting_of
 from aiops.kube.read import (
     LEDGER_ACTION,
     LEDGER_AT,
@@ -50,7 +50,9 @@ from aiops.kube.read import (
     LEDGER_DECISION,
     LEDGER_VERDICT,
     LEDGER_POD,
+    LEDGER_RECORD,
     LEDGER_RUNG,
+    LEDGER_SCOPE,
     LEDGER_SHARD,
     LEDGER_TARGET,
     LEDGER_WORKLOAD,
@@ -82,8 +84,8 @@ EVENT_REASON = "AiopsRemediation"  # one per action, at admission
 # One per pod evicted or deleted: a reason of its own, so one AiopsRemediation Event is still one
 # action (for people and for older replicas, which list only that reason).
 DISRUPTION_REASON = "AiopsDisruption"
-# One per action judged (healed or not): a replica that takes over an undo from another reads it
-# (:meth:`aiops.engine.act.Actor._adopt_undos`); people read it in `kubectl describe`.
+# One when an action is applied (pending) and one when it is judged (healed or not): a replica
+# that did not take it reads them (:meth:`aiops.engine.act.Actor._inherit`); people in `kubectl describe`.
 VERDICT_REASON = "AiopsVerdict"
 # The objects an Event can be about: `kubectl describe` shows it there.
 _EVENT_OBJECT: dict[EntityKind, tuple[str, str]] = {
@@ -570,17 +572,19 @@ class GuardedWriter:
         self._write_event(decision, target, view, now, EVENT_REASON, message, ledger)
 
     def record_verdict(
-        self, decision: Decision, view: ClusterView | None, now: datetime, verdict: str, detail: str
+        self, decision: Decision, view: ClusterView | None, now: datetime, verdict: str, detail: str, scope: str = ""
     ) -> None:
-        """An Event on the action's target with its verdict (``healed`` or ``not_healed``), for a
-        replica that did not judge it: the one that takes over its undo (this replica may be
-        replaced, its state file with it), and for people."""
+        """An Event on the action's target: ``pending`` once it is applied (with the decision and
+        ``scope``, what judging it needs), then its verdict (``healed`` or ``not_healed``). For a
+        replica that did not take the action: the one that comes after this one (replaced, its
+        state file with it) judges what is pending and takes the undo over; and for people."""
         if decision.target.kind not in _EVENT_OBJECT:
             return
-        self._write_event(
-            decision, decision.target, view, now, VERDICT_REASON, detail, {LEDGER_VERDICT: verdict},
-            event_type="Normal" if verdict == HEALED else "Warning",
-        )
+        ledger = {LEDGER_VERDICT: verdict}
+        if verdict == PENDING:
+            ledger |= {LEDGER_RECORD: decision_mark(decision), LEDGER_SCOPE: scope}
+        event_type = "Warning" if verdict == NOT_HEALED else "Normal"
+        self._write_event(decision, decision.target, view, now, VERDICT_REASON, detail, ledger, event_type=event_type)
 
     def _disruption_event(self, run: _Run, m: Mutation, workload: str) -> None:
         """An Event on the pod just evicted or deleted, naming the workload charged: the other

@@ -10,7 +10,7 @@ from aiops.state.codec import decision_to_json
 
 # On a node aiops cordoned: only such a node is ever uncordoned automatically.
 CORDONED_BY = "aiops.io/cordoned-by"
-# Beside it: the decision that cordoned it (:func:`undo_mark`), so that a replica that did not take
+# Beside it: the decision that cordoned it (:func:`decision_mark`), so that a replica that did not take
 # the action uncordons it (``safety.auto_uncordon``) as the one that took it would have.
 CORDON_DECISION = "aiops.io/cordon-decision"
 # On an HPA or workload aiops scaled: the value to restore afterwards.
@@ -21,10 +21,10 @@ ORIGINAL_REPLICAS = "aiops.io/scale-ahead-original"
 SCALE_AHEAD_DECISION = "aiops.io/scale-ahead-decision"
 
 
-def undo_mark(decision: Decision) -> str:
-    """The decision as the object it changed carries it, for a replica that did not take it to
-    undo it (:meth:`aiops.engine.outcomes.OutcomeTracker.adopt_undo`): what the undo needs (the
-    target, the finding's key, entity, severity and time), the evidence cut to its summary (an
+def decision_mark(decision: Decision) -> str:
+    """The decision as an annotation carries it (on the object it changed, on its verdict Event),
+    for a replica that did not take it to judge or undo it (:meth:`aiops.engine.act.Actor._inherit`):
+    the target, the finding's key, entity, severity and time, the evidence cut to its summary (an
     annotation, not an archive). Read back with :func:`aiops.state.codec.decision_from_json`."""
     finding = decision.finding
     return decision_to_json(replace(decision, finding=replace(finding, evidence=Evidence(finding.evidence.summary[:512]))))

@@ -247,8 +247,11 @@ LEDGER_RUNG = "aiops.io/rung"  # the ladder rung that began it (absent: none)
 # the per-workload cap (safety.max_pods_per_workload) counts every replica's disruptions.
 LEDGER_WORKLOAD = "aiops.io/workload"  # the Entity.key the writer charged: the pod's owner, or the pod
 LEDGER_POD = "aiops.io/pod"  # namespace/name
-# On its AiopsVerdict Events (one per action judged, with LEDGER_DECISION): healed or not_healed.
+# On its AiopsVerdict Events (with LEDGER_DECISION and LEDGER_AT): pending (written when the action
+# is applied, with the decision and its scope), then healed or not_healed.
 LEDGER_VERDICT = "aiops.io/verdict"
+LEDGER_RECORD = "aiops.io/decision-record"  # the decision, aiops.kube.plan.decision_mark
+LEDGER_SCOPE = "aiops.io/scope"  # the workload whose pods the finding may move to (a restarted pod's)
 
 
 @dataclass(frozen=True)
@@ -339,16 +342,31 @@ def read_action_ledger(
     return out
 
 
+@dataclass(frozen=True)
+class VerdictRecord:
+    """One verdict Event: an action watched (``pending``, with the decision as
+    :func:`aiops.kube.plan.decision_mark` wrote it) or judged (``healed``, ``not_healed``)."""
+
+    decision_id: str
+    verdict: str
+    at: datetime
+    decision: str | None = None
+    scope: str = ""
+
+
 def read_verdicts(
     api: k8s.ApiClient, *, reason: str, timeout: tuple[float, float], namespaces: Sequence[str] = ()
-) -> dict[str, str]:
-    """The verdicts any replica gave its actions (``reason`` Events, kept as long as the cluster
-    keeps events), by decision id: ``healed`` or ``not_healed``."""
-    out: dict[str, str] = {}
+) -> list[VerdictRecord]:
+    """The actions any replica watched and the verdicts it gave (``reason`` Events, kept as long as
+    the cluster keeps events). Events without the annotations a record needs are skipped."""
+    out: list[VerdictRecord] = []
     for obj in _events(api, reason, timeout, namespaces):
         notes = _meta(obj).get("annotations") or {}
-        if LEDGER_DECISION in notes and LEDGER_VERDICT in notes:
-            out[str(notes[LEDGER_DECISION])] = str(notes[LEDGER_VERDICT])
+        if not all(k in notes for k in (LEDGER_DECISION, LEDGER_VERDICT, LEDGER_AT)) or (at := _ledger_at(notes)) is None:
+            continue
+        record = notes.get(LEDGER_RECORD)
+        out.append(VerdictRecord(str(notes[LEDGER_DECISION]), str(notes[LEDGER_VERDICT]), at,
+                                 None if record is None else str(record), str(notes.get(LEDGER_SCOPE, ""))))
     return out
 
 
@@ -361,4 +379,5 @@ __all__ = [
     "read_cluster_view",
     "read_configmap_value",
     "read_verdicts",
+    "VerdictRecord",
 ]

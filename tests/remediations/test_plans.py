@@ -13,7 +13,7 @@ from aiops.kube.plan import (
     RESTARTED_AT,
     SCALE_AHEAD_DECISION,
     StagedPlan,
-    undo_mark,
+    decision_mark,
 )
 from aiops.kube.view import ClusterView, HpaInfo, NodeInfo, OwnerRef, PodInfo, WorkloadInfo
 from aiops.model import Entity, Evidence, Finding, Severity
@@ -83,9 +83,9 @@ def test_evacuate_follows_kubectl_drain_filters_and_max_unavailable() -> None:
     cordon, *evictions = plan.mutations
     # Marked as aiops's, with the decision: a replica that did not cordon it can undo it.
     assert cordon.body == {
-        "spec": {"unschedulable": True}, "metadata": {"annotations": {CORDONED_BY: "aiops", CORDON_DECISION: undo_mark(d)}}
+        "spec": {"unschedulable": True}, "metadata": {"annotations": {CORDONED_BY: "aiops", CORDON_DECISION: decision_mark(d)}}
     }
-    assert decision_from_json(undo_mark(d)).finding.key == d.finding.key
+    assert decision_from_json(decision_mark(d)).finding.key == d.finding.key
     # One web pod at a time (max_unavailable_per_workload=1); DaemonSet, mirror, finished,
     # terminating and bare pods are not evicted.
     assert [(m.verb, m.name) for m in evictions] == [("evict", "web-1")]

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from aiops.kube.plan import ORIGINAL_REPLICAS, RESTARTED_AT, SCALE_AHEAD_DECISION, undo_mark
+from aiops.kube.plan import ORIGINAL_REPLICAS, RESTARTED_AT, SCALE_AHEAD_DECISION, decision_mark
 from aiops.model import ActionStatus, Entity, Finding
 from aiops.testing.kubeapi import KubeApiServer
 from aiops.testing.kubeapi_objects import make_hpa
@@ -121,17 +121,17 @@ def test_a_scale_ahead_mark_that_cannot_be_read_is_left_for_a_human(
     for minutes in (0, 40, 80):
         assert actor.act([], findings=[], degraded=False, now=NOW + timedelta(minutes=minutes)) == []
     assert server.get("HorizontalPodAutoscaler", "llm", group="autoscaling")["spec"]["minReplicas"] == 3
-    assert [r.target for r in caplog.records if r.getMessage() == "unreadable undo mark left alone"] == [
+    assert [r.target for r in caplog.records if r.getMessage() == "unreadable decision record left alone"] == [
         "hpa/default/llm"
     ]
 
 
-def test_an_undo_mark_naming_an_action_not_installed_is_left_alone(server: KubeApiServer, tmp_path: Path) -> None:
+def test_an_decision_mark_naming_an_action_not_installed_is_left_alone(server: KubeApiServer, tmp_path: Path) -> None:
     # Written by a newer aiops, or by one with a plugin this one lacks: nothing fails, nothing is undone.
     seed_workload(server, "llm", ["gpu-1"], labels={"aiops.io/model": "llama"})
     hpa = make_hpa("llm", target="llm", min_replicas=3, max_replicas=6, current=3)
     alien = decision("scale_sideways", MODEL, finding("inference_latency_p99", MODEL))
-    hpa["metadata"]["annotations"] = {ORIGINAL_REPLICAS: "2", SCALE_AHEAD_DECISION: undo_mark(alien)}
+    hpa["metadata"]["annotations"] = {ORIGINAL_REPLICAS: "2", SCALE_AHEAD_DECISION: decision_mark(alien)}
     server.seed(hpa)
     actor, _ = make_actor(make_config(server, tmp_path, restore_after="30m"))
     for minutes in (0, 40, 80):
