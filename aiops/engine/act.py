@@ -156,9 +156,9 @@ class Actor:
         self._read_view = read_view
         self.errors: list[StageError] = []
         self._terms: dict[int, int] = {}  # shard (0: the leader Lease) -> the Lease term last seen
-        # Look for undos another replica left (marks on the targets) on the next cycle that leads:
-        # after a start, and after each take-over (:meth:`_inherit`).
-        self._undos_unread = True
+        # Look for what another replica left to judge or undo (verdict Events, marks on the
+        # targets) on the next cycle that leads: after a start, and after each take-over (:meth:`_inherit`).
+        self._inheritance_unread = True
 
     @classmethod
     def from_config(cls, config: AiopsConfig, store: Store, *, is_silenced: IsSilenced | None = None) -> Actor:
@@ -218,7 +218,7 @@ class Actor:
                     log.info("in-flight action handed over", extra={"target": flight.decision.target.key})
                     self.writer.hand_over(flight.decision)
             self.outcomes.hand_over(lambda e: self._shard(e) in taken)
-            self._undos_unread = True
+            self._inheritance_unread = True
         self._terms.update(terms)
         return frozenset(terms)
 
@@ -283,9 +283,9 @@ class Actor:
         # The cluster is read only when something needs it: a full list per cycle is not free.
         view: ClusterView | None = None
         judge_needs_view = leader and self.outcomes.needs_owners()
-        # Only a replica that would write adopts an undo: one in dry run, observe or suggest mode
-        # would "restore" (or propose it) every cycle.
-        adopting = leader and self._undos_unread and not self.writer.dry_run and self.config.safety.mode is Mode.AUTO
+        # Only a replica that would write inherits: one in dry run, observe or suggest mode would
+        # "restore" an undo (or propose it) every cycle, and judges nothing it did not apply.
+        adopting = leader and self._inheritance_unread and not self.writer.dry_run and self.config.safety.mode is Mode.AUTO
         if self._read_view is not None and (
             decisions or restores or (leader and inflight) or judge_needs_view or adopting
         ):
@@ -468,7 +468,7 @@ class Actor:
             elif adopted is not None:
                 log.info("undo adopted from another replica",
                          extra={"action": decision.action, "target": entity.key, "adoption": adopted.value})
-        self._undos_unread = False
+        self._inheritance_unread = False
 
     def _adoptable(self, text: str, where: str, mine: Callable[[Entity], bool]) -> Decision | None:
         """The decision another replica recorded, if this replica may take it over: about a shard it
