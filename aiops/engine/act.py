@@ -36,7 +36,7 @@ from aiops import metrics, plugins
 from aiops.config import AiopsConfig
 from aiops.engine.leader import LeaseElector
 from aiops.engine.shards import ShardLeases, shard_of
-from aiops.engine.outcomes import NOT_HEALED, PENDING, Adoption, OutcomeTracker
+from aiops.engine.outcomes import HEALED, NOT_HEALED, PENDING, Adoption, OutcomeTracker
 from aiops.engine.rails.kill_switch import KillSwitch
 from aiops.engine.safety import (
     DISRUPTION_REASON,
@@ -433,6 +433,7 @@ class Actor:
             log.warning("verdicts unreadable; taken over next cycle", extra={"error": str(exc)})
             return
         judged = {r.decision_id: r.verdict for r in records if r.verdict != PENDING}
+        self._count_verdicts(records, now, mine)
         for r in records:
             if r.verdict != PENDING or r.decision_id in judged or r.decision is None:
                 continue
@@ -469,6 +470,20 @@ class Actor:
                 log.info("undo adopted from another replica",
                          extra={"action": decision.action, "target": entity.key, "adoption": adopted.value})
         self._inheritance_unread = False
+
+    def _count_verdicts(self, records: Sequence[VerdictRecord], now: datetime, mine: Callable[[Entity], bool]) -> None:
+        """The circuit breaker as the replica before this one left it: its verdicts (those this
+        one did not give) counted in the order they were given. An open breaker, "a human should
+        look", must not close because aiops was upgraded. Verdict Events last as long as the
+        cluster keeps events (an hour by default): a breaker opened before that is not known."""
+        for r in sorted((r for r in records if r.verdict != PENDING and r.decision is not None), key=lambda r: r.at):
+            assert r.decision is not None
+            decision = self._adoptable(r.decision, f"verdict Event of {r.decision_id}", mine)
+            if decision is not None and not self.outcomes.tracks(decision.id):
+                self.writer.breaker.record(r.verdict == HEALED, r.at)
+        if self.writer.breaker.is_open(now):
+            log.warning("circuit breaker open, as the replica before this one left it",
+                        extra={"until": str(self.writer.breaker.opened_until())})
 
     def _adoptable(self, text: str, where: str, mine: Callable[[Entity], bool]) -> Decision | None:
         """The decision another replica recorded, if this replica may take it over: about a shard it

@@ -115,7 +115,7 @@ class OutcomeTracker:
 
         None: nothing to take over (a decision this replica tracks already, its own, judged or
         not; an action without an undo here)."""
-        if decision.restore or _restore_delay(decision.action, self.config) is None or self._tracks(decision.id):
+        if decision.restore or _restore_delay(decision.action, self.config) is None or self.tracks(decision.id):
             return None
         applied_at = decision.finding.observed_at
         if verdict is None and now - applied_at < self.config.verify_within:
@@ -126,7 +126,8 @@ class OutcomeTracker:
             return Adoption.UNDOING
         return Adoption.LEFT
 
-    def _tracks(self, decision_id: str) -> bool:
+    def tracks(self, decision_id: str) -> bool:
+        """Whether this replica watches, or watched, that action (its own, or one taken over)."""
         return bool(self.store.query("SELECT 1 FROM action_outcomes WHERE decision_id = ?", (decision_id,)))
 
     def _insert(

@@ -574,15 +574,16 @@ class GuardedWriter:
     def record_verdict(
         self, decision: Decision, view: ClusterView | None, now: datetime, verdict: str, detail: str, scope: str = ""
     ) -> None:
-        """An Event on the action's target: ``pending`` once it is applied (with the decision and
-        ``scope``, what judging it needs), then its verdict (``healed`` or ``not_healed``). For a
+        """An Event on the action's target, with the decision: ``pending`` once it is applied (with
+        ``scope``: what judging it needs), then its verdict (``healed`` or ``not_healed``). For a
         replica that did not take the action: the one that comes after this one (replaced, its
-        state file with it) judges what is pending and takes the undo over; and for people."""
+        state file with it) judges what is pending, takes the undo over and counts the verdicts
+        in its circuit breaker; and for people."""
         if decision.target.kind not in _EVENT_OBJECT:
             return
-        ledger = {LEDGER_VERDICT: verdict}
+        ledger = {LEDGER_VERDICT: verdict, LEDGER_RECORD: decision_mark(decision)}
         if verdict == PENDING:
-            ledger |= {LEDGER_RECORD: decision_mark(decision), LEDGER_SCOPE: scope}
+            ledger[LEDGER_SCOPE] = scope
         event_type = "Warning" if verdict == NOT_HEALED else "Normal"
         self._write_event(decision, decision.target, view, now, VERDICT_REASON, detail, ledger, event_type=event_type)
 

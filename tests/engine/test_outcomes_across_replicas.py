@@ -84,3 +84,29 @@ def _decision_id(server: KubeApiServer) -> str:
     [pending] = [e for e in server.list("Event", "default")
                  if e["reason"] == VERDICT_REASON and e["metadata"]["annotations"][LEDGER_VERDICT] == "pending"]
     return str(pending["metadata"]["annotations"]["aiops.io/decision"])
+
+
+def test_an_open_circuit_breaker_stays_open_for_the_replica_that_comes_after(
+    server: KubeApiServer, tmp_path: Path
+) -> None:
+    # Two restarts in a row did not heal: the breaker opened, "a human should look". A rolling
+    # update of aiops right then must not hand the next replica a closed breaker.
+    names = seed_workload(server, "web", ["gpu-1", "gpu-2", "gpu-3", "gpu-4"])
+    settings = {"breaker_threshold": 2, "verify_within": "10m", "cooldown": "0s", "max_pods_per_workload": 10}
+    (tmp_path / "first").mkdir()
+    first, _ = make_actor(make_config(server, tmp_path / "first", **settings))
+    t = NOW
+    for name in names[:2]:
+        d = decision("restart_pod", Entity("pod", name, "default"))
+        assert first.act([d], findings=[], degraded=False, now=t)[0].status is ActionStatus.APPLIED
+        t += timedelta(minutes=11)
+        [failed] = first.act([], findings=[d.finding], degraded=False, now=t)
+        assert failed.status is ActionStatus.FAILED
+    assert "Circuit breaker opened" in failed.detail
+    (tmp_path / "second").mkdir()
+    second, _ = make_actor(make_config(server, tmp_path / "second", **settings))
+    later = t + timedelta(minutes=5)
+    [blocked] = second.act([decision("restart_pod", Entity("pod", names[2], "default"))], findings=[], degraded=False,
+                           now=later)
+    assert (blocked.status, blocked.rail) == (ActionStatus.BLOCKED, "circuit_breaker"), blocked.detail
+    assert second.writer.breaker.opened_until() == t + timedelta(hours=6)
