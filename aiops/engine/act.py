@@ -472,16 +472,16 @@ class Actor:
         self._inheritance_unread = False
 
     def _count_verdicts(self, records: Sequence[VerdictRecord], now: datetime, mine: Callable[[Entity], bool]) -> None:
-        """The circuit breaker as the replica before this one left it: its verdicts (those this
-        one did not give) counted in the order they were given. An open breaker, "a human should
+        """The circuit breaker as the replica before this one left it: its verdicts counted in the
+        order they were given, each once (:meth:`OutcomeTracker.count_verdict`). An open breaker, "a human should
         look", must not close because aiops was upgraded. Verdict Events last as long as the
         cluster keeps events (an hour by default): a breaker opened before that is not known."""
+        opened = False
         for r in sorted((r for r in records if r.verdict != PENDING and r.decision is not None), key=lambda r: r.at):
             assert r.decision is not None
-            decision = self._adoptable(r.decision, f"verdict Event of {r.decision_id}", mine)
-            if decision is not None and not self.outcomes.tracks(decision.id):
-                self.writer.breaker.record(r.verdict == HEALED, r.at)
-        if self.writer.breaker.is_open(now):
+            if self._adoptable(r.decision, f"verdict Event of {r.decision_id}", mine) is not None:
+                opened |= self.outcomes.count_verdict(r.decision_id, r.verdict == HEALED, r.at)
+        if opened and self.writer.breaker.is_open(now):
             log.warning("circuit breaker open, as the replica before this one left it",
                         extra={"until": str(self.writer.breaker.opened_until())})
 

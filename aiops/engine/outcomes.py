@@ -49,6 +49,9 @@ CREATE TABLE IF NOT EXISTS action_outcomes (
     scope TEXT NOT NULL DEFAULT ''  -- the workload whose pods the finding may move to (replacements)
 );
 CREATE INDEX IF NOT EXISTS action_outcomes_status ON action_outcomes (status, restore, restored);
+-- Verdicts counted in this replica's circuit breaker, its own and those of replicas before it
+-- (read from their Events): each counts once.
+CREATE TABLE IF NOT EXISTS counted_verdicts (decision_id TEXT PRIMARY KEY, at REAL NOT NULL);
 """
 
 
@@ -126,6 +129,15 @@ class OutcomeTracker:
             return Adoption.UNDOING
         return Adoption.LEFT
 
+    def count_verdict(self, decision_id: str, healed: bool, at: datetime) -> bool:
+        """Count a verdict in the circuit breaker, once per action (given here, or by a replica
+        before this one, as its Event says); True when it opened the breaker."""
+        with self.store.transaction() as conn:
+            added = conn.execute(
+                "INSERT OR IGNORE INTO counted_verdicts (decision_id, at) VALUES (?, ?)", (decision_id, at.timestamp())
+            ).rowcount
+        return added == 1 and self.breaker.record(healed, at)
+
     def tracks(self, decision_id: str) -> bool:
         """Whether this replica watches, or watched, that action (its own, or one taken over)."""
         return bool(self.store.query("SELECT 1 FROM action_outcomes WHERE decision_id = ?", (decision_id,)))
@@ -167,6 +179,7 @@ class OutcomeTracker:
                 "AND decided_at < ?",
                 (PENDING, NOT_HEALED, (now - keep).timestamp()),
             )
+            conn.execute("DELETE FROM counted_verdicts WHERE at < ?", ((now - keep).timestamp(),))
 
     def hand_over(self, taken: Callable[[Entity], bool]) -> None:
         """Drop the pending judgments of actions on the entities ``taken`` (sharded: of a shard
@@ -257,7 +270,7 @@ class OutcomeTracker:
                     (status, now.timestamp(), now.timestamp() if status == HEALED else None, row["decision_id"]),
                 )
             metrics.OUTCOMES.labels(decision.action, status).inc()
-            if self.breaker.record(status == HEALED, now):
+            if self.count_verdict(decision.id, status == HEALED, now):
                 detail += f" Circuit breaker opened: {self.config.breaker_threshold} actions in a row did not heal."
             log.info("action outcome", extra={"action": decision.action, "target": row["target"], "outcome": status})
             out.append(Outcome(decision, status, applied_at, detail))

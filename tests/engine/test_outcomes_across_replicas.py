@@ -110,3 +110,28 @@ def test_an_open_circuit_breaker_stays_open_for_the_replica_that_comes_after(
                            now=later)
     assert (blocked.status, blocked.rail) == (ActionStatus.BLOCKED, "circuit_breaker"), blocked.detail
     assert second.writer.breaker.opened_until() == t + timedelta(hours=6)
+
+
+def test_each_verdict_counts_once_in_the_breaker(server: KubeApiServer, tmp_path: Path) -> None:
+    # One restart did not heal (the breaker opens at two). The next replica counts it; restarted
+    # from its state file (a container restart), it reads the same Event again and must not count
+    # it twice: the breaker stays closed and the next restart goes ahead.
+    names = seed_workload(server, "web", ["gpu-1", "gpu-2", "gpu-3"])
+    settings = {"breaker_threshold": 2, "verify_within": "10m", "cooldown": "0s", "max_pods_per_workload": 10}
+    (tmp_path / "first").mkdir()
+    first, _ = make_actor(make_config(server, tmp_path / "first", **settings))
+    d = decision("restart_pod", Entity("pod", names[0], "default"))
+    assert first.act([d], findings=[], degraded=False, now=NOW)[0].status is ActionStatus.APPLIED
+    [failed] = first.act([], findings=[d.finding], degraded=False, now=NOW + timedelta(minutes=11))
+    assert failed.status is ActionStatus.FAILED
+    (tmp_path / "second").mkdir()
+    config = make_config(server, tmp_path / "second", **settings)
+    for minutes in (15, 16):  # the second replica, then the same one restarted
+        replica, store = make_actor(config)
+        assert replica.act([], findings=[], degraded=False, now=NOW + timedelta(minutes=minutes)) == []
+        replica.close()
+        store.close()
+    replica, _ = make_actor(config)
+    [applied] = replica.act([decision("restart_pod", Entity("pod", names[1], "default"))], findings=[],
+                            degraded=False, now=NOW + timedelta(minutes=17))
+    assert applied.status is ActionStatus.APPLIED, applied.detail
