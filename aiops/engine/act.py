@@ -74,6 +74,7 @@ from aiops.model import (
     Rung,
     StageError,
 )
+from aiops.notify import formatting
 from aiops.plugins import Remediation
 from aiops.state import Store
 from aiops.state.books import InFlight
@@ -636,7 +637,7 @@ class Actor:
         if self.outcomes.track(decision, now, scope):
             self.writer.record_verdict(
                 decision, view, now, PENDING,
-                f"watching whether it clears {decision.finding.key} within {self.config.safety.verify_within}",
+                f"watching whether it clears {decision.finding.key} within {formatting.duration(self.config.safety.verify_within)}",
                 scope,
             )
 

@@ -31,6 +31,7 @@ from aiops import metrics
 from aiops.config.safety import SafetyConfig
 from aiops.engine.rails.breaker import CircuitBreaker
 from aiops.model import Decision, Entity, Finding, Severity, from_epoch
+from aiops.notify import formatting
 from aiops.state import Store
 from aiops.state.codec import decision_from_json, decision_to_json
 
@@ -250,7 +251,7 @@ class OutcomeTracker:
                 status = NOT_HEALED
                 detail = (
                     f"not healed: {decision.action} on {row['target']} at {applied_at:%H:%M UTC}: "
-                    f"{row['finding_key']} cannot be seen to clear within {self.config.verify_within}; "
+                    f"{row['finding_key']} cannot be seen to clear within {formatting.duration(self.config.verify_within)}; "
                     f"now: {blind}. Escalating to a human."
                 )
             elif still is None:
@@ -259,7 +260,7 @@ class OutcomeTracker:
                 status = NOT_HEALED
                 detail = (
                     f"not healed: {decision.action} on {row['target']} at {applied_at:%H:%M UTC} did not clear "
-                    f"{row['finding_key']} within {self.config.verify_within}; now: {still.evidence.summary} "
+                    f"{row['finding_key']} within {formatting.duration(self.config.verify_within)}; now: {still.evidence.summary} "
                     f"(score {still.score:.2f}). Escalating to a human."
                 )
             else:

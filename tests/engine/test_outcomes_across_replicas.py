@@ -62,6 +62,7 @@ def test_the_replica_that_comes_after_escalates_an_action_that_did_not_heal(
     [failed] = second.act([], findings=[replacement], degraded=False, now=NOW + timedelta(minutes=31))
     assert failed.status is ActionStatus.FAILED and "not healed" in failed.detail, failed.detail
     assert failed.decision_id == _decision_id(server) and looping.key in failed.detail
+    assert "within 30m;" in failed.detail  # as people read durations, not "0:30:00"
     assert _verdicts(server) == ["not_healed", "pending"]
     # Judged once: a third replica has nothing left to judge.
     (tmp_path / "third").mkdir()
