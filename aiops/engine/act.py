@@ -307,7 +307,7 @@ class Actor:
                     for d in decisions
                 ]
         if adopting and view is not None:
-            self._inherit(view, now, mine)
+            results += self._inherit(view, now, mine)
         if leader:
             results += self._judge(findings, now, view, unseen, mine)
 
@@ -415,7 +415,7 @@ class Actor:
             return None
         return InFlight(decision, started, ()) if staged else None
 
-    def _inherit(self, view: ClusterView, now: datetime, mine: Callable[[Entity], bool]) -> None:
+    def _inherit(self, view: ClusterView, now: datetime, mine: Callable[[Entity], bool]) -> list[ActionResult]:
         """What another replica left to judge or to undo, about the shards held now. Its state file
         went with it (an ``emptyDir``: a rolling update of aiops), or it handed this shard back.
 
@@ -427,13 +427,18 @@ class Actor:
           the decision, taken over as far as its verdict allows (:meth:`OutcomeTracker.adopt_undo`).
 
         A record that cannot be read, or an undo left for a human, is logged (the kubectl commands
-        in docs/deploy.md find the marks). Verdict Events that cannot be read now: next cycle."""
+        in docs/deploy.md find the marks); an undo left because its verdict cannot be known is also
+        suggested to people, with its command (nobody was told, as for one that did not heal).
+        Verdict Events that cannot be read now: next cycle."""
         try:
             records = self._read_verdicts() if self._read_verdicts is not None else []
         except KubeApiError as exc:
             log.warning("verdicts unreadable; taken over next cycle", extra={"error": str(exc)})
-            return
-        judged = {r.decision_id: r.verdict for r in records if r.verdict != PENDING}
+            return []
+        if self.writer.sync_ledger() is not None:
+            log.warning("action ledger unreadable; taken over next cycle")
+            return []
+        judged = {r.decision_id for r in records if r.verdict != PENDING}
         self._count_verdicts(records, now, mine)
         for r in records:
             if r.verdict != PENDING or r.decision_id in judged or r.decision is None:
@@ -448,6 +453,7 @@ class Actor:
             if decision is not None and self.outcomes.track(decision, r.at, r.scope):
                 log.info("verdict taken over from another replica", extra={"action": decision.action,
                                                                            "target": decision.target.key})
+        told: list[ActionResult] = []
         marked = [(h.entity, h.annotations.get(SCALE_AHEAD_DECISION)) for h in view.hpas]
         marked += [(w.entity, w.annotations.get(SCALE_AHEAD_DECISION)) for w in view.workloads.values()]
         marked += [
@@ -464,13 +470,40 @@ class Actor:
             except plugins.PluginError:  # a mark of a newer aiops, or of a plugin not installed here
                 log.warning("undo mark of an unknown action left alone", extra={"target": entity.key})
                 continue
-            adopted = self.outcomes.adopt_undo(decision, now, verdict=judged.get(decision.id), unjudged=unjudged)
-            if adopted is Adoption.LEFT:
+            # Its verdict: the newest given on that action and target since (an evacuation another
+            # replica continued converges under that replica's decision, the mark keeps the first).
+            since = [r for r in records if r.decision_id == decision.id or (
+                (r.action, r.target) == (decision.action, decision.target.key) and r.at >= decision.finding.observed_at)]
+            given = [r for r in since if r.verdict != PENDING]
+            watched = any(now - r.at < self.config.safety.verify_within for r in since)
+            if not given and watched:
+                continue  # watched now (taken over above, or by this replica before): its undo follows
+            if not since and self.writer.admitted(decision):
+                continue  # not converged: whoever continues it watches it once it does
+            verdict = max(given, key=lambda r: r.at).verdict if given else None
+            adopted = self.outcomes.adopt_undo(decision, now, verdict=verdict, unjudged=unjudged)
+            if adopted in (Adoption.LEFT, Adoption.UNKNOWN):
                 log.info("undo left for a human", extra={"action": decision.action, "target": entity.key})
+                if adopted is Adoption.UNKNOWN:
+                    told.append(self._left_for_a_human(decision, entity, view, now))
             elif adopted is not None:
                 log.info("undo adopted from another replica",
                          extra={"action": decision.action, "target": entity.key, "adoption": adopted.value})
         self._inheritance_unread = False
+        return told
+
+    def _left_for_a_human(self, decision: Decision, entity: Entity, view: ClusterView, now: datetime) -> ActionResult:
+        """The suggestion to undo by hand what another replica did and this one cannot judge."""
+        try:
+            undo: Plan | None = self.remediation(decision.action).plan(replace(decision, restore=True, resolve=None), view)
+        except Exception:  # a broken plan leaves the message without its command
+            undo = None
+        detail = (
+            f"{entity.kind} {entity.name} stays as {decision.action} left it (at "
+            f"{decision.finding.observed_at:%H:%M UTC}, for {decision.finding.key}): the aiops replica that knew "
+            "whether that healed was replaced, and its verdict is gone. Undo it by hand once it is healthy."
+        )
+        return ActionResult(f"{decision.id}-undo", decision.action, entity, ActionStatus.SUGGESTED, detail, plan=undo, at=now)
 
     def _count_verdicts(self, records: Sequence[VerdictRecord], now: datetime, mine: Callable[[Entity], bool]) -> None:
         """The circuit breaker as the replica before this one left it: its verdicts counted in the

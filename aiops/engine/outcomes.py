@@ -61,7 +61,8 @@ class Adoption(enum.Enum):
 
     JUDGING = "judging"  # no verdict yet: this replica judges it, then undoes it if it healed
     UNDOING = "undoing"  # healed (or safe to undo unjudged): undone once its finding stays clear
-    LEFT = "left"  # not healed, or a verdict that cannot be known: a human has it
+    LEFT = "left"  # not healed: the human it was escalated to has it
+    UNKNOWN = "unknown"  # a verdict that cannot be known, and an undo not safe without one: a human's
 
 
 @dataclass(frozen=True)
@@ -115,7 +116,8 @@ class OutcomeTracker:
           included (the other could not have yet).
         - No verdict past that: unknown (the Event expired, or events are off). ``unjudged``: the
           undo is safe without one (scaling back what was scaled ahead: it is scaled again if
-          needed), else left for a human (uncordoning a node that may not have healed).
+          needed), else left for a human (uncordoning a node that may not have healed), who must
+          be told (:attr:`Adoption.UNKNOWN`).
 
         None: nothing to take over (a decision this replica tracks already, its own, judged or
         not; an action without an undo here)."""
@@ -128,7 +130,7 @@ class OutcomeTracker:
         if verdict == HEALED or (verdict is None and unjudged):
             self._insert(decision, applied_at, HEALED, now, True, "")
             return Adoption.UNDOING
-        return Adoption.LEFT
+        return Adoption.UNKNOWN if verdict is None else Adoption.LEFT
 
     def count_verdict(self, decision_id: str, healed: bool, at: datetime) -> bool:
         """Count a verdict in the circuit breaker, once per action (given here, or by a replica

@@ -266,6 +266,11 @@ class GuardedWriter:
             return None
         return self.books.peer_started(decision.action, decision.target.key, since)
 
+    def admitted(self, decision: Decision) -> bool:
+        """Whether this decision was admitted, here or by another replica (its Event is in the
+        ledger). Call :meth:`sync_ledger` first."""
+        return self.books.admitted(decision.id)
+
     def started_on_a_prediction(self, decision: Decision, since: datetime) -> PredictedStart | None:
         """When ``decision``'s action was started on its target on a prediction, if that is the
         target's last action since ``since`` (every replica's counted); None as well when the
@@ -581,7 +586,10 @@ class GuardedWriter:
         in its circuit breaker; and for people."""
         if decision.target.kind not in _EVENT_OBJECT:
             return
-        ledger = {LEDGER_VERDICT: verdict, LEDGER_RECORD: decision_mark(decision)}
+        ledger = {
+            LEDGER_VERDICT: verdict, LEDGER_RECORD: decision_mark(decision),
+            LEDGER_ACTION: decision.action, LEDGER_TARGET: decision.target.key,
+        }
         if verdict == PENDING:
             ledger[LEDGER_SCOPE] = scope
         event_type = "Warning" if verdict == NOT_HEALED else "Normal"

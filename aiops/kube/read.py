@@ -352,6 +352,8 @@ class VerdictRecord:
     at: datetime
     decision: str | None = None
     scope: str = ""
+    action: str = ""
+    target: str = ""  # Entity.key
 
 
 def read_verdicts(
@@ -366,7 +368,8 @@ def read_verdicts(
             continue
         record = notes.get(LEDGER_RECORD)
         out.append(VerdictRecord(str(notes[LEDGER_DECISION]), str(notes[LEDGER_VERDICT]), at,
-                                 None if record is None else str(record), str(notes.get(LEDGER_SCOPE, ""))))
+                                 None if record is None else str(record), str(notes.get(LEDGER_SCOPE, "")),
+                                 str(notes.get(LEDGER_ACTION, "")), str(notes.get(LEDGER_TARGET, ""))))
     return out
 
 

@@ -178,6 +178,12 @@ class Books:
                     added += 1
         return added
 
+    def admitted(self, decision_id: str) -> bool:
+        """Whether that decision was admitted for real (not a dry run), by any replica."""
+        return bool(self.store.query(
+            "SELECT 1 FROM safety_actions WHERE decision_id = ? AND dry_run = 0 LIMIT 1", (decision_id,)
+        ))
+
     def peer_started(self, action: str, target: str, since: datetime) -> datetime | None:
         """When another replica last started ``action`` on ``target`` (after ``since``), if it did."""
         rows = self.store.query(

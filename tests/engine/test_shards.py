@@ -530,7 +530,10 @@ def test_a_replica_that_hands_a_shard_back_writes_nothing_more_for_it(server: Ku
 
     # b, which holds shard 1 now, adopts the evacuation from the ledger and evicts web-0 itself.
     got = b.act([decision("evacuate_node", gpu1)], findings=[], degraded=False, now=NOW + timedelta(minutes=42))
-    assert [r.status for r in got] == [ActionStatus.APPLIED]
+    assert [(r.status, r.target) for r in got if r.target == gpu1] == [(ActionStatus.APPLIED, gpu1)]
+    # gpu-3's evacuation converged at NOW and was never judged (a handed the shard over, b's first
+    # cycle is 42 min later): its node stays cordoned, and the on-call is told so.
+    assert [(r.status, r.target) for r in got if r.target != gpu1] == [(ActionStatus.SUGGESTED, gpu3)]
     assert ("POST", "pods", "eviction", "web-0") in writes(server)
     for r in actors.values():
         r.elector.stop(release=True)  # type: ignore[union-attr]

@@ -12,7 +12,7 @@ import pytest
 
 from aiops.engine.act import Actor
 from aiops.engine.correlate import unseen_entities
-from aiops.engine.safety import EVENT_REASON, VERDICT_REASON
+from aiops.engine.safety import EVENT_REASON
 from aiops.kube.plan import CORDON_DECISION, CORDONED_BY
 from aiops.model import ActionStatus, Basis, Decision, Entity, Finding, Rung
 from aiops.testing.kubeapi import KubeApiServer
@@ -191,14 +191,23 @@ def test_a_cordon_whose_verdict_the_new_replica_cannot_know_is_left_for_a_human(
         _evacuated_by_a_replica_since_gone(server, tmp_path, healed_at=None, judged_at=31)
     else:
         _evacuated_by_a_replica_since_gone(server, tmp_path, healed_at=5, judged_at=20)
-        for event in server.list("Event", "default"):
-            if event["reason"] == VERDICT_REASON:
-                server.delete("Event", event["metadata"]["name"], "default")
+        for event in server.list("Event", "default"):  # expired, as the cluster drops them
+            server.delete("Event", event["metadata"]["name"], "default")
     second = _second(server, tmp_path)
-    for minutes in (35, 70, 120):
+    told = second.act([], findings=[], degraded=False, now=NOW + timedelta(minutes=35))
+    for minutes in (70, 120):
         assert second.act([], findings=[], degraded=False, now=NOW + timedelta(minutes=minutes)) == []
     assert server.get("Node", "gpu-1")["spec"]["unschedulable"] is True
     assert [r.target for r in caplog.records if r.getMessage() == "undo left for a human"] == ["node/gpu-1"]
+    if verdict == "not healed":
+        assert told == []  # its human was told when it did not heal
+    else:
+        # Nobody was told that the node will stay cordoned: the on-call is, once, with the command.
+        [suggestion] = told
+        assert suggestion.status is ActionStatus.SUGGESTED and suggestion.target == NODE
+        assert "node gpu-1 stays as evacuate_node left it" in suggestion.detail, suggestion.detail
+        assert "node_ready" in suggestion.detail
+        assert suggestion.plan is not None and suggestion.plan.command == "kubectl uncordon gpu-1"
 
 
 def test_never_uncordons_a_node_a_human_cordoned(server: KubeApiServer, tmp_path: Path) -> None:
