@@ -424,7 +424,9 @@ class Actor:
           Only within ``verify_within`` of the action: past it no replica watched it through.
         - Its undos, from the marks on their targets: a workload it scaled ahead
           (:data:`SCALE_AHEAD_DECISION`) and a node it cordoned (:data:`CORDON_DECISION`) carry
-          the decision, taken over as far as its verdict allows (:meth:`OutcomeTracker.adopt_undo`).
+          the decision, taken over as far as its verdict allows (:meth:`OutcomeTracker.adopt_undo`):
+          the newest verdict on that action and target since. One still watched follows from that
+          watch; one not converged yet (an evacuation draining) from whoever continues it.
 
         A record that cannot be read, or an undo left for a human, is logged (the kubectl commands
         in docs/deploy.md find the marks); an undo left because its verdict cannot be known is also
