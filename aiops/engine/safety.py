@@ -268,7 +268,9 @@ class GuardedWriter:
 
     def admitted(self, decision: Decision) -> bool:
         """Whether this decision was admitted, here or by another replica (its Event is in the
-        ledger). Call :meth:`sync_ledger` first."""
+        ledger); True as well when the ledger cannot be read (nothing is taken over on a guess)."""
+        if self.sync_ledger() is not None:
+            return True
         return self.books.admitted(decision.id)
 
     def started_on_a_prediction(self, decision: Decision, since: datetime) -> PredictedStart | None:
