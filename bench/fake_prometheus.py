@@ -11,7 +11,8 @@ gets the same value.
 What it answers is the *result* of each catalog signal's query: one series per entity, with the
 labels the query keeps (``namespace``/``pod``/``container``; ``node``; ``Hostname``/``UUID``/...).
 It does not evaluate PromQL: a query is recognised as one of the catalog's (a sharded replica's
-query too: the ``<label>=~"..."`` matcher it adds is applied to the series). Series that
+query too: the ``<label>=~"..."`` matcher it adds is applied to the series; and the collector's
+combined query, each of its legs answered so). Series that
 kube-state-metrics exports only for some pods (a last termination by OOM, a CrashLoopBackOff wait)
 exist only for a few pods here too; ``kube_pod_info`` is 1.
 tests/bench/test_fake_prometheus.py compares its answers with a real Prometheus's. Pods are replaced now and
@@ -43,6 +44,8 @@ from urllib.parse import parse_qsl, urlparse
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from aiops.collect.combine import LEG_LABEL  # noqa: E402 - after the path above
 
 # Series per node of the synthetic cluster, by entity kind (a GPU node: 8 GPUs, ~10 pods).
 GPUS_PER_NODE = 8
@@ -197,6 +200,16 @@ class FakeCluster:
         return name
 
     def range_answer(self, query: str, start: float, end: float, step: float) -> bytes:
+        legs = _legs(query)
+        if legs is not None:  # the collector's combined query (aiops/collect/combine.py)
+            results = []
+            for value, leg in legs:
+                answer = json.loads(self.range_answer(leg, start, end, step))
+                for item in answer["data"]["result"]:
+                    item["metric"] = dict(sorted({**item["metric"], LEG_LABEL: value}.items()))
+                    results.append(item)
+            return json.dumps({"status": "success", "data": {"resultType": "matrix", "result": results}},
+                              separators=(",", ":")).encode()
         signal = self.signal_of(query)
         keep = _shard_filter(query)
         # Prometheus evaluates at start, start + step, ... up to end (not on a grid of its own).
@@ -243,6 +256,23 @@ def go_float_text(values: np.ndarray) -> np.ndarray:
     out[values == np.inf] = "+Inf"
     out[values == -np.inf] = "-Inf"
     return out
+
+
+def _legs(query: str) -> list[tuple[str, str]] | None:
+    """A combined query's legs as (leg label value, the leg's own query); None for any other query."""
+    import promql_parser as pp
+
+    def leaves(node: Any) -> list[Any]:
+        if isinstance(node, pp.BinaryExpr) and str(node.op) == "or":
+            return leaves(node.lhs) + leaves(node.rhs)
+        return [node]
+
+    legs = []
+    for node in leaves(pp.parse(query)):
+        if not (isinstance(node, pp.Call) and node.func.name == "label_replace" and node.args[1].val == LEG_LABEL):
+            return None
+        legs.append((node.args[2].val, str(node.args[0])))
+    return legs
 
 
 def _shard_filter(query: str) -> Any:

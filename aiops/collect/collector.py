@@ -17,12 +17,14 @@ import math
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Protocol, runtime_checkable
 
 import numpy as np
 
 from aiops import metrics
+from aiops.collect.combine import COMBINE_STEPS, LegSplitter, combined_query
 from aiops.collect.decode import Block, RawSeries
 from aiops.collect.plausible import Screen
 from aiops.collect.prometheus import PrometheusClient, PrometheusError
@@ -118,6 +120,41 @@ def _routed(block: Block, route: list[int], parts: int) -> list[Block]:
     return out
 
 
+def _by_label(label: str, index: Mapping[str, int], labels: Mapping[str, str]) -> int:
+    # A series without the label (its shard falls back to other keys) goes with the first part,
+    # as the frame reads that part first.
+    return index.get(labels.get(label, ""), 0)
+
+
+def _first(labels: Mapping[str, str]) -> int:
+    return 0
+
+
+@dataclass(frozen=True)
+class _Fetch:
+    """One signal's fetch from one horizon: its ``queries`` answer into the windows ``parts``,
+    each series into the one ``route`` gives (an index into ``parts``)."""
+
+    signal: str
+    parts: tuple[str, ...]
+    route: Callable[[Mapping[str, str]], int]
+    queries: tuple[str, ...]
+    start_s: float
+
+
+def _unscreened(block: Block) -> Block:
+    return block
+
+
+def _capped(batch: list[_Fetch]) -> list[list[_Fetch]]:
+    """``batch`` in requests of at most MAX_MATCHER_BYTES of query text each (sharded queries
+    carry their shards' label values), halved until each fits; one fetch always goes alone."""
+    if len(batch) == 1 or sum(len(q) for fetch in batch for q in fetch.queries) <= MAX_MATCHER_BYTES:
+        return [batch]
+    half = len(batch) // 2
+    return _capped(batch[:half]) + _capped(batch[half:])
+
+
 class SeriesSource(Protocol):
     """What the collector reads: the Prometheus client, or a replay's recorded history
     (aiops/evaluation/cluster_replay.py). A source may also offer ``range_chunks`` (decoded
@@ -190,6 +227,11 @@ class Collector:
         # Newest point seen per signal: a signal that goes quiet stays "absent" after its series leave the window.
         self._last_seen: dict[str, float] = {}
         self._pool = ThreadPoolExecutor(max_workers=config.prometheus.max_concurrency, thread_name_prefix="collect")
+        # Short fetches go together where the source evaluates PromQL (not a replay's recording);
+        # a signal whose last fetch failed goes alone (aiops/collect/combine.py).
+        self._combines = getattr(self.client, "evaluates_promql", False) is True
+        self._legs = LegSplitter()
+        self._alone: set[str] = set()
 
     def collect(self, now: datetime, held: HeldShards | None = None) -> tuple[Frame, list[StageError]]:
         """Fetch and frame every enabled signal; ``held``: only the series of those shards (a
@@ -210,48 +252,65 @@ class Collector:
         windows = {part: self.window.signal(part) for ps in parts.values() for part, _ in ps}
         asked: list[str] = []  # every query text of this cycle (appended from the fetch threads)
 
-        def fetch_part(name: str, part: str, queries: Iterable[str], start_s: float) -> int:
-            start = datetime.fromtimestamp(start_s, now.tzinfo)
-            win = windows[part]
-            # Align to the step grid the query uses, so the next fetch starts where this one ended.
-            win.begin((start_s // step_s) * step_s)
+        def write(fetch: _Fetch, answers: Iterable[Iterable[Block]]) -> int:
+            """Write ``answers`` (per query of ``fetch``, its blocks) into the fetch's windows; each
+            series goes to the window ``fetch.route`` gives it."""
+            wins = [windows[part] for part in fetch.parts]
+            for win in wins:
+                # Align to the step grid the query uses, so the next fetch starts where this one ended.
+                win.begin((fetch.start_s // step_s) * step_s)
             points = 0
             try:
-                # Chunk by chunk: one chunk's answer in memory per thread, written in place.
-                for query in queries:
-                    asked.append(query)
-                    for block in self._chunks(query, start, until, signal=name):
-                        win.write(block)
+                for blocks in answers:  # chunk by chunk: one chunk's answer in memory per thread
+                    for block in blocks:
+                        if len(wins) == 1:
+                            wins[0].write(block)
+                        else:
+                            route = [fetch.route(lab) for lab in block.labels]
+                            for win, sub in zip(wins, _routed(block, route, len(wins))):
+                                win.write(sub)
                         points += block.points
             finally:
                 # A failed fetch leaves its range to the next cycle's refetch (the signal is
                 # reported missing meanwhile, so nothing reads the partial range).
-                win.end()
-            return points
-
-        def fetch_parts(
-            name: str, group: list[str], route: Callable[[dict[str, str]], int], queries: Iterable[str], start_s: float
-        ) -> int:
-            """Several parts at the same horizon in one fetch: each series goes to the window
-            ``route`` gives it (an index into ``group``)."""
-            if len(group) == 1:
-                return fetch_part(name, group[0], queries, start_s)
-            start = datetime.fromtimestamp(start_s, now.tzinfo)
-            wins = [windows[part] for part in group]
-            for win in wins:
-                win.begin((start_s // step_s) * step_s)
-            points = 0
-            try:
-                for query in queries:
-                    asked.append(query)
-                    for block in self._chunks(query, start, until, signal=name):
-                        for win, sub in zip(wins, _routed(block, [route(lab) for lab in block.labels], len(wins))):
-                            win.write(sub)
-                        points += block.points
-            finally:
                 for win in wins:
                     win.end()
             return points
+
+        def fetch_alone(fetch: _Fetch) -> tuple[str, int | PrometheusError]:
+            start = datetime.fromtimestamp(fetch.start_s, now.tzinfo)
+
+            def answers() -> Iterator[Iterator[Block]]:
+                for query in fetch.queries:
+                    asked.append(query)
+                    yield self._chunks(query, start, until, signal=fetch.signal)
+
+            try:
+                return fetch.signal, write(fetch, answers())
+            except PrometheusError as exc:
+                return fetch.signal, exc
+
+        def fetch_together(fetches: list[_Fetch]) -> list[tuple[str, int | PrometheusError]]:
+            """Short fetches at one horizon in one combined query (aiops/collect/combine.py)."""
+            legs = [query for fetch in fetches for query in fetch.queries]
+            query = combined_query(legs)
+            asked.append(query)
+            start = datetime.fromtimestamp(fetches[0].start_s, now.tzinfo)
+            try:
+                chunks = [self._legs.split(query, block, len(legs)) for block in self._chunks(query, start, until)]
+            except PrometheusError as exc:
+                if exc.temporary:  # each of them alone next cycle (_alone)
+                    return [(fetch.signal, exc) for fetch in fetches]
+                # A leg the server refuses: ask each signal alone now, so only that one is missing.
+                return [fetch_alone(fetch) for fetch in fetches]
+            out: list[tuple[str, int | PrometheusError]] = []
+            leg = 0
+            for fetch in fetches:
+                screen = self.screens[fetch.signal].block
+                answers = [[screen(chunk[k]) for chunk in chunks] for k in range(leg, leg + len(fetch.queries))]
+                leg += len(fetch.queries)
+                out.append((fetch.signal, write(fetch, answers)))
+            return out
 
         def start_of(part: str) -> float:
             last = self._fetched_until.get(part)
@@ -260,51 +319,36 @@ class Collector:
         # Sharded: which values of each shard label exist. One request per label for all the
         # signals split by it (an index lookup over their selectors), not one per signal.
         found = self._discover(parts, start_of, now) if held is not None else {}
-
-        def fetch(name: str) -> tuple[str, int | PrometheusError]:
-            points = 0
+        results: dict[str, int | PrometheusError] = {}
+        fetches: list[_Fetch] = []
+        for name in self.signals:
             try:
-                if parts[name] == [(name, None)]:
-                    points = fetch_part(name, name, [self.signals[name].query], start_of(name))
-                    return name, points
-                if not parts[name]:
-                    return name, 0  # we hold no shard: nothing of this signal is ours
-                assert held is not None
-                sq = self.shard_queries[name]
-                values = found[sq.label]
-                if isinstance(values, PrometheusError):
-                    raise values
-                ours: dict[int, list[str]] = {s: [] for _, s in parts[name] if s is not None}
-                for value in values:
-                    mine = ours.get(sq.shard_of(value, held.shards))
-                    if mine is not None:
-                        mine.append(value)
-                # Held shards at the same horizon (all of them, but for a shard just taken over)
-                # share one request: each held shard's own request was a fixed cost per cycle.
-                horizons: dict[float, list[tuple[str, int]]] = {}
-                for part, shard in parts[name]:
-                    assert shard is not None
-                    horizons.setdefault(start_of(part), []).append((part, shard))
-                for start_s, group in horizons.items():
-                    index = {v: i for i, (_, shard) in enumerate(group) for v in ours[shard]}
-
-                    def route(labels: dict[str, str], index: dict[str, int] = index) -> int:
-                        # A series without the label (its shard falls back to other keys) goes
-                        # with the first part, as the frame reads that part first.
-                        return index.get(labels.get(sq.label, ""), 0)
-
-                    queries = sq.queries([v for _, shard in group for v in ours[shard]], MAX_MATCHER_BYTES)
-                    points += fetch_parts(name, [part for part, _ in group], route, queries, start_s)
+                planned = self._plan(name, parts[name], held, found, start_of)
             except PrometheusError as exc:
-                return name, exc
-            return name, points
+                results[name] = exc
+                continue
+            results[name] = 0  # a signal of which we hold no shard: nothing of it is ours
+            fetches.extend(planned)
+
+        def run(task: list[_Fetch]) -> list[tuple[str, int | PrometheusError]]:
+            return [fetch_alone(task[0])] if len(task) == 1 else fetch_together(task)
+
+        for done_task in self._pool.map(run, self._tasks(fetches, until_s)):
+            for name, result in done_task:
+                so_far = results[name]
+                if isinstance(result, PrometheusError):
+                    if not isinstance(so_far, PrometheusError):
+                        results[name] = result
+                elif not isinstance(so_far, PrometheusError):
+                    results[name] = so_far + result
 
         failed: dict[tuple[str, bool], list[str]] = {}
         done: list[str] = []  # the parts fetched
         missing: list[str] = []
         fetched_points = 0
         answered = False
-        for name, result in self._pool.map(fetch, list(self.signals)):
+        for name in self.signals:
+            result = results[name]
             if isinstance(result, PrometheusError):
                 metrics.QUERIES.labels("error").inc()
                 failed.setdefault((str(result), result.temporary), []).append(name)
@@ -315,6 +359,7 @@ class Collector:
             metrics.QUERIES.labels("ok").inc()
             done.extend(part for part, _ in parts[name])
             fetched_points += result
+        self._alone = set(missing)
         self._measure_clock()
         # What this cycle holds is Prometheus's as of now, or of its own clock where ours is ahead
         # (and never past where the queries ended).
@@ -323,6 +368,7 @@ class Collector:
             self._fetched_until[part] = (held_s // step_s) * step_s
         if isinstance(self.client, MemoSource):
             self.client.retain_memos(asked)
+        self._legs.retain(asked)
         metrics.PROMETHEUS_UP.set(1 if answered else 0)
         metrics.POINTS_FETCHED.inc(fetched_points)
         self.window.trim(now_s)
@@ -399,6 +445,64 @@ class Collector:
         """Seconds to take off a live cycle's time: how far ahead the daemon's clock runs, past the
         tolerance (a clock behind Prometheus's only makes the data a little late)."""
         return self.ahead_of_prometheus if self.ahead_of_prometheus >= CLOCK_TOLERANCE_SECONDS else 0.0
+
+    def _plan(
+        self,
+        name: str,
+        parts: list[tuple[str, int | None]],
+        held: HeldShards | None,
+        found: Mapping[str, list[str] | PrometheusError],
+        start_of: Callable[[str], float],
+    ) -> list[_Fetch]:
+        """What to ask for signal ``name`` this cycle; raises the discovery's error for its label."""
+        if parts == [(name, None)]:
+            return [_Fetch(name, (name,), _first, (self.signals[name].query,), start_of(name))]
+        if not parts:
+            return []  # we hold no shard: nothing of this signal is ours
+        assert held is not None
+        sq = self.shard_queries[name]
+        values = found[sq.label]
+        if isinstance(values, PrometheusError):
+            raise values
+        ours: dict[int, list[str]] = {s: [] for _, s in parts if s is not None}
+        for value in values:
+            mine = ours.get(sq.shard_of(value, held.shards))
+            if mine is not None:
+                mine.append(value)
+        # Held shards at the same horizon (all of them, but for a shard just taken over) share one
+        # request: each held shard's own request was a fixed cost per cycle.
+        horizons: dict[float, list[tuple[str, int]]] = {}
+        for part, shard in parts:
+            assert shard is not None
+            horizons.setdefault(start_of(part), []).append((part, shard))
+        fetches = []
+        for start_s, group in horizons.items():
+            index = {v: i for i, (_, shard) in enumerate(group) for v in ours[shard]}
+            queries = tuple(sq.queries([v for _, shard in group for v in ours[shard]], MAX_MATCHER_BYTES))
+            route = functools.partial(_by_label, sq.label, index) if len(group) > 1 else _first
+            fetches.append(_Fetch(name, tuple(part for part, _ in group), route, queries, start_s))
+        return fetches
+
+    def _tasks(self, fetches: list[_Fetch], until_s: float) -> list[list[_Fetch]]:
+        """The cycle's requests: a fetch alone, or short fetches at one horizon together, in as
+        many requests as there are fetch threads (the server evaluates one request's legs in turn)."""
+        step_s = self.step.total_seconds()
+        short = (min(COMBINE_STEPS, self.config.prometheus.max_points_per_query) - 1) * step_s
+        tasks: list[list[_Fetch]] = []
+        together: dict[float, list[_Fetch]] = {}
+        for fetch in fetches:
+            if (not self._combines or not fetch.queries or fetch.signal in self._alone
+                    or until_s - fetch.start_s > short):
+                tasks.append([fetch])
+            else:
+                together.setdefault(fetch.start_s, []).append(fetch)
+        for group in together.values():
+            n = min(self.config.prometheus.max_concurrency, len(group))
+            # In the signals' order, dealt round: the same signals go together cycle after cycle
+            # (a request's text, and so its label memo, stays the same).
+            for batch in (group[k::n] for k in range(n)):
+                tasks.extend(_capped(batch))
+        return tasks
 
     @functools.cached_property
     def shard_queries(self) -> dict[str, ShardQuery]:
@@ -496,13 +600,14 @@ class Collector:
                 yield [Series(name, s.labels, s.timestamps, s.values, entity_of(signal, s.labels)) for s in block.split()]
 
     def _chunks(
-        self, query: str, start: datetime, end: datetime, step: timedelta | None = None, *, signal: str
+        self, query: str, start: datetime, end: datetime, step: timedelta | None = None, *, signal: str | None = None
     ) -> Iterator[Block]:
         """Decoded chunks from the client, screened against ``signal``'s plausible range (the one
-        place samples enter: the cycle's fetch and the history a detector learns from); a client
-        with only ``query_range`` (a recorded-history client in replays, a test double) gives its
-        whole answer as one chunk."""
-        screen = self.screens[signal].block
+        place samples enter: the cycle's fetch and the history a detector learns from; a combined
+        query's legs are screened each against its own signal once split); a client with only
+        ``query_range`` (a recorded-history client in replays, a test double) gives its whole
+        answer as one chunk."""
+        screen = self.screens[signal].block if signal is not None else _unscreened
         chunks = getattr(self.client, "range_chunks", None)
         if chunks is not None:
             for block in chunks(query, start, end, step or self.step):

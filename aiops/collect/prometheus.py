@@ -19,7 +19,7 @@ import time
 from collections.abc import Iterable, Iterator, Sequence
 from datetime import datetime, timedelta
 from email.utils import parsedate_to_datetime
-from typing import Any
+from typing import Any, ClassVar
 from urllib.parse import urlencode
 
 import certifi
@@ -53,6 +53,9 @@ class PrometheusError(AiopsError):
 
 
 class PrometheusClient:
+    # It asks a PromQL server: several signals' queries may go in one (aiops/collect/combine.py).
+    evaluates_promql: ClassVar[bool] = True
+
     def __init__(self, config: PrometheusConfig) -> None:
         self.config = config
         self.url = str(config.url).rstrip("/")

@@ -17,6 +17,7 @@ import numpy as np
 import pytest
 import requests
 
+from aiops.collect.combine import LEG_LABEL, combined_query
 from aiops.collect.shard_query import ShardQuery
 from aiops.config import parse_config
 from aiops.demo.prometheus import PrometheusServer
@@ -133,3 +134,22 @@ def test_pods_are_replaced_and_sparse_series_stay_sparse() -> None:
     oom = cluster.entities("pod_oom_killed", day, day)
     assert 0 < len(oom) < 0.05 * len(alive_now)
 
+
+
+def test_a_combined_query_is_answered_leg_by_leg(servers: tuple[str, str]) -> None:
+    """The collector's steady cycle asks several signals in one query (aiops/collect/combine.py)."""
+    real_url, fake_url = servers
+    names = sorted(SIGNALS)
+    params = range_params(combined_query([SIGNALS[n].query for n in names]))
+    (real_code, real), (fake_code, fake) = (ask(real_url, "/api/v1/query_range", params, "POST"),
+                                            ask(fake_url, "/api/v1/query_range", params, "POST"))
+    assert real_code == fake_code == 200 and real["status"] == fake["status"] == "success"
+    keys: list[dict[str, set[str]]] = []
+    for answer in (real, fake):
+        by_leg: dict[str, set[str]] = {}
+        for item in answer["data"]["result"]:
+            by_leg.setdefault(item["metric"][LEG_LABEL], set()).update(item["metric"])
+        keys.append(by_leg)
+    assert set(keys[1]) <= {str(k) for k in range(len(names))} and len(keys[1]) > len(names) // 2
+    for leg in set(keys[0]) & set(keys[1]):
+        assert keys[0][leg] == keys[1][leg], names[int(leg)]

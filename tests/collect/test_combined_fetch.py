@@ -1,0 +1,172 @@
+"""A steady cycle asks Prometheus a few combined queries, not one per signal (aiops/collect/combine.py).
+
+What it frames must be exactly what the per-signal fetch frames, cycle after cycle, sharded or not;
+a broken signal's query costs only that signal; a combined request that fails for a temporary
+reason costs its signals one cycle, after which they are fetched alone.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import datetime, timedelta
+from typing import Any
+
+import numpy as np
+import pytest
+
+from aiops.collect.collector import Collector
+from aiops.collect.combine import LEG_LABEL
+from aiops.collect.decode import Block
+from aiops.collect.prometheus import PrometheusClient, PrometheusError
+from aiops.collect.shard_query import HeldShards
+from aiops.config import AiopsConfig, parse_config
+from aiops.demo.prometheus import PrometheusServer
+from aiops.model import Frame
+
+SHARDS = 3
+# Two signals whose series differ only by metric name: ``or`` alone would keep one of each pair.
+TWINS = {
+    "memory_raw": {"query": "container_memory_working_set_bytes", "entity": "pod",
+                   "entity_labels": {"name": "pod", "namespace": "namespace"}, "unit": "bytes"},
+    "memory_twin": {"query": "container_memory_working_set_bytes * 1", "entity": "pod",
+                    "entity_labels": {"name": "pod", "namespace": "namespace"}, "unit": "bytes"},
+}
+
+
+def config(url: str, **signals: Any) -> AiopsConfig:
+    return parse_config({
+        "prometheus": {"url": url, "lookback": "1h", "timeout": "10s", "retries": 0},
+        "signals": {**TWINS, **signals},
+    })
+
+
+class PerSignal:
+    """The same client, without saying it evaluates PromQL: the collector asks signal by signal."""
+
+    def __init__(self, client: PrometheusClient) -> None:
+        self.client = client
+
+    def query_range(self, *args: Any) -> Any:
+        return self.client.query_range(*args)
+
+    def range_chunks(self, *args: Any) -> Iterator[Block]:
+        return self.client.range_chunks(*args)
+
+    def label_values(self, *args: Any) -> list[str]:
+        return self.client.label_values(*args)
+
+    def ready(self) -> bool:
+        return True
+
+    def close(self) -> None:
+        self.client.close()
+
+
+def recorded(collector: Collector) -> list[str]:
+    sent: list[str] = []
+    chunks = collector.client.range_chunks  # type: ignore[attr-defined]
+
+    def counted(query: str, *args: Any) -> Iterator[Block]:
+        sent.append(query)
+        return chunks(query, *args)
+
+    collector.client.range_chunks = counted  # type: ignore[attr-defined]
+    return sent
+
+
+def same_frames(got: Frame, want: Frame) -> None:
+    assert got.missing_signals == want.missing_signals
+    assert dict(got.absent_signals) == dict(want.absent_signals)
+    assert {s.key for s in got.vanished} == {s.key for s in want.vanished}
+    mine = {(s.signal, s.key): s for s in got.series}
+    theirs = {(s.signal, s.key): s for s in want.series}
+    assert set(mine) == set(theirs)
+    for key, s in mine.items():
+        assert s.labels == theirs[key].labels and LEG_LABEL not in s.labels
+        np.testing.assert_array_equal(s.timestamps, theirs[key].timestamps)
+        np.testing.assert_array_equal(s.values, theirs[key].values)
+
+
+@pytest.mark.parametrize("held", [None, frozenset({0}), frozenset({0, 2})], ids=["unsharded", "one-shard", "two-shards"])
+def test_a_steady_cycle_asks_a_few_combined_queries_and_frames_the_same(
+    shard_prometheus: PrometheusServer, shard_history_end: datetime, held: frozenset[int] | None
+) -> None:
+    cfg = config(shard_prometheus.url)
+    combined = Collector(cfg)
+    apart = Collector(cfg, PerSignal(PrometheusClient(cfg.prometheus)))  # type: ignore[arg-type]
+    sent = recorded(combined)
+    shards = HeldShards(SHARDS, held) if held is not None else None
+    start = shard_history_end - timedelta(minutes=6)
+    for minute in range(7):
+        sent.clear()
+        now = start + timedelta(minutes=minute)
+        got, errors = combined.collect(now, shards)
+        want, want_errors = apart.collect(now, shards)
+        assert errors == want_errors == []
+        same_frames(got, want)
+        if minute == 0:  # cold: the whole lookback, each signal on its own
+            assert all(LEG_LABEL not in q for q in sent)
+        else:
+            assert len(sent) <= cfg.prometheus.max_concurrency and all(LEG_LABEL in q for q in sent)
+    assert len(got.of("memory_twin")) == len(got.of("memory_raw")) > 20
+
+
+def test_a_broken_query_costs_only_its_own_signal(shard_prometheus: PrometheusServer, shard_history_end: datetime) -> None:
+    cfg = config(shard_prometheus.url, broken={"query": "rate((", "entity": "pod"})
+    combined = Collector(cfg)
+    apart = Collector(cfg, PerSignal(PrometheusClient(cfg.prometheus)))  # type: ignore[arg-type]
+    sent = recorded(combined)
+    start = shard_history_end - timedelta(minutes=3)
+    for minute in range(4):
+        sent.clear()
+        got, errors = combined.collect(start + timedelta(minutes=minute))
+        want, _ = apart.collect(start + timedelta(minutes=minute))
+        assert got.missing_signals == ("broken",)
+        assert len(errors) == 1 and errors[0].message.startswith("signal broken:") and not errors[0].temporary
+        same_frames(got, want)
+    # Once known broken, it is asked alone: the others keep going together.
+    assert "rate((" in sent and sum(LEG_LABEL in q for q in sent) <= cfg.prometheus.max_concurrency
+
+
+class FailsOnce(PerSignal):
+    """Evaluates PromQL (the real client), but the first combined request times out."""
+
+    evaluates_promql = True
+
+    def __init__(self, client: PrometheusClient) -> None:
+        super().__init__(client)
+        self.failed: str | None = None
+
+    def range_chunks(self, query: str, *args: Any) -> Iterator[Block]:
+        if LEG_LABEL in query and self.failed is None:
+            self.failed = query
+            raise PrometheusError("Prometheus did not answer within 10s", temporary=True, query=query)
+        return self.client.range_chunks(query, *args)
+
+
+def test_a_combined_request_that_times_out_costs_its_signals_one_cycle(
+    shard_prometheus: PrometheusServer, shard_history_end: datetime
+) -> None:
+    cfg = config(shard_prometheus.url)
+    source = FailsOnce(PrometheusClient(cfg.prometheus))
+    combined = Collector(cfg, source)
+    apart = Collector(cfg, PerSignal(PrometheusClient(cfg.prometheus)))  # type: ignore[arg-type]
+    start = shard_history_end - timedelta(minutes=3)
+    combined.collect(start)
+    apart.collect(start)
+    got, errors = combined.collect(start + timedelta(minutes=1))
+    assert source.failed is not None
+    lost = set(got.missing_signals)
+    assert lost and len(lost) < len(cfg.resolved_signals())  # one request's signals, not all
+    assert len(errors) == 1 and errors[0].temporary and "did not answer" in errors[0].message
+    sent = recorded(combined)
+    for minute in (2, 3):
+        sent.clear()
+        got, errors = combined.collect(start + timedelta(minutes=minute))
+        want, _ = apart.collect(start + timedelta(minutes=minute))
+        assert errors == [] and got.missing_signals == ()
+        same_frames(got, want)  # the lost minute was fetched again
+        if minute == 2:  # each lost signal alone, once
+            alone = [q for q in sent if LEG_LABEL not in q]
+            assert len(alone) == len(lost)
+    assert all(LEG_LABEL in q for q in sent)
