@@ -232,6 +232,13 @@ class Collector:
         self._combines = getattr(self.client, "evaluates_promql", False) is True
         self._legs = LegSplitter()
         self._alone: set[str] = set()
+        # A sharded replica's last split of each shard label's values over its held shards, and
+        # each signal's last queries built from them: the hashing and the matcher text were most
+        # of a sharded steady cycle's collect, and the values rarely change from one to the next.
+        self._owners: dict[tuple[str, str], tuple[list[str], HeldShards, dict[int, list[str]]]] = {}
+        self._shard_texts: dict[
+            tuple[str, tuple[int, ...]], tuple[list[str], tuple[str, ...], Callable[[Mapping[str, str]], int]]
+        ] = {}
 
     def collect(self, now: datetime, held: HeldShards | None = None) -> tuple[Frame, list[StageError]]:
         """Fetch and frame every enabled signal; ``held``: only the series of those shards (a
@@ -329,6 +336,8 @@ class Collector:
                 continue
             results[name] = 0  # a signal of which we hold no shard: nothing of it is ours
             fetches.extend(planned)
+        if held is not None:  # forget the texts of shards no longer held
+            self._shard_texts = {k: v for k, v in self._shard_texts.items() if held.held.issuperset(k[1])}
 
         def run(task: list[_Fetch]) -> list[tuple[str, int | PrometheusError]]:
             return [fetch_alone(task[0])] if len(task) == 1 else fetch_together(task)
@@ -464,11 +473,7 @@ class Collector:
         values = found[sq.label]
         if isinstance(values, PrometheusError):
             raise values
-        ours: dict[int, list[str]] = {s: [] for _, s in parts if s is not None}
-        for value in values:
-            mine = ours.get(sq.shard_of(value, held.shards))
-            if mine is not None:
-                mine.append(value)
+        ours = self._owned(sq, values, held)
         # Held shards at the same horizon (all of them, but for a shard just taken over) share one
         # request: each held shard's own request was a fixed cost per cycle.
         horizons: dict[float, list[tuple[str, int]]] = {}
@@ -477,11 +482,34 @@ class Collector:
             horizons.setdefault(start_of(part), []).append((part, shard))
         fetches = []
         for start_s, group in horizons.items():
-            index = {v: i for i, (_, shard) in enumerate(group) for v in ours[shard]}
-            queries = tuple(sq.queries([v for _, shard in group for v in ours[shard]], MAX_MATCHER_BYTES))
-            route = functools.partial(_by_label, sq.label, index) if len(group) > 1 else _first
+            shards = tuple(shard for _, shard in group)
+            wanted = [v for shard in shards for v in ours[shard]]
+            last = self._shard_texts.get((name, shards))
+            if last is not None and last[0] == wanted:
+                _, queries, route = last
+            else:
+                queries = tuple(sq.queries(wanted, MAX_MATCHER_BYTES))
+                route = _first
+                if len(group) > 1:
+                    index = {v: i for i, shard in enumerate(shards) for v in ours[shard]}
+                    route = functools.partial(_by_label, sq.label, index)
+                self._shard_texts[(name, shards)] = (wanted, queries, route)
             fetches.append(_Fetch(name, tuple(part for part, _ in group), route, queries, start_s))
         return fetches
+
+    def _owned(self, sq: ShardQuery, values: list[str], held: HeldShards) -> dict[int, list[str]]:
+        """``values`` of ``sq``'s label by the held shard they hash to (the others left out)."""
+        key = (sq.label, sq.prefix)
+        last = self._owners.get(key)
+        if last is not None and last[1] == held and last[0] == values:
+            return last[2]
+        ours: dict[int, list[str]] = {s: [] for s in held.held}
+        for value in values:
+            mine = ours.get(sq.shard_of(value, held.shards))
+            if mine is not None:
+                mine.append(value)
+        self._owners[key] = (list(values), held, ours)
+        return ours
 
     def _tasks(self, fetches: list[_Fetch], until_s: float) -> list[list[_Fetch]]:
         """The cycle's requests: a fetch alone, or short fetches at one horizon together, in as

@@ -20,7 +20,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from datetime import datetime, timedelta
 from email.utils import parsedate_to_datetime
 from typing import Any, ClassVar
-from urllib.parse import urlencode
+from urllib.parse import quote_plus
 
 import certifi
 import numpy as np
@@ -39,6 +39,8 @@ from aiops.errors import AiopsError
 # Past this many bytes of parameters a request goes as a POST form body (servers and proxies cap
 # URLs at 4-8 KiB; Prometheus reads form bodies up to 10 MB).
 MAX_URL_QUERY_BYTES = 4096
+# A parameter at least this long has its encoding remembered (see _quote).
+_QUOTE_MEMO_CHARS = 1024
 # A compressed answer is inflated this much at a time (see _read_body).
 _PIECE_BYTES = 256 * 1024
 
@@ -60,8 +62,11 @@ class PrometheusClient:
         self.config = config
         self.url = str(config.url).rstrip("/")
         self._timeout = config.timeout.total_seconds()
-        # Per range query, its last answer's labels (a steady cycle's answer repeats them).
+        # Per range query, its last answer's labels (a steady cycle's answer repeats them), and
+        # the form encoding of each long query text (a sharded replica's matchers, a combined
+        # query: tens of KiB encoded byte by byte each cycle were a sharded collect's top cost).
         self._memos: dict[str, LabelMemo] = {}
+        self._quoted: dict[str, str] = {}
         # (Prometheus's clock, ours as monotonic time) at its newest answer: see server_time.
         self._server_clock: tuple[float, float] | None = None
         retry = Retry(
@@ -131,9 +136,10 @@ class PrometheusClient:
     def retain_memos(self, queries: Iterable[str]) -> None:
         """Forget the label memos of every query but ``queries`` (the collector's, after each cycle)."""
         keep = set(queries)
-        for query in list(self._memos):  # a snapshot: another thread may be adding one
-            if query not in keep:
-                self._memos.pop(query, None)
+        for memos in (self._memos, self._quoted):
+            for query in list(memos):  # a snapshot: another thread may be adding one
+                if query not in keep:
+                    memos.pop(query, None)
 
     def label_values(self, label: str, selectors: Sequence[str], start: datetime, end: datetime) -> list[str]:
         """The values ``label`` takes on the series of ``selectors`` in [start, end]: Prometheus
@@ -189,12 +195,14 @@ class PrometheusClient:
         cap at a few KiB."""
         items = list(params.items()) if isinstance(params, dict) else params
         try:
-            if sum(len(k) + len(v) for k, v in items) > MAX_URL_QUERY_BYTES and "/label/" not in path:
+            form = "&".join(f"{quote_plus(k)}={self._quote(v)}" for k, v in items)
+            if len(form) > MAX_URL_QUERY_BYTES and "/label/" not in path:
                 resp = self._pool.request(
-                    "POST", f"{self.url}{path}", fields=items, encode_multipart=False, preload_content=False
+                    "POST", f"{self.url}{path}", body=form.encode(), preload_content=False,
+                    headers={**self._pool.headers, "Content-Type": "application/x-www-form-urlencoded"},
                 )
             else:
-                resp = self._pool.request("GET", f"{self.url}{path}?{urlencode(items)}", preload_content=False)
+                resp = self._pool.request("GET", f"{self.url}{path}?{form}", preload_content=False)
             try:
                 body = _read_body(resp)
             finally:
@@ -224,6 +232,15 @@ class PrometheusClient:
                 query=query,
             )
         return body
+
+    def _quote(self, value: str) -> str:
+        """``value`` form-encoded (as ``urlencode`` does); a long one is encoded once while asked."""
+        if len(value) < _QUOTE_MEMO_CHARS:
+            return quote_plus(value)
+        quoted = self._quoted.get(value)
+        if quoted is None:
+            quoted = self._quoted[value] = quote_plus(value)
+        return quoted
 
     def _note_clock(self, date: str | None) -> None:
         """Keep Prometheus's clock as its answer's Date header gave it (whole seconds: the middle

@@ -149,3 +149,40 @@ def test_the_client_keeps_label_memos_for_the_queries_still_asked_only(
         frame, errors = replica.collect(start + timedelta(minutes=minute), HeldShards(SHARDS, frozenset(held)))
         assert not errors
     assert set(replica.client._memos) == set(asked)  # type: ignore[attr-defined]
+    assert set(replica.client._quoted) <= set(asked)  # type: ignore[attr-defined]
+
+
+class _Discovered:
+    """A source whose nodes change between cycles; it records the queries asked."""
+
+    def __init__(self, nodes: list[str]) -> None:
+        self.nodes = nodes
+        self.asked: list[str] = []
+
+    def label_values(self, label: str, selectors: object, start: object, end: object) -> list[str]:
+        return list(self.nodes) if label == "node" else []
+
+    def query_range(self, query: str, start: object, end: object, step: object) -> list:
+        self.asked.append(query)
+        return []
+
+    def ready(self) -> bool:
+        return True
+
+    def close(self) -> None:
+        pass
+
+
+def test_a_shards_query_follows_the_nodes_that_come_and_go(shard_history_end: datetime) -> None:
+    """What a replica asks for is rebuilt from each cycle's label values (the build is remembered
+    while they stay the same: a node that comes is asked for at once, one that goes no more)."""
+    source = _Discovered(["node-a", "node-b"])
+    replica = Collector(collector_config("http://127.0.0.1:9"), source)  # type: ignore[arg-type]
+    everything = HeldShards(SHARDS, frozenset(range(SHARDS)))
+    for minute, nodes in enumerate((["node-a", "node-b"], ["node-a", "node-b"], ["node-a", "node-c"], ["node-a", "node-c"])):
+        source.nodes, source.asked = nodes, []
+        replica.collect(shard_history_end + timedelta(minutes=minute), everything)
+        node_queries = [q for q in source.asked if "kube_node_status_condition" in q]
+        assert node_queries and all(all(n in q for n in nodes) for q in node_queries)
+        gone = {"node-a", "node-b", "node-c"} - set(nodes)
+        assert not any(node in q for node in gone for q in node_queries)
