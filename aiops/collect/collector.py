@@ -14,6 +14,7 @@ from __future__ import annotations
 import functools
 import logging
 import math
+import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -24,7 +25,7 @@ from typing import Protocol, runtime_checkable
 import numpy as np
 
 from aiops import metrics
-from aiops.collect.combine import COMBINE_STEPS, LegSplitter, combined_query
+from aiops.collect.combine import COMBINE_STEPS, LegSplitter, LostLegs, combined_query
 from aiops.collect.decode import Block, RawSeries
 from aiops.collect.plausible import Screen
 from aiops.collect.prometheus import PrometheusClient, PrometheusError
@@ -231,6 +232,7 @@ class Collector:
         # a signal whose last fetch failed goes alone (aiops/collect/combine.py).
         self._combines = getattr(self.client, "evaluates_promql", False) is True
         self._legs = LegSplitter()
+        self._combining = threading.Lock()  # _combines is turned off once, from any fetch thread
         self._alone: set[str] = set()
         # A sharded replica's last split of each shard label's values over its held shards, and
         # each signal's last queries built from them: the hashing and the matcher text were most
@@ -305,6 +307,9 @@ class Collector:
             start = datetime.fromtimestamp(fetches[0].start_s, now.tzinfo)
             try:
                 chunks = [self._legs.split(query, block, len(legs)) for block in self._chunks(query, start, until)]
+            except LostLegs as exc:
+                self._stop_combining(exc)
+                return [fetch_alone(fetch) for fetch in fetches]
             except PrometheusError as exc:
                 if exc.temporary:  # each of them alone next cycle (_alone)
                     return [(fetch.signal, exc) for fetch in fetches]
@@ -497,6 +502,17 @@ class Collector:
             fetches.append(_Fetch(name, tuple(part for part, _ in group), route, queries, start_s))
         return fetches
 
+    def _stop_combining(self, why: LostLegs) -> None:
+        with self._combining:
+            if not self._combines:
+                return
+            self._combines = False
+        log.warning(
+            "Prometheus at %s answered a combined query, but %s: asking it one query per signal from now on "
+            "(a store or proxy in front of it drops labels; the steady cycle costs more requests, nothing is lost)",
+            self.config.prometheus.url, why,
+        )
+
     def _owned(self, sq: ShardQuery, values: list[str], held: HeldShards) -> dict[int, list[str]]:
         """``values`` of ``sq``'s label by the held shard they hash to (the others left out)."""
         key = (sq.label, sq.prefix)
@@ -525,11 +541,20 @@ class Collector:
             else:
                 together.setdefault(fetch.start_s, []).append(fetch)
         for group in together.values():
-            n = min(self.config.prometheus.max_concurrency, len(group))
-            # In the signals' order, dealt round: the same signals go together cycle after cycle
-            # (a request's text, and so its label memo, stays the same).
-            for batch in (group[k::n] for k in range(n)):
-                tasks.extend(_capped(batch))
+            # No request with much more than its share of the legs, and one entity kind's signals
+            # per request: pods come and go many times a day and each pod signal's answer changes
+            # with them, so a request of pod signals decodes its labels afresh then, while one of
+            # node or GPU signals keeps its label memo; mixed, every request would lose it with
+            # every pod replaced (bench/README.md). In the signals' order, dealt round within a
+            # kind: the same signals go together cycle after cycle (a request's text stays the same).
+            share = math.ceil(len(group) / self.config.prometheus.max_concurrency)
+            kinds: dict[str, list[_Fetch]] = {}
+            for fetch in group:
+                kinds.setdefault(self.signals[fetch.signal].entity, []).append(fetch)
+            for same in kinds.values():
+                n = math.ceil(len(same) / share)
+                for batch in (same[k::n] for k in range(n)):
+                    tasks.extend(_capped(batch))
         return tasks
 
     @functools.cached_property

@@ -19,9 +19,13 @@ How the collector uses it (aiops/collect/collector.py):
   once, so only the broken signal is missing and its error names it. A request that fails for a
   temporary reason (a timeout, a 503) leaves its signals missing for the cycle, and each of them is
   fetched alone the next cycle: one slow signal never blinds the others twice.
-* The server evaluates one request's legs one after the other, so the collector sends as many
-  requests as it has fetch threads, each with its share of the signals: the wall time stays that
-  of the parallel per-signal fetch.
+* An answer whose series do not all carry the leg label (a store or proxy that drops it) cannot
+  be split without guessing: that store is then asked one query per signal for good, and the log
+  says so once.
+* The server evaluates one request's legs one after the other, so no request holds much more
+  than 1/``max_concurrency`` of the signals: the fetch's wall time stays about that of the
+  parallel per-signal fetch. And one entity kind's signals per request: a request's label memo
+  (aiops/collect/decode.py) holds only while none of its series changes, and pods come and go.
 """
 
 from __future__ import annotations
@@ -31,6 +35,7 @@ from collections.abc import Iterable, Sequence
 import numpy as np
 
 from aiops.collect.decode import Block
+from aiops.errors import PermanentError
 
 LEG_LABEL = "__aiops_leg__"
 # A fetch of at most this many steps may go with others (a steady cycle asks for 3).
@@ -40,6 +45,10 @@ COMBINE_STEPS = 30
 def combined_query(queries: Sequence[str]) -> str:
     """One query for ``queries``: leg ``k`` is ``queries[k]``, its series labelled with ``k``."""
     return " or ".join(f'label_replace({q}, "{LEG_LABEL}", "{k}", "", "")' for k, q in enumerate(queries))
+
+
+class LostLegs(PermanentError, ValueError):
+    """A combined answer has series without a valid leg label: which signal they answer is unknown."""
 
 
 def _leg(labels: dict[str, str], legs: int) -> int:
@@ -64,9 +73,12 @@ class LegSplitter:
         self._memo: dict[str, tuple[list[dict[str, str]], np.ndarray, list[np.ndarray], list[list[dict[str, str]]]]] = {}
 
     def split(self, query: str, block: Block, legs: int) -> list[Block]:
+        """``block`` as one block per leg; raises :class:`LostLegs` if a series has no leg."""
         memo = self._memo.get(query)
         if memo is None or memo[0] is not block.labels or len(memo[2]) != legs:
             leg_of = np.fromiter((_leg(lab, legs) for lab in block.labels), dtype=np.int64, count=len(block.labels))
+            if (leg_of < 0).any():
+                raise LostLegs(f"{int((leg_of < 0).sum())} of {len(leg_of)} series came back without {LEG_LABEL}")
             stripped = [{k: v for k, v in lab.items() if k != LEG_LABEL} for lab in block.labels]
             rows = [np.flatnonzero(leg_of == k) for k in range(legs)]
             memo = self._memo[query] = (block.labels, leg_of, rows, [[stripped[i] for i in r.tolist()] for r in rows])

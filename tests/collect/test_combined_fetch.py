@@ -62,6 +62,12 @@ class PerSignal:
         self.client.close()
 
 
+def most_requests(cfg: AiopsConfig) -> int:
+    """A steady cycle's requests at most: one per fetch thread, and one more per entity kind
+    (a request holds one kind's signals)."""
+    return cfg.prometheus.max_concurrency + len({s.entity for s in cfg.resolved_signals().values()})
+
+
 def recorded(collector: Collector) -> list[str]:
     sent: list[str] = []
     chunks = collector.client.range_chunks  # type: ignore[attr-defined]
@@ -107,7 +113,8 @@ def test_a_steady_cycle_asks_a_few_combined_queries_and_frames_the_same(
         if minute == 0:  # cold: the whole lookback, each signal on its own
             assert all(LEG_LABEL not in q for q in sent)
         else:
-            assert len(sent) <= cfg.prometheus.max_concurrency and all(LEG_LABEL in q for q in sent)
+            assert len(sent) <= most_requests(cfg) < len(cfg.resolved_signals()) // 2
+            assert all(LEG_LABEL in q for q in sent)
     assert len(got.of("memory_twin")) == len(got.of("memory_raw")) > 20
 
 
@@ -125,7 +132,7 @@ def test_a_broken_query_costs_only_its_own_signal(shard_prometheus: PrometheusSe
         assert len(errors) == 1 and errors[0].message.startswith("signal broken:") and not errors[0].temporary
         same_frames(got, want)
     # Once known broken, it is asked alone: the others keep going together.
-    assert "rate((" in sent and sum(LEG_LABEL in q for q in sent) <= cfg.prometheus.max_concurrency
+    assert "rate((" in sent and sum(LEG_LABEL in q for q in sent) <= most_requests(cfg)
 
 
 class FailsOnce(PerSignal):
@@ -170,3 +177,50 @@ def test_a_combined_request_that_times_out_costs_its_signals_one_cycle(
             alone = [q for q in sent if LEG_LABEL not in q]
             assert len(alone) == len(lost)
     assert all(LEG_LABEL in q for q in sent)
+
+
+class LosesTheLegLabel(FailsOnce):
+    """A store (or a proxy) in front of Prometheus that answers without the leg label."""
+
+    def range_chunks(self, query: str, *args: Any) -> Iterator[Block]:
+        for block in self.client.range_chunks(query, *args):
+            labels = [{k: v for k, v in lab.items() if k != LEG_LABEL} for lab in block.labels]
+            yield Block(labels, block.counts, block.timestamps, block.values)
+
+
+def test_a_store_that_loses_the_leg_label_is_asked_signal_by_signal(
+    shard_prometheus: PrometheusServer, shard_history_end: datetime, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Without the label nothing says which signal a series answers: the daemon must not guess
+    (nor drop the series and go blind); it asks each signal alone from then on, and says why."""
+    cfg = config(shard_prometheus.url)
+    combined = Collector(cfg, LosesTheLegLabel(PrometheusClient(cfg.prometheus)))
+    apart = Collector(cfg, PerSignal(PrometheusClient(cfg.prometheus)))  # type: ignore[arg-type]
+    sent = recorded(combined)
+    start = shard_history_end - timedelta(minutes=3)
+    for minute in range(4):
+        got, errors = combined.collect(start + timedelta(minutes=minute))
+        want, _ = apart.collect(start + timedelta(minutes=minute))
+        assert errors == []
+        same_frames(got, want)
+    assert sum(LEG_LABEL in q for q in sent) <= most_requests(cfg)  # tried once, then never
+    warned = [r for r in caplog.records if LEG_LABEL in r.getMessage()]
+    assert len(warned) == 1 and "one query per signal" in warned[0].getMessage()
+
+
+def test_a_combined_request_holds_one_entity_kind(shard_prometheus: PrometheusServer, shard_history_end: datetime) -> None:
+    """Pods come and go many times a day, and each pod signal's answer changes with them: a request
+    of pod signals decodes its labels afresh then, one of node or GPU signals keeps its label memo
+    (aiops/collect/decode.py). Mixed, every request would lose it with every pod replaced."""
+    cfg = config(shard_prometheus.url)
+    combined = Collector(cfg)
+    sent = recorded(combined)
+    signals = cfg.resolved_signals()
+    combined.collect(shard_history_end - timedelta(minutes=1))
+    sent.clear()
+    combined.collect(shard_history_end)
+    together = [q for q in sent if LEG_LABEL in q]
+    assert together
+    for query in together:
+        kinds = {s.entity for s in signals.values() if f'label_replace({s.query}, "{LEG_LABEL}"' in query}
+        assert len(kinds) == 1, kinds
