@@ -201,21 +201,18 @@ class FakeCluster:
 
     def range_answer(self, query: str, start: float, end: float, step: float) -> bytes:
         legs = _legs(query)
-        if legs is not None:  # the collector's combined query (aiops/collect/combine.py)
-            results = []
-            for value, leg in legs:
-                answer = json.loads(self.range_answer(leg, start, end, step))
-                for item in answer["data"]["result"]:
-                    item["metric"] = dict(sorted({**item["metric"], LEG_LABEL: value}.items()))
-                    results.append(item)
-            return json.dumps({"status": "success", "data": {"resultType": "matrix", "result": results}},
-                              separators=(",", ":")).encode()
+        # The collector's combined query (aiops/collect/combine.py): each leg answered with its label.
+        parts = [p for value, leg in legs for p in self._results(leg, start, end, step, value)] if legs else (
+            self._results(query, start, end, step))
+        return ('{"status":"success","data":{"resultType":"matrix","result":[' + ",".join(parts) + "]}}").encode()
+
+    def _results(self, query: str, start: float, end: float, step: float, leg: str | None = None) -> list[str]:
         signal = self.signal_of(query)
         keep = _shard_filter(query)
         # Prometheus evaluates at start, start + step, ... up to end (not on a grid of its own).
         ts = start + step * np.arange(int(np.floor((end - start) / step + 1e-9)) + 1 if end >= start else 0)
         ents = [e for e in self.entities(signal, float(ts[0]) if ts.size else start, end) if keep(e.labels)]
-        parts = []
+        parts: list[str] = []
         if ts.size and ents:
             vals = self.values(signal, np.array([e.seed for e in ents], dtype=np.float64), ts)
             text = go_float_text(vals)
@@ -226,8 +223,9 @@ class FakeCluster:
                     continue
                 row = text[i]
                 samples = ",".join(tstr[j] + '"' + row[j] + '"]' for j in np.flatnonzero(alive).tolist())
-                parts.append('{"metric":' + json.dumps(e.labels, separators=(",", ":")) + ',"values":[' + samples + "]}")
-        return ('{"status":"success","data":{"resultType":"matrix","result":[' + ",".join(parts) + "]}}").encode()
+                labels = e.labels if leg is None else dict(sorted({**e.labels, LEG_LABEL: leg}.items()))
+                parts.append('{"metric":' + json.dumps(labels, separators=(",", ":")) + ',"values":[' + samples + "]}")
+        return parts
 
     def label_values(self, label: str, matches: list[str], start: float, end: float) -> bytes:
         values: set[str] = set()
