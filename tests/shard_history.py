@@ -9,11 +9,13 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterator
+from typing import Any
 from datetime import datetime, timedelta
 from pathlib import Path
 
 import pytest
 
+from aiops.collect.collector import Collector
 from aiops.config import AiopsConfig, parse_config
 from aiops.demo.prometheus import PrometheusServer
 from tests.prometheus_history import session_anchor
@@ -69,3 +71,16 @@ def collector_config(url: str, lookback: timedelta = timedelta(hours=1)) -> Aiop
         "prometheus": {"url": url, "lookback": f"{int(lookback.total_seconds())}s", "timeout": "10s", "retries": 0},
         "signals": signals,
     })
+
+
+def recorded_queries(collector: Collector) -> list[str]:
+    """The list every range query the collector's client is asked gets appended to."""
+    sent: list[str] = []
+    chunks = collector.client.range_chunks  # type: ignore[attr-defined]
+
+    def counted(query: str, *args: Any) -> Any:
+        sent.append(query)
+        return chunks(query, *args)
+
+    collector.client.range_chunks = counted  # type: ignore[attr-defined]
+    return sent

@@ -339,7 +339,7 @@ class Collector:
             except PrometheusError as exc:
                 results[name] = exc
                 continue
-            results[name] = 0  # a signal of which we hold no shard: nothing of it is ours
+            results[name] = 0  # points so far (none for a signal of which we hold no shard)
             fetches.extend(planned)
         if held is not None:  # forget the texts of shards no longer held
             self._shard_texts = {k: v for k, v in self._shard_texts.items() if held.held.issuperset(k[1])}

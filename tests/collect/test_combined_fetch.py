@@ -22,6 +22,7 @@ from aiops.collect.shard_query import HeldShards
 from aiops.config import AiopsConfig, parse_config
 from aiops.demo.prometheus import PrometheusServer
 from aiops.model import Frame
+from tests.shard_history import recorded_queries
 
 SHARDS = 3
 # Two signals whose series differ only by metric name: ``or`` alone would keep one of each pair.
@@ -68,18 +69,6 @@ def most_requests(cfg: AiopsConfig) -> int:
     return cfg.prometheus.max_concurrency + len({s.entity for s in cfg.resolved_signals().values()})
 
 
-def recorded(collector: Collector) -> list[str]:
-    sent: list[str] = []
-    chunks = collector.client.range_chunks  # type: ignore[attr-defined]
-
-    def counted(query: str, *args: Any) -> Iterator[Block]:
-        sent.append(query)
-        return chunks(query, *args)
-
-    collector.client.range_chunks = counted  # type: ignore[attr-defined]
-    return sent
-
-
 def same_frames(got: Frame, want: Frame) -> None:
     assert got.missing_signals == want.missing_signals
     assert dict(got.absent_signals) == dict(want.absent_signals)
@@ -100,7 +89,7 @@ def test_a_steady_cycle_asks_a_few_combined_queries_and_frames_the_same(
     cfg = config(shard_prometheus.url)
     combined = Collector(cfg)
     apart = Collector(cfg, PerSignal(PrometheusClient(cfg.prometheus)))  # type: ignore[arg-type]
-    sent = recorded(combined)
+    sent = recorded_queries(combined)
     shards = HeldShards(SHARDS, held) if held is not None else None
     start = shard_history_end - timedelta(minutes=6)
     for minute in range(7):
@@ -122,7 +111,7 @@ def test_a_broken_query_costs_only_its_own_signal(shard_prometheus: PrometheusSe
     cfg = config(shard_prometheus.url, broken={"query": "rate((", "entity": "pod"})
     combined = Collector(cfg)
     apart = Collector(cfg, PerSignal(PrometheusClient(cfg.prometheus)))  # type: ignore[arg-type]
-    sent = recorded(combined)
+    sent = recorded_queries(combined)
     start = shard_history_end - timedelta(minutes=3)
     for minute in range(4):
         sent.clear()
@@ -166,7 +155,7 @@ def test_a_combined_request_that_times_out_costs_its_signals_one_cycle(
     lost = set(got.missing_signals)
     assert lost and len(lost) < len(cfg.resolved_signals())  # one request's signals, not all
     assert len(errors) == 1 and errors[0].temporary and "did not answer" in errors[0].message
-    sent = recorded(combined)
+    sent = recorded_queries(combined)
     for minute in (2, 3):
         sent.clear()
         got, errors = combined.collect(start + timedelta(minutes=minute))
@@ -196,7 +185,7 @@ def test_a_store_that_loses_the_leg_label_is_asked_signal_by_signal(
     cfg = config(shard_prometheus.url)
     combined = Collector(cfg, LosesTheLegLabel(PrometheusClient(cfg.prometheus)))
     apart = Collector(cfg, PerSignal(PrometheusClient(cfg.prometheus)))  # type: ignore[arg-type]
-    sent = recorded(combined)
+    sent = recorded_queries(combined)
     start = shard_history_end - timedelta(minutes=3)
     for minute in range(4):
         got, errors = combined.collect(start + timedelta(minutes=minute))
@@ -214,7 +203,7 @@ def test_a_combined_request_holds_one_entity_kind(shard_prometheus: PrometheusSe
     (aiops/collect/decode.py). Mixed, every request would lose it with every pod replaced."""
     cfg = config(shard_prometheus.url)
     combined = Collector(cfg)
-    sent = recorded(combined)
+    sent = recorded_queries(combined)
     signals = cfg.resolved_signals()
     combined.collect(shard_history_end - timedelta(minutes=1))
     sent.clear()

@@ -17,7 +17,7 @@ from aiops.collect.shard_query import HeldShards
 from aiops.engine.shards import shard_of
 from aiops.model import Frame
 from aiops.demo.prometheus import PrometheusServer
-from tests.shard_history import collector_config
+from tests.shard_history import collector_config, recorded_queries
 
 SHARDS = 3
 
@@ -28,19 +28,6 @@ def keyed(frame: Frame) -> dict[tuple[str, tuple[tuple[str, str], ...]], object]
 
 def owned(frame: Frame, held: set[int]) -> dict:
     return {k: s for k, s in keyed(frame).items() if shard_of(s.entity, SHARDS) in held}  # type: ignore[attr-defined]
-
-
-def recorded_queries(collector: Collector) -> list[str]:
-    """The list every range query the collector's client is asked gets appended to."""
-    sent: list[str] = []
-    chunks = collector.client.range_chunks  # type: ignore[attr-defined]
-
-    def counted(query, start, end, step):  # noqa: ANN001, ANN202
-        sent.append(query)
-        return chunks(query, start, end, step)
-
-    collector.client.range_chunks = counted  # type: ignore[attr-defined]
-    return sent
 
 
 def test_three_shards_fetch_disjoint_parts_that_add_up_to_the_whole(
