@@ -42,6 +42,7 @@ def main() -> int:
     p.add_argument("--shard", help="K[,K...]/N: run as the replica holding shards K... of N")
     p.add_argument("--pod-lifetime-hours", type=float, default=48.0, help="pods are replaced this often")
     p.add_argument("--timeout", type=float, default=3600)
+    p.add_argument("--profile", type=Path, help="cProfile the steady cycles into this .pstats file")
     p.add_argument("--malloc-arena-max", default="2", help="MALLOC_ARENA_MAX for the daemon, as the image sets it ('' unset)")
     p.add_argument("--out", type=Path, default=Path(__file__).resolve().parent / "results" / "memory_100k.json")
     args = p.parse_args()
@@ -61,7 +62,7 @@ def main() -> int:
         with tempfile.TemporaryDirectory(prefix="aiops-mem-") as work:
             result = run_worker(
                 url, hours_lookback=args.hours, steady=args.steady, workdir=Path(work),
-                detectors=args.detectors, timeout_s=args.timeout, shard=args.shard,
+                detectors=args.detectors, timeout_s=args.timeout, shard=args.shard, profile=args.profile,
             )
     finally:
         server.terminate()
