@@ -25,7 +25,7 @@ from typing import Protocol, runtime_checkable
 import numpy as np
 
 from aiops import metrics
-from aiops.collect.combine import COMBINE_STEPS, LegSplitter, LostLegs, combined_query
+from aiops.collect.combine import COMBINE_SERIES, COMBINE_STEPS, LegSplitter, LostLegs, combined_query
 from aiops.collect.decode import Block, RawSeries
 from aiops.collect.plausible import Screen
 from aiops.collect.prometheus import PrometheusClient, PrometheusError
@@ -536,7 +536,7 @@ class Collector:
         together: dict[float, list[_Fetch]] = {}
         for fetch in fetches:
             if (not self._combines or not fetch.queries or fetch.signal in self._alone
-                    or until_s - fetch.start_s > short):
+                    or until_s - fetch.start_s > short or self._series_in(fetch) > COMBINE_SERIES):
                 tasks.append([fetch])
             else:
                 together.setdefault(fetch.start_s, []).append(fetch)
@@ -556,6 +556,10 @@ class Collector:
                 for batch in (same[k::n] for k in range(n)):
                     tasks.extend(_capped(batch))
         return tasks
+
+    def _series_in(self, fetch: _Fetch) -> int:
+        """The series ``fetch``'s windows hold: about what its answer will."""
+        return sum(len(w) for part in fetch.parts if (w := self.window.get(part)) is not None)
 
     @functools.cached_property
     def shard_queries(self) -> dict[str, ShardQuery]:
