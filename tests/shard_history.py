@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterator
-from typing import Any
 from datetime import datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 
