@@ -1,4 +1,4 @@
-"""Shared fixtures. Real components only: Prometheus and Alertmanager are the Debian binaries.
+"""Shared fixtures. Real components only: Prometheus, Alertmanager and VictoriaMetrics are the Debian binaries.
 
 Integration tests gate themselves where they start a binary: the launchers in
 ``aiops.demo.prometheus`` raise :class:`MissingBinary` naming the package to install. Under CI

@@ -46,6 +46,7 @@ _PACKAGES: dict[str, str] = {
     "prometheus-alertmanager": "prometheus-alertmanager",
     "alertmanager": "prometheus-alertmanager",
     "amtool": "prometheus-alertmanager",
+    "victoria-metrics": "victoria-metrics",
 }
 # Upstream tarballs name the Alertmanager binary "alertmanager"; Debian renames it.
 _ALIASES: dict[str, tuple[str, ...]] = {
