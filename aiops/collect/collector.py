@@ -164,8 +164,6 @@ class SeriesSource(Protocol):
 
     def query_range(self, query: str, start: datetime, end: datetime, step: timedelta) -> list[RawSeries]: ...
 
-    def ready(self) -> bool: ...
-
     def close(self) -> None: ...
 
 
@@ -671,9 +669,6 @@ class Collector:
                 yield screen(block)
         else:
             yield screen(Block.from_series(self.client.query_range(query, start, end, step or self.step)))
-
-    def ready(self) -> bool:
-        return self.client.ready()
 
     def close(self) -> None:
         self._pool.shutdown(wait=False, cancel_futures=True)

@@ -258,14 +258,6 @@ class PrometheusClient:
         clock = self._server_clock
         return None if clock is None else clock[0] + (time.monotonic() - clock[1])
 
-    def ready(self) -> bool:
-        """True when Prometheus answers its readiness endpoint (``/-/ready``) with 200."""
-        try:
-            resp = self._pool.request("GET", f"{self.url}/-/ready")
-        except HTTPError:
-            return False
-        return resp.status == 200
-
     def close(self) -> None:
         self._pool.clear()
 

@@ -95,9 +95,6 @@ class HistoryClient:
         """The collector's interface: the cut of the cached answer, as one block."""
         yield Block.from_series(self.query_range(query, start, end, step))
 
-    def ready(self) -> bool:
-        return True
-
     def close(self) -> None:
         self.client.close()
 

@@ -56,16 +56,11 @@ def test_bad_query_is_a_permanent_error(prometheus: PrometheusServer, history_en
     assert info.value.temporary is False and "400" in str(info.value)
 
 
-def test_ready_asks_prometheus_readiness_endpoint(prometheus: PrometheusServer) -> None:
-    assert client(prometheus.url).ready() is True
-
-
 def test_unreachable_prometheus_is_temporary() -> None:
     c = client(f"http://127.0.0.1:{free_port()}", timeout="2s", retries=0)
     with pytest.raises(PrometheusError) as info:
         c.query("up")
     assert info.value.temporary and "cannot connect" in str(info.value)
-    assert c.ready() is False
 
 
 class _Scripted(BaseHTTPRequestHandler):

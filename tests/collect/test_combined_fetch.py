@@ -57,9 +57,6 @@ class PerSignal:
     def label_values(self, *args: Any) -> list[str]:
         return self.client.label_values(*args)
 
-    def ready(self) -> bool:
-        return True
-
     def close(self) -> None:
         self.client.close()
 

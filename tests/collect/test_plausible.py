@@ -113,9 +113,6 @@ class _Source:
         vs = self.values[name]
         return [RawSeries(dict(GPU), ts[-len(vs):], vs[-len(ts):])]
 
-    def ready(self) -> bool:
-        return True
-
     def close(self) -> None:
         pass
 

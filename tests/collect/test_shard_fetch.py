@@ -153,9 +153,6 @@ class _Discovered:
         self.asked.append(query)
         return []
 
-    def ready(self) -> bool:
-        return True
-
     def close(self) -> None:
         pass
 

@@ -63,9 +63,6 @@ class _Exporter:
             values[-min(n, ts.size):] = v
         return [RawSeries(dict(GPU), ts, values)]
 
-    def ready(self) -> bool:
-        return True
-
     def close(self) -> None:
         pass
 

@@ -141,9 +141,6 @@ class _RecordedSource:
     def query_range(self, query: str, start: datetime, end: datetime, step: timedelta) -> list[RawSeries]:
         return []
 
-    def ready(self) -> bool:
-        return True
-
     def close(self) -> None:
         pass
 
