@@ -12,7 +12,9 @@ with the default config, and prints:
 
 ``--profile NAME`` picks another cluster (:mod:`aiops.testing.cluster_profiles`: ``us-east``,
 ``eu-rough``) and ``--seed`` another draw of its noise and names, to check that the defaults hold
-beyond the cluster they were first checked on.
+beyond the cluster they were first checked on. ``--store victoria-metrics`` imports the history into
+the Debian ``victoria-metrics`` instead and replays against it (MetricsQL answering the default
+catalog's queries).
 
 Run: ``nice -n 10 python bench/replay_cluster.py [--profile default] [--seed 7] [--hours 48] [--every 1m]
 [--out bench/results/replay-PROFILE]``.
@@ -37,17 +39,19 @@ import yaml
 from prometheus_client.parser import text_string_to_metric_families
 
 from aiops.testing.cluster_history import HistorySpec, generate, incidents_yaml
-from aiops.demo.prometheus import PrometheusServer
+from aiops.demo.prometheus import ManagedServer, PrometheusServer
 from aiops.testing.cluster_profiles import PROFILES, profile
+from aiops.testing.victoria_metrics import VictoriaMetricsServer
 
 
 def _prometheus_cpu(url: str) -> float:
-    """CPU seconds the Prometheus process has used, from its own /metrics."""
+    """CPU seconds the store's process has used, from its own /metrics."""
     text = requests.get(f"{url}/metrics", timeout=30).text
     for family in text_string_to_metric_families(text):
-        if family.name == "process_cpu_seconds":
+        # Prometheus types it (a counter: the family drops _total); VictoriaMetrics writes no TYPE.
+        if family.name in ("process_cpu_seconds", "process_cpu_seconds_total"):
             return float(family.samples[0].value)
-    raise RuntimeError("Prometheus exported no process_cpu_seconds_total")
+    raise RuntimeError("the store exported no process_cpu_seconds_total")
 
 
 def main() -> int:
@@ -61,11 +65,14 @@ def main() -> int:
                    help="the exporters' scrape interval in the fixture, seconds (the daemon's step stays its default)")
     p.add_argument("--overlay", type=Path, default=None,
                    help="YAML merged over the default config (e.g. a signal's query), to test a change of default")
+    p.add_argument("--store", default="prometheus", choices=("prometheus", "victoria-metrics"),
+                   help="what serves the history: the Debian prometheus (backfilled) or victoria-metrics (imported)")
     p.add_argument("--out", type=Path, default=None, help="report folder (default: bench/results/replay-PROFILE[-sSEED])")
     args = p.parse_args()
     if args.out is None:
         suffix = ("" if args.seed == HistorySpec.seed else f"-s{args.seed}") + (
-            "" if args.step_s == HistorySpec.step_s else f"-{args.step_s}s")
+            "" if args.step_s == HistorySpec.step_s else f"-{args.step_s}s") + (
+            "" if args.store == "prometheus" else f"-{args.store}")
         args.out = Path(f"bench/results/replay-{args.profile}{suffix}")
 
     work = Path(tempfile.mkdtemp(prefix="aiops-bench-replay-"))
@@ -78,8 +85,11 @@ def main() -> int:
         print(f"profile {args.profile}, seed {args.seed}: generated {hist.series_count} raw series x {args.hours:g} h "
               f"in {time.perf_counter() - t0:.1f} s")
         t0 = time.perf_counter()
-        with PrometheusServer(work / "prometheus", openmetrics=work / "history.om") as prom:
-            print(f"backfilled and started Prometheus in {time.perf_counter() - t0:.1f} s")
+        store: ManagedServer = (
+            PrometheusServer(work / "prometheus", openmetrics=work / "history.om") if args.store == "prometheus"
+            else VictoriaMetricsServer(work / "victoria-metrics", openmetrics=work / "history.om"))
+        with store as prom:
+            print(f"loaded the history into {args.store} and started it in {time.perf_counter() - t0:.1f} s")
             config = yaml.safe_load(args.overlay.read_text()) if args.overlay else {}
             config["prometheus"] = {**config.get("prometheus", {}), "url": prom.url}
             (work / "aiops.yaml").write_text(yaml.safe_dump(config))
@@ -110,7 +120,7 @@ def main() -> int:
     print(f"\nreplay: {f['cycles']} cycles, {wall:.0f} s wall / {cpu:.0f} s CPU for the whole command on one core "
           f"(cycles {f['wall_seconds']} s, median cycle {f['cycle_seconds_median'] * 1000:.0f} ms), "
           f"{f['median_series']} series per cycle, {f['degraded_cycles']} degraded; "
-          f"Prometheus answering it: {prom_cpu:.0f} s CPU")
+          f"{args.store} answering it: {prom_cpu:.0f} s CPU")
     print(f"{'incident':42} {'warn lead':>9} {'action lead':>11} {'wanted':>6}  first action")
     for r in f["incidents"]:
         print(f"{r['name']:42} {r['warning_lead_min']!s:>9} {r['action_lead_min']!s:>11} {r['wanted_lead_min']!s:>6}  "
