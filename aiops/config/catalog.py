@@ -320,11 +320,13 @@ DEFAULT_SIGNALS: dict[str, SignalConfig] = {
     # dcgm-exporter's pod mapping: one series per GPU and pod attached (the per-GPU signals above
     # and below drop these labels, so that a GPU's history does not split when a pod attaches).
     # Read by gpu_health to name the pod an XID 94 hit; exported_* are the pod labels when the
-    # scrape does not honour the exporter's own (pod/namespace then name the exporter's pod).
+    # scrape does not honour the exporter's own (pod/namespace then name the exporter's pod). Read
+    # off the framebuffer, which dcgm-exporter reports in MIG mode too (per GPU instance, with the
+    # pod attached to it); DCGM_FI_DEV_GPU_UTIL is not reported for a MIG GPU, and lost its pods.
     "gpu_pods": _gpu(
         query=(
             "group by (Hostname, gpu, UUID, modelName, namespace, pod, exported_namespace, exported_pod)"
-            ' (DCGM_FI_DEV_GPU_UTIL{pod!=""})'
+            ' (DCGM_FI_DEV_FB_USED{pod!=""})'
         ),
         unit="bool",
         description="which pod is on each GPU (dcgm-exporter's pod mapping), for the pod an XID 94 hit",

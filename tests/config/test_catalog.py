@@ -53,17 +53,21 @@ def _history(path: Path) -> None:
     family("node_filesystem_files_free", "gauge", [({**lab, **root}, 9e5) for _, lab, _ in exporters])
     family("node_cpu_seconds_total", "counter", [({**lab, "cpu": "0", "mode": "idle"}, 1e5) for _, lab, _ in exporters])
     # dcgm-exporter: a whole H100 shared by two pods (a series per pod attached, the same values),
-    # and an H100 in MIG mode, whose framebuffer is reported per GPU instance under one UUID.
+    # and an H100 in MIG mode, whose framebuffer is reported per GPU instance under one UUID, each
+    # with the pod attached to that instance, and which has no DCGM_FI_DEV_GPU_UTIL at all
+    # (NVIDIA/dcgm-exporter#105, #430: not supported for MIG; use the DCGM_FI_PROF_* fields).
     dcgm = {"job": "dcgm-exporter", "instance": "10.0.3.7:9400", "Hostname": "gpu-node-1",
             "modelName": "NVIDIA H100 80GB HBM3", "DCGM_FI_DRIVER_VERSION": "550.54.15"}
     whole = [{**dcgm, "gpu": "0", "UUID": "GPU-whole", "pod": p, "namespace": "ml"} for p in ("llm-a", "llm-b")]
-    mig = [{**dcgm, "gpu": "1", "UUID": "GPU-mig", "GPU_I_PROFILE": "3g.40gb", "GPU_I_ID": i} for i in ("1", "2")]
+    mig = [{**dcgm, "gpu": "1", "UUID": "GPU-mig", "GPU_I_PROFILE": "3g.40gb", "GPU_I_ID": i, "pod": p, "namespace": "ml"}
+           for i, p in (("1", "mig-a"), ("2", "mig-b"))]
     # Two GPUs whose exporter has no value for one field: DCGM's int64 blank (0x7ffffffffffffff0).
     blank = [{**dcgm, "gpu": str(i), "UUID": f"GPU-blank-{name}"} for i, name in ((2, "used"), (3, "free"))]
     family("DCGM_FI_DEV_FB_USED", "gauge", [(lab, 60000.0) for lab in whole] + [(mig[0], 40200.0), (mig[1], 1000.0)]
            + [(blank[0], float(0x7FFFFFFFFFFFFFF0)), (blank[1], 1000.0)])
     family("DCGM_FI_DEV_FB_FREE", "gauge", [(lab, 20000.0) for lab in whole] + [(mig[0], 248.0), (mig[1], 39448.0)]
            + [(blank[0], 79000.0), (blank[1], float(0x7FFFFFFFFFFFFFF0))])
+    family("DCGM_FI_DEV_GPU_UTIL", "gauge", [(lab, 80.0) for lab in whole])
     path.write_text("\n".join(lines) + "\n# EOF\n")
 
 
@@ -130,6 +134,18 @@ def test_a_mig_gpu_s_framebuffer_is_its_fullest_instance_s(prometheus: str) -> N
     got = {entity_of(signal, r["metric"]).name: float(r["value"][1]) for r in resp.json()["data"]["result"]}
     assert got == {"GPU-whole": pytest.approx(0.75), "GPU-mig": pytest.approx(40200 / 40448)}
 
+
+
+def test_the_pods_on_a_mig_gpu_are_read_from_a_field_mig_mode_reports(prometheus: str) -> None:
+    """gpu_pods (which pod is on each GPU: the pod an XID 94 hit is restarted) was read off
+    DCGM_FI_DEV_GPU_UTIL, which dcgm-exporter does not report for a GPU in MIG mode: every pod on
+    a MIG GPU was lost, and an XID 94 there named no pod. The framebuffer is reported in both
+    modes, per GPU instance in MIG mode, with the pod attached to each."""
+    signal = DEFAULT_SIGNALS["gpu_pods"]
+    resp = requests.get(f"{prometheus}/api/v1/query", params={"query": signal.query, "time": AT}, timeout=10)
+    resp.raise_for_status()
+    got = {(entity_of(signal, r["metric"]).name, r["metric"]["pod"]) for r in resp.json()["data"]["result"]}
+    assert got == {("GPU-whole", "llm-a"), ("GPU-whole", "llm-b"), ("GPU-mig", "mig-a"), ("GPU-mig", "mig-b")}
 
 
 def test_a_framebuffer_field_dcgm_has_no_value_for_is_no_ratio(prometheus: str) -> None:
