@@ -44,6 +44,8 @@ _SAFE = "[bcdfghjklmnpqrstvwxz2456789]"
 _DEPLOYMENT_POD = re.compile(rf"^(?P<name>.+)-{_SAFE}{{6,10}}-{_SAFE}{{5}}$")
 _GENERATED_POD = re.compile(rf"^(?P<name>.+)-{_SAFE}{{5}}$")  # DaemonSet, Job, bare ReplicaSet
 _STATEFUL_POD = re.compile(r"^(?P<name>.+)-\d+$")
+# dcgm-exporter's label of a MIG instance (its GPU instance id under the GPU's UUID).
+MIG_INSTANCE = "GPU_I_ID"
 
 
 def workload_of(namespace: str, pod: str) -> Entity:
@@ -103,6 +105,18 @@ class HistoryReader:
         gaps: list[str] = []
 
         gpus = self._gpus(fetch, step_s)
+        mig = self._mig_gpus(fetch)
+        if not gpus and mig:
+            raise AdvisorError(
+                f"every GPU seen ({_listed(mig)}) is in MIG mode, and dcgm-exporter reports no utilisation "
+                "(DCGM_FI_DEV_GPU_UTIL) for MIG instances: the advisor has nothing to judge idle time or size on",
+                hint="no advice is the answer here; the daemon's detectors still watch these GPUs",
+            )
+        if mig:
+            gaps.append(
+                f"{_listed(mig)}: in MIG mode, where dcgm-exporter reports no utilisation (DCGM_FI_DEV_GPU_UTIL); "
+                "the workloads on their slices get no idle or sizing advice."
+            )
         if not gpus:
             raise AdvisorError(
                 f"no dcgm-exporter series (DCGM_FI_DEV_GPU_UTIL) between {start:%Y-%m-%d %H:%M} and "
@@ -188,9 +202,13 @@ class HistoryReader:
         # framebuffer field: aiops/config/signals.py) is left out, as the daemon's collector drops
         # the sample: the sizing must not read a glitch as a full GPU.
         top, blank = unit_range("percent")[1], f"{DCGM_INT32_BLANKS[0]:.0f}"
+        # A MIG instance (GPU_I_ID) has no utilisation: dcgm-exporter leaves it out or writes 0
+        # (NVIDIA/dcgm-exporter#105, #216, #430). Read as 0, every workload on a slice was "idle,
+        # release it"; such GPUs are left out and named instead (:meth:`_mig_gpus`).
+        whole = f'DCGM_FI_DEV_GPU_UTIL{{{MIG_INSTANCE}=""}}'
         util = fetch(
-            f"avg by ({by}) (avg_over_time(DCGM_FI_DEV_GPU_UTIL[{window}])"
-            f" and max_over_time(DCGM_FI_DEV_GPU_UTIL[{window}]) <= {top:g})"
+            f"avg by ({by}) (avg_over_time({whole}[{window}])"
+            f" and max_over_time({whole}[{window}]) <= {top:g})"
         )
         used = fetch(f"max by ({by}) (max_over_time(DCGM_FI_DEV_FB_USED[{window}]) < {blank})")
         total = fetch(f"max by ({by}) ((DCGM_FI_DEV_FB_USED < {blank}) + (DCGM_FI_DEV_FB_FREE < {blank}))")
@@ -235,6 +253,11 @@ class HistoryReader:
                 )
             )
         return sorted(tracks, key=lambda t: (t.node, t.gpu, t.namespace, t.pod))
+
+    def _mig_gpus(self, fetch: Fetch) -> list[str]:
+        """UUIDs of the GPUs with MIG instances in the window (their framebuffer is reported per instance)."""
+        found = fetch(f'max by (UUID) (DCGM_FI_DEV_FB_USED{{{MIG_INSTANCE}!=""}})')
+        return sorted({labels["UUID"] for labels, values in found if labels.get("UUID") and np.isfinite(values).any()})
 
     def _requests(self, fetch: Fetch) -> dict[Entity, np.ndarray]:
         out: dict[Entity, np.ndarray] = {}
@@ -332,3 +355,8 @@ def _on_grid(series: RawSeries, grid: np.ndarray) -> np.ndarray:
     ok = (idx >= 0) & (idx < grid.size)
     out[idx[ok]] = series.values[ok]
     return out
+
+
+def _listed(names: Sequence[str], shown: int = 5) -> str:
+    more = f" and {len(names) - shown} more" if len(names) > shown else ""
+    return ", ".join(names[:shown]) + more
