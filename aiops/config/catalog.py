@@ -283,8 +283,10 @@ DEFAULT_SIGNALS: dict[str, SignalConfig] = {
         description="share of CPU time not idle",
     ),
     # --- GPUs (dcgm-exporter) ------------------------------------------------------------
+    # Whole GPUs only: for a MIG instance (GPU_I_ID) dcgm-exporter leaves the field out or
+    # writes 0, whatever runs there (NVIDIA/dcgm-exporter#105, #216): "not measured", not idle.
     "gpu_utilization": _gpu(
-        query="max by (Hostname, gpu, UUID, modelName) (DCGM_FI_DEV_GPU_UTIL)",
+        query='max by (Hostname, gpu, UUID, modelName) (DCGM_FI_DEV_GPU_UTIL{GPU_I_ID=""})',
         unit="percent",
         bad_direction="both",
         description="GPU utilisation",

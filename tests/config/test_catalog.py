@@ -54,8 +54,8 @@ def _history(path: Path) -> None:
     family("node_cpu_seconds_total", "counter", [({**lab, "cpu": "0", "mode": "idle"}, 1e5) for _, lab, _ in exporters])
     # dcgm-exporter: a whole H100 shared by two pods (a series per pod attached, the same values),
     # and an H100 in MIG mode, whose framebuffer is reported per GPU instance under one UUID, each
-    # with the pod attached to that instance, and which has no DCGM_FI_DEV_GPU_UTIL at all
-    # (NVIDIA/dcgm-exporter#105, #430: not supported for MIG; use the DCGM_FI_PROF_* fields).
+    # with the pod attached to that instance, and whose DCGM_FI_DEV_GPU_UTIL is 0 whatever it
+    # runs (NVIDIA/dcgm-exporter#216; absent in other versions, #105, #430: not supported for MIG).
     dcgm = {"job": "dcgm-exporter", "instance": "10.0.3.7:9400", "Hostname": "gpu-node-1",
             "modelName": "NVIDIA H100 80GB HBM3", "DCGM_FI_DRIVER_VERSION": "550.54.15"}
     whole = [{**dcgm, "gpu": "0", "UUID": "GPU-whole", "pod": p, "namespace": "ml"} for p in ("llm-a", "llm-b")]
@@ -67,7 +67,7 @@ def _history(path: Path) -> None:
            + [(blank[0], float(0x7FFFFFFFFFFFFFF0)), (blank[1], 1000.0)])
     family("DCGM_FI_DEV_FB_FREE", "gauge", [(lab, 20000.0) for lab in whole] + [(mig[0], 248.0), (mig[1], 39448.0)]
            + [(blank[0], 79000.0), (blank[1], float(0x7FFFFFFFFFFFFFF0))])
-    family("DCGM_FI_DEV_GPU_UTIL", "gauge", [(lab, 80.0) for lab in whole])
+    family("DCGM_FI_DEV_GPU_UTIL", "gauge", [(lab, 80.0) for lab in whole] + [(lab, 0.0) for lab in mig])
     path.write_text("\n".join(lines) + "\n# EOF\n")
 
 
@@ -146,6 +146,17 @@ def test_the_pods_on_a_mig_gpu_are_read_from_a_field_mig_mode_reports(prometheus
     resp.raise_for_status()
     got = {(entity_of(signal, r["metric"]).name, r["metric"]["pod"]) for r in resp.json()["data"]["result"]}
     assert got == {("GPU-whole", "llm-a"), ("GPU-whole", "llm-b"), ("GPU-mig", "mig-a"), ("GPU-mig", "mig-b")}
+
+
+def test_a_mig_gpu_has_no_utilisation_rather_than_zero(prometheus: str) -> None:
+    """The 0 some dcgm-exporter versions write for a MIG instance's utilisation means "not
+    measured": read as the GPU's utilisation, a busy MIG GPU read idle. It has no point instead,
+    as in the versions that leave the field out."""
+    signal = DEFAULT_SIGNALS["gpu_utilization"]
+    resp = requests.get(f"{prometheus}/api/v1/query", params={"query": signal.query, "time": AT}, timeout=10)
+    resp.raise_for_status()
+    got = {entity_of(signal, r["metric"]).name: float(r["value"][1]) for r in resp.json()["data"]["result"]}
+    assert got == {"GPU-whole": 80.0}
 
 
 def test_a_framebuffer_field_dcgm_has_no_value_for_is_no_ratio(prometheus: str) -> None:
