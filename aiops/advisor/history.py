@@ -21,6 +21,7 @@ from aiops.collect.decode import RawSeries
 from aiops.collect.prometheus import PrometheusError
 from aiops.config import AiopsConfig
 from aiops.config.advisor import AdvisorConfig
+from aiops.config.promql import scoped
 from aiops.config.signals import DCGM_INT32_BLANKS, unit_range
 from aiops.errors import AiopsError
 from aiops.model import Entity, EntityKind, from_epoch
@@ -165,7 +166,12 @@ class HistoryReader:
         chunks = max(1, round(grid.size / max(1, int(self.advisor.query_chunk / step))))
         bounds = [(float(grid[part[0]]), float(grid[part[-1]])) for part in np.array_split(np.arange(grid.size), chunks)]
 
+        scope = self.config.prometheus.scope
+
         def fetch(query: str) -> list[tuple[dict[str, str], np.ndarray]]:
+            # This cluster's series only, on a store that holds several (prometheus.scope), as the
+            # daemon's signal queries are held to it.
+            query = scoped(query, scope)
             # Chunks run in parallel (up to prometheus.max_concurrency), as the collector's queries do.
             futures = [pool.submit(self.client.query_range, query, from_epoch(lo), from_epoch(hi), step) for lo, hi in bounds]
             merged: dict[tuple[tuple[str, str], ...], tuple[dict[str, str], np.ndarray]] = {}
