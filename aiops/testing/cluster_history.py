@@ -15,7 +15,8 @@ writes what exporters really expose over a day or two, with the quirks a default
   restarts); ``pod``/``namespace``/``container`` labels appear when a pod attaches to a GPU (a
   new series); every field of a GPU that fell off the bus (XID 79) vanishes; in profiles that say
   so (eu-rough), the impossible values real exporters write on a healthy node: DCGM's blank
-  sentinels and NVIDIA/DCGM#199's utilisations, to the last digit;
+  sentinels and NVIDIA/DCGM#199's utilisations, to the last digit; in us-east, a GPU in MIG mode
+  (a series per GPU instance, ``GPU_I_ID``/``GPU_I_PROFILE``, utilisation 0 on each whatever runs);
 - vLLM V1: TTFT, inter-token and end-to-end histograms with vLLM's own buckets; series absent
   while a server restarts, counters that start from zero again under a new pod name;
 - a completed evaluation Job's pod left on the node that later loses a GPU (XID 79);
@@ -408,15 +409,7 @@ class _Builder:
             covered |= self.between(a, b)
             segments.append((m, {**base, "pod": pod, "namespace": ns, "container": ctr}, None))
         segments.append((present & ~covered, base, ~present))
-        if exporters is not None:
-            renamed = []
-            for a, b, exporter in exporters:
-                during = self.between(a, b)
-                for m, labels, xid_only in segments:
-                    moved = {f"exported_{k}" if k in ("pod", "namespace", "container") else k: v for k, v in labels.items()}
-                    target = {"namespace": "gpu-operator", "pod": exporter, "container": "nvidia-dcgm-exporter"}
-                    renamed.append((m & during, {**moved, **target}, None if xid_only is None else xid_only & during))
-            segments = renamed
+        segments = self._scraped(segments, exporters)
         fb = np.clip(0.08 + 0.85 * (util > 5), 0, 1) * FB_MIB
         xid_v = np.zeros(self.T())
         for at, code in sorted(xid):
@@ -448,6 +441,47 @@ class _Builder:
                         self.gauge(name, coded, np.where(m & (v == code), v, np.nan))
                 else:
                     self.gauge(name, labels, np.where(m, v, np.nan))
+        return uuid
+
+    def _scraped(
+        self, segments: list[tuple[np.ndarray, dict[str, str], np.ndarray | None]],
+        exporters: list[tuple[float, float, str]] | None,
+    ) -> list[tuple[np.ndarray, dict[str, str], np.ndarray | None]]:
+        """A GPU's series as Prometheus stores them: without honor_labels (``exporters`` given)
+        the pod labels move to exported_* and pod/namespace/container name the exporter's pod."""
+        if exporters is None:
+            return segments
+        renamed = []
+        for a, b, exporter in exporters:
+            during = self.between(a, b)
+            for m, labels, xid_only in segments:
+                moved = {f"exported_{k}" if k in ("pod", "namespace", "container") else k: v for k, v in labels.items()}
+                target = {"namespace": "gpu-operator", "pod": exporter, "container": "nvidia-dcgm-exporter"}
+                renamed.append((m & during, {**moved, **target}, None if xid_only is None else xid_only & during))
+        return renamed
+
+    def mig_gpu(self, node: str, index: int, slices: list[tuple[str, str, str, str, np.ndarray]], *,
+                exporters: list[tuple[float, float, str]] | None = None) -> str:
+        """dcgm-exporter's fields of a GPU in MIG mode, one series per GPU instance (``GPU_I_ID``,
+        ``GPU_I_PROFILE``) under the GPU's UUID, each with the pod on that slice: ``slices`` are
+        (profile, namespace, pod, container, the slice's busy share 0-100). The framebuffer is the
+        instance's own; temperature and power are the device's, the same on every instance; the
+        utilisation is 0 on every instance whatever runs (NVIDIA/dcgm-exporter#216: not measured
+        for MIG); the XID stays 0."""
+        uuid = f"GPU-{_hex(self.spec.seed, node, index, n=8)}-{_hex(2, node, index, n=4)}-4{_hex(3, node, index, n=3)}"
+        base = {"gpu": str(index), "UUID": uuid, "device": f"nvidia{index}", "modelName": GPU_MODEL, "Hostname": node}
+        device = sum(share for *_, share in slices) / len(slices)
+        temp, power = 38 + 0.35 * device + self.noise(0.5), 90 + 5.5 * device + self.noise(4)
+        size = FB_MIB / len(slices)
+        for gi, (profile, ns, pod, ctr, share) in enumerate(slices, 1):
+            labels = {**base, "GPU_I_ID": str(gi), "GPU_I_PROFILE": profile, "pod": pod, "namespace": ns, "container": ctr}
+            used = (0.1 + 0.75 * np.clip(share, 0, 100) / 100) * size
+            fields = {"DCGM_FI_DEV_GPU_UTIL": np.zeros(self.T()), "DCGM_FI_DEV_FB_USED": used,
+                      "DCGM_FI_DEV_FB_FREE": size - used, "DCGM_FI_DEV_GPU_TEMP": temp,
+                      "DCGM_FI_DEV_POWER_USAGE": power, "DCGM_FI_DEV_XID_ERRORS": np.zeros(self.T())}
+            for m, named, _ in self._scraped([(np.ones(self.T(), bool), labels, None)], exporters):
+                for name, v in fields.items():
+                    self.gauge(name, named, np.where(m, v, np.nan))
         return uuid
 
     # -- vLLM -----------------------------------------------------------------------------
@@ -721,6 +755,12 @@ def generate(spec: HistorySpec = HistorySpec()) -> ClusterHistory:
             xid += b.xids.get((node, i), [])
             if restart_at is not None and xid and min(at for at, _ in xid) < restart_at:
                 xid.append((restart_at + 1.5 / 60, 0))
+            if (node, i) == pf.mig_gpu:
+                assert not attached and not xid, f"{node}/{i} is in MIG mode: nothing else may run there"
+                with b.own_stream("mig", node, i):
+                    out.decoys += _mig_embedders(b, node, i, exporters)
+                b.noise(0.5), b.noise(4)  # as b.gpu draws: the shared stream, and every later series, as they were
+                continue
             b.gpu(node, i, util, attached=attached, xid=xid, gone=gone, xid_gone=gone_xid, exporters=exporters)
         if restart_at is not None:
             _daemonset_pod_rolled(b, node, restart_at)
@@ -858,6 +898,22 @@ def _place(b: _Builder, placed: _Placed, node: str, gpu: int, interval: tuple[fl
     """Attach a pod to a GPU for an interval; ``busy`` says when it drives the GPU's utilisation."""
     attached, base = placed.get((node, gpu), ([], np.abs(b.noise(0.3))))
     placed[(node, gpu)] = ([*attached, interval], np.where(busy, util, base))
+
+
+def _mig_embedders(b: _Builder, node: str, index: int, exporters: list[tuple[float, float, str]] | None) -> list[str]:
+    """A GPU in MIG mode (two 3g.40gb instances) serving two replicas of an embedding service
+    (Deployment ``embedder``, namespace ``search``), busy with the day's traffic. Nothing is wrong
+    with it: its utilisation reads 0 on every instance (not measured for MIG) while it draws power,
+    and neither it nor its pods may be paged or acted on. Returns the decoys."""
+    rs = _hex(b.spec.seed, "embedder-rs", n=10)
+    slices = []
+    for k in range(2):
+        pod = _pod_name(b.spec.seed, "embedder", rs, k)
+        b.pod("search", pod, node, "ReplicaSet", f"embedder-{rs}", container="embedder", limit=8 * GIB,
+              usage=np.full(b.T(), 3 * GIB) + b.noise(0.03 * GIB), alive=np.ones(b.T(), bool))
+        slices.append(("3g.40gb", "search", pod, "embedder", 20 + 50 * b.load + b.noise(3)))
+    uuid = b.mig_gpu(node, index, slices, exporters=exporters)
+    return [f"gpu/{uuid}", *(f"pod/search/{pod}" for _, _, pod, _, _ in slices)]
 
 
 def _hpa_model(b: _Builder, placed: _Placed, drain_h: float | None) -> None:

@@ -133,6 +133,9 @@ class Profile:
     # dcgm-exporter 3.3.6 and later also put the XID code in labels (err_code, err_msg): each new
     # code is a new series, and the one before it stops.
     xid_err_labels: bool = False
+    # A GPU in MIG mode (node, index), two slices serving an embedding service: utilisation 0 on
+    # every instance (not measured for MIG), framebuffer per instance (see _mig_embedders).
+    mig_gpu: tuple[str, int] | None = None
 
     def needed_hours(self) -> float:
         decoys = [x + 2.0 for x in (self.planned_drain_h, self.dcgm_rollout_h, self.protected_crashloop_h)
@@ -167,6 +170,7 @@ US_EAST = Profile(
     hpa_model=True,
     planned_drain_h=13.5,  # 20:30 local
     dcgm_rollout_h=6.5,
+    mig_gpu=("gpu-node-4", 6),
 )
 
 EU_ROUGH = Profile(

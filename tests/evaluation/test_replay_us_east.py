@@ -108,3 +108,19 @@ def test_triton_surge_is_warned_half_an_hour_ahead_and_scaled_before_the_alert(r
 
 def test_accuracy_drift_is_warned_an_hour_ahead(run: Replayed) -> None:
     assert run.incident("accuracy drift")["warning_lead_min"] >= 58
+
+
+def test_a_busy_gpu_in_mig_mode_is_neither_paged_nor_acted_on(run: Replayed) -> None:
+    """gpu-node-4's GPU 6 is in MIG mode, two slices serving an embedding service: every instance
+    reads utilisation 0 whatever runs (dcgm-exporter does not measure it for MIG), the framebuffer
+    per instance. Besides the dcgm-exporter rollout's "stopped reporting" (every GPU of the node
+    has it), nothing is found on it, and nothing is paged or done about it or its pods. (The
+    catalog's whole-GPU utilisation, tests/config/test_catalog.py, is not what keeps it quiet here:
+    with the 0 read as the GPU's, this replay was as quiet.)"""
+    [gpu] = [d for d in run.hist.decoys if d.startswith("gpu/")]
+    pods = [d for d in run.hist.decoys if d.startswith("pod/search/embedder-")]
+    assert len(pods) == 2
+    found = [f for f in run.report["findings"] if f["entity"] in (gpu, *pods)]
+    assert {f["signal"] for f in found} <= {"gpu_metrics_missing"}, found
+    assert not run.pages_on(gpu) and not any(run.pages_on(p) for p in pods)
+    assert not [d for d in run.report["decisions"] if d["entity"] in (gpu, *pods)]

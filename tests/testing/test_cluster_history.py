@@ -5,7 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from aiops.testing.cluster_history import E2E_BUCKETS, ITL_BUCKETS, TTFT_BUCKETS, HistorySpec, generate
+from aiops.testing.cluster_history import E2E_BUCKETS, FB_MIB, ITL_BUCKETS, TTFT_BUCKETS, HistorySpec, generate
+from aiops.testing.cluster_profiles import US_EAST
 
 
 @pytest.fixture(scope="module")
@@ -194,3 +195,21 @@ def test_a_cronjob_pod_succeeds_at_its_end_and_stays_listed(hist) -> None:
     assert phases[evaluation]["Succeeded"][-1] == 1
     others = {k: v for k, v in phases.items() if k not in jobs and k != evaluation}
     assert others and all(set(v) == {"Running"} for v in others.values())
+
+
+def test_a_mig_gpu_reports_per_instance_and_no_utilisation() -> None:
+    """us-east's MIG GPU as dcgm-exporter reports it (NVIDIA/dcgm-exporter#216): a series per GPU
+    instance under the GPU's UUID, the pod of each slice on it (exported_*: us-east scrapes without
+    honor_labels), the framebuffer of each instance, and a utilisation of 0 whatever runs."""
+    assert US_EAST.mig_gpu is not None
+    node, index = US_EAST.mig_gpu
+    hist = generate(HistorySpec(hours=US_EAST.needed_hours(), filler_pods=2, profile=US_EAST))
+    mig = [s for s in hist.gauges if s.labels.get("Hostname") == node and s.labels.get("gpu") == str(index)]
+    assert mig and {s.labels.get("GPU_I_ID") for s in mig} == {"1", "2"}
+    assert {s.labels["exported_pod"] for s in mig} == {d.split("/")[-1] for d in hist.decoys if d.startswith("pod/search/")}
+    assert all(np.nanmax(s.values) == 0 for s in mig if s.name == "DCGM_FI_DEV_GPU_UTIL")
+    used = {tuple(sorted(s.labels.items())): s.values for s in mig if s.name == "DCGM_FI_DEV_FB_USED"}
+    free = {tuple(sorted(s.labels.items())): s.values for s in mig if s.name == "DCGM_FI_DEV_FB_FREE"}
+    assert used.keys() == free.keys()
+    for key, values in used.items():  # each instance's own framebuffer: half the GPU's
+        np.testing.assert_allclose((values + free[key])[np.isfinite(values)], FB_MIB / 2)
