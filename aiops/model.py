@@ -209,6 +209,9 @@ class SignalInfo:
     # Where the resource fails in operation (kubelet eviction, OOMKill, preemption, an objective);
     # forecasters aim at it. None of them matching a series means: it fails when full (capacity).
     failure_points: tuple[FailurePoint, ...] = ()
+    # Its series exist only while a state holds (a pod crash-looping, a pod attached to a GPU): a
+    # series that ends is that state ending, not the exporter going quiet.
+    sparse: bool = False
 
     def __post_init__(self) -> None:
         if type(self.entity_kind) is not EntityKind:

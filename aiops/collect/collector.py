@@ -76,6 +76,7 @@ def signal_info(name: str, signal: SignalConfig) -> SignalInfo:
         bad_direction=signal.bad_direction,
         description=signal.description,
         failure_points=tuple(FailurePoint(p.value, p.name, tuple(sorted(p.match.items()))) for p in points),
+        sparse=signal.sparse,
     )
 
 

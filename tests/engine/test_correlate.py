@@ -91,6 +91,27 @@ def test_vanished_gpu_on_ready_node_is_reported() -> None:
     assert "while the node is Ready" in f.evidence.summary
 
 
+def test_a_pod_leaving_a_gpu_or_the_exporter_renamed_is_not_a_gpu_that_stopped_reporting() -> None:
+    """gpu_pods (dcgm-exporter's pod mapping, a sparse signal) has a series per pod attached: a pod
+    that leaves the GPU (a rollout, a scale-in), or the exporter's own pod renamed by its rollout
+    where the scrape does not honour its labels, ends a series while the GPU reports on. Read as
+    "the GPU stopped reporting (dcgm-exporter down, or the GPU fell off the bus)", every such
+    series warned for the 6 hours it stays in the lookback: 57 warnings on the us-east replay,
+    each notified. A GPU stops reporting when its signals do, not when its pods change."""
+    gpu = {"Hostname": "node-2", "gpu": "0", "UUID": "GPU-c", "modelName": "H100"}
+    left = Series("gpu_pods", {**gpu, "namespace": "ml", "pod": "ranker-0"}, TS[:100], np.ones(100),
+                  entity_of(SIGNALS["gpu_pods"], {**gpu, "namespace": "ml", "pod": "ranker-0"}))
+    renamed = Series("gpu_pods", {**gpu, "namespace": "gpu-operator", "pod": "dcgm-exporter-old", "exported_pod": "x"},
+                     TS[:100], np.ones(100), entity_of(SIGNALS["gpu_pods"], {**gpu, "pod": "dcgm-exporter-old"}))
+    live = series("gpu_utilization", gpu, np.full(240, 55.0))
+    f = frame(set())
+    findings = correlate([], Frame(NOW, (*f.series, live), INFOS, 60.0, vanished=(left, renamed)), CFG.policy.root_cause)
+    assert findings == []
+    # The GPU with no pod left at all: its other signals still report.
+    findings = correlate([], Frame(NOW, (*f.series, live), INFOS, 60.0, vanished=(left,)), CFG.policy.root_cause)
+    assert findings == []
+
+
 def test_vanished_gpu_on_not_ready_node_is_not_a_gpu_problem() -> None:
     labels = {"Hostname": "node-2", "gpu": "0", "UUID": "GPU-c", "modelName": "H100"}
     gone = Series("gpu_utilization", labels, TS[:100], np.full(100, 55.0), entity_of(SIGNALS["gpu_utilization"], labels))
