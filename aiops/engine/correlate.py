@@ -79,12 +79,12 @@ def correlate(findings: Sequence[Finding], frame: Frame, config: RootCauseConfig
     # sparse signal (gpu_pods: a pod left the GPU, or the exporter's pod was renamed by its
     # rollout), nor one whose GPU still reports that signal under other labels: each warned for
     # the 6 hours it stayed in the lookback, the GPU reporting all along.
-    live = {(s.signal, s.entity.key) for s in frame.series if s.entity.kind == EntityKind.GPU}
-    vanished_gpus = [
+    ended = [
         s for s in frame.vanished
-        if s.entity.kind == EntityKind.GPU and (s.signal, s.entity.key) not in live
-        and not (s.signal in frame.signals and frame.signals[s.signal].sparse)
+        if s.entity.kind == EntityKind.GPU and not (s.signal in frame.signals and frame.signals[s.signal].sparse)
     ]
+    live = {(signal, s.entity.key) for signal in {e.signal for e in ended} for s in frame.of(signal)}
+    vanished_gpus = [s for s in ended if (s.signal, s.entity.key) not in live]
     ready = {s.entity.name: float(s.values[-1]) for s in frame.of("node_ready") if len(s)} if vanished_gpus else {}
     gone: dict[str, Series] = {}
     for s in vanished_gpus:
