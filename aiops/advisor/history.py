@@ -22,7 +22,7 @@ from aiops.collect.prometheus import PrometheusError
 from aiops.config import AiopsConfig
 from aiops.config.advisor import AdvisorConfig
 from aiops.config.promql import scoped
-from aiops.config.signals import DCGM_INT32_BLANKS, unit_range
+from aiops.config.signals import DCGM_INT32_BLANKS, DCGM_MIG_INSTANCE, unit_range
 from aiops.errors import AiopsError
 from aiops.model import Entity, EntityKind, from_epoch
 
@@ -45,8 +45,6 @@ _SAFE = "[bcdfghjklmnpqrstvwxz2456789]"
 _DEPLOYMENT_POD = re.compile(rf"^(?P<name>.+)-{_SAFE}{{6,10}}-{_SAFE}{{5}}$")
 _GENERATED_POD = re.compile(rf"^(?P<name>.+)-{_SAFE}{{5}}$")  # DaemonSet, Job, bare ReplicaSet
 _STATEFUL_POD = re.compile(r"^(?P<name>.+)-\d+$")
-# dcgm-exporter's label of a MIG instance (its GPU instance id under the GPU's UUID).
-MIG_INSTANCE = "GPU_I_ID"
 
 
 def workload_of(namespace: str, pod: str) -> Entity:
@@ -208,10 +206,9 @@ class HistoryReader:
         # framebuffer field: aiops/config/signals.py) is left out, as the daemon's collector drops
         # the sample: the sizing must not read a glitch as a full GPU.
         top, blank = unit_range("percent")[1], f"{DCGM_INT32_BLANKS[0]:.0f}"
-        # A MIG instance (GPU_I_ID) has no utilisation: dcgm-exporter leaves it out or writes 0
-        # (NVIDIA/dcgm-exporter#105, #216, #430). Read as 0, every workload on a slice was "idle,
-        # release it"; such GPUs are left out and named instead (:meth:`_mig_gpus`).
-        whole = f'DCGM_FI_DEV_GPU_UTIL{{{MIG_INSTANCE}=""}}'
+        # A MIG instance has no utilisation (DCGM_MIG_INSTANCE). Read as 0, every workload on a
+        # slice was "idle, release it"; such GPUs are left out and named instead (:meth:`_mig_gpus`).
+        whole = f'DCGM_FI_DEV_GPU_UTIL{{{DCGM_MIG_INSTANCE}=""}}'
         util = fetch(
             f"avg by ({by}) (avg_over_time({whole}[{window}])"
             f" and max_over_time({whole}[{window}]) <= {top:g})"
@@ -262,7 +259,7 @@ class HistoryReader:
 
     def _mig_gpus(self, fetch: Fetch) -> list[str]:
         """UUIDs of the GPUs with MIG instances in the window (their framebuffer is reported per instance)."""
-        found = fetch(f'max by (UUID) (DCGM_FI_DEV_FB_USED{{{MIG_INSTANCE}!=""}})')
+        found = fetch(f'max by (UUID) (DCGM_FI_DEV_FB_USED{{{DCGM_MIG_INSTANCE}!=""}})')
         return sorted({labels["UUID"] for labels, values in found if labels.get("UUID") and np.isfinite(values).any()})
 
     def _requests(self, fetch: Fetch) -> dict[Entity, np.ndarray]:

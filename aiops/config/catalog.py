@@ -11,7 +11,7 @@ from collections.abc import Callable
 from typing import Any
 
 from aiops.config.kubelet import KubeletConfig, Threshold
-from aiops.config.signals import DCGM_INT32_BLANKS, FailurePointConfig, SignalConfig
+from aiops.config.signals import DCGM_INT32_BLANKS, DCGM_MIG_INSTANCE, FailurePointConfig, SignalConfig
 from aiops.model import EntityKind
 
 _CONTAINER = 'container!="",container!="POD"'
@@ -283,10 +283,9 @@ DEFAULT_SIGNALS: dict[str, SignalConfig] = {
         description="share of CPU time not idle",
     ),
     # --- GPUs (dcgm-exporter) ------------------------------------------------------------
-    # Whole GPUs only: for a MIG instance (GPU_I_ID) dcgm-exporter leaves the field out or
-    # writes 0, whatever runs there (NVIDIA/dcgm-exporter#105, #216): "not measured", not idle.
+    # Whole GPUs only: a MIG instance's 0 is "not measured", not idle (DCGM_MIG_INSTANCE).
     "gpu_utilization": _gpu(
-        query='max by (Hostname, gpu, UUID, modelName) (DCGM_FI_DEV_GPU_UTIL{GPU_I_ID=""})',
+        query=f'max by (Hostname, gpu, UUID, modelName) (DCGM_FI_DEV_GPU_UTIL{{{DCGM_MIG_INSTANCE}=""}})',
         unit="percent",
         bad_direction="both",
         description="GPU utilisation",

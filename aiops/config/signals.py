@@ -94,6 +94,10 @@ UINT32_MAX = float(0xFFFFFFFF)  # a -1 read as unsigned (NVIDIA/DCGM#199)
 # int32 blanks (2^31) would clip a framebuffer in bytes (2 GiB) or an energy counter in mJ (36
 # minutes at 1 kW): the int32 blanks are matched exactly instead (16 values of 2^31).
 DCGM_FP64_BLANK = float(2**47)
+# dcgm-exporter's label of a MIG instance (its GPU instance id under the GPU's UUID). A MIG
+# instance has no utilisation: the field is left out, or 0 whatever runs (NVIDIA/dcgm-exporter#105,
+# #216, #430), so utilisation is read on whole GPUs only (``{DCGM_MIG_INSTANCE}=""``).
+DCGM_MIG_INSTANCE = "GPU_I_ID"
 
 
 def unit_range(unit: str) -> tuple[float, float]:
