@@ -396,8 +396,8 @@ class _Builder:
         (by default the driver's event stream keeps it while the GPU is off the bus); ``exporters``:
         (from_h, to_h, pod) of the node's dcgm-exporter pod, when the scrape does not honour its
         labels: the pod labels move to exported_* and pod/namespace/container name the exporter."""
-        uuid = f"GPU-{_hex(self.spec.seed, node, index, n=8)}-{_hex(2, node, index, n=4)}-4{_hex(3, node, index, n=3)}"
-        base = {"gpu": str(index), "UUID": uuid, "device": f"nvidia{index}", "modelName": GPU_MODEL, "Hostname": node}
+        base = self._gpu_labels(node, index)
+        uuid = base["UUID"]
         present = np.ones(self.T(), bool)
         if gone is not None:
             present &= ~self.between(*gone)
@@ -443,6 +443,11 @@ class _Builder:
                     self.gauge(name, labels, np.where(m, v, np.nan))
         return uuid
 
+    def _gpu_labels(self, node: str, index: int) -> dict[str, str]:
+        """The labels dcgm-exporter puts on every field of GPU ``index`` of ``node``, its UUID among them."""
+        uuid = f"GPU-{_hex(self.spec.seed, node, index, n=8)}-{_hex(2, node, index, n=4)}-4{_hex(3, node, index, n=3)}"
+        return {"gpu": str(index), "UUID": uuid, "device": f"nvidia{index}", "modelName": GPU_MODEL, "Hostname": node}
+
     def _scraped(
         self, segments: list[tuple[np.ndarray, dict[str, str], np.ndarray | None]],
         exporters: list[tuple[float, float, str]] | None,
@@ -468,8 +473,8 @@ class _Builder:
         instance's own; temperature and power are the device's, the same on every instance; the
         utilisation is 0 on every instance whatever runs (NVIDIA/dcgm-exporter#216: not measured
         for MIG); the XID stays 0."""
-        uuid = f"GPU-{_hex(self.spec.seed, node, index, n=8)}-{_hex(2, node, index, n=4)}-4{_hex(3, node, index, n=3)}"
-        base = {"gpu": str(index), "UUID": uuid, "device": f"nvidia{index}", "modelName": GPU_MODEL, "Hostname": node}
+        base = self._gpu_labels(node, index)
+        uuid = base["UUID"]
         device = sum(share for *_, share in slices) / len(slices)
         temp, power = 38 + 0.35 * device + self.noise(0.5), 90 + 5.5 * device + self.noise(4)
         size = FB_MIB / len(slices)
