@@ -37,6 +37,7 @@ __all__ = [
     "backfill",
     "find_binary",
     "free_port",
+    "history_paths",
 ]
 
 # Debian package that ships each binary, for the "how to fix" part of MissingBinary.
@@ -82,6 +83,11 @@ def find_binary(name: str) -> str:
         if path:
             return path
     raise MissingBinary(name)
+
+
+def history_paths(openmetrics: Path | Sequence[Path]) -> tuple[Path, ...]:
+    """A launcher's ``openmetrics`` argument (one file or several) as a tuple of paths."""
+    return (Path(openmetrics),) if isinstance(openmetrics, (str, os.PathLike)) else tuple(map(Path, openmetrics))
 
 
 def free_port() -> int:
@@ -291,9 +297,7 @@ class PrometheusServer(ManagedServer):
     ) -> None:
         super().__init__(data_dir, port=port, extra_args=extra_args, startup_timeout=startup_timeout)
         self.evaluation_interval = evaluation_interval
-        self.openmetrics: tuple[Path, ...] = (
-            (Path(openmetrics),) if isinstance(openmetrics, (str, os.PathLike)) else tuple(map(Path, openmetrics))
-        )
+        self.openmetrics = history_paths(openmetrics)
         self.rule_files = tuple(Path(p).resolve() for p in rule_files)
         self.retention = retention
         self.scrape_configs = list(scrape_configs)

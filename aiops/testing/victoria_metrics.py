@@ -12,14 +12,13 @@ OpenMetrics' seconds), then flushed, so that the first query sees every sample.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Self
 
 import requests
 
-from aiops.demo.prometheus import BackfillError, ManagedServer, find_binary
+from aiops.demo.prometheus import BackfillError, ManagedServer, find_binary, history_paths
 
 __all__ = ["VictoriaMetricsServer", "prometheus_text"]
 
@@ -75,9 +74,7 @@ class VictoriaMetricsServer(ManagedServer):
         startup_timeout: float = 30.0,
     ) -> None:
         super().__init__(data_dir, port=port, extra_args=extra_args, startup_timeout=startup_timeout)
-        self.openmetrics: tuple[Path, ...] = (
-            (Path(openmetrics),) if isinstance(openmetrics, (str, os.PathLike)) else tuple(map(Path, openmetrics))
-        )
+        self.openmetrics = history_paths(openmetrics)
         self._imported = False
 
     def start(self) -> Self:
