@@ -44,7 +44,7 @@ from aiops.testing.cluster_profiles import PROFILES, profile
 from aiops.testing.victoria_metrics import VictoriaMetricsServer
 
 
-def _prometheus_cpu(url: str) -> float:
+def _store_cpu(url: str) -> float:
     """CPU seconds the store's process has used, from its own /metrics."""
     text = requests.get(f"{url}/metrics", timeout=30).text
     for family in text_string_to_metric_families(text):
@@ -88,10 +88,10 @@ def main() -> int:
         store: ManagedServer = (
             PrometheusServer(work / "prometheus", openmetrics=work / "history.om") if args.store == "prometheus"
             else VictoriaMetricsServer(work / "victoria-metrics", openmetrics=work / "history.om"))
-        with store as prom:
+        with store as server:
             print(f"loaded the history into {args.store} and started it in {time.perf_counter() - t0:.1f} s")
             config = yaml.safe_load(args.overlay.read_text()) if args.overlay else {}
-            config["prometheus"] = {**config.get("prometheus", {}), "url": prom.url}
+            config["prometheus"] = {**config.get("prometheus", {}), "url": server.url}
             (work / "aiops.yaml").write_text(yaml.safe_dump(config))
             # The default lookback is 6 h: replay from the first instant with a full window.
             start = hist.spec.start + timedelta(hours=6)
@@ -102,14 +102,14 @@ def main() -> int:
                 cmd = ["taskset", "-c", "0", *cmd]
             t0 = time.perf_counter()
             cpu0 = resource.getrusage(resource.RUSAGE_CHILDREN)
-            prom0 = _prometheus_cpu(prom.url)
+            store0 = _store_cpu(server.url)
             run = subprocess.run(cmd, capture_output=True, text=True, check=False)
             wall = time.perf_counter() - t0
             cpu1 = resource.getrusage(resource.RUSAGE_CHILDREN)
             # CPU time of the replay process alone: on a shared machine, wall time also counts waiting.
             cpu = (cpu1.ru_utime - cpu0.ru_utime) + (cpu1.ru_stime - cpu0.ru_stime)
             # Prometheus answering the replay's queries (its own process_cpu_seconds_total).
-            prom_cpu = _prometheus_cpu(prom.url) - prom0
+            store_cpu = _store_cpu(server.url) - store0
         if run.returncode != 0:
             print(run.stderr[-3000:], file=sys.stderr)
             return run.returncode
@@ -120,7 +120,7 @@ def main() -> int:
     print(f"\nreplay: {f['cycles']} cycles, {wall:.0f} s wall / {cpu:.0f} s CPU for the whole command on one core "
           f"(cycles {f['wall_seconds']} s, median cycle {f['cycle_seconds_median'] * 1000:.0f} ms), "
           f"{f['median_series']} series per cycle, {f['degraded_cycles']} degraded; "
-          f"{args.store} answering it: {prom_cpu:.0f} s CPU")
+          f"{args.store} answering it: {store_cpu:.0f} s CPU")
     print(f"{'incident':42} {'warn lead':>9} {'action lead':>11} {'wanted':>6}  first action")
     for r in f["incidents"]:
         print(f"{r['name']:42} {r['warning_lead_min']!s:>9} {r['action_lead_min']!s:>11} {r['wanted_lead_min']!s:>6}  "
