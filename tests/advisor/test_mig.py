@@ -17,10 +17,10 @@ from aiops.advisor import Advice, AdvisorError, advise
 from aiops.config import parse_config
 from aiops.demo.prometheus import PrometheusServer
 from aiops.model import Entity
+from tests.advisor.dcgm_history import END, write_gauges
 
 pytestmark = pytest.mark.timeout(60)
 
-END = 1_780_000_200  # on a 5-minute step
 A100 = "NVIDIA A100-SXM4-80GB"
 CHAT = Entity("deployment", "chat", "serving")
 ON_SLICES = (Entity("deployment", "embedder", "serving"), Entity("deployment", "ranker", "serving"))
@@ -36,13 +36,8 @@ def _history(path: Path, *, whole_gpu: bool = True) -> None:
         "DCGM_FI_DEV_FB_USED": (40000.0, 30000.0),
         "DCGM_FI_DEV_FB_FREE": (41000.0, 10000.0),
     }
-    lines = []
-    for name, (on_whole, on_slice) in fields.items():
-        lines.append(f"# TYPE {name} gauge")
-        for labels, value in [(whole, on_whole)] * whole_gpu + [(s, on_slice) for s in slices]:
-            text = ",".join(f'{k}="{v}"' for k, v in labels.items())
-            lines += [f"{name}{{{text}}} {value} {t}" for t in range(END - 86400, END + 1, 300)]
-    path.write_text("\n".join(lines) + "\n# EOF\n")
+    write_gauges(path, [(name, labels, value) for name, (on_whole, on_slice) in fields.items()
+                        for labels, value in [(whole, on_whole)] * whole_gpu + [(s, on_slice) for s in slices]])
 
 
 @pytest.fixture(scope="module")

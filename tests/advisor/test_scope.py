@@ -16,10 +16,10 @@ from aiops.advisor import advise
 from aiops.config import parse_config
 from aiops.demo.prometheus import PrometheusServer
 from aiops.model import Entity
+from tests.advisor.dcgm_history import END, write_gauges
 
 pytestmark = pytest.mark.timeout(60)
 
-END = 1_780_000_200  # on a 5-minute step
 
 
 def _history(path: Path) -> None:
@@ -27,15 +27,13 @@ def _history(path: Path) -> None:
         ("prod-eu", "GPU-prod", "chat-5b8d7c9f6d-xk2zq", 60.0),
         ("staging", "GPU-staging", "notebook-6c8d9b7f5d-q2w4z", 0.0),
     ]
-    lines = []
-    for name, field in (("DCGM_FI_DEV_GPU_UTIL", 0), ("DCGM_FI_DEV_FB_USED", 1), ("DCGM_FI_DEV_FB_FREE", 2)):
-        lines.append(f"# TYPE {name} gauge")
-        for cluster, uuid, pod, util in gpus:
-            value = (util, 20000.0, 61000.0)[field]
-            labels = (f'cluster="{cluster}",Hostname="gpu-node-1",gpu="0",UUID="{uuid}",'
-                      f'modelName="NVIDIA A100-SXM4-80GB",namespace="ml",pod="{pod}"')
-            lines += [f"{name}{{{labels}}} {value} {t}" for t in range(END - 86400, END + 1, 300)]
-    path.write_text("\n".join(lines) + "\n# EOF\n")
+    rows = []
+    for cluster, uuid, pod, util in gpus:
+        labels = {"cluster": cluster, "Hostname": "gpu-node-1", "gpu": "0", "UUID": uuid,
+                  "modelName": "NVIDIA A100-SXM4-80GB", "namespace": "ml", "pod": pod}
+        rows += [("DCGM_FI_DEV_GPU_UTIL", labels, util), ("DCGM_FI_DEV_FB_USED", labels, 20000.0),
+                 ("DCGM_FI_DEV_FB_FREE", labels, 61000.0)]
+    write_gauges(path, rows)
 
 
 def test_the_advice_is_about_this_cluster_only(tmp_path: Path) -> None:
