@@ -35,8 +35,8 @@ def prometheus_text(openmetrics: Path) -> Iterator[bytes]:
             if not line.strip() or line.startswith("#"):
                 continue
             # name{labels} value timestamp: the labels may hold spaces, what follows them does not.
-            brace = line.rfind("}")
-            head, rest = (line[: brace + 1], line[brace + 1 :].split()) if brace >= 0 else (line.split()[0], line.split()[1:])
+            end = line.rfind("}") + 1 or line.find(" ")  # after the labels, or after a bare name
+            head, rest = line[:end], line[end:].split()
             try:
                 value, ts = rest
                 millis = round(float(ts) * 1000)
