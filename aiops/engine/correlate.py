@@ -31,6 +31,8 @@ from aiops.model import Entity, EntityKind, Evidence, Finding, Frame, Series, fr
 DETECTOR = "root_cause"
 # A GPU that stopped reporting while its node is Ready: nothing is measured on it any more.
 GPU_METRICS_MISSING = "gpu_metrics_missing"
+# Not a measurement: dcgm-exporter exports the last XID until it restarts, for a GPU off the bus too.
+_HELD = frozenset({"gpu_xid"})
 
 
 def _node_of_gpu(entity: Entity) -> str:
@@ -77,14 +79,20 @@ def correlate(findings: Sequence[Finding], frame: Frame, config: RootCauseConfig
 
     # Missing series: a GPU that stopped reporting while its node is Ready. Not a series of a
     # sparse signal (gpu_pods: a pod left the GPU, or the exporter's pod was renamed by its
-    # rollout), nor one whose GPU still reports that signal under other labels: each warned for
-    # the 6 hours it stayed in the lookback, the GPU reporting all along.
+    # rollout), nor one of a GPU that still measures anything (under other labels, or a GPU
+    # switched into MIG mode, which reports no whole-GPU utilisation): each warned for the 6 hours
+    # it stayed in the lookback, the GPU reporting all along. Off the bus, utilisation, memory,
+    # temperature and power end together.
     ended = [
         s for s in frame.vanished
         if s.entity.kind == EntityKind.GPU and not (s.signal in frame.signals and frame.signals[s.signal].sparse)
     ]
-    live = {(signal, s.entity.key) for signal in {e.signal for e in ended} for s in frame.of(signal)}
-    vanished_gpus = [s for s in ended if (s.signal, s.entity.key) not in live]
+    measuring = {
+        s.entity.key for name, info in (frame.signals.items() if ended else ())
+        if info.entity_kind == EntityKind.GPU and not info.sparse and name not in _HELD
+        for s in frame.of(name)
+    }
+    vanished_gpus = [s for s in ended if s.entity.key not in measuring]
     ready = {s.entity.name: float(s.values[-1]) for s in frame.of("node_ready") if len(s)} if vanished_gpus else {}
     gone: dict[str, Series] = {}
     for s in vanished_gpus:

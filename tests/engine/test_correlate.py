@@ -112,6 +112,32 @@ def test_a_pod_leaving_a_gpu_or_the_exporter_renamed_is_not_a_gpu_that_stopped_r
     assert findings == []
 
 
+def test_a_gpu_switched_into_mig_mode_reports_on_without_its_whole_gpu_utilisation() -> None:
+    """gpu_utilization reads whole GPUs only (a MIG instance reports no utilisation, or 0): a GPU
+    an operator switches into MIG mode ends its series there while its framebuffer, temperature
+    and power report on. That is a GPU reporting, not one off the bus (which stops utilisation,
+    memory, temperature and power together, reference §9), and it warned "stopped reporting" for
+    the 6 hours the ended series stays in the lookback."""
+    gpu = {"Hostname": "node-2", "gpu": "0", "UUID": "GPU-c", "modelName": "H100"}
+    ended = Series("gpu_utilization", gpu, TS[:100], np.full(100, 55.0), entity_of(SIGNALS["gpu_utilization"], gpu))
+    reporting = (series("gpu_memory_usage_ratio", {**gpu, "GPU_I_ID": "1"}, np.full(240, 0.4)),
+                 series("gpu_temperature", gpu, np.full(240, 51.0)), series("gpu_power", gpu, np.full(240, 180.0)))
+    f = frame(set())
+    assert correlate([], Frame(NOW, (*f.series, *reporting), INFOS, 60.0, vanished=(ended,)), CFG.policy.root_cause) == []
+
+
+def test_a_gpu_whose_measurements_stopped_under_a_held_xid_stopped_reporting() -> None:
+    """Off the bus, the measurements end together; dcgm-exporter may still export the last XID (the
+    gauge holds it until the exporter restarts). A held XID is not the GPU reporting."""
+    gpu = {"Hostname": "node-2", "gpu": "0", "UUID": "GPU-c", "modelName": "H100"}
+    ended = tuple(Series(n, gpu, TS[:100], np.full(100, v), entity_of(SIGNALS[n], gpu))
+                  for n, v in (("gpu_utilization", 55.0), ("gpu_temperature", 51.0), ("gpu_power", 180.0)))
+    held = series("gpu_xid", gpu, np.where(np.arange(240) >= 99, 79.0, 0.0))
+    f = frame(set())
+    (found,) = correlate([], Frame(NOW, (*f.series, held), INFOS, 60.0, vanished=ended), CFG.policy.root_cause)
+    assert found.signal == "gpu_metrics_missing" and found.entity.name == "GPU-c"
+
+
 def test_vanished_gpu_on_not_ready_node_is_not_a_gpu_problem() -> None:
     labels = {"Hostname": "node-2", "gpu": "0", "UUID": "GPU-c", "modelName": "H100"}
     gone = Series("gpu_utilization", labels, TS[:100], np.full(100, 55.0), entity_of(SIGNALS["gpu_utilization"], labels))
