@@ -36,6 +36,7 @@ channel. Example::
         - name: everything
           channels: [oncall-mail, alertmanager]
           repeat_interval: 4h
+          resolve_after: 5m                       # "cleared" once absent 5 min; back sooner: the same episode
       links:
         grafana: "https://grafana.example.com/d/aiops-pods?var-namespace={namespace}&var-pod={pod}&from={from_ms}&to={to_ms}"
         runbook: "https://runbooks.example.com/aiops/{signal}"
@@ -100,6 +101,12 @@ class RouteConfig(StrictModel):
     # At most one digest per channel within this window; later notifications wait for the next one.
     group_interval: Duration = timedelta(seconds=0)
     send_resolved: bool = True
+    # A condition is cleared only once it has been absent this long (Prometheus's keep_firing_for):
+    # a score hovering at its threshold, found one minute and not the next, is one episode told
+    # once, not a page each time it returns. Its "cleared" comes this much later. 0s: at once.
+    # Alertmanager ends an alert not re-posted within its resolve_timeout (5m by default): keep this
+    # at most that, or a condition back after a longer absence is a new alert there.
+    resolve_after: Duration = timedelta(minutes=5)
     mentions: Mentions = Mentions()
     # Keep matching later routes after this one.
     continue_: bool = Field(default=False, alias="continue")

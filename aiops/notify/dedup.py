@@ -21,7 +21,7 @@ from __future__ import annotations
 import hashlib
 import json
 import sqlite3
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
 from aiops.config.notify import RouteConfig
@@ -49,6 +49,8 @@ _MIGRATIONS = (
     LEDGER_SCHEMA,
     # Rows from before it were queued by a release that did not track delivery: taken as delivered.
     add_column("notify_ledger", "delivered", "INTEGER NOT NULL DEFAULT 1"),
+    # When the condition was last found (a row from before it: when it was last sent).
+    add_column("notify_ledger", "last_seen_at", "REAL NOT NULL DEFAULT 0"),
 )
 
 
@@ -69,6 +71,12 @@ class Sent:
     # The channel was told the condition fires (something of this episode arrived, or of an earlier
     # one whose "cleared" never did).
     delivered: bool = True
+    # When the condition was last found on this channel (resolve_after counts from it).
+    last_seen_at: float = 0.0
+
+    @property
+    def absent_since(self) -> float:
+        return max(self.last_seen_at, self.last_sent_at)
 
 
 Ledger = Mapping[tuple[str, str], Sent]
@@ -76,11 +84,12 @@ Ledger = Mapping[tuple[str, str], Sent]
 
 def read_ledger(store: Store) -> dict[tuple[str, str], Sent]:
     rows = store.query(
-        "SELECT channel, key, route, fingerprint, resolvable, active, last_sent_at, notification, delivered FROM notify_ledger"
+        "SELECT channel, key, route, fingerprint, resolvable, active, last_sent_at, notification, delivered, last_seen_at"
+        " FROM notify_ledger"
     )
     return {
         (r["channel"], r["key"]): Sent(r["route"], r["fingerprint"], bool(r["resolvable"]), bool(r["active"]),
-                                       r["last_sent_at"], r["notification"], bool(r["delivered"]))
+                                       r["last_sent_at"], r["notification"], bool(r["delivered"]), r["last_seen_at"])
         for r in rows
     }
 
@@ -134,11 +143,12 @@ def dedup(
 
 def record(
     conn: sqlite3.Connection, ledger_rows: list[tuple[object, ...]], resolved_keys: list[tuple[str, str]], t: float,
-    *, delivered: bool,
+    *, delivered: bool, seen: Iterable[tuple[str, str]] = (),
 ) -> None:
-    """The de-duplication ledger: what was told on which channel, and what is resolved.
-    ``delivered``: the rows are known to have arrived (a follower records what the leader delivered);
-    the leader's are queued only, and :func:`mark_delivered` says when they arrive."""
+    """The de-duplication ledger: what was told on which channel, what was found this cycle
+    (``seen``), and what is resolved. ``delivered``: the rows are known to have arrived (a follower
+    records what the leader delivered); the leader's are queued only, and :func:`mark_delivered`
+    says when they arrive."""
     conn.executemany(
         "INSERT INTO notify_ledger (channel, key, route, fingerprint, resolvable, active, last_sent_at, notification, "
         "delivered) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT(channel, key) DO UPDATE SET route = excluded.route, "
@@ -149,6 +159,8 @@ def record(
         "delivered = MAX(notify_ledger.delivered, excluded.delivered)",
         [(*row, int(delivered)) for row in ledger_rows],
     )
+    conn.executemany("UPDATE notify_ledger SET last_seen_at = ? WHERE channel = ? AND key = ?",
+                     [(t, channel, key) for channel, key in seen])
     conn.executemany("UPDATE notify_ledger SET active = 0 WHERE channel = ? AND key = ?", resolved_keys)
     # Action notifications never resolve; their rows only serve de-duplication, so old ones go.
     conn.execute("DELETE FROM notify_ledger WHERE (active = 0 OR resolvable = 0) AND last_sent_at < ?", (t - 7 * 86400,))

@@ -1,6 +1,7 @@
 """Resolve: findings that were notified and are gone now are sent as resolved.
 
-Only conditions resolve (``NotificationKind.resolvable``), and only on routes that send
+Only conditions resolve (``NotificationKind.resolvable``), once absent for their route's
+``resolve_after`` (one that returns before then is the same episode), and only on routes that send
 resolutions; on the others what still waits of a cleared condition is withdrawn. The stage skips this step when the cycle is degraded: a partial picture never
 resolves anything. A condition of which nothing reached the channel (its first message still
 waits in the outbox) is not resolved there: its waiting message is withdrawn instead, and so is a
@@ -29,9 +30,13 @@ def resolve(
     """A condition told before and absent now is resolved; returns the (channel, key) rows to close."""
     resolved_keys: list[tuple[str, str]] = []
     in_batch: dict[str, frozenset[str]] = {}  # per channel, read once a pass and only when asked
+    t = now.timestamp()
     for (channel, key), prior in ledger.items():
         if not (prior.active and prior.resolvable) or (channel, key) in batch.seen or channel not in notifiers:
             continue
+        route = router.route(prior.route)
+        if route is not None and t - prior.absent_since < route.resolve_after.total_seconds():
+            continue  # absent for less than resolve_after: still the same episode
         resolved_keys.append((channel, key))
         # Nobody was told (the channel was down the whole time): a "cleared" would be news of something
         # never seen, and the waiting firing message would be news of something over. Neither is sent;
@@ -42,7 +47,6 @@ def resolve(
             if key not in in_batch[channel]:
                 batch.withdrawn.append((channel, key))
                 continue
-        route = router.route(prior.route)
         if route is not None and not route.send_resolved:
             # No "cleared" supersedes what still waits (a change, a repeat): withdrawn, not sent about something over.
             batch.withdrawn.append((channel, key))

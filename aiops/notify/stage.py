@@ -125,7 +125,7 @@ class NotifyStage:
         )
         with self.store.transaction() as conn:
             # A follower records only what the leader told (or, without a shared ledger, takes it as told).
-            record(conn, batch.ledger_rows, resolved_keys, t, delivered=not leading)
+            record(conn, batch.ledger_rows, resolved_keys, t, delivered=not leading, seen=batch.seen)
             if not leading:
                 return []
             self.outbox.withdraw_in(conn, batch.withdrawn, now)

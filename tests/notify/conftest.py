@@ -91,6 +91,12 @@ def config(notify: dict[str, Any] | None = None, **sections: Any) -> AiopsConfig
     return parse_config({"notify": notify or {}, **sections})
 
 
+def at_once(*channels: str, **route: Any) -> list[dict[str, Any]]:
+    """One route to ``channels`` that clears a condition at the first cycle without it
+    (``resolve_after: 0s``), for tests of what a "cleared" does rather than when it comes."""
+    return [{"name": "all", "channels": list(channels), "resolve_after": "0s", **route}]
+
+
 @pytest.fixture(autouse=True)
 def fresh_rate_limits(monkeypatch: pytest.MonkeyPatch) -> None:
     """Buckets are per process and keyed by URL; a reused loopback port must not inherit one."""

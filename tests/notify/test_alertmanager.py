@@ -34,6 +34,7 @@ from aiops.state import Store
 from aiops.demo.prometheus import free_port
 
 from .conftest import (
+    at_once,
     WEBHOOK_TOKEN,
     AuthAlertmanager,
     Recorder,
@@ -279,7 +280,8 @@ def test_stage_keeps_alerts_fresh_and_resolves_them_when_the_finding_clears(
     from aiops.notify.stage import NotifyStage
 
     am, _ = rig
-    cfg = parse_config({"notify": {"channels": {"am": {"plugin": "console"}, "chat": {"plugin": "console"}}}})
+    cfg = parse_config({"notify": {"channels": {"am": {"plugin": "console"}, "chat": {"plugin": "console"}},
+                                   "routes": at_once("am", "chat")}})
     chat = Recorder()
     stage = NotifyStage(cfg, store, {"am": AlertmanagerNotifier(url=am.url), "chat": chat})
     start = datetime.now(UTC)

@@ -18,7 +18,7 @@ from aiops.state import Store
 from aiops.testing.dingtalk import DingTalkReceiver
 from aiops.testing.smtp import SmtpServer
 
-from .conftest import NOW, Recorder, config, finding, pod, result
+from .conftest import NOW, Recorder, at_once, config, finding, pod, result
 
 TOKEN = "stage-token"
 
@@ -56,7 +56,7 @@ def test_new_severity_or_action_outcome_is_sent_at_once(store: Store) -> None:
 
 
 def test_cleared_finding_is_resolved_once_but_never_from_a_degraded_cycle(store: Store) -> None:
-    stage, recs = recorder_stage(store)
+    stage, recs = recorder_stage(store, at_once("a"))
     stage.notify([finding()], [], cycle_id="c1", now=NOW, degraded=False)
     stage.notify([], [], cycle_id="c2", now=NOW + timedelta(minutes=1), degraded=True)
     assert len(recs["a"].sent) == 1  # a partial picture resolves nothing
@@ -65,6 +65,35 @@ def test_cleared_finding_is_resolved_once_but_never_from_a_degraded_cycle(store:
     sent = recs["a"].sent
     assert len(sent) == 2 and sent[1].resolved and sent[1].key == sent[0].key
     assert "cleared" in sent[1].title and sent[1].cycle_id == "c3"
+
+
+def test_a_condition_flapping_within_resolve_after_is_one_episode(store: Store) -> None:
+    """A score that hovers at its threshold comes and goes each minute or two. Told as cleared at
+    once, every return was a new page: on the us-east replay one surge paged five times in 8 minutes
+    and a conversion drop told "fires, cleared" three times in 7. Like Prometheus's keep_firing_for,
+    a condition is cleared only once it has been absent for the route's ``resolve_after``, and one
+    that returns before then is the same episode, told once. The clock of its absence is in the
+    ledger, so a restart keeps it."""
+    routes = [{"name": "all", "channels": ["a"], "resolve_after": "5m"}]
+    stage, recs = recorder_stage(store, routes)
+    present = [0, 3, 4, 8]  # minutes it is found; absent 1-2, 5-7, then from 9 on
+    for minute in range(9):
+        stage.notify([finding()] if minute in present else [], [], cycle_id=f"c{minute}",
+                     now=NOW + timedelta(minutes=minute), degraded=False)
+    assert len(recs["a"].sent) == 1 and not recs["a"].sent[0].resolved
+    stage, recs = recorder_stage(store, routes)  # a restart
+    for minute in range(9, 15):
+        stage.notify([], [], cycle_id=f"c{minute}", now=NOW + timedelta(minutes=minute), degraded=False)
+    (cleared,) = recs["a"].sent
+    assert cleared.resolved and cleared.cycle_id == "c13"  # 5 minutes after it was last found, at 8
+
+
+def test_resolve_after_zero_clears_at_the_first_cycle_without_the_condition(store: Store) -> None:
+    stage, recs = recorder_stage(store, [{"name": "all", "channels": ["a"], "resolve_after": "0s"}])
+    stage.notify([finding()], [], cycle_id="c0", now=NOW, degraded=False)
+    stage.notify([], [], cycle_id="c1", now=NOW + timedelta(minutes=1), degraded=False)
+    stage.notify([finding()], [], cycle_id="c2", now=NOW + timedelta(minutes=2), degraded=False)
+    assert [(n.cycle_id, n.resolved) for n in recs["a"].sent] == [("c0", False), ("c1", True), ("c2", False)]
 
 
 def test_route_without_send_resolved_stays_quiet(store: Store) -> None:
@@ -408,7 +437,7 @@ class Flaky(Recorder):
 
 
 def flaky_stage(store: Store) -> tuple[NotifyStage, Flaky]:
-    cfg = config({"channels": {"a": {"plugin": "console"}},
+    cfg = config({"channels": {"a": {"plugin": "console"}}, "routes": at_once("a"),
                   "outbox": {"max_attempts": 3, "backoff_initial": "10s", "backoff_max": "1m"}})
     rec = Flaky()
     return NotifyStage(cfg, store, {"a": rec}, now=NOW), rec
@@ -482,7 +511,7 @@ class NoRedelivery(Recorder):
 def test_a_message_whose_outcome_a_crash_left_unknown_is_cleared(tmp_path: Path) -> None:
     """The process died after sending but before marking: the message may have arrived, so when the
     condition clears it is resolved as if it had."""
-    cfg = config({"channels": {"a": {"plugin": "console"}}})
+    cfg = config({"channels": {"a": {"plugin": "console"}}, "routes": at_once("a")})
     stage = NotifyStage(cfg, Store(tmp_path / "s.sqlite"), {"a": Flaky()}, now=NOW)
     stage.notify([finding()], [], cycle_id="c0", now=NOW, degraded=False)
     batch = stage.outbox._claim("a", NOW + timedelta(minutes=1))
@@ -497,7 +526,7 @@ def test_a_message_whose_outcome_a_crash_left_unknown_is_cleared(tmp_path: Path)
 def test_a_new_leader_clears_what_the_old_leader_told(tmp_path: Path) -> None:
     """A follower's ledger holds only what the leader delivered: after a takeover it is cleared as usual."""
     shared = MemoryLedger()
-    cfg = config({"channels": {"a": {"plugin": "console"}}})
+    cfg = config({"channels": {"a": {"plugin": "console"}}, "routes": at_once("a")})
     old = NotifyStage(cfg, Store(tmp_path / "old.sqlite"), {"a": Recorder()}, now=NOW, is_leader=lambda: True, shared=shared)
     old.notify([finding()], [], cycle_id="c1", now=NOW, degraded=False)
     leading = {"now": False}
@@ -569,7 +598,7 @@ def test_a_told_condition_whose_repeat_is_given_up_is_still_cleared(store: Store
     """A repeat of a told condition spends its retry budget in an outage: the ledger still knows the
     first message arrived, so when the condition clears the on-call hears it (it was not withdrawn
     as if nobody had seen it)."""
-    cfg = config({"channels": {"a": {"plugin": "console"}}, "routes": [{"name": "r", "channels": ["a"], "repeat_interval": "5m"}],
+    cfg = config({"channels": {"a": {"plugin": "console"}}, "routes": at_once("a", repeat_interval="5m"),
                   "outbox": {"max_attempts": 2, "backoff_initial": "10s", "backoff_max": "10s"}})
     rec = Flaky()
     stage = NotifyStage(cfg, store, {"a": rec}, now=NOW)
@@ -590,7 +619,7 @@ def test_without_send_resolved_a_waiting_message_of_a_cleared_condition_is_withd
     """A route that sends no "cleared": a warning was told, the critical that followed waits behind
     an outage when the condition clears. Nothing supersedes the critical there (no "cleared" is
     queued), so it is withdrawn rather than sent about something over."""
-    cfg = config({"channels": {"a": {"plugin": "console"}}, "routes": [{"name": "r", "channels": ["a"], "send_resolved": False}],
+    cfg = config({"channels": {"a": {"plugin": "console"}}, "routes": at_once("a", send_resolved=False),
                   "outbox": {"backoff_initial": "10s", "backoff_max": "1m"}})
     rec = Flaky()
     stage = NotifyStage(cfg, store, {"a": rec}, now=NOW)

@@ -14,6 +14,8 @@ from aiops.notify.stage import NotifyStage
 from aiops.plugins import Delivery, DeliveryStatus, Notifier
 from aiops.state import Store
 
+from .conftest import at_once
+
 T0 = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
 
 
@@ -74,7 +76,8 @@ class Flaky(Capture):
 
 
 def flaky_storm_stage(tmp_path: Path) -> tuple[NotifyStage, Flaky]:
-    cfg = parse_config({"notify": {"channels": {}, "storm": {"threshold": 3, "window": "10m"},
+    cfg = parse_config({"notify": {"channels": {"capture": {"plugin": "console"}}, "routes": at_once("capture"),
+                                   "storm": {"threshold": 3, "window": "10m"},
                                    "outbox": {"max_attempts": 3, "backoff_initial": "10s", "backoff_max": "1m"}},
                         "state": {"path": str(tmp_path / "s.sqlite")}})
     flaky = Flaky()
@@ -155,7 +158,8 @@ def test_a_storm_summary_whose_outcome_a_crash_left_unknown_is_cleared(tmp_path:
     arrived, so when the storm's conditions clear they are resolved as if it had, one by one (after
     the storm window, like any message held in it). A channel that de-duplicates gets the summary
     again first (it cannot be withdrawn: it may have arrived)."""
-    cfg = parse_config({"notify": {"channels": {}, "storm": {"threshold": 3, "window": "10m"}},
+    cfg = parse_config({"notify": {"channels": {"capture": {"plugin": "console"}}, "routes": at_once("capture"),
+                                   "storm": {"threshold": 3, "window": "10m"}},
                         "state": {"path": str(tmp_path / "s.sqlite")}})
     stage = NotifyStage(cfg, Store(cfg.state.path), {"capture": Flaky()}, now=T0)
     storm = [crash(f"web-{i}", T0) for i in range(5)]
