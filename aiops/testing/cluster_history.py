@@ -466,25 +466,40 @@ class _Builder:
         return renamed
 
     def mig_gpu(self, node: str, index: int, slices: list[tuple[str, str, str, str, np.ndarray]], *,
-                exporters: list[tuple[float, float, str]] | None = None) -> str:
+                exporters: list[tuple[float, float, str]] | None = None, mig_from: float | None = None,
+                pods_from: float | None = None) -> str:
         """dcgm-exporter's fields of a GPU in MIG mode, one series per GPU instance (``GPU_I_ID``,
         ``GPU_I_PROFILE``) under the GPU's UUID, each with the pod on that slice: ``slices`` are
         (profile, namespace, pod, container, the slice's busy share 0-100). The framebuffer is the
         instance's own; temperature and power are the device's, the same on every instance; the
         utilisation is 0 on every instance whatever runs (NVIDIA/dcgm-exporter#216: not measured
-        for MIG); the XID stays 0."""
+        for MIG); the XID stays 0. ``mig_from``: switched into MIG mode then (hours), a whole idle
+        GPU before (its series, utilisation among them, end there); ``pods_from``: the pods attach
+        then (the instances report without a pod before)."""
         base = self._gpu_labels(node, index)
         uuid = base["UUID"]
         device = sum(share for *_, share in slices) / len(slices)
         temp, power = 38 + 0.35 * device + self.noise(0.5), 90 + 5.5 * device + self.noise(4)
         size = FB_MIB / len(slices)
+        mig = self.h >= mig_from if mig_from is not None else np.ones(self.T(), bool)
+        attached = mig & (self.h >= pods_from) if pods_from is not None else mig
         for gi, (profile, ns, pod, ctr, share) in enumerate(slices, 1):
-            labels = {**base, "GPU_I_ID": str(gi), "GPU_I_PROFILE": profile, "pod": pod, "namespace": ns, "container": ctr}
-            used = (0.1 + 0.75 * np.clip(share, 0, 100) / 100) * size
+            instance = {**base, "GPU_I_ID": str(gi), "GPU_I_PROFILE": profile}
+            labels = {**instance, "pod": pod, "namespace": ns, "container": ctr}
+            used = np.where(attached, (0.1 + 0.75 * np.clip(share, 0, 100) / 100) * size, 0.0)
             fields = {"DCGM_FI_DEV_GPU_UTIL": np.zeros(self.T()), "DCGM_FI_DEV_FB_USED": used,
                       "DCGM_FI_DEV_FB_FREE": size - used, "DCGM_FI_DEV_GPU_TEMP": temp,
                       "DCGM_FI_DEV_POWER_USAGE": power, "DCGM_FI_DEV_XID_ERRORS": np.zeros(self.T())}
-            for m, named, _ in self._scraped([(np.ones(self.T(), bool), labels, None)], exporters):
+            segments = [(attached, labels, None), (mig & ~attached, instance, None)]
+            for m, named, _ in self._scraped([s for s in segments if s[0].any()], exporters):
+                for name, v in fields.items():
+                    self.gauge(name, named, np.where(m, v, np.nan))
+        if mig_from is not None:  # the whole GPU before, idle: what the switch ends (drawn last: the rest as it was)
+            used = np.full(self.T(), 0.6 * 1024.0)
+            fields = {"DCGM_FI_DEV_GPU_UTIL": np.abs(self.noise(0.3)), "DCGM_FI_DEV_FB_USED": used,
+                      "DCGM_FI_DEV_FB_FREE": FB_MIB - used, "DCGM_FI_DEV_GPU_TEMP": 32 + self.noise(0.5),
+                      "DCGM_FI_DEV_POWER_USAGE": 68 + self.noise(3), "DCGM_FI_DEV_XID_ERRORS": np.zeros(self.T())}
+            for m, named, _ in self._scraped([(~mig, base, None)], exporters):
                 for name, v in fields.items():
                     self.gauge(name, named, np.where(m, v, np.nan))
         return uuid
@@ -763,7 +778,7 @@ def generate(spec: HistorySpec = HistorySpec()) -> ClusterHistory:
             if (node, i) == pf.mig_gpu:
                 assert not attached and not xid, f"{node}/{i} is in MIG mode: nothing else may run there"
                 with b.own_stream("mig", node, i):
-                    out.decoys += _mig_embedders(b, node, i, exporters)
+                    out.decoys += _mig_embedders(b, node, i, exporters, pf.mig_from_h)
                 b.noise(0.5), b.noise(4)  # as b.gpu draws: the shared stream, and every later series, as they were
                 continue
             b.gpu(node, i, util, attached=attached, xid=xid, gone=gone, xid_gone=gone_xid, exporters=exporters)
@@ -905,19 +920,25 @@ def _place(b: _Builder, placed: _Placed, node: str, gpu: int, interval: tuple[fl
     placed[(node, gpu)] = ([*attached, interval], np.where(busy, util, base))
 
 
-def _mig_embedders(b: _Builder, node: str, index: int, exporters: list[tuple[float, float, str]] | None) -> list[str]:
+def _mig_embedders(b: _Builder, node: str, index: int, exporters: list[tuple[float, float, str]] | None,
+                   mig_from: float | None) -> list[str]:
     """A GPU in MIG mode (two 3g.40gb instances) serving two replicas of an embedding service
     (Deployment ``embedder``, namespace ``search``), busy with the day's traffic. Nothing is wrong
     with it: its utilisation reads 0 on every instance (not measured for MIG) while it draws power,
-    and neither it nor its pods may be paged or acted on. Returns the decoys."""
+    and neither it nor its pods may be paged or acted on. ``mig_from``: an operator switched it into
+    MIG mode then (hours; whole and idle before, the pods scheduled onto its slices 10 minutes
+    later): its whole-GPU utilisation ends there, as a GPU off the bus would, while it reports on.
+    Returns the decoys."""
     rs = _hex(b.spec.seed, "embedder-rs", n=10)
+    pods_from = None if mig_from is None else mig_from + 10 / 60
+    alive = np.ones(b.T(), bool) if pods_from is None else b.h >= pods_from
     slices = []
     for k in range(2):
         pod = _pod_name(b.spec.seed, "embedder", rs, k)
         b.pod("search", pod, node, "ReplicaSet", f"embedder-{rs}", container="embedder", limit=8 * GIB,
-              usage=np.full(b.T(), 3 * GIB) + b.noise(0.03 * GIB), alive=np.ones(b.T(), bool))
+              usage=np.full(b.T(), 3 * GIB) + b.noise(0.03 * GIB), alive=alive)
         slices.append(("3g.40gb", "search", pod, "embedder", 20 + 50 * b.load + b.noise(3)))
-    uuid = b.mig_gpu(node, index, slices, exporters=exporters)
+    uuid = b.mig_gpu(node, index, slices, exporters=exporters, mig_from=mig_from, pods_from=pods_from)
     return [f"gpu/{uuid}", *(f"pod/search/{pod}" for _, _, pod, _, _ in slices)]
 
 

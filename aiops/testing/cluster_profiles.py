@@ -136,9 +136,12 @@ class Profile:
     # A GPU in MIG mode (node, index), two slices serving an embedding service: utilisation 0 on
     # every instance (not measured for MIG), framebuffer per instance (see _mig_embedders).
     mig_gpu: tuple[str, int] | None = None
+    # When an operator switched that GPU into MIG mode (hours from the start): a whole, idle GPU
+    # before, its instances from then on and their pods 10 minutes later. None: MIG throughout.
+    mig_from_h: float | None = None
 
     def needed_hours(self) -> float:
-        decoys = [x + 2.0 for x in (self.planned_drain_h, self.dcgm_rollout_h, self.protected_crashloop_h)
+        decoys = [x + 2.0 for x in (self.planned_drain_h, self.dcgm_rollout_h, self.protected_crashloop_h, self.mig_from_h)
                   if x is not None]
         if self.training_job_h is not None:
             decoys.append(self.training_job_h + 10.5)
@@ -171,6 +174,7 @@ US_EAST = Profile(
     planned_drain_h=13.5,  # 20:30 local
     dcgm_rollout_h=6.5,
     mig_gpu=("gpu-node-4", 6),
+    mig_from_h=9.0,
 )
 
 EU_ROUGH = Profile(

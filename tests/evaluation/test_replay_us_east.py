@@ -111,11 +111,14 @@ def test_accuracy_drift_is_warned_an_hour_ahead(run: Replayed) -> None:
 
 
 def test_a_busy_gpu_in_mig_mode_is_neither_paged_nor_acted_on(run: Replayed) -> None:
-    """gpu-node-4's GPU 6 is in MIG mode, two slices serving an embedding service: every instance
-    reads utilisation 0 whatever runs (dcgm-exporter does not measure it for MIG), the framebuffer
-    per instance. Nothing is found on it, and nothing is paged or done about it or its pods. (The
-    catalog's whole-GPU utilisation, tests/config/test_catalog.py, is not what keeps it quiet here:
-    with the 0 read as the GPU's, this replay was as quiet.)"""
+    """gpu-node-4's GPU 6 is switched into MIG mode 9 hours in, two slices serving an embedding
+    service from 10 minutes later: every instance reads utilisation 0 whatever runs (dcgm-exporter
+    does not measure it for MIG), the framebuffer per instance, and the whole GPU's utilisation
+    ends at the switch. Nothing is found on it, and nothing is paged or done about it or its pods.
+    (The catalog's whole-GPU utilisation, tests/config/test_catalog.py, is not what keeps it quiet
+    here: with the 0 read as the GPU's, this replay was as quiet. The switch warned "stopped
+    reporting gpu_utilization" for 6 hours until a GPU that measures anything counted as
+    reporting.)"""
     [gpu] = [d for d in run.hist.decoys if d.startswith("gpu/")]
     pods = [d for d in run.hist.decoys if d.startswith("pod/search/embedder-")]
     assert len(pods) == 2

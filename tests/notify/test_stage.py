@@ -88,6 +88,20 @@ def test_a_condition_flapping_within_resolve_after_is_one_episode(store: Store) 
     assert cleared.resolved and cleared.cycle_id == "c13"  # 5 minutes after it was last found, at 8
 
 
+def test_a_ledger_from_before_resolve_after_counts_the_absence_from_the_last_message(store: Store) -> None:
+    """A row written by a release without the column has the migration's default, 0: a condition
+    absent since is cleared resolve_after past its last message (nothing newer is known)."""
+    old, _ = recorder_stage(store, [{"name": "all", "channels": ["a"], "resolve_after": "5m"}])
+    old.notify([finding()], [], cycle_id="c0", now=NOW, degraded=False)
+    with store.transaction() as conn:  # as the old release left it: no sighting recorded
+        conn.execute("UPDATE notify_ledger SET last_seen_at = 0")
+    stage, recs = recorder_stage(store, [{"name": "all", "channels": ["a"], "resolve_after": "5m"}])
+    for minute in range(2, 7):
+        stage.notify([], [], cycle_id=f"c{minute}", now=NOW + timedelta(minutes=minute), degraded=False)
+    (cleared,) = recs["a"].sent
+    assert cleared.resolved and cleared.cycle_id == "c5"
+
+
 def test_resolve_after_zero_clears_at_the_first_cycle_without_the_condition(store: Store) -> None:
     stage, recs = recorder_stage(store, [{"name": "all", "channels": ["a"], "resolve_after": "0s"}])
     stage.notify([finding()], [], cycle_id="c0", now=NOW, degraded=False)

@@ -200,13 +200,23 @@ def test_a_cronjob_pod_succeeds_at_its_end_and_stays_listed(hist) -> None:
 def test_a_mig_gpu_reports_per_instance_and_no_utilisation() -> None:
     """us-east's MIG GPU as dcgm-exporter reports it (NVIDIA/dcgm-exporter#216): a series per GPU
     instance under the GPU's UUID, the pod of each slice on it (exported_*: us-east scrapes without
-    honor_labels), the framebuffer of each instance, and a utilisation of 0 whatever runs."""
-    assert US_EAST.mig_gpu is not None
+    honor_labels), the framebuffer of each instance, and a utilisation of 0 whatever runs. Before
+    the operator switched it into MIG mode (``mig_from_h``) it was a whole, idle GPU; the pods came
+    onto its slices 10 minutes after the switch."""
+    assert US_EAST.mig_gpu is not None and US_EAST.mig_from_h is not None
     node, index = US_EAST.mig_gpu
     hist = generate(HistorySpec(hours=US_EAST.needed_hours(), filler_pods=2, profile=US_EAST))
-    mig = [s for s in hist.gauges if s.labels.get("Hostname") == node and s.labels.get("gpu") == str(index)]
+    on_gpu = [s for s in hist.gauges if s.labels.get("Hostname") == node and s.labels.get("gpu") == str(index)
+              and np.isfinite(s.values).any()]  # each exporter pod's window of each segment: some are empty
+    mig = [s for s in on_gpu if "GPU_I_ID" in s.labels]
+    whole = [s for s in on_gpu if "GPU_I_ID" not in s.labels]
+    t_switch = hist.spec.start.timestamp() + US_EAST.mig_from_h * 3600
+    assert whole and all(hist.t[np.isfinite(s.values)].max() < t_switch for s in whole)
+    assert all(hist.t[np.isfinite(s.values)].min() >= t_switch for s in mig)
     assert mig and {s.labels.get("GPU_I_ID") for s in mig} == {"1", "2"}
-    assert {s.labels["exported_pod"] for s in mig} == {d.split("/")[-1] for d in hist.decoys if d.startswith("pod/search/")}
+    with_pod = [s for s in mig if "exported_pod" in s.labels]
+    assert {s.labels["exported_pod"] for s in with_pod} == {d.split("/")[-1] for d in hist.decoys if d.startswith("pod/search/")}
+    assert all(hist.t[np.isfinite(s.values)].min() >= t_switch + 600 for s in with_pod)
     assert all(np.nanmax(s.values) == 0 for s in mig if s.name == "DCGM_FI_DEV_GPU_UTIL")
     used = {tuple(sorted(s.labels.items())): s.values for s in mig if s.name == "DCGM_FI_DEV_FB_USED"}
     free = {tuple(sorted(s.labels.items())): s.values for s in mig if s.name == "DCGM_FI_DEV_FB_FREE"}
