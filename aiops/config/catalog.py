@@ -11,7 +11,13 @@ from collections.abc import Callable
 from typing import Any
 
 from aiops.config.kubelet import KubeletConfig, Threshold
-from aiops.config.signals import DCGM_INT32_BLANKS, DCGM_MIG_INSTANCE, FailurePointConfig, SignalConfig
+from aiops.config.signals import (
+    AUTOSCALER_REMOVAL_TAINT,
+    DCGM_INT32_BLANKS,
+    DCGM_MIG_INSTANCE,
+    FailurePointConfig,
+    SignalConfig,
+)
 from aiops.model import EntityKind
 
 _CONTAINER = 'container!="",container!="POD"'
@@ -262,10 +268,12 @@ DEFAULT_SIGNALS: dict[str, SignalConfig] = {
     # removal, not a failure). DeletionCandidateOfClusterAutoscaler is not read: it is a soft
     # PreferNoSchedule mark on an unneeded node that still serves and may be kept.
     "node_unschedulable": SignalConfig(
-        query=('max by (node) (kube_node_spec_unschedulable'
-               ' or kube_node_spec_taint{key="ToBeDeletedByClusterAutoscaler"})'),
+        # The taint's series keeps its key (the cordon's has none): policy tells the two apart.
+        query=('max by (node, key) (kube_node_spec_unschedulable'
+               f' or kube_node_spec_taint{{key="{AUTOSCALER_REMOVAL_TAINT}"}})'),
         entity=EntityKind.NODE,
         entity_labels={"name": "node"},
+        attribute_labels=["key"],
         unit="bool",
         bad_direction="up",
         description="node cordoned, or tainted ToBeDeletedByClusterAutoscaler (1): an evacuation or a removal "

@@ -98,6 +98,9 @@ DCGM_FP64_BLANK = float(2**47)
 # instance has no utilisation: the field is left out, or 0 whatever runs (NVIDIA/dcgm-exporter#105,
 # #216, #430), so utilisation is read on whole GPUs only (``{DCGM_MIG_INSTANCE}=""``).
 DCGM_MIG_INSTANCE = "GPU_I_ID"
+# The taint the cluster-autoscaler puts on a node it scales down (it does not cordon it) before it
+# drains it and deletes the instance and the Node: the key of node_unschedulable's series for it.
+AUTOSCALER_REMOVAL_TAINT = "ToBeDeletedByClusterAutoscaler"
 
 
 def unit_range(unit: str) -> tuple[float, float]:

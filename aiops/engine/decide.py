@@ -171,6 +171,8 @@ class Policy:
           first. It is told as a warning, with its advice; a confirmed failure (OOMKilled) still pages.
         - A node that is cordoned now was taken out of service by a person (or by aiops): a planned
           reboot, a repair under way. What it reports meanwhile (NotReady) is told as a warning.
+          One the cluster-autoscaler is removing reports its own removal (NotReady, then Unknown,
+          as its instance goes): recorded, told to nobody (info), at whatever severity.
         - A protected namespace (kube-system) is the platform's: aiops never acts there, its
           components restart routinely, and the platform's own alerting pages on them. Even a
           confirmed failure there (kube-proxy crash-looping) is told as a warning, with advice.
@@ -178,9 +180,11 @@ class Policy:
           Pending or loading) has nobody to wake: the capacity is on its way. It is told as a
           warning; should the pods stay stuck past ``STARTING_SECONDS``, it pages.
         """
+        entity = finding.entity
+        if entity.kind == EntityKind.NODE and entity.name in facts.removing and finding.severity is not Severity.INFO:
+            return replace(finding, severity=Severity.INFO)
         if finding.severity is not Severity.CRITICAL:
             return finding
-        entity = finding.entity
         if (not self.config.page_protected_namespaces and entity.namespace
                 and namespace_protected(self.protected_namespaces, entity.namespace)):
             return replace(finding, severity=Severity.WARNING)

@@ -22,6 +22,7 @@ import numpy as np
 
 from aiops.config.policy import NO_OWNER as NO_OWNER  # "<none>": a pod without a controller
 from aiops.config.safety import namespace_protected
+from aiops.config.signals import AUTOSCALER_REMOVAL_TAINT
 from aiops.model import Entity, EntityKind, Frame, Series, from_epoch
 
 # Controllers that replace a pod that is deleted; anything else (a Job, an Argo Workflow, a
@@ -77,7 +78,7 @@ class ClusterFacts:
     pod_node: Mapping[str, str] = field(default_factory=dict)
     # node -> when it was last seen cordoned within the window (still cordoned or not).
     cordoned_at: Mapping[str, datetime] = field(default_factory=dict)
-    # Nodes cordoned now.
+    # Nodes cordoned now (by a person, by aiops, or tainted for removal by the cluster-autoscaler).
     cordoned: frozenset[str] = frozenset()
     # node -> the pods on it an evacuation is about (not NOT_EVACUATED ones, nor finished ones, as
     # with kubectl drain): it moves them, or leaves them for a human (left_by_evacuation).
@@ -99,6 +100,8 @@ class ClusterFacts:
     # pod key -> its phase ("Succeeded", "Failed"), for the pods whose phase, seen now, says they
     # finished. A pod not here is taken as running (its phase unknown, or not finished).
     finished: Mapping[str, str] = field(default_factory=dict)
+    # Nodes the cluster-autoscaler is removing now (tainted AUTOSCALER_REMOVAL_TAINT; among ``cordoned``).
+    removing: frozenset[str] = frozenset()
 
     @classmethod
     def from_frame(cls, frame: Frame) -> ClusterFacts:
@@ -123,13 +126,18 @@ class ClusterFacts:
                     on_node.setdefault(node, []).append(s.entity)
         cordoned_at: dict[str, datetime] = {}
         cordoned: set[str] = set()
+        removing: set[str] = set()
+        # A node's cordon and its removal taint are two series (by their key label).
         for s in frame.of("node_unschedulable"):
             on = np.flatnonzero(np.nan_to_num(s.values) >= 0.5)
             if on.size:
-                cordoned_at[s.entity.name] = from_epoch(float(s.timestamps[on[-1]]))
+                node, at = s.entity.name, from_epoch(float(s.timestamps[on[-1]]))
+                cordoned_at[node] = max(at, cordoned_at.get(node, at))
                 # Its last state: a Node that was deleted (or missed a scrape) stays as it was last seen.
                 if on[-1] == _last_seen(s):
-                    cordoned.add(s.entity.name)
+                    cordoned.add(node)
+                    if s.entity.attr("key") == AUTOSCALER_REMOVAL_TAINT:
+                        removing.add(node)
         creators = {s.entity.key: name for s in pods if (name := s.entity.attr("created_by_name"))}
         now = frame.now.timestamp()
         starting: dict[str, StartingPod] = {}
@@ -157,6 +165,7 @@ class ClusterFacts:
         restarts = frame.of("pod_restarts")
         node_pods = {node: tuple(sorted(ps, key=lambda e: e.key)) for node, ps in on_node.items()}
         return cls(owners, pod_node, cordoned_at, frozenset(cordoned), node_pods, knows_pods=bool(pods),
+                   removing=frozenset(removing),
                    creators=creators, starting=starting,
                    model_creators={k: frozenset(v) for k, v in serving.items()}, departed=departed, restarts=restarts,
                    finished=finished)

@@ -38,9 +38,13 @@ def _removed_in_replay(run: Replayed) -> set[str]:
 def test_the_replay_covers_nodes_the_autoscaler_removed(run: Replayed) -> None:
     removed = _removed_in_replay(run)
     assert len(removed) >= 2, removed
-    # They did go NotReady on the way out: what is asserted below is not vacuous.
-    told = {f["entity"] for f in run.report["findings"] if f["signal"] == "node_ready"}
-    assert {f"node/{n}" for n in removed} <= told
+    # They did go Unknown on the way out (found so, and recorded as info: below the report's
+    # findings, which are warning and up): what is asserted below is not vacuous.
+    t = (run.hist.t - run.hist.t[0]) / 3600
+    unknown = {s.labels["node"] for s in run.hist.gauges
+               if s.name == "kube_node_status_condition" and s.labels["condition"] == "Ready"
+               and s.labels["status"] == "unknown" and np.nansum(s.values[t >= FROM_H]) > 0}
+    assert removed <= unknown
 
 
 def test_nodes_the_autoscaler_removes_are_not_evacuated(run: Replayed) -> None:
@@ -51,6 +55,12 @@ def test_nodes_the_autoscaler_removes_are_not_evacuated(run: Replayed) -> None:
 def test_nodes_the_autoscaler_removes_are_not_paged(run: Replayed) -> None:
     assert run.pages_on("node/gpu-pool-*") == []
     assert run.pages_on("gpu/*") == []
+
+
+def test_nodes_the_autoscaler_removes_are_told_to_nobody(run: Replayed) -> None:
+    # Their NotReady is the removal: each was a warning and a "cleared" to the on-call.
+    told = [e for e in run.report["events"] if e["kind"] == "notification" and e["entity"].startswith("node/gpu-pool-")]
+    assert told == []
 
 
 def test_nothing_stands_after_a_removed_node_is_gone(run: Replayed) -> None:
