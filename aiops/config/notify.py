@@ -104,6 +104,8 @@ class RouteConfig(StrictModel):
     # A condition is cleared only once it has been absent this long (Prometheus's keep_firing_for):
     # a score hovering at its threshold, found one minute and not the next, is one episode told
     # once, not a page each time it returns. Its "cleared" comes this much later. 0s: at once.
+    # The same for a dip below the severity told (a critical forecast that reads a warning for a
+    # cycle): told only once it has lasted this long.
     # Alertmanager ends an alert not re-posted within its resolve_timeout (5m by default): keep this
     # at most that, or a condition back after a longer absence is a new alert there.
     resolve_after: Duration = timedelta(minutes=5)

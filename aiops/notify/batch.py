@@ -16,6 +16,8 @@ class StageBatch:
         self.ledger_rows: list[tuple[object, ...]] = []
         self.queued: dict[str, Notification] = {}
         self.seen: set[tuple[str, str]] = set()
+        # (channel, key)s found at (or above) the severity last told there: resolve_after counts from them.
+        self.sighted: set[tuple[str, str]] = set()
         # (channel, key)s cleared before anything of them was delivered: their waiting rows are dropped.
         self.withdrawn: list[tuple[str, str]] = []
         self._last_sent: dict[tuple[str, str], float | None] = {}

@@ -25,7 +25,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
 from aiops.config.notify import RouteConfig
-from aiops.model import Notification, NotificationKind
+from aiops.model import Notification, NotificationKind, Severity
 from aiops.notify.batch import StageBatch
 from aiops.notify.routing import Target, decorate
 from aiops.plugins import Notifier
@@ -71,7 +71,8 @@ class Sent:
     # The channel was told the condition fires (something of this episode arrived, or of an earlier
     # one whose "cleared" never did).
     delivered: bool = True
-    # When the condition was last found on this channel (resolve_after counts from it).
+    # When the condition was last found on this channel at (or above) the severity last told there:
+    # resolve_after counts from it, for its absence and for a dip below that severity.
     last_seen_at: float = 0.0
 
     @property
@@ -101,6 +102,14 @@ def fingerprint(n: Notification) -> str:
     return hashlib.sha256("|".join(parts).encode()).hexdigest()[:16]
 
 
+def _told_rank(prior: Sent) -> int:
+    """The rank of the severity last told (0 for a row that cannot say)."""
+    try:
+        return Severity(json.loads(prior.notification)["severity"]).rank
+    except (ValueError, KeyError, TypeError):
+        return 0
+
+
 def repeat_seconds(notifier: Notifier | None, route: RouteConfig) -> float:
     own = notifier.repeat_interval if notifier is not None else None
     interval = route.repeat_interval
@@ -127,6 +136,11 @@ def dedup(
         batch.seen.add((target.channel, n.key))
         prior = ledger.get((target.channel, n.key))
         fp = fingerprint(n)
+        if prior is not None and prior.active and resolvable and prior.fingerprint != fp and _told_rank(prior) > n.severity.rank:
+            if t - prior.absent_since < target.route.resolve_after.total_seconds():
+                continue  # below the severity told for less than resolve_after: the same episode
+        else:
+            batch.sighted.add((target.channel, n.key))
         due = (
             prior is None or not prior.active or prior.fingerprint != fp
             or t - prior.last_sent_at >= repeat_seconds(notifiers.get(target.channel), target.route)

@@ -125,7 +125,7 @@ class NotifyStage:
         )
         with self.store.transaction() as conn:
             # A follower records only what the leader told (or, without a shared ledger, takes it as told).
-            record(conn, batch.ledger_rows, resolved_keys, t, delivered=not leading, seen=batch.seen)
+            record(conn, batch.ledger_rows, resolved_keys, t, delivered=not leading, seen=batch.sighted)
             if not leading:
                 return []
             self.outbox.withdraw_in(conn, batch.withdrawn, now)

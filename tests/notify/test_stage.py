@@ -88,6 +88,20 @@ def test_a_condition_flapping_within_resolve_after_is_one_episode(store: Store) 
     assert cleared.resolved and cleared.cycle_id == "c13"  # 5 minutes after it was last found, at 8
 
 
+def test_a_critical_that_dips_to_warning_within_resolve_after_is_not_paged_again(store: Store) -> None:
+    """A forecast at the edge of critical ("failure in 29m", then "32m", then "21m"): told as a
+    warning in the dip and paged again a minute later (ap-autoscale, llama's surge). A dip below
+    the severity told is the same episode until it has lasted resolve_after; then the lower
+    severity is told, once."""
+    stage, recs = recorder_stage(store, [{"name": "all", "channels": ["a"], "resolve_after": "5m"}])
+    warning = finding(severity=Severity.WARNING, score=0.8)
+    for minute, f in enumerate([finding(), warning, warning, finding(), *[warning] * 8]):
+        stage.notify([f], [], cycle_id=f"c{minute}", now=NOW + timedelta(minutes=minute), degraded=False)
+    # critical at 0; the dip at 1-2 is held; critical again at 3 (the same episode); warning from 4,
+    # told once it has lasted 5 minutes past the last critical (at 8).
+    assert [(n.cycle_id, n.severity) for n in recs["a"].sent] == [("c0", Severity.CRITICAL), ("c8", Severity.WARNING)]
+
+
 def test_a_ledger_from_before_resolve_after_counts_the_absence_from_the_last_message(store: Store) -> None:
     """A row written by a release without the column has the migration's default, 0: a condition
     absent since is cleared resolve_after past its last message (nothing newer is known)."""
