@@ -1,7 +1,9 @@
 """Dedup: a ledger per (channel, key) remembers what was last sent there.
 
 The same state is not repeated within the route's ``repeat_interval`` (or the channel's own,
-shorter refresh, which Alertmanager needs); a new severity or a new action outcome is sent at once.
+shorter refresh, which Alertmanager needs); a new severity or a new action outcome is sent at once,
+except a severity below the one told, which is the same episode until it has lasted the route's
+``resolve_after`` (a critical forecast that reads a warning for a cycle does not page again).
 A follower replica keeps its ledger in step without sending: what the leader has not delivered yet
 stays due there, so a new leader repeats rather than loses it.
 
@@ -49,7 +51,8 @@ _MIGRATIONS = (
     LEDGER_SCHEMA,
     # Rows from before it were queued by a release that did not track delivery: taken as delivered.
     add_column("notify_ledger", "delivered", "INTEGER NOT NULL DEFAULT 1"),
-    # When the condition was last found (a row from before it: when it was last sent).
+    # When the condition was last found at (or above) the severity told (a row from before it:
+    # when it was last sent).
     add_column("notify_ledger", "last_seen_at", "REAL NOT NULL DEFAULT 0"),
 )
 
@@ -76,7 +79,8 @@ class Sent:
     last_seen_at: float = 0.0
 
     @property
-    def absent_since(self) -> float:
+    def last_at_told_severity(self) -> float:
+        """When the condition was last found, or told, at (or above) the severity told."""
         return max(self.last_seen_at, self.last_sent_at)
 
 
@@ -136,8 +140,9 @@ def dedup(
         batch.seen.add((target.channel, n.key))
         prior = ledger.get((target.channel, n.key))
         fp = fingerprint(n)
-        if prior is not None and prior.active and resolvable and prior.fingerprint != fp and _told_rank(prior) > n.severity.rank:
-            if t - prior.absent_since < target.route.resolve_after.total_seconds():
+        if (prior is not None and prior.active and prior.delivered and resolvable and prior.fingerprint != fp
+                and _told_rank(prior) > n.severity.rank):
+            if t - prior.last_at_told_severity < target.route.resolve_after.total_seconds():
                 continue  # below the severity told for less than resolve_after: the same episode
         else:
             batch.sighted.add((target.channel, n.key))

@@ -35,7 +35,7 @@ def resolve(
         if not (prior.active and prior.resolvable) or (channel, key) in batch.seen or channel not in notifiers:
             continue
         route = router.route(prior.route)
-        if route is not None and t - prior.absent_since < route.resolve_after.total_seconds():
+        if route is not None and t - prior.last_at_told_severity < route.resolve_after.total_seconds():
             continue  # absent for less than resolve_after: still the same episode
         resolved_keys.append((channel, key))
         # Nobody was told (the channel was down the whole time): a "cleared" would be news of something
