@@ -325,7 +325,8 @@ class Pipeline:
 
         with self._stage(report, "notify"):
             report.notifications = self.notifier.notify(
-                report.findings, report.results, cycle_id=report.cycle_id, now=now, degraded=report.degraded
+                report.findings, report.results, cycle_id=report.cycle_id, now=now, degraded=report.degraded,
+                unseen=unseen.keys(),
             )
 
         report.finished_at = utcnow()

@@ -1,7 +1,8 @@
 """Resolve: findings that were notified and are gone now are sent as resolved.
 
 Only conditions resolve (``NotificationKind.resolvable``), once absent for their route's
-``resolve_after`` (one that returns before then is the same episode), and only on routes that send
+``resolve_after`` (one that returns before then is the same episode) while their entity is
+measured (a GPU off the bus takes its findings with it: not healed), and only on routes that send
 resolutions; on the others what still waits of a cleared condition is withdrawn. The stage skips this step when the cycle is degraded: a partial picture never
 resolves anything. A condition of which nothing reached the channel (its first message still
 waits in the outbox) is not resolved there: its waiting message is withdrawn instead, and so is a
@@ -25,9 +26,11 @@ from aiops.state.codec import notification_from_json
 
 
 def resolve(
-    batch: StageBatch, ledger: Ledger, *, router: Router, notifiers: Mapping[str, Notifier], cycle_id: str, now: datetime
+    batch: StageBatch, ledger: Ledger, *, router: Router, notifiers: Mapping[str, Notifier], cycle_id: str, now: datetime,
+    unseen: frozenset[str] = frozenset(),
 ) -> list[tuple[str, str]]:
-    """A condition told before and absent now is resolved; returns the (channel, key) rows to close."""
+    """A condition told before and absent now is resolved; returns the (channel, key) rows to close.
+    ``unseen``: keys of entities nothing measures now, whose conditions are not resolved."""
     resolved_keys: list[tuple[str, str]] = []
     in_batch: dict[str, frozenset[str]] = {}  # per channel, read once a pass and only when asked
     t = now.timestamp()
@@ -37,6 +40,9 @@ def resolve(
         route = router.route(prior.route)
         if route is not None and t - prior.last_at_told_severity < route.resolve_after.total_seconds():
             continue  # absent for less than resolve_after: still the same episode
+        last = notification_from_json(prior.notification)
+        if last.entity is not None and last.entity.key in unseen:
+            continue  # nothing measures it now (a GPU off the bus): gone for want of data, not healed
         resolved_keys.append((channel, key))
         # Nobody was told (the channel was down the whole time): a "cleared" would be news of something
         # never seen, and the waiting firing message would be news of something over. Neither is sent;
@@ -51,7 +57,6 @@ def resolve(
             # No "cleared" supersedes what still waits (a change, a repeat): withdrawn, not sent about something over.
             batch.withdrawn.append((channel, key))
             continue
-        last = notification_from_json(prior.notification)
         what = f"{last.findings[0].signal} cleared" if last.findings else "cleared"
         gone = replace(last, id=new_id(), resolved=True, cycle_id=cycle_id, results=(),
                        title=f"{last.entity or last.key}: {what}",

@@ -22,7 +22,7 @@ from __future__ import annotations
 import logging
 import sqlite3
 import threading
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from datetime import datetime
 
 from aiops import metrics
@@ -91,12 +91,15 @@ class NotifyStage:
         now: datetime,
         degraded: bool,
         extra: Sequence[Notification] = (),
+        unseen: Collection[str] = (),
     ) -> list[Notification]:
         """This cycle's notifications through the stages: build → route → dedup → resolve → storm →
-        outbox. ``extra`` carries ready-made ones from outside the cycle's findings."""
+        outbox. ``extra`` carries ready-made ones from outside the cycle's findings. ``unseen``: keys
+        of the entities nothing measures this cycle (:func:`aiops.engine.correlate.unseen_entities`):
+        a condition about one of them is gone for want of data, not cleared."""
         current = build_notifications(findings, results, cycle_id=cycle_id,
                                       min_severity=self.config.policy.notify_min_severity, degraded=degraded)
-        return self._deliver([*current, *extra], cycle_id=cycle_id, now=now, resolve_gone=not degraded)
+        return self._deliver([*current, *extra], cycle_id=cycle_id, now=now, resolve_gone=not degraded, unseen=unseen)
 
     def send_events(self, notifications: Sequence[Notification], *, now: datetime, cycle_id: str = "") -> list[Notification]:
         """Ready-made event messages (the weekly digest) outside a cycle: routed, de-duplicated,
@@ -104,13 +107,15 @@ class NotifyStage:
         return self._deliver(notifications, cycle_id=cycle_id, now=now, resolve_gone=False)
 
     def _deliver(
-        self, current: Sequence[Notification], *, cycle_id: str, now: datetime, resolve_gone: bool
+        self, current: Sequence[Notification], *, cycle_id: str, now: datetime, resolve_gone: bool,
+        unseen: Collection[str] = (),
     ) -> list[Notification]:
         with self._delivering:
-            return self._deliver_locked(current, cycle_id=cycle_id, now=now, resolve_gone=resolve_gone)
+            return self._deliver_locked(current, cycle_id=cycle_id, now=now, resolve_gone=resolve_gone, unseen=unseen)
 
     def _deliver_locked(
-        self, current: Sequence[Notification], *, cycle_id: str, now: datetime, resolve_gone: bool
+        self, current: Sequence[Notification], *, cycle_id: str, now: datetime, resolve_gone: bool,
+        unseen: Collection[str],
     ) -> list[Notification]:
         t = now.timestamp()
         leading = self.is_leader is None or self.is_leader()
@@ -120,7 +125,8 @@ class NotifyStage:
         dedup(routed, batch, ledger, told_by_leader(self.shared) if not leading else None, t,
               notifiers=self.notifiers, links=self.notify_config.links)
         resolved_keys = (
-            resolve(batch, ledger, router=self.router, notifiers=self.notifiers, cycle_id=cycle_id, now=now)
+            resolve(batch, ledger, router=self.router, notifiers=self.notifiers, cycle_id=cycle_id, now=now,
+                    unseen=frozenset(unseen))
             if resolve_gone else []
         )
         with self.store.transaction() as conn:

@@ -123,3 +123,15 @@ def test_impossible_exporter_values_are_gaps_never_findings_and_the_report_count
                                    "gpu_uncorrectable_remapped_rows")]
     assert on_node == []
     assert [d for d in run.report["decisions"] if d["entity"] == "node/gpu-node-0"] == []
+
+
+def test_a_gpu_off_the_bus_is_not_told_cleared_while_nothing_measures_it(run: Replayed) -> None:
+    """Every series of the XID 79 GPU vanishes here, its XID gauge too: its "failure observed" then
+    disappeared for want of data and was told as cleared 16 minutes after it paged (seed 131), the
+    GPU dead. It is told cleared once the GPU reports again after the reboot, not before."""
+    missing = [f for f in run.report["findings"] if f["signal"] == "gpu_metrics_missing"]
+    assert missing
+    gpu, back = missing[0]["entity"], max(f["last_at"] for f in missing)
+    cleared = [e for e in run.report["events"] if e["kind"] == "notification" and e["what"] == "resolved"
+               and e["entity"] == gpu and "gpu_xid" in e["detail"]]
+    assert cleared and all(e["at"] > back for e in cleared), (back, cleared)

@@ -88,6 +88,22 @@ def test_a_condition_flapping_within_resolve_after_is_one_episode(store: Store) 
     assert cleared.resolved and cleared.cycle_id == "c13"  # 5 minutes after it was last found, at 8
 
 
+def test_a_condition_about_what_nothing_measures_now_is_not_told_cleared(store: Store) -> None:
+    """An XID 79 takes the GPU off the bus and its series with it, the XID gauge too on some
+    exporters: its "failure observed" then disappears for want of data, and was told as cleared
+    16 minutes after it paged (eu-rough) while the GPU was dead. A condition whose entity nothing
+    measures this cycle (``unseen``: the GPU that stopped reporting) is not resolved; once it is
+    measured again without the condition, it is."""
+    stage, recs = recorder_stage(store, [{"name": "all", "channels": ["a"], "resolve_after": "5m"}])
+    stage.notify([finding()], [], cycle_id="c0", now=NOW, degraded=False)
+    for minute in range(1, 30):
+        stage.notify([], [], cycle_id=f"c{minute}", now=NOW + timedelta(minutes=minute), degraded=False,
+                     unseen={pod().key})
+    assert len(recs["a"].sent) == 1
+    stage.notify([], [], cycle_id="c30", now=NOW + timedelta(minutes=30), degraded=False)
+    assert [(n.cycle_id, n.resolved) for n in recs["a"].sent] == [("c0", False), ("c30", True)]
+
+
 def test_a_critical_that_dips_to_warning_within_resolve_after_is_not_paged_again(store: Store) -> None:
     """A forecast at the edge of critical ("failure in 29m", then "32m", then "21m"): told as a
     warning in the dip and paged again a minute later (ap-autoscale, llama's surge). A dip below
