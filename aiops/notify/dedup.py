@@ -3,7 +3,8 @@
 The same state is not repeated within the route's ``repeat_interval`` (or the channel's own,
 shorter refresh, which Alertmanager needs); a new severity or a new action outcome is sent at once,
 except a severity below the one told, which is the same episode until it has lasted the route's
-``resolve_after`` (a critical forecast that reads a warning for a cycle does not page again).
+``resolve_after`` (a critical forecast that reads a warning for a cycle does not page again), and
+an outcome that went away (its decision moved to the breach the forecast was about).
 A follower replica keeps its ledger in step without sending: what the leader has not delivered yet
 stays due there, so a new leader repeats rather than loses it.
 
@@ -27,12 +28,12 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
 from aiops.config.notify import RouteConfig
-from aiops.model import Notification, NotificationKind, Severity
+from aiops.model import Notification, NotificationKind
 from aiops.notify.batch import StageBatch
 from aiops.notify.routing import Target, decorate
 from aiops.plugins import Notifier
 from aiops.state import Store
-from aiops.state.codec import notification_to_json
+from aiops.state.codec import notification_from_json, notification_to_json
 from aiops.state.migrations import add_column, migrate
 
 LEDGER_SCHEMA = """CREATE TABLE IF NOT EXISTS notify_ledger (
@@ -106,12 +107,23 @@ def fingerprint(n: Notification) -> str:
     return hashlib.sha256("|".join(parts).encode()).hexdigest()[:16]
 
 
-def _told_rank(prior: Sent) -> int:
-    """The rank of the severity last told (0 for a row that cannot say)."""
+def _told(prior: Sent) -> Notification | None:
+    """What was last told (None for a row that cannot say)."""
     try:
-        return Severity(json.loads(prior.notification)["severity"]).rank
+        return notification_from_json(prior.notification)
     except (ValueError, KeyError, TypeError):
-        return 0
+        return None
+
+
+def _outcomes(n: Notification) -> set[str]:
+    return {f"{r.action}={r.status.value}" for r in n.results}
+
+
+def _outcomes_gone(last: Notification | None, n: Notification) -> bool:
+    """``n`` differs from what was told only by action outcomes that went away (a decision that
+    moved to the breach it forecast): not news."""
+    return (last is not None and last.severity is n.severity and last.resolved == n.resolved
+            and _outcomes(n) < _outcomes(last))
 
 
 def repeat_seconds(notifier: Notifier | None, route: RouteConfig) -> float:
@@ -140,14 +152,16 @@ def dedup(
         batch.seen.add((target.channel, n.key))
         prior = ledger.get((target.channel, n.key))
         fp = fingerprint(n)
-        if (prior is not None and prior.active and prior.delivered and resolvable and prior.fingerprint != fp
-                and _told_rank(prior) > n.severity.rank):
+        # What was last told, where it differs from this and is not due again anyway (a row whose
+        # message was given up has no fingerprint).
+        last = _told(prior) if prior is not None and prior.active and prior.fingerprint not in (fp, "") else None
+        if last is not None and prior is not None and prior.delivered and resolvable and last.severity.rank > n.severity.rank:
             if t - prior.last_at_told_severity < target.route.resolve_after.total_seconds():
                 continue  # below the severity told for less than resolve_after: the same episode
         else:
             batch.sighted.add((target.channel, n.key))
         due = (
-            prior is None or not prior.active or prior.fingerprint != fp
+            prior is None or not prior.active or (prior.fingerprint != fp and not _outcomes_gone(last, n))
             or t - prior.last_sent_at >= repeat_seconds(notifiers.get(target.channel), target.route)
         )
         if not due:

@@ -104,6 +104,18 @@ def test_a_condition_about_what_nothing_measures_now_is_not_told_cleared(store: 
     assert [(n.cycle_id, n.resolved) for n in recs["a"].sent] == [("c0", False), ("c30", True)]
 
 
+def test_an_action_outcome_that_goes_away_is_not_news(store: Store) -> None:
+    """A surge's forecast paged with its scale-up suggested; when the decision moved to the breach
+    it forecast, the forecast's next message carried no action and paged again ("failure predicted
+    in 0s", every surge of every replay). An outcome that goes away is not news; a new one is."""
+    stage, recs = recorder_stage(store)
+    stage.notify([finding()], [result()], cycle_id="c0", now=NOW, degraded=False)
+    stage.notify([finding()], [], cycle_id="c1", now=NOW + timedelta(minutes=1), degraded=False)
+    stage.notify([finding()], [result(status=ActionStatus.APPLIED)], cycle_id="c2",
+                 now=NOW + timedelta(minutes=2), degraded=False)
+    assert [n.cycle_id for n in recs["a"].sent] == ["c0", "c2"]
+
+
 def test_a_critical_that_dips_to_warning_within_resolve_after_is_not_paged_again(store: Store) -> None:
     """A forecast at the edge of critical ("failure in 29m", then "32m", then "21m"): told as a
     warning in the dip and paged again a minute later (ap-autoscale, llama's surge). A dip below
