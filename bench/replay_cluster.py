@@ -108,7 +108,7 @@ def main() -> int:
             cpu1 = resource.getrusage(resource.RUSAGE_CHILDREN)
             # CPU time of the replay process alone: on a shared machine, wall time also counts waiting.
             cpu = (cpu1.ru_utime - cpu0.ru_utime) + (cpu1.ru_stime - cpu0.ru_stime)
-            # Prometheus answering the replay's queries (its own process_cpu_seconds_total).
+            # The store answering the replay's queries (its own process_cpu_seconds_total).
             store_cpu = _store_cpu(server.url) - store0
         if run.returncode != 0:
             print(run.stderr[-3000:], file=sys.stderr)

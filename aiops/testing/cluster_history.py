@@ -490,19 +490,24 @@ class _Builder:
             fields = {"DCGM_FI_DEV_GPU_UTIL": np.zeros(self.T()), "DCGM_FI_DEV_FB_USED": used,
                       "DCGM_FI_DEV_FB_FREE": size - used, "DCGM_FI_DEV_GPU_TEMP": temp,
                       "DCGM_FI_DEV_POWER_USAGE": power, "DCGM_FI_DEV_XID_ERRORS": np.zeros(self.T())}
-            segments = [(attached, labels, None), (mig & ~attached, instance, None)]
-            for m, named, _ in self._scraped([s for s in segments if s[0].any()], exporters):
-                for name, v in fields.items():
-                    self.gauge(name, named, np.where(m, v, np.nan))
+            self._fields_on([(attached, labels, None), (mig & ~attached, instance, None)], fields, exporters)
         if mig_from is not None:  # the whole GPU before, idle: what the switch ends (drawn last: the rest as it was)
             used = np.full(self.T(), 0.6 * 1024.0)
             fields = {"DCGM_FI_DEV_GPU_UTIL": np.abs(self.noise(0.3)), "DCGM_FI_DEV_FB_USED": used,
                       "DCGM_FI_DEV_FB_FREE": FB_MIB - used, "DCGM_FI_DEV_GPU_TEMP": 32 + self.noise(0.5),
                       "DCGM_FI_DEV_POWER_USAGE": 68 + self.noise(3), "DCGM_FI_DEV_XID_ERRORS": np.zeros(self.T())}
-            for m, named, _ in self._scraped([(~mig, base, None)], exporters):
-                for name, v in fields.items():
-                    self.gauge(name, named, np.where(m, v, np.nan))
+            self._fields_on([(~mig, base, None)], fields, exporters)
         return uuid
+
+    def _fields_on(
+        self, segments: list[tuple[np.ndarray, dict[str, str], np.ndarray | None]], fields: dict[str, np.ndarray],
+        exporters: list[tuple[float, float, str]] | None,
+    ) -> None:
+        """Each field on each segment as scraped (:meth:`_scraped`); a segment without a sample writes no series."""
+        for m, labels, _ in self._scraped(segments, exporters):
+            if m.any():
+                for name, v in fields.items():
+                    self.gauge(name, labels, np.where(m, v, np.nan))
 
     # -- vLLM -----------------------------------------------------------------------------
     def vllm(self, ns: str, model: str, pod: str, alive: np.ndarray, rps: np.ndarray, *, ttft_median: np.ndarray,
