@@ -106,8 +106,7 @@ class RouteConfig(StrictModel):
     # once, not a page each time it returns. Its "cleared" comes this much later. 0s: at once.
     # The same for a dip below the severity told (a critical forecast that reads a warning for a
     # cycle): told only once it has lasted this long.
-    # Alertmanager ends an alert not re-posted within its resolve_timeout (5m by default): keep this
-    # at most that, or a condition back after a longer absence is a new alert there.
+    # Alertmanager hears a held condition again on its refresh, so its alert ends with the "cleared".
     resolve_after: Duration = timedelta(minutes=5)
     mentions: Mentions = Mentions()
     # Keep matching later routes after this one.

@@ -3,7 +3,9 @@
 Pushed alerts carry ``source="aiops"`` so that, if Alertmanager routes them back to the daemon's
 webhook, the inbox ignores them (no loop). Active alerts are re-posted every ``refresh_interval``
 with ``endsAt`` = now + ``resolve_timeout``: if the daemon stops, its alerts resolve by themselves
-instead of firing forever. A cleared finding is sent with ``endsAt`` = now.
+instead of firing forever. So are conditions the daemon holds (gone for less than the route's
+``resolve_after``, or unmeasured), and during degraded cycles: Alertmanager ends an alert when
+the daemon clears it, not before. A cleared finding is sent with ``endsAt`` = now.
 """
 
 from __future__ import annotations

@@ -18,6 +18,8 @@ class StageBatch:
         self.seen: set[tuple[str, str]] = set()
         # (channel, key)s found at (or above) the severity last told there: resolve_after counts from them.
         self.sighted: set[tuple[str, str]] = set()
+        # Held conditions told again on a channel that needs it: (sent at, last sighting, channel, key).
+        self.refreshed: list[tuple[float, float, str, str]] = []
         # (channel, key)s cleared before anything of them was delivered: their waiting rows are dropped.
         self.withdrawn: list[tuple[str, str]] = []
         self._last_sent: dict[tuple[str, str], float | None] = {}

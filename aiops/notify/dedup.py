@@ -4,7 +4,9 @@ The same state is not repeated within the route's ``repeat_interval`` (or the ch
 shorter refresh, which Alertmanager needs); a new severity or a new action outcome is sent at once,
 except a severity below the one told, which is the same episode until it has lasted the route's
 ``resolve_after`` (a critical forecast that reads a warning for a cycle does not page again), and
-an outcome that went away (its decision moved to the breach the forecast was about).
+an outcome that went away (its decision moved to the breach the forecast was about). A channel
+whose alerts expire unless re-posted (Alertmanager) hears a held condition again on its own
+refresh (:func:`refresh_held`), so that it does not end before the daemon's "cleared".
 A follower replica keeps its ledger in step without sending: what the leader has not delivered yet
 stays due there, so a new leader repeats rather than loses it.
 
@@ -25,12 +27,12 @@ import hashlib
 import json
 import sqlite3
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from aiops.config.notify import RouteConfig
-from aiops.model import Notification, NotificationKind
+from aiops.model import Notification, NotificationKind, new_id
 from aiops.notify.batch import StageBatch
-from aiops.notify.routing import Target, decorate
+from aiops.notify.routing import Router, Target, decorate
 from aiops.plugins import Notifier
 from aiops.state import Store
 from aiops.state.codec import notification_from_json, notification_to_json
@@ -81,8 +83,10 @@ class Sent:
 
     @property
     def last_at_told_severity(self) -> float:
-        """When the condition was last found, or told, at (or above) the severity told."""
-        return max(self.last_seen_at, self.last_sent_at)
+        """When the condition was last found at (or above) the severity told (a row from before
+        ``last_seen_at``: when it was last sent). A refresh of a held condition (:func:`refresh_held`)
+        moves ``last_sent_at`` only, so it never prolongs the hold."""
+        return self.last_seen_at or self.last_sent_at
 
 
 Ledger = Mapping[tuple[str, str], Sent]
@@ -155,11 +159,11 @@ def dedup(
         # What was last told, where it differs from this and is not due again anyway (a row whose
         # message was given up has no fingerprint).
         last = _told(prior) if prior is not None and prior.active and prior.fingerprint not in (fp, "") else None
-        if last is not None and prior is not None and prior.delivered and resolvable and last.severity.rank > n.severity.rank:
-            if t - prior.last_at_told_severity < target.route.resolve_after.total_seconds():
-                continue  # below the severity told for less than resolve_after: the same episode
-        else:
-            batch.sighted.add((target.channel, n.key))
+        if (last is not None and prior is not None and prior.delivered and resolvable and last.severity.rank > n.severity.rank
+                and t - prior.last_at_told_severity < target.route.resolve_after.total_seconds()):
+            continue  # below the severity told for less than resolve_after: the same episode
+        # Found at the severity told, or at one told now (a dip that lasted): the hold counts from here.
+        batch.sighted.add((target.channel, n.key))
         due = (
             prior is None or not prior.active or (prior.fingerprint != fp and not _outcomes_gone(last, n))
             or t - prior.last_sent_at >= repeat_seconds(notifiers.get(target.channel), target.route)
@@ -174,9 +178,36 @@ def dedup(
                                   notification_to_json(decorated)))
 
 
+def refresh_held(
+    batch: StageBatch, ledger: Ledger, resolved_keys: Iterable[tuple[str, str]], t: float, *,
+    notifiers: Mapping[str, Notifier], router: Router,
+) -> None:
+    """A channel whose alerts expire unless re-posted (``Notifier.repeat_interval``: Alertmanager
+    ends one after its resolve_timeout) hears what it was told again while the condition is held:
+    gone for less than ``resolve_after``, below the severity told for less than that, or about an
+    entity nothing measures now. Without it, Alertmanager resolved the alert before the daemon's
+    "cleared", and a condition back in between fired anew there. Only what arrived is refreshed
+    (a message still waiting carries the condition when it goes)."""
+    closing = set(resolved_keys)
+    for (channel, key), prior in ledger.items():
+        notifier = notifiers.get(channel)
+        if notifier is None or notifier.repeat_interval is None or (channel, key) in batch.sighted or (channel, key) in closing:
+            continue
+        if not (prior.active and prior.resolvable and prior.delivered) or prior.fingerprint == "":
+            continue
+        route = router.route(prior.route) or (router.routes[0] if router.routes else None)
+        if route is None or t - prior.last_sent_at < repeat_seconds(notifier, route):
+            continue
+        last = _told(prior)
+        if last is None:
+            continue
+        batch.add(Target(channel, route), replace(last, id=new_id()))
+        batch.refreshed.append((t, prior.last_at_told_severity, channel, key))
+
+
 def record(
     conn: sqlite3.Connection, ledger_rows: list[tuple[object, ...]], resolved_keys: list[tuple[str, str]], t: float,
-    *, delivered: bool, seen: Iterable[tuple[str, str]] = (),
+    *, delivered: bool, seen: Iterable[tuple[str, str]] = (), refreshed: Iterable[tuple[float, float, str, str]] = (),
 ) -> None:
     """The de-duplication ledger: what was told on which channel, what was found this cycle
     (``seen``), and what is resolved. ``delivered``: the rows are known to have arrived (a follower
@@ -194,6 +225,8 @@ def record(
     )
     conn.executemany("UPDATE notify_ledger SET last_seen_at = ? WHERE channel = ? AND key = ?",
                      [(t, channel, key) for channel, key in seen])
+    # A held condition told again: sent now, its hold still counting from its last sighting.
+    conn.executemany("UPDATE notify_ledger SET last_sent_at = ?, last_seen_at = ? WHERE channel = ? AND key = ?", refreshed)
     conn.executemany("UPDATE notify_ledger SET active = 0 WHERE channel = ? AND key = ?", resolved_keys)
     # Action notifications never resolve; their rows only serve de-duplication, so old ones go.
     conn.execute("DELETE FROM notify_ledger WHERE (active = 0 OR resolvable = 0) AND last_sent_at < ?", (t - 7 * 86400,))

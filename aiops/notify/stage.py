@@ -9,7 +9,8 @@ aiops's terms):
 3. :mod:`~aiops.notify.dedup` — a ledger per (channel, key) keeps what is new, changed or due again.
 4. :mod:`~aiops.notify.resolve` — conditions told before and gone now are sent as resolved, unless
    the cycle is degraded: a partial picture never resolves anything. One of which nothing was
-   delivered yet is withdrawn from the outbox instead: no "cleared" for what nobody saw.
+   delivered yet is withdrawn from the outbox instead: no "cleared" for what nobody saw. Those
+   held instead are told again to a channel whose alerts expire (``dedup.refresh_held``).
 5. :mod:`~aiops.notify.storm` — many at once become one message per channel.
 6. :mod:`~aiops.notify.outbox` — ledger and outbox rows are written in one transaction, then the
    outbox is flushed; every channel is flushed in its own thread and none waits for another.
@@ -31,7 +32,15 @@ from aiops.model import ActionResult, Finding, Notification, utcnow
 from aiops.notify.batch import StageBatch
 from aiops.notify.build import build_notifications
 from aiops.notify.channels import build_notifiers
-from aiops.notify.dedup import dedup, ensure_ledger, forget_undelivered, mark_delivered, read_ledger, record
+from aiops.notify.dedup import (
+    dedup,
+    ensure_ledger,
+    forget_undelivered,
+    mark_delivered,
+    read_ledger,
+    record,
+    refresh_held,
+)
 from aiops.notify.outbox import ChannelReport, Outbox
 from aiops.notify.replicas import SharedLedger, publish_delivered, told_by_leader
 from aiops.notify.resolve import resolve
@@ -99,7 +108,8 @@ class NotifyStage:
         a condition about one of them is gone for want of data, not cleared."""
         current = build_notifications(findings, results, cycle_id=cycle_id,
                                       min_severity=self.config.policy.notify_min_severity, degraded=degraded)
-        return self._deliver([*current, *extra], cycle_id=cycle_id, now=now, resolve_gone=not degraded, unseen=unseen)
+        return self._deliver([*current, *extra], cycle_id=cycle_id, now=now, resolve_gone=not degraded, unseen=unseen,
+                             cycle=True)
 
     def send_events(self, notifications: Sequence[Notification], *, now: datetime, cycle_id: str = "") -> list[Notification]:
         """Ready-made event messages (the weekly digest) outside a cycle: routed, de-duplicated,
@@ -108,14 +118,15 @@ class NotifyStage:
 
     def _deliver(
         self, current: Sequence[Notification], *, cycle_id: str, now: datetime, resolve_gone: bool,
-        unseen: Collection[str] = (),
+        unseen: Collection[str] = (), cycle: bool = False,
     ) -> list[Notification]:
         with self._delivering:
-            return self._deliver_locked(current, cycle_id=cycle_id, now=now, resolve_gone=resolve_gone, unseen=unseen)
+            return self._deliver_locked(current, cycle_id=cycle_id, now=now, resolve_gone=resolve_gone, unseen=unseen,
+                                        cycle=cycle)
 
     def _deliver_locked(
         self, current: Sequence[Notification], *, cycle_id: str, now: datetime, resolve_gone: bool,
-        unseen: Collection[str],
+        unseen: Collection[str], cycle: bool,
     ) -> list[Notification]:
         t = now.timestamp()
         leading = self.is_leader is None or self.is_leader()
@@ -129,9 +140,13 @@ class NotifyStage:
                     unseen=frozenset(unseen))
             if resolve_gone else []
         )
+        if cycle and leading:
+            # A cycle, degraded or not, is what tells a channel its held conditions still fire.
+            refresh_held(batch, ledger, resolved_keys, t, notifiers=self.notifiers, router=self.router)
         with self.store.transaction() as conn:
             # A follower records only what the leader told (or, without a shared ledger, takes it as told).
-            record(conn, batch.ledger_rows, resolved_keys, t, delivered=not leading, seen=batch.sighted)
+            record(conn, batch.ledger_rows, resolved_keys, t, delivered=not leading, seen=batch.sighted,
+                   refreshed=batch.refreshed)
             if not leading:
                 return []
             self.outbox.withdraw_in(conn, batch.withdrawn, now)

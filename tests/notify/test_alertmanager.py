@@ -338,3 +338,70 @@ def test_real_webhook_reaches_the_daemon_server_next_to_metrics(tmp_path: Path, 
         assert requests.get(base + "/metrics", timeout=5).status_code == 200
     finally:
         server.stop()
+
+
+def _posting_stage(store: Store, **route: Any) -> tuple[Any, list[list[dict[str, Any]]], Recorder]:
+    from aiops.config import parse_config
+    from aiops.notify.stage import NotifyStage
+
+    notifier = AlertmanagerNotifier(url="http://127.0.0.1:9")
+    posts: list[list[dict[str, Any]]] = []
+    notifier.client.post_alerts = lambda alerts: posts.append(list(alerts))  # type: ignore[method-assign]
+    chat = Recorder()
+    cfg = parse_config({"notify": {"channels": {"am": {"plugin": "console"}, "chat": {"plugin": "console"}},
+                                   "routes": [{"name": "all", "channels": ["am", "chat"], **route}]}})
+    return NotifyStage(cfg, store, {"am": notifier, "chat": chat}), posts, chat
+
+
+def _firing(post: list[dict[str, Any]]) -> list[tuple[str, str]]:
+    """(pod, severity) of each alert in a post that Alertmanager keeps firing past now."""
+    now = datetime.now(UTC)
+    return [(a["labels"]["pod"], a["labels"]["severity"]) for a in post if datetime.fromisoformat(a["endsAt"]) > now]
+
+
+def test_a_condition_held_after_it_went_away_stays_firing_in_alertmanager(store: Store) -> None:
+    """resolve_after (5m) holds a condition that went away before it is cleared. Alertmanager ends
+    an alert not re-posted within its resolve_timeout (5m): without a re-post while held, it
+    resolved there a minute before the daemon's "cleared", and a condition back in that minute
+    fired anew there (a second page through Alertmanager's routes) while chat heard nothing."""
+    stage, posts, chat = _posting_stage(store, resolve_after="5m")
+    start = datetime(2026, 11, 25, 9, 0, tzinfo=UTC)
+    f = finding(pod("held-0"))
+    stage.notify([f], [], cycle_id="c0", now=start, degraded=False)
+    per_minute = []
+    for minute in range(1, 7):  # gone from minute 1; held until minute 5, cleared then
+        posts.clear()
+        stage.notify([], [], cycle_id=f"c{minute}", now=start + timedelta(minutes=minute), degraded=False)
+        per_minute.append([a for post in posts for a in _firing(post)])
+    assert per_minute[:4] == [[("held-0", "critical")]] * 4, per_minute
+    assert per_minute[4:] == [[], []]  # cleared at minute 5 (endsAt now), not held longer by the re-posts
+    assert [n.resolved for n in chat.sent] == [False, True]  # chat: one message, one "cleared"
+    stage.close()
+
+
+def test_a_dip_and_an_unmeasured_entity_keep_the_told_alert_firing(store: Store) -> None:
+    """A critical that reads a warning for a few cycles is the same episode (held), and so is a
+    condition about an entity nothing measures now: Alertmanager keeps the critical firing."""
+    stage, posts, _ = _posting_stage(store, resolve_after="5m")
+    start = datetime(2026, 11, 25, 9, 0, tzinfo=UTC)
+    dipping, dark = pod("dip-0"), pod("dark-0")
+    stage.notify([finding(dipping), finding(dark)], [], cycle_id="c0", now=start, degraded=False)
+    for minute in range(1, 9):
+        posts.clear()
+        stage.notify([finding(dipping, severity=Severity.WARNING, score=0.8)] if minute < 4 else [finding(dipping)],
+                     [], cycle_id=f"c{minute}", now=start + timedelta(minutes=minute), degraded=False,
+                     unseen=[dark.key])
+        assert sorted(a for post in posts for a in _firing(post)) == [("dark-0", "critical"), ("dip-0", "critical")]
+    stage.close()
+
+
+def test_degraded_cycles_keep_what_alertmanager_was_told_firing(store: Store) -> None:
+    """A degraded cycle resolves nothing (a partial picture), so Alertmanager must not resolve it either."""
+    stage, posts, _ = _posting_stage(store, resolve_after="0s")
+    start = datetime(2026, 11, 25, 9, 0, tzinfo=UTC)
+    stage.notify([finding(pod("dim-0"))], [], cycle_id="c0", now=start, degraded=False)
+    for minute in range(1, 8):
+        posts.clear()
+        stage.notify([], [], cycle_id=f"c{minute}", now=start + timedelta(minutes=minute), degraded=True)
+        assert [a for post in posts for a in _firing(post)] == [("dim-0", "critical")]
+    stage.close()
