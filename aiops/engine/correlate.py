@@ -83,17 +83,8 @@ def correlate(findings: Sequence[Finding], frame: Frame, config: RootCauseConfig
     # switched into MIG mode, which reports no whole-GPU utilisation): each warned for the 6 hours
     # it stayed in the lookback, the GPU reporting all along. Off the bus, utilisation, memory,
     # temperature and power end together.
-    ended = [
-        s for s in frame.vanished
-        if s.entity.kind == EntityKind.GPU and not (s.signal in frame.signals and frame.signals[s.signal].sparse)
-    ]
-    measuring = {
-        s.entity.key for name, info in (frame.signals.items() if ended else ())
-        if info.entity_kind == EntityKind.GPU and not info.sparse and name not in _HELD
-        for s in frame.of(name)
-    }
-    vanished_gpus = [s for s in ended if s.entity.key not in measuring]
-    ready = {s.entity.name: float(s.values[-1]) for s in frame.of("node_ready") if len(s)} if vanished_gpus else {}
+    vanished_gpus = _unmeasured_gpus(frame)
+    ready = _node_readiness(frame) if vanished_gpus else {}
     gone: dict[str, Series] = {}
     for s in vanished_gpus:
         if ready.get(_node_of_gpu(s.entity)) == 1.0:
@@ -130,15 +121,43 @@ def correlate(findings: Sequence[Finding], frame: Frame, config: RootCauseConfig
     return _oom_next_to_framebuffer(out, pod_node)
 
 
-def unseen_entities(findings: Sequence[Finding], skipped: Mapping[str, str] | None = None) -> dict[str, str]:
-    """Entities whose health is unknown this cycle, by key, with what says so: a GPU that stopped
-    reporting, and those a detector skipped (``skipped``: one of their series raised). A finding
-    about one that is gone is gone for want of data, not healed (an XID 79 takes the GPU off the bus
-    and its series with it). The one place both the act stage and the prediction ledger ask."""
-    return {
-        **(skipped or {}),
-        **{f.entity.key: f.evidence.summary for f in findings if f.detector == DETECTOR and f.signal == GPU_METRICS_MISSING},
+def _unmeasured_gpus(frame: Frame) -> list[Series]:
+    """Ended series of GPUs that measure nothing now (see :func:`correlate`)."""
+    ended = [
+        s for s in frame.vanished
+        if s.entity.kind == EntityKind.GPU and not (s.signal in frame.signals and frame.signals[s.signal].sparse)
+    ]
+    measuring = {
+        s.entity.key for name, info in (frame.signals.items() if ended else ())
+        if info.entity_kind == EntityKind.GPU and not info.sparse and name not in _HELD
+        for s in frame.of(name)
     }
+    return [s for s in ended if s.entity.key not in measuring]
+
+
+def _node_readiness(frame: Frame) -> dict[str, float]:
+    return {s.entity.name: float(s.values[-1]) for s in frame.of("node_ready") if len(s)}
+
+
+def unseen_entities(
+    findings: Sequence[Finding], skipped: Mapping[str, str] | None = None, *, frame: Frame | None = None,
+) -> dict[str, str]:
+    """Entities whose health is unknown this cycle, by key, with what says so: a GPU that stopped
+    reporting, a GPU on a node that is not Ready (a reboot takes its exporter down), and those a
+    detector skipped (``skipped``: one of their series raised). A finding about one that is gone is
+    gone for want of data, not healed (an XID 79 takes the GPU off the bus and its series with it).
+    The one place the act stage, the prediction ledger and the notify stage ask."""
+    unseen = dict(skipped or {})
+    gpus = _unmeasured_gpus(frame) if frame is not None else []
+    ready = _node_readiness(frame) if frame is not None and gpus else {}
+    for s in gpus:
+        node = _node_of_gpu(s.entity)
+        if node in ready and ready[node] != 1.0:
+            unseen.setdefault(s.entity.key, f"node {node} is not Ready: GPU {s.entity.name} not measured since "
+                                            f"{from_epoch(s.timestamps[-1]):%H:%M UTC}")
+    unseen.update({f.entity.key: f.evidence.summary for f in findings
+                   if f.detector == DETECTOR and f.signal == GPU_METRICS_MISSING})
+    return unseen
 
 
 def _pod_nodes(frame: Frame) -> dict[str, str]:

@@ -299,7 +299,7 @@ class Pipeline:
             # Not on a degraded cycle: missing data must not expire predictions as false positives.
             # What nothing is measured on this cycle (a GPU off the bus, what a detector skipped):
             # composed once, for the ledger and the act stage.
-            unseen = unseen_entities(findings, report.unjudged)
+            unseen = unseen_entities(findings, report.unjudged, frame=frame)
             closed = (
                 self.ledger.observe(findings, now, unseen=unseen.keys())
                 if self.ledger is not None and not report.degraded

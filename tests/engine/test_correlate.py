@@ -8,7 +8,7 @@ import numpy as np
 
 from aiops.collect.collector import entity_of, signal_info
 from aiops.config import parse_config
-from aiops.engine.correlate import correlate
+from aiops.engine.correlate import correlate, unseen_entities
 from aiops.engine.decide import Policy
 from aiops.model import Entity, Evidence, Finding, Frame, Mode, Series
 
@@ -146,6 +146,26 @@ def test_vanished_gpu_on_not_ready_node_is_not_a_gpu_problem() -> None:
                  else Series(s.signal, s.labels, s.timestamps, np.zeros(240), s.entity) for s in f.series)
     findings = correlate([], Frame(NOW, down, INFOS, 60.0, vanished=(gone,)), CFG.policy.root_cause)
     assert findings == []
+
+
+def test_a_gpu_on_a_node_that_is_not_ready_is_unseen_not_healed() -> None:
+    """A rebooting node takes its dcgm-exporter pod down, and its GPUs' series end with it. The
+    node's own finding tells of that; the GPU's conditions are gone for want of data, not healed:
+    told "cleared" (and an action's outcome judged) while the node was NotReady, they were news of
+    nothing. Unseen until the node is Ready again (then, measured or missing, it speaks for itself)."""
+    labels = {"Hostname": "node-2", "gpu": "0", "UUID": "GPU-c", "modelName": "H100"}
+    gone = Series("gpu_utilization", labels, TS[:100], np.full(100, 55.0), entity_of(SIGNALS["gpu_utilization"], labels))
+    f = frame(set(), vanished=(gone,))
+    down = tuple(s if not (s.signal == "node_ready" and s.entity.name == "node-2")
+                 else Series(s.signal, s.labels, s.timestamps, np.zeros(240), s.entity) for s in f.series)
+    unseen = unseen_entities([], frame=Frame(NOW, down, INFOS, 60.0, vanished=(gone,)))
+    assert list(unseen) == [gone.entity.key]
+    assert "node node-2 is not Ready" in unseen[gone.entity.key]
+    # Ready, the GPU that stopped reporting is a finding of its own (unseen through it); a vanished
+    # series of a GPU that reports on under other labels is nothing.
+    assert unseen_entities([], frame=f) == {}
+    live = series("gpu_utilization", {**labels, "pod": "ranker-2"}, np.full(240, 55.0))
+    assert unseen_entities([], frame=Frame(NOW, (*down, live), INFOS, 60.0, vanished=(gone,))) == {}
 
 
 def test_latency_regression_follows_throttled_gpu_node() -> None:
