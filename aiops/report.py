@@ -7,19 +7,7 @@ from typing import Any
 
 from aiops.model import ActionStatus, CycleReport, Finding, Severity
 from aiops.state.codec import plain
-
-_SPARK = "▁▂▃▄▅▆▇█"
-
-
-def sparkline(values: tuple[float, ...] | list[float], width: int = 24) -> str:
-    vals = [v for v in values[-width:] if v == v]
-    if not vals:
-        return ""
-    lo, hi = min(vals), max(vals)
-    if hi - lo < 1e-12:
-        return _SPARK[3] * len(vals)
-    return "".join(_SPARK[int((v - lo) / (hi - lo) * (len(_SPARK) - 1))] for v in vals)
-
+from aiops.text import sparkline
 
 def _when(finding: Finding, now: datetime) -> str:
     if finding.confirmed:

@@ -25,6 +25,7 @@ from aiops.config.promql import scoped
 from aiops.config.signals import DCGM_INT32_BLANKS, DCGM_MIG_INSTANCE, unit_range
 from aiops.errors import AiopsError
 from aiops.model import Entity, EntityKind, from_epoch
+from aiops.text import listed
 
 
 class AdvisorError(AiopsError):
@@ -107,13 +108,13 @@ class HistoryReader:
         mig = self._mig_gpus(fetch)
         if not gpus and mig:
             raise AdvisorError(
-                f"every GPU seen ({_listed(mig)}) is in MIG mode, and dcgm-exporter reports no utilisation "
+                f"every GPU seen ({listed(mig)}) is in MIG mode, and dcgm-exporter reports no utilisation "
                 "(DCGM_FI_DEV_GPU_UTIL) for MIG instances: the advisor has nothing to judge idle time or size on",
                 hint="no advice is the answer here; the daemon's detectors still watch these GPUs",
             )
         if mig:
             gaps.append(
-                f"{_listed(mig)}: in MIG mode, where dcgm-exporter reports no utilisation (DCGM_FI_DEV_GPU_UTIL); "
+                f"{listed(mig)}: in MIG mode, where dcgm-exporter reports no utilisation (DCGM_FI_DEV_GPU_UTIL); "
                 "the workloads on their slices get no idle or sizing advice."
             )
         if not gpus:
@@ -358,8 +359,3 @@ def _on_grid(series: RawSeries, grid: np.ndarray) -> np.ndarray:
     ok = (idx >= 0) & (idx < grid.size)
     out[idx[ok]] = series.values[ok]
     return out
-
-
-def _listed(names: Sequence[str], shown: int = 5) -> str:
-    more = f" and {len(names) - shown} more" if len(names) > shown else ""
-    return ", ".join(names[:shown]) + more

@@ -12,6 +12,7 @@ from aiops.config.base import SecretRef
 from aiops.config.check import check_plugins
 from aiops.config.signals import SignalConfig
 from aiops.model import EntityKind
+from aiops.text import listed
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -113,10 +114,8 @@ def _unknown_nodes(signals: dict[str, SignalConfig], answers: dict[str, list[dic
             nodes |= unknown
     out = []
     for why, (names, nodes) in found.items():
-        shown = sorted(nodes)
-        listed = ", ".join(shown[:5]) + (f" and {len(shown) - 5} more" if len(shown) > 5 else "")
         also = f" (and {len(names) - 1} more of its signals)" if len(names) > 1 else ""
-        out.append((f"signals.{names[0]}", f"names nodes that are not Kubernetes nodes (kube_node_*){also}: {listed}. {why}"))
+        out.append((f"signals.{names[0]}", f"names nodes that are not Kubernetes nodes (kube_node_*){also}: {listed(sorted(nodes))}. {why}"))
     return out
 
 

@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
 from aiops.model import ActionResult, ActionStatus, Finding, Notification, NotificationKind, Severity
+from aiops.text import sparkline
 
 ROUTE_LABEL = "__route__"
 MENTION_MOBILES_LABEL = "__mention_mobiles__"
@@ -26,7 +27,6 @@ MENTION_USER_IDS_LABEL = "__mention_user_ids__"
 MENTION_ALL_LABEL = "__mention_all__"
 LINK_LABEL_PREFIX = "__link_"
 
-_SPARK = "▁▂▃▄▅▆▇█"
 _ICON = {Severity.CRITICAL: "🔴", Severity.WARNING: "🟠", Severity.INFO: "🔵"}
 _STATUS_WORDS = {
     ActionStatus.OBSERVED: "observe mode: decision recorded, nothing proposed",
@@ -46,25 +46,6 @@ def public_labels(labels: Mapping[str, str]) -> dict[str, str]:
 
 def links_of(n: Notification) -> list[tuple[str, str]]:
     return [(k[len(LINK_LABEL_PREFIX):-2], v) for k, v in n.labels.items() if k.startswith(LINK_LABEL_PREFIX) and v]
-
-
-def sparkline(values: Sequence[float], width: int = 24) -> str:
-    """Unicode block sparkline of the last ``width`` values; gaps (NaN) are shown as spaces."""
-    vals = [float(v) for v in values][-width:]
-    finite = [v for v in vals if math.isfinite(v)]
-    if not finite:
-        return ""
-    lo, hi = min(finite), max(finite)
-    span = hi - lo
-    out = []
-    for v in vals:
-        if not math.isfinite(v):
-            out.append(" ")
-        elif span == 0:
-            out.append(_SPARK[len(_SPARK) // 2])
-        else:
-            out.append(_SPARK[min(len(_SPARK) - 1, int((v - lo) / span * len(_SPARK)))])
-    return "".join(out)
 
 
 def number(v: float) -> str:

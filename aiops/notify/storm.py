@@ -27,6 +27,7 @@ from aiops.model import Notification, NotificationKind
 from aiops.notify.outbox import Envelope
 from aiops.plugins import Notifier
 from aiops.state import Store
+from aiops.text import listed
 
 log = logging.getLogger(__name__)
 
@@ -118,8 +119,7 @@ def storm_notification(items: Sequence[Notification], cycle_id: str, list_first:
         lines.append("What aiops did (safety rails cap a storm):")
         lines += [f"- {n} × {what}" for what, n in by_outcome.most_common()]
     if entities and list_first:
-        more = f" and {len(entities) - list_first} more" if len(entities) > list_first else ""
-        lines.append("First affected: " + ", ".join(entities[:list_first]) + more)
+        lines.append("First affected: " + listed(entities, list_first))
     lines.append("Full list: `aiops history --cycle " + cycle_id + "`. Further messages are held for the storm window.")
     top = ", ".join(what for what, _ in by_signal.most_common(2))
     return Notification(

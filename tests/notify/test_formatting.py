@@ -14,13 +14,6 @@ from aiops.notify.routing import link_fields, render_links
 from .conftest import NOW, finding, pod, result
 
 
-def test_sparkline_scales_values_and_shows_gaps() -> None:
-    line = fmt.sparkline([0.0, 0.5, float("nan"), 1.0])
-    assert line == "▁▅ █"
-    assert fmt.sparkline([float("nan")]) == ""
-    assert fmt.sparkline([3.0, 3.0]) == "▅▅"
-
-
 def test_duration_and_numbers_are_compact() -> None:
     assert fmt.duration(timedelta(minutes=42)) == "42m"
     assert fmt.duration(timedelta(hours=1, minutes=5)) == "1h05m"
