@@ -19,7 +19,8 @@ and scores the new points of all rows together with a few numpy calls:
 
 Rolling windows are order-free (median, mean, max), so each ring is a row of a 2-D array written
 at its own position. A row is seeded from one trace of the series' first frame (the daemon's cold
-cycle); the table lives in memory, and after a restart the daemon re-learns from the lookback.
+cycle), with the days before it that the detector learnt from Prometheus; the table lives in
+memory, and a restarted daemon learns those days again.
 """
 
 from __future__ import annotations

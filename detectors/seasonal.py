@@ -34,8 +34,10 @@ hourly gets as many points of history as one sampled every minute.
 In the daemon, ``detect`` does not re-run the trace: each series' state (one row of a
 :class:`~detectors._seasonal_state.StateTable`) is seeded by one trace of its first frame and then
 scores only the points each cycle adds, for all series at once (about 20 us per series per
-cycle at 10k series instead of milliseconds). The state is in memory; after a restart the daemon
-re-learns from the collector's lookback.
+cycle at 10k series instead of milliseconds). The state is in memory: a new or restarted daemon
+learns three periods before its first frame from Prometheus (:meth:`SeasonalBaseline.learn_history`),
+and that first frame's trace covers them, so its first morning is not compared with the night
+before it.
 
 The defaults were chosen on the NAB development corpus as a whole, before cross-validation existed,
 so figures on that corpus flatter them. ``aiops backtest --cv`` (leave one NAB category out, the
@@ -87,7 +89,7 @@ import pandas as pd
 from pydantic import Field
 
 from aiops.model import Finding, Frame, Series, SignalInfo, from_epoch
-from aiops.plugins import DetectorParams
+from aiops.plugins import DetectorParams, HistoryWanted
 from detectors._isolation import isolated
 from detectors._seasonal_state import (
     MEAN_ABS_TO_SIGMA,
@@ -117,6 +119,9 @@ MIN_REFERENCE_Z = 8.0
 # Score = u / (u + SURPRISE_OFFSET): a surprise of 1 (as unusual as the faded record) scores 0.7,
 # policy's default warning threshold; 3.9 times the record scores 0.9 (critical).
 SURPRISE_OFFSET = (1.0 - 0.7) / 0.7
+
+# Periods of history a new daemon learns before its first frame (see SeasonalBaseline.history_wanted).
+LEARNT_PERIODS = 3
 
 Direction = Literal["up", "down", "both"]
 
@@ -252,6 +257,8 @@ class SeasonalBaseline(UnivariateDetector):
         # For one detect pass: each time grid that series are slices of, and whether it ascends
         # (see _ascending); by id, with the array held so the id stays its own.
         self._grids: dict[int, tuple[np.ndarray, bool]] = {}
+        # The days before the first frame (learn_history), per series until its state is seeded.
+        self._learnt: dict[object, list[_Learnt]] = {}
 
     # ------------------------------------------------------------------ backtest contract
     def score_series(self, timestamps: np.ndarray, values: np.ndarray) -> np.ndarray:
@@ -372,6 +379,50 @@ class SeasonalBaseline(UnivariateDetector):
         scale = np.maximum(np.fmax(mad, mean_abs), 1e-3 * level + 1e-12)
         return resid / scale
 
+    # ------------------------------------------------------------------ the days before the first frame
+    def history_wanted(self, signals: Mapping[str, SignalInfo]) -> HistoryWanted | None:
+        """Three periods before the first frame, at the daemon's step, of this detector's signals:
+        the fewest whose median outvotes one odd day (two give their mean), and at a one-minute
+        step they fill the scales' memory (4,096 samples). Each is fetched once and traced once,
+        with the first frame (about 12 ms of CPU a series that is not constant).
+
+        The state is in memory: without them a new daemon, and every restarted one, began from
+        its first frame (6 hours), where the recent median stands in for the profile until two
+        periods are known and the scales and records know only that night; ap-autoscale's
+        replay warned on request rates, latencies and every node's CPU at its first morning ramp."""
+        wanted = frozenset(n for n in self.signals if n in signals)
+        if not wanted:
+            return None
+        return HistoryWanted(wanted, LEARNT_PERIODS * self.params.period_seconds, None)
+
+    def learn_history(self, series: Sequence[Series]) -> None:
+        """Keep each series' samples until its first frame, whose trace then covers them too: the
+        first frame finds the state of a daemon that ran through those days (one trace per series,
+        not a cycle per sample). A stretch that holds one value is kept as its ends (most of a
+        cluster's restart counts). A series whose state was restored keeps it."""
+        for s in series:
+            if s.key not in self._where:
+                isolated(self.name, s, self._learn, s)
+
+    def _learn(self, s: Series) -> bool:
+        t, v = check_series(s.timestamps, s.values)
+        if t.shape[0]:
+            self._learnt.setdefault(s.key, []).append(_Learnt.of(t, v))
+        return True
+
+    def _with_learnt(self, key: object, t: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """The series' learnt days (if any) and then its frame's points after them."""
+        learnt = self._learnt.pop(key, None)
+        if not learnt:
+            return t, y
+        parts = [part.samples() for part in learnt]
+        before_t = np.concatenate([pt for pt, _ in parts])
+        before_y = np.concatenate([py for _, py in parts]).astype(np.float64)
+        order = np.argsort(before_t, kind="stable")
+        before_t, before_y = before_t[order], before_y[order]
+        later = t > before_t[-1]
+        return np.concatenate([before_t, t[later]]), np.concatenate([before_y, y[later]])
+
     # ------------------------------------------------------------------ daemon contract
     def detect(self, frame: Frame) -> list[Finding]:
         """Score only the points each series gained since the last cycle, all series at once."""
@@ -397,6 +448,9 @@ class SeasonalBaseline(UnivariateDetector):
                 stated.extend(self._advance(fresh, direction, pending))
         finally:
             self._grids = {}  # nothing of this frame is kept
+            # The days learnt served the first frame's seeds; a series seeded later (constant until
+            # then, or of a signal whose query failed) starts from its frame, as before.
+            self._learnt = {}
         failed = self._score_pending(pending)
         findings: list[Finding] = []
         for series, key in stated:
@@ -435,12 +489,12 @@ class SeasonalBaseline(UnivariateDetector):
                 self._where.pop(key).forget(key)
                 table = None
             if table is None:
-                if key in self._constant and self._same_constant(key, s.timestamps, s.values):
+                if key in self._constant and self._same_constant(key, s.timestamps, s.values) and key not in self._learnt:
                     continue
                 checked = isolated(self.name, s, check_series, s.timestamps, s.values)
                 if checked is None:
                     continue
-                t, y = checked
+                t, y = self._with_learnt(key, *checked)
                 if self._still_constant(key, y):
                     continue
                 seeds.append((self._table(typical_step(t), direction), key, t, y))
@@ -594,6 +648,30 @@ def _by_signal_of_key(keys: Mapping[object, object]) -> dict[str, list[object]]:
     for key in keys:
         out.setdefault(key[0], []).append(key)  # type: ignore[index]
     return out
+
+
+@dataclass(frozen=True)
+class _Learnt:
+    """A stretch of a series learnt from Prometheus: its samples, or (``step`` > 0) a stretch that
+    held one value, as its first and last times, the value, and the step of the samples between."""
+
+    t: np.ndarray
+    v: np.ndarray
+    step: float = 0.0
+
+    @classmethod
+    def of(cls, t: np.ndarray, v: np.ndarray) -> _Learnt:
+        if t.shape[0] > 2 and np.isfinite(v).all() and v.min() == v.max():
+            step = (t[-1] - t[0]) / (t.shape[0] - 1)
+            if np.allclose(np.diff(t), step):
+                return cls(t[[0, -1]].copy(), v[:1].copy(), step)
+        return cls(t.copy(), v.astype(np.float32))
+
+    def samples(self) -> tuple[np.ndarray, np.ndarray]:
+        if not self.step:
+            return self.t, self.v
+        n = int(round((self.t[1] - self.t[0]) / self.step)) + 1
+        return self.t[0] + self.step * np.arange(n), np.full(n, self.v[0])
 
 
 class _Batch:

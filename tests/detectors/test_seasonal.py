@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from aiops.model import Entity
+from aiops.model import Entity, SignalInfo
 from detectors.seasonal import SeasonalBaseline
 from tests.detectors.synthetic import DAY, HOUR, MODEL, T0, daily, frame
 
@@ -376,3 +376,92 @@ def test_series_sliced_from_one_time_grid_take_the_short_way_to_the_same_state_a
         read, stated = read + len(fast._constant), stated + len(fast._where)
         assert not fast._grids  # nothing of a frame is kept
     assert read and stated  # both kinds were in play
+
+
+def _traffic(t: np.ndarray, seed: int = 0) -> np.ndarray:
+    """Requests a second: quiet at night, a steep ramp at 08:00 to five times as many, down at 20:00."""
+    rng = np.random.default_rng(seed)
+    hour = ((t - T0) % DAY) / HOUR
+    level = 20 + 80 / (1 + np.exp(-(hour - 8) * 2)) - 80 / (1 + np.exp(-(hour - 20) * 2))
+    return level * (1 + rng.normal(0.0, 0.05, t.shape[0]))
+
+
+def _first_hours(det: SeasonalBaseline, t: np.ndarray, y: np.ndarray, start: int, *, learn: bool) -> list[float]:
+    """A daemon started at ``start`` (a 6 h frame, a cycle a minute for 10 hours): the scores it
+    warns at. With ``learn``, Prometheus's days before its first frame come first, in the
+    collector's chunks (240 points a series)."""
+    info = {"inference_request_rate": SignalInfo("inference_request_rate", "model", "1/s", bad_direction="both")}
+    window = int(6 * HOUR / 60.0)
+    first = start - window
+    if learn:
+        wanted = det.history_wanted(info)
+        assert wanted is not None and wanted.signals == {"inference_request_rate"} and wanted.step_seconds is None
+        lo = max(0, first - int(wanted.seconds / 60.0))
+        for a in range(lo, first, 240):
+            b = min(a + 240, first + 1)  # a range query's end is inclusive: the frame's first sample too
+            det.learn_history(frame({"inference_request_rate": [(MODEL, t[a:b], y[a:b])]}, info, step=60.0).series)
+    warned = []
+    for end in range(start, start + int(10 * HOUR / 60.0)):
+        found = det.detect(frame({"inference_request_rate": [(MODEL, t[end - window : end], y[end - window : end])]},
+                                 info, step=60.0))
+        warned += [f.score for f in found if f.score >= ALARM]
+    return warned
+
+
+def test_a_new_daemon_learns_the_days_before_its_first_frame_and_knows_the_morning() -> None:
+    """The state is in memory: a new daemon, and every restarted one, began from its 6-hour frame,
+    where the recent median stands in for the profile until two days are known. Started at 02:00,
+    it warned at 08:00 on a morning ramp like every other (ap-autoscale's replay: request rates,
+    latencies and every node's CPU at 0.70-0.72 for 90 minutes). With the days Prometheus holds
+    before its first frame it knows mornings, and a surge on top of one still warns."""
+    t = T0 + np.arange(0.0, 8 * DAY, 60.0)
+    y = _traffic(t)
+    start = int((7 * DAY + 2 * HOUR) / 60.0)
+    assert _first_hours(SeasonalBaseline(), t, y, start, learn=False)  # the problem, reproduced
+    assert _first_hours(SeasonalBaseline(), t, y, start, learn=True) == []
+    surge = y.copy()
+    at = int((7 * DAY + 9 * HOUR) / 60.0)
+    surge[at : at + 60] *= 1.6
+    assert max(_first_hours(SeasonalBaseline(), t, surge, start, learn=True)) >= 0.8
+
+
+def test_the_first_frame_after_the_days_learnt_is_scored_as_one_history() -> None:
+    """A seed is one trace over the days learnt and the frame's later points: the state of a
+    daemon that ran through them. What it learnt is dropped after that first frame, kept compact
+    while it waits (a stretch of one value as its ends), and a series that already has a state
+    keeps it."""
+    t = T0 + np.arange(0.0, 4 * DAY, 60.0)
+    y = _traffic(t, seed=3)
+    y[:480] = 20.0  # a night that held one value (an idle service): two chunks of one value
+    y[-1] = 2000.0  # something to score (below the record the idle night's end set: 0)
+    frame_from = int(3.7 * DAY / 60.0)
+    det = SeasonalBaseline()
+    for a in range(0, frame_from + 1, 240):
+        b = min(a + 240, frame_from + 1)
+        det.learn_history(frame({"inference_request_rate": [(MODEL, t[a:b], y[a:b])]}, step=60.0).series)
+    [(key, parts)] = det._learnt.items()
+    assert sum(p.t.shape[0] for p in parts) == frame_from + 1 - 480 + 4  # the idle night as two chunks' ends
+    det.detect(frame({"inference_request_rate": [(MODEL, t[frame_from:], y[frame_from:])]}, step=60.0))
+    assert not det._learnt
+    table = det._where[key]
+    expected = det.trace(t, y, "both")  # no catalog in this frame: both directions
+    point = table.point(key)
+    assert point.t == t[-1] and point.t_first == t[0]
+    # Equal up to the float32 the days wait in.
+    assert point.z > 50 and point.z == pytest.approx(expected.z[-1], rel=1e-5)
+    assert point.score == pytest.approx(expected.score[-1], abs=1e-5)
+    assert point.seasonal == pytest.approx(expected.seasonal[-1], rel=1e-6)
+    # Learning again changes nothing of a series that has a state.
+    det.learn_history(frame({"inference_request_rate": [(MODEL, t[:240], y[:240] * 9)]}, step=60.0).series)
+    assert not det._learnt and det._where[key].point(key) == point
+
+
+def test_what_cannot_be_learnt_is_skipped_alone() -> None:
+    det = SeasonalBaseline()
+    t = T0 + np.arange(0.0, DAY, 60.0)
+    bad_t = t.copy()
+    bad_t[5] = np.nan
+    other = Entity("model", "other", "ml")
+    det.learn_history(frame({"inference_request_rate": [(MODEL, bad_t, _traffic(t)), (other, t, _traffic(t))]},
+                            step=60.0).series)
+    assert [k[1] for k in det._learnt] == [(("name", "other"), ("namespace", "ml"))]
