@@ -71,9 +71,9 @@ class HistoryClient:
             return self._cache[query]
 
     def query_range(self, query: str, start: datetime, end: datetime, step: timedelta) -> list[RawSeries]:
-        if step != self.step:
-            # Not a cycle's query (a detector learning the days before the first one): asked of
-            # Prometheus as it is, once.
+        if step != self.step or start < self.start or end > self.end:
+            # Not a cycle's query (a detector learning the days before the first one, at its own
+            # step or at the cycles'): asked of Prometheus as it is, once.
             return self.client.query_range(query, start, end, step)
         cached = self._fetch(query)
         if isinstance(cached, PrometheusError):

@@ -64,26 +64,40 @@ def test_history_client_frames_equal_live_frames(demo_prom) -> None:
 @pytest.mark.slow
 def test_a_replay_learns_the_days_before_its_start_as_the_daemon_does(demo_prom) -> None:
     """A replay starts as a new daemon: its detectors read the days before the first cycle from
-    Prometheus (at their own step, not the cycles': asked of Prometheus as it is), so a replay of
-    last week judges it as the daemon that ran all along would have."""
+    Prometheus (asked of Prometheus as it is, at their own step or at the cycles'), so a replay of
+    last week judges it as the daemon that ran all along would have. At the cycles' step (the
+    seasonal baseline's and serving headroom's days) they were cut from the replay's own range,
+    which begins with the first frame: nothing, and a replay started at 03:00 warned at the
+    morning ramp as a daemon that learnt nothing does."""
     config = parse_config({"prometheus": {"url": demo_prom.url, "lookback": "1h"}})
     start = END - timedelta(hours=2)
     history = HistoryClient(PrometheusClient(config.prometheus), start - timedelta(hours=1), END, config.prometheus.step)
     replayed, live = Collector(config, client=history), Collector(config)  # type: ignore[arg-type]
     try:
         signals = {"pod_memory_usage_ratio"}
-        begin, until, step = start - timedelta(hours=8), start - timedelta(hours=1), timedelta(minutes=5)
-        a = [s for chunk in replayed.history(signals, begin, until, step) for s in chunk]
-        b = [s for chunk in live.history(signals, begin, until, step) for s in chunk]
-        assert a and sorted(s.key for s in a) == sorted(s.key for s in b)
-        by_key = {s.key: s for s in b}
-        for s in a:
-            assert np.all(np.diff(s.timestamps) == 300.0)
-            np.testing.assert_array_equal(s.timestamps, by_key[s.key].timestamps)
-            np.testing.assert_allclose(s.values, by_key[s.key].values, equal_nan=True)
+        begin, until = start - timedelta(hours=8), start - timedelta(hours=1)
+        for step in (timedelta(minutes=5), config.prometheus.step):
+            # The live client answers in chunks of max_points_per_query a series: joined per series.
+            a, b = ({key: (np.concatenate(ts), np.concatenate(vs)) for key, (ts, vs) in _joined(c, signals, begin, until, step)}
+                    for c in (replayed, live))
+            assert a and sorted(a) == sorted(b)
+            for key, (ts, vs) in a.items():
+                assert np.all(np.diff(ts) == step.total_seconds())
+                np.testing.assert_array_equal(ts, b[key][0])
+                np.testing.assert_allclose(vs, b[key][1], equal_nan=True)
     finally:
         replayed.close()
         live.close()
+
+
+def _joined(collector: Collector, signals: set[str], begin: datetime, until: datetime, step: timedelta):
+    parts: dict[object, tuple[list[np.ndarray], list[np.ndarray]]] = {}
+    for chunk in collector.history(signals, begin, until, step):
+        for s in chunk:
+            ts, vs = parts.setdefault(s.key, ([], []))
+            ts.append(s.timestamps)
+            vs.append(s.values)
+    return parts.items()
 
 
 @pytest.mark.slow
