@@ -10,7 +10,8 @@ with the default config, and prints:
   the static alert; actions outside incidents (decoys: batch job, rollout, bare pod, kube-system);
   decisions still standing an hour after their incident resolved; pages per day per 1,000 series.
 
-``--profile NAME`` picks another cluster (:mod:`aiops.testing.cluster_profiles`: ``us-east``,
+``--start-hours H`` starts the daemon H hours into the history (a restart: it learns what lies
+before its first frame). ``--profile NAME`` picks another cluster (:mod:`aiops.testing.cluster_profiles`: ``us-east``,
 ``eu-rough``) and ``--seed`` another draw of its noise and names, to check that the defaults hold
 beyond the cluster they were first checked on. ``--store victoria-metrics`` imports the history into
 the Debian ``victoria-metrics`` instead and replays against it (MetricsQL answering the default
@@ -58,6 +59,9 @@ def main() -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--hours", type=float, default=48.0)
     p.add_argument("--every", default="1m")
+    p.add_argument("--start-hours", type=float, default=6.0,
+                   help="first cycle, hours into the history (6: the first with a full 6 h window); a later one "
+                        "is a daemon (re)started then, which learns the history before its first frame")
     p.add_argument("--filler-pods", type=int, default=60, help="healthy ReplicaSet pods (60: ~1,000 raw series)")
     p.add_argument("--profile", default="default", choices=sorted(PROFILES), help="which cluster (default: default)")
     p.add_argument("--seed", type=int, default=HistorySpec.seed, help="noise and names of the fixture")
@@ -93,8 +97,8 @@ def main() -> int:
             config = yaml.safe_load(args.overlay.read_text()) if args.overlay else {}
             config["prometheus"] = {**config.get("prometheus", {}), "url": server.url}
             (work / "aiops.yaml").write_text(yaml.safe_dump(config))
-            # The default lookback is 6 h: replay from the first instant with a full window.
-            start = hist.spec.start + timedelta(hours=6)
+            # The default lookback is 6 h: by default, replay from the first instant with a full window.
+            start = hist.spec.start + timedelta(hours=args.start_hours)
             cmd = [sys.executable, "-m", "aiops", "replay", "--config", str(work / "aiops.yaml"),
                    "--from", start.isoformat(), "--to", hist.end.isoformat(), "--every", args.every,
                    "--incidents", str(work / "incidents.yaml"), "--out", str(args.out), "--json", "--no-progress"]
