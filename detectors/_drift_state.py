@@ -15,7 +15,8 @@ statistic that can be computed at the new points alone from the history. A :clas
 holds the two sequential parts and the newest point's figures; :func:`cusum_step` and
 :func:`held` advance them from new points only, exactly as the trace's vectorised forms do over
 the whole history (tested against it). The state lives in memory: after a restart, one trace of
-the lookback seeds it again.
+the day before the first frame that the detector learnt from Prometheus, and of the frame, seeds
+it again.
 """
 
 from __future__ import annotations

@@ -300,7 +300,8 @@ class HistoryBuffer:
     The frame carries only the last ``prometheus.lookback`` of each series; baselines that need
     days (seasonal medians, quality reference windows) accumulate it here, bounded to
     ``keep_seconds`` per series, and forget series that leave the frame (deleted pods). The
-    history is in memory: after a restart a detector re-learns from the lookback.
+    history is in memory: after a restart a detector fills it again from what Prometheus holds
+    (``LearnsFromHistory``), or from the lookback alone.
     """
 
     def __init__(self, keep_seconds: float) -> None:

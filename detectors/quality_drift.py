@@ -27,7 +27,9 @@ the rollback suggestion follows the warning instead of waiting for the CUSUM's a
 
 In the daemon, each series' CUSUM and forecast hold are kept as state
 (:mod:`detectors._drift_state`) and only the points a cycle adds are scored: the same figures as
-:meth:`QualityDrift.trace` over the whole series, which the backtest runs (tested).
+:meth:`QualityDrift.trace` over the whole series, which the backtest runs (tested). A new or
+restarted daemon learns the reference day before its first frame from Prometheus, so it warns
+when one that ran all along would.
 
 When the serving stack exports a histogram of predictions or features (cumulative ``le``
 buckets), ``histogram_signals`` names them and the detector also reports distribution drift
@@ -38,8 +40,8 @@ the Kolmogorov–Smirnov distance of the binned distributions.
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any, ClassVar, Literal
 
@@ -47,8 +49,8 @@ import numpy as np
 import pandas as pd
 from pydantic import Field
 
-from aiops.model import Entity, Evidence, Finding, Frame, Series, from_epoch
-from aiops.plugins import DetectorParams
+from aiops.model import Entity, Evidence, Finding, Frame, Series, SignalInfo, from_epoch
+from aiops.plugins import DetectorParams, HistoryWanted
 from detectors._drift_state import DriftState, Newest, cusum_step, held
 from detectors._isolation import isolated
 from detectors._univariate import (
@@ -273,6 +275,30 @@ class QualityDrift(UnivariateDetector):
         reach = normal_cdf((level + whole.slope * horizon - floor) / sd)
         lead = np.where((whole.slope > 0) & (level < floor), (floor - level) / whole.slope * 3600.0, np.inf)
         return np.fmin(np.nan_to_num(reach * consistent, nan=0.0), FORECAST_MAX), lead
+
+    # ------------------------------------------------------------------ daemon contract
+    # ------------------------------------------------------------------ the day before the first frame
+    def history_wanted(self, signals: Mapping[str, SignalInfo]) -> HistoryWanted | None:
+        """The reference window and what follows it, at the daemon's step, of the quality signals
+        and their KPIs. The history is in memory: without it a new or restarted daemon compared
+        with its 6-hour lookback, and restarted an hour into a slow drift it took the drift for
+        the reference and warned ten hours later than one that ran all along."""
+        wanted = frozenset(n for n in (*self.signals, *self.kpi_signals) if n in signals)
+        if not wanted:
+            return None
+        return HistoryWanted(wanted, self._history.keep_seconds, None)
+
+    def learn_history(self, series: Sequence[Series]) -> None:
+        """Into the per-series history the first frame's trace seeds each state from (chunks come
+        oldest first; a series that has a state keeps it)."""
+        for s in series:
+            if s.key not in self._states:
+                isolated(self.name, s, self._learn, s)
+
+    def _learn(self, s: Series) -> bool:
+        t, y = check_series(s.timestamps, s.values)
+        self._history.merge(replace(s, timestamps=t, values=y))
+        return True
 
     # ------------------------------------------------------------------ daemon contract
     def detect(self, frame: Frame) -> list[Finding]:

@@ -327,3 +327,40 @@ def test_the_daemon_state_scores_a_step_and_its_recovery_as_the_backtest_does() 
     t, y = accuracy(0.07, hours=34.0)
     y[t >= DROP_AT + 2 * HOUR] /= 0.93
     _online_vs_backtest(t, y, 3)
+
+
+def _first_warning_after_restart(t: np.ndarray, y: np.ndarray, restart: int, *, learn: bool) -> float:
+    """When a daemon started at ``restart`` (a 6 h lookback, a cycle a minute) first warns; with
+    ``learn``, Prometheus's history before its first frame comes first, in the collector's chunks."""
+    det = QualityDrift()
+    window = int(6 * HOUR / MINUTE)
+    first = restart - window
+    if learn:
+        wanted = det.history_wanted(SIGNALS)
+        assert wanted is not None and wanted.signals == {"model_accuracy", "business_conversion_rate"}  # and its KPI
+        assert wanted.step_seconds is None
+        for a in range(max(0, first - int(wanted.seconds / MINUTE)), first + 1, 240):
+            b = min(a + 240, first + 1)
+            det.learn_history(frame({"model_accuracy": [(MODEL, t[a:b], y[a:b])]}).series)
+    for end in range(restart, t.shape[0] + 1):
+        if any(f.score >= 0.7 for f in det.detect(frame({"model_accuracy": [(MODEL, t[end - window : end], y[end - window : end])]}))):
+            return float(t[end - 1])
+    return float("inf")
+
+
+@pytest.mark.parametrize("restart_h", [31.0, 33.0])
+def test_a_daemon_restarted_during_a_slow_drift_warns_when_one_that_ran_all_along_does(restart_h: float) -> None:
+    """The history is in memory: restarted an hour into a slow drift (4 % over 12 h), the daemon's
+    reference was its 6-hour lookback, drift included, and it warned two hours later than one
+    that ran all along (four and a half, restarted three hours in). It learns the day before its
+    first frame from Prometheus, and warns at the same minute."""
+    t = grid(48.0)
+    y = 0.92 + np.random.default_rng(3).normal(0, 0.003, t.shape[0])
+    start = T0 + 30 * HOUR
+    y *= 1.0 - 0.04 * np.clip((t - start) / (12 * HOUR), 0.0, 1.0)
+    trace = QualityDrift().trace(t, y)
+    all_along = float(t[int(np.argmax(trace.score >= 0.7))])
+    restart = int(restart_h * HOUR / MINUTE)
+    assert T0 + restart_h * HOUR < all_along  # the restart comes before the warning
+    assert _first_warning_after_restart(t, y, restart, learn=True) == all_along
+    assert _first_warning_after_restart(t, y, restart, learn=False) >= all_along + 2 * HOUR

@@ -348,5 +348,6 @@ def test_a_daemon_that_cannot_read_the_days_before_it_learns_them_from_its_cycle
         pipeline.close()
     warnings = [r.getMessage() for r in caplog.records if "did not learn the days before its first cycle" in r.getMessage()]
     # Once for each detector that learns (not once a chunk or a signal).
-    assert sorted(w.split()[1] for w in warnings) == ["ensemble.exhaustion", "ensemble.seasonal"], warnings
+    assert sorted(w.split()[1] for w in warnings) == [
+        "ensemble.exhaustion", "ensemble.quality_drift", "ensemble.seasonal"], warnings
     assert all("learns them from the cycles it runs" in w for w in warnings)
