@@ -39,6 +39,7 @@ import requests
 import yaml
 from prometheus_client.parser import text_string_to_metric_families
 
+from aiops.evaluation.replay_report import incidents_warned
 from aiops.testing.cluster_history import HistorySpec, generate, incidents_yaml
 from aiops.demo.prometheus import ManagedServer, PrometheusServer
 from aiops.testing.cluster_profiles import PROFILES, profile
@@ -128,8 +129,8 @@ def main() -> int:
     print(f"{'incident':42} {'warn lead':>9} {'action lead':>11} {'wanted':>6}  first action")
     for r in f["incidents"]:
         print(f"{r['name']:42} {r['warning_lead_min']!s:>9} {r['action_lead_min']!s:>11} {r['wanted_lead_min']!s:>6}  "
-              f"{r['first_action'] or 'none'}{'' if r['met'] else '   <- missed'}")
-    print(f"incidents met: {f['incidents_met']} of {len(f['incidents'])}")
+              f"{r['first_action'] or 'none'}{'   (before the replay)' if r['met'] is None else '' if r['met'] else '   <- missed'}")
+    print(f"incidents met: {incidents_warned(f)}")
     print(f"actions outside incidents (decoys): {len(f['actions_outside_incidents'])}")
     for d in f["actions_outside_incidents"]:
         print(f"  {d['first_at']} {d['action']} {d['entity']} ({d.get('rule', '')})")

@@ -51,7 +51,7 @@ def parse_time(text: str) -> datetime:
 
 def run(args: argparse.Namespace) -> int:
     from aiops.evaluation.cluster_replay import run_replay
-    from aiops.evaluation.replay_report import IncidentsError, load_incidents, write_report
+    from aiops.evaluation.replay_report import IncidentsError, incidents_warned, load_incidents, write_report
 
     config = load_or_explain(args.config)
     if config is None:
@@ -102,7 +102,7 @@ def run(args: argparse.Namespace) -> int:
     print(
         f"Replayed {figures['cycles']} cycles in {figures['wall_seconds']} s: {figures['pages_per_day']} pages/day, "
         f"{figures['actions_per_day']} actions/day, {len(figures['decisions_that_never_stop'])} decisions that never stop"
-        + (f", {figures['incidents_met']} of {len(incidents)} incidents warned in time" if incidents else "")
+        + (f", incidents warned in time: {incidents_warned(figures)}" if incidents else "")
         + f".\nReport: {args.out / 'report.html'} (also report.md, report.json; notifications in notifications.jsonl)"
     )
     return EXIT_OK

@@ -146,6 +146,9 @@ def incident_rows(run: ReplayRun, incidents: Sequence[Incident]) -> list[dict[st
         standing = [d for d in decisions if d.last_at > late] if inc.resolved_at else []
         warn_lead = inc.alert_at - warning.first_at if warning else None
         action_lead = inc.alert_at - action.first_at if action else None
+        # The replay began after the warning was due: it cannot say whether the daemon would have
+        # given it (an operator replaying from the middle of an incident).
+        judged = inc.alert_at - inc.lead_wanted >= run.started
         rows.append({
             "name": inc.name, "entity": inc.entity, "failure_at": inc.failure_at.isoformat(),
             "static_alert_at": inc.alert_at.isoformat(), "trend": inc.trend,
@@ -157,11 +160,13 @@ def incident_rows(run: ReplayRun, incidents: Sequence[Incident]) -> list[dict[st
             "first_action": f"{action.action} on {action.entity} ({action.rule})" if action else "",
             "action_lead_min": _minutes(action_lead),
             "wanted_lead_min": _minutes(inc.lead_wanted),
-            # Warned early enough, and the expected action came no later than the static alert.
+            "judged": judged,
+            # Warned early enough, and the expected action came no later than the static alert
+            # (None: not judged).
             "met": bool(
                 warn_lead is not None and warn_lead >= inc.lead_wanted
                 and (not inc.expected_action or (action_lead is not None and action_lead >= timedelta(0)))
-            ),
+            ) if judged else None,
             "standing_after_resolved": [d.key for d in standing],
         })
     return rows
@@ -223,6 +228,7 @@ def replay_figures(run: ReplayRun, incidents: Sequence[Incident] = (), *, long_d
         "decisions_that_never_stop": [d.as_dict() for d in sorted(never_stop, key=lambda d: -d.cycles)],
         "incidents": rows,
         "incidents_met": sum(1 for r in rows if r["met"]),
+        "incidents_judged": sum(1 for r in rows if r["judged"]),
         "actions_outside_incidents": [d.as_dict() for d in outside],
         "standing_after_resolved": sum(len(r["standing_after_resolved"]) for r in rows),
         "samples_rejected": [r.as_dict() for r in run.rejected],
@@ -290,6 +296,13 @@ def _plots(run: ReplayRun, figures: dict[str, Any], out: Path) -> list[str]:
     return names
 
 
+def incidents_warned(f: dict[str, Any]) -> str:
+    """``3 of 4``, and how many the replay could not judge (their warning was due before it began)."""
+    before = len(f["incidents"]) - f["incidents_judged"]
+    return f"{f['incidents_met']} of {f['incidents_judged']}" + (
+        f" ({before} began before the replay: not judged)" if before else "")
+
+
 def _summary_lines(f: dict[str, Any]) -> list[tuple[str, str]]:
     return [
         ("replayed", f"{f['from']} → {f['to']}, every {f['every_s']:.0f} s, {f['cycles']} cycles "
@@ -301,7 +314,7 @@ def _summary_lines(f: dict[str, Any]) -> list[tuple[str, str]]:
         ("actions per day", str(f["actions_per_day"])),
         ("finding / decision episodes", f"{f['finding_episodes']} / {f['decision_episodes']}"),
         ("notifications / refusals", f"{f['notifications']} / {f['refusals']}"),
-        ("incidents warned in time", f"{f['incidents_met']} of {len(f['incidents'])}"),
+        ("incidents warned in time", incidents_warned(f)),
         ("actions outside incidents", str(len(f["actions_outside_incidents"]))),
         ("decisions standing 1 h after their incident resolved", str(f["standing_after_resolved"])),
         ("decisions that never stop", str(len(f["decisions_that_never_stop"]))),
@@ -316,6 +329,10 @@ def _rejected_line(rejected: Sequence[dict[str, Any]]) -> str:
     return f"{sum(r['samples'] for r in rejected)} samples of {', '.join(signals)} (table below)"
 
 
+def _met(met: bool | None) -> str:
+    return "before the replay" if met is None else "yes" if met else "NO"
+
+
 def _table(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
     out = ["| " + " | ".join(headers) + " |", "|" + "---|" * len(headers)]
     out += ["| " + " | ".join(str(c).replace("|", "\\|") for c in r) + " |" for r in rows]
@@ -327,7 +344,7 @@ def _sections(run: ReplayRun, f: dict[str, Any]) -> list[tuple[str, list[str], l
     return [
         ("Incidents", ["incident", "static alert", "first warning", "lead (min)", "first action", "lead (min)", "wanted", "met"],
          [[r["name"], r["static_alert_at"], r["first_warning"] or "none", r["warning_lead_min"], r["first_action"] or "none",
-           r["action_lead_min"], r["wanted_lead_min"], "yes" if r["met"] else "NO"] for r in f["incidents"]]),
+           r["action_lead_min"], r["wanted_lead_min"], _met(r["met"])] for r in f["incidents"]]),
         ("Pages outside incidents", ["day", "entity", "first message"],
          [[p["day"], p["entity"], p["first"]] for p in f["pages_outside_incidents"]]),
         ("Actions outside incidents", ["first", "last", "action", "target", "rule"],

@@ -34,3 +34,11 @@ def test_a_daemon_restarted_at_night_knows_the_morning_ramp(run: Replayed) -> No
     assert seasonal == []
     # It ran through the ramp (about 06:30-08:00 local) to 09:00, every cycle whole.
     assert run.figures["cycles"] == 181 and run.figures["degraded_cycles"] == 0
+
+
+def test_incidents_over_before_the_replay_began_are_not_judged(run: Replayed) -> None:
+    """This history's incidents all came on its first day: a replay that starts later could not
+    have warned of them in time, and was counted as having missed them."""
+    rows = run.figures["incidents"]
+    assert rows and all(not r["judged"] and r["met"] is None for r in rows)
+    assert run.figures["incidents_judged"] == 0 and run.figures["incidents_met"] == 0
