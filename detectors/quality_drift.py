@@ -276,7 +276,6 @@ class QualityDrift(UnivariateDetector):
         lead = np.where((whole.slope > 0) & (level < floor), (floor - level) / whole.slope * 3600.0, np.inf)
         return np.fmin(np.nan_to_num(reach * consistent, nan=0.0), FORECAST_MAX), lead
 
-    # ------------------------------------------------------------------ daemon contract
     # ------------------------------------------------------------------ the day before the first frame
     def history_wanted(self, signals: Mapping[str, SignalInfo]) -> HistoryWanted | None:
         """The reference window and what follows it, at the daemon's step, of the quality signals

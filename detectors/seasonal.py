@@ -399,7 +399,7 @@ class SeasonalBaseline(UnivariateDetector):
         """Keep each series' samples until its first frame, whose trace then covers them too: the
         first frame finds the state of a daemon that ran through those days (one trace per series,
         not a cycle per sample). A stretch that holds one value is kept as its ends (most of a
-        cluster's restart counts). A series whose state was restored keeps it."""
+        cluster's restart counts). A series that has a state already keeps it."""
         for s in series:
             if s.key not in self._where:
                 isolated(self.name, s, self._learn, s)
