@@ -384,7 +384,8 @@ class SeasonalBaseline(UnivariateDetector):
         """Three periods before the first frame, at the daemon's step, of this detector's signals:
         the fewest whose median outvotes one odd day (two give their mean), and at a one-minute
         step they fill the scales' memory (4,096 samples). Each is fetched once and traced once,
-        with the first frame (about 12 ms of CPU a series that is not constant).
+        with the first frame (the first cycle's CPU grew by about 1.6 ms a series that is not
+        constant: bench/learn_history.py at 10k series).
 
         The state is in memory: without them a new daemon, and every restarted one, began from
         its first frame (6 hours), where the recent median stands in for the profile until two
