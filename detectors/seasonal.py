@@ -653,8 +653,10 @@ def _by_signal_of_key(keys: Mapping[object, object]) -> dict[str, list[object]]:
 
 @dataclass(frozen=True)
 class _Learnt:
-    """A stretch of a series learnt from Prometheus: its samples, or (``step`` > 0) a stretch that
-    held one value, as its first and last times, the value, and the step of the samples between."""
+    """A stretch of a series learnt from Prometheus, as small as it can be held until the first
+    frame: with ``step`` > 0 a regular one (a range query's answer without a gap) as its first and
+    last times and its values as float32, or only its value if it held one (4 bytes a sample, or
+    nothing); else every sample's time too."""
 
     t: np.ndarray
     v: np.ndarray
@@ -662,17 +664,18 @@ class _Learnt:
 
     @classmethod
     def of(cls, t: np.ndarray, v: np.ndarray) -> _Learnt:
-        if t.shape[0] > 2 and np.isfinite(v).all() and v.min() == v.max():
+        if t.shape[0] > 2:
             step = (t[-1] - t[0]) / (t.shape[0] - 1)
             if np.allclose(np.diff(t), step):
-                return cls(t[[0, -1]].copy(), v[:1].copy(), step)
+                one = bool(np.isfinite(v).all() and v.min() == v.max())
+                return cls(t[[0, -1]].copy(), (v[:1] if one else v).astype(np.float32), step)
         return cls(t.copy(), v.astype(np.float32))
 
     def samples(self) -> tuple[np.ndarray, np.ndarray]:
         if not self.step:
             return self.t, self.v
         n = int(round((self.t[1] - self.t[0]) / self.step)) + 1
-        return self.t[0] + self.step * np.arange(n), np.full(n, self.v[0])
+        return self.t[0] + self.step * np.arange(n), self.v if self.v.shape[0] == n else np.full(n, self.v[0])
 
 
 class _Batch:

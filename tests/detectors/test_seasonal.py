@@ -440,7 +440,13 @@ def test_the_first_frame_after_the_days_learnt_is_scored_as_one_history() -> Non
         b = min(a + 240, frame_from + 1)
         det.learn_history(frame({"inference_request_rate": [(MODEL, t[a:b], y[a:b])]}, step=60.0).series)
     [(key, parts)] = det._learnt.items()
-    assert sum(p.t.shape[0] for p in parts) == frame_from + 1 - 480 + 4  # the idle night as two chunks' ends
+    # Kept small: regular chunks as their ends and float32 values; the idle night's two as a value each.
+    assert all(p.t.shape[0] == 2 and p.v.dtype == np.float32 for p in parts)
+    assert sum(p.v.shape[0] for p in parts) == frame_from + 1 - 480 + 2
+    gap = det._learnt[key][3]
+    det._learnt[key][3] = type(gap).of(np.delete(gap.samples()[0], 7), np.delete(gap.samples()[1], 7))
+    assert det._learnt[key][3].t.shape[0] == 239  # a chunk with a sample missing keeps its times
+    y[3 * 240 + 7] = np.nan  # as the trace below sees it
     det.detect(frame({"inference_request_rate": [(MODEL, t[frame_from:], y[frame_from:])]}, step=60.0))
     assert not det._learnt
     table = det._where[key]
