@@ -188,10 +188,13 @@ def refresh_held(
     entity nothing measures now. Without it, Alertmanager resolved the alert before the daemon's
     "cleared", and a condition back in between fired anew there. Only what arrived is refreshed
     (a message still waiting carries the condition when it goes)."""
+    expiring = {name: n for name, n in notifiers.items() if n.repeat_interval is not None}
+    if not expiring:
+        return  # no channel's alerts expire (no Alertmanager): the ledger need not be read again
     closing = set(resolved_keys)
     for (channel, key), prior in ledger.items():
-        notifier = notifiers.get(channel)
-        if notifier is None or notifier.repeat_interval is None or (channel, key) in batch.sighted or (channel, key) in closing:
+        notifier = expiring.get(channel)
+        if notifier is None or (channel, key) in batch.sighted or (channel, key) in closing:
             continue
         if not (prior.active and prior.resolvable and prior.delivered) or prior.fingerprint == "":
             continue
