@@ -69,6 +69,9 @@ class DingTalkReceiver:
         self.throttle_seconds = throttle_seconds
         self.clock = clock
         self.requests: list[Received] = []
+        # Requests whose body has arrived, counted before a scripted delay (``requests`` after it):
+        # a test can know the receiver holds one.
+        self.arrived = 0
         self._script: deque[Scripted] = deque()
         self._accepted_times: deque[float] = deque()
         self._throttled_until = 0.0
@@ -193,6 +196,7 @@ class DingTalkReceiver:
                 except ValueError:
                     payload = None
                 with receiver._lock:
+                    receiver.arrived += 1
                     scripted = None
                     if receiver._script:
                         scripted = receiver._script[0]

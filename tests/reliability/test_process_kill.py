@@ -137,6 +137,9 @@ def test_sigkill_mid_delivery_sends_nothing_twice(
         try:
             # The outbox marks a batch "sending" in its own transaction before the transport call.
             assert wait_for(lambda: outbox_states(tmp_path / "state.sqlite", "robot") == ["sending"], 20)
+            # ...and the request has reached DingTalk, which holds it: killed sooner (between the
+            # mark and the send, as the full CI run once did on a loaded machine), nothing is sent.
+            assert wait_for(lambda: robot.arrived == 1, 20)
             assert robot.requests == []  # DingTalk is still holding the request
             daemon.kill()
             assert wait_for(lambda: len(robot.requests) == 1, 10)  # DingTalk did take it, after the kill
